@@ -1,0 +1,134 @@
+# takumi build. `make` builds libtakumi.a and the `takumi` command into build/;
+# `make test` builds and runs the whole test suite (tests/run.sh).
+# Switches (each 0 turns the feature off):
+#   BLAS=0       no OpenBLAS: matmuls use the built-in scalar/SIMD kernels
+#   OPENMP=0     no OpenMP threading
+#   NATIVE=0     do not tune for this CPU (-march=native)
+#   SANITIZE=1   ASan + UBSan build into build-asan/ (tests run there too)
+#   FUZZ=1       also build libFuzzer targets (needs clang)
+CC      ?= cc
+BLAS    ?= 1
+OPENMP  ?= 1
+NATIVE  ?= 1
+SANITIZE ?= 0
+DEBUG   ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-asan
+else
+BUILD   ?= build
+endif
+
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc -fPIC
+LDLIBS  = -lm -lpthread
+
+ifeq ($(DEBUG),1)
+OPT = -O0 -g
+else
+OPT = -O2 -g
+endif
+ifeq ($(NATIVE),1)
+OPT += -march=native
+endif
+ifeq ($(SANITIZE),1)
+OPT += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# --- required libraries -----------------------------------------------------
+PCRE2_CFLAGS := $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+PCRE2_LIBS   := $(shell pkg-config --libs libpcre2-8 2>/dev/null)
+CJSON_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null)
+CJSON_LIBS   := $(shell pkg-config --libs libcjson 2>/dev/null)
+ifeq ($(PCRE2_LIBS),)
+$(error PCRE2 not found: apt-get install libpcre2-dev (or run scripts/setup.sh))
+endif
+ifeq ($(CJSON_LIBS),)
+$(error cJSON not found: apt-get install libcjson-dev (or run scripts/setup.sh))
+endif
+CFLAGS_BASE += $(PCRE2_CFLAGS) $(CJSON_CFLAGS)
+LDLIBS += $(PCRE2_LIBS) $(CJSON_LIBS)
+
+# --- optional features ------------------------------------------------------
+FEATURES =
+ifeq ($(BLAS),1)
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)
+ifneq ($(BLAS_LIBS),)
+CFLAGS_BASE += -DTK_HAVE_BLAS $(BLAS_CFLAGS)
+LDLIBS += $(BLAS_LIBS)
+FEATURES += "  BLAS     : OpenBLAS ($(BLAS_LIBS))   [BLAS=0 to switch off]"
+else
+FEATURES += "  BLAS     : not found (apt-get install libopenblas-openmp-dev); built-in kernels"
+endif
+else
+FEATURES += "  BLAS     : off (BLAS=0)"
+endif
+ifeq ($(OPENMP),1)
+CFLAGS_BASE += -fopenmp -DTK_HAVE_OPENMP
+LDFLAGS += -fopenmp
+FEATURES += "  OpenMP   : on   [OPENMP=0 to switch off]"
+else
+FEATURES += "  OpenMP   : off (OPENMP=0)"
+endif
+ifneq ($(shell command -v nvcc 2>/dev/null),)
+FEATURES += "  CUDA     : nvcc found, but this version has no CUDA backend yet (CPU only)"
+else
+FEATURES += "  CUDA     : nvcc not found (CPU only)"
+endif
+ifeq ($(SANITIZE),1)
+FEATURES += "  Sanitize : ASan+UBSan -> $(BUILD)/   [SANITIZE=0 for the normal build]"
+else
+FEATURES += "  Sanitize : off   [SANITIZE=1 for an ASan+UBSan build in build-asan/]"
+endif
+
+CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+CLI_SRC  := $(sort $(wildcard tools/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+DEPS     := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+.PHONY: all features test tests fuzz clean
+all: features $(BUILD)/libtakumi.a $(BUILD)/takumi
+
+features:
+	@echo "takumi build ($(BUILD)/):"
+	@for f in $(FEATURES); do echo "$$f"; done
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtakumi.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/takumi: $(CLI_OBJ) $(BUILD)/libtakumi.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libtakumi.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libtakumi.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libtakumi.a $(LDFLAGS) $(LDLIBS)
+
+tests: all $(TEST_BIN)
+
+test: tests
+	@BUILD=$(BUILD) bash tests/run.sh
+
+# libFuzzer targets: tests/fuzz/fuzz_*.c, built with clang into $(BUILD)/fuzz/.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_CFLAGS = $(filter-out -fopenmp -DTK_HAVE_OPENMP,$(CFLAGS_BASE)) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+fuzz: $(FUZZ_BIN)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(DEPS)

@@ -1,0 +1,75 @@
+/* Tokenizers: byte-level BPE (GPT-2 / Llama-3 / Qwen2 / SmolLM2 styles, with the
+ * pre-tokenizer each model declares) and SentencePiece-style BPE (Llama-2, Mistral,
+ * TinyLlama; byte fallback). Loaded from GGUF metadata, HF tokenizer.json, or a
+ * llama2.c tokenizer.bin. Encoding is exact against the reference implementations. */
+#ifndef TAKUMI_TOKENIZER_H
+#define TAKUMI_TOKENIZER_H
+#include "takumi/core.h"
+#include "takumi/gguf.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct tk_tokenizer tk_tokenizer;
+
+typedef enum tk_tokenizer_kind { TK_TOKENIZER_BPE = 0, TK_TOKENIZER_SPM = 1 } tk_tokenizer_kind;
+
+/* Flags for tk_tokenize. */
+enum {
+    TK_TOK_ADD_SPECIAL   = 1 << 0, /* add BOS (and EOS) as the model's config asks */
+    TK_TOK_PARSE_SPECIAL = 1 << 1, /* text like "<|im_start|>" becomes the special token */
+};
+
+/* Builds a tokenizer from a GGUF file's tokenizer.ggml.* metadata. Free with tk_tokenizer_free. */
+tk_status tk_tokenizer_from_gguf(const tk_gguf *g, tk_tokenizer **out);
+/* Builds a tokenizer from an HF tokenizer.json (+ optional tokenizer_config.json for BOS/EOS/chat template; may be NULL). */
+tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer_config_json, tk_tokenizer **out);
+/* Builds a tokenizer from a llama2.c tokenizer.bin (SentencePiece-style; BOS=1, EOS=2). */
+tk_status tk_tokenizer_from_llama2c(const char *tokenizer_bin, tk_tokenizer **out);
+/* Frees a tokenizer; accepts NULL. */
+void tk_tokenizer_free(tk_tokenizer *t);
+
+tk_tokenizer_kind tk_tokenizer_kind_of(const tk_tokenizer *t);
+/* Short description of the pre-tokenizer ("smollm", "llama3", "qwen2", "gpt2", "spm", …). */
+const char *tk_tokenizer_pre_name(const tk_tokenizer *t);
+int32_t tk_tokenizer_n_vocab(const tk_tokenizer *t);
+/* Special ids (-1 when the model has none). eot is the end-of-turn token (e.g. <|im_end|>, <|eot_id|>), else eos. */
+int32_t tk_tokenizer_bos(const tk_tokenizer *t);
+int32_t tk_tokenizer_eos(const tk_tokenizer *t);
+int32_t tk_tokenizer_eot(const tk_tokenizer *t);
+int32_t tk_tokenizer_pad(const tk_tokenizer *t);
+/* Whether encoding with TK_TOK_ADD_SPECIAL prepends BOS / appends EOS. */
+bool tk_tokenizer_adds_bos(const tk_tokenizer *t);
+bool tk_tokenizer_adds_eos(const tk_tokenizer *t);
+/* True for control/special tokens (never produced from plain text unless PARSE_SPECIAL). */
+bool tk_tokenizer_is_special(const tk_tokenizer *t, int32_t id);
+/* Id of the token whose text is exactly s (special/added tokens included), or -1. */
+int32_t tk_tokenizer_find(const tk_tokenizer *t, const char *s);
+/* The model's chat template (Jinja source) if the file carried one, else NULL. */
+const char *tk_tokenizer_chat_template(const tk_tokenizer *t);
+
+/* Encodes len bytes of UTF-8 text, appending ids to *out. Invalid UTF-8 is encoded byte-wise, never rejected. */
+tk_status tk_tokenize(const tk_tokenizer *t, const char *text, size_t len, int flags, tk_ivec *out);
+/* Decodes ids to text, appending to *out (special tokens rendered as their text unless skip_special). */
+tk_status tk_detokenize(const tk_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, tk_buf *out);
+/* The raw vocabulary entry of id (as stored; NULL if out of range). */
+const char *tk_tokenizer_piece(const tk_tokenizer *t, int32_t id, size_t *len);
+
+/* Streaming decoder for generation: feed ids one at a time; emits only complete UTF-8. */
+typedef struct tk_detok_stream {
+    const tk_tokenizer *tok;
+    char pending[16];
+    int n_pending;
+    int32_t prev;   /* previous id, or -1 at start (SPM strips the leading space after BOS) */
+} tk_detok_stream;
+/* Starts a stream. */
+void tk_detok_stream_init(tk_detok_stream *s, const tk_tokenizer *t);
+/* Appends the text completed by id to *out (may append nothing while a UTF-8 sequence is incomplete). */
+tk_status tk_detok_stream_push(tk_detok_stream *s, int32_t id, tk_buf *out);
+/* Appends any remaining bytes (as U+FFFD if incomplete). */
+tk_status tk_detok_stream_flush(tk_detok_stream *s, tk_buf *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,61 @@
+/* Internal helpers shared by every layer: error reporting, checked arithmetic,
+ * read-only file mapping, growable buffers, a seeded RNG. Not public API. */
+#ifndef TK_CORE_INTERNAL_H
+#define TK_CORE_INTERNAL_H
+
+#include "takumi/core.h"
+#include <stdarg.h>
+#include <string.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__)
+#define TK_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define TK_PRINTF(a, b)
+#endif
+
+/* Records a formatted error message for this thread and returns st (so: `return tk_fail(TK_ERR_FORMAT, "%s: ...", path);`). */
+tk_status tk_fail(tk_status st, const char *fmt, ...) TK_PRINTF(2, 3);
+/* Prefixes the current error message with a formatted context ("loading x.gguf: ") and returns st. */
+tk_status tk_fail_ctx(tk_status st, const char *fmt, ...) TK_PRINTF(2, 3);
+
+/* Allocation that records TK_ERR_NOMEM on failure (returns NULL). Free with free(). */
+void *tk_malloc(size_t n);
+void *tk_calloc(size_t n, size_t size);
+void *tk_realloc(void *p, size_t n);
+char *tk_strdup(const char *s);
+char *tk_strndup(const char *s, size_t n);
+
+/* Checked arithmetic: return false on overflow. */
+static inline bool tk_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool tk_add_ok(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+
+/* A whole file mapped read-only (or read into memory when mmap is impossible). */
+typedef struct tk_mapped_file {
+    const uint8_t *data;
+    size_t size;
+    char *path;      /* owned copy, for messages */
+    int is_mmap;
+} tk_mapped_file;
+/* Maps path read-only into *f; fails with a message naming the path (missing file, directory, I/O error). Release with tk_unmap_file. */
+tk_status tk_map_file(const char *path, tk_mapped_file *f);
+/* Unmaps/frees a file mapped by tk_map_file; safe on a zeroed struct. */
+void tk_unmap_file(tk_mapped_file *f);
+/* Reads a whole (small) file into a NUL-terminated malloc'd buffer; *len gets its size (may be NULL). */
+tk_status tk_read_file(const char *path, char **out, size_t *len);
+/* Writes buf to path atomically (temp file in the same folder, fsync, rename). */
+tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len);
+
+/* Deterministic RNG (xoshiro256**), seeded with splitmix64. */
+typedef struct tk_rng { uint64_t s[4]; } tk_rng;
+void tk_rng_seed(tk_rng *r, uint64_t seed);
+uint64_t tk_rng_u64(tk_rng *r);
+/* Uniform float in [0, 1). */
+float tk_rng_uniform(tk_rng *r);
+/* Standard normal (Box–Muller). */
+float tk_rng_normal(tk_rng *r);
+
+/* Monotonic wall clock in seconds. */
+double tk_time_s(void);
+
+#endif

@@ -1,0 +1,79 @@
+/* Argument helpers shared by the subcommands. */
+#include "cli.h"
+#include <stdarg.h>
+#include <errno.h>
+#include <unistd.h>
+#include <limits.h>
+#include <libgen.h>
+
+int cli_fail(tk_status st, const char *fmt, ...) {
+    fputs("takumi: ", stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (st != TK_OK && tk_last_error()[0]) fprintf(stderr, ": %s", tk_last_error());
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, int *err) {
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0) return 0;
+    size_t n = strlen(name);
+    if (strncmp(a + 2, name, n) != 0) return 0;
+    if (a[2 + n] == '=') { *val = a + 3 + n; return 1; }
+    if (a[2 + n] != 0) return 0;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "takumi: option --%s needs a value\n", name);
+        *err = 1;
+        return 1;
+    }
+    *val = argv[++*i];
+    return 1;
+}
+
+int cli_flag(char **argv, int i, const char *name) {
+    return strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + 2, name) == 0;
+}
+
+long cli_parse_long(const char *opt, const char *v, int *err) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end) {
+        fprintf(stderr, "takumi: --%s: expected an integer, got '%s'\n", opt, v);
+        *err = 1;
+    }
+    return x;
+}
+
+double cli_parse_double(const char *opt, const char *v, int *err) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end) {
+        fprintf(stderr, "takumi: --%s: expected a number, got '%s'\n", opt, v);
+        *err = 1;
+    }
+    return x;
+}
+
+const char *cli_default_model(void) {
+    static char buf[PATH_MAX + 64];
+    const char *env = getenv("TAKUMI_MODEL");
+    if (env && *env) return env;
+    const char *rel = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (access(rel, R_OK) == 0) return rel;
+    /* next to the repository the binary was built in: <repo>/build/takumi */
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *d = dirname(exe);       /* <repo>/build */
+        char *r = dirname(d);         /* <repo> */
+        snprintf(buf, sizeof buf, "%s/%s", r, rel);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return NULL;
+}

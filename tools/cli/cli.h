@@ -1,0 +1,24 @@
+/* Shared helpers for `takumi` subcommands. The CLI is the only code that prints
+ * to the user and exits; stdout carries results only, diagnostics go to stderr. */
+#ifndef TK_CLI_H
+#define TK_CLI_H
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "takumi.h"
+
+/* Prints "takumi: <message>" (with the library's last error when st != TK_OK) to stderr and returns 1. */
+int cli_fail(tk_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Returns 1 if argv[*i] is --name (value in the next arg, or --name=value); sets *val and advances *i. Missing value: prints an error, sets *err. */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, int *err);
+/* Returns 1 if argv[*i] is the flag --name. */
+int cli_flag(char **argv, int i, const char *name);
+/* Parses an int/float option value; on error prints a message naming the option and sets *err. */
+long cli_parse_long(const char *opt, const char *v, int *err);
+double cli_parse_double(const char *opt, const char *v, int *err);
+/* Resolves the default model path: $TAKUMI_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's repo. NULL if not found. */
+const char *cli_default_model(void);
+
+/* Subcommands: each returns the process exit code. */
+typedef int (*cli_cmd_fn)(int argc, char **argv);
+#endif

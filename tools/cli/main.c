@@ -1,0 +1,33 @@
+/* `takumi` — the command. Dispatches to one function per subcommand. */
+#include "cli.h"
+
+int cmd_version(int argc, char **argv);
+
+/* Each subcommand lives in tools/cli/cmd_<name>.c. */
+static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmds[] = {
+    {"version", cmd_version, "print the version and build features"},
+};
+
+int cmd_version(int argc, char **argv) {
+    (void)argc; (void)argv;
+    printf("takumi %s\n", TK_VERSION);
+    return 0;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: takumi <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
+        fprintf(f, "  %-12s %s\n", k_cmds[i].name, k_cmds[i].help);
+    fprintf(f, "\n'takumi <command> --help' shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "--version")) return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof k_cmds / sizeof k_cmds[0]; i++)
+        if (!strcmp(argv[1], k_cmds[i].name)) return k_cmds[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "takumi: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
