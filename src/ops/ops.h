@@ -1,0 +1,67 @@
+/* Ops of the Llama family, forward and backward side by side (one file per op family
+ * in src/ops/). Dimension legend: T rows (tokens, batch x sequence flattened),
+ * C model dim, H query heads, KH key/value heads, D head dim, F SwiGLU hidden,
+ * V vocabulary, S key length (cache length at inference).
+ * Gradient convention: parameter gradients are accumulated (+=), activation
+ * gradients are written (=), unless a function says otherwise. */
+#ifndef TK_OPS_H
+#define TK_OPS_H
+#include "takumi/core.h"
+#include "backend/cpu/matmul.h"
+
+/* out[T x C] = rows ids[t] of table [V x C] (any dtype). Fails on an id outside [0, V). */
+tk_status tk_embedding_forward(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table);
+/* dtable[V x C] += scatter of dout rows (f32 table gradient). */
+void tk_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int64_t T, int64_t C);
+
+/* out = x * rstd * w with rstd = 1/sqrt(mean(x^2) + eps); rstd[T] saved when non-NULL. out may alias x. */
+void tk_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t C, float eps);
+/* dx = ...; dw += ... (dw may be NULL for a frozen norm). */
+void tk_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int64_t T, int64_t C);
+
+/* RoPE tables: cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
+typedef struct tk_rope {
+    int64_t n_pos, half;   /* half = D/2 */
+    int interleaved;       /* 1: pairs (2i, 2i+1); 0: halves (i, i+D/2) */
+    float *cos, *sin;      /* [n_pos x half] */
+} tk_rope;
+/* Builds the tables (theta, scaling from the model config); free with tk_rope_free. */
+struct tk_model_config;
+tk_status tk_rope_init(tk_rope *r, const struct tk_model_config *cfg, int64_t n_pos);
+void tk_rope_free(tk_rope *r);
+/* Rotates x[T x NH x D] in place by the angle of pos[t]. */
+void tk_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
+/* Backward of the rotation (rotation by -angle), in place on dx. */
+void tk_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
+
+/* Causal grouped-query attention for one sequence block.
+ * q[Tq x H x D], k/v[S x KH x D]; query t attends to key s iff seg_k[s] == seg_q[t] (>= 0)
+ * and pos_k[s] <= pos_q[t]; so packing (segments) and padding (segment -1) are masks.
+ * out[Tq x H x D]. att (optional, [H x Tq x S]) keeps the probabilities for backward. */
+typedef struct tk_attn_args {
+    int64_t Tq, S, H, KH, D;
+    const int32_t *pos_q, *pos_k;   /* positions */
+    const int32_t *seg_q, *seg_k;   /* segment ids; NULL = one segment for all */
+    float scale;                    /* usually 1/sqrt(D) */
+} tk_attn_args;
+tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a);
+/* dq = ..., dk/dv written (=) from dout, the saved att and q, k, v. */
+tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                                const float *q, const float *k, const float *v, const tk_attn_args *a);
+
+/* out[n] = silu(gate) * up. */
+void tk_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+/* dgate, dup written from dout. */
+void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+
+/* Linear: y[T x N] = x[T x K] W^T + b (b may be NULL). See backend/cpu/matmul.h. */
+tk_status tk_linear_forward(float *y, const float *x, const tk_tensor_ref *w, const float *b, int64_t T);
+
+/* Chunked LM head + cross-entropy: logits = h[T x C] · Wout^T never exist whole.
+ * For each row t with target[t] >= 0 and weight[t] != 0 (weight may be NULL = 1):
+ * loss_t = logsumexp(logits_t) - logits_t[target]. Returns sum of weight*loss in *loss_sum and
+ * sum of weights in *weight_sum. When dh != NULL also writes dh = d(loss_sum * grad_scale)/dh,
+ * and dW (f32 [V x C], may be NULL for a frozen head) accumulates the head gradient. */
+tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
+                         int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw);
+#endif
