@@ -24,12 +24,14 @@ typedef struct tk_rope {
     int64_t n_pos, half;   /* half = D/2 */
     int interleaved;       /* 1: pairs (2i, 2i+1); 0: halves (i, i+D/2) */
     float *cos, *sin;      /* [n_pos x half] */
+    float *inv_freq;       /* [half]: angle = pos * inv_freq[i] (used past n_pos) */
 } tk_rope;
 /* Builds the tables (theta, scaling from the model config); free with tk_rope_free. */
 struct tk_model_config;
 tk_status tk_rope_init(tk_rope *r, const struct tk_model_config *cfg, int64_t n_pos);
 void tk_rope_free(tk_rope *r);
-/* Rotates x[T x NH x D] in place by the angle of pos[t]. */
+/* Rotates x[T x NH x D] in place by the angle of pos[t] (first 2*half dims of each head).
+ * Positions outside [0, n_pos) are valid but computed on the fly (slow). */
 void tk_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
 /* Backward of the rotation (rotation by -angle), in place on dx. */
 void tk_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
@@ -56,6 +58,9 @@ void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float
 
 /* Linear: y[T x N] = x[T x K] W^T + b (b may be NULL). See backend/cpu/matmul.h. */
 tk_status tk_linear_forward(float *y, const float *x, const tk_tensor_ref *w, const float *b, int64_t T);
+/* Backward of tk_linear_forward: dx[T x K] = dy·W written (any weight dtype; skipped when NULL);
+ * dw[N x K] += dy^T·x and db[N] += column sums of dy (each skipped when NULL, e.g. a frozen base). */
+tk_status tk_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const tk_tensor_ref *w, int64_t T);
 
 /* Chunked LM head + cross-entropy: logits = h[T x C] · Wout^T never exist whole.
  * For each row t with target[t] >= 0 and weight[t] != 0 (weight may be NULL = 1):

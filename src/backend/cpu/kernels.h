@@ -1,0 +1,32 @@
+/* Internal CPU kernels behind tk_matmul: activation quantization and fused
+ * quantized-weight dot products for few-row (decode) products, each with the
+ * portable scalar reference it is tested against (tests/test_matmul.c). */
+#ifndef TK_BACKEND_CPU_KERNELS_H
+#define TK_BACKEND_CPU_KERNELS_H
+#include "takumi/core.h"
+
+/* One 32-element block of a quantized activation row: x[i] ~= d * q[i]; s = d * sum(q). */
+typedef struct tk_q8x { float d, s; int8_t q[32]; } tk_q8x;
+
+/* Quantizes n f32 values (n a multiple of 32) to n/32 tk_q8x blocks (round to nearest, |q| <= 127). */
+void tk_cpu_quantize_q8x(const float *x, tk_q8x *out, int64_t n);
+
+/* True when dtype t has a fused dot kernel against tk_q8x activations (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K). */
+bool tk_cpu_has_qdot(tk_dtype t);
+/* Dot product of one weight row (n elements of dtype t, tk_cpu_has_qdot(t)) with a quantized activation row. */
+float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
+/* The scalar reference of tk_cpu_qdot (same arithmetic up to float summation order). */
+float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
+/* Name of the SIMD flavour compiled into tk_cpu_qdot ("avx2", "scalar"). */
+const char *tk_cpu_qdot_isa(void);
+
+/* Dequantizes n elements of any supported dtype (F32 copy included) into dst; TK_ERR_UNSUPPORTED otherwise. */
+tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n);
+
+/* The built-in blocked sgemm (what tk_sgemm uses when built without BLAS); same contract as tk_sgemm. */
+void tk_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* Forces a matmul strategy (tests and benches): 0 auto, 1 panel dequant + sgemm, 2 fused row dots. */
+void tk_cpu_matmul_force_path(int path);
+#endif

@@ -1,0 +1,208 @@
+/* tk_matmul and friends: y = x·W^T for weights of any dtype, never expanding a
+ * half/quantized W whole. Three strategies:
+ *   f32 W           -> one sgemm (BLAS threads it);
+ *   few rows (T<8)  -> row-parallel dots, W read once from its storage: fused int8
+ *                      kernels for Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (x quantized to 32-blocks,
+ *                      as llama.cpp does), dequantize-a-row + f32 dot for the rest;
+ *   many rows       -> panels of W rows dequantized into a per-thread scratch that
+ *                      fits in L2, each followed by a single-threaded sgemm; threads
+ *                      split the panels (one OpenMP pool: BLAS never nests).
+ * The backward dx = dy·W uses the same panels, split over column stripes of W so
+ * threads write disjoint parts of dx. */
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/kernels.h"
+#include "core/core.h"
+#include "core/quant.h"
+#ifdef TK_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#define TK_SMALL_T 8
+#define TK_PANEL_FLOATS (48 * 1024) /* 192 KiB of f32 per panel: stays in L2 beside the x tile */
+
+static int g_force_path = 0;
+void tk_cpu_matmul_force_path(int path) { g_force_path = path; }
+
+tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n) {
+    if (t == TK_F32) {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return TK_OK;
+    }
+    tk_dequant_row_fn f = tk_dequant_row_fn_for(t);
+    if (!f) return tk_fail(TK_ERR_UNSUPPORTED, "no dequantizer for dtype %s", tk_dtype_name(t));
+    f(src, dst, n);
+    return TK_OK;
+}
+
+/* Validates W against K and computes its row stride in bytes. */
+static tk_status check_weight(const tk_tensor_ref *w, int64_t T, size_t *row_bytes) {
+    if (!w || !w->data) return tk_fail(TK_ERR_ARG, "matmul: NULL weight");
+    const char *name = w->name ? w->name : "weight";
+    if (T < 0) return tk_fail(TK_ERR_ARG, "matmul %s: negative row count", name);
+    int64_t K = w->ne[0], N = w->ne[1];
+    if (K <= 0 || N <= 0) return tk_fail(TK_ERR_ARG, "matmul %s: empty weight [%lld x %lld]", name, (long long)N, (long long)K);
+    bool is_int = w->dtype == TK_I8 || w->dtype == TK_I16 || w->dtype == TK_I32 || w->dtype == TK_I64;
+    if (is_int || (w->dtype != TK_F32 && !tk_dequant_row_fn_for(w->dtype)))
+        return tk_fail(TK_ERR_UNSUPPORTED, "matmul %s: no kernel for dtype %s", name, tk_dtype_name(w->dtype));
+    tk_status st = tk_dtype_nbytes(w->dtype, K, row_bytes);
+    if (st) return tk_fail_ctx(st, "matmul %s: ", name);
+    size_t total;
+    if (!tk_mul_ok(*row_bytes, (size_t)N, &total)) return tk_fail(TK_ERR_NOMEM, "matmul %s: size overflows", name);
+    if (w->nbytes && w->nbytes < total)
+        return tk_fail(TK_ERR_FORMAT, "matmul %s: %zu bytes of data for [%lld x %lld] %s", name, w->nbytes,
+                       (long long)N, (long long)K, tk_dtype_name(w->dtype));
+    return TK_OK;
+}
+
+static int64_t panel_rows(int64_t K, int64_t N) {
+    int64_t nr = TK_PANEL_FLOATS / K;
+    if (nr < 8) nr = 8;
+    int nt = tk_get_threads();
+    int64_t fair = (N + 2 * nt - 1) / (2 * nt); /* at least two panels per thread when N allows */
+    if (fair < nr) nr = fair;
+    nr = (nr + 7) / 8 * 8;
+    return nr > 0 ? nr : 8;
+}
+
+/* y[T x N] (+)= x · W^T by panels: dequantize W[n0:n0+nr, :] then sgemm. */
+static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc) {
+    int64_t K = w->ne[0], N = w->ne[1], nr = panel_rows(K, N), np = (N + nr - 1) / nr;
+    tk_dequant_row_fn deq = tk_dequant_row_fn_for(w->dtype);
+    const uint8_t *W = w->data;
+    tk_status err = TK_OK;
+    #pragma omp parallel
+    {
+        float *panel = malloc((size_t)nr * K * sizeof(float));
+        if (!panel) {
+            #pragma omp atomic write
+            err = TK_ERR_NOMEM;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t p = 0; p < np; p++) {
+            if (!panel) continue;
+            int64_t n0 = p * nr, rows = N - n0 < nr ? N - n0 : nr;
+            for (int64_t r = 0; r < rows; r++) deq(W + (size_t)(n0 + r) * row_bytes, panel + r * K, K);
+            tk_sgemm(false, true, T, rows, K, 1.0f, x, K, panel, K, acc ? 1.0f : 0.0f, y + n0, N);
+        }
+        free(panel);
+    }
+    return err ? tk_fail(err, "matmul %s: out of memory for a %lld x %lld panel", w->name ? w->name : "weight",
+                         (long long)nr, (long long)K) : TK_OK;
+}
+
+/* Few rows: each thread takes a range of output rows and reads each W row once. */
+static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc) {
+    int64_t K = w->ne[0], N = w->ne[1];
+    const uint8_t *W = w->data;
+    bool fused = tk_cpu_has_qdot(w->dtype) && K % tk_dtype_block_elems(w->dtype) == 0 && K % 32 == 0;
+    tk_q8x *xq = NULL;
+    if (fused) {
+        xq = tk_malloc((size_t)T * (K / 32) * sizeof(tk_q8x));
+        if (!xq) return TK_ERR_NOMEM;
+        for (int64_t t = 0; t < T; t++) tk_cpu_quantize_q8x(x + t * K, xq + t * (K / 32), K);
+    }
+    tk_dequant_row_fn deq = w->dtype == TK_F32 ? NULL : tk_dequant_row_fn_for(w->dtype);
+    tk_status err = TK_OK;
+    #pragma omp parallel if (N * K > 16384)
+    {
+        float *row = fused ? NULL : malloc((size_t)K * sizeof(float));
+        if (!fused && !row) {
+            #pragma omp atomic write
+            err = TK_ERR_NOMEM;
+        }
+        #pragma omp for schedule(static)
+        for (int64_t n = 0; n < N; n++) {
+            const void *wr = W + (size_t)n * row_bytes;
+            if (fused) {
+                for (int64_t t = 0; t < T; t++) {
+                    float v = tk_cpu_qdot(w->dtype, wr, xq + t * (K / 32), K);
+                    y[t * N + n] = acc ? y[t * N + n] + v : v;
+                }
+                continue;
+            }
+            if (!row) continue;
+            const float *wf = deq ? row : (const float *)wr;
+            if (deq) deq(wr, row, K);
+            for (int64_t t = 0; t < T; t++) {
+                const float *xt = x + t * K;
+                float s = 0;
+                #pragma omp simd reduction(+ : s)
+                for (int64_t k = 0; k < K; k++) s += wf[k] * xt[k];
+                y[t * N + n] = acc ? y[t * N + n] + s : s;
+            }
+        }
+        free(row);
+    }
+    free(xq);
+    return err ? tk_fail(err, "matmul: out of memory") : TK_OK;
+}
+
+tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate) {
+    size_t row_bytes;
+    tk_status st = check_weight(w, T, &row_bytes);
+    if (st) return st;
+    if (T == 0) return TK_OK;
+    int64_t K = w->ne[0], N = w->ne[1];
+    int path = g_force_path;
+    if (!path) {
+        if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
+        else path = T < TK_SMALL_T ? 2 : 1;
+    }
+    if (path == 3 || (path == 1 && w->dtype == TK_F32)) {
+        tk_sgemm(false, true, T, N, K, 1.0f, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
+        return TK_OK;
+    }
+    return path == 1 ? matmul_panels(y, x, w, row_bytes, T, accumulate) : matmul_rows(y, x, w, row_bytes, T, accumulate);
+}
+
+tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate) {
+    size_t row_bytes;
+    tk_status st = check_weight(w, T, &row_bytes);
+    if (st) return st;
+    if (T == 0) return TK_OK;
+    int64_t K = w->ne[0], N = w->ne[1];
+    if (w->dtype == TK_F32) {
+        tk_sgemm(false, false, T, K, N, 1.0f, dy, N, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, dx, K);
+        return TK_OK;
+    }
+    /* Column stripes of W (whole blocks) per task; each task walks all rows of W in panels. */
+    int64_t blk = tk_dtype_block_elems(w->dtype), nblk = K / blk;
+    size_t bb = tk_dtype_block_bytes(w->dtype);
+    int nt = tk_get_threads();
+    int64_t stripes = nt > 1 ? 2 * nt : 1;
+    if (stripes > nblk) stripes = nblk;
+    int64_t sblk = (nblk + stripes - 1) / stripes;
+    stripes = (nblk + sblk - 1) / sblk;
+    int64_t kw_max = sblk * blk, nr = TK_PANEL_FLOATS / kw_max;
+    if (nr < 8) nr = 8;
+    if (nr > N) nr = N;
+    tk_dequant_row_fn deq = tk_dequant_row_fn_for(w->dtype);
+    const uint8_t *W = w->data;
+    tk_status err = TK_OK;
+    #pragma omp parallel if (stripes > 1)
+    {
+        float *panel = malloc((size_t)nr * kw_max * sizeof(float));
+        if (!panel) {
+            #pragma omp atomic write
+            err = TK_ERR_NOMEM;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t s = 0; s < stripes; s++) {
+            if (!panel) continue;
+            int64_t b0 = s * sblk, nb = nblk - b0 < sblk ? nblk - b0 : sblk, k0 = b0 * blk, kw = nb * blk;
+            for (int64_t n0 = 0; n0 < N; n0 += nr) {
+                int64_t rows = N - n0 < nr ? N - n0 : nr;
+                for (int64_t r = 0; r < rows; r++) deq(W + (size_t)(n0 + r) * row_bytes + (size_t)b0 * bb, panel + r * kw, kw);
+                float beta = (n0 == 0 && !accumulate) ? 0.0f : 1.0f;
+                tk_sgemm(false, false, T, kw, rows, 1.0f, dy + n0, N, panel, kw, beta, dx + k0, K);
+            }
+        }
+        free(panel);
+    }
+    return err ? tk_fail(err, "matmul_dx %s: out of memory", w->name ? w->name : "weight") : TK_OK;
+}
+
+void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K) {
+    if (T <= 0) return;
+    tk_sgemm(true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+}

@@ -1,0 +1,162 @@
+/* Causal grouped-query attention with segment (packing) and padding masks.
+ * Per head h (kv group g = h / (H/KH)) and block of query rows:
+ *   P = softmax_masked(scale * Q_h K_g^T),  O_h = P V_g      (two sgemms + a masked softmax)
+ * Backward, with dS = P * (dP - rowsum(P * dP)) and dP = dO_h V_g^T:
+ *   dQ_h = scale * dS K_g,  dK_g += scale * dS^T Q_h,  dV_g += P^T dO_h.
+ * Heads run in parallel (OpenMP); the sgemms inside run single-threaded (no nesting).
+ * dK/dV are summed over the heads of a group in a fixed order, so results do not
+ * depend on the thread count. Default positions when pos_q/pos_k are NULL: keys
+ * 0..S-1 and queries S-Tq..S-1 (the KV-cache layout). */
+#include "ops/ops.h"
+#include "core/core.h"
+#include <math.h>
+
+#define QB 64 /* query rows per task */
+
+static inline int32_t posq(const tk_attn_args *a, int64_t t) { return a->pos_q ? a->pos_q[t] : (int32_t)(a->S - a->Tq + t); }
+static inline int32_t posk(const tk_attn_args *a, int64_t s) { return a->pos_k ? a->pos_k[s] : (int32_t)s; }
+static inline int32_t segq(const tk_attn_args *a, int64_t t) { return a->seg_q ? a->seg_q[t] : 0; }
+static inline int32_t segk(const tk_attn_args *a, int64_t s) { return a->seg_k ? a->seg_k[s] : 0; }
+
+static tk_status check_args(const tk_attn_args *a) {
+    if (!a || a->Tq < 0 || a->S < 0 || a->H <= 0 || a->KH <= 0 || a->D <= 0 || a->H % a->KH)
+        return tk_fail(TK_ERR_ARG, "attention: bad shape (Tq %lld, S %lld, H %lld, KH %lld, D %lld); H must be a multiple of KH",
+                       a ? (long long)a->Tq : 0, a ? (long long)a->S : 0, a ? (long long)a->H : 0,
+                       a ? (long long)a->KH : 0, a ? (long long)a->D : 0);
+    return TK_OK;
+}
+
+/* Scores for rows [t0, t0+qb) of head h into P [qb x S], then masked softmax in place. */
+static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb) {
+    int64_t S = a->S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH);
+    tk_sgemm(false, true, qb, S, D, a->scale, q + t0 * H * D + h * D, H * D, k + g * D, KH * D, 0.0f, P, S);
+    for (int64_t i = 0; i < qb; i++) {
+        int64_t t = t0 + i;
+        float *p = P + i * S;
+        int32_t sq = segq(a, t), pq = posq(a, t);
+        float mx = -INFINITY;
+        for (int64_t s = 0; s < S; s++) {
+            bool ok = sq >= 0 && segk(a, s) == sq && posk(a, s) <= pq;
+            if (!ok) p[s] = -INFINITY;
+            else if (p[s] > mx) mx = p[s];
+        }
+        if (mx == -INFINITY) { /* a padding query, or nothing visible: no attention at all */
+            memset(p, 0, (size_t)S * sizeof(float));
+            continue;
+        }
+        float sum = 0;
+        for (int64_t s = 0; s < S; s++) {
+            float e = p[s] == -INFINITY ? 0.0f : expf(p[s] - mx);
+            p[s] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum;
+        for (int64_t s = 0; s < S; s++) p[s] *= inv;
+    }
+}
+
+tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a) {
+    tk_status st = check_args(a);
+    if (st) return st;
+    if (!out || !q || !k || !v) return tk_fail(TK_ERR_ARG, "attention: NULL tensor");
+    int64_t Tq = a->Tq, S = a->S, H = a->H, KH = a->KH, D = a->D;
+    if (Tq == 0) return TK_OK;
+    if (S == 0) {
+        memset(out, 0, (size_t)(Tq * H * D) * sizeof(float));
+        return TK_OK;
+    }
+    int64_t nqb = (Tq + QB - 1) / QB, tasks = H * nqb;
+    tk_status err = TK_OK;
+    #pragma omp parallel if (tasks > 1 && Tq * S * H * D > 32768)
+    {
+        float *scratch = att ? NULL : malloc((size_t)QB * S * sizeof(float));
+        if (!att && !scratch) {
+            #pragma omp atomic write
+            err = TK_ERR_NOMEM;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t task = 0; task < tasks; task++) {
+            if (!att && !scratch) continue;
+            int64_t h = task / nqb, t0 = (task % nqb) * QB, qb = Tq - t0 < QB ? Tq - t0 : QB, g = h / (H / KH);
+            float *P = att ? att + (h * Tq + t0) * S : scratch;
+            attn_probs(P, q, k, a, h, t0, qb);
+            tk_sgemm(false, false, qb, D, S, 1.0f, P, S, v + g * D, KH * D, 0.0f, out + t0 * H * D + h * D, H * D);
+        }
+        free(scratch);
+    }
+    return err ? tk_fail(err, "attention: out of memory for scores (%lld keys)", (long long)S) : TK_OK;
+}
+
+tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                                const float *q, const float *k, const float *v, const tk_attn_args *a) {
+    tk_status st = check_args(a);
+    if (st) return st;
+    if (!dq || !dk || !dv || !dout || !q || !k || !v) return tk_fail(TK_ERR_ARG, "attention backward: NULL tensor");
+    int64_t Tq = a->Tq, S = a->S, H = a->H, KH = a->KH, D = a->D, G = H / KH;
+    memset(dk, 0, (size_t)(S * KH * D) * sizeof(float));
+    memset(dv, 0, (size_t)(S * KH * D) * sizeof(float));
+    if (Tq == 0) return TK_OK;
+    if (S == 0) {
+        memset(dq, 0, (size_t)(Tq * H * D) * sizeof(float));
+        return TK_OK;
+    }
+    /* Per-head private dK/dV [S x D], summed per group afterwards in head order. */
+    size_t per = (size_t)S * D;
+    float *priv = tk_calloc((size_t)H * 2, per * sizeof(float));
+    if (!priv) return tk_fail(TK_ERR_NOMEM, "attention backward: out of memory");
+    tk_status err = TK_OK;
+    #pragma omp parallel if (H > 1 && Tq * S * H * D > 32768)
+    {
+        float *Pbuf = att ? NULL : malloc((size_t)QB * S * sizeof(float));
+        float *dP = malloc((size_t)QB * S * sizeof(float));
+        if ((!att && !Pbuf) || !dP) {
+            #pragma omp atomic write
+            err = TK_ERR_NOMEM;
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t h = 0; h < H; h++) {
+            if ((!att && !Pbuf) || !dP) continue;
+            int64_t g = h / G;
+            float *dKh = priv + (size_t)h * 2 * per, *dVh = dKh + per;
+            const float *Kg = k + g * D, *Vg = v + g * D;
+            for (int64_t t0 = 0; t0 < Tq; t0 += QB) {
+                int64_t qb = Tq - t0 < QB ? Tq - t0 : QB;
+                const float *P;
+                if (att) P = att + (h * Tq + t0) * S;
+                else {
+                    attn_probs(Pbuf, q, k, a, h, t0, qb);
+                    P = Pbuf;
+                }
+                const float *dOh = dout + t0 * H * D + h * D, *Qh = q + t0 * H * D + h * D;
+                tk_sgemm(true, false, S, D, qb, 1.0f, P, S, dOh, H * D, 1.0f, dVh, D);
+                tk_sgemm(false, true, qb, S, D, 1.0f, dOh, H * D, Vg, KH * D, 0.0f, dP, S);
+                for (int64_t i = 0; i < qb; i++) {
+                    const float *p = P + i * S;
+                    float *d = dP + i * S;
+                    double dot = 0;
+                    for (int64_t s = 0; s < S; s++) dot += (double)p[s] * d[s];
+                    float fd = (float)dot;
+                    for (int64_t s = 0; s < S; s++) d[s] = p[s] * (d[s] - fd);
+                }
+                tk_sgemm(false, false, qb, D, S, a->scale, dP, S, Kg, KH * D, 0.0f, dq + t0 * H * D + h * D, H * D);
+                tk_sgemm(true, false, S, D, qb, a->scale, dP, S, Qh, H * D, 1.0f, dKh, D);
+            }
+        }
+        free(Pbuf);
+        free(dP);
+    }
+    if (!err) {
+        #pragma omp parallel for schedule(static) if (S * KH * D > 32768)
+        for (int64_t s = 0; s < S; s++)
+            for (int64_t h = 0; h < H; h++) {
+                const float *dKh = priv + (size_t)h * 2 * per + (size_t)s * D, *dVh = dKh + per;
+                float *dk_s = dk + (s * KH + h / G) * D, *dv_s = dv + (s * KH + h / G) * D;
+                for (int64_t d = 0; d < D; d++) {
+                    dk_s[d] += dKh[d];
+                    dv_s[d] += dVh[d];
+                }
+            }
+    }
+    free(priv);
+    return err ? tk_fail(err, "attention backward: out of memory") : TK_OK;
+}

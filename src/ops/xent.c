@@ -1,0 +1,85 @@
+/* LM head + cross-entropy in chunks of rows, so the [T x V] logits never exist whole:
+ * only rows with a target (>= 0) and a non-zero weight are gathered, their logits
+ * computed chunk by chunk (about 8 MiB at a time), the loss summed in double, and
+ * (for training) the logit gradient softmax - onehot pushed straight back through
+ * the head into dh and, for a trainable head, dW. */
+#include "ops/ops.h"
+#include "core/core.h"
+#include <math.h>
+
+#define XENT_CHUNK_FLOATS (2 * 1024 * 1024)
+
+tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
+                         int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw) {
+    if (!h || !w_out || !target || !loss_sum || !weight_sum || T < 0) return tk_fail(TK_ERR_ARG, "lmhead_xent: NULL argument");
+    int64_t C = w_out->ne[0], V = w_out->ne[1];
+    *loss_sum = 0;
+    *weight_sum = 0;
+    if (dh) memset(dh, 0, (size_t)(T * C) * sizeof(float));
+    int64_t *rows = tk_malloc((size_t)(T ? T : 1) * sizeof(int64_t));
+    if (!rows) return TK_ERR_NOMEM;
+    int64_t na = 0;
+    for (int64_t t = 0; t < T; t++) {
+        if (target[t] < 0 || (weight && weight[t] == 0.0f)) continue;
+        if (target[t] >= V) {
+            free(rows);
+            return tk_fail(TK_ERR_RANGE, "lmhead_xent: target %d at row %lld is outside the vocabulary (%lld)",
+                           (int)target[t], (long long)t, (long long)V);
+        }
+        rows[na++] = t;
+    }
+    if (!na) { free(rows); return TK_OK; }
+    int64_t R = XENT_CHUNK_FLOATS / V;
+    if (R < 8) R = 8;
+    if (R > na) R = na;
+    float *hc = tk_malloc((size_t)R * C * sizeof(float)), *logits = tk_malloc((size_t)R * V * sizeof(float));
+    float *dhc = dh ? tk_malloc((size_t)R * C * sizeof(float)) : NULL;
+    double *rl = tk_malloc((size_t)R * sizeof(double));
+    tk_status st = TK_OK;
+    if (!hc || !logits || !rl || (dh && !dhc)) { st = TK_ERR_NOMEM; goto done; }
+    double lsum = 0, wsum = 0;
+    for (int64_t c0 = 0; c0 < na; c0 += R) {
+        int64_t r = na - c0 < R ? na - c0 : R;
+        for (int64_t i = 0; i < r; i++) memcpy(hc + i * C, h + rows[c0 + i] * C, (size_t)C * sizeof(float));
+        st = tk_matmul(logits, hc, w_out, r, false);
+        if (st) goto done;
+        #pragma omp parallel for schedule(static) if (r * V > 65536)
+        for (int64_t i = 0; i < r; i++) {
+            int64_t t = rows[c0 + i];
+            float *l = logits + i * V;
+            float mx = l[0];
+            for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+            double se = 0;
+            for (int64_t j = 0; j < V; j++) se += expf(l[j] - mx);
+            double lse = mx + log(se);
+            float wt = weight ? weight[t] : 1.0f;
+            rl[i] = lse - l[target[t]];
+            if (dh) { /* d(loss * wt * grad_scale)/dlogits = (softmax - onehot) * wt * grad_scale */
+                float g = wt * grad_scale, flse = (float)lse;
+                for (int64_t j = 0; j < V; j++) l[j] = expf(l[j] - flse) * g;
+                l[target[t]] -= g;
+            }
+        }
+        for (int64_t i = 0; i < r; i++) { /* fixed order: bit-identical for any thread count */
+            double wt = weight ? weight[rows[c0 + i]] : 1.0;
+            lsum += wt * rl[i];
+            wsum += wt;
+        }
+        if (dh) {
+            st = tk_matmul_dx(dhc, logits, w_out, r, false);
+            if (st) goto done;
+            for (int64_t i = 0; i < r; i++) memcpy(dh + rows[c0 + i] * C, dhc + i * C, (size_t)C * sizeof(float));
+            if (dw) tk_matmul_dw(dw, logits, hc, r, V, C);
+        }
+    }
+    *loss_sum = lsum;
+    *weight_sum = wsum;
+done:
+    free(rows);
+    free(hc);
+    free(logits);
+    free(dhc);
+    free(rl);
+    if (st == TK_ERR_NOMEM) return tk_fail(st, "lmhead_xent: out of memory");
+    return st;
+}

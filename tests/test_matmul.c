@@ -1,0 +1,227 @@
+/* Matmul backend: every strategy of tk_matmul / tk_matmul_dx / tk_matmul_dw and
+ * tk_sgemm (BLAS and built-in) against a double-precision reference built from the
+ * portable scalar dequantizer, for every weight dtype, on odd shapes. The fused
+ * int8 decode kernels are also checked against their scalar reference directly, with
+ * a tolerance derived from the activation quantization step (a rigorous bound). */
+#include "test.h"
+#include "core/core.h"
+#include "core/quant.h"
+#include "backend/cpu/matmul.h"
+#include "backend/cpu/kernels.h"
+
+static tk_rng rng;
+
+static float randn(void) { return tk_rng_normal(&rng); }
+
+/* Random but valid weight bytes: random quants, scale fields set to moderate halves. */
+static void *random_weight(tk_dtype t, int64_t N, int64_t K, size_t *nbytes) {
+    size_t rb;
+    tk_dtype_nbytes(t, K, &rb);
+    *nbytes = rb * (size_t)N;
+    uint8_t *w = malloc(*nbytes);
+    for (size_t i = 0; i < *nbytes; i++) w[i] = (uint8_t)tk_rng_u64(&rng);
+    int64_t nblk = N * (K / tk_dtype_block_elems(t));
+    size_t bb = tk_dtype_block_bytes(t);
+    #define H(s) tk_f32_to_f16(s * (0.5f + tk_rng_uniform(&rng)))
+    for (int64_t b = 0; b < nblk; b++) {
+        uint8_t *p = w + (size_t)b * bb;
+        switch (t) {
+        case TK_F32: for (int i = 0; i < 1; i++) { float f = randn(); memcpy(p, &f, 4); } break;
+        case TK_F16: { uint16_t h = tk_f32_to_f16(randn()); memcpy(p, &h, 2); } break;
+        case TK_BF16: { uint16_t h = tk_f32_to_bf16(randn()); memcpy(p, &h, 2); } break;
+        case TK_Q4_0: ((tk_block_q4_0 *)p)->d = H(0.1f); break;
+        case TK_Q4_1: ((tk_block_q4_1 *)p)->d = H(0.1f); ((tk_block_q4_1 *)p)->m = H(-0.5f); break;
+        case TK_Q5_0: ((tk_block_q5_0 *)p)->d = H(0.05f); break;
+        case TK_Q5_1: ((tk_block_q5_1 *)p)->d = H(0.05f); ((tk_block_q5_1 *)p)->m = H(-0.5f); break;
+        case TK_Q8_0: ((tk_block_q8_0 *)p)->d = H(0.01f); break;
+        case TK_Q2_K: ((tk_block_q2_k *)p)->d = H(0.02f); ((tk_block_q2_k *)p)->dmin = H(0.01f); break;
+        case TK_Q3_K: ((tk_block_q3_k *)p)->d = H(0.02f); break;
+        case TK_Q4_K: ((tk_block_q4_k *)p)->d = H(0.01f); ((tk_block_q4_k *)p)->dmin = H(0.01f); break;
+        case TK_Q5_K: ((tk_block_q5_k *)p)->d = H(0.01f); ((tk_block_q5_k *)p)->dmin = H(0.01f); break;
+        case TK_Q6_K: ((tk_block_q6_k *)p)->d = H(0.002f); break;
+        default: break;
+        }
+    }
+    #undef H
+    return w;
+}
+
+static float *dequant_all(tk_dtype t, const void *w, int64_t N, int64_t K) {
+    size_t rb;
+    tk_dtype_nbytes(t, K, &rb);
+    float *f = malloc((size_t)(N * K) * sizeof(float));
+    for (int64_t n = 0; n < N; n++) tk_dequant_row_fn_scalar(t)((const uint8_t *)w + n * rb, f + n * K, K);
+    return f;
+}
+
+static float *randv(int64_t n) {
+    float *v = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) v[i] = randn();
+    return v;
+}
+
+static const tk_dtype k_types[] = {TK_F32, TK_F16, TK_BF16, TK_Q8_0, TK_Q4_0, TK_Q4_1, TK_Q5_0, TK_Q5_1,
+                                   TK_Q2_K, TK_Q3_K, TK_Q4_K, TK_Q5_K, TK_Q6_K};
+#define NTYPES (int)(sizeof k_types / sizeof k_types[0])
+
+/* y = x W^T through each forced path, against double reference; returns worst error/tolerance ratio. */
+static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
+    size_t nb;
+    void *w = random_weight(t, N, K, &nb);
+    float *wf = dequant_all(t, w, N, K), *x = randv(T * K), *y = malloc((size_t)(T * N) * sizeof(float));
+    tk_tensor_ref ref = {.name = "w", .dtype = t, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = nb};
+    /* activation quantization error bound for the fused path: |x - xq| <= d/2 per element */
+    int64_t kb = K / 32;
+    tk_q8x *xq = malloc((size_t)(T * kb) * sizeof(tk_q8x));
+    for (int64_t i = 0; i < T; i++) tk_cpu_quantize_q8x(x + i * K, xq + i * kb, K);
+    for (int path = 0; path <= 2; path++) {
+        tk_cpu_matmul_force_path(path);
+        for (int accumulate = 0; accumulate < 2; accumulate++) {
+            for (int64_t i = 0; i < T * N; i++) y[i] = accumulate ? 0.5f : -7.0f;
+            CHECK_OK(tk_matmul(y, x, &ref, T, accumulate));
+            double worst = 0;
+            bool fused = tk_cpu_has_qdot(t) && (path == 2 || (path == 0 && T < 8));
+            for (int64_t i = 0; i < T; i++)
+                for (int64_t n = 0; n < N; n++) {
+                    double s = 0, sa = 0, qb = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        s += (double)wf[n * K + k] * x[i * K + k];
+                        sa += fabs((double)wf[n * K + k] * x[i * K + k]);
+                        qb += fabs((double)wf[n * K + k]) * 0.5 * xq[i * kb + k / 32].d;
+                    }
+                    double tol = 2e-6 * sa + 1e-6 + (fused ? qb * 1.001 : 0);
+                    if (t == TK_BF16 || t == TK_F16) tol += 1e-6 * sa;
+                    double got = y[i * N + n] - (accumulate ? 0.5 : 0.0);
+                    double r = fabs(got - s) / tol;
+                    if (r > worst) worst = r;
+                }
+            CHECK(worst <= 1.0, "matmul %s T=%lld N=%lld K=%lld path=%d acc=%d: error %.3g x tolerance", tk_dtype_name(t),
+                  (long long)T, (long long)N, (long long)K, path, accumulate, worst);
+        }
+    }
+    tk_cpu_matmul_force_path(0);
+    /* fused kernel vs its scalar reference on the same quantized activations */
+    if (tk_cpu_has_qdot(t)) {
+        size_t rb;
+        tk_dtype_nbytes(t, K, &rb);
+        double worst = 0;
+        for (int64_t n = 0; n < N; n++) {
+            float a = tk_cpu_qdot(t, (const uint8_t *)w + n * rb, xq, K), b = tk_cpu_qdot_ref(t, (const uint8_t *)w + n * rb, xq, K);
+            double sa = 0;
+            for (int64_t k = 0; k < K; k++) sa += fabs((double)wf[n * K + k] * x[k]);
+            double r = fabs((double)a - b) / (1e-6 * sa + 1e-6);
+            if (r > worst) worst = r;
+        }
+        CHECK(worst <= 1.0, "qdot %s (%s) vs scalar reference K=%lld: %.3g x tolerance", tk_dtype_name(t), tk_cpu_qdot_isa(),
+              (long long)K, worst);
+    }
+    free(xq);
+    free(w); free(wf); free(x); free(y);
+}
+
+/* dx = dy W against the double reference, for every dtype. */
+static void check_dx(tk_dtype t, int64_t T, int64_t N, int64_t K) {
+    size_t nb;
+    void *w = random_weight(t, N, K, &nb);
+    float *wf = dequant_all(t, w, N, K), *dy = randv(T * N), *dx = malloc((size_t)(T * K) * sizeof(float));
+    tk_tensor_ref ref = {.name = "w", .dtype = t, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = nb};
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        for (int64_t i = 0; i < T * K; i++) dx[i] = accumulate ? 0.25f : 99.0f;
+        CHECK_OK(tk_matmul_dx(dx, dy, &ref, T, accumulate));
+        double worst = 0;
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t k = 0; k < K; k++) {
+                double s = 0, sa = 0;
+                for (int64_t n = 0; n < N; n++) {
+                    s += (double)dy[i * N + n] * wf[n * K + k];
+                    sa += fabs((double)dy[i * N + n] * wf[n * K + k]);
+                }
+                double r = fabs(dx[i * K + k] - (accumulate ? 0.25 : 0.0) - s) / (2e-6 * sa + 1e-6);
+                if (r > worst) worst = r;
+            }
+        CHECK(worst <= 1.0, "matmul_dx %s T=%lld N=%lld K=%lld acc=%d: %.3g x tolerance", tk_dtype_name(t), (long long)T,
+              (long long)N, (long long)K, accumulate, worst);
+    }
+    free(w); free(wf); free(dy); free(dx);
+}
+
+typedef void (*sgemm_fn)(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t,
+                         float, float *, int64_t);
+
+static void check_sgemm(sgemm_fn f, const char *name) {
+    int64_t M = 37, N = 29, K = 300;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+            float *A = randv((ta ? K : M) * lda), *B = randv((tb ? N : K) * ldb), *C = randv(M * ldc), *C0 = malloc((size_t)(M * ldc) * sizeof(float));
+            memcpy(C0, C, (size_t)(M * ldc) * sizeof(float));
+            f(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, -0.5f, C, ldc);
+            double worst = 0;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) {
+                    double s = 0, sa = 0;
+                    for (int64_t k = 0; k < K; k++) {
+                        double p = (double)(ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                        s += p;
+                        sa += fabs(p);
+                    }
+                    double ref = 0.75 * s - 0.5 * C0[i * ldc + j];
+                    double r = fabs(C[i * ldc + j] - ref) / (2e-6 * sa + 1e-5);
+                    if (r > worst) worst = r;
+                }
+            for (int64_t i = 0; i < M; i++) /* padding columns untouched */
+                for (int64_t j = N; j < ldc; j++) CHECK(C[i * ldc + j] == C0[i * ldc + j], "%s wrote past N", name);
+            CHECK(worst <= 1.0, "%s ta=%d tb=%d: %.3g x tolerance", name, ta, tb, worst);
+            /* beta = 0 must overwrite (even NaN) */
+            for (int64_t i = 0; i < M * ldc; i++) C[i] = NAN;
+            f(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+            CHECK(C[0] == C[0] && C[(M - 1) * ldc + N - 1] == C[(M - 1) * ldc + N - 1], "%s beta=0 left NaN", name);
+            free(A); free(B); free(C); free(C0);
+        }
+}
+
+int main(void) {
+    tk_rng_seed(&rng, 1234);
+    check_sgemm(tk_sgemm, "tk_sgemm");
+    check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin");
+    for (int i = 0; i < NTYPES; i++) {
+        tk_dtype t = k_types[i];
+        int64_t bk = tk_dtype_block_elems(t) == 256 ? 512 : 96;
+        check_forward(t, 1, 37, bk);
+        check_forward(t, 3, 19, bk);
+        check_forward(t, 13, 67, bk);
+        check_forward(t, 9, 5, bk * 3);
+        check_dx(t, 1, 19, bk);
+        check_dx(t, 7, 67, bk * 2);
+    }
+    /* dW += dy^T x */
+    {
+        int64_t T = 11, N = 13, K = 17;
+        float *dy = randv(T * N), *x = randv(T * K), *dw = randv(N * K), *dw0 = malloc((size_t)(N * K) * sizeof(float));
+        memcpy(dw0, dw, (size_t)(N * K) * sizeof(float));
+        tk_matmul_dw(dw, dy, x, T, N, K);
+        double worst = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < K; k++) {
+                double s = dw0[n * K + k];
+                for (int64_t t = 0; t < T; t++) s += (double)dy[t * N + n] * x[t * K + k];
+                worst = fmax(worst, fabs(s - dw[n * K + k]));
+            }
+        CHECK(worst < 1e-4, "matmul_dw max error %g", worst);
+        free(dy); free(x); free(dw); free(dw0);
+    }
+    /* errors: unsupported dtype, truncated data, K not a whole number of blocks */
+    {
+        float x[64] = {0}, y[64];
+        uint8_t data[64] = {0};
+        tk_tensor_ref bad = {.name = "w", .dtype = TK_I32, .n_dims = 2, .ne = {4, 2, 1, 1}, .data = data, .nbytes = 32};
+        CHECK(tk_matmul(y, x, &bad, 1, false) == TK_ERR_UNSUPPORTED, "i32 weight must be unsupported");
+        tk_tensor_ref shortw = {.name = "w", .dtype = TK_Q4_0, .n_dims = 2, .ne = {32, 4, 1, 1}, .data = data, .nbytes = 36};
+        CHECK(tk_matmul(y, x, &shortw, 1, false) == TK_ERR_FORMAT, "truncated weight must fail");
+        CHECK(strstr(tk_last_error(), "w") != NULL, "message names the tensor: %s", tk_last_error());
+        tk_tensor_ref partial = {.name = "w", .dtype = TK_Q4_0, .n_dims = 2, .ne = {16, 1, 1, 1}, .data = data, .nbytes = 18};
+        CHECK(tk_matmul(y, x, &partial, 1, false) != TK_OK, "partial block must fail");
+    }
+    printf("qdot isa: %s\n", tk_cpu_qdot_isa());
+    return tk_test_done("test_matmul");
+}
