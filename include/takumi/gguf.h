@@ -50,11 +50,16 @@ const char *tk_gguf_arr_str(const tk_gguf *g, const char *key, int64_t i, size_t
 /* i-th element of a numeric array converted to double / int64; false if out of range or not numeric. */
 bool tk_gguf_arr_f64(const tk_gguf *g, const char *key, int64_t i, double *out);
 bool tk_gguf_arr_i64(const tk_gguf *g, const char *key, int64_t i, int64_t *out);
+/* Raw little-endian elements of a numeric/bool array (inside the file image, unaligned: read with memcpy); NULL if absent or not numeric. */
+const void *tk_gguf_arr_data(const tk_gguf *g, const char *key, tk_gguf_type *elem_type, int64_t *n);
 
 /* Tensors: count, i-th descriptor, lookup by name (NULL when absent). */
 int64_t tk_gguf_n_tensors(const tk_gguf *g);
 const tk_tensor_ref *tk_gguf_tensor(const tk_gguf *g, int64_t i);
 const tk_tensor_ref *tk_gguf_find_tensor(const tk_gguf *g, const char *name);
+/* Data alignment in bytes (general.alignment, default 32) and the file offset where tensor data starts. */
+size_t tk_gguf_alignment(const tk_gguf *g);
+size_t tk_gguf_data_offset(const tk_gguf *g);
 /* Maps a ggml type id to a tk_dtype (false for unknown ids). */
 bool tk_gguf_dtype_from_ggml(uint32_t ggml_type, tk_dtype *out);
 /* Maps a tk_dtype to its ggml type id (false if it has none). */
@@ -73,14 +78,22 @@ tk_status tk_gguf_set_u64(tk_gguf_writer *w, const char *key, uint64_t v);
 tk_status tk_gguf_set_f32(tk_gguf_writer *w, const char *key, float v);
 tk_status tk_gguf_set_bool(tk_gguf_writer *w, const char *key, bool v);
 tk_status tk_gguf_set_str(tk_gguf_writer *w, const char *key, const char *v);
+/* Any fixed-size scalar type (u8..f64, bool): value points to a C value of that type (bool for BOOL). */
+tk_status tk_gguf_set_scalar(tk_gguf_writer *w, const char *key, tk_gguf_type type, const void *value);
 tk_status tk_gguf_set_arr_str(tk_gguf_writer *w, const char *key, const char *const *v, int64_t n);
 /* Numeric array of elem_type (not STRING/ARRAY); data is copied. */
 tk_status tk_gguf_set_arr(tk_gguf_writer *w, const char *key, tk_gguf_type elem_type, const void *data, int64_t n);
-/* Copies every key/value of g (e.g. to rewrite a model with new tensors). */
+/* Copies every key/value of g (e.g. to rewrite a model with new tensors); nested arrays are copied verbatim. */
 tk_status tk_gguf_copy_kv(tk_gguf_writer *w, const tk_gguf *g);
-/* Adds a tensor; data (in dtype's layout, ne in ggml order) is copied. */
+/* Removes key; returns false when it was not set. */
+bool tk_gguf_writer_remove(tk_gguf_writer *w, const char *key);
+/* Adds a tensor; data (in dtype's layout, ne in ggml order) is copied. Names must be unique and
+ * shorter than 64 bytes (llama.cpp's limit); ne[0] must be a whole number of blocks. */
 tk_status tk_gguf_add_tensor(tk_gguf_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data);
-/* Writes GGUF v3 (alignment 32 unless general.alignment is set) to path via temp file + fsync + rename. */
+/* As tk_gguf_add_tensor, but data is NOT copied: it must stay valid until tk_gguf_write returns (saves memory for big models). */
+tk_status tk_gguf_add_tensor_ref(tk_gguf_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data);
+/* Writes GGUF v3 (alignment 32 unless general.alignment is set, as a u32 power of two) to path via
+ * temp file + fsync + rename, streaming tensor data (no whole-file buffer). The writer stays usable. */
 tk_status tk_gguf_write(tk_gguf_writer *w, const char *path);
 
 #ifdef __cplusplus
