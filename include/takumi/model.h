@@ -1,6 +1,13 @@
 /* Llama-family models (Llama 2/3, Mistral, Qwen2, SmolLM2, TinyLlama): loading from
  * GGUF, HF safetensors folders and llama2.c checkpoints into one internal weight map;
- * batched forward; KV-cache sessions for generation. */
+ * batched forward (padding + packing masks); KV-cache sessions, sampling and
+ * generation.
+ *
+ * Dimension legend (used in every shape comment below): V vocabulary, C model dim,
+ * L layers, H query heads, KH key/value heads, D head dim, F SwiGLU hidden,
+ * B batch rows, T tokens per row, S cached keys. Weight shapes are written in ggml
+ * order {ne0, ne1}: ne0 is the contiguous (input) dimension, so a linear weight
+ * mapping K inputs to N outputs is {K, N} (= torch [N x K]). */
 #ifndef TAKUMI_MODEL_H
 #define TAKUMI_MODEL_H
 #include "takumi/core.h"
@@ -34,6 +41,201 @@ typedef struct tk_model_config {
     bool tied_embeddings;   /* output projection shares tok_embd */
     bool qkv_bias;          /* Qwen2 */
 } tk_model_config;
+
+/* Checks a config for consistency (positive sizes, H divisible by KH, even D, sane
+ * rope parameters); the message names `where` (a file) and the bad field. */
+tk_status tk_model_config_validate(const tk_model_config *cfg, const char *where);
+
+/* ---- weight map ------------------------------------------------------------
+ * Every weight is a view (tk_tensor_ref) into the container's mapping, in its stored
+ * dtype (quantized weights stay quantized; the matmul dequantizes per block). Only
+ * small vectors (norms, biases) that are not stored as F32 are converted once at
+ * load into f32 copies owned by the model. An absent optional weight has data NULL. */
+typedef enum tk_linear_id {
+    TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_GATE, TK_LIN_UP, TK_LIN_DOWN, TK_LIN_COUNT
+} tk_linear_id;
+
+typedef struct tk_layer_weights {
+    tk_tensor_ref attn_norm;  /* {C} f32 */
+    tk_tensor_ref wq;         /* {C, H*D} */
+    tk_tensor_ref wk;         /* {C, KH*D} */
+    tk_tensor_ref wv;         /* {C, KH*D} */
+    tk_tensor_ref wo;         /* {H*D, C} */
+    tk_tensor_ref bq, bk, bv; /* {H*D}, {KH*D}, {KH*D} f32; data NULL unless cfg.qkv_bias */
+    tk_tensor_ref ffn_norm;   /* {C} f32 */
+    tk_tensor_ref w_gate;     /* {C, F} */
+    tk_tensor_ref w_up;       /* {C, F} */
+    tk_tensor_ref w_down;     /* {F, C} */
+} tk_layer_weights;
+
+typedef struct tk_weights {
+    tk_tensor_ref tok_embd;   /* {C, V} */
+    tk_layer_weights *layers; /* [L] */
+    tk_tensor_ref out_norm;   /* {C} f32 */
+    tk_tensor_ref output;     /* {C, V}; equals tok_embd when tied */
+} tk_weights;
+
+typedef struct tk_model tk_model;
+
+typedef enum tk_tokenizer_mode {
+    TK_TOKENIZER_REQUIRED = 0,   /* loading fails without a tokenizer */
+    TK_TOKENIZER_IF_PRESENT,     /* load one when the model has one (inspect) */
+    TK_TOKENIZER_NONE,           /* do not load a tokenizer */
+} tk_tokenizer_mode;
+
+typedef struct tk_model_params {
+    const char *tokenizer_path; /* tokenizer.bin / tokenizer.json / .gguf to use instead of the model's own (needed for llama2.c and tokenizer-less HF folders); NULL = auto */
+    int32_t n_ctx;              /* overrides the context length the file states (0 = keep) */
+    tk_tokenizer_mode tokenizer;
+} tk_model_params;
+
+/* Returns the defaults (all zero): no tokenizer override, the file's context, tokenizer required. */
+tk_model_params tk_model_default_params(void);
+/* Loads a model: a directory is an HF folder (config.json + safetensors), a file with
+ * the GGUF magic a GGUF, anything else a llama2.c checkpoint (then params->tokenizer_path
+ * names its tokenizer.bin, or a tok*.bin / tokenizer.bin beside it is used). Checks every
+ * tensor's presence and shape. params may be NULL (defaults). Free with tk_model_free. */
+tk_status tk_model_load(const char *path, const tk_model_params *params, tk_model **out);
+/* Frees the model, its mappings and its tokenizer; accepts NULL. */
+void tk_model_free(tk_model *m);
+
+/* Accessors (the model owns everything returned). */
+const tk_model_config *tk_model_get_config(const tk_model *m);
+const tk_tokenizer *tk_model_tokenizer(const tk_model *m);   /* NULL when not loaded */
+const char *tk_model_path(const tk_model *m);
+const char *tk_model_format(const tk_model *m);               /* "gguf", "hf" or "llama2c" */
+/* The weight map. Mutable so that a trainer may point weights at its own f32 copies
+ * (full fine-tuning); the refs must keep their shapes. */
+tk_weights *tk_model_weights(tk_model *m);
+/* Returns the weight of linear `which` in `layer` (NULL if out of range). */
+const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear_id which);
+/* Name of a linear as in HF ("q_proj", … "down_proj"). */
+const char *tk_linear_name(tk_linear_id which);
+/* Number of parameters (a tied output counted once). */
+int64_t tk_model_n_params(const tk_model *m);
+/* Bytes of weights as stored in the container (mapped, not copied). */
+size_t tk_model_weight_bytes(const tk_model *m);
+/* Bytes the model allocated itself (converted norms, tables); excludes the mappings. */
+size_t tk_model_owned_bytes(const tk_model *m);
+/* The weights in load order, with their names as in the file (tied output listed once). */
+int64_t tk_model_n_tensors(const tk_model *m);
+const tk_tensor_ref *tk_model_tensor(const tk_model *m, int64_t i);
+
+/* ---- adapters --------------------------------------------------------------
+ * The seam where methods (LoRA, DoRA, IA3…) enter the forward: after each linear's
+ * base product y = x W^T (+ bias), and before RoPE for q/k, the hook may add to y.
+ * x is the linear's input [n x K] and y its output [n x N] (n tokens). */
+typedef struct tk_adapter_hook {
+    tk_status (*linear)(void *ctx, int32_t layer, tk_linear_id which, const float *x, float *y, int64_t n);
+    void *ctx;
+} tk_adapter_hook;
+/* Installs the hook used by every later forward of m (NULL removes it); not copied deep: ctx stays the caller's. */
+void tk_model_set_adapter(tk_model *m, const tk_adapter_hook *hook);
+
+/* ---- batched forward -------------------------------------------------------- */
+typedef struct tk_batch {
+    int32_t n_rows;      /* B */
+    int32_t n_cols;      /* T: tokens per row; ids are [B x T] row-major */
+    const int32_t *ids;  /* [B*T] */
+    const int32_t *pos;  /* [B*T] positions (restart per packed segment); NULL = 0..T-1 in every row */
+    const int32_t *seg;  /* [B*T] segment ids: a token attends to earlier tokens of its own row and
+                            segment; -1 marks padding (attends to nothing). NULL = one segment per row */
+} tk_batch;
+
+/* A forward workspace sized once for batches up to max_rows x max_cols; no allocation
+ * happens inside a forward. With TK_FWD_KEEP_ACTS every layer's activations are kept
+ * for a backward pass (see src/model/llama.h); without it, buffers are reused per layer.
+ * TK_FWD_KEEP_ATT_PROBS (with KEEP_ACTS) also keeps the attention probabilities
+ * [L x B x H x T x T] instead of recomputing them in the backward. */
+typedef struct tk_forward tk_forward;
+enum { TK_FWD_KEEP_ACTS = 1 << 0, TK_FWD_KEEP_ATT_PROBS = 1 << 1 };
+/* Creates a workspace for m (which must outlive it). Free with tk_forward_free. */
+tk_status tk_forward_new(tk_model *m, int32_t max_rows, int32_t max_cols, int flags, tk_forward **out);
+void tk_forward_free(tk_forward *f);
+/* Runs the batch. Logits are written for the n_out flattened token indices out_idx
+ * (into [B*T]) as logits[n_out x V]; out_idx NULL means all B*T tokens in order; n_out 0
+ * (logits may be NULL) computes only the final hidden states. */
+tk_status tk_forward_run(tk_forward *f, const tk_batch *b, const int64_t *out_idx, int64_t n_out, float *logits);
+/* Final RMS-normed hidden states of the last run, [B*T x C] (valid until the next run). */
+const float *tk_forward_hidden(const tk_forward *f);
+/* Runs the batch and the chunked LM head + cross-entropy without materialising the
+ * [B*T x V] logits: target[B*T] (-1 = no loss), weight may be NULL. Adds sum of losses and
+ * of weights (as in tk_lmhead_xent) to *loss_sum / *weight_sum. */
+tk_status tk_forward_nll(tk_forward *f, const tk_batch *b, const int32_t *target, const float *weight,
+                         double *loss_sum, double *weight_sum);
+
+/* ---- generation sessions (KV cache) --------------------------------------- */
+typedef struct tk_session tk_session;
+/* A single-sequence session with an f32 KV cache [L x S x KH x D] that grows as needed
+ * up to n_ctx tokens (0 = the model's context). Free with tk_session_free. */
+tk_status tk_session_new(tk_model *m, int32_t n_ctx, tk_session **out);
+void tk_session_free(tk_session *s);
+/* Tokens currently in the cache and their count. */
+int32_t tk_session_n_past(const tk_session *s);
+const int32_t *tk_session_tokens(const tk_session *s);
+int32_t tk_session_n_ctx(const tk_session *s);
+/* Forgets cached tokens from index n on (n <= n_past), keeping the prefix. */
+void tk_session_truncate(tk_session *s, int32_t n);
+/* Appends ids to the sequence (prefill in chunks when n > 1, decode when n == 1) and
+ * writes the logits of the last one into logits[V] (may be NULL). Fails with
+ * TK_ERR_RANGE when the context would overflow. */
+tk_status tk_session_eval(tk_session *s, const int32_t *ids, int64_t n, float *logits);
+/* Makes the cache hold exactly ids[0..n) reusing the longest cached common prefix
+ * (chat turns), evaluating only the rest (at least the last token, for its logits).
+ * *n_reused (may be NULL) gets the number of tokens taken from the cache. */
+tk_status tk_session_eval_reuse(tk_session *s, const int32_t *ids, int64_t n, float *logits, int64_t *n_reused);
+
+/* ---- sampling ------------------------------------------------------------- */
+typedef struct tk_sampler_params {
+    float temperature;     /* <= 0: greedy (argmax) */
+    int32_t top_k;         /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off; keeps tokens with p >= min_p * p_max */
+    float repeat_penalty;  /* 1: off; logits of recent tokens: > 0 divided, < 0 multiplied */
+    int32_t repeat_last_n; /* window of recent tokens for the penalty (0: none, -1: all) */
+    uint64_t seed;
+} tk_sampler_params;
+/* Defaults: temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1, last_n 64, seed 0. */
+tk_sampler_params tk_sampler_default_params(void);
+
+typedef struct tk_sampler tk_sampler;
+/* Creates a sampler for vocabularies up to n_vocab (RNG seeded from params.seed). */
+tk_status tk_sampler_new(const tk_sampler_params *p, int32_t n_vocab, tk_sampler **out);
+void tk_sampler_free(tk_sampler *s);
+/* Picks the next token from logits[n_vocab] (modified in place by the penalty) given the
+ * recent history (may be empty). Order: repetition penalty, top-k, top-p, min-p (all on
+ * the temperature-1 distribution, as llama.cpp's default chain), then temperature and a
+ * draw from the seeded RNG. Greedy ignores everything but the penalty. */
+int32_t tk_sampler_sample(tk_sampler *s, float *logits, int32_t n_vocab, const int32_t *history, size_t n_history);
+
+/* ---- generation ----------------------------------------------------------- */
+typedef struct tk_gen_params {
+    tk_sampler_params sampler;
+    int32_t max_tokens;        /* tokens to generate at most (<= 0: until context end) */
+    const char *const *stop;   /* stop strings (matched on decoded text, across token boundaries; not emitted) */
+    int32_t n_stop;
+    bool stop_at_eos;          /* stop at EOS and end-of-turn tokens (not emitted); default true */
+} tk_gen_params;
+/* Defaults: default sampler, max_tokens 256, no stop strings, stop at EOS/EOT. */
+tk_gen_params tk_gen_default_params(void);
+
+typedef enum tk_gen_stop { TK_GEN_STOP_MAX_TOKENS = 0, TK_GEN_STOP_EOS, TK_GEN_STOP_STRING, TK_GEN_STOP_CONTEXT, TK_GEN_STOP_CALLBACK } tk_gen_stop;
+typedef struct tk_gen_stats {
+    int64_t n_prompt, n_reused, n_generated;  /* prompt tokens evaluated / taken from the cache / generated */
+    double prefill_s, decode_s;               /* wall time of prompt evaluation and of decoding */
+    tk_gen_stop stop;
+} tk_gen_stats;
+/* Receives text as it is produced (complete UTF-8 only); return false to stop. */
+typedef bool (*tk_gen_text_fn)(void *ud, const char *text, size_t len);
+
+/* Generates a continuation of prompt[0..n) in session s (reusing its cached prefix),
+ * streaming the text to on_text (may be NULL). The sampled ids (including a final EOS /
+ * end-of-turn that stopped generation, which is not emitted as text) are appended to
+ * *out_ids when non-NULL. The cache then holds the prompt and every sampled id but the
+ * last (never evaluated), so the next chat turn's tk_session_eval_reuse recomputes little. */
+tk_status tk_generate(tk_session *s, const tk_tokenizer *tok, const int32_t *prompt, int64_t n,
+                      const tk_gen_params *p, tk_gen_text_fn on_text, void *ud,
+                      tk_ivec *out_ids, tk_gen_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,243 @@
+/* The Llama-family forward: embedding -> L x [RMSNorm, q/k/v (+bias, +adapter), RoPE,
+ * causal GQA attention with packing/padding masks, o-proj, residual, RMSNorm, SwiGLU
+ * MLP, residual] -> RMSNorm -> LM head, for batches [B x T] flattened, with or without
+ * a KV cache. fp32 activations; every matmul goes through tk_matmul, which multiplies
+ * the weights in their stored dtype (quantized weights are dequantized per block
+ * inside the product for prefill-sized T, and dotted directly against a quantized x for
+ * decode) — nothing is expanded whole at load. All buffers live in tk_acts, allocated
+ * once per shape; the layer loop does not allocate.
+ *
+ * Measured (SmolLM2-135M-Instruct Q4_1, 2 threads): see the report in git history and
+ * `takumi generate --verbose`. */
+#include "model/llama.h"
+#include "core/core.h"
+#include <stdio.h>
+#include <math.h>
+
+#define ALIGN_FLOATS 16 /* 64-byte alignment of every carved buffer */
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Adds n floats of size elements each to *total, overflow-checked. */
+static bool add_sz(size_t *total, size_t a, size_t b) {
+    size_t n;
+    if (!tk_mul_ok(a, b, &n)) return false;
+    return tk_add_ok(*total, round_up(n), total);
+}
+
+tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols, int flags) {
+    memset(a, 0, sizeof *a);
+    bool keep = (flags & TK_FWD_KEEP_ACTS) != 0, keep_att = keep && (flags & TK_FWD_KEEP_ATT_PROBS);
+    if (rows <= 0 || cols <= 0 || (int64_t)rows * cols > (1 << 28))
+        return tk_fail(TK_ERR_ARG, "forward workspace: %d x %d tokens is not a usable shape", rows, cols);
+    const tk_model_config *c = &m->cfg;
+    size_t T = (size_t)rows * (size_t)cols, C = c->dim, QD = (size_t)c->n_heads * c->head_dim,
+           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, L = c->n_layers, nl = keep ? L : 1;
+    a->max_rows = rows;
+    a->max_cols = cols;
+    a->max_T = (int64_t)T;
+    a->keep = keep;
+    /* Sizes in floats; the att probabilities only when kept (backward). */
+    size_t s_att = 0;
+    bool ok = true;
+    if (keep_att) ok = tk_mul_ok((size_t)rows * c->n_heads, (size_t)cols * (size_t)cols, &s_att);
+    size_t total = 0;
+    struct { float **p; size_t n, per; } plan[] = {
+        {&a->x, keep ? L + 1 : 1, T * C}, {&a->xmid, nl, T * C}, {&a->xn1, nl, T * C}, {&a->rstd1, nl, T},
+        {&a->q, nl, T * QD}, {&a->k, nl, T * KD}, {&a->v, nl, T * KD}, {&a->att, keep_att ? L : 0, s_att},
+        {&a->attn, nl, T * QD}, {&a->xn2, nl, T * C}, {&a->rstd2, nl, T}, {&a->gate, nl, T * F},
+        {&a->up, nl, T * F}, {&a->ffh, nl, T * F}, {&a->hn, 1, T * C}, {&a->rstdf, 1, T},
+        {&a->tmp, 1, T * C}, {&a->gather, 1, T * C},
+    };
+    size_t np = sizeof plan / sizeof plan[0];
+    for (size_t i = 0; i < np && ok; i++) {
+        size_t n;
+        ok = tk_mul_ok(plan[i].n, plan[i].per, &n) && add_sz(&total, n, 1);
+    }
+    size_t bytes;
+    if (!ok || !tk_mul_ok(total, sizeof(float), &bytes))
+        return tk_fail(TK_ERR_NOMEM, "forward workspace for %d x %d tokens overflows", rows, cols);
+    /* One allocation carved into named buffers (the first pointer owns it). */
+    float *base = NULL;
+    if (posix_memalign((void **)&base, 64, bytes ? bytes : 64) != 0)
+        return tk_fail(TK_ERR_NOMEM, "out of memory for the forward workspace (%zu MB)", bytes >> 20);
+    size_t off = 0;
+    for (size_t i = 0; i < np; i++) {
+        size_t n = plan[i].n * plan[i].per;
+        *plan[i].p = n ? base + off : NULL;
+        off += round_up(n);
+    }
+    a->pos = tk_malloc(T * sizeof(int32_t));
+    a->seg = tk_malloc(T * sizeof(int32_t));
+    a->s_x = (int64_t)(T * C);
+    a->s_h = (int64_t)(T * QD);
+    a->s_kv = (int64_t)(T * KD);
+    a->s_f = (int64_t)(T * F);
+    a->s_t = (int64_t)T;
+    a->s_att = (int64_t)s_att;
+    a->base = base;
+    a->bytes = bytes;
+    if (!a->pos || !a->seg) { tk_acts_free(a); return TK_ERR_NOMEM; }
+    return TK_OK;
+}
+
+void tk_acts_free(tk_acts *a) {
+    free(a->base);
+    free(a->pos);
+    free(a->seg);
+    memset(a, 0, sizeof *a);
+}
+
+/* y = x W^T (+ b), then the adapter hook (which sees exactly the linear's output). */
+static tk_status linear(tk_model *m, int32_t layer, tk_linear_id which, float *y, const float *x,
+                        const tk_tensor_ref *w, const tk_tensor_ref *b, int64_t T) {
+    tk_status st = tk_linear_forward(y, x, w, b && b->data ? (const float *)b->data : NULL, T);
+    if (st) return st;
+    if (m->hook.linear) {
+        st = m->hook.linear(m->hook.ctx, layer, which, x, y, T);
+        if (st) return tk_fail_ctx(st, "adapter on layer %d %s", layer, tk_linear_name(which));
+    }
+    return TK_OK;
+}
+
+static void add_rows(float *out, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
+                           const int64_t *out_idx, int64_t n_out, float *logits) {
+    const tk_model_config *c = &m->cfg;
+    const tk_weights *w = &m->w;
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0)
+        return tk_fail(TK_ERR_ARG, "forward: empty batch");
+    if (b->n_rows > a->max_rows || b->n_cols > a->max_cols)
+        return tk_fail(TK_ERR_ARG, "forward: batch %d x %d exceeds the workspace %d x %d",
+                       b->n_rows, b->n_cols, a->max_rows, a->max_cols);
+    const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc;
+    const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
+    const int64_t QD = H * D, KD = KH * D;
+    if (kv) {
+        if (B != 1) return tk_fail(TK_ERR_ARG, "forward: a KV cache holds one sequence (batch has %lld rows)", (long long)B);
+        if (kv->n + T > kv->cap) return tk_fail(TK_ERR_RANGE, "forward: KV cache full (%d + %lld > %d)", kv->n, (long long)T, kv->cap);
+        if (b->seg) return tk_fail(TK_ERR_ARG, "forward: segments are not supported with a KV cache");
+    }
+    if (n_out < 0 || (n_out > 0 && !logits) || (!out_idx && n_out != 0 && n_out != T))
+        return tk_fail(TK_ERR_ARG, "forward: bad logits request (%lld rows)", (long long)n_out);
+    if (out_idx)
+        for (int64_t i = 0; i < n_out; i++)
+            if (out_idx[i] < 0 || out_idx[i] >= T) return tk_fail(TK_ERR_ARG, "forward: logits row %lld outside [0, %lld)", (long long)out_idx[i], (long long)T);
+    if (n_out > T && out_idx) return tk_fail(TK_ERR_ARG, "forward: more logits rows than tokens");
+
+    /* positions and segments */
+    int32_t *pos = a->pos;
+    for (int64_t t = 0; t < T; t++)
+        pos[t] = b->pos ? b->pos[t] : (int32_t)((kv ? kv->n : 0) + t % Tc);
+    const int32_t *seg = NULL;
+    if (b->seg) { memcpy(a->seg, b->seg, (size_t)T * sizeof(int32_t)); seg = a->seg; }
+    if (kv) {
+        memcpy(kv->pos + kv->n, pos, (size_t)T * sizeof(int32_t));
+        memcpy(kv->tokens + kv->n, b->ids, (size_t)T * sizeof(int32_t));
+    }
+
+    tk_status st = tk_embedding_forward(a->x, b->ids, T, &w->tok_embd);
+    if (st) return st;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        const tk_layer_weights *y = &w->layers[l];
+        float *xin = TK_ACT(a, x, l, s_x), *xout = TK_ACT(a, x, l + 1, s_x);
+        float *xmid = TK_ACT(a, xmid, l, s_x), *xn1 = TK_ACT(a, xn1, l, s_x), *xn2 = TK_ACT(a, xn2, l, s_x);
+        float *q = TK_ACT(a, q, l, s_h), *k = TK_ACT(a, k, l, s_kv), *v = TK_ACT(a, v, l, s_kv);
+        float *attn = TK_ACT(a, attn, l, s_h);
+        float *gate = TK_ACT(a, gate, l, s_f), *up = TK_ACT(a, up, l, s_f), *ffh = TK_ACT(a, ffh, l, s_f);
+
+        /* attention block */
+        tk_rmsnorm_forward(xn1, TK_ACT(a, rstd1, l, s_t), xin, y->attn_norm.data, T, C, c->rms_eps);
+        if ((st = linear(m, l, TK_LIN_Q, q, xn1, &y->wq, &y->bq, T)) ||
+            (st = linear(m, l, TK_LIN_K, k, xn1, &y->wk, &y->bk, T)) ||
+            (st = linear(m, l, TK_LIN_V, v, xn1, &y->wv, &y->bv, T)))
+            return st;
+        tk_rope_forward(q, pos, T, H, D, &m->rope);
+        tk_rope_forward(k, pos, T, KH, D, &m->rope);
+        if (kv) {
+            /* this chunk's keys/values join the cache; attention sees cache + chunk */
+            float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
+            memcpy(kc + (int64_t)kv->n * KD, k, (size_t)(T * KD) * sizeof(float));
+            memcpy(vc + (int64_t)kv->n * KD, v, (size_t)(T * KD) * sizeof(float));
+            tk_attn_args aa = {.Tq = T, .S = kv->n + T, .H = H, .KH = KH, .D = D,
+                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale};
+            if ((st = tk_attention_forward(attn, NULL, q, kc, vc, &aa))) return st;
+        } else {
+            float *att = a->att ? a->att + (int64_t)l * a->s_att : NULL;
+            for (int64_t r = 0; r < B; r++) {
+                const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
+                tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
+                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale};
+                if ((st = tk_attention_forward(attn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
+                                               q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
+                    return st;
+            }
+        }
+        if ((st = linear(m, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
+        add_rows(xmid, xin, a->tmp, T * C);
+
+        /* MLP block */
+        tk_rmsnorm_forward(xn2, TK_ACT(a, rstd2, l, s_t), xmid, y->ffn_norm.data, T, C, c->rms_eps);
+        if ((st = linear(m, l, TK_LIN_GATE, gate, xn2, &y->w_gate, NULL, T)) ||
+            (st = linear(m, l, TK_LIN_UP, up, xn2, &y->w_up, NULL, T)))
+            return st;
+        tk_swiglu_forward(ffh, gate, up, T * F);
+        if ((st = linear(m, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
+        add_rows(xout, xmid, a->tmp, T * C);
+    }
+    float *xL = TK_ACT(a, x, c->n_layers, s_x);
+    tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);
+    if (kv) kv->n += (int32_t)T;
+    if (n_out == 0) return TK_OK;
+    if (!out_idx) return tk_matmul(logits, a->hn, &w->output, T, false);
+    for (int64_t i = 0; i < n_out; i++) memcpy(a->gather + i * C, a->hn + out_idx[i] * C, (size_t)C * sizeof(float));
+    return tk_matmul(logits, a->gather, &w->output, n_out, false);
+}
+
+/* ---- public forward workspace ---- */
+struct tk_forward {
+    tk_model *m;
+    tk_acts a;
+    int64_t last_T;
+};
+
+tk_status tk_forward_new(tk_model *m, int32_t max_rows, int32_t max_cols, int flags, tk_forward **out) {
+    *out = NULL;
+    tk_forward *f = tk_calloc(1, sizeof *f);
+    if (!f) return TK_ERR_NOMEM;
+    f->m = m;
+    tk_status st = tk_acts_init(&f->a, m, max_rows, max_cols, flags);
+    if (st) { free(f); return st; }
+    *out = f;
+    return TK_OK;
+}
+
+void tk_forward_free(tk_forward *f) {
+    if (!f) return;
+    tk_acts_free(&f->a);
+    free(f);
+}
+
+tk_status tk_forward_run(tk_forward *f, const tk_batch *b, const int64_t *out_idx, int64_t n_out, float *logits) {
+    tk_status st = tk_llama_forward(f->m, &f->a, b, NULL, out_idx, n_out, logits);
+    f->last_T = st ? 0 : (int64_t)b->n_rows * b->n_cols;
+    return st;
+}
+
+const float *tk_forward_hidden(const tk_forward *f) { return f->a.hn; }
+
+tk_status tk_forward_nll(tk_forward *f, const tk_batch *b, const int32_t *target, const float *weight,
+                         double *loss_sum, double *weight_sum) {
+    tk_status st = tk_forward_run(f, b, NULL, 0, NULL);
+    if (st) return st;
+    double ls = 0, ws = 0;
+    st = tk_lmhead_xent(f->a.hn, &f->m->w.output, target, weight, f->last_T, 0.0f, &ls, &ws, NULL, NULL);
+    if (st) return st;
+    *loss_sum += ls;
+    *weight_sum += ws;
+    return TK_OK;
+}

@@ -1,0 +1,115 @@
+/* Internals of the Llama-family model shared by the loaders (src/model/load_*.c), the
+ * forward (src/model/llama.c), generation sessions (src/infer/) and, later, the
+ * backward pass and adapters (issue 3). Dimension legend as in takumi/model.h:
+ * V, C, L, H, KH, D, F; T = tokens in a forward (B rows x Tc columns flattened),
+ * S = keys a query can see (Tc, or cached + new at inference). */
+#ifndef TK_MODEL_LLAMA_H
+#define TK_MODEL_LLAMA_H
+#include "takumi/model.h"
+#include "takumi/gguf.h"
+#include "takumi/safetensors.h"
+#include "ops/ops.h"
+
+struct tk_model {
+    tk_model_config cfg;
+    tk_weights w;                 /* the weight map; w.layers is [L] */
+    char *path;
+    const char *format;           /* "gguf" | "hf" | "llama2c" */
+    tk_tokenizer *tok;            /* NULL when not loaded */
+    /* containers the refs point into (exactly one is set) */
+    tk_gguf *gguf;
+    tk_safetensors *st;
+    void *l2c;                    /* llama2.c checkpoint handle */
+    void (*l2c_close)(void *);
+    /* allocations the model owns (converted norm/bias vectors) */
+    void **owned;
+    size_t n_owned, owned_bytes;
+    /* weights in load order for inspect (tied output listed once) */
+    const tk_tensor_ref **table;
+    int64_t n_table;
+    tk_rope rope;                 /* cos/sin for positions [0, rope.n_pos) */
+    tk_adapter_hook hook;         /* hook.linear NULL = no adapter */
+};
+
+/* Activations of one forward, allocated once per shape (rows x cols). With keep, every
+ * per-layer buffer holds [L] consecutive slots (what a backward pass needs); without
+ * it, one slot is reused by every layer. Use TK_ACT(a, field, l) for layer l's slot. */
+typedef struct tk_acts {
+    int32_t max_rows, max_cols;
+    int64_t max_T;           /* max_rows * max_cols */
+    bool keep;               /* TK_FWD_KEEP_ACTS */
+    float *x;       /* [L+1][T x C] residual stream entering layer l; slot L = last layer's output (keep); else [T x C] */
+    float *xmid;    /* [L][T x C] residual after attention (input of ffn_norm) */
+    float *xn1;     /* [L][T x C] attn_norm output: input of wq, wk, wv */
+    float *rstd1;   /* [L][T] */
+    float *q;       /* [L][T x H*D] after bias, adapter and RoPE */
+    float *k, *v;   /* [L][T x KH*D] (k after RoPE) */
+    float *att;     /* [L][B x H x Tc x Tc] attention probabilities with TK_FWD_KEEP_ATT_PROBS, else NULL
+                       (the attention backward then recomputes them) */
+    float *attn;    /* [L][T x H*D] attention output: input of wo */
+    float *xn2;     /* [L][T x C] ffn_norm output: input of w_gate, w_up */
+    float *rstd2;   /* [L][T] */
+    float *gate, *up; /* [L][T x F] */
+    float *ffh;     /* [L][T x F] silu(gate) * up: input of w_down */
+    float *hn;      /* [T x C] final norm output (input of the LM head) */
+    float *rstdf;   /* [T] */
+    float *tmp;     /* [T x C] output of wo / w_down before the residual add */
+    float *gather;  /* [T x C] hidden rows gathered for selected logits */
+    int32_t *pos, *seg; /* [T] positions / segments used by the last run */
+    /* per-layer strides in floats of the kept buffers: T*C, T*H*D, T*KH*D, T*F, T, B*H*Tc*Tc */
+    int64_t s_x, s_h, s_kv, s_f, s_t, s_att;
+    float *base;    /* the one allocation every float buffer above is carved from */
+    size_t bytes;
+} tk_acts;
+
+#define TK_ACT(a, field, l, stride) ((a)->keep ? (a)->field + (int64_t)(l) * (a)->stride : (a)->field)
+
+/* Allocates activations for up to rows x cols tokens; flags: TK_FWD_KEEP_ACTS,
+ * TK_FWD_KEEP_ATT_PROBS. Free with tk_acts_free. */
+tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols, int flags);
+void tk_acts_free(tk_acts *a);
+
+/* f32 KV cache of one sequence: k/v [L x cap x KH*D]; cap grows up to n_ctx. */
+typedef struct tk_kv_cache {
+    int32_t n_layers, kvd;   /* kvd = KH*D */
+    int32_t n, cap, n_ctx;   /* cached tokens, allocated slots, limit */
+    float *k, *v;
+    int32_t *tokens, *pos;   /* [cap] */
+} tk_kv_cache;
+/* A generation session (src/infer/session.c): the cache plus a decode/prefill workspace. */
+struct tk_session {
+    tk_model *m;
+    tk_kv_cache kv;
+    tk_acts a;       /* 1 x prefill-chunk tokens, activations not kept */
+};
+tk_status tk_kv_init(tk_kv_cache *kv, const tk_model *m, int32_t n_ctx);
+/* Ensures room for n tokens (<= n_ctx), reallocating and relaying out the layers. */
+tk_status tk_kv_reserve(tk_kv_cache *kv, int32_t n);
+void tk_kv_free(tk_kv_cache *kv);
+
+/* The forward. With kv (then b->n_rows must be 1), the batch continues the cached sequence:
+ * its keys/values are stored at [kv->n, kv->n + T) and attention sees the whole cache
+ * (kv->n is advanced on success). Positions default to kv->n + t. Logits for out_idx as in
+ * tk_forward_run. No allocation happens here. */
+tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
+                           const int64_t *out_idx, int64_t n_out, float *logits);
+
+/* Loader helpers (src/model/weights.c). */
+/* Looks up a weight by its llama.cpp GGUF name ("blk.3.attn_q.weight"); writes the name
+ * the container uses into file_name[n] (for messages); NULL when absent. */
+typedef const tk_tensor_ref *(*tk_find_tensor_fn)(void *ctx, const char *gguf_name, char *file_name, size_t n);
+/* Fills m->w from a container: every tensor present with the shape the config implies
+ * (messages name the tensor and `file`); vectors converted to f32 when stored otherwise.
+ * cfg.tied_embeddings set on entry: the output is tok_embd; else the output is looked up
+ * and, when absent and output_optional, tied (then cfg.tied_embeddings is set). Sets
+ * cfg.qkv_bias when the biases exist (required when set on entry). */
+tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *ctx, const char *file,
+                         bool output_optional);
+/* Records an allocation owned by the model (freed with it). */
+tk_status tk_model_own(tk_model *m, void *p, size_t bytes);
+
+/* Per-container loaders: fill m->cfg and m->w (and m->tok for GGUF when asked). */
+tk_status tk_load_gguf(tk_model *m, const char *path, const tk_model_params *p);
+tk_status tk_load_hf(tk_model *m, const char *dir, const tk_model_params *p);
+tk_status tk_load_llama2c(tk_model *m, const char *path, const tk_model_params *p);
+#endif

@@ -1,0 +1,129 @@
+/* GGUF model loader: <arch>.* metadata -> tk_model_config, llama.cpp tensor names ->
+ * the weight map (views into the mapped file; quantized weights stay quantized).
+ * Rope convention: llama.cpp's Llama converter permutes q/k rows into Meta's layout,
+ * so arch "llama" (Llama 2/3, Mistral, TinyLlama, SmolLM2) rotates interleaved pairs;
+ * "qwen2" is stored in HF order and rotates halves (llama.cpp's NEOX mode). */
+#include "model/llama.h"
+#include "core/core.h"
+#include <stdio.h>
+
+static const tk_tensor_ref *gguf_find(void *ctx, const char *name, char *fname, size_t n) {
+    (void)fname; (void)n; /* same names */
+    return tk_gguf_find_tensor(ctx, name);
+}
+
+/* Integer metadata <arch>.<key>: required unless def >= 0 (the default when absent). */
+static tk_status get_int(const tk_gguf *g, const char *arch, const char *key, int64_t def, int32_t *out) {
+    char k[160];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    int64_t v;
+    if (!tk_gguf_get_i64(g, k, &v)) {
+        if (tk_gguf_find_key(g, k) >= 0)
+            return tk_fail(TK_ERR_FORMAT, "%s: metadata '%s' is not an integer", tk_gguf_path(g), k);
+        if (def < 0) return tk_fail(TK_ERR_NOT_FOUND, "%s: missing metadata '%s'", tk_gguf_path(g), k);
+        v = def;
+    }
+    if (v < 0 || v > INT32_MAX) return tk_fail(TK_ERR_FORMAT, "%s: metadata '%s' = %lld is out of range", tk_gguf_path(g), k, (long long)v);
+    *out = (int32_t)v;
+    return TK_OK;
+}
+
+static tk_status get_float(const tk_gguf *g, const char *arch, const char *key, double def, bool required, float *out) {
+    char k[160];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    double v;
+    if (!tk_gguf_get_f64(g, k, &v)) {
+        if (tk_gguf_find_key(g, k) >= 0)
+            return tk_fail(TK_ERR_FORMAT, "%s: metadata '%s' is not a number", tk_gguf_path(g), k);
+        if (required) return tk_fail(TK_ERR_NOT_FOUND, "%s: missing metadata '%s'", tk_gguf_path(g), k);
+        v = def;
+    }
+    *out = (float)v;
+    return TK_OK;
+}
+
+/* Fills cfg from the metadata of an open GGUF (no tensor checks). */
+static tk_status gguf_config(const tk_gguf *g, tk_model_config *cfg) {
+    const char *path = tk_gguf_path(g);
+    const char *arch;
+    size_t alen;
+    if (!tk_gguf_get_str(g, "general.architecture", &arch, &alen))
+        return tk_fail(TK_ERR_NOT_FOUND, "%s: missing metadata 'general.architecture'", path);
+    bool llama = !strcmp(arch, "llama"), qwen2 = !strcmp(arch, "qwen2");
+    if (!llama && !qwen2)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (takumi runs llama and qwen2: "
+                       "Llama 2/3, Mistral, TinyLlama, SmolLM2, Qwen2)", path, arch);
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->arch, sizeof cfg->arch, "%s", arch);
+    const char *name;
+    size_t nlen;
+    if (tk_gguf_get_str(g, "general.name", &name, &nlen)) snprintf(cfg->name, sizeof cfg->name, "%s", name);
+    tk_status st;
+    if ((st = get_int(g, arch, "embedding_length", -1, &cfg->dim)) ||
+        (st = get_int(g, arch, "block_count", -1, &cfg->n_layers)) ||
+        (st = get_int(g, arch, "attention.head_count", -1, &cfg->n_heads)) ||
+        (st = get_int(g, arch, "attention.head_count_kv", cfg->n_heads, &cfg->n_kv_heads)) ||
+        (st = get_int(g, arch, "feed_forward_length", -1, &cfg->hidden_dim)) ||
+        (st = get_int(g, arch, "context_length", -1, &cfg->max_seq)))
+        return st;
+    if (cfg->n_heads <= 0) return tk_fail(TK_ERR_FORMAT, "%s: %s.attention.head_count must be positive", path, arch);
+    int32_t def_hd = cfg->dim / cfg->n_heads, rope_dim;
+    if ((st = get_int(g, arch, "attention.key_length", def_hd, &cfg->head_dim)) ||
+        (st = get_int(g, arch, "rope.dimension_count", cfg->head_dim, &rope_dim)))
+        return st;
+    if (rope_dim != cfg->head_dim)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s.rope.dimension_count = %d differs from the head size %d "
+                       "(partial rotary embeddings are not supported)", path, arch, rope_dim, cfg->head_dim);
+    /* Vocabulary: <arch>.vocab_size, else the token list, else the embedding rows (checked later). */
+    int64_t nv = 0;
+    tk_gguf_type et;
+    char k[160];
+    snprintf(k, sizeof k, "%s.vocab_size", arch);
+    if (!tk_gguf_get_i64(g, k, &nv)) {
+        if (!tk_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &nv)) {
+            const tk_tensor_ref *e = tk_gguf_find_tensor(g, "token_embd.weight");
+            nv = e ? e->ne[1] : 0;
+        }
+    }
+    if (nv <= 0 || nv > INT32_MAX) return tk_fail(TK_ERR_FORMAT, "%s: cannot determine the vocabulary size", path);
+    cfg->n_vocab = (int32_t)nv;
+    if ((st = get_float(g, arch, "attention.layer_norm_rms_epsilon", 1e-5, true, &cfg->rms_eps)) ||
+        (st = get_float(g, arch, "rope.freq_base", 10000.0, false, &cfg->rope_theta)))
+        return st;
+    /* RoPE scaling: llama.cpp writes rope.scaling.type "linear" / "yarn" + factor. Llama 3.1's
+     * frequency scaling is stored as a rope_freqs.weight tensor instead, handled below. */
+    const char *stype;
+    size_t slen;
+    snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+    if (tk_gguf_get_str(g, k, &stype, &slen) && strcmp(stype, "none") != 0) {
+        if (strcmp(stype, "linear") != 0)
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: rope scaling type '%s' is not supported (linear, llama3)", path, stype);
+        cfg->rope_scaling = TK_ROPE_SCALING_LINEAR;
+        if ((st = get_float(g, arch, "rope.scaling.factor", 1.0, true, &cfg->rope_factor))) return st;
+    } else {
+        float f = 0;
+        if ((st = get_float(g, arch, "rope.scale_linear", 0.0, false, &f))) return st;
+        if (f > 0 && f != 1.0f) { cfg->rope_scaling = TK_ROPE_SCALING_LINEAR; cfg->rope_factor = f; }
+    }
+    if (tk_gguf_find_tensor(g, "rope_freqs.weight"))
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: per-frequency rope factors (rope_freqs.weight, Llama 3.1 scaling in GGUF) "
+                       "are not supported yet; use the HF folder of this model", path);
+    cfg->rope_interleaved = llama ? 1 : 0;
+    cfg->qkv_bias = qwen2;
+    return TK_OK;
+}
+
+tk_status tk_load_gguf(tk_model *m, const char *path, const tk_model_params *p) {
+    tk_status st = tk_gguf_open(path, &m->gguf);
+    if (st) return st;
+    if ((st = gguf_config(m->gguf, &m->cfg))) return st;
+    if (p->n_ctx > 0) m->cfg.max_seq = p->n_ctx;
+    if ((st = tk_weights_bind(m, gguf_find, m->gguf, path, true))) return st;
+    if (p->tokenizer == TK_TOKENIZER_NONE || p->tokenizer_path) return TK_OK;
+    st = tk_tokenizer_from_gguf(m->gguf, &m->tok);
+    if (st && p->tokenizer == TK_TOKENIZER_IF_PRESENT && tk_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) {
+        tk_clear_error();
+        return TK_OK;
+    }
+    return st ? tk_fail_ctx(st, "%s: tokenizer", path) : TK_OK;
+}

@@ -1,0 +1,191 @@
+/* tk_model: container detection (HF folder / GGUF / llama2.c), tokenizer loading beside
+ * the weights, accessors for the weight map, parameter counts and the tensor table. */
+#include "model/llama.h"
+#include "core/core.h"
+#include <stdio.h>
+#include <sys/stat.h>
+#include <dirent.h>
+
+tk_model_params tk_model_default_params(void) {
+    tk_model_params p;
+    memset(&p, 0, sizeof p);
+    p.tokenizer = TK_TOKENIZER_REQUIRED;
+    return p;
+}
+
+static bool file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static bool has_gguf_magic(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    char b[4] = {0};
+    size_t n = fread(b, 1, 4, f);
+    fclose(f);
+    return n == 4 && !memcmp(b, "GGUF", 4);
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Loads a tokenizer from an explicit file: HF tokenizer.json (with the tokenizer_config.json
+ * beside it when present), a GGUF's metadata, or a llama2.c tokenizer.bin. */
+static tk_status load_tokenizer_file(const char *path, tk_tokenizer **out) {
+    if (!file_exists(path)) return tk_fail(TK_ERR_IO, "%s: tokenizer file not found", path);
+    if (ends_with(path, ".json")) {
+        char cfg[4096];
+        const char *slash = strrchr(path, '/');
+        int dl = slash ? (int)(slash - path) : 0;
+        snprintf(cfg, sizeof cfg, "%.*s%stokenizer_config.json", dl, path, slash ? "/" : "");
+        return tk_tokenizer_from_hf(path, file_exists(cfg) ? cfg : NULL, out);
+    }
+    if (has_gguf_magic(path)) {
+        tk_gguf *g;
+        tk_status st = tk_gguf_open(path, &g);
+        if (st) return st;
+        st = tk_tokenizer_from_gguf(g, out);
+        tk_gguf_close(g);
+        return st;
+    }
+    return tk_tokenizer_from_llama2c(path, out);
+}
+
+/* The tokenizer of a llama2.c checkpoint: tokenizer.bin or tok*.bin in its folder. */
+static bool find_llama2c_tokenizer(const char *model_path, char *buf, size_t n) {
+    const char *slash = strrchr(model_path, '/');
+    int dl = slash ? (int)(slash - model_path) : 1;
+    const char *dir = slash ? model_path : ".";
+    snprintf(buf, n, "%.*s/tokenizer.bin", dl, dir);
+    if (file_exists(buf)) return true;
+    char d[4096];
+    snprintf(d, sizeof d, "%.*s", dl, dir);
+    DIR *dp = opendir(d);
+    if (!dp) return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(dp))) {
+        if (!strncmp(e->d_name, "tok", 3) && ends_with(e->d_name, ".bin")) {
+            int k = snprintf(buf, n, "%s/%s", d, e->d_name);
+            found = k > 0 && (size_t)k < n && file_exists(buf);
+        }
+    }
+    closedir(dp);
+    return found;
+}
+
+static tk_status load_tokenizer(tk_model *m, const char *path, bool is_dir, const tk_model_params *p) {
+    if (p->tokenizer == TK_TOKENIZER_NONE || m->tok) return TK_OK;
+    if (p->tokenizer_path) return load_tokenizer_file(p->tokenizer_path, &m->tok);
+    char buf[4096];
+    if (is_dir) {
+        snprintf(buf, sizeof buf, "%s/tokenizer.json", path);
+        if (file_exists(buf)) return load_tokenizer_file(buf, &m->tok);
+        if (p->tokenizer == TK_TOKENIZER_IF_PRESENT) return TK_OK;
+        return tk_fail(TK_ERR_NOT_FOUND, "%s: no tokenizer.json in the model folder (pass a tokenizer file)", path);
+    }
+    if (!strcmp(m->format, "llama2c")) {
+        if (find_llama2c_tokenizer(path, buf, sizeof buf)) return load_tokenizer_file(buf, &m->tok);
+        if (p->tokenizer == TK_TOKENIZER_IF_PRESENT) return TK_OK;
+        return tk_fail(TK_ERR_NOT_FOUND, "%s: llama2.c checkpoints carry no vocabulary and no tokenizer.bin / tok*.bin "
+                       "was found beside it (pass --tokenizer FILE)", path);
+    }
+    return TK_OK; /* GGUF: loaded from its metadata by the GGUF loader */
+}
+
+tk_status tk_model_load(const char *path, const tk_model_params *params, tk_model **out) {
+    *out = NULL;
+    if (!path) return tk_fail(TK_ERR_ARG, "tk_model_load: no path");
+    tk_model_params p = params ? *params : tk_model_default_params();
+    if (p.n_ctx < 0) return tk_fail(TK_ERR_ARG, "context override %d must be positive", p.n_ctx);
+    struct stat sb;
+    if (stat(path, &sb) != 0) return tk_fail(TK_ERR_IO, "%s: no such file or folder", path);
+    tk_model *m = tk_calloc(1, sizeof *m);
+    if (!m) return TK_ERR_NOMEM;
+    m->path = tk_strdup(path);
+    if (!m->path) { free(m); return TK_ERR_NOMEM; }
+    bool is_dir = S_ISDIR(sb.st_mode);
+    tk_status st;
+    if (is_dir) { m->format = "hf"; st = tk_load_hf(m, path, &p); }
+    else if (has_gguf_magic(path)) { m->format = "gguf"; st = tk_load_gguf(m, path, &p); }
+    else { m->format = "llama2c"; st = tk_load_llama2c(m, path, &p); }
+    if (!st) st = load_tokenizer(m, path, is_dir, &p);
+    if (!st && m->tok && tk_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
+        st = tk_fail(TK_ERR_FORMAT, "%s: the tokenizer has %d tokens but the model only %d", path,
+                     tk_tokenizer_n_vocab(m->tok), m->cfg.n_vocab);
+    /* RoPE tables for the context (capped: beyond the table, angles are computed on the fly). */
+    if (!st) {
+        int64_t n_pos = m->cfg.max_seq < 32768 ? m->cfg.max_seq : 32768;
+        st = tk_rope_init(&m->rope, &m->cfg, n_pos);
+        if (!st) m->owned_bytes += (size_t)n_pos * (size_t)m->rope.half * 2 * sizeof(float);
+    }
+    if (st) { tk_model_free(m); return st; }
+    *out = m;
+    return TK_OK;
+}
+
+void tk_model_free(tk_model *m) {
+    if (!m) return;
+    tk_tokenizer_free(m->tok);
+    tk_rope_free(&m->rope);
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->table);
+    free(m->w.layers);
+    tk_gguf_close(m->gguf);
+    tk_st_close(m->st);
+    if (m->l2c && m->l2c_close) m->l2c_close(m->l2c);
+    free(m->path);
+    free(m);
+}
+
+const tk_model_config *tk_model_get_config(const tk_model *m) { return &m->cfg; }
+const tk_tokenizer *tk_model_tokenizer(const tk_model *m) { return m->tok; }
+const char *tk_model_path(const tk_model *m) { return m->path; }
+const char *tk_model_format(const tk_model *m) { return m->format; }
+tk_weights *tk_model_weights(tk_model *m) { return &m->w; }
+void tk_model_set_adapter(tk_model *m, const tk_adapter_hook *hook) {
+    if (hook) m->hook = *hook;
+    else memset(&m->hook, 0, sizeof m->hook);
+}
+
+const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear_id which) {
+    if (layer < 0 || layer >= m->cfg.n_layers) return NULL;
+    const tk_layer_weights *y = &m->w.layers[layer];
+    switch (which) {
+    case TK_LIN_Q: return &y->wq;
+    case TK_LIN_K: return &y->wk;
+    case TK_LIN_V: return &y->wv;
+    case TK_LIN_O: return &y->wo;
+    case TK_LIN_GATE: return &y->w_gate;
+    case TK_LIN_UP: return &y->w_up;
+    case TK_LIN_DOWN: return &y->w_down;
+    default: return NULL;
+    }
+}
+
+const char *tk_linear_name(tk_linear_id which) {
+    static const char *names[TK_LIN_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    return (unsigned)which < TK_LIN_COUNT ? names[which] : "?";
+}
+
+int64_t tk_model_n_params(const tk_model *m) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < m->n_table; i++) n += tk_tensor_nelems(m->table[i]);
+    return n;
+}
+
+size_t tk_model_weight_bytes(const tk_model *m) {
+    size_t n = 0;
+    for (int64_t i = 0; i < m->n_table; i++) n += m->table[i]->nbytes;
+    return n;
+}
+
+size_t tk_model_owned_bytes(const tk_model *m) { return m->owned_bytes; }
+int64_t tk_model_n_tensors(const tk_model *m) { return m->n_table; }
+const tk_tensor_ref *tk_model_tensor(const tk_model *m, int64_t i) {
+    return i >= 0 && i < m->n_table ? m->table[i] : NULL;
+}
