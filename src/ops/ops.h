@@ -69,4 +69,6 @@ tk_status tk_linear_backward(float *dx, float *dw, float *db, const float *dy, c
  * and dW (f32 [V x C], may be NULL for a frozen head) accumulates the head gradient. */
 tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw);
+/* Tests: force the number of rows per chunk of tk_lmhead_xent (0 = automatic, ~8 MiB of logits). Not thread-safe. */
+void tk_lmhead_xent_chunk_rows(int64_t rows);
 #endif

@@ -9,6 +9,9 @@
 
 #define XENT_CHUNK_FLOATS (2 * 1024 * 1024)
 
+static int64_t g_chunk_rows = 0;
+void tk_lmhead_xent_chunk_rows(int64_t rows) { g_chunk_rows = rows > 0 ? rows : 0; }
+
 tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw) {
     if (!h || !w_out || !target || !loss_sum || !weight_sum || T < 0) return tk_fail(TK_ERR_ARG, "lmhead_xent: NULL argument");
@@ -31,6 +34,7 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
     if (!na) { free(rows); return TK_OK; }
     int64_t R = XENT_CHUNK_FLOATS / V;
     if (R < 8) R = 8;
+    if (g_chunk_rows) R = g_chunk_rows;
     if (R > na) R = na;
     float *hc = tk_malloc((size_t)R * C * sizeof(float)), *logits = tk_malloc((size_t)R * V * sizeof(float));
     float *dhc = dh ? tk_malloc((size_t)R * C * sizeof(float)) : NULL;
@@ -41,7 +45,7 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
     for (int64_t c0 = 0; c0 < na; c0 += R) {
         int64_t r = na - c0 < R ? na - c0 : R;
         for (int64_t i = 0; i < r; i++) memcpy(hc + i * C, h + rows[c0 + i] * C, (size_t)C * sizeof(float));
-        st = tk_matmul(logits, hc, w_out, r, false);
+        st = tk_matmul_ex(logits, hc, w_out, r, false, TK_MATMUL_EXACT); /* smooth in h: gradients match */
         if (st) goto done;
         #pragma omp parallel for schedule(static) if (r * V > 65536)
         for (int64_t i = 0; i < r; i++) {

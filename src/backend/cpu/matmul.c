@@ -91,10 +91,11 @@ static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w,
 }
 
 /* Few rows: each thread takes a range of output rows and reads each W row once. */
-static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc) {
+static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc,
+                             bool allow_int8) {
     int64_t K = w->ne[0], N = w->ne[1];
     const uint8_t *W = w->data;
-    bool fused = tk_cpu_has_qdot(w->dtype) && K % tk_dtype_block_elems(w->dtype) == 0 && K % 32 == 0;
+    bool fused = allow_int8 && tk_cpu_has_qdot(w->dtype) && K % tk_dtype_block_elems(w->dtype) == 0 && K % 32 == 0;
     tk_q8x *xq = NULL;
     if (fused) {
         xq = tk_malloc((size_t)T * (K / 32) * sizeof(tk_q8x));
@@ -138,6 +139,10 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
 }
 
 tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate) {
+    return tk_matmul_ex(y, x, w, T, accumulate, 0);
+}
+
+tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags) {
     size_t row_bytes;
     tk_status st = check_weight(w, T, &row_bytes);
     if (st) return st;
@@ -152,7 +157,8 @@ tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T,
         tk_sgemm(false, true, T, N, K, 1.0f, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
         return TK_OK;
     }
-    return path == 1 ? matmul_panels(y, x, w, row_bytes, T, accumulate) : matmul_rows(y, x, w, row_bytes, T, accumulate);
+    return path == 1 ? matmul_panels(y, x, w, row_bytes, T, accumulate)
+                     : matmul_rows(y, x, w, row_bytes, T, accumulate, !(flags & TK_MATMUL_EXACT));
 }
 
 tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate) {

@@ -11,6 +11,11 @@
 
 /* y = x · W^T (+ y if accumulate). x: [T x K] f32 row-major; y: [T x N]. Returns TK_ERR_UNSUPPORTED for a dtype without kernels. */
 tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate);
+/* tk_matmul with flags: TK_MATMUL_EXACT never quantizes x (the few-row int8 path is
+ * skipped for half/quantized W), so y is a smooth function of x — what training
+ * (finite-difference-consistent gradients) wants. tk_matmul = tk_matmul_ex(..., 0). */
+#define TK_MATMUL_EXACT 1
+tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags);
 /* dx = dy · W (+ dx if accumulate): the input gradient of y = x·W^T. dy: [T x N], dx: [T x K]. Any weight dtype. */
 tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
 /* dW += dy^T · x for an f32 weight gradient dW [N x K]. */
