@@ -40,6 +40,8 @@ int64_t tk_gguf_find_key(const tk_gguf *g, const char *key);
  * Integer getters accept any integer type (and bool) whose value fits; float getters accept f32/f64. */
 bool tk_gguf_get_i64(const tk_gguf *g, const char *key, int64_t *out);
 bool tk_gguf_get_f64(const tk_gguf *g, const char *key, double *out);
+/* Unsigned getter: any integer type (and bool) whose value is >= 0; the only way to read a u64 above INT64_MAX. */
+bool tk_gguf_get_u64(const tk_gguf *g, const char *key, uint64_t *out);
 bool tk_gguf_get_bool(const tk_gguf *g, const char *key, bool *out);
 /* String value (not NUL-terminated in the file: use *len; a NUL-terminated copy is also kept, so s[len]==0). */
 bool tk_gguf_get_str(const tk_gguf *g, const char *key, const char **s, size_t *len);

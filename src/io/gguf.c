@@ -557,6 +557,17 @@ bool tk_gguf_get_i64(const tk_gguf *g, const char *key, int64_t *out) {
     if (out) *out = v;
     return true;
 }
+bool tk_gguf_get_u64(const tk_gguf *g, const char *key, uint64_t *out) {
+    const gg_kv *kv = find(g, key);
+    if (!kv || !is_int_type(kv->type)) return false;
+    uint64_t v;
+    int64_t i;
+    if (kv->type == TK_GGUF_UINT64) memcpy(&v, kv->val, 8);
+    else if (decode_i64(kv->type, kv->val, &i) && i >= 0) v = (uint64_t)i;
+    else return false;
+    if (out) *out = v;
+    return true;
+}
 bool tk_gguf_get_f64(const tk_gguf *g, const char *key, double *out) {
     const gg_kv *kv = find(g, key);
     if (!kv || (kv->type != TK_GGUF_FLOAT32 && kv->type != TK_GGUF_FLOAT64)) return false;
