@@ -26,6 +26,11 @@ tk_status tk_tokenizer_from_gguf(const tk_gguf *g, tk_tokenizer **out);
 tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer_config_json, tk_tokenizer **out);
 /* Builds a tokenizer from a llama2.c tokenizer.bin (SentencePiece-style; BOS=1, EOS=2). */
 tk_status tk_tokenizer_from_llama2c(const char *tokenizer_bin, tk_tokenizer **out);
+/* Loads the tokenizer that belongs to a model: model_path may be a .gguf file, an HF folder
+ * (tokenizer.json [+ tokenizer_config.json]) or a tokenizer.json; tokenizer_path (may be NULL)
+ * overrides it and may be a .gguf, a tokenizer.json, an HF folder or a llama2.c tokenizer.bin
+ * (required for a llama2.c checkpoint, whose vocabulary size is then checked). Free with tk_tokenizer_free. */
+tk_status tk_tokenizer_load(const char *model_path, const char *tokenizer_path, tk_tokenizer **out);
 /* Frees a tokenizer; accepts NULL. */
 void tk_tokenizer_free(tk_tokenizer *t);
 
@@ -38,6 +43,11 @@ int32_t tk_tokenizer_bos(const tk_tokenizer *t);
 int32_t tk_tokenizer_eos(const tk_tokenizer *t);
 int32_t tk_tokenizer_eot(const tk_tokenizer *t);
 int32_t tk_tokenizer_pad(const tk_tokenizer *t);
+/* Unknown-token id (-1 when the vocabulary has none). */
+int32_t tk_tokenizer_unk(const tk_tokenizer *t);
+/* True for tokens that end generation: EOS, end-of-turn, end-of-message, and llama.cpp's
+ * end-of-generation texts (<|im_end|>, <|eot_id|>, <|endoftext|>, ...) present as control tokens. */
+bool tk_tokenizer_is_eog(const tk_tokenizer *t, int32_t id);
 /* Whether encoding with TK_TOK_ADD_SPECIAL prepends BOS / appends EOS. */
 bool tk_tokenizer_adds_bos(const tk_tokenizer *t);
 bool tk_tokenizer_adds_eos(const tk_tokenizer *t);
@@ -48,14 +58,23 @@ int32_t tk_tokenizer_find(const tk_tokenizer *t, const char *s);
 /* The model's chat template (Jinja source) if the file carried one, else NULL. */
 const char *tk_tokenizer_chat_template(const tk_tokenizer *t);
 
-/* Encodes len bytes of UTF-8 text, appending ids to *out. Invalid UTF-8 is encoded byte-wise, never rejected. */
+/* Encodes len bytes of UTF-8 text, appending ids to *out (on failure *out keeps its old length).
+ * Invalid UTF-8 is encoded byte-wise, never rejected (llama.cpp would replace it by U+FFFD).
+ * Thread-safe: scratch memory and a word cache are kept per thread. */
 tk_status tk_tokenize(const tk_tokenizer *t, const char *text, size_t len, int flags, tk_ivec *out);
-/* Decodes ids to text, appending to *out (special tokens rendered as their text unless skip_special). */
+/* Decodes ids to text, appending to *out (special tokens rendered as their text unless skip_special).
+ * Bytes are reproduced exactly (no clean-up of spaces), so decode(encode(s)) == s for byte-level
+ * BPE; for SentencePiece-style tokenizers the dummy-prefix space that encoding adds at the start
+ * and after each special token is removed again, so the same holds there. Ids outside the
+ * vocabulary fail with TK_ERR_RANGE. */
 tk_status tk_detokenize(const tk_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, tk_buf *out);
 /* The raw vocabulary entry of id (as stored; NULL if out of range). */
 const char *tk_tokenizer_piece(const tk_tokenizer *t, int32_t id, size_t *len);
 
-/* Streaming decoder for generation: feed ids one at a time; emits only complete UTF-8. */
+/* Streaming decoder for generation: feed ids one at a time; emits only complete UTF-8 (a byte
+ * that can never form a character is emitted as U+FFFD). After init, set prev to the last
+ * prompt token when continuing a prompt (prev -1 means "start of text": an SPM dummy-prefix
+ * space is then dropped, as in tk_detokenize). */
 typedef struct tk_detok_stream {
     const tk_tokenizer *tok;
     char pending[16];
