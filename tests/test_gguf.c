@@ -642,7 +642,23 @@ static void test_corrupt(void) {
                   name, msg, k_cases[c].msg);
         }
         if (c == C_PAST_END || c == C_UNKNOWN_DTYPE || c == C_ABSURD_KV) printf("  e.g. %s\n", msg);
-        save_seed(seed_dir, name, b.p, b.n);
+        if (c != C_VALID) save_seed(seed_dir, name, b.p, b.n);
+        else save_seed(seed_dir, "valid-small.gguf", b.p, b.n);
+    }
+    if (seed_dir) { /* a seed with one block of every dtype, written by takumi */
+        tk_gguf *src = NULL;
+        CHECK_OK(tk_gguf_open(FIX "types.gguf", &src));
+        tk_gguf_writer *w = tk_gguf_writer_new();
+        for (int64_t i = 0; src && i < tk_gguf_n_tensors(src); i++) {
+            const tk_tensor_ref *t = tk_gguf_tensor(src, i);
+            int64_t ne[1] = {tk_dtype_block_elems(t->dtype)};
+            if (strstr(t->name, ".q")) CHECK_OK(tk_gguf_add_tensor(w, t->name, t->dtype, 1, ne, t->data));
+        }
+        char path[1024];
+        snprintf(path, sizeof path, "%s/valid-dtypes.gguf", seed_dir);
+        CHECK_OK(tk_gguf_write(w, path));
+        tk_gguf_writer_free(w);
+        tk_gguf_close(src);
     }
 
     /* Every truncation of the valid file fails cleanly. */

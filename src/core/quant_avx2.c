@@ -1,5 +1,5 @@
 /* AVX2 (+F16C) dequantizers for the block types that real models use most
- * (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K). Chosen at run time from the
+ * (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). Chosen at run time from the
  * CPU's features, so a portable build (NATIVE=0) still gets them. Each one does
  * exactly the arithmetic of its scalar reference in quant.c (multiply, then add: no
  * FMA), so the results are bit-identical; tests/test_quant.c checks that. */
@@ -149,6 +149,30 @@ AVX2 static void q4_k_avx2(const void *src, float *y, int64_t n) {
     }
 }
 
+AVX2 static void q5_k_avx2(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m256i mask = _mm256_set1_epi8(0xF), sixteen = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < n / TK_QK_K; i++, b += 176) {
+        const float d = h2f(b), dmin = h2f(b + 2);
+        const uint8_t *scales = b + 4, *ql = b + 48;
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(b + 16));
+        for (int j = 0; j < 8; j += 2, ql += 32, y += 64) {
+            uint8_t sc, m;
+            tk_q4k_scale_min(j, scales, &sc, &m);
+            const __m256 d1 = _mm256_set1_ps(d * (float)sc), m1 = _mm256_set1_ps(dmin * (float)m);
+            tk_q4k_scale_min(j + 1, scales, &sc, &m);
+            const __m256 d2 = _mm256_set1_ps(d * (float)sc), m2 = _mm256_set1_ps(dmin * (float)m);
+            /* sub-block j takes its 5th bit from bit j of qh, sub-block j+1 from bit j+1 */
+            const __m256i u1 = _mm256_set1_epi8((char)(1 << j)), u2 = _mm256_set1_epi8((char)(2 << j));
+            const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, u1), u1), sixteen);
+            const __m256i h2 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, u2), u2), sixteen);
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)ql);
+            store32_sub(y, _mm256_or_si256(_mm256_and_si256(raw, mask), h1), d1, m1);
+            store32_sub(y + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), mask), h2), d2, m2);
+        }
+    }
+}
+
 AVX2 static void q6_k_avx2(const void *src, float *y, int64_t n) {
     const uint8_t *b = src;
     const __m128i m4 = _mm_set1_epi8(0xF), m2 = _mm_set1_epi8(3), off = _mm_set1_epi8(32);
@@ -208,6 +232,7 @@ tk_dequant_row_fn tk_dequant_row_fn_simd(tk_dtype t) {
     case TK_Q5_0: return q5_0_avx2;
     case TK_Q5_1: return q5_1_avx2;
     case TK_Q4_K: return q4_k_avx2;
+    case TK_Q5_K: return q5_k_avx2;
     case TK_Q6_K: return q6_k_avx2;
     default: return NULL;
     }
