@@ -222,6 +222,33 @@ int main(void) {
         tk_tensor_ref partial = {.name = "w", .dtype = TK_Q4_0, .n_dims = 2, .ne = {16, 1, 1, 1}, .data = data, .nbytes = 18};
         CHECK(tk_matmul(y, x, &partial, 1, false) != TK_OK, "partial block must fail");
     }
+    /* vectorized exp vs libm (double) over the float range, specials, and the sum variant */
+    {
+        int64_t n = 100003;
+        float *x = malloc((size_t)n * 4), *y = malloc((size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) x[i] = -95.0f + 190.0f * (float)i / (float)n;
+        x[0] = -INFINITY; x[1] = INFINITY; x[2] = 0.0f; x[3] = -87.33f; x[4] = 88.7f; x[5] = -87.34f;
+        tk_cpu_vexp(y, x, n);
+        double worst = 0;
+        for (int64_t i = 2; i < n; i++) {
+            double ref = exp((double)x[i]);
+            if (ref < 1.1754944e-38) { CHECK(y[i] == 0.0f || fabs(y[i] - ref) < 1e-44, "exp(%g) tiny = %g", x[i], y[i]); continue; }
+            if (ref > 3.40282346e38) { CHECK(isinf(y[i]), "exp(%g) = %g, want inf", x[i], y[i]); continue; }
+            worst = fmax(worst, fabs(y[i] - ref) / ref);
+        }
+        CHECK(y[0] == 0.0f && isinf(y[1]) && y[2] == 1.0f, "exp specials: %g %g %g", y[0], y[1], y[2]);
+        CHECK(worst < 5e-7, "vexp max relative error %g", worst);
+        float nanv = NAN, ny;
+        tk_cpu_vexp(&ny, &nanv, 1);
+        CHECK(ny != ny, "exp(NaN) must be NaN");
+        for (int64_t i = 0; i < 1000; i++) x[i] = (float)i * 0.01f - 3;
+        double ref = 0;
+        for (int64_t i = 0; i < 1000; i++) ref += exp((double)x[i] - 1.5);
+        float s = tk_cpu_vexp_sum(y, x, 1.5f, 1000);
+        CHECK(fabs(s - ref) < 1e-5 * ref, "vexp_sum %g vs %g", s, ref);
+        CHECK(fabs(y[999] - exp(x[999] - 1.5)) < 1e-6 * exp(x[999] - 1.5), "vexp_sum stores exp");
+        free(x); free(y);
+    }
     printf("qdot isa: %s\n", tk_cpu_qdot_isa());
     return tk_test_done("test_matmul");
 }

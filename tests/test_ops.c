@@ -213,16 +213,25 @@ static tk_status att_bwd(fd_case *c) {
     return tk_attention_backward(c->in[0].grad, c->in[1].grad, c->in[2].grad, c->out[0].grad, c->flag ? NULL : c->aux,
                                  c->in[0].data, c->in[1].data, c->in[2].data, &c->args);
 }
-/* kind: 0 causal GQA, 1 packed segments, 2 padding, 3 Tq < S with default positions, 4 = 1 with recompute in backward */
+/* kind: 0 causal GQA, 1 packed segments, 2 padding, 3 Tq < S with default positions, 4 = 1 with recompute in backward,
+ * 5 long packed row (several query blocks) of random-length examples and a padded tail, MQA (KH = 1) */
 static void case_attention(fd_case *c, int kind) {
-    c->H = 4; c->KH = 2; c->D = 8;
-    c->S = 9; c->T = kind == 3 ? 3 : c->S;
+    c->H = 4; c->KH = kind == 5 ? 1 : 2; c->D = 8;
+    c->S = kind == 5 ? 150 : 9; c->T = kind == 3 ? 3 : c->S;
     c->pos = ivec(c->T); c->pos_k = ivec(c->S);
     c->seg_q = ivec(c->T); c->seg_k = ivec(c->S);
     for (int64_t s = 0; s < c->S; s++) c->pos_k[s] = (int32_t)s;
     if (kind == 1 || kind == 4) { /* three examples packed in one row, positions restart */
         int32_t seg[] = {0, 0, 0, 0, 1, 1, 2, 2, 2}, pos[] = {0, 1, 2, 3, 0, 1, 0, 1, 2};
         memcpy(c->seg_k, seg, sizeof seg); memcpy(c->pos_k, pos, sizeof pos);
+    }
+    if (kind == 5) {
+        int32_t seg = 0, p = 0;
+        for (int64_t s = 0; s < c->S; s++) {
+            if (s > 0 && tk_rng_uniform(&rng) < 0.03f) { seg++; p = 0; }
+            c->seg_k[s] = s >= 140 ? -1 : seg;
+            c->pos_k[s] = p++;
+        }
     }
     if (kind == 2) { /* right padding */
         int32_t seg[] = {0, 0, 0, 0, 0, 0, -1, -1, -1};
@@ -242,7 +251,7 @@ static void case_attention(fd_case *c, int kind) {
     add_in(c, "k", c->S * c->KH * c->D, 1, false);
     add_in(c, "v", c->S * c->KH * c->D, 1, false);
     add_out(c, "out", c->T * c->H * c->D);
-    if (kind == 2) for (int64_t t = 6; t < c->T; t++) /* padded rows carry no loss */
+    if (kind == 2 || kind == 5) for (int64_t t = kind == 2 ? 6 : 140; t < c->T; t++) /* padded rows carry no loss */
         for (int64_t i = 0; i < c->H * c->D; i++) c->out[0].grad[t * c->H * c->D + i] = 0;
     c->aux = zerov(c->H * c->T * c->S);
     c->fwd = att_fwd; c->bwd = att_bwd;
@@ -252,6 +261,7 @@ static void case_att_packed(fd_case *c) { case_attention(c, 1); }
 static void case_att_padding(fd_case *c) { case_attention(c, 2); }
 static void case_att_decode(fd_case *c) { case_attention(c, 3); }
 static void case_att_recompute(fd_case *c) { case_attention(c, 4); }
+static void case_att_long(fd_case *c) { case_attention(c, 5); }
 
 /* ------------------------------------------------------------------ swiglu */
 static tk_status swi_fwd(fd_case *c) {
@@ -415,7 +425,7 @@ static void check_attention_ref(int kind) {
     for (int64_t t = 0; t < a->Tq; t++)
         for (int64_t h = 0; h < a->H; h++) {
             int32_t pq = a->pos_q ? a->pos_q[t] : (int32_t)(a->S - a->Tq + t), sq = a->seg_q ? a->seg_q[t] : 0;
-            double sc[64], mx = -1e300, sum = 0;
+            double sc[256], mx = -1e300, sum = 0;
             for (int64_t s = 0; s < a->S; s++) {
                 int32_t pk = a->pos_k ? a->pos_k[s] : (int32_t)s, sk = a->seg_k ? a->seg_k[s] : 0;
                 bool ok = sq >= 0 && sk == sq && pk <= pq;
@@ -516,6 +526,7 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"attention padding", case_att_padding, 1e-3},
     {"attention Tq<S", case_att_decode, 1e-3},
     {"attention recompute", case_att_recompute, 1e-3},
+    {"attention long packed MQA", case_att_long, 1e-3},
     {"swiglu", case_swiglu, 1e-3},
     {"linear f32 +bias", case_linear_f32, 1e-3},
     {"linear q4_1 dx", case_linear_q4_1, 1e-3},
@@ -536,7 +547,7 @@ int main(void) {
         free_case(&c);
     }
     check_rope_hf();
-    for (int kind = 0; kind < 4; kind++) check_attention_ref(kind);
+    for (int kind = 0; kind <= 5; kind++) check_attention_ref(kind);
     check_xent_ref();
     check_misc_forward();
     return tk_test_done("test_ops");

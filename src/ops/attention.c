@@ -9,6 +9,7 @@
  * 0..S-1 and queries S-Tq..S-1 (the KV-cache layout). */
 #include "ops/ops.h"
 #include "core/core.h"
+#include "backend/cpu/kernels.h"
 #include <math.h>
 
 #define QB 64 /* query rows per task */
@@ -26,32 +27,55 @@ static tk_status check_args(const tk_attn_args *a) {
     return TK_OK;
 }
 
-/* Scores for rows [t0, t0+qb) of head h into P [qb x S], then masked softmax in place. */
-static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb) {
-    int64_t S = a->S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH);
-    tk_sgemm(false, true, qb, S, D, a->scale, q + t0 * H * D + h * D, H * D, k + g * D, KH * D, 0.0f, P, S);
+/* Key range [lo, hi) that any query row of [t0, t0+qb) may see: the products outside it
+ * are all masked, so the sgemms skip them (causal halves the work; packing skips the
+ * other examples). Returns hi <= lo when nothing is visible. */
+static void key_range(const tk_attn_args *a, int64_t t0, int64_t qb, int64_t *lo, int64_t *hi) {
+    int64_t S = a->S;
+    if (!a->seg_q && !a->seg_k && !a->pos_q && !a->pos_k) { /* KV-cache layout: keys 0 .. last query */
+        *lo = 0;
+        *hi = S - a->Tq + t0 + qb;
+        if (*hi > S) *hi = S;
+        return;
+    }
+    int64_t l = S, h = 0;
+    for (int64_t i = 0; i < qb; i++) {
+        int32_t sq = segq(a, t0 + i), pq = posq(a, t0 + i);
+        if (sq < 0) continue;
+        int64_t s = 0;
+        while (s < l && !(segk(a, s) == sq && posk(a, s) <= pq)) s++;
+        if (s < l) l = s;
+        s = S - 1;
+        while (s >= h && !(segk(a, s) == sq && posk(a, s) <= pq)) s--;
+        if (s + 1 > h) h = s + 1;
+    }
+    *lo = l;
+    *hi = h;
+}
+
+/* Probabilities for rows [t0, t0+qb) of head h into P [qb x S] (row stride S), computed on
+ * keys [lo, hi) only; entries outside stay untouched (callers zero them or never read them). */
+static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb,
+                       int64_t lo, int64_t hi) {
+    int64_t S = a->S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH), n = hi - lo;
+    if (n <= 0) return;
+    tk_sgemm(false, true, qb, n, D, a->scale, q + t0 * H * D + h * D, H * D, k + lo * KH * D + g * D, KH * D, 0.0f, P + lo, S);
     for (int64_t i = 0; i < qb; i++) {
         int64_t t = t0 + i;
         float *p = P + i * S;
         int32_t sq = segq(a, t), pq = posq(a, t);
         float mx = -INFINITY;
-        for (int64_t s = 0; s < S; s++) {
+        for (int64_t s = lo; s < hi; s++) {
             bool ok = sq >= 0 && segk(a, s) == sq && posk(a, s) <= pq;
             if (!ok) p[s] = -INFINITY;
             else if (p[s] > mx) mx = p[s];
         }
         if (mx == -INFINITY) { /* a padding query, or nothing visible: no attention at all */
-            memset(p, 0, (size_t)S * sizeof(float));
+            memset(p + lo, 0, (size_t)n * sizeof(float));
             continue;
         }
-        float sum = 0;
-        for (int64_t s = 0; s < S; s++) {
-            float e = p[s] == -INFINITY ? 0.0f : expf(p[s] - mx);
-            p[s] = e;
-            sum += e;
-        }
-        float inv = 1.0f / sum;
-        for (int64_t s = 0; s < S; s++) p[s] *= inv;
+        float inv = 1.0f / tk_cpu_vexp_sum(p + lo, p + lo, mx, n);
+        for (int64_t s = lo; s < hi; s++) p[s] *= inv;
     }
 }
 
@@ -79,8 +103,18 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
             if (!att && !scratch) continue;
             int64_t h = task / nqb, t0 = (task % nqb) * QB, qb = Tq - t0 < QB ? Tq - t0 : QB, g = h / (H / KH);
             float *P = att ? att + (h * Tq + t0) * S : scratch;
-            attn_probs(P, q, k, a, h, t0, qb);
-            tk_sgemm(false, false, qb, D, S, 1.0f, P, S, v + g * D, KH * D, 0.0f, out + t0 * H * D + h * D, H * D);
+            int64_t lo, hi;
+            key_range(a, t0, qb, &lo, &hi);
+            if (hi < lo) hi = lo;
+            if (att) /* the saved probabilities are whole rows: zero what the range skips */
+                for (int64_t i = 0; i < qb; i++) {
+                    memset(P + i * S, 0, (size_t)lo * sizeof(float));
+                    memset(P + i * S + hi, 0, (size_t)(S - hi) * sizeof(float));
+                }
+            attn_probs(P, q, k, a, h, t0, qb, lo, hi);
+            float *o = out + t0 * H * D + h * D;
+            if (hi > lo) tk_sgemm(false, false, qb, D, hi - lo, 1.0f, P + lo, S, v + lo * KH * D + g * D, KH * D, 0.0f, o, H * D);
+            else for (int64_t i = 0; i < qb; i++) memset(o + i * H * D, 0, (size_t)D * sizeof(float));
         }
         free(scratch);
     }
@@ -120,26 +154,33 @@ tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *do
             float *dKh = priv + (size_t)h * 2 * per, *dVh = dKh + per;
             const float *Kg = k + g * D, *Vg = v + g * D;
             for (int64_t t0 = 0; t0 < Tq; t0 += QB) {
-                int64_t qb = Tq - t0 < QB ? Tq - t0 : QB;
+                int64_t qb = Tq - t0 < QB ? Tq - t0 : QB, lo, hi;
+                key_range(a, t0, qb, &lo, &hi);
+                float *dQ = dq + t0 * H * D + h * D;
+                if (hi <= lo) { /* nothing visible from this block: no gradient */
+                    for (int64_t i = 0; i < qb; i++) memset(dQ + i * H * D, 0, (size_t)D * sizeof(float));
+                    continue;
+                }
+                int64_t n = hi - lo;
                 const float *P;
                 if (att) P = att + (h * Tq + t0) * S;
                 else {
-                    attn_probs(Pbuf, q, k, a, h, t0, qb);
+                    attn_probs(Pbuf, q, k, a, h, t0, qb, lo, hi);
                     P = Pbuf;
                 }
                 const float *dOh = dout + t0 * H * D + h * D, *Qh = q + t0 * H * D + h * D;
-                tk_sgemm(true, false, S, D, qb, 1.0f, P, S, dOh, H * D, 1.0f, dVh, D);
-                tk_sgemm(false, true, qb, S, D, 1.0f, dOh, H * D, Vg, KH * D, 0.0f, dP, S);
+                tk_sgemm(true, false, n, D, qb, 1.0f, P + lo, S, dOh, H * D, 1.0f, dVh + lo * D, D);
+                tk_sgemm(false, true, qb, n, D, 1.0f, dOh, H * D, Vg + lo * KH * D, KH * D, 0.0f, dP + lo, S);
                 for (int64_t i = 0; i < qb; i++) {
                     const float *p = P + i * S;
                     float *d = dP + i * S;
                     double dot = 0;
-                    for (int64_t s = 0; s < S; s++) dot += (double)p[s] * d[s];
+                    for (int64_t s = lo; s < hi; s++) dot += (double)p[s] * d[s];
                     float fd = (float)dot;
-                    for (int64_t s = 0; s < S; s++) d[s] = p[s] * (d[s] - fd);
+                    for (int64_t s = lo; s < hi; s++) d[s] = p[s] * (d[s] - fd);
                 }
-                tk_sgemm(false, false, qb, D, S, a->scale, dP, S, Kg, KH * D, 0.0f, dq + t0 * H * D + h * D, H * D);
-                tk_sgemm(true, false, S, D, qb, a->scale, dP, S, Qh, H * D, 1.0f, dKh, D);
+                tk_sgemm(false, false, qb, D, n, a->scale, dP + lo, S, Kg + lo * KH * D, KH * D, 0.0f, dQ, H * D);
+                tk_sgemm(true, false, n, D, qb, a->scale, dP + lo, S, Qh, H * D, 1.0f, dKh + lo * D, D);
             }
         }
         free(Pbuf);

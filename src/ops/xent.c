@@ -5,6 +5,7 @@
  * the head into dh and, for a trainable head, dW. */
 #include "ops/ops.h"
 #include "core/core.h"
+#include "backend/cpu/kernels.h"
 #include <math.h>
 
 #define XENT_CHUNK_FLOATS (2 * 1024 * 1024)
@@ -53,14 +54,14 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
             float *l = logits + i * V;
             float mx = l[0];
             for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-            double se = 0;
-            for (int64_t j = 0; j < V; j++) se += expf(l[j] - mx);
-            double lse = mx + log(se);
+            float lt = l[target[t]];
+            float se = tk_cpu_vexp_sum(l, l, mx, V); /* l now holds exp(logit - max) */
+            double lse = mx + log((double)se);
             float wt = weight ? weight[t] : 1.0f;
-            rl[i] = lse - l[target[t]];
+            rl[i] = lse - lt;
             if (dh) { /* d(loss * wt * grad_scale)/dlogits = (softmax - onehot) * wt * grad_scale */
-                float g = wt * grad_scale, flse = (float)lse;
-                for (int64_t j = 0; j < V; j++) l[j] = expf(l[j] - flse) * g;
+                float g = wt * grad_scale, f = g / se;
+                for (int64_t j = 0; j < V; j++) l[j] *= f;
                 l[target[t]] -= g;
             }
         }

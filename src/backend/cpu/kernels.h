@@ -27,6 +27,13 @@ tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n)
 void tk_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* y[i] = exp(x[i]) (x may alias y), within a few ulp of expf; exp(-inf) = 0, results below FLT_MIN are 0. */
+void tk_cpu_vexp(float *y, const float *x, int64_t n);
+/* y[i] = exp(x[i] - shift) as tk_cpu_vexp; returns the sum of the y[i] (float). */
+float tk_cpu_vexp_sum(float *y, const float *x, float shift, int64_t n);
+/* The scalar exp the vector code mirrors (tails, tests). */
+float tk_cpu_exp_ref(float x);
+
 /* Forces a matmul strategy (tests and benches): 0 auto, 1 panel dequant + sgemm, 2 fused row dots. */
 void tk_cpu_matmul_force_path(int path);
 #endif
