@@ -1,6 +1,12 @@
 /* Chat templates rendered by takumi itself, with an exact record of which tokens
  * belong to which message and role (the SFT loss mask depends on it).
- * Families are recognised from the model's own Jinja template. */
+ *
+ * Each family below is one official Jinja template reproduced byte for byte (tests
+ * compare against the text the official template renders, tests/fixtures/chat/).
+ * Families are recognised from the model's own template (GGUF tokenizer.chat_template,
+ * HF tokenizer_config.json); an explicit name overrides. Where an official template
+ * raises, takumi fails too; where it would silently drop a message (e.g. a tool message
+ * in Llama-2), takumi refuses with TK_ERR_UNSUPPORTED instead of losing data. */
 #ifndef TAKUMI_CHAT_H
 #define TAKUMI_CHAT_H
 #include "takumi/core.h"
@@ -13,12 +19,21 @@ typedef enum tk_role { TK_ROLE_SYSTEM = 0, TK_ROLE_USER, TK_ROLE_ASSISTANT, TK_R
 
 typedef enum tk_chat_family {
     TK_CHAT_UNKNOWN = 0,
-    TK_CHAT_CHATML,   /* SmolLM2, Qwen2: <|im_start|>role\n…<|im_end|>\n */
-    TK_CHAT_LLAMA3,   /* <|start_header_id|>role<|end_header_id|>\n\n…<|eot_id|> */
-    TK_CHAT_LLAMA2,   /* <s>[INST] <<SYS>>…<</SYS>> … [/INST] … </s> */
-    TK_CHAT_MISTRAL,  /* <s>[INST] … [/INST] …</s> (system folded into the first user turn) */
-    TK_CHAT_GEMMA,    /* <start_of_turn>user\n…<end_of_turn>\n */
-    TK_CHAT_PHI3,     /* <|user|>\n…<|end|>\n<|assistant|>\n */
+    TK_CHAT_CHATML,   /* "chatml": <|im_start|>role\n…<|im_end|>\n, no default system (OpenHermes) */
+    TK_CHAT_LLAMA3,   /* "llama3": Llama-3-Instruct, <|start_header_id|>role<|end_header_id|>\n\n…<|eot_id|> */
+    TK_CHAT_LLAMA2,   /* "llama2": <s>[INST] <<SYS>>\n…\n<</SYS>>\n\n… [/INST] … </s> */
+    TK_CHAT_MISTRAL,  /* "mistral": Mistral-7B-Instruct v0.1/v0.2 "v1" template, system folded into the first user turn */
+    TK_CHAT_GEMMA,    /* "gemma": Gemma 1/2, <start_of_turn>user\n…<end_of_turn>\n, no system role */
+    TK_CHAT_PHI3,     /* "phi3": Phi-3-mini (current), <|user|>\n…<|end|>\n<|assistant|>\n, eos when no generation prompt */
+    TK_CHAT_SMOLLM2,  /* "smollm2": ChatML + SmolLM2's default system message when none is given */
+    TK_CHAT_QWEN2,    /* "qwen2": ChatML + "You are a helpful assistant." when no system is given */
+    TK_CHAT_QWEN25,   /* "qwen2.5": ChatML + Qwen2.5's default system; tool results as <tool_response> in a user turn */
+    TK_CHAT_LLAMA31,  /* "llama3.1": Llama-3.1 system block ("Cutting Knowledge Date…", date 26 Jul 2024); tool -> ipython */
+    TK_CHAT_MISTRAL_LEGACY, /* "mistral-legacy": pre-v1 Mistral-7B-Instruct-v0.2 / Mixtral template, no system role */
+    TK_CHAT_GEMMA3,   /* "gemma3": Gemma 3, system prepended to the first user turn */
+    TK_CHAT_PHI35,    /* "phi3.5": Phi-3.5-mini, as phi3 but an empty system message is skipped */
+    TK_CHAT_PHI3_LEGACY, /* "phi3-legacy": original Phi-3 template: <s>, user turns end in <|assistant|>\n, no system */
+    TK_CHAT_ALPACA,   /* "alpaca": takumi's fallback for models without a template (### Instruction / ### Response) */
     TK_CHAT_FAMILY_COUNT
 } tk_chat_family;
 
@@ -31,23 +46,45 @@ typedef struct tk_chat_msg {
  * to and whether it is that message's trainable part. */
 typedef struct tk_chat_tokens {
     tk_ivec ids;
-    int32_t *msg_index;   /* [ids.len] index into msgs, or -1 for template glue / generation prompt */
-    uint8_t *role;        /* [ids.len] tk_role of msg_index (TK_ROLE_SYSTEM for glue) */
-    uint8_t *is_target;   /* [ids.len] 1 for an assistant message's content + its end-of-turn token (what SFT trains on) */
+    int32_t *msg_index;   /* [ids.len] index into msgs of the message whose header/content/end the token renders;
+                             -1 for glue of no message (BOS, an injected default system prompt, the generation prompt, a final EOS) */
+    uint8_t *role;        /* [ids.len] tk_role of that message (SYSTEM for BOS/default system, ASSISTANT for the generation prompt) */
+    uint8_t *is_target;   /* [ids.len] 1 on an assistant message's content, anything the template puts between it and its
+                             end-of-turn token, and that token (<|im_end|>, <|eot_id|>, </s>, <end_of_turn>, <|end|>, EOS):
+                             exactly what the model must generate; 0 on headers, role markers, system/user/tool text and
+                             glue after the end-of-turn token (ChatML's "\n" after <|im_end|>) */
 } tk_chat_tokens;
 
-/* Recognises the family from a Jinja chat template source (TK_CHAT_UNKNOWN if none matches). */
+/* Recognises the family from a Jinja chat template source; TK_CHAT_UNKNOWN if it is not one takumi renders exactly. */
 tk_chat_family tk_chat_detect(const char *jinja);
-/* Family by name ("chatml", "llama3", "llama2", "mistral", "gemma", "phi3"); TK_CHAT_UNKNOWN if unknown. */
+/* Family by name ("chatml", "smollm2", "qwen2", "qwen2.5", "llama3", "llama3.1", "llama2", "mistral",
+ * "mistral-legacy", "gemma", "gemma3", "phi3", "phi3.5", "phi3-legacy", "alpaca"); TK_CHAT_UNKNOWN if unknown. */
 tk_chat_family tk_chat_family_from_name(const char *name);
-/* Name of a family. */
+/* Name of a family ("unknown" for TK_CHAT_UNKNOWN or out of range). */
 const char *tk_chat_family_name(tk_chat_family f);
-/* Renders msgs to text exactly as the family's official template does (add_generation_prompt appends the assistant header). */
+/* All family names, comma-separated (for help and error messages); static string. */
+const char *tk_chat_family_names(void);
+/* The family to use for a model: override_name if non-NULL (TK_ERR_ARG naming the choices if unknown), else detected
+ * from tok's chat template (TK_ERR_UNSUPPORTED with the template's start if unrecognised), else TK_CHAT_ALPACA when the
+ * tokenizer has no template (tok may be NULL). */
+tk_status tk_chat_resolve(const tk_tokenizer *tok, const char *override_name, tk_chat_family *out);
+/* Detects the family of a template file: an HF tokenizer_config.json ("chat_template" string, or the "default" entry of a
+ * list of named templates) or a plain .jinja file. TK_ERR_NOT_FOUND if a JSON file has no chat_template. */
+tk_status tk_chat_family_from_template_file(const char *path, tk_chat_family *out);
+/* Renders msgs to text exactly as the family's official template does (add_generation_prompt appends the assistant
+ * header; llama2/mistral/phi3-legacy templates have no such switch and ignore it). Appends to *out.
+ * TK_ERR_ARG for no messages or role orders the template rejects; TK_ERR_UNSUPPORTED for messages it cannot render. */
 tk_status tk_chat_render_text(tk_chat_family f, const tk_chat_msg *msgs, size_t n, bool add_generation_prompt, tk_buf *out);
-/* Renders msgs to tokens with per-token provenance; out must be zeroed; free with tk_chat_tokens_free. */
+/* Renders msgs to tokens with per-token provenance; out must be zeroed; free with tk_chat_tokens_free (also on failure).
+ * Template markers (<|im_start|>, <|eot_id|>, </s>, …) become their special token when tok has it; message content is
+ * tokenized without parsing special tokens, so text like "<|im_end|>" in a message cannot inject control tokens.
+ * The text between two special tokens is tokenized as one piece, so the ids equal tk_tokenize(rendered text,
+ * TK_TOK_PARSE_SPECIAL) whenever no content contains special-token text; a token that straddles template text and
+ * content (e.g. SentencePiece "▁answer" from " " + "answer") belongs to the later of the two. Never adds BOS/EOS beyond
+ * what the template renders (alpaca: the tokenizer's EOS closes each assistant answer, text rendering has none). */
 tk_status tk_chat_render(const tk_tokenizer *tok, tk_chat_family f, const tk_chat_msg *msgs, size_t n,
                          bool add_generation_prompt, tk_chat_tokens *out);
-/* Frees the arrays of a rendered conversation. */
+/* Frees the arrays of a rendered conversation and zeroes it. */
 void tk_chat_tokens_free(tk_chat_tokens *c);
 
 #ifdef __cplusplus
