@@ -148,8 +148,7 @@ static void check_dx(tk_dtype t, int64_t T, int64_t N, int64_t K) {
 typedef void (*sgemm_fn)(bool, bool, int64_t, int64_t, int64_t, float, const float *, int64_t, const float *, int64_t,
                          float, float *, int64_t);
 
-static void check_sgemm(sgemm_fn f, const char *name) {
-    int64_t M = 37, N = 29, K = 300;
+static void check_sgemm(sgemm_fn f, const char *name, int64_t M, int64_t N, int64_t K) {
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
             int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
@@ -182,8 +181,9 @@ static void check_sgemm(sgemm_fn f, const char *name) {
 
 int main(void) {
     tk_rng_seed(&rng, 1234);
-    check_sgemm(tk_sgemm, "tk_sgemm");
-    check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin");
+    check_sgemm(tk_sgemm, "tk_sgemm", 37, 29, 300);
+    check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 37, 29, 300);
+    check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 103, 2100, 20); /* several row blocks, N past one column block */
     for (int i = 0; i < NTYPES; i++) {
         tk_dtype t = k_types[i];
         int64_t bk = tk_dtype_block_elems(t) == 256 ? 512 : 96;
