@@ -286,8 +286,8 @@ static tk_status skip_value(rd *r, uint32_t t, int depth) {
                        (unsigned long long)n, value_type_name(et), r->len - r->pos);
     if (esz) { r->pos += (size_t)n * esz; return TK_OK; }
     for (uint64_t i = 0; i < n; i++) {
-        st = skip_value(r, et, depth + 1);
-        if (st) return tk_fail_ctx(st, "element %llu: ", (unsigned long long)i);
+        st = skip_value(r, et, depth + 1); /* the top level names the element; inner levels add nothing */
+        if (st) return st;
     }
     return TK_OK;
 }
@@ -356,8 +356,8 @@ static tk_status parse_tensor(tk_gguf *g, rd *r, int64_t i, uint64_t *offset) {
     size_t nlen;
     tk_status st = rd_str(r, &name, &nlen, "tensor name");
     if (st) return st;
-    if ((st = arena_add(g, name, nlen, &g->t_name[i]))) return st;
     if (memchr(name, 0, nlen)) return tk_fail(TK_ERR_FORMAT, "tensor name contains a NUL byte");
+    if ((st = arena_add(g, name, nlen, &g->t_name[i]))) return st;
     const char *nm = g->arena.data + g->t_name[i];
     uint32_t n_dims, type;
     if ((st = rd_u32(r, &n_dims, "tensor n_dims"))) return tk_fail_ctx(st, "tensor '%s': ", nm);
@@ -414,9 +414,11 @@ static tk_status parse(tk_gguf *g) {
      * info is 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset). */
     size_t left = g->size - r.pos;
     if (nkv > left / 13)
-        return tk_fail(TK_ERR_FORMAT, "absurd key/value count %llu for a file of %zu bytes", (unsigned long long)nkv, g->size);
+        return tk_fail(TK_ERR_FORMAT, "key/value count %llu cannot fit in the %zu bytes that remain (truncated or corrupt file)",
+                       (unsigned long long)nkv, left);
     if (nt > left / 24)
-        return tk_fail(TK_ERR_FORMAT, "absurd tensor count %llu for a file of %zu bytes", (unsigned long long)nt, g->size);
+        return tk_fail(TK_ERR_FORMAT, "tensor count %llu cannot fit in the %zu bytes that remain (truncated or corrupt file)",
+                       (unsigned long long)nt, left);
     g->n_kv = (int64_t)nkv;
     g->n_tensors = (int64_t)nt;
 
@@ -460,9 +462,10 @@ static tk_status parse(tk_gguf *g) {
     if (!g->t || !g->t_name || !offsets || !g->t_hash) { free(offsets); return TK_ERR_NOMEM; }
     memset(g->t_hash, 0xff, g->t_hash_cap * sizeof(int64_t));
     for (int64_t i = 0; i < g->n_tensors; i++) {
+        g->t_name[i] = SIZE_MAX; /* "name not read yet": messages after it name the tensor themselves */
         if ((st = parse_tensor(g, &r, i, &offsets[i]))) {
             free(offsets);
-            return tk_fail_ctx(st, "tensor info #%lld: ", (long long)i);
+            return g->t_name[i] == SIZE_MAX ? tk_fail_ctx(st, "tensor info #%lld: ", (long long)i) : st;
         }
         int64_t dup = hash_insert(g, g->t_hash, g->t_hash_cap, t_name, i);
         if (dup >= 0) {
@@ -480,13 +483,16 @@ static tk_status parse(tk_gguf *g) {
     for (int64_t i = 0; i < g->n_tensors; i++) {
         tk_tensor_ref *t = &g->t[i];
         size_t start, end;
-        if (offsets[i] > SIZE_MAX || !tk_add_ok(ds, (size_t)offsets[i], &start) || !tk_add_ok(start, t->nbytes, &end) ||
-            end > g->size) {
-            tk_status e = tk_fail(TK_ERR_FORMAT,
-                                  "tensor '%s' data [%llu, %llu) extends past end of file (size %zu)",
-                                  g->arena.data + g->t_name[i], (unsigned long long)ds + (unsigned long long)offsets[i],
-                                  (unsigned long long)ds + (unsigned long long)offsets[i] + (unsigned long long)t->nbytes,
-                                  g->size);
+        const char *nm = g->arena.data + g->t_name[i];
+        if (offsets[i] > SIZE_MAX || !tk_add_ok(ds, (size_t)offsets[i], &start) || start > g->size) {
+            tk_status e = tk_fail(TK_ERR_FORMAT, "tensor '%s' data offset %llu (+ data section start %zu) is past the end of file (size %zu)",
+                                  nm, (unsigned long long)offsets[i], ds, g->size);
+            free(offsets);
+            return e;
+        }
+        if (!tk_add_ok(start, t->nbytes, &end) || end > g->size) {
+            tk_status e = tk_fail(TK_ERR_FORMAT, "tensor '%s' data [%zu, %llu) extends past end of file (size %zu)", nm, start,
+                                  (unsigned long long)start + (unsigned long long)t->nbytes, g->size);
             free(offsets);
             return e;
         }
