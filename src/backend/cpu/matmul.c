@@ -54,12 +54,14 @@ static tk_status check_weight(const tk_tensor_ref *w, int64_t T, size_t *row_byt
     return TK_OK;
 }
 
+/* Rows per panel: the panel fits in L2 (TK_PANEL_FLOATS) and the panel count is a multiple
+ * of the thread count, so threads finish together. */
 static int64_t panel_rows(int64_t K, int64_t N) {
     int64_t nr = TK_PANEL_FLOATS / K;
     if (nr < 8) nr = 8;
-    int nt = tk_get_threads();
-    int64_t fair = (N + 2 * nt - 1) / (2 * nt); /* at least two panels per thread when N allows */
-    if (fair < nr) nr = fair;
+    int64_t nt = tk_get_threads(), np = (N + nr - 1) / nr;
+    np = (np + nt - 1) / nt * nt;
+    nr = (N + np - 1) / np;
     nr = (nr + 7) / 8 * 8;
     return nr > 0 ? nr : 8;
 }
@@ -174,8 +176,7 @@ tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64
     /* Column stripes of W (whole blocks) per task; each task walks all rows of W in panels. */
     int64_t blk = tk_dtype_block_elems(w->dtype), nblk = K / blk;
     size_t bb = tk_dtype_block_bytes(w->dtype);
-    int nt = tk_get_threads();
-    int64_t stripes = nt > 1 ? 2 * nt : 1;
+    int64_t nt = tk_get_threads(), stripes = nt; /* one equal stripe per thread */
     if (stripes > nblk) stripes = nblk;
     int64_t sblk = (nblk + stripes - 1) / stripes;
     stripes = (nblk + sblk - 1) / sblk;
