@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static tk_rng rng;
 static void *rand_bytes(size_t n, tk_dtype t, int64_t nblk) {
@@ -35,12 +36,22 @@ static float *randf(int64_t n) {
     return v;
 }
 
+/* Wall time, or with BENCH_CPU=1 the process CPU time (robust on a loaded machine when
+ * run with 1 thread: it excludes time spent descheduled). */
+static double now(void) {
+    static int cpu = -1;
+    if (cpu < 0) cpu = getenv("BENCH_CPU") && atoi(getenv("BENCH_CPU"));
+    if (!cpu) return tk_time_s();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 static double best_time(void (*f)(void *), void *arg, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
-        double t0 = tk_time_s();
+        double t0 = now();
         f(arg);
-        double dt = tk_time_s() - t0;
+        double dt = now() - t0;
         if (dt < best) best = dt;
     }
     return best;
