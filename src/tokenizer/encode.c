@@ -435,7 +435,7 @@ static tk_status lowercase(tok_session *s) {
     const unsigned char *p = (const unsigned char *)b->data;
     for (size_t i = 0; i < b->len;) {
         uint32_t cp; size_t k = tk_utf8_decode(p + i, b->len - i, &cp);
-        if (cp == TK_UNI_INVALID && k == 1 && p[i] != 0xEF) { if ((st = tk_buf_append(aux, p + i, 1))) return st; i++; continue; }
+        if (k == 1 && p[i] >= 0x80) { if ((st = tk_buf_append(aux, p + i, 1))) return st; i++; continue; } /* invalid byte */
         char u[4]; int m = tk_utf8_encode(tk_uni_tolower(cp), u);
         if ((st = tk_buf_append(aux, u, (size_t)m))) return st;
         i += k;
@@ -676,6 +676,38 @@ static tk_status bpe_word_cached(tok_session *s, const char *w, size_t n, tk_ive
 
 /* ---------------------------------------------------------------- fragment */
 
+/* Invalid UTF-8 is encoded byte-wise, but some byte-level vocabularies (trained on valid
+ * text) have no token for bytes such as 0xC0 or 0xF5..0xFF. Such a byte, when it is part of
+ * an invalid sequence, is encoded as U+FFFD instead -- what llama.cpp does for every invalid
+ * byte -- rather than being dropped. */
+static tk_status replace_unencodable(tok_session *s) {
+    const tk_tokenizer *t = s->t;
+    const unsigned char *p = (const unsigned char *)s->text.data;
+    size_t n = s->text.len, i = 0;
+    bool any = false;
+    while (i < n) {
+        uint32_t cp;
+        size_t k = p[i] < 0x80 ? 1 : tk_utf8_decode(p + i, n - i, &cp);
+        if (k == 1 && p[i] >= 0x80 && !t->byte_ok[p[i]]) { any = true; break; }
+        i += k;
+    }
+    if (!any) return TK_OK;
+    tk_buf *a = &s->aux;
+    a->len = 0;
+    tk_status st = tk_buf_reserve(a, n + 16);
+    if (st) return st;
+    for (i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = p[i] < 0x80 ? 1 : tk_utf8_decode(p + i, n - i, &cp);
+        if (k == 1 && p[i] >= 0x80 && !t->byte_ok[p[i]]) st = tk_buf_append(a, "\xEF\xBF\xBD", 3);
+        else st = tk_buf_append(a, p + i, k);
+        if (st) return st;
+        i += k;
+    }
+    tk_buf tmp = s->text; s->text = *a; *a = tmp;
+    return TK_OK;
+}
+
 tk_status tok_encode_fragment(tok_session *s, const char *text, size_t len, bool first, bool after_special, tk_ivec *out) {
     const tk_tokenizer *t = s->t;
     if (t->model == TOKM_SPM) return tok_spm_encode(s, text, len, t->add_space_prefix && (first || after_special), out);
@@ -684,6 +716,7 @@ tk_status tok_encode_fragment(tok_session *s, const char *text, size_t len, bool
     s->text.len = 0;
     tk_status st = tk_buf_append(&s->text, text, len);
     if (st) return st;
+    if (t->byte_level && t->bytes_incomplete && (st = replace_unencodable(s))) return st;
     if (t->n_norms && (st = apply_norms(s, first))) return st;
     if ((st = build_units(s))) return st;
     if ((st = run_splits(s))) return st;

@@ -75,11 +75,13 @@ tk_status tok_spm_encode(tok_session *s, const char *text, size_t len, bool pref
     size_t n = s->text.len;
     if (n == 0) return TK_OK;
 
-    /* one symbol per UTF-8 character, sized by the lead byte only (as llama.cpp) */
+    /* One symbol per UTF-8 character. llama.cpp sizes a symbol by its lead byte alone, which
+     * on invalid input can swallow the start of the next character; here an invalid byte is a
+     * symbol of its own (identical on valid UTF-8, and invalid bytes round-trip as <0xXX>). */
     int32_t nsym = 0;
     for (size_t off = 0; off < n;) {
-        size_t k = tk_utf8_len_lead((unsigned char)p[off]);
-        if (k > n - off) k = n - off;
+        uint32_t cp;
+        size_t k = tk_utf8_decode((const unsigned char *)p + off, n - off, &cp);
         TOK_GROW(s->sym, s->cap_sym, (size_t)nsym + 1);
         s->sym[nsym] = (bpe_sym){ -1, nsym - 1, off + k == n ? -1 : nsym + 1, (uint32_t)off, (uint32_t)k };
         nsym++;

@@ -89,6 +89,8 @@ struct tk_tokenizer {
 
     int32_t byte_sym[256];   /* byte-level: symbol of each byte's character (-1 if none) */
     int32_t byte_tok[256];   /* <0xXX> token of each byte (-1 if none) */
+    bool byte_ok[256];       /* byte-level: the byte's character is an ordinary token */
+    bool bytes_incomplete;   /* byte-level: some byte >= 0x80 has no ordinary token */
 
     tok_split *splits; size_t n_splits;
     tok_norm *norms; size_t n_norms;

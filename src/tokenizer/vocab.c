@@ -224,6 +224,9 @@ tk_status tok_finish(tk_tokenizer *t) {
             char u[4];
             int k = tk_utf8_encode(tk_byte_to_cp((uint8_t)b), u);
             t->byte_sym[b] = tok_lookup(t, u, (size_t)k);
+            int32_t s = t->byte_sym[b];
+            t->byte_ok[b] = s >= 0 && s < t->n_vocab && (t->attr[s] & TKA_NORMAL);
+            if (b >= 0x80 && !t->byte_ok[b]) t->bytes_incomplete = true;
         }
     }
     return TK_OK;
