@@ -1,5 +1,5 @@
 /* AVX2 (+F16C) dequantizers for the block types that real models use most
- * (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). Chosen at run time from the
+ * (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K..Q6_K). Chosen at run time from the
  * CPU's features, so a portable build (NATIVE=0) still gets them. Each one does
  * exactly the arithmetic of its scalar reference in quant.c (multiply, then add: no
  * FMA), so the results are bit-identical; tests/test_quant.c checks that. */
@@ -130,6 +130,59 @@ AVX2 static inline void store32_sub(float *y, __m256i v, __m256 d, __m256 m) {
     _mm256_storeu_ps(y + 24, _mm256_sub_ps(_mm256_mul_ps(u8x8_ps(_mm_srli_si128(c, 8)), d), m));
 }
 
+/* 16 unsigned bytes v -> y[0..15] = v * d - m. */
+AVX2 static inline void store16_sub(float *y, __m128i v, __m256 d, __m256 m) {
+    _mm256_storeu_ps(y, _mm256_sub_ps(_mm256_mul_ps(u8x8_ps(v), d), m));
+    _mm256_storeu_ps(y + 8, _mm256_sub_ps(_mm256_mul_ps(u8x8_ps(_mm_srli_si128(v, 8)), d), m));
+}
+
+AVX2 static void q2_k_avx2(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int64_t i = 0; i < n / TK_QK_K; i++, b += 84) {
+        const uint8_t *sc = b;
+        const float d = h2f(b + 80), dmin = h2f(b + 82);
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * half));
+            for (int j = 0; j < 4; j++, y += 32, sc += 2) {
+                const __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), three);
+                store16_sub(y, _mm256_castsi256_si128(v), _mm256_set1_ps(d * (float)(sc[0] & 0xF)),
+                            _mm256_set1_ps(dmin * (float)(sc[0] >> 4)));
+                store16_sub(y + 16, _mm256_extracti128_si256(v, 1), _mm256_set1_ps(d * (float)(sc[1] & 0xF)),
+                            _mm256_set1_ps(dmin * (float)(sc[1] >> 4)));
+            }
+        }
+    }
+}
+
+AVX2 static void q3_k_avx2(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m256i three = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    for (int64_t i = 0; i < n / TK_QK_K; i++, b += 110) {
+        const uint8_t *s = b + 96;
+        const float d = h2f(b + 108);
+        int8_t scales[16];
+        for (int k = 0; k < 16; k++) {
+            const int lo = k < 8 ? (s[k] & 0xF) : (s[k - 8] >> 4);
+            const int hi = (s[8 + (k & 3)] >> (2 * (k >> 2))) & 3;
+            scales[k] = (int8_t)((lo | (hi << 4)) - 32);
+        }
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)b);
+        int is = 0;
+        for (int half = 0; half < 2; half++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(b + 32 + 32 * half));
+            for (int j = 0; j < 4; j++, y += 32, is += 2) {
+                const __m256i m = _mm256_set1_epi8((char)(1 << (4 * half + j)));
+                const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(hm, m), m);
+                const __m256i v = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), three),
+                                                  _mm256_andnot_si256(set, four));
+                store16(y, _mm256_castsi256_si128(v), _mm256_set1_ps(d * (float)scales[is]));
+                store16(y + 16, _mm256_extracti128_si256(v, 1), _mm256_set1_ps(d * (float)scales[is + 1]));
+            }
+        }
+    }
+}
+
 AVX2 static void q4_k_avx2(const void *src, float *y, int64_t n) {
     const uint8_t *b = src;
     const __m256i mask = _mm256_set1_epi8(0xF);
@@ -231,6 +284,8 @@ tk_dequant_row_fn tk_dequant_row_fn_simd(tk_dtype t) {
     case TK_Q4_1: return q4_1_avx2;
     case TK_Q5_0: return q5_0_avx2;
     case TK_Q5_1: return q5_1_avx2;
+    case TK_Q2_K: return q2_k_avx2;
+    case TK_Q3_K: return q3_k_avx2;
     case TK_Q4_K: return q4_k_avx2;
     case TK_Q5_K: return q5_k_avx2;
     case TK_Q6_K: return q6_k_avx2;
