@@ -46,9 +46,10 @@ typedef struct tk_chat_msg {
  * to and whether it is that message's trainable part. */
 typedef struct tk_chat_tokens {
     tk_ivec ids;
-    int32_t *msg_index;   /* [ids.len] index into msgs of the message whose header/content/end the token renders;
-                             -1 for glue of no message (BOS, an injected default system prompt, the generation prompt, a final EOS) */
-    uint8_t *role;        /* [ids.len] tk_role of that message (SYSTEM for BOS/default system, ASSISTANT for the generation prompt) */
+    int32_t *msg_index;   /* [ids.len] index into msgs of the message whose header/content/end the token renders (Llama-2's
+                             per-turn <s> belongs to its user turn); -1 for template text of no message: a leading BOS, an
+                             injected default system prompt, the generation prompt, Phi-3's final EOS */
+    uint8_t *role;        /* [ids.len] tk_role of that message; for msg_index -1: ASSISTANT on the generation prompt, else SYSTEM */
     uint8_t *is_target;   /* [ids.len] 1 on an assistant message's content, anything the template puts between it and its
                              end-of-turn token, and that token (<|im_end|>, <|eot_id|>, </s>, <end_of_turn>, <|end|>, EOS):
                              exactly what the model must generate; 0 on headers, role markers, system/user/tool text and
