@@ -6,7 +6,11 @@
  * Families are recognised from the model's own template (GGUF tokenizer.chat_template,
  * HF tokenizer_config.json); an explicit name overrides. Where an official template
  * raises, takumi fails too; where it would silently drop a message (e.g. a tool message
- * in Llama-2), takumi refuses with TK_ERR_UNSUPPORTED instead of losing data. */
+ * in Llama-2), takumi refuses with TK_ERR_UNSUPPORTED instead of losing data.
+ * Not rendered: assistant tool calls and tool schemas (the "tools" list); tool-result
+ * messages are. Not recognised (TK_CHAT_UNKNOWN, pick a family by name): Mistral v0.3+
+ * ([AVAILABLE_TOOLS]/[SYSTEM_PROMPT]), reasoning templates (<think>), ChatML variants that
+ * prepend BOS or inject an unknown default system message, Phi-3-small/vision, Zephyr. */
 #ifndef TAKUMI_CHAT_H
 #define TAKUMI_CHAT_H
 #include "takumi/core.h"
@@ -56,7 +60,9 @@ typedef struct tk_chat_tokens {
                              glue after the end-of-turn token (ChatML's "\n" after <|im_end|>) */
 } tk_chat_tokens;
 
-/* Recognises the family from a Jinja chat template source; TK_CHAT_UNKNOWN if it is not one takumi renders exactly. */
+/* Recognises the family from a Jinja chat template source (by its markers and literal texts); TK_CHAT_UNKNOWN if it
+ * is not one takumi renders exactly. Llama-3.2/3.3 templates count as llama3.1: their "Today Date" line is then the
+ * template's own fallback "26 Jul 2024", not the day of rendering. */
 tk_chat_family tk_chat_detect(const char *jinja);
 /* Family by name ("chatml", "smollm2", "qwen2", "qwen2.5", "llama3", "llama3.1", "llama2", "mistral",
  * "mistral-legacy", "gemma", "gemma3", "phi3", "phi3.5", "phi3-legacy", "alpaca"); TK_CHAT_UNKNOWN if unknown. */
