@@ -382,6 +382,29 @@ static void test_smollm2(void) {
     tk_buf_free(&out);
     tk_ivec_free(&a); tk_ivec_free(&b); tk_ivec_free(&c);
 
+    /* HF reference sample written by tools/compare_tokenizer_hf.py (ids from HF tokenizers) */
+    FILE *f = fopen("tests/fixtures/tokenizer/smollm2_hf.jsonl", "rb");
+    CHECK(f != NULL, "tests/fixtures/tokenizer/smollm2_hf.jsonl missing");
+    char *line = NULL; size_t cap = 0; ssize_t nr;
+    int cases = 0, same = 0;
+    while (f && (nr = getline(&line, &cap, f)) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *tx = cJSON_GetObjectItem(j, "text"), *want = cJSON_GetObjectItem(j, "ids"), *e;
+        if (!cJSON_IsString(tx) || !cJSON_IsArray(want)) { CHECK(0, "bad line in smollm2_hf.jsonl"); cJSON_Delete(j); continue; }
+        tk_ivec w = {0}, got = {0};
+        cJSON_ArrayForEach(e, want) tk_ivec_push(&w, (int32_t)e->valuedouble);
+        CHECK_OK(tk_tokenize(t, tx->valuestring, strlen(tx->valuestring), TK_TOK_PARSE_SPECIAL, &got));
+        bool eq = got.len == w.len && (w.len == 0 || !memcmp(got.data, w.data, w.len * sizeof(int32_t)));
+        CHECK(eq, "smollm2 vs HF: '%.80s'", tx->valuestring);
+        cases++; same += eq;
+        tk_ivec_free(&w); tk_ivec_free(&got);
+        cJSON_Delete(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    printf("  smollm2 vs HF tokenizers sample: %d / %d\n", same, cases);
+    CHECK(cases >= 50, "sample has %d strings", cases);
+
     check_all_roundtrips("smollm2", t, false);
     check_stream_split("smollm2", t, "日本語のテキスト🦙👩‍👩‍👧");
 

@@ -5,6 +5,7 @@
  * pre-tokenizers Sequence/ByteLevel/Split/Digits/Metaspace/Whitespace/WhitespaceSplit/
  * Punctuation, post-processors TemplateProcessing/RobertaProcessing/BertProcessing/
  * ByteLevel, and the ByteLevel / Metaspace / Replace+ByteFallback+Fuse+Strip decoders.
+ * The chat template comes from tokenizer_config.json or a chat_template.jinja beside it.
  * Anything else is refused with a message naming the component. */
 #include "tokenizer/tok_internal.h"
 #include <cJSON.h>
@@ -402,6 +403,24 @@ tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer
             }
         }
         if (tmpl && !(t->chat_template = tk_strdup(tmpl))) { st = TK_ERR_NOMEM; goto done; }
+    }
+    if (!t->chat_template) {
+        /* newer transformers save the template as chat_template.jinja next to tokenizer.json */
+        const char *slash = strrchr(tokenizer_json, '/');
+        size_t dl = slash ? (size_t)(slash - tokenizer_json) + 1 : 0;
+        char *jp = tk_malloc(dl + 32);
+        if (!jp) { st = TK_ERR_NOMEM; goto done; }
+        memcpy(jp, tokenizer_json, dl);
+        strcpy(jp + dl, "chat_template.jinja");
+        FILE *jf = fopen(jp, "rb");
+        if (jf) {
+            fclose(jf);
+            char *tmpl = NULL;
+            st = tk_read_file(jp, &tmpl, NULL);
+            t->chat_template = tmpl;
+        }
+        free(jp);
+        if (st) goto done;
     }
     static const char *const bos_texts[] = {"<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>", NULL};
     static const char *const eos_texts[] = {"</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>", NULL};
