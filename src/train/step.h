@@ -1,0 +1,106 @@
+/* The training step: one forward with kept activations, the chunked LM head +
+ * cross-entropy, and the backward down to the lowest trainable layer, accumulating
+ * gradients into the trainable parameters only. The trainer (data, epochs, AdamW steps,
+ * validation, checkpoints) drives it:
+ *
+ *   tk_train_ctx *tc; tk_train_ctx_new(model, &params, &tc);
+ *   for each optimizer step s:
+ *       tk_params_zero_grad(tk_train_param_set(tc));
+ *       for each micro-batch k (gradient accumulation):
+ *           tk_train_step_fwd_bwd(tc, &batch_k, target_k, weight_k, 1.0f / total_weight, &ls, &ws);
+ *       tk_adamw_step(&opt, tk_train_param_set(tc), s, &grad_norm);
+ *
+ * Methods:
+ *   TK_TRAIN_LORA  LoRA adapters (src/peft/lora.h); the base stays frozen in its stored
+ *                  dtype (quantized too), with no gradient and no optimizer state.
+ *   TK_TRAIN_FULL  every weight is copied to an f32 master parameter and the model's
+ *                  weight refs are pointed at those copies (restored by tk_train_ctx_free).
+ * freeze_layers N: layers < N get no gradients and the backward stops above them. With
+ * LoRA: adapters only on layers >= N. With full fine-tuning and N > 0: the embedding is
+ * frozen too (it sits below layer 0), and so is a tied output head (it is the embedding);
+ * an untied head, the final norm and layers >= N train.
+ *
+ * Targets are already shifted: target[t] is the token that should follow ids[t] (-1 = no
+ * loss; the trainer sets it to -1 at the last token of each packed segment and on
+ * padding). weight[t] (NULL = 1 where target >= 0) scales token t's loss (0 on prompts).
+ *
+ * Determinism: for a given thread count every sum runs in a fixed order, so a seed gives
+ * a bit-identical run. Dropout masks depend on (seed, micro-step counter, layer, linear)
+ * only; the counter is part of the state a checkpoint must save (tk_train_counter). */
+#ifndef TK_TRAIN_STEP_H
+#define TK_TRAIN_STEP_H
+#include "takumi/model.h"
+#include "train/optim.h"
+#include "peft/lora.h"
+
+typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL } tk_train_method;
+
+typedef struct tk_train_params {
+    tk_train_method method;
+    tk_lora_config lora;      /* used when method == TK_TRAIN_LORA (first_layer is set from freeze_layers) */
+    int32_t freeze_layers;    /* layers [0, N) get no gradients; 0 = none */
+    int32_t max_rows;         /* largest batch (rows) a step will see (default 1) */
+    int32_t max_cols;         /* largest row length (tokens) (default 512) */
+    bool recompute;           /* keep only layer inputs; recompute each layer's forward in the backward
+                                 (less memory, ~1/3 more compute) */
+    bool keep_att_probs;      /* keep attention probabilities [L x B x H x T x T] instead of recomputing
+                                 them in the attention backward (more memory, a little faster) */
+} tk_train_params;
+
+/* Defaults: LoRA (tk_lora_default_config), no freezing, 1 x 512, no recompute, no kept probabilities. */
+tk_train_params tk_train_default_params(void);
+
+typedef struct tk_train_ctx tk_train_ctx;
+
+/* Creates the training context for m: workspaces for max_rows x max_cols, the trainable
+ * parameters (LoRA: adapters installed as m's adapter hook; full: f32 master copies with
+ * m's weight refs pointed at them). m must outlive the context and must not be used by
+ * another training context at the same time. Free with tk_train_ctx_free. */
+tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *p, tk_train_ctx **out);
+/* Frees the context; removes the LoRA hook / restores m's original weight refs. Accepts NULL. */
+void tk_train_ctx_free(tk_train_ctx *tc);
+
+/* The trainable parameters (owned by the context): gradients, AdamW moments, names
+ * (HF names: "model.layers.3.self_attn.q_proj.weight", "lm_head.weight", … for full
+ * fine-tuning; PEFT keys for LoRA). */
+tk_param_set *tk_train_param_set(tk_train_ctx *tc);
+/* The LoRA adapter set (NULL unless method is LoRA). */
+tk_lora *tk_train_lora(tk_train_ctx *tc);
+tk_model *tk_train_model(tk_train_ctx *tc);
+const tk_train_params *tk_train_get_params(const tk_train_ctx *tc);
+/* True when full fine-tuning parameters of q/k are in llama.cpp's permuted row order
+ * (rope_interleaved models): an HF writer un-permutes them (src/io/hfconfig.h). */
+bool tk_train_qk_permuted(const tk_train_ctx *tc);
+
+/* One forward + backward on batch b (b->n_rows <= max_rows, b->n_cols <= max_cols).
+ * Adds sum_t weight[t] * loss_t to *loss_sum and sum_t weight[t] to *weight_sum (over
+ * tokens with target >= 0 and weight != 0; natural-log cross-entropy), and accumulates
+ * (+=) into every trainable gradient d(grad_scale * sum_t weight[t] * loss_t)/dparam.
+ * Gradient accumulation = several calls, then one optimizer step. Increments the
+ * dropout counter. Nothing is allocated per call once buffers reached their size. */
+tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
+                                float grad_scale, double *loss_sum, double *weight_sum);
+
+/* Evaluation sums (add several batches, then loss = loss_sum / weight_sum,
+ * ppl = exp(loss), accuracy = n_correct / n_tokens). */
+typedef struct tk_eval_sums {
+    double loss_sum, weight_sum;  /* as tk_train_step_fwd_bwd */
+    int64_t n_correct, n_tokens;  /* loss tokens (target >= 0, weight != 0) whose argmax logit is the target */
+} tk_eval_sums;
+/* Forward only (no dropout, no gradients), chunked LM head: adds this batch's sums to *acc. */
+tk_status tk_train_eval(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
+                        tk_eval_sums *acc);
+
+/* Dropout counter (number of training forwards so far). Save it in checkpoints and set it
+ * back on resume so that the masks continue exactly. */
+uint64_t tk_train_counter(const tk_train_ctx *tc);
+void tk_train_set_counter(tk_train_ctx *tc, uint64_t counter);
+
+/* Bytes held by the context: activations/workspaces and parameters with their
+ * gradient and AdamW moments (excludes the base model's mapped weights). */
+size_t tk_train_bytes(const tk_train_ctx *tc);
+
+/* Timing of the last tk_train_step_fwd_bwd in seconds (forward, LM head + loss, backward). */
+typedef struct tk_train_timing { double forward_s, head_s, backward_s; } tk_train_timing;
+tk_train_timing tk_train_last_timing(const tk_train_ctx *tc);
+#endif
