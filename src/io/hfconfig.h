@@ -21,7 +21,10 @@ typedef struct tk_hf_config_extra {
  * cfg->name = "_name_or_path" if present, else empty) and *extra (may be NULL).
  * Supports LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or model_type llama,
  * mistral, qwen2 when "architectures" is absent); applies HF's defaults for optional
- * fields and validates every value. Errors (TK_ERR_FORMAT for missing/mistyped fields,
+ * fields (as transformers' config classes do) and validates every value. RoPE comes from
+ * "rope_theta" + "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5);
+ * scaling types default, linear and llama3 are supported. Duplicate top-level keys are
+ * rejected (cJSON and Python's json would disagree on them). Errors (TK_ERR_FORMAT for missing/mistyped fields,
  * TK_ERR_RANGE for bad values, TK_ERR_UNSUPPORTED for architectures, activations or RoPE
  * scalings takumi lacks) name `name` and the field. */
 tk_status tk_hf_config_parse(const char *json, size_t len, const char *name, tk_model_config *cfg, tk_hf_config_extra *extra);
