@@ -20,7 +20,7 @@ static void session_free(void *p) {
     tok_session *s = p;
     if (!s) return;
     tk_buf_free(&s->text); tk_buf_free(&s->aux);
-    free(s->cp); free(s->boff); free(s->b2u); free(s->seg); free(s->seg2);
+    free(s->cp); free(s->boff); free(s->fl); free(s->b2u); free(s->seg); free(s->seg2);
     free(s->coll); free(s->wide); free(s->woff); free(s->wb2u); free(s->piece);
     free(s->sym); free(s->heap); free(s->sheap);
     free(s->wc); tk_buf_free(&s->wc_keys); tk_ivec_free(&s->wc_vals); tk_ivec_free(&s->word);
@@ -58,7 +58,7 @@ tok_session *tok_session_get(const tk_tokenizer *t) {
 
 /* ---------------------------------------------------------------- units */
 
-/* Decodes s->text into units (codepoints; an invalid byte is one unit of TK_UNI_INVALID). */
+/* Decodes s->text into units (codepoints; an invalid byte is one unit of TK_UNI_INVALID) and their flags. */
 static tk_status build_units(tok_session *s) {
     const unsigned char *p = (const unsigned char *)s->text.data;
     size_t n = s->text.len;
@@ -68,11 +68,14 @@ static tk_status build_units(tok_session *s) {
         if (!b) return TK_ERR_NOMEM;
         s->boff = b; s->cap_boff = s->cap_u;
     }
+    GROW(s->fl, s->cap_fl, n + 1);
+    const uint8_t *tab = tk_uni_flag_table();
     size_t i = 0, u = 0;
     while (i < n) {
         uint32_t cp;
         size_t k = p[i] < 0x80 ? (cp = p[i], 1) : tk_utf8_decode(p + i, n - i, &cp);
         s->cp[u] = cp; s->boff[u] = (uint32_t)i;
+        s->fl[u] = tab ? tab[cp] : tk_uni_flags(cp);
         u++; i += k;
     }
     s->boff[u] = (uint32_t)n;
@@ -95,7 +98,7 @@ static tk_status build_collapsed(tok_session *s) {
     for (size_t u = 0; u < s->nu; u++) {
         uint32_t c = s->cp[u];
         if (c < 128) { s->coll[u] = (char)c; continue; }
-        uint8_t f = tk_uni_flags(c);
+        uint8_t f = s->fl[u];
         unsigned char b;
         if (f & TK_UF_WHITESPACE) b = 0x0B;
         else if (f & TK_UF_NUMBER) b = 0xD1;
@@ -117,7 +120,7 @@ static tk_status build_wide(tok_session *s) {
     size_t w = 0;
     for (size_t u = 0; u < s->nu; u++) {
         uint32_t c = s->cp[u];
-        if (c > 0x7F && (tk_uni_flags(c) & TK_UF_WHITESPACE)) c = 0x0B;
+        if (c > 0x7F && (s->fl[u] & TK_UF_WHITESPACE)) c = 0x0B;
         s->woff[u] = (uint32_t)w;
         w += (size_t)tk_utf8_encode(c, s->wide + w);
     }
@@ -140,7 +143,7 @@ static tk_status push_seg(tok_session *s, uint32_t start, uint32_t n) {
 }
 
 static inline uint8_t uflags(const tok_session *s, size_t pos, size_t ini, size_t end) {
-    return pos >= ini && pos < end ? tk_uni_flags(s->cp[pos]) : 0;
+    return pos >= ini && pos < end ? s->fl[pos] : 0;
 }
 static inline uint32_t ucp(const tok_session *s, size_t pos, size_t ini, size_t end) {
     return pos >= ini && pos < end ? s->cp[pos] : 0xFFFFFFFFu;
@@ -609,8 +612,15 @@ static tk_status bpe_word(tok_session *s, const char *w, size_t n, tk_ivec *out)
 #define WC_MAX_ENTRIES (1u << 17)
 
 static uint64_t wc_hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ULL; }
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
+    while (n >= 8) {
+        uint64_t v; memcpy(&v, p, 8);
+        h = (h ^ v) * 0xff51afd7ed558ccdULL; h ^= h >> 32;
+        p += 8; n -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, p, n);
+    h = (h ^ v) * 0xc4ceb9fe1a85ec53ULL; h ^= h >> 29;
     return h | 1; /* 0 marks an empty slot */
 }
 
@@ -621,7 +631,7 @@ static void wc_clear(tok_session *s) {
 
 static const wc_ent *wc_find(const tok_session *s, const char *w, size_t n, uint64_t h) {
     if (!s->wc) return NULL;
-    for (uint32_t i = (uint32_t)h & s->wc_mask;; i = (i + 1) & s->wc_mask) {
+    for (uint32_t i = (uint32_t)(h >> 32) & s->wc_mask;; i = (i + 1) & s->wc_mask) {
         const wc_ent *e = &s->wc[i];
         if (!e->h) return NULL;
         if (e->h == h && e->klen == n && memcmp(s->wc_keys.data + e->koff, w, n) == 0) return e;
@@ -636,7 +646,7 @@ static void wc_put(tok_session *s, const char *w, size_t n, uint64_t h, const in
         if (!ne) return; /* the cache is an optimisation only */
         if (s->wc) for (uint32_t i = 0; i <= s->wc_mask; i++) {
             if (!s->wc[i].h) continue;
-            uint32_t j = (uint32_t)s->wc[i].h & (cap - 1);
+            uint32_t j = (uint32_t)(s->wc[i].h >> 32) & (cap - 1);
             while (ne[j].h) j = (j + 1) & (cap - 1);
             ne[j] = s->wc[i];
         }
@@ -647,7 +657,7 @@ static void wc_put(tok_session *s, const char *w, size_t n, uint64_t h, const in
     if (tk_ivec_reserve(&s->wc_vals, nid)) { tk_clear_error(); s->wc_keys.len = koff; return; }
     memcpy(s->wc_vals.data + voff, ids, nid * sizeof *ids);
     s->wc_vals.len += nid;
-    uint32_t i = (uint32_t)h & s->wc_mask;
+    uint32_t i = (uint32_t)(h >> 32) & s->wc_mask;
     while (s->wc[i].h) i = (i + 1) & s->wc_mask;
     s->wc[i] = (wc_ent){ h, (uint32_t)koff, (uint32_t)n, (uint32_t)voff, (uint32_t)nid };
     s->wc_used++;

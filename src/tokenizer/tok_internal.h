@@ -145,6 +145,7 @@ typedef struct tok_session {
     uint64_t serial;
     tk_buf text, aux;                      /* the fragment after transforms; a spare buffer */
     uint32_t *cp, *boff; size_t nu, cap_u, cap_boff; /* units: codepoint and byte offset */
+    uint8_t *fl; size_t cap_fl;            /* units: category flags */
     int32_t *b2u; size_t cap_b2u;          /* byte offset -> unit (-1 inside a unit) */
     tok_seg *seg, *seg2; size_t nseg, nseg2, cap_seg, cap_seg2;
     char *coll; size_t cap_coll;           /* llama.cpp collapsed text */

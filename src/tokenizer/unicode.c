@@ -41,6 +41,11 @@ uint8_t tk_uni_flags(uint32_t cp) {
     return cp < 128 ? g_flags_fallback[cp] : TK_UF_SYMBOL;
 }
 
+const uint8_t *tk_uni_flag_table(void) {
+    pthread_once(&g_flags_once, build_flags);
+    return g_flags;
+}
+
 uint32_t tk_uni_tolower(uint32_t cp) {
     size_t lo = 0, hi = tk_uni_n_lower;
     while (lo < hi) {

@@ -29,6 +29,8 @@ extern const size_t tk_uni_n_nfd;
 
 /* Flags of a codepoint (0 for values above U+10FFFF). Thread-safe; builds its table on first use. */
 uint8_t tk_uni_flags(uint32_t cp);
+/* The whole flag table (0x110000 entries) for fast lookups, or NULL if it could not be allocated. */
+const uint8_t *tk_uni_flag_table(void);
 /* Simple lowercase mapping (the codepoint itself when none). */
 uint32_t tk_uni_tolower(uint32_t cp);
 /* First codepoint of the NFD decomposition (the codepoint itself when none). */
