@@ -51,8 +51,8 @@ tk_adapter_hook tk_lora_hook(tk_lora *l);
 void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter);
 /* Backward of one adapted linear: given its input x [n x in] and output gradient dy
  * [n x out] of the last training forward, accumulates dA, dB (+=) into the param set and
- * adds the adapter's input gradient into dx [n x in] (+=). A linear without an adapter
- * is a no-op. */
+ * adds the adapter's input gradient into dx [n x in] (+=; dx NULL = not needed). A
+ * linear without an adapter is a no-op. */
 tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, const float *dy,
                                   float *dx, int64_t n);
 

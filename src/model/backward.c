@@ -1,0 +1,171 @@
+/* The Llama-family backward pass, mirroring tk_llama_forward (src/model/llama.c) op by
+ * op in reverse: LM head + cross-entropy (chunked, src/ops/xent.c), final RMSNorm, then
+ * per layer from the top: SwiGLU MLP (down, gate/up, ffn_norm) and attention (o-proj,
+ * causal GQA attention with packing/padding masks, RoPE, q/k/v with biases, attn_norm),
+ * and finally the embedding. Frozen weights get no gradient, but the input gradient
+ * still flows through them via tk_matmul_dx (any dtype, quantized included: per-block
+ * dequantization inside the product). Adapters (LoRA…) receive each linear's input and
+ * output gradient through tk_adapter_bwd. The backward stops at the lowest trainable
+ * layer: nothing below it needs an input gradient.
+ *
+ * Memory: the residual gradient, one norm gradient and one layer's q/k/v/attention and
+ * MLP gradients ([T x (3C + 2 H*D + 2 KH*D + 3F)] floats) — the activations themselves
+ * are the forward's (tk_acts, kept per layer). */
+#include "model/backward.h"
+#include "backend/cpu/matmul.h"
+#include "core/core.h"
+#include <math.h>
+
+#define ALIGN_FLOATS 16
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
+    memset(ws, 0, sizeof *ws);
+    if (max_T <= 0 || max_T > (1 << 28)) return tk_fail(TK_ERR_ARG, "backward workspace: %lld tokens is not a usable size", (long long)max_T);
+    const tk_model_config *c = &m->cfg;
+    size_t T = (size_t)max_T, C = c->dim, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim,
+           F = c->hidden_dim;
+    struct { float **p; size_t n; } plan[] = {
+        {&ws->dres, C}, {&ws->dxn, C}, {&ws->dnorm, C}, {&ws->dq, QD}, {&ws->dattn, QD},
+        {&ws->dk, KD}, {&ws->dv, KD}, {&ws->dgate, F}, {&ws->dup, F}, {&ws->dffh, F},
+    };
+    size_t np = sizeof plan / sizeof plan[0], total = 0;
+    for (size_t i = 0; i < np; i++) {
+        size_t n;
+        if (!tk_mul_ok(T, plan[i].n, &n) || !tk_add_ok(total, round_up(n), &total))
+            return tk_fail(TK_ERR_NOMEM, "backward workspace for %lld tokens overflows", (long long)max_T);
+    }
+    size_t bytes;
+    if (!tk_mul_ok(total, sizeof(float), &bytes)) return tk_fail(TK_ERR_NOMEM, "backward workspace overflows");
+    float *base = NULL;
+    if (posix_memalign((void **)&base, 64, bytes) != 0)
+        return tk_fail(TK_ERR_NOMEM, "out of memory for the backward workspace (%zu MB)", bytes >> 20);
+    size_t off = 0;
+    for (size_t i = 0; i < np; i++) {
+        *plan[i].p = base + off;
+        off += round_up(T * plan[i].n);
+    }
+    ws->base = base;
+    ws->bytes = bytes;
+    ws->max_T = max_T;
+    return TK_OK;
+}
+
+void tk_bwd_ws_free(tk_bwd_ws *ws) {
+    free(ws->base);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Backward of one linear y = x W^T (+ b) (+ adapter): dx (= or += when dx_acc; NULL = not
+ * needed), dW and db (+=, NULL = frozen), then the adapter's share. */
+static tk_status lin_bwd(const tk_adapter_bwd *ad, int32_t layer, tk_linear_id which, float *dx, bool dx_acc, float *dw,
+                         float *db, const float *dy, const float *x, const tk_tensor_ref *w, int64_t T) {
+    int64_t K = w->ne[0], N = w->ne[1];
+    tk_status st;
+    if (dx && (st = tk_matmul_dx(dx, dy, w, T, dx_acc))) return st;
+    if (dw) tk_matmul_dw(dw, dy, x, T, N, K);
+    if (db) {
+        /* each thread owns a range of outputs and sums over t in order: deterministic */
+        #pragma omp parallel for schedule(static) if (T * N > 65536)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t t = 0; t < T; t++) s += dy[t * N + n];
+            db[n] += (float)s;
+        }
+    }
+    if (ad && ad->linear && (st = ad->linear(ad->ctx, layer, which, x, dy, dx, T)))
+        return tk_fail_ctx(st, "adapter backward on layer %d %s", layer, tk_linear_name(which));
+    return TK_OK;
+}
+
+static void add_into(float *dst, const float *src, int64_t n) {
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const int32_t *target,
+                            const float *weight, float grad_scale, const tk_model_grads *g, const tk_adapter_bwd *ad,
+                            const tk_recompute_hook *rc, double *loss_sum, double *weight_sum, double *head_s) {
+    const tk_model_config *c = &m->cfg;
+    const tk_weights *w = &m->w;
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || !g || !target)
+        return tk_fail(TK_ERR_ARG, "backward: empty batch or no targets");
+    const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, L = c->n_layers;
+    const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
+    const int64_t QD = H * D, KD = KH * D;
+    if (T > ws->max_T || B > a->max_rows || Tc > a->max_cols)
+        return tk_fail(TK_ERR_ARG, "backward: batch %lld x %lld exceeds the workspace", (long long)B, (long long)Tc);
+    if (!a->keep && !(rc && rc->layer))
+        return tk_fail(TK_ERR_ARG, "backward: the forward kept no activations (TK_FWD_KEEP_ACTS) and nothing recomputes them");
+    int64_t stop = g->stop_layer < 0 ? 0 : g->stop_layer > L ? L : g->stop_layer;
+    bool embd = g->tok_embd && stop == 0;
+
+    /* LM head + loss: dh = d(grad_scale * loss_sum)/dhn, head gradient when trainable */
+    double t0 = tk_time_s();
+    double ls = 0, wsum = 0;
+    tk_status st = tk_lmhead_xent(a->hn, &w->output, target, weight, T, grad_scale, &ls, &wsum, ws->dxn, g->output);
+    if (head_s) *head_s = tk_time_s() - t0;
+    if (st) return st;
+    if (loss_sum) *loss_sum = ls;
+    if (weight_sum) *weight_sum = wsum;
+
+    /* final norm */
+    const float *xL = TK_ACT(a, x, L, s_x);
+    bool need_dres = stop < L || embd;
+    tk_rmsnorm_backward(need_dres ? ws->dres : NULL, g->out_norm, ws->dxn, xL, w->out_norm.data, a->rstdf, T, C);
+    if (!need_dres) return TK_OK;
+
+    const int32_t *pos = a->pos, *seg = b->seg;
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int64_t l = L - 1; l >= stop; l--) {
+        if (rc && rc->layer && (st = rc->layer(rc->ctx, (int32_t)l))) return st;
+        const tk_layer_weights *y = &w->layers[l];
+        const tk_layer_grads *gl = g->layers ? &g->layers[l] : NULL;
+        static const tk_layer_grads none;
+        if (!gl) gl = &none;
+        bool below = l > stop || embd; /* does anything below this layer need its input gradient? */
+        const float *xin = TK_ACT(a, x, l, s_x), *xmid = TK_ACT(a, xmid, l, s_x);
+        const float *xn1 = TK_ACT(a, xn1, l, s_x), *xn2 = TK_ACT(a, xn2, l, s_x);
+        const float *q = TK_ACT(a, q, l, s_h), *k = TK_ACT(a, k, l, s_kv), *v = TK_ACT(a, v, l, s_kv);
+        const float *attn = TK_ACT(a, attn, l, s_h);
+        const float *gate = TK_ACT(a, gate, l, s_f), *up = TK_ACT(a, up, l, s_f), *ffh = TK_ACT(a, ffh, l, s_f);
+        const float *rstd1 = TK_ACT(a, rstd1, l, s_t), *rstd2 = TK_ACT(a, rstd2, l, s_t);
+        int32_t li = (int32_t)l;
+
+        /* MLP: xout = xmid + down(silu(gate(xn2)) * up(xn2)), xn2 = rmsnorm(xmid) */
+        if ((st = lin_bwd(ad, li, TK_LIN_DOWN, ws->dffh, false, gl->w_down, NULL, ws->dres, ffh, &y->w_down, T))) return st;
+        tk_swiglu_backward(ws->dgate, ws->dup, ws->dffh, gate, up, T * F);
+        if ((st = lin_bwd(ad, li, TK_LIN_GATE, ws->dxn, false, gl->w_gate, NULL, ws->dgate, xn2, &y->w_gate, T)) ||
+            (st = lin_bwd(ad, li, TK_LIN_UP, ws->dxn, true, gl->w_up, NULL, ws->dup, xn2, &y->w_up, T)))
+            return st;
+        tk_rmsnorm_backward(ws->dnorm, gl->ffn_norm, ws->dxn, xmid, y->ffn_norm.data, rstd2, T, C);
+        add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xmid) */
+
+        /* attention: xmid = xin + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(xin) */
+        if ((st = lin_bwd(ad, li, TK_LIN_O, ws->dattn, false, gl->wo, NULL, ws->dres, attn, &y->wo, T))) return st;
+        float *att = a->att ? a->att + l * a->s_att : NULL;
+        for (int64_t r = 0; r < B; r++) {
+            const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
+            tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
+                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale};
+            if ((st = tk_attention_backward(ws->dq + r * Tc * QD, ws->dk + r * Tc * KD, ws->dv + r * Tc * KD,
+                                            ws->dattn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
+                                            q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
+                return st;
+        }
+        /* q and k were rotated after their linear (and adapter): un-rotate the gradients */
+        tk_rope_backward(ws->dq, pos, T, H, D, &m->rope);
+        tk_rope_backward(ws->dk, pos, T, KH, D, &m->rope);
+        bool need_dxn1 = below || gl->attn_norm;
+        float *dxn1 = need_dxn1 ? ws->dxn : NULL;
+        if ((st = lin_bwd(ad, li, TK_LIN_Q, dxn1, false, gl->wq, y->bq.data ? gl->bq : NULL, ws->dq, xn1, &y->wq, T)) ||
+            (st = lin_bwd(ad, li, TK_LIN_K, dxn1, true, gl->wk, y->bk.data ? gl->bk : NULL, ws->dk, xn1, &y->wk, T)) ||
+            (st = lin_bwd(ad, li, TK_LIN_V, dxn1, true, gl->wv, y->bv.data ? gl->bv : NULL, ws->dv, xn1, &y->wv, T)))
+            return st;
+        if (need_dxn1) tk_rmsnorm_backward(below ? ws->dnorm : NULL, gl->attn_norm, ws->dxn, xin, y->attn_norm.data, rstd1, T, C);
+        if (below) add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xin) */
+    }
+    if (embd) tk_embedding_backward(g->tok_embd, ws->dres, b->ids, T, C);
+    return TK_OK;
+}

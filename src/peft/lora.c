@@ -1,0 +1,248 @@
+/* LoRA (see lora.h): per adapted linear, A [r x K] and B [N x r] f32 parameters; the
+ * forward adds scale * (dropout(x) A^T) B^T through the model's adapter hook and, in
+ * training mode, keeps u = dropout(x) A^T [n x r] for the backward:
+ *   dB += scale * dy^T u,   dA += scale * (dy B)^T dropout(x),   dx += scale * mask ⊙ ((dy B) A)
+ * Dropout masks are not stored: each row's mask is redrawn from a tk_rng seeded by
+ * (seed, counter, layer, linear, row), so the backward sees exactly the forward's mask
+ * (and threads can draw rows in any order). Memory per training forward: L x 7 x n x r
+ * floats of saved u — tiny next to the activations. */
+#include "peft/lora.h"
+#include "model/llama.h"
+#include "core/core.h"
+#include "backend/cpu/matmul.h"
+#include <math.h>
+#include <stdio.h>
+
+typedef struct lora_mod {
+    int64_t ia, ib;   /* param indices of A and B in ps; -1 = no adapter */
+    int64_t K, N;     /* in, out */
+} lora_mod;
+
+struct tk_lora {
+    tk_model *m;
+    tk_param_set *ps;
+    tk_lora_config cfg;
+    float scale;
+    bool qk_permuted;
+    int32_t L;
+    lora_mod *mods;          /* [L x TK_LIN_COUNT] */
+    int64_t max_K;
+    bool training;
+    uint64_t counter;
+    /* growable buffers (capacity cap_T tokens) */
+    int64_t cap_T;
+    float *u;                /* [L x 7 x cap_T x r] saved products (training) */
+    float *ubuf;             /* [cap_T x r] u when not training; (dy B) in the backward */
+    float *xd;               /* [cap_T x max_K] dropped-out input */
+    float *tmp;              /* [cap_T x max_K] (dy B) A before masking */
+};
+
+tk_lora_config tk_lora_default_config(void) {
+    tk_lora_config c = {.r = 8, .alpha = 16.0f, .dropout = 0.05f, .rslora = false, .targets = 0, .first_layer = 0, .seed = 0};
+    return c;
+}
+
+static const char *module_path(tk_linear_id which) {
+    return which <= TK_LIN_O ? "self_attn" : "mlp";
+}
+
+tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, tk_lora **out) {
+    *out = NULL;
+    if (!m || !cfg || !ps) return tk_fail(TK_ERR_ARG, "lora: NULL argument");
+    const tk_model_config *mc = &m->cfg;
+    if (cfg->r <= 0 || cfg->r > 4096) return tk_fail(TK_ERR_ARG, "lora: rank %d must be in [1, 4096]", cfg->r);
+    if (!(cfg->alpha > 0) || !isfinite(cfg->alpha)) return tk_fail(TK_ERR_ARG, "lora: alpha %g must be positive", (double)cfg->alpha);
+    if (!(cfg->dropout >= 0 && cfg->dropout < 1)) return tk_fail(TK_ERR_ARG, "lora: dropout %g must be in [0, 1)", (double)cfg->dropout);
+    if (cfg->targets & ~TK_LORA_ALL_TARGETS) return tk_fail(TK_ERR_ARG, "lora: unknown target bits 0x%x", (unsigned)cfg->targets);
+    if (cfg->first_layer < 0 || cfg->first_layer >= mc->n_layers)
+        return tk_fail(TK_ERR_ARG, "lora: first layer %d outside [0, %d)", cfg->first_layer, mc->n_layers);
+    tk_lora *l = tk_calloc(1, sizeof *l);
+    if (!l) return TK_ERR_NOMEM;
+    l->m = m;
+    l->ps = ps;
+    l->cfg = *cfg;
+    if (!l->cfg.targets) l->cfg.targets = TK_LORA_ALL_TARGETS;
+    l->scale = cfg->rslora ? cfg->alpha / sqrtf((float)cfg->r) : cfg->alpha / (float)cfg->r;
+    l->qk_permuted = mc->rope_interleaved != 0;
+    l->L = mc->n_layers;
+    l->mods = tk_malloc((size_t)l->L * TK_LIN_COUNT * sizeof *l->mods);
+    if (!l->mods) { free(l); return TK_ERR_NOMEM; }
+    /* A ~ U(-1/sqrt(K), 1/sqrt(K)) (PEFT: kaiming_uniform_ with a = sqrt(5)), drawn in
+     * (layer, linear) order from one stream; B = 0 */
+    tk_rng rng;
+    tk_rng_seed(&rng, cfg->seed);
+    int64_t r = cfg->r;
+    tk_status st = TK_OK;
+    for (int32_t i = 0; i < l->L && !st; i++)
+        for (int w = 0; w < TK_LIN_COUNT && !st; w++) {
+            lora_mod *md = &l->mods[(size_t)i * TK_LIN_COUNT + w];
+            md->ia = md->ib = -1;
+            const tk_tensor_ref *wt = tk_model_linear(m, i, (tk_linear_id)w);
+            md->K = wt->ne[0];
+            md->N = wt->ne[1];
+            if (i < cfg->first_layer || !(l->cfg.targets & (1u << w))) continue;
+            char name[160];
+            const char *lin = tk_linear_name((tk_linear_id)w);
+            int64_t neA[2] = {md->K, r}, neB[2] = {r, md->N};
+            tk_param *p;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", i, module_path((tk_linear_id)w), lin);
+            if ((st = tk_params_add(ps, name, 2, neA, NULL, true, &p))) break;
+            md->ia = ps->n - 1;
+            float bound = 1.0f / sqrtf((float)md->K);
+            for (int64_t j = 0; j < p->n; j++) p->w[j] = (2.0f * tk_rng_uniform(&rng) - 1.0f) * bound;
+            snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", i, module_path((tk_linear_id)w), lin);
+            if ((st = tk_params_add(ps, name, 2, neB, NULL, true, &p))) break;
+            md->ib = ps->n - 1;
+            if (md->K > l->max_K) l->max_K = md->K;
+        }
+    if (st) { tk_lora_free(l); return st; }
+    *out = l;
+    return TK_OK;
+}
+
+void tk_lora_free(tk_lora *l) {
+    if (!l) return;
+    free(l->mods);
+    free(l->u);
+    free(l->ubuf);
+    free(l->xd);
+    free(l->tmp);
+    free(l);
+}
+
+/* Grows the per-token buffers to hold n tokens. */
+static tk_status reserve(tk_lora *l, int64_t n) {
+    if (n <= l->cap_T) return TK_OK;
+    size_t r = (size_t)l->cfg.r, nu, nx;
+    if (!tk_mul_ok((size_t)n, r, &nu) || !tk_mul_ok((size_t)n, (size_t)l->max_K, &nx))
+        return tk_fail(TK_ERR_NOMEM, "lora: buffers for %lld tokens overflow", (long long)n);
+    size_t nall;
+    if (!tk_mul_ok(nu, (size_t)l->L * TK_LIN_COUNT, &nall)) return tk_fail(TK_ERR_NOMEM, "lora: buffers overflow");
+    free(l->u); free(l->ubuf); free(l->xd); free(l->tmp);
+    l->u = tk_malloc(nall * sizeof(float));
+    l->ubuf = tk_malloc(nu * sizeof(float));
+    l->xd = tk_malloc(nx * sizeof(float));
+    l->tmp = tk_malloc(nx * sizeof(float));
+    if (!l->u || !l->ubuf || !l->xd || !l->tmp) {
+        free(l->u); free(l->ubuf); free(l->xd); free(l->tmp);
+        l->u = l->ubuf = l->xd = l->tmp = NULL;
+        l->cap_T = 0;
+        return tk_fail(TK_ERR_NOMEM, "lora: out of memory for %lld tokens", (long long)n);
+    }
+    l->cap_T = n;
+    return TK_OK;
+}
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* Dropout mask row seed: a function of (seed, counter, layer, linear, row) only. */
+static uint64_t row_seed(const tk_lora *l, int32_t layer, tk_linear_id which, int64_t row) {
+    uint64_t h = mix64(l->cfg.seed ^ 0x4c6f5241ull);
+    h = mix64(h ^ l->counter);
+    h = mix64(h ^ ((uint64_t)(uint32_t)layer << 8 | (uint64_t)which));
+    return mix64(h ^ (uint64_t)row);
+}
+
+/* keep[j] (0 or 1/(1-p)) for one row of K inputs. */
+static void draw_mask(const tk_lora *l, int32_t layer, tk_linear_id which, int64_t row, float *keep, int64_t K) {
+    tk_rng rng;
+    tk_rng_seed(&rng, row_seed(l, layer, which, row));
+    float p = l->cfg.dropout, s = 1.0f / (1.0f - p);
+    for (int64_t j = 0; j < K; j++) keep[j] = tk_rng_uniform(&rng) >= p ? s : 0.0f;
+}
+
+/* xd = dropout(x) for n rows (training with dropout), else returns x itself. */
+static const float *dropped(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, int64_t n, int64_t K) {
+    if (!l->training || l->cfg.dropout <= 0) return x;
+    float *xd = l->xd;
+    #pragma omp parallel for schedule(static) if (n * K > 65536)
+    for (int64_t t = 0; t < n; t++) {
+        draw_mask(l, layer, which, t, xd + t * K, K);
+        for (int64_t j = 0; j < K; j++) xd[t * K + j] *= x[t * K + j];
+    }
+    return xd;
+}
+
+static lora_mod *find_mod(tk_lora *l, int32_t layer, tk_linear_id which) {
+    if (layer < 0 || layer >= l->L || (unsigned)which >= TK_LIN_COUNT) return NULL;
+    lora_mod *md = &l->mods[(size_t)layer * TK_LIN_COUNT + which];
+    return md->ia >= 0 ? md : NULL;
+}
+
+static float *saved_u(tk_lora *l, int32_t layer, tk_linear_id which) {
+    return l->u + ((size_t)layer * TK_LIN_COUNT + which) * (size_t)l->cap_T * (size_t)l->cfg.r;
+}
+
+/* The forward hook: y[n x N] += scale * (dropout(x) A^T) B^T. */
+static tk_status lora_linear(void *ctx, int32_t layer, tk_linear_id which, const float *x, float *y, int64_t n) {
+    tk_lora *l = ctx;
+    lora_mod *md = find_mod(l, layer, which);
+    if (!md || n <= 0) return TK_OK;
+    tk_status st = reserve(l, n);
+    if (st) return st;
+    const tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
+    int64_t r = l->cfg.r, K = md->K, N = md->N;
+    const float *xin = dropped(l, layer, which, x, n, K);
+    float *u = l->training ? saved_u(l, layer, which) : l->ubuf;
+    tk_sgemm(false, true, n, r, K, 1.0f, xin, K, A->w, K, 0.0f, u, r);
+    tk_sgemm(false, true, n, N, r, l->scale, u, r, B->w, r, 1.0f, y, N);
+    return TK_OK;
+}
+
+tk_adapter_hook tk_lora_hook(tk_lora *l) {
+    tk_adapter_hook h = {.linear = lora_linear, .ctx = l};
+    return h;
+}
+
+void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter) {
+    l->training = on;
+    l->counter = counter;
+}
+
+tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, const float *dy,
+                                  float *dx, int64_t n) {
+    lora_mod *md = find_mod(l, layer, which);
+    if (!md || n <= 0) return TK_OK;
+    if (!l->training || n > l->cap_T)
+        return tk_fail(TK_ERR_ARG, "lora backward: no training forward of %lld tokens to differentiate", (long long)n);
+    tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
+    int64_t r = l->cfg.r, K = md->K, N = md->N;
+    const float *u = saved_u(l, layer, which);
+    float *v = l->ubuf; /* v = dy B [n x r] */
+    tk_sgemm(false, false, n, r, N, 1.0f, dy, N, B->w, r, 0.0f, v, r);
+    tk_sgemm(true, false, N, r, n, l->scale, dy, N, u, r, 1.0f, B->g, r);
+    const float *xin = dropped(l, layer, which, x, n, K);
+    tk_sgemm(true, false, r, K, n, l->scale, v, r, xin, K, 1.0f, A->g, K);
+    if (!dx) return TK_OK;
+    if (l->cfg.dropout <= 0) {
+        tk_sgemm(false, false, n, K, r, l->scale, v, r, A->w, K, 1.0f, dx, K);
+        return TK_OK;
+    }
+    /* with dropout the input gradient is masked: dx += mask ⊙ (scale * v A) */
+    float *tmp = l->tmp;
+    tk_sgemm(false, false, n, K, r, l->scale, v, r, A->w, K, 0.0f, tmp, K);
+    float *keep = l->xd; /* xin (== xd) is no longer needed: reuse it for the mask */
+    #pragma omp parallel for schedule(static) if (n * K > 65536)
+    for (int64_t t = 0; t < n; t++) {
+        draw_mask(l, layer, which, t, keep + t * K, K);
+        for (int64_t j = 0; j < K; j++) dx[t * K + j] += keep[t * K + j] * tmp[t * K + j];
+    }
+    return TK_OK;
+}
+
+const tk_lora_config *tk_lora_get_config(const tk_lora *l) { return &l->cfg; }
+float tk_lora_scale(const tk_lora *l) { return l->scale; }
+bool tk_lora_qk_permuted(const tk_lora *l) { return l->qk_permuted; }
+
+bool tk_lora_module(tk_lora *l, int32_t layer, tk_linear_id which, tk_param **A, tk_param **B) {
+    lora_mod *md = find_mod(l, layer, which);
+    if (!md) return false;
+    if (A) *A = &l->ps->p[md->ia];
+    if (B) *B = &l->ps->p[md->ib];
+    return true;
+}

@@ -1,0 +1,288 @@
+/* The training step (see step.h): a training context owns the forward activations
+ * (kept per layer), the backward workspace and the trainable parameters, and runs
+ * forward -> chunked LM head + cross-entropy -> backward, accumulating gradients.
+ * Full fine-tuning dequantizes every trainable weight once into an f32 master copy and
+ * points the model's weight refs at it, so the forward, the backward and AdamW all see
+ * the same buffer; frozen weights (LoRA's base, layers below freeze_layers) stay in their
+ * stored dtype and only pass input gradients through. */
+#include "train/step.h"
+#include "model/backward.h"
+#include "model/llama.h"
+#include "io/hfconfig.h"
+#include "backend/cpu/kernels.h"
+#include "core/core.h"
+#include <math.h>
+#include <stdio.h>
+
+struct tk_train_ctx {
+    tk_model *m;
+    tk_train_params p;
+    tk_acts a;
+    tk_bwd_ws ws;
+    tk_param_set ps;
+    tk_lora *lora;
+    tk_model_grads g;
+    tk_layer_grads *lg;          /* [L] */
+    tk_adapter_hook saved_hook;  /* the model's hook before this context */
+    tk_weights saved_w;          /* full FT: the original refs, restored at free */
+    tk_layer_weights *saved_layers;
+    uint64_t counter;
+    tk_train_timing timing;
+    float *eval_logits, *eval_h; /* eval chunk buffers [R x V], [R x C] */
+    int64_t eval_rows;
+};
+
+tk_train_params tk_train_default_params(void) {
+    tk_train_params p;
+    memset(&p, 0, sizeof p);
+    p.method = TK_TRAIN_LORA;
+    p.lora = tk_lora_default_config();
+    p.max_rows = 1;
+    p.max_cols = 512;
+    return p;
+}
+
+/* Adds an f32 master copy of *ref as parameter `name` and points *ref at it; the
+ * gradient buffer goes to *grad. */
+static tk_status add_master(tk_train_ctx *tc, tk_tensor_ref *ref, const char *key, int layer, bool decay, float **grad) {
+    char name[160];
+    if (!tk_hf_weight_name(name, sizeof name, key, layer))
+        return tk_fail(TK_ERR_ARG, "full fine-tuning: no HF name for %s (layer %d)", key, layer);
+    int64_t ne[TK_MAX_DIMS];
+    int nd = ref->n_dims < 1 ? 1 : ref->n_dims;
+    for (int i = 0; i < nd; i++) ne[i] = ref->ne[i];
+    tk_param *p;
+    tk_status st = tk_params_add(&tc->ps, name, nd, ne, NULL, decay, &p);
+    if (st) return st;
+    int64_t n = p->n;
+    if (tk_tensor_nelems(ref) != n) return tk_fail(TK_ERR_ARG, "full fine-tuning: %s has an unexpected shape", name);
+    if ((st = tk_dequantize(ref->dtype, ref->data, p->w, n))) return tk_fail_ctx(st, "full fine-tuning: %s: ", name);
+    ref->dtype = TK_F32;
+    ref->data = p->w;
+    ref->nbytes = (size_t)n * sizeof(float);
+    *grad = p->g;
+    return TK_OK;
+}
+
+static tk_status setup_full(tk_train_ctx *tc) {
+    tk_model *m = tc->m;
+    const tk_model_config *c = &m->cfg;
+    tk_weights *w = &m->w;
+    int32_t L = c->n_layers, N = tc->p.freeze_layers;
+    tc->saved_w = *w;
+    tc->saved_layers = tk_malloc((size_t)L * sizeof *tc->saved_layers);
+    if (!tc->saved_layers) return TK_ERR_NOMEM;
+    memcpy(tc->saved_layers, w->layers, (size_t)L * sizeof *tc->saved_layers);
+    tk_status st;
+    bool tied = c->tied_embeddings || w->output.data == w->tok_embd.data;
+    if (N == 0) {
+        if ((st = add_master(tc, &w->tok_embd, "token_embd.weight", -1, true, &tc->g.tok_embd))) return st;
+        if (tied) {
+            w->output = w->tok_embd; /* one parameter; its gradient sums the head's and the embedding's */
+            tc->g.output = tc->g.tok_embd;
+        }
+    }
+    for (int32_t l = N; l < L; l++) {
+        tk_layer_weights *y = &w->layers[l];
+        tk_layer_grads *g = &tc->lg[l];
+        if ((st = add_master(tc, &y->attn_norm, "attn_norm.weight", l, false, &g->attn_norm)) ||
+            (st = add_master(tc, &y->wq, "attn_q.weight", l, true, &g->wq)) ||
+            (y->bq.data && (st = add_master(tc, &y->bq, "attn_q.bias", l, false, &g->bq))) ||
+            (st = add_master(tc, &y->wk, "attn_k.weight", l, true, &g->wk)) ||
+            (y->bk.data && (st = add_master(tc, &y->bk, "attn_k.bias", l, false, &g->bk))) ||
+            (st = add_master(tc, &y->wv, "attn_v.weight", l, true, &g->wv)) ||
+            (y->bv.data && (st = add_master(tc, &y->bv, "attn_v.bias", l, false, &g->bv))) ||
+            (st = add_master(tc, &y->wo, "attn_output.weight", l, true, &g->wo)) ||
+            (st = add_master(tc, &y->ffn_norm, "ffn_norm.weight", l, false, &g->ffn_norm)) ||
+            (st = add_master(tc, &y->w_gate, "ffn_gate.weight", l, true, &g->w_gate)) ||
+            (st = add_master(tc, &y->w_up, "ffn_up.weight", l, true, &g->w_up)) ||
+            (st = add_master(tc, &y->w_down, "ffn_down.weight", l, true, &g->w_down)))
+            return st;
+    }
+    if ((st = add_master(tc, &w->out_norm, "output_norm.weight", -1, false, &tc->g.out_norm))) return st;
+    /* a tied head is the embedding: trainable only when the embedding is (N == 0, done above) */
+    if (!tied && (st = add_master(tc, &w->output, "output.weight", -1, true, &tc->g.output))) return st;
+    return TK_OK;
+}
+
+static void restore_full(tk_train_ctx *tc) {
+    if (!tc->saved_layers) return;
+    tk_weights *w = &tc->m->w;
+    memcpy(w->layers, tc->saved_layers, (size_t)tc->m->cfg.n_layers * sizeof *w->layers);
+    w->tok_embd = tc->saved_w.tok_embd;
+    w->out_norm = tc->saved_w.out_norm;
+    w->output = tc->saved_w.output;
+    free(tc->saved_layers);
+    tc->saved_layers = NULL;
+}
+
+static tk_status lora_bwd(void *ctx, int32_t layer, tk_linear_id which, const float *x, const float *dy, float *dx, int64_t n) {
+    return tk_lora_backward_linear(ctx, layer, which, x, dy, dx, n);
+}
+
+tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_ctx **out) {
+    *out = NULL;
+    if (!m || !params) return tk_fail(TK_ERR_ARG, "train: NULL argument");
+    const tk_model_config *c = &m->cfg;
+    tk_train_params p = *params;
+    if (p.method != TK_TRAIN_LORA && p.method != TK_TRAIN_FULL) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
+    if (p.freeze_layers < 0 || p.freeze_layers >= c->n_layers)
+        return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
+                       c->n_layers, c->n_layers);
+    if (p.max_rows <= 0 || p.max_cols <= 0) return tk_fail(TK_ERR_ARG, "train: batch shape %d x %d", p.max_rows, p.max_cols);
+    if (p.recompute) return tk_fail(TK_ERR_UNSUPPORTED, "train: activation recomputation is not implemented yet");
+    tk_train_ctx *tc = tk_calloc(1, sizeof *tc);
+    if (!tc) return TK_ERR_NOMEM;
+    tc->m = m;
+    tc->p = p;
+    tc->saved_hook = m->hook;
+    int flags = TK_FWD_KEEP_ACTS | (p.keep_att_probs ? TK_FWD_KEEP_ATT_PROBS : 0);
+    tk_status st = tk_acts_init(&tc->a, m, p.max_rows, p.max_cols, flags);
+    if (!st) {
+        tc->a.mm_flags = TK_MATMUL_EXACT; /* smooth in x: gradients and losses independent of the batch shape */
+        st = tk_bwd_ws_init(&tc->ws, m, (int64_t)p.max_rows * p.max_cols);
+    }
+    if (!st) {
+        tc->lg = tk_calloc((size_t)c->n_layers, sizeof *tc->lg);
+        if (!tc->lg) st = TK_ERR_NOMEM;
+    }
+    tc->g.layers = tc->lg;
+    tc->g.stop_layer = p.freeze_layers;
+    if (!st && p.method == TK_TRAIN_LORA) {
+        tk_lora_config lc = p.lora;
+        lc.first_layer = p.freeze_layers;
+        tc->p.lora.first_layer = lc.first_layer;
+        st = tk_lora_new(m, &lc, &tc->ps, &tc->lora);
+        if (!st) {
+            tk_adapter_hook h = tk_lora_hook(tc->lora);
+            tk_model_set_adapter(m, &h);
+        }
+    } else if (!st) {
+        st = setup_full(tc);
+    }
+    if (st) { tk_train_ctx_free(tc); return st; }
+    *out = tc;
+    return TK_OK;
+}
+
+void tk_train_ctx_free(tk_train_ctx *tc) {
+    if (!tc) return;
+    restore_full(tc);
+    tc->m->hook = tc->saved_hook;
+    tk_lora_free(tc->lora);
+    tk_params_free(&tc->ps);
+    tk_acts_free(&tc->a);
+    tk_bwd_ws_free(&tc->ws);
+    free(tc->lg);
+    free(tc->eval_logits);
+    free(tc->eval_h);
+    free(tc);
+}
+
+tk_param_set *tk_train_param_set(tk_train_ctx *tc) { return &tc->ps; }
+tk_lora *tk_train_lora(tk_train_ctx *tc) { return tc->lora; }
+tk_model *tk_train_model(tk_train_ctx *tc) { return tc->m; }
+const tk_train_params *tk_train_get_params(const tk_train_ctx *tc) { return &tc->p; }
+bool tk_train_qk_permuted(const tk_train_ctx *tc) { return tc->m->cfg.rope_interleaved != 0; }
+uint64_t tk_train_counter(const tk_train_ctx *tc) { return tc->counter; }
+void tk_train_set_counter(tk_train_ctx *tc, uint64_t counter) { tc->counter = counter; }
+tk_train_timing tk_train_last_timing(const tk_train_ctx *tc) { return tc->timing; }
+
+size_t tk_train_bytes(const tk_train_ctx *tc) {
+    size_t n = tc->a.bytes + tc->ws.bytes + (size_t)tc->ps.total * 4 * sizeof(float);
+    n += (size_t)tc->eval_rows * ((size_t)tc->m->cfg.n_vocab + (size_t)tc->m->cfg.dim) * sizeof(float);
+    return n;
+}
+
+static tk_status check_batch(const tk_train_ctx *tc, const tk_batch *b, const int32_t *target) {
+    if (!b || !b->ids || !target) return tk_fail(TK_ERR_ARG, "train: NULL batch or targets");
+    if (b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)
+        return tk_fail(TK_ERR_ARG, "train: batch %d x %d outside the context's %d x %d", b->n_rows, b->n_cols, tc->p.max_rows,
+                       tc->p.max_cols);
+    return TK_OK;
+}
+
+tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
+                                float grad_scale, double *loss_sum, double *weight_sum) {
+    tk_status st = check_batch(tc, b, target);
+    if (st) return st;
+    if (tc->lora) tk_lora_set_training(tc->lora, true, tc->counter);
+    double t0 = tk_time_s();
+    st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
+    double t1 = tk_time_s(), head = 0, ls = 0, ws = 0;
+    if (!st) {
+        tk_adapter_bwd ad = {.linear = lora_bwd, .ctx = tc->lora};
+        st = tk_llama_backward(tc->m, &tc->a, &tc->ws, b, target, weight, grad_scale, &tc->g, tc->lora ? &ad : NULL, NULL,
+                               &ls, &ws, &head);
+    }
+    double t2 = tk_time_s();
+    if (tc->lora) tk_lora_set_training(tc->lora, false, tc->counter);
+    tc->counter++;
+    tc->timing.forward_s = t1 - t0;
+    tc->timing.head_s = head;
+    tc->timing.backward_s = t2 - t1 - head;
+    if (st) return st;
+    if (loss_sum) *loss_sum += ls;
+    if (weight_sum) *weight_sum += ws;
+    return TK_OK;
+}
+
+#define EVAL_CHUNK_FLOATS (2 * 1024 * 1024)
+
+tk_status tk_train_eval(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight, tk_eval_sums *acc) {
+    tk_status st = check_batch(tc, b, target);
+    if (st) return st;
+    if (!acc) return tk_fail(TK_ERR_ARG, "train eval: NULL sums");
+    if (tc->lora) tk_lora_set_training(tc->lora, false, tc->counter);
+    if ((st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL))) return st;
+    const tk_tensor_ref *wo = &tc->m->w.output;
+    int64_t T = (int64_t)b->n_rows * b->n_cols, C = tc->m->cfg.dim, V = wo->ne[1];
+    if (!tc->eval_logits) {
+        int64_t R = EVAL_CHUNK_FLOATS / V;
+        if (R < 8) R = 8;
+        tc->eval_logits = tk_malloc((size_t)R * (size_t)V * sizeof(float));
+        tc->eval_h = tk_malloc((size_t)R * (size_t)C * sizeof(float));
+        if (!tc->eval_logits || !tc->eval_h) {
+            free(tc->eval_logits); free(tc->eval_h);
+            tc->eval_logits = tc->eval_h = NULL;
+            return tk_fail(TK_ERR_NOMEM, "train eval: out of memory for logits");
+        }
+        tc->eval_rows = R;
+    }
+    int64_t R = tc->eval_rows, rows[512];
+    if (R > 512) R = 512;
+    double lsum = 0, wsum = 0;
+    int64_t ncor = 0, ntok = 0;
+    int64_t t = 0;
+    while (t < T) {
+        int64_t r = 0;
+        for (; t < T && r < R; t++) {
+            if (target[t] < 0 || (weight && weight[t] == 0.0f)) continue;
+            if (target[t] >= V) return tk_fail(TK_ERR_RANGE, "train eval: target %d at token %lld is outside the vocabulary (%lld)",
+                                               (int)target[t], (long long)t, (long long)V);
+            rows[r] = t;
+            memcpy(tc->eval_h + r * C, tc->a.hn + t * C, (size_t)C * sizeof(float));
+            r++;
+        }
+        if (!r) break;
+        if ((st = tk_matmul_ex(tc->eval_logits, tc->eval_h, wo, r, false, TK_MATMUL_EXACT))) return st;
+        for (int64_t i = 0; i < r; i++) { /* fixed order: sums independent of the thread count */
+            float *l = tc->eval_logits + i * V;
+            int64_t am = 0;
+            for (int64_t j = 1; j < V; j++) if (l[j] > l[am]) am = j;
+            int32_t tg = target[rows[i]];
+            float mx = l[am], lt = l[tg];
+            double lse = mx + log((double)tk_cpu_vexp_sum(l, l, mx, V));
+            double wt = weight ? weight[rows[i]] : 1.0;
+            lsum += wt * (lse - lt);
+            wsum += wt;
+            ncor += am == tg;
+            ntok++;
+        }
+    }
+    acc->loss_sum += lsum;
+    acc->weight_sum += wsum;
+    acc->n_correct += ncor;
+    acc->n_tokens += ntok;
+    return TK_OK;
+}
