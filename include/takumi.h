@@ -18,5 +18,6 @@
 #include "takumi/tokenizer.h"
 #include "takumi/chat.h"
 #include "takumi/model.h"
+#include "takumi/data.h"
 
 #endif

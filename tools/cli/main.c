@@ -3,11 +3,13 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 /* Each subcommand lives in tools/cli/cmd_<name>.c. */
 static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmds[] = {
     {"version", cmd_version, "print the version and build features"},
     {"tokenize", cmd_tokenize, "text -> token ids (or --decode ids -> text) with a model's tokenizer"},
+    {"data", cmd_data, "check, redact, convert and split training data"},
 };
 
 int cmd_version(int argc, char **argv) {
