@@ -170,6 +170,13 @@ typedef struct tk_session tk_session;
  * up to n_ctx tokens (0 = the model's context). Free with tk_session_free. */
 tk_status tk_session_new(tk_model *m, int32_t n_ctx, tk_session **out);
 void tk_session_free(tk_session *s);
+/* Decode precision. Default (false): few-token products quantize the activations to 8 bits
+ * per 32-block for the fused integer kernels of quantized weights, as llama.cpp does (fast;
+ * logits of a Q4 model then differ from an f32 reference by up to a few percent of the
+ * largest logit). true: activations stay f32 (per-block dequantized weight rows dotted
+ * with f32 x), as reference implementations compute. Prefill chunks of 8+ tokens and
+ * tk_forward are always exact. */
+void tk_session_set_exact(tk_session *s, bool exact);
 /* Tokens currently in the cache and their count. */
 int32_t tk_session_n_past(const tk_session *s);
 const int32_t *tk_session_tokens(const tk_session *s);

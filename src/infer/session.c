@@ -2,6 +2,7 @@
  * grows (doubling) up to the context, prefill in chunks, single-token decode, and reuse
  * of the cached prefix across chat turns. */
 #include "model/llama.h"
+#include "backend/cpu/matmul.h"
 #include "core/core.h"
 #include <stdio.h>
 
@@ -74,6 +75,8 @@ void tk_session_free(tk_session *s) {
     tk_acts_free(&s->a);
     free(s);
 }
+
+void tk_session_set_exact(tk_session *s, bool exact) { s->a.mm_flags = exact ? TK_MATMUL_EXACT : 0; }
 
 int32_t tk_session_n_past(const tk_session *s) { return s->kv.n; }
 const int32_t *tk_session_tokens(const tk_session *s) { return s->kv.tokens; }

@@ -10,6 +10,7 @@
  * Measured (SmolLM2-135M-Instruct Q4_1, 2 threads): see the report in git history and
  * `takumi generate --verbose`. */
 #include "model/llama.h"
+#include "backend/cpu/matmul.h"
 #include "core/core.h"
 #include <stdio.h>
 #include <math.h>
@@ -89,10 +90,16 @@ void tk_acts_free(tk_acts *a) {
 }
 
 /* y = x W^T (+ b), then the adapter hook (which sees exactly the linear's output). */
-static tk_status linear(tk_model *m, int32_t layer, tk_linear_id which, float *y, const float *x,
+static tk_status linear(tk_model *m, const tk_acts *a, int32_t layer, tk_linear_id which, float *y, const float *x,
                         const tk_tensor_ref *w, const tk_tensor_ref *b, int64_t T) {
-    tk_status st = tk_linear_forward(y, x, w, b && b->data ? (const float *)b->data : NULL, T);
+    tk_status st = tk_matmul_ex(y, x, w, T, false, a->mm_flags);
     if (st) return st;
+    if (b && b->data) {
+        const float *bv = b->data;
+        int64_t N = w->ne[1];
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t n = 0; n < N; n++) y[t * N + n] += bv[n];
+    }
     if (m->hook.linear) {
         st = m->hook.linear(m->hook.ctx, layer, which, x, y, T);
         if (st) return tk_fail_ctx(st, "adapter on layer %d %s", layer, tk_linear_name(which));
@@ -152,9 +159,9 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
 
         /* attention block */
         tk_rmsnorm_forward(xn1, TK_ACT(a, rstd1, l, s_t), xin, y->attn_norm.data, T, C, c->rms_eps);
-        if ((st = linear(m, l, TK_LIN_Q, q, xn1, &y->wq, &y->bq, T)) ||
-            (st = linear(m, l, TK_LIN_K, k, xn1, &y->wk, &y->bk, T)) ||
-            (st = linear(m, l, TK_LIN_V, v, xn1, &y->wv, &y->bv, T)))
+        if ((st = linear(m, a, l, TK_LIN_Q, q, xn1, &y->wq, &y->bq, T)) ||
+            (st = linear(m, a, l, TK_LIN_K, k, xn1, &y->wk, &y->bk, T)) ||
+            (st = linear(m, a, l, TK_LIN_V, v, xn1, &y->wv, &y->bv, T)))
             return st;
         tk_rope_forward(q, pos, T, H, D, &m->rope);
         tk_rope_forward(k, pos, T, KH, D, &m->rope);
@@ -177,25 +184,25 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
                     return st;
             }
         }
-        if ((st = linear(m, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
+        if ((st = linear(m, a, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
         add_rows(xmid, xin, a->tmp, T * C);
 
         /* MLP block */
         tk_rmsnorm_forward(xn2, TK_ACT(a, rstd2, l, s_t), xmid, y->ffn_norm.data, T, C, c->rms_eps);
-        if ((st = linear(m, l, TK_LIN_GATE, gate, xn2, &y->w_gate, NULL, T)) ||
-            (st = linear(m, l, TK_LIN_UP, up, xn2, &y->w_up, NULL, T)))
+        if ((st = linear(m, a, l, TK_LIN_GATE, gate, xn2, &y->w_gate, NULL, T)) ||
+            (st = linear(m, a, l, TK_LIN_UP, up, xn2, &y->w_up, NULL, T)))
             return st;
         tk_swiglu_forward(ffh, gate, up, T * F);
-        if ((st = linear(m, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
+        if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
         add_rows(xout, xmid, a->tmp, T * C);
     }
     float *xL = TK_ACT(a, x, c->n_layers, s_x);
     tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);
     if (kv) kv->n += (int32_t)T;
     if (n_out == 0) return TK_OK;
-    if (!out_idx) return tk_matmul(logits, a->hn, &w->output, T, false);
+    if (!out_idx) return tk_matmul_ex(logits, a->hn, &w->output, T, false, a->mm_flags);
     for (int64_t i = 0; i < n_out; i++) memcpy(a->gather + i * C, a->hn + out_idx[i] * C, (size_t)C * sizeof(float));
-    return tk_matmul(logits, a->gather, &w->output, n_out, false);
+    return tk_matmul_ex(logits, a->gather, &w->output, n_out, false, a->mm_flags);
 }
 
 /* ---- public forward workspace ---- */
@@ -212,6 +219,9 @@ tk_status tk_forward_new(tk_model *m, int32_t max_rows, int32_t max_cols, int fl
     f->m = m;
     tk_status st = tk_acts_init(&f->a, m, max_rows, max_cols, flags);
     if (st) { free(f); return st; }
+    /* batched forwards (training, evaluation) never quantize activations, so results do not
+     * depend on how many rows a batch happens to have */
+    f->a.mm_flags = TK_MATMUL_EXACT;
     *out = f;
     return TK_OK;
 }

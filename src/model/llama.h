@@ -38,6 +38,7 @@ typedef struct tk_acts {
     int32_t max_rows, max_cols;
     int64_t max_T;           /* max_rows * max_cols */
     bool keep;               /* TK_FWD_KEEP_ACTS */
+    int mm_flags;            /* tk_matmul_ex flags: TK_MATMUL_EXACT keeps activations f32 in few-row products */
     float *x;       /* [L+1][T x C] residual stream entering layer l; slot L = last layer's output (keep); else [T x C] */
     float *xmid;    /* [L][T x C] residual after attention (input of ffn_norm) */
     float *xn1;     /* [L][T x C] attn_norm output: input of wq, wk, wv */
