@@ -209,7 +209,13 @@ void tk_analyze(tk_analyzer *a, int slot_i, tk_data_container c, const tk_raw *r
 
 tk_status tk_data_detect(const char *path, const void *buf, size_t len, tk_data_container c, size_t max_line,
                          tk_data_format *out) {
+    return tk_data_detect_ex(path, buf, len, c, max_line, out, NULL);
+}
+
+tk_status tk_data_detect_ex(const char *path, const void *buf, size_t len, tk_data_container c, size_t max_line,
+                            tk_data_format *out, int *n_seen) {
     *out = TK_DATA_AUTO;
+    if (n_seen) *n_seen = 0;
     tk_reader *r;
     tk_status st = path ? tk_reader_open(path, c, max_line, &r) : tk_reader_open_memory(buf, len, NULL, c, max_line, &r);
     if (st) return st;
@@ -231,6 +237,7 @@ tk_status tk_data_detect(const char *path, const void *buf, size_t len, tk_data_
     }
     tk_reader_close(r);
     if (st) return st;
+    if (n_seen) *n_seen = seen;
     int best = 0;
     for (int f = 1; f < TK_DATA_FORMAT_COUNT; f++) if (votes[f] > best) { best = votes[f]; *out = (tk_data_format)f; }
     return TK_OK;

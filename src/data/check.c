@@ -510,8 +510,9 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
     if (cont == TK_DATA_TSV) fmt = TK_DATA_CLASSIFICATION;
     else if (cont == TK_DATA_TXT) fmt = TK_DATA_TEXT;
     bool detected = false;
+    int n_seen = 0;
     if (fmt == TK_DATA_AUTO) {
-        st = tk_data_detect(path, buf, len, cont, p.max_line_bytes, &fmt);
+        st = tk_data_detect_ex(path, buf, len, cont, p.max_line_bytes, &fmt, &n_seen);
         if (st) { tk_reader_close(rd); return st; }
         detected = true;
     }
@@ -534,7 +535,7 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
 
     if (!st && tk_reader_had_bom(rd))
         emit(&a, TK_DATA_WARNING, 1, 0, "byte_order_mark", "the file starts with a UTF-8 byte-order mark (ignored; some tools reject it)");
-    if (!st && detected && fmt == TK_DATA_AUTO)
+    if (!st && detected && fmt == TK_DATA_AUTO && n_seen > 0)
         emit(&a, TK_DATA_ERROR, 0, 0, "unknown_format", "no record matches a known format (chat, prompt_completion, alpaca, sharegpt, "
                                                          "preference, classification, text); use --format");
 

@@ -185,8 +185,12 @@ void tk_analyzer_free(tk_analyzer *a);
 /* Analyses one raw record on scratch slot `slot` (0..n_threads-1). Never fails: problems become findings. */
 void tk_analyze(tk_analyzer *a, int slot, tk_data_container c, const tk_raw *raw, tk_rec_out *o);
 void tk_rec_out_clear(tk_rec_out *o);
-/* Detects the format from the first records of a reader's source (majority). Returns TK_DATA_AUTO if unknown. */
+/* Detects the format from the first records of a reader's source (majority; *out = TK_DATA_AUTO if none fits).
+ * (src/train/batch.c uses this too: keep the signature.) */
 tk_status tk_data_detect(const char *path, const void *buf, size_t len, tk_data_container c, size_t max_line,
                          tk_data_format *out);
+/* Same; *n_seen (may be NULL) gets the number of records looked at. */
+tk_status tk_data_detect_ex(const char *path, const void *buf, size_t len, tk_data_container c, size_t max_line,
+                            tk_data_format *out, int *n_seen);
 
 #endif

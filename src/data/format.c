@@ -203,7 +203,7 @@ static int role_of(const char *r) {
 }
 
 /* Text of an OpenAI content value (string or list of parts). Returns false (after a finding) when invalid. */
-static bool content_text(const cJSON *c, int mi, tk_example *ex, const char **text, size_t *len, tk_rfinds *fs) {
+static bool content_text(const cJSON *c, const char *what, int mi, tk_example *ex, const char **text, size_t *len, tk_rfinds *fs) {
     if (is_str(c)) { *text = c->valuestring; *len = slen(c); return true; }
     if (cJSON_IsArray(c)) {
         tk_buf b = {0};
@@ -214,16 +214,16 @@ static bool content_text(const cJSON *c, int mi, tk_example *ex, const char **te
             pi++;
             const cJSON *ty = get(part, "type");
             if (!cJSON_IsObject(part) || !is_str(ty)) {
-                tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "message %d content part %d has no \"type\"", mi, pi);
+                tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content part %d has no \"type\"", what, mi, pi);
                 ok = false; continue;
             }
             if (!strcmp(ty->valuestring, "text")) {
                 const cJSON *t = get(part, "text");
-                if (!is_str(t)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "message %d content part %d has no \"text\" string", mi, pi); ok = false; continue; }
+                if (!is_str(t)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content part %d has no \"text\" string", what, mi, pi); ok = false; continue; }
                 if (b.len) tk_buf_append(&b, "\n", 1);
                 tk_buf_append(&b, t->valuestring, slen(t));
             } else if (strcmp(ty->valuestring, "image_url") && strcmp(ty->valuestring, "input_audio") && strcmp(ty->valuestring, "file")) {
-                tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "message %d content part %d has unknown type \"%s\"", mi, pi, ty->valuestring);
+                tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content part %d has unknown type \"%s\"", what, mi, pi, ty->valuestring);
                 ok = false;
             }
         }
@@ -233,7 +233,7 @@ static bool content_text(const cJSON *c, int mi, tk_example *ex, const char **te
         *len = b.len;
         return *text != NULL;
     }
-    tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "message %d content is %s, expected a string", mi, type_name(c));
+    tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content is %s, expected a string", what, mi, type_name(c));
     return false;
 }
 
@@ -275,7 +275,7 @@ static int check_messages(const cJSON *msgs, msgs_ctx *cx, tk_example *ex, bool 
         bool ok_content = true;
         if (content && !(cJSON_IsNull(content) && (calls || legacy_call))) {
             if (cJSON_IsNull(content)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content is null", cx->what, mi); ok_content = false; }
-            else ok_content = content_text(content, mi, ex, &text, &len, fs);
+            else ok_content = content_text(content, cx->what, mi, ex, &text, &len, fs);
         }
         int weight = -1;
         if (w) {
@@ -491,20 +491,12 @@ static bool check_sharegpt_turns(const cJSON *conv, const char *what, tk_example
         if (!cJSON_IsObject(m)) { tk_rf_add(fs, TK_DATA_ERROR, "data_type", "%s: message %d is %s, expected an object", what, i, type_name(m)); continue; }
         const cJSON *from = get(m, "from"), *val = get(m, "value");
         if (!from) { tk_rf_add(fs, TK_DATA_ERROR, "message_missing_key", "%s: message %d has no \"from\"", what, i); continue; }
-        if (!val) { tk_rf_add(fs, TK_DATA_ERROR, "message_missing_key", "%s: message %d has no \"value\"", what, i); continue; }
         bool prompt_side;
         int r = is_str(from) ? sharegpt_role(from->valuestring, &prompt_side) : -1;
         if (r < 0) {
             tk_rf_add(fs, TK_DATA_ERROR, "unrecognized_role", "%s: message %d is from \"%.40s\" (expected human, gpt, system, function_call or observation)",
                       what, i, is_str(from) ? from->valuestring : type_name(from));
             continue;
-        }
-        if (!is_str(val)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d value is %s, expected a string", what, i, type_name(val)); continue; }
-        if (!strcmp(from->valuestring, "function_call")) {
-            cJSON *fc = cJSON_Parse(val->valuestring);
-            if (!fc || (!cJSON_IsObject(fc) && !cJSON_IsArray(fc)))
-                tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d function_call value is not JSON: %.60s", what, i, val->valuestring);
-            cJSON_Delete(fc);
         }
         if (r == TK_R_SYSTEM) {
             if (i != 1 && strict_order) tk_rf_add(fs, TK_DATA_ERROR, "invalid_turn_order", "%s: system message %d must come first", what, i);
@@ -516,6 +508,14 @@ static bool check_sharegpt_turns(const cJSON *conv, const char *what, tk_example
                 order_reported = true;
             }
             turn++;
+        }
+        if (!val) { tk_rf_add(fs, TK_DATA_ERROR, "message_missing_key", "%s: message %d has no \"value\"", what, i); continue; }
+        if (!is_str(val)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d value is %s, expected a string", what, i, type_name(val)); continue; }
+        if (!strcmp(from->valuestring, "function_call")) {
+            cJSON *fc = cJSON_Parse(val->valuestring);
+            if (!fc || (!cJSON_IsObject(fc) && !cJSON_IsArray(fc)))
+                tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d function_call value is not JSON: %.60s", what, i, val->valuestring);
+            cJSON_Delete(fc);
         }
         ex_add(ex, r, val->valuestring, slen(val), -1, !strcmp(from->valuestring, "function_call"));
     }

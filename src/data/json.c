@@ -139,15 +139,15 @@ static void diagnose(const char *s, size_t len, size_t err_off, uint64_t base_li
             continue;
         }
         if (c == '}' || c == ']') { depth--; continue; }
-        if ((c == 'N' && word_at(s, len, i, "NaN")) || (c == 'I' && word_at(s, len, i, "Infinity")) ||
-            (c == '-' && word_at(s, len, i, "-Infinity")) || (c == 'n' && word_at(s, len, i, "nan")) ||
-            (c == 'i' && (word_at(s, len, i, "inf") || word_at(s, len, i, "infinity")))) {
+        static const char *const words[] = {"NaN", "Infinity", "-Infinity", "-NaN", "nan", "inf", "-inf", "infinity"};
+        const char *w = NULL;
+        if (c == 'N' || c == 'I' || c == '-' || c == 'n' || c == 'i')
+            for (size_t k = 0; k < sizeof words / sizeof words[0] && !w; k++) if (word_at(s, len, i, words[k])) w = words[k];
+        if (w) {
             if (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '_')) continue;
             position(pos, sizeof pos, s, i, base_line);
-            char ex[64];
-            excerpt(s, len, i, ex, sizeof ex);
             tk_rf_add(fs, TK_DATA_ERROR, "nan_or_infinity",
-                      "'%.9s' at %s is not valid JSON (JSON has no NaN or Infinity; write null or a number)", ex, pos);
+                      "%s at %s is not valid JSON (JSON has no NaN or Infinity; write null or a number)", w, pos);
             return;
         }
     }
@@ -158,12 +158,17 @@ static void diagnose(const char *s, size_t len, size_t err_off, uint64_t base_li
         return;
     }
     if (err_off > len) err_off = len;
-    position(pos, sizeof pos, s, err_off, base_line);
-    if (err_off >= len) {
-        const char *what = in_str ? "an unterminated string" : depth > 0 ? "an unclosed object or array" : "an incomplete value";
-        tk_rf_add(fs, TK_DATA_ERROR, "json_syntax", "invalid JSON: the record ends inside %s (%s)", what, pos);
+    if (in_str || depth > 0 || err_off >= len) {
+        /* cJSON points at the last character when the text just stops; say what is left open instead */
+        position(pos, sizeof pos, s, len, base_line);
+        if (in_str) tk_rf_add(fs, TK_DATA_ERROR, "json_syntax", "invalid JSON: the record ends inside a string (missing '\"' at %s)", pos);
+        else if (depth > 0)
+            tk_rf_add(fs, TK_DATA_ERROR, "json_syntax", "invalid JSON: the record ends with %d unclosed object%s or array%s (at %s)", depth,
+                      depth == 1 ? "" : "s", depth == 1 ? "" : "s", pos);
+        else tk_rf_add(fs, TK_DATA_ERROR, "json_syntax", "invalid JSON: the record ends too early (at %s)", pos);
         return;
     }
+    position(pos, sizeof pos, s, err_off, base_line);
     char ex[128];
     excerpt(s, len, err_off, ex, sizeof ex);
     tk_rf_add(fs, TK_DATA_ERROR, "json_syntax", "invalid JSON at %s near '%s'", pos, ex);

@@ -324,7 +324,7 @@ static tk_status fatal(tk_reader *r, tk_raw *rec, bool *has, const char *fmt, ..
     memset(rec, 0, sizeof *rec);
     rec->kind = TK_RAW_FATAL;
     rec->line = r->line + 1;
-    rec->record = r->arr_state == 0 ? 0 : r->record + 1;   /* before the '[': no record yet */
+    rec->record = 0;   /* between records: the message says where */
     rec->msg = r->msg;
     r->arr_state = 3;
     *has = true;
