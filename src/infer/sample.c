@@ -134,13 +134,14 @@ int32_t tk_sampler_sample(tk_sampler *s, float *logits, int32_t n_vocab, const i
         n = sorted = s->p.top_k;
     }
     if (s->p.top_p < 1.0f) {
-        /* Smallest prefix whose probability reaches top_p. Try the best 64 first: usually
-         * enough, and far cheaper than sorting the whole vocabulary. */
+        /* Smallest prefix whose probability reaches top_p. Sort only the best 64, then 512,
+         * 4096… until the prefix reaches top_p: usually far cheaper than sorting the whole
+         * vocabulary (a selection is O(V), the sort O(k log k)). */
         float mx = -INFINITY;
         for (int64_t i = 0; i < n; i++) if (s->logit[i] > mx) mx = s->logit[i];
         double z = 0;
         for (int64_t i = 0; i < n; i++) z += exp((double)s->logit[i] - mx);
-        for (int64_t try_k = n < 64 ? n : 64;; try_k = n) {
+        for (int64_t try_k = n < 64 ? n : 64;; try_k = try_k * 8 < n ? try_k * 8 : n) {
             if (sorted < try_k) { top_sorted(s, n, try_k); sorted = try_k; }
             double cum = 0;
             int64_t keep = -1;
