@@ -221,7 +221,7 @@ typedef struct tk_gen_params {
     int32_t max_tokens;        /* tokens to generate at most (<= 0: until context end) */
     const char *const *stop;   /* stop strings (matched on decoded text, across token boundaries; not emitted) */
     int32_t n_stop;
-    bool stop_at_eos;          /* stop at EOS and end-of-turn tokens (not emitted); default true */
+    bool stop_at_eos;          /* stop at end-of-generation tokens: EOS, end-of-turn (tk_tokenizer_is_eog; not emitted); default true */
 } tk_gen_params;
 /* Defaults: default sampler, max_tokens 256, no stop strings, stop at EOS/EOT. */
 tk_gen_params tk_gen_default_params(void);

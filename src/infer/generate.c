@@ -63,7 +63,6 @@ tk_status tk_generate(tk_session *s, const tk_tokenizer *tok, const int32_t *pro
     stats->n_prompt = n - reused;
     stats->prefill_s = t1 - t0;
 
-    int32_t eos = tk_tokenizer_eos(tok), eot = tk_tokenizer_eot(tok);
     tk_detok_stream ds;
     tk_detok_stream_init(&ds, tok);
     /* SentencePiece strips the leading space of the first piece after BOS only; a
@@ -74,7 +73,7 @@ tk_status tk_generate(tk_session *s, const tk_tokenizer *tok, const int32_t *pro
         int32_t id = tk_sampler_sample(smp, logits, V, s->kv.tokens, (size_t)s->kv.n);
         stats->n_generated++;
         if (out_ids && (st = tk_ivec_push(out_ids, id))) goto done;
-        if (p.stop_at_eos && (id == eos || id == eot)) { stats->stop = TK_GEN_STOP_EOS; break; }
+        if (p.stop_at_eos && tk_tokenizer_is_eog(tok, id)) { stats->stop = TK_GEN_STOP_EOS; break; }
         piece.len = 0;
         if ((st = tk_detok_stream_push(&ds, id, &piece))) goto done;
         if (piece.len && (st = tk_buf_append(&pend, piece.data, piece.len))) goto done;

@@ -32,28 +32,6 @@ static bool ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
-/* Loads a tokenizer from an explicit file: HF tokenizer.json (with the tokenizer_config.json
- * beside it when present), a GGUF's metadata, or a llama2.c tokenizer.bin. */
-static tk_status load_tokenizer_file(const char *path, tk_tokenizer **out) {
-    if (!file_exists(path)) return tk_fail(TK_ERR_IO, "%s: tokenizer file not found", path);
-    if (ends_with(path, ".json")) {
-        char cfg[4096];
-        const char *slash = strrchr(path, '/');
-        int dl = slash ? (int)(slash - path) : 0;
-        snprintf(cfg, sizeof cfg, "%.*s%stokenizer_config.json", dl, path, slash ? "/" : "");
-        return tk_tokenizer_from_hf(path, file_exists(cfg) ? cfg : NULL, out);
-    }
-    if (has_gguf_magic(path)) {
-        tk_gguf *g;
-        tk_status st = tk_gguf_open(path, &g);
-        if (st) return st;
-        st = tk_tokenizer_from_gguf(g, out);
-        tk_gguf_close(g);
-        return st;
-    }
-    return tk_tokenizer_from_llama2c(path, out);
-}
-
 /* The tokenizer of a llama2.c checkpoint: tokenizer.bin or tok*.bin in its folder. */
 static bool find_llama2c_tokenizer(const char *model_path, char *buf, size_t n) {
     const char *slash = strrchr(model_path, '/');
@@ -77,23 +55,25 @@ static bool find_llama2c_tokenizer(const char *model_path, char *buf, size_t n) 
     return found;
 }
 
+/* The tokenizer beside the weights (tk_tokenizer_load picks the right reader), or the
+ * explicit override; a llama2.c checkpoint's tokenizer is looked for in its folder. */
 static tk_status load_tokenizer(tk_model *m, const char *path, bool is_dir, const tk_model_params *p) {
     if (p->tokenizer == TK_TOKENIZER_NONE || m->tok) return TK_OK;
-    if (p->tokenizer_path) return load_tokenizer_file(p->tokenizer_path, &m->tok);
+    if (p->tokenizer_path) return tk_tokenizer_load(path, p->tokenizer_path, &m->tok);
     char buf[4096];
     if (is_dir) {
         snprintf(buf, sizeof buf, "%s/tokenizer.json", path);
-        if (file_exists(buf)) return load_tokenizer_file(buf, &m->tok);
+        if (file_exists(buf)) return tk_tokenizer_load(path, NULL, &m->tok);
         if (p->tokenizer == TK_TOKENIZER_IF_PRESENT) return TK_OK;
         return tk_fail(TK_ERR_NOT_FOUND, "%s: no tokenizer.json in the model folder (pass a tokenizer file)", path);
     }
     if (!strcmp(m->format, "llama2c")) {
-        if (find_llama2c_tokenizer(path, buf, sizeof buf)) return load_tokenizer_file(buf, &m->tok);
+        if (find_llama2c_tokenizer(path, buf, sizeof buf)) return tk_tokenizer_load(path, buf, &m->tok);
         if (p->tokenizer == TK_TOKENIZER_IF_PRESENT) return TK_OK;
         return tk_fail(TK_ERR_NOT_FOUND, "%s: llama2.c checkpoints carry no vocabulary and no tokenizer.bin / tok*.bin "
                        "was found beside it (pass --tokenizer FILE)", path);
     }
-    return TK_OK; /* GGUF: loaded from its metadata by the GGUF loader */
+    return TK_OK; /* GGUF: read from the already open file by the GGUF loader */
 }
 
 tk_status tk_model_load(const char *path, const tk_model_params *params, tk_model **out) {
