@@ -117,7 +117,7 @@ int64_t tk_model_n_params(const tk_model *m);
 size_t tk_model_weight_bytes(const tk_model *m);
 /* Bytes the model allocated itself (converted norms, tables); excludes the mappings. */
 size_t tk_model_owned_bytes(const tk_model *m);
-/* The weights in load order, with their names as in the file (tied output listed once). */
+/* The weights as stored in the file (name, dtype, shape, bytes), in load order (a tied output is not listed). */
 int64_t tk_model_n_tensors(const tk_model *m);
 const tk_tensor_ref *tk_model_tensor(const tk_model *m, int64_t i);
 
@@ -170,12 +170,12 @@ typedef struct tk_session tk_session;
  * up to n_ctx tokens (0 = the model's context). Free with tk_session_free. */
 tk_status tk_session_new(tk_model *m, int32_t n_ctx, tk_session **out);
 void tk_session_free(tk_session *s);
-/* Decode precision. Default (false): few-token products quantize the activations to 8 bits
- * per 32-block for the fused integer kernels of quantized weights, as llama.cpp does (fast;
- * logits of a Q4 model then differ from an f32 reference by up to a few percent of the
- * largest logit). true: activations stay f32 (per-block dequantized weight rows dotted
- * with f32 x), as reference implementations compute. Prefill chunks of 8+ tokens and
- * tk_forward are always exact. */
+/* Decode precision. Default (true): activations stay f32 in every product (quantized
+ * weight rows are dequantized per block and dotted with f32 x), as the issue's fp32
+ * compute and the reference implementations. false: few-token products quantize the
+ * activations to 8 bits per 32-block for the fused integer kernels, as llama.cpp does —
+ * faster, but logits of SmolLM2 Q4_1 then move by up to ~6% of the largest logit and
+ * close greedy choices flip. Prefill chunks of 8+ tokens and tk_forward are always f32. */
 void tk_session_set_exact(tk_session *s, bool exact);
 /* Tokens currently in the cache and their count. */
 int32_t tk_session_n_past(const tk_session *s);

@@ -65,6 +65,7 @@ tk_status tk_session_new(tk_model *m, int32_t n_ctx, tk_session **out) {
     tk_status st = tk_kv_init(&s->kv, m, n_ctx);
     if (!st) st = tk_acts_init(&s->a, m, 1, n_ctx < TK_PREFILL_CHUNK ? n_ctx : TK_PREFILL_CHUNK, 0);
     if (st) { tk_session_free(s); return st; }
+    s->a.mm_flags = TK_MATMUL_EXACT; /* f32 activations unless the caller opts into int8 (tk_session_set_exact) */
     *out = s;
     return TK_OK;
 }

@@ -24,8 +24,8 @@ struct tk_model {
     /* allocations the model owns (converted norm/bias vectors) */
     void **owned;
     size_t n_owned, owned_bytes;
-    /* weights in load order for inspect (tied output listed once) */
-    const tk_tensor_ref **table;
+    /* the weights as stored in the file (dtype, shape, bytes), in load order, for inspect */
+    tk_tensor_ref *table;
     int64_t n_table;
     tk_rope rope;                 /* cos/sin for positions [0, rope.n_pos) */
     tk_adapter_hook hook;         /* hook.linear NULL = no adapter */

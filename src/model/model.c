@@ -154,18 +154,18 @@ const char *tk_linear_name(tk_linear_id which) {
 
 int64_t tk_model_n_params(const tk_model *m) {
     int64_t n = 0;
-    for (int64_t i = 0; i < m->n_table; i++) n += tk_tensor_nelems(m->table[i]);
+    for (int64_t i = 0; i < m->n_table; i++) n += tk_tensor_nelems(&m->table[i]);
     return n;
 }
 
 size_t tk_model_weight_bytes(const tk_model *m) {
     size_t n = 0;
-    for (int64_t i = 0; i < m->n_table; i++) n += m->table[i]->nbytes;
+    for (int64_t i = 0; i < m->n_table; i++) n += m->table[i].nbytes;
     return n;
 }
 
 size_t tk_model_owned_bytes(const tk_model *m) { return m->owned_bytes; }
 int64_t tk_model_n_tensors(const tk_model *m) { return m->n_table; }
 const tk_tensor_ref *tk_model_tensor(const tk_model *m, int64_t i) {
-    return i >= 0 && i < m->n_table ? m->table[i] : NULL;
+    return i >= 0 && i < m->n_table ? &m->table[i] : NULL;
 }

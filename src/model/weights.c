@@ -81,6 +81,15 @@ static bool matmul_dtype(tk_dtype t) {
     }
 }
 
+/* Records a tensor as stored in the file (dtype, shape, bytes) for inspection. */
+static tk_status table_add(tk_model *m, const tk_tensor_ref *r) {
+    tk_tensor_ref *t = tk_realloc(m->table, (size_t)(m->n_table + 1) * sizeof *t);
+    if (!t) return TK_ERR_NOMEM;
+    m->table = t;
+    m->table[m->n_table++] = *r;
+    return TK_OK;
+}
+
 typedef struct bind_ctx {
     tk_model *m;
     tk_find_tensor_fn find;
@@ -116,6 +125,8 @@ static tk_status bind_one(bind_ctx *c, tk_tensor_ref *dst, const char *fmt, int 
                        c->file, name, got, exp);
     }
     if (!r->data) return tk_fail(TK_ERR_FORMAT, "%s: tensor '%s' has no data", c->file, name);
+    tk_status st = table_add(c->m, r);
+    if (st) return st;
     *dst = *r;
     if (vector) {
         if (r->dtype == TK_F32 && ((uintptr_t)r->data % sizeof(float)) == 0) return TK_OK;
@@ -125,7 +136,6 @@ static tk_status bind_one(bind_ctx *c, tk_tensor_ref *dst, const char *fmt, int 
         size_t bytes = (size_t)ne0 * sizeof(float);
         float *f = tk_malloc(bytes);
         if (!f) return TK_ERR_NOMEM;
-        tk_status st;
         if (r->dtype == TK_F32) { memcpy(f, r->data, bytes); st = TK_OK; }
         else st = tk_dequantize(r->dtype, r->data, f, ne0);
         if (st) { free(f); return tk_fail_ctx(st, "%s: tensor '%s'", c->file, name); }
@@ -141,14 +151,6 @@ static tk_status bind_one(bind_ctx *c, tk_tensor_ref *dst, const char *fmt, int 
     return TK_OK;
 }
 
-static tk_status table_add(tk_model *m, const tk_tensor_ref *r) {
-    if (!r->data) return TK_OK;
-    const tk_tensor_ref **t = tk_realloc(m->table, (size_t)(m->n_table + 1) * sizeof *t);
-    if (!t) return TK_ERR_NOMEM;
-    m->table = t;
-    m->table[m->n_table++] = r;
-    return TK_OK;
-}
 
 tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *fctx, const char *file,
                          bool output_optional) {
@@ -163,7 +165,6 @@ tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *fctx, const
     w->layers = tk_calloc((size_t)cfg->n_layers, sizeof *w->layers);
     if (!w->layers) return TK_ERR_NOMEM;
     if ((st = bind_one(&c, &w->tok_embd, ns->tok_embd, 0, C, V, false, false))) return st;
-    if ((st = table_add(m, &w->tok_embd))) return st;
     /* Biases: all three or none (Qwen2 has them; Llama does not). */
     char bkey[64], bname[256];
     snprintf(bkey, sizeof bkey, ns->bq, 0);
@@ -189,13 +190,8 @@ tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *fctx, const
             (st = bind_one(&c, &y->w_up, ns->w_up, l, C, F, false, false)) ||
             (st = bind_one(&c, &y->w_down, ns->w_down, l, F, C, false, false)))
             return st;
-        const tk_tensor_ref *order[] = {&y->attn_norm, &y->wq, &y->bq, &y->wk, &y->bk, &y->wv, &y->bv, &y->wo,
-                                        &y->ffn_norm, &y->w_gate, &y->w_up, &y->w_down};
-        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-            if ((st = table_add(m, order[i]))) return st;
     }
     if ((st = bind_one(&c, &w->out_norm, ns->out_norm, 0, C, 0, true, false))) return st;
-    if ((st = table_add(m, &w->out_norm))) return st;
     /* Tied: the config says so (HF tie_word_embeddings), or the output is absent where that
      * is the convention (GGUF: SmolLM2). A file may also carry an explicit copy (llama.cpp's
      * llama2.c converter writes output.weight), which is then used as an untied weight. */
@@ -207,6 +203,6 @@ tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *fctx, const
     if (!w->output.data) {
         cfg->tied_embeddings = true;
         w->output = w->tok_embd;
-    } else if ((st = table_add(m, &w->output))) return st;
+    }
     return TK_OK;
 }

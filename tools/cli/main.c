@@ -4,12 +4,22 @@
 int cmd_version(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
 
 /* Each subcommand lives in tools/cli/cmd_<name>.c. */
 static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmds[] = {
     {"version", cmd_version, "print the version and build features"},
     {"tokenize", cmd_tokenize, "text -> token ids (or --decode ids -> text) with a model's tokenizer"},
     {"data", cmd_data, "check, redact, convert and split training data"},
+    {"train", cmd_train, "fine-tune a model (LoRA or full) on a dataset into a run folder"},
+    {"generate", cmd_generate, "continue a prompt (or answer it with --chat), streaming the text"},
+    {"chat", cmd_chat, "interactive multi-turn chat (one user message per stdin line)"},
+    {"inspect", cmd_inspect, "architecture, sizes, tensors, tokenizer and chat template of a model"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file under a model"},
 };
 
 int cmd_version(int argc, char **argv) {
