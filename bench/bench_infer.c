@@ -7,7 +7,11 @@
  *          each feeding a random token id and computing its logits (no sampling).
  * Each is preceded by one warm-up run and repeated --reps times; tokens/s of every
  * repetition and their median are printed as one JSON object on stdout.
- * Usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R] */
+ * Decode is measured in both session precisions (tk_session_set_exact): "tg" with f32
+ * activations (takumi's default) and "tg_int8" with 8-bit activations in the fused
+ * integer kernels (what llama.cpp does for quantized weights); --decode picks one.
+ * Usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R]
+ *                    [--decode both|exact|int8] */
 #define _GNU_SOURCE
 #include "takumi.h"
 
@@ -84,11 +88,12 @@ static void print_samples(const char *name, int n_tok, const double *tps, int re
 int main(int argc, char **argv) {
     const char *model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     int threads = 2, n_prompt = 512, n_gen = 128, reps = 3;
+    const char *decode = "both";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = (i + 1 < argc) ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fprintf(stderr, "usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R]\n");
+            fprintf(stderr, "usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R] [--decode both|exact|int8]\n");
             return 0;
         }
         if (!v) { fprintf(stderr, "bench_infer: %s needs a value\n", a); return 1; }
@@ -97,9 +102,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prompt")) n_prompt = atoi(v);
         else if (!strcmp(a, "--gen")) n_gen = atoi(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
+        else if (!strcmp(a, "--decode")) decode = v;
         else { fprintf(stderr, "bench_infer: unknown option %s\n", a); return 1; }
         i++;
     }
+    bool dec_exact = !strcmp(decode, "both") || !strcmp(decode, "exact");
+    bool dec_int8 = !strcmp(decode, "both") || !strcmp(decode, "int8");
+    if (!dec_exact && !dec_int8) { fprintf(stderr, "bench_infer: --decode takes both, exact or int8\n"); return 1; }
     if (threads < 1 || n_prompt < 0 || n_gen < 0 || reps < 1 || (n_prompt == 0 && n_gen == 0)) {
         fprintf(stderr, "bench_infer: need --threads >= 1, --reps >= 1, --prompt/--gen >= 0 (not both 0)\n");
         return 1;
@@ -124,7 +133,8 @@ int main(int argc, char **argv) {
     int32_t *ids = malloc((size_t)(n_prompt > 0 ? n_prompt : 1) * sizeof *ids);
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
     double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
-    if (!ids || !logits || !pp || !tg) { fprintf(stderr, "bench_infer: out of memory\n"); return 1; }
+    double *tg8 = calloc((size_t)reps, sizeof *tg8);
+    if (!ids || !logits || !pp || !tg || !tg8) { fprintf(stderr, "bench_infer: out of memory\n"); return 1; }
 
     double secs;
     if (n_prompt > 0) {
@@ -136,25 +146,32 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_infer: pp%d rep %d: %.3f s, %.2f tok/s\n", n_prompt, r + 1, secs, pp[r]);
         }
     }
-    if (n_gen > 0) {
+    for (int mode = 0; mode < 2 && n_gen > 0; mode++) {
+        bool exact = mode == 0;
+        if (exact ? !dec_exact : !dec_int8) continue;
+        double *out = exact ? tg : tg8;
+        tk_session_set_exact(s, exact);
         /* warm-up (as llama-bench: one decode step) */
         if ((st = run_gen(s, 1, n_vocab, logits, &secs)) != TK_OK) return die("decode", st);
         for (int r = 0; r < reps; r++) {
             if ((st = run_gen(s, n_gen, n_vocab, logits, &secs)) != TK_OK) return die("decode", st);
-            tg[r] = n_gen / secs;
-            fprintf(stderr, "bench_infer: tg%d rep %d: %.3f s, %.2f tok/s\n", n_gen, r + 1, secs, tg[r]);
+            out[r] = n_gen / secs;
+            fprintf(stderr, "bench_infer: tg%d (%s activations) rep %d: %.3f s, %.2f tok/s\n", n_gen,
+                    exact ? "f32" : "int8", r + 1, secs, out[r]);
         }
     }
+    tk_session_set_exact(s, true);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"model\":\"%s\",\"threads\":%d,\"reps\":%d,\"load_s\":%.3f,\"max_rss_kb\":%ld",
            model_path, tk_get_threads(), reps, t_load, (long)ru.ru_maxrss);
     if (n_prompt > 0) { printf(","); print_samples("pp", n_prompt, pp, reps); }
-    if (n_gen > 0) { printf(","); print_samples("tg", n_gen, tg, reps); }
+    if (n_gen > 0 && dec_exact) { printf(","); print_samples("tg", n_gen, tg, reps); }
+    if (n_gen > 0 && dec_int8) { printf(","); print_samples("tg_int8", n_gen, tg8, reps); }
     printf("}\n");
 
-    free(pp); free(tg); free(ids); free(logits);
+    free(pp); free(tg); free(tg8); free(ids); free(logits);
     tk_session_free(s);
     tk_model_free(m);
     return 0;

@@ -57,14 +57,14 @@ python3 - "$tmp" "$raw" "$threads" "$prompt" "$gen" "$reps" "$rounds" "$model" "
 import glob, json, os, statistics, subprocess, sys
 tmp, raw, threads, P, G, reps, rounds, model, llama_version = sys.argv[1:]
 P, G = int(P), int(G)
-tk = {"pp": [], "tg": []}
+tk = {"pp": [], "tg": [], "tg_int8": []}
 ll = {"pp": [], "tg": []}
 runs = {"takumi": [], "llama.cpp": []}
 build_commit = None
 for f in sorted(glob.glob(os.path.join(tmp, "takumi-*.json"))):
     j = json.load(open(f))
     runs["takumi"].append(j)
-    for k in ("pp", "tg"):
+    for k in ("pp", "tg", "tg_int8"):
         if k in j:
             tk[k] += j[k]["tok_s"]
 for f in sorted(glob.glob(os.path.join(tmp, "llama-*.json"))):
@@ -88,7 +88,7 @@ ncpu = os.cpu_count()
 try:
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-    rev = rev + ("+local changes" if dirty else "")
+    rev = rev + (" + uncommitted changes in the working tree" if dirty else "")
 except OSError:
     rev = "unknown"
 
@@ -98,15 +98,20 @@ def fmt(x):
     return "—" if x is None else f"{x:.1f}"
 print(f"| metric | takumi tok/s | llama.cpp tok/s | ratio (takumi / llama.cpp) |")
 print(f"|---|---:|---:|---:|")
-for k, name in (("pp", f"prefill (pp{P})"), ("tg", f"decode (tg{G})")):
-    a, b = med(tk[k]), med(ll[k])
+rows = (("pp", "pp", f"prefill (pp{P})"),
+        ("tg", "tg", f"decode (tg{G}), takumi f32 activations (default)"),
+        ("tg_int8", "tg", f"decode (tg{G}), takumi int8 activations (as llama.cpp)"))
+for k, lk, name in rows:
+    if not tk[k] and k != "pp":
+        continue
+    a, b = med(tk[k]), med(ll[lk])
     ratio = f"{a / b:.2f}x" if a and b else "—"
     print(f"| {name} | {fmt(a)} | {fmt(b)} | {ratio} |")
 print()
 print(f"Model {os.path.basename(model)}; {threads} threads on both sides; {cpu} "
       f"({ncpu} logical CPUs; {', '.join(isa) or 'no AVX2'}). Median of {int(reps) * int(rounds)} runs per "
       f"cell ({rounds} alternating rounds x {reps} repetitions, each after a warm-up). "
-      f"llama.cpp: {llama_version or 'unknown'}, llama-bench build_commit {build_commit}, "
+      f"Peer: {llama_version or 'llama.cpp (unknown version)'}, llama-bench build_commit {build_commit}, "
       f"CPU backend, -march=native, OpenMP. takumi: {rev}.")
 print()
 print(f"Command: `bench/infer.sh --threads {threads} --prompt {P} --gen {G} --reps {reps} --rounds {rounds}`; "
