@@ -137,7 +137,14 @@ static void analyze_example(tk_analyzer *a, slot *s, tk_data_format fmt, tk_rec_
         o->h_prompt = tk_hash64(bd, plen, 2);
         o->h_answer = tk_hash64(bd + plen, b->len - plen, 3);
     }
-    if (a->o.tokens && tk_data_count_tokens(a->o.tok, a->o.fam, s->tok, ex, &o->tok) != TK_OK) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < nm; i++) bytes += i < ex->n ? ex->msgs[i].len : ex->rej[i - ex->n].len;
+    if (a->o.tokens && a->o.tok && bytes > TK_DATA_TOKENIZE_MAX) {
+        /* far beyond any context: exact BPE on megabytes of one example only costs time and memory */
+        tk_rf_add(&o->fs, TK_DATA_WARNING, "not_tokenized", "the example holds %.1f MB of text (over %d MiB): tokens estimated as bytes / 4",
+                  (double)bytes / 1e6, (int)(TK_DATA_TOKENIZE_MAX >> 20));
+        tk_data_count_tokens(NULL, TK_CHAT_UNKNOWN, s->tok, ex, &o->tok);
+    } else if (a->o.tokens && tk_data_count_tokens(a->o.tok, a->o.fam, s->tok, ex, &o->tok) != TK_OK) {
         /* the template refuses the example (e.g. a system message for Gemma): training would fail on it */
         tk_rf_add(&o->fs, TK_DATA_WARNING, "template_error", "the chat template cannot render this example: %s; tokens counted approximately",
                   tk_last_error());

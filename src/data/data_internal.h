@@ -9,6 +9,7 @@
 
 #define TK_DATA_DEFAULT_MAX_LINE ((size_t)256 << 20)   /* 256 MiB per line/record */
 #define TK_DATA_NESTING_LIMIT CJSON_NESTING_LIMIT      /* cJSON refuses deeper JSON */
+#define TK_DATA_TOKENIZE_MAX ((size_t)8 << 20)         /* examples with more text are counted approximately */
 
 /* ---- reader (reader.c) ---------------------------------------------------- */
 typedef enum tk_raw_kind {

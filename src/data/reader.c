@@ -195,6 +195,7 @@ static tk_status next_line(tk_reader *r, const char **p, size_t *n, bool *got) {
             *n = (size_t)(nl - (r->buf + r->beg));
             r->beg = r->scan = (size_t)(nl - r->buf) + 1;
             r->bytes += *n + 1;
+            if (*n > r->max_line) *p = NULL;   /* already read with the chunk, but over the limit all the same */
             *got = true;
             return TK_OK;
         }
@@ -205,6 +206,7 @@ static tk_status next_line(tk_reader *r, const char **p, size_t *n, bool *got) {
             *n = r->end - r->beg;
             r->bytes += *n;
             r->beg = r->scan = r->end;
+            if (*n > r->max_line) *p = NULL;
             *got = true;
             return TK_OK;
         }
