@@ -32,11 +32,12 @@ static const char *k_strings[] = {
 };
 
 /* invalid UTF-8 and oddities (with explicit lengths) */
+#define BYTES(lit) {lit, sizeof(lit) - 1}
 static const struct { const char *s; size_t n; } k_bytes[] = {
-    {"\xff\xfe invalid \xc3\x28 bytes \xe2\x82 end \xf0\x9f\x98", 33},
-    {"\x80\x81\x82", 3},
-    {"a\0b", 3},
-    {"\xed\xa0\x80 surrogate \xc0\xaf overlong", 26},
+    BYTES("\xff\xfe invalid \xc3\x28 bytes \xe2\x82 end \xf0\x9f\x98"),
+    BYTES("\x80\x81\x82"),
+    BYTES("a\0b"),
+    BYTES("\xed\xa0\x80 surrogate \xc0\xaf overlong"),
 };
 
 static char *spaces(size_t n) { char *s = malloc(n + 1); memset(s, ' ', n); s[n] = 0; return s; }
@@ -513,9 +514,11 @@ static void test_bad_input(void) {
     write_str(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\"}}}");
     EXPECT_FAIL("bad regex", tk_tokenizer_from_hf(p, NULL, &t), "does not compile");
     snprintf(p, sizeof p, "%s/tok.bin", dir);
-    write_file(p, "\x10\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00ab", 14);
+    static const char trunc[] = "\x10\x00\x00\x00" "\x00\x00\x00\x00" "\x05\x00\x00\x00" "ab";
+    write_file(p, trunc, sizeof trunc - 1); /* max_len 16, token 0: score 0, length 5, only 2 bytes */
     EXPECT_FAIL("truncated tokenizer.bin", tk_tokenizer_from_llama2c(p, &t), "token 0");
-    write_file(p, "\x10\x00\x00\x00\x00\x00", 6);
+    static const char cut[] = "\x10\x00\x00\x00" "\x00\x00";
+    write_file(p, cut, sizeof cut - 1);
     EXPECT_FAIL("tokenizer.bin cut in a header", tk_tokenizer_from_llama2c(p, &t), "truncated");
     EXPECT_FAIL("missing file", tk_tokenizer_load("/nonexistent/model.gguf", NULL, &t), "/nonexistent/model.gguf");
     remove(p);

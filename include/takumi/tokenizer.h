@@ -24,6 +24,8 @@ enum {
 tk_status tk_tokenizer_from_gguf(const tk_gguf *g, tk_tokenizer **out);
 /* Builds a tokenizer from an HF tokenizer.json (+ optional tokenizer_config.json for BOS/EOS/chat template; may be NULL). */
 tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer_config_json, tk_tokenizer **out);
+/* Same from tokenizer.json text in memory (len bytes; copied as needed); name is used in messages. */
+tk_status tk_tokenizer_from_hf_memory(const char *json, size_t len, const char *name, tk_tokenizer **out);
 /* Builds a tokenizer from a llama2.c tokenizer.bin (SentencePiece-style; BOS=1, EOS=2). */
 tk_status tk_tokenizer_from_llama2c(const char *tokenizer_bin, tk_tokenizer **out);
 /* Loads the tokenizer that belongs to a model: model_path may be a .gguf file, an HF folder

@@ -193,8 +193,6 @@ static tk_status split_gpt2(tok_session *s, tok_seg g) {
     return TK_OK;
 }
 
-static inline uint32_t ascii_lower(uint32_t c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-
 /* Llama-3 pattern (llama.cpp unicode_regex_split_custom_llama3). */
 static tk_status split_llama3(tok_session *s, tok_seg g) {
     const size_t ini = g.start, end = g.start + g.n;
@@ -655,7 +653,7 @@ static void wc_put(tok_session *s, const char *w, size_t n, uint64_t h, const in
     size_t koff = s->wc_keys.len, voff = s->wc_vals.len;
     if (tk_buf_append(&s->wc_keys, w, n)) { tk_clear_error(); return; }
     if (tk_ivec_reserve(&s->wc_vals, nid)) { tk_clear_error(); s->wc_keys.len = koff; return; }
-    memcpy(s->wc_vals.data + voff, ids, nid * sizeof *ids);
+    if (nid) memcpy(s->wc_vals.data + voff, ids, nid * sizeof *ids);
     s->wc_vals.len += nid;
     uint32_t i = (uint32_t)(h >> 32) & s->wc_mask;
     while (s->wc[i].h) i = (i + 1) & s->wc_mask;
@@ -668,6 +666,7 @@ static tk_status bpe_word_cached(tok_session *s, const char *w, size_t n, tk_ive
     uint64_t h = wc_hash(w, n);
     const wc_ent *e = wc_find(s, w, n, h);
     if (e) {
+        if (e->vn == 0) return TK_OK;
         tk_status st = tk_ivec_reserve(out, e->vn);
         if (st) return st;
         memcpy(out->data + out->len, s->wc_vals.data + e->voff, e->vn * sizeof(int32_t));

@@ -48,7 +48,8 @@ static tk_status compile_pattern(hf_ctx *c, const cJSON *pat, const char *what, 
     if (!s && !r) return tk_fail(TK_ERR_FORMAT, "%s: %s: pattern must be {\"String\": ...} or {\"Regex\": ...}", c->path, what);
     if (s && literal_out) { *re = NULL; return TK_OK; }
     int err; PCRE2_SIZE eo;
-    uint32_t opt = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | (s ? PCRE2_LITERAL : 0);
+    /* PCRE2_LITERAL does not combine with PCRE2_UCP (a literal needs no character classes) */
+    uint32_t opt = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (s ? PCRE2_LITERAL : PCRE2_UCP);
     const char *p = s ? s : r;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)p, PCRE2_ZERO_TERMINATED, opt, &err, &eo, NULL);
     if (!code) {
@@ -63,7 +64,8 @@ static tk_status compile_pattern(hf_ctx *c, const cJSON *pat, const char *what, 
 
 static tk_status add_hf_split(hf_ctx *c, const char *pat, uint32_t extra, tok_split_behavior b, bool invert) {
     int err; PCRE2_SIZE eo;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | extra, &err, &eo, NULL);
+    uint32_t opt = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | extra | ((extra & PCRE2_LITERAL) ? 0 : PCRE2_UCP);
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, opt, &err, &eo, NULL);
     if (!code) return tk_fail(TK_ERR_INTERNAL, "%s: built-in pattern '%s' does not compile", c->path, pat);
     pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
     return tok_add_split(c->t, PS_RE_HF, b, invert, code);
@@ -271,17 +273,14 @@ static bool valid_id(const cJSON *v, int32_t *id) {
 
 typedef struct { const char *s; uint16_t attr; } slot;
 
-tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer_config_json, tk_tokenizer **out) {
-    if (!tokenizer_json || !out) return tk_fail(TK_ERR_ARG, "tk_tokenizer_from_hf: NULL argument");
-    *out = NULL;
-    cJSON *root = NULL, *cfg = NULL;
+/* Builds the tokenizer from parsed JSON; takes ownership of root and cfg. tokenizer_json names
+ * it in messages; dir_path (may be NULL) is where a chat_template.jinja may sit. */
+static tk_status from_hf_json(cJSON *root, cJSON *cfg, const char *tokenizer_json, const char *dir_path, tk_tokenizer **out) {
     slot *slots = NULL;
     tk_tokenizer *t = NULL;
     tk_buf cat = {0};
     hf_ctx c = { .path = tokenizer_json, .bos_pp = -1, .eos_pp = -1 };
-    tk_status st = read_json(tokenizer_json, &root);
-    if (st) return st;
-    if (tokenizer_config_json && (st = read_json(tokenizer_config_json, &cfg))) goto done;
+    tk_status st = TK_OK;
     if (!cJSON_IsObject(root)) { st = tk_fail(TK_ERR_FORMAT, "%s: top level is not an object", tokenizer_json); goto done; }
 
     const cJSON *model = jget(root, "model");
@@ -308,6 +307,9 @@ tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer
         if (id + 1 > n) n = id + 1;
     }
     if (n == 0) { st = tk_fail(TK_ERR_FORMAT, "%s: empty vocabulary", tokenizer_json); goto done; }
+    /* ids are dense in real files; a huge gap would only allocate an empty table */
+    int n_entries = cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    if (n > n_entries + 65536) { st = tk_fail(TK_ERR_FORMAT, "%s: token id %d is far beyond the %d vocabulary entries", tokenizer_json, n - 1, n_entries); goto done; }
     slots = tk_calloc((size_t)n, sizeof *slots);
     if (!slots) { st = TK_ERR_NOMEM; goto done; }
     bool byte_fallback = jbool(model, "byte_fallback", false);
@@ -355,7 +357,8 @@ tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer
         if (tk_buf_append(&cat, a, la) || tk_buf_append(&cat, b, lb)) { st = TK_ERR_NOMEM; goto done; }
         int32_t iab = tok_lookup_token(t, cat.data, cat.len);
         if (ia < 0 || ib < 0 || iab < 0) {
-            st = tk_fail(TK_ERR_FORMAT, "%s: merge %d ('%.40s' + '%.40s') uses a token that is not in the vocabulary", tokenizer_json, rank, a, b);
+            st = tk_fail(TK_ERR_FORMAT, "%s: merge %d ('%.*s' + '%.*s') uses a token that is not in the vocabulary", tokenizer_json, rank,
+                         (int)(la > 40 ? 40 : la), a, (int)(lb > 40 ? 40 : lb), b);
             goto done;
         }
         if ((st = tok_add_merge(t, ia, ib, rank, iab))) goto done;
@@ -404,13 +407,13 @@ tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer
         }
         if (tmpl && !(t->chat_template = tk_strdup(tmpl))) { st = TK_ERR_NOMEM; goto done; }
     }
-    if (!t->chat_template) {
+    if (!t->chat_template && dir_path) {
         /* newer transformers save the template as chat_template.jinja next to tokenizer.json */
-        const char *slash = strrchr(tokenizer_json, '/');
-        size_t dl = slash ? (size_t)(slash - tokenizer_json) + 1 : 0;
+        const char *slash = strrchr(dir_path, '/');
+        size_t dl = slash ? (size_t)(slash - dir_path) + 1 : 0;
         char *jp = tk_malloc(dl + 32);
         if (!jp) { st = TK_ERR_NOMEM; goto done; }
-        memcpy(jp, tokenizer_json, dl);
+        memcpy(jp, dir_path, dl);
         strcpy(jp + dl, "chat_template.jinja");
         FILE *jf = fopen(jp, "rb");
         if (jf) {
@@ -439,4 +442,27 @@ done:
     if (st) { tk_tokenizer_free(t); return st; }
     *out = t;
     return TK_OK;
+}
+
+tk_status tk_tokenizer_from_hf(const char *tokenizer_json, const char *tokenizer_config_json, tk_tokenizer **out) {
+    if (!tokenizer_json || !out) return tk_fail(TK_ERR_ARG, "tk_tokenizer_from_hf: NULL argument");
+    *out = NULL;
+    cJSON *root = NULL, *cfg = NULL;
+    tk_status st = read_json(tokenizer_json, &root);
+    if (st) return st;
+    if (tokenizer_config_json && (st = read_json(tokenizer_config_json, &cfg))) { cJSON_Delete(root); return st; }
+    return from_hf_json(root, cfg, tokenizer_json, tokenizer_json, out);
+}
+
+tk_status tk_tokenizer_from_hf_memory(const char *json, size_t len, const char *name, tk_tokenizer **out) {
+    if (!json || !out) return tk_fail(TK_ERR_ARG, "tk_tokenizer_from_hf_memory: NULL argument");
+    *out = NULL;
+    if (!name) name = "tokenizer.json";
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (!root) {
+        size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+        return tk_fail(TK_ERR_FORMAT, "%s: invalid JSON near byte %zu", name, off);
+    }
+    return from_hf_json(root, NULL, name, NULL, out);
 }

@@ -199,7 +199,7 @@ tk_status tok_finish(tk_tokenizer *t) {
     if (t->n_specials && !keys) return TK_ERR_NOMEM;
     for (size_t i = 0; i < t->n_specials; i++)
         keys[i] = ((uint64_t)(UINT32_MAX - t->len[t->specials[i]]) << 32) | (uint32_t)t->specials[i];
-    qsort(keys, t->n_specials, sizeof *keys, cmp_u64);
+    if (t->n_specials > 1) qsort(keys, t->n_specials, sizeof *keys, cmp_u64);
     for (size_t i = 0; i < t->n_specials; i++) t->specials[i] = (int32_t)(keys[i] & 0xffffffffu);
     free(keys);
 
