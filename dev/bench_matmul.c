@@ -70,12 +70,12 @@ static void run_matmul(void *p) {
 }
 
 /* SmolLM2-135M: C=576, F=1536, KV=192, 30 layers, V=49152 */
-typedef struct { tk_tensor_ref w[30][7], head; float *x, *y; int64_t T; } model;
+typedef struct { tk_tensor_ref w[30][7], head; float *x, *y; int64_t T; int flags; } model;
 static void run_decode(void *p) {
     model *m = p;
     for (int l = 0; l < 30; l++)
-        for (int i = 0; i < 7; i++) tk_matmul(m->y, m->x, &m->w[l][i], m->T, false);
-    tk_matmul(m->y, m->x, &m->head, m->T, false);
+        for (int i = 0; i < 7; i++) tk_matmul_ex(m->y, m->x, &m->w[l][i], m->T, false, m->flags);
+    tk_matmul_ex(m->y, m->x, &m->head, m->T, false, m->flags);
 }
 
 int main(int argc, char **argv) {
@@ -124,12 +124,14 @@ int main(int argc, char **argv) {
     m.head = mk(TK_Q8_0, 49152, 576);
     bytes += m.head.nbytes;
     m.x = randf(4 * 1536); m.y = malloc(4 * 49152 * 4);
-    for (int T = 1; T <= 4; T *= 2) {
-        m.T = T;
-        run_decode(&m);
-        double t = best_time(run_decode, &m, 10);
-        printf("decode-shaped T=%d (SmolLM2-135M Q4_1 + Q8_0 head, %.1f MB): %.2f ms/pass = %.1f passes/s, %.1f GB/s of weights\n",
-               T, bytes / 1e6, t * 1e3, 1 / t, bytes / t / 1e9);
-    }
+    for (int flags = 0; flags < 2; flags++)
+        for (int T = 1; T <= 4; T *= 2) {
+            m.T = T;
+            m.flags = flags ? TK_MATMUL_EXACT : 0;
+            run_decode(&m);
+            double t = best_time(run_decode, &m, 10);
+            printf("decode-shaped %s T=%d (SmolLM2-135M Q4_1 + Q8_0 head, %.1f MB): %.2f ms/pass = %.1f passes/s, %.1f GB/s of weights\n",
+                   flags ? "exact f32" : "int8     ", T, bytes / 1e6, t * 1e3, 1 / t, bytes / t / 1e9);
+        }
     return 0;
 }

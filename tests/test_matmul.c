@@ -74,13 +74,14 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
     int64_t kb = K / 32;
     tk_q8x *xq = malloc((size_t)(T * kb) * sizeof(tk_q8x));
     for (int64_t i = 0; i < T; i++) tk_cpu_quantize_q8x(x + i * K, xq + i * kb, K);
-    for (int path = 0; path <= 2; path++) {
+    for (int pf = 0; pf <= 4; pf++) { /* paths auto, panels, rows; then auto and rows with TK_MATMUL_EXACT */
+        int path = pf <= 2 ? pf : (pf == 3 ? 0 : 2), flags = pf >= 3 ? TK_MATMUL_EXACT : 0;
         tk_cpu_matmul_force_path(path);
         for (int accumulate = 0; accumulate < 2; accumulate++) {
             for (int64_t i = 0; i < T * N; i++) y[i] = accumulate ? 0.5f : -7.0f;
-            CHECK_OK(tk_matmul(y, x, &ref, T, accumulate));
+            CHECK_OK(tk_matmul_ex(y, x, &ref, T, accumulate, flags));
             double worst = 0;
-            bool fused = tk_cpu_has_qdot(t) && (path == 2 || (path == 0 && T < 8));
+            bool fused = !flags && tk_cpu_has_qdot(t) && (path == 2 || (path == 0 && T < 8));
             for (int64_t i = 0; i < T; i++)
                 for (int64_t n = 0; n < N; n++) {
                     double s = 0, sa = 0, qb = 0;
@@ -95,8 +96,8 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
                     double r = fabs(got - s) / tol;
                     if (r > worst) worst = r;
                 }
-            CHECK(worst <= 1.0, "matmul %s T=%lld N=%lld K=%lld path=%d acc=%d: error %.3g x tolerance", tk_dtype_name(t),
-                  (long long)T, (long long)N, (long long)K, path, accumulate, worst);
+            CHECK(worst <= 1.0, "matmul %s T=%lld N=%lld K=%lld path=%d flags=%d acc=%d: error %.3g x tolerance", tk_dtype_name(t),
+                  (long long)T, (long long)N, (long long)K, path, flags, accumulate, worst);
         }
     }
     tk_cpu_matmul_force_path(0);
@@ -114,6 +115,25 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
         }
         CHECK(worst <= 1.0, "qdot %s (%s) vs scalar reference K=%lld: %.3g x tolerance", tk_dtype_name(t), tk_cpu_qdot_isa(),
               (long long)K, worst);
+    }
+    /* exact fused kernel vs dequantize + double dot */
+    if (tk_cpu_has_fdot(t)) {
+        size_t rb;
+        tk_dtype_nbytes(t, K, &rb);
+        float *xs = malloc((size_t)(K / 32) * sizeof(float));
+        tk_cpu_block_sums(x, xs, K);
+        double worst = 0;
+        for (int64_t n = 0; n < N; n++) {
+            double ref_d = 0, sa = 0;
+            for (int64_t k = 0; k < K; k++) {
+                ref_d += (double)wf[n * K + k] * x[k];
+                sa += fabs((double)wf[n * K + k] * x[k]);
+            }
+            float a = tk_cpu_fdot(t, (const uint8_t *)w + n * rb, x, xs, K);
+            worst = fmax(worst, fabs(a - ref_d) / (1e-6 * sa + 1e-6));
+        }
+        CHECK(worst <= 1.0, "fdot %s vs dequantize+dot K=%lld: %.3g x tolerance", tk_dtype_name(t), (long long)K, worst);
+        free(xs);
     }
     free(xq);
     free(w); free(wf); free(x); free(y);

@@ -3,7 +3,9 @@
  *   f32 W           -> one sgemm (BLAS threads it);
  *   few rows (T<8)  -> row-parallel dots, W read once from its storage: fused int8
  *                      kernels for Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (x quantized to 32-blocks,
- *                      as llama.cpp does), dequantize-a-row + f32 dot for the rest;
+ *                      as llama.cpp does) unless TK_MATMUL_EXACT; exact fused f32
+ *                      kernels (dequantization in registers) for Q4_0/Q4_1/Q8_0/F16/
+ *                      BF16/F32; dequantize-a-row + f32 dot for the rest;
  *   many rows       -> panels of W rows dequantized into a per-thread scratch that
  *                      fits in L2, each followed by a single-threaded sgemm; threads
  *                      split the panels (one OpenMP pool: BLAS never nests).
@@ -92,38 +94,45 @@ static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w,
                          (long long)nr, (long long)K) : TK_OK;
 }
 
-/* Few rows: each thread takes a range of output rows and reads each W row once. */
+/* Few rows: each thread takes a range of output rows and reads each W row once, straight
+ * from its storage. Kernels, by preference: int8 (x quantized to 32-blocks, as llama.cpp;
+ * not when exact), exact fused f32 (dequantization in registers), or dequantize the row
+ * into a buffer and dot it. */
 static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc,
                              bool allow_int8) {
     int64_t K = w->ne[0], N = w->ne[1];
     const uint8_t *W = w->data;
-    bool fused = allow_int8 && tk_cpu_has_qdot(w->dtype) && K % tk_dtype_block_elems(w->dtype) == 0 && K % 32 == 0;
+    tk_dtype dt = w->dtype;
+    int kind = allow_int8 && tk_cpu_has_qdot(dt) && K % 32 == 0 ? 1 : tk_cpu_has_fdot(dt) && K % 32 == 0 ? 2 : 3;
     tk_q8x *xq = NULL;
-    if (fused) {
+    float *xs = NULL;
+    if (kind == 1) {
         xq = tk_malloc((size_t)T * (K / 32) * sizeof(tk_q8x));
         if (!xq) return TK_ERR_NOMEM;
         for (int64_t t = 0; t < T; t++) tk_cpu_quantize_q8x(x + t * K, xq + t * (K / 32), K);
+    } else if (kind == 2) {
+        xs = tk_malloc((size_t)T * (K / 32) * sizeof(float));
+        if (!xs) return TK_ERR_NOMEM;
+        for (int64_t t = 0; t < T; t++) tk_cpu_block_sums(x + t * K, xs + t * (K / 32), K);
     }
-    tk_dequant_row_fn deq = w->dtype == TK_F32 ? NULL : tk_dequant_row_fn_for(w->dtype);
+    tk_dequant_row_fn deq = dt == TK_F32 ? NULL : tk_dequant_row_fn_for(dt);
     tk_status err = TK_OK;
     #pragma omp parallel if (N * K > 16384)
     {
-        float *row = fused ? NULL : malloc((size_t)K * sizeof(float));
-        if (!fused && !row) {
+        float *row = kind == 3 ? malloc((size_t)K * sizeof(float)) : NULL;
+        if (kind == 3 && !row) {
             #pragma omp atomic write
             err = TK_ERR_NOMEM;
         }
         #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; n++) {
             const void *wr = W + (size_t)n * row_bytes;
-            if (fused) {
-                for (int64_t t = 0; t < T; t++) {
-                    float v = tk_cpu_qdot(w->dtype, wr, xq + t * (K / 32), K);
-                    y[t * N + n] = acc ? y[t * N + n] + v : v;
-                }
-                continue;
+            for (int64_t t = 0; t < T && kind != 3; t++) {
+                float v = kind == 1 ? tk_cpu_qdot(dt, wr, xq + t * (K / 32), K)
+                                    : tk_cpu_fdot(dt, wr, x + t * K, xs + t * (K / 32), K);
+                y[t * N + n] = acc ? y[t * N + n] + v : v;
             }
-            if (!row) continue;
+            if (kind != 3 || !row) continue;
             const float *wf = deq ? row : (const float *)wr;
             if (deq) deq(wr, row, K);
             for (int64_t t = 0; t < T; t++) {
@@ -137,6 +146,7 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
         free(row);
     }
     free(xq);
+    free(xs);
     return err ? tk_fail(err, "matmul: out of memory") : TK_OK;
 }
 

@@ -1,0 +1,138 @@
+/* Exact few-row kernels: one weight row (half or quantized) dotted with an f32
+ * activation row, dequantizing in registers (no row buffer, x never quantized). For
+ * the block types the scale is applied once per block: w·x = d·Σq·x + m·Σx, with the
+ * per-32 sums Σx of the activation row computed once per matmul. This is the
+ * TK_MATMUL_EXACT decode path: within a few float roundings of the dequantize-then-dot
+ * reference (tests/test_matmul.c), at close to the speed of the int8 path. */
+#include "backend/cpu/kernels.h"
+#include "core/core.h"
+#include "core/quant.h"
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define TK_FDOT_AVX2 1
+#endif
+
+bool tk_cpu_has_fdot(tk_dtype t) {
+#ifdef TK_FDOT_AVX2
+    return t == TK_Q4_0 || t == TK_Q4_1 || t == TK_Q8_0 || t == TK_F16 || t == TK_BF16 || t == TK_F32;
+#else
+    (void)t;
+    return false;
+#endif
+}
+
+void tk_cpu_block_sums(const float *x, float *sums, int64_t n) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        float s = 0;
+        for (int i = 0; i < 32; i++) s += x[b * 32 + i];
+        sums[b] = s;
+    }
+}
+
+#ifdef TK_FDOT_AVX2
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static inline __m256 u8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+static inline __m256 s8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
+
+/* Σ q·x over one 32-block of nibbles (low nibbles = elements 0..15, high = 16..31). */
+static inline __m256 nib_dot(const uint8_t *qs, const float *x) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    __m128i lo = _mm_and_si128(raw, m), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
+    __m256 a = _mm256_mul_ps(u8f(lo), _mm256_loadu_ps(x));
+    __m256 b = _mm256_mul_ps(u8f(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8));
+    a = _mm256_fmadd_ps(u8f(hi), _mm256_loadu_ps(x + 16), a);
+    b = _mm256_fmadd_ps(u8f(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), b);
+    return _mm256_add_ps(a, b);
+}
+
+static float fdot_q4(const uint8_t *w, const float *x, const float *xs, int64_t nb, bool has_m) {
+    __m256 acc = _mm256_setzero_ps();
+    float macc = 0;
+    size_t bb = has_m ? sizeof(tk_block_q4_1) : sizeof(tk_block_q4_0);
+    for (int64_t i = 0; i < nb; i++, w += bb) {
+        uint16_t dh, mh = 0;
+        memcpy(&dh, w, 2);
+        if (has_m) memcpy(&mh, w + 2, 2);
+        float d = _cvtsh_ss(dh), m = has_m ? _cvtsh_ss(mh) : -8.0f * d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), nib_dot(w + (has_m ? 4 : 2), x + i * 32), acc);
+        macc += m * xs[i];
+    }
+    return hsum8(acc) + macc;
+}
+
+static float fdot_q8_0(const uint8_t *w, const float *x, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++, w += sizeof(tk_block_q8_0)) {
+        uint16_t dh;
+        memcpy(&dh, w, 2);
+        const uint8_t *q = w + 2;
+        const float *xb = x + i * 32;
+        __m256 a = _mm256_mul_ps(s8f(_mm_loadl_epi64((const __m128i *)q)), _mm256_loadu_ps(xb));
+        __m256 b = _mm256_mul_ps(s8f(_mm_loadl_epi64((const __m128i *)(q + 8))), _mm256_loadu_ps(xb + 8));
+        a = _mm256_fmadd_ps(s8f(_mm_loadl_epi64((const __m128i *)(q + 16))), _mm256_loadu_ps(xb + 16), a);
+        b = _mm256_fmadd_ps(s8f(_mm_loadl_epi64((const __m128i *)(q + 24))), _mm256_loadu_ps(xb + 24), b);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh)), _mm256_add_ps(a, b), acc);
+    }
+    return hsum8(acc);
+}
+
+static float fdot_f16(const uint16_t *w, const float *x, int64_t n) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i))), _mm256_loadu_ps(x + i), a);
+        b = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + i + 8))), _mm256_loadu_ps(x + i + 8), b);
+    }
+    float s = hsum8(_mm256_add_ps(a, b));
+    for (; i < n; i++) s += _cvtsh_ss(w[i]) * x[i];
+    return s;
+}
+
+static inline __m256 bf8(const uint16_t *p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+static float fdot_bf16(const uint16_t *w, const float *x, int64_t n) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_fmadd_ps(bf8(w + i), _mm256_loadu_ps(x + i), a);
+        b = _mm256_fmadd_ps(bf8(w + i + 8), _mm256_loadu_ps(x + i + 8), b);
+    }
+    float s = hsum8(_mm256_add_ps(a, b));
+    for (; i < n; i++) s += tk_bf16_to_f32(w[i]) * x[i];
+    return s;
+}
+
+static float fdot_f32(const float *w, const float *x, int64_t n) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), b);
+    }
+    float s = hsum8(_mm256_add_ps(a, b));
+    for (; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+#endif
+
+float tk_cpu_fdot(tk_dtype t, const void *w, const float *x, const float *xsums, int64_t n) {
+#ifdef TK_FDOT_AVX2
+    switch (t) {
+    case TK_Q4_0: return fdot_q4(w, x, xsums, n / 32, false);
+    case TK_Q4_1: return fdot_q4(w, x, xsums, n / 32, true);
+    case TK_Q8_0: return fdot_q8_0(w, x, n / 32);
+    case TK_F16: return fdot_f16(w, x, n);
+    case TK_BF16: return fdot_bf16(w, x, n);
+    case TK_F32: return fdot_f32(w, x, n);
+    default: break;
+    }
+#endif
+    (void)t; (void)w; (void)x; (void)xsums; (void)n;
+    return 0.0f;
+}
