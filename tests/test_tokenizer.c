@@ -3,13 +3,15 @@
  *    reference), the reference greedy ids decode to the reference text, tok512.bin == the GGUF
  *    vocabulary of the same model, llama2 tokenizer.bin == ggml-vocab-llama-spm.gguf;
  *  - small HF tokenizer.json fixtures (tools/make_tokenizer_fixtures.py): ids equal the HF
- *    `tokenizers` library's, with and without special tokens, and its decoded text;
+ *    `tokenizers` library's, with and without special tokens, and its decoded text; NFC
+ *    normalization equals Python's unicodedata on decomposed/composed/Hangul strings;
  *  - SmolLM2 (GGUF): special tokens with and without TK_TOK_PARSE_SPECIAL, BOS handling;
  *  - every available tokenizer: decode(encode(s)) == s for Japanese, emoji (ZWJ), code with
  *    tabs, 1000 spaces, invalid UTF-8, empty text, special-token text; the streaming decoder
  *    gives the whole decode (UTF-8 split across tokens); two threads encode identically;
  *  - bad inputs give clear errors. */
 #include "test.h"
+#include "tokenizer/unicode.h" /* internal: tk_uni_nfc, checked against Python's unicodedata */
 #include <cJSON.h>
 #include <pthread.h>
 
@@ -319,6 +321,13 @@ static void test_hf_fixture(const char *dir, int special_flags) {
                 fprintf(stderr, "\n    got: "); for (size_t i = 0; i < got.len; i++) fprintf(stderr, " %d", got.data[i]);
                 fputc('\n', stderr);
             }
+            const cJSON *nfc = cJSON_GetObjectItem(j, "nfc");
+            if (!variant && cJSON_IsString(nfc)) {
+                tk_buf nb = {0};
+                CHECK_OK(tk_uni_nfc(s, strlen(s), &nb));
+                CHECK(nb.data && !strcmp(nb.data, nfc->valuestring), "%s: NFC of '%s' is '%s', Python says '%s'", dir, s, nb.data ? nb.data : "", nfc->valuestring);
+                tk_buf_free(&nb);
+            }
             if (!variant) {
                 /* HF's decode of these ids (its Strip decoder removes only the very first space) */
                 const cJSON *dec = cJSON_GetObjectItem(j, "decoded");
@@ -532,6 +541,7 @@ int main(void) {
     test_llama2c();
     test_hf_fixture("bpe_bytelevel", TK_TOK_ADD_SPECIAL);
     test_hf_fixture("bpe_spm", TK_TOK_ADD_SPECIAL);
+    test_hf_fixture("bpe_nfc", TK_TOK_ADD_SPECIAL);
     test_smollm2();
     test_vocab_roundtrips();
     test_threads();

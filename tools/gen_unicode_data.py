@@ -4,8 +4,11 @@
 The tables follow the definitions of llama.cpp's scripts/gen-unicode-data.py (so that
 pre-tokenizer splits agree with llama.cpp): per-codepoint category flags as matched by
 the Python `regex` module's \\p{N} \\p{L} \\p{Z} \\p{M} \\p{P} \\p{S} \\p{C}, the \\s
-whitespace set, simple lowercase mapping (first char of str.lower()), and the first
-codepoint of each character's NFD decomposition (used by WordPiece accent stripping).
+whitespace set, simple lowercase mapping (first char of str.lower()), the first
+codepoint of each character's NFD decomposition (used by WordPiece accent stripping),
+and the data of Unicode normalization form C (canonical combining classes, full canonical
+decompositions, primary composites, and the codepoints an NFC pass may change), all from
+Python's unicodedata.
 
 usage: python3 tools/gen_unicode_data.py > src/tokenizer/unicode_data.c
 """
@@ -43,6 +46,50 @@ for cp in range(MAX):
     if n != cp:
         nfd.append((cp, n))
 
+# ---- NFC data (Hangul syllables are handled algorithmically in C) ----
+def is_hangul(cp):
+    return 0xAC00 <= cp <= 0xD7A3
+ccc = {}
+decomp = {}
+pairs = []
+unsafe = set()  # codepoints whose presence may make NFC change the text
+for cp in range(MAX):
+    if 0xD800 <= cp <= 0xDFFF:
+        continue
+    ch = chr(cp)
+    c = unicodedata.combining(ch)
+    if c:
+        ccc[cp] = c
+        unsafe.add(cp)
+    if is_hangul(cp):
+        continue
+    d = unicodedata.decomposition(ch)
+    if d and not d.startswith("<"):
+        full = unicodedata.normalize("NFD", ch)
+        decomp[cp] = [ord(x) for x in full]
+        parts = [int(x, 16) for x in d.split()]
+        if len(parts) == 2 and unicodedata.normalize("NFC", full) == ch:
+            pairs.append((parts[0], parts[1], cp))
+    if unicodedata.normalize("NFC", ch) != ch:
+        unsafe.add(cp)
+for a, b, c in pairs:
+    unsafe.add(b)  # may combine with what precedes it
+unsafe.update(range(0x1100, 0x1200))  # Hangul jamo compose algorithmically
+unsafe.update(range(0x11A8, 0x11C3))
+pairs.sort()
+ccc_ranges = []
+for cp in sorted(ccc):
+    if ccc_ranges and ccc_ranges[-1][1] == cp - 1 and ccc_ranges[-1][2] == ccc[cp]:
+        ccc_ranges[-1][1] = cp
+    else:
+        ccc_ranges.append([cp, cp, ccc[cp]])
+unsafe_ranges = []
+for cp in sorted(unsafe):
+    if unsafe_ranges and unsafe_ranges[-1][1] == cp - 1:
+        unsafe_ranges[-1][1] = cp
+    else:
+        unsafe_ranges.append([cp, cp])
+
 ranges = [(0, flags[0])]
 for cp in range(1, MAX):
     if flags[cp] != ranges[-1][1]:
@@ -76,3 +123,28 @@ out.write("const uint32_t tk_uni_nfd[][3] = { /* first, last, first codepoint of
 for i in range(0, len(nfd_ranges), 4):
     out.write("    " + " ".join("{0x%05X,0x%05X,0x%05X}," % tuple(t) for t in nfd_ranges[i:i + 4]) + "\n")
 out.write("};\nconst size_t tk_uni_n_nfd = %d;\n" % len(nfd_ranges))
+out.write("\nconst uint32_t tk_uni_ccc[][3] = { /* first, last, canonical combining class; sorted */\n")
+for i in range(0, len(ccc_ranges), 5):
+    out.write("    " + " ".join("{0x%05X,0x%05X,%d}," % tuple(t) for t in ccc_ranges[i:i + 5]) + "\n")
+out.write("};\nconst size_t tk_uni_n_ccc = %d;\n\n" % len(ccc_ranges))
+flat = []
+index = []
+for cp in sorted(decomp):
+    index.append((cp, len(flat), len(decomp[cp])))
+    flat.extend(decomp[cp])
+out.write("const uint32_t tk_uni_decomp_index[][3] = { /* codepoint, offset, length into tk_uni_decomp_data; sorted */\n")
+for i in range(0, len(index), 5):
+    out.write("    " + " ".join("{0x%05X,%d,%d}," % t for t in index[i:i + 5]) + "\n")
+out.write("};\nconst size_t tk_uni_n_decomp = %d;\n" % len(index))
+out.write("const uint32_t tk_uni_decomp_data[] = {\n")
+for i in range(0, len(flat), 10):
+    out.write("    " + " ".join("0x%05X," % c for c in flat[i:i + 10]) + "\n")
+out.write("};\n\n")
+out.write("const uint32_t tk_uni_compose[][3] = { /* first, second, primary composite; sorted */\n")
+for i in range(0, len(pairs), 4):
+    out.write("    " + " ".join("{0x%05X,0x%05X,0x%05X}," % t for t in pairs[i:i + 4]) + "\n")
+out.write("};\nconst size_t tk_uni_n_compose = %d;\n\n" % len(pairs))
+out.write("const uint32_t tk_uni_nfc_unsafe[][2] = { /* codepoints NFC may change or combine; sorted ranges */\n")
+for i in range(0, len(unsafe_ranges), 6):
+    out.write("    " + " ".join("{0x%05X,0x%05X}," % tuple(t) for t in unsafe_ranges[i:i + 6]) + "\n")
+out.write("};\nconst size_t tk_uni_n_nfc_unsafe = %d;\n" % len(unsafe_ranges))

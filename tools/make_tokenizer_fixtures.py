@@ -6,6 +6,8 @@
                   special and non-special added tokens)
   bpe_spm/        a SentencePiece-style BPE (Llama-2 / Mistral style: Prepend + Replace
                   normalizer, byte_fallback, <0xXX> byte tokens, TemplateProcessing BOS)
+  bpe_nfc/        a Qwen2-style byte-level BPE: NFC normalizer, Split(regex) + ByteLevel
+                  without regex; expected.jsonl also carries Python's NFC of each string
 
 Each folder gets tokenizer.json, tokenizer_config.json and expected.jsonl, one line per
 string: {"text", "ids" (encode without special tokens), "ids_special" (with), "decoded"}.
@@ -14,8 +16,9 @@ The training text is written here (no third-party data). Re-run to regenerate:
 """
 import json
 import os
+import unicodedata
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers, AddedToken
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "tokenizer")
 
@@ -63,8 +66,22 @@ STRINGS = [
     "a<s>b",
 ]
 
+# decomposed / composed forms for the NFC fixture
+NFC_STRINGS = [
+    "cafe\u0301 vs caf\u00e9",
+    "A\u030a \u212b \u00c5",
+    "\u1100\u1161\u11a8 \uac01 \u1100\u1161",
+    "Vie\u0323\u0302t Nam",
+    "q\u0307\u0323 x\u0323\u0307",
+    "\u0958 \u0915\u093c",
+    "\ufb01 \u2126 \u1e9b\u0323",
+    "e\u0301\u0301\u0327",
+    "\u304b\u3099 \u304c \u30cf\u309a",
+    "\u0344 \u0f73 \u2adc",
+]
 
-def write(folder, tok, config):
+
+def write(folder, tok, config, strings=None, nfc=False):
     d = os.path.join(OUT, folder)
     os.makedirs(d, exist_ok=True)
     tok.save(os.path.join(d, "tokenizer.json"))
@@ -72,11 +89,13 @@ def write(folder, tok, config):
         json.dump(config, f, indent=1, ensure_ascii=False)
         f.write("\n")
     with open(os.path.join(d, "expected.jsonl"), "w") as f:
-        for s in STRINGS:
+        for s in strings or STRINGS:
             ids = tok.encode(s, add_special_tokens=False).ids
             ids_sp = tok.encode(s, add_special_tokens=True).ids
             rec = {"text": s, "ids": ids, "ids_special": ids_sp,
                    "decoded": tok.decode(ids, skip_special_tokens=False)}
+            if nfc:
+                rec["nfc"] = unicodedata.normalize("NFC", s)
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     print(folder, tok.get_vocab_size(), "tokens")
 
@@ -121,6 +140,24 @@ def spm_like():
                            "add_bos_token": True, "add_eos_token": False})
 
 
+def nfc_qwen_like():
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    split = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+             "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(split), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    tr = trainers.BpeTrainer(vocab_size=460, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    text = TRAIN + "\n".join(unicodedata.normalize("NFC", x) for x in NFC_STRINGS) * 3
+    tok.train_from_iterator(text.split("\n"), tr)
+    write("bpe_nfc", tok, {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "add_bos_token": False},
+          strings=STRINGS + NFC_STRINGS, nfc=True)
+
+
 if __name__ == "__main__":
     byte_level()
     spm_like()
+    nfc_qwen_like()

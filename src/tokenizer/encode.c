@@ -463,6 +463,10 @@ static tk_status apply_norms(tok_session *s, bool first) {
                 st = prepend(&s->text, &s->aux, nm->a, nm->alen);
             break;
         }
+        case TN_NFC:
+            st = (tk_status)tk_uni_nfc(s->text.data, s->text.len, &s->aux);
+            if (!st) { tk_buf tmp = s->text; s->text = s->aux; s->aux = tmp; }
+            break;
         case TN_PREFIX_SPACE:
             if (!starts_with(&s->text, " ", 1)) st = prepend(&s->text, &s->aux, " ", 1);
             break;

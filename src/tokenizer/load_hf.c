@@ -1,7 +1,7 @@
 /* Tokenizer from a Hugging Face tokenizer.json (+ optional tokenizer_config.json).
  * Supported: model BPE (vocab + merges as "a b" strings or [a, b] pairs; byte_fallback,
  * unk_token, fuse_unk, ignore_merges), added_tokens (special -> control, otherwise
- * user-defined; lstrip/rstrip), normalizers Sequence/Prepend/Replace/Lowercase,
+ * user-defined; lstrip/rstrip), normalizers Sequence/Prepend/Replace/Lowercase/NFC,
  * pre-tokenizers Sequence/ByteLevel/Split/Digits/Metaspace/Whitespace/WhitespaceSplit/
  * Punctuation, post-processors TemplateProcessing/RobertaProcessing/BertProcessing/
  * ByteLevel, and the ByteLevel / Metaspace / Replace+ByteFallback+Fuse+Strip decoders.
@@ -99,7 +99,8 @@ static tk_status parse_normalizer(hf_ctx *c, const cJSON *n) {
         return add_norm(c->t, (tok_norm){ .kind = TN_REPLACE, .a = a, .alen = a ? strlen(a) : 0, .b = b, .blen = strlen(b), .re = re });
     }
     if (!strcmp(ty, "Lowercase")) return add_norm(c->t, (tok_norm){ .kind = TN_LOWERCASE });
-    return tk_fail(TK_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported (Sequence, Prepend, Replace, Lowercase are)", c->path, ty);
+    if (!strcmp(ty, "NFC")) return add_norm(c->t, (tok_norm){ .kind = TN_NFC });
+    return tk_fail(TK_ERR_UNSUPPORTED, "%s: normalizer '%s' is not supported (Sequence, Prepend, Replace, Lowercase, NFC are)", c->path, ty);
 }
 
 static int metaspace_scheme(const cJSON *n) {

@@ -46,7 +46,7 @@ typedef struct tok_split {
 } tok_split;
 
 /* HF normalizer / text transforms applied to each text fragment before splitting. */
-typedef enum { TN_PREPEND, TN_REPLACE, TN_LOWERCASE, TN_METASPACE, TN_PREFIX_SPACE } tok_norm_kind;
+typedef enum { TN_PREPEND, TN_REPLACE, TN_LOWERCASE, TN_METASPACE, TN_PREFIX_SPACE, TN_NFC } tok_norm_kind;
 typedef struct tok_norm {
     tok_norm_kind kind;
     char *a; size_t alen;   /* prepend text / replace pattern (string) / metaspace replacement */

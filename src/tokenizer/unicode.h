@@ -26,6 +26,15 @@ extern const uint32_t tk_uni_lower[][2];
 extern const size_t tk_uni_n_lower;
 extern const uint32_t tk_uni_nfd[][3];
 extern const size_t tk_uni_n_nfd;
+extern const uint32_t tk_uni_ccc[][3];
+extern const size_t tk_uni_n_ccc;
+extern const uint32_t tk_uni_decomp_index[][3];
+extern const size_t tk_uni_n_decomp;
+extern const uint32_t tk_uni_decomp_data[];
+extern const uint32_t tk_uni_compose[][3];
+extern const size_t tk_uni_n_compose;
+extern const uint32_t tk_uni_nfc_unsafe[][2];
+extern const size_t tk_uni_n_nfc_unsafe;
 
 /* Flags of a codepoint (0 for values above U+10FFFF). Thread-safe; builds its table on first use. */
 uint8_t tk_uni_flags(uint32_t cp);
@@ -35,6 +44,11 @@ const uint8_t *tk_uni_flag_table(void);
 uint32_t tk_uni_tolower(uint32_t cp);
 /* First codepoint of the NFD decomposition (the codepoint itself when none). */
 uint32_t tk_uni_nfd_first(uint32_t cp);
+
+/* Unicode normalization form C of s[0..n) into out (replacing its contents). Bytes that are not
+ * valid UTF-8 are copied through unchanged and block composition across them. */
+struct tk_buf;
+int tk_uni_nfc(const char *s, size_t n, struct tk_buf *out);
 
 /* Decodes one UTF-8 sequence at s[0..n): stores the codepoint (TK_UNI_INVALID for an invalid
  * or truncated sequence, which then consumes exactly one byte) and returns the bytes consumed (>= 1). */
