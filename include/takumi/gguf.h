@@ -1,6 +1,9 @@
 /* GGUF v2/v3 reader and writer (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md).
  * The reader maps the file read-only; every offset, length and count read from the
- * file is bounds-checked before use. Tensor refs point into the mapping. */
+ * file is bounds-checked before use. Tensor refs point into the mapping. A handle does
+ * not change after open, so many threads may read it at once. Key and tensor-name
+ * lookups are hashed and string-array elements are indexed at open (O(1) access);
+ * every returned pointer lives until tk_gguf_close. */
 #ifndef TAKUMI_GGUF_H
 #define TAKUMI_GGUF_H
 #include "takumi/core.h"
