@@ -53,6 +53,17 @@ static void key_range(const tk_attn_args *a, int64_t t0, int64_t qb, int64_t *lo
     *hi = h;
 }
 
+/* [lo, hi) pairs for every block of QB query rows; NULL when out of memory (message set). */
+static int64_t *key_ranges(const tk_attn_args *a, int64_t nqb) {
+    int64_t *r = tk_malloc((size_t)(nqb ? nqb : 1) * 2 * sizeof(int64_t));
+    if (!r) return NULL;
+    for (int64_t b = 0; b < nqb; b++) {
+        int64_t t0 = b * QB, qb = a->Tq - t0 < QB ? a->Tq - t0 : QB;
+        key_range(a, t0, qb, &r[2 * b], &r[2 * b + 1]);
+    }
+    return r;
+}
+
 /* Probabilities for rows [t0, t0+qb) of head h into P [qb x S] (row stride S), computed on
  * keys [lo, hi) only; entries outside stay untouched (callers zero them or never read them). */
 static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb,
@@ -90,6 +101,8 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
         return TK_OK;
     }
     int64_t nqb = (Tq + QB - 1) / QB, tasks = H * nqb;
+    int64_t *rng = key_ranges(a, nqb); /* the same for every head: computed once */
+    if (!rng) return TK_ERR_NOMEM;
     tk_status err = TK_OK;
     #pragma omp parallel if (tasks > 1 && Tq * S * H * D > 32768)
     {
@@ -103,8 +116,7 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
             if (!att && !scratch) continue;
             int64_t h = task / nqb, t0 = (task % nqb) * QB, qb = Tq - t0 < QB ? Tq - t0 : QB, g = h / (H / KH);
             float *P = att ? att + (h * Tq + t0) * S : scratch;
-            int64_t lo, hi;
-            key_range(a, t0, qb, &lo, &hi);
+            int64_t lo = rng[2 * (t0 / QB)], hi = rng[2 * (t0 / QB) + 1];
             if (hi < lo) hi = lo;
             if (att) /* the saved probabilities are whole rows: zero what the range skips */
                 for (int64_t i = 0; i < qb; i++) {
@@ -118,6 +130,7 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
         }
         free(scratch);
     }
+    free(rng);
     return err ? tk_fail(err, "attention: out of memory for scores (%lld keys)", (long long)S) : TK_OK;
 }
 
@@ -137,7 +150,12 @@ tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *do
     /* Per-head private dK/dV [S x D], summed per group afterwards in head order. */
     size_t per = (size_t)S * D;
     float *priv = tk_calloc((size_t)H * 2, per * sizeof(float));
-    if (!priv) return tk_fail(TK_ERR_NOMEM, "attention backward: out of memory");
+    int64_t *rng = key_ranges(a, (Tq + QB - 1) / QB);
+    if (!priv || !rng) {
+        free(priv);
+        free(rng);
+        return tk_fail(TK_ERR_NOMEM, "attention backward: out of memory");
+    }
     tk_status err = TK_OK;
     #pragma omp parallel if (H > 1 && Tq * S * H * D > 32768)
     {
@@ -154,8 +172,7 @@ tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *do
             float *dKh = priv + (size_t)h * 2 * per, *dVh = dKh + per;
             const float *Kg = k + g * D, *Vg = v + g * D;
             for (int64_t t0 = 0; t0 < Tq; t0 += QB) {
-                int64_t qb = Tq - t0 < QB ? Tq - t0 : QB, lo, hi;
-                key_range(a, t0, qb, &lo, &hi);
+                int64_t qb = Tq - t0 < QB ? Tq - t0 : QB, lo = rng[2 * (t0 / QB)], hi = rng[2 * (t0 / QB) + 1];
                 float *dQ = dq + t0 * H * D + h * D;
                 if (hi <= lo) { /* nothing visible from this block: no gradient */
                     for (int64_t i = 0; i < qb; i++) memset(dQ + i * H * D, 0, (size_t)D * sizeof(float));
@@ -199,5 +216,6 @@ tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *do
             }
     }
     free(priv);
+    free(rng);
     return err ? tk_fail(err, "attention backward: out of memory") : TK_OK;
 }
