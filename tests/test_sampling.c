@@ -53,7 +53,7 @@ static void softmax_keep(const float *l, const int *keep, int V, double temp, do
 }
 
 int main(void) {
-    enum { V = 6, N = 20000 };
+    enum { V = 6, N = 10000 };
     /* probabilities at T=1: 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.03125 */
     const float L[V] = {logf(0.5f), logf(0.25f), logf(0.125f), logf(0.0625f), logf(0.03125f), logf(0.03125f)};
     int counts[V];
