@@ -67,8 +67,11 @@ tk_status tk_tokenize(const tk_tokenizer *t, const char *text, size_t len, int f
 /* Decodes ids to text, appending to *out (special tokens rendered as their text unless skip_special).
  * Bytes are reproduced exactly (no clean-up of spaces), so decode(encode(s)) == s for byte-level
  * BPE; for SentencePiece-style tokenizers the dummy-prefix space that encoding adds at the start
- * and after each special token is removed again, so the same holds there. Ids outside the
- * vocabulary fail with TK_ERR_RANGE. */
+ * and after each special token is removed again, so the same holds there. Exceptions, all by the
+ * model's own definition: WordPiece (lowercases, drops accents and spaces), NFC/Lowercase/Replace
+ * normalizers, ByteLevel add_prefix_space (the added space stays, as in HF), whitespace removed by
+ * lstrip/rstrip special tokens (Phi-3), and invalid UTF-8 bytes the vocabulary cannot express
+ * (they come back as U+FFFD). Ids outside the vocabulary fail with TK_ERR_RANGE. */
 tk_status tk_detokenize(const tk_tokenizer *t, const int32_t *ids, size_t n, bool skip_special, tk_buf *out);
 /* The raw vocabulary entry of id (as stored; NULL if out of range). */
 const char *tk_tokenizer_piece(const tk_tokenizer *t, int32_t id, size_t *len);
