@@ -2,10 +2,11 @@
  * forward adds scale * (dropout(x) A^T) B^T through the model's adapter hook and, in
  * training mode, keeps u = dropout(x) A^T [n x r] for the backward:
  *   dB += scale * dy^T u,   dA += scale * (dy B)^T dropout(x),   dx += scale * mask ⊙ ((dy B) A)
- * Dropout masks are not stored: each row's mask is redrawn from a tk_rng seeded by
- * (seed, counter, layer, linear, row), so the backward sees exactly the forward's mask
- * (and threads can draw rows in any order). Memory per training forward: L x 7 x n x r
- * floats of saved u — tiny next to the activations. */
+ * Dropout masks are drawn in the forward from a counter hash of (seed, counter, layer,
+ * linear, row, column) — so threads can draw rows in any order and a recomputed forward
+ * draws the same mask — at 16-bit resolution (p is rounded to a multiple of 1/65536),
+ * and kept as bits for the backward. Memory per training forward: L x 7 x n x r floats
+ * of saved u plus n x K bits of mask per adapted linear — small next to the activations. */
 #include "peft/lora.h"
 #include "model/llama.h"
 #include "core/core.h"
@@ -32,6 +33,9 @@ struct tk_lora {
     /* growable buffers (capacity cap_T tokens) */
     int64_t cap_T;
     float *u;                /* [L x 7 x cap_T x r] saved products (training) */
+    uint64_t *mask;          /* [L x 7 x cap_T x mask_words] dropout keep-bits (training with dropout) */
+    int64_t mask_words;      /* 64-bit words per row: ceil(max_K / 64) */
+    uint32_t p16;            /* dropout probability in 1/65536 units */
     float *ubuf;             /* [cap_T x r] u when not training; (dy B) in the backward */
     float *xd;               /* [cap_T x max_K] dropped-out input */
     float *tmp;              /* [cap_T x max_K] (dy B) A before masking */
@@ -96,6 +100,10 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
             if (md->K > l->max_K) l->max_K = md->K;
         }
     if (st) { tk_lora_free(l); return st; }
+    l->mask_words = (l->max_K + 63) / 64;
+    l->p16 = (uint32_t)lrint((double)cfg->dropout * 65536.0);
+    if (cfg->dropout > 0 && l->p16 == 0) l->p16 = 1;
+    if (l->p16 > 65535) l->p16 = 65535;
     *out = l;
     return TK_OK;
 }
@@ -107,6 +115,7 @@ void tk_lora_free(tk_lora *l) {
     free(l->ubuf);
     free(l->xd);
     free(l->tmp);
+    free(l->mask);
     free(l);
 }
 
@@ -118,14 +127,20 @@ static tk_status reserve(tk_lora *l, int64_t n) {
         return tk_fail(TK_ERR_NOMEM, "lora: buffers for %lld tokens overflow", (long long)n);
     size_t nall;
     if (!tk_mul_ok(nu, (size_t)l->L * TK_LIN_COUNT, &nall)) return tk_fail(TK_ERR_NOMEM, "lora: buffers overflow");
-    free(l->u); free(l->ubuf); free(l->xd); free(l->tmp);
+    size_t nmask = 0;
+    if (l->cfg.dropout > 0 &&
+        (!tk_mul_ok((size_t)n, (size_t)l->mask_words, &nmask) || !tk_mul_ok(nmask, (size_t)l->L * TK_LIN_COUNT, &nmask)))
+        return tk_fail(TK_ERR_NOMEM, "lora: dropout masks overflow");
+    free(l->u); free(l->ubuf); free(l->xd); free(l->tmp); free(l->mask);
+    l->mask = nmask ? tk_malloc(nmask * sizeof(uint64_t)) : NULL;
     l->u = tk_malloc(nall * sizeof(float));
     l->ubuf = tk_malloc(nu * sizeof(float));
     l->xd = tk_malloc(nx * sizeof(float));
     l->tmp = tk_malloc(nx * sizeof(float));
-    if (!l->u || !l->ubuf || !l->xd || !l->tmp) {
-        free(l->u); free(l->ubuf); free(l->xd); free(l->tmp);
+    if (!l->u || !l->ubuf || !l->xd || !l->tmp || (nmask && !l->mask)) {
+        free(l->u); free(l->ubuf); free(l->xd); free(l->tmp); free(l->mask);
         l->u = l->ubuf = l->xd = l->tmp = NULL;
+        l->mask = NULL;
         l->cap_T = 0;
         return tk_fail(TK_ERR_NOMEM, "lora: out of memory for %lld tokens", (long long)n);
     }
@@ -148,22 +163,38 @@ static uint64_t row_seed(const tk_lora *l, int32_t layer, tk_linear_id which, in
     return mix64(h ^ (uint64_t)row);
 }
 
-/* keep[j] (0 or 1/(1-p)) for one row of K inputs. */
-static void draw_mask(const tk_lora *l, int32_t layer, tk_linear_id which, int64_t row, float *keep, int64_t K) {
-    tk_rng rng;
-    tk_rng_seed(&rng, row_seed(l, layer, which, row));
-    float p = l->cfg.dropout, s = 1.0f / (1.0f - p);
-    for (int64_t j = 0; j < K; j++) keep[j] = tk_rng_uniform(&rng) >= p ? s : 0.0f;
+static uint64_t *mask_of(tk_lora *l, int32_t layer, tk_linear_id which) {
+    return l->mask + ((size_t)layer * TK_LIN_COUNT + which) * (size_t)l->cap_T * (size_t)l->mask_words;
 }
 
-/* xd = dropout(x) for n rows (training with dropout), else returns x itself. */
-static const float *dropped(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, int64_t n, int64_t K) {
-    if (!l->training || l->cfg.dropout <= 0) return x;
-    float *xd = l->xd;
+/* Draws the keep-bits of n rows of K inputs (bit j of a row set = input j kept): 16-bit
+ * draws d, four per hash, kept when d >= p16. */
+static void draw_masks(tk_lora *l, int32_t layer, tk_linear_id which, int64_t n, int64_t K) {
+    uint64_t *mk = mask_of(l, layer, which);
+    int64_t nw = l->mask_words;
+    uint32_t p16 = l->p16;
     #pragma omp parallel for schedule(static) if (n * K > 65536)
     for (int64_t t = 0; t < n; t++) {
-        draw_mask(l, layer, which, t, xd + t * K, K);
-        for (int64_t j = 0; j < K; j++) xd[t * K + j] *= x[t * K + j];
+        uint64_t s = row_seed(l, layer, which, t), *row = mk + t * nw;
+        memset(row, 0, (size_t)nw * sizeof(uint64_t));
+        for (int64_t j = 0; j < K; j += 4) {
+            uint64_t h = mix64(s + (uint64_t)j);
+            for (int64_t k = 0; k < 4 && j + k < K; k++)
+                if ((uint32_t)((h >> (16 * k)) & 0xffff) >= p16) row[(j + k) >> 6] |= 1ull << ((j + k) & 63);
+        }
+    }
+}
+
+/* xd = x ⊙ keep / (1 - p) for n rows from the stored bits (training with dropout), else x itself. */
+static const float *dropped(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, int64_t n, int64_t K) {
+    if (!l->training || !l->p16) return x;
+    const uint64_t *mk = mask_of(l, layer, which);
+    int64_t nw = l->mask_words;
+    float *xd = l->xd, s = 65536.0f / (float)(65536u - l->p16);
+    #pragma omp parallel for schedule(static) if (n * K > 65536)
+    for (int64_t t = 0; t < n; t++) {
+        const uint64_t *row = mk + t * nw;
+        for (int64_t j = 0; j < K; j++) xd[t * K + j] = (row[j >> 6] >> (j & 63)) & 1 ? x[t * K + j] * s : 0.0f;
     }
     return xd;
 }
@@ -187,6 +218,7 @@ static tk_status lora_linear(void *ctx, int32_t layer, tk_linear_id which, const
     if (st) return st;
     const tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
     int64_t r = l->cfg.r, K = md->K, N = md->N;
+    if (l->training && l->p16) draw_masks(l, layer, which, n, K);
     const float *xin = dropped(l, layer, which, x, n, K);
     float *u = l->training ? saved_u(l, layer, which) : l->ubuf;
     tk_sgemm(false, true, n, r, K, 1.0f, xin, K, A->w, K, 0.0f, u, r);
@@ -219,18 +251,21 @@ tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which,
     const float *xin = dropped(l, layer, which, x, n, K);
     tk_sgemm(true, false, r, K, n, l->scale, v, r, xin, K, 1.0f, A->g, K);
     if (!dx) return TK_OK;
-    if (l->cfg.dropout <= 0) {
+    if (!l->p16) {
         tk_sgemm(false, false, n, K, r, l->scale, v, r, A->w, K, 1.0f, dx, K);
         return TK_OK;
     }
-    /* with dropout the input gradient is masked: dx += mask ⊙ (scale * v A) */
+    /* with dropout the input gradient is masked: dx += keep / (1 - p) ⊙ (scale * v A) */
     float *tmp = l->tmp;
     tk_sgemm(false, false, n, K, r, l->scale, v, r, A->w, K, 0.0f, tmp, K);
-    float *keep = l->xd; /* xin (== xd) is no longer needed: reuse it for the mask */
+    const uint64_t *mk = mask_of(l, layer, which);
+    int64_t nw = l->mask_words;
+    float s = 65536.0f / (float)(65536u - l->p16);
     #pragma omp parallel for schedule(static) if (n * K > 65536)
     for (int64_t t = 0; t < n; t++) {
-        draw_mask(l, layer, which, t, keep + t * K, K);
-        for (int64_t j = 0; j < K; j++) dx[t * K + j] += keep[t * K + j] * tmp[t * K + j];
+        const uint64_t *row = mk + t * nw;
+        for (int64_t j = 0; j < K; j++)
+            if ((row[j >> 6] >> (j & 63)) & 1) dx[t * K + j] += s * tmp[t * K + j];
     }
     return TK_OK;
 }
