@@ -131,6 +131,9 @@ tk_status tk_pii_scan(const tk_pii *p, tk_pii_scratch *s, const char *text, size
 /* Luhn checksum over the digits of s (separators ignored). */
 bool tk_luhn_ok(const char *s, size_t len);
 
+/* Appends JSON text with personal data in its string values replaced (what `data redact` does to each record). */
+tk_status tk_redact_json_buffer(const char *text, size_t len, tk_buf *out, uint64_t counts[TK_PII_COUNT]);
+
 /* ---- token counting (tokens.c) --------------------------------------------- */
 typedef struct tk_tok_scratch tk_tok_scratch;
 tk_tok_scratch *tk_tok_scratch_new(void);

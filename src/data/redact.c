@@ -150,6 +150,21 @@ static tk_status rewrite_json(rw *w, const char *t, size_t n, tk_buf *out, bool 
     return st;
 }
 
+tk_status tk_redact_json_buffer(const char *text, size_t len, tk_buf *out, uint64_t counts[TK_PII_COUNT]) {
+    rw w = {.counts = counts};
+    tk_status st = tk_pii_new((tk_pii **)&w.pii);
+    if (st) return st;
+    w.sc = tk_pii_scratch_new(w.pii);
+    bool changed = false;
+    st = w.sc ? rewrite_json(&w, text, len, out, &changed, NULL, NULL, NULL, NULL, NULL) : TK_ERR_NOMEM;
+    tk_buf_free(&w.dec);
+    free(w.map);
+    free(w.m.v);
+    tk_pii_scratch_free(w.sc);
+    tk_pii_free((tk_pii *)w.pii);
+    return st;
+}
+
 tk_status tk_data_redact(const char *in_path, const char *out_path, uint64_t counts[TK_PII_COUNT], uint64_t *n_records_changed) {
     uint64_t dummy_counts[TK_PII_COUNT], dummy_n;
     if (!counts) counts = dummy_counts;

@@ -2,8 +2,9 @@
  * the container (JSONL, JSON array, TSV, text) and the format (auto, chat, …, text), the
  * rest is the file. The whole check runs on it (UTF-8, JSON diagnostics, validation,
  * normalisation, MinHash, PII, duplicate groups, report), with a small line limit so
- * over-long lines are exercised too. Properties: never a crash or sanitizer report;
- * a failure carries a message; the JSON report and every finding's JSON parse. */
+ * over-long lines are exercised too; then redaction runs on the raw text. Properties: never
+ * a crash or sanitizer report; a failure carries a message; the JSON report and every
+ * finding's JSON parse; redaction changes nothing without a match and keeps valid JSON valid. */
 #include "takumi.h"
 #include "data/data_internal.h"
 #include <stdlib.h>
@@ -50,6 +51,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         tk_data_report_free(r);
     }
     tk_buf_free(&fb);
+    /* redaction of the raw text: same length or longer only by placeholders; JSON that parsed still parses */
+    tk_buf rb = {0};
+    uint64_t counts[TK_PII_COUNT] = {0};
+    if (tk_redact_json_buffer((const char *)data + 1, size - 1, &rb, counts) != TK_OK) abort();
+    uint64_t nred = counts[0] + counts[1] + counts[2] + counts[3];
+    if (nred == 0 && (rb.len != size - 1 || (size > 1 && memcmp(rb.data, data + 1, size - 1)))) abort();
+    cJSON *before = cJSON_ParseWithLength((const char *)data + 1, size - 1);
+    if (before) {
+        cJSON *after = cJSON_ParseWithLength(rb.data ? rb.data : "", rb.len);
+        if (!after) abort();
+        cJSON_Delete(after);
+        cJSON_Delete(before);
+    }
+    tk_buf_free(&rb);
     /* the text helpers on raw bytes (valid UTF-8 or not) */
     tk_buf nb = {0};
     if (tk_text_normalize((const char *)data, size, &nb) != TK_OK) abort();
