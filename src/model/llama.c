@@ -1,14 +1,24 @@
 /* The Llama-family forward: embedding -> L x [RMSNorm, q/k/v (+bias, +adapter), RoPE,
  * causal GQA attention with packing/padding masks, o-proj, residual, RMSNorm, SwiGLU
  * MLP, residual] -> RMSNorm -> LM head, for batches [B x T] flattened, with or without
- * a KV cache. fp32 activations; every matmul goes through tk_matmul, which multiplies
- * the weights in their stored dtype (quantized weights are dequantized per block
- * inside the product for prefill-sized T, and dotted directly against a quantized x for
- * decode) — nothing is expanded whole at load. All buffers live in tk_acts, allocated
- * once per shape; the layer loop does not allocate.
+ * a KV cache. fp32 activations; all buffers live in tk_acts, allocated once per shape
+ * (the layer loop itself allocates nothing; some ops keep small per-call scratch).
  *
- * Measured (SmolLM2-135M-Instruct Q4_1, 2 threads): see the report in git history and
- * `takumi generate --verbose`. */
+ * Quantized weights: never expanded at load. Every product goes through tk_matmul_ex on
+ * the weight in its stored dtype (mmap'd, not copied): for 8+ rows (prefill, training)
+ * panels of weight rows are dequantized per block into an L2-sized scratch and fed to
+ * sgemm; for fewer rows (decode) fused kernels dequantize each block in registers and
+ * dot it with f32 activations (TK_MATMUL_EXACT, the default everywhere), or, when a
+ * session opts in (tk_session_set_exact(s, false), `generate --fast`), with activations
+ * quantized to 8 bits per 32-block as llama.cpp does.
+ *
+ * SmolLM2-135M-Instruct Q4_1 (measured 2026-11-23 on the shared 2-core dev machine,
+ * which other jobs loaded to 10-15 runnable threads, so wall-clock rates are understated;
+ * CPU time per token is the stable figure): model memory 96.6 MB mapped weights + 2.1 MB
+ * owned (RoPE tables), peak RSS of `takumi generate` with a 375-token prompt 141 MB
+ * (KV cache 46 KB/token, grown by doubling). One thread: prefill ~200 tok/s (43-token
+ * prompt, 0.21 s CPU), decode 21.6 ms CPU/token exact (~46 tok/s), 15.2 ms/token with
+ * int8 activations (~66 tok/s). Two threads under that load: see the issue report. */
 #include "model/llama.h"
 #include "backend/cpu/matmul.h"
 #include "core/core.h"

@@ -243,7 +243,19 @@ int cmd_chat(int argc, char **argv) {
         if (n + 2 > cap) msgs = realloc(msgs, sizeof *msgs * (cap = cap ? cap * 2 : 8));
         msgs[n++] = (tk_chat_msg){TK_ROLE_USER, strdup(line)};
         tk_chat_tokens ct = {0};
-        tk_status st = tk_chat_render(tok, fam, msgs, n, true, &ct);
+        tk_status st;
+        /* keep room for the answer: forget the oldest exchanges while the prompt is too long */
+        int64_t room = o.gp.max_tokens > 0 ? o.gp.max_tokens : 256;
+        for (;;) {
+            tk_chat_tokens_free(&ct);
+            if ((st = tk_chat_render(tok, fam, msgs, n, true, &ct))) break;
+            if ((int64_t)ct.ids.len + room <= tk_session_n_ctx(s) || n - n_fixed < 3) break;
+            free((char *)msgs[n_fixed].content);
+            free((char *)msgs[n_fixed + 1].content);
+            memmove(msgs + n_fixed, msgs + n_fixed + 2, sizeof *msgs * (n - n_fixed - 2));
+            n -= 2;
+            if (o.verbose) fprintf(stderr, "[context: forgot the oldest exchange]\n");
+        }
         if (st) { rc = cli_fail(st, "chat template %s", tk_chat_family_name(fam)); tk_chat_tokens_free(&ct); break; }
         chat_sink sink = {{0}};
         tk_gen_stats stats;
