@@ -297,7 +297,7 @@ static void merge_example(acc *a, tk_rec_out *o, tk_data_format fmt) {
     r->scripts[o->script < TK_SCRIPT_COUNT ? o->script : TK_SCRIPT_OTHER]++;
 }
 
-static void merge(acc *a, tk_rec_out *o, tk_data_format fmt, bool *stop) {
+static void merge(acc *a, tk_rec_out *o, tk_data_format fmt) {
     tk_data_report *r = a->r;
     switch (o->kind) {
     case TK_RAW_BLANK:
@@ -319,7 +319,6 @@ static void merge(acc *a, tk_rec_out *o, tk_data_format fmt, bool *stop) {
     for (size_t i = 0; i < o->fs.n; i++)
         emit(a, (tk_data_severity)o->fs.v[i].severity, o->line, o->record, o->fs.v[i].category, o->fs.v[i].message);
     if (o->valid) merge_example(a, o, fmt);
-    (void)stop;
 }
 
 /* ---- statistics at the end ------------------------------------------------------ */
@@ -489,6 +488,50 @@ void tk_data_report_free(tk_data_report *r) {
 
 /* ---- the driver -------------------------------------------------------------------- */
 typedef struct batch_item { tk_raw raw; size_t off; } batch_item;
+typedef struct batch_set { batch_item *items; tk_rec_out *outs; tk_buf arena; size_t n; } batch_set;
+typedef struct reader_state {
+    tk_reader *rd;
+    bool done, fatal;
+    char fatal_msg[256];
+    uint64_t fatal_line;
+} reader_state;
+
+/* Reads up to BATCH_RECORDS items (or BATCH_BYTES of text) into b, copying record bytes into its arena. */
+static tk_status read_batch(reader_state *rs, batch_set *b) {
+    b->n = 0;
+    b->arena.len = 0;
+    tk_status st = TK_OK;
+    while (b->n < BATCH_RECORDS && b->arena.len < BATCH_BYTES) {
+        tk_raw raw;
+        bool has;
+        if ((st = tk_reader_next(rs->rd, &raw, &has))) return st;
+        if (!has) { rs->done = true; break; }
+        if (raw.kind == TK_RAW_FATAL) {
+            rs->fatal = rs->done = true;
+            snprintf(rs->fatal_msg, sizeof rs->fatal_msg, "%s", raw.msg);
+            rs->fatal_line = raw.line;
+            break;
+        }
+        batch_item *it = &b->items[b->n];
+        it->raw = raw;
+        it->off = b->arena.len;
+        if (raw.kind == TK_RAW_RECORD && (st = tk_buf_append(&b->arena, raw.data, raw.len + 1))) return st;
+        b->n++;
+    }
+    for (size_t i = 0; i < b->n; i++) if (b->items[i].raw.kind == TK_RAW_RECORD) b->items[i].raw.data = b->arena.data + b->items[i].off;
+    return TK_OK;
+}
+
+/* Merges an analysed batch in line order and clears its outputs. */
+static void merge_batch(acc *a, batch_set *b, tk_data_format fmt) {
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->items[i].raw.first_crlf)
+            emit(a, TK_DATA_WARNING, b->items[i].raw.line, b->items[i].raw.record, "crlf",
+                 "Windows (CRLF) line ends from here on (accepted; the CR is ignored)");
+        merge(a, &b->outs[i], fmt);
+        tk_rec_out_clear(&b->outs[i]);
+    }
+}
 
 static tk_status run_check(const char *path, const void *buf, size_t len, const char *name, const tk_data_check_params *params,
                            tk_data_report **out) {
@@ -539,68 +582,64 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
         emit(&a, TK_DATA_ERROR, 0, 0, "unknown_format", "no record matches a known format (chat, prompt_completion, alpaca, sharegpt, "
                                                          "preference, classification, text); use --format");
 
-    batch_item *items = tk_malloc(BATCH_RECORDS * sizeof *items);
-    tk_rec_out *outs = tk_calloc(BATCH_RECORDS, sizeof *outs);
-    tk_buf arena = {0};
-    if (!items || !outs) st = TK_ERR_NOMEM;
-    bool done = false, fatal = false;
-    char fatal_msg[256] = "";
-    uint64_t fatal_line = 0, fatal_record = 0;
-    bool crlf = false;
-    uint64_t crlf_line = 0;
-    while (!st && !done) {
-        size_t n = 0;
-        arena.len = 0;
-        while (n < BATCH_RECORDS && arena.len < BATCH_BYTES) {
-            tk_raw raw;
-            bool has;
-            if ((st = tk_reader_next(rd, &raw, &has))) break;
-            if (!has) { done = true; break; }
-            if (raw.first_crlf) { crlf = true; crlf_line = raw.line; }
-            if (raw.kind == TK_RAW_FATAL) {
-                fatal = true; done = true;
-                snprintf(fatal_msg, sizeof fatal_msg, "%s", raw.msg);
-                fatal_line = raw.line; fatal_record = raw.record;
-                break;
-            }
-            items[n].raw = raw;
-            items[n].off = arena.len;
-            if (raw.kind == TK_RAW_RECORD && (st = tk_buf_append(&arena, raw.data, raw.len + 1))) break;
-            n++;
-        }
-        if (st) break;
-        for (size_t i = 0; i < n; i++) if (items[i].raw.kind == TK_RAW_RECORD) items[i].raw.data = arena.data + items[i].off;
-#ifdef TK_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 8) num_threads(nt) if (n > 16 && nt > 1)
-#endif
-        for (size_t i = 0; i < n; i++) {
-            int slot = 0;
-#ifdef TK_HAVE_OPENMP
-            slot = omp_get_thread_num();
-#endif
-            tk_analyze(an, slot, cont, &items[i].raw, &outs[i]);
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (crlf && items[i].raw.line == crlf_line) {
-                emit(&a, TK_DATA_WARNING, crlf_line, items[i].raw.record, "crlf", "Windows (CRLF) line ends from here on (accepted; the CR is ignored)");
-                crlf = false;
-            }
-            bool stop = false;
-            merge(&a, &outs[i], fmt, &stop);
-            tk_rec_out_clear(&outs[i]);
-        }
-        if (a.st) st = a.st;
+    /* Two batch sets: while the threads analyse one, a single thread merges the previous one
+     * (findings go out in line order) and reads the next into the same set. */
+    batch_set bs[2];
+    memset(bs, 0, sizeof bs);
+    for (int k = 0; k < 2 && !st; k++) {
+        bs[k].items = tk_malloc(BATCH_RECORDS * sizeof *bs[k].items);
+        bs[k].outs = tk_calloc(BATCH_RECORDS, sizeof *bs[k].outs);
+        if (!bs[k].items || !bs[k].outs) st = TK_ERR_NOMEM;
     }
-    if (!st && crlf) emit(&a, TK_DATA_WARNING, crlf_line, 0, "crlf", "Windows (CRLF) line ends from here on (accepted; the CR is ignored)");
-    if (!st && fatal) emit(&a, TK_DATA_ERROR, fatal_line, fatal_record, "json_syntax", fatal_msg);
+    reader_state rs = {.rd = rd};
+    if (!st) st = read_batch(&rs, &bs[0]);
+    int cur = 0;
+    bool have_prev = false;
+    while (!st && (bs[cur].n > 0 || have_prev)) {
+        batch_set *A = &bs[cur], *P = &bs[cur ^ 1];
+        tk_status side = TK_OK;
+        size_t n = A->n;
+#ifdef TK_HAVE_OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+        {
+#ifdef TK_HAVE_OPENMP
+#pragma omp single nowait
+#endif
+            {
+                if (have_prev) merge_batch(&a, P, fmt);
+                P->n = 0;
+                if (!a.st && !rs.done) side = read_batch(&rs, P);
+            }
+#ifdef TK_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 8)
+#endif
+            for (size_t i = 0; i < n; i++) {
+                int slot = 0;
+#ifdef TK_HAVE_OPENMP
+                slot = omp_get_thread_num();
+#endif
+                tk_analyze(an, slot, cont, &A->items[i].raw, &A->outs[i]);
+            }
+        }
+        if (side) st = side;
+        if (a.st) st = a.st;
+        have_prev = n > 0;
+        cur ^= 1;
+        if (!have_prev && bs[cur].n == 0) break;
+    }
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < BATCH_RECORDS && bs[k].outs; i++) tk_rec_out_clear(&bs[k].outs[i]);
+        free(bs[k].items);
+        free(bs[k].outs);
+        tk_buf_free(&bs[k].arena);
+    }
+    if (!st && rs.fatal) emit(&a, TK_DATA_ERROR, rs.fatal_line, 0, "json_syntax", rs.fatal_msg);
     r->n_lines = tk_reader_lines(rd);
     r->bytes = tk_reader_bytes(rd);
-    if (!st && r->n_records == 0 && !fatal)
+    if (!st && r->n_records == 0 && !rs.fatal)
         emit(&a, TK_DATA_ERROR, 0, 0, "empty_file", "the file holds no records");
     if (!st) st = finish(&a);
-    free(items);
-    free(outs);
-    tk_buf_free(&arena);
     tk_analyzer_free(an);
     acc_free(&a);
     tk_reader_close(rd);
