@@ -11,11 +11,16 @@
  *     original context 64: the four frequencies of head_dim 8 fall in all three regimes)
  *     or linear scaling (factor 2) reproduce HF transformers' logits
  *     (tools/make_stories_rope_reference.py -> tests/fixtures/model/stories_rope_ref.json)
- *     to 1e-4, and differ clearly from the unscaled model. */
+ *     to 1e-4, and differ clearly from the unscaled model;
+ *   - a Llama GGUF (Meta q/k rows from the llama2.c checkpoint) carrying the same Llama-3
+ *     scaling as llama.cpp's converter writes it (rope_freqs.weight divisors) reproduces
+ *     the same transformers logits; another theta puts two frequencies in the smoothed
+ *     band, and the recovered low/high factors equal the ones the divisors came from. */
 #include "test.h"
 #include "cJSON.h"
 #include "core/core.h"
 #include "io/hfconfig.h"
+#include "io/llama2c.h"
 #include <sys/stat.h>
 #include <limits.h>
 
@@ -119,6 +124,49 @@ static tk_status add_bias(void *ctx, int32_t layer, tk_linear_id which, const fl
     return TK_OK;
 }
 
+/* llama.cpp convert_hf_to_gguf's Llama-3 divisors (float64, stored f32). */
+static void llama3_divisors(float *out, int half, double theta, double factor, double lo, double hi, double orig) {
+    for (int i = 0; i < half; i++) {
+        double freq = 1.0 / pow(theta, 2.0 * i / (2.0 * half)), wavelen = 2 * M_PI / freq;
+        if (wavelen < orig / hi) out[i] = 1;
+        else if (wavelen > orig / lo) out[i] = (float)factor;
+        else {
+            double smooth = (orig / wavelen - lo) / (hi - lo);
+            out[i] = (float)(1 / ((1 - smooth) / factor + smooth));
+        }
+    }
+}
+
+/* A Llama GGUF from the llama2.c checkpoint (GGUF names, Meta rows) with rope_freqs. */
+static const char *write_llama_gguf(const char *name, float theta, const float *freqs) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s.gguf", g_dir, name);
+    tk_llama2c *l = NULL;
+    CHECK_OK(tk_llama2c_open(tk_test_shared("models/stories260K/llama2c/stories260K.bin"), &l));
+    if (!l) return path;
+    tk_gguf_writer *w = tk_gguf_writer_new();
+    CHECK_OK(tk_gguf_set_str(w, "general.architecture", "llama"));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.embedding_length", 64));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.block_count", 5));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.attention.head_count", 8));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.attention.head_count_kv", 4));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.feed_forward_length", 172));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.context_length", 512));
+    CHECK_OK(tk_gguf_set_u32(w, "llama.vocab_size", 512));
+    CHECK_OK(tk_gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f));
+    CHECK_OK(tk_gguf_set_f32(w, "llama.rope.freq_base", theta));
+    for (int64_t i = 0; i < tk_llama2c_n_tensors(l); i++) {
+        const tk_tensor_ref *t = tk_llama2c_tensor(l, i);
+        CHECK_OK(tk_gguf_add_tensor(w, t->name, t->dtype, t->n_dims, t->ne, t->data));
+    }
+    int64_t four = 4;
+    if (freqs) CHECK_OK(tk_gguf_add_tensor(w, "rope_freqs.weight", TK_F32, 1, &four, freqs));
+    CHECK_OK(tk_gguf_write(w, path));
+    tk_gguf_writer_free(w);
+    tk_llama2c_close(l);
+    return path;
+}
+
 /* HF folder = shared config.json + rope_scaling, and a link to the shared weights. */
 static void rope_cases(void) {
     char *txt = NULL, *cfgtxt = NULL, path[600];
@@ -167,6 +215,28 @@ static void rope_cases(void) {
         printf("HF folder, %s RoPE scaling vs transformers: max|logit err| %.3g (vs unscaled: %.3g)\n", name, e, d);
         CHECK(e <= 1e-4, "%s scaling differs from transformers by %g", name, e);
         CHECK(d > 0.1, "%s scaling barely changes the logits (%g): the test would not see a bug", name, d);
+        free(lg);
+        tk_model_free(m);
+        if (want != TK_ROPE_SCALING_LLAMA3) continue;
+        /* the same scaling as a llama.cpp GGUF carries it */
+        cJSON *rs = cJSON_GetObjectItem(c, "rope_scaling");
+        float fr[4];
+        llama3_divisors(fr, 4, 10000.0, cJSON_GetObjectItem(rs, "factor")->valuedouble,
+                        cJSON_GetObjectItem(rs, "low_freq_factor")->valuedouble,
+                        cJSON_GetObjectItem(rs, "high_freq_factor")->valuedouble,
+                        cJSON_GetObjectItem(rs, "original_max_position_embeddings")->valuedouble);
+        m = load(write_llama_gguf("llama3_freqs", 10000.0f, fr));
+        if (!m) continue;
+        CHECK(tk_model_get_config(m)->rope_scaling == TK_ROPE_SCALING_LLAMA3, "rope_freqs not turned into llama3 scaling");
+        lg = logits_of(m);
+        e = 0;
+        for (int k = 0; k < cJSON_GetArraySize(pos); k++) {
+            int p = cJSON_GetArrayItem(pos, k)->valueint;
+            cJSON *row = cJSON_GetArrayItem(rows, k);
+            for (int v = 0; v < NV; v++) e = fmax(e, fabs(lg[p * NV + v] - cJSON_GetArrayItem(row, v)->valuedouble));
+        }
+        printf("Llama GGUF with rope_freqs.weight (llama3) vs transformers: max|logit err| %.3g\n", e);
+        CHECK(e <= 1e-4, "GGUF rope_freqs differs from transformers by %g", e);
         free(lg);
         tk_model_free(m);
     }
@@ -249,6 +319,35 @@ int main(void) {
     }
     tk_model_free(ml);
     rope_cases();
+    /* theta 100: wavelengths 6.3, 19.9, 62.8, 199 -> with original context 200 two fall in
+     * the smoothed band [50, 200] */
+    {
+        float fr[4];
+        llama3_divisors(fr, 4, 100.0, 8.0, 1.0, 4.0, 200.0);
+        CHECK(fr[0] == 1 && fr[1] == 1 && fr[2] > 1 && fr[2] < 8 && fr[3] > 1 && fr[3] < 8, "setup: divisors %g %g %g %g", fr[0], fr[1], fr[2], fr[3]);
+        tk_model *m2 = load(write_llama_gguf("llama3_fit", 100.0f, fr));
+        if (m2) {
+            const tk_model_config *c = tk_model_get_config(m2);
+            /* four frequencies cannot pin down factor, low, high and the original context
+             * (only their ratios matter, and the largest divisor here is a smoothed one):
+             * the contract is that the recovered parameters give the same divisors */
+            float back[4];
+            llama3_divisors(back, 4, 100.0, c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_seq);
+            double e = 0;
+            for (int i = 0; i < 4; i++) e = fmax(e, fabs(back[i] - fr[i]) / fr[i]);
+            printf("recovered llama3 rope (factor %g, low %g, high %g, original %d) reproduces the divisors to %.2g\n",
+                   c->rope_factor, c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_orig_max_seq, e);
+            CHECK(c->rope_scaling == TK_ROPE_SCALING_LLAMA3 && e <= 1e-5, "recovered parameters give other divisors (%g)", e);
+        }
+        tk_model_free(m2);
+        /* divisors that follow no Llama-3 curve are refused */
+        float bad[4] = {1.0f, 3.0f, 2.0f, 8.0f};
+        tk_model_params mp = tk_model_default_params();
+        mp.tokenizer = TK_TOKENIZER_NONE;
+        tk_model *m3 = NULL;
+        tk_status st = tk_model_load(write_llama_gguf("llama3_bad", 100.0f, bad), &mp, &m3);
+        CHECK(st == TK_ERR_UNSUPPORTED && !m3 && strstr(tk_last_error(), "rope_freqs"), "bad divisors: %s", tk_last_error());
+    }
     for (int l = 0; l < 5; l++) { free(zb[l]); free(rb[l]); }
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

@@ -2,10 +2,12 @@
  * the weight map (views into the mapped file; quantized weights stay quantized).
  * Rope convention: llama.cpp's Llama converter permutes q/k rows into Meta's layout,
  * so arch "llama" (Llama 2/3, Mistral, TinyLlama, SmolLM2) rotates interleaved pairs;
- * "qwen2" is stored in HF order and rotates halves (llama.cpp's NEOX mode). */
+ * "qwen2" is stored in HF order and rotates halves (llama.cpp's NEOX mode). Llama-3.1
+ * RoPE scaling arrives as a rope_freqs.weight tensor and is turned back into parameters. */
 #include "model/llama.h"
 #include "core/core.h"
 #include <stdio.h>
+#include <math.h>
 
 static const tk_tensor_ref *gguf_find(void *ctx, const char *name, char *fname, size_t n) {
     (void)fname; (void)n; /* same names */
@@ -39,6 +41,96 @@ static tk_status get_float(const tk_gguf *g, const char *arch, const char *key, 
         v = def;
     }
     *out = (float)v;
+    return TK_OK;
+}
+
+/* Llama-3.1-style RoPE scaling in a GGUF: llama.cpp's converter stores per-frequency
+ * divisors f_i (rope_freqs.weight, D/2 values) computed from (factor, low_freq_factor,
+ * high_freq_factor, original context) instead of the parameters. The parameters are
+ * recovered here: factor = max f_i; the smoothed frequencies (1 < f_i < factor) satisfy
+ * s_i = (1/f_i - 1/factor) / (1 - 1/factor) = (orig/wavelen_i - low) / (high - low), a
+ * line in orig/wavelen_i whose fit gives low and high (only low/orig and high/orig matter,
+ * so orig is taken from the metadata or 8192). With fewer than two smoothed frequencies
+ * any low/high that classify the model's own frequencies the same way are equivalent,
+ * and one between the groups is chosen (likewise max f_i understates the factor when no
+ * frequency reaches it). The result is verified against every f_i — the divisors are all
+ * RoPE uses, so parameters that reproduce them are equivalent. */
+static double llama3_divisor(double inv, double factor, double lo, double hi, double orig) {
+    double wavelen = 2.0 * M_PI / inv;
+    if (wavelen < orig / hi) return 1.0;
+    if (wavelen > orig / lo) return factor;
+    double s = (orig / wavelen - lo) / (hi - lo);
+    return 1.0 / ((1.0 - s) / factor + s);
+}
+
+static tk_status llama3_from_rope_freqs(const tk_gguf *g, const char *arch, const tk_tensor_ref *rf, tk_model_config *cfg) {
+    const char *path = tk_gguf_path(g);
+    int64_t half = cfg->head_dim / 2;
+    if (cfg->head_dim <= 0 || rf->ne[0] != half || tk_tensor_nelems(rf) != half || (rf->dtype != TK_F32 && rf->dtype != TK_F16))
+        return tk_fail(TK_ERR_FORMAT, "%s: rope_freqs.weight must hold head_dim/2 = %lld f32 values", path, (long long)half);
+    if (cfg->rope_scaling != TK_ROPE_SCALING_NONE)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: rope_freqs.weight together with rope.scaling.type is not supported", path);
+    double f[4096], u[4096], F = 1.0, orig = 8192;
+    float tmp[4096];
+    if (half > 4096) return tk_fail(TK_ERR_UNSUPPORTED, "%s: head_dim %d too large for rope_freqs", path, cfg->head_dim);
+    tk_status st = tk_dequantize(rf->dtype, rf->data, tmp, half);
+    if (st) return st;
+    float o;
+    if (!get_float(g, arch, "rope.scaling.original_context_length", 0, false, &o) && o > 0) orig = o;
+    for (int64_t i = 0; i < half; i++) {
+        f[i] = tmp[i];
+        if (!(f[i] >= 1.0 - 1e-6 && f[i] < 1e6)) return tk_fail(TK_ERR_FORMAT, "%s: rope_freqs.weight[%lld] = %g is not a divisor >= 1", path, (long long)i, f[i]);
+        double inv = pow((double)cfg->rope_theta, -2.0 * (double)i / (double)cfg->head_dim);
+        u[i] = orig / (2.0 * M_PI / inv); /* orig / wavelen */
+        if (f[i] > F) F = f[i];
+    }
+    if (F <= 1.0 + 1e-6) return TK_OK; /* all ones: no scaling */
+    /* classify: 1 (u above high), F (u below low), smoothed in between */
+    double max_f = -1, min_1 = INFINITY, su = 0, ss = 0, suu = 0, sus = 0;
+    int ns = 0;
+    for (int64_t i = 0; i < half; i++) {
+        if (f[i] <= 1.0 + 1e-5) min_1 = fmin(min_1, u[i]);
+        else if (f[i] >= F * (1 - 1e-5)) max_f = fmax(max_f, u[i]);
+        else {
+            double s = (1.0 / f[i] - 1.0 / F) / (1.0 - 1.0 / F);
+            su += u[i]; ss += s; suu += u[i] * u[i]; sus += u[i] * s; ns++;
+        }
+    }
+    double lo, hi;
+    if (ns >= 2) {
+        double a = (ns * sus - su * ss) / (ns * suu - su * su), b = (ss - a * su) / ns;
+        if (!(a > 0)) return tk_fail(TK_ERR_UNSUPPORTED, "%s: rope_freqs.weight does not follow Llama-3 scaling", path);
+        lo = -b / a;
+        hi = lo + 1.0 / a;
+    } else {
+        /* the gap between the two groups (either may be empty) */
+        double a = max_f >= 0 ? max_f : 0, b = isfinite(min_1) ? min_1 : a * 4 + 1;
+        if (ns == 1) {
+            double u1 = su, s1 = ss, w = INFINITY;
+            if (s1 > 0) w = fmin(w, (u1 - a) / s1);
+            if (s1 < 1) w = fmin(w, (b - u1) / (1 - s1));
+            w *= 0.5;
+            lo = u1 - s1 * w;
+            hi = u1 + (1 - s1) * w;
+        } else {
+            lo = a + (b - a) / 3;
+            hi = a + 2 * (b - a) / 3;
+        }
+    }
+    if (!(lo > 0 && hi > lo))
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: rope_freqs.weight does not follow Llama-3 scaling", path);
+    for (int64_t i = 0; i < half; i++) {
+        double inv = pow((double)cfg->rope_theta, -2.0 * (double)i / (double)cfg->head_dim);
+        double d = llama3_divisor(inv, F, lo, hi, orig);
+        if (fabs(d - f[i]) > 1e-4 * f[i])
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: rope_freqs.weight[%lld] = %g does not follow Llama-3 scaling (fit gives %g)",
+                           path, (long long)i, f[i], d);
+    }
+    cfg->rope_scaling = TK_ROPE_SCALING_LLAMA3;
+    cfg->rope_factor = (float)F;
+    cfg->rope_low_freq_factor = (float)lo;
+    cfg->rope_high_freq_factor = (float)hi;
+    cfg->rope_orig_max_seq = (int32_t)orig;
     return TK_OK;
 }
 
@@ -105,9 +197,8 @@ static tk_status gguf_config(const tk_gguf *g, tk_model_config *cfg) {
         if ((st = get_float(g, arch, "rope.scale_linear", 0.0, false, &f))) return st;
         if (f > 0 && f != 1.0f) { cfg->rope_scaling = TK_ROPE_SCALING_LINEAR; cfg->rope_factor = f; }
     }
-    if (tk_gguf_find_tensor(g, "rope_freqs.weight"))
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: per-frequency rope factors (rope_freqs.weight, Llama 3.1 scaling in GGUF) "
-                       "are not supported yet; use the HF folder of this model", path);
+    const tk_tensor_ref *rf = tk_gguf_find_tensor(g, "rope_freqs.weight");
+    if (rf && (st = llama3_from_rope_freqs(g, arch, rf, cfg))) return st;
     cfg->rope_interleaved = llama ? 1 : 0;
     cfg->qkv_bias = qwen2;
     return TK_OK;
