@@ -247,6 +247,56 @@ static void rope_cases(void) {
     free(cfgtxt);
 }
 
+/* The HF weights split over two shards with an index. */
+static void sharded(void) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/hf_sharded", g_dir);
+    mkdir(dir, 0755);
+    tk_safetensors *st = NULL;
+    CHECK_OK(tk_st_open(tk_test_shared("models/stories260K/hf"), &st));
+    if (!st) return;
+    tk_st_writer *w[2] = {tk_st_writer_new(), tk_st_writer_new()};
+    cJSON *idx = cJSON_CreateObject(), *map = cJSON_AddObjectToObject(idx, "weight_map");
+    cJSON_AddObjectToObject(idx, "metadata");
+    for (int64_t i = 0; i < tk_st_n_tensors(st); i++) {
+        const tk_tensor_ref *t = tk_st_tensor(st, i);
+        int k = strstr(t->name, "layers.3") || strstr(t->name, "layers.4") || strstr(t->name, "norm.weight") ? 1 : 0;
+        CHECK_OK(tk_st_add(w[k], t->name, t->dtype, t->n_dims, t->ne, t->data));
+        cJSON_AddStringToObject(map, t->name, k ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors");
+    }
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/model-0000%d-of-00002.safetensors", dir, k + 1);
+        CHECK_OK(tk_st_write(w[k], path));
+        tk_st_writer_free(w[k]);
+    }
+    char *js = cJSON_Print(idx);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    FILE *f = fopen(path, "w");
+    if (f) { fputs(js, f); fclose(f); }
+    free(js);
+    cJSON_Delete(idx);
+    tk_st_close(st);
+    char *cfg = NULL;
+    snprintf(path, sizeof path, "%s/config.json", tk_test_shared("models/stories260K/hf"));
+    CHECK_OK(tk_read_file(path, &cfg, NULL));
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    f = fopen(path, "w");
+    if (f && cfg) { fputs(cfg, f); fclose(f); }
+    free(cfg);
+    tk_model *a = load(tk_test_shared("models/stories260K/hf")), *b = load(dir);
+    if (a && b) {
+        float *la = logits_of(a), *lb = logits_of(b);
+        double e = 0;
+        for (int i = 0; i < 65 * NV; i++) e = fmax(e, fabs(la[i] - lb[i]));
+        printf("sharded HF folder vs single file: max|logit diff| %g\n", e);
+        CHECK(e == 0, "sharded folder differs by %g", e);
+        free(la);
+        free(lb);
+    }
+    tk_model_free(a);
+    tk_model_free(b);
+}
+
 int main(void) {
     if (tk_test_require(tk_test_shared("models/stories260K/hf"), "models/stories260K")) return tk_test_done("test_model_arch");
     if (load_golden()) { CHECK(0, "golden unreadable"); return tk_test_done("test_model_arch"); }
@@ -319,6 +369,7 @@ int main(void) {
     }
     tk_model_free(ml);
     rope_cases();
+    sharded();
     /* theta 100: wavelengths 6.3, 19.9, 62.8, 199 -> with original context 200 two fall in
      * the smoothed band [50, 200] */
     {
