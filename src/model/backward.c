@@ -96,8 +96,8 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
     const int64_t QD = H * D, KD = KH * D;
     if (T > ws->max_T || B > a->max_rows || Tc > a->max_cols)
         return tk_fail(TK_ERR_ARG, "backward: batch %lld x %lld exceeds the workspace", (long long)B, (long long)Tc);
-    if (!a->keep && !(rc && rc->layer))
-        return tk_fail(TK_ERR_ARG, "backward: the forward kept no activations (TK_FWD_KEEP_ACTS) and nothing recomputes them");
+    if ((!a->keep || (a->s_c == 0 && L > 1)) && !(rc && rc->layer))
+        return tk_fail(TK_ERR_ARG, "backward: the forward kept no per-layer activations (TK_FWD_KEEP_ACTS) and nothing recomputes them");
     int64_t stop = g->stop_layer < 0 ? 0 : g->stop_layer > L ? L : g->stop_layer;
     bool embd = g->tok_embd && stop == 0;
 
@@ -125,8 +125,8 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
         static const tk_layer_grads none;
         if (!gl) gl = &none;
         bool below = l > stop || embd; /* does anything below this layer need its input gradient? */
-        const float *xin = TK_ACT(a, x, l, s_x), *xmid = TK_ACT(a, xmid, l, s_x);
-        const float *xn1 = TK_ACT(a, xn1, l, s_x), *xn2 = TK_ACT(a, xn2, l, s_x);
+        const float *xin = TK_ACT(a, x, l, s_x), *xmid = TK_ACT(a, xmid, l, s_c);
+        const float *xn1 = TK_ACT(a, xn1, l, s_c), *xn2 = TK_ACT(a, xn2, l, s_c);
         const float *q = TK_ACT(a, q, l, s_h), *k = TK_ACT(a, k, l, s_kv), *v = TK_ACT(a, v, l, s_kv);
         const float *attn = TK_ACT(a, attn, l, s_h);
         const float *gate = TK_ACT(a, gate, l, s_f), *up = TK_ACT(a, up, l, s_f), *ffh = TK_ACT(a, ffh, l, s_f);

@@ -38,12 +38,14 @@ static bool add_sz(size_t *total, size_t a, size_t b) {
 
 tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols, int flags) {
     memset(a, 0, sizeof *a);
-    bool keep = (flags & TK_FWD_KEEP_ACTS) != 0, keep_att = keep && (flags & TK_FWD_KEEP_ATT_PROBS);
+    /* recompute: only the layer inputs x are kept per layer; one slot of everything else */
+    bool recompute = (flags & TK_ACTS_RECOMPUTE) != 0;
+    bool keep = (flags & TK_FWD_KEEP_ACTS) != 0 || recompute, keep_att = keep && !recompute && (flags & TK_FWD_KEEP_ATT_PROBS);
     if (rows <= 0 || cols <= 0 || (int64_t)rows * cols > (1 << 28))
         return tk_fail(TK_ERR_ARG, "forward workspace: %d x %d tokens is not a usable shape", rows, cols);
     const tk_model_config *c = &m->cfg;
     size_t T = (size_t)rows * (size_t)cols, C = c->dim, QD = (size_t)c->n_heads * c->head_dim,
-           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, L = c->n_layers, nl = keep ? L : 1;
+           KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, L = c->n_layers, nl = keep && !recompute ? L : 1;
     a->max_rows = rows;
     a->max_cols = cols;
     a->max_T = (int64_t)T;
@@ -81,10 +83,11 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
     a->pos = tk_malloc(T * sizeof(int32_t));
     a->seg = tk_malloc(T * sizeof(int32_t));
     a->s_x = (int64_t)(T * C);
-    a->s_h = (int64_t)(T * QD);
-    a->s_kv = (int64_t)(T * KD);
-    a->s_f = (int64_t)(T * F);
-    a->s_t = (int64_t)T;
+    a->s_c = nl > 1 ? (int64_t)(T * C) : 0; /* stride 0: every layer uses the one slot */
+    a->s_h = nl > 1 ? (int64_t)(T * QD) : 0;
+    a->s_kv = nl > 1 ? (int64_t)(T * KD) : 0;
+    a->s_f = nl > 1 ? (int64_t)(T * F) : 0;
+    a->s_t = nl > 1 ? (int64_t)T : 0;
     a->s_att = (int64_t)s_att;
     a->base = base;
     a->bytes = bytes;
@@ -121,48 +124,21 @@ static void add_rows(float *out, const float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
-tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
-                           const int64_t *out_idx, int64_t n_out, float *logits) {
+/* Layers [l0, l1) of the forward: x[l0] -> x[l1] (a->x slots), with positions pos and
+ * segments seg (NULL = one per row) already set up by tk_llama_forward. */
+static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv, const int32_t *pos,
+                            const int32_t *seg, int32_t l0, int32_t l1) {
     const tk_model_config *c = &m->cfg;
     const tk_weights *w = &m->w;
-    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0)
-        return tk_fail(TK_ERR_ARG, "forward: empty batch");
-    if (b->n_rows > a->max_rows || b->n_cols > a->max_cols)
-        return tk_fail(TK_ERR_ARG, "forward: batch %d x %d exceeds the workspace %d x %d",
-                       b->n_rows, b->n_cols, a->max_rows, a->max_cols);
     const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc;
     const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
     const int64_t QD = H * D, KD = KH * D;
-    if (kv) {
-        if (B != 1) return tk_fail(TK_ERR_ARG, "forward: a KV cache holds one sequence (batch has %lld rows)", (long long)B);
-        if (kv->n + T > kv->cap) return tk_fail(TK_ERR_RANGE, "forward: KV cache full (%d + %lld > %d)", kv->n, (long long)T, kv->cap);
-        if (b->seg) return tk_fail(TK_ERR_ARG, "forward: segments are not supported with a KV cache");
-    }
-    if (n_out < 0 || (n_out > 0 && !logits) || (!out_idx && n_out != 0 && n_out != T))
-        return tk_fail(TK_ERR_ARG, "forward: bad logits request (%lld rows)", (long long)n_out);
-    if (out_idx)
-        for (int64_t i = 0; i < n_out; i++)
-            if (out_idx[i] < 0 || out_idx[i] >= T) return tk_fail(TK_ERR_ARG, "forward: logits row %lld outside [0, %lld)", (long long)out_idx[i], (long long)T);
-    if (n_out > T && out_idx) return tk_fail(TK_ERR_ARG, "forward: more logits rows than tokens");
-
-    /* positions and segments */
-    int32_t *pos = a->pos;
-    for (int64_t t = 0; t < T; t++)
-        pos[t] = b->pos ? b->pos[t] : (int32_t)((kv ? kv->n : 0) + t % Tc);
-    const int32_t *seg = NULL;
-    if (b->seg) { memcpy(a->seg, b->seg, (size_t)T * sizeof(int32_t)); seg = a->seg; }
-    if (kv) {
-        memcpy(kv->pos + kv->n, pos, (size_t)T * sizeof(int32_t));
-        memcpy(kv->tokens + kv->n, b->ids, (size_t)T * sizeof(int32_t));
-    }
-
-    tk_status st = tk_embedding_forward(a->x, b->ids, T, &w->tok_embd);
-    if (st) return st;
+    tk_status st;
     const float scale = 1.0f / sqrtf((float)D);
-    for (int32_t l = 0; l < c->n_layers; l++) {
+    for (int32_t l = l0; l < l1; l++) {
         const tk_layer_weights *y = &w->layers[l];
         float *xin = TK_ACT(a, x, l, s_x), *xout = TK_ACT(a, x, l + 1, s_x);
-        float *xmid = TK_ACT(a, xmid, l, s_x), *xn1 = TK_ACT(a, xn1, l, s_x), *xn2 = TK_ACT(a, xn2, l, s_x);
+        float *xmid = TK_ACT(a, xmid, l, s_c), *xn1 = TK_ACT(a, xn1, l, s_c), *xn2 = TK_ACT(a, xn2, l, s_c);
         float *q = TK_ACT(a, q, l, s_h), *k = TK_ACT(a, k, l, s_kv), *v = TK_ACT(a, v, l, s_kv);
         float *attn = TK_ACT(a, attn, l, s_h);
         float *gate = TK_ACT(a, gate, l, s_f), *up = TK_ACT(a, up, l, s_f), *ffh = TK_ACT(a, ffh, l, s_f);
@@ -206,6 +182,45 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
         if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
         add_rows(xout, xmid, a->tmp, T * C);
     }
+    return TK_OK;
+}
+
+tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
+                           const int64_t *out_idx, int64_t n_out, float *logits) {
+    const tk_model_config *c = &m->cfg;
+    const tk_weights *w = &m->w;
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0)
+        return tk_fail(TK_ERR_ARG, "forward: empty batch");
+    if (b->n_rows > a->max_rows || b->n_cols > a->max_cols)
+        return tk_fail(TK_ERR_ARG, "forward: batch %d x %d exceeds the workspace %d x %d",
+                       b->n_rows, b->n_cols, a->max_rows, a->max_cols);
+    const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, C = c->dim;
+    if (kv) {
+        if (B != 1) return tk_fail(TK_ERR_ARG, "forward: a KV cache holds one sequence (batch has %lld rows)", (long long)B);
+        if (kv->n + T > kv->cap) return tk_fail(TK_ERR_RANGE, "forward: KV cache full (%d + %lld > %d)", kv->n, (long long)T, kv->cap);
+        if (b->seg) return tk_fail(TK_ERR_ARG, "forward: segments are not supported with a KV cache");
+    }
+    if (n_out < 0 || (n_out > 0 && !logits) || (!out_idx && n_out != 0 && n_out != T))
+        return tk_fail(TK_ERR_ARG, "forward: bad logits request (%lld rows)", (long long)n_out);
+    if (out_idx)
+        for (int64_t i = 0; i < n_out; i++)
+            if (out_idx[i] < 0 || out_idx[i] >= T) return tk_fail(TK_ERR_ARG, "forward: logits row %lld outside [0, %lld)", (long long)out_idx[i], (long long)T);
+    if (n_out > T && out_idx) return tk_fail(TK_ERR_ARG, "forward: more logits rows than tokens");
+
+    /* positions and segments */
+    int32_t *pos = a->pos;
+    for (int64_t t = 0; t < T; t++)
+        pos[t] = b->pos ? b->pos[t] : (int32_t)((kv ? kv->n : 0) + t % Tc);
+    const int32_t *seg = NULL;
+    if (b->seg) { memcpy(a->seg, b->seg, (size_t)T * sizeof(int32_t)); seg = a->seg; }
+    if (kv) {
+        memcpy(kv->pos + kv->n, pos, (size_t)T * sizeof(int32_t));
+        memcpy(kv->tokens + kv->n, b->ids, (size_t)T * sizeof(int32_t));
+    }
+
+    tk_status st = tk_embedding_forward(a->x, b->ids, T, &w->tok_embd);
+    if (st) return st;
+    if ((st = run_layers(m, a, b, kv, pos, seg, 0, c->n_layers))) return st;
     float *xL = TK_ACT(a, x, c->n_layers, s_x);
     tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);
     if (kv) kv->n += (int32_t)T;
@@ -213,6 +228,14 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
     if (!out_idx) return tk_matmul_ex(logits, a->hn, &w->output, T, false, a->mm_flags);
     for (int64_t i = 0; i < n_out; i++) memcpy(a->gather + i * C, a->hn + out_idx[i] * C, (size_t)C * sizeof(float));
     return tk_matmul_ex(logits, a->gather, &w->output, n_out, false, a->mm_flags);
+}
+
+tk_status tk_llama_forward_layers(tk_model *m, tk_acts *a, const tk_batch *b, int32_t l0, int32_t l1) {
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > a->max_rows || b->n_cols > a->max_cols)
+        return tk_fail(TK_ERR_ARG, "forward layers: bad batch");
+    if (l0 < 0 || l1 > m->cfg.n_layers || l0 >= l1 || !a->keep)
+        return tk_fail(TK_ERR_ARG, "forward layers: [%d, %d) is not a layer range of a kept-input workspace", l0, l1);
+    return run_layers(m, a, b, NULL, a->pos, b->seg ? a->seg : NULL, l0, l1);
 }
 
 /* ---- public forward workspace ---- */

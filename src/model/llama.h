@@ -57,16 +57,20 @@ typedef struct tk_acts {
     float *tmp;     /* [T x C] output of wo / w_down before the residual add */
     float *gather;  /* [T x C] hidden rows gathered for selected logits */
     int32_t *pos, *seg; /* [T] positions / segments used by the last run */
-    /* per-layer strides in floats of the kept buffers: T*C, T*H*D, T*KH*D, T*F, T, B*H*Tc*Tc */
-    int64_t s_x, s_h, s_kv, s_f, s_t, s_att;
+    /* per-layer strides in floats of the kept buffers: T*C (x), T*C (xmid, xn1, xn2), T*H*D, T*KH*D, T*F, T,
+       B*H*Tc*Tc; 0 for buffers with one slot (TK_ACTS_RECOMPUTE keeps only x per layer) */
+    int64_t s_x, s_c, s_h, s_kv, s_f, s_t, s_att;
     float *base;    /* the one allocation every float buffer above is carved from */
     size_t bytes;
 } tk_acts;
 
 #define TK_ACT(a, field, l, stride) ((a)->keep ? (a)->field + (int64_t)(l) * (a)->stride : (a)->field)
 
+/* Activation recomputation layout (training): keep only each layer's input x per layer,
+ * one slot of everything else; a backward re-runs a layer with tk_llama_forward_layers. */
+enum { TK_ACTS_RECOMPUTE = 1 << 8 };
 /* Allocates activations for up to rows x cols tokens; flags: TK_FWD_KEEP_ACTS,
- * TK_FWD_KEEP_ATT_PROBS. Free with tk_acts_free. */
+ * TK_FWD_KEEP_ATT_PROBS, TK_ACTS_RECOMPUTE. Free with tk_acts_free. */
 tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols, int flags);
 void tk_acts_free(tk_acts *a);
 
@@ -94,6 +98,11 @@ void tk_kv_free(tk_kv_cache *kv);
  * tk_forward_run. No allocation happens here. */
 tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
                            const int64_t *out_idx, int64_t n_out, float *logits);
+
+/* Re-runs layers [l0, l1) of the last tk_llama_forward(m, a, b, NULL, ...) (same batch,
+ * no KV cache) from the kept input x[l0], rewriting those layers' activation slots (for
+ * activation recomputation in the backward, src/model/backward.c). */
+tk_status tk_llama_forward_layers(tk_model *m, tk_acts *a, const tk_batch *b, int32_t l0, int32_t l1);
 
 /* Loader helpers (src/model/weights.c). */
 /* Looks up a weight by its llama.cpp GGUF name ("blk.3.attn_q.weight"); writes the name

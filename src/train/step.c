@@ -27,6 +27,8 @@ struct tk_train_ctx {
     tk_weights saved_w;          /* full FT: the original refs, restored at free */
     tk_layer_weights *saved_layers;
     uint64_t counter;
+    const tk_batch *cur;         /* recompute: the batch of the step in progress */
+    int32_t slot_layer;          /* recompute: the layer whose activations the single slots hold */
     tk_train_timing timing;
     float *eval_logits, *eval_h; /* eval chunk buffers [R x V], [R x C] */
     int64_t eval_rows;
@@ -116,6 +118,16 @@ static void restore_full(tk_train_ctx *tc) {
     tc->saved_layers = NULL;
 }
 
+/* Activation recomputation: before layer l's backward, re-run its forward from the kept
+ * input (the top layer's activations are still in the slots after the forward). */
+static tk_status recompute_layer(void *ctx, int32_t l) {
+    tk_train_ctx *tc = ctx;
+    if (tc->slot_layer == l) return TK_OK;
+    tk_status st = tk_llama_forward_layers(tc->m, &tc->a, tc->cur, l, l + 1);
+    tc->slot_layer = st ? -1 : l;
+    return st;
+}
+
 static tk_status lora_bwd(void *ctx, int32_t layer, tk_linear_id which, const float *x, const float *dy, float *dx, int64_t n) {
     return tk_lora_backward_linear(ctx, layer, which, x, dy, dx, n);
 }
@@ -130,13 +142,12 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
         return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
                        c->n_layers, c->n_layers);
     if (p.max_rows <= 0 || p.max_cols <= 0) return tk_fail(TK_ERR_ARG, "train: batch shape %d x %d", p.max_rows, p.max_cols);
-    if (p.recompute) return tk_fail(TK_ERR_UNSUPPORTED, "train: activation recomputation is not implemented yet");
     tk_train_ctx *tc = tk_calloc(1, sizeof *tc);
     if (!tc) return TK_ERR_NOMEM;
     tc->m = m;
     tc->p = p;
     tc->saved_hook = m->hook;
-    int flags = TK_FWD_KEEP_ACTS | (p.keep_att_probs ? TK_FWD_KEEP_ATT_PROBS : 0);
+    int flags = p.recompute ? TK_ACTS_RECOMPUTE : TK_FWD_KEEP_ACTS | (p.keep_att_probs ? TK_FWD_KEEP_ATT_PROBS : 0);
     tk_status st = tk_acts_init(&tc->a, m, p.max_rows, p.max_cols, flags);
     if (!st) {
         tc->a.mm_flags = TK_MATMUL_EXACT; /* smooth in x: gradients and losses independent of the batch shape */
@@ -212,8 +223,12 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
     double t1 = tk_time_s(), head = 0, ls = 0, ws = 0;
     if (!st) {
         tk_adapter_bwd ad = {.linear = lora_bwd, .ctx = tc->lora};
-        st = tk_llama_backward(tc->m, &tc->a, &tc->ws, b, target, weight, grad_scale, &tc->g, tc->lora ? &ad : NULL, NULL,
-                               &ls, &ws, &head);
+        tk_recompute_hook rc = {.layer = recompute_layer, .ctx = tc};
+        tc->cur = b;
+        tc->slot_layer = tc->m->cfg.n_layers - 1;
+        st = tk_llama_backward(tc->m, &tc->a, &tc->ws, b, target, weight, grad_scale, &tc->g, tc->lora ? &ad : NULL,
+                               tc->p.recompute ? &rc : NULL, &ls, &ws, &head);
+        tc->cur = NULL;
     }
     double t2 = tk_time_s();
     if (tc->lora) tk_lora_set_training(tc->lora, false, tc->counter);
