@@ -17,6 +17,7 @@ struct tk_tok_scratch {
     tk_chat_msg *msgs;
     size_t cap;
     int8_t *weights;
+    uint8_t *copied;
 };
 
 tk_tok_scratch *tk_tok_scratch_new(void) { return tk_calloc(1, sizeof(tk_tok_scratch)); }
@@ -26,6 +27,7 @@ void tk_tok_scratch_free(tk_tok_scratch *s) {
     tk_buf_free(&s->text);
     free(s->msgs);
     free(s->weights);
+    free(s->copied);
     free(s);
 }
 
@@ -80,23 +82,31 @@ static tk_status render(const tk_tokenizer *tok, tk_chat_family fam, tk_tok_scra
         int8_t *w = tk_realloc(s->weights, c);
         if (!w) return TK_ERR_NOMEM;
         s->weights = w;
+        uint8_t *cp = tk_realloc(s->copied, c);
+        if (!cp) return TK_ERR_NOMEM;
+        s->copied = cp;
         s->cap = c;
     }
     /* NUL-terminated copies (texts may point into a TSV line). The buffer may move while it grows, so
      * content holds offsets until every text is in, then pointers. */
     s->text.len = 0;
     tk_status st = TK_OK;
+    uint8_t *copied = s->copied;
     for (size_t i = 0; i < n && !st; i++) {
         const tk_ex_msg *m = i < na ? &a[i] : &b[i - na];
+        s->msgs[i].role = role_of(m->role);
+        s->weights[i] = m->weight;
+        /* every message text lies inside an allocation that goes on past it (a cJSON string, the record's
+         * copy, an owned buffer), so text[len] can be read: when it is the NUL already, use it in place */
+        copied[i] = m->text[m->len] != 0;
+        if (!copied[i]) { s->msgs[i].content = m->text; continue; }
         size_t at = s->text.len;
         st = tk_buf_append(&s->text, m->text, m->len);
         if (!st) st = tk_buf_append(&s->text, "", 1);   /* the NUL, counted in len */
-        s->msgs[i].role = role_of(m->role);
         s->msgs[i].content = (const char *)(uintptr_t)at;
-        s->weights[i] = m->weight;
     }
     if (st) return st;
-    for (size_t i = 0; i < n; i++) s->msgs[i].content = s->text.data + (uintptr_t)s->msgs[i].content;
+    for (size_t i = 0; i < n; i++) if (copied[i]) s->msgs[i].content = s->text.data + (uintptr_t)s->msgs[i].content;
     tk_chat_tokens ct = {0};
     st = tk_chat_render(tok, fam, s->msgs, n, false, &ct);
     if (!st) {
