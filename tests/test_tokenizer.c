@@ -446,6 +446,27 @@ static void test_vocab_roundtrips(void) {
         check_all_roundtrips(names[i], t, exact);
         tk_tokenizer_free(t);
     }
+    /* user-defined tokens are split out without TK_TOK_PARSE_SPECIAL, also in long texts where a
+     * trigram filter skips the thousands of tokens that cannot occur (DeepSeek: [PAD...] tokens) */
+    const char *ds = tk_test_shared("tokenizers/llamacpp-vocab/ggml-vocab-deepseek-llm.gguf");
+    if (ds) {
+        tk_tokenizer *t = load_gguf(ds);
+        if (t) {
+            const char *txt = "A long enough line of ordinary text, well past sixty-four bytes, then "
+                              "[PAD100020] and \xc3\xb8 and [PAD102399]x[PAD100015] end";
+            int32_t p1 = tk_tokenizer_find(t, "[PAD100020]"), p2 = tk_tokenizer_find(t, "[PAD102399]"),
+                    p3 = tk_tokenizer_find(t, "[PAD100015]"), o = tk_tokenizer_find(t, "\xc3\xb8");
+            CHECK(p1 >= 0 && p2 >= 0 && p3 >= 0 && o >= 0, "deepseek user tokens present");
+            tk_ivec ids = {0};
+            CHECK_OK(tk_tokenize(t, txt, strlen(txt), 0, &ids));
+            int found = 0;
+            for (size_t i = 0; i < ids.len; i++) found |= (ids.data[i] == p1) | (ids.data[i] == p2) << 1 | (ids.data[i] == p3) << 2 | (ids.data[i] == o) << 3;
+            CHECK(found == 15, "deepseek: user-defined tokens split out of a long text (mask %d)", found);
+            tk_ivec_free(&ids);
+            check_roundtrip("deepseek user tokens", t, txt, strlen(txt), 0);
+        }
+        tk_tokenizer_free(t);
+    }
     /* special tokens parsed inside text come back on decode (SPM: no space after them, phi-3 strips it) */
     const char *p = tk_test_shared("tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf");
     if (p) {

@@ -245,16 +245,21 @@ static tk_status split_llama3(tok_session *s, tok_seg g) {
     return TK_OK;
 }
 
-/* One regex match at or after `start` in subj[0..len); 1 found, 0 none, <0 PCRE2 error. */
-static int re_next(tok_session *s, const pcre2_code *re, const char *subj, size_t len, size_t start, size_t *ms, size_t *me) {
-    int rc = pcre2_match(re, (PCRE2_SPTR)subj, len, start, 0, s->md, s->mctx);
+/* One regex match at or after `start` in subj[0..len); 1 found, 0 none, <0 PCRE2 error.
+ * opts: PCRE2_NO_UTF_CHECK for text known to be valid (PCRE2 would otherwise re-check the
+ * rest of the subject on every call, which is quadratic over a segment). */
+static int re_next_opt(tok_session *s, const pcre2_code *re, const char *subj, size_t len, size_t start, uint32_t opts, size_t *ms, size_t *me) {
+    int rc = pcre2_match(re, (PCRE2_SPTR)subj, len, start, opts, s->md, s->mctx);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-        rc = pcre2_match(re, (PCRE2_SPTR)subj, len, start, PCRE2_NO_JIT, s->md, s->mctx);
+        rc = pcre2_match(re, (PCRE2_SPTR)subj, len, start, opts | PCRE2_NO_JIT, s->md, s->mctx);
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     if (rc < 0) return rc;
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(s->md);
     *ms = ov[0]; *me = ov[1];
     return 1;
+}
+static int re_next(tok_session *s, const pcre2_code *re, const char *subj, size_t len, size_t start, size_t *ms, size_t *me) {
+    return re_next_opt(s, re, subj, len, start, 0, ms, me);
 }
 
 static tk_status add_piece(tok_session *s, uint32_t start, uint32_t n, bool match) {
@@ -284,7 +289,7 @@ static tk_status split_regex(tok_session *s, const tok_split *sp, tok_seg g) {
     size_t at = 0, prev = 0;
     while (at <= len) {
         size_t ms, me;
-        int rc = re_next(s, sp->re, subj, len, at, &ms, &me);
+        int rc = re_next_opt(s, sp->re, subj, len, at, sp->kind == PS_RE_WIDE ? PCRE2_NO_UTF_CHECK : 0, &ms, &me);
         if (rc < 0) {
             /* Resource limit on a pathological input: keep the rest unsplit rather than fail. */
             if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) break;

@@ -68,19 +68,45 @@ static tk_status frag_push(frag **v, size_t *n, size_t *cap, frag f) {
     return TK_OK;
 }
 
+/* Presence filter over the text's byte trigrams: a special token whose first three bytes never
+ * occur in the text cannot match (vocabularies such as DeepSeek's carry thousands of
+ * user-defined tokens; without it every one of them is searched for). */
+#define TRI_BITS 18
+static inline uint32_t tri_hash(const unsigned char *p) {
+    uint64_t v = ((uint64_t)p[0] << 16) | ((uint64_t)p[1] << 8) | p[2];
+    return (uint32_t)((v * 0x9E3779B97F4A7C15ULL) >> (64 - TRI_BITS));
+}
+
 /* Splits text at special tokens, longest token first over the whole text (llama.cpp order). */
 static tk_status partition(const tk_tokenizer *t, const char *text, size_t len, bool parse_special,
                            frag **out, size_t *nout) {
     frag *a = NULL, *b = NULL;
     size_t na = 0, ca = 0, nb = 0, cb = 0;
     tk_status st = TK_OK;
+    uint64_t *tri = NULL;
     if (len && (st = frag_push(&a, &na, &ca, (frag){-1, 0, (uint32_t)len}))) goto done;
-    for (size_t k = 0; k < t->n_specials; k++) {
+    size_t active = 0;
+    for (size_t k = 0; k < t->n_specials; k++)
+        active += parse_special || !(t->attr[t->specials[k]] & (TKA_CONTROL | TKA_UNKNOWN));
+    if (active > 16 && len > 64) {
+        tri = tk_calloc((1u << TRI_BITS) / 64, sizeof *tri);
+        if (!tri) { st = TK_ERR_NOMEM; goto done; }
+        const unsigned char *u = (const unsigned char *)text;
+        for (size_t i = 0; i + 3 <= len; i++) { uint32_t h = tri_hash(u + i); tri[h >> 6] |= 1ull << (h & 63); }
+    }
+    for (size_t k = 0; k < t->n_specials && na; k++) {
         int32_t id = t->specials[k];
         uint16_t attr = t->attr[id];
         if (!parse_special && (attr & (TKA_CONTROL | TKA_UNKNOWN))) continue;
         const char *pc = tok_piece(t, id);
         size_t pl = t->len[id];
+        if (pl > len) continue;
+        if (tri && pl >= 3) {
+            uint32_t h = tri_hash((const unsigned char *)pc);
+            if (!(tri[h >> 6] & (1ull << (h & 63)))) continue;
+            h = tri_hash((const unsigned char *)pc + pl - 3);
+            if (!(tri[h >> 6] & (1ull << (h & 63)))) continue;
+        }
         nb = 0;
         for (size_t i = 0; i < na; i++) {
             if (a[i].id >= 0) { if ((st = frag_push(&b, &nb, &cb, a[i]))) goto done; continue; }
@@ -103,6 +129,7 @@ static tk_status partition(const tk_tokenizer *t, const char *text, size_t len, 
     }
 done:
     free(b);
+    free(tri);
     if (st) { free(a); return st; }
     *out = a; *nout = na;
     return TK_OK;
