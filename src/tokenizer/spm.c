@@ -60,30 +60,21 @@ static tk_status emit_bytes(const tk_tokenizer *t, const char *p, size_t n, tk_i
     return TK_OK;
 }
 
-tk_status tok_spm_encode(tok_session *s, const char *text, size_t len, bool prefix, tk_ivec *out) {
+/* Encodes the symbols of p[0..n) (one chunk of the escaped text) with score-ordered merges. */
+static tk_status spm_chunk(tok_session *s, const char *p, size_t n, tk_ivec *out) {
     const tk_tokenizer *t = s->t;
     tk_status st;
-    if (len > UINT32_MAX / 4) return tk_fail(TK_ERR_RANGE, "text fragment of %zu bytes is too long", len);
-    s->text.len = 0;
-    if ((st = tk_buf_reserve(&s->text, len * 3 + 4))) return st;
-    if (prefix) tk_buf_append(&s->text, k_ws, 3);
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') tk_buf_append(&s->text, k_ws, 3);
-        else tk_buf_append(&s->text, text + i, 1);
-    }
-    const char *p = s->text.data;
-    size_t n = s->text.len;
     if (n == 0) return TK_OK;
-
     /* One symbol per UTF-8 character. llama.cpp sizes a symbol by its lead byte alone, which
      * on invalid input can swallow the start of the next character; here an invalid byte is a
      * symbol of its own (identical on valid UTF-8, and invalid bytes round-trip as <0xXX>). */
     int32_t nsym = 0;
+    size_t base = (size_t)(p - s->text.data);
     for (size_t off = 0; off < n;) {
         uint32_t cp;
         size_t k = tk_utf8_decode((const unsigned char *)p + off, n - off, &cp);
         TOK_GROW(s->sym, s->cap_sym, (size_t)nsym + 1);
-        s->sym[nsym] = (bpe_sym){ -1, nsym - 1, off + k == n ? -1 : nsym + 1, (uint32_t)off, (uint32_t)k };
+        s->sym[nsym] = (bpe_sym){ -1, nsym - 1, off + k == n ? -1 : nsym + 1, (uint32_t)(base + off), (uint32_t)k };
         nsym++;
         off += k;
     }
@@ -100,11 +91,40 @@ tk_status tok_spm_encode(tok_session *s, const char *text, size_t len, bool pref
         if ((st = try_add(s, L->prev, b.left))) return st;
         if ((st = try_add(s, b.left, L->next))) return st;
     }
+    const char *txt = s->text.data;
     for (int32_t i = 0; i != -1; i = s->sym[i].next) {
         const bpe_sym *y = &s->sym[i];
-        int32_t id = tok_lookup_token(t, p + y->start, y->n);
+        int32_t id = tok_lookup_token(t, txt + y->start, y->n);
         if (id >= 0) { if ((st = tk_ivec_push(out, id))) return st; }
-        else if ((st = emit_bytes(t, p + y->start, y->n, out))) return st;
+        else if ((st = emit_bytes(t, txt + y->start, y->n, out))) return st;
     }
     return TK_OK;
+}
+
+tk_status tok_spm_encode(tok_session *s, const char *text, size_t len, bool prefix, tk_ivec *out) {
+    const tk_tokenizer *t = s->t;
+    tk_status st;
+    if (len > UINT32_MAX / 4) return tk_fail(TK_ERR_RANGE, "text fragment of %zu bytes is too long", len);
+    s->text.len = 0;
+    if ((st = tk_buf_reserve(&s->text, len * 3 + 4))) return st;
+    if (prefix) tk_buf_append(&s->text, k_ws, 3);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') tk_buf_append(&s->text, k_ws, 3);
+        else tk_buf_append(&s->text, text + i, 1);
+    }
+    const char *p = s->text.data;
+    size_t n = s->text.len;
+    /* An ASCII byte that occurs in no token longer than one character can never be merged: the
+     * text is encoded in independent chunks between such bytes (same result, smaller heaps). */
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x80 || !t->spm_barrier[c]) continue;
+        if ((st = spm_chunk(s, p + start, i - start, out))) return st;
+        int32_t id = tok_lookup_token(t, p + i, 1);
+        if (id >= 0) { if ((st = tk_ivec_push(out, id))) return st; }
+        else if ((st = emit_bytes(t, p + i, 1, out))) return st;
+        start = i + 1;
+    }
+    return spm_chunk(s, p + start, n - start, out);
 }

@@ -91,6 +91,7 @@ struct tk_tokenizer {
     int32_t byte_tok[256];   /* <0xXX> token of each byte (-1 if none) */
     bool byte_ok[256];       /* byte-level: the byte's character is an ordinary token */
     bool bytes_incomplete;   /* byte-level: some byte >= 0x80 has no ordinary token */
+    bool spm_barrier[128];   /* SPM: ASCII bytes inside no token longer than one character */
 
     tok_split *splits; size_t n_splits;
     tok_norm *norms; size_t n_norms;

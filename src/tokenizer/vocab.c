@@ -214,6 +214,16 @@ tk_status tok_finish(tk_tokenizer *t) {
         if (id >= 0 && (t->attr[id] & TKA_CONTROL)) t->eog[t->n_eog++] = id;
     }
 
+    if (t->model == TOKM_SPM) {
+        bool seen[128] = {false};
+        for (int32_t id = 0; id < t->n_vocab; id++) {
+            if (t->len[id] < 2) continue;
+            const unsigned char *q = (const unsigned char *)tok_piece(t, id);
+            for (uint32_t i = 0; i < t->len[id]; i++) if (q[i] < 128) seen[q[i]] = true;
+        }
+        for (int b = 0; b < 128; b++) t->spm_barrier[b] = !seen[b];
+    }
+
     t->max_token_len = 0;
     for (int32_t id = 0; id < t->n_vocab; id++) if ((int)t->len[id] > t->max_token_len) t->max_token_len = (int)t->len[id];
     for (int b = 0; b < 256; b++) {
