@@ -6,11 +6,12 @@
 # load from anything else on the machine hits both. Prints a markdown table on stdout;
 # raw JSON of every run goes to bench/out/infer-raw.json.
 # Usage: bench/infer.sh [--threads N] [--model M] [--prompt P] [--gen G] [--reps R] [--rounds K]
+#                       [--no-build]  (use build/bench/bench_infer as it is)
 # Needs: bench/build-peers.sh (llama.cpp) and the takumi library (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-threads=2 model=models/SmolLM2-135M-Instruct.Q4_1.gguf prompt=512 gen=128 reps=3 rounds=2
+threads=2 model=models/SmolLM2-135M-Instruct.Q4_1.gguf prompt=512 gen=128 reps=3 rounds=2 build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
@@ -19,7 +20,8 @@ while [ $# -gt 0 ]; do
     --gen) gen=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --no-build) build=0; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "infer.sh: unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -28,7 +30,7 @@ done
 bench/build-peers.sh
 llama_bench=bench/.peers/llama.cpp-build/bin/llama-bench
 llama_version=$(cat bench/.peers/llama.cpp-build/.built-* 2>/dev/null | head -1)
-make -s -C bench >&2
+[ "$build" = 0 ] || make -s -C bench >&2
 takumi_bench=build/bench/bench_infer
 
 mkdir -p bench/out
