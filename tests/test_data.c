@@ -470,6 +470,18 @@ static void test_shared(void) {
             tk_data_report_free(r);
         }
     }
+    const char *dolly = tk_test_shared("data/dolly15k-ja/databricks-dolly-15k-ja.jsonl");
+    if (!tk_test_require(dolly, "../shared/data/dolly15k-ja")) {
+        fset fs;
+        tk_data_report *r = run(dolly, TK_DATA_AUTO, &fs, 2);
+        if (r) {
+            /* SOURCE.txt: 15,015 Japanese instruction/response records */
+            CHECK(r->format == TK_DATA_ALPACA && r->n_records == 15015 && r->n_examples == 15015 && r->n_errors == 0, "dolly15k-ja: alpaca, 15015");
+            CHECK((double)r->scripts[TK_SCRIPT_JAPANESE] / (double)r->n_examples > 0.9, "mostly Japanese script: %llu",
+                  (unsigned long long)r->scripts[TK_SCRIPT_JAPANESE]);
+            tk_data_report_free(r);
+        }
+    }
     const char *glaive = tk_test_shared("data/llamafactory-demo/glaive_toolcall_en_demo.json");
     if (!tk_test_require(glaive, "glaive_toolcall_en_demo.json")) {
         fset fs;
