@@ -62,6 +62,26 @@ static const char *dur(double s, char *b, size_t cap) {
     return b;
 }
 
+/* Why the verdict is what it is: one short phrase per reason. */
+static int reasons(const tk_data_report *r, char out[][96], int max) {
+    int n = 0;
+#define R(...) do { if (n < max) snprintf(out[n++], 96, __VA_ARGS__); } while (0)
+    if (r->n_errors) R("%llu error%s", (unsigned long long)r->n_errors, r->n_errors == 1 ? "" : "s");
+    if (r->n_examples == 0) R("no valid example");
+    if (r->n_warnings) R("%llu warning%s", (unsigned long long)r->n_warnings, r->n_warnings == 1 ? "" : "s");
+    if (r->n_examples && r->n_examples < 10) R("fewer than 10 examples (OpenAI requires 10)");
+    if (r->n_no_system) R("%llu without a system message", (unsigned long long)r->n_no_system);
+    if (r->n_system_prompts > 1) R("%llu different system prompts", (unsigned long long)r->n_system_prompts);
+    if (r->n_exact_dups) R("%zu exact duplicate group%s", r->n_exact_dups, r->n_exact_dups == 1 ? "" : "s");
+    if (r->n_near_dups) R("%zu near-duplicate group%s", r->n_near_dups, r->n_near_dups == 1 ? "" : "s");
+    if (r->n_conflicts) R("%zu inconsistent group%s", r->n_conflicts, r->n_conflicts == 1 ? "" : "s");
+    uint64_t pii = 0;
+    for (int k = 0; k < TK_PII_COUNT; k++) pii += r->pii_matches[k];
+    if (pii) R("%llu personal data match%s", (unsigned long long)pii, pii == 1 ? "" : "es");
+#undef R
+    return n;
+}
+
 tk_status tk_data_report_text(const tk_data_report *r, tk_buf *out) {
     char a[32], b[32], c[32], d4[32];
     tk_buf_printf(out, "file: %s (%s, %s lines, %.1f MB)\n", r->path, tk_data_container_name(r->container), grp(r->n_lines, a),
@@ -160,7 +180,11 @@ tk_status tk_data_report_text(const tk_data_report *r, tk_buf *out) {
             if (r->throughput_note) tk_buf_printf(out, "    throughput: %s\n", r->throughput_note);
         }
     }
-    return tk_buf_printf(out, "\nverdict: %s\n", tk_data_verdict_name(r->verdict));
+    char why[16][96];
+    int nw = r->verdict == TK_DATA_READY ? 0 : reasons(r, why, 16);
+    tk_buf_printf(out, "\nverdict: %s", tk_data_verdict_name(r->verdict));
+    for (int i = 0; i < nw; i++) tk_buf_printf(out, "%s%s", i ? "; " : " (", why[i]);
+    return tk_buf_printf(out, "%s\n", nw ? ")" : "");
 }
 
 static void jstr(tk_buf *o, const char *s) { if (s) tk_json_append_str(o, s, strlen(s)); else tk_buf_append(o, "null", 4); }
@@ -253,7 +277,11 @@ tk_status tk_data_report_json(const tk_data_report *r, tk_buf *o) {
     jnum(o, r->est_seconds);
     tk_buf_printf(o, ",\"throughput_note\":");
     jstr(o, r->throughput_note);
-    tk_buf_printf(o, "},\"verdict\":\"%s\",\"seconds\":", tk_data_verdict_name(r->verdict));
+    tk_buf_printf(o, "},\"verdict\":\"%s\",\"verdict_reasons\":[", tk_data_verdict_name(r->verdict));
+    char why[16][96];
+    int nw = r->verdict == TK_DATA_READY ? 0 : reasons(r, why, 16);
+    for (int i = 0; i < nw; i++) { if (i) tk_buf_append(o, ",", 1); jstr(o, why[i]); }
+    tk_buf_printf(o, "],\"seconds\":");
     jnum(o, r->seconds);
     return tk_buf_append(o, "}", 1);
 }
