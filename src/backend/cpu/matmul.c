@@ -117,6 +117,10 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
     }
     tk_dequant_row_fn deq = dt == TK_F32 ? NULL : tk_dequant_row_fn_for(dt);
     tk_status err = TK_OK;
+    /* Dynamic chunks of rows: a thread that the OS descheduled does not hold the others at
+     * the barrier (2-core machines shared with other work), at the cost of one atomic per chunk. */
+    int64_t chunk = N / (16 * (int64_t)tk_get_threads());
+    if (chunk < 8) chunk = 8;
     #pragma omp parallel if (N * K > 16384)
     {
         float *row = kind == 3 ? malloc((size_t)K * sizeof(float)) : NULL;
@@ -124,7 +128,7 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
             #pragma omp atomic write
             err = TK_ERR_NOMEM;
         }
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, chunk)
         for (int64_t n = 0; n < N; n++) {
             const void *wr = W + (size_t)n * row_bytes;
             for (int64_t t = 0; t < T && kind != 3; t++) {
