@@ -27,6 +27,9 @@ tk_st_writer *tk_st_writer_new(void);
 void tk_st_writer_free(tk_st_writer *w);
 /* Adds a tensor (F32/F16/BF16/I32/I64…; ne in ggml order); data is copied. */
 tk_status tk_st_add(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data);
+/* As tk_st_add without the copy (large buffers such as optimizer state): data must stay
+ * valid and unchanged until tk_st_write returns. */
+tk_status tk_st_add_ref(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data);
 /* Adds a __metadata__ entry. */
 tk_status tk_st_set_metadata(tk_st_writer *w, const char *key, const char *value);
 /* Writes the file atomically (tensors in name order, 8-byte aligned header). */

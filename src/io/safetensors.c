@@ -476,7 +476,7 @@ const char *tk_st_metadata(const tk_safetensors *st, const char *key) {
 
 /* ---------------------------------------------------------------- writer */
 
-typedef struct { char *name; tk_dtype dt; int n_dims; int64_t ne[TK_MAX_DIMS]; void *data; size_t nbytes; } st_wtensor;
+typedef struct { char *name; tk_dtype dt; int n_dims; int64_t ne[TK_MAX_DIMS]; void *data; size_t nbytes; bool borrowed; } st_wtensor;
 
 struct tk_st_writer {
     st_wtensor *t;
@@ -489,14 +489,14 @@ tk_st_writer *tk_st_writer_new(void) { return tk_calloc(1, sizeof(tk_st_writer))
 
 void tk_st_writer_free(tk_st_writer *w) {
     if (!w) return;
-    for (size_t i = 0; i < w->n; i++) { free(w->t[i].name); free(w->t[i].data); }
+    for (size_t i = 0; i < w->n; i++) { free(w->t[i].name); if (!w->t[i].borrowed) free(w->t[i].data); }
     for (size_t i = 0; i < 2 * w->n_meta; i++) free(w->meta[i]);
     free(w->t);
     free(w->meta);
     free(w);
 }
 
-tk_status tk_st_add(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data) {
+static tk_status st_add(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data, bool copy) {
     if (!w || !name || !*name) return tk_fail(TK_ERR_ARG, "tk_st_add: missing writer or tensor name");
     if (!strcmp(name, "__metadata__")) return tk_fail(TK_ERR_ARG, "tk_st_add: '__metadata__' is reserved");
     if (!st_dtype_to_name(dtype))
@@ -524,15 +524,24 @@ tk_status tk_st_add(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dim
     st_wtensor *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     t->name = tk_strdup(name);
-    t->data = tk_malloc(nbytes);
-    if (!t->name || !t->data) { free(t->name); free(t->data); return TK_ERR_NOMEM; }
-    if (nbytes) memcpy(t->data, data, nbytes);
+    t->borrowed = !copy;
+    t->data = copy ? tk_malloc(nbytes) : (void *)data;
+    if (!t->name || (copy && !t->data)) { free(t->name); if (copy) free(t->data); return TK_ERR_NOMEM; }
+    if (copy && nbytes) memcpy(t->data, data, nbytes);
     t->dt = dtype;
     t->n_dims = n_dims;
     for (int i = 0; i < TK_MAX_DIMS; i++) t->ne[i] = i < n_dims ? ne[i] : 1;
     t->nbytes = nbytes;
     w->n++;
     return TK_OK;
+}
+
+tk_status tk_st_add(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data) {
+    return st_add(w, name, dtype, n_dims, ne, data, true);
+}
+
+tk_status tk_st_add_ref(tk_st_writer *w, const char *name, tk_dtype dtype, int n_dims, const int64_t *ne, const void *data) {
+    return st_add(w, name, dtype, n_dims, ne, data, false);
 }
 
 tk_status tk_st_set_metadata(tk_st_writer *w, const char *key, const char *value) {

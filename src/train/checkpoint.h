@@ -1,0 +1,58 @@
+/* Training checkpoints: RUN/checkpoints/step-NNNNNNNN/ holding
+ *   params.safetensors   every trainable parameter ("param/<name>") and its AdamW moments
+ *                        ("adam_m/<name>", "adam_v/<name>"), f32
+ *   trainer_state.json   step, epoch, data cursor, dropout counter, seed, data hash,
+ *                        schedule length, best validation loss, patience counter, the
+ *                        overfitting tracker, tokens seen, elapsed time, and the resolved
+ *                        run configuration
+ * A checkpoint is written into step-NNNNNNNN.tmp/ (each file fsync'd), the folder fsync'd
+ * and renamed into place, and the parent fsync'd: a crash (SIGKILL, power loss) leaves
+ * either the complete checkpoint or none; leftovers named *.tmp are ignored and removed.
+ * After a save only the newest K checkpoints are kept. */
+#ifndef TK_TRAIN_CHECKPOINT_H
+#define TK_TRAIN_CHECKPOINT_H
+#include "train/optim.h"
+
+typedef struct tk_train_state {
+    int64_t step;              /* optimizer steps done */
+    int64_t epoch;             /* epoch of the next step (0-based) */
+    int64_t row;               /* first row of that epoch the next step uses */
+    int64_t total_steps;       /* schedule length */
+    uint64_t counter;          /* dropout counter (tk_train_counter) */
+    uint64_t seed;
+    uint64_t data_hash;        /* tk_sft_hash of the training examples */
+    double best_val;           /* best validation loss (INFINITY: none yet) */
+    int64_t best_step;
+    int32_t bad_evals;         /* evaluations without improvement since the best (patience) */
+    double prev_val;           /* validation loss at the previous evaluation (NAN: none) */
+    double prev_train;         /* mean train loss over the interval before the previous evaluation (NAN: none) */
+    double train_loss_sum, train_weight_sum;  /* train loss since the previous evaluation */
+    int64_t tokens_seen;       /* non-padding tokens trained on */
+    double elapsed_s;          /* training wall time so far */
+    bool done;                 /* the run finished (max steps, epochs or early stop) */
+    bool stopped_early;
+} tk_train_state;
+
+/* A fresh state: zeros, best_val INFINITY, prev_val/prev_train NAN. */
+tk_train_state tk_train_state_init(void);
+
+/* Saves ps (weights + moments) and s as checkpoint s->step under run_dir/checkpoints/,
+ * then removes all but the newest `keep` checkpoints (keep <= 0: keep all). config_json (a
+ * JSON object, may be NULL) is stored in the state file under "config". *path_out (may be
+ * NULL) receives the checkpoint folder (caller frees). */
+tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_train_state *s, const char *config_json, int keep,
+                       char **path_out);
+/* Finds the newest complete checkpoint folder under run_dir/checkpoints (caller frees
+ * *path); TK_ERR_NOT_FOUND when there is none. */
+tk_status tk_ckpt_latest(const char *run_dir, char **path);
+/* Loads a checkpoint folder into ps (which must hold exactly the same parameter names and
+ * shapes, e.g. a fresh training context of the same configuration) and *s. *config_json
+ * (may be NULL) receives the stored configuration object as text (caller frees; NULL if
+ * none). */
+tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json);
+
+/* The state as a JSON object (appended to out); config_json embedded as "config" if non-NULL. */
+tk_status tk_train_state_json(const tk_train_state *s, const char *config_json, tk_buf *out);
+/* Parses a state object written by tk_train_state_json (name is used in messages). */
+tk_status tk_train_state_parse(const char *json, const char *name, tk_train_state *s, char **config_json);
+#endif

@@ -1,0 +1,95 @@
+/* The SFT trainer: model + dataset file in, a run folder out.
+ *
+ *   RUN/config.json        the resolved configuration (every option, autos replaced by values)
+ *   RUN/metrics.jsonl      one line per optimizer step, per validation pass and per event
+ *   RUN/checkpoints/step-NNNNNNNN/   parameters + AdamW moments + trainer state (last K kept)
+ *   RUN/samples.json       validation prompts answered before and after training
+ *   RUN/adapter/           the LoRA adapter (PEFT layout), when an adapter writer is built in
+ *   RUN/report.html        loss curves (SVG), configuration, data statistics, samples
+ *
+ * Options are set by name (the CLI's long option names without "--"), so config.json
+ * round-trips: tk_trainer_config_set(cfg, "lora-r", "16"). Options whose value is "auto"
+ * are resolved once the model and data are known (tk_trainer_run documents the rules).
+ *
+ * Determinism: every random choice (LoRA init, dropout, shuffles, validation split) comes
+ * from the seed, and every sum runs in a fixed order for a given thread count, so a seed
+ * gives a bit-identical run; --resume continues bit-identically from the last checkpoint. */
+#ifndef TK_TRAIN_TRAINER_H
+#define TK_TRAIN_TRAINER_H
+#include <signal.h>
+#include "train/step.h"
+#include "train/metrics.h"
+#include "takumi/data.h"
+
+typedef struct tk_trainer_config {
+    char *model, *tokenizer, *data, *val, *out, *template_name;
+    tk_data_format format;
+    tk_train_method method;
+    int32_t lora_r;
+    double lora_alpha, lora_dropout;
+    bool rslora;
+    uint32_t lora_targets;    /* bit (1u << tk_linear_id) per adapted linear */
+    int32_t freeze_layers;
+    int32_t epochs;           /* 0 = auto */
+    int32_t batch_size;       /* rows per micro-batch; 0 = auto */
+    int32_t grad_accum;       /* micro-batches per optimizer step; 0 = auto */
+    double lr;                /* 0 = auto */
+    tk_sched schedule;
+    double warmup;            /* < 0 auto; < 1: fraction of the steps; >= 1: steps */
+    double weight_decay, clip;
+    int32_t max_seq;          /* 0 = auto */
+    bool packing, train_on_prompt;
+    int32_t pack_len;         /* tokens per packed row; 0 = auto */
+    double val_split;         /* 0 = none */
+    int64_t eval_every;       /* 0 = auto */
+    int32_t patience;         /* 0 = no early stopping */
+    int64_t save_every;       /* 0 = auto */
+    int32_t keep_checkpoints; /* 0 = keep all */
+    bool resume;
+    int64_t max_steps;        /* 0 = none */
+    uint64_t seed;
+    int32_t threads;          /* 0 = all cores */
+    bool recompute;
+    int32_t samples;          /* prompts answered before/after in the report */
+    int32_t sample_tokens;    /* tokens generated per sample */
+} tk_trainer_config;
+
+/* One option: its name (as --name), value kind, default (as text) and help. */
+typedef struct tk_trainer_option { const char *name, *arg, *dflt, *help; } tk_trainer_option;
+/* The option table (static), in help order; *n gets its length. */
+const tk_trainer_option *tk_trainer_options(int *n);
+
+/* Defaults (see tk_trainer_options); strings NULL. Free with tk_trainer_config_free. */
+tk_trainer_config tk_trainer_config_default(void);
+void tk_trainer_config_free(tk_trainer_config *c);
+/* Sets option `name` (no leading dashes) from its text value; flags take "true"/"false"
+ * (value NULL = true). TK_ERR_ARG naming the option for unknown names or bad values. */
+tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *value);
+/* Applies every key of a JSON object written as config.json (unknown keys are ignored so
+ * that informational entries can live there). */
+tk_status tk_trainer_config_apply_json(tk_trainer_config *c, const char *json, const char *where);
+/* Appends the configuration as a JSON object keyed by option names. */
+tk_status tk_trainer_config_json(const tk_trainer_config *c, tk_buf *out);
+
+typedef void (*tk_train_event_fn)(const tk_train_event *e, void *ud);
+
+/* Runs the training described by cfg (cfg->model, cfg->data, cfg->out required), reporting
+ * progress to on_event (may be NULL). *stop (may be NULL) is polled between steps: when it
+ * becomes non-zero the run saves a checkpoint and returns TK_OK early (resume later).
+ *
+ * Auto rules (the run's config.json records the values chosen):
+ *   max-seq-len  min(model context, 1024)
+ *   epochs       OpenAI's rule on the number of training examples (tk_data_auto_epochs)
+ *   batch shape  about min(256, examples x epochs) optimizer steps: packed rows of
+ *                max-seq-len tokens (shorter for small data, never shorter than the longest
+ *                example), one row per micro-batch, up to 32 micro-batches per step
+ *                (see plan() in trainer.c)
+ *   lr           LoRA 1e-3, full fine-tuning 2e-5 (see plan() for why)
+ *   warmup       3% of the steps
+ *   eval-every   a tenth of the steps (when there is validation data)
+ *   save-every   a tenth of the steps */
+tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_event, void *ud, volatile sig_atomic_t *stop);
+
+/* OpenAI's `auto` epochs (as tk_data_auto_epochs). */
+int tk_trainer_auto_epochs(uint64_t n_examples);
+#endif
