@@ -42,9 +42,10 @@ typedef struct tk_train_params {
     int32_t max_rows;         /* largest batch (rows) a step will see (default 1) */
     int32_t max_cols;         /* largest row length (tokens) (default 512) */
     bool recompute;           /* keep only layer inputs; recompute each layer's forward in the backward
-                                 (less memory, ~1/3 more compute) */
+                                 (bit-identical gradients; SmolLM2 LoRA at 1 x 512: activations 579 -> 111 MB,
+                                 one more forward of the layers) */
     bool keep_att_probs;      /* keep attention probabilities [L x B x H x T x T] instead of recomputing
-                                 them in the attention backward (more memory, a little faster) */
+                                 them in the attention backward (more memory; ignored with recompute) */
 } tk_train_params;
 
 /* Defaults: LoRA (tk_lora_default_config), no freezing, 1 x 512, no recompute, no kept probabilities. */
@@ -85,7 +86,8 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
  * ppl = exp(loss), accuracy = n_correct / n_tokens). */
 typedef struct tk_eval_sums {
     double loss_sum, weight_sum;  /* as tk_train_step_fwd_bwd */
-    int64_t n_correct, n_tokens;  /* loss tokens (target >= 0, weight != 0) whose argmax logit is the target */
+    int64_t n_correct, n_tokens;  /* loss tokens (target >= 0, weight != 0), and those whose argmax logit (first
+                                     index on ties) is the target; unweighted */
 } tk_eval_sums;
 /* Forward only (no dropout, no gradients), chunked LM head: adds this batch's sums to *acc. */
 tk_status tk_train_eval(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
