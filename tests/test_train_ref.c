@@ -351,6 +351,18 @@ static void smollm2(void) {
     CHECK(ncmp == 2 * 7 * 2, "SmolLM2: %lld gradients compared", (long long)ncmp);
     printf("  LoRA gradients of layers 0 and 29 (%lld tensors, q/k B rows un-permuted to HF order): max rel err %.2e\n",
            (long long)ncmp, worst);
+    /* determinism: the same step again (2 threads) gives bit-identical gradients */
+    {
+        float *g1 = malloc((size_t)ps->total * sizeof(float));
+        int64_t k = 0;
+        for (int64_t i = 0; i < ps->n; i++) { memcpy(g1 + k, ps->p[i].g, (size_t)ps->p[i].n * sizeof(float)); k += ps->p[i].n; }
+        double loss2 = mean_loss_grads(tc, &rb);
+        bool same = loss2 == loss;
+        k = 0;
+        for (int64_t i = 0; i < ps->n; i++) { same = same && !memcmp(g1 + k, ps->p[i].g, (size_t)ps->p[i].n * sizeof(float)); k += ps->p[i].n; }
+        CHECK(same, "SmolLM2: a repeated step is bit-identical");
+        free(g1);
+    }
     /* steps: fewer under ASan (each SmolLM2 step is ~10x slower there) */
     double rl[32], gl[32];
     int n = meta_list(st, "lora_losses", rl, 32);
