@@ -69,6 +69,7 @@ CFLAGS_BASE += -fopenmp -DTK_HAVE_OPENMP
 LDFLAGS += -fopenmp
 FEATURES += "  OpenMP   : on   [OPENMP=0 to switch off]"
 else
+CFLAGS_BASE += -Wno-unknown-pragmas
 FEATURES += "  OpenMP   : off (OPENMP=0)"
 endif
 ifneq ($(shell command -v nvcc 2>/dev/null),)
