@@ -2,6 +2,7 @@
  * reading user messages line by line from stdin, terminal or not). stdout carries only
  * the generated text; --verbose statistics and prompts go to stderr. */
 #include "cli.h"
+#include "peft/adapter_io.h"
 #include <unistd.h>
 #include <time.h>
 
@@ -28,7 +29,8 @@ static void usage(FILE *f, bool chat) {
         "  --model M           .gguf file, HF model folder, or llama2.c checkpoint (default: $TAKUMI_MODEL or\n"
         "                      models/SmolLM2-135M-Instruct.Q4_1.gguf)\n"
         "  --tokenizer T       tokenizer file (tokenizer.json, .gguf, llama2.c tokenizer.bin) instead of the model's\n"
-        "  --adapter A         LoRA adapter: not supported yet (comes with fine-tuning); exits with an error\n"
+        "  --adapter A         LoRA adapter applied without merging: a PEFT folder (adapter_config.json +\n"
+        "                      adapter_model.safetensors, e.g. RUN/adapter) or a llama.cpp GGUF adapter (RUN/adapter.gguf)\n"
         "  --system S          system message (chat template)\n"
         "  --template NAME     chat template family instead of the model's own (%s)\n"
         "  --temperature X     sampling temperature; 0 = greedy (default 0.8)\n"
@@ -93,10 +95,6 @@ static int parse(int argc, char **argv, bool chat, gen_opts *o) {
                         "repeat-penalty > 0, max-tokens >= 0, ctx >= 0\n");
         return 1;
     }
-    if (o->adapter) {
-        fprintf(stderr, "takumi: --adapter is not supported yet (adapters arrive with fine-tuning)\n");
-        return 1;
-    }
     if (!o->seed_given) o->gp.sampler.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (!o->model && !(o->model = cli_default_model())) {
         fprintf(stderr, "takumi: no --model given and the default model is missing (run scripts/fetch-model.sh)\n");
@@ -124,12 +122,13 @@ static void print_stats(const gen_opts *o, const tk_model *m, const tk_gen_stats
             tk_model_owned_bytes(m) / 1e6);
 }
 
-static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family *fam) {
+static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family *fam, tk_adapter_handle **ad) {
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer_path = o->tokenizer;
     mp.n_ctx = o->n_ctx;
     tk_status st = tk_model_load(o->model, &mp, m);
     if (st) return cli_fail(st, "cannot load %s", o->model);
+    if (o->adapter && (st = tk_adapter_apply(*m, o->adapter, ad))) return cli_fail(st, "cannot apply the adapter %s", o->adapter);
     if (o->chat && (st = tk_chat_resolve(tk_model_tokenizer(*m), o->tmpl, fam)))
         return cli_fail(st, "chat template");
     if ((st = tk_session_new(*m, 0, s))) return cli_fail(st, "session");
@@ -138,6 +137,10 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
         const tk_model_config *c = tk_model_get_config(*m);
         fprintf(stderr, "[%s: %s, %d layers, dim %d, vocab %d, context %d%s%s]\n", o->model, c->arch, c->n_layers, c->dim,
                 c->n_vocab, c->max_seq, o->chat ? ", chat template " : "", o->chat ? tk_chat_family_name(*fam) : "");
+        if (*ad) {
+            const tk_lora_config *lc = tk_lora_get_config(tk_adapter_handle_lora(*ad));
+            fprintf(stderr, "[adapter %s: LoRA r %d, scale %g]\n", o->adapter, lc->r, (double)tk_lora_scale(tk_adapter_handle_lora(*ad)));
+        }
     }
     return 0;
 }
@@ -164,7 +167,8 @@ int cmd_generate(int argc, char **argv) {
     tk_ivec ids = {0};
     tk_chat_tokens ct = {0};
     tk_gen_stats stats;
-    rc = load(&o, &m, &s, &fam);
+    tk_adapter_handle *ad = NULL;
+    rc = load(&o, &m, &s, &fam, &ad);
     if (rc) goto out;
     const tk_tokenizer *tok = tk_model_tokenizer(m);
     tk_status st;
@@ -193,6 +197,7 @@ out:
     tk_chat_tokens_free(&ct);
     tk_ivec_free(&ids);
     tk_session_free(s);
+    tk_adapter_detach(m, ad);
     tk_model_free(m);
     free(stdin_prompt);
     return rc;
@@ -213,8 +218,9 @@ int cmd_chat(int argc, char **argv) {
     tk_model *m = NULL;
     tk_session *s = NULL;
     tk_chat_family fam = TK_CHAT_UNKNOWN;
-    rc = load(&o, &m, &s, &fam);
-    if (rc) { tk_session_free(s); tk_model_free(m); return rc; }
+    tk_adapter_handle *ad = NULL;
+    rc = load(&o, &m, &s, &fam, &ad);
+    if (rc) { tk_session_free(s); tk_adapter_detach(m, ad); tk_model_free(m); return rc; }
     const tk_tokenizer *tok = tk_model_tokenizer(m);
     bool tty = isatty(STDIN_FILENO);
     /* the conversation: message texts are owned here */
@@ -272,6 +278,7 @@ int cmd_chat(int argc, char **argv) {
     free(msgs);
     free(line);
     tk_session_free(s);
+    tk_adapter_detach(m, ad);
     tk_model_free(m);
     return rc;
 }
