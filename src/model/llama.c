@@ -12,13 +12,17 @@
  * session opts in (tk_session_set_exact(s, false), `generate --fast`), with activations
  * quantized to 8 bits per 32-block as llama.cpp does.
  *
- * SmolLM2-135M-Instruct Q4_1 (measured 2026-11-23 on the shared 2-core dev machine,
- * which other jobs loaded to 10-15 runnable threads, so wall-clock rates are understated;
- * CPU time per token is the stable figure): model memory 96.6 MB mapped weights + 2.1 MB
- * owned (RoPE tables), peak RSS of `takumi generate` with a 375-token prompt 141 MB
- * (KV cache 46 KB/token, grown by doubling). One thread: prefill ~200 tok/s (43-token
- * prompt, 0.21 s CPU), decode 21.6 ms CPU/token exact (~46 tok/s), 15.2 ms/token with
- * int8 activations (~66 tok/s). Two threads under that load: see the issue report. */
+ * SmolLM2-135M-Instruct Q4_1 (measured 2026-11-23 on the shared 2-core dev machine while
+ * other jobs kept 8-15 threads runnable, so wall-clock rates are understated and CPU time
+ * per token is the stable figure): model memory 96.6 MB mapped weights + 2.1 MB owned
+ * (RoPE tables); peak RSS of `takumi generate` with a 375-token prompt 141 MB (KV cache
+ * 46 KB/token, grown by doubling). One thread, CPU time: prefill ~255 tok/s (375-token
+ * prompt), decode ~40 tok/s with f32 activations, ~46 tok/s with int8 activations; decode
+ * time is 82% the fused matmul kernels, prefill 84% sgemm. Two threads (`generate
+ * --threads 2 --verbose`, load ~8): prefill 126 tok/s, decode 14 tok/s with
+ * OMP_WAIT_POLICY=passive, but 23 / 0.2 tok/s with libgomp's default active spinning: on
+ * an oversubscribed machine the spin-waits of the many small parallel regions of decode
+ * starve the thread that still has work. */
 #include "model/llama.h"
 #include "backend/cpu/matmul.h"
 #include "core/core.h"
