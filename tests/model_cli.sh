@@ -71,8 +71,8 @@ if awk -v p="$p" 'BEGIN { exit !(p > 1.0 && p < 2.5) }'; then ok; else bad "perp
 # --- bad input: exit 1 with a message, never a signal
 expect_rc 1 "$T" generate --model /nonexistent.gguf --prompt hi
 has err "/nonexistent.gguf"
-expect_rc 1 "$T" generate --model "$S/llama2c/stories260K.bin" --prompt hi --adapter x
-has err "not supported yet"
+expect_rc 1 "$T" generate --model "$S/llama2c/stories260K.bin" --prompt hi --adapter "$work/no-such-adapter"
+has err "no-such-adapter"
 expect_rc 1 "$T" generate --model "$S/llama2c/stories260K.bin"
 has err "--prompt"
 expect_rc 1 "$T" generate --model "$S/llama2c/stories260K.bin" --prompt hi --top-p 2
