@@ -8,7 +8,7 @@
 # tokenization), plus the CPU-time rate (bytes / (CPU seconds / threads)): on a machine
 # shared with other jobs the wall time includes waiting for a core, the CPU time does not.
 #
-# usage: bench/data_check.sh [--threads N] [--reps R] [--examples N]
+# usage: bench/data_check.sh [--threads N] [--reps R] [--examples N]   (TAKUMI_BIN overrides ./build/takumi)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=2; reps=1; n=100000
@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
         *) echo "usage: bench/data_check.sh [--threads N] [--reps R] [--examples N]" >&2; exit 2 ;;
     esac
 done
-T=./build/takumi
+T=${TAKUMI_BIN:-./build/takumi}
 [ -x "$T" ] || { echo "build first: make" >&2; exit 1; }
 out=bench/out
 mkdir -p "$out"
