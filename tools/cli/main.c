@@ -9,6 +9,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Each subcommand lives in tools/cli/cmd_<name>.c. */
 static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmds[] = {
@@ -20,6 +21,7 @@ static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmd
     {"chat", cmd_chat, "interactive multi-turn chat (one user message per stdin line)"},
     {"inspect", cmd_inspect, "architecture, sizes, tensors, tokenizer and chat template of a model"},
     {"perplexity", cmd_perplexity, "perplexity of a text file under a model"},
+    {"export", cmd_export, "merge a LoRA adapter into a model (HF folder or GGUF), or convert adapters/models"},
 };
 
 int cmd_version(int argc, char **argv) {

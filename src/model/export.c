@@ -1,0 +1,390 @@
+/* Model export with an optional merged LoRA adapter (see export.h). Every output tensor is
+ * produced the same way: the stored weight dequantized to f32, the adapter's scale * B A
+ * added for adapted linears (in the model's own q/k row order, which is also the adapter's),
+ * the q/k rows put into the output's order, then converted to the output dtype. */
+#include "model/export.h"
+#include "model/llama.h"
+#include "io/hfconfig.h"
+#include "core/core.h"
+#include "backend/cpu/matmul.h"
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+tk_export_params tk_export_default_params(void) {
+    tk_export_params p = {.dtype = TK_F16};
+    return p;
+}
+
+bool tk_export_parse_dtype(const char *s, tk_dtype *dt) {
+    if (!s) return false;
+    if (!strcmp(s, "f32")) *dt = TK_F32;
+    else if (!strcmp(s, "f16")) *dt = TK_F16;
+    else if (!strcmp(s, "bf16")) *dt = TK_BF16;
+    else if (!strcmp(s, "q8_0")) *dt = TK_Q8_0;
+    else return false;
+    return true;
+}
+
+/* Output buffers are kept until the file is written (writers take them by reference). */
+typedef struct bufs { void **p; size_t n, cap; } bufs;
+
+static tk_status keep(bufs *b, void *p) {
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        void **q = tk_realloc(b->p, cap * sizeof *q);
+        if (!q) return TK_ERR_NOMEM;
+        b->p = q;
+        b->cap = cap;
+    }
+    b->p[b->n++] = p;
+    return TK_OK;
+}
+
+static void bufs_free(bufs *b) {
+    for (size_t i = 0; i < b->n; i++) free(b->p[i]);
+    free(b->p);
+}
+
+static tk_status mkdir_p(const char *path) {
+    char *p = tk_strdup(path);
+    if (!p) return TK_ERR_NOMEM;
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c == '/' || c == 0) {
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
+                free(p);
+                return st;
+            }
+            *s = c;
+        }
+        if (!c) break;
+    }
+    free(p);
+    return TK_OK;
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = tk_malloc(n);
+    if (s) snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+/* The tensor as f32 (owned by the caller), with the adapter merged when (layer, which) has
+ * one: W[N x K] += scale * B[N x r] A[r x K]. */
+static tk_status weight_f32(const tk_tensor_ref *t, tk_lora *l, int32_t layer, int which, float **out) {
+    *out = NULL;
+    int64_t n = tk_tensor_nelems(t);
+    size_t bytes;
+    if (n <= 0 || !tk_mul_ok((size_t)n, sizeof(float), &bytes)) return tk_fail(TK_ERR_FORMAT, "tensor '%s': bad size", t->name);
+    float *w = tk_malloc(bytes);
+    if (!w) return TK_ERR_NOMEM;
+    tk_status st = tk_dequantize(t->dtype, t->data, w, n);
+    if (st) { free(w); return tk_fail_ctx(st, "tensor '%s': ", t->name); }
+    tk_param *A, *B;
+    if (l && which >= 0 && tk_lora_module(l, layer, (tk_linear_id)which, &A, &B)) {
+        int64_t K = t->ne[0], N = t->ne[1], r = A->ne[1];
+        if (A->ne[0] != K || B->ne[1] != N || B->ne[0] != r) {
+            free(w);
+            return tk_fail(TK_ERR_ARG, "tensor '%s': the adapter's shape does not match the weight", t->name);
+        }
+        tk_sgemm(false, false, N, K, r, tk_lora_scale(l), B->w, r, A->w, K, 1.0f, w, K);
+    }
+    *out = w;
+    return TK_OK;
+}
+
+/* Converts n f32 values (rows of ne0) to dt, taking ownership of f (freed or returned). */
+static tk_status convert(float *f, int64_t n, tk_dtype dt, void **out) {
+    *out = NULL;
+    if (dt == TK_F32) { *out = f; return TK_OK; }
+    size_t bytes;
+    tk_status st = tk_dtype_nbytes(dt, n, &bytes);
+    void *q = st ? NULL : tk_malloc(bytes);
+    if (!st && !q) st = TK_ERR_NOMEM;
+    if (!st) st = tk_quantize(dt, f, q, n);
+    free(f);
+    if (st) { free(q); return st; }
+    *out = q;
+    return TK_OK;
+}
+
+/* q8_0 needs rows of whole 32-blocks; other rows fall back to f16. */
+static tk_dtype matrix_dtype(tk_dtype want, int64_t ne0) {
+    return ne0 % tk_dtype_block_elems(want) ? TK_F16 : want;
+}
+
+static const char *torch_dtype_name(tk_dtype dt) {
+    return dt == TK_F32 ? "float32" : dt == TK_F16 ? "float16" : "bfloat16";
+}
+
+/* ---- HF folder ------------------------------------------------------------------------------ */
+
+typedef struct hf_item { const char *key; int layer; const tk_tensor_ref *t; int which; int qk; } hf_item;
+
+static double tidy(float f) {
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)f);
+    return strtod(b, NULL);
+}
+
+/* config.json for a model that came without one (GGUF, llama2.c). */
+static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) {
+    const tk_model_config *c = &m->cfg;
+    bool qwen = !strcmp(c->arch, "qwen2"), mistral = !strcmp(c->arch, "mistral");
+    cJSON *j = cJSON_CreateObject(), *ar = cJSON_CreateArray();
+    if (!j || !ar) { cJSON_Delete(j); cJSON_Delete(ar); return TK_ERR_NOMEM; }
+    cJSON_AddItemToArray(ar, cJSON_CreateString(qwen ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddItemToObject(j, "architectures", ar);
+    cJSON_AddStringToObject(j, "model_type", qwen ? "qwen2" : mistral ? "mistral" : "llama");
+    if (!qwen) {
+        cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
+        cJSON_AddBoolToObject(j, "mlp_bias", false);
+    }
+    const tk_tokenizer *tok = m->tok;
+    if (tok && tk_tokenizer_bos(tok) >= 0) cJSON_AddNumberToObject(j, "bos_token_id", tk_tokenizer_bos(tok));
+    if (tok && tk_tokenizer_eos(tok) >= 0) cJSON_AddNumberToObject(j, "eos_token_id", tk_tokenizer_eos(tok));
+    cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
+    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddNumberToObject(j, "hidden_size", c->dim);
+    cJSON_AddNumberToObject(j, "intermediate_size", c->hidden_dim);
+    cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_seq);
+    cJSON_AddNumberToObject(j, "num_attention_heads", c->n_heads);
+    cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
+    cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(j, "rms_norm_eps", tidy(c->rms_eps));
+    if (c->rope_scaling == TK_ROPE_SCALING_LINEAR) {
+        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", "linear");
+        cJSON_AddNumberToObject(rs, "factor", tidy(c->rope_factor));
+    } else if (c->rope_scaling == TK_ROPE_SCALING_LLAMA3) {
+        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        cJSON_AddStringToObject(rs, "rope_type", "llama3");
+        cJSON_AddNumberToObject(rs, "factor", tidy(c->rope_factor));
+        cJSON_AddNumberToObject(rs, "low_freq_factor", tidy(c->rope_low_freq_factor));
+        cJSON_AddNumberToObject(rs, "high_freq_factor", tidy(c->rope_high_freq_factor));
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_orig_max_seq);
+    } else {
+        cJSON_AddNullToObject(j, "rope_scaling");
+    }
+    cJSON_AddNumberToObject(j, "rope_theta", tidy(c->rope_theta));
+    cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied_embeddings);
+    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype_name(dt));
+    if (qwen) cJSON_AddBoolToObject(j, "use_sliding_window", false);
+    cJSON_AddBoolToObject(j, "use_cache", true);
+    cJSON_AddNumberToObject(j, "vocab_size", c->n_vocab);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s) return TK_ERR_NOMEM;
+    tk_buf b = {0};
+    tk_status st = tk_buf_printf(&b, "%s\n", s);
+    free(s);
+    if (!st) st = tk_write_file_atomic(path, b.data, b.len);
+    tk_buf_free(&b);
+    return st;
+}
+
+/* The source folder's config.json with the new dtype. */
+static tk_status copy_config(const char *src_dir, const char *path, tk_dtype dt) {
+    char *src = join_path(src_dir, "config.json"), *text = NULL;
+    size_t len;
+    if (!src) return TK_ERR_NOMEM;
+    tk_status st = tk_read_file(src, &text, &len);
+    cJSON *j = st ? NULL : cJSON_ParseWithLength(text, len);
+    if (!st && !cJSON_IsObject(j)) st = tk_fail(TK_ERR_FORMAT, "%s: not a JSON object", src);
+    if (!st) {
+        if (cJSON_GetObjectItemCaseSensitive(j, "dtype"))
+            cJSON_ReplaceItemInObjectCaseSensitive(j, "dtype", cJSON_CreateString(torch_dtype_name(dt)));
+        if (cJSON_GetObjectItemCaseSensitive(j, "torch_dtype"))
+            cJSON_ReplaceItemInObjectCaseSensitive(j, "torch_dtype", cJSON_CreateString(torch_dtype_name(dt)));
+        else if (!cJSON_GetObjectItemCaseSensitive(j, "dtype"))
+            cJSON_AddStringToObject(j, "torch_dtype", torch_dtype_name(dt));
+        char *s = cJSON_Print(j);
+        tk_buf b = {0};
+        if (!s) st = TK_ERR_NOMEM;
+        else if (!(st = tk_buf_printf(&b, "%s\n", s))) st = tk_write_file_atomic(path, b.data, b.len);
+        free(s);
+        tk_buf_free(&b);
+    }
+    cJSON_Delete(j);
+    free(text);
+    free(src);
+    return st;
+}
+
+static tk_status copy_file_if_present(const char *src_dir, const char *dst_dir, const char *name) {
+    char *s = join_path(src_dir, name), *d = join_path(dst_dir, name), *data = NULL;
+    size_t len;
+    tk_status st = TK_OK;
+    if (!s || !d) st = TK_ERR_NOMEM;
+    else if (access(s, F_OK) == 0 && !(st = tk_read_file(s, &data, &len))) st = tk_write_file_atomic(d, data, len);
+    free(data);
+    free(s);
+    free(d);
+    return st;
+}
+
+static tk_status export_hf(tk_model *m, tk_lora *l, const char *dir, tk_dtype dt) {
+    if (dt == TK_Q8_0) return tk_fail(TK_ERR_ARG, "%s: an HF folder holds f32, f16 or bf16 (q8_0 is for a .gguf output)", dir);
+    const tk_model_config *c = &m->cfg;
+    bool perm = c->rope_interleaved != 0;
+    tk_status st = mkdir_p(dir);
+    if (st) return st;
+    /* the weight map in HF order: embedding, layers, final norm, untied head */
+    size_t n_items = 3 + (size_t)c->n_layers * 12;
+    hf_item *it = tk_calloc(n_items, sizeof *it);
+    if (!it) return TK_ERR_NOMEM;
+    size_t k = 0;
+    it[k++] = (hf_item){"token_embd.weight", -1, &m->w.tok_embd, -1, 0};
+    for (int i = 0; i < c->n_layers; i++) {
+        tk_layer_weights *y = &m->w.layers[i];
+        it[k++] = (hf_item){"attn_norm.weight", i, &y->attn_norm, -1, 0};
+        it[k++] = (hf_item){"attn_q.weight", i, &y->wq, TK_LIN_Q, 1};
+        it[k++] = (hf_item){"attn_k.weight", i, &y->wk, TK_LIN_K, 2};
+        it[k++] = (hf_item){"attn_v.weight", i, &y->wv, TK_LIN_V, 0};
+        it[k++] = (hf_item){"attn_output.weight", i, &y->wo, TK_LIN_O, 0};
+        if (y->bq.data) {
+            it[k++] = (hf_item){"attn_q.bias", i, &y->bq, -1, 1};
+            it[k++] = (hf_item){"attn_k.bias", i, &y->bk, -1, 2};
+            it[k++] = (hf_item){"attn_v.bias", i, &y->bv, -1, 0};
+        }
+        it[k++] = (hf_item){"ffn_norm.weight", i, &y->ffn_norm, -1, 0};
+        it[k++] = (hf_item){"ffn_gate.weight", i, &y->w_gate, TK_LIN_GATE, 0};
+        it[k++] = (hf_item){"ffn_up.weight", i, &y->w_up, TK_LIN_UP, 0};
+        it[k++] = (hf_item){"ffn_down.weight", i, &y->w_down, TK_LIN_DOWN, 0};
+    }
+    it[k++] = (hf_item){"output_norm.weight", -1, &m->w.out_norm, -1, 0};
+    if (!c->tied_embeddings) it[k++] = (hf_item){"output.weight", -1, &m->w.output, -1, 0};
+    tk_st_writer *w = tk_st_writer_new();
+    bufs keepers = {0};
+    char *st_path = join_path(dir, "model.safetensors"), *cfg_path = join_path(dir, "config.json");
+    if (!w || !st_path || !cfg_path) st = TK_ERR_NOMEM;
+    for (size_t i = 0; i < k && !st; i++) {
+        const tk_tensor_ref *t = it[i].t;
+        char name[160];
+        if (!tk_hf_weight_name(name, sizeof name, it[i].key, it[i].layer)) { st = tk_fail(TK_ERR_INTERNAL, "no HF name for %s", it[i].key); break; }
+        float *f;
+        if ((st = weight_f32(t, l, it[i].layer, it[i].which, &f))) break;
+        int64_t ne0 = t->ne[0], rows = tk_tensor_nelems(t) / ne0;
+        if (perm && it[i].qk) {
+            /* takumi's rows are llama.cpp's permuted ones: HF wants rotate-half rows */
+            float *h = tk_malloc((size_t)(rows * ne0) * sizeof(float));
+            if (!h) { free(f); st = TK_ERR_NOMEM; break; }
+            int heads = it[i].qk == 1 ? c->n_heads : c->n_kv_heads;
+            bool bias = t->n_dims == 1 || t->ne[1] == 1;
+            tk_permute_qk_rows_to_hf(h, f, heads, c->head_dim, bias ? sizeof(float) : (size_t)ne0 * sizeof(float));
+            free(f);
+            f = h;
+        }
+        void *out;
+        if ((st = convert(f, tk_tensor_nelems(t), dt, &out))) break;
+        if ((st = keep(&keepers, out))) { free(out); break; }
+        int nd = t->ne[1] > 1 ? 2 : 1;
+        st = tk_st_add_ref(w, name, dt, nd, t->ne, out);
+    }
+    if (!st) st = tk_st_set_metadata(w, "format", "pt");
+    if (!st) st = tk_st_write(w, st_path);
+    if (!st) {
+        if (!strcmp(m->format, "hf")) {
+            st = copy_config(m->path, cfg_path, dt);
+            static const char *const aux[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                                              "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                                              "added_tokens.json", "chat_template.jinja", "chat_template.json"};
+            for (size_t i = 0; i < sizeof aux / sizeof aux[0] && !st; i++) st = copy_file_if_present(m->path, dir, aux[i]);
+        } else {
+            st = write_config(m, cfg_path, dt);
+        }
+    }
+    bufs_free(&keepers);
+    tk_st_writer_free(w);
+    free(st_path);
+    free(cfg_path);
+    free(it);
+    return st;
+}
+
+/* ---- GGUF --------------------------------------------------------------------------------- */
+
+static const char *const k_lin_base[TK_LIN_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+/* "blk.{i}.{attn_q|…}.weight" -> (layer, which); false for every other name. */
+static bool linear_of(const char *name, int32_t *layer, int *which) {
+    if (strncmp(name, "blk.", 4)) return false;
+    char *end;
+    long v = strtol(name + 4, &end, 10);
+    if (end == name + 4 || *end != '.' || v < 0 || v > 1000000) return false;
+    for (int k = 0; k < TK_LIN_COUNT; k++) {
+        size_t n = strlen(k_lin_base[k]);
+        if (!strncmp(end + 1, k_lin_base[k], n) && !strcmp(end + 1 + n, ".weight")) {
+            *layer = (int32_t)v;
+            *which = k;
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint32_t file_type(tk_dtype dt) {
+    /* llama.cpp's llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q8_0 7, MOSTLY_BF16 32 */
+    return dt == TK_F32 ? 0 : dt == TK_F16 ? 1 : dt == TK_Q8_0 ? 7 : 32;
+}
+
+static tk_status export_gguf(tk_model *m, tk_lora *l, const char *path, tk_dtype dt) {
+    if (!m->gguf)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: a GGUF output needs a GGUF source model (its tokenizer and metadata are copied); "
+                                           "export this %s model to an HF folder and convert that with llama.cpp's convert_hf_to_gguf.py",
+                       path, m->format);
+    const tk_gguf *g = m->gguf;
+    tk_gguf_writer *w = tk_gguf_writer_new();
+    if (!w) return TK_ERR_NOMEM;
+    bufs keepers = {0};
+    tk_status st = tk_gguf_copy_kv(w, g);
+    if (!st) st = tk_gguf_set_u32(w, "general.file_type", file_type(dt));
+    for (int64_t i = 0; i < tk_gguf_n_tensors(g) && !st; i++) {
+        const tk_tensor_ref *t = tk_gguf_tensor(g, i);
+        int32_t layer = -1;
+        int which = -1;
+        bool lin = linear_of(t->name, &layer, &which) && layer < m->cfg.n_layers;
+        bool matrix = t->n_dims >= 2 && t->ne[1] > 1;
+        tk_dtype odt = matrix ? matrix_dtype(dt, t->ne[0]) : t->dtype;
+        tk_param *A;
+        bool merged = lin && l && tk_lora_module(l, layer, (tk_linear_id)which, &A, NULL);
+        if (!merged && odt == t->dtype) {
+            st = tk_gguf_add_tensor_ref(w, t->name, t->dtype, t->n_dims, t->ne, t->data);
+            continue;
+        }
+        /* the model's ref of a linear is the same view of this file as t */
+        float *f;
+        if ((st = weight_f32(t, merged ? l : NULL, layer, which, &f))) break;
+        void *out;
+        if ((st = convert(f, tk_tensor_nelems(t), odt, &out))) break;
+        if ((st = keep(&keepers, out))) { free(out); break; }
+        st = tk_gguf_add_tensor_ref(w, t->name, odt, t->n_dims, t->ne, out);
+    }
+    if (!st) st = tk_gguf_write(w, path);
+    bufs_free(&keepers);
+    tk_gguf_writer_free(w);
+    return st;
+}
+
+static bool ends_with(const char *s, const char *suf) {
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcmp(s + n - k, suf);
+}
+
+tk_status tk_export_model(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p) {
+    if (!m || !out || !*out) return tk_fail(TK_ERR_ARG, "export: NULL model or output");
+    tk_export_params d = tk_export_default_params();
+    if (!p) p = &d;
+    if (p->dtype != TK_F32 && p->dtype != TK_F16 && p->dtype != TK_BF16 && p->dtype != TK_Q8_0)
+        return tk_fail(TK_ERR_ARG, "export: dtype %s is not one of f32, f16, bf16, q8_0", tk_dtype_name(p->dtype));
+    tk_status st = ends_with(out, ".gguf") ? export_gguf(m, l, out, p->dtype) : export_hf(m, l, out, p->dtype);
+    return st ? tk_fail_ctx(st, "export to %s: ", out) : TK_OK;
+}
