@@ -74,6 +74,20 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
     int64_t kb = K / 32;
     tk_q8x *xq = malloc((size_t)(T * kb) * sizeof(tk_q8x));
     for (int64_t i = 0; i < T; i++) tk_cpu_quantize_q8x(x + i * K, xq + i * kb, K);
+    { /* the SIMD quantizer equals its scalar reference bit for bit (incl. an all-zero block) */
+        tk_q8x *xr = malloc((size_t)(T * kb) * sizeof(tk_q8x));
+        float *xz = malloc((size_t)K * sizeof(float));
+        memcpy(xz, x, (size_t)K * sizeof(float));
+        for (int k = 0; k < 32 && k < K; k++) xz[k] = 0.0f;
+        for (int64_t i = 0; i < T; i++) tk_cpu_quantize_q8x_ref(x + i * K, xr + i * kb, K);
+        bool same = memcmp(xq, xr, (size_t)(T * kb) * sizeof(tk_q8x)) == 0;
+        tk_cpu_quantize_q8x(xz, xr, K);
+        tk_q8x *xr2 = malloc((size_t)kb * sizeof(tk_q8x));
+        tk_cpu_quantize_q8x_ref(xz, xr2, K);
+        same = same && memcmp(xr, xr2, (size_t)kb * sizeof(tk_q8x)) == 0;
+        CHECK(same, "quantize_q8x differs from its scalar reference (K=%lld)", (long long)K);
+        free(xr); free(xr2); free(xz);
+    }
     for (int pf = 0; pf <= 4; pf++) { /* paths auto, panels, rows; then auto and rows with TK_MATMUL_EXACT */
         int path = pf <= 2 ? pf : (pf == 3 ? 0 : 2), flags = pf >= 3 ? TK_MATMUL_EXACT : 0;
         tk_cpu_matmul_force_path(path);

@@ -10,6 +10,8 @@ typedef struct tk_q8x { float d, s; int8_t q[32]; } tk_q8x;
 
 /* Quantizes n f32 values (n a multiple of 32) to n/32 tk_q8x blocks (round to nearest, |q| <= 127). */
 void tk_cpu_quantize_q8x(const float *x, tk_q8x *out, int64_t n);
+/* The scalar reference of tk_cpu_quantize_q8x (the SIMD version gives bit-identical blocks). */
+void tk_cpu_quantize_q8x_ref(const float *x, tk_q8x *out, int64_t n);
 
 /* True when dtype t has a fused dot kernel against tk_q8x activations (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K). */
 bool tk_cpu_has_qdot(tk_dtype t);
