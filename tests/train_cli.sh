@@ -2,7 +2,7 @@
 # `takumi train` from the command line, on the tiny stories260K model:
 # - --help lists every option with its default;
 # - a run writes its folder (config.json, metrics.jsonl, checkpoints/, samples.json,
-#   report.html) and prints the result paths on stdout;
+#   report.html, adapter/ and adapter.gguf) and prints the result paths on stdout;
 # - a run killed with SIGKILL (twice: mid-run, then again after resuming) and one killed
 #   while it checkpoints every step, each continued with `--out RUN --resume` alone,
 #   reproduce the uninterrupted run's train losses, learning rates, gradient norms and
@@ -41,7 +41,7 @@ common=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl
 
 # ---- the uninterrupted reference run
 if "$BIN" train "${common[@]}" --save-every 4 --out "$tmp/ref" > "$tmp/ref.out" 2> "$tmp/ref.err"; then ok; else bad "reference run failed: $(tail -3 "$tmp/ref.err")"; fi
-for f in config.json metrics.jsonl report.html samples.json; do
+for f in config.json metrics.jsonl report.html samples.json adapter/adapter_config.json adapter/adapter_model.safetensors adapter.gguf; do
     if [ -s "$tmp/ref/$f" ]; then ok; else bad "run folder lacks $f"; fi
 done
 if ls -d "$tmp"/ref/checkpoints/step-* > /dev/null 2>&1; then ok; else bad "no checkpoint written"; fi

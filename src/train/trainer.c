@@ -15,6 +15,7 @@
 #include "train/batch.h"
 #include "train/checkpoint.h"
 #include "train/report.h"
+#include "peft/adapter_io.h"
 #include "core/core.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -357,7 +358,7 @@ typedef struct run {
     tk_model *m;
     const tk_tokenizer *tok;
     tk_chat_family fam;
-    tk_sft_params sp;
+    tk_sft_params sp, sample_sp;  /* data parameters; those of the file the sample prompts come from */
     tk_sft_data train, val;
     bool has_val;
     const char *sample_path;      /* file the sample prompts come from */
@@ -456,12 +457,16 @@ static tk_status load_inputs(run *r) {
         if ((st = tk_sft_load(c->val, r->tok, &vp, &r->val))) return st;
         r->has_val = true;
         r->sample_path = c->val;
+        r->sample_sp = vp;
+        r->sample_sp.format = r->val.format;
     } else if (c->val_split > 0) {
         if ((st = tk_sft_split(&r->train, c->val_split, c->seed, &r->val))) return tk_fail_ctx(st, "%s: ", c->data);
         r->has_val = true;
         r->sample_path = c->data;
+        r->sample_sp = r->sp;
     } else {
         r->sample_path = c->data;
+        r->sample_sp = r->sp;
     }
     /* sample prompts: the first validation examples (else the first training examples) */
     const tk_sft_data *sd = r->has_val ? &r->val : &r->train;
@@ -533,7 +538,16 @@ static tk_status plan(run *r) {
     }
     r->st.total_steps = c->max_steps > 0 ? c->max_steps : planned;
     if (c->lr == 0) {
-        /* LORA_LR_NOTE */
+        /* LoRA: B starts at zero and only a rank-r update is learned, so it takes a much
+         * larger rate than full fine-tuning, and a CPU run makes few steps (<= 256 by the
+         * shape rule above). Measured on SmolLM2-135M-Instruct (Q4_1) with all defaults but
+         * the rate — 24 support-desk conversations (8 facts x 3 questions), 8 paraphrased
+         * validation questions, auto: 5 epochs, 120 steps of one conversation, cosine — the
+         * validation loss after 120 steps was 0.146 (token accuracy 96.7%) at 1e-3 and 0.834
+         * (81.8%) at 2e-4, the usual rate for 7B models and long runs (of the 3 sample
+         * paraphrases, 1e-3 answered one word for word and two in the trained style with
+         * wrong numbers). Full fine-tuning: 2e-5,
+         * the usual SFT rate for small dense models. */
         c->lr = c->method == TK_TRAIN_LORA ? 1e-3 : 2e-5;
     }
     double w = c->warmup < 0 ? 0.03 : c->warmup;
@@ -775,16 +789,18 @@ static tk_status evaluate(run *r) {
     tk_status st = tk_metrics_write(&r->mx, &e, NULL);
     if (st) return st;
     emit(r, &e);
-    /* overfitting: validation up while training down since the previous evaluation */
+    /* overfitting: validation up while training down since the previous evaluation; said
+     * once per plateau (the first evaluation after the best), so noise does not repeat it */
     double tr = r->st.train_weight_sum > 0 ? r->st.train_loss_sum / r->st.train_weight_sum : NAN;
-    if (isfinite(r->st.prev_val) && isfinite(r->st.prev_train) && isfinite(tr) && vl > r->st.prev_val && tr < r->st.prev_train)
+    if (vl < r->st.best_val) { r->st.best_val = vl; r->st.best_step = r->st.step; r->st.bad_evals = 0; }
+    else r->st.bad_evals++;
+    if (r->st.bad_evals == 1 && isfinite(r->st.prev_val) && isfinite(r->st.prev_train) && isfinite(tr) && vl > r->st.prev_val &&
+        tr < r->st.prev_train)
         emitf(r, TK_EV_WARNING, "warning", true, "validation loss rose from %.4f to %.4f while the training loss fell from %.4f to %.4f: "
               "the model may be overfitting (fewer epochs, --patience, more data)", r->st.prev_val, vl, r->st.prev_train, tr);
     if (isfinite(tr)) r->st.prev_train = tr;
     r->st.prev_val = vl;
     r->st.train_loss_sum = r->st.train_weight_sum = 0;
-    if (vl < r->st.best_val) { r->st.best_val = vl; r->st.best_step = r->st.step; r->st.bad_evals = 0; }
-    else r->st.bad_evals++;
     if (r->c.patience > 0 && r->st.bad_evals >= r->c.patience) {
         r->st.stopped_early = true;
         emitf(r, TK_EV_INFO, "early_stop", true, "early stop: no validation improvement for %d evaluations (best %.4f at step %lld)",
@@ -804,14 +820,29 @@ static tk_status save(run *r) {
 
 /* ---- outputs ---------------------------------------------------------------------------- */
 
-/* RUN/adapter/ (PEFT layout) and RUN/adapter.gguf: the adapter writers of issue 3 (src/peft/)
- * are called from here once they exist. Until then the trained LoRA weights are in the last
- * checkpoint's params.safetensors under "param/<PEFT key>", which is said in the log. */
+/* RUN/adapter/ (PEFT layout: adapter_config.json + adapter_model.safetensors) and
+ * RUN/adapter.gguf (llama.cpp LoRA adapter), by the adapter writers of src/peft/adapter_io.h.
+ * Full fine-tuning leaves its weights in the last checkpoint (`takumi export` merges/writes
+ * models). */
 static tk_status write_adapter(run *r, const char *last_ckpt) {
-    if (r->c.method == TK_TRAIN_LORA)
-        emitf(r, TK_EV_INFO, "adapter", true, "no adapter writer in this build: the LoRA weights are in %s/params.safetensors "
-              "(tensors \"param/<PEFT key>\")", last_ckpt);
-    return TK_OK;
+    if (r->c.method != TK_TRAIN_LORA) {
+        emitf(r, TK_EV_INFO, "weights", true, "the trained weights are in %s/params.safetensors (tensors \"param/<HF name>\"; q/k rows "
+              "%s)", last_ckpt, tk_train_qk_permuted(r->tc) ? "in llama.cpp's permuted order" : "in HF order");
+        return TK_OK;
+    }
+    char *dir = join(r->c.out, "adapter"), *gg = join(r->c.out, "adapter.gguf");
+    tk_status st = dir && gg ? TK_OK : TK_ERR_NOMEM;
+    if (!st) st = tk_adapter_save_peft(tk_train_lora(r->tc), r->m, dir, NULL);
+    if (!st) emitf(r, TK_EV_INFO, "adapter", true, "adapter (PEFT): %s", dir);
+    if (!st) {
+        tk_status g = tk_adapter_save_gguf(tk_train_lora(r->tc), r->m, gg);
+        if (g == TK_ERR_UNSUPPORTED) emitf(r, TK_EV_WARNING, "warning", true, "no GGUF adapter: %s", tk_last_error());
+        else if (g) st = g;
+        else emitf(r, TK_EV_INFO, "adapter", true, "adapter (GGUF, llama.cpp): %s", gg);
+    }
+    free(dir);
+    free(gg);
+    return st;
 }
 
 static void kv_add(tk_report_kv *kv, int *n, char (*vals)[160], const char *k, const char *fmt, ...) TK_PRINTF(5, 6);
@@ -836,8 +867,7 @@ static tk_status write_report(run *r) {
     char dur[32];
     tk_duration_format(r->st.elapsed_s, dur, sizeof dur);
     kv_add(sum, &ns, sv, "steps", "%lld of %lld%s", (long long)r->st.step, (long long)r->st.total_steps, r->st.stopped_early ? " (early stop)" : "");
-    kv_add(sum, &ns, sv, "epochs", "%.2f of %lld", (double)r->st.step >= (double)r->st.total_steps && !r->c.max_steps ? (double)r->n_epochs : epoch_progress(r),
-           (long long)r->n_epochs);
+    kv_add(sum, &ns, sv, "epochs", "%.2f of %lld", epoch_progress(r), (long long)r->n_epochs);
     if (ms.n_train) {
         int64_t k = ms.n_train < 10 ? ms.n_train : 10;
         double a = 0, b = 0;
@@ -845,8 +875,8 @@ static tk_status write_report(run *r) {
         kv_add(sum, &ns, sv, "train loss", "%.4f → %.4f (mean of the first / last %lld steps)", a / k, b / k, (long long)k);
     }
     if (ms.n_valid) {
-        kv_add(sum, &ns, sv, "validation loss", "%.4f → %.4f (best %.4f at step %lld)", ms.valid_loss[0], ms.valid_loss[ms.n_valid - 1],
-               r->st.best_val, (long long)r->st.best_step);
+        kv_add(sum, &ns, sv, "validation loss", "%.4f%s → %.4f (best %.4f at step %lld)", ms.valid_loss[0],
+               ms.valid_step[0] == 0 ? " (base model)" : "", ms.valid_loss[ms.n_valid - 1], r->st.best_val, (long long)r->st.best_step);
         kv_add(sum, &ns, sv, "validation perplexity", "%.2f → %.2f", ms.valid_ppl[0], ms.valid_ppl[ms.n_valid - 1]);
         kv_add(sum, &ns, sv, "validation token accuracy", "%.1f%% → %.1f%%", 100 * ms.valid_acc[0], 100 * ms.valid_acc[ms.n_valid - 1]);
     }
@@ -1003,7 +1033,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
 
     /* samples before training (the LoRA B matrices are zero, so this is the base model) */
     if (r->n_sample_lines > 0 &&
-        (st = tk_sft_prompts(r->sample_path, r->sample_lines, r->n_sample_lines, r->tok, &r->sp, &r->prompts, &r->n_prompts)))
+        (st = tk_sft_prompts(r->sample_path, r->sample_lines, r->n_sample_lines, r->tok, &r->sample_sp, &r->prompts, &r->n_prompts)))
         goto done;
     if (resumed) st = read_before(r);
     else {
@@ -1020,6 +1050,9 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
           r->n_epochs == 1 ? "" : "s", (long long)r->epoch_rows[0], c->batch_size, c->grad_accum, r->max_cols, c->lr,
           sched_name(c->schedule), (long long)c->warmup, (long long)r->ps->total);
     if (r->st.done) emitf(r, TK_EV_INFO, "done", false, "the run had already finished at step %lld", (long long)r->st.step);
+
+    /* the base model's validation loss, the reference every later evaluation is read against */
+    if (!resumed && r->has_val && r->st.step == 0 && (st = evaluate(r))) goto done;
 
     /* the loop */
     while (!r->st.done) {

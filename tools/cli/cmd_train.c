@@ -171,6 +171,13 @@ int cmd_train(int argc, char **argv) {
     if (st) { rc = cli_fail(st, "train"); goto done; }
     if (g_stop) { fprintf(stderr, "takumi train: interrupted; continue with: takumi train --out %s --resume\n", c.out); rc = 130; goto done; }
     printf("%s/report.html\n%s/metrics.jsonl\n", c.out, c.out);
+    if (c.method == TK_TRAIN_LORA) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/adapter", c.out);
+        if (access(p, F_OK) == 0) printf("%s\n", p);
+        snprintf(p, sizeof p, "%s/adapter.gguf", c.out);
+        if (access(p, F_OK) == 0) printf("%s\n", p);
+    }
 done:
     tk_trainer_config_free(&c);
     free(set);
