@@ -214,10 +214,11 @@ static tk_status att_bwd(fd_case *c) {
                                  c->in[0].data, c->in[1].data, c->in[2].data, &c->args);
 }
 /* kind: 0 causal GQA, 1 packed segments, 2 padding, 3 Tq < S with default positions, 4 = 1 with recompute in backward,
- * 5 long packed row (several query blocks) of random-length examples and a padded tail, MQA (KH = 1) */
+ * 5 long packed row (several query blocks) of random-length examples and a padded tail, MQA (KH = 1),
+ * 6 and 7 = 3 with 1 and 2 query rows (the direct decode loops instead of sgemm) */
 static void case_attention(fd_case *c, int kind) {
     c->H = 4; c->KH = kind == 5 ? 1 : 2; c->D = 8;
-    c->S = kind == 5 ? 150 : 9; c->T = kind == 3 ? 3 : c->S;
+    c->S = kind == 5 ? 150 : 9; c->T = kind == 3 ? 3 : kind == 6 ? 1 : kind == 7 ? 2 : c->S;
     c->pos = ivec(c->T); c->pos_k = ivec(c->S);
     c->seg_q = ivec(c->T); c->seg_k = ivec(c->S);
     for (int64_t s = 0; s < c->S; s++) c->pos_k[s] = (int32_t)s;
@@ -237,7 +238,7 @@ static void case_attention(fd_case *c, int kind) {
         int32_t seg[] = {0, 0, 0, 0, 0, 0, -1, -1, -1};
         memcpy(c->seg_k, seg, sizeof seg);
     }
-    if (kind == 3) {
+    if (kind == 3 || kind >= 6) {
         c->args = (tk_attn_args){.Tq = c->T, .S = c->S, .H = c->H, .KH = c->KH, .D = c->D, .scale = 1.0f / sqrtf((float)c->D)};
     } else {
         memcpy(c->pos, c->pos_k, (size_t)c->S * 4);
@@ -260,6 +261,7 @@ static void case_att_gqa(fd_case *c) { case_attention(c, 0); }
 static void case_att_packed(fd_case *c) { case_attention(c, 1); }
 static void case_att_padding(fd_case *c) { case_attention(c, 2); }
 static void case_att_decode(fd_case *c) { case_attention(c, 3); }
+static void case_att_decode1(fd_case *c) { case_attention(c, 6); }
 static void case_att_recompute(fd_case *c) { case_attention(c, 4); }
 static void case_att_long(fd_case *c) { case_attention(c, 5); }
 
@@ -525,6 +527,7 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"attention packed", case_att_packed, 1e-3},
     {"attention padding", case_att_padding, 1e-3},
     {"attention Tq<S", case_att_decode, 1e-3},
+    {"attention Tq=1", case_att_decode1, 1e-3},
     {"attention recompute", case_att_recompute, 1e-3},
     {"attention long packed MQA", case_att_long, 1e-3},
     {"swiglu", case_swiglu, 1e-3},
@@ -547,7 +550,7 @@ int main(void) {
         free_case(&c);
     }
     check_rope_hf();
-    for (int kind = 0; kind <= 5; kind++) check_attention_ref(kind);
+    for (int kind = 0; kind <= 7; kind++) check_attention_ref(kind);
     check_xent_ref();
     check_misc_forward();
     return tk_test_done("test_ops");

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #define QB 64 /* query rows per task */
+#define FEW_Q 2 /* at most this many query rows in a block (decode): direct loops instead of sgemm */
 
 static inline int32_t posq(const tk_attn_args *a, int64_t t) { return a->pos_q ? a->pos_q[t] : (int32_t)(a->S - a->Tq + t); }
 static inline int32_t posk(const tk_attn_args *a, int64_t s) { return a->pos_k ? a->pos_k[s] : (int32_t)s; }
@@ -70,7 +71,20 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
                        int64_t lo, int64_t hi) {
     int64_t S = a->S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH), n = hi - lo;
     if (n <= 0) return;
-    tk_sgemm(false, true, qb, n, D, a->scale, q + t0 * H * D + h * D, H * D, k + lo * KH * D + g * D, KH * D, 0.0f, P + lo, S);
+    if (qb <= FEW_Q) /* decode: plain dots; sgemm would re-pack the keys on every call */
+        for (int64_t i = 0; i < qb; i++) {
+            const float *qr = q + (t0 + i) * H * D + h * D;
+            float *p = P + i * S;
+            for (int64_t s = lo; s < hi; s++) {
+                const float *kr = k + s * KH * D + g * D;
+                float acc = 0;
+                #pragma omp simd reduction(+ : acc)
+                for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
+                p[s] = a->scale * acc;
+            }
+        }
+    else
+        tk_sgemm(false, true, qb, n, D, a->scale, q + t0 * H * D + h * D, H * D, k + lo * KH * D + g * D, KH * D, 0.0f, P + lo, S);
     for (int64_t i = 0; i < qb; i++) {
         int64_t t = t0 + i;
         float *p = P + i * S;
@@ -125,7 +139,19 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
                 }
             attn_probs(P, q, k, a, h, t0, qb, lo, hi);
             float *o = out + t0 * H * D + h * D;
-            if (hi > lo) tk_sgemm(false, false, qb, D, hi - lo, 1.0f, P + lo, S, v + lo * KH * D + g * D, KH * D, 0.0f, o, H * D);
+            if (hi > lo && qb <= FEW_Q)
+                for (int64_t i = 0; i < qb; i++) {
+                    float *orow = o + i * H * D;
+                    const float *p = P + i * S;
+                    memset(orow, 0, (size_t)D * sizeof(float));
+                    for (int64_t s = lo; s < hi; s++) {
+                        const float *vr = v + s * KH * D + g * D;
+                        float ps = p[s];
+                        #pragma omp simd
+                        for (int64_t d = 0; d < D; d++) orow[d] += ps * vr[d];
+                    }
+                }
+            else if (hi > lo) tk_sgemm(false, false, qb, D, hi - lo, 1.0f, P + lo, S, v + lo * KH * D + g * D, KH * D, 0.0f, o, H * D);
             else for (int64_t i = 0; i < qb; i++) memset(o + i * H * D, 0, (size_t)D * sizeof(float));
         }
         free(scratch);
