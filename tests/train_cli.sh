@@ -7,6 +7,7 @@
 #   while it checkpoints every step, each continued with `--out RUN --resume` alone,
 #   reproduce the uninterrupted run's train losses, learning rates, gradient norms and
 #   validation results bit for bit;
+# - --max-steps 3 then --resume --max-steps 5 runs steps 1..5; --recompute changes no loss;
 # - bad input fails with exit 1 and a message naming the problem.
 set -u
 cd "$(dirname "$0")/.."
@@ -90,6 +91,15 @@ curve "$tmp/k2/metrics.jsonl" > "$tmp/k2.curve"
 if cmp -s "$tmp/ref.curve" "$tmp/k2.curve"; then ok; else bad "run killed while checkpointing differs:"; diff "$tmp/ref.curve" "$tmp/k2.curve" | head -5 >&2; fi
 n_ck=$(ls -d "$tmp"/k2/checkpoints/step-* 2> /dev/null | grep -vc '\.tmp$')
 if [ "$n_ck" -eq 3 ]; then ok; else bad "--keep-checkpoints 3 left $n_ck checkpoints"; fi
+
+# ---- --max-steps with --resume counts the total; --recompute gives the same losses
+if "$BIN" train "${common[@]}" --max-steps 3 --out "$tmp/ms" > /dev/null 2> "$tmp/ms.err" &&
+   "$BIN" train --out "$tmp/ms" --resume --max-steps 5 > /dev/null 2>> "$tmp/ms.err"; then ok; else bad "max-steps runs failed: $(tail -3 "$tmp/ms.err")"; fi
+steps=$(curve "$tmp/ms/metrics.jsonl" | sed -n 's/^t \([0-9]*\) .*/\1/p' | tr '\n' ' ')
+if [ "$steps" = "1 2 3 4 5 " ]; then ok; else bad "--max-steps 3 then --resume --max-steps 5 ran steps '$steps'"; fi
+if "$BIN" train "${common[@]}" --max-steps 5 --recompute --out "$tmp/rc" > /dev/null 2> "$tmp/rc.err" &&
+   "$BIN" train "${common[@]}" --max-steps 5 --out "$tmp/nrc" > /dev/null 2>> "$tmp/rc.err"; then ok; else bad "recompute runs failed: $(tail -3 "$tmp/rc.err")"; fi
+if cmp -s <(curve "$tmp/rc/metrics.jsonl") <(curve "$tmp/nrc/metrics.jsonl"); then ok; else bad "--recompute changes the losses"; fi
 
 # ---- bad input
 expect_fail() {   # message-regex, args...
