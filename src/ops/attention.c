@@ -75,7 +75,23 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
         for (int64_t i = 0; i < qb; i++) {
             const float *qr = q + (t0 + i) * H * D + h * D;
             float *p = P + i * S;
-            for (int64_t s = lo; s < hi; s++) {
+            int64_t s = lo;
+            for (; s + 4 <= hi; s += 4) { /* four keys at once: independent accumulator chains */
+                const float *k0 = k + s * KH * D + g * D, *k1 = k0 + KH * D, *k2 = k1 + KH * D, *k3 = k2 + KH * D;
+                float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                #pragma omp simd reduction(+ : a0, a1, a2, a3)
+                for (int64_t d = 0; d < D; d++) {
+                    a0 += qr[d] * k0[d];
+                    a1 += qr[d] * k1[d];
+                    a2 += qr[d] * k2[d];
+                    a3 += qr[d] * k3[d];
+                }
+                p[s] = a->scale * a0;
+                p[s + 1] = a->scale * a1;
+                p[s + 2] = a->scale * a2;
+                p[s + 3] = a->scale * a3;
+            }
+            for (; s < hi; s++) {
                 const float *kr = k + s * KH * D + g * D;
                 float acc = 0;
                 #pragma omp simd reduction(+ : acc)
@@ -144,7 +160,14 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
                     float *orow = o + i * H * D;
                     const float *p = P + i * S;
                     memset(orow, 0, (size_t)D * sizeof(float));
-                    for (int64_t s = lo; s < hi; s++) {
+                    int64_t s = lo;
+                    for (; s + 4 <= hi; s += 4) { /* four keys per pass over the output row */
+                        const float *v0 = v + s * KH * D + g * D, *v1 = v0 + KH * D, *v2 = v1 + KH * D, *v3 = v2 + KH * D;
+                        float p0 = p[s], p1 = p[s + 1], p2 = p[s + 2], p3 = p[s + 3];
+                        #pragma omp simd
+                        for (int64_t d = 0; d < D; d++) orow[d] += p0 * v0[d] + p1 * v1[d] + p2 * v2[d] + p3 * v3[d];
+                    }
+                    for (; s < hi; s++) {
                         const float *vr = v + s * KH * D + g * D;
                         float ps = p[s];
                         #pragma omp simd
