@@ -23,7 +23,7 @@ static void session_free(void *p) {
     free(s->cp); free(s->boff); free(s->fl); free(s->b2u); free(s->seg); free(s->seg2);
     free(s->coll); free(s->wide); free(s->woff); free(s->wb2u); free(s->piece);
     free(s->sym); free(s->heap); free(s->sheap);
-    free(s->wc); tk_buf_free(&s->wc_keys); tk_ivec_free(&s->wc_vals); tk_ivec_free(&s->word);
+    free(s->wc); free(s->mc); tk_buf_free(&s->wc_keys); tk_ivec_free(&s->wc_vals); tk_ivec_free(&s->word);
     if (s->md) pcre2_match_data_free(s->md);
     if (s->mctx) pcre2_match_context_free(s->mctx);
     if (s->jit) pcre2_jit_stack_free(s->jit);
@@ -49,6 +49,7 @@ tok_session *tok_session_get(const tk_tokenizer *t) {
         s->wc_used = 0;
         if (s->wc) memset(s->wc, 0, (size_t)(s->wc_mask + 1) * sizeof *s->wc);
         s->wc_keys.len = 0; s->wc_vals.len = 0;
+        if (s->mc) memset(s->mc, 0, sizeof *s->mc << TOK_MC_BITS);
     }
     s->t = t;
     return s;
@@ -92,23 +93,21 @@ static tk_status build_b2u(tok_session *s) {
     return TK_OK;
 }
 
-/* llama.cpp's collapsed text: ASCII as is, other codepoints as one byte per category. */
+/* A unit's byte in llama.cpp's collapsed text: ASCII as is, other codepoints one byte per category. */
+static inline unsigned char coll_byte(uint32_t c, uint8_t f) {
+    if (c < 128) return (unsigned char)c;
+    if (f & TK_UF_WHITESPACE) return 0x0B;
+    if (f & TK_UF_NUMBER) return 0xD1;
+    if (f & TK_UF_LETTER) return 0xD2;
+    if (f & TK_UF_PUNCT) return 0xD3;
+    if (f & TK_UF_MARK) return 0xD4;
+    if (f & TK_UF_SYMBOL) return 0xD5;
+    return 0xD0;
+}
+
 static tk_status build_collapsed(tok_session *s) {
     GROW(s->coll, s->cap_coll, s->nu + 1);
-    for (size_t u = 0; u < s->nu; u++) {
-        uint32_t c = s->cp[u];
-        if (c < 128) { s->coll[u] = (char)c; continue; }
-        uint8_t f = s->fl[u];
-        unsigned char b;
-        if (f & TK_UF_WHITESPACE) b = 0x0B;
-        else if (f & TK_UF_NUMBER) b = 0xD1;
-        else if (f & TK_UF_LETTER) b = 0xD2;
-        else if (f & TK_UF_PUNCT) b = 0xD3;
-        else if (f & TK_UF_MARK) b = 0xD4;
-        else if (f & TK_UF_SYMBOL) b = 0xD5;
-        else b = 0xD0;
-        s->coll[u] = (char)b;
-    }
+    for (size_t u = 0; u < s->nu; u++) s->coll[u] = (char)coll_byte(s->cp[u], s->fl[u]);
     s->have_coll = true;
     return TK_OK;
 }
@@ -268,6 +267,20 @@ static tk_status add_piece(tok_session *s, uint32_t start, uint32_t n, bool matc
     return TK_OK;
 }
 
+/* A collapsed-text step matching one character at a time (tok_split.one_char), isolated:
+ * runs of other characters and each matching character become pieces, as split_regex does. */
+static tk_status split_one_char(tok_session *s, const tok_split *sp, tok_seg g) {
+    tk_status st;
+    uint32_t prev = g.start, end = g.start + g.n;
+    for (uint32_t u = g.start; u < end; u++) {
+        unsigned char b = coll_byte(s->cp[u], s->fl[u]);
+        if (!(sp->one_set[b >> 6] >> (b & 63) & 1)) continue;
+        if ((st = push_seg(s, prev, u - prev)) || (st = push_seg(s, u, 1))) return st;
+        prev = u + 1;
+    }
+    return push_seg(s, prev, end - prev);
+}
+
 /* Splits one segment with a regex step; pieces are in units. */
 static tk_status split_regex(tok_session *s, const tok_split *sp, tok_seg g) {
     tk_status st;
@@ -368,6 +381,7 @@ static tk_status run_splits(tok_session *s) {
             tok_seg g = s->seg[i];
             if (sp->kind == PS_GPT2) st = split_gpt2(s, g);
             else if (sp->kind == PS_LLAMA3) st = split_llama3(s, g);
+            else if (sp->one_char && !sp->invert && sp->behavior == SB_ISOLATED) st = split_one_char(s, sp, g);
             else st = split_regex(s, sp, g);
             if (st) return st;
         }
@@ -486,19 +500,6 @@ static inline bool heap_less(const bpe_item *a, const bpe_item *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static tk_status heap_push(tok_session *s, bpe_item it) {
-    GROW(s->heap, s->cap_heap, s->nheap + 1);
-    size_t i = s->nheap++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!heap_less(&it, &s->heap[p])) break;
-        s->heap[i] = s->heap[p];
-        i = p;
-    }
-    s->heap[i] = it;
-    return TK_OK;
-}
-
 static bpe_item heap_pop(tok_session *s) {
     bpe_item top = s->heap[0], last = s->heap[--s->nheap];
     size_t i = 0, n = s->nheap;
@@ -514,18 +515,77 @@ static bpe_item heap_pop(tok_session *s) {
     return top;
 }
 
-static tk_status try_bigram(tok_session *s, int32_t l, int32_t r) {
-    if (l < 0 || r < 0) return TK_OK;
-    const tok_merge *m = tok_find_merge(s->t, s->sym[l].id, s->sym[r].id);
-    if (!m) return TK_OK;
-    return heap_push(s, (bpe_item){ m->rank, l, r, m->id, s->sym[l].n, s->sym[r].n });
+/* Merge lookup through a small direct-mapped per-thread cache: the merge table of a real
+ * vocabulary (~50k merges, 2 MB) does not fit in L2, and BPE over text looks up the same few
+ * thousand pairs again and again, so most lookups are served from this 128 KB copy. Misses
+ * (including "no such merge") are filled from tok_find_merge; results are identical. */
+static inline bool merge_lookup(tok_session *s, int32_t a, int32_t b, int32_t *rank, int32_t *id) {
+    if (a < 0 || b < 0) return false;
+    uint64_t key = ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1);
+    if (s->mc) {
+        uint64_t h = key * 0x9E3779B97F4A7C15ULL;
+        mc_ent *e = &s->mc[h >> (64 - TOK_MC_BITS)];
+        if (e->key != key) {
+            const tok_merge *m = tok_find_merge(s->t, a, b);
+            *e = m ? (mc_ent){ key, m->rank, m->id } : (mc_ent){ key, -1, -1 };
+        }
+        if (e->rank < 0) return false;
+        *rank = e->rank; *id = e->id;
+        return true;
+    }
+    const tok_merge *m = tok_find_merge(s->t, a, b);
+    if (!m) return false;
+    *rank = m->rank; *id = m->id;
+    return true;
 }
 
-/* Merges s->sym[0..nsym) in place (linked list through prev/next). */
+/* Pushes onto a heap whose capacity was reserved by bpe_merge. */
+static inline void heap_push_nogrow(tok_session *s, bpe_item it) {
+    size_t i = s->nheap++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!heap_less(&it, &s->heap[p])) break;
+        s->heap[i] = s->heap[p];
+        i = p;
+    }
+    s->heap[i] = it;
+}
+
+static inline void try_bigram_nogrow(tok_session *s, int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return;
+    int32_t rank, id;
+    if (merge_lookup(s, s->sym[l].id, s->sym[r].id, &rank, &id))
+        heap_push_nogrow(s, (bpe_item){ rank, l, r, id, s->sym[l].n, s->sym[r].n });
+}
+
+/* Merges s->sym[0..nsym) in place (linked list through prev/next). The heap never holds more
+ * than nsym - 1 initial pairs plus two per merge (at most nsym - 1 merges), so it is reserved
+ * once; the initial pairs are heapified in O(n). Items equal in (rank, left) are identical (a
+ * rank names one pair, and a valid item's right is left's next), so the pop order, and the
+ * result, is that of pushing them one by one. */
 static tk_status bpe_merge(tok_session *s, int32_t nsym) {
-    tk_status st;
     s->nheap = 0;
-    for (int32_t i = 1; i < nsym; i++) if ((st = try_bigram(s, i - 1, i))) return st;
+    if (nsym < 2) return TK_OK;
+    if (!s->mc) s->mc = calloc((size_t)1 << TOK_MC_BITS, sizeof *s->mc); /* optional: NULL means no cache */
+    GROW(s->heap, s->cap_heap, 3 * (size_t)nsym);
+    for (int32_t i = 1; i < nsym; i++) {
+        int32_t rank, id;
+        if (merge_lookup(s, s->sym[i - 1].id, s->sym[i].id, &rank, &id))
+            s->heap[s->nheap++] = (bpe_item){ rank, i - 1, i, id, s->sym[i - 1].n, s->sym[i].n };
+    }
+    for (size_t k = s->nheap / 2; k-- > 0;) { /* heapify: sift down */
+        bpe_item it = s->heap[k];
+        size_t i = k, n = s->nheap;
+        for (;;) {
+            size_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && heap_less(&s->heap[c + 1], &s->heap[c])) c++;
+            if (!heap_less(&s->heap[c], &it)) break;
+            s->heap[i] = s->heap[c];
+            i = c;
+        }
+        s->heap[i] = it;
+    }
     while (s->nheap) {
         bpe_item b = heap_pop(s);
         bpe_sym *L = &s->sym[b.left], *R = &s->sym[b.right];
@@ -535,8 +595,8 @@ static tk_status bpe_merge(tok_session *s, int32_t nsym) {
         R->n = 0;
         L->next = R->next;
         if (R->next >= 0) s->sym[R->next].prev = b.left;
-        if ((st = try_bigram(s, L->prev, b.left))) return st;
-        if ((st = try_bigram(s, b.left, L->next))) return st;
+        try_bigram_nogrow(s, L->prev, b.left);
+        try_bigram_nogrow(s, b.left, L->next);
     }
     return TK_OK;
 }
@@ -569,8 +629,10 @@ static tk_status bpe_word(tok_session *s, const char *w, size_t n, tk_ivec *out)
     }
     int32_t nsym = 0;
     if (t->byte_level) {
+        GROW(s->sym, s->cap_sym, n);
         for (size_t i = 0; i < n; i++)
-            if ((st = add_sym(s, &nsym, t->byte_sym[(uint8_t)w[i]], (uint32_t)i, 1))) return st;
+            s->sym[i] = (bpe_sym){ t->byte_sym[(uint8_t)w[i]], (int32_t)i - 1, i + 1 < n ? (int32_t)i + 1 : -1, (uint32_t)i, 1 };
+        nsym = (int32_t)n;
     } else {
         const unsigned char *p = (const unsigned char *)w;
         for (size_t i = 0; i < n;) {

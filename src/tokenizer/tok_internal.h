@@ -43,6 +43,11 @@ typedef struct tok_split {
     tok_split_behavior behavior; /* PS_RE_HF only; llama.cpp steps are always isolated */
     bool invert;
     pcre2_code *re;
+    /* PS_RE_COLLAPSED whose regex matches exactly one character (llama.cpp's "\\p{N}" steps):
+     * the bytes of the collapsed text it matches, found by running the regex on each byte at
+     * load time; the splitter then needs no regex engine (same pieces, faster). */
+    bool one_char;
+    uint64_t one_set[4];
 } tok_split;
 
 /* HF normalizer / text transforms applied to each text fragment before splitting. */
@@ -139,6 +144,9 @@ typedef struct { int32_t id, prev, next; uint32_t start, n; } bpe_sym;
 typedef struct { int32_t rank, left, right, id; uint32_t ln, rn; } bpe_item;
 typedef struct { float score; int32_t left, right; uint32_t size; } spm_item;
 typedef struct { uint64_t h; uint32_t koff, klen, voff, vn; } wc_ent;
+/* One slot of the per-thread merge-lookup cache: key as in tok_mergemap, rank -1 = no merge. */
+typedef struct { uint64_t key; int32_t rank, id; } mc_ent;
+#define TOK_MC_BITS 14
 
 /* Per-thread scratch of the encoders; see tok_session_get. */
 typedef struct tok_session {
@@ -158,6 +166,7 @@ typedef struct tok_session {
     bpe_item *heap; size_t nheap, cap_heap;
     spm_item *sheap; size_t nsheap, cap_sheap;
     wc_ent *wc; uint32_t wc_mask, wc_used; tk_buf wc_keys; tk_ivec wc_vals; tk_ivec word;
+    mc_ent *mc;                            /* 1 << TOK_MC_BITS slots, direct-mapped */
     pcre2_match_data *md; pcre2_match_context *mctx; pcre2_jit_stack *jit;
 } tok_session;
 

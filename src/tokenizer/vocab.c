@@ -367,6 +367,29 @@ static bool name_in(const char *names, const char *pre) {
     return false;
 }
 
+/* For a collapsed-text step whose regex is a single character class: the set of bytes it
+ * matches, taken from the compiled regex itself (each byte alone must match as one whole
+ * character, and in a two-byte subject only the first byte). */
+static tk_status one_char_set(tok_split *sp) {
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md) return TK_ERR_NOMEM;
+    memset(sp->one_set, 0, sizeof sp->one_set);
+    bool ok = true;
+    for (int b = 0; b < 256 && ok; b++) {
+        unsigned char subj[2] = { (unsigned char)b, (unsigned char)b };
+        int rc = pcre2_match(sp->re, subj, 1, 0, PCRE2_NO_JIT, md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH) continue;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        if (rc < 0 || ov[0] != 0 || ov[1] != 1) { ok = false; break; }
+        rc = pcre2_match(sp->re, subj, 2, 0, PCRE2_NO_JIT, md, NULL);
+        if (rc < 0 || ov[0] != 0 || ov[1] != 1) { ok = false; break; }
+        sp->one_set[b >> 6] |= 1ull << (b & 63);
+    }
+    pcre2_match_data_free(md);
+    sp->one_char = ok;
+    return TK_OK;
+}
+
 tk_status tok_set_llamacpp_pre(tk_tokenizer *t, const char *pre) {
     if (!pre || !*pre) pre = "default";
     const llamacpp_pre *p = NULL;
@@ -389,6 +412,7 @@ tk_status tok_set_llamacpp_pre(tk_tokenizer *t, const char *pre) {
             st = tok_compile_regex(cre, n, PS_RE_COLLAPSED, &code);
             free(cre);
             if (!st) st = tok_add_split(t, PS_RE_COLLAPSED, SB_ISOLATED, false, code);
+            if (!st && !strcmp(re, "\\p{N}")) st = one_char_set(&t->splits[t->n_splits - 1]);
         } else {
             pcre2_code *code = NULL;
             st = tok_compile_regex(re, strlen(re), PS_RE_WIDE, &code);
