@@ -23,7 +23,7 @@ static void session_free(void *p) {
     free(s->cp); free(s->boff); free(s->fl); free(s->b2u); free(s->seg); free(s->seg2);
     free(s->coll); free(s->wide); free(s->woff); free(s->wb2u); free(s->piece);
     free(s->sym); free(s->heap); free(s->sheap);
-    free(s->wc); free(s->mc); tk_buf_free(&s->wc_keys); tk_ivec_free(&s->wc_vals); tk_ivec_free(&s->word);
+    free(s->wc); free(s->mc); tk_buf_free(&s->wc_keys); tk_ivec_free(&s->word);
     if (s->md) pcre2_match_data_free(s->md);
     if (s->mctx) pcre2_match_context_free(s->mctx);
     if (s->jit) pcre2_jit_stack_free(s->jit);
@@ -48,7 +48,7 @@ tok_session *tok_session_get(const tk_tokenizer *t) {
         s->serial = t->serial;
         s->wc_used = 0;
         if (s->wc) memset(s->wc, 0, (size_t)(s->wc_mask + 1) * sizeof *s->wc);
-        s->wc_keys.len = 0; s->wc_vals.len = 0;
+        s->wc_keys.len = 0;
         if (s->mc) memset(s->mc, 0, sizeof *s->mc << TOK_MC_BITS);
     }
     s->t = t;
@@ -695,7 +695,7 @@ static uint64_t wc_hash(const char *p, size_t n) {
 
 static void wc_clear(tok_session *s) {
     if (s->wc) memset(s->wc, 0, (size_t)(s->wc_mask + 1) * sizeof *s->wc);
-    s->wc_used = 0; s->wc_keys.len = 0; s->wc_vals.len = 0;
+    s->wc_used = 0; s->wc_keys.len = 0;
 }
 
 static const wc_ent *wc_find(const tok_session *s, const char *w, size_t n, uint64_t h) {
@@ -721,15 +721,23 @@ static void wc_put(tok_session *s, const char *w, size_t n, uint64_t h, const in
         }
         free(s->wc); s->wc = ne; s->wc_mask = cap - 1;
     }
-    size_t koff = s->wc_keys.len, voff = s->wc_vals.len;
-    if (tk_buf_append(&s->wc_keys, w, n)) { tk_clear_error(); return; }
-    if (tk_ivec_reserve(&s->wc_vals, nid)) { tk_clear_error(); s->wc_keys.len = koff; return; }
-    if (nid) memcpy(s->wc_vals.data + voff, ids, nid * sizeof *ids);
-    s->wc_vals.len += nid;
+    /* ids, then the word, side by side in one arena: a hit reads both from one place */
+    size_t voff = s->wc_keys.len, koff = voff + nid * sizeof *ids;
+    if ((nid && tk_buf_append(&s->wc_keys, ids, nid * sizeof *ids)) || tk_buf_append(&s->wc_keys, w, n)) {
+        tk_clear_error(); s->wc_keys.len = voff; return;
+    }
     uint32_t i = (uint32_t)(h >> 32) & s->wc_mask;
     while (s->wc[i].h) i = (i + 1) & s->wc_mask;
     s->wc[i] = (wc_ent){ h, (uint32_t)koff, (uint32_t)n, (uint32_t)voff, (uint32_t)nid };
     s->wc_used++;
+}
+
+/* Starts loading the word-cache slot of word w[0..n): the table (megabytes) is mostly not in
+ * cache, so a fragment's words are looked up a few words after their slots were prefetched. */
+static inline void wc_prefetch(const tok_session *s, const char *w, size_t n) {
+    if (!s->wc || n > WC_MAX_WORD) return;
+    uint64_t h = wc_hash(w, n);
+    __builtin_prefetch(&s->wc[(uint32_t)(h >> 32) & s->wc_mask]);
 }
 
 static tk_status bpe_word_cached(tok_session *s, const char *w, size_t n, tk_ivec *out) {
@@ -740,7 +748,7 @@ static tk_status bpe_word_cached(tok_session *s, const char *w, size_t n, tk_ive
         if (e->vn == 0) return TK_OK;
         tk_status st = tk_ivec_reserve(out, e->vn);
         if (st) return st;
-        memcpy(out->data + out->len, s->wc_vals.data + e->voff, e->vn * sizeof(int32_t));
+        memcpy(out->data + out->len, s->wc_keys.data + e->voff, e->vn * sizeof(int32_t));
         out->len += e->vn;
         return TK_OK;
     }
@@ -800,7 +808,16 @@ tk_status tok_encode_fragment(tok_session *s, const char *text, size_t len, bool
     if (t->n_norms && (st = apply_norms(s, first))) return st;
     if ((st = build_units(s))) return st;
     if ((st = run_splits(s))) return st;
+    enum { PF = 6 };
+    for (size_t i = 0; i < s->nseg && i < PF; i++) {
+        tok_seg g = s->seg[i];
+        wc_prefetch(s, s->text.data + s->boff[g.start], s->boff[g.start + g.n] - s->boff[g.start]);
+    }
     for (size_t i = 0; i < s->nseg; i++) {
+        if (i + PF < s->nseg) {
+            tok_seg g = s->seg[i + PF];
+            wc_prefetch(s, s->text.data + s->boff[g.start], s->boff[g.start + g.n] - s->boff[g.start]);
+        }
         tok_seg g = s->seg[i];
         uint32_t b0 = s->boff[g.start], b1 = s->boff[g.start + g.n];
         if ((st = bpe_word_cached(s, s->text.data + b0, b1 - b0, out))) return st;

@@ -143,7 +143,7 @@ typedef struct { uint32_t start, n; bool match; } tok_piece_t;     /* regex spli
 typedef struct { int32_t id, prev, next; uint32_t start, n; } bpe_sym;
 typedef struct { int32_t rank, left, right, id; uint32_t ln, rn; } bpe_item;
 typedef struct { float score; int32_t left, right; uint32_t size; } spm_item;
-typedef struct { uint64_t h; uint32_t koff, klen, voff, vn; } wc_ent;
+typedef struct { uint64_t h; uint32_t koff, klen, voff, vn; } wc_ent; /* offsets into wc_keys */
 /* One slot of the per-thread merge-lookup cache: key as in tok_mergemap, rank -1 = no merge. */
 typedef struct { uint64_t key; int32_t rank, id; } mc_ent;
 #define TOK_MC_BITS 14
@@ -165,7 +165,7 @@ typedef struct tok_session {
     bpe_sym *sym; size_t cap_sym;
     bpe_item *heap; size_t nheap, cap_heap;
     spm_item *sheap; size_t nsheap, cap_sheap;
-    wc_ent *wc; uint32_t wc_mask, wc_used; tk_buf wc_keys; tk_ivec wc_vals; tk_ivec word;
+    wc_ent *wc; uint32_t wc_mask, wc_used; tk_buf wc_keys; tk_ivec word; /* wc_keys: each entry's ids, then its word */
     mc_ent *mc;                            /* 1 << TOK_MC_BITS slots, direct-mapped */
     pcre2_match_data *md; pcre2_match_context *mctx; pcre2_jit_stack *jit;
 } tok_session;
