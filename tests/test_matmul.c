@@ -134,8 +134,8 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
     if (tk_cpu_has_fdot(t)) {
         size_t rb;
         tk_dtype_nbytes(t, K, &rb);
-        float *xs = malloc((size_t)(K / 32) * sizeof(float));
-        tk_cpu_block_sums(x, xs, K);
+        float *xs = malloc((size_t)(K / 32) * sizeof(float)), *xp = malloc((size_t)K * sizeof(float));
+        tk_cpu_fdot_prepare(t, x, xp, xs, K);
         double worst = 0;
         for (int64_t n = 0; n < N; n++) {
             double ref_d = 0, sa = 0;
@@ -143,11 +143,12 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
                 ref_d += (double)wf[n * K + k] * x[k];
                 sa += fabs((double)wf[n * K + k] * x[k]);
             }
-            float a = tk_cpu_fdot(t, (const uint8_t *)w + n * rb, x, xs, K);
+            float a = tk_cpu_fdot(t, (const uint8_t *)w + n * rb, xp, xs, K);
             worst = fmax(worst, fabs(a - ref_d) / (1e-6 * sa + 1e-6));
         }
         CHECK(worst <= 1.0, "fdot %s vs dequantize+dot K=%lld: %.3g x tolerance", tk_dtype_name(t), (long long)K, worst);
         free(xs);
+        free(xp);
     }
     free(xq);
     free(w); free(wf); free(x); free(y);

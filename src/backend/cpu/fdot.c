@@ -29,6 +29,20 @@ void tk_cpu_block_sums(const float *x, float *sums, int64_t n) {
     }
 }
 
+void tk_cpu_fdot_prepare(tk_dtype t, const float *x, float *xp, float *sums, int64_t n) {
+    tk_cpu_block_sums(x, sums, n);
+    if (t != TK_Q4_0 && t != TK_Q4_1) {
+        memcpy(xp, x, (size_t)n * sizeof(float));
+        return;
+    }
+    for (int64_t b = 0; b < n / 32; b++) /* group j: elements 4j..4j+3, then 16+4j..16+4j+3 */
+        for (int j = 0; j < 4; j++)
+            for (int i = 0; i < 4; i++) {
+                xp[b * 32 + 8 * j + i] = x[b * 32 + 4 * j + i];
+                xp[b * 32 + 8 * j + 4 + i] = x[b * 32 + 16 + 4 * j + i];
+            }
+}
+
 #ifdef TK_FDOT_AVX2
 static inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -39,14 +53,25 @@ static inline float hsum8(__m256 v) {
 static inline __m256 u8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
 static inline __m256 s8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 
-/* Σ q·x over one 32-block of nibbles (low nibbles = elements 0..15, high = 16..31). */
-static inline __m256 nib_dot(const uint8_t *qs, const float *x) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
-    __m128i lo = _mm_and_si128(raw, m), hi = _mm_and_si128(_mm_srli_epi16(raw, 4), m);
-    __m256 a = _mm256_mul_ps(u8f(lo), _mm256_loadu_ps(x));
-    __m256 b = _mm256_mul_ps(u8f(_mm_srli_si128(lo, 8)), _mm256_loadu_ps(x + 8));
-    a = _mm256_fmadd_ps(u8f(hi), _mm256_loadu_ps(x + 16), a);
-    b = _mm256_fmadd_ps(u8f(_mm_srli_si128(hi, 8)), _mm256_loadu_ps(x + 24), b);
+/* Σ q·x over one 32-block of nibbles against x in the fdot_prepare order. The 16 bytes
+ * are broadcast to both 128-bit lanes; the low lane keeps the low nibbles (elements
+ * 0..15), the high lane the high ones (16..31); an in-lane byte shuffle then spreads
+ * four bytes per lane into dwords: group j = elements 4j..4j+3 and 16+4j..16+4j+3, the
+ * order tk_cpu_fdot_prepare lays x out in. In-lane shuffles instead of cross-lane byte
+ * widening: the widening was the bottleneck of this kernel. */
+static inline __m256 nib_dot(const uint8_t *qs, const float *xp) {
+    const __m256i m = _mm256_set1_epi8(0x0F);
+    __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    __m256i v = _mm256_and_si256(_mm256_blend_epi32(raw, _mm256_srli_epi16(raw, 4), 0xF0), m);
+#define Z (char)0x80
+#define SH(j) _mm256_setr_epi8(4 * j, Z, Z, Z, 4 * j + 1, Z, Z, Z, 4 * j + 2, Z, Z, Z, 4 * j + 3, Z, Z, Z, \
+                               4 * j, Z, Z, Z, 4 * j + 1, Z, Z, Z, 4 * j + 2, Z, Z, Z, 4 * j + 3, Z, Z, Z)
+    __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(0))), _mm256_loadu_ps(xp));
+    __m256 b = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(1))), _mm256_loadu_ps(xp + 8));
+    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(2))), _mm256_loadu_ps(xp + 16), a);
+    b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(3))), _mm256_loadu_ps(xp + 24), b);
+#undef SH
+#undef Z
     return _mm256_add_ps(a, b);
 }
 

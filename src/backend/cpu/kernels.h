@@ -26,9 +26,12 @@ const char *tk_cpu_qdot_isa(void);
 bool tk_cpu_has_fdot(tk_dtype t);
 /* Sums of each 32-element block of x (n a multiple of 32) into sums[n/32]: what tk_cpu_fdot needs for Q4_0/Q4_1. */
 void tk_cpu_block_sums(const float *x, float *sums, int64_t n);
-/* Dot product of one weight row (n elements of dtype t, tk_cpu_has_fdot(t)) with f32 x; xsums from tk_cpu_block_sums(x)
- * (read for Q4_0/Q4_1 only). Its reference is the scalar dequantizer followed by a double dot (tests). */
-float tk_cpu_fdot(tk_dtype t, const void *w, const float *x, const float *xsums, int64_t n);
+/* Lays x (n a multiple of 32) out for tk_cpu_fdot on dtype t: xp[n] gets x in the kernel's order (a fixed
+ * permutation within each 32-block for Q4_0/Q4_1, a copy otherwise), sums[n/32] the block sums. Once per matmul row. */
+void tk_cpu_fdot_prepare(tk_dtype t, const float *x, float *xp, float *sums, int64_t n);
+/* Dot product of one weight row (n elements of dtype t, tk_cpu_has_fdot(t)) with f32 x, given as xp and xsums
+ * from tk_cpu_fdot_prepare(t, x, ...). Its reference is the scalar dequantizer followed by a double dot (tests). */
+float tk_cpu_fdot(tk_dtype t, const void *w, const float *xp, const float *xsums, int64_t n);
 
 /* Dequantizes n elements of any supported dtype (F32 copy included) into dst; TK_ERR_UNSUPPORTED otherwise. */
 tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n);

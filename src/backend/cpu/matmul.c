@@ -111,9 +111,10 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
         if (!xq) return TK_ERR_NOMEM;
         for (int64_t t = 0; t < T; t++) tk_cpu_quantize_q8x(x + t * K, xq + t * (K / 32), K);
     } else if (kind == 2) {
-        xs = tk_malloc((size_t)T * (K / 32) * sizeof(float));
+        /* [T x K] x in the kernel's order, then [T x K/32] block sums */
+        xs = tk_malloc((size_t)T * (K + K / 32) * sizeof(float));
         if (!xs) return TK_ERR_NOMEM;
-        for (int64_t t = 0; t < T; t++) tk_cpu_block_sums(x + t * K, xs + t * (K / 32), K);
+        for (int64_t t = 0; t < T; t++) tk_cpu_fdot_prepare(dt, x + t * K, xs + t * K, xs + T * K + t * (K / 32), K);
     }
     tk_dequant_row_fn deq = dt == TK_F32 ? NULL : tk_dequant_row_fn_for(dt);
     tk_status err = TK_OK;
@@ -133,7 +134,7 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
             const void *wr = W + (size_t)n * row_bytes;
             for (int64_t t = 0; t < T && kind != 3; t++) {
                 float v = kind == 1 ? tk_cpu_qdot(dt, wr, xq + t * (K / 32), K)
-                                    : tk_cpu_fdot(dt, wr, x + t * K, xs + t * (K / 32), K);
+                                    : tk_cpu_fdot(dt, wr, xs + t * K, xs + T * K + t * (K / 32), K);
                 y[t * N + n] = acc ? y[t * N + n] + v : v;
             }
             if (kind != 3 || !row) continue;
