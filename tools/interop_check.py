@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Interop check of takumi's adapter files (issue 3, "Outputs"): HF PEFT loads takumi's PEFT
+folder onto the HF model, and llama.cpp loads takumi's GGUF adapter, and both give takumi's
+logits. Writes the result to tests/fixtures/interop/result.txt (and exits 1 on a failure).
+
+What runs:
+  takumi     tools/interop/takumi_logits.c (built here against build/libtakumi.a): logits of
+             every position of a token sequence, adapter applied unmerged through the hook,
+             loaded from the PEFT folder and from the GGUF adapter.
+  HF PEFT    transformers (float32, eager attention, HF_HUB_OFFLINE=1) + peft from PyPI:
+             PeftModel.from_pretrained(base, takumi's adapter folder). The base is the HF
+             folder (stories260K) or the same GGUF read by transformers' GGUF loader
+             (SmolLM2: Q4_1 dequantized to f32, q/k rows un-permuted by transformers).
+  llama.cpp  tools/interop/llamacpp_logits.c built against the llama.cpp of
+             bench/build-peers.sh: llama_adapter_lora_init(takumi's adapter.gguf), KV cache
+             f32, flash attention off. The model is an f32 GGUF: stories260K-f32.gguf, and for
+             SmolLM2 `takumi export --dtype f32` of the Q4_1 file (the same weight values;
+             llama.cpp's Q4_1 kernels quantize activations to 8 bits, which would hide small
+             errors). The Q4_1 file itself with the adapter is reported too (no tolerance).
+
+Adapters: a random one (tools/interop/takumi_logits --random-adapter: PEFT's A init, B ~ N(0,
+0.05^2), r 8, all seven linears) for each model, and a trained one (RUN/adapter and
+RUN/adapter.gguf of `takumi train`, --run RUN) for SmolLM2 when given.
+
+Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
+every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative);
+the line also shows the same diff without adapter (the floor) and how far the adapter moves
+the logits (so that a diff far below it means the adapter was applied, not ignored).
+
+Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--out FILE]
+"""
+import argparse
+import datetime
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("TAKUMI_SHARED", os.path.join(ROOT, "..", "shared"))
+PEERS = os.path.join(ROOT, "bench", ".peers")
+TOL = 1e-3
+SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+STORIES_GGUF = os.path.join(SHARED, "models", "stories260K", "gguf", "stories260K-f32.gguf")
+STORIES_HF = os.path.join(SHARED, "models", "stories260K", "hf")
+
+
+def sh(cmd, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    if r.returncode != 0:
+        sys.exit(f"interop_check: {' '.join(cmd)} failed:\n{r.stderr.decode('utf-8', 'replace')[-3000:]}")
+    return r.stdout.decode("utf-8", "replace")
+
+
+def build_tools(tmp):
+    cflags = sh(["pkg-config", "--cflags", "--libs", "libcjson", "libpcre2-8", "openblas"]).split()
+    tk = os.path.join(tmp, "takumi_logits")
+    sh(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-Iinclude", "-Isrc", "-o", tk, "tools/interop/takumi_logits.c",
+        "build/libtakumi.a"] + cflags + ["-fopenmp", "-lm", "-lpthread"], cwd=ROOT)
+    src = [d for d in sorted(os.listdir(PEERS)) if d.startswith("llama_cpp_python-") and os.path.isdir(os.path.join(PEERS, d))] \
+        if os.path.isdir(PEERS) else []
+    bld = os.path.join(PEERS, "llama.cpp-build")
+    if not src or not os.path.exists(os.path.join(bld, "src", "libllama.a")):
+        return tk, None, "llama.cpp not built (run bench/build-peers.sh)"
+    lc = os.path.join(PEERS, src[-1], "vendor", "llama.cpp")
+    ll = os.path.join(tmp, "llamacpp_logits")
+    libs = [os.path.join(bld, p) for p in ("src/libllama.a", "ggml/src/libggml.a", "ggml/src/libggml-cpu.a", "ggml/src/libggml-base.a")]
+    sh(["cc", "-O2", "-o", ll, "tools/interop/llamacpp_logits.c", "-I" + os.path.join(lc, "include"),
+        "-I" + os.path.join(lc, "ggml", "include")] + libs + ["-lstdc++", "-fopenmp", "-lm", "-lpthread"], cwd=ROOT)
+    stamp = [f for f in os.listdir(bld) if f.startswith(".built-")]
+    desc = open(os.path.join(bld, stamp[0])).read().strip() if stamp else "llama.cpp (" + src[-1] + ")"
+    return tk, ll, desc
+
+
+def logits_bin(path, n):
+    return np.fromfile(path, dtype=np.float32).reshape(n, -1)
+
+
+def run_logits(tool, model, adapter, ids, tmp, tag):
+    out = os.path.join(tmp, tag + ".bin")
+    sh([tool, model, adapter or "-", ",".join(map(str, ids)), out])
+    return logits_bin(out, len(ids))
+
+
+def hf_logits(base_dir, gguf_file, adapter, ids):
+    import torch
+    from transformers import AutoModelForCausalLM
+    kw = {"dtype": torch.float32, "attn_implementation": "eager"}
+    if gguf_file:
+        kw["gguf_file"] = gguf_file
+    m = AutoModelForCausalLM.from_pretrained(base_dir, **kw)
+    m.eval()
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        base = m(x).logits[0].float().numpy()
+    if not adapter:
+        return base, None
+    from peft import PeftModel
+    pm = PeftModel.from_pretrained(m, adapter)
+    pm.eval()
+    # every tensor of the file must have landed in a LoRA module of the model
+    from safetensors.numpy import load_file
+    sd = load_file(os.path.join(adapter, "adapter_model.safetensors"))
+    params = dict(pm.named_parameters())
+    for k, v in sd.items():
+        name = k.replace(".weight", ".default.weight")
+        if name not in params:
+            sys.exit(f"interop_check: PEFT did not create {name} for {k}")
+        if not np.array_equal(params[name].detach().numpy(), v):
+            sys.exit(f"interop_check: PEFT's {name} differs from the file's {k}")
+    with torch.no_grad():
+        ad = pm(x).logits[0].float().numpy()
+    return base, ad
+
+
+def cmp(a, b):
+    return float(np.abs(a.astype(np.float64) - b).max()), float(np.mean(a.argmax(-1) == b.argmax(-1)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
+    args = ap.parse_args()
+    import peft
+    import torch
+    import transformers
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    lines, failures = [], []
+
+    def say(s=""):
+        print(s)
+        lines.append(s)
+
+    with tempfile.TemporaryDirectory(prefix="tk_interop_") as tmp:
+        tk, ll, lcdesc = build_tools(tmp)
+        say("takumi adapter interop check (tools/interop_check.py)")
+        say(f"date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, "
+            f"takumi {sh(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT).strip()}, {platform.machine()}")
+        say(f"peers: peft {peft.__version__}, transformers {transformers.__version__}, torch {torch.__version__}; {lcdesc}")
+        say(f"tolerance: max |logit diff| over all positions x vocabulary <= {TOL:g} (f32 both sides)")
+        say("columns: diff = max |takumi - peer| with the adapter; floor = the same without adapter;")
+        say("         moved = max |takumi with - without adapter|; top1 = argmax agreement over positions")
+        say()
+
+        cases = []
+        if os.path.exists(STORIES_GGUF) and os.path.exists(STORIES_HF):
+            d = os.path.join(tmp, "stories")
+            sh([tk, "--random-adapter", STORIES_GGUF, d, "7"])
+            ids = [1, 403, 407, 261, 378, 261, 504, 282, 301, 289, 419, 270, 333, 262, 291, 406]
+            cases.append(("stories260K, random adapter", STORIES_GGUF, (STORIES_HF, None), STORIES_GGUF, None,
+                          os.path.join(d, "adapter"), os.path.join(d, "adapter.gguf"), ids))
+        else:
+            say("stories260K: not found under ../shared (skipped)")
+        if os.path.exists(SMOL):
+            ids = [int(t) for t in sh([os.path.join(ROOT, "build", "takumi"), "tokenize", "--model", SMOL, "--parse-special",
+                                       "--no-special",
+                                       "<|im_start|>system\nYou are Rin, the customer support assistant of Hanamori Cycle. "
+                                       "Answer politely and briefly.<|im_end|>\n<|im_start|>user\nHow much is the Hoshi Helmet?"
+                                       "<|im_end|>\n<|im_start|>assistant\nThe Hoshi Helmet"]).split()]
+            f32 = os.path.join(tmp, "smollm2-f32.gguf")
+            if ll:
+                sh([os.path.join(ROOT, "build", "takumi"), "export", "--model", SMOL, "--to", f32, "--dtype", "f32"])
+            d = os.path.join(tmp, "smol")
+            sh([tk, "--random-adapter", SMOL, d, "11"])
+            gd, gf = os.path.split(SMOL)
+            cases.append(("SmolLM2-135M Q4_1, random adapter", SMOL, (gd, gf), f32, SMOL, os.path.join(d, "adapter"),
+                          os.path.join(d, "adapter.gguf"), ids))
+            if args.run:
+                cases.append((f"SmolLM2-135M Q4_1, trained adapter ({os.path.basename(os.path.normpath(args.run))})", SMOL, (gd, gf),
+                              f32, SMOL, os.path.join(args.run, "adapter"), os.path.join(args.run, "adapter.gguf"), ids))
+        else:
+            say("SmolLM2: models/SmolLM2-135M-Instruct.Q4_1.gguf not found (skipped)")
+
+        for name, model, (hf_dir, hf_file), ll_model, ll_native, peft_dir, gguf_ad, ids in cases:
+            say(f"== {name}: {len(ids)} tokens")
+            tb = run_logits(tk, model, None, ids, tmp, "tb")
+            tp = run_logits(tk, model, peft_dir, ids, tmp, "tp")
+            tg = run_logits(tk, model, gguf_ad, ids, tmp, "tg")
+            moved = float(np.abs(tp - tb).max())
+            d_pg, _ = cmp(tp, tg)
+            say(f"   takumi: PEFT folder vs GGUF adapter: diff {d_pg:.2e}; the adapter moves the logits by {moved:.2f} "
+                f"(max |logit| {np.abs(tp).max():.1f})")
+            if d_pg > TOL:
+                failures.append(f"{name}: takumi PEFT vs GGUF adapter {d_pg:.2e}")
+            hb, hp = hf_logits(hf_dir, hf_file, peft_dir, ids)
+            floor, _ = cmp(tb, hb)
+            d, top1 = cmp(tp, hp)
+            ok = d <= TOL and moved > 100 * TOL
+            say(f"   HF PEFT   loads adapter/           : diff {d:.2e}  floor {floor:.2e}  moved {moved:.2f}  top1 {top1:.3f}  "
+                f"{'PASS' if ok else 'FAIL'}")
+            if not ok:
+                failures.append(f"{name}: PEFT diff {d:.2e}")
+            if ll:
+                lb = run_logits(ll, ll_model, None, ids, tmp, "lb")
+                la = run_logits(ll, ll_model, gguf_ad, ids, tmp, "la")
+                floor, _ = cmp(tb, lb)
+                d, top1 = cmp(tg, la)
+                ok = d <= TOL
+                say(f"   llama.cpp loads adapter.gguf (f32) : diff {d:.2e}  floor {floor:.2e}  moved {moved:.2f}  top1 {top1:.3f}  "
+                    f"{'PASS' if ok else 'FAIL'}")
+                if not ok:
+                    failures.append(f"{name}: llama.cpp diff {d:.2e}")
+                if ll_native:
+                    nb = run_logits(ll, ll_native, None, ids, tmp, "nb")
+                    na = run_logits(ll, ll_native, gguf_ad, ids, tmp, "na")
+                    f2, t2 = cmp(tb, nb)
+                    d2, t3 = cmp(tg, na)
+                    say(f"   llama.cpp on the Q4_1 file itself  : diff {d2:.2e}  floor {f2:.2e}  top1 {t3:.3f} "
+                        f"(8-bit activations in llama.cpp's Q4_1 kernels; reported, no tolerance)")
+            else:
+                say(f"   llama.cpp: {lcdesc} (skipped)")
+            say()
+        say("result: " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
