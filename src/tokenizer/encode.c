@@ -568,6 +568,11 @@ static tk_status bpe_merge(tok_session *s, int32_t nsym) {
     if (nsym < 2) return TK_OK;
     if (!s->mc) s->mc = calloc((size_t)1 << TOK_MC_BITS, sizeof *s->mc); /* optional: NULL means no cache */
     GROW(s->heap, s->cap_heap, 3 * (size_t)nsym);
+    if (s->mc) /* start loading every pair's cache slot before the first is needed */
+        for (int32_t i = 1; i < nsym; i++) {
+            uint64_t key = ((uint64_t)(uint32_t)(s->sym[i - 1].id + 1) << 32) | (uint32_t)(s->sym[i].id + 1);
+            __builtin_prefetch(&s->mc[(key * 0x9E3779B97F4A7C15ULL) >> (64 - TOK_MC_BITS)]);
+        }
     for (int32_t i = 1; i < nsym; i++) {
         int32_t rank, id;
         if (merge_lookup(s, s->sym[i - 1].id, s->sym[i].id, &rank, &id))
@@ -687,8 +692,10 @@ static uint64_t wc_hash(const char *p, size_t n) {
         h = (h ^ v) * 0xff51afd7ed558ccdULL; h ^= h >> 32;
         p += 8; n -= 8;
     }
-    uint64_t v = 0;
-    memcpy(&v, p, n);
+    /* the tail: words lie in s->text, which has 8 readable bytes past its end (tok_encode_fragment) */
+    uint64_t v;
+    memcpy(&v, p, 8);
+    v = n ? v & (~0ULL >> (64 - 8 * n)) : 0;
     h = (h ^ v) * 0xc4ceb9fe1a85ec53ULL; h ^= h >> 29;
     return h | 1; /* 0 marks an empty slot */
 }
@@ -732,17 +739,19 @@ static void wc_put(tok_session *s, const char *w, size_t n, uint64_t h, const in
     s->wc_used++;
 }
 
-/* Starts loading the word-cache slot of word w[0..n): the table (megabytes) is mostly not in
- * cache, so a fragment's words are looked up a few words after their slots were prefetched. */
-static inline void wc_prefetch(const tok_session *s, const char *w, size_t n) {
-    if (!s->wc || n > WC_MAX_WORD) return;
+/* Hashes word w[0..n) and starts loading its word-cache slot: the table (megabytes) is mostly
+ * not in cache, so a fragment's words are looked up a few words after their slots were
+ * prefetched. Returns the hash (0 for a word too long to be cached). */
+static inline uint64_t wc_prefetch(const tok_session *s, const char *w, size_t n) {
+    if (n > WC_MAX_WORD) return 0;
     uint64_t h = wc_hash(w, n);
-    __builtin_prefetch(&s->wc[(uint32_t)(h >> 32) & s->wc_mask]);
+    if (s->wc) __builtin_prefetch(&s->wc[(uint32_t)(h >> 32) & s->wc_mask]);
+    return h;
 }
 
-static tk_status bpe_word_cached(tok_session *s, const char *w, size_t n, tk_ivec *out) {
-    if (n > WC_MAX_WORD) return bpe_word(s, w, n, out);
-    uint64_t h = wc_hash(w, n);
+/* h: wc_hash(w, n), or 0 for a word longer than WC_MAX_WORD. */
+static tk_status bpe_word_cached(tok_session *s, const char *w, size_t n, uint64_t h, tk_ivec *out) {
+    if (!h) return bpe_word(s, w, n, out);
     const wc_ent *e = wc_find(s, w, n, h);
     if (e) {
         if (e->vn == 0) return TK_OK;
@@ -806,21 +815,25 @@ tk_status tok_encode_fragment(tok_session *s, const char *text, size_t len, bool
     if (st) return st;
     if (t->byte_level && t->bytes_incomplete && (st = replace_unencodable(s))) return st;
     if (t->n_norms && (st = apply_norms(s, first))) return st;
+    if ((st = tk_buf_reserve(&s->text, 8))) return st; /* wc_hash reads whole 8-byte words */
     if ((st = build_units(s))) return st;
     if ((st = run_splits(s))) return st;
-    enum { PF = 6 };
-    for (size_t i = 0; i < s->nseg && i < PF; i++) {
+    enum { PF = 8 }; /* words hashed (and their slots prefetched) ahead of the one encoded */
+    uint64_t hq[PF];
+    size_t nseg = s->nseg;
+    for (size_t i = 0; i < nseg && i < PF; i++) {
         tok_seg g = s->seg[i];
-        wc_prefetch(s, s->text.data + s->boff[g.start], s->boff[g.start + g.n] - s->boff[g.start]);
+        hq[i] = wc_prefetch(s, s->text.data + s->boff[g.start], s->boff[g.start + g.n] - s->boff[g.start]);
     }
-    for (size_t i = 0; i < s->nseg; i++) {
-        if (i + PF < s->nseg) {
+    for (size_t i = 0; i < nseg; i++) {
+        uint64_t h = hq[i % PF];
+        if (i + PF < nseg) {
             tok_seg g = s->seg[i + PF];
-            wc_prefetch(s, s->text.data + s->boff[g.start], s->boff[g.start + g.n] - s->boff[g.start]);
+            hq[i % PF] = wc_prefetch(s, s->text.data + s->boff[g.start], s->boff[g.start + g.n] - s->boff[g.start]);
         }
         tok_seg g = s->seg[i];
         uint32_t b0 = s->boff[g.start], b1 = s->boff[g.start + g.n];
-        if ((st = bpe_word_cached(s, s->text.data + b0, b1 - b0, out))) return st;
+        if ((st = bpe_word_cached(s, s->text.data + b0, b1 - b0, h, out))) return st;
     }
     return TK_OK;
 }
