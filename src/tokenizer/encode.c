@@ -49,7 +49,12 @@ tok_session *tok_session_get(const tk_tokenizer *t) {
         s->wc_used = 0;
         if (s->wc) memset(s->wc, 0, (size_t)(s->wc_mask + 1) * sizeof *s->wc);
         s->wc_keys.len = 0;
-        if (s->mc) memset(s->mc, 0, sizeof *s->mc << TOK_MC_BITS);
+        if (s->mc) memset(s->mc, 0, TOK_MC_BYTES);
+        /* the compact pair cache needs ids + 1 and ranks below 0xFFFF */
+        bool small = t->n_total < 0xFFFF;
+        for (uint32_t i = 0; small && t->merges.e && i <= t->merges.mask; i++)
+            if (t->merges.e[i].key && (t->merges.e[i].rank < 0 || t->merges.e[i].rank >= 0xFFFF)) small = false;
+        s->mc_small = small;
     }
     s->t = t;
     return s;
@@ -519,12 +524,32 @@ static bpe_item heap_pop(tok_session *s) {
  * vocabulary (~50k merges, 2 MB) does not fit in L2, and BPE over text looks up the same few
  * thousand pairs again and again, so most lookups are served from this 128 KB copy. Misses
  * (including "no such merge") are filled from tok_find_merge; results are identical. */
+static inline uint32_t mc16_key(int32_t a, int32_t b) { return (uint32_t)(a + 1) << 16 | (uint32_t)(b + 1); }
+static inline uint32_t mc16_slot(uint32_t key) { return (key * 0x9E3779B1u) >> (32 - TOK_MC16_BITS); }
+static inline uint64_t mc_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1); }
+static inline uint64_t mc_slot(uint64_t key) { return (key * 0x9E3779B97F4A7C15ULL) >> (64 - TOK_MC_BITS); }
+
+static inline void merge_prefetch(const tok_session *s, int32_t a, int32_t b) {
+    if (s->mc_small) __builtin_prefetch(&s->mc16[mc16_slot(mc16_key(a, b))]);
+    else __builtin_prefetch(&s->mc[mc_slot(mc_key(a, b))]);
+}
+
 static inline bool merge_lookup(tok_session *s, int32_t a, int32_t b, int32_t *rank, int32_t *id) {
     if (a < 0 || b < 0) return false;
-    uint64_t key = ((uint64_t)(uint32_t)(a + 1) << 32) | (uint32_t)(b + 1);
+    if (s->mc && s->mc_small) { /* ids < n_total < 0xFFFF, so the 16-bit key halves cannot overflow */
+        uint32_t key = mc16_key(a, b);
+        mc16_ent *e = &s->mc16[mc16_slot(key)];
+        if (e->key != key) {
+            const tok_merge *m = tok_find_merge(s->t, a, b);
+            *e = m ? (mc16_ent){ key, (uint16_t)m->rank, (uint16_t)m->id } : (mc16_ent){ key, 0xFFFF, 0 };
+        }
+        if (e->rank == 0xFFFF) return false;
+        *rank = e->rank; *id = e->id;
+        return true;
+    }
+    uint64_t key = mc_key(a, b);
     if (s->mc) {
-        uint64_t h = key * 0x9E3779B97F4A7C15ULL;
-        mc_ent *e = &s->mc[h >> (64 - TOK_MC_BITS)];
+        mc_ent *e = &s->mc[mc_slot(key)];
         if (e->key != key) {
             const tok_merge *m = tok_find_merge(s->t, a, b);
             *e = m ? (mc_ent){ key, m->rank, m->id } : (mc_ent){ key, -1, -1 };
@@ -566,13 +591,10 @@ static inline void try_bigram_nogrow(tok_session *s, int32_t l, int32_t r) {
 static tk_status bpe_merge(tok_session *s, int32_t nsym) {
     s->nheap = 0;
     if (nsym < 2) return TK_OK;
-    if (!s->mc) s->mc = calloc((size_t)1 << TOK_MC_BITS, sizeof *s->mc); /* optional: NULL means no cache */
+    if (!s->mc) s->mc = calloc(1, TOK_MC_BYTES); /* optional: NULL means no cache */
     GROW(s->heap, s->cap_heap, 3 * (size_t)nsym);
     if (s->mc) /* start loading every pair's cache slot before the first is needed */
-        for (int32_t i = 1; i < nsym; i++) {
-            uint64_t key = ((uint64_t)(uint32_t)(s->sym[i - 1].id + 1) << 32) | (uint32_t)(s->sym[i].id + 1);
-            __builtin_prefetch(&s->mc[(key * 0x9E3779B97F4A7C15ULL) >> (64 - TOK_MC_BITS)]);
-        }
+        for (int32_t i = 1; i < nsym; i++) merge_prefetch(s, s->sym[i - 1].id, s->sym[i].id);
     for (int32_t i = 1; i < nsym; i++) {
         int32_t rank, id;
         if (merge_lookup(s, s->sym[i - 1].id, s->sym[i].id, &rank, &id))

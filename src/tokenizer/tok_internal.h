@@ -146,7 +146,11 @@ typedef struct { float score; int32_t left, right; uint32_t size; } spm_item;
 typedef struct { uint64_t h; uint32_t koff, klen, voff, vn; } wc_ent; /* offsets into wc_keys */
 /* One slot of the per-thread merge-lookup cache: key as in tok_mergemap, rank -1 = no merge. */
 typedef struct { uint64_t key; int32_t rank, id; } mc_ent;
+/* The same in half the space, for vocabularies whose ids and ranks fit 16 bits (rank 0xFFFF = no merge). */
+typedef struct { uint32_t key; uint16_t rank, id; } mc16_ent;
 #define TOK_MC_BITS 14
+#define TOK_MC16_BITS 15
+#define TOK_MC_BYTES ((size_t)16 << TOK_MC_BITS) /* == 8 << TOK_MC16_BITS */
 
 /* Per-thread scratch of the encoders; see tok_session_get. */
 typedef struct tok_session {
@@ -166,7 +170,8 @@ typedef struct tok_session {
     bpe_item *heap; size_t nheap, cap_heap;
     spm_item *sheap; size_t nsheap, cap_sheap;
     wc_ent *wc; uint32_t wc_mask, wc_used; tk_buf wc_keys; tk_ivec word; /* wc_keys: each entry's ids, then its word */
-    mc_ent *mc;                            /* 1 << TOK_MC_BITS slots, direct-mapped */
+    union { mc_ent *mc; mc16_ent *mc16; }; /* TOK_MC_BYTES, direct-mapped; mc16 when mc_small */
+    bool mc_small;
     pcre2_match_data *md; pcre2_match_context *mctx; pcre2_jit_stack *jit;
 } tok_session;
 
