@@ -88,8 +88,8 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
         CHECK(same, "quantize_q8x differs from its scalar reference (K=%lld)", (long long)K);
         free(xr); free(xr2); free(xz);
     }
-    for (int pf = 0; pf <= 4; pf++) { /* paths auto, panels, rows; then auto and rows with TK_MATMUL_EXACT */
-        int path = pf <= 2 ? pf : (pf == 3 ? 0 : 2), flags = pf >= 3 ? TK_MATMUL_EXACT : 0;
+    for (int pf = 0; pf <= 5; pf++) { /* paths auto, panels, rows; then auto and rows with TK_MATMUL_EXACT; whole W */
+        int path = pf <= 2 ? pf : pf == 3 ? 0 : pf == 4 ? 2 : 4, flags = pf == 3 || pf == 4 ? TK_MATMUL_EXACT : 0;
         tk_cpu_matmul_force_path(path);
         for (int accumulate = 0; accumulate < 2; accumulate++) {
             for (int64_t i = 0; i < T * N; i++) y[i] = accumulate ? 0.5f : -7.0f;

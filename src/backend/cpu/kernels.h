@@ -47,6 +47,7 @@ float tk_cpu_vexp_sum(float *y, const float *x, float shift, int64_t n);
 /* The scalar exp the vector code mirrors (tails, tests). */
 float tk_cpu_exp_ref(float x);
 
-/* Forces a matmul strategy (tests and benches): 0 auto, 1 panel dequant + sgemm, 2 fused row dots. */
+/* Forces a matmul strategy (tests and benches): 0 auto, 1 panel dequant + sgemm, 2 fused row dots,
+ * 4 whole-weight dequant + one sgemm (tk_matmul only; tk_matmul_dx always uses its column stripes). */
 void tk_cpu_matmul_force_path(int path);
 #endif

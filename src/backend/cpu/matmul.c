@@ -6,9 +6,11 @@
  *                      as llama.cpp does) unless TK_MATMUL_EXACT; exact fused f32
  *                      kernels (dequantization in registers) for Q4_0/Q4_1/Q8_0/F16/
  *                      BF16/F32; dequantize-a-row + f32 dot for the rest;
- *   many rows       -> panels of W rows dequantized into a per-thread scratch that
- *                      fits in L2, each followed by a single-threaded sgemm; threads
- *                      split the panels (one OpenMP pool: BLAS never nests).
+ *   many rows       -> W up to 16 MiB as f32: dequantized whole (threads split the
+ *                      rows), then one sgemm (x packed once); larger W: panels of W
+ *                      rows dequantized into a per-thread scratch that fits in L2, each
+ *                      followed by a single-threaded sgemm; threads split the panels
+ *                      (one OpenMP pool: BLAS never nests).
  * The backward dx = dy·W uses the same panels, split over column stripes of W so
  * threads write disjoint parts of dx. */
 #include "backend/cpu/matmul.h"
@@ -54,6 +56,30 @@ static tk_status check_weight(const tk_tensor_ref *w, int64_t T, size_t *row_byt
         return tk_fail(TK_ERR_FORMAT, "matmul %s: %zu bytes of data for [%lld x %lld] %s", name, w->nbytes,
                        (long long)N, (long long)K, tk_dtype_name(w->dtype));
     return TK_OK;
+}
+
+/* Whole-weight strategy for many rows (training, long prefill chunks): W is dequantized
+ * once into one f32 buffer (threads split the rows) and a single sgemm does the product,
+ * so BLAS packs x once per product instead of once per panel — with T x K of x larger
+ * than L2, re-packing x for every panel cost ~15% of a LoRA step. Used when W expands to
+ * at most TK_WHOLE_MAX floats (every Llama linear of small models; never the LM head of a
+ * large vocabulary, which stays on panels); the buffer is malloc'd per call (glibc keeps
+ * a freed block of this size for the next call, so no page faults in steady state). */
+#define TK_WHOLE_MIN_T 32
+#define TK_WHOLE_MAX ((int64_t)4 << 20) /* 16 MiB of f32 */
+static bool use_whole(int64_t T, int64_t N, int64_t K) {
+    if (g_force_path) return g_force_path == 4;
+    return T >= TK_WHOLE_MIN_T && N * K <= TK_WHOLE_MAX;
+}
+static float *dequant_whole(const tk_tensor_ref *w, size_t row_bytes) {
+    int64_t K = w->ne[0], N = w->ne[1];
+    float *wf = malloc((size_t)N * (size_t)K * sizeof(float));
+    if (!wf) return NULL;
+    tk_dequant_row_fn deq = tk_dequant_row_fn_for(w->dtype);
+    const uint8_t *W = w->data;
+    #pragma omp parallel for schedule(static) if (N * K > 65536)
+    for (int64_t n = 0; n < N; n++) deq(W + (size_t)n * row_bytes, wf + n * K, K);
+    return wf;
 }
 
 /* Rows per panel: the panel fits in L2 (TK_PANEL_FLOATS) and the panel count is a multiple
@@ -170,11 +196,19 @@ tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t
         if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
         else path = T < TK_SMALL_T ? 2 : 1;
     }
-    if (path == 3 || (path == 1 && w->dtype == TK_F32)) {
+    if (path == 3 || ((path == 1 || path == 4) && w->dtype == TK_F32)) {
         tk_sgemm(false, true, T, N, K, 1.0f, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
         return TK_OK;
     }
-    return path == 1 ? matmul_panels(y, x, w, row_bytes, T, accumulate)
+    if ((path == 1 || path == 4) && use_whole(T, N, K)) {
+        float *wf = dequant_whole(w, row_bytes);
+        if (wf) {
+            tk_sgemm(false, true, T, N, K, 1.0f, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
+            free(wf);
+            return TK_OK;
+        } /* out of memory for the whole weight: the panels need far less */
+    }
+    return path != 2 ? matmul_panels(y, x, w, row_bytes, T, accumulate)
                      : matmul_rows(y, x, w, row_bytes, T, accumulate, !(flags & TK_MATMUL_EXACT));
 }
 
@@ -188,6 +222,8 @@ tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64
         tk_sgemm(false, false, T, K, N, 1.0f, dy, N, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, dx, K);
         return TK_OK;
     }
+    /* (The whole-weight strategy measured no better here than the stripes: each stripe
+     * product already has all T rows of dy, and the stripes thread without BLAS.) */
     /* Column stripes of W (whole blocks) per task; each task walks all rows of W in panels. */
     int64_t blk = tk_dtype_block_elems(w->dtype), nblk = K / blk;
     size_t bb = tk_dtype_block_bytes(w->dtype);
