@@ -76,10 +76,13 @@ static tk_status build_units(tok_session *s) {
     }
     GROW(s->fl, s->cap_fl, n + 1);
     const uint8_t *tab = tk_uni_flag_table();
+    const bool *byte_ok = s->t->byte_ok;
+    bool unencodable = false;
     size_t i = 0, u = 0;
     while (i < n) {
         uint32_t cp;
         size_t k = p[i] < 0x80 ? (cp = p[i], 1) : tk_utf8_decode(p + i, n - i, &cp);
+        if (k == 1 && p[i] >= 0x80 && !byte_ok[p[i]]) unencodable = true;
         s->cp[u] = cp; s->boff[u] = (uint32_t)i;
         s->fl[u] = tab ? tab[cp] : tk_uni_flags(cp);
         u++; i += k;
@@ -87,6 +90,7 @@ static tk_status build_units(tok_session *s) {
     s->boff[u] = (uint32_t)n;
     s->nu = u;
     s->have_coll = s->have_wide = s->have_b2u = false;
+    s->unencodable = unencodable;
     return TK_OK;
 }
 
@@ -835,10 +839,16 @@ tk_status tok_encode_fragment(tok_session *s, const char *text, size_t len, bool
     s->text.len = 0;
     tk_status st = tk_buf_append(&s->text, text, len);
     if (st) return st;
-    if (t->byte_level && t->bytes_incomplete && (st = replace_unencodable(s))) return st;
-    if (t->n_norms && (st = apply_norms(s, first))) return st;
-    if ((st = tk_buf_reserve(&s->text, 8))) return st; /* wc_hash reads whole 8-byte words */
+    if (t->n_norms) {
+        if (t->byte_level && t->bytes_incomplete && (st = replace_unencodable(s))) return st;
+        if ((st = apply_norms(s, first))) return st;
+    }
     if ((st = build_units(s))) return st;
+    /* Without normalizers the unit decoding finds whether any byte needs replace_unencodable,
+     * which saves it a decoding pass over every (almost always valid) fragment. */
+    if (!t->n_norms && t->byte_level && t->bytes_incomplete && s->unencodable)
+        if ((st = replace_unencodable(s)) || (st = build_units(s))) return st;
+    if ((st = tk_buf_reserve(&s->text, 8))) return st; /* wc_hash reads whole 8-byte words */
     if ((st = run_splits(s))) return st;
     enum { PF = 8 }; /* words hashed (and their slots prefetched) ahead of the one encoded */
     uint64_t hq[PF];

@@ -165,6 +165,7 @@ typedef struct tok_session {
     char *wide; size_t cap_wide, wlen;     /* llama.cpp wregex text (UTF-8) */
     uint32_t *woff; size_t cap_woff; int32_t *wb2u; size_t cap_wb2u;
     bool have_coll, have_wide, have_b2u;
+    bool unencodable;                     /* build_units: an invalid byte that has no byte-level token */
     tok_piece_t *piece; size_t npiece, cap_piece;
     bpe_sym *sym; size_t cap_sym;
     bpe_item *heap; size_t nheap, cap_heap;
