@@ -214,8 +214,43 @@ static void check_sgemm(sgemm_fn f, const char *name, int64_t M, int64_t N, int6
         }
 }
 
+/* tk_matmul_multi (one parallel region for several weights sharing x) equals separate
+ * tk_matmul_ex calls bit for bit, for each few-row kernel kind and the fallback (T = 9);
+ * the three weights have different row counts and, in the mixed case, dtypes. */
+static void check_multi(tk_dtype t0, tk_dtype t1, int64_t T, int64_t K, int flags) {
+    tk_dtype dts[3] = {t0, t1, t0};
+    int64_t Ns[3] = {37, 13, 64};
+    void *w[3];
+    tk_tensor_ref ref[3];
+    const tk_tensor_ref *wp[3];
+    float *y[3], *y1[3], *x = randv(T * K);
+    for (int i = 0; i < 3; i++) {
+        size_t nb;
+        w[i] = random_weight(dts[i], Ns[i], K, &nb);
+        ref[i] = (tk_tensor_ref){.name = "w", .dtype = dts[i], .n_dims = 2, .ne = {K, Ns[i], 1, 1}, .data = w[i], .nbytes = nb};
+        wp[i] = &ref[i];
+        y[i] = malloc((size_t)(T * Ns[i]) * sizeof(float));
+        y1[i] = malloc((size_t)(T * Ns[i]) * sizeof(float));
+        CHECK_OK(tk_matmul_ex(y1[i], x, &ref[i], T, false, flags));
+    }
+    CHECK_OK(tk_matmul_multi(y, x, wp, 3, T, flags));
+    for (int i = 0; i < 3; i++) {
+        CHECK(memcmp(y[i], y1[i], (size_t)(T * Ns[i]) * sizeof(float)) == 0, "matmul_multi %s/%s T=%lld flags=%d: weight %d differs",
+              tk_dtype_name(t0), tk_dtype_name(t1), (long long)T, flags, i);
+        free(w[i]); free(y[i]); free(y1[i]);
+    }
+    free(x);
+}
+
 int main(void) {
     tk_rng_seed(&rng, 1234);
+    for (int flags = 0; flags <= TK_MATMUL_EXACT; flags++)
+        for (int64_t T = 1; T <= 9; T += 2) {
+            check_multi(TK_Q4_1, TK_Q4_1, T, 96, flags);
+            check_multi(TK_Q4_0, TK_Q8_0, T, 64, flags);
+            check_multi(TK_F16, TK_Q4_1, T, 96, flags);
+            check_multi(TK_Q5_0, TK_Q4_K, T, 256, flags); /* no exact fused kernel: the fallback */
+        }
     check_sgemm(tk_sgemm, "tk_sgemm", 37, 29, 300);
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 37, 29, 300);
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 103, 2100, 20); /* several row blocks, N past one column block */

@@ -124,6 +124,28 @@ static tk_status linear(tk_model *m, const tk_acts *a, int32_t layer, tk_linear_
     return TK_OK;
 }
 
+/* Several linears on the same input (q/k/v, gate/up): the products run as one group
+ * (tk_matmul_multi: one parallel region in decode), then each linear's bias and adapter
+ * hook in order. Same results as separate linear() calls. */
+static tk_status linear_group(tk_model *m, const tk_acts *a, int32_t layer, int n, const tk_linear_id *which, float *const *y,
+                              const float *x, const tk_tensor_ref *const *w, const tk_tensor_ref *const *b, int64_t T) {
+    tk_status st = tk_matmul_multi(y, x, w, n, T, a->mm_flags);
+    if (st) return st;
+    for (int i = 0; i < n; i++) {
+        if (b[i] && b[i]->data) {
+            const float *bv = b[i]->data;
+            int64_t N = w[i]->ne[1];
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t j = 0; j < N; j++) y[i][t * N + j] += bv[j];
+        }
+        if (m->hook.linear) {
+            st = m->hook.linear(m->hook.ctx, layer, which[i], x, y[i], T);
+            if (st) return tk_fail_ctx(st, "adapter on layer %d %s", layer, tk_linear_name(which[i]));
+        }
+    }
+    return TK_OK;
+}
+
 static void add_rows(float *out, const float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
@@ -149,10 +171,12 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
 
         /* attention block */
         tk_rmsnorm_forward(xn1, TK_ACT(a, rstd1, l, s_t), xin, y->attn_norm.data, T, C, c->rms_eps);
-        if ((st = linear(m, a, l, TK_LIN_Q, q, xn1, &y->wq, &y->bq, T)) ||
-            (st = linear(m, a, l, TK_LIN_K, k, xn1, &y->wk, &y->bk, T)) ||
-            (st = linear(m, a, l, TK_LIN_V, v, xn1, &y->wv, &y->bv, T)))
-            return st;
+        {
+            const tk_linear_id ids[3] = {TK_LIN_Q, TK_LIN_K, TK_LIN_V};
+            float *const ys[3] = {q, k, v};
+            const tk_tensor_ref *const ws[3] = {&y->wq, &y->wk, &y->wv}, *const bs[3] = {&y->bq, &y->bk, &y->bv};
+            if ((st = linear_group(m, a, l, 3, ids, ys, xn1, ws, bs, T))) return st;
+        }
         tk_rope_forward(q, pos, T, H, D, &m->rope);
         tk_rope_forward(k, pos, T, KH, D, &m->rope);
         if (kv) {
@@ -179,9 +203,12 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
 
         /* MLP block */
         tk_rmsnorm_forward(xn2, TK_ACT(a, rstd2, l, s_t), xmid, y->ffn_norm.data, T, C, c->rms_eps);
-        if ((st = linear(m, a, l, TK_LIN_GATE, gate, xn2, &y->w_gate, NULL, T)) ||
-            (st = linear(m, a, l, TK_LIN_UP, up, xn2, &y->w_up, NULL, T)))
-            return st;
+        {
+            const tk_linear_id ids[2] = {TK_LIN_GATE, TK_LIN_UP};
+            float *const ys[2] = {gate, up};
+            const tk_tensor_ref *const ws[2] = {&y->w_gate, &y->w_up}, *const bs[2] = {NULL, NULL};
+            if ((st = linear_group(m, a, l, 2, ids, ys, xn2, ws, bs, T))) return st;
+        }
         tk_swiglu_forward(ffh, gate, up, T * F);
         if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
         add_rows(xout, xmid, a->tmp, T * C);

@@ -181,6 +181,71 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
     return err ? tk_fail(err, "matmul: out of memory") : TK_OK;
 }
 
+/* Several few-row products sharing x in ONE parallel region (decode: q/k/v, gate/up):
+ * the rows of all weights form one index space split in dynamic chunks, so a token pays
+ * one fork/join for the group instead of one per linear. Same kernels and per-row
+ * arithmetic as matmul_rows (results are bit-identical to separate calls). */
+#define TK_MULTI_MAX 4
+static tk_status matmul_rows_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, const size_t *row_bytes,
+                                   int n, int64_t T, bool allow_int8) {
+    int64_t K = w[0]->ne[0], base[TK_MULTI_MAX + 1] = {0};
+    int kind[TK_MULTI_MAX];
+    tk_q8x *xq = NULL;
+    float *xp[TK_MULTI_MAX] = {0};
+    tk_status err = TK_OK;
+    for (int i = 0; i < n; i++) {
+        tk_dtype dt = w[i]->dtype;
+        kind[i] = allow_int8 && tk_cpu_has_qdot(dt) ? 1 : 2; /* callers checked: fdot or qdot exists, K % 32 == 0 */
+        base[i + 1] = base[i] + w[i]->ne[1];
+        if (kind[i] == 1 && !xq) {
+            xq = tk_malloc((size_t)T * (K / 32) * sizeof(tk_q8x));
+            if (!xq) { err = TK_ERR_NOMEM; goto out; }
+            for (int64_t t = 0; t < T; t++) tk_cpu_quantize_q8x(x + t * K, xq + t * (K / 32), K);
+        } else if (kind[i] == 2) {
+            xp[i] = tk_malloc((size_t)T * (K + K / 32) * sizeof(float));
+            if (!xp[i]) { err = TK_ERR_NOMEM; goto out; }
+            for (int64_t t = 0; t < T; t++) tk_cpu_fdot_prepare(dt, x + t * K, xp[i] + t * K, xp[i] + T * K + t * (K / 32), K);
+        }
+    }
+    int64_t total = base[n], chunk = total / (16 * (int64_t)tk_get_threads());
+    if (chunk < 8) chunk = 8;
+    #pragma omp parallel for schedule(dynamic, chunk) if (total * K > 16384)
+    for (int64_t r = 0; r < total; r++) {
+        int i = 0;
+        while (r >= base[i + 1]) i++;
+        int64_t nr = r - base[i], N = w[i]->ne[1];
+        const void *wr = (const uint8_t *)w[i]->data + (size_t)nr * row_bytes[i];
+        for (int64_t t = 0; t < T; t++)
+            y[i][t * N + nr] = kind[i] == 1 ? tk_cpu_qdot(w[i]->dtype, wr, xq + t * (K / 32), K)
+                                            : tk_cpu_fdot(w[i]->dtype, wr, xp[i] + t * K, xp[i] + T * K + t * (K / 32), K);
+    }
+out:
+    free(xq);
+    for (int i = 0; i < n; i++) free(xp[i]);
+    return err ? tk_fail(err, "matmul: out of memory") : TK_OK;
+}
+
+tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags) {
+    if (n < 1 || n > TK_MULTI_MAX) return tk_fail(TK_ERR_ARG, "matmul_multi: %d weights (1..%d)", n, TK_MULTI_MAX);
+    size_t rb[TK_MULTI_MAX];
+    bool fused = T > 0 && T < TK_SMALL_T && !g_force_path;
+    for (int i = 0; i < n; i++) {
+        tk_status st = check_weight(w[i], T, &rb[i]);
+        if (st) return st;
+        int64_t K = w[i]->ne[0];
+        bool int8 = !(flags & TK_MATMUL_EXACT) && tk_cpu_has_qdot(w[i]->dtype);
+        if (K != w[0]->ne[0] || K % 32 || (!int8 && !tk_cpu_has_fdot(w[i]->dtype)) || w[i]->dtype == TK_F32) fused = false;
+    }
+    if (!fused) { /* anything else: one product at a time, as tk_matmul_ex */
+        for (int i = 0; i < n; i++) {
+            tk_status st = tk_matmul_ex(y[i], x, w[i], T, false, flags);
+            if (st) return st;
+        }
+        return TK_OK;
+    }
+    return matmul_rows_multi(y, x, w, rb, n, T, !(flags & TK_MATMUL_EXACT));
+}
+
 tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate) {
     return tk_matmul_ex(y, x, w, T, accumulate, 0);
 }

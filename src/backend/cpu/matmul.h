@@ -16,6 +16,9 @@ tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T,
  * (finite-difference-consistent gradients) wants. tk_matmul = tk_matmul_ex(..., 0). */
 #define TK_MATMUL_EXACT 1
 tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags);
+/* y[i] = x · W[i]^T for n (1..4) weights sharing x and K, no accumulate: the same results as n
+ * tk_matmul_ex calls, but few-row products (decode) run in one parallel region. */
+tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags);
 /* dx = dy · W (+ dx if accumulate): the input gradient of y = x·W^T. dy: [T x N], dx: [T x K]. Any weight dtype. */
 tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
 /* dW += dy^T · x for an f32 weight gradient dW [N x K]. */
