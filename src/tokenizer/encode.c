@@ -736,7 +736,7 @@ static const wc_ent *wc_find(const tok_session *s, const char *w, size_t n, uint
     for (uint32_t i = (uint32_t)(h >> 32) & s->wc_mask;; i = (i + 1) & s->wc_mask) {
         const wc_ent *e = &s->wc[i];
         if (!e->h) return NULL;
-        if (e->h == h && e->klen == n && memcmp(s->wc_keys.data + e->koff, w, n) == 0) return e;
+        if (e->h == h && e->klen == n && memcmp(s->wc_keys.data + e->voff + (size_t)e->vn * sizeof(int32_t), w, n) == 0) return e;
     }
 }
 
@@ -755,13 +755,14 @@ static void wc_put(tok_session *s, const char *w, size_t n, uint64_t h, const in
         free(s->wc); s->wc = ne; s->wc_mask = cap - 1;
     }
     /* ids, then the word, side by side in one arena: a hit reads both from one place */
-    size_t voff = s->wc_keys.len, koff = voff + nid * sizeof *ids;
+    if (n > UINT16_MAX || nid > UINT16_MAX) return;
+    size_t voff = s->wc_keys.len;
     if ((nid && tk_buf_append(&s->wc_keys, ids, nid * sizeof *ids)) || tk_buf_append(&s->wc_keys, w, n)) {
         tk_clear_error(); s->wc_keys.len = voff; return;
     }
     uint32_t i = (uint32_t)(h >> 32) & s->wc_mask;
     while (s->wc[i].h) i = (i + 1) & s->wc_mask;
-    s->wc[i] = (wc_ent){ h, (uint32_t)koff, (uint32_t)n, (uint32_t)voff, (uint32_t)nid };
+    s->wc[i] = (wc_ent){ h, (uint32_t)voff, (uint16_t)n, (uint16_t)nid };
     s->wc_used++;
 }
 

@@ -143,7 +143,8 @@ typedef struct { uint32_t start, n; bool match; } tok_piece_t;     /* regex spli
 typedef struct { int32_t id, prev, next; uint32_t start, n; } bpe_sym;
 typedef struct { int32_t rank, left, right, id; uint32_t ln, rn; } bpe_item;
 typedef struct { float score; int32_t left, right; uint32_t size; } spm_item;
-typedef struct { uint64_t h; uint32_t koff, klen, voff, vn; } wc_ent; /* offsets into wc_keys */
+/* Word-cache slot (16 bytes): the word's ids start at wc_keys + voff, its bytes follow them. */
+typedef struct { uint64_t h; uint32_t voff; uint16_t klen, vn; } wc_ent;
 /* One slot of the per-thread merge-lookup cache: key as in tok_mergemap, rank -1 = no merge. */
 typedef struct { uint64_t key; int32_t rank, id; } mc_ent;
 /* The same in half the space, for vocabularies whose ids and ranks fit 16 bits (rank 0xFFFF = no merge). */
