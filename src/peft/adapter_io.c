@@ -441,6 +441,36 @@ static bool ends_with(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
+/* The PEFT adapter from its config text and its opened safetensors (names for messages). */
+static tk_status peft_from(tk_adapter *a, const char *json, size_t len, const char *cfg_name, const tk_safetensors *sf,
+                           const char *st_name) {
+    entry_list L = {0};
+    tk_status st = parse_peft_config(a, json, len, cfg_name);
+    if (st) return st;
+    int32_t r_cfg = a->r;
+    a->r = 0;
+    for (int64_t i = 0; i < tk_st_n_tensors(sf) && !st; i++) {
+        const tk_tensor_ref *t = tk_st_tensor(sf, i);
+        int32_t layer;
+        int which, is_b;
+        if (!parse_peft_key(t->name, &layer, &which, &is_b)) {
+            st = tk_fail(TK_ERR_UNSUPPORTED, "%s: tensor '%s' is not a LoRA A/B weight of a Llama-family linear "
+                                             "(base_model.model.model.layers.N.{self_attn,mlp}.X_proj.lora_{A,B}.weight)",
+                         st_name, t->name);
+            break;
+        }
+        st = entries_push(&L, layer, which, is_b, t);
+    }
+    if (!st) st = build_modules(a, &L, st_name);
+    if (!st && a->r != r_cfg)
+        st = tk_fail(TK_ERR_FORMAT, "%s: the tensors have rank %d but %s says r = %d", st_name, a->r, cfg_name, r_cfg);
+    a->format = "peft";
+    a->scale = a->r ? (a->rslora ? a->alpha / sqrtf((float)a->r) : a->alpha / (float)a->r) : 0;
+    a->qk_permuted = false;
+    free(L.e);
+    return st;
+}
+
 static tk_status load_peft(tk_adapter *a, const char *path) {
     /* path: the folder, or one of its two files */
     char *dir;
@@ -454,46 +484,29 @@ static tk_status load_peft(tk_adapter *a, const char *path) {
     char *json = NULL;
     size_t len = 0;
     tk_safetensors *sf = NULL;
-    entry_list L = {0};
     tk_status st = TK_OK;
     if (!cfg_path || !st_path) { st = TK_ERR_NOMEM; goto done; }
     if (access(cfg_path, F_OK) != 0) {
         st = tk_fail(TK_ERR_NOT_FOUND, "%s: no adapter_config.json (an adapter is a PEFT folder or a GGUF adapter file)", path);
         goto done;
     }
-    if ((st = tk_read_file(cfg_path, &json, &len)) || (st = parse_peft_config(a, json, len, cfg_path))) goto done;
+    if ((st = tk_read_file(cfg_path, &json, &len))) goto done;
     if (access(st_path, F_OK) != 0) {
         char *bin = join_path(dir, "adapter_model.bin");
         bool has_bin = bin && access(bin, F_OK) == 0;
         free(bin);
+        /* a bad config is the better message when there is one */
+        tk_adapter probe = {0};
+        if ((st = parse_peft_config(&probe, json, len, cfg_path))) { free(probe.base_model); goto done; }
+        free(probe.base_model);
         st = has_bin ? tk_fail(TK_ERR_UNSUPPORTED, "%s: only adapter_model.bin (a pickle) is there; save the adapter with "
                                                    "safe_serialization=True (adapter_model.safetensors)", dir)
                      : tk_fail(TK_ERR_NOT_FOUND, "%s: missing adapter_model.safetensors", dir);
         goto done;
     }
     if ((st = tk_st_open(st_path, &sf))) goto done;
-    int32_t r_cfg = a->r;
-    a->r = 0;
-    for (int64_t i = 0; i < tk_st_n_tensors(sf) && !st; i++) {
-        const tk_tensor_ref *t = tk_st_tensor(sf, i);
-        int32_t layer;
-        int which, is_b;
-        if (!parse_peft_key(t->name, &layer, &which, &is_b)) {
-            st = tk_fail(TK_ERR_UNSUPPORTED, "%s: tensor '%s' is not a LoRA A/B weight of a Llama-family linear "
-                                             "(base_model.model.model.layers.N.{self_attn,mlp}.X_proj.lora_{A,B}.weight)",
-                         st_path, t->name);
-            break;
-        }
-        st = entries_push(&L, layer, which, is_b, t);
-    }
-    if (!st) st = build_modules(a, &L, st_path);
-    if (!st && a->r != r_cfg)
-        st = tk_fail(TK_ERR_FORMAT, "%s: the tensors have rank %d but adapter_config.json says r = %d", dir, a->r, r_cfg);
-    a->format = "peft";
-    a->scale = a->rslora ? a->alpha / sqrtf((float)a->r) : a->alpha / (float)a->r;
-    a->qk_permuted = false;
+    st = peft_from(a, json, len, cfg_path, sf, st_path);
 done:
-    free(L.e);
     tk_st_close(sf);
     free(json);
     free(cfg_path);
@@ -502,11 +515,10 @@ done:
     return st;
 }
 
-static tk_status load_gguf(tk_adapter *a, const char *path) {
-    tk_gguf *g = NULL;
+static tk_status gguf_from(tk_adapter *a, const tk_gguf *g) {
+    const char *path = tk_gguf_path(g);
     entry_list L = {0};
-    tk_status st = tk_gguf_open(path, &g);
-    if (st) return st;
+    tk_status st = TK_OK;
     const char *s;
     size_t n;
     if (!tk_gguf_get_str(g, "general.type", &s, &n) || strcmp(s, "adapter")) {
@@ -555,16 +567,50 @@ static tk_status load_gguf(tk_adapter *a, const char *path) {
     a->qk_permuted = perm;
 done:
     free(L.e);
+    return st;
+}
+
+static tk_status load_gguf(tk_adapter *a, const char *path) {
+    tk_gguf *g = NULL;
+    tk_status st = tk_gguf_open(path, &g);
+    if (!st) st = gguf_from(a, g);
     tk_gguf_close(g);
     return st;
+}
+
+static tk_adapter *adapter_new(const char *name) {
+    tk_adapter *a = tk_calloc(1, sizeof *a);
+    if (a && !(a->path = tk_strdup(name))) { free(a); a = NULL; }
+    return a;
+}
+
+tk_status tk_adapter_from_gguf(const tk_gguf *g, tk_adapter **out) {
+    *out = NULL;
+    if (!g) return tk_fail(TK_ERR_ARG, "adapter: NULL GGUF handle");
+    tk_adapter *a = adapter_new(tk_gguf_path(g));
+    if (!a) return TK_ERR_NOMEM;
+    tk_status st = gguf_from(a, g);
+    if (st) { tk_adapter_free(a); return st; }
+    *out = a;
+    return TK_OK;
+}
+
+tk_status tk_adapter_from_peft(const char *config_json, size_t len, const tk_safetensors *sf, const char *name, tk_adapter **out) {
+    *out = NULL;
+    if (!config_json || !sf || !name) return tk_fail(TK_ERR_ARG, "adapter: NULL argument");
+    tk_adapter *a = adapter_new(name);
+    if (!a) return TK_ERR_NOMEM;
+    tk_status st = peft_from(a, config_json, len, name, sf, name);
+    if (st) { tk_adapter_free(a); return st; }
+    *out = a;
+    return TK_OK;
 }
 
 tk_status tk_adapter_load(const char *path, tk_adapter **out) {
     *out = NULL;
     if (!path) return tk_fail(TK_ERR_ARG, "adapter: NULL path");
-    tk_adapter *a = tk_calloc(1, sizeof *a);
+    tk_adapter *a = adapter_new(path);
     if (!a) return TK_ERR_NOMEM;
-    if (!(a->path = tk_strdup(path))) { free(a); return TK_ERR_NOMEM; }
     bool gguf = false;
     if (!is_dir(path) && !ends_with(path, ".json") && !ends_with(path, ".safetensors")) {
         FILE *f = fopen(path, "rb");

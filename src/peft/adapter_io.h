@@ -19,6 +19,8 @@
 #ifndef TK_PEFT_ADAPTER_IO_H
 #define TK_PEFT_ADAPTER_IO_H
 #include "peft/lora.h"
+#include "takumi/gguf.h"
+#include "takumi/safetensors.h"
 
 /* Writes the adapter l (created on model m) as a PEFT folder dir/ (created when missing;
  * files written atomically). base_model goes to base_model_name_or_path (NULL: the model's
@@ -62,6 +64,10 @@ typedef struct tk_adapter {
  * Free with tk_adapter_free. */
 tk_status tk_adapter_load(const char *path, tk_adapter **out);
 void tk_adapter_free(tk_adapter *a);
+/* The same from an open GGUF handle / from adapter_config.json text and an open
+ * adapter_model.safetensors (name is used in messages); the handles are not kept. */
+tk_status tk_adapter_from_gguf(const tk_gguf *g, tk_adapter **out);
+tk_status tk_adapter_from_peft(const char *config_json, size_t len, const tk_safetensors *sf, const char *name, tk_adapter **out);
 
 /* Creates a tk_lora on m holding a's weights (q/k B rows converted to m's order), its
  * parameters added to ps; linears of the covered layer range that the file lacks get zero
