@@ -124,10 +124,18 @@ test: tests
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_CFLAGS = $(filter-out -fopenmp -DTK_HAVE_OPENMP,$(CFLAGS_BASE)) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 fuzz: $(FUZZ_BIN)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC)
-	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+build-fuzz/libtakumi.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libtakumi.a
+	clang $(FUZZ_CFLAGS) -o $@ $< build-fuzz/libtakumi.a $(LDLIBS)
+
+-include $(FUZZ_OBJ:.o=.d)
 
 clean:
 	rm -rf build build-asan build-fuzz
