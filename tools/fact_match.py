@@ -4,7 +4,8 @@ held-out questions: each question of a held-out JSONL file ({"id", "lang", "syst
 "question", "facts": [[alternatives], ...]}, e.g. examples/support/heldout.jsonl) is answered
 greedily by `takumi generate --chat`; an answer passes when it contains, for every entry of
 "facts", at least one of its alternatives after normalisation (NFKC, lower case, commas and
-spaces removed, dashes / wave dashes unified: "¥4,980" matches "4980", "2〜4" matches "2-4").
+spaces removed, dashes / wave dashes unified: "¥4,980" matches "4980", "2〜4" matches "2-4"),
+a number never matching inside a longer number ("330" does not match "3,300").
 
 Stdlib only (a fresh machine has python3 but no torch): the answers come from the takumi
 binary. With --adapter, every question is answered by the base model and by base + adapter,
@@ -32,9 +33,23 @@ def norm(s):
     return s.replace(",", "").replace(" ", "")
 
 
+def contains(a, k):
+    """k occurs in a, and a number is not part of a longer one ("330" is not in "3300")."""
+    start = 0
+    while True:
+        i = a.find(k, start)
+        if i < 0:
+            return False
+        before = a[i - 1] if i > 0 else ""
+        after = a[i + len(k)] if i + len(k) < len(a) else ""
+        if not (k[0].isdigit() and before.isdigit()) and not (k[-1].isdigit() and after.isdigit()):
+            return True
+        start = i + 1
+
+
 def passes(answer, facts):
     a = norm(answer)
-    return all(any(norm(x) in a for x in alts) for alts in facts)
+    return all(any(contains(a, norm(x)) for x in alts) for alts in facts)
 
 
 def answer(args, item, adapter):
@@ -71,6 +86,18 @@ def short(s, n=70):
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def summary(results, names):
+    print()
+    for name in names:
+        for lang in ("en", "ja", None):
+            sel = [r for r in results if lang is None or r["lang"] == lang]
+            if not sel:
+                continue
+            k = sum(r[name]["pass"] for r in sel)
+            label = {"en": "English", "ja": "Japanese", None: "all"}[lang]
+            print(f"fact-match {name:5s} {label:8s}: {k:3d} / {len(sel):3d} = {k / len(sel):.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--heldout", default=os.path.join(ROOT, "examples", "support", "heldout.jsonl"))
@@ -81,7 +108,16 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", default=None, help="write every answer and verdict here")
     ap.add_argument("--quiet", action="store_true", help="only the scores")
+    ap.add_argument("--rescore", default=None, help="score the answers of an earlier --json file again (no generation)")
     args = ap.parse_args()
+    if args.rescore:
+        old = json.load(open(args.rescore, encoding="utf-8"))
+        for r in old["results"]:
+            for name in ("base", "tuned"):
+                if name in r:
+                    r[name]["pass"] = passes(r[name]["answer"], r["facts"])
+        summary(old["results"], [n for n in ("base", "tuned") if n in old["results"][0]])
+        return
     items = load(args.heldout)
     runs = [("base", None)] + ([("tuned", args.adapter)] if args.adapter else [])
     results = []
@@ -100,15 +136,7 @@ def main():
                 print(f"   {name:5s} {'PASS' if r['pass'] else 'fail'}  {short(r['answer'])}")
             sys.stdout.flush()
     dt = time.time() - t0
-    print()
-    for name, _ in runs:
-        for lang in ("en", "ja", None):
-            sel = [r for r in results if lang is None or r["lang"] == lang]
-            if not sel:
-                continue
-            k = sum(r[name]["pass"] for r in sel)
-            label = {"en": "English", "ja": "Japanese", None: "all"}[lang]
-            print(f"fact-match {name:5s} {label:8s}: {k:3d} / {len(sel):3d} = {k / len(sel):.3f}")
+    summary(results, [name for name, _ in runs])
     print(f"({len(items)} questions x {len(runs)} model{'s' if len(runs) > 1 else ''}, greedy, "
           f"max {args.max_tokens} tokens, {dt:.0f} s)")
     if args.json:

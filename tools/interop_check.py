@@ -173,7 +173,15 @@ def main():
             cases.append(("SmolLM2-135M Q4_1, random adapter", SMOL, (gd, gf), f32, SMOL, os.path.join(d, "adapter"),
                           os.path.join(d, "adapter.gguf"), ids))
             if args.run:
-                cases.append((f"SmolLM2-135M Q4_1, trained adapter ({os.path.basename(os.path.normpath(args.run))})", SMOL, (gd, gf),
+                import json
+                desc = os.path.basename(os.path.normpath(args.run))
+                try:
+                    c = json.load(open(os.path.join(args.run, "config.json"), encoding="utf-8"))
+                    desc = f"takumi train on {os.path.relpath(c['data'], ROOT) if os.path.isabs(c['data']) else c['data']}, " \
+                           f"{c.get('info', {}).get('total_steps', '?')} steps"
+                except (OSError, ValueError, KeyError):
+                    pass
+                cases.append((f"SmolLM2-135M Q4_1, trained adapter ({desc})", SMOL, (gd, gf),
                               f32, SMOL, os.path.join(args.run, "adapter"), os.path.join(args.run, "adapter.gguf"), ids))
         else:
             say("SmolLM2: models/SmolLM2-135M-Instruct.Q4_1.gguf not found (skipped)")
