@@ -43,6 +43,8 @@ tk_status tk_map_file(const char *path, tk_mapped_file *f);
 void tk_unmap_file(tk_mapped_file *f);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer; *len gets its size (may be NULL). */
 tk_status tk_read_file(const char *path, char **out, size_t *len);
+/* Creates path and any missing parent folders (like mkdir -p, mode 0755); fails naming the path if it exists and is not a folder. */
+tk_status tk_mkdir_p(const char *path);
 /* Writes buf to path atomically (temp file in the same folder, fsync, rename). */
 tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len);
 

@@ -109,3 +109,27 @@ tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len) {
     }
     return TK_OK;
 }
+
+tk_status tk_mkdir_p(const char *path) {
+    char *p = tk_strdup(path);
+    if (!p) return TK_ERR_NOMEM;
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c == '/' || c == 0) {
+            *s = 0;
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
+                free(p);
+                return st;
+            }
+            *s = c;
+        }
+        if (!c) break;
+    }
+    struct stat sb;
+    tk_status st = stat(p, &sb) == 0 && S_ISDIR(sb.st_mode) ? TK_OK : tk_fail(TK_ERR_IO, "%s: not a folder", p);
+    free(p);
+    return st;
+}

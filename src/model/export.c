@@ -48,27 +48,6 @@ static void bufs_free(bufs *b) {
     free(b->p);
 }
 
-static tk_status mkdir_p(const char *path) {
-    char *p = tk_strdup(path);
-    if (!p) return TK_ERR_NOMEM;
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
-    for (char *s = p + 1;; s++) {
-        char c = *s;
-        if (c == '/' || c == 0) {
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
-                free(p);
-                return st;
-            }
-            *s = c;
-        }
-        if (!c) break;
-    }
-    free(p);
-    return TK_OK;
-}
 
 static char *join_path(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -235,7 +214,7 @@ static tk_status export_hf(tk_model *m, tk_lora *l, const char *dir, tk_dtype dt
     if (dt == TK_Q8_0) return tk_fail(TK_ERR_ARG, "%s: an HF folder holds f32, f16 or bf16 (q8_0 is for a .gguf output)", dir);
     const tk_model_config *c = &m->cfg;
     bool perm = c->rope_interleaved != 0;
-    tk_status st = mkdir_p(dir);
+    tk_status st = tk_mkdir_p(dir);
     if (st) return st;
     /* the weight map in HF order: embedding, layers, final norm, untied head */
     size_t n_items = 3 + (size_t)c->n_layers * 12;

@@ -44,29 +44,6 @@ static void convert_b(float *dst, const float *src, tk_linear_id which, const tk
     else tk_permute_qk_rows_from_hf(dst, src, heads, mc->head_dim, (size_t)r * sizeof(float));
 }
 
-static tk_status mkdir_p(const char *path) {
-    char *p = tk_strdup(path);
-    if (!p) return TK_ERR_NOMEM;
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') p[--n] = 0;
-    for (char *s = p + 1;; s++) {
-        char c = *s;
-        if (c == '/' || c == 0) {
-            *s = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
-                free(p);
-                return st;
-            }
-            *s = c;
-        }
-        if (!c) break;
-    }
-    struct stat sb;
-    tk_status st = stat(p, &sb) == 0 && S_ISDIR(sb.st_mode) ? TK_OK : tk_fail(TK_ERR_IO, "%s: not a folder", p);
-    free(p);
-    return st;
-}
 
 static char *join_path(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -90,7 +67,7 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
     const tk_model_config *mc = tk_model_get_config(m);
     bool perm = tk_lora_qk_permuted(l);
     int64_t r = cfg->r;
-    tk_status st = mkdir_p(dir);
+    tk_status st = tk_mkdir_p(dir);
     if (st) return st;
     tk_st_writer *w = tk_st_writer_new();
     char *st_path = join_path(dir, "adapter_model.safetensors"), *cfg_path = join_path(dir, "adapter_config.json");

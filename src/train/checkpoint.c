@@ -130,25 +130,6 @@ tk_status tk_train_state_parse(const char *json, const char *name, tk_train_stat
 
 /* ---- folders ---------------------------------------------------------------------- */
 
-static tk_status mkdir_p(const char *path) {
-    char *p = tk_strdup(path);
-    if (!p) return TK_ERR_NOMEM;
-    for (char *q = p + 1; ; q++) {
-        if (*q == '/' || !*q) {
-            char c = *q;
-            *q = 0;
-            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-                tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create folder: %s", p, strerror(errno));
-                free(p);
-                return st;
-            }
-            *q = c;
-            if (!c) break;
-        }
-    }
-    free(p);
-    return TK_OK;
-}
 
 static void fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -245,7 +226,7 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
     int64_t *steps = NULL;
     size_t n_steps = 0;
     tk_status st = tk_buf_printf(&root, "%s/checkpoints", run_dir);
-    if (!st) st = mkdir_p(root.data);
+    if (!st) st = tk_mkdir_p(root.data);
     if (!st) {
         tmp = ckpt_path(root.data, s->step, ".tmp");
         fin = ckpt_path(root.data, s->step, "");
