@@ -25,9 +25,10 @@ static const char *tmp_path(const char *name) {
     return b;
 }
 
-static void forward_logits(tk_model *m, tiny_batch *tb, float *logits) {
+static void forward_logits(tk_model *m, const tk_peft *ad, tiny_batch *tb, float *logits) {
     tk_forward *f = NULL;
     CHECK_OK(tk_forward_new(m, 2, 8, 0, &f));
+    if (f && ad) { tk_adapter_use u = {ad, 1.0f}; CHECK_OK(tk_forward_set_adapters(f, &u, 1)); }
     if (f) CHECK_OK(tk_forward_run(f, &tb->b, NULL, 16, logits));
     tk_forward_free(f);
 }
@@ -85,10 +86,7 @@ static bool attached_logits(tk_model *m, const char *path, tiny_batch *tb, float
     CHECK_OK(tk_adapter_attach(a, m, &ps, &l));
     tk_adapter_free(a);
     if (!l) { tk_params_free(&ps); return false; }
-    tk_adapter_hook h = tk_lora_hook(l);
-    tk_model_set_adapter(m, &h);
-    forward_logits(m, tb, logits);
-    tk_model_set_adapter(m, NULL);
+    forward_logits(m, tk_lora_peft(l), tb, logits);
     tk_lora_free(l);
     tk_params_free(&ps);
     return true;
@@ -114,8 +112,8 @@ static void test_roundtrip(int interleaved, bool rslora, uint32_t targets, int f
     tiny_batch tb;
     tiny_batch_init(&tb, 4);
     float base_p[640], base_h[640], want[640], got[640];
-    forward_logits(mp, &tb, base_p);
-    forward_logits(mh, &tb, base_h);
+    forward_logits(mp, NULL, &tb, base_p);
+    forward_logits(mh, NULL, &tb, base_h);
     CHECK(max_diff(base_p, base_h, 640) <= 1e-5 * max_abs(base_p, 640), "the twins agree without adapters: %.3e",
           max_diff(base_p, base_h, 640));
     tk_param_set ps = {0};
@@ -130,10 +128,7 @@ static void test_roundtrip(int interleaved, bool rslora, uint32_t targets, int f
     CHECK_OK(tk_lora_new(src, &c, &ps, &l));
     if (!l) { tk_model_free(mp); tk_model_free(mh); return; }
     randomize_b(&ps, 99);
-    tk_adapter_hook h = tk_lora_hook(l);
-    tk_model_set_adapter(src, &h);
-    forward_logits(src, &tb, want);
-    tk_model_set_adapter(src, NULL);
+    forward_logits(src, tk_lora_peft(l), &tb, want);
     CHECK(max_diff(want, base_p, 640) > 1e-2, "the adapter moves the logits");
     const char *peft = tmp_path("peft"), *gguf = tmp_path("a.gguf");
     CHECK_OK(tk_adapter_save_peft(l, src, peft, "tiny-base"));
@@ -411,7 +406,7 @@ static void test_partial_and_alpha0(void) {
     float *W = (float *)m->w.layers[0].w_up.data;
     for (int n = 0; n < 24; n++)
         for (int k = 0; k < 16; k++) W[n * 16 + k] += B[n * 2] * A[k] + B[n * 2 + 1] * A[16 + k];
-    forward_logits(m, &tb, want);
+    forward_logits(m, NULL, &tb, want);
     double md = max_diff(got, want, 640);
     CHECK(md <= 1e-5 * max_abs(want, 640), "one-module GGUF adapter (alpha 0 = scale 1) vs merged by hand: %.3e", md);
     tk_model_free(m);
@@ -447,14 +442,13 @@ static void test_stories(void) {
     tk_forward *f = NULL;
     if (l && lw && lg && lb) {
         randomize_b(&ps, 17);
-        tk_adapter_hook h = tk_lora_hook(l);
+        tk_adapter_use u = {tk_lora_peft(l), 1.0f};
         CHECK_OK(tk_forward_new(mg, 1, 12, 0, &f));
         if (f) CHECK_OK(tk_forward_run(f, &b, NULL, 12, lb));
-        tk_model_set_adapter(mg, &h);
+        if (f) CHECK_OK(tk_forward_set_adapters(f, &u, 1));
         if (f) CHECK_OK(tk_forward_run(f, &b, NULL, 12, lw));
         tk_forward_free(f);
         f = NULL;
-        tk_model_set_adapter(mg, NULL);
         CHECK_OK(tk_adapter_save_peft(l, mg, tmp_path("st_peft"), NULL));
         CHECK_OK(tk_adapter_save_gguf(l, mg, tmp_path("st.gguf")));
         const char *files[2] = {tmp_path("st_peft"), tmp_path("st.gguf")};
@@ -463,6 +457,8 @@ static void test_stories(void) {
             CHECK_OK(tk_adapter_apply(mh, files[k], &ah));
             if (!ah) continue;
             CHECK_OK(tk_forward_new(mh, 1, 12, 0, &f));
+            tk_adapter_use ua = {tk_adapter_handle_peft(ah), 1.0f};
+            if (f) CHECK_OK(tk_forward_set_adapters(f, &ua, 1));
             if (f) CHECK_OK(tk_forward_run(f, &b, NULL, 12, lg));
             tk_forward_free(f);
             f = NULL;
@@ -508,10 +504,10 @@ static void test_smollm2(void) {
     CHECK_OK(tk_forward_new(m, 1, 6, 0, &f));
     if (l && f && lw && lg) {
         randomize_b(&ps, 5);
-        tk_adapter_hook h = tk_lora_hook(l);
-        tk_model_set_adapter(m, &h);
+        tk_adapter_use u = {tk_lora_peft(l), 1.0f};
+        CHECK_OK(tk_forward_set_adapters(f, &u, 1));
         CHECK_OK(tk_forward_run(f, &b, NULL, 6, lw));
-        tk_model_set_adapter(m, NULL);
+        CHECK_OK(tk_forward_set_adapters(f, NULL, 0));
         CHECK_OK(tk_adapter_save_peft(l, m, tmp_path("sm_peft"), "HuggingFaceTB/SmolLM2-135M-Instruct"));
         CHECK_OK(tk_adapter_save_gguf(l, m, tmp_path("sm.gguf")));
         const char *files[2] = {tmp_path("sm_peft"), tmp_path("sm.gguf")};
@@ -519,7 +515,10 @@ static void test_smollm2(void) {
             tk_adapter_handle *ah = NULL;
             CHECK_OK(tk_adapter_apply(m, files[k], &ah));
             if (!ah) continue;
+            tk_adapter_use ua = {tk_adapter_handle_peft(ah), 1.0f};
+            CHECK_OK(tk_forward_set_adapters(f, &ua, 1));
             CHECK_OK(tk_forward_run(f, &b, NULL, 6, lg));
+            CHECK_OK(tk_forward_set_adapters(f, NULL, 0));
             tk_adapter_detach(m, ah);
             /* rsLoRA through GGUF: scale stored as alpha = scale x r, so it may differ in the last bit */
             double md = max_diff(lw, lg, 6 * V);

@@ -10,9 +10,10 @@
 static const char *LIN[TK_LIN_COUNT] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                         "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
 
-static void forward_logits(tk_model *m, tiny_batch *tb, float *logits) {
+static void forward_logits(tk_model *m, const tk_peft *ad, tiny_batch *tb, float *logits) {
     tk_forward *f = NULL;
     CHECK_OK(tk_forward_new(m, 2, 8, 0, &f));
+    if (f && ad) { tk_adapter_use u = {ad, 1.0f}; CHECK_OK(tk_forward_set_adapters(f, &u, 1)); }
     if (f) CHECK_OK(tk_forward_run(f, &tb->b, NULL, 16, logits));
     tk_forward_free(f);
 }
@@ -77,7 +78,7 @@ static void test_merged(bool rslora, uint32_t targets, int first_layer, int inte
     tiny_batch tb;
     tiny_batch_init(&tb, 2);
     float base[16 * 40], ad[16 * 40], merged[16 * 40];
-    forward_logits(m, &tb, base);
+    forward_logits(m, NULL, &tb, base);
     tk_param_set ps = {0};
     tk_lora_config c = tk_lora_default_config();
     c.r = 3;
@@ -89,9 +90,7 @@ static void test_merged(bool rslora, uint32_t targets, int first_layer, int inte
     tk_lora *l = NULL;
     CHECK_OK(tk_lora_new(m, &c, &ps, &l));
     if (!l) { tk_model_free(m); tk_model_free(mm); return; }
-    tk_adapter_hook h = tk_lora_hook(l);
-    tk_model_set_adapter(m, &h);
-    forward_logits(m, &tb, ad);
+    forward_logits(m, tk_lora_peft(l), &tb, ad);
     CHECK(!memcmp(base, ad, sizeof base), "B = 0: the adapted model equals the base bit for bit");
     /* random B, then merge W' = W + scale * B A into the second model's f32 weights */
     tk_rng rng;
@@ -120,8 +119,8 @@ static void test_merged(bool rslora, uint32_t targets, int first_layer, int inte
                 }
         }
     CHECK(ps.n == 2 * n_mod, "two params per adapted linear");
-    forward_logits(m, &tb, ad);
-    forward_logits(mm, &tb, merged);
+    forward_logits(m, tk_lora_peft(l), &tb, ad);
+    forward_logits(mm, NULL, &tb, merged);
     double md = 0, mb = 0, moved = 0;
     for (int i = 0; i < 16 * 40; i++) {
         md = fmax(md, fabs(ad[i] - merged[i]));
@@ -134,6 +133,8 @@ static void test_merged(bool rslora, uint32_t targets, int first_layer, int inte
     tk_session *s = NULL;
     CHECK_OK(tk_session_new(m, 16, &s));
     if (s) {
+        tk_adapter_use u = {tk_lora_peft(l), 1.0f};
+        CHECK_OK(tk_session_set_adapters(s, &u, 1));
         tk_session_set_exact(s, true);
         float lg[40];
         CHECK_OK(tk_session_eval(s, tb.ids + 8, 6, lg));
@@ -146,6 +147,7 @@ static void test_merged(bool rslora, uint32_t targets, int first_layer, int inte
         tk_forward *f = NULL;
         float full[6 * 40];
         CHECK_OK(tk_forward_new(m, 1, 6, 0, &f));
+        if (f) { tk_adapter_use u = {tk_lora_peft(l), 1.0f}; CHECK_OK(tk_forward_set_adapters(f, &u, 1)); }
         if (f) CHECK_OK(tk_forward_run(f, &one.b, NULL, 6, full));
         tk_forward_free(f);
         double d = 0;
@@ -153,14 +155,20 @@ static void test_merged(bool rslora, uint32_t targets, int first_layer, int inte
         CHECK(d < 1e-4, "session with adapter vs batched forward: %.3e", d);
         tk_session_free(s);
     }
-    tk_model_set_adapter(m, NULL);
     tk_lora_free(l);
     tk_params_free(&ps);
     tk_model_free(m);
     tk_model_free(mm);
 }
 
-/* Dropout through the hook: A = B = I (r = K = 16, alpha = r) makes y = dropout(x). */
+/* The LoRA method's linear forward on q, as the model calls it. */
+static tk_status lora_fwd(tk_lora *l, tk_scratch *sc, bool training, int32_t layer, const float *x, float *y, int64_t n) {
+    const tk_peft *p = tk_lora_peft(l);
+    tk_peft_call c = {.scale = 1.0f, .training = training, .scratch = sc};
+    return p->method->linear_fwd(p->state, &c, layer, TK_LIN_Q, NULL, x, y, n);
+}
+
+/* Dropout through the method's forward: A = B = I (r = K = 16, alpha = r) makes y = dropout(x). */
 static void test_dropout(void) {
     tk_model *m = tiny_llama((tiny_opts){.interleaved = 0, .seed = 9});
     if (!m) { CHECK(0, "tiny model"); return; }
@@ -182,20 +190,20 @@ static void test_dropout(void) {
         memset(B->w, 0, (size_t)B->n * sizeof(float));
         for (int i = 0; i < 16; i++) { A->w[i * 16 + i] = 1; B->w[i * 16 + i] = 1; }
     }
-    tk_adapter_hook h = tk_lora_hook(l);
+    tk_scratch sc = {0};
     enum { N = 1000, K = 16 };
     float *x = malloc(N * K * sizeof(float)), *y = malloc(N * K * sizeof(float)), *y2 = malloc(N * K * sizeof(float));
     for (int i = 0; i < N * K; i++) x[i] = 1.0f + (float)(i % 7);
     /* evaluation: identity */
     memset(y, 0, N * K * sizeof(float));
-    CHECK_OK(h.linear(h.ctx, 0, TK_LIN_Q, x, y, N));
+    CHECK_OK(lora_fwd(l, &sc, false, 0, x, y, N));
     bool same = true;
     for (int i = 0; i < N * K; i++) same = same && fabsf(y[i] - x[i]) <= 1e-6f * x[i];
     CHECK(same, "no dropout outside training");
     /* training: about a quarter dropped, the rest scaled by 1/(1-p) */
     tk_lora_set_training(l, true, 5);
     memset(y, 0, N * K * sizeof(float));
-    CHECK_OK(h.linear(h.ctx, 0, TK_LIN_Q, x, y, N));
+    CHECK_OK(lora_fwd(l, &sc, true, 0, x, y, N));
     int dropped = 0, bad = 0;
     for (int i = 0; i < N * K; i++) {
         if (y[i] == 0) dropped++;
@@ -206,19 +214,19 @@ static void test_dropout(void) {
     CHECK(bad == 0, "%d kept values not scaled by 1/(1-p)", bad);
     /* same counter: same mask; other counter / layer: other masks */
     memset(y2, 0, N * K * sizeof(float));
-    CHECK_OK(h.linear(h.ctx, 0, TK_LIN_Q, x, y2, N));
+    CHECK_OK(lora_fwd(l, &sc, true, 0, x, y2, N));
     CHECK(!memcmp(y, y2, N * K * sizeof(float)), "same counter, same mask");
     tk_lora_set_training(l, true, 6);
     memset(y2, 0, N * K * sizeof(float));
-    CHECK_OK(h.linear(h.ctx, 0, TK_LIN_Q, x, y2, N));
+    CHECK_OK(lora_fwd(l, &sc, true, 0, x, y2, N));
     CHECK(memcmp(y, y2, N * K * sizeof(float)) != 0, "next counter, other mask");
     tk_lora_set_training(l, true, 5);
     memset(y2, 0, N * K * sizeof(float));
-    CHECK_OK(h.linear(h.ctx, 1, TK_LIN_Q, x, y2, N));
+    CHECK_OK(lora_fwd(l, &sc, true, 1, x, y2, N));
     CHECK(memcmp(y, y2, N * K * sizeof(float)) != 0, "other layer, other mask");
     /* the backward's input gradient uses the forward's mask: dx = mask/(1-p) ⊙ dy here */
     for (int i = 0; i < N * K; i++) y2[i] = 0;
-    CHECK_OK(h.linear(h.ctx, 1, TK_LIN_Q, x, y2, N)); /* forward of layer 1 saved */
+    CHECK_OK(lora_fwd(l, &sc, true, 1, x, y2, N)); /* forward of layer 1 saved */
     float *dy = malloc(N * K * sizeof(float)), *dx = calloc(N * K, sizeof(float));
     for (int i = 0; i < N * K; i++) dy[i] = 1.0f;
     CHECK_OK(tk_lora_backward_linear(l, 1, TK_LIN_Q, x, dy, dx, N));
@@ -229,6 +237,7 @@ static void test_dropout(void) {
     CHECK(tk_lora_backward_linear(l, 1, TK_LIN_Q, x, dy, dx, N) != TK_OK, "backward outside training is refused");
     free(dy); free(dx);
     free(x); free(y); free(y2);
+    tk_scratch_free(&sc);
     tk_lora_free(l);
     tk_params_free(&ps);
     tk_model_free(m);

@@ -44,15 +44,18 @@ static int load_golden(void) {
     return 0;
 }
 
-static float *logits_of(tk_model *m) {
+static float *logits_of_with(tk_model *m, const tk_peft *ad) {
     float *lg = malloc(sizeof(float) * 65 * NV);
     tk_forward *f = NULL;
     CHECK_OK(tk_forward_new(m, 1, 65, 0, &f));
+    if (f && ad) { tk_adapter_use u = {ad, 1.0f}; CHECK_OK(tk_forward_set_adapters(f, &u, 1)); }
     tk_batch b = {.n_rows = 1, .n_cols = 65, .ids = g_seq};
     if (f) CHECK_OK(tk_forward_run(f, &b, NULL, 65, lg));
     tk_forward_free(f);
     return lg;
 }
+
+static float *logits_of(tk_model *m) { return logits_of_with(m, NULL); }
 
 static tk_model *load(const char *path) {
     tk_model_params mp = tk_model_default_params();
@@ -115,7 +118,9 @@ static const char *write_gguf(const char *name, const char *arch, float **bias, 
 }
 
 typedef struct { float **bias; } bias_hook;
-static tk_status add_bias(void *ctx, int32_t layer, tk_linear_id which, const float *x, float *y, int64_t n) {
+static tk_status add_bias(void *ctx, const tk_peft_call *c, int32_t layer, tk_linear_id which, const tk_tensor_ref *w,
+                          const float *x, float *y, int64_t n) {
+    (void)c; (void)w;
     bias_hook *h = ctx;
     if (which > TK_LIN_V) return TK_OK;
     int64_t off = which == TK_LIN_Q ? 0 : which == TK_LIN_K ? 64 : 96, N = which == TK_LIN_Q ? 64 : 32;
@@ -329,10 +334,9 @@ int main(void) {
     if (mz && mb) {
         float *a = logits_of(mb);
         bias_hook h = {rb};
-        tk_adapter_hook hk = {add_bias, &h};
-        tk_model_set_adapter(mz, &hk);
-        float *b = logits_of(mz);
-        tk_model_set_adapter(mz, NULL);
+        static const tk_peft_method bias_method = {.name = "bias", .linear_fwd = add_bias};
+        tk_peft hk = {&bias_method, &h};
+        float *b = logits_of_with(mz, &hk);
         double e = 0, mx = 0, moved = 0;
         for (int i = 0; i < 65 * NV; i++) {
             e = fmax(e, fabs(a[i] - b[i]));

@@ -21,20 +21,34 @@ static float *forward_one(tk_model *m, const int32_t *ids, int n) {
     return lg;
 }
 
-typedef struct { int calls[64][TK_LIN_COUNT]; int64_t n; int bad; const tk_model *m; } hook_log;
-static tk_status log_hook(void *ctx, int32_t layer, tk_linear_id which, const float *x, float *y, int64_t n) {
+/* A PEFT method that only records its calls: linear and block-output entry points. */
+typedef struct { int calls[64][TK_LIN_COUNT], blocks[64][TK_BLOCK_COUNT]; int64_t n; int bad; const tk_model *m; } hook_log;
+static tk_status log_linear(void *ctx, const tk_peft_call *c, int32_t layer, tk_linear_id which, const tk_tensor_ref *wf,
+                            const float *x, float *y, int64_t n) {
     hook_log *h = ctx;
-    if (layer < 0 || layer >= 64 || which >= TK_LIN_COUNT) { h->bad++; return TK_OK; }
+    if (layer < 0 || layer >= 64 || which >= TK_LIN_COUNT || c->scale != 0.5f || c->training) { h->bad++; return TK_OK; }
     h->calls[layer][which]++;
     h->n = n;
     /* touch the whole input and output to let ASan see any short buffer */
     const tk_tensor_ref *w = tk_model_linear(h->m, layer, which);
+    if (wf != w) h->bad++; /* the method sees the frozen weight */
     double s = 0;
     for (int64_t i = 0; i < n * w->ne[0]; i++) s += x[i];
     for (int64_t i = 0; i < n * w->ne[1]; i++) s += y[i];
     if (!isfinite(s)) h->bad++;
     return TK_OK;
 }
+static bool log_has_block(const void *ctx, int32_t layer, tk_block_site site) { (void)ctx; (void)layer; (void)site; return true; }
+static tk_status log_block(void *ctx, const tk_peft_call *c, int32_t layer, tk_block_site site, float *hb, int64_t n) {
+    hook_log *h = ctx;
+    if (layer < 0 || layer >= 64 || (unsigned)site >= TK_BLOCK_COUNT) { h->bad++; return TK_OK; }
+    h->blocks[layer][site]++;
+    double s = 0;
+    for (int64_t i = 0; i < n * tk_model_get_config(h->m)->dim; i++) s += hb[i];
+    if (!isfinite(s)) h->bad++;
+    return TK_OK;
+}
+static const tk_peft_method k_log_method = {.name = "log", .linear_fwd = log_linear, .has_block = log_has_block, .block_fwd = log_block};
 
 int main(void) {
     const char *path = tk_test_shared("models/stories260K/llama2c/stories260K.bin");
@@ -128,13 +142,16 @@ int main(void) {
     hook_log h;
     memset(&h, 0, sizeof h);
     h.m = m;
-    tk_adapter_hook hk = {log_hook, &h};
-    tk_model_set_adapter(m, &hk);
+    tk_peft logp = {&k_log_method, &h};
+    tk_adapter_use u = {&logp, 0.5f};
+    CHECK_OK(tk_forward_set_adapters(f, &u, 1));
     CHECK_OK(tk_forward_run(f, &b, NULL, 0, NULL));
-    tk_model_set_adapter(m, NULL);
+    CHECK_OK(tk_forward_set_adapters(f, NULL, 0));
     int L = tk_model_get_config(m)->n_layers, ok = 1;
-    for (int l = 0; l < L; l++)
+    for (int l = 0; l < L; l++) {
         for (int w = 0; w < TK_LIN_COUNT; w++) ok &= h.calls[l][w] == 1;
+        for (int s = 0; s < TK_BLOCK_COUNT; s++) ok &= h.blocks[l][s] == 1;
+    }
     CHECK(ok && !h.bad && h.n == 2 * Tc, "hook calls (n %lld, bad %d)", (long long)h.n, h.bad);
     /* too large a batch is refused, not overrun */
     tk_batch big = b;

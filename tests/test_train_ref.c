@@ -102,11 +102,15 @@ static bool load_batch(const tk_safetensors *st, ref_batch *rb) {
 }
 
 /* Logits of the first `cols` vocabulary entries of every token vs the fixture's. */
-static void check_logits(tk_model *m, const tk_safetensors *st, ref_batch *rb, int64_t cols, double tol, const char *what) {
+/* (with the training context's LoRA adapter applied to the forward) */
+static void check_logits(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, int64_t cols, double tol, const char *what) {
+    tk_model *m = tk_train_model(tc);
     int64_t T = (int64_t)rb->B * rb->T, V = tk_model_get_config(m)->n_vocab;
     const float *ref = fx_f32(st, "logits", T * cols);
     tk_forward *f = NULL;
     CHECK_OK(tk_forward_new(m, rb->B, rb->T, 0, &f));
+    tk_adapter_use u = {tk_train_lora(tc) ? tk_lora_peft(tk_train_lora(tc)) : NULL, 1.0f};
+    if (f && u.peft) CHECK_OK(tk_forward_set_adapters(f, &u, 1));
     float *lg = malloc((size_t)(T * V) * sizeof(float));
     if (f && ref && lg && tk_forward_run(f, &rb->b, NULL, T, lg) == TK_OK) {
         double md = 0, mb = 0;
@@ -195,7 +199,7 @@ static void stories(void) {
         double loss = mean_loss_grads(tc, &rb), ref = meta_num(st, "lora_loss");
         printf("stories260K LoRA: loss %.7f (torch %.7f)\n", loss, ref);
         CHECK_NEAR(loss, ref, 1e-5 * ref);
-        check_logits(m, st, &rb, 64, 1e-5, "stories260K LoRA");
+        check_logits(tc, st, &rb, 64, 1e-5, "stories260K LoRA");
         double worst = 0;
         for (int64_t i = 0; i < ps->n; i++) {
             snprintf(name, sizeof name, "grad.%s", ps->p[i].name);
@@ -329,7 +333,7 @@ static void smollm2(void) {
     double loss = mean_loss_grads(tc, &rb), ref = meta_num(st, "lora_loss");
     printf("SmolLM2 LoRA (Q4_1 base): loss %.7f (torch %.7f)\n", loss, ref);
     CHECK_NEAR(loss, ref, 1e-4 * ref);
-    check_logits(m, st, &rb, 32, 1e-4, "SmolLM2 LoRA");
+    check_logits(tc, st, &rb, 32, 1e-4, "SmolLM2 LoRA");
     double worst = 0;
     int64_t ncmp = 0;
     char name[200];

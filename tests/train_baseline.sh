@@ -32,7 +32,7 @@ curve() {
            -e 's/^{"step":\([0-9]*\),.*"valid_loss":\([^,]*\),"valid_ppl":\([^,]*\),"valid_token_acc":\([^,]*\),.*/v \1 \2 \3 \4/p' "$1"
 }
 stories=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --val-split 0.2
-         --samples 0 --threads 1 --seed 5 --epochs 3 --eval-every 4 --save-every 1000)
+         --threads 1 --seed 5 --epochs 3 --eval-every 4 --save-every 1000)
 run_case() {
     local name=$1; shift
     if ! "$BIN" train "$@" --out "$tmp/$name" > "$tmp/$name.out" 2> "$tmp/$name.err"; then
@@ -46,8 +46,19 @@ run_case() {
         diff "$FIX/$name.curve" "$tmp/$name.curve" | head -10 >&2
     fi
 }
-run_case stories_lora "${stories[@]}" --lora-r 4 --lora-alpha 8 --lora-dropout 0.1 --rslora --lora-targets q,v,down --lr 3e-3
-run_case stories_full "${stories[@]}" --method full --freeze-layers 2 --lr 1e-3 --weight-decay 0.01 --schedule linear
+run_case stories_lora "${stories[@]}" --lora-r 4 --lora-alpha 8 --lora-dropout 0.1 --rslora --lora-targets q,v,down --lr 3e-3 \
+    --samples 1 --sample-tokens 8
+# the "after" sample is generated with the trained adapter (the adapter lives in the training
+# context, not in the model, so the sampler must be handed it): it must differ from "before"
+if [ "$record" = 0 ]; then
+    checks=$((checks + 1))
+    before=$(sed -n 's/.*"before":[[:space:]]*"\(.*\)",*$/\1/p' "$tmp/stories_lora/samples.json")
+    after=$(sed -n 's/.*"after":[[:space:]]*"\(.*\)",*$/\1/p' "$tmp/stories_lora/samples.json")
+    if [ -n "$after" ] && [ "$before" != "$after" ]; then :; else
+        failures=$((failures + 1)); echo "FAIL: stories_lora: the after-training sample equals the base's ('$after')" >&2
+    fi
+fi
+run_case stories_full "${stories[@]}" --samples 0 --method full --freeze-layers 2 --lr 1e-3 --weight-decay 0.01 --schedule linear
 if [ -f "$SMOL" ]; then
     run_case smollm2_lora --model "$SMOL" --data "$tmp/support.jsonl" --val "$tmp/support_val.jsonl" --max-seq-len 256 \
         --samples 0 --threads 1 --seed 7 --max-steps 4 --eval-every 2 --save-every 1000

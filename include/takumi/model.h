@@ -12,6 +12,7 @@
 #define TAKUMI_MODEL_H
 #include "takumi/core.h"
 #include "takumi/tokenizer.h"
+#include "takumi/peft.h"
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -51,10 +52,6 @@ tk_status tk_model_config_validate(const tk_model_config *cfg, const char *where
  * dtype (quantized weights stay quantized; the matmul dequantizes per block). Only
  * small vectors (norms, biases) that are not stored as F32 are converted once at
  * load into f32 copies owned by the model. An absent optional weight has data NULL. */
-typedef enum tk_linear_id {
-    TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_GATE, TK_LIN_UP, TK_LIN_DOWN, TK_LIN_COUNT
-} tk_linear_id;
-
 typedef struct tk_layer_weights {
     tk_tensor_ref attn_norm;  /* {C} f32 */
     tk_tensor_ref wq;         /* {C, H*D} */
@@ -122,15 +119,10 @@ int64_t tk_model_n_tensors(const tk_model *m);
 const tk_tensor_ref *tk_model_tensor(const tk_model *m, int64_t i);
 
 /* ---- adapters --------------------------------------------------------------
- * The seam where methods (LoRA, DoRA, IA3…) enter the forward: after each linear's
- * base product y = x W^T (+ bias), and before RoPE for q/k, the hook may add to y.
- * x is the linear's input [n x K] and y its output [n x N] (n tokens). */
-typedef struct tk_adapter_hook {
-    tk_status (*linear)(void *ctx, int32_t layer, tk_linear_id which, const float *x, float *y, int64_t n);
-    void *ctx;
-} tk_adapter_hook;
-/* Installs the hook used by every later forward of m (NULL removes it); not copied deep: ctx stays the caller's. */
-void tk_model_set_adapter(tk_model *m, const tk_adapter_hook *hook);
+ * Adapters are not a property of the model: each forward workspace (tk_forward) and each
+ * generation session (tk_session) has its own list of adapters with scales (takumi/peft.h),
+ * so one loaded base serves different adapters to concurrent requests, and an adapter costs
+ * only its own parameters. */
 
 /* ---- batched forward -------------------------------------------------------- */
 typedef struct tk_batch {
@@ -156,6 +148,10 @@ void tk_forward_free(tk_forward *f);
  * (into [B*T]) as logits[n_out x V]; out_idx NULL means all B*T tokens in order; n_out 0
  * (logits may be NULL) computes only the final hidden states. */
 tk_status tk_forward_run(tk_forward *f, const tk_batch *b, const int64_t *out_idx, int64_t n_out, float *logits);
+/* Sets the adapters every later run of f applies (n <= TK_MAX_ADAPTERS; n 0 = the bare base),
+ * in list order, each with its scale. The list is copied; the adapters must outlive their use
+ * and have been attached to f's model. Not thread-safe with a run of f in progress. */
+tk_status tk_forward_set_adapters(tk_forward *f, const tk_adapter_use *ads, int n);
 /* Final RMS-normed hidden states of the last run, [B*T x C] (valid until the next run). */
 const float *tk_forward_hidden(const tk_forward *f);
 /* Runs the batch and the chunked LM head + cross-entropy without materialising the
@@ -170,6 +166,10 @@ typedef struct tk_session tk_session;
  * up to n_ctx tokens (0 = the model's context). Free with tk_session_free. */
 tk_status tk_session_new(tk_model *m, int32_t n_ctx, tk_session **out);
 void tk_session_free(tk_session *s);
+/* Sets the adapters of the session's later evaluations (as tk_forward_set_adapters). When the
+ * list differs from the current one the cache is emptied (its keys/values were computed with
+ * the other adapters). Not thread-safe with an evaluation of s. */
+tk_status tk_session_set_adapters(tk_session *s, const tk_adapter_use *ads, int n);
 /* Decode precision. Default (true): activations stay f32 in every product (quantized
  * weight rows are dequantized per block and dotted with f32 x), as the issue's fp32
  * compute and the reference implementations. false: few-token products quantize the

@@ -77,6 +77,13 @@ void tk_session_free(tk_session *s) {
     free(s);
 }
 
+tk_status tk_session_set_adapters(tk_session *s, const tk_adapter_use *ads, int n) {
+    if (tk_acts_same_adapters(&s->a, ads, n)) return TK_OK;
+    tk_status st = tk_acts_set_adapters(&s->a, ads, n);
+    if (!st) s->kv.n = 0; /* cached keys/values belong to the previous adapters */
+    return st;
+}
+
 void tk_session_set_exact(tk_session *s, bool exact) { s->a.mm_flags = exact ? TK_MATMUL_EXACT : 0; }
 
 int32_t tk_session_n_past(const tk_session *s) { return s->kv.n; }

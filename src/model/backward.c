@@ -79,6 +79,19 @@ static tk_status lin_bwd(const tk_adapter_bwd *ad, int32_t layer, tk_linear_id w
     return TK_OK;
 }
 
+/* The output gradient a block's last linear sees: dres itself, or, when adapters act on the
+ * block output, their backward applied to a copy in scratch (dres stays the residual gradient). */
+static tk_status block_dy(const tk_adapter_bwd *ad, int32_t layer, tk_block_site site, const float *dres, float *scratch,
+                          int64_t n, int64_t C, const float **dy) {
+    *dy = dres;
+    if (!ad || !ad->block) return TK_OK;
+    memcpy(scratch, dres, (size_t)(n * C) * sizeof(float));
+    tk_status st = ad->block(ad->ctx, layer, site, scratch, n);
+    if (st) return tk_fail_ctx(st, "adapter backward on layer %d %s block", layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
+    *dy = scratch;
+    return TK_OK;
+}
+
 static void add_into(float *dst, const float *src, int64_t n) {
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
@@ -134,7 +147,10 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
         int32_t li = (int32_t)l;
 
         /* MLP: xout = xmid + down(silu(gate(xn2)) * up(xn2)), xn2 = rmsnorm(xmid) */
-        if ((st = lin_bwd(ad, li, TK_LIN_DOWN, ws->dffh, false, gl->w_down, NULL, ws->dres, ffh, &y->w_down, T))) return st;
+        const float *dy_blk;
+        if ((st = block_dy(ad, li, TK_BLOCK_MLP, ws->dres, ws->dnorm, T, C, &dy_blk)) ||
+            (st = lin_bwd(ad, li, TK_LIN_DOWN, ws->dffh, false, gl->w_down, NULL, dy_blk, ffh, &y->w_down, T)))
+            return st;
         tk_swiglu_backward(ws->dgate, ws->dup, ws->dffh, gate, up, T * F);
         if ((st = lin_bwd(ad, li, TK_LIN_GATE, ws->dxn, false, gl->w_gate, NULL, ws->dgate, xn2, &y->w_gate, T)) ||
             (st = lin_bwd(ad, li, TK_LIN_UP, ws->dxn, true, gl->w_up, NULL, ws->dup, xn2, &y->w_up, T)))
@@ -143,7 +159,9 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
         add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xmid) */
 
         /* attention: xmid = xin + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(xin) */
-        if ((st = lin_bwd(ad, li, TK_LIN_O, ws->dattn, false, gl->wo, NULL, ws->dres, attn, &y->wo, T))) return st;
+        if ((st = block_dy(ad, li, TK_BLOCK_ATTN, ws->dres, ws->dnorm, T, C, &dy_blk)) ||
+            (st = lin_bwd(ad, li, TK_LIN_O, ws->dattn, false, gl->wo, NULL, dy_blk, attn, &y->wo, T)))
+            return st;
         float *att = a->att ? a->att + l * a->s_att : NULL;
         for (int64_t r = 0; r < B; r++) {
             const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;

@@ -32,6 +32,9 @@ typedef struct tk_model_grads {
  * add its input gradient into dx (+=; dx NULL when no input gradient is needed). */
 typedef struct tk_adapter_bwd {
     tk_status (*linear)(void *ctx, int32_t layer, tk_linear_id which, const float *x, const float *dy, float *dx, int64_t n);
+    /* block outputs (takumi/peft.h tk_block_site): dh[n x C] = d loss / d (adapted block output), replaced in
+     * place by d loss / d (block output before the adapters); NULL when no adapter acts on block outputs */
+    tk_status (*block)(void *ctx, int32_t layer, tk_block_site site, float *dh, int64_t n);
     void *ctx;
 } tk_adapter_bwd;
 

@@ -100,15 +100,44 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
 }
 
 void tk_acts_free(tk_acts *a) {
+    tk_scratch_free(&a->scratch);
     free(a->base);
     free(a->pos);
     free(a->seg);
     memset(a, 0, sizeof *a);
 }
 
-/* y = x W^T (+ b), then the adapter hook (which sees exactly the linear's output). */
+/* The workspace's adapters on linear `which` of `layer` (output y[T x N] of input x). */
+static tk_status adapt_linear(const tk_acts *a, int32_t layer, tk_linear_id which, const tk_tensor_ref *w, const float *x,
+                              float *y, int64_t T) {
+    for (int i = 0; i < a->n_ads; i++) {
+        const tk_peft *p = a->ads[i].peft;
+        const tk_peft_method *md = p->method;
+        if (!md->linear_fwd || (md->has_linear && !md->has_linear(p->state, layer, which))) continue;
+        tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
+        tk_status st = md->linear_fwd(p->state, &c, layer, which, w, x, y, T);
+        if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s", i, md->name, layer, tk_linear_name(which));
+    }
+    return TK_OK;
+}
+
+/* The workspace's adapters on block output `site` of `layer` (h[T x C], in place). */
+static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site, float *h, int64_t T) {
+    for (int i = 0; i < a->n_ads; i++) {
+        const tk_peft *p = a->ads[i].peft;
+        const tk_peft_method *md = p->method;
+        if (!md->block_fwd || !md->has_block || !md->has_block(p->state, layer, site)) continue;
+        tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
+        tk_status st = md->block_fwd(p->state, &c, layer, site, h, T);
+        if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
+    }
+    return TK_OK;
+}
+
+/* y = x W^T (+ b), then the workspace's adapters (which see exactly the linear's output). */
 static tk_status linear(tk_model *m, const tk_acts *a, int32_t layer, tk_linear_id which, float *y, const float *x,
                         const tk_tensor_ref *w, const tk_tensor_ref *b, int64_t T) {
+    (void)m;
     tk_status st = tk_matmul_ex(y, x, w, T, false, a->mm_flags);
     if (st) return st;
     if (b && b->data) {
@@ -117,18 +146,15 @@ static tk_status linear(tk_model *m, const tk_acts *a, int32_t layer, tk_linear_
         for (int64_t t = 0; t < T; t++)
             for (int64_t n = 0; n < N; n++) y[t * N + n] += bv[n];
     }
-    if (m->hook.linear) {
-        st = m->hook.linear(m->hook.ctx, layer, which, x, y, T);
-        if (st) return tk_fail_ctx(st, "adapter on layer %d %s", layer, tk_linear_name(which));
-    }
-    return TK_OK;
+    return adapt_linear(a, layer, which, w, x, y, T);
 }
 
 /* Several linears on the same input (q/k/v, gate/up): the products run as one group
- * (tk_matmul_multi: one parallel region in decode), then each linear's bias and adapter
- * hook in order. Same results as separate linear() calls. */
+ * (tk_matmul_multi: one parallel region in decode), then each linear's bias and adapters
+ * in order. Same results as separate linear() calls. */
 static tk_status linear_group(tk_model *m, const tk_acts *a, int32_t layer, int n, const tk_linear_id *which, float *const *y,
                               const float *x, const tk_tensor_ref *const *w, const tk_tensor_ref *const *b, int64_t T) {
+    (void)m;
     tk_status st = tk_matmul_multi(y, x, w, n, T, a->mm_flags);
     if (st) return st;
     for (int i = 0; i < n; i++) {
@@ -138,12 +164,27 @@ static tk_status linear_group(tk_model *m, const tk_acts *a, int32_t layer, int 
             for (int64_t t = 0; t < T; t++)
                 for (int64_t j = 0; j < N; j++) y[i][t * N + j] += bv[j];
         }
-        if (m->hook.linear) {
-            st = m->hook.linear(m->hook.ctx, layer, which[i], x, y[i], T);
-            if (st) return tk_fail_ctx(st, "adapter on layer %d %s", layer, tk_linear_name(which[i]));
-        }
+        if ((st = adapt_linear(a, layer, which[i], w[i], x, y[i], T))) return st;
     }
     return TK_OK;
+}
+
+tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n) {
+    if (n < 0 || n > TK_MAX_ADAPTERS || (n && !ads))
+        return tk_fail(TK_ERR_ARG, "adapters: %d adapters (at most %d at once)", n, TK_MAX_ADAPTERS);
+    for (int i = 0; i < n; i++)
+        if (!ads[i].peft || !ads[i].peft->method || !isfinite(ads[i].scale))
+            return tk_fail(TK_ERR_ARG, "adapters: entry %d has no method or a non-finite scale", i);
+    for (int i = 0; i < n; i++) a->ads[i] = ads[i];
+    a->n_ads = n;
+    return TK_OK;
+}
+
+bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n) {
+    if (n != a->n_ads) return false;
+    for (int i = 0; i < n; i++)
+        if (ads[i].peft != a->ads[i].peft || ads[i].scale != a->ads[i].scale) return false;
+    return true;
 }
 
 static void add_rows(float *out, const float *a, const float *b, int64_t n) {
@@ -199,6 +240,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
             }
         }
         if ((st = linear(m, a, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
+        if ((st = adapt_block(a, l, TK_BLOCK_ATTN, a->tmp, T))) return st;
         add_rows(xmid, xin, a->tmp, T * C);
 
         /* MLP block */
@@ -211,6 +253,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
         }
         tk_swiglu_forward(ffh, gate, up, T * F);
         if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
+        if ((st = adapt_block(a, l, TK_BLOCK_MLP, a->tmp, T))) return st;
         add_rows(xout, xmid, a->tmp, T * C);
     }
     return TK_OK;
@@ -303,6 +346,8 @@ tk_status tk_forward_run(tk_forward *f, const tk_batch *b, const int64_t *out_id
 }
 
 const float *tk_forward_hidden(const tk_forward *f) { return f->a.hn; }
+
+tk_status tk_forward_set_adapters(tk_forward *f, const tk_adapter_use *ads, int n) { return tk_acts_set_adapters(&f->a, ads, n); }
 
 tk_status tk_forward_nll(tk_forward *f, const tk_batch *b, const int32_t *target, const float *weight,
                          double *loss_sum, double *weight_sum) {

@@ -28,7 +28,6 @@ struct tk_model {
     tk_tensor_ref *table;
     int64_t n_table;
     tk_rope rope;                 /* cos/sin for positions [0, rope.n_pos) */
-    tk_adapter_hook hook;         /* hook.linear NULL = no adapter */
 };
 
 /* Activations of one forward, allocated once per shape (rows x cols). With keep, every
@@ -62,7 +61,17 @@ typedef struct tk_acts {
     int64_t s_x, s_c, s_h, s_kv, s_f, s_t, s_att;
     float *base;    /* the one allocation every float buffer above is carved from */
     size_t bytes;
+    /* adapters applied by this workspace's forwards (takumi/peft.h), in order */
+    tk_adapter_use ads[TK_MAX_ADAPTERS];
+    int n_ads;
+    bool training;         /* adapters run their training entry points (set by the training step) */
+    tk_scratch scratch;    /* per-workspace memory for adapter calls */
 } tk_acts;
+
+/* Copies an adapter list into a (checked: n in [0, TK_MAX_ADAPTERS], each with a method). */
+tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n);
+/* True when the workspace's adapter list equals ads[0..n). */
+bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n);
 
 #define TK_ACT(a, field, l, stride) ((a)->keep ? (a)->field + (int64_t)(l) * (a)->stride : (a)->field)
 

@@ -127,10 +127,6 @@ const tk_tokenizer *tk_model_tokenizer(const tk_model *m) { return m->tok; }
 const char *tk_model_path(const tk_model *m) { return m->path; }
 const char *tk_model_format(const tk_model *m) { return m->format; }
 tk_weights *tk_model_weights(tk_model *m) { return &m->w; }
-void tk_model_set_adapter(tk_model *m, const tk_adapter_hook *hook) {
-    if (hook) m->hook = *hook;
-    else memset(&m->hook, 0, sizeof m->hook);
-}
 
 const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear_id which) {
     if (layer < 0 || layer >= m->cfg.n_layers) return NULL;

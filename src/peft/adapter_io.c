@@ -692,18 +692,17 @@ tk_status tk_adapter_apply(tk_model *m, const char *path, tk_adapter_handle **ou
     st = tk_adapter_attach(a, m, &h->ps, &h->lora);
     tk_adapter_free(a);
     if (st) { tk_params_free(&h->ps); free(h); return st; }
-    tk_adapter_hook hook = tk_lora_hook(h->lora);
-    tk_model_set_adapter(m, &hook);
     *out = h;
     return TK_OK;
 }
 
 void tk_adapter_detach(tk_model *m, tk_adapter_handle *h) {
+    (void)m;
     if (!h) return;
-    if (m) tk_model_set_adapter(m, NULL);
     tk_lora_free(h->lora);
     tk_params_free(&h->ps);
     free(h);
 }
 
 tk_lora *tk_adapter_handle_lora(tk_adapter_handle *h) { return h ? h->lora : NULL; }
+const tk_peft *tk_adapter_handle_peft(tk_adapter_handle *h) { return h ? tk_lora_peft(h->lora) : NULL; }

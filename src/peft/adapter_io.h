@@ -72,17 +72,20 @@ tk_status tk_adapter_from_peft(const char *config_json, size_t len, const tk_saf
 /* Creates a tk_lora on m holding a's weights (q/k B rows converted to m's order), its
  * parameters added to ps; linears of the covered layer range that the file lacks get zero
  * A and B (no effect). Checks every module against m's shapes and a GGUF adapter's
- * architecture against m's. Does not install the hook: tk_model_set_adapter(m,
- * &(tk_adapter_hook){…tk_lora_hook(*out)}). Free with tk_lora_free (ps keeps the params). */
+ * architecture against m's. Apply it per request with tk_lora_peft(*out) in
+ * tk_forward_set_adapters / tk_session_set_adapters. Free with tk_lora_free (ps keeps the params). */
 tk_status tk_adapter_attach(const tk_adapter *a, tk_model *m, tk_param_set *ps, tk_lora **out);
 
-/* Convenience for commands: loads path, attaches it to m and installs its hook.
- * Undo with tk_adapter_detach (removes the hook, frees everything). */
+/* Convenience for commands: loads path and attaches it to m (the model is not changed: apply
+ * tk_adapter_handle_peft(h) to a session or forward workspace). Free with tk_adapter_detach
+ * (m may be NULL), after every workspace using it stopped using it. */
 typedef struct tk_adapter_handle tk_adapter_handle;
 tk_status tk_adapter_apply(tk_model *m, const char *path, tk_adapter_handle **out);
 void tk_adapter_detach(tk_model *m, tk_adapter_handle *h);
 /* The attached adapter set of a handle (for merging / inspection). */
 tk_lora *tk_adapter_handle_lora(tk_adapter_handle *h);
+/* The handle's adapter as a PEFT method instance (NULL for a NULL handle). Thread-safe (read only). */
+const tk_peft *tk_adapter_handle_peft(tk_adapter_handle *h);
 
 /* The GGUF architecture name llama.cpp uses for a takumi architecture ("llama" for llama and
  * mistral, "qwen2"), or NULL; and whether that architecture stores q/k rows permuted. */

@@ -23,6 +23,7 @@ typedef struct lora_mod {
 } lora_mod;
 
 struct tk_lora {
+    tk_peft peft;            /* {&k_lora_method, this} */
     tk_model *m;
     tk_param_set *ps;
     tk_lora_config cfg;
@@ -49,6 +50,8 @@ tk_lora_config tk_lora_default_config(void) {
     return c;
 }
 
+static const tk_peft_method k_lora_method;
+
 static const char *module_path(tk_linear_id which) {
     return which <= TK_LIN_O ? "self_attn" : "mlp";
 }
@@ -65,6 +68,8 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
         return tk_fail(TK_ERR_ARG, "lora: first layer %d outside [0, %d)", cfg->first_layer, mc->n_layers);
     tk_lora *l = tk_calloc(1, sizeof *l);
     if (!l) return TK_ERR_NOMEM;
+    l->peft.method = &k_lora_method;
+    l->peft.state = l;
     l->m = m;
     l->ps = ps;
     l->cfg = *cfg;
@@ -230,27 +235,55 @@ static float *saved_u(tk_lora *l, int32_t layer, tk_linear_id which) {
     return l->u + ((size_t)layer * TK_LIN_COUNT + which) * (size_t)l->cap_T * (size_t)l->cfg.r;
 }
 
-/* The forward hook: y[n x N] += scale * (dropout(x) A^T) B^T. */
-static tk_status lora_linear(void *ctx, int32_t layer, tk_linear_id which, const float *x, float *y, int64_t n) {
-    tk_lora *l = ctx;
+/* The method's linear forward: y[n x N] += call scale * scale * (dropout(x) A^T) B^T. A training
+ * forward draws dropout masks and keeps u = dropout(x) A^T for the backward (in the adapter);
+ * inference uses the workspace's scratch only, so concurrent workspaces may share the adapter. */
+static tk_status lora_linear_fwd(void *state, const tk_peft_call *c, int32_t layer, tk_linear_id which, const tk_tensor_ref *w,
+                                 const float *x, float *y, int64_t n) {
+    (void)w;
+    tk_lora *l = state;
     lora_mod *md = find_mod(l, layer, which);
     if (!md || n <= 0) return TK_OK;
-    tk_status st = reserve(l, n);
-    if (st) return st;
     const tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
     int64_t r = l->cfg.r, K = md->K, N = md->N;
-    if (l->training && l->p16) draw_masks(l, layer, which, n, K);
-    const float *xin = dropped(l, layer, which, x, n, K);
-    float *u = l->training ? saved_u(l, layer, which) : l->ubuf;
+    const float *xin = x;
+    float *u;
+    if (c->training) {
+        if (!l->training) return tk_fail(TK_ERR_ARG, "lora: a training forward without tk_lora_set_training");
+        tk_status st = reserve(l, n);
+        if (st) return st;
+        if (l->p16) draw_masks(l, layer, which, n, K);
+        xin = dropped(l, layer, which, x, n, K);
+        u = saved_u(l, layer, which);
+    } else {
+        size_t nu;
+        if (!tk_mul_ok((size_t)n, (size_t)r, &nu) || !(u = tk_scratch_get(c->scratch, nu)))
+            return tk_fail(TK_ERR_NOMEM, "lora: out of memory for %lld tokens", (long long)n);
+    }
     tk_sgemm(false, true, n, r, K, 1.0f, xin, K, A->w, K, 0.0f, u, r);
-    tk_sgemm(false, true, n, N, r, l->scale, u, r, B->w, r, 1.0f, y, N);
+    tk_sgemm(false, true, n, N, r, l->scale * c->scale, u, r, B->w, r, 1.0f, y, N);
     return TK_OK;
 }
 
-tk_adapter_hook tk_lora_hook(tk_lora *l) {
-    tk_adapter_hook h = {.linear = lora_linear, .ctx = l};
-    return h;
+static tk_status lora_linear_bwd(void *state, const tk_peft_call *c, int32_t layer, tk_linear_id which, const tk_tensor_ref *w,
+                                 const float *x, const float *dy, float *dx, int64_t n) {
+    (void)w;
+    if (c->scale != 1.0f) return tk_fail(TK_ERR_UNSUPPORTED, "lora: training with a request scale other than 1");
+    return tk_lora_backward_linear(state, layer, which, x, dy, dx, n);
 }
+
+static bool lora_has_linear(const void *state, int32_t layer, tk_linear_id which) {
+    return find_mod((tk_lora *)state, layer, which) != NULL;
+}
+
+static const tk_peft_method k_lora_method = {
+    .name = "lora",
+    .has_linear = lora_has_linear,
+    .linear_fwd = lora_linear_fwd,
+    .linear_bwd = lora_linear_bwd,
+};
+
+const tk_peft *tk_lora_peft(tk_lora *l) { return &l->peft; }
 
 void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter) {
     l->training = on;

@@ -5,8 +5,9 @@
  * parameters in a tk_param_set (named with HF PEFT keys, so an adapter writer only copies
  * them); the base weights are never touched and keep their stored dtype (quantized bases
  * stay quantized: the base product dequantizes per block inside the matmul).
- * The adapter enters the forward through the model's tk_adapter_hook and leaves the
- * backward through tk_lora_backward_linear.
+ * The adapter is a PEFT method instance (takumi/peft.h: tk_lora_peft) that a forward
+ * workspace or session applies per request; it leaves the backward through
+ * tk_lora_backward_linear (the method's linear_bwd).
  *
  * q/k row order: a Llama GGUF stores q/k rows permuted for interleaved RoPE (llama.cpp
  * convention) and takumi runs them in that order; the lora_B rows of q_proj/k_proj then
@@ -37,15 +38,17 @@ typedef struct tk_lora tk_lora;
 
 /* Creates adapters for m per cfg and adds their A/B parameters to ps (A initialised,
  * B zero; names "base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight" …,
- * mlp.{gate,up,down}_proj). Does not install the hook (see tk_lora_hook). m and ps must
+ * mlp.{gate,up,down}_proj). Apply it with tk_forward_set_adapters / tk_session_set_adapters
+ * and tk_lora_peft. m and ps must
  * outlive the adapter set. Free with tk_lora_free (ps keeps its params). */
 tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, tk_lora **out);
 void tk_lora_free(tk_lora *l);
 
-/* The forward hook: install it with tk_model_set_adapter(m, &hook). */
-tk_adapter_hook tk_lora_hook(tk_lora *l);
-/* Training mode: while on, dropout is applied with masks drawn from (seed, counter,
- * layer, linear) and each forward saves what the backward needs (the rank-r products
+/* The adapter as a PEFT method instance (owned by l): give it to tk_forward_set_adapters /
+ * tk_session_set_adapters. Its inference path is thread-safe (per-workspace scratch). */
+const tk_peft *tk_lora_peft(tk_lora *l);
+/* Training mode (for forwards whose workspace is in training, tk_acts.training): dropout is
+ * applied with masks drawn from (seed, counter, layer, linear) and each forward saves what the backward needs (the rank-r products
  * x A^T per linear, for up to max_tokens tokens; buffers grow on demand). Off (default):
  * no dropout, nothing saved — inference, evaluation, generation. */
 void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter);

@@ -23,7 +23,6 @@ struct tk_train_ctx {
     tk_lora *lora;
     tk_model_grads g;
     tk_layer_grads *lg;          /* [L] */
-    tk_adapter_hook saved_hook;  /* the model's hook before this context */
     tk_weights saved_w;          /* full FT: the original refs, restored at free */
     tk_layer_weights *saved_layers;
     uint64_t counter;
@@ -128,8 +127,43 @@ static tk_status recompute_layer(void *ctx, int32_t l) {
     return st;
 }
 
-static tk_status lora_bwd(void *ctx, int32_t layer, tk_linear_id which, const float *x, const float *dy, float *dx, int64_t n) {
-    return tk_lora_backward_linear(ctx, layer, which, x, dy, dx, n);
+/* The backward of the workspace's adapters, last applied first: linear contributions ... */
+static tk_status ads_linear_bwd(void *ctx, int32_t layer, tk_linear_id which, const float *x, const float *dy, float *dx, int64_t n) {
+    tk_train_ctx *tc = ctx;
+    const tk_acts *a = &tc->a;
+    for (int i = a->n_ads - 1; i >= 0; i--) {
+        const tk_peft *p = a->ads[i].peft;
+        const tk_peft_method *md = p->method;
+        if (!md->linear_bwd || (md->has_linear && !md->has_linear(p->state, layer, which))) continue;
+        tk_peft_call c = {.scale = a->ads[i].scale, .training = true, .scratch = &tc->a.scratch};
+        tk_status st = md->linear_bwd(p->state, &c, layer, which, tk_model_linear(tc->m, layer, which), x, dy, dx, n);
+        if (st) return st;
+    }
+    return TK_OK;
+}
+
+/* ... and block-output transforms (in place on dh). */
+static tk_status ads_block_bwd(void *ctx, int32_t layer, tk_block_site site, float *dh, int64_t n) {
+    tk_train_ctx *tc = ctx;
+    const tk_acts *a = &tc->a;
+    for (int i = a->n_ads - 1; i >= 0; i--) {
+        const tk_peft *p = a->ads[i].peft;
+        const tk_peft_method *md = p->method;
+        if (!md->block_bwd || !md->has_block || !md->has_block(p->state, layer, site)) continue;
+        tk_peft_call c = {.scale = a->ads[i].scale, .training = true, .scratch = &tc->a.scratch};
+        tk_status st = md->block_bwd(p->state, &c, layer, site, dh, n);
+        if (st) return st;
+    }
+    return TK_OK;
+}
+
+/* The adapter side of the backward for the workspace's adapter list (NULL when empty). */
+static tk_adapter_bwd ads_bwd(tk_train_ctx *tc, bool *any) {
+    tk_adapter_bwd ad = {.linear = ads_linear_bwd, .block = NULL, .ctx = tc};
+    for (int i = 0; i < tc->a.n_ads; i++)
+        if (tc->a.ads[i].peft->method->block_bwd) ad.block = ads_block_bwd;
+    *any = tc->a.n_ads > 0;
+    return ad;
 }
 
 tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_ctx **out) {
@@ -146,7 +180,6 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     if (!tc) return TK_ERR_NOMEM;
     tc->m = m;
     tc->p = p;
-    tc->saved_hook = m->hook;
     int flags = p.recompute ? TK_ACTS_RECOMPUTE : TK_FWD_KEEP_ACTS | (p.keep_att_probs ? TK_FWD_KEEP_ATT_PROBS : 0);
     tk_status st = tk_acts_init(&tc->a, m, p.max_rows, p.max_cols, flags);
     if (!st) {
@@ -165,8 +198,8 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
         tc->p.lora.first_layer = lc.first_layer;
         st = tk_lora_new(m, &lc, &tc->ps, &tc->lora);
         if (!st) {
-            tk_adapter_hook h = tk_lora_hook(tc->lora);
-            tk_model_set_adapter(m, &h);
+            tk_adapter_use u = {.peft = tk_lora_peft(tc->lora), .scale = 1.0f};
+            st = tk_acts_set_adapters(&tc->a, &u, 1);
         }
     } else if (!st) {
         st = setup_full(tc);
@@ -179,7 +212,6 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
 void tk_train_ctx_free(tk_train_ctx *tc) {
     if (!tc) return;
     restore_full(tc);
-    tc->m->hook = tc->saved_hook;
     tk_lora_free(tc->lora);
     tk_params_free(&tc->ps);
     tk_acts_free(&tc->a);
@@ -193,6 +225,10 @@ void tk_train_ctx_free(tk_train_ctx *tc) {
 tk_param_set *tk_train_param_set(tk_train_ctx *tc) { return &tc->ps; }
 tk_lora *tk_train_lora(tk_train_ctx *tc) { return tc->lora; }
 tk_model *tk_train_model(tk_train_ctx *tc) { return tc->m; }
+const tk_adapter_use *tk_train_adapters(const tk_train_ctx *tc, int *n) {
+    *n = tc->a.n_ads;
+    return tc->a.ads;
+}
 const tk_train_params *tk_train_get_params(const tk_train_ctx *tc) { return &tc->p; }
 bool tk_train_qk_permuted(const tk_train_ctx *tc) { return tc->m->cfg.rope_interleaved != 0; }
 uint64_t tk_train_counter(const tk_train_ctx *tc) { return tc->counter; }
@@ -219,18 +255,21 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
     if (st) return st;
     if (tc->lora) tk_lora_set_training(tc->lora, true, tc->counter);
     double t0 = tk_time_s();
+    tc->a.training = true;
     st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
     double t1 = tk_time_s(), head = 0, ls = 0, ws = 0;
     if (!st) {
-        tk_adapter_bwd ad = {.linear = lora_bwd, .ctx = tc->lora};
+        bool any_ad;
+        tk_adapter_bwd ad = ads_bwd(tc, &any_ad);
         tk_recompute_hook rc = {.layer = recompute_layer, .ctx = tc};
         tc->cur = b;
         tc->slot_layer = tc->m->cfg.n_layers - 1;
-        st = tk_llama_backward(tc->m, &tc->a, &tc->ws, b, target, weight, grad_scale, &tc->g, tc->lora ? &ad : NULL,
+        st = tk_llama_backward(tc->m, &tc->a, &tc->ws, b, target, weight, grad_scale, &tc->g, any_ad ? &ad : NULL,
                                tc->p.recompute ? &rc : NULL, &ls, &ws, &head);
         tc->cur = NULL;
     }
     double t2 = tk_time_s();
+    tc->a.training = false;
     if (tc->lora) tk_lora_set_training(tc->lora, false, tc->counter);
     tc->counter++;
     tc->timing.forward_s = t1 - t0;

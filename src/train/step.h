@@ -54,11 +54,11 @@ tk_train_params tk_train_default_params(void);
 typedef struct tk_train_ctx tk_train_ctx;
 
 /* Creates the training context for m: workspaces for max_rows x max_cols, the trainable
- * parameters (LoRA: adapters installed as m's adapter hook; full: f32 master copies with
+ * parameters (LoRA: adapters applied by the context's workspace, not installed on m; full: f32 master copies with
  * m's weight refs pointed at them). m must outlive the context and must not be used by
  * another training context at the same time. Free with tk_train_ctx_free. */
 tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *p, tk_train_ctx **out);
-/* Frees the context; removes the LoRA hook / restores m's original weight refs. Accepts NULL. */
+/* Frees the context; restores m's original weight refs (full fine-tuning). Accepts NULL. */
 void tk_train_ctx_free(tk_train_ctx *tc);
 
 /* The trainable parameters (owned by the context): gradients, AdamW moments, names
@@ -68,6 +68,9 @@ tk_param_set *tk_train_param_set(tk_train_ctx *tc);
 /* The LoRA adapter set (NULL unless method is LoRA). */
 tk_lora *tk_train_lora(tk_train_ctx *tc);
 tk_model *tk_train_model(tk_train_ctx *tc);
+/* The adapters the context trains and applies in its forwards (*n of them; none for full
+ * fine-tuning): give them to a session or forward workspace to see the model being trained. */
+const tk_adapter_use *tk_train_adapters(const tk_train_ctx *tc, int *n);
 const tk_train_params *tk_train_get_params(const tk_train_ctx *tc);
 /* True when full fine-tuning parameters of q/k are in llama.cpp's permuted row order
  * (rope_interleaved models): an HF writer un-permutes them (src/io/hfconfig.h). */

@@ -656,6 +656,9 @@ static tk_status answer(run *r, const tk_sft_prompt *p, char **out) {
     tk_status st = tk_session_new(r->m, (int32_t)ctx, &s);
     if (st) return st;
     tk_session_set_exact(s, true);
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads); /* the adapters being trained */
+    if ((st = tk_session_set_adapters(s, ads, n_ads))) { tk_session_free(s); return st; }
     tk_gen_params gp = tk_gen_default_params();
     gp.sampler.temperature = 0;
     gp.max_tokens = r->c.sample_tokens;

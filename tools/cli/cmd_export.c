@@ -75,8 +75,6 @@ int cmd_export(int argc, char **argv) {
         printf("wrote %s: LoRA adapter (%s layout) for %s\n", to, to_gguf ? "llama.cpp GGUF" : "PEFT", model);
         goto out;
     }
-    /* the hook is not needed for merging; remove it so nothing else sees it */
-    tk_model_set_adapter(m, NULL);
     double t0 = now();
     if ((st = tk_export_model(m, ah ? tk_adapter_handle_lora(ah) : NULL, to, &ep))) { rc = cli_fail(st, "export failed"); goto out; }
     printf("wrote %s: %s%s (%s, %s) in %.1f s\n", to, model, adapter ? " + merged adapter" : "", to_gguf ? "GGUF" : "HF folder",

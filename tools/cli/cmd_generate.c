@@ -133,6 +133,10 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
         return cli_fail(st, "chat template");
     if ((st = tk_session_new(*m, 0, s))) return cli_fail(st, "session");
     tk_session_set_exact(*s, !o->fast);
+    if (*ad) {
+        tk_adapter_use u = {.peft = tk_adapter_handle_peft(*ad), .scale = 1.0f};
+        if ((st = tk_session_set_adapters(*s, &u, 1))) return cli_fail(st, "cannot apply the adapter %s", o->adapter);
+    }
     if (o->verbose) {
         const tk_model_config *c = tk_model_get_config(*m);
         fprintf(stderr, "[%s: %s, %d layers, dim %d, vocab %d, context %d%s%s]\n", o->model, c->arch, c->n_layers, c->dim,

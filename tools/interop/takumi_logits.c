@@ -68,6 +68,8 @@ int main(int argc, char **argv) {
     tk_status st = tk_model_load(argv[1], &mp, &m);
     if (!st && strcmp(argv[2], "-")) st = tk_adapter_apply(m, argv[2], &ah);
     if (!st) st = tk_forward_new(m, 1, n, 0, &f);
+    tk_adapter_use u = {tk_adapter_handle_peft(ah), 1.0f};
+    if (!st && ah) st = tk_forward_set_adapters(f, &u, 1);
     int64_t V = m ? tk_model_get_config(m)->n_vocab : 0;
     float *lg = malloc((size_t)n * (size_t)V * sizeof(float));
     tk_batch b = {.n_rows = 1, .n_cols = n, .ids = ids};

@@ -1,0 +1,85 @@
+/* PEFT methods: how an adapter enters a base model's forward and backward, and how a
+ * request chooses adapters.
+ *
+ * A method (LoRA today; DoRA, IA3, bottleneck adapters … implement the same table) is a
+ * table of entry points. An adapter is an instance of a method attached to one base model:
+ * {method, state}. The base model never owns an adapter: a forward workspace or a
+ * generation session is given a list of adapters, each with a scale, and applies them in
+ * list order at the points the method implements:
+ *
+ *   linear   after a linear layer's base product (and bias), before RoPE for q/k: the
+ *            method sees the input x, the output y (which it may add to) and the frozen
+ *            weight W (any dtype), so methods that need W (DoRA) or scale outputs (IA3) fit;
+ *   block    a block's output before it joins the residual stream (the attention block's
+ *            o-proj output, the MLP's down-proj output), modified in place (bottleneck
+ *            adapters).
+ *
+ * Thread safety: a method's inference entry points (call->training false) must be safe to
+ * call concurrently on the same state from different workspaces: per-call memory comes from
+ * call->scratch, owned by the workspace. Training entry points are called by one training
+ * context at a time and may keep per-forward state (dropout masks, saved products).
+ *
+ * Gradient convention (as in src/ops/ops.h): parameter gradients accumulate (+=), input
+ * gradients add into dx (+=). */
+#ifndef TAKUMI_PEFT_H
+#define TAKUMI_PEFT_H
+#include "takumi/core.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The linear layers of a transformer block, by role (HF names: q_proj … down_proj). */
+typedef enum tk_linear_id {
+    TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_GATE, TK_LIN_UP, TK_LIN_DOWN, TK_LIN_COUNT
+} tk_linear_id;
+
+/* Block outputs a method may transform: attention (o-proj output) and MLP (down-proj output). */
+typedef enum tk_block_site { TK_BLOCK_ATTN = 0, TK_BLOCK_MLP = 1, TK_BLOCK_COUNT } tk_block_site;
+
+/* A growable f32 scratch buffer owned by a workspace (grows on first use, then reused). */
+typedef struct tk_scratch { float *p; size_t n; } tk_scratch;
+/* Returns a buffer of at least n floats (NULL when out of memory). Not thread-safe per scratch. */
+float *tk_scratch_get(tk_scratch *s, size_t n);
+/* Frees the buffer; the scratch may be reused. */
+void tk_scratch_free(tk_scratch *s);
+
+/* What the model passes with each call. */
+typedef struct tk_peft_call {
+    float scale;          /* the request's scale for this adapter (1 = as trained) */
+    bool training;        /* a training forward/backward (dropout on, state saved for the backward) */
+    tk_scratch *scratch;  /* per-workspace memory for the call */
+} tk_peft_call;
+
+typedef struct tk_peft_method {
+    const char *name;     /* "lora", … */
+    /* Does the adapter act on linear `which` of `layer`? (lets the model skip calls) */
+    bool (*has_linear)(const void *state, int32_t layer, tk_linear_id which);
+    /* Linear forward: y[n x N] may be changed given x[n x K] and the frozen weight w ({K, N}). NULL = none. */
+    tk_status (*linear_fwd)(void *state, const tk_peft_call *c, int32_t layer, tk_linear_id which, const tk_tensor_ref *w,
+                            const float *x, float *y, int64_t n);
+    /* Linear backward of the last training forward: from dy[n x N] accumulate parameter gradients and add the
+     * adapter's input gradient into dx[n x K] (NULL = not needed). NULL = none. */
+    tk_status (*linear_bwd)(void *state, const tk_peft_call *c, int32_t layer, tk_linear_id which, const tk_tensor_ref *w,
+                            const float *x, const float *dy, float *dx, int64_t n);
+    /* Does the adapter act on block output `site` of `layer`? NULL = never. */
+    bool (*has_block)(const void *state, int32_t layer, tk_block_site site);
+    /* Block forward: h[n x C] transformed in place. NULL = none. */
+    tk_status (*block_fwd)(void *state, const tk_peft_call *c, int32_t layer, tk_block_site site, float *h, int64_t n);
+    /* Block backward of the last training forward: dh[n x C] holds d loss / d (transformed h); replace it in place
+     * by d loss / d (h before the transform) and accumulate parameter gradients. NULL = none. */
+    tk_status (*block_bwd)(void *state, const tk_peft_call *c, int32_t layer, tk_block_site site, float *dh, int64_t n);
+} tk_peft_method;
+
+/* An adapter: a method instance attached to one base model (the state is the method's). */
+typedef struct tk_peft { const tk_peft_method *method; void *state; } tk_peft;
+
+/* One adapter chosen for a request, with its scale (LoRA: multiplies scale * B A). */
+typedef struct tk_adapter_use { const tk_peft *peft; float scale; } tk_adapter_use;
+
+/* Most adapters one forward applies at once. */
+#define TK_MAX_ADAPTERS 8
+
+#ifdef __cplusplus
+}
+#endif
+#endif
