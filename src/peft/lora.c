@@ -320,6 +320,16 @@ tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which,
     return TK_OK;
 }
 
+size_t tk_lora_state_bytes(const tk_lora *l) {
+    size_t n = sizeof *l + (size_t)l->L * TK_LIN_COUNT * sizeof *l->mods;
+    if (l->cap_T) {
+        size_t r = (size_t)l->cfg.r, T = (size_t)l->cap_T, K = (size_t)l->max_K;
+        n += (T * r * (size_t)l->L * TK_LIN_COUNT + T * r + 2 * T * K) * sizeof(float);
+        if (l->mask) n += T * (size_t)l->mask_words * (size_t)l->L * TK_LIN_COUNT * sizeof(uint64_t);
+    }
+    return n;
+}
+
 const tk_lora_config *tk_lora_get_config(const tk_lora *l) { return &l->cfg; }
 float tk_lora_scale(const tk_lora *l) { return l->scale; }
 bool tk_lora_qk_permuted(const tk_lora *l) { return l->qk_permuted; }

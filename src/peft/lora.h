@@ -59,6 +59,10 @@ void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter);
 tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, const float *dy,
                                   float *dx, int64_t n);
 
+/* Bytes the adapter holds besides its parameters (module table; training buffers once a training
+ * forward ran). Inference adds nothing: its per-call memory is the workspace's scratch. */
+size_t tk_lora_state_bytes(const tk_lora *l);
+
 /* Inspection (for adapter writers and reports). */
 const tk_lora_config *tk_lora_get_config(const tk_lora *l); /* targets resolved (never 0) */
 float tk_lora_scale(const tk_lora *l);
