@@ -28,6 +28,8 @@
 extern "C" {
 #endif
 
+typedef struct tk_model tk_model;
+
 /* The linear layers of a transformer block, by role (HF names: q_proj … down_proj). */
 typedef enum tk_linear_id {
     TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_GATE, TK_LIN_UP, TK_LIN_DOWN, TK_LIN_COUNT
@@ -68,6 +70,16 @@ typedef struct tk_peft_method {
     /* Block backward of the last training forward: dh[n x C] holds d loss / d (transformed h); replace it in place
      * by d loss / d (h before the transform) and accumulate parameter gradients. NULL = none. */
     tk_status (*block_bwd)(void *state, const tk_peft_call *c, int32_t layer, tk_block_site site, float *dh, int64_t n);
+    /* Training on/off and the step counter that seeds per-step randomness (dropout masks); called
+     * by the training context around each training forward+backward. NULL = nothing to do. */
+    void (*set_training)(void *state, bool on, uint64_t counter);
+    /* Merges the adapter into a frozen linear's f32 weight where the math allows:
+     * W[N x K] (torch layout) += scale * the adapter's delta. NULL = cannot be merged. */
+    tk_status (*merge_linear)(const void *state, int32_t layer, tk_linear_id which, float *W, int64_t N, int64_t K, float scale);
+    /* Writes the adapter as an HF PEFT folder (adapter_config.json + adapter_model.safetensors) /
+     * as a llama.cpp GGUF adapter. NULL = the method has no such layout. */
+    tk_status (*save_peft)(void *state, const tk_model *m, const char *dir, const char *base_model);
+    tk_status (*save_gguf)(void *state, const tk_model *m, const char *path);
 } tk_peft_method;
 
 /* An adapter: a method instance attached to one base model (the state is the method's). */

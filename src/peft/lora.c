@@ -8,6 +8,7 @@
  * and kept as bits for the backward. Memory per training forward: L x 7 x n x r floats
  * of saved u plus n x K bits of mask per adapted linear — small next to the activations. */
 #include "peft/lora.h"
+#include "peft/adapter_io.h"
 #include "model/llama.h"
 #include "core/core.h"
 #include "backend/cpu/matmul.h"
@@ -276,11 +277,35 @@ static bool lora_has_linear(const void *state, int32_t layer, tk_linear_id which
     return find_mod((tk_lora *)state, layer, which) != NULL;
 }
 
+static void lora_set_training(void *state, bool on, uint64_t counter) { tk_lora_set_training(state, on, counter); }
+
+/* W[N x K] += scale * lora scale * B[N x r] A[r x K] (q/k rows in the model's order, as W's). */
+static tk_status lora_merge_linear(const void *state, int32_t layer, tk_linear_id which, float *W, int64_t N, int64_t K, float scale) {
+    tk_lora *l = (tk_lora *)state;
+    lora_mod *md = find_mod(l, layer, which);
+    if (!md) return TK_OK;
+    if (md->K != K || md->N != N) return tk_fail(TK_ERR_ARG, "lora merge: layer %d %s is %lld x %lld, the weight %lld x %lld", layer,
+                                                 tk_linear_name(which), (long long)md->N, (long long)md->K, (long long)N, (long long)K);
+    const tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
+    int64_t r = l->cfg.r;
+    tk_sgemm(false, false, N, K, r, l->scale * scale, B->w, r, A->w, K, 1.0f, W, K);
+    return TK_OK;
+}
+
+static tk_status lora_save_peft(void *state, const tk_model *m, const char *dir, const char *base_model) {
+    return tk_adapter_save_peft(state, m, dir, base_model);
+}
+static tk_status lora_save_gguf(void *state, const tk_model *m, const char *path) { return tk_adapter_save_gguf(state, m, path); }
+
 static const tk_peft_method k_lora_method = {
     .name = "lora",
     .has_linear = lora_has_linear,
     .linear_fwd = lora_linear_fwd,
     .linear_bwd = lora_linear_bwd,
+    .set_training = lora_set_training,
+    .merge_linear = lora_merge_linear,
+    .save_peft = lora_save_peft,
+    .save_gguf = lora_save_gguf,
 };
 
 const tk_peft *tk_lora_peft(tk_lora *l) { return &l->peft; }

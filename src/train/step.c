@@ -6,6 +6,7 @@
  * the same buffer; frozen weights (LoRA's base, layers below freeze_layers) stay in their
  * stored dtype and only pass input gradients through. */
 #include "train/step.h"
+#include "peft/registry.h"
 #include "model/backward.h"
 #include "model/llama.h"
 #include "io/hfconfig.h"
@@ -20,7 +21,10 @@ struct tk_train_ctx {
     tk_acts a;
     tk_bwd_ws ws;
     tk_param_set ps;
-    tk_lora *lora;
+    /* what is trainable: an adapter of a PEFT kind (src/peft/registry.h) and/or the base weights */
+    const tk_peft_kind *kind;    /* NULL: no adapter */
+    tk_peft *adapter;
+    bool train_base;             /* f32 master copies of the base weights of layers >= freeze_layers */
     tk_model_grads g;
     tk_layer_grads *lg;          /* [L] */
     tk_weights saved_w;          /* full FT: the original refs, restored at free */
@@ -117,6 +121,11 @@ static void restore_full(tk_train_ctx *tc) {
     tc->saved_layers = NULL;
 }
 
+/* Tells the trained adapter (if any) whether a training forward+backward runs, with the step counter. */
+static void set_training(tk_train_ctx *tc, bool on) {
+    if (tc->adapter && tc->adapter->method->set_training) tc->adapter->method->set_training(tc->adapter->state, on, tc->counter);
+}
+
 /* Activation recomputation: before layer l's backward, re-run its forward from the kept
  * input (the top layer's activations are still in the slots after the forward). */
 static tk_status recompute_layer(void *ctx, int32_t l) {
@@ -192,18 +201,23 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     }
     tc->g.layers = tc->lg;
     tc->g.stop_layer = p.freeze_layers;
-    if (!st && p.method == TK_TRAIN_LORA) {
-        tk_lora_config lc = p.lora;
-        lc.first_layer = p.freeze_layers;
-        tc->p.lora.first_layer = lc.first_layer;
-        st = tk_lora_new(m, &lc, &tc->ps, &tc->lora);
+    /* the methods are shorthands for what trains: LoRA = a "lora" adapter on a frozen base,
+     * full = the base weights themselves (both from layer freeze_layers up) */
+    const void *kind_cfg = NULL;
+    if (p.method == TK_TRAIN_LORA) {
+        tc->kind = tk_peft_kind_find("lora");
+        tc->p.lora.first_layer = p.freeze_layers;
+        kind_cfg = &tc->p.lora;
+    }
+    tc->train_base = p.method == TK_TRAIN_FULL;
+    if (!st && tc->kind) {
+        st = tc->kind->create(m, kind_cfg, p.freeze_layers, &tc->ps, &tc->adapter);
         if (!st) {
-            tk_adapter_use u = {.peft = tk_lora_peft(tc->lora), .scale = 1.0f};
+            tk_adapter_use u = {.peft = tc->adapter, .scale = 1.0f};
             st = tk_acts_set_adapters(&tc->a, &u, 1);
         }
-    } else if (!st) {
-        st = setup_full(tc);
     }
+    if (!st && tc->train_base) st = setup_full(tc);
     if (st) { tk_train_ctx_free(tc); return st; }
     *out = tc;
     return TK_OK;
@@ -212,7 +226,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
 void tk_train_ctx_free(tk_train_ctx *tc) {
     if (!tc) return;
     restore_full(tc);
-    tk_lora_free(tc->lora);
+    if (tc->kind) tc->kind->destroy(tc->adapter);
     tk_params_free(&tc->ps);
     tk_acts_free(&tc->a);
     tk_bwd_ws_free(&tc->ws);
@@ -223,7 +237,9 @@ void tk_train_ctx_free(tk_train_ctx *tc) {
 }
 
 tk_param_set *tk_train_param_set(tk_train_ctx *tc) { return &tc->ps; }
-tk_lora *tk_train_lora(tk_train_ctx *tc) { return tc->lora; }
+tk_lora *tk_train_lora(tk_train_ctx *tc) {
+    return tc->adapter && !strcmp(tc->adapter->method->name, "lora") ? tc->adapter->state : NULL;
+}
 tk_model *tk_train_model(tk_train_ctx *tc) { return tc->m; }
 const tk_adapter_use *tk_train_adapters(const tk_train_ctx *tc, int *n) {
     *n = tc->a.n_ads;
@@ -253,7 +269,7 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
                                 float grad_scale, double *loss_sum, double *weight_sum) {
     tk_status st = check_batch(tc, b, target);
     if (st) return st;
-    if (tc->lora) tk_lora_set_training(tc->lora, true, tc->counter);
+    set_training(tc, true);
     double t0 = tk_time_s();
     tc->a.training = true;
     st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
@@ -270,7 +286,7 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
     }
     double t2 = tk_time_s();
     tc->a.training = false;
-    if (tc->lora) tk_lora_set_training(tc->lora, false, tc->counter);
+    set_training(tc, false);
     tc->counter++;
     tc->timing.forward_s = t1 - t0;
     tc->timing.head_s = head;
@@ -287,7 +303,7 @@ tk_status tk_train_eval(tk_train_ctx *tc, const tk_batch *b, const int32_t *targ
     tk_status st = check_batch(tc, b, target);
     if (st) return st;
     if (!acc) return tk_fail(TK_ERR_ARG, "train eval: NULL sums");
-    if (tc->lora) tk_lora_set_training(tc->lora, false, tc->counter);
+    set_training(tc, false);
     if ((st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL))) return st;
     const tk_tensor_ref *wo = &tc->m->w.output;
     int64_t T = (int64_t)b->n_rows * b->n_cols, C = tc->m->cfg.dim, V = wo->ne[1];
