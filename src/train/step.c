@@ -209,6 +209,10 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
         tc->p.lora.first_layer = p.freeze_layers;
         kind_cfg = &tc->p.lora;
     }
+    if (p.peft_kind) {
+        tc->kind = p.peft_kind;
+        kind_cfg = p.peft_cfg;
+    }
     tc->train_base = p.method == TK_TRAIN_FULL;
     if (!st && tc->kind) {
         st = tc->kind->create(m, kind_cfg, p.freeze_layers, &tc->ps, &tc->adapter);

@@ -32,12 +32,17 @@
 #include "takumi/model.h"
 #include "train/optim.h"
 #include "peft/lora.h"
+#include "peft/registry.h"
 
 typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL } tk_train_method;
 
 typedef struct tk_train_params {
     tk_train_method method;
     tk_lora_config lora;      /* used when method == TK_TRAIN_LORA (first_layer is set from freeze_layers) */
+    const tk_peft_kind *peft_kind; /* another PEFT method to train instead of the method's default adapter (NULL =
+                                      LoRA for TK_TRAIN_LORA, none for TK_TRAIN_FULL; with TK_TRAIN_FULL the base
+                                      trains too); created with peft_cfg (the kind's config struct) */
+    const void *peft_cfg;
     int32_t freeze_layers;    /* layers [0, N) get no gradients; 0 = none */
     int32_t max_rows;         /* largest batch (rows) a step will see (default 1) */
     int32_t max_cols;         /* largest row length (tokens) (default 512) */
