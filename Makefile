@@ -72,6 +72,8 @@ else
 CFLAGS_BASE += -Wno-unknown-pragmas
 FEATURES += "  OpenMP   : off (OPENMP=0)"
 endif
+# Backends (src/backend/backend.h): one build switch each; the CPU backend is always built.
+FEATURES += "  Backends : cpu (always)"
 ifneq ($(shell command -v nvcc 2>/dev/null),)
 FEATURES += "  CUDA     : nvcc found, but this version has no CUDA backend yet (CPU only)"
 else

@@ -6,7 +6,7 @@
  * values). Build and run: dev/bench_matmul.sh [threads]. */
 #include "takumi.h"
 #include "core/core.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include <stdio.h>
 #include <stdlib.h>

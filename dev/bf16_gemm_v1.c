@@ -8,7 +8,7 @@
  *        $(pkg-config --libs openblas libpcre2-8 libcjson) -lm -o build/bf16_gemm && build/bf16_gemm */
 #include "takumi.h"
 #include "core/core.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 #include "test.h"
 #include "core/core.h"
 #include "core/quant.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 
 static tk_rng rng;
@@ -242,7 +242,8 @@ static void check_multi(tk_dtype t0, tk_dtype t1, int64_t T, int64_t K, int flag
     free(x);
 }
 
-int main(void) {
+/* Every check, on the active backend. */
+static void run_all(void) {
     tk_rng_seed(&rng, 1234);
     for (int flags = 0; flags <= TK_MATMUL_EXACT; flags++)
         for (int64_t T = 1; T <= 9; T += 2) {
@@ -320,5 +321,17 @@ int main(void) {
         free(x); free(y);
     }
     printf("qdot isa: %s\n", tk_cpu_qdot_isa());
+}
+
+int main(void) {
+    /* the op tests run against every backend this build has */
+    int nb = 0;
+    const tk_backend *const *bs = tk_backends(&nb);
+    for (int b = 0; b < nb; b++) {
+        CHECK_OK(tk_backend_select(bs[b]->name));
+        printf("backend %s (%s)\n", bs[b]->name, bs[b]->detail);
+        run_all();
+    }
+    CHECK(nb >= 1 && !strcmp(bs[0]->name, "cpu"), "the CPU backend is built and first");
     return tk_test_done("test_matmul");
 }

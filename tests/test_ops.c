@@ -8,6 +8,7 @@
  * accumulate: a second backward must double them. Forward results are checked against
  * independent naive references where the op has one (attention masks, xent loss). */
 #include "test.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include "core/quant.h"
 #include "ops/ops.h"
@@ -539,7 +540,8 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"lmhead+xent q8_0 head", case_xent_q8_0, 1e-3},
 };
 
-int main(void) {
+/* Every check, on the active backend. */
+static void run_all(void) {
     tk_rng_seed(&rng, 20240601);
     for (size_t i = 0; i < sizeof k_cases / sizeof k_cases[0]; i++) {
         fd_case c = {.name = k_cases[i].name, .eps = 1e-2, .tol = k_cases[i].tol};
@@ -553,5 +555,17 @@ int main(void) {
     for (int kind = 0; kind <= 7; kind++) check_attention_ref(kind);
     check_xent_ref();
     check_misc_forward();
+}
+
+int main(void) {
+    /* the op tests run against every backend this build has */
+    int nb = 0;
+    const tk_backend *const *bs = tk_backends(&nb);
+    for (int b = 0; b < nb; b++) {
+        CHECK_OK(tk_backend_select(bs[b]->name));
+        printf("backend %s (%s)\n", bs[b]->name, bs[b]->detail);
+        run_all();
+    }
+    CHECK(nb >= 1 && !strcmp(bs[0]->name, "cpu"), "the CPU backend is built and first");
     return tk_test_done("test_ops");
 }

@@ -2,7 +2,7 @@
  * grows (doubling) up to the context, prefill in chunks, single-token decode, and reuse
  * of the cached prefix across chat turns. */
 #include "model/llama.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include <stdio.h>
 

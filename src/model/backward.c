@@ -12,7 +12,7 @@
  * MLP gradients ([T x (3C + 2 H*D + 2 KH*D + 3F)] floats) — the activations themselves
  * are the forward's (tk_acts, kept per layer). */
 #include "model/backward.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include <math.h>
 

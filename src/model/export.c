@@ -6,7 +6,7 @@
 #include "model/llama.h"
 #include "io/hfconfig.h"
 #include "core/core.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>

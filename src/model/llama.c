@@ -24,7 +24,7 @@
  * an oversubscribed machine the spin-waits of the many small parallel regions of decode
  * starve the thread that still has work. */
 #include "model/llama.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include <stdio.h>
 #include <math.h>

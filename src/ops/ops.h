@@ -7,7 +7,7 @@
 #ifndef TK_OPS_H
 #define TK_OPS_H
 #include "takumi/core.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 
 /* out[T x C] = rows ids[t] of table [V x C] (any dtype). Fails on an id outside [0, V). */
 tk_status tk_embedding_forward(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table);

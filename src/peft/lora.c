@@ -11,7 +11,7 @@
 #include "peft/adapter_io.h"
 #include "model/llama.h"
 #include "core/core.h"
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include <math.h>
 #include <stdio.h>
 #ifdef __AVX2__

@@ -346,7 +346,7 @@ tk_status tk_train_eval(tk_train_ctx *tc, const tk_batch *b, const int32_t *targ
             for (int64_t j = 1; j < V; j++) if (l[j] > l[am]) am = j;
             int32_t tg = target[rows[i]];
             float mx = l[am], lt = l[tg];
-            double lse = mx + log((double)tk_cpu_vexp_sum(l, l, mx, V));
+            double lse = mx + log((double)tk_vexp_sum(l, l, mx, V));
             double wt = weight ? weight[rows[i]] : 1.0;
             lsum += wt * (lse - lt);
             wsum += wt;

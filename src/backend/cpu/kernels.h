@@ -36,6 +36,15 @@ float tk_cpu_fdot(tk_dtype t, const void *w, const float *xp, const float *xsums
 /* Dequantizes n elements of any supported dtype (F32 copy included) into dst; TK_ERR_UNSUPPORTED otherwise. */
 tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n);
 
+/* The CPU backend's entries (src/backend/cpu/matmul.c, sgemm.c; the contracts of tk_matmul_ex,
+ * tk_matmul_multi, tk_matmul_dx, tk_matmul_dw and tk_sgemm in backend/backend.h). */
+tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags);
+tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags);
+tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
+void tk_cpu_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
+void tk_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 /* The built-in blocked sgemm (what tk_sgemm uses when built without BLAS); same contract as tk_sgemm. */
 void tk_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

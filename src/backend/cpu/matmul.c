@@ -1,4 +1,4 @@
-/* tk_matmul and friends: y = x·W^T for weights of any dtype, never expanding a
+/* The CPU backend's matmuls (tk_matmul and friends dispatch here): y = x·W^T for weights of any dtype, never expanding a
  * half/quantized W whole. Three strategies:
  *   f32 W           -> one sgemm (BLAS threads it);
  *   few rows (T<8)  -> row-parallel dots, W read once from its storage: fused int8
@@ -13,7 +13,7 @@
  *                      (one OpenMP pool: BLAS never nests).
  * The backward dx = dy·W uses the same panels, split over column stripes of W so
  * threads write disjoint parts of dx. */
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
 #include "core/quant.h"
@@ -112,7 +112,7 @@ static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w,
             if (!panel) continue;
             int64_t n0 = p * nr, rows = N - n0 < nr ? N - n0 : nr;
             for (int64_t r = 0; r < rows; r++) deq(W + (size_t)(n0 + r) * row_bytes, panel + r * K, K);
-            tk_sgemm(false, true, T, rows, K, 1.0f, x, K, panel, K, acc ? 1.0f : 0.0f, y + n0, N);
+            tk_cpu_sgemm(false, true, T, rows, K, 1.0f, x, K, panel, K, acc ? 1.0f : 0.0f, y + n0, N);
         }
         free(panel);
     }
@@ -225,7 +225,7 @@ out:
     return err ? tk_fail(err, "matmul: out of memory") : TK_OK;
 }
 
-tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags) {
+tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags) {
     if (n < 1 || n > TK_MULTI_MAX) return tk_fail(TK_ERR_ARG, "matmul_multi: %d weights (1..%d)", n, TK_MULTI_MAX);
     size_t rb[TK_MULTI_MAX];
     bool fused = T > 0 && T < TK_SMALL_T && !g_force_path;
@@ -238,7 +238,7 @@ tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *
     }
     if (!fused) { /* anything else: one product at a time, as tk_matmul_ex */
         for (int i = 0; i < n; i++) {
-            tk_status st = tk_matmul_ex(y[i], x, w[i], T, false, flags);
+            tk_status st = tk_cpu_matmul(y[i], x, w[i], T, false, flags);
             if (st) return st;
         }
         return TK_OK;
@@ -246,11 +246,7 @@ tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *
     return matmul_rows_multi(y, x, w, rb, n, T, !(flags & TK_MATMUL_EXACT));
 }
 
-tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate) {
-    return tk_matmul_ex(y, x, w, T, accumulate, 0);
-}
-
-tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags) {
+tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags) {
     size_t row_bytes;
     tk_status st = check_weight(w, T, &row_bytes);
     if (st) return st;
@@ -262,13 +258,13 @@ tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t
         else path = T < TK_SMALL_T ? 2 : 1;
     }
     if (path == 3 || ((path == 1 || path == 4) && w->dtype == TK_F32)) {
-        tk_sgemm(false, true, T, N, K, 1.0f, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
+        tk_cpu_sgemm(false, true, T, N, K, 1.0f, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
         return TK_OK;
     }
     if ((path == 1 || path == 4) && use_whole(T, N, K)) {
         float *wf = dequant_whole(w, row_bytes);
         if (wf) {
-            tk_sgemm(false, true, T, N, K, 1.0f, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
+            tk_cpu_sgemm(false, true, T, N, K, 1.0f, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
             free(wf);
             return TK_OK;
         } /* out of memory for the whole weight: the panels need far less */
@@ -277,14 +273,14 @@ tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t
                      : matmul_rows(y, x, w, row_bytes, T, accumulate, !(flags & TK_MATMUL_EXACT));
 }
 
-tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate) {
+tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate) {
     size_t row_bytes;
     tk_status st = check_weight(w, T, &row_bytes);
     if (st) return st;
     if (T == 0) return TK_OK;
     int64_t K = w->ne[0], N = w->ne[1];
     if (w->dtype == TK_F32) {
-        tk_sgemm(false, false, T, K, N, 1.0f, dy, N, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, dx, K);
+        tk_cpu_sgemm(false, false, T, K, N, 1.0f, dy, N, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, dx, K);
         return TK_OK;
     }
     /* (The whole-weight strategy measured no better here than the stripes: each stripe
@@ -317,7 +313,7 @@ tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64
                 int64_t rows = N - n0 < nr ? N - n0 : nr;
                 for (int64_t r = 0; r < rows; r++) deq(W + (size_t)(n0 + r) * row_bytes + (size_t)b0 * bb, panel + r * kw, kw);
                 float beta = (n0 == 0 && !accumulate) ? 0.0f : 1.0f;
-                tk_sgemm(false, false, T, kw, rows, 1.0f, dy + n0, N, panel, kw, beta, dx + k0, K);
+                tk_cpu_sgemm(false, false, T, kw, rows, 1.0f, dy + n0, N, panel, kw, beta, dx + k0, K);
             }
         }
         free(panel);
@@ -325,7 +321,7 @@ tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64
     return err ? tk_fail(err, "matmul_dx %s: out of memory", w->name ? w->name : "weight") : TK_OK;
 }
 
-void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K) {
+void tk_cpu_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K) {
     if (T <= 0) return;
-    tk_sgemm(true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+    tk_cpu_sgemm(true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
 }

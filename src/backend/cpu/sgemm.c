@@ -2,7 +2,8 @@
  * OpenMP build shares takumi's OpenMP pool and runs single-threaded when called from
  * inside a parallel region, so callers may parallelise around it without nesting).
  * Without BLAS, a cache-blocked kernel (packed panels, 6x16 AVX2/FMA register tile). */
-#include "backend/cpu/matmul.h"
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "core/core.h"
 #ifdef TK_HAVE_BLAS
 #include <cblas.h>
@@ -129,7 +130,7 @@ static void sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int6
     free(Bp);
 }
 
-void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+void tk_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef TK_HAVE_BLAS

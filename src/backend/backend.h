@@ -1,0 +1,75 @@
+/* Backends: where products and kernels run. A backend is a table of entry points (matmul
+ * variants, buffers and copies, and — as the ops move behind it — attention and elementwise
+ * kernels); the CPU is the first entry and the default. The backend is chosen at run time:
+ * tk_backend_select(name), or the TAKUMI_BACKEND environment variable at first use; each
+ * backend is built by its own switch (the CPU always; CUDA=1 will add "cuda"). Every tensor
+ * op in the library calls the dispatchers below, never a backend's functions directly, and
+ * the op tests run against every backend that was built (tk_backends).
+ *
+ * Matmul convention (as in PyTorch's nn.Linear): y[T x N] = x[T x K] · W^T, where the weight
+ * W is stored row-major [N x K] (tk_tensor_ref ne[0] = K, ne[1] = N) in F32, F16, BF16 or
+ * any quantized block type. Quantized/half weights are never expanded whole by the CPU
+ * backend: they are dequantized block by block inside the product (panels of rows into a
+ * per-thread scratch, then sgemm), or, for few rows (decode), dotted directly against x.
+ *
+ * To add a backend: fill a tk_backend in src/backend/<name>/backend_<name>.c, add it to the
+ * list in src/backend/backend.c under its build switch (Makefile), and make tests/test_ops,
+ * tests/test_matmul and tests/test_backend pass on it (they loop over tk_backends). */
+#ifndef TK_BACKEND_BACKEND_H
+#define TK_BACKEND_BACKEND_H
+#include "takumi/core.h"
+
+/* tk_matmul_ex flag: never quantize x (the few-row int8 path is skipped for half/quantized W),
+ * so y is a smooth function of x — what training (finite-difference-consistent gradients) wants. */
+#define TK_MATMUL_EXACT 1
+
+typedef struct tk_backend {
+    const char *name;        /* "cpu" */
+    const char *detail;      /* build/ISA details for `takumi inspect` and logs ("AVX-512, OpenBLAS", …) */
+    /* buffers: memory the backend's kernels read and write, and copies between it and host memory */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*to_device)(void *dst, const void *src, size_t bytes);
+    void (*to_host)(void *dst, const void *src, size_t bytes);
+    /* matmul variants (contracts as the dispatchers below) */
+    tk_status (*matmul)(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags);
+    tk_status (*matmul_multi)(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags);
+    tk_status (*matmul_dx)(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
+    void (*matmul_dw)(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
+    void (*sgemm)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                  const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+    /* elementwise: y[i] = exp(x[i] - shift), returning the sum (softmax building block) */
+    float (*vexp_sum)(float *y, const float *x, float shift, int64_t n);
+} tk_backend;
+
+/* The backends this build has (*n of them; the CPU first). Thread-safe. */
+const tk_backend *const *tk_backends(int *n);
+/* The active backend (on first use: $TAKUMI_BACKEND if set and built, else the CPU). Thread-safe. */
+const tk_backend *tk_backend_active(void);
+/* Makes the backend named `name` active; TK_ERR_NOT_FOUND (naming the built ones) otherwise.
+ * Not thread-safe with ops in flight: choose before running models. */
+tk_status tk_backend_select(const char *name);
+
+/* Buffers of the active backend (host memory for the CPU). */
+void *tk_backend_alloc(size_t bytes);
+void tk_backend_free(void *p);
+void tk_backend_to_device(void *dst, const void *src, size_t bytes);
+void tk_backend_to_host(void *dst, const void *src, size_t bytes);
+
+/* y = x · W^T (+ y if accumulate). x: [T x K] f32 row-major; y: [T x N]. Returns TK_ERR_UNSUPPORTED for a dtype without kernels. */
+tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate);
+/* tk_matmul with flags (TK_MATMUL_EXACT). tk_matmul = tk_matmul_ex(..., 0). */
+tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags);
+/* y[i] = x · W[i]^T for n (1..4) weights sharing x and K, no accumulate: the same results as n
+ * tk_matmul_ex calls, but few-row products (decode) run in one parallel region. */
+tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags);
+/* dx = dy · W (+ dx if accumulate): the input gradient of y = x·W^T. dy: [T x N], dx: [T x K]. Any weight dtype. */
+tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
+/* dW += dy^T · x for an f32 weight gradient dW [N x K]. */
+void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
+/* Plain f32 sgemm: C[M x N] = alpha * op(A) · op(B) + beta * C, row-major. */
+void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* y[i] = exp(x[i] - shift) (x may alias y); returns the sum of the y[i]. */
+float tk_vexp_sum(float *y, const float *x, float shift, int64_t n);
+#endif

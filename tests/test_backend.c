@@ -1,0 +1,54 @@
+/* The backend table (src/backend/backend.h): the CPU backend is built, first and active by
+ * default; selection by name at run time (unknown names refused with the built list); every
+ * entry is filled; buffers round-trip through the active backend; the dispatchers reach the
+ * selected backend (tk_matmul_ex equals the CPU entry called directly, bit for bit). */
+#include "test.h"
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+#include "core/core.h"
+
+int main(void) {
+    int nb = 0;
+    const tk_backend *const *bs = tk_backends(&nb);
+    CHECK(nb >= 1, "%d backends built", nb);
+    CHECK(!strcmp(bs[0]->name, "cpu"), "the CPU backend comes first");
+    CHECK(!strcmp(tk_backend_active()->name, getenv("TAKUMI_BACKEND") ? getenv("TAKUMI_BACKEND") : "cpu"),
+          "active by default: %s", tk_backend_active()->name);
+    for (int i = 0; i < nb; i++) {
+        const tk_backend *b = bs[i];
+        CHECK(b->name && b->detail && b->alloc && b->free && b->to_device && b->to_host && b->matmul && b->matmul_multi &&
+              b->matmul_dx && b->matmul_dw && b->sgemm && b->vexp_sum, "backend %s fills every entry", b->name);
+        CHECK_OK(tk_backend_select(b->name));
+        CHECK(tk_backend_active() == b, "%s selected", b->name);
+        /* buffers */
+        float host[100], back[100];
+        for (int j = 0; j < 100; j++) host[j] = (float)j * 0.5f - 7.0f;
+        float *dev = tk_backend_alloc(sizeof host);
+        CHECK(dev != NULL, "%s: alloc", b->name);
+        if (dev) {
+            tk_backend_to_device(dev, host, sizeof host);
+            memset(back, 0, sizeof back);
+            tk_backend_to_host(back, dev, sizeof host);
+            CHECK(!memcmp(host, back, sizeof host), "%s: buffers round-trip", b->name);
+            tk_backend_free(dev);
+        }
+    }
+    /* the dispatcher reaches the CPU entry */
+    CHECK_OK(tk_backend_select("cpu"));
+    enum { T = 5, K = 64, N = 7 };
+    float x[T * K], w[N * K], y1[T * N], y2[T * N];
+    tk_rng rng;
+    tk_rng_seed(&rng, 3);
+    for (int i = 0; i < T * K; i++) x[i] = tk_rng_normal(&rng);
+    for (int i = 0; i < N * K; i++) w[i] = tk_rng_normal(&rng);
+    tk_tensor_ref wr = {.name = "w", .dtype = TK_F32, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = sizeof w};
+    CHECK_OK(tk_matmul_ex(y1, x, &wr, T, false, TK_MATMUL_EXACT));
+    CHECK_OK(tk_cpu_matmul(y2, x, &wr, T, false, TK_MATMUL_EXACT));
+    CHECK(!memcmp(y1, y2, sizeof y1), "tk_matmul_ex dispatches to the CPU entry");
+    /* unknown names are refused, naming the built ones; the active backend stays */
+    CHECK(tk_backend_select("tpu") == TK_ERR_NOT_FOUND, "an unknown backend is refused");
+    CHECK(strstr(tk_last_error(), "tpu") && strstr(tk_last_error(), "cpu"), "message: %s", tk_last_error());
+    CHECK(tk_backend_select(NULL) == TK_ERR_NOT_FOUND, "NULL refused");
+    CHECK(!strcmp(tk_backend_active()->name, "cpu"), "the CPU stays active");
+    return tk_test_done("test_backend");
+}
