@@ -26,17 +26,18 @@ typedef struct dctx {
     tk_distill_kind kind;
     float inv_tau, grad_scale;
     bool grad;
-    float *tl, *hbuf, *es, *et; /* [R x V] teacher logits, [R x Ct], [R x V] exp scratch (student, teacher) */
+    float *tl, *hbuf, *es, *et; /* [R x V] teacher logits, [R x Ct], [R x V] softmax (student, teacher) */
     double *d;                  /* [n] D_i */
 } dctx;
 
-/* Scales l by inv_tau in place, returns log-sum-exp (double) and leaves exp(l - max) in e. */
-static double lse_row(float *l, float *e, int64_t V, float inv_tau) {
+/* Scales l by inv_tau in place, leaves softmax(l) in e and returns log-sum-exp (double). */
+static double softmax_row(float *l, float *e, int64_t V, float inv_tau) {
     if (inv_tau != 1.0f)
         for (int64_t j = 0; j < V; j++) l[j] *= inv_tau;
     float mx = l[0];
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    float se = tk_cpu_vexp_sum(e, l, mx, V);
+    float se = tk_cpu_vexp_sum(e, l, mx, V), r = 1.0f / se;
+    for (int64_t j = 0; j < V; j++) e[j] *= r;
     return (double)mx + log((double)se);
 }
 
@@ -47,35 +48,28 @@ static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
     if (st) return st;
     #pragma omp parallel for schedule(static) if (r * V > 65536)
     for (int64_t i = 0; i < r; i++) {
-        float *s = logits + i * V, *t = c->tl + i * V, *es = c->es + i * V, *et = c->et + i * V;
-        double ls = lse_row(s, es, V, c->inv_tau), lt = lse_row(t, et, V, c->inv_tau);
+        float *s = logits + i * V, *t = c->tl + i * V, *q = c->es + i * V, *p = c->et + i * V;
+        double ls = softmax_row(s, q, V, c->inv_tau), lt = softmax_row(t, p, V, c->inv_tau);
+        /* log q_j = s_j - ls and log p_j = t_j - lt in the log domain (no log of an underflowed
+         * probability); q_j, p_j from the softmax rows */
         double D = 0;
-        /* log q_j = s_j - ls, log p_j = t_j - lt; q_j, p_j by exp of those (exact in the log domain) */
-        if (c->kind == TK_DISTILL_REVERSE_KL) {
-            for (int64_t j = 0; j < V; j++) {
-                double lq = (double)s[j] - ls, q = exp(lq);
-                D += q * (lq - ((double)t[j] - lt));
-            }
-        } else {
-            for (int64_t j = 0; j < V; j++) {
-                double lp = (double)t[j] - lt, p = exp(lp);
-                D += c->kind == TK_DISTILL_FORWARD_KL ? p * (lp - ((double)s[j] - ls)) : -p * ((double)s[j] - ls);
-            }
-        }
+        if (c->kind == TK_DISTILL_REVERSE_KL)
+            for (int64_t j = 0; j < V; j++) D += q[j] * (((double)s[j] - ls) - ((double)t[j] - lt));
+        else if (c->kind == TK_DISTILL_FORWARD_KL)
+            for (int64_t j = 0; j < V; j++) D += p[j] * (((double)t[j] - lt) - ((double)s[j] - ls));
+        else
+            for (int64_t j = 0; j < V; j++) D -= p[j] * ((double)s[j] - ls);
         c->d[c0 + i] = D;
         if (!c->grad) continue;
         /* d D / d z_j (z = raw student logits) = g_j / tau with
          *   forward KL, cross-entropy: g_j = q_j - p_j;   reverse KL: g_j = q_j (log q_j - log p_j - D) */
         float w = c->weight ? c->weight[c->rows[c0 + i]] : 1.0f;
-        double f = (double)w * c->grad_scale * c->inv_tau;
+        float f = w * c->grad_scale * c->inv_tau;
         if (c->kind == TK_DISTILL_REVERSE_KL) {
-            for (int64_t j = 0; j < V; j++) {
-                double lq = (double)s[j] - ls, q = exp(lq);
-                s[j] = (float)(f * q * (lq - ((double)t[j] - lt) - D));
-            }
+            float sl = (float)(lt - ls - D);
+            for (int64_t j = 0; j < V; j++) s[j] = f * q[j] * ((s[j] - t[j]) + sl);
         } else {
-            for (int64_t j = 0; j < V; j++)
-                s[j] = (float)(f * (exp((double)s[j] - ls) - exp((double)t[j] - lt)));
+            for (int64_t j = 0; j < V; j++) s[j] = f * (q[j] - p[j]);
         }
     }
     return TK_OK;
