@@ -4,7 +4,8 @@
  * central finite differences of that double reference; chunking invariance (1, 2, 5 rows per
  * chunk vs automatic); a DPO objective defined here (a tk_objective_ops table built from the
  * building blocks) and the distillation losses against PyTorch (fixture written by
- * tools/make_objective_reference.py); bad arguments fail with a message naming the field/row. */
+ * tools/make_objective_reference.py); edge cases (nothing counted, top-k ties, bit-identical
+ * reruns); bad arguments fail with a message naming the field/row. */
 #include "test.h"
 #include "core/core.h"
 #include "core/quant.h"
@@ -608,6 +609,52 @@ static void check_pytorch(void) {
     tk_st_close(st);
 }
 
+/* ---- edge cases: nothing counted, ties in top-k, run-to-run determinism ---- */
+static tk_status tie_cb(void *v, const int64_t *rows, int64_t n, float *out) {
+    const int64_t V = *(const int64_t *)v;
+    for (int64_t i = 0; i < n * V; i++) out[i] = (float)((i % V) % 3 == 1); /* ones at ids 1, 4, 7, ... */
+    return TK_OK;
+}
+static void check_edges(void) {
+    prob p;
+    prob_init(&p, 13, 16, 50, 3);
+    const int64_t n = p.T * p.C, nw = p.V * p.C;
+    /* no counted row: zeros, and the backward leaves dh/dw alone */
+    int32_t *none = malloc(p.T * sizeof(int32_t));
+    for (int64_t t = 0; t < p.T; t++) none[t] = -1;
+    double sum[3] = {9, 9, 9}, mean[3] = {9, 9, 9}, d1[3] = {1, 1, 1};
+    int64_t count[3] = {9, 9, 9};
+    CHECK_OK(tk_seq_logp_forward(p.h, &p.head, p.T, p.target, none, p.S, sum, mean, count, NULL));
+    CHECK(sum[2] == 0 && mean[2] == 0 && count[2] == 0, "empty sequences");
+    float *dh = randv(n, 1.0f), *dh0 = malloc(n * sizeof(float));
+    memcpy(dh0, dh, n * sizeof(float));
+    CHECK_OK(tk_seq_logp_backward(p.h, &p.head, p.T, p.target, none, p.S, d1, d1, NULL, dh, NULL));
+    CHECK(!memcmp(dh, dh0, n * sizeof(float)), "nothing counted: dh untouched");
+    double ls = 5, ws = 5;
+    tk_teacher th = {.h = p.th, .head = &p.thead};
+    CHECK_OK(tk_distill(p.h, &p.head, &th, p.rows, 0, p.T, NULL, TK_DISTILL_FORWARD_KL, 1.0f, 1.0f, &ls, &ws, dh, NULL));
+    CHECK(ls == 0 && ws == 0 && !memcmp(dh, dh0, n * sizeof(float)), "no rows: zero loss, dh untouched");
+    /* ties in top-k go to the lower id */
+    int64_t V = p.V;
+    tk_teacher tie = {.logits = tie_cb, .ctx = &V, .V = V};
+    tk_teacher_view v = {1.0f, true, 4};
+    collect c = {V, 4, 0, 0, malloc(p.n_rows * 4 * sizeof(float)), malloc(p.n_rows * 4 * sizeof(int32_t)), malloc(p.n_rows * sizeof(int64_t))};
+    CHECK_OK(tk_teacher_logits(&tie, p.rows, p.n_rows, p.T, &v, collect_fn, &c));
+    CHECK(c.ids[0] == 1 && c.ids[1] == 4 && c.ids[2] == 7 && c.ids[3] == 10, "top-k ties: %d %d %d %d", c.ids[0], c.ids[1], c.ids[2], c.ids[3]);
+    CHECK(c.vals[0] == c.vals[3], "tied values");
+    /* determinism: the same call twice gives the same bits */
+    float *a = calloc(n, sizeof(float)), *b = calloc(n, sizeof(float)), *wa = calloc(nw, sizeof(float)), *wb = calloc(nw, sizeof(float));
+    double la, lb, s1[3], s2[3];
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(tk_distill(p.h, &p.head, &th, p.rows, p.n_rows, p.T, p.wt, TK_DISTILL_REVERSE_KL, 1.5f, 1.0f, k ? &lb : &la, &ws, k ? b : a, k ? wb : wa));
+        CHECK_OK(tk_seq_logp_forward(p.h, &p.head, p.T, p.target, p.seq, p.S, k ? s2 : s1, NULL, NULL, NULL));
+    }
+    CHECK(la == lb && !memcmp(a, b, n * sizeof(float)) && !memcmp(wa, wb, nw * sizeof(float)) && !memcmp(s1, s2, sizeof s1),
+          "bit-identical reruns");
+    free(none); free(dh); free(dh0); free(c.vals); free(c.ids); free(c.rows); free(a); free(b); free(wa); free(wb);
+    prob_free(&p);
+}
+
 /* ---- bad arguments: a status and a message naming the row / field, never a crash ---- */
 static void check_errors(void) {
     prob p;
@@ -667,6 +714,7 @@ int main(void) {
     check_teacher();
     check_distill();
     check_pytorch();
+    check_edges();
     check_errors();
     return tk_test_done("test_objective");
 }

@@ -23,10 +23,10 @@ typedef tk_status (*tk_head_chunk_fn)(void *ctx, int64_t c0, int64_t r, float *l
 tk_status tk_head_chunks(const float *h, const tk_tensor_ref *w, const int64_t *rows, int64_t n,
                          tk_head_chunk_fn fn, void *ctx, float *dh, float *dw);
 
-/* Gathers h[rows[i]] (rows of C floats) into out [n x C]. */
+/* Gathers h[rows[i]] (rows of C floats) into out [n x C]. Reentrant. */
 void tk_head_gather(float *out, const float *h, const int64_t *rows, int64_t n, int64_t C);
 
 /* Checks a head weight: 2-D (ne[2] = ne[3] = 1), C = ne[0] > 0, V = ne[1] > 0, data present.
- * what names it in the message ("policy head"). */
+ * what names it in the message ("policy head"). Thread-safe. */
 tk_status tk_head_check(const tk_tensor_ref *w, const char *what);
 #endif

@@ -18,7 +18,7 @@ typedef enum tk_distill_kind {
     TK_DISTILL_CROSS_ENTROPY,
 } tk_distill_kind;
 
-/* Returns "forward_kl", "reverse_kl", "cross_entropy" ("?" for another value). */
+/* Returns "forward_kl", "reverse_kl", "cross_entropy" ("?" for another value). Thread-safe. */
 const char *tk_distill_kind_name(tk_distill_kind k);
 
 /* For the batch rows rows[0..n) (each in [0, T)): D_i as kind says between the teacher and the

@@ -89,18 +89,19 @@ typedef struct tk_objective_ops {
 
 typedef struct tk_objective tk_objective;
 
-/* Creates an objective from its table and params (NULL = its defaults). Free with tk_objective_free. */
+/* Creates an objective from its table and params (NULL = its defaults); fails naming the objective when the
+ * table is malformed or create fails. Free with tk_objective_free. Thread-safe (touches no shared state). */
 tk_status tk_objective_new(const tk_objective_ops *ops, const void *params, tk_objective **out);
-/* Frees an objective; accepts NULL. */
+/* Frees an objective; accepts NULL. Not concurrently with a call on the same objective. */
 void tk_objective_free(tk_objective *o);
-/* Returns the objective's table. */
+/* Returns the objective's table (NULL for NULL). Thread-safe. */
 const tk_objective_ops *tk_objective_get_ops(const tk_objective *o);
 /* Checks b against o's needs (shapes, ids in range, presence; messages name field and row), then
  * runs loss_and_grad. res is zeroed first. Thread safety: one call per objective at a time. */
 tk_status tk_objective_loss_and_grad(tk_objective *o, const tk_obj_batch *b, float grad_scale, float *dh, float *dw,
                                      tk_obj_result *res);
 
-/* Built-in objectives by name ("sft"); NULL when unknown. */
+/* Built-in objectives by name ("sft"); NULL when unknown. Thread-safe (a constant table). */
 const tk_objective_ops *tk_objective_find(const char *name);
 
 /* SFT: the chunked LM-head cross-entropy with token weights (tk_lmhead_xent): loss_sum =

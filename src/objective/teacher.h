@@ -37,10 +37,10 @@ typedef struct tk_logit_chunk {
 /* Consumer: called once per chunk, in row order; the chunk's arrays are valid during the call only. */
 typedef tk_status (*tk_logit_consumer)(void *ctx, const tk_logit_chunk *chunk);
 
-/* Returns the teacher's vocabulary (head->ne[1] or t->V); 0 when t is malformed. */
+/* Returns the teacher's vocabulary (head->ne[1] or t->V); 0 when t is malformed. Thread-safe. */
 int64_t tk_teacher_vocab(const tk_teacher *t);
 /* Checks a teacher (h + 2-D head, or callback with V > 0) and its selected rows (each in [0, T));
- * fails with a message naming the field or the offending entry. */
+ * fails with a message naming the field or the offending entry. Thread-safe. */
 tk_status tk_teacher_check(const tk_teacher *t, const int64_t *rows, int64_t n, int64_t T);
 
 /* Teacher logits of batch rows rows[0..n) (each in [0, T)), delivered per chunk (tk_lmhead_chunk_rows)
@@ -50,6 +50,6 @@ tk_status tk_teacher_logits(const tk_teacher *t, const int64_t *rows, int64_t n,
                             tk_logit_consumer consume, void *ctx);
 
 /* Internal to the objective kernels: raw teacher logits of rows[0..r) into out [r x V]; hbuf is
- * [r x Ct] scratch when the teacher has hidden states (may be NULL otherwise). */
+ * [r x Ct] scratch when the teacher has hidden states (may be NULL otherwise). Reentrant. */
 tk_status tk_teacher_chunk(const tk_teacher *t, const int64_t *rows, int64_t r, float *out, float *hbuf);
 #endif
