@@ -26,6 +26,7 @@ typedef struct dctx {
     tk_distill_kind kind;
     float inv_tau, grad_scale;
     bool grad;
+    int64_t R;                  /* rows the scratch below holds */
     float *tl, *hbuf, *es, *et; /* [R x V] teacher logits, [R x Ct], [R x V] softmax (student, teacher) */
     double *d;                  /* [n] D_i */
 } dctx;
@@ -44,6 +45,8 @@ static double softmax_row(float *l, float *e, int64_t V, float inv_tau) {
 static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
     dctx *c = vctx;
     const int64_t V = c->V;
+    if (r > c->R) /* the chunk size changed under us (tk_lmhead_xent_chunk_rows is not thread-safe) */
+        return tk_fail(TK_ERR_INTERNAL, "distill: chunk of %lld rows exceeds the scratch (%lld)", (long long)r, (long long)c->R);
     tk_status st = tk_teacher_chunk(c->teacher, c->rows + c0, r, c->tl, c->hbuf);
     if (st) return st;
     #pragma omp parallel for schedule(static) if (r * V > 65536)
@@ -100,7 +103,7 @@ tk_status tk_distill(const float *h, const tk_tensor_ref *head, const tk_teacher
         if (!weight || weight[rows[i]] != 0.0f) sel[m++] = rows[i];
     int64_t R = tk_lmhead_chunk_rows(V);
     if (R > m) R = m;
-    dctx c = {teacher, sel, weight, V, kind, 1.0f / temperature, grad_scale, dh || dw, NULL, NULL, NULL, NULL, NULL};
+    dctx c = {teacher, sel, weight, V, kind, 1.0f / temperature, grad_scale, dh || dw, R, NULL, NULL, NULL, NULL, NULL};
     if (m > 0) {
         c.tl = tk_malloc((size_t)R * V * sizeof(float));
         c.es = tk_malloc((size_t)R * V * sizeof(float));

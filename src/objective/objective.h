@@ -18,9 +18,10 @@
  *    of the reported loss. Metrics are sums over the same units (mean = sum / norm).
  *  - dh [T x C] is written (=), zero on rows that do not contribute; NULL = no gradient
  *    (evaluation). dw (f32 [V x C], the head's gradient when it is trainable, i.e. full
- *    fine-tuning; NULL when frozen; ignored when dh is NULL) is accumulated (+=), like every
- *    parameter gradient. Both are d(grad_scale * loss_sum)/d(.). Only the policy forward (h) gets gradients;
- *    reference and teacher forwards are frozen.
+ *    fine-tuning, the shared embedding gradient for a tied head; NULL when frozen; ignored
+ *    when dh is NULL) is accumulated (+=), like every parameter gradient. Both are
+ *    d(grad_scale * loss_sum)/d(.). Only the policy forward (h) gets gradients; reference
+ *    and teacher forwards are frozen.
  *  - Thread safety: one objective instance is used by one thread at a time (its state may
  *    hold scratch); distinct instances are independent. Kernels use OpenMP inside.
  *  - Determinism: every reduction runs in a fixed order, so for a given thread count the
