@@ -71,4 +71,7 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw);
 /* Tests: force the number of rows per chunk of tk_lmhead_xent (0 = automatic, ~8 MiB of logits). Not thread-safe. */
 void tk_lmhead_xent_chunk_rows(int64_t rows);
+/* Rows per chunk for a head of vocabulary V: the count forced by tk_lmhead_xent_chunk_rows, else about
+ * 8 MiB of f32 logits (at least 8). tk_lmhead_xent and the objective kernels (src/objective/) share it. */
+int64_t tk_lmhead_chunk_rows(int64_t V);
 #endif

@@ -12,6 +12,11 @@
 
 static int64_t g_chunk_rows = 0;
 void tk_lmhead_xent_chunk_rows(int64_t rows) { g_chunk_rows = rows > 0 ? rows : 0; }
+int64_t tk_lmhead_chunk_rows(int64_t V) {
+    if (g_chunk_rows) return g_chunk_rows;
+    int64_t R = XENT_CHUNK_FLOATS / (V > 0 ? V : 1);
+    return R < 8 ? 8 : R;
+}
 
 tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw) {
@@ -33,9 +38,7 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
         rows[na++] = t;
     }
     if (!na) { free(rows); return TK_OK; }
-    int64_t R = XENT_CHUNK_FLOATS / V;
-    if (R < 8) R = 8;
-    if (g_chunk_rows) R = g_chunk_rows;
+    int64_t R = tk_lmhead_chunk_rows(V);
     if (R > na) R = na;
     float *hc = tk_malloc((size_t)R * C * sizeof(float)), *logits = tk_malloc((size_t)R * V * sizeof(float));
     float *dhc = dh ? tk_malloc((size_t)R * C * sizeof(float)) : NULL;
