@@ -243,10 +243,10 @@ static void write_data(void) {
     fclose(v);
 }
 
-typedef struct stopper { int64_t at; volatile sig_atomic_t *flag; int64_t evals, warnings, early; } stopper;
+typedef struct stopper { int64_t at; tk_train_control *ctl; int64_t evals, warnings, early; } stopper;
 static void on_ev(const tk_train_event *e, void *ud) {
     stopper *s = ud;
-    if (e->kind == TK_EV_STEP && s->at > 0 && e->step == s->at) *s->flag = 1;
+    if (e->kind == TK_EV_STEP && s->at > 0 && e->step == s->at) atomic_store(&s->ctl->pause, 1);
     if (e->kind == TK_EV_EVAL) s->evals++;
     if (e->kind == TK_EV_WARNING) s->warnings++;
     if (e->kind == TK_EV_INFO && e->message && strstr(e->message, "early stop")) s->early++;
@@ -264,11 +264,11 @@ static tk_trainer_config base_config(const char *out) {
 }
 
 static tk_status run_cfg(tk_trainer_config *c, stopper *s) {
-    volatile sig_atomic_t flag = 0;
+    tk_train_control ctl = {0};
     stopper dummy = {0};
     if (!s) s = &dummy;
-    s->flag = &flag;
-    return tk_trainer_run(c, on_ev, s, &flag);
+    s->ctl = &ctl;
+    return tk_trainer_run(c, on_ev, s, &ctl);
 }
 
 static tk_metrics_series read_series(const char *out) {
