@@ -7,7 +7,10 @@
  *   and stops; tk_job_resume then gives bit for bit the losses, learning rates, gradient
  *   norms and validation losses of the uninterrupted run;
  * - cancel stops without writing a checkpoint or an adapter;
- * - a failing job's message reaches the thread that waits for it; a job runs once. */
+ * - a failing job's message reaches the thread that waits for it; a job runs once;
+ * - the trained adapter through takumi/adapter.h: read (PEFT folder), converted to a GGUF
+ *   adapter, both applied to the model give the same logits, and merged into an HF folder
+ *   they give those logits without an adapter. */
 #include "test.h"
 #include "takumi.h"
 #include <math.h>
@@ -135,6 +138,71 @@ static int same_steps(const record *full, const record *part, int64_t from, int6
     return 1;
 }
 
+/* Logits of the last of a few tokens. */
+static tk_status logits_of(tk_model *m, float *out) {
+    static const int32_t ids[] = {1, 403, 261, 280, 300, 7};
+    tk_session *s = NULL;
+    tk_status st = tk_session_new(m, 16, &s);
+    if (!st) st = tk_session_eval(s, ids, 6, out);
+    tk_session_free(s);
+    return st;
+}
+
+static double max_diff(const float *a, const float *b, int n) {
+    double d = 0;
+    for (int i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
+static void test_adapter_api(const char *run) {
+    char peft[700], gguf[700], merged[700];
+    snprintf(peft, sizeof peft, "%s/%s/adapter", g_tmp, run);
+    snprintf(gguf, sizeof gguf, "%s/%s/converted.gguf", g_tmp, run);
+    snprintf(merged, sizeof merged, "%s/%s/merged", g_tmp, run);
+    tk_adapter *a = NULL, *b = NULL;
+    CHECK_OK(tk_adapter_load(peft, &a));
+    CHECK_OK(tk_adapter_convert(g_model, peft, gguf));
+    CHECK_OK(tk_adapter_load(gguf, &b));
+    if (!a || !b) { tk_adapter_free(a); tk_adapter_free(b); return; }
+    tk_adapter_info ia = tk_adapter_get_info(a), ib = tk_adapter_get_info(b);
+    CHECK(!strcmp(ia.format, "peft") && !strcmp(ib.format, "gguf") && ia.r == 8 && ib.r == 8 && ia.n_modules == ib.n_modules &&
+          ia.n_modules > 0 && fabsf(ia.scale - 2.0f) < 1e-6f && fabsf(ib.scale - ia.scale) < 1e-6f && ia.targets == ib.targets,
+          "info: %s r %d scale %g (%lld modules) vs %s r %d scale %g (%lld)", ia.format, ia.r, (double)ia.scale, (long long)ia.n_modules,
+          ib.format, ib.r, (double)ib.scale, (long long)ib.n_modules);
+    tk_model_params mp = tk_model_default_params();
+    mp.tokenizer_path = g_tok;
+    tk_model *m = NULL, *mm = NULL;
+    CHECK_OK(tk_model_load(g_model, &mp, &m));
+    if (!m) { tk_adapter_free(a); tk_adapter_free(b); return; }
+    int V = tk_model_get_config(m)->n_vocab;
+    float *base = calloc((size_t)V, 4), *la = calloc((size_t)V, 4), *lb = calloc((size_t)V, 4), *lm = calloc((size_t)V, 4);
+    tk_adapter_handle *h = NULL;
+    CHECK_OK(logits_of(m, base));
+    CHECK_OK(tk_adapter_apply_loaded(m, b, &h));
+    CHECK_OK(logits_of(m, lb));
+    tk_adapter_detach(m, h);
+    h = NULL;
+    CHECK_OK(tk_adapter_apply_loaded(m, a, &h));
+    CHECK(tk_adapter_handle_rank(h) == 8 && fabsf(tk_adapter_handle_scale(h) - 2.0f) < 1e-6f, "applied: r %d scale %g",
+          tk_adapter_handle_rank(h), (double)tk_adapter_handle_scale(h));
+    CHECK_OK(logits_of(m, la));
+    tk_export_params ep = tk_export_default_params();
+    CHECK(tk_export_parse_dtype("f32", &ep.dtype) && !tk_export_parse_dtype("f8", &ep.dtype), "dtype names");
+    CHECK_OK(tk_adapter_merge(m, h, merged, &ep));
+    tk_adapter_detach(m, h);
+    CHECK_OK(tk_model_load(merged, &mp, &mm));
+    if (mm) CHECK_OK(logits_of(mm, lm));
+    double moved = max_diff(base, la, V), conv = max_diff(la, lb, V), merge = max_diff(la, lm, V);
+    CHECK(moved > 1e-3 && conv < 1e-4 && merge < 1e-3, "adapter moved logits by %.3g; GGUF vs PEFT %.3g; merged vs applied %.3g", moved,
+          conv, merge);
+    printf("adapter API: logits moved %.3g by the adapter; converted %.2g, merged %.2g from it\n", moved, conv, merge);
+    free(base); free(la); free(lb); free(lm);
+    tk_model_free(mm);
+    tk_model_free(m);
+    tk_adapter_free(a);
+    tk_adapter_free(b);
+}
+
 static void test_jobs(void) {
     write_data();
     /* A: uninterrupted, on its own thread */
@@ -160,6 +228,7 @@ static void test_jobs(void) {
     CHECK(exists("runA", "adapter/adapter_model.safetensors") && exists("runA", "report.html"), "A wrote its adapter and report");
     CHECK(tk_job_run(j) == TK_ERR_ARG, "a finished job does not run again");
     tk_job_free(j);
+    test_adapter_api("runA");
 
     /* B: paused from the callback at step 4 (not a save step), resumed on the caller's thread */
     o = options("runB");
