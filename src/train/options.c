@@ -35,19 +35,19 @@ static const tk_trainer_option k_opts[] = {
     {"data", "FILE", "(required)", "training data: JSONL/JSON in OpenAI chat, prompt/completion, Alpaca, ShareGPT or text format",
      .type = TK_OPT_STR, .offset = F(data)},
     {"format", "NAME", "auto", "data format: auto, chat, prompt_completion, alpaca, sharegpt, text", .type = TK_OPT_ENUM, .offset = F(format),
-     .resume = true, .n_values = TK_DATA_FORMAT_COUNT, .value_name = format_name, .value_parse = format_parse},
+     .resume = true, .n_values = TK_DATA_FORMAT_COUNT, .value_name = format_name, .value_parse = format_parse, .init = "auto"},
     {"template", "NAME", "auto", "chat template family (default: recognised from the model)", .type = TK_OPT_STR, .offset = F(template_name),
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
     {"method", "lora|full", "lora", "LoRA adapters on a frozen base, or full fine-tuning (f32 master weights)", .type = TK_OPT_ENUM,
-     .offset = F(method), .resume = true, .n_values = 2, .value_name = method_name},
-    {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096},
-    {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6},
+     .offset = F(method), .resume = true, .n_values = 2, .value_name = method_name, .init = "lora"},
+    {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
+    {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
     {"lora-dropout", "X", "0.05", "dropout on the LoRA input, [0, 1)", .type = TK_OPT_F64, .offset = F(lora_dropout), .resume = true, .dlo = 0,
-     .dhi = 1, .below_hi = true},
+     .dhi = 1, .below_hi = true, .init = "0.05"},
     {"lora-targets", "LIST", "all", "linears to adapt: all, or a comma list of q,k,v,o,gate,up,down", .type = TK_OPT_TARGETS,
-     .offset = F(lora_targets), .resume = true},
+     .offset = F(lora_targets), .resume = true, .init = "all"},
     {"rslora", "", "off", "rank-stabilised LoRA: scale = alpha / sqrt(r)", .type = TK_OPT_BOOL, .offset = F(rslora), .resume = true},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
@@ -61,16 +61,16 @@ static const tk_trainer_option k_opts[] = {
     {"lr", "auto|X", "auto", "peak learning rate; auto: LoRA 1e-3, full fine-tuning 2e-5", .type = TK_OPT_F64, .offset = F(lr), .resume = true,
      .is_auto = true, .dlo = 0, .dhi = 10, .auto_value = 0, .above_lo = true},
     {"schedule", "NAME", "cosine", "learning-rate schedule after warmup: constant, linear or cosine (to 0)", .type = TK_OPT_ENUM,
-     .offset = F(schedule), .resume = true, .n_values = 3, .value_name = sched_name_i},
+     .offset = F(schedule), .resume = true, .n_values = 3, .value_name = sched_name_i, .init = "cosine"},
     {"warmup", "auto|X", "auto", "linear warmup: steps (>= 1) or a fraction of the steps (< 1); auto: 0.03", .type = TK_OPT_F64, .offset = F(warmup),
-     .resume = true, .is_auto = true, .dlo = 0, .dhi = 1e12, .auto_value = -1},
+     .resume = true, .is_auto = true, .dlo = 0, .dhi = 1e12, .auto_value = -1, .init = "auto"},
     {"weight-decay", "X", "0", "AdamW decoupled weight decay (not applied to norms and biases)", .type = TK_OPT_F64, .offset = F(weight_decay),
      .resume = true, .dlo = 0, .dhi = 10},
-    {"clip", "X", "1.0", "clip the global gradient norm to X (0: off)", .type = TK_OPT_F64, .offset = F(clip), .resume = true, .dlo = 0, .dhi = 1e9},
+    {"clip", "X", "1.0", "clip the global gradient norm to X (0: off)", .type = TK_OPT_F64, .offset = F(clip), .resume = true, .dlo = 0, .dhi = 1e9, .init = "1.0"},
     {"max-seq-len", "auto|N", "auto", "tokens per example/row; longer examples are truncated (counted); auto: min(model context, 1024)",
      .type = TK_OPT_I32, .offset = F(max_seq), .resume = true, .is_auto = true, .ilo = 2, .ihi = 1 << 24},
     {"no-packing", "", "packing on", "one example per row (padding) instead of packing several into each row", .type = TK_OPT_BOOL,
-     .offset = F(packing), .resume = true, .negated = true, .json_key = "packing"},
+     .offset = F(packing), .resume = true, .negated = true, .json_key = "packing", .init = "false"},
     {"pack-len", "auto|N", "auto", "tokens per packed row; auto: max-seq-len, shorter for small data so that steps stay many",
      .type = TK_OPT_I32, .offset = F(pack_len), .resume = true, .is_auto = true, .ilo = 2, .ihi = 1 << 24},
     {"train-on-prompt", "", "off", "loss on prompt tokens too (default: assistant tokens and their end-of-turn only)", .type = TK_OPT_BOOL,
@@ -84,18 +84,18 @@ static const tk_trainer_option k_opts[] = {
      .ilo = 0, .ihi = 1 << 30},
     {"save-every", "auto|N", "auto", "checkpoint every N steps and at the end; auto: a tenth of the steps", .type = TK_OPT_I64, .offset = F(save_every),
      .is_auto = true, .ilo = 1, .ihi = INT64_MAX / 2},
-    {"keep-checkpoints", "K", "2", "keep the newest K checkpoints (0: all)", .type = TK_OPT_I32, .offset = F(keep_checkpoints), .ilo = 0, .ihi = 1 << 30},
+    {"keep-checkpoints", "K", "2", "keep the newest K checkpoints (0: all)", .type = TK_OPT_I32, .offset = F(keep_checkpoints), .ilo = 0, .ihi = 1 << 30, .init = "2"},
     {"resume", "", "off", "continue from the newest checkpoint in --out (exactly as if never interrupted)", .type = TK_OPT_BOOL, .offset = F(resume),
      .not_saved = true},
     {"max-steps", "N", "0 (none)", "stop after N optimizer steps (with --resume: N in total); also the schedule length", .type = TK_OPT_I64,
      .offset = F(max_steps), .ilo = 0, .ihi = INT64_MAX / 2},
-    {"seed", "N", "42", "seed of LoRA initialisation, dropout, shuffling and the validation split", .type = TK_OPT_U64, .offset = F(seed), .resume = true},
+    {"seed", "N", "42", "seed of LoRA initialisation, dropout, shuffling and the validation split", .type = TK_OPT_U64, .offset = F(seed), .resume = true, .init = "42"},
     {"threads", "N", "0 (all cores)", "compute threads (results are bit-identical for a given thread count)", .type = TK_OPT_I32, .offset = F(threads),
      .ilo = 0, .ihi = 4096},
     {"recompute", "", "off", "recompute activations in the backward (less memory, more time)", .type = TK_OPT_BOOL, .offset = F(recompute)},
     {"samples", "N", "3", "validation prompts answered before and after training in the report", .type = TK_OPT_I32, .offset = F(samples), .ilo = 0,
-     .ihi = 100},
-    {"sample-tokens", "N", "64", "tokens generated per sample (greedy)", .type = TK_OPT_I32, .offset = F(sample_tokens), .ilo = 1, .ihi = 4096},
+     .ihi = 100, .init = "3"},
+    {"sample-tokens", "N", "64", "tokens generated per sample (greedy)", .type = TK_OPT_I32, .offset = F(sample_tokens), .ilo = 1, .ihi = 4096, .init = "64"},
 };
 #define N_OPTS ((int)(sizeof k_opts / sizeof k_opts[0]))
 
@@ -115,22 +115,9 @@ static const char *json_key(const tk_trainer_option *o) { return o->json_key ? o
 
 tk_trainer_config tk_trainer_config_default(void) {
     tk_trainer_config c;
-    memset(&c, 0, sizeof c);
-    c.format = TK_DATA_AUTO;
-    c.method = TK_TRAIN_LORA;
-    c.lora_r = 8;
-    c.lora_alpha = 16;
-    c.lora_dropout = 0.05;
-    c.lora_targets = TK_LORA_ALL_TARGETS;
-    c.schedule = TK_SCHED_COSINE;
-    c.warmup = -1;
-    c.weight_decay = 0;
-    c.clip = 1.0;
-    c.packing = true;
-    c.keep_checkpoints = 2;
-    c.seed = 42;
-    c.samples = 3;
-    c.sample_tokens = 64;
+    memset(&c, 0, sizeof c);   /* options without an init value default to zero / NULL / false */
+    for (int i = 0; i < N_OPTS; i++)
+        if (k_opts[i].init && tk_trainer_config_set(&c, k_opts[i].name, k_opts[i].init) != TK_OK) tk_clear_error();   /* cannot fail: tested */
     return c;
 }
 

@@ -1,10 +1,11 @@
-/* The SFT trainer: model + dataset file in, a run folder out.
+/* The SFT trainer: model + dataset file in, a run folder out. The engine behind the public
+ * training jobs of takumi/train.h (job.c).
  *
  *   RUN/config.json        the resolved configuration (every option, autos replaced by values)
  *   RUN/metrics.jsonl      one line per optimizer step, per validation pass and per event
  *   RUN/checkpoints/step-NNNNNNNN/   parameters + AdamW moments + trainer state (last K kept)
  *   RUN/samples.json       validation prompts answered before and after training
- *   RUN/adapter/           the LoRA adapter (PEFT layout), when an adapter writer is built in
+ *   RUN/adapter/           the LoRA adapter (PEFT layout); RUN/adapter.gguf the same for llama.cpp
  *   RUN/report.html        loss curves (SVG), configuration, data statistics, samples
  *
  * Options are set by name (the CLI's long option names without "--"), so config.json
@@ -82,6 +83,7 @@ typedef struct tk_trainer_option {
     int (*value_parse)(const char *text);  /* NULL: the exact names; returns -1 when unknown */
     tk_status (*check)(const char *name, const char *value);   /* extra validation of a string */
     const char *json_key;     /* key in config.json when not the name */
+    const char *init;         /* the default as a value (tk_trainer_config_default sets it); NULL: zero */
 } tk_trainer_option;
 
 /* The option table (static), in --help and config.json order; *n gets its length. */
