@@ -14,7 +14,10 @@
  * (bit-identical losses for the same thread count). Cancel stops without writing one: the
  * run folder keeps its last periodic checkpoint, from which a resume still continues.
  * Determinism: every random choice comes from the seed option, so a seed gives a
- * bit-identical run for a given thread count. */
+ * bit-identical run for a given thread count.
+ * Threads: a job's callback runs on the thread that runs the job; the "threads" option sets
+ * the process-wide compute thread count (tk_set_threads), so run one job at a time per
+ * process when jobs ask for different counts. */
 #ifndef TAKUMI_TRAIN_H
 #define TAKUMI_TRAIN_H
 #include "takumi/core.h"
