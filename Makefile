@@ -19,7 +19,9 @@ else
 BUILD   ?= build
 endif
 
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -Isrc -fPIC
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Iinclude -fPIC
+# The library and the tests see src/ (private headers); the CLI sees only include/ (the public API).
+SRC_INC = -Isrc
 LDLIBS  = -lm -lpthread
 
 ifeq ($(DEBUG),1)
@@ -104,7 +106,9 @@ features:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(SRC_INC) -MMD -MP -c $< -o $@
+
+$(CLI_OBJ): SRC_INC =
 
 $(BUILD)/libtakumi.a: $(LIB_OBJ)
 	@rm -f $@
@@ -115,7 +119,7 @@ $(BUILD)/takumi: $(CLI_OBJ) $(BUILD)/libtakumi.a
 
 $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libtakumi.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libtakumi.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SRC_INC) -Itests -o $@ $< $(BUILD)/libtakumi.a $(LDFLAGS) $(LDLIBS)
 
 tests: all $(TEST_BIN)
 
@@ -125,7 +129,7 @@ test: tests
 # libFuzzer targets: tests/fuzz/fuzz_*.c, built with clang into $(BUILD)/fuzz/.
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
-FUZZ_CFLAGS = $(filter-out -fopenmp -DTK_HAVE_OPENMP,$(CFLAGS_BASE)) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = $(filter-out -fopenmp -DTK_HAVE_OPENMP,$(CFLAGS_BASE)) $(SRC_INC) -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 fuzz: $(FUZZ_BIN)
 build-fuzz/obj/%.o: %.c

@@ -19,5 +19,8 @@
 #include "takumi/chat.h"
 #include "takumi/model.h"
 #include "takumi/data.h"
+#include "takumi/train.h"
+#include "takumi/adapter.h"
+#include "takumi/export.h"
 
 #endif

@@ -77,7 +77,7 @@ static bool logits_of_file(const char *path, probe pr, float *out) {
 
 static void export_ok(tk_model *m, tk_lora *l, const char *out, tk_dtype dt) {
     tk_export_params p = {.dtype = dt};
-    CHECK_OK(tk_export_model(m, l, out, &p));
+    CHECK_OK(tk_lora_export_merged(m, l, out, &p));
 }
 
 static const char *dn(tk_dtype dt) { return tk_dtype_name(dt); }
@@ -202,10 +202,10 @@ static void test_stories(void) {
         free(cj);
         /* a GGUF needs a GGUF source (tokenizer metadata) */
         tk_export_params p = {.dtype = TK_F32};
-        tk_status st = tk_export_model(mh, tk_adapter_handle_lora(ah), tmp_path("nope.gguf"), &p);
+        tk_status st = tk_lora_export_merged(mh, tk_adapter_handle_lora(ah), tmp_path("nope.gguf"), &p);
         CHECK(st == TK_ERR_UNSUPPORTED && strstr(tk_last_error(), "GGUF source"), "GGUF from HF: %s", tk_last_error());
         p.dtype = TK_Q8_0;
-        st = tk_export_model(mh, NULL, tmp_path("q8_hf"), &p);
+        st = tk_export_model(mh, tmp_path("q8_hf"), &p);
         CHECK(st == TK_ERR_ARG && strstr(tk_last_error(), "q8_0"), "q8_0 HF folder refused: %s", tk_last_error());
         tk_adapter_detach(mh, ah);
     }

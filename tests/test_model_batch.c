@@ -3,7 +3,7 @@
  * restarting) followed by padding, row 1 holds one sequence and padding; every real
  * token's logits must match its sequence's own forward to 1e-5 relative to max |logit|. Also: selected-row
  * logits equal the same rows of the all-rows logits, tk_forward_nll with weights, an
- * activation-keeping workspace gives the same logits, and the adapter hook sees every
+ * activation-keeping workspace gives the same logits, and an adapter (PEFT method) sees every
  * linear exactly once per layer with the right shapes. */
 #include "test.h"
 
@@ -138,7 +138,7 @@ int main(void) {
     for (int i = 0; i < 2 * Tc * NV; i++) ek = fmax(ek, fabs(lk[i] - lg[i]));
     CHECK(ek == 0, "keep-acts logits differ by %g", ek);
 
-    /* the adapter hook: every linear once per layer, n = all tokens */
+    /* an adapter method: every linear and both block outputs once per layer, n = all tokens */
     hook_log h;
     memset(&h, 0, sizeof h);
     h.m = m;

@@ -49,6 +49,38 @@ static void test_config(void) {
     CHECK_OK(tk_trainer_config_apply_json(&b, ja.data, "config.json"));
     CHECK_OK(tk_trainer_config_json(&b, &jb));
     CHECK(ja.data && jb.data && !strcmp(ja.data, jb.data), "round trip\n%s\n%s", ja.data, jb.data);
+    /* the defaults (from the option table) as config.json held them before the table existed */
+    static const char *const k_default_json =
+        "{\"model\":null,\"tokenizer\":null,\"data\":null,\"format\":\"auto\",\"template\":\"auto\",\"out\":null,"
+        "\"method\":\"lora\",\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
+        "\"lora-targets\":\"all\",\"rslora\":false,\"freeze-layers\":0,\"epochs\":\"auto\",\"batch-size\":\"auto\","
+        "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"
+        "\"max-seq-len\":\"auto\",\"packing\":true,\"pack-len\":\"auto\",\"train-on-prompt\":false,\"val\":null,"
+        "\"val-split\":0,\"eval-every\":\"auto\",\"patience\":0,\"save-every\":\"auto\",\"keep-checkpoints\":2,"
+        "\"max-steps\":0,\"seed\":\"42\",\"threads\":0,\"recompute\":false,\"samples\":3,\"sample-tokens\":64}";
+    tk_trainer_config dflt = tk_trainer_config_default();
+    tk_buf jd = {0};
+    CHECK_OK(tk_trainer_config_json(&dflt, &jd));
+    CHECK(jd.data && !strcmp(jd.data, k_default_json), "default config.json\n%s\nwant\n%s", jd.data, k_default_json);
+    tk_buf_free(&jd);
+    tk_trainer_config_free(&dflt);
+    /* the resume check names exactly the differing options a resume must match */
+    tk_buf diff = {0};
+    CHECK_OK(tk_trainer_config_diff(ja.data, ja.data, &diff));
+    CHECK(diff.len == 0, "no difference with itself: %s", diff.data ? diff.data : "");
+    tk_trainer_config e = tk_trainer_config_default();
+    CHECK_OK(tk_trainer_config_apply_json(&e, ja.data, "config.json"));
+    CHECK_OK(tk_trainer_config_set(&e, "lora-r", "4"));
+    CHECK_OK(tk_trainer_config_set(&e, "packing", "true"));
+    CHECK_OK(tk_trainer_config_set(&e, "samples", "9"));    /* free to change on resume */
+    tk_buf je = {0};
+    CHECK_OK(tk_trainer_config_json(&e, &je));
+    CHECK_OK(tk_trainer_config_diff(ja.data, je.data, &diff));
+    CHECK(diff.data && strstr(diff.data, "--lora-r: checkpoint 16, now 4") && strstr(diff.data, "--packing: checkpoint false, now true") &&
+          !strstr(diff.data, "samples"), "resume differences: %s", diff.data ? diff.data : "");
+    tk_buf_free(&je);
+    tk_buf_free(&diff);
+    tk_trainer_config_free(&e);
     const char *bad[][2] = {{"lora-dropout", "1"}, {"lr", "-1"}, {"lr", "0"}, {"lora-targets", "q,x"}, {"epochs", "0"},
                             {"method", "qlora"}, {"schedule", "step"}, {"max-seq-len", "1"}, {"val-split", "1"}, {"nope", "1"},
                             {"seed", "-3"}, {"batch-size", "two"}, {"template", "nonesuch"}};
@@ -243,10 +275,10 @@ static void write_data(void) {
     fclose(v);
 }
 
-typedef struct stopper { int64_t at; volatile sig_atomic_t *flag; int64_t evals, warnings, early; } stopper;
+typedef struct stopper { int64_t at; tk_train_control *ctl; int64_t evals, warnings, early; } stopper;
 static void on_ev(const tk_train_event *e, void *ud) {
     stopper *s = ud;
-    if (e->kind == TK_EV_STEP && s->at > 0 && e->step == s->at) *s->flag = 1;
+    if (e->kind == TK_EV_STEP && s->at > 0 && e->step == s->at) atomic_store(&s->ctl->pause, 1);
     if (e->kind == TK_EV_EVAL) s->evals++;
     if (e->kind == TK_EV_WARNING) s->warnings++;
     if (e->kind == TK_EV_INFO && e->message && strstr(e->message, "early stop")) s->early++;
@@ -264,11 +296,11 @@ static tk_trainer_config base_config(const char *out) {
 }
 
 static tk_status run_cfg(tk_trainer_config *c, stopper *s) {
-    volatile sig_atomic_t flag = 0;
+    tk_train_control ctl = {0};
     stopper dummy = {0};
     if (!s) s = &dummy;
-    s->flag = &flag;
-    return tk_trainer_run(c, on_ev, s, &flag);
+    s->ctl = &ctl;
+    return tk_trainer_run(c, on_ev, s, &ctl);
 }
 
 static tk_metrics_series read_series(const char *out) {

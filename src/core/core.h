@@ -48,6 +48,21 @@ tk_status tk_mkdir_p(const char *path);
 /* Writes buf to path atomically (temp file in the same folder, fsync, rename). */
 tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* "dir/name" (no doubled "/" when dir ends with one) as a new string (caller frees); NULL (TK_ERR_NOMEM recorded) when out of memory. */
+char *tk_path_join(const char *dir, const char *name);
+/* True when s ends with suffix. */
+bool tk_ends_with(const char *s, const char *suffix);
+
+/* SplitMix64's finaliser of x + golden ratio: a cheap, well-mixed 64-bit hash step (seeds, dropout masks, shuffles). */
+static inline uint64_t tk_mix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+/* n rounded up to a multiple of a (a > 0). */
+static inline size_t tk_round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
 /* Deterministic RNG (xoshiro256**), seeded with splitmix64. */
 typedef struct tk_rng { uint64_t s[4]; } tk_rng;
 void tk_rng_seed(tk_rng *r, uint64_t seed);

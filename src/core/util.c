@@ -63,10 +63,9 @@ tk_status tk_ivec_push(tk_ivec *v, int32_t x) {
 void tk_ivec_free(tk_ivec *v) { free(v->data); memset(v, 0, sizeof *v); }
 
 static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    uint64_t z = *x;
+    *x += 0x9e3779b97f4a7c15ULL;
+    return tk_mix64(z);
 }
 void tk_rng_seed(tk_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);

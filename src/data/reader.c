@@ -45,22 +45,17 @@ const char *tk_data_container_name(tk_data_container c) {
     return "?";
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcasecmp(s + a - b, suf) == 0;
-}
-
 tk_data_container tk_data_sniff(const char *name, const uint8_t *head, size_t n) {
     if (name) {
-        if (ends_with(name, ".jsonl") || ends_with(name, ".ndjson")) return TK_DATA_JSONL;
-        if (ends_with(name, ".tsv")) return TK_DATA_TSV;
-        if (ends_with(name, ".txt")) return TK_DATA_TXT;
+        if (tk_ends_with(name, ".jsonl") || tk_ends_with(name, ".ndjson")) return TK_DATA_JSONL;
+        if (tk_ends_with(name, ".tsv")) return TK_DATA_TSV;
+        if (tk_ends_with(name, ".txt")) return TK_DATA_TXT;
     }
     size_t i = 0;
     if (n >= 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF) i = 3;
     while (i < n && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n')) i++;
     if (i < n && head[i] == '[') return TK_DATA_JSON_ARRAY;
-    if (i < n && head[i] == '{' && name && ends_with(name, ".json")) {
+    if (i < n && head[i] == '{' && name && tk_ends_with(name, ".json")) {
         /* A .json file starting with '{': JSON Lines if its first line is a whole JSON value, else one
          * pretty-printed object, which the array reader rejects with a clear message. */
         const uint8_t *nl = memchr(head + i, '\n', n - i);

@@ -49,16 +49,9 @@ static void bufs_free(bufs *b) {
 }
 
 
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = tk_malloc(n);
-    if (s) snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
 /* The tensor as f32 (owned by the caller), with the adapter merged when (layer, which) has
  * one: W[N x K] += scale * B[N x r] A[r x K]. */
-static tk_status weight_f32(const tk_tensor_ref *t, tk_lora *l, int32_t layer, int which, float **out) {
+static tk_status weight_f32(const tk_tensor_ref *t, const tk_weight_delta *d, int32_t layer, int which, float **out) {
     *out = NULL;
     int64_t n = tk_tensor_nelems(t);
     size_t bytes;
@@ -67,14 +60,14 @@ static tk_status weight_f32(const tk_tensor_ref *t, tk_lora *l, int32_t layer, i
     if (!w) return TK_ERR_NOMEM;
     tk_status st = tk_dequantize(t->dtype, t->data, w, n);
     if (st) { free(w); return tk_fail_ctx(st, "tensor '%s': ", t->name); }
-    tk_param *A, *B;
-    if (l && which >= 0 && tk_lora_module(l, layer, (tk_linear_id)which, &A, &B)) {
-        int64_t K = t->ne[0], N = t->ne[1], r = A->ne[1];
-        if (A->ne[0] != K || B->ne[1] != N || B->ne[0] != r) {
+    tk_delta_factors f;
+    if (d && which >= 0 && d->get(d->ud, layer, (tk_linear_id)which, &f)) {
+        int64_t K = t->ne[0], N = t->ne[1], r = f.r;
+        if (f.K != K || f.N != N) {
             free(w);
             return tk_fail(TK_ERR_ARG, "tensor '%s': the adapter's shape does not match the weight", t->name);
         }
-        tk_sgemm(false, false, N, K, r, tk_lora_scale(l), B->w, r, A->w, K, 1.0f, w, K);
+        tk_sgemm(false, false, N, K, r, f.scale, f.B, r, f.A, K, 1.0f, w, K);
     }
     *out = w;
     return TK_OK;
@@ -172,7 +165,7 @@ static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) 
 
 /* The source folder's config.json with the new dtype. */
 static tk_status copy_config(const char *src_dir, const char *path, tk_dtype dt) {
-    char *src = join_path(src_dir, "config.json"), *text = NULL;
+    char *src = tk_path_join(src_dir, "config.json"), *text = NULL;
     size_t len;
     if (!src) return TK_ERR_NOMEM;
     tk_status st = tk_read_file(src, &text, &len);
@@ -199,7 +192,7 @@ static tk_status copy_config(const char *src_dir, const char *path, tk_dtype dt)
 }
 
 static tk_status copy_file_if_present(const char *src_dir, const char *dst_dir, const char *name) {
-    char *s = join_path(src_dir, name), *d = join_path(dst_dir, name), *data = NULL;
+    char *s = tk_path_join(src_dir, name), *d = tk_path_join(dst_dir, name), *data = NULL;
     size_t len;
     tk_status st = TK_OK;
     if (!s || !d) st = TK_ERR_NOMEM;
@@ -210,7 +203,7 @@ static tk_status copy_file_if_present(const char *src_dir, const char *dst_dir, 
     return st;
 }
 
-static tk_status export_hf(tk_model *m, tk_lora *l, const char *dir, tk_dtype dt) {
+static tk_status export_hf(tk_model *m, const tk_weight_delta *l, const char *dir, tk_dtype dt) {
     if (dt == TK_Q8_0) return tk_fail(TK_ERR_ARG, "%s: an HF folder holds f32, f16 or bf16 (q8_0 is for a .gguf output)", dir);
     const tk_model_config *c = &m->cfg;
     bool perm = c->rope_interleaved != 0;
@@ -243,7 +236,7 @@ static tk_status export_hf(tk_model *m, tk_lora *l, const char *dir, tk_dtype dt
     if (!c->tied_embeddings) it[k++] = (hf_item){"output.weight", -1, &m->w.output, -1, 0};
     tk_st_writer *w = tk_st_writer_new();
     bufs keepers = {0};
-    char *st_path = join_path(dir, "model.safetensors"), *cfg_path = join_path(dir, "config.json");
+    char *st_path = tk_path_join(dir, "model.safetensors"), *cfg_path = tk_path_join(dir, "config.json");
     if (!w || !st_path || !cfg_path) st = TK_ERR_NOMEM;
     for (size_t i = 0; i < k && !st; i++) {
         const tk_tensor_ref *t = it[i].t;
@@ -315,7 +308,7 @@ static uint32_t file_type(tk_dtype dt) {
     return dt == TK_F32 ? 0 : dt == TK_F16 ? 1 : dt == TK_Q8_0 ? 7 : 32;
 }
 
-static tk_status export_gguf(tk_model *m, tk_lora *l, const char *path, tk_dtype dt) {
+static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *path, tk_dtype dt) {
     if (!m->gguf)
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: a GGUF output needs a GGUF source model (its tokenizer and metadata are copied); "
                                            "export this %s model to an HF folder and convert that with llama.cpp's convert_hf_to_gguf.py",
@@ -333,8 +326,8 @@ static tk_status export_gguf(tk_model *m, tk_lora *l, const char *path, tk_dtype
         bool lin = linear_of(t->name, &layer, &which) && layer < m->cfg.n_layers;
         bool matrix = t->n_dims >= 2 && t->ne[1] > 1;
         tk_dtype odt = matrix ? matrix_dtype(dt, t->ne[0]) : t->dtype;
-        tk_param *A;
-        bool merged = lin && l && tk_lora_module(l, layer, (tk_linear_id)which, &A, NULL);
+        tk_delta_factors df;
+        bool merged = lin && l && l->get(l->ud, layer, (tk_linear_id)which, &df);
         if (!merged && odt == t->dtype) {
             st = tk_gguf_add_tensor_ref(w, t->name, t->dtype, t->n_dims, t->ne, t->data);
             continue;
@@ -353,17 +346,14 @@ static tk_status export_gguf(tk_model *m, tk_lora *l, const char *path, tk_dtype
     return st;
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcmp(s + n - k, suf);
-}
+tk_status tk_export_model(tk_model *m, const char *out, const tk_export_params *p) { return tk_export_merged(m, NULL, out, p); }
 
-tk_status tk_export_model(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p) {
+tk_status tk_export_merged(tk_model *m, const tk_weight_delta *l, const char *out, const tk_export_params *p) {
     if (!m || !out || !*out) return tk_fail(TK_ERR_ARG, "export: NULL model or output");
     tk_export_params d = tk_export_default_params();
     if (!p) p = &d;
     if (p->dtype != TK_F32 && p->dtype != TK_F16 && p->dtype != TK_BF16 && p->dtype != TK_Q8_0)
         return tk_fail(TK_ERR_ARG, "export: dtype %s is not one of f32, f16, bf16, q8_0", tk_dtype_name(p->dtype));
-    tk_status st = ends_with(out, ".gguf") ? export_gguf(m, l, out, p->dtype) : export_hf(m, l, out, p->dtype);
+    tk_status st = tk_ends_with(out, ".gguf") ? export_gguf(m, l, out, p->dtype) : export_hf(m, l, out, p->dtype);
     return st ? tk_fail_ctx(st, "export to %s: ", out) : TK_OK;
 }

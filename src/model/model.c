@@ -27,11 +27,6 @@ static bool has_gguf_magic(const char *path) {
     return n == 4 && !memcmp(b, "GGUF", 4);
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* The tokenizer of a llama2.c checkpoint: tokenizer.bin or tok*.bin in its folder. */
 static bool find_llama2c_tokenizer(const char *model_path, char *buf, size_t n) {
     const char *slash = strrchr(model_path, '/');
@@ -46,7 +41,7 @@ static bool find_llama2c_tokenizer(const char *model_path, char *buf, size_t n) 
     bool found = false;
     struct dirent *e;
     while (!found && (e = readdir(dp))) {
-        if (!strncmp(e->d_name, "tok", 3) && ends_with(e->d_name, ".bin")) {
+        if (!strncmp(e->d_name, "tok", 3) && tk_ends_with(e->d_name, ".bin")) {
             int k = snprintf(buf, n, "%s/%s", d, e->d_name);
             found = k > 0 && (size_t)k < n && file_exists(buf);
         }

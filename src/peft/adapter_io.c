@@ -45,13 +45,6 @@ static void convert_b(float *dst, const float *src, tk_linear_id which, const tk
 }
 
 
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = tk_malloc(n);
-    if (s) snprintf(s, n, "%s%s%s", dir, (*dir && dir[strlen(dir) - 1] == '/') ? "" : "/", name);
-    return s;
-}
-
 /* A float written as the shortest decimal of its float value (0.05f -> 0.05, not 0.0500000007). */
 static double tidy(float f) {
     char b[32];
@@ -70,7 +63,7 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
     tk_status st = tk_mkdir_p(dir);
     if (st) return st;
     tk_st_writer *w = tk_st_writer_new();
-    char *st_path = join_path(dir, "adapter_model.safetensors"), *cfg_path = join_path(dir, "adapter_config.json");
+    char *st_path = tk_path_join(dir, "adapter_model.safetensors"), *cfg_path = tk_path_join(dir, "adapter_config.json");
     float *tmp = NULL;
     cJSON *root = NULL;
     char *text = NULL;
@@ -413,11 +406,6 @@ static bool is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t n = strlen(s), k = strlen(suf);
-    return n >= k && !strcmp(s + n - k, suf);
-}
-
 /* The PEFT adapter from its config text and its opened safetensors (names for messages). */
 static tk_status peft_from(tk_adapter *a, const char *json, size_t len, const char *cfg_name, const tk_safetensors *sf,
                            const char *st_name) {
@@ -457,7 +445,7 @@ static tk_status load_peft(tk_adapter *a, const char *path) {
         dir = slash ? tk_strndup(path, (size_t)(slash - path)) : tk_strdup(".");
     }
     if (!dir) return TK_ERR_NOMEM;
-    char *cfg_path = join_path(dir, "adapter_config.json"), *st_path = join_path(dir, "adapter_model.safetensors");
+    char *cfg_path = tk_path_join(dir, "adapter_config.json"), *st_path = tk_path_join(dir, "adapter_model.safetensors");
     char *json = NULL;
     size_t len = 0;
     tk_safetensors *sf = NULL;
@@ -469,7 +457,7 @@ static tk_status load_peft(tk_adapter *a, const char *path) {
     }
     if ((st = tk_read_file(cfg_path, &json, &len))) goto done;
     if (access(st_path, F_OK) != 0) {
-        char *bin = join_path(dir, "adapter_model.bin");
+        char *bin = tk_path_join(dir, "adapter_model.bin");
         bool has_bin = bin && access(bin, F_OK) == 0;
         free(bin);
         /* a bad config is the better message when there is one */
@@ -589,7 +577,7 @@ tk_status tk_adapter_load(const char *path, tk_adapter **out) {
     tk_adapter *a = adapter_new(path);
     if (!a) return TK_ERR_NOMEM;
     bool gguf = false;
-    if (!is_dir(path) && !ends_with(path, ".json") && !ends_with(path, ".safetensors")) {
+    if (!is_dir(path) && !tk_ends_with(path, ".json") && !tk_ends_with(path, ".safetensors")) {
         FILE *f = fopen(path, "rb");
         if (!f) { tk_status st = tk_fail(TK_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); tk_adapter_free(a); return st; }
         char magic[4] = {0};
@@ -682,18 +670,25 @@ struct tk_adapter_handle {
     tk_lora *lora;
 };
 
+tk_status tk_adapter_apply_loaded(tk_model *m, const tk_adapter *a, tk_adapter_handle **out) {
+    *out = NULL;
+    if (!m || !a) return tk_fail(TK_ERR_ARG, "adapter: NULL argument");
+    tk_adapter_handle *h = tk_calloc(1, sizeof *h);
+    if (!h) return TK_ERR_NOMEM;
+    tk_status st = tk_adapter_attach(a, m, &h->ps, &h->lora);
+    if (st) { tk_params_free(&h->ps); free(h); return st; }
+    *out = h;
+    return TK_OK;
+}
+
 tk_status tk_adapter_apply(tk_model *m, const char *path, tk_adapter_handle **out) {
     *out = NULL;
     tk_adapter *a;
     tk_status st = tk_adapter_load(path, &a);
     if (st) return st;
-    tk_adapter_handle *h = tk_calloc(1, sizeof *h);
-    if (!h) { tk_adapter_free(a); return TK_ERR_NOMEM; }
-    st = tk_adapter_attach(a, m, &h->ps, &h->lora);
+    st = tk_adapter_apply_loaded(m, a, out);
     tk_adapter_free(a);
-    if (st) { tk_params_free(&h->ps); free(h); return st; }
-    *out = h;
-    return TK_OK;
+    return st;
 }
 
 void tk_adapter_detach(tk_model *m, tk_adapter_handle *h) {

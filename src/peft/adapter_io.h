@@ -19,6 +19,8 @@
 #ifndef TK_PEFT_ADAPTER_IO_H
 #define TK_PEFT_ADAPTER_IO_H
 #include "peft/lora.h"
+#include "model/export.h"
+#include "takumi/adapter.h"
 #include "takumi/gguf.h"
 #include "takumi/safetensors.h"
 
@@ -57,13 +59,8 @@ typedef struct tk_adapter {
     int64_t n_mods;
 } tk_adapter;
 
-/* Reads an adapter: a folder holding adapter_config.json (+ adapter_model.safetensors), a
- * path to either of those files, or a GGUF adapter file. Every name, shape and count is
- * checked; unsupported PEFT features (DoRA, biases, modules_to_save tensors, rank/alpha
- * patterns, fan_in_fan_out) fail with TK_ERR_UNSUPPORTED naming the file and field.
- * Free with tk_adapter_free. */
-tk_status tk_adapter_load(const char *path, tk_adapter **out);
-void tk_adapter_free(tk_adapter *a);
+/* tk_adapter_load / tk_adapter_free: takumi/adapter.h (unsupported PEFT features: DoRA,
+ * biases, modules_to_save tensors, rank/alpha patterns, fan_in_fan_out). */
 /* The same from an open GGUF handle / from adapter_config.json text and an open
  * adapter_model.safetensors (name is used in messages); the handles are not kept. */
 tk_status tk_adapter_from_gguf(const tk_gguf *g, tk_adapter **out);
@@ -76,16 +73,14 @@ tk_status tk_adapter_from_peft(const char *config_json, size_t len, const tk_saf
  * tk_forward_set_adapters / tk_session_set_adapters. Free with tk_lora_free (ps keeps the params). */
 tk_status tk_adapter_attach(const tk_adapter *a, tk_model *m, tk_param_set *ps, tk_lora **out);
 
-/* Convenience for commands: loads path and attaches it to m (the model is not changed: apply
- * tk_adapter_handle_peft(h) to a session or forward workspace). Free with tk_adapter_detach
- * (m may be NULL), after every workspace using it stopped using it. */
-typedef struct tk_adapter_handle tk_adapter_handle;
-tk_status tk_adapter_apply(tk_model *m, const char *path, tk_adapter_handle **out);
-void tk_adapter_detach(tk_model *m, tk_adapter_handle *h);
-/* The attached adapter set of a handle (for merging / inspection). */
+/* tk_adapter_apply / tk_adapter_detach / tk_adapter_handle_peft (load and attach; undo): takumi/adapter.h.
+ * The attached adapter set of a handle (for merging / inspection). */
 tk_lora *tk_adapter_handle_lora(tk_adapter_handle *h);
-/* The handle's adapter as a PEFT method instance (NULL for a NULL handle). Thread-safe (read only). */
-const tk_peft *tk_adapter_handle_peft(tk_adapter_handle *h);
+
+/* The LoRA set l as the delta model/export.h merges (valid while l lives). */
+tk_weight_delta tk_lora_weight_delta(tk_lora *l);
+/* tk_export_merged with l merged (l NULL: the model as it is). */
+tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p);
 
 /* The GGUF architecture name llama.cpp uses for a takumi architecture ("llama" for llama and
  * mistral, "qwen2"), or NULL; and whether that architecture stores q/k rows permuted. */

@@ -1,5 +1,5 @@
 /* LoRA (see lora.h): per adapted linear, A [r x K] and B [N x r] f32 parameters; the
- * forward adds scale * (dropout(x) A^T) B^T through the model's adapter hook and, in
+ * forward adds scale * (dropout(x) A^T) B^T through the PEFT method table (per workspace) and, in
  * training mode, keeps u = dropout(x) A^T [n x r] for the backward:
  *   dB += scale * dy^T u,   dA += scale * (dy B)^T dropout(x),   dx += scale * mask ⊙ ((dy B) A)
  * Dropout masks are drawn in the forward from a counter hash of (seed, counter, layer,
@@ -157,19 +157,12 @@ static tk_status reserve(tk_lora *l, int64_t n) {
     return TK_OK;
 }
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 /* Dropout mask row seed: a function of (seed, counter, layer, linear, row) only. */
 static uint64_t row_seed(const tk_lora *l, int32_t layer, tk_linear_id which, int64_t row) {
-    uint64_t h = mix64(l->cfg.seed ^ 0x4c6f5241ull);
-    h = mix64(h ^ l->counter);
-    h = mix64(h ^ ((uint64_t)(uint32_t)layer << 8 | (uint64_t)which));
-    return mix64(h ^ (uint64_t)row);
+    uint64_t h = tk_mix64(l->cfg.seed ^ 0x4c6f5241ull);
+    h = tk_mix64(h ^ l->counter);
+    h = tk_mix64(h ^ ((uint64_t)(uint32_t)layer << 8 | (uint64_t)which));
+    return tk_mix64(h ^ (uint64_t)row);
 }
 
 static uint64_t *mask_of(tk_lora *l, int32_t layer, tk_linear_id which) {
@@ -187,7 +180,7 @@ static void draw_masks(tk_lora *l, int32_t layer, tk_linear_id which, int64_t n,
         uint64_t s = row_seed(l, layer, which, t), *row = mk + t * nw;
         memset(row, 0, (size_t)nw * sizeof(uint64_t));
         for (int64_t j = 0; j < K; j += 4) {
-            uint64_t h = mix64(s + (uint64_t)j);
+            uint64_t h = tk_mix64(s + (uint64_t)j);
             for (int64_t k = 0; k < 4 && j + k < K; k++)
                 if ((uint32_t)((h >> (16 * k)) & 0xffff) >= p16) row[(j + k) >> 6] |= 1ull << ((j + k) & 63);
         }

@@ -17,7 +17,7 @@
 #ifndef TK_PEFT_LORA_H
 #define TK_PEFT_LORA_H
 #include "takumi/model.h"
-#include "train/optim.h"
+#include "core/param.h"
 
 #define TK_LORA_ALL_TARGETS ((1u << TK_LIN_COUNT) - 1u)
 

@@ -6,7 +6,7 @@
 #ifndef TK_PEFT_REGISTRY_H
 #define TK_PEFT_REGISTRY_H
 #include "takumi/model.h"
-#include "train/optim.h"
+#include "core/param.h"
 
 typedef struct tk_peft_kind {
     const char *name;      /* "lora" */

@@ -321,11 +321,6 @@ static bool has_magic(const char *path, const char *magic) {
     return n == 4 && memcmp(b, magic, 4) == 0;
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && strcmp(s + a - b, suf) == 0;
-}
-
 /* tokenizer_config.json next to a tokenizer.json, if present (malloc'd path or NULL). */
 static char *sibling_config(const char *json_path) {
     const char *slash = strrchr(json_path, '/');
@@ -362,13 +357,13 @@ static tk_status load_tokenizer_file(const char *path, tk_tokenizer **out) {
         tk_gguf_close(g);
         return st;
     }
-    if (ends_with(path, ".json")) {
+    if (tk_ends_with(path, ".json")) {
         char *cfg = sibling_config(path);
         tk_status st = tk_tokenizer_from_hf(path, cfg, out);
         free(cfg);
         return st;
     }
-    if (ends_with(path, ".model"))
+    if (tk_ends_with(path, ".model"))
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: SentencePiece .model files are not read directly; use the GGUF, tokenizer.json or llama2.c tokenizer.bin", path);
     return tk_tokenizer_from_llama2c(path, out);
 }
@@ -395,7 +390,7 @@ tk_status tk_tokenizer_load(const char *model_path, const char *tokenizer_path, 
         tk_status st = load_tokenizer_file(tokenizer_path, out);
         if (st) return st;
         /* A llama2.c checkpoint names its vocabulary size: the tokenizer must cover it. */
-        if (model_path && is_file(model_path) && !has_magic(model_path, "GGUF") && !ends_with(model_path, ".safetensors")) {
+        if (model_path && is_file(model_path) && !has_magic(model_path, "GGUF") && !tk_ends_with(model_path, ".safetensors")) {
             int32_t v = llama2c_vocab(model_path);
             int32_t have = (*out)->n_vocab;
             if (v > 0 && v != have) {
@@ -408,6 +403,6 @@ tk_status tk_tokenizer_load(const char *model_path, const char *tokenizer_path, 
     }
     if (is_dir(model_path)) return load_hf_folder(model_path, out);
     if (!is_file(model_path)) return tk_fail(TK_ERR_NOT_FOUND, "%s: no such model file or folder", model_path);
-    if (has_magic(model_path, "GGUF") || ends_with(model_path, ".json")) return load_tokenizer_file(model_path, out);
+    if (has_magic(model_path, "GGUF") || tk_ends_with(model_path, ".json")) return load_tokenizer_file(model_path, out);
     return tk_fail(TK_ERR_ARG, "%s: not a GGUF file or HF folder; for a llama2.c checkpoint pass its tokenizer.bin (--tokenizer)", model_path);
 }

@@ -313,13 +313,6 @@ tk_status tk_sft_load_buffer(const void *buf, size_t len, const char *name, cons
 
 /* ---- split ------------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 static void shuffle(int64_t *v, int64_t n, uint64_t seed) {
     tk_rng rng;
     tk_rng_seed(&rng, seed);
@@ -352,7 +345,7 @@ tk_status tk_sft_split(tk_sft_data *d, double frac, uint64_t seed, tk_sft_data *
     uint8_t *pick = tk_calloc((size_t)d->n, 1);
     if (!idx || !pick) { free(idx); free(pick); return TK_ERR_NOMEM; }
     for (int64_t i = 0; i < d->n; i++) idx[i] = i;
-    shuffle(idx, d->n, mix64(seed ^ 0x76616C6964ull));   /* "valid": independent of the epoch shuffles */
+    shuffle(idx, d->n, tk_mix64(seed ^ 0x76616C6964ull));   /* "valid": independent of the epoch shuffles */
     for (int64_t i = 0; i < k; i++) pick[idx[i]] = 1;
     tk_sft_data tr;
     tk_status st = take(d, pick, 1, val);
@@ -484,7 +477,7 @@ tk_status tk_rows_epoch(const tk_sft_data *d, uint64_t seed, int64_t epoch, bool
     int64_t *order = tk_malloc((size_t)(d->n ? d->n : 1) * sizeof *order);
     if (!order) return TK_ERR_NOMEM;
     for (int64_t i = 0; i < d->n; i++) order[i] = i;
-    if (shuf) shuffle(order, d->n, mix64(seed ^ mix64((uint64_t)epoch + 1)));
+    if (shuf) shuffle(order, d->n, tk_mix64(seed ^ tk_mix64((uint64_t)epoch + 1)));
     tk_status st = tk_rows_pack(d, order, d->n, max_len, packing, out);
     free(order);
     return st;

@@ -186,8 +186,7 @@ static tk_status list_ckpts(const char *root, bool clean, int64_t **steps, size_
     tk_buf f = {0};
     while (!st && (e = readdir(d))) {
         int64_t s;
-        size_t l = strlen(e->d_name);
-        if (clean && l > 4 && !strcmp(e->d_name + l - 4, ".tmp") && !strncmp(e->d_name, "step-", 5)) {
+        if (clean && tk_ends_with(e->d_name, ".tmp") && !strncmp(e->d_name, "step-", 5)) {
             f.len = 0;
             if (!(st = tk_buf_printf(&f, "%s/%s", root, e->d_name))) st = rm_folder(f.data);
             continue;

@@ -11,30 +11,9 @@
 #ifndef TK_TRAIN_METRICS_H
 #define TK_TRAIN_METRICS_H
 #include <stdio.h>
-#include "takumi/core.h"
+#include "takumi/train.h"
 
-typedef enum tk_train_event_kind {
-    TK_EV_START = 0,   /* message: what is being trained (steps, examples, epochs) */
-    TK_EV_STEP,        /* one optimizer step done */
-    TK_EV_EVAL,        /* a validation pass done */
-    TK_EV_CHECKPOINT,  /* message: the checkpoint folder */
-    TK_EV_WARNING,     /* message: e.g. overfitting, truncation */
-    TK_EV_INFO,        /* message: informational (early stop, resume, samples…) */
-    TK_EV_DONE,        /* the run ended (message: why) */
-} tk_train_event_kind;
-
-typedef struct tk_train_event {
-    tk_train_event_kind kind;
-    int64_t step, total_steps;
-    double epoch;            /* epochs done, fractional */
-    int64_t n_epochs;        /* planned epochs */
-    double train_loss, lr, grad_norm;
-    int64_t tokens;          /* tokens in this step (non-padding) */
-    double tokens_per_s, step_s, elapsed_s, eta_s, peak_rss_mb;
-    double valid_loss, valid_ppl, valid_acc;
-    int64_t valid_tokens;
-    const char *message;
-} tk_train_event;
+/* tk_train_event and its kinds: takumi/train.h. */
 
 /* Peak resident memory of this process so far, MiB. */
 double tk_peak_rss_mb(void);
@@ -62,9 +41,5 @@ typedef struct tk_metrics_series {
 tk_status tk_metrics_read(const char *path, tk_metrics_series *out);
 void tk_metrics_series_free(tk_metrics_series *s);
 
-/* The progress text of a STEP event: "step 12/300 · epoch 0.40/3 · loss 1.2345 · lr 2.00e-04 ·
- * 2400 tok/s · ETA 5m12s · 812 MiB" (no newline). */
-void tk_progress_format(const tk_train_event *e, char *buf, size_t n);
-/* "5m12s", "1h03m", "42s" into buf. */
-void tk_duration_format(double s, char *buf, size_t n);
+/* tk_progress_format, tk_duration_format: takumi/train.h. */
 #endif

@@ -1,10 +1,11 @@
-/* The SFT trainer: model + dataset file in, a run folder out.
+/* The SFT trainer: model + dataset file in, a run folder out. The engine behind the public
+ * training jobs of takumi/train.h (job.c).
  *
  *   RUN/config.json        the resolved configuration (every option, autos replaced by values)
  *   RUN/metrics.jsonl      one line per optimizer step, per validation pass and per event
  *   RUN/checkpoints/step-NNNNNNNN/   parameters + AdamW moments + trainer state (last K kept)
  *   RUN/samples.json       validation prompts answered before and after training
- *   RUN/adapter/           the LoRA adapter (PEFT layout), when an adapter writer is built in
+ *   RUN/adapter/           the LoRA adapter (PEFT layout); RUN/adapter.gguf the same for llama.cpp
  *   RUN/report.html        loss curves (SVG), configuration, data statistics, samples
  *
  * Options are set by name (the CLI's long option names without "--"), so config.json
@@ -16,7 +17,7 @@
  * gives a bit-identical run; --resume continues bit-identically from the last checkpoint. */
 #ifndef TK_TRAIN_TRAINER_H
 #define TK_TRAIN_TRAINER_H
-#include <signal.h>
+#include <stdatomic.h>
 #include "train/step.h"
 #include "train/metrics.h"
 #include "takumi/data.h"
@@ -54,28 +55,74 @@ typedef struct tk_trainer_config {
     int32_t sample_tokens;    /* tokens generated per sample */
 } tk_trainer_config;
 
-/* One option: its name (as --name), value kind, default (as text) and help. */
-typedef struct tk_trainer_option { const char *name, *arg, *dflt, *help; } tk_trainer_option;
-/* The option table (static), in help order; *n gets its length. */
+/* The options, declared once (options.c): name (as --name), value text for --help, default
+ * (as --help shows it), help, value kind, the config field filled (offset), range, whether a
+ * resume must match it, and how it is kept in config.json. Parsing, --help, config.json
+ * (writing and reading back) and the resume check are all driven by this table. */
+typedef enum tk_opt_type {
+    TK_OPT_STR,      /* char * (NULL: unset; "auto" clears it when is_auto) */
+    TK_OPT_ENUM,     /* an enum field (stored as int), value names from value_name(0..n_values-1) */
+    TK_OPT_TARGETS,  /* uint32_t bit mask of tk_linear_id ("all" or "q,v,down") */
+    TK_OPT_BOOL,     /* bool; a flag on the command line ("true"/"false" in config.json) */
+    TK_OPT_I32, TK_OPT_I64, TK_OPT_U64, TK_OPT_F64,
+} tk_opt_type;
+
+typedef struct tk_trainer_option {
+    const char *name, *arg, *dflt, *help;
+    tk_opt_type type;
+    size_t offset;            /* of the field in tk_trainer_config */
+    bool resume;              /* a --resume must use the checkpoint's value (it shapes the trajectory) */
+    bool is_auto;             /* accepts "auto": integers 0, doubles auto_value, strings NULL */
+    bool negated;             /* a flag that clears its field (--no-packing); json_key names the field */
+    bool not_saved;           /* neither written to config.json nor read back from it (--resume) */
+    bool below_hi, above_lo;  /* doubles: the value must be < dhi / > dlo */
+    int64_t ilo, ihi;         /* integer range */
+    double dlo, dhi, auto_value;
+    int n_values;                          /* TK_OPT_ENUM */
+    const char *(*value_name)(int value);
+    int (*value_parse)(const char *text);  /* NULL: the exact names; returns -1 when unknown */
+    tk_status (*check)(const char *name, const char *value);   /* extra validation of a string */
+    const char *json_key;     /* key in config.json when not the name */
+    const char *init;         /* the default as a value (tk_trainer_config_default sets it); NULL: zero */
+} tk_trainer_option;
+
+/* The option table (static), in --help and config.json order; *n gets its length. */
 const tk_trainer_option *tk_trainer_options(int *n);
+/* The option called name (or whose config.json key is name), or NULL. */
+const tk_trainer_option *tk_trainer_option_find(const char *name);
 
 /* Defaults (see tk_trainer_options); strings NULL. Free with tk_trainer_config_free. */
 tk_trainer_config tk_trainer_config_default(void);
 void tk_trainer_config_free(tk_trainer_config *c);
+/* Deep copy (strings duplicated); dst is overwritten. */
+tk_status tk_trainer_config_copy(tk_trainer_config *dst, const tk_trainer_config *src);
 /* Sets option `name` (no leading dashes) from its text value; flags take "true"/"false"
  * (value NULL = true). TK_ERR_ARG naming the option for unknown names or bad values. */
 tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *value);
+/* Appends option `name`'s value as text (as config.json has it; "" when unset). */
+tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk_buf *out);
 /* Applies every key of a JSON object written as config.json (unknown keys are ignored so
  * that informational entries can live there). */
 tk_status tk_trainer_config_apply_json(tk_trainer_config *c, const char *json, const char *where);
 /* Appends the configuration as a JSON object keyed by option names. */
 tk_status tk_trainer_config_json(const tk_trainer_config *c, tk_buf *out);
+/* Appends "\n  --name: checkpoint X, now Y" to diff for every option a resume must match
+ * whose value differs between the two config.json texts. */
+tk_status tk_trainer_config_diff(const char *saved, const char *now, tk_buf *diff);
+/* Appends v as a JSON string ("null" for NULL). */
+void tk_json_string(tk_buf *b, const char *v);
 
-typedef void (*tk_train_event_fn)(const tk_train_event *e, void *ud);
+/* Polled by a run between steps (set from any thread or a signal handler). */
+typedef struct tk_train_control {
+    atomic_int pause;         /* write a checkpoint and stop (resumable) */
+    atomic_int cancel;        /* stop without writing a checkpoint */
+    int outcome;              /* set by the run: 0 finished, 1 paused, 2 cancelled */
+} tk_train_control;
 
 /* Runs the training described by cfg (cfg->model, cfg->data, cfg->out required), reporting
- * progress to on_event (may be NULL). *stop (may be NULL) is polled between steps: when it
- * becomes non-zero the run saves a checkpoint and returns TK_OK early (resume later).
+ * progress to on_event (may be NULL). ctl (may be NULL) is polled between steps: pause saves
+ * a checkpoint and returns TK_OK early (resume later), cancel returns TK_OK early without
+ * one; ctl->outcome says which happened.
  *
  * Auto rules (the run's config.json records the values chosen):
  *   max-seq-len  min(model context, 1024)
@@ -83,12 +130,12 @@ typedef void (*tk_train_event_fn)(const tk_train_event *e, void *ud);
  *   batch shape  about min(256, examples x epochs) optimizer steps: packed rows of
  *                max-seq-len tokens (shorter for small data, never shorter than the longest
  *                example), one row per micro-batch, up to 32 micro-batches per step
- *                (see plan() in trainer.c)
+ *                (see plan() in plan.c)
  *   lr           LoRA 1e-3, full fine-tuning 2e-5 (see plan() for why)
  *   warmup       3% of the steps
  *   eval-every   a tenth of the steps (when there is validation data)
  *   save-every   a tenth of the steps */
-tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_event, void *ud, volatile sig_atomic_t *stop);
+tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_event, void *ud, tk_train_control *ctl);
 
 /* OpenAI's `auto` epochs (as tk_data_auto_epochs). */
 int tk_trainer_auto_epochs(uint64_t n_examples);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <limits.h>
 #include <libgen.h>
+#include <time.h>
 
 int cli_fail(tk_status st, const char *fmt, ...) {
     fputs("takumi: ", stderr);
@@ -76,4 +77,10 @@ const char *cli_default_model(void) {
         if (access(buf, R_OK) == 0) return buf;
     }
     return NULL;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

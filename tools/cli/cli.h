@@ -19,6 +19,9 @@ double cli_parse_double(const char *opt, const char *v, int *err);
 /* Resolves the default model path: $TAKUMI_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's repo. NULL if not found. */
 const char *cli_default_model(void);
 
+/* Monotonic wall clock in seconds (timings printed by the commands). */
+double cli_now(void);
+
 /* Subcommands: each returns the process exit code. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 #endif

@@ -1,17 +1,9 @@
 /* `takumi export`: a model with a LoRA adapter merged into its weights, written as an HF
- * safetensors folder or a GGUF file (src/model/export.h); without --merge, the adapter
+ * safetensors folder or a GGUF file (takumi/export.h, takumi/adapter.h); without --merge, the adapter
  * itself converted between the PEFT folder and the llama.cpp GGUF layouts; without an
  * adapter, the model converted. stdout gets one line naming what was written. */
 #include "cli.h"
-#include "model/export.h"
-#include "peft/adapter_io.h"
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -69,16 +61,16 @@ int cmd_export(int argc, char **argv) {
     if (st) { rc = cli_fail(st, "cannot load %s", model); goto out; }
     if (adapter && (st = tk_adapter_apply(m, adapter, &ah))) { rc = cli_fail(st, "cannot apply the adapter %s", adapter); goto out; }
     if (adapter_only) {
-        tk_lora *l = tk_adapter_handle_lora(ah);
-        st = to_gguf ? tk_adapter_save_gguf(l, m, to) : tk_adapter_save_peft(l, m, to, model);
+        st = tk_adapter_save(ah, m, to, model);
         if (st) { rc = cli_fail(st, "cannot write %s", to); goto out; }
         printf("wrote %s: LoRA adapter (%s layout) for %s\n", to, to_gguf ? "llama.cpp GGUF" : "PEFT", model);
         goto out;
     }
-    double t0 = now();
-    if ((st = tk_export_model(m, ah ? tk_adapter_handle_lora(ah) : NULL, to, &ep))) { rc = cli_fail(st, "export failed"); goto out; }
+    double t0 = cli_now();
+    st = ah ? tk_adapter_merge(m, ah, to, &ep) : tk_export_model(m, to, &ep);
+    if (st) { rc = cli_fail(st, "export failed"); goto out; }
     printf("wrote %s: %s%s (%s, %s) in %.1f s\n", to, model, adapter ? " + merged adapter" : "", to_gguf ? "GGUF" : "HF folder",
-           tk_dtype_name(ep.dtype), now() - t0);
+           tk_dtype_name(ep.dtype), cli_now() - t0);
     if (!to_gguf && strcmp(tk_model_format(m), "hf"))
         fprintf(stderr, "takumi: note: the folder has no tokenizer files (the %s source keeps its tokenizer in its own form); "
                         "use --tokenizer %s with it\n", tk_model_format(m), model);

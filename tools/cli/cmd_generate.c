@@ -2,7 +2,6 @@
  * reading user messages line by line from stdin, terminal or not). stdout carries only
  * the generated text; --verbose statistics and prompts go to stderr. */
 #include "cli.h"
-#include "peft/adapter_io.h"
 #include <unistd.h>
 #include <time.h>
 
@@ -142,8 +141,7 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
         fprintf(stderr, "[%s: %s, %d layers, dim %d, vocab %d, context %d%s%s]\n", o->model, c->arch, c->n_layers, c->dim,
                 c->n_vocab, c->max_seq, o->chat ? ", chat template " : "", o->chat ? tk_chat_family_name(*fam) : "");
         if (*ad) {
-            const tk_lora_config *lc = tk_lora_get_config(tk_adapter_handle_lora(*ad));
-            fprintf(stderr, "[adapter %s: LoRA r %d, scale %g]\n", o->adapter, lc->r, (double)tk_lora_scale(tk_adapter_handle_lora(*ad)));
+            fprintf(stderr, "[adapter %s: LoRA r %d, scale %g]\n", o->adapter, tk_adapter_handle_rank(*ad), (double)tk_adapter_handle_scale(*ad));
         }
     }
     return 0;

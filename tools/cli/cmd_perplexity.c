@@ -8,12 +8,6 @@
 #include <math.h>
 #include <time.h>
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void usage(FILE *f) {
     fprintf(f, "usage: takumi perplexity [--model M] [--tokenizer T] FILE [--ctx N] [--stride N] [--threads N]\n"
                "  FILE          UTF-8 text ('-' for stdin); BOS is added when the model's tokenizer asks for it\n"
@@ -79,7 +73,7 @@ int cmd_perplexity(int argc, char **argv) {
     if (ids.len < 2) { rc = cli_fail(TK_OK, "%s: fewer than 2 tokens, nothing to score", file); goto out; }
     if ((st = tk_forward_new(m, 1, (int32_t)ctx, 0, &fw))) { rc = cli_fail(st, "workspace"); goto out; }
     target = malloc(sizeof(int32_t) * (size_t)ctx);
-    double loss = 0, count = 0, t0 = now();
+    double loss = 0, count = 0, t0 = cli_now();
     int64_t N = (int64_t)ids.len, scored_to = 1; /* token 0 has no context: it is never scored */
     for (int64_t begin = 0; scored_to < N; begin += stride) {
         int64_t end = begin + ctx < N ? begin + ctx : N;
@@ -98,7 +92,7 @@ int cmd_perplexity(int argc, char **argv) {
         scored_to = end;
         if (end == N) break;
     }
-    double secs = now() - t0;
+    double secs = cli_now() - t0;
     fprintf(stderr, "[%lld tokens of %s, %.0f scored, ctx %ld, stride %ld, %.1f s = %.0f tok/s]\n", (long long)N, file, count,
             ctx, stride, secs, secs > 0 ? count / secs : 0.0);
     printf("tokens: %.0f\nmean nll: %.6f\nperplexity: %.4f\n", count, loss / count, exp(loss / count));

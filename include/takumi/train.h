@@ -1,0 +1,137 @@
+/* Training jobs: supervised fine-tuning (LoRA or full) of a model on a dataset file, into a
+ * run folder (RUN/config.json, metrics.jsonl, checkpoints/, samples.json, report.html,
+ * adapter/ and adapter.gguf; README "takumi train" documents the layout).
+ *
+ *   tk_train_options *o; tk_train_options_new(&o);
+ *   tk_train_options_set(o, "model", "m.gguf"); tk_train_options_set(o, "data", "d.jsonl");
+ *   tk_train_options_set(o, "out", "RUN");       // any `takumi train --help` option, by name
+ *   tk_job *j; tk_job_new(o, on_event, ud, &j);  // the job copies the options
+ *   tk_job_start(j);                             // its own thread (or tk_job_run: this one)
+ *   ... tk_job_get_status(j), tk_job_pause(j), tk_job_cancel(j) from any thread ...
+ *   tk_job_wait(j); tk_job_free(j);
+ *
+ * Pause writes a checkpoint and stops; tk_job_resume(RUN, …) continues the run exactly
+ * (bit-identical losses for the same thread count). Cancel stops without writing one: the
+ * run folder keeps its last periodic checkpoint, from which a resume still continues.
+ * Determinism: every random choice comes from the seed option, so a seed gives a
+ * bit-identical run for a given thread count.
+ * Threads: a job's callback runs on the thread that runs the job; the "threads" option sets
+ * the process-wide compute thread count (tk_set_threads), so run one job at a time per
+ * process when jobs ask for different counts. */
+#ifndef TAKUMI_TRAIN_H
+#define TAKUMI_TRAIN_H
+#include "takumi/core.h"
+
+/* ---- progress events ---------------------------------------------------------------- */
+
+typedef enum tk_train_event_kind {
+    TK_EV_START = 0,   /* message: what is being trained (steps, examples, epochs) */
+    TK_EV_STEP,        /* one optimizer step done: step metrics filled */
+    TK_EV_EVAL,        /* a validation pass done: valid_* filled */
+    TK_EV_CHECKPOINT,  /* message: the checkpoint folder */
+    TK_EV_WARNING,     /* message: e.g. overfitting, truncation */
+    TK_EV_INFO,        /* message: informational (early stop, resume, samples, pause…) */
+    TK_EV_DONE,        /* the run ended (message: why) */
+} tk_train_event_kind;
+
+typedef struct tk_train_event {
+    tk_train_event_kind kind;
+    int64_t step, total_steps;
+    double epoch;            /* epochs done, fractional */
+    int64_t n_epochs;        /* planned epochs */
+    double train_loss, lr, grad_norm;   /* STEP: the step's mean loss per target token, its learning rate, pre-clip norm */
+    int64_t tokens;          /* tokens in this step (non-padding) */
+    double tokens_per_s, step_s, elapsed_s, eta_s, peak_rss_mb;
+    double valid_loss, valid_ppl, valid_acc;   /* EVAL */
+    int64_t valid_tokens;
+    const char *message;     /* valid during the callback only */
+} tk_train_event;
+
+/* Called on the thread that runs the job, in step order; must not call back into the job
+ * except tk_job_get_status / tk_job_pause / tk_job_cancel. */
+typedef void (*tk_train_event_fn)(const tk_train_event *e, void *ud);
+
+/* The progress text of a STEP event: "step 12/300 · epoch 0.40/3 · loss 1.2345 · lr 2.00e-04 ·
+ * 2400 tok/s · ETA 5m12s · 812 MiB" (no newline) into buf. Thread-safe. */
+void tk_progress_format(const tk_train_event *e, char *buf, size_t n);
+/* "5m12s", "1h03m", "42s" into buf. Thread-safe. */
+void tk_duration_format(double s, char *buf, size_t n);
+
+/* ---- options --------------------------------------------------------------------------- */
+
+/* One option as `takumi train --help` lists it. */
+typedef struct tk_train_option_info {
+    const char *name;        /* without "--" */
+    const char *arg;         /* value text ("N", "auto|X", "" for a flag) */
+    const char *dflt;        /* default, as text */
+    const char *help;
+    bool resume_must_match;  /* a resume refuses a different value (it shapes the trajectory) */
+} tk_train_option_info;
+
+/* Number of options; static data, thread-safe. */
+int tk_train_option_count(void);
+/* Option i (0 <= i < count, in --help order); false when out of range. Thread-safe. */
+bool tk_train_option_get_info(int i, tk_train_option_info *out);
+
+typedef struct tk_train_options tk_train_options;
+/* New options holding every default. Free with tk_train_options_free. */
+tk_status tk_train_options_new(tk_train_options **out);
+void tk_train_options_free(tk_train_options *o);
+/* Sets option name (no dashes) from its text value; flags take NULL/"true"/"false".
+ * TK_ERR_ARG with a message naming the option for unknown names and bad values. Not
+ * thread-safe on the same o. */
+tk_status tk_train_options_set(tk_train_options *o, const char *name, const char *value);
+/* Writes option name's value as text into buf (as config.json has it: "auto", numbers,
+ * names; "" when unset), truncated to n bytes. TK_ERR_ARG for unknown names. */
+tk_status tk_train_options_get(const tk_train_options *o, const char *name, char *buf, size_t n);
+/* Applies RUN/config.json of the run folder run_dir (the resolved options of an earlier run)
+ * on top of o, and sets "resume". TK_ERR_NOT_FOUND when run_dir has no config.json;
+ * TK_ERR_FORMAT / TK_ERR_ARG naming the file for a bad one. */
+tk_status tk_train_options_load_run(tk_train_options *o, const char *run_dir);
+
+/* ---- jobs -------------------------------------------------------------------------------- */
+
+typedef enum tk_job_state {
+    TK_JOB_READY = 0,    /* created, not started */
+    TK_JOB_RUNNING,
+    TK_JOB_DONE,         /* finished (all steps, --max-steps or early stop): adapter and report written */
+    TK_JOB_PAUSED,       /* stopped by tk_job_pause after writing a checkpoint: resumable */
+    TK_JOB_CANCELLED,    /* stopped by tk_job_cancel, no checkpoint written */
+    TK_JOB_FAILED,       /* stopped by an error (tk_job_wait / tk_job_run return it) */
+} tk_job_state;
+
+typedef struct tk_job_status {
+    tk_job_state state;
+    int64_t step, total_steps;   /* optimizer steps done / planned (0 until planned) */
+    double train_loss;           /* of the last step (NAN before the first) */
+    double valid_loss;           /* of the last validation (NAN before the first) */
+    tk_status result;            /* TK_OK unless FAILED */
+} tk_job_status;
+
+typedef struct tk_job tk_job;
+/* A job for options o ("model", "data" and "out" must be set, else TK_ERR_ARG naming the
+ * missing option); o is copied. on_event (may be NULL) receives the progress events. Free
+ * with tk_job_free. */
+tk_status tk_job_new(const tk_train_options *o, tk_train_event_fn on_event, void *ud, tk_job **out);
+/* A job that continues the run in run_dir (paused, interrupted or killed) with the options
+ * of its config.json: as tk_train_options_load_run + tk_job_new. */
+tk_status tk_job_resume(const char *run_dir, tk_train_event_fn on_event, void *ud, tk_job **out);
+/* Runs the job on the calling thread until it finishes, pauses, is cancelled or fails;
+ * returns TK_OK for the first three (tk_job_get_status tells which). A job runs once. */
+tk_status tk_job_run(tk_job *j);
+/* Starts the job on a thread of its own and returns at once (TK_ERR_ARG if already started). */
+tk_status tk_job_start(tk_job *j);
+/* Waits for a started job to end and returns as tk_job_run would, with the job's error
+ * message as this thread's tk_last_error(). Returns at once for a job that has ended. */
+tk_status tk_job_wait(tk_job *j);
+/* Asks the job to write a checkpoint and stop after the current step. Thread-safe and
+ * async-signal-safe (a SIGINT handler may call it). */
+void tk_job_pause(tk_job *j);
+/* Asks the job to stop after the current step without writing a checkpoint. Thread-safe
+ * and async-signal-safe. */
+void tk_job_cancel(tk_job *j);
+/* A snapshot of the job's progress. Thread-safe. */
+tk_job_status tk_job_get_status(const tk_job *j);
+/* Waits for a started job, then frees it; accepts NULL. */
+void tk_job_free(tk_job *j);
+#endif

@@ -1,0 +1,85 @@
+/* The public adapter API (takumi/adapter.h) on top of the file readers and writers of
+ * adapter_io.c: inspection, saving by output name, conversion, and merging through the
+ * model exporter's delta interface (model/export.h). */
+#include "peft/adapter_io.h"
+#include "core/core.h"
+
+tk_adapter_info tk_adapter_get_info(const tk_adapter *a) {
+    tk_adapter_info i;
+    memset(&i, 0, sizeof i);
+    if (!a) return i;
+    i.path = a->path;
+    i.format = a->format;
+    i.r = a->r;
+    i.alpha = a->alpha;
+    i.scale = a->scale;
+    i.rslora = a->rslora;
+    i.arch = a->arch;
+    i.base_model = a->base_model ? a->base_model : "";
+    i.targets = a->targets;
+    i.min_layer = a->min_layer;
+    i.max_layer = a->max_layer;
+    i.n_modules = a->n_mods;
+    return i;
+}
+
+int32_t tk_adapter_handle_rank(const tk_adapter_handle *h) {
+    tk_lora *l = tk_adapter_handle_lora((tk_adapter_handle *)h);
+    return l ? tk_lora_get_config(l)->r : 0;
+}
+
+float tk_adapter_handle_scale(const tk_adapter_handle *h) {
+    tk_lora *l = tk_adapter_handle_lora((tk_adapter_handle *)h);
+    return l ? tk_lora_scale(l) : 0.0f;
+}
+
+tk_status tk_adapter_save(tk_adapter_handle *h, const tk_model *m, const char *out, const char *base_model) {
+    tk_lora *l = tk_adapter_handle_lora(h);
+    if (!l || !m || !out || !*out) return tk_fail(TK_ERR_ARG, "adapter save: NULL adapter, model or output");
+    return tk_ends_with(out, ".gguf") ? tk_adapter_save_gguf(l, m, out) : tk_adapter_save_peft(l, m, out, base_model);
+}
+
+tk_status tk_adapter_convert(const char *model_path, const char *in, const char *out) {
+    if (!model_path || !in || !out) return tk_fail(TK_ERR_ARG, "adapter convert: NULL model, input or output");
+    tk_model_params mp = tk_model_default_params();
+    mp.tokenizer = TK_TOKENIZER_IF_PRESENT;
+    tk_model *m = NULL;
+    tk_adapter_handle *h = NULL;
+    tk_status st = tk_model_load(model_path, &mp, &m);
+    if (!st) st = tk_adapter_apply(m, in, &h);
+    if (!st) st = tk_adapter_save(h, m, out, model_path);
+    tk_adapter_detach(m, h);
+    tk_model_free(m);
+    return st;
+}
+
+static bool lora_delta_get(void *ud, int32_t layer, tk_linear_id which, tk_delta_factors *f) {
+    tk_lora *l = ud;
+    tk_param *A, *B;
+    if (!tk_lora_module(l, layer, which, &A, &B)) return false;
+    /* A: ggml ne {K, r} = torch [r x K]; B: ne {r, N} = [N x r] */
+    f->A = A->w;
+    f->B = B->w;
+    f->r = A->ne[1];
+    f->K = A->ne[0];
+    f->N = B->ne[0] == A->ne[1] ? B->ne[1] : -1;   /* a rank mismatch reads as a shape mismatch */
+    f->scale = tk_lora_scale(l);
+    return true;
+}
+
+tk_weight_delta tk_lora_weight_delta(tk_lora *l) {
+    tk_weight_delta d = {.get = lora_delta_get, .ud = l};
+    return d;
+}
+
+tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p) {
+    if (!l) return tk_export_merged(m, NULL, out, p);
+    tk_weight_delta d = tk_lora_weight_delta(l);
+    return tk_export_merged(m, &d, out, p);
+}
+
+tk_status tk_adapter_merge(tk_model *m, tk_adapter_handle *h, const char *out, const tk_export_params *p) {
+    tk_lora *l = tk_adapter_handle_lora(h);
+    if (!l) return tk_fail(TK_ERR_ARG, "adapter merge: no adapter");
+    return tk_lora_export_merged(m, l, out, p);
+}

@@ -1,0 +1,101 @@
+/* The loop's parts: one optimizer step (gradient accumulation over micro-batches, the
+ * loss normalised by the step's target count), a validation pass (with the overfitting
+ * warning and early stopping) and a checkpoint. */
+#include "train/run.h"
+#include <math.h>
+
+double tk_run_epoch_progress(tk_run *r) {
+    if (r->rows_epoch == r->st.epoch && r->rows.n_rows > 0) return (double)r->st.epoch + (double)r->st.row / (double)r->rows.n_rows;
+    return (double)r->st.epoch;
+}
+
+tk_status tk_run_step(tk_run *r) {
+    tk_trainer_config *c = &r->c;
+    tk_status st = tk_run_rows(r, r->st.epoch);
+    if (st) return st;
+    int64_t per = (int64_t)c->batch_size * c->grad_accum;
+    int64_t n = r->rows.n_rows - r->st.row < per ? r->rows.n_rows - r->st.row : per;
+    int64_t W = tk_rows_targets(&r->train, &r->rows, r->st.row, n);
+    if (W <= 0) return tk_fail(TK_ERR_INTERNAL, "step %lld has no target tokens", (long long)r->st.step + 1);
+    double t0 = tk_time_s(), ls = 0, ws = 0;
+    int64_t toks = 0;
+    tk_params_zero_grad(r->ps);
+    for (int64_t k = 0; k < n; k += c->batch_size) {
+        int32_t nb = (int32_t)(n - k < c->batch_size ? n - k : c->batch_size);
+        if ((st = tk_batch_fill(&r->bb, &r->train, &r->rows, r->st.row + k, nb))) return st;
+        toks += r->bb.n_tokens;
+        if ((st = tk_train_step_fwd_bwd(r->tc, &r->bb.b, r->bb.target, NULL, (float)(1.0 / (double)W), &ls, &ws)))
+            return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
+    }
+    double gn = 0;
+    float lr = tk_lr_at(&r->opt, r->st.step);
+    tk_adamw_step(&r->opt, r->ps, r->st.step, &gn);
+    double dt = tk_time_s() - t0;
+    r->st.step++;
+    r->st.row += n;
+    if (r->st.row >= r->rows.n_rows) { r->st.epoch++; r->st.row = 0; }
+    r->st.counter = tk_train_counter(r->tc);
+    r->st.tokens_seen += toks;
+    r->st.elapsed_s += dt;
+    double loss = ls / ws;
+    r->st.train_loss_sum += ls;
+    r->st.train_weight_sum += ws;
+    r->steps_here++;
+    r->time_here += dt;
+    tk_train_event e = {.kind = TK_EV_STEP, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
+                        .n_epochs = r->n_epochs, .train_loss = loss, .lr = lr, .grad_norm = gn, .tokens = toks,
+                        .tokens_per_s = dt > 0 ? (double)toks / dt : 0, .step_s = dt, .elapsed_s = r->st.elapsed_s,
+                        .eta_s = (double)(r->st.total_steps - r->st.step) * (r->time_here / (double)r->steps_here),
+                        .peak_rss_mb = tk_peak_rss_mb()};
+    if (!isfinite(loss)) return tk_fail(TK_ERR_RANGE, "step %lld: the loss is %g (diverged; try a lower --lr)", (long long)r->st.step, loss);
+    if ((st = tk_metrics_write(&r->mx, &e, NULL))) return st;
+    tk_run_emit(r, &e);
+    return TK_OK;
+}
+
+tk_status tk_run_evaluate(tk_run *r) {
+    tk_eval_sums acc = {0};
+    double t0 = tk_time_s();
+    for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size) {
+        int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
+        tk_status st = tk_batch_fill(&r->bb, &r->val, &r->vrows, k, nb);
+        if (!st) st = tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
+        if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
+    }
+    double vl = acc.weight_sum > 0 ? acc.loss_sum / acc.weight_sum : NAN;
+    tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
+                        .n_epochs = r->n_epochs, .valid_loss = vl, .valid_ppl = exp(vl),
+                        .valid_acc = acc.n_tokens ? (double)acc.n_correct / (double)acc.n_tokens : NAN, .valid_tokens = acc.n_tokens,
+                        .elapsed_s = tk_time_s() - t0};
+    tk_status st = tk_metrics_write(&r->mx, &e, NULL);
+    if (st) return st;
+    tk_run_emit(r, &e);
+    /* overfitting: validation up while training down since the previous evaluation; said
+     * once per plateau (the first evaluation after the best), so noise does not repeat it */
+    double tr = r->st.train_weight_sum > 0 ? r->st.train_loss_sum / r->st.train_weight_sum : NAN;
+    if (vl < r->st.best_val) { r->st.best_val = vl; r->st.best_step = r->st.step; r->st.bad_evals = 0; }
+    else r->st.bad_evals++;
+    if (r->st.bad_evals == 1 && isfinite(r->st.prev_val) && isfinite(r->st.prev_train) && isfinite(tr) && vl > r->st.prev_val &&
+        tr < r->st.prev_train)
+        tk_run_emitf(r, TK_EV_WARNING, "warning", true, "validation loss rose from %.4f to %.4f while the training loss fell from %.4f to %.4f: "
+              "the model may be overfitting (fewer epochs, --patience, more data)", r->st.prev_val, vl, r->st.prev_train, tr);
+    if (isfinite(tr)) r->st.prev_train = tr;
+    r->st.prev_val = vl;
+    r->st.train_loss_sum = r->st.train_weight_sum = 0;
+    if (r->c.patience > 0 && r->st.bad_evals >= r->c.patience) {
+        r->st.stopped_early = true;
+        tk_run_emitf(r, TK_EV_INFO, "early_stop", true, "early stop: no validation improvement for %d evaluations (best %.4f at step %lld)",
+              r->st.bad_evals, r->st.best_val, (long long)r->st.best_step);
+    }
+    return TK_OK;
+}
+
+tk_status tk_run_save(tk_run *r) {
+    char *path = NULL;
+    tk_status st = tk_ckpt_save(r->c.out, r->ps, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
+    if (st) return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step);
+    tk_run_emitf(r, TK_EV_CHECKPOINT, "checkpoint", true, "%s", path);
+    free(path);
+    return TK_OK;
+}
+

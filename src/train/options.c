@@ -1,0 +1,386 @@
+/* The trainer's options as one declarative table (see trainer.h): each row names an
+ * option, its value kind, its default (as shown by --help), its range, its help text,
+ * whether a resume must match it, and the tk_trainer_config field it fills. Parsing
+ * (tk_trainer_config_set), the --help listing (tk_trainer_options), RUN/config.json (written
+ * by tk_trainer_config_json, read back by tk_trainer_config_apply_json) and the resume check
+ * (tk_trainer_config_diff) all walk this table: a new option is one row (plus its field). */
+#include "train/trainer.h"
+#include "core/core.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define F(field) offsetof(tk_trainer_config, field)
+
+static const char *method_name(int i) { return i == TK_TRAIN_LORA ? "lora" : i == TK_TRAIN_FULL ? "full" : NULL; }
+static const char *sched_name_i(int i) {
+    return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
+}
+static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUNT ? tk_data_format_name((tk_data_format)i) : NULL; }
+static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
+
+static tk_status check_template(const char *name, const char *v) {
+    if (tk_chat_family_from_name(v) == TK_CHAT_UNKNOWN)
+        return tk_fail(TK_ERR_ARG, "--%s: unknown family '%s' (choose from %s)", name, v, tk_chat_family_names());
+    return TK_OK;
+}
+
+static const tk_trainer_option k_opts[] = {
+    {"model", "PATH", "$TAKUMI_MODEL or models/SmolLM2-135M-Instruct.Q4_1.gguf",
+     "base model: GGUF file, HF folder (config.json + safetensors) or llama2.c checkpoint", .type = TK_OPT_STR, .offset = F(model)},
+    {"tokenizer", "PATH", "the model's", "tokenizer file to use instead of the model's own (llama2.c tokenizer.bin, tokenizer.json, .gguf)",
+     .type = TK_OPT_STR, .offset = F(tokenizer)},
+    {"data", "FILE", "(required)", "training data: JSONL/JSON in OpenAI chat, prompt/completion, Alpaca, ShareGPT or text format",
+     .type = TK_OPT_STR, .offset = F(data)},
+    {"format", "NAME", "auto", "data format: auto, chat, prompt_completion, alpaca, sharegpt, text", .type = TK_OPT_ENUM, .offset = F(format),
+     .resume = true, .n_values = TK_DATA_FORMAT_COUNT, .value_name = format_name, .value_parse = format_parse, .init = "auto"},
+    {"template", "NAME", "auto", "chat template family (default: recognised from the model)", .type = TK_OPT_STR, .offset = F(template_name),
+     .resume = true, .is_auto = true, .check = check_template},
+    {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
+     .type = TK_OPT_STR, .offset = F(out)},
+    {"method", "lora|full", "lora", "LoRA adapters on a frozen base, or full fine-tuning (f32 master weights)", .type = TK_OPT_ENUM,
+     .offset = F(method), .resume = true, .n_values = 2, .value_name = method_name, .init = "lora"},
+    {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
+    {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
+    {"lora-dropout", "X", "0.05", "dropout on the LoRA input, [0, 1)", .type = TK_OPT_F64, .offset = F(lora_dropout), .resume = true, .dlo = 0,
+     .dhi = 1, .below_hi = true, .init = "0.05"},
+    {"lora-targets", "LIST", "all", "linears to adapt: all, or a comma list of q,k,v,o,gate,up,down", .type = TK_OPT_TARGETS,
+     .offset = F(lora_targets), .resume = true, .init = "all"},
+    {"rslora", "", "off", "rank-stabilised LoRA: scale = alpha / sqrt(r)", .type = TK_OPT_BOOL, .offset = F(rslora), .resume = true},
+    {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
+     .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
+    {"epochs", "auto|N", "auto",
+     "passes over the data; auto: 3, more for < 34 examples (<= 25), fewer above 8333 (epochs x examples <= 25000)", .type = TK_OPT_I32,
+     .offset = F(epochs), .resume = true, .is_auto = true, .ilo = 1, .ihi = 100000},
+    {"batch-size", "auto|N", "auto", "rows per micro-batch; auto: 1 packed row (without packing: examples, see grad-accum)",
+     .type = TK_OPT_I32, .offset = F(batch_size), .resume = true, .is_auto = true, .ilo = 1, .ihi = 4096},
+    {"grad-accum", "auto|N", "auto", "micro-batches per optimizer step; auto: about min(256, examples x epochs) steps, <= 32 rows a step",
+     .type = TK_OPT_I32, .offset = F(grad_accum), .resume = true, .is_auto = true, .ilo = 1, .ihi = 1 << 20},
+    {"lr", "auto|X", "auto", "peak learning rate; auto: LoRA 1e-3, full fine-tuning 2e-5", .type = TK_OPT_F64, .offset = F(lr), .resume = true,
+     .is_auto = true, .dlo = 0, .dhi = 10, .auto_value = 0, .above_lo = true},
+    {"schedule", "NAME", "cosine", "learning-rate schedule after warmup: constant, linear or cosine (to 0)", .type = TK_OPT_ENUM,
+     .offset = F(schedule), .resume = true, .n_values = 3, .value_name = sched_name_i, .init = "cosine"},
+    {"warmup", "auto|X", "auto", "linear warmup: steps (>= 1) or a fraction of the steps (< 1); auto: 0.03", .type = TK_OPT_F64, .offset = F(warmup),
+     .resume = true, .is_auto = true, .dlo = 0, .dhi = 1e12, .auto_value = -1, .init = "auto"},
+    {"weight-decay", "X", "0", "AdamW decoupled weight decay (not applied to norms and biases)", .type = TK_OPT_F64, .offset = F(weight_decay),
+     .resume = true, .dlo = 0, .dhi = 10},
+    {"clip", "X", "1.0", "clip the global gradient norm to X (0: off)", .type = TK_OPT_F64, .offset = F(clip), .resume = true, .dlo = 0, .dhi = 1e9, .init = "1.0"},
+    {"max-seq-len", "auto|N", "auto", "tokens per example/row; longer examples are truncated (counted); auto: min(model context, 1024)",
+     .type = TK_OPT_I32, .offset = F(max_seq), .resume = true, .is_auto = true, .ilo = 2, .ihi = 1 << 24},
+    {"no-packing", "", "packing on", "one example per row (padding) instead of packing several into each row", .type = TK_OPT_BOOL,
+     .offset = F(packing), .resume = true, .negated = true, .json_key = "packing", .init = "false"},
+    {"pack-len", "auto|N", "auto", "tokens per packed row; auto: max-seq-len, shorter for small data so that steps stay many",
+     .type = TK_OPT_I32, .offset = F(pack_len), .resume = true, .is_auto = true, .ilo = 2, .ihi = 1 << 24},
+    {"train-on-prompt", "", "off", "loss on prompt tokens too (default: assistant tokens and their end-of-turn only)", .type = TK_OPT_BOOL,
+     .offset = F(train_on_prompt), .resume = true},
+    {"val", "FILE", "none", "validation data (same formats)", .type = TK_OPT_STR, .offset = F(val)},
+    {"val-split", "F", "0", "hold out this fraction of the training data for validation (deterministic from the seed)", .type = TK_OPT_F64,
+     .offset = F(val_split), .resume = true, .dlo = 0, .dhi = 1, .below_hi = true},
+    {"eval-every", "auto|N", "auto", "validate every N steps and at the end; auto: a tenth of the steps", .type = TK_OPT_I64, .offset = F(eval_every),
+     .is_auto = true, .ilo = 1, .ihi = INT64_MAX / 2},
+    {"patience", "N", "0 (off)", "stop when the validation loss has not improved for N evaluations", .type = TK_OPT_I32, .offset = F(patience),
+     .ilo = 0, .ihi = 1 << 30},
+    {"save-every", "auto|N", "auto", "checkpoint every N steps and at the end; auto: a tenth of the steps", .type = TK_OPT_I64, .offset = F(save_every),
+     .is_auto = true, .ilo = 1, .ihi = INT64_MAX / 2},
+    {"keep-checkpoints", "K", "2", "keep the newest K checkpoints (0: all)", .type = TK_OPT_I32, .offset = F(keep_checkpoints), .ilo = 0, .ihi = 1 << 30, .init = "2"},
+    {"resume", "", "off", "continue from the newest checkpoint in --out (exactly as if never interrupted)", .type = TK_OPT_BOOL, .offset = F(resume),
+     .not_saved = true},
+    {"max-steps", "N", "0 (none)", "stop after N optimizer steps (with --resume: N in total); also the schedule length", .type = TK_OPT_I64,
+     .offset = F(max_steps), .ilo = 0, .ihi = INT64_MAX / 2},
+    {"seed", "N", "42", "seed of LoRA initialisation, dropout, shuffling and the validation split", .type = TK_OPT_U64, .offset = F(seed), .resume = true, .init = "42"},
+    {"threads", "N", "0 (all cores)", "compute threads (results are bit-identical for a given thread count)", .type = TK_OPT_I32, .offset = F(threads),
+     .ilo = 0, .ihi = 4096},
+    {"recompute", "", "off", "recompute activations in the backward (less memory, more time)", .type = TK_OPT_BOOL, .offset = F(recompute)},
+    {"samples", "N", "3", "validation prompts answered before and after training in the report", .type = TK_OPT_I32, .offset = F(samples), .ilo = 0,
+     .ihi = 100, .init = "3"},
+    {"sample-tokens", "N", "64", "tokens generated per sample (greedy)", .type = TK_OPT_I32, .offset = F(sample_tokens), .ilo = 1, .ihi = 4096, .init = "64"},
+};
+#define N_OPTS ((int)(sizeof k_opts / sizeof k_opts[0]))
+
+const tk_trainer_option *tk_trainer_options(int *n) {
+    *n = N_OPTS;
+    return k_opts;
+}
+
+const tk_trainer_option *tk_trainer_option_find(const char *name) {
+    for (int i = 0; i < N_OPTS; i++)
+        if (!strcmp(k_opts[i].name, name) || (k_opts[i].json_key && !strcmp(k_opts[i].json_key, name))) return &k_opts[i];
+    return NULL;
+}
+
+/* The option's key in config.json. */
+static const char *json_key(const tk_trainer_option *o) { return o->json_key ? o->json_key : o->name; }
+
+tk_trainer_config tk_trainer_config_default(void) {
+    tk_trainer_config c;
+    memset(&c, 0, sizeof c);   /* options without an init value default to zero / NULL / false */
+    for (int i = 0; i < N_OPTS; i++)
+        if (k_opts[i].init && tk_trainer_config_set(&c, k_opts[i].name, k_opts[i].init) != TK_OK) tk_clear_error();   /* cannot fail: tested */
+    return c;
+}
+
+#define FIELD(c, o, T) ((T *)((char *)(c) + (o)->offset))
+#define CFIELD(c, o, T) ((const T *)((const char *)(c) + (o)->offset))
+
+void tk_trainer_config_free(tk_trainer_config *c) {
+    if (!c) return;
+    for (int i = 0; i < N_OPTS; i++)
+        if (k_opts[i].type == TK_OPT_STR) { char **s = FIELD(c, &k_opts[i], char *); free(*s); *s = NULL; }
+}
+
+tk_status tk_trainer_config_copy(tk_trainer_config *dst, const tk_trainer_config *src) {
+    *dst = *src;
+    for (int i = 0; i < N_OPTS; i++)
+        if (k_opts[i].type == TK_OPT_STR) *FIELD(dst, &k_opts[i], char *) = NULL;
+    for (int i = 0; i < N_OPTS; i++) {
+        if (k_opts[i].type != TK_OPT_STR) continue;
+        const char *s = *CFIELD(src, &k_opts[i], char *);
+        if (s && !(*FIELD(dst, &k_opts[i], char *) = tk_strdup(s))) { tk_trainer_config_free(dst); return TK_ERR_NOMEM; }
+    }
+    return TK_OK;
+}
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+static const char *const k_short_targets[TK_LIN_COUNT] = {"q", "k", "v", "o", "gate", "up", "down"};
+
+static tk_status parse_targets(const char *name, const char *v, uint32_t *out) {
+    if (!strcmp(v, "all")) { *out = TK_LORA_ALL_TARGETS; return TK_OK; }
+    uint32_t m = 0;
+    const char *p = v;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        int found = -1;
+        for (int i = 0; i < TK_LIN_COUNT; i++) {
+            const char *ln = tk_linear_name((tk_linear_id)i);   /* "q_proj", … */
+            if ((strlen(k_short_targets[i]) == n && !strncmp(p, k_short_targets[i], n)) || (strlen(ln) == n && !strncmp(p, ln, n)))
+                found = i;
+        }
+        if (found < 0) return tk_fail(TK_ERR_ARG, "--%s: unknown linear '%.*s' (choose from q,k,v,o,gate,up,down or all)", name, (int)n, p);
+        m |= 1u << found;
+        p += n;
+        if (*p == ',') p++;
+    }
+    if (!m) return tk_fail(TK_ERR_ARG, "--%s: empty list", name);
+    *out = m;
+    return TK_OK;
+}
+
+static void targets_text(uint32_t m, char *buf, size_t n) {
+    if (m == TK_LORA_ALL_TARGETS) { snprintf(buf, n, "all"); return; }
+    buf[0] = 0;
+    for (int i = 0; i < TK_LIN_COUNT; i++)
+        if (m & (1u << i)) { size_t l = strlen(buf); snprintf(buf + l, n - l, "%s%s", l ? "," : "", k_short_targets[i]); }
+}
+
+static tk_status parse_bool(const char *name, const char *v, bool *out) {
+    if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "on")) { *out = true; return TK_OK; }
+    if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "off")) { *out = false; return TK_OK; }
+    return tk_fail(TK_ERR_ARG, "--%s: '%s' is not true or false", name, v);
+}
+
+static tk_status parse_enum(const tk_trainer_option *o, const char *v, int *out) {
+    int k = -1;
+    if (o->value_parse) k = o->value_parse(v);
+    else
+        for (int i = 0; i < o->n_values && k < 0; i++) if (!strcmp(v, o->value_name(i))) k = i;
+    if (k >= 0) { *out = k; return TK_OK; }
+    tk_buf list = {0};
+    for (int i = 0; i < o->n_values; i++)
+        tk_buf_printf(&list, "%s%s", i == 0 ? "" : i == o->n_values - 1 ? " or " : ", ", o->value_name(i));
+    tk_status st = tk_fail(TK_ERR_ARG, "--%s: '%s' is not %s", o->name, v, list.data ? list.data : "known");
+    tk_buf_free(&list);
+    return st;
+}
+
+static tk_status parse_int(const tk_trainer_option *o, const char *v, int64_t *out) {
+    if (o->is_auto && !strcmp(v, "auto")) { *out = 0; return TK_OK; }
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || x < o->ilo || x > o->ihi)
+        return tk_fail(TK_ERR_ARG, "--%s: '%s' is not %s between %lld and %lld", o->name, v, o->is_auto ? "auto or an integer" : "an integer",
+                       (long long)o->ilo, (long long)o->ihi);
+    *out = x;
+    return TK_OK;
+}
+
+static tk_status parse_double(const tk_trainer_option *o, const char *v, double *out) {
+    if (o->is_auto && !strcmp(v, "auto")) { *out = o->auto_value; return TK_OK; }
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || *end || !isfinite(x) || x < o->dlo || x > o->dhi)
+        return tk_fail(TK_ERR_ARG, "--%s: '%s' is not %s between %g and %g", o->name, v, o->is_auto ? "auto or a number" : "a number",
+                       o->dlo, o->dhi);
+    if (o->below_hi && x >= o->dhi) return tk_fail(TK_ERR_ARG, "--%s: %g must be below %g", o->name, x, o->dhi);
+    if (o->above_lo && x <= o->dlo) return tk_fail(TK_ERR_ARG, "--%s: must be above %g%s", o->name, o->dlo, o->is_auto ? " (or auto)" : "");
+    *out = x;
+    return TK_OK;
+}
+
+tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *v) {
+    const tk_trainer_option *o = tk_trainer_option_find(name);
+    if (!o) return tk_fail(TK_ERR_ARG, "unknown option --%s ('takumi train --help' lists the options)", name);
+    if (o->type == TK_OPT_BOOL) {
+        bool b = false;
+        tk_status st = parse_bool(name, v, &b);
+        /* --no-packing sets packing off; config.json's "packing" key carries the field itself */
+        if (!st) *FIELD(c, o, bool) = (o->negated && strcmp(name, json_key(o)) != 0) ? !b : b;
+        return st;
+    }
+    if (!v || !*v) return tk_fail(TK_ERR_ARG, "--%s needs a value", name);
+    tk_status st = TK_OK;
+    int64_t i = 0;
+    double d = 0;
+    switch (o->type) {
+    case TK_OPT_STR: {
+        char **dst = FIELD(c, o, char *);
+        if (o->is_auto && !strcmp(v, "auto")) { free(*dst); *dst = NULL; return TK_OK; }
+        if (o->check && (st = o->check(name, v))) return st;
+        char *s = tk_strdup(v);
+        if (!s) return TK_ERR_NOMEM;
+        free(*dst);
+        *dst = s;
+        return TK_OK;
+    }
+    case TK_OPT_ENUM: {
+        int k = 0;
+        if (!(st = parse_enum(o, v, &k))) *FIELD(c, o, int) = k;
+        return st;
+    }
+    case TK_OPT_TARGETS: return parse_targets(name, v, FIELD(c, o, uint32_t));
+    case TK_OPT_I32: if (!(st = parse_int(o, v, &i))) *FIELD(c, o, int32_t) = (int32_t)i; return st;
+    case TK_OPT_I64: if (!(st = parse_int(o, v, &i))) *FIELD(c, o, int64_t) = i; return st;
+    case TK_OPT_F64: if (!(st = parse_double(o, v, &d))) *FIELD(c, o, double) = d; return st;
+    case TK_OPT_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (errno || *end || *v == '-') return tk_fail(TK_ERR_ARG, "--%s: '%s' is not a non-negative integer", name, v);
+        *FIELD(c, o, uint64_t) = x;
+        return TK_OK;
+    }
+    case TK_OPT_BOOL: break;
+    }
+    return tk_fail(TK_ERR_INTERNAL, "--%s: option of unknown kind", name);
+}
+
+/* ---- config.json -------------------------------------------------------------------- */
+
+void tk_json_string(tk_buf *b, const char *v) {
+    if (!v) { tk_buf_append(b, "null", 4); return; }
+    tk_buf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\') { char e[2] = {'\\', (char)*p}; tk_buf_append(b, e, 2); }
+        else if (*p < 0x20) tk_buf_printf(b, "\\u%04x", *p);
+        else tk_buf_append(b, p, 1);
+    }
+    tk_buf_append(b, "\"", 1);
+}
+
+/* One option's value as config.json holds it: "auto" for unresolved autos, numbers, strings,
+ * booleans; the seed as a decimal string (a JSON number would lose its low bits). */
+static void value_json(const tk_trainer_config *c, const tk_trainer_option *o, tk_buf *b) {
+    char tmp[64];
+    switch (o->type) {
+    case TK_OPT_STR: {
+        const char *s = *CFIELD(c, o, char *);
+        tk_json_string(b, !s && o->is_auto ? "auto" : s);
+        break;
+    }
+    case TK_OPT_ENUM: tk_json_string(b, o->value_name(*CFIELD(c, o, int))); break;
+    case TK_OPT_TARGETS: targets_text(*CFIELD(c, o, uint32_t), tmp, sizeof tmp); tk_json_string(b, tmp); break;
+    case TK_OPT_BOOL: tk_buf_printf(b, "%s", *CFIELD(c, o, bool) ? "true" : "false"); break;
+    case TK_OPT_I32:
+        if (o->is_auto && *CFIELD(c, o, int32_t) == 0) tk_json_string(b, "auto");
+        else tk_buf_printf(b, "%d", *CFIELD(c, o, int32_t));
+        break;
+    case TK_OPT_I64:
+        if (o->is_auto && *CFIELD(c, o, int64_t) == 0) tk_json_string(b, "auto");
+        else tk_buf_printf(b, "%lld", (long long)*CFIELD(c, o, int64_t));
+        break;
+    case TK_OPT_F64:
+        if (o->is_auto && *CFIELD(c, o, double) == o->auto_value) tk_json_string(b, "auto");
+        else tk_buf_printf(b, "%.17g", *CFIELD(c, o, double));
+        break;
+    case TK_OPT_U64: snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)*CFIELD(c, o, uint64_t)); tk_json_string(b, tmp); break;
+    }
+}
+
+tk_status tk_trainer_config_json(const tk_trainer_config *c, tk_buf *b) {
+    tk_buf_append(b, "{", 1);
+    bool first = true;
+    for (int i = 0; i < N_OPTS; i++) {
+        if (k_opts[i].not_saved) continue;
+        tk_buf_printf(b, "%s\"%s\":", first ? "" : ",", json_key(&k_opts[i]));
+        value_json(c, &k_opts[i], b);
+        first = false;
+    }
+    tk_buf_append(b, "}", 1);
+    return b->data ? TK_OK : TK_ERR_NOMEM;
+}
+
+tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk_buf *out) {
+    const tk_trainer_option *o = tk_trainer_option_find(name);
+    if (!o) return tk_fail(TK_ERR_ARG, "unknown option --%s ('takumi train --help' lists the options)", name);
+    if (o->type == TK_OPT_BOOL) {   /* --no-packing reads as the flag, "packing" as the field */
+        bool b = *CFIELD(c, o, bool);
+        if (o->negated && strcmp(name, json_key(o)) != 0) b = !b;
+        return tk_buf_printf(out, "%s", b ? "true" : "false");
+    }
+    tk_buf j = {0};
+    value_json(c, o, &j);
+    if (!j.data) return TK_ERR_NOMEM;
+    tk_status st;
+    if (!strcmp(j.data, "null")) st = tk_buf_append(out, "", 0);   /* unset */
+    else if (j.data[0] == '"') {
+        cJSON *s = cJSON_Parse(j.data);
+        st = s && cJSON_IsString(s) ? tk_buf_append(out, s->valuestring, strlen(s->valuestring)) : TK_ERR_NOMEM;
+        cJSON_Delete(s);
+    } else st = tk_buf_append(out, j.data, j.len);
+    tk_buf_free(&j);
+    return st;
+}
+
+tk_status tk_trainer_config_apply_json(tk_trainer_config *c, const char *json, const char *where) {
+    cJSON *obj = cJSON_Parse(json);
+    if (!obj || !cJSON_IsObject(obj)) { cJSON_Delete(obj); return tk_fail(TK_ERR_FORMAT, "%s: not a JSON object", where); }
+    tk_status st = TK_OK;
+    char num[64];
+    for (const cJSON *e = obj->child; e && !st; e = e->next) {
+        const tk_trainer_option *o = tk_trainer_option_find(e->string);
+        /* unknown keys (the "info" object…) are informational; resume is the caller's choice */
+        if (!o || o->not_saved || cJSON_IsNull(e)) continue;
+        const char *v = NULL;
+        if (cJSON_IsString(e)) v = e->valuestring;
+        else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
+        else if (cJSON_IsNumber(e)) { snprintf(num, sizeof num, "%.17g", e->valuedouble); v = num; }
+        else continue;
+        st = tk_trainer_config_set(c, e->string, v);
+    }
+    cJSON_Delete(obj);
+    return st ? tk_fail_ctx(st, "%s: ", where) : TK_OK;
+}
+
+tk_status tk_trainer_config_diff(const char *saved, const char *now, tk_buf *diff) {
+    cJSON *a = cJSON_Parse(saved), *b = cJSON_Parse(now);
+    tk_status st = a && b ? TK_OK : tk_fail(TK_ERR_FORMAT, "the saved configuration is not JSON");
+    for (int i = 0; i < N_OPTS && !st; i++) {
+        if (!k_opts[i].resume) continue;
+        const char *key = json_key(&k_opts[i]);
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, key), *y = cJSON_GetObjectItemCaseSensitive(b, key);
+        if (x && y && cJSON_Compare(x, y, true)) continue;
+        char *xs = x ? cJSON_PrintUnformatted(x) : NULL, *ys = y ? cJSON_PrintUnformatted(y) : NULL;
+        st = tk_buf_printf(diff, "\n  --%s: checkpoint %s, now %s", key, xs ? xs : "(none)", ys ? ys : "(none)");
+        free(xs); free(ys);
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return st;
+}
+
+int tk_trainer_auto_epochs(uint64_t n) { return tk_data_auto_epochs(n); }

@@ -1,0 +1,82 @@
+/* One training run in progress: the state the trainer's parts share (trainer.c drives
+ * them in order). Internal to src/train/.
+ *
+ *   plan.c         load the model and data, resolve the auto options, plan the epochs
+ *   run_folder.c   RUN/config.json, the resume checks, "is this folder already a run"
+ *   loop.c         one optimizer step, a validation pass, a checkpoint
+ *   samples.c      prompts answered before/after training, RUN/samples.json
+ *   adapter_out.c  RUN/adapter/ and RUN/adapter.gguf
+ *   run_report.c   RUN/report.html's summary and data tables */
+#ifndef TK_TRAIN_RUN_H
+#define TK_TRAIN_RUN_H
+#include "train/trainer.h"
+#include "train/batch.h"
+#include "train/checkpoint.h"
+#include "core/core.h"
+
+typedef struct tk_run {
+    tk_trainer_config c;          /* resolved copy */
+    tk_train_event_fn fn; void *ud;
+    tk_train_control *ctl;        /* pause / cancel requests (may be NULL) */
+    tk_model *m;
+    const tk_tokenizer *tok;
+    tk_chat_family fam;
+    tk_sft_params sp, sample_sp;  /* data parameters; those of the file the sample prompts come from */
+    tk_sft_data train, val;
+    bool has_val;
+    const char *sample_path;      /* file the sample prompts come from */
+    uint64_t *sample_lines; int32_t n_sample_lines;
+    tk_train_ctx *tc;
+    tk_param_set *ps;
+    tk_adamw opt;
+    tk_train_state st;
+    int64_t n_epochs;             /* planned */
+    int64_t *epoch_rows;          /* rows per planned epoch */
+    tk_rows rows; int64_t rows_epoch;
+    tk_rows vrows;
+    int32_t max_cols;             /* longest row a micro-batch can have */
+    tk_batch_buf bb;
+    tk_metrics mx;
+    tk_buf config_json;           /* resolved configuration + info */
+    char *path_metrics, *path_config, *path_samples, *path_report;
+    int64_t steps_here; double time_here;   /* steps and step time in this process (ETA) */
+    tk_sft_prompt *prompts; int32_t n_prompts;
+    char **before, **after;
+} tk_run;
+
+
+/* Reports e to the run's callback. */
+void tk_run_emit(tk_run *r, tk_train_event *e);
+/* Reports a message event (also written to metrics.jsonl as event_name when log). */
+void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool log, const char *fmt, ...) TK_PRINTF(5, 6);
+
+/* plan.c */
+tk_status tk_run_load_inputs(tk_run *r);
+tk_status tk_run_plan(tk_run *r);
+/* Makes r->rows the rows of `epoch` (shuffled, packed; computed once per epoch). */
+tk_status tk_run_rows(tk_run *r, int64_t epoch);
+
+/* run_folder.c */
+bool tk_run_folder_in_use(const char *out);
+tk_status tk_run_config_json(tk_run *r);
+tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where);
+/* Fresh start or resume from the newest checkpoint (*resumed says which); opens metrics.jsonl
+ * and writes config.json. */
+tk_status tk_run_open(tk_run *r, bool *resumed);
+
+/* loop.c */
+double tk_run_epoch_progress(tk_run *r);
+tk_status tk_run_step(tk_run *r);
+tk_status tk_run_evaluate(tk_run *r);
+tk_status tk_run_save(tk_run *r);
+
+/* samples.c */
+tk_status tk_run_answer_all(tk_run *r, char ***out);
+void tk_run_free_answers(char **a, int32_t n);
+tk_status tk_run_write_samples(tk_run *r);
+tk_status tk_run_read_before(tk_run *r);
+
+/* adapter_out.c, run_report.c */
+tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);
+tk_status tk_run_write_report(tk_run *r);
+#endif

@@ -1,0 +1,103 @@
+/* The run folder: whether --out already holds a run, RUN/config.json (the resolved
+ * options plus an "info" object), and starting fresh or resuming from the newest
+ * checkpoint after checking that the options and the data are the checkpoint's. */
+#include "train/run.h"
+#include <cjson/cJSON.h>
+#include <sys/stat.h>
+
+bool tk_run_folder_in_use(const char *out) {
+    char *p = tk_path_join(out, "checkpoints");
+    char *q = tk_path_join(out, "metrics.jsonl");
+    struct stat sb;
+    bool has = (p && stat(p, &sb) == 0) || (q && stat(q, &sb) == 0 && sb.st_size > 0);
+    free(p); free(q);
+    return has;
+}
+
+tk_status tk_run_config_json(tk_run *r) {
+    tk_buf *b = &r->config_json;
+    b->len = 0;
+    tk_status st = tk_trainer_config_json(&r->c, b);
+    if (st) return st;
+    b->len--;   /* reopen the object for the informational entries */
+    const tk_model_config *mc = tk_model_get_config(r->m);
+    tk_buf_printf(b, ",\"info\":{\"takumi\":\"%s\",\"model_name\":", TK_VERSION);
+    tk_json_string(b, mc->name);
+    tk_buf_printf(b, ",\"model_params\":%lld,\"template\":\"%s\",\"data_format\":\"%s\",\"train_examples\":%lld,\"valid_examples\":%lld,"
+                     "\"train_tokens\":%llu,\"train_target_tokens\":%llu,\"truncated_examples\":%llu,\"skipped_examples\":%llu,"
+                     "\"truncated_target_tokens\":%llu,\"data_hash\":\"%016llx\",\"total_steps\":%lld,\"threads\":%d,"
+                     "\"trainable_params\":%lld}}",
+                  (long long)tk_model_n_params(r->m), tk_chat_family_name(r->fam), tk_data_format_name(r->train.format), (long long)r->train.n,
+                  (long long)(r->has_val ? r->val.n : 0), (unsigned long long)r->train.stats.n_tokens,
+                  (unsigned long long)r->train.stats.n_targets, (unsigned long long)r->train.stats.n_truncated,
+                  (unsigned long long)r->train.stats.n_skipped, (unsigned long long)r->train.stats.targets_cut,
+                  (unsigned long long)r->st.data_hash, (long long)r->st.total_steps, tk_get_threads(), (long long)r->ps->total);
+    return b->data ? TK_OK : TK_ERR_NOMEM;
+}
+
+/* On resume: the options that shape the trajectory must equal the checkpoint's. */
+tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where) {
+    tk_buf diff = {0};
+    tk_status st = tk_trainer_config_diff(saved, r->config_json.data, &diff);
+    if (st) { tk_buf_free(&diff); return tk_fail_ctx(st, "%s: ", where); }
+    cJSON *a = cJSON_Parse(saved), *b = cJSON_Parse(r->config_json.data);
+    if (!st) {
+        const cJSON *ia = cJSON_GetObjectItemCaseSensitive(a, "info"), *ib = cJSON_GetObjectItemCaseSensitive(b, "info");
+        const cJSON *pa = cJSON_GetObjectItemCaseSensitive(ia, "model_params"), *pb = cJSON_GetObjectItemCaseSensitive(ib, "model_params");
+        if (pa && pb && !cJSON_Compare(pa, pb, true)) tk_buf_printf(&diff, "\n  model: another model (parameter count differs)");
+        const cJSON *ta = cJSON_GetObjectItemCaseSensitive(ia, "threads"), *tb = cJSON_GetObjectItemCaseSensitive(ib, "threads");
+        if (!diff.len && ta && tb && !cJSON_Compare(ta, tb, true))
+            tk_run_emitf(r, TK_EV_WARNING, "warning", false, "resuming with %d threads instead of %d: the losses will match the uninterrupted run "
+                  "only up to float rounding", (int)tb->valuedouble, (int)ta->valuedouble);
+    }
+    if (!st && diff.len)
+        st = tk_fail(TK_ERR_ARG, "cannot resume from %s: the run's options differ from the checkpoint's:%s\n  (resume with the original "
+                     "options, or start a new run in another --out folder)", where, diff.data);
+    tk_buf_free(&diff);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return st;
+}
+
+
+tk_status tk_run_open(tk_run *r, bool *resumed_out) {
+    tk_trainer_config *c = &r->c;
+    tk_status st = TK_OK;
+    /* fresh start or resume */
+    char *ck = NULL;
+    bool resumed = false;
+    if (c->resume) {
+        st = tk_ckpt_latest(c->out, &ck);
+        if (st == TK_ERR_NOT_FOUND) {
+            tk_clear_error();
+            st = TK_OK;
+            tk_run_emitf(r, TK_EV_INFO, "resume", false, "no checkpoint in %s/checkpoints yet: starting from the beginning", c->out);
+        } else if (!st) {
+            char *saved = NULL;
+            tk_train_state s2;
+            st = tk_ckpt_load(ck, r->ps, &s2, &saved);
+            if (!st && saved) st = tk_run_check_resume(r, saved, ck);
+            free(saved);
+            if (!st && s2.data_hash != r->st.data_hash)
+                st = tk_fail(TK_ERR_ARG, "cannot resume from %s: the training data differs from the checkpoint's (tokenized data hash)", ck);
+            if (!st) {
+                int64_t total = r->st.total_steps;
+                r->st = s2;
+                r->st.total_steps = total;
+                if (r->st.done && r->st.step < total && !r->st.stopped_early) r->st.done = false;   /* --max-steps raised */
+                tk_train_set_counter(r->tc, r->st.counter);
+                resumed = true;
+            }
+        }
+        if (st) { free(ck); return st; }
+    }
+    if ((st = tk_metrics_truncate(r->path_metrics, resumed ? r->st.step : -1))) { free(ck); return st; }
+    if ((st = tk_metrics_open(&r->mx, r->path_metrics))) { free(ck); return st; }
+    if (resumed) tk_run_emitf(r, TK_EV_INFO, "resume", true, "resumed from %s (step %lld)", ck, (long long)r->st.step);
+    free(ck);
+    /* config.json: the resolved configuration, written once the run is known to be consistent */
+    if ((st = tk_write_file_atomic(r->path_config, r->config_json.data, r->config_json.len))) return st;
+
+    *resumed_out = resumed;
+    return TK_OK;
+}
