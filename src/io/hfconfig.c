@@ -182,7 +182,10 @@ static tk_status hf_block_features(const cJSON *root, const char *file, const tk
         if ((s = hf_opt_float(root, file, caps[i], &f)) != TK_OK) return s;
         if (f > 0) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s = %g is not supported", file, caps[i], (double)f);
     }
-    if ((s = hf_opt_float(root, file, "partial_rotary_factor", &f)) != TK_OK) return s;
+    const cJSON *rpar = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if ((s = hf_opt_float(cJSON_IsObject(rpar) && cJSON_GetObjectItemCaseSensitive(rpar, "partial_rotary_factor") ? rpar : root,
+                          file, "partial_rotary_factor", &f)) != TK_OK)
+        return s;
     if (f > 0 && f != 1.0f) return tk_fail(TK_ERR_UNSUPPORTED, "%s: partial_rotary_factor = %g (partial rotary embeddings) is not supported", file, (double)f);
     int64_t v;
     if (arch == &tk_arch_gemma3) {

@@ -1,6 +1,8 @@
 /* Lookup of architecture descriptions (src/model/arch.h) by takumi name, GGUF
  * general.architecture, or HF class / model_type. */
 #include "model/arch.h"
+#include "io/hfconfig.h"
+#include <stdio.h>
 #include <string.h>
 
 static const tk_arch *const k_all[] = {&tk_arch_llama, &tk_arch_mistral, &tk_arch_qwen2, &tk_arch_qwen3, &tk_arch_gemma3, &tk_arch_phi3};
@@ -33,4 +35,14 @@ const tk_arch *tk_arch_by_hf(const char *hf_class, const char *model_type) {
 
 const char *tk_arch_list(void) {
     return "llama (Llama 2/3, TinyLlama, SmolLM2), mistral, qwen2, qwen3, gemma3, phi3";
+}
+
+const char *tk_arch_hf_weight_name(const tk_arch *a, char *buf, size_t n, const char *key, int layer) {
+    if (!buf || !key || !n) return NULL;
+    for (const tk_arch_name *o = a ? a->hf_names : NULL; o && o->key && layer >= 0; o++)
+        if (!strcmp(o->key, key)) {
+            int w = snprintf(buf, n, "model.layers.%d.%s", layer, o->hf);
+            return w >= 0 && (size_t)w < n ? buf : NULL;
+        }
+    return tk_hf_weight_name(buf, n, key, layer);
 }

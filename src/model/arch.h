@@ -54,6 +54,10 @@ typedef struct tk_arch {
 const tk_arch *tk_arch_by_name(const char *name);
 const tk_arch *tk_arch_by_gguf(const char *gguf_arch);
 const tk_arch *tk_arch_by_hf(const char *hf_class, const char *model_type);
+/* The HF name of a weight key (as tk_hf_weight_name: "attn_q.weight", layer 3 ->
+ * "model.layers.3.self_attn.q_proj.weight") in family a (NULL = the generic table), with
+ * the family's overrides (Gemma's norms, Phi-3's fused weights). Returns buf or NULL. */
+const char *tk_arch_hf_weight_name(const tk_arch *a, char *buf, size_t n, const char *key, int layer);
 /* "llama, mistral, qwen2, …" for messages. */
 const char *tk_arch_list(void);
 

@@ -25,13 +25,7 @@ static const tk_tensor_ref *hf_find(void *ctx, const char *gguf_name, char *fnam
         k = end + 1;
     }
     snprintf(key, sizeof key, "%s", k);
-    const char *over = NULL; /* the family's own HF name for this key (Gemma's norms, Phi-3's fused weights) */
-    for (const tk_arch_name *a = hc->arch ? hc->arch->hf_names : NULL; a && a->key; a++)
-        if (layer >= 0 && !strcmp(a->key, key)) over = a->hf;
-    if (over) {
-        int w = snprintf(fname, n, "model.layers.%d.%s", layer, over);
-        if (w < 0 || (size_t)w >= n) return NULL;
-    } else if (!tk_hf_weight_name(fname, n, key, layer)) return NULL;
+    if (!tk_arch_hf_weight_name(hc->arch, fname, n, key, layer)) return NULL;
     const tk_tensor_ref *r = tk_st_find(st, fname);
     if (!r && !strncmp(fname, "model.", 6)) r = tk_st_find(st, fname + 6);
     return r;
