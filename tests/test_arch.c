@@ -3,11 +3,17 @@
  * 2 x 12 batch, the same rows packed two examples per row and with padding, greedy
  * continuation through a KV-cache session (prefill + decode) equal to generate(do_sample=
  * False), and the gradients of full fine-tuning and of LoRA (PEFT's modules of the family:
- * Phi-3's fused qkv_proj / gate_up_proj) against PyTorch autograd. Prints the max relative
+ * Phi-3's fused qkv_proj / gate_up_proj) against PyTorch autograd. The same for the GGUF
+ * forms of Qwen3 and Phi-3 (model.gguf, llama.cpp names and metadata); an export to an HF
+ * folder reloads to the same logits (Gemma's norms go back to w of (1 + w)); a trained
+ * adapter written as PEFT and as GGUF reloads to the same logits. Prints the max relative
  * error (max |a - b| / max |b|) of each. */
 #include "test.h"
 #include "train/step.h"
 #include "model/llama.h"
+#include "model/export.h"
+#include "peft/adapter_io.h"
+#include <sys/stat.h>
 
 static const float *fx(const tk_safetensors *st, const char *name, int64_t n, tk_dtype dt) {
     const tk_tensor_ref *t = tk_st_find(st, name);
@@ -97,6 +103,48 @@ static void check_forward(tk_model *m, const tk_safetensors *st, const char *nam
 
 typedef struct ref_batch { tk_batch b; const int32_t *target; const float *weight; double wsum; } ref_batch;
 
+/* Logits of batch b into a new buffer (NULL on failure). */
+static float *logits_of(tk_model *m, const tk_batch *b) {
+    int64_t T = (int64_t)b->n_rows * b->n_cols, V = tk_model_get_config(m)->n_vocab;
+    float *lg = malloc((size_t)(T * V) * sizeof(float));
+    tk_forward *f = NULL;
+    CHECK_OK(tk_forward_new(m, b->n_rows, b->n_cols, 0, &f));
+    if (!f || !lg || tk_forward_run(f, b, NULL, T, lg) != TK_OK) { free(lg); lg = NULL; }
+    tk_forward_free(f);
+    return lg;
+}
+
+/* The trained LoRA (tc's hook on m) saved as PEFT and as GGUF, reloaded onto m: same logits. */
+static void adapter_roundtrip(tk_model *m, tk_train_ctx *tc, ref_batch *rb, const char *name) {
+    int64_t n = (int64_t)rb->b.n_rows * rb->b.n_cols * tk_model_get_config(m)->n_vocab;
+    float *want = logits_of(m, &rb->b);
+    char dir[128], gg[160];
+    snprintf(dir, sizeof dir, "/tmp/takumi_test_arch_%d_%s_peft", (int)getpid(), name);
+    snprintf(gg, sizeof gg, "/tmp/takumi_test_arch_%d_%s.gguf", (int)getpid(), name);
+    CHECK_OK(tk_adapter_save_peft(tk_train_lora(tc), m, dir, NULL));
+    CHECK_OK(tk_adapter_save_gguf(tk_train_lora(tc), m, gg));
+    tk_adapter_hook train_hook = tk_lora_hook(tk_train_lora(tc));
+    const char *paths[2] = {dir, gg};
+    double worst = 0;
+    for (int i = 0; i < 2 && want; i++) {
+        tk_model_set_adapter(m, NULL);
+        tk_adapter_handle *h = NULL;
+        CHECK_OK(tk_adapter_apply(m, paths[i], &h));
+        float *got = h ? logits_of(m, &rb->b) : NULL;
+        if (got) worst = fmax(worst, rel_err(got, want, n));
+        CHECK(got != NULL, "%s adapter %s: forward", name, paths[i]);
+        free(got);
+        if (h) tk_adapter_detach(m, h);
+    }
+    tk_model_set_adapter(m, &train_hook); /* the training context's own hook again */
+    printf("  %s adapter written as PEFT and GGUF, reloaded: logits max rel err %.2e\n", name, worst);
+    CHECK(worst <= 1e-5, "%s adapter roundtrip logits: %.3e", name, worst);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", dir, gg);
+    CHECK(system(cmd) == 0, "cleanup");
+    free(want);
+}
+
 static double grads(tk_train_ctx *tc, ref_batch *rb) {
     tk_params_zero_grad(tk_train_param_set(tc));
     double ls = 0, ws = 0;
@@ -148,6 +196,7 @@ static void check_training(tk_model *m, const tk_safetensors *st, const char *na
         printf("  %s LoRA%s: loss %.7f (torch %.7f), %lld gradients: max rel err %.2e\n", name, how, loss, ref,
                (long long)ps->n, worst);
         CHECK(fabs(loss - ref) <= 1e-5 * ref, "%s LoRA loss %.7f vs %.7f", name, loss, ref);
+        if (!recompute) adapter_roundtrip(m, tc, &rb, name);
         tk_train_ctx_free(tc);
     }
 
@@ -183,27 +232,55 @@ static void check_training(tk_model *m, const tk_safetensors *st, const char *na
     }
 }
 
-static void one(const char *name, const char *hf_arch) {
-    char dir[256], ref[300];
-    snprintf(dir, sizeof dir, "tests/fixtures/arch/%s", name);
-    snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
+/* Loads path, checks its family and runs the forward checks (and the training checks when train). */
+static tk_model *load_checked(const char *path, const tk_safetensors *st, const char *name, const char *what, bool train) {
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer = TK_TOKENIZER_NONE;
     tk_model *m = NULL;
-    tk_safetensors *st = NULL;
-    CHECK_OK(tk_model_load(dir, &mp, &m));
-    CHECK_OK(tk_st_open(ref, &st));
-    if (m && st) {
-        const tk_model_config *c = tk_model_get_config(m);
-        printf("%s (%s): C %d, L %d, H %d/%d, D %d, F %d\n", name, hf_arch, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
-               c->head_dim, c->hidden_dim);
-        CHECK(!strcmp(c->arch, name), "arch %s", c->arch);
-        check_forward(m, st, name);
+    CHECK_OK(tk_model_load(path, &mp, &m));
+    if (!m) return NULL;
+    const tk_model_config *c = tk_model_get_config(m);
+    printf("%s (%s): C %d, L %d, H %d/%d, D %d, F %d\n", name, what, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
+           c->head_dim, c->hidden_dim);
+    CHECK(!strcmp(c->arch, name), "arch %s", c->arch);
+    check_forward(m, st, name);
+    if (train) {
         check_training(m, st, name, false);
         check_training(m, st, name, true);
     }
-    tk_st_close(st);
+    return m;
+}
+
+/* Exports m to an HF folder (f32) and checks the reloaded model against the reference. */
+static void export_roundtrip(tk_model *m, const tk_safetensors *st, const char *name, const char *from) {
+    char dir[160], what[64], cmd[300];
+    snprintf(dir, sizeof dir, "/tmp/takumi_test_arch_%d_%s_export", (int)getpid(), name);
+    snprintf(what, sizeof what, "exported from %s to an HF folder", from);
+    tk_export_params ep = tk_export_default_params();
+    ep.dtype = TK_F32;
+    CHECK_OK(tk_export_model(m, NULL, dir, &ep));
+    tk_model_free(load_checked(dir, st, name, what, false));
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+static void one(const char *name, const char *hf_arch) {
+    char dir[256], ref[300], gguf[300];
+    snprintf(dir, sizeof dir, "tests/fixtures/arch/%s", name);
+    snprintf(ref, sizeof ref, "%s/ref.safetensors", dir);
+    snprintf(gguf, sizeof gguf, "%s/model.gguf", dir);
+    tk_safetensors *st = NULL;
+    CHECK_OK(tk_st_open(ref, &st));
+    if (!st) return;
+    tk_model *m = load_checked(dir, st, name, hf_arch, true);
+    if (m) export_roundtrip(m, st, name, "HF");
     tk_model_free(m);
+    if (access(gguf, F_OK) == 0) {
+        m = load_checked(gguf, st, name, "GGUF", true);
+        if (m) export_roundtrip(m, st, name, "GGUF");
+        tk_model_free(m);
+    }
+    tk_st_close(st);
 }
 
 int main(void) {

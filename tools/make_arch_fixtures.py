@@ -17,6 +17,11 @@ The Gemma 3 model has sliding and global layers (layer_types sliding, full, slid
 window (5) shorter than the sequence (12), a query scale unlike 1/sqrt(head_dim), a local
 RoPE base unlike the global one and linear RoPE scaling on the global layers.
 The Phi-3 model sets sliding_window 7 (every layer slides, as transformers' Phi-3 does).
+For Qwen3 and Phi-3 the same weights also go to model.gguf (f32, llama.cpp's tensor names
+and metadata: attn_q_norm/attn_k_norm; Phi-3's fused attn_qkv and ffn_up = gate|up), so the
+GGUF loaders are checked against the same reference. (Gemma 3's GGUF form fixes constants
+this tiny model varies — every 6th layer global, local base 10000, query scale
+1/sqrt(head_dim) — so its GGUF path is checked on the real Gemma-3-270M instead.)
 Scalars go to the safetensors __metadata__.
 Usage: python3 tools/make_arch_fixtures.py
 """
@@ -84,6 +89,45 @@ def build(name, cfg, seed):
     return model
 
 
+def write_gguf(name, cfg, model, path):
+    import gguf
+    w = gguf.GGUFWriter(path, name)
+    a = name
+    w.add_string("general.name", f"tiny {name}")
+    w.add_uint32(f"{a}.context_length", cfg.max_position_embeddings)
+    w.add_uint32(f"{a}.embedding_length", cfg.hidden_size)
+    w.add_uint32(f"{a}.block_count", cfg.num_hidden_layers)
+    w.add_uint32(f"{a}.feed_forward_length", cfg.intermediate_size)
+    w.add_uint32(f"{a}.attention.head_count", cfg.num_attention_heads)
+    w.add_uint32(f"{a}.attention.head_count_kv", cfg.num_key_value_heads)
+    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    w.add_uint32(f"{a}.attention.key_length", hd)
+    w.add_uint32(f"{a}.attention.value_length", hd)
+    w.add_uint32(f"{a}.rope.dimension_count", hd)
+    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", cfg.rms_norm_eps)
+    w.add_float32(f"{a}.rope.freq_base", 10000.0)
+    w.add_uint32(f"{a}.vocab_size", cfg.vocab_size)
+    if getattr(cfg, "sliding_window", None):
+        w.add_uint32(f"{a}.attention.sliding_window", cfg.sliding_window)
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
+             "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+             "self_attn.qkv_proj": "attn_qkv", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.gate_up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    for n, p in model.state_dict().items():
+        if n in names:
+            gn = names[n]
+        else:
+            parts = n.split(".")  # model.layers.{i}.{module...}.weight
+            gn = f"blk.{parts[2]}.{layer['.'.join(parts[3:-1])]}.weight"
+        w.add_tensor(gn, p.detach().float().numpy())
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -93,10 +137,12 @@ def main():
         model = build(name, cfg, 1000 + i)
         model.save_pretrained(folder, safe_serialization=True)
         for f in os.listdir(folder):
-            if f not in ("config.json", "model.safetensors"):
+            if f not in ("config.json", "model.safetensors", "model.gguf"):
                 os.remove(os.path.join(folder, f))
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager")
         model.eval()
+        if name != "gemma3":
+            write_gguf(name, cfg, model, os.path.join(folder, "model.gguf"))
         g = torch.Generator().manual_seed(7 + i)
         ids = torch.randint(3, V, (B, T), generator=g)
         target = torch.full((B, T), -1, dtype=torch.long)
