@@ -13,6 +13,7 @@
 #include "model/llama.h"
 #include "model/export.h"
 #include "peft/adapter_io.h"
+#include "io/hfconfig.h"
 #include <sys/stat.h>
 
 static const float *fx(const tk_safetensors *st, const char *name, int64_t n, tk_dtype dt) {
@@ -283,8 +284,46 @@ static void one(const char *name, const char *hf_arch) {
     tk_st_close(st);
 }
 
+/* config.json features takumi does not run are refused with a message naming the field. */
+static void config_errors(void) {
+    static const struct { const char *json, *field; } bad[] = {
+        {"{\"architectures\":[\"Gemma3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"final_logit_softcapping\":30.0}", "final_logit_softcapping"},
+        {"{\"architectures\":[\"Gemma3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":3,"
+         "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"layer_types\":[\"full_attention\",\"sliding_attention\",\"sliding_attention\"]}",
+         "layer_types"},
+        {"{\"architectures\":[\"Gemma3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"hidden_activation\":\"relu\"}", "hidden_activation"},
+        {"{\"architectures\":[\"Phi3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"rope_parameters\":{\"rope_type\":\"default\",\"partial_rotary_factor\":0.5}}",
+         "partial_rotary_factor"},
+        {"{\"architectures\":[\"Qwen3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"use_sliding_window\":true}", "use_sliding_window"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tk_model_config c;
+        tk_status st = tk_hf_config_parse(bad[i].json, strlen(bad[i].json), "x/config.json", &c, NULL);
+        CHECK(st == TK_ERR_UNSUPPORTED && strstr(tk_last_error(), bad[i].field) && strstr(tk_last_error(), "x/config.json"),
+              "config %zu: %s (%s)", i, tk_status_str(st), tk_last_error());
+    }
+    /* a Gemma 3 config of transformers 4 (rope_local_base_freq, sliding_window_pattern) */
+    const char *v4 = "{\"architectures\":[\"Gemma3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":4,"
+                     "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"rope_theta\":1000000.0,\"rope_local_base_freq\":10000.0,"
+                     "\"rope_scaling\":{\"rope_type\":\"linear\",\"factor\":8.0},\"sliding_window\":512,\"sliding_window_pattern\":2,"
+                     "\"query_pre_attn_scalar\":64}";
+    tk_model_config c;
+    CHECK_OK(tk_hf_config_parse(v4, strlen(v4), "v4/config.json", &c, NULL));
+    CHECK(c.sliding_window == 512 && c.swa_period == 2 && tk_layer_sliding(&c, 0) && !tk_layer_sliding(&c, 1) &&
+          c.rope_theta_local == 10000.0f && c.rope_theta == 1e6f && c.rope_scaling == TK_ROPE_SCALING_LINEAR &&
+          c.rope_factor == 8.0f && fabsf(c.attn_scale - 0.125f) < 1e-7f && c.tied_embeddings && c.head_dim == 256 &&
+          c.act == TK_ACT_GELU_TANH && c.qk_norm && c.sandwich_norm && fabsf(c.embed_scale - sqrtf(8.0f)) < 1e-6f,
+          "gemma3 transformers-4 config read as the description says");
+    printf("config.json: %zu unsupported features refused by name; a transformers-4 Gemma 3 config read\n", sizeof bad / sizeof bad[0]);
+}
+
 int main(void) {
     tk_set_threads(2);
+    config_errors();
     one("gemma3", "Gemma3ForCausalLM");
     one("qwen3", "Qwen3ForCausalLM");
     one("phi3", "Phi3ForCausalLM");

@@ -1,4 +1,5 @@
-/* Llama-family models (Llama 2/3, Mistral, Qwen2, SmolLM2, TinyLlama): loading from
+/* Decoder-only models (Llama 2/3, Mistral, Qwen2/3, SmolLM2, TinyLlama, Gemma 3, Phi-3; each
+ * family described in src/model/arch_*.c): loading from
  * GGUF, HF safetensors folders and llama2.c checkpoints into one internal weight map;
  * batched forward (padding + packing masks); KV-cache sessions, sampling and
  * generation.

@@ -85,6 +85,7 @@ void tk_adapter_detach(tk_model *m, tk_adapter_handle *h);
 tk_lora *tk_adapter_handle_lora(tk_adapter_handle *h);
 
 /* The GGUF architecture name llama.cpp uses for a takumi architecture ("llama" for llama and
- * mistral, "qwen2"), or NULL; and whether that architecture stores q/k rows permuted. */
+ * mistral, "qwen2", "qwen3", "gemma3", "phi3": the family's description), or NULL; and whether
+ * that architecture stores q/k rows permuted. */
 const char *tk_adapter_gguf_arch(const char *arch, bool *qk_permuted);
 #endif
