@@ -129,7 +129,9 @@ const char *tk_model_format(const tk_model *m);               /* "gguf", "hf" or
 /* The weight map. Mutable so that a trainer may point weights at its own f32 copies
  * (full fine-tuning); the refs must keep their shapes. */
 tk_weights *tk_model_weights(tk_model *m);
-/* Returns the weight of linear `which` in `layer` (NULL if out of range). */
+/* Returns the weight of linear `which` in `layer` (NULL if out of range). In families with
+ * fused weights (cfg.fused_qkv / fused_gate_up: Phi-3) TK_LIN_Q is the fused q|k|v and
+ * TK_LIN_UP the fused gate|up, and TK_LIN_K / V / GATE have data NULL. */
 const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear_id which);
 /* Name of a linear as in HF ("q_proj", … "down_proj"). */
 const char *tk_linear_name(tk_linear_id which);

@@ -273,11 +273,11 @@ static tk_status hf_parse_root(const cJSON *root, const char *file, tk_model_con
             return tk_fail(TK_ERR_FORMAT, "%s: \"architectures\" must be a list of names", file);
         const char *a = archs->child->valuestring;
         if (!(arch = tk_arch_by_hf(a, NULL)))
-            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture %.64s (supported: %s)", file, a, tk_arch_list());
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture %.64s (supported: %s)", file, a, tk_arch_hf_list());
     } else if (cJSON_IsString(mt)) {
         const char *a = mt->valuestring;
         if (!(arch = tk_arch_by_hf(NULL, a)))
-            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported model_type %.64s (supported: %s)", file, a, tk_arch_list());
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported model_type %.64s (supported: llama, mistral, qwen2, qwen3, gemma3_text, phi3)", file, a);
     } else {
         return tk_fail(TK_ERR_FORMAT, "%s: neither \"architectures\" nor \"model_type\" says what model this is", file);
     }

@@ -33,6 +33,10 @@ const tk_arch *tk_arch_by_hf(const char *hf_class, const char *model_type) {
     return NULL;
 }
 
+const char *tk_arch_hf_list(void) {
+    return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM";
+}
+
 const char *tk_arch_list(void) {
     return "llama (Llama 2/3, TinyLlama, SmolLM2), mistral, qwen2, qwen3, gemma3, phi3";
 }

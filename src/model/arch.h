@@ -58,8 +58,9 @@ const tk_arch *tk_arch_by_hf(const char *hf_class, const char *model_type);
  * "model.layers.3.self_attn.q_proj.weight") in family a (NULL = the generic table), with
  * the family's overrides (Gemma's norms, Phi-3's fused weights). Returns buf or NULL. */
 const char *tk_arch_hf_weight_name(const tk_arch *a, char *buf, size_t n, const char *key, int layer);
-/* "llama, mistral, qwen2, …" for messages. */
+/* "llama (…), mistral, qwen2, …" / "LlamaForCausalLM, …" for messages. */
 const char *tk_arch_list(void);
+const char *tk_arch_hf_list(void);
 
 /* The families (src/model/arch_*.c). */
 extern const tk_arch tk_arch_llama, tk_arch_mistral, tk_arch_qwen2, tk_arch_qwen3, tk_arch_gemma3, tk_arch_phi3;
