@@ -136,6 +136,12 @@ static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) 
     const tk_tokenizer *tok = m->tok;
     if (tok && tk_tokenizer_bos(tok) >= 0) cJSON_AddNumberToObject(j, "bos_token_id", tk_tokenizer_bos(tok));
     if (tok && tk_tokenizer_eos(tok) >= 0) cJSON_AddNumberToObject(j, "eos_token_id", tk_tokenizer_eos(tok));
+    if (phi3 || gemma) {
+        /* their config classes default pad_token_id to an id (Phi-3: 32000) that must lie in the vocabulary */
+        int32_t pad = tok ? tk_tokenizer_pad(tok) : -1;
+        if (pad >= 0 && pad < c->n_vocab) cJSON_AddNumberToObject(j, "pad_token_id", pad);
+        else cJSON_AddNullToObject(j, "pad_token_id");
+    }
     cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
     cJSON_AddStringToObject(j, gemma ? "hidden_activation" : "hidden_act", c->act == TK_ACT_GELU_TANH ? "gelu_pytorch_tanh" : "silu");
     cJSON_AddNumberToObject(j, "hidden_size", c->dim);
