@@ -1,4 +1,5 @@
-/* Llama-family models (Llama 2/3, Mistral, Qwen2, SmolLM2, TinyLlama): loading from
+/* Decoder-only models (Llama 2/3, Mistral, Qwen2/3, SmolLM2, TinyLlama, Gemma 3, Phi-3; each
+ * family described in src/model/arch_*.c): loading from
  * GGUF, HF safetensors folders and llama2.c checkpoints into one internal weight map;
  * batched forward (padding + packing masks); KV-cache sessions, sampling and
  * generation.
@@ -18,6 +19,8 @@ extern "C" {
 #endif
 
 typedef enum tk_rope_scaling { TK_ROPE_SCALING_NONE = 0, TK_ROPE_SCALING_LINEAR, TK_ROPE_SCALING_LLAMA3 } tk_rope_scaling;
+/* The gated MLP's activation: down(act(gate) * up). */
+typedef enum tk_act_kind { TK_ACT_SILU = 0, TK_ACT_GELU_TANH } tk_act_kind;
 
 typedef struct tk_model_config {
     char arch[32];          /* "llama", "qwen2", … */
@@ -41,7 +44,24 @@ typedef struct tk_model_config {
     int32_t rope_orig_max_seq;
     bool tied_embeddings;   /* output projection shares tok_embd */
     bool qkv_bias;          /* Qwen2 */
+    /* Block features, from the family's description (src/model/arch.h) and the file's config;
+     * all zero = the Llama block. */
+    bool qk_norm;           /* RMSNorm over each q/k head (weights {D}) before RoPE: Qwen3, Gemma 3 */
+    bool sandwich_norm;     /* norms after attention and after the MLP, before the residual add: Gemma 3 */
+    bool fused_qkv;         /* one q|k|v weight {C, (H+2KH)*D} (Phi-3); held in wq, wk/wv absent */
+    bool fused_gate_up;     /* one gate|up weight {C, 2F} (Phi-3); held in w_up, w_gate absent */
+    tk_act_kind act;        /* gated MLP activation */
+    float embed_scale;      /* embeddings are multiplied by it (Gemma: sqrt(C)); 0 = 1 */
+    float attn_scale;       /* attention query scale; 0 = 1/sqrt(D) (Gemma: query_pre_attn_scalar^-1/2) */
+    int32_t sliding_window; /* W > 0: on sliding layers a query at position p sees keys at p - W < pos <= p */
+    int32_t swa_period;     /* with W: every swa_period-th layer ((l+1) % P == 0) attends globally; 0 = all slide */
+    float rope_theta_local; /* RoPE base of sliding layers, no scaling (Gemma 3); 0 = the global RoPE everywhere */
 } tk_model_config;
+
+/* Whether layer l of a model with config c uses the sliding window. */
+static inline bool tk_layer_sliding(const tk_model_config *c, int32_t l) {
+    return c->sliding_window > 0 && (c->swa_period <= 0 || (l + 1) % c->swa_period != 0);
+}
 
 /* Checks a config for consistency (positive sizes, H divisible by KH, even D, sane
  * rope parameters); the message names `where` (a file) and the bad field. */
@@ -54,14 +74,16 @@ tk_status tk_model_config_validate(const tk_model_config *cfg, const char *where
  * load into f32 copies owned by the model. An absent optional weight has data NULL. */
 typedef struct tk_layer_weights {
     tk_tensor_ref attn_norm;  /* {C} f32 */
-    tk_tensor_ref wq;         /* {C, H*D} */
+    tk_tensor_ref wq;         /* {C, H*D}; with cfg.fused_qkv the fused {C, (H+2KH)*D} */
     tk_tensor_ref wk;         /* {C, KH*D} */
     tk_tensor_ref wv;         /* {C, KH*D} */
     tk_tensor_ref wo;         /* {H*D, C} */
     tk_tensor_ref bq, bk, bv; /* {H*D}, {KH*D}, {KH*D} f32; data NULL unless cfg.qkv_bias */
+    tk_tensor_ref q_norm, k_norm; /* {D} f32 per-head norms; data NULL unless cfg.qk_norm */
+    tk_tensor_ref post_attn_norm, post_ffn_norm; /* {C} f32; data NULL unless cfg.sandwich_norm */
     tk_tensor_ref ffn_norm;   /* {C} f32 */
     tk_tensor_ref w_gate;     /* {C, F} */
-    tk_tensor_ref w_up;       /* {C, F} */
+    tk_tensor_ref w_up;       /* {C, F}; with cfg.fused_gate_up the fused {C, 2F} (gate rows first) */
     tk_tensor_ref w_down;     /* {F, C} */
 } tk_layer_weights;
 
@@ -104,10 +126,15 @@ const char *tk_model_format(const tk_model *m);               /* "gguf", "hf" or
 /* The weight map. Mutable so that a trainer may point weights at its own f32 copies
  * (full fine-tuning); the refs must keep their shapes. */
 tk_weights *tk_model_weights(tk_model *m);
-/* Returns the weight of linear `which` in `layer` (NULL if out of range). */
+/* Returns the weight of linear `which` in `layer` (NULL if out of range). In families with
+ * fused weights (cfg.fused_qkv / fused_gate_up: Phi-3) TK_LIN_Q is the fused q|k|v and
+ * TK_LIN_UP the fused gate|up, and TK_LIN_K / V / GATE have data NULL. */
 const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear_id which);
 /* Name of a linear as in HF ("q_proj", … "down_proj"). */
 const char *tk_linear_name(tk_linear_id which);
+/* The HF module name of linear `which` in m's family ("qkv_proj" for TK_LIN_Q of Phi-3);
+ * NULL when the family has no such linear (Phi-3's k/v/gate live in the fused weights). */
+const char *tk_model_linear_name(const tk_model *m, tk_linear_id which);
 /* Number of parameters (a tied output counted once). */
 int64_t tk_model_n_params(const tk_model *m);
 /* Bytes of weights as stored in the container (mapped, not copied). */

@@ -4,6 +4,7 @@
  * means to transformers; every value is validated and errors name the file and field. */
 #include "io/hfconfig.h"
 #include "core/core.h"
+#include "model/arch.h"
 #include <cJSON.h>
 #include <libgen.h>
 #include <math.h>
@@ -89,7 +90,6 @@ static tk_status hf_token_ids(const cJSON *o, const char *file, const char *key,
     return TK_OK;
 }
 
-typedef enum { HF_LLAMA, HF_MISTRAL, HF_QWEN2 } hf_arch;
 
 /* RoPE: transformers 4.x writes "rope_theta" + "rope_scaling" {rope_type|type, factor, …};
  * transformers 5 writes one "rope_parameters" {rope_type, rope_theta, factor, …}. */
@@ -105,6 +105,17 @@ static tk_status hf_rope(const cJSON *root, const char *file, tk_model_config *c
     if (rp && !cJSON_IsNull(rp)) {
         if (!cJSON_IsObject(rp))
             return tk_fail(TK_ERR_FORMAT, "%s: \"rope_parameters\" must be an object (got %s)", file, hf_json_type(rp));
+        /* per layer type (Gemma 3): sliding layers' theta (plain RoPE), the global layers' parameters */
+        const cJSON *full = cJSON_GetObjectItemCaseSensitive(rp, "full_attention");
+        const cJSON *sl = cJSON_GetObjectItemCaseSensitive(rp, "sliding_attention");
+        if (cJSON_IsObject(sl)) {
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(sl, "rope_type");
+            if (st && !(cJSON_IsString(st) && !strcmp(st->valuestring, "default")))
+                return tk_fail(TK_ERR_UNSUPPORTED, "%s: rope_parameters.sliding_attention must be plain (rope_type default)", file);
+            if ((s = hf_pos_float(sl, file, "rope_theta", 1, 10000.0, 1e12, &cfg->rope_theta_local)) != TK_OK) return s;
+        }
+        if (cJSON_IsObject(full)) rp = full;
+        else if (sl) return tk_fail(TK_ERR_FORMAT, "%s: rope_parameters has sliding_attention but no full_attention object", file);
         const cJSON *th = cJSON_GetObjectItemCaseSensitive(rp, "rope_theta");
         const cJSON *src = th && !cJSON_IsNull(th) ? rp : root; /* fall back to a top-level rope_theta */
         if ((s = hf_pos_float(src, file, "rope_theta", 0, 10000.0, 1e12, &cfg->rope_theta)) != TK_OK) return s;
@@ -147,6 +158,88 @@ static tk_status hf_rope(const cJSON *root, const char *file, tk_model_config *c
     return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported %s type %.64s (supported: default, linear, llama3)", file, field, ty);
 }
 
+/* Non-null float field: 0 when absent or null. */
+static tk_status hf_opt_float(const cJSON *o, const char *file, const char *key, float *out) {
+    *out = 0;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!j || cJSON_IsNull(j)) return TK_OK;
+    return hf_pos_float(o, file, key, 1, 0, 1e12, out);
+}
+
+/* The family's block features (arch description) and the config fields that tune them:
+ * Gemma 3's query scale, sliding window + layer pattern, local RoPE base; Phi-3's window;
+ * features takumi lacks (soft-capping, partial rotary, Qwen3's sliding layers) are refused. */
+static tk_status hf_block_features(const cJSON *root, const char *file, const tk_arch *arch, tk_model_config *cfg) {
+    tk_status s;
+    cfg->qk_norm = arch->qk_norm;
+    cfg->sandwich_norm = arch->sandwich_norm;
+    cfg->fused_qkv = arch->fused_qkv;
+    cfg->fused_gate_up = arch->fused_gate_up;
+    cfg->embed_scale = arch->embed_scale_sqrt ? sqrtf((float)cfg->dim) : 0.0f;
+    float f;
+    static const char *const caps[] = {"final_logit_softcapping", "attn_logit_softcapping"};
+    for (int i = 0; i < 2; i++) {
+        if ((s = hf_opt_float(root, file, caps[i], &f)) != TK_OK) return s;
+        if (f > 0) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s = %g is not supported", file, caps[i], (double)f);
+    }
+    const cJSON *rpar = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if ((s = hf_opt_float(cJSON_IsObject(rpar) && cJSON_GetObjectItemCaseSensitive(rpar, "partial_rotary_factor") ? rpar : root,
+                          file, "partial_rotary_factor", &f)) != TK_OK)
+        return s;
+    if (f > 0 && f != 1.0f) return tk_fail(TK_ERR_UNSUPPORTED, "%s: partial_rotary_factor = %g (partial rotary embeddings) is not supported", file, (double)f);
+    int64_t v;
+    if (arch == &tk_arch_gemma3) {
+        if ((s = hf_pos_float(root, file, "query_pre_attn_scalar", 0, 256, 1e12, &f)) != TK_OK) return s;
+        cfg->attn_scale = 1.0f / sqrtf(f);
+        if ((s = hf_int(root, file, "sliding_window", 0, 4096, 1, INT32_MAX, &v)) != TK_OK) return s;
+        cfg->sliding_window = (int32_t)v;
+        bool bidir;
+        if ((s = hf_bool(root, file, "use_bidirectional_attention", false, &bidir)) != TK_OK) return s;
+        if (bidir) return tk_fail(TK_ERR_UNSUPPORTED, "%s: use_bidirectional_attention = true is not supported", file);
+        if ((s = hf_int(root, file, "sliding_window_pattern", 0, arch->swa_period, 1, 4096, &v)) != TK_OK) return s;
+        cfg->swa_period = (int32_t)v;
+        /* transformers 4: rope_local_base_freq; 5: rope_parameters.sliding_attention (read by hf_rope) */
+        if (!(cfg->rope_theta_local > 0) &&
+            (s = hf_pos_float(root, file, "rope_local_base_freq", 0, arch->rope_theta_local, 1e12, &cfg->rope_theta_local)) != TK_OK)
+            return s;
+        const cJSON *lt = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
+        if (lt && !cJSON_IsNull(lt)) {
+            if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != cfg->n_layers)
+                return tk_fail(TK_ERR_FORMAT, "%s: \"layer_types\" must list num_hidden_layers (%d) names", file, cfg->n_layers);
+            /* the period that reproduces the list (takumi describes layers by a period) */
+            int32_t period = 0, l = 0;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, lt) {
+                if (!cJSON_IsString(e)) return tk_fail(TK_ERR_FORMAT, "%s: layer_types[%d] is not a string", file, l);
+                bool full = !strcmp(e->valuestring, "full_attention");
+                if (!full && strcmp(e->valuestring, "sliding_attention"))
+                    return tk_fail(TK_ERR_UNSUPPORTED, "%s: layer_types[%d] = %.32s", file, l, e->valuestring);
+                if (full && !period) period = l + 1;
+                l++;
+            }
+            cfg->swa_period = period ? period : cfg->n_layers + 1;
+            l = 0;
+            cJSON_ArrayForEach(e, lt) {
+                if (tk_layer_sliding(cfg, l) != !strcmp(e->valuestring, "sliding_attention"))
+                    return tk_fail(TK_ERR_UNSUPPORTED, "%s: layer_types do not repeat with one period", file);
+                l++;
+            }
+        }
+    } else if (arch == &tk_arch_phi3) {
+        const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
+        if (sw && !cJSON_IsNull(sw)) {
+            if ((s = hf_int(root, file, "sliding_window", 1, 0, 1, INT32_MAX, &v)) != TK_OK) return s;
+            cfg->sliding_window = (int32_t)v;
+            cfg->swa_period = 0;
+        }
+    } else if (arch == &tk_arch_qwen3) {
+        bool use_sw;
+        if ((s = hf_bool(root, file, "use_sliding_window", false, &use_sw)) != TK_OK) return s;
+        if (use_sw) return tk_fail(TK_ERR_UNSUPPORTED, "%s: use_sliding_window = true is not supported for qwen3", file);
+    }
+    return TK_OK;
+}
+
 static int hf_cmp_key(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* cJSON keeps duplicate keys and its lookups return the first, while Python's json keeps
@@ -172,38 +265,38 @@ static tk_status hf_parse_root(const cJSON *root, const char *file, tk_model_con
     if (!cJSON_IsObject(root)) return tk_fail(TK_ERR_FORMAT, "%s: not a JSON object", file);
     tk_status s0 = hf_no_duplicates(root, file);
     if (s0 != TK_OK) return s0;
-    hf_arch arch;
+    const tk_arch *arch = NULL;
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(root, "architectures");
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
     if (archs && !cJSON_IsNull(archs)) {
         if (!cJSON_IsArray(archs) || !cJSON_IsString(archs->child))
             return tk_fail(TK_ERR_FORMAT, "%s: \"architectures\" must be a list of names", file);
         const char *a = archs->child->valuestring;
-        if (!strcmp(a, "LlamaForCausalLM")) arch = HF_LLAMA;
-        else if (!strcmp(a, "MistralForCausalLM")) arch = HF_MISTRAL;
-        else if (!strcmp(a, "Qwen2ForCausalLM")) arch = HF_QWEN2;
-        else return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture %.64s (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)", file, a);
+        if (!(arch = tk_arch_by_hf(a, NULL)))
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture %.64s (supported: %s)", file, a, tk_arch_hf_list());
     } else if (cJSON_IsString(mt)) {
         const char *a = mt->valuestring;
-        if (!strcmp(a, "llama")) arch = HF_LLAMA;
-        else if (!strcmp(a, "mistral")) arch = HF_MISTRAL;
-        else if (!strcmp(a, "qwen2")) arch = HF_QWEN2;
-        else return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported model_type %.64s (supported: llama, mistral, qwen2)", file, a);
+        if (!(arch = tk_arch_by_hf(NULL, a)))
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported model_type %.64s (supported: llama, mistral, qwen2, qwen3, gemma3_text, phi3)", file, a);
     } else {
         return tk_fail(TK_ERR_FORMAT, "%s: neither \"architectures\" nor \"model_type\" says what model this is", file);
     }
-    static const char *const arch_names[] = {"llama", "mistral", "qwen2"};
-    snprintf(cfg->arch, sizeof cfg->arch, "%s", arch_names[arch]);
+    snprintf(cfg->arch, sizeof cfg->arch, "%s", arch->name);
+    bool gemma = arch == &tk_arch_gemma3, qwen2 = arch == &tk_arch_qwen2;
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
     if (cJSON_IsString(nm)) snprintf(cfg->name, sizeof cfg->name, "%s", nm->valuestring);
 
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
+    /* Gemma names its activation hidden_activation; transformers maps silu and swish to SiLU */
+    const char *act_key = gemma ? "hidden_activation" : "hidden_act";
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, act_key);
+    cfg->act = arch->act;
     if (act && !cJSON_IsNull(act)) {
         if (!cJSON_IsString(act))
-            return tk_fail(TK_ERR_FORMAT, "%s: \"hidden_act\" must be a string (got %s)", file, hf_json_type(act));
-        /* transformers maps both names to SiLU */
-        if (strcmp(act->valuestring, "silu") && strcmp(act->valuestring, "swish"))
-            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported hidden_act %.64s (only silu)", file, act->valuestring);
+            return tk_fail(TK_ERR_FORMAT, "%s: \"%s\" must be a string (got %s)", file, act_key, hf_json_type(act));
+        const char *an = act->valuestring;
+        if (!strcmp(an, "silu") || !strcmp(an, "swish")) cfg->act = TK_ACT_SILU;
+        else if (!strcmp(an, "gelu_pytorch_tanh")) cfg->act = TK_ACT_GELU_TANH;
+        else return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported %s %.64s (silu, gelu_pytorch_tanh)", file, act_key, an);
     }
 
     /* The sizes have HF defaults (a 7B model), but a config that omits them cannot
@@ -220,15 +313,17 @@ static tk_status hf_parse_root(const cJSON *root, const char *file, tk_model_con
     cfg->n_heads = (int32_t)heads;
     if ((s = hf_int(root, file, "intermediate_size", 1, 0, 1, 1 << 22, &v)) != TK_OK) return s;
     cfg->hidden_dim = (int32_t)v;
-    /* num_key_value_heads defaults: Llama = heads, Mistral = 8, Qwen2 = 32 (as in transformers) */
-    int64_t kv_def = arch == HF_LLAMA ? heads : arch == HF_MISTRAL ? 8 : 32;
+    /* num_key_value_heads defaults as in transformers (Llama: heads, Mistral 8, Qwen2 32, …) */
+    int64_t kv_def = arch->hf_kv_heads ? arch->hf_kv_heads : heads;
     if ((s = hf_int(root, file, "num_key_value_heads", 0, kv_def, 1, 1 << 14, &v)) != TK_OK) return s;
     cfg->n_kv_heads = (int32_t)v;
     if (cfg->n_kv_heads > cfg->n_heads || cfg->n_heads % cfg->n_kv_heads)
         return tk_fail(TK_ERR_RANGE, "%s: num_key_value_heads (%d) must divide num_attention_heads (%d)",
                        file, cfg->n_kv_heads, cfg->n_heads);
     const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
-    if (hd && !cJSON_IsNull(hd)) {
+    if (arch->hf_head_dim && (!hd || cJSON_IsNull(hd))) {
+        cfg->head_dim = arch->hf_head_dim;
+    } else if (hd && !cJSON_IsNull(hd)) {
         if ((s = hf_int(root, file, "head_dim", 1, 0, 1, 1 << 14, &v)) != TK_OK) return s;
         cfg->head_dim = (int32_t)v;
     } else {
@@ -239,39 +334,40 @@ static tk_status hf_parse_root(const cJSON *root, const char *file, tk_model_con
     }
     if (cfg->head_dim % 2)
         return tk_fail(TK_ERR_RANGE, "%s: head_dim (%d) must be even for RoPE", file, cfg->head_dim);
-    int64_t maxpos_def = arch == HF_LLAMA ? 2048 : arch == HF_MISTRAL ? 4096 * 32 : 32768;
+    int64_t maxpos_def = arch->hf_max_pos;
     if ((s = hf_int(root, file, "max_position_embeddings", 0, maxpos_def, 1, INT32_MAX, &v)) != TK_OK) return s;
     cfg->max_seq = (int32_t)v;
-    if ((s = hf_pos_float(root, file, "rms_norm_eps", 0, 1e-6, 1.0, &cfg->rms_eps)) != TK_OK) return s;
+    if ((s = hf_pos_float(root, file, "rms_norm_eps", 0, arch->hf_rms_eps, 1.0, &cfg->rms_eps)) != TK_OK) return s;
     if ((s = hf_rope(root, file, cfg)) != TK_OK) return s;
+    if ((s = hf_block_features(root, file, arch, cfg)) != TK_OK) return s;
     cfg->rope_interleaved = 0; /* HF checkpoints store q/k for rotate_half */
-    if ((s = hf_bool(root, file, "tie_word_embeddings", false, &cfg->tied_embeddings)) != TK_OK) return s;
+    if ((s = hf_bool(root, file, "tie_word_embeddings", arch->hf_tied, &cfg->tied_embeddings)) != TK_OK) return s;
 
     bool attn_bias = false, mlp_bias = false;
-    if (arch != HF_QWEN2) {
+    if (!qwen2) {
         if ((s = hf_bool(root, file, "attention_bias", false, &attn_bias)) != TK_OK) return s;
         if ((s = hf_bool(root, file, "mlp_bias", false, &mlp_bias)) != TK_OK) return s;
         if (mlp_bias)
             return tk_fail(TK_ERR_UNSUPPORTED, "%s: mlp_bias=true (biases on gate/up/down_proj) is not supported", file);
     }
     /* Qwen2 always has q/k/v biases and no o_proj bias; Llama's attention_bias covers all four */
-    cfg->qkv_bias = arch == HF_QWEN2 ? true : attn_bias;
+    cfg->qkv_bias = qwen2 ? true : attn_bias;
 
     tk_hf_config_extra tmp;
     if (!ex) ex = &tmp;
     memset(ex, 0, sizeof *ex);
-    ex->o_bias = arch != HF_QWEN2 && attn_bias;
+    ex->o_bias = !qwen2 && attn_bias;
     int32_t n;
     if ((s = hf_token_ids(root, file, "bos_token_id", &ex->bos_id, 1, &n)) != TK_OK) return s;
     if (!n) ex->bos_id = -1;
     if ((s = hf_token_ids(root, file, "eos_token_id", ex->eos_ids, 8, &ex->n_eos_ids)) != TK_OK) return s;
     ex->eos_id = ex->n_eos_ids ? ex->eos_ids[0] : -1;
-    if (arch == HF_MISTRAL) {
+    if (arch == &tk_arch_mistral) {
         if ((s = hf_int(root, file, "sliding_window", 0, 4096, 0, INT32_MAX, &v)) != TK_OK) return s;
         /* null means full attention (Mistral v0.2+) */
         const cJSON *sw = cJSON_GetObjectItemCaseSensitive(root, "sliding_window");
         ex->sliding_window = sw && cJSON_IsNull(sw) ? 0 : (int32_t)v;
-    } else if (arch == HF_QWEN2) {
+    } else if (qwen2) {
         bool use_sw;
         if ((s = hf_bool(root, file, "use_sliding_window", false, &use_sw)) != TK_OK) return s;
         if ((s = hf_int(root, file, "sliding_window", 0, 4096, 0, INT32_MAX, &v)) != TK_OK) return s;
@@ -352,6 +448,8 @@ static const struct { const char *key, *hf; } k_layer[] = {
     {"attn_k.bias", "self_attn.k_proj.bias"},
     {"attn_v.bias", "self_attn.v_proj.bias"},
     {"attn_output.bias", "self_attn.o_proj.bias"},
+    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
     {"ffn_norm.weight", "post_attention_layernorm.weight"},
     {"ffn_gate.weight", "mlp.gate_proj.weight"},
     {"ffn_up.weight", "mlp.up_proj.weight"},

@@ -19,8 +19,11 @@ typedef struct tk_hf_config_extra {
 
 /* Parses config.json text json[0..len) into *cfg (fully overwritten; rope_interleaved = 0,
  * cfg->name = "_name_or_path" if present, else empty) and *extra (may be NULL).
- * Supports LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM (or model_type llama,
- * mistral, qwen2 when "architectures" is absent); applies HF's defaults for optional
+ * Supports the families of src/model/arch.h (LlamaForCausalLM, MistralForCausalLM,
+ * Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, or their
+ * model_type when "architectures" is absent) and fills cfg's block features from the
+ * family's description and the config (Gemma 3: query_pre_attn_scalar, sliding_window,
+ * layer_types / sliding_window_pattern, the local RoPE base); applies HF's defaults for optional
  * fields (as transformers' config classes do) and validates every value. RoPE comes from
  * "rope_theta" + "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5);
  * scaling types default, linear and llama3 are supported. Duplicate top-level keys are

@@ -29,6 +29,7 @@ tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
     struct { float **p; size_t n; } plan[] = {
         {&ws->dres, C}, {&ws->dxn, C}, {&ws->dnorm, C}, {&ws->dq, QD}, {&ws->dattn, QD},
         {&ws->dk, KD}, {&ws->dv, KD}, {&ws->dgate, F}, {&ws->dup, F}, {&ws->dffh, F},
+        {&ws->dfused, c->fused_qkv || c->fused_gate_up ? (QD + 2 * KD > 2 * F ? QD + 2 * KD : 2 * F) : 0},
     };
     size_t np = sizeof plan / sizeof plan[0], total = 0;
     for (size_t i = 0; i < np; i++) {
@@ -43,7 +44,7 @@ tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
         return tk_fail(TK_ERR_NOMEM, "out of memory for the backward workspace (%zu MB)", bytes >> 20);
     size_t off = 0;
     for (size_t i = 0; i < np; i++) {
-        *plan[i].p = base + off;
+        *plan[i].p = plan[i].n ? base + off : NULL;
         off += round_up(T * plan[i].n);
     }
     ws->base = base;
@@ -97,22 +98,25 @@ static void add_into(float *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
+/* Gathers per-part gradients into the rows of a fused product's gradient y[T x (n0+n1+n2)]. */
+static void join_rows(float *y, int64_t T, const float *g0, int64_t n0, const float *g1, int64_t n1, const float *g2, int64_t n2) {
+    int64_t N = n0 + n1 + n2;
+    #pragma omp parallel for schedule(static) if (T * N > 65536)
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(y + t * N, g0 + t * n0, (size_t)n0 * sizeof(float));
+        memcpy(y + t * N + n0, g1 + t * n1, (size_t)n1 * sizeof(float));
+        if (n2) memcpy(y + t * N + n0 + n1, g2 + t * n2, (size_t)n2 * sizeof(float));
+    }
+}
+
 tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const int32_t *target,
                             const float *weight, float grad_scale, const tk_model_grads *g, const tk_adapter_bwd *ad,
                             const tk_recompute_hook *rc, double *loss_sum, double *weight_sum, double *head_s) {
-    const tk_model_config *c = &m->cfg;
     const tk_weights *w = &m->w;
     if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || !g || !target)
         return tk_fail(TK_ERR_ARG, "backward: empty batch or no targets");
-    const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, L = c->n_layers;
-    const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
-    const int64_t QD = H * D, KD = KH * D;
-    if (T > ws->max_T || B > a->max_rows || Tc > a->max_cols)
-        return tk_fail(TK_ERR_ARG, "backward: batch %lld x %lld exceeds the workspace", (long long)B, (long long)Tc);
-    if ((!a->keep || (a->s_c == 0 && L > 1)) && !(rc && rc->layer))
-        return tk_fail(TK_ERR_ARG, "backward: the forward kept no per-layer activations (TK_FWD_KEEP_ACTS) and nothing recomputes them");
-    int64_t stop = g->stop_layer < 0 ? 0 : g->stop_layer > L ? L : g->stop_layer;
-    bool embd = g->tok_embd && stop == 0;
+    const int64_t T = (int64_t)b->n_rows * b->n_cols;
+    if (T > ws->max_T) return tk_fail(TK_ERR_ARG, "backward: batch %d x %d exceeds the workspace", b->n_rows, b->n_cols);
 
     /* LM head + loss: dh = d(grad_scale * loss_sum)/dhn, head gradient when trainable */
     double t0 = tk_time_s();
@@ -122,15 +126,34 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
     if (st) return st;
     if (loss_sum) *loss_sum = ls;
     if (weight_sum) *weight_sum = wsum;
+    return tk_llama_backward_hidden(m, a, ws, b, ws->dxn, g, ad, rc);
+}
+
+tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const float *dh,
+                                   const tk_model_grads *g, const tk_adapter_bwd *ad, const tk_recompute_hook *rc) {
+    const tk_model_config *c = &m->cfg;
+    const tk_weights *w = &m->w;
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || !g || !dh)
+        return tk_fail(TK_ERR_ARG, "backward: empty batch or no hidden-state gradient");
+    const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, L = c->n_layers;
+    const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
+    const int64_t QD = H * D, KD = KH * D;
+    if (T > ws->max_T || B > a->max_rows || Tc > a->max_cols)
+        return tk_fail(TK_ERR_ARG, "backward: batch %lld x %lld exceeds the workspace", (long long)B, (long long)Tc);
+    if ((!a->keep || (a->s_c == 0 && L > 1)) && !(rc && rc->layer))
+        return tk_fail(TK_ERR_ARG, "backward: the forward kept no per-layer activations (TK_FWD_KEEP_ACTS) and nothing recomputes them");
+    int64_t stop = g->stop_layer < 0 ? 0 : g->stop_layer > L ? L : g->stop_layer;
+    bool embd = g->tok_embd && stop == 0;
+    tk_status st;
 
     /* final norm */
     const float *xL = TK_ACT(a, x, L, s_x);
     bool need_dres = stop < L || embd;
-    tk_rmsnorm_backward(need_dres ? ws->dres : NULL, g->out_norm, ws->dxn, xL, w->out_norm.data, a->rstdf, T, C);
+    tk_rmsnorm_backward(need_dres ? ws->dres : NULL, g->out_norm, dh, xL, w->out_norm.data, a->rstdf, T, C);
     if (!need_dres) return TK_OK;
 
     const int32_t *pos = a->pos, *seg = b->seg;
-    const float scale = 1.0f / sqrtf((float)D);
+    const float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)D);
     for (int64_t l = L - 1; l >= stop; l--) {
         if (rc && rc->layer && (st = rc->layer(rc->ctx, (int32_t)l))) return st;
         const tk_layer_weights *y = &w->layers[l];
@@ -145,45 +168,77 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
         const float *gate = TK_ACT(a, gate, l, s_f), *up = TK_ACT(a, up, l, s_f), *ffh = TK_ACT(a, ffh, l, s_f);
         const float *rstd1 = TK_ACT(a, rstd1, l, s_t), *rstd2 = TK_ACT(a, rstd2, l, s_t);
         int32_t li = (int32_t)l;
+        bool sliding = tk_layer_sliding(c, li);
+        const tk_rope *rope = sliding && m->rope_local.half ? &m->rope_local : &m->rope;
 
-        /* MLP: xout = xmid + down(silu(gate(xn2)) * up(xn2)), xn2 = rmsnorm(xmid) */
-        const float *dy_blk;
-        if ((st = block_dy(ad, li, TK_BLOCK_MLP, ws->dres, ws->dnorm, T, C, &dy_blk)) ||
-            (st = lin_bwd(ad, li, TK_LIN_DOWN, ws->dffh, false, gl->w_down, NULL, dy_blk, ffh, &y->w_down, T)))
-            return st;
-        tk_swiglu_backward(ws->dgate, ws->dup, ws->dffh, gate, up, T * F);
-        if ((st = lin_bwd(ad, li, TK_LIN_GATE, ws->dxn, false, gl->w_gate, NULL, ws->dgate, xn2, &y->w_gate, T)) ||
-            (st = lin_bwd(ad, li, TK_LIN_UP, ws->dxn, true, gl->w_up, NULL, ws->dup, xn2, &y->w_up, T)))
+        /* MLP: xout = xmid + [adapters]([post_ffw_norm](down(act(gate(xn2)) * up(xn2)))), xn2 = rmsnorm(xmid) */
+        const float *dmlp; /* adapters on the block output first (into dxn, free until gate/up write it), then the post norm */
+        if ((st = block_dy(ad, li, TK_BLOCK_MLP, ws->dres, ws->dxn, T, C, &dmlp))) return st;
+        if (c->sandwich_norm) {
+            tk_rmsnorm_backward(ws->dnorm, gl->post_ffn_norm, dmlp, TK_ACT(a, fo, l, s_c), y->post_ffn_norm.data,
+                                TK_ACT(a, rstdpf, l, s_t), T, C);
+            dmlp = ws->dnorm;
+        }
+        if ((st = lin_bwd(ad, li, TK_LIN_DOWN, ws->dffh, false, gl->w_down, NULL, dmlp, ffh, &y->w_down, T))) return st;
+        if (c->act == TK_ACT_GELU_TANH) tk_geglu_backward(ws->dgate, ws->dup, ws->dffh, gate, up, T * F);
+        else tk_swiglu_backward(ws->dgate, ws->dup, ws->dffh, gate, up, T * F);
+        if (c->fused_gate_up) {
+            join_rows(ws->dfused, T, ws->dgate, F, ws->dup, F, NULL, 0);
+            if ((st = lin_bwd(ad, li, TK_LIN_UP, ws->dxn, false, gl->w_up, NULL, ws->dfused, xn2, &y->w_up, T))) return st;
+        } else if ((st = lin_bwd(ad, li, TK_LIN_GATE, ws->dxn, false, gl->w_gate, NULL, ws->dgate, xn2, &y->w_gate, T)) ||
+                   (st = lin_bwd(ad, li, TK_LIN_UP, ws->dxn, true, gl->w_up, NULL, ws->dup, xn2, &y->w_up, T)))
             return st;
         tk_rmsnorm_backward(ws->dnorm, gl->ffn_norm, ws->dxn, xmid, y->ffn_norm.data, rstd2, T, C);
         add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xmid) */
 
-        /* attention: xmid = xin + o(attn(rope(q(xn1)), rope(k(xn1)), v(xn1))), xn1 = rmsnorm(xin) */
-        if ((st = block_dy(ad, li, TK_BLOCK_ATTN, ws->dres, ws->dnorm, T, C, &dy_blk)) ||
-            (st = lin_bwd(ad, li, TK_LIN_O, ws->dattn, false, gl->wo, NULL, dy_blk, attn, &y->wo, T)))
-            return st;
+        /* attention: xmid = xin + [adapters]([post_attention_norm](o(attn(rope(q), rope(k), v))), q/k/v from xn1 = rmsnorm(xin),
+         * q/k through their per-head norms when the family has them */
+        const float *dao; /* adapters on the block output first (into dxn, free until q/k/v write it), then the post norm */
+        if ((st = block_dy(ad, li, TK_BLOCK_ATTN, ws->dres, ws->dxn, T, C, &dao))) return st;
+        if (c->sandwich_norm) {
+            tk_rmsnorm_backward(ws->dnorm, gl->post_attn_norm, dao, TK_ACT(a, ao, l, s_c), y->post_attn_norm.data,
+                                TK_ACT(a, rstdpa, l, s_t), T, C);
+            dao = ws->dnorm;
+        }
+        if ((st = lin_bwd(ad, li, TK_LIN_O, ws->dattn, false, gl->wo, NULL, dao, attn, &y->wo, T))) return st;
         float *att = a->att ? a->att + l * a->s_att : NULL;
+        int32_t window = sliding ? c->sliding_window : 0;
         for (int64_t r = 0; r < B; r++) {
             const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
             tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
-                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale};
+                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window};
             if ((st = tk_attention_backward(ws->dq + r * Tc * QD, ws->dk + r * Tc * KD, ws->dv + r * Tc * KD,
                                             ws->dattn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
                                             q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
                 return st;
         }
-        /* q and k were rotated after their linear (and adapter): un-rotate the gradients */
-        tk_rope_backward(ws->dq, pos, T, H, D, &m->rope);
-        tk_rope_backward(ws->dk, pos, T, KH, D, &m->rope);
+        /* q and k were rotated after their linear (and adapter, and norm): un-rotate the gradients */
+        tk_rope_backward(ws->dq, pos, T, H, D, rope);
+        tk_rope_backward(ws->dk, pos, T, KH, D, rope);
+        if (c->qk_norm) { /* in place: the norm backward reads each row whole before writing it */
+            tk_rmsnorm_backward(ws->dq, gl->q_norm, ws->dq, TK_ACT(a, qr, l, s_h), y->q_norm.data,
+                                a->rstdq + l * a->s_t * H, T * H, D);
+            tk_rmsnorm_backward(ws->dk, gl->k_norm, ws->dk, TK_ACT(a, kr, l, s_kv), y->k_norm.data,
+                                a->rstdk + l * a->s_t * KH, T * KH, D);
+        }
         bool need_dxn1 = below || gl->attn_norm;
         float *dxn1 = need_dxn1 ? ws->dxn : NULL;
-        if ((st = lin_bwd(ad, li, TK_LIN_Q, dxn1, false, gl->wq, y->bq.data ? gl->bq : NULL, ws->dq, xn1, &y->wq, T)) ||
-            (st = lin_bwd(ad, li, TK_LIN_K, dxn1, true, gl->wk, y->bk.data ? gl->bk : NULL, ws->dk, xn1, &y->wk, T)) ||
-            (st = lin_bwd(ad, li, TK_LIN_V, dxn1, true, gl->wv, y->bv.data ? gl->bv : NULL, ws->dv, xn1, &y->wv, T)))
+        if (c->fused_qkv) {
+            join_rows(ws->dfused, T, ws->dq, QD, ws->dk, KD, ws->dv, KD);
+            if ((st = lin_bwd(ad, li, TK_LIN_Q, dxn1, false, gl->wq, NULL, ws->dfused, xn1, &y->wq, T))) return st;
+        } else if ((st = lin_bwd(ad, li, TK_LIN_Q, dxn1, false, gl->wq, y->bq.data ? gl->bq : NULL, ws->dq, xn1, &y->wq, T)) ||
+                   (st = lin_bwd(ad, li, TK_LIN_K, dxn1, true, gl->wk, y->bk.data ? gl->bk : NULL, ws->dk, xn1, &y->wk, T)) ||
+                   (st = lin_bwd(ad, li, TK_LIN_V, dxn1, true, gl->wv, y->bv.data ? gl->bv : NULL, ws->dv, xn1, &y->wv, T)))
             return st;
         if (need_dxn1) tk_rmsnorm_backward(below ? ws->dnorm : NULL, gl->attn_norm, ws->dxn, xin, y->attn_norm.data, rstd1, T, C);
         if (below) add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xin) */
     }
-    if (embd) tk_embedding_backward(g->tok_embd, ws->dres, b->ids, T, C);
+    if (embd) {
+        if (c->embed_scale > 0) { /* x0 = embedding * scale */
+            const float es = c->embed_scale;
+            for (int64_t i = 0; i < T * C; i++) ws->dres[i] *= es;
+        }
+        tk_embedding_backward(g->tok_embd, ws->dres, b->ids, T, C);
+    }
     return TK_OK;
 }

@@ -16,6 +16,9 @@ typedef struct tk_layer_grads {
     float *ffn_norm;           /* [C] */
     float *w_gate, *w_up;      /* [F x C] */
     float *w_down;             /* [C x F] */
+    float *q_norm, *k_norm;    /* [D] (cfg.qk_norm) */
+    float *post_attn_norm, *post_ffn_norm; /* [C] (cfg.sandwich_norm) */
+    /* fused weights (cfg.fused_qkv / fused_gate_up): wq is [(H+2KH)*D x C], w_up [2F x C]; wk, wv, w_gate unused */
 } tk_layer_grads;
 
 typedef struct tk_model_grads {
@@ -47,6 +50,7 @@ typedef struct tk_bwd_ws {
     float *dq, *dattn;         /* [T x H*D] */
     float *dk, *dv;            /* [T x KH*D] */
     float *dgate, *dup, *dffh; /* [T x F] */
+    float *dfused;             /* [T x max((H+2KH)*D, 2F)] gradient of a fused product (cfg.fused_*), else NULL */
     float *base;
     size_t bytes;
 } tk_bwd_ws;
@@ -66,6 +70,13 @@ typedef struct tk_recompute_hook {
  * tk_lmhead_xent; the gradients are those of grad_scale * sum_t weight[t] * loss_t.
  * *loss_sum / *weight_sum receive (=) this batch's sums. ad and rc may be NULL.
  * *head_s (may be NULL) receives the seconds spent in the LM head + loss. */
+/* The backward from the gradient of the final normed hidden states: dh [T x C] = d loss /
+ * d a->hn (read only), then the final norm, layers L-1 .. g->stop_layer and the embedding
+ * (when g->tok_embd is set), with the same conventions as tk_llama_backward (which is the
+ * LM head + loss followed by this). ad and rc may be NULL. */
+tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const float *dh,
+                                   const tk_model_grads *g, const tk_adapter_bwd *ad, const tk_recompute_hook *rc);
+
 tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const int32_t *target,
                             const float *weight, float grad_scale, const tk_model_grads *g, const tk_adapter_bwd *ad,
                             const tk_recompute_hook *rc, double *loss_sum, double *weight_sum, double *head_s);

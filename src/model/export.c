@@ -4,6 +4,7 @@
  * the q/k rows put into the output's order, then converted to the output dtype. */
 #include "model/export.h"
 #include "model/llama.h"
+#include "model/arch.h"
 #include "io/hfconfig.h"
 #include "core/core.h"
 #include "backend/backend.h"
@@ -99,7 +100,9 @@ static const char *torch_dtype_name(tk_dtype dt) {
 
 /* ---- HF folder ------------------------------------------------------------------------------ */
 
-typedef struct hf_item { const char *key; int layer; const tk_tensor_ref *t; int which; int qk; } hf_item;
+/* qk: 1/2 = q/k rows (permuted when the model runs interleaved RoPE); norm: a norm weight
+ * (HF stores w of (1 + w) for Gemma: takumi's multiplier minus one). */
+typedef struct hf_item { const char *key; int layer; const tk_tensor_ref *t; int which; int qk; bool norm; } hf_item;
 
 static double tidy(float f) {
     char b[32];
@@ -107,24 +110,33 @@ static double tidy(float f) {
     return strtod(b, NULL);
 }
 
-/* config.json for a model that came without one (GGUF, llama2.c). */
+/* config.json for a model that came without one (GGUF, llama2.c): the family's class and
+ * model_type, the sizes, and the fields its block features need. */
 static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) {
     const tk_model_config *c = &m->cfg;
-    bool qwen = !strcmp(c->arch, "qwen2"), mistral = !strcmp(c->arch, "mistral");
+    const tk_arch *d = tk_arch_by_name(c->arch);
+    if (!d) return tk_fail(TK_ERR_UNSUPPORTED, "%s: no HF architecture for '%s'", path, c->arch);
+    bool qwen2 = d == &tk_arch_qwen2, qwen3 = d == &tk_arch_qwen3, gemma = d == &tk_arch_gemma3, phi3 = d == &tk_arch_phi3;
     cJSON *j = cJSON_CreateObject(), *ar = cJSON_CreateArray();
     if (!j || !ar) { cJSON_Delete(j); cJSON_Delete(ar); return TK_ERR_NOMEM; }
-    cJSON_AddItemToArray(ar, cJSON_CreateString(qwen ? "Qwen2ForCausalLM" : mistral ? "MistralForCausalLM" : "LlamaForCausalLM"));
+    cJSON_AddItemToArray(ar, cJSON_CreateString(d->hf_class));
     cJSON_AddItemToObject(j, "architectures", ar);
-    cJSON_AddStringToObject(j, "model_type", qwen ? "qwen2" : mistral ? "mistral" : "llama");
-    if (!qwen) {
+    cJSON_AddStringToObject(j, "model_type", d->hf_model_types[0]);
+    if (!qwen2 && !phi3) {
         cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias);
-        cJSON_AddBoolToObject(j, "mlp_bias", false);
+        if (!gemma && !qwen3) cJSON_AddBoolToObject(j, "mlp_bias", false);
     }
     const tk_tokenizer *tok = m->tok;
     if (tok && tk_tokenizer_bos(tok) >= 0) cJSON_AddNumberToObject(j, "bos_token_id", tk_tokenizer_bos(tok));
     if (tok && tk_tokenizer_eos(tok) >= 0) cJSON_AddNumberToObject(j, "eos_token_id", tk_tokenizer_eos(tok));
+    if (phi3 || gemma) {
+        /* their config classes default pad_token_id to an id (Phi-3: 32000) that must lie in the vocabulary */
+        int32_t pad = tok ? tk_tokenizer_pad(tok) : -1;
+        if (pad >= 0 && pad < c->n_vocab) cJSON_AddNumberToObject(j, "pad_token_id", pad);
+        else cJSON_AddNullToObject(j, "pad_token_id");
+    }
     cJSON_AddNumberToObject(j, "head_dim", c->head_dim);
-    cJSON_AddStringToObject(j, "hidden_act", "silu");
+    cJSON_AddStringToObject(j, gemma ? "hidden_activation" : "hidden_act", c->act == TK_ACT_GELU_TANH ? "gelu_pytorch_tanh" : "silu");
     cJSON_AddNumberToObject(j, "hidden_size", c->dim);
     cJSON_AddNumberToObject(j, "intermediate_size", c->hidden_dim);
     cJSON_AddNumberToObject(j, "max_position_embeddings", c->max_seq);
@@ -132,24 +144,49 @@ static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) 
     cJSON_AddNumberToObject(j, "num_hidden_layers", c->n_layers);
     cJSON_AddNumberToObject(j, "num_key_value_heads", c->n_kv_heads);
     cJSON_AddNumberToObject(j, "rms_norm_eps", tidy(c->rms_eps));
+    cJSON *rs = NULL;
     if (c->rope_scaling == TK_ROPE_SCALING_LINEAR) {
-        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        rs = cJSON_CreateObject();
         cJSON_AddStringToObject(rs, "rope_type", "linear");
         cJSON_AddNumberToObject(rs, "factor", tidy(c->rope_factor));
     } else if (c->rope_scaling == TK_ROPE_SCALING_LLAMA3) {
-        cJSON *rs = cJSON_AddObjectToObject(j, "rope_scaling");
+        rs = cJSON_CreateObject();
         cJSON_AddStringToObject(rs, "rope_type", "llama3");
         cJSON_AddNumberToObject(rs, "factor", tidy(c->rope_factor));
         cJSON_AddNumberToObject(rs, "low_freq_factor", tidy(c->rope_low_freq_factor));
         cJSON_AddNumberToObject(rs, "high_freq_factor", tidy(c->rope_high_freq_factor));
         cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_orig_max_seq);
-    } else {
-        cJSON_AddNullToObject(j, "rope_scaling");
     }
-    cJSON_AddNumberToObject(j, "rope_theta", tidy(c->rope_theta));
+    if (gemma) {
+        /* per layer type: the global layers' theta and scaling, the sliding layers' plain base */
+        cJSON *rp = cJSON_AddObjectToObject(j, "rope_parameters");
+        cJSON *full = rs ? rs : cJSON_CreateObject(), *sl = cJSON_CreateObject();
+        if (!rs) cJSON_AddStringToObject(full, "rope_type", "default");
+        cJSON_AddNumberToObject(full, "rope_theta", tidy(c->rope_theta));
+        cJSON_AddStringToObject(sl, "rope_type", "default");
+        cJSON_AddNumberToObject(sl, "rope_theta", tidy(c->rope_theta_local > 0 ? c->rope_theta_local : c->rope_theta));
+        cJSON_AddItemToObject(rp, "full_attention", full);
+        cJSON_AddItemToObject(rp, "sliding_attention", sl);
+        cJSON_AddNumberToObject(j, "query_pre_attn_scalar",
+                                tidy(c->attn_scale > 0 ? 1.0f / (c->attn_scale * c->attn_scale) : (float)c->head_dim));
+        cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window > 0 ? c->sliding_window : c->max_seq);
+        cJSON *lt = cJSON_AddArrayToObject(j, "layer_types");
+        for (int32_t l = 0; l < c->n_layers; l++)
+            cJSON_AddItemToArray(lt, cJSON_CreateString(tk_layer_sliding(c, l) ? "sliding_attention" : "full_attention"));
+        cJSON_AddNullToObject(j, "final_logit_softcapping");
+        cJSON_AddNullToObject(j, "attn_logit_softcapping");
+    } else {
+        if (rs) cJSON_AddItemToObject(j, "rope_scaling", rs);
+        else cJSON_AddNullToObject(j, "rope_scaling");
+        cJSON_AddNumberToObject(j, "rope_theta", tidy(c->rope_theta));
+    }
+    if (phi3) {
+        if (c->sliding_window > 0) cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window);
+        else cJSON_AddNullToObject(j, "sliding_window");
+    }
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied_embeddings);
     cJSON_AddStringToObject(j, "torch_dtype", torch_dtype_name(dt));
-    if (qwen) cJSON_AddBoolToObject(j, "use_sliding_window", false);
+    if (qwen2 || qwen3) cJSON_AddBoolToObject(j, "use_sliding_window", false);
     cJSON_AddBoolToObject(j, "use_cache", true);
     cJSON_AddNumberToObject(j, "vocab_size", c->n_vocab);
     char *s = cJSON_Print(j);
@@ -209,31 +246,40 @@ static tk_status export_hf(tk_model *m, const tk_weight_delta *l, const char *di
     bool perm = c->rope_interleaved != 0;
     tk_status st = tk_mkdir_p(dir);
     if (st) return st;
-    /* the weight map in HF order: embedding, layers, final norm, untied head */
-    size_t n_items = 3 + (size_t)c->n_layers * 12;
+    /* the weight map in HF order: embedding, layers, final norm, untied head; absent weights
+     * (a family's fused or optional tensors) are skipped */
+    const tk_arch *desc = tk_arch_by_name(c->arch);
+    bool plus_one = desc && desc->hf_norm_plus_one;
+    size_t n_items = 3 + (size_t)c->n_layers * 16;
     hf_item *it = tk_calloc(n_items, sizeof *it);
     if (!it) return TK_ERR_NOMEM;
     size_t k = 0;
-    it[k++] = (hf_item){"token_embd.weight", -1, &m->w.tok_embd, -1, 0};
+    it[k++] = (hf_item){"token_embd.weight", -1, &m->w.tok_embd, -1, 0, false};
     for (int i = 0; i < c->n_layers; i++) {
         tk_layer_weights *y = &m->w.layers[i];
-        it[k++] = (hf_item){"attn_norm.weight", i, &y->attn_norm, -1, 0};
-        it[k++] = (hf_item){"attn_q.weight", i, &y->wq, TK_LIN_Q, 1};
-        it[k++] = (hf_item){"attn_k.weight", i, &y->wk, TK_LIN_K, 2};
-        it[k++] = (hf_item){"attn_v.weight", i, &y->wv, TK_LIN_V, 0};
-        it[k++] = (hf_item){"attn_output.weight", i, &y->wo, TK_LIN_O, 0};
-        if (y->bq.data) {
-            it[k++] = (hf_item){"attn_q.bias", i, &y->bq, -1, 1};
-            it[k++] = (hf_item){"attn_k.bias", i, &y->bk, -1, 2};
-            it[k++] = (hf_item){"attn_v.bias", i, &y->bv, -1, 0};
-        }
-        it[k++] = (hf_item){"ffn_norm.weight", i, &y->ffn_norm, -1, 0};
-        it[k++] = (hf_item){"ffn_gate.weight", i, &y->w_gate, TK_LIN_GATE, 0};
-        it[k++] = (hf_item){"ffn_up.weight", i, &y->w_up, TK_LIN_UP, 0};
-        it[k++] = (hf_item){"ffn_down.weight", i, &y->w_down, TK_LIN_DOWN, 0};
+        const hf_item li[] = {
+            {"attn_norm.weight", i, &y->attn_norm, -1, 0, true},
+            {c->fused_qkv ? "attn_qkv.weight" : "attn_q.weight", i, &y->wq, TK_LIN_Q, c->fused_qkv ? 0 : 1, false},
+            {"attn_k.weight", i, &y->wk, TK_LIN_K, 2, false},
+            {"attn_v.weight", i, &y->wv, TK_LIN_V, 0, false},
+            {"attn_output.weight", i, &y->wo, TK_LIN_O, 0, false},
+            {"attn_q.bias", i, &y->bq, -1, 1, false},
+            {"attn_k.bias", i, &y->bk, -1, 2, false},
+            {"attn_v.bias", i, &y->bv, -1, 0, false},
+            {"attn_q_norm.weight", i, &y->q_norm, -1, 0, true},
+            {"attn_k_norm.weight", i, &y->k_norm, -1, 0, true},
+            {"post_attention_norm.weight", i, &y->post_attn_norm, -1, 0, true},
+            {"ffn_norm.weight", i, &y->ffn_norm, -1, 0, true},
+            {"ffn_gate.weight", i, &y->w_gate, TK_LIN_GATE, 0, false},
+            {"ffn_up.weight", i, &y->w_up, TK_LIN_UP, 0, false},
+            {"ffn_down.weight", i, &y->w_down, TK_LIN_DOWN, 0, false},
+            {"post_ffw_norm.weight", i, &y->post_ffn_norm, -1, 0, true},
+        };
+        for (size_t j = 0; j < sizeof li / sizeof li[0]; j++)
+            if (li[j].t->data) it[k++] = li[j];
     }
-    it[k++] = (hf_item){"output_norm.weight", -1, &m->w.out_norm, -1, 0};
-    if (!c->tied_embeddings) it[k++] = (hf_item){"output.weight", -1, &m->w.output, -1, 0};
+    it[k++] = (hf_item){"output_norm.weight", -1, &m->w.out_norm, -1, 0, true};
+    if (!c->tied_embeddings) it[k++] = (hf_item){"output.weight", -1, &m->w.output, -1, 0, false};
     tk_st_writer *w = tk_st_writer_new();
     bufs keepers = {0};
     char *st_path = tk_path_join(dir, "model.safetensors"), *cfg_path = tk_path_join(dir, "config.json");
@@ -241,9 +287,11 @@ static tk_status export_hf(tk_model *m, const tk_weight_delta *l, const char *di
     for (size_t i = 0; i < k && !st; i++) {
         const tk_tensor_ref *t = it[i].t;
         char name[160];
-        if (!tk_hf_weight_name(name, sizeof name, it[i].key, it[i].layer)) { st = tk_fail(TK_ERR_INTERNAL, "no HF name for %s", it[i].key); break; }
+        if (!tk_arch_hf_weight_name(desc, name, sizeof name, it[i].key, it[i].layer)) { st = tk_fail(TK_ERR_INTERNAL, "no HF name for %s", it[i].key); break; }
         float *f;
         if ((st = weight_f32(t, l, it[i].layer, it[i].which, &f))) break;
+        if (plus_one && it[i].norm)
+            for (int64_t e = 0; e < tk_tensor_nelems(t); e++) f[e] -= 1.0f;
         int64_t ne0 = t->ne[0], rows = tk_tensor_nelems(t) / ne0;
         if (perm && it[i].qk) {
             /* takumi's rows are llama.cpp's permuted ones: HF wants rotate-half rows */
@@ -286,15 +334,17 @@ static tk_status export_hf(tk_model *m, const tk_weight_delta *l, const char *di
 
 static const char *const k_lin_base[TK_LIN_COUNT] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
 
-/* "blk.{i}.{attn_q|…}.weight" -> (layer, which); false for every other name. */
-static bool linear_of(const char *name, int32_t *layer, int *which) {
+/* "blk.{i}.{attn_q|…}.weight" -> (layer, which) in family d (Phi-3: attn_qkv); false for every other name. */
+static bool linear_of(const tk_arch *d, const char *name, int32_t *layer, int *which) {
     if (strncmp(name, "blk.", 4)) return false;
     char *end;
     long v = strtol(name + 4, &end, 10);
     if (end == name + 4 || *end != '.' || v < 0 || v > 1000000) return false;
     for (int k = 0; k < TK_LIN_COUNT; k++) {
-        size_t n = strlen(k_lin_base[k]);
-        if (!strncmp(end + 1, k_lin_base[k], n) && !strcmp(end + 1 + n, ".weight")) {
+        const char *base = d ? d->lin_gguf[k] : k_lin_base[k];
+        if (!base) continue;
+        size_t n = strlen(base);
+        if (!strncmp(end + 1, base, n) && !strcmp(end + 1 + n, ".weight")) {
             *layer = (int32_t)v;
             *which = k;
             return true;
@@ -323,7 +373,7 @@ static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *
         const tk_tensor_ref *t = tk_gguf_tensor(g, i);
         int32_t layer = -1;
         int which = -1;
-        bool lin = linear_of(t->name, &layer, &which) && layer < m->cfg.n_layers;
+        bool lin = linear_of(tk_arch_by_name(m->cfg.arch), t->name, &layer, &which) && layer < m->cfg.n_layers;
         bool matrix = t->n_dims >= 2 && t->ne[1] > 1;
         tk_dtype odt = matrix ? matrix_dtype(dt, t->ne[0]) : t->dtype;
         tk_delta_factors df;

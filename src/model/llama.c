@@ -65,6 +65,11 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
         {&a->attn, nl, T * QD}, {&a->xn2, nl, T * C}, {&a->rstd2, nl, T}, {&a->gate, nl, T * F},
         {&a->up, nl, T * F}, {&a->ffh, nl, T * F}, {&a->hn, 1, T * C}, {&a->rstdf, 1, T},
         {&a->tmp, 1, T * C}, {&a->gather, 1, T * C},
+        {&a->qr, c->qk_norm ? nl : 0, T * QD}, {&a->kr, c->qk_norm ? nl : 0, T * KD},
+        {&a->rstdq, c->qk_norm ? nl : 0, T * c->n_heads}, {&a->rstdk, c->qk_norm ? nl : 0, T * c->n_kv_heads},
+        {&a->ao, c->sandwich_norm ? nl : 0, T * C}, {&a->fo, c->sandwich_norm ? nl : 0, T * C},
+        {&a->rstdpa, c->sandwich_norm ? nl : 0, T}, {&a->rstdpf, c->sandwich_norm ? nl : 0, T},
+        {&a->fused, c->fused_qkv || c->fused_gate_up ? 1 : 0, T * (QD + 2 * KD > 2 * F ? QD + 2 * KD : 2 * F)},
     };
     size_t np = sizeof plan / sizeof plan[0];
     for (size_t i = 0; i < np && ok; i++) {
@@ -191,8 +196,20 @@ static void add_rows(float *out, const float *a, const float *b, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+/* Copies rows of a fused product y[T x (n0 + n1 + n2)] into separate buffers (n2 may be 0). */
+static void split_rows(const float *y, int64_t T, float *o0, int64_t n0, float *o1, int64_t n1, float *o2, int64_t n2) {
+    int64_t N = n0 + n1 + n2;
+    #pragma omp parallel for schedule(static) if (T * N > 65536)
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(o0 + t * n0, y + t * N, (size_t)n0 * sizeof(float));
+        memcpy(o1 + t * n1, y + t * N + n0, (size_t)n1 * sizeof(float));
+        if (n2) memcpy(o2 + t * n2, y + t * N + n0 + n1, (size_t)n2 * sizeof(float));
+    }
+}
+
 /* Layers [l0, l1) of the forward: x[l0] -> x[l1] (a->x slots), with positions pos and
- * segments seg (NULL = one per row) already set up by tk_llama_forward. */
+ * segments seg (NULL = one per row) already set up by tk_llama_forward. The block is the
+ * one described in src/model/arch.h; cfg's feature flags switch its optional parts. */
 static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv, const int32_t *pos,
                             const int32_t *seg, int32_t l0, int32_t l1) {
     const tk_model_config *c = &m->cfg;
@@ -201,7 +218,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
     const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
     const int64_t QD = H * D, KD = KH * D;
     tk_status st;
-    const float scale = 1.0f / sqrtf((float)D);
+    const float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)D);
     for (int32_t l = l0; l < l1; l++) {
         const tk_layer_weights *y = &w->layers[l];
         float *xin = TK_ACT(a, x, l, s_x), *xout = TK_ACT(a, x, l + 1, s_x);
@@ -209,50 +226,74 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
         float *q = TK_ACT(a, q, l, s_h), *k = TK_ACT(a, k, l, s_kv), *v = TK_ACT(a, v, l, s_kv);
         float *attn = TK_ACT(a, attn, l, s_h);
         float *gate = TK_ACT(a, gate, l, s_f), *up = TK_ACT(a, up, l, s_f), *ffh = TK_ACT(a, ffh, l, s_f);
+        /* with per-head q/k norms the projections land in qr/kr first */
+        float *qp = c->qk_norm ? TK_ACT(a, qr, l, s_h) : q, *kp = c->qk_norm ? TK_ACT(a, kr, l, s_kv) : k;
+        bool sliding = tk_layer_sliding(c, l);
+        const tk_rope *rope = sliding && m->rope_local.half ? &m->rope_local : &m->rope;
 
         /* attention block */
         tk_rmsnorm_forward(xn1, TK_ACT(a, rstd1, l, s_t), xin, y->attn_norm.data, T, C, c->rms_eps);
-        {
+        if (c->fused_qkv) {
+            if ((st = linear(m, a, l, TK_LIN_Q, a->fused, xn1, &y->wq, NULL, T))) return st;
+            split_rows(a->fused, T, qp, QD, kp, KD, v, KD);
+        } else {
             const tk_linear_id ids[3] = {TK_LIN_Q, TK_LIN_K, TK_LIN_V};
-            float *const ys[3] = {q, k, v};
+            float *const ys[3] = {qp, kp, v};
             const tk_tensor_ref *const ws[3] = {&y->wq, &y->wk, &y->wv}, *const bs[3] = {&y->bq, &y->bk, &y->bv};
             if ((st = linear_group(m, a, l, 3, ids, ys, xn1, ws, bs, T))) return st;
         }
-        tk_rope_forward(q, pos, T, H, D, &m->rope);
-        tk_rope_forward(k, pos, T, KH, D, &m->rope);
+        if (c->qk_norm) {
+            tk_rmsnorm_forward(q, a->rstdq + (int64_t)l * a->s_t * H, qp, y->q_norm.data, T * H, D, c->rms_eps);
+            tk_rmsnorm_forward(k, a->rstdk + (int64_t)l * a->s_t * KH, kp, y->k_norm.data, T * KH, D, c->rms_eps);
+        }
+        tk_rope_forward(q, pos, T, H, D, rope);
+        tk_rope_forward(k, pos, T, KH, D, rope);
+        int32_t window = sliding ? c->sliding_window : 0;
         if (kv) {
             /* this chunk's keys/values join the cache; attention sees cache + chunk */
             float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
             memcpy(kc + (int64_t)kv->n * KD, k, (size_t)(T * KD) * sizeof(float));
             memcpy(vc + (int64_t)kv->n * KD, v, (size_t)(T * KD) * sizeof(float));
             tk_attn_args aa = {.Tq = T, .S = kv->n + T, .H = H, .KH = KH, .D = D,
-                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale};
+                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window};
             if ((st = tk_attention_forward(attn, NULL, q, kc, vc, &aa))) return st;
         } else {
             float *att = a->att ? a->att + (int64_t)l * a->s_att : NULL;
             for (int64_t r = 0; r < B; r++) {
                 const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
                 tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
-                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale};
+                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window};
                 if ((st = tk_attention_forward(attn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
                                                q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
                     return st;
             }
         }
-        if ((st = linear(m, a, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
+        if (c->sandwich_norm) {
+            float *ao = TK_ACT(a, ao, l, s_c);
+            if ((st = linear(m, a, l, TK_LIN_O, ao, attn, &y->wo, NULL, T))) return st;
+            tk_rmsnorm_forward(a->tmp, TK_ACT(a, rstdpa, l, s_t), ao, y->post_attn_norm.data, T, C, c->rms_eps);
+        } else if ((st = linear(m, a, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
         if ((st = adapt_block(a, l, TK_BLOCK_ATTN, a->tmp, T))) return st;
         add_rows(xmid, xin, a->tmp, T * C);
 
         /* MLP block */
         tk_rmsnorm_forward(xn2, TK_ACT(a, rstd2, l, s_t), xmid, y->ffn_norm.data, T, C, c->rms_eps);
-        {
+        if (c->fused_gate_up) {
+            if ((st = linear(m, a, l, TK_LIN_UP, a->fused, xn2, &y->w_up, NULL, T))) return st;
+            split_rows(a->fused, T, gate, F, up, F, NULL, 0);
+        } else {
             const tk_linear_id ids[2] = {TK_LIN_GATE, TK_LIN_UP};
             float *const ys[2] = {gate, up};
             const tk_tensor_ref *const ws[2] = {&y->w_gate, &y->w_up}, *const bs[2] = {NULL, NULL};
             if ((st = linear_group(m, a, l, 2, ids, ys, xn2, ws, bs, T))) return st;
         }
-        tk_swiglu_forward(ffh, gate, up, T * F);
-        if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
+        if (c->act == TK_ACT_GELU_TANH) tk_geglu_forward(ffh, gate, up, T * F);
+        else tk_swiglu_forward(ffh, gate, up, T * F);
+        if (c->sandwich_norm) {
+            float *fo = TK_ACT(a, fo, l, s_c);
+            if ((st = linear(m, a, l, TK_LIN_DOWN, fo, ffh, &y->w_down, NULL, T))) return st;
+            tk_rmsnorm_forward(a->tmp, TK_ACT(a, rstdpf, l, s_t), fo, y->post_ffn_norm.data, T, C, c->rms_eps);
+        } else if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
         if ((st = adapt_block(a, l, TK_BLOCK_MLP, a->tmp, T))) return st;
         add_rows(xout, xmid, a->tmp, T * C);
     }
@@ -294,6 +335,10 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
 
     tk_status st = tk_embedding_forward(a->x, b->ids, T, &w->tok_embd);
     if (st) return st;
+    if (c->embed_scale > 0) { /* Gemma: embeddings times sqrt(C) (a float32 constant, as in transformers) */
+        const float es = c->embed_scale;
+        for (int64_t i = 0; i < T * C; i++) a->x[i] *= es;
+    }
     if ((st = run_layers(m, a, b, kv, pos, seg, 0, c->n_layers))) return st;
     float *xL = TK_ACT(a, x, c->n_layers, s_x);
     tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);

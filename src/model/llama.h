@@ -28,6 +28,7 @@ struct tk_model {
     tk_tensor_ref *table;
     int64_t n_table;
     tk_rope rope;                 /* cos/sin for positions [0, rope.n_pos) */
+    tk_rope rope_local;           /* sliding layers' RoPE when cfg.rope_theta_local is set (else unused, zeroed) */
 };
 
 /* Activations of one forward, allocated once per shape (rows x cols). With keep, every
@@ -55,6 +56,12 @@ typedef struct tk_acts {
     float *rstdf;   /* [T] */
     float *tmp;     /* [T x C] output of wo / w_down before the residual add */
     float *gather;  /* [T x C] hidden rows gathered for selected logits */
+    /* block features (NULL when the model's config does not use them) */
+    float *qr, *kr;       /* [L][T x H*D], [L][T x KH*D] q/k before their per-head norm (cfg.qk_norm) */
+    float *rstdq, *rstdk; /* [L][T x H], [L][T x KH] */
+    float *ao, *fo;       /* [L][T x C] o-proj / down-proj outputs before the post norms (cfg.sandwich_norm) */
+    float *rstdpa, *rstdpf; /* [L][T] */
+    float *fused;         /* [T x max((H+2KH)*D, 2F)] one fused product before its split (cfg.fused_*) */
     int32_t *pos, *seg; /* [T] positions / segments used by the last run */
     /* per-layer strides in floats of the kept buffers: T*C (x), T*C (xmid, xn1, xn2), T*H*D, T*KH*D, T*F, T,
        B*H*Tc*Tc; 0 for buffers with one slot (TK_ACTS_RECOMPUTE keeps only x per layer) */

@@ -5,6 +5,7 @@
  * "qwen2" is stored in HF order and rotates halves (llama.cpp's NEOX mode). Llama-3.1
  * RoPE scaling arrives as a rope_freqs.weight tensor and is turned back into parameters. */
 #include "model/llama.h"
+#include "model/arch.h"
 #include "core/core.h"
 #include <stdio.h>
 #include <math.h>
@@ -134,6 +135,36 @@ static tk_status llama3_from_rope_freqs(const tk_gguf *g, const char *arch, cons
     return TK_OK;
 }
 
+/* The family's block features and the metadata that tunes them. llama.cpp keeps some
+ * Gemma 3 constants in code rather than in the file: every 6th layer global, local RoPE
+ * base 10000, query scale 1/sqrt(head size) except the 27B (62 layers: 1/sqrt(C/H),
+ * its query_pre_attn_scalar). */
+static tk_status gguf_block_features(const tk_gguf *g, const char *arch, const tk_arch *desc, tk_model_config *cfg) {
+    const char *path = tk_gguf_path(g);
+    cfg->qk_norm = desc->qk_norm;
+    cfg->sandwich_norm = desc->sandwich_norm;
+    cfg->fused_qkv = desc->fused_qkv;
+    cfg->fused_gate_up = desc->fused_gate_up;
+    cfg->act = desc->act;
+    cfg->embed_scale = desc->embed_scale_sqrt ? sqrtf((float)cfg->dim) : 0.0f;
+    cfg->rope_theta_local = desc->rope_theta_local;
+    cfg->swa_period = desc->swa_period;
+    tk_status st;
+    if (desc == &tk_arch_gemma3 || desc == &tk_arch_phi3) {
+        if ((st = get_int(g, arch, "attention.sliding_window", 0, &cfg->sliding_window))) return st;
+    }
+    if (desc == &tk_arch_gemma3 && cfg->n_layers == 62) cfg->attn_scale = 1.0f / sqrtf((float)cfg->dim / (float)cfg->n_heads);
+    static const char *const caps[] = {"final_logit_softcapping", "attn_logit_softcapping"};
+    for (int i = 0; i < 2; i++) {
+        float f = 0;
+        if ((st = get_float(g, arch, caps[i], 0.0, false, &f))) return st;
+        if (f > 0) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s.%s = %g is not supported", path, arch, caps[i], (double)f);
+    }
+    if (tk_gguf_find_tensor(g, "rope_factors_long.weight") || tk_gguf_find_tensor(g, "rope_factors_short.weight"))
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: LongRoPE factors (rope_factors_long/short) are not supported", path);
+    return TK_OK;
+}
+
 /* Fills cfg from the metadata of an open GGUF (no tensor checks). */
 static tk_status gguf_config(const tk_gguf *g, tk_model_config *cfg) {
     const char *path = tk_gguf_path(g);
@@ -141,10 +172,9 @@ static tk_status gguf_config(const tk_gguf *g, tk_model_config *cfg) {
     size_t alen;
     if (!tk_gguf_get_str(g, "general.architecture", &arch, &alen))
         return tk_fail(TK_ERR_NOT_FOUND, "%s: missing metadata 'general.architecture'", path);
-    bool llama = !strcmp(arch, "llama"), qwen2 = !strcmp(arch, "qwen2");
-    if (!llama && !qwen2)
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (takumi runs llama and qwen2: "
-                       "Llama 2/3, Mistral, TinyLlama, SmolLM2, Qwen2)", path, arch);
+    const tk_arch *desc = tk_arch_by_gguf(arch);
+    if (!desc)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported architecture '%s' (takumi runs %s)", path, arch, tk_arch_list());
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->arch, sizeof cfg->arch, "%s", arch);
     const char *name;
@@ -199,9 +229,9 @@ static tk_status gguf_config(const tk_gguf *g, tk_model_config *cfg) {
     }
     const tk_tensor_ref *rf = tk_gguf_find_tensor(g, "rope_freqs.weight");
     if (rf && (st = llama3_from_rope_freqs(g, arch, rf, cfg))) return st;
-    cfg->rope_interleaved = llama ? 1 : 0;
-    cfg->qkv_bias = qwen2;
-    return TK_OK;
+    cfg->rope_interleaved = desc->gguf_qk_permuted ? 1 : 0;
+    cfg->qkv_bias = desc->qkv_bias;
+    return gguf_block_features(g, arch, desc, cfg);
 }
 
 tk_status tk_load_gguf(tk_model *m, const char *path, const tk_model_params *p) {

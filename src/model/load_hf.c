@@ -3,13 +3,17 @@
  * so these models rotate halves (rope_interleaved = 0) and no row is permuted. */
 #include "model/llama.h"
 #include "io/hfconfig.h"
+#include "model/arch.h"
 #include "core/core.h"
 #include <stdio.h>
 
 /* Translates a GGUF-style weight name to the HF name and looks it up (also without the
  * leading "model.", as saved from a bare LlamaModel). */
+typedef struct hf_ctx { const tk_safetensors *st; const tk_arch *arch; } hf_ctx;
+
 static const tk_tensor_ref *hf_find(void *ctx, const char *gguf_name, char *fname, size_t n) {
-    const tk_safetensors *st = ctx;
+    const hf_ctx *hc = ctx;
+    const tk_safetensors *st = hc->st;
     char key[96];
     int layer = -1;
     const char *k = gguf_name;
@@ -21,10 +25,36 @@ static const tk_tensor_ref *hf_find(void *ctx, const char *gguf_name, char *fnam
         k = end + 1;
     }
     snprintf(key, sizeof key, "%s", k);
-    if (!tk_hf_weight_name(fname, n, key, layer)) return NULL;
+    if (!tk_arch_hf_weight_name(hc->arch, fname, n, key, layer)) return NULL;
     const tk_tensor_ref *r = tk_st_find(st, fname);
     if (!r && !strncmp(fname, "model.", 6)) r = tk_st_find(st, fname + 6);
     return r;
+}
+
+/* Gemma's HF norms multiply by (1 + w); takumi holds the multiplier (as llama.cpp's GGUFs
+ * do), computed in f32 as transformers does. The mapped weights stay untouched. */
+static tk_status plus_one(tk_model *m, tk_tensor_ref *r) {
+    if (!r->data) return TK_OK;
+    int64_t n = r->ne[0];
+    float *f = tk_malloc((size_t)n * sizeof(float));
+    if (!f) return TK_ERR_NOMEM;
+    const float *src = r->data;
+    for (int64_t i = 0; i < n; i++) f[i] = 1.0f + src[i];
+    tk_status st = tk_model_own(m, f, (size_t)n * sizeof(float));
+    if (st) return st;
+    r->data = f;
+    r->nbytes = (size_t)n * sizeof(float);
+    return TK_OK;
+}
+
+static tk_status norms_plus_one(tk_model *m) {
+    tk_status st = plus_one(m, &m->w.out_norm);
+    for (int32_t l = 0; l < m->cfg.n_layers && !st; l++) {
+        tk_layer_weights *y = &m->w.layers[l];
+        tk_tensor_ref *v[] = {&y->attn_norm, &y->ffn_norm, &y->q_norm, &y->k_norm, &y->post_attn_norm, &y->post_ffn_norm};
+        for (size_t i = 0; i < sizeof v / sizeof v[0] && !st; i++) st = plus_one(m, v[i]);
+    }
+    return st;
 }
 
 tk_status tk_load_hf(tk_model *m, const char *dir, const tk_model_params *p) {
@@ -41,5 +71,7 @@ tk_status tk_load_hf(tk_model *m, const char *dir, const tk_model_params *p) {
     char where[4200];
     snprintf(where, sizeof where, "%s (safetensors)", dir);
     /* HF's tie_word_embeddings decides; an untied model must have lm_head.weight. */
-    return tk_weights_bind(m, hf_find, m->st, where, false);
+    hf_ctx hc = {m->st, tk_arch_by_name(m->cfg.arch)};
+    if ((st = tk_weights_bind(m, hf_find, &hc, where, false))) return st;
+    return hc.arch && hc.arch->hf_norm_plus_one ? norms_plus_one(m) : TK_OK;
 }

@@ -1,6 +1,7 @@
 /* tk_model: container detection (HF folder / GGUF / llama2.c), tokenizer loading beside
  * the weights, accessors for the weight map, parameter counts and the tensor table. */
 #include "model/llama.h"
+#include "model/arch.h"
 #include "core/core.h"
 #include <stdio.h>
 #include <sys/stat.h>
@@ -96,6 +97,14 @@ tk_status tk_model_load(const char *path, const tk_model_params *params, tk_mode
         int64_t n_pos = m->cfg.max_seq < 32768 ? m->cfg.max_seq : 32768;
         st = tk_rope_init(&m->rope, &m->cfg, n_pos);
         if (!st) m->owned_bytes += (size_t)n_pos * (size_t)m->rope.half * 2 * sizeof(float);
+        /* sliding layers with their own base (Gemma 3): plain RoPE, no scaling */
+        if (!st && m->cfg.sliding_window > 0 && m->cfg.rope_theta_local > 0) {
+            tk_model_config lc = m->cfg;
+            lc.rope_theta = m->cfg.rope_theta_local;
+            lc.rope_scaling = TK_ROPE_SCALING_NONE;
+            st = tk_rope_init(&m->rope_local, &lc, n_pos);
+            if (!st) m->owned_bytes += (size_t)n_pos * (size_t)m->rope_local.half * 2 * sizeof(float);
+        }
     }
     if (st) { tk_model_free(m); return st; }
     *out = m;
@@ -106,6 +115,7 @@ void tk_model_free(tk_model *m) {
     if (!m) return;
     tk_tokenizer_free(m->tok);
     tk_rope_free(&m->rope);
+    tk_rope_free(&m->rope_local);
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->table);
@@ -136,6 +146,12 @@ const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear
     case TK_LIN_DOWN: return &y->w_down;
     default: return NULL;
     }
+}
+
+const char *tk_model_linear_name(const tk_model *m, tk_linear_id which) {
+    const tk_arch *a = tk_arch_by_name(m->cfg.arch);
+    if ((unsigned)which >= TK_LIN_COUNT) return NULL;
+    return a ? a->lin_hf[which] : tk_linear_name(which);
 }
 
 const char *tk_linear_name(tk_linear_id which) {

@@ -12,6 +12,7 @@
 typedef struct name_scheme {
     const char *tok_embd, *out_norm, *output;
     const char *attn_norm, *wq, *wk, *wv, *wo, *bq, *bk, *bv, *ffn_norm, *w_gate, *w_up, *w_down;
+    const char *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm, *wqkv;
 } name_scheme;
 static const name_scheme k_names = {
     .tok_embd = "token_embd.weight", .out_norm = "output_norm.weight", .output = "output.weight",
@@ -21,6 +22,9 @@ static const name_scheme k_names = {
     .bq = "blk.%d.attn_q.bias", .bk = "blk.%d.attn_k.bias", .bv = "blk.%d.attn_v.bias",
     .ffn_norm = "blk.%d.ffn_norm.weight",
     .w_gate = "blk.%d.ffn_gate.weight", .w_up = "blk.%d.ffn_up.weight", .w_down = "blk.%d.ffn_down.weight",
+    .q_norm = "blk.%d.attn_q_norm.weight", .k_norm = "blk.%d.attn_k_norm.weight",
+    .post_attn_norm = "blk.%d.post_attention_norm.weight", .post_ffn_norm = "blk.%d.post_ffw_norm.weight",
+    .wqkv = "blk.%d.attn_qkv.weight",
 };
 
 tk_status tk_model_config_validate(const tk_model_config *c, const char *where) {
@@ -43,6 +47,11 @@ tk_status tk_model_config_validate(const tk_model_config *c, const char *where) 
     if (c->n_heads % c->n_kv_heads)
         BAD("%s: n_heads = %d is not a multiple of n_kv_heads = %d", where, c->n_heads, c->n_kv_heads);
     if (c->head_dim % 2) BAD("%s: head_dim = %d must be even for RoPE", where, c->head_dim);
+    if (c->sliding_window < 0 || c->swa_period < 0) BAD("%s: sliding_window = %d / period %d must not be negative", where, c->sliding_window, c->swa_period);
+    if (!(c->embed_scale >= 0 && isfinite(c->embed_scale)) || !(c->attn_scale >= 0 && isfinite(c->attn_scale)) ||
+        !(c->rope_theta_local >= 0 && isfinite(c->rope_theta_local)))
+        BAD("%s: embedding scale, attention scale and local rope base must be finite and not negative", where);
+    if ((unsigned)c->act > TK_ACT_GELU_TANH) BAD("%s: unknown activation %d", where, (int)c->act);
     if (!(c->rms_eps > 0 && c->rms_eps < 1)) BAD("%s: rms_eps = %g must be in (0, 1)", where, (double)c->rms_eps);
     if (!(c->rope_theta > 0 && isfinite(c->rope_theta))) BAD("%s: rope_theta = %g must be positive", where, (double)c->rope_theta);
     if (c->rope_scaling == TK_ROPE_SCALING_LINEAR && !(c->rope_factor > 0 && isfinite(c->rope_factor)))
@@ -169,27 +178,36 @@ tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *fctx, const
     char bkey[64], bname[256];
     snprintf(bkey, sizeof bkey, ns->bq, 0);
     snprintf(bname, sizeof bname, "%s", bkey);
-    bool has_bias = find(fctx, bkey, bname, sizeof bname) != NULL;
+    bool has_bias = !cfg->fused_qkv && find(fctx, bkey, bname, sizeof bname) != NULL;
     if (cfg->qkv_bias && !has_bias) return tk_fail(TK_ERR_NOT_FOUND, "%s: missing tensor '%s' (%s has q/k/v biases)", file, bname, cfg->arch);
     cfg->qkv_bias = has_bias;
+    int64_t D = cfg->head_dim;
     for (int l = 0; l < cfg->n_layers; l++) {
         tk_layer_weights *y = &w->layers[l];
-        if ((st = bind_one(&c, &y->attn_norm, ns->attn_norm, l, C, 0, true, false)) ||
-            (st = bind_one(&c, &y->wq, ns->wq, l, C, QD, false, false)) ||
-            (st = bind_one(&c, &y->wk, ns->wk, l, C, KD, false, false)) ||
-            (st = bind_one(&c, &y->wv, ns->wv, l, C, KD, false, false)) ||
-            (st = bind_one(&c, &y->wo, ns->wo, l, QD, C, false, false)))
-            return st;
+        if ((st = bind_one(&c, &y->attn_norm, ns->attn_norm, l, C, 0, true, false))) return st;
+        if (cfg->fused_qkv) st = bind_one(&c, &y->wq, ns->wqkv, l, C, QD + 2 * KD, false, false);
+        else if (!(st = bind_one(&c, &y->wq, ns->wq, l, C, QD, false, false)) &&
+                 !(st = bind_one(&c, &y->wk, ns->wk, l, C, KD, false, false)))
+            st = bind_one(&c, &y->wv, ns->wv, l, C, KD, false, false);
+        if (st || (st = bind_one(&c, &y->wo, ns->wo, l, QD, C, false, false))) return st;
         if (has_bias &&
             ((st = bind_one(&c, &y->bq, ns->bq, l, QD, 0, true, false)) ||
              (st = bind_one(&c, &y->bk, ns->bk, l, KD, 0, true, false)) ||
              (st = bind_one(&c, &y->bv, ns->bv, l, KD, 0, true, false))))
             return st;
-        if ((st = bind_one(&c, &y->ffn_norm, ns->ffn_norm, l, C, 0, true, false)) ||
-            (st = bind_one(&c, &y->w_gate, ns->w_gate, l, C, F, false, false)) ||
-            (st = bind_one(&c, &y->w_up, ns->w_up, l, C, F, false, false)) ||
-            (st = bind_one(&c, &y->w_down, ns->w_down, l, F, C, false, false)))
+        if (cfg->qk_norm &&
+            ((st = bind_one(&c, &y->q_norm, ns->q_norm, l, D, 0, true, false)) ||
+             (st = bind_one(&c, &y->k_norm, ns->k_norm, l, D, 0, true, false))))
             return st;
+        if (cfg->sandwich_norm &&
+            ((st = bind_one(&c, &y->post_attn_norm, ns->post_attn_norm, l, C, 0, true, false)) ||
+             (st = bind_one(&c, &y->post_ffn_norm, ns->post_ffn_norm, l, C, 0, true, false))))
+            return st;
+        if ((st = bind_one(&c, &y->ffn_norm, ns->ffn_norm, l, C, 0, true, false))) return st;
+        if (cfg->fused_gate_up) st = bind_one(&c, &y->w_up, ns->w_up, l, C, 2 * F, false, false);
+        else if (!(st = bind_one(&c, &y->w_gate, ns->w_gate, l, C, F, false, false)))
+            st = bind_one(&c, &y->w_up, ns->w_up, l, C, F, false, false);
+        if (st || (st = bind_one(&c, &y->w_down, ns->w_down, l, F, C, false, false))) return st;
     }
     if ((st = bind_one(&c, &w->out_norm, ns->out_norm, 0, C, 0, true, false))) return st;
     /* Tied: the config says so (HF tie_word_embeddings), or the output is absent where that

@@ -19,6 +19,11 @@ static inline int32_t posq(const tk_attn_args *a, int64_t t) { return a->pos_q ?
 static inline int32_t posk(const tk_attn_args *a, int64_t s) { return a->pos_k ? a->pos_k[s] : (int32_t)s; }
 static inline int32_t segq(const tk_attn_args *a, int64_t t) { return a->seg_q ? a->seg_q[t] : 0; }
 static inline int32_t segk(const tk_attn_args *a, int64_t s) { return a->seg_k ? a->seg_k[s] : 0; }
+/* Key s is visible to a query of segment sq at position pq (causal, same segment, within the window). */
+static inline bool visible(const tk_attn_args *a, int32_t sq, int32_t pq, int64_t s) {
+    int32_t pk = posk(a, s);
+    return segk(a, s) == sq && pk <= pq && (a->window <= 0 || (int64_t)pq - pk < a->window);
+}
 
 static tk_status check_args(const tk_attn_args *a) {
     if (!a || a->Tq < 0 || a->S < 0 || a->H <= 0 || a->KH <= 0 || a->D <= 0 || a->H % a->KH)
@@ -33,7 +38,7 @@ static tk_status check_args(const tk_attn_args *a) {
  * other examples). Returns hi <= lo when nothing is visible. */
 static void key_range(const tk_attn_args *a, int64_t t0, int64_t qb, int64_t *lo, int64_t *hi) {
     int64_t S = a->S;
-    if (!a->seg_q && !a->seg_k && !a->pos_q && !a->pos_k) { /* KV-cache layout: keys 0 .. last query */
+    if (!a->seg_q && !a->seg_k && !a->pos_q && !a->pos_k && a->window <= 0) { /* KV-cache layout: keys 0 .. last query */
         *lo = 0;
         *hi = S - a->Tq + t0 + qb;
         if (*hi > S) *hi = S;
@@ -44,10 +49,10 @@ static void key_range(const tk_attn_args *a, int64_t t0, int64_t qb, int64_t *lo
         int32_t sq = segq(a, t0 + i), pq = posq(a, t0 + i);
         if (sq < 0) continue;
         int64_t s = 0;
-        while (s < l && !(segk(a, s) == sq && posk(a, s) <= pq)) s++;
+        while (s < l && !visible(a, sq, pq, s)) s++;
         if (s < l) l = s;
         s = S - 1;
-        while (s >= h && !(segk(a, s) == sq && posk(a, s) <= pq)) s--;
+        while (s >= h && !visible(a, sq, pq, s)) s--;
         if (s + 1 > h) h = s + 1;
     }
     *lo = l;
@@ -107,7 +112,7 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
         int32_t sq = segq(a, t), pq = posq(a, t);
         float mx = -INFINITY;
         for (int64_t s = lo; s < hi; s++) {
-            bool ok = sq >= 0 && segk(a, s) == sq && posk(a, s) <= pq;
+            bool ok = sq >= 0 && visible(a, sq, pq, s);
             if (!ok) p[s] = -INFINITY;
             else if (p[s] > mx) mx = p[s];
         }

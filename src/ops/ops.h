@@ -45,11 +45,17 @@ typedef struct tk_attn_args {
     const int32_t *pos_q, *pos_k;   /* positions */
     const int32_t *seg_q, *seg_k;   /* segment ids; NULL = one segment for all */
     float scale;                    /* usually 1/sqrt(D) */
+    int32_t window;                 /* > 0: sliding window, key s visible only when pos_q[t] - pos_k[s] < window */
 } tk_attn_args;
 tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a);
 /* dq = ..., dk/dv written (=) from dout, the saved att and q, k, v. */
 tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                                 const float *q, const float *k, const float *v, const tk_attn_args *a);
+
+/* out[n] = gelu_tanh(gate) * up, gelu_tanh(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Gemma). */
+void tk_geglu_forward(float *out, const float *gate, const float *up, int64_t n);
+/* dgate, dup written from dout. */
+void tk_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 
 /* out[n] = silu(gate) * up. */
 void tk_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);

@@ -4,6 +4,7 @@
  * (layer, linear, A or B, tensor view) entries, checked here in one place (names, shapes,
  * ranks, pairs, duplicates) before any value is copied. */
 #include "peft/adapter_io.h"
+#include "model/arch.h"
 #include "io/hfconfig.h"
 #include "core/core.h"
 #include "takumi/gguf.h"
@@ -24,12 +25,23 @@ static const char *const k_gguf_base[TK_LIN_COUNT] = {"attn_q", "attn_k", "attn_
 static const char *module_group(tk_linear_id w) { return w <= TK_LIN_O ? "self_attn" : "mlp"; }
 
 const char *tk_adapter_gguf_arch(const char *arch, bool *qk_permuted) {
-    /* llama.cpp converts Llama and Mistral checkpoints to its "llama" architecture (rotating
-     * interleaved pairs, hence permuted q/k rows) and Qwen2 to "qwen2" (rotate-half, HF rows). */
-    if (!strcmp(arch, "llama") || !strcmp(arch, "mistral")) { if (qk_permuted) *qk_permuted = true; return "llama"; }
-    if (!strcmp(arch, "qwen2")) { if (qk_permuted) *qk_permuted = false; return "qwen2"; }
-    return NULL;
+    /* the family's description: llama.cpp converts Llama and Mistral checkpoints to its "llama"
+     * architecture (rotating interleaved pairs, hence permuted q/k rows), the others keep HF rows */
+    const tk_arch *d = tk_arch_by_name(arch);
+    if (!d) return NULL;
+    if (qk_permuted) *qk_permuted = d->gguf_qk_permuted;
+    return d->gguf;
 }
+
+/* The GGUF base name of linear k in m's family ("attn_qkv" for Phi-3's fused q|k|v). */
+static const char *gguf_base(const tk_model_config *mc, int k) {
+    const tk_arch *d = tk_arch_by_name(mc->arch);
+    return d && d->lin_gguf[k] ? d->lin_gguf[k] : k_gguf_base[k];
+}
+
+/* Names of fused modules (Phi-3) that a file may use for a linear id: PEFT and GGUF. */
+static const char *fused_peft_name(int k) { return k == TK_LIN_Q ? "qkv_proj" : k == TK_LIN_UP ? "gate_up_proj" : NULL; }
+static const char *fused_gguf_name(int k) { return k == TK_LIN_Q ? "attn_qkv" : NULL; }
 
 /* Copies B [N x r] of (which) from a layout with q/k rows permuted (from_perm) to one with
  * (to_perm); other linears and equal layouts are copied unchanged. */
@@ -76,7 +88,7 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
             if (lo < 0) lo = i;
             hi = i;
             char name[160];
-            const char *lin = tk_linear_name((tk_linear_id)k), *grp = module_group((tk_linear_id)k);
+            const char *lin = tk_model_linear_name(m, (tk_linear_id)k), *grp = module_group((tk_linear_id)k);
             int64_t N = B->ne[1];
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", i, grp, lin);
             if ((st = tk_st_add(w, name, TK_F32, 2, A->ne, A->w))) break;
@@ -119,8 +131,9 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
     cJSON_AddNumberToObject(root, "r", (double)cfg->r);
     cJSON_AddItemToObject(root, "rank_pattern", cJSON_CreateObject());
     cJSON_AddNullToObject(root, "revision");
-    for (int k = 0; k < TK_LIN_COUNT; k++)
-        if (cfg->targets & (1u << k)) cJSON_AddItemToArray(tm, cJSON_CreateString(tk_linear_name((tk_linear_id)k)));
+    for (int k = 0; k < TK_LIN_COUNT; k++) /* the modules the family has (Phi-3: qkv_proj, o_proj, gate_up_proj, down_proj) */
+        if ((cfg->targets & (1u << k)) && tk_model_linear_name(m, (tk_linear_id)k))
+            cJSON_AddItemToArray(tm, cJSON_CreateString(tk_model_linear_name(m, (tk_linear_id)k)));
     cJSON_AddItemToObject(root, "target_modules", tm);
     cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
     cJSON_AddBoolToObject(root, "use_dora", false);
@@ -168,9 +181,9 @@ tk_status tk_adapter_save_gguf(tk_lora *l, const tk_model *m, const char *path) 
             if (!tmp) { st = TK_ERR_NOMEM; break; }
             convert_b(tmp, B->w, (tk_linear_id)k, mc, N, r, perm, gperm);
             char tn[64];
-            snprintf(tn, sizeof tn, "blk.%d.%s.weight.lora_a", i, k_gguf_base[k]);
+            snprintf(tn, sizeof tn, "blk.%d.%s.weight.lora_a", i, gguf_base(mc, k));
             st = tk_gguf_add_tensor(w, tn, TK_F32, 2, A->ne, A->w);
-            snprintf(tn, sizeof tn, "blk.%d.%s.weight.lora_b", i, k_gguf_base[k]);
+            snprintf(tn, sizeof tn, "blk.%d.%s.weight.lora_b", i, gguf_base(mc, k));
             if (!st) st = tk_gguf_add_tensor(w, tn, TK_F32, 2, B->ne, tmp);
             free(tmp);
             n++;
@@ -243,6 +256,12 @@ static bool parse_peft_key(const char *name, int32_t *layer, int *which, int *is
         if (eat(&p, module_group((tk_linear_id)k)) && eat(&p, ".") && eat(&p, tk_linear_name((tk_linear_id)k)) && *p == '.') {
             w = k;
             s = p;
+            break;
+        }
+        p = s; /* a fused module (Phi-3); its shape is checked against the model's weight when applied */
+        if (fused_peft_name(k) && eat(&p, module_group((tk_linear_id)k)) && eat(&p, ".") && eat(&p, fused_peft_name(k)) && *p == '.') {
+            w = k;
+            s = p;
         }
     }
     if (w < 0) return false;
@@ -263,8 +282,9 @@ static bool parse_gguf_key(const char *name, int32_t *layer, int *which, int *is
     const char *s = name;
     if (!eat(&s, "blk.") || !parse_layer(&s, layer) || !eat(&s, ".")) return false;
     for (int k = 0; k < TK_LIN_COUNT; k++) {
-        const char *p = s;
-        if (eat(&p, k_gguf_base[k]) && eat(&p, ".weight.lora_")) {
+        const char *p = s, *p2 = s;
+        if ((eat(&p, k_gguf_base[k]) && eat(&p, ".weight.lora_")) ||
+            (fused_gguf_name(k) && eat(&p2, fused_gguf_name(k)) && eat(&p2, ".weight.lora_") && (p = p2))) {
             if (!strcmp(p, "a")) *is_b = 0;
             else if (!strcmp(p, "b")) *is_b = 1;
             else return false;

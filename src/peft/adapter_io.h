@@ -83,6 +83,7 @@ tk_weight_delta tk_lora_weight_delta(tk_lora *l);
 tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p);
 
 /* The GGUF architecture name llama.cpp uses for a takumi architecture ("llama" for llama and
- * mistral, "qwen2"), or NULL; and whether that architecture stores q/k rows permuted. */
+ * mistral, "qwen2", "qwen3", "gemma3", "phi3": the family's description), or NULL; and whether
+ * that architecture stores q/k rows permuted. */
 const char *tk_adapter_gguf_arch(const char *arch, bool *qk_permuted);
 #endif

@@ -93,9 +93,10 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
             const tk_tensor_ref *wt = tk_model_linear(m, i, (tk_linear_id)w);
             md->K = wt->ne[0];
             md->N = wt->ne[1];
-            if (i < cfg->first_layer || !(l->cfg.targets & (1u << w))) continue;
+            /* a family without this linear (Phi-3's k/v/gate live in its fused weights) adapts none */
+            if (i < cfg->first_layer || !(l->cfg.targets & (1u << w)) || !wt->data) continue;
             char name[160];
-            const char *lin = tk_linear_name((tk_linear_id)w);
+            const char *lin = tk_model_linear_name(m, (tk_linear_id)w);
             int64_t neA[2] = {md->K, r}, neB[2] = {r, md->N};
             tk_param *p;
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", i, module_path((tk_linear_id)w), lin);

@@ -8,6 +8,7 @@
 #include "train/step.h"
 #include "peft/registry.h"
 #include "model/backward.h"
+#include "model/arch.h"
 #include "model/llama.h"
 #include "io/hfconfig.h"
 #include "backend/cpu/kernels.h"
@@ -51,7 +52,7 @@ tk_train_params tk_train_default_params(void) {
  * gradient buffer goes to *grad. */
 static tk_status add_master(tk_train_ctx *tc, tk_tensor_ref *ref, const char *key, int layer, bool decay, float **grad) {
     char name[160];
-    if (!tk_hf_weight_name(name, sizeof name, key, layer))
+    if (!tk_arch_hf_weight_name(tk_arch_by_name(tc->m->cfg.arch), name, sizeof name, key, layer))
         return tk_fail(TK_ERR_ARG, "full fine-tuning: no HF name for %s (layer %d)", key, layer);
     int64_t ne[TK_MAX_DIMS];
     int nd = ref->n_dims < 1 ? 1 : ref->n_dims;
@@ -90,19 +91,27 @@ static tk_status setup_full(tk_train_ctx *tc) {
     for (int32_t l = N; l < L; l++) {
         tk_layer_weights *y = &w->layers[l];
         tk_layer_grads *g = &tc->lg[l];
-        if ((st = add_master(tc, &y->attn_norm, "attn_norm.weight", l, false, &g->attn_norm)) ||
-            (st = add_master(tc, &y->wq, "attn_q.weight", l, true, &g->wq)) ||
-            (y->bq.data && (st = add_master(tc, &y->bq, "attn_q.bias", l, false, &g->bq))) ||
-            (st = add_master(tc, &y->wk, "attn_k.weight", l, true, &g->wk)) ||
-            (y->bk.data && (st = add_master(tc, &y->bk, "attn_k.bias", l, false, &g->bk))) ||
-            (st = add_master(tc, &y->wv, "attn_v.weight", l, true, &g->wv)) ||
-            (y->bv.data && (st = add_master(tc, &y->bv, "attn_v.bias", l, false, &g->bv))) ||
-            (st = add_master(tc, &y->wo, "attn_output.weight", l, true, &g->wo)) ||
-            (st = add_master(tc, &y->ffn_norm, "ffn_norm.weight", l, false, &g->ffn_norm)) ||
-            (st = add_master(tc, &y->w_gate, "ffn_gate.weight", l, true, &g->w_gate)) ||
-            (st = add_master(tc, &y->w_up, "ffn_up.weight", l, true, &g->w_up)) ||
-            (st = add_master(tc, &y->w_down, "ffn_down.weight", l, true, &g->w_down)))
-            return st;
+        /* absent weights (a family's fused or optional tensors) have data NULL and no parameter */
+        const struct { tk_tensor_ref *r; const char *key; bool decay; float **g; } ws[] = {
+            {&y->attn_norm, "attn_norm.weight", false, &g->attn_norm},
+            {&y->wq, c->fused_qkv ? "attn_qkv.weight" : "attn_q.weight", true, &g->wq},
+            {&y->bq, "attn_q.bias", false, &g->bq},
+            {&y->wk, "attn_k.weight", true, &g->wk},
+            {&y->bk, "attn_k.bias", false, &g->bk},
+            {&y->wv, "attn_v.weight", true, &g->wv},
+            {&y->bv, "attn_v.bias", false, &g->bv},
+            {&y->q_norm, "attn_q_norm.weight", false, &g->q_norm},
+            {&y->k_norm, "attn_k_norm.weight", false, &g->k_norm},
+            {&y->wo, "attn_output.weight", true, &g->wo},
+            {&y->post_attn_norm, "post_attention_norm.weight", false, &g->post_attn_norm},
+            {&y->ffn_norm, "ffn_norm.weight", false, &g->ffn_norm},
+            {&y->w_gate, "ffn_gate.weight", true, &g->w_gate},
+            {&y->w_up, "ffn_up.weight", true, &g->w_up},
+            {&y->w_down, "ffn_down.weight", true, &g->w_down},
+            {&y->post_ffn_norm, "post_ffw_norm.weight", false, &g->post_ffn_norm},
+        };
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (ws[i].r->data && (st = add_master(tc, ws[i].r, ws[i].key, l, ws[i].decay, ws[i].g))) return st;
     }
     if ((st = add_master(tc, &w->out_norm, "output_norm.weight", -1, false, &tc->g.out_norm))) return st;
     /* a tied head is the embedding: trainable only when the embedding is (N == 0, done above) */
