@@ -5,8 +5,9 @@
  * Logits, per stored position p: rel_p = max_i |takumi_i - hf_i| / max_i |hf_i| over HF's top-32
  * ids i of that position, with max_i |hf_i| the largest |logit| over the whole vocabulary; the
  * logsumexp is compared the same way. Required rel <= 1e-3 for the prefill path and for the exact
- * decode path (KV cache, f32 activations) over the last 4 positions; top-1 equal wherever HF's
- * top-2 is not within that tolerance. The prompts: a Gemma 3 chat turn, English, code, and a
+ * decode path (KV cache, f32 activations) over the last 4 positions (the int8-activation path: a
+ * sanity bound of 0.1); top-1 equal wherever HF's top-2 is not within that tolerance. Measured
+ * with the arch branch at 520b5ba: ~2e-6 everywhere. The prompts: a Gemma 3 chat turn, English, code, and a
  * 762-token passage (beyond the 512-token sliding window of 5 in every 6 layers). Then 20 greedy
  * tokens through the exact KV-cache path equal HF's (the prompts were chosen so that no greedy
  * step is a near-tie: the fixture's greedy_min_gap). takumi's tokenizer gives the fixture's ids.
@@ -112,8 +113,8 @@ static void check_prompt(tk_model *m, const cJSON *p, int V, double *worst_pre, 
     CHECK(top1_bad == 0, "%s: %d positions with a different top-1 token", name, top1_bad);
     *worst_pre = fmax(*worst_pre, fmax(e_pre, e_lse));
 
-    /* decode: prefill all but the last ND tokens, decode those one at a time (exact, f32 activations),
-     * then 20 greedy tokens from the cache; the int8-activation path is reported only */
+    /* decode: prefill all but the last ND tokens, decode those one at a time (exact, f32 activations, then
+     * the int8-activation kernels), then 20 greedy tokens from the exact path's cache */
     enum { ND = 4 };
     float *row = malloc(sizeof(float) * (size_t)V);
     for (int exact = 1; exact >= 0; exact--) {
@@ -148,6 +149,11 @@ static void check_prompt(tk_model *m, const cJSON *p, int V, double *worst_pre, 
             CHECK(e_dec <= 1e-3, "%s: exact decode logits differ from HF: rel %g", name, e_dec);
             CHECK(match == ng, "%s: greedy diverges from HF at token %d", name, match);
             *worst_dec = fmax(*worst_dec, e_dec);
+        } else {
+            /* 8-bit activations: no 1e-3 claim; a sanity bound (measured 0.8-1.3e-2 with the arch branch at
+             * 520b5ba) and top-1 mostly kept, so that a broken fused kernel still fails */
+            CHECK(e_dec <= 0.1, "%s: int8 decode logits differ from HF: rel %g", name, e_dec);
+            CHECK(top1_dec >= ND - 1, "%s: int8 decode top-1 agrees at only %d/%d positions", name, top1_dec, ND);
         }
         tk_session_free(s);
     }

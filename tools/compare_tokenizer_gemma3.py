@@ -138,7 +138,7 @@ def run_spm(model_bytes, control, texts):
 def run_llama(binary, model, texts):
     res = []
     for s in texts:
-        r = subprocess.run([binary, "-m", model, "--stdin", "--ids", "--no-bos", "--log-disable"],
+        r = subprocess.run([binary, "-m", model, "--stdin", "--ids", "--no-bos", "--no-escape", "--log-disable"],
                            input=s.encode("utf-8"), capture_output=True, check=True)
         line = [l for l in r.stdout.decode("utf-8", "replace").split("\n") if l.startswith("[")]
         if len(line) != 1:
