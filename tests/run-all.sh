@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/fetch-model.sh
+bash scripts/fetch-gemma.sh
 make -j2 tests
 BUILD=build bash tests/run.sh
 echo "== ASan + UBSan build =="

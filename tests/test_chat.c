@@ -35,16 +35,21 @@ static void show_diff(const char *got, size_t glen, const char *want, size_t wle
     }
 }
 
-/* Fills msgs from a JSON array; returns the count or -1. */
-static int load_msgs(const cJSON *arr, tk_chat_msg *msgs, int cap) {
+/* Fills msgs (and reasoning[], each message's reasoning_content or NULL; *any_reasoning tells whether one has it)
+ * from a JSON array; returns the count or -1. */
+static int load_msgs(const cJSON *arr, tk_chat_msg *msgs, const char **reasoning, bool *any_reasoning, int cap) {
     int n = 0;
     const cJSON *m;
+    *any_reasoning = false;
     cJSON_ArrayForEach(m, arr) {
         const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+        const cJSON *rc = cJSON_GetObjectItemCaseSensitive(m, "reasoning_content");
         if (n >= cap || !cJSON_IsString(r) || !cJSON_IsString(c) || role_of(r->valuestring) < 0) return -1;
         msgs[n].role = (tk_role)role_of(r->valuestring);
         msgs[n].content = c->valuestring;
+        reasoning[n] = cJSON_IsString(rc) ? rc->valuestring : NULL;
+        *any_reasoning |= reasoning[n] != NULL;
         n++;
     }
     return n;
@@ -74,14 +79,19 @@ static void check_template_fixture(const char *path, const cJSON *doc) {
     const cJSON *c;
     cJSON_ArrayForEach(c, cases) {
         tk_chat_msg msgs[32];
+        const char *reasoning[32];
+        bool any_rc;
         const char *cname = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
-        int n = load_msgs(cJSON_GetObjectItemCaseSensitive(c, "messages"), msgs, 32);
+        int n = load_msgs(cJSON_GetObjectItemCaseSensitive(c, "messages"), msgs, reasoning, &any_rc, 32);
         bool agp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "add_generation_prompt"));
         const cJSON *exp = cJSON_GetObjectItemCaseSensitive(c, "expected");
         CHECK(n > 0, "%s/%s: bad messages", name, cname);
         if (n <= 0) continue;
+        tk_chat_opts o = {.add_generation_prompt = agp, .reasoning = any_rc ? reasoning : NULL,
+                          .disable_thinking = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(c, "enable_thinking"))};
         tk_buf out = {0};
-        tk_status st = tk_chat_render_text(f, msgs, (size_t)n, agp, &out);
+        tk_status st = any_rc || o.disable_thinking ? tk_chat_render_text_opts(f, msgs, (size_t)n, &o, &out)
+                                                    : tk_chat_render_text(f, msgs, (size_t)n, agp, &out);
         if (cJSON_IsString(exp)) {
             const char *want = exp->valuestring;
             size_t wlen = strlen(want);
@@ -233,6 +243,27 @@ int main(void) {
         CHECK(tk_chat_detect(foreign[i]) == TK_CHAT_UNKNOWN, "foreign template %zu detected as %s", i,
               tk_chat_family_name(tk_chat_detect(foreign[i])));
     CHECK(tk_chat_detect(NULL) == TK_CHAT_UNKNOWN, "NULL template");
+
+    /* reasoning_content: only Qwen3 renders it, and only on assistant messages; elsewhere it is refused, not dropped */
+    {
+        tk_chat_msg qa[2] = {{TK_ROLE_USER, "Q"}, {TK_ROLE_ASSISTANT, "A"}};
+        const char *why[2] = {NULL, "because"}, *why_user[2] = {"no", NULL};
+        tk_chat_opts o = {.reasoning = why};
+        tk_buf b = {0};
+        CHECK(tk_chat_render_text_opts(TK_CHAT_CHATML, qa, 2, &o, &b) == TK_ERR_UNSUPPORTED &&
+              strstr(tk_last_error(), "reasoning_content"), "chatml refuses reasoning: %s", tk_last_error());
+        o.reasoning = why_user;
+        CHECK(tk_chat_render_text_opts(TK_CHAT_QWEN3, qa, 2, &o, &b) == TK_ERR_UNSUPPORTED, "qwen3 refuses user reasoning");
+        CHECK(b.len == 0, "refused renders append nothing");
+        o.reasoning = why;
+        CHECK_OK(tk_chat_render_text_opts(TK_CHAT_QWEN3, qa, 2, &o, &b));
+        CHECK(b.data && !strcmp(b.data, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\nbecause\n</think>\n\nA<|im_end|>\n"),
+              "qwen3 reasoning block: %s", b.data ? b.data : "");
+        tk_buf_free(&b);
+        CHECK_OK(tk_chat_render_text_opts(TK_CHAT_QWEN3, qa, 1, NULL, &b));
+        CHECK(b.data && !strcmp(b.data, "<|im_start|>user\nQ<|im_end|>\n"), "NULL opts: defaults");
+        tk_buf_free(&b);
+    }
 
     if (llama3 && chatml) check_template_files(llama3, chatml);
     else CHECK(0, "llama3 and chatml fixtures are needed for the template-file checks");

@@ -8,13 +8,16 @@
  *    templates' markers are real special tokens there; Phi-3's strip whitespace after them);
  *  - masks: targets only on assistant messages; each assistant message's targets end in its
  *    end-of-turn token and hold its content; Llama-2 targets are exactly "▁content▁</s>";
- *  - message text like "<|im_end|>" cannot inject control tokens; resolve/override. */
+ *  - message text like "<|im_end|>" cannot inject control tokens; resolve/override;
+ *  - Qwen3: the last answer's think block is a target, earlier reasoning is not rendered;
+ *  - the real Gemma-3-270M vocabulary (models/gemma-3-270m-q4_k_m.gguf): gemma3 renders as whole-text
+ *    tokenization, and the model (no template in its GGUF) resolves to gemma3 from its turn tokens. */
 #include "test.h"
 #include <cjson/cJSON.h>
 
 #define FIXDIR "tests/fixtures/chat"
 
-static const char *const FIX[] = {"chatml", "smollm2", "qwen2", "qwen2.5", "llama3", "llama3.1", "llama2", "mistral",
+static const char *const FIX[] = {"chatml", "smollm2", "qwen2", "qwen2.5", "qwen3", "llama3", "llama3.1", "llama2", "mistral",
                                    "mistral-legacy", "gemma", "gemma3", "phi3", "phi3.5", "phi3-legacy", "alpaca"};
 #define NFIX (sizeof FIX / sizeof *FIX)
 
@@ -143,12 +146,22 @@ static void check_seams(const char *vocab, const tk_tokenizer *tok, const char *
             const cJSON *exp = cJSON_GetObjectItemCaseSensitive(c, "expected");
             if (!cJSON_IsString(exp)) continue;
             tk_chat_msg msgs[32];
+            const char *reasoning[32];
             int n = load_msgs(cJSON_GetObjectItemCaseSensitive(c, "messages"), msgs, 32);
-            bool agp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "add_generation_prompt"));
+            bool agp = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "add_generation_prompt")), any_rc = false;
+            int k = 0;
+            const cJSON *mj;
+            cJSON_ArrayForEach(mj, cJSON_GetObjectItemCaseSensitive(c, "messages")) {
+                const cJSON *rc = cJSON_GetObjectItemCaseSensitive(mj, "reasoning_content");
+                if (k < 32) reasoning[k++] = cJSON_IsString(rc) ? rc->valuestring : NULL;
+                any_rc |= cJSON_IsString(rc);
+            }
+            tk_chat_opts o = {.add_generation_prompt = agp, .reasoning = any_rc ? reasoning : NULL,
+                              .disable_thinking = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(c, "enable_thinking"))};
             char what[160];
             snprintf(what, sizeof what, "%s/%s/%s agp=%d", vocab, fams[fi], cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring, agp);
             tk_chat_tokens r = {0};
-            CHECK_OK(tk_chat_render(tok, f, msgs, (size_t)n, agp, &r));
+            CHECK_OK(tk_chat_render_opts(tok, f, msgs, (size_t)n, &o, &r));
             if (f != TK_CHAT_ALPACA && !content_has_special(tok, msgs, n)) {
                 tk_ivec ref = {0};
                 CHECK_OK(tk_tokenize(tok, exp->valuestring, strlen(exp->valuestring), TK_TOK_PARSE_SPECIAL, &ref));
@@ -260,6 +273,24 @@ static void smollm2(void) {
     tk_buf_free(&text);
     tk_ivec_free(&ref);
 
+    /* qwen3: the think block of the last answer is trained on with it; an earlier answer's reasoning is not rendered */
+    {
+        tk_chat_msg th[4] = {{TK_ROLE_USER, "Hi"}, {TK_ROLE_ASSISTANT, "<think>greet</think>Hello!"}, {TK_ROLE_USER, "2+2?"},
+                             {TK_ROLE_ASSISTANT, "<think>\nadd\n</think>\n\n4"}};
+        CHECK_OK(tk_chat_render(tok, TK_CHAT_QWEN3, th, 4, false, &r));
+        tk_ivec t1 = {0}, t3 = {0};
+        for (size_t t = 0; t < r.ids.len; t++)
+            if (r.is_target[t]) tk_ivec_push(r.msg_index[t] == 1 ? &t1 : &t3, r.ids.data[t]);
+        tk_buf d1 = {0}, d3 = {0};
+        tk_detokenize(tok, t1.data, t1.len, false, &d1);
+        tk_detokenize(tok, t3.data, t3.len, false, &d3);
+        CHECK(d1.data && !strcmp(d1.data, "Hello!<|im_end|>"), "qwen3 earlier answer targets: '%s'", d1.data ? d1.data : "");
+        CHECK(d3.data && !strcmp(d3.data, "<think>\nadd\n</think>\n\n4<|im_end|>"), "qwen3 last answer targets: '%s'",
+              d3.data ? d3.data : "");
+        tk_buf_free(&d1); tk_buf_free(&d3); tk_ivec_free(&t1); tk_ivec_free(&t3);
+        tk_chat_tokens_free(&r);
+    }
+
     /* choosing the family */
     tk_chat_family f = TK_CHAT_UNKNOWN;
     CHECK_OK(tk_chat_resolve(tok, NULL, &f));
@@ -333,8 +364,26 @@ static void phi3(void) {
     tk_gguf_close(g);
 }
 
+/* The real Gemma-3-270M vocabulary (262144 pieces; <start_of_turn>, <end_of_turn> control tokens, no chat template
+ * in the GGUF): the gemma3 family renders as whole-text tokenization and is what the model resolves to. */
+static void gemma3_270m(void) {
+    const char *path = "models/gemma-3-270m-q4_k_m.gguf";
+    if (tk_test_require(access(path, R_OK) == 0 ? path : NULL, "models/gemma-3-270m-q4_k_m.gguf (scripts/fetch-gemma.sh)")) return;
+    tk_tokenizer *tok = NULL;
+    CHECK_OK(tk_tokenizer_load(path, NULL, &tok));
+    if (!tok) return;
+    CHECK(tk_tokenizer_chat_template(tok) == NULL, "this GGUF carries no chat template");
+    tk_chat_family f = TK_CHAT_UNKNOWN;
+    CHECK_OK(tk_chat_resolve(tok, NULL, &f));
+    CHECK(f == TK_CHAT_GEMMA3, "Gemma 3 vocabulary without a template resolves to %s", tk_chat_family_name(f));
+    static const char *const fams[] = {"gemma3", "gemma", "chatml"};
+    check_seams("gemma3-270m", tok, fams, sizeof fams / sizeof *fams, eot_for);
+    tk_tokenizer_free(tok);
+}
+
 int main(void) {
     smollm2();
+    gemma3_270m();
     llama_spm();
     phi3();
     return tk_test_done("test_chat_tokens");

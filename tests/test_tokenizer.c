@@ -431,6 +431,57 @@ static void test_smollm2(void) {
 }
 
 /* ---- every other available vocabulary ---- */
+/* The real Gemma-3-270M GGUF (scripts/fetch-gemma.sh): SentencePiece-style BPE over 262144
+ * pieces with user-defined whitespace runs and HTML tags, no dummy prefix. Reference ids from
+ * SentencePiece (confirmed by llama.cpp where run), written by tools/compare_tokenizer_gemma3.py;
+ * tests/fixtures/tokenizer/gemma3_agreement.txt has the full agreement numbers. */
+static void test_gemma3(void) {
+    const char *m = "models/gemma-3-270m-q4_k_m.gguf";
+    if (access(m, F_OK) != 0) m = NULL;
+    if (tk_test_require(m, "models/gemma-3-270m-q4_k_m.gguf (scripts/fetch-gemma.sh)")) return;
+    tk_tokenizer *t = NULL;
+    CHECK_OK(tk_tokenizer_load(m, NULL, &t));
+    if (!t) return;
+    CHECK(tk_tokenizer_kind_of(t) == TK_TOKENIZER_SPM, "gemma3 kind %d", (int)tk_tokenizer_kind_of(t));
+    CHECK(tk_tokenizer_n_vocab(t) == 262144, "vocab %d", tk_tokenizer_n_vocab(t));
+    CHECK(tk_tokenizer_bos(t) == 2 && tk_tokenizer_eos(t) == 1 && tk_tokenizer_pad(t) == 0 && tk_tokenizer_unk(t) == 3,
+          "bos %d eos %d pad %d unk %d", tk_tokenizer_bos(t), tk_tokenizer_eos(t), tk_tokenizer_pad(t), tk_tokenizer_unk(t));
+    CHECK(tk_tokenizer_adds_bos(t) && !tk_tokenizer_adds_eos(t), "gemma3 adds BOS only");
+    int32_t sot = tk_tokenizer_find(t, "<start_of_turn>"), eot = tk_tokenizer_find(t, "<end_of_turn>");
+    CHECK(sot == 105 && eot == 106, "start_of_turn %d end_of_turn %d", sot, eot);
+    CHECK(tk_tokenizer_is_special(t, sot) && tk_tokenizer_is_eog(t, eot) && tk_tokenizer_is_eog(t, 1), "gemma3 special/eog");
+    /* whitespace runs: the longest user-defined piece first (31 spaces = id 167), then the rest */
+    expect_ids("gemma3 50 spaces", t, "                                                  ", 50, 0, (const int32_t[]){167, 155}, 2);
+    expect_ids("gemma3 turn", t, "<start_of_turn>user\nHi<end_of_turn>", 35, TK_TOK_PARSE_SPECIAL,
+               (const int32_t[]){105, 2364, 107, 10979, 106}, 5);
+
+    FILE *f = fopen("tests/fixtures/tokenizer/gemma3_ref.jsonl", "rb");
+    CHECK(f != NULL, "tests/fixtures/tokenizer/gemma3_ref.jsonl missing");
+    char *line = NULL; size_t cap = 0; ssize_t nr;
+    int cases = 0, same = 0;
+    while (f && (nr = getline(&line, &cap, f)) > 0) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *tx = cJSON_GetObjectItem(j, "text"), *want = cJSON_GetObjectItem(j, "ids"), *e;
+        if (!cJSON_IsString(tx) || !cJSON_IsArray(want)) { CHECK(0, "bad line in gemma3_ref.jsonl"); cJSON_Delete(j); continue; }
+        tk_ivec w = {0}, got = {0};
+        cJSON_ArrayForEach(e, want) tk_ivec_push(&w, (int32_t)e->valuedouble);
+        CHECK_OK(tk_tokenize(t, tx->valuestring, strlen(tx->valuestring), TK_TOK_PARSE_SPECIAL, &got));
+        bool eq = got.len == w.len && (w.len == 0 || !memcmp(got.data, w.data, w.len * sizeof(int32_t)));
+        CHECK(eq, "gemma3 vs SentencePiece: '%.80s'", tx->valuestring);
+        cases++; same += eq;
+        tk_ivec_free(&w); tk_ivec_free(&got);
+        cJSON_Delete(j);
+    }
+    free(line);
+    if (f) fclose(f);
+    printf("  gemma3 vs SentencePiece sample: %d / %d\n", same, cases);
+    CHECK(cases >= 50, "sample has %d strings", cases);
+
+    check_all_roundtrips("gemma3", t, false);
+    check_stream_split("gemma3", t, "日本語のテキスト🦙👩‍👩‍👧");
+    tk_tokenizer_free(t);
+}
+
 static void test_vocab_roundtrips(void) {
     static const char *names[] = {"gpt-2", "falcon", "mpt", "starcoder", "refact", "deepseek-coder", "deepseek-llm",
                                   "llama-spm", "phi-3", "baichuan", "gpt-neox"};
@@ -564,6 +615,7 @@ int main(void) {
     test_hf_fixture("bpe_spm", TK_TOK_ADD_SPECIAL);
     test_hf_fixture("bpe_nfc", TK_TOK_ADD_SPECIAL);
     test_smollm2();
+    test_gemma3();
     test_vocab_roundtrips();
     test_threads();
     test_bad_input();

@@ -18,16 +18,23 @@ What runs:
              llama.cpp's Q4_1 kernels quantize activations to 8 bits, which would hide small
              errors). The Q4_1 file itself with the adapter is reported too (no tolerance).
 
+Gemma 3 (models/gemma-3-270m-q4_k_m.gguf, scripts/fetch-gemma.sh; once takumi runs the gemma3
+architecture): the same three-way check, HF PEFT on Gemma3ForCausalLM built by transformers'
+GGUF loader (Q4_K/Q5_0/Q6_K/Q8_0 dequantized to f32), llama.cpp on `takumi export --dtype f32`
+of the file, and the Q4_K_M file itself reported.
+
 Adapters: a random one (tools/interop/takumi_logits --random-adapter: PEFT's A init, B ~ N(0,
 0.05^2), r 8, all seven linears) for each model, and a trained one (RUN/adapter and
-RUN/adapter.gguf of `takumi train`, --run RUN) for SmolLM2 when given.
+RUN/adapter.gguf of `takumi train`) for SmolLM2 (--run RUN) and Gemma 3 (--run-gemma RUN)
+when given.
 
 Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
-every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative);
-the line also shows the same diff without adapter (the floor) and how far the adapter moves
-the logits (so that a diff far below it means the adapter was applied, not ignored).
+every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative); for
+Gemma 3, whose logits reach ~100 after 18 layers, the same ~1e-4 relative: 1e-4 x max |logit|
+of the case. The line also shows the same diff without adapter (the floor) and how far the
+adapter moves the logits (so that a diff far below it means the adapter was applied, not ignored).
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--out FILE]
+Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--out FILE]
 """
 import argparse
 import datetime
@@ -46,6 +53,8 @@ SHARED = os.environ.get("TAKUMI_SHARED", os.path.join(ROOT, "..", "shared"))
 PEERS = os.path.join(ROOT, "bench", ".peers")
 TOL = 1e-3
 SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+GEMMA3 = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
+GEMMA3_REL_TOL = 1e-4
 STORIES_GGUF = os.path.join(SHARED, "models", "stories260K", "gguf", "stories260K-f32.gguf")
 STORIES_HF = os.path.join(SHARED, "models", "stories260K", "hf")
 
@@ -118,6 +127,19 @@ def hf_logits(base_dir, gguf_file, adapter, ids):
     return base, ad
 
 
+def run_desc(run):
+    """A short description of a takumi train run folder (data, steps) for the report."""
+    import json
+    desc = os.path.basename(os.path.normpath(run))
+    try:
+        c = json.load(open(os.path.join(run, "config.json"), encoding="utf-8"))
+        desc = f"takumi train on {os.path.relpath(c['data'], ROOT) if os.path.isabs(c['data']) else c['data']}, " \
+               f"{c.get('info', {}).get('total_steps', '?')} steps"
+    except (OSError, ValueError, KeyError):
+        pass
+    return desc
+
+
 def cmp(a, b):
     return float(np.abs(a.astype(np.float64) - b).max()), float(np.mean(a.argmax(-1) == b.argmax(-1)))
 
@@ -125,6 +147,7 @@ def cmp(a, b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
+    ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
     args = ap.parse_args()
     import peft
@@ -173,18 +196,35 @@ def main():
             cases.append(("SmolLM2-135M Q4_1, random adapter", SMOL, (gd, gf), f32, SMOL, os.path.join(d, "adapter"),
                           os.path.join(d, "adapter.gguf"), ids))
             if args.run:
-                import json
-                desc = os.path.basename(os.path.normpath(args.run))
-                try:
-                    c = json.load(open(os.path.join(args.run, "config.json"), encoding="utf-8"))
-                    desc = f"takumi train on {os.path.relpath(c['data'], ROOT) if os.path.isabs(c['data']) else c['data']}, " \
-                           f"{c.get('info', {}).get('total_steps', '?')} steps"
-                except (OSError, ValueError, KeyError):
-                    pass
-                cases.append((f"SmolLM2-135M Q4_1, trained adapter ({desc})", SMOL, (gd, gf),
+                cases.append((f"SmolLM2-135M Q4_1, trained adapter ({run_desc(args.run)})", SMOL, (gd, gf),
                               f32, SMOL, os.path.join(args.run, "adapter"), os.path.join(args.run, "adapter.gguf"), ids))
         else:
             say("SmolLM2: models/SmolLM2-135M-Instruct.Q4_1.gguf not found (skipped)")
+        gemma_runs = os.path.exists(GEMMA3) and subprocess.run(
+            [os.path.join(ROOT, "build", "takumi"), "inspect", GEMMA3], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL).returncode == 0
+        if os.path.exists(GEMMA3) and not gemma_runs:
+            say("Gemma 3: this takumi build does not load models/gemma-3-270m-q4_k_m.gguf (skipped)")
+        elif gemma_runs:
+            ids = [int(t) for t in sh([os.path.join(ROOT, "build", "takumi"), "tokenize", "--model", GEMMA3, "--parse-special",
+                                       "--no-special",
+                                       "<bos><start_of_turn>user\nYou are Rin, the customer support assistant of Hanamori Cycle. "
+                                       "Answer politely and briefly.\n\nHow much is the Hoshi Helmet?<end_of_turn>\n"
+                                       "<start_of_turn>model\nThe Hoshi Helmet"]).split()]
+            f32 = os.path.join(tmp, "gemma3-f32.gguf")
+            if ll:
+                sh([os.path.join(ROOT, "build", "takumi"), "export", "--model", GEMMA3, "--to", f32, "--dtype", "f32"])
+            d = os.path.join(tmp, "gemma3")
+            sh([tk, "--random-adapter", GEMMA3, d, "13"])
+            gd, gf = os.path.split(GEMMA3)
+            cases.append(("Gemma-3-270M Q4_K_M, random adapter", GEMMA3, (gd, gf), f32, GEMMA3, os.path.join(d, "adapter"),
+                          os.path.join(d, "adapter.gguf"), ids))
+            if args.run_gemma:
+                cases.append((f"Gemma-3-270M Q4_K_M, trained adapter ({run_desc(args.run_gemma)})", GEMMA3, (gd, gf),
+                              f32, GEMMA3, os.path.join(args.run_gemma, "adapter"),
+                              os.path.join(args.run_gemma, "adapter.gguf"), ids))
+        else:
+            say("Gemma 3: models/gemma-3-270m-q4_k_m.gguf not found (skipped; scripts/fetch-gemma.sh)")
 
         for name, model, (hf_dir, hf_file), ll_model, ll_native, peft_dir, gguf_ad, ids in cases:
             say(f"== {name}: {len(ids)} tokens")
@@ -193,14 +233,15 @@ def main():
             tg = run_logits(tk, model, gguf_ad, ids, tmp, "tg")
             moved = float(np.abs(tp - tb).max())
             d_pg, _ = cmp(tp, tg)
+            tol = TOL if model != GEMMA3 else GEMMA3_REL_TOL * float(np.abs(tp).max())
             say(f"   takumi: PEFT folder vs GGUF adapter: diff {d_pg:.2e}; the adapter moves the logits by {moved:.2f} "
-                f"(max |logit| {np.abs(tp).max():.1f})")
-            if d_pg > TOL:
+                f"(max |logit| {np.abs(tp).max():.1f}; tolerance {tol:.2e})")
+            if d_pg > tol:
                 failures.append(f"{name}: takumi PEFT vs GGUF adapter {d_pg:.2e}")
             hb, hp = hf_logits(hf_dir, hf_file, peft_dir, ids)
             floor, _ = cmp(tb, hb)
             d, top1 = cmp(tp, hp)
-            ok = d <= TOL and moved > 100 * TOL
+            ok = d <= tol and moved > 100 * tol
             say(f"   HF PEFT   loads adapter/           : diff {d:.2e}  floor {floor:.2e}  moved {moved:.2f}  top1 {top1:.3f}  "
                 f"{'PASS' if ok else 'FAIL'}")
             if not ok:
@@ -210,7 +251,7 @@ def main():
                 la = run_logits(ll, ll_model, gguf_ad, ids, tmp, "la")
                 floor, _ = cmp(tb, lb)
                 d, top1 = cmp(tg, la)
-                ok = d <= TOL
+                ok = d <= tol
                 say(f"   llama.cpp loads adapter.gguf (f32) : diff {d:.2e}  floor {floor:.2e}  moved {moved:.2f}  top1 {top1:.3f}  "
                     f"{'PASS' if ok else 'FAIL'}")
                 if not ok:
@@ -220,8 +261,8 @@ def main():
                     na = run_logits(ll, ll_native, gguf_ad, ids, tmp, "na")
                     f2, t2 = cmp(tb, nb)
                     d2, t3 = cmp(tg, na)
-                    say(f"   llama.cpp on the Q4_1 file itself  : diff {d2:.2e}  floor {f2:.2e}  top1 {t3:.3f} "
-                        f"(8-bit activations in llama.cpp's Q4_1 kernels; reported, no tolerance)")
+                    say(f"   llama.cpp on the quantized file    : diff {d2:.2e}  floor {f2:.2e}  top1 {t3:.3f} "
+                        f"(8-bit activations in llama.cpp's quantized kernels; reported, no tolerance)")
             else:
                 say(f"   llama.cpp: {lcdesc} (skipped)")
             say()

@@ -127,6 +127,96 @@ PHI3 = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|sy
 # .../model_handler/.../phi.py.
 PHI35 = "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
 
+# Qwen/Qwen3-0.6B tokenizer_config.json "chat_template" (the hybrid-thinking template of the
+# original Qwen3 release, shared by Qwen3-0.6B ... Qwen3-235B-A22B), as fetched by llama.cpp's
+# scripts/get_chat_template.py into ggml-org/llama.cpp models/templates/Qwen-Qwen3-0.6B.jinja
+# (copy read from the llama.cpp that llama-cpp-python 0.3.36 vendors, vendor/llama.cpp/...).
+QWEN3 = r'''{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0].role == 'system' %}
+        {{- messages[0].content + '\n\n' }}
+    {%- endif %}
+    {{- "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0].role == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set content = message.content %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is defined and message.reasoning_content is not none %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in message.content %}
+                {%- set content = message.content.split('</think>')[-1].lstrip('\n') %}
+                {%- set reasoning_content = message.content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index %}
+            {%- if loop.last or (not loop.last and reasoning_content) %}
+                {{- '<|im_start|>' + message.role + '\n<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}
+            {%- else %}
+                {{- '<|im_start|>' + message.role + '\n' + content }}
+            {%- endif %}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\n' + content }}
+        {%- endif %}
+        {%- if message.tool_calls %}
+            {%- for tool_call in message.tool_calls %}
+                {%- if (loop.first and content) or (not loop.first) %}
+                    {{- '\n' }}
+                {%- endif %}
+                {%- if tool_call.function %}
+                    {%- set tool_call = tool_call.function %}
+                {%- endif %}
+                {{- '<tool_call>\n{"name": "' }}
+                {{- tool_call.name }}
+                {{- '", "arguments": ' }}
+                {%- if tool_call.arguments is string %}
+                    {{- tool_call.arguments }}
+                {%- else %}
+                    {{- tool_call.arguments | tojson }}
+                {%- endif %}
+                {{- '}\n</tool_call>' }}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- message.content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- endif %}
+{%- endif %}'''
+
 # takumi's Alpaca fallback for models without a chat template (no official template exists;
 # this Jinja text IS the specification src/tokenizer/chat.c implements). The preamble is
 # Stanford Alpaca's; a system message replaces it. Token rendering adds the model's EOS after
@@ -155,6 +245,7 @@ TEMPLATES = {
     "phi3.5": ("phi3.5", "microsoft/Phi-3.5-mini-instruct tokenizer_config.json (quoted in ShishirPatil/gorilla bfcl phi handler)", PHI35, "<s>", "<|endoftext|>"),
     "phi3-legacy": ("phi3-legacy", "microsoft/Phi-3-mini-4k-instruct original template: GGUF tokenizer.chat_template of llama.cpp models/ggml-vocab-phi-3.gguf", None, "<s>", "<|endoftext|>"),
     "alpaca": ("alpaca", "takumi's own Alpaca fallback (specified here; no official template)", ALPACA, "", ""),
+    "qwen3": ("qwen3", "Qwen/Qwen3-0.6B tokenizer_config.json (llama.cpp models/templates/Qwen-Qwen3-0.6B.jinja)", QWEN3, "", "<|im_end|>"),
 }
 
 
@@ -184,6 +275,34 @@ CONVERSATIONS = [
     ("double_user", [U("First question"), U("Second question")]),
     ("ends_with_assistant", [S("Be brief."), U("Name a color."), A("Blue.")]),
     ("system_only", [S("Only a system prompt.")]),
+]
+
+def AR(c, r):
+    """An assistant message with reasoning_content (Qwen3)."""
+    return {"role": "assistant", "content": c, "reasoning_content": r}
+
+
+# Reasoning conversations (Qwen3 only): thinking inside the content or as reasoning_content,
+# earlier turns' reasoning dropped, tool steps after the last real user query, user turns that
+# are wrapped tool responses, several or unpaired think tags, newlines the template strips.
+REASONING_CONVERSATIONS = [
+    ("think_in_content", [U("What is 2+2?"), A("<think>\nSimple arithmetic.\n</think>\n\n4")]),
+    ("think_earlier_dropped", [S("Be brief."), U("Hi"), A("<think>greet back</think>Hello!"), U("And 2+2?"),
+                               A("<think>\nadd them\n</think>\n\nIt is 4.")]),
+    ("no_think_last", [U("Hi"), A("Hello!")]),
+    ("no_think_earlier", [U("Hi"), A("Hello!"), U("Bye")]),
+    ("reasoning_field", [U("Capital of France?"), AR("\nParis is the capital.\n\n", "\nParis.")]),
+    ("reasoning_field_earlier", [U("Q1"), AR("A1", "r1"), U("Q2"), AR("A2", "r2")]),
+    ("reasoning_field_empty", [U("Q"), AR("<think>kept as text</think>answer", "")]),
+    ("reasoning_newline_only", [U("Q"), AR("A", "\n"), U("again"), AR("B", "\n")]),
+    ("tool_steps_after_query", [U("Weather in Tokyo?"), A("<think>need the tool</think>Checking."), T("sunny, 21C"),
+                                A("Let me also check rain."), T("no rain"), A("<think>\nsummarize\n</think>\n\nSunny, dry.")]),
+    ("user_wrapped_tool_response", [U("Look it up."), A("<think>call</think>Calling."),
+                                    U("<tool_response>\nresult 42\n</tool_response>"), A("The answer is 42.")]),
+    ("several_think_tags", [U("Q"), A("<think>a<think>b</think>c</think>\n\nd")]),
+    ("close_without_open", [U("Q"), A("reasoning only</think>answer")]),
+    ("think_newlines", [U("Q"), A("\n\n<think>\n\n\nr\n\n</think>\n\n\nanswer\n")]),
+    ("japanese_think", [U("日本の首都は？"), A("<think>\n東京です。🙂\n</think>\n\n東京です。")]),
 ]
 
 ALTERNATING = {"llama2", "mistral", "mistral-legacy", "gemma", "gemma3"}
@@ -286,22 +405,29 @@ def main():
                 sys.exit(f"missing {sources[name]} (needed for the {name} template)")
             tmpl = gguf_template(sources[name])
         cases = []
-        for conv_name, msgs in CONVERSATIONS:
-            for agp in (False, True):
-                case = {"name": conv_name, "add_generation_prompt": agp, "messages": msgs}
-                try:
-                    out, _ = render_jinja_template(conversations=[msgs], chat_template=tmpl,
-                                                   add_generation_prompt=agp, bos_token=bos, eos_token=eos)
-                    text = out[0]
-                    why = takumi_policy(family, msgs)
-                    if why:
-                        case["takumi_rejects"] = why
-                        case["official"] = text
-                    else:
-                        case["expected"] = text
-                except Exception as e:  # raise_exception() or an undefined index in the template
-                    case["error"] = f"{type(e).__name__}: {e}"
-                cases.append(case)
+        runs = [(c, m, agp, None) for c, m in CONVERSATIONS for agp in (False, True)]
+        if family == "qwen3":
+            runs += [(c, m, agp, None) for c, m in REASONING_CONVERSATIONS for agp in (False, True)]
+            runs += [(c, m, True, think) for c, m in CONVERSATIONS[:4] + REASONING_CONVERSATIONS[:4]
+                     for think in (False, True)]
+        for conv_name, msgs, agp, think in runs:
+            case = {"name": conv_name, "add_generation_prompt": agp, "messages": msgs}
+            extra = {}
+            if think is not None:
+                case["enable_thinking"] = extra["enable_thinking"] = think
+            try:
+                out, _ = render_jinja_template(conversations=[msgs], chat_template=tmpl,
+                                               add_generation_prompt=agp, bos_token=bos, eos_token=eos, **extra)
+                text = out[0]
+                why = takumi_policy(family, msgs)
+                if why:
+                    case["takumi_rejects"] = why
+                    case["official"] = text
+                else:
+                    case["expected"] = text
+            except Exception as e:  # raise_exception() or an undefined index in the template
+                case["error"] = f"{type(e).__name__}: {e}"
+            cases.append(case)
         doc = {"kind": "template", "name": name, "family": family, "source": source, "bos_token": bos, "eos_token": eos,
                "template": tmpl, "cases": cases}
         path = os.path.join(args.out, name + ".json")

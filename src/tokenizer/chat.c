@@ -23,13 +23,15 @@ static const char *const FAMILY_NAME[TK_CHAT_FAMILY_COUNT] = {
     [TK_CHAT_PHI3] = "phi3",           [TK_CHAT_SMOLLM2] = "smollm2",   [TK_CHAT_QWEN2] = "qwen2",
     [TK_CHAT_QWEN25] = "qwen2.5",      [TK_CHAT_LLAMA31] = "llama3.1",  [TK_CHAT_MISTRAL_LEGACY] = "mistral-legacy",
     [TK_CHAT_GEMMA3] = "gemma3",       [TK_CHAT_PHI35] = "phi3.5",      [TK_CHAT_PHI3_LEGACY] = "phi3-legacy",
-    [TK_CHAT_ALPACA] = "alpaca",
+    [TK_CHAT_ALPACA] = "alpaca",       [TK_CHAT_QWEN3] = "qwen3",
 };
 
 /* Markers: template text that is a special token in the family's vocabulary (looked up in
  * the actual tokenizer at render time; absent ones stay plain text). */
 static const char *const MARKS_CHATML[] = {"<|im_start|>", "<|im_end|>", NULL};
 static const char *const MARKS_QWEN25[] = {"<|im_start|>", "<|im_end|>", "<tool_response>", "</tool_response>", NULL};
+static const char *const MARKS_QWEN3[] = {"<|im_start|>", "<|im_end|>", "<tool_response>", "</tool_response>", "<think>",
+                                          "</think>", NULL};
 static const char *const MARKS_LLAMA3[] = {"<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", NULL};
 static const char *const MARKS_LLAMA2[] = {"<s>", "</s>", NULL};
 static const char *const MARKS_MISTRAL[] = {"<s>", "</s>", "[INST]", "[/INST]", NULL};
@@ -42,7 +44,7 @@ const char *tk_chat_family_name(tk_chat_family f) {
 }
 
 const char *tk_chat_family_names(void) {
-    return "chatml, smollm2, qwen2, qwen2.5, llama3, llama3.1, llama2, mistral, mistral-legacy, "
+    return "chatml, smollm2, qwen2, qwen2.5, qwen3, llama3, llama3.1, llama2, mistral, mistral-legacy, "
            "gemma, gemma3, phi3, phi3.5, phi3-legacy, alpaca";
 }
 
@@ -296,6 +298,91 @@ static void r_qwen25(tk_chat_spans *c, const tk_chat_msg *m, size_t n, bool agp)
     if (agp) glue(c, "<|im_start|>assistant\n", -1, TK_ROLE_ASSISTANT, 0);
 }
 
+/* Python's s.lstrip('\n') / s.rstrip('\n') on s[0..*len). */
+static const char *lstrip_nl(const char *s, size_t *len) {
+    while (*len && *s == '\n') { s++; (*len)--; }
+    return s;
+}
+static void rstrip_nl(const char *s, size_t *len) {
+    while (*len && s[*len - 1] == '\n') (*len)--;
+}
+
+/* Last occurrence of needle in s[0..len), or NULL. */
+static const char *find_last(const char *s, size_t len, const char *needle) {
+    size_t nl = strlen(needle);
+    for (size_t i = len >= nl ? len - nl + 1 : 0; i-- > 0; )
+        if (!memcmp(s + i, needle, nl)) return s + i;
+    return NULL;
+}
+
+/* Qwen3 (hybrid thinking), without a tools list. last_query is the last user message that is
+ * not a wrapped tool response; assistant messages after it show their reasoning in a think block
+ * (the last message always does, empty or not), earlier ones only their answer. Reasoning is
+ * reasoning_content, else what the content holds before "</think>" (after "<think>"). */
+static void r_qwen3(tk_chat_spans *c, const tk_chat_msg *m, size_t n, bool agp, bool no_think, const char *const *rc) {
+    size_t last_query = n - 1;
+    for (size_t i = n; i-- > 0; ) {
+        if (m[i].role != TK_ROLE_USER) continue;
+        const char *s = m[i].content;
+        size_t len = strlen(s), a = strlen("<tool_response>"), b = strlen("</tool_response>");
+        bool wrapped = len >= a && !memcmp(s, "<tool_response>", a) && len >= b && !memcmp(s + len - b, "</tool_response>", b);
+        if (!wrapped) { last_query = i; break; }
+    }
+    if (m[0].role == TK_ROLE_SYSTEM) {
+        glue(c, "<|im_start|>system\n", 0, TK_ROLE_SYSTEM, 0);
+        content(c, m[0].content, strlen(m[0].content), 0, TK_ROLE_SYSTEM, 0);
+        glue(c, "<|im_end|>\n", 0, TK_ROLE_SYSTEM, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t mi = (int32_t)i;
+        tk_role r = m[i].role;
+        if (r == TK_ROLE_TOOL) {
+            if (i == 0 || m[i - 1].role != TK_ROLE_TOOL) glue(c, "<|im_start|>user", mi, r, 0);
+            glue(c, "\n<tool_response>\n", mi, r, 0);
+            content(c, m[i].content, strlen(m[i].content), mi, r, 0);
+            glue(c, "\n</tool_response>", mi, r, 0);
+            if (i + 1 == n || m[i + 1].role != TK_ROLE_TOOL) glue(c, "<|im_end|>\n", mi, r, 0);
+        } else if (r == TK_ROLE_ASSISTANT) {
+            const char *body = m[i].content, *why = rc ? rc[i] : NULL;
+            size_t blen = strlen(body), wlen = why ? strlen(why) : 0;
+            const char *end_think = why ? NULL : strstr(body, "</think>");
+            if (end_think) {   /* content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') */
+                wlen = (size_t)(end_think - body);
+                rstrip_nl(body, &wlen);
+                const char *open = find_last(body, wlen, "<think>");
+                why = open ? open + strlen("<think>") : body;
+                wlen -= (size_t)(why - body);
+                why = lstrip_nl(why, &wlen);
+                const char *after = find_last(body, blen, "</think>") + strlen("</think>");
+                blen -= (size_t)(after - body);
+                body = lstrip_nl(after, &blen);
+            }
+            glue(c, "<|im_start|>assistant\n", mi, r, 0);
+            if (i > last_query && (i + 1 == n || wlen)) {
+                const char *w = lstrip_nl(why ? why : "", &wlen);
+                rstrip_nl(w, &wlen);
+                glue(c, "<think>\n", mi, r, 1);
+                if (wlen) content(c, w, wlen, mi, r, 1);
+                glue(c, "\n</think>\n\n", mi, r, 1);
+                body = lstrip_nl(body, &blen);
+            }
+            content(c, body, blen, mi, r, 1);
+            glue(c, "<|im_end|>", mi, r, 1);
+            glue(c, "\n", mi, r, 0);
+        } else if (!(r == TK_ROLE_SYSTEM && i == 0)) {
+            glue(c, "<|im_start|>", mi, r, 0);
+            glue(c, ROLE_NAME[r], mi, r, 0);
+            glue(c, "\n", mi, r, 0);
+            content(c, m[i].content, strlen(m[i].content), mi, r, 0);
+            glue(c, "<|im_end|>\n", mi, r, 0);
+        }
+    }
+    if (agp) {
+        glue(c, "<|im_start|>assistant\n", -1, TK_ROLE_ASSISTANT, 0);
+        if (no_think) glue(c, "<think>\n\n</think>\n\n", -1, TK_ROLE_ASSISTANT, 0);
+    }
+}
+
 static void llama3_msg(tk_chat_spans *c, const tk_chat_msg *m, size_t i, const char *role_name) {
     int32_t mi = (int32_t)i;
     int t = T_ASSIST(m, i);
@@ -514,8 +601,9 @@ static void r_alpaca(tk_chat_spans *c, const tk_chat_msg *m, size_t n, bool agp)
     if (agp) glue(c, "### Response:\n", -1, TK_ROLE_ASSISTANT, 0);
 }
 
-tk_status tk_chat_spans_render(tk_chat_spans *c, tk_chat_family f, const tk_chat_msg *m, size_t n, bool agp) {
+tk_status tk_chat_spans_render(tk_chat_spans *c, tk_chat_family f, const tk_chat_msg *m, size_t n, const tk_chat_opts *o) {
     memset(c, 0, sizeof *c);
+    bool agp = o && o->add_generation_prompt;
     c->f = f;
     if (f <= TK_CHAT_UNKNOWN || f >= TK_CHAT_FAMILY_COUNT)
         return c->st = tk_fail(TK_ERR_ARG, "chat: unknown template family %d (known: %s)", (int)f, tk_chat_family_names());
@@ -525,6 +613,10 @@ tk_status tk_chat_spans_render(tk_chat_spans *c, tk_chat_family f, const tk_chat
             return c->st = tk_fail(TK_ERR_ARG, "chat template %s: message %zu has invalid role %d", tk_chat_family_name(f), i, (int)m[i].role);
         if (!m[i].content)
             return c->st = tk_fail(TK_ERR_ARG, "chat template %s: message %zu has no content", tk_chat_family_name(f), i);
+        if (o && o->reasoning && o->reasoning[i] && (f != TK_CHAT_QWEN3 || m[i].role != TK_ROLE_ASSISTANT))
+            return c->st = tk_fail(TK_ERR_UNSUPPORTED, "chat template %s: message %zu (%s) has reasoning_content, which %s",
+                                   tk_chat_family_name(f), i, ROLE_NAME[m[i].role],
+                                   f == TK_CHAT_QWEN3 ? "only assistant messages carry" : "this template does not render");
     }
     switch (f) {
     case TK_CHAT_CHATML: c->marks = MARKS_CHATML; r_chatml(c, m, n, agp, NULL); break;
@@ -545,15 +637,21 @@ tk_status tk_chat_spans_render(tk_chat_spans *c, tk_chat_family f, const tk_chat
     case TK_CHAT_PHI35: c->marks = MARKS_PHI3; r_phi3(c, m, n, agp, true); break;
     case TK_CHAT_PHI3_LEGACY: c->marks = MARKS_PHI3; r_phi3_legacy(c, m, n); break;
     case TK_CHAT_ALPACA: c->marks = MARKS_NONE; r_alpaca(c, m, n, agp); break;
+    case TK_CHAT_QWEN3: c->marks = MARKS_QWEN3; r_qwen3(c, m, n, agp, o && o->disable_thinking, o ? o->reasoning : NULL); break;
     default: return c->st = tk_fail(TK_ERR_INTERNAL, "chat: family %d has no renderer", (int)f);
     }
     return c->st;
 }
 
 tk_status tk_chat_render_text(tk_chat_family f, const tk_chat_msg *msgs, size_t n, bool add_generation_prompt, tk_buf *out) {
+    tk_chat_opts o = {.add_generation_prompt = add_generation_prompt};
+    return tk_chat_render_text_opts(f, msgs, n, &o, out);
+}
+
+tk_status tk_chat_render_text_opts(tk_chat_family f, const tk_chat_msg *msgs, size_t n, const tk_chat_opts *o, tk_buf *out) {
     if (!out) return tk_fail(TK_ERR_ARG, "tk_chat_render_text: out is NULL");
     tk_chat_spans c;
-    tk_status st = tk_chat_spans_render(&c, f, msgs, n, add_generation_prompt);
+    tk_status st = tk_chat_spans_render(&c, f, msgs, n, o);
     size_t total = 0;
     for (size_t i = 0; !st && i < c.n; i++) total += c.v[i].len;
     if (!st) st = tk_buf_reserve(out, total + 1);
@@ -582,7 +680,13 @@ static bool chatml_unknown_default_system(const char *j) {
 tk_chat_family tk_chat_detect(const char *j) {
     if (!j || !*j) return TK_CHAT_UNKNOWN;
     if (has(j, "<|im_start|>")) {
-        /* reasoning templates and ones that prepend BOS render differently */
+        /* Qwen3's hybrid-thinking template (both published revisions render text messages alike) */
+        if (has(j, "<think>") && has(j, "ns.last_query_index") && has(j, "reasoning_content") &&
+            has(j, "enable_thinking is defined and enable_thinking is false") &&
+            has(j, "loop.last or (not loop.last and reasoning_content)") && has(j, "'<think>\\n\\n</think>\\n\\n'") &&
+            !has(j, "enable_thinking !=") && !has(j, "bos_token") && !has(j, "render_content"))
+            return TK_CHAT_QWEN3;
+        /* other reasoning templates and ones that prepend BOS render differently */
         if (has(j, "<think>") || has(j, "bos_token")) return TK_CHAT_UNKNOWN;
         if (has(j, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")) return TK_CHAT_QWEN25;
         if (has(j, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")) return TK_CHAT_SMOLLM2;

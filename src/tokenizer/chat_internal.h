@@ -28,8 +28,9 @@ typedef struct tk_chat_spans {
     tk_status st;               /* first failure */
 } tk_chat_spans;
 
-/* Renders msgs into *c (which it initialises); returns the first failure. Free with tk_chat_spans_free either way. */
-tk_status tk_chat_spans_render(tk_chat_spans *c, tk_chat_family f, const tk_chat_msg *m, size_t n, bool agp);
+/* Renders msgs into *c (which it initialises); o may be NULL (defaults); returns the first failure. Free with
+ * tk_chat_spans_free either way. */
+tk_status tk_chat_spans_render(tk_chat_spans *c, tk_chat_family f, const tk_chat_msg *m, size_t n, const tk_chat_opts *o);
 /* Frees what tk_chat_spans_render allocated. */
 void tk_chat_spans_free(tk_chat_spans *c);
 

@@ -134,10 +134,16 @@ void tk_chat_tokens_free(tk_chat_tokens *c) {
 
 tk_status tk_chat_render(const tk_tokenizer *tok, tk_chat_family f, const tk_chat_msg *msgs, size_t n,
                          bool add_generation_prompt, tk_chat_tokens *out) {
+    tk_chat_opts o = {.add_generation_prompt = add_generation_prompt};
+    return tk_chat_render_opts(tok, f, msgs, n, &o, out);
+}
+
+tk_status tk_chat_render_opts(const tk_tokenizer *tok, tk_chat_family f, const tk_chat_msg *msgs, size_t n,
+                              const tk_chat_opts *o, tk_chat_tokens *out) {
     if (!tok || !out) return tk_fail(TK_ERR_ARG, "tk_chat_render: tokenizer and out are required");
     if (out->ids.len || out->msg_index) return tk_fail(TK_ERR_ARG, "tk_chat_render: out must be zeroed");
     tk_chat_spans c;
-    tk_status st = tk_chat_spans_render(&c, f, msgs, n, add_generation_prompt);
+    tk_status st = tk_chat_spans_render(&c, f, msgs, n, o);
     tk_ivec owner = {0};
     int32_t *special = NULL;
     if (st) goto done;
@@ -196,6 +202,20 @@ done:
     return st;
 }
 
+/* A control token with exactly this text. */
+static bool has_control(const tk_tokenizer *tok, const char *text) {
+    int32_t id = tk_tokenizer_find(tok, text);
+    return id >= 0 && tk_tokenizer_is_special(tok, id);
+}
+
+/* The family of a tokenizer without a template, from its vocabulary: Gemma's turn tokens exist only for
+ * Gemma's chat format (base-model GGUFs of Gemma 3 carry no template); anything else gets the alpaca fallback. */
+static tk_chat_family family_from_vocab(const tk_tokenizer *tok) {
+    if (has_control(tok, "<start_of_turn>") && has_control(tok, "<end_of_turn>"))
+        return tk_tokenizer_find(tok, "<start_of_image>") >= 0 ? TK_CHAT_GEMMA3 : TK_CHAT_GEMMA;
+    return TK_CHAT_ALPACA;
+}
+
 tk_status tk_chat_resolve(const tk_tokenizer *tok, const char *override_name, tk_chat_family *out) {
     if (!out) return tk_fail(TK_ERR_ARG, "tk_chat_resolve: out is NULL");
     if (override_name) {
@@ -205,7 +225,7 @@ tk_status tk_chat_resolve(const tk_tokenizer *tok, const char *override_name, tk
         return TK_OK;
     }
     const char *j = tok ? tk_tokenizer_chat_template(tok) : NULL;
-    if (!j || !*j) { *out = TK_CHAT_ALPACA; return TK_OK; }
+    if (!j || !*j) { *out = tok ? family_from_vocab(tok) : TK_CHAT_ALPACA; return TK_OK; }
     *out = tk_chat_detect(j);
     if (*out == TK_CHAT_UNKNOWN) {
         char head[81];
