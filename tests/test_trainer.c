@@ -163,6 +163,25 @@ static void test_checkpoint(void) {
     CHECK_OK(tk_ckpt_save(run, &ps, &s, NULL, 2, NULL));
     snprintf(p, sizeof p, "%s/checkpoints/step-00000009.tmp", run);
     CHECK(access(p, F_OK) != 0, "stale .tmp folder removed by the next save");
+    /* a crash while pruning leaves the old checkpoint renamed "<step>.old.tmp" and partly emptied
+     * (never a step-N folder without its state, which would never be pruned): the next save
+     * removes it, and exactly `keep` checkpoints remain */
+    snprintf(p, sizeof p, "%s/checkpoints/step-00000003", run);
+    char q[760];
+    snprintf(q, sizeof q, "%s.old.tmp", p);
+    CHECK(rename(p, q) == 0, "simulated crash mid-prune");
+    snprintf(q, sizeof q, "%s.old.tmp/trainer_state.json", p);
+    unlink(q);
+    s.step = 5;
+    CHECK_OK(tk_ckpt_save(run, &ps, &s, NULL, 2, NULL));
+    snprintf(q, sizeof q, "%s.old.tmp", p);
+    CHECK(access(q, F_OK) != 0, "half-removed checkpoint cleaned by the next save");
+    int n_step = 0;
+    for (int k = 1; k <= 10; k++) {
+        snprintf(q, sizeof q, "%s/checkpoints/step-%08d/trainer_state.json", run, k);
+        n_step += access(q, F_OK) == 0;
+    }
+    CHECK(n_step == 2, "%d complete checkpoints after pruning (keep 2)", n_step);
     tk_params_free(&ps); tk_params_free(&back); tk_params_free(&other);
 }
 

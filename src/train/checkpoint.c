@@ -155,6 +155,21 @@ static tk_status rm_folder(const char *path) {
     return st;
 }
 
+/* Removes a checkpoint folder so that a crash at any point leaves either the whole folder or
+ * none of it under its name: it is renamed to "<path>.old.tmp" first (atomic), then emptied
+ * (list_ckpts removes such stale .tmp folders on the next save). */
+static tk_status discard_folder(const char *path) {
+    tk_buf t = {0};
+    tk_status st = tk_buf_printf(&t, "%s.old.tmp", path);
+    if (!st) st = rm_folder(t.data); /* a leftover of an earlier crash */
+    if (!st) {
+        if (rename(path, t.data) == 0) st = rm_folder(t.data);
+        else if (errno != ENOENT) st = tk_fail(TK_ERR_IO, "%s: cannot rename for removal: %s", path, strerror(errno));
+    }
+    tk_buf_free(&t);
+    return st;
+}
+
 /* Parses "step-NNNNNNNN" (exactly; not .tmp) into *step. */
 static bool ckpt_name(const char *name, int64_t *step) {
     if (strncmp(name, "step-", 5)) return false;
@@ -261,7 +276,7 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
     }
     if (!st) {
         fsync_dir(tmp);
-        if ((st = rm_folder(fin)) == TK_OK && rename(tmp, fin) != 0)
+        if ((st = discard_folder(fin)) == TK_OK && rename(tmp, fin) != 0)
             st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", fin, strerror(errno));
         if (!st) fsync_dir(root.data);
     }
@@ -270,7 +285,7 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
     if (!st && keep > 0 && !(st = list_ckpts(root.data, true, &steps, &n_steps))) {
         for (size_t i = (size_t)keep; i < n_steps && !st; i++) {
             char *old = ckpt_path(root.data, steps[i], "");
-            st = old ? rm_folder(old) : TK_ERR_NOMEM;
+            st = old ? discard_folder(old) : TK_ERR_NOMEM;
             free(old);
         }
         if (!st) fsync_dir(root.data);
