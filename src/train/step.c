@@ -7,6 +7,7 @@
  * stored dtype and only pass input gradients through. */
 #include "train/step.h"
 #include "peft/registry.h"
+#include "objective/objective.h"
 #include "model/backward.h"
 #include "model/arch.h"
 #include "model/llama.h"
@@ -31,6 +32,9 @@ struct tk_train_ctx {
     tk_weights saved_w;          /* full FT: the original refs, restored at free */
     tk_layer_weights *saved_layers;
     uint64_t counter;
+    tk_objective *obj;           /* the loss on the final hidden states (SFT unless the params name another) */
+    tk_acts ref;                 /* reference forward workspace (no adapters), made on first use */
+    bool ref_ready;
     const tk_batch *cur;         /* recompute: the batch of the step in progress */
     int32_t slot_layer;          /* recompute: the layer whose activations the single slots hold */
     tk_train_timing timing;
@@ -231,6 +235,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
         }
     }
     if (!st && tc->train_base) st = setup_full(tc);
+    if (!st) st = tk_objective_new(p.objective ? p.objective : &tk_objective_sft, p.objective_params, &tc->obj);
     if (st) { tk_train_ctx_free(tc); return st; }
     *out = tc;
     return TK_OK;
@@ -241,6 +246,8 @@ void tk_train_ctx_free(tk_train_ctx *tc) {
     restore_full(tc);
     if (tc->kind) tc->kind->destroy(tc->adapter);
     tk_params_free(&tc->ps);
+    tk_objective_free(tc->obj);
+    if (tc->ref_ready) tk_acts_free(&tc->ref);
     tk_acts_free(&tc->a);
     tk_bwd_ws_free(&tc->ws);
     free(tc->lg);
@@ -278,36 +285,112 @@ static tk_status check_batch(const tk_train_ctx *tc, const tk_batch *b, const in
     return TK_OK;
 }
 
-tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
-                                float grad_scale, double *loss_sum, double *weight_sum) {
-    tk_status st = check_batch(tc, b, target);
-    if (st) return st;
+/* One forward (training mode), the objective on the final hidden states (loss and dh, plus
+ * the head's gradient when it trains), then the backward from dh. extra: the objective's
+ * inputs besides T, C, h and head (which the step fills). */
+static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, float grad_scale,
+                             tk_obj_result *res) {
     set_training(tc, true);
     double t0 = tk_time_s();
     tc->a.training = true;
-    st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
-    double t1 = tk_time_s(), head = 0, ls = 0, ws = 0;
+    tk_status st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
+    double t1 = tk_time_s(), t2 = t1;
+    if (!st) {
+        tk_obj_batch ob = *extra;
+        ob.T = (int64_t)b->n_rows * b->n_cols;
+        ob.C = tc->m->cfg.dim;
+        ob.h = tc->a.hn;
+        ob.head = &tc->m->w.output;
+        /* dh goes into the backward workspace's norm-gradient buffer: the backward reads it whole
+         * (final norm) before it reuses that buffer for the layers */
+        st = tk_objective_loss_and_grad(tc->obj, &ob, grad_scale, tc->ws.dxn, tc->g.output, res);
+        t2 = tk_time_s();
+    }
     if (!st) {
         bool any_ad;
         tk_adapter_bwd ad = ads_bwd(tc, &any_ad);
         tk_recompute_hook rc = {.layer = recompute_layer, .ctx = tc};
         tc->cur = b;
         tc->slot_layer = tc->m->cfg.n_layers - 1;
-        st = tk_llama_backward(tc->m, &tc->a, &tc->ws, b, target, weight, grad_scale, &tc->g, any_ad ? &ad : NULL,
-                               tc->p.recompute ? &rc : NULL, &ls, &ws, &head);
+        st = tk_llama_backward_hidden(tc->m, &tc->a, &tc->ws, b, tc->ws.dxn, &tc->g, any_ad ? &ad : NULL,
+                                      tc->p.recompute ? &rc : NULL);
         tc->cur = NULL;
     }
-    double t2 = tk_time_s();
+    double t3 = tk_time_s();
     tc->a.training = false;
     set_training(tc, false);
     tc->counter++;
     tc->timing.forward_s = t1 - t0;
-    tc->timing.head_s = head;
-    tc->timing.backward_s = t2 - t1 - head;
+    tc->timing.head_s = t2 - t1;
+    tc->timing.backward_s = t3 - t2;
+    return st;
+}
+
+tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
+                                float grad_scale, double *loss_sum, double *weight_sum) {
+    tk_status st = check_batch(tc, b, target);
     if (st) return st;
-    if (loss_sum) *loss_sum += ls;
-    if (weight_sum) *weight_sum += ws;
+    if (!(tk_objective_get_ops(tc->obj)->needs & TK_OBJ_NEED_TARGET) || (tk_objective_get_ops(tc->obj)->needs & ~TK_OBJ_NEED_TARGET))
+        return tk_fail(TK_ERR_ARG, "train: objective '%s' needs more than targets (use tk_train_step_objective)",
+                       tk_objective_get_ops(tc->obj)->name);
+    tk_obj_batch extra = {.target = target, .weight = weight};
+    tk_obj_result res = {0};
+    if ((st = fwd_obj_bwd(tc, b, &extra, grad_scale, &res))) return st;
+    if (loss_sum) *loss_sum += res.loss_sum;
+    if (weight_sum) *weight_sum += res.norm;
     return TK_OK;
+}
+
+tk_status tk_train_step_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, float grad_scale,
+                                  tk_obj_result *res) {
+    if (!b || !b->ids || !extra || !res) return tk_fail(TK_ERR_ARG, "train: NULL batch, objective inputs or result");
+    if (b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)
+        return tk_fail(TK_ERR_ARG, "train: batch %d x %d outside the context's %d x %d", b->n_rows, b->n_cols, tc->p.max_rows,
+                       tc->p.max_cols);
+    memset(res, 0, sizeof *res);
+    return fwd_obj_bwd(tc, b, extra, grad_scale, res);
+}
+
+const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc) { return tk_objective_get_ops(tc->obj); }
+
+tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const float **h) {
+    *h = NULL;
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)
+        return tk_fail(TK_ERR_ARG, "train: reference batch outside the context's %d x %d", tc->p.max_rows, tc->p.max_cols);
+    tk_status st = TK_OK;
+    if (!tc->ref_ready) {
+        if ((st = tk_acts_init(&tc->ref, tc->m, tc->p.max_rows, tc->p.max_cols, 0))) return st;
+        tc->ref.mm_flags = TK_MATMUL_EXACT; /* no adapters: the bare base */
+        tc->ref_ready = true;
+    }
+    /* full fine-tuning: the reference is the base as loaded (the mapped weights), not the masters */
+    tk_weights *w = &tc->m->w;
+    tk_weights cur = *w;
+    tk_layer_weights *cur_layers = NULL;
+    int32_t L = tc->m->cfg.n_layers;
+    if (tc->saved_layers) {
+        cur_layers = tk_malloc((size_t)L * sizeof *cur_layers);
+        if (!cur_layers) return TK_ERR_NOMEM;
+        memcpy(cur_layers, w->layers, (size_t)L * sizeof *cur_layers);
+        memcpy(w->layers, tc->saved_layers, (size_t)L * sizeof *cur_layers);
+        w->tok_embd = tc->saved_w.tok_embd;
+        w->out_norm = tc->saved_w.out_norm;
+        w->output = tc->saved_w.output;
+    }
+    st = tk_llama_forward(tc->m, &tc->ref, b, NULL, NULL, 0, NULL);
+    if (cur_layers) {
+        memcpy(w->layers, cur_layers, (size_t)L * sizeof *cur_layers);
+        w->tok_embd = cur.tok_embd;
+        w->out_norm = cur.out_norm;
+        w->output = cur.output;
+        free(cur_layers);
+    }
+    if (!st) *h = tc->ref.hn;
+    return st;
+}
+
+const tk_tensor_ref *tk_train_reference_head(const tk_train_ctx *tc) {
+    return tc->saved_layers ? &tc->saved_w.output : &tc->m->w.output;
 }
 
 #define EVAL_CHUNK_FLOATS (2 * 1024 * 1024)

@@ -33,6 +33,7 @@
 #include "train/optim.h"
 #include "peft/lora.h"
 #include "peft/registry.h"
+#include "objective/objective.h"
 
 typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL } tk_train_method;
 
@@ -43,6 +44,8 @@ typedef struct tk_train_params {
                                       LoRA for TK_TRAIN_LORA, none for TK_TRAIN_FULL; with TK_TRAIN_FULL the base
                                       trains too); created with peft_cfg (the kind's config struct) */
     const void *peft_cfg;
+    const tk_objective_ops *objective; /* the loss on the final hidden states (NULL = SFT, tk_objective_sft) */
+    const void *objective_params;      /* its params struct (NULL = its defaults) */
     int32_t freeze_layers;    /* layers [0, N) get no gradients; 0 = none */
     int32_t max_rows;         /* largest batch (rows) a step will see (default 1) */
     int32_t max_cols;         /* largest row length (tokens) (default 512) */
@@ -81,7 +84,8 @@ const tk_train_params *tk_train_get_params(const tk_train_ctx *tc);
  * (rope_interleaved models): an HF writer un-permutes them (src/io/hfconfig.h). */
 bool tk_train_qk_permuted(const tk_train_ctx *tc);
 
-/* One forward + backward on batch b (b->n_rows <= max_rows, b->n_cols <= max_cols).
+/* One forward + backward of the SFT-style objective (targets and weights only; the default
+ * SFT cross-entropy) on batch b (b->n_rows <= max_rows, b->n_cols <= max_cols).
  * Adds sum_t weight[t] * loss_t to *loss_sum and sum_t weight[t] to *weight_sum (over
  * tokens with target >= 0 and weight != 0; natural-log cross-entropy), and accumulates
  * (+=) into every trainable gradient d(grad_scale * sum_t weight[t] * loss_t)/dparam.
@@ -89,6 +93,22 @@ bool tk_train_qk_permuted(const tk_train_ctx *tc);
  * dropout counter. Nothing is allocated per call once buffers reached their size. */
 tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
                                 float grad_scale, double *loss_sum, double *weight_sum);
+
+/* One forward + objective + backward for any objective (DPO, reward, distillation…): extra
+ * holds the objective's inputs (targets, sequence ids, reference hidden states, teacher…);
+ * the step fills T, C, h and head. *res receives (=) the objective's sums; the gradients of
+ * grad_scale * res->loss_sum accumulate (+=) into the trainable parameters. Increments the
+ * dropout counter. Not thread-safe per context. */
+tk_status tk_train_step_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, float grad_scale,
+                                  tk_obj_result *res);
+/* The context's objective. */
+const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc);
+/* Final hidden states [B*T x C] of the frozen reference on batch b (valid until the next call):
+ * the same loaded base with the context's adapters off (LoRA and other methods) or, for full
+ * fine-tuning, the weights as loaded (not the trained masters) — no second copy of the model.
+ * Its head is tk_train_reference_head(tc). Not thread-safe per context. */
+tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const float **h);
+const tk_tensor_ref *tk_train_reference_head(const tk_train_ctx *tc);
 
 /* Evaluation sums (add several batches, then loss = loss_sum / weight_sum,
  * ppl = exp(loss), accuracy = n_correct / n_tokens). */
