@@ -1,6 +1,6 @@
 /* The backend table (src/backend/backend.h): the CPU backend is built, first and active by
  * default; selection by name at run time (unknown names refused with the built list); every
- * entry is filled; buffers round-trip through the active backend; the dispatchers reach the
+ * entry (buffers, matmuls, attention and elementwise kernels) is filled; buffers round-trip through the active backend; the dispatchers reach the
  * selected backend (tk_matmul_ex equals the CPU entry called directly, bit for bit). */
 #include "test.h"
 #include "backend/backend.h"
@@ -17,7 +17,9 @@ int main(void) {
     for (int i = 0; i < nb; i++) {
         const tk_backend *b = bs[i];
         CHECK(b->name && b->detail && b->alloc && b->free && b->to_device && b->to_host && b->matmul && b->matmul_multi &&
-              b->matmul_dx && b->matmul_dw && b->sgemm && b->vexp_sum, "backend %s fills every entry", b->name);
+              b->matmul_dx && b->matmul_dw && b->sgemm && b->vexp_sum && b->embedding_fwd && b->embedding_bwd && b->rmsnorm_fwd &&
+              b->rmsnorm_bwd && b->rope_fwd && b->rope_bwd && b->attention_fwd && b->attention_bwd && b->swiglu_fwd && b->swiglu_bwd &&
+              b->geglu_fwd && b->geglu_bwd, "backend %s fills every entry", b->name);
         CHECK_OK(tk_backend_select(b->name));
         CHECK(tk_backend_active() == b, "%s selected", b->name);
         /* buffers */

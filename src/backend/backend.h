@@ -3,7 +3,8 @@
  * kernels); the CPU is the first entry and the default. The backend is chosen at run time:
  * tk_backend_select(name), or the TAKUMI_BACKEND environment variable at first use; each
  * backend is built by its own switch (the CPU always; CUDA=1 will add "cuda"). Every tensor
- * op in the library calls the dispatchers below, never a backend's functions directly, and
+ * op in the library calls the dispatchers (below, and the kernels' in src/ops/ops.h), never a
+ * backend's functions directly, and
  * the op tests run against every backend that was built (tk_backends).
  *
  * Matmul convention (as in PyTorch's nn.Linear): y[T x N] = x[T x K] · W^T, where the weight
@@ -23,6 +24,24 @@
  * so y is a smooth function of x — what training (finite-difference-consistent gradients) wants. */
 #define TK_MATMUL_EXACT 1
 
+/* RoPE tables: cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
+typedef struct tk_rope {
+    int64_t n_pos, half;   /* half = D/2 */
+    int interleaved;       /* 1: pairs (2i, 2i+1); 0: halves (i, i+D/2) */
+    float *cos, *sin;      /* [n_pos x half] */
+    float *inv_freq;       /* [half]: angle = pos * inv_freq[i] (used past n_pos) */
+} tk_rope;
+/* Arguments of causal grouped-query attention over one sequence block.
+ * q[Tq x H x D], k/v[S x KH x D]; query t attends to key s iff seg_k[s] == seg_q[t] (>= 0)
+ * and pos_k[s] <= pos_q[t]; so packing (segments) and padding (segment -1) are masks.
+ * out[Tq x H x D]. att (optional, [H x Tq x S]) keeps the probabilities for backward. */
+typedef struct tk_attn_args {
+    int64_t Tq, S, H, KH, D;
+    const int32_t *pos_q, *pos_k;   /* positions */
+    const int32_t *seg_q, *seg_k;   /* segment ids; NULL = one segment for all */
+    float scale;                    /* usually 1/sqrt(D) */
+    int32_t window;                 /* > 0: sliding window, key s visible only when pos_q[t] - pos_k[s] < window */
+} tk_attn_args;
 typedef struct tk_backend {
     const char *name;        /* "cpu" */
     const char *detail;      /* build/ISA details for `takumi inspect` and logs ("AVX-512, OpenBLAS", …) */
@@ -40,6 +59,20 @@ typedef struct tk_backend {
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
     /* elementwise: y[i] = exp(x[i] - shift), returning the sum (softmax building block) */
     float (*vexp_sum)(float *y, const float *x, float shift, int64_t n);
+    /* attention and elementwise kernels (contracts: src/ops/ops.h, which dispatches to them) */
+    tk_status (*embedding_fwd)(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table);
+    void (*embedding_bwd)(float *dtable, const float *dout, const int32_t *ids, int64_t T, int64_t C);
+    void (*rmsnorm_fwd)(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t C, float eps);
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int64_t T, int64_t C);
+    void (*rope_fwd)(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
+    void (*rope_bwd)(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
+    tk_status (*attention_fwd)(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a);
+    tk_status (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q, const float *k,
+                               const float *v, const tk_attn_args *a);
+    void (*swiglu_fwd)(float *out, const float *gate, const float *up, int64_t n);
+    void (*swiglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+    void (*geglu_fwd)(float *out, const float *gate, const float *up, int64_t n);
+    void (*geglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 } tk_backend;
 
 /* The backends this build has (*n of them; the CPU first). Thread-safe. */

@@ -1,5 +1,7 @@
-/* Ops of the Llama family, forward and backward side by side (one file per op family
- * in src/ops/). Dimension legend: T rows (tokens, batch x sequence flattened),
+/* Ops of the transformer block, forward and backward: the kernels (embedding, RMSNorm, RoPE
+ * rotation, attention, SwiGLU/GeGLU) dispatch to the active backend (src/ops/dispatch.c ->
+ * backend/backend.h; the CPU's are in src/backend/cpu/); composite ops (linear, the chunked LM
+ * head + cross-entropy, RoPE tables) live in src/ops/ and call the backend's matmul. Dimension legend: T rows (tokens, batch x sequence flattened),
  * C model dim, H query heads, KH key/value heads, D head dim, F SwiGLU hidden,
  * V vocabulary, S key length (cache length at inference).
  * Gradient convention: parameter gradients are accumulated (+=), activation
@@ -19,13 +21,7 @@ void tk_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
 /* dx = ...; dw += ... (dw may be NULL for a frozen norm). */
 void tk_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int64_t T, int64_t C);
 
-/* RoPE tables: cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
-typedef struct tk_rope {
-    int64_t n_pos, half;   /* half = D/2 */
-    int interleaved;       /* 1: pairs (2i, 2i+1); 0: halves (i, i+D/2) */
-    float *cos, *sin;      /* [n_pos x half] */
-    float *inv_freq;       /* [half]: angle = pos * inv_freq[i] (used past n_pos) */
-} tk_rope;
+/* RoPE tables (tk_rope, backend/backend.h): cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
 /* Builds the tables (theta, scaling from the model config); free with tk_rope_free. */
 struct tk_model_config;
 tk_status tk_rope_init(tk_rope *r, const struct tk_model_config *cfg, int64_t n_pos);
@@ -36,17 +32,8 @@ void tk_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_
 /* Backward of the rotation (rotation by -angle), in place on dx. */
 void tk_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
 
-/* Causal grouped-query attention for one sequence block.
- * q[Tq x H x D], k/v[S x KH x D]; query t attends to key s iff seg_k[s] == seg_q[t] (>= 0)
- * and pos_k[s] <= pos_q[t]; so packing (segments) and padding (segment -1) are masks.
- * out[Tq x H x D]. att (optional, [H x Tq x S]) keeps the probabilities for backward. */
-typedef struct tk_attn_args {
-    int64_t Tq, S, H, KH, D;
-    const int32_t *pos_q, *pos_k;   /* positions */
-    const int32_t *seg_q, *seg_k;   /* segment ids; NULL = one segment for all */
-    float scale;                    /* usually 1/sqrt(D) */
-    int32_t window;                 /* > 0: sliding window, key s visible only when pos_q[t] - pos_k[s] < window */
-} tk_attn_args;
+/* Causal grouped-query attention for one sequence block (tk_attn_args, backend/backend.h).
+ * q[Tq x H x D], k/v[S x KH x D]; out[Tq x H x D]. att (optional, [H x Tq x S]) keeps the probabilities for backward. */
 tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a);
 /* dq = ..., dk/dv written (=) from dout, the saved att and q, k, v. */
 tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
@@ -62,7 +49,7 @@ void tk_swiglu_forward(float *out, const float *gate, const float *up, int64_t n
 /* dgate, dup written from dout. */
 void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 
-/* Linear: y[T x N] = x[T x K] W^T + b (b may be NULL). See backend/cpu/matmul.h. */
+/* Linear: y[T x N] = x[T x K] W^T + b (b may be NULL). See backend/backend.h. */
 tk_status tk_linear_forward(float *y, const float *x, const tk_tensor_ref *w, const float *b, int64_t T);
 /* Backward of tk_linear_forward: dx[T x K] = dy·W written (any weight dtype; skipped when NULL);
  * dw[N x K] += dy^T·x and db[N] += column sums of dy (each skipped when NULL, e.g. a frozen base). */

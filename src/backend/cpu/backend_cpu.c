@@ -1,5 +1,6 @@
 /* The CPU backend's table (see src/backend/backend.h): host memory, the matmul strategies of
- * src/backend/cpu/matmul.c, OpenBLAS (or the built-in blocked kernel) for sgemm. */
+ * src/backend/cpu/matmul.c, OpenBLAS (or the built-in blocked kernel) for sgemm, and the
+ * attention / elementwise kernels of src/backend/cpu/. */
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
@@ -27,4 +28,16 @@ const tk_backend tk_cpu_backend = {
     .matmul_dw = tk_cpu_matmul_dw,
     .sgemm = tk_cpu_sgemm,
     .vexp_sum = tk_cpu_vexp_sum,
+    .embedding_fwd = tk_cpu_embedding_forward,
+    .embedding_bwd = tk_cpu_embedding_backward,
+    .rmsnorm_fwd = tk_cpu_rmsnorm_forward,
+    .rmsnorm_bwd = tk_cpu_rmsnorm_backward,
+    .rope_fwd = tk_cpu_rope_forward,
+    .rope_bwd = tk_cpu_rope_backward,
+    .attention_fwd = tk_cpu_attention_forward,
+    .attention_bwd = tk_cpu_attention_backward,
+    .swiglu_fwd = tk_cpu_swiglu_forward,
+    .swiglu_bwd = tk_cpu_swiglu_backward,
+    .geglu_fwd = tk_cpu_geglu_forward,
+    .geglu_bwd = tk_cpu_geglu_backward,
 };

@@ -4,6 +4,7 @@
 #ifndef TK_BACKEND_CPU_KERNELS_H
 #define TK_BACKEND_CPU_KERNELS_H
 #include "takumi/core.h"
+#include "backend/backend.h"
 
 /* One 32-element block of a quantized activation row: x[i] ~= d * q[i]; s = d * sum(q). */
 typedef struct tk_q8x { float d, s; int8_t q[32]; } tk_q8x;
@@ -44,6 +45,22 @@ tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, i
 void tk_cpu_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
 void tk_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+/* The CPU backend's attention and elementwise kernels (contracts in src/ops/ops.h). */
+tk_status tk_cpu_embedding_forward(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table);
+void tk_cpu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int64_t T, int64_t C);
+void tk_cpu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t C, float eps);
+void tk_cpu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int64_t T,
+                             int64_t C);
+void tk_cpu_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
+void tk_cpu_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
+tk_status tk_cpu_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a);
+tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q,
+                                    const float *k, const float *v, const tk_attn_args *a);
+void tk_cpu_swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void tk_cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void tk_cpu_geglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void tk_cpu_geglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 
 /* The built-in blocked sgemm (what tk_sgemm uses when built without BLAS); same contract as tk_sgemm. */
 void tk_sgemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,

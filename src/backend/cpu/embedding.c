@@ -1,10 +1,10 @@
 /* Token embedding: forward gathers (and dequantizes) only the rows it needs from a
  * table of any dtype; backward scatters row gradients into an f32 table gradient. */
-#include "ops/ops.h"
+#include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
 
-tk_status tk_embedding_forward(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table) {
+tk_status tk_cpu_embedding_forward(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table) {
     if (!out || !ids || !table || !table->data || T < 0) return tk_fail(TK_ERR_ARG, "embedding: NULL argument or negative T");
     int64_t C = table->ne[0], V = table->ne[1];
     size_t row_bytes;
@@ -30,7 +30,7 @@ tk_status tk_embedding_forward(float *out, const int32_t *ids, int64_t T, const 
     return err;
 }
 
-void tk_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int64_t T, int64_t C) {
+void tk_cpu_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int64_t T, int64_t C) {
     /* Serial over tokens: the same id may repeat, and a fixed order keeps the sum bit-identical. */
     for (int64_t t = 0; t < T; t++) {
         float *d = dtable + (int64_t)ids[t] * C;

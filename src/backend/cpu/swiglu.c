@@ -1,12 +1,12 @@
 /* SwiGLU gate: out = silu(gate) * up, silu(g) = g * sigmoid(g); and its backward.
  * exp runs vectorized (tk_cpu_vexp) over row-sized chunks. */
-#include "ops/ops.h"
+#include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include <math.h>
 
 #define CH 1024
 
-void tk_swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
+void tk_cpu_swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t c0 = 0; c0 < n; c0 += CH) {
         int64_t m = n - c0 < CH ? n - c0 : CH;
@@ -17,7 +17,7 @@ void tk_swiglu_forward(float *out, const float *gate, const float *up, int64_t n
     }
 }
 
-void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+void tk_cpu_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t c0 = 0; c0 < n; c0 += CH) {
         int64_t m = n - c0 < CH ? n - c0 : CH;

@@ -7,7 +7,7 @@
  * dK/dV are summed over the heads of a group in a fixed order, so results do not
  * depend on the thread count. Default positions when pos_q/pos_k are NULL: keys
  * 0..S-1 and queries S-Tq..S-1 (the KV-cache layout). */
-#include "ops/ops.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include "backend/cpu/kernels.h"
 #include <math.h>
@@ -125,7 +125,7 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
     }
 }
 
-tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a) {
+tk_status tk_cpu_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a) {
     tk_status st = check_args(a);
     if (st) return st;
     if (!out || !q || !k || !v) return tk_fail(TK_ERR_ARG, "attention: NULL tensor");
@@ -188,7 +188,7 @@ tk_status tk_attention_forward(float *out, float *att, const float *q, const flo
     return err ? tk_fail(err, "attention: out of memory for scores (%lld keys)", (long long)S) : TK_OK;
 }
 
-tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                                 const float *q, const float *k, const float *v, const tk_attn_args *a) {
     tk_status st = check_args(a);
     if (st) return st;

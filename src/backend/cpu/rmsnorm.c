@@ -1,9 +1,10 @@
 /* RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * w, with its backward.
  * With xhat = x * rstd: dx = rstd * (dxhat - xhat * mean(dxhat * xhat)), dxhat = dout * w. */
-#include "ops/ops.h"
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include <math.h>
 
-void tk_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t C, float eps) {
+void tk_cpu_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t T, int64_t C, float eps) {
     #pragma omp parallel for schedule(static) if (T * C > 32768)
     for (int64_t t = 0; t < T; t++) {
         const float *xr = x + t * C;
@@ -16,7 +17,7 @@ void tk_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w,
     }
 }
 
-void tk_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+void tk_cpu_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                          int64_t T, int64_t C) {
     if (dw) {
         /* Each thread owns a range of columns and sums over t in order: deterministic for any thread count. */
