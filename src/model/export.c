@@ -61,14 +61,10 @@ static tk_status weight_f32(const tk_tensor_ref *t, const tk_weight_delta *d, in
     if (!w) return TK_ERR_NOMEM;
     tk_status st = tk_dequantize(t->dtype, t->data, w, n);
     if (st) { free(w); return tk_fail_ctx(st, "tensor '%s': ", t->name); }
-    tk_delta_factors f;
-    if (d && which >= 0 && d->get(d->ud, layer, (tk_linear_id)which, &f)) {
-        int64_t K = t->ne[0], N = t->ne[1], r = f.r;
-        if (f.K != K || f.N != N) {
-            free(w);
-            return tk_fail(TK_ERR_ARG, "tensor '%s': the adapter's shape does not match the weight", t->name);
-        }
-        tk_sgemm(false, false, N, K, r, f.scale, f.B, r, f.A, K, 1.0f, w, K);
+    if (d && which >= 0 && d->has(d->ud, layer, (tk_linear_id)which) &&
+        (st = d->merge(d->ud, layer, (tk_linear_id)which, w, t->ne[1], t->ne[0]))) {
+        free(w);
+        return tk_fail_ctx(st, "tensor '%s': the adapter does not merge into the weight", t->name);
     }
     *out = w;
     return TK_OK;
@@ -376,8 +372,7 @@ static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *
         bool lin = linear_of(tk_arch_by_name(m->cfg.arch), t->name, &layer, &which) && layer < m->cfg.n_layers;
         bool matrix = t->n_dims >= 2 && t->ne[1] > 1;
         tk_dtype odt = matrix ? matrix_dtype(dt, t->ne[0]) : t->dtype;
-        tk_delta_factors df;
-        bool merged = lin && l && l->get(l->ud, layer, (tk_linear_id)which, &df);
+        bool merged = lin && l && l->has(l->ud, layer, (tk_linear_id)which);
         if (!merged && odt == t->dtype) {
             st = tk_gguf_add_tensor_ref(w, t->name, t->dtype, t->n_dims, t->ne, t->data);
             continue;

@@ -2,18 +2,18 @@
  * merged into the linear weights (W' = W + scale * B A, computed in f32 from the dequantized
  * base rows, then stored in the requested dtype). The delta comes through a small interface
  * so that this layer (model/) does not depend on the adapter layer (peft/) above it:
- * peft/adapter_io.h turns a tk_lora into a tk_weight_delta. */
+ * peft/adapter_io.h turns any PEFT method that can be merged (its merge_linear) into a
+ * tk_weight_delta. */
 #ifndef TK_MODEL_EXPORT_H
 #define TK_MODEL_EXPORT_H
 #include "takumi/export.h"
 
-/* The factors of one linear's delta: W [N x K] += scale * B [N x r] A [r x K] (row-major, f32,
- * rows in the model's own order). */
-typedef struct tk_delta_factors { const float *A, *B; int64_t r, K, N; float scale; } tk_delta_factors;
-
 typedef struct tk_weight_delta {
-    /* Fills *f for linear (layer, which) and returns true, or returns false when it has no delta. */
-    bool (*get)(void *ud, int32_t layer, tk_linear_id which, tk_delta_factors *f);
+    /* Does linear (layer, which) change? */
+    bool (*has)(void *ud, int32_t layer, tk_linear_id which);
+    /* Adds the change into W [N x K] (f32, torch layout, rows in the model's own order); fails
+     * (TK_ERR_ARG) when its shape is not N x K. */
+    tk_status (*merge)(void *ud, int32_t layer, tk_linear_id which, float *W, int64_t N, int64_t K);
     void *ud;
 } tk_weight_delta;
 

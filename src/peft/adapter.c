@@ -53,24 +53,23 @@ tk_status tk_adapter_convert(const char *model_path, const char *in, const char 
     return st;
 }
 
-static bool lora_delta_get(void *ud, int32_t layer, tk_linear_id which, tk_delta_factors *f) {
-    tk_lora *l = ud;
-    tk_param *A, *B;
-    if (!tk_lora_module(l, layer, which, &A, &B)) return false;
-    /* A: ggml ne {K, r} = torch [r x K]; B: ne {r, N} = [N x r] */
-    f->A = A->w;
-    f->B = B->w;
-    f->r = A->ne[1];
-    f->K = A->ne[0];
-    f->N = B->ne[0] == A->ne[1] ? B->ne[1] : -1;   /* a rank mismatch reads as a shape mismatch */
-    f->scale = tk_lora_scale(l);
-    return true;
+static bool peft_delta_has(void *ud, int32_t layer, tk_linear_id which) {
+    const tk_peft *p = ud;
+    return !p->method->has_linear || p->method->has_linear(p->state, layer, which);
 }
 
-tk_weight_delta tk_lora_weight_delta(tk_lora *l) {
-    tk_weight_delta d = {.get = lora_delta_get, .ud = l};
+static tk_status peft_delta_merge(void *ud, int32_t layer, tk_linear_id which, float *W, int64_t N, int64_t K) {
+    const tk_peft *p = ud;
+    if (!p->method->merge_linear) return tk_fail(TK_ERR_UNSUPPORTED, "%s adapters cannot be merged into the weights", p->method->name);
+    return p->method->merge_linear(p->state, layer, which, W, N, K, 1.0f);
+}
+
+tk_weight_delta tk_peft_weight_delta(const tk_peft *p) {
+    tk_weight_delta d = {.has = peft_delta_has, .merge = peft_delta_merge, .ud = (void *)p};
     return d;
 }
+
+tk_weight_delta tk_lora_weight_delta(tk_lora *l) { return tk_peft_weight_delta(tk_lora_peft(l)); }
 
 tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p) {
     if (!l) return tk_export_merged(m, NULL, out, p);

@@ -79,6 +79,8 @@ tk_lora *tk_adapter_handle_lora(tk_adapter_handle *h);
 
 /* The LoRA set l as the delta model/export.h merges (valid while l lives). */
 tk_weight_delta tk_lora_weight_delta(tk_lora *l);
+/* Any adapter whose method can merge (merge_linear) as the delta model/export.h merges (valid while p lives). */
+tk_weight_delta tk_peft_weight_delta(const tk_peft *p);
 /* tk_export_merged with l merged (l NULL: the model as it is). */
 tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const tk_export_params *p);
 
