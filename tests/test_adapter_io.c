@@ -11,7 +11,7 @@
 #include "test.h"
 #include "tiny_llama.h"
 #include "peft/adapter_io.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include <cJSON.h>
 #include <sys/stat.h>
 

@@ -13,7 +13,7 @@
 #include "model/llama.h"
 #include "model/export.h"
 #include "peft/adapter_io.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include <sys/stat.h>
 
 static const float *fx(const tk_safetensors *st, const char *name, int64_t n, tk_dtype dt) {

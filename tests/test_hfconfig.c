@@ -6,7 +6,7 @@
  * HF <-> llama.cpp weight-name table and the q/k row permutation round trip. */
 #include "test.h"
 #include "core/core.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include <cJSON.h>
 
 static double jnum(const cJSON *o, const char *k) {

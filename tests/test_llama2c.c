@@ -4,7 +4,7 @@
  * built from the same tensors in export.py's order; truncated and corrupt headers. */
 #include "test.h"
 #include "core/core.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "io/llama2c.h"
 
 /* Splits "blk.N.key" / "key" into key and layer (-1 for global). */

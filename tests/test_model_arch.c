@@ -19,7 +19,7 @@
 #include "test.h"
 #include "cJSON.h"
 #include "core/core.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "io/llama2c.h"
 #include <sys/stat.h>
 #include <limits.h>

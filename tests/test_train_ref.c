@@ -6,7 +6,7 @@
  * relative error (max |a - b| / max |b|) of every tensor. */
 #include "test.h"
 #include "train/step.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "model/llama.h"
 #include <stdint.h>
 #include <time.h>

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference for takumi's HF config.json reader (src/io/hfconfig.c).
+"""Reference for takumi's HF config.json reader (src/model/hfconfig.c).
 
 For a set of real and minimal config.json dicts (Llama 2/3.1, SmolLM2, TinyLlama,
 Mistral, Qwen2.5, configs relying on defaults, configs saved by this transformers

@@ -1,7 +1,7 @@
 /* Lookup of architecture descriptions (src/model/arch.h) by takumi name, GGUF
  * general.architecture, or HF class / model_type. */
 #include "model/arch.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include <stdio.h>
 #include <string.h>
 

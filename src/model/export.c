@@ -5,7 +5,7 @@
 #include "model/export.h"
 #include "model/llama.h"
 #include "model/arch.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "core/core.h"
 #include "backend/backend.h"
 #include <cJSON.h>

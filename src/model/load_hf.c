@@ -2,7 +2,7 @@
  * sharded with model.safetensors.index.json). HF stores q/k rows in rotate-half order,
  * so these models rotate halves (rope_interleaved = 0) and no row is permuted. */
 #include "model/llama.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "model/arch.h"
 #include "core/core.h"
 #include <stdio.h>

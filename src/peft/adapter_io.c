@@ -5,7 +5,7 @@
  * ranks, pairs, duplicates) before any value is copied. */
 #include "peft/adapter_io.h"
 #include "model/arch.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "core/core.h"
 #include "takumi/gguf.h"
 #include "takumi/safetensors.h"

@@ -12,7 +12,7 @@
  * q/k row order: a Llama GGUF stores q/k rows permuted for interleaved RoPE (llama.cpp
  * convention) and takumi runs them in that order; the lora_B rows of q_proj/k_proj then
  * are in the same permuted order. tk_lora_qk_permuted() says so; whoever writes a PEFT
- * file must un-permute those B rows with tk_permute_qk_rows_to_hf (src/io/hfconfig.h;
+ * file must un-permute those B rows with tk_permute_qk_rows_to_hf (src/model/hfconfig.h;
  * row_bytes = r * 4, n_heads = H for q, KH for k). A's rows are unaffected. */
 #ifndef TK_PEFT_LORA_H
 #define TK_PEFT_LORA_H

@@ -11,7 +11,7 @@
 #include "model/backward.h"
 #include "model/arch.h"
 #include "model/llama.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
 #include <math.h>

@@ -81,7 +81,7 @@ tk_model *tk_train_model(tk_train_ctx *tc);
 const tk_adapter_use *tk_train_adapters(const tk_train_ctx *tc, int *n);
 const tk_train_params *tk_train_get_params(const tk_train_ctx *tc);
 /* True when full fine-tuning parameters of q/k are in llama.cpp's permuted row order
- * (rope_interleaved models): an HF writer un-permutes them (src/io/hfconfig.h). */
+ * (rope_interleaved models): an HF writer un-permutes them (src/model/hfconfig.h). */
 bool tk_train_qk_permuted(const tk_train_ctx *tc);
 
 /* One forward + backward of the SFT-style objective (targets and weights only; the default

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include "takumi.h"
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tk_model_config cfg;

@@ -2,7 +2,7 @@
  * and the q/k row permutation between Meta and HF layouts. Defaults follow transformers'
  * LlamaConfig / MistralConfig / Qwen2Config so that a config.json means here what it
  * means to transformers; every value is validated and errors name the file and field. */
-#include "io/hfconfig.h"
+#include "model/hfconfig.h"
 #include "core/core.h"
 #include "model/arch.h"
 #include <cJSON.h>
