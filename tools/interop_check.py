@@ -29,10 +29,13 @@ RUN/adapter.gguf of `takumi train`) for SmolLM2 (--run RUN) and Gemma 3 (--run-g
 when given.
 
 Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
-every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative); for
-Gemma 3, whose logits reach ~100 after 18 layers, the same ~1e-4 relative: 1e-4 x max |logit|
-of the case. The line also shows the same diff without adapter (the floor) and how far the
-adapter moves the logits (so that a diff far below it means the adapter was applied, not ignored).
+every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative). The
+line also shows the same diff without adapter (the floor) and how far the adapter moves the
+logits (so that a diff far below it means the adapter was applied, not ignored). One exception:
+llama.cpp on Gemma 3. Its CPU GELU rounds the input to fp16 and reads an fp16 table
+(GGML_GELU_FP16 in ggml-cpu/vec.h), so even without an adapter and with f32 weights its logits
+differ from takumi's and HF's by ~3e-2 (HF vs takumi: ~3e-4); there the check is diff <= 3 x that
+floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--out FILE]
 """
@@ -54,7 +57,7 @@ PEERS = os.path.join(ROOT, "bench", ".peers")
 TOL = 1e-3
 SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GEMMA3 = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
-GEMMA3_REL_TOL = 1e-4
+LLAMA_GELU_FLOOR_FACTOR = 3   # llama.cpp on Gemma 3: diff <= this x its own no-adapter floor
 STORIES_GGUF = os.path.join(SHARED, "models", "stories260K", "gguf", "stories260K-f32.gguf")
 STORIES_HF = os.path.join(SHARED, "models", "stories260K", "hf")
 
@@ -233,9 +236,9 @@ def main():
             tg = run_logits(tk, model, gguf_ad, ids, tmp, "tg")
             moved = float(np.abs(tp - tb).max())
             d_pg, _ = cmp(tp, tg)
-            tol = TOL if model != GEMMA3 else GEMMA3_REL_TOL * float(np.abs(tp).max())
+            tol = TOL
             say(f"   takumi: PEFT folder vs GGUF adapter: diff {d_pg:.2e}; the adapter moves the logits by {moved:.2f} "
-                f"(max |logit| {np.abs(tp).max():.1f}; tolerance {tol:.2e})")
+                f"(max |logit| {np.abs(tp).max():.1f})")
             if d_pg > tol:
                 failures.append(f"{name}: takumi PEFT vs GGUF adapter {d_pg:.2e}")
             hb, hp = hf_logits(hf_dir, hf_file, peft_dir, ids)
@@ -251,9 +254,10 @@ def main():
                 la = run_logits(ll, ll_model, gguf_ad, ids, tmp, "la")
                 floor, _ = cmp(tb, lb)
                 d, top1 = cmp(tg, la)
-                ok = d <= tol
+                gelu_table = model == GEMMA3   # llama.cpp's fp16 GELU table sets its own floor (see above)
+                ok = (d <= max(tol, LLAMA_GELU_FLOOR_FACTOR * floor) and top1 == 1.0) if gelu_table else d <= tol
                 say(f"   llama.cpp loads adapter.gguf (f32) : diff {d:.2e}  floor {floor:.2e}  moved {moved:.2f}  top1 {top1:.3f}  "
-                    f"{'PASS' if ok else 'FAIL'}")
+                    f"{'PASS' if ok else 'FAIL'}" + (f" (bound {LLAMA_GELU_FLOOR_FACTOR} x floor: fp16 GELU table)" if gelu_table else ""))
                 if not ok:
                     failures.append(f"{name}: llama.cpp diff {d:.2e}")
                 if ll_native:
