@@ -8,7 +8,7 @@
  * accumulate: a second backward must double them. Forward results are checked against
  * independent naive references where the op has one (attention masks, xent loss). */
 #include "test.h"
-#include "backend/backend.h"
+#include "test_backends.h"
 #include "core/core.h"
 #include "core/quant.h"
 #include "ops/ops.h"
@@ -558,14 +558,6 @@ static void run_all(void) {
 }
 
 int main(void) {
-    /* the op tests run against every backend this build has */
-    int nb = 0;
-    const tk_backend *const *bs = tk_backends(&nb);
-    for (int b = 0; b < nb; b++) {
-        CHECK_OK(tk_backend_select(bs[b]->name));
-        printf("backend %s (%s)\n", bs[b]->name, bs[b]->detail);
-        run_all();
-    }
-    CHECK(nb >= 1 && !strcmp(bs[0]->name, "cpu"), "the CPU backend is built and first");
+    tk_test_each_backend(run_all); /* the op tests run against every backend this build has */
     return tk_test_done("test_ops");
 }
