@@ -531,7 +531,7 @@ enum {
     C_VALID, C_MAGIC, C_VER1, C_VER99, C_BIGENDIAN, C_ABSURD_KV, C_ABSURD_T, C_HUGE_KEY, C_HUGE_STR, C_BAD_VTYPE,
     C_BAD_ETYPE, C_HUGE_ARR, C_HUGE_STR_ARR, C_DEEP_ARR, C_DUP_KEY, C_ALIGN48, C_ALIGN0, C_ALIGN_STR, C_NDIMS5, C_NE_OVERFLOW,
     C_NE_HUGE, C_NBYTES_OVERFLOW, C_UNKNOWN_DTYPE, C_IQ_DTYPE, C_PARTIAL_BLOCK, C_MISALIGNED, C_PAST_END, C_OFFSET_OVERFLOW,
-    C_DUP_TENSOR, C_NUL_NAME, C_COUNT
+    C_DUP_TENSOR, C_NUL_NAME, C_NUL_KEY, C_COUNT
 };
 static const struct { const char *name; tk_status st; const char *msg; } k_cases[C_COUNT] = {
     [C_VALID] = {"valid", TK_OK, ""},
@@ -549,6 +549,7 @@ static const struct { const char *name; tk_status st; const char *msg; } k_cases
     [C_HUGE_STR_ARR] = {"huge-string-array", TK_ERR_FORMAT, "cannot fit"},
     [C_DEEP_ARR] = {"deep-array", TK_ERR_FORMAT, "nested deeper"},
     [C_DUP_KEY] = {"duplicate-key", TK_ERR_FORMAT, "duplicate key 'a.arr'"},
+    [C_NUL_KEY] = {"nul-in-key", TK_ERR_FORMAT, "key contains a NUL byte"},
     [C_ALIGN48] = {"alignment-48", TK_ERR_FORMAT, "not a power of two"},
     [C_ALIGN0] = {"alignment-0", TK_ERR_FORMAT, "not a power of two"},
     [C_ALIGN_STR] = {"alignment-string", TK_ERR_FORMAT, "general.alignment has type string"},
@@ -572,7 +573,7 @@ static void build(int c, bb *b) {
     put(b, c == C_MAGIC ? "GGUX" : "GGUF", 4);
     u32(b, c == C_VER1 ? 1 : c == C_VER99 ? 99 : c == C_BIGENDIAN ? 0x03000000u : 3);
     u64(b, c == C_ABSURD_T ? (1ULL << 60) : 2);
-    u64(b, c == C_ABSURD_KV ? (1ULL << 60) : c == C_DUP_KEY ? 5 : 4);
+    u64(b, c == C_ABSURD_KV ? (1ULL << 60) : c == C_DUP_KEY || c == C_NUL_KEY ? 5 : 4);
     if (c == C_HUGE_KEY) { u64(b, 1ULL << 62); put(b, "general.architecture", 20); }
     else str(b, "general.architecture");
     if (c == C_BAD_VTYPE) u32(b, 13);
@@ -598,6 +599,8 @@ static void build(int c, bb *b) {
     u64(b, c == C_HUGE_STR_ARR ? (1ULL << 59) : 2);
     str(b, "p"); str(b, "qq");
     if (c == C_DUP_KEY) { str(b, "a.arr"); u32(b, TK_GGUF_UINT8); put(b, "x", 1); }
+    /* keys equal as C strings but not as bytes (the fuzz_gguf finding): refused, as llama.cpp's reader does */
+    if (c == C_NUL_KEY) { u64(b, 6); put(b, "a.arr\0", 6); u32(b, TK_GGUF_UINT8); put(b, "x", 1); }
     /* tensor 'w' */
     if (c == C_NUL_NAME) { u64(b, 3); put(b, "w\0x", 3); }
     else str(b, "w");

@@ -298,6 +298,8 @@ static tk_status parse_kv(tk_gguf *g, rd *r, gg_kv *kv) {
     size_t koff;
     tk_status st = rd_str(r, &key, &klen, "key");
     if (st) return st;
+    /* a key is a C string: one with a NUL byte would name another key in every lookup */
+    if (memchr(key, 0, klen)) return tk_fail(TK_ERR_FORMAT, "key contains a NUL byte");
     if ((st = arena_add(g, key, klen, &koff))) return st;
     kv->key = koff;
     kv->key_len = klen;
