@@ -154,7 +154,7 @@ tk_status tk_acts_prefix(tk_acts *a, int32_t layer, int64_t kvd, const float **p
             tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = &a->scratch};
             const float *k = NULL, *v = NULL;
             int64_t n = md->attn_prefix(p->state, &c, layer, &k, &v);
-            if (n < 0) return tk_fail(TK_ERR_ARG, "adapter %d (%s) on layer %d: attention prefix failed", i, md->name, layer);
+            if (n < 0) return tk_fail_ctx(TK_ERR_ARG, "adapter %d (%s) on layer %d attention prefix", i, md->name, layer);
             if (n == 0) continue;
             if (!k || !v) return tk_fail(TK_ERR_ARG, "adapter %d (%s) on layer %d: a prefix of %lld keys without keys/values", i,
                                          md->name, layer, (long long)n);
