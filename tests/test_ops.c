@@ -258,6 +258,68 @@ static void case_attention(fd_case *c, int kind) {
     c->aux = zerov(c->H * c->T * c->S);
     c->fwd = att_fwd; c->bwd = att_bwd;
 }
+/* Attention with a prefix (tk_attn_args.P = 3 extra keys/values, inputs 3 and 4, whose gradients accumulate).
+ * kind: 0 packed segments + right padding + a sliding window (probabilities kept), 1 = 0 recomputed in the
+ * backward, 2 / 3 one / two query rows over default positions (the decode loops), 4 a long packed row (several
+ * query blocks, sgemm) with MQA, a window and a padded tail. */
+static tk_status attp_fwd(fd_case *c) {
+    c->args.pk = c->in[3].data;
+    c->args.pv = c->in[4].data;
+    return att_fwd(c);
+}
+static tk_status attp_bwd(fd_case *c) {
+    c->args.pk = c->in[3].data;
+    c->args.pv = c->in[4].data;
+    c->args.dpk = c->in[3].grad;
+    c->args.dpv = c->in[4].grad;
+    return att_bwd(c);
+}
+static void case_attention_prefix(fd_case *c, int kind) {
+    int64_t NP = 3;
+    c->H = 4; c->KH = kind == 4 ? 1 : 2; c->D = 8;
+    c->S = kind == 4 ? 150 : 10; c->T = kind == 2 ? 1 : kind == 3 ? 2 : c->S;
+    c->pos = ivec(c->T); c->pos_k = ivec(c->S);
+    c->seg_q = ivec(c->T); c->seg_k = ivec(c->S);
+    float scale = 1.0f / sqrtf((float)c->D);
+    if (kind == 2 || kind == 3) {
+        c->args = (tk_attn_args){.Tq = c->T, .S = c->S, .H = c->H, .KH = c->KH, .D = c->D, .scale = scale, .P = NP};
+    } else {
+        if (kind == 4) {
+            int32_t seg = 0, p = 0;
+            for (int64_t s = 0; s < c->S; s++) {
+                if (s > 0 && tk_rng_uniform(&rng) < 0.03f) { seg++; p = 0; }
+                c->seg_k[s] = s >= 140 ? -1 : seg;
+                c->pos_k[s] = p++;
+            }
+        } else { /* two packed examples, then padding */
+            int32_t seg[] = {0, 0, 0, 0, 0, 1, 1, 1, -1, -1}, pos[] = {0, 1, 2, 3, 4, 0, 1, 2, 0, 0};
+            memcpy(c->seg_k, seg, sizeof seg); memcpy(c->pos_k, pos, sizeof pos);
+        }
+        memcpy(c->pos, c->pos_k, (size_t)c->S * 4);
+        memcpy(c->seg_q, c->seg_k, (size_t)c->S * 4);
+        c->args = (tk_attn_args){.Tq = c->T, .S = c->S, .H = c->H, .KH = c->KH, .D = c->D, .pos_q = c->pos,
+                                 .pos_k = c->pos_k, .seg_q = c->seg_q, .seg_k = c->seg_k, .scale = scale,
+                                 .window = kind == 4 ? 20 : 3, .P = NP};
+    }
+    c->flag = kind == 1;
+    add_in(c, "q", c->T * c->H * c->D, 1, false);
+    add_in(c, "k", c->S * c->KH * c->D, 1, false);
+    add_in(c, "v", c->S * c->KH * c->D, 1, false);
+    add_in(c, "pk", NP * c->KH * c->D, 1, true);
+    add_in(c, "pv", NP * c->KH * c->D, 1, true);
+    add_out(c, "out", c->T * c->H * c->D);
+    for (int64_t t = 0; t < c->T; t++) /* padded rows carry no loss */
+        if (c->args.seg_q && c->seg_q[t] < 0)
+            for (int64_t i = 0; i < c->H * c->D; i++) c->out[0].grad[t * c->H * c->D + i] = 0;
+    c->aux = zerov(c->H * c->T * (c->S + NP));
+    c->fwd = attp_fwd; c->bwd = attp_bwd;
+}
+static void case_attp_packed(fd_case *c) { case_attention_prefix(c, 0); }
+static void case_attp_recompute(fd_case *c) { case_attention_prefix(c, 1); }
+static void case_attp_decode1(fd_case *c) { case_attention_prefix(c, 2); }
+static void case_attp_decode2(fd_case *c) { case_attention_prefix(c, 3); }
+static void case_attp_long(fd_case *c) { case_attention_prefix(c, 4); }
+
 static void case_att_gqa(fd_case *c) { case_attention(c, 0); }
 static void case_att_packed(fd_case *c) { case_attention(c, 1); }
 static void case_att_padding(fd_case *c) { case_attention(c, 2); }
@@ -417,21 +479,31 @@ static void check_rope_hf(void) {
     CHECK(ncases == 3, "rope fixture has %d cases, expected 3", ncases);
 }
 
-/* Attention forward against a naive double-precision masked softmax. */
-static void check_attention_ref(int kind) {
+/* Attention forward against a naive double-precision masked softmax (prefix: case_attention_prefix's kinds,
+ * else case_attention's). */
+static void check_attention_ref(int kind, bool prefix) {
     fd_case c = {0};
-    case_attention(&c, kind);
-    CHECK_OK(att_fwd(&c));
+    if (prefix) case_attention_prefix(&c, kind);
+    else case_attention(&c, kind);
+    CHECK_OK(c.fwd(&c));
     const tk_attn_args *a = &c.args;
+    int64_t NP = a->P;
     int64_t G = a->H / a->KH;
     double worst = 0;
     for (int64_t t = 0; t < a->Tq; t++)
         for (int64_t h = 0; h < a->H; h++) {
             int32_t pq = a->pos_q ? a->pos_q[t] : (int32_t)(a->S - a->Tq + t), sq = a->seg_q ? a->seg_q[t] : 0;
-            double sc[256], mx = -1e300, sum = 0;
+            double sc[256], psc[8], mx = -1e300, sum = 0;
+            for (int64_t j = 0; j < NP; j++) { /* prefix keys: seen by every non-padding query */
+                double d = 0;
+                for (int64_t i = 0; i < a->D; i++)
+                    d += (double)c.in[0].data[(t * a->H + h) * a->D + i] * c.in[3].data[(j * a->KH + h / G) * a->D + i];
+                psc[j] = sq >= 0 ? d * a->scale : -1e300;
+                if (sq >= 0 && psc[j] > mx) mx = psc[j];
+            }
             for (int64_t s = 0; s < a->S; s++) {
                 int32_t pk = a->pos_k ? a->pos_k[s] : (int32_t)s, sk = a->seg_k ? a->seg_k[s] : 0;
-                bool ok = sq >= 0 && sk == sq && pk <= pq;
+                bool ok = sq >= 0 && sk == sq && pk <= pq && (a->window <= 0 || pq - pk < a->window);
                 double d = 0;
                 for (int64_t i = 0; i < a->D; i++)
                     d += (double)c.in[0].data[(t * a->H + h) * a->D + i] * c.in[1].data[(s * a->KH + h / G) * a->D + i];
@@ -439,13 +511,16 @@ static void check_attention_ref(int kind) {
                 if (ok && sc[s] > mx) mx = sc[s];
             }
             for (int64_t s = 0; s < a->S; s++) { sc[s] = sc[s] <= -1e299 ? 0 : exp(sc[s] - mx); sum += sc[s]; }
+            for (int64_t j = 0; j < NP; j++) { psc[j] = psc[j] <= -1e299 ? 0 : exp(psc[j] - mx); sum += psc[j]; }
             for (int64_t i = 0; i < a->D; i++) {
                 double o = 0;
                 for (int64_t s = 0; s < a->S; s++) o += sum > 0 ? sc[s] / sum * c.in[2].data[(s * a->KH + h / G) * a->D + i] : 0;
+                for (int64_t j = 0; j < NP; j++) o += sum > 0 ? psc[j] / sum * c.in[4].data[(j * a->KH + h / G) * a->D + i] : 0;
                 worst = fmax(worst, fabs(o - c.out[0].data[(t * a->H + h) * a->D + i]));
             }
         }
-    CHECK(worst < 1e-5, "attention kind %d forward differs from the naive reference by %g", kind, worst);
+    CHECK(worst < 1e-5, "attention%s kind %d forward differs from the naive reference by %g", prefix ? " with a prefix" : "",
+          kind, worst);
     free_case(&c);
 }
 
@@ -531,6 +606,11 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"attention Tq=1", case_att_decode1, 1e-3},
     {"attention recompute", case_att_recompute, 1e-3},
     {"attention long packed MQA", case_att_long, 1e-3},
+    {"attention prefix packed window", case_attp_packed, 1e-3},
+    {"attention prefix recompute", case_attp_recompute, 1e-3},
+    {"attention prefix Tq=1", case_attp_decode1, 1e-3},
+    {"attention prefix Tq=2", case_attp_decode2, 1e-3},
+    {"attention prefix long MQA", case_attp_long, 1e-3},
     {"swiglu", case_swiglu, 1e-3},
     {"linear f32 +bias", case_linear_f32, 1e-3},
     {"linear q4_1 dx", case_linear_q4_1, 1e-3},
@@ -552,7 +632,8 @@ static void run_all(void) {
         free_case(&c);
     }
     check_rope_hf();
-    for (int kind = 0; kind <= 7; kind++) check_attention_ref(kind);
+    for (int kind = 0; kind <= 7; kind++) check_attention_ref(kind, false);
+    for (int kind = 0; kind <= 4; kind++) check_attention_ref(kind, true);
     check_xent_ref();
     check_misc_forward();
 }

@@ -12,7 +12,12 @@
  *            weight W (any dtype), so methods that need W (DoRA) or scale outputs (IA3) fit;
  *   block    a block's output before it joins the residual stream (the attention block's
  *            o-proj output, the MLP's down-proj output), modified in place (bottleneck
- *            adapters).
+ *            adapters);
+ *   attention extra keys and values per layer that every non-padding query attends to
+ *            besides its sequence (prefix tuning): the model asks each adapter for its
+ *            prefix of a layer, concatenates them in list order and runs attention over
+ *            prefix + sequence in one softmax; in the backward it hands the gradients of
+ *            the prefix keys/values back.
  *
  * Thread safety: a method's inference entry points (call->training false) must be safe to
  * call concurrently on the same state from different workspaces: per-call memory comes from
@@ -70,6 +75,21 @@ typedef struct tk_peft_method {
     /* Block backward of the last training forward: dh[n x C] holds d loss / d (transformed h); replace it in place
      * by d loss / d (h before the transform) and accumulate parameter gradients. NULL = none. */
     tk_status (*block_bwd)(void *state, const tk_peft_call *c, int32_t layer, tk_block_site site, float *dh, int64_t n);
+    /* Attention prefix of `layer`: sets *k, *v to P extra keys/values [P x KH*D] (row-major, KH*D = the
+     * model's n_kv_heads * head_dim) and returns P (0 = none for this layer; < 0 = error, message set).
+     * They are used as given, after RoPE (they get no rotation), by every non-padding query of the layer
+     * on top of its own sequence (no causal or window mask), in the same softmax; with a KV cache, at
+     * every decode step. The memory belongs to the adapter and must stay valid and unchanged until the
+     * next call for this layer; at inference it is only read (concurrent workspaces may call this at
+     * once). A training backward calls it again for the same layer (c->training true) and needs the
+     * same P, keys and values as the forward. Positions: the sequence keeps positions 0..T-1 (HF PEFT's
+     * prefix tuning passes the prefix as past_key_values, so HF places the tokens at P..P+T-1; a method
+     * that must match PEFT exactly needs that offset, which this seam does not apply). NULL = never. */
+    int64_t (*attn_prefix)(void *state, const tk_peft_call *c, int32_t layer, const float **k, const float **v);
+    /* Prefix backward of the last training forward: dk/dv [P x KH*D] = d loss / d (this adapter's prefix
+     * keys/values of `layer`, as returned by attn_prefix); accumulate into the parameter gradients.
+     * NULL = the prefix is not trained. */
+    tk_status (*attn_prefix_bwd)(void *state, const tk_peft_call *c, int32_t layer, const float *dk, const float *dv);
     /* Training on/off and the step counter that seeds per-step randomness (dropout masks); called
      * by the training context around each training forward+backward. NULL = nothing to do. */
     void (*set_training)(void *state, bool on, uint64_t counter);

@@ -34,13 +34,21 @@ typedef struct tk_rope {
 /* Arguments of causal grouped-query attention over one sequence block.
  * q[Tq x H x D], k/v[S x KH x D]; query t attends to key s iff seg_k[s] == seg_q[t] (>= 0)
  * and pos_k[s] <= pos_q[t]; so packing (segments) and padding (segment -1) are masks.
- * out[Tq x H x D]. att (optional, [H x Tq x S]) keeps the probabilities for backward. */
+ * Prefix (P > 0): pk/pv [P x KH x D] are extra keys/values (already rotated: used as given)
+ * that every query with seg_q[t] >= 0 sees besides its sequence keys, with no causal or
+ * window mask; they share one softmax with the sequence keys. P = 0 gives the results of
+ * attention without a prefix bit for bit.
+ * out[Tq x H x D]. att (optional, [H x Tq x (P + S)]) keeps the probabilities for backward:
+ * per row the P prefix columns first, then the S keys. */
 typedef struct tk_attn_args {
     int64_t Tq, S, H, KH, D;
     const int32_t *pos_q, *pos_k;   /* positions */
     const int32_t *seg_q, *seg_k;   /* segment ids; NULL = one segment for all */
     float scale;                    /* usually 1/sqrt(D) */
     int32_t window;                 /* > 0: sliding window, key s visible only when pos_q[t] - pos_k[s] < window */
+    const float *pk, *pv;           /* prefix keys/values [P x KH x D] (NULL when P = 0) */
+    int64_t P;                      /* prefix length (0 = none) */
+    float *dpk, *dpv;               /* backward only: += d loss / d pk, pv [P x KH x D] (NULL = not wanted) */
 } tk_attn_args;
 typedef struct tk_backend {
     const char *name;        /* "cpu" */

@@ -5,7 +5,8 @@
  * and finally the embedding. Frozen weights get no gradient, but the input gradient
  * still flows through them via tk_matmul_dx (any dtype, quantized included: per-block
  * dequantization inside the product). Adapters (LoRA…) receive each linear's input and
- * output gradient through tk_adapter_bwd. The backward stops at the lowest trainable
+ * output gradient through tk_adapter_bwd (and block-output and attention-prefix gradients
+ * when adapters act there). The backward stops at the lowest trainable
  * layer: nothing below it needs an input gradient.
  *
  * Memory: the residual gradient, one norm gradient and one layer's q/k/v/attention and
@@ -54,6 +55,7 @@ tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
 }
 
 void tk_bwd_ws_free(tk_bwd_ws *ws) {
+    tk_scratch_free(&ws->dpfx);
     free(ws->base);
     memset(ws, 0, sizeof *ws);
 }
@@ -201,17 +203,31 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
             dao = ws->dnorm;
         }
         if ((st = lin_bwd(ad, li, TK_LIN_O, ws->dattn, false, gl->wo, NULL, dao, attn, &y->wo, T))) return st;
-        float *att = a->att ? a->att + l * a->s_att : NULL;
+        /* the adapters' attention prefix (as in the forward); its gradients go to them after the rows */
+        const float *pk, *pv;
+        int64_t np;
+        if ((st = tk_acts_prefix(a, li, KD, &pk, &pv, &np))) return st;
+        float *dpk = NULL, *dpv = NULL;
+        if (np > 0 && ad && ad->attn_prefix) {
+            if (!(dpk = tk_scratch_get(&ws->dpfx, (size_t)(2 * np * KD))))
+                return tk_fail(TK_ERR_NOMEM, "backward: out of memory for the attention prefix gradients");
+            dpv = dpk + np * KD;
+            memset(dpk, 0, (size_t)(2 * np * KD) * sizeof(float));
+        }
+        float *att = a->att && np == 0 ? a->att + l * a->s_att : NULL; /* with a prefix the forward kept none */
         int32_t window = sliding ? c->sliding_window : 0;
         for (int64_t r = 0; r < B; r++) {
             const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
             tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
-                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window};
+                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window,
+                               .pk = pk, .pv = pv, .P = np, .dpk = dpk, .dpv = dpv};
             if ((st = tk_attention_backward(ws->dq + r * Tc * QD, ws->dk + r * Tc * KD, ws->dv + r * Tc * KD,
                                             ws->dattn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
                                             q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
                 return st;
         }
+        if (dpk && (st = ad->attn_prefix(ad->ctx, li, dpk, dpv, np)))
+            return tk_fail_ctx(st, "adapter backward on layer %d attention prefix", li);
         /* q and k were rotated after their linear (and adapter, and norm): un-rotate the gradients */
         tk_rope_backward(ws->dq, pos, T, H, D, rope);
         tk_rope_backward(ws->dk, pos, T, KH, D, rope);

@@ -38,6 +38,9 @@ typedef struct tk_adapter_bwd {
     /* block outputs (takumi/peft.h tk_block_site): dh[n x C] = d loss / d (adapted block output), replaced in
      * place by d loss / d (block output before the adapters); NULL when no adapter acts on block outputs */
     tk_status (*block)(void *ctx, int32_t layer, tk_block_site site, float *dh, int64_t n);
+    /* attention prefix (takumi/peft.h attn_prefix): dk/dv [P x KH*D] = d loss / d (layer's prefix keys/values,
+     * the adapters' prefixes concatenated in list order as tk_acts_prefix gives them); NULL = not trained */
+    tk_status (*attn_prefix)(void *ctx, int32_t layer, const float *dk, const float *dv, int64_t P);
     void *ctx;
 } tk_adapter_bwd;
 
@@ -51,6 +54,7 @@ typedef struct tk_bwd_ws {
     float *dk, *dv;            /* [T x KH*D] */
     float *dgate, *dup, *dffh; /* [T x F] */
     float *dfused;             /* [T x max((H+2KH)*D, 2F)] gradient of a fused product (cfg.fused_*), else NULL */
+    tk_scratch dpfx;           /* [2 x P x KH*D] one layer's attention-prefix gradients (grown on first use) */
     float *base;
     size_t bytes;
 } tk_bwd_ws;

@@ -106,6 +106,7 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
 
 void tk_acts_free(tk_acts *a) {
     tk_scratch_free(&a->scratch);
+    tk_scratch_free(&a->pfx);
     free(a->base);
     free(a->pos);
     free(a->seg);
@@ -136,6 +137,50 @@ static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site
         tk_status st = md->block_fwd(p->state, &c, layer, site, h, T);
         if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
     }
+    return TK_OK;
+}
+
+tk_status tk_acts_prefix(tk_acts *a, int32_t layer, int64_t kvd, const float **pk, const float **pv, int64_t *P) {
+    *pk = *pv = NULL;
+    *P = 0;
+    int n_with = 0;
+    int64_t total = 0;
+    for (int pass = 0; pass < 2; pass++) { /* pass 0: sizes (and the one adapter's memory); pass 1: concatenate */
+        int64_t off = 0;
+        for (int i = 0; i < a->n_ads; i++) {
+            const tk_peft *p = a->ads[i].peft;
+            const tk_peft_method *md = p->method;
+            if (!md->attn_prefix) continue;
+            tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = &a->scratch};
+            const float *k = NULL, *v = NULL;
+            int64_t n = md->attn_prefix(p->state, &c, layer, &k, &v);
+            if (n < 0) return tk_fail_ctx(TK_ERR_ARG, "adapter %d (%s) on layer %d attention prefix", i, md->name, layer);
+            if (n == 0) continue;
+            if (!k || !v) return tk_fail(TK_ERR_ARG, "adapter %d (%s) on layer %d: a prefix of %lld keys without keys/values", i,
+                                         md->name, layer, (long long)n);
+            if (pass == 0) {
+                n_with++;
+                total += n;
+                *pk = k;
+                *pv = v;
+                continue;
+            }
+            float *buf = a->pfx.p;
+            memcpy(buf + off * kvd, k, (size_t)(n * kvd) * sizeof(float));
+            memcpy(buf + (total + off) * kvd, v, (size_t)(n * kvd) * sizeof(float));
+            off += n;
+        }
+        if (pass == 0 && n_with <= 1) break;
+        if (pass == 0 && !tk_scratch_get(&a->pfx, (size_t)(2 * total * kvd)))
+            return tk_fail(TK_ERR_NOMEM, "out of memory for an attention prefix of %lld keys", (long long)total);
+        if (pass == 1 && off != total)
+            return tk_fail(TK_ERR_ARG, "layer %d: the adapters' attention prefixes changed between two calls", layer);
+    }
+    if (n_with > 1) {
+        *pk = a->pfx.p;
+        *pv = a->pfx.p + total * kvd;
+    }
+    *P = total;
     return TK_OK;
 }
 
@@ -249,20 +294,26 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
         tk_rope_forward(q, pos, T, H, D, rope);
         tk_rope_forward(k, pos, T, KH, D, rope);
         int32_t window = sliding ? c->sliding_window : 0;
+        const float *pk, *pv;
+        int64_t np;
+        if ((st = tk_acts_prefix(a, l, KD, &pk, &pv, &np))) return st;
         if (kv) {
             /* this chunk's keys/values join the cache; attention sees cache + chunk */
             float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
             memcpy(kc + (int64_t)kv->n * KD, k, (size_t)(T * KD) * sizeof(float));
             memcpy(vc + (int64_t)kv->n * KD, v, (size_t)(T * KD) * sizeof(float));
             tk_attn_args aa = {.Tq = T, .S = kv->n + T, .H = H, .KH = KH, .D = D,
-                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window};
+                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window,
+                               .pk = pk, .pv = pv, .P = np};
             if ((st = tk_attention_forward(attn, NULL, q, kc, vc, &aa))) return st;
         } else {
-            float *att = a->att ? a->att + (int64_t)l * a->s_att : NULL;
+            /* kept probabilities are [H x Tc x Tc] per row: with a prefix the backward recomputes them */
+            float *att = a->att && np == 0 ? a->att + (int64_t)l * a->s_att : NULL;
             for (int64_t r = 0; r < B; r++) {
                 const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
                 tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
-                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window};
+                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window,
+                                   .pk = pk, .pv = pv, .P = np};
                 if ((st = tk_attention_forward(attn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
                                                q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
                     return st;

@@ -73,12 +73,18 @@ typedef struct tk_acts {
     int n_ads;
     bool training;         /* adapters run their training entry points (set by the training step) */
     tk_scratch scratch;    /* per-workspace memory for adapter calls */
+    tk_scratch pfx;        /* one layer's attention prefix when several adapters have one (concatenated) */
 } tk_acts;
 
 /* Copies an adapter list into a (checked: n in [0, TK_MAX_ADAPTERS], each with a method). */
 tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n);
 /* True when the workspace's adapter list equals ads[0..n). */
 bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n);
+
+/* The attention prefix of `layer` from the workspace's adapters (takumi/peft.h attn_prefix): keys and
+ * values [*P x kvd], concatenated in list order into a->pfx when several adapters have one (else the
+ * adapter's own memory); *P = 0 when none. Valid until the next call. Not thread-safe per workspace. */
+tk_status tk_acts_prefix(tk_acts *a, int32_t layer, int64_t kvd, const float **pk, const float **pv, int64_t *P);
 
 #define TK_ACT(a, field, l, stride) ((a)->keep ? (a)->field + (int64_t)(l) * (a)->stride : (a)->field)
 

@@ -33,9 +33,11 @@ void tk_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_
 void tk_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r);
 
 /* Causal grouped-query attention for one sequence block (tk_attn_args, backend/backend.h).
- * q[Tq x H x D], k/v[S x KH x D]; out[Tq x H x D]. att (optional, [H x Tq x S]) keeps the probabilities for backward. */
+ * q[Tq x H x D], k/v[S x KH x D], optional prefix a->pk/pv [P x KH x D]; out[Tq x H x D].
+ * att (optional, [H x Tq x (P + S)]) keeps the probabilities for backward. */
 tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a);
-/* dq = ..., dk/dv written (=) from dout, the saved att and q, k, v. */
+/* dq = ..., dk/dv written (=) from dout, the saved att (or NULL: recomputed) and q, k, v;
+ * with a prefix, a->dpk/dpv (when set) accumulate (+=) its gradients. */
 tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                                 const float *q, const float *k, const float *v, const tk_attn_args *a);
 

@@ -179,11 +179,37 @@ static tk_status ads_block_bwd(void *ctx, int32_t layer, tk_block_site site, flo
     return TK_OK;
 }
 
+/* ... and attention prefixes: dk/dv [P x KH*D] of the concatenated prefix, split per adapter in list order
+ * (each adapter's share is its attn_prefix's P, as in tk_acts_prefix). */
+static tk_status ads_prefix_bwd(void *ctx, int32_t layer, const float *dk, const float *dv, int64_t P) {
+    tk_train_ctx *tc = ctx;
+    const tk_acts *a = &tc->a;
+    int64_t kvd = (int64_t)tc->m->cfg.n_kv_heads * tc->m->cfg.head_dim, off = 0;
+    for (int i = 0; i < a->n_ads; i++) {
+        const tk_peft *p = a->ads[i].peft;
+        const tk_peft_method *md = p->method;
+        if (!md->attn_prefix) continue;
+        tk_peft_call c = {.scale = a->ads[i].scale, .training = true, .scratch = &tc->a.scratch};
+        const float *k = NULL, *v = NULL;
+        int64_t n = md->attn_prefix(p->state, &c, layer, &k, &v);
+        if (n <= 0) continue;
+        if (off + n > P) return tk_fail(TK_ERR_ARG, "adapter %d (%s) on layer %d: its attention prefix changed since the forward", i, md->name, layer);
+        if (md->attn_prefix_bwd) {
+            tk_status st = md->attn_prefix_bwd(p->state, &c, layer, dk + off * kvd, dv + off * kvd);
+            if (st) return st;
+        }
+        off += n;
+    }
+    return TK_OK;
+}
+
 /* The adapter side of the backward for the workspace's adapter list (NULL when empty). */
 static tk_adapter_bwd ads_bwd(tk_train_ctx *tc, bool *any) {
     tk_adapter_bwd ad = {.linear = ads_linear_bwd, .block = NULL, .ctx = tc};
-    for (int i = 0; i < tc->a.n_ads; i++)
+    for (int i = 0; i < tc->a.n_ads; i++) {
         if (tc->a.ads[i].peft->method->block_bwd) ad.block = ads_block_bwd;
+        if (tc->a.ads[i].peft->method->attn_prefix_bwd) ad.attn_prefix = ads_prefix_bwd;
+    }
     *any = tc->a.n_ads > 0;
     return ad;
 }

@@ -6,7 +6,10 @@
  * Heads run in parallel (OpenMP); the sgemms inside run single-threaded (no nesting).
  * dK/dV are summed over the heads of a group in a fixed order, so results do not
  * depend on the thread count. Default positions when pos_q/pos_k are NULL: keys
- * 0..S-1 and queries S-Tq..S-1 (the KV-cache layout). */
+ * 0..S-1 and queries S-Tq..S-1 (the KV-cache layout).
+ * Prefix (tk_attn_args.P > 0): P extra key/value rows every non-padding query sees, scored
+ * in the same softmax (columns 0..P-1 of each probability row); their products run after
+ * the sequence keys' so that P = 0 is bit-identical to attention without a prefix. */
 #include "backend/backend.h"
 #include "core/core.h"
 #include "backend/cpu/kernels.h"
@@ -70,16 +73,19 @@ static int64_t *key_ranges(const tk_attn_args *a, int64_t nqb) {
     return r;
 }
 
-/* Probabilities for rows [t0, t0+qb) of head h into P [qb x S] (row stride S), computed on
- * keys [lo, hi) only; entries outside stay untouched (callers zero them or never read them). */
+/* Probabilities for rows [t0, t0+qb) of head h into P [qb x W] (row stride W = a->P + S: the
+ * prefix columns, then key s at column a->P + s), computed on the prefix and keys [lo, hi)
+ * only; key entries outside stay untouched (callers zero them or never read them). */
 static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb,
                        int64_t lo, int64_t hi) {
-    int64_t S = a->S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH), n = hi - lo;
-    if (n <= 0) return;
-    if (qb <= FEW_Q) /* decode: plain dots; sgemm would re-pack the keys on every call */
+    int64_t S = a->S, NP = a->P, W = NP + S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH), n = hi - lo;
+    if (n < 0) n = 0;
+    if (n == 0 && NP == 0) return;
+    float *Ps = P + NP; /* key s of row i at Ps[i * W + s] */
+    if (n > 0 && qb <= FEW_Q) /* decode: plain dots; sgemm would re-pack the keys on every call */
         for (int64_t i = 0; i < qb; i++) {
             const float *qr = q + (t0 + i) * H * D + h * D;
-            float *p = P + i * S;
+            float *p = Ps + i * W;
             int64_t s = lo;
             for (; s + 4 <= hi; s += 4) { /* four keys at once: independent accumulator chains */
                 const float *k0 = k + s * KH * D + g * D, *k1 = k0 + KH * D, *k2 = k1 + KH * D, *k3 = k2 + KH * D;
@@ -104,11 +110,25 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
                 p[s] = a->scale * acc;
             }
         }
-    else
-        tk_sgemm(false, true, qb, n, D, a->scale, q + t0 * H * D + h * D, H * D, k + lo * KH * D + g * D, KH * D, 0.0f, P + lo, S);
+    else if (n > 0)
+        tk_sgemm(false, true, qb, n, D, a->scale, q + t0 * H * D + h * D, H * D, k + lo * KH * D + g * D, KH * D, 0.0f, Ps + lo, W);
+    if (NP > 0) { /* prefix scores into columns [0, NP) */
+        if (qb <= FEW_Q)
+            for (int64_t i = 0; i < qb; i++) {
+                const float *qr = q + (t0 + i) * H * D + h * D;
+                for (int64_t j = 0; j < NP; j++) {
+                    const float *kr = a->pk + j * KH * D + g * D;
+                    float acc = 0;
+                    #pragma omp simd reduction(+ : acc)
+                    for (int64_t d = 0; d < D; d++) acc += qr[d] * kr[d];
+                    P[i * W + j] = a->scale * acc;
+                }
+            }
+        else tk_sgemm(false, true, qb, NP, D, a->scale, q + t0 * H * D + h * D, H * D, a->pk + g * D, KH * D, 0.0f, P, W);
+    }
     for (int64_t i = 0; i < qb; i++) {
         int64_t t = t0 + i;
-        float *p = P + i * S;
+        float *p = Ps + i * W, *pp = P + i * W;
         int32_t sq = segq(a, t), pq = posq(a, t);
         float mx = -INFINITY;
         for (int64_t s = lo; s < hi; s++) {
@@ -116,22 +136,36 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
             if (!ok) p[s] = -INFINITY;
             else if (p[s] > mx) mx = p[s];
         }
+        if (sq >= 0)
+            for (int64_t j = 0; j < NP; j++)
+                if (pp[j] > mx) mx = pp[j];
         if (mx == -INFINITY) { /* a padding query, or nothing visible: no attention at all */
-            memset(p + lo, 0, (size_t)n * sizeof(float));
+            if (n > 0) memset(p + lo, 0, (size_t)n * sizeof(float));
+            if (NP > 0) memset(pp, 0, (size_t)NP * sizeof(float));
             continue;
         }
-        float inv = 1.0f / tk_cpu_vexp_sum(p + lo, p + lo, mx, n);
+        float sum = n > 0 ? tk_cpu_vexp_sum(p + lo, p + lo, mx, n) : 0.0f;
+        if (NP > 0) sum += tk_cpu_vexp_sum(pp, pp, mx, NP);
+        float inv = 1.0f / sum;
         for (int64_t s = lo; s < hi; s++) p[s] *= inv;
+        for (int64_t j = 0; j < NP; j++) pp[j] *= inv;
     }
+}
+
+static tk_status check_prefix(const tk_attn_args *a) {
+    if (a->P < 0 || (a->P > 0 && (!a->pk || !a->pv)))
+        return tk_fail(TK_ERR_ARG, "attention: prefix of %lld keys without keys/values", (long long)a->P);
+    return TK_OK;
 }
 
 tk_status tk_cpu_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a) {
     tk_status st = check_args(a);
+    if (!st) st = check_prefix(a);
     if (st) return st;
-    if (!out || !q || !k || !v) return tk_fail(TK_ERR_ARG, "attention: NULL tensor");
-    int64_t Tq = a->Tq, S = a->S, H = a->H, KH = a->KH, D = a->D;
+    if (!out || !q || (a->S && (!k || !v))) return tk_fail(TK_ERR_ARG, "attention: NULL tensor");
+    int64_t Tq = a->Tq, S = a->S, H = a->H, KH = a->KH, D = a->D, NP = a->P, W = NP + S;
     if (Tq == 0) return TK_OK;
-    if (S == 0) {
+    if (W == 0) {
         memset(out, 0, (size_t)(Tq * H * D) * sizeof(float));
         return TK_OK;
     }
@@ -139,9 +173,9 @@ tk_status tk_cpu_attention_forward(float *out, float *att, const float *q, const
     int64_t *rng = key_ranges(a, nqb); /* the same for every head: computed once */
     if (!rng) return TK_ERR_NOMEM;
     tk_status err = TK_OK;
-    #pragma omp parallel if (tasks > 1 && Tq * S * H * D > 32768)
+    #pragma omp parallel if (tasks > 1 && Tq * W * H * D > 32768)
     {
-        float *scratch = att ? NULL : malloc((size_t)QB * S * sizeof(float));
+        float *scratch = att ? NULL : malloc((size_t)QB * W * sizeof(float));
         if (!att && !scratch) {
             #pragma omp atomic write
             err = TK_ERR_NOMEM;
@@ -150,20 +184,20 @@ tk_status tk_cpu_attention_forward(float *out, float *att, const float *q, const
         for (int64_t task = 0; task < tasks; task++) {
             if (!att && !scratch) continue;
             int64_t h = task / nqb, t0 = (task % nqb) * QB, qb = Tq - t0 < QB ? Tq - t0 : QB, g = h / (H / KH);
-            float *P = att ? att + (h * Tq + t0) * S : scratch;
+            float *P = att ? att + (h * Tq + t0) * W : scratch, *Ps = P + NP;
             int64_t lo = rng[2 * (t0 / QB)], hi = rng[2 * (t0 / QB) + 1];
             if (hi < lo) hi = lo;
             if (att) /* the saved probabilities are whole rows: zero what the range skips */
                 for (int64_t i = 0; i < qb; i++) {
-                    memset(P + i * S, 0, (size_t)lo * sizeof(float));
-                    memset(P + i * S + hi, 0, (size_t)(S - hi) * sizeof(float));
+                    memset(Ps + i * W, 0, (size_t)lo * sizeof(float));
+                    memset(Ps + i * W + hi, 0, (size_t)(S - hi) * sizeof(float));
                 }
             attn_probs(P, q, k, a, h, t0, qb, lo, hi);
             float *o = out + t0 * H * D + h * D;
             if (hi > lo && qb <= FEW_Q)
                 for (int64_t i = 0; i < qb; i++) {
                     float *orow = o + i * H * D;
-                    const float *p = P + i * S;
+                    const float *p = Ps + i * W;
                     memset(orow, 0, (size_t)D * sizeof(float));
                     int64_t s = lo;
                     for (; s + 4 <= hi; s += 4) { /* four keys per pass over the output row */
@@ -179,42 +213,62 @@ tk_status tk_cpu_attention_forward(float *out, float *att, const float *q, const
                         for (int64_t d = 0; d < D; d++) orow[d] += ps * vr[d];
                     }
                 }
-            else if (hi > lo) tk_sgemm(false, false, qb, D, hi - lo, 1.0f, P + lo, S, v + lo * KH * D + g * D, KH * D, 0.0f, o, H * D);
+            else if (hi > lo) tk_sgemm(false, false, qb, D, hi - lo, 1.0f, Ps + lo, W, v + lo * KH * D + g * D, KH * D, 0.0f, o, H * D);
             else for (int64_t i = 0; i < qb; i++) memset(o + i * H * D, 0, (size_t)D * sizeof(float));
+            if (NP > 0) { /* the prefix's share, added after the sequence's */
+                if (qb <= FEW_Q)
+                    for (int64_t i = 0; i < qb; i++) {
+                        float *orow = o + i * H * D;
+                        const float *pp = P + i * W;
+                        for (int64_t j = 0; j < NP; j++) {
+                            const float *vr = a->pv + j * KH * D + g * D;
+                            float pj = pp[j];
+                            #pragma omp simd
+                            for (int64_t d = 0; d < D; d++) orow[d] += pj * vr[d];
+                        }
+                    }
+                else tk_sgemm(false, false, qb, D, NP, 1.0f, P, W, a->pv + g * D, KH * D, 1.0f, o, H * D);
+            }
         }
         free(scratch);
     }
     free(rng);
-    return err ? tk_fail(err, "attention: out of memory for scores (%lld keys)", (long long)S) : TK_OK;
+    return err ? tk_fail(err, "attention: out of memory for scores (%lld keys)", (long long)W) : TK_OK;
 }
 
 tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                                 const float *q, const float *k, const float *v, const tk_attn_args *a) {
     tk_status st = check_args(a);
+    if (!st) st = check_prefix(a);
     if (st) return st;
-    if (!dq || !dk || !dv || !dout || !q || !k || !v) return tk_fail(TK_ERR_ARG, "attention backward: NULL tensor");
-    int64_t Tq = a->Tq, S = a->S, H = a->H, KH = a->KH, D = a->D, G = H / KH;
-    memset(dk, 0, (size_t)(S * KH * D) * sizeof(float));
-    memset(dv, 0, (size_t)(S * KH * D) * sizeof(float));
+    if (!dq || !dout || !q || (a->S && (!dk || !dv || !k || !v))) return tk_fail(TK_ERR_ARG, "attention backward: NULL tensor");
+    int64_t Tq = a->Tq, S = a->S, H = a->H, KH = a->KH, D = a->D, G = H / KH, NP = a->P, W = NP + S;
+    if (S) {
+        memset(dk, 0, (size_t)(S * KH * D) * sizeof(float));
+        memset(dv, 0, (size_t)(S * KH * D) * sizeof(float));
+    }
     if (Tq == 0) return TK_OK;
-    if (S == 0) {
+    if (W == 0) {
         memset(dq, 0, (size_t)(Tq * H * D) * sizeof(float));
         return TK_OK;
     }
-    /* Per-head private dK/dV [S x D], summed per group afterwards in head order. */
-    size_t per = (size_t)S * D;
-    float *priv = tk_calloc((size_t)H * 2, per * sizeof(float));
+    bool pgrad = NP > 0 && (a->dpk || a->dpv);
+    /* Per-head private dK/dV [S x D] (and prefix dPK/dPV [P x D]), summed per group afterwards in head order. */
+    size_t per = (size_t)S * D, pper = (size_t)NP * D;
+    float *priv = tk_calloc((size_t)H * 2, (per ? per : 1) * sizeof(float));
+    float *ppriv = pgrad ? tk_calloc((size_t)H * 2, pper * sizeof(float)) : NULL;
     int64_t *rng = key_ranges(a, (Tq + QB - 1) / QB);
-    if (!priv || !rng) {
+    if (!priv || !rng || (pgrad && !ppriv)) {
         free(priv);
+        free(ppriv);
         free(rng);
         return tk_fail(TK_ERR_NOMEM, "attention backward: out of memory");
     }
     tk_status err = TK_OK;
-    #pragma omp parallel if (H > 1 && Tq * S * H * D > 32768)
+    #pragma omp parallel if (H > 1 && Tq * W * H * D > 32768)
     {
-        float *Pbuf = att ? NULL : malloc((size_t)QB * S * sizeof(float));
-        float *dP = malloc((size_t)QB * S * sizeof(float));
+        float *Pbuf = att ? NULL : malloc((size_t)QB * W * sizeof(float));
+        float *dP = malloc((size_t)QB * W * sizeof(float));
         if ((!att && !Pbuf) || !dP) {
             #pragma omp atomic write
             err = TK_ERR_NOMEM;
@@ -224,34 +278,47 @@ tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float
             if ((!att && !Pbuf) || !dP) continue;
             int64_t g = h / G;
             float *dKh = priv + (size_t)h * 2 * per, *dVh = dKh + per;
+            float *dPKh = pgrad ? ppriv + (size_t)h * 2 * pper : NULL, *dPVh = pgrad ? dPKh + pper : NULL;
             const float *Kg = k + g * D, *Vg = v + g * D;
             for (int64_t t0 = 0; t0 < Tq; t0 += QB) {
                 int64_t qb = Tq - t0 < QB ? Tq - t0 : QB, lo = rng[2 * (t0 / QB)], hi = rng[2 * (t0 / QB) + 1];
                 float *dQ = dq + t0 * H * D + h * D;
-                if (hi <= lo) { /* nothing visible from this block: no gradient */
+                if (hi <= lo && NP == 0) { /* nothing visible from this block: no gradient */
                     for (int64_t i = 0; i < qb; i++) memset(dQ + i * H * D, 0, (size_t)D * sizeof(float));
                     continue;
                 }
-                int64_t n = hi - lo;
+                int64_t n = hi > lo ? hi - lo : 0;
                 const float *P;
-                if (att) P = att + (h * Tq + t0) * S;
+                if (att) P = att + (h * Tq + t0) * W;
                 else {
                     attn_probs(Pbuf, q, k, a, h, t0, qb, lo, hi);
                     P = Pbuf;
                 }
+                const float *Ps = P + NP;
+                float *dPs = dP + NP;
                 const float *dOh = dout + t0 * H * D + h * D, *Qh = q + t0 * H * D + h * D;
-                tk_sgemm(true, false, n, D, qb, 1.0f, P + lo, S, dOh, H * D, 1.0f, dVh + lo * D, D);
-                tk_sgemm(false, true, qb, n, D, 1.0f, dOh, H * D, Vg + lo * KH * D, KH * D, 0.0f, dP + lo, S);
+                if (n > 0) {
+                    tk_sgemm(true, false, n, D, qb, 1.0f, Ps + lo, W, dOh, H * D, 1.0f, dVh + lo * D, D);
+                    tk_sgemm(false, true, qb, n, D, 1.0f, dOh, H * D, Vg + lo * KH * D, KH * D, 0.0f, dPs + lo, W);
+                }
+                if (NP > 0) {
+                    if (pgrad) tk_sgemm(true, false, NP, D, qb, 1.0f, P, W, dOh, H * D, 1.0f, dPVh, D);
+                    tk_sgemm(false, true, qb, NP, D, 1.0f, dOh, H * D, a->pv + g * D, KH * D, 0.0f, dP, W);
+                }
                 for (int64_t i = 0; i < qb; i++) {
-                    const float *p = P + i * S;
-                    float *d = dP + i * S;
+                    const float *p = Ps + i * W, *pp = P + i * W;
+                    float *d = dPs + i * W, *dp = dP + i * W;
                     double dot = 0;
                     for (int64_t s = lo; s < hi; s++) dot += (double)p[s] * d[s];
+                    for (int64_t j = 0; j < NP; j++) dot += (double)pp[j] * dp[j];
                     float fd = (float)dot;
                     for (int64_t s = lo; s < hi; s++) d[s] = p[s] * (d[s] - fd);
+                    for (int64_t j = 0; j < NP; j++) dp[j] = pp[j] * (dp[j] - fd);
                 }
-                tk_sgemm(false, false, qb, D, n, a->scale, dP + lo, S, Kg + lo * KH * D, KH * D, 0.0f, dQ, H * D);
-                tk_sgemm(true, false, n, D, qb, a->scale, dP + lo, S, Qh, H * D, 1.0f, dKh + lo * D, D);
+                if (n > 0) tk_sgemm(false, false, qb, D, n, a->scale, dPs + lo, W, Kg + lo * KH * D, KH * D, 0.0f, dQ, H * D);
+                if (NP > 0) tk_sgemm(false, false, qb, D, NP, a->scale, dP, W, a->pk + g * D, KH * D, n > 0 ? 1.0f : 0.0f, dQ, H * D);
+                if (n > 0) tk_sgemm(true, false, n, D, qb, a->scale, dPs + lo, W, Qh, H * D, 1.0f, dKh + lo * D, D);
+                if (pgrad) tk_sgemm(true, false, NP, D, qb, a->scale, dP, W, Qh, H * D, 1.0f, dPKh, D);
             }
         }
         free(Pbuf);
@@ -268,8 +335,21 @@ tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float
                     dv_s[d] += dVh[d];
                 }
             }
+        if (pgrad) /* prefix gradients: summed over each group's heads in head order, then added (+=) */
+            for (int64_t j = 0; j < NP; j++)
+                for (int64_t g = 0; g < KH; g++)
+                    for (int64_t d = 0; d < D; d++) {
+                        float sk = 0, sv = 0;
+                        for (int64_t h = g * G; h < (g + 1) * G; h++) {
+                            sk += ppriv[(size_t)h * 2 * pper + (size_t)j * D + d];
+                            sv += ppriv[(size_t)h * 2 * pper + pper + (size_t)j * D + d];
+                        }
+                        if (a->dpk) a->dpk[(j * KH + g) * D + d] += sk;
+                        if (a->dpv) a->dpv[(j * KH + g) * D + d] += sv;
+                    }
     }
     free(priv);
+    free(ppriv);
     free(rng);
     return err ? tk_fail(err, "attention backward: out of memory") : TK_OK;
 }
