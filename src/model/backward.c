@@ -19,7 +19,6 @@
 
 #define ALIGN_FLOATS 16
 
-static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
 tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
     memset(ws, 0, sizeof *ws);
@@ -35,7 +34,7 @@ tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
     size_t np = sizeof plan / sizeof plan[0], total = 0;
     for (size_t i = 0; i < np; i++) {
         size_t n;
-        if (!tk_mul_ok(T, plan[i].n, &n) || !tk_add_ok(total, round_up(n), &total))
+        if (!tk_mul_ok(T, plan[i].n, &n) || !tk_add_ok(total, tk_round_up(n, ALIGN_FLOATS), &total))
             return tk_fail(TK_ERR_NOMEM, "backward workspace for %lld tokens overflows", (long long)max_T);
     }
     size_t bytes;
@@ -46,7 +45,7 @@ tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
     size_t off = 0;
     for (size_t i = 0; i < np; i++) {
         *plan[i].p = plan[i].n ? base + off : NULL;
-        off += round_up(T * plan[i].n);
+        off += tk_round_up(T * plan[i].n, ALIGN_FLOATS);
     }
     ws->base = base;
     ws->bytes = bytes;

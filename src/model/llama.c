@@ -31,13 +31,12 @@
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment of every carved buffer */
 
-static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
 
 /* Adds n floats of size elements each to *total, overflow-checked. */
 static bool add_sz(size_t *total, size_t a, size_t b) {
     size_t n;
     if (!tk_mul_ok(a, b, &n)) return false;
-    return tk_add_ok(*total, round_up(n), total);
+    return tk_add_ok(*total, tk_round_up(n, ALIGN_FLOATS), total);
 }
 
 tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols, int flags) {
@@ -87,7 +86,7 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
     for (size_t i = 0; i < np; i++) {
         size_t n = plan[i].n * plan[i].per;
         *plan[i].p = n ? base + off : NULL;
-        off += round_up(n);
+        off += tk_round_up(n, ALIGN_FLOATS);
     }
     a->pos = tk_malloc(T * sizeof(int32_t));
     a->seg = tk_malloc(T * sizeof(int32_t));
