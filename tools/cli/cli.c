@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <libgen.h>
 #include <time.h>
+#include <sys/stat.h>
 
 int cli_fail(tk_status st, const char *fmt, ...) {
     fputs("takumi: ", stderr);
@@ -83,4 +84,9 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int cli_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }

@@ -19,6 +19,9 @@ double cli_parse_double(const char *opt, const char *v, int *err);
 /* Resolves the default model path: $TAKUMI_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's repo. NULL if not found. */
 const char *cli_default_model(void);
 
+/* True when paths a and b exist and name the same file or folder (same device and inode). */
+int cli_same_file(const char *a, const char *b);
+
 /* Monotonic wall clock in seconds (timings printed by the commands). */
 double cli_now(void);
 

@@ -40,6 +40,13 @@ int cmd_export(int argc, char **argv) {
     }
     if (err) return 1;
     if (!to) { fprintf(stderr, "takumi: export needs --to OUT (see --help)\n"); return 1; }
+    /* never write over an input (the base model would be replaced by the merged one) */
+    const char *inputs[2] = {model, adapter};
+    for (int k = 0; k < 2; k++)
+        if (inputs[k] && cli_same_file(inputs[k], to)) {
+            fprintf(stderr, "takumi: export: --to %s is the %s itself; write somewhere else\n", to, k ? "--adapter" : "--model");
+            return 1;
+        }
     if (merge && !adapter) { fprintf(stderr, "takumi: --merge needs --adapter A\n"); return 1; }
     tk_export_params ep = tk_export_default_params();
     if (dts && !tk_export_parse_dtype(dts, &ep.dtype)) {

@@ -1,5 +1,6 @@
 /* `takumi` — the command. Dispatches to one function per subcommand. */
 #include "cli.h"
+#include <errno.h>
 
 int cmd_version(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -37,7 +38,7 @@ static void usage(FILE *f) {
     fprintf(f, "\n'takumi <command> --help' shows a command's options.\n");
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) return cmd_version(argc - 1, argv + 1);
@@ -46,4 +47,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "takumi: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    int rc = run(argc, argv);
+    /* results go to stdout: a write that failed (a full disk, a closed pipe) must not end in
+     * exit status 0, so the last flush and the close are checked too */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+        fprintf(stderr, "takumi: cannot write the results to standard output: %s\n", errno ? strerror(errno) : "write error");
+        if (rc == 0) rc = 1;
+    }
+    return rc;
 }
