@@ -84,6 +84,21 @@ if "$BIN" train --out "$tmp/k1" --resume > /dev/null 2>> "$tmp/k1.err"; then ok;
 curve "$tmp/k1/metrics.jsonl" > "$tmp/k1.curve"
 if cmp -s "$tmp/ref.curve" "$tmp/k1.curve"; then ok; else bad "killed+resumed run differs from the uninterrupted one:"; diff "$tmp/ref.curve" "$tmp/k1.curve" | head -5 >&2; fi
 
+# ---- SIGHUP (a closed terminal) pauses like Ctrl-C: a checkpoint, exit 130, an exact resume
+"$BIN" train "${common[@]}" --save-every 4 --out "$tmp/h1" > /dev/null 2>> "$tmp/h1.err" &
+hpid=$! waited=0
+while kill -0 "$hpid" 2> /dev/null; do
+    n=$(grep -c '"train_loss"' "$tmp/h1/metrics.jsonl" 2> /dev/null) || n=0
+    [ "$n" -ge 5 ] && break
+    sleep 0.02; waited=$((waited + 1)); [ $waited -gt 15000 ] && break
+done
+kill -HUP "$hpid" 2> /dev/null
+wait "$hpid"; hrc=$?
+if [ $hrc -eq 130 ]; then ok; else bad "SIGHUP: exit $hrc (expected 130: checkpoint and stop)"; fi
+if "$BIN" train --out "$tmp/h1" --resume > /dev/null 2>> "$tmp/h1.err"; then ok; else bad "resume after SIGHUP failed: $(tail -3 "$tmp/h1.err")"; fi
+curve "$tmp/h1/metrics.jsonl" > "$tmp/h1.curve"
+if cmp -s "$tmp/ref.curve" "$tmp/h1.curve"; then ok; else bad "run paused by SIGHUP and resumed differs:"; diff "$tmp/ref.curve" "$tmp/h1.curve" | head -5 >&2; fi
+
 # ---- checkpoint every step: the kill likely lands inside a checkpoint write
 kill_at "$tmp/k2" 11 "${common[@]}" --save-every 1 --keep-checkpoints 3 --out "$tmp/k2"
 if "$BIN" train --out "$tmp/k2" --resume > /dev/null 2>> "$tmp/k2.err"; then ok; else bad "resume of k2 failed: $(tail -3 "$tmp/k2.err")"; fi

@@ -4,8 +4,9 @@
  * options saved in RUN/config.json are the starting point and the command line overrides
  * them (so `takumi train --out RUN --resume` alone continues a run).
  * stderr: the live progress line (rewritten with \r on a terminal, plain lines otherwise),
- * evaluations, warnings; stdout: the paths of the results. Ctrl-C pauses the job (it saves
- * a checkpoint and stops; exit status 130); a second Ctrl-C exits at once. */
+ * evaluations, warnings; stdout: the paths of the results. Ctrl-C (SIGINT), SIGTERM and
+ * SIGHUP (a closed terminal) pause the job (it saves a checkpoint and stops; exit status 130);
+ * a second signal exits at once. */
 #include "cli.h"
 #include <signal.h>
 #include <unistd.h>
@@ -158,6 +159,7 @@ int cmd_train(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* a closed terminal or ssh session: checkpoint like Ctrl-C */
     st = tk_job_run(job);
     end_line(&p);
     if (st) { rc = cli_fail(st, "train"); goto done; }
@@ -173,6 +175,7 @@ int cmd_train(int argc, char **argv) {
 done:
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     g_job = NULL;
     tk_job_free(job);
     tk_train_options_free(opts);
