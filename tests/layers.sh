@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The library's layers (docs/ARCHITECTURE.md) depend only downwards: a file in src/<layer>/
 # includes headers of its own layer and of the layers listed before it, never of a later one
-# (public headers in include/takumi/ are open to all). Prints each upward include.
+# (public headers in include/takumi/ are open to all), and only src/backend/ includes a
+# backend's own headers (backend/cpu/…). Prints each offending include.
 set -u
 cd "$(dirname "$0")/.."
 order=(core backend io tokenizer ops model peft objective infer data train)
@@ -18,6 +19,12 @@ for ((i = 0; i < ${#order[@]}; i++)); do
     done < <(grep -rnE "#include \"($pat)/" "src/$layer" 2>/dev/null)
     checks=$((checks + 1))
 done
+# only the backend layer knows a backend's own kernels: everything else calls the dispatchers
+checks=$((checks + 1))
+while IFS= read -r hit; do
+    [ -n "$hit" ] || continue
+    failures=$((failures + 1)); echo "FAIL: backend bypassed (use backend/backend.h or ops/ops.h): $hit"
+done < <(grep -rnE '#include "backend/[a-z]+/' src | grep -v '^src/backend/')
 # every folder of src/ is a known layer
 for d in src/*/; do
     d=${d#src/}; d=${d%/}

@@ -10,6 +10,7 @@
 #include "test.h"
 #include "tiny_llama.h"
 #include "train/step.h"
+#include "fd_check.h"
 
 enum { R = 3 };
 
@@ -106,55 +107,6 @@ static void bn_destroy(tk_peft *p) {
 
 static const tk_peft_kind k_bn_kind = {"bottleneck-test", "test-only bottleneck adapter", bn_create, bn_destroy};
 
-static double loss_at(tk_train_ctx *tc, tiny_batch *tb) {
-    double ls = 0, ws = 0;
-    tk_status st = tk_train_step_fwd_bwd(tc, &tb->b, tb->target, tb->weight, 0.0f, &ls, &ws);
-    if (st) fprintf(stderr, "fwd failed: %s\n", tk_last_error());
-    return ls;
-}
-
-/* Gradients of every trainable parameter (sampled up to 24 per tensor) vs central differences. */
-static void check_grads(tk_train_ctx *tc, tiny_batch *tb, const char *what) {
-    tk_param_set *ps = tk_train_param_set(tc);
-    tk_params_zero_grad(ps);
-    double ls = 0, ws = 0;
-    CHECK_OK(tk_train_step_fwd_bwd(tc, &tb->b, tb->target, tb->weight, 1.0f, &ls, &ws));
-    float **g = calloc((size_t)ps->n, sizeof *g);
-    for (int64_t i = 0; i < ps->n; i++) {
-        g[i] = malloc((size_t)ps->p[i].n * sizeof(float));
-        memcpy(g[i], ps->p[i].g, (size_t)ps->p[i].n * sizeof(float));
-    }
-    double worst = 0;
-    int n_bn = 0;
-    for (int64_t i = 0; i < ps->n; i++) {
-        tk_param *p = &ps->p[i];
-        int64_t step = p->n > 24 ? p->n / 24 : 1;
-        double maxdiff = 0, maxfd = 0;
-        for (int64_t j = 0; j < p->n; j += step) {
-            float w0 = p->w[j];
-            p->w[j] = w0 + 4e-3f;
-            double lp = loss_at(tc, tb);
-            p->w[j] = w0 - 4e-3f;
-            double lm = loss_at(tc, tb);
-            p->w[j] = w0;
-            double fd = (lp - lm) / ((double)(float)(w0 + 4e-3f) - (double)(float)(w0 - 4e-3f));
-            maxdiff = fmax(maxdiff, fabs(fd - g[i][j]));
-            maxfd = fmax(maxfd, fabs(fd));
-        }
-        double ratio = maxdiff / fmax(maxfd, 1e-6);
-        bool is_bn = !strncmp(p->name, "bn.", 3);
-        /* f32 losses: base tensors (many elements, the embedding's sparse rows) see more FD noise */
-        CHECK(ratio <= (is_bn ? 5e-3 : 1e-2), "%s: %s gradient differs from finite differences (ratio %.3e)", what, p->name, ratio);
-        CHECK(maxfd > 1e-6, "%s: %s has no gradient at all", what, p->name);
-        worst = fmax(worst, ratio);
-        n_bn += is_bn;
-    }
-    CHECK(n_bn == 2 * 2 * 2, "%s: %d bottleneck tensors trained", what, n_bn);
-    printf("%s: %lld tensors, worst FD ratio %.2e\n", what, (long long)ps->n, worst);
-    for (int64_t i = 0; i < ps->n; i++) free(g[i]);
-    free(g);
-}
-
 static void run(bool recompute, bool full, const char *what) {
     tiny_opts o = {.interleaved = 1, .bias = true, .seed = 31};
     tk_model *m = tiny_llama(o);
@@ -175,7 +127,8 @@ static void run(bool recompute, bool full, const char *what) {
         CHECK(n_ad == 1 && tk_train_lora(tc) == NULL, "%s: one adapter, not LoRA", what);
         tiny_batch tb;
         tiny_batch_init(&tb, 8);
-        check_grads(tc, &tb, what);
+        int n = fd_check_step(tc, &tb, "bn.", 5e-3, what);
+        CHECK(n == 2 * 2 * 2, "%s: %d bottleneck tensors trained", what, n);
     }
     tk_train_ctx_free(tc);
     tk_model_free(m);

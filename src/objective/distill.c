@@ -6,7 +6,7 @@
 #include "objective/chunks.h"
 #include "core/core.h"
 #include "ops/ops.h"
-#include "backend/cpu/kernels.h"
+#include "backend/backend.h"
 #include <math.h>
 
 const char *tk_distill_kind_name(tk_distill_kind k) {
@@ -37,7 +37,7 @@ static double softmax_row(float *l, float *e, int64_t V, float inv_tau) {
         for (int64_t j = 0; j < V; j++) l[j] *= inv_tau;
     float mx = l[0];
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    float se = tk_cpu_vexp_sum(e, l, mx, V), r = 1.0f / se;
+    float se = tk_vexp_sum(e, l, mx, V), r = 1.0f / se;
     for (int64_t j = 0; j < V; j++) e[j] *= r;
     return (double)mx + log((double)se);
 }

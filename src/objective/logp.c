@@ -4,7 +4,7 @@
 #include "objective/logp.h"
 #include "objective/chunks.h"
 #include "core/core.h"
-#include "backend/cpu/kernels.h"
+#include "backend/backend.h"
 #include <math.h>
 
 /* Checks the arguments; fills rows[] with the counted rows (ascending) and returns their number in *n. */
@@ -54,7 +54,7 @@ static tk_status fwd_chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
         float mx = l[0];
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
         float lt = l[c->target[c->rows[c0 + i]]];
-        float se = tk_cpu_vexp_sum(l, l, mx, V);
+        float se = tk_vexp_sum(l, l, mx, V);
         c->lp[c0 + i] = (double)lt - (mx + log((double)se));
     }
     return TK_OK;
@@ -109,7 +109,7 @@ static tk_status bwd_chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
         float *l = logits + i * V;
         float mx = l[0];
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        float se = tk_cpu_vexp_sum(l, l, mx, V);
+        float se = tk_vexp_sum(l, l, mx, V);
         float g = (float)c->g[c0 + i], f = -g / se;
         for (int64_t j = 0; j < V; j++) l[j] *= f;
         l[c->target[c->rows[c0 + i]]] += g;

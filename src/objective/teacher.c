@@ -5,7 +5,7 @@
 #include "objective/chunks.h"
 #include "core/core.h"
 #include "ops/ops.h"
-#include "backend/cpu/kernels.h"
+#include "backend/backend.h"
 #include <math.h>
 
 int64_t tk_teacher_vocab(const tk_teacher *t) {

@@ -5,7 +5,7 @@
  * the head into dh and, for a trainable head, dW. */
 #include "ops/ops.h"
 #include "core/core.h"
-#include "backend/cpu/kernels.h"
+#include "backend/backend.h"
 #include <math.h>
 
 #define XENT_CHUNK_FLOATS (2 * 1024 * 1024)
@@ -58,7 +58,7 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
             float mx = l[0];
             for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
             float lt = l[target[t]];
-            float se = tk_cpu_vexp_sum(l, l, mx, V); /* l now holds exp(logit - max) */
+            float se = tk_vexp_sum(l, l, mx, V); /* l now holds exp(logit - max) */
             double lse = mx + log((double)se);
             float wt = weight ? weight[t] : 1.0f;
             rl[i] = lse - lt;

@@ -12,7 +12,7 @@
 #include "model/arch.h"
 #include "model/llama.h"
 #include "model/hfconfig.h"
-#include "backend/cpu/kernels.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +35,7 @@ struct tk_train_ctx {
     tk_objective *obj;           /* the loss on the final hidden states (SFT unless the params name another) */
     tk_acts ref;                 /* reference forward workspace (no adapters), made on first use */
     bool ref_ready;
+    tk_layer_weights *ref_swap;  /* full FT: the master layer refs while the reference runs ([L], made with ref) */
     const tk_batch *cur;         /* recompute: the batch of the step in progress */
     int32_t slot_layer;          /* recompute: the layer whose activations the single slots hold */
     tk_train_timing timing;
@@ -274,6 +275,7 @@ void tk_train_ctx_free(tk_train_ctx *tc) {
     tk_params_free(&tc->ps);
     tk_objective_free(tc->obj);
     if (tc->ref_ready) tk_acts_free(&tc->ref);
+    free(tc->ref_swap);
     tk_acts_free(&tc->a);
     tk_bwd_ws_free(&tc->ws);
     free(tc->lg);
@@ -387,16 +389,18 @@ tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const f
     if (!tc->ref_ready) {
         if ((st = tk_acts_init(&tc->ref, tc->m, tc->p.max_rows, tc->p.max_cols, 0))) return st;
         tc->ref.mm_flags = TK_MATMUL_EXACT; /* no adapters: the bare base */
+        if (tc->saved_layers && !(tc->ref_swap = tk_malloc((size_t)tc->m->cfg.n_layers * sizeof *tc->ref_swap))) {
+            tk_acts_free(&tc->ref);
+            return TK_ERR_NOMEM;
+        }
         tc->ref_ready = true;
     }
     /* full fine-tuning: the reference is the base as loaded (the mapped weights), not the masters */
     tk_weights *w = &tc->m->w;
     tk_weights cur = *w;
-    tk_layer_weights *cur_layers = NULL;
+    tk_layer_weights *cur_layers = tc->saved_layers ? tc->ref_swap : NULL;
     int32_t L = tc->m->cfg.n_layers;
-    if (tc->saved_layers) {
-        cur_layers = tk_malloc((size_t)L * sizeof *cur_layers);
-        if (!cur_layers) return TK_ERR_NOMEM;
+    if (cur_layers) {
         memcpy(cur_layers, w->layers, (size_t)L * sizeof *cur_layers);
         memcpy(w->layers, tc->saved_layers, (size_t)L * sizeof *cur_layers);
         w->tok_embd = tc->saved_w.tok_embd;
@@ -409,7 +413,6 @@ tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const f
         w->tok_embd = cur.tok_embd;
         w->out_norm = cur.out_norm;
         w->output = cur.output;
-        free(cur_layers);
     }
     if (!st) *h = tc->ref.hn;
     return st;

@@ -1,0 +1,10 @@
+build-avx2/obj/src/data/text.o: src/data/text.c src/data/data_internal.h \
+ src/core/core.h include/takumi/core.h include/takumi/data.h \
+ include/takumi/tokenizer.h include/takumi/gguf.h include/takumi/chat.h
+src/data/data_internal.h:
+src/core/core.h:
+include/takumi/core.h:
+include/takumi/data.h:
+include/takumi/tokenizer.h:
+include/takumi/gguf.h:
+include/takumi/chat.h:

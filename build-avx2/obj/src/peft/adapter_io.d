@@ -1,0 +1,23 @@
+build-avx2/obj/src/peft/adapter_io.o: src/peft/adapter_io.c \
+ src/peft/adapter_io.h src/peft/lora.h include/takumi/model.h \
+ include/takumi/core.h include/takumi/tokenizer.h include/takumi/gguf.h \
+ include/takumi/peft.h src/core/param.h src/model/export.h \
+ include/takumi/export.h include/takumi/adapter.h \
+ include/takumi/safetensors.h src/model/arch.h src/model/hfconfig.h \
+ src/core/core.h /usr/include/cjson/cJSON.h
+src/peft/adapter_io.h:
+src/peft/lora.h:
+include/takumi/model.h:
+include/takumi/core.h:
+include/takumi/tokenizer.h:
+include/takumi/gguf.h:
+include/takumi/peft.h:
+src/core/param.h:
+src/model/export.h:
+include/takumi/export.h:
+include/takumi/adapter.h:
+include/takumi/safetensors.h:
+src/model/arch.h:
+src/model/hfconfig.h:
+src/core/core.h:
+/usr/include/cjson/cJSON.h:

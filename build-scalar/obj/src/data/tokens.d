@@ -1,0 +1,11 @@
+build-scalar/obj/src/data/tokens.o: src/data/tokens.c \
+ src/data/data_internal.h src/core/core.h include/takumi/core.h \
+ include/takumi/data.h include/takumi/tokenizer.h include/takumi/gguf.h \
+ include/takumi/chat.h
+src/data/data_internal.h:
+src/core/core.h:
+include/takumi/core.h:
+include/takumi/data.h:
+include/takumi/tokenizer.h:
+include/takumi/gguf.h:
+include/takumi/chat.h:

@@ -1,0 +1,16 @@
+build-scalar/obj/src/model/backward.o: src/model/backward.c \
+ src/model/backward.h src/model/llama.h include/takumi/model.h \
+ include/takumi/core.h include/takumi/tokenizer.h include/takumi/gguf.h \
+ include/takumi/peft.h include/takumi/safetensors.h src/ops/ops.h \
+ src/backend/backend.h src/core/core.h
+src/model/backward.h:
+src/model/llama.h:
+include/takumi/model.h:
+include/takumi/core.h:
+include/takumi/tokenizer.h:
+include/takumi/gguf.h:
+include/takumi/peft.h:
+include/takumi/safetensors.h:
+src/ops/ops.h:
+src/backend/backend.h:
+src/core/core.h:

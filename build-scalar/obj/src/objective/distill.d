@@ -1,0 +1,12 @@
+build-scalar/obj/src/objective/distill.o: src/objective/distill.c \
+ src/objective/distill.h src/objective/teacher.h include/takumi/core.h \
+ src/objective/chunks.h src/core/core.h src/ops/ops.h \
+ src/backend/backend.h src/backend/cpu/kernels.h
+src/objective/distill.h:
+src/objective/teacher.h:
+include/takumi/core.h:
+src/objective/chunks.h:
+src/core/core.h:
+src/ops/ops.h:
+src/backend/backend.h:
+src/backend/cpu/kernels.h:

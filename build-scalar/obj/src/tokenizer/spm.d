@@ -1,0 +1,10 @@
+build-scalar/obj/src/tokenizer/spm.o: src/tokenizer/spm.c \
+ src/tokenizer/tok_internal.h include/takumi/tokenizer.h \
+ include/takumi/core.h include/takumi/gguf.h src/core/core.h \
+ src/tokenizer/unicode.h
+src/tokenizer/tok_internal.h:
+include/takumi/tokenizer.h:
+include/takumi/core.h:
+include/takumi/gguf.h:
+src/core/core.h:
+src/tokenizer/unicode.h:
