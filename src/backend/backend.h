@@ -46,6 +46,8 @@ typedef struct tk_attn_args {
     const int32_t *seg_q, *seg_k;   /* segment ids; NULL = one segment for all */
     float scale;                    /* usually 1/sqrt(D) */
     int32_t window;                 /* > 0: sliding window, key s visible only when pos_q[t] - pos_k[s] < window */
+    float softcap;                  /* > 0: each score s = scale * q.k becomes softcap * tanh(s / softcap) before the
+                                     * mask and softmax (Gemma 2's attn_logit_softcapping), prefix columns too; 0 = off */
     const float *pk, *pv;           /* prefix keys/values [P x KH x D] (NULL when P = 0) */
     int64_t P;                      /* prefix length (0 = none) */
     float *dpk, *dpv;               /* backward only: += d loss / d pk, pv [P x KH x D] (NULL = not wanted) */
