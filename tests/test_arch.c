@@ -287,7 +287,7 @@ static void one(const char *name, const char *hf_arch) {
 /* config.json features takumi does not run are refused with a message naming the field. */
 static void config_errors(void) {
     static const struct { const char *json, *field; } bad[] = {
-        {"{\"architectures\":[\"Gemma3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"
+        {"{\"architectures\":[\"Qwen3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":2,"
          "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"final_logit_softcapping\":30.0}", "final_logit_softcapping"},
         {"{\"architectures\":[\"Gemma3ForCausalLM\"],\"vocab_size\":8,\"hidden_size\":8,\"num_hidden_layers\":3,"
          "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":8,\"layer_types\":[\"full_attention\",\"sliding_attention\",\"sliding_attention\"]}",
@@ -327,5 +327,6 @@ int main(void) {
     one("gemma3", "Gemma3ForCausalLM");
     one("qwen3", "Qwen3ForCausalLM");
     one("phi3", "Phi3ForCausalLM");
+    one("gemma2", "Gemma2ForCausalLM");
     return tk_test_done("test_arch");
 }

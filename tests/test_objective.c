@@ -25,7 +25,8 @@ typedef struct prob {
     float *h, *w, *th, *tw, *wt;   /* h [T x C], w [V x C], teacher th [T x Ct], tw [V x Ct], weights [T] */
     int32_t *target, *seq;
     int64_t *rows, n_rows;         /* distillation rows */
-    tk_tensor_ref head, thead;
+    tk_tensor_ref hw, thw;         /* head weights {C, V}, {Ct, V} */
+    tk_lm_head head, thead;        /* the heads (soft-cap 0 unless a check sets one) */
 } prob;
 
 static float *randv(int64_t n, float scale) {
@@ -62,19 +63,23 @@ static void prob_init(prob *p, int64_t T, int64_t C, int64_t V, int32_t S) {
     for (int64_t t = T - 1; t >= 0; t -= 2) p->rows[p->n_rows++] = t; /* unsorted on purpose */
     p->rows[p->n_rows++] = 1;    /* weight 0 */
     p->rows[p->n_rows++] = T - 1; /* a repeated row adds up */
-    p->head = ref_f32(p->w, C, V);
-    p->thead = ref_f32(p->tw, p->Ct, V);
+    p->hw = ref_f32(p->w, C, V);
+    p->thw = ref_f32(p->tw, p->Ct, V);
+    p->head = (tk_lm_head){&p->hw, 0.0f};
+    p->thead = (tk_lm_head){&p->thw, 0.0f};
 }
 static void prob_free(prob *p) {
     free(p->h); free(p->w); free(p->th); free(p->tw); free(p->wt); free(p->target); free(p->seq); free(p->rows);
 }
 
 /* ---- the double reference: full logits ---- */
+static double g_cap; /* > 0: the reference heads soft-cap their logits (c * tanh(z / c)) */
 static void logsoftmax_d(double *out, const double *h, const double *w, int64_t C, int64_t V, double inv_tau) {
     double mx = -INFINITY;
     for (int64_t j = 0; j < V; j++) {
         double z = 0;
         for (int64_t c = 0; c < C; c++) z += h[c] * w[j * C + c];
+        if (g_cap > 0) z = g_cap * tanh(z / g_cap);
         out[j] = z * inv_tau;
         mx = fmax(mx, out[j]);
     }
@@ -274,13 +279,54 @@ static void check_logp(void) {
     tk_tensor_ref hq = {.name = "head_q8", .dtype = TK_Q8_0, .n_dims = 2, .ne = {q.C, q.V, 1, 1}, .data = wq, .nbytes = nb};
     double qs[2], qr[2];
     double *qh = tod(q.h, q.T * q.C), *qw = tod(q.w, q.V * q.C);
-    CHECK_OK(tk_seq_logp_forward(q.h, &hq, q.T, q.target, q.seq, q.S, qs, NULL, NULL, NULL));
+    tk_lm_head hqh = {&hq, 0.0f};
+    CHECK_OK(tk_seq_logp_forward(q.h, &hqh, q.T, q.target, q.seq, q.S, qs, NULL, NULL, NULL));
     ref_logp(&q, qh, qw, qr, NULL, NULL, NULL, NULL, NULL, NULL);
     CHECK(rel_err_d(qs, qr, 2) < 1e-5, "q8_0 head logp: %g", rel_err_d(qs, qr, 2));
     free(wq); free(qh); free(qw);
     prob_free(&q);
 
     free(c); free(dh0); free(dw0); free(dh); free(dw); free(gh); free(gw); free(dhk); free(dwk); free(hd); free(wd);
+    prob_free(&p);
+}
+
+/* ---- a soft-capped head (Gemma 2): logp values and gradients, distillation between capped heads ---- */
+static void check_softcap(void) {
+    prob p;
+    prob_init(&p, 17, 16, 40, 3);
+    g_cap = 1.5; /* logits of h (unit normal, C 16) through w (0.5 normal) reach about 6: the cap bends them */
+    p.head.softcap = p.thead.softcap = 1.5f;
+    double sum[3], rsum[3];
+    double *hd = tod(p.h, p.T * p.C), *wd = tod(p.w, p.V * p.C);
+    CHECK_OK(tk_seq_logp_forward(p.h, &p.head, p.T, p.target, p.seq, p.S, sum, NULL, NULL, NULL));
+    ref_logp(&p, hd, wd, rsum, NULL, NULL, NULL, NULL, NULL, NULL);
+    CHECK(rel_err_d(sum, rsum, p.S) < 1e-6, "capped logp sums vs double reference: %g", rel_err_d(sum, rsum, p.S));
+    double a[3] = {0.7, -1.1, 0.4};
+    const int64_t n = p.T * p.C, nw = p.V * p.C;
+    float *dh = calloc(n, sizeof(float)), *dw = calloc(nw, sizeof(float));
+    CHECK_OK(tk_seq_logp_backward(p.h, &p.head, p.T, p.target, p.seq, p.S, a, NULL, NULL, dh, dw));
+    double *gh = malloc(n * sizeof(double)), *gw = malloc(nw * sizeof(double));
+    lctx lc = {&p, hd, wd, a, NULL, NULL};
+    fd_grad(gh, hd, n, logp_L, &lc);
+    fd_grad(gw, wd, nw, logp_L, &lc);
+    double eh = rel_err_f(dh, gh, n), ew = rel_err_f(dw, gw, nw);
+    printf("capped head: seq logp backward vs finite differences: dh %.2e, dw %.2e\n", eh, ew);
+    CHECK(eh < 1e-5 && ew < 1e-5, "capped logp gradients vs FD: dh %g, dw %g", eh, ew);
+    /* SFT's xent on the capped head: loss = -sum of the reference log-probabilities of counted rows */
+    double ls, ws, want = 0;
+    CHECK_OK(tk_lmhead_xent(p.h, &p.head, p.target, NULL, p.T, 1.0f, &ls, &ws, NULL, NULL));
+    double *lsm = malloc((size_t)p.V * sizeof(double));
+    for (int64_t t = 0; t < p.T; t++)
+        if (p.target[t] >= 0) { logsoftmax_d(lsm, hd + t * p.C, wd, p.C, p.V, 1.0); want -= lsm[p.target[t]]; }
+    CHECK(fabs(ls - want) < 1e-5 * fabs(want), "capped xent loss %.9g vs reference %.9g", ls, want);
+    /* distillation between two capped heads (teacher logits through tk_lm_head_logits) */
+    double *thd = tod(p.th, p.T * p.Ct), *twd = tod(p.tw, p.V * p.Ct);
+    tk_teacher th = {.h = p.th, .head = &p.thead};
+    CHECK_OK(tk_distill(p.h, &p.head, &th, p.rows, p.n_rows, p.T, p.wt, TK_DISTILL_FORWARD_KL, 1.0f, 1.0f, &ls, &ws, NULL, NULL));
+    double rd = ref_distill(&p, hd, wd, thd, twd, TK_DISTILL_FORWARD_KL, 1.0);
+    CHECK(fabs(ls - rd) < 1e-5 * fabs(rd), "capped distillation %.9g vs reference %.9g", ls, rd);
+    g_cap = 0;
+    free(dh); free(dw); free(gh); free(gw); free(hd); free(wd); free(lsm); free(thd); free(twd);
     prob_free(&p);
 }
 
@@ -422,7 +468,8 @@ static void check_distill(void) {
     }
     /* errors */
     double ls, ws;
-    tk_tensor_ref small = ref_f32(p.tw, p.Ct, p.V - 1);
+    tk_tensor_ref smallw = ref_f32(p.tw, p.Ct, p.V - 1);
+    tk_lm_head small = {&smallw, 0.0f};
     tk_teacher thv = {.h = p.th, .head = &small};
     CHECK(tk_distill(p.h, &p.head, &thv, p.rows, p.n_rows, p.T, NULL, TK_DISTILL_FORWARD_KL, 1.0f, 1.0f, &ls, &ws, NULL, NULL) == TK_ERR_ARG,
           "vocabulary mismatch");
@@ -534,7 +581,8 @@ static void check_pytorch(void) {
     const int32_t *rows32 = fx(st, "distill_rows", TK_I32, N);
     const float *val = fx(st, "seq_value", TK_F32, S);
     if (!h || !href || !th || !w || !tw || !dwt || !target || !seq || !grp || !rows32 || !val) { tk_st_close(st); return; }
-    tk_tensor_ref head = *wt, thead = *tht;
+    tk_tensor_ref headw = *wt, theadw = *tht;
+    tk_lm_head head = {&headw, 0.0f}, thead = {&theadw, 0.0f};
 
     /* per-sequence log-probs, policy and reference */
     double ps[16], pm[16], rs[16], rm[16];
@@ -671,8 +719,9 @@ static void check_errors(void) {
     CHECK(strstr(tk_last_error(), "row 4") && strstr(tk_last_error(), "sequence id"), "message: %s", tk_last_error());
     p.seq[4] = keep_seq;
     CHECK(tk_seq_logp_forward(NULL, &p.head, p.T, p.target, p.seq, p.S, s, NULL, NULL, NULL) == TK_ERR_ARG, "NULL h");
-    tk_tensor_ref bad = p.head;
-    bad.ne[2] = 2;
+    tk_tensor_ref badw = p.hw;
+    badw.ne[2] = 2;
+    tk_lm_head bad = {&badw, 0.0f};
     CHECK(tk_seq_logp_forward(p.h, &bad, p.T, p.target, p.seq, p.S, s, NULL, NULL, NULL) == TK_ERR_ARG, "3-D head");
     CHECK(tk_seq_logp_forward(p.h, NULL, p.T, p.target, p.seq, p.S, s, NULL, NULL, NULL) == TK_ERR_ARG, "no head");
 
@@ -711,6 +760,7 @@ int main(void) {
     tk_rng_seed(&rng, 20261206);
     check_sft();
     check_logp();
+    check_softcap();
     check_teacher();
     check_distill();
     check_pytorch();

@@ -34,6 +34,7 @@ struct fd_case {
     int64_t T, C, V, H, KH, D, S, N, K;
     int32_t *ids, *pos, *pos_k, *seg_q, *seg_k, *target;
     float *wts, *aux, *aux2, fl;
+    float cap;          /* LM head soft-cap (lmhead cases) */
     int flag;
     tk_rope rope;
     tk_attn_args args;
@@ -387,14 +388,16 @@ static void case_linear_q4_0_small(fd_case *c) { case_linear_quant(c, TK_Q4_0, 3
 static tk_status xent_fwd(fd_case *c) {
     double ls, ws;
     if (!c->wq) c->wref.data = c->in[1].data;
-    tk_status st = tk_lmhead_xent(c->in[0].data, &c->wref, c->target, c->wts, c->T, 1.0f, &ls, &ws, NULL, NULL);
+    tk_lm_head head = {&c->wref, c->cap};
+    tk_status st = tk_lmhead_xent(c->in[0].data, &head, c->target, c->wts, c->T, 1.0f, &ls, &ws, NULL, NULL);
     c->out[0].data[0] = (float)ls;
     c->fl = (float)ws;
     return st;
 }
 static tk_status xent_bwd(fd_case *c) {
     double ls, ws;
-    return tk_lmhead_xent(c->in[0].data, &c->wref, c->target, c->wts, c->T, c->out[0].grad[0], &ls, &ws, c->in[0].grad,
+    tk_lm_head head = {&c->wref, c->cap};
+    return tk_lmhead_xent(c->in[0].data, &head, c->target, c->wts, c->T, c->out[0].grad[0], &ls, &ws, c->in[0].grad,
                           c->nin > 1 ? c->in[1].grad : NULL);
 }
 static void case_xent(fd_case *c, tk_dtype t) {
@@ -425,6 +428,14 @@ static void case_xent(fd_case *c, tk_dtype t) {
 }
 static void case_xent_f32(fd_case *c) { case_xent(c, TK_F32); }
 static void case_xent_q8_0(fd_case *c) { case_xent(c, TK_Q8_0); }
+/* a soft-capped head (Gemma 2's final_logit_softcapping): logits of about 3 against a cap of 2 */
+static void case_xent_softcap(fd_case *c) { case_xent(c, TK_F32); c->cap = 2.0f; }
+/* Soft-capped scores (tk_attn_args.softcap = 1.5: scores of about unit size bend visibly) on each path:
+ * sgemm, decode loops, prefix with a window, probabilities recomputed in the backward. */
+static void case_attc_gqa(fd_case *c) { case_att_gqa(c); c->args.softcap = 1.5f; }
+static void case_attc_decode1(fd_case *c) { case_att_decode1(c); c->args.softcap = 1.5f; }
+static void case_attc_prefix(fd_case *c) { case_attention_prefix(c, 0); c->args.softcap = 1.5f; }
+static void case_attc_prefix_recompute(fd_case *c) { case_attention_prefix(c, 1); c->args.softcap = 1.5f; }
 
 /* ------------------------------------------------------------------ forward references */
 
@@ -611,6 +622,10 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"attention prefix Tq=1", case_attp_decode1, 1e-3},
     {"attention prefix Tq=2", case_attp_decode2, 1e-3},
     {"attention prefix long MQA", case_attp_long, 1e-3},
+    {"attention softcap gqa", case_attc_gqa, 1e-3},
+    {"attention softcap Tq=1", case_attc_decode1, 1e-3},
+    {"attention softcap prefix window", case_attc_prefix, 1e-3},
+    {"attention softcap prefix recompute", case_attc_prefix_recompute, 1e-3},
     {"swiglu", case_swiglu, 1e-3},
     {"linear f32 +bias", case_linear_f32, 1e-3},
     {"linear q4_1 dx", case_linear_q4_1, 1e-3},
@@ -618,6 +633,7 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"linear q4_0 dx T<8 exact", case_linear_q4_0_small, 1e-3},
     {"lmhead+xent f32", case_xent_f32, 1e-3},
     {"lmhead+xent q8_0 head", case_xent_q8_0, 1e-3},
+    {"lmhead+xent softcap", case_xent_softcap, 1e-3},
 };
 
 /* Every check, on the active backend. */

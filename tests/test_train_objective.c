@@ -107,7 +107,8 @@ static void test_lora(void) {
     double ls = 0, ws = 0;
     CHECK(tk_train_step_fwd_bwd(tc, &tb.b, tb.target, tb.weight, 1.0f, &ls, &ws) == TK_ERR_ARG, "SFT entry refuses 'anchor'");
     /* gradients vs finite differences */
-    tk_obj_batch x = {.target = tb.target, .seq = seq, .n_seq = S, .ref_h = refc, .ref_head = tk_train_reference_head(tc)};
+    tk_lm_head ref_head = tk_train_reference_head(tc);
+    tk_obj_batch x = {.target = tb.target, .seq = seq, .n_seq = S, .ref_h = refc, .ref_head = &ref_head};
     tk_params_zero_grad(ps);
     tk_obj_result r;
     CHECK_OK(tk_train_step_objective(tc, &tb.b, &x, 1.0f, &r));

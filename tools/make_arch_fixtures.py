@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Tiny random Gemma 3, Qwen3 and Phi-3 models and their PyTorch references for
+"""Tiny random Gemma 3, Qwen3, Phi-3 and Gemma 2 models and their PyTorch references for
 tests/test_arch.c.
 
 For each architecture, tests/fixtures/arch/<name>/ receives:
@@ -16,17 +16,22 @@ Loss = sum_t weight[t] * CE(logits[t], target[t]) / sum_t weight[t] (target -1 =
 The Gemma 3 model has sliding and global layers (layer_types sliding, full, sliding), a
 window (5) shorter than the sequence (12), a query scale unlike 1/sqrt(head_dim), a local
 RoPE base unlike the global one and linear RoPE scaling on the global layers.
+The Gemma 2 model has logit soft-capping on attention scores (cap 1.0) and on the final
+logits (cap 1.5), both small enough against this model's scores (up to ~1.7) and logits
+(up to ~2) that tanh bends them, alternating sliding/global layers with window 5.
 The Phi-3 model sets sliding_window 7 (every layer slides, as transformers' Phi-3 does).
-For Qwen3 and Phi-3 the same weights also go to model.gguf (f32, llama.cpp's tensor names
-and metadata: attn_q_norm/attn_k_norm; Phi-3's fused attn_qkv and ffn_up = gate|up), so the
+For Qwen3, Phi-3 and Gemma 2 the same weights also go to model.gguf (f32, llama.cpp's tensor
+names and metadata: attn_q_norm/attn_k_norm; Phi-3's fused attn_qkv and ffn_up = gate|up;
+Gemma 2's norms stored as 1 + w and its soft-caps as gemma2.*_logit_softcapping), so the
 GGUF loaders are checked against the same reference. (Gemma 3's GGUF form fixes constants
 this tiny model varies — every 6th layer global, local base 10000, query scale
 1/sqrt(head_dim) — so its GGUF path is checked on the real Gemma-3-270M instead.)
 Scalars go to the safetensors __metadata__.
-Usage: python3 tools/make_arch_fixtures.py
+Usage: python3 tools/make_arch_fixtures.py [NAME ...]   (default: every model)
 """
 import json
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
@@ -39,7 +44,7 @@ V, B, T = 128, 2, 12
 
 
 def configs():
-    from transformers import Gemma3TextConfig, Phi3Config, Qwen3Config
+    from transformers import Gemma2Config, Gemma3TextConfig, Phi3Config, Qwen3Config
     common = dict(vocab_size=V, hidden_size=32, num_attention_heads=4, num_key_value_heads=2, bos_token_id=1,
                   eos_token_id=2, pad_token_id=0)
     return {
@@ -56,6 +61,11 @@ def configs():
         "phi3": Phi3Config(**common, intermediate_size=48, num_hidden_layers=2, max_position_embeddings=256,
                            original_max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=False, sliding_window=7,
                            architectures=["Phi3ForCausalLM"]),
+        # query_pre_attn_scalar = head_dim and one rope_theta: the constants llama.cpp assumes, so
+        # the GGUF form is checked against the same reference
+        "gemma2": Gemma2Config(**common, intermediate_size=48, num_hidden_layers=3, head_dim=8, query_pre_attn_scalar=8,
+                               sliding_window=5, max_position_embeddings=256, rms_norm_eps=1e-6, tie_word_embeddings=True,
+                               attn_logit_softcapping=1.0, final_logit_softcapping=1.5, architectures=["Gemma2ForCausalLM"]),
     }
 
 
@@ -63,7 +73,10 @@ LORA_TARGETS = {
     "gemma3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "qwen3": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+    "gemma2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
+GEMMA = ("gemma2", "gemma3")
+WEIGHT_SCALE = {"gemma3": 0.05, "gemma2": 0.1}
 
 
 def loss_fn(model, ids, target, weight):
@@ -81,10 +94,10 @@ def build(name, cfg, seed):
     with torch.no_grad():
         for n, p in model.named_parameters():
             if p.ndim == 1:   # norms: random around their identity (Gemma: w around 0, others around 1)
-                base = 0.0 if name == "gemma3" else 1.0
+                base = 0.0 if name in GEMMA else 1.0
                 p.copy_(base + 0.2 * torch.randn(p.shape))
             else:  # Gemma's sqrt(C) embedding scale makes larger weights collapse greedy decoding to one token
-                p.copy_((0.05 if name == "gemma3" else 0.15) * torch.randn(p.shape))
+                p.copy_(WEIGHT_SCALE.get(name, 0.15) * torch.randn(p.shape))
     model.eval()
     return model
 
@@ -109,13 +122,23 @@ def write_gguf(name, cfg, model, path):
     w.add_uint32(f"{a}.vocab_size", cfg.vocab_size)
     if getattr(cfg, "sliding_window", None):
         w.add_uint32(f"{a}.attention.sliding_window", cfg.sliding_window)
+    for key in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if getattr(cfg, key, None):
+            w.add_float32(f"{a}.{key}", getattr(cfg, key))
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
              "lm_head.weight": "output.weight"}
     layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
              "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
              "self_attn.qkv_proj": "attn_qkv", "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.gate_up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    if name in GEMMA:  # sandwich norms, and llama.cpp's converter stores Gemma's norms as 1 + w
+        layer.update({"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                      "post_feedforward_layernorm": "post_ffw_norm"})
     for n, p in model.state_dict().items():
+        if n == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue  # a tied head is the embedding (llama.cpp writes no output.weight)
+        if name in GEMMA and p.ndim == 1:
+            p = p + 1.0
         if n in names:
             gn = names[n]
         else:
@@ -132,6 +155,8 @@ def main():
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     for i, (name, cfg) in enumerate(configs().items()):
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
         folder = os.path.join(OUT, name)
         os.makedirs(folder, exist_ok=True)
         model = build(name, cfg, 1000 + i)

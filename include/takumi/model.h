@@ -56,6 +56,8 @@ typedef struct tk_model_config {
     int32_t sliding_window; /* W > 0: on sliding layers a query at position p sees keys at p - W < pos <= p */
     int32_t swa_period;     /* with W: every swa_period-th layer ((l+1) % P == 0) attends globally; 0 = all slide */
     float rope_theta_local; /* RoPE base of sliding layers, no scaling (Gemma 3); 0 = the global RoPE everywhere */
+    float attn_softcap;     /* > 0: attention scores s become c * tanh(s / c) before the softmax (Gemma 2); 0 = off */
+    float final_softcap;    /* > 0: the LM head's logits z become c * tanh(z / c) (Gemma 2); 0 = off */
 } tk_model_config;
 
 /* Whether layer l of a model with config c uses the sliding window. */

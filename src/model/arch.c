@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const tk_arch *const k_all[] = {&tk_arch_llama, &tk_arch_mistral, &tk_arch_qwen2, &tk_arch_qwen3, &tk_arch_gemma3, &tk_arch_phi3};
+static const tk_arch *const k_all[] = {&tk_arch_llama, &tk_arch_mistral, &tk_arch_qwen2, &tk_arch_qwen3, &tk_arch_gemma2, &tk_arch_gemma3, &tk_arch_phi3};
 #define N_ALL (sizeof k_all / sizeof k_all[0])
 
 const tk_arch *tk_arch_by_name(const char *name) {
@@ -34,11 +34,11 @@ const tk_arch *tk_arch_by_hf(const char *hf_class, const char *model_type) {
 }
 
 const char *tk_arch_hf_list(void) {
-    return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM";
+    return "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM";
 }
 
 const char *tk_arch_list(void) {
-    return "llama (Llama 2/3, TinyLlama, SmolLM2), mistral, qwen2, qwen3, gemma3, phi3";
+    return "llama (Llama 2/3, TinyLlama, SmolLM2), mistral, qwen2, qwen3, gemma2, gemma3, phi3";
 }
 
 const char *tk_arch_hf_weight_name(const tk_arch *a, char *buf, size_t n, const char *key, int layer) {

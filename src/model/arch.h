@@ -21,7 +21,7 @@
 typedef struct tk_arch_name { const char *key, *hf; } tk_arch_name;
 
 typedef struct tk_arch {
-    const char *name;                    /* cfg.arch: "llama", "mistral", "qwen2", "qwen3", "gemma3", "phi3" */
+    const char *name;                    /* cfg.arch: "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3" */
     const char *gguf;                    /* general.architecture this family is stored under in GGUF */
     const char *hf_class;                /* config.json "architectures"[0] */
     const char *const *hf_model_types;   /* config.json "model_type" values (NULL-terminated) */
@@ -44,6 +44,14 @@ typedef struct tk_arch {
     bool embed_scale_sqrt;               /* embeddings times sqrt(C) (Gemma) */
     int32_t swa_period;                  /* sliding layers: all but every swa_period-th (Gemma 3: 6); 0 = every layer when a window is set */
     float rope_theta_local;              /* RoPE base of sliding layers (Gemma 3: 10000); 0 = rope_theta */
+    /* Gemma-style config.json (hidden_activation, query_pre_attn_scalar, sliding_window with
+     * layer_types, rope_parameters per layer type where the family has local bases) */
+    bool gemma_config;
+    /* logit soft-capping: whether the family's HF modeling applies attn/final_logit_softcapping
+     * (elsewhere a set value is refused), and transformers' defaults when config.json omits them */
+    bool softcap;
+    float hf_attn_softcap, hf_final_softcap;
+    int32_t gguf_wide_scale_layers;      /* llama.cpp: a model of this many layers scales queries by 1/sqrt(C/H) (Gemma 27B) */
     const tk_arch_name *hf_names;        /* per-layer HF name overrides ({NULL, NULL}-terminated), or NULL */
     const char *lin_hf[TK_LIN_COUNT];    /* HF module of each linear ("q_proj"…); NULL = none in this family */
     const char *lin_gguf[TK_LIN_COUNT];  /* GGUF base name ("attn_q"…); NULL = none */
@@ -62,6 +70,9 @@ const char *tk_arch_hf_weight_name(const tk_arch *a, char *buf, size_t n, const 
 const char *tk_arch_list(void);
 const char *tk_arch_hf_list(void);
 
+/* Gemma's per-layer norm names (pre/post feed-forward, post attention), shared by Gemma 2 and 3. */
+extern const tk_arch_name tk_gemma_norm_names[];
+
 /* The families (src/model/arch_*.c). */
-extern const tk_arch tk_arch_llama, tk_arch_mistral, tk_arch_qwen2, tk_arch_qwen3, tk_arch_gemma3, tk_arch_phi3;
+extern const tk_arch tk_arch_llama, tk_arch_mistral, tk_arch_qwen2, tk_arch_qwen3, tk_arch_gemma2, tk_arch_gemma3, tk_arch_phi3;
 #endif

@@ -122,7 +122,8 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
     /* LM head + loss: dh = d(grad_scale * loss_sum)/dhn, head gradient when trainable */
     double t0 = tk_time_s();
     double ls = 0, wsum = 0;
-    tk_status st = tk_lmhead_xent(a->hn, &w->output, target, weight, T, grad_scale, &ls, &wsum, ws->dxn, g->output);
+    const tk_lm_head head = {&w->output, m->cfg.final_softcap};
+    tk_status st = tk_lmhead_xent(a->hn, &head, target, weight, T, grad_scale, &ls, &wsum, ws->dxn, g->output);
     if (head_s) *head_s = tk_time_s() - t0;
     if (st) return st;
     if (loss_sum) *loss_sum = ls;
@@ -218,7 +219,7 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
         for (int64_t r = 0; r < B; r++) {
             const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
             tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
-                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window,
+                               .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window, .softcap = c->attn_softcap,
                                .pk = pk, .pv = pv, .P = np, .dpk = dpk, .dpv = dpv};
             if ((st = tk_attention_backward(ws->dq + r * Tc * QD, ws->dk + r * Tc * KD, ws->dv + r * Tc * KD,
                                             ws->dattn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,

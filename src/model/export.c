@@ -112,7 +112,7 @@ static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) 
     const tk_model_config *c = &m->cfg;
     const tk_arch *d = tk_arch_by_name(c->arch);
     if (!d) return tk_fail(TK_ERR_UNSUPPORTED, "%s: no HF architecture for '%s'", path, c->arch);
-    bool qwen2 = d == &tk_arch_qwen2, qwen3 = d == &tk_arch_qwen3, gemma = d == &tk_arch_gemma3, phi3 = d == &tk_arch_phi3;
+    bool qwen2 = d == &tk_arch_qwen2, qwen3 = d == &tk_arch_qwen3, gemma = d->gemma_config, phi3 = d == &tk_arch_phi3;
     cJSON *j = cJSON_CreateObject(), *ar = cJSON_CreateArray();
     if (!j || !ar) { cJSON_Delete(j); cJSON_Delete(ar); return TK_ERR_NOMEM; }
     cJSON_AddItemToArray(ar, cJSON_CreateString(d->hf_class));
@@ -153,7 +153,12 @@ static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) 
         cJSON_AddNumberToObject(rs, "high_freq_factor", tidy(c->rope_high_freq_factor));
         cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_orig_max_seq);
     }
-    if (gemma) {
+    if (gemma && !(d->rope_theta_local > 0)) { /* one RoPE for every layer (Gemma 2) */
+        cJSON *rp = rs ? rs : cJSON_CreateObject();
+        if (!rs) cJSON_AddStringToObject(rp, "rope_type", "default");
+        cJSON_AddNumberToObject(rp, "rope_theta", tidy(c->rope_theta));
+        cJSON_AddItemToObject(j, "rope_parameters", rp);
+    } else if (gemma) {
         /* per layer type: the global layers' theta and scaling, the sliding layers' plain base */
         cJSON *rp = cJSON_AddObjectToObject(j, "rope_parameters");
         cJSON *full = rs ? rs : cJSON_CreateObject(), *sl = cJSON_CreateObject();
@@ -163,14 +168,18 @@ static tk_status write_config(const tk_model *m, const char *path, tk_dtype dt) 
         cJSON_AddNumberToObject(sl, "rope_theta", tidy(c->rope_theta_local > 0 ? c->rope_theta_local : c->rope_theta));
         cJSON_AddItemToObject(rp, "full_attention", full);
         cJSON_AddItemToObject(rp, "sliding_attention", sl);
+    }
+    if (gemma) {
         cJSON_AddNumberToObject(j, "query_pre_attn_scalar",
                                 tidy(c->attn_scale > 0 ? 1.0f / (c->attn_scale * c->attn_scale) : (float)c->head_dim));
         cJSON_AddNumberToObject(j, "sliding_window", c->sliding_window > 0 ? c->sliding_window : c->max_seq);
         cJSON *lt = cJSON_AddArrayToObject(j, "layer_types");
         for (int32_t l = 0; l < c->n_layers; l++)
             cJSON_AddItemToArray(lt, cJSON_CreateString(tk_layer_sliding(c, l) ? "sliding_attention" : "full_attention"));
-        cJSON_AddNullToObject(j, "final_logit_softcapping");
-        cJSON_AddNullToObject(j, "attn_logit_softcapping");
+        if (c->final_softcap > 0) cJSON_AddNumberToObject(j, "final_logit_softcapping", tidy(c->final_softcap));
+        else cJSON_AddNullToObject(j, "final_logit_softcapping");
+        if (c->attn_softcap > 0) cJSON_AddNumberToObject(j, "attn_logit_softcapping", tidy(c->attn_softcap));
+        else cJSON_AddNullToObject(j, "attn_logit_softcapping");
     } else {
         if (rs) cJSON_AddItemToObject(j, "rope_scaling", rs);
         else cJSON_AddNullToObject(j, "rope_scaling");

@@ -158,17 +158,36 @@ static tk_status hf_rope(const cJSON *root, const char *file, tk_model_config *c
     return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported %s type %.64s (supported: default, linear, llama3)", file, field, ty);
 }
 
-/* Non-null float field: 0 when absent or null. */
-static tk_status hf_opt_float(const cJSON *o, const char *file, const char *key, float *out) {
-    *out = 0;
+/* Non-null float field: 0 when null, def when absent. */
+static tk_status hf_opt_float_def(const cJSON *o, const char *file, const char *key, float def, float *out) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = j ? 0.0f : def;
     if (!j || cJSON_IsNull(j)) return TK_OK;
     return hf_pos_float(o, file, key, 1, 0, 1e12, out);
 }
+/* Non-null float field: 0 when absent or null. */
+static tk_status hf_opt_float(const cJSON *o, const char *file, const char *key, float *out) {
+    return hf_opt_float_def(o, file, key, 0.0f, out);
+}
+
+/* attn_/final_logit_softcapping: read (with transformers' defaults) for families whose
+ * modeling applies them; a set value elsewhere is refused (it would change the model). */
+static tk_status hf_softcap(const cJSON *root, const char *file, const tk_arch *arch, tk_model_config *cfg) {
+    static const char *const caps[] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    float *dst[] = {&cfg->attn_softcap, &cfg->final_softcap}, def[] = {arch->hf_attn_softcap, arch->hf_final_softcap};
+    for (int i = 0; i < 2; i++) {
+        tk_status s = hf_opt_float_def(root, file, caps[i], arch->softcap ? def[i] : 0.0f, dst[i]);
+        if (s) return s;
+        if (*dst[i] > 0 && !arch->softcap)
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s = %g is not supported for %s", file, caps[i], (double)*dst[i], arch->name);
+    }
+    return TK_OK;
+}
 
 /* The family's block features (arch description) and the config fields that tune them:
- * Gemma 3's query scale, sliding window + layer pattern, local RoPE base; Phi-3's window;
- * features takumi lacks (soft-capping, partial rotary, Qwen3's sliding layers) are refused. */
+ * Gemma's query scale, sliding window + layer pattern, local RoPE base (Gemma 3), logit
+ * soft-capping; Phi-3's window; features takumi lacks (partial rotary, Qwen3's sliding
+ * layers) are refused. */
 static tk_status hf_block_features(const cJSON *root, const char *file, const tk_arch *arch, tk_model_config *cfg) {
     tk_status s;
     cfg->qk_norm = arch->qk_norm;
@@ -177,18 +196,14 @@ static tk_status hf_block_features(const cJSON *root, const char *file, const tk
     cfg->fused_gate_up = arch->fused_gate_up;
     cfg->embed_scale = arch->embed_scale_sqrt ? sqrtf((float)cfg->dim) : 0.0f;
     float f;
-    static const char *const caps[] = {"final_logit_softcapping", "attn_logit_softcapping"};
-    for (int i = 0; i < 2; i++) {
-        if ((s = hf_opt_float(root, file, caps[i], &f)) != TK_OK) return s;
-        if (f > 0) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s = %g is not supported", file, caps[i], (double)f);
-    }
+    if ((s = hf_softcap(root, file, arch, cfg)) != TK_OK) return s;
     const cJSON *rpar = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
     if ((s = hf_opt_float(cJSON_IsObject(rpar) && cJSON_GetObjectItemCaseSensitive(rpar, "partial_rotary_factor") ? rpar : root,
                           file, "partial_rotary_factor", &f)) != TK_OK)
         return s;
     if (f > 0 && f != 1.0f) return tk_fail(TK_ERR_UNSUPPORTED, "%s: partial_rotary_factor = %g (partial rotary embeddings) is not supported", file, (double)f);
     int64_t v;
-    if (arch == &tk_arch_gemma3) {
+    if (arch->gemma_config) {
         if ((s = hf_pos_float(root, file, "query_pre_attn_scalar", 0, 256, 1e12, &f)) != TK_OK) return s;
         cfg->attn_scale = 1.0f / sqrtf(f);
         if ((s = hf_int(root, file, "sliding_window", 0, 4096, 1, INT32_MAX, &v)) != TK_OK) return s;
@@ -199,7 +214,7 @@ static tk_status hf_block_features(const cJSON *root, const char *file, const tk
         if ((s = hf_int(root, file, "sliding_window_pattern", 0, arch->swa_period, 1, 4096, &v)) != TK_OK) return s;
         cfg->swa_period = (int32_t)v;
         /* transformers 4: rope_local_base_freq; 5: rope_parameters.sliding_attention (read by hf_rope) */
-        if (!(cfg->rope_theta_local > 0) &&
+        if (arch->rope_theta_local > 0 && !(cfg->rope_theta_local > 0) &&
             (s = hf_pos_float(root, file, "rope_local_base_freq", 0, arch->rope_theta_local, 1e12, &cfg->rope_theta_local)) != TK_OK)
             return s;
         const cJSON *lt = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
@@ -277,12 +292,12 @@ static tk_status hf_parse_root(const cJSON *root, const char *file, tk_model_con
     } else if (cJSON_IsString(mt)) {
         const char *a = mt->valuestring;
         if (!(arch = tk_arch_by_hf(NULL, a)))
-            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported model_type %.64s (supported: llama, mistral, qwen2, qwen3, gemma3_text, phi3)", file, a);
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: unsupported model_type %.64s (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3)", file, a);
     } else {
         return tk_fail(TK_ERR_FORMAT, "%s: neither \"architectures\" nor \"model_type\" says what model this is", file);
     }
     snprintf(cfg->arch, sizeof cfg->arch, "%s", arch->name);
-    bool gemma = arch == &tk_arch_gemma3, qwen2 = arch == &tk_arch_qwen2;
+    bool gemma = arch->gemma_config, qwen2 = arch == &tk_arch_qwen2;
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(root, "_name_or_path");
     if (cJSON_IsString(nm)) snprintf(cfg->name, sizeof cfg->name, "%s", nm->valuestring);
 

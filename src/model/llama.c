@@ -302,7 +302,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
             memcpy(kc + (int64_t)kv->n * KD, k, (size_t)(T * KD) * sizeof(float));
             memcpy(vc + (int64_t)kv->n * KD, v, (size_t)(T * KD) * sizeof(float));
             tk_attn_args aa = {.Tq = T, .S = kv->n + T, .H = H, .KH = KH, .D = D,
-                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window,
+                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window, .softcap = c->attn_softcap,
                                .pk = pk, .pv = pv, .P = np};
             if ((st = tk_attention_forward(attn, NULL, q, kc, vc, &aa))) return st;
         } else {
@@ -311,7 +311,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
             for (int64_t r = 0; r < B; r++) {
                 const int32_t *pr = pos + r * Tc, *sr = seg ? seg + r * Tc : NULL;
                 tk_attn_args aa = {.Tq = Tc, .S = Tc, .H = H, .KH = KH, .D = D,
-                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window,
+                                   .pos_q = pr, .pos_k = pr, .seg_q = sr, .seg_k = sr, .scale = scale, .window = window, .softcap = c->attn_softcap,
                                    .pk = pk, .pv = pv, .P = np};
                 if ((st = tk_attention_forward(attn + r * Tc * QD, att ? att + r * H * Tc * Tc : NULL,
                                                q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
@@ -394,9 +394,10 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
     tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);
     if (kv) kv->n += (int32_t)T;
     if (n_out == 0) return TK_OK;
-    if (!out_idx) return tk_matmul_ex(logits, a->hn, &w->output, T, false, a->mm_flags);
+    const tk_lm_head head = {&w->output, c->final_softcap};
+    if (!out_idx) return tk_lm_head_logits(logits, a->hn, &head, T, a->mm_flags);
     for (int64_t i = 0; i < n_out; i++) memcpy(a->gather + i * C, a->hn + out_idx[i] * C, (size_t)C * sizeof(float));
-    return tk_matmul_ex(logits, a->gather, &w->output, n_out, false, a->mm_flags);
+    return tk_lm_head_logits(logits, a->gather, &head, n_out, a->mm_flags);
 }
 
 tk_status tk_llama_forward_layers(tk_model *m, tk_acts *a, const tk_batch *b, int32_t l0, int32_t l1) {
@@ -449,7 +450,8 @@ tk_status tk_forward_nll(tk_forward *f, const tk_batch *b, const int32_t *target
     tk_status st = tk_forward_run(f, b, NULL, 0, NULL);
     if (st) return st;
     double ls = 0, ws = 0;
-    st = tk_lmhead_xent(f->a.hn, &f->m->w.output, target, weight, f->last_T, 0.0f, &ls, &ws, NULL, NULL);
+    const tk_lm_head head = {&f->m->w.output, f->m->cfg.final_softcap};
+    st = tk_lmhead_xent(f->a.hn, &head, target, weight, f->last_T, 0.0f, &ls, &ws, NULL, NULL);
     if (st) return st;
     *loss_sum += ls;
     *weight_sum += ws;

@@ -135,10 +135,11 @@ static tk_status llama3_from_rope_freqs(const tk_gguf *g, const char *arch, cons
     return TK_OK;
 }
 
-/* The family's block features and the metadata that tunes them. llama.cpp keeps some
- * Gemma 3 constants in code rather than in the file: every 6th layer global, local RoPE
- * base 10000, query scale 1/sqrt(head size) except the 27B (62 layers: 1/sqrt(C/H),
- * its query_pre_attn_scalar). */
+/* The family's block features and the metadata that tunes them (window, logit
+ * soft-capping). llama.cpp keeps some Gemma constants in code rather than in the file:
+ * the global layer period (Gemma 2: every 2nd, Gemma 3: every 6th), Gemma 3's local RoPE
+ * base 10000, query scale 1/sqrt(head size) except the 27B models (Gemma 2: 46 layers,
+ * Gemma 3: 62: 1/sqrt(C/H), their query_pre_attn_scalar). */
 static tk_status gguf_block_features(const tk_gguf *g, const char *arch, const tk_arch *desc, tk_model_config *cfg) {
     const char *path = tk_gguf_path(g);
     cfg->qk_norm = desc->qk_norm;
@@ -150,15 +151,19 @@ static tk_status gguf_block_features(const tk_gguf *g, const char *arch, const t
     cfg->rope_theta_local = desc->rope_theta_local;
     cfg->swa_period = desc->swa_period;
     tk_status st;
-    if (desc == &tk_arch_gemma3 || desc == &tk_arch_phi3) {
+    if (desc->gemma_config || desc == &tk_arch_phi3) {
         if ((st = get_int(g, arch, "attention.sliding_window", 0, &cfg->sliding_window))) return st;
     }
-    if (desc == &tk_arch_gemma3 && cfg->n_layers == 62) cfg->attn_scale = 1.0f / sqrtf((float)cfg->dim / (float)cfg->n_heads);
-    static const char *const caps[] = {"final_logit_softcapping", "attn_logit_softcapping"};
+    if (desc->gguf_wide_scale_layers && cfg->n_layers == desc->gguf_wide_scale_layers)
+        cfg->attn_scale = 1.0f / sqrtf((float)cfg->dim / (float)cfg->n_heads);
+    static const char *const caps[] = {"attn_logit_softcapping", "final_logit_softcapping"};
+    float *dst[] = {&cfg->attn_softcap, &cfg->final_softcap};
     for (int i = 0; i < 2; i++) {
-        float f = 0;
-        if ((st = get_float(g, arch, caps[i], 0.0, false, &f))) return st;
-        if (f > 0) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s.%s = %g is not supported", path, arch, caps[i], (double)f);
+        if ((st = get_float(g, arch, caps[i], 0.0, false, dst[i]))) return st;
+        if (!(*dst[i] >= 0) || !isfinite(*dst[i]))
+            return tk_fail(TK_ERR_RANGE, "%s: %s.%s = %g must be a finite value >= 0", path, arch, caps[i], (double)*dst[i]);
+        if (*dst[i] > 0 && !desc->softcap)
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s.%s = %g is not supported for %s", path, arch, caps[i], (double)*dst[i], arch);
     }
     if (tk_gguf_find_tensor(g, "rope_factors_long.weight") || tk_gguf_find_tensor(g, "rope_factors_short.weight"))
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: LongRoPE factors (rope_factors_long/short) are not supported", path);

@@ -49,8 +49,9 @@ tk_status tk_model_config_validate(const tk_model_config *c, const char *where) 
     if (c->head_dim % 2) BAD("%s: head_dim = %d must be even for RoPE", where, c->head_dim);
     if (c->sliding_window < 0 || c->swa_period < 0) BAD("%s: sliding_window = %d / period %d must not be negative", where, c->sliding_window, c->swa_period);
     if (!(c->embed_scale >= 0 && isfinite(c->embed_scale)) || !(c->attn_scale >= 0 && isfinite(c->attn_scale)) ||
-        !(c->rope_theta_local >= 0 && isfinite(c->rope_theta_local)))
-        BAD("%s: embedding scale, attention scale and local rope base must be finite and not negative", where);
+        !(c->rope_theta_local >= 0 && isfinite(c->rope_theta_local)) || !(c->attn_softcap >= 0 && isfinite(c->attn_softcap)) ||
+        !(c->final_softcap >= 0 && isfinite(c->final_softcap)))
+        BAD("%s: embedding scale, attention scale, local rope base and soft-caps must be finite and not negative", where);
     if ((unsigned)c->act > TK_ACT_GELU_TANH) BAD("%s: unknown activation %d", where, (int)c->act);
     if (!(c->rms_eps > 0 && c->rms_eps < 1)) BAD("%s: rms_eps = %g must be in (0, 1)", where, (double)c->rms_eps);
     if (!(c->rope_theta > 0 && isfinite(c->rope_theta))) BAD("%s: rope_theta = %g must be positive", where, (double)c->rope_theta);

@@ -78,14 +78,14 @@ static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
     return TK_OK;
 }
 
-tk_status tk_distill(const float *h, const tk_tensor_ref *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
+tk_status tk_distill(const float *h, const tk_lm_head *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
                      int64_t T, const float *weight, tk_distill_kind kind, float temperature, float grad_scale,
                      double *loss_sum, double *weight_sum, float *dh, float *dw) {
     if (!h || !loss_sum || !weight_sum) return tk_fail(TK_ERR_ARG, "distill: NULL hidden states or outputs");
     tk_status st = tk_head_check(head, "distill: student");
     if (st) return st;
     if ((st = tk_teacher_check(teacher, rows, n, T))) return tk_fail_ctx(st, "distill: ");
-    const int64_t V = head->ne[1];
+    const int64_t V = head->w->ne[1];
     if (tk_teacher_vocab(teacher) != V)
         return tk_fail(TK_ERR_ARG, "distill: teacher vocabulary %lld differs from the student's %lld",
                        (long long)tk_teacher_vocab(teacher), (long long)V);
@@ -108,7 +108,7 @@ tk_status tk_distill(const float *h, const tk_tensor_ref *head, const tk_teacher
         c.tl = tk_malloc((size_t)R * V * sizeof(float));
         c.es = tk_malloc((size_t)R * V * sizeof(float));
         c.et = tk_malloc((size_t)R * V * sizeof(float));
-        c.hbuf = teacher->h ? tk_malloc((size_t)R * teacher->head->ne[0] * sizeof(float)) : NULL;
+        c.hbuf = teacher->h ? tk_malloc((size_t)R * teacher->head->w->ne[0] * sizeof(float)) : NULL;
         c.d = tk_malloc((size_t)m * sizeof(double));
         if (!c.tl || !c.es || !c.et || !c.d || (teacher->h && !c.hbuf)) { st = tk_fail(TK_ERR_NOMEM, "distill: out of memory"); goto done; }
         if ((st = tk_head_chunks(h, head, sel, m, chunk, &c, dh, dw))) goto done;

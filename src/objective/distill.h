@@ -27,7 +27,7 @@ const char *tk_distill_kind_name(tk_distill_kind k);
  * When dh / dw are non-NULL: dh [T x C] += d(grad_scale * loss_sum)/dh and dw (f32 [V x C]) += the
  * same w.r.t. the student head (the teacher gets no gradient). Fails naming the field on a bad
  * teacher / row / temperature, or when the vocabularies differ. Reentrant. */
-tk_status tk_distill(const float *h, const tk_tensor_ref *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
+tk_status tk_distill(const float *h, const tk_lm_head *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
                      int64_t T, const float *weight, tk_distill_kind kind, float temperature, float grad_scale,
                      double *loss_sum, double *weight_sum, float *dh, float *dw);
 #endif

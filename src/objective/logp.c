@@ -8,7 +8,7 @@
 #include <math.h>
 
 /* Checks the arguments; fills rows[] with the counted rows (ascending) and returns their number in *n. */
-static tk_status collect_rows(const char *fn, const float *h, const tk_tensor_ref *head, int64_t T, const int32_t *target,
+static tk_status collect_rows(const char *fn, const float *h, const tk_lm_head *head, int64_t T, const int32_t *target,
                               const int32_t *seq, int32_t n_seq, int64_t **rows, int64_t *n) {
     *rows = NULL;
     *n = 0;
@@ -16,7 +16,7 @@ static tk_status collect_rows(const char *fn, const float *h, const tk_tensor_re
         return tk_fail(TK_ERR_ARG, "%s: NULL hidden states, targets or sequence ids, or a negative size", fn);
     tk_status st = tk_head_check(head, fn);
     if (st) return st;
-    const int64_t V = head->ne[1];
+    const int64_t V = head->w->ne[1];
     int64_t *r = tk_malloc((size_t)(T ? T : 1) * sizeof(int64_t));
     if (!r) return tk_fail(TK_ERR_NOMEM, "%s: out of memory", fn);
     int64_t k = 0;
@@ -60,7 +60,7 @@ static tk_status fwd_chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
     return TK_OK;
 }
 
-tk_status tk_seq_logp_forward(const float *h, const tk_tensor_ref *head, int64_t T, const int32_t *target,
+tk_status tk_seq_logp_forward(const float *h, const tk_lm_head *head, int64_t T, const int32_t *target,
                               const int32_t *seq, int32_t n_seq, double *sum, double *mean, int64_t *count,
                               double *token) {
     int64_t *rows, n;
@@ -70,7 +70,7 @@ tk_status tk_seq_logp_forward(const float *h, const tk_tensor_ref *head, int64_t
     double *s = tk_calloc((size_t)(n_seq ? n_seq : 1), sizeof(double));
     int64_t *k = tk_calloc((size_t)(n_seq ? n_seq : 1), sizeof(int64_t));
     if (!lp || !s || !k) { st = tk_fail(TK_ERR_NOMEM, "seq_logp: out of memory"); goto done; }
-    fwd_ctx c = {rows, target, head->ne[1], lp};
+    fwd_ctx c = {rows, target, head->w->ne[1], lp};
     if ((st = tk_head_chunks(h, head, rows, n, fwd_chunk, &c, NULL, NULL))) goto done;
     for (int64_t i = 0; i < n; i++) { /* row order: deterministic */
         s[seq[rows[i]]] += lp[i];
@@ -117,7 +117,7 @@ static tk_status bwd_chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
     return TK_OK;
 }
 
-tk_status tk_seq_logp_backward(const float *h, const tk_tensor_ref *head, int64_t T, const int32_t *target,
+tk_status tk_seq_logp_backward(const float *h, const tk_lm_head *head, int64_t T, const int32_t *target,
                                const int32_t *seq, int32_t n_seq, const double *d_sum, const double *d_mean,
                                const double *d_token, float *dh, float *dw) {
     int64_t *rows, n;
@@ -137,7 +137,7 @@ tk_status tk_seq_logp_backward(const float *h, const tk_tensor_ref *head, int64_
         rows[m] = t;
         g[m++] = gi;
     }
-    bwd_ctx c = {rows, target, g, head->ne[1]};
+    bwd_ctx c = {rows, target, g, head->w->ne[1]};
     st = tk_head_chunks(h, head, rows, m, bwd_chunk, &c, dh, dw);
 done:
     free(rows);

@@ -47,10 +47,10 @@ static tk_status check_batch(const char *name, unsigned needs, const tk_obj_batc
         return tk_fail(TK_ERR_ARG, "objective %s: batch needs T >= 0, C > 0 and hidden states h", name);
     tk_status st = tk_head_check(b->head, name);
     if (st) return st;
-    if (b->head->ne[0] != b->C)
+    if (b->head->w->ne[0] != b->C)
         return tk_fail(TK_ERR_ARG, "objective %s: head width %lld differs from the hidden size C = %lld", name,
-                       (long long)b->head->ne[0], (long long)b->C);
-    const int64_t T = b->T, V = b->head->ne[1];
+                       (long long)b->head->w->ne[0], (long long)b->C);
+    const int64_t T = b->T, V = b->head->w->ne[1];
     if (needs & TK_OBJ_NEED_TARGET) {
         if (!b->target) return tk_fail(TK_ERR_ARG, "objective %s: needs per-token targets (batch.target)", name);
         for (int64_t t = 0; t < T; t++) {
@@ -82,9 +82,9 @@ static tk_status check_batch(const char *name, unsigned needs, const tk_obj_batc
             return tk_fail(TK_ERR_ARG, "objective %s: needs a reference (batch.ref_h or batch.ref_logp)", name);
         if (b->ref_h && b->ref_head) {
             if ((st = tk_head_check(b->ref_head, "reference head"))) return tk_fail_ctx(st, "objective %s: ", name);
-            if (b->ref_head->ne[0] != b->C || b->ref_head->ne[1] != V)
+            if (b->ref_head->w->ne[0] != b->C || b->ref_head->w->ne[1] != V)
                 return tk_fail(TK_ERR_ARG, "objective %s: reference head {%lld, %lld} differs from the policy head {%lld, %lld}",
-                               name, (long long)b->ref_head->ne[0], (long long)b->ref_head->ne[1], (long long)b->C,
+                               name, (long long)b->ref_head->w->ne[0], (long long)b->ref_head->w->ne[1], (long long)b->C,
                                (long long)V);
         }
     }

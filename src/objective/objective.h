@@ -44,9 +44,9 @@ enum {
 
 /* One micro-batch as objectives see it. Arrays are borrowed for the call. */
 typedef struct tk_obj_batch {
-    int64_t T, C;                  /* rows (B x Tc), model dim (= head->ne[0]) */
+    int64_t T, C;                  /* rows (B x Tc), model dim (= head->w->ne[0]) */
     const float *h;                /* [T x C] policy final hidden states (gets the gradient) */
-    const tk_tensor_ref *head;     /* policy LM head, ggml {C, V}, any dtype */
+    const tk_lm_head *head;        /* policy LM head (W ggml {C, V}, any dtype; its soft-cap) */
     /* per token */
     const int32_t *target;         /* [T] next-token id, -1 = no loss at this row */
     const float *weight;           /* [T] loss weight (0 on prompts), NULL = 1 */
@@ -58,7 +58,7 @@ typedef struct tk_obj_batch {
     const float *seq_value;        /* [S] per-sequence value (1 chosen / 0 rejected, a reward, a label), or NULL */
     /* frozen reference (DPO family, KL penalties): hidden states over the same rows, or precomputed */
     const float *ref_h;            /* [T x C] reference final hidden states (the base with the adapter off), or NULL */
-    const tk_tensor_ref *ref_head; /* reference head, NULL = head */
+    const tk_lm_head *ref_head;    /* reference head, NULL = head */
     const double *ref_logp;        /* [S] reference per-sequence log-prob sums (precomputed), or NULL */
     /* teacher (distillation) */
     const tk_teacher *teacher;     /* or NULL */

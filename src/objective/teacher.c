@@ -10,7 +10,7 @@
 
 int64_t tk_teacher_vocab(const tk_teacher *t) {
     if (!t) return 0;
-    if (t->h) return t->head ? t->head->ne[1] : 0;
+    if (t->h) return t->head && t->head->w ? t->head->w->ne[1] : 0;
     return t->V;
 }
 
@@ -35,8 +35,8 @@ tk_status tk_teacher_chunk(const tk_teacher *t, const int64_t *rows, int64_t r, 
         tk_status st = t->logits(t->ctx, rows, r, out);
         return st ? tk_fail_ctx(st, "teacher logits callback: ") : TK_OK;
     }
-    tk_head_gather(hbuf, t->h, rows, r, t->head->ne[0]);
-    return tk_matmul_ex(out, hbuf, t->head, r, false, TK_MATMUL_EXACT);
+    tk_head_gather(hbuf, t->h, rows, r, t->head->w->ne[0]);
+    return tk_lm_head_logits(out, hbuf, t->head, r, TK_MATMUL_EXACT);
 }
 
 /* Row i of a chunk: values = logits/temp (and log-softmax); top-k by partial selection. */
@@ -83,7 +83,7 @@ tk_status tk_teacher_logits(const tk_teacher *t, const int64_t *rows, int64_t n,
     int64_t R = tk_lmhead_chunk_rows(V);
     if (R > n) R = n;
     float *buf = tk_malloc((size_t)R * V * sizeof(float));
-    float *hbuf = t->h ? tk_malloc((size_t)R * t->head->ne[0] * sizeof(float)) : NULL;
+    float *hbuf = t->h ? tk_malloc((size_t)R * t->head->w->ne[0] * sizeof(float)) : NULL;
     float *kv = v->top_k ? tk_malloc((size_t)R * K * sizeof(float)) : NULL;
     int32_t *ki = v->top_k ? tk_malloc((size_t)R * K * sizeof(int32_t)) : NULL;
     if (!buf || (t->h && !hbuf) || (v->top_k && (!kv || !ki))) { st = tk_fail(TK_ERR_NOMEM, "teacher logits: out of memory"); goto done; }

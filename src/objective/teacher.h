@@ -8,16 +8,17 @@
 #ifndef TK_OBJECTIVE_TEACHER_H
 #define TK_OBJECTIVE_TEACHER_H
 #include "takumi/core.h"
+#include "ops/ops.h"
 
 /* Callback teacher: writes the raw logits of batch rows rows[0..n) into out [n x V] (=). */
 typedef tk_status (*tk_teacher_logits_fn)(void *ctx, const int64_t *rows, int64_t n, float *out);
 
 typedef struct tk_teacher {
     const float *h;               /* [T x Ct] teacher final hidden states (NULL: use logits_fn) */
-    const tk_tensor_ref *head;    /* teacher LM head, ggml {Ct, V}, any dtype (with h) */
+    const tk_lm_head *head;       /* teacher LM head (W ggml {Ct, V}, any dtype; its soft-cap), with h */
     tk_teacher_logits_fn logits;  /* used when h is NULL */
     void *ctx;                    /* passed to logits */
-    int64_t V;                    /* vocabulary of the callback (ignored with h: head->ne[1]) */
+    int64_t V;                    /* vocabulary of the callback (ignored with h: head->w->ne[1]) */
 } tk_teacher;
 
 /* What a consumer receives. */
@@ -37,7 +38,7 @@ typedef struct tk_logit_chunk {
 /* Consumer: called once per chunk, in row order; the chunk's arrays are valid during the call only. */
 typedef tk_status (*tk_logit_consumer)(void *ctx, const tk_logit_chunk *chunk);
 
-/* Returns the teacher's vocabulary (head->ne[1] or t->V); 0 when t is malformed. Thread-safe. */
+/* Returns the teacher's vocabulary (head->w->ne[1] or t->V); 0 when t is malformed. Thread-safe. */
 int64_t tk_teacher_vocab(const tk_teacher *t);
 /* Checks a teacher (h + 2-D head, or callback with V > 0) and its selected rows (each in [0, T));
  * fails with a message naming the field or the offending entry. Thread-safe. */

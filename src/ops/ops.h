@@ -57,12 +57,22 @@ tk_status tk_linear_forward(float *y, const float *x, const tk_tensor_ref *w, co
  * dw[N x K] += dy^T·x and db[N] += column sums of dy (each skipped when NULL, e.g. a frozen base). */
 tk_status tk_linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const tk_tensor_ref *w, int64_t T);
 
-/* Chunked LM head + cross-entropy: logits = h[T x C] · Wout^T never exist whole.
+/* The LM head: logits z = h · W^T (W ggml {C, V}, any dtype), then, when softcap = c > 0,
+ * c * tanh(z / c) (Gemma 2's final_logit_softcapping). A view: w is borrowed. */
+typedef struct tk_lm_head { const tk_tensor_ref *w; float softcap; } tk_lm_head;
+/* x[i] = c * tanh(x[i] / c) for i < n (c > 0). Reentrant. */
+void tk_softcap_forward(float *x, int64_t n, float c);
+/* dx[i] *= 1 - (y[i] / c)^2 for i < n, y the capped values: the gradient through the cap. Reentrant. */
+void tk_softcap_backward(float *dx, const float *y, int64_t n, float c);
+/* logits [T x V] = the head applied to h [T x C] (flags as tk_matmul_ex). */
+tk_status tk_lm_head_logits(float *logits, const float *h, const tk_lm_head *head, int64_t T, int flags);
+
+/* Chunked LM head + cross-entropy: logits of h[T x C] through the head never exist whole.
  * For each row t with target[t] >= 0 and weight[t] != 0 (weight may be NULL = 1):
  * loss_t = logsumexp(logits_t) - logits_t[target]. Returns sum of weight*loss in *loss_sum and
  * sum of weights in *weight_sum. When dh != NULL also writes dh = d(loss_sum * grad_scale)/dh,
  * and dW (f32 [V x C], may be NULL for a frozen head) accumulates the head gradient. */
-tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
+tk_status tk_lmhead_xent(const float *h, const tk_lm_head *head, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw);
 /* Tests: force the number of rows per chunk of tk_lmhead_xent (0 = automatic, ~8 MiB of logits). Not thread-safe. */
 void tk_lmhead_xent_chunk_rows(int64_t rows);

@@ -2,7 +2,8 @@
  * only rows with a target (>= 0) and a non-zero weight are gathered, their logits
  * computed chunk by chunk (about 8 MiB at a time), the loss summed in double, and
  * (for training) the logit gradient softmax - onehot pushed straight back through
- * the head into dh and, for a trainable head, dW. */
+ * the head into dh and, for a trainable head, dW. A soft-capped head (tk_lm_head.softcap)
+ * caps the logits before the softmax and multiplies their gradient by the cap's derivative. */
 #include "ops/ops.h"
 #include "core/core.h"
 #include "backend/backend.h"
@@ -18,9 +19,11 @@ int64_t tk_lmhead_chunk_rows(int64_t V) {
     return R < 8 ? 8 : R;
 }
 
-tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32_t *target, const float *weight,
+tk_status tk_lmhead_xent(const float *h, const tk_lm_head *head, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw) {
-    if (!h || !w_out || !target || !loss_sum || !weight_sum || T < 0) return tk_fail(TK_ERR_ARG, "lmhead_xent: NULL argument");
+    if (!h || !head || !head->w || !target || !loss_sum || !weight_sum || T < 0) return tk_fail(TK_ERR_ARG, "lmhead_xent: NULL argument");
+    const tk_tensor_ref *w_out = head->w;
+    const float cap = head->softcap;
     int64_t C = w_out->ne[0], V = w_out->ne[1];
     *loss_sum = 0;
     *weight_sum = 0;
@@ -43,14 +46,16 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
     float *hc = tk_malloc((size_t)R * C * sizeof(float)), *logits = tk_malloc((size_t)R * V * sizeof(float));
     float *dhc = dh ? tk_malloc((size_t)R * C * sizeof(float)) : NULL;
     double *rl = tk_malloc((size_t)R * sizeof(double));
+    float *capped = cap > 0 && dh ? tk_malloc((size_t)R * V * sizeof(float)) : NULL; /* the capped logits, for their gradient */
     tk_status st = TK_OK;
-    if (!hc || !logits || !rl || (dh && !dhc)) { st = TK_ERR_NOMEM; goto done; }
+    if (!hc || !logits || !rl || (dh && !dhc) || (cap > 0 && dh && !capped)) { st = TK_ERR_NOMEM; goto done; }
     double lsum = 0, wsum = 0;
     for (int64_t c0 = 0; c0 < na; c0 += R) {
         int64_t r = na - c0 < R ? na - c0 : R;
         for (int64_t i = 0; i < r; i++) memcpy(hc + i * C, h + rows[c0 + i] * C, (size_t)C * sizeof(float));
-        st = tk_matmul_ex(logits, hc, w_out, r, false, TK_MATMUL_EXACT); /* smooth in h: gradients match */
+        st = tk_lm_head_logits(logits, hc, head, r, TK_MATMUL_EXACT); /* smooth in h: gradients match */
         if (st) goto done;
+        if (capped) memcpy(capped, logits, (size_t)(r * V) * sizeof(float));
         #pragma omp parallel for schedule(static) if (r * V > 65536)
         for (int64_t i = 0; i < r; i++) {
             int64_t t = rows[c0 + i];
@@ -66,6 +71,7 @@ tk_status tk_lmhead_xent(const float *h, const tk_tensor_ref *w_out, const int32
                 float g = wt * grad_scale, f = g / se;
                 for (int64_t j = 0; j < V; j++) l[j] *= f;
                 l[target[t]] -= g;
+                if (capped) tk_softcap_backward(l, capped + i * V, V, cap);
             }
         }
         for (int64_t i = 0; i < r; i++) { /* fixed order: bit-identical for any thread count */
@@ -88,6 +94,7 @@ done:
     free(logits);
     free(dhc);
     free(rl);
+    free(capped);
     if (st == TK_ERR_NOMEM) return tk_fail(st, "lmhead_xent: out of memory");
     return st;
 }

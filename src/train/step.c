@@ -328,7 +328,8 @@ static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_b
         ob.T = (int64_t)b->n_rows * b->n_cols;
         ob.C = tc->m->cfg.dim;
         ob.h = tc->a.hn;
-        ob.head = &tc->m->w.output;
+        tk_lm_head head = {&tc->m->w.output, tc->m->cfg.final_softcap};
+        ob.head = &head;
         /* dh goes into the backward workspace's norm-gradient buffer: the backward reads it whole
          * (final norm) before it reuses that buffer for the layers */
         st = tk_objective_loss_and_grad(tc->obj, &ob, grad_scale, tc->ws.dxn, tc->g.output, res);
@@ -418,8 +419,9 @@ tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const f
     return st;
 }
 
-const tk_tensor_ref *tk_train_reference_head(const tk_train_ctx *tc) {
-    return tc->saved_layers ? &tc->saved_w.output : &tc->m->w.output;
+tk_lm_head tk_train_reference_head(const tk_train_ctx *tc) {
+    tk_lm_head h = {tc->saved_layers ? &tc->saved_w.output : &tc->m->w.output, tc->m->cfg.final_softcap};
+    return h;
 }
 
 #define EVAL_CHUNK_FLOATS (2 * 1024 * 1024)

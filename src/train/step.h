@@ -108,7 +108,7 @@ const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc);
  * fine-tuning, the weights as loaded (not the trained masters) — no second copy of the model.
  * Its head is tk_train_reference_head(tc). Not thread-safe per context. */
 tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const float **h);
-const tk_tensor_ref *tk_train_reference_head(const tk_train_ctx *tc);
+tk_lm_head tk_train_reference_head(const tk_train_ctx *tc);
 
 /* Evaluation sums (add several batches, then loss = loss_sum / weight_sum,
  * ppl = exp(loss), accuracy = n_correct / n_tokens). */

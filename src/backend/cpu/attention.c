@@ -9,7 +9,10 @@
  * 0..S-1 and queries S-Tq..S-1 (the KV-cache layout).
  * Prefix (tk_attn_args.P > 0): P extra key/value rows every non-padding query sees, scored
  * in the same softmax (columns 0..P-1 of each probability row); their products run after
- * the sequence keys' so that P = 0 is bit-identical to attention without a prefix. */
+ * the sequence keys' so that P = 0 is bit-identical to attention without a prefix.
+ * Soft-capping (tk_attn_args.softcap = c > 0): each score becomes y = c * tanh(s / c) before
+ * the mask and softmax; the backward recomputes y (only the probabilities are kept) and
+ * multiplies dS by dy/ds = 1 - (y / c)^2. */
 #include "backend/backend.h"
 #include "core/core.h"
 #include "backend/cpu/kernels.h"
@@ -73,11 +76,11 @@ static int64_t *key_ranges(const tk_attn_args *a, int64_t nqb) {
     return r;
 }
 
-/* Probabilities for rows [t0, t0+qb) of head h into P [qb x W] (row stride W = a->P + S: the
- * prefix columns, then key s at column a->P + s), computed on the prefix and keys [lo, hi)
- * only; key entries outside stay untouched (callers zero them or never read them). */
-static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb,
-                       int64_t lo, int64_t hi) {
+/* Scores (scale * q.k, soft-capped when a->softcap > 0, not masked) for rows [t0, t0+qb) of
+ * head h into P [qb x W] (row stride W = a->P + S: the prefix columns, then key s at column
+ * a->P + s), on the prefix and keys [lo, hi) only; key entries outside stay untouched. */
+static void attn_scores(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb,
+                        int64_t lo, int64_t hi) {
     int64_t S = a->S, NP = a->P, W = NP + S, H = a->H, KH = a->KH, D = a->D, g = h / (H / KH), n = hi - lo;
     if (n < 0) n = 0;
     if (n == 0 && NP == 0) return;
@@ -126,6 +129,25 @@ static void attn_probs(float *P, const float *q, const float *k, const tk_attn_a
             }
         else tk_sgemm(false, true, qb, NP, D, a->scale, q + t0 * H * D + h * D, H * D, a->pk + g * D, KH * D, 0.0f, P, W);
     }
+    if (a->softcap > 0) {
+        const float c = a->softcap, ic = 1.0f / c;
+        for (int64_t i = 0; i < qb; i++) {
+            for (int64_t s = lo; s < hi; s++) Ps[i * W + s] = c * tanhf(Ps[i * W + s] * ic);
+            for (int64_t j = 0; j < NP; j++) P[i * W + j] = c * tanhf(P[i * W + j] * ic);
+        }
+    }
+}
+
+/* Probabilities for rows [t0, t0+qb) of head h into P [qb x W] (layout as attn_scores): the
+ * scores, masked, through one softmax over prefix + keys [lo, hi); key entries outside stay
+ * untouched (callers zero them or never read them). */
+static void attn_probs(float *P, const float *q, const float *k, const tk_attn_args *a, int64_t h, int64_t t0, int64_t qb,
+                       int64_t lo, int64_t hi) {
+    int64_t S = a->S, NP = a->P, W = NP + S, n = hi - lo;
+    if (n < 0) n = 0;
+    if (n == 0 && NP == 0) return;
+    attn_scores(P, q, k, a, h, t0, qb, lo, hi);
+    float *Ps = P + NP;
     for (int64_t i = 0; i < qb; i++) {
         int64_t t = t0 + i;
         float *p = Ps + i * W, *pp = P + i * W;
@@ -269,13 +291,14 @@ tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float
     {
         float *Pbuf = att ? NULL : malloc((size_t)QB * W * sizeof(float));
         float *dP = malloc((size_t)QB * W * sizeof(float));
-        if ((!att && !Pbuf) || !dP) {
+        float *Ybuf = a->softcap > 0 ? malloc((size_t)QB * W * sizeof(float)) : NULL; /* capped scores */
+        if ((!att && !Pbuf) || !dP || (a->softcap > 0 && !Ybuf)) {
             #pragma omp atomic write
             err = TK_ERR_NOMEM;
         }
         #pragma omp for schedule(dynamic, 1)
         for (int64_t h = 0; h < H; h++) {
-            if ((!att && !Pbuf) || !dP) continue;
+            if ((!att && !Pbuf) || !dP || (a->softcap > 0 && !Ybuf)) continue;
             int64_t g = h / G;
             float *dKh = priv + (size_t)h * 2 * per, *dVh = dKh + per;
             float *dPKh = pgrad ? ppriv + (size_t)h * 2 * pper : NULL, *dPVh = pgrad ? dPKh + pper : NULL;
@@ -315,6 +338,16 @@ tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float
                     for (int64_t s = lo; s < hi; s++) d[s] = p[s] * (d[s] - fd);
                     for (int64_t j = 0; j < NP; j++) dp[j] = pp[j] * (dp[j] - fd);
                 }
+                if (Ybuf) { /* through the cap: dS *= 1 - (y / c)^2 */
+                    attn_scores(Ybuf, q, k, a, h, t0, qb, lo, hi);
+                    const float ic = 1.0f / a->softcap;
+                    for (int64_t i = 0; i < qb; i++)
+                        for (int64_t j = 0; j < W; j++) {
+                            if (j >= NP && (j - NP < lo || j - NP >= hi)) continue;
+                            float y = Ybuf[i * W + j] * ic;
+                            dP[i * W + j] *= 1.0f - y * y;
+                        }
+                }
                 if (n > 0) tk_sgemm(false, false, qb, D, n, a->scale, dPs + lo, W, Kg + lo * KH * D, KH * D, 0.0f, dQ, H * D);
                 if (NP > 0) tk_sgemm(false, false, qb, D, NP, a->scale, dP, W, a->pk + g * D, KH * D, n > 0 ? 1.0f : 0.0f, dQ, H * D);
                 if (n > 0) tk_sgemm(true, false, n, D, qb, a->scale, dPs + lo, W, Qh, H * D, 1.0f, dKh + lo * D, D);
@@ -323,6 +356,7 @@ tk_status tk_cpu_attention_backward(float *dq, float *dk, float *dv, const float
         }
         free(Pbuf);
         free(dP);
+        free(Ybuf);
     }
     if (!err) {
         #pragma omp parallel for schedule(static) if (S * KH * D > 32768)
