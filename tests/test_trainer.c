@@ -144,7 +144,7 @@ static void test_checkpoint(void) {
     CHECK(latest && strstr(latest, "step-00000003"), "latest %s", latest ? latest : "(none)");
     tk_train_state r;
     char *cfg = NULL;
-    if (latest) CHECK_OK(tk_ckpt_load(latest, &back, &r, &cfg));
+    if (latest) CHECK_OK(tk_ckpt_load(latest, &back, &r, &cfg, NULL, NULL, NULL));
     int same = 1;
     for (int64_t i = 0; i < ps.n; i++)
         if (memcmp(ps.p[i].w, back.p[i].w, (size_t)ps.p[i].n * 4) || memcmp(ps.p[i].m, back.p[i].m, (size_t)ps.p[i].n * 4) ||
@@ -156,7 +156,7 @@ static void test_checkpoint(void) {
           r.elapsed_s == 12.5 && !r.done, "state round trip");
     CHECK(cfg && !strcmp(cfg, "{\"lr\":0.001}"), "config %s", cfg ? cfg : "(null)");
     free(cfg);
-    tk_status st = latest ? tk_ckpt_load(latest, &other, &r, NULL) : TK_ERR_ARG;
+    tk_status st = latest ? tk_ckpt_load(latest, &other, &r, NULL, NULL, NULL, NULL) : TK_ERR_ARG;
     CHECK(st == TK_ERR_FORMAT, "a different parameter shape is refused: %s", tk_last_error());
     free(latest);
     s.step = 4;
@@ -359,7 +359,7 @@ static void test_runs(void) {
     CHECK_OK(tk_trainer_config_set(&c, "resume", NULL));
     CHECK_OK(tk_trainer_config_set(&c, "lr", "1e-3"));
     st = run_cfg(&c, NULL);
-    CHECK(st == TK_ERR_ARG && strstr(tk_last_error(), "--lr"), "changed lr: %s", tk_last_error());
+    CHECK(st == TK_ERR_ARG && strstr(tk_last_error(), "--lr"), "changed lr: %s %s", tk_status_str(st), tk_last_error());
     CHECK_OK(tk_trainer_config_set(&c, "lr", "2e-3"));
     CHECK_OK(run_cfg(&c, NULL));
     tk_metrics_series ma = read_series("runA"), mb = read_series("runB");

@@ -22,6 +22,7 @@ typedef enum tk_status {
     TK_ERR_NOT_FOUND,   /* a named key/tensor/token is missing */
     TK_ERR_RANGE,       /* a value is outside what is allowed */
     TK_ERR_INTERNAL,    /* a bug in takumi */
+    TK_ERR_BUSY,        /* a resource (a run folder) is held by another process */
 } tk_status;
 
 /* Returns the message of the last failure on this thread ("" if none); valid until the next failure. */

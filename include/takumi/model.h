@@ -139,6 +139,11 @@ const char *tk_linear_name(tk_linear_id which);
 const char *tk_model_linear_name(const tk_model *m, tk_linear_id which);
 /* Number of parameters (a tied output counted once). */
 int64_t tk_model_n_params(const tk_model *m);
+/* The model's identity: a 64-bit hash of its architecture and sizes and of its tensor table
+ * (name, dtype, shape and the first 4 KiB of each tensor's data), so that two files of
+ * different weights, dtypes or shapes differ (a training run records it to refuse resuming
+ * on another base). Thread-safe (reads only). */
+uint64_t tk_model_identity(const tk_model *m);
 /* Bytes of weights as stored in the container (mapped, not copied). */
 size_t tk_model_weight_bytes(const tk_model *m);
 /* Bytes the model allocated itself (converted norms, tables); excludes the mappings. */

@@ -48,8 +48,28 @@ tk_status tk_mkdir_p(const char *path);
 /* Writes buf to path atomically (temp file in the same folder, fsync, rename). */
 tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* Takes an exclusive advisory lock (flock) on the lock file at path, creating it, and writes this
+ * process's pid into it; *fd holds the lock until tk_lock_release (or the process's end).
+ * Held by another process: TK_ERR_BUSY, "<what> is in use by another takumi process (pid N)".
+ * Thread-safe (no shared state); locks are per open file, so a second acquire in the same
+ * process also fails. */
+tk_status tk_lock_acquire(const char *path, const char *what, int *fd);
+/* Releases a lock taken by tk_lock_acquire (fd < 0: nothing). */
+void tk_lock_release(int fd);
+/* A fresh temporary name "<path>.tmp.<pid>.<n>" beside path (caller frees; NULL when out of
+ * memory), after removing stale temporaries of path left by processes that died
+ * (tk_tmp_clean_stale). Thread-safe. */
+char *tk_tmp_path(const char *path);
+/* Removes "<path>.tmp.<pid>[.<n>]" files whose process no longer exists (best effort). */
+void tk_tmp_clean_stale(const char *path);
+/* A 64-bit checksum of n bytes (fast, not cryptographic: detects damaged files). Reentrant. */
+uint64_t tk_hash_bytes(const void *data, size_t n);
+
 /* "dir/name" (no doubled "/" when dir ends with one) as a new string (caller frees); NULL (TK_ERR_NOMEM recorded) when out of memory. */
 char *tk_path_join(const char *dir, const char *name);
+/* p as an absolute path (canonical when it exists, else joined to the working folder); caller
+ * frees; NULL for NULL p or when out of memory. */
+char *tk_path_abs(const char *p);
 /* True when s ends with suffix. */
 bool tk_ends_with(const char *s, const char *suffix);
 

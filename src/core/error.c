@@ -19,6 +19,7 @@ const char *tk_status_str(tk_status st) {
     case TK_ERR_NOT_FOUND: return "not found";
     case TK_ERR_RANGE: return "out of range";
     case TK_ERR_INTERNAL: return "internal error";
+    case TK_ERR_BUSY: return "in use";
     }
     return "unknown status";
 }

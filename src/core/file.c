@@ -67,10 +67,8 @@ tk_status tk_read_file(const char *path, char **out, size_t *len) {
 }
 
 tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len) {
-    size_t pl = strlen(path);
-    char *tmp = tk_malloc(pl + 32);
+    char *tmp = tk_tmp_path(path); /* also removes stale temporaries of killed writers */
     if (!tmp) return TK_ERR_NOMEM;
-    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));

@@ -1,4 +1,4 @@
-/* Output files of convert/split/redact: written to "<path>.tmp.<pid>", fsync'd and
+/* Output files of convert/split/redact: written to "<path>.tmp.<pid>.<n>", fsync'd and
  * renamed into place on commit, so an interrupted run never leaves half a file under
  * the final name. */
 #include "data/data_internal.h"
@@ -10,10 +10,8 @@
 tk_status tk_outfile_open(tk_outfile *o, const char *path) {
     memset(o, 0, sizeof *o);
     o->path = tk_strdup(path);
-    size_t n = strlen(path) + 32;
-    o->tmp = tk_malloc(n);
+    o->tmp = tk_tmp_path(path); /* also removes stale temporaries of killed writers */
     if (!o->path || !o->tmp) { tk_outfile_abort(o); return TK_ERR_NOMEM; }
-    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
     o->fp = fopen(o->tmp, "wb");
     if (!o->fp) {
         tk_status st = tk_fail(TK_ERR_IO, "%s: cannot create: %s", path, strerror(errno));

@@ -937,11 +937,8 @@ tk_status tk_gguf_write(tk_gguf_writer *w, const char *path) {
     }
     if (st) { tk_buf_free(&h); return st; }
 
-    size_t pl = strlen(path);
-    char *tmp = tk_malloc(pl + 48);
+    char *tmp = tk_tmp_path(path); /* also removes stale temporaries of killed writers */
     if (!tmp) { tk_buf_free(&h); return TK_ERR_NOMEM; }
-    static int counter;
-    snprintf(tmp, pl + 48, "%s.tmp.%ld.%d", path, (long)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         st = tk_fail(TK_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));

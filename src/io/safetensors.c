@@ -637,7 +637,7 @@ tk_status tk_st_write(tk_st_writer *w, const char *path) {
     /* stream to a temp file in the same folder, then rename: no partial file on failure,
      * and no second in-memory copy of the tensor data */
     tk_buf tmp = {0};
-    if ((s = tk_buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid())) != TK_OK) { tk_buf_free(&h); tk_buf_free(&tmp); return s; }
+    if (!(tmp.data = tk_tmp_path(path))) { tk_buf_free(&h); return TK_ERR_NOMEM; } /* removes stale temporaries too */
     int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         s = tk_fail(TK_ERR_IO, "%s: cannot create: %s", tmp.data, strerror(errno));

@@ -165,6 +165,20 @@ int64_t tk_model_n_params(const tk_model *m) {
     return n;
 }
 
+uint64_t tk_model_identity(const tk_model *m) {
+    const tk_model_config *c = &m->cfg;
+    int64_t sizes[] = {c->n_vocab, c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->hidden_dim};
+    uint64_t h = tk_hash_bytes(c->arch, strlen(c->arch)) ^ tk_mix64(tk_hash_bytes(sizes, sizeof sizes));
+    for (int64_t i = 0; i < m->n_table; i++) {
+        const tk_tensor_ref *t = &m->table[i];
+        int64_t meta[5] = {(int64_t)t->dtype, t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+        uint64_t e = tk_hash_bytes(t->name ? t->name : "", t->name ? strlen(t->name) : 0) ^ tk_mix64(tk_hash_bytes(meta, sizeof meta));
+        if (t->data) e ^= tk_mix64(tk_hash_bytes(t->data, t->nbytes < 4096 ? t->nbytes : 4096) + 1);
+        h = tk_mix64(h ^ e);
+    }
+    return h;
+}
+
 size_t tk_model_weight_bytes(const tk_model *m) {
     size_t n = 0;
     for (int64_t i = 0; i < m->n_table; i++) n += m->table[i].nbytes;

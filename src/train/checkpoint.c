@@ -48,6 +48,7 @@ tk_status tk_train_state_json(const tk_train_state *s, const char *config_json, 
     if (!st) st = put_double(out, "elapsed_s", s->elapsed_s);
     if (!st) st = tk_buf_printf(out, "\"tokens_seen\":%lld,\"done\":%s,\"stopped_early\":%s", (long long)s->tokens_seen,
                                 s->done ? "true" : "false", s->stopped_early ? "true" : "false");
+    if (!st && s->params_hash) st = tk_buf_printf(out, ",\"params_hash\":\"%016llx\"", (unsigned long long)s->params_hash);
     if (!st && config_json) st = tk_buf_printf(out, ",\"config\":%s", config_json);
     if (!st) st = tk_buf_append(out, "}\n", 2);
     return st;
@@ -114,6 +115,7 @@ tk_status tk_train_state_parse(const char *json, const char *name, tk_train_stat
     if (!st) st = get_i64(o, "tokens_seen", name, &s->tokens_seen);
     if (!st) st = get_bool(o, "done", name, &s->done);
     if (!st) st = get_bool(o, "stopped_early", name, &s->stopped_early);
+    if (!st && cJSON_GetObjectItemCaseSensitive(o, "params_hash")) st = get_u64s(o, "params_hash", name, 16, &s->params_hash);
     if (!st && (s->step < 0 || s->epoch < 0 || s->row < 0 || s->total_steps < 0 || bad < 0 || bad > INT32_MAX))
         st = tk_fail(TK_ERR_FORMAT, "%s: negative or out-of-range counters", name);
     s->bad_evals = (int32_t)bad;
@@ -129,6 +131,16 @@ tk_status tk_train_state_parse(const char *json, const char *name, tk_train_stat
 }
 
 /* ---- folders ---------------------------------------------------------------------- */
+
+/* tk_hash_bytes of a whole file. */
+static tk_status file_hash(const char *path, uint64_t *h) {
+    tk_mapped_file mf;
+    tk_status st = tk_map_file(path, &mf);
+    if (st) return st;
+    *h = tk_hash_bytes(mf.data, mf.size);
+    tk_unmap_file(&mf);
+    return TK_OK;
+}
 
 
 static void fsync_dir(const char *path) {
@@ -265,11 +277,13 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
         if (!(st = tk_buf_printf(&f, "%lld", (long long)s->step))) st = tk_st_set_metadata(w, "step", f.data);
     }
     if (!st) st = tk_st_set_metadata(w, "format", "takumi-checkpoint");
+    tk_train_state sv = *s;
     if (!st) {
         f.len = 0;
         if (!(st = tk_buf_printf(&f, "%s/" PARAMS_FILE, tmp))) st = tk_st_write(w, f.data);
+        if (!st) st = file_hash(f.data, &sv.params_hash); /* read back: the checksum is of the bytes on disk */
     }
-    if (!st) st = tk_train_state_json(s, config_json, &js);
+    if (!st) st = tk_train_state_json(&sv, config_json, &js);
     if (!st) {
         f.len = 0;
         if (!(st = tk_buf_printf(&f, "%s/" STATE_FILE, tmp))) st = tk_write_file_atomic(f.data, js.data, js.len);
@@ -312,16 +326,79 @@ tk_status tk_ckpt_latest(const char *run_dir, char **path) {
     return st;
 }
 
-tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json) {
+tk_status tk_ckpt_list(const char *run_dir, char ***paths, size_t *n) {
+    *paths = NULL;
+    *n = 0;
+    tk_buf root = {0};
+    int64_t *steps = NULL;
+    size_t k = 0;
+    tk_status st = tk_buf_printf(&root, "%s/checkpoints", run_dir);
+    if (!st) st = list_ckpts(root.data, false, &steps, &k);
+    if (!st && k && !(*paths = tk_calloc(k, sizeof(char *)))) st = TK_ERR_NOMEM;
+    for (size_t i = 0; i < k && !st; i++)
+        if (!((*paths)[i] = ckpt_path(root.data, steps[i], ""))) st = TK_ERR_NOMEM;
+    if (!st) *n = k;
+    else if (*paths) {
+        for (size_t i = 0; i < k; i++) free((*paths)[i]);
+        free(*paths);
+        *paths = NULL;
+    }
+    free(steps);
+    tk_buf_free(&root);
+    return st;
+}
+
+tk_status tk_ckpt_set_aside(const char *dir, char **moved_to) {
+    if (moved_to) *moved_to = NULL;
+    tk_buf b = {0};
+    tk_status st = TK_OK;
+    struct stat sb;
+    for (int i = 0; i < 1000 && !st; i++) {
+        b.len = 0;
+        st = i ? tk_buf_printf(&b, "%s.damaged.%d", dir, i) : tk_buf_printf(&b, "%s.damaged", dir);
+        if (!st && stat(b.data, &sb) != 0) break;
+    }
+    if (!st && rename(dir, b.data) != 0) st = tk_fail(TK_ERR_IO, "%s: cannot move aside: %s", dir, strerror(errno));
+    if (!st) {
+        char *parent = tk_strdup(dir), *slash = parent ? strrchr(parent, '/') : NULL;
+        if (slash) { *slash = 0; fsync_dir(parent); }
+        free(parent);
+    }
+    if (!st && moved_to) { *moved_to = b.data; b.data = NULL; }
+    tk_buf_free(&b);
+    return st;
+}
+
+/* Whether the folder name (…/step-NNNNNNNN) says step. */
+static bool folder_step_is(const char *dir, int64_t step) {
+    const char *slash = strrchr(dir, '/');
+    int64_t v;
+    return ckpt_name(slash ? slash + 1 : dir, &v) && v == step;
+}
+
+tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json, tk_ckpt_check_fn check,
+                       void *ctx, bool *damaged) {
     if (config_json) *config_json = NULL;
+    if (damaged) *damaged = true;
+    char *cfg = NULL; /* the stored configuration (for check and the caller) */
     tk_buf f = {0};
     char *js = NULL;
     tk_safetensors *sf = NULL;
     tk_status st = tk_buf_printf(&f, "%s/" STATE_FILE, dir);
     if (!st) st = tk_read_file(f.data, &js, NULL);
-    if (!st) st = tk_train_state_parse(js, f.data, s, config_json);
+    if (!st) st = tk_train_state_parse(js, f.data, s, &cfg);
+    if (!st && !folder_step_is(dir, s->step))
+        st = tk_fail(TK_ERR_FORMAT, "%s: says step %lld, which is not the checkpoint folder's step", f.data, (long long)s->step);
     f.len = 0;
     if (!st) st = tk_buf_printf(&f, "%s/" PARAMS_FILE, dir);
+    uint64_t h = 0;
+    if (!st && s->params_hash && !(st = file_hash(f.data, &h)) && h != s->params_hash)
+        st = tk_fail(TK_ERR_FORMAT, "%s: checksum %016llx differs from the recorded %016llx (the file was damaged after it was written)",
+                     f.data, (unsigned long long)h, (unsigned long long)s->params_hash);
+    if (!st && check && (st = check(ctx, s, cfg, dir))) {
+        if (damaged) *damaged = false;
+        goto out;
+    }
     if (!st) st = tk_st_open(f.data, &sf);
     if (!st && tk_st_n_tensors(sf) != 3 * ps->n)
         st = tk_fail(TK_ERR_FORMAT, "%s: holds %lld tensors, the run trains %lld parameters (x3 with the moments): "
@@ -342,8 +419,11 @@ tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, cha
             memcpy(buf[k], t->data, t->nbytes);
         }
     }
-    if (st && config_json) { free(*config_json); *config_json = NULL; }
     tk_buf_free(&name);
+out:
+    if (!st && config_json) *config_json = cfg;
+    else free(cfg);
+    if (!st && damaged) *damaged = false;
     tk_st_close(sf);
     free(js);
     tk_buf_free(&f);

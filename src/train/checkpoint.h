@@ -3,12 +3,15 @@
  *                        ("adam_m/<name>", "adam_v/<name>"), f32
  *   trainer_state.json   step, epoch, data cursor, dropout counter, seed, data hash,
  *                        schedule length, best validation loss, patience counter, the
- *                        overfitting tracker, tokens seen, elapsed time, and the resolved
- *                        run configuration
+ *                        overfitting tracker, tokens seen, elapsed time, the checksum of
+ *                        params.safetensors, and the resolved run configuration
  * A checkpoint is written into step-NNNNNNNN.tmp/ (each file fsync'd), the folder fsync'd
  * and renamed into place, and the parent fsync'd: a crash (SIGKILL, power loss) leaves
  * either the complete checkpoint or none; leftovers named *.tmp are ignored and removed.
- * After a save only the newest K checkpoints are kept. */
+ * After a save only the newest K checkpoints are kept. A load verifies the checkpoint (state
+ * parses, its step is the folder's, the params file's checksum matches) and says whether a
+ * failure means the checkpoint is damaged, so that a resume can set it aside
+ * (step-N.damaged) and fall back to the previous one. */
 #ifndef TK_TRAIN_CHECKPOINT_H
 #define TK_TRAIN_CHECKPOINT_H
 #include "train/optim.h"
@@ -31,6 +34,7 @@ typedef struct tk_train_state {
     double elapsed_s;          /* training wall time so far */
     bool done;                 /* the run finished (max steps, epochs or early stop) */
     bool stopped_early;
+    uint64_t params_hash;      /* tk_hash_bytes of params.safetensors (set by tk_ckpt_save; 0 = not recorded) */
 } tk_train_state;
 
 /* A fresh state: zeros, best_val INFINITY, prev_val/prev_train NAN. */
@@ -45,11 +49,26 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
 /* Finds the newest complete checkpoint folder under run_dir/checkpoints (caller frees
  * *path); TK_ERR_NOT_FOUND when there is none. */
 tk_status tk_ckpt_latest(const char *run_dir, char **path);
+/* Every complete checkpoint folder under run_dir/checkpoints, newest first (*paths: n
+ * strings; free each and the array); n = 0 when there is none. */
+tk_status tk_ckpt_list(const char *run_dir, char ***paths, size_t *n);
+/* Moves a damaged checkpoint folder aside to "<dir>.damaged" (or .damaged.N), where the
+ * lookups no longer see it; *moved_to (may be NULL) receives the new name (caller frees). */
+tk_status tk_ckpt_set_aside(const char *dir, char **moved_to);
+
+/* Called by tk_ckpt_load once the state is read and verified, before any tensor is loaded:
+ * a non-OK return (the run's options differ, …) ends the load as not damaged. */
+typedef tk_status (*tk_ckpt_check_fn)(void *ctx, const tk_train_state *s, const char *config_json, const char *dir);
 /* Loads a checkpoint folder into ps (which must hold exactly the same parameter names and
- * shapes, e.g. a fresh training context of the same configuration) and *s. *config_json
+ * shapes, e.g. a fresh training context of the same configuration) and *s, after verifying
+ * it: trainer_state.json parses, its step is the folder's, params.safetensors has the
+ * recorded checksum; then check (may be NULL) sees the state and configuration. *config_json
  * (may be NULL) receives the stored configuration object as text (caller frees; NULL if
- * none). */
-tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json);
+ * none). On failure *damaged (may be NULL) says whether the checkpoint's files are at fault
+ * (unreadable, garbled, checksum mismatch, missing or misshapen tensors) rather than the
+ * caller's check. */
+tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json, tk_ckpt_check_fn check,
+                       void *ctx, bool *damaged);
 
 /* The state as a JSON object (appended to out); config_json embedded as "config" if non-NULL. */
 tk_status tk_train_state_json(const tk_train_state *s, const char *config_json, tk_buf *out);

@@ -29,11 +29,11 @@ static tk_status check_template(const char *name, const char *v) {
 
 static const tk_trainer_option k_opts[] = {
     {"model", "PATH", "$TAKUMI_MODEL or models/SmolLM2-135M-Instruct.Q4_1.gguf",
-     "base model: GGUF file, HF folder (config.json + safetensors) or llama2.c checkpoint", .type = TK_OPT_STR, .offset = F(model)},
+     "base model: GGUF file, HF folder (config.json + safetensors) or llama2.c checkpoint", .type = TK_OPT_STR, .offset = F(model), .is_path = true},
     {"tokenizer", "PATH", "the model's", "tokenizer file to use instead of the model's own (llama2.c tokenizer.bin, tokenizer.json, .gguf)",
-     .type = TK_OPT_STR, .offset = F(tokenizer)},
+     .type = TK_OPT_STR, .offset = F(tokenizer), .is_path = true},
     {"data", "FILE", "(required)", "training data: JSONL/JSON in OpenAI chat, prompt/completion, Alpaca, ShareGPT or text format",
-     .type = TK_OPT_STR, .offset = F(data)},
+     .type = TK_OPT_STR, .offset = F(data), .is_path = true},
     {"format", "NAME", "auto", "data format: auto, chat, prompt_completion, alpaca, sharegpt, text", .type = TK_OPT_ENUM, .offset = F(format),
      .resume = true, .n_values = TK_DATA_FORMAT_COUNT, .value_name = format_name, .value_parse = format_parse, .init = "auto"},
     {"template", "NAME", "auto", "chat template family (default: recognised from the model)", .type = TK_OPT_STR, .offset = F(template_name),
@@ -75,7 +75,7 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_I32, .offset = F(pack_len), .resume = true, .is_auto = true, .ilo = 2, .ihi = 1 << 24},
     {"train-on-prompt", "", "off", "loss on prompt tokens too (default: assistant tokens and their end-of-turn only)", .type = TK_OPT_BOOL,
      .offset = F(train_on_prompt), .resume = true},
-    {"val", "FILE", "none", "validation data (same formats)", .type = TK_OPT_STR, .offset = F(val)},
+    {"val", "FILE", "none", "validation data (same formats)", .type = TK_OPT_STR, .offset = F(val), .is_path = true},
     {"val-split", "F", "0", "hold out this fraction of the training data for validation (deterministic from the seed)", .type = TK_OPT_F64,
      .offset = F(val_split), .resume = true, .dlo = 0, .dhi = 1, .below_hi = true},
     {"eval-every", "auto|N", "auto", "validate every N steps and at the end; auto: a tenth of the steps", .type = TK_OPT_I64, .offset = F(eval_every),
@@ -289,7 +289,9 @@ static void value_json(const tk_trainer_config *c, const tk_trainer_option *o, t
     switch (o->type) {
     case TK_OPT_STR: {
         const char *s = *CFIELD(c, o, char *);
-        tk_json_string(b, !s && o->is_auto ? "auto" : s);
+        char *abs = o->is_path && s ? tk_path_abs(s) : NULL; /* so that --resume works from any folder */
+        tk_json_string(b, !s && o->is_auto ? "auto" : abs ? abs : s);
+        free(abs);
         break;
     }
     case TK_OPT_ENUM: tk_json_string(b, o->value_name(*CFIELD(c, o, int))); break;

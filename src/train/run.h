@@ -18,6 +18,8 @@ typedef struct tk_run {
     tk_trainer_config c;          /* resolved copy */
     tk_train_event_fn fn; void *ud;
     tk_train_control *ctl;        /* pause / cancel requests (may be NULL) */
+    int lock_fd;                  /* RUN/.lock, held for the run's lifetime (-1: none) */
+    bool created_out;             /* this run created --out (removed again, with the lock, when it fails empty) */
     tk_model *m;
     const tk_tokenizer *tok;
     tk_chat_family fam;
@@ -58,6 +60,9 @@ tk_status tk_run_rows(tk_run *r, int64_t epoch);
 
 /* run_folder.c */
 bool tk_run_folder_in_use(const char *out);
+/* Creates --out if needed and locks it (RUN/.lock) for this run: a second process training
+ * into the same folder is refused (TK_ERR_BUSY, naming the holder's pid). */
+tk_status tk_run_folder_lock(tk_run *r);
 tk_status tk_run_config_json(tk_run *r);
 tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where);
 /* Fresh start or resume from the newest checkpoint (*resumed says which); opens metrics.jsonl

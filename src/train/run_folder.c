@@ -4,6 +4,7 @@
 #include "train/run.h"
 #include <cjson/cJSON.h>
 #include <sys/stat.h>
+#include <stdio.h>
 
 bool tk_run_folder_in_use(const char *out) {
     char *p = tk_path_join(out, "checkpoints");
@@ -14,6 +15,20 @@ bool tk_run_folder_in_use(const char *out) {
     return has;
 }
 
+tk_status tk_run_folder_lock(tk_run *r) {
+    struct stat sb;
+    r->created_out = stat(r->c.out, &sb) != 0;
+    tk_status st = tk_mkdir_p(r->c.out);
+    if (st) return st;
+    char *p = tk_path_join(r->c.out, ".lock");
+    if (!p) return TK_ERR_NOMEM;
+    char what[4200];
+    snprintf(what, sizeof what, "the run folder %s", r->c.out);
+    st = tk_lock_acquire(p, what, &r->lock_fd);
+    free(p);
+    return st;
+}
+
 tk_status tk_run_config_json(tk_run *r) {
     tk_buf *b = &r->config_json;
     b->len = 0;
@@ -21,7 +36,8 @@ tk_status tk_run_config_json(tk_run *r) {
     if (st) return st;
     b->len--;   /* reopen the object for the informational entries */
     const tk_model_config *mc = tk_model_get_config(r->m);
-    tk_buf_printf(b, ",\"info\":{\"takumi\":\"%s\",\"model_name\":", TK_VERSION);
+    tk_buf_printf(b, ",\"info\":{\"takumi\":\"%s\",\"model_hash\":\"%016llx\",\"model_name\":", TK_VERSION,
+                  (unsigned long long)tk_model_identity(r->m));
     tk_json_string(b, mc->name);
     tk_buf_printf(b, ",\"model_params\":%lld,\"template\":\"%s\",\"data_format\":\"%s\",\"train_examples\":%lld,\"valid_examples\":%lld,"
                      "\"train_tokens\":%llu,\"train_target_tokens\":%llu,\"truncated_examples\":%llu,\"skipped_examples\":%llu,"
@@ -44,7 +60,10 @@ tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where) {
     if (!st) {
         const cJSON *ia = cJSON_GetObjectItemCaseSensitive(a, "info"), *ib = cJSON_GetObjectItemCaseSensitive(b, "info");
         const cJSON *pa = cJSON_GetObjectItemCaseSensitive(ia, "model_params"), *pb = cJSON_GetObjectItemCaseSensitive(ib, "model_params");
+        const cJSON *ha = cJSON_GetObjectItemCaseSensitive(ia, "model_hash"), *hb = cJSON_GetObjectItemCaseSensitive(ib, "model_hash");
         if (pa && pb && !cJSON_Compare(pa, pb, true)) tk_buf_printf(&diff, "\n  model: another model (parameter count differs)");
+        else if (ha && hb && !cJSON_Compare(ha, hb, true))
+            tk_buf_printf(&diff, "\n  model: another model (its tensors, dtypes or metadata differ from the run's base model)");
         const cJSON *ta = cJSON_GetObjectItemCaseSensitive(ia, "threads"), *tb = cJSON_GetObjectItemCaseSensitive(ib, "threads");
         if (!diff.len && ta && tb && !cJSON_Compare(ta, tb, true))
             tk_run_emitf(r, TK_EV_WARNING, "warning", false, "resuming with %d threads instead of %d: the losses will match the uninterrupted run "
@@ -60,6 +79,59 @@ tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where) {
 }
 
 
+/* tk_ckpt_check_fn of a resume: the options and the data must be the checkpoint's. */
+static tk_status resume_check(void *ctx, const tk_train_state *s, const char *saved, const char *dir) {
+    tk_run *r = ctx;
+    tk_status st = saved ? tk_run_check_resume(r, saved, dir) : TK_OK;
+    if (!st && s->data_hash != r->st.data_hash)
+        st = tk_fail(TK_ERR_ARG, "cannot resume from %s: the training data differs from the checkpoint's (tokenized data hash)", dir);
+    return st;
+}
+
+/* The newest intact checkpoint loaded into the run; damaged ones (garbled or truncated files,
+ * a checksum mismatch, a step that is not the folder's) are moved aside with a warning and the
+ * previous one is tried. *ck: the folder used (NULL: none to resume from). */
+static tk_status resume_from_newest(tk_run *r, char **ck) {
+    *ck = NULL;
+    char **paths = NULL;
+    size_t n = 0;
+    tk_status st = tk_ckpt_list(r->c.out, &paths, &n);
+    size_t i = 0, n_damaged = 0;
+    for (; i < n && !st; i++) {
+        tk_train_state s2;
+        bool damaged = false;
+        st = tk_ckpt_load(paths[i], r->ps, &s2, NULL, resume_check, r, &damaged);
+        if (st && damaged) {
+            char why[512], *moved = NULL;
+            snprintf(why, sizeof why, "%s", tk_last_error());
+            tk_status ms = tk_ckpt_set_aside(paths[i], &moved);
+            if (ms) { st = ms; break; }
+            tk_run_emitf(r, TK_EV_WARNING, "warning", false, "checkpoint %s is damaged (%s): moved aside to %s; trying the one before it",
+                         paths[i], why, moved);
+            free(moved);
+            n_damaged++;
+            tk_clear_error();
+            st = TK_OK;
+            continue;
+        }
+        if (st) break;
+        int64_t total = r->st.total_steps;
+        r->st = s2;
+        r->st.total_steps = total;
+        if (r->st.done && r->st.step < total && !r->st.stopped_early) r->st.done = false;   /* --max-steps raised */
+        tk_train_set_counter(r->tc, r->st.counter);
+        *ck = paths[i];
+        paths[i] = NULL;
+        break;
+    }
+    if (!st && !*ck && n_damaged)
+        st = tk_fail(TK_ERR_FORMAT, "%s/checkpoints: no intact checkpoint to resume from (%zu damaged, moved aside as *.damaged)",
+                     r->c.out, n_damaged);
+    for (size_t j = 0; j < n; j++) free(paths[j]);
+    free(paths);
+    return st;
+}
+
 tk_status tk_run_open(tk_run *r, bool *resumed_out) {
     tk_trainer_config *c = &r->c;
     tk_status st = TK_OK;
@@ -67,29 +139,9 @@ tk_status tk_run_open(tk_run *r, bool *resumed_out) {
     char *ck = NULL;
     bool resumed = false;
     if (c->resume) {
-        st = tk_ckpt_latest(c->out, &ck);
-        if (st == TK_ERR_NOT_FOUND) {
-            tk_clear_error();
-            st = TK_OK;
-            tk_run_emitf(r, TK_EV_INFO, "resume", false, "no checkpoint in %s/checkpoints yet: starting from the beginning", c->out);
-        } else if (!st) {
-            char *saved = NULL;
-            tk_train_state s2;
-            st = tk_ckpt_load(ck, r->ps, &s2, &saved);
-            if (!st && saved) st = tk_run_check_resume(r, saved, ck);
-            free(saved);
-            if (!st && s2.data_hash != r->st.data_hash)
-                st = tk_fail(TK_ERR_ARG, "cannot resume from %s: the training data differs from the checkpoint's (tokenized data hash)", ck);
-            if (!st) {
-                int64_t total = r->st.total_steps;
-                r->st = s2;
-                r->st.total_steps = total;
-                if (r->st.done && r->st.step < total && !r->st.stopped_early) r->st.done = false;   /* --max-steps raised */
-                tk_train_set_counter(r->tc, r->st.counter);
-                resumed = true;
-            }
-        }
-        if (st) { free(ck); return st; }
+        if ((st = resume_from_newest(r, &ck))) return st;
+        if (ck) resumed = true;
+        else tk_run_emitf(r, TK_EV_INFO, "resume", false, "no checkpoint in %s/checkpoints yet: starting from the beginning", c->out);
     }
     if ((st = tk_metrics_truncate(r->path_metrics, resumed ? r->st.step : -1))) { free(ck); return st; }
     if ((st = tk_metrics_open(&r->mx, r->path_metrics))) { free(ck); return st; }

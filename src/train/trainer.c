@@ -13,6 +13,7 @@
  * the checkpoint's and the tokenized data's hash must match. */
 #include "train/run.h"
 #include <stdio.h>
+#include <unistd.h>
 
 void tk_run_emit(tk_run *r, tk_train_event *e) { if (r->fn) r->fn(e, r->ud); }
 
@@ -29,6 +30,13 @@ void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool
 
 
 static void run_free(tk_run *r) {
+    if (r->created_out && r->lock_fd >= 0 && !tk_run_folder_in_use(r->c.out)) {
+        /* a run that failed before writing anything leaves no empty folder behind (rmdir fails if it holds files) */
+        char *p = tk_path_join(r->c.out, ".lock");
+        if (p && unlink(p) == 0) rmdir(r->c.out);
+        free(p);
+    }
+    tk_lock_release(r->lock_fd);
     tk_metrics_close(&r->mx);
     tk_train_ctx_free(r->tc);
     tk_model_free(r->m);
@@ -57,6 +65,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     r->ud = ud;
     r->ctl = ctl;
     r->rows_epoch = -1;
+    r->lock_fd = -1;
     r->st = tk_train_state_init();
     tk_status st = tk_trainer_config_copy(&r->c, cfg);
     if (st) return st;
@@ -67,6 +76,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     r->path_samples = tk_path_join(c->out, "samples.json");
     r->path_report = tk_path_join(c->out, "report.html");
     if (!r->path_metrics || !r->path_config || !r->path_samples || !r->path_report) { run_free(r); return TK_ERR_NOMEM; }
+    if ((st = tk_run_folder_lock(r))) { run_free(r); return st; }
     if (!c->resume && tk_run_folder_in_use(c->out)) {
         run_free(r);
         return tk_fail(TK_ERR_ARG, "%s already holds a training run: continue it with --resume, or choose another --out", cfg->out);

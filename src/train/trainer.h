@@ -75,6 +75,7 @@ typedef struct tk_trainer_option {
     bool is_auto;             /* accepts "auto": integers 0, doubles auto_value, strings NULL */
     bool negated;             /* a flag that clears its field (--no-packing); json_key names the field */
     bool not_saved;           /* neither written to config.json nor read back from it (--resume) */
+    bool is_path;             /* a file: config.json holds it as an absolute path (a --resume from elsewhere finds it) */
     bool below_hi, above_lo;  /* doubles: the value must be < dhi / > dlo */
     int64_t ilo, ihi;         /* integer range */
     double dlo, dhi, auto_value;

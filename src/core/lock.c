@@ -1,0 +1,108 @@
+/* Advisory locks held for a process's lifetime (flock on a lock file), and temporary
+ * file names whose stale leftovers (of processes that died) are removed. */
+#include "core/core.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <libgen.h>
+
+tk_status tk_lock_acquire(const char *path, const char *what, int *fd_out) {
+    *fd_out = -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return tk_fail(TK_ERR_IO, "%s: cannot create lock file: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        close(fd);
+        long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+        if (e == EWOULDBLOCK) {
+            if (pid > 0) return tk_fail(TK_ERR_BUSY, "%s is in use by another takumi process (pid %ld): wait for it to finish, or choose another", what, pid);
+            return tk_fail(TK_ERR_BUSY, "%s is in use by another takumi process: wait for it to finish, or choose another", what);
+        }
+        return tk_fail(TK_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        tk_status st = tk_fail(TK_ERR_IO, "%s: cannot write the lock file: %s", path, strerror(errno));
+        close(fd);
+        return st;
+    }
+    *fd_out = fd;
+    return TK_OK;
+}
+
+void tk_lock_release(int fd) {
+    if (fd >= 0) close(fd); /* closing releases the flock */
+}
+
+/* Whether the name is "<base>.tmp.<pid>[.<n>]" of a process that no longer exists. */
+static bool stale_tmp(const char *name, const char *base) {
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) || strncmp(name + bl, ".tmp.", 5)) return false;
+    const char *p = name + bl + 5;
+    char *end;
+    long pid = strtol(p, &end, 10);
+    if (end == p || pid <= 0 || (*end && *end != '.')) return false;
+    if (*end == '.') {
+        const char *q = end + 1;
+        if (!*q) return false;
+        for (; *q; q++) if (*q < '0' || *q > '9') return false;
+    }
+    if (pid == (long)getpid()) return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+void tk_tmp_clean_stale(const char *path) {
+    char *d = tk_strdup(path), *b = tk_strdup(path);
+    if (!d || !b) { free(d); free(b); tk_clear_error(); return; }
+    const char *dir = dirname(d), *base = basename(b);
+    DIR *dp = opendir(dir);
+    if (dp) {
+        struct dirent *e;
+        while ((e = readdir(dp)))
+            if (stale_tmp(e->d_name, base)) {
+                char *f = tk_path_join(dir, e->d_name);
+                if (f) unlink(f); /* best effort: a leftover that cannot be removed harms nothing */
+                free(f);
+            }
+        closedir(dp);
+    }
+    free(d);
+    free(b);
+}
+
+char *tk_tmp_path(const char *path) {
+    static int counter;
+    tk_tmp_clean_stale(path);
+    tk_buf b = {0};
+    if (tk_buf_printf(&b, "%s.tmp.%ld.%d", path, (long)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED))) {
+        tk_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+uint64_t tk_hash_bytes(const void *data, size_t n) {
+    /* four independent lanes over 8-byte words (little-endian loads), then the tail, then mixed */
+    const uint8_t *p = data;
+    uint64_t h[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
+    const uint64_t k = 0x9fb21c651e98df25ull;
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * l, 8);
+            h[l] = (h[l] ^ w) * k;
+            h[l] ^= h[l] >> 29;
+        }
+    uint64_t t = 0;
+    for (size_t j = 0; i + j < n; j++) t = (t << 8 | p[i + j]) * 0x100000001b3ull + 1;
+    uint64_t r = tk_mix64(h[0]) ^ tk_mix64(h[1] + 1) ^ tk_mix64(h[2] + 2) ^ tk_mix64(h[3] + 3) ^ tk_mix64(t ^ (uint64_t)n);
+    return tk_mix64(r);
+}
