@@ -8,7 +8,8 @@
 #   run (before: an error, or a silently wrong resume);
 # - --resume with another base model (the bf16 folder instead of the f32 one: same shapes) is refused;
 # - config.json holds absolute paths, so --resume works from another folder;
-# - a killed writer's temporary (out.gguf.tmp.PID.N of a dead pid) is removed by the next export.
+# - a killed writer's temporary (out.gguf.tmp.PID.N of a dead pid) is removed by the next export;
+# - an export whose target another process is exporting to is refused.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -105,6 +106,19 @@ dead=4194303; while kill -0 $dead 2> /dev/null; do dead=$((dead - 1)); done
 head -c 1000 /dev/zero > "$tmp/m.gguf.tmp.$dead.0"
 if "$BIN" export --model "$S/gguf/stories260K-f32.gguf" --to "$tmp/m.gguf" > /dev/null 2> "$tmp/exp.err"; then ok; else bad "export: $(tail -2 "$tmp/exp.err")"; fi
 if [ ! -e "$tmp/m.gguf.tmp.$dead.0" ] && [ -s "$tmp/m.gguf" ]; then ok; else bad "stale temporary of pid $dead not removed"; fi
+
+# ---- one export to a target at a time (another process holds .m2.gguf.lock meanwhile)
+if command -v flock > /dev/null; then
+    flock "$tmp/.m2.gguf.lock" sleep 3 &
+    fpid=$!
+    sleep 0.3
+    "$BIN" export --model "$S/gguf/stories260K-f32.gguf" --to "$tmp/m2.gguf" > /dev/null 2> "$tmp/exp2.err"; rc=$?
+    if [ $rc -ne 0 ] && grep -q "export target .* is in use" "$tmp/exp2.err" && [ ! -e "$tmp/m2.gguf" ]; then ok
+    else bad "export into a locked target: exit $rc, $(tail -1 "$tmp/exp2.err")"; fi
+    wait $fpid
+    if "$BIN" export --model "$S/gguf/stories260K-f32.gguf" --to "$tmp/m2.gguf" > /dev/null 2>&1 && [ ! -e "$tmp/.m2.gguf.lock" ]; then ok
+    else bad "export after the lock was released (or its lock file left behind)"; fi
+fi
 
 rm -rf "$tmp"
 echo "train_robust: $checks checks, $failures failed"

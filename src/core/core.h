@@ -56,6 +56,8 @@ tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len);
 tk_status tk_lock_acquire(const char *path, const char *what, int *fd);
 /* Releases a lock taken by tk_lock_acquire (fd < 0: nothing). */
 void tk_lock_release(int fd);
+/* Removes the lock file, then releases the lock (for locks of short operations, e.g. an export). */
+void tk_lock_release_unlink(int fd, const char *path);
 /* A fresh temporary name "<path>.tmp.<pid>.<n>" beside path (caller frees; NULL when out of
  * memory), after removing stale temporaries of path left by processes that died
  * (tk_tmp_clean_stale). Thread-safe. */

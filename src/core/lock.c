@@ -9,12 +9,22 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <libgen.h>
+#include <sys/stat.h>
 
 tk_status tk_lock_acquire(const char *path, const char *what, int *fd_out) {
     *fd_out = -1;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return tk_fail(TK_ERR_IO, "%s: cannot create lock file: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int fd = -1;
+    for (int tries = 0;; tries++) {
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) return tk_fail(TK_ERR_IO, "%s: cannot create lock file: %s", path, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) break;
+        /* locked; but a holder that released with unlink may have removed this inode meanwhile */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) goto locked;
+        close(fd);
+        if (tries == 8) return tk_fail(TK_ERR_IO, "%s: the lock file keeps being replaced", path);
+    }
+    {
         int e = errno;
         char buf[32] = "";
         ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
@@ -26,6 +36,7 @@ tk_status tk_lock_acquire(const char *path, const char *what, int *fd_out) {
         }
         return tk_fail(TK_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
     }
+locked:;
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
@@ -39,6 +50,12 @@ tk_status tk_lock_acquire(const char *path, const char *what, int *fd_out) {
 
 void tk_lock_release(int fd) {
     if (fd >= 0) close(fd); /* closing releases the flock */
+}
+
+void tk_lock_release_unlink(int fd, const char *path) {
+    if (fd < 0) return;
+    unlink(path); /* while still held: a waiter that opened this inode sees it replaced (tk_lock_acquire retries) */
+    close(fd);
 }
 
 /* Whether the name is "<base>.tmp.<pid>[.<n>]" of a process that no longer exists. */

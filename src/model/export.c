@@ -408,6 +408,21 @@ tk_status tk_export_merged(tk_model *m, const tk_weight_delta *l, const char *ou
     if (!p) p = &d;
     if (p->dtype != TK_F32 && p->dtype != TK_F16 && p->dtype != TK_BF16 && p->dtype != TK_Q8_0)
         return tk_fail(TK_ERR_ARG, "export: dtype %s is not one of f32, f16, bf16, q8_0", tk_dtype_name(p->dtype));
-    tk_status st = tk_ends_with(out, ".gguf") ? export_gguf(m, l, out, p->dtype) : export_hf(m, l, out, p->dtype);
+    /* one export to a target at a time: ".<name>.lock" beside it, held while writing */
+    tk_buf lk = {0};
+    const char *slash = strrchr(out, '/');
+    size_t dl = slash ? (size_t)(slash - out + 1) : 0;
+    const char *base = out + dl;
+    while (*base == 0 && dl > 0) base = ""; /* "dir/": the folder itself */
+    tk_status st = tk_buf_printf(&lk, "%.*s.%s.lock", (int)dl, out, *base ? base : "export");
+    int fd = -1;
+    char what[4200];
+    snprintf(what, sizeof what, "the export target %s", out);
+    if (!st) st = tk_lock_acquire(lk.data, what, &fd);
+    if (!st) {
+        st = tk_ends_with(out, ".gguf") ? export_gguf(m, l, out, p->dtype) : export_hf(m, l, out, p->dtype);
+        tk_lock_release_unlink(fd, lk.data);
+    }
+    tk_buf_free(&lk);
     return st ? tk_fail_ctx(st, "export to %s: ", out) : TK_OK;
 }
