@@ -291,7 +291,8 @@ static void test_errors(void) {
     tk_adapter *a = NULL;
     CHECK_OK(tk_adapter_load(d, &a));
     if (a) {
-        CHECK(a->r == 2 && a->n_mods == 1 && a->targets == 1u && a->scale == 2.0f && !a->qk_permuted, "hand-made adapter fields");
+        const tk_lora_file *f = tk_adapter_lora_file(a);
+        CHECK(f && f->r == 2 && f->n_mods == 1 && f->targets == 1u && f->scale == 2.0f && !f->qk_permuted, "hand-made adapter fields");
         tk_adapter_free(a);
     }
     const char *named[] = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight",

@@ -105,7 +105,7 @@ static void bn_destroy(tk_peft *p) {
     free(b);
 }
 
-static const tk_peft_kind k_bn_kind = {"bottleneck-test", "test-only bottleneck adapter", bn_create, bn_destroy};
+static const tk_peft_kind k_bn_kind = {.name = "bottleneck-test", .summary = "test-only bottleneck adapter", .create = bn_create, .destroy = bn_destroy};
 
 static void run(bool recompute, bool full, const char *what) {
     tiny_opts o = {.interleaved = 1, .bias = true, .seed = 31};

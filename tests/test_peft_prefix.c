@@ -76,7 +76,7 @@ static void pf_destroy(tk_peft *p) {
     if (p) free(p->state);
 }
 
-static const tk_peft_kind k_pf_kind = {"prefix-test", "test-only prefix tuning", pf_create, pf_destroy};
+static const tk_peft_kind k_pf_kind = {.name = "prefix-test", .summary = "test-only prefix tuning", .create = pf_create, .destroy = pf_destroy};
 
 static void run(bool recompute, bool full, bool keep_att, const char *what) {
     tk_model *m = tiny_llama((tiny_opts){.interleaved = 1, .bias = true, .seed = 31});

@@ -1,6 +1,7 @@
-/* The public adapter API (takumi/adapter.h) on top of the file readers and writers of
- * adapter_io.c: inspection, saving by output name, conversion, and merging through the
- * model exporter's delta interface (model/export.h). */
+/* The public adapter API (takumi/adapter.h) on top of adapter_io.c and the method table:
+ * inspection (the kind's describe), saving by output name (the method's save_peft /
+ * save_gguf), conversion, and merging (the method's merge_linear) through the model
+ * exporter's delta interface (model/export.h). */
 #include "peft/adapter_io.h"
 #include "core/core.h"
 
@@ -8,18 +9,12 @@ tk_adapter_info tk_adapter_get_info(const tk_adapter *a) {
     tk_adapter_info i;
     memset(&i, 0, sizeof i);
     if (!a) return i;
+    a->kind->describe(a->file, &i);
     i.path = a->path;
     i.format = a->format;
-    i.r = a->r;
-    i.alpha = a->alpha;
-    i.scale = a->scale;
-    i.rslora = a->rslora;
-    i.arch = a->arch;
-    i.base_model = a->base_model ? a->base_model : "";
-    i.targets = a->targets;
-    i.min_layer = a->min_layer;
-    i.max_layer = a->max_layer;
-    i.n_modules = a->n_mods;
+    i.method = a->kind->name;
+    if (!i.arch) i.arch = "";
+    if (!i.base_model) i.base_model = "";
     return i;
 }
 
@@ -34,9 +29,15 @@ float tk_adapter_handle_scale(const tk_adapter_handle *h) {
 }
 
 tk_status tk_adapter_save(tk_adapter_handle *h, const tk_model *m, const char *out, const char *base_model) {
-    tk_lora *l = tk_adapter_handle_lora(h);
-    if (!l || !m || !out || !*out) return tk_fail(TK_ERR_ARG, "adapter save: NULL adapter, model or output");
-    return tk_ends_with(out, ".gguf") ? tk_adapter_save_gguf(l, m, out) : tk_adapter_save_peft(l, m, out, base_model);
+    const tk_peft *p = tk_adapter_handle_peft(h);
+    if (!p || !m || !out || !*out) return tk_fail(TK_ERR_ARG, "adapter save: NULL adapter, model or output");
+    const tk_peft_method *md = p->method;
+    if (tk_ends_with(out, ".gguf")) {
+        if (!md->save_gguf) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no GGUF layout", out, md->name);
+        return md->save_gguf(p->state, m, out);
+    }
+    if (!md->save_peft) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no PEFT layout", out, md->name);
+    return md->save_peft(p->state, m, out, base_model);
 }
 
 tk_status tk_adapter_convert(const char *model_path, const char *in, const char *out) {
@@ -78,7 +79,8 @@ tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const 
 }
 
 tk_status tk_adapter_merge(tk_model *m, tk_adapter_handle *h, const char *out, const tk_export_params *p) {
-    tk_lora *l = tk_adapter_handle_lora(h);
-    if (!l) return tk_fail(TK_ERR_ARG, "adapter merge: no adapter");
-    return tk_lora_export_merged(m, l, out, p);
+    const tk_peft *a = tk_adapter_handle_peft(h);
+    if (!a) return tk_fail(TK_ERR_ARG, "adapter merge: no adapter");
+    tk_weight_delta d = tk_peft_weight_delta(a);
+    return tk_export_merged(m, &d, out, p);
 }

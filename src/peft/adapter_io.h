@@ -1,80 +1,44 @@
-/* LoRA adapter files, in the layouts other tools load unchanged:
- *
- *   PEFT folder   adapter_config.json + adapter_model.safetensors, keys
- *                 "base_model.model.model.layers.{i}.self_attn.q_proj.lora_A.weight" [r x in]
- *                 and "...lora_B.weight" [out x r] (torch shapes), f32, q/k rows in HF order.
- *   GGUF adapter  llama.cpp's LoRA adapter (convert_lora_to_gguf.py): general.type "adapter",
- *                 adapter.type "lora", adapter.lora.alpha, general.architecture, tensors
- *                 "blk.{i}.attn_q.weight.lora_a" (ggml ne {in, r}) and ".lora_b" (ne {r, out}),
- *                 f32; for the "llama" architecture the q/k lora_b rows are in llama.cpp's
- *                 permuted order (as its converter writes them), for "qwen2" in HF order.
- *
- * Scale: PEFT uses lora_alpha / r (rsLoRA: lora_alpha / sqrt(r)); llama.cpp always uses
- * adapter.lora.alpha / r (alpha 0 = scale 1). The GGUF writer therefore stores
- * alpha = scale * r, which equals lora_alpha unless rsLoRA is on.
- *
- * q/k rows: takumi runs a Llama GGUF (and llama2.c) with llama.cpp's permuted q/k rows and an
- * HF folder with HF rows (tk_lora_qk_permuted); the writers convert lora_B rows of q_proj /
- * k_proj to each file's order, and tk_adapter_attach converts a file's rows to the model's. */
+/* Adapter files of any PEFT method (takumi/adapter.h): adapter_io.c finds what a path is (a PEFT
+ * folder or one of its two files, or a GGUF adapter), reads adapter_config.json's "peft_type"
+ * or the GGUF's "adapter.type", and hands the file to the kind that reads that type
+ * (src/peft/registry.h); the kind returns a file object of its own, which it later attaches
+ * to a model, describes and frees. The layouts themselves are the methods' (LoRA:
+ * lora_io.h). adapter.c: inspection, saving by output name (the method's save_peft /
+ * save_gguf) and merging (the method's merge_linear) through the model exporter's delta
+ * interface (model/export.h). */
 #ifndef TK_PEFT_ADAPTER_IO_H
 #define TK_PEFT_ADAPTER_IO_H
-#include "peft/lora.h"
+#include "peft/registry.h"
+#include "peft/lora_io.h"
 #include "model/export.h"
 #include "takumi/adapter.h"
-#include "takumi/gguf.h"
-#include "takumi/safetensors.h"
 
-/* Writes the adapter l (created on model m) as a PEFT folder dir/ (created when missing;
- * files written atomically). base_model goes to base_model_name_or_path (NULL: the model's
- * path). A's and B's values are read from l's parameter set. */
-tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model);
-/* Writes the adapter l (created on model m) as a llama.cpp GGUF LoRA adapter at path
- * (atomically). Fails with TK_ERR_UNSUPPORTED for architectures llama.cpp has no name for. */
-tk_status tk_adapter_save_gguf(tk_lora *l, const tk_model *m, const char *path);
+/* An adapter read from a file, independent of any model: the kind that read it and the
+ * kind's file object (owned). */
+struct tk_adapter {
+    char *path;                 /* as given to tk_adapter_load (or the name given to tk_adapter_from_*) */
+    const char *format;         /* "peft" or "gguf" (a static string) */
+    const tk_peft_kind *kind;
+    void *file;                 /* freed by kind->free_file */
+};
 
-/* One adapted linear as read from a file. */
-typedef struct tk_adapter_module {
-    int32_t layer;
-    tk_linear_id which;
-    int64_t K, N;       /* in, out */
-    float *A;           /* [r x K] row-major (torch lora_A) */
-    float *B;           /* [N x r] row-major (torch lora_B); q/k rows in the file's order */
-} tk_adapter_module;
-
-/* An adapter read from a file, independent of any model (owns everything). */
-typedef struct tk_adapter {
-    char *path;
-    const char *format;   /* "peft" or "gguf" */
-    int32_t r;
-    float alpha;          /* as stored: PEFT lora_alpha / GGUF adapter.lora.alpha */
-    float dropout;        /* PEFT lora_dropout (0 for GGUF) */
-    bool rslora;          /* PEFT use_rslora */
-    float scale;          /* the factor applied to B A: alpha / r, alpha / sqrt(r) (rsLoRA), 1 (GGUF alpha 0) */
-    char arch[32];        /* GGUF general.architecture ("" for PEFT) */
-    char *base_model;     /* base_model_name_or_path / GGUF general.name ("" when absent) */
-    bool qk_permuted;     /* q/k B rows in llama.cpp's permuted order (GGUF "llama") */
-    uint32_t targets;     /* bit (1u << tk_linear_id) per linear kind present */
-    int32_t min_layer, max_layer;
-    tk_adapter_module *mods;  /* sorted by (layer, which) */
-    int64_t n_mods;
-} tk_adapter;
-
-/* tk_adapter_load / tk_adapter_free: takumi/adapter.h (unsupported PEFT features: DoRA,
- * biases, modules_to_save tensors, rank/alpha patterns, fan_in_fan_out). */
-/* The same from an open GGUF handle / from adapter_config.json text and an open
- * adapter_model.safetensors (name is used in messages); the handles are not kept. */
+/* tk_adapter_load / tk_adapter_free: takumi/adapter.h. The same from an open GGUF handle /
+ * from adapter_config.json text and an open adapter_model.safetensors (name is used in
+ * messages); the handles are not kept. An adapter.type / peft_type no kind reads fails with
+ * TK_ERR_UNSUPPORTED naming the file, the field, the value and the supported types. */
 tk_status tk_adapter_from_gguf(const tk_gguf *g, tk_adapter **out);
 tk_status tk_adapter_from_peft(const char *config_json, size_t len, const tk_safetensors *sf, const char *name, tk_adapter **out);
-
-/* Creates a tk_lora on m holding a's weights (q/k B rows converted to m's order), its
- * parameters added to ps; linears of the covered layer range that the file lacks get zero
- * A and B (no effect). Checks every module against m's shapes and a GGUF adapter's
- * architecture against m's. Apply it per request with tk_lora_peft(*out) in
- * tk_forward_set_adapters / tk_session_set_adapters. Free with tk_lora_free (ps keeps the params). */
-tk_status tk_adapter_attach(const tk_adapter *a, tk_model *m, tk_param_set *ps, tk_lora **out);
+/* An adapter of the given kind around a file object its readers made (taken over: freed
+ * with the adapter, or at once when this fails); the kind needs attach, describe and
+ * free_file. format is "peft" or "gguf". */
+tk_status tk_adapter_of_file(const tk_peft_kind *kind, const char *path, const char *format, void *file, tk_adapter **out);
+/* Attaches a to m through its kind: an instance of its method holding the file's weights, the
+ * trainable parameters added to ps (training can go on from them). Free with a->kind->destroy
+ * (ps keeps the parameters). Not thread-safe for one ps. */
+tk_status tk_adapter_attach_peft(const tk_adapter *a, tk_model *m, tk_param_set *ps, tk_peft **out);
 
 /* tk_adapter_apply / tk_adapter_detach / tk_adapter_handle_peft (load and attach; undo): takumi/adapter.h.
- * The attached adapter set of a handle (for merging / inspection). */
+ * The attached LoRA set of a handle, or NULL when the handle holds another method (for merging / inspection). */
 tk_lora *tk_adapter_handle_lora(tk_adapter_handle *h);
 
 /* The LoRA set l as the delta model/export.h merges (valid while l lives). */

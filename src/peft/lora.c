@@ -8,7 +8,7 @@
  * and kept as bits for the backward. Memory per training forward: L x 7 x n x r floats
  * of saved u plus n x K bits of mask per adapted linear — small next to the activations. */
 #include "peft/lora.h"
-#include "peft/adapter_io.h"
+#include "peft/lora_io.h"
 #include "model/llama.h"
 #include "core/core.h"
 #include "backend/backend.h"
@@ -303,6 +303,7 @@ static const tk_peft_method k_lora_method = {
 };
 
 const tk_peft *tk_lora_peft(tk_lora *l) { return &l->peft; }
+tk_lora *tk_lora_of(const tk_peft *p) { return p && p->method == &k_lora_method ? p->state : NULL; }
 
 void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter) {
     l->training = on;

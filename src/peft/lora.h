@@ -47,6 +47,8 @@ void tk_lora_free(tk_lora *l);
 /* The adapter as a PEFT method instance (owned by l): give it to tk_forward_set_adapters /
  * tk_session_set_adapters. Its inference path is thread-safe (per-workspace scratch). */
 const tk_peft *tk_lora_peft(tk_lora *l);
+/* The LoRA set of a PEFT method instance, or NULL when p is NULL or another method's. Thread-safe. */
+tk_lora *tk_lora_of(const tk_peft *p);
 /* Training mode (for forwards whose workspace is in training, tk_acts.training): dropout is
  * applied with masks drawn from (seed, counter, layer, linear) and each forward saves what the backward needs (the rank-r products
  * x A^T per linear, for up to max_tokens tokens; buffers grow on demand). Off (default):

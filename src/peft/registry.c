@@ -1,6 +1,7 @@
 /* The table of PEFT method kinds (see registry.h). */
 #include "peft/registry.h"
 #include "peft/lora.h"
+#include "peft/lora_io.h"
 #include "core/core.h"
 
 static tk_status lora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
@@ -19,7 +20,17 @@ static void lora_destroy(tk_peft *p) {
 }
 
 static const tk_peft_kind k_kinds[] = {
-    {"lora", "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)", lora_create, lora_destroy},
+    {.name = "lora",
+     .summary = "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)",
+     .create = lora_create,
+     .destroy = lora_destroy,
+     .peft_type = "LORA",
+     .gguf_type = "lora",
+     .read_peft = tk_lora_read_peft,
+     .read_gguf = tk_lora_read_gguf,
+     .attach = tk_lora_attach_file,
+     .describe = tk_lora_describe_file,
+     .free_file = tk_lora_file_free},
 };
 
 const tk_peft_kind *tk_peft_kind_find(const char *name) {
@@ -32,4 +43,23 @@ const tk_peft_kind *tk_peft_kind_find(const char *name) {
 const tk_peft_kind *tk_peft_kinds(int *n) {
     *n = (int)(sizeof k_kinds / sizeof k_kinds[0]);
     return k_kinds;
+}
+
+const tk_peft_kind *tk_peft_kind_for_peft(const tk_peft_kind *kinds, int n, const char *peft_type, const struct cJSON *cfg) {
+    if (!peft_type) return NULL;
+    const tk_peft_kind *plain = NULL; /* the first kind of that type without peft_claims */
+    for (int i = 0; i < n; i++) {
+        const tk_peft_kind *k = &kinds[i];
+        if (!k->peft_type || !k->read_peft || strcmp(k->peft_type, peft_type)) continue;
+        if (!k->peft_claims) { if (!plain) plain = k; }
+        else if (k->peft_claims(cfg)) return k;
+    }
+    return plain;
+}
+
+const tk_peft_kind *tk_peft_kind_for_gguf(const tk_peft_kind *kinds, int n, const char *gguf_type) {
+    if (!gguf_type) return NULL;
+    for (int i = 0; i < n; i++)
+        if (kinds[i].gguf_type && kinds[i].read_gguf && !strcmp(kinds[i].gguf_type, gguf_type)) return &kinds[i];
+    return NULL;
 }

@@ -1,4 +1,4 @@
-/* libFuzzer target: adapter files (src/peft/adapter_io.c). The input is read twice:
+/* libFuzzer target: adapter files (src/peft/adapter_io.c, lora_*.c). The input is read twice:
  *   - as a GGUF image -> tk_adapter_from_gguf;
  *   - as a PEFT folder packed into one buffer: 4-byte little-endian length n, n bytes of
  *     adapter_config.json, then the adapter_model.safetensors image.
@@ -15,15 +15,18 @@ static void check(tk_status st, tk_adapter *a) {
         if (!tk_last_error()[0] || a) __builtin_trap(); /* a failure must say why and return nothing */
         return;
     }
-    if (!a || a->r < 1 || a->r > 4096 || a->n_mods < 1) __builtin_trap();
+    tk_adapter_info info = tk_adapter_get_info(a);
+    if (!a || !info.method || !info.path || !info.format || !info.arch || !info.base_model) __builtin_trap();
+    const tk_lora_file *f = tk_adapter_lora_file(a); /* the checks below are LoRA's (NULL: another method's file) */
+    if (f && (f->r < 1 || f->r > 4096 || f->n_mods < 1)) __builtin_trap();
     volatile float sink = 0;
-    for (int64_t i = 0; i < a->n_mods; i++) {
-        const tk_adapter_module *m = &a->mods[i];
-        if (m->layer < a->min_layer || m->layer > a->max_layer || (unsigned)m->which >= TK_LIN_COUNT) __builtin_trap();
-        if (!(a->targets & (1u << m->which)) || m->K < 1 || m->N < 1) __builtin_trap();
-        if (i && (m->layer < a->mods[i - 1].layer || (m->layer == a->mods[i - 1].layer && m->which <= a->mods[i - 1].which)))
+    for (int64_t i = 0; f && i < f->n_mods; i++) {
+        const tk_lora_file_module *m = &f->mods[i];
+        if (m->layer < f->min_layer || m->layer > f->max_layer || (unsigned)m->which >= TK_LIN_COUNT) __builtin_trap();
+        if (!(f->targets & (1u << m->which)) || m->K < 1 || m->N < 1) __builtin_trap();
+        if (i && (m->layer < f->mods[i - 1].layer || (m->layer == f->mods[i - 1].layer && m->which <= f->mods[i - 1].which)))
             __builtin_trap();
-        sink += m->A[0] + m->A[m->K * a->r - 1] + m->B[0] + m->B[m->N * a->r - 1];
+        sink += m->A[0] + m->A[m->K * f->r - 1] + m->B[0] + m->B[m->N * f->r - 1];
     }
     (void)sink;
     tk_adapter_free(a);
