@@ -313,6 +313,17 @@ static tk_status check_batch(const tk_train_ctx *tc, const tk_batch *b, const in
     return TK_OK;
 }
 
+/* The objective's batch for the policy forward just run on b: extra + T, C, h and the head. */
+static tk_obj_batch policy_batch(const tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, tk_lm_head *head) {
+    tk_obj_batch ob = *extra;
+    ob.T = (int64_t)b->n_rows * b->n_cols;
+    ob.C = tc->m->cfg.dim;
+    ob.h = tc->a.hn;
+    *head = (tk_lm_head){&tc->m->w.output, tc->m->cfg.final_softcap};
+    ob.head = head;
+    return ob;
+}
+
 /* One forward (training mode), the objective on the final hidden states (loss and dh, plus
  * the head's gradient when it trains), then the backward from dh. extra: the objective's
  * inputs besides T, C, h and head (which the step fills). */
@@ -324,12 +335,8 @@ static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_b
     tk_status st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
     double t1 = tk_time_s(), t2 = t1;
     if (!st) {
-        tk_obj_batch ob = *extra;
-        ob.T = (int64_t)b->n_rows * b->n_cols;
-        ob.C = tc->m->cfg.dim;
-        ob.h = tc->a.hn;
-        tk_lm_head head = {&tc->m->w.output, tc->m->cfg.final_softcap};
-        ob.head = &head;
+        tk_lm_head head;
+        tk_obj_batch ob = policy_batch(tc, b, extra, &head);
         /* dh goes into the backward workspace's norm-gradient buffer: the backward reads it whole
          * (final norm) before it reuses that buffer for the layers */
         st = tk_objective_loss_and_grad(tc->obj, &ob, grad_scale, tc->ws.dxn, tc->g.output, res);
@@ -392,12 +399,8 @@ tk_status tk_train_eval_objective(tk_train_ctx *tc, const tk_batch *b, const tk_
     if (st) return st;
     set_training(tc, false);
     if ((st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL))) return st;
-    tk_obj_batch ob = *extra;
-    ob.T = (int64_t)b->n_rows * b->n_cols;
-    ob.C = tc->m->cfg.dim;
-    ob.h = tc->a.hn;
-    tk_lm_head head = {&tc->m->w.output, tc->m->cfg.final_softcap};
-    ob.head = &head;
+    tk_lm_head head;
+    tk_obj_batch ob = policy_batch(tc, b, extra, &head);
     return tk_objective_loss_and_grad(tc->obj, &ob, 1.0f, NULL, NULL, res);
 }
 
