@@ -2,8 +2,8 @@
  * tk_lmhead_xent; per-sequence log-probabilities, teacher logits and distillation against a
  * direct full-logits computation in double; every gradient (dh and the head's dW) against
  * central finite differences of that double reference; chunking invariance (1, 2, 5 rows per
- * chunk vs automatic); a DPO objective defined here (a tk_objective_ops table built from the
- * building blocks) and the distillation losses against PyTorch (fixture written by
+ * chunk vs automatic); the DPO objective (src/objective/dpo.c; every loss type in test_dpo.c)
+ * and the distillation losses against PyTorch (fixture written by
  * tools/make_objective_reference.py); edge cases (nothing counted, top-k ties, bit-identical
  * reruns); bad arguments fail with a message naming the field/row. */
 #include "test.h"
@@ -14,6 +14,7 @@
 #include "objective/logp.h"
 #include "objective/teacher.h"
 #include "objective/distill.h"
+#include "objective/dpo.h"
 #include "takumi/safetensors.h"
 
 static tk_rng rng;
@@ -486,64 +487,6 @@ static void check_distill(void) {
     prob_free(&p);
 }
 
-/* ---- DPO, defined here as an objective table over the building blocks ---- */
-typedef struct dpo_params { double beta; } dpo_params;
-typedef struct dpo_state { double beta; } dpo_state;
-static const char *const dpo_metric_names[] = {"accuracy", "margin"};
-
-static tk_status dpo_create(const void *params, void **state) {
-    dpo_state *s = tk_calloc(1, sizeof(*s));
-    if (!s) return TK_ERR_NOMEM;
-    s->beta = params ? ((const dpo_params *)params)->beta : 0.1;
-    if (!(s->beta > 0)) { free(s); return tk_fail(TK_ERR_ARG, "beta must be positive"); }
-    *state = s;
-    return TK_OK;
-}
-static void dpo_free(void *state) { free(state); }
-
-/* loss per pair g: -log sigmoid(beta * ((lp_c - ref_c) - (lp_r - ref_r))), sums of log-probs. */
-static tk_status dpo_loss_and_grad(void *state, const tk_obj_batch *b, float grad_scale, float *dh, float *dw,
-                                   tk_obj_result *res) {
-    const dpo_state *s = state;
-    const int32_t S = b->n_seq, G = b->n_group;
-    if (!b->seq_group || !b->seq_value) return tk_fail(TK_ERR_ARG, "dpo needs seq_group and seq_value");
-    double *lp = calloc(2 * (size_t)S + 1, sizeof(double)), *ref = lp + S, *dsum = calloc((size_t)S + 1, sizeof(double));
-    int32_t *ch = malloc(2 * (size_t)G * sizeof(int32_t) + 1), *rj = ch + G;
-    tk_status st = TK_OK;
-    for (int32_t g = 0; g < G; g++) ch[g] = rj[g] = -1;
-    for (int32_t q = 0; q < S; q++) {
-        int32_t *slot = b->seq_value[q] == 1.0f ? &ch[b->seq_group[q]] : b->seq_value[q] == 0.0f ? &rj[b->seq_group[q]] : NULL;
-        if (!slot || *slot >= 0) { st = tk_fail(TK_ERR_ARG, "dpo: sequence %d is not the one chosen (1) or rejected (0) of its pair", q); goto done; }
-        *slot = q;
-    }
-    if ((st = tk_seq_logp_forward(b->h, b->head, b->T, b->target, b->seq, S, lp, NULL, NULL, NULL))) goto done;
-    if (b->ref_logp) memcpy(ref, b->ref_logp, (size_t)S * sizeof(double));
-    else if ((st = tk_seq_logp_forward(b->ref_h, b->ref_head ? b->ref_head : b->head, b->T, b->target, b->seq, S, ref, NULL, NULL, NULL))) goto done;
-    for (int32_t g = 0; g < G; g++) {
-        if (ch[g] < 0 || rj[g] < 0) { st = tk_fail(TK_ERR_ARG, "dpo: pair %d lacks a chosen or rejected sequence", g); goto done; }
-        double z = s->beta * ((lp[ch[g]] - ref[ch[g]]) - (lp[rj[g]] - ref[rj[g]]));
-        res->loss_sum += z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z)); /* -log sigmoid(z) */
-        res->metrics[0] += z > 0;
-        res->metrics[1] += z;
-        double dz = -1.0 / (1.0 + exp(z)); /* d(-log sigmoid z)/dz = -sigmoid(-z) */
-        dsum[ch[g]] = grad_scale * s->beta * dz;
-        dsum[rj[g]] = -grad_scale * s->beta * dz;
-    }
-    res->norm = G;
-    if (dh) {
-        memset(dh, 0, (size_t)(b->T * b->C) * sizeof(float));
-        st = tk_seq_logp_backward(b->h, b->head, b->T, b->target, b->seq, S, dsum, NULL, NULL, dh, dw);
-    }
-done:
-    free(lp); free(dsum); free(ch);
-    return st;
-}
-static const tk_objective_ops dpo_ops = {
-    .name = "dpo(test)", .needs = TK_OBJ_NEED_TARGET | TK_OBJ_NEED_SEQ | TK_OBJ_NEED_REF,
-    .n_metrics = 2, .metric_names = dpo_metric_names,
-    .create = dpo_create, .free = dpo_free, .loss_and_grad = dpo_loss_and_grad,
-};
-
 static double meta_num(const tk_safetensors *st, const char *key) {
     const char *s = tk_st_metadata(st, key);
     CHECK(s != NULL, "fixture metadata %s", key);
@@ -597,9 +540,10 @@ static void check_pytorch(void) {
     /* DPO through the objective table; the fixture's loss is the mean over pairs */
     int32_t G = 0;
     for (int32_t q = 0; q < S; q++) G = grp[q] + 1 > G ? grp[q] + 1 : G;
-    dpo_params dp = {meta_num(st, "beta")};
+    tk_dpo_params dp = tk_dpo_default_params();
+    dp.beta = meta_num(st, "beta");
     tk_objective *o = NULL;
-    CHECK_OK(tk_objective_new(&dpo_ops, &dp, &o));
+    CHECK_OK(tk_objective_new(&tk_objective_dpo, &dp, &o));
     float *dh = malloc(T * C * sizeof(float)), *dw = calloc(V * C, sizeof(float));
     tk_obj_batch b = {.T = T, .C = C, .h = h, .head = &head, .target = target, .seq = seq, .n_seq = S,
                       .seq_group = grp, .n_group = G, .seq_value = val, .ref_h = href};
@@ -608,10 +552,10 @@ static void check_pytorch(void) {
     double loss = r.loss_sum / r.norm, rl = meta_num(st, "dpo_loss");
     double eh = rel_ff(dh, fx(st, "dpo_dh", TK_F32, T * C), T * C), ew = rel_ff(dw, fx(st, "dpo_dw", TK_F32, V * C), V * C);
     printf("vs PyTorch: DPO loss %.9f (torch %.9f), dh %.1e, dw %.1e; accuracy %g, margin %g\n", loss, rl, eh, ew,
-           r.metrics[0] / r.norm, r.metrics[1] / r.norm);
+           r.metrics[2] / r.norm, r.metrics[3] / r.norm);
     CHECK(fabs(loss - rl) <= 1e-5 * fabs(rl), "DPO loss %.9g vs %.9g", loss, rl);
     CHECK(eh < 1e-5 && ew < 1e-5, "DPO gradients vs PyTorch: dh %g dw %g", eh, ew);
-    CHECK(r.norm == 2 && tk_objective_get_ops(o)->n_metrics == 2, "two pairs, two metrics");
+    CHECK(r.norm == 2 && tk_objective_get_ops(o)->n_metrics == 6, "two pairs, six metrics");
     /* precomputed reference log-probs give the same loss */
     tk_obj_batch b2 = b;
     b2.ref_h = NULL;
@@ -627,8 +571,8 @@ static void check_pytorch(void) {
     CHECK(tk_objective_loss_and_grad(o, &b2, 1.0f, dh, NULL, &r2) == TK_ERR_ARG && strstr(tk_last_error(), "batch.ref_h"),
           "missing reference: %s", tk_last_error());
     tk_objective_free(o);
-    dpo_params bad_beta = {-1};
-    CHECK(tk_objective_new(&dpo_ops, &bad_beta, &o) == TK_ERR_ARG && o == NULL && strstr(tk_last_error(), "dpo(test)"),
+    dp.beta = -1;
+    CHECK(tk_objective_new(&tk_objective_dpo, &dp, &o) == TK_ERR_ARG && o == NULL && strstr(tk_last_error(), "objective dpo"),
           "create failure: %s", tk_last_error());
 
     /* distillation against PyTorch */

@@ -44,6 +44,10 @@ typedef struct tk_train_event {
     double tokens_per_s, step_s, elapsed_s, eta_s, peak_rss_mb;
     double valid_loss, valid_ppl, valid_acc;   /* EVAL */
     int64_t valid_tokens;
+    int n_metrics;           /* STEP / EVAL: the objective's metrics (preference objectives: rewards/chosen, …, named as TRL
+                                logs them), means over the step's / validation's pairs; 0 for SFT */
+    const char *const *metric_names;
+    const double *metrics;   /* [n_metrics], valid during the callback only */
     const char *message;     /* valid during the callback only */
 } tk_train_event;
 

@@ -2,6 +2,7 @@
  * what an objective needs, and the registry of built-in objectives. */
 #include "objective/objective.h"
 #include "objective/chunks.h"
+#include "objective/dpo.h"
 #include "core/core.h"
 #include <math.h>
 
@@ -111,7 +112,7 @@ tk_status tk_objective_loss_and_grad(tk_objective *o, const tk_obj_batch *b, flo
 }
 
 const tk_objective_ops *tk_objective_find(const char *name) {
-    static const tk_objective_ops *const builtin[] = {&tk_objective_sft};
+    static const tk_objective_ops *const builtin[] = {&tk_objective_sft, &tk_objective_dpo, &tk_objective_orpo, &tk_objective_simpo};
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
         if (!strcmp(builtin[i]->name, name)) return builtin[i];

@@ -102,7 +102,7 @@ const tk_objective_ops *tk_objective_get_ops(const tk_objective *o);
 tk_status tk_objective_loss_and_grad(tk_objective *o, const tk_obj_batch *b, float grad_scale, float *dh, float *dw,
                                      tk_obj_result *res);
 
-/* Built-in objectives by name ("sft"); NULL when unknown. Thread-safe (a constant table). */
+/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h); NULL when unknown. Thread-safe (a constant table). */
 const tk_objective_ops *tk_objective_find(const char *name);
 
 /* SFT: the chunked LM-head cross-entropy with token weights (tk_lmhead_xent): loss_sum =

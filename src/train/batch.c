@@ -7,10 +7,9 @@
  * Everything here is deterministic: shuffles come from (seed, epoch), packing is a fixed
  * first-fit, so a run can be re-planned exactly on resume. */
 #include "train/batch.h"
-#include "data/data_internal.h"
+#include "train/records.h"
 #include <math.h>
 
-#define MAX_LISTED_ERRORS 5
 #define PACK_WINDOW 64
 
 tk_sft_params tk_sft_default_params(void) {
@@ -59,7 +58,7 @@ tk_status tk_sft_add(tk_sft_data *d, const int32_t *ids, const uint8_t *mask, in
     int64_t keep = n < max_seq ? n : max_seq;
     uint64_t targets = 0, cut = 0;
     for (int64_t t = 1; t < n; t++) {   /* token 0 has nothing before it: never a target */
-        if (!mask[t]) continue;
+        if (!(mask[t] & TK_MASK_LOSS)) continue;
         if (t < keep) targets++;
         else cut++;
     }
@@ -92,143 +91,13 @@ uint64_t tk_sft_hash(const tk_sft_data *d) {
     return h;
 }
 
-/* ---- reading records through the data toolkit ----------------------------- */
-
-typedef struct src { const char *path; const void *buf; size_t len; const char *name; } src;
-
-static tk_status src_open(const src *s, tk_reader **r) {
-    if (s->path) return tk_reader_open(s->path, TK_DATA_CONTAINER_AUTO, TK_DATA_DEFAULT_MAX_LINE, r);
-    return tk_reader_open_memory(s->buf, s->len, s->name, TK_DATA_CONTAINER_AUTO, TK_DATA_DEFAULT_MAX_LINE, r);
-}
-
-/* Called for every valid example; returning non-OK stops reading. */
-typedef tk_status (*example_fn)(void *ud, const tk_example *ex, uint64_t line);
-
-/* NUL-terminated message list of an example (texts may point into a line buffer). */
-typedef struct msgbuf { tk_chat_msg *m; int8_t *w; size_t cap; tk_buf text; } msgbuf;
-
-static tk_role role_of(int r) {
-    switch (r) {
-    case TK_R_SYSTEM: return TK_ROLE_SYSTEM;
-    case TK_R_ASSISTANT: return TK_ROLE_ASSISTANT;
-    case TK_R_TOOL: return TK_ROLE_TOOL;
-    default: return TK_ROLE_USER;
-    }
-}
-
-static tk_status msgs_of(msgbuf *mb, const tk_ex_msg *v, size_t n) {
-    if (n > mb->cap) {
-        size_t c = n + 16;
-        tk_chat_msg *m = tk_realloc(mb->m, c * sizeof *m);
-        if (!m) return TK_ERR_NOMEM;
-        mb->m = m;
-        int8_t *w = tk_realloc(mb->w, c);
-        if (!w) return TK_ERR_NOMEM;
-        mb->w = w;
-        mb->cap = c;
-    }
-    mb->text.len = 0;
-    size_t *at = tk_malloc((n ? n : 1) * sizeof *at);
-    if (!at) return TK_ERR_NOMEM;
-    tk_status st = TK_OK;
-    for (size_t i = 0; i < n && !st; i++) {
-        at[i] = mb->text.len;
-        st = tk_buf_append(&mb->text, v[i].text, v[i].len);
-        if (!st) st = tk_buf_append(&mb->text, "", 1);
-        mb->m[i].role = role_of(v[i].role);
-        mb->w[i] = v[i].weight;
-    }
-    for (size_t i = 0; i < n && !st; i++) mb->m[i].content = mb->text.data + at[i];
-    free(at);
-    return st;
-}
-
-static void msgbuf_free(msgbuf *mb) { free(mb->m); free(mb->w); tk_buf_free(&mb->text); }
-
-static bool sft_format(tk_data_format f) {
-    return f == TK_DATA_CHAT || f == TK_DATA_PROMPT_COMPLETION || f == TK_DATA_ALPACA || f == TK_DATA_SHAREGPT ||
-           f == TK_DATA_TEXT;
-}
-
-/* Reads every record of s as format *fmt (detected when AUTO), calling fn on valid examples.
- * Invalid records are collected (the first few listed) and fail the read at the end. */
-static tk_status for_each_example(const src *s, tk_data_format *fmt, uint64_t *n_records, example_fn fn, void *ud) {
-    const char *name = s->path ? s->path : s->name ? s->name : "<memory>";
-    tk_status st;
-    if (*fmt == TK_DATA_AUTO) {
-        st = tk_data_detect(s->path, s->buf, s->len, TK_DATA_CONTAINER_AUTO, TK_DATA_DEFAULT_MAX_LINE, fmt);
-        if (st) return tk_fail_ctx(st, "%s: ", name);
-        if (*fmt == TK_DATA_AUTO)
-            return tk_fail(TK_ERR_FORMAT, "%s: no records of a known format (expected OpenAI chat \"messages\", "
-                           "prompt/completion, Alpaca or ShareGPT JSONL); `takumi data check %s` lists the problems", name, name);
-    }
-    if (!sft_format(*fmt))
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data cannot be used for supervised fine-tuning (use chat, prompt/completion, "
-                       "Alpaca, ShareGPT or text)", name, tk_data_format_name(*fmt));
-    tk_reader *r;
-    if ((st = src_open(s, &r))) return st;
-    tk_data_container c = tk_reader_container(r);
-    if (c == TK_DATA_TSV) {
-        tk_reader_close(r);
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: TSV (classification) data cannot be used for supervised fine-tuning", name);
-    }
-    tk_example ex = {0};
-    tk_rfinds fs = {0};
-    tk_buf errs = {0};
-    uint64_t n_bad = 0;
-    tk_raw raw;
-    bool has;
-    while ((st = tk_reader_next(r, &raw, &has)) == TK_OK && has) {
-        if (raw.kind == TK_RAW_FATAL) { st = tk_fail(TK_ERR_FORMAT, "%s: %s", name, raw.msg ? raw.msg : "unreadable"); break; }
-        if (raw.kind == TK_RAW_BLANK || raw.kind == TK_RAW_HEADER) continue;
-        (*n_records)++;
-        tk_rf_clear(&fs);
-        if (raw.kind == TK_RAW_TOO_LONG) {
-            tk_rf_add(&fs, TK_DATA_ERROR, "too_long", "record of %zu bytes is longer than the limit", raw.len);
-        } else {
-            bool nul;
-            size_t bad = tk_utf8_check(raw.data, raw.len, &nul);
-            if (bad < raw.len) tk_rf_add(&fs, TK_DATA_ERROR, "invalid_utf8", nul ? "NUL byte in the record" : "invalid UTF-8 byte 0x%02X",
-                                         (unsigned char)raw.data[bad]);
-            else {
-                cJSON *j = NULL;
-                if (c == TK_DATA_TXT) tk_data_validate_txt(raw.data, raw.len, &ex, &fs);
-                else if ((j = tk_json_parse(raw.data, raw.len, raw.line, &fs))) tk_data_validate(*fmt, j, &ex, &fs);
-                if (fs.n_errors == 0) st = fn(ud, &ex, raw.line);
-                cJSON_Delete(j);
-                tk_example_reset(&ex);
-                if (st) break;
-            }
-        }
-        if (fs.n_errors > 0) {
-            n_bad++;
-            for (size_t i = 0; i < fs.n && n_bad <= MAX_LISTED_ERRORS; i++) {
-                if (fs.v[i].severity != TK_DATA_ERROR) continue;
-                tk_buf_printf(&errs, "\n  line %llu: %s: %s", (unsigned long long)(fs.v[i].line ? fs.v[i].line : raw.line),
-                              fs.v[i].category, fs.v[i].message ? fs.v[i].message : "");
-                break;
-            }
-        }
-    }
-    tk_example_free(&ex);
-    tk_rf_clear(&fs);
-    free(fs.v);
-    tk_reader_close(r);
-    if (!st && n_bad)
-        st = tk_fail(TK_ERR_FORMAT, "%s: %llu invalid record%s (as %s data):%s%s\n  (`takumi data check %s` lists every problem)", name,
-                     (unsigned long long)n_bad, n_bad == 1 ? "" : "s", tk_data_format_name(*fmt), errs.data ? errs.data : "",
-                     n_bad > MAX_LISTED_ERRORS ? "\n  …" : "", name);
-    tk_buf_free(&errs);
-    return st;
-}
-
 /* ---- loading ---------------------------------------------------------------- */
 
 typedef struct load_ctx {
     const tk_tokenizer *tok;
     const tk_sft_params *p;
     tk_sft_data *d;
-    msgbuf mb;
+    tk_rec_msgs mb;
     tk_ivec ids;
     uint8_t *mask; size_t mask_cap;
     const char *name;
@@ -262,7 +131,7 @@ static tk_status load_example(void *ud, const tk_example *ex, uint64_t line) {
     if (lc->p->family == TK_CHAT_UNKNOWN)
         return tk_fail(TK_ERR_ARG, "%s: conversations need a chat template: the model has none that takumi recognises; "
                        "choose one with --template (%s)", lc->name, tk_chat_family_names());
-    if ((st = msgs_of(&lc->mb, ex->msgs, ex->n))) return st;
+    if ((st = tk_rec_msgs_set(&lc->mb, ex->msgs, ex->n))) return st;
     tk_chat_tokens ct = {0};
     st = tk_chat_render(lc->tok, lc->p->family, lc->mb.m, ex->n, false, &ct);
     if (!st && !(st = mask_reserve(lc, ct.ids.len))) {
@@ -280,7 +149,7 @@ fail:
     return tk_fail_ctx(st, "%s: line %llu: ", lc->name, (unsigned long long)line);
 }
 
-static tk_status load(const src *s, const tk_tokenizer *tok, const tk_sft_params *p, tk_sft_data *out) {
+static tk_status load(const tk_rec_src *s, const tk_tokenizer *tok, const tk_sft_params *p, tk_sft_data *out) {
     memset(out, 0, sizeof *out);
     if (!tok) return tk_fail(TK_ERR_ARG, "training data needs the model's tokenizer");
     tk_sft_params def = tk_sft_default_params();
@@ -288,9 +157,9 @@ static tk_status load(const src *s, const tk_tokenizer *tok, const tk_sft_params
     if (p->max_seq < 2) return tk_fail(TK_ERR_ARG, "maximum sequence length %d: must be at least 2", p->max_seq);
     load_ctx lc = {.tok = tok, .p = p, .d = out, .name = s->path ? s->path : s->name ? s->name : "<memory>"};
     tk_data_format fmt = p->format;
-    tk_status st = for_each_example(s, &fmt, &out->stats.n_records, load_example, &lc);
+    tk_status st = tk_rec_each(s, &fmt, TK_REC_SFT, &out->stats.n_records, load_example, &lc);
     out->format = fmt;
-    msgbuf_free(&lc.mb);
+    tk_rec_msgs_free(&lc.mb);
     tk_ivec_free(&lc.ids);
     free(lc.mask);
     if (!st && out->n == 0)
@@ -301,13 +170,13 @@ static tk_status load(const src *s, const tk_tokenizer *tok, const tk_sft_params
 }
 
 tk_status tk_sft_load(const char *path, const tk_tokenizer *tok, const tk_sft_params *p, tk_sft_data *out) {
-    src s = {.path = path};
+    tk_rec_src s = {.path = path};
     return load(&s, tok, p, out);
 }
 
 tk_status tk_sft_load_buffer(const void *buf, size_t len, const char *name, const tk_tokenizer *tok, const tk_sft_params *p,
                              tk_sft_data *out) {
-    src s = {.buf = buf, .len = len, .name = name};
+    tk_rec_src s = {.buf = buf, .len = len, .name = name};
     return load(&s, tok, p, out);
 }
 
@@ -369,7 +238,7 @@ typedef struct prompt_ctx {
     const uint64_t *lines; int32_t n_lines;
     const tk_tokenizer *tok; const tk_sft_params *p;
     tk_sft_prompt *out; int32_t n_out;
-    msgbuf mb;
+    tk_rec_msgs mb;
 } prompt_ctx;
 
 static tk_status prompt_example(void *ud, const tk_example *ex, uint64_t line) {
@@ -381,7 +250,7 @@ static tk_status prompt_example(void *ud, const tk_example *ex, uint64_t line) {
     while (k > 0 && ex->msgs[k - 1].role != TK_R_ASSISTANT) k--;
     if (k < 2) return TK_OK;     /* no assistant reply after a prompt */
     k--;                         /* msgs[k]: the last assistant message */
-    tk_status st = msgs_of(&pc->mb, ex->msgs, k);
+    tk_status st = tk_rec_msgs_set(&pc->mb, ex->msgs, k);
     if (st) return st;
     tk_chat_tokens ct = {0};
     st = tk_chat_render(pc->tok, pc->p->family, pc->mb.m, k, true, &ct);
@@ -411,11 +280,11 @@ tk_status tk_sft_prompts(const char *path, const uint64_t *lines, int32_t n, con
     prompt_ctx pc = {.lines = lines, .n_lines = n, .tok = tok, .p = p};
     pc.out = tk_calloc((size_t)n, sizeof *pc.out);
     if (!pc.out) return TK_ERR_NOMEM;
-    src s = {.path = path};
+    tk_rec_src s = {.path = path};
     tk_data_format fmt = p->format;
     uint64_t nrec = 0;
-    tk_status st = for_each_example(&s, &fmt, &nrec, prompt_example, &pc);
-    msgbuf_free(&pc.mb);
+    tk_status st = tk_rec_each(&s, &fmt, TK_REC_ANY, &nrec, prompt_example, &pc);
+    tk_rec_msgs_free(&pc.mb);
     if (st) { tk_sft_prompts_free(pc.out, pc.n_out); return st; }
     *out = pc.out;
     *n_out = pc.n_out;
@@ -488,7 +357,7 @@ int64_t tk_rows_targets(const tk_sft_data *d, const tk_rows *r, int64_t r0, int6
     for (int64_t k = r0; k < r0 + n && k < r->n_rows; k++)
         for (int64_t j = r->row_off[k]; j < r->row_off[k + 1]; j++) {
             int64_t e = r->ex[j];
-            for (int64_t i = d->off[e] + 1; i < d->off[e + 1]; i++) t += d->mask[i];
+            for (int64_t i = d->off[e] + 1; i < d->off[e + 1]; i++) t += d->mask[i] & TK_MASK_LOSS;
         }
     return t;
 }
@@ -533,7 +402,7 @@ tk_status tk_batch_fill(tk_batch_buf *bb, const tk_sft_data *d, const tk_rows *r
                 ids[t] = d->ids[o + i];
                 pos[t] = i;
                 seg[t] = s;
-                tg[t] = (i + 1 < l && d->mask[o + i + 1]) ? d->ids[o + i + 1] : -1;
+                tg[t] = (i + 1 < l && (d->mask[o + i + 1] & TK_MASK_LOSS)) ? d->ids[o + i + 1] : -1;
                 if (tg[t] >= 0) bb->n_targets++;
             }
         }

@@ -37,9 +37,13 @@ typedef struct tk_sft_stats {
     int32_t longest;       /* longest kept example (tokens) */
 } tk_sft_stats;
 
+/* Bits of tk_sft_data.mask. */
+#define TK_MASK_LOSS 1u    /* loss on this token */
+#define TK_MASK_START 2u   /* a second sequence starts here (preference pairs: the rejected one; pairs.h) */
+
 typedef struct tk_sft_data {
     int32_t *ids;          /* all examples' tokens, concatenated */
-    uint8_t *mask;         /* [same] 1 = loss on this token */
+    uint8_t *mask;         /* [same] TK_MASK_* bits */
     int64_t *off;          /* [n + 1]: example i is ids[off[i] .. off[i + 1]) */
     uint64_t *line;        /* [n] line of the record in its file */
     int64_t n, cap, cap_tok;

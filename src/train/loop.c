@@ -9,18 +9,29 @@ double tk_run_epoch_progress(tk_run *r) {
     return (double)r->st.epoch;
 }
 
+/* The objective's metrics (sums over ws units) as means on the event (none for SFT). */
+static void metric_means(const tk_run *r, double *sums, double ws, tk_train_event *e) {
+    const tk_objective_ops *o = tk_train_objective(r->tc);
+    if (!r->pref || ws <= 0) return;
+    for (int i = 0; i < o->n_metrics; i++) sums[i] /= ws;
+    e->n_metrics = o->n_metrics;
+    e->metric_names = o->metric_names;
+    e->metrics = sums;
+}
+
 tk_status tk_run_step(tk_run *r) {
     tk_trainer_config *c = &r->c;
     tk_status st = tk_run_rows(r, r->st.epoch);
     if (st) return st;
     int64_t per = (int64_t)c->batch_size * c->grad_accum;
     int64_t n = r->rows.n_rows - r->st.row < per ? r->rows.n_rows - r->st.row : per;
-    int64_t W = tk_rows_targets(&r->train, &r->rows, r->st.row, n);
+    int64_t W = r->pref ? 1 : tk_rows_targets(&r->train, &r->rows, r->st.row, n);
     if (W <= 0) return tk_fail(TK_ERR_INTERNAL, "step %lld has no target tokens", (long long)r->st.step + 1);
-    double t0 = tk_time_s(), ls = 0, ws = 0;
+    double t0 = tk_time_s(), ls = 0, ws = 0, msum[TK_OBJ_MAX_METRICS] = {0};
     int64_t toks = 0;
     tk_params_zero_grad(r->ps);
-    for (int64_t k = 0; k < n; k += c->batch_size) {
+    if (r->pref && (st = tk_run_pref_micro(r, n, &ls, &ws, &toks, msum))) return st;
+    for (int64_t k = 0; k < n && !r->pref; k += c->batch_size) {
         int32_t nb = (int32_t)(n - k < c->batch_size ? n - k : c->batch_size);
         if ((st = tk_batch_fill(&r->bb, &r->train, &r->rows, r->st.row + k, nb))) return st;
         toks += r->bb.n_tokens;
@@ -47,6 +58,7 @@ tk_status tk_run_step(tk_run *r) {
                         .tokens_per_s = dt > 0 ? (double)toks / dt : 0, .step_s = dt, .elapsed_s = r->st.elapsed_s,
                         .eta_s = (double)(r->st.total_steps - r->st.step) * (r->time_here / (double)r->steps_here),
                         .peak_rss_mb = tk_peak_rss_mb()};
+    metric_means(r, msum, ws, &e);
     if (!isfinite(loss)) return tk_fail(TK_ERR_RANGE, "step %lld: the loss is %g (diverged; try a lower --lr)", (long long)r->st.step, loss);
     if ((st = tk_metrics_write(&r->mx, &e, NULL))) return st;
     tk_run_emit(r, &e);
@@ -55,8 +67,12 @@ tk_status tk_run_step(tk_run *r) {
 
 tk_status tk_run_evaluate(tk_run *r) {
     tk_eval_sums acc = {0};
-    double t0 = tk_time_s();
-    for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size) {
+    double t0 = tk_time_s(), msum[TK_OBJ_MAX_METRICS] = {0};
+    if (r->pref) {
+        tk_status st = tk_run_pref_eval(r, &acc.loss_sum, &acc.weight_sum, &acc.n_tokens, msum);
+        if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
+    }
+    for (int64_t k = 0; k < r->vrows.n_rows && !r->pref; k += r->c.batch_size) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
         tk_status st = tk_batch_fill(&r->bb, &r->val, &r->vrows, k, nb);
         if (!st) st = tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
@@ -65,8 +81,10 @@ tk_status tk_run_evaluate(tk_run *r) {
     double vl = acc.weight_sum > 0 ? acc.loss_sum / acc.weight_sum : NAN;
     tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
                         .n_epochs = r->n_epochs, .valid_loss = vl, .valid_ppl = exp(vl),
-                        .valid_acc = acc.n_tokens ? (double)acc.n_correct / (double)acc.n_tokens : NAN, .valid_tokens = acc.n_tokens,
-                        .elapsed_s = tk_time_s() - t0};
+                        .valid_acc = acc.n_tokens && !r->pref ? (double)acc.n_correct / (double)acc.n_tokens : NAN,
+                        .valid_tokens = acc.n_tokens, .elapsed_s = tk_time_s() - t0};
+    if (r->pref) e.valid_ppl = NAN;   /* a pair loss has no perplexity */
+    metric_means(r, msum, acc.weight_sum, &e);
     tk_status st = tk_metrics_write(&r->mx, &e, NULL);
     if (st) return st;
     tk_run_emit(r, &e);

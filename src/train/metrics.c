@@ -71,12 +71,18 @@ tk_status tk_metrics_write(tk_metrics *m, const tk_train_event *e, const char *e
         jnum(&b, "tokens_per_s", e->tokens_per_s, false);
         jnum(&b, "step_s", e->step_s, false);
         jnum(&b, "elapsed_s", e->elapsed_s, false);
+        for (int i = 0; i < e->n_metrics; i++) jnum(&b, e->metric_names[i], e->metrics[i], false);
         jnum(&b, "peak_rss_mb", e->peak_rss_mb, true);
     } else if (e->kind == TK_EV_EVAL) {
         jnum(&b, "epoch", e->epoch, false);
         jnum(&b, "valid_loss", e->valid_loss, false);
         jnum(&b, "valid_ppl", e->valid_ppl, false);
         jnum(&b, "valid_token_acc", e->valid_acc, false);
+        for (int i = 0; i < e->n_metrics; i++) {
+            char key[96];
+            snprintf(key, sizeof key, "valid_%s", e->metric_names[i]);
+            jnum(&b, key, e->metrics[i], false);
+        }
         tk_buf_printf(&b, "\"valid_tokens\":%lld", (long long)e->valid_tokens);
     } else {
         tk_buf_append(&b, "\"event\":", 8);

@@ -5,6 +5,8 @@
  * metrics.jsonl lines:
  *   {"step":N,"epoch":E,"train_loss":L,"lr":R,"grad_norm":G,"tokens":T,"tokens_per_s":S,"step_s":D,"elapsed_s":X,"peak_rss_mb":M}
  *   {"step":N,"epoch":E,"valid_loss":L,"valid_ppl":P,"valid_token_acc":A,"valid_tokens":T}
+ *   (preference objectives add their metrics, e.g. "rewards/accuracies", to step lines before
+ *   "peak_rss_mb", and as "valid_rewards/accuracies" to validation lines before "valid_tokens")
  *   {"step":N,"event":"warning"|"early_stop"|"checkpoint"|…,"message":"…"}
  * Losses are natural-log cross-entropy per target token; doubles use 17 significant digits
  * so that two runs can be compared bit for bit. */

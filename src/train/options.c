@@ -6,6 +6,7 @@
  * (tk_trainer_config_diff) all walk this table: a new option is one row (plus its field). */
 #include "train/trainer.h"
 #include "core/core.h"
+#include "objective/dpo.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -20,6 +21,17 @@ static const char *sched_name_i(int i) {
 }
 static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUNT ? tk_data_format_name((tk_data_format)i) : NULL; }
 static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
+
+static const char *objective_name(int i) {
+    static const char *const names[] = {"sft", "dpo", "orpo", "simpo"};
+    return i >= 0 && i < 4 ? names[i] : NULL;
+}
+
+static tk_status check_loss(const char *name, const char *v) {
+    if (tk_dpo_loss_from_name(v) == TK_DPO_LOSS_COUNT)
+        return tk_fail(TK_ERR_ARG, "--%s: unknown loss type '%s' (choose from sigmoid, ipo, hinge, robust)", name, v);
+    return TK_OK;
+}
 
 static tk_status check_template(const char *name, const char *v) {
     if (tk_chat_family_from_name(v) == TK_CHAT_UNKNOWN)
@@ -42,6 +54,19 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_STR, .offset = F(out)},
     {"method", "lora|full", "lora", "LoRA adapters on a frozen base, or full fine-tuning (f32 master weights)", .type = TK_OPT_ENUM,
      .offset = F(method), .resume = true, .n_values = 2, .value_name = method_name, .init = "lora"},
+    {"objective", "sft|dpo|orpo|simpo", "sft", "training objective: supervised fine-tuning, or preference learning on chosen/rejected pairs "
+     "(docs/objectives.md)", .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 4, .value_name = objective_name, .init = "sft"},
+    {"loss", "sigmoid|ipo|hinge|robust", "sigmoid", "DPO loss type (TRL's DPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss),
+     .resume = true, .is_auto = true, .check = check_loss},
+    {"beta", "X", "0.1", "dpo, orpo, simpo: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward scale)",
+     .type = TK_OPT_F64, .offset = F(beta), .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true, .init = "auto"},
+    {"label-smoothing", "X", "0", "dpo --loss robust: probability that a label is flipped, [0, 0.5); simpo: label smoothing, [0, 1)",
+     .type = TK_OPT_F64, .offset = F(label_smoothing), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1, .below_hi = true,
+     .init = "auto"},
+    {"simpo-gamma", "X", "0.5", "simpo: target reward margin gamma (the loss uses gamma / beta)", .type = TK_OPT_F64, .offset = F(simpo_gamma),
+     .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
+    {"precompute-ref", "", "off", "dpo: compute the reference log-probabilities once before training (no reference forward per step)",
+     .type = TK_OPT_BOOL, .offset = F(precompute_ref), .resume = true},
     {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
     {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
     {"lora-dropout", "X", "0.05", "dropout on the LoRA input, [0, 1)", .type = TK_OPT_F64, .offset = F(lora_dropout), .resume = true, .dlo = 0,

@@ -16,9 +16,11 @@ tk_status tk_run_rows(tk_run *r, int64_t epoch) {
 /* Loads model, tokenizer, template and data. */
 tk_status tk_run_load_inputs(tk_run *r) {
     tk_trainer_config *c = &r->c;
+    tk_status st = tk_run_pref_options(r);
+    if (st) return st;
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer_path = c->tokenizer;
-    tk_status st = tk_model_load(c->model, &mp, &r->m);
+    st = tk_model_load(c->model, &mp, &r->m);
     if (st) return st;
     r->tok = tk_model_tokenizer(r->m);
     const tk_model_config *mc = tk_model_get_config(r->m);
@@ -40,13 +42,14 @@ tk_status tk_run_load_inputs(tk_run *r) {
     r->sp.family = r->fam;
     r->sp.max_seq = c->max_seq;
     r->sp.train_on_prompt = c->train_on_prompt;
-    if ((st = tk_sft_load(c->data, r->tok, &r->sp, &r->train))) return st;
+    tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) = r->pref ? tk_pairs_load : tk_sft_load;
+    if ((st = load(c->data, r->tok, &r->sp, &r->train))) return st;
     r->sp.format = r->train.format;   /* the validation file must be the same kind; samples re-read it */
     if (c->val && c->val_split > 0) return tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
     if (c->val) {
         tk_sft_params vp = r->sp;
         vp.format = c->format;
-        if ((st = tk_sft_load(c->val, r->tok, &vp, &r->val))) return st;
+        if ((st = load(c->val, r->tok, &vp, &r->val))) return st;
         r->has_val = true;
         r->sample_path = c->val;
         r->sample_sp = vp;
@@ -90,11 +93,12 @@ tk_status tk_run_plan(tk_run *r) {
     double passes = (double)d->n * c->epochs, steps = passes < 256 ? passes : 256;
     double tok_step = (double)d->stats.n_tokens * c->epochs / steps, ex_step = passes / steps;
     double mean = (double)d->stats.n_tokens / (double)d->n;
+    const int32_t row_max = r->pref ? 2 * c->max_seq : c->max_seq;   /* a pair: two sequences of up to max-seq-len */
     if (c->packing) {
         if (c->pack_len == 0) {
-            double pl = shape_auto && tok_step < c->max_seq ? ceil(tok_step) : c->max_seq;
+            double pl = shape_auto && tok_step < row_max ? ceil(tok_step) : row_max;
             if (pl < d->stats.longest) pl = d->stats.longest;
-            c->pack_len = (int32_t)(pl > c->max_seq ? c->max_seq : pl);
+            c->pack_len = (int32_t)(pl > row_max ? row_max : pl);
         }
         if (c->pack_len < d->stats.longest)
             return tk_fail(TK_ERR_ARG, "--pack-len %d is shorter than the longest example (%d tokens); raise it or lower --max-seq-len",
@@ -107,7 +111,7 @@ tk_status tk_run_plan(tk_run *r) {
     } else {
         c->pack_len = d->stats.longest;   /* rows are single examples */
         if (c->batch_size == 0) {
-            double fit = floor(c->max_seq / (mean > 1 ? mean : 1)), b = floor(ex_step + 0.5);
+            double fit = floor(row_max / (mean > 1 ? mean : 1)), b = floor(ex_step + 0.5);
             if (b > fit) b = fit;
             c->batch_size = (int32_t)(b < 1 ? 1 : b > 8 ? 8 : b);
         }

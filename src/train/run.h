@@ -6,12 +6,15 @@
  *   loop.c         one optimizer step, a validation pass, a checkpoint
  *   samples.c      prompts answered before/after training, RUN/samples.json
  *   adapter_out.c  RUN/adapter/ and RUN/adapter.gguf
- *   run_report.c   RUN/report.html's summary and data tables */
+ *   run_report.c   RUN/report.html's summary and data tables
+ *   pref_run.c     preference objectives (dpo, orpo, simpo): options, reference log-probs, pair steps */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
 #include "train/batch.h"
 #include "train/checkpoint.h"
+#include "train/pairs.h"
+#include "objective/dpo.h"
 #include "core/core.h"
 
 typedef struct tk_run {
@@ -24,8 +27,13 @@ typedef struct tk_run {
     const tk_tokenizer *tok;
     tk_chat_family fam;
     tk_sft_params sp, sample_sp;  /* data parameters; those of the file the sample prompts come from */
-    tk_sft_data train, val;
+    tk_sft_data train, val;       /* SFT examples, or preference pairs (pairs.h) when pref */
     bool has_val;
+    bool pref;                    /* a preference objective: data, steps and validation go through pref_run.c */
+    tk_dpo_params dp;             /* its parameters */
+    tk_pair_buf pb;               /* its micro-batches */
+    double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected) */
+    double *ref_buf; int32_t ref_cap;   /* a micro-batch's reference sums */
     const char *sample_path;      /* file the sample prompts come from */
     uint64_t *sample_lines; int32_t n_sample_lines;
     tk_train_ctx *tc;
@@ -80,6 +88,17 @@ tk_status tk_run_answer_all(tk_run *r, char ***out);
 void tk_run_free_answers(char **a, int32_t n);
 tk_status tk_run_write_samples(tk_run *r);
 tk_status tk_run_read_before(tk_run *r);
+
+/* pref_run.c */
+/* Checks the objective options against the objective (an option that does not apply fails, naming
+ * it) and resolves their autos; fills r->dp. Before anything is loaded. */
+tk_status tk_run_pref_options(tk_run *r);
+/* --precompute-ref: the reference log-probabilities of every training and validation pair. */
+tk_status tk_run_pref_precompute(tk_run *r);
+/* The micro-batches of one optimizer step over rows [row, row + n): adds to *ls, *ws, *toks, metrics[]. */
+tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics);
+/* A validation pass over the pairs: loss_sum, norm, tokens and metric sums. */
+tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
 
 /* adapter_out.c, run_report.c */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);

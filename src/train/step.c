@@ -313,6 +313,17 @@ static tk_status check_batch(const tk_train_ctx *tc, const tk_batch *b, const in
     return TK_OK;
 }
 
+/* The objective's batch for the policy forward just run on b: extra + T, C, h and the head. */
+static tk_obj_batch policy_batch(const tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, tk_lm_head *head) {
+    tk_obj_batch ob = *extra;
+    ob.T = (int64_t)b->n_rows * b->n_cols;
+    ob.C = tc->m->cfg.dim;
+    ob.h = tc->a.hn;
+    *head = (tk_lm_head){&tc->m->w.output, tc->m->cfg.final_softcap};
+    ob.head = head;
+    return ob;
+}
+
 /* One forward (training mode), the objective on the final hidden states (loss and dh, plus
  * the head's gradient when it trains), then the backward from dh. extra: the objective's
  * inputs besides T, C, h and head (which the step fills). */
@@ -324,12 +335,8 @@ static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_b
     tk_status st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
     double t1 = tk_time_s(), t2 = t1;
     if (!st) {
-        tk_obj_batch ob = *extra;
-        ob.T = (int64_t)b->n_rows * b->n_cols;
-        ob.C = tc->m->cfg.dim;
-        ob.h = tc->a.hn;
-        tk_lm_head head = {&tc->m->w.output, tc->m->cfg.final_softcap};
-        ob.head = &head;
+        tk_lm_head head;
+        tk_obj_batch ob = policy_batch(tc, b, extra, &head);
         /* dh goes into the backward workspace's norm-gradient buffer: the backward reads it whole
          * (final norm) before it reuses that buffer for the layers */
         st = tk_objective_loss_and_grad(tc->obj, &ob, grad_scale, tc->ws.dxn, tc->g.output, res);
@@ -370,14 +377,31 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
     return TK_OK;
 }
 
+static tk_status check_objective_args(const tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, const tk_obj_result *res,
+                                      const char *what) {
+    if (!b || !b->ids || !extra || !res) return tk_fail(TK_ERR_ARG, "%s: NULL batch, objective inputs or result", what);
+    if (b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)
+        return tk_fail(TK_ERR_ARG, "%s: batch %d x %d outside the context's %d x %d", what, b->n_rows, b->n_cols, tc->p.max_rows,
+                       tc->p.max_cols);
+    return TK_OK;
+}
+
 tk_status tk_train_step_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, float grad_scale,
                                   tk_obj_result *res) {
-    if (!b || !b->ids || !extra || !res) return tk_fail(TK_ERR_ARG, "train: NULL batch, objective inputs or result");
-    if (b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)
-        return tk_fail(TK_ERR_ARG, "train: batch %d x %d outside the context's %d x %d", b->n_rows, b->n_cols, tc->p.max_rows,
-                       tc->p.max_cols);
+    tk_status st = check_objective_args(tc, b, extra, res, "train");
+    if (st) return st;
     memset(res, 0, sizeof *res);
     return fwd_obj_bwd(tc, b, extra, grad_scale, res);
+}
+
+tk_status tk_train_eval_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, tk_obj_result *res) {
+    tk_status st = check_objective_args(tc, b, extra, res, "train eval");
+    if (st) return st;
+    set_training(tc, false);
+    if ((st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL))) return st;
+    tk_lm_head head;
+    tk_obj_batch ob = policy_batch(tc, b, extra, &head);
+    return tk_objective_loss_and_grad(tc->obj, &ob, 1.0f, NULL, NULL, res);
 }
 
 const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc) { return tk_objective_get_ops(tc->obj); }

@@ -101,6 +101,10 @@ tk_status tk_train_step_fwd_bwd(tk_train_ctx *tc, const tk_batch *b, const int32
  * dropout counter. Not thread-safe per context. */
 tk_status tk_train_step_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, float grad_scale,
                                   tk_obj_result *res);
+/* The objective's loss and metrics on batch b without gradients: a forward in evaluation mode
+ * (no dropout; the dropout counter is unchanged), then the objective with dh = NULL. extra as for
+ * tk_train_step_objective; *res = its sums. Not thread-safe per context. */
+tk_status tk_train_eval_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, tk_obj_result *res);
 /* The context's objective. */
 const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc);
 /* Final hidden states [B*T x C] of the frozen reference on batch b (valid until the next call):

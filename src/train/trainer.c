@@ -42,6 +42,8 @@ static void run_free(tk_run *r) {
     tk_model_free(r->m);
     tk_sft_free(&r->train);
     tk_sft_free(&r->val);
+    tk_pair_buf_free(&r->pb);
+    free(r->ref_train); free(r->ref_val); free(r->ref_buf);
     tk_rows_free(&r->rows);
     tk_rows_free(&r->vrows);
     tk_batch_buf_free(&r->bb);
@@ -101,13 +103,17 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tp.max_rows = c->batch_size;
     tp.max_cols = r->max_cols;
     tp.recompute = c->recompute;
+    if (r->pref) {
+        tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
+        tp.objective_params = &r->dp;
+    }
     if ((st = tk_train_ctx_new(r->m, &tp, &r->tc))) goto done;
     r->ps = tk_train_param_set(r->tc);
     if ((st = tk_run_config_json(r))) goto done;
     if ((st = tk_mkdir_p(c->out))) goto done;
 
     bool resumed = false;
-    if ((st = tk_run_open(r, &resumed))) goto done;
+    if ((st = tk_run_open(r, &resumed)) || (st = tk_run_pref_precompute(r))) goto done;
 
     /* samples before training (the LoRA B matrices are zero, so this is the base model) */
     if (r->n_sample_lines > 0 &&
