@@ -94,7 +94,6 @@ static void matmuls(void) {
         }
         free(x);
     }
-    for (int i = 0; i < 3; i++) free(w[i]);
     /* the reference never quantizes x: flags change nothing */
     {
         int64_t T = 2;
@@ -104,6 +103,7 @@ static void matmuls(void) {
         CHECK(!memcmp(y0, y1, (size_t)(T * Ns[0]) * sizeof(float)), "ref: TK_MATMUL_EXACT changes a product");
         free(x); free(y0); free(y1);
     }
+    for (int i = 0; i < 3; i++) free(w[i]);
     /* dW += dy^T x */
     {
         int64_t T = 11, n = 13, k = 17;
