@@ -6,6 +6,9 @@
 #   NATIVE=0     do not tune for this CPU (-march=native)
 #   SANITIZE=1   ASan + UBSan build into build-asan/ (tests run there too)
 #   FUZZ=1       also build libFuzzer targets (needs clang)
+#   BACKENDS="cpu ref"  the backends to build (src/backend/<name>/, default both; cpu is required,
+#                ref is the portable reference the others are tested against). A CUDA backend
+#                would be BACKENDS="cpu cuda" (src/backend/cuda/ is not written yet).
 CC      ?= cc
 BLAS    ?= 1
 OPENMP  ?= 1
@@ -74,12 +77,19 @@ else
 CFLAGS_BASE += -Wno-unknown-pragmas
 FEATURES += "  OpenMP   : off (OPENMP=0)"
 endif
-# Backends (src/backend/backend.h): one build switch each; the CPU backend is always built.
-FEATURES += "  Backends : cpu (always)"
+# Backends (src/backend/backend.h): only the listed src/backend/<name>/ are compiled, each with
+# -DTK_BACKEND_<NAME>=1, which puts it in the list in src/backend/backend.c.
+BACKENDS ?= cpu ref
+ifeq ($(filter cpu,$(BACKENDS)),)
+$(error BACKENDS="$(BACKENDS)" lacks cpu: the CPU backend is always built (e.g. BACKENDS="cpu ref"))
+endif
+$(foreach b,$(BACKENDS),$(if $(wildcard src/backend/$(b)/*.c),,$(error BACKENDS names "$(b)", but src/backend/$(b)/ has no sources)))
+CFLAGS_BASE += $(foreach b,$(BACKENDS),-DTK_BACKEND_$(shell echo $(b) | tr a-z A-Z)=1)
+FEATURES += "  Backends : $(BACKENDS)   [BACKENDS='cpu ...' to choose; cpu is required]"
 ifneq ($(shell command -v nvcc 2>/dev/null),)
-FEATURES += "  CUDA     : nvcc found, but this version has no CUDA backend yet (CPU only)"
+FEATURES += "  CUDA     : nvcc found, but there is no CUDA backend yet (src/backend/cuda/ not written)"
 else
-FEATURES += "  CUDA     : nvcc not found (CPU only)"
+FEATURES += "  CUDA     : nvcc not found (no CUDA backend yet either)"
 endif
 ifeq ($(SANITIZE),1)
 FEATURES += "  Sanitize : ASan+UBSan -> $(BUILD)/   [SANITIZE=0 for the normal build]"
@@ -89,7 +99,8 @@ endif
 
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 
-LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+LIB_SRC  := $(sort $(wildcard src/*/*.c) $(filter-out src/backend/%,$(wildcard src/*/*/*.c)) \
+                  $(foreach b,$(BACKENDS),$(wildcard src/backend/$(b)/*.c)))
 CLI_SRC  := $(sort $(wildcard tools/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -109,6 +120,11 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) $(SRC_INC) -MMD -MP -c $< -o $@
 
 $(CLI_OBJ): SRC_INC =
+
+# backend.c's list follows BACKENDS: recompile it when the list changes (a file records the last one).
+BACKENDS_FILE := $(BUILD)/backends.txt
+$(shell mkdir -p $(BUILD); [ "$$(cat $(BACKENDS_FILE) 2>/dev/null)" = "$(BACKENDS)" ] || echo "$(BACKENDS)" > $(BACKENDS_FILE))
+$(BUILD)/obj/src/backend/backend.o build-fuzz/obj/src/backend/backend.o: $(BACKENDS_FILE)
 
 $(BUILD)/libtakumi.a: $(LIB_OBJ)
 	@rm -f $@

@@ -1,7 +1,9 @@
 /* The backend table (src/backend/backend.h): the CPU backend is built, first and active by
- * default; selection by name at run time (unknown names refused with the built list); every
- * entry (buffers, matmuls, attention and elementwise kernels) is filled; buffers round-trip through the active backend; the dispatchers reach the
- * selected backend (tk_matmul_ex equals the CPU entry called directly, bit for bit). */
+ * default; the built list is the Makefile's BACKENDS (-DTK_BACKEND_<NAME>); selection by name at
+ * run time (unknown names refused with the built list); every entry (buffers, matmuls, attention
+ * and elementwise kernels) is filled; buffers round-trip through the active backend; the
+ * dispatchers reach the selected backend (tk_matmul_ex and tk_vexp_sum equal its entries called
+ * directly, bit for bit). */
 #include "test.h"
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
@@ -14,6 +16,12 @@ int main(void) {
     CHECK(!strcmp(bs[0]->name, "cpu"), "the CPU backend comes first");
     CHECK(!strcmp(tk_backend_active()->name, getenv("TAKUMI_BACKEND") ? getenv("TAKUMI_BACKEND") : "cpu"),
           "active by default: %s", tk_backend_active()->name);
+    int want = 1; /* the build switches: each backend in BACKENDS is in the list */
+#if TK_BACKEND_REF
+    want++;
+    CHECK(nb > 1 && !strcmp(bs[1]->name, "ref"), "BACKENDS lists ref: it is built, after the CPU");
+#endif
+    CHECK(nb == want, "%d backends built, the build switches say %d", nb, want);
     for (int i = 0; i < nb; i++) {
         const tk_backend *b = bs[i];
         CHECK(b->name && b->detail && b->alloc && b->free && b->to_device && b->to_host && b->matmul && b->matmul_multi &&
@@ -35,8 +43,7 @@ int main(void) {
             tk_backend_free(dev);
         }
     }
-    /* the dispatcher reaches the CPU entry */
-    CHECK_OK(tk_backend_select("cpu"));
+    /* the dispatchers reach the selected backend's entries */
     enum { T = 5, K = 64, N = 7 };
     float x[T * K], w[N * K], y1[T * N], y2[T * N];
     tk_rng rng;
@@ -44,9 +51,18 @@ int main(void) {
     for (int i = 0; i < T * K; i++) x[i] = tk_rng_normal(&rng);
     for (int i = 0; i < N * K; i++) w[i] = tk_rng_normal(&rng);
     tk_tensor_ref wr = {.name = "w", .dtype = TK_F32, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = sizeof w};
-    CHECK_OK(tk_matmul_ex(y1, x, &wr, T, false, TK_MATMUL_EXACT));
+    for (int i = 0; i < nb; i++) {
+        CHECK_OK(tk_backend_select(bs[i]->name));
+        CHECK_OK(tk_matmul_ex(y1, x, &wr, T, false, TK_MATMUL_EXACT));
+        CHECK_OK(bs[i]->matmul(y2, x, &wr, T, false, TK_MATMUL_EXACT));
+        CHECK(!memcmp(y1, y2, sizeof y1), "tk_matmul_ex dispatches to the %s entry", bs[i]->name);
+        float s1 = tk_vexp_sum(y1, x, 1.0f, T * N), s2 = bs[i]->vexp_sum(y2, x, 1.0f, T * N);
+        CHECK(s1 == s2 && !memcmp(y1, y2, sizeof y1), "tk_vexp_sum dispatches to the %s entry", bs[i]->name);
+    }
+    CHECK_OK(tk_backend_select("cpu"));
     CHECK_OK(tk_cpu_matmul(y2, x, &wr, T, false, TK_MATMUL_EXACT));
-    CHECK(!memcmp(y1, y2, sizeof y1), "tk_matmul_ex dispatches to the CPU entry");
+    CHECK_OK(tk_matmul_ex(y1, x, &wr, T, false, TK_MATMUL_EXACT));
+    CHECK(!memcmp(y1, y2, sizeof y1), "the CPU table holds the CPU kernels");
     /* unknown names are refused, naming the built ones; the active backend stays */
     CHECK(tk_backend_select("tpu") == TK_ERR_NOT_FOUND, "an unknown backend is refused");
     CHECK(strstr(tk_last_error(), "tpu") && strstr(tk_last_error(), "cpu"), "message: %s", tk_last_error());

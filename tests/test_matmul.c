@@ -7,44 +7,12 @@
 #include "core/core.h"
 #include "core/quant.h"
 #include "test_backends.h"
+#include "random_weight.h"
 #include "backend/cpu/kernels.h"
 
 static tk_rng rng;
 
 static float randn(void) { return tk_rng_normal(&rng); }
-
-/* Random but valid weight bytes: random quants, scale fields set to moderate halves. */
-static void *random_weight(tk_dtype t, int64_t N, int64_t K, size_t *nbytes) {
-    size_t rb;
-    tk_dtype_nbytes(t, K, &rb);
-    *nbytes = rb * (size_t)N;
-    uint8_t *w = malloc(*nbytes);
-    for (size_t i = 0; i < *nbytes; i++) w[i] = (uint8_t)tk_rng_u64(&rng);
-    int64_t nblk = N * (K / tk_dtype_block_elems(t));
-    size_t bb = tk_dtype_block_bytes(t);
-    #define H(s) tk_f32_to_f16(s * (0.5f + tk_rng_uniform(&rng)))
-    for (int64_t b = 0; b < nblk; b++) {
-        uint8_t *p = w + (size_t)b * bb;
-        switch (t) {
-        case TK_F32: for (int i = 0; i < 1; i++) { float f = randn(); memcpy(p, &f, 4); } break;
-        case TK_F16: { uint16_t h = tk_f32_to_f16(randn()); memcpy(p, &h, 2); } break;
-        case TK_BF16: { uint16_t h = tk_f32_to_bf16(randn()); memcpy(p, &h, 2); } break;
-        case TK_Q4_0: ((tk_block_q4_0 *)p)->d = H(0.1f); break;
-        case TK_Q4_1: ((tk_block_q4_1 *)p)->d = H(0.1f); ((tk_block_q4_1 *)p)->m = H(-0.5f); break;
-        case TK_Q5_0: ((tk_block_q5_0 *)p)->d = H(0.05f); break;
-        case TK_Q5_1: ((tk_block_q5_1 *)p)->d = H(0.05f); ((tk_block_q5_1 *)p)->m = H(-0.5f); break;
-        case TK_Q8_0: ((tk_block_q8_0 *)p)->d = H(0.01f); break;
-        case TK_Q2_K: ((tk_block_q2_k *)p)->d = H(0.02f); ((tk_block_q2_k *)p)->dmin = H(0.01f); break;
-        case TK_Q3_K: ((tk_block_q3_k *)p)->d = H(0.02f); break;
-        case TK_Q4_K: ((tk_block_q4_k *)p)->d = H(0.01f); ((tk_block_q4_k *)p)->dmin = H(0.01f); break;
-        case TK_Q5_K: ((tk_block_q5_k *)p)->d = H(0.01f); ((tk_block_q5_k *)p)->dmin = H(0.01f); break;
-        case TK_Q6_K: ((tk_block_q6_k *)p)->d = H(0.002f); break;
-        default: break;
-        }
-    }
-    #undef H
-    return w;
-}
 
 static float *dequant_all(tk_dtype t, const void *w, int64_t N, int64_t K) {
     size_t rb;
@@ -60,14 +28,10 @@ static float *randv(int64_t n) {
     return v;
 }
 
-static const tk_dtype k_types[] = {TK_F32, TK_F16, TK_BF16, TK_Q8_0, TK_Q4_0, TK_Q4_1, TK_Q5_0, TK_Q5_1,
-                                   TK_Q2_K, TK_Q3_K, TK_Q4_K, TK_Q5_K, TK_Q6_K};
-#define NTYPES (int)(sizeof k_types / sizeof k_types[0])
-
 /* y = x W^T through each forced path, against double reference; returns worst error/tolerance ratio. */
 static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
     size_t nb;
-    void *w = random_weight(t, N, K, &nb);
+    void *w = random_weight(&rng, t, N, K, &nb);
     float *wf = dequant_all(t, w, N, K), *x = randv(T * K), *y = malloc((size_t)(T * N) * sizeof(float));
     tk_tensor_ref ref = {.name = "w", .dtype = t, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = nb};
     /* activation quantization error bound for the fused path: |x - xq| <= d/2 per element */
@@ -157,7 +121,7 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
 /* dx = dy W against the double reference, for every dtype. */
 static void check_dx(tk_dtype t, int64_t T, int64_t N, int64_t K) {
     size_t nb;
-    void *w = random_weight(t, N, K, &nb);
+    void *w = random_weight(&rng, t, N, K, &nb);
     float *wf = dequant_all(t, w, N, K), *dy = randv(T * N), *dx = malloc((size_t)(T * K) * sizeof(float));
     tk_tensor_ref ref = {.name = "w", .dtype = t, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = nb};
     for (int accumulate = 0; accumulate < 2; accumulate++) {
@@ -226,7 +190,7 @@ static void check_multi(tk_dtype t0, tk_dtype t1, int64_t T, int64_t K, int flag
     float *y[3], *y1[3], *x = randv(T * K);
     for (int i = 0; i < 3; i++) {
         size_t nb;
-        w[i] = random_weight(dts[i], Ns[i], K, &nb);
+        w[i] = random_weight(&rng, dts[i], Ns[i], K, &nb);
         ref[i] = (tk_tensor_ref){.name = "w", .dtype = dts[i], .n_dims = 2, .ne = {K, Ns[i], 1, 1}, .data = w[i], .nbytes = nb};
         wp[i] = &ref[i];
         y[i] = malloc((size_t)(T * Ns[i]) * sizeof(float));
@@ -255,8 +219,8 @@ static void run_all(void) {
     check_sgemm(tk_sgemm, "tk_sgemm", 37, 29, 300);
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 37, 29, 300);
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 103, 2100, 20); /* several row blocks, N past one column block */
-    for (int i = 0; i < NTYPES; i++) {
-        tk_dtype t = k_types[i];
+    for (int i = 0; i < N_WEIGHT_TYPES; i++) {
+        tk_dtype t = k_weight_types[i];
         int64_t bk = tk_dtype_block_elems(t) == 256 ? 512 : 96;
         check_forward(t, 1, 37, bk);
         check_forward(t, 3, 19, bk);

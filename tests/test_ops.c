@@ -329,21 +329,25 @@ static void case_att_decode1(fd_case *c) { case_attention(c, 6); }
 static void case_att_recompute(fd_case *c) { case_attention(c, 4); }
 static void case_att_long(fd_case *c) { case_attention(c, 5); }
 
-/* ------------------------------------------------------------------ swiglu */
-static tk_status swi_fwd(fd_case *c) {
-    tk_swiglu_forward(c->out[0].data, c->in[0].data, c->in[1].data, c->in[0].n);
+/* ------------------------------------------------------------------ swiglu, geglu (flag) */
+static tk_status glu_fwd(fd_case *c) {
+    (c->flag ? tk_geglu_forward : tk_swiglu_forward)(c->out[0].data, c->in[0].data, c->in[1].data, c->in[0].n);
     return TK_OK;
 }
-static tk_status swi_bwd(fd_case *c) {
-    tk_swiglu_backward(c->in[0].grad, c->in[1].grad, c->out[0].grad, c->in[0].data, c->in[1].data, c->in[0].n);
+static tk_status glu_bwd(fd_case *c) {
+    (c->flag ? tk_geglu_backward : tk_swiglu_backward)(c->in[0].grad, c->in[1].grad, c->out[0].grad, c->in[0].data,
+                                                       c->in[1].data, c->in[0].n);
     return TK_OK;
 }
-static void case_swiglu(fd_case *c) {
+static void case_glu(fd_case *c, int geglu) {
     add_in(c, "gate", 60, 2, false);
     add_in(c, "up", 60, 1, false);
     add_out(c, "out", 60);
-    c->fwd = swi_fwd; c->bwd = swi_bwd;
+    c->flag = geglu;
+    c->fwd = glu_fwd; c->bwd = glu_bwd;
 }
+static void case_swiglu(fd_case *c) { case_glu(c, 0); }
+static void case_geglu(fd_case *c) { case_glu(c, 1); }
 
 /* ------------------------------------------------------------------ linear */
 static tk_status lin_fwd(fd_case *c) {
@@ -491,11 +495,13 @@ static void check_rope_hf(void) {
 }
 
 /* Attention forward against a naive double-precision masked softmax (prefix: case_attention_prefix's kinds,
- * else case_attention's). */
-static void check_attention_ref(int kind, bool prefix) {
+ * else case_attention's), scores soft-capped to cap * tanh(score / cap) when cap > 0. */
+static double capped(double score, float cap) { return cap > 0 ? cap * tanh(score / cap) : score; }
+static void check_attention_ref(int kind, bool prefix, float cap) {
     fd_case c = {0};
     if (prefix) case_attention_prefix(&c, kind);
     else case_attention(&c, kind);
+    c.args.softcap = cap;
     CHECK_OK(c.fwd(&c));
     const tk_attn_args *a = &c.args;
     int64_t NP = a->P;
@@ -509,7 +515,7 @@ static void check_attention_ref(int kind, bool prefix) {
                 double d = 0;
                 for (int64_t i = 0; i < a->D; i++)
                     d += (double)c.in[0].data[(t * a->H + h) * a->D + i] * c.in[3].data[(j * a->KH + h / G) * a->D + i];
-                psc[j] = sq >= 0 ? d * a->scale : -1e300;
+                psc[j] = sq >= 0 ? capped(d * a->scale, cap) : -1e300;
                 if (sq >= 0 && psc[j] > mx) mx = psc[j];
             }
             for (int64_t s = 0; s < a->S; s++) {
@@ -518,7 +524,7 @@ static void check_attention_ref(int kind, bool prefix) {
                 double d = 0;
                 for (int64_t i = 0; i < a->D; i++)
                     d += (double)c.in[0].data[(t * a->H + h) * a->D + i] * c.in[1].data[(s * a->KH + h / G) * a->D + i];
-                sc[s] = ok ? d * a->scale : -1e300;
+                sc[s] = ok ? capped(d * a->scale, cap) : -1e300;
                 if (ok && sc[s] > mx) mx = sc[s];
             }
             for (int64_t s = 0; s < a->S; s++) { sc[s] = sc[s] <= -1e299 ? 0 : exp(sc[s] - mx); sum += sc[s]; }
@@ -530,8 +536,8 @@ static void check_attention_ref(int kind, bool prefix) {
                 worst = fmax(worst, fabs(o - c.out[0].data[(t * a->H + h) * a->D + i]));
             }
         }
-    CHECK(worst < 1e-5, "attention%s kind %d forward differs from the naive reference by %g", prefix ? " with a prefix" : "",
-          kind, worst);
+    CHECK(worst < 1e-5, "attention%s kind %d softcap %g forward differs from the naive reference by %g",
+          prefix ? " with a prefix" : "", kind, (double)cap, worst);
     free_case(&c);
 }
 
@@ -627,6 +633,7 @@ static const struct { const char *name; void (*setup)(fd_case *); double tol; } 
     {"attention softcap prefix window", case_attc_prefix, 1e-3},
     {"attention softcap prefix recompute", case_attc_prefix_recompute, 1e-3},
     {"swiglu", case_swiglu, 1e-3},
+    {"geglu", case_geglu, 1e-3},
     {"linear f32 +bias", case_linear_f32, 1e-3},
     {"linear q4_1 dx", case_linear_q4_1, 1e-3},
     {"linear q8_0 dx", case_linear_q8_0, 1e-3},
@@ -648,8 +655,10 @@ static void run_all(void) {
         free_case(&c);
     }
     check_rope_hf();
-    for (int kind = 0; kind <= 7; kind++) check_attention_ref(kind, false);
-    for (int kind = 0; kind <= 4; kind++) check_attention_ref(kind, true);
+    for (int kind = 0; kind <= 7; kind++) check_attention_ref(kind, false, 0.0f);
+    for (int kind = 0; kind <= 4; kind++) check_attention_ref(kind, true, 0.0f);
+    for (int kind = 0; kind <= 4; kind++) check_attention_ref(kind, true, 1.5f); /* soft-capped (with a prefix) */
+    check_attention_ref(5, false, 1.5f);
     check_xent_ref();
     check_misc_forward();
 }

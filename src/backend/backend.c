@@ -1,14 +1,25 @@
 /* The list of built backends, run-time selection and the dispatchers (see backend.h). */
 #include "backend/backend.h"
 #include "core/core.h"
+#include "core/quant.h"
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Each backend in the Makefile's BACKENDS is compiled with -DTK_BACKEND_<NAME>=1 and listed here. */
+#if !TK_BACKEND_CPU
+#error "the CPU backend is required: build with the Makefile (BACKENDS must list cpu)"
+#endif
 extern const tk_backend tk_cpu_backend;
+#if TK_BACKEND_REF
+extern const tk_backend tk_ref_backend;
+#endif
 
 static const tk_backend *const k_built[] = {
     &tk_cpu_backend,
-    /* CUDA=1 builds add &tk_cuda_backend here (src/backend/cuda/, not written yet) */
+#if TK_BACKEND_REF
+    &tk_ref_backend,
+#endif
+    /* BACKENDS="cpu cuda" would add &tk_cuda_backend here (src/backend/cuda/, not written yet) */
 };
 #define N_BUILT ((int)(sizeof k_built / sizeof k_built[0]))
 
@@ -73,3 +84,37 @@ void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
     BE->sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 float tk_vexp_sum(float *y, const float *x, float shift, int64_t n) { return BE->vexp_sum(y, x, shift, n); }
+
+tk_status tk_matmul_check(const tk_tensor_ref *w, int64_t T, size_t *row_bytes) {
+    if (!w || !w->data) return tk_fail(TK_ERR_ARG, "matmul: NULL weight");
+    const char *name = w->name ? w->name : "weight";
+    if (T < 0) return tk_fail(TK_ERR_ARG, "matmul %s: negative row count", name);
+    int64_t K = w->ne[0], N = w->ne[1];
+    if (K <= 0 || N <= 0) return tk_fail(TK_ERR_ARG, "matmul %s: empty weight [%lld x %lld]", name, (long long)N, (long long)K);
+    bool is_int = w->dtype == TK_I8 || w->dtype == TK_I16 || w->dtype == TK_I32 || w->dtype == TK_I64;
+    if (is_int || (w->dtype != TK_F32 && !tk_dequant_row_fn_for(w->dtype)))
+        return tk_fail(TK_ERR_UNSUPPORTED, "matmul %s: no kernel for dtype %s", name, tk_dtype_name(w->dtype));
+    tk_status st = tk_dtype_nbytes(w->dtype, K, row_bytes);
+    if (st) return tk_fail_ctx(st, "matmul %s: ", name);
+    size_t total;
+    if (!tk_mul_ok(*row_bytes, (size_t)N, &total)) return tk_fail(TK_ERR_NOMEM, "matmul %s: size overflows", name);
+    if (w->nbytes && w->nbytes < total)
+        return tk_fail(TK_ERR_FORMAT, "matmul %s: %zu bytes of data for [%lld x %lld] %s", name, w->nbytes,
+                       (long long)N, (long long)K, tk_dtype_name(w->dtype));
+    return TK_OK;
+}
+
+tk_status tk_embedding_check(const float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table, size_t *row_bytes) {
+    if (!out || !ids || !table || !table->data || T < 0) return tk_fail(TK_ERR_ARG, "embedding: NULL argument or negative T");
+    int64_t C = table->ne[0], V = table->ne[1];
+    tk_status st = tk_dtype_nbytes(table->dtype, C, row_bytes);
+    if (st) return tk_fail_ctx(st, "embedding table %s: ", table->name ? table->name : "?");
+    if (V <= 0 || (table->nbytes && (size_t)V > table->nbytes / (*row_bytes ? *row_bytes : 1)))
+        return tk_fail(TK_ERR_FORMAT, "embedding table %s: %lld rows do not fit in %zu bytes",
+                       table->name ? table->name : "?", (long long)V, table->nbytes);
+    for (int64_t t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= V)
+            return tk_fail(TK_ERR_RANGE, "embedding: token id %d at position %lld is outside [0, %lld)",
+                           (int)ids[t], (long long)t, (long long)V);
+    return TK_OK;
+}

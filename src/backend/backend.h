@@ -1,11 +1,12 @@
 /* Backends: where products and kernels run. A backend is a table of entry points (matmul
- * variants, buffers and copies, and — as the ops move behind it — attention and elementwise
- * kernels); the CPU is the first entry and the default. The backend is chosen at run time:
- * tk_backend_select(name), or the TAKUMI_BACKEND environment variable at first use; each
- * backend is built by its own switch (the CPU always; CUDA=1 will add "cuda"). Every tensor
- * op in the library calls the dispatchers (below, and the kernels' in src/ops/ops.h), never a
- * backend's functions directly, and
- * the op tests run against every backend that was built (tk_backends).
+ * variants, buffers and copies, attention and elementwise kernels); the CPU is the first entry
+ * and the default; "ref" (src/backend/ref/) is the portable reference every other backend is
+ * checked against. The backend is chosen at run time: tk_backend_select(name), or the
+ * TAKUMI_BACKEND environment variable at first use; the Makefile's BACKENDS list says which are
+ * built (cpu always; default "cpu ref"; a CUDA backend would be BACKENDS="cpu cuda"). Every
+ * tensor op in the library calls the dispatchers (below, and the kernels' in src/ops/ops.h),
+ * never a backend's functions directly, and the op tests run against every backend that was
+ * built (tk_backends).
  *
  * Matmul convention (as in PyTorch's nn.Linear): y[T x N] = x[T x K] · W^T, where the weight
  * W is stored row-major [N x K] (tk_tensor_ref ne[0] = K, ne[1] = N) in F32, F16, BF16 or
@@ -14,8 +15,9 @@
  * per-thread scratch, then sgemm), or, for few rows (decode), dotted directly against x.
  *
  * To add a backend: fill a tk_backend in src/backend/<name>/backend_<name>.c, add it to the
- * list in src/backend/backend.c under its build switch (Makefile), and make tests/test_ops,
- * tests/test_matmul and tests/test_backend pass on it (they loop over tk_backends). */
+ * list in src/backend/backend.c under #if TK_BACKEND_<NAME> (set when BACKENDS lists <name>), and
+ * make tests/test_ops, tests/test_matmul, tests/test_backend and tests/test_backends_agree pass
+ * on it (they loop over tk_backends). */
 #ifndef TK_BACKEND_BACKEND_H
 #define TK_BACKEND_BACKEND_H
 #include "takumi/core.h"
@@ -53,7 +55,7 @@ typedef struct tk_attn_args {
     float *dpk, *dpv;               /* backward only: += d loss / d pk, pv [P x KH x D] (NULL = not wanted) */
 } tk_attn_args;
 typedef struct tk_backend {
-    const char *name;        /* "cpu" */
+    const char *name;        /* "cpu", "ref" */
     const char *detail;      /* build/ISA details for `takumi inspect` and logs ("AVX-512, OpenBLAS", …) */
     /* buffers: memory the backend's kernels read and write, and copies between it and host memory */
     void *(*alloc)(size_t bytes);
@@ -115,4 +117,12 @@ void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* y[i] = exp(x[i] - shift) (x may alias y); returns the sum of the y[i]. */
 float tk_vexp_sum(float *y, const float *x, float shift, int64_t n);
+
+/* For backends' entries: the argument checks every backend makes, with the same messages. Thread-safe.
+ * tk_matmul_check: W non-NULL, [N x K] non-empty, a float or quantized dtype with a dequantizer, its bytes
+ * covering N rows; T >= 0. Gives W's row stride in bytes. */
+tk_status tk_matmul_check(const tk_tensor_ref *w, int64_t T, size_t *row_bytes);
+/* tk_embedding_check: non-NULL buffers, T >= 0, a table whose bytes hold its V rows, every id in [0, V)
+ * (TK_ERR_RANGE naming the id). Gives the table's row stride in bytes. */
+tk_status tk_embedding_check(const float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table, size_t *row_bytes);
 #endif

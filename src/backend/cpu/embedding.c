@@ -5,18 +5,10 @@
 #include "core/core.h"
 
 tk_status tk_cpu_embedding_forward(float *out, const int32_t *ids, int64_t T, const tk_tensor_ref *table) {
-    if (!out || !ids || !table || !table->data || T < 0) return tk_fail(TK_ERR_ARG, "embedding: NULL argument or negative T");
-    int64_t C = table->ne[0], V = table->ne[1];
     size_t row_bytes;
-    tk_status st = tk_dtype_nbytes(table->dtype, C, &row_bytes);
-    if (st) return tk_fail_ctx(st, "embedding table %s: ", table->name ? table->name : "?");
-    if (V <= 0 || (table->nbytes && (size_t)V > table->nbytes / (row_bytes ? row_bytes : 1)))
-        return tk_fail(TK_ERR_FORMAT, "embedding table %s: %lld rows do not fit in %zu bytes",
-                       table->name ? table->name : "?", (long long)V, table->nbytes);
-    for (int64_t t = 0; t < T; t++)
-        if (ids[t] < 0 || ids[t] >= V)
-            return tk_fail(TK_ERR_RANGE, "embedding: token id %d at position %lld is outside [0, %lld)",
-                           (int)ids[t], (long long)t, (long long)V);
+    tk_status st = tk_embedding_check(out, ids, T, table, &row_bytes);
+    if (st) return st;
+    int64_t C = table->ne[0];
     const uint8_t *base = table->data;
     tk_status err = TK_OK;
     #pragma omp parallel for schedule(static) if (T * C > 65536)

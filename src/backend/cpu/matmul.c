@@ -38,26 +38,6 @@ tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n)
     return TK_OK;
 }
 
-/* Validates W against K and computes its row stride in bytes. */
-static tk_status check_weight(const tk_tensor_ref *w, int64_t T, size_t *row_bytes) {
-    if (!w || !w->data) return tk_fail(TK_ERR_ARG, "matmul: NULL weight");
-    const char *name = w->name ? w->name : "weight";
-    if (T < 0) return tk_fail(TK_ERR_ARG, "matmul %s: negative row count", name);
-    int64_t K = w->ne[0], N = w->ne[1];
-    if (K <= 0 || N <= 0) return tk_fail(TK_ERR_ARG, "matmul %s: empty weight [%lld x %lld]", name, (long long)N, (long long)K);
-    bool is_int = w->dtype == TK_I8 || w->dtype == TK_I16 || w->dtype == TK_I32 || w->dtype == TK_I64;
-    if (is_int || (w->dtype != TK_F32 && !tk_dequant_row_fn_for(w->dtype)))
-        return tk_fail(TK_ERR_UNSUPPORTED, "matmul %s: no kernel for dtype %s", name, tk_dtype_name(w->dtype));
-    tk_status st = tk_dtype_nbytes(w->dtype, K, row_bytes);
-    if (st) return tk_fail_ctx(st, "matmul %s: ", name);
-    size_t total;
-    if (!tk_mul_ok(*row_bytes, (size_t)N, &total)) return tk_fail(TK_ERR_NOMEM, "matmul %s: size overflows", name);
-    if (w->nbytes && w->nbytes < total)
-        return tk_fail(TK_ERR_FORMAT, "matmul %s: %zu bytes of data for [%lld x %lld] %s", name, w->nbytes,
-                       (long long)N, (long long)K, tk_dtype_name(w->dtype));
-    return TK_OK;
-}
-
 /* Whole-weight strategy for many rows (training, long prefill chunks): W is dequantized
  * once into one f32 buffer (threads split the rows) and a single sgemm does the product,
  * so BLAS packs x once per product instead of once per panel — with T x K of x larger
@@ -230,7 +210,7 @@ tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_r
     size_t rb[TK_MULTI_MAX];
     bool fused = T > 0 && T < TK_SMALL_T && !g_force_path;
     for (int i = 0; i < n; i++) {
-        tk_status st = check_weight(w[i], T, &rb[i]);
+        tk_status st = tk_matmul_check(w[i], T, &rb[i]);
         if (st) return st;
         int64_t K = w[i]->ne[0];
         bool int8 = !(flags & TK_MATMUL_EXACT) && tk_cpu_has_qdot(w[i]->dtype);
@@ -248,7 +228,7 @@ tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_r
 
 tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags) {
     size_t row_bytes;
-    tk_status st = check_weight(w, T, &row_bytes);
+    tk_status st = tk_matmul_check(w, T, &row_bytes);
     if (st) return st;
     if (T == 0) return TK_OK;
     int64_t K = w->ne[0], N = w->ne[1];
@@ -275,7 +255,7 @@ tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_
 
 tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate) {
     size_t row_bytes;
-    tk_status st = check_weight(w, T, &row_bytes);
+    tk_status st = tk_matmul_check(w, T, &row_bytes);
     if (st) return st;
     if (T == 0) return TK_OK;
     int64_t K = w->ne[0], N = w->ne[1];
