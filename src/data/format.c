@@ -698,7 +698,8 @@ void tk_data_validate(tk_data_format f, const cJSON *rec, tk_example *ex, tk_rfi
             if (w < 0 || (size_t)w >= sizeof keys - o) break;
             o += (size_t)w;
         }
-        tk_rf_add(fs, TK_DATA_ERROR, "unknown_format", "record has none of the keys of a known format (keys: %s); use --format", o ? keys : "none");
+        tk_rf_add(fs, TK_DATA_ERROR, "unknown_format", "record has none of the keys of a known format (chat, prompt_completion, alpaca, sharegpt, preference, "
+                  "classification, text; its keys: %s); use --format, or --map to name its fields", o ? keys : "none");
     }
     }
     if (fs->n_errors != e0) tk_example_reset(ex);
