@@ -6,37 +6,12 @@
  * contamination matches (exact / prompt / near) against an independent exact Jaccard. */
 #include "test.h"
 #include "data/data_internal.h"
+#include "data_findings.h"
 
 #define FX "tests/fixtures/data/"
 #define SGD_MAP "messages=turns,role=speaker,content=utterance,user=USER,assistant=SYSTEM"
 
-typedef struct fnd { uint64_t line; char cat[48]; char msg[400]; } fnd;
-typedef struct fset { fnd v[64]; int n; } fset;
-static void collect(const tk_data_finding *f, void *u) {
-    fset *s = u;
-    if (s->n >= 64) return;
-    s->v[s->n].line = f->line;
-    snprintf(s->v[s->n].cat, sizeof s->v[0].cat, "%s", f->category);
-    snprintf(s->v[s->n].msg, sizeof s->v[0].msg, "%s", f->message);
-    s->n++;
-}
-static const fnd *find(const fset *s, uint64_t line, const char *cat) {
-    for (int i = 0; i < s->n; i++) if (s->v[i].line == line && !strcmp(s->v[i].cat, cat)) return &s->v[i];
-    return NULL;
-}
-
-static tk_data_report *check(const char *path, const tk_data_map *m, fset *fs, int threads) {
-    tk_data_check_params p = tk_data_check_default_params();
-    p.map = m;
-    p.threads = threads;
-    p.on_finding = collect;
-    p.user = fs;
-    fs->n = 0;
-    tk_data_report *r = NULL;
-    tk_status st = tk_data_check(path, &p, &r);
-    CHECK(st == TK_OK, "check %s: %s", path, tk_last_error());
-    return r;
-}
+static tk_data_report *check(const char *path, const tk_data_map *m, fset *fs, int threads) { return run_check(path, TK_DATA_AUTO, m, fs, threads); }
 
 static tk_data_map *map_of(const char *spec) {
     tk_data_map *m = NULL;

@@ -76,6 +76,8 @@ cJSON *tk_json_parse(const char *s, size_t len, uint64_t base_line, tk_rfinds *f
 size_t tk_utf8_check(const char *s, size_t len, bool *nul);
 /* Appends s as a JSON string literal (quotes included; non-ASCII kept as UTF-8). */
 tk_status tk_json_append_str(tk_buf *b, const char *s, size_t len);
+/* "missing", "null", "a boolean", "a number", "a string", "a list", "an object" (for messages). */
+const char *tk_json_type_name(const cJSON *v);
 /* Appends a cJSON value printed without formatting. */
 tk_status tk_json_append_value(tk_buf *b, const cJSON *v);
 

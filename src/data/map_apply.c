@@ -46,14 +46,6 @@ static void missing(const cJSON *obj, const char *what, const char *key, const c
     tk_rf_add(fs, TK_DATA_ERROR, "map_missing_field", "%s has no field \"%s\" (--map %s=%s); its fields: %s", what, field, key, field, keys);
 }
 
-static const char *type_name(const cJSON *v) {
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsArray(v)) return "a list";
-    if (cJSON_IsObject(v)) return "an object";
-    return "a string";
-}
 
 /* Text of a string or number value into tmp (numbers) or the string itself; NULL otherwise. */
 static const char *text_of(const cJSON *v, char *tmp, size_t cap) {
@@ -78,7 +70,7 @@ static bool add_system(const tk_data_map *m, const cJSON *rec, cJSON *arr, tk_rf
     if (m->system_field) {
         const cJSON *v = at(rec, m->system_field);
         if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) {
-            tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map system_field) is %s, expected a string", m->system_field, type_name(v));
+            tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map system_field) is %s, expected a string", m->system_field, tk_json_type_name(v));
             return false;
         }
         if (cJSON_IsString(v) && v->valuestring[0]) sys = v->valuestring;
@@ -97,7 +89,7 @@ static const char *const k_role_names[TK_MAP_N_ROLES] = {"system", "user", "assi
 
 static bool chat_turns(const tk_data_map *m, const cJSON *turns, cJSON *arr, tk_rfinds *fs) {
     if (!cJSON_IsArray(turns)) {
-        tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map messages) is %s, expected a list of turns", m->messages, type_name(turns));
+        tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map messages) is %s, expected a list of turns", m->messages, tk_json_type_name(turns));
         return false;
     }
     int i = 0;
@@ -106,7 +98,7 @@ static bool chat_turns(const tk_data_map *m, const cJSON *turns, cJSON *arr, tk_
     cJSON_ArrayForEach(t, turns) {
         i++;
         snprintf(what, sizeof what, "turn %d", i);
-        if (!cJSON_IsObject(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "turn %d is %s, expected an object", i, type_name(t)); return false; }
+        if (!cJSON_IsObject(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "turn %d is %s, expected an object", i, tk_json_type_name(t)); return false; }
         const cJSON *rv = at(t, m->role), *cv = at(t, m->content);
         if (!rv) { missing(t, what, "role", m->role, fs); return false; }
         if (!cv) { missing(t, what, "content", m->content, fs); return false; }
@@ -116,11 +108,11 @@ static bool chat_turns(const tk_data_map *m, const cJSON *turns, cJSON *arr, tk_
             if (rs)
                 tk_rf_add(fs, TK_DATA_ERROR, "unmapped_role", "turn %d: role value \"%.60s\" (field \"%s\") is not in the map; add it to user=, "
                           "assistant= or system_role= (e.g. user=%s|%.40s)", i, rs, m->role, m->roles[TK_MAP_USER].v[0], rs);
-            else tk_rf_add(fs, TK_DATA_ERROR, "unmapped_role", "turn %d: role field \"%s\" is %s, expected a string", i, m->role, type_name(rv));
+            else tk_rf_add(fs, TK_DATA_ERROR, "unmapped_role", "turn %d: role field \"%s\" is %s, expected a string", i, m->role, tk_json_type_name(rv));
             return false;
         }
         if (!cJSON_IsString(cv)) {
-            tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "turn %d: content field \"%s\" is %s, expected a string", i, m->content, type_name(cv));
+            tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "turn %d: content field \"%s\" is %s, expected a string", i, m->content, tk_json_type_name(cv));
             return false;
         }
         if (!add_msg(arr, k_role_names[r], cv->valuestring)) { tk_rf_add(fs, TK_DATA_ERROR, "internal", "out of memory"); return false; }
@@ -131,7 +123,7 @@ static bool chat_turns(const tk_data_map *m, const cJSON *turns, cJSON *arr, tk_
 /* history: a list of [user, assistant] pairs before the prompt (LLaMA-Factory's alpaca layout). */
 static bool history_turns(const tk_data_map *m, const cJSON *h, cJSON *arr, tk_rfinds *fs) {
     if (!h || cJSON_IsNull(h)) return true;
-    if (!cJSON_IsArray(h)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map history) is %s, expected a list of pairs", m->history, type_name(h)); return false; }
+    if (!cJSON_IsArray(h)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map history) is %s, expected a list of pairs", m->history, tk_json_type_name(h)); return false; }
     int i = 0;
     const cJSON *pr;
     cJSON_ArrayForEach(pr, h) {
@@ -152,9 +144,9 @@ static bool pc_turns(const tk_data_map *m, const cJSON *rec, cJSON *arr, tk_rfin
     if (!c) { missing(rec, "the record", "completion", m->completion, fs); return false; }
     char t1[64], t2[64], t3[64];
     const char *ps = text_of(p, t1, sizeof t1), *cs = text_of(c, t2, sizeof t2), *qs = q && !cJSON_IsNull(q) ? text_of(q, t3, sizeof t3) : NULL;
-    if (!ps) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map prompt) is %s, expected a string", m->prompt, type_name(p)); return false; }
-    if (!cs) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map completion) is %s, expected a string", m->completion, type_name(c)); return false; }
-    if (q && !cJSON_IsNull(q) && !qs) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map query) is %s, expected a string", m->query, type_name(q)); return false; }
+    if (!ps) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map prompt) is %s, expected a string", m->prompt, tk_json_type_name(p)); return false; }
+    if (!cs) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map completion) is %s, expected a string", m->completion, tk_json_type_name(c)); return false; }
+    if (q && !cJSON_IsNull(q) && !qs) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map query) is %s, expected a string", m->query, tk_json_type_name(q)); return false; }
     if (!history_turns(m, m->history ? at(rec, m->history) : NULL, arr, fs)) return false;
     bool ok;
     if (qs && qs[0]) {
@@ -190,7 +182,7 @@ static void copy_extra(const tk_data_map *m, const cJSON *rec, cJSON *out) {
 
 cJSON *tk_map_apply(const tk_data_map *m, const cJSON *rec, tk_rfinds *fs) {
     if (!cJSON_IsObject(rec)) {
-        tk_rf_add(fs, TK_DATA_ERROR, "data_type", "record is %s, expected a JSON object", type_name(rec));
+        tk_rf_add(fs, TK_DATA_ERROR, "data_type", "record is %s, expected a JSON object", tk_json_type_name(rec));
         return NULL;
     }
     cJSON *out = cJSON_CreateObject();
@@ -211,7 +203,7 @@ cJSON *tk_map_apply(const tk_data_map *m, const cJSON *rec, tk_rfinds *fs) {
     } else {
         const cJSON *t = at(rec, m->text), *l = m->label ? at(rec, m->label) : NULL;
         if (!t) { missing(rec, "the record", "text", m->text, fs); ok = false; }
-        else if (!cJSON_IsString(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map text) is %s, expected a string", m->text, type_name(t)); ok = false; }
+        else if (!cJSON_IsString(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map text) is %s, expected a string", m->text, tk_json_type_name(t)); ok = false; }
         else if (m->label && !l) { missing(rec, "the record", "label", m->label, fs); ok = false; }
         if (ok) {
             cJSON_AddStringToObject(out, "text", t->valuestring);

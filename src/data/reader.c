@@ -275,21 +275,32 @@ static void strip_cr(tk_reader *r, tk_raw *rec, size_t *n, const char *p) {
     }
 }
 
-/* Table mode: one row, which may span lines while a quoted field is open; the first row is the header. */
-static tk_status next_table_record(tk_reader *r, tk_raw *rec, bool *has) {
-    const char *p; size_t n; bool got;
-    tk_status st = next_line(r, &p, &n, &got);
+/* The first line of a record. *content: the line holds text (*p, *n, CR removed); otherwise rec is complete
+ * already (too long, blank) or the file ended (*has false). */
+static tk_status begin_record(tk_reader *r, tk_raw *rec, bool *has, const char **p, size_t *n, bool *content) {
+    bool got;
+    *content = false;
+    tk_status st = next_line(r, p, n, &got);
     if (st) return st;
     if (!got) { *has = false; return TK_OK; }
     r->line++;
     memset(rec, 0, sizeof *rec);
     rec->line = r->line;
     *has = true;
-    if (!p) { rec->kind = TK_RAW_TOO_LONG; rec->len = n; return TK_OK; }
-    strip_cr(r, rec, &n, p);
+    if (!*p) { rec->kind = TK_RAW_TOO_LONG; rec->len = *n; return TK_OK; }
+    strip_cr(r, rec, n, *p);
     size_t i = 0;
-    while (i < n && is_ws(p[i])) i++;
-    if (i == n) { rec->kind = TK_RAW_BLANK; return TK_OK; }
+    while (i < *n && is_ws((*p)[i])) i++;
+    if (i == *n) { rec->kind = TK_RAW_BLANK; return TK_OK; }
+    *content = true;
+    return TK_OK;
+}
+
+/* Table mode: one row, which may span lines while a quoted field is open; the first row is the header. */
+static tk_status next_table_record(tk_reader *r, tk_raw *rec, bool *has) {
+    const char *p; size_t n; bool got, content;
+    tk_status st = begin_record(r, rec, has, &p, &n, &content);
+    if (st || !content) return st;
     tk_csv_scan sc = {0};
     bool done = tk_csv_scan_line(&sc, p, n, r->delim), too_long = false;
     size_t total = n;
@@ -314,23 +325,13 @@ static tk_status next_table_record(tk_reader *r, tk_raw *rec, bool *has) {
 }
 
 static tk_status next_line_record(tk_reader *r, tk_raw *rec, bool *has) {
-    const char *p; size_t n; bool got;
+    const char *p; size_t n; bool content;
     for (;;) {
-        tk_status st = next_line(r, &p, &n, &got);
+        tk_status st = begin_record(r, rec, has, &p, &n, &content);
         if (st) return st;
-        if (!got) { *has = false; return TK_OK; }
-        r->line++;
-        memset(rec, 0, sizeof *rec);
-        rec->line = r->line;
-        *has = true;
-        if (!p) { rec->kind = TK_RAW_TOO_LONG; rec->len = n; return TK_OK; }
-        strip_cr(r, rec, &n, p);
-        size_t i = 0;
-        while (i < n && is_ws(p[i])) i++;
-        if (i == n) {
-            /* A blank last line is just the file's final newline convention, not worth a finding. */
-            if (r->container == TK_DATA_TXT) continue;
-            rec->kind = TK_RAW_BLANK;
+        if (!content) {
+            /* A blank line in a text file is just a separator, not worth a finding. */
+            if (*has && rec->kind == TK_RAW_BLANK && r->container == TK_DATA_TXT) continue;
             return TK_OK;
         }
         if (r->container == TK_DATA_TSV && !r->header_done) {
