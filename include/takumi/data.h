@@ -64,19 +64,19 @@ const char *tk_data_container_name(tk_data_container c);
  * a {"text","label"} record or a {"text"} record. A map is immutable once built: share it
  * across threads freely. */
 typedef struct tk_data_map tk_data_map;
-/* Parses "key=value,key=value" (a value may be double-quoted, "" inside for a quote). Errors name the key. */
+/* Parses "key=value,key=value" (a value may be double-quoted, "" inside for a quote). Errors name the key. Thread-safe. */
 tk_status tk_data_map_parse(const char *spec, tk_data_map **out);
 /* Parses a JSON object: either the keys above ({"messages": "turns", …}) or a LLaMA-Factory
- * dataset_info entry ({"formatting": "sharegpt"|"alpaca", "columns": {…}, "tags": {…}}). name is used in messages. */
+ * dataset_info entry ({"formatting": "sharegpt"|"alpaca", "columns": {…}, "tags": {…}}). name is used in messages. Thread-safe. */
 tk_status tk_data_map_from_json(const char *text, size_t len, const char *name, tk_data_map **out);
-/* Reads path and parses it as tk_data_map_from_json. */
+/* Reads path and parses it as tk_data_map_from_json. Thread-safe. */
 tk_status tk_data_map_load(const char *path, tk_data_map **out);
-void tk_data_map_free(tk_data_map *m);
-/* The format mapped records have (TK_DATA_CHAT, TK_DATA_CLASSIFICATION or TK_DATA_TEXT). */
+void tk_data_map_free(tk_data_map *m);   /* NULL is fine; not while another thread uses m */
+/* The format mapped records have (TK_DATA_CHAT, TK_DATA_CLASSIFICATION or TK_DATA_TEXT). Thread-safe. */
 tk_data_format tk_data_map_format(const tk_data_map *m);
-/* True when the map says train=all (every turn trains: the trainer needs train-on-prompt). */
+/* True when the map says train=all (every turn trains: the trainer needs train-on-prompt). Thread-safe. */
 bool tk_data_map_trains_all(const tk_data_map *m);
-/* Appends the map in the spec syntax (what `check` prints as the layout used). */
+/* Appends the map in the spec syntax (it parses back to the same map). Thread-safe for distinct out buffers. */
 tk_status tk_data_map_describe(const tk_data_map *m, tk_buf *out);
 
 typedef enum tk_data_severity { TK_DATA_ERROR = 0, TK_DATA_WARNING = 1 } tk_data_severity;
@@ -155,7 +155,7 @@ typedef enum tk_contam_kind {
     TK_CONTAM_PROMPT,     /* the same normalised prompt (the non-system turns before the final reply), different reply */
     TK_CONTAM_NEAR,       /* Jaccard similarity of the character 5-gram sets of the normalised texts >= the threshold */
 } tk_contam_kind;
-/* "exact", "prompt", "near". */
+/* "exact", "prompt", "near". Thread-safe. */
 const char *tk_contam_kind_name(tk_contam_kind k);
 typedef struct tk_data_contamination {
     uint64_t line, record;          /* training side (record: index in a JSON array file, else 0) */
@@ -241,7 +241,8 @@ typedef struct tk_data_convert_result { uint64_t n_records, n_written, n_failed;
  * Fails (TK_ERR_UNSUPPORTED) when the whole file cannot become the target (raw text -> chat, chat -> preference). */
 tk_status tk_data_convert(const char *in_path, tk_data_format from, tk_data_target target, const char *out_path, FILE *out_fp,
                           tk_data_finding_fn on_finding, void *user, tk_data_convert_result *res);
-/* Same, reading the records through map (may be NULL): a mapped file becomes ordinary chat JSONL. */
+/* Same, reading the records through map (may be NULL): a mapped file becomes ordinary chat JSONL. Thread-safe
+ * for distinct outputs (the map is only read). */
 tk_status tk_data_convert_mapped(const char *in_path, tk_data_format from, const tk_data_map *map, tk_data_target target,
                                  const char *out_path, FILE *out_fp, tk_data_finding_fn on_finding, void *user,
                                  tk_data_convert_result *res);
