@@ -118,5 +118,63 @@ expect_rc 2 "$T" data split "$FX/pii.jsonl" --ratios 80,x --out "$work/s3"
 expect_rc 1 "$T" data split "$FX/chat_errors.jsonl" --ratios 80,20 --out "$work/s3"
 has err "fix them first"
 
+# --- layouts of one's own: --map / --map-file, CSV, contamination (issue 15)
+SGDMAP='messages=turns,role=speaker,content=utterance,user=USER,assistant=SYSTEM'
+expect_rc 1 "$T" data check "$FX/sgd.jsonl" --approx-tokens
+has out "records: 4, valid examples: 0, errors: 4,"
+has out "unknown_format 4 (first line 1)"
+lacks out "first line 0"
+expect_rc 0 "$T" data check "$FX/sgd.jsonl" --approx-tokens --map "$SGDMAP"
+has out "records: 4, valid examples: 4, errors: 0,"
+expect_rc 0 "$T" data check "$FX/sgd.jsonl" --approx-tokens --map-file "$FX/sgd_map.json"
+has out "valid examples: 4, errors: 0,"
+expect_rc 1 "$T" data check "$FX/sgd_bad.jsonl" --approx-tokens --map "$SGDMAP"
+has out 'line 1: unmapped_role: turn 2: role value "OPERATOR" (field "speaker") is not in the map'
+has out 'line 2: map_missing_field: turn 1 has no field "utterance" (--map content=utterance); its fields: speaker, text'
+expect_rc 1 "$T" data check "$FX/sgd.jsonl" --approx-tokens --map 'messages=dialog'
+has err '--map messages=dialog names a field that the first record (line 1) does not have; its fields: dialogue_id, services, turns'
+expect_rc 1 "$T" data check "$FX/sgd.jsonl" --approx-tokens --map 'messages=turns,colour=red'
+has err "unknown key 'colour'"
+expect_rc 2 "$T" data check "$FX/sgd.jsonl" --approx-tokens --map "$SGDMAP" --map-file "$FX/sgd_map.json"
+expect_rc 0 "$T" data convert "$FX/sgd.jsonl" --to chat --map "$SGDMAP" --out "$work/sgd_chat.jsonl"
+has out "converted 4 of 4 records"
+expect_rc 0 "$T" data check "$work/sgd_chat.jsonl" --approx-tokens
+has out "format: chat (detected)"
+has out "errors: 0,"
+expect_rc 1 "$T" data convert "$FX/sgd_bad.jsonl" --to chat --map "$SGDMAP" --out "$work/sgd_bad_chat.jsonl"
+has err "line 3: map_missing_field:"
+has out "3 records not converted"
+expect_rc 0 "$T" data check "$FX/faq.csv" --approx-tokens
+has out "(csv, 6 lines"
+has out "format: prompt_completion (detected)"
+expect_rc 1 "$T" data check "$FX/faq_bad.csv" --approx-tokens
+has out "line 3: csv_field_count: the row has 3 fields, the header has 2 columns"
+has out "line 4: csv_quote: field 1: a quote inside an unquoted field"
+has out "line 6: invalid_utf8:"
+has out "line 7: csv_quote: field 2: the quote opened at line 7 is never closed"
+expect_rc 0 "$T" data check "$FX/reviews.tsv" --approx-tokens --map text=review,label=stars
+has out "labels (3)"
+expect_rc 0 "$T" data convert "$FX/faq.csv" --to chat --map prompt=question,completion=answer,system="Answer as the shop." --out "$work/faq.jsonl"
+if python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; assert len(r)==4 and r[2]["messages"][2]["content"]=="Send it back within 30 days.\nInclude the receipt." and r[0]["messages"][0]["content"]=="Answer as the shop."' "$work/faq.jsonl"; then ok; else bad "faq.csv -> chat content"; fi
+expect_rc 1 "$T" data check "$FX/faq.csv" --approx-tokens --against "$FX/heldout.jsonl"
+has out "line 2: contamination: the same text as $FX/heldout.jsonl line 1"
+has out "line 4: contamination: a near-duplicate of $FX/heldout.jsonl line 5 (Jaccard 0.83 of character 5-grams)"
+has out "4 training records match: 1 exact, 2 same prompt, 1 near"
+has out "file: warning: against_unreadable: $FX/heldout.jsonl line 6:"
+expect_rc 1 "$T" data check "$FX/faq.csv" --approx-tokens --json --against "$FX/heldout.jsonl"
+if python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["report"]["contamination"]; assert d["contaminated_records"]==4 and d["matches"][2]=={"line":4,"file":sys.argv[2],"eval_line":5,"kind":"near","similarity":d["matches"][2]["similarity"]}' "$work/out" "$FX/heldout.jsonl"; then ok; else bad "--json contamination"; fi
+expect_rc 2 "$T" data check "$FX/faq.csv" --approx-tokens --against
+expect_rc 2 "$T" data check "$FX/faq.csv" --approx-tokens --against "$FX/faq.csv"
+S260=$SHARED/models/stories260K
+if [ -f "$S260/hf/model.safetensors" ]; then
+    expect_rc 0 "$T" train --model "$S260/hf" --tokenizer "$S260/llama2c/tok512.bin" --data "$FX/sgd.jsonl" --map-file "$FX/sgd_map.json" \
+        --out "$work/run" --max-steps 1 --samples 0 --threads 1 --max-seq-len 128
+    has err "4 records read through the map -> $work/run/mapped-train.jsonl"
+    if grep -qF "\"data\":\"$work/run/mapped-train.jsonl\"" "$work/run/config.json"; then ok; else bad "config.json data is not the mapped file"; fi
+    expect_rc 1 "$T" train --model "$S260/hf" --tokenizer "$S260/llama2c/tok512.bin" --data "$FX/sgd_bad.jsonl" --map "$SGDMAP" --out "$work/run2" --max-steps 1
+    has err "3 of 4 records of $FX/sgd_bad.jsonl cannot be read through the map"
+    [ -e "$work/run2" ] && bad "a failed mapping left $work/run2" || ok
+elif [ "${CI:-}" = true ]; then bad "missing $S260 in CI"; fi
+
 echo "data_cli: $pass checks passed, $fail failed"
 [ "$fail" -eq 0 ]

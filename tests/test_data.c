@@ -5,30 +5,10 @@
  * Jaccard, split / convert / redact invariants, and determinism across thread counts. */
 #include "test.h"
 #include "data/data_internal.h"
+#include "data_findings.h"
 #include <sys/stat.h>
 
 #define FX "tests/fixtures/data/"
-
-/* ---- collected findings ---------------------------------------------------------- */
-typedef struct fnd { uint64_t line, record; char cat[48]; int sev; char msg[300]; } fnd;
-typedef struct fset { fnd v[256]; int n; } fset;
-
-static void collect(const tk_data_finding *f, void *u) {
-    fset *s = u;
-    if (s->n >= 256) return;
-    fnd *d = &s->v[s->n++];
-    d->line = f->line;
-    d->record = f->record;
-    d->sev = f->severity;
-    snprintf(d->cat, sizeof d->cat, "%s", f->category);
-    snprintf(d->msg, sizeof d->msg, "%s", f->message);
-}
-
-static int count(const fset *s, uint64_t line, const char *cat) {
-    int n = 0;
-    for (int i = 0; i < s->n; i++) n += s->v[i].line == line && !strcmp(s->v[i].cat, cat);
-    return n;
-}
 
 typedef struct exp_f { uint64_t line; const char *cat; } exp_f;
 
@@ -44,18 +24,7 @@ static void expect_findings(const char *what, const fset *s, const exp_f *e, int
         for (int i = 0; i < s->n; i++) fprintf(stderr, "    got line %llu: %s: %s\n", (unsigned long long)s->v[i].line, s->v[i].cat, s->v[i].msg);
 }
 
-static tk_data_report *run(const char *path, tk_data_format fmt, fset *fs, int threads) {
-    tk_data_check_params p = tk_data_check_default_params();
-    p.format = fmt;
-    p.threads = threads;
-    p.on_finding = collect;
-    p.user = fs;
-    fs->n = 0;
-    tk_data_report *r = NULL;
-    tk_status st = tk_data_check(path, &p, &r);
-    CHECK(st == TK_OK, "check %s: %s", path, tk_last_error());
-    return r;
-}
+static tk_data_report *run(const char *path, tk_data_format fmt, fset *fs, int threads) { return run_check(path, fmt, NULL, fs, threads); }
 
 /* ---- fixtures: one finding per line, at the right line ------------------------------ */
 static void test_fixtures(void) {

@@ -1,4 +1,4 @@
-/* Training data toolkit: read JSONL / JSON-array / TSV / text files in bounded memory,
+/* Training data toolkit: read JSONL / JSON-array / CSV / TSV / text files in bounded memory,
  * detect and validate the dataset formats people already have (OpenAI chat,
  * prompt/completion, Alpaca, ShareGPT, preference, classification, raw text),
  * and check them (format errors with line numbers, token statistics with the model's
@@ -43,8 +43,41 @@ typedef enum tk_data_container {
     TK_DATA_JSON_ARRAY,           /* one JSON array of records (positions are "record N (line L)") */
     TK_DATA_TSV,                  /* text<TAB>label per line; a first line whose last field is "label" is a header */
     TK_DATA_TXT,                  /* one document per non-empty line */
+    TK_DATA_CSV,                  /* RFC 4180: a header row, then one record per row (quoted fields may hold
+                                     commas, doubled quotes and line breaks; CRLF accepted); a row becomes the
+                                     object {column: text}, read like a JSON record (same formats, same --map) */
 } tk_data_container;
 const char *tk_data_container_name(tk_data_container c);
+
+/* ---- field mapping (--map / --map-file) -------------------------------------
+ * Names the fields and role values of any JSON (or CSV/TSV column) layout, so records in
+ * a company's own layout are read as chat, prompt/completion, classification or text:
+ *   chat:  messages=FIELD role=FIELD content=FIELD user=V[|V…] assistant=V[|V…] system_role=V[|V…]
+ *   prompt/completion: prompt=FIELD [query=FIELD] completion=FIELD (alias response=) [history=FIELD]
+ *   classification: text=FIELD label=FIELD;   raw text: text=FIELD
+ *   both conversation kinds: system=TEXT (a system prompt to add), system_field=FIELD (a field
+ *   holding it; wins over system= when present), train=assistant|last|all (which turns train:
+ *   every assistant turn, only the final one, or every turn — `all` needs --train-on-prompt
+ *   when training; check and convert say so).
+ * FIELD may be a dotted path ("meta.question"). A mapped record is validated and converted as
+ * an OpenAI chat record ({"messages": …}; fields the map did not use stay as extra keys),
+ * a {"text","label"} record or a {"text"} record. A map is immutable once built: share it
+ * across threads freely. */
+typedef struct tk_data_map tk_data_map;
+/* Parses "key=value,key=value" (a value may be double-quoted, "" inside for a quote). Errors name the key. Thread-safe. */
+tk_status tk_data_map_parse(const char *spec, tk_data_map **out);
+/* Parses a JSON object: either the keys above ({"messages": "turns", …}) or a LLaMA-Factory
+ * dataset_info entry ({"formatting": "sharegpt"|"alpaca", "columns": {…}, "tags": {…}}). name is used in messages. Thread-safe. */
+tk_status tk_data_map_from_json(const char *text, size_t len, const char *name, tk_data_map **out);
+/* Reads path and parses it as tk_data_map_from_json. Thread-safe. */
+tk_status tk_data_map_load(const char *path, tk_data_map **out);
+void tk_data_map_free(tk_data_map *m);   /* NULL is fine; not while another thread uses m */
+/* The format mapped records have (TK_DATA_CHAT, TK_DATA_CLASSIFICATION or TK_DATA_TEXT). Thread-safe. */
+tk_data_format tk_data_map_format(const tk_data_map *m);
+/* True when the map says train=all (every turn trains: the trainer needs train-on-prompt). Thread-safe. */
+bool tk_data_map_trains_all(const tk_data_map *m);
+/* Appends the map in the spec syntax (it parses back to the same map). Thread-safe for distinct out buffers. */
+tk_status tk_data_map_describe(const tk_data_map *m, tk_buf *out);
 
 typedef enum tk_data_severity { TK_DATA_ERROR = 0, TK_DATA_WARNING = 1 } tk_data_severity;
 
@@ -90,6 +123,10 @@ typedef struct tk_data_check_params {
     double tokens_per_second;       /* training throughput for the time estimate; 0 = no estimate */
     const char *throughput_note;    /* where tokens_per_second came from, shown with the estimate (may be NULL; copied) */
     int threads;                    /* 0 = tk_get_threads() */
+    const tk_data_map *map;         /* NULL: the records' own keys; else the layout to read them with (not owned) */
+    const char *const *against;     /* contamination check: evaluation/test files (n_against of them; not owned) */
+    size_t n_against;
+    double contamination_threshold; /* near-duplicate of an --against record: exact Jaccard of character 5-gram sets >= this (default 0.8) */
     tk_data_finding_fn on_finding;  /* may be NULL */
     void *user;
 } tk_data_check_params;
@@ -111,6 +148,22 @@ const char *tk_data_script_name(tk_data_script s);
 typedef enum tk_data_verdict { TK_DATA_READY = 0, TK_DATA_READY_WITH_WARNINGS, TK_DATA_NOT_READY } tk_data_verdict;
 /* "ready", "ready with warnings", "not ready". */
 const char *tk_data_verdict_name(tk_data_verdict v);
+
+/* One contamination match: training line `line` against line `eval_line` of against[file]. */
+typedef enum tk_contam_kind {
+    TK_CONTAM_EXACT = 0,  /* the same text after normalisation (case, width, white space) of every non-system message (and label) */
+    TK_CONTAM_PROMPT,     /* the same normalised prompt (the non-system turns before the final reply), different reply */
+    TK_CONTAM_NEAR,       /* Jaccard similarity of the character 5-gram sets of the normalised texts >= the threshold */
+} tk_contam_kind;
+/* "exact", "prompt", "near". Thread-safe. */
+const char *tk_contam_kind_name(tk_contam_kind k);
+typedef struct tk_data_contamination {
+    uint64_t line, record;          /* training side (record: index in a JSON array file, else 0) */
+    uint32_t file;                  /* index into tk_data_report.against */
+    uint64_t eval_line;
+    tk_contam_kind kind;
+    double similarity;              /* 1 for exact/prompt; the exact Jaccard of the 5-gram sets for near */
+} tk_data_contamination;
 
 typedef struct tk_data_report {
     char *path;
@@ -145,6 +198,14 @@ typedef struct tk_data_report {
     uint64_t billed_tokens;         /* sum over examples of min(tokens, max_seq) x epochs */
     double tokens_per_second, est_seconds;   /* est_seconds = tokens x epochs / tokens_per_second (0 if unknown) */
     char *throughput_note;
+    /* contamination (params.against): training records that appear in an evaluation file */
+    char **against; size_t n_against;             /* the files, as given */
+    uint64_t against_records;                     /* valid records read from them */
+    uint64_t against_invalid;                     /* records in them that could not be read (each reported as a finding) */
+    double contamination_threshold;
+    tk_data_contamination *contamination; size_t n_contamination;  /* every match, in training-line order */
+    uint64_t n_contaminated;                      /* training records with at least one match */
+    uint64_t n_contam_kind[3];                    /* records by their strongest match: exact, prompt, near */
     tk_data_verdict verdict;
     double seconds;                 /* wall time of the check */
 } tk_data_report;
@@ -180,6 +241,11 @@ typedef struct tk_data_convert_result { uint64_t n_records, n_written, n_failed;
  * Fails (TK_ERR_UNSUPPORTED) when the whole file cannot become the target (raw text -> chat, chat -> preference). */
 tk_status tk_data_convert(const char *in_path, tk_data_format from, tk_data_target target, const char *out_path, FILE *out_fp,
                           tk_data_finding_fn on_finding, void *user, tk_data_convert_result *res);
+/* Same, reading the records through map (may be NULL): a mapped file becomes ordinary chat JSONL. Thread-safe
+ * for distinct outputs (the map is only read). */
+tk_status tk_data_convert_mapped(const char *in_path, tk_data_format from, const tk_data_map *map, tk_data_target target,
+                                 const char *out_path, FILE *out_fp, tk_data_finding_fn on_finding, void *user,
+                                 tk_data_convert_result *res);
 
 /* ---- split ------------------------------------------------------------------ */
 typedef struct tk_data_split_params {
@@ -188,6 +254,7 @@ typedef struct tk_data_split_params {
     tk_data_format format;          /* AUTO: detect */
     double near_dup_threshold;      /* as in check */
     bool stratify;                  /* by label (classification); default true */
+    const tk_data_map *map;         /* NULL or the layout to read the records with (records are still copied byte for byte) */
     tk_data_finding_fn on_finding; void *user;
 } tk_data_split_params;
 tk_data_split_params tk_data_split_default_params(void);

@@ -13,6 +13,7 @@ typedef struct slot {
     size_t offs_cap;
     tk_example ex;
     tk_tok_scratch *tok;
+    tk_contam_scratch *contam;
 } slot;
 
 struct tk_analyzer {
@@ -35,6 +36,7 @@ tk_status tk_analyzer_new(const tk_analyze_opts *o, int n_threads, tk_analyzer *
     for (int i = 0; i < a->n_slots && !st; i++) {
         if (a->pii && !(a->slots[i].pii = tk_pii_scratch_new(a->pii))) st = TK_ERR_NOMEM;
         if (!st && !(a->slots[i].tok = tk_tok_scratch_new())) st = TK_ERR_NOMEM;
+        if (!st && o->contam && !(a->slots[i].contam = tk_contam_scratch_new())) st = TK_ERR_NOMEM;
     }
     if (st) { tk_analyzer_free(a); return st; }
     *out = a;
@@ -52,6 +54,7 @@ void tk_analyzer_free(tk_analyzer *a) {
         free(s->offs);
         tk_example_free(&s->ex);
         tk_tok_scratch_free(s->tok);
+        tk_contam_scratch_free(s->contam);
     }
     free(a->slots);
     tk_pii_free(a->pii);
@@ -62,7 +65,10 @@ void tk_rec_out_clear(tk_rec_out *o) {
     tk_rf_clear(&o->fs);
     free(o->label);
     free(o->system_head);
+    free(o->hits);
     o->label = o->system_head = NULL;
+    o->hits = NULL;
+    o->n_hits = 0;
 }
 
 static char *head_copy(const char *s, size_t len, size_t max) {
@@ -176,7 +182,7 @@ static void analyze_example(tk_analyzer *a, slot *s, tk_data_format fmt, tk_rec_
     if (ex->label) o->label = tk_strndup(ex->label, ex->label_len);
 }
 
-void tk_analyze(tk_analyzer *a, int slot_i, tk_data_container c, const tk_raw *raw, tk_rec_out *o) {
+void tk_analyze(tk_analyzer *a, int slot_i, const tk_raw *raw, tk_rec_out *o) {
     memset(o, 0, sizeof *o);
     o->kind = raw->kind;
     o->line = raw->line;
@@ -200,16 +206,11 @@ void tk_analyze(tk_analyzer *a, int slot_i, tk_data_container c, const tk_raw *r
                        (unsigned char)raw->data[bad], where);
         return;
     }
-    tk_data_format fmt = a->o.format;
     cJSON *j = NULL;
-    if (c == TK_DATA_TSV) { fmt = TK_DATA_CLASSIFICATION; tk_data_validate_tsv(raw->data, raw->len, &s->ex, &o->fs); }
-    else if (c == TK_DATA_TXT) { fmt = TK_DATA_TEXT; tk_data_validate_txt(raw->data, raw->len, &s->ex, &o->fs); }
-    else {
-        j = tk_json_parse(raw->data, raw->len, raw->line, &o->fs);
-        if (!j) return;
-        tk_data_validate(fmt, j, &s->ex, &o->fs);
-    }
-    if (o->fs.n_errors == 0) analyze_example(a, s, fmt, o);
+    tk_layout_validate(a->o.layout, raw, &s->ex, &o->fs, &j);
+    if (o->fs.n_errors == 0) analyze_example(a, s, a->o.layout->format, o);
+    if (o->fs.n_errors == 0 && a->o.contam && tk_contam_match(a->o.contam, s->contam, &s->ex, &o->hits, &o->n_hits) != TK_OK)
+        tk_rf_add(&o->fs, TK_DATA_ERROR, "internal", "out of memory in the contamination check");
     tk_example_reset(&s->ex);
     cJSON_Delete(j);
 }
@@ -223,29 +224,11 @@ tk_status tk_data_detect_ex(const char *path, const void *buf, size_t len, tk_da
                             tk_data_format *out, int *n_seen) {
     *out = TK_DATA_AUTO;
     if (n_seen) *n_seen = 0;
-    tk_reader *r;
-    tk_status st = path ? tk_reader_open(path, c, max_line, &r) : tk_reader_open_memory(buf, len, NULL, c, max_line, &r);
+    tk_layout l;
+    tk_status st = tk_layout_open(path, buf, len, NULL, c, TK_DATA_AUTO, NULL, max_line, &l);
     if (st) return st;
-    c = tk_reader_container(r);
-    if (c == TK_DATA_TSV) { *out = TK_DATA_CLASSIFICATION; tk_reader_close(r); return TK_OK; }
-    if (c == TK_DATA_TXT) { *out = TK_DATA_TEXT; tk_reader_close(r); return TK_OK; }
-    int votes[TK_DATA_FORMAT_COUNT] = {0};
-    int seen = 0;
-    tk_raw raw;
-    bool has;
-    while (seen < 200 && (st = tk_reader_next(r, &raw, &has)) == TK_OK && has) {
-        if (raw.kind == TK_RAW_FATAL) break;
-        if (raw.kind != TK_RAW_RECORD) continue;
-        seen++;
-        cJSON *j = cJSON_ParseWithLength(raw.data, raw.len);
-        if (!j) continue;
-        votes[tk_data_classify(j)]++;
-        cJSON_Delete(j);
-    }
-    tk_reader_close(r);
-    if (st) return st;
-    if (n_seen) *n_seen = seen;
-    int best = 0;
-    for (int f = 1; f < TK_DATA_FORMAT_COUNT; f++) if (votes[f] > best) { best = votes[f]; *out = (tk_data_format)f; }
+    *out = l.format;
+    if (n_seen) *n_seen = l.n_seen;
+    tk_layout_free(&l);
     return TK_OK;
 }

@@ -297,6 +297,56 @@ static void merge_example(acc *a, tk_rec_out *o, tk_data_format fmt) {
     r->scripts[o->script < TK_SCRIPT_COUNT ? o->script : TK_SCRIPT_OTHER]++;
 }
 
+/* ---- contamination ------------------------------------------------------------------ */
+static void against_finding(const tk_data_finding *f, void *u) {
+    acc *a = u;
+    emit(a, f->severity, f->line, f->record, f->category, f->message);
+}
+
+/* Indexes the --against files (their unreadable records become against_unreadable warnings). */
+static tk_status start_contamination(acc *a, tk_contam_index **cx) {
+    tk_data_report *r = a->r;
+    const tk_data_check_params *p = a->p;
+    double t = p->contamination_threshold > 0 && p->contamination_threshold <= 1 ? p->contamination_threshold : 0.8;
+    r->contamination_threshold = t;
+    if (!(r->against = tk_calloc(p->n_against, sizeof *r->against))) return TK_ERR_NOMEM;
+    for (size_t i = 0; i < p->n_against; i++) {
+        if (!(r->against[i] = tk_strdup(p->against[i]))) return TK_ERR_NOMEM;
+        r->n_against = i + 1;
+    }
+    tk_data_check_params q = *p;
+    q.on_finding = against_finding;
+    q.user = a;
+    uint64_t n_invalid = 0;
+    tk_status st = tk_contam_index_build(p->against, p->n_against, p->map, t, &q, cx, &r->against_records, &n_invalid);
+    r->against_invalid = n_invalid;
+    return st;
+}
+
+static void merge_contamination(acc *a, const tk_rec_out *o) {
+    tk_data_report *r = a->r;
+    tk_data_contamination *v = tk_realloc(r->contamination, (r->n_contamination + o->n_hits) * sizeof *v);
+    if (!v) { a->st = TK_ERR_NOMEM; return; }
+    r->contamination = v;
+    uint8_t best = TK_CONTAM_NEAR;
+    size_t bi = 0;
+    for (size_t i = 0; i < o->n_hits; i++) {
+        const tk_contam_hit *h = &o->hits[i];
+        v[r->n_contamination++] = (tk_data_contamination){o->line, o->record, h->file, h->eval_line, (tk_contam_kind)h->kind, h->sim};
+        if (h->kind < best) { best = h->kind; bi = i; }
+    }
+    r->n_contaminated++;
+    r->n_contam_kind[best]++;
+    const tk_contam_hit *h = &o->hits[bi];
+    char more[64] = "";
+    if (o->n_hits > 1) snprintf(more, sizeof more, " (and %zu more match%s)", o->n_hits - 1, o->n_hits == 2 ? "" : "es");
+    const char *f = r->against[h->file];
+    if (h->kind == TK_CONTAM_EXACT) emitf(a, TK_DATA_ERROR, o->line, o->record, "contamination", "the same text as %s line %llu%s", f, (unsigned long long)h->eval_line, more);
+    else if (h->kind == TK_CONTAM_PROMPT) emitf(a, TK_DATA_ERROR, o->line, o->record, "contamination", "the same prompt as %s line %llu%s", f, (unsigned long long)h->eval_line, more);
+    else emitf(a, TK_DATA_ERROR, o->line, o->record, "contamination", "a near-duplicate of %s line %llu (Jaccard %.2f of character 5-grams)%s", f,
+               (unsigned long long)h->eval_line, h->sim, more);
+}
+
 static void merge(acc *a, tk_rec_out *o, tk_data_format fmt) {
     tk_data_report *r = a->r;
     switch (o->kind) {
@@ -319,6 +369,7 @@ static void merge(acc *a, tk_rec_out *o, tk_data_format fmt) {
     for (size_t i = 0; i < o->fs.n; i++)
         emit(a, (tk_data_severity)o->fs.v[i].severity, o->line, o->record, o->fs.v[i].category, o->fs.v[i].message);
     if (o->valid) merge_example(a, o, fmt);
+    if (o->n_hits) merge_contamination(a, o);
 }
 
 /* ---- statistics at the end ------------------------------------------------------ */
@@ -483,6 +534,9 @@ void tk_data_report_free(tk_data_report *r) {
     for (int k = 0; k < TK_PII_COUNT; k++) free(r->pii[k].lines);
     for (size_t i = 0; i < r->n_labels; i++) free(r->labels[i].name);
     free(r->labels);
+    for (size_t i = 0; i < r->n_against; i++) free(r->against[i]);
+    free(r->against);
+    free(r->contamination);
     free(r);
 }
 
@@ -544,43 +598,38 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
     if (nt < 1) nt = 1;
     if (nt > 64) nt = 64;
 
-    tk_reader *rd;
-    tk_status st = path ? tk_reader_open(path, p.container, p.max_line_bytes, &rd)
-                        : tk_reader_open_memory(buf, len, name, p.container, p.max_line_bytes, &rd);
+    tk_layout lay;
+    tk_status st = tk_layout_open(path, buf, len, name, p.container, p.format, p.map, p.max_line_bytes, &lay);
     if (st) return st;
-    tk_data_container cont = tk_reader_container(rd);
-    tk_data_format fmt = p.format;
-    if (cont == TK_DATA_TSV) fmt = TK_DATA_CLASSIFICATION;
-    else if (cont == TK_DATA_TXT) fmt = TK_DATA_TEXT;
-    bool detected = false;
-    int n_seen = 0;
-    if (fmt == TK_DATA_AUTO) {
-        st = tk_data_detect_ex(path, buf, len, cont, p.max_line_bytes, &fmt, &n_seen);
-        if (st) { tk_reader_close(rd); return st; }
-        detected = true;
-    }
+    tk_reader *rd;
+    if ((st = tk_layout_reader(&lay, path, buf, len, name, p.max_line_bytes, &rd))) { tk_layout_free(&lay); return st; }
+    tk_data_container cont = lay.container;
+    tk_data_format fmt = lay.format;
 
     tk_data_report *r = tk_calloc(1, sizeof *r);
-    if (!r) { tk_reader_close(rd); return TK_ERR_NOMEM; }
+    if (!r) { tk_reader_close(rd); tk_layout_free(&lay); return TK_ERR_NOMEM; }
     r->path = tk_strdup(path ? path : name ? name : "<memory>");
     r->system_prompts = tk_calloc(MAX_SYSTEM_LIST, sizeof *r->system_prompts);
     r->container = cont;
     r->format = fmt;
-    r->format_detected = detected;
+    r->format_detected = lay.detected;
     r->tokens_exact = p.tokenizer != NULL;
     r->chat_family = p.tokenizer ? p.chat_family : TK_CHAT_UNKNOWN;
     r->max_seq = p.max_seq;
     acc a = {.r = r, .p = &p};
     tk_analyzer *an = NULL;
-    tk_analyze_opts ao = {.format = fmt, .tok = p.tokenizer, .fam = p.chat_family, .pii = true, .tokens = true, .sig = true};
+    tk_contam_index *cx = NULL;
     if (!r->path || !r->system_prompts) st = TK_ERR_NOMEM;
+    if (!st && p.n_against) st = start_contamination(&a, &cx);
+    tk_analyze_opts ao = {.layout = &lay, .contam = cx, .tok = p.tokenizer, .fam = p.chat_family, .pii = true, .tokens = true, .sig = true};
     if (!st) st = tk_analyzer_new(&ao, nt, &an);
 
     if (!st && tk_reader_had_bom(rd))
         emit(&a, TK_DATA_WARNING, 1, 0, "byte_order_mark", "the file starts with a UTF-8 byte-order mark (ignored; some tools reject it)");
-    if (!st && detected && fmt == TK_DATA_AUTO && n_seen > 0)
-        emit(&a, TK_DATA_ERROR, 0, 0, "unknown_format", "no record matches a known format (chat, prompt_completion, alpaca, sharegpt, "
-                                                         "preference, classification, text); use --format");
+    if (!st && p.map && tk_data_map_trains_all(p.map))
+        emit(&a, TK_DATA_WARNING, 0, 0, "train_all", "--map train=all: every turn trains; chat records cannot say so, so train with "
+                                                      "--train-on-prompt (assistant-token counts here are the assistant turns only)");
+    /* (a file whose records fit no format gets one unknown_format error per record, each with its keys) */
 
     /* Two batch sets: while the threads analyse one, a single thread merges the previous one
      * (findings go out in line order) and reads the next into the same set. */
@@ -619,7 +668,7 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
 #ifdef TK_HAVE_OPENMP
                 slot = omp_get_thread_num();
 #endif
-                tk_analyze(an, slot, cont, &A->items[i].raw, &A->outs[i]);
+                tk_analyze(an, slot, &A->items[i].raw, &A->outs[i]);
             }
         }
         if (side) st = side;
@@ -641,8 +690,10 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
         emit(&a, TK_DATA_ERROR, 0, 0, "empty_file", "the file holds no records");
     if (!st) st = finish(&a);
     tk_analyzer_free(an);
+    tk_contam_index_free(cx);
     acc_free(&a);
     tk_reader_close(rd);
+    tk_layout_free(&lay);
     if (st) { tk_data_report_free(r); return st; }
     r->seconds = tk_time_s() - t0;
     *out = r;

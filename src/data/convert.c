@@ -192,26 +192,37 @@ static cJSON *to_preference(bool trl, const cJSON *rec, const tk_example *ex, ch
 
 tk_status tk_data_convert(const char *in_path, tk_data_format from, tk_data_target target, const char *out_path, FILE *out_fp,
                           tk_data_finding_fn on_finding, void *user, tk_data_convert_result *res) {
+    return tk_data_convert_mapped(in_path, from, NULL, target, out_path, out_fp, on_finding, user, res);
+}
+
+tk_status tk_data_convert_mapped(const char *in_path, tk_data_format from, const tk_data_map *map, tk_data_target target,
+                                 const char *out_path, FILE *out_fp, tk_data_finding_fn on_finding, void *user,
+                                 tk_data_convert_result *res) {
     tk_data_convert_result dummy;
     if (!res) res = &dummy;
     memset(res, 0, sizeof *res);
     if (!in_path || (!out_path && !out_fp)) return tk_fail(TK_ERR_ARG, "tk_data_convert: input and output are required");
-    tk_reader *rd;
-    tk_status st = tk_reader_open(in_path, TK_DATA_CONTAINER_AUTO, 0, &rd);
+    tk_layout lay;
+    tk_status st = tk_layout_open(in_path, NULL, 0, NULL, TK_DATA_CONTAINER_AUTO, from, map, 0, &lay);
     if (st) return st;
-    tk_data_container cont = tk_reader_container(rd);
-    if (cont == TK_DATA_TSV) from = TK_DATA_CLASSIFICATION;
-    else if (cont == TK_DATA_TXT) from = TK_DATA_TEXT;
-    else if (from == TK_DATA_AUTO && (st = tk_data_detect(in_path, NULL, 0, cont, 0, &from))) { tk_reader_close(rd); return st; }
+    tk_reader *rd = NULL;
+    from = lay.format;
     res->from = from;
     bool to_chat_t = target == TK_DATA_TO_CHAT;
-    if (from == TK_DATA_AUTO) st = tk_fail(TK_ERR_FORMAT, "%s: cannot tell the format of the records; use --format", in_path);
+    if (from == TK_DATA_AUTO)
+        st = tk_fail(TK_ERR_FORMAT, "%s: cannot tell the format of the records; use --format, or --map to name their fields", in_path);
     else if (to_chat_t && from == TK_DATA_TEXT) st = tk_fail(TK_ERR_UNSUPPORTED, "%s: raw text has no replies, so it cannot become chat data", in_path);
     else if (to_chat_t && from == TK_DATA_PREFERENCE)
         st = tk_fail(TK_ERR_UNSUPPORTED, "%s: preference data -> chat would drop the rejected answers (not lossless); use --to preference", in_path);
     else if (!to_chat_t && from != TK_DATA_PREFERENCE)
         st = tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no rejected answers, so it cannot become preference data", in_path, tk_data_format_name(from));
-    if (st) { tk_reader_close(rd); return st; }
+    if (!st) st = tk_layout_reader(&lay, in_path, NULL, 0, NULL, 0, &rd);
+    if (st) { tk_layout_free(&lay); return st; }
+    if (map && tk_data_map_trains_all(map) && on_finding) {
+        tk_data_finding f = {TK_DATA_WARNING, 0, 0, "train_all", "--map train=all: chat records cannot mark user turns as trained; "
+                                                                 "train on the output with --train-on-prompt"};
+        on_finding(&f, user);
+    }
 
     tk_outfile of = {0};
     if (out_path && (st = tk_outfile_open(&of, out_path))) { tk_reader_close(rd); return st; }
@@ -238,9 +249,8 @@ tk_status tk_data_convert(const char *in_path, tk_data_format from, tk_data_targ
             bool nul;
             size_t bad = tk_utf8_check(raw.data, raw.len, &nul);
             cJSON *rec = NULL;
-            if (bad < raw.len) tk_rf_add(&fs, TK_DATA_ERROR, "invalid_utf8", "invalid UTF-8 at byte %zu; not converted", bad + 1);
-            else if (cont == TK_DATA_TSV) tk_data_validate_tsv(raw.data, raw.len, &ex, &fs);
-            else if ((rec = tk_json_parse(raw.data, raw.len, raw.line, &fs))) tk_data_validate(from, rec, &ex, &fs);
+            if (bad < raw.len) tk_rf_add(&fs, TK_DATA_ERROR, "invalid_utf8", "%s at byte %zu; not converted", nul ? "a NUL byte" : "invalid UTF-8", bad + 1);
+            else tk_layout_validate(&lay, &raw, &ex, &fs, &rec);
             if (fs.n_errors == 0) {
                 reason[0] = 0;
                 cJSON *o = to_chat_t ? to_chat(from, rec, &ex, reason, sizeof reason)
@@ -280,6 +290,7 @@ tk_status tk_data_convert(const char *in_path, tk_data_format from, tk_data_targ
     tk_example_free(&ex);
     tk_example_free(&chk);
     tk_reader_close(rd);
+    tk_layout_free(&lay);
     if (out_path) {
         if (st) tk_outfile_abort(&of);
         else st = tk_outfile_commit(&of);

@@ -40,6 +40,10 @@ tk_status tk_reader_open_memory(const void *buf, size_t len, const char *name, t
 /* Next item; *has = false at the end. I/O errors fail. */
 tk_status tk_reader_next(tk_reader *r, tk_raw *rec, bool *has);
 tk_data_container tk_reader_container(const tk_reader *r);
+/* Switches a line-based reader to table mode: the first non-blank record is the header (TK_RAW_HEADER),
+ * every record is one RFC 4180 row (a quoted field may span lines; those line breaks reach the record as
+ * "\n"). CSV files are in table mode with ',' from the start; a TSV file read with a map gets '\t'. */
+void tk_reader_set_table(tk_reader *r, char delim);
 bool tk_reader_had_bom(const tk_reader *r);
 uint64_t tk_reader_lines(const tk_reader *r);     /* lines consumed so far */
 uint64_t tk_reader_bytes(const tk_reader *r);
@@ -72,6 +76,8 @@ cJSON *tk_json_parse(const char *s, size_t len, uint64_t base_line, tk_rfinds *f
 size_t tk_utf8_check(const char *s, size_t len, bool *nul);
 /* Appends s as a JSON string literal (quotes included; non-ASCII kept as UTF-8). */
 tk_status tk_json_append_str(tk_buf *b, const char *s, size_t len);
+/* "missing", "null", "a boolean", "a number", "a string", "a list", "an object" (for messages). */
+const char *tk_json_type_name(const cJSON *v);
 /* Appends a cJSON value printed without formatting. */
 tk_status tk_json_append_value(tk_buf *b, const cJSON *v);
 
@@ -104,6 +110,65 @@ void tk_data_validate_txt(const char *line, size_t len, tk_example *ex, tk_rfind
 /* Role name for messages ("system", "user", "assistant", "tool", "text"). */
 const char *tk_data_role_name(int role);
 
+/* ---- CSV/TSV rows (csv.c) ---------------------------------------------------- */
+/* Scanner state carried across the physical lines of one row. */
+typedef struct tk_csv_scan { bool in_quotes, mid_field; } tk_csv_scan;
+/* Feeds one physical line (without its line end) into s; returns true when the row is complete
+ * (not inside a quoted field). Start a row with s zeroed. */
+bool tk_csv_scan_line(tk_csv_scan *s, const char *p, size_t n, char delim);
+/* A parsed row: fields point into f->buf (NUL-terminated). */
+typedef struct tk_csv_row { char *buf; size_t cap; const char **v; size_t n, cap_v; } tk_csv_row;
+/* Splits row text (lines joined by '\n', starting at base_line) into fields. Broken quoting
+ * (a quote inside an unquoted field, text after a closing quote, a quote never closed) adds an
+ * error finding (csv_quote) naming the line and field, and returns false. */
+bool tk_csv_split(const char *s, size_t len, char delim, uint64_t base_line, tk_csv_row *row, tk_rfinds *fs);
+void tk_csv_row_free(tk_csv_row *row);
+
+/* ---- field maps (map.c, map_apply.c) ---------------------------------------------- */
+enum { TK_MAP_CHAT = 1, TK_MAP_PC, TK_MAP_CLASS, TK_MAP_TEXT };
+enum { TK_MAP_TRAIN_ASSISTANT = 0, TK_MAP_TRAIN_LAST, TK_MAP_TRAIN_ALL };
+enum { TK_MAP_SYSTEM = 0, TK_MAP_USER, TK_MAP_ASSISTANT, TK_MAP_N_ROLES };
+typedef struct tk_map_values { char **v; size_t n; } tk_map_values;
+struct tk_data_map {
+    int kind, train;
+    char *messages, *role, *content;            /* chat */
+    tk_map_values roles[TK_MAP_N_ROLES];        /* role values for system, user, assistant turns */
+    char *system_text, *system_field;           /* chat and prompt/completion */
+    char *prompt, *query, *completion, *history;/* prompt/completion */
+    char *text, *label;                         /* classification, text */
+};
+/* Applies m to rec: the record in the map's format (a new tree, caller deletes), or NULL after error
+ * findings (map_missing_field naming the field and the record's fields, unmapped_role, invalid_type). */
+cJSON *tk_map_apply(const tk_data_map *m, const cJSON *rec, tk_rfinds *fs);
+/* Checks that the first record has every field the map requires; else fails naming the missing field and the
+ * fields the record has (what = "the first record (line L)" or "the header (line L)"; noun "field" or "column"). */
+tk_status tk_map_check_fields(const tk_data_map *m, const cJSON *rec, const char *name, const char *what, const char *noun);
+/* "a, b, c" of an object's keys (at most cap bytes). */
+void tk_json_keys(const cJSON *obj, char *buf, size_t cap);
+
+/* ---- how a file's records are read (layout.c) -------------------------------------- */
+typedef struct tk_layout {
+    tk_data_container container;
+    char delim;                   /* 0, or ',' / '\t': rows with a header (table mode) */
+    char **cols; size_t n_cols;   /* the header's column names */
+    const tk_data_map *map;       /* not owned */
+    tk_data_format format;        /* format the (mapped) records are validated as */
+    bool detected;                /* format came from detection */
+    int n_seen;                   /* records detection looked at */
+} tk_layout;
+/* Opens the source (path, or buf/len named name) once to learn its layout: container, header, format
+ * (f, the map's, or detected from the first 200 records). Fails for an unreadable file, a bad header,
+ * or a map that names a field the first record (or the header) lacks. */
+tk_status tk_layout_open(const char *path, const void *buf, size_t len, const char *name, tk_data_container c, tk_data_format f,
+                         const tk_data_map *map, size_t max_line, tk_layout *out);
+void tk_layout_free(tk_layout *l);
+/* A reader of the source in this layout (table mode set). */
+tk_status tk_layout_reader(const tk_layout *l, const char *path, const void *buf, size_t len, const char *name, size_t max_line,
+                           tk_reader **out);
+/* Validates one raw record (UTF-8 checked by the caller) into ex with findings; *rec (may be NULL) gets the
+ * JSON record in the layout's format (mapped; a CSV row as an object), which the caller deletes. */
+void tk_layout_validate(const tk_layout *l, const tk_raw *raw, tk_example *ex, tk_rfinds *fs, cJSON **rec);
+
 /* ---- text: normalisation, hashing, MinHash, scripts (text.c) --------------- */
 #define TK_MINHASH_K 5        /* character shingle length (code points) */
 #define TK_MINHASH_N 64       /* permutations */
@@ -117,6 +182,11 @@ tk_status tk_text_normalize_ex(const char *s, size_t len, tk_buf *out, uint64_t 
 uint64_t tk_hash64(const void *p, size_t n, uint64_t seed);
 /* MinHash of the character 5-gram set of normalised text; false when the text is empty. */
 bool tk_minhash(const char *norm, size_t len, uint16_t sig[TK_MINHASH_N]);
+/* The set of character 5-gram hashes of normalised text (the shingles MinHash sees), sorted, without repeats. */
+typedef struct tk_shingles { uint64_t *h; size_t n, cap; } tk_shingles;
+tk_status tk_shingle_set(const char *norm, size_t len, tk_shingles *out);
+/* Exact Jaccard similarity |A ∩ B| / |A ∪ B| of two shingle sets (1 for two empty sets). */
+double tk_shingle_jaccard(const uint64_t *a, size_t na, const uint64_t *b, size_t nb);
 /* Dominant script of a text (kana -> japanese; else the largest of Han/Hangul/Latin/…). */
 tk_data_script tk_text_script(const char *s, size_t len, uint64_t counts[TK_SCRIPT_COUNT]);
 bool tk_text_blank(const char *s, size_t len);
@@ -159,6 +229,20 @@ void tk_uf_free(tk_uf *u);
  * positions, found through LSH banding. */
 tk_status tk_near_dup_union(const uint16_t *sigs, const uint8_t *has, size_t n, double threshold, tk_uf *uf);
 
+/* ---- contamination against evaluation files (contamination.c) ---------------- */
+typedef struct tk_contam_index tk_contam_index;   /* immutable once built: shared by the analysis threads */
+typedef struct tk_contam_scratch tk_contam_scratch;
+typedef struct tk_contam_hit { uint32_t file; uint64_t eval_line; uint8_t kind; float sim; } tk_contam_hit;
+/* Reads every record of the files (each in its own format; the map only where a file has no known format of
+ * its own); unreadable records go to on_finding (counted in *n_invalid), never dropped silently. */
+tk_status tk_contam_index_build(const char *const *paths, size_t n, const tk_data_map *map, double threshold,
+                                const tk_data_check_params *p, tk_contam_index **out, uint64_t *n_records, uint64_t *n_invalid);
+void tk_contam_index_free(tk_contam_index *x);
+tk_contam_scratch *tk_contam_scratch_new(void);
+void tk_contam_scratch_free(tk_contam_scratch *s);
+/* Matches of one training example, strongest kind first per evaluation record, in (file, line) order; *hits is malloc'd. */
+tk_status tk_contam_match(const tk_contam_index *x, tk_contam_scratch *s, const tk_example *ex, tk_contam_hit **hits, size_t *n);
+
 /* Per-record analysis used by check, split and the fuzz target. */
 typedef struct tk_rec_out {
     tk_raw_kind kind;
@@ -176,20 +260,23 @@ typedef struct tk_rec_out {
     uint8_t script;
     char *label;
     char *system_head;     /* first 60 bytes of the system prompt (for the report) */
+    tk_contam_hit *hits; size_t n_hits;   /* contamination matches */
 } tk_rec_out;
 
 typedef struct tk_analyzer tk_analyzer;
 typedef struct tk_analyze_opts {
-    tk_data_format format;
+    const tk_layout *layout;      /* how records are read, and their format (required) */
+    const tk_contam_index *contam;/* NULL: no contamination check */
     const tk_tokenizer *tok; tk_chat_family fam;
     bool pii, tokens, sig;
 } tk_analyze_opts;
 tk_status tk_analyzer_new(const tk_analyze_opts *o, int n_threads, tk_analyzer **out);
 void tk_analyzer_free(tk_analyzer *a);
 /* Analyses one raw record on scratch slot `slot` (0..n_threads-1). Never fails: problems become findings. */
-void tk_analyze(tk_analyzer *a, int slot, tk_data_container c, const tk_raw *raw, tk_rec_out *o);
+void tk_analyze(tk_analyzer *a, int slot, const tk_raw *raw, tk_rec_out *o);
 void tk_rec_out_clear(tk_rec_out *o);
-/* Detects the format from the first records of a reader's source (majority; *out = TK_DATA_AUTO if none fits).
+/* Detects the format from the first records of a reader's source (majority; *out = TK_DATA_AUTO if none fits;
+ * through tk_layout_open without a map).
  * (src/train/batch.c uses this too: keep the signature.) */
 tk_status tk_data_detect(const char *path, const void *buf, size_t len, tk_data_container c, size_t max_line,
                          tk_data_format *out);

@@ -101,7 +101,7 @@ static char *ex_own(tk_example *ex, char *s) {
 /* ---- JSON access ------------------------------------------------------------ */
 static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
 static bool is_str(const cJSON *v) { return v && cJSON_IsString(v) && v->valuestring; }
-static const char *type_name(const cJSON *v) {
+const char *tk_json_type_name(const cJSON *v) {
     if (!v) return "missing";
     if (cJSON_IsNull(v)) return "null";
     if (cJSON_IsBool(v)) return "a boolean";
@@ -146,7 +146,7 @@ static bool names_has(const names *s, const char *x) {
 static void check_tools(const cJSON *tools, bool legacy, names *fn, tk_rfinds *fs) {
     const char *key = legacy ? "functions" : "tools";
     if (!cJSON_IsArray(tools)) {
-        tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "\"%s\" is %s, expected a list", key, type_name(tools));
+        tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "\"%s\" is %s, expected a list", key, tk_json_type_name(tools));
         return;
     }
     int i = 0;
@@ -154,7 +154,7 @@ static void check_tools(const cJSON *tools, bool legacy, names *fn, tk_rfinds *f
     cJSON_ArrayForEach(t, tools) {
         i++;
         const cJSON *f = legacy ? t : get(t, "function");
-        if (!cJSON_IsObject(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "%s[%d] is %s, expected an object", key, i, type_name(t)); continue; }
+        if (!cJSON_IsObject(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "%s[%d] is %s, expected an object", key, i, tk_json_type_name(t)); continue; }
         if (!legacy) {
             const cJSON *ty = get(t, "type");
             if (!is_str(ty) || strcmp(ty->valuestring, "function") != 0) {
@@ -167,7 +167,7 @@ static void check_tools(const cJSON *tools, bool legacy, names *fn, tk_rfinds *f
         if (!is_str(nm) || !nm->valuestring[0]) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "%s[%d] has no function \"name\"", key, i); continue; }
         const cJSON *params = get(f, "parameters");
         if (params && !cJSON_IsObject(params))
-            tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "%s[%d] (\"%s\"): \"parameters\" is %s, expected a JSON schema object", key, i, nm->valuestring, type_name(params));
+            tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "%s[%d] (\"%s\"): \"parameters\" is %s, expected a JSON schema object", key, i, nm->valuestring, tk_json_type_name(params));
         names_add(fn, nm->valuestring);
     }
 }
@@ -176,7 +176,7 @@ static void check_tools(const cJSON *tools, bool legacy, names *fn, tk_rfinds *f
 static void check_arguments(const cJSON *args, int mi, int ci, const char *fname, tk_rfinds *fs) {
     if (!is_str(args)) {
         tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_arguments", "message %d tool call %d (\"%s\"): \"arguments\" is %s, expected a string holding JSON",
-                  mi, ci, fname, type_name(args));
+                  mi, ci, fname, tk_json_type_name(args));
         return;
     }
     cJSON *a = cJSON_Parse(args->valuestring);
@@ -233,7 +233,7 @@ static bool content_text(const cJSON *c, const char *what, int mi, tk_example *e
         *len = b.len;
         return *text != NULL;
     }
-    tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content is %s, expected a string", what, mi, type_name(c));
+    tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d content is %s, expected a string", what, mi, tk_json_type_name(c));
     return false;
 }
 
@@ -246,7 +246,7 @@ static int check_messages(const cJSON *msgs, msgs_ctx *cx, tk_example *ex, bool 
     cJSON_ArrayForEach(m, msgs) {
         mi++;
         if (!cJSON_IsObject(m)) {
-            tk_rf_add(fs, TK_DATA_ERROR, "data_type", "%s: message %d is %s, expected an object", cx->what, mi, type_name(m));
+            tk_rf_add(fs, TK_DATA_ERROR, "data_type", "%s: message %d is %s, expected an object", cx->what, mi, tk_json_type_name(m));
             continue;
         }
         const cJSON *role = get(m, "role"), *content = get(m, "content"), *tc = get(m, "tool_calls"),
@@ -262,7 +262,7 @@ static int check_messages(const cJSON *msgs, msgs_ctx *cx, tk_example *ex, bool 
         }
         int r = -1;
         if (!role) tk_rf_add(fs, TK_DATA_ERROR, "message_missing_key", "%s: message %d has no \"role\"", cx->what, mi);
-        else if (!is_str(role)) tk_rf_add(fs, TK_DATA_ERROR, "unrecognized_role", "%s: message %d role is %s, expected a string", cx->what, mi, type_name(role));
+        else if (!is_str(role)) tk_rf_add(fs, TK_DATA_ERROR, "unrecognized_role", "%s: message %d role is %s, expected a string", cx->what, mi, tk_json_type_name(role));
         else if ((r = role_of(role->valuestring)) < 0)
             tk_rf_add(fs, TK_DATA_ERROR, "unrecognized_role", "%s: message %d has role \"%.40s\" (expected system, developer, user, assistant or tool)",
                       cx->what, mi, role->valuestring);
@@ -290,14 +290,14 @@ static int check_messages(const cJSON *msgs, msgs_ctx *cx, tk_example *ex, bool 
                 tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d: only assistant messages may have tool_calls", cx->what, mi);
             if (!cJSON_IsArray(tc) || cJSON_GetArraySize(tc) == 0) {
                 tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d tool_calls is %s, expected a non-empty list", cx->what, mi,
-                          cJSON_IsArray(tc) ? "empty" : type_name(tc));
+                          cJSON_IsArray(tc) ? "empty" : tk_json_type_name(tc));
             } else {
                 int ci = 0;
                 const cJSON *c;
                 cJSON_ArrayForEach(c, tc) {
                     ci++;
                     const cJSON *id = get(c, "id"), *ty = get(c, "type"), *f = get(c, "function");
-                    if (!cJSON_IsObject(c)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d tool call %d is %s", cx->what, mi, ci, type_name(c)); continue; }
+                    if (!cJSON_IsObject(c)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d tool call %d is %s", cx->what, mi, ci, tk_json_type_name(c)); continue; }
                     if (!is_str(id) || !id->valuestring[0])
                         tk_rf_add(fs, TK_DATA_ERROR, "invalid_tool_calls", "%s: message %d tool call %d has no \"id\"", cx->what, mi, ci);
                     else names_add(&cx->call_ids, id->valuestring);
@@ -403,7 +403,7 @@ static void validate_pc(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     msgs_ctx cx = {.what = pk};
     if (is_str(p)) ex_add(ex, TK_R_USER, p->valuestring, slen(p), -1, false);
     else if (cJSON_IsArray(p)) check_messages(p, &cx, ex, false, fs);
-    else tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string or a list of messages", pk, type_name(p));
+    else tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string or a list of messages", pk, tk_json_type_name(p));
     ex->n_prompt = ex->n;
     cx.what = ck;
     if (is_str(c)) {
@@ -414,7 +414,7 @@ static void validate_pc(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
         check_messages(c, &cx, ex, false, fs);
         if (cx.n_assistant == before)
             tk_rf_add(fs, TK_DATA_ERROR, "example_missing_assistant_message", "\"%s\" has no assistant message", ck);
-    } else tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string or a list of messages", ck, type_name(c));
+    } else tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string or a list of messages", ck, tk_json_type_name(c));
     msgs_ctx_free(&cx);
 }
 
@@ -423,14 +423,14 @@ static void validate_alpaca(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     const cJSON *ins = get(rec, "instruction"), *inp = get(rec, "input"), *out = get(rec, "output"),
                 *sys = get(rec, "system"), *hist = get(rec, "history");
     if (!ins) tk_rf_add(fs, TK_DATA_ERROR, "missing_instruction", "no \"instruction\"");
-    else if (!is_str(ins)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"instruction\" is %s, expected a string", type_name(ins));
-    if (inp && !cJSON_IsNull(inp) && !is_str(inp)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"input\" is %s, expected a string", type_name(inp));
+    else if (!is_str(ins)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"instruction\" is %s, expected a string", tk_json_type_name(ins));
+    if (inp && !cJSON_IsNull(inp) && !is_str(inp)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"input\" is %s, expected a string", tk_json_type_name(inp));
     if (!out) tk_rf_add(fs, TK_DATA_ERROR, "missing_output", "no \"output\"");
-    else if (!is_str(out)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"output\" is %s, expected a string", type_name(out));
-    if (sys && !cJSON_IsNull(sys) && !is_str(sys)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"system\" is %s, expected a string", type_name(sys));
+    else if (!is_str(out)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"output\" is %s, expected a string", tk_json_type_name(out));
+    if (sys && !cJSON_IsNull(sys) && !is_str(sys)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"system\" is %s, expected a string", tk_json_type_name(sys));
     bool hist_ok = true;
     if (hist && !cJSON_IsNull(hist)) {
-        if (!cJSON_IsArray(hist)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_history", "\"history\" is %s, expected a list of [question, answer] pairs", type_name(hist)); hist_ok = false; }
+        if (!cJSON_IsArray(hist)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_history", "\"history\" is %s, expected a list of [question, answer] pairs", tk_json_type_name(hist)); hist_ok = false; }
         else {
             int i = 0;
             const cJSON *h;
@@ -488,14 +488,14 @@ static bool check_sharegpt_turns(const cJSON *conv, const char *what, tk_example
     const cJSON *m;
     cJSON_ArrayForEach(m, conv) {
         i++;
-        if (!cJSON_IsObject(m)) { tk_rf_add(fs, TK_DATA_ERROR, "data_type", "%s: message %d is %s, expected an object", what, i, type_name(m)); continue; }
+        if (!cJSON_IsObject(m)) { tk_rf_add(fs, TK_DATA_ERROR, "data_type", "%s: message %d is %s, expected an object", what, i, tk_json_type_name(m)); continue; }
         const cJSON *from = get(m, "from"), *val = get(m, "value");
         if (!from) { tk_rf_add(fs, TK_DATA_ERROR, "message_missing_key", "%s: message %d has no \"from\"", what, i); continue; }
         bool prompt_side;
         int r = is_str(from) ? sharegpt_role(from->valuestring, &prompt_side) : -1;
         if (r < 0) {
             tk_rf_add(fs, TK_DATA_ERROR, "unrecognized_role", "%s: message %d is from \"%.40s\" (expected human, gpt, system, function_call or observation)",
-                      what, i, is_str(from) ? from->valuestring : type_name(from));
+                      what, i, is_str(from) ? from->valuestring : tk_json_type_name(from));
             continue;
         }
         if (r == TK_R_SYSTEM) {
@@ -510,7 +510,7 @@ static bool check_sharegpt_turns(const cJSON *conv, const char *what, tk_example
             turn++;
         }
         if (!val) { tk_rf_add(fs, TK_DATA_ERROR, "message_missing_key", "%s: message %d has no \"value\"", what, i); continue; }
-        if (!is_str(val)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d value is %s, expected a string", what, i, type_name(val)); continue; }
+        if (!is_str(val)) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "%s: message %d value is %s, expected a string", what, i, tk_json_type_name(val)); continue; }
         if (!strcmp(from->valuestring, "function_call")) {
             cJSON *fc = cJSON_Parse(val->valuestring);
             if (!fc || (!cJSON_IsObject(fc) && !cJSON_IsArray(fc)))
@@ -529,14 +529,14 @@ static void validate_sharegpt(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
                   !conv ? "no \"conversations\" list" : cJSON_IsArray(conv) ? "\"conversations\" is empty" : "\"conversations\" is not a list");
         return;
     }
-    if (sys && !cJSON_IsNull(sys) && !is_str(sys)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"system\" is %s, expected a string", type_name(sys));
+    if (sys && !cJSON_IsNull(sys) && !is_str(sys)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"system\" is %s, expected a string", tk_json_type_name(sys));
     if (tools && !cJSON_IsNull(tools)) {
         if (is_str(tools)) {
             cJSON *t = tools->valuestring[0] ? cJSON_Parse(tools->valuestring) : NULL;
             if (tools->valuestring[0] && (!t || !cJSON_IsArray(t)))
                 tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "\"tools\" is not a JSON list of functions: %.60s", tools->valuestring);
             cJSON_Delete(t);
-        } else if (!cJSON_IsArray(tools)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "\"tools\" is %s, expected a list", type_name(tools));
+        } else if (!cJSON_IsArray(tools)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_tools", "\"tools\" is %s, expected a list", tk_json_type_name(tools));
     }
     if (is_str(sys) && sys->valuestring[0]) ex_add(ex, TK_R_SYSTEM, sys->valuestring, slen(sys), -1, false);
     size_t first = ex->n;
@@ -574,7 +574,7 @@ static void pref_side(const cJSON *v, const char *key, tk_example *ex, bool rej,
         return;
     }
     tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string, a {from, value} object or a list of messages", key,
-              cJSON_IsArray(v) ? "an empty list" : type_name(v));
+              cJSON_IsArray(v) ? "an empty list" : tk_json_type_name(v));
 }
 
 static bool same_msgs(const tk_ex_msg *a, const tk_ex_msg *b, size_t n) {
@@ -590,7 +590,7 @@ static void validate_preference(const cJSON *rec, tk_example *ex, tk_rfinds *fs)
     if (input && get(rec, "preferred_output")) {
         ck = "preferred_output"; rk = "non_preferred_output";
         const cJSON *msgs = cJSON_IsObject(input) ? get(input, "messages") : NULL;
-        if (!cJSON_IsObject(input)) tk_rf_add(fs, TK_DATA_ERROR, "missing_prompt", "\"input\" is %s, expected an object with \"messages\"", type_name(input));
+        if (!cJSON_IsObject(input)) tk_rf_add(fs, TK_DATA_ERROR, "missing_prompt", "\"input\" is %s, expected an object with \"messages\"", tk_json_type_name(input));
         else if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
             tk_rf_add(fs, TK_DATA_ERROR, "missing_messages_list", "\"input\" has no \"messages\" list");
         else {
@@ -612,7 +612,7 @@ static void validate_preference(const cJSON *rec, tk_example *ex, tk_rfinds *fs)
         } else if (p) {
             if (is_str(p)) ex_add(ex, TK_R_USER, p->valuestring, slen(p), -1, false);
             else if (cJSON_IsArray(p)) check_messages(p, &cx, ex, false, fs);
-            else tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"prompt\" is %s, expected a string or a list of messages", type_name(p));
+            else tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"prompt\" is %s, expected a string or a list of messages", tk_json_type_name(p));
         } else {
             /* TRL implicit prompt: chosen and rejected are whole conversations sharing their start. */
             const cJSON *c = get(rec, "chosen"), *r = get(rec, "rejected");
@@ -644,10 +644,10 @@ static void validate_classification(const cJSON *rec, tk_example *ex, tk_rfinds 
     const char *tk = get(rec, "text") ? "text" : "sentence";
     const cJSON *t = get(rec, tk), *l = get(rec, "label");
     if (!t) tk_rf_add(fs, TK_DATA_ERROR, "missing_text", "no \"text\"");
-    else if (!is_str(t)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string", tk, type_name(t));
+    else if (!is_str(t)) tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"%s\" is %s, expected a string", tk, tk_json_type_name(t));
     if (!l || cJSON_IsNull(l)) tk_rf_add(fs, TK_DATA_ERROR, "missing_label", "no \"label\"");
     else if (!is_str(l) && !cJSON_IsNumber(l) && !cJSON_IsBool(l))
-        tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"label\" is %s, expected a string, number or boolean", type_name(l));
+        tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"label\" is %s, expected a string, number or boolean", tk_json_type_name(l));
     if (fs->n_errors) return;
     if (is_str(l) && !l->valuestring[0]) { tk_rf_add(fs, TK_DATA_ERROR, "missing_label", "\"label\" is empty"); return; }
     if (tk_text_blank(t->valuestring, slen(t))) tk_rf_add(fs, TK_DATA_WARNING, "empty_text", "\"%s\" is empty or white space only", tk);
@@ -667,7 +667,7 @@ static void validate_classification(const cJSON *rec, tk_example *ex, tk_rfinds 
 static void validate_text(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     const cJSON *t = get(rec, "text");
     if (!t) { tk_rf_add(fs, TK_DATA_ERROR, "missing_text", "no \"text\""); return; }
-    if (!is_str(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"text\" is %s, expected a string", type_name(t)); return; }
+    if (!is_str(t)) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "\"text\" is %s, expected a string", tk_json_type_name(t)); return; }
     if (tk_text_blank(t->valuestring, slen(t))) tk_rf_add(fs, TK_DATA_WARNING, "empty_text", "\"text\" is empty or white space only");
     ex_add(ex, TK_R_TEXT, t->valuestring, slen(t), -1, false);
     ex->n_prompt = 1;
@@ -676,7 +676,7 @@ static void validate_text(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
 void tk_data_validate(tk_data_format f, const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     tk_example_reset(ex);
     if (!cJSON_IsObject(rec)) {
-        tk_rf_add(fs, TK_DATA_ERROR, "data_type", "record is %s, expected a JSON object", type_name(rec));
+        tk_rf_add(fs, TK_DATA_ERROR, "data_type", "record is %s, expected a JSON object", tk_json_type_name(rec));
         return;
     }
     int e0 = fs->n_errors;
@@ -698,7 +698,8 @@ void tk_data_validate(tk_data_format f, const cJSON *rec, tk_example *ex, tk_rfi
             if (w < 0 || (size_t)w >= sizeof keys - o) break;
             o += (size_t)w;
         }
-        tk_rf_add(fs, TK_DATA_ERROR, "unknown_format", "record has none of the keys of a known format (keys: %s); use --format", o ? keys : "none");
+        tk_rf_add(fs, TK_DATA_ERROR, "unknown_format", "record has none of the keys of a known format (chat, prompt_completion, alpaca, sharegpt, preference, "
+                  "classification, text; its keys: %s); use --format, or --map to name its fields", o ? keys : "none");
     }
     }
     if (fs->n_errors != e0) tk_example_reset(ex);

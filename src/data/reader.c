@@ -28,6 +28,7 @@ struct tk_reader {
     uint64_t record;
     uint64_t bytes;
     bool bom, seen_crlf, header_done, done;
+    char delim;               /* table mode (CSV, or TSV with a map): ',' or '\t'; 0 otherwise */
     int arr_state;            /* JSON array: 0 before '[', 1 expecting element or ']', 2 after element, 3 done */
     char *copy;               /* NUL-terminated copy of the current record */
     size_t copy_cap;
@@ -41,6 +42,7 @@ const char *tk_data_container_name(tk_data_container c) {
     case TK_DATA_JSON_ARRAY: return "json";
     case TK_DATA_TSV: return "tsv";
     case TK_DATA_TXT: return "txt";
+    case TK_DATA_CSV: return "csv";
     }
     return "?";
 }
@@ -49,6 +51,7 @@ tk_data_container tk_data_sniff(const char *name, const uint8_t *head, size_t n)
     if (name) {
         if (tk_ends_with(name, ".jsonl") || tk_ends_with(name, ".ndjson")) return TK_DATA_JSONL;
         if (tk_ends_with(name, ".tsv")) return TK_DATA_TSV;
+        if (tk_ends_with(name, ".csv")) return TK_DATA_CSV;
         if (tk_ends_with(name, ".txt")) return TK_DATA_TXT;
     }
     size_t i = 0;
@@ -120,6 +123,7 @@ tk_status tk_reader_open(const char *path, tk_data_container c, size_t max_line,
         r->end = hn;
         r->beg = r->scan = r->bom ? 3 : 0;
     }
+    if (r->container == TK_DATA_CSV) r->delim = ',';
     *out = r;
     return TK_OK;
 }
@@ -135,9 +139,12 @@ tk_status tk_reader_open_memory(const void *buf, size_t len, const char *name, t
     r->mem = buf;
     r->mem_len = len;
     r->pos = r->bom ? 3 : 0;
+    if (r->container == TK_DATA_CSV) r->delim = ',';
     *out = r;
     return TK_OK;
 }
+
+void tk_reader_set_table(tk_reader *r, char delim) { if (r->container != TK_DATA_JSON_ARRAY) r->delim = delim; }
 
 void tk_reader_close(tk_reader *r) {
     if (!r) return;
@@ -154,18 +161,20 @@ bool tk_reader_had_bom(const tk_reader *r) { return r->bom; }
 uint64_t tk_reader_lines(const tk_reader *r) { return r->line; }
 uint64_t tk_reader_bytes(const tk_reader *r) { return r->bytes; }
 
-static tk_status set_copy(tk_reader *r, const char *p, size_t n) {
-    if (n + 1 > r->copy_cap) {
+/* Puts n bytes at offset off of the record copy (NUL-terminated after them). */
+static tk_status copy_at(tk_reader *r, size_t off, const char *p, size_t n) {
+    if (off + n + 1 > r->copy_cap) {
         size_t cap = r->copy_cap ? r->copy_cap : 4096;
-        while (cap < n + 1) cap *= 2;
+        while (cap < off + n + 1) cap *= 2;
         char *c = tk_realloc(r->copy, cap);
         if (!c) return TK_ERR_NOMEM;
         r->copy = c; r->copy_cap = cap;
     }
-    memcpy(r->copy, p, n);
-    r->copy[n] = 0;
+    memcpy(r->copy + off, p, n);
+    r->copy[off + n] = 0;
     return TK_OK;
 }
+static tk_status set_copy(tk_reader *r, const char *p, size_t n) { return copy_at(r, 0, p, n); }
 
 /* Next physical line. *p, *n: the line without '\n' (NULL when too long: *n = its length). *got=false at EOF. */
 static tk_status next_line(tk_reader *r, const char **p, size_t *n, bool *got) {
@@ -259,27 +268,70 @@ static tk_status next_line(tk_reader *r, const char **p, size_t *n, bool *got) {
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-static tk_status next_line_record(tk_reader *r, tk_raw *rec, bool *has) {
-    const char *p; size_t n; bool got;
-    for (;;) {
-        tk_status st = next_line(r, &p, &n, &got);
-        if (st) return st;
-        if (!got) { *has = false; return TK_OK; }
+static void strip_cr(tk_reader *r, tk_raw *rec, size_t *n, const char *p) {
+    if (*n > 0 && p[*n - 1] == '\r') {
+        (*n)--;
+        if (!r->seen_crlf) { r->seen_crlf = true; rec->first_crlf = true; }
+    }
+}
+
+/* The first line of a record. *content: the line holds text (*p, *n, CR removed); otherwise rec is complete
+ * already (too long, blank) or the file ended (*has false). */
+static tk_status begin_record(tk_reader *r, tk_raw *rec, bool *has, const char **p, size_t *n, bool *content) {
+    bool got;
+    *content = false;
+    tk_status st = next_line(r, p, n, &got);
+    if (st) return st;
+    if (!got) { *has = false; return TK_OK; }
+    r->line++;
+    memset(rec, 0, sizeof *rec);
+    rec->line = r->line;
+    *has = true;
+    if (!*p) { rec->kind = TK_RAW_TOO_LONG; rec->len = *n; return TK_OK; }
+    strip_cr(r, rec, n, *p);
+    size_t i = 0;
+    while (i < *n && is_ws((*p)[i])) i++;
+    if (i == *n) { rec->kind = TK_RAW_BLANK; return TK_OK; }
+    *content = true;
+    return TK_OK;
+}
+
+/* Table mode: one row, which may span lines while a quoted field is open; the first row is the header. */
+static tk_status next_table_record(tk_reader *r, tk_raw *rec, bool *has) {
+    const char *p; size_t n; bool got, content;
+    tk_status st = begin_record(r, rec, has, &p, &n, &content);
+    if (st || !content) return st;
+    tk_csv_scan sc = {0};
+    bool done = tk_csv_scan_line(&sc, p, n, r->delim), too_long = false;
+    size_t total = n;
+    if ((st = set_copy(r, p, n))) return st;
+    while (!done) {
+        if ((st = next_line(r, &p, &n, &got))) return st;
+        if (!got) break;   /* the quote is never closed: tk_csv_split says so */
         r->line++;
-        memset(rec, 0, sizeof *rec);
-        rec->line = r->line;
-        *has = true;
-        if (!p) { rec->kind = TK_RAW_TOO_LONG; rec->len = n; return TK_OK; }
-        if (n > 0 && p[n - 1] == '\r') {
-            n--;
-            if (!r->seen_crlf) { r->seen_crlf = true; rec->first_crlf = true; }
-        }
-        size_t i = 0;
-        while (i < n && is_ws(p[i])) i++;
-        if (i == n) {
-            /* A blank last line is just the file's final newline convention, not worth a finding. */
-            if (r->container == TK_DATA_TXT) continue;
-            rec->kind = TK_RAW_BLANK;
+        if (p) strip_cr(r, rec, &n, p);
+        total += n + 1;
+        if (!p) { too_long = true; break; }   /* a line over the limit ends the row */
+        if (total > r->max_line) too_long = true;
+        if (!too_long && ((st = copy_at(r, total - n - 1, "\n", 1)) || (st = copy_at(r, total - n, p, n)))) return st;
+        done = tk_csv_scan_line(&sc, p, n, r->delim);
+    }
+    if (too_long) { rec->kind = TK_RAW_TOO_LONG; rec->len = total; return TK_OK; }
+    rec->kind = r->header_done ? TK_RAW_RECORD : TK_RAW_HEADER;
+    r->header_done = true;
+    rec->data = r->copy;
+    rec->len = total;
+    return TK_OK;
+}
+
+static tk_status next_line_record(tk_reader *r, tk_raw *rec, bool *has) {
+    const char *p; size_t n; bool content;
+    for (;;) {
+        tk_status st = begin_record(r, rec, has, &p, &n, &content);
+        if (st) return st;
+        if (!content) {
+            /* A blank line in a text file is just a separator, not worth a finding. */
+            if (*has && rec->kind == TK_RAW_BLANK && r->container == TK_DATA_TXT) continue;
             return TK_OK;
         }
         if (r->container == TK_DATA_TSV && !r->header_done) {
@@ -417,7 +469,7 @@ static tk_status next_array_record(tk_reader *r, tk_raw *rec, bool *has) {
 
 tk_status tk_reader_next(tk_reader *r, tk_raw *rec, bool *has) {
     if (r->container == TK_DATA_JSON_ARRAY) return next_array_record(r, rec, has);
-    tk_status st = next_line_record(r, rec, has);
+    tk_status st = r->delim ? next_table_record(r, rec, has) : next_line_record(r, rec, has);
     if (st == TK_OK && *has && rec->kind == TK_RAW_RECORD) r->record++;
     return st;
 }

@@ -62,6 +62,33 @@ static const char *dur(double s, char *b, size_t cap) {
     return b;
 }
 
+static const char *const k_contam_method = "exact: same normalised text; prompt: same normalised prompt; near: exact Jaccard "
+                                           "of character 5-gram sets >= threshold (candidates from MinHash LSH, 16 bands x 4)";
+
+static void contamination_text(const tk_data_report *r, tk_buf *out) {
+    tk_buf_printf(out, "\ncontamination (against ");
+    for (size_t i = 0; i < r->n_against; i++) tk_buf_printf(out, "%s%s", i ? ", " : "", r->against[i]);
+    tk_buf_printf(out, ": %llu records compared", (unsigned long long)r->against_records);
+    if (r->against_invalid) tk_buf_printf(out, ", %llu unreadable and not compared", (unsigned long long)r->against_invalid);
+    tk_buf_printf(out, ")\n");
+    if (!r->n_contaminated) {
+        tk_buf_printf(out, "  none: no training record is the same as, has the same prompt as, or is within Jaccard %.2f of an evaluation record\n",
+                      r->contamination_threshold);
+        return;
+    }
+    tk_buf_printf(out, "  %llu training record%s match: %llu exact, %llu same prompt, %llu near (Jaccard of character 5-grams >= %.2f)\n",
+                  (unsigned long long)r->n_contaminated, r->n_contaminated == 1 ? "" : "s", (unsigned long long)r->n_contam_kind[0],
+                  (unsigned long long)r->n_contam_kind[1], (unsigned long long)r->n_contam_kind[2], r->contamination_threshold);
+    for (size_t i = 0; i < r->n_contamination && i < 30; i++) {
+        const tk_data_contamination *c = &r->contamination[i];
+        tk_buf_printf(out, "    line %llu = %s line %llu (%s", (unsigned long long)c->line, r->against[c->file], (unsigned long long)c->eval_line,
+                      tk_contam_kind_name(c->kind));
+        if (c->kind == TK_CONTAM_NEAR) tk_buf_printf(out, ", Jaccard %.2f", c->similarity);
+        tk_buf_printf(out, ")\n");
+    }
+    if (r->n_contamination > 30) tk_buf_printf(out, "    … %zu more matches (--json lists all)\n", r->n_contamination - 30);
+}
+
 /* Why the verdict is what it is: one short phrase per reason. */
 static int reasons(const tk_data_report *r, char out[][96], int max) {
     int n = 0;
@@ -75,6 +102,7 @@ static int reasons(const tk_data_report *r, char out[][96], int max) {
     if (r->n_exact_dups) R("%zu exact duplicate group%s", r->n_exact_dups, r->n_exact_dups == 1 ? "" : "s");
     if (r->n_near_dups) R("%zu near-duplicate group%s", r->n_near_dups, r->n_near_dups == 1 ? "" : "s");
     if (r->n_conflicts) R("%zu inconsistent group%s", r->n_conflicts, r->n_conflicts == 1 ? "" : "s");
+    if (r->n_contaminated) R("%llu record%s also in the --against files", (unsigned long long)r->n_contaminated, r->n_contaminated == 1 ? "" : "s");
     uint64_t pii = 0;
     for (int k = 0; k < TK_PII_COUNT; k++) pii += r->pii_matches[k];
     if (pii) R("%llu personal data match%s", (unsigned long long)pii, pii == 1 ? "" : "es");
@@ -94,8 +122,11 @@ tk_status tk_data_report_text(const tk_data_report *r, tk_buf *out) {
         size_t n = k ? r->n_warning_counts : r->n_error_counts;
         if (!n) continue;
         tk_buf_printf(out, "  %s:", k ? "warnings" : "errors");
-        for (size_t i = 0; i < n; i++) tk_buf_printf(out, "%s %s %llu (first line %llu)", i ? "," : "", v[i].name,
-                                                     (unsigned long long)v[i].count, (unsigned long long)v[i].first_line);
+        for (size_t i = 0; i < n; i++) {
+            tk_buf_printf(out, "%s %s %llu", i ? "," : "", v[i].name, (unsigned long long)v[i].count);
+            if (v[i].first_line) tk_buf_printf(out, " (first line %llu)", (unsigned long long)v[i].first_line);
+            else tk_buf_printf(out, " (whole file)");
+        }
         tk_buf_printf(out, "\n");
     }
 
@@ -134,6 +165,8 @@ tk_status tk_data_report_text(const tk_data_report *r, tk_buf *out) {
     groups_text(out, "exact duplicate", r->exact_dups, r->n_exact_dups);
     groups_text(out, "near-duplicate (MinHash, est. Jaccard >= 0.8 over character 5-grams)", r->near_dups, r->n_near_dups);
     groups_text(out, "inconsistent (same prompt, different answers)", r->conflicts, r->n_conflicts);
+
+    if (r->n_against) contamination_text(r, out);
 
     tk_buf_printf(out, "\npersonal data\n");
     bool any = false;
@@ -277,7 +310,30 @@ tk_status tk_data_report_json(const tk_data_report *r, tk_buf *o) {
     jnum(o, r->est_seconds);
     tk_buf_printf(o, ",\"throughput_note\":");
     jstr(o, r->throughput_note);
-    tk_buf_printf(o, "},\"verdict\":\"%s\",\"verdict_reasons\":[", tk_data_verdict_name(r->verdict));
+    tk_buf_printf(o, "},\"contamination\":");
+    if (!r->n_against) tk_buf_append(o, "null", 4);
+    else {
+        tk_buf_printf(o, "{\"against\":[");
+        for (size_t i = 0; i < r->n_against; i++) { if (i) tk_buf_append(o, ",", 1); jstr(o, r->against[i]); }
+        tk_buf_printf(o, "],\"records_compared\":%llu,\"unreadable\":%llu,\"threshold\":", (unsigned long long)r->against_records,
+                      (unsigned long long)r->against_invalid);
+        jnum(o, r->contamination_threshold);
+        tk_buf_printf(o, ",\"method\":");
+        jstr(o, k_contam_method);
+        tk_buf_printf(o, ",\"contaminated_records\":%llu,\"exact\":%llu,\"prompt\":%llu,\"near\":%llu,\"matches\":[",
+                      (unsigned long long)r->n_contaminated, (unsigned long long)r->n_contam_kind[0], (unsigned long long)r->n_contam_kind[1],
+                      (unsigned long long)r->n_contam_kind[2]);
+        for (size_t i = 0; i < r->n_contamination; i++) {
+            const tk_data_contamination *c = &r->contamination[i];
+            tk_buf_printf(o, "%s{\"line\":%llu,\"file\":", i ? "," : "", (unsigned long long)c->line);
+            jstr(o, r->against[c->file]);
+            tk_buf_printf(o, ",\"eval_line\":%llu,\"kind\":\"%s\",\"similarity\":", (unsigned long long)c->eval_line, tk_contam_kind_name(c->kind));
+            jnum(o, c->similarity);
+            tk_buf_append(o, "}", 1);
+        }
+        tk_buf_append(o, "]}", 2);
+    }
+    tk_buf_printf(o, ",\"verdict\":\"%s\",\"verdict_reasons\":[", tk_data_verdict_name(r->verdict));
     char why[16][96];
     int nw = r->verdict == TK_DATA_READY ? 0 : reasons(r, why, 16);
     for (int i = 0; i < nw; i++) { if (i) tk_buf_append(o, ",", 1); jstr(o, why[i]); }

@@ -71,6 +71,7 @@ static const char *ext_of(tk_data_container c) {
     case TK_DATA_JSON_ARRAY: return "json";
     case TK_DATA_TSV: return "tsv";
     case TK_DATA_TXT: return "txt";
+    case TK_DATA_CSV: return "csv";
     default: return "jsonl";
     }
 }
@@ -89,21 +90,22 @@ tk_status tk_data_split(const char *in_path, const char *out_dir, const tk_data_
     if (tot <= 0) return tk_fail(TK_ERR_ARG, "split ratios must not all be zero");
     if (p.near_dup_threshold <= 0 || p.near_dup_threshold > 1) p.near_dup_threshold = 0.8;
 
-    tk_reader *rd;
-    tk_status st = tk_reader_open(in_path, TK_DATA_CONTAINER_AUTO, 0, &rd);
+    tk_layout lay;
+    tk_status st = tk_layout_open(in_path, NULL, 0, NULL, TK_DATA_CONTAINER_AUTO, p.format, p.map, 0, &lay);
     if (st) return st;
-    tk_data_container cont = tk_reader_container(rd);
-    tk_data_format fmt = p.format;
-    if (cont == TK_DATA_TSV) fmt = TK_DATA_CLASSIFICATION;
-    else if (cont == TK_DATA_TXT) fmt = TK_DATA_TEXT;
-    else if (fmt == TK_DATA_AUTO && (st = tk_data_detect(in_path, NULL, 0, cont, 0, &fmt))) { tk_reader_close(rd); return st; }
-    if (fmt == TK_DATA_AUTO) { tk_reader_close(rd); return tk_fail(TK_ERR_FORMAT, "%s: cannot tell the format of the records; use --format", in_path); }
+    tk_reader *rd = NULL;
+    tk_data_container cont = lay.container;
+    if (lay.format == TK_DATA_AUTO) {
+        tk_layout_free(&lay);
+        return tk_fail(TK_ERR_FORMAT, "%s: cannot tell the format of the records; use --format (or --map)", in_path);
+    }
+    if ((st = tk_layout_reader(&lay, in_path, NULL, 0, NULL, 0, &rd))) { tk_layout_free(&lay); return st; }
 
     int nt = tk_get_threads();
     if (nt < 1) nt = 1;
     if (nt > 64) nt = 64;
     tk_analyzer *an = NULL;
-    tk_analyze_opts ao = {.format = fmt, .sig = true};
+    tk_analyze_opts ao = {.layout = &lay, .sig = true};
     st = tk_analyzer_new(&ao, nt, &an);
 
     /* ---- pass 1: analyse ---- */
@@ -151,7 +153,7 @@ tk_status tk_data_split(const char *in_path, const char *out_dir, const tk_data_
 #ifdef TK_HAVE_OPENMP
             slot = omp_get_thread_num();
 #endif
-            tk_analyze(an, slot, cont, &items[i], &outs[i]);
+            tk_analyze(an, slot, &items[i], &outs[i]);
         }
         for (size_t i = 0; i < m && !st; i++) {
             tk_rec_out *o = &outs[i];
@@ -221,7 +223,7 @@ tk_status tk_data_split(const char *in_path, const char *out_dir, const tk_data_
             if (groups[gidx[r]].size == 2) res->n_groups++;
         }
         /* strata: the label of the group's first record (classification) */
-        bool strat = p.stratify && fmt == TK_DATA_CLASSIFICATION;
+        bool strat = p.stratify && lay.format == TK_DATA_CLASSIFICATION;
         uint64_t *skeys = NULL;
         size_t n_strata = 1;
         if (strat) {
@@ -292,7 +294,7 @@ tk_status tk_data_split(const char *in_path, const char *out_dir, const tk_data_
         snprintf(res->paths[k], l, "%s/%s.%s", out_dir, names[k], ext_of(cont));
         st = tk_outfile_open(&of[k], res->paths[k]);
     }
-    if (!st) st = tk_reader_open(in_path, cont, 0, &rd);
+    if (!st) st = tk_layout_reader(&lay, in_path, NULL, 0, NULL, 0, &rd);
     size_t idx = 0;
     uint64_t written[3] = {0};
     while (!st) {
@@ -322,6 +324,7 @@ tk_status tk_data_split(const char *in_path, const char *out_dir, const tk_data_
     }
     (void)has_header;
     tk_reader_close(rd);
+    tk_layout_free(&lay);
     free(split_of);
     if (st) tk_data_split_result_free(res);
     return st;

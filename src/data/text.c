@@ -205,10 +205,10 @@ static inline uint32_t fmix32(uint32_t h) {
     return h;
 }
 
-bool tk_minhash(const char *norm, size_t len, uint16_t sig[TK_MINHASH_N]) {
-    if (len == 0) return false;
-    uint32_t mins[TK_MINHASH_N];
-    for (int k = 0; k < TK_MINHASH_N; k++) mins[k] = UINT32_MAX;
+/* Calls fn with the hash of every character 5-gram of norm (code points), or of the whole
+ * text when it is shorter than 5 characters; nothing for an empty text. */
+static void each_shingle(const char *norm, size_t len, void (*fn)(uint64_t x, void *u), void *u) {
+    if (len == 0) return;
     const unsigned char *p = (const unsigned char *)norm;
     const uint64_t P = 0x100000001b3ULL;
     const uint64_t P4 = P * P * P * P;     /* P^(K-1) */
@@ -224,17 +224,22 @@ bool tk_minhash(const char *norm, size_t len, uint16_t sig[TK_MINHASH_N]) {
         win[n % TK_MINHASH_K] = c;
         h = h * P + c;
         n++;
-        if (n >= TK_MINHASH_K) {
-            uint64_t x = fmix64(h);
-            uint32_t b = (uint32_t)(x >> 58), v = (uint32_t)x;
-            if (v < mins[b]) mins[b] = v;
-        }
+        if (n >= TK_MINHASH_K) fn(fmix64(h), u);
     }
-    if (n < TK_MINHASH_K) {  /* short text: the whole text is the one shingle */
-        uint64_t x = fmix64(h);
-        uint32_t b = (uint32_t)(x >> 58), v = (uint32_t)x;
-        if (v < mins[b]) mins[b] = v;
-    }
+    if (n < TK_MINHASH_K) fn(fmix64(h), u);   /* short text: the whole text is the one shingle */
+}
+
+static void minhash_add(uint64_t x, void *u) {
+    uint32_t *mins = u;
+    uint32_t b = (uint32_t)(x >> 58), v = (uint32_t)x;
+    if (v < mins[b]) mins[b] = v;
+}
+
+bool tk_minhash(const char *norm, size_t len, uint16_t sig[TK_MINHASH_N]) {
+    if (len == 0) return false;
+    uint32_t mins[TK_MINHASH_N];
+    for (int k = 0; k < TK_MINHASH_N; k++) mins[k] = UINT32_MAX;
+    each_shingle(norm, len, minhash_add, mins);
     for (int k = 0; k < TK_MINHASH_N; k++) {
         if (mins[k] != UINT32_MAX) { sig[k] = (uint16_t)(mins[k] ^ (mins[k] >> 16)); continue; }
         int t = 1;
@@ -243,6 +248,48 @@ bool tk_minhash(const char *norm, size_t len, uint16_t sig[TK_MINHASH_N]) {
         sig[k] = (uint16_t)(v ^ (v >> 16));
     }
     return true;
+}
+
+typedef struct shingle_vec { tk_shingles *v; bool fail; } shingle_vec;
+static void shingle_add(uint64_t x, void *u) {
+    shingle_vec *sv = u;
+    tk_shingles *v = sv->v;
+    if (sv->fail) return;
+    if (v->n == v->cap) {
+        size_t c = v->cap ? v->cap * 2 : 256;
+        uint64_t *p = realloc(v->h, c * sizeof *p);
+        if (!p) { sv->fail = true; return; }
+        v->h = p;
+        v->cap = c;
+    }
+    v->h[v->n++] = x;
+}
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+tk_status tk_shingle_set(const char *norm, size_t len, tk_shingles *out) {
+    out->n = 0;
+    shingle_vec sv = {out, false};
+    each_shingle(norm, len, shingle_add, &sv);
+    if (sv.fail) return TK_ERR_NOMEM;
+    if (out->n > 1) qsort(out->h, out->n, sizeof *out->h, cmp_u64);
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) if (!w || out->h[w - 1] != out->h[i]) out->h[w++] = out->h[i];
+    out->n = w;
+    return TK_OK;
+}
+
+double tk_shingle_jaccard(const uint64_t *a, size_t na, const uint64_t *b, size_t nb) {
+    if (!na && !nb) return 1;
+    size_t i = 0, j = 0, inter = 0;
+    while (i < na && j < nb) {
+        if (a[i] == b[j]) { inter++; i++; j++; }
+        else if (a[i] < b[j]) i++;
+        else j++;
+    }
+    return (double)inter / (double)(na + nb - inter);
 }
 
 const char *tk_data_script_name(tk_data_script s) {

@@ -90,3 +90,13 @@ int cli_same_file(const char *a, const char *b) {
     struct stat sa, sb;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
+
+int cli_data_map(const char *spec, const char *file, tk_data_map **out) {
+    *out = NULL;
+    if (spec && file) { fprintf(stderr, "takumi: give --map or --map-file, not both\n"); return 2; }
+    tk_status st = TK_OK;
+    if (spec) st = tk_data_map_parse(spec, out);
+    else if (file) st = tk_data_map_load(file, out);
+    if (st) return cli_fail(st, "%s", spec ? "--map" : "--map-file");
+    return 0;
+}

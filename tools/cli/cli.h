@@ -22,6 +22,10 @@ const char *cli_default_model(void);
 /* True when paths a and b exist and name the same file or folder (same device and inode). */
 int cli_same_file(const char *a, const char *b);
 
+/* Builds the field map of --map SPEC or --map-file FILE (both NULL: *out = NULL). Returns 0, or an exit code after
+ * printing why (2 when both are given, 1 for a bad map). */
+int cli_data_map(const char *spec, const char *file, tk_data_map **out);
+
 /* Monotonic wall clock in seconds (timings printed by the commands). */
 double cli_now(void);
 

@@ -29,13 +29,26 @@ static void usage_data(FILE *f) {
         "      --threads N           worker threads (default: all cores)\n"
         "      --max-line-mb N       longest accepted line or record in MiB (default 256)\n"
         "      --near-dup X          near-duplicate threshold, estimated Jaccard of character 5-grams (default 0.8)\n"
+        "      --against EVAL...     contamination check: training records that are also in these evaluation/test files\n"
+        "                            (same normalised text, same prompt, or Jaccard of character 5-grams >= the threshold),\n"
+        "                            with line numbers on both sides; each match is an error\n"
+        "      --against-threshold X near-duplicate threshold for --against (default 0.8)\n"
         "    exit status: 0 ready / ready with warnings, 1 not ready or unreadable file, 2 bad usage\n\n"
+        "  --map SPEC / --map-file FILE (check, convert, split, and takumi train): read records in any JSON, CSV or TSV layout:\n"
+        "      chat:   messages=FIELD,role=FIELD,content=FIELD,user=V[|V],assistant=V[|V][,system_role=V]\n"
+        "      prompt/completion: prompt=FIELD,completion=FIELD[,query=FIELD][,history=FIELD]\n"
+        "      classification: text=FIELD,label=FIELD   raw text: text=FIELD\n"
+        "      conversations also: system=TEXT (a system prompt to add), system_field=FIELD, train=assistant|last|all\n"
+        "      e.g. --map 'messages=turns,role=speaker,content=utterance,user=USER,assistant=SYSTEM'\n"
+        "      FILE: the same keys as a JSON object, or a LLaMA-Factory dataset_info entry\n"
+        "      ({\"formatting\": \"sharegpt\", \"columns\": {\"messages\": \"turns\"}, \"tags\": {\"role_tag\": \"speaker\", …}})\n"
+        "  CSV files (.csv) and TSV files read with a map have a header row; RFC 4180 quoting\n\n"
         "  redact FILE --out FILE2      copy with e-mails, phone numbers, credit cards, IPs replaced by\n"
         "                               [EMAIL] [PHONE] [CREDIT_CARD] [IP]; everything else byte for byte\n\n"
-        "  convert FILE --to chat|preference [--style openai|trl] [--format F] [--out FILE2]\n"
+        "  convert FILE --to chat|preference [--style openai|trl] [--format F] [--map SPEC] [--out FILE2]\n"
         "                  lossless conversion to OpenAI chat JSONL or preference JSONL (OpenAI style by default);\n"
         "                  records that cannot be converted are reported with their line; JSONL to stdout without --out\n\n"
-        "  split FILE --ratios 80,10,10 --seed S --out DIR [--format F] [--no-stratify] [--near-dup X]\n"
+        "  split FILE --ratios 80,10,10 --seed S --out DIR [--format F] [--map SPEC] [--no-stratify] [--near-dup X]\n"
         "                  DIR/train, valid, test files; deterministic per seed; duplicates, near-duplicates and\n"
         "                  same-prompt records stay together; stratified by label for classification\n",
         "models/SmolLM2-135M-Instruct.Q4_1.gguf");
@@ -71,13 +84,23 @@ static tk_data_format parse_format(const char *v, int *err) {
 
 /* ---- check -------------------------------------------------------------------- */
 static int data_check(int argc, char **argv) {
-    const char *file = NULL, *model = NULL, *fmt_s = NULL, *tmpl = NULL, *v;
+    const char *file = NULL, *model = NULL, *fmt_s = NULL, *tmpl = NULL, *v, *map_s = NULL, *map_f = NULL;
     bool json = false, approx = false, tps_given = false;
     long max_seq = -1, threads = 0;
-    double tps = 0, max_line_mb = 256, near = 0.8;
-    int err = 0;
+    double tps = 0, max_line_mb = 256, near = 0.8, against_t = 0.8;
+    const char **against = calloc((size_t)argc, sizeof *against);
+    size_t n_against = 0;
+    int err = against ? 0 : 1;
     for (int i = 1; i < argc && !err; i++) {
-        if (cli_flag(argv, i, "help") || !strcmp(argv[i], "-h")) { usage_data(stdout); return 0; }
+        if (cli_flag(argv, i, "help") || !strcmp(argv[i], "-h")) { usage_data(stdout); free(against); return 0; }
+        else if (cli_flag(argv, i, "against")) {
+            size_t before = n_against;
+            while (i + 1 < argc && (argv[i + 1][0] != '-' || !argv[i + 1][1])) against[n_against++] = argv[++i];
+            if (n_against == before) { fprintf(stderr, "takumi: --against needs one or more evaluation files\n"); err = 1; }
+        }
+        else if (cli_opt(argc, argv, &i, "against-threshold", &v, &err)) { if (!err) against_t = cli_parse_double("against-threshold", v, &err); }
+        else if (cli_opt(argc, argv, &i, "map", &map_s, &err)) {}
+        else if (cli_opt(argc, argv, &i, "map-file", &map_f, &err)) {}
         else if (cli_flag(argv, i, "json")) json = true;
         else if (cli_flag(argv, i, "approx-tokens")) approx = true;
         else if (cli_opt(argc, argv, &i, "model", &model, &err)) {}
@@ -99,7 +122,17 @@ static int data_check(int argc, char **argv) {
     if (!err && (near <= 0 || near > 1)) { fprintf(stderr, "takumi: --near-dup must be in (0, 1]\n"); err = 1; }
     if (!err && (tps < 0 || !isfinite(tps))) { fprintf(stderr, "takumi: --tokens-per-second must be positive\n"); err = 1; }
     if (!err && (threads < 0 || threads > 256)) { fprintf(stderr, "takumi: --threads must be in 0..256\n"); err = 1; }
-    if (err) { fprintf(stderr, "run 'takumi data --help' for the options\n"); return 2; }
+    if (!err && (against_t <= 0 || against_t > 1)) { fprintf(stderr, "takumi: --against-threshold must be in (0, 1]\n"); err = 1; }
+    for (size_t k = 0; k < n_against && !err; k++)
+        if (cli_same_file(file, against[k])) { fprintf(stderr, "takumi: --against %s is the training file itself\n", against[k]); err = 1; }
+    if (err) { fprintf(stderr, "run 'takumi data --help' for the options\n"); free(against); return 2; }
+    tk_data_map *map = NULL;
+    int mrc = cli_data_map(map_s, map_f, &map);
+    if (mrc) { free(against); return mrc; }
+    p.map = map;
+    p.against = against;
+    p.n_against = n_against;
+    p.contamination_threshold = against_t;
 
     tk_model *m = NULL;
     if (!approx) {
@@ -108,7 +141,7 @@ static int data_check(int argc, char **argv) {
         tk_model_params mp = tk_model_default_params();
         mp.tokenizer = TK_TOKENIZER_REQUIRED;
         tk_status st = tk_model_load(model, &mp, &m);
-        if (st) return cli_fail(st, "cannot load the model for token counts (%s)", model);
+        if (st) { tk_data_map_free(map); free(against); return cli_fail(st, "cannot load the model for token counts (%s)", model); }
         const tk_model_config *cfg = tk_model_get_config(m);
         if (max_seq < 0) max_seq = cfg->max_seq;
         if (tps == 0) {
@@ -117,9 +150,11 @@ static int data_check(int argc, char **argv) {
         }
         p.tokenizer = tk_model_tokenizer(m);
         st = tk_chat_resolve(p.tokenizer, tmpl, &p.chat_family);
-        if (st) { tk_model_free(m); return cli_fail(st, "chat template of %s", model); }
+        if (st) { tk_model_free(m); tk_data_map_free(map); free(against); return cli_fail(st, "chat template of %s", model); }
     } else if (tmpl) {
         fprintf(stderr, "takumi: --template needs a tokenizer (drop --approx-tokens)\n");
+        tk_data_map_free(map);
+        free(against);
         return 2;
     }
     p.max_seq = max_seq > 0 ? max_seq : 0;
@@ -140,6 +175,8 @@ static int data_check(int argc, char **argv) {
         if (json) fputs("]}\n", stdout);
         tk_buf_free(&s.b);
         tk_model_free(m);
+        tk_data_map_free(map);
+        free(against);
         return cli_fail(st, "data check");
     }
     tk_buf out = {0};
@@ -159,6 +196,8 @@ static int data_check(int argc, char **argv) {
     tk_buf_free(&s.b);
     tk_data_report_free(r);
     tk_model_free(m);
+    tk_data_map_free(map);
+    free(against);
     return rc;
 }
 
@@ -190,10 +229,12 @@ static int data_redact(int argc, char **argv) {
 
 /* ---- convert ------------------------------------------------------------------ */
 static int data_convert(int argc, char **argv) {
-    const char *file = NULL, *out = NULL, *to = NULL, *style = NULL, *fmt_s = NULL;
+    const char *file = NULL, *out = NULL, *to = NULL, *style = NULL, *fmt_s = NULL, *map_s = NULL, *map_f = NULL;
     int err = 0;
     for (int i = 1; i < argc && !err; i++) {
         if (cli_flag(argv, i, "help") || !strcmp(argv[i], "-h")) { usage_data(stdout); return 0; }
+        else if (cli_opt(argc, argv, &i, "map", &map_s, &err)) {}
+        else if (cli_opt(argc, argv, &i, "map-file", &map_f, &err)) {}
         else if (cli_opt(argc, argv, &i, "out", &out, &err)) {}
         else if (cli_opt(argc, argv, &i, "to", &to, &err)) {}
         else if (cli_opt(argc, argv, &i, "style", &style, &err)) {}
@@ -213,10 +254,14 @@ static int data_convert(int argc, char **argv) {
     if (!err && style && strcmp(style, "openai") && strcmp(style, "trl")) { fprintf(stderr, "takumi: --style: expected openai or trl\n"); err = 1; }
     if (!err && out && !strcmp(out, file)) { fprintf(stderr, "takumi: data convert: --out must differ from the input\n"); err = 1; }
     if (err) return 2;
+    tk_data_map *map = NULL;
+    int mrc = cli_data_map(map_s, map_f, &map);
+    if (mrc) return mrc;
     sink s = {.f = stderr};
     tk_data_convert_result res;
-    tk_status st = tk_data_convert(file, from, target, out, out ? NULL : stdout, on_finding, &s, &res);
+    tk_status st = tk_data_convert_mapped(file, from, map, target, out, out ? NULL : stdout, on_finding, &s, &res);
     tk_buf_free(&s.b);
+    tk_data_map_free(map);
     if (st) return cli_fail(st, "data convert");
     fflush(stdout);
     FILE *sum = out ? stdout : stderr;
@@ -229,11 +274,13 @@ static int data_convert(int argc, char **argv) {
 
 /* ---- split ---------------------------------------------------------------------- */
 static int data_split(int argc, char **argv) {
-    const char *file = NULL, *out = NULL, *ratios = NULL, *seed_s = NULL, *fmt_s = NULL, *v;
+    const char *file = NULL, *out = NULL, *ratios = NULL, *seed_s = NULL, *fmt_s = NULL, *v, *map_s = NULL, *map_f = NULL;
     tk_data_split_params p = tk_data_split_default_params();
     int err = 0;
     for (int i = 1; i < argc && !err; i++) {
         if (cli_flag(argv, i, "help") || !strcmp(argv[i], "-h")) { usage_data(stdout); return 0; }
+        else if (cli_opt(argc, argv, &i, "map", &map_s, &err)) {}
+        else if (cli_opt(argc, argv, &i, "map-file", &map_f, &err)) {}
         else if (cli_flag(argv, i, "no-stratify")) p.stratify = false;
         else if (cli_opt(argc, argv, &i, "out", &out, &err)) {}
         else if (cli_opt(argc, argv, &i, "ratios", &ratios, &err)) {}
@@ -275,12 +322,17 @@ static int data_split(int argc, char **argv) {
     }
     if (!err && (p.near_dup_threshold <= 0 || p.near_dup_threshold > 1)) { fprintf(stderr, "takumi: --near-dup must be in (0, 1]\n"); err = 1; }
     if (err) return 2;
+    tk_data_map *map = NULL;
+    int mrc = cli_data_map(map_s, map_f, &map);
+    if (mrc) return mrc;
+    p.map = map;
     sink s = {.f = stderr};
     p.on_finding = on_finding;
     p.user = &s;
     tk_data_split_result res;
     tk_status st = tk_data_split(file, out, &p, &res);
     tk_buf_free(&s.b);
+    tk_data_map_free(map);
     if (st) return cli_fail(st, "data split");
     static const char *names[3] = {"train", "valid", "test"};
     uint64_t total = res.counts[0] + res.counts[1] + res.counts[2];

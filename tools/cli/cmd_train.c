@@ -10,6 +10,8 @@
 #include "cli.h"
 #include <signal.h>
 #include <unistd.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 static volatile sig_atomic_t g_stop = 0;
 static tk_job *volatile g_job = NULL;
@@ -24,7 +26,11 @@ static void usage(FILE *f) {
     fprintf(f, "usage: takumi train --model M --data FILE --out RUN [options]\n"
                "       takumi train --out RUN --resume [options]\n\n"
                "Fine-tunes M on FILE (loss on the assistant turns) and writes RUN/: config.json, metrics.jsonl,\n"
-               "checkpoints/, samples.json, report.html (and the adapter). Options (default in brackets):\n");
+               "checkpoints/, samples.json, report.html (and the adapter). Options (default in brackets):\n"
+               "  %-26s read --data/--val in any JSON/CSV/TSV layout ('takumi data --help' lists the keys); the records\n"
+               "  %-26s are converted to RUN/mapped-train.jsonl (and mapped-val.jsonl), which the run then trains on;\n"
+               "  %-26s a .csv file is converted the same way (its header names the fields)\n"
+               "  %-26s the same map as a JSON object or LLaMA-Factory dataset_info entry\n", "--map SPEC", "", "", "--map-file FILE");
     tk_train_option_info o;
     for (int i = 0; tk_train_option_get_info(i, &o); i++) {
         char left[64];
@@ -81,6 +87,42 @@ static void on_event(const tk_train_event *e, void *ud) {
     fflush(stderr);
 }
 
+static void on_data_finding(const tk_data_finding *f, void *u) {
+    tk_buf b = {0};
+    tk_buf_printf(&b, "%s: ", (const char *)u);
+    tk_data_finding_format(f, &b);
+    if (b.data) fprintf(stderr, "%s\n", b.data);
+    tk_buf_free(&b);
+}
+
+/* --map / --map-file, or a CSV file: the library trains on chat JSONL, so the records are read through the map (or the
+ * CSV header) into RUN/mapped-<which>.jsonl, which then is the run's data (config.json records it; --resume reuses it).
+ * Every record must convert: the ones that cannot are listed with their lines and the run does not start. */
+static int map_input(tk_train_options *opts, const char *opt, const char *which, const char *outdir, const tk_data_map *map, bool resume) {
+    char path[4096];
+    if (tk_train_options_get(opts, opt, path, sizeof path) || !path[0]) return 0;
+    size_t pl = strlen(path);
+    if (!map && !(pl > 4 && !strcmp(path + pl - 4, ".csv"))) return 0;
+    char conf[4200], out[4200];
+    snprintf(conf, sizeof conf, "%s/config.json", outdir);
+    if (!resume && access(conf, F_OK) == 0) return 0;   /* the trainer refuses this folder; leave its files alone */
+    if (mkdir(outdir, 0755) != 0 && errno != EEXIST) { fprintf(stderr, "takumi train: cannot create %s: %s\n", outdir, strerror(errno)); return 1; }
+    snprintf(out, sizeof out, "%s/mapped-%s.jsonl", outdir, which);
+    tk_data_convert_result res;
+    tk_status st = tk_data_convert_mapped(path, TK_DATA_AUTO, map, TK_DATA_TO_CHAT, out, NULL, on_data_finding, path, &res);
+    if (st) return cli_fail(st, "train: --%s %s", opt, path);
+    if (res.n_failed) {
+        fprintf(stderr, "takumi train: %llu of %llu records of %s cannot be read%s (lines above); nothing is dropped silently: fix them first\n",
+                (unsigned long long)res.n_failed, (unsigned long long)res.n_records, path, map ? " through the map" : "");
+        remove(out);
+        rmdir(outdir);   /* only when it is empty, i.e. this command made it */
+        return 1;
+    }
+    fprintf(stderr, "takumi train: %s: %llu records read%s -> %s\n", path, (unsigned long long)res.n_written, map ? " through the map" : "", out);
+    if ((st = tk_train_options_set(opts, opt, out))) return cli_fail(st, "train");
+    return 0;
+}
+
 /* The option called name (nl bytes), or false. */
 static bool find_option(const char *name, size_t nl, tk_train_option_info *out) {
     for (int k = 0; tk_train_option_get_info(k, out); k++)
@@ -95,10 +137,15 @@ int cmd_train(int argc, char **argv) {
     kv *set = calloc((size_t)argc + 1, sizeof *set);
     int n_set = 0;
     bool resume = false;
-    const char *out = NULL;
+    const char *out = NULL, *map_s = NULL, *map_f = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); free(set); return 0; }
+        int merr = 0;
+        if (cli_opt(argc, argv, &i, "map", &map_s, &merr) || cli_opt(argc, argv, &i, "map-file", &map_f, &merr)) {
+            if (merr) { free(set); return 1; }
+            continue;
+        }
         if (strncmp(a, "--", 2)) { fprintf(stderr, "takumi train: unexpected argument '%s' (options start with --)\n", a); free(set); return 1; }
         const char *eq = strchr(a + 2, '=');
         size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
@@ -122,7 +169,9 @@ int cmd_train(int argc, char **argv) {
     }
     tk_train_options *opts = NULL;
     tk_job *job = NULL;
-    int rc = 0;
+    tk_data_map *map = NULL;
+    int rc = cli_data_map(map_s, map_f, &map);
+    if (rc) { free(set); return rc; }
     tk_status st = tk_train_options_new(&opts);
     if (st) { rc = cli_fail(st, "train"); goto done; }
     if (resume && out) {
@@ -151,6 +200,8 @@ int cmd_train(int argc, char **argv) {
         rc = 1;
         goto done;
     }
+    if ((rc = map_input(opts, "data", "train", outdir, map, resume)) || (rc = map_input(opts, "val", "val", outdir, map, resume))) goto done;
+    if (tk_data_map_trains_all(map) && (st = tk_train_options_set(opts, "train-on-prompt", NULL))) { rc = cli_fail(st, "train"); goto done; }
     progress p = {.tty = isatty(2) != 0};
     if ((st = tk_job_new(opts, on_event, &p, &job))) { rc = cli_fail(st, "train"); goto done; }
     g_job = job;
@@ -179,6 +230,7 @@ done:
     g_job = NULL;
     tk_job_free(job);
     tk_train_options_free(opts);
+    tk_data_map_free(map);
     free(set);
     return rc;
 }
