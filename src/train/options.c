@@ -309,12 +309,12 @@ void tk_json_string(tk_buf *b, const char *v) {
 
 /* One option's value as config.json holds it: "auto" for unresolved autos, numbers, strings,
  * booleans; the seed as a decimal string (a JSON number would lose its low bits). */
-static void value_json(const tk_trainer_config *c, const tk_trainer_option *o, tk_buf *b) {
+static void value_json(const tk_trainer_config *c, const tk_trainer_option *o, tk_buf *b, bool abs_paths) {
     char tmp[64];
     switch (o->type) {
     case TK_OPT_STR: {
         const char *s = *CFIELD(c, o, char *);
-        char *abs = o->is_path && s ? tk_path_abs(s) : NULL; /* so that --resume works from any folder */
+        char *abs = abs_paths && o->is_path && s ? tk_path_abs(s) : NULL; /* config.json: --resume works from any folder */
         tk_json_string(b, !s && o->is_auto ? "auto" : abs ? abs : s);
         free(abs);
         break;
@@ -344,7 +344,7 @@ tk_status tk_trainer_config_json(const tk_trainer_config *c, tk_buf *b) {
     for (int i = 0; i < N_OPTS; i++) {
         if (k_opts[i].not_saved) continue;
         tk_buf_printf(b, "%s\"%s\":", first ? "" : ",", json_key(&k_opts[i]));
-        value_json(c, &k_opts[i], b);
+        value_json(c, &k_opts[i], b, true);
         first = false;
     }
     tk_buf_append(b, "}", 1);
@@ -360,7 +360,7 @@ tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk
         return tk_buf_printf(out, "%s", b ? "true" : "false");
     }
     tk_buf j = {0};
-    value_json(c, o, &j);
+    value_json(c, o, &j, false);
     if (!j.data) return TK_ERR_NOMEM;
     tk_status st;
     if (!strcmp(j.data, "null")) st = tk_buf_append(out, "", 0);   /* unset */
