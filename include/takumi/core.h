@@ -90,7 +90,7 @@ tk_status tk_ivec_push(tk_ivec *v, int32_t x);
 tk_status tk_ivec_reserve(tk_ivec *v, size_t extra);
 void tk_ivec_free(tk_ivec *v);
 
-/* Sets the number of compute threads (0 = all cores). */
+/* Sets the number of compute threads (0 = all cores, or OMP_NUM_THREADS when the environment sets it). Process-wide: not for concurrent callers. */
 void tk_set_threads(int n);
 /* Returns the number of compute threads in use. */
 int tk_get_threads(void);

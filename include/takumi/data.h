@@ -187,6 +187,7 @@ typedef struct tk_data_report {
     /* duplicates */
     tk_data_group *exact_dups; size_t n_exact_dups; uint64_t n_exact_dup_records;     /* records beyond the first of each group */
     tk_data_group *near_dups; size_t n_near_dups;
+    double near_dup_threshold;      /* the threshold the near-duplicates were found with */
     tk_data_group *conflicts; size_t n_conflicts;  /* same prompt, different answers (or labels) */
     /* personal data */
     tk_data_lines pii[TK_PII_COUNT]; uint64_t pii_matches[TK_PII_COUNT];

@@ -95,7 +95,13 @@ static int g_threads = 0;
 void tk_set_threads(int n) {
     g_threads = n;
 #ifdef TK_HAVE_OPENMP
-    omp_set_num_threads(n > 0 ? n : omp_get_num_procs());
+    /* 0: every core, unless OMP_NUM_THREADS says otherwise (OpenMP read it at start-up) */
+    static int initial = -1;
+    if (initial < 0) {
+        const char *e = getenv("OMP_NUM_THREADS");
+        initial = e && atoi(e) > 0 ? omp_get_max_threads() : 0;
+    }
+    omp_set_num_threads(n > 0 ? n : initial > 0 ? initial : omp_get_num_procs());
 #endif
 }
 int tk_get_threads(void) {

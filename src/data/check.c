@@ -593,7 +593,7 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
     double t0 = tk_time_s();
     tk_data_check_params p = params ? *params : tk_data_check_default_params();
     if (!p.max_line_bytes) p.max_line_bytes = TK_DATA_DEFAULT_MAX_LINE;
-    if (p.near_dup_threshold <= 0 || p.near_dup_threshold > 1) p.near_dup_threshold = 0.8;
+    if (!(p.near_dup_threshold > 0 && p.near_dup_threshold <= 1)) p.near_dup_threshold = 0.8; /* NaN too */
     int nt = p.threads > 0 ? p.threads : tk_get_threads();
     if (nt < 1) nt = 1;
     if (nt > 64) nt = 64;
@@ -616,6 +616,7 @@ static tk_status run_check(const char *path, const void *buf, size_t len, const 
     r->tokens_exact = p.tokenizer != NULL;
     r->chat_family = p.tokenizer ? p.chat_family : TK_CHAT_UNKNOWN;
     r->max_seq = p.max_seq;
+    r->near_dup_threshold = p.near_dup_threshold;
     acc a = {.r = r, .p = &p};
     tk_analyzer *an = NULL;
     tk_contam_index *cx = NULL;

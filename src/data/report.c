@@ -163,7 +163,9 @@ tk_status tk_data_report_text(const tk_data_report *r, tk_buf *out) {
     if (r->n_exact_dups) tk_buf_printf(out, "  exact duplicates (after white-space/Unicode normalisation): %llu extra records\n",
                                        (unsigned long long)r->n_exact_dup_records);
     groups_text(out, "exact duplicate", r->exact_dups, r->n_exact_dups);
-    groups_text(out, "near-duplicate (MinHash, est. Jaccard >= 0.8 over character 5-grams)", r->near_dups, r->n_near_dups);
+    char near_title[96];
+    snprintf(near_title, sizeof near_title, "near-duplicate (MinHash, est. Jaccard >= %.2f over character 5-grams)", r->near_dup_threshold);
+    groups_text(out, near_title, r->near_dups, r->n_near_dups);
     groups_text(out, "inconsistent (same prompt, different answers)", r->conflicts, r->n_conflicts);
 
     if (r->n_against) contamination_text(r, out);

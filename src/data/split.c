@@ -88,7 +88,7 @@ tk_status tk_data_split(const char *in_path, const char *out_dir, const tk_data_
         tot += p.ratios[k];
     }
     if (tot <= 0) return tk_fail(TK_ERR_ARG, "split ratios must not all be zero");
-    if (p.near_dup_threshold <= 0 || p.near_dup_threshold > 1) p.near_dup_threshold = 0.8;
+    if (!(p.near_dup_threshold > 0 && p.near_dup_threshold <= 1)) p.near_dup_threshold = 0.8; /* NaN too */
 
     tk_layout lay;
     tk_status st = tk_layout_open(in_path, NULL, 0, NULL, TK_DATA_CONTAINER_AUTO, p.format, p.map, 0, &lay);

@@ -87,6 +87,9 @@ tk_status tk_model_load(const char *path, const tk_model_params *params, tk_mode
     tk_status st;
     if (is_dir) { m->format = "hf"; st = tk_load_hf(m, path, &p); }
     else if (has_gguf_magic(path)) { m->format = "gguf"; st = tk_load_gguf(m, path, &p); }
+    else if (tk_ends_with(path, ".gguf"))   /* named GGUF but without its magic: say that, not "not a llama2.c checkpoint" */
+        st = tk_fail(TK_ERR_FORMAT, "%s: not a GGUF file (%s; a GGUF starts with \"GGUF\")", path,
+                     sb.st_size < 4 ? "empty or truncated" : "no GGUF magic");
     else { m->format = "llama2c"; st = tk_load_llama2c(m, path, &p); }
     if (!st) st = load_tokenizer(m, path, is_dir, &p);
     if (!st && m->tok && tk_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)

@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <math.h>
 
 int cli_fail(tk_status st, const char *fmt, ...) {
     fputs("takumi: ", stderr);
@@ -39,26 +40,56 @@ int cli_flag(char **argv, int i, const char *name) {
     return strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + 2, name) == 0;
 }
 
-long cli_parse_long(const char *opt, const char *v, int *err) {
+long cli_parse_long(const char *opt, const char *v, long lo, long hi, int *err) {
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
+    if (errno == ERANGE || (!errno && end != v && !*end && (x < lo || x > hi))) {
+        fprintf(stderr, "takumi: --%s: %s is outside %ld..%ld\n", opt, v, lo, hi);
+        *err = 1;
+        return lo;
+    }
     if (errno || end == v || *end) {
         fprintf(stderr, "takumi: --%s: expected an integer, got '%s'\n", opt, v);
         *err = 1;
+        return lo;
     }
     return x;
 }
 
-double cli_parse_double(const char *opt, const char *v, int *err) {
+double cli_parse_double(const char *opt, const char *v, double lo, double hi, int *err) {
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (errno || end == v || *end) {
-        fprintf(stderr, "takumi: --%s: expected a number, got '%s'\n", opt, v);
+    if (errno || end == v || *end || !isfinite(x)) {
+        fprintf(stderr, "takumi: --%s: expected a finite number, got '%s'\n", opt, v);
         *err = 1;
+        return lo;
+    }
+    if (x < lo || x > hi) {
+        fprintf(stderr, "takumi: --%s: %s is outside [%g, %g]\n", opt, v, lo, hi);
+        *err = 1;
+        return lo;
     }
     return x;
+}
+
+uint64_t cli_parse_u64(const char *opt, const char *v, int *err) {
+    char *end;
+    errno = 0;
+    unsigned long long x = v[0] == '-' ? 0 : strtoull(v, &end, 10);
+    if (v[0] == '-' || errno || end == v || *end) {
+        fprintf(stderr, "takumi: --%s: expected a non-negative integer below 2^64, got '%s'\n", opt, v);
+        *err = 1;
+        return 0;
+    }
+    return (uint64_t)x;
+}
+
+int cli_parse_threads(const char *v, int *err) {
+    int t = (int)cli_parse_long("threads", v, 0, CLI_MAX_THREADS, err);
+    if (!*err) tk_set_threads(t);
+    return t;
 }
 
 const char *cli_default_model(void) {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <stdint.h>
 #include "takumi.h"
 
 /* Prints "takumi: <message>" (with the library's last error when st != TK_OK) to stderr and returns 1. */
@@ -13,9 +15,17 @@ int cli_fail(tk_status st, const char *fmt, ...) __attribute__((format(printf, 2
 int cli_opt(int argc, char **argv, int *i, const char *name, const char **val, int *err);
 /* Returns 1 if argv[*i] is the flag --name. */
 int cli_flag(char **argv, int i, const char *name);
-/* Parses an int/float option value; on error prints a message naming the option and sets *err. */
-long cli_parse_long(const char *opt, const char *v, int *err);
-double cli_parse_double(const char *opt, const char *v, int *err);
+/* Parses an integer / finite float option value within [lo, hi] — one rule for every command
+ * (no wrap-around, no NaN); on error prints a message naming the option and the range, sets
+ * *err and returns lo. */
+long cli_parse_long(const char *opt, const char *v, long lo, long hi, int *err);
+double cli_parse_double(const char *opt, const char *v, double lo, double hi, int *err);
+/* A seed: a decimal integer in [0, 2^64). */
+uint64_t cli_parse_u64(const char *opt, const char *v, int *err);
+/* --threads N, as `takumi train` takes it: 0 (all cores; OMP_NUM_THREADS when set) .. CLI_MAX_THREADS;
+ * applies it (tk_set_threads) when valid. */
+#define CLI_MAX_THREADS 4096
+int cli_parse_threads(const char *v, int *err);
 /* Resolves the default model path: $TAKUMI_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's repo. NULL if not found. */
 const char *cli_default_model(void);
 

@@ -98,7 +98,7 @@ static int data_check(int argc, char **argv) {
             while (i + 1 < argc && (argv[i + 1][0] != '-' || !argv[i + 1][1])) against[n_against++] = argv[++i];
             if (n_against == before) { fprintf(stderr, "takumi: --against needs one or more evaluation files\n"); err = 1; }
         }
-        else if (cli_opt(argc, argv, &i, "against-threshold", &v, &err)) { if (!err) against_t = cli_parse_double("against-threshold", v, &err); }
+        else if (cli_opt(argc, argv, &i, "against-threshold", &v, &err)) { if (!err) against_t = cli_parse_double("against-threshold", v, 1e-9, 1, &err); }
         else if (cli_opt(argc, argv, &i, "map", &map_s, &err)) {}
         else if (cli_opt(argc, argv, &i, "map-file", &map_f, &err)) {}
         else if (cli_flag(argv, i, "json")) json = true;
@@ -106,11 +106,11 @@ static int data_check(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "model", &model, &err)) {}
         else if (cli_opt(argc, argv, &i, "format", &fmt_s, &err)) {}
         else if (cli_opt(argc, argv, &i, "template", &tmpl, &err)) {}
-        else if (cli_opt(argc, argv, &i, "max-seq", &v, &err)) { if (!err) max_seq = cli_parse_long("max-seq", v, &err); }
-        else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (!err) threads = cli_parse_long("threads", v, &err); }
-        else if (cli_opt(argc, argv, &i, "tokens-per-second", &v, &err)) { if (!err) tps = cli_parse_double("tokens-per-second", v, &err); tps_given = true; }
-        else if (cli_opt(argc, argv, &i, "max-line-mb", &v, &err)) { if (!err) max_line_mb = cli_parse_double("max-line-mb", v, &err); }
-        else if (cli_opt(argc, argv, &i, "near-dup", &v, &err)) { if (!err) near = cli_parse_double("near-dup", v, &err); }
+        else if (cli_opt(argc, argv, &i, "max-seq", &v, &err)) { if (!err) max_seq = cli_parse_long("max-seq", v, 1, 1L << 24, &err); }
+        else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (!err) threads = cli_parse_long("threads", v, 0, CLI_MAX_THREADS, &err); }
+        else if (cli_opt(argc, argv, &i, "tokens-per-second", &v, &err)) { if (!err) tps = cli_parse_double("tokens-per-second", v, 1e-9, 1e15, &err); tps_given = true; }
+        else if (cli_opt(argc, argv, &i, "max-line-mb", &v, &err)) { if (!err) max_line_mb = cli_parse_double("max-line-mb", v, 1e-6, 4096, &err); }
+        else if (cli_opt(argc, argv, &i, "near-dup", &v, &err)) { if (!err) near = cli_parse_double("near-dup", v, 1e-9, 1, &err); }
         else if (argv[i][0] == '-' && argv[i][1]) { fprintf(stderr, "takumi: data check: unknown option '%s'\n", argv[i]); err = 1; }
         else if (!file) file = argv[i];
         else { fprintf(stderr, "takumi: data check: more than one file given ('%s')\n", argv[i]); err = 1; }
@@ -121,7 +121,6 @@ static int data_check(int argc, char **argv) {
     if (!err && (max_line_mb <= 0 || max_line_mb > 4096)) { fprintf(stderr, "takumi: --max-line-mb must be in (0, 4096]\n"); err = 1; }
     if (!err && (near <= 0 || near > 1)) { fprintf(stderr, "takumi: --near-dup must be in (0, 1]\n"); err = 1; }
     if (!err && (tps < 0 || !isfinite(tps))) { fprintf(stderr, "takumi: --tokens-per-second must be positive\n"); err = 1; }
-    if (!err && (threads < 0 || threads > 256)) { fprintf(stderr, "takumi: --threads must be in 0..256\n"); err = 1; }
     if (!err && (against_t <= 0 || against_t > 1)) { fprintf(stderr, "takumi: --against-threshold must be in (0, 1]\n"); err = 1; }
     for (size_t k = 0; k < n_against && !err; k++)
         if (cli_same_file(file, against[k])) { fprintf(stderr, "takumi: --against %s is the training file itself\n", against[k]); err = 1; }
@@ -286,7 +285,7 @@ static int data_split(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "ratios", &ratios, &err)) {}
         else if (cli_opt(argc, argv, &i, "seed", &seed_s, &err)) {}
         else if (cli_opt(argc, argv, &i, "format", &fmt_s, &err)) {}
-        else if (cli_opt(argc, argv, &i, "near-dup", &v, &err)) { if (!err) p.near_dup_threshold = cli_parse_double("near-dup", v, &err); }
+        else if (cli_opt(argc, argv, &i, "near-dup", &v, &err)) { if (!err) p.near_dup_threshold = cli_parse_double("near-dup", v, 1e-9, 1, &err); }
         else if (argv[i][0] == '-' && argv[i][1]) { fprintf(stderr, "takumi: data split: unknown option '%s'\n", argv[i]); err = 1; }
         else if (!file) file = argv[i];
         else { fprintf(stderr, "takumi: data split: more than one file given\n"); err = 1; }

@@ -33,7 +33,7 @@ int cmd_export(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "to", &to, &err)) {}
         else if (cli_opt(argc, argv, &i, "dtype", &dts, &err)) {}
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) {
-            if (v) { long t = cli_parse_long("threads", v, &err); if (!err && t > 0) tk_set_threads((int)t); }
+            if (v) cli_parse_threads(v, &err);
         }
         else if (cli_flag(argv, i, "merge")) merge = true;
         else { fprintf(stderr, "takumi: unknown option '%s' (see --help)\n", argv[i]); err = 1; }
@@ -78,9 +78,12 @@ int cmd_export(int argc, char **argv) {
     if (st) { rc = cli_fail(st, "export failed"); goto out; }
     printf("wrote %s: %s%s (%s, %s) in %.1f s\n", to, model, adapter ? " + merged adapter" : "", to_gguf ? "GGUF" : "HF folder",
            tk_dtype_name(ep.dtype), cli_now() - t0);
-    if (!to_gguf && strcmp(tk_model_format(m), "hf"))
-        fprintf(stderr, "takumi: note: the folder has no tokenizer files (the %s source keeps its tokenizer in its own form); "
-                        "use --tokenizer %s with it\n", tk_model_format(m), model);
+    if (!to_gguf && !strcmp(tk_model_format(m), "gguf"))
+        fprintf(stderr, "takumi: note: the folder has no tokenizer files (the GGUF source keeps its tokenizer inside); "
+                        "use --tokenizer %s with it\n", model);
+    else if (!to_gguf && strcmp(tk_model_format(m), "hf"))   /* llama2.c: the tokenizer is a file of its own (tokenizer.bin, tok512.bin …) */
+        fprintf(stderr, "takumi: note: the folder has no tokenizer files; use --tokenizer with the llama2.c tokenizer file this "
+                        "model uses (tokenizer.bin, or e.g. tok512.bin beside %s)\n", model);
 out:
     tk_adapter_detach(m, ah);
     tk_model_free(m);

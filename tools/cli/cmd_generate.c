@@ -3,6 +3,7 @@
  * the generated text; --verbose statistics and prompts go to stderr. */
 #include "cli.h"
 #include <unistd.h>
+#include <errno.h>
 #include <time.h>
 
 typedef struct gen_opts {
@@ -64,17 +65,17 @@ static int parse(int argc, char **argv, bool chat, gen_opts *o) {
         else if (!chat && cli_opt(argc, argv, &i, "prompt", &o->prompt, &err)) {}
         else if (cli_opt(argc, argv, &i, "system", &o->system, &err)) {}
         else if (cli_opt(argc, argv, &i, "template", &o->tmpl, &err)) {}
-        else if (cli_opt(argc, argv, &i, "temperature", &v, &err)) { if (v) o->gp.sampler.temperature = (float)cli_parse_double("temperature", v, &err); }
-        else if (cli_opt(argc, argv, &i, "top-k", &v, &err)) { if (v) o->gp.sampler.top_k = (int32_t)cli_parse_long("top-k", v, &err); }
-        else if (cli_opt(argc, argv, &i, "top-p", &v, &err)) { if (v) o->gp.sampler.top_p = (float)cli_parse_double("top-p", v, &err); }
-        else if (cli_opt(argc, argv, &i, "min-p", &v, &err)) { if (v) o->gp.sampler.min_p = (float)cli_parse_double("min-p", v, &err); }
-        else if (cli_opt(argc, argv, &i, "repeat-penalty", &v, &err)) { if (v) o->gp.sampler.repeat_penalty = (float)cli_parse_double("repeat-penalty", v, &err); }
-        else if (cli_opt(argc, argv, &i, "repeat-last-n", &v, &err)) { if (v) o->gp.sampler.repeat_last_n = (int32_t)cli_parse_long("repeat-last-n", v, &err); }
-        else if (cli_opt(argc, argv, &i, "max-tokens", &v, &err)) { if (v) o->gp.max_tokens = (int32_t)cli_parse_long("max-tokens", v, &err); }
-        else if (cli_opt(argc, argv, &i, "seed", &v, &err)) { if (v) { o->gp.sampler.seed = (uint64_t)cli_parse_long("seed", v, &err); o->seed_given = true; } }
-        else if (cli_opt(argc, argv, &i, "ctx", &v, &err)) { if (v) o->n_ctx = (int32_t)cli_parse_long("ctx", v, &err); }
+        else if (cli_opt(argc, argv, &i, "temperature", &v, &err)) { if (v) o->gp.sampler.temperature = (float)cli_parse_double("temperature", v, 0, 1e6, &err); }
+        else if (cli_opt(argc, argv, &i, "top-k", &v, &err)) { if (v) o->gp.sampler.top_k = (int32_t)cli_parse_long("top-k", v, 0, INT32_MAX, &err); }
+        else if (cli_opt(argc, argv, &i, "top-p", &v, &err)) { if (v) o->gp.sampler.top_p = (float)cli_parse_double("top-p", v, 1e-9, 1, &err); }
+        else if (cli_opt(argc, argv, &i, "min-p", &v, &err)) { if (v) o->gp.sampler.min_p = (float)cli_parse_double("min-p", v, 0, 1, &err); }
+        else if (cli_opt(argc, argv, &i, "repeat-penalty", &v, &err)) { if (v) o->gp.sampler.repeat_penalty = (float)cli_parse_double("repeat-penalty", v, 1e-6, 1e6, &err); }
+        else if (cli_opt(argc, argv, &i, "repeat-last-n", &v, &err)) { if (v) o->gp.sampler.repeat_last_n = (int32_t)cli_parse_long("repeat-last-n", v, 0, INT32_MAX, &err); }
+        else if (cli_opt(argc, argv, &i, "max-tokens", &v, &err)) { if (v) o->gp.max_tokens = (int32_t)cli_parse_long("max-tokens", v, 0, INT32_MAX, &err); }
+        else if (cli_opt(argc, argv, &i, "seed", &v, &err)) { if (v) { o->gp.sampler.seed = cli_parse_u64("seed", v, &err); o->seed_given = true; } }
+        else if (cli_opt(argc, argv, &i, "ctx", &v, &err)) { if (v) o->n_ctx = (int32_t)cli_parse_long("ctx", v, 1, 1L << 24, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) {
-            if (v) { long t = cli_parse_long("threads", v, &err); if (!err && t > 0) tk_set_threads((int)t); else if (!err) { fprintf(stderr, "takumi: --threads must be positive\n"); err = 1; } }
+            if (v) cli_parse_threads(v, &err);
         }
         else if (cli_opt(argc, argv, &i, "stop", &v, &err)) {
             if (!v) continue;
@@ -147,12 +148,20 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
     return 0;
 }
 
-static char *read_all(FILE *f) {
+/* The whole of f (NUL bytes kept; *len its length), or NULL after printing why (a read error,
+ * e.g. a closed stdin). */
+static char *read_all(FILE *f, size_t *len) {
     tk_buf b = {0};
     char tmp[4096];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) tk_buf_append(&b, tmp, n);
+    if (ferror(f)) {
+        fprintf(stderr, "takumi: cannot read the prompt from standard input: %s\n", strerror(errno));
+        tk_buf_free(&b);
+        return NULL;
+    }
     if (!b.data) tk_buf_append(&b, "", 0);
+    *len = b.len;
     return b.data;
 }
 
@@ -162,7 +171,13 @@ int cmd_generate(int argc, char **argv) {
     if (rc) return rc == 2 ? 0 : 1;
     if (!o.prompt) { fprintf(stderr, "takumi: generate needs --prompt P (see --help)\n"); return 1; }
     char *stdin_prompt = NULL;
-    if (!strcmp(o.prompt, "-")) o.prompt = stdin_prompt = read_all(stdin);
+    size_t prompt_len = strlen(o.prompt);
+    if (!strcmp(o.prompt, "-") && !(o.prompt = stdin_prompt = read_all(stdin, &prompt_len))) return 1;
+    if (o.chat && memchr(o.prompt, 0, prompt_len)) { /* a chat message is text: NUL has no place in it */
+        fprintf(stderr, "takumi: the prompt holds a NUL byte (offset %zu): refused with --chat\n", (size_t)((char *)memchr(o.prompt, 0, prompt_len) - o.prompt));
+        free(stdin_prompt);
+        return 1;
+    }
     tk_model *m = NULL;
     tk_session *s = NULL;
     tk_chat_family fam = TK_CHAT_UNKNOWN;
@@ -184,7 +199,7 @@ int cmd_generate(int argc, char **argv) {
         for (size_t i = 0; !st && i < ct.ids.len; i++) st = tk_ivec_push(&ids, ct.ids.data[i]);
     } else {
         if (o.system) fprintf(stderr, "takumi: note: --system is only used with --chat\n");
-        st = tk_tokenize(tok, o.prompt, strlen(o.prompt), TK_TOK_ADD_SPECIAL, &ids);
+        st = tk_tokenize(tok, o.prompt, prompt_len, TK_TOK_ADD_SPECIAL, &ids); /* NUL bytes kept, as tokenize and perplexity do */
     }
     if (st) { rc = cli_fail(st, "tokenizing the prompt"); goto out; }
     if (ids.len == 0) { rc = cli_fail(TK_OK, "the prompt is empty (and the model adds no BOS)"); goto out; }
@@ -240,6 +255,11 @@ int cmd_chat(int argc, char **argv) {
     while ((len = getline(&line, &lcap, stdin)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
         if (!len) { if (tty) fprintf(stderr, "> "); continue; }
+        if (memchr(line, 0, (size_t)len)) {
+            fprintf(stderr, "takumi: this message holds a NUL byte: not sent\n");
+            if (tty) fprintf(stderr, "> ");
+            continue;
+        }
         if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
         if (!strcmp(line, "/reset")) {
             for (size_t i = n_fixed; i < n; i++) free((char *)msgs[i].content);
@@ -265,6 +285,14 @@ int cmd_chat(int argc, char **argv) {
             if (o.verbose) fprintf(stderr, "[context: forgot the oldest exchange]\n");
         }
         if (st) { rc = cli_fail(st, "chat template %s", tk_chat_family_name(fam)); tk_chat_tokens_free(&ct); break; }
+        if ((int64_t)ct.ids.len >= tk_session_n_ctx(s)) { /* even alone it does not fit: say so, keep the conversation */
+            fprintf(stderr, "takumi: this message needs %zu tokens with the conversation, the context holds %lld: not sent "
+                            "(shorten it, /reset, or use a larger --ctx)\n", ct.ids.len, (long long)tk_session_n_ctx(s));
+            tk_chat_tokens_free(&ct);
+            free((char *)msgs[--n].content);
+            if (tty) fprintf(stderr, "> ");
+            continue;
+        }
         chat_sink sink = {{0}};
         tk_gen_stats stats;
         st = tk_generate(s, tok, ct.ids.data, (int64_t)ct.ids.len, &o.gp, chat_out, &sink, NULL, &stats);
@@ -276,6 +304,7 @@ int cmd_chat(int argc, char **argv) {
         msgs[n++] = (tk_chat_msg){TK_ROLE_ASSISTANT, sink.reply.data ? sink.reply.data : strdup("")};
         if (tty) fprintf(stderr, "> ");
     }
+    if (!rc && ferror(stdin)) rc = cli_fail(TK_OK, "cannot read standard input: %s", strerror(errno)); /* closed, not ended */
     for (size_t i = 0; i < n; i++) free((char *)msgs[i].content);
     free(msgs);
     free(line);

@@ -7,6 +7,8 @@
 #include "cli.h"
 #include <math.h>
 #include <time.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 static void usage(FILE *f) {
     fprintf(f, "usage: takumi perplexity [--model M] [--tokenizer T] FILE [--ctx N] [--stride N] [--threads N]\n"
@@ -26,11 +28,11 @@ int cmd_perplexity(int argc, char **argv) {
         if (cli_flag(argv, i, "help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
         else if (cli_opt(argc, argv, &i, "model", &model, &err)) {}
         else if (cli_opt(argc, argv, &i, "tokenizer", &tokp, &err)) {}
-        else if (cli_opt(argc, argv, &i, "ctx", &v, &err)) { if (v) ctx = cli_parse_long("ctx", v, &err); }
-        else if (cli_opt(argc, argv, &i, "stride", &v, &err)) { if (v) stride = cli_parse_long("stride", v, &err); }
-        else if (cli_opt(argc, argv, &i, "max-tokens", &v, &err)) { if (v) max_tokens = cli_parse_long("max-tokens", v, &err); }
+        else if (cli_opt(argc, argv, &i, "ctx", &v, &err)) { if (v) ctx = cli_parse_long("ctx", v, 2, 1L << 24, &err); }
+        else if (cli_opt(argc, argv, &i, "stride", &v, &err)) { if (v) stride = cli_parse_long("stride", v, 1, 1L << 24, &err); }
+        else if (cli_opt(argc, argv, &i, "max-tokens", &v, &err)) { if (v) max_tokens = cli_parse_long("max-tokens", v, 2, LONG_MAX, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) {
-            if (v) { long t = cli_parse_long("threads", v, &err); if (!err && t > 0) tk_set_threads((int)t); }
+            if (v) cli_parse_threads(v, &err);
         }
         else if (cli_flag(argv, i, "verbose")) verbose = true;
         else if (argv[i][0] == '-' && argv[i][1]) { fprintf(stderr, "takumi: unknown option '%s' (see --help)\n", argv[i]); err = 1; }
@@ -43,8 +45,10 @@ int cmd_perplexity(int argc, char **argv) {
     if (!model && !(model = cli_default_model())) return cli_fail(TK_OK, "no --model given and the default model is missing");
 
     tk_buf text = {0};
+    struct stat fsb;
+    if (strcmp(file, "-") && stat(file, &fsb) == 0 && S_ISDIR(fsb.st_mode)) return cli_fail(TK_OK, "%s: is a folder, not a text file", file);
     FILE *f = strcmp(file, "-") ? fopen(file, "rb") : stdin;
-    if (!f) return cli_fail(TK_OK, "%s: cannot open", file);
+    if (!f) return cli_fail(TK_OK, "%s: cannot open: %s", file, strerror(errno));
     char tmp[65536];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) tk_buf_append(&text, tmp, n);

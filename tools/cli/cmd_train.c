@@ -195,6 +195,11 @@ int cmd_train(int argc, char **argv) {
         if (!dm) { fprintf(stderr, "takumi train: no --model given and no default model found (scripts/fetch-model.sh)\n"); rc = 1; goto done; }
         if ((st = tk_train_options_set(opts, "model", dm))) { rc = cli_fail(st, "train"); goto done; }
     }
+    if (resume && outdir[0] && !data[0]) {   /* nothing was loaded from RUN/config.json */
+        fprintf(stderr, "takumi train: no run to resume in %s (no config.json there); start one with --data FILE --out %s\n", outdir, outdir);
+        rc = 1;
+        goto done;
+    }
     if (!data[0] || !outdir[0]) {
         fprintf(stderr, "takumi train: --data FILE and --out RUN are required ('takumi train --help')\n");
         rc = 1;
