@@ -6,7 +6,9 @@
 #   a prompt is kept by generate as by tokenize (and refused with --chat); a closed standard
 #   input is an error, not an empty prompt;
 # - messages say what is wrong: an empty .gguf is "not a GGUF file", perplexity of a folder,
-#   --resume of a folder that holds no run, the near-duplicate threshold actually used.
+#   --resume of a folder that holds no run, the near-duplicate threshold actually used;
+# - (item 7) a GGUF whose block_count is below the layers its tensors hold, and a PEFT adapter whose
+#   tensors adapt modules or layers its adapter_config.json does not declare, are refused.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -69,6 +71,33 @@ else bad "export from llama2.c: $(cat "$tmp/exp.err")"; fi
 for i in 1 2 3; do printf '{"text":"the same sentence about a cat that sat on the mat number %d"}\n' $i; done > "$tmp/near.jsonl"
 "$BIN" data check "$tmp/near.jsonl" --near-dup 0.5 > "$tmp/near.out" 2>&1
 if grep -q "Jaccard >= 0.50" "$tmp/near.out" && ! grep -q "Jaccard >= 0.8" "$tmp/near.out"; then ok; else bad "near-dup report does not show the threshold used"; fi
+
+# ---- item 7: files whose parts disagree are refused, not applied as they come
+python3 - "$M" "$tmp/short.gguf" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+k = b'llama.block_count'
+i = b.index(k) + len(k)
+assert struct.unpack_from('<I', b, i)[0] == 4          # GGUF type u32
+n = struct.unpack_from('<I', b, i + 4)[0]
+struct.pack_into('<I', b, i + 4, n - 1)                # one block fewer than the tensors hold
+open(sys.argv[2], 'wb').write(b)
+PY
+refused "GGUF block_count below its tensors" "belongs to layer 4, but the model has 4 layers" "$BIN" inspect "$tmp/short.gguf"
+printf '{"prompt":"Once upon","completion":" a time there was a cat."}\n%.0s' 1 2 3 4 5 6 > "$tmp/tr.jsonl"
+if "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/tr.jsonl" --out "$tmp/run" --max-steps 2 \
+       --samples 0 --threads 1 > /dev/null 2>&1; then ok; else bad "a short training run for the adapter cases failed"; fi
+edit_cfg() { # $1 = python expression on c (the adapter config), $2 = folder
+    cp -r "$tmp/run/adapter" "$2"
+    python3 -c "import json,sys; p=sys.argv[1]+'/adapter_config.json'; c=json.load(open(p)); $1; json.dump(c, open(p,'w'))" "$2"
+}
+edit_cfg 'c["target_modules"]=["q_proj"]' "$tmp/a_tm"
+refused "adapter tensors beyond target_modules" "which \"target_modules\"" "$BIN" generate --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/a_tm" --prompt Once --max-tokens 1
+edit_cfg 'c["layers_to_transform"]=[0]' "$tmp/a_lt"
+refused "adapter tensors beyond layers_to_transform" "which \"layers_to_transform\"" "$BIN" generate --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/a_lt" --prompt Once --max-tokens 1
+edit_cfg 'c["target_modules"]=".*\\.(q|k|v|o|gate|up|down)_proj"' "$tmp/a_re"
+if "$BIN" generate --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/a_re" --prompt Once --max-tokens 1 > /dev/null 2> "$tmp/re.err"; then ok
+else bad "a regex target_modules that names every module was refused: $(cat "$tmp/re.err")"; fi
 
 echo "cli_strict: $checks checks, $failures failed"
 [ $failures -eq 0 ]

@@ -130,6 +130,9 @@ tk_status tk_llama_forward_layers(tk_model *m, tk_acts *a, const tk_batch *b, in
 /* Looks up a weight by its llama.cpp GGUF name ("blk.3.attn_q.weight"); writes the name
  * the container uses into file_name[n] (for messages); NULL when absent. */
 typedef const tk_tensor_ref *(*tk_find_tensor_fn)(void *ctx, const char *gguf_name, char *file_name, size_t n);
+/* Refuses a tensor named "<prefix><L>.…" whose layer L is outside [0, n_layers) (a file whose
+ * block count and tensors disagree); other names pass. Thread-safe. */
+tk_status tk_weights_check_layer(const char *name, const char *prefix, int32_t n_layers, const char *file);
 /* Fills m->w from a container: every tensor present with the shape the config implies
  * (messages name the tensor and `file`); vectors converted to f32 when stored otherwise.
  * cfg.tied_embeddings set on entry: the output is tok_embd; else the output is looked up

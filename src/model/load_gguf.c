@@ -245,6 +245,8 @@ tk_status tk_load_gguf(tk_model *m, const char *path, const tk_model_params *p) 
     if ((st = gguf_config(m->gguf, &m->cfg))) return st;
     if (p->n_ctx > 0) m->cfg.max_seq = p->n_ctx;
     if ((st = tk_weights_bind(m, gguf_find, m->gguf, path, true))) return st;
+    for (int64_t i = 0; i < tk_gguf_n_tensors(m->gguf); i++)   /* no tensors beyond the block count */
+        if ((st = tk_weights_check_layer(tk_gguf_tensor(m->gguf, i)->name, "blk.", m->cfg.n_layers, path))) return st;
     if (p->tokenizer == TK_TOKENIZER_NONE || p->tokenizer_path) return TK_OK;
     st = tk_tokenizer_from_gguf(m->gguf, &m->tok);
     if (st && p->tokenizer == TK_TOKENIZER_IF_PRESENT && tk_gguf_find_key(m->gguf, "tokenizer.ggml.model") < 0) {

@@ -73,5 +73,7 @@ tk_status tk_load_hf(tk_model *m, const char *dir, const tk_model_params *p) {
     /* HF's tie_word_embeddings decides; an untied model must have lm_head.weight. */
     hf_ctx hc = {m->st, tk_arch_by_name(m->cfg.arch)};
     if ((st = tk_weights_bind(m, hf_find, &hc, where, false))) return st;
+    for (int64_t i = 0; i < tk_st_n_tensors(m->st); i++)   /* no tensors beyond num_hidden_layers */
+        if ((st = tk_weights_check_layer(tk_st_tensor(m->st, i)->name, "model.layers.", m->cfg.n_layers, where))) return st;
     return hc.arch && hc.arch->hf_norm_plus_one ? norms_plus_one(m) : TK_OK;
 }

@@ -162,6 +162,18 @@ static tk_status bind_one(bind_ctx *c, tk_tensor_ref *dst, const char *fmt, int 
 }
 
 
+tk_status tk_weights_check_layer(const char *name, const char *prefix, int32_t n_layers, const char *file) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n)) return TK_OK;
+    char *end;
+    long l = strtol(name + n, &end, 10);
+    if (end == name + n || *end != '.') return TK_OK;
+    if (l < 0 || l >= n_layers)
+        return tk_fail(TK_ERR_FORMAT, "%s: tensor '%s' belongs to layer %ld, but the model has %d layers (block count): "
+                       "the file and its metadata disagree", file, name, l, n_layers);
+    return TK_OK;
+}
+
 tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *fctx, const char *file,
                          bool output_optional) {
     tk_model_config *cfg = &m->cfg;

@@ -1,5 +1,6 @@
 /* LoRA as an HF PEFT folder (lora_io.h): adapter_config.json + adapter_model.safetensors,
  * written from a trained tk_lora and read back into a tk_lora_file. */
+#include "peft/peft_targets.h"
 #include "peft/lora_io.h"
 #include "core/core.h"
 #include <cJSON.h>
@@ -184,7 +185,7 @@ static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *fi
 }
 
 /* The tensors of adapter_model.safetensors into a (its rank must be the config's). */
-static tk_status read_tensors(tk_lora_file *a, const tk_safetensors *sf, const char *st_name, const char *cfg_name) {
+static tk_status read_tensors(tk_lora_file *a, const cJSON *cfg, const tk_safetensors *sf, const char *st_name, const char *cfg_name) {
     tk_lora_entries L = {0};
     tk_status st = TK_OK;
     int32_t r_cfg = a->r;
@@ -199,7 +200,13 @@ static tk_status read_tensors(tk_lora_file *a, const tk_safetensors *sf, const c
                          st_name, t->name);
             break;
         }
-        st = tk_lora_entries_push(&L, layer, which, is_b, t);
+        /* the config must declare what the tensors adapt (PEFT applies the config, not the tensors) */
+        char path[96];
+        const char *mod = strstr(t->name, ".self_attn.") ? "self_attn" : "mlp";
+        const char *leaf = strstr(t->name, mod) + strlen(mod) + 1, *end = strchr(leaf, '.');
+        snprintf(path, sizeof path, "model.layers.%d.%s.%.*s", (int)layer, mod, (int)(end - leaf), leaf);
+        if (!(st = tk_peft_check_target(cfg, cfg_name, st_name, t->name, path, layer)))
+            st = tk_lora_entries_push(&L, layer, which, is_b, t);
     }
     if (!st) st = tk_lora_file_build(a, &L, st_name);
     if (!st && a->r != r_cfg)
@@ -213,7 +220,7 @@ tk_status tk_lora_read_peft(const cJSON *cfg, const char *cfg_name, const tk_saf
     tk_lora_file *a = tk_calloc(1, sizeof *a);
     if (!a) return TK_ERR_NOMEM;
     tk_status st = parse_config(a, cfg, cfg_name);
-    if (!st && sf) st = read_tensors(a, sf, st_name, cfg_name);
+    if (!st && sf) st = read_tensors(a, cfg, sf, st_name, cfg_name);
     if (st || !sf) { tk_lora_file_free(a); return st; }
     a->scale = a->rslora ? a->alpha / sqrtf((float)a->r) : a->alpha / (float)a->r;
     *file = a;
