@@ -6,6 +6,8 @@
 #   NATIVE=0     do not tune for this CPU (-march=native)
 #   SANITIZE=1   ASan + UBSan build into build-asan/ (tests run there too)
 #   FUZZ=1       also build libFuzzer targets (needs clang)
+#   FAULT=1      fault-injection build into build-fault/ (TAKUMI_FAULT=io:N / alloc:N makes the Nth
+#                write, fsync, rename or allocation fail; tests/fault.sh walks N over whole runs)
 #   BACKENDS="cpu ref"  the backends to build (src/backend/<name>/, default both; cpu is required,
 #                ref is the portable reference the others are tested against). A CUDA backend
 #                would be BACKENDS="cpu cuda" (src/backend/cuda/ is not written yet).
@@ -14,10 +16,13 @@ BLAS    ?= 1
 OPENMP  ?= 1
 NATIVE  ?= 1
 SANITIZE ?= 0
+FAULT   ?= 0
 DEBUG   ?= 0
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
+else ifeq ($(FAULT),1)
+BUILD   ?= build-fault
 else
 BUILD   ?= build
 endif
@@ -95,6 +100,10 @@ ifeq ($(SANITIZE),1)
 FEATURES += "  Sanitize : ASan+UBSan -> $(BUILD)/   [SANITIZE=0 for the normal build]"
 else
 FEATURES += "  Sanitize : off   [SANITIZE=1 for an ASan+UBSan build in build-asan/]"
+endif
+ifeq ($(FAULT),1)
+CFLAGS_BASE += -DTK_FAULT_INJECT
+FEATURES += "  Faults   : injected on demand (TAKUMI_FAULT) -> $(BUILD)/"
 endif
 
 CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)

@@ -8,6 +8,7 @@ bash scripts/deps.sh
 bash scripts/fetch-model.sh
 bash scripts/fetch-gemma.sh
 make -j2 tests
+make -j2 FAULT=1 > /dev/null      # the fault-injection build tests/fault.sh walks
 BUILD=build bash tests/run.sh
 echo "== ASan + UBSan build =="
 make -j2 SANITIZE=1 tests >/dev/null

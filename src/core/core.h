@@ -26,6 +26,35 @@ void *tk_realloc(void *p, size_t n);
 char *tk_strdup(const char *s);
 char *tk_strndup(const char *s, size_t n);
 
+/* Fault injection (src/core/fault.c; compiled in only with FAULT=1): the I/O calls whose failure
+ * the library handles go through these wrappers, so a test can make the Nth one fail. */
+enum { TK_FAULT_IO = 0, TK_FAULT_ALLOC = 1 };
+#include <errno.h>
+#ifdef TK_FAULT_INJECT
+bool tk_fault_hit(int kind);
+#define TK_FAULT(kind) tk_fault_hit(kind)
+#else
+#define TK_FAULT(kind) false
+#endif
+#include <stdio.h>
+#include <unistd.h>
+static inline ssize_t tk_io_write(int fd, const void *p, size_t n) {
+    if (TK_FAULT(TK_FAULT_IO)) { errno = ENOSPC; return -1; }
+    return write(fd, p, n);
+}
+static inline size_t tk_io_fwrite(const void *p, size_t size, size_t n, FILE *fp) {
+    if (TK_FAULT(TK_FAULT_IO)) { errno = ENOSPC; return 0; }
+    return fwrite(p, size, n, fp);
+}
+static inline int tk_io_fsync(int fd) {
+    if (TK_FAULT(TK_FAULT_IO)) { errno = EIO; return -1; }
+    return fsync(fd);
+}
+static inline int tk_io_rename(const char *a, const char *b) {
+    if (TK_FAULT(TK_FAULT_IO)) { errno = EIO; return -1; }
+    return rename(a, b);
+}
+
 /* Checked arithmetic: return false on overflow. */
 static inline bool tk_mul_ok(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
 static inline bool tk_add_ok(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }

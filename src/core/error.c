@@ -44,17 +44,17 @@ tk_status tk_fail_ctx(tk_status st, const char *fmt, ...) {
 }
 
 void *tk_malloc(size_t n) {
-    void *p = malloc(n ? n : 1);
+    void *p = TK_FAULT(TK_FAULT_ALLOC) ? NULL : malloc(n ? n : 1);
     if (!p) tk_fail(TK_ERR_NOMEM, "out of memory allocating %zu bytes", n);
     return p;
 }
 void *tk_calloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
+    void *p = TK_FAULT(TK_FAULT_ALLOC) ? NULL : calloc(n ? n : 1, size ? size : 1);
     if (!p) tk_fail(TK_ERR_NOMEM, "out of memory allocating %zu x %zu bytes", n, size);
     return p;
 }
 void *tk_realloc(void *q, size_t n) {
-    void *p = realloc(q, n ? n : 1);
+    void *p = TK_FAULT(TK_FAULT_ALLOC) ? NULL : realloc(q, n ? n : 1);
     if (!p) tk_fail(TK_ERR_NOMEM, "out of memory allocating %zu bytes", n);
     return p;
 }

@@ -78,7 +78,7 @@ tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len) {
     const char *p = buf;
     size_t left = len;
     while (left > 0) {
-        ssize_t w = write(fd, p, left);
+        ssize_t w = tk_io_write(fd, p, left);
         if (w < 0) {
             if (errno == EINTR) continue;
             tk_status st = tk_fail(TK_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
@@ -87,12 +87,12 @@ tk_status tk_write_file_atomic(const char *path, const void *buf, size_t len) {
         }
         p += w; left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (tk_io_fsync(fd) != 0 || close(fd) != 0) {
         tk_status st = tk_fail(TK_ERR_IO, "%s: fsync/close failed: %s", tmp, strerror(errno));
         unlink(tmp); free(tmp);
         return st;
     }
-    if (rename(tmp, path) != 0) {
+    if (tk_io_rename(tmp, path) != 0) {
         tk_status st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
         unlink(tmp); free(tmp);
         return st;

@@ -266,7 +266,7 @@ tk_status tk_data_convert_mapped(const char *in_path, tk_data_format from, const
                     char *p = fs.n_errors ? NULL : cJSON_PrintUnformatted(o);
                     if (p) {
                         size_t n = strlen(p);
-                        if (fwrite(p, 1, n, fp) != n || fputc('\n', fp) == EOF) st = tk_fail(TK_ERR_IO, "%s: write failed", out_path ? out_path : "output");
+                        if (tk_io_fwrite(p, 1, n, fp) != n || fputc('\n', fp) == EOF) st = tk_fail(TK_ERR_IO, "%s: write failed", out_path ? out_path : "output");
                         cJSON_free(p);
                         res->n_written++;
                     } else if (!fs.n_errors) tk_rf_add(&fs, TK_DATA_ERROR, "not_convertible", "out of memory");

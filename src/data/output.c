@@ -23,16 +23,16 @@ tk_status tk_outfile_open(tk_outfile *o, const char *path) {
 }
 
 tk_status tk_outfile_write(tk_outfile *o, const void *p, size_t n) {
-    if (n && fwrite(p, 1, n, o->fp) != n) return tk_fail(TK_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+    if (n && tk_io_fwrite(p, 1, n, o->fp) != n) return tk_fail(TK_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
     return TK_OK;
 }
 
 tk_status tk_outfile_commit(tk_outfile *o) {
     tk_status st = TK_OK;
-    if (fflush(o->fp) != 0 || fsync(fileno(o->fp)) != 0) st = tk_fail(TK_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
+    if (fflush(o->fp) != 0 || tk_io_fsync(fileno(o->fp)) != 0) st = tk_fail(TK_ERR_IO, "%s: write failed: %s", o->path, strerror(errno));
     if (fclose(o->fp) != 0 && !st) st = tk_fail(TK_ERR_IO, "%s: close failed: %s", o->path, strerror(errno));
     o->fp = NULL;
-    if (!st && rename(o->tmp, o->path) != 0) st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", o->path, strerror(errno));
+    if (!st && tk_io_rename(o->tmp, o->path) != 0) st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", o->path, strerror(errno));
     if (st) unlink(o->tmp);
     else {
         char *d = tk_strdup(o->path);

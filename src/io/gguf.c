@@ -867,7 +867,7 @@ static tk_status write_all(int fd, const void *p, size_t n, const char *path) {
     const char *c = p;
     while (n > 0) {
         size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t k = write(fd, c, chunk);
+        ssize_t k = tk_io_write(fd, c, chunk);
         if (k < 0) {
             if (errno == EINTR) continue;
             return tk_fail(TK_ERR_IO, "%s: write failed: %s", path, strerror(errno));
@@ -954,9 +954,9 @@ tk_status tk_gguf_write(tk_gguf_writer *w, const char *path) {
         st = write_all(fd, w->t[i].data, w->t[i].nbytes, tmp);
         if (!st) st = write_pad(fd, pad_to(w->t[i].nbytes, align), tmp);
     }
-    if (!st && fsync(fd) != 0) st = tk_fail(TK_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (!st && tk_io_fsync(fd) != 0) st = tk_fail(TK_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && !st) st = tk_fail(TK_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
-    if (!st && rename(tmp, path) != 0) st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+    if (!st && tk_io_rename(tmp, path) != 0) st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
     if (st) { unlink(tmp); free(tmp); return st; }
     free(tmp);
     char *dcopy = tk_strdup(path);

@@ -588,7 +588,7 @@ static int st_cmp_wtensor(const void *a, const void *b) {
 static tk_status st_write_all(int fd, const void *buf, size_t len, const char *tmp) {
     const char *p = buf;
     while (len > 0) {
-        ssize_t w = write(fd, p, len);
+        ssize_t w = tk_io_write(fd, p, len);
         if (w < 0) {
             if (errno == EINTR) continue;
             return tk_fail(TK_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
@@ -650,9 +650,9 @@ tk_status tk_st_write(tk_st_writer *w, const char *path) {
     if (s == TK_OK) s = st_write_all(fd, h.data, h.len, tmp.data);
     for (size_t i = 0; i < w->n && s == TK_OK; i++) s = st_write_all(fd, w->t[i].data, w->t[i].nbytes, tmp.data);
     tk_buf_free(&h);
-    if (s == TK_OK && fsync(fd) != 0) s = tk_fail(TK_ERR_IO, "%s: fsync failed: %s", tmp.data, strerror(errno));
+    if (s == TK_OK && tk_io_fsync(fd) != 0) s = tk_fail(TK_ERR_IO, "%s: fsync failed: %s", tmp.data, strerror(errno));
     if (close(fd) != 0 && s == TK_OK) s = tk_fail(TK_ERR_IO, "%s: close failed: %s", tmp.data, strerror(errno));
-    if (s == TK_OK && rename(tmp.data, path) != 0) s = tk_fail(TK_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+    if (s == TK_OK && tk_io_rename(tmp.data, path) != 0) s = tk_fail(TK_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
     if (s != TK_OK) { unlink(tmp.data); tk_buf_free(&tmp); return s; }
     tk_buf_free(&tmp);
     char *dcopy = tk_strdup(path); /* make the rename itself durable */

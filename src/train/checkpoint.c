@@ -175,7 +175,7 @@ static tk_status discard_folder(const char *path) {
     tk_status st = tk_buf_printf(&t, "%s.old.tmp", path);
     if (!st) st = rm_folder(t.data); /* a leftover of an earlier crash */
     if (!st) {
-        if (rename(path, t.data) == 0) st = rm_folder(t.data);
+        if (tk_io_rename(path, t.data) == 0) st = rm_folder(t.data);
         else if (errno != ENOENT) st = tk_fail(TK_ERR_IO, "%s: cannot rename for removal: %s", path, strerror(errno));
     }
     tk_buf_free(&t);
@@ -290,7 +290,7 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
     }
     if (!st) {
         fsync_dir(tmp);
-        if ((st = discard_folder(fin)) == TK_OK && rename(tmp, fin) != 0)
+        if ((st = discard_folder(fin)) == TK_OK && tk_io_rename(tmp, fin) != 0)
             st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", fin, strerror(errno));
         if (!st) fsync_dir(root.data);
     }
@@ -358,7 +358,7 @@ tk_status tk_ckpt_set_aside(const char *dir, char **moved_to) {
         st = i ? tk_buf_printf(&b, "%s.damaged.%d", dir, i) : tk_buf_printf(&b, "%s.damaged", dir);
         if (!st && stat(b.data, &sb) != 0) break;
     }
-    if (!st && rename(dir, b.data) != 0) st = tk_fail(TK_ERR_IO, "%s: cannot move aside: %s", dir, strerror(errno));
+    if (!st && tk_io_rename(dir, b.data) != 0) st = tk_fail(TK_ERR_IO, "%s: cannot move aside: %s", dir, strerror(errno));
     if (!st) {
         char *parent = tk_strdup(dir), *slash = parent ? strrchr(parent, '/') : NULL;
         if (slash) { *slash = 0; fsync_dir(parent); }

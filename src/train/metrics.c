@@ -91,7 +91,7 @@ tk_status tk_metrics_write(tk_metrics *m, const tk_train_event *e, const char *e
         jstr(&b, e->message);
     }
     tk_status st = tk_buf_append(&b, "}\n", 2);
-    if (!st && (fwrite(b.data, 1, b.len, m->fp) != b.len || fflush(m->fp) != 0))
+    if (!st && (tk_io_fwrite(b.data, 1, b.len, m->fp) != b.len || fflush(m->fp) != 0))
         st = tk_fail(TK_ERR_IO, "%s: write failed: %s", m->path, strerror(errno));
     tk_buf_free(&b);
     return st;
