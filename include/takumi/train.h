@@ -141,7 +141,12 @@ void tk_job_free(tk_job *j);
 /* ---- reward models --------------------------------------------------------------------- */
 
 /* One scored preference pair: the record's line and the rewards of its chosen and rejected answers. */
-typedef struct tk_reward_pair { uint64_t line; double chosen, rejected; } tk_reward_pair;
+typedef struct tk_reward_pair {
+    uint64_t line;
+    double chosen, rejected;
+    const int32_t *chosen_ids, *rejected_ids;   /* the scored token sequences (valid during the callback) */
+    int32_t n_chosen, n_rejected;
+} tk_reward_pair;
 typedef void (*tk_reward_fn)(const tk_reward_pair *p, void *ud);
 typedef struct tk_reward_opts {
     const char *model, *tokenizer;   /* base model (tokenizer: NULL = the model's) */

@@ -113,7 +113,10 @@ tk_status tk_reward_score(const tk_reward_opts *o, tk_reward_fn fn, void *ud, in
                           .seq = pb.pool, .n_seq = pb.n_seq};
         if ((st = tk_reward_scores(obj, &x, r))) break;
         for (int32_t g = 0; g < pb.n_pairs; g++, n++) {
-            tk_reward_pair p = {d.line[pb.example[g]], r[2 * g], r[2 * g + 1]};
+            int64_t e = pb.example[g], o = d.off[e];
+            int32_t l = tk_sft_len(&d, e), split = 1;
+            while (split < l && !(d.mask[o + split] & TK_MASK_START)) split++;
+            tk_reward_pair p = {d.line[e], r[2 * g], r[2 * g + 1], d.ids + o, d.ids + o + split, split, l - split};
             right += p.chosen > p.rejected;
             if (fn) fn(&p, ud);
         }

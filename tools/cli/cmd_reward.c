@@ -1,6 +1,6 @@
 /* `takumi reward --model M --adapter RM --data PAIRS`: scores preference pairs with a reward model
  * (`takumi train --objective reward` writes RUN/adapter/): one line per pair on stdout,
- * `line L: chosen X rejected Y`, then `pairwise accuracy: A (k of n pairs)` (chosen scored higher). */
+ * `line L: chosen X rejected Y` (with --ids each side's token ids below it), then `pairwise accuracy: A (k of n pairs)` (chosen scored higher). */
 #include "cli.h"
 
 static void usage(FILE *f) {
@@ -8,16 +8,24 @@ static void usage(FILE *f) {
                "[--threads N] [--quiet]\n"
                "  --adapter RM      a reward model in PEFT layout (task_type SEQ_CLS, e.g. RUN/adapter of --objective reward)\n"
                "  --data PAIRS      preference pairs (TRL prompt/chosen/rejected, OpenAI, LLaMA-Factory)\n"
-               "  --quiet           only the accuracy line\n");
+               "  --quiet           only the accuracy line\n"
+               "  --ids             also print each side's token ids (JSON lists) after its pair line\n");
 }
 
-typedef struct counts { int64_t n, right; bool quiet; } counts;
+typedef struct counts { int64_t n, right; bool quiet, ids; } counts;
+
+static void print_ids(const char *what, const int32_t *v, int32_t n) {
+    printf("  %s ids: [", what);
+    for (int32_t i = 0; i < n; i++) printf("%s%d", i ? "," : "", (int)v[i]);
+    printf("]\n");
+}
 
 static void on_pair(const tk_reward_pair *p, void *ud) {
     counts *c = ud;
     c->n++;
     c->right += p->chosen > p->rejected;
     if (!c->quiet) printf("line %llu: chosen %.6f rejected %.6f\n", (unsigned long long)p->line, p->chosen, p->rejected);
+    if (!c->quiet && c->ids) { print_ids("chosen", p->chosen_ids, p->n_chosen); print_ids("rejected", p->rejected_ids, p->n_rejected); }
 }
 
 int cmd_reward(int argc, char **argv) {
@@ -37,6 +45,7 @@ int cmd_reward(int argc, char **argv) {
             if (v) { long t = cli_parse_long("threads", v, &err); if (!err && t > 0) tk_set_threads((int)t); }
         }
         else if (cli_flag(argv, i, "quiet")) c.quiet = true;
+        else if (cli_flag(argv, i, "ids")) c.ids = true;
         else { fprintf(stderr, "takumi: unknown argument '%s' (see takumi reward --help)\n", argv[i]); err = 1; }
     }
     if (err) return 1;
