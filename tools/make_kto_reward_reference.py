@@ -36,21 +36,15 @@ import trl
 from trl.trainer.kto_trainer import KTOTrainer
 from trl.trainer.reward_trainer import RewardTrainer
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_dpo_reference import Acc, token_logps, TARGETS, N_STEPS, LR, WD, CLIP  # noqa: E402  (the DPO reference's helpers and settings)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TAKUMI_SHARED", os.path.join(ROOT, "..", "shared"))
 KTO_CASES = [("kto", 0.1, 1.0, 1.0), ("kto_weighted", 0.5, 1.5, 0.7)]   # name, beta, desirable, undesirable weight
 RM_CASES = [("reward", 0.0), ("reward_center", 0.05)]                     # name, center_rewards_coefficient
 KTO_METRICS = ["rewards/chosen", "rewards/rejected", "rewards/margins", "logps/chosen", "logps/rejected", "kl"]
 RM_METRICS = ["accuracy", "margin", "mean_reward", "min_reward", "max_reward"]
-
-
-class Acc:
-    device = torch.device("cpu")
-
-    def gather(self, x):
-        return x
-
-    gather_for_metrics = gather
 
 
 def trl_kto(tok, mask, kl_tok, kl_mask, labels, ref, ref_kl, beta, wd, wu):
@@ -88,11 +82,6 @@ def trl_reward(rewards, center):
     loss = RewardTrainer.compute_loss(fake, model, {"attention_mask": torch.ones(rewards.shape[0], 1, dtype=torch.long)})
     m = fake._metrics["train"]
     return loss, [m[k][0] for k in RM_METRICS]
-
-
-def token_logps(logits, target):
-    lp = torch.log_softmax(logits.double(), -1).float()
-    return torch.where(target >= 0, lp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1), torch.zeros(()))
 
 
 def rows_of(tok_rows, seq, order):
@@ -158,10 +147,6 @@ def head_problem():
         meta[name] = json.dumps({"loss": loss.item(), "center_rewards": center, "metrics": met})
         print("%-14s loss %.6f metrics %s" % (name, loss.item(), ["%.4f" % x for x in met]), file=sys.stderr)
     return out, meta
-
-
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-N_STEPS, LR, WD, CLIP = 10, 1e-3, 0.1, 1.0
 
 
 def pad_rows(seqs, plen):

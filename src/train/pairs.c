@@ -14,6 +14,14 @@ typedef struct pair_ctx {
     int32_t *ids; uint8_t *mask; size_t cap;
 } pair_ctx;
 
+static void ctx_free(pair_ctx *pc) {
+    tk_sft_free(&pc->one);
+    tk_rec_msgs_free(&pc->mb);
+    free(pc->msgs);
+    free(pc->ids);
+    free(pc->mask);
+}
+
 static bool blank_side(const tk_ex_msg *v, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!tk_text_blank(v[i].text, v[i].len)) return false;
@@ -107,10 +115,7 @@ tk_status tk_pairs_load(const char *path, const tk_tokenizer *tok, const tk_sft_
     tk_data_format fmt = p->format;
     tk_status st = tk_rec_each(&s, &fmt, TK_REC_PREFERENCE, &out->stats.n_records, load_pair, &pc);
     out->format = fmt;
-    tk_rec_msgs_free(&pc.mb);
-    free(pc.msgs);
-    free(pc.ids);
-    free(pc.mask);
+    ctx_free(&pc);
     if (!st && out->n == 0)
         st = tk_fail(TK_ERR_FORMAT, "%s: no pair left to train on (%llu records, %llu with a side left without completion tokens after "
                      "truncation to %d tokens)", path, (unsigned long long)out->stats.n_records, (unsigned long long)out->stats.n_skipped,
@@ -178,11 +183,7 @@ tk_status tk_kto_load(const char *path, const tk_tokenizer *tok, const tk_sft_pa
         int64_t b = a + k < n ? a + k : n;
         for (int64_t i = a; i < b && !st; i++) st = add_unit(&pc, i, i == a ? b - 1 : i - 1);
     }
-    tk_sft_free(&pc.one);
-    tk_rec_msgs_free(&pc.mb);
-    free(pc.msgs);
-    free(pc.ids);
-    free(pc.mask);
+    ctx_free(&pc);
     if (!st && out->n == 0)
         st = tk_fail(TK_ERR_FORMAT, "%s: no example left to train on (%llu records, %llu without completion tokens after truncation to %d "
                      "tokens)", path, (unsigned long long)out->stats.n_records, (unsigned long long)out->stats.n_skipped, p->max_seq);
