@@ -408,6 +408,8 @@ tk_status tk_trainer_config_diff(const char *saved, const char *now, tk_buf *dif
         const char *key = json_key(&k_opts[i]);
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, key), *y = cJSON_GetObjectItemCaseSensitive(b, key);
         if (x && y && cJSON_Compare(x, y, true)) continue;
+        /* an option newer than the checkpoint: the run it saved had its default ("auto") */
+        if (!x && cJSON_IsString(y) && k_opts[i].init && !strcmp(y->valuestring, k_opts[i].init)) continue;
         char *xs = x ? cJSON_PrintUnformatted(x) : NULL, *ys = y ? cJSON_PrintUnformatted(y) : NULL;
         st = tk_buf_printf(diff, "\n  --%s: checkpoint %s, now %s", key, xs ? xs : "(none)", ys ? ys : "(none)");
         free(xs); free(ys);
