@@ -53,7 +53,8 @@ static void test_config(void) {
     static const char *const k_default_json =
         "{\"model\":null,\"tokenizer\":null,\"data\":null,\"format\":\"auto\",\"template\":\"auto\",\"out\":null,"
         "\"method\":\"lora\",\"objective\":\"sft\",\"loss\":\"auto\",\"beta\":\"auto\",\"label-smoothing\":\"auto\","
-        "\"simpo-gamma\":\"auto\",\"precompute-ref\":false,\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
+        "\"simpo-gamma\":\"auto\",\"desirable-weight\":\"auto\",\"undesirable-weight\":\"auto\",\"center-rewards\":\"auto\","
+        "\"precompute-ref\":false,\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
         "\"lora-targets\":\"all\",\"rslora\":false,\"freeze-layers\":0,\"epochs\":\"auto\",\"batch-size\":\"auto\","
         "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"
         "\"max-seq-len\":\"auto\",\"packing\":true,\"pack-len\":\"auto\",\"train-on-prompt\":false,\"val\":null,"
@@ -69,6 +70,18 @@ static void test_config(void) {
     tk_buf diff = {0};
     CHECK_OK(tk_trainer_config_diff(ja.data, ja.data, &diff));
     CHECK(diff.len == 0, "no difference with itself: %s", diff.data ? diff.data : "");
+    {   /* a checkpoint older than an option (no "center-rewards" key) resumes when the option is at its default */
+        tk_trainer_config d0 = tk_trainer_config_default();
+        tk_buf now = {0}, old = {0}, d2 = {0};
+        CHECK_OK(tk_trainer_config_json(&d0, &now));
+        const char *k = strstr(now.data, "\"center-rewards\":\"auto\",");
+        if (k) { tk_buf_append(&old, now.data, (size_t)(k - now.data)); tk_buf_append(&old, k + 24, strlen(k + 24) + 1); }
+        CHECK(k && old.data, "default JSON has center-rewards");
+        if (old.data) CHECK_OK(tk_trainer_config_diff(old.data, now.data, &d2));
+        CHECK(d2.len == 0, "an option newer than the checkpoint at its default: %s", d2.data ? d2.data : "");
+        tk_buf_free(&now); tk_buf_free(&old); tk_buf_free(&d2);
+        tk_trainer_config_free(&d0);
+    }
     tk_trainer_config e = tk_trainer_config_default();
     CHECK_OK(tk_trainer_config_apply_json(&e, ja.data, "config.json"));
     CHECK_OK(tk_trainer_config_set(&e, "lora-r", "4"));

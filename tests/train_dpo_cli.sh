@@ -98,13 +98,13 @@ expect_fail "line 3: the chosen answer is empty" "${base[@]}" --objective dpo --
 expect_fail "line 4: the chosen and rejected answers are identical" "${base[@]}" --objective dpo --data "$tmp/same.jsonl" --out "$tmp/b2"
 printf '{"prompt":"Tell me about Tom.","completion":"Tom ran."}\n' > "$tmp/sft.jsonl"
 expect_fail "has no chosen and rejected answers" "${base[@]}" --objective dpo --data "$tmp/sft.jsonl" --out "$tmp/b3"
-expect_fail "with --objective dpo, orpo or simpo" "${base[@]}" --data "$tmp/p.jsonl" --out "$tmp/b4"
+expect_fail "with --objective dpo, orpo, simpo or reward" "${base[@]}" --data "$tmp/p.jsonl" --out "$tmp/b4"
 expect_fail "^.*--beta does not apply to --objective sft" "${base[@]}" --data "$tmp/sft.jsonl" --beta 0.2 --out "$tmp/b5"
 expect_fail "--loss does not apply to --objective orpo" "${base[@]}" --objective orpo --loss ipo --data "$tmp/p.jsonl" --out "$tmp/b6"
 expect_fail "--label-smoothing applies to --loss robust only" "${base[@]}" --objective dpo --label-smoothing 0.1 --data "$tmp/p.jsonl" --out "$tmp/b7"
 expect_fail "--precompute-ref does not apply to --objective simpo" "${base[@]}" --objective simpo --precompute-ref --data "$tmp/p.jsonl" --out "$tmp/b8"
 expect_fail "--loss: unknown loss type 'kto'" "${base[@]}" --objective dpo --loss kto --data "$tmp/p.jsonl" --out "$tmp/b9"
-expect_fail "--objective: 'grpo' is not sft, dpo, orpo or simpo" "${base[@]}" --objective grpo --data "$tmp/p.jsonl" --out "$tmp/b10"
+expect_fail "--objective: 'grpo' is not sft, dpo, orpo, simpo, kto or reward" "${base[@]}" --objective grpo --data "$tmp/p.jsonl" --out "$tmp/b10"
 
 if [ $failures -eq 0 ]; then
     rm -rf "$tmp"

@@ -138,4 +138,28 @@ void tk_job_cancel(tk_job *j);
 tk_job_status tk_job_get_status(const tk_job *j);
 /* Waits for a started job, then frees it; accepts NULL. */
 void tk_job_free(tk_job *j);
+/* ---- reward models --------------------------------------------------------------------- */
+
+/* One scored preference pair: the record's line and the rewards of its chosen and rejected answers. */
+typedef struct tk_reward_pair {
+    uint64_t line;
+    double chosen, rejected;
+    const int32_t *chosen_ids, *rejected_ids;   /* the scored token sequences (valid during the callback) */
+    int32_t n_chosen, n_rejected;
+} tk_reward_pair;
+typedef void (*tk_reward_fn)(const tk_reward_pair *p, void *ud);
+typedef struct tk_reward_opts {
+    const char *model, *tokenizer;   /* base model (tokenizer: NULL = the model's) */
+    const char *adapter;             /* a reward model in PEFT layout (task_type SEQ_CLS, "score" in modules_to_save),
+                                        as `takumi train --objective reward` writes RUN/adapter/ */
+    const char *data;                /* preference pairs (any layout `takumi data check` calls preference) */
+    const char *template_name;       /* NULL = recognised from the model */
+    int32_t max_seq;                 /* each side cut to this many tokens (0: min(1024, the model's context)) */
+} tk_reward_opts;
+/* Scores every pair of o->data with the reward model (reward = score head . final hidden state of each
+ * sequence's last token), calling fn (may be NULL) per pair in file order; *n_pairs and *accuracy (the
+ * fraction with chosen > rejected) may be NULL. Bad input fails naming the file and field. Not thread-safe
+ * with other calls that set the thread count. */
+tk_status tk_reward_score(const tk_reward_opts *o, tk_reward_fn fn, void *ud, int64_t *n_pairs, double *accuracy);
+
 #endif

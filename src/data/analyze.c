@@ -83,7 +83,7 @@ static char *head_copy(const char *s, size_t len, size_t max) {
 
 static bool chat_like(tk_data_format f) {
     return f == TK_DATA_CHAT || f == TK_DATA_PROMPT_COMPLETION || f == TK_DATA_ALPACA || f == TK_DATA_SHAREGPT ||
-           f == TK_DATA_PREFERENCE;
+           f == TK_DATA_PREFERENCE || f == TK_DATA_KTO;
 }
 
 /* Appends "<role><side>\x1f<normalised text>\x1e" for each message, recording where each text lies. */
@@ -138,7 +138,7 @@ static void analyze_example(tk_analyzer *a, slot *s, tk_data_format fmt, tk_rec_
         const tk_ex_msg *r = &ex->msgs[ex->n - 1];
         o->empty_reply = !r->tool_calls && tk_text_blank(r->text, r->len);
     }
-    if ((chat && fmt != TK_DATA_PREFERENCE && o->has_reply) || fmt == TK_DATA_CLASSIFICATION) {
+    if ((chat && fmt != TK_DATA_PREFERENCE && fmt != TK_DATA_KTO && o->has_reply) || fmt == TK_DATA_CLASSIFICATION) {
         o->has_prompt = true;
         o->h_prompt = tk_hash64(bd, plen, 2);
         o->h_answer = tk_hash64(bd + plen, b->len - plen, 3);

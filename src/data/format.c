@@ -22,6 +22,7 @@ const char *tk_data_format_name(tk_data_format f) {
     case TK_DATA_PREFERENCE: return "preference";
     case TK_DATA_CLASSIFICATION: return "classification";
     case TK_DATA_TEXT: return "text";
+    case TK_DATA_KTO: return "kto";
     case TK_DATA_FORMAT_COUNT: break;
     }
     return "unknown";
@@ -34,6 +35,7 @@ tk_data_format tk_data_format_from_name(const char *s) {
         {"completion", TK_DATA_PROMPT_COMPLETION}, {"alpaca", TK_DATA_ALPACA}, {"sharegpt", TK_DATA_SHAREGPT},
         {"preference", TK_DATA_PREFERENCE}, {"dpo", TK_DATA_PREFERENCE}, {"classification", TK_DATA_CLASSIFICATION},
         {"tsv", TK_DATA_CLASSIFICATION}, {"text", TK_DATA_TEXT}, {"txt", TK_DATA_TEXT}, {"raw", TK_DATA_TEXT},
+        {"kto", TK_DATA_KTO}, {"unpaired", TK_DATA_KTO},
     };
     for (size_t i = 0; s && i < sizeof k / sizeof k[0]; i++)
         if (!strcasecmp(s, k[i].n)) return k[i].f;
@@ -117,6 +119,7 @@ tk_data_format tk_data_classify(const cJSON *r) {
     if (!cJSON_IsObject(r)) return TK_DATA_AUTO;
     if (get(r, "input") && get(r, "preferred_output")) return TK_DATA_PREFERENCE;
     if (get(r, "chosen") && get(r, "rejected")) return TK_DATA_PREFERENCE;
+    if (get(r, "label") && (get(r, "messages") || (get(r, "prompt") && get(r, "completion")))) return TK_DATA_KTO;
     if (get(r, "messages")) return TK_DATA_CHAT;
     if (get(r, "conversations")) return TK_DATA_SHAREGPT;
     if (get(r, "instruction") && (get(r, "output") || get(r, "input"))) return TK_DATA_ALPACA;
@@ -664,6 +667,21 @@ static void validate_classification(const cJSON *rec, tk_example *ex, tk_rfinds 
     }
 }
 
+/* KTO (unpaired preference): a conversation ending in the judged reply, or prompt/completion, plus a boolean label. */
+static void validate_kto(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
+    const cJSON *l = get(rec, "label");
+    if (!l || cJSON_IsNull(l)) tk_rf_add(fs, TK_DATA_ERROR, "missing_label", "no \"label\" (true: a desirable completion, false: an undesirable one)");
+    else if (!cJSON_IsBool(l))
+        tk_rf_add(fs, TK_DATA_ERROR, "invalid_label", "\"label\" is %s, expected true (desirable) or false (undesirable)", type_name(l));
+    if (get(rec, "messages")) validate_chat(rec, ex, fs);
+    else validate_pc(rec, ex, fs);
+    if (fs->n_errors) return;
+    if (ex->n_prompt >= ex->n || ex->msgs[ex->n - 1].role != TK_R_ASSISTANT)
+        tk_rf_add(fs, TK_DATA_ERROR, "example_missing_assistant_message", "the conversation does not end with the judged assistant reply");
+    ex->label = cJSON_IsTrue(l) ? "true" : "false";
+    ex->label_len = strlen(ex->label);
+}
+
 static void validate_text(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     const cJSON *t = get(rec, "text");
     if (!t) { tk_rf_add(fs, TK_DATA_ERROR, "missing_text", "no \"text\""); return; }
@@ -688,6 +706,7 @@ void tk_data_validate(tk_data_format f, const cJSON *rec, tk_example *ex, tk_rfi
     case TK_DATA_PREFERENCE: validate_preference(rec, ex, fs); break;
     case TK_DATA_CLASSIFICATION: validate_classification(rec, ex, fs); break;
     case TK_DATA_TEXT: validate_text(rec, ex, fs); break;
+    case TK_DATA_KTO: validate_kto(rec, ex, fs); break;
     default: {
         char keys[200] = "";
         size_t o = 0;

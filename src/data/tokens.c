@@ -145,7 +145,7 @@ tk_status tk_data_count_tokens(const tk_tokenizer *tok, tk_chat_family fam, tk_t
                                tk_ex_tokens *out) {
     memset(out, 0, sizeof *out);
     if (!tok) return approx_counts(ex, out);
-    bool conversation = ex->n > 0 && ex->msgs[0].role != TK_R_TEXT && !ex->label;
+    bool conversation = ex->n > 0 && ex->msgs[0].role != TK_R_TEXT && (!ex->label || ex->n_prompt < ex->n);   /* KTO: labelled replies */
     uint64_t total = 0, trained = 0;
     tk_status st;
     if (!conversation) {

@@ -153,25 +153,6 @@ static tk_status work_init(work *w, int64_t T, int32_t S, int32_t G) {
     return TK_OK;
 }
 
-/* Which sequence of each pair is chosen and which rejected. */
-static tk_status resolve_pairs(const tk_obj_batch *b, work *w) {
-    if (!b->seq_group || !b->seq_value)
-        return tk_fail(TK_ERR_ARG, "needs the pairs (batch.seq_group and batch.seq_value: 1 chosen, 0 rejected)");
-    for (int32_t g = 0; g < b->n_group; g++) w->ch[g] = w->rj[g] = -1;
-    for (int32_t q = 0; q < b->n_seq; q++) {
-        float v = b->seq_value[q];
-        int32_t *slot = v == 1.0f ? &w->ch[b->seq_group[q]] : v == 0.0f ? &w->rj[b->seq_group[q]] : NULL;
-        if (!slot) return tk_fail(TK_ERR_ARG, "sequence %d has value %g (1 = chosen, 0 = rejected)", (int)q, (double)v);
-        if (*slot >= 0)
-            return tk_fail(TK_ERR_ARG, "pair %d has two %s sequences (%d and %d)", (int)b->seq_group[q], v == 1.0f ? "chosen" : "rejected",
-                           (int)*slot, (int)q);
-        *slot = q;
-    }
-    for (int32_t g = 0; g < b->n_group; g++)
-        if (w->ch[g] < 0 || w->rj[g] < 0) return tk_fail(TK_ERR_ARG, "pair %d lacks a %s sequence", (int)g, w->ch[g] < 0 ? "chosen" : "rejected");
-    return TK_OK;
-}
-
 /* The NLL rows of ORPO: weight != 0 (given), else the chosen completions. */
 static bool nll_row(const tk_obj_batch *b, int64_t t) {
     if (b->target[t] < 0) return false;
@@ -187,7 +168,7 @@ static tk_status pref_loss_and_grad(void *state, const tk_obj_batch *b, float gr
     work w;
     tk_status st = work_init(&w, T, S, G);
     if (st) return st;
-    if ((st = resolve_pairs(b, &w))) goto done;
+    if ((st = tk_objective_pairs(b, w.ch, w.rj))) goto done;
     /* the policy's log-prob of every row a term needs, in one chunked pass */
     for (int64_t t = 0; t < T; t++) w.useq[t] = b->target[t] >= 0 && (b->seq[t] >= 0 || (orpo && nll_row(b, t))) ? 0 : -1;
     if ((st = tk_seq_logp_forward(b->h, b->head, T, b->target, w.useq, 1, NULL, NULL, NULL, w.token))) goto done;

@@ -3,6 +3,8 @@
 #include "objective/objective.h"
 #include "objective/chunks.h"
 #include "objective/dpo.h"
+#include "objective/kto.h"
+#include "objective/reward.h"
 #include "core/core.h"
 #include <math.h>
 
@@ -40,6 +42,7 @@ void tk_objective_free(tk_objective *o) {
 }
 
 const tk_objective_ops *tk_objective_get_ops(const tk_objective *o) { return o ? o->ops : NULL; }
+void *tk_objective_state(tk_objective *o) { return o ? o->state : NULL; }
 
 /* The checks every objective would otherwise repeat: presence and ranges of what it needs. */
 static tk_status check_batch(const char *name, unsigned needs, const tk_obj_batch *b) {
@@ -111,8 +114,34 @@ tk_status tk_objective_loss_and_grad(tk_objective *o, const tk_obj_batch *b, flo
     return TK_OK;
 }
 
+tk_status tk_objective_add_params(tk_objective *o, int64_t C, uint64_t seed, const char *prefix, tk_param_set *ps) {
+    if (!o || !ps) return tk_fail(TK_ERR_ARG, "objective: NULL objective or parameter set");
+    if (!o->ops->add_params) return TK_OK;
+    tk_status st = o->ops->add_params(o->state, C, seed, prefix ? prefix : "", ps);
+    return st ? tk_fail_ctx(st, "objective %s: ", o->ops->name) : TK_OK;
+}
+
+tk_status tk_objective_pairs(const tk_obj_batch *b, int32_t *ch, int32_t *rj) {
+    if (!b->seq_group || !b->seq_value)
+        return tk_fail(TK_ERR_ARG, "needs the pairs (batch.seq_group and batch.seq_value: 1 chosen, 0 rejected)");
+    for (int32_t g = 0; g < b->n_group; g++) ch[g] = rj[g] = -1;
+    for (int32_t q = 0; q < b->n_seq; q++) {
+        float v = b->seq_value[q];
+        int32_t *slot = v == 1.0f ? &ch[b->seq_group[q]] : v == 0.0f ? &rj[b->seq_group[q]] : NULL;
+        if (!slot) return tk_fail(TK_ERR_ARG, "sequence %d has value %g (1 = chosen, 0 = rejected)", (int)q, (double)v);
+        if (*slot >= 0)
+            return tk_fail(TK_ERR_ARG, "pair %d has two %s sequences (%d and %d)", (int)b->seq_group[q], v == 1.0f ? "chosen" : "rejected",
+                           (int)*slot, (int)q);
+        *slot = q;
+    }
+    for (int32_t g = 0; g < b->n_group; g++)
+        if (ch[g] < 0 || rj[g] < 0) return tk_fail(TK_ERR_ARG, "pair %d lacks a %s sequence", (int)g, ch[g] < 0 ? "chosen" : "rejected");
+    return TK_OK;
+}
+
 const tk_objective_ops *tk_objective_find(const char *name) {
-    static const tk_objective_ops *const builtin[] = {&tk_objective_sft, &tk_objective_dpo, &tk_objective_orpo, &tk_objective_simpo};
+    static const tk_objective_ops *const builtin[] = {&tk_objective_sft, &tk_objective_dpo, &tk_objective_orpo, &tk_objective_simpo,
+                                                      &tk_objective_kto, &tk_objective_reward};
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
         if (!strcmp(builtin[i]->name, name)) return builtin[i];

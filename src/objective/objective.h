@@ -31,6 +31,7 @@
 #ifndef TK_OBJECTIVE_H
 #define TK_OBJECTIVE_H
 #include "takumi/core.h"
+#include "core/param.h"
 #include "objective/teacher.h"
 
 /* What an objective needs in its batch (tk_objective_ops.needs): the trainer runs the extra
@@ -86,6 +87,12 @@ typedef struct tk_objective_ops {
     /* Loss, dh (=, may be NULL) and dw (+=, may be NULL) of batch b as in the contract above. */
     tk_status (*loss_and_grad)(void *state, const tk_obj_batch *b, float grad_scale, float *dh, float *dw,
                                tk_obj_result *res);
+    /* Optional (NULL = none): the objective's own trainable parameters (a reward model's score head).
+     * Adds them to ps as prefix + their HF name, initialised from seed, for a model of width C; the
+     * training context calls it once, after its other parameters, so the optimizer, checkpoints and
+     * resume treat them like any other. The objective keeps the parameters' w and g buffers (stable
+     * while ps lives), reads w in loss_and_grad and accumulates (+=) g when dh != NULL. */
+    tk_status (*add_params)(void *state, int64_t C, uint64_t seed, const char *prefix, tk_param_set *ps);
 } tk_objective_ops;
 
 typedef struct tk_objective tk_objective;
@@ -95,6 +102,8 @@ typedef struct tk_objective tk_objective;
 tk_status tk_objective_new(const tk_objective_ops *ops, const void *params, tk_objective **out);
 /* Frees an objective; accepts NULL. Not concurrently with a call on the same objective. */
 void tk_objective_free(tk_objective *o);
+/* The objective's state (what its create made; for the objective's own helpers, e.g. tk_reward_scores). Thread-safe. */
+void *tk_objective_state(tk_objective *o);
 /* Returns the objective's table (NULL for NULL). Thread-safe. */
 const tk_objective_ops *tk_objective_get_ops(const tk_objective *o);
 /* Checks b against o's needs (shapes, ids in range, presence; messages name field and row), then
@@ -102,7 +111,16 @@ const tk_objective_ops *tk_objective_get_ops(const tk_objective *o);
 tk_status tk_objective_loss_and_grad(tk_objective *o, const tk_obj_batch *b, float grad_scale, float *dh, float *dw,
                                      tk_obj_result *res);
 
-/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h); NULL when unknown. Thread-safe (a constant table). */
+/* Adds o's own trainable parameters to ps (ops->add_params; nothing for objectives without any). Not
+ * thread-safe for one objective or one ps. */
+tk_status tk_objective_add_params(tk_objective *o, int64_t C, uint64_t seed, const char *prefix, tk_param_set *ps);
+
+/* The pairs of a batch (DPO family, reward models): from seq_group and seq_value (1 chosen, 0 rejected),
+ * chosen[g] and rejected[g] (each [n_group]) receive pair g's sequences; fails naming the pair or sequence
+ * when a group lacks one side or has two of one, or a value is neither 1 nor 0. Thread-safe. */
+tk_status tk_objective_pairs(const tk_obj_batch *b, int32_t *chosen, int32_t *rejected);
+
+/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h; "kto": kto.h; "reward": reward.h); NULL when unknown. Thread-safe (a constant table). */
 const tk_objective_ops *tk_objective_find(const char *name);
 
 /* SFT: the chunked LM-head cross-entropy with token weights (tk_lmhead_xent): loss_sum =

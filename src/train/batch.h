@@ -22,6 +22,7 @@ typedef struct tk_sft_params {
     tk_chat_family family;   /* template; TK_CHAT_UNKNOWN is refused for conversations */
     int32_t max_seq;         /* examples longer than this are cut to their first max_seq tokens (> 1) */
     bool train_on_prompt;    /* loss on prompt tokens too (weight-0 assistant messages still excluded) */
+    int32_t kl_group;        /* KTO (pairs.h): KL pairs are formed within consecutive groups of this many examples (< 2: 8) */
 } tk_sft_params;
 /* Defaults: auto format, unknown family, max_seq 1024, assistant tokens only. */
 tk_sft_params tk_sft_default_params(void);
@@ -39,7 +40,8 @@ typedef struct tk_sft_stats {
 
 /* Bits of tk_sft_data.mask. */
 #define TK_MASK_LOSS 1u    /* loss on this token */
-#define TK_MASK_START 2u   /* a second sequence starts here (preference pairs: the rejected one; pairs.h) */
+#define TK_MASK_START 2u   /* a second sequence starts here (preference pairs: the rejected one; KTO: the KL one; pairs.h) */
+#define TK_MASK_DESIRABLE 4u   /* KTO: on token 0 of an example whose completion is labelled desirable (pairs.h) */
 
 typedef struct tk_sft_data {
     int32_t *ids;          /* all examples' tokens, concatenated */

@@ -23,8 +23,8 @@ static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUN
 static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
 
 static const char *objective_name(int i) {
-    static const char *const names[] = {"sft", "dpo", "orpo", "simpo"};
-    return i >= 0 && i < 4 ? names[i] : NULL;
+    static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward"};
+    return i >= 0 && i < 6 ? names[i] : NULL;
 }
 
 static tk_status check_loss(const char *name, const char *v) {
@@ -54,18 +54,25 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_STR, .offset = F(out)},
     {"method", "lora|full", "lora", "LoRA adapters on a frozen base, or full fine-tuning (f32 master weights)", .type = TK_OPT_ENUM,
      .offset = F(method), .resume = true, .n_values = 2, .value_name = method_name, .init = "lora"},
-    {"objective", "sft|dpo|orpo|simpo", "sft", "training objective: supervised fine-tuning, or preference learning on chosen/rejected pairs "
-     "(docs/objectives.md)", .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 4, .value_name = objective_name, .init = "sft"},
+    {"objective", "sft|dpo|orpo|simpo|kto|reward", "sft", "training objective: supervised fine-tuning, preference learning on chosen/rejected "
+     "pairs, KTO on labelled completions, or a reward model (docs/objectives.md)", .type = TK_OPT_ENUM, .offset = F(objective), .resume = true,
+     .n_values = 6, .value_name = objective_name, .init = "sft"},
     {"loss", "sigmoid|ipo|hinge|robust", "sigmoid", "DPO loss type (TRL's DPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss),
      .resume = true, .is_auto = true, .check = check_loss},
-    {"beta", "X", "0.1", "dpo, orpo, simpo: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward scale)",
+    {"beta", "X", "0.1", "dpo, orpo, simpo, kto: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward scale)",
      .type = TK_OPT_F64, .offset = F(beta), .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true, .init = "auto"},
     {"label-smoothing", "X", "0", "dpo --loss robust: probability that a label is flipped, [0, 0.5); simpo: label smoothing, [0, 1)",
      .type = TK_OPT_F64, .offset = F(label_smoothing), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1, .below_hi = true,
      .init = "auto"},
     {"simpo-gamma", "X", "0.5", "simpo: target reward margin gamma (the loss uses gamma / beta)", .type = TK_OPT_F64, .offset = F(simpo_gamma),
      .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
-    {"precompute-ref", "", "off", "dpo: compute the reference log-probabilities once before training (no reference forward per step)",
+    {"desirable-weight", "X", "1", "kto: weight of the losses of desirable completions (TRL's desirable_weight)", .type = TK_OPT_F64,
+     .offset = F(desirable_weight), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
+    {"undesirable-weight", "X", "1", "kto: weight of the losses of undesirable completions (TRL's undesirable_weight)", .type = TK_OPT_F64,
+     .offset = F(undesirable_weight), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
+    {"center-rewards", "X", "none", "reward: coefficient of the (r_chosen + r_rejected)^2 term (TRL's center_rewards_coefficient)",
+     .type = TK_OPT_F64, .offset = F(center_rewards), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
+    {"precompute-ref", "", "off", "dpo, kto: compute the reference log-probabilities once before training (no reference forward per step)",
      .type = TK_OPT_BOOL, .offset = F(precompute_ref), .resume = true},
     {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
     {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
@@ -401,6 +408,8 @@ tk_status tk_trainer_config_diff(const char *saved, const char *now, tk_buf *dif
         const char *key = json_key(&k_opts[i]);
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, key), *y = cJSON_GetObjectItemCaseSensitive(b, key);
         if (x && y && cJSON_Compare(x, y, true)) continue;
+        /* an option newer than the checkpoint: the run it saved had its default ("auto") */
+        if (!x && cJSON_IsString(y) && k_opts[i].init && !strcmp(y->valuestring, k_opts[i].init)) continue;
         char *xs = x ? cJSON_PrintUnformatted(x) : NULL, *ys = y ? cJSON_PrintUnformatted(y) : NULL;
         st = tk_buf_printf(diff, "\n  --%s: checkpoint %s, now %s", key, xs ? xs : "(none)", ys ? ys : "(none)");
         free(xs); free(ys);

@@ -42,7 +42,9 @@ tk_status tk_run_load_inputs(tk_run *r) {
     r->sp.family = r->fam;
     r->sp.max_seq = c->max_seq;
     r->sp.train_on_prompt = c->train_on_prompt;
-    tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) = r->pref ? tk_pairs_load : tk_sft_load;
+    r->sp.kl_group = c->batch_size;   /* KTO: the KL pairs' groups (auto: 8, TRL's per_device_train_batch_size) */
+    tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) =
+        r->kto ? tk_kto_load : r->pref ? tk_pairs_load : tk_sft_load;
     if ((st = load(c->data, r->tok, &r->sp, &r->train))) return st;
     r->sp.format = r->train.format;   /* the validation file must be the same kind; samples re-read it */
     if (c->val && c->val_split > 0) return tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
@@ -113,7 +115,8 @@ tk_status tk_run_plan(tk_run *r) {
         if (c->batch_size == 0) {
             double fit = floor(row_max / (mean > 1 ? mean : 1)), b = floor(ex_step + 0.5);
             if (b > fit) b = fit;
-            c->batch_size = (int32_t)(b < 1 ? 1 : b > 8 ? 8 : b);
+            const double lo = r->kto ? 2 : 1;   /* KTO's KL estimate needs another example in the batch */
+            c->batch_size = (int32_t)(b < lo ? lo : b > 8 ? 8 : b);
         }
         if (c->grad_accum == 0) {
             double a = floor(ex_step / c->batch_size + 0.5);

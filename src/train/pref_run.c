@@ -1,4 +1,4 @@
-/* Preference objectives in a run (dpo, orpo, simpo; see run.h): the objective options (those
+/* Preference objectives in a run (dpo, orpo, simpo, kto, reward; see run.h): the objective options (those
  * that do not apply fail, naming the option), the reference (LoRA and other adapters: the base
  * with the adapter off; full fine-tuning: the weights as loaded, both through
  * tk_train_reference_hidden, no second copy of the model; or --precompute-ref: every pair's
@@ -12,21 +12,41 @@ static const char *objective_of(int i) { return tk_trainer_option_find("objectiv
 tk_status tk_run_pref_options(tk_run *r) {
     tk_trainer_config *c = &r->c;
     const char *obj = objective_of(c->objective);
-    const bool pref = c->objective != 0, dpo = !strcmp(obj, "dpo"), simpo = !strcmp(obj, "simpo");
+    const bool pref = c->objective != 0, dpo = !strcmp(obj, "dpo"), simpo = !strcmp(obj, "simpo"), kto = !strcmp(obj, "kto"),
+               reward = !strcmp(obj, "reward");
     const struct { const char *opt; bool set, applies; const char *to; } k[] = {
-        {"beta", c->beta != 0, pref, "--objective dpo, orpo or simpo"},
+        {"beta", c->beta != 0, pref && !reward, "--objective dpo, orpo, simpo or kto (a reward model has no beta)"},
         {"loss", c->loss != NULL, dpo, "--objective dpo"},
         {"label-smoothing", c->label_smoothing >= 0, dpo || simpo, "--objective dpo (--loss robust) or simpo"},
         {"simpo-gamma", c->simpo_gamma >= 0, simpo, "--objective simpo"},
-        {"precompute-ref", c->precompute_ref, dpo, "--objective dpo (orpo and simpo have no reference model)"},
+        {"precompute-ref", c->precompute_ref, dpo || kto, "--objective dpo or kto (orpo, simpo and reward have no reference model)"},
+        {"desirable-weight", c->desirable_weight >= 0, kto, "--objective kto"},
+        {"undesirable-weight", c->undesirable_weight >= 0, kto, "--objective kto"},
+        {"center-rewards", c->center_rewards >= 0, reward, "--objective reward"},
         {"train-on-prompt", c->train_on_prompt, !pref, "--objective sft (preference losses are on the completions, as in TRL)"},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (k[i].set && !k[i].applies)
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --objective %s: it is for %s", k[i].opt, obj, k[i].to);
     r->pref = pref;
+    r->kto = kto;
+    r->reward = reward;
     if (!pref) return TK_OK;
+    if (kto && c->batch_size == 1)
+        return tk_fail(TK_ERR_ARG, "--objective kto needs --batch-size >= 2: its KL estimate pairs each prompt with another example's "
+                       "completion of the same batch (as TRL's KTOTrainer, which refuses a batch of 1)");
+    if (reward) {
+        r->rp = tk_reward_default_params();
+        r->rp.center_rewards = c->center_rewards > 0 ? c->center_rewards : 0;
+        return TK_OK;
+    }
     if (c->beta == 0) c->beta = 0.1;
+    if (kto) {
+        if (c->desirable_weight < 0) c->desirable_weight = 1;
+        if (c->undesirable_weight < 0) c->undesirable_weight = 1;
+        r->kp = (tk_kto_params){.beta = c->beta, .desirable_weight = c->desirable_weight, .undesirable_weight = c->undesirable_weight};
+        return TK_OK;
+    }
     if (dpo && !c->loss && !(c->loss = tk_strdup("sigmoid"))) return TK_ERR_NOMEM;
     tk_dpo_loss loss = dpo ? tk_dpo_loss_from_name(c->loss) : TK_DPO_SIGMOID;
     if (dpo && c->label_smoothing >= 0 && loss != TK_DPO_ROBUST)
@@ -44,12 +64,23 @@ tk_status tk_run_pref_options(tk_run *r) {
     return TK_OK;
 }
 
-/* The objective's inputs for the micro-batch in r->pb: the pairs, and for dpo its reference
- * (stored sums when precomputed, else the reference forward of this batch). */
+const void *tk_run_objective_params(const tk_run *r) {
+    return !r->pref ? NULL : r->kto ? (const void *)&r->kp : r->reward ? (const void *)&r->rp : (const void *)&r->dp;
+}
+
+/* Rows [k, k + nb) of rows (of d) into r->pb: pairs, or KTO units. */
+static tk_status fill(tk_run *r, const tk_sft_data *d, const tk_rows *rows, int64_t k, int32_t nb) {
+    return (r->kto ? tk_kto_fill : tk_pair_fill)(&r->pb, d, rows, k, nb);
+}
+
+/* The objective's inputs for the micro-batch in r->pb: the pairs (KTO: the labelled examples and their
+ * KL sequences; reward: the sequences' last rows), and for dpo and kto the reference (stored sums when
+ * precomputed, else the reference forward of this batch). */
 static tk_status inputs(tk_run *r, const double *store, tk_lm_head *ref_head, tk_obj_batch *x) {
     tk_pair_buf *pb = &r->pb;
-    *x = (tk_obj_batch){.target = pb->bb.target, .weight = r->c.objective == 2 ? pb->weight : NULL, .seq = pb->seq, .n_seq = pb->n_seq,
-                        .seq_group = pb->group, .n_group = pb->n_pairs, .seq_value = pb->value};
+    *x = (tk_obj_batch){.target = pb->bb.target, .weight = !strcmp(objective_of(r->c.objective), "orpo") ? pb->weight : NULL,
+                        .seq = r->reward ? pb->pool : pb->seq, .n_seq = pb->n_seq, .seq_group = pb->group, .n_group = pb->n_pairs,
+                        .seq_value = pb->value};
     if (!(tk_train_objective(r->tc)->needs & TK_OBJ_NEED_REF)) return TK_OK;
     if (store) {
         if (pb->n_seq > r->ref_cap) {
@@ -58,7 +89,7 @@ static tk_status inputs(tk_run *r, const double *store, tk_lm_head *ref_head, tk
             r->ref_buf = v;
             r->ref_cap = pb->n_seq;
         }
-        for (int32_t s = 0; s < pb->n_seq; s++) r->ref_buf[s] = store[2 * pb->example[pb->group[s]] + (pb->value[s] == 0.0f)];
+        for (int32_t s = 0; s < pb->n_seq; s++) r->ref_buf[s] = store[2 * pb->example[pb->group[s]] + (s & 1)];
         x->ref_logp = r->ref_buf;
         return TK_OK;
     }
@@ -76,13 +107,13 @@ static tk_status precompute(tk_run *r, const tk_sft_data *d, const tk_rows *rows
         int32_t nb = (int32_t)(rows->n_rows - k < r->c.batch_size ? rows->n_rows - k : r->c.batch_size);
         tk_lm_head head;
         tk_obj_batch x;
-        if ((st = tk_pair_fill(&r->pb, d, rows, k, nb)) || (st = inputs(r, NULL, &head, &x))) break;
+        if ((st = fill(r, d, rows, k, nb)) || (st = inputs(r, NULL, &head, &x))) break;
         const tk_pair_buf *pb = &r->pb;
         double *s = pb->n_seq <= 2 * 64 ? sums : tk_malloc((size_t)pb->n_seq * sizeof *s);
         if (!s) { st = TK_ERR_NOMEM; break; }
         st = tk_seq_logp_forward(x.ref_h, x.ref_head, (int64_t)pb->bb.b.n_rows * pb->bb.b.n_cols, pb->bb.target, pb->seq, pb->n_seq, s,
                                  NULL, NULL, NULL);
-        for (int32_t q = 0; q < pb->n_seq && !st; q++) v[2 * pb->example[pb->group[q]] + (pb->value[q] == 0.0f)] = s[q];
+        for (int32_t q = 0; q < pb->n_seq && !st; q++) v[2 * pb->example[pb->group[q]] + (q & 1)] = s[q];
         if (s != sums) free(s);
     }
     if (st) { free(v); return st; }
@@ -111,7 +142,7 @@ tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_
         tk_lm_head head;
         tk_obj_batch x;
         tk_obj_result res;
-        tk_status st = tk_pair_fill(&r->pb, &r->train, &r->rows, r->st.row + k, nb);
+        tk_status st = fill(r, &r->train, &r->rows, r->st.row + k, nb);
         if (!st) st = inputs(r, r->ref_train, &head, &x);
         if (!st) st = tk_train_step_objective(r->tc, &r->pb.bb.b, &x, (float)(1.0 / (double)G), &res);
         if (st) return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
@@ -130,7 +161,7 @@ tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, dou
         tk_lm_head head;
         tk_obj_batch x;
         tk_obj_result res;
-        tk_status st = tk_pair_fill(&r->pb, &r->val, &r->vrows, k, nb);
+        tk_status st = fill(r, &r->val, &r->vrows, k, nb);
         if (!st) st = inputs(r, r->ref_val, &head, &x);
         if (!st) st = tk_train_eval_objective(r->tc, &r->pb.bb.b, &x, &res);
         if (st) return st;

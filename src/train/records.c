@@ -52,7 +52,8 @@ static bool sft_format(tk_data_format f) {
 }
 
 static bool allowed(tk_data_format f, tk_rec_kind kind) {
-    return kind == TK_REC_PREFERENCE ? f == TK_DATA_PREFERENCE : sft_format(f) || (kind == TK_REC_ANY && f == TK_DATA_PREFERENCE);
+    if (kind == TK_REC_KTO) return f == TK_DATA_KTO;
+    return kind == TK_REC_PREFERENCE ? f == TK_DATA_PREFERENCE : sft_format(f) || (kind == TK_REC_ANY && (f == TK_DATA_PREFERENCE || f == TK_DATA_KTO));
 }
 
 tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind, uint64_t *n_records, tk_rec_fn fn, void *ud) {
@@ -66,13 +67,17 @@ tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind
                            "prompt/completion, Alpaca or ShareGPT JSONL); `takumi data check %s` lists the problems", name, name);
     }
     if (kind == TK_REC_PREFERENCE && *fmt != TK_DATA_PREFERENCE)
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no chosen and rejected answers: preference objectives (dpo, orpo, simpo) "
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no chosen and rejected answers: preference objectives (dpo, orpo, simpo, reward) "
                        "train on preference pairs (TRL prompt/chosen/rejected, OpenAI input/preferred_output/non_preferred_output, "
                        "LLaMA-Factory conversations/chosen/rejected)", name, tk_data_format_name(*fmt));
+    if (kind == TK_REC_KTO && *fmt != TK_DATA_KTO)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no labelled completions: --objective kto trains on KTO data (TRL "
+                       "prompt/completion/label, LLaMA-Factory messages/label, the label true or false)", name, tk_data_format_name(*fmt));
     if (!allowed(*fmt, kind))
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data cannot be used for supervised fine-tuning (use chat, prompt/completion, "
                        "Alpaca, ShareGPT or text%s)", name, tk_data_format_name(*fmt),
-                       *fmt == TK_DATA_PREFERENCE ? "; train preference pairs with --objective dpo, orpo or simpo" : "");
+                       *fmt == TK_DATA_PREFERENCE ? "; train preference pairs with --objective dpo, orpo, simpo or reward"
+                       : *fmt == TK_DATA_KTO ? "; train labelled completions with --objective kto" : "");
     tk_reader *r;
     if ((st = src_open(s, &r))) return st;
     tk_data_container c = tk_reader_container(r);

@@ -7,7 +7,8 @@
  *   samples.c      prompts answered before/after training, RUN/samples.json
  *   adapter_out.c  RUN/adapter/ and RUN/adapter.gguf
  *   run_report.c   RUN/report.html's summary and data tables
- *   pref_run.c     preference objectives (dpo, orpo, simpo): options, reference log-probs, pair steps */
+ *   pref_run.c     preference objectives (dpo, orpo, simpo, kto, reward): options, reference log-probs, pair steps
+ *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout) */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
@@ -15,6 +16,8 @@
 #include "train/checkpoint.h"
 #include "train/pairs.h"
 #include "objective/dpo.h"
+#include "objective/kto.h"
+#include "objective/reward.h"
 #include "core/core.h"
 
 typedef struct tk_run {
@@ -30,9 +33,12 @@ typedef struct tk_run {
     tk_sft_data train, val;       /* SFT examples, or preference pairs (pairs.h) when pref */
     bool has_val;
     bool pref;                    /* a preference objective: data, steps and validation go through pref_run.c */
-    tk_dpo_params dp;             /* its parameters */
+    bool kto, reward;             /* which one, when not of the DPO family */
+    tk_dpo_params dp;             /* its parameters (dpo, orpo, simpo) */
+    tk_kto_params kp;             /* kto */
+    tk_reward_params rp;          /* reward */
     tk_pair_buf pb;               /* its micro-batches */
-    double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected) */
+    double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected; KTO: example, KL) */
     double *ref_buf; int32_t ref_cap;   /* a micro-batch's reference sums */
     const char *sample_path;      /* file the sample prompts come from */
     uint64_t *sample_lines; int32_t n_sample_lines;
@@ -100,7 +106,12 @@ tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_
 /* A validation pass over the pairs: loss_sum, norm, tokens and metric sums. */
 tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
 
+/* The objective's params struct for the training context (NULL: SFT). */
+const void *tk_run_objective_params(const tk_run *r);
+
 /* adapter_out.c, run_report.c */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);
+/* reward_out.c: after tk_run_write_adapter, a reward model's head into RUN/adapter/ (PEFT's SEQ_CLS layout). */
+tk_status tk_run_write_reward_head(tk_run *r);
 tk_status tk_run_write_report(tk_run *r);
 #endif

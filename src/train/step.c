@@ -263,6 +263,8 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     }
     if (!st && tc->train_base) st = setup_full(tc);
     if (!st) st = tk_objective_new(p.objective ? p.objective : &tk_objective_sft, p.objective_params, &tc->obj);
+    /* the objective's own parameters (a reward model's score head): PEFT keys beside an adapter, HF names otherwise */
+    if (!st) st = tk_objective_add_params(tc->obj, c->dim, p.lora.seed, tc->adapter ? "base_model.model." : "", &tc->ps);
     if (st) { tk_train_ctx_free(tc); return st; }
     *out = tc;
     return TK_OK;

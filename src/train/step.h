@@ -45,7 +45,9 @@ typedef struct tk_train_params {
                                       trains too); created with peft_cfg (the kind's config struct) */
     const void *peft_cfg;
     const tk_objective_ops *objective; /* the loss on the final hidden states (NULL = SFT, tk_objective_sft) */
-    const void *objective_params;      /* its params struct (NULL = its defaults) */
+    const void *objective_params;      /* its params struct (NULL = its defaults); an objective with parameters of
+                                          its own (reward: the score head) adds them to the param set, seeded
+                                          from lora.seed (objective.h: add_params) */
     int32_t freeze_layers;    /* layers [0, N) get no gradients; 0 = none */
     int32_t max_rows;         /* largest batch (rows) a step will see (default 1) */
     int32_t max_cols;         /* largest row length (tokens) (default 512) */

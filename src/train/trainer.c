@@ -105,7 +105,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tp.recompute = c->recompute;
     if (r->pref) {
         tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
-        tp.objective_params = &r->dp;
+        tp.objective_params = tk_run_objective_params(r);
     }
     if ((st = tk_train_ctx_new(r->m, &tp, &r->tc))) goto done;
     r->ps = tk_train_param_set(r->tc);
@@ -164,6 +164,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if ((st = tk_ckpt_latest(c->out, &last_ck))) goto done;
     st = tk_run_write_adapter(r, last_ck);
     free(last_ck);
+    if (!st && r->reward) st = tk_run_write_reward_head(r);
     if (st) goto done;
     if (r->n_prompts) tk_run_emitf(r, TK_EV_INFO, "samples", false, "answering the validation prompts after training");
     if ((st = tk_run_answer_all(r, &r->after)) || (st = tk_run_write_samples(r)) || (st = tk_run_write_report(r))) goto done;

@@ -26,12 +26,14 @@ typedef struct tk_trainer_config {
     char *model, *tokenizer, *data, *val, *out, *template_name;
     tk_data_format format;
     tk_train_method method;
-    int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo (the "objective" option's value names) */
+    int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward (the "objective" option's value names) */
     char *loss;               /* dpo loss type (NULL: auto = sigmoid) */
     double beta;              /* 0 = auto (0.1) */
     double label_smoothing;   /* < 0 = auto (0) */
     double simpo_gamma;       /* < 0 = auto (0.5) */
-    bool precompute_ref;      /* dpo: reference log-probabilities computed once before training */
+    bool precompute_ref;      /* dpo, kto: reference log-probabilities computed once before training */
+    double desirable_weight, undesirable_weight;   /* kto: < 0 = auto (1) */
+    double center_rewards;    /* reward: TRL's center_rewards_coefficient; < 0 = auto (none) */
     int32_t lora_r;
     double lora_alpha, lora_dropout;
     bool rslora;
