@@ -672,7 +672,7 @@ static void validate_kto(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     const cJSON *l = get(rec, "label");
     if (!l || cJSON_IsNull(l)) tk_rf_add(fs, TK_DATA_ERROR, "missing_label", "no \"label\" (true: a desirable completion, false: an undesirable one)");
     else if (!cJSON_IsBool(l))
-        tk_rf_add(fs, TK_DATA_ERROR, "invalid_label", "\"label\" is %s, expected true (desirable) or false (undesirable)", type_name(l));
+        tk_rf_add(fs, TK_DATA_ERROR, "invalid_label", "\"label\" is %s, expected true (desirable) or false (undesirable)", tk_json_type_name(l));
     if (get(rec, "messages")) validate_chat(rec, ex, fs);
     else validate_pc(rec, ex, fs);
     if (fs->n_errors) return;

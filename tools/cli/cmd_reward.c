@@ -40,9 +40,9 @@ int cmd_reward(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "adapter", &o.adapter, &err)) {}
         else if (cli_opt(argc, argv, &i, "data", &o.data, &err)) {}
         else if (cli_opt(argc, argv, &i, "template", &o.template_name, &err)) {}
-        else if (cli_opt(argc, argv, &i, "max-seq-len", &v, &err)) { if (v) o.max_seq = (int32_t)cli_parse_long("max-seq-len", v, &err); }
+        else if (cli_opt(argc, argv, &i, "max-seq-len", &v, &err)) { if (v) o.max_seq = (int32_t)cli_parse_long("max-seq-len", v, 2, 1L << 24, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) {
-            if (v) { long t = cli_parse_long("threads", v, &err); if (!err && t > 0) tk_set_threads((int)t); }
+            if (v) cli_parse_threads(v, &err);
         }
         else if (cli_flag(argv, i, "quiet")) c.quiet = true;
         else if (cli_flag(argv, i, "ids")) c.ids = true;
