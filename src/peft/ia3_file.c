@@ -188,14 +188,13 @@ tk_status tk_ia3_save_peft(tk_ia3 *a, const tk_model *m, const char *dir, const 
     float *tmp = NULL;
     cJSON *root = NULL;
     char *text = NULL;
-    int32_t lo = -1, hi = -1;
+    bool any = false;
     if (!w || !st_path || !cfg_path) { st = TK_ERR_NOMEM; goto done; }
     for (int32_t i = 0; i < mc->n_layers && !st; i++)
         for (int k = 0; k < TK_LIN_COUNT && !st; k++) {
             tk_param *p = tk_ia3_vector(a, i, (tk_linear_id)k);
             if (!p) continue;
-            if (lo < 0) lo = i;
-            hi = i;
+            any = true;
             free(tmp);
             if (!(tmp = tk_malloc((size_t)p->n * sizeof(float)))) { st = TK_ERR_NOMEM; break; }
             bool rows = !((cfg->feedforward >> k) & 1u);
@@ -206,7 +205,7 @@ tk_status tk_ia3_save_peft(tk_ia3 *a, const tk_model *m, const char *dir, const 
             st = tk_st_add(w, name, TK_F32, 2, p->ne, tmp);
         }
     if (st) goto done;
-    if (lo < 0) { st = tk_fail(TK_ERR_ARG, "adapter: the IA3 set has no modules"); goto done; }
+    if (!any) { st = tk_fail(TK_ERR_ARG, "adapter: the IA3 set has no modules"); goto done; }
     if ((st = tk_st_set_metadata(w, "format", "pt")) || (st = tk_st_write(w, st_path))) goto done;
     if (!(root = cJSON_CreateObject())) { st = TK_ERR_NOMEM; goto done; }
     const char *bm = base_model ? base_model : tk_model_path(m);
@@ -215,15 +214,9 @@ tk_status tk_ia3_save_peft(tk_ia3 *a, const tk_model *m, const char *dir, const 
     cJSON_AddBoolToObject(root, "fan_in_fan_out", false);
     cJSON_AddItemToObject(root, "feedforward_modules", module_list(m, cfg->feedforward));
     cJSON_AddBoolToObject(root, "inference_mode", true);
+    /* IA3Config has no layers_to_transform (PEFT 0.21): with --freeze-layers the lower layers get
+     * vectors of ones from PEFT's init, which is what their absence from the file means here */
     cJSON_AddBoolToObject(root, "init_ia3_weights", true);
-    cJSON_AddNullToObject(root, "layers_pattern");
-    if (lo > 0 || hi < mc->n_layers - 1) {
-        cJSON *lt = cJSON_CreateArray();
-        for (int32_t i = lo; lt && i <= hi; i++) cJSON_AddItemToArray(lt, cJSON_CreateNumber(i));
-        cJSON_AddItemToObject(root, "layers_to_transform", lt);
-    } else {
-        cJSON_AddNullToObject(root, "layers_to_transform");
-    }
     cJSON_AddNullToObject(root, "modules_to_save");
     cJSON_AddStringToObject(root, "peft_type", "IA3");
     cJSON_AddNullToObject(root, "revision");
