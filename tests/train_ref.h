@@ -5,7 +5,7 @@
 #include "test.h"
 #include "train/step.h"
 
-static inline int g_verbose = 0;
+static int g_verbose = 0;
 
 
 static inline double meta_num(const tk_safetensors *st, const char *key) {
