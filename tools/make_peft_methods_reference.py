@@ -24,23 +24,13 @@ import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_train_reference import CLIP, LR, N_STEPS, SHARED, TARGETS, WD, batch_tensors, loss_fn  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "train")
-SHARED = os.environ.get("TAKUMI_SHARED", os.path.join(ROOT, "..", "shared"))
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-N_STEPS = 10
-LR, WD, CLIP = 1e-3, 0.1, 1.0
-
-
-def loss_fn(model, ids, target, weight):
-    logits = model(input_ids=ids).logits.float()
-    V = logits.shape[-1]
-    ce = F.cross_entropy(logits.reshape(-1, V), target.reshape(-1).clamp(min=0), reduction="none")
-    w = weight.reshape(-1) * (target.reshape(-1) >= 0).float()
-    return (ce * w).sum() / w.sum(), logits
 
 
 def takumi_name(n):
@@ -74,10 +64,7 @@ def main():
     folder = os.path.join(SHARED, "models", "stories260K", "hf")
     greedy = json.loads(open(os.path.join(folder, "greedy_64_from_bos.txt")).readline())
     seq = [1] + greedy[:31]
-    ids = torch.tensor([seq[:16], seq[16:32]], dtype=torch.long)
-    target = torch.full(ids.shape, -1, dtype=torch.long)
-    target[:, :-1] = ids[:, 1:]
-    weight = torch.tensor([[0.0] * 4 + [1.0] * 12, [1.0] * 7 + [0.5] + [1.0] * 8], dtype=torch.float32)
+    ids, target, weight = batch_tensors([seq[:16], seq[16:32]], [[0.0] * 4 + [1.0] * 12, [1.0] * 7 + [0.5] + [1.0] * 8])
     tensors = {"ids": ids.to(torch.int32), "target": target.to(torch.int32), "weight": weight}
     meta = {"source": "transformers %s, peft %s, torch %s, float32, eager attention" % (
         __import__("transformers").__version__, __import__("peft").__version__, torch.__version__),

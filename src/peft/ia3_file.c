@@ -187,7 +187,6 @@ tk_status tk_ia3_save_peft(tk_ia3 *a, const tk_model *m, const char *dir, const 
     char *st_path = tk_path_join(dir, "adapter_model.safetensors"), *cfg_path = tk_path_join(dir, "adapter_config.json");
     float *tmp = NULL;
     cJSON *root = NULL;
-    char *text = NULL;
     bool any = false;
     if (!w || !st_path || !cfg_path) { st = TK_ERR_NOMEM; goto done; }
     for (int32_t i = 0; i < mc->n_layers && !st; i++)
@@ -222,12 +221,8 @@ tk_status tk_ia3_save_peft(tk_ia3 *a, const tk_model *m, const char *dir, const 
     cJSON_AddNullToObject(root, "revision");
     cJSON_AddItemToObject(root, "target_modules", module_list(m, cfg->targets));
     cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
-    if (!(text = cJSON_Print(root))) { st = tk_fail(TK_ERR_NOMEM, "adapter: JSON"); goto done; }
-    tk_buf b = {0};
-    if (!(st = tk_buf_printf(&b, "%s\n", text))) st = tk_write_file_atomic(cfg_path, b.data, b.len);
-    tk_buf_free(&b);
+    st = tk_peft_write_json(cfg_path, root);
 done:
-    free(text);
     cJSON_Delete(root);
     free(tmp);
     free(st_path);

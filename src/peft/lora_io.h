@@ -47,6 +47,8 @@ typedef struct tk_lora_peft_extra {
     tk_status (*add)(void *ud, tk_st_writer *w, const char *prefix, int32_t layer, tk_linear_id which);
     void *ud;
 } tk_lora_peft_extra;
+/* Writes adapter_config.json: root as indented JSON and a newline, atomically. */
+tk_status tk_peft_write_json(const char *path, const struct cJSON *root);
 /* tk_adapter_save_peft with ex's additions (ex NULL: plain LoRA). */
 tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model, const tk_lora_peft_extra *ex);
 

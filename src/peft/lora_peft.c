@@ -20,6 +20,17 @@ static double tidy(float f) {
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
+tk_status tk_peft_write_json(const char *path, const cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) return tk_fail(TK_ERR_NOMEM, "adapter: JSON");
+    tk_buf b = {0};
+    tk_status st = tk_buf_printf(&b, "%s\n", text);
+    if (!st) st = tk_write_file_atomic(path, b.data, b.len);
+    tk_buf_free(&b);
+    free(text);
+    return st;
+}
+
 tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model) {
     return tk_lora_write_peft(l, m, dir, base_model, NULL);
 }
@@ -36,7 +47,6 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
     char *st_path = tk_path_join(dir, "adapter_model.safetensors"), *cfg_path = tk_path_join(dir, "adapter_config.json");
     float *tmp = NULL;
     cJSON *root = NULL;
-    char *text = NULL;
     if (!w || !st_path || !cfg_path) { st = TK_ERR_NOMEM; goto done; }
     int32_t lo = -1, hi = -1;
     for (int32_t i = 0; i < mc->n_layers && !st; i++)
@@ -100,12 +110,8 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
     cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
     cJSON_AddBoolToObject(root, "use_dora", ex && ex->use_dora);
     cJSON_AddBoolToObject(root, "use_rslora", cfg->rslora);
-    if (!(text = cJSON_Print(root))) { st = tk_fail(TK_ERR_NOMEM, "adapter: JSON"); goto done; }
-    tk_buf b = {0};
-    if (!(st = tk_buf_printf(&b, "%s\n", text))) st = tk_write_file_atomic(cfg_path, b.data, b.len);
-    tk_buf_free(&b);
+    st = tk_peft_write_json(cfg_path, root);
 done:
-    free(text);
     cJSON_Delete(root);
     free(tmp);
     free(st_path);
