@@ -38,7 +38,8 @@ llama.cpp on Gemma 3. Its CPU GELU rounds the input to fp16 and reads an fp16 ta
 differ from takumi's and HF's by ~3e-2 (HF vs takumi: ~3e-4); there the check is diff <= 3 x that
 floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--out FILE]
+Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--stories-only] [--out FILE]
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA and IA3 cases)
 """
 import argparse
 import datetime
@@ -178,6 +179,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
+    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
     args = ap.parse_args()
     import peft
@@ -215,7 +217,9 @@ def main():
                               (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), None, ids))
         else:
             say("stories260K: not found under ../shared (skipped)")
-        if os.path.exists(SMOL):
+        if args.stories_only:
+            say("SmolLM2, Gemma 3: --stories-only (skipped)")
+        elif os.path.exists(SMOL):
             ids = [int(t) for t in sh([os.path.join(ROOT, "build", "takumi"), "tokenize", "--model", SMOL, "--parse-special",
                                        "--no-special",
                                        "<|im_start|>system\nYou are Rin, the customer support assistant of Hanamori Cycle. "
@@ -234,7 +238,7 @@ def main():
                               f32, SMOL, os.path.join(args.run, "adapter"), os.path.join(args.run, "adapter.gguf"), ids))
         else:
             say("SmolLM2: models/SmolLM2-135M-Instruct.Q4_1.gguf not found (skipped)")
-        gemma_runs = os.path.exists(GEMMA3) and subprocess.run(
+        gemma_runs = not args.stories_only and os.path.exists(GEMMA3) and subprocess.run(
             [os.path.join(ROOT, "build", "takumi"), "inspect", GEMMA3], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL).returncode == 0
         if os.path.exists(GEMMA3) and not gemma_runs:
@@ -257,7 +261,7 @@ def main():
                 cases.append((f"Gemma-3-270M Q4_K_M, trained adapter ({run_desc(args.run_gemma)})", GEMMA3, (gd, gf),
                               f32, GEMMA3, os.path.join(args.run_gemma, "adapter"),
                               os.path.join(args.run_gemma, "adapter.gguf"), ids))
-        else:
+        elif not args.stories_only:
             say("Gemma 3: models/gemma-3-270m-q4_k_m.gguf not found (skipped; scripts/fetch-gemma.sh)")
 
         for name, model, (hf_dir, hf_file), ll_model, ll_native, peft_dir, gguf_ad, ids in cases:
