@@ -241,7 +241,9 @@ def main():
         gemma_runs = not args.stories_only and os.path.exists(GEMMA3) and subprocess.run(
             [os.path.join(ROOT, "build", "takumi"), "inspect", GEMMA3], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL).returncode == 0
-        if os.path.exists(GEMMA3) and not gemma_runs:
+        if args.stories_only:
+            pass
+        elif os.path.exists(GEMMA3) and not gemma_runs:
             say("Gemma 3: this takumi build does not load models/gemma-3-270m-q4_k_m.gguf (skipped)")
         elif gemma_runs:
             ids = [int(t) for t in sh([os.path.join(ROOT, "build", "takumi"), "tokenize", "--model", GEMMA3, "--parse-special",
