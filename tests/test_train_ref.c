@@ -6,6 +6,7 @@
  * relative error (max |a - b| / max |b|) of every tensor. */
 #include "test.h"
 #include "train/step.h"
+#include "train_ref.h"
 #include "model/hfconfig.h"
 #include "model/llama.h"
 #include <stdint.h>
@@ -22,147 +23,10 @@
 #define UNDER_ASAN 0
 #endif
 
-static int g_verbose = 0;
-
 static double tk_time_s_test(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double meta_num(const tk_safetensors *st, const char *key) {
-    const char *s = tk_st_metadata(st, key);
-    CHECK(s != NULL, "fixture metadata %s", key);
-    return s ? strtod(s, NULL) : NAN;
-}
-
-/* Parses the JSON list of numbers in metadata key into out[max]; returns the count. */
-static int meta_list(const tk_safetensors *st, const char *key, double *out, int max) {
-    const char *s = tk_st_metadata(st, key);
-    CHECK(s != NULL, "fixture metadata %s", key);
-    if (!s) return 0;
-    int n = 0;
-    while (*s && n < max) {
-        while (*s && (*s == '[' || *s == ',' || *s == ' ')) s++;
-        if (!*s || *s == ']') break;
-        char *end;
-        out[n++] = strtod(s, &end);
-        if (end == s) break;
-        s = end;
-    }
-    return n;
-}
-
-static const float *fx_f32(const tk_safetensors *st, const char *name, int64_t n) {
-    const tk_tensor_ref *t = tk_st_find(st, name);
-    CHECK(t != NULL, "fixture tensor %s", name);
-    if (!t) return NULL;
-    CHECK(t->dtype == TK_F32 && tk_tensor_nelems(t) == n, "fixture tensor %s: %lld elements, expected %lld", name,
-          (long long)tk_tensor_nelems(t), (long long)n);
-    return t->dtype == TK_F32 && tk_tensor_nelems(t) == n ? t->data : NULL;
-}
-
-/* max |a - b| / max |b| over n elements (strided rows: a row r of b is a row r*stride of a). */
-static double rel_err(const float *a, const float *b, int64_t rows, int64_t cols, int64_t stride) {
-    double md = 0, mb = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) {
-            double x = a[r * stride * cols + c], y = b[r * cols + c];
-            md = fmax(md, fabs(x - y));
-            mb = fmax(mb, fabs(y));
-        }
-    return md / (mb > 0 ? mb : 1);
-}
-
-/* The fixture batch. */
-typedef struct ref_batch {
-    int32_t B, T;
-    const int32_t *ids, *target;
-    const float *weight;
-    double wsum;
-    tk_batch b;
-} ref_batch;
-
-static bool load_batch(const tk_safetensors *st, ref_batch *rb) {
-    const tk_tensor_ref *ids = tk_st_find(st, "ids"), *tg = tk_st_find(st, "target"), *w = tk_st_find(st, "weight");
-    CHECK(ids && tg && w, "fixture batch tensors");
-    if (!ids || !tg || !w || ids->dtype != TK_I32 || tg->dtype != TK_I32 || w->dtype != TK_F32) return false;
-    memset(rb, 0, sizeof *rb);
-    rb->T = (int32_t)ids->ne[0];
-    rb->B = (int32_t)ids->ne[1];
-    rb->ids = ids->data;
-    rb->target = tg->data;
-    rb->weight = w->data;
-    for (int64_t t = 0; t < (int64_t)rb->B * rb->T; t++)
-        if (rb->target[t] >= 0) rb->wsum += rb->weight[t];
-    rb->b.n_rows = rb->B;
-    rb->b.n_cols = rb->T;
-    rb->b.ids = rb->ids;
-    return rb->wsum > 0;
-}
-
-/* Logits of the first `cols` vocabulary entries of every token vs the fixture's. */
-/* (with the training context's LoRA adapter applied to the forward) */
-static void check_logits(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, int64_t cols, double tol, const char *what) {
-    tk_model *m = tk_train_model(tc);
-    int64_t T = (int64_t)rb->B * rb->T, V = tk_model_get_config(m)->n_vocab;
-    const float *ref = fx_f32(st, "logits", T * cols);
-    tk_forward *f = NULL;
-    CHECK_OK(tk_forward_new(m, rb->B, rb->T, 0, &f));
-    tk_adapter_use u = {tk_train_lora(tc) ? tk_lora_peft(tk_train_lora(tc)) : NULL, 1.0f};
-    if (f && u.peft) CHECK_OK(tk_forward_set_adapters(f, &u, 1));
-    float *lg = malloc((size_t)(T * V) * sizeof(float));
-    if (f && ref && lg && tk_forward_run(f, &rb->b, NULL, T, lg) == TK_OK) {
-        double md = 0, mb = 0;
-        for (int64_t t = 0; t < T; t++)
-            for (int64_t j = 0; j < cols; j++) {
-                md = fmax(md, fabs(lg[t * V + j] - ref[t * cols + j]));
-                mb = fmax(mb, fabs(ref[t * cols + j]));
-            }
-        printf("  %s logits: max abs diff %.3e (max |logit| %.3f)\n", what, md, mb);
-        CHECK(md <= tol * mb, "%s logits differ: %.3e > %.1e x %.3f", what, md, tol, mb);
-    }
-    free(lg);
-    tk_forward_free(f);
-}
-
-/* One fwd_bwd at grad_scale 1/wsum; returns the mean loss. */
-static double mean_loss_grads(tk_train_ctx *tc, ref_batch *rb) {
-    tk_params_zero_grad(tk_train_param_set(tc));
-    double ls = 0, ws = 0;
-    CHECK_OK(tk_train_step_fwd_bwd(tc, &rb->b, rb->target, rb->weight, (float)(1.0 / rb->wsum), &ls, &ws));
-    CHECK_NEAR(ws, rb->wsum, 1e-9);
-    return ls / ws;
-}
-
-/* n AdamW steps on the same batch (as the reference): losses[0..n] (the last after the final update). */
-static void run_steps(tk_train_ctx *tc, ref_batch *rb, const tk_safetensors *st, int n, double *losses) {
-    tk_adamw o = tk_adamw_default();
-    o.lr = (float)meta_num(st, "lr");
-    o.weight_decay = (float)meta_num(st, "weight_decay");
-    o.clip = (float)meta_num(st, "clip");
-    o.sched = TK_SCHED_CONSTANT;
-    o.warmup = 0;
-    tk_param_set *ps = tk_train_param_set(tc);
-    for (int s = 0; s < n; s++) {
-        losses[s] = mean_loss_grads(tc, rb);
-        tk_adamw_step(&o, ps, s, NULL);
-    }
-    tk_eval_sums es = {0};
-    CHECK_OK(tk_train_eval(tc, &rb->b, rb->target, rb->weight, &es));
-    losses[n] = es.loss_sum / es.weight_sum;
-}
-
-static void check_curve(const double *got, const double *ref, int n, double tol, const char *what) {
-    double worst = 0;
-    for (int i = 0; i < n; i++) {
-        double e = fabs(got[i] - ref[i]) / fmax(fabs(ref[i]), 1e-3);
-        if (e > worst) worst = e;
-        if (g_verbose) printf("    step %2d: takumi %.7f torch %.7f\n", i, got[i], ref[i]);
-    }
-    printf("  %s loss curve over %d steps: %.5f -> %.5f (torch %.5f -> %.5f), max rel diff %.2e\n", what, n - 1, got[0], got[n - 1],
-           ref[0], ref[n - 1], worst);
-    CHECK(worst <= tol, "%s loss curve differs from PyTorch (max rel %.3e > %.1e)", what, worst, tol);
 }
 
 static void stories(void) {

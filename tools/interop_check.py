@@ -26,7 +26,8 @@ of the file, and the Q4_K_M file itself reported.
 Adapters: a random one (tools/interop/takumi_logits --random-adapter: PEFT's A init, B ~ N(0,
 0.05^2), r 8, all seven linears) for each model, and a trained one (RUN/adapter and
 RUN/adapter.gguf of `takumi train`) for SmolLM2 (--run RUN) and Gemma 3 (--run-gemma RUN)
-when given.
+when given. DoRA and IA3 (PEFT layout only: llama.cpp applies LoRA adapters only): adapters that
+`takumi train --method dora|ia3` trains on stories260K, loaded by PeftModel.from_pretrained.
 
 Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
 every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative). The
@@ -37,7 +38,8 @@ llama.cpp on Gemma 3. Its CPU GELU rounds the input to fp16 and reads an fp16 ta
 differ from takumi's and HF's by ~3e-2 (HF vs takumi: ~3e-4); there the check is diff <= 3 x that
 floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--out FILE]
+Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--stories-only] [--out FILE]
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA and IA3 cases)
 """
 import argparse
 import datetime
@@ -99,6 +101,32 @@ def run_logits(tool, model, adapter, ids, tmp, tag):
     return logits_bin(out, len(ids))
 
 
+def peft_param(key):
+    """The PEFT parameter a file key loads into (adapter "default"): lora_A/B ".weight", DoRA's
+    "lora_magnitude_vector" (a module whose parameter is weight), IA3's "ia3_l" (a ParameterDict)."""
+    if key.endswith("lora_magnitude_vector"):
+        return key + ".default.weight"
+    if key.endswith(".weight"):
+        return key[: -len(".weight")] + ".default.weight"
+    return key + ".default"
+
+
+def train_stories(method, tmp):
+    """RUN folder of `takumi train --method METHOD` on stories260K (24 short records, 3 epochs)."""
+    d = os.path.join(tmp, "stories_data.jsonl")
+    if not os.path.exists(d):
+        names, things = ["Lily", "Tom", "Sue", "Ben"], ["ball", "cat", "dog", "tree", "cake"]
+        with open(d, "w", encoding="utf-8") as f:
+            for i in range(24):
+                n, t = names[i % 4], things[(i * 3) % 5]
+                f.write('{"prompt": "Tell me about %s and the %s.", "completion": "%s had a %s. %s was happy."}\n' % (n, t, n, t, n))
+    run = os.path.join(tmp, "run_" + method)
+    sh([os.path.join(ROOT, "build", "takumi"), "train", "--model", STORIES_HF, "--tokenizer",
+        os.path.join(SHARED, "models", "stories260K", "llama2c", "tok512.bin"), "--data", d, "--method", method,
+        "--max-seq-len", "160", "--threads", "1", "--seed", "3", "--epochs", "3", "--lr", "1e-2", "--samples", "0", "--out", run])
+    return run
+
+
 def hf_logits(base_dir, gguf_file, adapter, ids):
     import torch
     from transformers import AutoModelForCausalLM
@@ -120,7 +148,7 @@ def hf_logits(base_dir, gguf_file, adapter, ids):
     sd = load_file(os.path.join(adapter, "adapter_model.safetensors"))
     params = dict(pm.named_parameters())
     for k, v in sd.items():
-        name = k.replace(".weight", ".default.weight")
+        name = peft_param(k)
         if name not in params:
             sys.exit(f"interop_check: PEFT did not create {name} for {k}")
         if not np.array_equal(params[name].detach().numpy(), v):
@@ -151,6 +179,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
+    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
     args = ap.parse_args()
     import peft
@@ -182,9 +211,15 @@ def main():
             ids = [1, 403, 407, 261, 378, 261, 504, 282, 301, 289, 419, 270, 333, 262, 291, 406]
             cases.append(("stories260K, random adapter", STORIES_GGUF, (STORIES_HF, None), STORIES_GGUF, None,
                           os.path.join(d, "adapter"), os.path.join(d, "adapter.gguf"), ids))
+            for method in ("dora", "ia3"):   # methods without a GGUF layout: HF PEFT only
+                run = train_stories(method, tmp)
+                cases.append((f"stories260K, {method} adapter trained by `takumi train --method {method}`", STORIES_GGUF,
+                              (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), None, ids))
         else:
             say("stories260K: not found under ../shared (skipped)")
-        if os.path.exists(SMOL):
+        if args.stories_only:
+            say("SmolLM2, Gemma 3: --stories-only (skipped)")
+        elif os.path.exists(SMOL):
             ids = [int(t) for t in sh([os.path.join(ROOT, "build", "takumi"), "tokenize", "--model", SMOL, "--parse-special",
                                        "--no-special",
                                        "<|im_start|>system\nYou are Rin, the customer support assistant of Hanamori Cycle. "
@@ -203,10 +238,12 @@ def main():
                               f32, SMOL, os.path.join(args.run, "adapter"), os.path.join(args.run, "adapter.gguf"), ids))
         else:
             say("SmolLM2: models/SmolLM2-135M-Instruct.Q4_1.gguf not found (skipped)")
-        gemma_runs = os.path.exists(GEMMA3) and subprocess.run(
+        gemma_runs = not args.stories_only and os.path.exists(GEMMA3) and subprocess.run(
             [os.path.join(ROOT, "build", "takumi"), "inspect", GEMMA3], stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL).returncode == 0
-        if os.path.exists(GEMMA3) and not gemma_runs:
+        if args.stories_only:
+            pass
+        elif os.path.exists(GEMMA3) and not gemma_runs:
             say("Gemma 3: this takumi build does not load models/gemma-3-270m-q4_k_m.gguf (skipped)")
         elif gemma_runs:
             ids = [int(t) for t in sh([os.path.join(ROOT, "build", "takumi"), "tokenize", "--model", GEMMA3, "--parse-special",
@@ -226,21 +263,24 @@ def main():
                 cases.append((f"Gemma-3-270M Q4_K_M, trained adapter ({run_desc(args.run_gemma)})", GEMMA3, (gd, gf),
                               f32, GEMMA3, os.path.join(args.run_gemma, "adapter"),
                               os.path.join(args.run_gemma, "adapter.gguf"), ids))
-        else:
+        elif not args.stories_only:
             say("Gemma 3: models/gemma-3-270m-q4_k_m.gguf not found (skipped; scripts/fetch-gemma.sh)")
 
         for name, model, (hf_dir, hf_file), ll_model, ll_native, peft_dir, gguf_ad, ids in cases:
             say(f"== {name}: {len(ids)} tokens")
             tb = run_logits(tk, model, None, ids, tmp, "tb")
             tp = run_logits(tk, model, peft_dir, ids, tmp, "tp")
-            tg = run_logits(tk, model, gguf_ad, ids, tmp, "tg")
             moved = float(np.abs(tp - tb).max())
-            d_pg, _ = cmp(tp, tg)
             tol = TOL
-            say(f"   takumi: PEFT folder vs GGUF adapter: diff {d_pg:.2e}; the adapter moves the logits by {moved:.2f} "
-                f"(max |logit| {np.abs(tp).max():.1f})")
-            if d_pg > tol:
-                failures.append(f"{name}: takumi PEFT vs GGUF adapter {d_pg:.2e}")
+            if gguf_ad:
+                tg = run_logits(tk, model, gguf_ad, ids, tmp, "tg")
+                d_pg, _ = cmp(tp, tg)
+                say(f"   takumi: PEFT folder vs GGUF adapter: diff {d_pg:.2e}; the adapter moves the logits by {moved:.2f} "
+                    f"(max |logit| {np.abs(tp).max():.1f})")
+                if d_pg > tol:
+                    failures.append(f"{name}: takumi PEFT vs GGUF adapter {d_pg:.2e}")
+            else:
+                say(f"   takumi: the adapter moves the logits by {moved:.2f} (max |logit| {np.abs(tp).max():.1f})")
             hb, hp = hf_logits(hf_dir, hf_file, peft_dir, ids)
             floor, _ = cmp(tb, hb)
             d, top1 = cmp(tp, hp)
@@ -249,7 +289,9 @@ def main():
                 f"{'PASS' if ok else 'FAIL'}")
             if not ok:
                 failures.append(f"{name}: PEFT diff {d:.2e}")
-            if ll:
+            if not gguf_ad:
+                say("   llama.cpp: no GGUF adapter (llama.cpp applies LoRA adapters only)")
+            elif ll:
                 lb = run_logits(ll, ll_model, None, ids, tmp, "lb")
                 la = run_logits(ll, ll_model, gguf_ad, ids, tmp, "la")
                 floor, _ = cmp(tb, lb)

@@ -33,7 +33,7 @@ tk_status tk_adapter_save(tk_adapter_handle *h, const tk_model *m, const char *o
     if (!p || !m || !out || !*out) return tk_fail(TK_ERR_ARG, "adapter save: NULL adapter, model or output");
     const tk_peft_method *md = p->method;
     if (tk_ends_with(out, ".gguf")) {
-        if (!md->save_gguf) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no GGUF layout", out, md->name);
+        if (!md->save_gguf) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no GGUF layout (llama.cpp applies LoRA adapters only; write the PEFT folder, or merge with `takumi export --merge`)", out, md->name);
         return md->save_gguf(p->state, m, out);
     }
     if (!md->save_peft) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no PEFT layout", out, md->name);

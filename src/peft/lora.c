@@ -340,6 +340,27 @@ tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which,
     return TK_OK;
 }
 
+const float *tk_lora_dropped_input(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, int64_t n) {
+    lora_mod *md = find_mod(l, layer, which);
+    if (!md || n > l->cap_T) return x;
+    return dropped(l, layer, which, x, n, md->K);
+}
+
+void tk_lora_dropout_add(tk_lora *l, int32_t layer, tk_linear_id which, float *dx, const float *g, int64_t n) {
+    lora_mod *md = find_mod(l, layer, which);
+    if (!md) return;
+    int64_t K = md->K;
+    if (!l->training || !l->p16 || n > l->cap_T) {
+        for (int64_t i = 0; i < n * K; i++) dx[i] += g[i];
+        return;
+    }
+    const uint64_t *mk = mask_of(l, layer, which);
+    int64_t nw = l->mask_words;
+    float s = 65536.0f / (float)(65536u - l->p16);
+    #pragma omp parallel for schedule(static) if (n * K > 65536)
+    for (int64_t t = 0; t < n; t++) mask_row(dx + t * K, g + t * K, mk + t * nw, K, s, true);
+}
+
 size_t tk_lora_state_bytes(const tk_lora *l) {
     size_t n = sizeof *l + (size_t)l->L * TK_LIN_COUNT * sizeof *l->mods;
     if (l->cap_T) {

@@ -61,6 +61,13 @@ void tk_lora_set_training(tk_lora *l, bool on, uint64_t counter);
 tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, const float *dy,
                                   float *dx, int64_t n);
 
+/* For methods built on LoRA's direction (DoRA): after a training forward of (layer, which), the
+ * input as the adapter saw it (x with that forward's dropout mask applied, in an adapter buffer
+ * valid until the next forward or backward call; x itself without dropout or outside training),
+ * and dx[n x in] += the dropout's backward of g[n x in] (mask / (1 - p), or g itself). */
+const float *tk_lora_dropped_input(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, int64_t n);
+void tk_lora_dropout_add(tk_lora *l, int32_t layer, tk_linear_id which, float *dx, const float *g, int64_t n);
+
 /* Bytes the adapter holds besides its parameters (module table; training buffers once a training
  * forward ran). Inference adds nothing: its per-call memory is the workspace's scratch. */
 size_t tk_lora_state_bytes(const tk_lora *l);

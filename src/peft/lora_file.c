@@ -143,7 +143,7 @@ void tk_lora_describe_file(const void *file, tk_adapter_info *i) {
 /* ---- attaching ---------------------------------------------------------------------------- */
 
 /* Copies the file's modules into l's zeroed parameters, checked against m's weights. */
-static tk_status fill(const tk_lora_file *a, const char *name, tk_model *m, tk_lora *l) {
+tk_status tk_lora_file_fill(const tk_lora_file *a, const char *name, tk_model *m, tk_lora *l) {
     const tk_model_config *mc = tk_model_get_config(m);
     bool perm = tk_lora_qk_permuted(l);
     /* start from zero everywhere: modules the file lacks then add nothing */
@@ -158,7 +158,10 @@ static tk_status fill(const tk_lora_file *a, const char *name, tk_model *m, tk_l
         const tk_lora_file_module *md = &a->mods[j];
         tk_param *A, *B;
         const tk_tensor_ref *wt = tk_model_linear(m, md->layer, md->which);
-        if (!tk_lora_module(l, md->layer, md->which, &A, &B) || !wt) return tk_fail(TK_ERR_INTERNAL, "adapter: module missing");
+        if (!wt || !wt->data)
+            return tk_fail(TK_ERR_ARG, "%s: layer %d %s: the model has no such linear (its family fuses it into another weight)", name,
+                           md->layer, tk_linear_name(md->which));
+        if (!tk_lora_module(l, md->layer, md->which, &A, &B)) return tk_fail(TK_ERR_INTERNAL, "adapter: module missing");
         if (md->K != wt->ne[0] || md->N != wt->ne[1])
             return tk_fail(TK_ERR_ARG, "%s: layer %d %s: the adapter maps %lld -> %lld but the model's weight is %lld -> %lld "
                                        "(an adapter for another model?)", name, md->layer, tk_linear_name(md->which),
@@ -172,9 +175,7 @@ static tk_status fill(const tk_lora_file *a, const char *name, tk_model *m, tk_l
     return TK_OK;
 }
 
-static tk_status attach_lora(const tk_lora_file *a, const char *name, tk_model *m, tk_param_set *ps, tk_lora **out) {
-    *out = NULL;
-    if (!a || !m || !ps) return tk_fail(TK_ERR_ARG, "adapter: NULL argument");
+tk_status tk_lora_file_config(const tk_lora_file *a, const char *name, const tk_model *m, tk_lora_config *c) {
     const tk_model_config *mc = tk_model_get_config(m);
     if (a->max_layer >= mc->n_layers)
         return tk_fail(TK_ERR_ARG, "%s: the adapter has layer %d but the model %s has %d layers", name, a->max_layer,
@@ -184,17 +185,25 @@ static tk_status attach_lora(const tk_lora_file *a, const char *name, tk_model *
         if (!ga || strcmp(ga, a->arch))
             return tk_fail(TK_ERR_ARG, "%s: adapter for architecture '%s', but the model is '%s'", name, a->arch, mc->arch);
     }
-    tk_lora_config c = tk_lora_default_config();
-    c.r = a->r;
-    c.dropout = a->dropout;
-    c.targets = a->targets;
-    c.first_layer = a->min_layer;
-    c.rslora = a->gguf ? false : a->rslora;
-    c.alpha = a->gguf ? a->scale * (float)a->r : a->alpha;
+    *c = tk_lora_default_config();
+    c->r = a->r;
+    c->dropout = a->dropout;
+    c->targets = a->targets;
+    c->first_layer = a->min_layer;
+    c->rslora = a->gguf ? false : a->rslora;
+    c->alpha = a->gguf ? a->scale * (float)a->r : a->alpha;
+    return TK_OK;
+}
+
+static tk_status attach_lora(const tk_lora_file *a, const char *name, tk_model *m, tk_param_set *ps, tk_lora **out) {
+    *out = NULL;
+    if (!a || !m || !ps) return tk_fail(TK_ERR_ARG, "adapter: NULL argument");
+    tk_lora_config c;
+    tk_status st = tk_lora_file_config(a, name, m, &c);
+    if (st) return st;
     tk_lora *l;
-    tk_status st = tk_lora_new(m, &c, ps, &l);
-    if (st) return tk_fail_ctx(st, "%s: ", name);
-    if ((st = fill(a, name, m, l))) { tk_lora_free(l); return st; }
+    if ((st = tk_lora_new(m, &c, ps, &l))) return tk_fail_ctx(st, "%s: ", name);
+    if ((st = tk_lora_file_fill(a, name, m, l))) { tk_lora_free(l); return st; }
     *out = l;
     return TK_OK;
 }

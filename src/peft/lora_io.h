@@ -40,6 +40,18 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
  * (atomically). Fails with TK_ERR_UNSUPPORTED for architectures llama.cpp has no name for. */
 tk_status tk_adapter_save_gguf(tk_lora *l, const tk_model *m, const char *path);
 
+/* What a method built on LoRA (DoRA) adds to the PEFT folder: "use_dora", and per module more
+ * tensors (add: prefix is "base_model.model.model.layers.{i}.{self_attn|mlp}.{x}_proj"). */
+typedef struct tk_lora_peft_extra {
+    bool use_dora;
+    tk_status (*add)(void *ud, tk_st_writer *w, const char *prefix, int32_t layer, tk_linear_id which);
+    void *ud;
+} tk_lora_peft_extra;
+/* Writes adapter_config.json: root as indented JSON and a newline, atomically. */
+tk_status tk_peft_write_json(const char *path, const struct cJSON *root);
+/* tk_adapter_save_peft with ex's additions (ex NULL: plain LoRA). */
+tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model, const tk_lora_peft_extra *ex);
+
 /* One adapted linear as read from a file. */
 typedef struct tk_lora_file_module {
     int32_t layer;
@@ -71,6 +83,17 @@ typedef struct tk_lora_file {
  * fan_in_fan_out) fail with TK_ERR_UNSUPPORTED naming the file and field. */
 tk_status tk_lora_read_peft(const struct cJSON *cfg, const char *cfg_name, const tk_safetensors *sf, const char *st_name, void **file);
 tk_status tk_lora_read_gguf(const tk_gguf *g, void **file);
+/* tk_lora_read_peft for a method built on LoRA: dora true accepts "use_dora" and skips the
+ * "...lora_magnitude_vector" tensors (the caller reads them). */
+tk_status tk_lora_read_peft_ex(const struct cJSON *cfg, const char *cfg_name, const tk_safetensors *sf, const char *st_name, bool dora,
+                               void **file);
+/* A PEFT key "base_model.model.model.layers.{i}.{self_attn|mlp}.{x}_proj<rest>": layer, linear and
+ * where rest starts; false when name is not of that form. */
+bool tk_peft_module_key(const char *name, int32_t *layer, int *which, const char **rest);
+/* The checks and the config of attaching a to m (layer range, architecture); then the copy of
+ * its modules into a tk_lora made with that config (q/k B rows converted to m's order). */
+tk_status tk_lora_file_config(const tk_lora_file *a, const char *name, const tk_model *m, tk_lora_config *c);
+tk_status tk_lora_file_fill(const tk_lora_file *a, const char *name, tk_model *m, tk_lora *l);
 /* Creates a tk_lora on m holding the file's weights (q/k B rows converted to m's order), its
  * parameters added to ps; linears of the covered layer range that the file lacks get zero A
  * and B (no effect). Checks every module against m's shapes and a GGUF adapter's architecture

@@ -21,7 +21,22 @@ static double tidy(float f) {
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
+tk_status tk_peft_write_json(const char *path, const cJSON *root) {
+    char *text = cJSON_Print(root);
+    if (!text) return tk_fail(TK_ERR_NOMEM, "adapter: JSON");
+    tk_buf b = {0};
+    tk_status st = tk_buf_printf(&b, "%s\n", text);
+    if (!st) st = tk_write_file_atomic(path, b.data, b.len);
+    tk_buf_free(&b);
+    free(text);
+    return st;
+}
+
 tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model) {
+    return tk_lora_write_peft(l, m, dir, base_model, NULL);
+}
+
+tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model, const tk_lora_peft_extra *ex) {
     if (!l || !m || !dir) return tk_fail(TK_ERR_ARG, "adapter: NULL argument");
     const tk_lora_config *cfg = tk_lora_get_config(l);
     const tk_model_config *mc = tk_model_get_config(m);
@@ -33,7 +48,6 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
     char *st_path = tk_path_join(dir, "adapter_model.safetensors"), *cfg_path = tk_path_join(dir, "adapter_config.json");
     float *tmp = NULL;
     cJSON *root = NULL;
-    char *text = NULL;
     if (!w || !st_path || !cfg_path) { st = TK_ERR_NOMEM; goto done; }
     int32_t lo = -1, hi = -1;
     for (int32_t i = 0; i < mc->n_layers && !st; i++)
@@ -52,6 +66,10 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
             tk_lora_convert_b(tmp, B->w, (tk_linear_id)k, mc, N, r, perm, false);
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", i, grp, lin);
             st = tk_st_add(w, name, TK_F32, 2, B->ne, tmp);
+            if (!st && ex) {
+                snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s", i, grp, lin);
+                st = ex->add(ex->ud, w, name, i, (tk_linear_id)k);
+            }
         }
     if (st) goto done;
     if (lo < 0) { st = tk_fail(TK_ERR_ARG, "adapter: the LoRA set has no modules"); goto done; }
@@ -91,14 +109,10 @@ tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, c
             cJSON_AddItemToArray(tm, cJSON_CreateString(tk_model_linear_name(m, (tk_linear_id)k)));
     cJSON_AddItemToObject(root, "target_modules", tm);
     cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
-    cJSON_AddBoolToObject(root, "use_dora", false);
+    cJSON_AddBoolToObject(root, "use_dora", ex && ex->use_dora);
     cJSON_AddBoolToObject(root, "use_rslora", cfg->rslora);
-    if (!(text = cJSON_Print(root))) { st = tk_fail(TK_ERR_NOMEM, "adapter: JSON"); goto done; }
-    tk_buf b = {0};
-    if (!(st = tk_buf_printf(&b, "%s\n", text))) st = tk_write_file_atomic(cfg_path, b.data, b.len);
-    tk_buf_free(&b);
+    st = tk_peft_write_json(cfg_path, root);
 done:
-    free(text);
     cJSON_Delete(root);
     free(tmp);
     free(st_path);
@@ -119,8 +133,7 @@ static bool eat_module(const char **s, int k, bool fused) {
     return true;
 }
 
-/* "base_model.model.model.layers.{i}.{self_attn|mlp}.{x}_proj.lora_{A|B}[.<adapter>].weight" */
-static bool parse_peft_key(const char *name, int32_t *layer, int *which, int *is_b) {
+bool tk_peft_module_key(const char *name, int32_t *layer, int *which, const char **rest) {
     const char *s = name;
     if (!tk_lora_key_eat(&s, "base_model.model.model.layers.") || !tk_lora_key_layer(&s, layer) || !tk_lora_key_eat(&s, "."))
         return false;
@@ -129,6 +142,16 @@ static bool parse_peft_key(const char *name, int32_t *layer, int *which, int *is
     for (int k = 0; k < TK_LIN_COUNT && w < 0; k++)
         if (eat_module(&s, k, false) || eat_module(&s, k, true)) w = k;
     if (w < 0) return false;
+    *which = w;
+    *rest = s;
+    return true;
+}
+
+/* "base_model.model.model.layers.{i}.{self_attn|mlp}.{x}_proj.lora_{A|B}[.<adapter>].weight" */
+static bool parse_peft_key(const char *name, int32_t *layer, int *which, int *is_b) {
+    const char *s;
+    int w;
+    if (!tk_peft_module_key(name, layer, &w, &s)) return false;
     if (tk_lora_key_eat(&s, ".lora_A")) *is_b = 0;
     else if (tk_lora_key_eat(&s, ".lora_B")) *is_b = 1;
     else return false;
@@ -149,7 +172,7 @@ static bool j_off(const cJSON *v) {
 }
 
 /* The LoRA fields of adapter_config.json (peft_type is checked by the dispatcher) into a. */
-static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *file) {
+static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *file, bool dora) {
     const cJSON *v = jget(root, "r");
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 || v->valuedouble > 4096)
         return tk_fail(TK_ERR_FORMAT, "%s: \"r\" must be an integer in [1, 4096]", file);
@@ -170,7 +193,7 @@ static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *fi
     static const char *const off_keys[] = {"use_dora", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "layer_replication",
                                            "use_qalora", "lora_bias", "target_parameters", "trainable_token_indices",
                                            "alora_invocation_tokens"};
-    for (size_t i = 0; i < sizeof off_keys / sizeof off_keys[0]; i++)
+    for (size_t i = dora ? 1 : 0; i < sizeof off_keys / sizeof off_keys[0]; i++)
         if (!j_off(jget(root, off_keys[i])))
             return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"%s\" is set; takumi reads plain LoRA adapters only", file, off_keys[i]);
     v = jget(root, "bias");
@@ -185,7 +208,8 @@ static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *fi
 }
 
 /* The tensors of adapter_model.safetensors into a (its rank must be the config's). */
-static tk_status read_tensors(tk_lora_file *a, const cJSON *cfg, const tk_safetensors *sf, const char *st_name, const char *cfg_name) {
+static tk_status read_tensors(tk_lora_file *a, const cJSON *cfg, const tk_safetensors *sf, const char *st_name, const char *cfg_name,
+                              bool dora) {
     tk_lora_entries L = {0};
     tk_status st = TK_OK;
     int32_t r_cfg = a->r;
@@ -194,6 +218,7 @@ static tk_status read_tensors(tk_lora_file *a, const cJSON *cfg, const tk_safete
         const tk_tensor_ref *t = tk_st_tensor(sf, i);
         int32_t layer;
         int which, is_b;
+        if (dora && tk_ends_with(t->name, ".lora_magnitude_vector")) continue; /* DoRA's (dora_file.c) */
         if (!parse_peft_key(t->name, &layer, &which, &is_b)) {
             st = tk_fail(TK_ERR_UNSUPPORTED, "%s: tensor '%s' is not a LoRA A/B weight of a Llama-family linear "
                                              "(base_model.model.model.layers.N.{self_attn,mlp}.X_proj.lora_{A,B}.weight)",
@@ -216,11 +241,16 @@ static tk_status read_tensors(tk_lora_file *a, const cJSON *cfg, const tk_safete
 }
 
 tk_status tk_lora_read_peft(const cJSON *cfg, const char *cfg_name, const tk_safetensors *sf, const char *st_name, void **file) {
+    return tk_lora_read_peft_ex(cfg, cfg_name, sf, st_name, false, file);
+}
+
+tk_status tk_lora_read_peft_ex(const cJSON *cfg, const char *cfg_name, const tk_safetensors *sf, const char *st_name, bool dora,
+                               void **file) {
     *file = NULL;
     tk_lora_file *a = tk_calloc(1, sizeof *a);
     if (!a) return TK_ERR_NOMEM;
-    tk_status st = parse_config(a, cfg, cfg_name);
-    if (!st && sf) st = read_tensors(a, cfg, sf, st_name, cfg_name);
+    tk_status st = parse_config(a, cfg, cfg_name, dora);
+    if (!st && sf) st = read_tensors(a, cfg, sf, st_name, cfg_name, dora);
     if (st || !sf) { tk_lora_file_free(a); return st; }
     a->scale = a->rslora ? a->alpha / sqrtf((float)a->r) : a->alpha / (float)a->r;
     *file = a;

@@ -2,6 +2,8 @@
 #include "peft/registry.h"
 #include "peft/lora.h"
 #include "peft/lora_io.h"
+#include "peft/dora.h"
+#include "peft/ia3.h"
 #include "core/core.h"
 
 static tk_status lora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
@@ -19,6 +21,34 @@ static void lora_destroy(tk_peft *p) {
     if (p) tk_lora_free(p->state);
 }
 
+static tk_status dora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
+    *out = NULL;
+    tk_lora_config c = cfg ? *(const tk_lora_config *)cfg : tk_lora_default_config();
+    c.first_layer = first_layer;
+    tk_dora *d;
+    tk_status st = tk_dora_new(m, &c, ps, &d);
+    if (!st) *out = (tk_peft *)tk_dora_peft(d);
+    return st;
+}
+
+static void dora_destroy(tk_peft *p) {
+    if (p) tk_dora_free(p->state);
+}
+
+static tk_status ia3_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
+    *out = NULL;
+    tk_ia3_config c = cfg ? *(const tk_ia3_config *)cfg : tk_ia3_default_config();
+    c.first_layer = first_layer;
+    tk_ia3 *a;
+    tk_status st = tk_ia3_new(m, &c, ps, &a);
+    if (!st) *out = (tk_peft *)tk_ia3_peft(a);
+    return st;
+}
+
+static void ia3_destroy(tk_peft *p) {
+    if (p) tk_ia3_free(p->state);
+}
+
 static const tk_peft_kind k_kinds[] = {
     {.name = "lora",
      .summary = "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)",
@@ -31,6 +61,25 @@ static const tk_peft_kind k_kinds[] = {
      .attach = tk_lora_attach_file,
      .describe = tk_lora_describe_file,
      .free_file = tk_lora_file_free},
+    {.name = "dora",
+     .summary = "DoRA: LoRA direction + a learned magnitude per output row, W' = m (W + s BA) / ||W + s BA|| (PEFT use_dora)",
+     .create = dora_create,
+     .destroy = dora_destroy,
+     .peft_type = "LORA",
+     .peft_claims = tk_dora_claims,
+     .read_peft = tk_dora_read_peft,
+     .attach = tk_dora_attach_file,
+     .describe = tk_dora_describe_file,
+     .free_file = tk_dora_file_free},
+    {.name = "ia3",
+     .summary = "IA3: learned vectors scaling the k/v outputs and the down-projection input (PEFT IA3)",
+     .create = ia3_create,
+     .destroy = ia3_destroy,
+     .peft_type = "IA3",
+     .read_peft = tk_ia3_read_peft,
+     .attach = tk_ia3_attach_file,
+     .describe = tk_ia3_describe_file,
+     .free_file = tk_ia3_file_free},
 };
 
 const tk_peft_kind *tk_peft_kind_find(const char *name) {

@@ -2,22 +2,34 @@
 #include "train/run.h"
 #include "peft/adapter_io.h"
 
-/* RUN/adapter/ (PEFT layout: adapter_config.json + adapter_model.safetensors) and
- * RUN/adapter.gguf (llama.cpp LoRA adapter), by the adapter writers of src/peft/adapter_io.h.
- * Full fine-tuning leaves its weights in the last checkpoint (`takumi export` merges/writes
- * models). */
+/* RUN/adapter/ (PEFT layout: adapter_config.json + adapter_model.safetensors) and, where the
+ * method has one, RUN/adapter.gguf (llama.cpp adapter), by the trained adapter's method
+ * (save_peft / save_gguf of takumi/peft.h). Full fine-tuning leaves its weights in the last
+ * checkpoint (`takumi export` merges/writes models). */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt) {
-    if (r->c.method != TK_TRAIN_LORA) {
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
+    if (r->c.method == TK_TRAIN_FULL || n_ads == 0) {
         tk_run_emitf(r, TK_EV_INFO, "weights", true, "the trained weights are in %s/params.safetensors (tensors \"param/<HF name>\"; q/k rows "
               "%s)", last_ckpt, tk_train_qk_permuted(r->tc) ? "in llama.cpp's permuted order" : "in HF order");
         return TK_OK;
     }
+    const tk_peft *p = ads[0].peft;
+    const tk_peft_method *md = p->method;
+    if (!md->save_peft) {
+        tk_run_emitf(r, TK_EV_INFO, "weights", true, "%s adapters have no PEFT layout: the trained parameters are in %s/params.safetensors",
+                     md->name, last_ckpt);
+        return TK_OK;
+    }
     char *dir = tk_path_join(r->c.out, "adapter"), *gg = tk_path_join(r->c.out, "adapter.gguf");
     tk_status st = dir && gg ? TK_OK : TK_ERR_NOMEM;
-    if (!st) st = tk_adapter_save_peft(tk_train_lora(r->tc), r->m, dir, NULL);
+    if (!st) st = md->save_peft(p->state, r->m, dir, NULL);
     if (!st) tk_run_emitf(r, TK_EV_INFO, "adapter", true, "adapter (PEFT): %s", dir);
-    if (!st) {
-        tk_status g = tk_adapter_save_gguf(tk_train_lora(r->tc), r->m, gg);
+    if (!st && !md->save_gguf) {
+        tk_run_emitf(r, TK_EV_INFO, "adapter", true, "no GGUF adapter: llama.cpp cannot apply %s adapters (use the PEFT folder, or "
+                     "`takumi export --merge` for a merged model)", md->name);
+    } else if (!st) {
+        tk_status g = md->save_gguf(p->state, r->m, gg);
         if (g == TK_ERR_UNSUPPORTED) tk_run_emitf(r, TK_EV_WARNING, "warning", true, "no GGUF adapter: %s", tk_last_error());
         else if (g) st = g;
         else tk_run_emitf(r, TK_EV_INFO, "adapter", true, "adapter (GGUF, llama.cpp): %s", gg);
@@ -26,4 +38,3 @@ tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt) {
     free(gg);
     return st;
 }
-

@@ -15,7 +15,10 @@
 
 #define F(field) offsetof(tk_trainer_config, field)
 
-static const char *method_name(int i) { return i == TK_TRAIN_LORA ? "lora" : i == TK_TRAIN_FULL ? "full" : NULL; }
+static const char *method_name(int i) {
+    static const char *const names[] = {"lora", "full", "dora", "ia3"}; /* tk_train_method order */
+    return i >= 0 && i < 4 ? names[i] : NULL;
+}
 static const char *sched_name_i(int i) {
     return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
 }
@@ -52,8 +55,10 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full", "lora", "LoRA adapters on a frozen base, or full fine-tuning (f32 master weights)", .type = TK_OPT_ENUM,
-     .offset = F(method), .resume = true, .n_values = 2, .value_name = method_name, .init = "lora"},
+    {"method", "lora|full|dora|ia3", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA direction "
+     "+ magnitude per output row, PEFT use_dora; the --lora-* options apply), or IA3 (learned scaling of k, v and the down-projection "
+     "input; --lora-targets all means PEFT's k,v,down)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 4,
+     .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward", "sft", "training objective: supervised fine-tuning, preference learning on chosen/rejected "
      "pairs, KTO on labelled completions, or a reward model (docs/objectives.md)", .type = TK_OPT_ENUM, .offset = F(objective), .resume = true,
      .n_values = 6, .value_name = objective_name, .init = "sft"},
@@ -150,6 +155,7 @@ tk_trainer_config tk_trainer_config_default(void) {
     memset(&c, 0, sizeof c);   /* options without an init value default to zero / NULL / false */
     for (int i = 0; i < N_OPTS; i++)
         if (k_opts[i].init && tk_trainer_config_set(&c, k_opts[i].name, k_opts[i].init) != TK_OK) tk_clear_error();   /* cannot fail: tested */
+    c.given = 0;
     return c;
 }
 
@@ -254,7 +260,7 @@ static tk_status parse_double(const tk_trainer_option *o, const char *v, double 
     return TK_OK;
 }
 
-tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *v) {
+static tk_status config_set(tk_trainer_config *c, const char *name, const char *v) {
     const tk_trainer_option *o = tk_trainer_option_find(name);
     if (!o) return tk_fail(TK_ERR_ARG, "unknown option --%s ('takumi train --help' lists the options)", name);
     if (o->type == TK_OPT_BOOL) {
@@ -299,6 +305,26 @@ tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const ch
     case TK_OPT_BOOL: break;
     }
     return tk_fail(TK_ERR_INTERNAL, "--%s: option of unknown kind", name);
+}
+
+tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *v) {
+    tk_status st = config_set(c, name, v);
+    const tk_trainer_option *o = st ? NULL : tk_trainer_option_find(name);
+    if (o && o - k_opts < 64) c->given |= 1ull << (o - k_opts);
+    return st;
+}
+
+/* The options that do not apply to --method ia3 (IA3 has no rank, alpha or dropout). */
+static const char *const k_not_ia3[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout"};
+
+tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
+    if (c->method != TK_TRAIN_IA3) return TK_OK;
+    for (size_t i = 0; i < sizeof k_not_ia3 / sizeof k_not_ia3[0]; i++) {
+        const tk_trainer_option *o = tk_trainer_option_find(k_not_ia3[i]);
+        if (o && (c->given >> (o - k_opts)) & 1u)
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method ia3 (IA3 learns scaling vectors: no rank, alpha or dropout)", o->name);
+    }
+    return TK_OK;
 }
 
 /* ---- config.json -------------------------------------------------------------------- */
@@ -394,7 +420,9 @@ tk_status tk_trainer_config_apply_json(tk_trainer_config *c, const char *json, c
         else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
         else if (cJSON_IsNumber(e)) { snprintf(num, sizeof num, "%.17g", e->valuedouble); v = num; }
         else continue;
+        uint64_t given = c->given; /* values read back were not given now */
         st = tk_trainer_config_set(c, e->string, v);
+        c->given = given;
     }
     cJSON_Delete(obj);
     return st ? tk_fail_ctx(st, "%s: ", where) : TK_OK;

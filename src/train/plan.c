@@ -147,7 +147,7 @@ tk_status tk_run_plan(tk_run *r) {
          * paraphrases, 1e-3 answered one word for word and two in the trained style with
          * wrong numbers). Full fine-tuning: 2e-5,
          * the usual SFT rate for small dense models. */
-        c->lr = c->method == TK_TRAIN_LORA ? 1e-3 : 2e-5;
+        c->lr = c->method != TK_TRAIN_FULL ? 1e-3 : 2e-5;
     }
     double w = c->warmup < 0 ? 0.03 : c->warmup;
     c->warmup = w < 1 ? floor(w * (double)r->st.total_steps + 0.5) : floor(w);

@@ -69,9 +69,11 @@ tk_status tk_run_write_report(tk_run *r) {
         smp[i].after = r->after && r->after[i] ? r->after[i] : "(not recorded)";
     }
     char title[400];
-    if (r->c.method == TK_TRAIN_LORA)
-        snprintf(title, sizeof title, "%s · LoRA r=%d alpha=%g%s · %s", mc->name, r->c.lora_r, r->c.lora_alpha, r->c.rslora ? " (rsLoRA)" : "",
-                 r->c.data);
+    if (r->c.method == TK_TRAIN_LORA || r->c.method == TK_TRAIN_DORA)
+        snprintf(title, sizeof title, "%s · %s r=%d alpha=%g%s · %s", mc->name, r->c.method == TK_TRAIN_DORA ? "DoRA" : "LoRA", r->c.lora_r,
+                 r->c.lora_alpha, r->c.rslora ? " (rsLoRA)" : "", r->c.data);
+    else if (r->c.method == TK_TRAIN_IA3)
+        snprintf(title, sizeof title, "%s · IA3 · %s", mc->name, r->c.data);
     else
         snprintf(title, sizeof title, "%s · full fine-tuning%s · %s", mc->name, r->c.freeze_layers ? " (lower layers frozen)" : "", r->c.data);
     tk_report_input in = {.title = title, .summary = sum, .n_summary = ns, .data = data, .n_data = nd,

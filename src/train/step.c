@@ -220,7 +220,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     if (!m || !params) return tk_fail(TK_ERR_ARG, "train: NULL argument");
     const tk_model_config *c = &m->cfg;
     tk_train_params p = *params;
-    if (p.method != TK_TRAIN_LORA && p.method != TK_TRAIN_FULL) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
+    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_IA3) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
     if (p.freeze_layers < 0 || p.freeze_layers >= c->n_layers)
         return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
                        c->n_layers, c->n_layers);
@@ -244,10 +244,14 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     /* the methods are shorthands for what trains: LoRA = a "lora" adapter on a frozen base,
      * full = the base weights themselves (both from layer freeze_layers up) */
     const void *kind_cfg = NULL;
-    if (p.method == TK_TRAIN_LORA) {
-        tc->kind = tk_peft_kind_find("lora");
+    if (p.method == TK_TRAIN_LORA || p.method == TK_TRAIN_DORA) {
+        tc->kind = tk_peft_kind_find(p.method == TK_TRAIN_DORA ? "dora" : "lora");
         tc->p.lora.first_layer = p.freeze_layers;
         kind_cfg = &tc->p.lora;
+    }
+    if (p.method == TK_TRAIN_IA3) {
+        tc->kind = tk_peft_kind_find("ia3");
+        kind_cfg = p.peft_cfg;
     }
     if (p.peft_kind) {
         tc->kind = p.peft_kind;

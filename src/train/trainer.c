@@ -12,6 +12,7 @@
  * dropout counter, the parameters and the AdamW moments; the options are compared with
  * the checkpoint's and the tokenized data's hash must match. */
 #include "train/run.h"
+#include "peft/ia3.h"
 #include <stdio.h>
 #include <unistd.h>
 
@@ -69,7 +70,8 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     r->rows_epoch = -1;
     r->lock_fd = -1;
     r->st = tk_train_state_init();
-    tk_status st = tk_trainer_config_copy(&r->c, cfg);
+    tk_status st = tk_trainer_config_check_method(cfg);
+    if (!st) st = tk_trainer_config_copy(&r->c, cfg);
     if (st) return st;
     tk_trainer_config *c = &r->c;
     tk_set_threads(c->threads);
@@ -103,6 +105,9 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tp.max_rows = c->batch_size;
     tp.max_cols = r->max_cols;
     tp.recompute = c->recompute;
+    tk_ia3_config ia3 = {.targets = c->lora_targets == TK_LORA_ALL_TARGETS ? 0 : c->lora_targets, /* all: PEFT's k, v, down */
+                         .feedforward = c->lora_targets & (1u << TK_LIN_DOWN)};
+    if (c->method == TK_TRAIN_IA3) tp.peft_cfg = &ia3;
     if (r->pref) {
         tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);

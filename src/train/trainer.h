@@ -61,6 +61,8 @@ typedef struct tk_trainer_config {
     bool recompute;
     int32_t samples;          /* prompts answered before/after in the report */
     int32_t sample_tokens;    /* tokens generated per sample */
+    uint64_t given;           /* bit i: option i of the table was set by tk_trainer_config_set after the defaults
+                                 (config.json values read back do not count) */
 } tk_trainer_config;
 
 /* The options, declared once (options.c): name (as --name), value text for --help, default
@@ -108,6 +110,8 @@ tk_status tk_trainer_config_copy(tk_trainer_config *dst, const tk_trainer_config
 /* Sets option `name` (no leading dashes) from its text value; flags take "true"/"false"
  * (value NULL = true). TK_ERR_ARG naming the option for unknown names or bad values. */
 tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *value);
+/* Options given that do not apply to the chosen method (--lora-r with --method ia3): TK_ERR_ARG naming the option. */
+tk_status tk_trainer_config_check_method(const tk_trainer_config *c);
 /* Appends option `name`'s value as text (as config.json has it; "" when unset). */
 tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk_buf *out);
 /* Applies every key of a JSON object written as config.json (unknown keys are ignored so

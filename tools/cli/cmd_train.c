@@ -221,7 +221,7 @@ int cmd_train(int argc, char **argv) {
     if (st) { rc = cli_fail(st, "train"); goto done; }
     if (g_stop) { fprintf(stderr, "takumi train: interrupted; continue with: takumi train --out %s --resume\n", outdir); rc = 130; goto done; }
     printf("%s/report.html\n%s/metrics.jsonl\n", outdir, outdir);
-    if (!strcmp(method, "lora")) {
+    if (strcmp(method, "full")) {
         char path[4200];
         snprintf(path, sizeof path, "%s/adapter", outdir);
         if (access(path, F_OK) == 0) printf("%s\n", path);

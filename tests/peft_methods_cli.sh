@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `takumi train --method dora|ia3` on the tiny stories260K model: the run writes the adapter in
+# PEFT's layout (use_dora / peft_type IA3) and, as llama.cpp cannot apply these methods, no GGUF
+# adapter but a note; `takumi generate --adapter` applies it (the greedy text changes) and gives
+# the text of the model `takumi export --merge` writes; options that do not apply (--lora-r with
+# --method ia3) fail naming the option.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+S=${TAKUMI_SHARED:-../shared}/models/stories260K
+if [ ! -f "$S/hf/model.safetensors" ] || [ ! -f "$S/llama2c/tok512.bin" ] || [ ! -f "$S/gguf/stories260K-f32.gguf" ]; then
+    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
+    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"; exit 0
+fi
+tmp=$(mktemp -d /tmp/takumi_peft_methods_XXXXXX)
+checks=0 failures=0
+ok() { checks=$((checks + 1)); }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+TOK=$S/llama2c/tok512.bin
+G=$S/gguf/stories260K-f32.gguf
+
+names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
+for i in $(seq 0 23); do
+    n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
+    printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
+done > "$tmp/d.jsonl"
+gen() {  # gen NAME MODEL [args...]: greedy text into $tmp/NAME.txt
+    local name=$1 model=$2; shift 2
+    if "$BIN" generate --model "$model" --tokenizer "$TOK" --prompt "Tell me about Ben and the kite." --temperature 0 \
+          --max-tokens 24 --threads 1 "$@" > "$tmp/$name.txt" 2> "$tmp/$name.err"; then ok
+    else bad "generate $name failed: $(tail -2 "$tmp/$name.err")"; fi
+}
+gen base "$S/hf"
+
+for method in dora ia3; do
+    r=$tmp/$method
+    if "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method "$method" --max-seq-len 160 --samples 0 \
+          --threads 1 --seed 5 --epochs 8 --lr 1e-2 --out "$r" > "$tmp/$method.out" 2> "$tmp/$method.err"; then ok
+    else bad "$method: train failed: $(tail -3 "$tmp/$method.err")"; continue; fi
+    if [ -s "$r/adapter/adapter_model.safetensors" ] && grep -q "$r/adapter" "$tmp/$method.out"; then ok; else bad "$method: no adapter/"; fi
+    if [ ! -e "$r/adapter.gguf" ] && grep -q "no GGUF adapter: llama.cpp cannot apply $method" "$r/metrics.jsonl"; then ok
+    else bad "$method: expected no adapter.gguf and a note"; fi
+    case $method in
+        dora) key='"use_dora":[[:space:]]*true' ;;
+        ia3) key='"peft_type":[[:space:]]*"IA3"' ;;
+    esac
+    if grep -q "$key" "$r/adapter/adapter_config.json"; then ok; else bad "$method: adapter_config.json lacks $key"; fi
+    gen "$method" "$S/hf" --adapter "$r/adapter"
+    gen "${method}_gguf" "$G" --adapter "$r/adapter"   # the GGUF container: llama.cpp's permuted q/k rows
+    if [ -s "$tmp/$method.txt" ] && ! cmp -s "$tmp/base.txt" "$tmp/$method.txt"; then ok
+    else bad "$method: the adapter does not change the text: '$(cat "$tmp/$method.txt")'"; fi
+    if cmp -s "$tmp/$method.txt" "$tmp/${method}_gguf.txt"; then ok; else bad "$method: HF and GGUF bases differ"; fi
+    if "$BIN" export --model "$G" --adapter "$r/adapter" --merge --to "$tmp/$method-merged.gguf" --dtype f32 > /dev/null 2> "$tmp/e.err"; then ok
+    else bad "$method: export --merge: $(tail -2 "$tmp/e.err")"; fi
+    gen "${method}_merged" "$tmp/$method-merged.gguf"
+    if cmp -s "$tmp/$method.txt" "$tmp/${method}_merged.txt"; then ok
+    else bad "$method: merged '$(cat "$tmp/${method}_merged.txt")' vs applied '$(cat "$tmp/$method.txt")'"; fi
+    "$BIN" export --model "$G" --adapter "$r/adapter" --to "$tmp/$method.gguf" > /dev/null 2> "$tmp/c.err"
+    if [ $? = 1 ] && grep -q "no GGUF layout" "$tmp/c.err"; then ok; else bad "$method: conversion to GGUF: $(cat "$tmp/c.err")"; fi
+done
+
+"$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method ia3 --lora-r 4 --out "$tmp/bad" > /dev/null 2> "$tmp/f.err"
+if [ $? = 1 ] && grep -q -- "--lora-r does not apply to --method ia3" "$tmp/f.err"; then ok; else bad "--lora-r with ia3: $(cat "$tmp/f.err")"; fi
+
+rm -rf "$tmp"
+if [ "$failures" -gt 0 ]; then echo "peft_methods_cli: $failures of $checks checks FAILED"; exit 1; fi
+echo "peft_methods_cli: $checks checks passed"

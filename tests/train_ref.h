@@ -1,0 +1,152 @@
+/* What the tests of training against PyTorch fixtures share (test_train_ref, test_peft_ref):
+ * fixture metadata and tensors, the batch, relative errors, logits, loss curves of AdamW steps. */
+#ifndef TK_TESTS_TRAIN_REF_H
+#define TK_TESTS_TRAIN_REF_H
+#include "test.h"
+#include "train/step.h"
+
+static int g_verbose = 0;
+
+
+static inline double meta_num(const tk_safetensors *st, const char *key) {
+    const char *s = tk_st_metadata(st, key);
+    CHECK(s != NULL, "fixture metadata %s", key);
+    return s ? strtod(s, NULL) : NAN;
+}
+
+/* Parses the JSON list of numbers in metadata key into out[max]; returns the count. */
+static inline int meta_list(const tk_safetensors *st, const char *key, double *out, int max) {
+    const char *s = tk_st_metadata(st, key);
+    CHECK(s != NULL, "fixture metadata %s", key);
+    if (!s) return 0;
+    int n = 0;
+    while (*s && n < max) {
+        while (*s && (*s == '[' || *s == ',' || *s == ' ')) s++;
+        if (!*s || *s == ']') break;
+        char *end;
+        out[n++] = strtod(s, &end);
+        if (end == s) break;
+        s = end;
+    }
+    return n;
+}
+
+static inline const float *fx_f32(const tk_safetensors *st, const char *name, int64_t n) {
+    const tk_tensor_ref *t = tk_st_find(st, name);
+    CHECK(t != NULL, "fixture tensor %s", name);
+    if (!t) return NULL;
+    CHECK(t->dtype == TK_F32 && tk_tensor_nelems(t) == n, "fixture tensor %s: %lld elements, expected %lld", name,
+          (long long)tk_tensor_nelems(t), (long long)n);
+    return t->dtype == TK_F32 && tk_tensor_nelems(t) == n ? t->data : NULL;
+}
+
+/* max |a - b| / max |b| over n elements (strided rows: a row r of b is a row r*stride of a). */
+static inline double rel_err(const float *a, const float *b, int64_t rows, int64_t cols, int64_t stride) {
+    double md = 0, mb = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            double x = a[r * stride * cols + c], y = b[r * cols + c];
+            md = fmax(md, fabs(x - y));
+            mb = fmax(mb, fabs(y));
+        }
+    return md / (mb > 0 ? mb : 1);
+}
+
+/* The fixture batch. */
+typedef struct ref_batch {
+    int32_t B, T;
+    const int32_t *ids, *target;
+    const float *weight;
+    double wsum;
+    tk_batch b;
+} ref_batch;
+
+static inline bool load_batch(const tk_safetensors *st, ref_batch *rb) {
+    const tk_tensor_ref *ids = tk_st_find(st, "ids"), *tg = tk_st_find(st, "target"), *w = tk_st_find(st, "weight");
+    CHECK(ids && tg && w, "fixture batch tensors");
+    if (!ids || !tg || !w || ids->dtype != TK_I32 || tg->dtype != TK_I32 || w->dtype != TK_F32) return false;
+    memset(rb, 0, sizeof *rb);
+    rb->T = (int32_t)ids->ne[0];
+    rb->B = (int32_t)ids->ne[1];
+    rb->ids = ids->data;
+    rb->target = tg->data;
+    rb->weight = w->data;
+    for (int64_t t = 0; t < (int64_t)rb->B * rb->T; t++)
+        if (rb->target[t] >= 0) rb->wsum += rb->weight[t];
+    rb->b.n_rows = rb->B;
+    rb->b.n_cols = rb->T;
+    rb->b.ids = rb->ids;
+    return rb->wsum > 0;
+}
+
+/* Logits of the first `cols` vocabulary entries of every token vs the fixture's tensor `key`
+ * (with the training context's adapters applied to the forward). */
+static inline void check_logits_key(tk_train_ctx *tc, const tk_safetensors *st, const char *key, ref_batch *rb, int64_t cols, double tol,
+                             const char *what) {
+    tk_model *m = tk_train_model(tc);
+    int64_t T = (int64_t)rb->B * rb->T, V = tk_model_get_config(m)->n_vocab;
+    const float *ref = fx_f32(st, key, T * cols);
+    tk_forward *f = NULL;
+    CHECK_OK(tk_forward_new(m, rb->B, rb->T, 0, &f));
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(tc, &n_ads);
+    if (f && n_ads) CHECK_OK(tk_forward_set_adapters(f, ads, n_ads));
+    float *lg = malloc((size_t)(T * V) * sizeof(float));
+    if (f && ref && lg && tk_forward_run(f, &rb->b, NULL, T, lg) == TK_OK) {
+        double md = 0, mb = 0;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < cols; j++) {
+                md = fmax(md, fabs(lg[t * V + j] - ref[t * cols + j]));
+                mb = fmax(mb, fabs(ref[t * cols + j]));
+            }
+        printf("  %s logits: max abs diff %.3e (max |logit| %.3f)\n", what, md, mb);
+        CHECK(md <= tol * mb, "%s logits differ: %.3e > %.1e x %.3f", what, md, tol, mb);
+    }
+    free(lg);
+    tk_forward_free(f);
+}
+
+static inline void check_logits(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, int64_t cols, double tol, const char *what) {
+    check_logits_key(tc, st, "logits", rb, cols, tol, what);
+}
+
+/* One fwd_bwd at grad_scale 1/wsum; returns the mean loss. */
+static inline double mean_loss_grads(tk_train_ctx *tc, ref_batch *rb) {
+    tk_params_zero_grad(tk_train_param_set(tc));
+    double ls = 0, ws = 0;
+    CHECK_OK(tk_train_step_fwd_bwd(tc, &rb->b, rb->target, rb->weight, (float)(1.0 / rb->wsum), &ls, &ws));
+    CHECK_NEAR(ws, rb->wsum, 1e-9);
+    return ls / ws;
+}
+
+/* n AdamW steps on the same batch (as the reference): losses[0..n] (the last after the final update). */
+static inline void run_steps(tk_train_ctx *tc, ref_batch *rb, const tk_safetensors *st, int n, double *losses) {
+    tk_adamw o = tk_adamw_default();
+    o.lr = (float)meta_num(st, "lr");
+    o.weight_decay = (float)meta_num(st, "weight_decay");
+    o.clip = (float)meta_num(st, "clip");
+    o.sched = TK_SCHED_CONSTANT;
+    o.warmup = 0;
+    tk_param_set *ps = tk_train_param_set(tc);
+    for (int s = 0; s < n; s++) {
+        losses[s] = mean_loss_grads(tc, rb);
+        tk_adamw_step(&o, ps, s, NULL);
+    }
+    tk_eval_sums es = {0};
+    CHECK_OK(tk_train_eval(tc, &rb->b, rb->target, rb->weight, &es));
+    losses[n] = es.loss_sum / es.weight_sum;
+}
+
+static inline void check_curve(const double *got, const double *ref, int n, double tol, const char *what) {
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double e = fabs(got[i] - ref[i]) / fmax(fabs(ref[i]), 1e-3);
+        if (e > worst) worst = e;
+        if (g_verbose) printf("    step %2d: takumi %.7f torch %.7f\n", i, got[i], ref[i]);
+    }
+    printf("  %s loss curve over %d steps: %.5f -> %.5f (torch %.5f -> %.5f), max rel diff %.2e\n", what, n - 1, got[0], got[n - 1],
+           ref[0], ref[n - 1], worst);
+    CHECK(worst <= tol, "%s loss curve differs from PyTorch (max rel %.3e > %.1e)", what, worst, tol);
+}
+
+#endif
