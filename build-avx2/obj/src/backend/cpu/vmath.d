@@ -1,5 +1,0 @@
-build-avx2/obj/src/backend/cpu/vmath.o: src/backend/cpu/vmath.c \
- src/backend/cpu/kernels.h include/takumi/core.h src/backend/backend.h
-src/backend/cpu/kernels.h:
-include/takumi/core.h:
-src/backend/backend.h:

@@ -1,4 +1,0 @@
-build-avx2/obj/src/core/error.o: src/core/error.c src/core/core.h \
- include/takumi/core.h
-src/core/core.h:
-include/takumi/core.h:

@@ -1,3 +1,0 @@
-build-avx2/obj/src/tokenizer/unicode.o: src/tokenizer/unicode.c \
- src/tokenizer/unicode.h
-src/tokenizer/unicode.h:

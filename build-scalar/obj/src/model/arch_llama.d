@@ -1,9 +1,0 @@
-build-scalar/obj/src/model/arch_llama.o: src/model/arch_llama.c \
- src/model/arch.h include/takumi/model.h include/takumi/core.h \
- include/takumi/tokenizer.h include/takumi/gguf.h include/takumi/peft.h
-src/model/arch.h:
-include/takumi/model.h:
-include/takumi/core.h:
-include/takumi/tokenizer.h:
-include/takumi/gguf.h:
-include/takumi/peft.h:
