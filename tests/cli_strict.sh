@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Options and messages (issue 14, items 8, 10, 11), each case failing before its fix:
+# Options and messages (issue 14, items 7-11), each case failing before its fix:
 # - numeric options are range-checked alike in every command: no wrap-around modulo 2^32
 #   (--ctx 4294967360 was taken as 64), no NaN, --threads 0..4096 everywhere as in train;
+# - (item 9) --method full with LoRA options, --patience without validation data, --pack-len with
+#   --no-packing and a warmup longer than the run are refused; --epochs with --max-steps warns;
 # - `takumi chat` keeps the session when one message does not fit the context; a NUL byte in
 #   a prompt is kept by generate as by tokenize (and refused with --chat); a closed standard
 #   input is an error, not an empty prompt;
@@ -47,6 +49,19 @@ refused "data check --near-dup nan" "finite number" "$BIN" data check "$tmp/d.js
 refused "data check --threads 300000" "outside 0..4096" "$BIN" data check "$tmp/d.jsonl" --threads 300000
 # a valid seed above 2^63 is a seed, not an error
 if "$BIN" generate --model "$M" --prompt "Once" --max-tokens 2 --seed 18446744073709551615 > /dev/null 2>&1; then ok; else bad "--seed 2^64-1 refused"; fi
+
+# ---- item 9: options that contradict each other are refused or warned about, naming both
+T=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --samples 0 --threads 1)
+printf '{"prompt":"Once upon","completion":" a time there was a cat."}\n%.0s' $(seq 1 8) > "$tmp/c.jsonl"
+refused "--method full --lora-r" "--lora-r does not apply to --method full" "$BIN" train "${T[@]}" --data "$tmp/c.jsonl" --out "$tmp/c1" --method full --lora-r 4
+refused "--rslora --method full" "--rslora does not apply to --method full" "$BIN" train "${T[@]}" --data "$tmp/c.jsonl" --out "$tmp/c2" --rslora --method full
+refused "--patience without validation" "needs validation data" "$BIN" train "${T[@]}" --data "$tmp/c.jsonl" --out "$tmp/c3" --patience 2
+refused "--no-packing --pack-len" "--no-packing switches packing off" "$BIN" train "${T[@]}" --data "$tmp/c.jsonl" --out "$tmp/c4" --no-packing --pack-len 64
+refused "--warmup 1e9" "exceeds the run's" "$BIN" train "${T[@]}" --data "$tmp/c.jsonl" --out "$tmp/c5" --warmup 1e9
+"$BIN" train "${T[@]}" --data "$tmp/c.jsonl" --out "$tmp/c6" --epochs 1 --max-steps 12 > /dev/null 2> "$tmp/c6.err"
+if grep -q "warning: --max-steps 12 ends the run after .* epochs, not the 1 --epochs asks for" "$tmp/c6.err"; then ok
+else bad "--epochs 1 --max-steps 12: no warning naming both: $(head -c 300 "$tmp/c6.err")"; fi
+for d in c1 c2 c3 c4 c5; do [ -e "$tmp/$d" ] && bad "a refused run left $tmp/$d behind"; done
 
 # ---- item 10: chat keeps the session; NUL bytes; closed stdin
 long=$(for _ in $(seq 1 100); do printf 'word '; done)

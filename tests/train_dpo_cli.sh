@@ -77,8 +77,14 @@ short=("${common[@]}" --max-steps 6 --eval-every 3 --samples 0)
 if cmp -s <(lines "$tmp/d1/metrics.jsonl") <(lines "$tmp/d2/metrics.jsonl"); then ok; else bad "--precompute-ref changes the run:"; diff <(lines "$tmp/d1/metrics.jsonl") <(lines "$tmp/d2/metrics.jsonl") | head -4 >&2; fi
 for o in "orpo:nll_loss" "simpo:rewards/margins" "dpo --method full --lr 1e-3 --loss ipo:rewards/accuracies" "dpo --loss robust --label-smoothing 0.1:rewards/margins"; do
     name=$(echo "${o%%:*}" | tr -c 'a-z0-9\n' _)
+    args=() skip=0   # --lora-r does not apply to --method full (refused): leave it out there
+    for a in "${short[@]}"; do
+        if [ $skip = 1 ]; then skip=0; continue; fi
+        if [ "$a" = --lora-r ] && [[ $o == *"--method full"* ]]; then skip=1; continue; fi
+        args+=("$a")
+    done
     # shellcheck disable=SC2086
-    if "$BIN" train "${short[@]}" --objective ${o%%:*} --out "$tmp/$name" > /dev/null 2> "$tmp/$name.err" &&
+    if "$BIN" train "${args[@]}" --objective ${o%%:*} --out "$tmp/$name" > /dev/null 2> "$tmp/$name.err" &&
        [ "$(grep -c "\"${o##*:}\"" "$tmp/$name/metrics.jsonl")" -eq 6 ]; then ok; else bad "--objective ${o%%:*}: $(tail -2 "$tmp/$name.err")"; fi
 done
 l0=$(grep -m1 train_loss "$tmp/orpo/metrics.jsonl" | num /dev/stdin train_loss); l1=$(grep train_loss "$tmp/orpo/metrics.jsonl" | tail -1 | num /dev/stdin train_loss)

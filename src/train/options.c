@@ -314,16 +314,30 @@ tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const ch
     return st;
 }
 
-/* The options that do not apply to --method ia3 (IA3 has no rank, alpha or dropout). */
+_Static_assert(sizeof k_opts / sizeof k_opts[0] <= 64, "tk_trainer_config.given is a 64-bit mask over the option table");
+
+bool tk_trainer_config_given(const tk_trainer_config *c, const char *name) {
+    const tk_trainer_option *o = tk_trainer_option_find(name);
+    return o && (c->given >> (o - k_opts)) & 1u;
+}
+
+/* The options that do not apply to --method ia3 (IA3 has no rank, alpha or dropout) and to --method full. */
 static const char *const k_not_ia3[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout"};
+static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets"};
 
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
-    if (c->method != TK_TRAIN_IA3) return TK_OK;
-    for (size_t i = 0; i < sizeof k_not_ia3 / sizeof k_not_ia3[0]; i++) {
-        const tk_trainer_option *o = tk_trainer_option_find(k_not_ia3[i]);
-        if (o && (c->given >> (o - k_opts)) & 1u)
-            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method ia3 (IA3 learns scaling vectors: no rank, alpha or dropout)", o->name);
-    }
+    for (size_t i = 0; c->method == TK_TRAIN_IA3 && i < sizeof k_not_ia3 / sizeof k_not_ia3[0]; i++)
+        if (tk_trainer_config_given(c, k_not_ia3[i]))
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method ia3 (IA3 learns scaling vectors: no rank, alpha or dropout)", k_not_ia3[i]);
+    for (size_t i = 0; c->method == TK_TRAIN_FULL && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
+        if (tk_trainer_config_given(c, k_not_full[i]))
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method full (full fine-tuning trains the weights themselves: no adapter)",
+                           k_not_full[i]);
+    /* options that contradict each other, both given now (--epochs with --max-steps: a warning once planned, plan.c) */
+    if (tk_trainer_config_given(c, "pack-len") && !c->packing)
+        return tk_fail(TK_ERR_ARG, "--pack-len sets the length of packed rows, but --no-packing switches packing off: give one");
+    if (tk_trainer_config_given(c, "patience") && c->patience > 0 && !c->val && !(c->val_split > 0))
+        return tk_fail(TK_ERR_ARG, "--patience %d needs validation data to watch: give --val FILE or --val-split F", c->patience);
     return TK_OK;
 }
 

@@ -136,6 +136,10 @@ tk_status tk_run_plan(tk_run *r) {
         tk_rows_free(&rw);
     }
     r->st.total_steps = c->max_steps > 0 ? c->max_steps : planned;
+    if (c->max_steps > 0 && tk_trainer_config_given(c, "epochs") && tk_trainer_config_given(c, "max-steps") && c->max_steps != planned)
+        tk_run_emitf(r, TK_EV_WARNING, "warning", false, "--max-steps %lld ends the run after %.2f epochs, not the %d --epochs asks for "
+                     "(%lld steps)", (long long)c->max_steps, (double)c->max_steps * (double)r->n_epochs / (double)(planned ? planned : 1),
+                     c->epochs, (long long)planned);
     if (c->lr == 0) {
         /* LoRA: B starts at zero and only a rank-r update is learned, so it takes a much
          * larger rate than full fine-tuning, and a CPU run makes few steps (<= 256 by the
@@ -150,6 +154,9 @@ tk_status tk_run_plan(tk_run *r) {
         c->lr = c->method != TK_TRAIN_FULL ? 1e-3 : 2e-5;
     }
     double w = c->warmup < 0 ? 0.03 : c->warmup;
+    if (w >= 1 && w > (double)r->st.total_steps)
+        return tk_fail(TK_ERR_ARG, "--warmup %g steps exceeds the run's %lld steps: the learning rate would never reach --lr",
+                       w, (long long)r->st.total_steps);
     c->warmup = w < 1 ? floor(w * (double)r->st.total_steps + 0.5) : floor(w);
     if (c->eval_every == 0 && r->has_val) c->eval_every = (r->st.total_steps + 9) / 10;
     if (c->save_every == 0) c->save_every = (r->st.total_steps + 9) / 10;

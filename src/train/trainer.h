@@ -110,7 +110,10 @@ tk_status tk_trainer_config_copy(tk_trainer_config *dst, const tk_trainer_config
 /* Sets option `name` (no leading dashes) from its text value; flags take "true"/"false"
  * (value NULL = true). TK_ERR_ARG naming the option for unknown names or bad values. */
 tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *value);
-/* Options given that do not apply to the chosen method (--lora-r with --method ia3): TK_ERR_ARG naming the option. */
+/* Whether option `name` was set after the defaults (values read back from config.json do not count). Thread-safe. */
+bool tk_trainer_config_given(const tk_trainer_config *c, const char *name);
+/* Options given that do not apply to the chosen method (--lora-r with --method ia3 or full) or that contradict each other
+ * (--pack-len with --no-packing, --patience without validation data): TK_ERR_ARG naming the options. */
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c);
 /* Appends option `name`'s value as text (as config.json has it; "" when unset). */
 tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk_buf *out);
