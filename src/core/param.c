@@ -24,6 +24,7 @@ tk_status tk_params_add(tk_param_set *s, const char *name, int n_dims, const int
     p->n = n; p->n_dims = n_dims;
     for (int i = 0; i < TK_MAX_DIMS; i++) p->ne[i] = i < n_dims ? ne[i] : 1;
     p->decay = decay;
+    p->lr_mult = 1.0f;
     p->external_w = w != NULL;
     p->w = w ? w : tk_calloc((size_t)n, sizeof(float));
     p->g = tk_calloc((size_t)n, sizeof(float));

@@ -16,6 +16,7 @@ typedef struct tk_param {
     float *g;           /* gradient, accumulated (+=) by backward */
     float *m, *v;       /* AdamW first/second moments */
     bool decay;         /* apply weight decay (false for norms/biases by convention) */
+    float lr_mult;      /* learning-rate multiplier of this tensor (1 by default; LoRA+ B matrices: the ratio) */
     bool external_w;    /* w is owned elsewhere (not freed here) */
 } tk_param;
 

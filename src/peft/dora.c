@@ -134,6 +134,7 @@ tk_status tk_dora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
             int64_t ne[1] = {md->N};
             if ((st = tk_params_add(ps, name, 1, ne, NULL, false, &p))) break;
             md->im = ps->n - 1;
+            if (cfg->plus_ratio > 0) p->lr_mult = cfg->plus_ratio; /* PEFT's LoRA+ puts 1-D parameters in the B group */
             /* m = ||W + s B A||_row with B = 0 (PEFT: dora_init's weight norm) */
             for (int64_t j = 0; j < md->N; j++) p->w[j] = (float)sqrt(d->w2[md->off + j]);
         }

@@ -65,6 +65,8 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
     if (!(cfg->alpha > 0) || !isfinite(cfg->alpha)) return tk_fail(TK_ERR_ARG, "lora: alpha %g must be positive", (double)cfg->alpha);
     if (!(cfg->dropout >= 0 && cfg->dropout < 1)) return tk_fail(TK_ERR_ARG, "lora: dropout %g must be in [0, 1)", (double)cfg->dropout);
     if (cfg->targets & ~TK_LORA_ALL_TARGETS) return tk_fail(TK_ERR_ARG, "lora: unknown target bits 0x%x", (unsigned)cfg->targets);
+    if (cfg->init != TK_LORA_INIT_KAIMING && cfg->init != TK_LORA_INIT_GAUSSIAN) return tk_fail(TK_ERR_ARG, "lora: unknown init %d", (int)cfg->init);
+    if (!(cfg->plus_ratio >= 0 && cfg->plus_ratio <= 1e6)) return tk_fail(TK_ERR_ARG, "lora: LoRA+ ratio %g must be in [0, 1e6]", (double)cfg->plus_ratio);
     if (cfg->first_layer < 0 || cfg->first_layer >= mc->n_layers)
         return tk_fail(TK_ERR_ARG, "lora: first layer %d outside [0, %d)", cfg->first_layer, mc->n_layers);
     tk_lora *l = tk_calloc(1, sizeof *l);
@@ -80,8 +82,8 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
     l->L = mc->n_layers;
     l->mods = tk_malloc((size_t)l->L * TK_LIN_COUNT * sizeof *l->mods);
     if (!l->mods) { free(l); return TK_ERR_NOMEM; }
-    /* A ~ U(-1/sqrt(K), 1/sqrt(K)) (PEFT: kaiming_uniform_ with a = sqrt(5)), drawn in
-     * (layer, linear) order from one stream; B = 0 */
+    /* A ~ U(-1/sqrt(K), 1/sqrt(K)) (PEFT: kaiming_uniform_ with a = sqrt(5)) or, "gaussian",
+     * N(0, (1/r)^2), drawn in (layer, linear) order from one stream; B = 0 */
     tk_rng rng;
     tk_rng_seed(&rng, cfg->seed);
     int64_t r = cfg->r;
@@ -103,10 +105,14 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
             if ((st = tk_params_add(ps, name, 2, neA, NULL, true, &p))) break;
             md->ia = ps->n - 1;
             float bound = 1.0f / sqrtf((float)md->K);
-            for (int64_t j = 0; j < p->n; j++) p->w[j] = (2.0f * tk_rng_uniform(&rng) - 1.0f) * bound;
+            if (cfg->init == TK_LORA_INIT_GAUSSIAN)
+                for (int64_t j = 0; j < p->n; j++) p->w[j] = tk_rng_normal(&rng) / (float)r;
+            else
+                for (int64_t j = 0; j < p->n; j++) p->w[j] = (2.0f * tk_rng_uniform(&rng) - 1.0f) * bound;
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", i, module_path((tk_linear_id)w), lin);
             if ((st = tk_params_add(ps, name, 2, neB, NULL, true, &p))) break;
             md->ib = ps->n - 1;
+            if (cfg->plus_ratio > 0) p->lr_mult = cfg->plus_ratio;
             if (md->K > l->max_K) l->max_K = md->K;
         }
     if (st) { tk_lora_free(l); return st; }

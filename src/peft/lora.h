@@ -21,6 +21,10 @@
 
 #define TK_LORA_ALL_TARGETS ((1u << TK_LIN_COUNT) - 1u)
 
+/* Initialisation of A (PEFT init_lora_weights; B is zero in both): kaiming-uniform (True, the default) or
+ * "gaussian" (A ~ N(0, (1/r)^2)). PiSSA and OLoRA are not offered: they rewrite the base weight. */
+typedef enum tk_lora_init { TK_LORA_INIT_KAIMING = 0, TK_LORA_INIT_GAUSSIAN } tk_lora_init;
+
 typedef struct tk_lora_config {
     int32_t r;            /* rank (default 8) */
     float alpha;          /* lora_alpha (default 16) */
@@ -29,6 +33,8 @@ typedef struct tk_lora_config {
     uint32_t targets;     /* bit (1u << tk_linear_id) per adapted linear; 0 = all seven (default) */
     int32_t first_layer;  /* adapters only on layers >= first_layer (freeze_layers); default 0 */
     uint64_t seed;        /* A initialisation and dropout masks */
+    tk_lora_init init;    /* A initialisation (default kaiming-uniform) */
+    float plus_ratio;     /* LoRA+ (PEFT create_loraplus_optimizer): lr_mult of every B (and DoRA magnitude); 0 = off */
 } tk_lora_config;
 
 /* Defaults: r 8, alpha 16, dropout 0.05, no rsLoRA, all targets, first layer 0, seed 0. */

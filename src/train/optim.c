@@ -27,13 +27,13 @@ void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *gra
     if (grad_norm) *grad_norm = norm;
     float gscale = 1.0f;
     if (o->clip > 0 && norm > o->clip) gscale = (float)(o->clip / (norm + 1e-6));
-    float lr = tk_lr_at(o, step);
+    float lr0 = tk_lr_at(o, step);
     double t = (double)(step + 1);
     float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2 = (float)(1.0 - pow(o->beta2, t));
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     for (int64_t i = 0; i < s->n; i++) {
         tk_param *p = &s->p[i];
-        float wd = p->decay ? o->weight_decay : 0.0f;
+        float wd = p->decay ? o->weight_decay : 0.0f, lr = lr0 * p->lr_mult;
         float *w = p->w, *g = p->g, *m = p->m, *v = p->v;
         #pragma omp parallel for schedule(static) if (p->n > 65536)
         for (int64_t j = 0; j < p->n; j++) {

@@ -15,6 +15,11 @@
 
 #define F(field) offsetof(tk_trainer_config, field)
 
+static const char *lora_init_name(int i) {
+    static const char *const names[] = {"kaiming", "gaussian"}; /* tk_lora_init order */
+    return i >= 0 && i < 2 ? names[i] : NULL;
+}
+
 static const char *method_name(int i) {
     static const char *const names[] = {"lora", "full", "dora", "ia3"}; /* tk_train_method order */
     return i >= 0 && i < 4 ? names[i] : NULL;
@@ -85,6 +90,11 @@ static const tk_trainer_option k_opts[] = {
      .dhi = 1, .below_hi = true, .init = "0.05"},
     {"lora-targets", "LIST", "all", "linears to adapt: all, or a comma list of q,k,v,o,gate,up,down", .type = TK_OPT_TARGETS,
      .offset = F(lora_targets), .resume = true, .init = "all"},
+    {"lora-init", "NAME", "kaiming", "LoRA A initialisation: kaiming (uniform) or gaussian (N(0, 1/r^2)); B starts at zero (PiSSA/OLoRA "
+     "rewrite the base weights: not offered)", .type = TK_OPT_ENUM, .offset = F(lora_init), .resume = true, .n_values = 2, .value_name = lora_init_name,
+     .init = "kaiming"},
+    {"lora-plus-ratio", "X", "0 (off)", "LoRA+: the B matrices (DoRA: and magnitudes) learn at lr x X (PEFT create_loraplus_optimizer)",
+     .type = TK_OPT_F64, .offset = F(lora_plus_ratio), .resume = true, .dlo = 0, .dhi = 1e6},
     {"rslora", "", "off", "rank-stabilised LoRA: scale = alpha / sqrt(r)", .type = TK_OPT_BOOL, .offset = F(rslora), .resume = true},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
@@ -322,13 +332,13 @@ bool tk_trainer_config_given(const tk_trainer_config *c, const char *name) {
 }
 
 /* The options that do not apply to --method ia3 (IA3 has no rank, alpha or dropout) and to --method full. */
-static const char *const k_not_ia3[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout"};
-static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets"};
+static const char *const k_not_ia3[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-init", "lora-plus-ratio"};
+static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
 
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     for (size_t i = 0; c->method == TK_TRAIN_IA3 && i < sizeof k_not_ia3 / sizeof k_not_ia3[0]; i++)
         if (tk_trainer_config_given(c, k_not_ia3[i]))
-            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method ia3 (IA3 learns scaling vectors: no rank, alpha or dropout)", k_not_ia3[i]);
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method ia3 (IA3 learns scaling vectors: no rank, alpha, dropout, A or B)", k_not_ia3[i]);
     for (size_t i = 0; c->method == TK_TRAIN_FULL && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
         if (tk_trainer_config_given(c, k_not_full[i]))
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --method full (full fine-tuning trains the weights themselves: no adapter)",

@@ -101,6 +101,8 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tp.lora.rslora = c->rslora;
     tp.lora.targets = c->lora_targets;
     tp.lora.seed = c->seed;
+    tp.lora.init = (tk_lora_init)c->lora_init;
+    tp.lora.plus_ratio = (float)c->lora_plus_ratio;
     tp.freeze_layers = c->freeze_layers;
     tp.max_rows = c->batch_size;
     tp.max_cols = r->max_cols;

@@ -37,6 +37,8 @@ typedef struct tk_trainer_config {
     int32_t lora_r;
     double lora_alpha, lora_dropout;
     bool rslora;
+    int32_t lora_init;        /* tk_lora_init */
+    double lora_plus_ratio;   /* LoRA+: B learning rate = lr x this; 0 = off */
     uint32_t lora_targets;    /* bit (1u << tk_linear_id) per adapted linear */
     int32_t freeze_layers;
     int32_t epochs;           /* 0 = auto */
