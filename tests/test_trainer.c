@@ -54,7 +54,7 @@ static void test_config(void) {
         "{\"model\":null,\"tokenizer\":null,\"data\":null,\"format\":\"auto\",\"template\":\"auto\",\"out\":null,"
         "\"method\":\"lora\",\"objective\":\"sft\",\"loss\":\"auto\",\"beta\":\"auto\",\"label-smoothing\":\"auto\","
         "\"simpo-gamma\":\"auto\",\"desirable-weight\":\"auto\",\"undesirable-weight\":\"auto\",\"center-rewards\":\"auto\","
-        "\"precompute-ref\":false,\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
+        "\"precompute-ref\":false,\"teacher\":null,\"distill-loss\":\"auto\",\"temperature\":\"auto\",\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
         "\"lora-targets\":\"all\",\"lora-init\":\"kaiming\",\"lora-plus-ratio\":0,\"rslora\":false,\"freeze-layers\":0,\"epochs\":\"auto\",\"batch-size\":\"auto\","
         "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"
         "\"max-seq-len\":\"auto\",\"packing\":true,\"pack-len\":\"auto\",\"train-on-prompt\":false,\"val\":null,"

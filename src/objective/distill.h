@@ -10,6 +10,7 @@
  * Dimension legend: T batch rows, C student dim, V vocabulary (teacher and student share it). */
 #ifndef TK_OBJECTIVE_DISTILL_H
 #define TK_OBJECTIVE_DISTILL_H
+#include "objective/objective.h"
 #include "objective/teacher.h"
 
 typedef enum tk_distill_kind {
@@ -30,4 +31,18 @@ const char *tk_distill_kind_name(tk_distill_kind k);
 tk_status tk_distill(const float *h, const tk_lm_head *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
                      int64_t T, const float *weight, tk_distill_kind kind, float temperature, float grad_scale,
                      double *loss_sum, double *weight_sum, float *dh, float *dw);
+
+/* The "distill" objective (tk_objective_distill): at every row with target >= 0 and weight != 0 (the
+ * trained positions of SFT data; weight NULL = 1), D_t of kind between batch.teacher and the policy;
+ * loss_sum = sum_t weight[t] D_t, norm = sum_t weight[t] (units: trained tokens, as SFT). Needs
+ * target and teacher (a teacher of the policy's vocabulary); no metrics. */
+typedef struct tk_distill_params {
+    tk_distill_kind kind;          /* default forward KL */
+    float temperature;             /* > 0, default 1 */
+} tk_distill_params;
+/* Defaults: forward KL at temperature 1. Thread-safe. */
+tk_distill_params tk_distill_default_params(void);
+/* The kind named name ("forward_kl", "reverse_kl", "cross_entropy"); -1 when unknown. Thread-safe. */
+int tk_distill_kind_from_name(const char *name);
+extern const tk_objective_ops tk_objective_distill;
 #endif

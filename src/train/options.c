@@ -6,6 +6,7 @@
  * (tk_trainer_config_diff) all walk this table: a new option is one row (plus its field). */
 #include "train/trainer.h"
 #include "core/core.h"
+#include "objective/distill.h"
 #include "objective/dpo.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -31,13 +32,22 @@ static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUN
 static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
 
 static const char *objective_name(int i) {
-    static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward"};
-    return i >= 0 && i < 6 ? names[i] : NULL;
+    static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward", "distill"};
+    return i >= 0 && i < 7 ? names[i] : NULL;
 }
 
 static tk_status check_loss(const char *name, const char *v) {
     if (tk_dpo_loss_from_name(v) == TK_DPO_LOSS_COUNT)
         return tk_fail(TK_ERR_ARG, "--%s: unknown loss type '%s' (choose from sigmoid, ipo, hinge, robust)", name, v);
+    return TK_OK;
+}
+
+static tk_status check_distill_loss(const char *name, const char *v) {
+    if (!strcmp(v, "jsd"))
+        return tk_fail(TK_ERR_ARG, "--%s jsd: the generalised Jensen-Shannon divergence is not supported yet (choose forward_kl or "
+                       "reverse_kl)", name);
+    if (tk_distill_kind_from_name(v) < 0 || !strcmp(v, "cross_entropy"))
+        return tk_fail(TK_ERR_ARG, "--%s: unknown distillation loss '%s' (choose from forward_kl, reverse_kl)", name, v);
     return TK_OK;
 }
 
@@ -64,9 +74,9 @@ static const tk_trainer_option k_opts[] = {
      "+ magnitude per output row, PEFT use_dora; the --lora-* options apply), or IA3 (learned scaling of k, v and the down-projection "
      "input; --lora-targets all means PEFT's k,v,down)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 4,
      .value_name = method_name, .init = "lora"},
-    {"objective", "sft|dpo|orpo|simpo|kto|reward", "sft", "training objective: supervised fine-tuning, preference learning on chosen/rejected "
-     "pairs, KTO on labelled completions, or a reward model (docs/objectives.md)", .type = TK_OPT_ENUM, .offset = F(objective), .resume = true,
-     .n_values = 6, .value_name = objective_name, .init = "sft"},
+    {"objective", "sft|dpo|orpo|simpo|kto|reward|distill", "sft", "training objective: supervised fine-tuning, preference learning on "
+     "chosen/rejected pairs, KTO on labelled completions, a reward model, or distillation from --teacher (docs/objectives.md)",
+     .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 7, .value_name = objective_name, .init = "sft"},
     {"loss", "sigmoid|ipo|hinge|robust", "sigmoid", "DPO loss type (TRL's DPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss),
      .resume = true, .is_auto = true, .check = check_loss},
     {"beta", "X", "0.1", "dpo, orpo, simpo, kto: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward scale)",
@@ -84,6 +94,12 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_F64, .offset = F(center_rewards), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
     {"precompute-ref", "", "off", "dpo, kto: compute the reference log-probabilities once before training (no reference forward per step)",
      .type = TK_OPT_BOOL, .offset = F(precompute_ref), .resume = true},
+    {"teacher", "PATH", "none", "distill: the teacher model (same tokenizer as --model), run forward on every micro-batch",
+     .type = TK_OPT_STR, .offset = F(teacher), .is_path = true, .resume = true},
+    {"distill-loss", "forward_kl|reverse_kl", "forward_kl", "distill: KL(teacher || student) or KL(student || teacher) per trained token",
+     .type = TK_OPT_STR, .offset = F(distill_loss), .resume = true, .is_auto = true, .check = check_distill_loss},
+    {"temperature", "X", "1", "distill: both distributions are softmax(logits / X)", .type = TK_OPT_F64, .offset = F(temperature),
+     .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true, .init = "auto"},
     {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
     {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
     {"lora-dropout", "X", "0.05", "dropout on the LoRA input, [0, 1)", .type = TK_OPT_F64, .offset = F(lora_dropout), .resume = true, .dlo = 0,

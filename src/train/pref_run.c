@@ -12,7 +12,7 @@ static const char *objective_of(int i) { return tk_trainer_option_find("objectiv
 tk_status tk_run_pref_options(tk_run *r) {
     tk_trainer_config *c = &r->c;
     const char *obj = objective_of(c->objective);
-    const bool pref = c->objective != 0, dpo = !strcmp(obj, "dpo"), simpo = !strcmp(obj, "simpo"), kto = !strcmp(obj, "kto"),
+    const bool distill = !strcmp(obj, "distill"), pref = c->objective != 0 && !distill, dpo = !strcmp(obj, "dpo"), simpo = !strcmp(obj, "simpo"), kto = !strcmp(obj, "kto"),
                reward = !strcmp(obj, "reward");
     const struct { const char *opt; bool set, applies; const char *to; } k[] = {
         {"beta", c->beta != 0, pref && !reward, "--objective dpo, orpo, simpo or kto (a reward model has no beta)"},
@@ -23,7 +23,10 @@ tk_status tk_run_pref_options(tk_run *r) {
         {"desirable-weight", c->desirable_weight >= 0, kto, "--objective kto"},
         {"undesirable-weight", c->undesirable_weight >= 0, kto, "--objective kto"},
         {"center-rewards", c->center_rewards >= 0, reward, "--objective reward"},
-        {"train-on-prompt", c->train_on_prompt, !pref, "--objective sft (preference losses are on the completions, as in TRL)"},
+        {"train-on-prompt", c->train_on_prompt, !pref, "--objective sft or distill (preference losses are on the completions, as in TRL)"},
+        {"teacher", c->teacher != NULL, distill, "--objective distill"},
+        {"distill-loss", c->distill_loss != NULL, distill, "--objective distill"},
+        {"temperature", c->temperature != 0, distill, "--objective distill"},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (k[i].set && !k[i].applies)
@@ -31,6 +34,8 @@ tk_status tk_run_pref_options(tk_run *r) {
     r->pref = pref;
     r->kto = kto;
     r->reward = reward;
+    r->distill = distill;
+    if (distill) return tk_run_distill_options(r);
     if (!pref) return TK_OK;
     if (kto && c->batch_size == 1)
         return tk_fail(TK_ERR_ARG, "--objective kto needs --batch-size >= 2: its KL estimate pairs each prompt with another example's "
@@ -65,6 +70,7 @@ tk_status tk_run_pref_options(tk_run *r) {
 }
 
 const void *tk_run_objective_params(const tk_run *r) {
+    if (r->distill) return &r->distp;
     return !r->pref ? NULL : r->kto ? (const void *)&r->kp : r->reward ? (const void *)&r->rp : (const void *)&r->dp;
 }
 

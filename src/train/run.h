@@ -8,13 +8,15 @@
  *   adapter_out.c  RUN/adapter/ and RUN/adapter.gguf
  *   run_report.c   RUN/report.html's summary and data tables
  *   pref_run.c     preference objectives (dpo, orpo, simpo, kto, reward): options, reference log-probs, pair steps
- *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout) */
+ *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout)
+ *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
 #include "train/batch.h"
 #include "train/checkpoint.h"
 #include "train/pairs.h"
+#include "objective/distill.h"
 #include "objective/dpo.h"
 #include "objective/kto.h"
 #include "objective/reward.h"
@@ -38,6 +40,10 @@ typedef struct tk_run {
     tk_kto_params kp;             /* kto */
     tk_reward_params rp;          /* reward */
     tk_pair_buf pb;               /* its micro-batches */
+    bool distill;                 /* --objective distill: SFT data, steps and validation through distill_run.c */
+    tk_distill_params distp;      /* its parameters */
+    tk_model *teacher;            /* the teacher model (loaded once) */
+    tk_forward *teacher_fw;       /* its forward workspace (no gradients) */
     double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected; KTO: example, KL) */
     double *ref_buf; int32_t ref_cap;   /* a micro-batch's reference sums */
     const char *sample_path;      /* file the sample prompts come from */
@@ -105,6 +111,17 @@ tk_status tk_run_pref_precompute(tk_run *r);
 tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics);
 /* A validation pass over the pairs: loss_sum, norm, tokens and metric sums. */
 tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
+
+/* distill_run.c */
+/* Resolves --distill-loss and --temperature into r->distp; fails when --teacher is missing. */
+tk_status tk_run_distill_options(tk_run *r);
+/* Loads the teacher (after tk_run_plan: r->max_cols known) and checks its vocabulary against the student's. */
+tk_status tk_run_distill_load(tk_run *r);
+/* One micro-batch already in r->bb (training: gradients scaled by grad_scale, adds to *ls / *ws). */
+tk_status tk_run_distill_micro(tk_run *r, float grad_scale, double *ls, double *ws);
+/* The distillation loss of the micro-batch in r->bb without gradients: adds to *ls / *ws. */
+tk_status tk_run_distill_eval(tk_run *r, double *ls, double *ws);
+void tk_run_distill_free(tk_run *r);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);

@@ -41,6 +41,7 @@ static void run_free(tk_run *r) {
     tk_metrics_close(&r->mx);
     tk_train_ctx_free(r->tc);
     tk_model_free(r->m);
+    tk_run_distill_free(r);
     tk_sft_free(&r->train);
     tk_sft_free(&r->val);
     tk_pair_buf_free(&r->pb);
@@ -85,7 +86,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         run_free(r);
         return tk_fail(TK_ERR_ARG, "%s already holds a training run: continue it with --resume, or choose another --out", cfg->out);
     }
-    if ((st = tk_run_load_inputs(r)) || (st = tk_run_plan(r))) goto done;
+    if ((st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
     r->st.seed = c->seed;
     r->st.data_hash = tk_sft_hash(&r->train);
     if (r->train.stats.n_truncated)
@@ -110,7 +111,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tk_ia3_config ia3 = {.targets = c->lora_targets == TK_LORA_ALL_TARGETS ? 0 : c->lora_targets, /* all: PEFT's k, v, down */
                          .feedforward = c->lora_targets & (1u << TK_LIN_DOWN)};
     if (c->method == TK_TRAIN_IA3) tp.peft_cfg = &ia3;
-    if (r->pref) {
+    if (r->pref || r->distill) {
         tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);
     }

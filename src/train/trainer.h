@@ -26,7 +26,7 @@ typedef struct tk_trainer_config {
     char *model, *tokenizer, *data, *val, *out, *template_name;
     tk_data_format format;
     tk_train_method method;
-    int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward (the "objective" option's value names) */
+    int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward, 6 distill (the "objective" option's value names) */
     char *loss;               /* dpo loss type (NULL: auto = sigmoid) */
     double beta;              /* 0 = auto (0.1) */
     double label_smoothing;   /* < 0 = auto (0) */
@@ -34,6 +34,9 @@ typedef struct tk_trainer_config {
     bool precompute_ref;      /* dpo, kto: reference log-probabilities computed once before training */
     double desirable_weight, undesirable_weight;   /* kto: < 0 = auto (1) */
     double center_rewards;    /* reward: TRL's center_rewards_coefficient; < 0 = auto (none) */
+    char *teacher;            /* distill: the teacher model */
+    char *distill_loss;       /* distill: forward_kl | reverse_kl (NULL: auto = forward_kl) */
+    double temperature;       /* distill: 0 = auto (1) */
     int32_t lora_r;
     double lora_alpha, lora_dropout;
     bool rslora;
