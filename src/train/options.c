@@ -2,8 +2,8 @@
  * option, its value kind, its default (as shown by --help), its range, its help text,
  * whether a resume must match it, and the tk_trainer_config field it fills. Parsing
  * (tk_trainer_config_set), the --help listing (tk_trainer_options), RUN/config.json (written
- * by tk_trainer_config_json, read back by tk_trainer_config_apply_json) and the resume check
- * (tk_trainer_config_diff) all walk this table: a new option is one row (plus its field). */
+ * by tk_trainer_config_json, read back by tk_trainer_config_apply_json, options_json.c) and the
+ * resume check (tk_trainer_config_diff) all walk this table: a new option is one row (plus its field). */
 #include "train/trainer.h"
 #include "core/core.h"
 #include "objective/distill.h"
@@ -173,8 +173,7 @@ const tk_trainer_option *tk_trainer_option_find(const char *name) {
     return NULL;
 }
 
-/* The option's key in config.json. */
-static const char *json_key(const tk_trainer_option *o) { return o->json_key ? o->json_key : o->name; }
+const char *tk_trainer_option_key(const tk_trainer_option *o) { return o->json_key ? o->json_key : o->name; }
 
 tk_trainer_config tk_trainer_config_default(void) {
     tk_trainer_config c;
@@ -233,7 +232,7 @@ static tk_status parse_targets(const char *name, const char *v, uint32_t *out) {
     return TK_OK;
 }
 
-static void targets_text(uint32_t m, char *buf, size_t n) {
+void tk_trainer_targets_text(uint32_t m, char *buf, size_t n) {
     if (m == TK_LORA_ALL_TARGETS) { snprintf(buf, n, "all"); return; }
     buf[0] = 0;
     for (int i = 0; i < TK_LIN_COUNT; i++)
@@ -293,7 +292,7 @@ static tk_status config_set(tk_trainer_config *c, const char *name, const char *
         bool b = false;
         tk_status st = parse_bool(name, v, &b);
         /* --no-packing sets packing off; config.json's "packing" key carries the field itself */
-        if (!st) *FIELD(c, o, bool) = (o->negated && strcmp(name, json_key(o)) != 0) ? !b : b;
+        if (!st) *FIELD(c, o, bool) = (o->negated && strcmp(name, tk_trainer_option_key(o)) != 0) ? !b : b;
         return st;
     }
     if (!v || !*v) return tk_fail(TK_ERR_ARG, "--%s needs a value", name);
@@ -365,126 +364,6 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     if (tk_trainer_config_given(c, "patience") && c->patience > 0 && !c->val && !(c->val_split > 0))
         return tk_fail(TK_ERR_ARG, "--patience %d needs validation data to watch: give --val FILE or --val-split F", c->patience);
     return TK_OK;
-}
-
-/* ---- config.json -------------------------------------------------------------------- */
-
-void tk_json_string(tk_buf *b, const char *v) {
-    if (!v) { tk_buf_append(b, "null", 4); return; }
-    tk_buf_append(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\') { char e[2] = {'\\', (char)*p}; tk_buf_append(b, e, 2); }
-        else if (*p < 0x20) tk_buf_printf(b, "\\u%04x", *p);
-        else tk_buf_append(b, p, 1);
-    }
-    tk_buf_append(b, "\"", 1);
-}
-
-/* One option's value as config.json holds it: "auto" for unresolved autos, numbers, strings,
- * booleans; the seed as a decimal string (a JSON number would lose its low bits). */
-static void value_json(const tk_trainer_config *c, const tk_trainer_option *o, tk_buf *b, bool abs_paths) {
-    char tmp[64];
-    switch (o->type) {
-    case TK_OPT_STR: {
-        const char *s = *CFIELD(c, o, char *);
-        char *abs = abs_paths && o->is_path && s ? tk_path_abs(s) : NULL; /* config.json: --resume works from any folder */
-        tk_json_string(b, !s && o->is_auto ? "auto" : abs ? abs : s);
-        free(abs);
-        break;
-    }
-    case TK_OPT_ENUM: tk_json_string(b, o->value_name(*CFIELD(c, o, int))); break;
-    case TK_OPT_TARGETS: targets_text(*CFIELD(c, o, uint32_t), tmp, sizeof tmp); tk_json_string(b, tmp); break;
-    case TK_OPT_BOOL: tk_buf_printf(b, "%s", *CFIELD(c, o, bool) ? "true" : "false"); break;
-    case TK_OPT_I32:
-        if (o->is_auto && *CFIELD(c, o, int32_t) == 0) tk_json_string(b, "auto");
-        else tk_buf_printf(b, "%d", *CFIELD(c, o, int32_t));
-        break;
-    case TK_OPT_I64:
-        if (o->is_auto && *CFIELD(c, o, int64_t) == 0) tk_json_string(b, "auto");
-        else tk_buf_printf(b, "%lld", (long long)*CFIELD(c, o, int64_t));
-        break;
-    case TK_OPT_F64:
-        if (o->is_auto && *CFIELD(c, o, double) == o->auto_value) tk_json_string(b, "auto");
-        else tk_buf_printf(b, "%.17g", *CFIELD(c, o, double));
-        break;
-    case TK_OPT_U64: snprintf(tmp, sizeof tmp, "%llu", (unsigned long long)*CFIELD(c, o, uint64_t)); tk_json_string(b, tmp); break;
-    }
-}
-
-tk_status tk_trainer_config_json(const tk_trainer_config *c, tk_buf *b) {
-    tk_buf_append(b, "{", 1);
-    bool first = true;
-    for (int i = 0; i < N_OPTS; i++) {
-        if (k_opts[i].not_saved) continue;
-        tk_buf_printf(b, "%s\"%s\":", first ? "" : ",", json_key(&k_opts[i]));
-        value_json(c, &k_opts[i], b, true);
-        first = false;
-    }
-    tk_buf_append(b, "}", 1);
-    return b->data ? TK_OK : TK_ERR_NOMEM;
-}
-
-tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk_buf *out) {
-    const tk_trainer_option *o = tk_trainer_option_find(name);
-    if (!o) return tk_fail(TK_ERR_ARG, "unknown option --%s ('takumi train --help' lists the options)", name);
-    if (o->type == TK_OPT_BOOL) {   /* --no-packing reads as the flag, "packing" as the field */
-        bool b = *CFIELD(c, o, bool);
-        if (o->negated && strcmp(name, json_key(o)) != 0) b = !b;
-        return tk_buf_printf(out, "%s", b ? "true" : "false");
-    }
-    tk_buf j = {0};
-    value_json(c, o, &j, false);
-    if (!j.data) return TK_ERR_NOMEM;
-    tk_status st;
-    if (!strcmp(j.data, "null")) st = tk_buf_append(out, "", 0);   /* unset */
-    else if (j.data[0] == '"') {
-        cJSON *s = cJSON_Parse(j.data);
-        st = s && cJSON_IsString(s) ? tk_buf_append(out, s->valuestring, strlen(s->valuestring)) : TK_ERR_NOMEM;
-        cJSON_Delete(s);
-    } else st = tk_buf_append(out, j.data, j.len);
-    tk_buf_free(&j);
-    return st;
-}
-
-tk_status tk_trainer_config_apply_json(tk_trainer_config *c, const char *json, const char *where) {
-    cJSON *obj = cJSON_Parse(json);
-    if (!obj || !cJSON_IsObject(obj)) { cJSON_Delete(obj); return tk_fail(TK_ERR_FORMAT, "%s: not a JSON object", where); }
-    tk_status st = TK_OK;
-    char num[64];
-    for (const cJSON *e = obj->child; e && !st; e = e->next) {
-        const tk_trainer_option *o = tk_trainer_option_find(e->string);
-        /* unknown keys (the "info" object…) are informational; resume is the caller's choice */
-        if (!o || o->not_saved || cJSON_IsNull(e)) continue;
-        const char *v = NULL;
-        if (cJSON_IsString(e)) v = e->valuestring;
-        else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
-        else if (cJSON_IsNumber(e)) { snprintf(num, sizeof num, "%.17g", e->valuedouble); v = num; }
-        else continue;
-        uint64_t given = c->given; /* values read back were not given now */
-        st = tk_trainer_config_set(c, e->string, v);
-        c->given = given;
-    }
-    cJSON_Delete(obj);
-    return st ? tk_fail_ctx(st, "%s: ", where) : TK_OK;
-}
-
-tk_status tk_trainer_config_diff(const char *saved, const char *now, tk_buf *diff) {
-    cJSON *a = cJSON_Parse(saved), *b = cJSON_Parse(now);
-    tk_status st = a && b ? TK_OK : tk_fail(TK_ERR_FORMAT, "the saved configuration is not JSON");
-    for (int i = 0; i < N_OPTS && !st; i++) {
-        if (!k_opts[i].resume) continue;
-        const char *key = json_key(&k_opts[i]);
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, key), *y = cJSON_GetObjectItemCaseSensitive(b, key);
-        if (x && y && cJSON_Compare(x, y, true)) continue;
-        /* an option newer than the checkpoint: the run it saved had its default ("auto") */
-        if (!x && cJSON_IsString(y) && k_opts[i].init && !strcmp(y->valuestring, k_opts[i].init)) continue;
-        char *xs = x ? cJSON_PrintUnformatted(x) : NULL, *ys = y ? cJSON_PrintUnformatted(y) : NULL;
-        st = tk_buf_printf(diff, "\n  --%s: checkpoint %s, now %s", key, xs ? xs : "(none)", ys ? ys : "(none)");
-        free(xs); free(ys);
-    }
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-    return st;
 }
 
 int tk_trainer_auto_epochs(uint64_t n) { return tk_data_auto_epochs(n); }

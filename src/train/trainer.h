@@ -106,6 +106,10 @@ typedef struct tk_trainer_option {
 const tk_trainer_option *tk_trainer_options(int *n);
 /* The option called name (or whose config.json key is name), or NULL. */
 const tk_trainer_option *tk_trainer_option_find(const char *name);
+/* The option's key in config.json (its json_key, else its name). Thread-safe. */
+const char *tk_trainer_option_key(const tk_trainer_option *o);
+/* A --lora-targets mask as text ("all", or "q,v,down") into buf[n]. Thread-safe. */
+void tk_trainer_targets_text(uint32_t mask, char *buf, size_t n);
 
 /* Defaults (see tk_trainer_options); strings NULL. Free with tk_trainer_config_free. */
 tk_trainer_config tk_trainer_config_default(void);
