@@ -95,6 +95,7 @@ typedef struct tk_example {
     size_t n_prompt;                       /* msgs[0..n_prompt) precede the final reply; n_prompt == n: no reply */
     const char *label; size_t label_len;   /* classification */
     char **owned; size_t n_owned, cap_owned;
+    const void *record;                    /* the parsed record (a cJSON object; NULL for TSV/text lines), valid during a tk_rec_each callback */
 } tk_example;
 void tk_example_reset(tk_example *ex);
 void tk_example_free(tk_example *ex);

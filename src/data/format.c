@@ -59,6 +59,7 @@ void tk_example_reset(tk_example *ex) {
     ex->n = ex->n_rej = ex->n_prompt = 0;
     ex->label = NULL;
     ex->label_len = 0;
+    ex->record = NULL;
 }
 
 void tk_example_free(tk_example *ex) {

@@ -7,7 +7,7 @@
  * Everything here is deterministic: shuffles come from (seed, epoch), packing is a fixed
  * first-fit, so a run can be re-planned exactly on resume. */
 #include "train/batch.h"
-#include "train/records.h"
+#include "data/records.h"
 #include <math.h>
 
 #define PACK_WINDOW 64

@@ -1,7 +1,7 @@
 /* Preference pairs and KTO units: loading (records -> two rendered sequences per pair / per
  * labelled example and its KL sequence) and micro-batches (see pairs.h). */
 #include "train/pairs.h"
-#include "train/records.h"
+#include "data/records.h"
 
 typedef struct pair_ctx {
     const tk_tokenizer *tok;

@@ -1,9 +1,9 @@
-/* Reading training records through the data toolkit (src/data): the reader, format
+/* Reading records for training and evaluation through the data toolkit: the reader, format
  * detection and per-format validation turn every record into a normalised tk_example; the
- * trainer's loaders (batch.c for SFT examples, pairs.c for preference pairs, the sample
- * prompts) walk a file with tk_rec_each. Internal to src/train/. */
-#ifndef TK_TRAIN_RECORDS_H
-#define TK_TRAIN_RECORDS_H
+ * trainer's loaders (src/train: batch.c for SFT examples, pairs.c for preference pairs, the
+ * sample prompts) and the evaluation (src/eval) walk a file with tk_rec_each. Internal to src/. */
+#ifndef TK_DATA_RECORDS_H
+#define TK_DATA_RECORDS_H
 #include "data/data_internal.h"
 
 /* A file (path) or a buffer in memory (buf, len; name for messages). */

@@ -1,5 +1,5 @@
 /* Reading training records through the data toolkit (see records.h). */
-#include "train/records.h"
+#include "data/records.h"
 
 #define MAX_LISTED_ERRORS 5
 
@@ -107,6 +107,7 @@ tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind
                 cJSON *j = NULL;
                 if (c == TK_DATA_TXT) tk_data_validate_txt(raw.data, raw.len, &ex, &fs);
                 else if ((j = tk_json_parse(raw.data, raw.len, raw.line, &fs))) tk_data_validate(*fmt, j, &ex, &fs);
+                ex.record = j;
                 if (fs.n_errors == 0) st = fn(ud, &ex, raw.line);
                 cJSON_Delete(j);
                 tk_example_reset(&ex);
