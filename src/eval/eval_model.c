@@ -1,0 +1,253 @@
+/* The model side of an evaluation: a system (base model, optional adapter, chat template)
+ * scores reference answers (loss, perplexity, token accuracy), preference pairs and multiple
+ * choice by log-likelihood, and generates answers. */
+#include "eval/eval_model.h"
+#include <math.h>
+#include <ctype.h>
+
+tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *tokenizer, const char *adapter, const char *tmpl,
+                           tk_eval_sys *s) {
+    memset(s, 0, sizeof *s);
+    tk_status st;
+    if (shared) s->m = shared;
+    else {
+        tk_model_params mp = tk_model_default_params();
+        mp.tokenizer_path = tokenizer;
+        if ((st = tk_model_load(model, &mp, &s->m))) return tk_fail_ctx(st, "%s: ", model);
+        s->owns_model = true;
+    }
+    if (!tk_model_tokenizer(s->m)) { tk_eval_sys_close(s); return tk_fail(TK_ERR_FORMAT, "%s: the model has no tokenizer (give --tokenizer)", model); }
+    if (adapter && (st = tk_adapter_apply(s->m, adapter, &s->ad))) {
+        tk_eval_sys_close(s);
+        return tk_fail_ctx(st, "adapter %s: ", adapter);
+    }
+    if (s->ad) { s->use = (tk_adapter_use){.peft = tk_adapter_handle_peft(s->ad), .scale = 1.0f}; s->n_use = 1; }
+    if ((st = tk_chat_resolve(tk_model_tokenizer(s->m), tmpl, &s->fam))) { tk_eval_sys_close(s); return st; }
+    return TK_OK;
+}
+
+void tk_eval_sys_close(tk_eval_sys *s) {
+    tk_forward_free(s->fw);
+    free(s->logits);
+    if (s->ad) tk_adapter_detach(s->m, s->ad);
+    if (s->owns_model) tk_model_free(s->m);
+    memset(s, 0, sizeof *s);
+}
+
+/* Sum of log p(ids[t] | ids[<t]) over targets (mask[t] != 0), the number of targets and how many of them are the argmax. */
+static tk_status seq_logp(tk_eval_sys *s, const int32_t *ids, int64_t n, const uint8_t *mask, double *lp, int64_t *n_tok, int64_t *n_right) {
+    const tk_model_config *c = tk_model_get_config(s->m);
+    int64_t V = c->n_vocab, n_out = 0;
+    *lp = 0; *n_tok = 0; if (n_right) *n_right = 0;
+    for (int64_t t = 1; t < n; t++) n_out += mask[t] != 0;
+    if (!n_out) return TK_OK;
+    if (n > s->fw_cols) {
+        tk_forward_free(s->fw);
+        s->fw = NULL;
+        int32_t cols = (int32_t)(n < 256 ? 256 : n);
+        tk_status st = tk_forward_new(s->m, 1, cols, 0, &s->fw);
+        if (st) return st;
+        s->fw_cols = cols;
+        s->fw_n_use = 0;
+    }
+    if (s->fw_n_use != s->n_use) {
+        tk_status st = tk_forward_set_adapters(s->fw, s->n_use ? &s->use : NULL, s->n_use);
+        if (st) return st;
+        s->fw_n_use = s->n_use;
+    }
+    size_t need = (size_t)(n_out * V);
+    if (need > s->n_logits) {
+        float *l = tk_realloc(s->logits, need * sizeof(float));
+        if (!l) return tk_fail(TK_ERR_NOMEM, "out of memory for %lld x %lld logits", (long long)n_out, (long long)V);
+        s->logits = l; s->n_logits = need;
+    }
+    int64_t *idx = tk_malloc((size_t)n_out * sizeof *idx);
+    if (!idx) return TK_ERR_NOMEM;
+    int64_t k = 0;
+    for (int64_t t = 1; t < n; t++) if (mask[t]) idx[k++] = t - 1;
+    tk_batch b = {.n_rows = 1, .n_cols = (int32_t)n, .ids = ids};
+    tk_status st = tk_forward_run(s->fw, &b, idx, n_out, s->logits);
+    for (int64_t i = 0; !st && i < n_out; i++) {
+        const float *l = s->logits + i * V;
+        int32_t y = ids[idx[i] + 1];
+        float mx = l[0];
+        int32_t am = 0;
+        for (int64_t v = 1; v < V; v++) if (l[v] > mx) { mx = l[v]; am = (int32_t)v; }
+        double z = 0;
+        for (int64_t v = 0; v < V; v++) z += exp((double)l[v] - mx);
+        *lp += (double)l[y] - mx - log(z);
+        if (n_right) *n_right += am == y;
+    }
+    *n_tok = n_out;
+    free(idx);
+    return st;
+}
+
+/* The conversation prompt + {assistant: reply} rendered; mask = the reply's target tokens. */
+static tk_status render_reply(tk_eval_sys *s, const tk_eval_ex *ex, const char *reply, tk_chat_tokens *ct, uint8_t **mask) {
+    tk_chat_msg *m = tk_malloc((ex->n_prompt + 1) * sizeof *m);
+    if (!m) return TK_ERR_NOMEM;
+    memcpy(m, ex->prompt, ex->n_prompt * sizeof *m);
+    m[ex->n_prompt] = (tk_chat_msg){TK_ROLE_ASSISTANT, reply};
+    tk_status st = tk_chat_render(tk_model_tokenizer(s->m), s->fam, m, ex->n_prompt + 1, false, ct);
+    free(m);
+    if (st) return tk_fail_ctx(st, "line %llu: chat template %s: ", (unsigned long long)ex->line, tk_chat_family_name(s->fam));
+    if (!(*mask = tk_calloc(ct->ids.len ? ct->ids.len : 1, 1))) return TK_ERR_NOMEM;
+    for (size_t t = 0; t < ct->ids.len; t++) (*mask)[t] = ct->is_target[t] && ct->msg_index[t] == (int32_t)ex->n_prompt;
+    return TK_OK;
+}
+
+static tk_status reply_logp(tk_eval_sys *s, const tk_eval_ex *ex, const char *reply, double *lp, int64_t *n_tok, int64_t *n_right, bool *too_long) {
+    tk_chat_tokens ct = {0};
+    uint8_t *mask = NULL;
+    tk_status st = render_reply(s, ex, reply, &ct, &mask);
+    *too_long = !st && (int64_t)ct.ids.len > s->max_seq;
+    if (!st && !*too_long) st = seq_logp(s, ct.ids.data, (int64_t)ct.ids.len, mask, lp, n_tok, n_right);
+    free(mask);
+    tk_chat_tokens_free(&ct);
+    return st;
+}
+
+/* A plain text: every token after the first is predicted (BOS first when the tokenizer adds one). */
+static tk_status text_logp(tk_eval_sys *s, const char *text, double *lp, int64_t *n_tok, int64_t *n_right, bool *too_long) {
+    const tk_tokenizer *tok = tk_model_tokenizer(s->m);
+    tk_ivec ids = {0};
+    tk_status st = tk_tokenize(tok, text, strlen(text), tk_tokenizer_adds_bos(tok) ? TK_TOK_ADD_SPECIAL : 0, &ids);
+    *too_long = !st && (int64_t)ids.len > s->max_seq;
+    uint8_t *mask = st || *too_long ? NULL : tk_malloc(ids.len ? ids.len : 1);
+    if (!st && !*too_long && !mask) st = TK_ERR_NOMEM;
+    if (mask) {
+        memset(mask, 1, ids.len);
+        st = seq_logp(s, ids.data, (int64_t)ids.len, mask, lp, n_tok, n_right);
+    }
+    free(mask);
+    tk_ivec_free(&ids);
+    return st;
+}
+
+/* lm-evaluation-harness loglikelihood of " choice" after the question: context and context+continuation tokenized
+ * whole, the continuation being the tokens past the context's (trailing spaces of the context move to it). */
+static tk_status choice_logp(tk_eval_sys *s, const char *ctx, const char *choice, double *lp) {
+    const tk_tokenizer *tok = tk_model_tokenizer(s->m);
+    size_t cl = strlen(ctx), sp = 0;
+    while (sp < cl && isspace((unsigned char)ctx[cl - 1 - sp])) sp++;
+    tk_buf whole = {0};
+    tk_ivec a = {0}, w = {0};
+    tk_status st = tk_buf_printf(&whole, "%s %s", ctx, choice);  /* context + target delimiter + choice */
+    int flags = tk_tokenizer_adds_bos(tok) ? TK_TOK_ADD_SPECIAL : 0;
+    if (!st) st = tk_tokenize(tok, ctx, cl - sp, flags, &a);
+    if (!st) st = tk_tokenize(tok, whole.data, whole.len, flags, &w);
+    if (!st && a.len == 0) { /* empty context: the end-of-text token stands in, as the harness does */
+        int32_t e = tk_tokenizer_eos(tok);
+        st = tk_ivec_push(&a, e);
+        if (!st) { st = tk_ivec_reserve(&w, 1); if (!st) { memmove(w.data + 1, w.data, w.len * sizeof(int32_t)); w.data[0] = e; w.len++; } }
+    }
+    uint8_t *mask = st ? NULL : tk_calloc(w.len ? w.len : 1, 1);
+    if (!st && !mask) st = TK_ERR_NOMEM;
+    int64_t nt = 0;
+    if (!st) {
+        for (size_t t = a.len; t < w.len; t++) mask[t] = 1;
+        if ((int64_t)w.len > s->max_seq) st = tk_fail(TK_ERR_RANGE, "question and choice are %zu tokens, longer than --max-seq-len %d", w.len, s->max_seq);
+        else st = seq_logp(s, w.data, (int64_t)w.len, mask, lp, &nt, NULL);
+    }
+    free(mask);
+    tk_buf_free(&whole); tk_ivec_free(&a); tk_ivec_free(&w);
+    return st;
+}
+
+static size_t n_codepoints(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+tk_status tk_eval_score(tk_eval_sys *s, const tk_eval_ex *ex, const tk_eval_col *cols, int n_cols, double *stats, int64_t *n_too_long) {
+    tk_status st = TK_OK;
+    for (int c = 0; c < n_cols && !st; c++) {
+        const char *nm = cols[c].def->name;
+        double *v = stats + cols[c].off;
+        if (cols[c].def->model != 1) continue;
+        if (!strcmp(nm, "loss") || !strcmp(nm, "ppl") || !strcmp(nm, "token_acc")) {
+            if (!ex->text && (!ex->reference || !ex->n_prompt)) continue;
+            if (!s->ref_done) {
+                bool tl;
+                int64_t n_right;
+                st = ex->text ? text_logp(s, ex->text, &s->ref_lp, &s->ref_n, &n_right, &tl)
+                              : reply_logp(s, ex, ex->reference, &s->ref_lp, &s->ref_n, &n_right, &tl);
+                s->ref_right = n_right;
+                s->ref_long = tl;
+                s->ref_done = true;
+                if (tl) (*n_too_long)++;
+            }
+            if (st || s->ref_long || !s->ref_n) continue;
+            v[0] = 1;
+            v[1] = nm[0] == 't' ? (double)s->ref_right : -s->ref_lp;
+            v[2] = (double)s->ref_n;
+        } else if (!strcmp(nm, "pref_accuracy")) {
+            if (!ex->chosen) continue;
+            double lc, lr;
+            int64_t nc, nr;
+            bool tl1, tl2;
+            if ((st = reply_logp(s, ex, ex->chosen, &lc, &nc, NULL, &tl1)) || (st = reply_logp(s, ex, ex->rejected, &lr, &nr, NULL, &tl2))) break;
+            if (tl1 || tl2) { (*n_too_long)++; continue; }
+            v[0] = 1; v[1] = lc > lr; v[2] = 1;
+        } else if (!strcmp(nm, "mc_acc") || !strcmp(nm, "mc_acc_norm")) {
+            if (!ex->n_choices) continue;
+            const char *q = ex->prompt[ex->n_prompt - 1].content;
+            int best = 0, best_n = 0;
+            double bl = -INFINITY, bn = -INFINITY;
+            for (int i = 0; i < ex->n_choices; i++) {
+                double lp;
+                if ((st = choice_logp(s, q, ex->choices[i], &lp))) break;
+                double ln = lp / (double)(n_codepoints(ex->choices[i]) ? n_codepoints(ex->choices[i]) : 1);
+                if (lp > bl) { bl = lp; best = i; }
+                if (ln > bn) { bn = ln; best_n = i; }
+            }
+            if (st) break;
+            v[0] = 1; v[1] = (strcmp(nm, "mc_acc") ? best_n : best) == ex->answer; v[2] = 1;
+        }
+    }
+    return st;
+}
+
+void tk_eval_score_reset(tk_eval_sys *s) { s->ref_done = false; }
+
+tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids) {
+    tk_chat_tokens ct = {0};
+    tk_status st = tk_chat_render(tk_model_tokenizer(s->m), s->fam, ex->prompt, ex->n_prompt, true, &ct);
+    if (st) st = tk_fail_ctx(st, "line %llu: chat template %s: ", (unsigned long long)ex->line, tk_chat_family_name(s->fam));
+    else { *ids = ct.ids; ct.ids = (tk_ivec){0}; }
+    tk_chat_tokens_free(&ct);
+    return st;
+}
+
+tk_status tk_eval_generate(tk_eval_sys *s, tk_eval_set *set, int which, int32_t max_tokens, int32_t batch,
+                           void (*progress)(void *, const char *, int64_t, int64_t), void *ud, double *gen_s, int64_t *n_gen) {
+    (void)batch;
+    tk_session *sess = NULL;
+    tk_status st = tk_session_new(s->m, 0, &sess);
+    if (!st && s->n_use) st = tk_session_set_adapters(sess, &s->use, s->n_use);
+    tk_gen_params p = tk_gen_default_params();
+    p.sampler.temperature = 0;
+    p.max_tokens = max_tokens;
+    double t0 = tk_time_s();
+    int64_t total = 0, done = 0;
+    for (size_t i = 0; i < set->n; i++) total += set->v[i].n_prompt && set->v[i].prompt[set->v[i].n_prompt - 1].role == TK_ROLE_USER;
+    for (size_t i = 0; i < set->n && !st; i++) {
+        tk_eval_ex *ex = &set->v[i];
+        if (!ex->n_prompt || ex->prompt[ex->n_prompt - 1].role != TK_ROLE_USER || ex->n_choices) continue;
+        tk_ivec ids = {0}, out = {0};
+        tk_buf text = {0};
+        tk_gen_stats gs;
+        st = tk_eval_prompt_ids(s, ex, &ids);
+        if (!st) st = tk_generate(sess, tk_model_tokenizer(s->m), ids.data, (int64_t)ids.len, &p, NULL, NULL, &out, &gs);
+        if (!st) st = tk_detokenize(tk_model_tokenizer(s->m), out.data, out.len, true, &text);
+        if (!st) st = tk_buf_append(&text, "", 1);
+        if (!st) { free(ex->pred[which]); ex->pred[which] = text.data; text.data = NULL; *n_gen += gs.n_generated; }
+        tk_ivec_free(&ids); tk_ivec_free(&out); tk_buf_free(&text);
+        if (progress) progress(ud, which ? "generating (baseline)" : "generating", ++done, total);
+    }
+    *gen_s += tk_time_s() - t0;
+    tk_session_free(sess);
+    return st;
+}
