@@ -53,4 +53,8 @@ void tk_grade_free(tk_grade *r);
 /* True when the grader (or a sub-grader) needs a judge model (score_model). Thread-safe. */
 bool tk_grader_needs_judge(const tk_grader *g);
 
+/* The grader's "pass_threshold" (text_similarity, score_model): true and *out set when the document
+ * gives one (a score >= it passes). Thread-safe. */
+bool tk_grader_pass_threshold(const tk_grader *g, double *out);
+
 #endif
