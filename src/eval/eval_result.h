@@ -26,6 +26,7 @@ struct tk_eval_result {
     uint64_t pii[2][TK_PII_COUNT], train_pii[2], forbidden[2];
     tk_eval_hit *hits; int n_hits;     /* the first few of each kind */
     int n_forbidden_patterns; bool train_checked;
+    struct tk_grader *grader;          /* during the run: the --grader document (column names) */
 };
 /* Records a safety hit (the first 20 are kept with their text). */
 tk_status tk_eval_add_hit(tk_eval_result *r, uint64_t line, int sys, const char *what, const char *text);

@@ -3,6 +3,7 @@
  * corpus values with paired bootstrap intervals, forgetting and safety (eval_checks.c). */
 #include "eval/eval_model.h"
 #include "eval/eval_result.h"
+#include "eval/eval_grade.h"
 #include <math.h>
 
 tk_eval_params tk_eval_default_params(void) {
@@ -12,11 +13,17 @@ tk_eval_params tk_eval_default_params(void) {
 
 static tk_status add_col(tk_eval_result *r, const char *name, const tk_metric_def *d) {
     for (int i = 0; i < r->n_cols; i++) if (!strcmp(r->cols[i].name, name)) return TK_OK;
+    int gi = -1;
+    if (!strncmp(name, "grader:", 7)) {
+        for (int i = 0; r->grader && i < tk_grader_n_scores(r->grader) && gi < 0; i++)
+            if (!strcmp(tk_grader_score_name(r->grader, i), name + 7)) gi = i;
+        if (gi < 0) return tk_fail(TK_ERR_ARG, "--metrics %s: the grader has no score named '%s'", name, name + 7);
+    }
     tk_eval_col *c = tk_realloc(r->cols, (size_t)(r->n_cols + 1) * sizeof *c);
     if (!c) return TK_ERR_NOMEM;
     r->cols = c;
     tk_eval_col *n = &c[r->n_cols];
-    *n = (tk_eval_col){.name = tk_strdup(name), .def = d, .n_stats = d->n_stats, .grader_index = -1};
+    *n = (tk_eval_col){.name = tk_strdup(name), .def = d, .n_stats = d->n_stats, .grader_index = gi};
     if (!n->name) return TK_ERR_NOMEM;
     if (d->n_stats < 0) n->n_stats = 3 * (int)r->set.n_labels;
     n->off = r->stride;
@@ -62,6 +69,13 @@ static tk_status choose(tk_eval_result *r, const tk_eval_params *p, bool have_mo
         /* classification answers are labels: text-overlap metrics are noise there */
         if ((kinds & TK_EX_LABEL) && d->model == 2 && (need & TK_EX_REF) && strcmp(d->name, "exact_match")) continue;
         tk_status st = add_col(r, d->name, d);
+        if (st) return st;
+        if (!strcmp(d->name, "grader"))   /* one column per score of the grader (a multi's sub-graders too) */
+            for (int g = 0; g < tk_grader_n_scores(r->grader) && !st; g++) {
+                char nm[300];
+                snprintf(nm, sizeof nm, "grader:%s", tk_grader_score_name(r->grader, g));
+                st = add_col(r, nm, d);
+            }
         if (st) return st;
     }
     if (r->n_cols == 0) return tk_fail(TK_ERR_ARG, "%s: no metric applies to these records without a model", p->data ? p->data : p->predictions);
@@ -118,7 +132,7 @@ static bool wants(const tk_eval_result *r, int model) {
     return false;
 }
 
-static tk_status run_system(tk_eval_result *r, const tk_eval_params *p, tk_eval_sys *sys, int which, bool gen) {
+static tk_status run_system(tk_eval_result *r, const tk_eval_params *p, tk_eval_sys *sys, int which, bool gen, tk_eval_grading *g) {
     tk_status st = TK_OK;
     if (gen) st = tk_eval_generate(sys, &r->set, which, p->max_tokens, p->batch, p->progress, p->progress_ud, &r->gen_s[which], &r->n_generated[which]);
     for (size_t i = 0; !st && i < r->set.n; i++) {
@@ -129,6 +143,8 @@ static tk_status run_system(tk_eval_result *r, const tk_eval_params *p, tk_eval_
             st = tk_eval_score(sys, ex, r->cols, r->n_cols, s, &r->n_too_long[which]);
         }
         if (!st) st = tk_eval_text_stats(&r->set, ex, ex->pred[which], r->cols, r->n_cols, s);
+        if (!st && (g->grader || g->judge_grader))
+            st = tk_eval_grade(g, ex, which, r->cols, r->n_cols, s, &r->n_failures[which], p->max_grader_failures);
         if (p->progress && sys && wants(r, 1)) p->progress(p->progress_ud, which ? "scoring (baseline)" : "scoring", (int64_t)i + 1, (int64_t)r->set.n);
     }
     return st;
@@ -152,8 +168,11 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
     tk_eval_result *r = tk_calloc(1, sizeof *r);
     if (!r) return TK_ERR_NOMEM;
     tk_eval_sys sys[2] = {{0}};
+    tk_eval_grading grading = {0};
     bool have_model = p->model && !p->predictions, open[2] = {false, false};
     tk_status st = tk_eval_set_load(p->data ? p->data : p->predictions, p->predictions != NULL, p->system, &r->set);
+    if (!st) st = tk_eval_grading_open(&grading, p);
+    r->grader = grading.grader;
     if (!st) st = choose(r, p, have_model);
     r->has_base = p->baseline_model || p->baseline_adapter;
     r->model = describe(p->predictions ? NULL : p->model, p->adapter);
@@ -178,9 +197,11 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
         }
     }
     bool gen = have_model && wants(r, 2);
-    for (int s = 0; !st && s < (r->has_base ? 2 : 1); s++) st = run_system(r, p, have_model ? &sys[s] : NULL, s, gen);
+    for (int s = 0; !st && s < (r->has_base ? 2 : 1); s++) st = run_system(r, p, have_model ? &sys[s] : NULL, s, gen, &grading);
     if (!st) st = tk_eval_checks(r, p, open[0] ? &sys[0] : NULL);
     if (!st) st = finish(r, p);
+    tk_eval_grading_close(&grading);
+    r->grader = NULL;
     /* the baseline's adapter detaches before the base it shares */
     if (open[1]) tk_eval_sys_close(&sys[1]);
     if (open[0]) tk_eval_sys_close(&sys[0]);

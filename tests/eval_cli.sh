@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# `takumi eval` end to end:
+# - --predictions (no model): exact match, required facts (alternatives, numbers not matched inside longer
+#   numbers, a "match" regex), a string_check grader and a command grader, the safety scan (personal data,
+#   --forbid), targets (exit 0 met / 3 missed / 1 malformed or unknown), --json, --out (report.html escapes
+#   model output);
+# - with stories260K: the loss of its own greedy text equals the reference loss of that text (0.39729 in
+#   ../shared), multiple choice, preference accuracy, generation with a baseline that is the same model
+#   (every difference 0, interval [0, 0]), forgetting on general data;
+# - bad input: a missing file, a record without a prompt, a metric the data cannot support.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+FX=tests/fixtures/eval
+tmp=$(mktemp -d /tmp/takumi_eval_XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+checks=0 failures=0
+ok() { checks=$((checks + 1)); }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+jget() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
+close() { python3 -c "import sys; a,b,t=map(float,sys.argv[1:]); sys.exit(0 if abs(a-b)<=t else 1)" "$1" "$2" "$3"; }
+
+# ---- predictions ----
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics exact_match,fact_match --json --forbid 'alert\(' > "$tmp/p.json" 2> "$tmp/err" || bad "predictions run failed: $(cat "$tmp/err")"
+[ "$(jget "$tmp/p.json" "d['metrics']['exact_match']['value']")" = 0.25 ] && ok || bad "exact_match $(cat "$tmp/p.json")"
+[ "$(jget "$tmp/p.json" "d['metrics']['fact_match']['value']")" = 0.75 ] && ok || bad "fact_match (330 must not match 3,300)"
+[ "$(jget "$tmp/p.json" "d['safety']['personal_data']['email'], d['safety']['personal_data']['phone'], d['safety']['forbidden']")" = "1 1 1" ] && ok || bad "safety counts: $(jget "$tmp/p.json" "d['safety']")"
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics fact_match --target 'fact_match>=0.7' > /dev/null 2>&1 && ok || bad "target met must exit 0"
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics exact_match --target 'exact_match >= 0.5' > "$tmp/t.txt" 2>&1
+[ $? = 3 ] && grep -q "target exact_match>=0.5: NOT MET" "$tmp/t.txt" && ok || bad "missed target must exit 3 and say so: $(cat "$tmp/t.txt")"
+for t in 'fact_match>>1' 'nonsense>=1' 'f1>=x' '>=1'; do
+    "$BIN" eval --predictions $FX/predictions.jsonl --target "$t" > /dev/null 2> "$tmp/err"
+    [ $? = 1 ] && grep -q -- "--target" "$tmp/err" && ok || bad "target '$t' must be refused (exit 1)"
+done
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics exact_match --out "$tmp/out" > /dev/null 2>&1 || bad "--out"
+for f in results.json examples.jsonl report.html; do [ -s "$tmp/out/$f" ] && ok || bad "--out: $f missing"; done
+grep -q '&lt;script&gt;alert' "$tmp/out/report.html" && ! grep -q '<script>alert' "$tmp/out/report.html" && ok || bad "report.html must escape answers"
+[ "$(wc -l < "$tmp/out/examples.jsonl")" = 4 ] && ok || bad "examples.jsonl lines"
+
+# graders: string_check, and a command grader (a program given the sample on stdin)
+printf '{"type":"string_check","name":"same","input":"{{ sample.output_text }}","reference":"{{ item.reference }}","operation":"eq"}' > "$tmp/g1.json"
+"$BIN" eval --predictions $FX/predictions.jsonl --grader "$tmp/g1.json" --json > "$tmp/g1.out" 2> "$tmp/err" || bad "grader run: $(cat "$tmp/err")"
+[ "$(jget "$tmp/g1.out" "d['metrics']['grader']['value'], d['metrics']['grader:same']['value']")" = "0.25 0.25" ] && ok || bad "string_check grader: $(cat "$tmp/g1.out")"
+cat > "$tmp/len.py" <<'PY'
+import json, sys
+s = json.load(sys.stdin)
+print(min(1.0, len(s["sample"]["output_text"]) / 40))
+PY
+printf '{"type":"command","name":"len","command":["python3","%s"],"timeout_s":20}' "$tmp/len.py" > "$tmp/g2.json"
+"$BIN" eval --predictions $FX/predictions.jsonl --grader "$tmp/g2.json" --metrics grader --json > "$tmp/g2.out" 2> "$tmp/err" || bad "command grader: $(cat "$tmp/err")"
+exp=$(python3 -c "
+import json
+v=[min(1.0,len(json.loads(l)['prediction'])/40) for l in open('$FX/predictions.jsonl')]
+print(sum(v)/len(v))")
+close "$(jget "$tmp/g2.out" "d['metrics']['grader']['value']")" "$exp" 1e-12 && ok || bad "command grader mean: $(cat "$tmp/g2.out") vs $exp"
+printf '{"type":"command","name":"x","command":["python3","-c","print(\\"no number\\")"]}' > "$tmp/g3.json"
+"$BIN" eval --predictions $FX/predictions.jsonl --grader "$tmp/g3.json" --metrics grader --max-grader-failures 2 > /dev/null 2> "$tmp/err"
+[ $? = 1 ] && grep -q "max-grader-failures" "$tmp/err" && ok || bad "grader failures beyond the limit must stop the run: $(cat "$tmp/err")"
+"$BIN" eval --predictions $FX/predictions.jsonl --grader "$tmp/g3.json" --metrics grader --json > "$tmp/g3.out" 2>/dev/null
+[ "$(jget "$tmp/g3.out" "d['grader_failures']")" = 4 ] && ok || bad "grader failures must be counted"
+
+# bad input
+"$BIN" eval --predictions "$tmp/none.jsonl" > /dev/null 2> "$tmp/err"; [ $? = 1 ] && grep -q none.jsonl "$tmp/err" && ok || bad "missing file"
+printf '{"prediction":"x","reference":"y"}\n{"reference":"y"}\n' > "$tmp/bad.jsonl"
+"$BIN" eval --predictions "$tmp/bad.jsonl" > /dev/null 2> "$tmp/err"; [ $? = 1 ] && grep -q "line 2" "$tmp/err" && ok || bad "record without prediction must name line 2: $(cat "$tmp/err")"
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics pref_accuracy > /dev/null 2> "$tmp/err"; [ $? = 1 ] && grep -q "preference pairs" "$tmp/err" && ok || bad "metric without its data"
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics loss > /dev/null 2> "$tmp/err"; [ $? = 1 ] && grep -q "model" "$tmp/err" && ok || bad "loss without a model"
+
+# ---- a real model ----
+S=${TAKUMI_SHARED:-../shared}/models/stories260K
+if [ ! -f "$S/gguf/stories260K-f32.gguf" ]; then
+    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
+    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"
+else
+    M=$S/gguf/stories260K-f32.gguf
+    python3 -c "
+import json; t=open('$S/llama2c/greedy_64_from_bos.txt').read().split('\n',1)[1].rstrip('\n')
+print(json.dumps({'text': t}))" > "$tmp/text.jsonl"
+    "$BIN" eval --model "$M" --data "$tmp/text.jsonl" --json --threads 1 > "$tmp/m1.json" 2> "$tmp/err" || bad "text loss: $(cat "$tmp/err")"
+    ref=$(python3 -c "import json; print(json.load(open('$S/llama2c/golden_logits_and_loss.json'))['mean_nll_next_token_over_seq'])")
+    close "$(jget "$tmp/m1.json" "d['metrics']['loss']['value']")" "$ref" 2e-4 && ok || bad "loss of the greedy text $(jget "$tmp/m1.json" "d['metrics']['loss']") vs $ref"
+    "$BIN" eval --model "$M" --data $FX/mc.jsonl --json --threads 1 > "$tmp/mc.json" 2> "$tmp/err" || bad "mc: $(cat "$tmp/err")"
+    [ "$(jget "$tmp/mc.json" "sorted(d['metrics'])")" = "['mc_acc', 'mc_acc_norm']" ] && ok || bad "mc metrics: $(cat "$tmp/mc.json")"
+    "$BIN" eval --model "$M" --data $FX/prefs.jsonl --json --threads 1 > "$tmp/pr.json" 2> "$tmp/err" || bad "prefs: $(cat "$tmp/err")"
+    [ "$(jget "$tmp/pr.json" "d['metrics']['pref_accuracy']['value']")" = 1.0 ] && ok || bad "pref_accuracy: $(cat "$tmp/pr.json")"
+    "$BIN" eval --model "$M" --data $FX/chat.jsonl --baseline-model "$M" --max-tokens 16 --threads 1 --json --out "$tmp/o2" > "$tmp/c.json" 2> "$tmp/err" || bad "chat with baseline: $(cat "$tmp/err")"
+    jget "$tmp/c.json" "all(m['diff']==0 and m['ci95']==[0,0] for k,m in d['metrics'].items() if m['value'] is not None)" | grep -q True && ok || bad "same model as baseline: every diff 0: $(cat "$tmp/c.json")"
+    jget "$tmp/c.json" "sorted(d['metrics'])" | grep -q "'fact_match'.*'loss'.*'rougeL'.*'token_acc'" && ok || bad "chat default metrics: $(jget "$tmp/c.json" "sorted(d['metrics'])")"
+    [ "$(jget "$tmp/c.json" "d['generation']['tokens'] > 0")" = True ] && ok || bad "generation tokens"
+    # the same run twice: identical numbers (seeded bootstrap)
+    "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r1"
+    "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r2"
+    cmp -s "$tmp/r1" "$tmp/r2" && ok || bad "two runs with one seed differ"
+fi
+echo "eval_cli: $((checks - failures)) checks passed, $failures failed"
+[ "$failures" -eq 0 ]
