@@ -44,12 +44,22 @@ static void expect_prf(int m, const tk_prf *got, const cJSON *row, const char *k
     expect(m, got->f, cJSON_GetArrayItem(a, 2)->valuedouble, line_no, "F");
 }
 
+/* The fixture folder: $TK_METRIC_FIXTURES (a larger set from tools/make_metric_fixtures.py --random N) or the committed one. */
+static const char *fixture(const char *name) {
+    static char buf[2][4096];
+    static int k;
+    const char *dir = getenv("TK_METRIC_FIXTURES");
+    char *b = buf[k++ & 1];
+    snprintf(b, 4096, "%s/%s", dir && *dir ? dir : "tests/fixtures/metrics", name);
+    return b;
+}
+
 typedef struct group { tk_bleu_stats bleu; tk_chrf_stats chrf; } group;
 
 static int check_pairs(group *en, group *ja, group *en40) {
     char *text = NULL;
     size_t len = 0;
-    CHECK_OK(tk_read_file("tests/fixtures/metrics/pairs.jsonl", &text, &len));
+    CHECK_OK(tk_read_file(fixture("pairs.jsonl"), &text, &len));
     if (!text) return 0;
     int line_no = 0, n_en = 0;
     for (char *line = text, *next; line && *line; line = next) {
@@ -107,7 +117,7 @@ static int check_pairs(group *en, group *ja, group *en40) {
 
 static void check_corpus(const group *en, const group *ja, const group *en40) {
     char *text = NULL;
-    CHECK_OK(tk_read_file("tests/fixtures/metrics/corpus.jsonl", &text, NULL));
+    CHECK_OK(tk_read_file(fixture("corpus.jsonl"), &text, NULL));
     if (!text) return;
     int line_no = 0, seen = 0;
     for (char *line = text, *next; line && *line; line = next) {

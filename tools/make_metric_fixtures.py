@@ -11,6 +11,9 @@ white space; Japanese (scored character by character); empty strings; very long 
 identical and disjoint pairs.
 
     python3 tools/make_metric_fixtures.py   # from the repository root
+    # a larger differential check (not committed): N extra random pairs into another folder,
+    # then: TK_METRIC_FIXTURES=/tmp/m build/tests/test_textmetrics
+    python3 tools/make_metric_fixtures.py --out /tmp/m --random 5000
 
 pairs.jsonl, one object per pair:
   hyp, ref, lang ("words" or "chars"),
@@ -145,7 +148,22 @@ def perturb_chars(rng, s):
     return "".join(c)
 
 
-def make_pairs():
+TRICKY = (list("aAbBcCxyz019 .,-&;<>'\"!?()/_") + ["&amp;", "&quot;", "&lt;", "<skipped>", "-\n", "\n", "\t",
+          "\u00a0", "\u3000", "\x1c", "\u0130", "\u212a", "\u03a3", "\u03c3", "\u00e9", "\u00c9", "\u0301",
+          "東", "京", "の", "カ", "ｶ", "한", "🙂", " the ", " a ", " an ", "3.5", "1,000", "2-3"])
+
+
+def random_pairs(rng, n):
+    """Random strings over characters that stress the tokenizers and normalisers."""
+    out = []
+    for _ in range(n):
+        a = "".join(rng.choice(TRICKY) for _ in range(rng.randrange(0, 30)))
+        b = "".join(rng.choice(TRICKY) for _ in range(rng.randrange(0, 30))) if rng.random() < 0.5 else perturb_words(rng, a)
+        out.append((a, b))
+    return out
+
+
+def make_pairs(n_random):
     rng = random.Random(SEED)
     en, ja = [], []
     for s in ENGLISH:                      # identical, lightly and heavily perturbed
@@ -185,7 +203,8 @@ def make_pairs():
     long_ja = "".join(JAPANESE) * 8
     ja.append((perturb_chars(rng, long_ja), long_ja))
     ja.append((JAPANESE[0], long_ja))
-    return en, ja
+    rnd = random_pairs(rng, n_random)
+    return en + rnd[: len(rnd) // 2], ja + rnd[len(rnd) // 2:]
 
 
 class CharTokenizer:
@@ -232,10 +251,15 @@ def squad_em_f1(hyp, ref, chars):
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", help="folder (default tests/fixtures/metrics)")
+    ap.add_argument("--random", type=int, default=60, help="random pairs of tricky characters (default 60)")
+    args = ap.parse_args()
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-    out_dir = os.path.join(root, "tests", "fixtures", "metrics")
+    out_dir = args.out or os.path.join(root, "tests", "fixtures", "metrics")
     os.makedirs(out_dir, exist_ok=True)
-    en, ja = make_pairs()
+    en, ja = make_pairs(args.random)
     types = ["rouge1", "rouge2", "rouge4", "rougeL"]
     scorers = {"words": rouge_scorer.RougeScorer(types, use_stemmer=False),
                "chars": rouge_scorer.RougeScorer(types, use_stemmer=False, tokenizer=CharTokenizer())}

@@ -8,26 +8,17 @@
  * algorithm (Allison-Dix / Hyyrö), 64 pattern positions per word. */
 #include "eval/textmetrics.h"
 #include "eval/text_tokens.h"
-#include "eval/fuzzy_alnum.h"
+#include "eval/unicode_tables.h"
 #include "tokenizer/unicode.h"
 
 typedef struct cps { uint32_t *c; size_t n; } cps;
-
-static bool fuzzy_alnum(uint32_t cp) {
-    size_t lo = 0, hi = tk_fuzzy_n_alnum;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (tk_fuzzy_alnum[mid][1] < cp) lo = mid + 1; else hi = mid;
-    }
-    return lo < tk_fuzzy_n_alnum && tk_fuzzy_alnum[lo][0] <= cp;
-}
 
 /* utils.default_process of s into *out. */
 static tk_status default_process(const char *s, const char *what, cps *out) {
     tk_status st = tk_text_codepoints(s, what, &out->c, &out->n);
     if (st != TK_OK) return st;
     size_t b = 0, e = out->n;
-    for (size_t i = 0; i < out->n; i++) out->c[i] = fuzzy_alnum(out->c[i]) ? tk_uni_tolower(out->c[i]) : ' ';
+    for (size_t i = 0; i < out->n; i++) out->c[i] = tk_in_ranges(tk_fuzzy_alnum, tk_fuzzy_alnum_n, out->c[i]) ? tk_uni_tolower(out->c[i]) : ' ';
     while (b < e && out->c[b] == ' ') b++;
     while (e > b && out->c[e - 1] == ' ') e--;
     memmove(out->c, out->c + b, (e - b) * sizeof *out->c);

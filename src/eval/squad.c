@@ -4,21 +4,19 @@
  * characters. */
 #include "eval/textmetrics.h"
 #include "eval/text_tokens.h"
+#include "eval/unicode_tables.h"
 #include "tokenizer/unicode.h"
 
-static bool is_word_char(uint32_t cp) { /* Python re's \w */
-    return cp == '_' || (tk_uni_flags(cp) & (TK_UF_LETTER | TK_UF_NUMBER)) != 0;
-}
+static bool is_word_char(uint32_t cp) { return tk_in_ranges(tk_py_word, tk_py_word_n, cp); } /* Python re's \w */
 
-/* A letter for the final-sigma rule of str.lower() (marks are skipped over, as case-ignorable). */
-static bool sigma_letter(const uint32_t *cp, size_t n, size_t i, int dir) {
-    for (size_t j = i;;) {
-        if (dir < 0) { if (j == 0) return false; j--; }
-        else { if (j + 1 >= n) return false; j++; }
-        uint8_t f = tk_uni_flags(cp[j]);
-        if (f & TK_UF_MARK) continue;
-        return (f & TK_UF_LETTER) != 0;
-    }
+/* str.lower()'s Final_Sigma context for the capital sigma at cp[i]: a cased character before it
+ * and none after it, skipping case-ignorable characters on both sides. */
+static bool final_sigma(const uint32_t *cp, size_t n, size_t i) {
+    size_t j = i;
+    while (j > 0 && tk_in_ranges(tk_case_ignorable, tk_case_ignorable_n, cp[j - 1])) j--;
+    if (j == 0 || !tk_in_ranges(tk_cased, tk_cased_n, cp[j - 1])) return false;
+    for (j = i + 1; j < n && tk_in_ranges(tk_case_ignorable, tk_case_ignorable_n, cp[j]); j++) {}
+    return j == n || !tk_in_ranges(tk_cased, tk_cased_n, cp[j]);
 }
 
 /* str.lower() of cp[0..n) into out (room for 2n): the simple mapping, plus U+0130 -> i U+0307 and
@@ -27,7 +25,7 @@ static size_t py_lower(const uint32_t *cp, size_t n, uint32_t *out) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (cp[i] == 0x0130) { out[k++] = 'i'; out[k++] = 0x0307; }
-        else if (cp[i] == 0x03A3) out[k++] = sigma_letter(cp, n, i, -1) && !sigma_letter(cp, n, i, +1) ? 0x03C2 : 0x03C3;
+        else if (cp[i] == 0x03A3) out[k++] = final_sigma(cp, n, i) ? 0x03C2 : 0x03C3;
         else out[k++] = tk_uni_tolower(cp[i]);
     }
     return k;
