@@ -38,12 +38,16 @@ tk_status tk_rouge_n(const char *hyp, const char *ref, int n, tk_text_lang lang,
 tk_status tk_rouge_l(const char *hyp, const char *ref, tk_text_lang lang, tk_prf *out);
 
 /* SQuAD-style normalised exact match (0/1); CHARS: characters instead of words.
- * Invalid UTF-8 or NULL gives 0 (check with tk_text_check first to tell). Thread-safe. */
+ * Invalid UTF-8 or NULL gives 0 (tk_squad_scores tells). Thread-safe. */
 double tk_exact_match(const char *hyp, const char *ref, tk_text_lang lang);
 /* SQuAD token F1 (0..1) after the same normalisation; CHARS: characters instead of words. Thread-safe. */
 double tk_token_f1(const char *hyp, const char *ref, tk_text_lang lang);
+/* Both SQuAD values of one pair with a status (TK_ERR_ARG for invalid UTF-8, TK_ERR_NOMEM). Thread-safe. */
+tk_status tk_squad_scores(const char *hyp, const char *ref, tk_text_lang lang, double *em, double *f1);
 /* rapidfuzz fuzz.WRatio(a, b, processor=utils.default_process) / 100 — OpenAI's text_similarity "fuzzy_match". Thread-safe. */
 double tk_fuzzy_match(const char *a, const char *b);
+/* tk_fuzzy_match with a status (TK_ERR_ARG for invalid UTF-8, TK_ERR_NOMEM); *out in 0..1. Thread-safe. */
+tk_status tk_fuzzy_match_ex(const char *a, const char *b, double *out);
 
 /* TK_OK when s is valid UTF-8 without NUL bytes, else TK_ERR_ARG naming what (e.g. "hypothesis") and the byte offset. Thread-safe. */
 tk_status tk_text_check(const char *s, const char *what);
