@@ -27,6 +27,7 @@ const char *tk_eval_metric_names(void);
 typedef struct tk_eval_params {
     const char *model, *tokenizer, *adapter;      /* the model under test (model NULL only with predictions) */
     const char *baseline_model, *baseline_adapter;/* at most one: compare against this (the baseline adapter on model) */
+    bool baseline_base;                           /* or: compare against model without the adapter (weights shared) */
     const char *data;                             /* evaluation records (JSONL / JSON / CSV); or: */
     const char *predictions;                      /* answers already generated: "prediction" (+ "reference" / grader fields) */
     const tk_data_map *map;                       /* field map for data (NULL: the records' own keys; not owned) */
@@ -87,6 +88,19 @@ tk_status tk_eval_target_parse(const char *text, tk_eval_target *out);
 bool tk_eval_target_met(const tk_eval_target *t, const tk_eval_result *r, double *value);
 /* "loss<=1.5" back as text into buf. */
 void tk_eval_target_format(const tk_eval_target *t, char *buf, size_t n);
+
+/* ---- an evaluation described in JSON (takumi train --eval-config) --------------------------
+ * Keys as the options of `takumi eval`: data (required), metrics, targets, grader, judge, general, forbid, train_data,
+ * system, baseline ("base": the model without the trained adapter), max_tokens, batch, max_seq_len, bootstrap, seed,
+ * max_grader_failures, max_drop_acc, max_drop_ppl. Relative paths are resolved against the file's folder; an unknown
+ * key, a bad target or a wrong type is TK_ERR_FORMAT naming it. */
+typedef struct tk_eval_config tk_eval_config;
+tk_status tk_eval_config_load(const char *path, tk_eval_config **out);
+void tk_eval_config_free(tk_eval_config *c);
+/* The parameters (model, adapter and template are the caller's to set); valid while c lives. */
+tk_eval_params *tk_eval_config_params(tk_eval_config *c);
+int tk_eval_config_n_targets(const tk_eval_config *c);
+const tk_eval_target *tk_eval_config_target(const tk_eval_config *c, int i);
 
 #ifdef __cplusplus
 }

@@ -159,7 +159,9 @@ static char *describe(const char *model, const char *adapter) {
 tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
     *out = NULL;
     if (!p->data == !p->predictions) return tk_fail(TK_ERR_ARG, "give exactly one of --data and --predictions");
-    if (p->baseline_model && p->baseline_adapter) return tk_fail(TK_ERR_ARG, "give at most one of --baseline-model and --baseline-adapter");
+    if ((p->baseline_model != NULL) + (p->baseline_adapter != NULL) + p->baseline_base > 1)
+        return tk_fail(TK_ERR_ARG, "give at most one of --baseline-model, --baseline-adapter and --baseline-base");
+    if (p->baseline_base && !p->adapter) return tk_fail(TK_ERR_ARG, "--baseline-base compares the adapter with the bare base: give --adapter");
     if (p->predictions && (p->baseline_model || p->baseline_adapter || p->adapter))
         return tk_fail(TK_ERR_ARG, "--predictions are scored as they are: a baseline or adapter needs --data and --model");
     if (p->baseline_adapter && !p->model) return tk_fail(TK_ERR_ARG, "--baseline-adapter needs --model");
@@ -174,9 +176,10 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
     if (!st) st = tk_eval_grading_open(&grading, p);
     r->grader = grading.grader;
     if (!st) st = choose(r, p, have_model);
-    r->has_base = p->baseline_model || p->baseline_adapter;
+    r->has_base = p->baseline_model || p->baseline_adapter || p->baseline_base;
     r->model = describe(p->predictions ? NULL : p->model, p->adapter);
     r->baseline = r->has_base ? describe(p->baseline_model ? p->baseline_model : p->model, p->baseline_adapter) : NULL;
+    if (r->has_base && !r->baseline) st = TK_ERR_NOMEM;
     size_t cells;
     if (!st && !tk_mul_ok(r->set.n, (size_t)r->stride, &cells)) st = TK_ERR_NOMEM;
     for (int s = 0; !st && s < (r->has_base ? 2 : 1); s++)
@@ -185,7 +188,8 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
         st = tk_eval_sys_open(NULL, p->model, p->tokenizer, p->adapter, p->template_name, &sys[0]);
         open[0] = !st;
         if (!st && r->has_base) {
-            st = p->baseline_adapter ? tk_eval_sys_open(sys[0].m, p->model, p->tokenizer, p->baseline_adapter, p->template_name, &sys[1])
+            st = p->baseline_adapter || p->baseline_base
+                     ? tk_eval_sys_open(sys[0].m, p->model, p->tokenizer, p->baseline_adapter, p->template_name, &sys[1])
                                      : tk_eval_sys_open(NULL, p->baseline_model, p->tokenizer, NULL, p->template_name, &sys[1]);
             open[1] = !st;
         }

@@ -159,6 +159,8 @@ static const tk_trainer_option k_opts[] = {
     {"samples", "N", "3", "validation prompts answered before and after training in the report", .type = TK_OPT_I32, .offset = F(samples), .ilo = 0,
      .ihi = 100, .init = "3"},
     {"sample-tokens", "N", "64", "tokens generated per sample (greedy)", .type = TK_OPT_I32, .offset = F(sample_tokens), .ilo = 1, .ihi = 4096, .init = "64"},
+    {"eval-config", "FILE", "none", "run `takumi eval` on the trained adapter at the end (FILE: its options as JSON: data, metrics, targets, "
+     "grader, general, baseline \"base\", ...); results in RUN/eval/ and the report", .type = TK_OPT_STR, .offset = F(eval_config), .is_path = true},
 };
 #define N_OPTS ((int)(sizeof k_opts / sizeof k_opts[0]))
 

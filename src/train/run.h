@@ -44,6 +44,7 @@ typedef struct tk_run {
     tk_distill_params distp;      /* its parameters */
     tk_model *teacher;            /* the teacher model (loaded once) */
     tk_forward *teacher_fw;       /* its forward workspace (no gradients) */
+    struct tk_eval_config *evalc; /* --eval-config, loaded before training (eval_after.c) */
     double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected; KTO: example, KL) */
     double *ref_buf; int32_t ref_cap;   /* a micro-batch's reference sums */
     const char *sample_path;      /* file the sample prompts come from */
@@ -125,6 +126,13 @@ void tk_run_distill_free(tk_run *r);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);
+
+/* eval_after.c */
+/* Loads --eval-config before training (a bad file or a method without a PEFT adapter fails here, not after hours). */
+tk_status tk_run_eval_load(tk_run *r);
+/* After the adapter is written: the evaluation of RUN/adapter on the base, into RUN/eval/ (results.json with the
+ * targets' verdicts, examples.jsonl, report.html), its table as events. */
+tk_status tk_run_eval_after(tk_run *r);
 
 /* adapter_out.c, run_report.c */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);

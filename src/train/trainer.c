@@ -12,6 +12,7 @@
  * dropout counter, the parameters and the AdamW moments; the options are compared with
  * the checkpoint's and the tokenized data's hash must match. */
 #include "train/run.h"
+#include "takumi/eval.h"
 #include "peft/ia3.h"
 #include <stdio.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@ static void run_free(tk_run *r) {
     }
     tk_lock_release(r->lock_fd);
     tk_metrics_close(&r->mx);
+    tk_eval_config_free(r->evalc);
     tk_train_ctx_free(r->tc);
     tk_model_free(r->m);
     tk_run_distill_free(r);
@@ -86,7 +88,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         run_free(r);
         return tk_fail(TK_ERR_ARG, "%s already holds a training run: continue it with --resume, or choose another --out", cfg->out);
     }
-    if ((st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
+    if ((st = tk_run_eval_load(r)) || (st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
     r->st.seed = c->seed;
     r->st.data_hash = tk_sft_hash(&r->train);
     if (r->train.stats.n_truncated)
@@ -175,7 +177,9 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (!st && r->reward) st = tk_run_write_reward_head(r);
     if (st) goto done;
     if (r->n_prompts) tk_run_emitf(r, TK_EV_INFO, "samples", false, "answering the validation prompts after training");
-    if ((st = tk_run_answer_all(r, &r->after)) || (st = tk_run_write_samples(r)) || (st = tk_run_write_report(r))) goto done;
+    if ((st = tk_run_answer_all(r, &r->after)) || (st = tk_run_write_samples(r)) || (st = tk_run_eval_after(r)) ||
+        (st = tk_run_write_report(r)))
+        goto done;
     tk_run_emitf(r, TK_EV_DONE, "done", true, "%s after %lld steps; report: %s", r->st.stopped_early ? "stopped early" : "finished",
           (long long)r->st.step, r->path_report);
 done:

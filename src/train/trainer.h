@@ -35,6 +35,7 @@ typedef struct tk_trainer_config {
     double desirable_weight, undesirable_weight;   /* kto: < 0 = auto (1) */
     double center_rewards;    /* reward: TRL's center_rewards_coefficient; < 0 = auto (none) */
     char *teacher;            /* distill: the teacher model */
+    char *eval_config;        /* takumi eval's options as JSON, run on the adapter at the end (RUN/eval/) */
     char *distill_loss;       /* distill: forward_kl | reverse_kl (NULL: auto = forward_kl) */
     double temperature;       /* distill: 0 = auto (1) */
     int32_t lora_r;

@@ -10,7 +10,8 @@ static void usage(FILE *f) {
         "       takumi eval --predictions FILE [options]       (score answers already generated: \"prediction\" + \"reference\")\n"
         "  --metrics LIST            comma-separated (default: every metric the data supports): %s\n"
         "  --target METRIC>=X        a goal (also >, <=, <, ==; repeatable): exit 3 when one is missed\n"
-        "  --baseline-adapter A0 | --baseline-model M0   compare against this: baseline, diff and a 95%% paired bootstrap interval\n"
+        "  --baseline-adapter A0 | --baseline-model M0 | --baseline-base   compare against this (--baseline-base: the model\n"
+        "                            without --adapter): baseline, diff and a 95%% paired bootstrap interval of the diff\n"
         "  --grader G.json           OpenAI-form grader (string_check, text_similarity, score_model, multi, command)\n"
         "  --judge MODEL             local judge model (score_model graders, the judge metric)\n"
         "  --general FILE            forgetting: score FILE with and without the adapter (repeatable; multiple choice or text)\n"
@@ -77,6 +78,7 @@ int cmd_eval(int argc, char **argv) {
             else if (tk_eval_target_parse(v, &targets[n_targets])) { cli_fail(TK_ERR_ARG, "bad target"); err = 1; }
             else n_targets++;
         }
+        else if (cli_flag(argv, i, "baseline-base")) p.baseline_base = true;
         else if (cli_flag(argv, i, "json")) json = true;
         else if (cli_flag(argv, i, "quiet")) quiet = true;
         else { fprintf(stderr, "takumi: unknown argument '%s' (see takumi eval --help)\n", argv[i]); err = 1; }
