@@ -81,6 +81,16 @@ print(json.dumps({'text': t}))" > "$tmp/text.jsonl"
     close "$(jget "$tmp/m1.json" "d['metrics']['loss']['value']")" "$ref" 2e-4 && ok || bad "loss of the greedy text $(jget "$tmp/m1.json" "d['metrics']['loss']") vs $ref"
     "$BIN" eval --model "$M" --data $FX/mc.jsonl --json --threads 1 > "$tmp/mc.json" 2> "$tmp/err" || bad "mc: $(cat "$tmp/err")"
     [ "$(jget "$tmp/mc.json" "sorted(d['metrics'])")" = "['mc_acc', 'mc_acc_norm']" ] && ok || bad "mc metrics: $(cat "$tmp/mc.json")"
+    # each choice's log-likelihood equals HF transformers' (tools/make_eval_reference.py) within 1e-3
+    "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data $FX/mc.jsonl --threads 1 --out "$tmp/mco" > /dev/null 2> "$tmp/err" || bad "mc (hf): $(cat "$tmp/err")"
+    python3 - "$tmp/mco/examples.jsonl" $FX/mc_reference.json <<'PY' && ok || bad "multiple-choice log-likelihoods differ from transformers'"
+import json, sys
+got = [json.loads(l)["choice_logp"] for l in open(sys.argv[1])]
+want = [x["choice_logp"] for x in json.load(open(sys.argv[2]))["items"]]
+err = max(abs(a - b) for g, w in zip(got, want) for a, b in zip(g, w))
+print("multiple choice: max |logp - transformers| = %.2e" % err)
+sys.exit(0 if len(got) == len(want) and all(len(g) == len(w) for g, w in zip(got, want)) and err <= 1e-3 else 1)
+PY
     "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data $FX/prefs.jsonl --json --threads 1 > "$tmp/pr.json" 2> "$tmp/err" || bad "prefs: $(cat "$tmp/err")"
     [ "$(jget "$tmp/pr.json" "float(d['metrics']['pref_accuracy']['value'])")" = 1.0 ] && ok || bad "pref_accuracy: $(cat "$tmp/pr.json")"
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --baseline-model "$M" --max-tokens 16 --threads 1 --json --out "$tmp/o2" > "$tmp/c.json" 2> "$tmp/err" || bad "chat with baseline: $(cat "$tmp/err")"

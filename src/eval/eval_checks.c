@@ -46,7 +46,7 @@ static tk_status general_one(tk_eval_result *r, const tk_eval_params *p, tk_eval
         memset(stats, 0, set.n * 3 * sizeof(double));
         for (size_t i = 0; i < set.n && !st; i++) {
             tk_eval_score_reset(sys);
-            st = tk_eval_score(sys, &set.v[i], &col, 1, stats + 3 * i, &n_long);
+            st = tk_eval_score(sys, &set.v[i], pass, &col, 1, stats + 3 * i, &n_long);
             rows[i] = stats + 3 * i;
             if (p->progress) p->progress(p->progress_ud, pass ? "general (base)" : "general", (int64_t)i + 1, (int64_t)set.n);
         }

@@ -175,7 +175,7 @@ static void ex_free(tk_eval_ex *ex) {
     for (size_t i = 0; i < ex->n_prompt; i++) free((char *)ex->prompt[i].content);
     for (int i = 0; i < ex->n_choices; i++) free(ex->choices[i]);
     free(ex->prompt); free(ex->choices); free(ex->id); free(ex->reference); free(ex->text); free(ex->chosen); free(ex->rejected);
-    for (int s = 0; s < 2; s++) { free(ex->pred[s]); free(ex->grade_error[s]); }
+    for (int s = 0; s < 2; s++) { free(ex->pred[s]); free(ex->grade_error[s]); free(ex->choice_lp[s]); }
     cJSON_Delete(ex->item);
     memset(ex, 0, sizeof *ex);
 }

@@ -16,6 +16,7 @@ typedef struct tk_eval_ex {
     char *text;                            /* a plain text scored as a whole (loss, perplexity): {"text"} records, .txt lines */
     char *chosen, *rejected;               /* preference pair (final replies after prompt) */
     char **choices; int n_choices; int answer; /* multiple choice: question in prompt[last], index of the right choice */
+    double *choice_lp[2];                  /* log-likelihood of each choice, per system (NULL until scored) */
     bool is_label;                         /* reference is a class label */
     void *item;                            /* the record (cJSON object), for graders and facts */
     char *pred[2];                         /* answers of the model under test [0] and of the baseline [1] */

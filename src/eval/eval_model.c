@@ -134,9 +134,9 @@ static tk_status choice_logp(tk_eval_sys *s, const char *ctx, const char *choice
     tk_buf whole = {0};
     tk_ivec a = {0}, w = {0};
     tk_status st = tk_buf_printf(&whole, "%s %s", ctx, choice);  /* context + target delimiter + choice */
-    int flags = tk_tokenizer_adds_bos(tok) ? TK_TOK_ADD_SPECIAL : 0;
-    if (!st) st = tk_tokenize(tok, ctx, cl - sp, flags, &a);
-    if (!st) st = tk_tokenize(tok, whole.data, whole.len, flags, &w);
+    /* no BOS: the harness encodes without special tokens (add_bos_token is off unless a model asks for it) */
+    if (!st) st = tk_tokenize(tok, ctx, cl - sp, 0, &a);
+    if (!st) st = tk_tokenize(tok, whole.data, whole.len, 0, &w);
     if (!st && a.len == 0) { /* empty context: the end-of-text token stands in, as the harness does */
         int32_t e = tk_tokenizer_eos(tok);
         st = tk_ivec_push(&a, e);
@@ -161,7 +161,7 @@ static size_t n_codepoints(const char *s) {
     return n;
 }
 
-tk_status tk_eval_score(tk_eval_sys *s, const tk_eval_ex *ex, const tk_eval_col *cols, int n_cols, double *stats, int64_t *n_too_long) {
+tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval_col *cols, int n_cols, double *stats, int64_t *n_too_long) {
     tk_status st = TK_OK;
     for (int c = 0; c < n_cols && !st; c++) {
         const char *nm = cols[c].def->name;
@@ -194,11 +194,13 @@ tk_status tk_eval_score(tk_eval_sys *s, const tk_eval_ex *ex, const tk_eval_col 
         } else if (!strcmp(nm, "mc_acc") || !strcmp(nm, "mc_acc_norm")) {
             if (!ex->n_choices) continue;
             const char *q = ex->prompt[ex->n_prompt - 1].content;
+            if (!ex->choice_lp[which] && !(ex->choice_lp[which] = tk_calloc((size_t)ex->n_choices, sizeof(double)))) return TK_ERR_NOMEM;
             int best = 0, best_n = 0;
             double bl = -INFINITY, bn = -INFINITY;
             for (int i = 0; i < ex->n_choices; i++) {
                 double lp;
                 if ((st = choice_logp(s, q, ex->choices[i], &lp))) break;
+                ex->choice_lp[which][i] = lp;
                 double ln = lp / (double)(n_codepoints(ex->choices[i]) ? n_codepoints(ex->choices[i]) : 1);
                 if (lp > bl) { bl = lp; best = i; }
                 if (ln > bn) { bn = ln; best_n = i; }

@@ -20,8 +20,9 @@ typedef struct tk_eval_sys {
 tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *tokenizer, const char *adapter, const char *tmpl,
                            tk_eval_sys *s);
 void tk_eval_sys_close(tk_eval_sys *s);
-/* Scoring metrics (model == 1) of one example into stats; call tk_eval_score_reset between examples. */
-tk_status tk_eval_score(tk_eval_sys *s, const tk_eval_ex *ex, const tk_eval_col *cols, int n_cols, double *stats, int64_t *n_too_long);
+/* Scoring metrics (model == 1) of one example into stats (multiple choice: each choice's log-likelihood into
+ * ex->choice_lp[which]); call tk_eval_score_reset between examples. */
+tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval_col *cols, int n_cols, double *stats, int64_t *n_too_long);
 void tk_eval_score_reset(tk_eval_sys *s);
 /* The prompt of ex rendered with the generation prompt. */
 tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids);

@@ -134,6 +134,10 @@ static tk_status examples_jsonl(const tk_eval_result *r, tk_buf *out) {
         if (ex->reference) cJSON_AddStringToObject(o, "reference", ex->reference);
         for (int s = 0; s < (r->has_base ? 2 : 1); s++) {
             if (ex->pred[s]) cJSON_AddStringToObject(o, s ? "baseline_answer" : "answer", ex->pred[s]);
+            if (ex->choice_lp[s]) {
+                cJSON *cl = cJSON_AddArrayToObject(o, s ? "baseline_choice_logp" : "choice_logp");
+                for (int k = 0; k < ex->n_choices; k++) cJSON_AddItemToArray(cl, cJSON_CreateNumber(ex->choice_lp[s][k]));
+            }
             cJSON *sc = cJSON_AddObjectToObject(o, s ? "baseline_scores" : "scores");
             for (int c = 0; c < r->n_cols; c++) {
                 double v = ex_value(r, c, s, i);

@@ -140,7 +140,7 @@ static tk_status run_system(tk_eval_result *r, const tk_eval_params *p, tk_eval_
         double *s = r->stats[which] + i * r->stride;
         if (sys) {
             tk_eval_score_reset(sys);
-            st = tk_eval_score(sys, ex, r->cols, r->n_cols, s, &r->n_too_long[which]);
+            st = tk_eval_score(sys, ex, which, r->cols, r->n_cols, s, &r->n_too_long[which]);
         }
         if (!st) st = tk_eval_text_stats(&r->set, ex, ex->pred[which], r->cols, r->n_cols, s);
         if (!st && (g->grader || g->judge_grader))
