@@ -464,25 +464,37 @@ static void test_text_similarity(void) {
 }
 
 static void test_bad_documents(void) {
-    parse_fails("{\"type\":\"foo\"}", TK_ERR_FORMAT, "g.json: type: unknown type 'foo'");
-    parse_fails("{\"name\":\"x\"}", TK_ERR_FORMAT, "g.json: type: missing");
-    parse_fails("{\"type\":3}", TK_ERR_FORMAT, "g.json: type: missing");
-    parse_fails("{\"type\":\"python\",\"source\":\"def grade(sample, item): return 1\"}", TK_ERR_UNSUPPORTED,
-                "g.json: type: 'python' graders are not supported (use a 'command' grader");
-    parse_fails("{\"type\":\"label_model\"}", TK_ERR_UNSUPPORTED, "'label_model' graders are not supported");
-    parse_fails("[1, 2]", TK_ERR_FORMAT, "g.json: the document: a grader must be a JSON object");
-    parse_fails("{\"type\":\"string_check\",", TK_ERR_FORMAT, "g.json: not valid JSON");
-    parse_fails("", TK_ERR_FORMAT, "g.json: not valid JSON");
-    parse_fails("{\"type\":\"string_check\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT, "g.json: operation: missing");
-    parse_fails("{\"type\":\"string_check\",\"operation\":\"contains\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
-                "g.json: operation: unknown operation 'contains'");
-    parse_fails("{\"type\":\"string_check\",\"operation\":\"eq\",\"reference\":\"b\"}", TK_ERR_FORMAT, "g.json: input: missing");
-    parse_fails("{\"type\":\"string_check\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":1}", TK_ERR_FORMAT,
-                "g.json: reference: must be a string");
-    parse_fails("{\"type\":\"string_check\",\"name\":5,\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
-                "g.json: name: must be a string");
-    parse_fails("{\"type\":\"string_check\",\"pass_threshold\":\"high\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}",
-                TK_ERR_FORMAT, "g.json: pass_threshold: must be a number");
+    static const struct { const char *doc; tk_status st; const char *want; } bad[] = {
+        {"{\"type\":\"foo\"}", TK_ERR_FORMAT,
+         "g.json: type: unknown type 'foo'"},
+        {"{\"name\":\"x\"}", TK_ERR_FORMAT,
+         "g.json: type: missing"},
+        {"{\"type\":3}", TK_ERR_FORMAT,
+         "g.json: type: missing"},
+        {"{\"type\":\"python\",\"source\":\"def grade(sample, item): return 1\"}", TK_ERR_UNSUPPORTED,
+         "g.json: type: 'python' graders are not supported (use a 'command' grader"},
+        {"{\"type\":\"label_model\"}", TK_ERR_UNSUPPORTED,
+         "'label_model' graders are not supported"},
+        {"[1, 2]", TK_ERR_FORMAT,
+         "g.json: the document: a grader must be a JSON object"},
+        {"{\"type\":\"string_check\",", TK_ERR_FORMAT,
+         "g.json: not valid JSON"},
+        {"", TK_ERR_FORMAT,
+         "g.json: not valid JSON"},
+        {"{\"type\":\"string_check\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: operation: missing"},
+        {"{\"type\":\"string_check\",\"operation\":\"contains\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: operation: unknown operation 'contains'"},
+        {"{\"type\":\"string_check\",\"operation\":\"eq\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: input: missing"},
+        {"{\"type\":\"string_check\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":1}", TK_ERR_FORMAT,
+         "g.json: reference: must be a string"},
+        {"{\"type\":\"string_check\",\"name\":5,\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: name: must be a string"},
+        {"{\"type\":\"string_check\",\"pass_threshold\":\"high\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: pass_threshold: must be a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) parse_fails(bad[i].doc, bad[i].st, bad[i].want);
     tk_grader *g = NULL;
     CHECK(tk_grader_load("tests/fixtures/graders/no-such.json", &g) == TK_ERR_IO && !g, "missing file");
     CHECK(strstr(tk_last_error(), "no-such.json") != NULL, "message: %s", tk_last_error());
