@@ -475,6 +475,8 @@ static void test_bad_documents(void) {
          "g.json: type: 'python' graders are not supported (use a 'command' grader"},
         {"{\"type\":\"label_model\"}", TK_ERR_UNSUPPORTED,
          "'label_model' graders are not supported"},
+        {"{\"grader\":{\"type\":\"nope\"}}", TK_ERR_FORMAT,
+         "g.json: grader.type: unknown type 'nope'"},
         {"[1, 2]", TK_ERR_FORMAT,
          "g.json: the document: a grader must be a JSON object"},
         {"{\"type\":\"string_check\",", TK_ERR_FORMAT,
@@ -495,7 +497,11 @@ static void test_bad_documents(void) {
          "g.json: pass_threshold: must be a number"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) parse_fails(bad[i].doc, bad[i].st, bad[i].want);
-    tk_grader *g = NULL;
+    /* the grader may come wrapped as in OpenAI's payloads: {"grader": {...}} */
+    tk_grader *g = parse("{\"grader\":{\"type\":\"string_check\",\"name\":\"w\",\"operation\":\"eq\",\"input\":\"{{sample.output_text}}\",\"reference\":\"x\"},\"item\":{}}");
+    if (g) CHECK(grade_ok(g, NULL, "x", NULL) == 1 && !strcmp(tk_grader_score_name(g, 0), "w"), "wrapped grader");
+    tk_grader_free(g);
+    g = NULL;
     CHECK(tk_grader_load("tests/fixtures/graders/no-such.json", &g) == TK_ERR_IO && !g, "missing file");
     CHECK(strstr(tk_last_error(), "no-such.json") != NULL, "message: %s", tk_last_error());
     CHECK(tk_grader_parse(NULL, 0, "x", &g) == TK_ERR_ARG, "NULL json");
