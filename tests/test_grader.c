@@ -567,7 +567,7 @@ static void *work(void *arg) {
 
 static void test_threads(void) {
     tk_grader *g = parse("{\"type\":\"multi\",\"name\":\"both\",\"graders\":{"
-                         "\"cmd\":{\"type\":\"command\",\"command\":[\"" FX "score.py\"]},"
+                         "\"cmd\":{\"type\":\"command\",\"command\":[\"" FX "score.py\"],\"timeout_s\":60},"
                          "\"eq\":{\"type\":\"string_check\",\"operation\":\"eq\",\"input\":\"{{sample.output_text}}\",\"reference\":\"{{item.label}}\"}},"
                          "\"calculate_output\":\"2 * cmd * max(eq, 0.25) / max(cmd, 0.5) + (1 - eq) * 0\"}");
     if (!g) return;
