@@ -1,5 +1,6 @@
 /* Graders (src/eval/grader.h): every type and operation, templates and missing fields, the
- * calculate_output formula (precedence, functions, errors), score_model replies from a
+ * calculate_output formula (precedence, functions, errors), text_similarity against
+ * sacrebleu / rouge-score / rapidfuzz (tools/make_grader_fixtures.py), score_model replies from a
  * scripted judge, command graders running real programs (score, timeout with the process
  * group killed, crash, silence, non-zero exit, a program that never reads its stdin), and bad
  * grader documents with their messages. */
@@ -410,27 +411,97 @@ static void test_command(void) {
     parse_fails("{\"type\":\"command\",\"command\":[\"x\"],\"timeout_s\":0}", TK_ERR_FORMAT, "g.json: timeout_s: must be a number");
 }
 
+/* Every text_similarity metric against the values of sacrebleu / rouge-score / rapidfuzz
+ * (tools/make_grader_fixtures.py). */
+static void test_text_similarity(void) {
+    char *text = NULL;
+    CHECK_OK(tk_read_file(FX "similarity.jsonl", &text, NULL));
+    if (!text) return;
+    int rows = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *row = cJSON_Parse(line);
+        const cJSON *m = cJSON_GetObjectItem(row, "metric"), *a = cJSON_GetObjectItem(row, "answer");
+        const cJSON *ref = cJSON_GetObjectItem(row, "reference"), *want = cJSON_GetObjectItem(row, "score");
+        CHECK(cJSON_IsString(m) && cJSON_IsString(a) && cJSON_IsString(ref) && cJSON_IsNumber(want), "fixture row %d", rows);
+        if (!cJSON_IsString(m) || !cJSON_IsString(a) || !cJSON_IsString(ref) || !cJSON_IsNumber(want)) { cJSON_Delete(row); continue; }
+        char doc[256];
+        snprintf(doc, sizeof doc, "{\"type\":\"text_similarity\",\"name\":\"sim\",\"evaluation_metric\":\"%s\","
+                 "\"input\":\"{{ sample.output_text }}\",\"reference\":\"{{ item.reference }}\",\"pass_threshold\":0.5}", m->valuestring);
+        tk_grader *g = parse(doc);
+        cJSON *item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "reference", ref->valuestring);
+        tk_grade r;
+        if (g && tk_grader_grade(g, item, a->valuestring, NULL, &r) == TK_OK) {
+            CHECK(!r.failed && fabs(r.score - want->valuedouble) <= 1e-9, "%s('%s', '%s') = %.17g (want %.17g) %s", m->valuestring,
+                  a->valuestring, ref->valuestring, r.score, want->valuedouble, r.error);
+            tk_grade_free(&r);
+        } else {
+            CHECK(0, "grading %s: %s", m->valuestring, tk_last_error());
+        }
+        double thr = 0;
+        CHECK(g && tk_grader_pass_threshold(g, &thr) && thr == 0.5, "pass_threshold");
+        tk_grader_free(g);
+        cJSON_Delete(item);
+        cJSON_Delete(row);
+        rows++;
+    }
+    free(text);
+    CHECK(rows == 144, "%d fixture rows (want 144)", rows);
+    /* an answer that is not UTF-8 fails that sample, not the run */
+    tk_grader *g = parse("{\"type\":\"text_similarity\",\"evaluation_metric\":\"bleu\",\"input\":\"{{sample.output_text}}\",\"reference\":\"ok\"}");
+    if (g) grade_fails(g, "{}", "bad \xff byte", NULL, "the answer");
+    tk_grader_free(g);
+    parse_fails("{\"type\":\"text_similarity\",\"evaluation_metric\":\"meteor\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_UNSUPPORTED,
+                "g.json: evaluation_metric: 'meteor' is not supported");
+    parse_fails("{\"type\":\"text_similarity\",\"evaluation_metric\":\"gleu\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_UNSUPPORTED,
+                "'gleu' is not supported");
+    parse_fails("{\"type\":\"text_similarity\",\"evaluation_metric\":\"cosine\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_UNSUPPORTED,
+                "'cosine' is not supported");
+    parse_fails("{\"type\":\"text_similarity\",\"evaluation_metric\":\"rouge_6\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+                "unknown metric 'rouge_6'");
+    parse_fails("{\"type\":\"text_similarity\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT, "g.json: evaluation_metric: missing");
+    parse_fails("{\"type\":\"text_similarity\",\"evaluation_metric\":\"bleu\",\"input\":\"a\"}", TK_ERR_FORMAT, "g.json: reference: missing");
+}
+
 static void test_bad_documents(void) {
-    parse_fails("{\"type\":\"foo\"}", TK_ERR_FORMAT, "g.json: type: unknown type 'foo'");
-    parse_fails("{\"name\":\"x\"}", TK_ERR_FORMAT, "g.json: type: missing");
-    parse_fails("{\"type\":3}", TK_ERR_FORMAT, "g.json: type: missing");
-    parse_fails("{\"type\":\"python\",\"source\":\"def grade(sample, item): return 1\"}", TK_ERR_UNSUPPORTED,
-                "g.json: type: 'python' graders are not supported (use a 'command' grader");
-    parse_fails("{\"type\":\"label_model\"}", TK_ERR_UNSUPPORTED, "'label_model' graders are not supported");
-    parse_fails("[1, 2]", TK_ERR_FORMAT, "g.json: the document: a grader must be a JSON object");
-    parse_fails("{\"type\":\"string_check\",", TK_ERR_FORMAT, "g.json: not valid JSON");
-    parse_fails("", TK_ERR_FORMAT, "g.json: not valid JSON");
-    parse_fails("{\"type\":\"string_check\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT, "g.json: operation: missing");
-    parse_fails("{\"type\":\"string_check\",\"operation\":\"contains\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
-                "g.json: operation: unknown operation 'contains'");
-    parse_fails("{\"type\":\"string_check\",\"operation\":\"eq\",\"reference\":\"b\"}", TK_ERR_FORMAT, "g.json: input: missing");
-    parse_fails("{\"type\":\"string_check\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":1}", TK_ERR_FORMAT,
-                "g.json: reference: must be a string");
-    parse_fails("{\"type\":\"string_check\",\"name\":5,\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
-                "g.json: name: must be a string");
-    parse_fails("{\"type\":\"string_check\",\"pass_threshold\":\"high\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}",
-                TK_ERR_FORMAT, "g.json: pass_threshold: must be a number");
-    tk_grader *g = NULL;
+    static const struct { const char *doc; tk_status st; const char *want; } bad[] = {
+        {"{\"type\":\"foo\"}", TK_ERR_FORMAT,
+         "g.json: type: unknown type 'foo'"},
+        {"{\"name\":\"x\"}", TK_ERR_FORMAT,
+         "g.json: type: missing"},
+        {"{\"type\":3}", TK_ERR_FORMAT,
+         "g.json: type: missing"},
+        {"{\"type\":\"python\",\"source\":\"def grade(sample, item): return 1\"}", TK_ERR_UNSUPPORTED,
+         "g.json: type: 'python' graders are not supported (use a 'command' grader"},
+        {"{\"type\":\"label_model\"}", TK_ERR_UNSUPPORTED,
+         "'label_model' graders are not supported"},
+        {"{\"grader\":{\"type\":\"nope\"}}", TK_ERR_FORMAT,
+         "g.json: grader.type: unknown type 'nope'"},
+        {"[1, 2]", TK_ERR_FORMAT,
+         "g.json: the document: a grader must be a JSON object"},
+        {"{\"type\":\"string_check\",", TK_ERR_FORMAT,
+         "g.json: not valid JSON"},
+        {"", TK_ERR_FORMAT,
+         "g.json: not valid JSON"},
+        {"{\"type\":\"string_check\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: operation: missing"},
+        {"{\"type\":\"string_check\",\"operation\":\"contains\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: operation: unknown operation 'contains'"},
+        {"{\"type\":\"string_check\",\"operation\":\"eq\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: input: missing"},
+        {"{\"type\":\"string_check\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":1}", TK_ERR_FORMAT,
+         "g.json: reference: must be a string"},
+        {"{\"type\":\"string_check\",\"name\":5,\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: name: must be a string"},
+        {"{\"type\":\"string_check\",\"pass_threshold\":\"high\",\"operation\":\"eq\",\"input\":\"a\",\"reference\":\"b\"}", TK_ERR_FORMAT,
+         "g.json: pass_threshold: must be a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) parse_fails(bad[i].doc, bad[i].st, bad[i].want);
+    /* the grader may come wrapped as in OpenAI's payloads: {"grader": {...}} */
+    tk_grader *g = parse("{\"grader\":{\"type\":\"string_check\",\"name\":\"w\",\"operation\":\"eq\",\"input\":\"{{sample.output_text}}\",\"reference\":\"x\"},\"item\":{}}");
+    if (g) CHECK(grade_ok(g, NULL, "x", NULL) == 1 && !strcmp(tk_grader_score_name(g, 0), "w"), "wrapped grader");
+    tk_grader_free(g);
+    g = NULL;
     CHECK(tk_grader_load("tests/fixtures/graders/no-such.json", &g) == TK_ERR_IO && !g, "missing file");
     CHECK(strstr(tk_last_error(), "no-such.json") != NULL, "message: %s", tk_last_error());
     CHECK(tk_grader_parse(NULL, 0, "x", &g) == TK_ERR_ARG, "NULL json");
@@ -496,7 +567,7 @@ static void *work(void *arg) {
 
 static void test_threads(void) {
     tk_grader *g = parse("{\"type\":\"multi\",\"name\":\"both\",\"graders\":{"
-                         "\"cmd\":{\"type\":\"command\",\"command\":[\"" FX "score.py\"]},"
+                         "\"cmd\":{\"type\":\"command\",\"command\":[\"" FX "score.py\"],\"timeout_s\":60},"
                          "\"eq\":{\"type\":\"string_check\",\"operation\":\"eq\",\"input\":\"{{sample.output_text}}\",\"reference\":\"{{item.label}}\"}},"
                          "\"calculate_output\":\"2 * cmd * max(eq, 0.25) / max(cmd, 0.5) + (1 - eq) * 0\"}");
     if (!g) return;
@@ -518,6 +589,7 @@ int main(void) {
     test_templates();
     test_formula();
     test_multi();
+    test_text_similarity();
     test_score_model();
     test_reply_numbers();
     test_command();

@@ -164,7 +164,9 @@ tk_status tk_grader_parse(const char *json, size_t len, const char *origin, tk_g
         size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : 0;
         return tk_fail(TK_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", origin, off);
     }
-    tk_status st = parse_grader(j, origin, "", NULL, 0, out);
+    /* {"grader": {...}} (OpenAI's run-grader and fine-tuning payloads) holds the grader one level down */
+    const cJSON *inner = cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "type") ? cJSON_GetObjectItemCaseSensitive(j, "grader") : NULL;
+    tk_status st = inner ? parse_grader(inner, origin, "grader", NULL, 0, out) : parse_grader(j, origin, "", NULL, 0, out);
     cJSON_Delete(j);
     return st;
 }

@@ -19,16 +19,25 @@ typedef struct tk_judge {
     void *ud;
 } tk_judge;
 
-/* Parses a grader JSON document (origin names the file in messages: "grader.json:
- * graders[1].type: unknown type 'foo'"). Thread-safe (no shared state). */
+/* Parses a grader JSON document: one grader object, or {"grader": {...}} as OpenAI's payloads
+ * wrap it. Types: string_check (eq, ne, like, ilike), text_similarity (fuzzy_match, bleu,
+ * rouge_1..rouge_5, rouge_l; scores 0..1), score_model (input messages, range, default [0, 1]),
+ * multi (graders map + calculate_output: + - * / ^, parentheses, min max abs floor ceil exp sqrt
+ * log), and command: {"type":"command","name":..,"command":["prog","arg",..],"timeout_s":10}
+ * (no shell; the sample as {"item":{..},"sample":{"output_text":".."}} on stdin; the score is
+ * the last number printed on stdout). Templates: {{ item.a.b }}, {{ item.list[0] }},
+ * {{ sample.output_text }}. Errors name origin and the field: "grader.json: graders.acc.type:
+ * unknown type 'foo'"; python/label_model graders, gleu/meteor/cosine, sample.output_json and
+ * a multi inside a multi are TK_ERR_UNSUPPORTED. Thread-safe (no shared state). */
 tk_status tk_grader_parse(const char *json, size_t len, const char *origin, tk_grader **out);
 /* Reads and parses the grader document at path (messages name the path). Thread-safe. */
 tk_status tk_grader_load(const char *path, tk_grader **out);
 /* Frees a grader (NULL: nothing). Not concurrently with grading on it. */
 void tk_grader_free(tk_grader *g);
 
-/* Score names, in order: the top grader's name first, then each sub-grader of a multi
- * ("grader:<name>" columns). Thread-safe (read-only). */
+/* Score names, in order: the top grader's name first (its "name", else its type), then each
+ * sub-grader of a multi (its key in "graders"). Plain names: the caller makes the
+ * "grader:<name>" columns. Thread-safe (read-only). */
 int tk_grader_n_scores(const tk_grader *g);
 /* The i-th score name (0 <= i < tk_grader_n_scores), NULL when out of range. Thread-safe. */
 const char *tk_grader_score_name(const tk_grader *g, int i);

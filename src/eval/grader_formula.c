@@ -132,28 +132,24 @@ static tk_status parse_unary(parser *p) {
     return neg ? emit(p, OP_NEG, 0, 0, 0) : TK_OK;
 }
 
-static tk_status parse_term(parser *p) {
-    tk_status st = parse_unary(p);
+/* A left-associative chain "x op y op z" of one precedence level: op1/op2 emit code1/code2. */
+static tk_status parse_chain(parser *p, tk_status (*operand)(parser *), char op1, int code1, char op2, int code2) {
+    tk_status st = operand(p);
     while (!st) {
         skip_ws(p);
         char c = *p->s;
-        if (c != '*' && c != '/') break;
+        if (c != op1 && c != op2) break;
         p->s++;
-        if (!(st = parse_unary(p))) st = emit(p, c == '*' ? OP_MUL : OP_DIV, 0, 0, 0);
+        if (!(st = operand(p))) st = emit(p, c == op1 ? code1 : code2, 0, 0, 0);
     }
     return st;
 }
 
+static tk_status parse_term(parser *p) { return parse_chain(p, parse_unary, '*', OP_MUL, '/', OP_DIV); }
+
 static tk_status parse_expr(parser *p) {
     if (++p->depth > MAX_DEPTH) return perr(p, "nested too deeply");
-    tk_status st = parse_term(p);
-    while (!st) {
-        skip_ws(p);
-        char c = *p->s;
-        if (c != '+' && c != '-') break;
-        p->s++;
-        if (!(st = parse_term(p))) st = emit(p, c == '+' ? OP_ADD : OP_SUB, 0, 0, 0);
-    }
+    tk_status st = parse_chain(p, parse_term, '+', OP_ADD, '-', OP_SUB);
     p->depth--;
     return st;
 }
