@@ -64,6 +64,8 @@ typedef struct tk_eval_col {
 /* Text metrics of answer against reference into stats (the columns of kind exact_match .. rougeL, fact_match). */
 tk_status tk_eval_text_stats(const tk_eval_set *set, const tk_eval_ex *ex, const char *answer, const tk_eval_col *cols, int n_cols,
                              double *stats);
+/* Whether an answer says label: its first line, trimmed, case-insensitive, a trailing full stop ignored. */
+bool tk_eval_label_eq(const char *answer, const char *label);
 /* fact_match of one answer: facts ([[alternatives]...]) after normalisation, or the "match" regex. -1: no facts. */
 int tk_eval_fact_match(const void *item, const char *answer, char *err, size_t n_err);
 

@@ -166,7 +166,7 @@ int tk_eval_fact_match(const void *item, const char *answer, char *err, size_t n
 }
 
 /* ---- the text metrics of one answer ------------------------------------------------------ */
-static bool label_eq(const char *pred, const char *label) {
+bool tk_eval_label_eq(const char *pred, const char *label) {
     /* the first line of the answer, trimmed, case-insensitive, trailing full stop ignored */
     while (*pred == ' ' || *pred == '\n' || *pred == '\t') pred++;
     size_t n = strcspn(pred, "\n");
@@ -193,9 +193,9 @@ tk_status tk_eval_text_stats(const tk_eval_set *set, const tk_eval_ex *ex, const
         } else if (!strcmp(nm, "accuracy") || !strcmp(nm, "macro_f1")) {
             if (!ex->is_label) continue;
             s[0] = 1;
-            if (nm[0] == 'a') { s[1] = label_eq(answer, ref); s[2] = 1; continue; }
+            if (nm[0] == 'a') { s[1] = tk_eval_label_eq(answer, ref); s[2] = 1; continue; }
             for (size_t l = 0; l < set->n_labels; l++) {
-                bool truth = !strcmp(set->labels[l], ref), said = label_eq(answer, set->labels[l]);
+                bool truth = !strcmp(set->labels[l], ref), said = tk_eval_label_eq(answer, set->labels[l]);
                 s[1 + 3 * l] += truth && said;
                 s[2 + 3 * l] += !truth && said;
                 s[3 + 3 * l] += truth && !said;

@@ -18,6 +18,25 @@ static const char *num(char *b, size_t n, double v) {
     return b;
 }
 
+/* Classification: the confusion matrix [reference label x predicted label], the last column for answers that are
+ * none of the labels; NULL when the data has no labels or no answers. */
+static int64_t *confusion(const tk_eval_result *r, int s) {
+    size_t L = r->set.n_labels;
+    if (!L) return NULL;
+    int64_t *m = tk_calloc(L * (L + 1), sizeof *m);
+    bool any = false;
+    for (size_t i = 0; m && i < r->set.n; i++) {
+        const tk_eval_ex *ex = &r->set.v[i];
+        if (!ex->is_label || !ex->pred[s]) continue;
+        size_t t = 0, p = L;
+        while (t < L && strcmp(r->set.labels[t], ex->reference)) t++;
+        for (size_t l = 0; l < L; l++) if (tk_eval_label_eq(ex->pred[s], r->set.labels[l])) { p = l; break; }
+        if (t < L) { m[t * (L + 1) + p]++; any = true; }
+    }
+    if (!any) { free(m); return NULL; }
+    return m;
+}
+
 tk_status tk_eval_text(const tk_eval_result *r, tk_buf *out) {
     char a[32], b[32], c[32], d[32], e[32];
     tk_status st = tk_buf_printf(out, "model: %s\n%s%s%sexamples: %zu\n\n", r->model ? r->model : "-", r->has_base ? "baseline: " : "",
@@ -38,6 +57,17 @@ tk_status tk_eval_text(const tk_eval_result *r, tk_buf *out) {
                                (long long)r->n_generated[s], r->gen_s[s], (double)r->n_generated[s] / r->gen_s[s], (double)r->set.n / r->gen_s[s]);
         if (!st && r->n_too_long[s]) st = tk_buf_printf(out, "\nskipped%s: %lld examples longer than --max-seq-len", s ? " (baseline)" : "", (long long)r->n_too_long[s]);
         if (!st && r->n_failures[s]) st = tk_buf_printf(out, "\ngrader failures%s: %lld", s ? " (baseline)" : "", (long long)r->n_failures[s]);
+    }
+    int64_t *cm = st ? NULL : confusion(r, 0);
+    size_t L = r->set.n_labels;
+    if (cm) {
+        st = tk_buf_printf(out, "\n\nconfusion matrix (rows: reference label, columns: answer)\n%-16s", "");
+        for (size_t l = 0; l <= L && !st; l++) st = tk_buf_printf(out, " %10.10s", l < L ? r->set.labels[l] : "(other)");
+        for (size_t t = 0; t < L && !st; t++) {
+            st = tk_buf_printf(out, "\n%-16.16s", r->set.labels[t]);
+            for (size_t l = 0; l <= L && !st; l++) st = tk_buf_printf(out, " %10lld", (long long)cm[t * (L + 1) + l]);
+        }
+        free(cm);
     }
     if (!st && r->n_general) st = tk_buf_printf(out, "\n\nforgetting (general data, with the adapter vs the bare base):\n");
     for (int g = 0; !st && g < r->n_general; g++) {
@@ -81,6 +111,19 @@ static cJSON *result_json(const tk_eval_result *r) {
     cJSON_AddItemToObject(gen, "examples_per_s", num_or_null(r->gen_s[0] > 0 ? (double)r->set.n / r->gen_s[0] : NAN));
     cJSON_AddNumberToObject(o, "skipped_too_long", (double)r->n_too_long[0]);
     cJSON_AddNumberToObject(o, "grader_failures", (double)r->n_failures[0]);
+    int64_t *cm = confusion(r, 0);
+    if (cm) {
+        size_t L = r->set.n_labels;
+        cJSON *c = cJSON_AddObjectToObject(o, "confusion"), *lab = cJSON_AddArrayToObject(c, "labels"), *rows = cJSON_AddArrayToObject(c, "matrix");
+        for (size_t l = 0; l < L; l++) cJSON_AddItemToArray(lab, cJSON_CreateString(r->set.labels[l]));
+        cJSON_AddItemToArray(lab, cJSON_CreateString("(other)"));
+        for (size_t t = 0; t < L; t++) {
+            cJSON *row = cJSON_CreateArray();
+            for (size_t l = 0; l <= L; l++) cJSON_AddItemToArray(row, cJSON_CreateNumber((double)cm[t * (L + 1) + l]));
+            cJSON_AddItemToArray(rows, row);
+        }
+        free(cm);
+    }
     cJSON *gl = cJSON_AddArrayToObject(o, "forgetting");
     for (int g = 0; g < r->n_general; g++) {
         cJSON *x = cJSON_CreateObject();
