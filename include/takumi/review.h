@@ -65,15 +65,16 @@ typedef struct tk_review_results {
     size_t n_judged;        /* items with a judgement (a later line for the same id replaces an earlier one) */
     size_t wins_a, wins_b, ties;
     size_t n_corrections;   /* judgements with a non-empty correction (lines of sft.jsonl) */
-    double win_rate;        /* (wins_a + ties / 2) / n_judged; 0.5 when nothing was judged */
-    double ci_low, ci_high; /* 95% Wilson score interval of win_rate over n_judged ([0, 1] when nothing was judged) */
+    double win_rate;        /* (wins_a + ties / 2) / n_judged */
+    double ci_low, ci_high; /* 95% Wilson score interval of win_rate over n_judged */
     char review_id[17];     /* the review id of the key */
+    char name_a[256], name_b[256]; /* the systems' names from the key (cut to fit, for messages) */
 } tk_review_results;
 
 /* Unblinds judgements (path: the page's judgements.jsonl) with DIR/key.json and DIR/items.jsonl and writes
  * DIR/results.json, DIR/preferences.jsonl and DIR/sft.jsonl; fills *res (may be NULL). Bad input — a malformed
  * line, an unknown id, a choice other than left/right/tie, judgements of another review (their "review" differs
- * from the key's) — fails with TK_ERR_FORMAT naming the file and line, and writes nothing. Thread-safe. */
+ * from the key's), a file without judgements — fails with TK_ERR_FORMAT naming the file and line, and writes nothing. Thread-safe. */
 tk_status tk_review_collect(const char *judgements, const char *dir, tk_review_results *res);
 
 /* The 95% Wilson score interval of a proportion p observed over n trials (n > 0; p in [0, 1]). Reentrant. */
