@@ -144,7 +144,8 @@ def main():
         b.send("Runtime.enable")
         b.load("Page.navigate", {"url": url})
         text = lambda el: b.eval("document.getElementById(%s).textContent" % json.dumps(el))
-        check("first item shown", (text("progress"), text("item-id"), text("judged")), ("1 of 5", "item q1", "0 judged"))
+        check("first item shown", (text("progress"), text("item-id"), text("judged"), b.eval("document.title")),
+              ("1 of 5", "item q1", "0 judged", "Test review"))
         check("no network: one self-contained file", b.eval(
             "Array.from(document.querySelectorAll('[src],[href],link')).length"), 0)
         b.key("1", "Digit1", 49, "1")

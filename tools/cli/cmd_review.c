@@ -59,11 +59,14 @@ static int answer_all(const review_opts *o, tk_model *m, tk_session *s, tk_chat_
     gp.sampler.seed = o->seed;
     gp.max_tokens = o->max_tokens;
     int rc = 0;
+    bool tty = isatty(STDERR_FILENO);
     for (size_t i = 0; i < set->n && !rc; i++) {
         tk_review_item *it = &set->items[i];
         tk_chat_tokens ct = {0};
         tk_buf text = {0};
-        fprintf(stderr, "\rtakumi: review: system %c (%s): item %zu of %zu", side == 'a' ? 'A' : 'B', spec, i + 1, set->n);
+        char who = side == 'a' ? 'A' : 'B';
+        if (tty) fprintf(stderr, "\rtakumi: review: system %c (%s): item %zu of %zu", who, spec, i + 1, set->n);
+        else if (i == 0) fprintf(stderr, "takumi: review: system %c (%s): %zu answers\n", who, spec, set->n);
         if ((st = tk_chat_render(tk_model_tokenizer(m), fam, it->msgs, it->n_msgs, true, &ct)))
             rc = cli_fail(st, "\nitem %s: chat template %s", it->id, tk_chat_family_name(fam));
         else if ((st = tk_generate(s, tk_model_tokenizer(m), ct.ids.data, (int64_t)ct.ids.len, &gp, keep_text, &text, NULL, NULL)))
@@ -73,7 +76,7 @@ static int answer_all(const review_opts *o, tk_model *m, tk_session *s, tk_chat_
         tk_chat_tokens_free(&ct);
         tk_buf_free(&text);
     }
-    if (!rc) fputc('\n', stderr);
+    if (!rc && tty) fputc('\n', stderr);
     tk_session_set_adapters(s, NULL, 0);  /* the workspace lets go of the adapter before it is freed */
     tk_adapter_detach(m, ad);
     return rc;
