@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The blind A/B review page in a real browser: `takumi review --page-from` builds a 5-item page,
+# The blind A/B review page in a real browser: `takumi review --page-from` builds a 7-item page,
 # tests/review_drive.py drives headless Chromium over the DevTools pipe (keys 1 / ← / → / t / n / p,
 # a click, a typed correction, a reload that must keep everything in localStorage, the download
 # button), then `takumi review --collect` unblinds the downloaded judgements.jsonl and the files it
@@ -16,13 +16,7 @@ checks=0 failures=0
 ok() { checks=$((checks + 1)); }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
 
-cat > "$tmp/pairs.jsonl" <<'EOF'
-{"id":"q1","prompt":"What is 2+2?","a":"4","b":"5"}
-{"id":"q2","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Capital of France?"}],"a":"Paris","b":"Lyon"}
-{"id":"q3","prompt":"Say hi","a":"<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\">hi!","b":"Hello."}
-{"id":"q4","prompt":"Name a colour.","a":"Blue.","b":"Blue, like the sky."}
-{"id":"q5","prompt":"Count to three.","a":"1 2 3","b":"one two"}
-EOF
+cp tests/fixtures/review/pairs.jsonl "$tmp/pairs.jsonl"   # 7 items; p3 holds </script>, <script>, <img onerror>
 if "$BIN" review --page-from "$tmp/pairs.jsonl" --out "$tmp/r" --seed 3 --title "Test review" > /dev/null 2> "$tmp/p.err"; then ok
 else bad "--page-from failed: $(cat "$tmp/p.err")"; fi
 mkdir -p "$tmp/dl" "$tmp/profile"
@@ -37,47 +31,16 @@ import json, sys
 key = json.load(open(sys.argv[1]))
 lines = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
 assert [(j["review"], j["id"], j["choice"], j["correction"]) for j in lines] == [
-    (key["review"], "q1", "left", ""), (key["review"], "q2", "right", ""),
-    (key["review"], "q3", "tie", "Hi there! <b>not bold</b>"), (key["review"], "q4", "right", "")], lines
+    (key["review"], "p1", "left", ""), (key["review"], "p2", "right", ""),
+    (key["review"], "p3", "tie", "Hi there! <b>not bold</b>"), (key["review"], "p4", "right", "")], lines
 assert all(j["time"].endswith("Z") for j in lines)
 PY
 if "$BIN" review --collect "$tmp/dl/judgements.jsonl" --out "$tmp/r" > "$tmp/c.out" 2> "$tmp/c.err"; then ok
 else bad "--collect failed: $(cat "$tmp/c.err")"; fi
-grep -q "4 of 5 items judged" "$tmp/c.out" && ok || bad "--collect summary: $(cat "$tmp/c.out")"
+grep -q "4 of 7 items judged" "$tmp/c.out" && ok || bad "--collect summary: $(cat "$tmp/c.out")"
 
-# unblinded: which system won each item follows from key.json (left/right as clicked above)
-python3 - "$tmp/r" "$tmp/pairs.jsonl" <<'PY' || bad "--collect outputs"
-import json, math, sys
-d, pairs = sys.argv[1:3]
-key = {e["id"]: e["a"] for e in json.load(open(d + "/key.json"))["items"]}
-src = {r["id"]: r for r in map(json.loads, open(pairs, encoding="utf-8"))}
-clicked = {"q1": "left", "q2": "right", "q4": "right"}
-winner = {id: ("a" if side == key[id] else "b") for id, side in clicked.items()}
-wa = sum(w == "a" for w in winner.values()); wb = 3 - wa; t = 1; n = 4
-p = (wa + t / 2) / n
-z = 1.959963984540054
-c = (p + z * z / (2 * n)) / (1 + z * z / n)
-h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-res = json.load(open(d + "/results.json"))
-want = {"n_items": 5, "n_judged": 4, "wins_a": wa, "wins_b": wb, "ties": 1, "win_rate_a": round(p, 6),
-        "ci95": [round(c - h, 6), round(c + h, 6)], "n_preferences": 3, "n_corrections": 1}
-for k, v in want.items():
-    assert res[k] == v, (k, res[k], v)
-pref = []
-for id in ["q1", "q2", "q4"]:
-    r = src[id]; w = winner[id]; l = "b" if w == "a" else "a"
-    if "messages" in r:
-        pref.append({"prompt": r["messages"], "chosen": [{"role": "assistant", "content": r[w]}],
-                     "rejected": [{"role": "assistant", "content": r[l]}]})
-    else:
-        pref.append({"prompt": r["prompt"], "chosen": r[w], "rejected": r[l]})
-dump = lambda x: json.dumps(x, ensure_ascii=False, separators=(",", ":")) + "\n"
-got = open(d + "/preferences.jsonl", encoding="utf-8").read()
-assert got == "".join(map(dump, pref)), got
-sft = {"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "Hi there! <b>not bold</b>"}]}
-got = open(d + "/sft.jsonl", encoding="utf-8").read()
-assert got == dump(sft), got
-PY
-ok
+# unblinded: which system won each item follows from key.json (review_expect.py works it out again)
+if python3 tests/review_expect.py "$tmp/r" "$tmp/pairs.jsonl" "$tmp/dl/judgements.jsonl" n_items=7 n_judged=4 ties=1 \
+    n_preferences=3 n_corrections=1; then ok; else bad "--collect outputs"; fi
 echo "review chromium: $((checks - failures)) checks passed, $failures failed"
 [ "$failures" -eq 0 ]

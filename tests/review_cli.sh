@@ -27,16 +27,7 @@ refused() {
 }
 
 # ---- a 7-item review from answers already generated
-cat > "$tmp/pairs.jsonl" <<'EOF'
-{"id":"p1","prompt":"What is 2+2?","a":"4","b":"5"}
-{"id":"p2","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Capital of France?"}],"a":"Paris","b":"Lyon"}
-{"id":"p3","prompt":"Say hi","a":"</script><script>alert(1)</script>","b":"Hello & welcome."}
-{"id":"p4","prompt":"Name a colour.","a":"Blue.","b":"Blue, like the sky."}
-
-{"id":"p5","prompt":"Count to three.","a":"1 2 3","b":"one two"}
-{"id":"p6","prompt":"日本の首都は？","a":"東京です。","b":"大阪"}
-{"id":"p7","prompt":"Line\nbreaks\tand \"quotes\"","a":"a\nb","b":"c"}
-EOF
+cp tests/fixtures/review/pairs.jsonl "$tmp/pairs.jsonl"   # 7 items, a blank line among them
 if "$BIN" review --page-from "$tmp/pairs.jsonl" --out "$tmp/r" --seed 11 > "$tmp/p.out" 2>&1; then ok; else bad "--page-from failed: $(cat "$tmp/p.out")"; fi
 for f in review.html items.jsonl key.json; do [ -s "$tmp/r/$f" ] && ok || bad "--page-from wrote no $f"; done
 "$BIN" review --page-from "$tmp/pairs.jsonl" --out "$tmp/r2" --seed 11 > /dev/null 2>&1
@@ -59,8 +50,8 @@ assert [it["id"] for it in data["items"]] == ["p1", "p2", "p3", "p4", "p5", "p6"
 for shown, it in zip(data["items"], items):
     assert (shown["left"], shown["right"]) == (it["left"], it["right"]), it["id"]
 rest = page.replace(m.group(0), "")
-assert "alert(1)" not in rest and "Hello" not in rest, "item text outside the data block"
-assert "http://" not in page and "https://" not in page and " src=" not in page, "the page names a network resource"
+assert "pwned" not in rest and "Hello" not in rest, "item text outside the data block"
+assert "http://" not in rest and "https://" not in rest and " src=" not in rest and "<link" not in rest, "the page names a network resource"
 key = json.load(open(d + "/key.json"))
 assert key["review"] == data["review"] and "\"a\":" not in block.replace(' ', '')
 assert sorted({e["a"] for e in key["items"]}) == ["left", "right"], "seed 11 put every A on one side"
@@ -84,41 +75,11 @@ open(out, "w", encoding="utf-8").write("\n".join(lines) + "\n")
 PY
 if "$BIN" review --collect "$tmp/j.jsonl" --out "$tmp/r" > "$tmp/c.out" 2> "$tmp/c.err"; then ok; else bad "--collect failed: $(cat "$tmp/c.err")"; fi
 grep -q "win rate of A: 0.714 (95% Wilson interval 0.359 to 0.918" "$tmp/c.out" && ok || bad "--collect summary: $(cat "$tmp/c.out")"
-python3 - "$tmp/r" "$tmp/pairs.jsonl" <<'PY' || bad "--collect results"
-import json, math, sys
-d, pairs = sys.argv[1:3]
-res = json.load(open(d + "/results.json"))
-n, wa, wb, t = 7, 4, 1, 2
-p = (wa + t / 2) / n
-z = 1.959963984540054
-c = (p + z * z / (2 * n)) / (1 + z * z / n)
-h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-want = {"n_items": 7, "n_judged": 7, "wins_a": wa, "wins_b": wb, "ties": t, "n_preferences": 5, "n_corrections": 1,
-        "win_rate_a": round(p, 6), "ci95": [round(c - h, 6), round(c + h, 6)], "interval": "wilson", "ties_count": 0.5,
-        "a": "a", "b": "b"}
-for k, v in want.items():
-    assert res[k] == v, (k, res[k], v)
-assert abs(res["ci95"][0] - 0.3589) < 5e-4 and abs(res["ci95"][1] - 0.9178) < 5e-4, res["ci95"]  # by hand, z = 1.96
-src = {}
-for l in open(pairs, encoding="utf-8"):
-    if l.strip():
-        r = json.loads(l); src[r["id"]] = r
-winner = {"p1": "a", "p2": "b", "p3": "a", "p5": "a", "p6": "a"}
-want_pref = []
-for id in ["p1", "p2", "p3", "p5", "p6"]:
-    r = src[id]; w = winner[id]; l = "b" if w == "a" else "a"
-    if "messages" in r:
-        want_pref.append({"prompt": r["messages"], "chosen": [{"role": "assistant", "content": r[w]}],
-                          "rejected": [{"role": "assistant", "content": r[l]}]})
-    else:
-        want_pref.append({"prompt": r["prompt"], "chosen": r[w], "rejected": r[l]})
-got = open(d + "/preferences.jsonl", encoding="utf-8").read()
-assert got == "".join(json.dumps(x, ensure_ascii=False, separators=(",", ":")) + "\n" for x in want_pref), got
-want_sft = {"messages": src["p2"]["messages"] + [{"role": "assistant", "content": "Paris, of course."}]}
-got = open(d + "/sft.jsonl", encoding="utf-8").read()
-assert got == json.dumps(want_sft, ensure_ascii=False, separators=(",", ":")) + "\n", got
-PY
-ok
+# exact files (computed again by review_expect.py), and the counts as the judgements above were made
+if python3 tests/review_expect.py "$tmp/r" "$tmp/pairs.jsonl" "$tmp/j.jsonl" n_items=7 n_judged=7 wins_a=4 wins_b=1 ties=2 \
+    n_preferences=5 n_corrections=1 a=a b=b; then ok; else bad "--collect outputs"; fi
+python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["ci95"]; sys.exit(not (abs(c[0]-0.3589) < 5e-4 and abs(c[1]-0.9178) < 5e-4))' \
+    "$tmp/r/results.json" && ok || bad "Wilson interval for 5 of 7 is not [0.3589, 0.9178] (by hand, z = 1.96)"
 # the outputs are data takumi trains on
 "$BIN" data check "$tmp/r/preferences.jsonl" > "$tmp/dc.out" 2>&1 && grep -q "format: *preference" "$tmp/dc.out" && ok \
     || bad "preferences.jsonl: $(grep -m3 -i "format\|error" "$tmp/dc.out")"
