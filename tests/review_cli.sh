@@ -129,6 +129,9 @@ refused "empty file" "q6.jsonl: no items" "$BIN" review --page-from "$tmp/q6.jso
 printf '{"prompt":"x", "a":"1","b":"2"} x\n' > "$tmp/q7.jsonl"
 refused "garbage after the object" "q7.jsonl: line 1: not JSON" "$BIN" review --page-from "$tmp/q7.jsonl" --out "$tmp/q"
 [ -e "$tmp/q" ] && bad "a refused --page-from created its folder" || ok
+"$BIN" review --page-from "$tmp/pairs.jsonl" --a "vendor X" --b mine --out "$tmp/r4" --seed 11 > /dev/null 2>&1
+grep -q '"a": "vendor X",' "$tmp/r4/key.json" && grep -q '"b": "mine",' "$tmp/r4/key.json" && ok || bad "--page-from --a/--b names: $(head -5 "$tmp/r4/key.json")"
+refused "names with --collect" "review takes one of" "$BIN" review --collect "$tmp/j.jsonl" --a x --out "$tmp/r"
 refused "two modes" "review takes one of" "$BIN" review --collect "$tmp/j.jsonl" --page-from "$tmp/pairs.jsonl" --out "$tmp/q"
 refused "no --out" "review needs --out DIR" "$BIN" review --page-from "$tmp/pairs.jsonl"
 refused "generation without --b" "review needs --a A1, --b A2" "$BIN" review --a base --prompts "$tmp/pairs.jsonl" --out "$tmp/q"

@@ -10,7 +10,7 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: takumi review --model M --a A1 --b A2 --prompts FILE --out DIR [options]\n"
-        "       takumi review --page-from FILE --out DIR [--seed S] [--title T]\n"
+        "       takumi review --page-from FILE --out DIR [--a NAME --b NAME] [--seed S] [--title T]\n"
         "       takumi review --collect JUDGEMENTS --out DIR\n"
         "  A blind A/B review: DIR/review.html shows each prompt with two answers as \"left\" and \"right\" (which system\n"
         "  is which is hidden and shuffled per item); a person picks the better one (or a tie) and may write a corrected\n"
@@ -30,7 +30,7 @@ static void usage(FILE *f) {
         "  --threads N         compute threads (default: all cores)\n"
         "  --title T           the page's title\n"
         "  --page-from FILE    JSONL with \"prompt\" (or \"messages\"), \"a\" and \"b\" (the answers of systems A and B):\n"
-        "                      any two systems' answers, no model needed\n"
+        "                      any two systems' answers, no model needed (--a/--b then only name them in key.json)\n"
         "  --collect J         judgements.jsonl from the page: writes DIR/results.json (win rate of A over B, ties\n"
         "                      counting half, 95%% Wilson interval), DIR/preferences.jsonl (prompt/chosen/rejected for\n"
         "                      `takumi train --objective dpo`) and DIR/sft.jsonl (chat messages ending with each correction)\n",
@@ -103,8 +103,8 @@ static int generate(const review_opts *o, tk_review_set *set) {
 static int write_page(const review_opts *o, const tk_review_set *set) {
     tk_review_page_params p = tk_review_page_default_params();
     p.seed = o->seed;
-    p.name_a = o->page_from ? "a" : o->a;
-    p.name_b = o->page_from ? "b" : o->b;
+    p.name_a = o->a ? o->a : "a";
+    p.name_b = o->b ? o->b : "b";
     if (o->title) p.title = o->title;
     tk_status st = tk_review_write_page(set, &p, o->out);
     if (st) return cli_fail(st, "cannot write the review to %s", o->out);
@@ -150,8 +150,8 @@ int cmd_review(int argc, char **argv) {
     }
     if (err) return 1;
     if (!o.out) return cli_fail(TK_OK, "review needs --out DIR (see --help)");
-    int modes = !!o.collect + !!o.page_from + !!(o.prompts || o.a || o.b || o.model);
-    if (modes != 1)
+    int modes = !!o.collect + !!o.page_from + !!(o.prompts || o.model || (!o.page_from && (o.a || o.b)));
+    if (modes != 1 || (o.collect && (o.a || o.b)))
         return cli_fail(TK_OK, "review takes one of: --model/--a/--b/--prompts (generate), --page-from FILE, --collect JUDGEMENTS");
     if (o.collect) return collect(&o);
     if (!o.seed_given) o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
