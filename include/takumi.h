@@ -23,5 +23,6 @@
 #include "takumi/adapter.h"
 #include "takumi/export.h"
 #include "takumi/eval.h"
+#include "takumi/review.h"
 
 #endif
