@@ -3,11 +3,12 @@
  * rouge-score and rapidfuzz, and SQuAD's normaliser) must be reproduced within 1e-6 on the
  * tool's own scale (0-100 for BLEU, chrF, WRatio; 0-1 for ROUGE, EM, F1). Prints the largest
  * difference per metric. Also: invalid UTF-8 gives TK_ERR_ARG with a message, never a crash;
- * thread safety is implied by the absence of state (checked by running the pairs twice). */
+ * four threads scoring all pairs at once get the same values, bit for bit. */
 #include "test.h"
 #include "core/core.h"
 #include "eval/textmetrics.h"
 #include <cJSON.h>
+#include <pthread.h>
 
 #define TOL 1e-6
 
@@ -25,7 +26,7 @@ static void expect(int m, double got, double want, int line_no, const char *what
     tk_test_checks++;
     if (!(e <= TOL)) {
         tk_test_failures++;
-        fprintf(stderr, "FAIL pairs.jsonl line %d: %s %s = %.12g, reference %.12g\n", line_no, metric_name[m], what, got, want);
+        fprintf(stderr, "FAIL %s line %d: %s%s%s = %.12g, reference %.12g\n", m >= M_CBLEU ? "corpus.jsonl" : "pairs.jsonl", line_no, metric_name[m], *what ? " " : "", what, got, want);
     }
 }
 
@@ -54,6 +55,52 @@ static const char *fixture(const char *name) {
     return b;
 }
 
+/* The next line of a text being read in place (NULL at the end); ends it with a NUL. */
+static char *next_line(char **cur) {
+    char *line = *cur;
+    if (!line || !*line) return NULL;
+    char *nl = strchr(line, '\n');
+    if (nl) *nl++ = 0;
+    *cur = nl;
+    return line;
+}
+
+/* Every pair with the values computed on the main thread, for the thread check. */
+typedef struct scored { char *hyp, *ref; tk_text_lang lang; double v[5]; } scored;
+static scored g_pairs[1024];
+static int g_n;
+
+static void score5(const char *hyp, const char *ref, tk_text_lang lang, double v[5]) {
+    tk_bleu_stats b = {0};
+    tk_chrf_stats c = {{{0}}};
+    tk_prf l = {0};
+    double em = 0;
+    bool ok = tk_bleu_add(&b, hyp, ref, lang) == TK_OK && tk_chrf_add(&c, hyp, ref) == TK_OK &&
+              tk_rouge_l(hyp, ref, lang, &l) == TK_OK && tk_squad_scores(hyp, ref, lang, &em, &v[3]) == TK_OK;
+    v[0] = ok ? tk_bleu_sentence(&b) : -1; v[1] = tk_chrf_sentence(&c); v[2] = l.f; v[4] = tk_fuzzy_match(hyp, ref);
+}
+
+static void *thread_main(void *arg) {
+    int *mismatches = arg;
+    for (int i = 0; i < g_n; i++) {
+        double v[5];
+        score5(g_pairs[i].hyp, g_pairs[i].ref, g_pairs[i].lang, v);
+        if (memcmp(v, g_pairs[i].v, sizeof v) != 0) (*mismatches)++;
+    }
+    return NULL;
+}
+
+static void check_threads(void) {
+    pthread_t th[4];
+    int bad[4] = {0};
+    for (int t = 0; t < 4; t++) CHECK(pthread_create(&th[t], NULL, thread_main, &bad[t]) == 0, "thread %d", t);
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        CHECK(bad[t] == 0, "thread %d: %d of %d pairs scored differently than on one thread", t, bad[t], g_n);
+    }
+    for (int i = 0; i < g_n; i++) { free(g_pairs[i].hyp); free(g_pairs[i].ref); }
+}
+
 typedef struct group { tk_bleu_stats bleu; tk_chrf_stats chrf; } group;
 
 static int check_pairs(group *en, group *ja, group *en40) {
@@ -62,9 +109,8 @@ static int check_pairs(group *en, group *ja, group *en40) {
     CHECK_OK(tk_read_file(fixture("pairs.jsonl"), &text, &len));
     if (!text) return 0;
     int line_no = 0, n_en = 0;
-    for (char *line = text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
+    char *cur = text;
+    for (char *line; (line = next_line(&cur));) {
         line_no++;
         cJSON *row = cJSON_Parse(line);
         CHECK(row != NULL, "pairs.jsonl line %d does not parse", line_no);
@@ -109,6 +155,11 @@ static int check_pairs(group *en, group *ja, group *en40) {
         expect(M_EM, tk_exact_match(hyp, ref, lang), em, line_no, "(tk_exact_match)");
         expect(M_F1, tk_token_f1(hyp, ref, lang), f1, line_no, "(tk_token_f1)");
         expect(M_FUZZY, 100 * tk_fuzzy_match(hyp, ref), num(row, "fuzzy"), line_no, "");
+        if (g_n < (int)(sizeof g_pairs / sizeof *g_pairs)) {
+            scored *sc = &g_pairs[g_n++];
+            sc->hyp = tk_strdup(hyp); sc->ref = tk_strdup(ref); sc->lang = lang;
+            score5(hyp, ref, lang, sc->v);
+        }
         cJSON_Delete(row);
     }
     free(text);
@@ -120,9 +171,8 @@ static void check_corpus(const group *en, const group *ja, const group *en40) {
     CHECK_OK(tk_read_file(fixture("corpus.jsonl"), &text, NULL));
     if (!text) return;
     int line_no = 0, seen = 0;
-    for (char *line = text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
+    char *cur = text;
+    for (char *line; (line = next_line(&cur));) {
         line_no++;
         cJSON *row = cJSON_Parse(line);
         const char *name = row ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(row, "group")) : NULL;
@@ -183,6 +233,7 @@ int main(void) {
     for (int m = 0; m < M_COUNT; m++)
         printf("  %-15s %4d values, max abs error %.3g\n", metric_name[m], n_checked[m], max_err[m]);
     for (int m = 0; m < M_COUNT; m++) CHECK(n_checked[m] > 0, "%s never checked", metric_name[m]);
+    check_threads();
     check_bad_input();
     check_lang_guess();
     return tk_test_done("test_textmetrics");

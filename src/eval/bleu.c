@@ -31,44 +31,42 @@ static bool is_13a_symbol(unsigned char c) {
 static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static bool is_dot_comma(unsigned char c) { return c == '.' || c == ','; }
 
-/* The regular-expression passes of sacrebleu's TokenizerRegexp on *a (the result; *b is scratch), in order, each a left-to-right
- * non-overlapping scan like re.sub. Working on bytes equals working on characters here: every
- * pattern names ASCII only, and a multi-byte character never contains an ASCII byte. */
+/* One of the two-character passes of sacrebleu's TokenizerRegexp over in into out, a
+ * left-to-right non-overlapping scan like re.sub:
+ *   2: ([^0-9])([.,]) -> "\1 \2 "   3: ([.,])([^0-9]) -> " \1 \2"   4: ([0-9])(-) -> "\1 \2 " */
+static tk_status pair_pass(const tk_buf *in, tk_buf *out, int pass) {
+    out->len = 0;
+    size_t i = 0;
+    for (; i + 1 < in->len; i++) {
+        unsigned char c = (unsigned char)in->data[i], d = (unsigned char)in->data[i + 1];
+        bool hit = pass == 2 ? !is_digit(c) && is_dot_comma(d) : pass == 3 ? is_dot_comma(c) && !is_digit(d) : is_digit(c) && d == '-';
+        if (!hit) {
+            if (tk_buf_append(out, &in->data[i], 1) != TK_OK) return TK_ERR_NOMEM;
+            continue;
+        }
+        char t[4] = {(char)c, ' ', (char)d, ' '};
+        if (pass == 3) { t[0] = ' '; t[1] = (char)c; t[2] = ' '; t[3] = (char)d; }
+        if (tk_buf_append(out, t, 4) != TK_OK) return TK_ERR_NOMEM;
+        i++;
+    }
+    if (i < in->len && tk_buf_append(out, in->data + i, in->len - i) != TK_OK) return TK_ERR_NOMEM;
+    return TK_OK;
+}
+
+/* The regular-expression passes of sacrebleu's TokenizerRegexp on *a (the result; *b is scratch),
+ * in order. Working on bytes equals working on characters here: every pattern names ASCII only,
+ * and a multi-byte character never contains an ASCII byte. */
 static tk_status regexp_passes(tk_buf *a, tk_buf *b) {
-    tk_status st = TK_OK;
     /* 1: ([{-~[-` -&(-+:-@/]) -> " \1 " */
     b->len = 0;
-    for (size_t i = 0; i < a->len && st == TK_OK; i++) {
+    for (size_t i = 0; i < a->len; i++) {
         unsigned char c = (unsigned char)a->data[i];
-        if (is_13a_symbol(c)) { char t[3] = {' ', (char)c, ' '}; st = tk_buf_append(b, t, 3); }
-        else st = tk_buf_append(b, &a->data[i], 1);
+        char t[3] = {' ', (char)c, ' '};
+        tk_status st = is_13a_symbol(c) ? tk_buf_append(b, t, 3) : tk_buf_append(b, &a->data[i], 1);
+        if (st != TK_OK) return TK_ERR_NOMEM;
     }
-    /* 2: ([^0-9])([.,]) -> "\1 \2 " */
-    a->len = 0;
-    size_t i = 0;
-    for (; i + 1 < b->len && st == TK_OK;) {
-        unsigned char c = (unsigned char)b->data[i], d = (unsigned char)b->data[i + 1];
-        if (!is_digit(c) && is_dot_comma(d)) { char t[4] = {(char)c, ' ', (char)d, ' '}; st = tk_buf_append(a, t, 4); i += 2; }
-        else { st = tk_buf_append(a, &b->data[i], 1); i++; }
-    }
-    if (st == TK_OK && i < b->len) st = tk_buf_append(a, b->data + i, b->len - i);
-    /* 3: ([.,])([^0-9]) -> " \1 \2" */
-    b->len = 0;
-    for (i = 0; i + 1 < a->len && st == TK_OK;) {
-        unsigned char c = (unsigned char)a->data[i], d = (unsigned char)a->data[i + 1];
-        if (is_dot_comma(c) && !is_digit(d)) { char t[4] = {' ', (char)c, ' ', (char)d}; st = tk_buf_append(b, t, 4); i += 2; }
-        else { st = tk_buf_append(b, &a->data[i], 1); i++; }
-    }
-    if (st == TK_OK && i < a->len) st = tk_buf_append(b, a->data + i, a->len - i);
-    /* 4: ([0-9])(-) -> "\1 \2 " */
-    a->len = 0;
-    for (i = 0; i + 1 < b->len && st == TK_OK;) {
-        unsigned char c = (unsigned char)b->data[i], d = (unsigned char)b->data[i + 1];
-        if (is_digit(c) && d == '-') { char t[4] = {(char)c, ' ', '-', ' '}; st = tk_buf_append(a, t, 4); i += 2; }
-        else { st = tk_buf_append(a, &b->data[i], 1); i++; }
-    }
-    if (st == TK_OK && i < b->len) st = tk_buf_append(a, b->data + i, b->len - i);
-    return st == TK_OK ? TK_OK : TK_ERR_NOMEM;
+    if (pair_pass(b, a, 2) != TK_OK || pair_pass(a, b, 3) != TK_OK || pair_pass(b, a, 4) != TK_OK) return TK_ERR_NOMEM;
+    return TK_OK;
 }
 
 /* Byte length of s without its trailing Python white space (str.rstrip()). */

@@ -65,30 +65,39 @@ static tk_status pattern_make(pattern *p, const uint32_t *s, size_t m) {
     return TK_OK;
 }
 
-/* LCS of the pattern and a text given as pattern indices (-1: a codepoint the pattern lacks). */
-static size_t pattern_lcs(const pattern *p, const int32_t *idx, size_t n) {
-    size_t w = p->words;
-    if (!w) return 0;
-    for (size_t j = 0; j < w; j++) p->v[j] = ~0ull;
-    for (size_t i = 0; i < n; i++) {
-        if (idx[i] < 0) continue; /* no match: V stays */
-        const uint64_t *mk = p->peq + (size_t)idx[i] * w;
-        uint64_t carry = 0;
-        for (size_t j = 0; j < w; j++) {
-            uint64_t v = p->v[j], u = v & mk[j];
-            uint64_t sum = v + u, c1 = sum < v;
-            uint64_t sum2 = sum + carry, c2 = sum2 < sum;
-            carry = c1 | c2;
-            p->v[j] = sum2 | (v & ~mk[j]);
-        }
+/* The bit-parallel LCS state: start (V = all ones), one text codepoint (its pattern index, -1 for
+ * one the pattern lacks), and the LCS of the pattern and the text so far (zero bits of V). */
+static void lcs_start(const pattern *p) {
+    for (size_t j = 0; j < p->words; j++) p->v[j] = ~0ull;
+}
+static void lcs_step(const pattern *p, int32_t idx) {
+    if (idx < 0) return; /* no match: V stays */
+    const uint64_t *mk = p->peq + (size_t)idx * p->words;
+    uint64_t carry = 0;
+    for (size_t j = 0; j < p->words; j++) {
+        uint64_t v = p->v[j], u = v & mk[j];
+        uint64_t sum = v + u, c1 = sum < v;
+        uint64_t sum2 = sum + carry, c2 = sum2 < sum;
+        carry = c1 | c2;
+        p->v[j] = sum2 | (v & ~mk[j]);
     }
+}
+static size_t lcs_now(const pattern *p) {
     size_t zeros = 0;
-    for (size_t j = 0; j < w; j++) {
+    for (size_t j = 0; j < p->words; j++) {
         uint64_t v = p->v[j];
-        if (j == w - 1 && p->m % 64) v |= ~0ull << (p->m % 64);
+        if (j == p->words - 1 && p->m % 64) v |= ~0ull << (p->m % 64);
         zeros += (size_t)(64 - __builtin_popcountll(v));
     }
     return zeros;
+}
+
+/* LCS of the pattern and a text given as pattern indices. */
+static size_t pattern_lcs(const pattern *p, const int32_t *idx, size_t n) {
+    if (!p->words) return 0;
+    lcs_start(p);
+    for (size_t i = 0; i < n; i++) lcs_step(p, idx[i]);
+    return lcs_now(p);
 }
 
 /* s2 as indices of p's codepoints. */
@@ -122,32 +131,75 @@ static tk_status ratio(const uint32_t *a, size_t na, const uint32_t *b, size_t n
     return TK_OK;
 }
 
-/* Indel similarity (0..1) of the pattern and the window idx[0..n). */
-static double window_sim(const pattern *p, const int32_t *idx, size_t n) {
-    size_t lcs = pattern_lcs(p, idx, n), sum = p->m + n;
-    return sum ? 1.0 - (double)(sum - 2 * lcs) / (double)sum : 1.0;
+/* Indel similarity (0..1) of a pattern of m codepoints and a window of n with this LCS. */
+static double sim(size_t m, size_t n, size_t lcs) {
+    return m + n ? 1.0 - (double)(m + n - 2 * lcs) / (double)(m + n) : 1.0;
 }
 
-/* rapidfuzz's partial ratio of s1 within s2 (|s1| <= |s2|): the best window among the prefixes
- * of s2 shorter than s1, the windows of |s1|, and the suffixes, each only where its new end
- * codepoint occurs in s1. Returns 0..100. */
+/* rapidfuzz's partial ratio of s1 within s2 (|s1| <= |s2|): the best Indel similarity among the
+ * prefixes of s2 shorter than s1, the windows of |s1| codepoints and the suffixes of s2 up to
+ * |s1|, as 0..100. rapidfuzz evaluates only windows whose new end codepoint occurs in s1; the
+ * others never score higher than a neighbour, so the maximum is the same. Prefixes and
+ * suffixes each take one pass of the LCS state (forwards, and backwards with s1 reversed).
+ * Windows of |s1|: the LCS of neighbouring windows differs by at most 1, so a range of
+ * windows between two evaluated ones (LCS a and b, d apart) holds none above (a + b + d) / 2;
+ * ranges that cannot beat the best window are skipped, the others halved (rapidfuzz's search). */
 static tk_status partial_impl(const uint32_t *s1, size_t l1, const uint32_t *s2, size_t l2, double *out) {
     *out = 0;
-    pattern p;
-    if (pattern_make(&p, s1, l1) != TK_OK) return TK_ERR_NOMEM;
-    int32_t *idx = pattern_map(&p, s2, l2);
-    if (!idx) { pattern_free(&p); return TK_ERR_NOMEM; }
+    if (!l1) return TK_OK;
+    pattern p, rp;
+    uint32_t *r1 = tk_malloc(l1 * sizeof *r1);
+    if (!r1) return TK_ERR_NOMEM;
+    for (size_t i = 0; i < l1; i++) r1[i] = s1[l1 - 1 - i];
+    if (pattern_make(&p, s1, l1) != TK_OK) { free(r1); return TK_ERR_NOMEM; }
+    if (pattern_make(&rp, r1, l1) != TK_OK) { free(r1); pattern_free(&p); return TK_ERR_NOMEM; }
+    free(r1);
+    size_t nm = l2 - l1; /* windows of l1 codepoints starting at 0 .. nm - 1 */
+    int32_t *idx = pattern_map(&p, s2, l2); /* the reversed pattern has the same codepoints, so the same indices */
+    int64_t *lcs = tk_malloc((nm ? nm : 1) * sizeof *lcs);
+    size_t *stack = tk_malloc(2 * (nm + 1) * sizeof *stack);
+    tk_status st = idx && lcs && stack ? TK_OK : TK_ERR_NOMEM;
     double best = 0;
-    for (size_t i = 1; i < l1 && best < 1; i++)
-        if (idx[i - 1] >= 0) { double s = window_sim(&p, idx, i); if (s > best) best = s; }
-    for (size_t i = 0; i + l1 < l2 && best < 1; i++)
-        if (idx[i + l1 - 1] >= 0) { double s = window_sim(&p, idx + i, l1); if (s > best) best = s; }
-    for (size_t i = l2 - l1; i < l2 && best < 1; i++)
-        if (idx[i] >= 0) { double s = window_sim(&p, idx + i, l2 - i); if (s > best) best = s; }
+    if (st == TK_OK) {
+        lcs_start(&p); /* prefixes s2[0..i), i < l1 */
+        for (size_t i = 1; i < l1; i++) {
+            lcs_step(&p, idx[i - 1]);
+            double s = sim(l1, i, lcs_now(&p));
+            if (s > best) best = s;
+        }
+        lcs_start(&rp); /* suffixes s2[i..l2), i >= l2 - l1 */
+        for (size_t i = l2; i-- > l2 - l1;) {
+            lcs_step(&rp, idx[i]);
+            double s = sim(l1, l2 - i, lcs_now(&rp));
+            if (s > best) best = s;
+        }
+    }
+    if (st == TK_OK && nm) {
+        int64_t top = -1;
+        size_t ns = 0;
+        for (size_t i = 0; i < nm; i++) lcs[i] = -1;
+        size_t ends[2] = {0, nm - 1};
+        for (int e = 0; e < 2; e++) {
+            lcs[ends[e]] = (int64_t)pattern_lcs(&p, idx + ends[e], l1);
+            if (lcs[ends[e]] > top) top = lcs[ends[e]];
+        }
+        stack[ns++] = 0; stack[ns++] = nm - 1;
+        while (ns) {
+            size_t hi = stack[--ns], lo = stack[--ns];
+            if (hi - lo <= 1 || (lcs[lo] + lcs[hi] + (int64_t)(hi - lo)) / 2 <= top) continue;
+            size_t mid = lo + (hi - lo) / 2;
+            lcs[mid] = (int64_t)pattern_lcs(&p, idx + mid, l1);
+            if (lcs[mid] > top) top = lcs[mid];
+            stack[ns++] = lo; stack[ns++] = mid;
+            stack[ns++] = mid; stack[ns++] = hi;
+        }
+        double s = sim(l1, l1, (size_t)top);
+        if (s > best) best = s;
+    }
     *out = best >= 1 ? 100 : best * 100;
-    free(idx);
-    pattern_free(&p);
-    return TK_OK;
+    free(idx); free(lcs); free(stack);
+    pattern_free(&p); pattern_free(&rp);
+    return st;
 }
 
 /* fuzz.partial_ratio (0..100). */
