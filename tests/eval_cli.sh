@@ -101,12 +101,19 @@ PY
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r1"
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r2"
     cmp -s "$tmp/r1" "$tmp/r2" && ok || bad "two runs with one seed differ"
+    # a judge model whose replies hold no 1-10 score: each failure counted and reported, the run goes on; with a limit it stops
+    "$BIN" eval --predictions $FX/predictions.jsonl --judge "$M" --metrics judge --json > "$tmp/j.json" 2> "$tmp/err" || bad "judge run: $(cat "$tmp/err")"
+    [ "$(jget "$tmp/j.json" "d['grader_failures'] + d['metrics']['judge']['n']")" = 4 ] && ok || bad "judge: failures + scored must be every example: $(cat "$tmp/j.json")"
+    "$BIN" eval --predictions $FX/predictions.jsonl --judge "$tmp/nomodel.gguf" > /dev/null 2> "$tmp/err"
+    [ $? = 1 ] && grep -q "judge" "$tmp/err" && ok || bad "a judge model that cannot be loaded: $(cat "$tmp/err")"
     # takumi train --eval-config: the evaluation of the trained adapter against the bare base, in RUN/eval/
-    printf '{"data":"%s","metrics":["loss","token_acc"],"targets":["loss<=100"],"baseline":"base","max_tokens":8}' "$PWD/$FX/chat.jsonl" > "$tmp/e.json"
+    printf '{"data":"%s","metrics":["loss","token_acc"],"targets":["loss<=100"],"baseline":"base","max_tokens":8,"general":["%s"]}' \
+        "$PWD/$FX/chat.jsonl" "$PWD/$FX/mc.jsonl" > "$tmp/e.json"
     "$BIN" train --model "$M" --data $FX/chat.jsonl --out "$tmp/run" --max-steps 3 --threads 1 --samples 0 --eval-config "$tmp/e.json" > "$tmp/train.log" 2>&1 \
         || bad "train --eval-config: $(tail -5 "$tmp/train.log")"
     [ "$(jget "$tmp/run/eval/results.json" "d['metrics']['loss']['diff'] < 0")" = True ] && ok || bad "trained adapter's loss must be below the base's"
     grep -q "target loss<=100: met" "$tmp/train.log" && ok || bad "target verdict missing from the training output"
+    [ "$(jget "$tmp/run/eval/results.json" "d['forgetting'][0]['metric'], d['forgetting'][0]['base'] is not None")" = "mc_acc True" ] && ok || bad "forgetting on general data: $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
     printf '{"data":"x.jsonl","metricz":["loss"]}' > "$tmp/e2.json"
     "$BIN" train --model "$M" --data $FX/chat.jsonl --out "$tmp/run2" --max-steps 3 --threads 1 --eval-config "$tmp/e2.json" > /dev/null 2> "$tmp/err"
     [ $? = 1 ] && grep -q 'unknown key "metricz"' "$tmp/err" && [ ! -e "$tmp/run2/metrics.jsonl" ] && ok || bad "a bad --eval-config must fail before training: $(cat "$tmp/err")"

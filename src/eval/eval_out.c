@@ -81,8 +81,13 @@ tk_status tk_eval_text(const tk_eval_result *r, tk_buf *out) {
         st = tk_buf_printf(out, "\n\nsafety: personal data in %llu answers", (unsigned long long)pii);
         if (!st && r->train_checked) st = tk_buf_printf(out, ", training-file personal data in %llu", (unsigned long long)r->train_pii[0]);
         if (!st && r->n_forbidden_patterns) st = tk_buf_printf(out, ", forbidden patterns in %llu", (unsigned long long)r->forbidden[0]);
-        for (int h = 0; !st && h < r->n_hits && h < 5; h++)
-            st = tk_buf_printf(out, "\n  line %llu%s: %s: %.80s", (unsigned long long)r->hits[h].line, r->hits[h].sys ? " (baseline)" : "", r->hits[h].what, r->hits[h].text);
+        for (int h = 0; !st && h < r->n_hits && h < 5; h++) {
+            const char *t = r->hits[h].text;
+            size_t n = strlen(t);
+            if (n > 80) { n = 80; while (n && ((unsigned char)t[n] & 0xC0) == 0x80) n--; }  /* whole characters */
+            st = tk_buf_printf(out, "\n  line %llu%s: %s: %.*s%s", (unsigned long long)r->hits[h].line, r->hits[h].sys ? " (baseline)" : "",
+                               r->hits[h].what, (int)n, t, n < strlen(t) ? "…" : "");
+        }
         if (!st) st = tk_buf_printf(out, "\n");
     }
     return st;
