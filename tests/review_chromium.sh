@@ -9,7 +9,10 @@ set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
 CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
-if [ -z "$CHROMIUM" ]; then echo "SKIP chromium not installed"; exit 0; fi
+if [ -z "$CHROMIUM" ]; then
+    if [ "${CI:-}" = true ]; then echo "FAIL: chromium missing in CI (scripts/deps.sh installs it)"; exit 1; fi
+    echo "SKIP chromium not installed"; exit 0
+fi
 tmp=$(mktemp -d /tmp/takumi_review_chromium_XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 checks=0 failures=0
