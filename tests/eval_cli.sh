@@ -101,6 +101,19 @@ PY
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r1"
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r2"
     cmp -s "$tmp/r1" "$tmp/r2" && ok || bad "two runs with one seed differ"
+    # a reward model (train --objective reward) scores the pairs: the same scores as `takumi reward`
+    "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --objective reward --data $FX/prefs.jsonl --out "$tmp/rm" --max-steps 3 \
+        --threads 1 --samples 0 > /dev/null 2>&1 || bad "reward model training"
+    "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/rm/adapter" --data $FX/prefs.jsonl --threads 1 --out "$tmp/rmo" > /dev/null 2> "$tmp/err" || bad "eval with a reward model: $(cat "$tmp/err")"
+    "$BIN" reward --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/rm/adapter" --data $FX/prefs.jsonl > "$tmp/rm.txt" 2>&1
+    python3 - "$tmp/rmo/examples.jsonl" "$tmp/rm.txt" <<'PY' && ok || bad "reward model scores differ from takumi reward's"
+import json, re, sys
+got = [json.loads(l)["chosen_rejected"] for l in open(sys.argv[1])]
+want = [[float(a), float(b)] for a, b in re.findall(r"chosen (\S+) rejected (\S+)", open(sys.argv[2]).read())]
+sys.exit(0 if len(got) == len(want) == 2 and all(abs(g - w) <= 1e-5 for gg, ww in zip(got, want) for g, w in zip(gg, ww)) else 1)
+PY
+    "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/rm/adapter" --data $FX/chat.jsonl > /dev/null 2> "$tmp/err"
+    [ $? = 1 ] && grep -q "reward model" "$tmp/err" && ok || bad "a reward model on chat data must be refused: $(cat "$tmp/err")"
     # a judge model whose replies hold no 1-10 score: each failure counted and reported, the run goes on; with a limit it stops
     "$BIN" eval --predictions $FX/predictions.jsonl --judge "$M" --metrics judge --json > "$tmp/j.json" 2> "$tmp/err" || bad "judge run: $(cat "$tmp/err")"
     [ "$(jget "$tmp/j.json" "d['grader_failures'] + d['metrics']['judge']['n']")" = 4 ] && ok || bad "judge: failures + scored must be every example: $(cat "$tmp/j.json")"

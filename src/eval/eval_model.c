@@ -17,7 +17,13 @@ tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *toke
         s->owns_model = true;
     }
     if (!tk_model_tokenizer(s->m)) { tk_eval_sys_close(s); return tk_fail(TK_ERR_FORMAT, "%s: the model has no tokenizer (give --tokenizer)", model); }
-    if (adapter && (st = tk_adapter_apply(s->m, adapter, &s->ad))) {
+    if (adapter && tk_reward_model_is(adapter)) {   /* a reward model: the adapter plus its score head */
+        int64_t C = tk_model_get_config(s->m)->dim;
+        st = tk_objective_new(&tk_objective_reward, NULL, &s->rm);
+        if (!st) st = tk_objective_add_params(s->rm, C, 0, "", &s->rm_ps);
+        if (!st) st = tk_reward_model_open(adapter, s->m, s->rm_ps.p[0].w, C, &s->ad);
+        if (st) { tk_eval_sys_close(s); return st; }
+    } else if (adapter && (st = tk_adapter_apply(s->m, adapter, &s->ad))) {
         tk_eval_sys_close(s);
         return tk_fail_ctx(st, "adapter %s: ", adapter);
     }
@@ -30,6 +36,8 @@ void tk_eval_sys_close(tk_eval_sys *s) {
     tk_forward_free(s->fw);
     free(s->logits);
     if (s->ad) tk_adapter_detach(s->m, s->ad);
+    tk_objective_free(s->rm);
+    tk_params_free(&s->rm_ps);
     if (s->owns_model) tk_model_free(s->m);
     memset(s, 0, sizeof *s);
 }
@@ -95,6 +103,39 @@ static tk_status render_reply(tk_eval_sys *s, const tk_eval_ex *ex, const char *
     if (!(*mask = tk_calloc(ct->ids.len ? ct->ids.len : 1, 1))) return TK_ERR_NOMEM;
     for (size_t t = 0; t < ct->ids.len; t++) (*mask)[t] = ct->is_target[t] && ct->msg_index[t] == (int32_t)ex->n_prompt;
     return TK_OK;
+}
+
+/* A reward model's score of prompt + reply: the head on the final hidden state of the last token. */
+static tk_status reply_reward(tk_eval_sys *s, const tk_eval_ex *ex, const char *reply, double *r, bool *too_long) {
+    tk_chat_tokens ct = {0};
+    uint8_t *mask = NULL;
+    int32_t *seq = NULL;
+    tk_status st = render_reply(s, ex, reply, &ct, &mask);
+    int64_t n = (int64_t)ct.ids.len;
+    *too_long = !st && n > s->max_seq;
+    if (!st && !*too_long && n > s->fw_cols) {
+        tk_forward_free(s->fw);
+        s->fw = NULL;
+        s->fw_cols = 0;
+        if (!(st = tk_forward_new(s->m, 1, (int32_t)(n < 256 ? 256 : n), 0, &s->fw))) { s->fw_cols = (int32_t)(n < 256 ? 256 : n); s->fw_n_use = 0; }
+    }
+    if (!st && !*too_long && s->fw_n_use != s->n_use) {
+        st = tk_forward_set_adapters(s->fw, &s->use, s->n_use);
+        s->fw_n_use = s->n_use;
+    }
+    if (!st && !*too_long && !(seq = tk_malloc((size_t)n * sizeof *seq))) st = TK_ERR_NOMEM;
+    if (!st && !*too_long) {
+        tk_batch b = {.n_rows = 1, .n_cols = (int32_t)n, .ids = ct.ids.data};
+        st = tk_forward_run(s->fw, &b, NULL, 0, NULL);
+        for (int64_t t = 0; t < n; t++) seq[t] = t == n - 1 ? 0 : -1;  /* the score is read on the last token */
+        tk_lm_head head = {&tk_model_weights(s->m)->output, tk_model_get_config(s->m)->final_softcap};
+        tk_obj_batch x = {.T = n, .C = tk_model_get_config(s->m)->dim, .h = tk_forward_hidden(s->fw), .head = &head, .seq = seq, .n_seq = 1};
+        if (!st) st = tk_reward_scores(s->rm, &x, r);
+    }
+    free(seq);
+    free(mask);
+    tk_chat_tokens_free(&ct);
+    return st;
 }
 
 static tk_status reply_logp(tk_eval_sys *s, const tk_eval_ex *ex, const char *reply, double *lp, int64_t *n_tok, int64_t *n_right, bool *too_long) {
@@ -188,9 +229,13 @@ tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval
             double lc, lr;
             int64_t nc, nr;
             bool tl1, tl2;
-            if ((st = reply_logp(s, ex, ex->chosen, &lc, &nc, NULL, &tl1)) || (st = reply_logp(s, ex, ex->rejected, &lr, &nr, NULL, &tl2))) break;
+            if (s->rm) {   /* a reward model: its scores */
+                if ((st = reply_reward(s, ex, ex->chosen, &lc, &tl1)) || (st = reply_reward(s, ex, ex->rejected, &lr, &tl2))) break;
+            } else if ((st = reply_logp(s, ex, ex->chosen, &lc, &nc, NULL, &tl1)) || (st = reply_logp(s, ex, ex->rejected, &lr, &nr, NULL, &tl2)))
+                break;
             if (tl1 || tl2) { (*n_too_long)++; continue; }
             v[0] = 1; v[1] = lc > lr; v[2] = 1;
+            ex->pref[which][0] = lc; ex->pref[which][1] = lr; ex->has_pref[which] = true;
         } else if (!strcmp(nm, "mc_acc") || !strcmp(nm, "mc_acc_norm")) {
             if (!ex->n_choices) continue;
             const char *q = ex->prompt[ex->n_prompt - 1].content;

@@ -4,10 +4,12 @@
 #define TK_EVAL_MODEL_H
 #include "eval/eval_internal.h"
 #include "takumi/adapter.h"
+#include "objective/reward.h"
 
 typedef struct tk_eval_sys {
     tk_model *m; bool owns_model;
     tk_adapter_handle *ad;
+    tk_objective *rm; tk_param_set rm_ps;   /* the adapter is a reward model: its score head (pref_accuracy by scores) */
     tk_adapter_use use; int n_use;
     tk_chat_family fam;
     int32_t max_seq;                 /* longer scored sequences are skipped and counted */

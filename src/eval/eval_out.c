@@ -182,6 +182,11 @@ static tk_status examples_jsonl(const tk_eval_result *r, tk_buf *out) {
         if (ex->reference) cJSON_AddStringToObject(o, "reference", ex->reference);
         for (int s = 0; s < (r->has_base ? 2 : 1); s++) {
             if (ex->pred[s]) cJSON_AddStringToObject(o, s ? "baseline_answer" : "answer", ex->pred[s]);
+            if (ex->has_pref[s]) {
+                cJSON *pp = cJSON_AddArrayToObject(o, s ? "baseline_chosen_rejected" : "chosen_rejected");
+                cJSON_AddItemToArray(pp, cJSON_CreateNumber(ex->pref[s][0]));
+                cJSON_AddItemToArray(pp, cJSON_CreateNumber(ex->pref[s][1]));
+            }
             if (ex->choice_lp[s]) {
                 cJSON *cl = cJSON_AddArrayToObject(o, s ? "baseline_choice_logp" : "choice_logp");
                 for (int k = 0; k < ex->n_choices; k++) cJSON_AddItemToArray(cl, cJSON_CreateNumber(ex->choice_lp[s][k]));

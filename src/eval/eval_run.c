@@ -200,6 +200,10 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
             if (sys[s].max_seq > 4096 && p->max_seq <= 0) sys[s].max_seq = 4096;
         }
     }
+    for (int s = 0; !st && s < 2; s++)
+        if (open[s] && sys[s].rm && (!(r->set.kinds & TK_EX_PREF) || wants(r, 2) || r->n_cols != 1))
+            st = tk_fail(TK_ERR_ARG, "%s is a reward model: it scores preference pairs (pref_accuracy), not %s", s ? p->baseline_adapter : p->adapter,
+                         r->set.kinds & TK_EX_PREF ? "the other metrics asked for" : "these records");
     bool gen = have_model && wants(r, 2);
     for (int s = 0; !st && s < (r->has_base ? 2 : 1); s++) st = run_system(r, p, have_model ? &sys[s] : NULL, s, gen, &grading);
     if (!st) st = tk_eval_checks(r, p, open[0] ? &sys[0] : NULL);

@@ -22,6 +22,8 @@
 #ifndef TK_OBJECTIVE_REWARD_H
 #define TK_OBJECTIVE_REWARD_H
 #include "objective/objective.h"
+#include "takumi/model.h"
+#include "takumi/adapter.h"
 
 typedef struct tk_reward_params {
     double center_rewards;   /* >= 0; 0 = no centring term */
@@ -39,4 +41,11 @@ tk_reward_params tk_reward_default_params(void);
 tk_status tk_reward_scores(tk_objective *o, const tk_obj_batch *b, double *rewards);
 
 extern const tk_objective_ops tk_objective_reward;
+
+/* reward_model.c. A trained reward model (PEFT SEQ_CLS folder dir): its adapter applied to m (*h, detach with
+ * tk_adapter_detach) and its score head copied into head [C]. Errors name the folder. Not concurrently with other
+ * attaches to m. */
+tk_status tk_reward_model_open(const char *dir, tk_model *m, float *head, int64_t C, tk_adapter_handle **h);
+/* True when dir holds a PEFT adapter with task_type SEQ_CLS (a reward model). Thread-safe. */
+bool tk_reward_model_is(const char *dir);
 #endif

@@ -6,73 +6,8 @@
 #include "objective/reward.h"
 #include "peft/adapter_io.h"
 #include "core/core.h"
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
-
-#define HEAD_KEY "base_model.model." TK_REWARD_HEAD_NAME
-
-/* The adapter's reader of sf's tensors other than the head (PEFT's readers take the adapter's own
- * tensors only): through a temporary copy of the file, removed again. */
-static tk_status adapter_without_head(const char *config, const tk_safetensors *sf, const char *name, tk_adapter **a) {
-    const char *tmp = getenv("TMPDIR");
-    char dir[4096], path[4200];
-    snprintf(dir, sizeof dir, "%s/takumi_rm_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) return tk_fail(TK_ERR_IO, "cannot make a temporary folder in %s", tmp && *tmp ? tmp : "/tmp");
-    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    tk_st_writer *w = tk_st_writer_new();
-    tk_status st = w ? TK_OK : TK_ERR_NOMEM;
-    for (int64_t i = 0; !st && i < tk_st_n_tensors(sf); i++) {
-        const tk_tensor_ref *t = tk_st_tensor(sf, i);
-        if (strcmp(t->name, HEAD_KEY)) st = tk_st_add_ref(w, t->name, t->dtype, t->n_dims, t->ne, t->data);
-    }
-    if (!st) st = tk_st_write(w, path);
-    tk_st_writer_free(w);
-    tk_safetensors *lo = NULL;
-    if (!st) st = tk_st_open(path, &lo);
-    if (!st) st = tk_adapter_from_peft(config, strlen(config), lo, name, a);
-    tk_st_close(lo);
-    unlink(path);
-    rmdir(dir);
-    return st;
-}
-
-/* The reward model's adapter applied to m (its config without the head: the adapter's own reader
- * sees a causal-LM adapter) and its head's weights copied into head [C]. */
-static tk_status open_rm(const char *dir, tk_model *m, float *head, int64_t C, tk_adapter_handle **h) {
-    char *cp = tk_path_join(dir, "adapter_config.json"), *sp = tk_path_join(dir, "adapter_model.safetensors"), *text = NULL, *out = NULL;
-    size_t len = 0;
-    cJSON *root = NULL;
-    tk_safetensors *sf = NULL;
-    tk_adapter *a = NULL;
-    tk_status st = cp && sp ? tk_read_file(cp, &text, &len) : TK_ERR_NOMEM;
-    if (st) goto done;
-    const cJSON *task = (root = cJSON_ParseWithLength(text, len)) ? cJSON_GetObjectItemCaseSensitive(root, "task_type") : NULL;
-    if (!root) { st = tk_fail(TK_ERR_FORMAT, "%s: not JSON", cp); goto done; }
-    if (!cJSON_IsString(task) || strcmp(task->valuestring, "SEQ_CLS")) {
-        st = tk_fail(TK_ERR_FORMAT, "%s: task_type is %s, not SEQ_CLS: not a reward model (`takumi train --objective reward` writes one)", cp,
-                     cJSON_IsString(task) ? task->valuestring : "missing");
-        goto done;
-    }
-    if ((st = tk_st_open(sp, &sf))) goto done;
-    const tk_tensor_ref *w = tk_st_find(sf, HEAD_KEY);
-    if (!w || w->dtype != TK_F32 || tk_tensor_nelems(w) != C) {
-        st = tk_fail(TK_ERR_FORMAT, "%s: no f32 score head \"%s\" of %lld values (the model's width)", sp, HEAD_KEY, (long long)C);
-        goto done;
-    }
-    memcpy(head, w->data, (size_t)C * sizeof(float));
-    cJSON_ReplaceItemInObjectCaseSensitive(root, "modules_to_save", cJSON_CreateNull());
-    cJSON_ReplaceItemInObjectCaseSensitive(root, "task_type", cJSON_CreateString("CAUSAL_LM"));
-    if (!(out = cJSON_PrintUnformatted(root))) { st = TK_ERR_NOMEM; goto done; }
-    if (!(st = adapter_without_head(out, sf, dir, &a))) st = tk_adapter_apply_loaded(m, a, h);
-done:
-    tk_adapter_free(a);
-    tk_st_close(sf);
-    cJSON_Delete(root);
-    free(out); free(text); free(cp); free(sp);
-    return st ? tk_fail_ctx(st, "reward model %s: ", dir) : TK_OK;
-}
 
 tk_status tk_reward_score(const tk_reward_opts *o, tk_reward_fn fn, void *ud, int64_t *n_pairs, double *accuracy) {
     if (!o || !o->model || !o->adapter || !o->data) return tk_fail(TK_ERR_ARG, "reward: --model, --adapter and --data are required");
@@ -94,7 +29,7 @@ tk_status tk_reward_score(const tk_reward_opts *o, tk_reward_fn fn, void *ud, in
     tk_sft_params sp = tk_sft_default_params();
     sp.max_seq = o->max_seq > 0 ? o->max_seq : mc->max_seq < 1024 ? mc->max_seq : 1024;
     if (!(st = tk_objective_new(&tk_objective_reward, NULL, &obj))) st = tk_objective_add_params(obj, mc->dim, 0, "", &ps);
-    if (!st) st = open_rm(o->adapter, m, ps.p[0].w, mc->dim, &h);
+    if (!st) st = tk_reward_model_open(o->adapter, m, ps.p[0].w, mc->dim, &h);
     if (!st) st = tk_chat_resolve(tk_model_tokenizer(m), o->template_name, &sp.family);
     if (!st) st = tk_pairs_load(o->data, tk_model_tokenizer(m), &sp, &d);
     if (!st && !(order = tk_malloc((size_t)d.n * sizeof *order))) st = TK_ERR_NOMEM;
