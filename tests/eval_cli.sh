@@ -120,12 +120,14 @@ PY
     "$BIN" eval --predictions $FX/predictions.jsonl --judge "$tmp/nomodel.gguf" > /dev/null 2> "$tmp/err"
     [ $? = 1 ] && grep -q "judge" "$tmp/err" && ok || bad "a judge model that cannot be loaded: $(cat "$tmp/err")"
     # takumi train --eval-config: the evaluation of the trained adapter against the bare base, in RUN/eval/
-    printf '{"data":"%s","metrics":["loss","token_acc"],"targets":["loss<=100"],"baseline":"base","max_tokens":8,"general":["%s"]}' \
+    printf '{"data":"%s","metrics":["loss","token_acc"],"targets":["loss<=100"],"baseline":"base","max_tokens":8,"every":2,"general":["%s"]}' \
         "$PWD/$FX/chat.jsonl" "$PWD/$FX/mc.jsonl" > "$tmp/e.json"
     "$BIN" train --model "$M" --data $FX/chat.jsonl --out "$tmp/run" --max-steps 3 --threads 1 --samples 0 --eval-config "$tmp/e.json" > "$tmp/train.log" 2>&1 \
         || bad "train --eval-config: $(tail -5 "$tmp/train.log")"
     [ "$(jget "$tmp/run/eval/results.json" "d['metrics']['loss']['diff'] < 0")" = True ] && ok || bad "trained adapter's loss must be below the base's"
     grep -q "target loss<=100: met" "$tmp/train.log" && ok || bad "target verdict missing from the training output"
+    [ -s "$tmp/run/eval/step-2/results.json" ] && [ -s "$tmp/run/eval/step-2/adapter/adapter_config.json" ] && [ ! -e "$tmp/run/eval/step-3" ] \
+        && ok || bad "\"every\": 2 must evaluate the adapter of step 2 into RUN/eval/step-2/ (and not the last step there)"
     [ "$(jget "$tmp/run/eval/results.json" "d['forgetting'][0]['metric'], d['forgetting'][0]['base'] is not None")" = "mc_acc True" ] && ok || bad "forgetting on general data: $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
     printf '{"data":"x.jsonl","metricz":["loss"]}' > "$tmp/e2.json"
     "$BIN" train --model "$M" --data $FX/chat.jsonl --out "$tmp/run2" --max-steps 3 --threads 1 --eval-config "$tmp/e2.json" > /dev/null 2> "$tmp/err"

@@ -91,7 +91,8 @@ void tk_eval_target_format(const tk_eval_target *t, char *buf, size_t n);
 
 /* ---- an evaluation described in JSON (takumi train --eval-config) --------------------------
  * Keys as the options of `takumi eval`: data (required), metrics, targets, grader, judge, general, forbid, train_data,
- * system, baseline ("base": the model without the trained adapter), max_tokens, batch, max_seq_len, bootstrap, seed,
+ * system, baseline ("base": the model without the trained adapter), every (also every N training steps), max_tokens,
+ * batch, max_seq_len, bootstrap, seed,
  * max_grader_failures, max_drop_acc, max_drop_ppl. Relative paths are resolved against the file's folder; an unknown
  * key, a bad target or a wrong type is TK_ERR_FORMAT naming it. */
 typedef struct tk_eval_config tk_eval_config;
@@ -100,6 +101,7 @@ void tk_eval_config_free(tk_eval_config *c);
 /* The parameters (model, adapter and template are the caller's to set); valid while c lives. */
 tk_eval_params *tk_eval_config_params(tk_eval_config *c);
 int tk_eval_config_n_targets(const tk_eval_config *c);
+int64_t tk_eval_config_every(const tk_eval_config *c);   /* 0: only at the end */
 const tk_eval_target *tk_eval_config_target(const tk_eval_config *c, int i);
 
 #ifdef __cplusplus

@@ -8,6 +8,7 @@
 struct tk_eval_config {
     tk_eval_params p;
     tk_eval_target targets[MAX_ITEMS]; int n_targets;
+    int64_t every;                                   /* also every N training steps (0: only at the end) */
     char *strs[8 + 3 * MAX_ITEMS]; int n_strs;      /* owned strings the params point at */
     const char *general[MAX_ITEMS], *forbid[MAX_ITEMS];
 };
@@ -82,7 +83,8 @@ static tk_status parse(tk_eval_config *c, const cJSON *root, const char *path, c
             if (!cJSON_IsString(v) || strcmp(v->valuestring, "base"))
                 return tk_fail(TK_ERR_FORMAT, "%s: \"baseline\" can only be \"base\" (the model without the trained adapter)", path);
             p->baseline_base = true;
-        } else if (!strcmp(k, "max_tokens")) { if (!(st = num_of(v, k, path, 1, 1 << 20, &x))) p->max_tokens = (int32_t)x; }
+        } else if (!strcmp(k, "every")) { if (!(st = num_of(v, k, path, 0, 1e15, &x))) c->every = (int64_t)x; }
+        else if (!strcmp(k, "max_tokens")) { if (!(st = num_of(v, k, path, 1, 1 << 20, &x))) p->max_tokens = (int32_t)x; }
         else if (!strcmp(k, "batch")) { if (!(st = num_of(v, k, path, 1, 4096, &x))) p->batch = (int32_t)x; }
         else if (!strcmp(k, "max_seq_len")) { if (!(st = num_of(v, k, path, 2, 1 << 24, &x))) p->max_seq = (int32_t)x; }
         else if (!strcmp(k, "bootstrap")) { if (!(st = num_of(v, k, path, 0, 1e6, &x))) p->n_boot = (int32_t)x; }
@@ -91,7 +93,7 @@ static tk_status parse(tk_eval_config *c, const cJSON *root, const char *path, c
         else if (!strcmp(k, "max_drop_acc")) st = num_of(v, k, path, 0, 1, &p->max_drop_acc);
         else if (!strcmp(k, "max_drop_ppl")) st = num_of(v, k, path, 0, 1e6, &p->max_drop_ppl);
         else return tk_fail(TK_ERR_FORMAT, "%s: unknown key \"%s\" (data, metrics, targets, grader, judge, general, forbid, train_data, "
-                            "system, baseline, max_tokens, batch, max_seq_len, bootstrap, seed, max_grader_failures, max_drop_acc, max_drop_ppl)", path, k);
+                            "system, baseline, every, max_tokens, batch, max_seq_len, bootstrap, seed, max_grader_failures, max_drop_acc, max_drop_ppl)", path, k);
         if (st) return st;
     }
     if (!p->data) return tk_fail(TK_ERR_FORMAT, "%s: \"data\" (the evaluation records) is required", path);
@@ -129,4 +131,5 @@ void tk_eval_config_free(tk_eval_config *c) {
 
 tk_eval_params *tk_eval_config_params(tk_eval_config *c) { return &c->p; }
 int tk_eval_config_n_targets(const tk_eval_config *c) { return c->n_targets; }
+int64_t tk_eval_config_every(const tk_eval_config *c) { return c->every; }
 const tk_eval_target *tk_eval_config_target(const tk_eval_config *c, int i) { return i >= 0 && i < c->n_targets ? &c->targets[i] : NULL; }

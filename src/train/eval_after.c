@@ -12,9 +12,8 @@ tk_status tk_run_eval_load(tk_run *r) {
     return tk_eval_config_load(r->c.eval_config, &r->evalc);
 }
 
-tk_status tk_run_eval_after(tk_run *r) {
-    if (!r->evalc) return TK_OK;
-    char *adapter = tk_path_join(r->c.out, "adapter"), *dir = tk_path_join(r->c.out, "eval");
+/* The evaluation of adapter into dir, its table and verdicts as events (what: "eval" or "eval step N"). */
+static tk_status eval_into(tk_run *r, const char *adapter, const char *dir) {
     tk_eval_params *p = tk_eval_config_params(r->evalc);
     p->model = r->c.model;
     p->tokenizer = r->c.tokenizer;
@@ -43,6 +42,30 @@ tk_status tk_run_eval_after(tk_run *r) {
     if (st) st = tk_fail_ctx(st, "--eval-config: ");
     tk_buf_free(&text);
     tk_eval_result_free(res);
+    return st;
+}
+
+tk_status tk_run_eval_after(tk_run *r) {
+    if (!r->evalc) return TK_OK;
+    char *adapter = tk_path_join(r->c.out, "adapter"), *dir = tk_path_join(r->c.out, "eval");
+    tk_status st = adapter && dir ? eval_into(r, adapter, dir) : TK_ERR_NOMEM;
     free(adapter); free(dir);
+    return st;
+}
+
+tk_status tk_run_eval_step(tk_run *r) {
+    int64_t every = r->evalc ? tk_eval_config_every(r->evalc) : 0;
+    if (!every || r->st.step % every || r->st.step >= r->st.total_steps) return TK_OK;
+    /* the adapter as it is now, in PEFT layout, next to its results: RUN/eval/step-N/{adapter/, results.json, ...} */
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
+    if (!n_ads || !ads[0].peft->method->save_peft) return TK_OK;
+    char name[64];
+    snprintf(name, sizeof name, "eval/step-%lld", (long long)r->st.step);
+    char *dir = tk_path_join(r->c.out, name), *adapter = dir ? tk_path_join(dir, "adapter") : NULL;
+    tk_status st = adapter ? tk_mkdir_p(dir) : TK_ERR_NOMEM;
+    if (!st) st = ads[0].peft->method->save_peft(ads[0].peft->state, r->m, adapter, NULL);
+    if (!st) st = eval_into(r, adapter, dir);
+    free(dir); free(adapter);
     return st;
 }

@@ -133,6 +133,8 @@ tk_status tk_run_eval_load(tk_run *r);
 /* After the adapter is written: the evaluation of RUN/adapter on the base, into RUN/eval/ (results.json with the
  * targets' verdicts, examples.jsonl, report.html), its table as events. */
 tk_status tk_run_eval_after(tk_run *r);
+/* Every E.json "every" steps (not at the last): the adapter as it is into RUN/eval/step-N/adapter/ and its evaluation there. */
+tk_status tk_run_eval_step(tk_run *r);
 
 /* adapter_out.c, run_report.c */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);

@@ -153,6 +153,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         if ((st = tk_run_step(r))) goto done;
         bool last = r->st.step >= r->st.total_steps;
         if (r->has_val && (r->st.step % c->eval_every == 0 || last) && (st = tk_run_evaluate(r))) goto done;
+        if ((st = tk_run_eval_step(r))) goto done;
         if (last || r->st.stopped_early) r->st.done = true;
         bool interrupted = ctl && atomic_load(&ctl->pause);
         bool cancelled = ctl && !interrupted && atomic_load(&ctl->cancel) && !r->st.done;
