@@ -126,6 +126,7 @@ PY
         || bad "train --eval-config: $(tail -5 "$tmp/train.log")"
     [ "$(jget "$tmp/run/eval/results.json" "d['metrics']['loss']['diff'] < 0")" = True ] && ok || bad "trained adapter's loss must be below the base's"
     grep -q "target loss<=100: met" "$tmp/train.log" && ok || bad "target verdict missing from the training output"
+    grep -q "<h2>Evaluation</h2>" "$tmp/run/report.html" && ok || bad "the run's report must hold the evaluation"
     [ -s "$tmp/run/eval/step-2/results.json" ] && [ -s "$tmp/run/eval/step-2/adapter/adapter_config.json" ] && [ ! -e "$tmp/run/eval/step-3" ] \
         && ok || bad "\"every\": 2 must evaluate the adapter of step 2 into RUN/eval/step-2/ (and not the last step there)"
     [ "$(jget "$tmp/run/eval/results.json" "d['forgetting'][0]['metric'], d['forgetting'][0]['base'] is not None")" = "mc_acc True" ] && ok || bad "forgetting on general data: $(jget "$tmp/run/eval/results.json" "d['forgetting']")"

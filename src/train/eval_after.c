@@ -13,7 +13,7 @@ tk_status tk_run_eval_load(tk_run *r) {
 }
 
 /* The evaluation of adapter into dir, its table and verdicts as events (what: "eval" or "eval step N"). */
-static tk_status eval_into(tk_run *r, const char *adapter, const char *dir) {
+static tk_status eval_into(tk_run *r, const char *adapter, const char *dir, tk_buf *keep) {
     tk_eval_params *p = tk_eval_config_params(r->evalc);
     p->model = r->c.model;
     p->tokenizer = r->c.tokenizer;
@@ -27,6 +27,7 @@ static tk_status eval_into(tk_run *r, const char *adapter, const char *dir) {
     if (!st) st = tk_eval_write_dir(res, dir);
     if (!st) st = tk_eval_text(res, &text);
     if (!st) tk_run_emitf(r, TK_EV_INFO, "eval", true, "%.*s", (int)text.len, text.data);
+    if (!st && keep) { tk_buf_free(keep); *keep = text; text = (tk_buf){0}; }
     int missed = 0;
     for (int i = 0; !st && i < tk_eval_config_n_targets(r->evalc); i++) {
         const tk_eval_target *t = tk_eval_config_target(r->evalc, i);
@@ -48,7 +49,7 @@ static tk_status eval_into(tk_run *r, const char *adapter, const char *dir) {
 tk_status tk_run_eval_after(tk_run *r) {
     if (!r->evalc) return TK_OK;
     char *adapter = tk_path_join(r->c.out, "adapter"), *dir = tk_path_join(r->c.out, "eval");
-    tk_status st = adapter && dir ? eval_into(r, adapter, dir) : TK_ERR_NOMEM;
+    tk_status st = adapter && dir ? eval_into(r, adapter, dir, &r->eval_text) : TK_ERR_NOMEM;
     free(adapter); free(dir);
     return st;
 }
@@ -65,7 +66,7 @@ tk_status tk_run_eval_step(tk_run *r) {
     char *dir = tk_path_join(r->c.out, name), *adapter = dir ? tk_path_join(dir, "adapter") : NULL;
     tk_status st = adapter ? tk_mkdir_p(dir) : TK_ERR_NOMEM;
     if (!st) st = ads[0].peft->method->save_peft(ads[0].peft->state, r->m, adapter, NULL);
-    if (!st) st = eval_into(r, adapter, dir);
+    if (!st) st = eval_into(r, adapter, dir, NULL);
     free(dir); free(adapter);
     return st;
 }

@@ -233,6 +233,11 @@ tk_status tk_report_html(const tk_report_input *in, tk_buf *b) {
             PUT(b, "</div>\n");
         }
     }
+    if (in->eval_text) {
+        PUT(b, "<h2>Evaluation</h2>\n<pre>");
+        esc(b, in->eval_text);
+        PUT(b, "</pre>\n<p><a href=\"eval/report.html\">answers side by side</a> · eval/results.json · eval/examples.jsonl</p>\n");
+    }
     if (in->n_samples) {
         PUT(b, "<h2>Validation prompts, before and after training</h2>\n");
         for (int i = 0; i < in->n_samples; i++) {

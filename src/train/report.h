@@ -16,6 +16,7 @@ typedef struct tk_report_input {
     const char *config_json;           /* resolved configuration (JSON object); may be NULL */
     const tk_metrics_series *metrics;
     const tk_report_sample *samples; int n_samples;
+    const char *eval_text;             /* the --eval-config evaluation's table (its files in eval/); may be NULL */
 } tk_report_input;
 
 /* Appends the page to out. */

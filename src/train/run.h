@@ -45,6 +45,7 @@ typedef struct tk_run {
     tk_model *teacher;            /* the teacher model (loaded once) */
     tk_forward *teacher_fw;       /* its forward workspace (no gradients) */
     struct tk_eval_config *evalc; /* --eval-config, loaded before training (eval_after.c) */
+    tk_buf eval_text;             /* its final table, for the report */
     double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected; KTO: example, KL) */
     double *ref_buf; int32_t ref_cap;   /* a micro-batch's reference sums */
     const char *sample_path;      /* file the sample prompts come from */

@@ -77,7 +77,8 @@ tk_status tk_run_write_report(tk_run *r) {
     else
         snprintf(title, sizeof title, "%s · full fine-tuning%s · %s", mc->name, r->c.freeze_layers ? " (lower layers frozen)" : "", r->c.data);
     tk_report_input in = {.title = title, .summary = sum, .n_summary = ns, .data = data, .n_data = nd,
-                          .config_json = r->config_json.data, .metrics = &ms, .samples = smp, .n_samples = r->n_prompts};
+                          .config_json = r->config_json.data, .metrics = &ms, .samples = smp, .n_samples = r->n_prompts,
+                          .eval_text = r->eval_text.data};
     st = tk_report_write(r->path_report, &in);
     free(smp);
     tk_metrics_series_free(&ms);

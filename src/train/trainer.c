@@ -41,6 +41,7 @@ static void run_free(tk_run *r) {
     tk_lock_release(r->lock_fd);
     tk_metrics_close(&r->mx);
     tk_eval_config_free(r->evalc);
+    tk_buf_free(&r->eval_text);
     tk_train_ctx_free(r->tc);
     tk_model_free(r->m);
     tk_run_distill_free(r);
