@@ -22,5 +22,6 @@
 #include "takumi/train.h"
 #include "takumi/adapter.h"
 #include "takumi/export.h"
+#include "takumi/generate_batch.h"
 
 #endif
