@@ -1,7 +1,8 @@
 /* The CPU backend's matmuls (tk_matmul and friends dispatch here): y = x·W^T for weights of any dtype, never expanding a
  * half/quantized W whole. Three strategies:
  *   f32 W           -> one sgemm (BLAS threads it);
- *   few rows (T<8)  -> row-parallel dots, W read once from its storage: fused int8
+ *   few rows (T<8, or any T with TK_MATMUL_ROWWISE)
+ *                   -> row-parallel dots, W read once from its storage: fused int8
  *                      kernels for Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (x quantized to 32-blocks,
  *                      as llama.cpp does) unless TK_MATMUL_EXACT; exact fused f32
  *                      kernels (dequantization in registers) for Q4_0/Q4_1/Q8_0/F16/
@@ -208,7 +209,7 @@ out:
 tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags) {
     if (n < 1 || n > TK_MULTI_MAX) return tk_fail(TK_ERR_ARG, "matmul_multi: %d weights (1..%d)", n, TK_MULTI_MAX);
     size_t rb[TK_MULTI_MAX];
-    bool fused = T > 0 && T < TK_SMALL_T && !g_force_path;
+    bool fused = T > 0 && (T < TK_SMALL_T || (flags & TK_MATMUL_ROWWISE)) && !g_force_path;
     for (int i = 0; i < n; i++) {
         tk_status st = tk_matmul_check(w[i], T, &rb[i]);
         if (st) return st;
@@ -234,7 +235,8 @@ tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_
     int64_t K = w->ne[0], N = w->ne[1];
     int path = g_force_path;
     if (!path) {
-        if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
+        if (flags & TK_MATMUL_ROWWISE) path = 2; /* every row as a one-row product */
+        else if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
         else path = T < TK_SMALL_T ? 2 : 1;
     }
     if (path == 3 || ((path == 1 || path == 4) && w->dtype == TK_F32)) {
