@@ -1,4 +1,6 @@
 /* Batched generation (tk_generate_batch) against one-sequence generation (tk_generate):
+ *   - TK_MATMUL_ROWWISE products (tk_matmul_ex, tk_matmul_multi) of T rows equal T one-row
+ *     products bit for bit for every weight dtype;
  *   - one decode step over B caches (tk_llama_forward_kvs): each row's logits equal a
  *     one-row forward on its cache bit for bit with TK_MATMUL_ROWWISE (tiny random Llama,
  *     stories260K), within 1e-5 of the largest logit without it; shared or missing caches refused;
@@ -16,6 +18,7 @@
 #include "tiny_llama.h"
 #include "backend/backend.h"
 #include "peft/lora.h"
+#include "random_weight.h"
 
 #define NP 9
 
@@ -157,6 +160,43 @@ static void row_logits(tk_model *m, const char *what) {
     tk_acts_free(&dec);
     tk_acts_free(&dec_plain);
     free(lb); free(lp); free(ls);
+}
+
+/* Every weight dtype: a ROWWISE product of T rows = T one-row products, bit for bit. */
+static void rowwise_matmul(void) {
+    tk_rng rng;
+    tk_rng_seed(&rng, 77);
+    const int64_t N = 37, K = 256, Ts[4] = {2, 4, 9, 13};
+    for (size_t d = 0; d < sizeof k_weight_types / sizeof k_weight_types[0]; d++) {
+        tk_dtype dt = k_weight_types[d];
+        size_t nb0, nb1;
+        void *w0 = random_weight(&rng, dt, N, K, &nb0), *w1 = random_weight(&rng, dt, N + 5, K, &nb1);
+        tk_tensor_ref r0 = {.name = "w0", .dtype = dt, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w0, .nbytes = nb0};
+        tk_tensor_ref r1 = {.name = "w1", .dtype = dt, .n_dims = 2, .ne = {K, N + 5, 1, 1}, .data = w1, .nbytes = nb1};
+        float *x = malloc((size_t)(13 * K) * sizeof(float)), *y = malloc((size_t)(13 * (N + 5)) * sizeof(float));
+        float *ym = malloc((size_t)(13 * (N + 5)) * sizeof(float)), *y1 = malloc((size_t)(N + 5) * sizeof(float));
+        for (int64_t i = 0; i < 13 * K; i++) x[i] = tk_rng_normal(&rng);
+        for (int k = 0; k < 4; k++) {
+            int64_t T = Ts[k];
+            const tk_tensor_ref *ws[2] = {&r0, &r1};
+            float *ys[2] = {ym, y};
+            CHECK_OK(tk_matmul_multi(ys, x, ws, 2, T, TK_MATMUL_EXACT | TK_MATMUL_ROWWISE));
+            bool same = true;
+            for (int64_t t = 0; t < T; t++) {
+                CHECK_OK(tk_matmul_ex(y1, x + t * K, &r1, 1, false, TK_MATMUL_EXACT));
+                same = same && !memcmp(y1, y + t * (N + 5), (size_t)(N + 5) * sizeof(float));
+                CHECK_OK(tk_matmul_ex(y1, x + t * K, &r0, 1, false, TK_MATMUL_EXACT));
+                same = same && !memcmp(y1, ym + t * N, (size_t)N * sizeof(float));
+            }
+            CHECK_OK(tk_matmul_ex(y, x, &r0, T, false, TK_MATMUL_EXACT | TK_MATMUL_ROWWISE));
+            for (int64_t t = 0; t < T; t++) {
+                CHECK_OK(tk_matmul_ex(y1, x + t * K, &r0, 1, false, TK_MATMUL_EXACT));
+                same = same && !memcmp(y1, y + t * N, (size_t)N * sizeof(float));
+            }
+            CHECK(same, "%s, %lld rows: a ROWWISE product differs from one-row products", tk_dtype_name(dt), (long long)T);
+        }
+        free(w0); free(w1); free(x); free(y); free(ym); free(y1);
+    }
 }
 
 static tk_gen_params greedy(int max_tokens) {
@@ -358,6 +398,7 @@ static void smollm2(void) {
 
 int main(void) {
     (void)tiny_batch_init;
+    rowwise_matmul();
     tiny();
     stories();
     smollm2();
