@@ -15,17 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
+/* Seconds on clock id: CLOCK_MONOTONIC (wall) or CLOCK_PROCESS_CPUTIME_ID (all threads' CPU time). */
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define now_s() clock_s(CLOCK_MONOTONIC)
+#define cpu_s() clock_s(CLOCK_PROCESS_CPUTIME_ID)
 
 static void cpu_name(char *out, size_t n) {
     snprintf(out, n, "unknown CPU");

@@ -35,11 +35,15 @@ typedef struct tk_gen_batch_stats {
    with its own KV cache; finished sequences leave the batch and waiting prompts join it). p's sampler settings apply to
    every request, its seed replaced by the request's seed. Results (ids as tk_generate appends them, text without
    stop strings/EOS) in results[0..n), freed with tk_gen_result_free. Greedy results equal tk_generate's token for
-   token. Not thread-safe with other uses of the same adapters' workspaces; m may be shared read-only. */
+   token. Not thread-safe with other uses of the same adapters' workspaces; m may be shared read-only.
+   Each sequence's context is the model's (tk_model_params.n_ctx); one that fills it stops with TK_GEN_STOP_CONTEXT
+   (a prompt longer than the context: no ids, empty text) while the others go on. p NULL = tk_gen_default_params();
+   stats may be NULL. Bad arguments (no model/tokenizer, n < 0, max_batch < 1, an empty prompt or an id outside the
+   vocabulary, an empty stop string, a bad adapter list) and failures return a status with every result empty. */
 tk_status tk_generate_batch(tk_model *m, const tk_tokenizer *tok, const tk_adapter_use *ads, int n_ads,
                             const tk_gen_request *reqs, int32_t n, const tk_gen_params *p, int32_t max_batch,
                             tk_gen_result *results, tk_gen_batch_stats *stats);
-/* Frees a result's ids and text and zeroes it; accepts NULL and zeroed results. */
+/* Frees a result's ids and text and zeroes it; accepts NULL and zeroed results. Thread-safe for distinct results. */
 void tk_gen_result_free(tk_gen_result *r);
 
 #ifdef __cplusplus
