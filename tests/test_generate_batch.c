@@ -274,6 +274,7 @@ static void bad_args(tk_model *m) {
     CHECK(tk_generate_batch(m, tok, NULL, 0, NULL, 2, &p, 2, g, NULL) == TK_ERR_ARG, "no requests");
     CHECK(tk_generate_batch(m, tok, NULL, 0, q, 2, &p, 2, NULL, NULL) == TK_ERR_ARG, "no results");
     CHECK(tk_generate_batch(m, tok, NULL, 0, q, 2, &p, 0, g, NULL) == TK_ERR_ARG, "max_batch 0");
+    CHECK(!g[0].ids && !g[0].text && !g[1].ids && !g[1].text, "a refused call leaves the results empty");
     q[1].n_prompt = 0;
     CHECK(tk_generate_batch(m, tok, NULL, 0, q, 2, &p, 2, g, NULL) == TK_ERR_ARG && strstr(tk_last_error(), "request 1"), "empty prompt: %s",
           tk_last_error());

@@ -220,12 +220,12 @@ tk_status tk_generate_batch(tk_model *m, const tk_tokenizer *tok, const tk_adapt
                             const tk_gen_request *reqs, int32_t n, const tk_gen_params *p, int32_t max_batch,
                             tk_gen_result *results, tk_gen_batch_stats *stats) {
     if (stats) memset(stats, 0, sizeof *stats);
+    if (results && n > 0) memset(results, 0, (size_t)n * sizeof *results);
     run R;
     memset(&R, 0, sizeof R);
     R.p = p ? *p : tk_gen_default_params();
     tk_status st = check_args(m, tok, reqs, n, &R.p, max_batch, results);
     if (st) return st;
-    memset(results, 0, (size_t)n * sizeof *results);
     if (n == 0) return TK_OK;
     R.m = m;
     R.tok = tok;
