@@ -261,6 +261,21 @@ static void split_rows(const float *y, int64_t T, float *o0, int64_t n0, float *
     }
 }
 
+/* Attention of row r (Tc queries at attn/q + r * Tc * H*D, positions pos + r * Tc) over layer l
+ * of its cache kv, whose first kv->n + Tc slots hold the keys/values; head sizes, scale, window,
+ * softcap and prefix from base. */
+static tk_status kv_attention(float *attn, const float *q, const tk_kv_cache *kv, int32_t l, const int32_t *pos, int64_t r,
+                              int64_t Tc, const tk_attn_args *base) {
+    const int64_t KD = kv->kvd, QD = base->H * base->D;
+    tk_attn_args aa = *base;
+    aa.Tq = Tc;
+    aa.S = kv->n + Tc;
+    aa.pos_q = pos + r * Tc;
+    aa.pos_k = kv->pos;
+    return tk_attention_forward(attn + r * Tc * QD, NULL, q + r * Tc * QD, kv->k + (int64_t)l * kv->cap * KD,
+                                kv->v + (int64_t)l * kv->cap * KD, &aa);
+}
+
 /* Layers [l0, l1) of the forward: x[l0] -> x[l1] (a->x slots), with positions pos and
  * segments seg (NULL = one per row) already set up by tk_llama_forward. With kvs, row r
  * continues the sequence of cache kvs[r]. The block is the one described in
@@ -307,18 +322,26 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
         const float *pk, *pv;
         int64_t np;
         if ((st = tk_acts_prefix(a, l, KD, &pk, &pv, &np))) return st;
+        const tk_attn_args aa0 = {.H = H, .KH = KH, .D = D, .scale = scale, .window = window, .softcap = c->attn_softcap,
+                                  .pk = pk, .pv = pv, .P = np};
         if (kvs) {
-            /* each row's keys/values join its cache; its attention sees that cache + its chunk */
+            /* each row's keys/values join its cache; its attention sees that cache + its chunk. Several
+             * rows (batched decode) run in parallel, each attention single-threaded inside (the same
+             * results: its work is split the same way whichever thread runs it). */
+            int64_t bad = -1;
+            #pragma omp parallel for schedule(dynamic, 1) if (B > 1)
             for (int64_t r = 0; r < B; r++) {
                 tk_kv_cache *kv = kvs[r];
                 float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
                 memcpy(kc + (int64_t)kv->n * KD, k + r * Tc * KD, (size_t)(Tc * KD) * sizeof(float));
                 memcpy(vc + (int64_t)kv->n * KD, v + r * Tc * KD, (size_t)(Tc * KD) * sizeof(float));
-                tk_attn_args aa = {.Tq = Tc, .S = kv->n + Tc, .H = H, .KH = KH, .D = D,
-                                   .pos_q = pos + r * Tc, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window,
-                                   .softcap = c->attn_softcap, .pk = pk, .pv = pv, .P = np};
-                if ((st = tk_attention_forward(attn + r * Tc * QD, NULL, q + r * Tc * QD, kc, vc, &aa))) return st;
+                if (kv_attention(attn, q, kv, l, pos, r, Tc, &aa0)) {
+                    #pragma omp atomic write
+                    bad = r;
+                }
             }
+            /* a failed row again on this thread, for its message */
+            if (bad >= 0 && (st = kv_attention(attn, q, kvs[bad], l, pos, bad, Tc, &aa0))) return st;
         } else {
             /* kept probabilities are [H x Tc x Tc] per row: with a prefix the backward recomputes them */
             float *att = a->att && np == 0 ? a->att + (int64_t)l * a->s_att : NULL;
