@@ -1,7 +1,8 @@
 /* The Llama-family forward: embedding -> L x [RMSNorm, q/k/v (+bias, +adapter), RoPE,
  * causal GQA attention with packing/padding masks, o-proj, residual, RMSNorm, SwiGLU
  * MLP, residual] -> RMSNorm -> LM head, for batches [B x T] flattened, with no KV cache,
- * one (a session) or one per row (batched decode, tk_llama_forward_kvs). fp32 activations; all buffers live in tk_acts, allocated once per shape
+ * one (a session) or one per row (batched decode, tk_llama_forward_kvs). fp32 activations;
+ * all buffers live in tk_acts, allocated once per shape
  * (the layer loop itself allocates nothing; some ops keep small per-call scratch).
  *
  * Quantized weights: never expanded at load. Every product goes through tk_matmul_ex on
