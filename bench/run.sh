@@ -2,6 +2,8 @@
 # Runs every benchmark that is available and writes the README-ready tables to
 # bench/out/latest.md (git-ignored), also printing them:
 #   - inference: takumi vs llama.cpp, prefill and decode tokens/s (bench/infer.sh);
+#   - batched generation: tk_generate_batch at batch 1, 8, 32 vs sequential tk_generate
+#     (build/bench/gen_batch, bench/gen_batch.c);
 #   - tokenizer encode MB/s (bench/tokenizer_speed.sh or the bench/tokenizer_speed.c
 #     program, when present);
 #   - training vs PyTorch + PEFT (bench/train.sh, when present; only with --train,
@@ -17,7 +19,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --train) train=1; shift ;;
     --quick) quick=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -49,6 +51,16 @@ make -s -C bench >&2
       bench/tokenizer_speed.sh
     else
       build/bench/tokenizer_speed
+    fi
+    echo
+  fi
+  if [ -x build/bench/gen_batch ] && [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+    echo "## Batched generation (tk_generate_batch vs sequential tk_generate)"
+    echo
+    if [ "$quick" = 1 ]; then
+      build/bench/gen_batch --threads "$threads" --n 8 --gen 8 --batches 1,8
+    else
+      build/bench/gen_batch --threads "$threads"
     fi
     echo
   fi

@@ -24,5 +24,6 @@
 #include "takumi/export.h"
 #include "takumi/eval.h"
 #include "takumi/review.h"
+#include "takumi/generate_batch.h"
 
 #endif

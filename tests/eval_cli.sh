@@ -97,6 +97,10 @@ PY
     jget "$tmp/c.json" "all(m['diff']==0 and m['ci95']==[0,0] for k,m in d['metrics'].items() if m['value'] is not None)" | grep -q True && ok || bad "same model as baseline: every diff 0: $(cat "$tmp/c.json")"
     jget "$tmp/c.json" "sorted(d['metrics'])" | grep -q "'fact_match'.*'loss'.*'rougeL'.*'token_acc'" && ok || bad "chat default metrics: $(jget "$tmp/c.json" "sorted(d['metrics'])")"
     [ "$(jget "$tmp/c.json" "d['generation']['tokens'] > 0")" = True ] && ok || bad "generation tokens"
+    # answers generated together (--batch 3) are the answers generated one at a time (--batch 1)
+    for b in 1 3; do "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 24 --threads 1 --batch $b --metrics rougeL --out "$tmp/b$b" > /dev/null 2>&1; done
+    python3 -c "import json,sys; a=[json.loads(l)['answer'] for l in open('$tmp/b1/examples.jsonl')]; b=[json.loads(l)['answer'] for l in open('$tmp/b3/examples.jsonl')]; sys.exit(0 if a==b and len(a)==3 else 1)" \
+        && ok || bad "batched answers differ from one-at-a-time answers"
     # the same run twice: identical numbers (seeded bootstrap)
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r1"
     "$BIN" eval --model "$M" --data $FX/chat.jsonl --max-tokens 16 --threads 1 --json --seed 3 | python3 -c "import json,sys; d=json.load(sys.stdin); d.pop('generation'); print(json.dumps(d, sort_keys=True))" > "$tmp/r2"

@@ -25,6 +25,10 @@
 /* tk_matmul_ex flag: never quantize x (the few-row int8 path is skipped for half/quantized W),
  * so y is a smooth function of x — what training (finite-difference-consistent gradients) wants. */
 #define TK_MATMUL_EXACT 1
+/* tk_matmul_ex / tk_matmul_multi flag: every row of y is computed as a one-row product would compute
+ * it (the few-row kernels whatever T), so a row's result does not depend on the other rows — what a
+ * batched decode needs to equal one-sequence decode bit for bit. */
+#define TK_MATMUL_ROWWISE 2
 
 /* RoPE tables: cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
 typedef struct tk_rope {

@@ -270,31 +270,49 @@ tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids)
 
 tk_status tk_eval_generate(tk_eval_sys *s, tk_eval_set *set, int which, int32_t max_tokens, int32_t batch,
                            void (*progress)(void *, const char *, int64_t, int64_t), void *ud, double *gen_s, int64_t *n_gen) {
-    (void)batch;
-    tk_session *sess = NULL;
-    tk_status st = tk_session_new(s->m, 0, &sess);
-    if (!st && s->n_use) st = tk_session_set_adapters(sess, &s->use, s->n_use);
+    size_t n = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        const tk_eval_ex *ex = &set->v[i];
+        n += ex->n_prompt && ex->prompt[ex->n_prompt - 1].role == TK_ROLE_USER && !ex->n_choices;
+    }
+    if (!n) return TK_OK;
+    tk_ivec *ids = tk_calloc(n, sizeof *ids);
+    tk_gen_request *req = tk_calloc(n, sizeof *req);
+    tk_gen_result *res = tk_calloc(n, sizeof *res);
+    size_t *at = tk_calloc(n, sizeof *at);
+    tk_status st = ids && req && res && at ? TK_OK : TK_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < set->n && !st; i++) {
+        const tk_eval_ex *ex = &set->v[i];
+        if (!ex->n_prompt || ex->prompt[ex->n_prompt - 1].role != TK_ROLE_USER || ex->n_choices) continue;
+        st = tk_eval_prompt_ids(s, ex, &ids[k]);
+        req[k] = (tk_gen_request){.prompt = ids[k].data, .n_prompt = (int64_t)ids[k].len, .seed = 0};
+        at[k++] = i;
+    }
     tk_gen_params p = tk_gen_default_params();
     p.sampler.temperature = 0;
     p.max_tokens = max_tokens;
+    tk_gen_batch_stats bs = {0};
     double t0 = tk_time_s();
-    int64_t total = 0, done = 0;
-    for (size_t i = 0; i < set->n; i++) total += set->v[i].n_prompt && set->v[i].prompt[set->v[i].n_prompt - 1].role == TK_ROLE_USER;
-    for (size_t i = 0; i < set->n && !st; i++) {
-        tk_eval_ex *ex = &set->v[i];
-        if (!ex->n_prompt || ex->prompt[ex->n_prompt - 1].role != TK_ROLE_USER || ex->n_choices) continue;
-        tk_ivec ids = {0}, out = {0};
-        tk_buf text = {0};
-        tk_gen_stats gs;
-        st = tk_eval_prompt_ids(s, ex, &ids);
-        if (!st) st = tk_generate(sess, tk_model_tokenizer(s->m), ids.data, (int64_t)ids.len, &p, NULL, NULL, &out, &gs);
-        if (!st) st = tk_detokenize(tk_model_tokenizer(s->m), out.data, out.len, true, &text);
-        if (!st) st = tk_buf_append(&text, "", 1);
-        if (!st) { free(ex->pred[which]); ex->pred[which] = text.data; text.data = NULL; *n_gen += gs.n_generated; }
-        tk_ivec_free(&ids); tk_ivec_free(&out); tk_buf_free(&text);
-        if (progress) progress(ud, which ? "generating (baseline)" : "generating", ++done, total);
+    /* in slices, for progress; each slice is one batched generation */
+    size_t slice = (size_t)(batch > 0 ? batch : 1) * 4;
+    for (size_t i0 = 0; i0 < n && !st; i0 += slice) {
+        size_t m = n - i0 < slice ? n - i0 : slice;
+        tk_gen_batch_stats one = {0};
+        st = tk_generate_batch(s->m, tk_model_tokenizer(s->m), s->n_use ? &s->use : NULL, s->n_use, req + i0, (int32_t)m, &p, batch,
+                               res + i0, &one);
+        bs.n_generated += one.n_generated;
+        if (progress) progress(ud, which ? "generating (baseline)" : "generating", (int64_t)(i0 + m), (int64_t)n);
     }
     *gen_s += tk_time_s() - t0;
-    tk_session_free(sess);
+    *n_gen += bs.n_generated;
+    for (size_t j = 0; j < k && !st; j++) {
+        tk_eval_ex *ex = &set->v[at[j]];
+        free(ex->pred[which]);
+        ex->pred[which] = res[j].text;
+        res[j].text = NULL;
+    }
+    for (size_t j = 0; j < n; j++) { if (ids) tk_ivec_free(&ids[j]); if (res) tk_gen_result_free(&res[j]); }
+    free(ids); free(req); free(res); free(at);
     return st;
 }

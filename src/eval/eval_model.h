@@ -4,6 +4,7 @@
 #define TK_EVAL_MODEL_H
 #include "eval/eval_internal.h"
 #include "takumi/adapter.h"
+#include "takumi/generate_batch.h"
 #include "objective/reward.h"
 
 typedef struct tk_eval_sys {
@@ -28,7 +29,8 @@ tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval
 void tk_eval_score_reset(tk_eval_sys *s);
 /* The prompt of ex rendered with the generation prompt. */
 tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids);
-/* Greedy answers (max_tokens each) to every example ending in a user turn, into ex->pred[which]. */
+/* Greedy answers (max_tokens each) to every example ending in a user turn, into ex->pred[which]: batch answers decoded
+ * together (tk_generate_batch: the same tokens as one at a time). */
 tk_status tk_eval_generate(tk_eval_sys *s, tk_eval_set *set, int which, int32_t max_tokens, int32_t batch,
                            void (*progress)(void *, const char *, int64_t, int64_t), void *ud, double *gen_s, int64_t *n_gen);
 #endif

@@ -6,10 +6,6 @@
 #include "core/core.h"
 #include <stdio.h>
 
-/* Prefill chunk: bounds the workspace (and the attention scores of one call) while
- * keeping matmuls large enough for the BLAS/per-block path to be efficient. */
-#define TK_PREFILL_CHUNK 256
-
 tk_status tk_kv_init(tk_kv_cache *kv, const tk_model *m, int32_t n_ctx) {
     memset(kv, 0, sizeof *kv);
     kv->n_layers = m->cfg.n_layers;
@@ -93,23 +89,27 @@ void tk_session_truncate(tk_session *s, int32_t n) {
     if (n >= 0 && n < s->kv.n) s->kv.n = n;
 }
 
-tk_status tk_session_eval(tk_session *s, const int32_t *ids, int64_t n, float *logits) {
+tk_status tk_kv_eval(tk_model *m, tk_acts *a, tk_kv_cache *kv, const int32_t *ids, int64_t n, float *logits) {
     if (n <= 0) return tk_fail(TK_ERR_ARG, "session: nothing to evaluate");
-    if (n > s->kv.n_ctx - s->kv.n)
+    if (n > kv->n_ctx - kv->n)
         return tk_fail(TK_ERR_RANGE, "context full: %d cached + %lld new tokens exceed the context of %d",
-                       s->kv.n, (long long)n, s->kv.n_ctx);
-    tk_status st = tk_kv_reserve(&s->kv, s->kv.n + (int32_t)n);
+                       kv->n, (long long)n, kv->n_ctx);
+    tk_status st = tk_kv_reserve(kv, kv->n + (int32_t)n);
     if (st) return st;
-    int32_t n0 = s->kv.n;
-    for (int64_t i = 0; i < n; i += s->a.max_cols) {
-        int64_t len = n - i < s->a.max_cols ? n - i : s->a.max_cols;
+    int32_t n0 = kv->n;
+    for (int64_t i = 0; i < n; i += a->max_cols) {
+        int64_t len = n - i < a->max_cols ? n - i : a->max_cols;
         tk_batch b = {.n_rows = 1, .n_cols = (int32_t)len, .ids = ids + i};
         bool last = i + len == n;
         int64_t idx = len - 1;
-        st = tk_llama_forward(s->m, &s->a, &b, &s->kv, last && logits ? &idx : NULL, last && logits ? 1 : 0, logits);
-        if (st) { s->kv.n = n0; return st; } /* no partial state: the cache is as before */
+        st = tk_llama_forward(m, a, &b, kv, last && logits ? &idx : NULL, last && logits ? 1 : 0, logits);
+        if (st) { kv->n = n0; return st; } /* no partial state: the cache is as before */
     }
     return TK_OK;
+}
+
+tk_status tk_session_eval(tk_session *s, const int32_t *ids, int64_t n, float *logits) {
+    return tk_kv_eval(s->m, &s->a, &s->kv, ids, n, logits);
 }
 
 tk_status tk_session_eval_reuse(tk_session *s, const int32_t *ids, int64_t n, float *logits, int64_t *n_reused) {

@@ -1,7 +1,8 @@
 /* The Llama-family forward: embedding -> L x [RMSNorm, q/k/v (+bias, +adapter), RoPE,
  * causal GQA attention with packing/padding masks, o-proj, residual, RMSNorm, SwiGLU
- * MLP, residual] -> RMSNorm -> LM head, for batches [B x T] flattened, with or without
- * a KV cache. fp32 activations; all buffers live in tk_acts, allocated once per shape
+ * MLP, residual] -> RMSNorm -> LM head, for batches [B x T] flattened, with no KV cache,
+ * one (a session) or one per row (batched decode, tk_llama_forward_kvs). fp32 activations;
+ * all buffers live in tk_acts, allocated once per shape
  * (the layer loop itself allocates nothing; some ops keep small per-call scratch).
  *
  * Quantized weights: never expanded at load. Every product goes through tk_matmul_ex on
@@ -112,29 +113,39 @@ void tk_acts_free(tk_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* With TK_MATMUL_ROWWISE the adapters run one token row at a time (rows of `per` tokens), so a row's
+ * result does not depend on the batch (their products are sgemms whose rounding may depend on M). */
+static int64_t adapter_rows(const tk_acts *a, int64_t T) { return a->mm_flags & TK_MATMUL_ROWWISE ? T : 1; }
+
 /* The workspace's adapters on linear `which` of `layer` (output y[T x N] of input x). */
 static tk_status adapt_linear(const tk_acts *a, int32_t layer, tk_linear_id which, const tk_tensor_ref *w, const float *x,
                               float *y, int64_t T) {
+    const int64_t rows = adapter_rows(a, T), per = T / rows, K = w->ne[0], N = w->ne[1];
     for (int i = 0; i < a->n_ads; i++) {
         const tk_peft *p = a->ads[i].peft;
         const tk_peft_method *md = p->method;
         if (!md->linear_fwd || (md->has_linear && !md->has_linear(p->state, layer, which))) continue;
         tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
-        tk_status st = md->linear_fwd(p->state, &c, layer, which, w, x, y, T);
-        if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s", i, md->name, layer, tk_linear_name(which));
+        for (int64_t r = 0; r < rows; r++) {
+            tk_status st = md->linear_fwd(p->state, &c, layer, which, w, x + r * per * K, y + r * per * N, per);
+            if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s", i, md->name, layer, tk_linear_name(which));
+        }
     }
     return TK_OK;
 }
 
 /* The workspace's adapters on block output `site` of `layer` (h[T x C], in place). */
-static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site, float *h, int64_t T) {
+static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site, float *h, int64_t T, int64_t C) {
+    const int64_t rows = adapter_rows(a, T), per = T / rows;
     for (int i = 0; i < a->n_ads; i++) {
         const tk_peft *p = a->ads[i].peft;
         const tk_peft_method *md = p->method;
         if (!md->block_fwd || !md->has_block || !md->has_block(p->state, layer, site)) continue;
         tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
-        tk_status st = md->block_fwd(p->state, &c, layer, site, h, T);
-        if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
+        for (int64_t r = 0; r < rows; r++) {
+            tk_status st = md->block_fwd(p->state, &c, layer, site, h + r * per * C, per);
+            if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
+        }
     }
     return TK_OK;
 }
@@ -251,10 +262,26 @@ static void split_rows(const float *y, int64_t T, float *o0, int64_t n0, float *
     }
 }
 
+/* Attention of row r (Tc queries at attn/q + r * Tc * H*D, positions pos + r * Tc) over layer l
+ * of its cache kv, whose first kv->n + Tc slots hold the keys/values; head sizes, scale, window,
+ * softcap and prefix from base. */
+static tk_status kv_attention(float *attn, const float *q, const tk_kv_cache *kv, int32_t l, const int32_t *pos, int64_t r,
+                              int64_t Tc, const tk_attn_args *base) {
+    const int64_t KD = kv->kvd, QD = base->H * base->D;
+    tk_attn_args aa = *base;
+    aa.Tq = Tc;
+    aa.S = kv->n + Tc;
+    aa.pos_q = pos + r * Tc;
+    aa.pos_k = kv->pos;
+    return tk_attention_forward(attn + r * Tc * QD, NULL, q + r * Tc * QD, kv->k + (int64_t)l * kv->cap * KD,
+                                kv->v + (int64_t)l * kv->cap * KD, &aa);
+}
+
 /* Layers [l0, l1) of the forward: x[l0] -> x[l1] (a->x slots), with positions pos and
- * segments seg (NULL = one per row) already set up by tk_llama_forward. The block is the
- * one described in src/model/arch.h; cfg's feature flags switch its optional parts. */
-static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv, const int32_t *pos,
+ * segments seg (NULL = one per row) already set up by tk_llama_forward. With kvs, row r
+ * continues the sequence of cache kvs[r]. The block is the one described in
+ * src/model/arch.h; cfg's feature flags switch its optional parts. */
+static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *const *kvs, const int32_t *pos,
                             const int32_t *seg, int32_t l0, int32_t l1) {
     const tk_model_config *c = &m->cfg;
     const tk_weights *w = &m->w;
@@ -296,15 +323,26 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
         const float *pk, *pv;
         int64_t np;
         if ((st = tk_acts_prefix(a, l, KD, &pk, &pv, &np))) return st;
-        if (kv) {
-            /* this chunk's keys/values join the cache; attention sees cache + chunk */
-            float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
-            memcpy(kc + (int64_t)kv->n * KD, k, (size_t)(T * KD) * sizeof(float));
-            memcpy(vc + (int64_t)kv->n * KD, v, (size_t)(T * KD) * sizeof(float));
-            tk_attn_args aa = {.Tq = T, .S = kv->n + T, .H = H, .KH = KH, .D = D,
-                               .pos_q = pos, .pos_k = kv->pos, .seg_q = NULL, .seg_k = NULL, .scale = scale, .window = window, .softcap = c->attn_softcap,
-                               .pk = pk, .pv = pv, .P = np};
-            if ((st = tk_attention_forward(attn, NULL, q, kc, vc, &aa))) return st;
+        const tk_attn_args aa0 = {.H = H, .KH = KH, .D = D, .scale = scale, .window = window, .softcap = c->attn_softcap,
+                                  .pk = pk, .pv = pv, .P = np};
+        if (kvs) {
+            /* each row's keys/values join its cache; its attention sees that cache + its chunk. Several
+             * rows (batched decode) run in parallel, each attention single-threaded inside (the same
+             * results: its work is split the same way whichever thread runs it). */
+            int64_t bad = -1;
+            #pragma omp parallel for schedule(dynamic, 1) if (B > 1)
+            for (int64_t r = 0; r < B; r++) {
+                tk_kv_cache *kv = kvs[r];
+                float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
+                memcpy(kc + (int64_t)kv->n * KD, k + r * Tc * KD, (size_t)(Tc * KD) * sizeof(float));
+                memcpy(vc + (int64_t)kv->n * KD, v + r * Tc * KD, (size_t)(Tc * KD) * sizeof(float));
+                if (kv_attention(attn, q, kv, l, pos, r, Tc, &aa0)) {
+                    #pragma omp atomic write
+                    bad = r;
+                }
+            }
+            /* a failed row again on this thread, for its message */
+            if (bad >= 0 && (st = kv_attention(attn, q, kvs[bad], l, pos, bad, Tc, &aa0))) return st;
         } else {
             /* kept probabilities are [H x Tc x Tc] per row: with a prefix the backward recomputes them */
             float *att = a->att && np == 0 ? a->att + (int64_t)l * a->s_att : NULL;
@@ -323,7 +361,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
             if ((st = linear(m, a, l, TK_LIN_O, ao, attn, &y->wo, NULL, T))) return st;
             tk_rmsnorm_forward(a->tmp, TK_ACT(a, rstdpa, l, s_t), ao, y->post_attn_norm.data, T, C, c->rms_eps);
         } else if ((st = linear(m, a, l, TK_LIN_O, a->tmp, attn, &y->wo, NULL, T))) return st;
-        if ((st = adapt_block(a, l, TK_BLOCK_ATTN, a->tmp, T))) return st;
+        if ((st = adapt_block(a, l, TK_BLOCK_ATTN, a->tmp, T, C))) return st;
         add_rows(xmid, xin, a->tmp, T * C);
 
         /* MLP block */
@@ -344,14 +382,15 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
             if ((st = linear(m, a, l, TK_LIN_DOWN, fo, ffh, &y->w_down, NULL, T))) return st;
             tk_rmsnorm_forward(a->tmp, TK_ACT(a, rstdpf, l, s_t), fo, y->post_ffn_norm.data, T, C, c->rms_eps);
         } else if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
-        if ((st = adapt_block(a, l, TK_BLOCK_MLP, a->tmp, T))) return st;
+        if ((st = adapt_block(a, l, TK_BLOCK_MLP, a->tmp, T, C))) return st;
         add_rows(xout, xmid, a->tmp, T * C);
     }
     return TK_OK;
 }
 
-tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
-                           const int64_t *out_idx, int64_t n_out, float *logits) {
+/* The forward; kvs NULL (no cache) or one cache per row of b. */
+static tk_status forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *const *kvs,
+                         const int64_t *out_idx, int64_t n_out, float *logits) {
     const tk_model_config *c = &m->cfg;
     const tk_weights *w = &m->w;
     if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0)
@@ -360,10 +399,16 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
         return tk_fail(TK_ERR_ARG, "forward: batch %d x %d exceeds the workspace %d x %d",
                        b->n_rows, b->n_cols, a->max_rows, a->max_cols);
     const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, C = c->dim;
-    if (kv) {
-        if (B != 1) return tk_fail(TK_ERR_ARG, "forward: a KV cache holds one sequence (batch has %lld rows)", (long long)B);
-        if (kv->n + T > kv->cap) return tk_fail(TK_ERR_RANGE, "forward: KV cache full (%d + %lld > %d)", kv->n, (long long)T, kv->cap);
+    if (kvs) {
         if (b->seg) return tk_fail(TK_ERR_ARG, "forward: segments are not supported with a KV cache");
+        for (int64_t r = 0; r < B; r++) {
+            const tk_kv_cache *kv = kvs[r];
+            if (!kv) return tk_fail(TK_ERR_ARG, "forward: row %lld has no KV cache", (long long)r);
+            if (kv->n + Tc > kv->cap)
+                return tk_fail(TK_ERR_RANGE, "forward: KV cache of row %lld full (%d + %lld > %d)", (long long)r, kv->n, (long long)Tc, kv->cap);
+            for (int64_t j = 0; j < r; j++)
+                if (kvs[j] == kv) return tk_fail(TK_ERR_ARG, "forward: rows %lld and %lld share one KV cache", (long long)j, (long long)r);
+        }
     }
     if (n_out < 0 || (n_out > 0 && !logits) || (!out_idx && n_out != 0 && n_out != T))
         return tk_fail(TK_ERR_ARG, "forward: bad logits request (%lld rows)", (long long)n_out);
@@ -375,12 +420,13 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
     /* positions and segments */
     int32_t *pos = a->pos;
     for (int64_t t = 0; t < T; t++)
-        pos[t] = b->pos ? b->pos[t] : (int32_t)((kv ? kv->n : 0) + t % Tc);
+        pos[t] = b->pos ? b->pos[t] : (int32_t)((kvs ? kvs[t / Tc]->n : 0) + t % Tc);
     const int32_t *seg = NULL;
     if (b->seg) { memcpy(a->seg, b->seg, (size_t)T * sizeof(int32_t)); seg = a->seg; }
-    if (kv) {
-        memcpy(kv->pos + kv->n, pos, (size_t)T * sizeof(int32_t));
-        memcpy(kv->tokens + kv->n, b->ids, (size_t)T * sizeof(int32_t));
+    for (int64_t r = 0; kvs && r < B; r++) {
+        tk_kv_cache *kv = kvs[r];
+        memcpy(kv->pos + kv->n, pos + r * Tc, (size_t)Tc * sizeof(int32_t));
+        memcpy(kv->tokens + kv->n, b->ids + r * Tc, (size_t)Tc * sizeof(int32_t));
     }
 
     tk_status st = tk_embedding_forward(a->x, b->ids, T, &w->tok_embd);
@@ -389,15 +435,28 @@ tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cac
         const float es = c->embed_scale;
         for (int64_t i = 0; i < T * C; i++) a->x[i] *= es;
     }
-    if ((st = run_layers(m, a, b, kv, pos, seg, 0, c->n_layers))) return st;
+    if ((st = run_layers(m, a, b, kvs, pos, seg, 0, c->n_layers))) return st;
     float *xL = TK_ACT(a, x, c->n_layers, s_x);
     tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);
-    if (kv) kv->n += (int32_t)T;
+    for (int64_t r = 0; kvs && r < B; r++) kvs[r]->n += (int32_t)Tc;
     if (n_out == 0) return TK_OK;
     const tk_lm_head head = {&w->output, c->final_softcap};
     if (!out_idx) return tk_lm_head_logits(logits, a->hn, &head, T, a->mm_flags);
     for (int64_t i = 0; i < n_out; i++) memcpy(a->gather + i * C, a->hn + out_idx[i] * C, (size_t)C * sizeof(float));
     return tk_lm_head_logits(logits, a->gather, &head, n_out, a->mm_flags);
+}
+
+tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
+                           const int64_t *out_idx, int64_t n_out, float *logits) {
+    if (kv && b && b->n_rows != 1)
+        return tk_fail(TK_ERR_ARG, "forward: a KV cache holds one sequence (batch has %d rows)", b->n_rows);
+    return forward(m, a, b, kv ? &kv : NULL, out_idx, n_out, logits);
+}
+
+tk_status tk_llama_forward_kvs(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *const *kvs,
+                               const int64_t *out_idx, int64_t n_out, float *logits) {
+    if (!kvs) return tk_fail(TK_ERR_ARG, "forward: no KV caches");
+    return forward(m, a, b, kvs, out_idx, n_out, logits);
 }
 
 tk_status tk_llama_forward_layers(tk_model *m, tk_acts *a, const tk_batch *b, int32_t l0, int32_t l1) {

@@ -103,6 +103,9 @@ typedef struct tk_kv_cache {
     float *k, *v;
     int32_t *tokens, *pos;   /* [cap] */
 } tk_kv_cache;
+/* Prefill chunk: bounds the workspace (and the attention scores of one call) while keeping
+ * matmuls large enough for the BLAS/per-block path to be efficient. */
+#define TK_PREFILL_CHUNK 256
 /* A generation session (src/infer/session.c): the cache plus a decode/prefill workspace. */
 struct tk_session {
     tk_model *m;
@@ -112,6 +115,10 @@ struct tk_session {
 tk_status tk_kv_init(tk_kv_cache *kv, const tk_model *m, int32_t n_ctx);
 /* Ensures room for n tokens (<= n_ctx), reallocating and relaying out the layers. */
 tk_status tk_kv_reserve(tk_kv_cache *kv, int32_t n);
+/* Appends ids[0..n) to the sequence of kv in chunks of a's max_cols (a: 1 row, activations not
+ * kept) and writes the logits of the last one into logits[V] (may be NULL): tk_session_eval's
+ * work. TK_ERR_RANGE when the context would overflow; on failure the cache is as before. */
+tk_status tk_kv_eval(tk_model *m, tk_acts *a, tk_kv_cache *kv, const int32_t *ids, int64_t n, float *logits);
 void tk_kv_free(tk_kv_cache *kv);
 
 /* The forward. With kv (then b->n_rows must be 1), the batch continues the cached sequence:
@@ -120,6 +127,14 @@ void tk_kv_free(tk_kv_cache *kv);
  * tk_forward_run. No allocation happens here. */
 tk_status tk_llama_forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *kv,
                            const int64_t *out_idx, int64_t n_out, float *logits);
+
+/* The forward of B independent sequences: row r of b continues the cached sequence of
+ * kvs[r] (B distinct caches, each with room for the row's n_cols tokens) as
+ * tk_llama_forward does with one cache; the linear layers run once over all rows. With
+ * a->mm_flags TK_MATMUL_ROWWISE, each row's logits equal those of a one-row forward on
+ * its cache bit for bit. Not thread-safe per workspace or cache. */
+tk_status tk_llama_forward_kvs(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache *const *kvs,
+                               const int64_t *out_idx, int64_t n_out, float *logits);
 
 /* Re-runs layers [l0, l1) of the last tk_llama_forward(m, a, b, NULL, ...) (same batch,
  * no KV cache) from the kept input x[l0], rewriting those layers' activation slots (for

@@ -59,20 +59,35 @@ static inline __m256 s8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_e
  * four bytes per lane into dwords: group j = elements 4j..4j+3 and 16+4j..16+4j+3, the
  * order tk_cpu_fdot_prepare lays x out in. In-lane shuffles instead of cross-lane byte
  * widening: the widening was the bottleneck of this kernel. */
-static inline __m256 nib_dot(const uint8_t *qs, const float *xp) {
+static inline void nib_floats(const uint8_t *qs, __m256 q[4]) {
     const __m256i m = _mm256_set1_epi8(0x0F);
     __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
     __m256i v = _mm256_and_si256(_mm256_blend_epi32(raw, _mm256_srli_epi16(raw, 4), 0xF0), m);
 #define Z (char)0x80
 #define SH(j) _mm256_setr_epi8(4 * j, Z, Z, Z, 4 * j + 1, Z, Z, Z, 4 * j + 2, Z, Z, Z, 4 * j + 3, Z, Z, Z, \
                                4 * j, Z, Z, Z, 4 * j + 1, Z, Z, Z, 4 * j + 2, Z, Z, Z, 4 * j + 3, Z, Z, Z)
-    __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(0))), _mm256_loadu_ps(xp));
-    __m256 b = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(1))), _mm256_loadu_ps(xp + 8));
-    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(2))), _mm256_loadu_ps(xp + 16), a);
-    b = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(3))), _mm256_loadu_ps(xp + 24), b);
+    q[0] = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(0)));
+    q[1] = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(1)));
+    q[2] = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(2)));
+    q[3] = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, SH(3)));
 #undef SH
 #undef Z
+}
+/* Σ q·x of one 32-block whose weights are decoded into q[4] (groups of 8, in the x order of xp). */
+static inline __m256 block_dot(const __m256 q[4], const float *xp) {
+    __m256 a = _mm256_mul_ps(q[0], _mm256_loadu_ps(xp));
+    __m256 b = _mm256_mul_ps(q[1], _mm256_loadu_ps(xp + 8));
+    a = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(xp + 16), a);
+    b = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xp + 24), b);
     return _mm256_add_ps(a, b);
+}
+static inline __m256 nib_dot(const uint8_t *qs, const float *xp) {
+    __m256 q[4];
+    nib_floats(qs, q);
+    return block_dot(q, xp);
+}
+static inline void q8_floats(const uint8_t *qs, __m256 q[4]) {
+    for (int j = 0; j < 4; j++) q[j] = s8f(_mm_loadl_epi64((const __m128i *)(qs + 8 * j)));
 }
 
 static float fdot_q4(const uint8_t *w, const float *x, const float *xs, int64_t nb, bool has_m) {
@@ -95,15 +110,35 @@ static float fdot_q8_0(const uint8_t *w, const float *x, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, w += sizeof(tk_block_q8_0)) {
         uint16_t dh;
         memcpy(&dh, w, 2);
-        const uint8_t *q = w + 2;
-        const float *xb = x + i * 32;
-        __m256 a = _mm256_mul_ps(s8f(_mm_loadl_epi64((const __m128i *)q)), _mm256_loadu_ps(xb));
-        __m256 b = _mm256_mul_ps(s8f(_mm_loadl_epi64((const __m128i *)(q + 8))), _mm256_loadu_ps(xb + 8));
-        a = _mm256_fmadd_ps(s8f(_mm_loadl_epi64((const __m128i *)(q + 16))), _mm256_loadu_ps(xb + 16), a);
-        b = _mm256_fmadd_ps(s8f(_mm_loadl_epi64((const __m128i *)(q + 24))), _mm256_loadu_ps(xb + 24), b);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh)), _mm256_add_ps(a, b), acc);
+        __m256 q[4];
+        q8_floats(w + 2, q);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(dh)), block_dot(q, x + i * 32), acc);
     }
     return hsum8(acc);
+}
+
+/* Four activation rows against one weight row of Q4_0/Q4_1/Q8_0: each block is decoded once for
+ * the four; per row the same operations in the same order as fdot_q4 / fdot_q8_0. */
+static void fdot4_blocks(tk_dtype t, const uint8_t *w, const float *x, int64_t xstride, const float *xs, int64_t sstride,
+                         int64_t nb, float out[4]) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float macc[4] = {0, 0, 0, 0};
+    const bool q8 = t == TK_Q8_0, has_m = t == TK_Q4_1;
+    const size_t bb = q8 ? sizeof(tk_block_q8_0) : has_m ? sizeof(tk_block_q4_1) : sizeof(tk_block_q4_0);
+    for (int64_t i = 0; i < nb; i++, w += bb) {
+        uint16_t dh, mh = 0;
+        memcpy(&dh, w, 2);
+        if (has_m) memcpy(&mh, w + 2, 2);
+        float d = _cvtsh_ss(dh), m = has_m ? _cvtsh_ss(mh) : -8.0f * d;
+        __m256 q[4], dv = _mm256_set1_ps(d);
+        if (q8) q8_floats(w + 2, q);
+        else nib_floats(w + (has_m ? 4 : 2), q);
+        for (int j = 0; j < 4; j++) {
+            acc[j] = _mm256_fmadd_ps(dv, block_dot(q, x + j * xstride + i * 32), acc[j]);
+            if (!q8) macc[j] += m * xs[j * sstride + i];
+        }
+    }
+    for (int j = 0; j < 4; j++) out[j] = q8 ? hsum8(acc[j]) : hsum8(acc[j]) + macc[j];
 }
 
 static float fdot_f16(const uint16_t *w, const float *x, int64_t n) {
@@ -145,6 +180,17 @@ static float fdot_f32(const float *w, const float *x, int64_t n) {
     return s;
 }
 #endif
+
+void tk_cpu_fdot4(tk_dtype t, const void *w, const float *x, int64_t xstride, const float *xsums, int64_t sstride, int64_t n,
+                  float out[4]) {
+#ifdef TK_FDOT_AVX2
+    if (t == TK_Q4_0 || t == TK_Q4_1 || t == TK_Q8_0) {
+        fdot4_blocks(t, w, x, xstride, xsums, sstride, n / 32, out);
+        return;
+    }
+#endif
+    for (int j = 0; j < 4; j++) out[j] = tk_cpu_fdot(t, w, x + j * xstride, xsums + j * sstride, n);
+}
 
 float tk_cpu_fdot(tk_dtype t, const void *w, const float *x, const float *xsums, int64_t n) {
 #ifdef TK_FDOT_AVX2

@@ -34,6 +34,11 @@ void tk_cpu_fdot_prepare(tk_dtype t, const float *x, float *xp, float *sums, int
  * from tk_cpu_fdot_prepare(t, x, ...). Its reference is the scalar dequantizer followed by a double dot (tests). */
 float tk_cpu_fdot(tk_dtype t, const void *w, const float *xp, const float *xsums, int64_t n);
 
+/* tk_cpu_fdot of one weight row against four activation rows (x + j * xstride, xsums + j * sstride, j < 4) into
+ * out[4], each bit-identical to tk_cpu_fdot's result; Q4_0/Q4_1/Q8_0 blocks are decoded once for the four rows. */
+void tk_cpu_fdot4(tk_dtype t, const void *w, const float *x, int64_t xstride, const float *xsums, int64_t sstride, int64_t n,
+                  float out[4]);
+
 /* Dequantizes n elements of any supported dtype (F32 copy included) into dst; TK_ERR_UNSUPPORTED otherwise. */
 tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n);
 

@@ -1,7 +1,8 @@
 /* The CPU backend's matmuls (tk_matmul and friends dispatch here): y = x·W^T for weights of any dtype, never expanding a
  * half/quantized W whole. Three strategies:
  *   f32 W           -> one sgemm (BLAS threads it);
- *   few rows (T<8)  -> row-parallel dots, W read once from its storage: fused int8
+ *   few rows (T<8, or any T with TK_MATMUL_ROWWISE)
+ *                   -> row-parallel dots, W read once from its storage: fused int8
  *                      kernels for Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (x quantized to 32-blocks,
  *                      as llama.cpp does) unless TK_MATMUL_EXACT; exact fused f32
  *                      kernels (dequantization in registers) for Q4_0/Q4_1/Q8_0/F16/
@@ -100,6 +101,25 @@ static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w,
                          (long long)nr, (long long)K) : TK_OK;
 }
 
+/* y[t * N + n] (+)= W[n] · x_t for weight rows n in [n0, n1) (row stride rb bytes) and the T prepared
+ * activation rows (tk_cpu_fdot_prepare: xp [T x K], sums [T x K/32]). Four activation rows (in L1) per
+ * pass over the weight rows (a chunk that stays in L2); each value as one tk_cpu_fdot would give it. */
+static void fdot_block(tk_dtype dt, const uint8_t *W, size_t rb, int64_t n0, int64_t n1, const float *xp, const float *sums,
+                       int64_t K, int64_t T, float *y, int64_t N, bool acc) {
+    int64_t t = 0, nb = K / 32;
+    for (; t + 4 <= T; t += 4)
+        for (int64_t n = n0; n < n1; n++) {
+            float v[4];
+            tk_cpu_fdot4(dt, W + (size_t)n * rb, xp + t * K, K, sums + t * nb, nb, K, v);
+            for (int j = 0; j < 4; j++) y[(t + j) * N + n] = acc ? y[(t + j) * N + n] + v[j] : v[j];
+        }
+    for (; t < T; t++)
+        for (int64_t n = n0; n < n1; n++) {
+            float v = tk_cpu_fdot(dt, W + (size_t)n * rb, xp + t * K, sums + t * nb, K);
+            y[t * N + n] = acc ? y[t * N + n] + v : v;
+        }
+}
+
 /* Few rows: each thread takes a range of output rows and reads each W row once, straight
  * from its storage. Kernels, by preference: int8 (x quantized to 32-blocks, as llama.cpp;
  * not when exact), exact fused f32 (dequantization in registers), or dequantize the row
@@ -135,23 +155,29 @@ static tk_status matmul_rows(float *y, const float *x, const tk_tensor_ref *w, s
             #pragma omp atomic write
             err = TK_ERR_NOMEM;
         }
-        #pragma omp for schedule(dynamic, chunk)
-        for (int64_t n = 0; n < N; n++) {
-            const void *wr = W + (size_t)n * row_bytes;
-            for (int64_t t = 0; t < T && kind != 3; t++) {
-                float v = kind == 1 ? tk_cpu_qdot(dt, wr, xq + t * (K / 32), K)
-                                    : tk_cpu_fdot(dt, wr, xs + t * K, xs + T * K + t * (K / 32), K);
-                y[t * N + n] = acc ? y[t * N + n] + v : v;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < N; c += chunk) {
+            int64_t c1 = N - c < chunk ? N : c + chunk;
+            if (kind == 2) {
+                fdot_block(dt, W, row_bytes, c, c1, xs, xs + T * K, K, T, y, N, acc);
+                continue;
             }
-            if (kind != 3 || !row) continue;
-            const float *wf = deq ? row : (const float *)wr;
-            if (deq) deq(wr, row, K);
-            for (int64_t t = 0; t < T; t++) {
-                const float *xt = x + t * K;
-                float s = 0;
-                #pragma omp simd reduction(+ : s)
-                for (int64_t k = 0; k < K; k++) s += wf[k] * xt[k];
-                y[t * N + n] = acc ? y[t * N + n] + s : s;
+            for (int64_t n = c; n < c1; n++) {
+                const void *wr = W + (size_t)n * row_bytes;
+                for (int64_t t = 0; t < T && kind == 1; t++) {
+                    float v = tk_cpu_qdot(dt, wr, xq + t * (K / 32), K);
+                    y[t * N + n] = acc ? y[t * N + n] + v : v;
+                }
+                if (kind != 3 || !row) continue;
+                const float *wf = deq ? row : (const float *)wr;
+                if (deq) deq(wr, row, K);
+                for (int64_t t = 0; t < T; t++) {
+                    const float *xt = x + t * K;
+                    float s = 0;
+                    #pragma omp simd reduction(+ : s)
+                    for (int64_t k = 0; k < K; k++) s += wf[k] * xt[k];
+                    y[t * N + n] = acc ? y[t * N + n] + s : s;
+                }
             }
         }
         free(row);
@@ -189,15 +215,20 @@ static tk_status matmul_rows_multi(float *const *y, const float *x, const tk_ten
     }
     int64_t total = base[n], chunk = total / (16 * (int64_t)tk_get_threads());
     if (chunk < 8) chunk = 8;
-    #pragma omp parallel for schedule(dynamic, chunk) if (total * K > 16384)
-    for (int64_t r = 0; r < total; r++) {
-        int i = 0;
-        while (r >= base[i + 1]) i++;
-        int64_t nr = r - base[i], N = w[i]->ne[1];
-        const void *wr = (const uint8_t *)w[i]->data + (size_t)nr * row_bytes[i];
-        for (int64_t t = 0; t < T; t++)
-            y[i][t * N + nr] = kind[i] == 1 ? tk_cpu_qdot(w[i]->dtype, wr, xq + t * (K / 32), K)
-                                            : tk_cpu_fdot(w[i]->dtype, wr, xp[i] + t * K, xp[i] + T * K + t * (K / 32), K);
+    #pragma omp parallel for schedule(dynamic, 1) if (total * K > 16384)
+    for (int64_t c = 0; c < total; c += chunk) {
+        /* the chunk's rows [c, c1) of the joint index space, one weight's part at a time */
+        for (int64_t r = c, c1 = total - c < chunk ? total : c + chunk; r < c1;) {
+            int i = 0;
+            while (r >= base[i + 1]) i++;
+            int64_t e = c1 < base[i + 1] ? c1 : base[i + 1], N = w[i]->ne[1];
+            const uint8_t *W = w[i]->data;
+            if (kind[i] == 2) fdot_block(w[i]->dtype, W, row_bytes[i], r - base[i], e - base[i], xp[i], xp[i] + T * K, K, T, y[i], N, false);
+            else
+                for (int64_t n = r - base[i]; n < e - base[i]; n++)
+                    for (int64_t t = 0; t < T; t++) y[i][t * N + n] = tk_cpu_qdot(w[i]->dtype, W + (size_t)n * row_bytes[i], xq + t * (K / 32), K);
+            r = e;
+        }
     }
 out:
     free(xq);
@@ -208,7 +239,7 @@ out:
 tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags) {
     if (n < 1 || n > TK_MULTI_MAX) return tk_fail(TK_ERR_ARG, "matmul_multi: %d weights (1..%d)", n, TK_MULTI_MAX);
     size_t rb[TK_MULTI_MAX];
-    bool fused = T > 0 && T < TK_SMALL_T && !g_force_path;
+    bool fused = T > 0 && (T < TK_SMALL_T || (flags & TK_MATMUL_ROWWISE)) && !g_force_path;
     for (int i = 0; i < n; i++) {
         tk_status st = tk_matmul_check(w[i], T, &rb[i]);
         if (st) return st;
@@ -234,7 +265,8 @@ tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_
     int64_t K = w->ne[0], N = w->ne[1];
     int path = g_force_path;
     if (!path) {
-        if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
+        if (flags & TK_MATMUL_ROWWISE) path = 2; /* every row as a one-row product */
+        else if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
         else path = T < TK_SMALL_T ? 2 : 1;
     }
     if (path == 3 || ((path == 1 || path == 4) && w->dtype == TK_F32)) {
