@@ -194,7 +194,7 @@ static tk_status collect_labels(tk_eval_set *s) {
         if (!(l[s->n_labels] = tk_strdup(s->v[i].reference))) return TK_ERR_NOMEM;
         s->n_labels++;
     }
-    qsort(s->labels, s->n_labels, sizeof *s->labels, cmp_str);
+    if (s->n_labels > 1) qsort(s->labels, s->n_labels, sizeof *s->labels, cmp_str);
     return TK_OK;
 }
 
