@@ -16,17 +16,6 @@
 #include "peft/prefix.h"
 #include "peft/registry.h"
 
-static int64_t load_init(tk_param_set *ps, const tk_safetensors *st, const char *method) {
-    char name[256];
-    int64_t n = 0;
-    for (int64_t i = 0; i < ps->n; i++) {
-        snprintf(name, sizeof name, "%s.init.%s", method, ps->p[i].name);
-        const float *v = fx_f32(st, name, ps->p[i].n);
-        if (v) { memcpy(ps->p[i].w, v, (size_t)ps->p[i].n * sizeof(float)); n++; }
-    }
-    return n;
-}
-
 static tk_train_ctx *prefix_ctx(tk_model *m, const tk_prefix_config *cfg, int32_t rows, int32_t cols, bool recompute) {
     tk_train_params p = tk_train_default_params();
     p.peft_kind = tk_peft_kind_find("prefix");
@@ -48,28 +37,10 @@ static void run_ref(tk_model *m, tk_model *mg, const tk_safetensors *st, ref_bat
     if (!tc) return;
     tk_param_set *ps = tk_train_param_set(tc);
     int64_t expect = proj ? 5 : 1;
-    CHECK(ps->n == expect && load_init(ps, st, method) == expect, "%s: %lld parameters, all initialised from the fixture", method,
+    CHECK(ps->n == expect && ref_load_init(ps, st, method) == expect, "%s: %lld parameters, all initialised from the fixture", method,
           (long long)ps->n);
+    ref_check_method(tc, st, rb, method, method);
     char key[64];
-    snprintf(key, sizeof key, "%s_loss", method);
-    double loss = mean_loss_grads(tc, rb), ref = meta_num(st, key);
-    printf("stories260K %s: loss %.7f (torch %.7f)\n", method, loss, ref);
-    CHECK_NEAR(loss, ref, 1e-5 * ref);
-    snprintf(key, sizeof key, "%s.logits", method);
-    check_logits_key(tc, st, key, rb, 64, 1e-5, method);
-    double worst = 0;
-    char name[256];
-    for (int64_t i = 0; i < ps->n; i++) {
-        snprintf(name, sizeof name, "%s.grad.%s", method, ps->p[i].name);
-        const float *g = fx_f32(st, name, ps->p[i].n);
-        CHECK(g != NULL, "%s: the fixture has %s", method, name);
-        if (!g) continue;
-        double e = rel_err(ps->p[i].g, g, 1, ps->p[i].n, 1);
-        if (g_verbose) printf("    %-48s %.2e\n", ps->p[i].name, e);
-        CHECK(e <= 1e-4, "%s gradient %s: max rel err %.3e", method, ps->p[i].name, e);
-        worst = fmax(worst, e);
-    }
-    printf("  every %s gradient (%lld tensors): max rel err %.2e\n", method, (long long)ps->n, worst);
     /* what PEFT saves: prompt_embeddings, the projection applied */
     int adn = 0;
     const tk_adapter_use *ads = tk_train_adapters(tc, &adn);
@@ -89,21 +60,13 @@ static void run_ref(tk_model *m, tk_model *mg, const tk_safetensors *st, ref_bat
     if (mg) {
         tk_train_ctx *tg = prefix_ctx(mg, &cfg, rb->B, rb->T, false);
         if (tg) {
-            load_init(tk_train_param_set(tg), st, method);
+            ref_load_init(tk_train_param_set(tg), st, method);
             snprintf(key, sizeof key, "%s.logits", method);
             check_logits_key(tg, st, key, rb, 64, 1e-4, "GGUF container");
             tk_train_ctx_free(tg);
         }
     }
-    load_init(ps, st, method);
-    double rl[32], gl[32];
-    snprintf(key, sizeof key, "%s_losses", method);
-    int n = meta_list(st, key, rl, 32);
-    CHECK(n == (int)meta_num(st, "steps") + 1, "%s count %d", key, n);
-    if (n > 1) {
-        run_steps(tc, rb, st, n - 1, gl);
-        check_curve(gl, rl, n, 1e-3, method);
-    }
+    ref_check_curve(tc, st, rb, method, method);
     tk_train_ctx_free(tc);
 }
 

@@ -65,6 +65,25 @@ def train_losses(model, named, ids, target, weight):
     return losses
 
 
+def record(method, model, named, batch, tensors, meta, train, extra=None):
+    """The case's initial parameters, loss, logits, gradients (extra(model): more tensors) and loss curve."""
+    ids, target, weight = batch
+    for n, p in named:
+        tensors[method + ".init." + n] = p.detach().clone()
+    loss, logits = loss_fn(model, ids, target, weight)
+    loss.backward()
+    meta[method + "_loss"] = repr(float(loss))
+    tensors[method + ".logits"] = logits[:, :, :64].detach().contiguous()
+    if extra:
+        tensors.update(extra(model))
+    for n, p in named:
+        tensors[method + ".grad." + n] = p.grad.detach().clone()
+    model.zero_grad()
+    meta[method + "_losses"] = json.dumps(train(model, named, ids, target, weight))
+    print("%s: %d tensors, loss %s, steps %s" % (method, len(named), meta[method + "_loss"], meta[method + "_losses"]),
+          file=sys.stderr)
+
+
 def prefix_main(folder, ids, target, weight, tensors, meta):
     from transformers import AutoModelForCausalLM
     from make_train_reference import train_losses as train_losses_ndim
@@ -78,19 +97,8 @@ def prefix_main(folder, ids, target, weight, tensors, meta):
         base = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
         model = get_peft_model(base, cfg)
         named = [(takumi_name(n), p) for n, p in model.named_parameters() if p.requires_grad]
-        for n, p in named:
-            tensors[method + ".init." + n] = p.detach().clone()
-        loss, logits = loss_fn(model, ids, target, weight)
-        loss.backward()
-        meta[method + "_loss"] = repr(float(loss))
-        tensors[method + ".logits"] = logits[:, :, :64].detach().contiguous()
-        tensors[method + ".saved"] = model.get_prompt_embedding_to_save("default").contiguous()
-        for n, p in named:
-            tensors[method + ".grad." + n] = p.grad.detach().clone()
-        model.zero_grad()
-        meta[method + "_losses"] = json.dumps(train_losses_ndim(model, named, ids, target, weight))
-        print("%s: %d tensors, loss %s, steps %s" % (method, len(named), meta[method + "_loss"], meta[method + "_losses"]),
-              file=sys.stderr)
+        record(method, model, named, (ids, target, weight), tensors, meta, train_losses_ndim,
+               lambda mo, m=method: {m + ".saved": mo.get_prompt_embedding_to_save("default").contiguous()})
 
 
 def main():
@@ -127,17 +135,7 @@ def main():
                     p.copy_(0.05 * torch.randn(p.shape, generator=gen))
                 if "ia3_l" in n:
                     p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-                tensors[method + ".init." + n] = p.detach().clone()
-        loss, logits = loss_fn(model, ids, target, weight)
-        loss.backward()
-        meta[method + "_loss"] = repr(float(loss))
-        tensors[method + ".logits"] = logits[:, :, :64].detach().contiguous()
-        for n, p in named:
-            tensors[method + ".grad." + n] = p.grad.detach().clone()
-        model.zero_grad()
-        meta[method + "_losses"] = json.dumps(train_losses(model, named, ids, target, weight))
-        print("%s: %d tensors, loss %s, steps %s" % (method, len(named), meta[method + "_loss"], meta[method + "_losses"]),
-              file=sys.stderr)
+        record(method, model, named, (ids, target, weight), tensors, meta, train_losses)
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "stories260k_peft_methods.safetensors")
     save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=meta)
