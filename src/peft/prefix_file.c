@@ -116,7 +116,7 @@ void tk_prefix_describe_file(const void *file, tk_adapter_info *i) {
     const prefix_file *f = file;
     i->base_model = f->base_model ? f->base_model : "";
     i->arch = "";
-    i->r = f->P; /* the virtual tokens */
+    i->r = 0;          /* no rank: the virtual tokens are in the config */
     i->targets = 0;
     i->min_layer = 0;
     i->max_layer = f->L - 1;
