@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# `takumi train --method dora|ia3` on the tiny stories260K model: the run writes the adapter in
+# `takumi train --method dora|ia3|prefix` on the tiny stories260K model: the run writes the adapter in
 # PEFT's layout (use_dora / peft_type IA3) and, as llama.cpp cannot apply these methods, no GGUF
 # adapter but a note; `takumi generate --adapter` applies it (the greedy text changes) and gives
 # the text of the model `takumi export --merge` writes; options that do not apply (--lora-r with
-# --method ia3) fail naming the option.
+# --method ia3) fail naming the option. Prefix adapters (no merge) are applied and refused a merge.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -58,6 +58,42 @@ for method in dora ia3; do
     "$BIN" export --model "$G" --adapter "$r/adapter" --to "$tmp/$method.gguf" > /dev/null 2> "$tmp/c.err"
     if [ $? = 1 ] && grep -q "no GGUF layout" "$tmp/c.err"; then ok; else bad "$method: conversion to GGUF: $(cat "$tmp/c.err")"; fi
 done
+
+# prefix tuning: a PEFT folder (peft_type PREFIX_TUNING), no GGUF adapter, applied by generate on both
+# containers alike; neither merged nor converted to GGUF (clear refusals); with the projection too
+for variant in prefix prefix_proj; do
+    r=$tmp/$variant
+    extra=(); [ $variant = prefix_proj ] && extra=(--prefix-projection --encoder-hidden-size 16)
+    if "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method prefix --num-virtual-tokens 8 "${extra[@]}" \
+          --max-seq-len 160 --samples 0 --threads 1 --seed 5 --epochs 8 --lr 1e-2 --out "$r" > "$tmp/$variant.out" 2> "$tmp/$variant.err"; then ok
+    else bad "$variant: train failed: $(tail -3 "$tmp/$variant.err")"; continue; fi
+    if grep -q '"peft_type":[[:space:]]*"PREFIX_TUNING"' "$r/adapter/adapter_config.json" && [ -s "$r/adapter/adapter_model.safetensors" ]; then ok
+    else bad "$variant: no PREFIX_TUNING adapter folder"; fi
+    if [ ! -e "$r/adapter.gguf" ] && grep -q "no GGUF adapter: llama.cpp cannot apply prefix adapters" "$r/metrics.jsonl" &&
+       grep -q "cannot be merged into the weights either" "$r/metrics.jsonl"; then ok
+    else bad "$variant: expected no adapter.gguf and a note without --merge advice"; fi
+    gen "$variant" "$S/hf" --adapter "$r/adapter"
+    gen "${variant}_gguf" "$G" --adapter "$r/adapter"
+    if [ -s "$tmp/$variant.txt" ] && ! cmp -s "$tmp/base.txt" "$tmp/$variant.txt"; then ok
+    else bad "$variant: the adapter does not change the text: '$(cat "$tmp/$variant.txt")'"; fi
+    if cmp -s "$tmp/$variant.txt" "$tmp/${variant}_gguf.txt"; then ok; else bad "$variant: HF and GGUF bases differ"; fi
+    "$BIN" export --model "$G" --adapter "$r/adapter" --merge --to "$tmp/$variant-merged.gguf" --dtype f32 > /dev/null 2> "$tmp/e.err"
+    if [ $? = 1 ] && grep -q "prefix adapters cannot be merged into the weights" "$tmp/e.err" && [ ! -e "$tmp/$variant-merged.gguf" ]; then ok
+    else bad "$variant: export --merge: $(cat "$tmp/e.err")"; fi
+    "$BIN" export --model "$G" --adapter "$r/adapter" --to "$tmp/$variant.gguf" > /dev/null 2> "$tmp/c.err"
+    if [ $? = 1 ] && grep -q "prefix adapters have no GGUF layout" "$tmp/c.err" && ! grep -q -- "--merge" "$tmp/c.err"; then ok
+    else bad "$variant: conversion to GGUF: $(cat "$tmp/c.err")"; fi
+done
+refuse() {  # refuse MESSAGE ARGS...: train fails (exit 1) with MESSAGE
+    local msg=$1; shift
+    "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --out "$tmp/bad" "$@" > /dev/null 2> "$tmp/f.err"
+    if [ $? = 1 ] && grep -q -- "$msg" "$tmp/f.err"; then ok; else bad "$*: expected '$msg', got: $(cat "$tmp/f.err")"; fi
+}
+refuse "--lora-r does not apply to --method prefix" --method prefix --lora-r 4
+refuse "--freeze-layers does not apply to --method prefix" --method prefix --freeze-layers 1
+refuse "--num-virtual-tokens applies to --method prefix only" --num-virtual-tokens 4
+refuse "add --prefix-projection" --method prefix --encoder-hidden-size 8
+refuse "do not fit the model's context of 512 tokens" --method prefix --num-virtual-tokens 600
 
 "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method ia3 --lora-r 4 --out "$tmp/bad" > /dev/null 2> "$tmp/f.err"
 if [ $? = 1 ] && grep -q -- "--lora-r does not apply to --method ia3" "$tmp/f.err"; then ok; else bad "--lora-r with ia3: $(cat "$tmp/f.err")"; fi

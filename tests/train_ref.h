@@ -149,4 +149,56 @@ static inline void check_curve(const double *got, const double *ref, int n, doub
     CHECK(worst <= tol, "%s loss curve differs from PyTorch (max rel %.3e > %.1e)", what, worst, tol);
 }
 
+/* The PEFT-method cases of tools/make_peft_methods_reference.py ("<method>.init.<param>",
+ * "<method>.grad.<param>", "<method>.logits", metadata <method>_loss / <method>_losses). */
+
+/* Copies the fixture's "<method>.init.<name>" into every parameter; returns how many were found. */
+static inline int64_t ref_load_init(tk_param_set *ps, const tk_safetensors *st, const char *method) {
+    char name[256];
+    int64_t n = 0;
+    for (int64_t i = 0; i < ps->n; i++) {
+        snprintf(name, sizeof name, "%s.init.%s", method, ps->p[i].name);
+        const float *v = fx_f32(st, name, ps->p[i].n);
+        if (v) { memcpy(ps->p[i].w, v, (size_t)ps->p[i].n * sizeof(float)); n++; }
+    }
+    return n;
+}
+
+/* From the fixture's initialisation: the loss, the logits and every parameter's gradient within
+ * the SFT tests' tolerances; then the 10-step AdamW loss curve (parameters reset first). */
+static inline void ref_check_method(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, const char *method, const char *what) {
+    tk_param_set *ps = tk_train_param_set(tc);
+    char key[64], name[256];
+    snprintf(key, sizeof key, "%s_loss", method);
+    double loss = mean_loss_grads(tc, rb), ref = meta_num(st, key);
+    printf("stories260K %s: loss %.7f (torch %.7f)\n", what, loss, ref);
+    CHECK_NEAR(loss, ref, 1e-5 * ref);
+    snprintf(key, sizeof key, "%s.logits", method);
+    check_logits_key(tc, st, key, rb, 64, 1e-5, what);
+    double worst = 0;
+    for (int64_t i = 0; i < ps->n; i++) {
+        snprintf(name, sizeof name, "%s.grad.%s", method, ps->p[i].name);
+        const float *g = fx_f32(st, name, ps->p[i].n);
+        CHECK(g != NULL, "%s: the fixture has %s", what, name);
+        if (!g) continue;
+        double e = rel_err(ps->p[i].g, g, 1, ps->p[i].n, 1);
+        if (g_verbose) printf("    %-72s %.2e\n", ps->p[i].name, e);
+        CHECK(e <= 1e-4, "%s gradient %s: max rel err %.3e", what, ps->p[i].name, e);
+        worst = fmax(worst, e);
+    }
+    printf("  every %s gradient (%lld tensors): max rel err %.2e\n", what, (long long)ps->n, worst);
+}
+
+static inline void ref_check_curve(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, const char *method, const char *what) {
+    ref_load_init(tk_train_param_set(tc), st, method);
+    double rl[32], gl[32];
+    char key[64];
+    snprintf(key, sizeof key, "%s_losses", method);
+    int n = meta_list(st, key, rl, 32);
+    CHECK(n == (int)meta_num(st, "steps") + 1, "%s count %d", key, n);
+    if (n > 1) {
+        run_steps(tc, rb, st, n - 1, gl);
+        check_curve(gl, rl, n, 1e-3, what);
+    }
+}
 #endif

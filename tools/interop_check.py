@@ -26,8 +26,9 @@ of the file, and the Q4_K_M file itself reported.
 Adapters: a random one (tools/interop/takumi_logits --random-adapter: PEFT's A init, B ~ N(0,
 0.05^2), r 8, all seven linears) for each model, and a trained one (RUN/adapter and
 RUN/adapter.gguf of `takumi train`) for SmolLM2 (--run RUN) and Gemma 3 (--run-gemma RUN)
-when given. DoRA and IA3 (PEFT layout only: llama.cpp applies LoRA adapters only): adapters that
-`takumi train --method dora|ia3` trains on stories260K, loaded by PeftModel.from_pretrained.
+when given. DoRA, IA3 and prefix tuning (PEFT layout only: llama.cpp applies LoRA adapters only):
+adapters that `takumi train --method dora|ia3|prefix` trains on stories260K (prefix: plain and with
+--prefix-projection), loaded by PeftModel.from_pretrained.
 
 Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
 every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative). The
@@ -39,7 +40,7 @@ differ from takumi's and HF's by ~3e-2 (HF vs takumi: ~3e-4); there the check is
 floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--stories-only] [--out FILE]
-(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA and IA3 cases)
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3 and prefix cases)
 """
 import argparse
 import datetime
@@ -103,7 +104,10 @@ def run_logits(tool, model, adapter, ids, tmp, tag):
 
 def peft_param(key):
     """The PEFT parameter a file key loads into (adapter "default"): lora_A/B ".weight", DoRA's
-    "lora_magnitude_vector" (a module whose parameter is weight), IA3's "ia3_l" (a ParameterDict)."""
+    "lora_magnitude_vector" (a module whose parameter is weight), IA3's "ia3_l" (a ParameterDict),
+    prefix tuning's "prompt_embeddings" (the prompt encoder's embedding, inference mode)."""
+    if key == "prompt_embeddings":
+        return "prompt_encoder.default.embedding.weight"
     if key.endswith("lora_magnitude_vector"):
         return key + ".default.weight"
     if key.endswith(".weight"):
@@ -111,8 +115,8 @@ def peft_param(key):
     return key + ".default"
 
 
-def train_stories(method, tmp):
-    """RUN folder of `takumi train --method METHOD` on stories260K (24 short records, 3 epochs)."""
+def train_stories(method, tmp, extra=()):
+    """RUN folder of `takumi train --method METHOD [extra]` on stories260K (24 short records, 3 epochs)."""
     d = os.path.join(tmp, "stories_data.jsonl")
     if not os.path.exists(d):
         names, things = ["Lily", "Tom", "Sue", "Ben"], ["ball", "cat", "dog", "tree", "cake"]
@@ -120,10 +124,10 @@ def train_stories(method, tmp):
             for i in range(24):
                 n, t = names[i % 4], things[(i * 3) % 5]
                 f.write('{"prompt": "Tell me about %s and the %s.", "completion": "%s had a %s. %s was happy."}\n' % (n, t, n, t, n))
-    run = os.path.join(tmp, "run_" + method)
+    run = os.path.join(tmp, "run_" + method + "".join(a.strip("-").replace("-", "_") for a in extra if a.startswith("--")))
     sh([os.path.join(ROOT, "build", "takumi"), "train", "--model", STORIES_HF, "--tokenizer",
         os.path.join(SHARED, "models", "stories260K", "llama2c", "tok512.bin"), "--data", d, "--method", method,
-        "--max-seq-len", "160", "--threads", "1", "--seed", "3", "--epochs", "3", "--lr", "1e-2", "--samples", "0", "--out", run])
+        "--max-seq-len", "160", "--threads", "1", "--seed", "3", "--epochs", "3", "--lr", "1e-2", "--samples", "0", "--out", run] + list(extra))
     return run
 
 
@@ -179,7 +183,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
-    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3)")
+    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3, prefix)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
     args = ap.parse_args()
     import peft
@@ -211,9 +215,12 @@ def main():
             ids = [1, 403, 407, 261, 378, 261, 504, 282, 301, 289, 419, 270, 333, 262, 291, 406]
             cases.append(("stories260K, random adapter", STORIES_GGUF, (STORIES_HF, None), STORIES_GGUF, None,
                           os.path.join(d, "adapter"), os.path.join(d, "adapter.gguf"), ids))
-            for method in ("dora", "ia3"):   # methods without a GGUF layout: HF PEFT only
-                run = train_stories(method, tmp)
-                cases.append((f"stories260K, {method} adapter trained by `takumi train --method {method}`", STORIES_GGUF,
+            # methods without a GGUF layout: HF PEFT only
+            for method, extra in (("dora", ()), ("ia3", ()), ("prefix", ("--num-virtual-tokens", "6")),
+                                  ("prefix", ("--num-virtual-tokens", "6", "--prefix-projection"))):
+                run = train_stories(method, tmp, extra)
+                cmd = " ".join(("--method", method) + extra)
+                cases.append((f"stories260K, {method} adapter trained by `takumi train {cmd}`", STORIES_GGUF,
                               (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), None, ids))
         else:
             say("stories260K: not found under ../shared (skipped)")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch + HF PEFT reference for takumi's DoRA and IA3 (tests/test_peft_ref.c).
+"""PyTorch + HF PEFT reference for takumi's DoRA and IA3 (tests/test_peft_ref.c) and prefix tuning
+(tests/test_peft_prefix_method.c).
 
 stories260K (../shared/models/stories260K/hf, float32, eager attention), the batch of
 tools/make_train_reference.py, and per method the same initialisation on both sides:
@@ -16,7 +17,14 @@ parameters: PEFT's without the adapter name, DoRA's magnitude without ".weight")
 AdamW: lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.1 on lora_A/lora_B only (takumi
 decays matrices, not the magnitude or IA3 vectors), constant schedule, global-norm clipping at 1.
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/make_peft_methods_reference.py
+Prefix tuning (argument "prefix", written into tests/fixtures/train/stories260k_peft_prefix.safetensors,
+same keys): PrefixTuningConfig(num_virtual_tokens=4) as "prefix" and, with prefix_projection=True and
+encoder_hidden_size=16, as "prefix_proj", PEFT's own initialisation (torch seed 1234; nn.Embedding
+N(0, 1), nn.Linear uniform); AdamW as make_train_reference (decay on matrices: the embedding and the
+projection's weights, not its biases). "<method>.saved" is what save_pretrained writes
+(prompt_embeddings, the projection applied) after the first forward.
+
+Usage: HF_HUB_OFFLINE=1 python3 tools/make_peft_methods_reference.py [prefix]
 """
 import json
 import os
@@ -57,6 +65,42 @@ def train_losses(model, named, ids, target, weight):
     return losses
 
 
+def record(method, model, named, batch, tensors, meta, train, extra=None):
+    """The case's initial parameters, loss, logits, gradients (extra(model): more tensors) and loss curve."""
+    ids, target, weight = batch
+    for n, p in named:
+        tensors[method + ".init." + n] = p.detach().clone()
+    loss, logits = loss_fn(model, ids, target, weight)
+    loss.backward()
+    meta[method + "_loss"] = repr(float(loss))
+    tensors[method + ".logits"] = logits[:, :, :64].detach().contiguous()
+    if extra:
+        tensors.update(extra(model))
+    for n, p in named:
+        tensors[method + ".grad." + n] = p.grad.detach().clone()
+    model.zero_grad()
+    meta[method + "_losses"] = json.dumps(train(model, named, ids, target, weight))
+    print("%s: %d tensors, loss %s, steps %s" % (method, len(named), meta[method + "_loss"], meta[method + "_losses"]),
+          file=sys.stderr)
+
+
+def prefix_main(folder, ids, target, weight, tensors, meta):
+    from transformers import AutoModelForCausalLM
+    from make_train_reference import train_losses as train_losses_ndim
+    from peft import PrefixTuningConfig, get_peft_model
+    configs = {
+        "prefix": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4),
+        "prefix_proj": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4, prefix_projection=True, encoder_hidden_size=16),
+    }
+    for method, cfg in configs.items():
+        torch.manual_seed(1234)
+        base = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
+        model = get_peft_model(base, cfg)
+        named = [(takumi_name(n), p) for n, p in model.named_parameters() if p.requires_grad]
+        record(method, model, named, (ids, target, weight), tensors, meta, train_losses_ndim,
+               lambda mo, m=method: {m + ".saved": mo.get_prompt_embedding_to_save("default").contiguous()})
+
+
 def main():
     from transformers import AutoModelForCausalLM
     from peft import IA3Config, LoraConfig, get_peft_model
@@ -69,6 +113,12 @@ def main():
     meta = {"source": "transformers %s, peft %s, torch %s, float32, eager attention" % (
         __import__("transformers").__version__, __import__("peft").__version__, torch.__version__),
         "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS)}
+    if sys.argv[1:] == ["prefix"]:
+        prefix_main(folder, ids, target, weight, tensors, meta)
+        path = os.path.join(OUT, "stories260k_peft_prefix.safetensors")
+        save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=meta)
+        print("%s: %d bytes" % (path, os.path.getsize(path)), file=sys.stderr)
+        return
     configs = {
         "dora": LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, use_dora=True, bias="none"),
         "ia3": IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"]),
@@ -85,17 +135,7 @@ def main():
                     p.copy_(0.05 * torch.randn(p.shape, generator=gen))
                 if "ia3_l" in n:
                     p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
-                tensors[method + ".init." + n] = p.detach().clone()
-        loss, logits = loss_fn(model, ids, target, weight)
-        loss.backward()
-        meta[method + "_loss"] = repr(float(loss))
-        tensors[method + ".logits"] = logits[:, :, :64].detach().contiguous()
-        for n, p in named:
-            tensors[method + ".grad." + n] = p.grad.detach().clone()
-        model.zero_grad()
-        meta[method + "_losses"] = json.dumps(train_losses(model, named, ids, target, weight))
-        print("%s: %d tensors, loss %s, steps %s" % (method, len(named), meta[method + "_loss"], meta[method + "_losses"]),
-              file=sys.stderr)
+        record(method, model, named, (ids, target, weight), tensors, meta, train_losses)
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "stories260k_peft_methods.safetensors")
     save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=meta)

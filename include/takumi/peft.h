@@ -84,7 +84,8 @@ typedef struct tk_peft_method {
      * once). A training backward calls it again for the same layer (c->training true) and needs the
      * same P, keys and values as the forward. Positions: the sequence keeps positions 0..T-1 (HF PEFT's
      * prefix tuning passes the prefix as past_key_values, so HF places the tokens at P..P+T-1; a method
-     * that must match PEFT exactly needs that offset, which this seam does not apply). NULL = never. */
+     * that must match PEFT exactly needs that offset, which this seam does not apply; RoPE being relative,
+     * src/peft/prefix.c gets it by returning its keys rotated to position -P). NULL = never. */
     int64_t (*attn_prefix)(void *state, const tk_peft_call *c, int32_t layer, const float **k, const float **v);
     /* Prefix backward of the last training forward: dk/dv [P x KH*D] = d loss / d (this adapter's prefix
      * keys/values of `layer`, as returned by attn_prefix); accumulate into the parameter gradients.

@@ -64,7 +64,7 @@ static tk_status weight_f32(const tk_tensor_ref *t, const tk_weight_delta *d, in
     if (d && which >= 0 && d->has(d->ud, layer, (tk_linear_id)which) &&
         (st = d->merge(d->ud, layer, (tk_linear_id)which, w, t->ne[1], t->ne[0]))) {
         free(w);
-        return tk_fail_ctx(st, "tensor '%s': the adapter does not merge into the weight", t->name);
+        return tk_fail_ctx(st, "tensor '%s': the adapter does not merge into the weight: ", t->name);
     }
     *out = w;
     return TK_OK;

@@ -33,7 +33,9 @@ tk_status tk_adapter_save(tk_adapter_handle *h, const tk_model *m, const char *o
     if (!p || !m || !out || !*out) return tk_fail(TK_ERR_ARG, "adapter save: NULL adapter, model or output");
     const tk_peft_method *md = p->method;
     if (tk_ends_with(out, ".gguf")) {
-        if (!md->save_gguf) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no GGUF layout (llama.cpp applies LoRA adapters only; write the PEFT folder, or merge with `takumi export --merge`)", out, md->name);
+        if (!md->save_gguf)
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no GGUF layout (llama.cpp applies LoRA adapters only; write the PEFT folder%s)", out,
+                           md->name, md->merge_linear ? ", or merge with `takumi export --merge`" : "");
         return md->save_gguf(p->state, m, out);
     }
     if (!md->save_peft) return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s adapters have no PEFT layout", out, md->name);
@@ -81,6 +83,9 @@ tk_status tk_lora_export_merged(tk_model *m, tk_lora *l, const char *out, const 
 tk_status tk_adapter_merge(tk_model *m, tk_adapter_handle *h, const char *out, const tk_export_params *p) {
     const tk_peft *a = tk_adapter_handle_peft(h);
     if (!a) return tk_fail(TK_ERR_ARG, "adapter merge: no adapter");
+    if (!a->method->merge_linear)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s adapters cannot be merged into the weights (%s): apply the adapter with --adapter instead",
+                       a->method->name, a->method->attn_prefix ? "they add attention keys and values, not a weight change" : "the method has no merge");
     tk_weight_delta d = tk_peft_weight_delta(a);
     return tk_export_merged(m, &d, out, p);
 }

@@ -4,6 +4,7 @@
 #include "peft/lora_io.h"
 #include "peft/dora.h"
 #include "peft/ia3.h"
+#include "peft/prefix.h"
 #include "core/core.h"
 
 static tk_status lora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
@@ -49,6 +50,21 @@ static void ia3_destroy(tk_peft *p) {
     if (p) tk_ia3_free(p->state);
 }
 
+static tk_status prefix_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
+    *out = NULL;
+    if (first_layer != 0)
+        return tk_fail(TK_ERR_ARG, "prefix: the prefix covers every layer (PEFT's prefix tuning has no layer choice): no frozen layers");
+    tk_prefix_config c = cfg ? *(const tk_prefix_config *)cfg : tk_prefix_default_config();
+    tk_prefix *a;
+    tk_status st = tk_prefix_new(m, &c, ps, &a);
+    if (!st) *out = (tk_peft *)tk_prefix_peft(a);
+    return st;
+}
+
+static void prefix_destroy(tk_peft *p) {
+    if (p) tk_prefix_free(p->state);
+}
+
 static const tk_peft_kind k_kinds[] = {
     {.name = "lora",
      .summary = "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)",
@@ -80,6 +96,15 @@ static const tk_peft_kind k_kinds[] = {
      .attach = tk_ia3_attach_file,
      .describe = tk_ia3_describe_file,
      .free_file = tk_ia3_file_free},
+    {.name = "prefix",
+     .summary = "prefix tuning: P trainable attention keys/values per layer, optionally through an MLP (PEFT PREFIX_TUNING)",
+     .create = prefix_create,
+     .destroy = prefix_destroy,
+     .peft_type = "PREFIX_TUNING",
+     .read_peft = tk_prefix_read_peft,
+     .attach = tk_prefix_attach_file,
+     .describe = tk_prefix_describe_file,
+     .free_file = tk_prefix_file_free},
 };
 
 const tk_peft_kind *tk_peft_kind_find(const char *name) {

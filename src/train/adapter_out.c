@@ -26,8 +26,8 @@ tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt) {
     if (!st) st = md->save_peft(p->state, r->m, dir, NULL);
     if (!st) tk_run_emitf(r, TK_EV_INFO, "adapter", true, "adapter (PEFT): %s", dir);
     if (!st && !md->save_gguf) {
-        tk_run_emitf(r, TK_EV_INFO, "adapter", true, "no GGUF adapter: llama.cpp cannot apply %s adapters (use the PEFT folder, or "
-                     "`takumi export --merge` for a merged model)", md->name);
+        tk_run_emitf(r, TK_EV_INFO, "adapter", true, "no GGUF adapter: llama.cpp cannot apply %s adapters (use the PEFT folder%s)", md->name,
+                     md->merge_linear ? ", or `takumi export --merge` for a merged model" : "; it cannot be merged into the weights either");
     } else if (!st) {
         tk_status g = md->save_gguf(p->state, r->m, gg);
         if (g == TK_ERR_UNSUPPORTED) tk_run_emitf(r, TK_EV_WARNING, "warning", true, "no GGUF adapter: %s", tk_last_error());

@@ -22,8 +22,8 @@ static const char *lora_init_name(int i) {
 }
 
 static const char *method_name(int i) {
-    static const char *const names[] = {"lora", "full", "dora", "ia3"}; /* tk_train_method order */
-    return i >= 0 && i < 4 ? names[i] : NULL;
+    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix"}; /* tk_train_method order */
+    return i >= 0 && i < 5 ? names[i] : NULL;
 }
 static const char *sched_name_i(int i) {
     return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
@@ -70,9 +70,10 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full|dora|ia3", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA direction "
-     "+ magnitude per output row, PEFT use_dora; the --lora-* options apply), or IA3 (learned scaling of k, v and the down-projection "
-     "input; --lora-targets all means PEFT's k,v,down)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 4,
+    {"method", "lora|full|dora|ia3|prefix", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
+     "direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
+     "down-projection input; --lora-targets all means PEFT's k,v,down), or prefix tuning (trainable attention keys/values per layer, "
+     "PEFT PREFIX_TUNING; see --num-virtual-tokens)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 5,
      .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill", "sft", "training objective: supervised fine-tuning, preference learning on "
      "chosen/rejected pairs, KTO on labelled completions, a reward model, or distillation from --teacher (docs/objectives.md)",
@@ -112,6 +113,13 @@ static const tk_trainer_option k_opts[] = {
     {"lora-plus-ratio", "X", "0 (off)", "LoRA+: the B matrices (DoRA: and magnitudes) learn at lr x X (PEFT create_loraplus_optimizer)",
      .type = TK_OPT_F64, .offset = F(lora_plus_ratio), .resume = true, .dlo = 0, .dhi = 1e6},
     {"rslora", "", "off", "rank-stabilised LoRA: scale = alpha / sqrt(r)", .type = TK_OPT_BOOL, .offset = F(rslora), .resume = true},
+    {"num-virtual-tokens", "N", "20", "prefix: virtual tokens, i.e. keys/values added to every layer's attention (PEFT has no default; "
+     "its examples use 20)", .type = TK_OPT_I32, .offset = F(num_virtual_tokens), .resume = true, .ilo = 1, .ihi = 100000, .init = "20"},
+    {"prefix-projection", "", "off", "prefix: reparameterise the prefix as an embedding through Linear-tanh-Linear (PEFT prefix_projection); "
+     "the adapter saves the projected prefix", .type = TK_OPT_BOOL, .offset = F(prefix_projection), .resume = true},
+    {"encoder-hidden-size", "auto|N", "auto", "prefix --prefix-projection: width of the projection's hidden layer; auto: the model's "
+     "key/value width (PEFT's default)", .type = TK_OPT_I32, .offset = F(encoder_hidden_size), .resume = true, .is_auto = true, .ilo = 1,
+     .ihi = 1 << 20},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
     {"epochs", "auto|N", "auto",
@@ -350,12 +358,25 @@ bool tk_trainer_config_given(const tk_trainer_config *c, const char *name) {
 
 /* The options that do not apply to --method ia3 (IA3 has no rank, alpha or dropout) and to --method full. */
 static const char *const k_not_ia3[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-init", "lora-plus-ratio"};
+/* The options that do not apply to --method prefix, and the prefix's options elsewhere. */
+static const char *const k_not_prefix[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio",
+                                           "freeze-layers"};
+static const char *const k_prefix_only[] = {"num-virtual-tokens", "prefix-projection", "encoder-hidden-size"};
 static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
 
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     for (size_t i = 0; c->method == TK_TRAIN_IA3 && i < sizeof k_not_ia3 / sizeof k_not_ia3[0]; i++)
         if (tk_trainer_config_given(c, k_not_ia3[i]))
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --method ia3 (IA3 learns scaling vectors: no rank, alpha, dropout, A or B)", k_not_ia3[i]);
+    for (size_t i = 0; c->method == TK_TRAIN_PREFIX && i < sizeof k_not_prefix / sizeof k_not_prefix[0]; i++)
+        if (tk_trainer_config_given(c, k_not_prefix[i]))
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method prefix (prefix tuning learns attention keys and values for every "
+                                       "layer: no rank, alpha, dropout, target linears or frozen layers)", k_not_prefix[i]);
+    for (size_t i = 0; c->method != TK_TRAIN_PREFIX && i < sizeof k_prefix_only / sizeof k_prefix_only[0]; i++)
+        if (tk_trainer_config_given(c, k_prefix_only[i]))
+            return tk_fail(TK_ERR_ARG, "--%s applies to --method prefix only (the method is %s)", k_prefix_only[i], method_name((int)c->method));
+    if (tk_trainer_config_given(c, "encoder-hidden-size") && !c->prefix_projection)
+        return tk_fail(TK_ERR_ARG, "--encoder-hidden-size sets the projection's width, but there is no projection: add --prefix-projection");
     for (size_t i = 0; c->method == TK_TRAIN_FULL && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
         if (tk_trainer_config_given(c, k_not_full[i]))
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --method full (full fine-tuning trains the weights themselves: no adapter)",

@@ -14,6 +14,7 @@
 #include "train/run.h"
 #include "takumi/eval.h"
 #include "peft/ia3.h"
+#include "peft/prefix.h"
 #include <stdio.h>
 #include <unistd.h>
 
@@ -114,6 +115,9 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tk_ia3_config ia3 = {.targets = c->lora_targets == TK_LORA_ALL_TARGETS ? 0 : c->lora_targets, /* all: PEFT's k, v, down */
                          .feedforward = c->lora_targets & (1u << TK_LIN_DOWN)};
     if (c->method == TK_TRAIN_IA3) tp.peft_cfg = &ia3;
+    tk_prefix_config pfx = {.num_virtual_tokens = c->num_virtual_tokens, .projection = c->prefix_projection,
+                            .encoder_hidden_size = c->encoder_hidden_size, .seed = c->seed};
+    if (c->method == TK_TRAIN_PREFIX) tp.peft_cfg = &pfx;
     if (r->pref || r->distill) {
         tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);

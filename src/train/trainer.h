@@ -43,6 +43,9 @@ typedef struct tk_trainer_config {
     bool rslora;
     int32_t lora_init;        /* tk_lora_init */
     double lora_plus_ratio;   /* LoRA+: B learning rate = lr x this; 0 = off */
+    int32_t num_virtual_tokens;   /* prefix: P */
+    bool prefix_projection;       /* prefix: PEFT's prefix_projection */
+    int32_t encoder_hidden_size;  /* prefix: the projection's hidden width; 0 = auto (KH*D) */
     uint32_t lora_targets;    /* bit (1u << tk_linear_id) per adapted linear */
     int32_t freeze_layers;
     int32_t epochs;           /* 0 = auto */
