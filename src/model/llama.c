@@ -330,7 +330,13 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
              * rows (batched decode) run in parallel, each attention single-threaded inside (the same
              * results: its work is split the same way whichever thread runs it). */
             int64_t bad = -1;
-            #pragma omp parallel for schedule(dynamic, 1) if (B > 1)
+            if (B == 1) {   /* one sequence (sessions, prefill): its attention uses every thread, no enclosing region */
+                tk_kv_cache *kv = kvs[0];
+                memcpy(kv->k + (int64_t)l * kv->cap * KD + (int64_t)kv->n * KD, k, (size_t)(Tc * KD) * sizeof(float));
+                memcpy(kv->v + (int64_t)l * kv->cap * KD + (int64_t)kv->n * KD, v, (size_t)(Tc * KD) * sizeof(float));
+                if ((st = kv_attention(attn, q, kv, l, pos, 0, Tc, &aa0))) return st;
+            } else
+            #pragma omp parallel for schedule(dynamic, 1)
             for (int64_t r = 0; r < B; r++) {
                 tk_kv_cache *kv = kvs[r];
                 float *kc = kv->k + (int64_t)l * kv->cap * KD, *vc = kv->v + (int64_t)l * kv->cap * KD;
