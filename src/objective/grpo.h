@@ -52,7 +52,7 @@ typedef struct tk_grpo_params {
     int32_t max_completion_length;  /* dr_grpo: L > 0 (TRL's max_completion_length); ignored otherwise */
 } tk_grpo_params;
 
-/* TRL 1.16's defaults: beta 0, epsilon 0.2 both sides, loss dapo, max_completion_length 256. Thread-safe. */
+/* TRL 1.16's defaults: beta 0, epsilon 0.2 both sides, loss dapo, max_completion_length 512. Thread-safe. */
 tk_grpo_params tk_grpo_default_params(void);
 
 /* Whether the objective needs the reference forward (batch.ref_h): beta > 0. Thread-safe. */
