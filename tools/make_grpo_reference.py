@@ -19,7 +19,16 @@ w [V x C], targets, sequence ids, 2 groups of 3 completions; old log-probs = the
 without the KL term; per case loss, dh, dw and TRL's logged metrics kl, clip_ratio/low_mean,
 clip_ratio/high_mean, clip_ratio/region_mean.
 Writes tests/fixtures/objective/grpo_ref.safetensors.
-Usage: python3 tools/make_grpo_reference.py
+
+Second fixture, tests/fixtures/train/stories260k_grpo_ref.safetensors: ../shared/models/stories260K/hf
+with a PEFT LoRA (r 4, alpha 8, all seven targets, dropout 0; A: PEFT's init, B: 0.05 randn, as
+tools/make_dpo_reference.py), two prompts with three completions each (one per row, right-padded),
+fixed rewards -> TRL's group advantages, old log-probs = the initial policy's + 0.2 randn on the
+completion tokens, the reference = the base with the adapter off. For dapo (beta 0.04), grpo (beta 0.1)
+and dr_grpo (beta 0.04): the loss and every LoRA gradient; for dapo and grpo a 10-step AdamW curve
+with the completions, advantages, old and reference log-probs held fixed (TRL's num_iterations
+passes over one generation batch; test_train_ref's optimizer settings).
+Usage: HF_HUB_OFFLINE=1 python3 tools/make_grpo_reference.py
 """
 import json
 import os
@@ -27,6 +36,7 @@ import sys
 from collections import defaultdict
 from types import SimpleNamespace
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 from safetensors.torch import save_file
 
@@ -35,7 +45,7 @@ from trl.trainer.grpo_trainer import GRPOTrainer
 from trl.trainer.utils import nanstd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_dpo_reference import token_logps  # noqa: E402  (log softmax(logits)[target] per row)
+from make_dpo_reference import token_logps, TARGETS, N_STEPS, LR, WD, CLIP, SHARED  # noqa: E402  (the DPO reference's helpers and settings)
 from make_kto_reward_reference import rows_of  # noqa: E402  (per-sequence rows, right-padded, + mask)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,8 +101,7 @@ def trl_advantages(rewards, scale):
     return torch.nan_to_num(adv, nan=0.0)
 
 
-def main():
-    torch.set_num_threads(2)
+def head_problem():
     g = torch.Generator().manual_seed(23)
     C, V = 12, 40
     comp = [5, 3, 7, 4, 6, 2]                 # completion rows of the 6 sequences (2 groups of 3)
@@ -132,12 +141,105 @@ def main():
         meta[name] = json.dumps({"loss": loss.item(), "loss_type": lt, "beta": beta, "epsilon_low": el, "epsilon_high": eh,
                                  "max_completion_length": L, "metrics": met})
         print("%-11s loss %.6f metrics %s" % (name, loss.item(), ["%.4f" % x for x in met]), file=sys.stderr)
-    meta["source"] = "trl %s, torch %s, float32" % (trl.__version__, torch.__version__)
-    path = "tests/fixtures/objective/grpo_ref.safetensors"
-    full = os.path.join(ROOT, path)
-    os.makedirs(os.path.dirname(full), exist_ok=True)
-    save_file({k: v.contiguous() for k, v in out.items()}, full, metadata=meta)
-    print("wrote %s (%d tensors, %d bytes)" % (path, len(out), os.path.getsize(full)), file=sys.stderr)
+    return out, meta
+
+
+STORIES_CASES = [("dapo", 0.04, True), ("grpo", 0.1, True), ("dr_grpo", 0.04, False)]  # loss type, beta, curve
+STORIES_L = 16  # dr_grpo's max_completion_length
+
+
+def stories_problem():
+    from transformers import AutoModelForCausalLM
+    from peft import LoraConfig, get_peft_model
+    folder = os.path.join(SHARED, "models", "stories260K", "hf")
+    greedy = json.loads(open(os.path.join(folder, "greedy_64_from_bos.txt")).readline())
+    # two prompts (a story's start), three completions each (stretches of story tokens of different lengths)
+    p0, p1 = [1] + greedy[:5], [1] + greedy[20:24]
+    comps = [greedy[5:14], greedy[40:46], greedy[30:41], greedy[24:30], greedy[50:61], greedy[8:12]]
+    prompts = [p0, p0, p0, p1, p1, p1]
+    seqs = [p + c for p, c in zip(prompts, comps)]
+    B, T = len(seqs), max(len(s) for s in seqs)
+    ids = torch.zeros(B, T, dtype=torch.long)
+    cmask, amask = torch.zeros(B, T), torch.zeros(B, T)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(s)
+        cmask[i, len(prompts[i]):len(s)] = 1
+        amask[i, :len(s)] = 1
+    target = torch.full((B, T), -1, dtype=torch.long)
+    target[:, :-1] = torch.where(amask[:, 1:] > 0, ids[:, 1:], torch.full_like(ids[:, 1:], -1))
+    shift = cmask[:, 1:]  # completion mask over the next-token positions
+    target[:, :-1] = torch.where(shift > 0, target[:, :-1], torch.full_like(target[:, :-1], -1))  # prompts carry no target
+    seq = torch.full((B, T), -1, dtype=torch.int32)
+    seq[:, :-1] = torch.where(shift > 0, torch.arange(B, dtype=torch.int32).unsqueeze(1).expand(B, T - 1), seq[:, :-1])
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.5, 1.0, 0.0])
+    adv = trl_advantages(rewards, "group")
+    torch.manual_seed(1234)
+    gen = torch.Generator().manual_seed(99)
+    base = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, bias="none"))
+    named = [(n.replace(".default", ""), p) for n, p in model.named_parameters() if p.requires_grad]
+    init = {}
+    with torch.no_grad():
+        for n, p in named:
+            if "lora_B" in n:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            init[n] = p.detach().clone()
+    tok_of = lambda: token_logps(model(input_ids=ids, attention_mask=amask.long()).logits[:, :-1], target[:, :-1])
+    with torch.no_grad():
+        old = torch.where(shift > 0, tok_of() + 0.2 * torch.randn(B, T - 1, generator=gen), torch.zeros(()))
+        with model.disable_adapter():
+            ref = tok_of()
+    old_rows = torch.zeros(B, T)
+    old_rows[:, :-1] = old
+    out = {"ids": ids.to(torch.int32), "seg": torch.where(amask > 0, 0, -1).to(torch.int32), "target": target.to(torch.int32),
+           "seq": seq, "seq_value": adv, "old_logp": old_rows, "rewards": rewards}
+    out.update({"init." + n: v for n, v in init.items()})
+    meta = {}
+    for lt, beta, with_curve in STORIES_CASES:
+        loss_of = lambda: trl_grpo(tok_of(), shift, adv, old, ref, lt, beta, 0.2, 0.2, STORIES_L)
+        with torch.no_grad():
+            for n, p in named:
+                p.copy_(init[n])
+        model.zero_grad()
+        loss, met = loss_of()
+        loss.backward()
+        for n, p in named:
+            out["grad.%s.%s" % (lt, n)] = p.grad.detach().clone()
+        entry = {"loss": loss.item(), "loss_type": lt, "beta": beta, "epsilon_low": 0.2, "epsilon_high": 0.2,
+                 "max_completion_length": STORIES_L, "metrics": met}
+        if with_curve:
+            model.zero_grad()
+            decay = [p for n, p in named if p.ndim >= 2]
+            opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}], lr=LR, betas=(0.9, 0.999), eps=1e-8)
+            curve = []
+            for _ in range(N_STEPS):
+                opt.zero_grad()
+                loss, _ = loss_of()
+                curve.append(loss.item())
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
+                opt.step()
+            with torch.no_grad():
+                curve.append(loss_of()[0].item())
+            entry["curve"] = curve
+        meta[lt] = json.dumps(entry)
+        print("stories %-8s loss %.6f metrics %s %s" % (lt, entry["loss"], ["%.4f" % x for x in met],
+              ("curve %.5f -> %.5f" % (curve[0], curve[-1])) if with_curve else ""), file=sys.stderr)
+    meta.update({"lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS)})
+    return out, meta
+
+
+def main():
+    torch.set_num_threads(2)
+    src = "trl %s, transformers %s, peft %s, torch %s, float32" % (trl.__version__, __import__("transformers").__version__,
+                                                                  __import__("peft").__version__, torch.__version__)
+    for (tensors, meta), path in ((head_problem(), "tests/fixtures/objective/grpo_ref.safetensors"),
+                                  (stories_problem(), "tests/fixtures/train/stories260k_grpo_ref.safetensors")):
+        meta["source"] = src
+        full = os.path.join(ROOT, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, full, metadata=meta)
+        print("wrote %s (%d tensors, %d bytes)" % (path, len(tensors), os.path.getsize(full)), file=sys.stderr)
 
 
 if __name__ == "__main__":
