@@ -9,13 +9,10 @@
  *   equal the whole batch's (dapo, grpo, dr_grpo with seq_tokens); bnpo counts one unit per call;
  * - chunk-size invariance, evaluation without gradients, old_logp NULL = the policy's own log-probs;
  * - bad batches and parameters fail with a message naming the field. */
-#include "test.h"
+#include "objective_ref.h"
 #include "core/core.h"
 #include "ops/ops.h"
-#include "objective/grpo.h"
 #include "objective/logp.h"
-#include "takumi/safetensors.h"
-#include <cjson/cJSON.h>
 
 typedef struct problem {
     int64_t T, C, V;
@@ -25,13 +22,6 @@ typedef struct problem {
     tk_tensor_ref wref;
     tk_lm_head head;
 } problem;
-
-static const void *fx(const tk_safetensors *st, const char *name, tk_dtype dt, int64_t n) {
-    const tk_tensor_ref *t = tk_st_find(st, name);
-    bool ok = t && t->dtype == dt && tk_tensor_nelems(t) == n;
-    CHECK(ok, "fixture tensor %s (%lld elements of %s)", name, (long long)n, tk_dtype_name(dt));
-    return ok ? t->data : NULL;
-}
 
 static bool load(const tk_safetensors *st, problem *f) {
     const tk_tensor_ref *h = tk_st_find(st, "h"), *w = tk_st_find(st, "w"), *v = tk_st_find(st, "seq_value");
@@ -53,17 +43,6 @@ static bool load(const tk_safetensors *st, problem *f) {
 static tk_obj_batch batch_of(const problem *f) {
     return (tk_obj_batch){.T = f->T, .C = f->C, .h = f->h, .head = &f->head, .target = f->target, .weight = f->weight, .seq = f->seq,
                           .n_seq = f->S, .seq_value = f->value, .ref_h = f->href, .old_logp = f->old, .seq_tokens = f->seq_tokens};
-}
-
-static double rel_ff(const float *a, const float *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) { md = fmax(md, fabs((double)a[i] - b[i])); mb = fmax(mb, fabs((double)b[i])); }
-    return md / (mb > 0 ? mb : 1);
-}
-static double rel_fd(const float *a, const double *b, int64_t n) {
-    double md = 0, mb = 0;
-    for (int64_t i = 0; i < n; i++) { md = fmax(md, fabs(a[i] - b[i])); mb = fmax(mb, fabs(b[i])); }
-    return md / (mb > 0 ? mb : 1);
 }
 
 /* log softmax(x_t . W^T)[target] in double over the full vocabulary */
@@ -152,22 +131,12 @@ static void check_fd(const problem *f, const tk_grpo_params *p, const char *what
     tk_objective_free(o);
 }
 
-static tk_grpo_params params_of(const cJSON *j) {
-    tk_grpo_params p = tk_grpo_default_params();
-    p.loss_type = tk_grpo_loss_parse(cJSON_GetObjectItem(j, "loss_type")->valuestring);
-    p.beta = cJSON_GetObjectItem(j, "beta")->valuedouble;
-    p.epsilon_low = cJSON_GetObjectItem(j, "epsilon_low")->valuedouble;
-    p.epsilon_high = cJSON_GetObjectItem(j, "epsilon_high")->valuedouble;
-    p.max_completion_length = cJSON_GetObjectItem(j, "max_completion_length")->valueint;
-    return p;
-}
-
 /* One TRL case: loss, gradients, metrics; then chunks, evaluation, the split into two calls. */
 static void check_trl(const tk_safetensors *st, const problem *f, const char *name) {
     cJSON *j = cJSON_Parse(tk_st_metadata(st, name) ? tk_st_metadata(st, name) : "");
     CHECK(j != NULL, "fixture entry %s", name);
     if (!j) return;
-    tk_grpo_params p = params_of(j);
+    tk_grpo_params p = grpo_params_of(j);
     tk_objective *o = NULL;
     CHECK_OK(tk_objective_new(&tk_objective_grpo, &p, &o));
     const int64_t n = f->T * f->C, nw = f->V * f->C;

@@ -25,7 +25,7 @@ with a PEFT LoRA (r 4, alpha 8, all seven targets, dropout 0; A: PEFT's init, B:
 tools/make_dpo_reference.py), two prompts with three completions each (one per row, right-padded),
 fixed rewards -> TRL's group advantages, old log-probs = the initial policy's + 0.2 randn on the
 completion tokens, the reference = the base with the adapter off. For dapo (beta 0.04), grpo (beta 0.1)
-and dr_grpo (beta 0.04): the loss and every LoRA gradient; for dapo and grpo a 10-step AdamW curve
+and dr_grpo (beta 0.04): the loss, TRL's metrics, every LoRA gradient and a 10-step AdamW curve
 with the completions, advantages, old and reference log-probs held fixed (TRL's num_iterations
 passes over one generation batch; test_train_ref's optimizer settings).
 Usage: HF_HUB_OFFLINE=1 python3 tools/make_grpo_reference.py
@@ -45,8 +45,8 @@ from trl.trainer.grpo_trainer import GRPOTrainer
 from trl.trainer.utils import nanstd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_dpo_reference import token_logps, TARGETS, N_STEPS, LR, WD, CLIP, SHARED  # noqa: E402  (the DPO reference's helpers and settings)
-from make_kto_reward_reference import rows_of  # noqa: E402  (per-sequence rows, right-padded, + mask)
+from make_dpo_reference import token_logps, LR, WD, CLIP, N_STEPS, SHARED  # noqa: E402  (the DPO reference's helpers and settings)
+from make_kto_reward_reference import rows_of, lora_model, train_case  # noqa: E402  (rows per sequence; the LoRA model and its 10-step curve)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name, loss_type, beta, epsilon_low, epsilon_high, max_completion_length
@@ -144,13 +144,12 @@ def head_problem():
     return out, meta
 
 
-STORIES_CASES = [("dapo", 0.04, True), ("grpo", 0.1, True), ("dr_grpo", 0.04, False)]  # loss type, beta, curve
+STORIES_CASES = [("dapo", 0.04), ("grpo", 0.1), ("dr_grpo", 0.04)]  # loss type, beta
 STORIES_L = 16  # dr_grpo's max_completion_length
 
 
 def stories_problem():
     from transformers import AutoModelForCausalLM
-    from peft import LoraConfig, get_peft_model
     folder = os.path.join(SHARED, "models", "stories260K", "hf")
     greedy = json.loads(open(os.path.join(folder, "greedy_64_from_bos.txt")).readline())
     # two prompts (a story's start), three completions each (stretches of story tokens of different lengths)
@@ -173,17 +172,9 @@ def stories_problem():
     seq[:, :-1] = torch.where(shift > 0, torch.arange(B, dtype=torch.int32).unsqueeze(1).expand(B, T - 1), seq[:, :-1])
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.5, 1.0, 0.0])
     adv = trl_advantages(rewards, "group")
-    torch.manual_seed(1234)
-    gen = torch.Generator().manual_seed(99)
     base = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, bias="none"))
-    named = [(n.replace(".default", ""), p) for n, p in model.named_parameters() if p.requires_grad]
-    init = {}
-    with torch.no_grad():
-        for n, p in named:
-            if "lora_B" in n:
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
-            init[n] = p.detach().clone()
+    model, named, init = lora_model(base, None)
+    gen = torch.Generator().manual_seed(7)
     tok_of = lambda: token_logps(model(input_ids=ids, attention_mask=amask.long()).logits[:, :-1], target[:, :-1])
     with torch.no_grad():
         old = torch.where(shift > 0, tok_of() + 0.2 * torch.randn(B, T - 1, generator=gen), torch.zeros(()))
@@ -195,36 +186,10 @@ def stories_problem():
            "seq": seq, "seq_value": adv, "old_logp": old_rows, "rewards": rewards}
     out.update({"init." + n: v for n, v in init.items()})
     meta = {}
-    for lt, beta, with_curve in STORIES_CASES:
-        loss_of = lambda: trl_grpo(tok_of(), shift, adv, old, ref, lt, beta, 0.2, 0.2, STORIES_L)
-        with torch.no_grad():
-            for n, p in named:
-                p.copy_(init[n])
-        model.zero_grad()
-        loss, met = loss_of()
-        loss.backward()
-        for n, p in named:
-            out["grad.%s.%s" % (lt, n)] = p.grad.detach().clone()
-        entry = {"loss": loss.item(), "loss_type": lt, "beta": beta, "epsilon_low": 0.2, "epsilon_high": 0.2,
-                 "max_completion_length": STORIES_L, "metrics": met}
-        if with_curve:
-            model.zero_grad()
-            decay = [p for n, p in named if p.ndim >= 2]
-            opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}], lr=LR, betas=(0.9, 0.999), eps=1e-8)
-            curve = []
-            for _ in range(N_STEPS):
-                opt.zero_grad()
-                loss, _ = loss_of()
-                curve.append(loss.item())
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
-                opt.step()
-            with torch.no_grad():
-                curve.append(loss_of()[0].item())
-            entry["curve"] = curve
+    for lt, beta in STORIES_CASES:
+        entry = train_case(lt, named, init, lambda: trl_grpo(tok_of(), shift, adv, old, ref, lt, beta, 0.2, 0.2, STORIES_L), out)
+        entry.update({"loss_type": lt, "beta": beta, "epsilon_low": 0.2, "epsilon_high": 0.2, "max_completion_length": STORIES_L})
         meta[lt] = json.dumps(entry)
-        print("stories %-8s loss %.6f metrics %s %s" % (lt, entry["loss"], ["%.4f" % x for x in met],
-              ("curve %.5f -> %.5f" % (curve[0], curve[-1])) if with_curve else ""), file=sys.stderr)
     meta.update({"lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS)})
     return out, meta
 
