@@ -252,6 +252,12 @@ static void check_errors(const problem *f) {
     b.ref_logp = sums;
     CHECK(tk_objective_loss_and_grad(o, &b, 1.0f, NULL, NULL, &r) == TK_ERR_ARG && strstr(tk_last_error(), "ref_h"), "ref: %s", tk_last_error());
     b = batch_of(f);
+    tk_tensor_ref small = f->wref;
+    small.ne[1] = f->V - 1;
+    tk_lm_head sh = {&small, 0.0f};
+    b.ref_head = &sh;
+    CHECK(tk_objective_loss_and_grad(o, &b, 1.0f, NULL, NULL, &r) == TK_ERR_ARG && strstr(tk_last_error(), "reference head"), "ref head: %s", tk_last_error());
+    b = batch_of(f);
     b.seq_value = NULL;
     CHECK(tk_objective_loss_and_grad(o, &b, 1.0f, NULL, NULL, &r) == TK_ERR_ARG && strstr(tk_last_error(), "seq_value"), "adv: %s", tk_last_error());
     b = batch_of(f);
