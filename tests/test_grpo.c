@@ -143,8 +143,10 @@ static void check_trl(const tk_safetensors *st, const problem *f, const char *na
     float *dh = malloc(n * sizeof(float)), *dw = calloc(nw, sizeof(float));
     tk_obj_batch b = batch_of(f);
     tk_obj_result r, r2;
-    CHECK_OK(tk_objective_loss_and_grad(o, &b, 1.0f, NULL, NULL, &r));   /* the norm first, as a trainer sums it */
-    CHECK_OK(tk_objective_loss_and_grad(o, &b, (float)(1.0 / r.norm), dh, dw, &r));
+    double nb = -1;
+    CHECK_OK(tk_grpo_norm(&p, &b, &nb));   /* the norm first, from the batch alone, as a trainer sums it */
+    CHECK_OK(tk_objective_loss_and_grad(o, &b, (float)(1.0 / nb), dh, dw, &r));
+    CHECK(nb == r.norm, "%s: tk_grpo_norm %.17g = the reported norm %.17g", name, nb, r.norm);
     char key[64];
     snprintf(key, sizeof key, "%s_dh", name);
     double loss = r.loss_sum / r.norm, tl = cJSON_GetObjectItem(j, "loss")->valuedouble, eh = rel_ff(dh, fx(st, key, TK_F32, n), n);
@@ -176,12 +178,14 @@ static void check_trl(const tk_safetensors *st, const problem *f, const char *na
     b1.T = k;
     b2.T = f->T - k; b2.h += k * f->C; b2.ref_h += k * f->C; b2.target += k; b2.seq += k; b2.old_logp += k;
     tk_obj_result q1, q2;
-    CHECK_OK(tk_objective_loss_and_grad(o, &b1, 1.0f, NULL, NULL, &q1));
-    CHECK_OK(tk_objective_loss_and_grad(o, &b2, 1.0f, NULL, NULL, &q2));
-    const float gs = (float)(1.0 / (q1.norm + q2.norm));
+    double n1 = -1, n2 = -1;
+    CHECK_OK(tk_grpo_norm(&p, &b1, &n1));
+    CHECK_OK(tk_grpo_norm(&p, &b2, &n2));
+    const float gs = (float)(1.0 / (n1 + n2));
     memset(dw2, 0, nw * sizeof(float));
     CHECK_OK(tk_objective_loss_and_grad(o, &b1, gs, dh2, dw2, &q1));
     CHECK_OK(tk_objective_loss_and_grad(o, &b2, gs, dh2 + k * f->C, dw2, &q2));
+    CHECK(q1.norm == n1 && q2.norm == n2, "%s: tk_grpo_norm of each call", name);
     const double split = (q1.loss_sum + q2.loss_sum) / (q1.norm + q2.norm);
     if (p.loss_type == TK_GRPO_LOSS_BNPO) {
         CHECK(q1.norm == 1 && q2.norm == 1, "%s: bnpo counts one unit per call", name);
@@ -275,6 +279,14 @@ static void check_errors(const problem *f) {
     CHECK(tk_objective_loss_and_grad(o, &b, 1.0f, NULL, NULL, &r) == TK_ERR_RANGE && strstr(tk_last_error(), "seq_tokens of sequence 0"), "tokens: %s", tk_last_error());
     tokens[0] = 0;
     CHECK(tk_objective_loss_and_grad(o, &b, 1.0f, NULL, NULL, &r) == TK_ERR_RANGE && strstr(tk_last_error(), "seq_tokens 0"), "tokens 0: %s", tk_last_error());
+    double nb;
+    p.loss_type = 7;
+    CHECK(tk_grpo_norm(&p, &b, &nb) == TK_ERR_ARG && strstr(tk_last_error(), "loss type"), "norm loss: %s", tk_last_error());
+    p.loss_type = TK_GRPO_LOSS_GRPO;
+    CHECK(tk_grpo_norm(&p, &b, &nb) == TK_ERR_RANGE && strstr(tk_last_error(), "seq_tokens 0"), "norm tokens: %s", tk_last_error());
+    b.seq_tokens = NULL;
+    b.n_seq = 2;
+    CHECK(tk_grpo_norm(&p, &b, &nb) == TK_ERR_RANGE && strstr(tk_last_error(), "outside [-1, 2)"), "norm seq: %s", tk_last_error());
     tk_objective_free(o);
     /* beta = 0 needs no reference; old_logp NULL = the policy's own log-probs (ratio 1) */
     CHECK_OK(tk_objective_new(&tk_objective_grpo, NULL, &o));

@@ -36,19 +36,23 @@ static bool load_batch(const tk_safetensors *st, grpo_batch *gb) {
     return gb->ids && gb->seg && gb->target && gb->seq && gb->old && gb->adv && gb->rewards;
 }
 
-/* One pass over the batch: the objective's norm first (as a trainer sums it before the step), then, when
- * grad, the step with gradients at 1 / norm. The loss (mean as the loss type defines it); *r its sums. */
+/* One pass over the batch: the norm first, from the batch alone (tk_grpo_norm, as a trainer sums it before
+ * the step), then the step with gradients at 1 / norm (grad) or the evaluation. The loss (mean as the loss type defines it); *r its sums. */
 typedef struct step_ctx {
     tk_train_ctx *tc;
     grpo_batch *gb;
     tk_obj_batch x;
+    tk_grpo_params gp;
     tk_obj_result r;
 } step_ctx;
 
 static double step_loss(void *ctx, bool grad) {
     step_ctx *c = ctx;
-    CHECK_OK(tk_train_eval_objective(c->tc, &c->gb->b, &c->x, &c->r));
-    if (grad) CHECK_OK(tk_train_step_objective(c->tc, &c->gb->b, &c->x, (float)(1.0 / c->r.norm), &c->r));
+    double norm = 0;
+    CHECK_OK(tk_grpo_norm(&c->gp, &c->x, &norm));
+    if (grad) CHECK_OK(tk_train_step_objective(c->tc, &c->gb->b, &c->x, (float)(1.0 / norm), &c->r));
+    else CHECK_OK(tk_train_eval_objective(c->tc, &c->gb->b, &c->x, &c->r));
+    CHECK(c->r.norm == norm, "tk_grpo_norm %g = the reported norm %g", norm, c->r.norm);
     return c->r.norm > 0 ? c->r.loss_sum / c->r.norm : NAN;
 }
 
@@ -78,8 +82,8 @@ static void run_case(tk_model *m, const tk_safetensors *st, grpo_batch *gb, cons
     tk_lm_head ref_head = tk_train_reference_head(tc);
     tk_param_set *ps = tk_train_param_set(tc);
     tk_params_zero_grad(ps);
-    step_ctx sc = {.tc = tc, .gb = gb, .x = {.target = gb->target, .seq = gb->seq, .n_seq = gb->S, .seq_value = adv, .ref_h = ref,
-                                             .ref_head = &ref_head, .old_logp = gb->old}};
+    step_ctx sc = {.tc = tc, .gb = gb, .x = {.T = (int64_t)gb->B * gb->T, .target = gb->target, .seq = gb->seq, .n_seq = gb->S, .seq_value = adv, .ref_h = ref,
+                                             .ref_head = &ref_head, .old_logp = gb->old}, .gp = gp};
     const tk_obj_result *r = &sc.r;
     double loss = step_loss(&sc, true), tl = cJSON_GetObjectItem(j, "loss")->valuedouble, em = 0;
     double worst = grads_vs_fixture(ps, st, name, 1e-4);

@@ -54,6 +54,49 @@ static tk_status check_ref(const tk_obj_batch *b) {
     return TK_OK;
 }
 
+/* The call's completion tokens (sq[t] = seq[t] on them, -1 elsewhere), each sequence's weight in the call
+ * (wsum) and its normaliser n_s (nrm: the whole sequence's weight, seq_tokens when given). */
+static tk_status tokens_of(const tk_obj_batch *b, int32_t *sq, double *wsum, double *nrm) {
+    for (int64_t t = 0; t < b->T; t++) {
+        const float w = b->weight ? b->weight[t] : 1.0f;
+        sq[t] = b->target[t] >= 0 && w != 0 ? b->seq[t] : -1;
+        if (sq[t] >= 0) wsum[sq[t]] += w;
+    }
+    for (int32_t s = 0; s < b->n_seq; s++) {
+        if (b->seq_tokens && b->seq_tokens[s] < 0) return tk_fail(TK_ERR_RANGE, "seq_tokens of sequence %d is negative", (int)s);
+        if (b->seq_tokens && wsum[s] != 0 && b->seq_tokens[s] == 0)
+            return tk_fail(TK_ERR_RANGE, "sequence %d has completion tokens but seq_tokens 0", (int)s);
+        nrm[s] = b->seq_tokens && b->seq_tokens[s] > 0 ? (double)b->seq_tokens[s] : wsum[s];
+    }
+    return TK_OK;
+}
+
+/* A call's norm (grpo.h): tokens (dapo), whole sequences (grpo; x L for dr_grpo; a sequence without
+ * tokens counts 1), or 1 (bnpo). */
+static double call_norm(const tk_grpo_params *p, int32_t S, const double *wsum, const double *nrm) {
+    double n = 0, W = 0;
+    for (int32_t s = 0; s < S; s++) { W += wsum[s]; n += nrm[s] > 0 ? wsum[s] / nrm[s] : 1.0; }
+    return p->loss_type == TK_GRPO_LOSS_DAPO ? W : p->loss_type == TK_GRPO_LOSS_BNPO ? 1.0
+         : p->loss_type == TK_GRPO_LOSS_DR_GRPO ? n * p->max_completion_length : n;
+}
+
+tk_status tk_grpo_norm(const tk_grpo_params *p, const tk_obj_batch *b, double *norm) {
+    if (!p || !b || !norm || !b->target || !b->seq || b->T < 0 || b->n_seq < 0)
+        return tk_fail(TK_ERR_ARG, "grpo norm: needs params, a batch with target and seq, and an output");
+    if (p->loss_type < 0 || p->loss_type >= TK_GRPO_LOSS_COUNT) return tk_fail(TK_ERR_ARG, "grpo norm: unknown loss type %d", p->loss_type);
+    for (int64_t t = 0; t < b->T; t++)
+        if (b->seq[t] < -1 || b->seq[t] >= b->n_seq)
+            return tk_fail(TK_ERR_RANGE, "grpo norm: sequence id %d at row %lld is outside [-1, %d)", (int)b->seq[t], (long long)t, (int)b->n_seq);
+    const size_t nt = (size_t)(b->T ? b->T : 1), ns = (size_t)(b->n_seq ? b->n_seq : 1);
+    int32_t *sq = tk_malloc(nt * sizeof *sq);
+    double *wsum = tk_calloc(2 * ns, sizeof *wsum);
+    tk_status st = sq && wsum ? tokens_of(b, sq, wsum, wsum + ns) : TK_ERR_NOMEM;
+    *norm = st ? 0 : call_norm(p, b->n_seq, wsum, wsum + ns);
+    free(sq);
+    free(wsum);
+    return st ? tk_fail_ctx(st, "grpo norm: ") : TK_OK;
+}
+
 static tk_status grpo_loss_and_grad(void *state, const tk_obj_batch *b, float grad_scale, float *dh, float *dw, tk_obj_result *res) {
     const tk_grpo_params *p = state;
     const int64_t T = b->T;
@@ -66,21 +109,10 @@ static tk_status grpo_loss_and_grad(void *state, const tk_obj_batch *b, float gr
     double *lp = tk_calloc(3 * nt, sizeof *lp), *ref = lp ? lp + nt : NULL, *dtok = lp ? lp + 2 * nt : NULL;
     double *wsum = tk_calloc(2 * ns, sizeof *wsum), *nrm = wsum ? wsum + ns : NULL;
     if (!sq || !lp || !wsum) { st = TK_ERR_NOMEM; goto done; }
-    /* completion tokens: in a sequence, with a target and a nonzero weight */
-    for (int64_t t = 0; t < T; t++) {
-        const float w = b->weight ? b->weight[t] : 1.0f;
-        sq[t] = b->target[t] >= 0 && w != 0 ? b->seq[t] : -1;
-        if (sq[t] >= 0) wsum[sq[t]] += w;
+    if ((st = tokens_of(b, sq, wsum, nrm))) goto done;
+    for (int64_t t = 0; t < T; t++)
         if (sq[t] >= 0 && b->old_logp && !isfinite(b->old_logp[t]))
             { st = tk_fail(TK_ERR_RANGE, "old_logp at row %lld is not finite", (long long)t); goto done; }
-    }
-    for (int32_t s = 0; s < S; s++) {
-        if (b->seq_tokens && b->seq_tokens[s] < 0) { st = tk_fail(TK_ERR_RANGE, "seq_tokens of sequence %d is negative", (int)s); goto done; }
-        if (b->seq_tokens && wsum[s] != 0 && b->seq_tokens[s] == 0)
-            { st = tk_fail(TK_ERR_RANGE, "sequence %d has completion tokens but seq_tokens 0", (int)s); goto done; }
-        /* per-sequence normaliser n_s of grpo / dr_grpo: the whole sequence's weight; a sequence without tokens counts 1 */
-        nrm[s] = b->seq_tokens && b->seq_tokens[s] > 0 ? (double)b->seq_tokens[s] : wsum[s];
-    }
     if ((st = tk_seq_logp_forward(b->h, b->head, T, b->target, sq, S, NULL, NULL, NULL, lp))) goto done;
     if (p->beta > 0 &&
         (st = tk_seq_logp_forward(b->ref_h, b->ref_head ? b->ref_head : b->head, T, b->target, sq, S, NULL, NULL, NULL, ref)))
@@ -109,21 +141,11 @@ static tk_status grpo_loss_and_grad(void *state, const tk_obj_batch *b, float gr
         m[M_KL] += w * kl; m[M_CLIP_LOW] += w * low; m[M_CLIP_HIGH] += w * high; m[M_CLIP_REGION] += w * (low || high);
         m[M_RATIO] += w * r; m[M_ADV] += w * A;
     }
-    double norm = 0;
-    switch (p->loss_type) {
-    case TK_GRPO_LOSS_DAPO: norm = tok_w; break;
-    case TK_GRPO_LOSS_GRPO:
-    case TK_GRPO_LOSS_DR_GRPO:
-        for (int32_t s = 0; s < S; s++) norm += nrm[s] > 0 ? wsum[s] / nrm[s] : 1.0;
-        if (p->loss_type == TK_GRPO_LOSS_DR_GRPO) norm *= p->max_completion_length;
-        break;
-    case TK_GRPO_LOSS_BNPO: { /* the call's token mean, one unit */
-        const double inv = 1.0 / (tok_w > 1 ? tok_w : 1.0); /* TRL: mask.sum().clamp(min=1) */
+    const double norm = call_norm(p, S, wsum, nrm);
+    if (p->loss_type == TK_GRPO_LOSS_BNPO) { /* the call's token mean, one unit; TRL: mask.sum().clamp(min=1) */
+        const double inv = 1.0 / (tok_w > 1 ? tok_w : 1.0);
         tok_sum *= inv;
         for (int64_t t = 0; t < T; t++) dtok[t] *= inv;
-        norm = 1;
-        break;
-    }
     }
     res->loss_sum = tok_sum;
     res->norm = norm;

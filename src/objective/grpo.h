@@ -63,6 +63,11 @@ int tk_grpo_needs_ref(const tk_grpo_params *p);
 int tk_grpo_loss_parse(const char *name);
 const char *tk_grpo_loss_name(int loss_type);
 
+/* The norm loss_and_grad reports for batch b under p, from the batch alone (T, target, weight, seq, n_seq,
+ * seq_tokens; no forward): a trainer sums it over a step's calls for grad_scale before running them.
+ * Fails on a NULL argument, a sequence id outside [-1, n_seq) or bad seq_tokens. Thread-safe. */
+tk_status tk_grpo_norm(const tk_grpo_params *p, const tk_obj_batch *b, double *norm);
+
 typedef enum tk_grpo_scale { TK_GRPO_SCALE_GROUP = 0, TK_GRPO_SCALE_BATCH, TK_GRPO_SCALE_NONE } tk_grpo_scale;
 
 /* Advantages as TRL 1.16 computes them from summed rewards (sum_then_normalize): adv[i] = rewards[i] -
