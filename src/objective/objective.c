@@ -4,6 +4,7 @@
 #include "objective/chunks.h"
 #include "objective/distill.h"
 #include "objective/dpo.h"
+#include "objective/grpo.h"
 #include "objective/kto.h"
 #include "objective/reward.h"
 #include "core/core.h"
@@ -142,7 +143,8 @@ tk_status tk_objective_pairs(const tk_obj_batch *b, int32_t *ch, int32_t *rj) {
 
 const tk_objective_ops *tk_objective_find(const char *name) {
     static const tk_objective_ops *const builtin[] = {&tk_objective_sft, &tk_objective_dpo, &tk_objective_orpo, &tk_objective_simpo,
-                                                      &tk_objective_kto, &tk_objective_reward, &tk_objective_distill};
+                                                      &tk_objective_kto, &tk_objective_reward, &tk_objective_distill,
+                                                      &tk_objective_grpo};
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
         if (!strcmp(builtin[i]->name, name)) return builtin[i];

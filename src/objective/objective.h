@@ -61,6 +61,11 @@ typedef struct tk_obj_batch {
     const float *ref_h;            /* [T x C] reference final hidden states (the base with the adapter off), or NULL */
     const tk_lm_head *ref_head;    /* reference head, NULL = head */
     const double *ref_logp;        /* [S] reference per-sequence log-prob sums (precomputed), or NULL */
+    /* policy-gradient objectives (GRPO) */
+    const float *old_logp;         /* [T] per-token log-probs of the policy that sampled (GRPO), or NULL: ratio 1 (detached) */
+    const int32_t *seq_tokens;     /* [S] each sequence's completion-token count over all the step's calls (GRPO's
+                                    * per-sequence normalisation when the trainer splits a sequence across calls),
+                                    * or NULL: its counted rows in this call */
     /* teacher (distillation) */
     const tk_teacher *teacher;     /* or NULL */
 } tk_obj_batch;
@@ -120,7 +125,7 @@ tk_status tk_objective_add_params(tk_objective *o, int64_t C, uint64_t seed, con
  * when a group lacks one side or has two of one, or a value is neither 1 nor 0. Thread-safe. */
 tk_status tk_objective_pairs(const tk_obj_batch *b, int32_t *chosen, int32_t *rejected);
 
-/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h; "kto": kto.h; "reward": reward.h; "distill": distill.h); NULL when unknown. Thread-safe (a constant table). */
+/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h; "kto": kto.h; "reward": reward.h; "distill": distill.h; "grpo": grpo.h); NULL when unknown. Thread-safe (a constant table). */
 const tk_objective_ops *tk_objective_find(const char *name);
 
 /* SFT: the chunked LM-head cross-entropy with token weights (tk_lmhead_xent): loss_sum =
