@@ -134,6 +134,10 @@ PY
     [ -s "$tmp/run/eval/step-2/results.json" ] && [ -s "$tmp/run/eval/step-2/adapter/adapter_config.json" ] && [ ! -e "$tmp/run/eval/step-3" ] \
         && ok || bad "\"every\": 2 must evaluate the adapter of step 2 into RUN/eval/step-2/ (and not the last step there)"
     [ "$(jget "$tmp/run/eval/results.json" "d['forgetting'][0]['metric'], d['forgetting'][0]['base'] is not None")" = "mc_acc True" ] && ok || bad "forgetting on general data: $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
+    if [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then   # an adapter of another model: refused, naming the mismatch
+        "$BIN" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter "$tmp/run/adapter" --data $FX/chat.jsonl > /dev/null 2> "$tmp/err"
+        [ $? = 1 ] && grep -q "another model" "$tmp/err" && ok || bad "an adapter that does not fit: $(cat "$tmp/err")"
+    fi
     printf '{"data":"x.jsonl","metricz":["loss"]}' > "$tmp/e2.json"
     "$BIN" train --model "$M" --data $FX/chat.jsonl --out "$tmp/run2" --max-steps 3 --threads 1 --eval-config "$tmp/e2.json" > /dev/null 2> "$tmp/err"
     [ $? = 1 ] && grep -q 'unknown key "metricz"' "$tmp/err" && [ ! -e "$tmp/run2/metrics.jsonl" ] && ok || bad "a bad --eval-config must fail before training: $(cat "$tmp/err")"
