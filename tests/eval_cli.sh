@@ -26,6 +26,10 @@ close() { python3 -c "import sys; a,b,t=map(float,sys.argv[1:]); sys.exit(0 if a
 [ "$(jget "$tmp/p.json" "d['metrics']['fact_match']['value']")" = 0.75 ] && ok || bad "fact_match (330 must not match 3,300)"
 [ "$(jget "$tmp/p.json" "d['safety']['personal_data']['email'], d['safety']['personal_data']['phone'], d['safety']['forbidden']")" = "1 1 1" ] && ok || bad "safety counts: $(jget "$tmp/p.json" "d['safety']")"
 "$BIN" eval --predictions $FX/predictions.jsonl --metrics fact_match --target 'fact_match>=0.7' > /dev/null 2>&1 && ok || bad "target met must exit 0"
+# personal data of the training file reproduced in an answer (bob@example.com is in both; the phone number only in the answer)
+printf '{"messages":[{"role":"user","content":"Who to mail?"},{"role":"assistant","content":"Write to bob@example.com please."}]}\n' > "$tmp/train.jsonl"
+"$BIN" eval --predictions $FX/predictions.jsonl --metrics exact_match --train-data "$tmp/train.jsonl" --json > "$tmp/td.json" 2> "$tmp/err" || bad "--train-data: $(cat "$tmp/err")"
+[ "$(jget "$tmp/td.json" "d['safety']['training_personal_data']")" = 1 ] && ok || bad "training personal data in answers: $(jget "$tmp/td.json" "d['safety']")"
 "$BIN" eval --predictions $FX/predictions.jsonl --metrics exact_match --target 'exact_match >= 0.5' > "$tmp/t.txt" 2>&1
 [ $? = 3 ] && grep -q "target exact_match>=0.5: NOT MET" "$tmp/t.txt" && ok || bad "missed target must exit 3 and say so: $(cat "$tmp/t.txt")"
 for t in 'fact_match>>1' 'nonsense>=1' 'f1>=x' '>=1'; do
@@ -125,7 +129,7 @@ PY
     [ $? = 1 ] && grep -q "judge" "$tmp/err" && ok || bad "a judge model that cannot be loaded: $(cat "$tmp/err")"
     # takumi train --eval-config: the evaluation of the trained adapter against the bare base, in RUN/eval/
     printf '{"data":"%s","metrics":["loss","token_acc"],"targets":["loss<=100"],"baseline":"base","max_tokens":8,"every":2,"general":["%s"]}' \
-        "$PWD/$FX/chat.jsonl" "$PWD/$FX/mc.jsonl" > "$tmp/e.json"
+        "$PWD/$FX/chat.jsonl" "$PWD/$FX/mc.jsonl\",\"$tmp/text.jsonl" > "$tmp/e.json"
     "$BIN" train --model "$M" --data $FX/chat.jsonl --out "$tmp/run" --max-steps 3 --threads 1 --samples 0 --eval-config "$tmp/e.json" > "$tmp/train.log" 2>&1 \
         || bad "train --eval-config: $(tail -5 "$tmp/train.log")"
     [ "$(jget "$tmp/run/eval/results.json" "d['metrics']['loss']['diff'] < 0")" = True ] && ok || bad "trained adapter's loss must be below the base's"
@@ -134,6 +138,8 @@ PY
     [ -s "$tmp/run/eval/step-2/results.json" ] && [ -s "$tmp/run/eval/step-2/adapter/adapter_config.json" ] && [ ! -e "$tmp/run/eval/step-3" ] \
         && ok || bad "\"every\": 2 must evaluate the adapter of step 2 into RUN/eval/step-2/ (and not the last step there)"
     [ "$(jget "$tmp/run/eval/results.json" "d['forgetting'][0]['metric'], d['forgetting'][0]['base'] is not None")" = "mc_acc True" ] && ok || bad "forgetting on general data: $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
+    close "$(jget "$tmp/run/eval/results.json" "d['forgetting'][1]['base']")" "$(python3 -c "import math; print(math.exp($ref))")" 1e-3 \
+        && ok || bad "forgetting on text: the bare base's perplexity of its own greedy text is exp(reference loss): $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
     if [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then   # an adapter of another model: refused, naming the mismatch
         "$BIN" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter "$tmp/run/adapter" --data $FX/chat.jsonl > /dev/null 2> "$tmp/err"
         [ $? = 1 ] && grep -q "another model" "$tmp/err" && ok || bad "an adapter that does not fit: $(cat "$tmp/err")"

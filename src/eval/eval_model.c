@@ -2,6 +2,7 @@
  * scores reference answers (loss, perplexity, token accuracy), preference pairs and multiple
  * choice by log-likelihood, and generates answers. */
 #include "eval/eval_model.h"
+#include "objective/chunks.h"
 #include <math.h>
 #include <ctype.h>
 
@@ -34,7 +35,6 @@ tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *toke
 
 void tk_eval_sys_close(tk_eval_sys *s) {
     tk_forward_free(s->fw);
-    free(s->logits);
     if (s->ad) tk_adapter_detach(s->m, s->ad);
     tk_objective_free(s->rm);
     tk_params_free(&s->rm_ps);
@@ -42,16 +42,12 @@ void tk_eval_sys_close(tk_eval_sys *s) {
     memset(s, 0, sizeof *s);
 }
 
-/* Sum of log p(ids[t] | ids[<t]) over targets (mask[t] != 0), the number of targets and how many of them are the argmax. */
-static tk_status seq_logp(tk_eval_sys *s, const int32_t *ids, int64_t n, const uint8_t *mask, double *lp, int64_t *n_tok, int64_t *n_right) {
-    const tk_model_config *c = tk_model_get_config(s->m);
-    int64_t V = c->n_vocab, n_out = 0;
-    *lp = 0; *n_tok = 0; if (n_right) *n_right = 0;
-    for (int64_t t = 1; t < n; t++) n_out += mask[t] != 0;
-    if (!n_out) return TK_OK;
+/* The forward workspace, large enough for n tokens, with the system's adapters set. */
+static tk_status fw_ready(tk_eval_sys *s, int64_t n) {
     if (n > s->fw_cols) {
         tk_forward_free(s->fw);
         s->fw = NULL;
+        s->fw_cols = 0;
         int32_t cols = (int32_t)(n < 256 ? 256 : n);
         tk_status st = tk_forward_new(s->m, 1, cols, 0, &s->fw);
         if (st) return st;
@@ -63,31 +59,49 @@ static tk_status seq_logp(tk_eval_sys *s, const int32_t *ids, int64_t n, const u
         if (st) return st;
         s->fw_n_use = s->n_use;
     }
-    size_t need = (size_t)(n_out * V);
-    if (need > s->n_logits) {
-        float *l = tk_realloc(s->logits, need * sizeof(float));
-        if (!l) return tk_fail(TK_ERR_NOMEM, "out of memory for %lld x %lld logits", (long long)n_out, (long long)V);
-        s->logits = l; s->n_logits = need;
-    }
-    int64_t *idx = tk_malloc((size_t)n_out * sizeof *idx);
-    if (!idx) return TK_ERR_NOMEM;
-    int64_t k = 0;
-    for (int64_t t = 1; t < n; t++) if (mask[t]) idx[k++] = t - 1;
-    tk_batch b = {.n_rows = 1, .n_cols = (int32_t)n, .ids = ids};
-    tk_status st = tk_forward_run(s->fw, &b, idx, n_out, s->logits);
-    for (int64_t i = 0; !st && i < n_out; i++) {
-        const float *l = s->logits + i * V;
-        int32_t y = ids[idx[i] + 1];
+    return TK_OK;
+}
+
+/* Per chunk of target rows' logits (the LM head in chunks: the [targets x V] logits never exist whole):
+ * log-softmax at the target, in double, and whether the target is the argmax. */
+typedef struct lp_ctx { const int32_t *y; double lp; int64_t right; int64_t V; } lp_ctx;
+static tk_status lp_chunk(void *ud, int64_t c0, int64_t r, float *logits) {
+    lp_ctx *c = ud;
+    for (int64_t i = 0; i < r; i++) {
+        const float *l = logits + i * c->V;
+        int32_t y = c->y[c0 + i], am = 0;
         float mx = l[0];
-        int32_t am = 0;
-        for (int64_t v = 1; v < V; v++) if (l[v] > mx) { mx = l[v]; am = (int32_t)v; }
+        for (int64_t v = 1; v < c->V; v++) if (l[v] > mx) { mx = l[v]; am = (int32_t)v; }
         double z = 0;
-        for (int64_t v = 0; v < V; v++) z += exp((double)l[v] - mx);
-        *lp += (double)l[y] - mx - log(z);
-        if (n_right) *n_right += am == y;
+        for (int64_t v = 0; v < c->V; v++) z += exp((double)l[v] - mx);
+        c->lp += (double)l[y] - mx - log(z);
+        c->right += am == y;
     }
+    return TK_OK;
+}
+
+/* Sum of log p(ids[t] | ids[<t]) over targets (mask[t] != 0), the number of targets and how many of them are the argmax. */
+static tk_status seq_logp(tk_eval_sys *s, const int32_t *ids, int64_t n, const uint8_t *mask, double *lp, int64_t *n_tok, int64_t *n_right) {
+    int64_t n_out = 0;
+    *lp = 0; *n_tok = 0; if (n_right) *n_right = 0;
+    for (int64_t t = 1; t < n; t++) n_out += mask[t] != 0;
+    if (!n_out) return TK_OK;
+    tk_status st = fw_ready(s, n);
+    if (st) return st;
+    int64_t *idx = tk_malloc((size_t)n_out * sizeof *idx);
+    int32_t *y = tk_malloc((size_t)n_out * sizeof *y);
+    if (!idx || !y) { free(idx); free(y); return TK_ERR_NOMEM; }
+    int64_t k = 0;
+    for (int64_t t = 1; t < n; t++) if (mask[t]) { idx[k] = t - 1; y[k++] = ids[t]; }
+    tk_batch b = {.n_rows = 1, .n_cols = (int32_t)n, .ids = ids};
+    tk_lm_head head = {&tk_model_weights(s->m)->output, tk_model_get_config(s->m)->final_softcap};
+    lp_ctx c = {.y = y, .V = tk_model_get_config(s->m)->n_vocab};
+    st = tk_forward_run(s->fw, &b, NULL, 0, NULL);   /* final hidden states only */
+    if (!st) st = tk_head_chunks(tk_forward_hidden(s->fw), &head, idx, n_out, lp_chunk, &c, NULL, NULL);
+    *lp = c.lp;
+    if (n_right) *n_right = c.right;
     *n_tok = n_out;
-    free(idx);
+    free(idx); free(y);
     return st;
 }
 
@@ -113,16 +127,7 @@ static tk_status reply_reward(tk_eval_sys *s, const tk_eval_ex *ex, const char *
     tk_status st = render_reply(s, ex, reply, &ct, &mask);
     int64_t n = (int64_t)ct.ids.len;
     *too_long = !st && n > s->max_seq;
-    if (!st && !*too_long && n > s->fw_cols) {
-        tk_forward_free(s->fw);
-        s->fw = NULL;
-        s->fw_cols = 0;
-        if (!(st = tk_forward_new(s->m, 1, (int32_t)(n < 256 ? 256 : n), 0, &s->fw))) { s->fw_cols = (int32_t)(n < 256 ? 256 : n); s->fw_n_use = 0; }
-    }
-    if (!st && !*too_long && s->fw_n_use != s->n_use) {
-        st = tk_forward_set_adapters(s->fw, &s->use, s->n_use);
-        s->fw_n_use = s->n_use;
-    }
+    if (!st && !*too_long) st = fw_ready(s, n);
     if (!st && !*too_long && !(seq = tk_malloc((size_t)n * sizeof *seq))) st = TK_ERR_NOMEM;
     if (!st && !*too_long) {
         tk_batch b = {.n_rows = 1, .n_cols = (int32_t)n, .ids = ct.ids.data};

@@ -15,7 +15,6 @@ typedef struct tk_eval_sys {
     tk_chat_family fam;
     int32_t max_seq;                 /* longer scored sequences are skipped and counted */
     tk_forward *fw; int32_t fw_cols; int fw_n_use; /* adapters set on fw */
-    float *logits; size_t n_logits;
     bool ref_done, ref_long; double ref_lp; int64_t ref_n, ref_right; /* one example's reference, shared by loss/ppl/token_acc */
 } tk_eval_sys;
 
