@@ -140,6 +140,9 @@ PY
     [ "$(jget "$tmp/run/eval/results.json" "d['forgetting'][0]['metric'], d['forgetting'][0]['base'] is not None")" = "mc_acc True" ] && ok || bad "forgetting on general data: $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
     close "$(jget "$tmp/run/eval/results.json" "d['forgetting'][1]['base']")" "$(python3 -c "import math; print(math.exp($ref))")" 1e-3 \
         && ok || bad "forgetting on text: the bare base's perplexity of its own greedy text is exp(reference loss): $(jget "$tmp/run/eval/results.json" "d['forgetting']")"
+    # forgetting from the command line: --max-drop 0 flags any accuracy drop or perplexity rise of the trained adapter
+    "$BIN" eval --model "$M" --adapter "$tmp/run/adapter" --data $FX/mc.jsonl --general "$tmp/text.jsonl" --max-drop 0 --threads 1 --json > "$tmp/fg.json" 2> "$tmp/err" || bad "--general: $(cat "$tmp/err")"
+    [ "$(jget "$tmp/fg.json" "d['forgetting'][0]['flagged'] == (d['forgetting'][0]['with_adapter'] > d['forgetting'][0]['base'])")" = True ] && ok || bad "--max-drop 0: $(jget "$tmp/fg.json" "d['forgetting']")"
     if [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then   # an adapter of another model: refused, naming the mismatch
         "$BIN" eval --model models/SmolLM2-135M-Instruct.Q4_1.gguf --adapter "$tmp/run/adapter" --data $FX/chat.jsonl > /dev/null 2> "$tmp/err"
         [ $? = 1 ] && grep -q "another model" "$tmp/err" && ok || bad "an adapter that does not fit: $(cat "$tmp/err")"

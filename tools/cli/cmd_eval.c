@@ -16,6 +16,7 @@ static void usage(FILE *f) {
         "  --judge MODEL             local judge model (score_model graders, the judge metric)\n"
         "  --general FILE            forgetting: score FILE with and without the adapter (repeatable; multiple choice or text)\n"
         "  --max-drop-acc X          flag an accuracy drop above X (default 0.02)   --max-drop-ppl X: a perplexity rise above X (0.05)\n"
+        "  --max-drop X              both at once (X points of accuracy as a fraction, X of perplexity)\n"
         "  --forbid REGEX            safety: answers matching REGEX are counted (repeatable)\n"
         "  --train-data FILE         safety: personal data of the training file reproduced in answers\n"
         "  --max-tokens N            tokens generated per answer (default 128)   --batch N: answers generated together (8)\n"
@@ -61,6 +62,7 @@ int cmd_eval(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "bootstrap", &v, &err)) { if (v) p.n_boot = (int32_t)cli_parse_long("bootstrap", v, 0, 1000000, &err); }
         else if (cli_opt(argc, argv, &i, "seed", &v, &err)) { if (v) p.seed = cli_parse_u64("seed", v, &err); }
         else if (cli_opt(argc, argv, &i, "max-grader-failures", &v, &err)) { if (v) p.max_grader_failures = cli_parse_long("max-grader-failures", v, 0, LONG_MAX, &err); }
+        else if (cli_opt(argc, argv, &i, "max-drop", &v, &err)) { if (v) p.max_drop_acc = p.max_drop_ppl = cli_parse_double("max-drop", v, 0, 1, &err); }
         else if (cli_opt(argc, argv, &i, "max-drop-acc", &v, &err)) { if (v) p.max_drop_acc = cli_parse_double("max-drop-acc", v, 0, 1, &err); }
         else if (cli_opt(argc, argv, &i, "max-drop-ppl", &v, &err)) { if (v) p.max_drop_ppl = cli_parse_double("max-drop-ppl", v, 0, 1e6, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) cli_parse_threads(v, &err); }
