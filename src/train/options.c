@@ -190,7 +190,7 @@ tk_trainer_config tk_trainer_config_default(void) {
     memset(&c, 0, sizeof c);   /* options without an init value default to zero / NULL / false */
     for (int i = 0; i < N_OPTS; i++)
         if (k_opts[i].init && tk_trainer_config_set(&c, k_opts[i].name, k_opts[i].init) != TK_OK) tk_clear_error();   /* cannot fail: tested */
-    c.given = 0;
+    c.given[0] = c.given[1] = 0;
     return c;
 }
 
@@ -345,15 +345,15 @@ static tk_status config_set(tk_trainer_config *c, const char *name, const char *
 tk_status tk_trainer_config_set(tk_trainer_config *c, const char *name, const char *v) {
     tk_status st = config_set(c, name, v);
     const tk_trainer_option *o = st ? NULL : tk_trainer_option_find(name);
-    if (o && o - k_opts < 64) c->given |= 1ull << (o - k_opts);
+    if (o && o - k_opts < 128) c->given[(o - k_opts) / 64] |= 1ull << ((o - k_opts) % 64);
     return st;
 }
 
-_Static_assert(sizeof k_opts / sizeof k_opts[0] <= 64, "tk_trainer_config.given is a 64-bit mask over the option table");
+_Static_assert(sizeof k_opts / sizeof k_opts[0] <= 128, "tk_trainer_config.given is a 128-bit mask over the option table");
 
 bool tk_trainer_config_given(const tk_trainer_config *c, const char *name) {
     const tk_trainer_option *o = tk_trainer_option_find(name);
-    return o && (c->given >> (o - k_opts)) & 1u;
+    return o && (c->given[(o - k_opts) / 64] >> ((o - k_opts) % 64)) & 1u;
 }
 
 /* The options that do not apply to --method ia3 (IA3 has no rank, alpha or dropout) and to --method full. */

@@ -101,9 +101,10 @@ tk_status tk_trainer_config_apply_json(tk_trainer_config *c, const char *json, c
         else if (cJSON_IsBool(e)) v = cJSON_IsTrue(e) ? "true" : "false";
         else if (cJSON_IsNumber(e)) { snprintf(num, sizeof num, "%.17g", e->valuedouble); v = num; }
         else continue;
-        uint64_t given = c->given; /* values read back were not given now */
+        uint64_t given[2] = {c->given[0], c->given[1]}; /* values read back were not given now */
         st = tk_trainer_config_set(c, e->string, v);
-        c->given = given;
+        c->given[0] = given[0];
+        c->given[1] = given[1];
     }
     cJSON_Delete(obj);
     return st ? tk_fail_ctx(st, "%s: ", where) : TK_OK;

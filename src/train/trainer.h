@@ -70,8 +70,8 @@ typedef struct tk_trainer_config {
     bool recompute;
     int32_t samples;          /* prompts answered before/after in the report */
     int32_t sample_tokens;    /* tokens generated per sample */
-    uint64_t given;           /* bit i: option i of the table was set by tk_trainer_config_set after the defaults
-                                 (config.json values read back do not count) */
+    uint64_t given[2];        /* bit i of the 128-bit mask: option i of the table was set by tk_trainer_config_set after
+                                 the defaults (config.json values read back do not count) */
 } tk_trainer_config;
 
 /* The options, declared once (options.c): name (as --name), value text for --help, default
