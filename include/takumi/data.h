@@ -31,12 +31,15 @@ typedef enum tk_data_format {
     TK_DATA_TEXT,                 /* {"text"} JSONL or .txt (one document per non-empty line) */
     TK_DATA_KTO,                  /* unpaired preference (KTO): TRL {"prompt","completion","label": true|false},
                                      LLaMA-Factory {"messages":[…, assistant], "label": true|false} */
+    TK_DATA_RFT,                  /* prompts to answer (reinforcement fine-tuning, self-training): OpenAI RFT {"messages": [... ending
+                                     with a user turn], any fields graders read}, or {"prompt": text or messages} alone */
     TK_DATA_FORMAT_COUNT
 } tk_data_format;
 
 /* Name of a format ("chat", "prompt_completion", "alpaca", "sharegpt", "preference", "classification", "text", "kto", "auto"). */
 const char *tk_data_format_name(tk_data_format f);
-/* Format by name (also accepts "completion", "openai", "messages", "dpo", "tsv", "txt", "unpaired"); TK_DATA_FORMAT_COUNT if unknown. */
+/* Format by name (also accepts "completion", "openai", "messages", "dpo", "tsv", "txt", "unpaired", "prompts", "reinforcement");
+ * TK_DATA_FORMAT_COUNT if unknown. */
 tk_data_format tk_data_format_from_name(const char *name);
 
 typedef enum tk_data_container {

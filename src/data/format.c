@@ -23,6 +23,7 @@ const char *tk_data_format_name(tk_data_format f) {
     case TK_DATA_CLASSIFICATION: return "classification";
     case TK_DATA_TEXT: return "text";
     case TK_DATA_KTO: return "kto";
+    case TK_DATA_RFT: return "rft";
     case TK_DATA_FORMAT_COUNT: break;
     }
     return "unknown";
@@ -35,7 +36,7 @@ tk_data_format tk_data_format_from_name(const char *s) {
         {"completion", TK_DATA_PROMPT_COMPLETION}, {"alpaca", TK_DATA_ALPACA}, {"sharegpt", TK_DATA_SHAREGPT},
         {"preference", TK_DATA_PREFERENCE}, {"dpo", TK_DATA_PREFERENCE}, {"classification", TK_DATA_CLASSIFICATION},
         {"tsv", TK_DATA_CLASSIFICATION}, {"text", TK_DATA_TEXT}, {"txt", TK_DATA_TEXT}, {"raw", TK_DATA_TEXT},
-        {"kto", TK_DATA_KTO}, {"unpaired", TK_DATA_KTO},
+        {"kto", TK_DATA_KTO}, {"unpaired", TK_DATA_KTO}, {"rft", TK_DATA_RFT}, {"prompts", TK_DATA_RFT}, {"reinforcement", TK_DATA_RFT},
     };
     for (size_t i = 0; s && i < sizeof k / sizeof k[0]; i++)
         if (!strcasecmp(s, k[i].n)) return k[i].f;
@@ -121,10 +122,16 @@ tk_data_format tk_data_classify(const cJSON *r) {
     if (get(r, "input") && get(r, "preferred_output")) return TK_DATA_PREFERENCE;
     if (get(r, "chosen") && get(r, "rejected")) return TK_DATA_PREFERENCE;
     if (get(r, "label") && (get(r, "messages") || (get(r, "prompt") && get(r, "completion")))) return TK_DATA_KTO;
-    if (get(r, "messages")) return TK_DATA_CHAT;
+    const cJSON *msgs = get(r, "messages");
+    if (cJSON_IsArray(msgs) && cJSON_GetArraySize(msgs) > 0) {   /* ending with a user turn: a prompt to answer (OpenAI RFT) */
+        const cJSON *role = get(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "role");
+        if (cJSON_IsString(role) && !strcmp(role->valuestring, "user")) return TK_DATA_RFT;
+    }
+    if (msgs) return TK_DATA_CHAT;
     if (get(r, "conversations")) return TK_DATA_SHAREGPT;
     if (get(r, "instruction") && (get(r, "output") || get(r, "input"))) return TK_DATA_ALPACA;
     if ((get(r, "prompt") && get(r, "completion")) || (get(r, "question") && get(r, "answer"))) return TK_DATA_PROMPT_COMPLETION;
+    if (get(r, "prompt") && !get(r, "completion") && !get(r, "text")) return TK_DATA_RFT;
     if ((get(r, "text") || get(r, "sentence")) && get(r, "label")) return TK_DATA_CLASSIFICATION;
     if (get(r, "text")) return TK_DATA_TEXT;
     return TK_DATA_AUTO;
@@ -393,6 +400,34 @@ static void validate_chat(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
         tk_rf_add(fs, TK_DATA_ERROR, "example_missing_assistant_message", "every assistant message has weight 0: nothing to train on");
     msgs_ctx_free(&cx);
     ex->n_prompt = prompt_len(ex);
+    warn_empty_messages(ex, fs);
+}
+
+/* ---- prompts (reinforcement fine-tuning) -------------------------------------- */
+/* OpenAI's RFT layout: "messages" ending with a user turn (other fields are the graders'); or "prompt" alone, a
+ * string (one user turn) or a message list ending with a user turn. No reply: n_prompt == n. */
+static void validate_rft(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
+    const cJSON *msgs = get(rec, "messages"), *prompt = get(rec, "prompt");
+    if (!msgs && cJSON_IsString(prompt)) {
+        if (tk_text_blank(prompt->valuestring, slen(prompt))) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "\"prompt\" is empty"); return; }
+        ex_add(ex, TK_R_USER, prompt->valuestring, slen(prompt), -1, false);
+        ex->n_prompt = ex->n;
+        return;
+    }
+    const char *key = msgs ? "messages" : "prompt";
+    if (!msgs) msgs = prompt;
+    if (!msgs || !cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
+        tk_rf_add(fs, TK_DATA_ERROR, "missing_messages_list", "%s", !msgs ? "no \"messages\" list or \"prompt\""
+                  : cJSON_IsArray(msgs) ? "the message list is empty" : "the message list is not a list");
+        return;
+    }
+    msgs_ctx cx = {.what = key};
+    check_messages(msgs, &cx, ex, false, fs);
+    msgs_ctx_free(&cx);
+    if (ex->n > 0 && ex->msgs[ex->n - 1].role != TK_R_USER)
+        tk_rf_add(fs, TK_DATA_ERROR, "last_message_not_user", "\"%s\" ends with a %s message: a prompt to answer ends with a user turn",
+                  key, tk_data_role_name(ex->msgs[ex->n - 1].role));
+    ex->n_prompt = ex->n;
     warn_empty_messages(ex, fs);
 }
 
@@ -708,6 +743,7 @@ void tk_data_validate(tk_data_format f, const cJSON *rec, tk_example *ex, tk_rfi
     case TK_DATA_CLASSIFICATION: validate_classification(rec, ex, fs); break;
     case TK_DATA_TEXT: validate_text(rec, ex, fs); break;
     case TK_DATA_KTO: validate_kto(rec, ex, fs); break;
+    case TK_DATA_RFT: validate_rft(rec, ex, fs); break;
     default: {
         char keys[200] = "";
         size_t o = 0;

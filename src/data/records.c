@@ -53,6 +53,7 @@ static bool sft_format(tk_data_format f) {
 
 static bool allowed(tk_data_format f, tk_rec_kind kind) {
     if (kind == TK_REC_KTO) return f == TK_DATA_KTO;
+    if (kind == TK_REC_PROMPTS) return f != TK_DATA_TEXT;   /* a classification text is a prompt too (its label for the grader) */
     return kind == TK_REC_PREFERENCE ? f == TK_DATA_PREFERENCE : sft_format(f) || (kind == TK_REC_ANY && (f == TK_DATA_PREFERENCE || f == TK_DATA_KTO));
 }
 
@@ -73,6 +74,13 @@ tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind
     if (kind == TK_REC_KTO && *fmt != TK_DATA_KTO)
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no labelled completions: --objective kto trains on KTO data (TRL "
                        "prompt/completion/label, LLaMA-Factory messages/label, the label true or false)", name, tk_data_format_name(*fmt));
+    if (kind == TK_REC_PROMPTS && !allowed(*fmt, kind))
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no prompts to answer: --objective grpo and self take OpenAI's reinforcement "
+                       "fine-tuning format (\"messages\" ending with a user turn, plus the fields the grader reads) or any data with "
+                       "prompts (chat, prompt/completion, preference)", name, tk_data_format_name(*fmt));
+    if (*fmt == TK_DATA_RFT && kind != TK_REC_PROMPTS)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: rft data (conversations ending with a user turn) has no answers to learn from: train "
+                       "it with --objective grpo (a --grader scores sampled answers) or --objective self", name);
     if (!allowed(*fmt, kind))
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data cannot be used for supervised fine-tuning (use chat, prompt/completion, "
                        "Alpaca, ShareGPT or text%s)", name, tk_data_format_name(*fmt),

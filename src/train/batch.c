@@ -53,6 +53,8 @@ static tk_status sft_reserve(tk_sft_data *d, int64_t n_tok) {
     return TK_OK;
 }
 
+static tk_status sft_append(tk_sft_data *d, const int32_t *ids, const uint8_t *mask, int64_t keep, uint64_t targets, uint64_t line);
+
 tk_status tk_sft_add(tk_sft_data *d, const int32_t *ids, const uint8_t *mask, int64_t n, int32_t max_seq, uint64_t line) {
     if (max_seq < 2) return tk_fail(TK_ERR_ARG, "maximum sequence length %d: must be at least 2", max_seq);
     int64_t keep = n < max_seq ? n : max_seq;
@@ -65,6 +67,20 @@ tk_status tk_sft_add(tk_sft_data *d, const int32_t *ids, const uint8_t *mask, in
     if (n > keep) d->stats.n_truncated++;
     d->stats.targets_cut += cut;
     if (targets == 0) { d->stats.n_skipped++; return TK_OK; }
+    return sft_append(d, ids, mask, keep, targets, line);
+}
+
+tk_status tk_sft_add_prompt(tk_sft_data *d, const int32_t *ids, int64_t n, uint64_t line) {
+    if (n < 1) return tk_fail(TK_ERR_ARG, "line %llu: an empty prompt", (unsigned long long)line);
+    uint8_t *mask = tk_calloc((size_t)n, 1);
+    if (!mask) return TK_ERR_NOMEM;
+    tk_status st = sft_append(d, ids, mask, n, 0, line);
+    free(mask);
+    return st;
+}
+
+/* Appends ids/mask[0..keep) as example d->n with its counts. */
+static tk_status sft_append(tk_sft_data *d, const int32_t *ids, const uint8_t *mask, int64_t keep, uint64_t targets, uint64_t line) {
     tk_status st = sft_reserve(d, keep);
     if (st) return st;
     int64_t o = d->off[d->n];

@@ -63,6 +63,9 @@ tk_status tk_sft_load_buffer(const void *buf, size_t len, const char *name, cons
 /* Appends one tokenized example (ids, mask [n]) with truncation and counting as the loader
  * does; an example left without targets is counted as skipped and not added. */
 tk_status tk_sft_add(tk_sft_data *d, const int32_t *ids, const uint8_t *mask, int64_t n, int32_t max_seq, uint64_t line);
+/* Appends a prompt without targets (the prompt sets of grpo and self-training: ids[0..n), n >= 1, no
+ * truncation; counted as an example). */
+tk_status tk_sft_add_prompt(tk_sft_data *d, const int32_t *ids, int64_t n, uint64_t line);
 void tk_sft_free(tk_sft_data *d);
 /* Length of example i in tokens. */
 static inline int32_t tk_sft_len(const tk_sft_data *d, int64_t i) { return (int32_t)(d->off[i + 1] - d->off[i]); }

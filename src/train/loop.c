@@ -20,6 +20,7 @@ static void metric_means(const tk_run *r, double *sums, double ws, tk_train_even
 }
 
 tk_status tk_run_step(tk_run *r) {
+    if (r->grpo) return tk_run_grpo_step(r);
     tk_trainer_config *c = &r->c;
     tk_status st = tk_run_rows(r, r->st.epoch);
     if (st) return st;
@@ -67,6 +68,7 @@ tk_status tk_run_step(tk_run *r) {
 }
 
 tk_status tk_run_evaluate(tk_run *r) {
+    if (r->grpo) return tk_run_grpo_evaluate(r);
     tk_eval_sums acc = {0};
     double t0 = tk_time_s(), msum[TK_OBJ_MAX_METRICS] = {0};
     if (r->pref) {

@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "objective/distill.h"
 #include "objective/dpo.h"
+#include "objective/grpo.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -32,13 +33,23 @@ static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUN
 static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
 
 static const char *objective_name(int i) {
-    static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward", "distill"};
-    return i >= 0 && i < 7 ? names[i] : NULL;
+    static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward", "distill", "grpo", "self"};
+    return i >= 0 && i < 9 ? names[i] : NULL;
+}
+
+static const char *scale_rewards_name(int i) {
+    static const char *const names[] = {"group", "batch", "none"};   /* tk_grpo_scale order */
+    return i >= 0 && i < 3 ? names[i] : NULL;
+}
+
+static const char *self_train_name(int i) {
+    static const char *const names[] = {"sft", "dpo"};
+    return i >= 0 && i < 2 ? names[i] : NULL;
 }
 
 static tk_status check_loss(const char *name, const char *v) {
-    if (tk_dpo_loss_from_name(v) == TK_DPO_LOSS_COUNT)
-        return tk_fail(TK_ERR_ARG, "--%s: unknown loss type '%s' (choose from sigmoid, ipo, hinge, robust)", name, v);
+    if (tk_dpo_loss_from_name(v) == TK_DPO_LOSS_COUNT && tk_grpo_loss_parse(v) < 0)
+        return tk_fail(TK_ERR_ARG, "--%s: unknown loss type '%s' (dpo: sigmoid, ipo, hinge, robust; grpo: dapo, grpo, bnpo, dr_grpo)", name, v);
     return TK_OK;
 }
 
@@ -75,12 +86,14 @@ static const tk_trainer_option k_opts[] = {
      "down-projection input; --lora-targets all means PEFT's k,v,down), or prefix tuning (trainable attention keys/values per layer, "
      "PEFT PREFIX_TUNING; see --num-virtual-tokens)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 5,
      .value_name = method_name, .init = "lora"},
-    {"objective", "sft|dpo|orpo|simpo|kto|reward|distill", "sft", "training objective: supervised fine-tuning, preference learning on "
-     "chosen/rejected pairs, KTO on labelled completions, a reward model, or distillation from --teacher (docs/objectives.md)",
-     .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 7, .value_name = objective_name, .init = "sft"},
-    {"loss", "sigmoid|ipo|hinge|robust", "sigmoid", "DPO loss type (TRL's DPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss),
-     .resume = true, .is_auto = true, .check = check_loss},
-    {"beta", "X", "0.1", "dpo, orpo, simpo, kto: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward scale)",
+    {"objective", "sft|dpo|orpo|simpo|kto|reward|distill|grpo|self", "sft", "training objective: supervised fine-tuning, preference "
+     "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher, reinforcement "
+     "fine-tuning with --grader (GRPO), or self-training from unlabeled prompts (docs/objectives.md)",
+     .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 9, .value_name = objective_name, .init = "sft"},
+    {"loss", "NAME", "sigmoid / dapo", "dpo: sigmoid, ipo, hinge or robust (TRL's DPOTrainer loss_type); grpo: dapo, grpo, bnpo or dr_grpo "
+     "(TRL's GRPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss), .resume = true, .is_auto = true, .check = check_loss},
+    {"beta", "X", "0.1 / 0", "dpo, orpo, simpo, kto: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward "
+     "scale); grpo: the KL coefficient to the reference (default 0: no reference, as TRL)",
      .type = TK_OPT_F64, .offset = F(beta), .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true, .init = "auto"},
     {"label-smoothing", "X", "0", "dpo --loss robust: probability that a label is flipped, [0, 0.5); simpo: label smoothing, [0, 1)",
      .type = TK_OPT_F64, .offset = F(label_smoothing), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1, .below_hi = true,
@@ -99,8 +112,36 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_STR, .offset = F(teacher), .is_path = true, .resume = true},
     {"distill-loss", "forward_kl|reverse_kl", "forward_kl", "distill: KL(teacher || student) or KL(student || teacher) per trained token",
      .type = TK_OPT_STR, .offset = F(distill_loss), .resume = true, .is_auto = true, .check = check_distill_loss},
-    {"temperature", "X", "1", "distill: both distributions are softmax(logits / X)", .type = TK_OPT_F64, .offset = F(temperature),
-     .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true, .init = "auto"},
+    {"temperature", "X", "1", "distill: both distributions are softmax(logits / X); grpo, self: the sampling temperature",
+     .type = TK_OPT_F64, .offset = F(temperature), .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true,
+     .init = "auto"},
+    {"grader", "FILE", "none", "grpo, self: the grader that scores sampled answers, in OpenAI's JSON form (string_check, text_similarity, "
+     "score_model, multi) or takumi's command grader", .type = TK_OPT_STR, .offset = F(grader), .is_path = true, .resume = true},
+    {"judge", "PATH", "none", "grpo, self: the local model that answers score_model graders", .type = TK_OPT_STR, .offset = F(judge),
+     .is_path = true, .resume = true},
+    {"group-size", "N", "8 / 4", "grpo: completions sampled per prompt (TRL's num_generations; default 8); self: answers sampled per prompt "
+     "(default 4)", .type = TK_OPT_I32, .offset = F(group_size), .resume = true, .is_auto = true, .ilo = 2, .ihi = 4096},
+    {"max-new-tokens", "N", "256", "grpo, self: the longest sampled answer in tokens (TRL's max_completion_length)", .type = TK_OPT_I32,
+     .offset = F(max_new_tokens), .resume = true, .is_auto = true, .ilo = 1, .ihi = 1 << 20},
+    {"epsilon", "X", "0.2", "grpo: the clipping range of the probability ratio, lower side (TRL's epsilon)", .type = TK_OPT_F64,
+     .offset = F(epsilon), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
+    {"epsilon-high", "X", "= epsilon", "grpo: the upper clipping range (DAPO's clip-higher; TRL's epsilon_high)", .type = TK_OPT_F64,
+     .offset = F(epsilon_high), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
+    {"passes", "N", "1", "grpo: optimizer updates per generation batch (TRL's num_iterations); above 1 the clipped ratio uses the "
+     "sampling policy's log-probabilities", .type = TK_OPT_I32, .offset = F(passes), .resume = true, .ilo = 1, .ihi = 1024, .init = "1"},
+    {"scale-rewards", "group|batch|none", "group", "grpo: divide the advantages by the std of the group's rewards, of the batch's, or not "
+     "(TRL's scale_rewards)", .type = TK_OPT_ENUM, .offset = F(scale_rewards), .resume = true, .n_values = 3,
+     .value_name = scale_rewards_name, .init = "group"},
+    {"max-grader-failures", "N", "-1", "grpo, self: stop with an error when more than N sampled answers could not be graded "
+     "(a command that crashed, a judge reply without a score); -1: a tenth of the answers the run samples", .type = TK_OPT_I64,
+     .offset = F(max_grader_failures), .ilo = -1, .ihi = INT64_MAX / 2, .init = "-1"},
+    {"rounds", "N", "2", "self: rounds of sample, score, keep, train", .type = TK_OPT_I32, .offset = F(rounds), .resume = true,
+     .is_auto = true, .ilo = 1, .ihi = 1000},
+    {"self-train", "sft|dpo", "sft", "self: train on each prompt's best answer (sft) or on best-versus-worst pairs (dpo)",
+     .type = TK_OPT_ENUM, .offset = F(self_train), .resume = true, .n_values = 2, .value_name = self_train_name, .init = "sft"},
+    {"min-score", "X", "pass_threshold", "self: keep an answer only when its score is at least X (default: the grader's pass_threshold, "
+     "else any score above the prompt's worst)", .type = TK_OPT_F64, .offset = F(min_score), .resume = true, .is_auto = true,
+     .auto_value = -1e300, .dlo = -1e300, .dhi = 1e300, .init = "auto"},
     {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
     {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
     {"lora-dropout", "X", "0.05", "dropout on the LoRA input, [0, 1)", .type = TK_OPT_F64, .offset = F(lora_dropout), .resume = true, .dlo = 0,

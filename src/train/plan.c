@@ -43,6 +43,7 @@ tk_status tk_run_load_inputs(tk_run *r) {
     r->sp.max_seq = c->max_seq;
     r->sp.train_on_prompt = c->train_on_prompt;
     r->sp.kl_group = c->batch_size;   /* KTO: the KL pairs' groups (auto: 8, TRL's per_device_train_batch_size) */
+    if (r->grpo) return tk_run_grpo_load(r);   /* prompt sets; no sample prompts (the validation event grades greedy answers) */
     tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) =
         r->kto ? tk_kto_load : r->pref ? tk_pairs_load : tk_sft_load;
     if ((st = load(c->data, r->tok, &r->sp, &r->train))) return st;
@@ -90,6 +91,12 @@ tk_status tk_run_load_inputs(tk_run *r) {
 tk_status tk_run_plan(tk_run *r) {
     tk_trainer_config *c = &r->c;
     const tk_sft_data *d = &r->train;
+    int32_t grpo_cols = 0;
+    if (r->grpo) {
+        tk_status st = tk_run_grpo_plan(r, &grpo_cols);
+        if (st) return st;
+        goto epochs;
+    }
     if (c->epochs == 0) c->epochs = tk_trainer_auto_epochs((uint64_t)d->n);
     bool shape_auto = c->batch_size == 0 && c->grad_accum == 0;
     double passes = (double)d->n * c->epochs, steps = passes < 256 ? passes : 256;
@@ -123,6 +130,7 @@ tk_status tk_run_plan(tk_run *r) {
             c->grad_accum = (int32_t)(a < 1 ? 1 : a > 32 ? 32 : a);
         }
     }
+epochs:
     r->n_epochs = c->epochs;
     r->epoch_rows = tk_calloc((size_t)r->n_epochs, sizeof *r->epoch_rows);
     if (!r->epoch_rows) return TK_ERR_NOMEM;
@@ -152,6 +160,9 @@ tk_status tk_run_plan(tk_run *r) {
          * wrong numbers). Full fine-tuning: 2e-5,
          * the usual SFT rate for small dense models. */
         c->lr = c->method != TK_TRAIN_FULL ? 1e-3 : 2e-5;
+        /* GRPO: sampled answers and a policy-gradient loss are noisier than SFT targets; TRL's GRPOConfig
+         * default is 1e-6 for full fine-tuning of large models, LoRA runs take about 100x that */
+        if (r->grpo) c->lr = c->method != TK_TRAIN_FULL ? 1e-4 : 1e-6;
     }
     double w = c->warmup < 0 ? 0.03 : c->warmup;
     if (w >= 1 && w > (double)r->st.total_steps)
@@ -171,6 +182,13 @@ tk_status tk_run_plan(tk_run *r) {
     r->opt.total = r->st.total_steps;
     r->opt.min_lr_ratio = 0;
     r->max_cols = c->pack_len;
+    if (r->grpo) {   /* the schedule ticks once per update: --passes of them a step; rows are prompt + answer */
+        r->opt.total *= c->passes;
+        r->opt.warmup *= c->passes;
+        r->max_cols = grpo_cols;
+        tk_run_grpo_limits(r);
+        return TK_OK;
+    }
     if (r->has_val) {
         /* validation rows: as training rows, but never shorter than the longest validation example */
         int32_t vl = c->packing ? (c->pack_len > r->val.stats.longest ? c->pack_len : r->val.stats.longest) : r->val.stats.longest;

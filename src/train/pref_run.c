@@ -12,21 +12,35 @@ static const char *objective_of(int i) { return tk_trainer_option_find("objectiv
 tk_status tk_run_pref_options(tk_run *r) {
     tk_trainer_config *c = &r->c;
     const char *obj = objective_of(c->objective);
-    const bool distill = !strcmp(obj, "distill"), pref = c->objective != 0 && !distill, dpo = !strcmp(obj, "dpo"), simpo = !strcmp(obj, "simpo"), kto = !strcmp(obj, "kto"),
-               reward = !strcmp(obj, "reward");
+    const bool distill = !strcmp(obj, "distill"), grpo = !strcmp(obj, "grpo"), self = !strcmp(obj, "self"),
+               pref = c->objective != 0 && !distill && !grpo && !self, dpo = !strcmp(obj, "dpo"), simpo = !strcmp(obj, "simpo"),
+               kto = !strcmp(obj, "kto"), reward = !strcmp(obj, "reward"), sampled = grpo || self;
     const struct { const char *opt; bool set, applies; const char *to; } k[] = {
-        {"beta", c->beta != 0, pref && !reward, "--objective dpo, orpo, simpo or kto (a reward model has no beta)"},
-        {"loss", c->loss != NULL, dpo, "--objective dpo"},
+        {"beta", c->beta != 0, (pref && !reward) || grpo, "--objective dpo, orpo, simpo, kto or grpo (a reward model has no beta)"},
+        {"loss", c->loss != NULL, dpo || grpo, "--objective dpo or grpo"},
         {"label-smoothing", c->label_smoothing >= 0, dpo || simpo, "--objective dpo (--loss robust) or simpo"},
         {"simpo-gamma", c->simpo_gamma >= 0, simpo, "--objective simpo"},
         {"precompute-ref", c->precompute_ref, dpo || kto, "--objective dpo or kto (orpo, simpo and reward have no reference model)"},
         {"desirable-weight", c->desirable_weight >= 0, kto, "--objective kto"},
         {"undesirable-weight", c->undesirable_weight >= 0, kto, "--objective kto"},
         {"center-rewards", c->center_rewards >= 0, reward, "--objective reward"},
-        {"train-on-prompt", c->train_on_prompt, !pref, "--objective sft or distill (preference losses are on the completions, as in TRL)"},
+        {"train-on-prompt", c->train_on_prompt, !pref && !sampled, "--objective sft or distill (preference and reinforcement losses are on "
+                                                                   "the completions, as in TRL)"},
         {"teacher", c->teacher != NULL, distill, "--objective distill"},
         {"distill-loss", c->distill_loss != NULL, distill, "--objective distill"},
-        {"temperature", c->temperature != 0, distill, "--objective distill"},
+        {"temperature", c->temperature != 0, distill || sampled, "--objective distill, grpo or self"},
+        {"grader", c->grader != NULL, sampled, "--objective grpo or self"},
+        {"judge", c->judge != NULL, sampled, "--objective grpo or self (score_model graders)"},
+        {"group-size", c->group_size != 0, sampled, "--objective grpo or self"},
+        {"max-new-tokens", c->max_new_tokens != 0, sampled, "--objective grpo or self"},
+        {"epsilon", c->epsilon >= 0, grpo, "--objective grpo"},
+        {"epsilon-high", c->epsilon_high >= 0, grpo, "--objective grpo"},
+        {"passes", tk_trainer_config_given(c, "passes") && c->passes != 1, grpo, "--objective grpo"},
+        {"scale-rewards", tk_trainer_config_given(c, "scale-rewards") && c->scale_rewards != 0, grpo, "--objective grpo"},
+        {"max-grader-failures", c->max_grader_failures >= 0, sampled, "--objective grpo or self"},
+        {"rounds", c->rounds != 0, self, "--objective self"},
+        {"self-train", tk_trainer_config_given(c, "self-train") && c->self_train != 0, self, "--objective self"},
+        {"min-score", c->min_score > -1e299, self, "--objective self"},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (k[i].set && !k[i].applies)
@@ -36,6 +50,7 @@ tk_status tk_run_pref_options(tk_run *r) {
     r->reward = reward;
     r->distill = distill;
     if (distill) return tk_run_distill_options(r);
+    if (grpo) return tk_run_grpo_options(r);
     if (!pref) return TK_OK;
     if (kto && c->batch_size == 1)
         return tk_fail(TK_ERR_ARG, "--objective kto needs --batch-size >= 2: its KL estimate pairs each prompt with another example's "
@@ -71,6 +86,7 @@ tk_status tk_run_pref_options(tk_run *r) {
 
 const void *tk_run_objective_params(const tk_run *r) {
     if (r->distill) return &r->distp;
+    if (r->grpo) return tk_run_grpo_params(r);
     return !r->pref ? NULL : r->kto ? (const void *)&r->kp : r->reward ? (const void *)&r->rp : (const void *)&r->dp;
 }
 

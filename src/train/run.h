@@ -9,7 +9,8 @@
  *   run_report.c   RUN/report.html's summary and data tables
  *   pref_run.c     preference objectives (dpo, orpo, simpo, kto, reward): options, reference log-probs, pair steps
  *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout)
- *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation */
+ *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation
+ *   grpo_run.c     reinforcement fine-tuning (grpo): prompts, sampling, grading, advantages, updates, graded validation */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
@@ -44,6 +45,8 @@ typedef struct tk_run {
     tk_distill_params distp;      /* its parameters */
     tk_model *teacher;            /* the teacher model (loaded once) */
     tk_forward *teacher_fw;       /* its forward workspace (no gradients) */
+    bool grpo;                    /* --objective grpo: prompt sets, steps and validation through grpo_run.c */
+    struct tk_grpo_run *gr;       /* its state */
     struct tk_eval_config *evalc; /* --eval-config, loaded before training (eval_after.c) */
     tk_buf eval_text;             /* its final table, for the report */
     double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected; KTO: example, KL) */
@@ -124,6 +127,23 @@ tk_status tk_run_distill_micro(tk_run *r, float grad_scale, double *ls, double *
 /* The distillation loss of the micro-batch in r->bb without gradients: adds to *ls / *ws. */
 tk_status tk_run_distill_eval(tk_run *r, double *ls, double *ws);
 void tk_run_distill_free(tk_run *r);
+
+/* grpo_run.c */
+/* Checks and resolves the grpo options (--grader required; loss, group size, clipping, sampling); allocates r->gr. */
+tk_status tk_run_grpo_options(tk_run *r);
+/* After the model: the prompt sets (r->train / r->val hold the rendered prompts, no targets) and the grader (+ judge). */
+tk_status tk_run_grpo_load(tk_run *r);
+/* The batch shape's autos (1 prompt a micro-batch, 4 micro-batches a step, 1 epoch); *longest: the longest row (prompt + answer). */
+tk_status tk_run_grpo_plan(tk_run *r, int32_t *longest);
+/* After the step count is known: the grader-failure limit. */
+void tk_run_grpo_limits(tk_run *r);
+/* One step: sample, grade, advantages, --passes updates; the STEP event with TRL's metric names. */
+tk_status tk_run_grpo_step(tk_run *r);
+/* Greedy answers to the validation prompts, graded: the EVAL event (valid_reward, ...). */
+tk_status tk_run_grpo_evaluate(tk_run *r);
+/* The GRPO objective's params for the training context. */
+const void *tk_run_grpo_params(const tk_run *r);
+void tk_run_grpo_free(tk_run *r);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);

@@ -412,6 +412,18 @@ tk_status tk_train_eval_objective(tk_train_ctx *tc, const tk_batch *b, const tk_
 
 const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc) { return tk_objective_get_ops(tc->obj); }
 
+tk_status tk_train_policy_hidden(tk_train_ctx *tc, const tk_batch *b, const float **h, tk_lm_head *head) {
+    *h = NULL;
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)
+        return tk_fail(TK_ERR_ARG, "train: policy batch outside the context's %d x %d", tc->p.max_rows, tc->p.max_cols);
+    set_training(tc, false);
+    tk_status st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
+    if (st) return st;
+    *h = tc->a.hn;
+    *head = (tk_lm_head){&tc->m->w.output, tc->m->cfg.final_softcap};
+    return TK_OK;
+}
+
 tk_status tk_train_reference_hidden(tk_train_ctx *tc, const tk_batch *b, const float **h) {
     *h = NULL;
     if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || b->n_rows > tc->p.max_rows || b->n_cols > tc->p.max_cols)

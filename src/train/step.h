@@ -110,6 +110,10 @@ tk_status tk_train_step_objective(tk_train_ctx *tc, const tk_batch *b, const tk_
  * (no dropout; the dropout counter is unchanged), then the objective with dh = NULL. extra as for
  * tk_train_step_objective; *res = its sums. Not thread-safe per context. */
 tk_status tk_train_eval_objective(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, tk_obj_result *res);
+/* Final hidden states [B*T x C] of the policy (the model as it is trained, adapters on) on batch b, in
+ * evaluation mode (no dropout; the dropout counter is unchanged), and its head: GRPO's sampling-policy
+ * log-probabilities. Valid until the next forward of the context. Not thread-safe per context. */
+tk_status tk_train_policy_hidden(tk_train_ctx *tc, const tk_batch *b, const float **h, tk_lm_head *head);
 /* The context's objective. */
 const tk_objective_ops *tk_train_objective(const tk_train_ctx *tc);
 /* Final hidden states [B*T x C] of the frozen reference on batch b (valid until the next call):

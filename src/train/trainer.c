@@ -46,6 +46,7 @@ static void run_free(tk_run *r) {
     tk_train_ctx_free(r->tc);
     tk_model_free(r->m);
     tk_run_distill_free(r);
+    tk_run_grpo_free(r);
     tk_sft_free(&r->train);
     tk_sft_free(&r->val);
     tk_pair_buf_free(&r->pb);
@@ -109,7 +110,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tp.lora.init = (tk_lora_init)c->lora_init;
     tp.lora.plus_ratio = (float)c->lora_plus_ratio;
     tp.freeze_layers = c->freeze_layers;
-    tp.max_rows = c->batch_size;
+    tp.max_rows = r->grpo ? c->batch_size * c->group_size : c->batch_size;   /* grpo: a micro-batch is its prompts' answers */
     tp.max_cols = r->max_cols;
     tp.recompute = c->recompute;
     tk_ia3_config ia3 = {.targets = c->lora_targets == TK_LORA_ALL_TARGETS ? 0 : c->lora_targets, /* all: PEFT's k, v, down */
@@ -118,7 +119,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tk_prefix_config pfx = {.num_virtual_tokens = c->num_virtual_tokens, .projection = c->prefix_projection,
                             .encoder_hidden_size = c->encoder_hidden_size, .seed = c->seed};
     if (c->method == TK_TRAIN_PREFIX) tp.peft_cfg = &pfx;
-    if (r->pref || r->distill) {
+    if (r->pref || r->distill || r->grpo) {
         tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);
     }

@@ -26,8 +26,9 @@ typedef struct tk_trainer_config {
     char *model, *tokenizer, *data, *val, *out, *template_name;
     tk_data_format format;
     tk_train_method method;
-    int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward, 6 distill (the "objective" option's value names) */
-    char *loss;               /* dpo loss type (NULL: auto = sigmoid) */
+    int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward, 6 distill, 7 grpo, 8 self (the "objective" option's
+                                 value names) */
+    char *loss;               /* dpo loss type (NULL: auto = sigmoid); grpo: dapo|grpo|bnpo|dr_grpo (auto = dapo) */
     double beta;              /* 0 = auto (0.1) */
     double label_smoothing;   /* < 0 = auto (0) */
     double simpo_gamma;       /* < 0 = auto (0.5) */
@@ -37,7 +38,18 @@ typedef struct tk_trainer_config {
     char *teacher;            /* distill: the teacher model */
     char *eval_config;        /* takumi eval's options as JSON, run on the adapter at the end (RUN/eval/) */
     char *distill_loss;       /* distill: forward_kl | reverse_kl (NULL: auto = forward_kl) */
-    double temperature;       /* distill: 0 = auto (1) */
+    double temperature;       /* distill, grpo, self: 0 = auto (1) */
+    char *grader;             /* grpo, self: the grader document */
+    char *judge;              /* grpo, self: the judge model of score_model graders */
+    int32_t group_size;       /* grpo, self: samples per prompt (0 = auto: grpo 8, self 4) */
+    int32_t max_new_tokens;   /* grpo, self: (0 = auto: 256) */
+    double epsilon, epsilon_high; /* grpo: ratio clipping (-1 = auto: 0.2, = epsilon) */
+    int32_t passes;           /* grpo: optimizer updates per generation batch */
+    int scale_rewards;        /* grpo: tk_grpo_scale */
+    int64_t max_grader_failures; /* grpo, self: -1 = a tenth of the samples */
+    int32_t rounds;           /* self: 0 = auto (2) */
+    int self_train;           /* self: 0 sft, 1 dpo */
+    double min_score;         /* self: -1e300 = auto */
     int32_t lora_r;
     double lora_alpha, lora_dropout;
     bool rslora;

@@ -8,6 +8,7 @@
  * SIGHUP (a closed terminal) pause the job (it saves a checkpoint and stops; exit status 130);
  * a second signal exits at once. */
 #include "cli.h"
+#include <math.h>
 #include <signal.h>
 #include <unistd.h>
 #include <errno.h>
@@ -68,11 +69,24 @@ static void on_event(const tk_train_event *e, void *ud) {
         }
         break;
     }
-    case TK_EV_EVAL:
+    case TK_EV_EVAL: {
         end_line(p);
-        fprintf(stderr, "step %lld: valid loss %.4f · ppl %.2f · token accuracy %.1f%% (%lld tokens)\n", (long long)e->step,
-                e->valid_loss, e->valid_ppl, 100 * e->valid_acc, (long long)e->valid_tokens);
+        /* what the objective validates: loss, perplexity and token accuracy (SFT), a pair loss and its metrics
+         * (preference objectives), a graded reward with no loss (grpo) */
+        char line[1024];
+        size_t o = (size_t)snprintf(line, sizeof line, "step %lld: valid", (long long)e->step);
+        const char *sep = " ";
+        if (isfinite(e->valid_loss)) { o += (size_t)snprintf(line + o, sizeof line - o, "%sloss %.4f", sep, e->valid_loss); sep = " · "; }
+        if (isfinite(e->valid_ppl)) { o += (size_t)snprintf(line + o, sizeof line - o, "%sppl %.2f", sep, e->valid_ppl); sep = " · "; }
+        if (isfinite(e->valid_acc)) { o += (size_t)snprintf(line + o, sizeof line - o, "%stoken accuracy %.1f%%", sep, 100 * e->valid_acc); sep = " · "; }
+        for (int i = 0; i < e->n_metrics && i < 4 && o < sizeof line - 64; i++) {
+            o += (size_t)snprintf(line + o, sizeof line - o, "%s%s %.4g", sep, e->metric_names[i], e->metrics[i]);
+            sep = " · ";
+        }
+        if (o < sizeof line - 32) snprintf(line + o, sizeof line - o, " (%lld tokens)", (long long)e->valid_tokens);
+        fprintf(stderr, "%s\n", line);
         break;
+    }
     case TK_EV_WARNING:
         end_line(p);
         fprintf(stderr, "warning: %s\n", e->message);

@@ -1,0 +1,501 @@
+/* Reinforcement fine-tuning in a run (--objective grpo; see run.h). A step takes batch-size x
+ * grad-accum prompts from the shuffled prompt set, samples group-size answers to each with the
+ * model as it is being trained (one tk_generate_batch call: every answer decoded together, one KV
+ * cache each; per-answer seeds from (seed, step, answer), so a resumed run samples the same answers),
+ * scores them with the grader, turns the rewards into group-relative advantages
+ * (tk_grpo_advantages) and makes --passes optimizer updates on them with the GRPO loss
+ * (objective/grpo.h): each micro-batch holds the answers of batch-size prompts. With --passes > 1
+ * the ratio's denominator is the sampling policy's per-token log-probabilities, computed once
+ * before the first update (evaluation mode); with 1 it is the detached current policy (ratio 1),
+ * as TRL. With --beta > 0 the reference is the base with the adapter off (tk_train_reference_hidden).
+ *
+ * Units: the loss type's (tokens for dapo), normalised over the whole step, so gradient
+ * accumulation changes nothing. Schedule: one optimizer update is one tick of the learning-rate
+ * schedule (steps x passes in all). Validation: greedy answers to the validation prompts, graded;
+ * its event carries the mean reward ("valid_reward" in metrics.jsonl) and no loss. */
+#include "train/run.h"
+#include "train/prompts.h"
+#include "objective/grpo.h"
+#include "objective/logp.h"
+#include "eval/eval_grade.h"
+#include "takumi/generate_batch.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+
+/* The step event's metrics after the objective's own (means over the step). */
+static const char *const k_step_names[] = {"reward", "reward_std", "frac_reward_zero_std", "completions/mean_length",
+                                           "completions/max_length", "completions/clipped_ratio", "grader_failures",
+                                           "time/generation_s", "time/grading_s", "time/training_s", "generation/tokens_per_s"};
+enum { N_STEP = sizeof k_step_names / sizeof k_step_names[0] };
+static const char *const k_eval_names[] = {"reward", "completions/mean_length", "grader_failures"};
+enum { N_EVAL = sizeof k_eval_names / sizeof k_eval_names[0] };
+
+struct tk_grpo_run {
+    tk_grpo_params gp;
+    tk_eval_grading grading;
+    char **items, **val_items;           /* the records as JSON (graders' items), parallel to r->train / r->val */
+    int n_scores;                        /* the grader's scores (the first is the reward) */
+    const char **step_names, **eval_names;   /* objective metrics + k_step_names + rewards/<score>/mean */
+    char **score_names;                  /* "rewards/<score>/mean" [n_scores] */
+    int n_step, n_eval;
+    int64_t failures, failure_limit;
+    char last_error[256];
+    tk_sft_data roll;                    /* a step's sequences: prompt + answer, loss on the answer; line = answer index */
+    tk_rows rrows;
+    int64_t *order; size_t cap_order;
+    int32_t *seq; float *seq_value; float *old_buf; double *tok_buf; size_t cap_T;
+    float *old_tok; size_t cap_old;      /* --passes > 1: the sampling policy's log-prob of each rolled-out token */
+    double *rewards, *sub; float *adv; int32_t *group; size_t cap_n;
+};
+
+tk_status tk_run_grpo_options(tk_run *r) {
+    tk_trainer_config *c = &r->c;
+    if (!c->grader) return tk_fail(TK_ERR_ARG, "--objective grpo needs --grader FILE (the grader that scores the sampled answers)");
+    if (c->loss && tk_grpo_loss_parse(c->loss) < 0)
+        return tk_fail(TK_ERR_ARG, "--loss %s: --objective grpo takes dapo, grpo, bnpo or dr_grpo", c->loss);
+    if (c->patience > 0) return tk_fail(TK_ERR_ARG, "--patience does not apply to --objective grpo (its validation is a reward, not a loss)");
+    if (!c->loss && !(c->loss = tk_strdup("dapo"))) return TK_ERR_NOMEM;
+    if (c->group_size == 0) c->group_size = 8;
+    if (c->max_new_tokens == 0) c->max_new_tokens = 256;
+    if (c->temperature == 0) c->temperature = 1;
+    if (c->epsilon < 0) c->epsilon = 0.2;
+    if (c->epsilon_high < 0) c->epsilon_high = c->epsilon;
+    if (!(r->gr = tk_calloc(1, sizeof *r->gr))) return TK_ERR_NOMEM;
+    tk_grpo_params *gp = &r->gr->gp;
+    *gp = tk_grpo_default_params();
+    gp->beta = c->beta;   /* auto (0): no reference, TRL 1.16's default */
+    gp->epsilon_low = c->epsilon;
+    gp->epsilon_high = c->epsilon_high;
+    gp->loss_type = tk_grpo_loss_parse(c->loss);
+    gp->max_completion_length = c->max_new_tokens;
+    r->grpo = true;
+    return TK_OK;
+}
+
+const void *tk_run_grpo_params(const tk_run *r) { return &r->gr->gp; }
+
+/* "rewards/<name>/mean" names and the event name lists. */
+static tk_status names_init(struct tk_grpo_run *g, const tk_objective_ops *o) {
+    g->n_scores = tk_grader_n_scores(g->grading.grader);
+    g->n_step = o->n_metrics + N_STEP + g->n_scores;
+    g->n_eval = N_EVAL + g->n_scores;
+    g->score_names = tk_calloc((size_t)g->n_scores, sizeof *g->score_names);
+    g->step_names = tk_calloc((size_t)g->n_step, sizeof *g->step_names);
+    g->eval_names = tk_calloc((size_t)g->n_eval, sizeof *g->eval_names);
+    if (!g->score_names || !g->step_names || !g->eval_names) return TK_ERR_NOMEM;
+    for (int i = 0; i < g->n_scores; i++) {
+        const char *nm = tk_grader_score_name(g->grading.grader, i);
+        size_t len = strlen(nm) + 16;
+        if (!(g->score_names[i] = tk_malloc(len))) return TK_ERR_NOMEM;
+        snprintf(g->score_names[i], len, "rewards/%s/mean", nm);
+    }
+    int k = 0;
+    for (int i = 0; i < o->n_metrics; i++) g->step_names[k++] = o->metric_names[i];
+    for (int i = 0; i < N_STEP; i++) g->step_names[k++] = k_step_names[i];
+    for (int i = 0; i < g->n_scores; i++) g->step_names[k++] = g->score_names[i];
+    k = 0;
+    for (int i = 0; i < N_EVAL; i++) g->eval_names[k++] = k_eval_names[i];
+    for (int i = 0; i < g->n_scores; i++) g->eval_names[k++] = g->score_names[i];
+    return TK_OK;
+}
+
+tk_status tk_run_grpo_load(tk_run *r) {
+    tk_trainer_config *c = &r->c;
+    struct tk_grpo_run *g = r->gr;
+    if (c->max_new_tokens >= c->max_seq)
+        return tk_fail(TK_ERR_ARG, "--max-new-tokens %d leaves no room for a prompt in --max-seq-len %d", c->max_new_tokens, c->max_seq);
+    const int32_t max_prompt = c->max_seq - c->max_new_tokens;
+    tk_prompt_set tr, va = {0};
+    tk_status st = tk_prompt_set_load(c->data, r->tok, &r->sp, max_prompt, &tr);
+    if (st) return st;
+    if (c->val && c->val_split > 0) st = tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
+    else if (c->val) st = tk_prompt_set_load(c->val, r->tok, &r->sp, max_prompt, &va);
+    else if (c->val_split > 0) st = tk_prompt_set_split(&tr, c->val_split, c->seed, &va);
+    if (st) { tk_prompt_set_free(&tr); tk_prompt_set_free(&va); return tk_fail_ctx(st, "%s: ", c->val ? c->val : c->data); }
+    if (tr.n_long || va.n_long)
+        tk_run_emitf(r, TK_EV_WARNING, "warning", false, "%lld prompts longer than %d tokens (--max-seq-len %d minus --max-new-tokens %d) "
+                     "are left out", (long long)(tr.n_long + va.n_long), max_prompt, c->max_seq, c->max_new_tokens);
+    r->train = tr.d;
+    g->items = tr.item;
+    r->sp.format = r->train.format;
+    if (va.d.n > 0) {
+        r->val = va.d;
+        g->val_items = va.item;
+        r->has_val = true;
+    }
+    tk_eval_params ep;
+    memset(&ep, 0, sizeof ep);
+    ep.grader = c->grader;
+    ep.judge = c->judge;
+    if ((st = tk_eval_grading_open(&g->grading, &ep))) return st;
+    return names_init(g, &tk_objective_grpo);
+}
+
+void tk_run_grpo_free(tk_run *r) {
+    struct tk_grpo_run *g = r->gr;
+    if (!g) return;
+    tk_eval_grading_close(&g->grading);
+    for (int64_t i = 0; g->items && i < r->train.n; i++) free(g->items[i]);
+    for (int64_t i = 0; g->val_items && i < r->val.n; i++) free(g->val_items[i]);
+    free(g->items);
+    free(g->val_items);
+    for (int i = 0; g->score_names && i < g->n_scores; i++) free(g->score_names[i]);
+    free(g->score_names);
+    free(g->step_names);
+    free(g->eval_names);
+    tk_sft_free(&g->roll);
+    tk_rows_free(&g->rrows);
+    free(g->order);
+    free(g->seq); free(g->seq_value); free(g->old_buf); free(g->tok_buf);
+    free(g->old_tok);
+    free(g->rewards); free(g->sub); free(g->adv); free(g->group);
+    free(g);
+    r->gr = NULL;
+}
+
+tk_status tk_run_grpo_plan(tk_run *r, int32_t *longest) {
+    tk_trainer_config *c = &r->c;
+    if (c->epochs == 0) c->epochs = 1;
+    if (c->batch_size == 0) c->batch_size = 1;
+    if (c->grad_accum == 0) c->grad_accum = 4;
+    c->packing = false;
+    c->pack_len = r->train.stats.longest;
+    int32_t lp = r->train.stats.longest;
+    if (r->has_val && r->val.stats.longest > lp) lp = r->val.stats.longest;
+    *longest = lp + c->max_new_tokens;
+    return TK_OK;
+}
+
+void tk_run_grpo_limits(tk_run *r) {
+    struct tk_grpo_run *g = r->gr;
+    const tk_trainer_config *c = &r->c;
+    int64_t samples = r->st.total_steps * (int64_t)c->batch_size * c->grad_accum * c->group_size;
+    g->failure_limit = c->max_grader_failures >= 0 ? c->max_grader_failures : (samples + 9) / 10;
+}
+
+/* Grows *p to n elements of size sz (*cap in elements). */
+static tk_status grow(void **p, size_t *cap, size_t n, size_t sz) {
+    if (n <= *cap) return TK_OK;
+    void *v = tk_realloc(*p, n * sz);
+    if (!v) return TK_ERR_NOMEM;
+    *p = v;
+    *cap = n;
+    return TK_OK;
+}
+
+/* Grades results[0..n) (answer k belongs to prompt example ex[k / per_prompt] of d, item items[...]): rewards[k] (NaN
+ * when the grader failed on it), sub[k * n_scores + j] each score; counts failures against the run's limit. */
+static tk_status grade(tk_run *r, char **items, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res, int32_t n, int64_t *n_fail) {
+    struct tk_grpo_run *g = r->gr;
+    const tk_judge *judge = g->grading.cb.reply ? &g->grading.cb : NULL;
+    *n_fail = 0;
+    for (int32_t i = 0; i < n; i += per_prompt) {
+        const char *text = items[ex[i / per_prompt]];
+        cJSON *item = cJSON_Parse(text);
+        if (!item) return tk_fail(TK_ERR_NOMEM, "grader item: cannot parse the record again");
+        for (int32_t k = i; k < i + per_prompt && k < n; k++) {
+            tk_grade gr = {0};
+            tk_status st = tk_grader_grade(g->grading.grader, item, res[k].text ? res[k].text : "", judge, &gr);
+            if (st) { tk_grade_free(&gr); cJSON_Delete(item); return st; }
+            if (gr.failed) {
+                (*n_fail)++;
+                g->rewards[k] = NAN;
+                for (int j = 0; j < g->n_scores; j++) g->sub[(size_t)k * g->n_scores + j] = NAN;
+                snprintf(g->last_error, sizeof g->last_error, "%s", gr.error);
+            } else {
+                g->rewards[k] = gr.score;
+                for (int j = 0; j < g->n_scores; j++) g->sub[(size_t)k * g->n_scores + j] = gr.sub ? gr.sub[j] : gr.score;
+            }
+            tk_grade_free(&gr);
+        }
+        cJSON_Delete(item);
+    }
+    g->failures += *n_fail;
+    if (g->failure_limit >= 0 && g->failures > g->failure_limit)
+        return tk_fail(TK_ERR_RANGE, "the grader failed on %lld sampled answers, more than --max-grader-failures %lld allows (last: %s)",
+                       (long long)g->failures, (long long)g->failure_limit, g->last_error);
+    return TK_OK;
+}
+
+/* Sizes the per-answer buffers for n answers. */
+static tk_status reserve_answers(struct tk_grpo_run *g, size_t n) {
+    size_t c0 = g->cap_n, c1 = g->cap_n, c2 = g->cap_n, c3 = g->cap_n;
+    tk_status st = grow((void **)&g->rewards, &c0, n, sizeof *g->rewards);
+    if (!st) st = grow((void **)&g->sub, &c1, n * (size_t)(g->n_scores ? g->n_scores : 1), sizeof *g->sub);
+    if (!st) st = grow((void **)&g->adv, &c2, n, sizeof *g->adv);
+    if (!st) st = grow((void **)&g->group, &c3, n, sizeof *g->group);
+    if (!st) g->cap_n = n;
+    return st;
+}
+
+/* Answers to the prompts ex[0..P) of d, per_prompt each, with the model being trained; seeds from (seed, step). */
+static tk_status sample(tk_run *r, const tk_sft_data *d, const int64_t *ex, int32_t P, int32_t per_prompt, bool greedy, tk_gen_result *res,
+                        tk_gen_batch_stats *gs) {
+    const int32_t n = P * per_prompt;
+    tk_gen_request *rq = tk_calloc((size_t)n, sizeof *rq);
+    if (!rq) return TK_ERR_NOMEM;
+    for (int32_t k = 0; k < n; k++) {
+        int64_t e = ex[k / per_prompt];
+        rq[k] = (tk_gen_request){.prompt = d->ids + d->off[e], .n_prompt = tk_sft_len(d, e),
+                                 .seed = tk_mix64(r->c.seed ^ tk_mix64(((uint64_t)r->st.step << 24) ^ (uint64_t)k ^ 0x9e3779b97f4a7c15ull))};
+    }
+    tk_gen_params p = tk_gen_default_params();
+    p.sampler.temperature = greedy ? 0.0f : (float)r->c.temperature;
+    p.sampler.top_k = 0;
+    p.sampler.top_p = 1.0f;
+    p.sampler.min_p = 0.0f;
+    p.max_tokens = r->c.max_new_tokens;
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
+    tk_status st = tk_generate_batch(r->m, r->tok, ads, n_ads, rq, n, &p, n < 64 ? n : 64, res, gs);
+    free(rq);
+    return st ? tk_fail_ctx(st, "sampling answers at step %lld: ", (long long)r->st.step + 1) : TK_OK;
+}
+
+/* The step's sequences (prompt + answer; answers without a token are left out) in g->roll, one per row in g->rrows. */
+static tk_status build_roll(tk_run *r, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res, int32_t n) {
+    struct tk_grpo_run *g = r->gr;
+    tk_sft_free(&g->roll);
+    tk_rows_free(&g->rrows);
+    tk_status st = TK_OK;
+    int32_t *ids = NULL;
+    uint8_t *mask = NULL;
+    size_t cap = 0;
+    for (int32_t k = 0; k < n && !st; k++) {
+        if (res[k].n_ids == 0) continue;
+        int64_t e = ex[k / per_prompt], np = tk_sft_len(&r->train, e), len = np + res[k].n_ids;
+        if ((size_t)len > cap) {
+            free(ids); free(mask);
+            cap = (size_t)len;
+            ids = tk_malloc(cap * sizeof *ids);
+            mask = tk_malloc(cap);
+            if (!ids || !mask) { st = TK_ERR_NOMEM; break; }
+        }
+        memcpy(ids, r->train.ids + r->train.off[e], (size_t)np * sizeof *ids);
+        memcpy(ids + np, res[k].ids, (size_t)res[k].n_ids * sizeof *ids);
+        memset(mask, 0, (size_t)np);
+        memset(mask + np, TK_MASK_LOSS, (size_t)res[k].n_ids);
+        st = tk_sft_add(&g->roll, ids, mask, len, (int32_t)(len + 1), (uint64_t)k);
+    }
+    free(ids);
+    free(mask);
+    if (st) return st;
+    if (g->roll.n == 0) return tk_fail(TK_ERR_INTERNAL, "step %lld: no sampled answer has a token", (long long)r->st.step + 1);
+    if ((st = grow((void **)&g->order, &g->cap_order, (size_t)g->roll.n, sizeof *g->order))) return st;
+    for (int64_t i = 0; i < g->roll.n; i++) g->order[i] = i;
+    return tk_rows_pack(&g->roll, g->order, g->roll.n, g->roll.stats.longest, false, &g->rrows);
+}
+
+/* Micro-batch rows [r0, r0 + nb) of the roll into r->bb and *x (sequence ids, advantages, old log-probs). */
+static tk_status micro(tk_run *r, int64_t r0, int32_t nb, bool old, tk_obj_batch *x) {
+    struct tk_grpo_run *g = r->gr;
+    tk_status st = tk_batch_fill(&r->bb, &g->roll, &g->rrows, r0, nb);
+    if (st) return st;
+    const int32_t Tc = r->bb.b.n_cols;
+    const size_t T = (size_t)nb * (size_t)Tc;
+    size_t c0 = g->cap_T, c1 = g->cap_T, c2 = g->cap_T, c3 = g->cap_T;
+    if ((st = grow((void **)&g->seq, &c0, T, sizeof *g->seq)) || (st = grow((void **)&g->old_buf, &c1, T, sizeof *g->old_buf)) ||
+        (st = grow((void **)&g->tok_buf, &c2, T, sizeof *g->tok_buf)) || (st = grow((void **)&g->seq_value, &c3, T, sizeof *g->seq_value)))
+        return st;
+    g->cap_T = c0 < c1 ? c0 : c1;
+    if (c2 < g->cap_T) g->cap_T = c2;
+    if (c3 < g->cap_T) g->cap_T = c3;
+    for (int32_t b = 0; b < nb; b++) {
+        int64_t e = g->rrows.ex[g->rrows.row_off[r0 + b]];
+        g->seq_value[b] = g->adv[g->roll.line[e]];
+        for (int32_t t = 0; t < Tc; t++) {
+            size_t i = (size_t)b * Tc + t;
+            g->seq[i] = r->bb.target[i] >= 0 ? b : -1;
+            g->old_buf[i] = old && r->bb.target[i] >= 0 ? g->old_tok[g->roll.off[e] + t + 1] : 0.0f;
+        }
+    }
+    *x = (tk_obj_batch){.T = (int64_t)T, .target = r->bb.target, .seq = g->seq, .n_seq = nb, .seq_value = g->seq_value,
+                        .old_logp = old ? g->old_buf : NULL};
+    return TK_OK;
+}
+
+/* --passes > 1: the sampling policy's per-token log-probabilities of the whole roll, before the first update. */
+static tk_status old_logps(tk_run *r, int32_t mb) {
+    struct tk_grpo_run *g = r->gr;
+    tk_status st = grow((void **)&g->old_tok, &g->cap_old, (size_t)g->roll.off[g->roll.n], sizeof *g->old_tok);
+    for (int64_t r0 = 0; r0 < g->rrows.n_rows && !st; r0 += mb) {
+        int32_t nb = (int32_t)(g->rrows.n_rows - r0 < mb ? g->rrows.n_rows - r0 : mb);
+        tk_obj_batch x;
+        const float *h;
+        tk_lm_head head;
+        if ((st = micro(r, r0, nb, false, &x)) || (st = tk_train_policy_hidden(r->tc, &r->bb.b, &h, &head))) break;
+        if ((st = tk_seq_logp_forward(h, &head, x.T, x.target, x.seq, nb, NULL, NULL, NULL, g->tok_buf))) break;
+        const int32_t Tc = r->bb.b.n_cols;
+        for (int32_t b = 0; b < nb; b++) {
+            int64_t e = g->rrows.ex[g->rrows.row_off[r0 + b]];
+            for (int32_t t = 0; t < Tc; t++)
+                if (r->bb.target[(size_t)b * Tc + t] >= 0) g->old_tok[g->roll.off[e] + t + 1] = (float)g->tok_buf[(size_t)b * Tc + t];
+        }
+    }
+    return st;
+}
+
+/* Mean and (Bessel) std of the finite values among v[0..n). */
+static void mean_std(const double *v, int32_t n, double *mean, double *sd, int32_t *count) {
+    double s = 0, q = 0;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) if (isfinite(v[i])) { s += v[i]; k++; }
+    double m = k ? s / k : NAN;
+    for (int32_t i = 0; i < n; i++) if (isfinite(v[i])) q += (v[i] - m) * (v[i] - m);
+    *mean = m;
+    *sd = k > 1 ? sqrt(q / (k - 1)) : 0;
+    if (count) *count = k;
+}
+
+tk_status tk_run_grpo_step(tk_run *r) {
+    tk_trainer_config *c = &r->c;
+    struct tk_grpo_run *g = r->gr;
+    tk_status st = tk_run_rows(r, r->st.epoch);
+    if (st) return st;
+    const int64_t per = (int64_t)c->batch_size * c->grad_accum;
+    const int32_t P = (int32_t)(r->rows.n_rows - r->st.row < per ? r->rows.n_rows - r->st.row : per), G = c->group_size, N = P * G;
+    int64_t *ex = tk_malloc((size_t)P * sizeof *ex);
+    tk_gen_result *res = tk_calloc((size_t)N, sizeof *res);
+    if (!ex || !res || (st = reserve_answers(g, (size_t)N))) { free(ex); free(res); return st ? st : TK_ERR_NOMEM; }
+    for (int32_t i = 0; i < P; i++) ex[i] = r->rows.ex[r->rows.row_off[r->st.row + i]];
+    double t0 = tk_time_s();
+    tk_gen_batch_stats gs = {0};
+    st = sample(r, &r->train, ex, P, G, false, res, &gs);
+    double t1 = tk_time_s(), t2 = t1;
+    int64_t n_fail = 0;
+    if (!st && !(st = grade(r, g->items, ex, G, res, N, &n_fail))) {
+        t2 = tk_time_s();
+        for (int32_t k = 0; k < N; k++) g->group[k] = k / G;
+        st = tk_grpo_advantages(g->rewards, g->group, N, c->scale_rewards, g->adv);
+    }
+    /* answer statistics, before the results go */
+    double len_sum = 0, len_max = 0, clipped = 0, std_sum = 0, zero_std = 0;
+    for (int32_t k = 0; k < N; k++) {
+        len_sum += (double)res[k].n_ids;
+        if (res[k].n_ids > len_max) len_max = (double)res[k].n_ids;
+        if (res[k].stop != TK_GEN_STOP_EOS) clipped++;
+    }
+    for (int32_t i = 0; i < P && !st; i++) {
+        double m, sd;
+        mean_std(g->rewards + (size_t)i * G, G, &m, &sd, NULL);
+        std_sum += sd;
+        if (sd == 0) zero_std++;
+    }
+    if (!st) st = build_roll(r, ex, G, res, N);
+    for (int32_t k = 0; k < N; k++) tk_gen_result_free(&res[k]);
+    free(res);
+    free(ex);
+    if (st) return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
+
+    /* the updates */
+    const int32_t mb = c->batch_size * G;
+    double norm = 0, ls = 0, ws = 0, msum[TK_OBJ_MAX_METRICS] = {0}, gn = 0;
+    for (int64_t r0 = 0; r0 < g->rrows.n_rows && !st; r0 += mb) {
+        int32_t nb = (int32_t)(g->rrows.n_rows - r0 < mb ? g->rrows.n_rows - r0 : mb);
+        tk_obj_batch x;
+        double nm = 0;
+        if (!(st = micro(r, r0, nb, false, &x)) && !(st = tk_grpo_norm(&g->gp, &x, &nm))) norm += nm;
+    }
+    if (!st && c->passes > 1) st = old_logps(r, mb);
+    const tk_objective_ops *o = tk_train_objective(r->tc);
+    float lr = 0;
+    for (int32_t pass = 0; pass < c->passes && !st; pass++) {
+        const int64_t tick = r->st.step * c->passes + pass;
+        tk_params_zero_grad(r->ps);
+        for (int64_t r0 = 0; r0 < g->rrows.n_rows && !st; r0 += mb) {
+            int32_t nb = (int32_t)(g->rrows.n_rows - r0 < mb ? g->rrows.n_rows - r0 : mb);
+            tk_obj_batch x;
+            tk_obj_result res1;
+            tk_lm_head ref_head;
+            if ((st = micro(r, r0, nb, c->passes > 1, &x))) break;
+            if (g->gp.beta > 0) {
+                ref_head = tk_train_reference_head(r->tc);
+                x.ref_head = &ref_head;
+                if ((st = tk_train_reference_hidden(r->tc, &r->bb.b, &x.ref_h))) break;
+            }
+            if ((st = tk_train_step_objective(r->tc, &r->bb.b, &x, norm > 0 ? (float)(1.0 / norm) : 0.0f, &res1))) break;
+            ls += res1.loss_sum;
+            ws += res1.norm;
+            for (int i = 0; i < o->n_metrics; i++) msum[i] += res1.metrics[i];
+        }
+        if (st) break;
+        lr = tk_lr_at(&r->opt, tick);
+        tk_adamw_step(&r->opt, r->ps, tick, &gn);
+    }
+    if (st) return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
+    double t3 = tk_time_s(), dt = t3 - t0;
+    r->st.step++;
+    r->st.row += P;
+    if (r->st.row >= r->rows.n_rows) { r->st.epoch++; r->st.row = 0; }
+    r->st.counter = tk_train_counter(r->tc);
+    r->st.tokens_seen += gs.n_generated;
+    r->st.elapsed_s += dt;
+    r->steps_here++;
+    r->time_here += dt;
+    double loss = ws > 0 ? ls / ws : 0;
+    double mean_r, sd_r;
+    mean_std(g->rewards, N, &mean_r, &sd_r, NULL);
+    double *m = tk_calloc((size_t)g->n_step, sizeof *m);
+    if (!m) return TK_ERR_NOMEM;
+    int k = 0;
+    for (int i = 0; i < o->n_metrics; i++) m[k++] = ws > 0 ? msum[i] / ws : NAN;
+    const double vals[N_STEP] = {mean_r, std_sum / P, zero_std / P, len_sum / N, len_max, clipped / N, (double)n_fail,
+                                 t1 - t0, t2 - t1, t3 - t2, gs.decode_s + gs.prefill_s > 0 ? (double)gs.n_generated / (gs.decode_s + gs.prefill_s) : 0};
+    for (int i = 0; i < N_STEP; i++) m[k++] = vals[i];
+    for (int j = 0; j < g->n_scores; j++) {
+        double s = 0;
+        int32_t cnt = 0;
+        for (int32_t q = 0; q < N; q++) { double v = g->sub[(size_t)q * g->n_scores + j]; if (isfinite(v)) { s += v; cnt++; } }
+        m[k++] = cnt ? s / cnt : NAN;
+    }
+    r->st.train_loss_sum += ls;
+    r->st.train_weight_sum += ws;
+    tk_train_event e = {.kind = TK_EV_STEP, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
+                        .n_epochs = r->n_epochs, .train_loss = loss, .lr = lr, .grad_norm = gn, .tokens = gs.n_generated,
+                        .tokens_per_s = dt > 0 ? (double)gs.n_generated / dt : 0, .step_s = dt, .elapsed_s = r->st.elapsed_s,
+                        .eta_s = (double)(r->st.total_steps - r->st.step) * (r->time_here / (double)r->steps_here),
+                        .peak_rss_mb = tk_peak_rss_mb(), .n_metrics = g->n_step, .metric_names = g->step_names, .metrics = m};
+    if (!isfinite(loss)) st = tk_fail(TK_ERR_RANGE, "step %lld: the loss is %g (diverged; try a lower --lr)", (long long)r->st.step, loss);
+    if (!st) st = tk_metrics_write(&r->mx, &e, NULL);
+    if (!st) tk_run_emit(r, &e);
+    free(m);
+    return st;
+}
+
+tk_status tk_run_grpo_evaluate(tk_run *r) {
+    struct tk_grpo_run *g = r->gr;
+    const int32_t n = (int32_t)r->val.n;
+    double t0 = tk_time_s();
+    int64_t *ex = tk_malloc((size_t)n * sizeof *ex);
+    tk_gen_result *res = tk_calloc((size_t)n, sizeof *res);
+    tk_status st = !ex || !res ? TK_ERR_NOMEM : reserve_answers(g, (size_t)n);
+    for (int32_t i = 0; i < n && !st; i++) ex[i] = i;
+    int64_t n_fail = 0;
+    tk_gen_batch_stats gs = {0};
+    if (!st) st = sample(r, &r->val, ex, n, 1, true, res, &gs);
+    if (!st) st = grade(r, g->val_items, ex, 1, res, n, &n_fail);
+    double len = 0;
+    for (int32_t k = 0; k < n; k++) { len += (double)res[k].n_ids; tk_gen_result_free(&res[k]); }
+    free(res);
+    free(ex);
+    if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
+    double *m = tk_calloc((size_t)g->n_eval, sizeof *m), mean_r, sd;
+    if (!m) return TK_ERR_NOMEM;
+    mean_std(g->rewards, n, &mean_r, &sd, NULL);
+    m[0] = mean_r;
+    m[1] = n ? len / n : 0;
+    m[2] = (double)n_fail;
+    for (int j = 0; j < g->n_scores; j++) {
+        double s = 0;
+        int32_t cnt = 0;
+        for (int32_t q = 0; q < n; q++) { double v = g->sub[(size_t)q * g->n_scores + j]; if (isfinite(v)) { s += v; cnt++; } }
+        m[N_EVAL + j] = cnt ? s / cnt : NAN;
+    }
+    tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
+                        .n_epochs = r->n_epochs, .valid_loss = NAN, .valid_ppl = NAN, .valid_acc = NAN, .valid_tokens = gs.n_generated,
+                        .elapsed_s = tk_time_s() - t0, .n_metrics = g->n_eval, .metric_names = g->eval_names, .metrics = m};
+    st = tk_metrics_write(&r->mx, &e, NULL);
+    if (!st) tk_run_emit(r, &e);
+    free(m);
+    return st;
+}
