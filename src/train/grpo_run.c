@@ -102,12 +102,17 @@ static tk_status names_init(struct tk_grpo_run *g, const tk_objective_ops *o) {
 tk_status tk_run_grpo_load(tk_run *r) {
     tk_trainer_config *c = &r->c;
     struct tk_grpo_run *g = r->gr;
+    tk_eval_params ep;   /* the grader first: a bad grader fails before the data is read */
+    memset(&ep, 0, sizeof ep);
+    ep.grader = c->grader;
+    ep.judge = c->judge;
+    tk_status st = tk_eval_grading_open(&g->grading, &ep);
+    if (st || (st = names_init(g, &tk_objective_grpo))) return st;
     if (c->max_new_tokens >= c->max_seq)
         return tk_fail(TK_ERR_ARG, "--max-new-tokens %d leaves no room for a prompt in --max-seq-len %d", c->max_new_tokens, c->max_seq);
     const int32_t max_prompt = c->max_seq - c->max_new_tokens;
     tk_prompt_set tr, va = {0};
-    tk_status st = tk_prompt_set_load(c->data, r->tok, &r->sp, max_prompt, &tr);
-    if (st) return st;
+    if ((st = tk_prompt_set_load(c->data, r->tok, &r->sp, max_prompt, &tr))) return st;
     if (c->val && c->val_split > 0) st = tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
     else if (c->val) st = tk_prompt_set_load(c->val, r->tok, &r->sp, max_prompt, &va);
     else if (c->val_split > 0) st = tk_prompt_set_split(&tr, c->val_split, c->seed, &va);
@@ -123,12 +128,7 @@ tk_status tk_run_grpo_load(tk_run *r) {
         g->val_items = va.item;
         r->has_val = true;
     }
-    tk_eval_params ep;
-    memset(&ep, 0, sizeof ep);
-    ep.grader = c->grader;
-    ep.judge = c->judge;
-    if ((st = tk_eval_grading_open(&g->grading, &ep))) return st;
-    return names_init(g, &tk_objective_grpo);
+    return TK_OK;
 }
 
 void tk_run_grpo_free(tk_run *r) {
