@@ -17,9 +17,7 @@
 #include "train/prompts.h"
 #include "objective/grpo.h"
 #include "objective/logp.h"
-#include "eval/eval_grade.h"
-#include "takumi/generate_batch.h"
-#include <cjson/cJSON.h>
+#include "train/rollout.h"
 #include <math.h>
 
 /* The step event's metrics after the objective's own (means over the step). */
@@ -183,33 +181,12 @@ static tk_status grow(void **p, size_t *cap, size_t n, size_t sz) {
     return TK_OK;
 }
 
-/* Grades results[0..n) (answer k belongs to prompt example ex[k / per_prompt] of d, item items[...]): rewards[k] (NaN
- * when the grader failed on it), sub[k * n_scores + j] each score; counts failures against the run's limit. */
+/* Grades the answers into g->rewards / g->sub and counts failures against the run's limit. */
 static tk_status grade(tk_run *r, char **items, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res, int32_t n, int64_t *n_fail) {
     struct tk_grpo_run *g = r->gr;
-    const tk_judge *judge = g->grading.cb.reply ? &g->grading.cb : NULL;
-    *n_fail = 0;
-    for (int32_t i = 0; i < n; i += per_prompt) {
-        const char *text = items[ex[i / per_prompt]];
-        cJSON *item = cJSON_Parse(text);
-        if (!item) return tk_fail(TK_ERR_NOMEM, "grader item: cannot parse the record again");
-        for (int32_t k = i; k < i + per_prompt && k < n; k++) {
-            tk_grade gr = {0};
-            tk_status st = tk_grader_grade(g->grading.grader, item, res[k].text ? res[k].text : "", judge, &gr);
-            if (st) { tk_grade_free(&gr); cJSON_Delete(item); return st; }
-            if (gr.failed) {
-                (*n_fail)++;
-                g->rewards[k] = NAN;
-                for (int j = 0; j < g->n_scores; j++) g->sub[(size_t)k * g->n_scores + j] = NAN;
-                snprintf(g->last_error, sizeof g->last_error, "%s", gr.error);
-            } else {
-                g->rewards[k] = gr.score;
-                for (int j = 0; j < g->n_scores; j++) g->sub[(size_t)k * g->n_scores + j] = gr.sub ? gr.sub[j] : gr.score;
-            }
-            tk_grade_free(&gr);
-        }
-        cJSON_Delete(item);
-    }
+    tk_status st = tk_rollout_grade(&g->grading, items, ex, per_prompt, res, n, g->rewards, g->sub, g->n_scores, n_fail, g->last_error,
+                                    sizeof g->last_error);
+    if (st) return st;
     g->failures += *n_fail;
     if (g->failure_limit >= 0 && g->failures > g->failure_limit)
         return tk_fail(TK_ERR_RANGE, "the grader failed on %lld sampled answers, more than --max-grader-failures %lld allows (last: %s)",
@@ -231,24 +208,10 @@ static tk_status reserve_answers(struct tk_grpo_run *g, size_t n) {
 /* Answers to the prompts ex[0..P) of d, per_prompt each, with the model being trained; seeds from (seed, step). */
 static tk_status sample(tk_run *r, const tk_sft_data *d, const int64_t *ex, int32_t P, int32_t per_prompt, bool greedy, tk_gen_result *res,
                         tk_gen_batch_stats *gs) {
-    const int32_t n = P * per_prompt;
-    tk_gen_request *rq = tk_calloc((size_t)n, sizeof *rq);
-    if (!rq) return TK_ERR_NOMEM;
-    for (int32_t k = 0; k < n; k++) {
-        int64_t e = ex[k / per_prompt];
-        rq[k] = (tk_gen_request){.prompt = d->ids + d->off[e], .n_prompt = tk_sft_len(d, e),
-                                 .seed = tk_mix64(r->c.seed ^ tk_mix64(((uint64_t)r->st.step << 24) ^ (uint64_t)k ^ 0x9e3779b97f4a7c15ull))};
-    }
-    tk_gen_params p = tk_gen_default_params();
-    p.sampler.temperature = greedy ? 0.0f : (float)r->c.temperature;
-    p.sampler.top_k = 0;
-    p.sampler.top_p = 1.0f;
-    p.sampler.min_p = 0.0f;
-    p.max_tokens = r->c.max_new_tokens;
     int n_ads = 0;
     const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
-    tk_status st = tk_generate_batch(r->m, r->tok, ads, n_ads, rq, n, &p, n < 64 ? n : 64, res, gs);
-    free(rq);
+    tk_status st = tk_rollout_sample(r->m, r->tok, ads, n_ads, d, ex, P, per_prompt, greedy ? 0 : r->c.temperature, r->c.max_new_tokens,
+                                     tk_mix64(r->c.seed ^ ((uint64_t)r->st.step << 32)), res, gs);
     return st ? tk_fail_ctx(st, "sampling answers at step %lld: ", (long long)r->st.step + 1) : TK_OK;
 }
 

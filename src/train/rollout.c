@@ -1,0 +1,54 @@
+/* Rollouts (rollout.h): answers sampled as one batch and graded. */
+#include "train/rollout.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+
+tk_status tk_rollout_sample(tk_model *m, const tk_tokenizer *tok, const tk_adapter_use *ads, int n_ads, const tk_sft_data *d,
+                            const int64_t *ex, int32_t P, int32_t per_prompt, double temperature, int32_t max_new_tokens,
+                            uint64_t seed, tk_gen_result *res, tk_gen_batch_stats *gs) {
+    if (P < 0 || per_prompt < 1 || (P > 0 && (!ex || !d || !res))) return tk_fail(TK_ERR_ARG, "rollout: bad prompts or results");
+    const int32_t n = P * per_prompt;
+    if (n == 0) return TK_OK;
+    tk_gen_request *rq = tk_calloc((size_t)n, sizeof *rq);
+    if (!rq) return TK_ERR_NOMEM;
+    for (int32_t k = 0; k < n; k++) {
+        int64_t e = ex[k / per_prompt];
+        rq[k] = (tk_gen_request){.prompt = d->ids + d->off[e], .n_prompt = tk_sft_len(d, e),
+                                 .seed = tk_mix64(seed ^ tk_mix64((uint64_t)k ^ 0x9e3779b97f4a7c15ull))};
+    }
+    tk_gen_params p = tk_gen_default_params();
+    p.sampler.temperature = temperature > 0 ? (float)temperature : 0.0f;
+    p.sampler.top_k = 0;
+    p.sampler.top_p = 1.0f;
+    p.sampler.min_p = 0.0f;
+    p.max_tokens = max_new_tokens;
+    tk_status st = tk_generate_batch(m, tok, ads, n_ads, rq, n, &p, n < 64 ? n : 64, res, gs);
+    free(rq);
+    return st;
+}
+
+tk_status tk_rollout_grade(const tk_eval_grading *g, char *const *items, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res,
+                           int32_t n, double *scores, double *sub, int n_scores, int64_t *n_fail, char *err, size_t err_len) {
+    const tk_judge *judge = g->cb.reply ? &g->cb : NULL;
+    *n_fail = 0;
+    for (int32_t i = 0; i < n; i += per_prompt) {
+        cJSON *item = cJSON_Parse(items[ex[i / per_prompt]]);
+        if (!item) return tk_fail(TK_ERR_NOMEM, "grader item: cannot parse the record again");
+        for (int32_t k = i; k < i + per_prompt && k < n; k++) {
+            tk_grade gr = {0};
+            tk_status st = tk_grader_grade(g->grader, item, res[k].text ? res[k].text : "", judge, &gr);
+            if (st) { tk_grade_free(&gr); cJSON_Delete(item); return st; }
+            if (gr.failed) {
+                (*n_fail)++;
+                scores[k] = NAN;
+                if (err && err_len) snprintf(err, err_len, "%s", gr.error);
+            } else {
+                scores[k] = gr.score;
+            }
+            for (int j = 0; sub && j < n_scores; j++) sub[(size_t)k * n_scores + j] = gr.failed ? NAN : gr.sub ? gr.sub[j] : gr.score;
+            tk_grade_free(&gr);
+        }
+        cJSON_Delete(item);
+    }
+    return TK_OK;
+}

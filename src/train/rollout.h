@@ -1,0 +1,24 @@
+/* Rollouts: answers sampled to prompts and graded — the shared first half of reinforcement
+ * fine-tuning (grpo_run.c) and self-training (self_run.c). Internal to src/train/. */
+#ifndef TK_TRAIN_ROLLOUT_H
+#define TK_TRAIN_ROLLOUT_H
+#include "train/batch.h"
+#include "eval/eval_grade.h"
+#include "takumi/generate_batch.h"
+
+/* Samples per_prompt answers to each prompt ex[0..P) of d (rendered prompt ids) with model m and adapters ads[0..n_ads),
+ * all decoded as one batch (at most 64 at a time): answer k = prompt ex[k / per_prompt], its sampler seeded from (seed,
+ * k); temperature <= 0 is greedy; no top-k / top-p / min-p. res[0..P * per_prompt) as tk_generate_batch (free each
+ * with tk_gen_result_free); gs may be NULL. Not thread-safe with other uses of the adapters' workspaces. */
+tk_status tk_rollout_sample(tk_model *m, const tk_tokenizer *tok, const tk_adapter_use *ads, int n_ads, const tk_sft_data *d,
+                            const int64_t *ex, int32_t P, int32_t per_prompt, double temperature, int32_t max_new_tokens,
+                            uint64_t seed, tk_gen_result *res, tk_gen_batch_stats *gs);
+
+/* Grades answers res[0..n) (answer k answers prompt ex[k / per_prompt], whose record is items[ex[...]] as JSON) with
+ * g's grader (and judge): scores[k] (NaN when the grader failed on the answer) and sub[k * n_scores + j] (each of the
+ * grader's n_scores scores, NaN on failure; sub may be NULL). *n_fail counts the failures; the last failure's message
+ * goes to err[err_len] (may be NULL). Errors of the caller (memory, a record that no longer parses) return a status.
+ * Thread safety: as tk_grader_grade. */
+tk_status tk_rollout_grade(const tk_eval_grading *g, char *const *items, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res,
+                           int32_t n, double *scores, double *sub, int n_scores, int64_t *n_fail, char *err, size_t err_len);
+#endif
