@@ -51,6 +51,7 @@ tk_status tk_run_pref_options(tk_run *r) {
     r->distill = distill;
     if (distill) return tk_run_distill_options(r);
     if (grpo) return tk_run_grpo_options(r);
+    if (self) return tk_run_self_options(r);
     if (!pref) return TK_OK;
     if (kto && c->batch_size == 1)
         return tk_fail(TK_ERR_ARG, "--objective kto needs --batch-size >= 2: its KL estimate pairs each prompt with another example's "

@@ -10,7 +10,8 @@
  *   pref_run.c     preference objectives (dpo, orpo, simpo, kto, reward): options, reference log-probs, pair steps
  *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout)
  *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation
- *   grpo_run.c     reinforcement fine-tuning (grpo): prompts, sampling, grading, advantages, updates, graded validation */
+ *   grpo_run.c     reinforcement fine-tuning (grpo): prompts, sampling, grading, advantages, updates, graded validation
+ *   self_run.c     self-training (self): rounds of sample, grade, keep, train (each an ordinary run), driven from tk_trainer_run */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
@@ -144,6 +145,12 @@ tk_status tk_run_grpo_evaluate(tk_run *r);
 /* The GRPO objective's params for the training context. */
 const void *tk_run_grpo_params(const tk_run *r);
 void tk_run_grpo_free(tk_run *r);
+
+/* self_run.c */
+/* Checks --grader and resolves the self-training autos (group size 4, 256 new tokens, temperature 1, 2 rounds). */
+tk_status tk_run_self_options(tk_run *r);
+/* The whole self-training run (tk_trainer_run hands --objective self to it); arguments as tk_trainer_run. */
+tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn on_event, void *ud, tk_train_control *ctl);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);

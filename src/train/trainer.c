@@ -68,6 +68,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (!cfg || !cfg->model || !cfg->data || !cfg->out)
         return tk_fail(TK_ERR_ARG, "train: --model, --data and --out are required");
     if (ctl) ctl->outcome = 0;
+    if (!strcmp(tk_trainer_option_find("objective")->value_name(cfg->objective), "self")) return tk_self_run(cfg, on_event, ud, ctl);
     tk_run R, *r = &R;
     memset(r, 0, sizeof *r);
     r->fn = on_event;

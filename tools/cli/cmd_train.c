@@ -234,7 +234,14 @@ int cmd_train(int argc, char **argv) {
     end_line(&p);
     if (st) { rc = cli_fail(st, "train"); goto done; }
     if (g_stop) { fprintf(stderr, "takumi train: interrupted; continue with: takumi train --out %s --resume\n", outdir); rc = 130; goto done; }
-    printf("%s/report.html\n%s/metrics.jsonl\n", outdir, outdir);
+    {   /* the run's files that exist (self-training: rounds.jsonl and rounds/ instead of one report) */
+        static const char *const files[] = {"report.html", "metrics.jsonl", "rounds.jsonl"};
+        char path[4200];
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            snprintf(path, sizeof path, "%s/%s", outdir, files[i]);
+            if (access(path, F_OK) == 0) printf("%s\n", path);
+        }
+    }
     if (strcmp(method, "full")) {
         char path[4200];
         snprintf(path, sizeof path, "%s/adapter", outdir);
