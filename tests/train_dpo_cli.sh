@@ -110,7 +110,7 @@ expect_fail "--loss does not apply to --objective orpo" "${base[@]}" --objective
 expect_fail "--label-smoothing applies to --loss robust only" "${base[@]}" --objective dpo --label-smoothing 0.1 --data "$tmp/p.jsonl" --out "$tmp/b7"
 expect_fail "--precompute-ref does not apply to --objective simpo" "${base[@]}" --objective simpo --precompute-ref --data "$tmp/p.jsonl" --out "$tmp/b8"
 expect_fail "--loss: unknown loss type 'kto'" "${base[@]}" --objective dpo --loss kto --data "$tmp/p.jsonl" --out "$tmp/b9"
-expect_fail "--objective: 'grpo' is not sft, dpo, orpo, simpo, kto, reward or distill" "${base[@]}" --objective grpo --data "$tmp/p.jsonl" --out "$tmp/b10"
+expect_fail "--objective: 'ppo' is not sft, dpo, orpo, simpo, kto, reward, distill, grpo or self" "${base[@]}" --objective ppo --data "$tmp/p.jsonl" --out "$tmp/b10"
 
 if [ $failures -eq 0 ]; then
     rm -rf "$tmp"
