@@ -121,13 +121,14 @@ tk_data_format tk_data_classify(const cJSON *r) {
     if (!cJSON_IsObject(r)) return TK_DATA_AUTO;
     if (get(r, "input") && get(r, "preferred_output")) return TK_DATA_PREFERENCE;
     if (get(r, "chosen") && get(r, "rejected")) return TK_DATA_PREFERENCE;
-    if (get(r, "label") && (get(r, "messages") || (get(r, "prompt") && get(r, "completion")))) return TK_DATA_KTO;
     const cJSON *msgs = get(r, "messages");
-    if (cJSON_IsArray(msgs) && cJSON_GetArraySize(msgs) > 0) {   /* ending with a user turn: a prompt to answer (OpenAI RFT) */
+    if (cJSON_IsArray(msgs) && cJSON_GetArraySize(msgs) > 0) {   /* ending with a user turn: a prompt to answer (OpenAI RFT; its
+                                                                      other fields, a "label" too, are the graders') */
         const cJSON *role = get(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "role");
         if (cJSON_IsString(role) && !strcmp(role->valuestring, "user")) return TK_DATA_RFT;
     }
-    if (msgs) return TK_DATA_CHAT;
+    if (get(r, "label") && (get(r, "messages") || (get(r, "prompt") && get(r, "completion")))) return TK_DATA_KTO;
+    if (get(r, "messages")) return TK_DATA_CHAT;
     if (get(r, "conversations")) return TK_DATA_SHAREGPT;
     if (get(r, "instruction") && (get(r, "output") || get(r, "input"))) return TK_DATA_ALPACA;
     if ((get(r, "prompt") && get(r, "completion")) || (get(r, "question") && get(r, "answer"))) return TK_DATA_PROMPT_COMPLETION;
