@@ -12,6 +12,8 @@
 # python3 (stdlib only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# passive OpenMP waiting: spinning threads make a machine shared with other work crawl
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 run=${TAKUMI_DEMO_RUN:-build/demo-grpo-sst2}
 model=${TAKUMI_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 sst=${TAKUMI_SHARED:-../shared}/data/sst2
@@ -30,30 +32,7 @@ done
 [ -f "$sst/train.tsv" ] || { echo "demo_grpo_sst2.sh: $sst/train.tsv is missing (../shared)" >&2; exit 1; }
 [ "$fresh" = 1 ] && rm -rf "$run"
 mkdir -p "$run.data"
-# prompts in OpenAI's RFT format: the question as the user turn, the label as a field the grader reads
-python3 - "$sst" "$run.data" <<'EOF'
-import csv, json, random, sys
-src, out = sys.argv[1], sys.argv[2]
-def rows(path):
-    with open(path, newline="", encoding="utf-8") as f:
-        r = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(r)
-        return [(s.strip(), "positive" if l == "1" else "negative") for s, l in r]
-def rec(s, label):
-    q = ("What is the sentiment of this movie review? Answer with one word: positive or negative.\n\n"
-         f"Review: {s}")
-    return {"messages": [{"role": "user", "content": q}], "label": label}
-train = [x for x in rows(f"{src}/train.tsv") if len(x[0].split()) >= 8]
-random.Random(7).shuffle(train)
-test = rows(f"{src}/test.tsv")
-random.Random(8).shuffle(test)
-for name, data in (("train.jsonl", train[:400]), ("heldout.jsonl", test[:100])):
-    with open(f"{out}/{name}", "w", encoding="utf-8") as f:
-        for s, l in data:
-            f.write(json.dumps(rec(s, l)) + "\n")
-json.dump({"type": "string_check", "name": "label", "input": "{{ sample.output_text }}", "reference": "{{ item.label }}",
-           "operation": "eq"}, open(f"{out}/grader.json", "w"))
-EOF
+tools/make_sst2_rft.py "$sst" "$run.data" 400 100
 echo "== GRPO on $model: $steps steps of 4 prompts x 8 sampled answers (string_check: the answer equals the label)"
 t0=$(date +%s)
 if [ ! -f "$run/adapter/adapter_config.json" ]; then
