@@ -97,6 +97,47 @@ static void check_against_sequential(tk_model *m, const tk_adapter_use *ads, int
     for (int i = 0; i < NP; i++) ref_free(&r[i]);
 }
 
+/* GRPO's shape: 3 prompts x 4 sampled answers each, consecutive requests sharing a prompt. Each prompt is evaluated
+ * once and copied into its group's other caches, and every answer equals one session's with the same seed, at every
+ * max_batch (1: a finished answer's slot is reused by the next of its group; 12: all live at once). */
+static void check_groups(tk_model *m, const char *what) {
+    enum { P = 3, G = 4 };
+    static const int len[P] = {7, 1, 30};
+    int32_t ids[P][32];
+    tk_gen_request req[P * G];
+    const int32_t V = tk_model_get_config(m)->n_vocab;
+    for (int i = 0; i < P; i++) {
+        ids[i][0] = 1;
+        for (int t = 1; t < len[i]; t++) ids[i][t] = (int32_t)(3 + (t * 53 + i * 71) % (V - 3));
+        for (int g = 0; g < G; g++) req[i * G + g] = (tk_gen_request){ids[i], len[i], 500 + (uint64_t)(i * G + g)};
+    }
+    tk_gen_params p = tk_gen_default_params();
+    p.sampler.temperature = 1.0f;
+    p.sampler.top_k = 0;
+    p.sampler.top_p = 1.0f;
+    p.sampler.min_p = 0.0f;
+    p.max_tokens = 12;
+    ref r[P * G];
+    for (int k = 0; k < P * G; k++) sequential(m, NULL, 0, req[k].prompt, req[k].n_prompt, &p, req[k].seed, &r[k]);
+    int distinct = 0;
+    for (int g = 1; g < G; g++) distinct += r[g].ids.len != r[0].ids.len || memcmp(r[g].ids.data, r[0].ids.data, r[0].ids.len * sizeof(int32_t));
+    CHECK(distinct > 0, "%s: a group's sampled answers are all the same (seeds unused?)", what);
+    const int32_t mbs[3] = {1, 5, P * G};
+    for (int k = 0; k < 3; k++) {
+        tk_gen_result g[P * G];
+        tk_gen_batch_stats bs;
+        CHECK_OK(tk_generate_batch(m, tk_model_tokenizer(m), NULL, 0, req, P * G, &p, mbs[k], g, &bs));
+        for (int i = 0; i < P * G; i++) {
+            CHECK(same(&r[i], &g[i]), "%s, max_batch %d, request %d differs from its session", what, mbs[k], i);
+            tk_gen_result_free(&g[i]);
+        }
+        CHECK(bs.n_prompt_tokens == 7 + 1 + 30 && bs.n_prompt_reused == (G - 1) * (7 + 1 + 30),
+              "%s, max_batch %d: %lld prompt tokens evaluated, %lld reused", what, mbs[k], (long long)bs.n_prompt_tokens,
+              (long long)bs.n_prompt_reused);
+    }
+    for (int i = 0; i < P * G; i++) ref_free(&r[i]);
+}
+
 /* ---- a test-only attention prefix adapter: fixed random keys/values [P x KH*D] per layer ---- */
 typedef struct pfx { int32_t L; int64_t P; float *kv; int64_t kvd; } pfx;
 static int64_t pf_prefix(void *st, const tk_peft_call *c, int32_t layer, const float **k, const float **v) {
@@ -310,6 +351,7 @@ static void stories(void) {
     check_against_sequential(m, NULL, 0, &p, "greedy, stop strings");
     p = greedy(230); /* the 40-token prompt's cache grows past its first 256 slots mid-batch */
     check_against_sequential(m, NULL, 0, &p, "greedy, 230 tokens");
+    check_groups(m, "groups of one prompt");
 
     /* LoRA on every linear with random B */
     p = greedy(24);

@@ -2,7 +2,8 @@
  * engine of evaluation (examples/s) and of GRPO's group sampling. Each decode step is one
  * forward over the next token of every live sequence: the linear layers run once over all
  * rows, attention runs per row over that row's cache. Prompts are prefilled one by one
- * (in the chunks tk_session_eval uses) into their caches.
+ * (in the chunks tk_session_eval uses) into their caches; consecutive requests with the same
+ * prompt (a GRPO group) evaluate it once and copy the cache.
  * Dimension legend and generation parameters as in takumi/model.h. */
 #ifndef TAKUMI_GENERATE_BATCH_H
 #define TAKUMI_GENERATE_BATCH_H
@@ -26,6 +27,7 @@ typedef struct tk_gen_result {
 
 typedef struct tk_gen_batch_stats {
     int64_t n_prompt_tokens, n_generated; /* prompt tokens evaluated, ids sampled (all requests) */
+    int64_t n_prompt_reused;              /* prompt tokens copied from an identical prompt's cache instead of evaluated */
     double prefill_s, decode_s;           /* wall time of prompt evaluation and of batched decoding */
     int32_t max_live;                     /* the most sequences decoded together in one step */
 } tk_gen_batch_stats;

@@ -5,7 +5,9 @@
  * step is one forward over the next token of every live sequence (tk_llama_forward_kvs)
  * with TK_MATMUL_ROWWISE, so every row's logits equal one-sequence decode's bit for bit
  * and results depend neither on max_batch nor on the order of the requests. A finished
- * sequence leaves its slot to the next waiting request. */
+ * sequence leaves its slot to the next waiting request. A request whose prompt equals the
+ * last prefilled one (GRPO's group: one prompt, group-size answers) copies that slot's cache
+ * prefix and prompt logits instead of evaluating the prompt again: the same numbers, once. */
 #include "takumi/generate_batch.h"
 #include "model/llama.h"
 #include "infer/gen_text.h"
@@ -22,6 +24,7 @@ typedef struct slot {
     tk_buf text;
     tk_gen_stop stop;
     tk_status text_err;   /* an append to text failed */
+    int32_t prompt_req;   /* the request whose prompt kv[0..n_prompt) holds (-1: none) */
 } slot;
 
 typedef struct run {
@@ -38,6 +41,9 @@ typedef struct run {
     float *logits;        /* [n_slots x V]: row r belongs to live[r] */
     tk_kv_cache **kvs;
     int32_t *step_ids;
+    slot *last;           /* the slot of the last prefilled prompt (request last->prompt_req == last_req) */
+    int32_t last_req;
+    float *last_logits;   /* [V] its last token's logits */
     tk_gen_batch_stats st;
 } run;
 
@@ -75,7 +81,6 @@ static tk_status admit(run *R, slot *s, int32_t i, float *logits, bool *live) {
     s->req = i;
     s->stop = TK_GEN_STOP_MAX_TOKENS;
     s->text_err = TK_OK;
-    s->kv.n = 0;
     tk_gen_text_init(&s->gt, R->tok, q->prompt[q->n_prompt - 1], &R->p, append_text, s);
     *live = false;
     if (q->n_prompt > s->kv.n_ctx) {
@@ -87,9 +92,22 @@ static tk_status admit(run *R, slot *s, int32_t i, float *logits, bool *live) {
     tk_status st = tk_sampler_new(&sp, R->V, &s->smp);
     if (st) return st;
     double t0 = tk_time_s();
-    if ((st = tk_kv_eval(R->m, &R->pre, &s->kv, q->prompt, q->n_prompt, logits))) return st;
+    const tk_gen_request *lq = R->last && R->last->prompt_req == R->last_req ? &R->reqs[R->last_req] : NULL;
+    if (lq && lq->n_prompt == q->n_prompt && (lq->prompt == q->prompt || !memcmp(lq->prompt, q->prompt, (size_t)q->n_prompt * sizeof *q->prompt))) {
+        if ((st = tk_kv_copy_prefix(&s->kv, &R->last->kv, (int32_t)q->n_prompt))) return st;
+        memcpy(logits, R->last_logits, (size_t)R->V * sizeof *logits);
+        R->st.n_prompt_reused += q->n_prompt;
+    } else {
+        s->prompt_req = -1;
+        s->kv.n = 0;
+        if ((st = tk_kv_eval(R->m, &R->pre, &s->kv, q->prompt, q->n_prompt, logits))) return st;
+        memcpy(R->last_logits, logits, (size_t)R->V * sizeof *logits);
+        R->st.n_prompt_tokens += q->n_prompt;
+        R->last = s;
+        R->last_req = i;
+    }
+    s->prompt_req = R->last == s ? R->last_req : i;
     R->st.prefill_s += tk_time_s() - t0;
-    R->st.n_prompt_tokens += q->n_prompt;
     *live = true;
     return TK_OK;
 }
@@ -147,9 +165,11 @@ static tk_status setup(run *R, const tk_adapter_use *ads, int n_ads, int32_t n, 
     R->kvs = tk_calloc(ns, sizeof *R->kvs);
     R->step_ids = tk_calloc(ns, sizeof *R->step_ids);
     R->logits = tk_malloc(ns * (size_t)R->V * sizeof(float));
-    if (!R->slots || !R->live || !R->kvs || !R->step_ids || !R->logits) return TK_ERR_NOMEM;
+    R->last_logits = tk_malloc((size_t)R->V * sizeof(float));
+    if (!R->slots || !R->live || !R->kvs || !R->step_ids || !R->logits || !R->last_logits) return TK_ERR_NOMEM;
     for (int32_t i = 0; i < R->n_slots; i++) {
         R->slots[i].req = -1;
+        R->slots[i].prompt_req = -1;
         tk_status st = tk_kv_init(&R->slots[i].kv, m, n_ctx);
         if (st) return st;
     }
@@ -178,6 +198,7 @@ static void teardown(run *R) {
     free(R->kvs);
     free(R->step_ids);
     free(R->logits);
+    free(R->last_logits);
 }
 
 /* The scheduler: fill free slots from the waiting requests, sample every live sequence,

@@ -46,6 +46,24 @@ tk_status tk_kv_reserve(tk_kv_cache *kv, int32_t n) {
     return TK_OK;
 }
 
+tk_status tk_kv_copy_prefix(tk_kv_cache *dst, const tk_kv_cache *src, int32_t n) {
+    if (n < 0 || n > src->n || dst->n_layers != src->n_layers || dst->kvd != src->kvd)
+        return tk_fail(TK_ERR_ARG, "KV copy: %d tokens of a cache holding %d (or caches of different models)", n, src->n);
+    if (dst == src) { dst->n = n; return TK_OK; }
+    dst->n = 0;   /* nothing to relayout */
+    tk_status st = tk_kv_reserve(dst, n);
+    if (st) return st;
+    const size_t row = (size_t)src->kvd, used = (size_t)n * row;
+    for (int32_t l = 0; l < src->n_layers; l++) {
+        memcpy(dst->k + (size_t)l * dst->cap * row, src->k + (size_t)l * src->cap * row, used * sizeof(float));
+        memcpy(dst->v + (size_t)l * dst->cap * row, src->v + (size_t)l * src->cap * row, used * sizeof(float));
+    }
+    memcpy(dst->tokens, src->tokens, (size_t)n * sizeof(int32_t));
+    memcpy(dst->pos, src->pos, (size_t)n * sizeof(int32_t));
+    dst->n = n;
+    return TK_OK;
+}
+
 void tk_kv_free(tk_kv_cache *kv) {
     free(kv->k); free(kv->v); free(kv->tokens); free(kv->pos);
     memset(kv, 0, sizeof *kv);

@@ -120,6 +120,10 @@ tk_status tk_kv_reserve(tk_kv_cache *kv, int32_t n);
  * work. TK_ERR_RANGE when the context would overflow; on failure the cache is as before. */
 tk_status tk_kv_eval(tk_model *m, tk_acts *a, tk_kv_cache *kv, const int32_t *ids, int64_t n, float *logits);
 void tk_kv_free(tk_kv_cache *kv);
+/* Makes dst hold the first n cached tokens of src (keys, values, tokens, positions; dst->n = n), as if
+ * they had been evaluated into dst: a prompt shared by several sequences is evaluated once. src and
+ * dst belong to the same model; src->n >= n. dst == src just truncates. */
+tk_status tk_kv_copy_prefix(tk_kv_cache *dst, const tk_kv_cache *src, int32_t n);
 
 /* The forward. With kv (then b->n_rows must be 1), the batch continues the cached sequence:
  * its keys/values are stored at [kv->n, kv->n + T) and attention sees the whole cache
