@@ -47,7 +47,8 @@ static tk_status inputs(tk_run *r, tk_lm_head *head, tk_teacher *t, tk_obj_batch
     return TK_OK;
 }
 
-tk_status tk_run_distill_micro(tk_run *r, float grad_scale, double *ls, double *ws) {
+tk_status tk_run_distill_micro(tk_run *r, int64_t r0, int32_t nb, float grad_scale, double *ls, double *ws) {
+    (void)r0; (void)nb;
     tk_lm_head head;
     tk_teacher t;
     tk_obj_batch x;
@@ -60,7 +61,8 @@ tk_status tk_run_distill_micro(tk_run *r, float grad_scale, double *ls, double *
     return TK_OK;
 }
 
-tk_status tk_run_distill_eval(tk_run *r, double *ls, double *ws) {
+tk_status tk_run_distill_eval(tk_run *r, int64_t r0, int32_t nb, double *ls, double *ws) {
+    (void)r0; (void)nb;
     tk_lm_head head;
     tk_teacher t;
     tk_obj_batch x;

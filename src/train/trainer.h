@@ -38,6 +38,10 @@ typedef struct tk_trainer_config {
     char *eval_config;        /* takumi eval's options as JSON, run on the adapter at the end (RUN/eval/) */
     char *distill_loss;       /* distill: forward_kl | reverse_kl (NULL: auto = forward_kl) */
     double temperature;       /* distill: 0 = auto (1) */
+    double jsd_beta;          /* distill jsd: the generalised JSD's beta in [0, 1]; < 0 = auto (0.5) */
+    char *teacher_context;    /* distill: a text file the teacher reads in its system prompt (context distillation) */
+    bool teacher_answers;     /* distill: the teacher generates every answer, also where the data has one */
+    int32_t max_new_tokens;   /* distill: longest answer the teacher generates; 0 = auto (256) */
     int32_t lora_r;
     double lora_alpha, lora_dropout;
     bool rslora;
