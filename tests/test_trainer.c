@@ -54,7 +54,7 @@ static void test_config(void) {
         "{\"model\":null,\"tokenizer\":null,\"data\":null,\"format\":\"auto\",\"template\":\"auto\",\"out\":null,"
         "\"method\":\"lora\",\"objective\":\"sft\",\"loss\":\"auto\",\"beta\":\"auto\",\"label-smoothing\":\"auto\","
         "\"simpo-gamma\":\"auto\",\"desirable-weight\":\"auto\",\"undesirable-weight\":\"auto\",\"center-rewards\":\"auto\","
-        "\"precompute-ref\":false,\"teacher\":null,\"distill-loss\":\"auto\",\"temperature\":\"auto\",\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
+        "\"precompute-ref\":false,\"teacher\":null,\"distill-loss\":\"auto\",\"jsd-beta\":\"auto\",\"temperature\":\"auto\",\"teacher-context\":null,\"teacher-answers\":false,\"max-new-tokens\":\"auto\",\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
         "\"lora-targets\":\"all\",\"lora-init\":\"kaiming\",\"lora-plus-ratio\":0,\"rslora\":false,\"num-virtual-tokens\":20,\"prefix-projection\":false,"
         "\"encoder-hidden-size\":\"auto\",\"freeze-layers\":0,\"epochs\":\"auto\",\"batch-size\":\"auto\","
         "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"

@@ -13,6 +13,10 @@ tk_status tk_run_distill_options(tk_run *r) {
     r->distp = tk_distill_default_params();
     r->distp.kind = (tk_distill_kind)tk_distill_kind_from_name(c->distill_loss);
     r->distp.temperature = (float)c->temperature;
+    if (c->jsd_beta >= 0 && r->distp.kind != TK_DISTILL_JSD)
+        return tk_fail(TK_ERR_ARG, "--jsd-beta is the generalised JSD's beta: it needs --distill-loss jsd (not %s)", c->distill_loss);
+    if (r->distp.kind == TK_DISTILL_JSD && c->jsd_beta < 0) c->jsd_beta = 0.5;
+    if (r->distp.kind == TK_DISTILL_JSD) r->distp.beta = (float)c->jsd_beta;
     return TK_OK;
 }
 

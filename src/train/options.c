@@ -43,11 +43,8 @@ static tk_status check_loss(const char *name, const char *v) {
 }
 
 static tk_status check_distill_loss(const char *name, const char *v) {
-    if (!strcmp(v, "jsd"))
-        return tk_fail(TK_ERR_ARG, "--%s jsd: the generalised Jensen-Shannon divergence is not supported yet (choose forward_kl or "
-                       "reverse_kl)", name);
     if (tk_distill_kind_from_name(v) < 0 || !strcmp(v, "cross_entropy"))
-        return tk_fail(TK_ERR_ARG, "--%s: unknown distillation loss '%s' (choose from forward_kl, reverse_kl)", name, v);
+        return tk_fail(TK_ERR_ARG, "--%s: unknown distillation loss '%s' (choose from forward_kl, reverse_kl, jsd)", name, v);
     return TK_OK;
 }
 
@@ -95,12 +92,22 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_F64, .offset = F(center_rewards), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
     {"precompute-ref", "", "off", "dpo, kto: compute the reference log-probabilities once before training (no reference forward per step)",
      .type = TK_OPT_BOOL, .offset = F(precompute_ref), .resume = true},
-    {"teacher", "PATH", "none", "distill: the teacher model (same tokenizer as --model), run forward on every micro-batch",
-     .type = TK_OPT_STR, .offset = F(teacher), .is_path = true, .resume = true},
-    {"distill-loss", "forward_kl|reverse_kl", "forward_kl", "distill: KL(teacher || student) or KL(student || teacher) per trained token",
-     .type = TK_OPT_STR, .offset = F(distill_loss), .resume = true, .is_auto = true, .check = check_distill_loss},
+    {"teacher", "PATH", "none", "distill: the teacher model, run forward on every micro-batch (another vocabulary: it answers the "
+     "data's prompts and the student trains on its answers)", .type = TK_OPT_STR, .offset = F(teacher), .is_path = true, .resume = true},
+    {"distill-loss", "forward_kl|reverse_kl|jsd", "forward_kl", "distill: KL(teacher || student), KL(student || teacher) or the "
+     "generalised Jensen-Shannon divergence (--jsd-beta) per trained token", .type = TK_OPT_STR, .offset = F(distill_loss), .resume = true,
+     .is_auto = true, .check = check_distill_loss},
+    {"jsd-beta", "X", "0.5", "distill jsd: the mixture weight beta in [0, 1] (TRL's GKD beta: 0 = forward KL, 1 = reverse KL)",
+     .type = TK_OPT_F64, .offset = F(jsd_beta), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1, .init = "auto"},
     {"temperature", "X", "1", "distill: both distributions are softmax(logits / X)", .type = TK_OPT_F64, .offset = F(temperature),
      .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true, .init = "auto"},
+    {"teacher-context", "FILE", "none", "distill: context distillation: the teacher (--teacher, else the base model itself) reads FILE's "
+     "text in its system prompt, the student learns to answer as it does without it", .type = TK_OPT_STR, .offset = F(teacher_context),
+     .is_path = true, .resume = true},
+    {"teacher-answers", "", "off", "distill: the teacher generates every answer (RUN/teacher_answers.jsonl), also where the data has one",
+     .type = TK_OPT_BOOL, .offset = F(teacher_answers), .resume = true},
+    {"max-new-tokens", "N", "256", "distill: longest answer the teacher generates (greedy)", .type = TK_OPT_I32, .offset = F(max_new_tokens),
+     .resume = true, .is_auto = true, .ilo = 1, .ihi = 100000, .init = "auto"},
     {"lora-r", "N", "8", "LoRA rank", .type = TK_OPT_I32, .offset = F(lora_r), .resume = true, .ilo = 1, .ihi = 4096, .init = "8"},
     {"lora-alpha", "X", "16", "LoRA alpha (scale = alpha / r)", .type = TK_OPT_F64, .offset = F(lora_alpha), .resume = true, .dlo = 1e-6, .dhi = 1e6, .init = "16"},
     {"lora-dropout", "X", "0.05", "dropout on the LoRA input, [0, 1)", .type = TK_OPT_F64, .offset = F(lora_dropout), .resume = true, .dlo = 0,

@@ -27,6 +27,10 @@ tk_status tk_run_pref_options(tk_run *r) {
         {"teacher", c->teacher != NULL, distill, "--objective distill"},
         {"distill-loss", c->distill_loss != NULL, distill, "--objective distill"},
         {"temperature", c->temperature != 0, distill, "--objective distill"},
+        {"jsd-beta", c->jsd_beta >= 0, distill, "--objective distill --distill-loss jsd"},
+        {"teacher-context", c->teacher_context != NULL, distill, "--objective distill (context distillation)"},
+        {"teacher-answers", c->teacher_answers, distill, "--objective distill"},
+        {"max-new-tokens", c->max_new_tokens != 0, distill, "--objective distill (the teacher's generated answers)"},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (k[i].set && !k[i].applies)
