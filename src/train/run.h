@@ -147,6 +147,10 @@ tk_status tk_run_distill_prepare(tk_run *r);
 /* The data file the run trains on: r->answers_path, else --data. */
 const char *tk_run_data_path(const tk_run *r);
 
+/* RUN/teacher_answers.jsonl as the teacher reads it: every record with --teacher-context at the start of its system
+ * prompt, one JSONL line per line of the file (so tk_sft_data.line numbers match), appended to out. */
+tk_status tk_run_context_records(tk_run *r, tk_buf *out);
+
 /* distill_context.c */
 /* Context distillation, after tk_run_plan: the teacher's examples (--teacher-context in the system prompt) of
  * every training and validation example, their answer offsets checked; raises r->max_cols to the longest. */
