@@ -5,7 +5,7 @@
 # - the teacher is the hf-bf16 variant (other weights): the loss is above 0 and falls over the run;
 #   every step and validation line has its loss; config.json records the options;
 # - killed mid-run and resumed with --resume: bit-identical metrics; --distill-loss reverse_kl runs;
-# - bad input: a teacher with another vocabulary, --temperature / --teacher on sft, distill without
+# - bad input: a teacher with another vocabulary and no tokenizer (nothing to answer with), --temperature / --teacher on sft, distill without
 #   --teacher, --jsd-beta without jsd or outside [0, 1], a teacher that does not exist: exit 1 with a clear message;
 # - --distill-loss jsd --jsd-beta 0.3 runs (the first loss is in (0, log 2)).
 set -u
@@ -83,7 +83,7 @@ refuse() {   # name, expected message part, args...
     if [ $rc -eq 1 ] && grep -q -- "$want" "$tmp/bad_$name.err"; then ok
     else bad "$name: exit $rc, message: $(tail -2 "$tmp/bad_$name.err") (expected '$want')"; fi
 }
-refuse vocab "different tokenizers are not supported yet" "${common[@]}" --teacher tests/fixtures/arch/qwen3/model.gguf
+refuse vocab "and no tokenizer: it cannot write the answers" "${common[@]}" --teacher tests/fixtures/arch/qwen3/model.gguf
 refuse temp_sft "--temperature does not apply to --objective sft" "${common[@]/distill/sft}" --temperature 2
 refuse teacher_sft "--teacher does not apply to --objective sft" "${common[@]/distill/sft}" --teacher "$S/hf"
 refuse no_teacher "needs --teacher" "${common[@]}"

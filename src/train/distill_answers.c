@@ -123,13 +123,15 @@ static uint64_t answers_key(const tk_run *r, const char *data, size_t len) {
     const tk_trainer_config *c = &r->c;
     tk_buf b = {0};
     uint64_t h = tk_hash_bytes(data, len);
-    if (tk_buf_printf(&b, "%016llx|%s|%s|%s|%d|%d|%s|v1", (unsigned long long)h, c->model, c->teacher ? c->teacher : "-",
-                      c->template_name ? c->template_name : "-", c->max_new_tokens, (int)c->teacher_answers,
-                      r->ctx_text ? r->ctx_text : "")) {
-        tk_buf_free(&b);
-        return 0;
-    }
-    h = tk_hash_bytes(b.data, b.len);
+    /* absolute paths: config.json stores them so, and --resume reads them from there */
+    char *model = tk_path_abs(c->model), *teacher = c->teacher ? tk_path_abs(c->teacher) : NULL;
+    tk_status st = !model || (c->teacher && !teacher) ? TK_ERR_NOMEM
+        : tk_buf_printf(&b, "%016llx|%s|%s|%s|%d|%d|%s|v1", (unsigned long long)h, model, teacher ? teacher : "-",
+                        c->template_name ? c->template_name : "-", c->max_new_tokens, (int)c->teacher_answers,
+                        r->ctx_text ? r->ctx_text : "");
+    h = st ? 0 : tk_hash_bytes(b.data, b.len);
+    free(model);
+    free(teacher);
     tk_buf_free(&b);
     return h;
 }
