@@ -14,12 +14,16 @@ cd "$(dirname "$0")/.."
 OUT=${1:-build/demo-context-distill}
 M=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 T=${THREADS:-2}
-STEPS=${STEPS:-60}
+STEPS=${STEPS:-120}
 P=examples/policy
 BIN=${TAKUMI_BIN:-build/takumi}
 export OMP_WAIT_POLICY=passive
 mkdir -p "$OUT"
+# a fresh run, but the teacher's answers of an earlier one are kept: the run reuses them when its key matches
+if [ -f "$OUT/run/teacher_answers.key" ]; then mv "$OUT/run/teacher_answers.jsonl" "$OUT/run/teacher_answers.key" "$OUT/"; fi
 rm -rf "$OUT/run"
+mkdir -p "$OUT/run"
+if [ -f "$OUT/teacher_answers.key" ]; then mv "$OUT/teacher_answers.jsonl" "$OUT/teacher_answers.key" "$OUT/run/"; fi
 start=$(date +%s)
 
 "$BIN" train --model "$M" --data $P/train_questions.jsonl --objective distill --teacher-context $P/policy.md \

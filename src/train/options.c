@@ -73,7 +73,7 @@ static const tk_trainer_option k_opts[] = {
      "PEFT PREFIX_TUNING; see --num-virtual-tokens)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 5,
      .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill", "sft", "training objective: supervised fine-tuning, preference learning on "
-     "chosen/rejected pairs, KTO on labelled completions, a reward model, or distillation from --teacher (docs/objectives.md)",
+     "chosen/rejected pairs, KTO on labelled completions, a reward model, or distillation from --teacher or --teacher-context (docs/objectives.md)",
      .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 7, .value_name = objective_name, .init = "sft"},
     {"loss", "sigmoid|ipo|hinge|robust", "sigmoid", "DPO loss type (TRL's DPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss),
      .resume = true, .is_auto = true, .check = check_loss},
