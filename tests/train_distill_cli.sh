@@ -5,8 +5,9 @@
 # - the teacher is the hf-bf16 variant (other weights): the loss is above 0 and falls over the run;
 #   every step and validation line has its loss; config.json records the options;
 # - killed mid-run and resumed with --resume: bit-identical metrics; --distill-loss reverse_kl runs;
-# - bad input: a teacher with another vocabulary, --temperature / --teacher on sft, distill without
-#   --teacher, --distill-loss jsd, a teacher that does not exist: exit 1 with a clear message.
+# - bad input: a teacher with another vocabulary and no tokenizer (nothing to answer with), --temperature / --teacher on sft, distill without
+#   --teacher, --jsd-beta without jsd or outside [0, 1], a teacher that does not exist: exit 1 with a clear message;
+# - --distill-loss jsd --jsd-beta 0.3 runs (the first loss is in (0, log 2)).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -67,6 +68,13 @@ else bad "killed+resumed run differs:"; diff <(lines "$m") <(lines "$tmp/bf.k/me
 if "$BIN" train "${common[@]}" --teacher "$S/hf-bf16" --distill-loss reverse_kl --max-steps 2 --out "$tmp/rk" > /dev/null 2> "$tmp/rk.err" &&
    grep -q '"distill-loss":"reverse_kl"' "$tmp/rk/config.json"; then ok; else bad "reverse_kl run failed: $(tail -3 "$tmp/rk.err")"; fi
 
+# ---- the generalised JSD (TRL's GKD loss)
+if "$BIN" train "${common[@]}" --teacher "$S/hf-bf16" --distill-loss jsd --jsd-beta 0.3 --max-steps 2 --out "$tmp/js" > /dev/null 2> "$tmp/js.err" &&
+   grep -q '"distill-loss":"jsd"' "$tmp/js/config.json" && grep -q '"jsd-beta":0.29999' "$tmp/js/config.json"; then ok
+else bad "jsd run failed: $(tail -3 "$tmp/js.err")"; fi
+if awk -v a="$(num "$tmp/js/metrics.jsonl" train_loss | head -1)" 'BEGIN { exit !(a > 0 && a < 0.6931472) }'; then ok
+else bad "jsd: first loss $(num "$tmp/js/metrics.jsonl" train_loss | head -1) outside (0, log 2)"; fi
+
 # ---- bad input: exit 1 with a message
 refuse() {   # name, expected message part, args...
     local name=$1 want=$2; shift 2
@@ -75,11 +83,14 @@ refuse() {   # name, expected message part, args...
     if [ $rc -eq 1 ] && grep -q -- "$want" "$tmp/bad_$name.err"; then ok
     else bad "$name: exit $rc, message: $(tail -2 "$tmp/bad_$name.err") (expected '$want')"; fi
 }
-refuse vocab "different tokenizers are not supported yet" "${common[@]}" --teacher tests/fixtures/arch/qwen3/model.gguf
+refuse vocab "and no tokenizer: it cannot write the answers" "${common[@]}" --teacher tests/fixtures/arch/qwen3/model.gguf
 refuse temp_sft "--temperature does not apply to --objective sft" "${common[@]/distill/sft}" --temperature 2
 refuse teacher_sft "--teacher does not apply to --objective sft" "${common[@]/distill/sft}" --teacher "$S/hf"
 refuse no_teacher "needs --teacher" "${common[@]}"
-refuse jsd "not supported yet" "${common[@]}" --teacher "$S/hf" --distill-loss jsd
+refuse jsd_beta "--jsd-beta is the generalised JSD's beta: it needs --distill-loss jsd" "${common[@]}" --teacher "$S/hf" --jsd-beta 0.2
+refuse jsd_range "jsd-beta" "${common[@]}" --teacher "$S/hf" --distill-loss jsd --jsd-beta 1.5
+refuse jsd_sft "--jsd-beta does not apply to --objective sft" "${common[@]/distill/sft}" --jsd-beta 0.2
+refuse loss_name "unknown distillation loss 'xx' (choose from forward_kl, reverse_kl, jsd)" "${common[@]}" --teacher "$S/hf" --distill-loss xx
 refuse missing "--teacher $tmp/nope" "${common[@]}" --teacher "$tmp/nope"
 
 rm -rf "$tmp"

@@ -14,6 +14,7 @@ const char *tk_distill_kind_name(tk_distill_kind k) {
     case TK_DISTILL_FORWARD_KL: return "forward_kl";
     case TK_DISTILL_REVERSE_KL: return "reverse_kl";
     case TK_DISTILL_CROSS_ENTROPY: return "cross_entropy";
+    case TK_DISTILL_JSD: return "jsd";
     }
     return "?";
 }
@@ -25,6 +26,7 @@ typedef struct dctx {
     int64_t V;
     tk_distill_kind kind;
     float inv_tau, grad_scale;
+    double beta, log_b, log_1mb;  /* JSD: beta, log beta, log(1 - beta) */
     bool grad;
     int64_t R;                  /* rows the scratch below holds */
     float *tl, *hbuf, *es, *et; /* [R x V] teacher logits, [R x Ct], [R x V] softmax (student, teacher) */
@@ -40,6 +42,11 @@ static double softmax_row(float *l, float *e, int64_t V, float inv_tau) {
     float se = tk_vexp_sum(e, l, mx, V), r = 1.0f / se;
     for (int64_t j = 0; j < V; j++) e[j] *= r;
     return (double)mx + log((double)se);
+}
+
+/* log(e^a + e^b) without overflow. */
+static inline double log_add(double a, double b) {
+    return a > b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b));
 }
 
 static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
@@ -60,8 +67,19 @@ static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
             for (int64_t j = 0; j < V; j++) D += q[j] * (((double)s[j] - ls) - ((double)t[j] - lt));
         else if (c->kind == TK_DISTILL_FORWARD_KL)
             for (int64_t j = 0; j < V; j++) D += p[j] * (((double)t[j] - lt) - ((double)s[j] - ls));
-        else
+        else if (c->kind == TK_DISTILL_CROSS_ENTROPY)
             for (int64_t j = 0; j < V; j++) D -= p[j] * ((double)s[j] - ls);
+        double klq = 0;   /* JSD: KL(q || m) */
+        if (c->kind == TK_DISTILL_JSD) {
+            /* log m_j = logsumexp(log q_j + log(1 - beta), log p_j + log beta), as TRL */
+            double klp = 0;
+            for (int64_t j = 0; j < V; j++) {
+                double lq = (double)s[j] - ls, lp = (double)t[j] - lt, lm = log_add(lq + c->log_1mb, lp + c->log_b);
+                klp += p[j] * (lp - lm);
+                klq += q[j] * (lq - lm);
+            }
+            D = c->beta * klp + (1 - c->beta) * klq;
+        }
         c->d[c0 + i] = D;
         if (!c->grad) continue;
         /* d D / d z_j (z = raw student logits) = g_j / tau with
@@ -71,6 +89,14 @@ static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
         if (c->kind == TK_DISTILL_REVERSE_KL) {
             float sl = (float)(lt - ls - D);
             for (int64_t j = 0; j < V; j++) s[j] = f * q[j] * ((s[j] - t[j]) + sl);
+        } else if (c->kind == TK_DISTILL_JSD) {
+            /* d JSD / d q_j = (1 - beta) log(q_j / m_j) (the p / m terms cancel), through the softmax:
+             * g_j = (1 - beta) q_j (log q_j - log m_j - KL(q || m)) */
+            float fb = f * (float)(1 - c->beta);
+            for (int64_t j = 0; j < V; j++) {
+                double lq = (double)s[j] - ls, lp = (double)t[j] - lt, lm = log_add(lq + c->log_1mb, lp + c->log_b);
+                s[j] = fb * q[j] * (float)(lq - lm - klq);
+            }
         } else {
             for (int64_t j = 0; j < V; j++) s[j] = f * (q[j] - p[j]);
         }
@@ -81,6 +107,19 @@ static tk_status chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
 tk_status tk_distill(const float *h, const tk_lm_head *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
                      int64_t T, const float *weight, tk_distill_kind kind, float temperature, float grad_scale,
                      double *loss_sum, double *weight_sum, float *dh, float *dw) {
+    tk_distill_params p = tk_distill_default_params();
+    p.kind = kind;
+    p.temperature = temperature;
+    return tk_distill_p(h, head, teacher, rows, n, T, weight, &p, grad_scale, loss_sum, weight_sum, dh, dw);
+}
+
+tk_status tk_distill_p(const float *h, const tk_lm_head *head, const tk_teacher *teacher, const int64_t *rows, int64_t n,
+                       int64_t T, const float *weight, const tk_distill_params *dp, float grad_scale, double *loss_sum,
+                       double *weight_sum, float *dh, float *dw) {
+    if (!dp) return tk_fail(TK_ERR_ARG, "distill: NULL parameters");
+    tk_distill_kind kind = dp->kind;
+    const float temperature = dp->temperature;
+    const double beta = dp->beta;
     if (!h || !loss_sum || !weight_sum) return tk_fail(TK_ERR_ARG, "distill: NULL hidden states or outputs");
     tk_status st = tk_head_check(head, "distill: student");
     if (st) return st;
@@ -89,8 +128,13 @@ tk_status tk_distill(const float *h, const tk_lm_head *head, const tk_teacher *t
     if (tk_teacher_vocab(teacher) != V)
         return tk_fail(TK_ERR_ARG, "distill: teacher vocabulary %lld differs from the student's %lld",
                        (long long)tk_teacher_vocab(teacher), (long long)V);
-    if (kind != TK_DISTILL_FORWARD_KL && kind != TK_DISTILL_REVERSE_KL && kind != TK_DISTILL_CROSS_ENTROPY)
+    if (kind != TK_DISTILL_FORWARD_KL && kind != TK_DISTILL_REVERSE_KL && kind != TK_DISTILL_CROSS_ENTROPY && kind != TK_DISTILL_JSD)
         return tk_fail(TK_ERR_ARG, "distill: unknown kind %d", (int)kind);
+    if (kind == TK_DISTILL_JSD && !(beta >= 0 && beta <= 1))
+        return tk_fail(TK_ERR_ARG, "distill: jsd beta %g must be in [0, 1]", beta);
+    /* TRL's special cases: beta 0 is KL(p || q), beta 1 KL(q || p) (the mixture formula would give 0) */
+    if (kind == TK_DISTILL_JSD && beta == 0) kind = TK_DISTILL_FORWARD_KL;
+    if (kind == TK_DISTILL_JSD && beta == 1) kind = TK_DISTILL_REVERSE_KL;
     if (!(temperature > 0.0f) || !isfinite(temperature))
         return tk_fail(TK_ERR_ARG, "distill: temperature %g must be a positive number", (double)temperature);
     *loss_sum = 0;
@@ -103,7 +147,8 @@ tk_status tk_distill(const float *h, const tk_lm_head *head, const tk_teacher *t
         if (!weight || weight[rows[i]] != 0.0f) sel[m++] = rows[i];
     int64_t R = tk_lmhead_chunk_rows(V);
     if (R > m) R = m;
-    dctx c = {teacher, sel, weight, V, kind, 1.0f / temperature, grad_scale, dh || dw, R, NULL, NULL, NULL, NULL, NULL};
+    dctx c = {teacher, sel, weight, V, kind, 1.0f / temperature, grad_scale, beta, log(beta), log1p(-beta), dh || dw, R,
+              NULL, NULL, NULL, NULL, NULL};
     if (m > 0) {
         c.tl = tk_malloc((size_t)R * V * sizeof(float));
         c.es = tk_malloc((size_t)R * V * sizeof(float));

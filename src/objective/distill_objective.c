@@ -11,20 +11,22 @@ typedef struct distill_state {
 } distill_state;
 
 tk_distill_params tk_distill_default_params(void) {
-    tk_distill_params p = {.kind = TK_DISTILL_FORWARD_KL, .temperature = 1.0f};
+    tk_distill_params p = {.kind = TK_DISTILL_FORWARD_KL, .temperature = 1.0f, .beta = 0.5f};
     return p;
 }
 
 int tk_distill_kind_from_name(const char *name) {
-    for (int k = TK_DISTILL_FORWARD_KL; k <= TK_DISTILL_CROSS_ENTROPY && name; k++)
+    for (int k = TK_DISTILL_FORWARD_KL; k <= TK_DISTILL_JSD && name; k++)
         if (!strcmp(tk_distill_kind_name((tk_distill_kind)k), name)) return k;
     return -1;
 }
 
 static tk_status distill_create(const void *params, void **state) {
     tk_distill_params p = params ? *(const tk_distill_params *)params : tk_distill_default_params();
-    if ((int)p.kind < TK_DISTILL_FORWARD_KL || p.kind > TK_DISTILL_CROSS_ENTROPY)
+    if ((int)p.kind < TK_DISTILL_FORWARD_KL || p.kind > TK_DISTILL_JSD)
         return tk_fail(TK_ERR_ARG, "unknown distillation kind %d", (int)p.kind);
+    if (!(p.beta >= 0 && p.beta <= 1))
+        return tk_fail(TK_ERR_ARG, "jsd beta %g must be in [0, 1]", (double)p.beta);
     if (!(p.temperature > 0) || !isfinite(p.temperature))
         return tk_fail(TK_ERR_ARG, "temperature %g must be a positive number", (double)p.temperature);
     distill_state *s = tk_calloc(1, sizeof *s);
@@ -54,8 +56,8 @@ static tk_status distill_loss_and_grad(void *state, const tk_obj_batch *b, float
     for (int64_t t = 0; t < b->T; t++)
         if (b->target[t] >= 0 && (!b->weight || b->weight[t] != 0.0f)) s->rows[n++] = t;
     if (dh) memset(dh, 0, (size_t)b->T * (size_t)b->C * sizeof *dh);
-    return tk_distill(b->h, b->head, b->teacher, s->rows, n, b->T, b->weight, s->p.kind, s->p.temperature, grad_scale,
-                      &res->loss_sum, &res->norm, dh, dw);
+    return tk_distill_p(b->h, b->head, b->teacher, s->rows, n, b->T, b->weight, &s->p, grad_scale, &res->loss_sum, &res->norm,
+                        dh, dw);
 }
 
 const tk_objective_ops tk_objective_distill = {

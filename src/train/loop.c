@@ -36,7 +36,7 @@ tk_status tk_run_step(tk_run *r) {
         int32_t nb = (int32_t)(n - k < c->batch_size ? n - k : c->batch_size);
         if ((st = tk_batch_fill(&r->bb, &r->train, &r->rows, r->st.row + k, nb))) return st;
         toks += r->bb.n_tokens;
-        if ((st = r->distill ? tk_run_distill_micro(r, (float)(1.0 / (double)W), &ls, &ws)
+        if ((st = r->distill ? tk_run_distill_micro(r, r->st.row + k, nb, (float)(1.0 / (double)W), &ls, &ws)
                              : tk_train_step_fwd_bwd(r->tc, &r->bb.b, r->bb.target, NULL, (float)(1.0 / (double)W), &ls, &ws)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
     }
@@ -78,7 +78,7 @@ tk_status tk_run_evaluate(tk_run *r) {
     for (int64_t k = 0; k < r->vrows.n_rows && !r->pref; k += r->c.batch_size) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
         tk_status st = tk_batch_fill(&r->bb, &r->val, &r->vrows, k, nb);
-        if (!st) st = r->distill ? tk_run_distill_eval(r, &acc.loss_sum, &acc.weight_sum) : tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
+        if (!st) st = r->distill ? tk_run_distill_eval(r, k, nb, &acc.loss_sum, &acc.weight_sum) : tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
     }
     double vl = acc.weight_sum > 0 ? acc.loss_sum / acc.weight_sum : NAN;

@@ -54,11 +54,8 @@ static tk_status check_loss(const char *name, const char *v) {
 }
 
 static tk_status check_distill_loss(const char *name, const char *v) {
-    if (!strcmp(v, "jsd"))
-        return tk_fail(TK_ERR_ARG, "--%s jsd: the generalised Jensen-Shannon divergence is not supported yet (choose forward_kl or "
-                       "reverse_kl)", name);
     if (tk_distill_kind_from_name(v) < 0 || !strcmp(v, "cross_entropy"))
-        return tk_fail(TK_ERR_ARG, "--%s: unknown distillation loss '%s' (choose from forward_kl, reverse_kl)", name, v);
+        return tk_fail(TK_ERR_ARG, "--%s: unknown distillation loss '%s' (choose from forward_kl, reverse_kl, jsd)", name, v);
     return TK_OK;
 }
 
@@ -87,7 +84,7 @@ static const tk_trainer_option k_opts[] = {
      "PEFT PREFIX_TUNING; see --num-virtual-tokens)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 5,
      .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill|grpo|self", "sft", "training objective: supervised fine-tuning, preference "
-     "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher, reinforcement "
+     "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher or --teacher-context, reinforcement "
      "fine-tuning with --grader (GRPO), or self-training from unlabeled prompts (docs/objectives.md)",
      .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 9, .value_name = objective_name, .init = "sft"},
     {"loss", "NAME", "sigmoid / dapo", "dpo: sigmoid, ipo, hinge or robust (TRL's DPOTrainer loss_type); grpo: dapo, grpo, bnpo or dr_grpo "
@@ -108,21 +105,30 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_F64, .offset = F(center_rewards), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
     {"precompute-ref", "", "off", "dpo, kto: compute the reference log-probabilities once before training (no reference forward per step)",
      .type = TK_OPT_BOOL, .offset = F(precompute_ref), .resume = true},
-    {"teacher", "PATH", "none", "distill: the teacher model (same tokenizer as --model), run forward on every micro-batch",
-     .type = TK_OPT_STR, .offset = F(teacher), .is_path = true, .resume = true},
-    {"distill-loss", "forward_kl|reverse_kl", "forward_kl", "distill: KL(teacher || student) or KL(student || teacher) per trained token",
-     .type = TK_OPT_STR, .offset = F(distill_loss), .resume = true, .is_auto = true, .check = check_distill_loss},
+    {"teacher", "PATH", "none", "distill: the teacher model, run forward on every micro-batch (another vocabulary: it answers the "
+     "data's prompts and the student trains on its answers)", .type = TK_OPT_STR, .offset = F(teacher), .is_path = true, .resume = true},
+    {"distill-loss", "forward_kl|reverse_kl|jsd", "forward_kl", "distill: KL(teacher || student), KL(student || teacher) or the "
+     "generalised Jensen-Shannon divergence (--jsd-beta) per trained token", .type = TK_OPT_STR, .offset = F(distill_loss), .resume = true,
+     .is_auto = true, .check = check_distill_loss},
+    {"jsd-beta", "X", "0.5", "distill jsd: the mixture weight beta in [0, 1] (TRL's GKD beta: 0 = forward KL, 1 = reverse KL)",
+     .type = TK_OPT_F64, .offset = F(jsd_beta), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1, .init = "auto"},
     {"temperature", "X", "1", "distill: both distributions are softmax(logits / X); grpo, self: the sampling temperature",
      .type = TK_OPT_F64, .offset = F(temperature), .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true,
      .init = "auto"},
+    {"teacher-context", "FILE", "none", "distill: context distillation: the teacher (--teacher, else the base model itself) reads FILE's "
+     "text in its system prompt, the student learns to answer as it does without it", .type = TK_OPT_STR, .offset = F(teacher_context),
+     .is_path = true, .resume = true},
+    {"teacher-answers", "", "off", "distill: the teacher generates every answer (RUN/teacher_answers.jsonl), also where the data has one",
+     .type = TK_OPT_BOOL, .offset = F(teacher_answers), .resume = true},
+    {"max-new-tokens", "N", "256", "distill: the longest answer the teacher generates (greedy); grpo, self: the longest sampled answer "
+     "(TRL's max_completion_length)", .type = TK_OPT_I32, .offset = F(max_new_tokens), .resume = true, .is_auto = true, .ilo = 1,
+     .ihi = 1 << 20, .init = "auto"},
     {"grader", "FILE", "none", "grpo, self: the grader that scores sampled answers, in OpenAI's JSON form (string_check, text_similarity, "
      "score_model, multi) or takumi's command grader", .type = TK_OPT_STR, .offset = F(grader), .is_path = true, .resume = true},
     {"judge", "PATH", "none", "grpo, self: the local model that answers score_model graders", .type = TK_OPT_STR, .offset = F(judge),
      .is_path = true, .resume = true},
     {"group-size", "N", "8 / 4", "grpo: completions sampled per prompt (TRL's num_generations; default 8); self: answers sampled per prompt "
      "(default 4)", .type = TK_OPT_I32, .offset = F(group_size), .resume = true, .is_auto = true, .ilo = 2, .ihi = 4096},
-    {"max-new-tokens", "N", "256", "grpo, self: the longest sampled answer in tokens (TRL's max_completion_length)", .type = TK_OPT_I32,
-     .offset = F(max_new_tokens), .resume = true, .is_auto = true, .ilo = 1, .ihi = 1 << 20},
     {"epsilon", "X", "0.2", "grpo: the clipping range of the probability ratio, lower side (TRL's epsilon)", .type = TK_OPT_F64,
      .offset = F(epsilon), .resume = true, .is_auto = true, .auto_value = -1, .dlo = 0, .dhi = 1e6, .init = "auto"},
     {"epsilon-high", "X", "= epsilon", "grpo: the upper clipping range (DAPO's clip-higher; TRL's epsilon_high)", .type = TK_OPT_F64,

@@ -46,7 +46,8 @@ tk_status tk_run_load_inputs(tk_run *r) {
     if (r->grpo) return tk_run_grpo_load(r);   /* prompt sets; no sample prompts (the validation event grades greedy answers) */
     tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) =
         r->kto ? tk_kto_load : r->pref ? tk_pairs_load : tk_sft_load;
-    if ((st = load(c->data, r->tok, &r->sp, &r->train))) return st;
+    if ((st = tk_run_distill_prepare(r))) return st;   /* the teacher's answers may become the data */
+    if ((st = load(tk_run_data_path(r), r->tok, &r->sp, &r->train))) return st;
     r->sp.format = r->train.format;   /* the validation file must be the same kind; samples re-read it */
     if (c->val && c->val_split > 0) return tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
     if (c->val) {
@@ -58,12 +59,12 @@ tk_status tk_run_load_inputs(tk_run *r) {
         r->sample_sp = vp;
         r->sample_sp.format = r->val.format;
     } else if (c->val_split > 0) {
-        if ((st = tk_sft_split(&r->train, c->val_split, c->seed, &r->val))) return tk_fail_ctx(st, "%s: ", c->data);
+        if ((st = tk_sft_split(&r->train, c->val_split, c->seed, &r->val))) return tk_fail_ctx(st, "%s: ", tk_run_data_path(r));
         r->has_val = true;
-        r->sample_path = c->data;
+        r->sample_path = tk_run_data_path(r);
         r->sample_sp = r->sp;
     } else {
-        r->sample_path = c->data;
+        r->sample_path = tk_run_data_path(r);
         r->sample_sp = r->sp;
     }
     /* sample prompts: the first validation examples (else the first training examples) */

@@ -10,6 +10,10 @@
  *   pref_run.c     preference objectives (dpo, orpo, simpo, kto, reward): options, reference log-probs, pair steps
  *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout)
  *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation
+ *   distill_answers.c  the teacher's answers (RUN/teacher_answers.jsonl): questions-only data, context
+ *                  distillation, a teacher of another vocabulary (sequence-level distillation)
+ *   distill_context.c  context distillation: the teacher's examples (FILE in the system prompt) aligned
+ *                  with the student's at the answer tokens
  *   grpo_run.c     reinforcement fine-tuning (grpo): prompts, sampling, grading, advantages, updates, graded validation
  *   self_run.c     self-training (self): rounds of sample, grade, keep, train (each an ordinary run), driven from tk_trainer_run */
 #ifndef TK_TRAIN_RUN_H
@@ -48,6 +52,13 @@ typedef struct tk_run {
     tk_forward *teacher_fw;       /* its forward workspace (no gradients) */
     bool grpo;                    /* --objective grpo: prompt sets, steps and validation through grpo_run.c */
     struct tk_grpo_run *gr;       /* its state */
+    char *ctx_text;               /* --teacher-context: the file's text (NULL: none) */
+    char *answers_path;           /* RUN/teacher_answers.jsonl when the run trains on it (NULL: --data) */
+    bool seqkd;                   /* a teacher of another vocabulary: SFT on its answers (r->distill false) */
+    tk_sft_data tctx;             /* context distillation: the teacher's examples (context in the system prompt), by line */
+    int64_t *t_of_train, *t_of_val;   /* the teacher example of each training / validation example */
+    int32_t *t_shift_train, *t_shift_val; /* teacher position - student position at the answer tokens, per example */
+    float *t_h; size_t t_h_cap;   /* [B*T x C] the teacher's hidden states gathered at the student's rows */
     struct tk_eval_config *evalc; /* --eval-config, loaded before training (eval_after.c) */
     tk_buf eval_text;             /* its final table, for the report */
     double *ref_train, *ref_val;  /* --precompute-ref: reference log-prob sums, [2 x pairs] (chosen, rejected; KTO: example, KL) */
@@ -123,10 +134,11 @@ tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, dou
 tk_status tk_run_distill_options(tk_run *r);
 /* Loads the teacher (after tk_run_plan: r->max_cols known) and checks its vocabulary against the student's. */
 tk_status tk_run_distill_load(tk_run *r);
-/* One micro-batch already in r->bb (training: gradients scaled by grad_scale, adds to *ls / *ws). */
-tk_status tk_run_distill_micro(tk_run *r, float grad_scale, double *ls, double *ws);
-/* The distillation loss of the micro-batch in r->bb without gradients: adds to *ls / *ws. */
-tk_status tk_run_distill_eval(tk_run *r, double *ls, double *ws);
+/* One micro-batch already in r->bb, filled from rows [r0, r0 + nb) of r->rows (training: gradients scaled
+ * by grad_scale, adds to *ls / *ws). */
+tk_status tk_run_distill_micro(tk_run *r, int64_t r0, int32_t nb, float grad_scale, double *ls, double *ws);
+/* The distillation loss of the micro-batch in r->bb (rows [r0, r0 + nb) of r->vrows) without gradients: adds to *ls / *ws. */
+tk_status tk_run_distill_eval(tk_run *r, int64_t r0, int32_t nb, double *ls, double *ws);
 void tk_run_distill_free(tk_run *r);
 
 /* grpo_run.c */
@@ -151,6 +163,28 @@ void tk_run_grpo_free(tk_run *r);
 tk_status tk_run_self_options(tk_run *r);
 /* The whole self-training run (tk_trainer_run hands --objective self to it); arguments as tk_trainer_run. */
 tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn on_event, void *ud, tk_train_control *ctl);
+/* distill_answers.c */
+/* After the student model is loaded, before its data: reads --teacher-context, loads a --teacher of another
+ * vocabulary (then r->seqkd: SFT on its answers), and when the teacher must answer (questions-only records,
+ * --teacher-answers, another vocabulary) generates the answers greedily into RUN/teacher_answers.jsonl (chat
+ * JSONL, atomic; reused when its key file matches the inputs, as on --resume); r->answers_path is then the
+ * training data. With --teacher-context, the data is always normalised into that file (one record a line). */
+tk_status tk_run_distill_prepare(tk_run *r);
+/* The data file the run trains on: r->answers_path, else --data. */
+const char *tk_run_data_path(const tk_run *r);
+
+/* RUN/teacher_answers.jsonl as the teacher reads it: every record with --teacher-context at the start of its system
+ * prompt, one JSONL line per line of the file (so tk_sft_data.line numbers match), appended to out. */
+tk_status tk_run_context_records(tk_run *r, tk_buf *out);
+
+/* distill_context.c */
+/* Context distillation, after tk_run_plan: the teacher's examples (--teacher-context in the system prompt) of
+ * every training and validation example, their answer offsets checked; raises r->max_cols to the longest. */
+tk_status tk_run_context_load(tk_run *r);
+/* The teacher's final hidden states for the micro-batch in r->bb (rows [r0, r0 + nb) of rows over d), gathered
+ * at the student's positions into *h ([B*T x C], rows without a target zero); *head the teacher's head. */
+tk_status tk_run_context_hidden(tk_run *r, const tk_sft_data *d, const tk_rows *rows, const int64_t *t_of,
+                                const int32_t *shift, int64_t r0, int32_t nb, const float **h, tk_lm_head *head);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);

@@ -39,10 +39,13 @@ typedef struct tk_trainer_config {
     char *eval_config;        /* takumi eval's options as JSON, run on the adapter at the end (RUN/eval/) */
     char *distill_loss;       /* distill: forward_kl | reverse_kl (NULL: auto = forward_kl) */
     double temperature;       /* distill, grpo, self: 0 = auto (1) */
+    double jsd_beta;          /* distill jsd: the generalised JSD's beta in [0, 1]; < 0 = auto (0.5) */
+    char *teacher_context;    /* distill: a text file the teacher reads in its system prompt (context distillation) */
+    bool teacher_answers;     /* distill: the teacher generates every answer, also where the data has one */
+    int32_t max_new_tokens;   /* distill: longest answer the teacher generates; grpo, self: longest sampled answer; 0 = auto (256) */
     char *grader;             /* grpo, self: the grader document */
     char *judge;              /* grpo, self: the judge model of score_model graders */
     int32_t group_size;       /* grpo, self: samples per prompt (0 = auto: grpo 8, self 4) */
-    int32_t max_new_tokens;   /* grpo, self: (0 = auto: 256) */
     double epsilon, epsilon_high; /* grpo: ratio clipping (-1 = auto: 0.2, = epsilon) */
     int32_t passes;           /* grpo: optimizer updates per generation batch */
     int scale_rewards;        /* grpo: tk_grpo_scale */
