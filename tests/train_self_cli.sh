@@ -9,6 +9,7 @@
 # - a round lost to a crash (its folder removed) is done again by `--out RUN --resume` with the same
 #   result (sampling is seeded);
 # - --self-train dpo writes preference pairs (best vs worst) and trains them with DPO;
+# - --teacher-context: answers sampled with the file in the system prompt, trained and validated without it;
 # - bad input: no --grader, --rounds for grpo, a --min-score nothing reaches: exit 1 with a message.
 set -u
 cd "$(dirname "$0")/.."
@@ -69,6 +70,13 @@ if "$BIN" train "${common[@]}" --rounds 1 --self-train dpo --out "$tmp/dpo" > /d
    grep -q '"chosen"' "$tmp/dpo/rounds/round-1/train.jsonl" && grep -q '"rewards/accuracies"' "$tmp/dpo/rounds/round-1/run/metrics.jsonl"; then ok
 else bad "--self-train dpo: $(tail -3 "$tmp/dpo.err")"; fi
 
+# ---- --teacher-context: sampled with the file in the system prompt, trained and validated without it
+printf 'Story rules: every answer names the child the question asks about.\n' > "$tmp/ctx.md"
+if "$BIN" train "${common[@]}" --rounds 1 --teacher-context "$tmp/ctx.md" --out "$tmp/ctx" > /dev/null 2> "$tmp/ctx.err" &&
+   [ -s "$tmp/ctx/rounds/round-1/train.jsonl" ] && ! grep -q "Story rules" "$tmp/ctx/rounds/round-1/train.jsonl"; then ok
+else bad "--teacher-context: $(tail -3 "$tmp/ctx.err")"; fi
+if cmp -s <(num "$tmp/ctx/rounds.jsonl" valid_score | head -1) <(num "$r" valid_score | head -1); then ok; else bad "--teacher-context changed the base's held-out score (validation must not see the context)"; fi
+
 # ---- bad input
 fails() {   # expected message, then the command
     local want=$1; shift
@@ -79,6 +87,10 @@ base=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" 
 fails "needs --grader" "$BIN" train "${base[@]}" --objective self --out "$tmp/e1"
 fails "rounds does not apply" "$BIN" train "${base[@]}" --objective grpo --grader "$tmp/g.json" --rounds 3 --out "$tmp/e2"
 fails "nothing to train on" "$BIN" train "${base[@]}" --objective self --grader "$tmp/g.json" --min-score 2 --out "$tmp/e3"
+: > "$tmp/empty.md"
+fails "empty or not text" "$BIN" train "${base[@]}" --objective self --grader "$tmp/g.json" --teacher-context "$tmp/empty.md" --out "$tmp/e4"
+fails "give the held-out prompts as --val" "$BIN" train "${base[@]}" --objective self --grader "$tmp/g.json" --teacher-context "$tmp/ctx.md" \
+    --val-split 0.2 --out "$tmp/e5"
 
 rm -rf "$tmp"
 if [ $failures -gt 0 ]; then echo "train_self_cli: $failures of $checks checks FAILED"; exit 1; fi

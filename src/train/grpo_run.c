@@ -110,9 +110,9 @@ tk_status tk_run_grpo_load(tk_run *r) {
         return tk_fail(TK_ERR_ARG, "--max-new-tokens %d leaves no room for a prompt in --max-seq-len %d", c->max_new_tokens, c->max_seq);
     const int32_t max_prompt = c->max_seq - c->max_new_tokens;
     tk_prompt_set tr, va = {0};
-    if ((st = tk_prompt_set_load(c->data, r->tok, &r->sp, max_prompt, &tr))) return st;
+    if ((st = tk_prompt_set_load(c->data, r->tok, &r->sp, max_prompt, NULL, &tr))) return st;
     if (c->val && c->val_split > 0) st = tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
-    else if (c->val) st = tk_prompt_set_load(c->val, r->tok, &r->sp, max_prompt, &va);
+    else if (c->val) st = tk_prompt_set_load(c->val, r->tok, &r->sp, max_prompt, NULL, &va);
     else if (c->val_split > 0) st = tk_prompt_set_split(&tr, c->val_split, c->seed, &va);
     if (st) { tk_prompt_set_free(&tr); tk_prompt_set_free(&va); return tk_fail_ctx(st, "%s: ", c->val ? c->val : c->data); }
     if (tr.n_long || va.n_long)

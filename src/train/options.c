@@ -116,7 +116,8 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_F64, .offset = F(temperature), .resume = true, .is_auto = true, .auto_value = 0, .dlo = 0, .dhi = 1e6, .above_lo = true,
      .init = "auto"},
     {"teacher-context", "FILE", "none", "distill: context distillation: the teacher (--teacher, else the base model itself) reads FILE's "
-     "text in its system prompt, the student learns to answer as it does without it", .type = TK_OPT_STR, .offset = F(teacher_context),
+     "text in its system prompt, the student learns to answer as it does without it; self: the answers are sampled with FILE in the "
+     "system prompt and trained without it", .type = TK_OPT_STR, .offset = F(teacher_context),
      .is_path = true, .resume = true},
     {"teacher-answers", "", "off", "distill: the teacher generates every answer (RUN/teacher_answers.jsonl), also where the data has one",
      .type = TK_OPT_BOOL, .offset = F(teacher_answers), .resume = true},

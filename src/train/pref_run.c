@@ -30,7 +30,8 @@ tk_status tk_run_pref_options(tk_run *r) {
         {"distill-loss", c->distill_loss != NULL, distill, "--objective distill"},
         {"temperature", c->temperature != 0, distill || sampled, "--objective distill, grpo or self"},
         {"jsd-beta", c->jsd_beta >= 0, distill, "--objective distill --distill-loss jsd"},
-        {"teacher-context", c->teacher_context != NULL, distill, "--objective distill (context distillation)"},
+        {"teacher-context", c->teacher_context != NULL, distill || self, "--objective distill (context distillation) or self (answers "
+                                                                            "sampled with the file, trained without it)"},
         {"teacher-answers", c->teacher_answers, distill, "--objective distill"},
         {"max-new-tokens", c->max_new_tokens != 0, distill || sampled, "--objective distill (the teacher's generated answers), grpo or self"},
         {"grader", c->grader != NULL, sampled, "--objective grpo or self"},

@@ -10,7 +10,10 @@ typedef struct load_ctx {
     const tk_sft_params *p;
     const char *name;
     int32_t max_prompt;
+    const char *context;
     tk_prompt_set *out;
+    tk_chat_msg *cm; size_t cap_cm;   /* the messages with the context */
+    tk_buf sys;
     size_t cap_items;
     tk_rec_msgs mb;
 } load_ctx;
@@ -41,8 +44,28 @@ static tk_status add_record(void *ud, const tk_example *ex, uint64_t line) {
                        "as OpenAI's reinforcement fine-tuning format)", lc->name, (unsigned long long)line);
     tk_status st = tk_rec_msgs_set(&lc->mb, ex->msgs, k);
     if (st) return st;
+    const tk_chat_msg *msgs = lc->mb.m;
+    size_t nm = k;
+    if (lc->context) {   /* the context first in the system message */
+        if (k + 1 > lc->cap_cm) {
+            tk_chat_msg *v = tk_realloc(lc->cm, (k + 1) * sizeof *v);
+            if (!v) return TK_ERR_NOMEM;
+            lc->cm = v;
+            lc->cap_cm = k + 1;
+        }
+        size_t i = 0;
+        lc->sys.len = 0;
+        st = tk_buf_printf(&lc->sys, "%s", lc->context);
+        if (!st && lc->mb.m[0].role == TK_ROLE_SYSTEM) st = tk_buf_printf(&lc->sys, "\n\n%s", lc->mb.m[i++].content);
+        if (!st) st = tk_buf_append(&lc->sys, "", 1);
+        if (st) return st;
+        nm = 0;
+        lc->cm[nm++] = (tk_chat_msg){TK_ROLE_SYSTEM, lc->sys.data};
+        for (; i < k; i++) lc->cm[nm++] = lc->mb.m[i];
+        msgs = lc->cm;
+    }
     tk_chat_tokens ct = {0};
-    if ((st = tk_chat_render(lc->tok, lc->p->family, lc->mb.m, k, true, &ct))) {
+    if ((st = tk_chat_render(lc->tok, lc->p->family, msgs, nm, true, &ct))) {
         tk_chat_tokens_free(&ct);
         return tk_fail_ctx(st, "%s:%llu: ", lc->name, (unsigned long long)line);
     }
@@ -67,15 +90,18 @@ static tk_status add_record(void *ud, const tk_example *ex, uint64_t line) {
     return TK_OK;
 }
 
-tk_status tk_prompt_set_load(const char *path, const tk_tokenizer *tok, const tk_sft_params *p, int32_t max_prompt, tk_prompt_set *out) {
+tk_status tk_prompt_set_load(const char *path, const tk_tokenizer *tok, const tk_sft_params *p, int32_t max_prompt, const char *context,
+                             tk_prompt_set *out) {
     memset(out, 0, sizeof *out);
     if (!path || !tok || !p || max_prompt < 1) return tk_fail(TK_ERR_ARG, "prompts: NULL path, tokenizer or parameters");
-    load_ctx lc = {.tok = tok, .p = p, .name = path, .max_prompt = max_prompt, .out = out};
+    load_ctx lc = {.tok = tok, .p = p, .name = path, .max_prompt = max_prompt, .context = context, .out = out};
     tk_rec_src s = {.path = path};
     tk_data_format fmt = p->format;
     uint64_t nrec = 0;
     tk_status st = tk_rec_each(&s, &fmt, TK_REC_PROMPTS, &nrec, add_record, &lc);
     tk_rec_msgs_free(&lc.mb);
+    free(lc.cm);
+    tk_buf_free(&lc.sys);
     out->d.format = fmt;
     out->d.stats.n_records = nrec;
     if (!st && out->d.n == 0)

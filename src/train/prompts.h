@@ -14,9 +14,12 @@ typedef struct tk_prompt_set {
 } tk_prompt_set;
 
 /* Reads path (format p->format, template p->family): prompts of at most max_prompt tokens (longer
- * ones are counted in n_long). A record without a user turn fails naming its line; a file with no
- * usable prompt fails. *out is zeroed first; free with tk_prompt_set_free. Reentrant. */
-tk_status tk_prompt_set_load(const char *path, const tk_tokenizer *tok, const tk_sft_params *p, int32_t max_prompt, tk_prompt_set *out);
+ * ones are counted in n_long). context (may be NULL) is rendered at the start of each prompt's system
+ * message (before its own text, or as a new one: the convention of --teacher-context); the items keep
+ * the records as they are. A record without a user turn fails naming its line; a file with no usable
+ * prompt fails. *out is zeroed first; free with tk_prompt_set_free. Reentrant. */
+tk_status tk_prompt_set_load(const char *path, const tk_tokenizer *tok, const tk_sft_params *p, int32_t max_prompt, const char *context,
+                             tk_prompt_set *out);
 /* Moves a deterministic (seed) fraction of s's prompts (with their items) into *val, as tk_sft_split. */
 tk_status tk_prompt_set_split(tk_prompt_set *s, double frac, uint64_t seed, tk_prompt_set *val);
 /* Frees a set and zeroes it; accepts NULL and zeroed sets. */

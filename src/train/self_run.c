@@ -16,6 +16,7 @@
 #include "train/prompts.h"
 #include "train/rollout.h"
 #include "eval/eval_model.h"
+#include "data/data_internal.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <sys/stat.h>
@@ -92,9 +93,23 @@ static tk_status load(self_ctx *x) {
     sp.format = c->format;
     sp.family = x->fam;
     sp.max_seq = max_seq;
-    if ((st = tk_prompt_set_load(c->data, x->tok, &sp, max_seq - c->max_new_tokens, &x->train))) return st;
+    char *ctx = NULL;   /* --teacher-context: the answers are sampled with it, trained and validated without it */
+    size_t ctx_len = 0;
+    if (c->teacher_context && c->val_split > 0)
+        return tk_fail(TK_ERR_ARG, "--teacher-context with --objective self: give the held-out prompts as --val (a split of --data would be "
+                       "rendered with the context)");
+    if (c->teacher_context) {
+        if ((st = tk_read_file(c->teacher_context, &ctx, &ctx_len))) return tk_fail_ctx(st, "--teacher-context: ");
+        if (tk_text_blank(ctx, ctx_len) || memchr(ctx, 0, ctx_len)) {
+            free(ctx);
+            return tk_fail(TK_ERR_ARG, "--teacher-context %s: the file is empty or not text", c->teacher_context);
+        }
+    }
+    st = tk_prompt_set_load(c->data, x->tok, &sp, max_seq - c->max_new_tokens, ctx, &x->train);
+    free(ctx);
+    if (st) return st;
     if (c->val && c->val_split > 0) return tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
-    if (c->val) st = tk_prompt_set_load(c->val, x->tok, &sp, max_seq - c->max_new_tokens, &x->val);
+    if (c->val) st = tk_prompt_set_load(c->val, x->tok, &sp, max_seq - c->max_new_tokens, NULL, &x->val);
     else if (c->val_split > 0) st = tk_prompt_set_split(&x->train, c->val_split, c->seed, &x->val);
     if (st) return tk_fail_ctx(st, "%s: ", c->val ? c->val : c->data);
     int64_t samples = (int64_t)c->rounds * x->train.d.n * c->group_size;
@@ -294,6 +309,7 @@ static tk_status round_config(const self_ctx *x, const char *dir, bool last, tk_
     free(nc->grader); nc->grader = NULL;
     free(nc->judge); nc->judge = NULL;
     free(nc->loss); nc->loss = NULL;
+    free(nc->teacher_context); nc->teacher_context = NULL;
     if (!last) { free(nc->eval_config); nc->eval_config = NULL; }
     nc->format = TK_DATA_AUTO;
     nc->val_split = 0;
