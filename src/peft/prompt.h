@@ -46,6 +46,7 @@ tk_prompt *tk_prompt_of(const tk_peft *p);
 /* P, and the embeddings [P x C] (the trainable parameter's memory). Thread-safe to read at inference. */
 int32_t tk_prompt_tokens(const tk_prompt *a);
 const float *tk_prompt_embeddings(const tk_prompt *a);
+const tk_prompt_config *tk_prompt_get_config(const tk_prompt *a); /* defaults resolved; init_ids/init_text: the adapter's copies */
 
 /* The "prompt" kind's PEFT files (prompt_file.c; registry.h has the contracts). */
 struct cJSON;
