@@ -71,25 +71,11 @@ static void run_ref(tk_model *m, tk_model *mg, const tk_safetensors *st, ref_bat
 }
 
 static void test_reference(void) {
-    const char *mp = tk_test_shared("models/stories260K/hf");
-    if (tk_test_require(mp, "models/stories260K/hf")) return;
-    const char *gp = tk_test_shared("models/stories260K/gguf/stories260K-f32.gguf");
-    tk_safetensors *st = NULL;
-    CHECK_OK(tk_st_open("tests/fixtures/train/stories260k_peft_prefix.safetensors", &st));
-    tk_model_params mpar = tk_model_default_params();
-    mpar.tokenizer = TK_TOKENIZER_NONE;
-    tk_model *m = NULL, *mg = NULL;
-    CHECK_OK(tk_model_load(mp, &mpar, &m));
-    if (gp) CHECK_OK(tk_model_load(gp, &mpar, &mg));
-    CHECK(!mg || tk_model_get_config(mg)->rope_interleaved, "the GGUF stories260K uses interleaved RoPE");
-    ref_batch rb;
-    if (st && m && load_batch(st, &rb)) {
-        run_ref(m, mg, st, &rb, "prefix", false);
-        run_ref(m, mg, st, &rb, "prefix_proj", true);
-    }
-    tk_model_free(mg);
-    tk_model_free(m);
-    tk_st_close(st);
+    ref_stories s;
+    if (!ref_stories_open("tests/fixtures/train/stories260k_peft_prefix.safetensors", &s)) return;
+    run_ref(s.m, s.mg, s.st, &s.rb, "prefix", false);
+    run_ref(s.m, s.mg, s.st, &s.rb, "prefix_proj", true);
+    ref_stories_close(&s);
 }
 
 static void test_fd(int interleaved, bool proj, bool recompute, const char *what) {

@@ -18,7 +18,13 @@ metadata <case>_loss and <case>_losses (10 AdamW steps as make_train_reference: 
 so on the prompt; then the loss after the last update), and "<case>.saved" (what save_pretrained
 writes: prompt_embeddings).
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/make_peft_prompt_reference.py
+SmolLM2 (argument "smollm2"; models/SmolLM2-135M-Instruct.Q4_1.gguf dequantized to f32 by
+transformers' GGUF loader, the one-row chat batch of make_train_reference.py's smollm2()), written into
+tests/fixtures/train/smollm2_peft_prompt.safetensors with the same keys: "prompt_text",
+num_virtual_tokens=12, TEXT init with SMOL_TEXT through PEFT's own code and the model's real tokenizer
+(tokenizer_kwargs gguf_file), also saved as "prompt_text.init_ids".
+
+Usage: HF_HUB_OFFLINE=1 python3 tools/make_peft_prompt_reference.py [smollm2]
 """
 import json
 import os
@@ -36,6 +42,7 @@ from make_peft_methods_reference import OUT, record, takumi_name  # noqa: E402
 
 INIT_TEXT = "Once upon a time"
 INIT_IDS = [1, 403, 407, 261, 378]
+SMOL_TEXT = "Answer the customer's question politely."
 
 
 class RealTokens(torch.nn.Module):
@@ -56,7 +63,35 @@ class FixedTokenizer:
         return {"input_ids": list(INIT_IDS)}
 
 
+def smollm2():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft import PromptTuningConfig, get_peft_model
+    from make_train_reference import ROOT, smollm2_batch
+    path = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    d, f = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    ids, target, weight = smollm2_batch(tok)
+    tensors = {"ids": ids.to(torch.int32), "target": target.to(torch.int32), "weight": weight,
+               "prompt_text.init_ids": torch.tensor(tok(SMOL_TEXT)["input_ids"], dtype=torch.int32)}
+    meta = {"source": "transformers %s, peft %s, torch %s, float32, eager attention, GGUF dequantized by transformers/gguf" % (
+        __import__("transformers").__version__, __import__("peft").__version__, torch.__version__),
+        "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS), "init_text": SMOL_TEXT}
+    cfg = PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=12, prompt_tuning_init="TEXT", prompt_tuning_init_text=SMOL_TEXT,
+                             tokenizer_name_or_path=d, tokenizer_kwargs={"gguf_file": f})
+    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation="eager")
+    pm = get_peft_model(base, cfg)
+    model = RealTokens(pm, cfg.num_virtual_tokens)
+    named = [(takumi_name(n), p) for n, p in pm.named_parameters() if p.requires_grad]
+    record("prompt_text", model, named, (ids, target, weight), tensors, meta, train_losses_ndim)
+    path = os.path.join(OUT, "smollm2_peft_prompt.safetensors")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=meta)
+    print("%s: %d bytes" % (path, os.path.getsize(path)), file=sys.stderr)
+
+
 def main():
+    if sys.argv[1:] == ["smollm2"]:
+        torch.set_num_threads(2)
+        return smollm2()
     import transformers
     from transformers import AutoModelForCausalLM
     from peft import PromptTuningConfig, get_peft_model
