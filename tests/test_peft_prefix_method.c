@@ -57,15 +57,7 @@ static void run_ref(tk_model *m, tk_model *mg, const tk_safetensors *st, ref_bat
         free(e);
     }
     /* the GGUF container (interleaved RoPE, llama.cpp's q/k rows) from the same prefix */
-    if (mg) {
-        tk_train_ctx *tg = prefix_ctx(mg, &cfg, rb->B, rb->T, false);
-        if (tg) {
-            ref_load_init(tk_train_param_set(tg), st, method);
-            snprintf(key, sizeof key, "%s.logits", method);
-            check_logits_key(tg, st, key, rb, 64, 1e-4, "GGUF container");
-            tk_train_ctx_free(tg);
-        }
-    }
+    if (mg) ref_check_container(prefix_ctx(mg, &cfg, rb->B, rb->T, false), st, rb, method, "GGUF container");
     ref_check_curve(tc, st, rb, method, method);
     tk_train_ctx_free(tc);
 }

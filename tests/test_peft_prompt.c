@@ -228,15 +228,7 @@ static void run_ref(tk_model *m, tk_model *mg, const tk_safetensors *st, ref_bat
     const float *sv = ps->n == 1 ? fx_f32(st, key, ps->p[0].n) : NULL;
     CHECK(sv && !memcmp(sv, ps->p[0].w, (size_t)ps->p[0].n * sizeof(float)), "%s: PEFT's prompt_embeddings are the parameter", method);
     ref_check_method(tc, st, rb, method, method);
-    if (mg) { /* the GGUF container (interleaved RoPE, llama.cpp's q/k rows) from the same prompt */
-        tk_train_ctx *tg = prompt_ctx(mg, &cfg, rb->B, rb->T, false);
-        if (tg) {
-            ref_load_init(tk_train_param_set(tg), st, method);
-            snprintf(key, sizeof key, "%s.logits", method);
-            check_logits_key(tg, st, key, rb, 64, 1e-4, "GGUF container");
-            tk_train_ctx_free(tg);
-        }
-    }
+    if (mg) ref_check_container(prompt_ctx(mg, &cfg, rb->B, rb->T, false), st, rb, method, "GGUF container (interleaved RoPE)");
     ref_check_curve(tc, st, rb, method, method);
     tk_train_ctx_free(tc);
 }

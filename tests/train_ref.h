@@ -229,6 +229,17 @@ static inline void ref_check_method(tk_train_ctx *tc, const tk_safetensors *st, 
     printf("  every %s gradient (%lld tensors): max rel err %.2e\n", what, (long long)ps->n, worst);
 }
 
+/* The same method on another container of the model (tg, freed here; NULL = nothing): the fixture's
+ * initialisation gives its "<method>.logits" within 1e-4. */
+static inline void ref_check_container(tk_train_ctx *tg, const tk_safetensors *st, ref_batch *rb, const char *method, const char *what) {
+    if (!tg) return;
+    char key[256];
+    ref_load_init(tk_train_param_set(tg), st, method);
+    snprintf(key, sizeof key, "%s.logits", method);
+    check_logits_key(tg, st, key, rb, 64, 1e-4, what);
+    tk_train_ctx_free(tg);
+}
+
 static inline void ref_check_curve(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, const char *method, const char *what) {
     ref_load_init(tk_train_param_set(tc), st, method);
     double rl[32], gl[32];
