@@ -6,7 +6,8 @@
  * workspace; each layer's keys (after RoPE) and values then join the attention prefix that
  * every non-padding query of the sequence attends to (tk_acts_prefix). The sequence keeps
  * positions 0..T-1: relative positions are those of HF PEFT's virtual tokens at 0..P-1 and
- * sequence at P..P+T-1. The backward (src/model/backward.c) collects the sequence's gradients
+ * sequence at P..P+T-1 (sliding-window layers excepted past window - P tokens: a prefix has no
+ * window). The backward (src/model/backward.c) collects the sequence's gradients
  * of those keys/values per layer and runs the virtual tokens' backward with them, down to the
  * gradient of the rows. */
 #include "model/llama.h"

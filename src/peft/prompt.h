@@ -4,7 +4,9 @@
  * (takumi/peft.h): the model runs the P virtual tokens through its layers at positions -P..-1
  * and every sequence attends to their keys/values; the sequence keeps positions 0..T-1, which
  * equals PEFT's (virtual tokens at 0..P-1, the sequence at P..P+T-1: RoPE is relative).
- * Packed rows: each segment sees the virtual tokens as PEFT's one-example rows do.
+ * Packed rows: each segment sees the virtual tokens as PEFT's one-example rows do. Sliding-window
+ * layers (Gemma 2/3): the virtual tokens, an attention prefix, stay visible to every query, while HF
+ * hides virtual token p from sequence positions t >= window - P + p: equal up to window - P tokens.
  * Initialisation (PEFT's prompt_tuning_init):
  *   RANDOM  E ~ N(0, 1) (nn.Embedding's init, seeded);
  *   TEXT    the token embeddings of init_ids (the init text tokenized as PEFT's tokenizer does,

@@ -73,7 +73,7 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_STR, .offset = F(out)},
     {"method", "lora|full|dora|ia3|prefix|prompt", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
      "direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
-     "down-projection input; --lora-targets all means PEFT's k,v,down), or prefix tuning (trainable attention keys/values per layer, "
+     "down-projection input; --lora-targets all means PEFT's k,v,down), prefix tuning (trainable attention keys/values per layer, "
      "PEFT PREFIX_TUNING; see --num-virtual-tokens), or prompt tuning (trainable soft-prompt embeddings before the input, PEFT "
      "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 6,
      .value_name = method_name, .init = "lora"},
