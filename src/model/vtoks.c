@@ -81,7 +81,9 @@ tk_status tk_vtoks_forward(tk_model *m, tk_acts *a) {
     vt->ready = false;
     memcpy(vt->emb, e, rows);
     memcpy(vt->a->x, e, rows); /* used as given: no embedding scale */
-    vt->a->mm_flags = a->mm_flags;
+    /* f32 activations, products as any P-row forward: the same keys/values whichever workspace (session,
+     * batched decode with TK_MATMUL_ROWWISE, int8 decode, training) runs them */
+    vt->a->mm_flags = TK_MATMUL_EXACT;
     const tk_batch vb = {.n_rows = 1, .n_cols = (int32_t)P, .ids = vt->ids};
     for (int32_t l = 0; l < mc->n_layers; l++) {
         tk_status st = tk_llama_run_layers(m, vt->a, &vb, vt->a->pos, NULL, l, l + 1);
