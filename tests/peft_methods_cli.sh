@@ -91,7 +91,7 @@ refuse() {  # refuse MESSAGE ARGS...: train fails (exit 1) with MESSAGE
 }
 refuse "--lora-r does not apply to --method prefix" --method prefix --lora-r 4
 refuse "--freeze-layers does not apply to --method prefix" --method prefix --freeze-layers 1
-refuse "--num-virtual-tokens applies to --method prefix only" --num-virtual-tokens 4
+refuse "--num-virtual-tokens applies to --method prefix and prompt only" --num-virtual-tokens 4
 refuse "add --prefix-projection" --method prefix --encoder-hidden-size 8
 refuse "do not fit the model's context of 512 tokens" --method prefix --num-virtual-tokens 600
 

@@ -79,7 +79,7 @@ static void test_unsupported_types(void) {
             snprintf(cfg, sizeof cfg, "{\"peft_type\": \"%s\", \"r\": 2, \"lora_alpha\": 4, \"target_modules\": [\"v_proj\"]}", types[i]);
             snprintf(val, sizeof val, "peft_type \"%s\" is not supported", types[i]);
             make_folder(tmp_path(dir), cfg, with_st);
-            const char *needles[] = {"adapter_config.json", val, "(supported: LORA, IA3, PREFIX_TUNING)", NULL};
+            const char *needles[] = {"adapter_config.json", val, "(supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING", NULL};
             expect_fail(tmp_path(dir), TK_ERR_UNSUPPORTED, needles);
         }
     /* the same through the in-memory reader (the fuzz target's), and through apply */
@@ -90,7 +90,7 @@ static void test_unsupported_types(void) {
         static const char cfg[] = "{\"peft_type\": \"ADALORA\"}";
         tk_adapter *a = NULL;
         tk_status st = tk_adapter_from_peft(cfg, sizeof cfg - 1, sf, "mem.json", &a);
-        CHECK(st == TK_ERR_UNSUPPORTED && !a && strstr(tk_last_error(), "mem.json: peft_type \"ADALORA\" is not supported (supported: LORA, IA3, PREFIX_TUNING)"),
+        CHECK(st == TK_ERR_UNSUPPORTED && !a && strstr(tk_last_error(), "mem.json: peft_type \"ADALORA\" is not supported (supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING"),
               "in-memory ADALORA config: %s", tk_last_error());
         tk_adapter_free(a);
         tk_st_close(sf);
@@ -104,7 +104,7 @@ static void test_unsupported_types(void) {
     tk_adapter_detach(m, h);
     tk_model_free(m);
 
-    const char *missing[] = {"adapter_config.json", "\"peft_type\" is missing", "supported: LORA, IA3, PREFIX_TUNING", NULL};
+    const char *missing[] = {"adapter_config.json", "\"peft_type\" is missing", "supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING", NULL};
     make_folder(tmp_path("peft_none"), "{\"r\": 2, \"lora_alpha\": 4}", true);
     expect_fail(tmp_path("peft_none"), TK_ERR_FORMAT, missing);
     make_folder(tmp_path("peft_num"), "{\"peft_type\": 7, \"r\": 2, \"lora_alpha\": 4}", false);

@@ -57,39 +57,17 @@ static void run_ref(tk_model *m, tk_model *mg, const tk_safetensors *st, ref_bat
         free(e);
     }
     /* the GGUF container (interleaved RoPE, llama.cpp's q/k rows) from the same prefix */
-    if (mg) {
-        tk_train_ctx *tg = prefix_ctx(mg, &cfg, rb->B, rb->T, false);
-        if (tg) {
-            ref_load_init(tk_train_param_set(tg), st, method);
-            snprintf(key, sizeof key, "%s.logits", method);
-            check_logits_key(tg, st, key, rb, 64, 1e-4, "GGUF container");
-            tk_train_ctx_free(tg);
-        }
-    }
+    if (mg) ref_check_container(prefix_ctx(mg, &cfg, rb->B, rb->T, false), st, rb, method, "GGUF container");
     ref_check_curve(tc, st, rb, method, method);
     tk_train_ctx_free(tc);
 }
 
 static void test_reference(void) {
-    const char *mp = tk_test_shared("models/stories260K/hf");
-    if (tk_test_require(mp, "models/stories260K/hf")) return;
-    const char *gp = tk_test_shared("models/stories260K/gguf/stories260K-f32.gguf");
-    tk_safetensors *st = NULL;
-    CHECK_OK(tk_st_open("tests/fixtures/train/stories260k_peft_prefix.safetensors", &st));
-    tk_model_params mpar = tk_model_default_params();
-    mpar.tokenizer = TK_TOKENIZER_NONE;
-    tk_model *m = NULL, *mg = NULL;
-    CHECK_OK(tk_model_load(mp, &mpar, &m));
-    if (gp) CHECK_OK(tk_model_load(gp, &mpar, &mg));
-    CHECK(!mg || tk_model_get_config(mg)->rope_interleaved, "the GGUF stories260K uses interleaved RoPE");
-    ref_batch rb;
-    if (st && m && load_batch(st, &rb)) {
-        run_ref(m, mg, st, &rb, "prefix", false);
-        run_ref(m, mg, st, &rb, "prefix_proj", true);
-    }
-    tk_model_free(mg);
-    tk_model_free(m);
-    tk_st_close(st);
+    ref_stories s;
+    if (!ref_stories_open("tests/fixtures/train/stories260k_peft_prefix.safetensors", &s)) return;
+    run_ref(s.m, s.mg, s.st, &s.rb, "prefix", false);
+    run_ref(s.m, s.mg, s.st, &s.rb, "prefix_proj", true);
+    ref_stories_close(&s);
 }
 
 static void test_fd(int interleaved, bool proj, bool recompute, const char *what) {

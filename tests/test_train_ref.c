@@ -12,17 +12,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 static double tk_time_s_test(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -7,6 +7,18 @@
 
 static int g_verbose = 0;
 
+/* UNDER_ASAN: 1 in an ASan build (model-size tests run fewer steps there) */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 
 static inline double meta_num(const tk_safetensors *st, const char *key) {
     const char *s = tk_st_metadata(st, key);
@@ -77,6 +89,34 @@ static inline bool load_batch(const tk_safetensors *st, ref_batch *rb) {
     rb->b.n_cols = rb->T;
     rb->b.ids = rb->ids;
     return rb->wsum > 0;
+}
+
+/* The stories260K setting of the PEFT-method tests: the HF folder and, when present, its f32 GGUF
+ * container (interleaved RoPE), loaded without a tokenizer, and a fixture with its batch. */
+typedef struct ref_stories { tk_safetensors *st; tk_model *m, *mg; ref_batch rb; } ref_stories;
+
+static inline void ref_stories_close(ref_stories *s) {
+    tk_model_free(s->mg);
+    tk_model_free(s->m);
+    tk_st_close(s->st);
+    memset(s, 0, sizeof *s);
+}
+
+/* Opens it (false: skipped when ../shared lacks the model, or failed with the checks recorded; closed). */
+static inline bool ref_stories_open(const char *fixture, ref_stories *s) {
+    memset(s, 0, sizeof *s);
+    const char *mp = tk_test_shared("models/stories260K/hf");
+    if (tk_test_require(mp, "models/stories260K/hf")) return false;
+    const char *gp = tk_test_shared("models/stories260K/gguf/stories260K-f32.gguf");
+    CHECK_OK(tk_st_open(fixture, &s->st));
+    tk_model_params mpar = tk_model_default_params();
+    mpar.tokenizer = TK_TOKENIZER_NONE;
+    CHECK_OK(tk_model_load(mp, &mpar, &s->m));
+    if (gp) CHECK_OK(tk_model_load(gp, &mpar, &s->mg));
+    CHECK(!s->mg || tk_model_get_config(s->mg)->rope_interleaved, "the GGUF stories260K uses interleaved RoPE");
+    if (s->st && s->m && load_batch(s->st, &s->rb)) return true;
+    ref_stories_close(s);
+    return false;
 }
 
 /* Logits of the first `cols` vocabulary entries of every token vs the fixture's tensor `key`
@@ -187,6 +227,17 @@ static inline void ref_check_method(tk_train_ctx *tc, const tk_safetensors *st, 
         worst = fmax(worst, e);
     }
     printf("  every %s gradient (%lld tensors): max rel err %.2e\n", what, (long long)ps->n, worst);
+}
+
+/* The same method on another container of the model (tg, freed here; NULL = nothing): the fixture's
+ * initialisation gives its "<method>.logits" within 1e-4. */
+static inline void ref_check_container(tk_train_ctx *tg, const tk_safetensors *st, ref_batch *rb, const char *method, const char *what) {
+    if (!tg) return;
+    char key[256];
+    ref_load_init(tk_train_param_set(tg), st, method);
+    snprintf(key, sizeof key, "%s.logits", method);
+    check_logits_key(tg, st, key, rb, 64, 1e-4, what);
+    tk_train_ctx_free(tg);
 }
 
 static inline void ref_check_curve(tk_train_ctx *tc, const tk_safetensors *st, ref_batch *rb, const char *method, const char *what) {

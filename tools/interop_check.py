@@ -26,9 +26,10 @@ of the file, and the Q4_K_M file itself reported.
 Adapters: a random one (tools/interop/takumi_logits --random-adapter: PEFT's A init, B ~ N(0,
 0.05^2), r 8, all seven linears) for each model, and a trained one (RUN/adapter and
 RUN/adapter.gguf of `takumi train`) for SmolLM2 (--run RUN) and Gemma 3 (--run-gemma RUN)
-when given. DoRA, IA3 and prefix tuning (PEFT layout only: llama.cpp applies LoRA adapters only):
-adapters that `takumi train --method dora|ia3|prefix` trains on stories260K (prefix: plain and with
---prefix-projection), loaded by PeftModel.from_pretrained.
+when given. DoRA, IA3, prefix and prompt tuning (PEFT layout only: llama.cpp applies LoRA adapters
+only): adapters that `takumi train --method dora|ia3|prefix|prompt` trains on stories260K (prefix: plain
+and with --prefix-projection; prompt: random and text initialisation), loaded by
+PeftModel.from_pretrained (prompt tuning: the logits of the sequence, after PEFT's virtual tokens).
 
 Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
 every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative). The
@@ -40,7 +41,7 @@ differ from takumi's and HF's by ~3e-2 (HF vs takumi: ~3e-4); there the check is
 floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--stories-only] [--out FILE]
-(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3 and prefix cases)
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix and prompt cases)
 """
 import argparse
 import datetime
@@ -159,7 +160,8 @@ def hf_logits(base_dir, gguf_file, adapter, ids):
             sys.exit(f"interop_check: PEFT's {name} differs from the file's {k}")
     with torch.no_grad():
         ad = pm(x).logits[0].float().numpy()
-    return base, ad
+    # prompt tuning: PEFT returns logits for the virtual tokens too (first); the sequence's are the last len(ids)
+    return base, ad[-len(ids):]
 
 
 def run_desc(run):
@@ -183,7 +185,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
-    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3, prefix)")
+    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3, prefix, prompt)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
     args = ap.parse_args()
     import peft
@@ -217,9 +219,11 @@ def main():
                           os.path.join(d, "adapter"), os.path.join(d, "adapter.gguf"), ids))
             # methods without a GGUF layout: HF PEFT only
             for method, extra in (("dora", ()), ("ia3", ()), ("prefix", ("--num-virtual-tokens", "6")),
-                                  ("prefix", ("--num-virtual-tokens", "6", "--prefix-projection"))):
+                                  ("prefix", ("--num-virtual-tokens", "6", "--prefix-projection")),
+                                  ("prompt", ("--num-virtual-tokens", "6")),
+                                  ("prompt", ("--num-virtual-tokens", "6", "--prompt-init", "text", "--prompt-init-text", "Once upon a time"))):
                 run = train_stories(method, tmp, extra)
-                cmd = " ".join(("--method", method) + extra)
+                cmd = " ".join(("--method", method) + tuple(a if " " not in a else '"%s"' % a for a in extra))
                 cases.append((f"stories260K, {method} adapter trained by `takumi train {cmd}`", STORIES_GGUF,
                               (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), None, ids))
         else:

@@ -174,11 +174,8 @@ def stories():
     return tensors, meta, ids, target, weight
 
 
-def smollm2():
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    path = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-    d, f = os.path.split(path)
-    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+def smollm2_batch(tok):
+    """The one-row SmolLM2 chat batch: (ids, target, weight), loss on the answer's tokens."""
     prompt = "<|im_start|>user\nWhen is the shop open on Saturdays?<|im_end|>\n<|im_start|>assistant\n"
     answer = "On Saturdays we are open from 10am to 4pm.<|im_end|>\n"
     p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
@@ -188,7 +185,15 @@ def smollm2():
     w = [0.0] * len(seq)
     for t in range(len(p_ids) - 1, len(seq) - 2):
         w[t] = 1.0
-    ids, target, weight = batch_tensors([seq], [w])
+    return batch_tensors([seq], [w])
+
+
+def smollm2():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    path = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    d, f = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    ids, target, weight = smollm2_batch(tok)
     base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32, attn_implementation="eager")
     tensors, meta = {}, {}
     r = 4

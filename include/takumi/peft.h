@@ -17,7 +17,10 @@
  *            besides its sequence (prefix tuning): the model asks each adapter for its
  *            prefix of a layer, concatenates them in list order and runs attention over
  *            prefix + sequence in one softmax; in the backward it hands the gradients of
- *            the prefix keys/values back.
+ *            the prefix keys/values back;
+ *   embedding virtual tokens before every sequence (prompt tuning): P rows of input embeddings that
+ *            the model runs through its layers; their keys/values join the attention prefix, and
+ *            the backward hands the gradient of the rows back.
  *
  * Thread safety: a method's inference entry points (call->training false) must be safe to
  * call concurrently on the same state from different workspaces: per-call memory comes from
@@ -91,6 +94,20 @@ typedef struct tk_peft_method {
      * keys/values of `layer`, as returned by attn_prefix); accumulate into the parameter gradients.
      * NULL = the prefix is not trained. */
     tk_status (*attn_prefix_bwd)(void *state, const tk_peft_call *c, int32_t layer, const float *dk, const float *dv);
+    /* Input-embedding prefix (prompt tuning): sets *e to P rows of input embeddings [P x C] (C = the model's
+     * width; used as given: no embedding scale) and returns P (0 = none; < 0 = error, message set). They act
+     * as P virtual tokens before every sequence (each packed segment, each KV-cache session): the model runs
+     * them through its layers alone (causal among themselves, base weights only: no adapter acts on them) at
+     * positions -P..-1, and their keys/values join every layer's attention prefix (as attn_prefix's do), so
+     * the sequence keeps positions 0..T-1 and sees the same relative positions as in HF PEFT, which places
+     * the virtual tokens at 0..P-1 and the sequence at P..P+T-1. The memory belongs to the adapter, valid
+     * and unchanged until the next call; at inference only read (concurrent workspaces may call this at
+     * once; a workspace recomputes the virtual tokens only when the rows change). At most one adapter of a
+     * list has one. NULL = never. */
+    int64_t (*embed_prefix)(void *state, const tk_peft_call *c, const float **e);
+    /* Embedding-prefix backward of the last training forward: de [P x C] = d loss / d (the rows embed_prefix
+     * returned); accumulate into the parameter gradients. NULL = not trained. */
+    tk_status (*embed_prefix_bwd)(void *state, const tk_peft_call *c, const float *de);
     /* Training on/off and the step counter that seeds per-step randomness (dropout masks); called
      * by the training context around each training forward+backward. NULL = nothing to do. */
     void (*set_training)(void *state, bool on, uint64_t counter);

@@ -54,6 +54,9 @@ tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T) {
 }
 
 void tk_bwd_ws_free(tk_bwd_ws *ws) {
+    if (ws->vws) tk_bwd_ws_free(ws->vws);
+    free(ws->vws);
+    tk_scratch_free(&ws->dvt);
     tk_scratch_free(&ws->dpfx);
     free(ws->base);
     memset(ws, 0, sizeof *ws);
@@ -131,11 +134,17 @@ tk_status tk_llama_backward(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_bat
     return tk_llama_backward_hidden(m, a, ws, b, ws->dxn, g, ad, rc);
 }
 
-tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const float *dh,
-                                   const tk_model_grads *g, const tk_adapter_bwd *ad, const tk_recompute_hook *rc) {
+/* The layers' backward of tk_llama_backward_hidden. Two extra uses, for virtual tokens (a->vt):
+ * with vt set (the sequence's backward), their share of each layer's attention-prefix gradients
+ * goes to vt->dkv; with inj (their own backward, dh NULL: their outputs have no loss), inj
+ * [L][2][T x KH*D] is added to each layer's key/value gradients, and dx0 [T x C] receives the
+ * gradient of the layer-0 input. */
+static tk_status backward_layers(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const float *dh,
+                                 const tk_model_grads *g, const tk_adapter_bwd *ad, const tk_recompute_hook *rc, tk_vtoks *vt,
+                                 const float *inj, float *dx0) {
     const tk_model_config *c = &m->cfg;
     const tk_weights *w = &m->w;
-    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || !g || !dh)
+    if (!b || !b->ids || b->n_rows <= 0 || b->n_cols <= 0 || !g || (!dh && !inj))
         return tk_fail(TK_ERR_ARG, "backward: empty batch or no hidden-state gradient");
     const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, L = c->n_layers;
     const int64_t C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim;
@@ -145,14 +154,16 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
     if ((!a->keep || (a->s_c == 0 && L > 1)) && !(rc && rc->layer))
         return tk_fail(TK_ERR_ARG, "backward: the forward kept no per-layer activations (TK_FWD_KEEP_ACTS) and nothing recomputes them");
     int64_t stop = g->stop_layer < 0 ? 0 : g->stop_layer > L ? L : g->stop_layer;
-    bool embd = g->tok_embd && stop == 0;
+    bool embd = (g->tok_embd || dx0) && stop == 0;
     tk_status st;
 
-    /* final norm */
+    /* final norm (virtual tokens: no loss on their outputs) */
     const float *xL = TK_ACT(a, x, L, s_x);
     bool need_dres = stop < L || embd;
-    tk_rmsnorm_backward(need_dres ? ws->dres : NULL, g->out_norm, dh, xL, w->out_norm.data, a->rstdf, T, C);
+    if (inj) memset(ws->dres, 0, (size_t)(T * C) * sizeof(float));
+    else tk_rmsnorm_backward(need_dres ? ws->dres : NULL, g->out_norm, dh, xL, w->out_norm.data, a->rstdf, T, C);
     if (!need_dres) return TK_OK;
+    const int64_t Pv = vt ? vt->P : 0; /* the virtual tokens' keys are the last Pv of each layer's prefix */
 
     const int32_t *pos = a->pos, *seg = b->seg;
     const float scale = c->attn_scale > 0 ? c->attn_scale : 1.0f / sqrtf((float)D);
@@ -208,7 +219,7 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
         int64_t np;
         if ((st = tk_acts_prefix(a, li, KD, &pk, &pv, &np))) return st;
         float *dpk = NULL, *dpv = NULL;
-        if (np > 0 && ad && ad->attn_prefix) {
+        if (np > 0 && ((ad && ad->attn_prefix && np > Pv) || Pv)) {
             if (!(dpk = tk_scratch_get(&ws->dpfx, (size_t)(2 * np * KD))))
                 return tk_fail(TK_ERR_NOMEM, "backward: out of memory for the attention prefix gradients");
             dpv = dpk + np * KD;
@@ -226,8 +237,17 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
                                             q + r * Tc * QD, k + r * Tc * KD, v + r * Tc * KD, &aa)))
                 return st;
         }
-        if (dpk && (st = ad->attn_prefix(ad->ctx, li, dpk, dpv, np)))
+        if (dpk && np > Pv && ad && ad->attn_prefix && (st = ad->attn_prefix(ad->ctx, li, dpk, dpv, np - Pv)))
             return tk_fail_ctx(st, "adapter backward on layer %d attention prefix", li);
+        if (Pv) {
+            float *dkv = vt->dkv + l * 2 * Pv * KD;
+            memcpy(dkv, dpk + (np - Pv) * KD, (size_t)(Pv * KD) * sizeof(float));
+            memcpy(dkv + Pv * KD, dpv + (np - Pv) * KD, (size_t)(Pv * KD) * sizeof(float));
+        }
+        if (inj) {
+            add_into(ws->dk, inj + l * 2 * T * KD, T * KD);
+            add_into(ws->dv, inj + l * 2 * T * KD + T * KD, T * KD);
+        }
         /* q and k were rotated after their linear (and adapter, and norm): un-rotate the gradients */
         tk_rope_backward(ws->dq, pos, T, H, D, rope);
         tk_rope_backward(ws->dk, pos, T, KH, D, rope);
@@ -249,6 +269,10 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
         if (need_dxn1) tk_rmsnorm_backward(below ? ws->dnorm : NULL, gl->attn_norm, ws->dxn, xin, y->attn_norm.data, rstd1, T, C);
         if (below) add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xin) */
     }
+    if (dx0) {
+        memcpy(dx0, ws->dres, (size_t)(T * C) * sizeof(float));
+        return TK_OK;
+    }
     if (embd) {
         if (c->embed_scale > 0) { /* x0 = embedding * scale */
             const float es = c->embed_scale;
@@ -256,5 +280,31 @@ tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const
         }
         tk_embedding_backward(g->tok_embd, ws->dres, b->ids, T, C);
     }
+    return TK_OK;
+}
+
+tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const float *dh,
+                                   const tk_model_grads *g, const tk_adapter_bwd *ad, const tk_recompute_hook *rc) {
+    tk_vtoks *vt = a->vt.a && a->vt.live && a->vt.dkv && ad && ad->embed_prefix ? &a->vt : NULL;
+    if (!vt) return backward_layers(m, a, ws, b, dh, g, ad, rc, NULL, NULL, NULL);
+    /* the sequence first (collecting the virtual tokens' key/value gradients), then the virtual tokens */
+    const tk_model_config *c = &m->cfg;
+    size_t kvn = (size_t)c->n_layers * 2 * (size_t)vt->P * (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    memset(vt->dkv, 0, kvn * sizeof(float)); /* layers below the stop layer get none */
+    tk_status st = backward_layers(m, a, ws, b, dh, g, ad, rc, vt, NULL, NULL);
+    if (st) return st;
+    if (!ws->vws) {
+        if (!(ws->vws = tk_calloc(1, sizeof *ws->vws))) return TK_ERR_NOMEM;
+        if ((st = tk_bwd_ws_init(ws->vws, m, vt->P))) { free(ws->vws); ws->vws = NULL; return st; }
+    }
+    if (ws->vws->max_T < vt->P) return tk_fail(TK_ERR_ARG, "backward: the virtual tokens grew from %lld to %lld", (long long)ws->vws->max_T,
+                                               (long long)vt->P);
+    float *de = tk_scratch_get(&ws->dvt, (size_t)(vt->P * c->dim));
+    if (!de) return tk_fail(TK_ERR_NOMEM, "backward: out of memory for the virtual tokens' gradient");
+    const tk_batch vb = {.n_rows = 1, .n_cols = (int32_t)vt->P, .ids = vt->ids};
+    const tk_model_grads none = {.stop_layer = 0};
+    if ((st = backward_layers(m, vt->a, ws->vws, &vb, NULL, &none, NULL, NULL, NULL, vt->dkv, de)))
+        return tk_fail_ctx(st, "backward of the virtual tokens");
+    if ((st = ad->embed_prefix(ad->ctx, de, vt->P))) return tk_fail_ctx(st, "adapter backward of the input-embedding prefix");
     return TK_OK;
 }

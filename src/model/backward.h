@@ -41,6 +41,9 @@ typedef struct tk_adapter_bwd {
     /* attention prefix (takumi/peft.h attn_prefix): dk/dv [P x KH*D] = d loss / d (layer's prefix keys/values,
      * the adapters' prefixes concatenated in list order as tk_acts_prefix gives them); NULL = not trained */
     tk_status (*attn_prefix)(void *ctx, int32_t layer, const float *dk, const float *dv, int64_t P);
+    /* input-embedding prefix (takumi/peft.h embed_prefix, the workspace's virtual tokens a->vt): de [P x C] =
+     * d loss / d (the rows); called once, after the layers; NULL = not trained */
+    tk_status (*embed_prefix)(void *ctx, const float *de, int64_t P);
     void *ctx;
 } tk_adapter_bwd;
 
@@ -55,6 +58,8 @@ typedef struct tk_bwd_ws {
     float *dgate, *dup, *dffh; /* [T x F] */
     float *dfused;             /* [T x max((H+2KH)*D, 2F)] gradient of a fused product (cfg.fused_*), else NULL */
     tk_scratch dpfx;           /* [2 x P x KH*D] one layer's attention-prefix gradients (grown on first use) */
+    struct tk_bwd_ws *vws;     /* the virtual tokens' backward (a->vt; made on first use) */
+    tk_scratch dvt;            /* [P x C] their rows' gradient */
     float *base;
     size_t bytes;
 } tk_bwd_ws;
@@ -77,7 +82,9 @@ typedef struct tk_recompute_hook {
 /* The backward from the gradient of the final normed hidden states: dh [T x C] = d loss /
  * d a->hn (read only), then the final norm, layers L-1 .. g->stop_layer and the embedding
  * (when g->tok_embd is set), with the same conventions as tk_llama_backward (which is the
- * LM head + loss followed by this). ad and rc may be NULL. */
+ * LM head + loss followed by this). With virtual tokens (a->vt live) and ad->embed_prefix,
+ * their backward follows, from the sequence's gradients of their keys/values, down to the
+ * gradient of their rows. ad and rc may be NULL. */
 tk_status tk_llama_backward_hidden(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const tk_batch *b, const float *dh,
                                    const tk_model_grads *g, const tk_adapter_bwd *ad, const tk_recompute_hook *rc);
 

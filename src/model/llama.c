@@ -50,6 +50,7 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
     const tk_model_config *c = &m->cfg;
     size_t T = (size_t)rows * (size_t)cols, C = c->dim, QD = (size_t)c->n_heads * c->head_dim,
            KD = (size_t)c->n_kv_heads * c->head_dim, F = c->hidden_dim, L = c->n_layers, nl = keep && !recompute ? L : 1;
+    a->m = m;
     a->max_rows = rows;
     a->max_cols = cols;
     a->max_T = (int64_t)T;
@@ -105,6 +106,7 @@ tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols
 }
 
 void tk_acts_free(tk_acts *a) {
+    tk_vtoks_free(&a->vt);
     tk_scratch_free(&a->scratch);
     tk_scratch_free(&a->pfx);
     free(a->base);
@@ -157,17 +159,22 @@ tk_status tk_acts_prefix(tk_acts *a, int32_t layer, int64_t kvd, const float **p
     int64_t total = 0;
     for (int pass = 0; pass < 2; pass++) { /* pass 0: sizes (and the one adapter's memory); pass 1: concatenate */
         int64_t off = 0;
-        for (int i = 0; i < a->n_ads; i++) {
-            const tk_peft *p = a->ads[i].peft;
-            const tk_peft_method *md = p->method;
-            if (!md->attn_prefix) continue;
-            tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = &a->scratch};
+        for (int i = 0; i <= a->n_ads; i++) { /* i == n_ads: the virtual tokens (tk_vtoks) */
             const float *k = NULL, *v = NULL;
-            int64_t n = md->attn_prefix(p->state, &c, layer, &k, &v);
-            if (n < 0) return tk_fail_ctx(TK_ERR_ARG, "adapter %d (%s) on layer %d attention prefix", i, md->name, layer);
+            int64_t n;
+            if (i == a->n_ads) n = tk_vtoks_prefix(a, layer, &k, &v);
+            else {
+                const tk_peft *p = a->ads[i].peft;
+                const tk_peft_method *md = p->method;
+                if (!md->attn_prefix) continue;
+                tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = &a->scratch};
+                n = md->attn_prefix(p->state, &c, layer, &k, &v);
+                if (n < 0) return tk_fail_ctx(TK_ERR_ARG, "adapter %d (%s) on layer %d attention prefix", i, md->name, layer);
+                if (n > 0 && (!k || !v))
+                    return tk_fail(TK_ERR_ARG, "adapter %d (%s) on layer %d: a prefix of %lld keys without keys/values", i,
+                                   md->name, layer, (long long)n);
+            }
             if (n == 0) continue;
-            if (!k || !v) return tk_fail(TK_ERR_ARG, "adapter %d (%s) on layer %d: a prefix of %lld keys without keys/values", i,
-                                         md->name, layer, (long long)n);
             if (pass == 0) {
                 n_with++;
                 total += n;
@@ -237,7 +244,7 @@ tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n) {
             return tk_fail(TK_ERR_ARG, "adapters: entry %d has no method or a non-finite scale", i);
     for (int i = 0; i < n; i++) a->ads[i] = ads[i];
     a->n_ads = n;
-    return TK_OK;
+    return tk_vtoks_setup(a);
 }
 
 bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n) {
@@ -441,7 +448,7 @@ static tk_status forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache
         const float es = c->embed_scale;
         for (int64_t i = 0; i < T * C; i++) a->x[i] *= es;
     }
-    if ((st = run_layers(m, a, b, kvs, pos, seg, 0, c->n_layers))) return st;
+    if ((st = tk_vtoks_forward(m, a)) || (st = run_layers(m, a, b, kvs, pos, seg, 0, c->n_layers))) return st;
     float *xL = TK_ACT(a, x, c->n_layers, s_x);
     tk_rmsnorm_forward(a->hn, a->rstdf, xL, w->out_norm.data, T, C, c->rms_eps);
     for (int64_t r = 0; kvs && r < B; r++) kvs[r]->n += (int32_t)Tc;
@@ -471,6 +478,10 @@ tk_status tk_llama_forward_layers(tk_model *m, tk_acts *a, const tk_batch *b, in
     if (l0 < 0 || l1 > m->cfg.n_layers || l0 >= l1 || !a->keep)
         return tk_fail(TK_ERR_ARG, "forward layers: [%d, %d) is not a layer range of a kept-input workspace", l0, l1);
     return run_layers(m, a, b, NULL, a->pos, b->seg ? a->seg : NULL, l0, l1);
+}
+
+tk_status tk_llama_run_layers(tk_model *m, tk_acts *a, const tk_batch *b, const int32_t *pos, const int32_t *seg, int32_t l0, int32_t l1) {
+    return run_layers(m, a, b, NULL, pos, seg, l0, l1);
 }
 
 /* ---- public forward workspace ---- */

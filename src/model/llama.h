@@ -31,6 +31,23 @@ struct tk_model {
     tk_rope rope_local;           /* sliding layers' RoPE when cfg.rope_theta_local is set (else unused, zeroed) */
 };
 
+struct tk_acts;
+/* The virtual tokens of an input-embedding prefix (takumi/peft.h embed_prefix: prompt tuning) in a
+ * workspace (src/model/vtoks.c): a 1 x P workspace of their own (activations kept when the parent
+ * keeps them), run at positions -P..-1 with no adapter, and per layer the keys (after RoPE) and
+ * values they add to the attention prefix. Made by tk_acts_set_adapters; a NULL = none. */
+typedef struct tk_vtoks {
+    int ad;                 /* the adapter with embed_prefix (index into the list) */
+    int64_t P;              /* its rows */
+    bool live;              /* the last forward used them (the adapter gave P rows, not 0) */
+    bool ready;             /* kv was computed from emb (inference reuses it while the rows are unchanged) */
+    struct tk_acts *a;      /* [1 x P] */
+    float *kv;              /* [L][2][P x KH*D] keys then values per layer */
+    float *emb;             /* [P x C] the rows kv was computed from */
+    float *dkv;             /* [L][2][P x KH*D] the sequence's gradients of kv (training backward) */
+    int32_t *ids;           /* [P] zeros: the virtual batch's ids (never embedded) */
+} tk_vtoks;
+
 /* Activations of one forward, allocated once per shape (rows x cols). With keep, every
  * per-layer buffer holds [L] consecutive slots (what a backward pass needs); without
  * it, one slot is reused by every layer. Use TK_ACT(a, field, l) for layer l's slot. */
@@ -74,16 +91,20 @@ typedef struct tk_acts {
     bool training;         /* adapters run their training entry points (set by the training step) */
     tk_scratch scratch;    /* per-workspace memory for adapter calls */
     tk_scratch pfx;        /* one layer's attention prefix when several adapters have one (concatenated) */
+    const tk_model *m;     /* the model the workspace was made for */
+    tk_vtoks vt;           /* virtual tokens of an adapter's embed_prefix (vt.a NULL = none) */
 } tk_acts;
 
-/* Copies an adapter list into a (checked: n in [0, TK_MAX_ADAPTERS], each with a method). */
+/* Copies an adapter list into a (checked: n in [0, TK_MAX_ADAPTERS], each with a method; at most one
+ * with an embed_prefix, for which the virtual tokens' workspace is made). */
 tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n);
 /* True when the workspace's adapter list equals ads[0..n). */
 bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n);
 
 /* The attention prefix of `layer` from the workspace's adapters (takumi/peft.h attn_prefix): keys and
  * values [*P x kvd], concatenated in list order into a->pfx when several adapters have one (else the
- * adapter's own memory); *P = 0 when none. Valid until the next call. Not thread-safe per workspace. */
+ * adapter's own memory), the virtual tokens' (a->vt, when live) last; *P = 0 when none. Valid until
+ * the next call. Not thread-safe per workspace. */
 tk_status tk_acts_prefix(tk_acts *a, int32_t layer, int64_t kvd, const float **pk, const float **pv, int64_t *P);
 
 #define TK_ACT(a, field, l, stride) ((a)->keep ? (a)->field + (int64_t)(l) * (a)->stride : (a)->field)
@@ -95,6 +116,19 @@ enum { TK_ACTS_RECOMPUTE = 1 << 8 };
  * TK_FWD_KEEP_ATT_PROBS, TK_ACTS_RECOMPUTE. Free with tk_acts_free. */
 tk_status tk_acts_init(tk_acts *a, const tk_model *m, int32_t rows, int32_t cols, int flags);
 void tk_acts_free(tk_acts *a);
+
+/* Virtual tokens (src/model/vtoks.c). Makes a->vt for the workspace's adapter list (frees it when no
+ * adapter has an embed_prefix; refuses two). */
+tk_status tk_vtoks_setup(tk_acts *a);
+void tk_vtoks_free(tk_vtoks *vt);
+/* Before a forward: asks the adapter for its rows and, in training or when they changed, runs them
+ * through the layers into vt->kv (sets vt->live). Not thread-safe per workspace. */
+tk_status tk_vtoks_forward(tk_model *m, tk_acts *a);
+/* The virtual tokens' keys/values of `layer` when live ([P x kvd] each), else 0. */
+int64_t tk_vtoks_prefix(const tk_acts *a, int32_t layer, const float **k, const float **v);
+/* Runs layers [l0, l1) of a workspace from its kept input x[l0] (rows x cols of b; positions pos,
+ * segments seg or NULL); the layer loop of tk_llama_forward. */
+tk_status tk_llama_run_layers(tk_model *m, tk_acts *a, const tk_batch *b, const int32_t *pos, const int32_t *seg, int32_t l0, int32_t l1);
 
 /* f32 KV cache of one sequence: k/v [L x cap x KH*D]; cap grows up to n_ctx. */
 typedef struct tk_kv_cache {

@@ -85,7 +85,9 @@ tk_status tk_adapter_merge(tk_model *m, tk_adapter_handle *h, const char *out, c
     if (!a) return tk_fail(TK_ERR_ARG, "adapter merge: no adapter");
     if (!a->method->merge_linear)
         return tk_fail(TK_ERR_UNSUPPORTED, "%s adapters cannot be merged into the weights (%s): apply the adapter with --adapter instead",
-                       a->method->name, a->method->attn_prefix ? "they add attention keys and values, not a weight change" : "the method has no merge");
+                       a->method->name, a->method->attn_prefix    ? "they add attention keys and values, not a weight change"
+                       : a->method->embed_prefix ? "they add virtual tokens before the input, not a weight change"
+                                                 : "the method has no merge");
     tk_weight_delta d = tk_peft_weight_delta(a);
     return tk_export_merged(m, &d, out, p);
 }

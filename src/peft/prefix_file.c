@@ -6,7 +6,7 @@
  * plain embedding (no projection), trainable further. No GGUF layout: llama.cpp has no prefix
  * tuning. */
 #include "peft/prefix.h"
-#include "peft/lora_io.h"
+#include "peft/prompt_learning.h"
 #include "model/llama.h"
 #include "core/core.h"
 #include <cJSON.h>
@@ -27,56 +27,14 @@ void tk_prefix_file_free(void *file) {
     free(f);
 }
 
-static tk_status int_field(const cJSON *cfg, const char *key, const char *file, int32_t lo, int32_t *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > 1e7)
-        return tk_fail(TK_ERR_FORMAT, "%s: \"%s\" must be a whole number >= %d", file, key, lo);
-    *out = (int32_t)v->valuedouble;
-    return TK_OK;
-}
-
 static tk_status read_config(prefix_file *f, const cJSON *cfg, const char *file) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, "task_type");
-    if (cJSON_IsString(v) && strcmp(v->valuestring, "CAUSAL_LM"))
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"task_type\" is %s (takumi reads CAUSAL_LM prefix adapters)", file, v->valuestring);
     tk_status st;
-    int32_t sub = 1;
-    if ((st = int_field(cfg, "num_virtual_tokens", file, 1, &f->P)) || (st = int_field(cfg, "num_layers", file, 1, &f->L)) ||
-        (st = int_field(cfg, "token_dim", file, 1, &f->token_dim)) || (st = int_field(cfg, "num_attention_heads", file, 1, &f->heads)))
+    if ((st = tk_pl_read_config(cfg, file, "prefix", &f->P, &f->base_model)) || (st = tk_pl_int_field(cfg, "num_layers", file, 1, &f->L)) ||
+        (st = tk_pl_int_field(cfg, "token_dim", file, 1, &f->token_dim)) ||
+        (st = tk_pl_int_field(cfg, "num_attention_heads", file, 1, &f->heads)))
         return st;
-    if (cJSON_GetObjectItemCaseSensitive(cfg, "num_transformer_submodules") &&
-        (st = int_field(cfg, "num_transformer_submodules", file, 1, &sub)))
-        return st;
-    if (sub != 1)
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"num_transformer_submodules\" is %d (encoder-decoder models are not supported)", file, sub);
     if (f->token_dim % f->heads)
         return tk_fail(TK_ERR_FORMAT, "%s: \"token_dim\" %d is not a multiple of \"num_attention_heads\" %d", file, f->token_dim, f->heads);
-    v = cJSON_GetObjectItemCaseSensitive(cfg, "modules_to_save");
-    if (v && !cJSON_IsNull(v) && !(cJSON_IsArray(v) && !v->child))
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"modules_to_save\" is set (fully trained extra modules are not supported)", file);
-    v = cJSON_GetObjectItemCaseSensitive(cfg, "base_model_name_or_path");
-    return (f->base_model = tk_strdup(cJSON_IsString(v) ? v->valuestring : "")) ? TK_OK : TK_ERR_NOMEM;
-}
-
-static tk_status read_tensor(prefix_file *f, const tk_safetensors *sf, const char *st_name, const char *cfg_name) {
-    int64_t W = (int64_t)f->L * 2 * f->token_dim;
-    for (int64_t i = 0; i < tk_st_n_tensors(sf); i++)
-        if (strcmp(tk_st_tensor(sf, i)->name, "prompt_embeddings"))
-            return tk_fail(TK_ERR_UNSUPPORTED, "%s: tensor '%s' is not part of a prefix-tuning adapter (only \"prompt_embeddings\")",
-                           st_name, tk_st_tensor(sf, i)->name);
-    const tk_tensor_ref *t = tk_st_find(sf, "prompt_embeddings");
-    if (!t) return tk_fail(TK_ERR_FORMAT, "%s: no tensor \"prompt_embeddings\"", st_name);
-    if (t->n_dims != 2 || t->ne[1] != f->P || t->ne[0] != W)
-        return tk_fail(TK_ERR_FORMAT, "%s: \"prompt_embeddings\" must have torch shape [%d, %lld] (num_virtual_tokens, num_layers x 2 x "
-                                      "token_dim of %s)", st_name, f->P, (long long)W, cfg_name);
-    if (t->dtype != TK_F32 && t->dtype != TK_F16 && t->dtype != TK_BF16)
-        return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"prompt_embeddings\" has dtype %s (f32, f16, bf16 are read)", st_name, tk_dtype_name(t->dtype));
-    int64_t n = W * f->P;
-    if (!(f->emb = tk_malloc((size_t)n * sizeof(float)))) return TK_ERR_NOMEM;
-    tk_status st = tk_dequantize(t->dtype, t->data, f->emb, n);
-    if (st) return tk_fail_ctx(st, "%s: \"prompt_embeddings\": ", st_name);
-    for (int64_t k = 0; k < n; k++)
-        if (!isfinite(f->emb[k])) return tk_fail(TK_ERR_FORMAT, "%s: \"prompt_embeddings\" holds a non-finite value", st_name);
     return TK_OK;
 }
 
@@ -85,7 +43,8 @@ tk_status tk_prefix_read_peft(const cJSON *cfg, const char *cfg_name, const tk_s
     prefix_file *f = tk_calloc(1, sizeof *f);
     if (!f) return TK_ERR_NOMEM;
     tk_status st = read_config(f, cfg, cfg_name);
-    if (!st && sf) st = read_tensor(f, sf, st_name, cfg_name);
+    if (!st && sf) st = tk_pl_read_embeddings(sf, st_name, "prefix-tuning", f->P, (int64_t)f->L * 2 * f->token_dim,
+                                              "num_layers x 2 x token_dim of adapter_config.json", &f->emb);
     if (st || !sf) { tk_prefix_file_free(f); return st; }
     *file = f;
     return TK_OK;
@@ -130,39 +89,19 @@ tk_status tk_prefix_save_peft(tk_prefix *a, const tk_model *m, const char *dir, 
     const tk_prefix_config *cfg = tk_prefix_get_config(a);
     const tk_model_config *mc = tk_model_get_config(m);
     int64_t W = tk_prefix_width(a), P = cfg->num_virtual_tokens, kvd = (int64_t)mc->n_kv_heads * mc->head_dim;
-    tk_status st = tk_mkdir_p(dir);
-    if (st) return st;
-    tk_st_writer *w = tk_st_writer_new();
-    char *st_path = tk_path_join(dir, "adapter_model.safetensors"), *cfg_path = tk_path_join(dir, "adapter_config.json");
     float *emb = tk_malloc((size_t)(P * W) * sizeof(float));
-    cJSON *root = NULL;
-    if (!w || !st_path || !cfg_path || !emb) { st = TK_ERR_NOMEM; goto done; }
-    int64_t ne[2] = {W, P};
-    if ((st = tk_prefix_embeddings(a, emb)) || (st = tk_st_add(w, "prompt_embeddings", TK_F32, 2, ne, emb))) goto done;
-    if ((st = tk_st_set_metadata(w, "format", "pt")) || (st = tk_st_write(w, st_path))) goto done;
-    if (!(root = cJSON_CreateObject())) { st = TK_ERR_NOMEM; goto done; }
-    const char *bm = base_model ? base_model : tk_model_path(m);
-    if (bm) cJSON_AddStringToObject(root, "base_model_name_or_path", bm);
-    else cJSON_AddNullToObject(root, "base_model_name_or_path");
-    cJSON_AddNumberToObject(root, "encoder_hidden_size", cfg->encoder_hidden_size);
-    cJSON_AddBoolToObject(root, "inference_mode", true);
-    cJSON_AddNullToObject(root, "modules_to_save");
-    cJSON_AddNumberToObject(root, "num_attention_heads", mc->n_kv_heads);
-    cJSON_AddNumberToObject(root, "num_layers", mc->n_layers);
-    cJSON_AddNumberToObject(root, "num_transformer_submodules", 1);
-    cJSON_AddNumberToObject(root, "num_virtual_tokens", (double)P);
-    cJSON_AddStringToObject(root, "peft_type", "PREFIX_TUNING");
-    /* the saved embeddings are the projection's output: PEFT reads them in inference mode either way */
-    cJSON_AddBoolToObject(root, "prefix_projection", cfg->projection);
-    cJSON_AddNullToObject(root, "revision");
-    cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
-    cJSON_AddNumberToObject(root, "token_dim", (double)kvd);
-    st = tk_peft_write_json(cfg_path, root);
-done:
-    cJSON_Delete(root);
+    if (!emb) return TK_ERR_NOMEM;
+    tk_status st = tk_prefix_embeddings(a, emb);
+    cJSON *root = st ? NULL : cJSON_CreateObject();
+    if (root) {
+        cJSON_AddNumberToObject(root, "encoder_hidden_size", cfg->encoder_hidden_size);
+        cJSON_AddNumberToObject(root, "num_attention_heads", mc->n_kv_heads);
+        cJSON_AddNumberToObject(root, "num_layers", mc->n_layers);
+        /* the saved embeddings are the projection's output: PEFT reads them in inference mode either way */
+        cJSON_AddBoolToObject(root, "prefix_projection", cfg->projection);
+        cJSON_AddNumberToObject(root, "token_dim", (double)kvd);
+    }
+    if (!st) st = tk_pl_save(dir, m, base_model, "PREFIX_TUNING", root, P, W, emb);
     free(emb);
-    free(st_path);
-    free(cfg_path);
-    tk_st_writer_free(w);
-    return st ? tk_fail_ctx(st, "writing the PEFT adapter %s: ", dir) : TK_OK;
+    return st;
 }

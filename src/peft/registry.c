@@ -5,6 +5,7 @@
 #include "peft/dora.h"
 #include "peft/ia3.h"
 #include "peft/prefix.h"
+#include "peft/prompt.h"
 #include "core/core.h"
 
 static tk_status lora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
@@ -65,6 +66,21 @@ static void prefix_destroy(tk_peft *p) {
     if (p) tk_prefix_free(p->state);
 }
 
+static tk_status prompt_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
+    *out = NULL;
+    if (first_layer != 0)
+        return tk_fail(TK_ERR_ARG, "prompt: the virtual tokens go through every layer (PEFT's prompt tuning has no layer choice): no frozen layers");
+    tk_prompt_config c = cfg ? *(const tk_prompt_config *)cfg : tk_prompt_default_config();
+    tk_prompt *a;
+    tk_status st = tk_prompt_new(m, &c, ps, &a);
+    if (!st) *out = (tk_peft *)tk_prompt_peft(a);
+    return st;
+}
+
+static void prompt_destroy(tk_peft *p) {
+    if (p) tk_prompt_free(p->state);
+}
+
 static const tk_peft_kind k_kinds[] = {
     {.name = "lora",
      .summary = "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)",
@@ -105,6 +121,15 @@ static const tk_peft_kind k_kinds[] = {
      .attach = tk_prefix_attach_file,
      .describe = tk_prefix_describe_file,
      .free_file = tk_prefix_file_free},
+    {.name = "prompt",
+     .summary = "prompt tuning: P trainable soft-prompt embeddings before the input, from random or a text (PEFT PROMPT_TUNING)",
+     .create = prompt_create,
+     .destroy = prompt_destroy,
+     .peft_type = "PROMPT_TUNING",
+     .read_peft = tk_prompt_read_peft,
+     .attach = tk_prompt_attach_file,
+     .describe = tk_prompt_describe_file,
+     .free_file = tk_prompt_file_free},
 };
 
 const tk_peft_kind *tk_peft_kind_find(const char *name) {

@@ -23,9 +23,10 @@ static const char *lora_init_name(int i) {
 }
 
 static const char *method_name(int i) {
-    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix"}; /* tk_train_method order */
-    return i >= 0 && i < 5 ? names[i] : NULL;
+    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt"}; /* tk_train_method order */
+    return i >= 0 && i < 6 ? names[i] : NULL;
 }
+static const char *prompt_init_name(int i) { return i == 0 ? "random" : i == 1 ? "text" : NULL; }
 static const char *sched_name_i(int i) {
     return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
 }
@@ -78,10 +79,11 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full|dora|ia3|prefix", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
+    {"method", "lora|full|dora|ia3|prefix|prompt", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
      "direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
-     "down-projection input; --lora-targets all means PEFT's k,v,down), or prefix tuning (trainable attention keys/values per layer, "
-     "PEFT PREFIX_TUNING; see --num-virtual-tokens)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 5,
+     "down-projection input; --lora-targets all means PEFT's k,v,down), prefix tuning (trainable attention keys/values per layer, "
+     "PEFT PREFIX_TUNING; see --num-virtual-tokens), or prompt tuning (trainable soft-prompt embeddings before the input, PEFT "
+     "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 6,
      .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill|grpo|self", "sft", "training objective: supervised fine-tuning, preference "
      "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher or --teacher-context, reinforcement "
@@ -161,13 +163,18 @@ static const tk_trainer_option k_opts[] = {
     {"lora-plus-ratio", "X", "0 (off)", "LoRA+: the B matrices (DoRA: and magnitudes) learn at lr x X (PEFT create_loraplus_optimizer)",
      .type = TK_OPT_F64, .offset = F(lora_plus_ratio), .resume = true, .dlo = 0, .dhi = 1e6},
     {"rslora", "", "off", "rank-stabilised LoRA: scale = alpha / sqrt(r)", .type = TK_OPT_BOOL, .offset = F(rslora), .resume = true},
-    {"num-virtual-tokens", "N", "20", "prefix: virtual tokens, i.e. keys/values added to every layer's attention (PEFT has no default; "
-     "its examples use 20)", .type = TK_OPT_I32, .offset = F(num_virtual_tokens), .resume = true, .ilo = 1, .ihi = 100000, .init = "20"},
+    {"num-virtual-tokens", "N", "20", "prefix, prompt: virtual tokens (prefix: keys/values added to every layer's attention; prompt: "
+     "soft-prompt embeddings before the input; PEFT has no default, its examples use 20)", .type = TK_OPT_I32, .offset = F(num_virtual_tokens), .resume = true, .ilo = 1, .ihi = 100000, .init = "20"},
     {"prefix-projection", "", "off", "prefix: reparameterise the prefix as an embedding through Linear-tanh-Linear (PEFT prefix_projection); "
      "the adapter saves the projected prefix", .type = TK_OPT_BOOL, .offset = F(prefix_projection), .resume = true},
     {"encoder-hidden-size", "auto|N", "auto", "prefix --prefix-projection: width of the projection's hidden layer; auto: the model's "
      "key/value width (PEFT's default)", .type = TK_OPT_I32, .offset = F(encoder_hidden_size), .resume = true, .is_auto = true, .ilo = 1,
      .ihi = 1 << 20},
+    {"prompt-init", "random|text", "random", "prompt: initialise the soft prompt from N(0, 1) (PEFT's RANDOM) or from the token embeddings "
+     "of --prompt-init-text, repeated or cut to --num-virtual-tokens (PEFT's TEXT)", .type = TK_OPT_ENUM, .offset = F(prompt_init),
+     .resume = true, .n_values = 2, .value_name = prompt_init_name, .init = "random"},
+    {"prompt-init-text", "TEXT", "none", "prompt --prompt-init text: the text (tokenized as HF does, special tokens included)",
+     .type = TK_OPT_STR, .offset = F(prompt_init_text), .resume = true},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
     {"epochs", "auto|N", "auto",
@@ -409,7 +416,11 @@ static const char *const k_not_ia3[] = {"lora-r", "lora-alpha", "rslora", "lora-
 /* The options that do not apply to --method prefix, and the prefix's options elsewhere. */
 static const char *const k_not_prefix[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio",
                                            "freeze-layers"};
-static const char *const k_prefix_only[] = {"num-virtual-tokens", "prefix-projection", "encoder-hidden-size"};
+static const char *const k_prefix_only[] = {"prefix-projection", "encoder-hidden-size"};
+/* The options that do not apply to --method prompt, and the prompt's options elsewhere. */
+static const char *const k_not_prompt[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio",
+                                           "freeze-layers", "prefix-projection", "encoder-hidden-size"};
+static const char *const k_prompt_only[] = {"prompt-init", "prompt-init-text"};
 static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
 
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
@@ -420,9 +431,22 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
         if (tk_trainer_config_given(c, k_not_prefix[i]))
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --method prefix (prefix tuning learns attention keys and values for every "
                                        "layer: no rank, alpha, dropout, target linears or frozen layers)", k_not_prefix[i]);
+    for (size_t i = 0; c->method == TK_TRAIN_PROMPT && i < sizeof k_not_prompt / sizeof k_not_prompt[0]; i++)
+        if (tk_trainer_config_given(c, k_not_prompt[i]))
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method prompt (prompt tuning learns input embeddings that every layer "
+                                       "sees: no rank, alpha, dropout, target linears, projection or frozen layers)", k_not_prompt[i]);
+    if (c->method != TK_TRAIN_PREFIX && c->method != TK_TRAIN_PROMPT && tk_trainer_config_given(c, "num-virtual-tokens"))
+        return tk_fail(TK_ERR_ARG, "--num-virtual-tokens applies to --method prefix and prompt only (the method is %s)", method_name((int)c->method));
     for (size_t i = 0; c->method != TK_TRAIN_PREFIX && i < sizeof k_prefix_only / sizeof k_prefix_only[0]; i++)
         if (tk_trainer_config_given(c, k_prefix_only[i]))
             return tk_fail(TK_ERR_ARG, "--%s applies to --method prefix only (the method is %s)", k_prefix_only[i], method_name((int)c->method));
+    for (size_t i = 0; c->method != TK_TRAIN_PROMPT && i < sizeof k_prompt_only / sizeof k_prompt_only[0]; i++)
+        if (tk_trainer_config_given(c, k_prompt_only[i]))
+            return tk_fail(TK_ERR_ARG, "--%s applies to --method prompt only (the method is %s)", k_prompt_only[i], method_name((int)c->method));
+    if (c->method == TK_TRAIN_PROMPT && c->prompt_init == 1 && (!c->prompt_init_text || !*c->prompt_init_text))
+        return tk_fail(TK_ERR_ARG, "--prompt-init text needs the text: add --prompt-init-text \"...\"");
+    if (c->method == TK_TRAIN_PROMPT && c->prompt_init != 1 && tk_trainer_config_given(c, "prompt-init-text"))
+        return tk_fail(TK_ERR_ARG, "--prompt-init-text is the text of --prompt-init text, but the soft prompt starts random: add --prompt-init text");
     if (tk_trainer_config_given(c, "encoder-hidden-size") && !c->prefix_projection)
         return tk_fail(TK_ERR_ARG, "--encoder-hidden-size sets the projection's width, but there is no projection: add --prefix-projection");
     for (size_t i = 0; c->method == TK_TRAIN_FULL && i < sizeof k_not_full / sizeof k_not_full[0]; i++)

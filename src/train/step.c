@@ -204,12 +204,23 @@ static tk_status ads_prefix_bwd(void *ctx, int32_t layer, const float *dk, const
     return TK_OK;
 }
 
+/* ... and the input-embedding prefix (virtual tokens): de [P x C] to the adapter that gave the rows. */
+static tk_status ads_embed_bwd(void *ctx, const float *de, int64_t P) {
+    tk_train_ctx *tc = ctx;
+    const tk_acts *a = &tc->a;
+    const tk_peft *p = a->ads[a->vt.ad].peft;
+    if (!p->method->embed_prefix_bwd || P != a->vt.P) return TK_OK;
+    tk_peft_call c = {.scale = a->ads[a->vt.ad].scale, .training = true, .scratch = &tc->a.scratch};
+    return p->method->embed_prefix_bwd(p->state, &c, de);
+}
+
 /* The adapter side of the backward for the workspace's adapter list (NULL when empty). */
 static tk_adapter_bwd ads_bwd(tk_train_ctx *tc, bool *any) {
     tk_adapter_bwd ad = {.linear = ads_linear_bwd, .block = NULL, .ctx = tc};
     for (int i = 0; i < tc->a.n_ads; i++) {
         if (tc->a.ads[i].peft->method->block_bwd) ad.block = ads_block_bwd;
         if (tc->a.ads[i].peft->method->attn_prefix_bwd) ad.attn_prefix = ads_prefix_bwd;
+        if (tc->a.ads[i].peft->method->embed_prefix_bwd) ad.embed_prefix = ads_embed_bwd;
     }
     *any = tc->a.n_ads > 0;
     return ad;
@@ -220,7 +231,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     if (!m || !params) return tk_fail(TK_ERR_ARG, "train: NULL argument");
     const tk_model_config *c = &m->cfg;
     tk_train_params p = *params;
-    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_PREFIX) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
+    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_PROMPT) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
     if (p.freeze_layers < 0 || p.freeze_layers >= c->n_layers)
         return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
                        c->n_layers, c->n_layers);
@@ -249,8 +260,8 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
         tc->p.lora.first_layer = p.freeze_layers;
         kind_cfg = &tc->p.lora;
     }
-    if (p.method == TK_TRAIN_IA3 || p.method == TK_TRAIN_PREFIX) {
-        tc->kind = tk_peft_kind_find(p.method == TK_TRAIN_IA3 ? "ia3" : "prefix");
+    if (p.method == TK_TRAIN_IA3 || p.method == TK_TRAIN_PREFIX || p.method == TK_TRAIN_PROMPT) {
+        tc->kind = tk_peft_kind_find(p.method == TK_TRAIN_IA3 ? "ia3" : p.method == TK_TRAIN_PREFIX ? "prefix" : "prompt");
         kind_cfg = p.peft_cfg;
     }
     if (p.peft_kind) {

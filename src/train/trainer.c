@@ -15,6 +15,7 @@
 #include "takumi/eval.h"
 #include "peft/ia3.h"
 #include "peft/prefix.h"
+#include "peft/prompt.h"
 #include <stdio.h>
 #include <unistd.h>
 
@@ -120,11 +121,22 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tk_prefix_config pfx = {.num_virtual_tokens = c->num_virtual_tokens, .projection = c->prefix_projection,
                             .encoder_hidden_size = c->encoder_hidden_size, .seed = c->seed};
     if (c->method == TK_TRAIN_PREFIX) tp.peft_cfg = &pfx;
+    tk_prompt_config pmt = {.num_virtual_tokens = c->num_virtual_tokens, .seed = c->seed};
+    tk_ivec init_ids = {0}; /* --prompt-init text: the text's ids as HF's tokenizer gives them (special tokens added) */
+    if (c->method == TK_TRAIN_PROMPT && c->prompt_init == 1) {
+        if ((st = tk_tokenize(r->tok, c->prompt_init_text, strlen(c->prompt_init_text), TK_TOK_ADD_SPECIAL, &init_ids))) goto done;
+        pmt.init_ids = init_ids.data;
+        pmt.n_init_ids = (int32_t)init_ids.len;
+        pmt.init_text = c->prompt_init_text;
+    }
+    if (c->method == TK_TRAIN_PROMPT) tp.peft_cfg = &pmt;
     if (r->pref || r->distill || r->grpo) {
         tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);
     }
-    if ((st = tk_train_ctx_new(r->m, &tp, &r->tc))) goto done;
+    st = tk_train_ctx_new(r->m, &tp, &r->tc);
+    tk_ivec_free(&init_ids); /* the adapter keeps its own copy */
+    if (st) goto done;
     r->ps = tk_train_param_set(r->tc);
     if ((st = tk_run_config_json(r))) goto done;
     if ((st = tk_mkdir_p(c->out))) goto done;

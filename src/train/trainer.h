@@ -61,6 +61,8 @@ typedef struct tk_trainer_config {
     int32_t num_virtual_tokens;   /* prefix: P */
     bool prefix_projection;       /* prefix: PEFT's prefix_projection */
     int32_t encoder_hidden_size;  /* prefix: the projection's hidden width; 0 = auto (KH*D) */
+    int32_t prompt_init;          /* prompt: 0 random (PEFT RANDOM), 1 text (PEFT TEXT) */
+    char *prompt_init_text;       /* prompt --prompt-init text: the text */
     uint32_t lora_targets;    /* bit (1u << tk_linear_id) per adapted linear */
     int32_t freeze_layers;
     int32_t epochs;           /* 0 = auto */
