@@ -22,14 +22,23 @@ static const char *lora_init_name(int i) {
 }
 
 static const char *method_name(int i) {
-    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix"}; /* tk_train_method order */
-    return i >= 0 && i < 5 ? names[i] : NULL;
+    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "head"}; /* tk_train_method order */
+    return i >= 0 && i < 6 ? names[i] : NULL;
 }
 static const char *sched_name_i(int i) {
     return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
 }
 static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUNT ? tk_data_format_name((tk_data_format)i) : NULL; }
 static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
+
+static const char *task_name(int i) {
+    static const char *const names[] = {"lm", "classify", "regress"};
+    return i >= 0 && i < 3 ? names[i] : NULL;
+}
+static const char *pooling_name(int i) {
+    static const char *const names[] = {"last", "mean"}; /* tk_pooling order */
+    return i >= 0 && i < 2 ? names[i] : NULL;
+}
 
 static const char *objective_name(int i) {
     static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward", "distill"};
@@ -70,14 +79,23 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full|dora|ia3|prefix", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
+    {"method", "lora|full|dora|ia3|prefix|head", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
      "direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
      "down-projection input; --lora-targets all means PEFT's k,v,down), or prefix tuning (trainable attention keys/values per layer, "
-     "PEFT PREFIX_TUNING; see --num-virtual-tokens)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 5,
+     "PEFT PREFIX_TUNING; see --num-virtual-tokens), or, with --task classify|regress, the task head alone on the frozen base",
+     .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 6,
      .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill", "sft", "training objective: supervised fine-tuning, preference learning on "
      "chosen/rejected pairs, KTO on labelled completions, a reward model, or distillation from --teacher (docs/objectives.md)",
      .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 7, .value_name = objective_name, .init = "sft"},
+    {"task", "lm|classify|regress", "lm", "lm: train the language model (the --objective); classify: a new head over --labels on the "
+     "pooled final hidden state, cross-entropy (transformers' *ForSequenceClassification); regress: a 1-output head, MSE. Data: "
+     "{\"text\", \"label\"} JSONL or text<TAB>label TSV", .type = TK_OPT_ENUM, .offset = F(task), .resume = true, .n_values = 3,
+     .value_name = task_name, .init = "lm"},
+    {"labels", "L1,L2,...", "(required for classify)", "classify: the label names in index order (a record's label is a name or an index)",
+     .type = TK_OPT_STR, .offset = F(labels), .resume = true},
+    {"pooling", "last|mean", "last", "classify, regress: the head reads the last token's hidden state (transformers') or their mean",
+     .type = TK_OPT_ENUM, .offset = F(pooling), .resume = true, .n_values = 2, .value_name = pooling_name, .init = "last"},
     {"loss", "sigmoid|ipo|hinge|robust", "sigmoid", "DPO loss type (TRL's DPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss),
      .resume = true, .is_auto = true, .check = check_loss},
     {"beta", "X", "0.1", "dpo, orpo, simpo, kto: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward scale)",

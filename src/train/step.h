@@ -38,7 +38,9 @@
 /* DORA / IA3 / PREFIX: an adapter of the registry's "dora" / "ia3" / "prefix" kind on a frozen base
  * (DoRA with the lora config; IA3 and PREFIX with peft_cfg, a tk_ia3_config / tk_prefix_config,
  * NULL = the defaults). */
-typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL, TK_TRAIN_DORA, TK_TRAIN_IA3, TK_TRAIN_PREFIX } tk_train_method;
+typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL, TK_TRAIN_DORA, TK_TRAIN_IA3, TK_TRAIN_PREFIX,
+                                TK_TRAIN_HEAD /* no adapter and no base weights: only the objective's own parameters (a task head) */
+} tk_train_method;
 
 typedef struct tk_train_params {
     tk_train_method method;

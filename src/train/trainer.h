@@ -27,6 +27,9 @@ typedef struct tk_trainer_config {
     tk_data_format format;
     tk_train_method method;
     int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward, 6 distill (the "objective" option's value names) */
+    int32_t task;             /* 0 lm, 1 classify, 2 regress (the "task" option's value names) */
+    char *labels;             /* classify: comma-separated label names */
+    int32_t pooling;          /* classify, regress: tk_pooling */
     char *loss;               /* dpo loss type (NULL: auto = sigmoid) */
     double beta;              /* 0 = auto (0.1) */
     double label_smoothing;   /* < 0 = auto (0) */
