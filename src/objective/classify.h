@@ -50,12 +50,12 @@ tk_status tk_score_head_add(tk_score_head *sh, int64_t C, int32_t K, tk_pooling 
 tk_status tk_score_head_forward(const tk_score_head *sh, const tk_obj_batch *b, double *x, double *z);
 /* Backward of z = W pool(h) for dz [S x K]: dh (=, [T x C], zero where no sequence reads) and, when sh->g is
  * not NULL, the head's gradient (+=). x: the features of tk_score_head_forward. Sequence order: deterministic. */
-void tk_score_head_backward(const tk_score_head *sh, const tk_obj_batch *b, const double *x, const double *dz, float *dh);
+tk_status tk_score_head_backward(const tk_score_head *sh, const tk_obj_batch *b, const double *x, const double *dz, float *dh);
 
 /* ---- the objective ------------------------------------------------------------------- */
 typedef struct tk_classify_params {
     int32_t n_labels;     /* K >= 1 (classify: >= 2 to be useful; regress: 1) */
-    bool regress;         /* MSE on seq_value (K must be 1) instead of cross-entropy */
+    bool regress;         /* MSE on seq_value (K must be 1) instead of cross-entropy (set by the table used) */
     tk_pooling pooling;
     double init_std;      /* > 0: the head's initial normal deviation (transformers' initializer_range, 0.02) */
 } tk_classify_params;
@@ -63,7 +63,9 @@ typedef struct tk_classify_params {
 /* 2 labels, classify, last-token pooling, init_std 0.02. Thread-safe. */
 tk_classify_params tk_classify_default_params(void);
 
-extern const tk_objective_ops tk_objective_classify;
+/* "classify" (cross-entropy, metric accuracy) and "regress" (MSE, metric abs_error); each sets params.regress
+ * itself (regress with NULL params: 1 output). */
+extern const tk_objective_ops tk_objective_classify, tk_objective_regress;
 
 /* Logits [n_seq x K] of every sequence of b with the head of o (a classify objective whose parameters were
  * added). Not concurrently with another call on o. */
