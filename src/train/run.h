@@ -9,7 +9,9 @@
  *   run_report.c   RUN/report.html's summary and data tables
  *   pref_run.c     preference objectives (dpo, orpo, simpo, kto, reward): options, reference log-probs, pair steps
  *   reward_out.c   a reward model's score head in RUN/adapter/ (PEFT SEQ_CLS layout)
- *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation */
+ *   distill_run.c  distillation: the teacher model, its forward per micro-batch, distill steps and validation
+ *   classify_run.c --task classify|regress: options, data, steps and validation (through the pref path)
+ *   classify_out.c a classifier's head and labels in RUN/adapter/ (PEFT SEQ_CLS layout; shared with reward_out.c) */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
@@ -20,6 +22,8 @@
 #include "objective/dpo.h"
 #include "objective/kto.h"
 #include "objective/reward.h"
+#include "objective/classify.h"
+#include "train/classify_data.h"
 #include "core/core.h"
 
 typedef struct tk_run {
@@ -40,6 +44,11 @@ typedef struct tk_run {
     tk_kto_params kp;             /* kto */
     tk_reward_params rp;          /* reward */
     tk_pair_buf pb;               /* its micro-batches */
+    bool cls;                     /* --task classify|regress (also sets pref: steps and validation through pref_run.c) */
+    tk_classify_params cp;        /* its parameters */
+    char **labels; int32_t n_labels;   /* --labels */
+    tk_cls_labels lab_train, lab_val;  /* the examples' labels by line */
+    tk_cls_buf cb;                /* its micro-batches */
     bool distill;                 /* --objective distill: SFT data, steps and validation through distill_run.c */
     tk_distill_params distp;      /* its parameters */
     tk_model *teacher;            /* the teacher model (loaded once) */
@@ -125,6 +134,17 @@ tk_status tk_run_distill_micro(tk_run *r, float grad_scale, double *ls, double *
 tk_status tk_run_distill_eval(tk_run *r, double *ls, double *ws);
 void tk_run_distill_free(tk_run *r);
 
+/* classify_run.c */
+/* Checks the task options (--task, --labels, --pooling, --method head; those that do not apply fail, naming the
+ * option) and fills r->cp, r->labels; sets r->cls and r->pref for a task. Before anything is loaded. */
+tk_status tk_run_cls_options(tk_run *r);
+/* Loads the training (val false) or validation file into r->train / r->val and their labels. */
+tk_status tk_run_cls_load(tk_run *r, const char *path, bool val);
+/* As tk_run_pref_micro / tk_run_pref_eval, for a task head: units are examples. */
+tk_status tk_run_cls_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics);
+tk_status tk_run_cls_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
+void tk_run_cls_free(tk_run *r);
+
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);
 
@@ -141,5 +161,10 @@ tk_status tk_run_eval_step(tk_run *r);
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);
 /* reward_out.c: after tk_run_write_adapter, a reward model's head into RUN/adapter/ (PEFT's SEQ_CLS layout). */
 tk_status tk_run_write_reward_head(tk_run *r);
+/* classify_out.c: a classifier's head, labels and (with an adapter) the PEFT SEQ_CLS layout in RUN/adapter/ (classify.h). */
+tk_status tk_run_write_classifier(tk_run *r);
+/* PEFT's SEQ_CLS layout for an adapter folder dir already written: the head parameter added to adapter_model.safetensors
+ * as head->name, adapter_config.json with task_type SEQ_CLS and modules_to_save ["classifier", "score"]. */
+tk_status tk_run_seq_cls_adapter(const char *dir, const tk_param *head);
 tk_status tk_run_write_report(tk_run *r);
 #endif

@@ -77,6 +77,8 @@ tk_status tk_run_write_report(tk_run *r) {
     else if (r->c.method == TK_TRAIN_PREFIX)
         snprintf(title, sizeof title, "%s · prefix tuning, %d virtual tokens%s · %s", mc->name, r->c.num_virtual_tokens,
                  r->c.prefix_projection ? " (projection)" : "", r->c.data);
+    else if (r->c.method == TK_TRAIN_HEAD)
+        snprintf(title, sizeof title, "%s · task head only (frozen body) · %s", mc->name, r->c.data);
     else
         snprintf(title, sizeof title, "%s · full fine-tuning%s · %s", mc->name, r->c.freeze_layers ? " (lower layers frozen)" : "", r->c.data);
     tk_report_input in = {.title = title, .summary = sum, .n_summary = ns, .data = data, .n_data = nd,

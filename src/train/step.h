@@ -15,6 +15,8 @@
  *                  dtype (quantized too), with no gradient and no optimizer state.
  *   TK_TRAIN_FULL  every weight is copied to an f32 master parameter and the model's
  *                  weight refs are pointed at those copies (restored by tk_train_ctx_free).
+ *   TK_TRAIN_HEAD  nothing of the model trains: only the objective's own parameters (a
+ *                  classification head); the backward through the layers is skipped.
  * freeze_layers N: layers < N get no gradients and the backward stops above them. With
  * LoRA: adapters only on layers >= N. With full fine-tuning and N > 0: the embedding is
  * frozen too (it sits below layer 0), and so is a tied output head (it is the embedding);

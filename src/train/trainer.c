@@ -49,6 +49,7 @@ static void run_free(tk_run *r) {
     tk_sft_free(&r->train);
     tk_sft_free(&r->val);
     tk_pair_buf_free(&r->pb);
+    tk_run_cls_free(r);
     free(r->ref_train); free(r->ref_val); free(r->ref_buf);
     tk_rows_free(&r->rows);
     tk_rows_free(&r->vrows);
@@ -119,7 +120,8 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
                             .encoder_hidden_size = c->encoder_hidden_size, .seed = c->seed};
     if (c->method == TK_TRAIN_PREFIX) tp.peft_cfg = &pfx;
     if (r->pref || r->distill) {
-        tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
+        tp.objective = tk_objective_find(r->cls ? tk_trainer_option_find("task")->value_name(c->task)
+                                                : tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);
     }
     if ((st = tk_train_ctx_new(r->m, &tp, &r->tc))) goto done;
@@ -178,9 +180,10 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     /* outputs */
     char *last_ck = NULL;
     if ((st = tk_ckpt_latest(c->out, &last_ck))) goto done;
-    st = tk_run_write_adapter(r, last_ck);
+    st = c->method == TK_TRAIN_HEAD ? TK_OK : tk_run_write_adapter(r, last_ck);
     free(last_ck);
     if (!st && r->reward) st = tk_run_write_reward_head(r);
+    if (!st && r->cls) st = tk_run_write_classifier(r);
     if (st) goto done;
     if (r->n_prompts) tk_run_emitf(r, TK_EV_INFO, "samples", false, "answering the validation prompts after training");
     if ((st = tk_run_answer_all(r, &r->after)) || (st = tk_run_write_samples(r)) || (st = tk_run_eval_after(r)) ||
