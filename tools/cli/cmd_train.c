@@ -8,6 +8,7 @@
  * SIGHUP (a closed terminal) pause the job (it saves a checkpoint and stops; exit status 130);
  * a second signal exits at once. */
 #include "cli.h"
+#include <math.h>
 #include <signal.h>
 #include <unistd.h>
 #include <errno.h>
@@ -70,6 +71,12 @@ static void on_event(const tk_train_event *e, void *ud) {
     }
     case TK_EV_EVAL:
         end_line(p);
+        if (isnan(e->valid_ppl) && e->n_metrics > 0) {   /* a pair, sequence or divergence loss: the objective's metrics */
+            fprintf(stderr, "step %lld: valid loss %.4f", (long long)e->step, e->valid_loss);
+            for (int i = 0; i < e->n_metrics; i++) fprintf(stderr, " · %s %.4f", e->metric_names[i], e->metrics[i]);
+            fprintf(stderr, " (%lld tokens)\n", (long long)e->valid_tokens);
+            break;
+        }
         fprintf(stderr, "step %lld: valid loss %.4f · ppl %.2f · token accuracy %.1f%% (%lld tokens)\n", (long long)e->step,
                 e->valid_loss, e->valid_ppl, 100 * e->valid_acc, (long long)e->valid_tokens);
         break;
