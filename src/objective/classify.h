@@ -100,6 +100,14 @@ typedef struct tk_classifier {
  * Not concurrently with other attaches to m. */
 tk_status tk_classifier_open(const char *dir, tk_model *m, tk_classifier *out);
 void tk_classifier_close(tk_classifier *c, tk_model *m);
+/* Logits z [K] of one token sequence ids[0..n) (tokenized as tk_classifier_tokens does) through f, a forward workspace
+ * of the model c was opened on with room for n tokens (c's adapter is set on f here). Not concurrently on f. */
+tk_status tk_classifier_run(const tk_classifier *c, tk_forward *f, const int32_t *ids, int64_t n, double *z);
+/* text tokenized as transformers' tokenizer(text, truncation=True, max_length=max_seq) (the tokenizer's own BOS/EOS, the
+ * first max_seq tokens kept) into ids (cleared first). Thread-safe. */
+tk_status tk_classifier_tokens(const tk_tokenizer *tok, const char *text, size_t len, int32_t max_seq, tk_ivec *ids);
+/* Softmax of z [K] into p [K] (double; max subtracted). Thread-safe. */
+void tk_softmax_d(const double *z, int32_t K, double *p);
 /* True when dir holds a classifier written by takumi (config.json with id2label, or a SEQ_CLS adapter). Thread-safe. */
 bool tk_classifier_is(const char *dir);
 #endif

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <math.h>
+#include <stdint.h>
 
 #define HEAD_KEY "base_model.model." TK_SCORE_HEAD_NAME
 
@@ -185,4 +187,34 @@ tk_status tk_classifier_open(const char *dir, tk_model *m, tk_classifier *out) {
     cJSON_Delete(acfg);
     if (st) tk_classifier_close(out, m);
     return st ? tk_fail_ctx(st, "classifier %s: ", dir) : TK_OK;
+}
+
+tk_status tk_classifier_tokens(const tk_tokenizer *tok, const char *text, size_t len, int32_t max_seq, tk_ivec *ids) {
+    ids->len = 0;
+    tk_status st = tk_tokenize(tok, text, len, TK_TOK_ADD_SPECIAL, ids);
+    if (!st && ids->len == 0) st = tk_fail(TK_ERR_ARG, "the text has no tokens");
+    if (!st && max_seq > 0 && ids->len > (size_t)max_seq) ids->len = (size_t)max_seq;
+    return st;
+}
+
+void tk_softmax_d(const double *z, int32_t K, double *p) {
+    double mx = z[0], sum = 0;
+    for (int32_t k = 1; k < K; k++) mx = z[k] > mx ? z[k] : mx;
+    for (int32_t k = 0; k < K; k++) sum += (p[k] = exp(z[k] - mx));
+    for (int32_t k = 0; k < K; k++) p[k] /= sum;
+}
+
+tk_status tk_classifier_run(const tk_classifier *c, tk_forward *f, const int32_t *ids, int64_t n, double *z) {
+    if (!c || !c->head.w || !f || !ids || n <= 0 || n > INT32_MAX) return tk_fail(TK_ERR_ARG, "classifier run: bad arguments");
+    tk_adapter_use u = {.peft = c->ad ? tk_adapter_handle_peft(c->ad) : NULL, .scale = 1.0f};
+    int32_t *seq = tk_malloc((size_t)n * sizeof *seq);
+    if (!seq) return TK_ERR_NOMEM;
+    tk_status st = tk_forward_set_adapters(f, c->ad ? &u : NULL, c->ad ? 1 : 0);
+    tk_batch b = {.n_rows = 1, .n_cols = (int32_t)n, .ids = ids};
+    if (!st) st = tk_forward_run(f, &b, NULL, 0, NULL);
+    for (int64_t t = 0; t < n; t++) seq[t] = 0;
+    tk_obj_batch x = {.T = n, .C = c->head.C, .h = tk_forward_hidden(f), .seq = seq, .n_seq = 1};
+    if (!st) st = tk_score_head_forward(&c->head, &x, NULL, z);
+    free(seq);
+    return st;
 }
