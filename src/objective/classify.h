@@ -108,6 +108,7 @@ tk_status tk_classifier_run(const tk_classifier *c, tk_forward *f, const int32_t
 tk_status tk_classifier_tokens(const tk_tokenizer *tok, const char *text, size_t len, int32_t max_seq, tk_ivec *ids);
 /* Softmax of z [K] into p [K] (double; max subtracted). Thread-safe. */
 void tk_softmax_d(const double *z, int32_t K, double *p);
-/* True when dir holds a classifier written by takumi (config.json with id2label, or a SEQ_CLS adapter). Thread-safe. */
+/* True when dir holds a classifier or regression head written by takumi (config.json with id2label; a reward model has
+ * none: tk_reward_model_is). Thread-safe. */
 bool tk_classifier_is(const char *dir);
 #endif

@@ -45,7 +45,7 @@ bool tk_classifier_is(const char *dir) {
     bool yes = !read_json(dir, "config.json", true, &c) && c && cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c, "id2label"));
     cJSON_Delete(c);
     tk_clear_error();
-    return yes || tk_reward_model_is(dir);
+    return yes;
 }
 
 /* The adapter's reader of sf's tensors other than the head (PEFT's readers take the adapter's own
