@@ -171,6 +171,9 @@ typedef struct tk_class_pred {
     int32_t label;                 /* the predicted label's index (argmax, first on ties); -1 for a regression */
     double value;                  /* regression: the predicted value; classify: the predicted label's probability */
     const double *probs;           /* [n_labels] probabilities (softmax of the logits); NULL for a regression */
+    const double *logits;          /* [n_labels] the head's outputs (a regression: [1], the value) */
+    const int32_t *ids;            /* the classified token ids (n_ids: after the cut to max_seq) */
+    int32_t n_ids;
     int32_t truth;                 /* classify with opts.data: the record's label index, else -1 */
     double truth_value;            /* regression with opts.data: the record's value, else NAN */
 } tk_class_pred;

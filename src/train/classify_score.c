@@ -11,7 +11,8 @@
 
 typedef struct score_ctx {
     tk_classifier c;
-    tk_forward *f;
+    tk_forward *f; int32_t f_cols;   /* sized to the longest text so far (a forward's cost follows the workspace's width) */
+    tk_model *m;
     const tk_tokenizer *tok;
     int32_t max_seq;
     tk_ivec ids;
@@ -26,13 +27,22 @@ typedef struct score_ctx {
 
 /* Classifies text (label: the record's label text, NULL for none). */
 static tk_status one(score_ctx *s, const char *text, size_t len, const char *label, size_t label_len, uint64_t line) {
-    tk_class_pred p = {.line = line, .text = text, .truth = -1, .truth_value = NAN};
+    tk_class_pred p = {.line = line, .text = text, .truth = -1, .truth_value = NAN, .logits = s->z};
     float v = 0;
     tk_status st = label ? tk_cls_label_value(label, label_len, s->c.labels, s->c.n_labels, s->c.regress, &v) : TK_OK;
     if (st) return tk_fail_ctx(st, "%s: line %llu: ", s->name, (unsigned long long)line);
-    if ((st = tk_classifier_tokens(s->tok, text, len, s->max_seq, &s->ids)) ||
-        (st = tk_classifier_run(&s->c, s->f, s->ids.data, (int64_t)s->ids.len, s->z)))
+    if (!(st = tk_classifier_tokens(s->tok, text, len, s->max_seq, &s->ids)) && (int32_t)s->ids.len > s->f_cols) {
+        int32_t cols = s->ids.len < 128 ? 128 : (int32_t)s->ids.len;
+        cols = cols > s->max_seq ? s->max_seq : cols;
+        tk_forward_free(s->f);
+        s->f = NULL;
+        s->f_cols = 0;
+        if (!(st = tk_forward_new(s->m, 1, cols, 0, &s->f))) s->f_cols = cols;
+    }
+    if (st || (st = tk_classifier_run(&s->c, s->f, s->ids.data, (int64_t)s->ids.len, s->z)))
         return line ? tk_fail_ctx(st, "%s: line %llu: ", s->name, (unsigned long long)line) : st;
+    p.ids = s->ids.data;
+    p.n_ids = (int32_t)s->ids.len;
     if (s->c.regress) {
         p.label = -1;
         p.value = s->z[0];
@@ -74,7 +84,7 @@ tk_status tk_classify_texts(const tk_classify_opts *o, tk_classify_fn fn, void *
     s.max_seq = o->max_seq > 0 ? o->max_seq : mc->max_seq < 1024 ? mc->max_seq : 1024;
     if (!s.tok) st = tk_fail(TK_ERR_FORMAT, "%s: the model has no tokenizer (give --tokenizer)", o->model);
     if (!st) st = tk_classifier_open(o->adapter, m, &s.c);
-    if (!st) st = tk_forward_new(m, 1, s.max_seq, 0, &s.f);
+    s.m = m;
     if (!st) {
         s.z = tk_malloc(2 * (size_t)s.c.head.K * sizeof *s.z);
         if (!s.z) st = TK_ERR_NOMEM;

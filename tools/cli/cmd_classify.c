@@ -2,8 +2,8 @@
  * texts with a classifier (`takumi train --task classify` writes RUN/adapter/), or the value of a
  * regression head. Text output: one line per text, `label P  (label1 p1, label2 p2, ...)` (with --data,
  * `line L: ...` and the record's label), then the accuracy (regress: the MSE) for --data.
- * --json: one JSON object per line, {"line", "text", "label", "probs": {name: p}, "truth"} (regress:
- * "value", "truth"), and a final {"summary": {...}}. */
+ * --json: one JSON object per line, {"line", "text", "label", "probs": {name: p}, "truth", "logits": [...]}
+ * (regress: "value", "truth"; --ids: "ids"), and a final {"summary": {...}}. */
 #include "cli.h"
 #include <cJSON.h>
 #include <math.h>
@@ -14,12 +14,13 @@ static void usage(FILE *f) {
                "  --adapter A       a classifier or regression head (RUN/adapter of takumi train --task classify|regress)\n"
                "  TEXT...           texts to classify (or '-': one text per stdin line)\n"
                "  --data FILE       labelled records ({\"text\", \"label\"} JSONL or text<TAB>label TSV): predictions and accuracy\n"
-               "  --json            one JSON object per text (label, probabilities), then a summary object\n"
+               "  --json            one JSON object per text (label, probabilities, logits), then a summary object\n"
+               "  --ids             with --json: also the token ids classified (\"ids\")\n"
                "  --max-seq-len N   texts cut to N tokens (default: min(1024, the model's context))\n"
                "  --quiet           only the summary line (with --data)\n");
 }
 
-typedef struct out_ctx { bool json, quiet; } out_ctx;
+typedef struct out_ctx { bool json, quiet, ids; } out_ctx;
 
 static void on_pred(const tk_class_pred *p, const tk_classifier_info *in, void *ud) {
     const out_ctx *o = ud;
@@ -37,6 +38,12 @@ static void on_pred(const tk_class_pred *p, const tk_classifier_info *in, void *
             cJSON *pr = cJSON_AddObjectToObject(j, "probs");
             for (int32_t k = 0; pr && k < in->n_labels; k++) cJSON_AddNumberToObject(pr, in->labels[k], p->probs[k]);
             if (p->truth >= 0) cJSON_AddStringToObject(j, "truth", in->labels[p->truth]);
+            cJSON *lg = cJSON_AddArrayToObject(j, "logits");
+            for (int32_t k = 0; lg && k < in->n_labels; k++) cJSON_AddItemToArray(lg, cJSON_CreateNumber(p->logits[k]));
+        }
+        if (o->ids) {
+            cJSON *ids = cJSON_AddArrayToObject(j, "ids");
+            for (int32_t k = 0; ids && k < p->n_ids; k++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(p->ids[k]));
         }
         char *s = cJSON_PrintUnformatted(j);
         if (s) printf("%s\n", s);
@@ -76,6 +83,7 @@ int cmd_classify(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) cli_parse_threads(v, &err); }
         else if (cli_flag(argv, i, "json")) oc.json = true;
         else if (cli_flag(argv, i, "quiet")) oc.quiet = true;
+        else if (cli_flag(argv, i, "ids")) oc.ids = true;
         else if (!strcmp(argv[i], "-")) from_stdin = true;
         else if (argv[i][0] == '-' && argv[i][1] == '-') { fprintf(stderr, "takumi: unknown argument '%s' (see takumi classify --help)\n", argv[i]); err = 1; }
         else texts[n_texts++] = argv[i];
