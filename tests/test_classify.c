@@ -2,16 +2,14 @@
  *  - the objective on random hidden states: loss against a direct double computation, dh and the
  *    head's gradient against central finite differences (classify and regress, last-token and mean
  *    pooling, sequences packed two to a row); bad batches; label lists;
- *  - through stories260K with LoRA: finite differences of the loss in LoRA and head parameters
+ *  - through stories260K with LoRA: finite differences of the loss in LoRA and head parameters, classify and regress
  *    (mean pooling too, which transformers lacks);
  *  - against transformers' LlamaForSequenceClassification + PEFT LoRA (fixture written by
  *    tools/make_classify_reference.py): logits, loss, every trainable gradient and the 10-step AdamW
  *    loss curve for a 3-label classifier, a regression head and a head alone (--method head). */
-#include "test.h"
-#include "train/step.h"
+#include "objective_ref.h"
 #include "objective/classify.h"
 #include "core/core.h"
-#include <cjson/cJSON.h>
 
 /* ---- the objective on random hidden states ---------------------------------------- */
 
@@ -134,21 +132,34 @@ typedef struct rows {
     int32_t B, Tc;
     int32_t *pos;
     const int32_t *ids, *seg, *seq;
+    const float *y;
     tk_batch b;
+    tk_train_ctx *tc;
 } rows;
 
-static const void *fx(const tk_safetensors *st, const char *name, tk_dtype dt, int64_t n) {
-    const tk_tensor_ref *t = tk_st_find(st, name);
-    bool ok = t && t->dtype == dt && tk_tensor_nelems(t) == n;
-    CHECK(ok, "fixture tensor %s (%lld elements of %s)", name, (long long)n, tk_dtype_name(dt));
-    return ok ? t->data : NULL;
+static bool load_rows(const tk_safetensors *st, rows *r) {
+    const tk_tensor_ref *ids = tk_st_find(st, "ids");
+    if (!ids) return false;
+    r->Tc = (int32_t)ids->ne[0];
+    r->B = (int32_t)ids->ne[1];
+    int64_t n = (int64_t)r->B * r->Tc;
+    r->ids = fx(st, "ids", TK_I32, n);
+    r->seg = fx(st, "seg", TK_I32, n);
+    r->seq = fx(st, "seq", TK_I32, n);
+    r->y = fx(st, "seq_value", TK_F32, r->B);
+    r->pos = malloc((size_t)n * sizeof *r->pos);
+    for (int64_t t = 0; t < n; t++) r->pos[t] = (int32_t)(t % r->Tc);
+    r->b = (tk_batch){.n_rows = r->B, .n_cols = r->Tc, .ids = r->ids, .pos = r->pos, .seg = r->seg};
+    return r->ids && r->seg && r->seq && r->y;
 }
 
-static double model_loss(tk_train_ctx *tc, rows *r, const float *y, float scale) {
-    tk_obj_batch x = {.seq = r->seq, .n_seq = r->B, .seq_value = y};
+/* The mean loss of the rows; with grad, the gradients of the step (1 / sequences) accumulate. */
+static double rows_loss(void *ctx, bool grad) {
+    rows *r = ctx;
+    tk_obj_batch x = {.seq = r->seq, .n_seq = r->B, .seq_value = r->y};
     tk_obj_result res;
-    if (scale > 0) CHECK_OK(tk_train_step_objective(tc, &r->b, &x, scale, &res));
-    else CHECK_OK(tk_train_eval_objective(tc, &r->b, &x, &res));
+    if (grad) CHECK_OK(tk_train_step_objective(r->tc, &r->b, &x, 1.0f / (float)r->B, &res));
+    else CHECK_OK(tk_train_eval_objective(r->tc, &r->b, &x, &res));
     return res.norm > 0 ? res.loss_sum / res.norm : NAN;
 }
 
@@ -170,122 +181,83 @@ static tk_train_ctx *new_ctx(tk_model *m, rows *r, int K, bool regress, tk_pooli
     return tc;
 }
 
-static void set_init(tk_train_ctx *tc, const tk_safetensors *st, const char *pre) {
-    tk_param_set *ps = tk_train_param_set(tc);
-    char name[240];
-    for (int64_t i = 0; i < ps->n; i++) {
-        snprintf(name, sizeof name, "%s.init.%s", pre, ps->p[i].name);
-        const float *v = fx(st, name, TK_F32, ps->p[i].n);
-        if (v) memcpy(ps->p[i].w, v, (size_t)ps->p[i].n * sizeof(float));
-    }
-}
-
-/* Finite differences through the model: a few entries of every parameter tensor (LoRA A, B and the head). */
-static void model_fd(tk_model *m, const tk_safetensors *st, rows *r, tk_pooling pool) {
-    tk_train_ctx *tc = new_ctx(m, r, 3, false, pool, true);
-    if (!tc) return;
-    set_init(tc, st, "cls");
-    const float *y = fx(st, "cls.seq_value", TK_F32, r->B);
-    tk_param_set *ps = tk_train_param_set(tc);
-    tk_params_zero_grad(ps);
-    model_loss(tc, r, y, 1.0f / (float)r->B);
-    double worst = 0;
-    int n = 0;
-    const double eps = 1e-2;
-    for (int64_t i = 0; i < ps->n; i += 5) {   /* every fifth tensor, the head (last) included */
-        tk_param *p = &ps->p[i == ps->n - 1 || i + 5 < ps->n ? i : ps->n - 1];
-        for (int64_t k = 0; k < p->n; k += p->n / 3 + 1) {
-            float keep = p->w[k];
-            p->w[k] = keep + (float)eps; double lp = model_loss(tc, r, y, 0);
-            p->w[k] = keep - (float)eps; double lm = model_loss(tc, r, y, 0);
-            p->w[k] = keep;
-            double fd = (lp - lm) / (2 * eps);
-            worst = fmax(worst, fabs(fd - p->g[k]) / fmax(2e-2, fabs(fd)));
-            n++;
-        }
-        if (p == &ps->p[ps->n - 1]) break;
-    }
-    printf("stories260K LoRA + classification head (%s pooling): %d gradient entries vs finite differences, max rel err %.2e\n",
-           pool == TK_POOL_MEAN ? "mean" : "last", n, worst);
-    CHECK(n >= 6 && worst < 2e-2, "finite differences through the model: %.3e", worst);
-    tk_train_ctx_free(tc);
-}
-
-static void hf_case(tk_model *m, const tk_safetensors *st, rows *r, const char *name) {
-    cJSON *j = cJSON_Parse(tk_st_metadata(st, name) ? tk_st_metadata(st, name) : "");
-    CHECK(j != NULL, "fixture entry %s", name);
-    if (!j) return;
-    const int K = cJSON_GetObjectItem(j, "labels")->valueint;
-    const bool regress = cJSON_IsTrue(cJSON_GetObjectItem(j, "regress")), lora = cJSON_IsTrue(cJSON_GetObjectItem(j, "lora"));
-    char key[260];
-    snprintf(key, sizeof key, "%s.seq_value", name);
-    const float *y = fx(st, key, TK_F32, r->B);
-    tk_train_ctx *tc = new_ctx(m, r, K, regress, TK_POOL_LAST, lora);
-    if (!tc || !y) { cJSON_Delete(j); tk_train_ctx_free(tc); return; }
-    set_init(tc, st, name);
-    tk_param_set *ps = tk_train_param_set(tc);
-    tk_params_zero_grad(ps);
-    double loss = model_loss(tc, r, y, 1.0f / (float)r->B), tl = cJSON_GetObjectItem(j, "loss")->valuedouble;
-    /* logits: a forward with the context's adapters, then the head (the parameter the context trains) */
-    snprintf(key, sizeof key, "%s.logits", name);
-    const float *want_z = fx(st, key, TK_F32, (int64_t)r->B * K);
+/* The logits of the rows: a forward with the context's adapters, then the head (the parameter the context trains). */
+static double logits_err(tk_model *m, rows *r, int K, const float *want) {
+    tk_param_set *ps = tk_train_param_set(r->tc);
     const tk_param *hp = ps->p + ps->n - 1;
+    CHECK(strstr(hp->name, "score.weight") != NULL, "the head is the last parameter (%s)", hp->name);
     tk_score_head sh = {.C = tk_model_get_config(m)->dim, .K = K, .pooling = TK_POOL_LAST, .w = hp->w};
-    double z[16 * 4], zerr = 0;
+    double z[16 * 4], err = INFINITY;
     tk_forward *f = NULL;
     int n_ads = 0;
-    const tk_adapter_use *ads = tk_train_adapters(tc, &n_ads);
+    const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
     CHECK_OK(tk_forward_new(m, r->B, r->Tc, 0, &f));
-    if (f) CHECK_OK(tk_forward_set_adapters(f, ads, n_ads));
-    if (f) CHECK_OK(tk_forward_run(f, &r->b, NULL, 0, NULL));
-    tk_obj_batch xb = {.T = (int64_t)r->B * r->Tc, .C = sh.C, .h = f ? tk_forward_hidden(f) : NULL, .seq = r->seq, .n_seq = r->B};
-    CHECK(strstr(hp->name, "score.weight") != NULL, "the head is the last parameter (%s)", hp->name);
-    if (f && want_z) {
+    if (f && want && r->B * K <= 64 && !tk_forward_set_adapters(f, ads, n_ads) && !tk_forward_run(f, &r->b, NULL, 0, NULL)) {
+        tk_obj_batch xb = {.T = (int64_t)r->B * r->Tc, .C = sh.C, .h = tk_forward_hidden(f), .seq = r->seq, .n_seq = r->B};
         CHECK_OK(tk_score_head_forward(&sh, &xb, NULL, z));
-        for (int i = 0; i < r->B * K; i++) zerr = fmax(zerr, fabs(z[i] - want_z[i]) / fmax(1e-2, fabs(want_z[i])));
+        err = rel_fd(want, z, (int64_t)r->B * K);
     }
     tk_forward_free(f);
-    CHECK(zerr <= 1e-5, "%s logits differ from transformers' (max rel %.3e)", name, zerr);
-    double worst = 0;
-    int found = 0;
-    for (int64_t i = 0; i < ps->n; i++) {
-        snprintf(key, sizeof key, "%s.grad.%s", name, ps->p[i].name);
-        const float *g = fx(st, key, TK_F32, ps->p[i].n);
-        if (!g) continue;
-        found++;
-        double md = 0, mb = 0;
-        for (int64_t k = 0; k < ps->p[i].n; k++) { md = fmax(md, fabs(ps->p[i].g[k] - g[k])); mb = fmax(mb, fabs(g[k])); }
-        double e = md / (mb > 0 ? mb : 1);
-        CHECK(e <= 1e-4, "%s gradient %s: max rel err %.3e", name, ps->p[i].name, e);
-        worst = fmax(worst, e);
-    }
-    CHECK(found == ps->n && found >= 1, "%s: %d of %lld parameters in the fixture", name, found, (long long)ps->n);
-    printf("stories260K %-8s (%s, %d output%s): logits max rel err %.2e, loss %.7f (transformers %.7f), %d gradient tensors: max rel "
-           "err %.2e\n", name, lora ? "LoRA + head" : "head only", K, K == 1 ? "" : "s", zerr, loss, tl, found, worst);
-    CHECK(fabs(loss - tl) <= 1e-5 * fmax(1, fabs(tl)), "%s loss %.9g vs transformers %.9g", name, loss, tl);
-    const cJSON *curve = cJSON_GetObjectItem(j, "curve");
-    set_init(tc, st, name);
-    tk_adamw o = tk_adamw_default();
-    o.lr = (float)strtod(tk_st_metadata(st, "lr"), NULL);
-    o.weight_decay = (float)strtod(tk_st_metadata(st, "weight_decay"), NULL);
-    o.clip = (float)strtod(tk_st_metadata(st, "clip"), NULL);
-    o.sched = TK_SCHED_CONSTANT;
-    o.warmup = 0;
-    int steps = cJSON_GetArraySize(curve) - 1;
-    double worst_c = 0, got = 0, want = 0, first = 0;
-    for (int s = 0; s <= steps; s++) {
-        tk_params_zero_grad(ps);
-        got = model_loss(tc, r, y, s < steps ? 1.0f / (float)r->B : 0.0f);
-        if (s == 0) first = got;
-        want = cJSON_GetArrayItem(curve, s)->valuedouble;
-        worst_c = fmax(worst_c, fabs(got - want) / fmax(fabs(want), 1e-3));
-        if (s < steps) tk_adamw_step(&o, ps, s, NULL);
-    }
-    printf("  %s loss curve over %d steps: %.5f -> %.5f (transformers %.5f -> %.5f), max rel diff %.2e\n", name, steps, first, got,
-           cJSON_GetArrayItem(curve, 0)->valuedouble, want, worst_c);
-    CHECK(steps == 10 && worst_c <= 1e-3, "%s loss curve differs from transformers (max rel %.3e)", name, worst_c);
-    tk_train_ctx_free(tc);
+    return err;
+}
+
+/* One fixture case of tools/make_classify_reference.py: logits, loss, every gradient and the loss curve. */
+static void hf_case(const char *path) {
+    tk_safetensors *st = NULL;
+    tk_model *m = NULL;
+    rows r = {0};
+    if (!open_stories(path, &st, &m)) return;
+    cJSON *j = st ? cJSON_Parse(tk_st_metadata(st, "case") ? tk_st_metadata(st, "case") : "") : NULL;
+    if (m && j && load_rows(st, &r)) {
+        const char *name = cJSON_GetObjectItem(j, "name")->valuestring;
+        const int K = cJSON_GetObjectItem(j, "labels")->valueint;
+        const bool regress = cJSON_IsTrue(cJSON_GetObjectItem(j, "regress")), lora = cJSON_IsTrue(cJSON_GetObjectItem(j, "lora"));
+        if ((r.tc = new_ctx(m, &r, K, regress, TK_POOL_LAST, lora))) {
+            set_init(r.tc, st);
+            tk_param_set *ps = tk_train_param_set(r.tc);
+            tk_params_zero_grad(ps);
+            double loss = rows_loss(&r, true), tl = cJSON_GetObjectItem(j, "loss")->valuedouble;
+            double gerr = grads_vs_fixture(ps, st, name, 1e-4), zerr = logits_err(m, &r, K, fx(st, "logits", TK_F32, (int64_t)r.B * K));
+            printf("stories260K %-8s (%s, %d output%s): logits max rel err %.2e, loss %.7f (transformers %.7f), %lld gradient tensors: "
+                   "max rel err %.2e\n", name, lora ? "LoRA + head" : "head only", K, K == 1 ? "" : "s", zerr, loss, tl, (long long)ps->n, gerr);
+            CHECK(zerr <= 1e-5, "%s logits differ from transformers' (max rel %.3e)", name, zerr);
+            CHECK(fabs(loss - tl) <= 1e-5 * fmax(1, fabs(tl)), "%s loss %.9g vs transformers %.9g", name, loss, tl);
+            curve_vs_fixture(r.tc, st, cJSON_GetObjectItem(j, "curve"), rows_loss, &r, name);
+            /* finite differences through the model, last and mean pooling: a few entries of every fifth tensor and the head */
+            for (int pool = 0; lora && pool < 2; pool++) {
+                tk_train_ctx *tc = new_ctx(m, &r, K, regress, (tk_pooling)pool, true);
+                if (!tc) break;
+                tk_train_ctx_free(r.tc);
+                r.tc = tc;
+                set_init(tc, st);
+                ps = tk_train_param_set(tc);
+                tk_params_zero_grad(ps);
+                rows_loss(&r, true);
+                double worst = 0;
+                int n = 0;
+                const double eps = 1e-2;
+                for (int64_t i = 0; i < ps->n; i = i + 5 < ps->n || i == ps->n - 1 ? i + 5 : ps->n - 1) {
+                    tk_param *p = &ps->p[i];
+                    for (int64_t k = 0; k < p->n; k += p->n / 3 + 1, n++) {
+                        float keep = p->w[k];
+                        p->w[k] = keep + (float)eps; double lp = rows_loss(&r, false);
+                        p->w[k] = keep - (float)eps; double lm = rows_loss(&r, false);
+                        p->w[k] = keep;
+                        double fd = (lp - lm) / (2 * eps);
+                        worst = fmax(worst, fabs(fd - p->g[k]) / fmax(2e-2, fabs(fd)));
+                    }
+                }
+                printf("  %s through the model (%s pooling): %d gradient entries vs finite differences, max rel err %.2e\n", name,
+                       pool ? "mean" : "last", n, worst);
+                CHECK(n >= 6 && worst < 2e-2, "%s: finite differences through the model: %.3e", name, worst);
+            }
+        }
+    } else CHECK(0, "fixture %s: case and rows", path);
+    tk_train_ctx_free(r.tc);
+    free(r.pos);
     cJSON_Delete(j);
+    tk_model_free(m);
+    tk_st_close(st);
 }
 
 int main(void) {
@@ -295,32 +267,8 @@ int main(void) {
     head_case(true, TK_POOL_LAST);
     head_case(true, TK_POOL_MEAN);
     labels_cases();
-    const char *mp = tk_test_shared("models/stories260K/hf");
-    if (tk_test_require(mp, "models/stories260K/hf")) return tk_test_done("test_classify");
-    tk_safetensors *st = NULL;
-    CHECK_OK(tk_st_open("tests/fixtures/train/stories260k_classify_ref.safetensors", &st));
-    tk_model_params mpar = tk_model_default_params();
-    mpar.tokenizer = TK_TOKENIZER_NONE;
-    tk_model *m = NULL;
-    if (st) CHECK_OK(tk_model_load(mp, &mpar, &m));
-    const tk_tensor_ref *ids = st ? tk_st_find(st, "ids") : NULL;
-    if (m && ids) {
-        rows r = {.Tc = (int32_t)ids->ne[0], .B = (int32_t)ids->ne[1]};
-        int64_t n = (int64_t)r.B * r.Tc;
-        r.ids = fx(st, "ids", TK_I32, n);
-        r.seg = fx(st, "seg", TK_I32, n);
-        r.seq = fx(st, "seq", TK_I32, n);
-        r.pos = malloc((size_t)n * sizeof *r.pos);
-        for (int64_t t = 0; t < n; t++) r.pos[t] = (int32_t)(t % r.Tc);
-        r.b = (tk_batch){.n_rows = r.B, .n_cols = r.Tc, .ids = r.ids, .pos = r.pos, .seg = r.seg};
-        hf_case(m, st, &r, "cls");
-        hf_case(m, st, &r, "reg");
-        hf_case(m, st, &r, "cls_head");
-        model_fd(m, st, &r, TK_POOL_LAST);
-        model_fd(m, st, &r, TK_POOL_MEAN);
-        free(r.pos);
-    } else CHECK(0, "model and fixture rows");
-    tk_model_free(m);
-    tk_st_close(st);
+    hf_case("tests/fixtures/train/stories260k_classify_cls_ref.safetensors");
+    hf_case("tests/fixtures/train/stories260k_classify_reg_ref.safetensors");
+    hf_case("tests/fixtures/train/stories260k_classify_cls_head_ref.safetensors");
     return tk_test_done("test_classify");
 }

@@ -11,7 +11,8 @@ token <unk> = 0 never in them, so the pooled token is each sequence's last), and
 For each: the initial parameters (LoRA B non-zero so that the adapter matters; the head as transformers
 initialises it), the logits, loss and every trainable gradient, and the 10-step AdamW loss curve with the
 DPO reference's settings (tools/make_dpo_reference.py: lr, weight decay on matrices, clipping).
-Writes tests/fixtures/train/stories260k_classify_ref.safetensors (read by tests/test_classify.c).
+Writes tests/fixtures/train/stories260k_classify_<case>_ref.safetensors, one per case (read by tests/test_classify.c
+through tests/objective_ref.h: "init.<name>", "grad.<case>.<name>", the curve in the case's metadata).
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/make_classify_reference.py
 """
@@ -69,13 +70,13 @@ def main():
         am[i, :len(s)] = 1
         seq[i, :len(s)] = i
     labels = {"cls": torch.tensor([2, 0, 1, 2]), "reg": torch.tensor([0.5, -1.25, 2.0, 0.125])}
-    out = {"ids": ids.to(torch.int32), "seg": torch.where(am > 0, 0, -1).to(torch.int32), "seq": seq}
-    meta = {}
+    src = "transformers %s, peft %s, torch %s, float32" % (__import__("transformers").__version__, __import__("peft").__version__, torch.__version__)
     for name, K, problem, lora in CASES:
+        out = {"ids": ids.to(torch.int32), "seg": torch.where(am > 0, 0, -1).to(torch.int32), "seq": seq}
         y = labels["reg" if problem == "regression" else "cls"]
-        out[name + ".seq_value"] = y.to(torch.float32)
+        out["seq_value"] = y.to(torch.float32)
         model, named, init = model_for(folder, K, problem, lora)
-        out.update({"%s.init.%s" % (name, n): v for n, v in init.items()})
+        out.update({"init." + n: v for n, v in init.items()})
 
         def run():
             r = model(input_ids=ids, attention_mask=am, labels=y)
@@ -83,15 +84,11 @@ def main():
 
         loss, logits = run()
         loss.backward()
-        out[name + ".logits"] = logits.detach().clone()
+        out["logits"] = logits.detach().clone()
         for n, p in named:
-            out["%s.grad.%s" % (name, n)] = p.grad.detach().clone()
+            out["grad.%s.%s" % (name, n)] = p.grad.detach().clone()
             p.grad = None
-        opt = torch.optim.AdamW([{"params": [p for n, p in named if p.ndim >= 2], "weight_decay": WD},
-                                 {"params": [p for n, p in named if p.ndim < 2], "weight_decay": 0.0}], lr=LR, betas=(0.9, 0.999), eps=1e-8)
-        with torch.no_grad():
-            for n, p in named:
-                p.copy_(init[n])
+        opt = torch.optim.AdamW([{"params": [p for n, p in named if p.ndim >= 2], "weight_decay": WD}], lr=LR, betas=(0.9, 0.999), eps=1e-8)
         curve = []
         for _ in range(N_STEPS):
             opt.zero_grad()
@@ -102,14 +99,13 @@ def main():
             opt.step()
         with torch.no_grad():
             curve.append(run()[0].item())
-        meta[name] = json.dumps({"loss": loss.item(), "labels": K, "regress": problem == "regression", "lora": lora, "curve": curve})
+        meta = {"case": json.dumps({"name": name, "loss": loss.item(), "labels": K, "regress": problem == "regression", "lora": lora,
+                                    "curve": curve}),
+                "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS), "source": src}
         print("%-8s loss %.6f curve %.5f -> %.5f (%d trainable tensors)" % (name, loss.item(), curve[0], curve[-1], len(named)), file=sys.stderr)
-    meta.update({"lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS),
-                 "source": "transformers %s, peft %s, torch %s, float32" % (__import__("transformers").__version__, __import__("peft").__version__,
-                                                                          torch.__version__)})
-    path = os.path.join(ROOT, "tests/fixtures/train/stories260k_classify_ref.safetensors")
-    save_file({k: v.contiguous() for k, v in out.items()}, path, metadata=meta)
-    print("wrote %s (%d tensors, %d bytes)" % (path, len(out), os.path.getsize(path)), file=sys.stderr)
+        path = os.path.join(ROOT, "tests/fixtures/train/stories260k_classify_%s_ref.safetensors" % name)
+        save_file({k: v.contiguous() for k, v in out.items()}, path, metadata=meta)
+        print("wrote %s (%d tensors, %d bytes)" % (path, len(out), os.path.getsize(path)), file=sys.stderr)
 
 
 if __name__ == "__main__":
