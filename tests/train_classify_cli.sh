@@ -10,7 +10,7 @@
 # - --task regress: MSE on numbers, `takumi classify --data` prints the MSE;
 # - bad input names the line or option: an unknown label, an index out of range, a non-number for
 #   regress, options that do not apply (--labels / --pooling without a task, --method head without
-#   one, --objective with a task, --labels with regress, --freeze-layers with head), chat data,
+#   one, --objective with a task, --labels with regress, --freeze-layers or --lora-r with head), chat data,
 #   eval data with a label the classifier does not know.
 set -u
 cd "$(dirname "$0")/.."
@@ -131,6 +131,7 @@ expect_fail '--method head trains a task head alone' "${base[@]}" --method head 
 expect_fail '--objective dpo does not apply to --task classify' "${base[@]}" "${common[@]}" --objective dpo --data "$tmp/train.jsonl" --out "$tmp/b7"
 expect_fail '--labels does not apply to --task regress' "${base[@]}" --task regress --labels a,b --data "$tmp/reg.jsonl" --out "$tmp/b8"
 expect_fail '--freeze-layers does not apply to --method head' "${base[@]}" "${common[@]}" --method head --freeze-layers 2 --data "$tmp/train.jsonl" --out "$tmp/b9"
+expect_fail '--lora-r does not apply to --method head \(only the task head trains' "${base[@]}" "${common[@]}" --method head --lora-r 4 --data "$tmp/train.jsonl" --out "$tmp/b9b"
 expect_fail '--labels: no labels' "${base[@]}" --task classify --data "$tmp/train.jsonl" --out "$tmp/b10"
 expect_fail 'a classifier needs at least 2 labels' "${base[@]}" --task classify --labels pos --data "$tmp/train.jsonl" --out "$tmp/b11"
 printf '{"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello."}]}\n' > "$tmp/chat.jsonl"

@@ -395,10 +395,10 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
             return tk_fail(TK_ERR_ARG, "--%s applies to --method prefix only (the method is %s)", k_prefix_only[i], method_name((int)c->method));
     if (tk_trainer_config_given(c, "encoder-hidden-size") && !c->prefix_projection)
         return tk_fail(TK_ERR_ARG, "--encoder-hidden-size sets the projection's width, but there is no projection: add --prefix-projection");
-    for (size_t i = 0; c->method == TK_TRAIN_FULL && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
+    for (size_t i = 0; (c->method == TK_TRAIN_FULL || c->method == TK_TRAIN_HEAD) && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
         if (tk_trainer_config_given(c, k_not_full[i]))
-            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method full (full fine-tuning trains the weights themselves: no adapter)",
-                           k_not_full[i]);
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method %s (%s: no adapter)", k_not_full[i], method_name((int)c->method),
+                           c->method == TK_TRAIN_FULL ? "full fine-tuning trains the weights themselves" : "only the task head trains");
     /* options that contradict each other, both given now (--epochs with --max-steps: a warning once planned, plan.c) */
     if (tk_trainer_config_given(c, "pack-len") && !c->packing)
         return tk_fail(TK_ERR_ARG, "--pack-len sets the length of packed rows, but --no-packing switches packing off: give one");
