@@ -140,6 +140,9 @@ printf '{"text":"Tom ran.","label":"maybe"}\n' > "$tmp/evbad.jsonl"
 expect_fail 'line 1: label "maybe" is unknown to the classifier' eval "${m[@]}" --adapter "$A" --data "$tmp/evbad.jsonl" --out "$tmp/b13"
 expect_fail 'line 1: label "maybe" is neither one of --labels neg,pos' classify "${m[@]}" --adapter "$A" --data "$tmp/evbad.jsonl"
 expect_fail 'is a classifier: it predicts labels \(accuracy, macro_f1, exact_match\), not ppl' eval "${m[@]}" --adapter "$A" --data "$tmp/val.jsonl" --metrics ppl --out "$tmp/b14"
+# the same texts with other labels: a resume is refused (the labels are part of the data's hash)
+sed 's/"label": "pos"/"label": "neg"/' "$tmp/train.jsonl" > "$tmp/relabel.jsonl"
+expect_fail 'the training data differs from the checkpoint' "${base[@]}" "${common[@]}" --data "$tmp/relabel.jsonl" --val "$tmp/val.jsonl" --out "$tmp/res" --resume
 expect_fail 'is a regression head: takumi eval reports accuracy' eval "${m[@]}" --adapter "$tmp/reg/adapter" --data "$tmp/val.jsonl" --out "$tmp/b15"
 
 rm -rf "$tmp"

@@ -24,6 +24,7 @@ tk_status tk_run_cls_options(tk_run *r) {
     const struct { const char *opt; bool set; } k[] = {
         {"train-on-prompt", c->train_on_prompt}, {"eval-config", c->eval_config != NULL},
         {"format", tk_trainer_config_given(c, "format")}, {"template", c->template_name != NULL},
+        {"samples", tk_trainer_config_given(c, "samples")}, {"sample-tokens", tk_trainer_config_given(c, "sample-tokens")},
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (k[i].set)
@@ -97,6 +98,16 @@ tk_status tk_run_cls_eval(tk_run *r, double *ls, double *ws, int64_t *toks, doub
         add(r, &res, ls, ws, toks, metrics);
     }
     return TK_OK;
+}
+
+uint64_t tk_run_cls_hash(const tk_run *r, uint64_t h) {
+    for (int64_t i = 0; r->cls && i < r->lab_train.n; i++) {
+        uint32_t v;
+        memcpy(&v, &r->lab_train.value[i], sizeof v);
+        h = (h ^ r->lab_train.line[i]) * 1099511628211ull;
+        h = (h ^ v) * 1099511628211ull;
+    }
+    return h;
 }
 
 void tk_run_cls_free(tk_run *r) {

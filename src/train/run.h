@@ -144,6 +144,9 @@ tk_status tk_run_cls_load(tk_run *r, const char *path, bool val);
 tk_status tk_run_cls_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics);
 tk_status tk_run_cls_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
 void tk_run_cls_free(tk_run *r);
+/* h with the training labels folded in (a resume on relabelled data is refused like one on other data); h unchanged
+ * without a task. */
+uint64_t tk_run_cls_hash(const tk_run *r, uint64_t h);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);

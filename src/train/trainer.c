@@ -93,7 +93,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     }
     if ((st = tk_run_eval_load(r)) || (st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
     r->st.seed = c->seed;
-    r->st.data_hash = tk_sft_hash(&r->train);
+    r->st.data_hash = tk_run_cls_hash(r, tk_sft_hash(&r->train));
     if (r->train.stats.n_truncated)
         tk_run_emitf(r, TK_EV_WARNING, "warning", false, "%llu of %llu examples are longer than %d tokens and were truncated (%llu trained tokens "
               "cut); %llu had nothing left to train on and are skipped",
