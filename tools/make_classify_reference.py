@@ -25,7 +25,8 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_dpo_reference import TARGETS, N_STEPS, LR, WD, CLIP  # noqa: E402
+from make_dpo_reference import LR, WD, CLIP, N_STEPS  # noqa: E402
+from make_kto_reward_reference import lora_model, train_case  # noqa: E402  (the reward model's LoRA set-up and AdamW curve)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TAKUMI_SHARED", os.path.join(ROOT, "..", "shared"))
@@ -33,27 +34,18 @@ CASES = [("cls", 3, "single_label_classification", True), ("reg", 1, "regression
 
 
 def model_for(folder, K, problem, lora):
+    """LlamaForSequenceClassification with K labels; LoRA as the reward-model reference sets it up, or the head alone."""
     from transformers import AutoModelForSequenceClassification
     torch.manual_seed(4321)
     base = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=K, problem_type=problem, torch_dtype=torch.float32,
                                                               attn_implementation="eager")
     base.config.pad_token_id = 0
     if lora:
-        from peft import LoraConfig, get_peft_model
-        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, bias="none", task_type="SEQ_CLS"))
-    else:
-        model = base
-        for n, p in model.named_parameters():
-            p.requires_grad_(n == "score.weight")
-    gen = torch.Generator().manual_seed(77)
-    named = [(n.replace(".modules_to_save.default", "").replace(".default", ""), p) for n, p in model.named_parameters() if p.requires_grad]
-    init = {}
-    with torch.no_grad():
-        for n, p in named:
-            if "lora_B" in n:
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
-            init[n] = p.detach().clone()
-    return model, named, init
+        return lora_model(base, "SEQ_CLS")
+    for n, p in base.named_parameters():
+        p.requires_grad_(n == "score.weight")
+    named = [("score.weight", base.score.weight)]
+    return base, named, {"score.weight": base.score.weight.detach().clone()}
 
 
 def main():
@@ -78,31 +70,13 @@ def main():
         model, named, init = model_for(folder, K, problem, lora)
         out.update({"init." + n: v for n, v in init.items()})
 
-        def run():
-            r = model(input_ids=ids, attention_mask=am, labels=y)
-            return r.loss, r.logits
-
-        loss, logits = run()
-        loss.backward()
+        logits = model(input_ids=ids, attention_mask=am).logits
         out["logits"] = logits.detach().clone()
-        for n, p in named:
-            out["grad.%s.%s" % (name, n)] = p.grad.detach().clone()
-            p.grad = None
-        opt = torch.optim.AdamW([{"params": [p for n, p in named if p.ndim >= 2], "weight_decay": WD}], lr=LR, betas=(0.9, 0.999), eps=1e-8)
-        curve = []
-        for _ in range(N_STEPS):
-            opt.zero_grad()
-            l, _ = run()
-            curve.append(l.item())
-            l.backward()
-            torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
-            opt.step()
-        with torch.no_grad():
-            curve.append(run()[0].item())
-        meta = {"case": json.dumps({"name": name, "loss": loss.item(), "labels": K, "regress": problem == "regression", "lora": lora,
+        entry = train_case(name, named, init, lambda: (model(input_ids=ids, attention_mask=am, labels=y).loss, []), out)
+        loss, curve = entry["loss"], entry["curve"]
+        meta = {"case": json.dumps({"name": name, "loss": loss, "labels": K, "regress": problem == "regression", "lora": lora,
                                     "curve": curve}),
                 "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS), "source": src}
-        print("%-8s loss %.6f curve %.5f -> %.5f (%d trainable tensors)" % (name, loss.item(), curve[0], curve[-1], len(named)), file=sys.stderr)
         path = os.path.join(ROOT, "tests/fixtures/train/stories260k_classify_%s_ref.safetensors" % name)
         save_file({k: v.contiguous() for k, v in out.items()}, path, metadata=meta)
         print("wrote %s (%d tensors, %d bytes)" % (path, len(out), os.path.getsize(path)), file=sys.stderr)
