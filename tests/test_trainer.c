@@ -52,7 +52,7 @@ static void test_config(void) {
     /* the defaults (from the option table) as config.json held them before the table existed */
     static const char *const k_default_json =
         "{\"model\":null,\"tokenizer\":null,\"data\":null,\"format\":\"auto\",\"template\":\"auto\",\"out\":null,"
-        "\"method\":\"lora\",\"objective\":\"sft\",\"loss\":\"auto\",\"beta\":\"auto\",\"label-smoothing\":\"auto\","
+        "\"method\":\"lora\",\"objective\":\"sft\",\"task\":\"lm\",\"labels\":null,\"pooling\":\"last\",\"loss\":\"auto\",\"beta\":\"auto\",\"label-smoothing\":\"auto\","
         "\"simpo-gamma\":\"auto\",\"desirable-weight\":\"auto\",\"undesirable-weight\":\"auto\",\"center-rewards\":\"auto\","
         "\"precompute-ref\":false,\"teacher\":null,\"distill-loss\":\"auto\",\"jsd-beta\":\"auto\",\"temperature\":\"auto\","
         "\"teacher-context\":null,\"teacher-answers\":false,\"max-new-tokens\":\"auto\","

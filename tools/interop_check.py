@@ -31,6 +31,13 @@ only): adapters that `takumi train --method dora|ia3|prefix|prompt` trains on st
 and with --prefix-projection; prompt: random and text initialisation), loaded by
 PeftModel.from_pretrained (prompt tuning: the logits of the sequence, after PEFT's virtual tokens).
 
+Classifiers (`takumi train --task classify`, PEFT's SEQ_CLS layout; issue 11): a LoRA classifier and a
+head-only one (--method head) trained on stories260K, and a SmolLM2 classifier run given with --run-classify
+RUN: `takumi classify --json --ids` on a few texts against AutoModelForSequenceClassification with the
+labels of RUN/adapter/config.json (id2label, label2id, problem_type), PeftModel.from_pretrained(RUN/adapter)
+(the head restored from modules_to_save) or, head only, score.weight from head.safetensors: the same
+logits within CLS_TOL (written with --classify-only to tests/fixtures/interop/result_classify.txt).
+
 Tolerance: f32 computations on both sides, summed in different orders: max |logit diff| over
 every position and the whole vocabulary <= 1e-3 (logits reach 10-30, so ~1e-4 relative). The
 line also shows the same diff without adapter (the floor) and how far the adapter moves the
@@ -40,8 +47,10 @@ llama.cpp on Gemma 3. Its CPU GELU rounds the input to fp16 and reads an fp16 ta
 differ from takumi's and HF's by ~3e-2 (HF vs takumi: ~3e-4); there the check is diff <= 3 x that
 floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--stories-only] [--out FILE]
-(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix and prompt cases)
+Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--run-classify RUN] [--stories-only]
+       [--classify-only] [--out FILE]
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix and prompt cases;
+ tests/fixtures/interop/result_classify.txt: --classify-only --run-classify RUN of scripts/demo_classify.sh)
 """
 import argparse
 import datetime
@@ -59,6 +68,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("TAKUMI_SHARED", os.path.join(ROOT, "..", "shared"))
 PEERS = os.path.join(ROOT, "bench", ".peers")
 TOL = 1e-3
+CLS_TOL = 1e-4   # classifier logits are O(1): f32 on both sides
+CLS_TEXTS = ["Lily played with the ball. Lily was very happy and smiled.", "Tom lost the cat. Tom was very sad and cried.",
+             "Once upon a time there was a dog.", "it 's a charming and often affecting journey . ",
+             "Wall St. Bears Claw Back Into the Black (Reuters) Short-sellers are seeing green again."]
 SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GEMMA3 = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
 LLAMA_GELU_FLOOR_FACTOR = 3   # llama.cpp on Gemma 3: diff <= this x its own no-adapter floor
@@ -132,6 +145,74 @@ def train_stories(method, tmp, extra=()):
     return run
 
 
+def train_stories_classifier(tmp, method):
+    """RUN folder of `takumi train --task classify --labels neg,pos --method METHOD` on stories260K (24 happy/sad stories)."""
+    d = os.path.join(tmp, "stories_cls.jsonl")
+    if not os.path.exists(d):
+        import json
+        names, things = ["Lily", "Tom", "Sue", "Ben"], ["ball", "cat", "dog", "tree", "cake"]
+        with open(d, "w", encoding="utf-8") as f:
+            for i in range(24):
+                n, t = names[i % 4], things[(i * 3) % 5]
+                text = "%s played with the %s. %s was very happy." % (n, t, n) if i % 2 == 0 else "%s lost the %s. %s was sad." % (n, t, n)
+                f.write(json.dumps({"text": text, "label": "pos" if i % 2 == 0 else "neg"}) + "\n")
+    run = os.path.join(tmp, "run_cls_" + method)
+    sh([os.path.join(ROOT, "build", "takumi"), "train", "--model", STORIES_HF, "--tokenizer",
+        os.path.join(SHARED, "models", "stories260K", "llama2c", "tok512.bin"), "--data", d, "--task", "classify", "--labels", "neg,pos",
+        "--method", method, "--threads", "1", "--seed", "3", "--epochs", "3", "--lr", "1e-2", "--out", run])
+    return run
+
+
+def classify_check(say, failures, name, model_args, adapter, hf_dir, hf_file):
+    """takumi classify --json --ids on CLS_TEXTS against transformers + PEFT on the same ids: max |logit diff|."""
+    import json
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    out = sh([os.path.join(ROOT, "build", "takumi"), "classify", *model_args, "--adapter", adapter, "--threads", "1", "--json", "--ids",
+              *CLS_TEXTS])
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    cfg = json.load(open(os.path.join(adapter, "config.json"), encoding="utf-8"))
+    if cfg.get("pooling", "last") != "last":
+        say(f"== {name}: mean pooling is takumi's own (transformers pools the last token): skipped")
+        return
+    kw = {"dtype": torch.float32, "attn_implementation": "eager", "id2label": {int(k): v for k, v in cfg["id2label"].items()},
+          "label2id": cfg["label2id"], "problem_type": cfg["problem_type"]}
+    if hf_file:
+        kw["gguf_file"] = hf_file
+    m = AutoModelForSequenceClassification.from_pretrained(hf_dir, **kw)
+    m.config.pad_token_id = m.config.pad_token_id if m.config.pad_token_id is not None else 0
+    from safetensors.numpy import load_file
+    if cfg.get("adapter", True):
+        from peft import PeftModel
+        m = PeftModel.from_pretrained(m, adapter)
+        head = load_file(os.path.join(adapter, "adapter_model.safetensors"))["base_model.model.score.weight"]
+        loaded = dict(m.named_parameters())["base_model.model.score.modules_to_save.default.weight"].detach().numpy()
+        how = "PeftModel.from_pretrained (SEQ_CLS, score in modules_to_save)"
+    else:
+        head = load_file(os.path.join(adapter, "head.safetensors"))["score.weight"]
+        with torch.no_grad():
+            m.score.weight.copy_(torch.from_numpy(head))
+        loaded = m.score.weight.detach().numpy()
+        how = "score.weight from head.safetensors"
+    if not np.array_equal(loaded, head):
+        failures.append(f"{name}: the head HF holds differs from the file's")
+    m.eval()
+    worst, agree = 0.0, 0
+    with torch.no_grad():
+        for r in rows:
+            z = m(torch.tensor([r["ids"]])).logits[0].double().numpy()
+            worst = max(worst, float(np.abs(z - np.array(r["logits"])).max()))
+            agree += int(cfg["id2label"][str(int(z.argmax()))] == r["label"])
+    spread = float(max(np.ptp(r["logits"]) for r in rows))
+    ok = worst <= CLS_TOL and agree == len(rows)
+    say(f"== {name}: {len(rows)} texts, {cfg['num_labels']} labels ({', '.join(cfg['id2label'].values())})")
+    say(f"   HF {how}: max |logit diff| {worst:.2e} (largest logit spread {spread:.3f}), same label {agree}/{len(rows)}  "
+        f"{'PASS' if ok else 'FAIL'}")
+    say()
+    if not ok:
+        failures.append(f"{name}: classifier logits diff {worst:.2e}")
+
+
 def hf_logits(base_dir, gguf_file, adapter, ids):
     import torch
     from transformers import AutoModelForCausalLM
@@ -186,6 +267,8 @@ def main():
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3, prefix, prompt)")
+    ap.add_argument("--run-classify", default=None, help="a takumi train --task classify run folder of SmolLM2 (RUN/adapter)")
+    ap.add_argument("--classify-only", action="store_true", help="only the classifier cases (stories260K; SmolLM2 with --run-classify)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
     args = ap.parse_args()
     import peft
@@ -210,7 +293,25 @@ def main():
         say("         moved = max |takumi with - without adapter|; top1 = argmax agreement over positions")
         say()
 
-        cases = []
+        cases, cls_cases = [], []
+        if os.path.exists(STORIES_GGUF) and os.path.exists(STORIES_HF):
+            tokarg = ["--model", STORIES_HF, "--tokenizer", os.path.join(SHARED, "models", "stories260K", "llama2c", "tok512.bin")]
+            for method in ("lora", "head"):
+                run = train_stories_classifier(tmp, method)
+                cls_cases.append((f"stories260K classifier trained by `takumi train --task classify --method {method}`", tokarg,
+                                  os.path.join(run, "adapter"), STORIES_HF, None))
+        if args.run_classify and os.path.exists(SMOL):
+            gd, gf = os.path.split(SMOL)
+            cls_cases.append((f"SmolLM2-135M Q4_1 classifier ({run_desc(args.run_classify)})", ["--model", SMOL],
+                              os.path.join(args.run_classify, "adapter"), gd, gf))
+        if args.classify_only:
+            for c in cls_cases:
+                classify_check(say, failures, *c)
+            say("result: " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
+            os.makedirs(os.path.dirname(args.out), exist_ok=True)
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            return 1 if failures else 0
         if os.path.exists(STORIES_GGUF) and os.path.exists(STORIES_HF):
             d = os.path.join(tmp, "stories")
             sh([tk, "--random-adapter", STORIES_GGUF, d, "7"])
@@ -323,6 +424,8 @@ def main():
             else:
                 say(f"   llama.cpp: {lcdesc} (skipped)")
             say()
+        for c in cls_cases:
+            classify_check(say, failures, *c)
         say("result: " + ("PASS" if not failures else "FAIL: " + "; ".join(failures)))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as f:

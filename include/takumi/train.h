@@ -162,4 +162,43 @@ typedef struct tk_reward_opts {
  * with other calls that set the thread count. */
 tk_status tk_reward_score(const tk_reward_opts *o, tk_reward_fn fn, void *ud, int64_t *n_pairs, double *accuracy);
 
+/* ---- classifiers ------------------------------------------------------------------------- */
+
+/* One classified text (valid during the callback). */
+typedef struct tk_class_pred {
+    uint64_t line;                 /* the record's line (opts.data), 0 for one of opts.texts */
+    const char *text;
+    int32_t label;                 /* the predicted label's index (argmax, first on ties); -1 for a regression */
+    double value;                  /* regression: the predicted value; classify: the predicted label's probability */
+    const double *probs;           /* [n_labels] probabilities (softmax of the logits); NULL for a regression */
+    const double *logits;          /* [n_labels] the head's outputs (a regression: [1], the value) */
+    const int32_t *ids;            /* the classified token ids (n_ids: after the cut to max_seq) */
+    int32_t n_ids;
+    int32_t truth;                 /* classify with opts.data: the record's label index, else -1 */
+    double truth_value;            /* regression with opts.data: the record's value, else NAN */
+} tk_class_pred;
+typedef struct tk_classifier_info {
+    int32_t n_labels;              /* 1 for a regression */
+    const char *const *labels;     /* id2label in index order */
+    bool regress;
+} tk_classifier_info;
+typedef void (*tk_classify_fn)(const tk_class_pred *p, const tk_classifier_info *info, void *ud);
+typedef struct tk_classify_opts {
+    const char *model, *tokenizer;   /* base model (tokenizer: NULL = the model's) */
+    const char *adapter;             /* RUN/adapter of `takumi train --task classify|regress` */
+    const char *const *texts;        /* texts to classify (n_texts of them), or NULL and: */
+    int32_t n_texts;
+    const char *data;                /* labelled records: {"text", "label"} JSONL or text<TAB>label TSV (label: a name or index) */
+    int32_t max_seq;                 /* texts cut to this many tokens (0: min(1024, the model's context)) */
+} tk_classify_opts;
+typedef struct tk_classify_summary {
+    int64_t n;                       /* texts classified */
+    double accuracy;                 /* classify with data: the fraction predicted right (else NAN) */
+    double mse;                      /* regression with data: mean squared error (else NAN) */
+} tk_classify_summary;
+/* Classifies every text (or record of o->data, in file order) with the classifier, calling fn (may be NULL) per
+ * text; *sum may be NULL. A record whose label the classifier does not know fails naming the file and line. Not
+ * thread-safe with other calls that set the thread count. */
+tk_status tk_classify_texts(const tk_classify_opts *o, tk_classify_fn fn, void *ud, tk_classify_summary *sum);
+
 #endif

@@ -54,6 +54,7 @@ static bool sft_format(tk_data_format f) {
 static bool allowed(tk_data_format f, tk_rec_kind kind) {
     if (kind == TK_REC_KTO) return f == TK_DATA_KTO;
     if (kind == TK_REC_PROMPTS) return f != TK_DATA_TEXT;   /* a classification text is a prompt too (its label for the grader) */
+    if (kind == TK_REC_CLASSIFY) return f == TK_DATA_CLASSIFICATION;
     return kind == TK_REC_PREFERENCE ? f == TK_DATA_PREFERENCE : sft_format(f) || (kind == TK_REC_ANY && (f == TK_DATA_PREFERENCE || f == TK_DATA_KTO));
 }
 
@@ -81,6 +82,9 @@ tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind
     if (*fmt == TK_DATA_RFT && kind != TK_REC_PROMPTS)
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: rft data (conversations ending with a user turn) has no answers to learn from: train "
                        "it with --objective grpo (a --grader scores sampled answers) or --objective self", name);
+    if (kind == TK_REC_CLASSIFY && *fmt != TK_DATA_CLASSIFICATION)
+        return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data has no labels: --task classify and regress train on {\"text\", \"label\"} "
+                       "JSONL or text<TAB>label TSV", name, tk_data_format_name(*fmt));
     if (!allowed(*fmt, kind))
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: %s data cannot be used for supervised fine-tuning (use chat, prompt/completion, "
                        "Alpaca, ShareGPT or text%s)", name, tk_data_format_name(*fmt),
@@ -89,7 +93,7 @@ tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind
     tk_reader *r;
     if ((st = src_open(s, &r))) return st;
     tk_data_container c = tk_reader_container(r);
-    if (c == TK_DATA_TSV) {
+    if (c == TK_DATA_TSV && kind != TK_REC_CLASSIFY) {
         tk_reader_close(r);
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: TSV (classification) data cannot be used for supervised fine-tuning", name);
     }
@@ -114,6 +118,7 @@ tk_status tk_rec_each(const tk_rec_src *s, tk_data_format *fmt, tk_rec_kind kind
             else {
                 cJSON *j = NULL;
                 if (c == TK_DATA_TXT) tk_data_validate_txt(raw.data, raw.len, &ex, &fs);
+                else if (c == TK_DATA_TSV) tk_data_validate_tsv(raw.data, raw.len, &ex, &fs);
                 else if ((j = tk_json_parse(raw.data, raw.len, raw.line, &fs))) tk_data_validate(*fmt, j, &ex, &fs);
                 ex.record = j;
                 if (fs.n_errors == 0) st = fn(ud, &ex, raw.line);

@@ -10,8 +10,9 @@
 typedef struct tk_rec_src { const char *path; const void *buf; size_t len; const char *name; } tk_rec_src;
 
 /* Which formats a walk accepts: SFT formats, preference only, any (SFT, preference, KTO: sample prompts), KTO only,
- * prompts to answer (rft and every format with a prompt: grpo and self-training). */
-typedef enum tk_rec_kind { TK_REC_SFT = 0, TK_REC_PREFERENCE, TK_REC_ANY, TK_REC_KTO, TK_REC_PROMPTS } tk_rec_kind;
+ * prompts to answer (rft and every format with a prompt: grpo and self-training), classification only (JSONL/JSON
+ * records or text<TAB>label TSV lines: the text in msgs[0], the label in label). */
+typedef enum tk_rec_kind { TK_REC_SFT = 0, TK_REC_PREFERENCE, TK_REC_ANY, TK_REC_KTO, TK_REC_PROMPTS, TK_REC_CLASSIFY } tk_rec_kind;
 
 /* Called for every valid example; returning non-OK stops reading. */
 typedef tk_status (*tk_rec_fn)(void *ud, const tk_example *ex, uint64_t line);

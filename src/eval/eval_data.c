@@ -198,15 +198,44 @@ static tk_status collect_labels(tk_eval_set *s) {
     return TK_OK;
 }
 
+/* A text<TAB>label TSV line as the record {"text", "label"} (the data toolkit's TSV validation; its first error names the line). */
+static tk_status tsv_record(const char *path, const tk_raw *raw, cJSON **out) {
+    tk_example ex = {0};
+    tk_rfinds fs = {0};
+    tk_data_validate_tsv(raw->data, raw->len, &ex, &fs);
+    tk_status st = TK_OK;
+    *out = NULL;
+    for (size_t i = 0; i < fs.n && !st; i++)
+        if (fs.v[i].severity == TK_DATA_ERROR)
+            st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: %s: %s", path, (unsigned long long)raw->line, fs.v[i].category, fs.v[i].message ? fs.v[i].message : "");
+    if (!st) {
+        cJSON *j = cJSON_CreateObject();
+        char *t = tk_malloc(ex.msgs[0].len + 1), *l = tk_malloc(ex.label_len + 1);
+        if (j && t && l) {
+            memcpy(t, ex.msgs[0].text, ex.msgs[0].len); t[ex.msgs[0].len] = 0;
+            memcpy(l, ex.label, ex.label_len); l[ex.label_len] = 0;
+            if (cJSON_AddStringToObject(j, "text", t) && cJSON_AddStringToObject(j, "label", l)) { *out = j; j = NULL; }
+        }
+        cJSON_Delete(j);
+        free(t); free(l);
+        if (!*out) st = TK_ERR_NOMEM;
+    }
+    tk_rf_clear(&fs);
+    free(fs.v);
+    tk_example_free(&ex);
+    return st;
+}
+
 tk_status tk_eval_set_load(const char *path, bool predictions, const char *system, tk_eval_set *out) {
     memset(out, 0, sizeof *out);
     tk_reader *r;
     tk_status st = tk_reader_open(path, TK_DATA_CONTAINER_AUTO, TK_DATA_DEFAULT_MAX_LINE, &r);
     if (st) return tk_fail_ctx(st, "%s: ", path);
     tk_data_container c = tk_reader_container(r);
-    if (c != TK_DATA_JSONL && c != TK_DATA_JSON_ARRAY && !(c == TK_DATA_TXT && !predictions)) {
+    if (c != TK_DATA_JSONL && c != TK_DATA_JSON_ARRAY && !((c == TK_DATA_TXT || c == TK_DATA_TSV) && !predictions)) {
         tk_reader_close(r);
-        return tk_fail(TK_ERR_FORMAT, "%s: %s files are not evaluation data: use JSONL, a JSON array of records or plain text", path, tk_data_container_name(c));
+        return tk_fail(TK_ERR_FORMAT, "%s: %s files are not evaluation data: use JSONL, a JSON array of records, plain text or "
+                       "text<TAB>label TSV", path, tk_data_container_name(c));
     }
     tk_raw raw;
     bool has;
@@ -218,7 +247,9 @@ tk_status tk_eval_set_load(const char *path, bool predictions, const char *syste
         bool nul;
         size_t bad = tk_utf8_check(raw.data, raw.len, &nul);
         if (bad < raw.len) { st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: %s", path, (unsigned long long)raw.line, nul ? "NUL byte in the record" : "invalid UTF-8"); break; }
-        cJSON *j = c == TK_DATA_TXT ? cJSON_CreateObject() : cJSON_ParseWithLength(raw.data, raw.len);
+        cJSON *j = NULL;
+        if (c == TK_DATA_TSV) { if ((st = tsv_record(path, &raw, &j))) break; }
+        else j = c == TK_DATA_TXT ? cJSON_CreateObject() : cJSON_ParseWithLength(raw.data, raw.len);
         if (j && c == TK_DATA_TXT && !cJSON_AddStringToObject(j, "text", raw.data)) { cJSON_Delete(j); j = NULL; }
         if (!j) { st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: not valid JSON", path, (unsigned long long)raw.line); break; }
         if (out->n == out->cap) {

@@ -18,7 +18,16 @@ tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *toke
         s->owns_model = true;
     }
     if (!tk_model_tokenizer(s->m)) { tk_eval_sys_close(s); return tk_fail(TK_ERR_FORMAT, "%s: the model has no tokenizer (give --tokenizer)", model); }
-    if (adapter && tk_reward_model_is(adapter)) {   /* a reward model: the adapter plus its score head */
+    if (adapter && tk_classifier_is(adapter)) {   /* a classifier: its adapter and head */
+        if ((st = tk_classifier_open(adapter, s->m, &s->cls))) { tk_eval_sys_close(s); return st; }
+        s->is_cls = true;
+        if (s->cls.regress) {
+            tk_eval_sys_close(s);
+            return tk_fail(TK_ERR_ARG, "%s is a regression head: takumi eval reports accuracy and macro-F1 of classifiers (`takumi classify "
+                           "--data FILE` gives its mean squared error)", adapter);
+        }
+        if (s->cls.ad) { s->use = (tk_adapter_use){.peft = tk_adapter_handle_peft(s->cls.ad), .scale = 1.0f}; s->n_use = 1; }
+    } else if (adapter && tk_reward_model_is(adapter)) {   /* a reward model: the adapter plus its score head */
         int64_t C = tk_model_get_config(s->m)->dim;
         st = tk_objective_new(&tk_objective_reward, NULL, &s->rm);
         if (!st) st = tk_objective_add_params(s->rm, C, 0, "", &s->rm_ps);
@@ -36,6 +45,7 @@ tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *toke
 void tk_eval_sys_close(tk_eval_sys *s) {
     tk_forward_free(s->fw);
     if (s->ad) tk_adapter_detach(s->m, s->ad);
+    if (s->is_cls) tk_classifier_close(&s->cls, s->m);
     tk_objective_free(s->rm);
     tk_params_free(&s->rm_ps);
     if (s->owns_model) tk_model_free(s->m);
@@ -273,8 +283,49 @@ tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids)
     return st;
 }
 
+/* A classifier's answers (see tk_eval_generate). */
+static tk_status classify_all(tk_eval_sys *s, tk_eval_set *set, int which, void (*progress)(void *, const char *, int64_t, int64_t),
+                              void *ud) {
+    const int32_t K = s->cls.head.K;
+    double *z = tk_malloc((size_t)K * sizeof *z);
+    tk_ivec ids = {0};
+    tk_status st = z ? TK_OK : TK_ERR_NOMEM;
+    for (size_t i = 0; i < set->n && !st; i++) {
+        tk_eval_ex *ex = &set->v[i];
+        if (!ex->n_prompt || ex->prompt[ex->n_prompt - 1].role != TK_ROLE_USER || ex->n_choices) continue;
+        const char *text = ex->prompt[ex->n_prompt - 1].content;
+        int32_t truth = ex->is_label ? tk_label_index(ex->reference, strlen(ex->reference), s->cls.labels, s->cls.n_labels) : 0;
+        if (truth < 0) {
+            st = tk_fail(TK_ERR_FORMAT, "line %llu: label \"%s\" is unknown to the classifier (its labels: %s%s)", (unsigned long long)ex->line,
+                         ex->reference, s->cls.labels[0], s->cls.n_labels > 1 ? ", ..." : "");
+            break;
+        }
+        if ((st = tk_classifier_tokens(tk_model_tokenizer(s->m), text, strlen(text), s->max_seq, &ids)) || (st = fw_ready(s, (int64_t)ids.len)) ||
+            (st = tk_classifier_run(&s->cls, s->fw, ids.data, (int64_t)ids.len, z)))
+            break;
+        int32_t best = 0;
+        for (int32_t k = 1; k < K; k++)
+            if (z[k] > z[best]) best = k;
+        bool by_name = !ex->is_label || !strcmp(ex->reference, s->cls.labels[truth]);
+        char idx[16];
+        snprintf(idx, sizeof idx, "%d", (int)best);
+        free(ex->pred[which]);
+        if (!(ex->pred[which] = tk_strdup(by_name ? s->cls.labels[best] : idx))) st = TK_ERR_NOMEM;
+        if (progress && (i + 1) % 64 == 0) progress(ud, which ? "classifying (baseline)" : "classifying", (int64_t)i + 1, (int64_t)set->n);
+    }
+    free(z);
+    tk_ivec_free(&ids);
+    return st;
+}
+
 tk_status tk_eval_generate(tk_eval_sys *s, tk_eval_set *set, int which, int32_t max_tokens, int32_t batch,
                            void (*progress)(void *, const char *, int64_t, int64_t), void *ud, double *gen_s, int64_t *n_gen) {
+    if (s->is_cls) {
+        double t0 = tk_time_s();
+        tk_status st = classify_all(s, set, which, progress, ud);
+        *gen_s += tk_time_s() - t0;
+        return st;
+    }
     size_t n = 0;
     for (size_t i = 0; i < set->n; i++) {
         const tk_eval_ex *ex = &set->v[i];

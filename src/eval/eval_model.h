@@ -6,11 +6,13 @@
 #include "takumi/adapter.h"
 #include "takumi/generate_batch.h"
 #include "objective/reward.h"
+#include "objective/classify.h"
 
 typedef struct tk_eval_sys {
     tk_model *m; bool owns_model;
     tk_adapter_handle *ad;
     tk_objective *rm; tk_param_set rm_ps;   /* the adapter is a reward model: its score head (pref_accuracy by scores) */
+    tk_classifier cls; bool is_cls;         /* the adapter is a classifier: its head answers label records (its adapter in use) */
     tk_adapter_use use; int n_use;
     tk_chat_family fam;
     int32_t max_seq;                 /* longer scored sequences are skipped and counted */
@@ -29,7 +31,9 @@ void tk_eval_score_reset(tk_eval_sys *s);
 /* The prompt of ex rendered with the generation prompt. */
 tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids);
 /* Greedy answers (max_tokens each) to every example ending in a user turn, into ex->pred[which]: batch answers decoded
- * together (tk_generate_batch: the same tokens as one at a time). */
+ * together (tk_generate_batch: the same tokens as one at a time). A classifier answers instead: the predicted label
+ * of the last user message's text (its name, or its index where the record's label is an index); a record label the
+ * classifier does not know fails naming the line. */
 tk_status tk_eval_generate(tk_eval_sys *s, tk_eval_set *set, int which, int32_t max_tokens, int32_t batch,
                            void (*progress)(void *, const char *, int64_t, int64_t), void *ud, double *gen_s, int64_t *n_gen);
 #endif

@@ -36,6 +36,11 @@ static tk_status add_col(tk_eval_result *r, const char *name, const tk_metric_de
 static tk_status choose(tk_eval_result *r, const tk_eval_params *p, bool have_model) {
     int kinds = r->set.kinds;
     bool answers = have_model || (kinds & TK_EX_PRED);
+    /* a classifier answers label records with its head: label metrics only */
+    const bool cls = have_model && p->adapter && tk_classifier_is(p->adapter);
+    if (cls && !(kinds & TK_EX_LABEL))
+        return tk_fail(TK_ERR_ARG, "%s is a classifier: it predicts labels, and %s has no classification records ({\"text\", \"label\"})",
+                       p->adapter, p->data);
     if (p->metrics) {
         char *list = tk_strdup(p->metrics), *save = NULL;
         if (!list) return TK_ERR_NOMEM;
@@ -45,6 +50,8 @@ static tk_status choose(tk_eval_result *r, const tk_eval_params *p, bool have_mo
             if (!d) st = tk_fail(TK_ERR_ARG, "--metrics: unknown metric '%s' (known: %s)", t, tk_eval_metric_names());
             else if (tk_eval_lacks(d, kinds))
                 st = tk_fail(TK_ERR_ARG, "--metrics %s needs %s, and %s has none", t, tk_eval_lacks(d, kinds), p->data ? p->data : p->predictions);
+            else if (cls && !(d->needs & TK_EX_LABEL) && strcmp(d->name, "exact_match"))
+                st = tk_fail(TK_ERR_ARG, "%s is a classifier: it predicts labels (accuracy, macro_f1, exact_match), not %s", p->adapter, t);
             else if (d->model == 1 && !have_model)
                 st = tk_fail(TK_ERR_ARG, "--metrics %s scores the reference with a model: give --model (--predictions alone has none)", t);
             else if (d->model == 2 && !answers)
@@ -63,6 +70,7 @@ static tk_status choose(tk_eval_result *r, const tk_eval_params *p, bool have_mo
         int need = d->needs & ~TK_EX_GEN;
         if (tk_eval_lacks(d, kinds)) continue;
         if (d->model == 1 && !have_model) continue;
+        if (cls && !(d->needs & TK_EX_LABEL)) continue;
         if (d->model == 2 && (!answers || (!(kinds & TK_EX_GEN) && !(kinds & TK_EX_PRED)))) continue;
         if (!strcmp(d->name, "grader") && !p->grader) continue;
         if (!strcmp(d->name, "judge") && !p->judge) continue;

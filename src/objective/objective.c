@@ -1,6 +1,7 @@
 /* The objective seam (see objective.h): instances, the generic checks of a batch against
  * what an objective needs, and the registry of built-in objectives. */
 #include "objective/objective.h"
+#include "objective/classify.h"
 #include "objective/chunks.h"
 #include "objective/distill.h"
 #include "objective/dpo.h"
@@ -144,7 +145,7 @@ tk_status tk_objective_pairs(const tk_obj_batch *b, int32_t *ch, int32_t *rj) {
 const tk_objective_ops *tk_objective_find(const char *name) {
     static const tk_objective_ops *const builtin[] = {&tk_objective_sft, &tk_objective_dpo, &tk_objective_orpo, &tk_objective_simpo,
                                                       &tk_objective_kto, &tk_objective_reward, &tk_objective_distill,
-                                                      &tk_objective_grpo};
+                                                      &tk_objective_grpo, &tk_objective_classify, &tk_objective_regress};
     if (!name) return NULL;
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
         if (!strcmp(builtin[i]->name, name)) return builtin[i];

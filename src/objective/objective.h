@@ -125,7 +125,7 @@ tk_status tk_objective_add_params(tk_objective *o, int64_t C, uint64_t seed, con
  * when a group lacks one side or has two of one, or a value is neither 1 nor 0. Thread-safe. */
 tk_status tk_objective_pairs(const tk_obj_batch *b, int32_t *chosen, int32_t *rejected);
 
-/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h; "kto": kto.h; "reward": reward.h; "distill": distill.h; "grpo": grpo.h); NULL when unknown. Thread-safe (a constant table). */
+/* Built-in objectives by name ("sft", "dpo", "orpo", "simpo": objective/dpo.h; "kto": kto.h; "reward": reward.h; "distill": distill.h; "grpo": grpo.h; "classify", "regress": classify.h); NULL when unknown. Thread-safe (a constant table). */
 const tk_objective_ops *tk_objective_find(const char *name);
 
 /* SFT: the chunked LM-head cross-entropy with token weights (tk_lmhead_xent): loss_sum =

@@ -22,6 +22,7 @@
 #ifndef TK_OBJECTIVE_REWARD_H
 #define TK_OBJECTIVE_REWARD_H
 #include "objective/objective.h"
+#include "objective/classify.h"
 #include "takumi/model.h"
 #include "takumi/adapter.h"
 
@@ -33,7 +34,7 @@ typedef struct tk_reward_params {
 /* center_rewards 0 (TRL: None), init_std 0.02 (transformers' initializer_range). Thread-safe. */
 tk_reward_params tk_reward_default_params(void);
 /* The head's parameter name without prefix ("score.weight"). */
-#define TK_REWARD_HEAD_NAME "score.weight"
+#define TK_REWARD_HEAD_NAME TK_SCORE_HEAD_NAME
 
 /* Rewards of every sequence of b (rewards [n_seq], =) with the head of o (an objective of the
  * reward table whose parameters were added); seq as loss_and_grad reads it. Not concurrently with

@@ -23,8 +23,8 @@ static const char *lora_init_name(int i) {
 }
 
 static const char *method_name(int i) {
-    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt"}; /* tk_train_method order */
-    return i >= 0 && i < 6 ? names[i] : NULL;
+    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt", "head"}; /* tk_train_method order */
+    return i >= 0 && i < 7 ? names[i] : NULL;
 }
 static const char *prompt_init_name(int i) { return i == 0 ? "random" : i == 1 ? "text" : NULL; }
 static const char *sched_name_i(int i) {
@@ -32,6 +32,15 @@ static const char *sched_name_i(int i) {
 }
 static const char *format_name(int i) { return i >= 0 && i < TK_DATA_FORMAT_COUNT ? tk_data_format_name((tk_data_format)i) : NULL; }
 static int format_parse(const char *v) { tk_data_format f = tk_data_format_from_name(v); return f == TK_DATA_FORMAT_COUNT ? -1 : (int)f; }
+
+static const char *task_name(int i) {
+    static const char *const names[] = {"lm", "classify", "regress"};
+    return i >= 0 && i < 3 ? names[i] : NULL;
+}
+static const char *pooling_name(int i) {
+    static const char *const names[] = {"last", "mean"}; /* tk_pooling order */
+    return i >= 0 && i < 2 ? names[i] : NULL;
+}
 
 static const char *objective_name(int i) {
     static const char *const names[] = {"sft", "dpo", "orpo", "simpo", "kto", "reward", "distill", "grpo", "self"};
@@ -79,16 +88,24 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full|dora|ia3|prefix|prompt", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA (LoRA "
-     "direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
+    {"method", "lora|full|dora|ia3|prefix|prompt|head", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA "
+     "(LoRA direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
      "down-projection input; --lora-targets all means PEFT's k,v,down), prefix tuning (trainable attention keys/values per layer, "
-     "PEFT PREFIX_TUNING; see --num-virtual-tokens), or prompt tuning (trainable soft-prompt embeddings before the input, PEFT "
-     "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init)", .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 6,
-     .value_name = method_name, .init = "lora"},
+     "PEFT PREFIX_TUNING; see --num-virtual-tokens), prompt tuning (trainable soft-prompt embeddings before the input, PEFT "
+     "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init), or, with --task classify|regress, the task head alone on the frozen base",
+     .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 7, .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill|grpo|self", "sft", "training objective: supervised fine-tuning, preference "
      "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher or --teacher-context, reinforcement "
      "fine-tuning with --grader (GRPO), or self-training from unlabeled prompts (docs/objectives.md)",
      .type = TK_OPT_ENUM, .offset = F(objective), .resume = true, .n_values = 9, .value_name = objective_name, .init = "sft"},
+    {"task", "lm|classify|regress", "lm", "lm: train the language model (the --objective); classify: a new head over --labels on the "
+     "pooled final hidden state, cross-entropy (transformers' *ForSequenceClassification); regress: a 1-output head, MSE. Data: "
+     "{\"text\", \"label\"} JSONL or text<TAB>label TSV", .type = TK_OPT_ENUM, .offset = F(task), .resume = true, .n_values = 3,
+     .value_name = task_name, .init = "lm"},
+    {"labels", "L1,L2,...", "(required for classify)", "classify: the label names in index order (a record's label is a name or an index)",
+     .type = TK_OPT_STR, .offset = F(labels), .resume = true},
+    {"pooling", "last|mean", "last", "classify, regress: the head reads the last token's hidden state (transformers') or their mean",
+     .type = TK_OPT_ENUM, .offset = F(pooling), .resume = true, .n_values = 2, .value_name = pooling_name, .init = "last"},
     {"loss", "NAME", "sigmoid / dapo", "dpo: sigmoid, ipo, hinge or robust (TRL's DPOTrainer loss_type); grpo: dapo, grpo, bnpo or dr_grpo "
      "(TRL's GRPOTrainer loss_type)", .type = TK_OPT_STR, .offset = F(loss), .resume = true, .is_auto = true, .check = check_loss},
     {"beta", "X", "0.1 / 0", "dpo, orpo, simpo, kto: the beta of TRL's trainers (deviation from the reference / odds-ratio weight / reward "
@@ -449,10 +466,10 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
         return tk_fail(TK_ERR_ARG, "--prompt-init-text is the text of --prompt-init text, but the soft prompt starts random: add --prompt-init text");
     if (tk_trainer_config_given(c, "encoder-hidden-size") && !c->prefix_projection)
         return tk_fail(TK_ERR_ARG, "--encoder-hidden-size sets the projection's width, but there is no projection: add --prefix-projection");
-    for (size_t i = 0; c->method == TK_TRAIN_FULL && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
+    for (size_t i = 0; (c->method == TK_TRAIN_FULL || c->method == TK_TRAIN_HEAD) && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
         if (tk_trainer_config_given(c, k_not_full[i]))
-            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method full (full fine-tuning trains the weights themselves: no adapter)",
-                           k_not_full[i]);
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method %s (%s: no adapter)", k_not_full[i], method_name((int)c->method),
+                           c->method == TK_TRAIN_FULL ? "full fine-tuning trains the weights themselves" : "only the task head trains");
     /* options that contradict each other, both given now (--epochs with --max-steps: a warning once planned, plan.c) */
     if (tk_trainer_config_given(c, "pack-len") && !c->packing)
         return tk_fail(TK_ERR_ARG, "--pack-len sets the length of packed rows, but --no-packing switches packing off: give one");

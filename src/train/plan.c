@@ -47,13 +47,13 @@ tk_status tk_run_load_inputs(tk_run *r) {
     tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) =
         r->kto ? tk_kto_load : r->pref ? tk_pairs_load : tk_sft_load;
     if ((st = tk_run_distill_prepare(r))) return st;   /* the teacher's answers may become the data */
-    if ((st = load(tk_run_data_path(r), r->tok, &r->sp, &r->train))) return st;
+    if ((st = r->cls ? tk_run_cls_load(r, c->data, false) : load(tk_run_data_path(r), r->tok, &r->sp, &r->train))) return st;
     r->sp.format = r->train.format;   /* the validation file must be the same kind; samples re-read it */
     if (c->val && c->val_split > 0) return tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");
     if (c->val) {
         tk_sft_params vp = r->sp;
         vp.format = c->format;
-        if ((st = load(c->val, r->tok, &vp, &r->val))) return st;
+        if ((st = r->cls ? tk_run_cls_load(r, c->val, true) : load(c->val, r->tok, &vp, &r->val))) return st;
         r->has_val = true;
         r->sample_path = c->val;
         r->sample_sp = vp;
@@ -69,7 +69,7 @@ tk_status tk_run_load_inputs(tk_run *r) {
     }
     /* sample prompts: the first validation examples (else the first training examples) */
     const tk_sft_data *sd = r->has_val ? &r->val : &r->train;
-    int32_t k = c->samples < sd->n ? c->samples : (int32_t)sd->n;
+    int32_t k = r->cls ? 0 : c->samples < sd->n ? c->samples : (int32_t)sd->n;   /* a classifier answers no prompts */
     if (k > 0) {
         r->sample_lines = tk_malloc((size_t)k * sizeof *r->sample_lines);
         if (!r->sample_lines) return TK_ERR_NOMEM;
@@ -103,7 +103,7 @@ tk_status tk_run_plan(tk_run *r) {
     double passes = (double)d->n * c->epochs, steps = passes < 256 ? passes : 256;
     double tok_step = (double)d->stats.n_tokens * c->epochs / steps, ex_step = passes / steps;
     double mean = (double)d->stats.n_tokens / (double)d->n;
-    const int32_t row_max = r->pref ? 2 * c->max_seq : c->max_seq;   /* a pair: two sequences of up to max-seq-len */
+    const int32_t row_max = r->pref && !r->cls ? 2 * c->max_seq : c->max_seq;   /* a pair: two sequences of up to max-seq-len */
     if (c->packing) {
         if (c->pack_len == 0) {
             double pl = shape_auto && tok_step < row_max ? ceil(tok_step) : row_max;

@@ -54,6 +54,8 @@ tk_status tk_run_pref_options(tk_run *r) {
     r->reward = reward;
     r->distill = distill;
     if (distill) return tk_run_distill_options(r);
+    tk_status cst = tk_run_cls_options(r);
+    if (cst || r->cls) return cst;
     if (grpo) return tk_run_grpo_options(r);
     if (self) return tk_run_self_options(r);
     if (!pref) return TK_OK;
@@ -90,6 +92,7 @@ tk_status tk_run_pref_options(tk_run *r) {
 }
 
 const void *tk_run_objective_params(const tk_run *r) {
+    if (r->cls) return &r->cp;
     if (r->distill) return &r->distp;
     if (r->grpo) return tk_run_grpo_params(r);
     return !r->pref ? NULL : r->kto ? (const void *)&r->kp : r->reward ? (const void *)&r->rp : (const void *)&r->dp;
@@ -161,6 +164,7 @@ tk_status tk_run_pref_precompute(tk_run *r) {
 }
 
 tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics) {
+    if (r->cls) return tk_run_cls_micro(r, n, ls, ws, toks, metrics);
     const int64_t G = tk_rows_examples(&r->rows, r->st.row, n);
     if (G <= 0) return tk_fail(TK_ERR_INTERNAL, "step %lld has no pairs", (long long)r->st.step + 1);
     const int nm = tk_train_objective(r->tc)->n_metrics;
@@ -182,6 +186,7 @@ tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_
 }
 
 tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics) {
+    if (r->cls) return tk_run_cls_eval(r, ls, ws, toks, metrics);
     const int nm = tk_train_objective(r->tc)->n_metrics;
     for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);

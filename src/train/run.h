@@ -15,7 +15,9 @@
  *   distill_context.c  context distillation: the teacher's examples (FILE in the system prompt) aligned
  *                  with the student's at the answer tokens
  *   grpo_run.c     reinforcement fine-tuning (grpo): prompts, sampling, grading, advantages, updates, graded validation
- *   self_run.c     self-training (self): rounds of sample, grade, keep, train (each an ordinary run), driven from tk_trainer_run */
+ *   self_run.c     self-training (self): rounds of sample, grade, keep, train (each an ordinary run), driven from tk_trainer_run
+ *   classify_run.c --task classify|regress: options, data, steps and validation (through the pref path)
+ *   classify_out.c a classifier's head and labels in RUN/adapter/ (PEFT SEQ_CLS layout; shared with reward_out.c) */
 #ifndef TK_TRAIN_RUN_H
 #define TK_TRAIN_RUN_H
 #include "train/trainer.h"
@@ -26,6 +28,8 @@
 #include "objective/dpo.h"
 #include "objective/kto.h"
 #include "objective/reward.h"
+#include "objective/classify.h"
+#include "train/classify_data.h"
 #include "core/core.h"
 
 typedef struct tk_run {
@@ -46,6 +50,11 @@ typedef struct tk_run {
     tk_kto_params kp;             /* kto */
     tk_reward_params rp;          /* reward */
     tk_pair_buf pb;               /* its micro-batches */
+    bool cls;                     /* --task classify|regress (also sets pref: steps and validation through pref_run.c) */
+    tk_classify_params cp;        /* its parameters */
+    char **labels; int32_t n_labels;   /* --labels */
+    tk_cls_labels lab_train, lab_val;  /* the examples' labels by line */
+    tk_cls_buf cb;                /* its micro-batches */
     bool distill;                 /* --objective distill: SFT data, steps and validation through distill_run.c */
     tk_distill_params distp;      /* its parameters */
     tk_model *teacher;            /* the teacher model (loaded once) */
@@ -185,6 +194,19 @@ tk_status tk_run_context_load(tk_run *r);
  * at the student's positions into *h ([B*T x C], rows without a target zero); *head the teacher's head. */
 tk_status tk_run_context_hidden(tk_run *r, const tk_sft_data *d, const tk_rows *rows, const int64_t *t_of,
                                 const int32_t *shift, int64_t r0, int32_t nb, const float **h, tk_lm_head *head);
+/* classify_run.c */
+/* Checks the task options (--task, --labels, --pooling, --method head; those that do not apply fail, naming the
+ * option) and fills r->cp, r->labels; sets r->cls and r->pref for a task. Before anything is loaded. */
+tk_status tk_run_cls_options(tk_run *r);
+/* Loads the training (val false) or validation file into r->train / r->val and their labels. */
+tk_status tk_run_cls_load(tk_run *r, const char *path, bool val);
+/* As tk_run_pref_micro / tk_run_pref_eval, for a task head: units are examples. */
+tk_status tk_run_cls_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics);
+tk_status tk_run_cls_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
+void tk_run_cls_free(tk_run *r);
+/* h with the training labels folded in (a resume on relabelled data is refused like one on other data); h unchanged
+ * without a task. */
+uint64_t tk_run_cls_hash(const tk_run *r, uint64_t h);
 
 /* The objective's params struct for the training context (NULL: SFT). */
 const void *tk_run_objective_params(const tk_run *r);
@@ -202,5 +224,10 @@ tk_status tk_run_eval_step(tk_run *r);
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);
 /* reward_out.c: after tk_run_write_adapter, a reward model's head into RUN/adapter/ (PEFT's SEQ_CLS layout). */
 tk_status tk_run_write_reward_head(tk_run *r);
+/* classify_out.c: a classifier's head, labels and (with an adapter) the PEFT SEQ_CLS layout in RUN/adapter/ (classify.h). */
+tk_status tk_run_write_classifier(tk_run *r);
+/* PEFT's SEQ_CLS layout for an adapter folder dir already written: the head parameter added to adapter_model.safetensors
+ * as head->name, adapter_config.json with task_type SEQ_CLS and modules_to_save ["classifier", "score"]. */
+tk_status tk_run_seq_cls_adapter(const char *dir, const tk_param *head);
 tk_status tk_run_write_report(tk_run *r);
 #endif

@@ -80,6 +80,8 @@ tk_status tk_run_write_report(tk_run *r) {
     else if (r->c.method == TK_TRAIN_PROMPT)
         snprintf(title, sizeof title, "%s · prompt tuning, %d virtual tokens (%s init) · %s", mc->name, r->c.num_virtual_tokens,
                  r->c.prompt_init ? "text" : "random", r->c.data);
+    else if (r->c.method == TK_TRAIN_HEAD)
+        snprintf(title, sizeof title, "%s · task head only (frozen body) · %s", mc->name, r->c.data);
     else
         snprintf(title, sizeof title, "%s · full fine-tuning%s · %s", mc->name, r->c.freeze_layers ? " (lower layers frozen)" : "", r->c.data);
     tk_report_input in = {.title = title, .summary = sum, .n_summary = ns, .data = data, .n_data = nd,

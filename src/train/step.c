@@ -231,7 +231,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     if (!m || !params) return tk_fail(TK_ERR_ARG, "train: NULL argument");
     const tk_model_config *c = &m->cfg;
     tk_train_params p = *params;
-    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_PROMPT) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
+    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_HEAD) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
     if (p.freeze_layers < 0 || p.freeze_layers >= c->n_layers)
         return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
                        c->n_layers, c->n_layers);
@@ -359,7 +359,7 @@ static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_b
         st = tk_objective_loss_and_grad(tc->obj, &ob, grad_scale, tc->ws.dxn, tc->g.output, res);
         t2 = tk_time_s();
     }
-    if (!st) {
+    if (!st && tc->p.method != TK_TRAIN_HEAD) {   /* a task head alone: nothing below the final hidden states trains */
         bool any_ad;
         tk_adapter_bwd ad = ads_bwd(tc, &any_ad);
         tk_recompute_hook rc = {.layer = recompute_layer, .ctx = tc};

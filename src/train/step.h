@@ -15,6 +15,8 @@
  *                  dtype (quantized too), with no gradient and no optimizer state.
  *   TK_TRAIN_FULL  every weight is copied to an f32 master parameter and the model's
  *                  weight refs are pointed at those copies (restored by tk_train_ctx_free).
+ *   TK_TRAIN_HEAD  nothing of the model trains: only the objective's own parameters (a
+ *                  classification head); the backward through the layers is skipped.
  * freeze_layers N: layers < N get no gradients and the backward stops above them. With
  * LoRA: adapters only on layers >= N. With full fine-tuning and N > 0: the embedding is
  * frozen too (it sits below layer 0), and so is a tied output head (it is the embedding);
@@ -37,8 +39,10 @@
 
 /* DORA / IA3 / PREFIX / PROMPT: an adapter of the registry's "dora" / "ia3" / "prefix" / "prompt" kind on a frozen base
  * (DoRA with the lora config; IA3, PREFIX and PROMPT with peft_cfg, a tk_ia3_config / tk_prefix_config /
- * tk_prompt_config, NULL = the defaults). */
-typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL, TK_TRAIN_DORA, TK_TRAIN_IA3, TK_TRAIN_PREFIX, TK_TRAIN_PROMPT } tk_train_method;
+ * tk_prompt_config, NULL = the defaults). HEAD: no adapter and no base weights: only the objective's own parameters
+ * (a task head). */
+typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL, TK_TRAIN_DORA, TK_TRAIN_IA3, TK_TRAIN_PREFIX, TK_TRAIN_PROMPT,
+                               TK_TRAIN_HEAD } tk_train_method;
 
 typedef struct tk_train_params {
     tk_train_method method;

@@ -51,6 +51,7 @@ static void run_free(tk_run *r) {
     tk_sft_free(&r->train);
     tk_sft_free(&r->val);
     tk_pair_buf_free(&r->pb);
+    tk_run_cls_free(r);
     free(r->ref_train); free(r->ref_val); free(r->ref_buf);
     tk_rows_free(&r->rows);
     tk_rows_free(&r->vrows);
@@ -95,7 +96,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     }
     if ((st = tk_run_eval_load(r)) || (st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
     r->st.seed = c->seed;
-    r->st.data_hash = tk_sft_hash(&r->train);
+    r->st.data_hash = tk_run_cls_hash(r, tk_sft_hash(&r->train));
     if (r->train.stats.n_truncated)
         tk_run_emitf(r, TK_EV_WARNING, "warning", false, "%llu of %llu examples are longer than %d tokens and were truncated (%llu trained tokens "
               "cut); %llu had nothing left to train on and are skipped",
@@ -131,7 +132,8 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     }
     if (c->method == TK_TRAIN_PROMPT) tp.peft_cfg = &pmt;
     if (r->pref || r->distill || r->grpo) {
-        tp.objective = tk_objective_find(tk_trainer_option_find("objective")->value_name(c->objective));
+        tp.objective = tk_objective_find(r->cls ? tk_trainer_option_find("task")->value_name(c->task)
+                                                : tk_trainer_option_find("objective")->value_name(c->objective));
         tp.objective_params = tk_run_objective_params(r);
     }
     st = tk_train_ctx_new(r->m, &tp, &r->tc);
@@ -192,9 +194,10 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     /* outputs */
     char *last_ck = NULL;
     if ((st = tk_ckpt_latest(c->out, &last_ck))) goto done;
-    st = tk_run_write_adapter(r, last_ck);
+    st = c->method == TK_TRAIN_HEAD ? TK_OK : tk_run_write_adapter(r, last_ck);
     free(last_ck);
     if (!st && r->reward) st = tk_run_write_reward_head(r);
+    if (!st && r->cls) st = tk_run_write_classifier(r);
     if (st) goto done;
     if (r->n_prompts) tk_run_emitf(r, TK_EV_INFO, "samples", false, "answering the validation prompts after training");
     if ((st = tk_run_answer_all(r, &r->after)) || (st = tk_run_write_samples(r)) || (st = tk_run_eval_after(r)) ||

@@ -29,6 +29,9 @@ typedef struct tk_trainer_config {
     int objective;            /* 0 sft, 1 dpo, 2 orpo, 3 simpo, 4 kto, 5 reward, 6 distill, 7 grpo, 8 self (the "objective" option's
                                  value names) */
     char *loss;               /* dpo loss type (NULL: auto = sigmoid); grpo: dapo|grpo|bnpo|dr_grpo (auto = dapo) */
+    int32_t task;             /* 0 lm, 1 classify, 2 regress (the "task" option's value names) */
+    char *labels;             /* classify: comma-separated label names */
+    int32_t pooling;          /* classify, regress: tk_pooling */
     double beta;              /* 0 = auto (0.1) */
     double label_smoothing;   /* < 0 = auto (0) */
     double simpo_gamma;       /* < 0 = auto (0.5) */

@@ -11,6 +11,7 @@ int cmd_chat(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_reward(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_review(int argc, char **argv);
@@ -26,6 +27,7 @@ static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmd
     {"inspect", cmd_inspect, "architecture, sizes, tensors, tokenizer and chat template of a model"},
     {"perplexity", cmd_perplexity, "perplexity of a text file under a model"},
     {"reward", cmd_reward, "score preference pairs with a reward model (pairwise accuracy)"},
+    {"classify", cmd_classify, "labels and probabilities of texts with a classifier (train --task classify), or a regression head's values"},
     {"eval", cmd_eval, "evaluate a model or adapter: metrics, graders, forgetting, safety, targets (exit 3 when one is missed)"},
     {"export", cmd_export, "merge a LoRA adapter into a model (HF folder or GGUF), or convert adapters/models"},
     {"review", cmd_review, "blind A/B review page of two systems' answers; --collect unblinds the judgements"},
