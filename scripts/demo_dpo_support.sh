@@ -39,7 +39,7 @@ for f in "$train" "$held"; do
 done
 
 # 100 pairs of ~130 tokens (both sides), packed 512 tokens a row, 2 rows a step: ~7 pairs a step,
-# 3 epochs; validation (the held-out pairs: TRL's metrics as valid_*) once an epoch.
+# 2 epochs; validation (the held-out pairs: TRL's metrics as valid_*) once an epoch.
 echo
 echo "== DPO (sigmoid, beta 0.1), LoRA r 8 on all linears, on $train; validation: $held"
 [ "$fresh" = 1 ] && rm -rf "$run"
@@ -50,7 +50,7 @@ elif [ -d "$run/checkpoints" ]; then
   ./build/takumi train --out "$run" --resume --threads "$threads"
 else
   ./build/takumi train --objective dpo --beta 0.1 --model "$model" --data "$train" --val "$held" --out "$run" \
-    --epochs 3 --pack-len 512 --batch-size 2 --grad-accum 1 --lr 5e-4 --eval-every 14 --samples 0 --threads "$threads"
+    --epochs 2 --pack-len 512 --batch-size 2 --grad-accum 1 --lr 5e-4 --eval-every 15 --samples 0 --threads "$threads"
 fi
 t1=$(date +%s)
 
