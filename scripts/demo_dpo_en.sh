@@ -6,7 +6,8 @@
 # (the pairs' median is ~1100 tokens, too long for a short CPU run), a few optimizer steps.
 # Prints the training and validation curves: DPO loss and TRL's rewards/accuracies and margins.
 # Usage: scripts/demo_dpo_en.sh [--fresh] [--threads N] [--steps N] [--max-seq-len N]
-#   RUN folder: $TAKUMI_DEMO_RUN or build/demo-dpo-en; a finished run is reused (--fresh trains again).
+#   RUN folder: $TAKUMI_DEMO_RUN or build/demo-dpo-en; a finished run is reused (--fresh trains again),
+#   anything else there is replaced.
 # Needs: build/takumi (make), models/SmolLM2-135M-Instruct.Q4_1.gguf, ../shared/data/llamafactory-demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,18 +34,15 @@ echo "== $data"
 ./build/takumi data check "$data" | grep -E '^(format|records|verdict)' | sed 's/^/   /'
 echo
 echo "== DPO (sigmoid, beta 0.1), LoRA r 8, $steps steps, sequences cut at $seq tokens, 5% held out"
-[ "$fresh" = 1 ] && rm -rf "$run"
 t0=$(date +%s)
-if [ -f "$run/adapter/adapter_config.json" ]; then
+if [ "$fresh" = 0 ] && [ -f "$run/adapter/adapter_config.json" ]; then
   echo "   (a finished run is there: reusing it; --fresh trains again)"
-elif [ -d "$run/checkpoints" ]; then
-  ./build/takumi train --out "$run" --resume --threads "$threads"
 else
+  rm -rf "$run"
   ./build/takumi train --objective dpo --beta 0.1 --model "$model" --data "$data" --val-split 0.05 --out "$run" \
     --max-seq-len "$seq" --pack-len $((2 * seq)) --batch-size 2 --grad-accum 1 --lr 5e-4 --max-steps "$steps" \
     --eval-every $(((steps + 2) / 3)) --samples 0 --threads "$threads"
 fi
-t1=$(date +%s)
 echo
 echo "== curves (RUN/metrics.jsonl)"
 python3 - "$run/metrics.jsonl" <<'EOF'
