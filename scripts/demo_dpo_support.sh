@@ -100,14 +100,15 @@ for l in open("examples/support/heldout.jsonl", encoding="utf-8"):
     if r["lang"] == "en": print(json.dumps(r, ensure_ascii=False))' > "$run/heldout_en.jsonl"
 ./build/takumi eval --model "$model" --adapter "$run/adapter" --baseline-base --data "$run/heldout_en.jsonl" \
   --metrics fact_match --max-tokens 64 --threads "$threads" --quiet --out "$run/eval-answers" | sed 's/^/   /'
-python3 - "$run/eval-answers/examples.jsonl" <<'EOF'
+python3 - "$run/eval-answers/examples.jsonl" "$run/heldout_en.jsonl" <<'EOF'
 import json, sys
 ex = [json.loads(l) for l in open(sys.argv[1], encoding="utf-8") if l.strip()]
+facts = {r["id"]: r["facts"] for r in map(json.loads, open(sys.argv[2], encoding="utf-8"))}
 show = ["kazeyomi-en", "returns-en", "shipping_fee-en", "location-en"]
 for e in ex:
     if e.get("id") not in show:
         continue
-    print("\n   Q: %s   (required: %s)" % (e.get("question"), " and ".join("/".join(a) for a in e.get("facts", []))))
+    print("\n   Q: %s   (required: %s)" % (e["prompt"], " and ".join("/".join(a) for a in facts[e["id"]])))
     print("   base  [%s]: %s" % ("PASS" if e["baseline_scores"]["fact_match"] else "fail", e["baseline_answer"].strip().replace("\n", " ")))
     print("   tuned [%s]: %s" % ("PASS" if e["scores"]["fact_match"] else "fail", e["answer"].strip().replace("\n", " ")))
 EOF
