@@ -5,7 +5,8 @@
 #   --forbid), targets (exit 0 met / 3 missed / 1 malformed or unknown), --json, --out (report.html escapes
 #   model output);
 # - with stories260K: the loss of its own greedy text equals the reference loss of that text (0.39729 in
-#   ../shared), multiple choice, preference accuracy, generation with a baseline that is the same model
+#   ../shared), multiple choice, preference accuracy, a DPO adapter's reward accuracy (against the trainer's
+#   validation), generation with a baseline that is the same model
 #   (every difference 0, interval [0, 0]), forgetting on general data;
 # - bad input: a missing file, a record without a prompt, a metric the data cannot support.
 set -u
@@ -122,6 +123,37 @@ sys.exit(0 if len(got) == len(want) == 2 and all(abs(g - w) <= 1e-5 for gg, ww i
 PY
     "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/rm/adapter" --data $FX/chat.jsonl > /dev/null 2> "$tmp/err"
     [ $? = 1 ] && grep -q "reward model" "$tmp/err" && ok || bad "a reward model on chat data must be refused: $(cat "$tmp/err")"
+    # reward_accuracy (TRL's rewards/accuracies) of a DPO adapter: the reference log-probabilities (adapter off) are the
+    # bare base's, and accuracy and mean margin equal the trainer's last validation on the same pairs
+    "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --objective dpo --data $FX/prefs.jsonl --val $FX/prefs.jsonl \
+        --out "$tmp/dpo" --max-steps 3 --lr 0.05 --lora-dropout 0 --threads 1 --samples 0 > /dev/null 2>&1 || bad "dpo training"
+    "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/dpo/adapter" --baseline-base --data $FX/prefs.jsonl \
+        --threads 1 --json --out "$tmp/dpoo" > "$tmp/dpo.json" 2> "$tmp/err" || bad "eval of a DPO adapter: $(cat "$tmp/err")"
+    python3 - "$tmp/dpo.json" "$tmp/dpoo/examples.jsonl" "$tmp/dpo/metrics.jsonl" <<'PY' && ok || bad "reward_accuracy of a DPO adapter"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ex = [json.loads(l) for l in open(sys.argv[2])]
+val = [r for r in map(json.loads, open(sys.argv[3])) if "valid_rewards/accuracies" in r][-1]
+m = d["metrics"]["reward_accuracy"]
+margins = [(e["chosen_rejected"][0] - e["reference_chosen_rejected"][0]) - (e["chosen_rejected"][1] - e["reference_chosen_rejected"][1]) for e in ex]
+checks = {
+    "reference = bare base": all(abs(a - b) <= 1e-6 for e in ex for a, b in zip(e["reference_chosen_rejected"], e["baseline_chosen_rejected"])),
+    "per example": all(e["scores"]["reward_accuracy"] == (g > 0) for e, g in zip(ex, margins)),
+    "no value for the base": m["baseline"] is None and "reward_accuracy" not in ex[0]["baseline_scores"],
+    "= trainer's valid accuracy": m["value"] == val["valid_rewards/accuracies"],
+    "= trainer's valid margin": abs(0.1 * sum(margins) / len(margins) - val["valid_rewards/margins"]) <= 1e-4 * max(1, abs(val["valid_rewards/margins"])),
+    "the adapter moved": abs(val["valid_rewards/margins"]) > 1e-3,
+}
+print("reward_accuracy: %s (trainer: %s), mean margin x beta %.6f (trainer: %.6f)" % (m["value"], val["valid_rewards/accuracies"],
+      0.1 * sum(margins) / len(margins), val["valid_rewards/margins"]))
+bad = [k for k, v in checks.items() if not v]
+print("failed:", bad) if bad else None
+sys.exit(1 if bad else 0)
+PY
+    "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data $FX/prefs.jsonl --metrics reward_accuracy > /dev/null 2> "$tmp/err"
+    [ $? = 1 ] && grep -q "give --adapter" "$tmp/err" && ok || bad "reward_accuracy without an adapter must be refused: $(cat "$tmp/err")"
+    "$BIN" eval --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --adapter "$tmp/rm/adapter" --data $FX/prefs.jsonl --metrics reward_accuracy > /dev/null 2> "$tmp/err"
+    [ $? = 1 ] && grep -q "reward model" "$tmp/err" && ok || bad "reward_accuracy of a reward model must be refused: $(cat "$tmp/err")"
     # a judge model whose replies hold no 1-10 score: each failure counted and reported, the run goes on; with a limit it stops
     "$BIN" eval --predictions $FX/predictions.jsonl --judge "$M" --metrics judge --json > "$tmp/j.json" 2> "$tmp/err" || bad "judge run: $(cat "$tmp/err")"
     [ "$(jget "$tmp/j.json" "d['grader_failures'] + d['metrics']['judge']['n']")" = 4 ] && ok || bad "judge: failures + scored must be every example: $(cat "$tmp/j.json")"

@@ -18,6 +18,7 @@ typedef struct tk_eval_ex {
     char **choices; int n_choices; int answer; /* multiple choice: question in prompt[last], index of the right choice */
     double *choice_lp[2];                  /* log-likelihood of each choice, per system (NULL until scored) */
     double pref[2][2]; bool has_pref[2];   /* chosen / rejected: log-probability sums, or a reward model's scores, per system */
+    double pref_ref[2][2]; bool has_pref_ref[2]; /* chosen / rejected under the reference (the system's base, adapter off) */
     bool is_label;                         /* reference is a class label */
     void *item;                            /* the record (cJSON object), for graders and facts */
     char *pred[2];                         /* answers of the model under test [0] and of the baseline [1] */

@@ -54,6 +54,7 @@ static const tk_metric_def DEFS[] = {
     {"grader", TK_EX_GEN, 0, GEN, 2, mean},
     {"judge", TK_EX_GEN, 0, GEN, 2, mean},
     {"pref_accuracy", TK_EX_PREF, 0, SCORE, 2, mean},
+    {"reward_accuracy", TK_EX_PREF, 0, SCORE, 2, mean},
     {"accuracy", TK_EX_LABEL | TK_EX_GEN, 0, GEN, 2, mean},
     {"macro_f1", TK_EX_LABEL | TK_EX_GEN, 0, GEN, -1, f_macro_f1},
     {"mc_acc", TK_EX_MC, 0, SCORE, 2, mean},
@@ -85,7 +86,7 @@ bool tk_eval_metric_known(const char *name) { return name && tk_metric_def_find(
 
 const char *tk_eval_metric_names(void) {
     return "loss ppl token_acc exact_match f1 bleu chrf rouge1 rouge2 rougeL fact_match grader grader:<name> judge "
-           "pref_accuracy accuracy macro_f1 mc_acc mc_acc_norm";
+           "pref_accuracy reward_accuracy accuracy macro_f1 mc_acc mc_acc_norm";
 }
 
 /* ---- required facts ------------------------------------------------------------------------

@@ -211,6 +211,22 @@ static tk_status choice_logp(tk_eval_sys *s, const char *ctx, const char *choice
     return st;
 }
 
+/* Once per example and system: log p(chosen) and log p(rejected) (a reward model: its scores) into ex->pref[which];
+ * has_pref stays false when a side is longer than max_seq (counted once). */
+static tk_status pair_scores(tk_eval_sys *s, tk_eval_ex *ex, int which, int64_t *n_too_long) {
+    if (s->pair_done) return TK_OK;
+    s->pair_done = true;
+    double lc, lr;
+    int64_t nc, nr;
+    bool tl1 = false, tl2 = false;
+    tk_status st = s->rm ? reply_reward(s, ex, ex->chosen, &lc, &tl1) : reply_logp(s, ex, ex->chosen, &lc, &nc, NULL, &tl1);
+    if (!st) st = s->rm ? reply_reward(s, ex, ex->rejected, &lr, &tl2) : reply_logp(s, ex, ex->rejected, &lr, &nr, NULL, &tl2);
+    if (st) return st;
+    if (tl1 || tl2) { (*n_too_long)++; return TK_OK; }
+    ex->pref[which][0] = lc; ex->pref[which][1] = lr; ex->has_pref[which] = true;
+    return TK_OK;
+}
+
 static size_t n_codepoints(const char *s) {
     size_t n = 0;
     for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
@@ -241,16 +257,27 @@ tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval
             v[2] = (double)s->ref_n;
         } else if (!strcmp(nm, "pref_accuracy")) {
             if (!ex->chosen) continue;
-            double lc, lr;
+            if ((st = pair_scores(s, ex, which, n_too_long))) break;
+            if (!ex->has_pref[which]) continue;
+            v[0] = 1; v[1] = ex->pref[which][0] > ex->pref[which][1]; v[2] = 1;
+        } else if (!strcmp(nm, "reward_accuracy")) {
+            /* TRL's rewards/accuracies: beta (log pi - log ref) of chosen above rejected's; the reference is the
+             * base with the adapter off (as DPO with LoRA trains), so a system without an adapter has none */
+            if (!ex->chosen || !s->n_use) continue;
+            if (s->rm) { st = tk_fail(TK_ERR_ARG, "reward_accuracy is a policy's implicit reward (DPO); a reward model scores pairs with pref_accuracy"); break; }
+            if ((st = pair_scores(s, ex, which, n_too_long))) break;
+            if (!ex->has_pref[which]) continue;
+            double rc, rr;
             int64_t nc, nr;
             bool tl1, tl2;
-            if (s->rm) {   /* a reward model: its scores */
-                if ((st = reply_reward(s, ex, ex->chosen, &lc, &tl1)) || (st = reply_reward(s, ex, ex->rejected, &lr, &tl2))) break;
-            } else if ((st = reply_logp(s, ex, ex->chosen, &lc, &nc, NULL, &tl1)) || (st = reply_logp(s, ex, ex->rejected, &lr, &nr, NULL, &tl2)))
-                break;
-            if (tl1 || tl2) { (*n_too_long)++; continue; }
-            v[0] = 1; v[1] = lc > lr; v[2] = 1;
-            ex->pref[which][0] = lc; ex->pref[which][1] = lr; ex->has_pref[which] = true;
+            int n_use = s->n_use;
+            s->n_use = 0;   /* the reference: adapter off */
+            st = reply_logp(s, ex, ex->chosen, &rc, &nc, NULL, &tl1);
+            if (!st) st = reply_logp(s, ex, ex->rejected, &rr, &nr, NULL, &tl2);
+            s->n_use = n_use;
+            if (st) break;
+            ex->pref_ref[which][0] = rc; ex->pref_ref[which][1] = rr; ex->has_pref_ref[which] = true;
+            v[0] = 1; v[1] = ex->pref[which][0] - rc > ex->pref[which][1] - rr; v[2] = 1;
         } else if (!strcmp(nm, "mc_acc") || !strcmp(nm, "mc_acc_norm")) {
             if (!ex->n_choices) continue;
             const char *q = ex->prompt[ex->n_prompt - 1].content;
@@ -272,7 +299,7 @@ tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval
     return st;
 }
 
-void tk_eval_score_reset(tk_eval_sys *s) { s->ref_done = false; }
+void tk_eval_score_reset(tk_eval_sys *s) { s->ref_done = false; s->pair_done = false; }
 
 tk_status tk_eval_prompt_ids(tk_eval_sys *s, const tk_eval_ex *ex, tk_ivec *ids) {
     tk_chat_tokens ct = {0};

@@ -18,6 +18,7 @@ typedef struct tk_eval_sys {
     int32_t max_seq;                 /* longer scored sequences are skipped and counted */
     tk_forward *fw; int32_t fw_cols; int fw_n_use; /* adapters set on fw */
     bool ref_done, ref_long; double ref_lp; int64_t ref_n, ref_right; /* one example's reference, shared by loss/ppl/token_acc */
+    bool pair_done;                  /* one example's preference pair scored (pref_accuracy, reward_accuracy) */
 } tk_eval_sys;
 
 /* Loads model (or uses shared, not owned) and applies adapter (may be NULL). Errors name the file. */
@@ -25,7 +26,8 @@ tk_status tk_eval_sys_open(tk_model *shared, const char *model, const char *toke
                            tk_eval_sys *s);
 void tk_eval_sys_close(tk_eval_sys *s);
 /* Scoring metrics (model == 1) of one example into stats (multiple choice: each choice's log-likelihood into
- * ex->choice_lp[which]); call tk_eval_score_reset between examples. */
+ * ex->choice_lp[which]; preference pairs: into ex->pref[which], and with the adapter off into ex->pref_ref[which]);
+ * call tk_eval_score_reset between examples. Not thread-safe (one system per thread). */
 tk_status tk_eval_score(tk_eval_sys *s, tk_eval_ex *ex, int which, const tk_eval_col *cols, int n_cols, double *stats, int64_t *n_too_long);
 void tk_eval_score_reset(tk_eval_sys *s);
 /* The prompt of ex rendered with the generation prompt. */

@@ -187,6 +187,11 @@ static tk_status examples_jsonl(const tk_eval_result *r, tk_buf *out) {
                 cJSON_AddItemToArray(pp, cJSON_CreateNumber(ex->pref[s][0]));
                 cJSON_AddItemToArray(pp, cJSON_CreateNumber(ex->pref[s][1]));
             }
+            if (ex->has_pref_ref[s]) {
+                cJSON *pp = cJSON_AddArrayToObject(o, s ? "baseline_reference_chosen_rejected" : "reference_chosen_rejected");
+                cJSON_AddItemToArray(pp, cJSON_CreateNumber(ex->pref_ref[s][0]));
+                cJSON_AddItemToArray(pp, cJSON_CreateNumber(ex->pref_ref[s][1]));
+            }
             if (ex->choice_lp[s]) {
                 cJSON *cl = cJSON_AddArrayToObject(o, s ? "baseline_choice_logp" : "choice_logp");
                 for (int k = 0; k < ex->n_choices; k++) cJSON_AddItemToArray(cl, cJSON_CreateNumber(ex->choice_lp[s][k]));

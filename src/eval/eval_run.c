@@ -60,6 +60,8 @@ static tk_status choose(tk_eval_result *r, const tk_eval_params *p, bool have_mo
                 st = tk_fail(TK_ERR_ARG, "--metrics %s needs --grader G.json", t);
             else if (!strcmp(d->name, "judge") && !p->judge)
                 st = tk_fail(TK_ERR_ARG, "--metrics judge needs --judge MODEL");
+            else if (!strcmp(d->name, "reward_accuracy") && !p->adapter)
+                st = tk_fail(TK_ERR_ARG, "--metrics reward_accuracy is the adapter's implicit reward against its base (DPO): give --adapter");
             else st = add_col(r, t, d);
         }
         free(list);
@@ -74,6 +76,7 @@ static tk_status choose(tk_eval_result *r, const tk_eval_params *p, bool have_mo
         if (d->model == 2 && (!answers || (!(kinds & TK_EX_GEN) && !(kinds & TK_EX_PRED)))) continue;
         if (!strcmp(d->name, "grader") && !p->grader) continue;
         if (!strcmp(d->name, "judge") && !p->judge) continue;
+        if (!strcmp(d->name, "reward_accuracy") && (!p->adapter || tk_reward_model_is(p->adapter))) continue;
         /* classification answers are labels: text-overlap metrics are noise there */
         if ((kinds & TK_EX_LABEL) && d->model == 2 && (need & TK_EX_REF) && strcmp(d->name, "exact_match")) continue;
         tk_status st = add_col(r, d->name, d);
