@@ -80,7 +80,7 @@ static void on_event(const tk_train_event *e, void *ud) {
         if (isfinite(e->valid_ppl)) { o += (size_t)snprintf(line + o, sizeof line - o, "%sppl %.2f", sep, e->valid_ppl); sep = " · "; }
         if (isfinite(e->valid_acc)) { o += (size_t)snprintf(line + o, sizeof line - o, "%stoken accuracy %.1f%%", sep, 100 * e->valid_acc); sep = " · "; }
         for (int i = 0; i < e->n_metrics && i < 4 && o < sizeof line - 64; i++) {
-            o += (size_t)snprintf(line + o, sizeof line - o, "%s%s %.4g", sep, e->metric_names[i], e->metrics[i]);
+            o += (size_t)snprintf(line + o, sizeof line - o, "%s%s %.4f", sep, e->metric_names[i], e->metrics[i]);
             sep = " · ";
         }
         if (o < sizeof line - 32) snprintf(line + o, sizeof line - o, " (%lld tokens)", (long long)e->valid_tokens);
