@@ -14,32 +14,13 @@
 #   --max-grader-failures, naming the grader's error): exit 1 with a message.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
-S=${TAKUMI_SHARED:-../shared}/models/stories260K
-if [ ! -f "$S/hf/model.safetensors" ]; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
-    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"; exit 0
-fi
-tmp=$(mktemp -d /tmp/takumi_train_grpo_XXXXXX)
-checks=0 failures=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
-
-names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
-prompts() {   # first, count
-    for i in $(seq "$1" $(($1 + $2 - 1))); do
-        n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
-        printf '{"messages":[{"role":"user","content":"Tell me about %s and the %s."}],"name":"%s"}\n' "$n" "$t" "$n"
-    done
-}
-prompts 0 16 > "$tmp/p.jsonl"
-prompts 16 4 > "$tmp/v.jsonl"
-printf '{"type":"string_check","name":"has_name","input":"{{ sample.output_text }}","reference":"{{ item.name }}","operation":"like"}\n' > "$tmp/g.json"
+NAME=train_grpo_cli
+# shellcheck source=tests/lib/sampled.bash
+. tests/lib/sampled.bash
 common=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --val "$tmp/v.jsonl" --objective grpo
         --grader "$tmp/g.json" --max-new-tokens 16 --group-size 4 --max-seq-len 256 --threads 1 --seed 5 --lora-r 4 --lr 5e-3)
 # every step / validation line without its timings
 lines() { grep -v '"event"' "$1" | sed -E 's/"(tokens_per_s|step_s|elapsed_s|peak_rss_mb|time\/[a-z_]+|generation\/tokens_per_s)":[^,}]*,?//g'; }
-num() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 
 # ---- the data checker knows the format
 if "$BIN" data check "$tmp/p.jsonl" > "$tmp/check.out" 2>&1 && grep -q "rft" "$tmp/check.out"; then ok; else bad "data check: $(head -c 300 "$tmp/check.out")"; fi
@@ -87,11 +68,6 @@ kl=$(grep train_loss "$tmp/__beta_0_05/metrics.jsonl" | tail -1 | num /dev/stdin
 if awk -v k="$kl" 'BEGIN { exit !(k > 0) }'; then ok; else bad "--beta 0.05: kl $kl (want > 0 after an update)"; fi
 
 # ---- bad input
-fails() {   # expected message, then the command
-    local want=$1; shift
-    "$@" > /dev/null 2> "$tmp/e.err"
-    if [ $? -eq 1 ] && grep -q -- "$want" "$tmp/e.err"; then ok; else bad "$* -> $(head -c 300 "$tmp/e.err") (want: $want)"; fi
-}
 base=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --max-seq-len 256 --threads 1 --max-steps 2 --samples 0)
 fails "needs --grader" "$BIN" train "${base[@]}" --data "$tmp/p.jsonl" --objective grpo --out "$tmp/e1"
 printf '{"type":"python","source":"x"}\n' > "$tmp/gpy.json"

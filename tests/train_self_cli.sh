@@ -13,31 +13,12 @@
 # - bad input: no --grader, --rounds for grpo, a --min-score nothing reaches: exit 1 with a message.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
-S=${TAKUMI_SHARED:-../shared}/models/stories260K
-if [ ! -f "$S/hf/model.safetensors" ]; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
-    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"; exit 0
-fi
-tmp=$(mktemp -d /tmp/takumi_train_self_XXXXXX)
-checks=0 failures=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
-
-names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
-prompts() {   # first, count
-    for i in $(seq "$1" $(($1 + $2 - 1))); do
-        n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
-        printf '{"messages":[{"role":"user","content":"Tell me about %s and the %s."}],"name":"%s"}\n' "$n" "$t" "$n"
-    done
-}
-prompts 0 16 > "$tmp/p.jsonl"
-prompts 16 4 > "$tmp/v.jsonl"
-printf '{"type":"string_check","name":"has_name","input":"{{ sample.output_text }}","reference":"{{ item.name }}","operation":"like"}\n' > "$tmp/g.json"
+NAME=train_self_cli
+# shellcheck source=tests/lib/sampled.bash
+. tests/lib/sampled.bash
 common=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --val "$tmp/v.jsonl" --objective self
         --grader "$tmp/g.json" --max-new-tokens 16 --group-size 4 --max-seq-len 256 --threads 1 --seed 5 --lora-r 4 --lr 5e-3
         --epochs 4 --samples 0)
-num() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 
 # ---- two rounds
 if "$BIN" train "${common[@]}" --rounds 2 --out "$tmp/ref" > "$tmp/ref.out" 2> "$tmp/ref.err"; then ok; else bad "self run failed: $(tail -3 "$tmp/ref.err")"; fi
@@ -78,11 +59,6 @@ else bad "--teacher-context: $(tail -3 "$tmp/ctx.err")"; fi
 if cmp -s <(num "$tmp/ctx/rounds.jsonl" valid_score | head -1) <(num "$r" valid_score | head -1); then ok; else bad "--teacher-context changed the base's held-out score (validation must not see the context)"; fi
 
 # ---- bad input
-fails() {   # expected message, then the command
-    local want=$1; shift
-    "$@" > /dev/null 2> "$tmp/e.err"
-    if [ $? -eq 1 ] && grep -q -- "$want" "$tmp/e.err"; then ok; else bad "$* -> $(head -c 300 "$tmp/e.err") (want: $want)"; fi
-}
 base=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --max-seq-len 256 --max-new-tokens 8 --threads 1 --samples 0)
 fails "needs --grader" "$BIN" train "${base[@]}" --objective self --out "$tmp/e1"
 fails "rounds does not apply" "$BIN" train "${base[@]}" --objective grpo --grader "$tmp/g.json" --rounds 3 --out "$tmp/e2"
