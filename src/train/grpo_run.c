@@ -41,9 +41,9 @@ struct tk_grpo_run {
     tk_sft_data roll;                    /* a step's sequences: prompt + answer, loss on the answer; line = answer index */
     tk_rows rrows;
     int64_t *order; size_t cap_order;
-    int32_t *seq; float *seq_value; float *old_buf; double *tok_buf; size_t cap_T;
+    int32_t *seq; float *seq_value; float *old_buf; double *tok_buf;   /* [batch-size x group-size x the longest row] */
     float *old_tok; size_t cap_old;      /* --passes > 1: the sampling policy's log-prob of each rolled-out token */
-    double *rewards, *sub; float *adv; int32_t *group; size_t cap_n;
+    double *rewards, *sub; float *adv; int32_t *group;   /* [a step's answers or the validation prompts] */
 };
 
 tk_status tk_run_grpo_options(tk_run *r) {
@@ -164,11 +164,24 @@ tk_status tk_run_grpo_plan(tk_run *r, int32_t *longest) {
     return TK_OK;
 }
 
-void tk_run_grpo_limits(tk_run *r) {
+tk_status tk_run_grpo_prepare(tk_run *r) {
     struct tk_grpo_run *g = r->gr;
     const tk_trainer_config *c = &r->c;
     int64_t samples = r->st.total_steps * (int64_t)c->batch_size * c->grad_accum * c->group_size;
     g->failure_limit = c->max_grader_failures >= 0 ? c->max_grader_failures : (samples + 9) / 10;
+    /* the largest shapes, known from the plan: a step's answers (or the validation prompts), a micro-batch's rows */
+    size_t n = (size_t)c->batch_size * (size_t)c->grad_accum * (size_t)c->group_size, T = (size_t)c->batch_size * c->group_size * r->max_cols;
+    if (r->has_val && (size_t)r->val.n > n) n = (size_t)r->val.n;
+    g->rewards = tk_malloc(n * sizeof *g->rewards);
+    g->sub = tk_malloc(n * (size_t)(g->n_scores ? g->n_scores : 1) * sizeof *g->sub);
+    g->adv = tk_malloc(n * sizeof *g->adv);
+    g->group = tk_malloc(n * sizeof *g->group);
+    g->seq = tk_malloc(T * sizeof *g->seq);
+    g->seq_value = tk_malloc(T * sizeof *g->seq_value);
+    g->old_buf = tk_malloc(T * sizeof *g->old_buf);
+    g->tok_buf = tk_malloc(T * sizeof *g->tok_buf);
+    if (!g->rewards || !g->sub || !g->adv || !g->group || !g->seq || !g->seq_value || !g->old_buf || !g->tok_buf) return TK_ERR_NOMEM;
+    return TK_OK;
 }
 
 /* Grows *p to n elements of size sz (*cap in elements). */
@@ -192,17 +205,6 @@ static tk_status grade(tk_run *r, char **items, const int64_t *ex, int32_t per_p
         return tk_fail(TK_ERR_RANGE, "the grader failed on %lld sampled answers, more than --max-grader-failures %lld allows (last: %s)",
                        (long long)g->failures, (long long)g->failure_limit, g->last_error);
     return TK_OK;
-}
-
-/* Sizes the per-answer buffers for n answers. */
-static tk_status reserve_answers(struct tk_grpo_run *g, size_t n) {
-    size_t c0 = g->cap_n, c1 = g->cap_n, c2 = g->cap_n, c3 = g->cap_n;
-    tk_status st = grow((void **)&g->rewards, &c0, n, sizeof *g->rewards);
-    if (!st) st = grow((void **)&g->sub, &c1, n * (size_t)(g->n_scores ? g->n_scores : 1), sizeof *g->sub);
-    if (!st) st = grow((void **)&g->adv, &c2, n, sizeof *g->adv);
-    if (!st) st = grow((void **)&g->group, &c3, n, sizeof *g->group);
-    if (!st) g->cap_n = n;
-    return st;
 }
 
 /* Answers to the prompts ex[0..P) of d, per_prompt each, with the model being trained; seeds from (seed, step). */
@@ -256,13 +258,6 @@ static tk_status micro(tk_run *r, int64_t r0, int32_t nb, bool old, tk_obj_batch
     if (st) return st;
     const int32_t Tc = r->bb.b.n_cols;
     const size_t T = (size_t)nb * (size_t)Tc;
-    size_t c0 = g->cap_T, c1 = g->cap_T, c2 = g->cap_T, c3 = g->cap_T;
-    if ((st = grow((void **)&g->seq, &c0, T, sizeof *g->seq)) || (st = grow((void **)&g->old_buf, &c1, T, sizeof *g->old_buf)) ||
-        (st = grow((void **)&g->tok_buf, &c2, T, sizeof *g->tok_buf)) || (st = grow((void **)&g->seq_value, &c3, T, sizeof *g->seq_value)))
-        return st;
-    g->cap_T = c0 < c1 ? c0 : c1;
-    if (c2 < g->cap_T) g->cap_T = c2;
-    if (c3 < g->cap_T) g->cap_T = c3;
     for (int32_t b = 0; b < nb; b++) {
         int64_t e = g->rrows.ex[g->rrows.row_off[r0 + b]];
         g->seq_value[b] = g->adv[g->roll.line[e]];
@@ -319,7 +314,7 @@ tk_status tk_run_grpo_step(tk_run *r) {
     const int32_t P = (int32_t)(r->rows.n_rows - r->st.row < per ? r->rows.n_rows - r->st.row : per), G = c->group_size, N = P * G;
     int64_t *ex = tk_malloc((size_t)P * sizeof *ex);
     tk_gen_result *res = tk_calloc((size_t)N, sizeof *res);
-    if (!ex || !res || (st = reserve_answers(g, (size_t)N))) { free(ex); free(res); return st ? st : TK_ERR_NOMEM; }
+    if (!ex || !res) { free(ex); free(res); return TK_ERR_NOMEM; }
     for (int32_t i = 0; i < P; i++) ex[i] = r->rows.ex[r->rows.row_off[r->st.row + i]];
     double t0 = tk_time_s();
     tk_gen_batch_stats gs = {0};
@@ -431,7 +426,7 @@ tk_status tk_run_grpo_evaluate(tk_run *r) {
     double t0 = tk_time_s();
     int64_t *ex = tk_malloc((size_t)n * sizeof *ex);
     tk_gen_result *res = tk_calloc((size_t)n, sizeof *res);
-    tk_status st = !ex || !res ? TK_ERR_NOMEM : reserve_answers(g, (size_t)n);
+    tk_status st = !ex || !res ? TK_ERR_NOMEM : TK_OK;
     for (int32_t i = 0; i < n && !st; i++) ex[i] = i;
     int64_t n_fail = 0;
     tk_gen_batch_stats gs = {0};

@@ -187,8 +187,7 @@ epochs:
         r->opt.total *= c->passes;
         r->opt.warmup *= c->passes;
         r->max_cols = grpo_cols;
-        tk_run_grpo_limits(r);
-        return TK_OK;
+        return tk_run_grpo_prepare(r);
     }
     if (r->has_val) {
         /* validation rows: as training rows, but never shorter than the longest validation example */

@@ -157,8 +157,8 @@ tk_status tk_run_grpo_options(tk_run *r);
 tk_status tk_run_grpo_load(tk_run *r);
 /* The batch shape's autos (1 prompt a micro-batch, 4 micro-batches a step, 1 epoch); *longest: the longest row (prompt + answer). */
 tk_status tk_run_grpo_plan(tk_run *r, int32_t *longest);
-/* After the step count is known: the grader-failure limit. */
-void tk_run_grpo_limits(tk_run *r);
+/* After the plan (steps, the longest row known): the grader-failure limit and the step's buffers, sized once. */
+tk_status tk_run_grpo_prepare(tk_run *r);
 /* One step: sample, grade, advantages, --passes updates; the STEP event with TRL's metric names. */
 tk_status tk_run_grpo_step(tk_run *r);
 /* Greedy answers to the validation prompts, graded: the EVAL event (valid_reward, ...). */
