@@ -100,11 +100,7 @@ static tk_status names_init(struct tk_grpo_run *g, const tk_objective_ops *o) {
 tk_status tk_run_grpo_load(tk_run *r) {
     tk_trainer_config *c = &r->c;
     struct tk_grpo_run *g = r->gr;
-    tk_eval_params ep;   /* the grader first: a bad grader fails before the data is read */
-    memset(&ep, 0, sizeof ep);
-    ep.grader = c->grader;
-    ep.judge = c->judge;
-    tk_status st = tk_eval_grading_open(&g->grading, &ep);
+    tk_status st = tk_rollout_grading_open(c->grader, c->judge, &g->grading);   /* a bad grader fails before the data is read */
     if (st || (st = names_init(g, &tk_objective_grpo))) return st;
     if (c->max_new_tokens >= c->max_seq)
         return tk_fail(TK_ERR_ARG, "--max-new-tokens %d leaves no room for a prompt in --max-seq-len %d", c->max_new_tokens, c->max_seq);
@@ -293,18 +289,6 @@ static tk_status old_logps(tk_run *r, int32_t mb) {
     return st;
 }
 
-/* Mean and (Bessel) std of the finite values among v[0..n). */
-static void mean_std(const double *v, int32_t n, double *mean, double *sd, int32_t *count) {
-    double s = 0, q = 0;
-    int32_t k = 0;
-    for (int32_t i = 0; i < n; i++) if (isfinite(v[i])) { s += v[i]; k++; }
-    double m = k ? s / k : NAN;
-    for (int32_t i = 0; i < n; i++) if (isfinite(v[i])) q += (v[i] - m) * (v[i] - m);
-    *mean = m;
-    *sd = k > 1 ? sqrt(q / (k - 1)) : 0;
-    if (count) *count = k;
-}
-
 tk_status tk_run_grpo_step(tk_run *r) {
     tk_trainer_config *c = &r->c;
     struct tk_grpo_run *g = r->gr;
@@ -334,8 +318,8 @@ tk_status tk_run_grpo_step(tk_run *r) {
         if (res[k].stop != TK_GEN_STOP_EOS) clipped++;
     }
     for (int32_t i = 0; i < P && !st; i++) {
-        double m, sd;
-        mean_std(g->rewards + (size_t)i * G, G, &m, &sd, NULL);
+        double sd;
+        tk_rollout_mean(g->rewards + (size_t)i * G, G, 1, &sd);
         std_sum += sd;
         if (sd == 0) zero_std++;
     }
@@ -391,8 +375,8 @@ tk_status tk_run_grpo_step(tk_run *r) {
     r->steps_here++;
     r->time_here += dt;
     double loss = ws > 0 ? ls / ws : 0;
-    double mean_r, sd_r;
-    mean_std(g->rewards, N, &mean_r, &sd_r, NULL);
+    double mean_r;
+    mean_r = tk_rollout_mean(g->rewards, N, 1, NULL);
     double *m = tk_calloc((size_t)g->n_step, sizeof *m);
     if (!m) return TK_ERR_NOMEM;
     int k = 0;
@@ -400,12 +384,7 @@ tk_status tk_run_grpo_step(tk_run *r) {
     const double vals[N_STEP] = {mean_r, std_sum / P, zero_std / P, len_sum / N, len_max, clipped / N, (double)n_fail,
                                  t1 - t0, t2 - t1, t3 - t2, gs.decode_s + gs.prefill_s > 0 ? (double)gs.n_generated / (gs.decode_s + gs.prefill_s) : 0};
     for (int i = 0; i < N_STEP; i++) m[k++] = vals[i];
-    for (int j = 0; j < g->n_scores; j++) {
-        double s = 0;
-        int32_t cnt = 0;
-        for (int32_t q = 0; q < N; q++) { double v = g->sub[(size_t)q * g->n_scores + j]; if (isfinite(v)) { s += v; cnt++; } }
-        m[k++] = cnt ? s / cnt : NAN;
-    }
+    for (int j = 0; j < g->n_scores; j++) m[k++] = tk_rollout_mean(g->sub + j, N, g->n_scores, NULL);
     r->st.train_loss_sum += ls;
     r->st.train_weight_sum += ws;
     tk_train_event e = {.kind = TK_EV_STEP, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
@@ -437,18 +416,13 @@ tk_status tk_run_grpo_evaluate(tk_run *r) {
     free(res);
     free(ex);
     if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
-    double *m = tk_calloc((size_t)g->n_eval, sizeof *m), mean_r, sd;
+    double *m = tk_calloc((size_t)g->n_eval, sizeof *m), mean_r;
     if (!m) return TK_ERR_NOMEM;
-    mean_std(g->rewards, n, &mean_r, &sd, NULL);
+    mean_r = tk_rollout_mean(g->rewards, n, 1, NULL);
     m[0] = mean_r;
     m[1] = n ? len / n : 0;
     m[2] = (double)n_fail;
-    for (int j = 0; j < g->n_scores; j++) {
-        double s = 0;
-        int32_t cnt = 0;
-        for (int32_t q = 0; q < n; q++) { double v = g->sub[(size_t)q * g->n_scores + j]; if (isfinite(v)) { s += v; cnt++; } }
-        m[N_EVAL + j] = cnt ? s / cnt : NAN;
-    }
+    for (int j = 0; j < g->n_scores; j++) m[N_EVAL + j] = tk_rollout_mean(g->sub + j, n, g->n_scores, NULL);
     tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
                         .n_epochs = r->n_epochs, .valid_loss = NAN, .valid_ppl = NAN, .valid_acc = NAN, .valid_tokens = gs.n_generated,
                         .elapsed_s = tk_time_s() - t0, .n_metrics = g->n_eval, .metric_names = g->eval_names, .metrics = m};

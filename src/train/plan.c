@@ -13,27 +13,34 @@ tk_status tk_run_rows(tk_run *r, int64_t epoch) {
     return st;
 }
 
-/* Loads model, tokenizer, template and data. */
-tk_status tk_run_load_inputs(tk_run *r) {
-    tk_trainer_config *c = &r->c;
-    tk_status st = tk_run_pref_options(r);
-    if (st) return st;
+tk_status tk_run_open_model(tk_trainer_config *c, tk_model **m, tk_chat_family *fam) {
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer_path = c->tokenizer;
-    st = tk_model_load(c->model, &mp, &r->m);
+    tk_status st = tk_model_load(c->model, &mp, m);
     if (st) return st;
-    r->tok = tk_model_tokenizer(r->m);
-    const tk_model_config *mc = tk_model_get_config(r->m);
+    const tk_tokenizer *tok = tk_model_tokenizer(*m);
+    const tk_model_config *mc = tk_model_get_config(*m);
     if (c->template_name) {
-        if ((st = tk_chat_resolve(r->tok, c->template_name, &r->fam))) return st;
-    } else if (tk_chat_resolve(r->tok, NULL, &r->fam) != TK_OK) {
-        r->fam = TK_CHAT_UNKNOWN;   /* conversations will ask for --template; raw text still trains */
+        if ((st = tk_chat_resolve(tok, c->template_name, fam))) return st;
+    } else if (tk_chat_resolve(tok, NULL, fam) != TK_OK) {
+        *fam = TK_CHAT_UNKNOWN;   /* conversations will ask for --template; raw text still trains */
         tk_clear_error();
     }
     if (c->max_seq == 0) c->max_seq = mc->max_seq < 1024 ? mc->max_seq : 1024;
     if (c->max_seq > mc->max_seq)
         return tk_fail(TK_ERR_ARG, "--max-seq-len %d exceeds the model's context of %d tokens", c->max_seq, mc->max_seq);
     if (c->max_seq < 2) return tk_fail(TK_ERR_ARG, "the model's context (%d) is too short to train on", mc->max_seq);
+    return TK_OK;
+}
+
+/* Loads model, tokenizer, template and data. */
+tk_status tk_run_load_inputs(tk_run *r) {
+    tk_trainer_config *c = &r->c;
+    tk_status st = tk_run_pref_options(r);
+    if (st) return st;
+    if ((st = tk_run_open_model(c, &r->m, &r->fam))) return st;
+    r->tok = tk_model_tokenizer(r->m);
+    const tk_model_config *mc = tk_model_get_config(r->m);
     if (c->freeze_layers >= mc->n_layers)
         return tk_fail(TK_ERR_ARG, "--freeze-layers %d: the model has %d layers (at most %d can be frozen)", c->freeze_layers,
                        mc->n_layers, mc->n_layers - 1);

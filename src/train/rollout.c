@@ -3,6 +3,14 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 
+tk_status tk_rollout_grading_open(const char *grader, const char *judge, tk_eval_grading *g) {
+    tk_eval_params ep;
+    memset(&ep, 0, sizeof ep);
+    ep.grader = grader;
+    ep.judge = judge;
+    return tk_eval_grading_open(g, &ep);
+}
+
 tk_status tk_rollout_sample(tk_model *m, const tk_tokenizer *tok, const tk_adapter_use *ads, int n_ads, const tk_sft_data *d,
                             const int64_t *ex, int32_t P, int32_t per_prompt, double temperature, int32_t max_new_tokens,
                             uint64_t seed, tk_gen_result *res, tk_gen_batch_stats *gs) {
@@ -51,4 +59,14 @@ tk_status tk_rollout_grade(const tk_eval_grading *g, char *const *items, const i
         cJSON_Delete(item);
     }
     return TK_OK;
+}
+
+double tk_rollout_mean(const double *v, int32_t n, int32_t stride, double *sd) {
+    double s = 0, q = 0;
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) if (isfinite(v[(size_t)i * stride])) { s += v[(size_t)i * stride]; k++; }
+    const double m = k ? s / k : NAN;
+    for (int32_t i = 0; i < n && sd; i++) if (isfinite(v[(size_t)i * stride])) q += (v[(size_t)i * stride] - m) * (v[(size_t)i * stride] - m);
+    if (sd) *sd = k > 1 ? sqrt(q / (k - 1)) : 0;
+    return m;
 }

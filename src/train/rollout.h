@@ -6,6 +6,10 @@
 #include "eval/eval_grade.h"
 #include "takumi/generate_batch.h"
 
+/* Opens the grader document at grader (and the judge model, may be NULL, for score_model graders) into *g; fails naming
+ * the file or field. Close with tk_eval_grading_close. */
+tk_status tk_rollout_grading_open(const char *grader, const char *judge, tk_eval_grading *g);
+
 /* Samples per_prompt answers to each prompt ex[0..P) of d (rendered prompt ids) with model m and adapters ads[0..n_ads),
  * all decoded as one batch (at most 64 at a time): answer k = prompt ex[k / per_prompt], its sampler seeded from (seed,
  * k); temperature <= 0 is greedy; no top-k / top-p / min-p. res[0..P * per_prompt) as tk_generate_batch (free each
@@ -21,4 +25,8 @@ tk_status tk_rollout_sample(tk_model *m, const tk_tokenizer *tok, const tk_adapt
  * Thread safety: as tk_grader_grade. */
 tk_status tk_rollout_grade(const tk_eval_grading *g, char *const *items, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res,
                            int32_t n, double *scores, double *sub, int n_scores, int64_t *n_fail, char *err, size_t err_len);
+/* Mean of the finite values among v[0], v[stride], ..., v[(n - 1) * stride] (graded scores: NaN marks a grader
+ * failure), NaN when there is none; *sd (may be NULL) their standard deviation with Bessel's correction (0 for
+ * fewer than two). Thread-safe. */
+double tk_rollout_mean(const double *v, int32_t n, int32_t stride, double *sd);
 #endif

@@ -99,6 +99,9 @@ void tk_run_emit(tk_run *r, tk_train_event *e);
 void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool log, const char *fmt, ...) TK_PRINTF(5, 6);
 
 /* plan.c */
+/* Loads c's model (and --tokenizer), resolves its chat template (--template, else the model's; TK_CHAT_UNKNOWN when
+ * none) and --max-seq-len (auto: min(context, 1024); checked against the context). *m is the caller's to free. */
+tk_status tk_run_open_model(tk_trainer_config *c, tk_model **m, tk_chat_family *fam);
 tk_status tk_run_load_inputs(tk_run *r);
 tk_status tk_run_plan(tk_run *r);
 /* Makes r->rows the rows of `epoch` (shuffled, packed; computed once per epoch). */

@@ -67,26 +67,13 @@ static char *join(const char *dir, const char *name) { return tk_path_join(dir, 
 /* The model, template and prompt sets (the same rules as a training run's: plan.c). */
 static tk_status load(self_ctx *x) {
     tk_trainer_config *c = &x->c;
-    tk_model_params mp = tk_model_default_params();
-    mp.tokenizer_path = c->tokenizer;
-    tk_status st = tk_model_load(c->model, &mp, &x->m);
+    tk_status st = tk_run_open_model(c, &x->m, &x->fam);
     if (st) return st;
     x->tok = tk_model_tokenizer(x->m);
-    if (c->template_name) {
-        if ((st = tk_chat_resolve(x->tok, c->template_name, &x->fam))) return st;
-    } else if (tk_chat_resolve(x->tok, NULL, &x->fam) != TK_OK) {
-        x->fam = TK_CHAT_UNKNOWN;
-        tk_clear_error();
-    }
-    const tk_model_config *mc = tk_model_get_config(x->m);
-    int32_t max_seq = c->max_seq ? c->max_seq : mc->max_seq < 1024 ? mc->max_seq : 1024;
+    const int32_t max_seq = c->max_seq;
     if (c->max_new_tokens >= max_seq)
         return tk_fail(TK_ERR_ARG, "--max-new-tokens %d leaves no room for a prompt in --max-seq-len %d", c->max_new_tokens, max_seq);
-    tk_eval_params ep;
-    memset(&ep, 0, sizeof ep);
-    ep.grader = c->grader;
-    ep.judge = c->judge;
-    if ((st = tk_eval_grading_open(&x->grading, &ep))) return st;
+    if ((st = tk_rollout_grading_open(c->grader, c->judge, &x->grading))) return st;
     double thr;
     x->min_score = c->min_score > -1e299 ? c->min_score : tk_grader_pass_threshold(x->grading.grader, &thr) ? thr : -INFINITY;
     tk_sft_params sp = tk_sft_default_params();
@@ -195,12 +182,7 @@ static tk_status validate(self_ctx *x, const tk_adapter_use *ads, int n_ads, dou
     int64_t nf = 0;
     if (!st) st = tk_rollout_sample(x->m, x->tok, ads, n_ads, &x->val.d, ex, n, 1, 0, x->c.max_new_tokens, x->c.seed, res, NULL);
     if (!st) st = tk_rollout_grade(&x->grading, x->val.item, ex, 1, res, n, sc, NULL, 0, &nf, x->err, sizeof x->err);
-    if (!st) {
-        double s = 0;
-        int32_t k = 0;
-        for (int32_t i = 0; i < n; i++) if (isfinite(sc[i])) { s += sc[i]; k++; }
-        *score = k ? s / k : NAN;
-    }
+    if (!st) *score = tk_rollout_mean(sc, n, 1, NULL);
     for (int32_t i = 0; res && i < n; i++) tk_gen_result_free(&res[i]);
     free(res);
     free(ex);
