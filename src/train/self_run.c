@@ -160,11 +160,9 @@ static cJSON *assistant(const char *text) {
 
 /* Appends o as one JSON line to b and frees o. */
 static tk_status add_line(tk_buf *b, cJSON *o) {
-    char *s = o ? cJSON_PrintUnformatted(o) : NULL;
+    tk_status st = o ? tk_json_append_value(b, o) : TK_ERR_NOMEM;
+    if (!st) st = tk_buf_append(b, "\n", 1);
     cJSON_Delete(o);
-    if (!s) return TK_ERR_NOMEM;
-    tk_status st = tk_buf_printf(b, "%s\n", s);
-    free(s);
     return st;
 }
 
