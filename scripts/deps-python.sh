@@ -10,7 +10,7 @@ PKGS=(torch==2.15.0 transformers==5.25.0 peft==0.21.2 trl==1.16.0 sacrebleu==2.6
 missing=()
 for p in "${PKGS[@]}"; do
     name=${p%%==*} want=${p##*==}
-    have=$(python3 -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p')
+    have=$(python3 -m pip show "$name" 2>/dev/null | sed -n 's/^Version: //p' || true)
     [ "$have" = "$want" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
