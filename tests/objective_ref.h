@@ -1,6 +1,6 @@
-/* What the objective tests against TRL fixtures share (test_grpo, test_train_grpo): typed fixture
- * tensors, relative errors, and for whole-model fixtures the LoRA initialisation, every gradient
- * against the fixture's and the 10-step AdamW loss curve. */
+/* What the objective tests against TRL fixtures share (test_grpo, test_train_grpo, test_classify,
+ * test_objectives_smollm2): typed fixture tensors, relative errors, and for whole-model fixtures the LoRA
+ * initialisation, every gradient against the fixture's, the AdamW loss curve and batch rows. */
 #ifndef TK_TESTS_OBJECTIVE_REF_H
 #define TK_TESTS_OBJECTIVE_REF_H
 #include "test.h"
@@ -55,18 +55,18 @@ static inline double grads_vs_fixture(const tk_param_set *ps, const tk_safetenso
 }
 
 /* The fixture's AdamW loss curve (metadata lr, weight_decay, clip; test_train_ref's settings) from the
- * initial values: step(ctx, grad) returns the loss and, when grad, accumulates the step's gradients. */
-static inline void curve_vs_fixture(tk_train_ctx *tc, const tk_safetensors *st, const cJSON *curve, double (*step)(void *ctx, bool grad),
-                                    void *ctx, const char *what) {
+ * values tc holds now: step(ctx, grad) returns the loss and, when grad, accumulates the step's gradients.
+ * Runs the curve's first `run` steps (<= 0: all of them) and CHECKs that it has want_steps. */
+static inline void curve_run(tk_train_ctx *tc, const tk_safetensors *st, const cJSON *curve, double (*step)(void *ctx, bool grad), void *ctx,
+                             const char *what, int run, int want_steps) {
     tk_param_set *ps = tk_train_param_set(tc);
-    set_init(tc, st);
     tk_adamw o = tk_adamw_default();
     o.lr = (float)strtod(tk_st_metadata(st, "lr"), NULL);
     o.weight_decay = (float)strtod(tk_st_metadata(st, "weight_decay"), NULL);
     o.clip = (float)strtod(tk_st_metadata(st, "clip"), NULL);
     o.sched = TK_SCHED_CONSTANT;
     o.warmup = 0;
-    const int steps = cJSON_GetArraySize(curve) - 1;
+    const int all = cJSON_GetArraySize(curve) - 1, steps = run > 0 && run < all ? run : all;
     double worst = 0, first = 0, got = 0, want = 0;
     for (int s = 0; s <= steps; s++) {
         tk_params_zero_grad(ps);
@@ -76,9 +76,61 @@ static inline void curve_vs_fixture(tk_train_ctx *tc, const tk_safetensors *st, 
         worst = fmax(worst, fabs(got - want) / fmax(fabs(want), 1e-3));
         if (s < steps) tk_adamw_step(&o, ps, s, NULL);
     }
-    printf("  %s loss curve over %d steps: %.5f -> %.5f (trl %.5f -> %.5f), max rel diff %.2e\n", what, steps, first, got,
+    printf("  %s loss curve over %d of %d steps: %.5f -> %.5f (trl %.5f -> %.5f), max rel diff %.2e\n", what, steps, all, first, got,
            cJSON_GetArrayItem(curve, 0)->valuedouble, want, worst);
-    CHECK(steps == 10 && worst <= 1e-3, "%s loss curve differs from TRL (max rel %.3e)", what, worst);
+    CHECK(all == want_steps && worst <= 1e-3, "%s loss curve differs from TRL (max rel %.3e, %d steps)", what, worst, all);
+}
+
+/* curve_run over all 10 steps from the fixture's initial values ("init.<name>"). */
+static inline void curve_vs_fixture(tk_train_ctx *tc, const tk_safetensors *st, const cJSON *curve, double (*step)(void *ctx, bool grad),
+                                    void *ctx, const char *what) {
+    set_init(tc, st);
+    curve_run(tc, st, curve, step, ctx, what, 0, 10);
+}
+
+/* A fixture's batch rows under a prefix ("<pre>.ids" [B x T] int32, .seg, .seq, and when present .target, .weight
+ * [B x T], .seq_value [S] f32, .seq_group [S], .old_logp [B x T]); positions 0..T-1 per row. Free pos. */
+typedef struct obj_rows {
+    int32_t B, T, S;
+    int32_t *pos;
+    const int32_t *ids, *seg, *target, *seq, *group;
+    const float *value, *weight, *old;
+    tk_batch b;
+} obj_rows;
+
+static inline const void *obj_rows_get(const tk_safetensors *st, const char *pre, const char *what, tk_dtype dt, int64_t n, bool required) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", pre, what);
+    return required || tk_st_find(st, k) ? fx(st, k, dt, n) : NULL;
+}
+
+/* Loads them (false, CHECKed, when a required tensor is missing or malformed). */
+static inline bool obj_rows_load(const tk_safetensors *st, const char *pre, obj_rows *r) {
+    char k[96];
+    memset(r, 0, sizeof *r);
+    snprintf(k, sizeof k, "%s.ids", pre);
+    const tk_tensor_ref *ids = tk_st_find(st, k);
+    snprintf(k, sizeof k, "%s.seq_value", pre);
+    const tk_tensor_ref *v = tk_st_find(st, k);
+    CHECK(ids != NULL, "fixture rows %s", pre);
+    if (!ids) return false;
+    r->T = (int32_t)ids->ne[0];
+    r->B = (int32_t)ids->ne[1];
+    r->S = v ? (int32_t)v->ne[0] : 0;
+    int64_t n = (int64_t)r->B * r->T;
+    r->ids = obj_rows_get(st, pre, "ids", TK_I32, n, true);
+    r->seg = obj_rows_get(st, pre, "seg", TK_I32, n, true);
+    r->seq = obj_rows_get(st, pre, "seq", TK_I32, n, true);
+    r->target = obj_rows_get(st, pre, "target", TK_I32, n, false);
+    r->value = obj_rows_get(st, pre, "seq_value", TK_F32, r->S, false);
+    r->weight = obj_rows_get(st, pre, "weight", TK_F32, n, false);
+    r->group = obj_rows_get(st, pre, "seq_group", TK_I32, r->S, false);
+    r->old = obj_rows_get(st, pre, "old_logp", TK_F32, n, false);
+    r->pos = malloc((size_t)n * sizeof(int32_t));
+    if (!r->pos) return false;
+    for (int64_t t = 0; t < n; t++) r->pos[t] = (int32_t)(t % r->T);
+    r->b = (tk_batch){.n_rows = r->B, .n_cols = r->T, .ids = r->ids, .pos = r->pos, .seg = r->seg};
+    return r->ids && r->seg && r->seq;
 }
 
 /* A fixture case's GRPO parameters (metadata JSON: loss_type, beta, epsilon_low/high, max_completion_length). */

@@ -48,4 +48,16 @@ static inline int tk_test_done(const char *name) {
     else printf("%s: %d checks passed\n", name, tk_test_checks);
     return tk_test_failures ? 1 : 0;
 }
+/* UNDER_ASAN: 1 in an ASan build (model-size tests run fewer steps there) */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #endif

@@ -7,6 +7,7 @@
 #include "test.h"
 #include "train/step.h"
 #include "train_ref.h"
+#include "smollm2_lora.h"
 #include "model/hfconfig.h"
 #include "model/llama.h"
 #include <stdint.h>
@@ -120,28 +121,6 @@ static void stories(void) {
     tk_st_close(st);
 }
 
-/* The init both sides compute: u = (splitmix(fnv1a(name) + i) >> 40) / 2^24, (2u - 1) * bound. */
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-static uint64_t splitmix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-static void hash_init(float *out, const char *name, int64_t n, double bound) {
-    uint64_t h0 = fnv1a(name);
-    float b = (float)bound;
-    for (int64_t i = 0; i < n; i++) {
-        float u = (float)(splitmix(h0 + (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
-        float v = 2.0f * u - 1.0f;
-        out[i] = v * b;
-    }
-}
-
 static void smollm2(void) {
     const char *mp = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     if (tk_test_require(access(mp, F_OK) == 0 ? mp : NULL, mp)) return;
@@ -172,17 +151,8 @@ static void smollm2(void) {
     tk_param_set *ps = tk_train_param_set(tc);
     int64_t r = p.lora.r, maxn = 0;
     for (int64_t i = 0; i < ps->n; i++) maxn = ps->p[i].n > maxn ? ps->p[i].n : maxn;
-    float *tmp = malloc((size_t)maxn * sizeof(float)), *tmp2 = malloc((size_t)maxn * sizeof(float));
-    /* q/k lora_B rows: HF order in the reference, GGUF (permuted) order inside takumi */
-    #define QK_HEADS(nm) (strstr(nm, "q_proj.lora_B") ? c->n_heads : strstr(nm, "k_proj.lora_B") ? c->n_kv_heads : 0)
-    for (int64_t i = 0; i < ps->n; i++) {
-        tk_param *q = &ps->p[i];
-        bool isA = strstr(q->name, "lora_A") != NULL;
-        hash_init(tmp, q->name, q->n, isA ? 1.0 / sqrt((double)q->ne[0]) : 0.02);
-        int nh = QK_HEADS(q->name);
-        if (nh) tk_permute_qk_rows_from_hf(q->w, tmp, nh, c->head_dim, (size_t)r * sizeof(float));
-        else memcpy(q->w, tmp, (size_t)q->n * sizeof(float));
-    }
+    float *tmp2 = malloc((size_t)maxn * sizeof(float));
+    smollm2_hash_init(ps, c, r);
     double loss = mean_loss_grads(tc, &rb), ref = meta_num(st, "lora_loss");
     printf("SmolLM2 LoRA (Q4_1 base): loss %.7f (torch %.7f)\n", loss, ref);
     CHECK_NEAR(loss, ref, 1e-4 * ref);
@@ -196,9 +166,7 @@ static void smollm2(void) {
         if (!tk_st_find(st, name)) continue;
         const float *g = fx_f32(st, name, q->n);
         if (!g) continue;
-        const float *mine = q->g;
-        int nh = QK_HEADS(q->name);
-        if (nh) { tk_permute_qk_rows_to_hf(tmp2, q->g, nh, c->head_dim, (size_t)r * sizeof(float)); mine = tmp2; }
+        const float *mine = grad_hf_order(q, c, r, tmp2);
         double e = rel_err(mine, g, 1, q->n, 1);
         if (g_verbose) printf("    %-64s %.2e\n", q->name, e);
         CHECK(e <= 1e-4, "SmolLM2 LoRA gradient %s: max rel err %.3e", q->name, e);
@@ -225,17 +193,10 @@ static void smollm2(void) {
     int n = meta_list(st, "lora_losses", rl, 32);
     if (n > 1) {
         int steps = UNDER_ASAN ? 3 : n - 1;
-        for (int64_t i = 0; i < ps->n; i++) { /* restart from the init */
-            tk_param *q = &ps->p[i];
-            hash_init(tmp, q->name, q->n, strstr(q->name, "lora_A") ? 1.0 / sqrt((double)q->ne[0]) : 0.02);
-            int nh = QK_HEADS(q->name);
-            if (nh) tk_permute_qk_rows_from_hf(q->w, tmp, nh, c->head_dim, (size_t)r * sizeof(float));
-            else memcpy(q->w, tmp, (size_t)q->n * sizeof(float));
-        }
+        smollm2_hash_init(ps, c, r); /* restart from the init */
         run_steps(tc, &rb, st, steps, gl);
         check_curve(gl, rl, steps + 1, 1e-3, "SmolLM2 LoRA");
     }
-    free(tmp);
     free(tmp2);
     tk_train_ctx_free(tc);
     tk_model_free(m);

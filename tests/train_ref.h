@@ -7,17 +7,6 @@
 
 static int g_verbose = 0;
 
-/* UNDER_ASAN: 1 in an ASan build (model-size tests run fewer steps there) */
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 
 static inline double meta_num(const tk_safetensors *st, const char *key) {
