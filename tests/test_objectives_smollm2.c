@@ -2,7 +2,7 @@
  * tools/make_smollm2_objectives_reference.py): SmolLM2-135M-Instruct with its base kept in Q4_1 (PyTorch runs
  * the dequantized f32 values), a LoRA on q and v (r 4, alpha 8, the name-hashed initialisation both sides
  * compute), real chat-template token sequences, the reference = the same base with the adapter off
- * (tk_train_reference_hidden). Cases: DPO (sigmoid, ipo), ORPO, SimPO, KTO, the reward model (score head),
+ * (tk_train_reference_hidden). Cases: DPO (sigmoid, ipo, hinge, robust), ORPO, SimPO, KTO, the reward model (score head),
  * GRPO (TRL's dapo loss with the KL term, old log-probs that clip) and distillation (generalised JSD,
  * teacher = the base). For each: the loss, the gradients of layer 29's LoRA tensors (and the score head)
  * element by element, and the norm of every gradient (all 30 layers); for five cases a 5-step AdamW loss
@@ -159,12 +159,12 @@ int main(void) {
     if (st) CHECK_OK(tk_model_load(mp, &mpar, &m));
     if (m && st) {
         cJSON *j = NULL;
-        tk_dpo_params dp[4];
-        const char *pref[4] = {"dpo_sigmoid", "dpo_ipo", "orpo", "simpo"};
-        for (int i = 0; i < 4; i++) {
+        tk_dpo_params dp[6];
+        const char *pref[6] = {"dpo_sigmoid", "dpo_ipo", "dpo_hinge", "dpo_robust", "orpo", "simpo"};
+        for (int i = 0; i < 6; i++) {
             j = cJSON_Parse(tk_st_metadata(st, pref[i]) ? tk_st_metadata(st, pref[i]) : "");
             dp[i] = tk_dpo_default_params();
-            if (i < 2) dp[i].loss = tk_dpo_loss_from_name(pref[i] + 4);
+            if (i < 4) dp[i].loss = tk_dpo_loss_from_name(pref[i] + 4);
             if (j) {
                 dp[i].beta = cJSON_GetObjectItem(j, "beta")->valuedouble;
                 dp[i].label_smoothing = cJSON_GetObjectItem(j, "label_smoothing")->valuedouble;
@@ -190,8 +190,10 @@ int main(void) {
         const smol_case cases[] = {
             {"dpo_sigmoid", "pref", &tk_objective_dpo, &dp[0], true, false},
             {"dpo_ipo", "pref", &tk_objective_dpo, &dp[1], true, false},
-            {"orpo", "pref", &tk_objective_orpo, &dp[2], false, true},
-            {"simpo", "pref", &tk_objective_simpo, &dp[3], false, false},
+            {"dpo_hinge", "pref", &tk_objective_dpo, &dp[2], true, false},
+            {"dpo_robust", "pref", &tk_objective_dpo, &dp[3], true, false},
+            {"orpo", "pref", &tk_objective_orpo, &dp[4], false, true},
+            {"simpo", "pref", &tk_objective_simpo, &dp[5], false, false},
             {"kto", "kto", &tk_objective_kto, &kp, true, false},
             {"reward", "rm", &tk_objective_reward, &rp, false, false},
             {"dapo", "grpo", &tk_objective_grpo, &gp, true, false},

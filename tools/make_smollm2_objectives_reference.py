@@ -8,7 +8,7 @@ the reference; the reward model's score head: bound 1/sqrt(dim)), which the C te
 reference model is the same base with the adapter disabled. Real chat-template token sequences (the
 model's tokenizer) about the example bicycle shop. The loss code is TRL 1.16's own, driven as the
 stories260K references do (tools/make_dpo_reference.py, make_kto_reward_reference.py, make_grpo_reference.py):
-  pref.*     two pairs (c0 c1 r0 r1, right-padded)        cases dpo_sigmoid, dpo_ipo, orpo, simpo
+  pref.*     two pairs (c0 c1 r0 r1, right-padded)        cases dpo_sigmoid, dpo_ipo, dpo_hinge, dpo_robust, orpo, simpo
   kto.*      four labelled examples + their KL sequences    case kto
   rm.*       the pairs through AutoModelForSequenceClassification (num_labels 1) + LoRA (SEQ_CLS)   case reward
   grpo.*     two prompts x three completions, fixed rewards, old log-probs = current + noise   case dapo (beta 0.04)
@@ -44,7 +44,8 @@ MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 STEPS = 5
 CURVES = ("dpo_sigmoid", "kto", "reward", "dapo", "jsd")
 KEEP_LAYER = "layers.29."
-PREF_CASES = [("dpo_sigmoid", "dpo", "sigmoid", 0.1, 0.0), ("dpo_ipo", "dpo", "ipo", 0.1, 0.0), ("orpo", "orpo", None, 0.1, 0.0),
+PREF_CASES = [("dpo_sigmoid", "dpo", "sigmoid", 0.1, 0.0), ("dpo_ipo", "dpo", "ipo", 0.1, 0.0), ("dpo_hinge", "dpo", "hinge", 0.1, 0.0),
+              ("dpo_robust", "dpo", "robust", 0.1, 0.2), ("orpo", "orpo", None, 0.1, 0.0),
               ("simpo", "simpo", None, 2.0, 0.1)]
 KTO = ("kto", 0.1, 1.0, 1.0)
 GRPO = ("dapo", 0.04, 0.2, 0.28, 32)   # loss type, beta, epsilon low / high, max_completion_length
