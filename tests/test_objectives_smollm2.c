@@ -5,7 +5,7 @@
  * (tk_train_reference_hidden). Cases: DPO (sigmoid, ipo, hinge, robust), ORPO, SimPO, KTO, the reward model (score head),
  * GRPO (TRL's dapo loss with the KL term, old log-probs that clip) and distillation (generalised JSD,
  * teacher = the base). For each: the loss, the gradients of layer 29's LoRA tensors (and the score head)
- * element by element, and the norm of every gradient (all 30 layers); for five cases a 5-step AdamW loss
+ * element by element, and the norm of every gradient (all 30 layers); for five cases a 10-step AdamW loss
  * curve. Under ASan, where a SmolLM2 step is ~10x slower, the first case only, without its curve.
  * Tolerances: the loss within 1e-4 relative; gradients 1e-3 (max |a - b| / max |b|) and norms 5e-4, looser than
  * SFT's 1e-4 (test_train_ref) because these losses are differences of sequence log-probabilities (chosen minus

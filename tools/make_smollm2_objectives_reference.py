@@ -41,7 +41,7 @@ from make_grpo_reference import trl_grpo, trl_advantages, GEN  # noqa: E402
 from trl.experimental.gkd import GKDTrainer  # noqa: E402
 
 MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
-STEPS = 5
+STEPS = 10
 CURVES = ("dpo_sigmoid", "kto", "reward", "dapo", "jsd")
 KEEP_LAYER = "layers.29."
 PREF_CASES = [("dpo_sigmoid", "dpo", "sigmoid", 0.1, 0.0), ("dpo_ipo", "dpo", "ipo", 0.1, 0.0), ("dpo_hinge", "dpo", "hinge", 0.1, 0.0),
