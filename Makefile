@@ -6,6 +6,7 @@
 #   NATIVE=0     do not tune for this CPU (-march=native)
 #   SANITIZE=1   ASan + UBSan build into build-asan/ (tests run there too)
 #   FUZZ=1       also build libFuzzer targets (needs clang)
+#   MPI=0        no MPI (data-parallel training under mpirun)
 #   FAULT=1      fault-injection build into build-fault/ (TAKUMI_FAULT=io:N / alloc:N makes the Nth
 #                write, fsync, rename or allocation fail; tests/fault.sh walks N over whole runs)
 #   BACKENDS="cpu ref"  the backends to build (src/backend/<name>/, default both; cpu is required,
@@ -95,6 +96,21 @@ ifneq ($(shell command -v nvcc 2>/dev/null),)
 FEATURES += "  CUDA     : nvcc found, but there is no CUDA backend yet (src/backend/cuda/ not written)"
 else
 FEATURES += "  CUDA     : nvcc not found (no CUDA backend yet either)"
+endif
+# MPI (data-parallel training under mpirun): OpenMPI from Debian (libopenmpi-dev), found through mpicc.
+MPI ?= 1
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+ifneq ($(MPI_LIBS),)
+CFLAGS_BASE += -DTK_HAVE_MPI $(MPI_CFLAGS)
+LDLIBS += $(MPI_LIBS)
+FEATURES += "  MPI      : OpenMPI ($(MPI_LIBS))   [MPI=0 to switch off]"
+else
+FEATURES += "  MPI      : not found (apt-get install libopenmpi-dev openmpi-bin); one process only"
+endif
+else
+FEATURES += "  MPI      : off (MPI=0)"
 endif
 ifeq ($(SANITIZE),1)
 FEATURES += "  Sanitize : ASan+UBSan -> $(BUILD)/   [SANITIZE=0 for the normal build]"

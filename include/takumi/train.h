@@ -201,4 +201,27 @@ typedef struct tk_classify_summary {
  * thread-safe with other calls that set the thread count. */
 tk_status tk_classify_texts(const tk_classify_opts *o, tk_classify_fn fn, void *ud, tk_classify_summary *sum);
 
+/* ---- data parallelism over MPI (`mpirun -np N takumi train ...`) ---------------------------
+ * With N ranks, every rank loads the model and data; each optimizer step's micro-batches are
+ * shared round-robin among the ranks, gradients and loss sums are summed over them, and every
+ * rank applies the same AdamW step (replicated optimizer state). The global batch, schedule and
+ * `auto` rules are those of one process with the same options. Rank 0 alone owns the run folder
+ * (lock, metrics, checkpoints, adapters, report, events); on --resume it reads the checkpoint and
+ * sends the state to the others. A training job under N > 1 ranks must run on the thread that
+ * called tk_dist_init, one job at a time (MPI_THREAD_SERIALIZED). */
+/* Joins the ranks when the process was started by an MPI launcher with more than one process
+ * (MPI_Init); otherwise one rank. Fails when started as one of several processes by a takumi built
+ * without MPI (each would train alone). Call once, before any job, from the main thread. */
+tk_status tk_dist_init(int *argc, char ***argv);
+/* Leaves MPI after a successful run (every rank must call it). After an error, exit without it: the
+ * launcher then stops the other ranks (they would otherwise wait for this one). Not thread-safe. */
+void tk_dist_finalize(void);
+/* This process's rank in [0, size) and the number of ranks (0 and 1 without MPI). Thread-safe after init. */
+int tk_dist_rank(void);
+int tk_dist_size(void);
+/* The process count an MPI launcher announced in the environment (0 when none). Thread-safe. */
+int tk_dist_mpi_env_size(void);
+/* Whether this build has MPI (TK_HAVE_MPI). Thread-safe. */
+bool tk_dist_built_with_mpi(void);
+
 #endif

@@ -1,7 +1,9 @@
 /* The loop's parts: one optimizer step (gradient accumulation over micro-batches, the
- * loss normalised by the step's target count), a validation pass (with the overfitting
+ * loss normalised by the step's target count; with N MPI ranks the micro-batches shared
+ * among them and the sums added, dist.h), a validation pass (with the overfitting
  * warning and early stopping) and a checkpoint. */
 #include "train/run.h"
+#include "dist/dist.h"
 #include <math.h>
 
 double tk_run_epoch_progress(tk_run *r) {
@@ -32,13 +34,27 @@ tk_status tk_run_step(tk_run *r) {
     int64_t toks = 0;
     tk_params_zero_grad(r->ps);
     if (r->pref && (st = tk_run_pref_micro(r, n, &ls, &ws, &toks, msum))) return st;
-    for (int64_t k = 0; k < n && !r->pref; k += c->batch_size) {
+    /* with N ranks, micro-batch j is rank j mod N's; the dropout counter is the one-process run's */
+    const int rank = tk_dist_rank(), n_ranks = tk_dist_size();
+    const uint64_t counter0 = tk_train_counter(r->tc);
+    int64_t j = 0;
+    for (int64_t k = 0; k < n && !r->pref; k += c->batch_size, j++) {
         int32_t nb = (int32_t)(n - k < c->batch_size ? n - k : c->batch_size);
+        if (j % n_ranks != rank) continue;
+        if (n_ranks > 1) tk_train_set_counter(r->tc, counter0 + (uint64_t)j);
         if ((st = tk_batch_fill(&r->bb, &r->train, &r->rows, r->st.row + k, nb))) return st;
         toks += r->bb.n_tokens;
         if ((st = r->distill ? tk_run_distill_micro(r, r->st.row + k, nb, (float)(1.0 / (double)W), &ls, &ws)
                              : tk_train_step_fwd_bwd(r->tc, &r->bb.b, r->bb.target, NULL, (float)(1.0 / (double)W), &ls, &ws)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
+    }
+    if (n_ranks > 1) {   /* the step's sums over the ranks, then every rank takes the same optimizer step */
+        tk_train_set_counter(r->tc, counter0 + (uint64_t)j);
+        double sums[2] = {ls, ws};
+        if ((st = tk_dist_sum_grads(r->ps)) || (st = tk_dist_sum_f64(sums, 2)) || (st = tk_dist_sum_i64(&toks, 1)))
+            return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
+        ls = sums[0];
+        ws = sums[1];
     }
     double gn = 0;
     float lr = tk_lr_at(&r->opt, r->st.step);
@@ -62,7 +78,7 @@ tk_status tk_run_step(tk_run *r) {
                         .peak_rss_mb = tk_peak_rss_mb()};
     metric_means(r, msum, ws, &e);
     if (!isfinite(loss)) return tk_fail(TK_ERR_RANGE, "step %lld: the loss is %g (diverged; try a lower --lr)", (long long)r->st.step, loss);
-    if ((st = tk_metrics_write(&r->mx, &e, NULL))) return st;
+    if (tk_dist_rank() == 0 && (st = tk_metrics_write(&r->mx, &e, NULL))) return st;
     tk_run_emit(r, &e);
     return TK_OK;
 }
@@ -75,11 +91,25 @@ tk_status tk_run_evaluate(tk_run *r) {
         tk_status st = tk_run_pref_eval(r, &acc.loss_sum, &acc.weight_sum, &acc.n_tokens, msum);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
     }
-    for (int64_t k = 0; k < r->vrows.n_rows && !r->pref; k += r->c.batch_size) {
+    const int rank = tk_dist_rank(), n_ranks = tk_dist_size();
+    int64_t j = 0;
+    for (int64_t k = 0; k < r->vrows.n_rows && !r->pref; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
+        if (j % n_ranks != rank) continue;   /* N ranks: batch j is rank j mod N's, the sums are added below */
         tk_status st = tk_batch_fill(&r->bb, &r->val, &r->vrows, k, nb);
         if (!st) st = r->distill ? tk_run_distill_eval(r, k, nb, &acc.loss_sum, &acc.weight_sum) : tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
+    }
+    if (n_ranks > 1) {
+        double sums[2] = {acc.loss_sum, acc.weight_sum};
+        int64_t counts[2] = {acc.n_correct, acc.n_tokens};
+        tk_status st = tk_dist_sum_f64(sums, 2);
+        if (!st) st = tk_dist_sum_i64(counts, 2);
+        if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
+        acc.loss_sum = sums[0];
+        acc.weight_sum = sums[1];
+        acc.n_correct = counts[0];
+        acc.n_tokens = counts[1];
     }
     double vl = acc.weight_sum > 0 ? acc.loss_sum / acc.weight_sum : NAN;
     tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
@@ -89,7 +119,7 @@ tk_status tk_run_evaluate(tk_run *r) {
     if (r->pref || r->distill) e.valid_ppl = NAN;   /* a pair loss or a divergence has no perplexity */
     if (r->distill) e.valid_acc = NAN;
     metric_means(r, msum, acc.weight_sum, &e);
-    tk_status st = tk_metrics_write(&r->mx, &e, NULL);
+    tk_status st = tk_dist_rank() == 0 ? tk_metrics_write(&r->mx, &e, NULL) : TK_OK;
     if (st) return st;
     tk_run_emit(r, &e);
     /* overfitting: validation up while training down since the previous evaluation; said

@@ -117,6 +117,9 @@ tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where);
 /* Fresh start or resume from the newest checkpoint (*resumed says which); opens metrics.jsonl
  * and writes config.json. */
 tk_status tk_run_open(tk_run *r, bool *resumed);
+/* With N > 1 MPI ranks, after rank 0's tk_run_open: rank 0's *resumed, state, weights and moments (and
+ * so the dropout counter) to every rank (dist_run.c). Every rank calls it. */
+tk_status tk_run_dist_share(tk_run *r, bool *resumed);
 
 /* loop.c */
 double tk_run_epoch_progress(tk_run *r);

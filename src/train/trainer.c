@@ -11,6 +11,7 @@
  * seed and the options, so a checkpoint only needs the cursor (epoch, row), the step, the
  * dropout counter, the parameters and the AdamW moments; the options are compared with
  * the checkpoint's and the tokenized data's hash must match. */
+#include "dist/dist.h"
 #include "train/run.h"
 #include "takumi/eval.h"
 #include "peft/ia3.h"
@@ -84,17 +85,25 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (st) return st;
     tk_trainer_config *c = &r->c;
     tk_set_threads(c->threads);
+    const bool lead = tk_dist_rank() == 0;   /* rank 0 owns the run folder and the events (dist.h) */
+    if (!lead) r->fn = NULL;
     r->path_metrics = tk_path_join(c->out, "metrics.jsonl");
     r->path_config = tk_path_join(c->out, "config.json");
     r->path_samples = tk_path_join(c->out, "samples.json");
     r->path_report = tk_path_join(c->out, "report.html");
     if (!r->path_metrics || !r->path_config || !r->path_samples || !r->path_report) { run_free(r); return TK_ERR_NOMEM; }
-    if ((st = tk_run_folder_lock(r))) { run_free(r); return st; }
-    if (!c->resume && tk_run_folder_in_use(c->out)) {
+    if (lead && (st = tk_run_folder_lock(r))) { run_free(r); return st; }
+    if (lead && !c->resume && tk_run_folder_in_use(c->out)) {
         run_free(r);
         return tk_fail(TK_ERR_ARG, "%s already holds a training run: continue it with --resume, or choose another --out", cfg->out);
     }
     if ((st = tk_run_eval_load(r)) || (st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
+    if (tk_dist_size() > 1 && (r->pref || r->distill || r->grpo || r->cls)) {
+        st = tk_fail(TK_ERR_UNSUPPORTED, "--objective %s does not run data-parallel yet (%d MPI ranks): run it as one process",
+                     r->cls ? tk_trainer_option_find("task")->value_name(c->task) : tk_trainer_option_find("objective")->value_name(c->objective),
+                     tk_dist_size());
+        goto done;
+    }
     r->st.seed = c->seed;
     r->st.data_hash = tk_run_cls_hash(r, tk_sft_hash(&r->train));
     if (r->train.stats.n_truncated)
@@ -141,16 +150,18 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (st) goto done;
     r->ps = tk_train_param_set(r->tc);
     if ((st = tk_run_config_json(r))) goto done;
-    if ((st = tk_mkdir_p(c->out))) goto done;
+    if (lead && (st = tk_mkdir_p(c->out))) goto done;
 
     bool resumed = false;
-    if ((st = tk_run_open(r, &resumed)) || (st = tk_run_pref_precompute(r))) goto done;
+    if (lead && ((st = tk_run_open(r, &resumed)) || (st = tk_run_pref_precompute(r)))) goto done;
+    if (tk_dist_size() > 1 && (st = tk_run_dist_share(r, &resumed))) goto done;
 
     /* samples before training (the LoRA B matrices are zero, so this is the base model) */
-    if (r->n_sample_lines > 0 &&
+    if (lead && r->n_sample_lines > 0 &&
         (st = tk_sft_prompts(r->sample_path, r->sample_lines, r->n_sample_lines, r->tok, &r->sample_sp, &r->prompts, &r->n_prompts)))
         goto done;
-    if (resumed) st = tk_run_read_before(r);
+    if (!lead) st = TK_OK;   /* the samples are rank 0's */
+    else if (resumed) st = tk_run_read_before(r);
     else {
         if (r->n_prompts) tk_run_emitf(r, TK_EV_INFO, "samples", false, "answering %d validation prompt%s before training", r->n_prompts,
                                 r->n_prompts == 1 ? "" : "s");
@@ -174,24 +185,26 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         if ((st = tk_run_step(r))) goto done;
         bool last = r->st.step >= r->st.total_steps;
         if (r->has_val && (r->st.step % c->eval_every == 0 || last) && (st = tk_run_evaluate(r))) goto done;
-        if ((st = tk_run_eval_step(r))) goto done;
+        if (lead && (st = tk_run_eval_step(r))) goto done;
         if (last || r->st.stopped_early) r->st.done = true;
-        bool interrupted = ctl && atomic_load(&ctl->pause);
-        bool cancelled = ctl && !interrupted && atomic_load(&ctl->cancel) && !r->st.done;
+        bool interrupted = ctl && atomic_load(&ctl->pause), cancel_asked = ctl && atomic_load(&ctl->cancel);
+        if ((st = tk_dist_any(&interrupted)) || (st = tk_dist_any(&cancel_asked))) goto done;   /* every rank stops at the same step */
+        bool cancelled = ctl && !interrupted && cancel_asked && !r->st.done;
         if (cancelled) {   /* no checkpoint: a resume continues from the last periodic one */
             ctl->outcome = 2;
             tk_run_emitf(r, TK_EV_INFO, "cancelled", true, "cancelled at step %lld (no checkpoint written)", (long long)r->st.step);
             goto done;
         }
-        if (r->st.done || r->st.step % c->save_every == 0 || interrupted) { if ((st = tk_run_save(r))) goto done; }
+        if (lead && (r->st.done || r->st.step % c->save_every == 0 || interrupted)) { if ((st = tk_run_save(r))) goto done; }
         if (interrupted && !r->st.done) {
-            ctl->outcome = 1;
+            if (ctl) ctl->outcome = 1;
             tk_run_emitf(r, TK_EV_INFO, "interrupted", true, "interrupted at step %lld: continue with --resume", (long long)r->st.step);
             goto done;
         }
     }
 
-    /* outputs */
+    /* outputs (rank 0's) */
+    if (!lead) goto done;
     char *last_ck = NULL;
     if ((st = tk_ckpt_latest(c->out, &last_ck))) goto done;
     st = c->method == TK_TRAIN_HEAD ? TK_OK : tk_run_write_adapter(r, last_ck);

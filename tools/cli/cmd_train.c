@@ -38,6 +38,9 @@ static void usage(FILE *f) {
         snprintf(left, sizeof left, "--%s%s%s", o.name, o.arg[0] ? " " : "", o.arg);
         fprintf(f, "  %-26s %s [%s]\n", left, o.help, o.dflt);
     }
+    fprintf(f, "\nData parallel over N processes: mpirun -np N takumi train ... (the same options and RUN; rank 0 writes RUN;\n"
+               "SFT objectives; --threads per process). MPI: %s\n",
+            tk_dist_built_with_mpi() ? "built with OpenMPI" : "not in this build (install libopenmpi-dev, rebuild)");
 }
 
 typedef struct progress {
@@ -222,6 +225,9 @@ int cmd_train(int argc, char **argv) {
     if ((rc = map_input(opts, "data", "train", outdir, map, resume)) || (rc = map_input(opts, "val", "val", outdir, map, resume))) goto done;
     if (tk_data_map_trains_all(map) && (st = tk_train_options_set(opts, "train-on-prompt", NULL))) { rc = cli_fail(st, "train"); goto done; }
     progress p = {.tty = isatty(2) != 0};
+    /* under mpirun -np N: join the ranks (rank 0 prints the progress and owns RUN; a failing rank exits
+     * without tk_dist_finalize, and the launcher then stops the others) */
+    if ((st = tk_dist_init(&argc, &argv))) { rc = cli_fail(st, "train"); goto done; }
     if ((st = tk_job_new(opts, on_event, &p, &job))) { rc = cli_fail(st, "train"); goto done; }
     g_job = job;
     struct sigaction sa;
@@ -232,7 +238,12 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL); /* a closed terminal or ssh session: checkpoint like Ctrl-C */
     st = tk_job_run(job);
     end_line(&p);
-    if (st) { rc = cli_fail(st, "train"); goto done; }
+    if (st) {
+        if (tk_dist_size() > 1) fprintf(stderr, "takumi train: rank %d of %d: ", tk_dist_rank(), tk_dist_size());
+        rc = cli_fail(st, "train");
+        goto done;
+    }
+    if (tk_dist_rank() != 0) goto done;   /* the run's files are rank 0's to name */
     if (g_stop) { fprintf(stderr, "takumi train: interrupted; continue with: takumi train --out %s --resume\n", outdir); rc = 130; goto done; }
     {   /* the run's files that exist (self-training: rounds.jsonl and rounds/ instead of one report) */
         static const char *const files[] = {"report.html", "metrics.jsonl", "rounds.jsonl"};
@@ -250,6 +261,7 @@ int cmd_train(int argc, char **argv) {
         if (access(path, F_OK) == 0) printf("%s\n", path);
     }
 done:
+    if (rc == 0 || rc == 130) tk_dist_finalize();
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);

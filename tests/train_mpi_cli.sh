@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# `mpirun -np 2 takumi train` (data parallelism over MPI, src/dist/) on stories260K, against one process
+# with the same options (the same global batch: --batch-size 1 --grad-accum 4, so each rank runs two of a
+# step's four micro-batches; LoRA dropout on, its masks the one-process run's):
+# - every train and validation loss equals the one-process run's within 1e-5 relative (the order of
+#   floating-point sums is all that differs); rank 0 alone writes the run folder and prints its paths;
+# - a rank killed with SIGKILL mid-run ends the whole job with an error within 60 s (no hang); resumed by
+#   one process, the run ends at the uninterrupted run's losses; a one-process run killed mid-run and
+#   resumed by 2 ranks, the same;
+# - an objective that is not data-parallel yet fails on every rank with a message naming it.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+S=${TAKUMI_SHARED:-../shared}/models/stories260K
+if [ ! -f "$S/hf/model.safetensors" ] || [ ! -f "$S/llama2c/tok512.bin" ]; then
+    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
+    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"; exit 0
+fi
+if ! command -v mpirun > /dev/null || ! "$BIN" train --help | grep -q "mpirun"; then
+    if [ "${CI:-}" = true ]; then echo "FAIL: mpirun or an MPI build missing in CI (scripts/deps.sh installs OpenMPI)"; exit 1; fi
+    echo "SKIP: mpirun or an MPI build of takumi missing"; exit 0
+fi
+if ! "$BIN" train --help | grep -q "MPI: built with"; then
+    if [ "${CI:-}" = true ]; then echo "FAIL: takumi was built without MPI in CI"; exit 1; fi
+    echo "SKIP: takumi built without MPI"; exit 0
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_WAIT_POLICY=passive
+# OpenMPI's own allocations outlive MPI_Finalize: not takumi's leaks (ASan build)
+export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$PWD/tests/lsan_mpi.supp
+MPIRUN=(mpirun -np 2 --oversubscribe)
+tmp=$(mktemp -d /tmp/takumi_mpi_XXXXXX)
+checks=0 failures=0
+ok() { checks=$((checks + 1)); }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+
+names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
+for i in $(seq 0 31); do
+    n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
+    printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
+done > "$tmp/d.jsonl"
+common=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --val-split 0.25 --samples 1
+        --sample-tokens 8 --threads 1 --seed 3 --epochs 4 --lr 3e-3 --eval-every 4 --batch-size 1 --grad-accum 4 --save-every 2)
+losses() { grep -o '"train_loss":[^,}]*\|"valid_loss":[^,}]*' "$1/metrics.jsonl"; }
+# same(A B what): the two runs' loss lists agree within 1e-5 relative, entry by entry
+same() {
+    if python3 - "$1" "$2" "$3" <<'PY'
+import sys, re
+a, b, what = [re.findall(r'"(\w+)":([-0-9.eE+]+)', open(p + "/metrics.jsonl").read()) for p in sys.argv[1:3]] + [sys.argv[3]]
+a = [(k, float(v)) for k, v in a if k in ("train_loss", "valid_loss")]
+b = [(k, float(v)) for k, v in b if k in ("train_loss", "valid_loss")]
+if len(a) != len(b) or len(a) < 10 or [k for k, _ in a] != [k for k, _ in b]:
+    sys.exit("%s: %d vs %d losses" % (what, len(a), len(b)))
+worst = max(abs(x - y) / max(abs(y), 1e-9) for (_, x), (_, y) in zip(a, b))
+print("%s: %d losses, max rel diff %.2e" % (what, len(a), worst))
+sys.exit(0 if worst <= 1e-5 else "%s: max rel diff %.3e > 1e-5" % (what, worst))
+PY
+    then ok; else bad "$3"; fi
+}
+
+# ---- one process, then two ranks with the same options
+"$BIN" train "${common[@]}" --out "$tmp/one" > "$tmp/one.out" 2> "$tmp/one.err" || bad "one-process run failed: $(tail -3 "$tmp/one.err")"
+if timeout 300 "${MPIRUN[@]}" "$BIN" train "${common[@]}" --out "$tmp/two" > "$tmp/two.out" 2> "$tmp/two.err"; then ok
+else bad "2-rank run failed: $(tail -5 "$tmp/two.err")"; fi
+same "$tmp/two" "$tmp/one" "2 ranks vs 1 process"
+if [ "$(grep -c report.html "$tmp/two.out")" = 1 ] && [ "$(grep -c "finished after" "$tmp/two.err")" = 1 ]; then ok
+else bad "rank 0 alone should print the result paths and the progress"; fi
+for f in config.json metrics.jsonl report.html adapter/adapter_model.safetensors adapter.gguf; do
+    if [ -s "$tmp/two/$f" ]; then ok; else bad "2-rank run folder lacks $f"; fi
+done
+if [ "$(grep -c '"train_loss"' "$tmp/two/metrics.jsonl")" = "$(grep -c '"train_loss"' "$tmp/one/metrics.jsonl")" ]; then ok
+else bad "metrics.jsonl: one line per step from rank 0 only"; fi
+
+# ---- a rank killed mid-run: the job ends with an error (no hang); resumed by 1 process it ends at the
+# uninterrupted run's losses. Then a 1-process run killed mid-run, resumed by 2 ranks: the same.
+slow=("${common[@]}" --epochs 40 --save-every 8)
+"$BIN" train "${slow[@]}" --out "$tmp/slow1" > /dev/null 2> "$tmp/slow1.err" || bad "one-process long run failed"
+first_checkpoint() {   # waits (up to 60 s) for RUN's first checkpoint
+    for _ in $(seq 1 300); do ls -d "$1"/checkpoints/step-* > /dev/null 2>&1 && return 0; sleep 0.2; done
+    return 1
+}
+"${MPIRUN[@]}" "$BIN" train "${slow[@]}" --out "$tmp/kill" > /dev/null 2> "$tmp/kill.err" &
+mp=$!
+first_checkpoint "$tmp/kill" || bad "2 ranks: no checkpoint within 60 s"
+victim=$(pgrep -f "takumi train .*--out $tmp/kill" | tail -n 1)
+if [ -n "$victim" ]; then kill -9 "$victim"; ok; else bad "no rank process to kill"; fi
+t0=$SECONDS
+ended=0
+for _ in $(seq 1 600); do kill -0 "$mp" 2> /dev/null || { ended=1; break; }; sleep 0.1; done
+if [ "$ended" = 1 ]; then ok; else bad "the job did not end within 60 s of a rank's death"; kill -9 "$mp" 2> /dev/null; pkill -9 -f -- "--out $tmp/kill"; fi
+wait "$mp"; rc=$?
+if [ "$rc" != 0 ]; then ok; else bad "a job that lost a rank exited 0"; fi
+echo "a killed rank: the job ended after $((SECONDS - t0)) s with status $rc"
+if [ "$(grep -c '"train_loss"' "$tmp/kill/metrics.jsonl")" -lt 240 ]; then ok
+else bad "the killed job should have stopped mid-run"; fi
+"$BIN" train "${slow[@]}" --resume --out "$tmp/kill" > /dev/null 2>> "$tmp/kill.err" || bad "resumed by 1 process: $(tail -3 "$tmp/kill.err")"
+same "$tmp/kill" "$tmp/slow1" "2 ranks (one killed), resumed by 1 process"
+
+"$BIN" train "${slow[@]}" --out "$tmp/kill1" > /dev/null 2> "$tmp/kill1.err" &
+p1=$!
+first_checkpoint "$tmp/kill1" || bad "1 process: no checkpoint within 60 s"
+kill -9 "$p1"; wait "$p1" 2> /dev/null
+timeout 600 "${MPIRUN[@]}" "$BIN" train "${slow[@]}" --resume --out "$tmp/kill1" > /dev/null 2>> "$tmp/kill1.err" || bad "resumed by 2 ranks: $(tail -3 "$tmp/kill1.err")"
+same "$tmp/kill1" "$tmp/slow1" "1 process (killed), resumed by 2 ranks"
+
+# ---- not yet data-parallel: a clear message, non-zero exit
+printf '{"prompt":"Tell me a story.","chosen":"Lily had a ball.","rejected":"No."}\n%.0s' $(seq 1 8) > "$tmp/p.jsonl"
+if timeout 120 "${MPIRUN[@]}" "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --objective dpo \
+       --threads 1 --out "$tmp/dpo" > /dev/null 2> "$tmp/dpo.err"; then bad "dpo under 2 ranks should fail"
+elif grep -q "does not run data-parallel yet" "$tmp/dpo.err"; then ok
+else bad "dpo under 2 ranks: $(tail -3 "$tmp/dpo.err")"; fi
+
+rm -rf "$tmp"
+if [ "$failures" -gt 0 ]; then echo "train_mpi_cli: $failures of $checks checks FAILED"; exit 1; fi
+echo "train_mpi_cli: $checks checks passed"
