@@ -7,6 +7,7 @@
 # - a rank killed with SIGKILL mid-run ends the whole job with an error within 60 s (no hang); resumed by
 #   one process, the run ends at the uninterrupted run's losses; a one-process run killed mid-run and
 #   resumed by 2 ranks, the same;
+# - full fine-tuning: the same (the AdamW state sharded over the ranks, ZeRO-1, as for LoRA);
 # - an objective that is not data-parallel yet fails on every rank with a message naming it.
 set -u
 cd "$(dirname "$0")/.."
@@ -69,6 +70,15 @@ for f in config.json metrics.jsonl report.html adapter/adapter_model.safetensors
 done
 if [ "$(grep -c '"train_loss"' "$tmp/two/metrics.jsonl")" = "$(grep -c '"train_loss"' "$tmp/one/metrics.jsonl")" ]; then ok
 else bad "metrics.jsonl: one line per step from rank 0 only"; fi
+if grep -q "optimizer state sharded (ZeRO-1)" "$tmp/two.err" && grep -q "MB sent per step" "$tmp/two.err"; then ok
+else bad "the 2-rank run should report its sharded optimizer state and its traffic"; fi
+grep "data parallel\|MB sent per step" "$tmp/two.err" | sed 's/^/  /'
+
+# ---- full fine-tuning (every weight trained; each rank steps and sends its half)
+full=("${common[@]}" --method full --epochs 2 --lr 1e-3)
+"$BIN" train "${full[@]}" --out "$tmp/full1" > /dev/null 2> "$tmp/full1.err" || bad "full, one process: $(tail -3 "$tmp/full1.err")"
+timeout 300 "${MPIRUN[@]}" "$BIN" train "${full[@]}" --out "$tmp/full2" > /dev/null 2> "$tmp/full2.err" || bad "full, 2 ranks: $(tail -3 "$tmp/full2.err")"
+same "$tmp/full2" "$tmp/full1" "full fine-tuning: 2 ranks vs 1 process"
 
 # ---- a rank killed mid-run: the job ends with an error (no hang); resumed by 1 process it ends at the
 # uninterrupted run's losses. Then a 1-process run killed mid-run, resumed by 2 ranks: the same.

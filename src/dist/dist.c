@@ -8,6 +8,7 @@
 #endif
 
 static int g_rank = 0, g_size = 1, g_inited = 0;
+static tk_dist_stats g_stats;
 
 int tk_dist_mpi_env_size(void) {
     const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS"};
@@ -73,7 +74,10 @@ int tk_dist_size(void) { return g_size; }
 tk_status tk_dist_sum_f64(double *buf, int64_t n) {
 #ifdef TK_HAVE_MPI
     if (g_size > 1) {
+        double t0 = MPI_Wtime();
         int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        g_stats.comm_s += MPI_Wtime() - t0;
+        g_stats.bytes += n * (int64_t)sizeof(double);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-reduce (f64)");
     }
 #endif
@@ -85,7 +89,10 @@ tk_status tk_dist_sum_f64(double *buf, int64_t n) {
 tk_status tk_dist_sum_i64(int64_t *buf, int64_t n) {
 #ifdef TK_HAVE_MPI
     if (g_size > 1) {
+        double t0 = MPI_Wtime();
         int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+        g_stats.comm_s += MPI_Wtime() - t0;
+        g_stats.bytes += n * (int64_t)sizeof(int64_t);
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-reduce (i64)");
     }
 #endif
@@ -103,47 +110,57 @@ tk_status tk_dist_any(bool *flag) {
 
 #ifdef TK_HAVE_MPI
 enum { BUCKET = 1 << 22 };
-/* Packs the gradients (or, bcast, weights and moments) of consecutive params into buckets of up to BUCKET
- * floats, reduces or broadcasts each bucket, and unpacks. A tensor larger than a bucket goes alone, in place. */
-static tk_status over_params(tk_param_set *ps, bool bcast) {
-    float *buf = malloc((size_t)BUCKET * sizeof(float));
-    if (!buf) return tk_fail(TK_ERR_NOMEM, "gradient all-reduce: out of memory");
+typedef enum { OP_SUM, OP_BCAST, OP_SEND, OP_RECV } chunk_op;
+
+static double now_s(void) { return MPI_Wtime(); }
+
+/* One chunk of floats through op (root: the broadcasting rank, or the peer of a send/receive). */
+static tk_status chunk_io(chunk_op op, float *x, int cnt, int root) {
+    double t0 = now_s();
+    int rc = op == OP_SUM ? MPI_Allreduce(MPI_IN_PLACE, x, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD)
+           : op == OP_BCAST ? MPI_Bcast(x, cnt, MPI_FLOAT, root, MPI_COMM_WORLD)
+           : op == OP_SEND ? MPI_Send(x, cnt, MPI_FLOAT, root, 7, MPI_COMM_WORLD)
+                           : MPI_Recv(x, cnt, MPI_FLOAT, root, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    g_stats.comm_s += now_s() - t0;
+    if (op == OP_SUM || op == OP_SEND || (op == OP_BCAST && root == g_rank)) g_stats.bytes += (int64_t)cnt * (int64_t)sizeof(float);
+    static const char *const what[] = {"all-reduce (gradients)", "broadcast (parameters)", "send (optimizer state)", "receive (optimizer state)"};
+    return rc == MPI_SUCCESS ? TK_OK : mpi_fail(rc, what[op]);
+}
+
+/* The array `which` (0 w, 1 g, 2 m, 3 v) of param p. */
+static float *arr(tk_param *p, int which) { return which == 0 ? p->w : which == 1 ? p->g : which == 2 ? p->m : p->v; }
+
+/* Params [i0, i1) of ps, array `which`, through op, packed into chunks of up to BUCKET floats (a tensor larger than
+ * a chunk goes alone, in place, in slices). */
+static tk_status over_range(tk_param_set *ps, int64_t i0, int64_t i1, int which, chunk_op op, int root, float *buf) {
     tk_status st = TK_OK;
-    int n_arrays = bcast ? 3 : 1;
-    for (int a = 0; a < n_arrays && !st; a++) {
-        int64_t i = 0;
-        while (i < ps->n && !st) {
-            int64_t j = i, fill = 0;
-            while (j < ps->n && fill + ps->p[j].n <= BUCKET) fill += ps->p[j++].n;
-            if (j == i) {   /* one big tensor, in place, in slices an int count can hold */
-                float *x = a == 0 ? (bcast ? ps->p[i].w : ps->p[i].g) : a == 1 ? ps->p[i].m : ps->p[i].v;
-                for (int64_t o = 0; o < ps->p[i].n && !st; o += BUCKET) {
-                    int cnt = (int)(ps->p[i].n - o < BUCKET ? ps->p[i].n - o : BUCKET);
-                    int rc = bcast ? MPI_Bcast(x + o, cnt, MPI_FLOAT, 0, MPI_COMM_WORLD)
-                                   : MPI_Allreduce(MPI_IN_PLACE, x + o, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-                    if (rc != MPI_SUCCESS) st = mpi_fail(rc, bcast ? "broadcast (parameters)" : "all-reduce (gradients)");
-                }
-                i++;
-                continue;
-            }
-            int64_t o = 0;
-            for (int64_t k = i; k < j; k++) {
-                const float *x = a == 0 ? (bcast ? ps->p[k].w : ps->p[k].g) : a == 1 ? ps->p[k].m : ps->p[k].v;
-                memcpy(buf + o, x, (size_t)ps->p[k].n * sizeof(float));
-                o += ps->p[k].n;
-            }
-            int rc = bcast ? MPI_Bcast(buf, (int)fill, MPI_FLOAT, 0, MPI_COMM_WORLD)
-                           : MPI_Allreduce(MPI_IN_PLACE, buf, (int)fill, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-            if (rc != MPI_SUCCESS) { st = mpi_fail(rc, bcast ? "broadcast (parameters)" : "all-reduce (gradients)"); break; }
-            o = 0;
-            for (int64_t k = i; k < j; k++) {
-                float *x = a == 0 ? (bcast ? ps->p[k].w : ps->p[k].g) : a == 1 ? ps->p[k].m : ps->p[k].v;
-                memcpy(x, buf + o, (size_t)ps->p[k].n * sizeof(float));
-                o += ps->p[k].n;
-            }
-            i = j;
+    int64_t i = i0;
+    while (i < i1 && !st) {
+        int64_t j = i, fill = 0;
+        while (j < i1 && fill + ps->p[j].n <= BUCKET) fill += ps->p[j++].n;
+        if (j == i) {
+            float *x = arr(&ps->p[i], which);
+            for (int64_t o = 0; o < ps->p[i].n && !st; o += BUCKET)
+                st = chunk_io(op, x + o, (int)(ps->p[i].n - o < BUCKET ? ps->p[i].n - o : BUCKET), root);
+            i++;
+            continue;
         }
+        int64_t o = 0;
+        if (op != OP_RECV)
+            for (int64_t k = i; k < j; k++) { memcpy(buf + o, arr(&ps->p[k], which), (size_t)ps->p[k].n * sizeof(float)); o += ps->p[k].n; }
+        if ((st = chunk_io(op, buf, (int)fill, root))) break;
+        o = 0;
+        if (op != OP_SEND)
+            for (int64_t k = i; k < j; k++) { memcpy(arr(&ps->p[k], which), buf + o, (size_t)ps->p[k].n * sizeof(float)); o += ps->p[k].n; }
+        i = j;
     }
+    return st;
+}
+
+static tk_status with_buf(tk_param_set *ps, int64_t i0, int64_t i1, int which, chunk_op op, int root) {
+    float *buf = malloc((size_t)BUCKET * sizeof(float));
+    if (!buf) return tk_fail(TK_ERR_NOMEM, "MPI transfer buffer: out of memory");
+    tk_status st = over_range(ps, i0, i1, which, op, root, buf);
     free(buf);
     return st;
 }
@@ -151,7 +168,7 @@ static tk_status over_params(tk_param_set *ps, bool bcast) {
 
 tk_status tk_dist_sum_grads(tk_param_set *ps) {
 #ifdef TK_HAVE_MPI
-    if (g_size > 1) return over_params(ps, false);
+    if (g_size > 1) return with_buf(ps, 0, ps->n, 1, OP_SUM, 0);
 #endif
     (void)ps;
     return TK_OK;
@@ -159,9 +176,95 @@ tk_status tk_dist_sum_grads(tk_param_set *ps) {
 
 tk_status tk_dist_bcast_params(tk_param_set *ps) {
 #ifdef TK_HAVE_MPI
-    if (g_size > 1) return over_params(ps, true);
-#endif
+    tk_status st = TK_OK;
+    for (int a = 0; a < 4 && g_size > 1 && !st; a++)
+        if (a != 1) st = with_buf(ps, 0, ps->n, a, OP_BCAST, 0);
+    return st;
+#else
     (void)ps;
+    return TK_OK;
+#endif
+}
+
+void tk_dist_shard_plan(const tk_param_set *ps, int64_t *first) {
+    int n = g_size;
+    first[0] = 0;
+    int64_t acc = 0, i = 0;
+    for (int r = 1; r < n; r++) {   /* rank r starts at the first param whose start reaches r/n of the elements */
+        double target = (double)ps->total * r / n;
+        while (i < ps->n && (double)acc + 0.5 * (double)ps->p[i].n < target) acc += ps->p[i++].n;
+        first[r] = i;
+    }
+    first[n] = ps->n;
+}
+
+int64_t tk_dist_shard_drop(tk_param_set *ps, const int64_t *first) {
+    int64_t freed = 0;
+    for (int64_t i = 0; i < ps->n; i++) {
+        if (i >= first[g_rank] && i < first[g_rank + 1]) continue;
+        tk_param *p = &ps->p[i];
+        if (p->m) freed += 2 * p->n;
+        free(p->m);
+        free(p->v);
+        p->m = p->v = NULL;
+    }
+    return freed;
+}
+
+tk_status tk_dist_share_weights(tk_param_set *ps, const int64_t *first) {
+#ifdef TK_HAVE_MPI
+    if (g_size <= 1) return TK_OK;
+    float *buf = malloc((size_t)BUCKET * sizeof(float));
+    if (!buf) return tk_fail(TK_ERR_NOMEM, "MPI transfer buffer: out of memory");
+    tk_status st = TK_OK;
+    for (int r = 0; r < g_size && !st; r++) st = over_range(ps, first[r], first[r + 1], 0, OP_BCAST, r, buf);
+    free(buf);
+    return st;
+#else
+    (void)ps;
+    (void)first;
+    return TK_OK;
+#endif
+}
+
+tk_status tk_dist_gather_moments(tk_param_set *ps, const int64_t *first) {
+#ifdef TK_HAVE_MPI
+    if (g_size <= 1) return TK_OK;
+    if (g_rank == 0)
+        for (int64_t i = first[1]; i < ps->n; i++) {
+            tk_param *p = &ps->p[i];
+            if (!p->m) p->m = tk_calloc((size_t)p->n, sizeof(float));
+            if (!p->v) p->v = tk_calloc((size_t)p->n, sizeof(float));
+            if (!p->m || !p->v) return tk_fail(TK_ERR_NOMEM, "gathering the optimizer state for a checkpoint: out of memory");
+        }
+    float *buf = malloc((size_t)BUCKET * sizeof(float));
+    if (!buf) return tk_fail(TK_ERR_NOMEM, "MPI transfer buffer: out of memory");
+    tk_status st = TK_OK;
+    for (int r = 1; r < g_size && !st; r++)
+        for (int a = 2; a < 4 && !st; a++) {
+            if (g_rank == r) st = over_range(ps, first[r], first[r + 1], a, OP_SEND, 0, buf);
+            else if (g_rank == 0) st = over_range(ps, first[r], first[r + 1], a, OP_RECV, r, buf);
+        }
+    free(buf);
+    return st;
+#else
+    (void)ps;
+    (void)first;
+    return TK_OK;
+#endif
+}
+
+tk_dist_stats tk_dist_get_stats(void) { return g_stats; }
+
+tk_status tk_dist_barrier(void) {
+#ifdef TK_HAVE_MPI
+    if (g_size > 1) {
+        double t0 = MPI_Wtime();
+        int rc = MPI_Barrier(MPI_COMM_WORLD);
+        g_stats.wait_s += MPI_Wtime() - t0;
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, "barrier");
+    }
+#endif
     return TK_OK;
 }
 

@@ -23,4 +23,24 @@ tk_status tk_dist_bcast(void *buf, size_t bytes);
 tk_status tk_dist_bcast_params(tk_param_set *ps);
 /* *flag = true on every rank when it is true on any. */
 tk_status tk_dist_any(bool *flag);
+
+/* ---- ZeRO stage 1: the optimizer state sharded over the ranks ----
+ * Rank r owns the AdamW moments of params [first[r], first[r + 1]) of ps (contiguous, balanced by
+ * elements); every rank holds all weights and the summed gradients, steps its own range
+ * (tk_adamw_step_range) and sends the updated weights to the others. */
+/* Fills first[0..size] for ps. Thread-safe. */
+void tk_dist_shard_plan(const tk_param_set *ps, int64_t *first);
+/* Frees the moments of the params this rank does not own (their m, v become NULL); returns the floats freed. */
+int64_t tk_dist_shard_drop(tk_param_set *ps, const int64_t *first);
+/* Each rank's range of weights to every rank (after each stepped its own). */
+tk_status tk_dist_share_weights(tk_param_set *ps, const int64_t *first);
+/* Rank 0 receives every other rank's moments (allocating the ones it lacks) so that it can write a checkpoint;
+ * the others send theirs. Afterwards rank 0 calls tk_dist_shard_drop again. */
+tk_status tk_dist_gather_moments(tk_param_set *ps, const int64_t *first);
+/* Collective time and traffic of this process so far (seconds in sums/broadcasts, of which waiting for the
+ * slowest rank, and bytes this rank sent into collectives). */
+typedef struct tk_dist_stats { double comm_s, wait_s; int64_t bytes; } tk_dist_stats;
+tk_dist_stats tk_dist_get_stats(void);
+/* Waits for every rank (time counted as waiting): call before a collective to separate waiting from transfer. */
+tk_status tk_dist_barrier(void);
 #endif

@@ -1,7 +1,9 @@
 /* A run over N MPI ranks: rank 0 has opened the run folder (fresh or resumed from a checkpoint);
- * the others take its state from it. See src/dist/dist.h. */
+ * the others take its state from it, the optimizer state is sharded (ZeRO-1) and each rank
+ * updates its own range of parameters. See src/dist/dist.h. */
 #include "train/run.h"
 #include "dist/dist.h"
+#include <stdlib.h>
 
 tk_status tk_run_dist_share(tk_run *r, bool *resumed) {
     bool flag = *resumed;
@@ -11,5 +13,36 @@ tk_status tk_run_dist_share(tk_run *r, bool *resumed) {
     if (st) return tk_fail_ctx(st, "sharing the run's state with the other ranks: ");
     *resumed = flag;
     tk_train_set_counter(r->tc, r->st.counter);
+    int n = tk_dist_size();
+    r->shard_first = calloc((size_t)n + 1, sizeof(int64_t));
+    if (!r->shard_first) return tk_fail(TK_ERR_NOMEM, "ZeRO-1 plan: out of memory");
+    tk_dist_shard_plan(r->ps, r->shard_first);
+    tk_dist_shard_drop(r->ps, r->shard_first);
+    int64_t most = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t e = 0;
+        for (int64_t i = r->shard_first[k]; i < r->shard_first[k + 1]; i++) e += r->ps->p[i].n;
+        most = e > most ? e : most;
+    }
+    tk_run_emitf(r, TK_EV_INFO, "data_parallel", true, "data parallel over %d ranks: optimizer state sharded (ZeRO-1), at most %.1f MB "
+                 "of AdamW moments per rank (one process: %.1f MB)", n, 8.0 * (double)most / 1e6, 8.0 * (double)r->ps->total / 1e6);
     return TK_OK;
+}
+
+tk_status tk_run_dist_update(tk_run *r, double *gn) {
+    if (!r->shard_first) {
+        tk_adamw_step(&r->opt, r->ps, r->st.step, gn);
+        return TK_OK;
+    }
+    int k = tk_dist_rank();
+    tk_adamw_step_range(&r->opt, r->ps, r->st.step, gn, r->shard_first[k], r->shard_first[k + 1]);
+    tk_status st = tk_dist_share_weights(r->ps, r->shard_first);
+    return st ? tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1) : TK_OK;
+}
+
+void tk_run_dist_report(tk_run *r) {
+    if (!r->shard_first || tk_dist_rank() != 0 || r->steps_here <= 0) return;
+    tk_dist_stats s = tk_dist_get_stats();
+    tk_run_emitf(r, TK_EV_INFO, "data_parallel", true, "rank 0 over %lld steps: %.3f s waiting for the other ranks, %.3f s in transfers, "
+                 "%.2f MB sent per step", (long long)r->steps_here, s.wait_s, s.comm_s, (double)s.bytes / 1e6 / (double)r->steps_here);
 }

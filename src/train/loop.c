@@ -51,14 +51,14 @@ tk_status tk_run_step(tk_run *r) {
     if (n_ranks > 1) {   /* the step's sums over the ranks, then every rank takes the same optimizer step */
         tk_train_set_counter(r->tc, counter0 + (uint64_t)j);
         double sums[2] = {ls, ws};
-        if ((st = tk_dist_sum_grads(r->ps)) || (st = tk_dist_sum_f64(sums, 2)) || (st = tk_dist_sum_i64(&toks, 1)))
+        if ((st = tk_dist_barrier()) || (st = tk_dist_sum_grads(r->ps)) || (st = tk_dist_sum_f64(sums, 2)) || (st = tk_dist_sum_i64(&toks, 1)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
         ls = sums[0];
         ws = sums[1];
     }
     double gn = 0;
     float lr = tk_lr_at(&r->opt, r->st.step);
-    tk_adamw_step(&r->opt, r->ps, r->st.step, &gn);
+    if ((st = tk_run_dist_update(r, &gn))) return st;
     double dt = tk_time_s() - t0;
     r->st.step++;
     r->st.row += n;
@@ -144,7 +144,15 @@ tk_status tk_run_evaluate(tk_run *r) {
 
 tk_status tk_run_save(tk_run *r) {
     char *path = NULL;
-    tk_status st = tk_ckpt_save(r->c.out, r->ps, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
+    tk_status st = TK_OK;
+    if (r->shard_first) {   /* N ranks: rank 0 gathers the sharded optimizer state, writes, and drops it again */
+        st = tk_dist_gather_moments(r->ps, r->shard_first);
+        if (!st && tk_dist_rank() == 0) st = tk_ckpt_save(r->c.out, r->ps, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
+        tk_dist_shard_drop(r->ps, r->shard_first);
+        if (st) return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step);
+        if (tk_dist_rank() != 0) return TK_OK;
+    } else
+        st = tk_ckpt_save(r->c.out, r->ps, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
     if (st) return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step);
     tk_run_emitf(r, TK_EV_CHECKPOINT, "checkpoint", true, "%s", path);
     free(path);

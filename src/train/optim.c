@@ -23,6 +23,10 @@ float tk_lr_at(const tk_adamw *o, int64_t step) {
 }
 
 void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm) {
+    tk_adamw_step_range(o, s, step, grad_norm, 0, s->n);
+}
+
+void tk_adamw_step_range(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm, int64_t first, int64_t end) {
     double norm = tk_params_grad_norm(s);
     if (grad_norm) *grad_norm = norm;
     float gscale = 1.0f;
@@ -31,7 +35,7 @@ void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *gra
     double t = (double)(step + 1);
     float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2 = (float)(1.0 - pow(o->beta2, t));
     float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
-    for (int64_t i = 0; i < s->n; i++) {
+    for (int64_t i = first; i < end && i < s->n; i++) {
         tk_param *p = &s->p[i];
         float wd = p->decay ? o->weight_decay : 0.0f, lr = lr0 * p->lr_mult;
         float *w = p->w, *g = p->g, *m = p->m, *v = p->v;

@@ -24,4 +24,7 @@ tk_adamw tk_adamw_default(void);
 float tk_lr_at(const tk_adamw *o, int64_t step);
 /* Clips (if o->clip > 0) and applies one AdamW update for step `step` (0-based; bias correction uses step+1); each tensor's learning rate (and so its decoupled decay) is the schedule's times its lr_mult. Returns the pre-clip gradient norm in *grad_norm (may be NULL). */
 void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm);
+/* The same step for parameters [first, end) of s only (their moments must exist), clipping by the norm of
+ * all of s's gradients: with the optimizer state sharded over ranks (ZeRO-1), each rank steps its own range. */
+void tk_adamw_step_range(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm, int64_t first, int64_t end);
 #endif

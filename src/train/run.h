@@ -37,6 +37,7 @@ typedef struct tk_run {
     tk_train_event_fn fn; void *ud;
     tk_train_control *ctl;        /* pause / cancel requests (may be NULL) */
     int lock_fd;                  /* RUN/.lock, held for the run's lifetime (-1: none) */
+    int64_t *shard_first;         /* N > 1 MPI ranks: rank r owns the optimizer state of params [first[r], first[r+1]) (dist.h) */
     bool created_out;             /* this run created --out (removed again, with the lock, when it fails empty) */
     tk_model *m;
     const tk_tokenizer *tok;
@@ -118,8 +119,14 @@ tk_status tk_run_check_resume(tk_run *r, const char *saved, const char *where);
  * and writes config.json. */
 tk_status tk_run_open(tk_run *r, bool *resumed);
 /* With N > 1 MPI ranks, after rank 0's tk_run_open: rank 0's *resumed, state, weights and moments (and
- * so the dropout counter) to every rank (dist_run.c). Every rank calls it. */
+ * so the dropout counter) to every rank, then the optimizer state sharded (ZeRO-1: each rank keeps the
+ * moments of its own range, r->shard_first) (dist_run.c). Every rank calls it. */
 tk_status tk_run_dist_share(tk_run *r, bool *resumed);
+/* The step's optimizer update: one process steps every parameter; N ranks each step their own range and
+ * share the weights (dist_run.c). *gn: the gradient norm. */
+tk_status tk_run_dist_update(tk_run *r, double *gn);
+/* rank 0 (the others return at once): the communication time and volume of the run so far as an info event. */
+void tk_run_dist_report(tk_run *r);
 
 /* loop.c */
 double tk_run_epoch_progress(tk_run *r);

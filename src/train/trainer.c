@@ -35,6 +35,8 @@ void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool
 
 
 static void run_free(tk_run *r) {
+    free(r->shard_first);
+    r->shard_first = NULL;
     if (r->created_out && r->lock_fd >= 0 && !tk_run_folder_in_use(r->c.out)) {
         /* a run that failed before writing anything leaves no empty folder behind (rmdir fails if it holds files) */
         char *p = tk_path_join(r->c.out, ".lock");
@@ -195,7 +197,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
             tk_run_emitf(r, TK_EV_INFO, "cancelled", true, "cancelled at step %lld (no checkpoint written)", (long long)r->st.step);
             goto done;
         }
-        if (lead && (r->st.done || r->st.step % c->save_every == 0 || interrupted)) { if ((st = tk_run_save(r))) goto done; }
+        if (r->st.done || r->st.step % c->save_every == 0 || interrupted) { if ((st = tk_run_save(r))) goto done; }   /* every rank: ZeRO-1 */
         if (interrupted && !r->st.done) {
             if (ctl) ctl->outcome = 1;
             tk_run_emitf(r, TK_EV_INFO, "interrupted", true, "interrupted at step %lld: continue with --resume", (long long)r->st.step);
@@ -204,6 +206,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     }
 
     /* outputs (rank 0's) */
+    tk_run_dist_report(r);
     if (!lead) goto done;
     char *last_ck = NULL;
     if ((st = tk_ckpt_latest(c->out, &last_ck))) goto done;
