@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `takumi train --method dora|ia3|prefix` on the tiny stories260K model: the run writes the adapter in
 # PEFT's layout (use_dora / peft_type IA3) and, as llama.cpp cannot apply these methods, no GGUF
-# adapter but a note; `takumi generate --adapter` applies it (the greedy text changes) and gives
-# the text of the model `takumi export --merge` writes; options that do not apply (--lora-r with
+# adapter but a note; `takumi generate --adapter` applies it (the greedy text changes), and `takumi eval`
+# gives the same loss with it on the HF and GGUF containers and on the model `takumi export --merge` writes; options that do not apply (--lora-r with
 # --method ia3) fail naming the option. Prefix adapters (no merge) are applied and refused a merge.
 set -u
 cd "$(dirname "$0")/.."
@@ -24,6 +24,7 @@ for i in $(seq 0 23); do
     n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
     printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
 done > "$tmp/d.jsonl"
+sed 's/^{"prompt":"\(.*\)","completion":"\(.*\)"}$/{"text":"\1 \2"}/' "$tmp/d.jsonl" > "$tmp/t.jsonl"
 gen() {  # gen NAME MODEL [args...]: greedy text into $tmp/NAME.txt
     local name=$1 model=$2; shift 2
     if "$BIN" generate --model "$model" --tokenizer "$TOK" --prompt "Tell me about Ben and the kite." --temperature 0 \
@@ -31,6 +32,21 @@ gen() {  # gen NAME MODEL [args...]: greedy text into $tmp/NAME.txt
     else bad "generate $name failed: $(tail -2 "$tmp/$name.err")"; fi
 }
 gen base "$S/hf"
+# evloss NAME MODEL [args...]: the loss of the records as plain text (t.jsonl: no chat template, which the
+# two containers carry differently) by takumi eval --json, into $tmp/NAME.loss. Two paths that
+# compute the same model (HF vs GGUF container, applied vs merged) are compared by it within 1e-5 relative:
+# their greedy texts may part at a near-tie of two logits, as the summation order differs by CPU.
+evloss() {
+    local name=$1 model=$2; shift 2
+    if "$BIN" eval --model "$model" --tokenizer "$TOK" --data "$tmp/t.jsonl" --metrics loss --threads 1 --json "$@" 2> "$tmp/$name.eerr" |
+       python3 -c 'import json, sys; print(repr(json.load(sys.stdin)["metrics"]["loss"]["value"]))' > "$tmp/$name.loss"; then ok
+    else bad "eval $name failed: $(tail -2 "$tmp/$name.eerr")"; fi
+}
+same_loss() {  # same_loss A B WHAT
+    if python3 -c 'import sys; a, b = float(open(sys.argv[1]).read()), float(open(sys.argv[2]).read()); sys.exit(0 if abs(a - b) <= 1e-5 * abs(b) else 1)' \
+           "$tmp/$1.loss" "$tmp/$2.loss" 2> /dev/null; then ok
+    else bad "$3: loss $(cat "$tmp/$1.loss" 2> /dev/null) vs $(cat "$tmp/$2.loss" 2> /dev/null)"; fi
+}
 
 for method in dora ia3; do
     r=$tmp/$method
@@ -49,12 +65,13 @@ for method in dora ia3; do
     gen "${method}_gguf" "$G" --adapter "$r/adapter"   # the GGUF container: llama.cpp's permuted q/k rows
     if [ -s "$tmp/$method.txt" ] && ! cmp -s "$tmp/base.txt" "$tmp/$method.txt"; then ok
     else bad "$method: the adapter does not change the text: '$(cat "$tmp/$method.txt")'"; fi
-    if cmp -s "$tmp/$method.txt" "$tmp/${method}_gguf.txt"; then ok; else bad "$method: HF and GGUF bases differ"; fi
+    evloss "$method" "$S/hf" --adapter "$r/adapter"
+    evloss "${method}_gguf" "$G" --adapter "$r/adapter"
+    same_loss "${method}_gguf" "$method" "$method: HF and GGUF bases differ"
     if "$BIN" export --model "$G" --adapter "$r/adapter" --merge --to "$tmp/$method-merged.gguf" --dtype f32 > /dev/null 2> "$tmp/e.err"; then ok
     else bad "$method: export --merge: $(tail -2 "$tmp/e.err")"; fi
-    gen "${method}_merged" "$tmp/$method-merged.gguf"
-    if cmp -s "$tmp/$method.txt" "$tmp/${method}_merged.txt"; then ok
-    else bad "$method: merged '$(cat "$tmp/${method}_merged.txt")' vs applied '$(cat "$tmp/$method.txt")'"; fi
+    evloss "${method}_merged" "$tmp/$method-merged.gguf"
+    same_loss "${method}_merged" "$method" "$method: merged vs applied"
     "$BIN" export --model "$G" --adapter "$r/adapter" --to "$tmp/$method.gguf" > /dev/null 2> "$tmp/c.err"
     if [ $? = 1 ] && grep -q "no GGUF layout" "$tmp/c.err"; then ok; else bad "$method: conversion to GGUF: $(cat "$tmp/c.err")"; fi
 done
@@ -76,7 +93,9 @@ for variant in prefix prefix_proj; do
     gen "${variant}_gguf" "$G" --adapter "$r/adapter"
     if [ -s "$tmp/$variant.txt" ] && ! cmp -s "$tmp/base.txt" "$tmp/$variant.txt"; then ok
     else bad "$variant: the adapter does not change the text: '$(cat "$tmp/$variant.txt")'"; fi
-    if cmp -s "$tmp/$variant.txt" "$tmp/${variant}_gguf.txt"; then ok; else bad "$variant: HF and GGUF bases differ"; fi
+    evloss "$variant" "$S/hf" --adapter "$r/adapter"
+    evloss "${variant}_gguf" "$G" --adapter "$r/adapter"
+    same_loss "${variant}_gguf" "$variant" "$variant: HF and GGUF bases differ"
     "$BIN" export --model "$G" --adapter "$r/adapter" --merge --to "$tmp/$variant-merged.gguf" --dtype f32 > /dev/null 2> "$tmp/e.err"
     if [ $? = 1 ] && grep -q "prefix adapters cannot be merged into the weights" "$tmp/e.err" && [ ! -e "$tmp/$variant-merged.gguf" ]; then ok
     else bad "$variant: export --merge: $(cat "$tmp/e.err")"; fi

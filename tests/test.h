@@ -48,6 +48,10 @@ static inline int tk_test_done(const char *name) {
     else printf("%s: %d checks passed\n", name, tk_test_checks);
     return tk_test_failures ? 1 : 0;
 }
+/* Relative tolerance of results that must not depend on how rows are split across matmul calls (the chunked
+ * LM head, a batch split in two): float32 rounding (gradients: 10x), since a BLAS may sum in an order that
+ * depends on a call's row count (OpenBLAS's small-matrix kernels on Intel AVX-512 do; measured 6e-8). */
+#define CHUNK_TOL 1e-6
 /* UNDER_ASAN: 1 in an ASan build (model-size tests run fewer steps there) */
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1

@@ -2,7 +2,8 @@
 # Refactoring guard: `takumi train` must give bit-identical losses, learning rates,
 # gradient norms and validation results to those recorded in
 # tests/fixtures/train/baseline/*.curve (recorded with the code before the core was
-# opened into seams, 1 thread). Cases: stories260K LoRA (dropout, rsLoRA, q,v,down
+# opened into seams, 1 thread, on the CPU vendor named in cpu.txt; on another CPU kind,
+# whose OpenBLAS kernels sum in another order, within 3e-4 relative). Cases: stories260K LoRA (dropout, rsLoRA, q,v,down
 # targets), stories260K full fine-tuning with frozen layers, SmolLM2-135M Q4_1 LoRA on
 # the support examples. `--record` rewrites the fixtures (only when a change of results is
 # intended and explained in the commit).
@@ -41,11 +42,29 @@ run_case() {
     curve "$tmp/$name/metrics.jsonl" > "$tmp/$name.curve"
     if [ "$record" = 1 ]; then cp "$tmp/$name.curve" "$FIX/$name.curve"; echo "recorded $FIX/$name.curve ($(wc -l < "$FIX/$name.curve") lines)"; return; fi
     checks=$((checks + 1))
-    if [ -s "$tmp/$name.curve" ] && cmp -s "$tmp/$name.curve" "$FIX/$name.curve"; then :; else
-        failures=$((failures + 1)); echo "FAIL: $name: curve differs from $FIX/$name.curve:" >&2
-        diff "$FIX/$name.curve" "$tmp/$name.curve" | head -10 >&2
+    if [ "$exact" = 1 ]; then
+        if [ -s "$tmp/$name.curve" ] && cmp -s "$tmp/$name.curve" "$FIX/$name.curve"; then :; else
+            failures=$((failures + 1)); echo "FAIL: $name: curve differs from $FIX/$name.curve:" >&2
+            diff "$FIX/$name.curve" "$tmp/$name.curve" | head -10 >&2
+        fi
+    elif ! python3 - "$tmp/$name.curve" "$FIX/$name.curve" "$name" <<'PY'
+import sys
+got, want = [[l.split() for l in open(p)] for p in sys.argv[1:3]]
+ok = len(got) == len(want) > 0 and all(g[:2] == w[:2] for g, w in zip(got, want))
+worst = max((abs(float(a) - float(b)) / max(abs(float(b)), 1e-12) for g, w in zip(got, want) for a, b in zip(g[2:], w[2:])), default=1)
+print("  %s: %d lines, max rel diff %.2e from the recording (another CPU kind: within 3e-4)" % (sys.argv[3], len(got), worst))
+sys.exit(0 if ok and worst <= 3e-4 else "%s: %s" % (sys.argv[3], "lines differ" if not ok else "max rel diff %.3e" % worst))
+PY
+    then failures=$((failures + 1)); echo "FAIL: $name: curve differs from $FIX/$name.curve beyond 3e-4" >&2; diff "$FIX/$name.curve" "$tmp/$name.curve" | head -6 >&2
     fi
 }
+# Bit for bit on the CPU kind the fixtures were recorded on ($FIX/cpu.txt: its vendor; OpenBLAS picks its
+# kernels, and so its summation order, by CPU); on another kind every number within 3e-4 relative (measured
+# on an Intel Xeon against the AMD recording: up to 8.7e-5 after 73 steps of drift, 1.3e-6 on SmolLM2).
+cpu_kind=$(grep -m1 '^vendor_id' /proc/cpuinfo | awk '{print $3}')
+exact=0; [ "$cpu_kind" = "$(cat "$FIX/cpu.txt" 2>/dev/null)" ] && exact=1
+[ "$record" = 1 ] && echo "$cpu_kind" > "$FIX/cpu.txt"
+[ "$exact" = 1 ] || echo "train_baseline: this CPU ($cpu_kind) is not the recording's ($(cat "$FIX/cpu.txt" 2>/dev/null)): comparing within 3e-4"
 run_case stories_lora "${stories[@]}" --lora-r 4 --lora-alpha 8 --lora-dropout 0.1 --rslora --lora-targets q,v,down --lr 3e-3 \
     --samples 1 --sample-tokens 8
 # the "after" sample is generated with the trained adapter (the adapter lives in the training
