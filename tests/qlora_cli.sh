@@ -4,7 +4,8 @@
 # every step's train loss, |quantized - unquantized|: q8_0 0.05, q4_k 0.15, nf4 0.60 nats (nf4 is
 # the coarsest here: every 64-wide row is one block, and the tied embedding/head is quantized too;
 # measured on this machine: max 0.03 / 0.07 / 0.47); each quantized run must also learn (last loss
-# below 35% of the first). Bad input: an unknown type, a quantized GGUF base, --method full.
+# below 35% of the first). takumi generate takes the option too. Bad input: an unknown type, a
+# quantized GGUF base, --method full.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/${BUILD:-build}/takumi}
@@ -41,6 +42,13 @@ for q in q8_0:0.05 q4_k:0.15 nf4:0.60; do
     if [ "$4" = learns ]; then ok; else bad "$t: the loss did not fall below 35% of its first value"; fi
     echo "qlora_cli: $t max |loss - unquantized| over 10 steps = $2 (tolerance $tol)"
 done
+
+# takumi generate --quantize-base: greedy text from the nf4 base starts as the f32 base's does
+g=$("$BIN" generate --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --quantize-base nf4 --temperature 0 --max-tokens 16 \
+     --prompt "Once upon a time" 2> "$tmp/g.err")
+case "$g" in ", there was a little girl named Lily"*) ok ;; *) bad "generate --quantize-base nf4 gave '$g' $(cat "$tmp/g.err")" ;; esac
+if "$BIN" generate --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --quantize-base q4_0 --prompt x > /dev/null 2> "$tmp/g2.err"; then bad "generate --quantize-base q4_0 accepted"
+elif grep -q "quantize-base" "$tmp/g2.err"; then ok; else bad "generate --quantize-base q4_0: $(cat "$tmp/g2.err")"; fi
 
 # bad input
 if "$BIN" train "${common[@]}" --quantize-base q5_0 --out "$tmp/b1" > /dev/null 2> "$tmp/b1.err"; then bad "--quantize-base q5_0 accepted"
