@@ -74,9 +74,11 @@ static uint8_t nf4_code(float v) {
         for (int i = 0; i < 15; i++) mid[i] = (tk_nf4_code[i] + tk_nf4_code[i + 1]) / 2;
         __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     }
-    uint8_t q = 0;
-    while (q < 15 && mid[q] < v) q++;
-    return q;
+    int q = mid[7] < v ? 8 : 0; /* the number of midpoints below v, by binary search */
+    if (mid[q + 3] < v) q += 4;
+    if (mid[q + 1] < v) q += 2;
+    if (mid[q] < v) q += 1;
+    return (uint8_t)q;
 }
 
 /* The quantization of n values into n/64 blocks at blk, with no allocation: bitsandbytes'
@@ -131,6 +133,8 @@ static void quantize_core(const float *x, int64_t n, void *dst, uint8_t *absmax_
     const int64_t nb = n / TK_NF4_BLOCK;
     const size_t bs = sizeof(tk_block_nf4);
     uint8_t *blk = dst; /* block b at blk + b * bs: d (f32), then qs[32]; any alignment */
+    (void)nf4_code(0.0f); /* the midpoint table, before the threads */
+    #pragma omp parallel for schedule(static) if (nb > 4096)
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * TK_NF4_BLOCK;
         float am = 0;
