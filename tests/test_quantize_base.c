@@ -5,9 +5,9 @@
  *     rounding of scale and min; nf4: tests/test_nf4.c), and their relative RMS errors;
  *   - the matmul a quantized base takes (forward on the whole-weight, panel and row paths, and
  *     the backward's dx through W) against the f32 product with the dequantized weight;
- *   - tk_model_load with quantize_base on stories260K (HF f32): every matmul weight is the
- *     quantizer's output of the file's weight byte for byte, rows that fit no block fall back
- *     (q4_k -> q5_0 for 64-wide rows) or stay f32 (the 172-wide down projection), the tied
+ *   - tk_model_load with quantize_base on stories260K (HF f32, and bf16 through an f32 conversion):
+ *     every matmul weight is the quantizer's output of the file's weight byte for byte, rows that fit no block fall back
+ *     (q4_k -> q5_0 for 64-wide rows) or stay as stored (the 172-wide down projection), the tied
  *     head follows the embedding; a base already quantized (GGUF q4_1) and an unsupported
  *     target are refused with the tensor named. */
 #include "test.h"
@@ -114,30 +114,35 @@ static void matmuls(void) {
     }
 }
 
+/* got (a weight of the quantized model) = tk_quantize(want) of file (the same weight as stored, any float
+ * dtype); want = TK_F32: got stays as stored. */
 static void same_as_quantizer(const tk_tensor_ref *file, const tk_tensor_ref *got, tk_dtype want, const char *what) {
     int64_t n = tk_tensor_nelems(file);
     if (want == TK_F32) {
-        CHECK(got->dtype == TK_F32 && got->nbytes == file->nbytes && memcmp(got->data, file->data, file->nbytes) == 0,
-              "%s: should stay as stored (f32)", what);
+        CHECK(got->dtype == file->dtype && got->nbytes == file->nbytes && memcmp(got->data, file->data, file->nbytes) == 0,
+              "%s: should stay as stored (%s)", what, tk_dtype_name(file->dtype));
         return;
     }
+    float *src = malloc((size_t)n * sizeof(float));
+    CHECK_OK(tk_dequantize(file->dtype, file->data, src, n));
     CHECK(got->dtype == want, "%s: dtype %s, expected %s", what, tk_dtype_name(got->dtype), tk_dtype_name(want));
-    if (got->dtype != want) return;
+    if (got->dtype != want) { free(src); return; }
     size_t nb;
     tk_dtype_nbytes(want, n, &nb);
     void *q = malloc(nb);
-    if (want == TK_NF4) CHECK_OK(tk_quantize(want, file->data, q, n)); /* one tensor */
+    if (want == TK_NF4) CHECK_OK(tk_quantize(want, src, q, n)); /* one tensor */
     else
         for (int64_t r = 0; r < n / file->ne[0]; r++)
-            CHECK_OK(tk_quantize(want, (const float *)file->data + r * file->ne[0], (uint8_t *)q + (size_t)r * (nb / (size_t)(n / file->ne[0])), file->ne[0]));
+            CHECK_OK(tk_quantize(want, src + r * file->ne[0], (uint8_t *)q + (size_t)r * (nb / (size_t)(n / file->ne[0])), file->ne[0]));
     CHECK(got->nbytes == nb && memcmp(q, got->data, nb) == 0, "%s: %s bytes differ from tk_quantize of the file's weight", what, tk_dtype_name(want));
     free(q);
+    free(src);
 }
 
-static void load_stories(void) {
-    const char *hf = tk_test_shared("models/stories260K/hf");
+static void load_stories(const char *folder) {
+    const char *hf = tk_test_shared(folder);
     const char *tokp = tk_test_shared("models/stories260K/llama2c/tok512.bin");
-    if (tk_test_require(hf && tokp ? hf : NULL, "models/stories260K/hf")) return;
+    if (tk_test_require(hf && tokp ? hf : NULL, folder)) return;
     char hfp[4096], tk[4096];
     snprintf(hfp, sizeof hfp, "%s", hf);
     snprintf(tk, sizeof tk, "%s", tokp);
@@ -156,7 +161,7 @@ static void load_stories(void) {
         const tk_weights *w = tk_model_weights(m);
         tk_dtype small = types[k] == TK_Q4_K ? TK_Q5_0 : types[k]; /* 64-wide rows: q4_k falls back to q5_0 */
         char what[96];
-        snprintf(what, sizeof what, "%s token_embd", tk_dtype_name(types[k]));
+        snprintf(what, sizeof what, "%s %s token_embd", folder, tk_dtype_name(types[k]));
         same_as_quantizer(&bw->tok_embd, &w->tok_embd, small, what);
         CHECK(w->output.data == w->tok_embd.data && w->output.dtype == w->tok_embd.dtype, "%s: the tied head follows the embedding", what);
         for (int l = 0; l < 5; l++) {
@@ -166,7 +171,7 @@ static void load_stories(void) {
             snprintf(what, sizeof what, "%s layer %d w_up", tk_dtype_name(types[k]), l);
             same_as_quantizer(&a->w_up, &b->w_up, small, what);
             snprintf(what, sizeof what, "%s layer %d w_down (172-wide rows)", tk_dtype_name(types[k]), l);
-            same_as_quantizer(&a->w_down, &b->w_down, TK_F32, what); /* 172 fits no block: stays f32 */
+            same_as_quantizer(&a->w_down, &b->w_down, TK_F32, what); /* 172 fits no block: stays as stored */
         }
         tk_model_free(m);
     }
@@ -190,6 +195,7 @@ int main(void) {
     tk_rng_seed(&rng, 2024);
     error_bounds();
     matmuls();
-    load_stories();
+    load_stories("models/stories260K/hf");      /* f32: quantized straight from the mapped file */
+    load_stories("models/stories260K/hf-bf16"); /* bf16: through an f32 conversion */
     return tk_test_done("test_quantize_base");
 }

@@ -69,7 +69,8 @@ int64_t tk_tensor_nelems(const tk_tensor_ref *t);
 
 /* Converts rows of any supported dtype to f32: n elements starting at src (n a multiple of the block size). Returns TK_ERR_UNSUPPORTED for unknown dtypes. */
 tk_status tk_dequantize(tk_dtype t, const void *src, float *dst, int64_t n);
-/* Converts n f32 values to dtype t (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 at least); n a multiple of the block size. */
+/* Converts n f32 values to dtype t (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_1, Q4_K, Q8_K, NF4); n a multiple of the
+ * block size. NF4 quantizes the n values as one bitsandbytes tensor (the double quantization's mean and groups span all n). */
 tk_status tk_quantize(tk_dtype t, const float *src, void *dst, int64_t n);
 
 /* IEEE half / bfloat16 conversions (round-to-nearest-even). */
