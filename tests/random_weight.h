@@ -32,6 +32,7 @@ static void *random_weight(tk_rng *rng, tk_dtype t, int64_t N, int64_t K, size_t
         case TK_Q4_K: ((tk_block_q4_k *)p)->d = H(0.01f); ((tk_block_q4_k *)p)->dmin = H(0.01f); break;
         case TK_Q5_K: ((tk_block_q5_k *)p)->d = H(0.01f); ((tk_block_q5_k *)p)->dmin = H(0.01f); break;
         case TK_Q6_K: ((tk_block_q6_k *)p)->d = H(0.002f); break;
+        case TK_NF4: { float d = 0.1f * (0.5f + tk_rng_uniform(rng)); memcpy(p, &d, 4); } break;
         default: break;
         }
     }
@@ -41,6 +42,6 @@ static void *random_weight(tk_rng *rng, tk_dtype t, int64_t N, int64_t K, size_t
 
 /* Every weight dtype the matmuls take. */
 static const tk_dtype k_weight_types[] = {TK_F32, TK_F16, TK_BF16, TK_Q8_0, TK_Q4_0, TK_Q4_1, TK_Q5_0, TK_Q5_1,
-                                          TK_Q2_K, TK_Q3_K, TK_Q4_K, TK_Q5_K, TK_Q6_K};
+                                          TK_Q2_K, TK_Q3_K, TK_Q4_K, TK_Q5_K, TK_Q6_K, TK_NF4};
 #define N_WEIGHT_TYPES (int)(sizeof k_weight_types / sizeof k_weight_types[0])
 #endif

@@ -221,7 +221,7 @@ static void run_all(void) {
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 103, 2100, 20); /* several row blocks, N past one column block */
     for (int i = 0; i < N_WEIGHT_TYPES; i++) {
         tk_dtype t = k_weight_types[i];
-        int64_t bk = tk_dtype_block_elems(t) == 256 ? 512 : 96;
+        int64_t bk = tk_dtype_block_elems(t) == 256 ? 512 : tk_dtype_block_elems(t) == 64 ? 192 : 96;
         check_forward(t, 1, 37, bk);
         check_forward(t, 3, 19, bk);
         check_forward(t, 13, 67, bk);

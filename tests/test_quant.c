@@ -111,8 +111,8 @@ static void check_fixture(void) {
         free(out);
         free(ref);
     }
-    for (int t = 0; t < TK_DTYPE_COUNT; t++)
-        CHECK(covered[t], "dtype %s has no reference fixture in types.gguf", tk_dtype_name((tk_dtype)t));
+    for (int t = 0; t < TK_DTYPE_COUNT; t++) /* NF4 is not a GGUF type: tests/test_nf4.c checks it against bitsandbytes */
+        if (t != TK_NF4) CHECK(covered[t], "dtype %s has no reference fixture in types.gguf", tk_dtype_name((tk_dtype)t));
     cJSON_Delete(root);
     free(js);
     tk_gguf_close(g);
@@ -213,8 +213,8 @@ static void check_errors(void) {
     CHECK(strstr(tk_last_error(), "q4_0") != NULL, "message: %s", tk_last_error());
     CHECK(tk_dequantize(TK_Q4_0, buf, f, -32) == TK_ERR_ARG, "negative count accepted");
     CHECK(tk_dequantize((tk_dtype)99, buf, f, 32) == TK_ERR_UNSUPPORTED, "unknown dtype accepted");
-    CHECK(tk_quantize(TK_Q4_K, f, buf, 256) == TK_ERR_UNSUPPORTED, "q4_k quantize claimed");
-    CHECK(strstr(tk_last_error(), "q4_k") != NULL, "message: %s", tk_last_error());
+    CHECK(tk_quantize(TK_Q5_K, f, buf, 256) == TK_ERR_UNSUPPORTED, "q5_k quantize claimed");
+    CHECK(strstr(tk_last_error(), "q5_k") != NULL, "message: %s", tk_last_error());
     CHECK(tk_quantize(TK_I32, f, buf, 4) == TK_ERR_UNSUPPORTED, "i32 quantize claimed");
     CHECK(tk_quantize(TK_Q8_0, f, buf, 31) == TK_ERR_ARG, "partial q8_0 block accepted");
     CHECK_OK(tk_dequantize(TK_Q6_K, NULL, NULL, 0));

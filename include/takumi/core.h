@@ -32,12 +32,13 @@ const char *tk_status_str(tk_status st);
 /* Clears this thread's last error message. */
 void tk_clear_error(void);
 
-/* Element types. Quantized types are stored in blocks exactly as in GGUF. */
+/* Element types. Quantized types are stored in blocks exactly as in GGUF (except TK_NF4, takumi's own). */
 typedef enum tk_dtype {
     TK_F32 = 0, TK_F16, TK_BF16, TK_F64,
     TK_I8, TK_I16, TK_I32, TK_I64,
     TK_Q8_0, TK_Q4_0, TK_Q4_1, TK_Q5_0, TK_Q5_1, TK_Q8_1,
     TK_Q2_K, TK_Q3_K, TK_Q4_K, TK_Q5_K, TK_Q6_K, TK_Q8_K,
+    TK_NF4, /* not a GGUF type: QLoRA's NormalFloat4, blocks of 64 with a resolved f32 scale (src/core/nf4.h) */
     TK_DTYPE_COUNT
 } tk_dtype;
 
@@ -68,7 +69,8 @@ int64_t tk_tensor_nelems(const tk_tensor_ref *t);
 
 /* Converts rows of any supported dtype to f32: n elements starting at src (n a multiple of the block size). Returns TK_ERR_UNSUPPORTED for unknown dtypes. */
 tk_status tk_dequantize(tk_dtype t, const void *src, float *dst, int64_t n);
-/* Converts n f32 values to dtype t (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 at least); n a multiple of the block size. */
+/* Converts n f32 values to dtype t (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q8_1, Q4_K, Q8_K, NF4); n a multiple of the
+ * block size. NF4 quantizes the n values as one bitsandbytes tensor (the double quantization's mean and groups span all n). */
 tk_status tk_quantize(tk_dtype t, const float *src, void *dst, int64_t n);
 
 /* IEEE half / bfloat16 conversions (round-to-nearest-even). */

@@ -108,6 +108,7 @@ typedef struct tk_model_params {
     const char *tokenizer_path; /* tokenizer.bin / tokenizer.json / .gguf to use instead of the model's own (needed for llama2.c and tokenizer-less HF folders); NULL = auto */
     int32_t n_ctx;              /* overrides the context length the file states (0 = keep) */
     tk_tokenizer_mode tokenizer;
+    tk_dtype quantize_base;     /* QLoRA: quantize the f32/f16/bf16 base at load to TK_Q8_0, TK_Q4_K or TK_NF4; TK_F32 (0) = keep */
 } tk_model_params;
 
 /* Returns the defaults (all zero): no tokenizer override, the file's context, tokenizer required. */

@@ -9,6 +9,7 @@ static const struct { const char *name; int64_t blk; size_t bytes; } k_dtypes[TK
     [TK_Q5_0] = {"q5_0", 32, 22},  [TK_Q5_1] = {"q5_1", 32, 24}, [TK_Q8_1] = {"q8_1", 32, 36},
     [TK_Q2_K] = {"q2_k", 256, 84}, [TK_Q3_K] = {"q3_k", 256, 110}, [TK_Q4_K] = {"q4_k", 256, 144},
     [TK_Q5_K] = {"q5_k", 256, 176}, [TK_Q6_K] = {"q6_k", 256, 210}, [TK_Q8_K] = {"q8_k", 256, 292},
+    [TK_NF4] = {"nf4", 64, 36},
 };
 
 const char *tk_dtype_name(tk_dtype t) { return (unsigned)t < TK_DTYPE_COUNT ? k_dtypes[t].name : "?"; }

@@ -8,6 +8,7 @@
  * Block fields are read with memcpy, so src needs no alignment. */
 #include "core/core.h"
 #include "core/quant.h"
+#include "core/nf4.h"
 #include <math.h>
 #include <float.h>
 
@@ -408,6 +409,119 @@ static void q_q8_k(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* Q4_K (ggml quantize_row_q4_K_ref): per 32-value sub-block, a scale and a min fitted by
+ * make_qkx2_quants (weighted least squares over 21 trial scales, weights av|x| + |x|), then
+ * both quantized to 6 bits against the super-block's largest (d, dmin as f16), and the
+ * values re-rounded with the quantized scale and min. */
+static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L, float *the_min,
+                              uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float min = x[0], max = x[0], sum_w = weights[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; ++i) {
+        if (x[i] < min) min = x[i];
+        if (x[i] > max) max = x[i];
+        float w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if (min > 0) min = 0;
+    if (max == min) {
+        for (int i = 0; i < n; ++i) L[i] = 0;
+        *the_min = -min;
+        return 0.f;
+    }
+    float iscale = nmax / (max - min), scale = 1 / iscale, best_error = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * (x[i] - min));
+        L[i] = (uint8_t)(l < 0 ? 0 : l > nmax ? nmax : l);
+        float diff = scale * L[i] + min - x[i];
+        best_error += weights[i] * (diff * diff);
+    }
+    for (int is = 0; is <= nstep; ++is) {
+        iscale = (rmin + rdelta * is + nmax) / (max - min);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * (x[i] - min));
+            l = l < 0 ? 0 : l > nmax ? nmax : l;
+            Laux[i] = (uint8_t)l;
+            float w = weights[i];
+            sum_l += w * l;
+            sum_l2 += w * l * l;
+            sum_xl += w * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) {
+                this_min = 0;
+                this_scale = sum_xl / sum_l2;
+            }
+            float cur_error = 0;
+            for (int i = 0; i < n; ++i) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                cur_error += weights[i] * (diff * diff);
+            }
+            if (cur_error < best_error) {
+                memcpy(L, Laux, (size_t)n);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    *the_min = -min;
+    return scale;
+}
+
+static void q_q4_k(const float *x, void *dst, int64_t n) {
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n / TK_QK_K; i++, x += TK_QK_K, b += 144) {
+        uint8_t L[TK_QK_K], Laux[32], sc12[12];
+        float weights[32], mins[8], scales[8], max_scale = 0, max_min = 0;
+        for (int j = 0; j < 8; ++j) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            const float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; ++l) weights[l] = av_x + fabsf(x[32 * j + l]);
+            scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        const float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f, inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        for (int j = 0; j < 8; ++j) {
+            uint8_t ls = (uint8_t)nearest_int(inv_scale * scales[j]), lm = (uint8_t)nearest_int(inv_min * mins[j]);
+            ls = ls < 63 ? ls : 63;
+            lm = lm < 63 ? lm : 63;
+            if (j < 4) {
+                sc12[j] = ls;
+                sc12[j + 4] = lm;
+            } else {
+                sc12[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+                sc12[j - 4] |= (uint8_t)((ls >> 4) << 6);
+                sc12[j - 0] |= (uint8_t)((lm >> 4) << 6);
+            }
+        }
+        const uint16_t hd = tk_f32_to_f16(max_scale / 63.f), hm = tk_f32_to_f16(max_min / 63.f);
+        wr16(b, hd);
+        wr16(b + 2, hm);
+        memcpy(b + 4, sc12, 12);
+        for (int j = 0; j < 8; ++j) {
+            uint8_t sc, m;
+            tk_q4k_scale_min(j, sc12, &sc, &m);
+            const float d = tk_f16_to_f32(hd) * sc;
+            if (!d) continue;
+            const float dm = tk_f16_to_f32(hm) * m;
+            for (int ii = 0; ii < 32; ++ii) {
+                int l = nearest_int((x[32 * j + ii] + dm) / d);
+                L[32 * j + ii] = (uint8_t)(l < 0 ? 0 : l > 15 ? 15 : l);
+            }
+        }
+        uint8_t *q = b + 16;
+        for (int j = 0; j < TK_QK_K; j += 64, q += 32)
+            for (int l = 0; l < 32; ++l) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    }
+}
+
 /* ---- dispatch ---------------------------------------------------------------- */
 
 static const tk_dequant_row_fn k_deq_scalar[TK_DTYPE_COUNT] = {
@@ -416,12 +530,14 @@ static const tk_dequant_row_fn k_deq_scalar[TK_DTYPE_COUNT] = {
     [TK_Q8_0] = deq_q8_0, [TK_Q4_0] = deq_q4_0, [TK_Q4_1] = deq_q4_1, [TK_Q5_0] = deq_q5_0,
     [TK_Q5_1] = deq_q5_1, [TK_Q8_1] = deq_q8_1, [TK_Q2_K] = deq_q2_k, [TK_Q3_K] = deq_q3_k,
     [TK_Q4_K] = deq_q4_k, [TK_Q5_K] = deq_q5_k, [TK_Q6_K] = deq_q6_k, [TK_Q8_K] = deq_q8_k,
+    [TK_NF4] = tk_nf4_dequant_row_scalar,
 };
 
 static const tk_quant_row_fn k_quant[TK_DTYPE_COUNT] = {
     [TK_F32] = q_f32, [TK_F16] = q_f16, [TK_BF16] = q_bf16,
     [TK_Q8_0] = q_q8_0, [TK_Q4_0] = q_q4_0, [TK_Q4_1] = q_q4_1, [TK_Q5_0] = q_q5_0,
-    [TK_Q5_1] = q_q5_1, [TK_Q8_1] = q_q8_1, [TK_Q8_K] = q_q8_k,
+    [TK_Q5_1] = q_q5_1, [TK_Q8_1] = q_q8_1, [TK_Q4_K] = q_q4_k, [TK_Q8_K] = q_q8_k,
+    [TK_NF4] = tk_nf4_quantize_row,
 };
 
 /* Provided by quant_avx2.c: the SIMD row converter for t on this CPU, or NULL. */

@@ -1,10 +1,11 @@
 /* AVX2 (+F16C) dequantizers for the block types that real models use most
- * (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K..Q6_K). Chosen at run time from the
+ * (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, and NF4 also with AVX-512). Chosen at run time from the
  * CPU's features, so a portable build (NATIVE=0) still gets them. Each one does
  * exactly the arithmetic of its scalar reference in quant.c (multiply, then add: no
  * FMA), so the results are bit-identical; tests/test_quant.c checks that. */
 #include "core/core.h"
 #include "core/quant.h"
+#include "core/nf4.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -256,6 +257,70 @@ AVX2 static void q6_k_avx2(const void *src, float *y, int64_t n) {
     }
 }
 
+/* NF4: per block, the 32 code bytes are split into high and low nibbles and interleaved
+ * into element order (x[2j] = high nibble of byte j), then each nibble picks its level from
+ * the 16-entry table and is multiplied by the block's f32 scale (code * d, as the scalar). */
+AVX2 static inline __m256 nf4_lut8(__m256i idx, __m256 lo, __m256 hi) {
+    const __m256 a = _mm256_permutevar8x32_ps(lo, idx), b = _mm256_permutevar8x32_ps(hi, idx);
+    const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+    return _mm256_blendv_ps(a, b, upper);
+}
+AVX2 static void nf4_avx2(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m256 lo = _mm256_loadu_ps(tk_nf4_code), hi = _mm256_loadu_ps(tk_nf4_code + 8);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / TK_NF4_BLOCK; i++, b += sizeof(tk_block_nf4), y += TK_NF4_BLOCK) {
+        float df;
+        memcpy(&df, b, 4);
+        const __m256 d = _mm256_set1_ps(df);
+        for (int k = 0; k < 2; k++) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b + 4 + 16 * k));
+            const __m128i h = _mm_and_si128(_mm_srli_epi16(q, 4), m4), l = _mm_and_si128(q, m4);
+            const __m128i e0 = _mm_unpacklo_epi8(h, l), e1 = _mm_unpackhi_epi8(h, l); /* 32 codes in element order */
+            const __m128i parts[4] = {e0, _mm_srli_si128(e0, 8), e1, _mm_srli_si128(e1, 8)};
+            for (int p = 0; p < 4; p++)
+                _mm256_storeu_ps(y + 32 * k + 8 * p, _mm256_mul_ps(nf4_lut8(_mm256_cvtepu8_epi32(parts[p]), lo, hi), d));
+        }
+    }
+}
+
+#define AVX512 __attribute__((target("avx512f,avx512bw")))
+/* AVX-512: one vpermps over the whole 16-entry table per 16 values. */
+AVX512 static void nf4_avx512(const void *src, float *y, int64_t n) {
+    const uint8_t *b = src;
+    const __m512 lut = _mm512_loadu_ps(tk_nf4_code);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < n / TK_NF4_BLOCK; i++, b += sizeof(tk_block_nf4), y += TK_NF4_BLOCK) {
+        float df;
+        memcpy(&df, b, 4);
+        const __m512 d = _mm512_set1_ps(df);
+        for (int k = 0; k < 2; k++) {
+            const __m128i q = _mm_loadu_si128((const __m128i *)(b + 4 + 16 * k));
+            const __m128i h = _mm_and_si128(_mm_srli_epi16(q, 4), m4), l = _mm_and_si128(q, m4);
+            const __m128i e0 = _mm_unpacklo_epi8(h, l), e1 = _mm_unpackhi_epi8(h, l);
+            _mm512_storeu_ps(y + 32 * k, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(e0), lut), d));
+            _mm512_storeu_ps(y + 32 * k + 16, _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(e1), lut), d));
+        }
+    }
+}
+
+/* AVX-512F usable: CPU flag and the OS saves the zmm state (XCR0 bits 5..7); off under TK_NO_SIMD. */
+static int cpu_has_avx512f(void) {
+    static int cached = -1; /* benign race: every thread computes the same value */
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v >= 0) return v;
+    unsigned a, b, c, d;
+    int ok = 0;
+    const char *off = getenv("TK_NO_SIMD");
+    if (!(off && *off && *off != '0') && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_OSXSAVE)) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        if ((lo & 0xE6) == 0xE6 && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_AVX512F) && (b & bit_AVX512BW)) ok = 1;
+    }
+    __atomic_store_n(&cached, ok, __ATOMIC_RELAXED);
+    return ok;
+}
+
 static int cpu_has_avx2_f16c(void) {
     static int cached = -1; /* benign race: every thread computes the same value */
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -274,6 +339,11 @@ done:
     return ok;
 }
 
+tk_nf4_row_fn tk_nf4_dequant_row_simd(int isa) {
+    if (isa == 512) return cpu_has_avx512f() ? nf4_avx512 : NULL;
+    return isa == 2 && cpu_has_avx2_f16c() ? nf4_avx2 : NULL;
+}
+
 tk_dequant_row_fn tk_dequant_row_fn_simd(tk_dtype t) {
     if (!cpu_has_avx2_f16c()) return NULL;
     switch (t) {
@@ -289,10 +359,12 @@ tk_dequant_row_fn tk_dequant_row_fn_simd(tk_dtype t) {
     case TK_Q4_K: return q4_k_avx2;
     case TK_Q5_K: return q5_k_avx2;
     case TK_Q6_K: return q6_k_avx2;
+    case TK_NF4: return cpu_has_avx512f() ? nf4_avx512 : nf4_avx2;
     default: return NULL;
     }
 }
 
 #else
 tk_dequant_row_fn tk_dequant_row_fn_simd(tk_dtype t) { (void)t; return NULL; }
+tk_nf4_row_fn tk_nf4_dequant_row_simd(int isa) { (void)isa; return NULL; }
 #endif

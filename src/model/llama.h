@@ -195,6 +195,10 @@ tk_status tk_weights_bind(tk_model *m, tk_find_tensor_fn find, void *ctx, const 
                          bool output_optional);
 /* Records an allocation owned by the model (freed with it). */
 tk_status tk_model_own(tk_model *m, void *p, size_t bytes);
+/* --quantize-base (quantize_base.c): replaces every matmul weight stored in f32/f16/bf16 by an
+ * owned copy in `want` (TK_Q8_0, TK_Q4_K or TK_NF4; rows that fit no block fall back or stay);
+ * fails, naming the tensor, when a weight is already quantized. Not thread-safe (load time). */
+tk_status tk_weights_quantize(tk_model *m, tk_dtype want);
 
 /* Per-container loaders: fill m->cfg and m->w (and m->tok for GGUF when asked). */
 tk_status tk_load_gguf(tk_model *m, const char *path, const tk_model_params *p);

@@ -91,6 +91,7 @@ tk_status tk_model_load(const char *path, const tk_model_params *params, tk_mode
         st = tk_fail(TK_ERR_FORMAT, "%s: not a GGUF file (%s; a GGUF starts with \"GGUF\")", path,
                      sb.st_size < 4 ? "empty or truncated" : "no GGUF magic");
     else { m->format = "llama2c"; st = tk_load_llama2c(m, path, &p); }
+    if (!st && p.quantize_base != TK_F32) st = tk_weights_quantize(m, p.quantize_base);
     if (!st) st = load_tokenizer(m, path, is_dir, &p);
     if (!st && m->tok && tk_tokenizer_n_vocab(m->tok) > m->cfg.n_vocab)
         st = tk_fail(TK_ERR_FORMAT, "%s: the tokenizer has %d tokens but the model only %d", path,

@@ -86,7 +86,7 @@ static bool matmul_dtype(tk_dtype t) {
     switch (t) {
     case TK_F32: case TK_F16: case TK_BF16:
     case TK_Q8_0: case TK_Q4_0: case TK_Q4_1: case TK_Q5_0: case TK_Q5_1:
-    case TK_Q2_K: case TK_Q3_K: case TK_Q4_K: case TK_Q5_K: case TK_Q6_K: return true;
+    case TK_Q2_K: case TK_Q3_K: case TK_Q4_K: case TK_Q5_K: case TK_Q6_K: case TK_NF4: return true;
     default: return false;
     }
 }

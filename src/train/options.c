@@ -26,6 +26,10 @@ static const char *method_name(int i) {
     static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt", "head"}; /* tk_train_method order */
     return i >= 0 && i < 7 ? names[i] : NULL;
 }
+static const char *quantize_base_name(int i) {
+    static const char *const names[] = {"none", "q8_0", "q4_k", "nf4"}; /* tk_quantize_base_dtype order */
+    return i >= 0 && i < 4 ? names[i] : NULL;
+}
 static const char *prompt_init_name(int i) { return i == 0 ? "random" : i == 1 ? "text" : NULL; }
 static const char *sched_name_i(int i) {
     return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
@@ -180,6 +184,9 @@ static const tk_trainer_option k_opts[] = {
     {"lora-plus-ratio", "X", "0 (off)", "LoRA+: the B matrices (DoRA: and magnitudes) learn at lr x X (PEFT create_loraplus_optimizer)",
      .type = TK_OPT_F64, .offset = F(lora_plus_ratio), .resume = true, .dlo = 0, .dhi = 1e6},
     {"rslora", "", "off", "rank-stabilised LoRA: scale = alpha / sqrt(r)", .type = TK_OPT_BOOL, .offset = F(rslora), .resume = true},
+    {"quantize-base", "q8_0|q4_k|nf4", "none", "QLoRA: quantize the frozen base (stored in f32/f16/bf16) at load time; nf4 is bitsandbytes' "
+     "NormalFloat4 (blocks of 64, double-quantized scales); not with --method full", .type = TK_OPT_ENUM, .offset = F(quantize_base),
+     .resume = true, .n_values = 4, .value_name = quantize_base_name, .init = "none"},
     {"num-virtual-tokens", "N", "20", "prefix, prompt: virtual tokens (prefix: keys/values added to every layer's attention; prompt: "
      "soft-prompt embeddings before the input; PEFT has no default, its examples use 20)", .type = TK_OPT_I32, .offset = F(num_virtual_tokens), .resume = true, .ilo = 1, .ihi = 100000, .init = "20"},
     {"prefix-projection", "", "off", "prefix: reparameterise the prefix as an embedding through Linear-tanh-Linear (PEFT prefix_projection); "
@@ -466,6 +473,9 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
         return tk_fail(TK_ERR_ARG, "--prompt-init-text is the text of --prompt-init text, but the soft prompt starts random: add --prompt-init text");
     if (tk_trainer_config_given(c, "encoder-hidden-size") && !c->prefix_projection)
         return tk_fail(TK_ERR_ARG, "--encoder-hidden-size sets the projection's width, but there is no projection: add --prefix-projection");
+    if (c->method == TK_TRAIN_FULL && c->quantize_base)
+        return tk_fail(TK_ERR_ARG, "--quantize-base quantizes a frozen base; --method full trains every base weight (f32 master copies): "
+                                   "use --method lora (QLoRA) or drop --quantize-base");
     for (size_t i = 0; (c->method == TK_TRAIN_FULL || c->method == TK_TRAIN_HEAD) && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
         if (tk_trainer_config_given(c, k_not_full[i]))
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --method %s (%s: no adapter)", k_not_full[i], method_name((int)c->method),

@@ -16,6 +16,7 @@ tk_status tk_run_rows(tk_run *r, int64_t epoch) {
 tk_status tk_run_open_model(tk_trainer_config *c, tk_model **m, tk_chat_family *fam) {
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer_path = c->tokenizer;
+    mp.quantize_base = tk_quantize_base_dtype(c->quantize_base);
     tk_status st = tk_model_load(c->model, &mp, m);
     if (st) return st;
     const tk_tokenizer *tok = tk_model_tokenizer(*m);

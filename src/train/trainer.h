@@ -59,6 +59,7 @@ typedef struct tk_trainer_config {
     int32_t lora_r;
     double lora_alpha, lora_dropout;
     bool rslora;
+    int quantize_base;        /* 0 none, 1 q8_0, 2 q4_k, 3 nf4 (tk_quantize_base_dtype) */
     int32_t lora_init;        /* tk_lora_init */
     double lora_plus_ratio;   /* LoRA+: B learning rate = lr x this; 0 = off */
     int32_t num_virtual_tokens;   /* prefix: P */
@@ -148,6 +149,10 @@ bool tk_trainer_config_given(const tk_trainer_config *c, const char *name);
 /* Options given that do not apply to the chosen method (--lora-r with --method ia3 or full) or that contradict each other
  * (--pack-len with --no-packing, --patience without validation data): TK_ERR_ARG naming the options. */
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c);
+/* The dtype of a --quantize-base choice (0 none -> TK_F32 = keep, 1 q8_0, 2 q4_k, 3 nf4). Thread-safe. */
+static inline tk_dtype tk_quantize_base_dtype(int choice) {
+    return choice == 1 ? TK_Q8_0 : choice == 2 ? TK_Q4_K : choice == 3 ? TK_NF4 : TK_F32;
+}
 /* Appends option `name`'s value as text (as config.json has it; "" when unset). */
 tk_status tk_trainer_config_get(const tk_trainer_config *c, const char *name, tk_buf *out);
 /* Applies every key of a JSON object written as config.json (unknown keys are ignored so

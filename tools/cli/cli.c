@@ -92,6 +92,15 @@ int cli_parse_threads(const char *v, int *err) {
     return t;
 }
 
+tk_dtype cli_parse_quantize_base(const char *v, int *err) {
+    const tk_dtype ok[3] = {TK_Q8_0, TK_Q4_K, TK_NF4};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, tk_dtype_name(ok[i]))) return ok[i];
+    fprintf(stderr, "takumi: --quantize-base: unknown type '%s' (choose from q8_0, q4_k, nf4)\n", v);
+    *err = 1;
+    return TK_F32;
+}
+
 const char *cli_default_model(void) {
     static char buf[PATH_MAX + 64];
     const char *env = getenv("TAKUMI_MODEL");

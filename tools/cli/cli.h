@@ -26,6 +26,8 @@ uint64_t cli_parse_u64(const char *opt, const char *v, int *err);
  * applies it (tk_set_threads) when valid. */
 #define CLI_MAX_THREADS 4096
 int cli_parse_threads(const char *v, int *err);
+/* --quantize-base V: q8_0, q4_k or nf4 -> its dtype; anything else prints a message, sets *err and gives TK_F32 (keep). */
+tk_dtype cli_parse_quantize_base(const char *v, int *err);
 /* Resolves the default model path: $TAKUMI_MODEL, else models/SmolLM2-135M-Instruct.Q4_1.gguf next to the binary's repo. NULL if not found. */
 const char *cli_default_model(void);
 

@@ -10,6 +10,7 @@ typedef struct gen_opts {
     const char *model, *tokenizer, *adapter, *prompt, *system, *tmpl;
     bool chat, verbose, fast, seed_given;
     int32_t n_ctx;
+    tk_dtype qbase;
     tk_gen_params gp;
     const char *stops[16];
 } gen_opts;
@@ -29,6 +30,7 @@ static void usage(FILE *f, bool chat) {
         "  --model M           .gguf file, HF model folder, or llama2.c checkpoint (default: $TAKUMI_MODEL or\n"
         "                      models/SmolLM2-135M-Instruct.Q4_1.gguf)\n"
         "  --tokenizer T       tokenizer file (tokenizer.json, .gguf, llama2.c tokenizer.bin) instead of the model's\n"
+        "  --quantize-base T   q8_0 | q4_k | nf4: quantize a base stored in f32/f16/bf16 at load (as train's QLoRA)\n"
         "  --adapter A         LoRA adapter applied without merging: a PEFT folder (adapter_config.json +\n"
         "                      adapter_model.safetensors, e.g. RUN/adapter) or a llama.cpp GGUF adapter (RUN/adapter.gguf)\n"
         "  --system S          system message (chat template)\n"
@@ -74,6 +76,7 @@ static int parse(int argc, char **argv, bool chat, gen_opts *o) {
         else if (cli_opt(argc, argv, &i, "max-tokens", &v, &err)) { if (v) o->gp.max_tokens = (int32_t)cli_parse_long("max-tokens", v, 0, INT32_MAX, &err); }
         else if (cli_opt(argc, argv, &i, "seed", &v, &err)) { if (v) { o->gp.sampler.seed = cli_parse_u64("seed", v, &err); o->seed_given = true; } }
         else if (cli_opt(argc, argv, &i, "ctx", &v, &err)) { if (v) o->n_ctx = (int32_t)cli_parse_long("ctx", v, 1, 1L << 24, &err); }
+        else if (cli_opt(argc, argv, &i, "quantize-base", &v, &err)) { if (v) o->qbase = cli_parse_quantize_base(v, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) {
             if (v) cli_parse_threads(v, &err);
         }
@@ -126,6 +129,7 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer_path = o->tokenizer;
     mp.n_ctx = o->n_ctx;
+    mp.quantize_base = o->qbase;
     tk_status st = tk_model_load(o->model, &mp, m);
     if (st) return cli_fail(st, "cannot load %s", o->model);
     if (o->adapter && (st = tk_adapter_apply(*m, o->adapter, ad))) return cli_fail(st, "cannot apply the adapter %s", o->adapter);
