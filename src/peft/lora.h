@@ -21,9 +21,10 @@
 
 #define TK_LORA_ALL_TARGETS ((1u << TK_LIN_COUNT) - 1u)
 
-/* Initialisation of A (PEFT init_lora_weights; B is zero in both): kaiming-uniform (True, the default) or
- * "gaussian" (A ~ N(0, (1/r)^2)). PiSSA and OLoRA are not offered: they rewrite the base weight. */
-typedef enum tk_lora_init { TK_LORA_INIT_KAIMING = 0, TK_LORA_INIT_GAUSSIAN } tk_lora_init;
+/* Initialisation (PEFT init_lora_weights): kaiming-uniform A (True, the default) or "gaussian" A
+ * (A ~ N(0, (1/r)^2)), B zero in both; or "pissa" / "olora": A and B from the SVD / QR of the base
+ * weight with the base's residual kept as a second, frozen factor pair (src/peft/lora_init.h). */
+typedef enum tk_lora_init { TK_LORA_INIT_KAIMING = 0, TK_LORA_INIT_GAUSSIAN, TK_LORA_INIT_PISSA, TK_LORA_INIT_OLORA } tk_lora_init;
 
 typedef struct tk_lora_config {
     int32_t r;            /* rank (default 8) */
@@ -86,4 +87,7 @@ bool tk_lora_qk_permuted(const tk_lora *l);
 /* The A/B parameters of (layer, which), or false when that linear has no adapter. The
  * pointers stay valid until the param set grows. */
 bool tk_lora_module(tk_lora *l, int32_t layer, tk_linear_id which, tk_param **A, tk_param **B);
+/* PiSSA/OLoRA: the initial A0 [r x K] and B0 [N x r] of (layer, which) (B0's q/k rows in the model's
+ * order), whose product the adapter subtracts (lora_init.h); false when l has none there. Thread-safe. */
+bool tk_lora_init_pair(const tk_lora *l, int32_t layer, tk_linear_id which, const float **A0, const float **B0);
 #endif
