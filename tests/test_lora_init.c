@@ -1,0 +1,346 @@
+/* --lora-init pissa | olora (src/peft/lora_init.h):
+ * - the tiny Llama (q/k biases, permuted q/k rows): a fresh adapter leaves the logits unchanged
+ *   (the residual pair cancels the adapter), one linear's backward (with and without dropout,
+ *   the residual on the undropped input) against central finite differences, merge = apply, and
+ *   the written PEFT folder (PEFT's rank-2r conversion) read back as a plain LoRA on the original
+ *   base gives the same logits; the GGUF adapter too;
+ * - stories260K against PyTorch + PEFT (tools/make_lora_init_reference.py): the initial A and B
+ *   (PiSSA up to the sign of each singular pair, which the SVD leaves open and training does not
+ *   see), the residual base W - s B0 A0, the loss, logits and gradients at the initialisation, the
+ *   10-step loss curve and the logits after it; the same on the f32 GGUF container (llama.cpp's
+ *   q/k row order); after training, the written adapter on the original base gives the trained logits;
+ * - refusals: DoRA with PiSSA/OLoRA, a rank above min(out, in), an unknown --lora-init. */
+#include "test.h"
+#include "train_ref.h"
+#include "peft_check.h"
+#include "peft/lora.h"
+#include "peft/lora_init.h"
+#include "peft/dora.h"
+#include "train/trainer.h"
+#include <unistd.h>
+
+static const char *init_name(tk_lora_init i) { return i == TK_LORA_INIT_PISSA ? "PiSSA" : "OLoRA"; }
+
+/* B moved off its initialisation so that every term of the backward matters. */
+static void perturb(tk_param_set *ps, uint64_t seed) {
+    tk_rng rng;
+    tk_rng_seed(&rng, seed);
+    for (int64_t i = 0; i < ps->n; i++)
+        for (int64_t j = 0; j < ps->p[i].n; j++) ps->p[i].w[j] += 0.2f * tk_rng_normal(&rng);
+}
+
+/* The written adapter (path) read back by the registry as a plain rank-2r LoRA with alpha `alpha`,
+ * applied on the same, unchanged base: the logits of the live adapter (two rank-r products against one
+ * rank-2r product: rounding only). */
+static void readback_check(tk_model *m, const tk_peft *p, const char *path, int32_t r, float alpha, const char *what) {
+    float a[16 * 40], b[16 * 40];
+    tiny_logits(m, p, a);
+    tk_adapter *ad = NULL;
+    CHECK_OK(tk_adapter_load(path, &ad));
+    if (!ad) return;
+    tk_adapter_info info = tk_adapter_get_info(ad);
+    CHECK(!strcmp(info.method, "lora") && info.r == 2 * r && fabsf(info.alpha - alpha) <= 1e-5f * alpha,
+          "%s: a rank-%d LoRA with alpha %g (got %s, r %d, alpha %g)", what, 2 * r, (double)alpha, info.method, info.r, (double)info.alpha);
+    tk_param_set ps = {0};
+    tk_peft *q = NULL;
+    CHECK_OK(tk_adapter_attach_peft(ad, m, &ps, &q));
+    if (q) {
+        tiny_logits(m, q, b);
+        double d = max_abs_diff(a, b, 16 * 40), mx = 0;
+        for (int i = 0; i < 16 * 40; i++) mx = fmax(mx, fabs(a[i]));
+        printf("%s: written and read back as a rank-%d LoRA: max abs logit diff %.2e (max |logit| %.2f)\n", what, info.r, d, mx);
+        CHECK(d <= 1e-5 * mx, "%s: the file read back gives other logits (%.3e)", what, d);
+        ad->kind->destroy(q);
+    }
+    tk_params_free(&ps);
+    tk_adapter_free(ad);
+}
+
+static void test_tiny(tk_lora_init init) {
+    char what[96];
+    tk_model *m = tiny_llama((tiny_opts){.interleaved = 1, .bias = true, .seed = 12});
+    if (!m) { CHECK(0, "tiny model"); return; }
+    tk_param_set ps = {0};
+    tk_lora_config c = tk_lora_default_config();
+    c.r = 3;
+    c.alpha = 5;
+    c.dropout = 0;
+    c.init = init;
+    tk_lora *l = NULL;
+    CHECK_OK(tk_lora_new(m, &c, &ps, &l));
+    if (!l) { tk_model_free(m); return; }
+    const tk_peft *p = tk_lora_peft(l);
+    float a[16 * 40], b[16 * 40];
+    tiny_logits(m, NULL, a);
+    tiny_logits(m, p, b);
+    double d = max_abs_diff(a, b, 16 * 40);
+    printf("%s tiny: a fresh adapter changes the logits by %.2e\n", init_name(init), d);
+    CHECK(d <= 1e-5, "%s: a fresh adapter changes the logits (%.3e)", init_name(init), d);
+    const float *A0, *B0;
+    CHECK(tk_lora_init_pair(l, 1, TK_LIN_K, &A0, &B0), "the residual pair is kept");
+    tk_param *A, *B;
+    CHECK(tk_lora_module(l, 1, TK_LIN_K, &A, &B) && !memcmp(A->w, A0, (size_t)A->n * sizeof(float)) &&
+          !memcmp(B->w, B0, (size_t)B->n * sizeof(float)), "A, B start as A0, B0");
+    perturb(&ps, 3);
+    snprintf(what, sizeof what, "%s tiny linear", init_name(init));
+    lin_fd_check(p, &ps, m, 1, TK_LIN_K, NULL, what);
+    lin_fd_check(p, &ps, m, 0, TK_LIN_DOWN, NULL, what);
+    snprintf(what, sizeof what, "%s tiny (permuted q/k)", init_name(init));
+    merge_check(m, p, 2e-5, what);
+    char dir[] = "/tmp/takumi_lora_init_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "temp dir");
+    CHECK_OK(p->method->save_peft(p->state, m, dir, "tiny"));
+    readback_check(m, p, dir, c.r, 2 * c.alpha, what); /* PEFT's conversion: 2 alpha */
+    /* the GGUF adapter: llama.cpp's layout (alpha = scale x rank), read back on the same base */
+    char gg[96];
+    snprintf(gg, sizeof gg, "%s/adapter.gguf", dir);
+    CHECK_OK(p->method->save_gguf(p->state, m, gg));
+    snprintf(what, sizeof what, "%s tiny GGUF adapter", init_name(init));
+    readback_check(m, p, gg, c.r, tk_lora_scale(l) * 2 * (float)c.r, what);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+    tk_lora_free(l);
+    tk_params_free(&ps);
+    /* with dropout: the adapter sees dropout(x), the residual x itself */
+    c.dropout = 0.3f;
+    ps = (tk_param_set){0};
+    CHECK_OK(tk_lora_new(m, &c, &ps, &l));
+    if (l) {
+        perturb(&ps, 5);
+        snprintf(what, sizeof what, "%s tiny linear, dropout 0.3", init_name(init));
+        lin_fd_check(tk_lora_peft(l), &ps, m, 1, TK_LIN_Q, NULL, what);
+    }
+    tk_lora_free(l);
+    tk_params_free(&ps);
+    tk_model_free(m);
+}
+
+/* ---- stories260K against PEFT -------------------------------------------------------------- */
+
+static tk_train_ctx *init_ctx(tk_model *m, ref_batch *rb, tk_lora_init init, bool rslora) {
+    tk_train_params p = tk_train_default_params();
+    p.lora.r = 4;
+    p.lora.alpha = 8;
+    p.lora.dropout = 0;
+    p.lora.rslora = rslora;
+    p.lora.init = init;
+    p.max_rows = rb->B;
+    p.max_cols = rb->T;
+    tk_train_ctx *tc = NULL;
+    CHECK_OK(tk_train_ctx_new(m, &p, &tc));
+    return tc;
+}
+
+/* Signs of the rank components (+1/-1) that align A's rows with the reference's (PiSSA); all +1 for OLoRA. */
+static void align_signs(const tk_param *A, const float *ref, int64_t r, bool any_sign, float *sg) {
+    int64_t K = A->ne[0];
+    for (int64_t i = 0; i < r; i++) {
+        double dot = 0;
+        for (int64_t k = 0; k < K; k++) dot += (double)A->w[i * K + k] * ref[i * K + k];
+        sg[i] = any_sign && dot < 0 ? -1.0f : 1.0f;
+    }
+}
+
+/* rel err of x (with component signs sg: rows of A, columns of B) against ref */
+static double signed_err(const float *x, const float *ref, const tk_param *p, bool is_b, const float *sg, int64_t r) {
+    double md = 0, mb = 0;
+    for (int64_t j = 0; j < p->n; j++) {
+        int64_t comp = is_b ? j % r : j / p->ne[0];
+        md = fmax(md, fabs((double)sg[comp] * x[j] - ref[j]));
+        mb = fmax(mb, fabs(ref[j]));
+    }
+    return md / (mb > 0 ? mb : 1);
+}
+
+static const char *const k_kept[] = {"layers.0.self_attn.q_proj", "layers.0.self_attn.k_proj", "layers.0.mlp.down_proj",
+                                     "layers.4.self_attn.q_proj", "layers.4.self_attn.k_proj", "layers.4.mlp.down_proj"};
+
+/* initial A, B and their gradients at the initialisation against PEFT's (kept modules) */
+static void check_init_grads(tk_train_ctx *tc, const tk_safetensors *st, const char *method, bool pissa, bool grads) {
+    tk_param_set *ps = tk_train_param_set(tc);
+    double wi = 0, wg = 0;
+    int n = 0;
+    for (size_t k = 0; k < sizeof k_kept / sizeof k_kept[0]; k++) {
+        char na[200], nb[200], key[256];
+        snprintf(na, sizeof na, "base_model.model.model.%s.lora_A.weight", k_kept[k]);
+        snprintf(nb, sizeof nb, "base_model.model.model.%s.lora_B.weight", k_kept[k]);
+        tk_param *A = tk_params_find(ps, na), *B = tk_params_find(ps, nb);
+        CHECK(A && B, "%s: module %s", method, k_kept[k]);
+        if (!A || !B) continue;
+        int64_t r = A->ne[1];
+        float sg[64];
+        snprintf(key, sizeof key, "%s.init.%s", method, na);
+        const float *ra = fx_f32(st, key, A->n);
+        snprintf(key, sizeof key, "%s.init.%s", method, nb);
+        const float *rbv = fx_f32(st, key, B->n);
+        if (!ra || !rbv || r > 64) continue;
+        align_signs(A, ra, r, pissa, sg);
+        wi = fmax(wi, fmax(signed_err(A->w, ra, A, false, sg, r), signed_err(B->w, rbv, B, true, sg, r)));
+        if (grads) {
+            snprintf(key, sizeof key, "%s.grad.%s", method, na);
+            const float *ga = fx_f32(st, key, A->n);
+            snprintf(key, sizeof key, "%s.grad.%s", method, nb);
+            const float *gb = fx_f32(st, key, B->n);
+            if (ga && gb) wg = fmax(wg, fmax(signed_err(A->g, ga, A, false, sg, r), signed_err(B->g, gb, B, true, sg, r)));
+        }
+        n++;
+    }
+    printf("  %s: initial A, B of %d modules: max rel err %.2e%s", method, n, wi, grads ? "" : "\n");
+    if (grads) printf("; their gradients: max rel err %.2e\n", wg);
+    CHECK(n == 6, "%s: %d modules compared", method, n);
+    CHECK(wi <= 1e-4, "%s: the initial A/B differ from PEFT's (%.3e)", method, wi);
+    CHECK(!grads || wg <= 1e-4, "%s: gradients differ from PEFT's (%.3e)", method, wg);
+}
+
+/* the residual base of layer 0 k_proj: W - s B0 A0 (HF row order) against PEFT's rewritten weight */
+static void check_residual(tk_train_ctx *tc, const tk_safetensors *st, const char *method) {
+    tk_lora *l = tk_train_lora(tc);
+    tk_model *m = tk_train_model(tc);
+    const tk_tensor_ref *w = tk_model_linear(m, 0, TK_LIN_K);
+    const float *A0, *B0;
+    CHECK(l && tk_lora_init_pair(l, 0, TK_LIN_K, &A0, &B0), "%s: residual pair", method);
+    if (!l || !tk_lora_init_pair(l, 0, TK_LIN_K, &A0, &B0) || w->dtype != TK_F32) return;
+    int64_t K = w->ne[0], N = w->ne[1], r = tk_lora_get_config(l)->r;
+    char key[128];
+    snprintf(key, sizeof key, "%s.residual.layers.0.self_attn.k_proj", method);
+    const float *ref = fx_f32(st, key, N * K);
+    float *res = malloc((size_t)(N * K) * sizeof(float));
+    if (!ref || !res) { free(res); return; }
+    memcpy(res, w->data, (size_t)(N * K) * sizeof(float));
+    tk_sgemm(false, false, N, K, r, -tk_lora_scale(l), B0, r, A0, K, 1.0f, res, K);
+    double e = rel_err(res, ref, N, K, 1);
+    printf("  %s: residual base of layer 0 k_proj: max rel err %.2e\n", method, e);
+    CHECK(e <= 1e-5, "%s: the residual base differs from PEFT's (%.3e)", method, e);
+    free(res);
+}
+
+/* After training: the adapter written to a folder, applied on the original base, gives the trained logits. */
+static void check_written(tk_train_ctx *tc, ref_batch *rb, const char *what) {
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(tc, &n_ads);
+    tk_model *m = tk_train_model(tc);
+    if (n_ads != 1) { CHECK(0, "one adapter"); return; }
+    char dir[] = "/tmp/takumi_lora_init_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "temp dir");
+    CHECK_OK(ads[0].peft->method->save_peft(ads[0].peft->state, m, dir, NULL));
+    tk_adapter_handle *h = NULL;
+    CHECK_OK(tk_adapter_apply(m, dir, &h));
+    int64_t T = (int64_t)rb->B * rb->T, V = tk_model_get_config(m)->n_vocab;
+    float *a = malloc((size_t)(T * V) * sizeof(float)), *b = malloc((size_t)(T * V) * sizeof(float));
+    tk_forward *f = NULL;
+    CHECK_OK(tk_forward_new(m, rb->B, rb->T, 0, &f));
+    if (h && f && a && b) {
+        CHECK_OK(tk_forward_set_adapters(f, ads, 1));
+        CHECK_OK(tk_forward_run(f, &rb->b, NULL, T, a));
+        tk_adapter_use u = {tk_adapter_handle_peft(h), 1.0f};
+        CHECK_OK(tk_forward_set_adapters(f, &u, 1));
+        CHECK_OK(tk_forward_run(f, &rb->b, NULL, T, b));
+        double d = 0, mx = 0;
+        for (int64_t i = 0; i < T * V; i++) { d = fmax(d, fabs(a[i] - b[i])); mx = fmax(mx, fabs(a[i])); }
+        printf("  %s: written adapter (rank %d) on the original base vs the trained model: max abs logit diff %.2e (max |logit| %.2f)\n",
+               what, tk_adapter_handle_rank(h), d, mx);
+        CHECK(tk_adapter_handle_rank(h) == 2 * tk_lora_get_config(tk_train_lora(tc))->r, "%s: rank 2r", what);
+        CHECK(d <= 1e-5 * mx, "%s: the written adapter gives other logits (%.3e)", what, d);
+    }
+    tk_forward_free(f);
+    free(a); free(b);
+    tk_adapter_detach(m, h);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+static void test_stories(ref_stories *s, tk_lora_init init, bool rslora) {
+    const char *method = init == TK_LORA_INIT_PISSA ? "pissa" : "olora";
+    char key[64], what[96];
+    bool pissa = init == TK_LORA_INIT_PISSA;
+    tk_train_ctx *tc = init_ctx(s->m, &s->rb, init, rslora);
+    if (!tc) return;
+    snprintf(key, sizeof key, "%s_loss", method);
+    double loss = mean_loss_grads(tc, &s->rb), ref = meta_num(s->st, key);
+    printf("stories260K %s: loss at the initialisation %.7f (torch %.7f)\n", init_name(init), loss, ref);
+    CHECK_NEAR(loss, ref, 1e-5 * ref);
+    snprintf(key, sizeof key, "%s.logits", method);
+    check_logits_key(tc, s->st, key, &s->rb, 64, 1e-5, init_name(init));
+    check_init_grads(tc, s->st, method, pissa, true);
+    check_residual(tc, s->st, method);
+    double rl[32], gl[32];
+    snprintf(key, sizeof key, "%s_losses", method);
+    int n = meta_list(s->st, key, rl, 32);
+    CHECK(n == (int)meta_num(s->st, "steps") + 1, "%s count %d", key, n);
+    if (n > 1) {
+        run_steps(tc, &s->rb, s->st, n - 1, gl);
+        snprintf(what, sizeof what, "stories260K %s", init_name(init));
+        check_curve(gl, rl, n, 2e-3, what);
+        snprintf(key, sizeof key, "%s.final_logits", method);
+        check_logits_key(tc, s->st, key, &s->rb, 64, 1e-3, "after 10 steps");
+        check_written(tc, &s->rb, what);
+    }
+    tk_train_ctx_free(tc);
+    /* the f32 GGUF container (llama.cpp's q/k row order): the same start, curve and trained logits */
+    if (s->mg) {
+        tk_train_ctx *tg = init_ctx(s->mg, &s->rb, init, rslora);
+        if (!tg) return;
+        snprintf(key, sizeof key, "%s.logits", method);
+        snprintf(what, sizeof what, "%s GGUF container", init_name(init));
+        check_logits_key(tg, s->st, key, &s->rb, 64, 1e-5, what);
+        if (n > 1) {
+            run_steps(tg, &s->rb, s->st, n - 1, gl);
+            check_curve(gl, rl, n, 2e-3, what);
+            snprintf(key, sizeof key, "%s.final_logits", method);
+            check_logits_key(tg, s->st, key, &s->rb, 64, 1e-3, "GGUF container after 10 steps");
+            check_written(tg, &s->rb, what);
+        }
+        tk_train_ctx_free(tg);
+    }
+}
+
+static void refusals(void) {
+    tk_model *m = tiny_llama((tiny_opts){.interleaved = 1, .seed = 2});
+    if (!m) { CHECK(0, "tiny model"); return; }
+    tk_param_set ps = {0};
+    tk_lora_config c = tk_lora_default_config();
+    c.init = TK_LORA_INIT_PISSA;
+    c.r = 9; /* k_proj is 8 x 16 */
+    tk_lora *l = NULL;
+    CHECK_ERR(tk_lora_new(m, &c, &ps, &l), TK_ERR_ARG);
+    CHECK(!l && strstr(tk_last_error(), "rank") && strstr(tk_last_error(), "k_proj"), "message: %s", tk_last_error());
+    tk_params_free(&ps);
+    c.r = 2;
+    c.init = TK_LORA_INIT_OLORA;
+    tk_dora *d = NULL;
+    ps = (tk_param_set){0};
+    CHECK_ERR(tk_dora_new(m, &c, &ps, &d), TK_ERR_UNSUPPORTED);
+    CHECK(!d && strstr(tk_last_error(), "PiSSA/OLoRA"), "message: %s", tk_last_error());
+    tk_params_free(&ps);
+    tk_model_free(m);
+    /* options: pissa/olora accepted for LoRA, refused for DoRA naming the option; unknown names refused */
+    tk_trainer_config tc = tk_trainer_config_default();
+    CHECK_OK(tk_trainer_config_set(&tc, "lora-init", "pissa"));
+    CHECK(tc.lora_init == TK_LORA_INIT_PISSA, "pissa stored");
+    CHECK_OK(tk_trainer_config_check_method(&tc));
+    CHECK_OK(tk_trainer_config_set(&tc, "lora-init", "olora"));
+    CHECK(tc.lora_init == TK_LORA_INIT_OLORA, "olora stored");
+    CHECK_OK(tk_trainer_config_set(&tc, "method", "dora"));
+    CHECK(tk_trainer_config_check_method(&tc) != TK_OK && strstr(tk_last_error(), "--lora-init olora"), "dora + olora: %s", tk_last_error());
+    CHECK(tk_trainer_config_set(&tc, "lora-init", "svd") != TK_OK, "--lora-init svd accepted");
+    tk_trainer_config_free(&tc);
+}
+
+int main(int argc, char **argv) {
+    g_verbose = argc > 1 && !strcmp(argv[1], "-v");
+    tk_set_threads(2);
+    (void)roundtrip_check; /* peft_check.h's exact round trip: the converted file differs by rounding (readback_check) */
+    refusals();
+    test_tiny(TK_LORA_INIT_OLORA);
+    if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_tiny(TK_LORA_INIT_PISSA);
+    else printf("SKIP PiSSA: built without LAPACK (BLAS=0)\n");
+    ref_stories s;
+    if (ref_stories_open("tests/fixtures/train/stories260k_lora_init.safetensors", &s)) {
+        if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_stories(&s, TK_LORA_INIT_PISSA, false);
+        test_stories(&s, TK_LORA_INIT_OLORA, true);
+        ref_stories_close(&s);
+    }
+    return tk_test_done("test_lora_init");
+}
