@@ -118,20 +118,6 @@ static void test_tiny(tk_lora_init init) {
 
 /* ---- stories260K against PEFT -------------------------------------------------------------- */
 
-static tk_train_ctx *init_ctx(tk_model *m, ref_batch *rb, tk_lora_init init, bool rslora) {
-    tk_train_params p = tk_train_default_params();
-    p.lora.r = 4;
-    p.lora.alpha = 8;
-    p.lora.dropout = 0;
-    p.lora.rslora = rslora;
-    p.lora.init = init;
-    p.max_rows = rb->B;
-    p.max_cols = rb->T;
-    tk_train_ctx *tc = NULL;
-    CHECK_OK(tk_train_ctx_new(m, &p, &tc));
-    return tc;
-}
-
 /* Signs of the rank components (+1/-1) that align A's rows with the reference's (PiSSA); all +1 for OLoRA. */
 static void align_signs(const tk_param *A, const float *ref, int64_t r, bool any_sign, float *sg) {
     int64_t K = A->ne[0];
@@ -255,7 +241,7 @@ static void test_stories(ref_stories *s, tk_lora_init init, bool rslora) {
     const char *method = init == TK_LORA_INIT_PISSA ? "pissa" : "olora";
     char key[64], what[96];
     bool pissa = init == TK_LORA_INIT_PISSA;
-    tk_train_ctx *tc = init_ctx(s->m, &s->rb, init, rslora);
+    tk_train_ctx *tc = ref_lora_ctx(s->m, &s->rb, init, rslora, 0);
     if (!tc) return;
     snprintf(key, sizeof key, "%s_loss", method);
     double loss = mean_loss_grads(tc, &s->rb), ref = meta_num(s->st, key);
@@ -280,7 +266,7 @@ static void test_stories(ref_stories *s, tk_lora_init init, bool rslora) {
     tk_train_ctx_free(tc);
     /* the f32 GGUF container (llama.cpp's q/k row order): the same start, curve and trained logits */
     if (s->mg) {
-        tk_train_ctx *tg = init_ctx(s->mg, &s->rb, init, rslora);
+        tk_train_ctx *tg = ref_lora_ctx(s->mg, &s->rb, init, rslora, 0);
         if (!tg) return;
         snprintf(key, sizeof key, "%s.logits", method);
         snprintf(what, sizeof what, "%s GGUF container", init_name(init));
