@@ -287,12 +287,20 @@ static void refusals(void) {
     if (!m) { CHECK(0, "tiny model"); return; }
     tk_param_set ps = {0};
     tk_lora_config c = tk_lora_default_config();
-    c.init = TK_LORA_INIT_PISSA;
+    c.init = TK_LORA_INIT_OLORA;
     c.r = 9; /* k_proj is 8 x 16 */
     tk_lora *l = NULL;
     CHECK_ERR(tk_lora_new(m, &c, &ps, &l), TK_ERR_ARG);
     CHECK(!l && strstr(tk_last_error(), "rank") && strstr(tk_last_error(), "k_proj"), "message: %s", tk_last_error());
     tk_params_free(&ps);
+    if (!tk_lora_init_available(TK_LORA_INIT_PISSA)) { /* a build without LAPACK says so */
+        c.init = TK_LORA_INIT_PISSA;
+        c.r = 2;
+        ps = (tk_param_set){0};
+        CHECK_ERR(tk_lora_new(m, &c, &ps, &l), TK_ERR_UNSUPPORTED);
+        CHECK(!l && strstr(tk_last_error(), "OpenBLAS"), "message: %s", tk_last_error());
+        tk_params_free(&ps);
+    }
     c.r = 2;
     c.init = TK_LORA_INIT_OLORA;
     tk_dora *d = NULL;
