@@ -9,6 +9,9 @@
  *   see), the residual base W - s B0 A0, the loss, logits and gradients at the initialisation, the
  *   10-step loss curve and the logits after it; the same on the f32 GGUF container (llama.cpp's
  *   q/k row order); after training, the written adapter on the original base gives the trained logits;
+ * - a Q4_1 base (stories260K's linears quantized in memory): PiSSA of the dequantized weight (A0/B0
+ *   bit-identical to those of the same values as f32), a fresh adapter leaves the logits, and after
+ *   training the written adapter on that base gives the trained logits;
  * - refusals: DoRA with PiSSA/OLoRA, a rank above min(out, in), an unknown --lora-init. */
 #include "test.h"
 #include "train_ref.h"
@@ -282,6 +285,85 @@ static void test_stories(ref_stories *s, tk_lora_init init, bool rslora) {
     }
 }
 
+/* A quantized base: stories260K's linears of 64 inputs (q, k, v, o, gate, up) turned into Q4_1 in
+ * memory (mq), and the same values dequantized as f32 weights (md). PiSSA on mq decomposes the
+ * dequantized weight: A0/B0 bit-identical to those of md; a fresh adapter leaves mq's logits; after
+ * 3 steps the written adapter on mq gives the trained logits. */
+static void quantize_linears(tk_model *m, bool keep_q) {
+    const tk_model_config *mc = tk_model_get_config(m);
+    for (int32_t i = 0; i < mc->n_layers; i++)
+        for (int w = 0; w < TK_LIN_COUNT; w++) {
+            tk_tensor_ref *t = (tk_tensor_ref *)tk_model_linear(m, i, (tk_linear_id)w);
+            if (!t->data || t->dtype != TK_F32 || t->ne[0] % 32) continue;
+            int64_t n = t->ne[0] * t->ne[1];
+            size_t nb = 0;
+            CHECK_OK(tk_dtype_nbytes(TK_Q4_1, n, &nb));
+            void *q = malloc(nb);
+            float *f = malloc((size_t)n * sizeof(float));
+            if (!q || !f) { free(q); free(f); CHECK(0, "memory"); return; }
+            CHECK_OK(tk_quantize(TK_Q4_1, t->data, q, n));
+            CHECK_OK(tk_dequantize(TK_Q4_1, q, f, n));
+            if (keep_q) {
+                free(f);
+                CHECK_OK(tk_model_own(m, q, nb));
+                t->data = q;
+                t->dtype = TK_Q4_1;
+                t->nbytes = nb;
+            } else {
+                free(q);
+                CHECK_OK(tk_model_own(m, f, (size_t)n * sizeof(float)));
+                t->data = f;
+            }
+        }
+}
+
+static void test_quantized(ref_stories *s) {
+    const char *mp = tk_test_shared("models/stories260K/hf");
+    tk_model_params mpar = tk_model_default_params();
+    mpar.tokenizer = TK_TOKENIZER_NONE;
+    tk_model *mq = NULL, *md = NULL;
+    CHECK_OK(tk_model_load(mp, &mpar, &mq));
+    CHECK_OK(tk_model_load(mp, &mpar, &md));
+    if (!mq || !md) { tk_model_free(mq); tk_model_free(md); return; }
+    quantize_linears(mq, true);
+    quantize_linears(md, false);
+    CHECK(tk_model_linear(mq, 2, TK_LIN_Q)->dtype == TK_Q4_1 && tk_model_linear(mq, 2, TK_LIN_DOWN)->dtype == TK_F32, "Q4_1 linears");
+    tk_train_ctx *tq = ref_lora_ctx(mq, &s->rb, TK_LORA_INIT_PISSA, false, 0), *td = ref_lora_ctx(md, &s->rb, TK_LORA_INIT_PISSA, false, 0);
+    if (tq && td) {
+        tk_param_set *pq = tk_train_param_set(tq), *pd = tk_train_param_set(td);
+        bool same = pq->n == pd->n;
+        for (int64_t i = 0; same && i < pq->n; i++) same = !memcmp(pq->p[i].w, pd->p[i].w, (size_t)pq->p[i].n * sizeof(float));
+        CHECK(same, "PiSSA on the Q4_1 base differs from PiSSA on its dequantized weights");
+        /* a fresh adapter: the quantized base's own logits (its residual is Q(W) - s B0 A0, the adapter s B0 A0) */
+        int64_t T = (int64_t)s->rb.B * s->rb.T, V = tk_model_get_config(mq)->n_vocab;
+        float *a = malloc((size_t)(T * V) * sizeof(float)), *b = malloc((size_t)(T * V) * sizeof(float));
+        tk_forward *f = NULL;
+        CHECK_OK(tk_forward_new(mq, s->rb.B, s->rb.T, 0, &f));
+        int n_ads = 0;
+        const tk_adapter_use *ads = tk_train_adapters(tq, &n_ads);
+        if (f && a && b && n_ads == 1) {
+            CHECK_OK(tk_forward_run(f, &s->rb.b, NULL, T, a));
+            CHECK_OK(tk_forward_set_adapters(f, ads, 1));
+            CHECK_OK(tk_forward_run(f, &s->rb.b, NULL, T, b));
+            double d = 0, mx = 0;
+            for (int64_t i = 0; i < T * V; i++) { d = fmax(d, fabs(a[i] - b[i])); mx = fmax(mx, fabs(a[i])); }
+            printf("PiSSA on a Q4_1 base: A0/B0 equal those of its dequantized f32 weights; a fresh adapter moves the logits by %.2e "
+                   "(max |logit| %.2f)\n", d, mx);
+            CHECK(d <= 1e-5 * mx, "Q4_1: a fresh adapter changes the logits (%.3e)", d);
+        }
+        tk_forward_free(f);
+        free(a); free(b);
+        double l[4];
+        run_steps(tq, &s->rb, s->st, 3, l);
+        CHECK(l[3] < l[0], "Q4_1 PiSSA: 3 steps did not lower the loss (%.4f -> %.4f)", l[0], l[3]);
+        check_written(tq, &s->rb, "PiSSA on a Q4_1 base");
+    }
+    tk_train_ctx_free(tq);
+    tk_train_ctx_free(td);
+    tk_model_free(mq);
+    tk_model_free(md);
+}
+
 static void refusals(void) {
     tk_model *m = tiny_llama((tiny_opts){.interleaved = 1, .seed = 2});
     if (!m) { CHECK(0, "tiny model"); return; }
@@ -334,6 +416,7 @@ int main(int argc, char **argv) {
     if (ref_stories_open("tests/fixtures/train/stories260k_lora_init.safetensors", &s)) {
         if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_stories(&s, TK_LORA_INIT_PISSA, false);
         test_stories(&s, TK_LORA_INIT_OLORA, true);
+        if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_quantized(&s);
         ref_stories_close(&s);
     }
     return tk_test_done("test_lora_init");
