@@ -364,6 +364,75 @@ static void test_quantized(ref_stories *s) {
     tk_model_free(md);
 }
 
+/* A resume recomputes A0/B0: the decompositions of a SmolLM2-sized weight (576 x 1536, the threaded
+ * LAPACK/BLAS paths) are bit-identical from call to call; and they are what they claim: PiSSA's
+ * s B0 A0 is the best rank-r approximation (the residual's norm^2 = the sum of the other singular
+ * values^2 = ||W||^2 - sum of the top r), OLoRA's B0 has orthonormal columns. */
+static void test_decompositions(void) {
+    const int64_t N = 576, K = 1536, r = 8;
+    float *W = malloc((size_t)(N * K) * sizeof(float)), *A[2], *B[2];
+    for (int i = 0; i < 2; i++) { A[i] = malloc((size_t)(r * K) * sizeof(float)); B[i] = malloc((size_t)(N * r) * sizeof(float)); }
+    tk_rng rng;
+    tk_rng_seed(&rng, 77);
+    for (int64_t i = 0; i < N * K; i++) W[i] = tk_rng_normal(&rng) * 0.02f;
+    for (int64_t i = 0; i < r; i++) W[i * K + 3 * i] += 10.0f / (float)(1 + i); /* strong, distinct directions */
+    const float s = 2.0f;
+    for (int m = 0; m < 2; m++) {
+        tk_lora_init init = m ? TK_LORA_INIT_OLORA : TK_LORA_INIT_PISSA;
+        if (!tk_lora_init_available(init)) continue;
+        for (int i = 0; i < 2; i++)
+            CHECK_OK(m ? tk_lora_olora(W, N, K, r, s, A[i], B[i]) : tk_lora_pissa(W, N, K, r, s, A[i], B[i]));
+        CHECK(!memcmp(A[0], A[1], (size_t)(r * K) * sizeof(float)) && !memcmp(B[0], B[1], (size_t)(N * r) * sizeof(float)),
+              "%s of a 576 x 1536 weight is not bit-identical from call to call", init_name(init));
+        if (!m) {
+            /* ||W - s B0 A0||^2 = ||W||^2 - ||s B0 A0||^2 for the best rank-r approximation (orthogonal parts) */
+            double w2 = 0, a2 = 0, r2 = 0;
+            float *P = calloc((size_t)(N * K), sizeof(float));
+            tk_sgemm(false, false, N, K, r, s, B[0], r, A[0], K, 0.0f, P, K);
+            for (int64_t i = 0; i < N * K; i++) { w2 += (double)W[i] * W[i]; a2 += (double)P[i] * P[i]; r2 += ((double)W[i] - P[i]) * ((double)W[i] - P[i]); }
+            printf("PiSSA 576 x 1536: ||W||^2 %.4f = ||s B0 A0||^2 %.4f + ||residual||^2 %.4f (off by %.1e)\n", w2, a2, r2, fabs(w2 - a2 - r2));
+            CHECK(fabs(w2 - a2 - r2) <= 1e-4 * w2, "PiSSA: the residual is not orthogonal to the rank-r part");
+            free(P);
+            /* sigma_i = s ||A0 row i||^2, descending, and sigma_1 = the largest singular value (power iteration) */
+            double sg[8], prev = INFINITY;
+            bool desc = true;
+            for (int64_t i = 0; i < r; i++) {
+                double q = 0;
+                for (int64_t k = 0; k < K; k++) q += (double)A[0][i * K + k] * A[0][i * K + k];
+                sg[i] = s * q;
+                desc = desc && sg[i] <= prev;
+                prev = sg[i];
+            }
+            double *v = malloc((size_t)K * sizeof(double)), *u = malloc((size_t)N * sizeof(double)), lam = 0;
+            for (int64_t k = 0; k < K; k++) v[k] = 1.0 / sqrt((double)K);
+            for (int it = 0; it < 300; it++) {
+                for (int64_t n = 0; n < N; n++) { double d = 0; for (int64_t k = 0; k < K; k++) d += (double)W[n * K + k] * v[k]; u[n] = d; }
+                double nv = 0;
+                for (int64_t k = 0; k < K; k++) { double d = 0; for (int64_t n = 0; n < N; n++) d += (double)W[n * K + k] * u[n]; v[k] = d; nv += d * d; }
+                nv = sqrt(nv);
+                lam = sqrt(nv);
+                for (int64_t k = 0; k < K; k++) v[k] /= nv;
+            }
+            printf("PiSSA 576 x 1536: singular values %.4f %.4f ... %.4f (descending: %s), power iteration %.4f\n", sg[0], sg[1], sg[r - 1],
+                   desc ? "yes" : "no", lam);
+            CHECK(desc && fabs(sg[0] - lam) <= 1e-5 * lam, "PiSSA: A0 does not hold the top singular values");
+            free(v); free(u);
+        } else {
+            double worst = 0;
+            for (int64_t i = 0; i < r; i++)
+                for (int64_t j = 0; j < r; j++) {
+                    double d = 0;
+                    for (int64_t n = 0; n < N; n++) d += (double)B[0][n * r + i] * B[0][n * r + j];
+                    worst = fmax(worst, fabs(d - (i == j)));
+                }
+            printf("OLoRA 576 x 1536: Q_r's columns orthonormal within %.1e\n", worst);
+            CHECK(worst <= 1e-5, "OLoRA: B0 = Q[:, :r] is not orthonormal (%.2e)", worst);
+        }
+    }
+    free(W);
+    for (int i = 0; i < 2; i++) { free(A[i]); free(B[i]); }
+}
+
 static void refusals(void) {
     tk_model *m = tiny_llama((tiny_opts){.interleaved = 1, .seed = 2});
     if (!m) { CHECK(0, "tiny model"); return; }
@@ -409,6 +478,7 @@ int main(int argc, char **argv) {
     tk_set_threads(2);
     (void)roundtrip_check; /* peft_check.h's exact round trip: the converted file differs by rounding (readback_check) */
     refusals();
+    test_decompositions();
     test_tiny(TK_LORA_INIT_OLORA);
     if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_tiny(TK_LORA_INIT_PISSA);
     else printf("SKIP PiSSA: built without LAPACK (BLAS=0)\n");
