@@ -12,6 +12,9 @@
  * - a Q4_1 base (stories260K's linears quantized in memory): PiSSA of the dequantized weight (A0/B0
  *   bit-identical to those of the same values as f32), a fresh adapter leaves the logits, and after
  *   training the written adapter on that base gives the trained logits;
+ * - adapters PEFT saved without its conversion (init_lora_weights "pissa"/"olora"): read as PEFT reads
+ *   them, the initialisation re-run on the given base: PEFT's logits on both containers; the
+ *   initialisations PEFT re-runs randomly or from data (pissa_niter_K, corda, loftq, lora_ga) refused;
  * - refusals: DoRA with PiSSA/OLoRA, a rank above min(out, in), an unknown --lora-init. */
 #include "test.h"
 #include "train_ref.h"
@@ -433,6 +436,71 @@ static void test_decompositions(void) {
     for (int i = 0; i < 2; i++) { free(A[i]); free(B[i]); }
 }
 
+/* An adapter PEFT saved without its conversion (init_lora_weights "pissa"/"olora" in the config): PEFT loads
+ * it by re-running the initialisation on the base it is given, and so does takumi (A0, B0 from the
+ * model's weights, the file's A and B): the logits of PeftModel.from_pretrained on the original base,
+ * on the HF folder and on the GGUF container (permuted q/k rows). */
+static void test_unconverted(ref_stories *s, const char *method) {
+    char dir[128], key[64], what[96];
+    snprintf(dir, sizeof dir, "tests/fixtures/train/peft_%s_unconverted", method);
+    snprintf(key, sizeof key, "%s.unconverted_logits", method);
+    tk_model *ms[2] = {s->m, s->mg};
+    for (int i = 0; i < 2; i++) {
+        if (!ms[i]) continue;
+        tk_adapter_handle *h = NULL;
+        CHECK_OK(tk_adapter_apply(ms[i], dir, &h));
+        if (!h) continue;
+        int64_t T = (int64_t)s->rb.B * s->rb.T, V = tk_model_get_config(ms[i])->n_vocab;
+        const float *ref = fx_f32(s->st, key, T * 64);
+        float *lg = malloc((size_t)(T * V) * sizeof(float));
+        tk_forward *f = NULL;
+        CHECK_OK(tk_forward_new(ms[i], s->rb.B, s->rb.T, 0, &f));
+        tk_adapter_use u = {tk_adapter_handle_peft(h), 1.0f};
+        if (f && ref && lg && tk_forward_set_adapters(f, &u, 1) == TK_OK && tk_forward_run(f, &s->rb.b, NULL, T, lg) == TK_OK) {
+            double md = 0, mb = 0;
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t j = 0; j < 64; j++) { md = fmax(md, fabs(lg[t * V + j] - ref[t * 64 + j])); mb = fmax(mb, fabs(ref[t * 64 + j])); }
+            snprintf(what, sizeof what, "PEFT's unconverted %s folder on the %s", method, i ? "GGUF container" : "HF folder");
+            printf("%s: max abs logit diff %.2e vs PeftModel.from_pretrained (max |logit| %.2f)\n", what, md, mb);
+            CHECK(md <= 1e-5 * mb, "%s: logits differ from PEFT's (%.3e)", what, md);
+        }
+        tk_forward_free(f);
+        free(lg);
+        tk_adapter_detach(ms[i], h);
+    }
+}
+
+/* init_lora_weights that PEFT re-runs randomly or from data on loading ("pissa_niter_4", "corda", "loftq"): refused, naming the conversion */
+static void test_unconverted_refused(void) {
+    static const char *const bad[] = {"pissa_niter_4", "corda", "loftq", "lora_ga"};
+    FILE *f = fopen("tests/fixtures/train/peft_pissa_unconverted/adapter_config.json", "rb");
+    CHECK(f != NULL, "unconverted fixture");
+    if (!f) return;
+    static char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    char *at = strstr(text, "\"pissa\"");
+    CHECK(at != NULL, "the fixture's init_lora_weights");
+    if (!at) return;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char dir[] = "/tmp/takumi_lora_init_XXXXXX", path[96];
+        CHECK(mkdtemp(dir) != NULL, "temp dir");
+        snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+        FILE *o = fopen(path, "wb");
+        if (!o) { CHECK(0, "write %s", path); continue; }
+        fprintf(o, "%.*s\"%s\"%s", (int)(at - text), text, bad[i], at + strlen("\"pissa\""));
+        fclose(o);
+        tk_adapter *ad = NULL;
+        CHECK_ERR(tk_adapter_load(dir, &ad), TK_ERR_UNSUPPORTED);
+        CHECK(!ad && strstr(tk_last_error(), bad[i]) && strstr(tk_last_error(), "path_initial_model_for_weight_conversion"),
+              "init_lora_weights %s: %s", bad[i], tk_last_error());
+        tk_adapter_free(ad);
+        remove(path);
+        rmdir(dir);
+    }
+}
+
 static void refusals(void) {
     tk_model *m = tiny_llama((tiny_opts){.interleaved = 1, .seed = 2});
     if (!m) { CHECK(0, "tiny model"); return; }
@@ -478,6 +546,7 @@ int main(int argc, char **argv) {
     tk_set_threads(2);
     (void)roundtrip_check; /* peft_check.h's exact round trip: the converted file differs by rounding (readback_check) */
     refusals();
+    test_unconverted_refused();
     test_decompositions();
     test_tiny(TK_LORA_INIT_OLORA);
     if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_tiny(TK_LORA_INIT_PISSA);
@@ -487,6 +556,8 @@ int main(int argc, char **argv) {
         if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_stories(&s, TK_LORA_INIT_PISSA, false);
         test_stories(&s, TK_LORA_INIT_OLORA, true);
         if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_quantized(&s);
+        if (tk_lora_init_available(TK_LORA_INIT_PISSA)) test_unconverted(&s, "pissa");
+        test_unconverted(&s, "olora");
         ref_stories_close(&s);
     }
     return tk_test_done("test_lora_init");

@@ -13,8 +13,13 @@ tests/fixtures/train/stories260k_lora_init.safetensors:
   metadata <m>_loss, <m>_losses (10 AdamW steps, lr 1e-3, weight decay 0.1, clip 1, then the loss
   after the last update), <m>_final_logits_max (max |logit| after training, for scale)
   "<m>.final_logits"     the first 64 logits after the 10 steps
-and, for the PEFT load check of tools/interop_check.py, nothing more: PEFT's own conversion
-(save_pretrained(path_initial_model_for_weight_conversion=...)) is what takumi's writer mirrors.
+PEFT's own conversion (save_pretrained(path_initial_model_for_weight_conversion=...)) is what takumi's
+writer mirrors (tools/interop_check.py loads takumi's files into PEFT). The other way round: an adapter
+PEFT saved WITHOUT the conversion (init_lora_weights "pissa"/"olora" kept in adapter_config.json), which
+PEFT loads by re-running the initialisation on the base it is given. For each method a small one (q_proj
+and v_proj, r 4, alpha 8, 3 AdamW steps) is saved by save_pretrained into
+tests/fixtures/train/peft_<m>_unconverted/, and "<m>.unconverted_logits" holds the first 64 logits of
+PeftModel.from_pretrained(original base, that folder).
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/make_lora_init_reference.py
 """
@@ -76,6 +81,34 @@ def main():
             _, fl = loss_fn(model, ids, target, weight)
         tensors["%s.final_logits" % method] = fl[..., :64].reshape(-1, 64).contiguous()
         print("%s: loss %.6f, curve %s" % (method, float(loss), meta["%s_losses" % method]), file=sys.stderr)
+    from peft import PeftModel
+    for method, _ in CASES:
+        base = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
+        model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], bias="none",
+                                                init_lora_weights=method))
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        opt = torch.optim.AdamW([p for _, p in named], lr=1e-2, weight_decay=0.0)
+        for _ in range(3):
+            opt.zero_grad()
+            loss, _ = loss_fn(model, ids, target, weight)
+            loss.backward()
+            opt.step()
+        d = os.path.join(OUT, "peft_%s_unconverted" % method)
+        model.save_pretrained(d)
+        if os.path.exists(os.path.join(d, "README.md")):
+            os.remove(os.path.join(d, "README.md"))
+        cfg_path = os.path.join(d, "adapter_config.json")
+        cfg = json.load(open(cfg_path))
+        cfg["base_model_name_or_path"] = "models/stories260K/hf"  # not this machine's path
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+        fresh = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32, attn_implementation="eager")
+        loaded = PeftModel.from_pretrained(fresh, d)
+        with torch.no_grad():
+            _, lg = loss_fn(loaded, ids, target, weight)
+            _, lt = loss_fn(model, ids, target, weight)
+        tensors["%s.unconverted_logits" % method] = lg[..., :64].reshape(-1, 64).contiguous()
+        print("%s unconverted: PEFT reloaded vs trained max |logit diff| %.2e" % (method, float((lg - lt).abs().max())), file=sys.stderr)
     os.makedirs(OUT, exist_ok=True)
     path = os.path.join(OUT, "stories260k_lora_init.safetensors")
     save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=meta)

@@ -7,6 +7,7 @@
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <strings.h>
 
 static const char *module_group(tk_linear_id w) { return w <= TK_LIN_O ? "self_attn" : "mlp"; }
 
@@ -198,6 +199,21 @@ static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *fi
     v = jget(root, "use_rslora");
     if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v)) return tk_fail(TK_ERR_FORMAT, "%s: \"use_rslora\" must be true or false", file);
     a->rslora = cJSON_IsTrue(v);
+    /* initialisations that rewrite the base: PEFT runs them again on loading, on the base it is given */
+    v = jget(root, "init_lora_weights");
+    if (cJSON_IsString(v)) {
+        const char *iw = v->valuestring;
+        if (!strcmp(iw, "pissa")) a->init = TK_LORA_INIT_PISSA;
+        else if (!strcasecmp(iw, "olora")) a->init = TK_LORA_INIT_OLORA;
+        else if (!strncmp(iw, "pissa", 5) || !strncmp(iw, "corda", 5) || !strcmp(iw, "loftq") || !strcmp(iw, "lora_ga"))
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"init_lora_weights\" is \"%s\": PEFT rewrites the base weights on loading such an "
+                                               "adapter (randomly or from data), which takumi cannot repeat; convert it to a plain LoRA "
+                                               "with save_pretrained(path_initial_model_for_weight_conversion=...)", file, iw);
+        if (a->init != TK_LORA_INIT_KAIMING && dora)
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: DoRA with \"init_lora_weights\": \"%s\" is not supported", file, iw);
+        if (a->init != TK_LORA_INIT_KAIMING && !tk_lora_init_available(a->init))
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"init_lora_weights\": \"%s\" needs LAPACK's SVD: this build has no OpenBLAS", file, iw);
+    }
     static const char *const off_keys[] = {"use_dora", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "layer_replication",
                                            "use_qalora", "lora_bias", "target_parameters", "trainable_token_indices",
                                            "alora_invocation_tokens"};
