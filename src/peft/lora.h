@@ -4,7 +4,9 @@
  * (bound = 1/sqrt(in)) from a seeded tk_rng and B [out x r] zero. A and B live as f32
  * parameters in a tk_param_set (named with HF PEFT keys, so an adapter writer only copies
  * them); the base weights are never touched and keep their stored dtype (quantized bases
- * stay quantized: the base product dequantizes per block inside the matmul).
+ * stay quantized: the base product dequantizes per block inside the matmul). PiSSA/OLoRA
+ * (lora_init.h) also keep a frozen pair A0, B0 per linear and subtract scale * (x A0^T) B0^T: the
+ * residual base, without rewriting it.
  * The adapter is a PEFT method instance (takumi/peft.h: tk_lora_peft) that a forward
  * workspace or session applies per request; it leaves the backward through
  * tk_lora_backward_linear (the method's linear_bwd).
