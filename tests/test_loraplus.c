@@ -66,20 +66,6 @@ static void optimizer_seam(void) {
     tk_params_free(&plus); tk_params_free(&plain); tk_params_free(&fast); tk_params_free(&a); tk_params_free(&b);
 }
 
-static tk_train_ctx *lora_ctx(tk_model *m, ref_batch *rb, tk_lora_init init, float ratio) {
-    tk_train_params p = tk_train_default_params();
-    p.lora.r = 4;
-    p.lora.alpha = 8;
-    p.lora.dropout = 0;
-    p.lora.init = init;
-    p.lora.plus_ratio = ratio;
-    p.max_rows = rb->B;
-    p.max_cols = rb->T;
-    tk_train_ctx *tc = NULL;
-    CHECK_OK(tk_train_ctx_new(m, &p, &tc));
-    return tc;
-}
-
 static void load_init(tk_param_set *ps, const tk_safetensors *st) {
     char name[200];
     for (int64_t i = 0; i < ps->n; i++) {
@@ -94,7 +80,7 @@ static void loraplus_curve(tk_model *m, const tk_safetensors *st, ref_batch *rb)
     int n = meta_list(st, "losses", rl, 8);
     CHECK(n == (int)meta_num(st, "steps") + 1 && n > 1, "losses count %d", n);
     if (n <= 1) return;
-    tk_train_ctx *tc = lora_ctx(m, rb, TK_LORA_INIT_KAIMING, (float)meta_num(st, "ratio"));
+    tk_train_ctx *tc = ref_lora_ctx(m, rb, TK_LORA_INIT_KAIMING, false, (float)meta_num(st, "ratio"));
     if (!tc) return;
     tk_param_set *ps = tk_train_param_set(tc);
     int nb = 0;
@@ -109,7 +95,7 @@ static void loraplus_curve(tk_model *m, const tk_safetensors *st, ref_batch *rb)
     check_curve(gl, rl, n, 1e-3, "stories260K LoRA+");
     tk_train_ctx_free(tc);
     /* the ratio matters: plain LoRA from the same start ends elsewhere */
-    tc = lora_ctx(m, rb, TK_LORA_INIT_KAIMING, 0);
+    tc = ref_lora_ctx(m, rb, TK_LORA_INIT_KAIMING, false, 0);
     if (!tc) return;
     load_init(tk_train_param_set(tc), st);
     run_steps(tc, rb, st, n - 1, pl);
@@ -119,7 +105,7 @@ static void loraplus_curve(tk_model *m, const tk_safetensors *st, ref_batch *rb)
 }
 
 static void gaussian_init(tk_model *m, const tk_safetensors *st, ref_batch *rb) {
-    tk_train_ctx *tc = lora_ctx(m, rb, TK_LORA_INIT_GAUSSIAN, 0);
+    tk_train_ctx *tc = ref_lora_ctx(m, rb, TK_LORA_INIT_GAUSSIAN, false, 0);
     if (!tc) return;
     tk_param_set *ps = tk_train_param_set(tc);
     double s = 0, ss = 0, nA = 0, bmax = 0;
@@ -165,7 +151,7 @@ static void refusals(void) {
     CHECK_OK(tk_trainer_config_set(&c, "lora-init", "gaussian"));
     CHECK_OK(tk_trainer_config_check_method(&c));
     CHECK(c.lora_init == TK_LORA_INIT_GAUSSIAN && c.lora_plus_ratio == 16, "options not stored");
-    CHECK(tk_trainer_config_set(&c, "lora-init", "pissa") != TK_OK, "--lora-init pissa accepted");
+    CHECK(tk_trainer_config_set(&c, "lora-init", "svd") != TK_OK, "--lora-init svd accepted");
     CHECK(tk_trainer_config_set(&c, "lora-plus-ratio", "-1") != TK_OK, "--lora-plus-ratio -1 accepted");
     tk_trainer_config_free(&c);
 }

@@ -139,6 +139,22 @@ static inline void check_logits(tk_train_ctx *tc, const tk_safetensors *st, ref_
     check_logits_key(tc, st, "logits", rb, cols, tol, what);
 }
 
+/* A LoRA training context for the fixture batch: r 4, alpha 8, no dropout (the PEFT fixtures' setting). */
+static inline tk_train_ctx *ref_lora_ctx(tk_model *m, ref_batch *rb, tk_lora_init init, bool rslora, float plus_ratio) {
+    tk_train_params p = tk_train_default_params();
+    p.lora.r = 4;
+    p.lora.alpha = 8;
+    p.lora.dropout = 0;
+    p.lora.rslora = rslora;
+    p.lora.init = init;
+    p.lora.plus_ratio = plus_ratio;
+    p.max_rows = rb->B;
+    p.max_cols = rb->T;
+    tk_train_ctx *tc = NULL;
+    CHECK_OK(tk_train_ctx_new(m, &p, &tc));
+    return tc;
+}
+
 /* One fwd_bwd at grad_scale 1/wsum; returns the mean loss. */
 static inline double mean_loss_grads(tk_train_ctx *tc, ref_batch *rb) {
     tk_params_zero_grad(tk_train_param_set(tc));

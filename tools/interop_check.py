@@ -29,7 +29,10 @@ RUN/adapter.gguf of `takumi train`) for SmolLM2 (--run RUN) and Gemma 3 (--run-g
 when given. DoRA, IA3, prefix and prompt tuning (PEFT layout only: llama.cpp applies LoRA adapters
 only): adapters that `takumi train --method dora|ia3|prefix|prompt` trains on stories260K (prefix: plain
 and with --prefix-projection; prompt: random and text initialisation), loaded by
-PeftModel.from_pretrained (prompt tuning: the logits of the sequence, after PEFT's virtual tokens).
+PeftModel.from_pretrained (prompt tuning: the logits of the sequence, after PEFT's virtual tokens). LoRA
+trained with --lora-init pissa and olora (+ --rslora): the written adapter is PEFT's conversion to a rank-2r
+LoRA on the original base (save_pretrained's path_initial_model_for_weight_conversion), loaded by PEFT onto
+the unchanged HF base.
 
 Classifiers (`takumi train --task classify`, PEFT's SEQ_CLS layout; issue 11): a LoRA classifier and a
 head-only one (--method head) trained on stories260K, and a SmolLM2 classifier run given with --run-classify
@@ -49,7 +52,7 @@ floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--run-classify RUN] [--stories-only]
        [--classify-only] [--out FILE]
-(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix and prompt cases;
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix, prompt, PiSSA and OLoRA cases;
  tests/fixtures/interop/result_classify.txt: --classify-only --run-classify RUN of scripts/demo_classify.sh)
 """
 import argparse
@@ -327,6 +330,11 @@ def main():
                 cmd = " ".join(("--method", method) + tuple(a if " " not in a else '"%s"' % a for a in extra))
                 cases.append((f"stories260K, {method} adapter trained by `takumi train {cmd}`", STORIES_GGUF,
                               (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), None, ids))
+            # PiSSA / OLoRA: the run writes PEFT's conversion (a rank-2r LoRA for the original base) and its GGUF twin
+            for extra in (("--lora-init", "pissa"), ("--lora-init", "olora", "--rslora", "--lora-alpha", "8")):
+                run = train_stories("lora", tmp, extra)
+                cases.append((f"stories260K, LoRA trained by `takumi train {' '.join(extra)}` (converted to LoRA)", STORIES_GGUF,
+                              (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), os.path.join(run, "adapter.gguf"), ids))
         else:
             say("stories260K: not found under ../shared (skipped)")
         if args.stories_only:

@@ -93,6 +93,9 @@ static tk_status row_norms(const tk_dora *d, const dora_mod *md, const tk_tensor
 
 tk_status tk_dora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, tk_dora **out) {
     *out = NULL;
+    if (cfg && (cfg->init == TK_LORA_INIT_PISSA || cfg->init == TK_LORA_INIT_OLORA))
+        return tk_fail(TK_ERR_UNSUPPORTED, "dora: the PiSSA/OLoRA initialisations are LoRA only (PEFT's DoRA would take its norms "
+                                           "on the residual base, which takumi does not form)");
     tk_lora *l;
     tk_status st = tk_lora_new(m, cfg, ps, &l);
     if (st) return st;

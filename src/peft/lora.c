@@ -9,6 +9,7 @@
  * of saved u plus n x K bits of mask per adapted linear — small next to the activations. */
 #include "peft/lora.h"
 #include "peft/lora_io.h"
+#include "peft/lora_init.h"
 #include "model/llama.h"
 #include "core/core.h"
 #include "backend/backend.h"
@@ -21,6 +22,7 @@
 typedef struct lora_mod {
     int64_t ia, ib;   /* param indices of A and B in ps; -1 = no adapter */
     int64_t K, N;     /* in, out */
+    float *A0, *B0;   /* PiSSA/OLoRA: the initial pair whose product is subtracted [r x K], [N x r]; else NULL */
 } lora_mod;
 
 struct tk_lora {
@@ -57,6 +59,38 @@ static const char *module_path(tk_linear_id which) {
     return which <= TK_LIN_O ? "self_attn" : "mlp";
 }
 
+/* PiSSA/OLoRA of (layer, which): W dequantized to f32 with q/k rows in HF order, decomposed
+ * (lora_init.c), A0/B0 kept (B0 rows back in the model's order) and copied into A and B. */
+static tk_status init_from_weight(tk_lora *l, int32_t layer, tk_linear_id which, lora_mod *md) {
+    const tk_model_config *mc = &l->m->cfg;
+    const tk_tensor_ref *wt = tk_model_linear(l->m, layer, which);
+    int64_t r = l->cfg.r, N = md->N, K = md->K;
+    const char *what = l->cfg.init == TK_LORA_INIT_PISSA ? "PiSSA" : "OLoRA";
+    if (r > (N < K ? N : K))
+        return tk_fail(TK_ERR_ARG, "lora: %s needs a rank <= min(out, in) = %lld of layer %d %s, not %lld", what,
+                       (long long)(N < K ? N : K), layer, tk_linear_name(which), (long long)r);
+    size_t nw;
+    if (!tk_mul_ok((size_t)N, (size_t)K, &nw)) return tk_fail(TK_ERR_NOMEM, "lora: weight too large");
+    float *W = tk_malloc(nw * sizeof(float)), *Wh = tk_malloc(nw * sizeof(float)), *Bh = tk_malloc((size_t)(N * r) * sizeof(float));
+    md->A0 = tk_malloc((size_t)(r * K) * sizeof(float));
+    md->B0 = tk_malloc((size_t)(N * r) * sizeof(float));
+    tk_status st = TK_OK;
+    if (!W || !Wh || !Bh || !md->A0 || !md->B0) st = tk_fail(TK_ERR_NOMEM, "lora: out of memory for the %s decomposition", what);
+    if (!st) st = tk_dequantize(wt->dtype, wt->data, W, (int64_t)nw);
+    if (!st) {
+        tk_lora_convert_b(Wh, W, which, mc, N, K, l->qk_permuted, false);
+        st = l->cfg.init == TK_LORA_INIT_PISSA ? tk_lora_pissa(Wh, N, K, r, l->scale, md->A0, Bh)
+                                               : tk_lora_olora(Wh, N, K, r, l->scale, md->A0, Bh);
+    }
+    if (!st) {
+        tk_lora_convert_b(md->B0, Bh, which, mc, N, r, false, l->qk_permuted);
+        memcpy(l->ps->p[md->ia].w, md->A0, (size_t)(r * K) * sizeof(float));
+        memcpy(l->ps->p[md->ib].w, md->B0, (size_t)(N * r) * sizeof(float));
+    }
+    free(W); free(Wh); free(Bh);
+    return st ? tk_fail_ctx(st, "lora: %s of layer %d %s: ", what, layer, tk_linear_name(which)) : TK_OK;
+}
+
 tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, tk_lora **out) {
     *out = NULL;
     if (!m || !cfg || !ps) return tk_fail(TK_ERR_ARG, "lora: NULL argument");
@@ -65,7 +99,9 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
     if (!(cfg->alpha > 0) || !isfinite(cfg->alpha)) return tk_fail(TK_ERR_ARG, "lora: alpha %g must be positive", (double)cfg->alpha);
     if (!(cfg->dropout >= 0 && cfg->dropout < 1)) return tk_fail(TK_ERR_ARG, "lora: dropout %g must be in [0, 1)", (double)cfg->dropout);
     if (cfg->targets & ~TK_LORA_ALL_TARGETS) return tk_fail(TK_ERR_ARG, "lora: unknown target bits 0x%x", (unsigned)cfg->targets);
-    if (cfg->init != TK_LORA_INIT_KAIMING && cfg->init != TK_LORA_INIT_GAUSSIAN) return tk_fail(TK_ERR_ARG, "lora: unknown init %d", (int)cfg->init);
+    if (cfg->init < TK_LORA_INIT_KAIMING || cfg->init > TK_LORA_INIT_OLORA) return tk_fail(TK_ERR_ARG, "lora: unknown init %d", (int)cfg->init);
+    if (!tk_lora_init_available(cfg->init))
+        return tk_fail(TK_ERR_UNSUPPORTED, "lora: the PiSSA initialisation needs LAPACK's SVD: this build has no OpenBLAS (build with BLAS=1)");
     if (!(cfg->plus_ratio >= 0 && cfg->plus_ratio <= 1e6)) return tk_fail(TK_ERR_ARG, "lora: LoRA+ ratio %g must be in [0, 1e6]", (double)cfg->plus_ratio);
     if (cfg->first_layer < 0 || cfg->first_layer >= mc->n_layers)
         return tk_fail(TK_ERR_ARG, "lora: first layer %d outside [0, %d)", cfg->first_layer, mc->n_layers);
@@ -80,7 +116,7 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
     l->scale = cfg->rslora ? cfg->alpha / sqrtf((float)cfg->r) : cfg->alpha / (float)cfg->r;
     l->qk_permuted = mc->rope_interleaved != 0;
     l->L = mc->n_layers;
-    l->mods = tk_malloc((size_t)l->L * TK_LIN_COUNT * sizeof *l->mods);
+    l->mods = tk_calloc((size_t)l->L * TK_LIN_COUNT, sizeof *l->mods);
     if (!l->mods) { free(l); return TK_ERR_NOMEM; }
     /* A ~ U(-1/sqrt(K), 1/sqrt(K)) (PEFT: kaiming_uniform_ with a = sqrt(5)) or, "gaussian",
      * N(0, (1/r)^2), drawn in (layer, linear) order from one stream; B = 0 */
@@ -107,12 +143,14 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
             float bound = 1.0f / sqrtf((float)md->K);
             if (cfg->init == TK_LORA_INIT_GAUSSIAN)
                 for (int64_t j = 0; j < p->n; j++) p->w[j] = tk_rng_normal(&rng) / (float)r;
-            else
+            else if (cfg->init == TK_LORA_INIT_KAIMING)
                 for (int64_t j = 0; j < p->n; j++) p->w[j] = (2.0f * tk_rng_uniform(&rng) - 1.0f) * bound;
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", i, module_path((tk_linear_id)w), lin);
             if ((st = tk_params_add(ps, name, 2, neB, NULL, true, &p))) break;
             md->ib = ps->n - 1;
             if (cfg->plus_ratio > 0) p->lr_mult = cfg->plus_ratio;
+            if ((cfg->init == TK_LORA_INIT_PISSA || cfg->init == TK_LORA_INIT_OLORA) && (st = init_from_weight(l, i, (tk_linear_id)w, md)))
+                break;
             if (md->K > l->max_K) l->max_K = md->K;
         }
     if (st) { tk_lora_free(l); return st; }
@@ -126,6 +164,10 @@ tk_status tk_lora_new(tk_model *m, const tk_lora_config *cfg, tk_param_set *ps, 
 
 void tk_lora_free(tk_lora *l) {
     if (!l) return;
+    for (int64_t i = 0; l->mods && i < (int64_t)l->L * TK_LIN_COUNT; i++) {
+        free(l->mods[i].A0);
+        free(l->mods[i].B0);
+    }
     free(l->mods);
     free(l->u);
     free(l->ubuf);
@@ -248,7 +290,7 @@ static tk_status lora_linear_fwd(void *state, const tk_peft_call *c, int32_t lay
     const tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
     int64_t r = l->cfg.r, K = md->K, N = md->N;
     const float *xin = x;
-    float *u;
+    float *u, *u0 = NULL;
     if (c->training) {
         if (!l->training) return tk_fail(TK_ERR_ARG, "lora: a training forward without tk_lora_set_training");
         tk_status st = reserve(l, n);
@@ -256,13 +298,19 @@ static tk_status lora_linear_fwd(void *state, const tk_peft_call *c, int32_t lay
         if (l->p16) draw_masks(l, layer, which, n, K);
         xin = dropped(l, layer, which, x, n, K);
         u = saved_u(l, layer, which);
+        u0 = l->ubuf;
     } else {
         size_t nu;
-        if (!tk_mul_ok((size_t)n, (size_t)r, &nu) || !(u = tk_scratch_get(c->scratch, nu)))
+        if (!tk_mul_ok((size_t)n, (size_t)r * 2, &nu) || !(u = tk_scratch_get(c->scratch, nu)))
             return tk_fail(TK_ERR_NOMEM, "lora: out of memory for %lld tokens", (long long)n);
+        u0 = u + n * r;
     }
     tk_sgemm(false, true, n, r, K, 1.0f, xin, K, A->w, K, 0.0f, u, r);
     tk_sgemm(false, true, n, N, r, l->scale * c->scale, u, r, B->w, r, 1.0f, y, N);
+    if (md->A0) { /* PiSSA/OLoRA: the residual base, W x - s B0 A0 x, on the input as the base sees it */
+        tk_sgemm(false, true, n, r, K, 1.0f, x, K, md->A0, K, 0.0f, u0, r);
+        tk_sgemm(false, true, n, N, r, -l->scale * c->scale, u0, r, md->B0, r, 1.0f, y, N);
+    }
     return TK_OK;
 }
 
@@ -289,6 +337,7 @@ static tk_status lora_merge_linear(const void *state, int32_t layer, tk_linear_i
     const tk_param *A = &l->ps->p[md->ia], *B = &l->ps->p[md->ib];
     int64_t r = l->cfg.r;
     tk_sgemm(false, false, N, K, r, l->scale * scale, B->w, r, A->w, K, 1.0f, W, K);
+    if (md->A0) tk_sgemm(false, false, N, K, r, -l->scale * scale, md->B0, r, md->A0, K, 1.0f, W, K);
     return TK_OK;
 }
 
@@ -331,6 +380,11 @@ tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which,
     const float *xin = dropped(l, layer, which, x, n, K);
     tk_sgemm(true, false, r, K, n, l->scale, v, r, xin, K, 1.0f, A->g, K);
     if (!dx) return TK_OK;
+    if (md->A0) { /* the residual's input gradient: dx -= s (dy B0) A0 (no dropout on the base's input) */
+        float *v0 = l->tmp;
+        tk_sgemm(false, false, n, r, N, 1.0f, dy, N, md->B0, r, 0.0f, v0, r);
+        tk_sgemm(false, false, n, K, r, -l->scale, v0, r, md->A0, K, 1.0f, dx, K);
+    }
     if (!l->p16) {
         tk_sgemm(false, false, n, K, r, l->scale, v, r, A->w, K, 1.0f, dx, K);
         return TK_OK;
@@ -369,6 +423,8 @@ void tk_lora_dropout_add(tk_lora *l, int32_t layer, tk_linear_id which, float *d
 
 size_t tk_lora_state_bytes(const tk_lora *l) {
     size_t n = sizeof *l + (size_t)l->L * TK_LIN_COUNT * sizeof *l->mods;
+    for (int64_t i = 0; i < (int64_t)l->L * TK_LIN_COUNT; i++)
+        if (l->mods[i].A0) n += (size_t)(l->cfg.r * (l->mods[i].K + l->mods[i].N)) * sizeof(float);
     if (l->cap_T) {
         size_t r = (size_t)l->cfg.r, T = (size_t)l->cap_T, K = (size_t)l->max_K;
         n += (T * r * (size_t)l->L * TK_LIN_COUNT + T * r + 2 * T * K) * sizeof(float);
@@ -386,5 +442,13 @@ bool tk_lora_module(tk_lora *l, int32_t layer, tk_linear_id which, tk_param **A,
     if (!md) return false;
     if (A) *A = &l->ps->p[md->ia];
     if (B) *B = &l->ps->p[md->ib];
+    return true;
+}
+
+bool tk_lora_init_pair(const tk_lora *l, int32_t layer, tk_linear_id which, const float **A0, const float **B0) {
+    lora_mod *md = find_mod((tk_lora *)l, layer, which);
+    if (!md || !md->A0) return false;
+    if (A0) *A0 = md->A0;
+    if (B0) *B0 = md->B0;
     return true;
 }

@@ -4,7 +4,9 @@
  * (bound = 1/sqrt(in)) from a seeded tk_rng and B [out x r] zero. A and B live as f32
  * parameters in a tk_param_set (named with HF PEFT keys, so an adapter writer only copies
  * them); the base weights are never touched and keep their stored dtype (quantized bases
- * stay quantized: the base product dequantizes per block inside the matmul).
+ * stay quantized: the base product dequantizes per block inside the matmul). PiSSA/OLoRA
+ * (lora_init.h) also keep a frozen pair A0, B0 per linear and subtract scale * (x A0^T) B0^T: the
+ * residual base, without rewriting it.
  * The adapter is a PEFT method instance (takumi/peft.h: tk_lora_peft) that a forward
  * workspace or session applies per request; it leaves the backward through
  * tk_lora_backward_linear (the method's linear_bwd).
@@ -21,9 +23,10 @@
 
 #define TK_LORA_ALL_TARGETS ((1u << TK_LIN_COUNT) - 1u)
 
-/* Initialisation of A (PEFT init_lora_weights; B is zero in both): kaiming-uniform (True, the default) or
- * "gaussian" (A ~ N(0, (1/r)^2)). PiSSA and OLoRA are not offered: they rewrite the base weight. */
-typedef enum tk_lora_init { TK_LORA_INIT_KAIMING = 0, TK_LORA_INIT_GAUSSIAN } tk_lora_init;
+/* Initialisation (PEFT init_lora_weights): kaiming-uniform A (True, the default) or "gaussian" A
+ * (A ~ N(0, (1/r)^2)), B zero in both; or "pissa" / "olora": A and B from the SVD / QR of the base
+ * weight with the base's residual kept as a second, frozen factor pair (src/peft/lora_init.h). */
+typedef enum tk_lora_init { TK_LORA_INIT_KAIMING = 0, TK_LORA_INIT_GAUSSIAN, TK_LORA_INIT_PISSA, TK_LORA_INIT_OLORA } tk_lora_init;
 
 typedef struct tk_lora_config {
     int32_t r;            /* rank (default 8) */
@@ -86,4 +89,7 @@ bool tk_lora_qk_permuted(const tk_lora *l);
 /* The A/B parameters of (layer, which), or false when that linear has no adapter. The
  * pointers stay valid until the param set grows. */
 bool tk_lora_module(tk_lora *l, int32_t layer, tk_linear_id which, tk_param **A, tk_param **B);
+/* PiSSA/OLoRA: the initial A0 [r x K] and B0 [N x r] of (layer, which) (B0's q/k rows in the model's
+ * order), whose product the adapter subtracts (lora_init.h); false when l has none there. Thread-safe. */
+bool tk_lora_init_pair(const tk_lora *l, int32_t layer, tk_linear_id which, const float **A0, const float **B0);
 #endif

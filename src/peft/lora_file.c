@@ -191,6 +191,7 @@ tk_status tk_lora_file_config(const tk_lora_file *a, const char *name, const tk_
     c->targets = a->targets;
     c->first_layer = a->min_layer;
     c->rslora = a->gguf ? false : a->rslora;
+    c->init = a->gguf ? TK_LORA_INIT_KAIMING : a->init; /* PiSSA/OLoRA saved unconverted: A0, B0 from m's weights */
     c->alpha = a->gguf ? a->scale * (float)a->r : a->alpha;
     return TK_OK;
 }

@@ -1,6 +1,7 @@
 /* LoRA as a llama.cpp GGUF adapter (lora_io.h): written from a trained tk_lora and read back
  * into a tk_lora_file. */
 #include "peft/lora_io.h"
+#include "peft/lora_init.h"
 #include "peft/adapter_io.h"
 #include "model/arch.h"
 #include "core/core.h"
@@ -23,12 +24,11 @@ static const char *fused_gguf_name(int k) { return k == TK_LIN_Q ? "attn_qkv" : 
 
 tk_status tk_adapter_save_gguf(tk_lora *l, const tk_model *m, const char *path) {
     if (!l || !m || !path) return tk_fail(TK_ERR_ARG, "adapter: NULL argument");
-    const tk_lora_config *cfg = tk_lora_get_config(l);
     const tk_model_config *mc = tk_model_get_config(m);
     bool gperm = false, perm = tk_lora_qk_permuted(l);
     const char *ga = tk_adapter_gguf_arch(mc->arch, &gperm);
     if (!ga) return tk_fail(TK_ERR_UNSUPPORTED, "%s: no llama.cpp architecture for '%s'", path, mc->arch);
-    int64_t r = cfg->r;
+    int64_t r = tk_lora_written_rank(l); /* PiSSA/OLoRA: the rank-2r LoRA on the original base */
     tk_gguf_writer *w = tk_gguf_writer_new();
     if (!w) return TK_ERR_NOMEM;
     char name[96];
@@ -45,16 +45,18 @@ tk_status tk_adapter_save_gguf(tk_lora *l, const tk_model *m, const char *path) 
         for (int k = 0; k < TK_LIN_COUNT && !st; k++) {
             tk_param *A, *B;
             if (!tk_lora_module(l, i, (tk_linear_id)k, &A, &B)) continue;
-            int64_t N = B->ne[1];
-            float *tmp = tk_malloc((size_t)(N * r) * sizeof(float));
-            if (!tmp) { st = TK_ERR_NOMEM; break; }
-            tk_lora_convert_b(tmp, B->w, (tk_linear_id)k, mc, N, r, perm, gperm);
+            int64_t N = B->ne[1], K = A->ne[0], neA[2] = {K, r}, neB[2] = {r, N};
+            float *tmp = tk_malloc((size_t)(N * r) * sizeof(float)), *fa = tk_malloc((size_t)(r * K) * sizeof(float)),
+                  *fb = tk_malloc((size_t)(N * r) * sizeof(float));
+            if (!tmp || !fa || !fb) { free(tmp); free(fa); free(fb); st = TK_ERR_NOMEM; break; }
+            tk_lora_written_module(l, i, (tk_linear_id)k, fa, fb);
+            tk_lora_convert_b(tmp, fb, (tk_linear_id)k, mc, N, r, perm, gperm);
             char tn[64];
             snprintf(tn, sizeof tn, "blk.%d.%s.weight.lora_a", i, gguf_base(mc, k));
-            st = tk_gguf_add_tensor(w, tn, TK_F32, 2, A->ne, A->w);
+            st = tk_gguf_add_tensor(w, tn, TK_F32, 2, neA, fa);
             snprintf(tn, sizeof tn, "blk.%d.%s.weight.lora_b", i, gguf_base(mc, k));
-            if (!st) st = tk_gguf_add_tensor(w, tn, TK_F32, 2, B->ne, tmp);
-            free(tmp);
+            if (!st) st = tk_gguf_add_tensor(w, tn, TK_F32, 2, neB, tmp);
+            free(tmp); free(fa); free(fb);
             n++;
         }
     if (!st && !n) st = tk_fail(TK_ERR_ARG, "adapter: the LoRA set has no modules");

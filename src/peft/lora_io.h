@@ -68,6 +68,8 @@ typedef struct tk_lora_file {
     float alpha;          /* as stored: PEFT lora_alpha / GGUF adapter.lora.alpha */
     float dropout;        /* PEFT lora_dropout (0 for GGUF) */
     bool rslora;          /* PEFT use_rslora */
+    tk_lora_init init;    /* PEFT init_lora_weights "pissa" / "olora" (an adapter saved without PEFT's conversion: PEFT, and
+                           * takumi, re-derive A0, B0 from the base on loading and apply W - s B0 A0 + s B A); else kaiming */
     float scale;          /* the factor applied to B A: alpha / r, alpha / sqrt(r) (rsLoRA), 1 (GGUF alpha 0) */
     char arch[32];        /* GGUF general.architecture ("" for PEFT) */
     char *base_model;     /* base_model_name_or_path / GGUF general.name ("" when absent) */

@@ -2,10 +2,12 @@
  * written from a trained tk_lora and read back into a tk_lora_file. */
 #include "peft/peft_targets.h"
 #include "peft/lora_io.h"
+#include "peft/lora_init.h"
 #include "core/core.h"
 #include <cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <strings.h>
 
 static const char *module_group(tk_linear_id w) { return w <= TK_LIN_O ? "self_attn" : "mlp"; }
 
@@ -41,12 +43,13 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
     const tk_lora_config *cfg = tk_lora_get_config(l);
     const tk_model_config *mc = tk_model_get_config(m);
     bool perm = tk_lora_qk_permuted(l);
-    int64_t r = cfg->r;
+    int64_t r = tk_lora_written_rank(l); /* PiSSA/OLoRA: PEFT's conversion to a rank-2r LoRA on the original base */
+    if (ex && r != cfg->r) return tk_fail(TK_ERR_UNSUPPORTED, "adapter: PiSSA/OLoRA with DoRA has no PEFT layout");
     tk_status st = tk_mkdir_p(dir);
     if (st) return st;
     tk_st_writer *w = tk_st_writer_new();
     char *st_path = tk_path_join(dir, "adapter_model.safetensors"), *cfg_path = tk_path_join(dir, "adapter_config.json");
-    float *tmp = NULL;
+    float *tmp = NULL, *fa = NULL, *fb = NULL;
     cJSON *root = NULL;
     if (!w || !st_path || !cfg_path) { st = TK_ERR_NOMEM; goto done; }
     int32_t lo = -1, hi = -1;
@@ -58,14 +61,18 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
             hi = i;
             char name[160];
             const char *lin = tk_model_linear_name(m, (tk_linear_id)k), *grp = module_group((tk_linear_id)k);
-            int64_t N = B->ne[1];
+            int64_t N = B->ne[1], K = A->ne[0], neA[2] = {K, r}, neB[2] = {r, N};
+            free(tmp); free(fa); free(fb); /* tk_st_add copies */
+            tmp = NULL;
+            fa = tk_malloc((size_t)(r * K) * sizeof(float));
+            fb = tk_malloc((size_t)(N * r) * sizeof(float));
+            if (!fa || !fb || !(tmp = tk_malloc((size_t)(N * r) * sizeof(float)))) { st = TK_ERR_NOMEM; break; }
+            tk_lora_written_module(l, i, (tk_linear_id)k, fa, fb);
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", i, grp, lin);
-            if ((st = tk_st_add(w, name, TK_F32, 2, A->ne, A->w))) break;
-            free(tmp);
-            if (!(tmp = tk_malloc((size_t)(N * r) * sizeof(float)))) { st = TK_ERR_NOMEM; break; }
-            tk_lora_convert_b(tmp, B->w, (tk_linear_id)k, mc, N, r, perm, false);
+            if ((st = tk_st_add(w, name, TK_F32, 2, neA, fa))) break;
+            tk_lora_convert_b(tmp, fb, (tk_linear_id)k, mc, N, r, perm, false);
             snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", i, grp, lin);
-            st = tk_st_add(w, name, TK_F32, 2, B->ne, tmp);
+            st = tk_st_add(w, name, TK_F32, 2, neB, tmp);
             if (!st && ex) {
                 snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s", i, grp, lin);
                 st = ex->add(ex->ud, w, name, i, (tk_linear_id)k);
@@ -97,11 +104,11 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
     } else {
         cJSON_AddNullToObject(root, "layers_to_transform");
     }
-    cJSON_AddNumberToObject(root, "lora_alpha", tidy(cfg->alpha));
+    cJSON_AddNumberToObject(root, "lora_alpha", tidy(tk_lora_written_alpha(l)));
     cJSON_AddNumberToObject(root, "lora_dropout", tidy(cfg->dropout));
     cJSON_AddNullToObject(root, "modules_to_save");
     cJSON_AddStringToObject(root, "peft_type", "LORA");
-    cJSON_AddNumberToObject(root, "r", (double)cfg->r);
+    cJSON_AddNumberToObject(root, "r", (double)r);
     cJSON_AddItemToObject(root, "rank_pattern", cJSON_CreateObject());
     cJSON_AddNullToObject(root, "revision");
     for (int k = 0; k < TK_LIN_COUNT; k++) /* the modules the family has (Phi-3: qkv_proj, o_proj, gate_up_proj, down_proj) */
@@ -115,6 +122,8 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
 done:
     cJSON_Delete(root);
     free(tmp);
+    free(fa);
+    free(fb);
     free(st_path);
     free(cfg_path);
     tk_st_writer_free(w);
@@ -190,6 +199,21 @@ static tk_status parse_config(tk_lora_file *a, const cJSON *root, const char *fi
     v = jget(root, "use_rslora");
     if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v)) return tk_fail(TK_ERR_FORMAT, "%s: \"use_rslora\" must be true or false", file);
     a->rslora = cJSON_IsTrue(v);
+    /* initialisations that rewrite the base: PEFT runs them again on loading, on the base it is given */
+    v = jget(root, "init_lora_weights");
+    if (cJSON_IsString(v)) {
+        const char *iw = v->valuestring;
+        if (!strcmp(iw, "pissa")) a->init = TK_LORA_INIT_PISSA;
+        else if (!strcasecmp(iw, "olora")) a->init = TK_LORA_INIT_OLORA;
+        else if (!strncmp(iw, "pissa", 5) || !strncmp(iw, "corda", 5) || !strcmp(iw, "loftq") || !strcmp(iw, "lora_ga"))
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"init_lora_weights\" is \"%s\": PEFT rewrites the base weights on loading such an "
+                                               "adapter (randomly or from data), which takumi cannot repeat; convert it to a plain LoRA "
+                                               "with save_pretrained(path_initial_model_for_weight_conversion=...)", file, iw);
+        if (a->init != TK_LORA_INIT_KAIMING && dora)
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: DoRA with \"init_lora_weights\": \"%s\" is not supported", file, iw);
+        if (a->init != TK_LORA_INIT_KAIMING && !tk_lora_init_available(a->init))
+            return tk_fail(TK_ERR_UNSUPPORTED, "%s: \"init_lora_weights\": \"%s\" needs LAPACK's SVD: this build has no OpenBLAS", file, iw);
+    }
     static const char *const off_keys[] = {"use_dora", "fan_in_fan_out", "rank_pattern", "alpha_pattern", "layer_replication",
                                            "use_qalora", "lora_bias", "target_parameters", "trainable_token_indices",
                                            "alora_invocation_tokens"};

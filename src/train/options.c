@@ -18,8 +18,8 @@
 #define F(field) offsetof(tk_trainer_config, field)
 
 static const char *lora_init_name(int i) {
-    static const char *const names[] = {"kaiming", "gaussian"}; /* tk_lora_init order */
-    return i >= 0 && i < 2 ? names[i] : NULL;
+    static const char *const names[] = {"kaiming", "gaussian", "pissa", "olora"}; /* tk_lora_init order */
+    return i >= 0 && i < 4 ? names[i] : NULL;
 }
 
 static const char *method_name(int i) {
@@ -178,8 +178,11 @@ static const tk_trainer_option k_opts[] = {
      .dhi = 1, .below_hi = true, .init = "0.05"},
     {"lora-targets", "LIST", "all", "linears to adapt: all, or a comma list of q,k,v,o,gate,up,down", .type = TK_OPT_TARGETS,
      .offset = F(lora_targets), .resume = true, .init = "all"},
-    {"lora-init", "NAME", "kaiming", "LoRA A initialisation: kaiming (uniform) or gaussian (N(0, 1/r^2)); B starts at zero (PiSSA/OLoRA "
-     "rewrite the base weights: not offered)", .type = TK_OPT_ENUM, .offset = F(lora_init), .resume = true, .n_values = 2, .value_name = lora_init_name,
+    {"lora-init", "NAME", "kaiming", "LoRA initialisation: kaiming (uniform A) or gaussian (A ~ N(0, 1/r^2)), B zero; or pissa (A, B from "
+     "the top r singular vectors of each weight) or olora (from its QR), as PEFT's init_lora_weights, the base becoming the residual "
+     "W - scale B0 A0 (kept as that frozen pair: r (in + out) floats per linear, no copy of the base). The adapter written "
+     "is PEFT's conversion, a rank-2r LoRA on the original base. LoRA only (not DoRA)", .type = TK_OPT_ENUM, .offset = F(lora_init),
+     .resume = true, .n_values = 4, .value_name = lora_init_name,
      .init = "kaiming"},
     {"lora-plus-ratio", "X", "0 (off)", "LoRA+: the B matrices (DoRA: and magnitudes) learn at lr x X (PEFT create_loraplus_optimizer)",
      .type = TK_OPT_F64, .offset = F(lora_plus_ratio), .resume = true, .dlo = 0, .dhi = 1e6},
@@ -476,6 +479,9 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     if (c->method == TK_TRAIN_FULL && c->quantize_base)
         return tk_fail(TK_ERR_ARG, "--quantize-base quantizes a frozen base; --method full trains every base weight (f32 master copies): "
                                    "use --method lora (QLoRA) or drop --quantize-base");
+    if (c->method == TK_TRAIN_DORA && (c->lora_init == TK_LORA_INIT_PISSA || c->lora_init == TK_LORA_INIT_OLORA))
+        return tk_fail(TK_ERR_ARG, "--lora-init %s does not apply to --method dora (PiSSA/OLoRA are offered for LoRA only)",
+                       lora_init_name(c->lora_init));
     for (size_t i = 0; (c->method == TK_TRAIN_FULL || c->method == TK_TRAIN_HEAD) && i < sizeof k_not_full / sizeof k_not_full[0]; i++)
         if (tk_trainer_config_given(c, k_not_full[i]))
             return tk_fail(TK_ERR_ARG, "--%s does not apply to --method %s (%s: no adapter)", k_not_full[i], method_name((int)c->method),
