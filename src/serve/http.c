@@ -18,8 +18,9 @@ typedef struct conn {
     char method[16];
     char *path;
     tk_buf body;
-    bool too_large, answered;
+    bool too_large, answered, needs_auth;
     int status, route;
+    srv_handler fn;
     srv_stream *stream;
     int64_t tokens_in, tokens_out;
     char model[64];
@@ -132,7 +133,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         k->t0 = tk_time_s();
         snprintf(k->method, sizeof k->method, "%s", method);
         k->path = strdup(url);
-        k->route = SRV_ROUTE_OTHER;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
             const struct sockaddr *sa = ci->client_addr;
@@ -145,6 +145,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         s->in_flight++;
         pthread_mutex_unlock(&s->mu);
         if (!k->path) return MHD_NO;
+        k->fn = srv_route(method, k->path, &k->route, &k->needs_auth);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->p.max_body)
             return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
@@ -161,10 +162,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (k->too_large)
         return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
                            "The request body is larger than the limit of %zu bytes.", s->p.max_body);
-    bool needs_auth;
-    srv_handler fn = srv_route(method, k->path, &k->route, &needs_auth);
     bool admin = false;
-    if (needs_auth && srv_keys_required(&s->keys)) {
+    if (k->needs_auth && srv_keys_required(&s->keys)) {
         const char *key = bearer(c);
         if (!key)
             return queue_error(c, k, 401, "invalid_request_error", "missing_api_key",
@@ -176,7 +175,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     srv_req q = {.s = s, .c = c, .method = method, .path = k->path, .body = k->body.data ? k->body.data : "",
                  .body_len = k->body.len, .admin = admin};
     srv_reply r = {0};
-    fn(&q, &r);
+    k->fn(&q, &r);
     /* the handler may have taken long (a generation): the idle clock starts again for the answer */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->p.timeout_s);

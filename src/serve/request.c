@@ -328,6 +328,15 @@ int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *
     r->top_p = 1;
     r->n = 1;
     r->max_tokens = chat ? 0 : 16; /* OpenAI's defaults: chat until the context ends, completions 16 */
+    /* cJSON ends a string at an escaped NUL: refuse it rather than cut the text there */
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (body[i] != '\\') continue;
+        if (!strncmp(body + i + 1, "u0000", 5)) {
+            return srv_err(e, 400, "invalid_request_error", "invalid_value", NULL,
+                           "The request holds a NUL character (\\u0000 at byte %zu): text cannot contain it.", i);
+        }
+        i++; /* skip the escaped character (an escaped backslash cannot start an escape) */
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
