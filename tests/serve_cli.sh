@@ -129,7 +129,7 @@ import json, sys
 f, want, kind, usage = sys.argv[1:5]
 raw = open(f, encoding="utf-8").read()
 assert raw.endswith("data: [DONE]\n\n"), "no final data: [DONE]"
-events = [e for e in raw.split("\n\n") if e]
+events = [e for e in raw.split("\n\n") if e and e != ": keep-alive"]  # SSE comments: keep-alives during a long prefill
 assert all(e.startswith("data: ") and "\n" not in e for e in events), "an event is not one data: line"
 objs = [json.loads(e[6:]) for e in events[:-1]]
 text, finish, roles, ids = "", [], [], {o["id"] for o in objs}
@@ -180,10 +180,13 @@ expect '[ "$(get $A /v1/files $tmp/e14.json)" = 404 ] && err_is $tmp/e14.json No
 expect '[ "$(get $A /v1/models/../../etc/passwd $tmp/e15.json --path-as-is)" = 404 ]' 'path tricks: $(cat $tmp/e15.json)'
 
 # concurrency: 4 parallel greedy requests (2 generate at once, 2 wait) all give generate's answer
+# (and two SmolLM2 chats at once: their prefills run through the BLAS products side by side)
 for i in 1 2 3 4; do post $A /v1/completions "$(cmpl stories)" "$tmp/p$i.json" > "$tmp/p$i.code" & done; wait_n=0
-for i in 1 2 3 4; do while [ ! -s "$tmp/p$i.code" ] && [ $wait_n -lt 1200 ]; do sleep 0.05; wait_n=$((wait_n + 1)); done; done
+for i in 5 6; do post $A /v1/chat/completions "$chat_body}" "$tmp/p$i.json" > "$tmp/p$i.code" & done
+for i in 1 2 3 4 5 6; do while [ ! -s "$tmp/p$i.code" ] && [ $wait_n -lt 1200 ]; do sleep 0.05; wait_n=$((wait_n + 1)); done; done
 sleep 0.2
-for i in 1 2 3 4; do expect '[ "$(cat $tmp/p$i.code)" = 200 ] && text_is $tmp/p$i.json $tmp/base.txt' "parallel request $i: $(cat $tmp/p$i.json)"; done
+for i in 1 2 3 4; do expect '[ "$(cat $tmp/p$i.code)" = 200 ] && text_is $tmp/p$i.json $tmp/base.txt' 'parallel request $i: $(cat $tmp/p$i.json)'; done
+for i in 5 6; do expect '[ "$(cat $tmp/p$i.code)" = 200 ] && text_is $tmp/p$i.json $tmp/chat.txt' 'parallel chat $i: $(cat $tmp/p$i.json)'; done
 
 # a client trickling its request is cut off after --timeout (2 s); the server keeps serving
 python3 - "$A" > "$tmp/slow.txt" 2>&1 <<'PY'

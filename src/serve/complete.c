@@ -6,6 +6,7 @@
  * min-p or penalty); temperature 0 is greedy, and a greedy answer equals `takumi generate`'s. */
 #include "serve/server.h"
 #include "core/core.h"
+#include "data/data_internal.h"
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -70,13 +71,10 @@ static cJSON *chunk_head(const job *j) {
 /* Sends one event built from o (consumed); false when the client is gone. */
 static bool send_event(job *j, cJSON *o) {
     if (j->req.include_usage && !cJSON_GetObjectItemCaseSensitive(o, "usage")) cJSON_AddNullToObject(o, "usage");
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!s) return false;
     tk_buf b = {0};
-    tk_buf_printf(&b, "data: %s\n\n", s);
-    free(s);
-    bool ok = b.data && srv_stream_write(j->st, b.data, b.len);
+    bool ok = !tk_buf_append(&b, "data: ", 6) && !tk_json_append_value(&b, o) && !tk_buf_append(&b, "\n\n", 2) &&
+              srv_stream_write(j->st, b.data, b.len);
+    cJSON_Delete(o);
     tk_buf_free(&b);
     return ok;
 }
@@ -291,17 +289,15 @@ static void answer_json(job *j, srv_reply *r) {
         cJSON_AddItemToArray(choices, c);
     }
     cJSON_AddItemToObject(o, "usage", usage_obj(j));
-    char *s = cJSON_PrintUnformatted(o);
+    tk_status st = tk_json_append_value(&r->body, o);
     cJSON_Delete(o);
-    if (!s) {
+    if (st) {
         srv_error e;
         srv_err(&e, 500, "server_error", NULL, NULL, "out of memory");
         srv_reply_error(r, &e);
         return;
     }
     r->status = 200;
-    tk_buf_append(&r->body, s, strlen(s));
-    free(s);
 }
 
 static void handle(srv_req *q, srv_reply *r, bool chat) {
@@ -326,7 +322,7 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
     }
     if (j->req.stream) {
         srv_stream *stream = NULL; /* from here the job belongs to the stream's thread */
-        tk_status st = srv_stream_start(stream_body, stream_done, j, &stream);
+        tk_status st = srv_stream_start(stream_body, stream_done, j, q->s->p.timeout_s * 1000 / 3, &stream);
         if (st) {
             srv_gate_leave(&q->s->gate);
             srv_err(&e, 500, "server_error", NULL, NULL, "%s", tk_last_error());

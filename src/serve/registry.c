@@ -3,6 +3,7 @@
  * (KV caches) are kept per model and reused by later requests. */
 #include "serve/server.h"
 #include "core/core.h"
+#include "data/data_internal.h"
 #include <cjson/cJSON.h>
 #include <time.h>
 
@@ -148,12 +149,10 @@ static cJSON *model_obj(const srv_registry *r, int mi, int ai) {
     return o;
 }
 
+/* Appends root (consumed) as compact JSON. */
 static tk_status print_json(cJSON *root, tk_buf *out) {
-    char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+    tk_status st = root ? tk_json_append_value(out, root) : TK_ERR_NOMEM;
     cJSON_Delete(root);
-    if (!s) return TK_ERR_NOMEM;
-    tk_status st = tk_buf_append(out, s, strlen(s));
-    free(s);
     return st;
 }
 

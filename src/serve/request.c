@@ -3,6 +3,7 @@
  * neutral value (frequency_penalty 0, logprobs false…), so a request never silently loses meaning. */
 #include "serve/request.h"
 #include "core/core.h"
+#include "data/data_internal.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -27,25 +28,13 @@ tk_status srv_error_json(const srv_error *e, tk_buf *out) {
     cJSON_AddStringToObject(o, "type", e->type ? e->type : "invalid_request_error");
     if (e->param[0]) cJSON_AddStringToObject(o, "param", e->param); else cJSON_AddNullToObject(o, "param");
     if (e->code) cJSON_AddStringToObject(o, "code", e->code); else cJSON_AddNullToObject(o, "code");
-    char *s = cJSON_PrintUnformatted(root);
+    tk_status st = tk_json_append_value(out, root);
     cJSON_Delete(root);
-    if (!s) return TK_ERR_NOMEM;
-    tk_status st = tk_buf_append(out, s, strlen(s));
-    free(s);
     return st;
 }
 
-static const char *json_type(const cJSON *v) {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsArray(v)) return "an array";
-    if (cJSON_IsObject(v)) return "an object";
-    return "null";
-}
-
 #define BAD_TYPE(e, name, want, v) \
-    srv_err(e, 400, "invalid_request_error", "invalid_type", name, "Invalid type for '%s': expected %s, but got %s instead.", name, want, json_type(v))
+    srv_err(e, 400, "invalid_request_error", "invalid_type", name, "Invalid type for '%s': expected %s, but got %s instead.", name, want, tk_json_type_name(v))
 #define BAD_VALUE(e, name, ...) srv_err(e, 400, "invalid_request_error", "invalid_value", name, __VA_ARGS__)
 
 /* A number in [lo, hi]. */
@@ -71,7 +60,7 @@ static int get_int(const cJSON *v, const char *name, double lo, double hi, int64
 static int get_content(const cJSON *c, const char *name, tk_buf *out, srv_error *e) {
     char p[192];
     if (cJSON_IsString(c)) return tk_buf_append(out, c->valuestring, strlen(c->valuestring)) ? -1 : 0;
-    if (!cJSON_IsArray(c)) return BAD_TYPE(e, name, "a string or an array of content parts", c);
+    if (!cJSON_IsArray(c)) return BAD_TYPE(e, name, "a string or a list of content parts", c);
     int i = 0;
     for (const cJSON *part = c->child; part; part = part->next, i++) {
         snprintf(p, sizeof p, "%s[%d]", name, i);
@@ -98,7 +87,7 @@ static int get_content(const cJSON *c, const char *name, tk_buf *out, srv_error 
 
 static int parse_messages(const cJSON *ms, srv_gen_req *r, srv_error *e) {
     if (!ms) return srv_err(e, 400, "invalid_request_error", "missing_required_parameter", "messages", "Missing required parameter: 'messages'.");
-    if (!cJSON_IsArray(ms)) return BAD_TYPE(e, "messages", "an array", ms);
+    if (!cJSON_IsArray(ms)) return BAD_TYPE(e, "messages", "a list", ms);
     int n = cJSON_GetArraySize(ms);
     if (n < 1) return BAD_VALUE(e, "messages", "Invalid 'messages': empty array. Expected an array with minimum length 1.");
     if (!(r->msgs = tk_calloc((size_t)n, sizeof *r->msgs))) return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
@@ -162,7 +151,7 @@ static int parse_prompts(const cJSON *pr, srv_gen_req *r, srv_error *e) {
         if (!cJSON_IsString(one)) {
             if (cJSON_IsNumber(one) || cJSON_IsArray(one))
                 return srv_err(e, 400, "invalid_request_error", "unsupported_value", p, "Token-id prompts are not supported yet: send the prompt as text.");
-            return BAD_TYPE(e, p, "a string or an array of strings", one);
+            return BAD_TYPE(e, p, "a string or a list of strings", one);
         }
         if (!(r->prompts[i] = tk_strdup(one->valuestring))) return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
         r->n_prompts++;
@@ -173,7 +162,7 @@ static int parse_prompts(const cJSON *pr, srv_gen_req *r, srv_error *e) {
 static int parse_stop(const cJSON *v, srv_gen_req *r, srv_error *e) {
     if (cJSON_IsNull(v)) return 0;
     int n = cJSON_IsArray(v) ? cJSON_GetArraySize(v) : 1;
-    if (!cJSON_IsString(v) && !cJSON_IsArray(v)) return BAD_TYPE(e, "stop", "a string or an array of strings", v);
+    if (!cJSON_IsString(v) && !cJSON_IsArray(v)) return BAD_TYPE(e, "stop", "a string or a list of strings", v);
     if (n > SRV_MAX_STOP) return BAD_VALUE(e, "stop", "Invalid 'stop': at most %d stop sequences, got %d.", SRV_MAX_STOP, n);
     const cJSON *one = cJSON_IsArray(v) ? v->child : v;
     char p[32];
@@ -189,7 +178,7 @@ static int parse_stop(const cJSON *v, srv_gen_req *r, srv_error *e) {
 
 static int parse_lora(const cJSON *v, srv_gen_req *r, srv_error *e) {
     if (cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsArray(v)) return BAD_TYPE(e, "lora", "an array of {\"id\", \"scale\"}", v);
+    if (!cJSON_IsArray(v)) return BAD_TYPE(e, "lora", "a list of {\"id\", \"scale\"}", v);
     if (cJSON_GetArraySize(v) > SRV_MAX_LORA) return BAD_VALUE(e, "lora", "Invalid 'lora': at most %d adapters.", SRV_MAX_LORA);
     char p[48];
     int i = 0;
@@ -357,7 +346,7 @@ int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *
         rc = srv_err(e, 400, "invalid_request_error", NULL, NULL,
                      "We could not parse the JSON body of your request: extra text after the JSON value at byte %zu.", used);
     else if (!cJSON_IsObject(root))
-        rc = srv_err(e, 400, "invalid_request_error", NULL, NULL, "The JSON body of your request must be an object, not %s.", json_type(root));
+        rc = srv_err(e, 400, "invalid_request_error", NULL, NULL, "The JSON body of your request must be an object, not %s.", tk_json_type_name(root));
     else
         rc = parse_fields(root, chat, r, e);
     cJSON_Delete(root);

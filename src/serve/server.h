@@ -152,8 +152,9 @@ void srv_handle_completions(srv_req *q, srv_reply *r);
 
 /* stream.c: an SSE body produced by a generation thread and read by libmicrohttpd. */
 typedef void (*srv_stream_fn)(srv_stream *st, void *ud);
-/* Starts fn(st, ud) on a thread of its own; done(ud) runs on that thread after fn (cleanup). */
-tk_status srv_stream_start(srv_stream_fn fn, void (*done)(void *ud), void *ud, srv_stream **out);
+/* Starts fn(st, ud) on a thread of its own; done(ud) runs on that thread after fn (cleanup). With nothing
+ * to send for keepalive_ms, the reader sends an SSE comment line instead. */
+tk_status srv_stream_start(srv_stream_fn fn, void (*done)(void *ud), void *ud, int keepalive_ms, srv_stream **out);
 /* Appends bytes for the client; false once the client is gone (stop generating). Thread-safe. */
 bool srv_stream_write(srv_stream *st, const char *data, size_t n);
 /* Records the request's token counts (the log line and the metrics). Thread-safe. */

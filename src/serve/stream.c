@@ -1,10 +1,15 @@
 /* A streamed (SSE) response: a generation thread appends events, libmicrohttpd's reader callback
- * (on the connection's thread) takes them as they come, blocking while there is nothing new.
+ * (on the connection's thread) takes them as they come, blocking while there is nothing new — but
+ * never longer than the keep-alive interval: then it sends an SSE comment (": keep-alive", which
+ * clients ignore), so a long prefill neither trips the connection's idle timeout nor hides a
+ * client that has gone.
  * Two references: the connection's (dropped in srv_stream_finish, which also cancels and joins
  * the thread) and the response's (dropped by its free callback), in either order. */
 #include "serve/server.h"
 #include "core/core.h"
 #include <microhttpd.h>
+#include <errno.h>
+#include <time.h>
 
 struct srv_stream {
     pthread_mutex_t mu;
@@ -18,6 +23,7 @@ struct srv_stream {
     void (*done_fn)(void *);
     void *ud;
     int64_t tokens_in, tokens_out;
+    int keepalive_ms;
 };
 
 static void release(srv_stream *st) {
@@ -43,13 +49,14 @@ static void *run(void *arg) {
     return NULL;
 }
 
-tk_status srv_stream_start(srv_stream_fn fn, void (*done)(void *ud), void *ud, srv_stream **out) {
+tk_status srv_stream_start(srv_stream_fn fn, void (*done)(void *ud), void *ud, int keepalive_ms, srv_stream **out) {
     *out = NULL;
     srv_stream *st = tk_calloc(1, sizeof *st);
     if (!st) return TK_ERR_NOMEM;
     pthread_mutex_init(&st->mu, NULL);
     pthread_cond_init(&st->cv, NULL);
     st->refs = 2;
+    st->keepalive_ms = keepalive_ms > 0 ? keepalive_ms : 1000;
     st->fn = fn;
     st->done_fn = done;
     st->ud = ud;
@@ -81,10 +88,21 @@ void srv_stream_set_tokens(srv_stream *st, int64_t in, int64_t out) {
 ssize_t srv_stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     srv_stream *st = cls;
+    static const char k_ping[] = ": keep-alive\n\n";
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += st->keepalive_ms / 1000;
+    until.tv_nsec += (long)(st->keepalive_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&st->mu);
-    while (st->off == st->buf.len && !st->done) pthread_cond_wait(&st->cv, &st->mu);
+    bool timed_out = false;
+    while (st->off == st->buf.len && !st->done && !timed_out)
+        timed_out = pthread_cond_timedwait(&st->cv, &st->mu, &until) == ETIMEDOUT;
     ssize_t n;
-    if (st->off < st->buf.len) {
+    if (st->off == st->buf.len && !st->done && max >= sizeof k_ping - 1) {
+        memcpy(buf, k_ping, sizeof k_ping - 1);
+        n = (ssize_t)(sizeof k_ping - 1);
+    } else if (st->off < st->buf.len) {
         size_t take = st->buf.len - st->off < max ? st->buf.len - st->off : max;
         memcpy(buf, st->buf.data + st->off, take);
         st->off += take;
