@@ -205,6 +205,24 @@ except ConnectionResetError:
 PY
 expect 'grep -q "^closed" $tmp/slow.txt' 'a trickling client was not timed out: $(cat $tmp/slow.txt)'
 expect '[ "$(get $A /health $tmp/h2.json)" = 200 ]' '/health after the slow client'
+# 300 connections opened and left idle (more than --max-connections' 256): all are timed out, the server serves on
+python3 - "$A" > "$tmp/idle.txt" 2>&1 <<'PY'
+import socket, sys, time
+socks = [socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) for _ in range(300)]
+time.sleep(6.5)  # two rounds of the 2 s timeout: 256 at once, then the rest
+closed = 0
+for s in socks:
+    s.settimeout(0.5)
+    try:
+        closed += s.recv(1) == b""
+    except ConnectionResetError:
+        closed += 1
+    except (socket.timeout, TimeoutError):
+        pass
+print(closed)
+PY
+expect '[ "$(cat $tmp/idle.txt)" = 300 ]' '300 idle connections: $(cat $tmp/idle.txt) closed after 6.5 s'
+expect '[ "$(get $A /health $tmp/h3.json)" = 200 ]' '/health after 300 idle connections'
 
 # metrics and the log
 get $A /metrics "$tmp/metrics.txt" > /dev/null
