@@ -26,11 +26,12 @@ typedef struct tk_serve_params {
     const char *tokenizer;         /* tokenizer file for every model (llama2.c checkpoints); NULL = the model's own */
     int32_t n_ctx;                 /* context length override (0 = each model's own) */
     const char *api_key_file;      /* keys accepted besides the stored ones, one per line; NULL = none */
-    int max_concurrent;            /* generations running at once (default 2) */
+    int max_concurrent;            /* generations running at once (default 1: without batching, concurrent decodes only compete for the cores) */
     int max_queue;                 /* requests waiting for a generation slot; more get 503 (default 64) */
     int max_connections;           /* open connections at most (default 256); more are refused */
     size_t max_body;               /* largest request body in bytes (default 1 MiB); larger: 413 */
     int timeout_s;                 /* an idle or trickling connection is closed after this (default 30 s) */
+    int threads;                   /* compute threads of each generation (0 = tk_get_threads() when the server opens) */
     /* One line per request (no newline), e.g. `127.0.0.1 "POST /v1/chat/completions" 200 0.412s in=31 out=64`.
      * Called from the server's threads, one call at a time. NULL = no log. */
     void (*log)(void *ud, const char *line);

@@ -10,6 +10,9 @@
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <time.h>
+#ifdef TK_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 typedef struct job {
     tk_server *s;
@@ -119,6 +122,9 @@ static cJSON *usage_obj(const job *j) {
 /* ---- generation (in a generation slot) ---- */
 static void generate_all(job *j) {
     tk_server *s = j->s;
+#ifdef TK_HAVE_OPENMP
+    omp_set_num_threads(s->p.threads); /* per thread in OpenMP: this thread's parallel regions */
+#endif
     srv_model *m = &s->reg.models[j->mi];
     const tk_tokenizer *tok = tk_model_tokenizer(m->m);
     tk_session *sess = NULL;

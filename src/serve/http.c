@@ -33,7 +33,7 @@ tk_serve_params tk_serve_default_params(void) {
     p.host = "127.0.0.1";
     p.port = 8080;
     p.data_dir = "takumi-data";
-    p.max_concurrent = 2;
+    p.max_concurrent = 1;
     p.max_queue = 64;
     p.max_connections = 256;
     p.max_body = 1 << 20;
@@ -232,6 +232,7 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     tk_server *s = tk_calloc(1, sizeof *s);
     if (!s) return TK_ERR_NOMEM;
     s->p = *p;
+    if (s->p.threads <= 0) s->p.threads = tk_get_threads(); /* the server's threads would see OpenMP's default instead */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
     srv_gate_init(&s->gate, p->max_concurrent, p->max_queue);

@@ -23,7 +23,7 @@ static void usage(FILE *f) {
         "  --data-dir DIR       where takumi.db (API keys) lives (default takumi-data)\n"
         "  --api-key-file F     also accept these keys (one per line); with any key stored or given, every request\n"
         "                       but /health needs 'Authorization: Bearer KEY'\n"
-        "  --max-concurrent N   generations at once (default 2); up to --max-queue more wait (default 64), beyond\n"
+        "  --max-concurrent N   generations at once (default 1); up to --max-queue more wait (default 64), beyond\n"
         "                       that requests get 503\n"
         "  --max-connections N  open connections at most (default 256)\n"
         "  --max-body BYTES     largest request body (default 1048576); larger: 413\n"
@@ -71,7 +71,7 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "max-connections", &v, &err)) { if (v) p.max_connections = (int)cli_parse_long("max-connections", v, 1, 100000, &err); }
         else if (cli_opt(argc, argv, &i, "max-body", &v, &err)) { if (v) p.max_body = (size_t)cli_parse_long("max-body", v, 1, 1L << 30, &err); }
         else if (cli_opt(argc, argv, &i, "timeout", &v, &err)) { if (v) p.timeout_s = (int)cli_parse_long("timeout", v, 1, 86400, &err); }
-        else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) cli_parse_threads(v, &err); }
+        else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) p.threads = cli_parse_threads(v, &err); }
         else if (cli_flag(argv, i, "create-key")) create_key = true;
         else if (cli_flag(argv, i, "admin")) admin = true;
         else { fprintf(stderr, "takumi: unknown option '%s' (see --help)\n", argv[i]); err = 1; }
