@@ -158,6 +158,14 @@ expect 'post $A /v1/chat/completions "$chat_body,\"stream\":true,\"stream_option
 expect 'curl -s -D $tmp/s2.h -o $tmp/s2.txt -N --data-binary "$(cmpl kids ",\"stream\":true")" http://127.0.0.1:$A/v1/completions && sse_check $tmp/s2.txt $tmp/adapter.txt cmpl nousage && grep -qi "^content-type: text/event-stream" $tmp/s2.h' \
     'completions SSE stream: $(head -c 600 $tmp/s2.txt)'
 
+# n = 2 streamed: each index's chunks join to the same texts as the non-streamed answer with the same seed
+expect 'curl -s -o $tmp/s3.txt -N --data-binary "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":1,\"seed\":7,\"n\":2,\"stream\":true}" http://127.0.0.1:$A/v1/completions && python3 -c "import json,sys
+ev=[json.loads(e[6:]) for e in open(sys.argv[1]).read().split(chr(10)*2) if e.startswith(\"data: {\")]
+got=[\"\".join(c[\"text\"] for o in ev for c in o[\"choices\"] if c[\"index\"]==i) for i in (0,1)]
+want=[c[\"text\"] for c in json.load(open(sys.argv[2]))[\"choices\"]]
+sys.exit(0 if got==want and sum(1 for o in ev for c in o[\"choices\"] if c[\"finish_reason\"])==2 else 1)" $tmp/s3.txt $tmp/c6.json' \
+    'n=2 stream differs from the non-streamed answer: $(head -c 400 $tmp/s3.txt)'
+
 # errors in OpenAI's shape
 err_is() {  # err_is FILE PARAM CODE: the error object, its param (None for null) and code
     python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; p=None if sys.argv[2]=="None" else sys.argv[2]; c=None if sys.argv[3]=="None" else sys.argv[3]

@@ -1,9 +1,10 @@
 /* libmicrohttpd glue and the server's life. One thread per connection (MHD_USE_THREAD_PER_CONNECTION):
  * a generation blocks its connection's thread for seconds, which in a shared polling thread would
  * stall every other connection of that thread; the connection limit bounds the threads, the gate
- * (gate.c) bounds the generations. Per request: the body is collected up to max_body (413 beyond,
- * refused from Content-Length before reading when it says so), the key checked (401), the route's
- * handler run; when the request is complete (or broken) one log line and the metrics are recorded. */
+ * (gate.c) bounds the generations. Per request: the key checked (401), the body collected up to
+ * max_body (413 beyond, refused from Content-Length before reading when it says so), the route's
+ * handler run; when the request is complete (or broken) one log line and the metrics are recorded.
+ * The route and the key are checked on the headers, before any of the body is read. */
 #include "serve/server.h"
 #include "core/core.h"
 #include <microhttpd.h>
@@ -18,7 +19,7 @@ typedef struct conn {
     char method[16];
     char *path;
     tk_buf body;
-    bool too_large, answered, needs_auth;
+    bool too_large, answered, needs_auth, admin;
     int status, route;
     srv_handler fn;
     srv_stream *stream;
@@ -150,6 +151,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (cl && strtoull(cl, NULL, 10) > s->p.max_body)
             return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
                                "The request body (%s bytes) is larger than the limit of %zu bytes.", cl, s->p.max_body);
+        /* the key before the body: a caller without one gets nothing read or buffered */
+        if (k->needs_auth && srv_keys_required(&s->keys)) {
+            const char *key = bearer(c);
+            if (!key)
+                return queue_error(c, k, 401, "invalid_request_error", "missing_api_key",
+                                   "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                                   "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+            if (!srv_keys_check(&s->keys, key, &k->admin))
+                return queue_error(c, k, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
+        }
         return MHD_YES;
     }
     if (k->answered) { *upload_size = 0; return MHD_YES; }
@@ -162,18 +173,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (k->too_large)
         return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
                            "The request body is larger than the limit of %zu bytes.", s->p.max_body);
-    bool admin = false;
-    if (k->needs_auth && srv_keys_required(&s->keys)) {
-        const char *key = bearer(c);
-        if (!key)
-            return queue_error(c, k, 401, "invalid_request_error", "missing_api_key",
-                               "You didn't provide an API key. You need to provide your API key in an Authorization header using "
-                               "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
-        if (!srv_keys_check(&s->keys, key, &admin))
-            return queue_error(c, k, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
-    }
     srv_req q = {.s = s, .c = c, .method = method, .path = k->path, .body = k->body.data ? k->body.data : "",
-                 .body_len = k->body.len, .admin = admin};
+                 .body_len = k->body.len, .admin = k->admin};
     srv_reply r = {0};
     k->fn(&q, &r);
     /* the handler may have taken long (a generation): the idle clock starts again for the answer */
