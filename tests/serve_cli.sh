@@ -295,7 +295,7 @@ expect '[ "$(cat $tmp/t1.code)" = 200 ] && tail -c 14 $tmp/t1.txt | grep -q "dat
 expect 'grep -q "stopped" $tmp/Q.log' "no 'stopped' in the log"
 expect '! curl -s -m 2 http://127.0.0.1:$Q/health > /dev/null' 'still answering after SIGTERM'
 kill -TERM "$APID" "$KPID"; wait "$APID"; arc=$?; wait "$KPID"; krc=$?
-expect '[ $arc = 0 ] && [ $krc = 0 ]' 'servers A, K exit status $arc, $krc'
+expect '[ $arc = 0 ] && [ $krc = 0 ]' 'servers A, K exit status $arc, $krc: $(grep -v " 200 " $tmp/A.log | tail -40)'
 
 # ---- bad command lines
 expect '! "$BIN" serve --model "$G" --adapter nameless --data-dir $tmp/dX --port 0 2> $tmp/b1.err && grep -q "NAME=DIR" $tmp/b1.err' '--adapter without NAME: $(cat $tmp/b1.err)'

@@ -46,10 +46,10 @@ static uint64_t fresh_u64(void) {
 
 static void job_free(job *j) {
     if (!j) return;
+    int n = j->n_prompts * (j->req.n > 0 ? j->req.n : 1); /* before the request is freed (it zeroes n) */
     srv_gen_req_free(&j->req);
     for (int i = 0; i < j->n_prompts; i++) tk_ivec_free(&j->prompts[i]);
     free(j->prompts);
-    int n = j->n_prompts * (j->req.n > 0 ? j->req.n : 1);
     if (j->texts)
         for (int i = 0; i < n; i++) tk_buf_free(&j->texts[i]);
     free(j->texts);
