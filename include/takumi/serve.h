@@ -38,20 +38,21 @@ typedef struct tk_serve_params {
     void *log_ud;
 } tk_serve_params;
 
-/* The defaults above (no model, no adapter). */
+/* The defaults above (no model, no adapter). Thread-safe. */
 tk_serve_params tk_serve_default_params(void);
 
 typedef struct tk_server tk_server;
 /* Loads the models and adapters, opens (creating) data_dir/takumi.db in WAL mode, and starts
  * serving on host:port in the server's own threads. Fails with a message naming the bad model,
- * adapter, file or option, or the address that cannot be bound. Free with tk_server_free. */
+ * adapter, file or option, or the address that cannot be bound. Free with tk_server_free.
+ * Thread-safe (servers share nothing); each generation sets its own thread's OpenMP team size. */
 tk_status tk_server_open(const tk_serve_params *p, tk_server **out);
 /* The port the server listens on (the chosen one when params.port was 0). Thread-safe. */
 int tk_server_port(const tk_server *s);
 /* Stops accepting connections, waits until the requests in flight (streams included) are
  * complete, then closes every connection. Call once, from one thread. */
 void tk_server_stop(tk_server *s);
-/* Stops the server if running and frees everything; accepts NULL. */
+/* Stops the server if running and frees everything; accepts NULL. Not while another thread uses s. */
 void tk_server_free(tk_server *s);
 
 /* Creates an API key ("tk-" + 48 hex digits), stores its salted SHA-256 in data_dir/takumi.db
