@@ -304,5 +304,10 @@ expect '! "$BIN" serve --model "$tmp/nope.gguf" --data-dir $tmp/dX --port 0 2> $
 expect '! "$BIN" serve --model "a=$G" --model "a=$G" --data-dir $tmp/dX --port 0 2> $tmp/b4.err && grep -q "used twice" $tmp/b4.err' 'duplicate model id: $(cat $tmp/b4.err)'
 expect '! "$BIN" serve --model "$G" --port 70000 2> $tmp/b5.err && grep -q "port" $tmp/b5.err' '--port 70000: $(cat $tmp/b5.err)'
 
+expect 'python3 -c "import socket,subprocess,sys
+s=socket.socket(); s.bind((\"127.0.0.1\",0)); s.listen(); p=s.getsockname()[1]
+r=subprocess.run([sys.argv[1],\"serve\",\"--model\",sys.argv[2],\"--port\",str(p),\"--data-dir\",sys.argv[3]],capture_output=True,text=True)
+sys.exit(0 if r.returncode==1 and \"cannot listen on 127.0.0.1:%d\" % p in r.stderr else 1)" "$BIN" "$G" $tmp/dX' 'a port in use is not refused with a message'
+
 echo "serve_cli: $((checks - failures)) checks passed, $failures failed"
 [ "$failures" -eq 0 ]
