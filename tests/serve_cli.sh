@@ -232,6 +232,13 @@ PY
 expect '[ "$(cat $tmp/idle.txt)" = 300 ]' '300 idle connections: $(cat $tmp/idle.txt) closed after 6.5 s'
 expect '[ "$(get $A /health $tmp/h3.json)" = 200 ]' '/health after 300 idle connections'
 
+# a client that gives up (curl -m 1) frees its generation slot: the generation stops early and is logged as 499
+curl -s -m 1 -o /dev/null --data-binary '{"model":"smol","messages":[{"role":"user","content":"Write a long story about a dragon."}],"max_tokens":300,"temperature":0}' \
+    "http://127.0.0.1:$A/v1/chat/completions"
+expect 'wait_running $A 0' 'the abandoned generation still runs'
+expect 'grep -q "\"POST /v1/chat/completions\" 499 [0-9.]*s in=[0-9]* out=\([0-9]\|[0-9][0-9]\|1[0-9][0-9]\) model=smol" $tmp/A.log' \
+    'the abandoned request: $(grep " 499 " $tmp/A.log)'
+
 # metrics and the log
 get $A /metrics "$tmp/metrics.txt" > /dev/null
 expect 'grep -q "^takumi_requests_total{route=\"/v1/completions\",status=\"200\"} 1[0-9]$" $tmp/metrics.txt' 'metrics: completions 200 count: $(grep requests_total $tmp/metrics.txt)'

@@ -31,6 +31,9 @@ typedef struct job {
     const char **finish;       /* [n_prompts * n] */
     int64_t tokens_in, tokens_out;
     srv_stream *st;            /* streaming */
+    struct MHD_Connection *conn; /* not streaming: the client's connection, watched while generating */
+    tk_buf *cur;               /* not streaming: the text of the choice being generated */
+    int pieces;
     int choice;                /* the choice being streamed */
     bool failed;
     srv_error err;
@@ -107,8 +110,11 @@ static bool on_stream_text(void *ud, const char *text, size_t len) {
     return send_chunk(j, text, len, NULL, false);
 }
 
+/* Collects a choice's text; every 8 pieces, stops when the client has hung up (its slot is for the living). */
 static bool on_collect_text(void *ud, const char *text, size_t len) {
-    return tk_buf_append(ud, text, len) == TK_OK;
+    job *j = ud;
+    if (++j->pieces % 8 == 0 && srv_client_gone(j->conn)) return false;
+    return tk_buf_append(j->cur, text, len) == TK_OK;
 }
 
 static cJSON *usage_obj(const job *j) {
@@ -158,9 +164,10 @@ static void generate_all(job *j) {
             j->choice = k;
             gp.sampler.seed = j->seed + (uint64_t)k;
             tk_gen_stats stats;
-            if (streaming && !send_chunk(j, NULL, 0, NULL, j->req.chat)) { gone = true; break; }
+            if (streaming ? !send_chunk(j, NULL, 0, NULL, j->req.chat) : srv_client_gone(j->conn)) { gone = true; break; }
+            j->cur = &j->texts[k];
             st = tk_generate(sess, tok, j->prompts[p].data, (int64_t)j->prompts[p].len, &gp,
-                             streaming ? on_stream_text : on_collect_text, streaming ? (void *)j : (void *)&j->texts[k], NULL, &stats);
+                             streaming ? on_stream_text : on_collect_text, j, NULL, &stats);
             j->tokens_out += stats.n_generated;
             if (st) {
                 j->failed = true;
@@ -341,11 +348,13 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
         r->stream = stream;
         return;
     }
+    j->conn = q->c;
     generate_all(j);
     srv_gate_leave(&q->s->gate);
     r->tokens_in = j->tokens_in;
     r->tokens_out = j->tokens_out;
     if (j->failed) srv_reply_error(r, &j->err);
+    else if (srv_client_gone(q->c)) r->status = 499, tk_buf_free(&r->body); /* nobody to answer: logged as 499 */
     else answer_json(j, r);
     job_free(j);
 }

@@ -13,6 +13,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <errno.h>
+#include <sys/socket.h>
 
 typedef struct conn {
     double t0;
@@ -122,6 +124,14 @@ static const char *bearer(struct MHD_Connection *c) {
     h += 7;
     while (*h == ' ') h++;
     return *h ? h : NULL;
+}
+
+bool srv_client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci) return false;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,

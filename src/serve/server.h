@@ -142,6 +142,9 @@ typedef struct srv_reply {
 /* Sets r to the JSON error e. */
 void srv_reply_error(srv_reply *r, const srv_error *e);
 
+/* Whether the client of connection c has closed it (a non-blocking peek sees the end or an error). */
+bool srv_client_gone(struct MHD_Connection *c);
+
 /* route.c: the handler for method + path (route index into *route). Never NULL: unknown -> 404. */
 typedef void (*srv_handler)(srv_req *q, srv_reply *r);
 srv_handler srv_route(const char *method, const char *path, int *route, bool *needs_auth);
