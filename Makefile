@@ -57,11 +57,23 @@ endif
 ifeq ($(CJSON_LIBS),)
 $(error cJSON not found: apt-get install libcjson-dev (or run scripts/setup.sh))
 endif
-CFLAGS_BASE += $(PCRE2_CFLAGS) $(CJSON_CFLAGS)
-LDLIBS += $(PCRE2_LIBS) $(CJSON_LIBS)
+# `takumi serve`: libmicrohttpd (HTTP server: thread per connection, limits, streamed bodies) and
+# SQLite (its keys, later its jobs and models; WAL).
+MHD_CFLAGS    := $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS      := $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+SQLITE_CFLAGS := $(shell pkg-config --cflags sqlite3 2>/dev/null)
+SQLITE_LIBS   := $(shell pkg-config --libs sqlite3 2>/dev/null)
+ifeq ($(MHD_LIBS),)
+$(error libmicrohttpd not found (takumi serve): apt-get install libmicrohttpd-dev (or run scripts/deps.sh))
+endif
+ifeq ($(SQLITE_LIBS),)
+$(error SQLite not found (takumi serve): apt-get install libsqlite3-dev (or run scripts/deps.sh))
+endif
+CFLAGS_BASE += $(PCRE2_CFLAGS) $(CJSON_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS)
+LDLIBS += $(PCRE2_LIBS) $(CJSON_LIBS) $(MHD_LIBS) $(SQLITE_LIBS)
 
 # --- optional features ------------------------------------------------------
-FEATURES =
+FEATURES = "  Serve    : libmicrohttpd $(shell pkg-config --modversion libmicrohttpd), SQLite $(shell pkg-config --modversion sqlite3) (takumi serve)"
 ifeq ($(BLAS),1)
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null)

@@ -25,5 +25,6 @@
 #include "takumi/eval.h"
 #include "takumi/review.h"
 #include "takumi/generate_batch.h"
+#include "takumi/serve.h"
 
 #endif

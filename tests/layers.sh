@@ -5,7 +5,7 @@
 # backend's own headers (backend/cpu/…). Prints each offending include.
 set -u
 cd "$(dirname "$0")/.."
-order=(core dist backend io tokenizer ops model peft objective infer data eval train)
+order=(core dist backend io tokenizer ops model peft objective infer data eval train serve)
 checks=0 failures=0
 for ((i = 0; i < ${#order[@]}; i++)); do
     layer=${order[$i]}

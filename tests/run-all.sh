@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+bash scripts/deps-client.sh         # the openai SDK tests/serve_cli.sh drives takumi serve with
 bash scripts/fetch-model.sh
 bash scripts/fetch-gemma.sh
 make -j2 tests

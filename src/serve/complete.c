@@ -1,0 +1,363 @@
+/* POST /v1/chat/completions and POST /v1/completions: the request's model id picks the base model
+ * and its adapter; the prompt is the model's chat template over the messages (as `takumi generate
+ * --chat` renders it) or the text with the tokenizer's BOS; each of the n choices is one tk_generate
+ * in a session of that model. The answer is one JSON object, or with "stream": true OpenAI's SSE
+ * chunks ending in "data: [DONE]". Sampling is OpenAI's: temperature and top_p only (no top-k,
+ * min-p or penalty); temperature 0 is greedy, and a greedy answer equals `takumi generate`'s. */
+#include "serve/server.h"
+#include "core/core.h"
+#include "data/data_internal.h"
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <time.h>
+#ifdef TK_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+typedef struct job {
+    tk_server *s;
+    srv_gen_req req;
+    int mi;
+    tk_adapter_use ads[TK_MAX_ADAPTERS];
+    int n_ads;
+    tk_ivec *prompts;          /* token ids of each prompt */
+    int n_prompts;
+    char id[48];
+    int64_t created;
+    const char *model_id;      /* the request's model id (the registry's string) */
+    uint64_t seed;
+    /* results */
+    tk_buf *texts;             /* [n_prompts * n] (not streaming) */
+    const char **finish;       /* [n_prompts * n] */
+    int64_t tokens_in, tokens_out;
+    srv_stream *st;            /* streaming */
+    struct MHD_Connection *conn; /* not streaming: the client's connection, watched while generating */
+    tk_buf *cur;               /* not streaming: the text of the choice being generated */
+    int pieces;
+    int choice;                /* the choice being streamed */
+    bool failed;
+    srv_error err;
+} job;
+
+static atomic_uint_fast64_t g_counter;
+
+static uint64_t fresh_u64(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return tk_mix64(((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ tk_mix64(atomic_fetch_add(&g_counter, 1)));
+}
+
+static void job_free(job *j) {
+    if (!j) return;
+    int n = j->n_prompts * (j->req.n > 0 ? j->req.n : 1); /* before the request is freed (it zeroes n) */
+    srv_gen_req_free(&j->req);
+    for (int i = 0; i < j->n_prompts; i++) tk_ivec_free(&j->prompts[i]);
+    free(j->prompts);
+    if (j->texts)
+        for (int i = 0; i < n; i++) tk_buf_free(&j->texts[i]);
+    free(j->texts);
+    free(j->finish);
+    free(j);
+}
+
+static const char *finish_reason(tk_gen_stop s) {
+    return s == TK_GEN_STOP_EOS || s == TK_GEN_STOP_STRING ? "stop" : "length";
+}
+
+/* ---- SSE ---- */
+static cJSON *chunk_head(const job *j) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "object", j->req.chat ? "chat.completion.chunk" : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)j->created);
+    cJSON_AddStringToObject(o, "model", j->model_id);
+    return o;
+}
+
+/* Sends one event built from o (consumed); false when the client is gone. */
+static bool send_event(job *j, cJSON *o) {
+    if (j->req.include_usage && !cJSON_GetObjectItemCaseSensitive(o, "usage")) cJSON_AddNullToObject(o, "usage");
+    tk_buf b = {0};
+    bool ok = !tk_buf_append(&b, "data: ", 6) && !tk_json_append_value(&b, o) && !tk_buf_append(&b, "\n\n", 2) &&
+              srv_stream_write(j->st, b.data, b.len);
+    cJSON_Delete(o);
+    tk_buf_free(&b);
+    return ok;
+}
+
+/* One chunk for the current choice: text (may be NULL) and/or a finish reason; role on the first chat chunk. */
+static bool send_chunk(job *j, const char *text, size_t len, const char *finish, bool role) {
+    cJSON *o = chunk_head(j), *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(choices, c);
+    cJSON_AddNumberToObject(c, "index", j->choice);
+    char *t = tk_strndup(text ? text : "", text ? len : 0);
+    if (!t) { cJSON_Delete(o); return false; }
+    if (j->req.chat) {
+        cJSON *d = cJSON_AddObjectToObject(c, "delta");
+        if (role) cJSON_AddStringToObject(d, "role", "assistant");
+        if (text || role) cJSON_AddStringToObject(d, "content", t);
+    } else {
+        cJSON_AddStringToObject(c, "text", t);
+    }
+    free(t);
+    cJSON_AddNullToObject(c, "logprobs");
+    if (finish) cJSON_AddStringToObject(c, "finish_reason", finish); else cJSON_AddNullToObject(c, "finish_reason");
+    return send_event(j, o);
+}
+
+static bool on_stream_text(void *ud, const char *text, size_t len) {
+    job *j = ud;
+    return send_chunk(j, text, len, NULL, false);
+}
+
+/* Collects a choice's text; every 8 pieces, stops when the client has hung up (its slot is for the living). */
+static bool on_collect_text(void *ud, const char *text, size_t len) {
+    job *j = ud;
+    if (++j->pieces % 8 == 0 && srv_client_gone(j->conn)) return false;
+    return tk_buf_append(j->cur, text, len) == TK_OK;
+}
+
+static cJSON *usage_obj(const job *j) {
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)j->tokens_in);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)j->tokens_out);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(j->tokens_in + j->tokens_out));
+    return u;
+}
+
+/* ---- generation (in a generation slot) ---- */
+static void generate_all(job *j) {
+    tk_server *s = j->s;
+#ifdef TK_HAVE_OPENMP
+    omp_set_num_threads(s->p.threads); /* per thread in OpenMP: this thread's parallel regions */
+#endif
+    srv_model *m = &s->reg.models[j->mi];
+    const tk_tokenizer *tok = tk_model_tokenizer(m->m);
+    tk_session *sess = NULL;
+    tk_status st = srv_session_get(&s->reg, j->mi, &sess);
+    if (!st) {
+        /* a fresh cache per request: the answer depends on the request alone (as `takumi generate`'s) */
+        tk_session_truncate(sess, 0);
+        st = tk_session_set_adapters(sess, j->ads, j->n_ads);
+    }
+    if (st) {
+        j->failed = true;
+        srv_err(&j->err, 500, "server_error", NULL, NULL, "cannot prepare a session: %s", tk_last_error());
+        if (sess) srv_session_put(&s->reg, j->mi, sess);
+        return;
+    }
+    tk_gen_params gp = tk_gen_default_params();
+    gp.sampler.temperature = j->req.top_p <= 0 ? 0 : j->req.temperature;
+    gp.sampler.top_k = 0;
+    gp.sampler.top_p = j->req.top_p <= 0 ? 1 : j->req.top_p;
+    gp.sampler.min_p = 0;
+    gp.sampler.repeat_penalty = 1;
+    gp.max_tokens = j->req.max_tokens;
+    gp.stop = (const char *const *)j->req.stop;
+    gp.n_stop = j->req.n_stop;
+    gp.stop_at_eos = true;
+    bool streaming = j->st != NULL, gone = false;
+    for (int p = 0; p < j->n_prompts && !gone; p++) {
+        j->tokens_in += (int64_t)j->prompts[p].len;
+        for (int c = 0; c < j->req.n && !gone; c++) {
+            int k = p * j->req.n + c;
+            j->choice = k;
+            gp.sampler.seed = j->seed + (uint64_t)k;
+            tk_gen_stats stats;
+            if (streaming ? !send_chunk(j, NULL, 0, NULL, j->req.chat) : srv_client_gone(j->conn)) { gone = true; break; }
+            j->cur = &j->texts[k];
+            st = tk_generate(sess, tok, j->prompts[p].data, (int64_t)j->prompts[p].len, &gp,
+                             streaming ? on_stream_text : on_collect_text, j, NULL, &stats);
+            j->tokens_out += stats.n_generated;
+            if (st) {
+                j->failed = true;
+                srv_err(&j->err, 500, "server_error", NULL, NULL, "generation failed: %s", tk_last_error());
+                gone = true;
+                break;
+            }
+            if (stats.stop == TK_GEN_STOP_CALLBACK) { gone = true; break; }
+            j->finish[k] = finish_reason(stats.stop);
+            if (streaming && !send_chunk(j, NULL, 0, j->finish[k], false)) gone = true;
+        }
+    }
+    srv_session_put(&s->reg, j->mi, sess);
+}
+
+static void stream_body(srv_stream *st, void *ud) {
+    job *j = ud;
+    j->st = st;
+    generate_all(j);
+    if (j->failed) {
+        tk_buf b = {0};
+        tk_buf_append(&b, "data: ", 6);
+        srv_error_json(&j->err, &b);
+        tk_buf_append(&b, "\n\n", 2);
+        if (b.data) srv_stream_write(j->st, b.data, b.len);
+        tk_buf_free(&b);
+    } else if (j->req.include_usage) {
+        cJSON *o = chunk_head(j);
+        cJSON_AddArrayToObject(o, "choices");
+        cJSON_AddItemToObject(o, "usage", usage_obj(j));
+        send_event(j, o);
+    }
+    srv_stream_write(j->st, "data: [DONE]\n\n", 14);
+    srv_stream_set_tokens(j->st, j->tokens_in, j->tokens_out);
+}
+
+static void stream_done(void *ud) {
+    job *j = ud;
+    srv_gate_leave(&j->s->gate);
+    job_free(j);
+}
+
+/* ---- the request ---- */
+static int prepare(srv_req *q, job *j, srv_error *e) {
+    tk_server *s = q->s;
+    int ai;
+    if (!srv_registry_find(&s->reg, j->req.model, &j->mi, &ai))
+        return srv_err(e, 404, "invalid_request_error", "model_not_found", "model",
+                       "The model '%.80s' does not exist (GET /v1/models lists the models served).", j->req.model);
+    srv_model *m = &s->reg.models[j->mi];
+    j->model_id = ai >= 0 ? s->reg.adapters[ai].id : m->id;
+    if (ai >= 0) j->ads[j->n_ads++] = (tk_adapter_use){tk_adapter_handle_peft(s->reg.adapters[ai].h), 1.0f};
+    for (int i = 0; i < j->req.n_lora; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "lora[%d].id", i);
+        int id = j->req.lora[i].id;
+        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi)
+            return srv_err(e, 400, "invalid_request_error", "invalid_value", p,
+                           "Invalid '%s': %d is not an adapter of model '%.60s' (GET /lora-adapters lists them).", p, id, m->id);
+        if (j->n_ads >= TK_MAX_ADAPTERS)
+            return srv_err(e, 400, "invalid_request_error", "invalid_value", "lora", "At most %d adapters per request.", TK_MAX_ADAPTERS);
+        j->ads[j->n_ads++] = (tk_adapter_use){tk_adapter_handle_peft(s->reg.adapters[id].h), j->req.lora[i].scale};
+    }
+    const tk_tokenizer *tok = tk_model_tokenizer(m->m);
+    j->n_prompts = j->req.chat ? 1 : j->req.n_prompts;
+    if (!(j->prompts = tk_calloc((size_t)j->n_prompts, sizeof *j->prompts)))
+        return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (j->req.chat) {
+        if (m->fam == TK_CHAT_UNKNOWN)
+            return srv_err(e, 400, "invalid_request_error", "unsupported_model", "model",
+                           "The model '%.60s' has no chat template takumi renders (%.300s); use /v1/completions.", m->id, m->chat_err);
+        tk_chat_msg *msgs = tk_calloc((size_t)j->req.n_msgs, sizeof *msgs);
+        if (!msgs) return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
+        for (int i = 0; i < j->req.n_msgs; i++) msgs[i] = (tk_chat_msg){j->req.msgs[i].role, j->req.msgs[i].content};
+        tk_chat_tokens ct = {0};
+        tk_status st = tk_chat_render(tok, m->fam, msgs, (size_t)j->req.n_msgs, true, &ct);
+        free(msgs);
+        if (st) {
+            tk_chat_tokens_free(&ct);
+            return srv_err(e, 400, "invalid_request_error", "invalid_value", "messages", "The %s chat template refuses these messages: %.400s",
+                           tk_chat_family_name(m->fam), tk_last_error());
+        }
+        j->prompts[0] = ct.ids;
+        ct.ids = (tk_ivec){0};
+        tk_chat_tokens_free(&ct);
+    } else {
+        for (int i = 0; i < j->n_prompts; i++) {
+            if (tk_tokenize(tok, j->req.prompts[i], strlen(j->req.prompts[i]), TK_TOK_ADD_SPECIAL, &j->prompts[i]))
+                return srv_err(e, 400, "invalid_request_error", "invalid_value", "prompt", "Cannot tokenize the prompt: %.400s", tk_last_error());
+            if (j->prompts[i].len == 0)
+                return srv_err(e, 400, "invalid_request_error", "invalid_value", "prompt", "The prompt is empty (and the model adds no BOS token).");
+        }
+    }
+    int32_t n_ctx = tk_model_get_config(m->m)->max_seq;
+    for (int i = 0; i < j->n_prompts; i++)
+        if ((int64_t)j->prompts[i].len >= n_ctx)
+            return srv_err(e, 400, "invalid_request_error", "context_length_exceeded", j->req.chat ? "messages" : "prompt",
+                           "This model's maximum context length is %d tokens, but the prompt has %zu tokens.", n_ctx, j->prompts[i].len);
+    size_t n_out = (size_t)j->n_prompts * (size_t)j->req.n;
+    if (!(j->texts = tk_calloc(n_out, sizeof *j->texts)) || !(j->finish = tk_calloc(n_out, sizeof *j->finish)))
+        return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
+    j->seed = j->req.seed_given ? j->req.seed : fresh_u64();
+    j->created = (int64_t)time(NULL);
+    snprintf(j->id, sizeof j->id, "%s-%016llx%08llx", j->req.chat ? "chatcmpl" : "cmpl", (unsigned long long)fresh_u64(),
+             (unsigned long long)(fresh_u64() & 0xffffffffu));
+    return 0;
+}
+
+static void answer_json(job *j, srv_reply *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "object", j->req.chat ? "chat.completion" : "text_completion");
+    cJSON_AddNumberToObject(o, "created", (double)j->created);
+    cJSON_AddStringToObject(o, "model", j->model_id);
+    cJSON *choices = cJSON_AddArrayToObject(o, "choices");
+    int n = j->n_prompts * j->req.n;
+    for (int k = 0; k < n; k++) {
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddNumberToObject(c, "index", k);
+        char *t = tk_strndup(j->texts[k].data ? j->texts[k].data : "", j->texts[k].len);
+        if (j->req.chat) {
+            cJSON *msg = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(msg, "role", "assistant");
+            cJSON_AddStringToObject(msg, "content", t ? t : "");
+            cJSON_AddNullToObject(msg, "refusal");
+        } else {
+            cJSON_AddStringToObject(c, "text", t ? t : "");
+        }
+        free(t);
+        cJSON_AddNullToObject(c, "logprobs");
+        cJSON_AddStringToObject(c, "finish_reason", j->finish[k] ? j->finish[k] : "length");
+        cJSON_AddItemToArray(choices, c);
+    }
+    cJSON_AddItemToObject(o, "usage", usage_obj(j));
+    tk_status st = tk_json_append_value(&r->body, o);
+    cJSON_Delete(o);
+    if (st) {
+        srv_error e;
+        srv_err(&e, 500, "server_error", NULL, NULL, "out of memory");
+        srv_reply_error(r, &e);
+        return;
+    }
+    r->status = 200;
+}
+
+static void handle(srv_req *q, srv_reply *r, bool chat) {
+    srv_error e;
+    job *j = tk_calloc(1, sizeof *j);
+    if (!j) { srv_err(&e, 500, "server_error", NULL, NULL, "out of memory"); srv_reply_error(r, &e); return; }
+    j->s = q->s;
+    if (srv_parse_gen_request(q->body, q->body_len, chat, &j->req, &e) || prepare(q, j, &e)) {
+        if (j->req.model) snprintf(r->model, sizeof r->model, "%s", j->req.model);
+        srv_reply_error(r, &e);
+        job_free(j);
+        return;
+    }
+    snprintf(r->model, sizeof r->model, "%s", j->model_id);
+    if (!srv_gate_enter(&q->s->gate)) {
+        srv_err(&e, 503, "server_error", "server_overloaded",
+                NULL, "The server is overloaded: %d generations are running and %d waiting; retry later.",
+                q->s->p.max_concurrent, q->s->p.max_queue);
+        srv_reply_error(r, &e);
+        job_free(j);
+        return;
+    }
+    if (j->req.stream) {
+        srv_stream *stream = NULL; /* from here the job belongs to the stream's thread */
+        tk_status st = srv_stream_start(stream_body, stream_done, j, q->s->p.timeout_s * 1000 / 3, &stream);
+        if (st) {
+            srv_gate_leave(&q->s->gate);
+            srv_err(&e, 500, "server_error", NULL, NULL, "%s", tk_last_error());
+            srv_reply_error(r, &e);
+            job_free(j);
+            return;
+        }
+        r->status = 200;
+        r->content_type = "text/event-stream";
+        r->stream = stream;
+        return;
+    }
+    j->conn = q->c;
+    generate_all(j);
+    srv_gate_leave(&q->s->gate);
+    r->tokens_in = j->tokens_in;
+    r->tokens_out = j->tokens_out;
+    if (j->failed) srv_reply_error(r, &j->err);
+    else if (srv_client_gone(q->c)) r->status = 499, tk_buf_free(&r->body); /* nobody to answer: logged as 499 */
+    else answer_json(j, r);
+    job_free(j);
+}
+
+void srv_handle_chat(srv_req *q, srv_reply *r) { handle(q, r, true); }
+void srv_handle_completions(srv_req *q, srv_reply *r) { handle(q, r, false); }

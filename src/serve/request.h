@@ -1,0 +1,57 @@
+/* Request bodies of the OpenAI API, parsed and validated into plain structs; every refusal is an
+ * OpenAI-shaped error (status, type, param naming the field, message). Pure: no server state, so
+ * the fuzz target (tests/fuzz/fuzz_serve_request.c) drives it directly. */
+#ifndef TK_SERVE_REQUEST_H
+#define TK_SERVE_REQUEST_H
+#include "takumi/chat.h"
+
+/* An error as OpenAI returns it: {"error":{"message","type","param","code"}} with an HTTP status. */
+typedef struct srv_error {
+    int status;            /* HTTP status (400, 401, 404, 413, 503…) */
+    const char *type;      /* "invalid_request_error", "authentication_error", "server_error"… */
+    const char *code;      /* NULL = null; e.g. "model_not_found", "invalid_api_key" */
+    char param[96];        /* the field ("messages[1].role"); "" = null */
+    char message[512];
+} srv_error;
+/* Fills e; param may be NULL. Returns -1 (so handlers can `return srv_err(...)`). Reentrant. */
+int srv_err(srv_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* Appends e as OpenAI's JSON error object to out. Reentrant. */
+tk_status srv_error_json(const srv_error *e, tk_buf *out);
+
+#define SRV_MAX_STOP 4
+#define SRV_MAX_N 16
+#define SRV_MAX_LORA 8
+
+typedef struct srv_msg { tk_role role; char *content; } srv_msg;
+typedef struct srv_lora { int id; float scale; } srv_lora;
+
+/* A chat completion (chat) or completion (!chat) request. */
+typedef struct srv_gen_req {
+    bool chat;
+    char *model;
+    srv_msg *msgs;          /* chat: the conversation, text parts joined */
+    int n_msgs;
+    char **prompts;         /* completions: one or more prompts (each gets n choices) */
+    int n_prompts;
+    int32_t max_tokens;     /* 0 = until the context is full (OpenAI's default) */
+    float temperature;      /* default 1; 0 = greedy */
+    float top_p;            /* default 1 */
+    char *stop[SRV_MAX_STOP];
+    int n_stop;
+    bool seed_given;
+    uint64_t seed;
+    int n;                  /* choices per prompt */
+    bool stream, include_usage;
+    srv_lora lora[SRV_MAX_LORA]; /* llama-server's per-request "lora": [{"id","scale"}] */
+    int n_lora;
+} srv_gen_req;
+
+/* Parses and validates a /v1/chat/completions (chat) or /v1/completions body of len bytes.
+ * Returns 0 and fills *r (free with srv_gen_req_free), or -1 with *e set (400: malformed JSON,
+ * a field of the wrong type or range, an unknown field, a feature not served yet) and *r empty.
+ * Reentrant. */
+int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *r, srv_error *e);
+/* Frees what r holds and zeroes it; accepts a zeroed r. */
+void srv_gen_req_free(srv_gen_req *r);
+#endif

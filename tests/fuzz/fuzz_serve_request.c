@@ -1,0 +1,66 @@
+/* libFuzzer target: the request side of `takumi serve`. The first byte picks what the rest is:
+ * a /v1/chat/completions body, a /v1/completions body (parsed; accepted requests must hold what
+ * the server relies on, refusals an OpenAI error whose JSON parses back), or a URL path routed
+ * for GET and POST (every path gets a handler). Never a crash, never a leak. */
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include "takumi.h"
+#include "serve/server.h"
+#include <cjson/cJSON.h>
+
+static void check_request(const srv_gen_req *r) {
+    if (!r->model) __builtin_trap();
+    if (r->chat ? (r->n_msgs < 1 || !r->msgs) : (r->n_prompts < 1 || !r->prompts)) __builtin_trap();
+    for (int i = 0; i < r->n_msgs; i++)
+        if (!r->msgs[i].content || r->msgs[i].role > TK_ROLE_TOOL) __builtin_trap();
+    for (int i = 0; i < r->n_prompts; i++)
+        if (!r->prompts[i]) __builtin_trap();
+    if (r->n < 1 || r->n > SRV_MAX_N || r->n_stop < 0 || r->n_stop > SRV_MAX_STOP || r->n_lora < 0 || r->n_lora > SRV_MAX_LORA) __builtin_trap();
+    for (int i = 0; i < r->n_stop; i++)
+        if (!r->stop[i] || !r->stop[i][0]) __builtin_trap();
+    if (!(r->temperature >= 0 && r->temperature <= 2 && r->top_p >= 0 && r->top_p <= 1) || r->max_tokens < 0) __builtin_trap();
+    if (r->include_usage && !r->stream) __builtin_trap();
+}
+
+static void check_error(const srv_error *e) {
+    if (e->status != 400 && e->status != 500) __builtin_trap();
+    if (!e->message[0] || !e->type) __builtin_trap();
+    tk_buf b = {0};
+    if (srv_error_json(e, &b) == TK_OK) {
+        cJSON *j = cJSON_ParseWithLength(b.data, b.len);
+        cJSON *o = cJSON_GetObjectItemCaseSensitive(j, "error");
+        if (!o || cJSON_GetArraySize(o) != 4 || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(o, "message"))) __builtin_trap();
+        cJSON_Delete(j);
+    }
+    tk_buf_free(&b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    int mode = data[0] % 3;
+    const char *body = (const char *)data + 1;
+    size_t len = size - 1;
+    if (mode < 2) {
+        srv_gen_req r;
+        srv_error e;
+        if (srv_parse_gen_request(body, len, mode == 0, &r, &e) == 0) {
+            check_request(&r);
+            srv_gen_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.model || r.msgs || r.prompts || r.n_stop) __builtin_trap();
+        }
+    } else {
+        char *path = malloc(len + 1);
+        if (!path) return 0;
+        memcpy(path, body, len);
+        path[len] = 0;
+        int route;
+        bool auth;
+        if (!srv_route("GET", path, &route, &auth) || !srv_route("POST", path, &route, &auth)) __builtin_trap();
+        if (route < 0 || route >= SRV_ROUTE_COUNT) __builtin_trap();
+        free(path);
+    }
+    return 0;
+}
