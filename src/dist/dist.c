@@ -71,15 +71,20 @@ void tk_dist_finalize(void) {
 int tk_dist_rank(void) { return g_rank; }
 int tk_dist_size(void) { return g_size; }
 
+#ifdef TK_HAVE_MPI
+/* In-place sum of n elements of type t (size bytes each) over the ranks, timed and counted. */
+static tk_status sum_typed(void *buf, int64_t n, MPI_Datatype t, size_t size, const char *what) {
+    double t0 = MPI_Wtime();
+    int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, t, MPI_SUM, MPI_COMM_WORLD);
+    g_stats.comm_s += MPI_Wtime() - t0;
+    g_stats.bytes += n * (int64_t)size;
+    return rc == MPI_SUCCESS ? TK_OK : mpi_fail(rc, what);
+}
+#endif
+
 tk_status tk_dist_sum_f64(double *buf, int64_t n) {
 #ifdef TK_HAVE_MPI
-    if (g_size > 1) {
-        double t0 = MPI_Wtime();
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        g_stats.comm_s += MPI_Wtime() - t0;
-        g_stats.bytes += n * (int64_t)sizeof(double);
-        if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-reduce (f64)");
-    }
+    if (g_size > 1) return sum_typed(buf, n, MPI_DOUBLE, sizeof(double), "all-reduce (f64)");
 #endif
     (void)buf;
     (void)n;
@@ -88,13 +93,7 @@ tk_status tk_dist_sum_f64(double *buf, int64_t n) {
 
 tk_status tk_dist_sum_i64(int64_t *buf, int64_t n) {
 #ifdef TK_HAVE_MPI
-    if (g_size > 1) {
-        double t0 = MPI_Wtime();
-        int rc = MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-        g_stats.comm_s += MPI_Wtime() - t0;
-        g_stats.bytes += n * (int64_t)sizeof(int64_t);
-        if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-reduce (i64)");
-    }
+    if (g_size > 1) return sum_typed(buf, n, MPI_INT64_T, sizeof(int64_t), "all-reduce (i64)");
 #endif
     (void)buf;
     (void)n;
