@@ -113,6 +113,17 @@ done
 "$BIN" classify --model "$S/hf" --tokenizer "$TOK" --adapter "$tmp/pfeiffer/adapter" "a text" > /dev/null 2> "$tmp/k.err"
 if [ $? = 1 ] && grep -q "adapter" "$tmp/k.err" && grep -qi "classif\|SEQ_CLS\|head" "$tmp/k.err"; then ok
 else bad "classify with a bottleneck adapter: $(cat "$tmp/k.err")"; fi
+# a classifier with bottleneck adapters (--task classify): its folder turns SEQ_CLS, `takumi classify` and eval read it
+for i in $(seq 0 15); do printf 'a %s day\t%d\n' "$([ $((i % 2)) = 1 ] && echo good || echo bad)" $((i % 2)); done > "$tmp/c.tsv"
+if "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/c.tsv" --task classify --labels neg,pos --method adapter \
+      --adapter-placement houlsby --max-steps 4 --threads 1 --out "$tmp/cls" > /dev/null 2> "$tmp/cls.err" &&
+   [ "$(jget "$tmp/cls/adapter/adapter_config.json" "(d['peft_type'], d['task_type'], d['modules_to_save'])")" = \
+     "('TAKUMI_BOTTLENECK', 'SEQ_CLS', ['classifier', 'score'])" ]; then ok
+else bad "classifier run: $(tail -2 "$tmp/cls.err")"; fi
+if "$BIN" classify --model "$S/hf" --tokenizer "$TOK" --adapter "$tmp/cls/adapter" "a good day" 2> "$tmp/k2.err" | grep -q "^\(neg\|pos\) 0\.[0-9]*  (neg"; then ok
+else bad "classify --adapter (bottleneck classifier): $(cat "$tmp/k2.err")"; fi
+if "$BIN" eval --model "$S/hf" --tokenizer "$TOK" --adapter "$tmp/cls/adapter" --data "$tmp/c.tsv" --json 2> "$tmp/k3.err" | grep -q '"accuracy"'; then ok
+else bad "eval of the bottleneck classifier: $(cat "$tmp/k3.err")"; fi
 # another model's width
 "$BIN" generate --model "$S/hf" --tokenizer "$TOK" --adapter "$tmp/pfeiffer/adapter" --prompt x --max-tokens 1 > /dev/null 2> /dev/null && ok || bad "generate"
 sed 's/"hidden_size":[[:space:]]*64/"hidden_size": 128/; s/"reduction_factor":[[:space:]]*16/"reduction_factor": 32/' \

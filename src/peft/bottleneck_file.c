@@ -3,7 +3,8 @@
  *   adapter_config.json  {"peft_type": "TAKUMI_BOTTLENECK" (not a PEFT PeftType: PEFT refuses the
  *                         folder), "architecture": "pfeiffer"|"houlsby", "reduction_factor": N,
  *                         "non_linearity": "relu"|"swish"|"gelu", "hidden_size": C, "bottleneck_size": R,
- *                         "num_hidden_layers": L, "base_model_name_or_path", "init_weights": "bert", "note"}
+ *                         "num_hidden_layers": L, "base_model_name_or_path", "init_weights": "bert", "note",
+ *                         "task_type": "CAUSAL_LM" (a classifier: "SEQ_CLS", the head in "modules_to_save")}
  *   adapter_model.safetensors  "model.layers.{i}.{attention|output}_adapters.adapter_{down|up}.{weight|bias}"
  *                         torch [R, C], [R], [C, R], [C] for every adapted site of layers first..L-1
  * (AdapterHub's parameter names without its adapter name and Sequential index). No GGUF layout. */
@@ -212,6 +213,8 @@ tk_status tk_bottleneck_save(tk_bottleneck *b, const tk_model *m, const char *di
     cJSON_AddNumberToObject(root, "bottleneck_size", (double)tk_bottleneck_width(b));
     cJSON_AddNumberToObject(root, "num_hidden_layers", mc->n_layers);
     cJSON_AddStringToObject(root, "init_weights", "bert");
+    cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");   /* a classifier run makes these SEQ_CLS / its head (classify_out.c) */
+    cJSON_AddNullToObject(root, "modules_to_save");
     const char *bm = base_model ? base_model : tk_model_path(m);
     if (bm) cJSON_AddStringToObject(root, "base_model_name_or_path", bm);
     else cJSON_AddNullToObject(root, "base_model_name_or_path");
