@@ -120,28 +120,6 @@ static void stories(void) {
     tk_st_close(st);
 }
 
-/* The init both sides compute: u = (splitmix(fnv1a(name) + i) >> 40) / 2^24, (2u - 1) * bound. */
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-static uint64_t splitmix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-static void hash_init(float *out, const char *name, int64_t n, double bound) {
-    uint64_t h0 = fnv1a(name);
-    float b = (float)bound;
-    for (int64_t i = 0; i < n; i++) {
-        float u = (float)(splitmix(h0 + (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
-        float v = 2.0f * u - 1.0f;
-        out[i] = v * b;
-    }
-}
-
 static void smollm2(void) {
     const char *mp = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     if (tk_test_require(access(mp, F_OK) == 0 ? mp : NULL, mp)) return;
@@ -178,7 +156,7 @@ static void smollm2(void) {
     for (int64_t i = 0; i < ps->n; i++) {
         tk_param *q = &ps->p[i];
         bool isA = strstr(q->name, "lora_A") != NULL;
-        hash_init(tmp, q->name, q->n, isA ? 1.0 / sqrt((double)q->ne[0]) : 0.02);
+        ref_hash_init(tmp, q->name, q->n, isA ? 1.0 / sqrt((double)q->ne[0]) : 0.02);
         int nh = QK_HEADS(q->name);
         if (nh) tk_permute_qk_rows_from_hf(q->w, tmp, nh, c->head_dim, (size_t)r * sizeof(float));
         else memcpy(q->w, tmp, (size_t)q->n * sizeof(float));
@@ -227,7 +205,7 @@ static void smollm2(void) {
         int steps = UNDER_ASAN ? 3 : n - 1;
         for (int64_t i = 0; i < ps->n; i++) { /* restart from the init */
             tk_param *q = &ps->p[i];
-            hash_init(tmp, q->name, q->n, strstr(q->name, "lora_A") ? 1.0 / sqrt((double)q->ne[0]) : 0.02);
+            ref_hash_init(tmp, q->name, q->n, strstr(q->name, "lora_A") ? 1.0 / sqrt((double)q->ne[0]) : 0.02);
             int nh = QK_HEADS(q->name);
             if (nh) tk_permute_qk_rows_from_hf(q->w, tmp, nh, c->head_dim, (size_t)r * sizeof(float));
             else memcpy(q->w, tmp, (size_t)q->n * sizeof(float));

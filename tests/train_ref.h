@@ -64,6 +64,29 @@ static inline double rel_err(const float *a, const float *b, int64_t rows, int64
     return md / (mb > 0 ? mb : 1);
 }
 
+/* The init both sides compute (tools/make_train_reference.py hash_init): u = (splitmix(fnv1a(name) + i) >> 40) / 2^24,
+ * out[i] = (2u - 1) * bound, in float32 steps. */
+static inline uint64_t ref_fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+static inline uint64_t ref_splitmix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+static inline void ref_hash_init(float *out, const char *name, int64_t n, double bound) {
+    uint64_t h0 = ref_fnv1a(name);
+    float b = (float)bound;
+    for (int64_t i = 0; i < n; i++) {
+        float u = (float)(ref_splitmix(h0 + (uint64_t)i) >> 40) * (1.0f / 16777216.0f);
+        float v = 2.0f * u - 1.0f;
+        out[i] = v * b;
+    }
+}
+
 /* The fixture batch. */
 typedef struct ref_batch {
     int32_t B, T;

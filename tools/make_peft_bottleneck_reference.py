@@ -24,7 +24,14 @@ model.layers.{i}.{attention|output}_adapters.adapter_{down|up}.{weight|bias}), "
 (first 64 vocabulary entries), metadata <case>_loss and <case>_losses (10 AdamW steps as
 make_train_reference: lr 1e-3, weight decay 0.1 on the weight matrices only, clipping at 1).
 
-Usage: HF_HUB_OFFLINE=1 python3 tools/make_peft_bottleneck_reference.py
+SmolLM2-135M-Instruct (models/SmolLM2-135M-Instruct.Q4_1.gguf, dequantized by transformers' GGUF loader;
+the one-row chat batch of make_train_reference), written into tests/fixtures/train/smollm2_peft_bottleneck.safetensors:
+cases "pfeiffer" (relu) and "houlsby" (swish), reduction 64 (R = 9); weights and biases from
+make_train_reference's hash_init (bound 0.02 / 0.01, the scale of AdapterHub's init: the C test computes the same, nothing stored); loss,
+logits[:, :, :32], the gradients of layers 0 and 29 (biases whole, weight matrices every 8th row:
+"<case>.grad.<name>"), and the 10-step curve.
+
+Usage: HF_HUB_OFFLINE=1 python3 tools/make_peft_bottleneck_reference.py [smollm2]
 """
 import json
 import os
@@ -35,7 +42,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_train_reference import CLIP, LR, N_STEPS, SHARED, WD, batch_tensors, train_losses  # noqa: E402
+from make_train_reference import CLIP, LR, N_STEPS, ROOT, SHARED, WD, batch_tensors, hash_init, loss_fn, smollm2_batch, train_losses  # noqa: E402
 from make_peft_methods_reference import OUT, record  # noqa: E402
 
 ACTS = {"relu": torch.nn.ReLU, "swish": torch.nn.SiLU, "gelu": torch.nn.GELU}
@@ -82,9 +89,47 @@ def add_adapters(model, placement, act, reduction):
     return named
 
 
+ROW_STRIDE = 8
+
+
+def smollm2_main():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    path = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    d, f = os.path.split(path)
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    ids, target, weight = smollm2_batch(tok)
+    tensors = {"ids": ids.to(torch.int32), "target": target.to(torch.int32), "weight": weight}
+    meta = {"source": "transformers %s, torch %s, float32, eager attention, SmolLM2-135M-Instruct Q4_1 dequantized; adapters "
+                      "written by hand (tools/make_peft_bottleneck_reference.py smollm2)" % (__import__("transformers").__version__, torch.__version__),
+            "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS), "grad_row_stride": str(ROW_STRIDE)}
+    for case, act in (("pfeiffer", "relu"), ("houlsby", "swish")):
+        base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32, attn_implementation="eager")
+        named = add_adapters(base, case, act, 64)
+        with torch.no_grad():
+            for n, p in named:
+                p.copy_(hash_init(n, tuple(p.shape), 0.02 if n.endswith("weight") else 0.01))
+        loss, logits = loss_fn(base, ids, target, weight)
+        loss.backward()
+        meta[case + "_loss"] = repr(float(loss.detach()))
+        tensors[case + ".logits"] = logits[:, :, :32].detach().contiguous()
+        for n, p in named:
+            if n.startswith("model.layers.0.") or n.startswith("model.layers.29."):
+                g = p.grad.detach()
+                tensors[case + ".grad." + n] = (g[::ROW_STRIDE] if g.ndim == 2 else g).clone().contiguous()
+        base.zero_grad()
+        meta[case + "_losses"] = json.dumps(train_losses(base, named, ids, target, weight))
+        print("SmolLM2 %s: loss %s, steps %s" % (case, meta[case + "_loss"], meta[case + "_losses"]), file=sys.stderr)
+    path = os.path.join(OUT, "smollm2_peft_bottleneck.safetensors")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=meta)
+    print("%s: %d bytes" % (path, os.path.getsize(path)), file=sys.stderr)
+
+
 def main():
     from transformers import AutoModelForCausalLM
     torch.set_num_threads(2)
+    if sys.argv[1:] == ["smollm2"]:
+        smollm2_main()
+        return
     folder = os.path.join(SHARED, "models", "stories260K", "hf")
     greedy = json.loads(open(os.path.join(folder, "greedy_64_from_bos.txt")).readline())
     seq = [1] + greedy[:31]
