@@ -1,5 +1,5 @@
-/* What the tests against PyTorch fixtures on SmolLM2-135M share (test_train_ref, test_objectives_smollm2):
- * the name-hashed initialisation both sides compute (tools/make_train_reference.py hash_init), set into a
+/* What the tests against PyTorch fixtures on SmolLM2-135M share (test_train_ref, test_objectives_smollm2,
+ * test_peft_bottleneck_ref): the name-hashed initialisation both sides compute (tools/make_train_reference.py hash_init), set into a
  * training context's LoRA with q/k B rows in takumi's permuted (GGUF) order, and gradients un-permuted
  * back to HF order for comparison. */
 #ifndef TK_TESTS_SMOLLM2_LORA_H

@@ -27,7 +27,10 @@ typedef struct bneck {
 
 static tk_param *P(bneck *b, int64_t i) { return &b->ps->p[i]; }
 
-static bool bn_has_block(const void *st, int32_t layer, tk_block_site site) { (void)site; const bneck *b = st; return layer >= 0 && layer < b->L; }
+static bool bn_has_block(const void *st, int32_t layer, tk_block_site site) {
+    const bneck *b = st;
+    return layer >= 0 && layer < b->L && site != TK_BLOCK_LAYER;   /* the two block outputs, not the layer output */
+}
 
 static tk_status bn_fwd(void *st, const tk_peft_call *c, int32_t layer, tk_block_site site, float *h, int64_t n) {
     bneck *b = st;

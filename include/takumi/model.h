@@ -135,6 +135,8 @@ tk_weights *tk_model_weights(tk_model *m);
 const tk_tensor_ref *tk_model_linear(const tk_model *m, int32_t layer, tk_linear_id which);
 /* Name of a linear as in HF ("q_proj", … "down_proj"). */
 const char *tk_linear_name(tk_linear_id which);
+/* Name of a block site for messages ("attention", "MLP", "layer output"). Thread-safe. */
+const char *tk_block_site_name(tk_block_site site);
 /* The HF module name of linear `which` in m's family ("qkv_proj" for TK_LIN_Q of Phi-3);
  * NULL when the family has no such linear (Phi-3's k/v/gate live in the fused weights). */
 const char *tk_model_linear_name(const tk_model *m, tk_linear_id which);

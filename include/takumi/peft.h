@@ -11,8 +11,8 @@
  *            method sees the input x, the output y (which it may add to) and the frozen
  *            weight W (any dtype), so methods that need W (DoRA) or scale outputs (IA3) fit;
  *   block    a block's output before it joins the residual stream (the attention block's
- *            o-proj output, the MLP's down-proj output), modified in place (bottleneck
- *            adapters);
+ *            o-proj output, the MLP's down-proj output), or the layer's output after the
+ *            MLP's residual add (TK_BLOCK_LAYER), modified in place (bottleneck adapters);
  *   attention extra keys and values per layer that every non-padding query attends to
  *            besides its sequence (prefix tuning): the model asks each adapter for its
  *            prefix of a layer, concatenates them in list order and runs attention over
@@ -43,8 +43,10 @@ typedef enum tk_linear_id {
     TK_LIN_Q = 0, TK_LIN_K, TK_LIN_V, TK_LIN_O, TK_LIN_GATE, TK_LIN_UP, TK_LIN_DOWN, TK_LIN_COUNT
 } tk_linear_id;
 
-/* Block outputs a method may transform: attention (o-proj output) and MLP (down-proj output). */
-typedef enum tk_block_site { TK_BLOCK_ATTN = 0, TK_BLOCK_MLP = 1, TK_BLOCK_COUNT } tk_block_site;
+/* Block outputs a method may transform: attention (o-proj output) and MLP (down-proj output), each before it
+ * joins the residual stream; and the layer's output (the residual stream after the MLP's add, the next layer's
+ * input), for methods that read and add to the stream itself (Pfeiffer bottleneck adapters). */
+typedef enum tk_block_site { TK_BLOCK_ATTN = 0, TK_BLOCK_MLP = 1, TK_BLOCK_LAYER = 2, TK_BLOCK_COUNT } tk_block_site;
 
 /* A growable f32 scratch buffer owned by a workspace (grows on first use, then reused). */
 typedef struct tk_scratch { float *p; size_t n; } tk_scratch;

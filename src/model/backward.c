@@ -92,7 +92,7 @@ static tk_status block_dy(const tk_adapter_bwd *ad, int32_t layer, tk_block_site
     if (!ad || !ad->block) return TK_OK;
     memcpy(scratch, dres, (size_t)(n * C) * sizeof(float));
     tk_status st = ad->block(ad->ctx, layer, site, scratch, n);
-    if (st) return tk_fail_ctx(st, "adapter backward on layer %d %s block", layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
+    if (st) return tk_fail_ctx(st, "adapter backward on layer %d %s block", layer, tk_block_site_name(site));
     *dy = scratch;
     return TK_OK;
 }
@@ -184,6 +184,9 @@ static tk_status backward_layers(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const t
         bool sliding = tk_layer_sliding(c, li);
         const tk_rope *rope = sliding && m->rope_local.half ? &m->rope_local : &m->rope;
 
+        /* the layer's output: xout = [adapters](xmid + MLP) (TK_BLOCK_LAYER), dres turned into the gradient of the sum */
+        if (ad && ad->block && (st = ad->block(ad->ctx, li, TK_BLOCK_LAYER, ws->dres, T)))
+            return tk_fail_ctx(st, "adapter backward on layer %d %s block", li, tk_block_site_name(TK_BLOCK_LAYER));
         /* MLP: xout = xmid + [adapters]([post_ffw_norm](down(act(gate(xn2)) * up(xn2)))), xn2 = rmsnorm(xmid) */
         const float *dmlp; /* adapters on the block output first (into dxn, free until gate/up write it), then the post norm */
         if ((st = block_dy(ad, li, TK_BLOCK_MLP, ws->dres, ws->dxn, T, C, &dmlp))) return st;

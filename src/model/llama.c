@@ -146,7 +146,7 @@ static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site
         tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
         for (int64_t r = 0; r < rows; r++) {
             tk_status st = md->block_fwd(p->state, &c, layer, site, h + r * per * C, per);
-            if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, site == TK_BLOCK_ATTN ? "attention" : "MLP");
+            if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, tk_block_site_name(site));
         }
     }
     return TK_OK;
@@ -397,6 +397,7 @@ static tk_status run_layers(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_ca
         } else if ((st = linear(m, a, l, TK_LIN_DOWN, a->tmp, ffh, &y->w_down, NULL, T))) return st;
         if ((st = adapt_block(a, l, TK_BLOCK_MLP, a->tmp, T, C))) return st;
         add_rows(xout, xmid, a->tmp, T * C);
+        if ((st = adapt_block(a, l, TK_BLOCK_LAYER, xout, T, C))) return st;
     }
     return TK_OK;
 }

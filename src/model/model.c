@@ -163,6 +163,11 @@ const char *tk_linear_name(tk_linear_id which) {
     return (unsigned)which < TK_LIN_COUNT ? names[which] : "?";
 }
 
+const char *tk_block_site_name(tk_block_site site) {
+    static const char *names[TK_BLOCK_COUNT] = {"attention", "MLP", "layer output"};
+    return (unsigned)site < TK_BLOCK_COUNT ? names[site] : "?";
+}
+
 int64_t tk_model_n_params(const tk_model *m) {
     int64_t n = 0;
     for (int64_t i = 0; i < m->n_table; i++) n += tk_tensor_nelems(&m->table[i]);

@@ -87,6 +87,7 @@ tk_status tk_adapter_merge(tk_model *m, tk_adapter_handle *h, const char *out, c
         return tk_fail(TK_ERR_UNSUPPORTED, "%s adapters cannot be merged into the weights (%s): apply the adapter with --adapter instead",
                        a->method->name, a->method->attn_prefix    ? "they add attention keys and values, not a weight change"
                        : a->method->embed_prefix ? "they add virtual tokens before the input, not a weight change"
+                       : a->method->block_fwd    ? "they add a nonlinear bottleneck to block outputs, not a weight change"
                                                  : "the method has no merge");
     tk_weight_delta d = tk_peft_weight_delta(a);
     return tk_export_merged(m, &d, out, p);

@@ -6,6 +6,7 @@
 #include "peft/ia3.h"
 #include "peft/prefix.h"
 #include "peft/prompt.h"
+#include "peft/bottleneck.h"
 #include "core/core.h"
 
 static tk_status lora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
@@ -81,6 +82,20 @@ static void prompt_destroy(tk_peft *p) {
     if (p) tk_prompt_free(p->state);
 }
 
+static tk_status bottleneck_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
+    *out = NULL;
+    tk_bottleneck_config c = cfg ? *(const tk_bottleneck_config *)cfg : tk_bottleneck_default_config();
+    c.first_layer = first_layer;
+    tk_bottleneck *b;
+    tk_status st = tk_bottleneck_new(m, &c, ps, &b);
+    if (!st) *out = (tk_peft *)tk_bottleneck_peft(b);
+    return st;
+}
+
+static void bottleneck_destroy(tk_peft *p) {
+    if (p) tk_bottleneck_free(p->state);
+}
+
 static const tk_peft_kind k_kinds[] = {
     {.name = "lora",
      .summary = "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)",
@@ -130,6 +145,16 @@ static const tk_peft_kind k_kinds[] = {
      .attach = tk_prompt_attach_file,
      .describe = tk_prompt_describe_file,
      .free_file = tk_prompt_file_free},
+    {.name = "adapter",
+     .summary = "bottleneck adapters: down-projection, nonlinearity, up-projection added residually after the feed-forward block "
+                "(pfeiffer) or after attention and feed-forward (houlsby), as AdapterHub's SeqBnConfig / DoubleSeqBnConfig",
+     .create = bottleneck_create,
+     .destroy = bottleneck_destroy,
+     .peft_type = TK_BOTTLENECK_TYPE,
+     .read_peft = tk_bottleneck_read_peft,
+     .attach = tk_bottleneck_attach_file,
+     .describe = tk_bottleneck_describe_file,
+     .free_file = tk_bottleneck_file_free},
 };
 
 const tk_peft_kind *tk_peft_kind_find(const char *name) {

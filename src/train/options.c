@@ -23,8 +23,13 @@ static const char *lora_init_name(int i) {
 }
 
 static const char *method_name(int i) {
-    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt", "head"}; /* tk_train_method order */
-    return i >= 0 && i < 7 ? names[i] : NULL;
+    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt", "head", "adapter"}; /* tk_train_method order */
+    return i >= 0 && i < 8 ? names[i] : NULL;
+}
+static const char *adapter_placement_name(int i) { return i == 0 ? "pfeiffer" : i == 1 ? "houlsby" : NULL; }
+static const char *adapter_act_name(int i) {
+    static const char *const names[] = {"auto", "relu", "swish", "gelu"}; /* 0 auto, then 1 + tk_bn_act */
+    return i >= 0 && i < 4 ? names[i] : NULL;
 }
 static const char *quantize_base_name(int i) {
     static const char *const names[] = {"none", "q8_0", "q4_k", "nf4"}; /* tk_quantize_base_dtype order */
@@ -92,12 +97,13 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full|dora|ia3|prefix|prompt|head", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA "
+    {"method", "lora|full|dora|ia3|prefix|prompt|head|adapter", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA "
      "(LoRA direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
      "down-projection input; --lora-targets all means PEFT's k,v,down), prefix tuning (trainable attention keys/values per layer, "
      "PEFT PREFIX_TUNING; see --num-virtual-tokens), prompt tuning (trainable soft-prompt embeddings before the input, PEFT "
-     "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init), or, with --task classify|regress, the task head alone on the frozen base",
-     .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 7, .value_name = method_name, .init = "lora"},
+     "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init), or, with --task classify|regress, the task head alone on the frozen base; "
+     "adapter: bottleneck adapters (AdapterHub's; see --adapter-placement, --adapter-reduction, --adapter-act)",
+     .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 8, .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill|grpo|self", "sft", "training objective: supervised fine-tuning, preference "
      "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher or --teacher-context, reinforcement "
      "fine-tuning with --grader (GRPO), or self-training from unlabeled prompts (docs/objectives.md)",
@@ -202,6 +208,15 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .n_values = 2, .value_name = prompt_init_name, .init = "random"},
     {"prompt-init-text", "TEXT", "none", "prompt --prompt-init text: the text (tokenized as HF does, special tokens included)",
      .type = TK_OPT_STR, .offset = F(prompt_init_text), .resume = true},
+    {"adapter-placement", "pfeiffer|houlsby", "pfeiffer", "adapter: one bottleneck adapter per layer after the feed-forward block, on "
+     "the residual stream (AdapterHub's SeqBnConfig, Pfeiffer et al.), or one after attention and one after the feed-forward block, "
+     "on their outputs (DoubleSeqBnConfig, Houlsby et al.)", .type = TK_OPT_ENUM, .offset = F(adapter_placement), .resume = true,
+     .n_values = 2, .value_name = adapter_placement_name, .init = "pfeiffer"},
+    {"adapter-reduction", "N", "16", "adapter: reduction factor: the bottleneck is max(1, width / N) wide (AdapterHub's reduction_factor)",
+     .type = TK_OPT_I32, .offset = F(adapter_reduction), .resume = true, .ilo = 1, .ihi = 1 << 20, .init = "16"},
+    {"adapter-act", "auto|relu|swish|gelu", "auto", "adapter: the bottleneck's nonlinearity; auto: the placement's in AdapterHub (pfeiffer "
+     "relu, houlsby swish)", .type = TK_OPT_ENUM, .offset = F(adapter_act), .resume = true, .n_values = 4, .value_name = adapter_act_name,
+     .init = "auto"},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
     {"epochs", "auto|N", "auto",
@@ -448,6 +463,9 @@ static const char *const k_prefix_only[] = {"prefix-projection", "encoder-hidden
 static const char *const k_not_prompt[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio",
                                            "freeze-layers", "prefix-projection", "encoder-hidden-size"};
 static const char *const k_prompt_only[] = {"prompt-init", "prompt-init-text"};
+/* The options that do not apply to --method adapter, and the adapter's options elsewhere. */
+static const char *const k_not_adapter[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
+static const char *const k_adapter_only[] = {"adapter-placement", "adapter-reduction", "adapter-act"};
 static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
 
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
@@ -470,6 +488,13 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     for (size_t i = 0; c->method != TK_TRAIN_PROMPT && i < sizeof k_prompt_only / sizeof k_prompt_only[0]; i++)
         if (tk_trainer_config_given(c, k_prompt_only[i]))
             return tk_fail(TK_ERR_ARG, "--%s applies to --method prompt only (the method is %s)", k_prompt_only[i], method_name((int)c->method));
+    for (size_t i = 0; c->method == TK_TRAIN_ADAPTER && i < sizeof k_not_adapter / sizeof k_not_adapter[0]; i++)
+        if (tk_trainer_config_given(c, k_not_adapter[i]))
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method adapter (bottleneck adapters act on block outputs: no rank, alpha, "
+                                       "dropout or target linears; see --adapter-reduction)", k_not_adapter[i]);
+    for (size_t i = 0; c->method != TK_TRAIN_ADAPTER && i < sizeof k_adapter_only / sizeof k_adapter_only[0]; i++)
+        if (tk_trainer_config_given(c, k_adapter_only[i]))
+            return tk_fail(TK_ERR_ARG, "--%s applies to --method adapter only (the method is %s)", k_adapter_only[i], method_name((int)c->method));
     if (c->method == TK_TRAIN_PROMPT && c->prompt_init == 1 && (!c->prompt_init_text || !*c->prompt_init_text))
         return tk_fail(TK_ERR_ARG, "--prompt-init text needs the text: add --prompt-init-text \"...\"");
     if (c->method == TK_TRAIN_PROMPT && c->prompt_init != 1 && tk_trainer_config_given(c, "prompt-init-text"))

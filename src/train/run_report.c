@@ -80,6 +80,9 @@ tk_status tk_run_write_report(tk_run *r) {
     else if (r->c.method == TK_TRAIN_PROMPT)
         snprintf(title, sizeof title, "%s · prompt tuning, %d virtual tokens (%s init) · %s", mc->name, r->c.num_virtual_tokens,
                  r->c.prompt_init ? "text" : "random", r->c.data);
+    else if (r->c.method == TK_TRAIN_ADAPTER)
+        snprintf(title, sizeof title, "%s · bottleneck adapters (%s, reduction %d) · %s", mc->name, r->c.adapter_placement ? "Houlsby" : "Pfeiffer",
+                 r->c.adapter_reduction, r->c.data);
     else if (r->c.method == TK_TRAIN_HEAD)
         snprintf(title, sizeof title, "%s · task head only (frozen body) · %s", mc->name, r->c.data);
     else

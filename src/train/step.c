@@ -231,7 +231,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     if (!m || !params) return tk_fail(TK_ERR_ARG, "train: NULL argument");
     const tk_model_config *c = &m->cfg;
     tk_train_params p = *params;
-    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_HEAD) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
+    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_ADAPTER) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
     if (p.freeze_layers < 0 || p.freeze_layers >= c->n_layers)
         return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
                        c->n_layers, c->n_layers);
@@ -262,6 +262,10 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     }
     if (p.method == TK_TRAIN_IA3 || p.method == TK_TRAIN_PREFIX || p.method == TK_TRAIN_PROMPT) {
         tc->kind = tk_peft_kind_find(p.method == TK_TRAIN_IA3 ? "ia3" : p.method == TK_TRAIN_PREFIX ? "prefix" : "prompt");
+        kind_cfg = p.peft_cfg;
+    }
+    if (p.method == TK_TRAIN_ADAPTER) {
+        tc->kind = tk_peft_kind_find("adapter");
         kind_cfg = p.peft_cfg;
     }
     if (p.peft_kind) {

@@ -39,10 +39,11 @@
 
 /* DORA / IA3 / PREFIX / PROMPT: an adapter of the registry's "dora" / "ia3" / "prefix" / "prompt" kind on a frozen base
  * (DoRA with the lora config; IA3, PREFIX and PROMPT with peft_cfg, a tk_ia3_config / tk_prefix_config /
- * tk_prompt_config, NULL = the defaults). HEAD: no adapter and no base weights: only the objective's own parameters
+ * tk_prompt_config, NULL = the defaults). ADAPTER: the "adapter" kind (bottleneck adapters) with peft_cfg a
+ * tk_bottleneck_config (NULL = the defaults). HEAD: no adapter and no base weights: only the objective's own parameters
  * (a task head). */
 typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL, TK_TRAIN_DORA, TK_TRAIN_IA3, TK_TRAIN_PREFIX, TK_TRAIN_PROMPT,
-                               TK_TRAIN_HEAD } tk_train_method;
+                               TK_TRAIN_HEAD, TK_TRAIN_ADAPTER } tk_train_method;
 
 typedef struct tk_train_params {
     tk_train_method method;

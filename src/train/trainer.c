@@ -15,6 +15,7 @@
 #include "train/run.h"
 #include "takumi/eval.h"
 #include "peft/ia3.h"
+#include "peft/bottleneck.h"
 #include "peft/prefix.h"
 #include "peft/prompt.h"
 #include <stdio.h>
@@ -142,6 +143,9 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         pmt.init_text = c->prompt_init_text;
     }
     if (c->method == TK_TRAIN_PROMPT) tp.peft_cfg = &pmt;
+    tk_bottleneck_config bn = {.placement = c->adapter_placement, .reduction = c->adapter_reduction, .act = c->adapter_act - 1,
+                               .seed = c->seed};
+    if (c->method == TK_TRAIN_ADAPTER) tp.peft_cfg = &bn;
     if (r->pref || r->distill || r->grpo) {
         tp.objective = tk_objective_find(r->cls ? tk_trainer_option_find("task")->value_name(c->task)
                                                 : tk_trainer_option_find("objective")->value_name(c->objective));

@@ -67,6 +67,9 @@ typedef struct tk_trainer_config {
     int32_t encoder_hidden_size;  /* prefix: the projection's hidden width; 0 = auto (KH*D) */
     int32_t prompt_init;          /* prompt: 0 random (PEFT RANDOM), 1 text (PEFT TEXT) */
     char *prompt_init_text;       /* prompt --prompt-init text: the text */
+    int32_t adapter_placement;    /* adapter: tk_bn_placement (0 pfeiffer, 1 houlsby) */
+    int32_t adapter_reduction;    /* adapter: AdapterHub's reduction_factor */
+    int32_t adapter_act;          /* adapter: 0 auto (the placement's), else 1 + tk_bn_act */
     uint32_t lora_targets;    /* bit (1u << tk_linear_id) per adapted linear */
     int32_t freeze_layers;
     int32_t epochs;           /* 0 = auto */

@@ -146,7 +146,9 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
         fprintf(stderr, "[%s: %s, %d layers, dim %d, vocab %d, context %d%s%s]\n", o->model, c->arch, c->n_layers, c->dim,
                 c->n_vocab, c->max_seq, o->chat ? ", chat template " : "", o->chat ? tk_chat_family_name(*fam) : "");
         if (*ad) {
-            fprintf(stderr, "[adapter %s: LoRA r %d, scale %g]\n", o->adapter, tk_adapter_handle_rank(*ad), (double)tk_adapter_handle_scale(*ad));
+            if (tk_adapter_handle_rank(*ad) > 0)
+                fprintf(stderr, "[adapter %s: LoRA r %d, scale %g]\n", o->adapter, tk_adapter_handle_rank(*ad), (double)tk_adapter_handle_scale(*ad));
+            else fprintf(stderr, "[adapter %s: %s]\n", o->adapter, tk_adapter_handle_peft(*ad)->method->name);
         }
     }
     return 0;
