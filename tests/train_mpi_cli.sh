@@ -8,7 +8,8 @@
 #   one process, the run ends at the uninterrupted run's losses; a one-process run killed mid-run and
 #   resumed by 2 ranks, the same;
 # - full fine-tuning: the same (the AdamW state sharded over the ranks, ZeRO-1, as for LoRA);
-# - an objective that is not data-parallel yet fails on every rank with a message naming it.
+# - DPO (with the reference from the base, and with --precompute-ref): the same losses and TRL metrics;
+# - an objective that is not data-parallel yet (grpo) fails on every rank with a message naming it.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -112,12 +113,31 @@ kill -9 "$p1"; wait "$p1" 2> /dev/null
 timeout 600 "${MPIRUN[@]}" "$BIN" train "${slow[@]}" --resume --out "$tmp/kill1" > /dev/null 2>> "$tmp/kill1.err" || bad "resumed by 2 ranks: $(tail -3 "$tmp/kill1.err")"
 same "$tmp/kill1" "$tmp/slow1" "1 process (killed), resumed by 2 ranks"
 
+# ---- preference learning (DPO, reference = the base with the adapter off, and with --precompute-ref): the same
+for i in $(seq 0 23); do
+    n=${names[$((i % 8))]}; t=${things[$(((i * 3) % 8))]}
+    printf '{"prompt":"Tell me about %s.","chosen":"%s had a %s. %s was happy.","rejected":"The %s was sad."}\n' "$n" "$n" "$t" "$n" "$t"
+done > "$tmp/p.jsonl"
+dpo=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --objective dpo --max-seq-len 160 --val-split 0.25
+     --samples 0 --threads 1 --seed 3 --epochs 2 --lr 3e-3 --eval-every 2 --batch-size 1 --grad-accum 4)
+for variant in dpo dpo_pre; do
+    extra=(); [ $variant = dpo_pre ] && extra=(--precompute-ref)
+    "$BIN" train "${dpo[@]}" "${extra[@]}" --out "$tmp/${variant}1" > /dev/null 2> "$tmp/${variant}1.err" || bad "$variant, one process: $(tail -3 "$tmp/${variant}1.err")"
+    timeout 300 "${MPIRUN[@]}" "$BIN" train "${dpo[@]}" "${extra[@]}" --out "$tmp/${variant}2" > /dev/null 2> "$tmp/${variant}2.err" ||
+        bad "$variant, 2 ranks: $(tail -3 "$tmp/${variant}2.err")"
+    same "$tmp/${variant}2" "$tmp/${variant}1" "$variant: 2 ranks vs 1 process"
+done
+acc() { grep -o '"rewards/accuracies":[^,}]*' "$1/metrics.jsonl" | tail -n 1 | cut -d: -f2; }
+if [ -n "$(acc "$tmp/dpo2")" ] && [ "$(acc "$tmp/dpo2")" = "$(acc "$tmp/dpo1")" ]; then ok
+else bad "dpo: TRL's metrics (rewards/accuracies $(acc "$tmp/dpo2") vs $(acc "$tmp/dpo1")) should be summed over the ranks"; fi
+
 # ---- not yet data-parallel: a clear message, non-zero exit
-printf '{"prompt":"Tell me a story.","chosen":"Lily had a ball.","rejected":"No."}\n%.0s' $(seq 1 8) > "$tmp/p.jsonl"
-if timeout 120 "${MPIRUN[@]}" "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --objective dpo \
-       --threads 1 --out "$tmp/dpo" > /dev/null 2> "$tmp/dpo.err"; then bad "dpo under 2 ranks should fail"
-elif grep -q "does not run data-parallel yet" "$tmp/dpo.err"; then ok
-else bad "dpo under 2 ranks: $(tail -3 "$tmp/dpo.err")"; fi
+printf '{"messages":[{"role":"user","content":"Say yes."}],"answer":"yes"}\n%.0s' $(seq 1 8) > "$tmp/r.jsonl"
+printf '{"type":"string_check","name":"yes","input":"{{ sample.output_text }}","reference":"{{ item.answer }}","operation":"eq"}\n' > "$tmp/g.json"
+if timeout 120 "${MPIRUN[@]}" "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/r.jsonl" --objective grpo \
+       --grader "$tmp/g.json" --threads 1 --out "$tmp/grpo" > /dev/null 2> "$tmp/grpo.err"; then bad "grpo under 2 ranks should fail"
+elif grep -q "does not run data-parallel yet" "$tmp/grpo.err"; then ok
+else bad "grpo under 2 ranks: $(tail -3 "$tmp/grpo.err")"; fi
 
 rm -rf "$tmp"
 if [ "$failures" -gt 0 ]; then echo "train_mpi_cli: $failures of $checks checks FAILED"; exit 1; fi

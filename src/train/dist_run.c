@@ -46,3 +46,25 @@ void tk_run_dist_report(tk_run *r) {
     tk_run_emitf(r, TK_EV_INFO, "data_parallel", true, "rank 0 over %lld steps: %.3f s waiting for the other ranks, %.3f s in transfers, "
                  "%.2f MB sent per step", (long long)r->steps_here, s.wait_s, s.comm_s, (double)s.bytes / 1e6 / (double)r->steps_here);
 }
+
+bool tk_run_micro_mine(tk_run *r, int64_t j, const uint64_t *counter0) {
+    int n = tk_dist_size();
+    if (n <= 1) return true;
+    if (j % n != tk_dist_rank()) return false;
+    if (counter0) tk_train_set_counter(r->tc, *counter0 + (uint64_t)j);
+    return true;
+}
+
+tk_status tk_run_dist_sums(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics) {
+    const tk_objective_ops *o = tk_train_objective(r->tc);
+    int nm = r->pref && o ? o->n_metrics : 0;
+    double sums[2 + TK_OBJ_MAX_METRICS] = {*ls, *ws};
+    for (int i = 0; i < nm; i++) sums[2 + i] = metrics[i];
+    tk_status st = tk_dist_sum_f64(sums, 2 + nm);
+    if (!st) st = tk_dist_sum_i64(toks, 1);
+    if (st) return st;
+    *ls = sums[0];
+    *ws = sums[1];
+    for (int i = 0; i < nm; i++) metrics[i] = sums[2 + i];
+    return TK_OK;
+}

@@ -33,28 +33,23 @@ tk_status tk_run_step(tk_run *r) {
     double t0 = tk_time_s(), ls = 0, ws = 0, msum[TK_OBJ_MAX_METRICS] = {0};
     int64_t toks = 0;
     tk_params_zero_grad(r->ps);
-    if (r->pref && (st = tk_run_pref_micro(r, n, &ls, &ws, &toks, msum))) return st;
-    /* with N ranks, micro-batch j is rank j mod N's; the dropout counter is the one-process run's */
-    const int rank = tk_dist_rank(), n_ranks = tk_dist_size();
+    /* with N ranks, micro-batch j is rank j mod N's (tk_run_micro_mine); the dropout counter is the one-process run's */
     const uint64_t counter0 = tk_train_counter(r->tc);
+    if (r->pref && (st = tk_run_pref_micro(r, n, &ls, &ws, &toks, msum))) return st;
     int64_t j = 0;
     for (int64_t k = 0; k < n && !r->pref; k += c->batch_size, j++) {
         int32_t nb = (int32_t)(n - k < c->batch_size ? n - k : c->batch_size);
-        if (j % n_ranks != rank) continue;
-        if (n_ranks > 1) tk_train_set_counter(r->tc, counter0 + (uint64_t)j);
+        if (!tk_run_micro_mine(r, j, &counter0)) continue;
         if ((st = tk_batch_fill(&r->bb, &r->train, &r->rows, r->st.row + k, nb))) return st;
         toks += r->bb.n_tokens;
         if ((st = r->distill ? tk_run_distill_micro(r, r->st.row + k, nb, (float)(1.0 / (double)W), &ls, &ws)
                              : tk_train_step_fwd_bwd(r->tc, &r->bb.b, r->bb.target, NULL, (float)(1.0 / (double)W), &ls, &ws)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
     }
-    if (n_ranks > 1) {   /* the step's sums over the ranks, then every rank takes the same optimizer step */
-        tk_train_set_counter(r->tc, counter0 + (uint64_t)j);
-        double sums[2] = {ls, ws};
-        if ((st = tk_dist_barrier()) || (st = tk_dist_sum_grads(r->ps)) || (st = tk_dist_sum_f64(sums, 2)) || (st = tk_dist_sum_i64(&toks, 1)))
+    if (tk_dist_size() > 1) {   /* the step's sums over the ranks, then every rank takes the same optimizer step */
+        tk_train_set_counter(r->tc, counter0 + (uint64_t)((n + c->batch_size - 1) / c->batch_size));
+        if ((st = tk_dist_barrier()) || (st = tk_dist_sum_grads(r->ps)) || (st = tk_run_dist_sums(r, &ls, &ws, &toks, msum)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
-        ls = sums[0];
-        ws = sums[1];
     }
     double gn = 0;
     float lr = tk_lr_at(&r->opt, r->st.step);
@@ -91,25 +86,18 @@ tk_status tk_run_evaluate(tk_run *r) {
         tk_status st = tk_run_pref_eval(r, &acc.loss_sum, &acc.weight_sum, &acc.n_tokens, msum);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
     }
-    const int rank = tk_dist_rank(), n_ranks = tk_dist_size();
     int64_t j = 0;
     for (int64_t k = 0; k < r->vrows.n_rows && !r->pref; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
-        if (j % n_ranks != rank) continue;   /* N ranks: batch j is rank j mod N's, the sums are added below */
+        if (!tk_run_micro_mine(r, j, NULL)) continue;   /* N ranks: batch j is rank j mod N's, the sums are added below */
         tk_status st = tk_batch_fill(&r->bb, &r->val, &r->vrows, k, nb);
         if (!st) st = r->distill ? tk_run_distill_eval(r, k, nb, &acc.loss_sum, &acc.weight_sum) : tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
     }
-    if (n_ranks > 1) {
-        double sums[2] = {acc.loss_sum, acc.weight_sum};
-        int64_t counts[2] = {acc.n_correct, acc.n_tokens};
-        tk_status st = tk_dist_sum_f64(sums, 2);
-        if (!st) st = tk_dist_sum_i64(counts, 2);
+    if (tk_dist_size() > 1) {
+        tk_status st = tk_run_dist_sums(r, &acc.loss_sum, &acc.weight_sum, &acc.n_tokens, msum);
+        if (!st) st = tk_dist_sum_i64(&acc.n_correct, 1);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
-        acc.loss_sum = sums[0];
-        acc.weight_sum = sums[1];
-        acc.n_correct = counts[0];
-        acc.n_tokens = counts[1];
     }
     double vl = acc.weight_sum > 0 ? acc.loss_sum / acc.weight_sum : NAN;
     tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),

@@ -168,8 +168,11 @@ tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_
     const int64_t G = tk_rows_examples(&r->rows, r->st.row, n);
     if (G <= 0) return tk_fail(TK_ERR_INTERNAL, "step %lld has no pairs", (long long)r->st.step + 1);
     const int nm = tk_train_objective(r->tc)->n_metrics;
-    for (int64_t k = 0; k < n; k += r->c.batch_size) {
+    const uint64_t counter0 = tk_train_counter(r->tc);
+    int64_t j = 0;
+    for (int64_t k = 0; k < n; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(n - k < r->c.batch_size ? n - k : r->c.batch_size);
+        if (!tk_run_micro_mine(r, j, &counter0)) continue;   /* N MPI ranks: micro-batch j is rank j mod N's */
         tk_lm_head head;
         tk_obj_batch x;
         tk_obj_result res;
@@ -188,8 +191,10 @@ tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_
 tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics) {
     if (r->cls) return tk_run_cls_eval(r, ls, ws, toks, metrics);
     const int nm = tk_train_objective(r->tc)->n_metrics;
-    for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size) {
+    int64_t j = 0;
+    for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
+        if (!tk_run_micro_mine(r, j, NULL)) continue;
         tk_lm_head head;
         tk_obj_batch x;
         tk_obj_result res;

@@ -127,6 +127,13 @@ tk_status tk_run_dist_share(tk_run *r, bool *resumed);
 tk_status tk_run_dist_update(tk_run *r, double *gn);
 /* rank 0 (the others return at once): the communication time and volume of the run so far as an info event. */
 void tk_run_dist_report(tk_run *r);
+/* Is micro-batch j of a step (or validation batch j) this rank's? With N > 1 ranks, j mod N == rank; for a
+ * training micro-batch (counter0: the dropout counter at the step's start; NULL for validation) the counter is set to
+ * the one-process run's, *counter0 + j. Always true for one process. */
+bool tk_run_micro_mine(tk_run *r, int64_t j, const uint64_t *counter0);
+/* The sums of a step or validation over the ranks: *ls, *ws, *toks and (preference runs) the objective's
+ * metric sums. Every rank calls it. */
+tk_status tk_run_dist_sums(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);
 
 /* loop.c */
 double tk_run_epoch_progress(tk_run *r);

@@ -101,7 +101,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         return tk_fail(TK_ERR_ARG, "%s already holds a training run: continue it with --resume, or choose another --out", cfg->out);
     }
     if ((st = tk_run_eval_load(r)) || (st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
-    if (tk_dist_size() > 1 && (r->pref || r->distill || r->grpo || r->cls)) {
+    if (tk_dist_size() > 1 && (r->distill || r->grpo || r->cls)) {
         st = tk_fail(TK_ERR_UNSUPPORTED, "--objective %s does not run data-parallel yet (%d MPI ranks): run it as one process",
                      r->cls ? tk_trainer_option_find("task")->value_name(c->task) : tk_trainer_option_find("objective")->value_name(c->objective),
                      tk_dist_size());
@@ -159,8 +159,9 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (lead && (st = tk_mkdir_p(c->out))) goto done;
 
     bool resumed = false;
-    if (lead && ((st = tk_run_open(r, &resumed)) || (st = tk_run_pref_precompute(r)))) goto done;
+    if (lead && (st = tk_run_open(r, &resumed))) goto done;
     if (tk_dist_size() > 1 && (st = tk_run_dist_share(r, &resumed))) goto done;
+    if ((st = tk_run_pref_precompute(r))) goto done;   /* every rank: each needs the reference log-probabilities */
 
     /* samples before training (the LoRA B matrices are zero, so this is the base model) */
     if (lead && r->n_sample_lines > 0 &&

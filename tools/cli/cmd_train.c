@@ -39,7 +39,7 @@ static void usage(FILE *f) {
         fprintf(f, "  %-26s %s [%s]\n", left, o.help, o.dflt);
     }
     fprintf(f, "\nData parallel over N processes: mpirun -np N takumi train ... (the same options and RUN; rank 0 writes RUN;\n"
-               "SFT objectives; --threads per process). MPI: %s\n",
+               "SFT and preference objectives; --threads per process). MPI: %s\n",
             tk_dist_built_with_mpi() ? "built with OpenMPI" : "not in this build (install libopenmpi-dev, rebuild)");
 }
 
