@@ -3,6 +3,7 @@
 #include "core/core.h"
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #ifdef TK_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -251,6 +252,151 @@ tk_status tk_dist_gather_moments(tk_param_set *ps, const int64_t *first) {
     (void)first;
     return TK_OK;
 #endif
+}
+
+
+struct tk_dist_overlap {
+    tk_param_set *ps;
+    int32_t n_layers, n_buckets;      /* buckets: layers 0..n_layers-1, then the rest */
+    int64_t *first, *idx;             /* bucket b's params: idx[first[b] .. first[b + 1]) */
+    int64_t *elems;                   /* floats per bucket */
+    float **buf;
+    bool *started;
+#ifdef TK_HAVE_MPI
+    MPI_Request *req;
+    MPI_Comm comm;
+#endif
+};
+
+/* The layer in a parameter name ("...layers.<l>...."), or -1. */
+static int32_t layer_of(const char *name) {
+    const char *p = strstr(name, "layers.");
+    if (!p) return -1;
+    char *end;
+    long l = strtol(p + 7, &end, 10);
+    return end != p + 7 && *end == '.' && l >= 0 && l < INT_MAX ? (int32_t)l : -1;
+}
+
+void tk_dist_overlap_free(tk_dist_overlap *o) {
+    if (!o) return;
+    for (int32_t b = 0; b < o->n_buckets && o->buf; b++) free(o->buf[b]);
+#ifdef TK_HAVE_MPI
+    if (o->comm != MPI_COMM_NULL && g_size > 1) MPI_Comm_free(&o->comm);
+    free(o->req);
+#endif
+    free(o->buf);
+    free(o->first);
+    free(o->idx);
+    free(o->elems);
+    free(o->started);
+    free(o);
+}
+
+tk_status tk_dist_overlap_new(tk_param_set *ps, int32_t n_layers, tk_dist_overlap **out) {
+    *out = NULL;
+    tk_dist_overlap *o = calloc(1, sizeof *o);
+    if (!o) return tk_fail(TK_ERR_NOMEM, "gradient buckets: out of memory");
+    o->ps = ps;
+    o->n_layers = n_layers;
+    o->n_buckets = n_layers + 1;
+#ifdef TK_HAVE_MPI
+    o->comm = MPI_COMM_NULL;
+    o->req = malloc((size_t)o->n_buckets * sizeof *o->req);
+#endif
+    o->first = calloc((size_t)o->n_buckets + 1, sizeof *o->first);
+    o->idx = malloc((size_t)(ps->n ? ps->n : 1) * sizeof *o->idx);
+    o->elems = calloc((size_t)o->n_buckets, sizeof *o->elems);
+    o->buf = calloc((size_t)o->n_buckets, sizeof *o->buf);
+    o->started = calloc((size_t)o->n_buckets, sizeof *o->started);
+    bool ok = o->first && o->idx && o->elems && o->buf && o->started;
+#ifdef TK_HAVE_MPI
+    ok = ok && o->req;
+#endif
+    if (!ok) { tk_dist_overlap_free(o); return tk_fail(TK_ERR_NOMEM, "gradient buckets: out of memory"); }
+    for (int64_t i = 0; i < ps->n; i++) {   /* counting sort of the params by bucket, in set order within one */
+        int32_t l = layer_of(ps->p[i].name);
+        int32_t b = l >= 0 && l < n_layers ? l : n_layers;
+        o->first[b + 1]++;
+        o->elems[b] += ps->p[i].n;
+    }
+    for (int32_t b = 0; b < o->n_buckets; b++) o->first[b + 1] += o->first[b];
+    int64_t *fill = calloc((size_t)o->n_buckets, sizeof *fill);
+    if (!fill) { tk_dist_overlap_free(o); return tk_fail(TK_ERR_NOMEM, "gradient buckets: out of memory"); }
+    for (int64_t i = 0; i < ps->n; i++) {
+        int32_t l = layer_of(ps->p[i].name);
+        int32_t b = l >= 0 && l < n_layers ? l : n_layers;
+        o->idx[o->first[b] + fill[b]++] = i;
+    }
+    free(fill);
+    for (int32_t b = 0; b < o->n_buckets; b++) {
+        if (o->elems[b] > INT_MAX) { tk_dist_overlap_free(o); return tk_fail(TK_ERR_UNSUPPORTED, "gradient bucket %d: %lld floats (more than one MPI message)", b, (long long)o->elems[b]); }
+        if (o->elems[b] && !(o->buf[b] = malloc((size_t)o->elems[b] * sizeof(float)))) {
+            tk_dist_overlap_free(o);
+            return tk_fail(TK_ERR_NOMEM, "gradient buckets: out of memory");
+        }
+    }
+#ifdef TK_HAVE_MPI
+    for (int32_t b = 0; b < o->n_buckets; b++) o->req[b] = MPI_REQUEST_NULL;
+    if (g_size > 1) {
+        int rc = MPI_Comm_dup(MPI_COMM_WORLD, &o->comm);
+        if (rc != MPI_SUCCESS) { tk_status st = mpi_fail(rc, "communicator for the gradient sums"); tk_dist_overlap_free(o); return st; }
+    }
+#endif
+    *out = o;
+    return TK_OK;
+}
+
+static tk_status start_bucket(tk_dist_overlap *o, int32_t b) {
+    if (o->started[b]) return TK_OK;
+    o->started[b] = true;
+    if (!o->elems[b]) return TK_OK;
+    int64_t off = 0;
+    for (int64_t k = o->first[b]; k < o->first[b + 1]; k++) {
+        const tk_param *p = &o->ps->p[o->idx[k]];
+        memcpy(o->buf[b] + off, p->g, (size_t)p->n * sizeof(float));
+        off += p->n;
+    }
+#ifdef TK_HAVE_MPI
+    if (g_size > 1) {
+        double t0 = MPI_Wtime();
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, o->buf[b], (int)o->elems[b], MPI_FLOAT, MPI_SUM, o->comm, &o->req[b]);
+        int flag = 0;
+        if (rc == MPI_SUCCESS) rc = MPI_Testall(o->n_buckets, o->req, &flag, MPI_STATUSES_IGNORE);   /* let earlier sums progress */
+        g_stats.comm_s += MPI_Wtime() - t0;
+        g_stats.bytes += o->elems[b] * (int64_t)sizeof(float);
+        if (rc != MPI_SUCCESS) return mpi_fail(rc, "all-reduce (gradients)");
+    }
+#endif
+    return TK_OK;
+}
+
+tk_status tk_dist_overlap_layer(tk_dist_overlap *o, int32_t layer) {
+    if (!o || layer < 0 || layer >= o->n_layers) return TK_OK;
+    return start_bucket(o, layer);
+}
+
+tk_status tk_dist_overlap_finish(tk_dist_overlap *o) {
+    tk_status st = TK_OK;
+    for (int32_t b = o->n_layers - 1; b >= 0 && !st; b--) st = start_bucket(o, b);
+    if (!st) st = start_bucket(o, o->n_layers);
+#ifdef TK_HAVE_MPI
+    if (g_size > 1) {
+        double t0 = MPI_Wtime();
+        int rc = MPI_Waitall(o->n_buckets, o->req, MPI_STATUSES_IGNORE);
+        g_stats.comm_s += MPI_Wtime() - t0;
+        if (!st && rc != MPI_SUCCESS) st = mpi_fail(rc, "all-reduce (gradients)");
+    }
+#endif
+    for (int32_t b = 0; b < o->n_buckets; b++) {
+        o->started[b] = false;
+        int64_t off = 0;
+        for (int64_t k = o->first[b]; k < o->first[b + 1] && !st; k++) {
+            tk_param *p = &o->ps->p[o->idx[k]];
+            memcpy(p->g, o->buf[b] + off, (size_t)p->n * sizeof(float));
+            off += p->n;
+        }
+    }
+    return st;
 }
 
 tk_dist_stats tk_dist_get_stats(void) { return g_stats; }

@@ -37,6 +37,21 @@ tk_status tk_dist_share_weights(tk_param_set *ps, const int64_t *first);
 /* Rank 0 receives every other rank's moments (allocating the ones it lacks) so that it can write a checkpoint;
  * the others send theirs. Afterwards rank 0 calls tk_dist_shard_drop again. */
 tk_status tk_dist_gather_moments(tk_param_set *ps, const int64_t *first);
+/* ---- gradient sums overlapped with the backward ----
+ * One bucket per transformer layer (the parameters whose names hold "layers.<l>.") and one for the rest.
+ * During a rank's last backward of a step, tk_dist_overlap_layer(l) packs layer l's bucket and starts its
+ * sum (non-blocking, on a communicator of its own) as soon as the backward has finished the layer;
+ * tk_dist_overlap_finish starts the buckets not started yet (layers in descending order, then the rest:
+ * the same order on every rank), waits for all and unpacks the sums into the gradients. */
+typedef struct tk_dist_overlap tk_dist_overlap;
+/* Plans the buckets of ps for a model of n_layers layers (one packed buffer per bucket). */
+tk_status tk_dist_overlap_new(tk_param_set *ps, int32_t n_layers, tk_dist_overlap **out);
+void tk_dist_overlap_free(tk_dist_overlap *o);
+/* Starts layer l's sum unless it has started (l outside [0, n_layers): nothing). */
+tk_status tk_dist_overlap_layer(tk_dist_overlap *o, int32_t layer);
+/* Starts the rest, waits for every bucket and writes the sums into the gradients. */
+tk_status tk_dist_overlap_finish(tk_dist_overlap *o);
+
 /* Collective time and traffic of this process so far (seconds in sums/broadcasts, of which waiting for the
  * slowest rank, and bytes this rank sent into collectives). */
 typedef struct tk_dist_stats { double comm_s, wait_s; int64_t bytes; } tk_dist_stats;

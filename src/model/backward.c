@@ -271,6 +271,7 @@ static tk_status backward_layers(tk_model *m, tk_acts *a, tk_bwd_ws *ws, const t
             return st;
         if (need_dxn1) tk_rmsnorm_backward(below ? ws->dnorm : NULL, gl->attn_norm, ws->dxn, xin, y->attn_norm.data, rstd1, T, C);
         if (below) add_into(ws->dres, ws->dnorm, T * C); /* dres is now d(xin) */
+        if (rc && rc->done && (st = rc->done(rc->ctx, (int32_t)l))) return st;
     }
     if (dx0) {
         memcpy(dx0, ws->dres, (size_t)(T * C) * sizeof(float));

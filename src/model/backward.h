@@ -66,10 +66,13 @@ typedef struct tk_bwd_ws {
 tk_status tk_bwd_ws_init(tk_bwd_ws *ws, const tk_model *m, int64_t max_T);
 void tk_bwd_ws_free(tk_bwd_ws *ws);
 
-/* Before a layer's backward: the recompute hook re-runs layer l's forward into a's slots
- * (activation recomputation); NULL when every layer's activations were kept. */
+/* Per-layer hooks of the backward (the struct may be NULL): `layer`, before layer l's backward, re-runs its
+ * forward into a's slots (activation recomputation; NULL when every layer's activations were kept);
+ * `done`, after layer l's backward, says that the layer's parameter gradients (its weights' and its
+ * adapters') are complete for this backward (data-parallel training starts summing them; NULL = none). */
 typedef struct tk_recompute_hook {
     tk_status (*layer)(void *ctx, int32_t layer);
+    tk_status (*done)(void *ctx, int32_t layer);
     void *ctx;
 } tk_recompute_hook;
 

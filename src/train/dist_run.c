@@ -17,6 +17,7 @@ tk_status tk_run_dist_share(tk_run *r, bool *resumed) {
     r->shard_first = calloc((size_t)n + 1, sizeof(int64_t));
     if (!r->shard_first) return tk_fail(TK_ERR_NOMEM, "ZeRO-1 plan: out of memory");
     tk_dist_shard_plan(r->ps, r->shard_first);
+    if ((st = tk_dist_overlap_new(r->ps, tk_model_get_config(r->m)->n_layers, &r->ovl))) return st;
     tk_dist_shard_drop(r->ps, r->shard_first);
     int64_t most = 0;
     for (int k = 0; k < n; k++) {
@@ -47,11 +48,17 @@ void tk_run_dist_report(tk_run *r) {
                  "%.2f MB sent per step", (long long)r->steps_here, s.wait_s, s.comm_s, (double)s.bytes / 1e6 / (double)r->steps_here);
 }
 
-bool tk_run_micro_mine(tk_run *r, int64_t j, const uint64_t *counter0) {
-    int n = tk_dist_size();
+static tk_status layer_done(void *ctx, int32_t layer) { return tk_dist_overlap_layer(ctx, layer); }
+
+bool tk_run_micro_mine(tk_run *r, int64_t j, const uint64_t *counter0, int64_t n_micro) {
+    int n = tk_dist_size(), rank = tk_dist_rank();
     if (n <= 1) return true;
-    if (j % n != tk_dist_rank()) return false;
-    if (counter0) tk_train_set_counter(r->tc, *counter0 + (uint64_t)j);
+    if (j % n != rank) return false;
+    if (counter0) {
+        tk_train_set_counter(r->tc, *counter0 + (uint64_t)j);
+        int64_t last = n_micro - 1 - ((n_micro - 1 - rank) % n + n) % n;   /* this rank's last micro-batch of the step */
+        tk_train_set_layer_done(r->tc, j == last && r->ovl ? layer_done : NULL, r->ovl);
+    }
     return true;
 }
 

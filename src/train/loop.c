@@ -39,7 +39,7 @@ tk_status tk_run_step(tk_run *r) {
     int64_t j = 0;
     for (int64_t k = 0; k < n && !r->pref; k += c->batch_size, j++) {
         int32_t nb = (int32_t)(n - k < c->batch_size ? n - k : c->batch_size);
-        if (!tk_run_micro_mine(r, j, &counter0)) continue;
+        if (!tk_run_micro_mine(r, j, &counter0, (n + c->batch_size - 1) / c->batch_size)) continue;
         if ((st = tk_batch_fill(&r->bb, &r->train, &r->rows, r->st.row + k, nb))) return st;
         toks += r->bb.n_tokens;
         if ((st = r->distill ? tk_run_distill_micro(r, r->st.row + k, nb, (float)(1.0 / (double)W), &ls, &ws)
@@ -48,7 +48,8 @@ tk_status tk_run_step(tk_run *r) {
     }
     if (tk_dist_size() > 1) {   /* the step's sums over the ranks, then every rank takes the same optimizer step */
         tk_train_set_counter(r->tc, counter0 + (uint64_t)((n + c->batch_size - 1) / c->batch_size));
-        if ((st = tk_dist_barrier()) || (st = tk_dist_sum_grads(r->ps)) || (st = tk_run_dist_sums(r, &ls, &ws, &toks, msum)))
+        tk_train_set_layer_done(r->tc, NULL, NULL);
+        if ((st = tk_dist_barrier()) || (st = tk_dist_overlap_finish(r->ovl)) || (st = tk_run_dist_sums(r, &ls, &ws, &toks, msum)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
     }
     double gn = 0;
@@ -89,7 +90,7 @@ tk_status tk_run_evaluate(tk_run *r) {
     int64_t j = 0;
     for (int64_t k = 0; k < r->vrows.n_rows && !r->pref; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
-        if (!tk_run_micro_mine(r, j, NULL)) continue;   /* N ranks: batch j is rank j mod N's, the sums are added below */
+        if (!tk_run_micro_mine(r, j, NULL, 0)) continue;   /* N ranks: batch j is rank j mod N's, the sums are added below */
         tk_status st = tk_batch_fill(&r->bb, &r->val, &r->vrows, k, nb);
         if (!st) st = r->distill ? tk_run_distill_eval(r, k, nb, &acc.loss_sum, &acc.weight_sum) : tk_train_eval(r->tc, &r->bb.b, r->bb.target, NULL, &acc);
         if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);

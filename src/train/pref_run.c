@@ -172,7 +172,7 @@ tk_status tk_run_pref_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_
     int64_t j = 0;
     for (int64_t k = 0; k < n; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(n - k < r->c.batch_size ? n - k : r->c.batch_size);
-        if (!tk_run_micro_mine(r, j, &counter0)) continue;   /* N MPI ranks: micro-batch j is rank j mod N's */
+        if (!tk_run_micro_mine(r, j, &counter0, (n + r->c.batch_size - 1) / r->c.batch_size)) continue;   /* N MPI ranks: micro-batch j is rank j mod N's */
         tk_lm_head head;
         tk_obj_batch x;
         tk_obj_result res;
@@ -194,7 +194,7 @@ tk_status tk_run_pref_eval(tk_run *r, double *ls, double *ws, int64_t *toks, dou
     int64_t j = 0;
     for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
-        if (!tk_run_micro_mine(r, j, NULL)) continue;
+        if (!tk_run_micro_mine(r, j, NULL, 0)) continue;
         tk_lm_head head;
         tk_obj_batch x;
         tk_obj_result res;

@@ -38,6 +38,7 @@ typedef struct tk_run {
     tk_train_control *ctl;        /* pause / cancel requests (may be NULL) */
     int lock_fd;                  /* RUN/.lock, held for the run's lifetime (-1: none) */
     int64_t *shard_first;         /* N > 1 MPI ranks: rank r owns the optimizer state of params [first[r], first[r+1]) (dist.h) */
+    struct tk_dist_overlap *ovl;  /* N > 1 MPI ranks: the gradient buckets summed during the backward (dist.h) */
     bool created_out;             /* this run created --out (removed again, with the lock, when it fails empty) */
     tk_model *m;
     const tk_tokenizer *tok;
@@ -129,8 +130,9 @@ tk_status tk_run_dist_update(tk_run *r, double *gn);
 void tk_run_dist_report(tk_run *r);
 /* Is micro-batch j of a step (or validation batch j) this rank's? With N > 1 ranks, j mod N == rank; for a
  * training micro-batch (counter0: the dropout counter at the step's start; NULL for validation) the counter is set to
- * the one-process run's, *counter0 + j. Always true for one process. */
-bool tk_run_micro_mine(tk_run *r, int64_t j, const uint64_t *counter0);
+ * the one-process run's, *counter0 + j, and for the rank's last of the step's n_micro micro-batches the
+ * backward starts the gradient sums layer by layer (r->ovl). Always true for one process. */
+bool tk_run_micro_mine(tk_run *r, int64_t j, const uint64_t *counter0, int64_t n_micro);
 /* The sums of a step or validation over the ranks: *ls, *ws, *toks and (preference runs) the objective's
  * metric sums. Every rank calls it. */
 tk_status tk_run_dist_sums(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics);

@@ -32,6 +32,8 @@ struct tk_train_ctx {
     tk_weights saved_w;          /* full FT: the original refs, restored at free */
     tk_layer_weights *saved_layers;
     uint64_t counter;
+    tk_status (*layer_done)(void *ctx, int32_t layer);   /* tk_train_set_layer_done */
+    void *layer_done_ctx;
     tk_objective *obj;           /* the loss on the final hidden states (SFT unless the params name another) */
     tk_acts ref;                 /* reference forward workspace (no adapters), made on first use */
     bool ref_ready;
@@ -334,6 +336,16 @@ static tk_status check_batch(const tk_train_ctx *tc, const tk_batch *b, const in
     return TK_OK;
 }
 
+static tk_status layer_done(void *ctx, int32_t layer) {
+    tk_train_ctx *tc = ctx;
+    return tc->layer_done(tc->layer_done_ctx, layer);
+}
+
+void tk_train_set_layer_done(tk_train_ctx *tc, tk_status (*fn)(void *ctx, int32_t layer), void *ctx) {
+    tc->layer_done = fn;
+    tc->layer_done_ctx = ctx;
+}
+
 /* The objective's batch for the policy forward just run on b: extra + T, C, h and the head. */
 static tk_obj_batch policy_batch(const tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, tk_lm_head *head) {
     tk_obj_batch ob = *extra;
@@ -366,11 +378,11 @@ static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_b
     if (!st && tc->p.method != TK_TRAIN_HEAD) {   /* a task head alone: nothing below the final hidden states trains */
         bool any_ad;
         tk_adapter_bwd ad = ads_bwd(tc, &any_ad);
-        tk_recompute_hook rc = {.layer = recompute_layer, .ctx = tc};
+        tk_recompute_hook rc = {.layer = tc->p.recompute ? recompute_layer : NULL, .done = tc->layer_done ? layer_done : NULL, .ctx = tc};
         tc->cur = b;
         tc->slot_layer = tc->m->cfg.n_layers - 1;
         st = tk_llama_backward_hidden(tc->m, &tc->a, &tc->ws, b, tc->ws.dxn, &tc->g, any_ad ? &ad : NULL,
-                                      tc->p.recompute ? &rc : NULL);
+                                      tc->p.recompute || tc->layer_done ? &rc : NULL);
         tc->cur = NULL;
     }
     double t3 = tk_time_s();

@@ -139,6 +139,10 @@ typedef struct tk_eval_sums {
 tk_status tk_train_eval(tk_train_ctx *tc, const tk_batch *b, const int32_t *target, const float *weight,
                         tk_eval_sums *acc);
 
+/* Calls fn(ctx, l) in every later training backward as soon as layer l's parameter gradients are complete
+ * (layers in descending order; none for layers below --freeze-layers), so that data-parallel training can
+ * start summing them while the backward goes on. fn NULL: none. Not thread-safe per context. */
+void tk_train_set_layer_done(tk_train_ctx *tc, tk_status (*fn)(void *ctx, int32_t layer), void *ctx);
 /* Dropout counter (number of training forwards so far). Save it in checkpoints and set it
  * back on resume so that the masks continue exactly. */
 uint64_t tk_train_counter(const tk_train_ctx *tc);

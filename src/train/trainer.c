@@ -38,6 +38,8 @@ void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool
 static void run_free(tk_run *r) {
     free(r->shard_first);
     r->shard_first = NULL;
+    tk_dist_overlap_free(r->ovl);
+    r->ovl = NULL;
     if (r->created_out && r->lock_fd >= 0 && !tk_run_folder_in_use(r->c.out)) {
         /* a run that failed before writing anything leaves no empty folder behind (rmdir fails if it holds files) */
         char *p = tk_path_join(r->c.out, ".lock");
