@@ -166,14 +166,6 @@ static tk_status with_buf(tk_param_set *ps, int64_t i0, int64_t i1, int which, c
 }
 #endif
 
-tk_status tk_dist_sum_grads(tk_param_set *ps) {
-#ifdef TK_HAVE_MPI
-    if (g_size > 1) return with_buf(ps, 0, ps->n, 1, OP_SUM, 0);
-#endif
-    (void)ps;
-    return TK_OK;
-}
-
 tk_status tk_dist_bcast_params(tk_param_set *ps) {
 #ifdef TK_HAVE_MPI
     tk_status st = TK_OK;

@@ -15,8 +15,6 @@
 /* In-place sums over the ranks: buf[0..n) on every rank becomes the elementwise sum. */
 tk_status tk_dist_sum_f64(double *buf, int64_t n);
 tk_status tk_dist_sum_i64(int64_t *buf, int64_t n);
-/* Sums every gradient of ps over the ranks (packed into buckets of up to 4 M floats). */
-tk_status tk_dist_sum_grads(tk_param_set *ps);
 /* Copies rank 0's buf[0..bytes) to every rank. */
 tk_status tk_dist_bcast(void *buf, size_t bytes);
 /* Rank 0's weights and AdamW moments of ps to every rank. */
