@@ -75,6 +75,10 @@ if grep -q "optimizer state sharded (ZeRO-1)" "$tmp/two.err" && grep -q "MB sent
 else bad "the 2-rank run should report its sharded optimizer state and its traffic"; fi
 grep "data parallel\|MB sent per step" "$tmp/two.err" | sed 's/^/  /'
 
+# The ASan+UBSan pass (a build-asan binary, ~10x slower) runs the 2-rank, DPO and refusal checks, not
+# the long full / kill / resume runs: they exercise the same code, whose numerics the normal pass checks.
+asan=0; case "$BIN" in *build-asan*) asan=1 ;; esac
+if [ "$asan" = 0 ]; then
 # ---- full fine-tuning (every weight trained; each rank steps and sends its half)
 full=("${common[@]}" --method full --epochs 2 --lr 1e-3)
 "$BIN" train "${full[@]}" --out "$tmp/full1" > /dev/null 2> "$tmp/full1.err" || bad "full, one process: $(tail -3 "$tmp/full1.err")"
@@ -83,7 +87,7 @@ same "$tmp/full2" "$tmp/full1" "full fine-tuning: 2 ranks vs 1 process"
 
 # ---- a rank killed mid-run: the job ends with an error (no hang); resumed by 1 process it ends at the
 # uninterrupted run's losses. Then a 1-process run killed mid-run, resumed by 2 ranks: the same.
-slow=("${common[@]}" --epochs 40 --save-every 8)
+slow=("${common[@]}" --epochs 20 --save-every 6)
 "$BIN" train "${slow[@]}" --out "$tmp/slow1" > /dev/null 2> "$tmp/slow1.err" || bad "one-process long run failed"
 first_checkpoint() {   # waits (up to 60 s) for RUN's first checkpoint
     for _ in $(seq 1 300); do ls -d "$1"/checkpoints/step-* > /dev/null 2>&1 && return 0; sleep 0.2; done
@@ -101,7 +105,7 @@ if [ "$ended" = 1 ]; then ok; else bad "the job did not end within 60 s of a ran
 wait "$mp"; rc=$?
 if [ "$rc" != 0 ]; then ok; else bad "a job that lost a rank exited 0"; fi
 echo "a killed rank: the job ended after $((SECONDS - t0)) s with status $rc"
-if [ "$(grep -c '"train_loss"' "$tmp/kill/metrics.jsonl")" -lt 240 ]; then ok
+if [ "$(grep -c '"train_loss"' "$tmp/kill/metrics.jsonl")" -lt 120 ]; then ok
 else bad "the killed job should have stopped mid-run"; fi
 "$BIN" train "${slow[@]}" --resume --out "$tmp/kill" > /dev/null 2>> "$tmp/kill.err" || bad "resumed by 1 process: $(tail -3 "$tmp/kill.err")"
 same "$tmp/kill" "$tmp/slow1" "2 ranks (one killed), resumed by 1 process"
@@ -112,6 +116,8 @@ first_checkpoint "$tmp/kill1" || bad "1 process: no checkpoint within 60 s"
 kill -9 "$p1"; wait "$p1" 2> /dev/null
 timeout 600 "${MPIRUN[@]}" "$BIN" train "${slow[@]}" --resume --out "$tmp/kill1" > /dev/null 2>> "$tmp/kill1.err" || bad "resumed by 2 ranks: $(tail -3 "$tmp/kill1.err")"
 same "$tmp/kill1" "$tmp/slow1" "1 process (killed), resumed by 2 ranks"
+
+else echo "ASan build: the full fine-tuning and kill/resume runs are left to the normal pass"; fi
 
 # ---- preference learning (DPO, reference = the base with the adapter off, and with --precompute-ref): the same
 for i in $(seq 0 23); do
