@@ -155,7 +155,9 @@ def main():
         lines.append("| {} | {:,} | {:.0f} | {:.1f} | {:.4f} → {:.4f} | {} | {} | {} |".format(
             m, mt["params"] or 0, rss if rss else (mt["peak_rss_mb"] or 0), mt["tok_s"] or 0,
             mt["val0"] or 0, mt["val"] or 0, fmt_fm(m),
-            "n/a (the run is the model)" if full else yesno(rc, "merge_rc", os.path.join(a.out, m + ".merge.err")),
+            ("n/a (the run is the model)" if full_model(os.path.join(a.out, m)) else
+             "no (the run writes no model: its weights are only in checkpoints/*/params.safetensors)")
+            if full else yesno(rc, "merge_rc", os.path.join(a.out, m + ".merge.err")),
             "n/a" if full else yesno(rc, "gguf_rc", os.path.join(a.out, m + ".gguf.err"))))
     table = "\n".join(lines)
     print(table)
