@@ -1,15 +1,32 @@
 /* The trained adapter written into the run folder. */
 #include "train/run.h"
 #include "peft/adapter_io.h"
+#include "takumi/export.h"
+#include <string.h>
+
+/* Full fine-tuning: the trained model (the model's weight refs point at the f32 masters) as the HF folder
+ * RUN/model/ (config.json + model.safetensors, f16, q/k rows in HF order; an HF base's tokenizer files are
+ * copied, a GGUF or llama2.c base keeps its tokenizer: pass it as --tokenizer). A GGUF file is not written:
+ * takumi export's GGUF path copies the source file's tensors, not the trained ones. */
+static tk_status write_model(tk_run *r) {
+    char *out = tk_path_join(r->c.out, "model");
+    if (!out) return TK_ERR_NOMEM;
+    tk_export_params ep = tk_export_default_params();
+    tk_status st = tk_export_model(r->m, out, &ep);
+    if (!st) tk_run_emitf(r, TK_EV_INFO, "model", true, "model (full fine-tuning, HF folder, f16): %s%s", out,
+                          strcmp(tk_model_format(r->m), "hf") ? " (no tokenizer files: load it with --tokenizer set to the base model)" : "");
+    free(out);
+    return st ? tk_fail_ctx(st, "writing the fine-tuned model: ") : TK_OK;
+}
 
 /* RUN/adapter/ (PEFT layout: adapter_config.json + adapter_model.safetensors) and, where the
  * method has one, RUN/adapter.gguf (llama.cpp adapter), by the trained adapter's method
- * (save_peft / save_gguf of takumi/peft.h). Full fine-tuning leaves its weights in the last
- * checkpoint (`takumi export` merges/writes models). */
+ * (save_peft / save_gguf of takumi/peft.h). Full fine-tuning writes the model (write_model). */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt) {
     int n_ads = 0;
     const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
-    if (r->c.method == TK_TRAIN_FULL || n_ads == 0) {
+    if (r->c.method == TK_TRAIN_FULL) return write_model(r);
+    if (n_ads == 0) {
         tk_run_emitf(r, TK_EV_INFO, "weights", true, "the trained weights are in %s/params.safetensors (tensors \"param/<HF name>\"; q/k rows "
               "%s)", last_ckpt, tk_train_qk_permuted(r->tc) ? "in llama.cpp's permuted order" : "in HF order");
         return TK_OK;

@@ -253,7 +253,11 @@ int cmd_train(int argc, char **argv) {
             if (access(path, F_OK) == 0) printf("%s\n", path);
         }
     }
-    if (strcmp(method, "full")) {
+    if (!strcmp(method, "full")) {   /* the fine-tuned model */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/model", outdir);
+        if (access(path, F_OK) == 0) printf("%s\n", path);
+    } else {
         char path[4200];
         snprintf(path, sizeof path, "%s/adapter", outdir);
         if (access(path, F_OK) == 0) printf("%s\n", path);
