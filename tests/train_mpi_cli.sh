@@ -27,9 +27,10 @@ if ! "$BIN" train --help | grep -q "MPI: built with"; then
     echo "SKIP: takumi built without MPI"; exit 0
 fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_WAIT_POLICY=passive
-# OpenMPI's own allocations outlive MPI_Finalize: not takumi's leaks (ASan build)
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$PWD/tests/lsan_mpi.supp
-MPIRUN=(mpirun -np 2 --oversubscribe)
+# ASan build: OpenMPI's plugins allocate memory they never free and are unloaded at MPI_Finalize, so
+# LeakSanitizer sees leaks in "<unknown module>" that no suppression can name. The ranks run without
+# leak detection (ASan's other checks stay on); the one-process runs here and every other test keep it.
+MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun -np 2 --oversubscribe)
 tmp=$(mktemp -d /tmp/takumi_mpi_XXXXXX)
 checks=0 failures=0
 ok() { checks=$((checks + 1)); }
