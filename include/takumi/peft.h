@@ -113,6 +113,16 @@ typedef struct tk_peft_method {
     /* Training on/off and the step counter that seeds per-step randomness (dropout masks); called
      * by the training context around each training forward+backward. NULL = nothing to do. */
     void (*set_training)(void *state, bool on, uint64_t counter);
+    /* A regularizer of the adapter's own parameters that joins the training loss once per optimizer step
+     * (AdaLoRA's orthogonality penalty): *loss = its value (already weighted); with grad, its gradient is
+     * accumulated (+=) into the parameters' gradients. Called by the training loop after a step's
+     * micro-batches, before the optimizer. NULL = none. Not thread-safe. */
+    tk_status (*reg_loss)(void *state, bool grad, double *loss);
+    /* After the optimizer update of step `step` (0-based), the step's gradients still in place:
+     * grad_scale is the factor the optimizer applied to them (global-norm clipping, 1 = none), so
+     * grad_scale * g is the gradient the update used (AdaLoRA's rank allocator reads it, as PEFT's
+     * update_and_allocate reads p.grad after a clipped step). NULL = nothing to do. Not thread-safe. */
+    tk_status (*after_update)(void *state, int64_t step, float grad_scale);
     /* Merges the adapter into a frozen linear's f32 weight where the math allows:
      * W[N x K] (torch layout) += scale * the adapter's delta. NULL = cannot be merged. */
     tk_status (*merge_linear)(const void *state, int32_t layer, tk_linear_id which, float *W, int64_t N, int64_t K, float scale);

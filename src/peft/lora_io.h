@@ -49,6 +49,8 @@ typedef struct tk_lora_peft_extra {
 } tk_lora_peft_extra;
 /* Writes adapter_config.json: root as indented JSON and a newline, atomically. */
 tk_status tk_peft_write_json(const char *path, const struct cJSON *root);
+/* A float as the double of its shortest decimal (0.05f -> 0.05, not 0.0500000007), for JSON. Thread-safe. */
+double tk_peft_tidy(float f);
 /* tk_adapter_save_peft with ex's additions (ex NULL: plain LoRA). */
 tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model, const tk_lora_peft_extra *ex);
 

@@ -15,7 +15,7 @@ static const char *module_group(tk_linear_id w) { return w <= TK_LIN_O ? "self_a
 static const char *fused_peft_name(int k) { return k == TK_LIN_Q ? "qkv_proj" : k == TK_LIN_UP ? "gate_up_proj" : NULL; }
 
 /* A float written as the shortest decimal of its float value (0.05f -> 0.05, not 0.0500000007). */
-static double tidy(float f) {
+double tk_peft_tidy(float f) {
     char b[32];
     snprintf(b, sizeof b, "%.7g", (double)f);
     return strtod(b, NULL);
@@ -104,8 +104,8 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
     } else {
         cJSON_AddNullToObject(root, "layers_to_transform");
     }
-    cJSON_AddNumberToObject(root, "lora_alpha", tidy(tk_lora_written_alpha(l)));
-    cJSON_AddNumberToObject(root, "lora_dropout", tidy(cfg->dropout));
+    cJSON_AddNumberToObject(root, "lora_alpha", tk_peft_tidy(tk_lora_written_alpha(l)));
+    cJSON_AddNumberToObject(root, "lora_dropout", tk_peft_tidy(cfg->dropout));
     cJSON_AddNullToObject(root, "modules_to_save");
     cJSON_AddStringToObject(root, "peft_type", "LORA");
     cJSON_AddNumberToObject(root, "r", (double)r);

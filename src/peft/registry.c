@@ -7,6 +7,7 @@
 #include "peft/prefix.h"
 #include "peft/prompt.h"
 #include "peft/bottleneck.h"
+#include "peft/adalora.h"
 #include "core/core.h"
 
 static tk_status lora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
@@ -96,6 +97,20 @@ static void bottleneck_destroy(tk_peft *p) {
     if (p) tk_bottleneck_free(p->state);
 }
 
+static tk_status adalora_create(tk_model *m, const void *cfg, int32_t first_layer, tk_param_set *ps, tk_peft **out) {
+    *out = NULL;
+    tk_adalora_config c = cfg ? *(const tk_adalora_config *)cfg : tk_adalora_default_config();
+    c.first_layer = first_layer;
+    tk_adalora *a;
+    tk_status st = tk_adalora_new(m, &c, ps, &a);
+    if (!st) *out = (tk_peft *)tk_adalora_peft(a);
+    return st;
+}
+
+static void adalora_destroy(tk_peft *p) {
+    if (p) tk_adalora_free(p->state);
+}
+
 static const tk_peft_kind k_kinds[] = {
     {.name = "lora",
      .summary = "LoRA: y += (alpha / r) (x A^T) B^T on the chosen linears (HF PEFT semantics)",
@@ -155,6 +170,16 @@ static const tk_peft_kind k_kinds[] = {
      .attach = tk_bottleneck_attach_file,
      .describe = tk_bottleneck_describe_file,
      .free_file = tk_bottleneck_file_free},
+    {.name = "adalora",
+     .summary = "AdaLoRA: SVD-shaped updates B (E ⊙ A) whose rank budget shrinks to --adalora-target-r per linear by importance, "
+                "with PEFT's orthogonal regularization (PEFT ADALORA)",
+     .create = adalora_create,
+     .destroy = adalora_destroy,
+     .peft_type = "ADALORA",
+     .read_peft = tk_adalora_read_peft,
+     .attach = tk_adalora_attach_file,
+     .describe = tk_adalora_describe_file,
+     .free_file = tk_adalora_file_free},
 };
 
 const tk_peft_kind *tk_peft_kind_find(const char *name) {

@@ -52,9 +52,16 @@ tk_status tk_run_step(tk_run *r) {
         if ((st = tk_dist_barrier()) || (st = tk_dist_overlap_finish(r->ovl)) || (st = tk_run_dist_sums(r, &ls, &ws, &toks, msum)))
             return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
     }
+    /* the adapter's regularizer (AdaLoRA's orthogonality penalty) joins the step's loss once, as in PEFT's forward */
+    double reg = 0;
+    if ((st = tk_train_reg_loss(r->tc, true, &reg))) return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
+    ls += reg * ws;
     double gn = 0;
     float lr = tk_lr_at(&r->opt, r->st.step);
     if ((st = tk_run_dist_update(r, &gn))) return st;
+    /* after the update, the step's gradients still in place (AdaLoRA's rank allocator, PEFT's update_and_allocate) */
+    if ((st = tk_train_after_update(r->tc, r->st.step, tk_adamw_clip_scale(&r->opt, gn))))
+        return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
     double dt = tk_time_s() - t0;
     r->st.step++;
     r->st.row += n;

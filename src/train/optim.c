@@ -22,6 +22,10 @@ float tk_lr_at(const tk_adamw *o, int64_t step) {
     return (float)(o->lr * (lo + (1.0 - lo) * f));
 }
 
+float tk_adamw_clip_scale(const tk_adamw *o, double norm) {
+    return o->clip > 0 && norm > o->clip ? (float)(o->clip / (norm + 1e-6)) : 1.0f;
+}
+
 void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm) {
     tk_adamw_step_range(o, s, step, grad_norm, 0, s->n);
 }
@@ -29,8 +33,7 @@ void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *gra
 void tk_adamw_step_range(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm, int64_t first, int64_t end) {
     double norm = tk_params_grad_norm(s);
     if (grad_norm) *grad_norm = norm;
-    float gscale = 1.0f;
-    if (o->clip > 0 && norm > o->clip) gscale = (float)(o->clip / (norm + 1e-6));
+    float gscale = tk_adamw_clip_scale(o, norm);
     float lr0 = tk_lr_at(o, step);
     double t = (double)(step + 1);
     float bc1 = (float)(1.0 - pow(o->beta1, t)), bc2 = (float)(1.0 - pow(o->beta2, t));

@@ -22,6 +22,9 @@ typedef struct tk_adamw {
 tk_adamw tk_adamw_default(void);
 /* Learning rate at optimizer step `step` (0-based) under the schedule. */
 float tk_lr_at(const tk_adamw *o, int64_t step);
+/* The factor the step applies to every gradient for a pre-clip global norm `norm` (1 when clipping is off or not
+ * needed). Thread-safe. */
+float tk_adamw_clip_scale(const tk_adamw *o, double norm);
 /* Clips (if o->clip > 0) and applies one AdamW update for step `step` (0-based; bias correction uses step+1); each tensor's learning rate (and so its decoupled decay) is the schedule's times its lr_mult. Returns the pre-clip gradient norm in *grad_norm (may be NULL). */
 void tk_adamw_step(const tk_adamw *o, tk_param_set *s, int64_t step, double *grad_norm);
 /* The same step for parameters [first, end) of s only (their moments must exist), clipping by the norm of

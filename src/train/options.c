@@ -23,8 +23,8 @@ static const char *lora_init_name(int i) {
 }
 
 static const char *method_name(int i) {
-    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt", "head", "adapter"}; /* tk_train_method order */
-    return i >= 0 && i < 8 ? names[i] : NULL;
+    static const char *const names[] = {"lora", "full", "dora", "ia3", "prefix", "prompt", "head", "adapter", "adalora"}; /* tk_train_method order */
+    return i >= 0 && i < 9 ? names[i] : NULL;
 }
 static const char *adapter_placement_name(int i) { return i == 0 ? "pfeiffer" : i == 1 ? "houlsby" : NULL; }
 static const char *adapter_act_name(int i) {
@@ -97,13 +97,14 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .is_auto = true, .check = check_template},
     {"out", "DIR", "(required)", "run folder: config.json, metrics.jsonl, checkpoints/, adapter/, samples.json, report.html",
      .type = TK_OPT_STR, .offset = F(out)},
-    {"method", "lora|full|dora|ia3|prefix|prompt|head|adapter", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA "
+    {"method", "lora|full|dora|ia3|prefix|prompt|head|adapter|adalora", "lora", "LoRA adapters on a frozen base, full fine-tuning (f32 master weights), DoRA "
      "(LoRA direction + magnitude per output row, PEFT use_dora; the --lora-* options apply), IA3 (learned scaling of k, v and the "
      "down-projection input; --lora-targets all means PEFT's k,v,down), prefix tuning (trainable attention keys/values per layer, "
      "PEFT PREFIX_TUNING; see --num-virtual-tokens), prompt tuning (trainable soft-prompt embeddings before the input, PEFT "
      "PROMPT_TUNING; see --num-virtual-tokens, --prompt-init), or, with --task classify|regress, the task head alone on the frozen base; "
-     "adapter: bottleneck adapters (AdapterHub's; see --adapter-placement, --adapter-reduction, --adapter-act)",
-     .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 8, .value_name = method_name, .init = "lora"},
+     "adapter: bottleneck adapters (AdapterHub's; see --adapter-placement, --adapter-reduction, --adapter-act); adalora: PEFT's AdaLoRA "
+     "(SVD-shaped LoRA whose rank budget shrinks by importance; see --adalora-*; --lora-alpha, --lora-dropout, --lora-targets apply)",
+     .type = TK_OPT_ENUM, .offset = F(method), .resume = true, .n_values = 9, .value_name = method_name, .init = "lora"},
     {"objective", "sft|dpo|orpo|simpo|kto|reward|distill|grpo|self", "sft", "training objective: supervised fine-tuning, preference "
      "learning on chosen/rejected pairs, KTO on labelled completions, a reward model, distillation from --teacher or --teacher-context, reinforcement "
      "fine-tuning with --grader (GRPO), or self-training from unlabeled prompts (docs/objectives.md)",
@@ -217,6 +218,18 @@ static const tk_trainer_option k_opts[] = {
     {"adapter-act", "auto|relu|swish|gelu", "auto", "adapter: the bottleneck's nonlinearity; auto: the placement's in AdapterHub (pfeiffer "
      "relu, houlsby swish)", .type = TK_OPT_ENUM, .offset = F(adapter_act), .resume = true, .n_values = 4, .value_name = adapter_act_name,
      .init = "auto"},
+    {"adalora-init-r", "N", "12", "adalora: triplets (rank) per linear at the start (PEFT init_r)", .type = TK_OPT_I32, .offset = F(adalora_init_r),
+     .resume = true, .ilo = 1, .ihi = 4096, .init = "12"},
+    {"adalora-target-r", "N", "8", "adalora: average triplets per linear once the budget has shrunk (PEFT target_r)", .type = TK_OPT_I32,
+     .offset = F(adalora_target_r), .resume = true, .ilo = 0, .ihi = 4096, .init = "8"},
+    {"adalora-tinit", "N", "0", "adalora: warmup steps before the budget shrinks (PEFT tinit)", .type = TK_OPT_I32, .offset = F(adalora_tinit),
+     .resume = true, .ilo = 0, .ihi = 1 << 30},
+    {"adalora-tfinal", "N", "0", "adalora: final steps with the rank pattern fixed (PEFT tfinal; the total_step is the run's step count)",
+     .type = TK_OPT_I32, .offset = F(adalora_tfinal), .resume = true, .ilo = 0, .ihi = 1 << 30},
+    {"adalora-delta-t", "N", "1", "adalora: steps between two rank allocations (PEFT deltaT)", .type = TK_OPT_I32, .offset = F(adalora_delta_t),
+     .resume = true, .ilo = 1, .ihi = 1 << 30, .init = "1"},
+    {"adalora-orth-reg", "X", "0.5", "adalora: weight of the orthogonal regularization ||A A^T - I||, ||B^T B - I|| added to the loss "
+     "(PEFT orth_reg_weight)", .type = TK_OPT_F64, .offset = F(adalora_orth_reg), .resume = true, .dlo = 0, .dhi = 1e6, .init = "0.5"},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
     {"epochs", "auto|N", "auto",
@@ -466,6 +479,10 @@ static const char *const k_prompt_only[] = {"prompt-init", "prompt-init-text"};
 /* The options that do not apply to --method adapter, and the adapter's options elsewhere. */
 static const char *const k_not_adapter[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
 static const char *const k_adapter_only[] = {"adapter-placement", "adapter-reduction", "adapter-act"};
+/* The options that do not apply to --method adalora, and AdaLoRA's options elsewhere. */
+static const char *const k_not_adalora[] = {"lora-r", "rslora", "lora-init", "lora-plus-ratio"};
+static const char *const k_adalora_only[] = {"adalora-init-r", "adalora-target-r", "adalora-tinit", "adalora-tfinal", "adalora-delta-t",
+                                             "adalora-orth-reg"};
 static const char *const k_not_full[] = {"lora-r", "lora-alpha", "rslora", "lora-dropout", "lora-targets", "lora-init", "lora-plus-ratio"};
 
 tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
@@ -495,6 +512,19 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     for (size_t i = 0; c->method != TK_TRAIN_ADAPTER && i < sizeof k_adapter_only / sizeof k_adapter_only[0]; i++)
         if (tk_trainer_config_given(c, k_adapter_only[i]))
             return tk_fail(TK_ERR_ARG, "--%s applies to --method adapter only (the method is %s)", k_adapter_only[i], method_name((int)c->method));
+    for (size_t i = 0; c->method == TK_TRAIN_ADALORA && i < sizeof k_not_adalora / sizeof k_not_adalora[0]; i++)
+        if (tk_trainer_config_given(c, k_not_adalora[i]))
+            return tk_fail(TK_ERR_ARG, "--%s does not apply to --method adalora (its rank is --adalora-init-r, shrinking to "
+                                       "--adalora-target-r; PEFT's AdaLoRA has no rsLoRA, PiSSA/OLoRA or LoRA+)", k_not_adalora[i]);
+    for (size_t i = 0; c->method != TK_TRAIN_ADALORA && i < sizeof k_adalora_only / sizeof k_adalora_only[0]; i++)
+        if (tk_trainer_config_given(c, k_adalora_only[i]))
+            return tk_fail(TK_ERR_ARG, "--%s applies to --method adalora only (the method is %s)", k_adalora_only[i], method_name((int)c->method));
+    if (c->method == TK_TRAIN_ADALORA && c->objective == 7)
+        return tk_fail(TK_ERR_UNSUPPORTED, "--method adalora with --objective grpo: not supported yet (GRPO's updates do not run AdaLoRA's "
+                                           "regularization and rank allocation); use --method lora");
+    if (c->method == TK_TRAIN_ADALORA && c->resume)
+        return tk_fail(TK_ERR_UNSUPPORTED, "--resume with --method adalora: not supported yet (checkpoints do not hold the rank allocator's "
+                                           "importance estimates, so the run would not continue as it was); start the run again");
     if (c->method == TK_TRAIN_PROMPT && c->prompt_init == 1 && (!c->prompt_init_text || !*c->prompt_init_text))
         return tk_fail(TK_ERR_ARG, "--prompt-init text needs the text: add --prompt-init-text \"...\"");
     if (c->method == TK_TRAIN_PROMPT && c->prompt_init != 1 && tk_trainer_config_given(c, "prompt-init-text"))

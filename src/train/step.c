@@ -233,7 +233,7 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
     if (!m || !params) return tk_fail(TK_ERR_ARG, "train: NULL argument");
     const tk_model_config *c = &m->cfg;
     tk_train_params p = *params;
-    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_ADAPTER) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
+    if (p.method < TK_TRAIN_LORA || p.method > TK_TRAIN_ADALORA) return tk_fail(TK_ERR_ARG, "train: unknown method %d", (int)p.method);
     if (p.freeze_layers < 0 || p.freeze_layers >= c->n_layers)
         return tk_fail(TK_ERR_ARG, "train: freeze_layers %d must be in [0, %d) (the model has %d layers)", p.freeze_layers,
                        c->n_layers, c->n_layers);
@@ -266,8 +266,8 @@ tk_status tk_train_ctx_new(tk_model *m, const tk_train_params *params, tk_train_
         tc->kind = tk_peft_kind_find(p.method == TK_TRAIN_IA3 ? "ia3" : p.method == TK_TRAIN_PREFIX ? "prefix" : "prompt");
         kind_cfg = p.peft_cfg;
     }
-    if (p.method == TK_TRAIN_ADAPTER) {
-        tc->kind = tk_peft_kind_find("adapter");
+    if (p.method == TK_TRAIN_ADAPTER || p.method == TK_TRAIN_ADALORA) {
+        tc->kind = tk_peft_kind_find(p.method == TK_TRAIN_ADAPTER ? "adapter" : "adalora");
         kind_cfg = p.peft_cfg;
     }
     if (p.peft_kind) {
@@ -321,6 +321,17 @@ bool tk_train_qk_permuted(const tk_train_ctx *tc) { return tc->m->cfg.rope_inter
 uint64_t tk_train_counter(const tk_train_ctx *tc) { return tc->counter; }
 void tk_train_set_counter(tk_train_ctx *tc, uint64_t counter) { tc->counter = counter; }
 tk_train_timing tk_train_last_timing(const tk_train_ctx *tc) { return tc->timing; }
+
+tk_status tk_train_reg_loss(tk_train_ctx *tc, bool grad, double *loss) {
+    *loss = 0;
+    if (!tc->adapter || !tc->adapter->method->reg_loss) return TK_OK;
+    return tc->adapter->method->reg_loss(tc->adapter->state, grad, loss);
+}
+
+tk_status tk_train_after_update(tk_train_ctx *tc, int64_t step, float grad_scale) {
+    if (!tc->adapter || !tc->adapter->method->after_update) return TK_OK;
+    return tc->adapter->method->after_update(tc->adapter->state, step, grad_scale);
+}
 
 size_t tk_train_bytes(const tk_train_ctx *tc) {
     size_t n = tc->a.bytes + tc->ws.bytes + (size_t)tc->ps.total * 4 * sizeof(float);

@@ -40,10 +40,11 @@
 /* DORA / IA3 / PREFIX / PROMPT: an adapter of the registry's "dora" / "ia3" / "prefix" / "prompt" kind on a frozen base
  * (DoRA with the lora config; IA3, PREFIX and PROMPT with peft_cfg, a tk_ia3_config / tk_prefix_config /
  * tk_prompt_config, NULL = the defaults). ADAPTER: the "adapter" kind (bottleneck adapters) with peft_cfg a
- * tk_bottleneck_config (NULL = the defaults). HEAD: no adapter and no base weights: only the objective's own parameters
+ * tk_bottleneck_config (NULL = the defaults). ADALORA: the "adalora" kind with peft_cfg a tk_adalora_config (NULL = PEFT's
+ * defaults; its total_step must be the run's step count). HEAD: no adapter and no base weights: only the objective's own parameters
  * (a task head). */
 typedef enum tk_train_method { TK_TRAIN_LORA = 0, TK_TRAIN_FULL, TK_TRAIN_DORA, TK_TRAIN_IA3, TK_TRAIN_PREFIX, TK_TRAIN_PROMPT,
-                               TK_TRAIN_HEAD, TK_TRAIN_ADAPTER } tk_train_method;
+                               TK_TRAIN_HEAD, TK_TRAIN_ADAPTER, TK_TRAIN_ADALORA } tk_train_method;
 
 typedef struct tk_train_params {
     tk_train_method method;
@@ -147,6 +148,15 @@ void tk_train_set_layer_done(tk_train_ctx *tc, tk_status (*fn)(void *ctx, int32_
  * back on resume so that the masks continue exactly. */
 uint64_t tk_train_counter(const tk_train_ctx *tc);
 void tk_train_set_counter(tk_train_ctx *tc, uint64_t counter);
+
+/* The adapter's regularizer (AdaLoRA's orthogonality penalty; 0 for methods without one): *loss = its value for
+ * the current parameters; with grad, its gradient accumulated (+=) into the parameters' gradients. A training loop
+ * calls it once per optimizer step, after the step's micro-batches, and adds *loss to the step's loss. Not thread-safe. */
+tk_status tk_train_reg_loss(tk_train_ctx *tc, bool grad, double *loss);
+/* After the optimizer update of step `step` (0-based), before the gradients are cleared: the adapter's per-step work
+ * (AdaLoRA: importance and rank budget); grad_scale = tk_adamw_clip_scale of the step. No-op for other methods. Not
+ * thread-safe. */
+tk_status tk_train_after_update(tk_train_ctx *tc, int64_t step, float grad_scale);
 
 /* Bytes held by the context: activations/workspaces and parameters with their
  * gradient and AdamW moments (excludes the base model's mapped weights). */

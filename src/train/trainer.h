@@ -70,6 +70,9 @@ typedef struct tk_trainer_config {
     int32_t adapter_placement;    /* adapter: tk_bn_placement (0 pfeiffer, 1 houlsby) */
     int32_t adapter_reduction;    /* adapter: AdapterHub's reduction_factor */
     int32_t adapter_act;          /* adapter: 0 auto (the placement's), else 1 + tk_bn_act */
+    int32_t adalora_init_r, adalora_target_r;   /* adalora: PEFT's init_r / target_r */
+    int32_t adalora_tinit, adalora_tfinal, adalora_delta_t;   /* adalora: PEFT's tinit / tfinal / deltaT */
+    double adalora_orth_reg;      /* adalora: PEFT's orth_reg_weight */
     uint32_t lora_targets;    /* bit (1u << tk_linear_id) per adapted linear */
     int32_t freeze_layers;
     int32_t epochs;           /* 0 = auto */
