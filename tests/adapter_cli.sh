@@ -94,8 +94,8 @@ echo '{"peft_type": "LORA", "r": 8, "lora_alpha": 16, "use_dora": true}' > "$tmp
 expect_fail "use_dora" generate --model "$G" --prompt hi --adapter "$tmp/run/adapter"
 echo '{"peft_type": "IA3", "target_modules": ["v_proj"]}' > "$tmp/run/adapter/adapter_config.json"
 expect_fail "is not an IA3 vector" export --model "$G" --adapter "$tmp/run/adapter" --to "$tmp/ia3.gguf"
-echo '{"peft_type": "ADALORA", "target_modules": ["v_proj"]}' > "$tmp/run/adapter/adapter_config.json"
-expect_fail 'peft_type "ADALORA" is not supported (supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING' export --model "$G" --adapter "$tmp/run/adapter" --to "$tmp/a.gguf"
+echo '{"peft_type": "VERA", "target_modules": ["v_proj"]}' > "$tmp/run/adapter/adapter_config.json"
+expect_fail 'peft_type "VERA" is not supported (supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING' export --model "$G" --adapter "$tmp/run/adapter" --to "$tmp/a.gguf"
 
 rm -rf "$tmp"
 if [ "$failures" -gt 0 ]; then echo "adapter_cli: $failures of $checks checks FAILED"; exit 1; fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `takumi train --method dora|ia3|prefix` on the tiny stories260K model: the run writes the adapter in
+# `takumi train --method dora|ia3|prefix|adalora` on the tiny stories260K model: the run writes the adapter in
 # PEFT's layout (use_dora / peft_type IA3) and, as llama.cpp cannot apply these methods, no GGUF
 # adapter but a note; `takumi generate --adapter` applies it (the greedy text changes), and `takumi eval`
 # gives the same loss with it on the HF and GGUF containers and on the model `takumi export --merge` writes; options that do not apply (--lora-r with
@@ -103,6 +103,38 @@ for variant in prefix prefix_proj; do
     if [ $? = 1 ] && grep -q "prefix adapters have no GGUF layout" "$tmp/c.err" && ! grep -q -- "--merge" "$tmp/c.err"; then ok
     else bad "$variant: conversion to GGUF: $(cat "$tmp/c.err")"; fi
 done
+# AdaLoRA: PEFT's ADALORA folder with the rank pattern the allocator chose, and adapter.gguf (the plain LoRA B, E ⊙ A);
+# applied on both containers, merged, converted by export: the same loss everywhere
+r=$tmp/adalora
+if "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method adalora --adalora-init-r 4 --adalora-target-r 2 \
+      --adalora-tfinal 4 --max-seq-len 160 --samples 0 --threads 1 --seed 5 --epochs 8 --lr 1e-2 --out "$r" > "$tmp/ada.out" 2> "$tmp/ada.err"; then ok
+else bad "adalora: train failed: $(tail -3 "$tmp/ada.err")"; fi
+if python3 - "$r/adapter/adapter_config.json" <<'PY'; then ok; else bad "adalora: adapter_config.json"; fi
+import json, sys
+c = json.load(open(sys.argv[1]))
+p = c["rank_pattern"]
+kept = sum(sum(v) for v in p.values())
+assert c["peft_type"] == "ADALORA" and c["init_r"] == 4 and c["target_r"] == 2 and len(p) == 35, c
+assert kept == 2 * 35, kept   # the final budget: target_r per module on average
+PY
+if [ -s "$r/adapter.gguf" ]; then ok; else bad "adalora: no adapter.gguf"; fi
+gen adalora "$S/hf" --adapter "$r/adapter"
+if [ -s "$tmp/adalora.txt" ] && ! cmp -s "$tmp/base.txt" "$tmp/adalora.txt"; then ok
+else bad "adalora: the adapter does not change the text: '$(cat "$tmp/adalora.txt")'"; fi
+evloss adalora "$S/hf" --adapter "$r/adapter"
+evloss adalora_gguf "$G" --adapter "$r/adapter"
+same_loss adalora_gguf adalora "adalora: HF and GGUF bases differ"
+evloss adalora_lora "$G" --adapter "$r/adapter.gguf"
+same_loss adalora_lora adalora "adalora: adapter.gguf (plain LoRA) vs the PEFT folder"
+if "$BIN" export --model "$G" --adapter "$r/adapter" --merge --to "$tmp/ada-merged.gguf" --dtype f32 > /dev/null 2> "$tmp/e.err"; then ok
+else bad "adalora: export --merge: $(tail -2 "$tmp/e.err")"; fi
+evloss adalora_merged "$tmp/ada-merged.gguf"
+same_loss adalora_merged adalora "adalora: merged vs applied"
+if "$BIN" export --model "$G" --adapter "$r/adapter" --to "$tmp/ada.gguf" > /dev/null 2> "$tmp/c.err"; then ok
+else bad "adalora: conversion to GGUF: $(cat "$tmp/c.err")"; fi
+evloss adalora_conv "$G" --adapter "$tmp/ada.gguf"
+same_loss adalora_conv adalora "adalora: converted GGUF vs the PEFT folder"
+
 refuse() {  # refuse MESSAGE ARGS...: train fails (exit 1) with MESSAGE
     local msg=$1; shift
     "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --out "$tmp/bad" "$@" > /dev/null 2> "$tmp/f.err"
@@ -113,6 +145,10 @@ refuse "--freeze-layers does not apply to --method prefix" --method prefix --fre
 refuse "--num-virtual-tokens applies to --method prefix and prompt only" --num-virtual-tokens 4
 refuse "add --prefix-projection" --method prefix --encoder-hidden-size 8
 refuse "do not fit the model's context of 512 tokens" --method prefix --num-virtual-tokens 600
+refuse "--lora-r does not apply to --method adalora" --method adalora --lora-r 4
+refuse "--adalora-tinit applies to --method adalora only" --adalora-tinit 2
+refuse "leave no budgeting phase" --method adalora --adalora-tinit 100000
+refuse "--resume with --method adalora: not supported yet" --method adalora --resume
 
 "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method ia3 --lora-r 4 --out "$tmp/bad" > /dev/null 2> "$tmp/f.err"
 if [ $? = 1 ] && grep -q -- "--lora-r does not apply to --method ia3" "$tmp/f.err"; then ok; else bad "--lora-r with ia3: $(cat "$tmp/f.err")"; fi

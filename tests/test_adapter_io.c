@@ -308,7 +308,7 @@ static void test_errors(void) {
     expect_load_error(d, TK_ERR_FORMAT, "lora_magnitude_vector (use_dora is set)");
     d = tmp_path("e_ia3");
     mkdir(d, 0755);
-    write_text(tmp_path("e_ia3/adapter_config.json"), "{\"peft_type\": \"ADALORA\", \"r\": 2, \"lora_alpha\": 4}");
+    write_text(tmp_path("e_ia3/adapter_config.json"), "{\"peft_type\": \"VERA\", \"r\": 2, \"lora_alpha\": 4}");
     expect_load_error(d, TK_ERR_UNSUPPORTED, "peft_type");
     d = tmp_path("e_json");
     mkdir(d, 0755);

@@ -1,6 +1,6 @@
 /* Reading adapter files goes through the PEFT method kinds (src/peft/registry.h,
  * src/peft/adapter_io.c):
- * - a PEFT folder whose peft_type no kind reads ("ADALORA", "LOHA", "bogus"), with or
+ * - a PEFT folder whose peft_type no kind reads ("VERA", "LOHA", "bogus"), with or
  *   without its safetensors, and a GGUF adapter whose adapter.type no kind reads
  *   ("control_vector", "bogus") fail with TK_ERR_UNSUPPORTED naming the file, the field, the
  *   value and the supported types; a missing peft_type / adapter.type with TK_ERR_FORMAT;
@@ -71,7 +71,7 @@ static void expect_fail(const char *path, tk_status want, const char *const *nee
 }
 
 static void test_unsupported_types(void) {
-    static const char *const types[] = {"ADALORA", "LOHA", "bogus"};
+    static const char *const types[] = {"VERA", "LOHA", "bogus"};
     for (int i = 0; i < 3; i++)
         for (int with_st = 0; with_st < 2; with_st++) {
             char dir[64], cfg[160], val[64];
@@ -87,19 +87,19 @@ static void test_unsupported_types(void) {
     tk_safetensors *sf = NULL;
     CHECK_OK(tk_st_open(tmp_path("mem/adapter_model.safetensors"), &sf));
     if (sf) {
-        static const char cfg[] = "{\"peft_type\": \"ADALORA\"}";
+        static const char cfg[] = "{\"peft_type\": \"VERA\"}";
         tk_adapter *a = NULL;
         tk_status st = tk_adapter_from_peft(cfg, sizeof cfg - 1, sf, "mem.json", &a);
-        CHECK(st == TK_ERR_UNSUPPORTED && !a && strstr(tk_last_error(), "mem.json: peft_type \"ADALORA\" is not supported (supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING"),
-              "in-memory ADALORA config: %s", tk_last_error());
+        CHECK(st == TK_ERR_UNSUPPORTED && !a && strstr(tk_last_error(), "mem.json: peft_type \"VERA\" is not supported (supported: LORA, IA3, PREFIX_TUNING, PROMPT_TUNING"),
+              "in-memory VERA config: %s", tk_last_error());
         tk_adapter_free(a);
         tk_st_close(sf);
     }
     tk_model *m = tiny_llama((tiny_opts){.seed = 1});
     tk_adapter_handle *h = NULL;
     if (m) {
-        tk_status st = tk_adapter_apply(m, tmp_path("peft_ADALORA_1"), &h);
-        CHECK(st == TK_ERR_UNSUPPORTED && !h && strstr(tk_last_error(), "ADALORA"), "apply ADALORA: %s", tk_last_error());
+        tk_status st = tk_adapter_apply(m, tmp_path("peft_VERA_1"), &h);
+        CHECK(st == TK_ERR_UNSUPPORTED && !h && strstr(tk_last_error(), "VERA"), "apply VERA: %s", tk_last_error());
     }
     tk_adapter_detach(m, h);
     tk_model_free(m);

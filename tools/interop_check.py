@@ -32,7 +32,9 @@ and with --prefix-projection; prompt: random and text initialisation), loaded by
 PeftModel.from_pretrained (prompt tuning: the logits of the sequence, after PEFT's virtual tokens). LoRA
 trained with --lora-init pissa and olora (+ --rslora): the written adapter is PEFT's conversion to a rank-2r
 LoRA on the original base (save_pretrained's path_initial_model_for_weight_conversion), loaded by PEFT onto
-the unchanged HF base.
+the unchanged HF base. AdaLoRA (`takumi train --method adalora`, init_r 4 shrinking to 2 with the rank allocator):
+PEFT's ADALORA folder (rank_pattern, triplets cut to the kept ones) loaded by PeftModel.from_pretrained, and
+RUN/adapter.gguf, the equivalent plain LoRA (B, E ⊙ A), against the folder in takumi.
 
 Classifiers (`takumi train --task classify`, PEFT's SEQ_CLS layout; issue 11): a LoRA classifier and a
 head-only one (--method head) trained on stories260K, and a SmolLM2 classifier run given with --run-classify
@@ -52,7 +54,7 @@ floor with the same top-1 everywhere, i.e. the adapter adds no error of its own.
 
 Usage: HF_HUB_OFFLINE=1 python3 tools/interop_check.py [--run RUN] [--run-gemma RUN] [--run-classify RUN] [--stories-only]
        [--classify-only] [--out FILE]
-(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix, prompt, PiSSA and OLoRA cases;
+(tests/fixtures/interop/result_methods.txt: --stories-only, with the DoRA, IA3, prefix, prompt, AdaLoRA, PiSSA and OLoRA cases;
  tests/fixtures/interop/result_classify.txt: --classify-only --run-classify RUN of scripts/demo_classify.sh)
 """
 import argparse
@@ -269,7 +271,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", default=None, help="a takumi train run folder of SmolLM2 (RUN/adapter, RUN/adapter.gguf)")
     ap.add_argument("--run-gemma", default=None, help="a takumi train run folder of Gemma-3-270M (RUN/adapter, RUN/adapter.gguf)")
-    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3, prefix, prompt)")
+    ap.add_argument("--stories-only", action="store_true", help="only the stories260K cases (LoRA, DoRA, IA3, prefix, prompt, AdaLoRA)")
     ap.add_argument("--run-classify", default=None, help="a takumi train --task classify run folder of SmolLM2 (RUN/adapter)")
     ap.add_argument("--classify-only", action="store_true", help="only the classifier cases (stories260K; SmolLM2 with --run-classify)")
     ap.add_argument("--out", default=os.path.join(ROOT, "tests", "fixtures", "interop", "result.txt"))
@@ -330,6 +332,11 @@ def main():
                 cmd = " ".join(("--method", method) + tuple(a if " " not in a else '"%s"' % a for a in extra))
                 cases.append((f"stories260K, {method} adapter trained by `takumi train {cmd}`", STORIES_GGUF,
                               (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), None, ids))
+            # AdaLoRA: the PEFT folder (rank_pattern, triplets cut to the kept ones) and the GGUF twin (the plain LoRA B, E ⊙ A)
+            extra = ("--adalora-init-r", "4", "--adalora-target-r", "2", "--adalora-tfinal", "4")
+            run = train_stories("adalora", tmp, extra)
+            cases.append((f"stories260K, adalora adapter trained by `takumi train --method adalora {' '.join(extra)}`", STORIES_GGUF,
+                          (STORIES_HF, None), STORIES_GGUF, None, os.path.join(run, "adapter"), os.path.join(run, "adapter.gguf"), ids))
             # PiSSA / OLoRA: the run writes PEFT's conversion (a rank-2r LoRA for the original base) and its GGUF twin
             for extra in (("--lora-init", "pissa"), ("--lora-init", "olora", "--rslora", "--lora-alpha", "8")):
                 run = train_stories("lora", tmp, extra)
