@@ -83,6 +83,8 @@ tk_status tk_run_write_report(tk_run *r) {
     else if (r->c.method == TK_TRAIN_ADAPTER)
         snprintf(title, sizeof title, "%s · bottleneck adapters (%s, reduction %d) · %s", mc->name, r->c.adapter_placement ? "Houlsby" : "Pfeiffer",
                  r->c.adapter_reduction, r->c.data);
+    else if (r->c.method == TK_TRAIN_ADALORA)
+        snprintf(title, sizeof title, "%s · AdaLoRA r=%d -> %d · %s", mc->name, r->c.adalora_init_r, r->c.adalora_target_r, r->c.data);
     else if (r->c.method == TK_TRAIN_HEAD)
         snprintf(title, sizeof title, "%s · task head only (frozen body) · %s", mc->name, r->c.data);
     else
