@@ -327,13 +327,7 @@ tk_status tk_adalora_save_peft(tk_adalora *a, const tk_model *m, const char *dir
     cJSON_AddBoolToObject(root, "init_lora_weights", true);
     cJSON_AddNumberToObject(root, "init_r", c->init_r);
     cJSON_AddNullToObject(root, "layers_pattern");
-    if (lo > 0 || hi < mc->n_layers - 1) {
-        cJSON *lt = cJSON_CreateArray();
-        for (int32_t i = lo; lt && i <= hi; i++) cJSON_AddItemToArray(lt, cJSON_CreateNumber(i));
-        cJSON_AddItemToObject(root, "layers_to_transform", lt);
-    } else {
-        cJSON_AddNullToObject(root, "layers_to_transform");
-    }
+    tk_peft_add_layers(root, lo, hi, mc->n_layers);
     cJSON_AddNumberToObject(root, "lora_alpha", tk_peft_tidy(c->alpha));
     cJSON_AddNumberToObject(root, "lora_dropout", tk_peft_tidy(c->dropout));
     cJSON_AddNullToObject(root, "modules_to_save");

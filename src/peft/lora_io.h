@@ -51,6 +51,8 @@ typedef struct tk_lora_peft_extra {
 tk_status tk_peft_write_json(const char *path, const struct cJSON *root);
 /* A float as the double of its shortest decimal (0.05f -> 0.05, not 0.0500000007), for JSON. Thread-safe. */
 double tk_peft_tidy(float f);
+/* Adds "layers_to_transform" to an adapter_config.json object: [lo..hi] when that is not every layer of n_layers, else null. */
+void tk_peft_add_layers(struct cJSON *root, int32_t lo, int32_t hi, int32_t n_layers);
 /* tk_adapter_save_peft with ex's additions (ex NULL: plain LoRA). */
 tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model, const tk_lora_peft_extra *ex);
 

@@ -34,6 +34,16 @@ tk_status tk_peft_write_json(const char *path, const cJSON *root) {
     return st;
 }
 
+void tk_peft_add_layers(cJSON *root, int32_t lo, int32_t hi, int32_t n_layers) {
+    if (lo > 0 || hi < n_layers - 1) {
+        cJSON *lt = cJSON_CreateArray();
+        for (int32_t i = lo; lt && i <= hi; i++) cJSON_AddItemToArray(lt, cJSON_CreateNumber(i));
+        cJSON_AddItemToObject(root, "layers_to_transform", lt);
+    } else {
+        cJSON_AddNullToObject(root, "layers_to_transform");
+    }
+}
+
 tk_status tk_adapter_save_peft(tk_lora *l, const tk_model *m, const char *dir, const char *base_model) {
     return tk_lora_write_peft(l, m, dir, base_model, NULL);
 }
@@ -97,13 +107,7 @@ tk_status tk_lora_write_peft(tk_lora *l, const tk_model *m, const char *dir, con
     cJSON_AddBoolToObject(root, "inference_mode", true);
     cJSON_AddBoolToObject(root, "init_lora_weights", true);
     cJSON_AddNullToObject(root, "layers_pattern");
-    if (lo > 0 || hi < mc->n_layers - 1) {
-        cJSON *lt = cJSON_CreateArray();
-        for (int32_t i = lo; lt && i <= hi; i++) cJSON_AddItemToArray(lt, cJSON_CreateNumber(i));
-        cJSON_AddItemToObject(root, "layers_to_transform", lt);
-    } else {
-        cJSON_AddNullToObject(root, "layers_to_transform");
-    }
+    tk_peft_add_layers(root, lo, hi, mc->n_layers);
     cJSON_AddNumberToObject(root, "lora_alpha", tk_peft_tidy(tk_lora_written_alpha(l)));
     cJSON_AddNumberToObject(root, "lora_dropout", tk_peft_tidy(cfg->dropout));
     cJSON_AddNullToObject(root, "modules_to_save");
