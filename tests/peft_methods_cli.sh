@@ -149,6 +149,7 @@ refuse "--lora-r does not apply to --method adalora" --method adalora --lora-r 4
 refuse "--adalora-tinit applies to --method adalora only" --adalora-tinit 2
 refuse "leave no budgeting phase" --method adalora --adalora-tinit 100000
 refuse "--resume with --method adalora: not supported yet" --method adalora --resume
+refuse "--method adalora with --task classify|regress: not supported yet" --method adalora --task classify --labels a,b
 
 "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method ia3 --lora-r 4 --out "$tmp/bad" > /dev/null 2> "$tmp/f.err"
 if [ $? = 1 ] && grep -q -- "--lora-r does not apply to --method ia3" "$tmp/f.err"; then ok; else bad "--lora-r with ia3: $(cat "$tmp/f.err")"; fi

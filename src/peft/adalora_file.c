@@ -57,7 +57,8 @@ static tk_status read_config(ada_file *f, const cJSON *cfg, const char *file) {
     double v[10] = {c->init_r, c->target_r, c->tinit, c->tfinal, c->delta_t, 0, c->beta1, c->beta2, c->orth_reg, c->alpha};
     static const char *const keys[10] = {"init_r", "target_r", "tinit", "tfinal", "deltaT", "total_step", "beta1", "beta2", "orth_reg_weight", "lora_alpha"};
     tk_status st = TK_OK;
-    for (int i = 0; i < 10 && !st; i++) st = num_field(cfg, keys[i], file, i < 6 ? 0 : 0, i < 6 ? 1e9 : 1e6, i < 6, &v[i]);
+    static const double hi[10] = {4096, 4096, 1e9, 1e9, 1e9, 1e15, 1, 1, 1e6, 1e6};   /* ranks as takumi creates them */
+    for (int i = 0; i < 10 && !st; i++) st = num_field(cfg, keys[i], file, 0, hi[i], i < 6, &v[i]);
     double dr = 0;
     if (!st) st = num_field(cfg, "lora_dropout", file, 0, 0.999999, false, &dr);
     if (st) return st;

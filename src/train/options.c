@@ -522,6 +522,9 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     if (c->method == TK_TRAIN_ADALORA && c->objective == 7)
         return tk_fail(TK_ERR_UNSUPPORTED, "--method adalora with --objective grpo: not supported yet (GRPO's updates do not run AdaLoRA's "
                                            "regularization and rank allocation); use --method lora");
+    if (c->method == TK_TRAIN_ADALORA && c->task != 0)
+        return tk_fail(TK_ERR_UNSUPPORTED, "--method adalora with --task classify|regress: not supported yet (the classifier's files "
+                                           "carry LoRA, IA3 or bottleneck adapters); use --method lora");
     if (c->method == TK_TRAIN_ADALORA && c->resume)
         return tk_fail(TK_ERR_UNSUPPORTED, "--resume with --method adalora: not supported yet (checkpoints do not hold the rank allocator's "
                                            "importance estimates, so the run would not continue as it was); start the run again");
