@@ -134,6 +134,26 @@ if "$BIN" export --model "$G" --adapter "$r/adapter" --to "$tmp/ada.gguf" > /dev
 else bad "adalora: conversion to GGUF: $(cat "$tmp/c.err")"; fi
 evloss adalora_conv "$G" --adapter "$tmp/ada.gguf"
 same_loss adalora_conv adalora "adalora: converted GGUF vs the PEFT folder"
+# a resumed AdaLoRA run continues exactly: the checkpoint holds the rank allocator's estimates and pattern
+# (interrupted at step 36 of 72, inside the budgeting phase: tinit 5, tfinal 20, an allocation every 3 steps)
+losses() { sed -n 's/^{"step":\([0-9]*\),.*"train_loss":\([^,]*\),.*/\1 \2/p' "$1/metrics.jsonl"; }
+ra=(--model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method adalora --adalora-init-r 4 --adalora-target-r 2 --adalora-tinit 5
+    --adalora-tfinal 20 --adalora-delta-t 3 --max-seq-len 160 --samples 0 --threads 1 --seed 5 --epochs 3 --lr 1e-2 --save-every 12
+    --keep-checkpoints 20)
+if "$BIN" train "${ra[@]}" --out "$tmp/ada_ref" > /dev/null 2> "$tmp/ada_ref.err"; then ok; else bad "adalora reference: $(tail -2 "$tmp/ada_ref.err")"; fi
+cp -r "$tmp/ada_ref" "$tmp/ada_res"
+for c in "$tmp/ada_res"/checkpoints/step-*; do [ "$((10#${c##*step-}))" -gt 36 ] && rm -rf "$c"; done
+rm -rf "$tmp/ada_res/adapter" "$tmp/ada_res/adapter.gguf"
+if "$BIN" train --out "$tmp/ada_res" --resume > /dev/null 2> "$tmp/ada_res.err"; then ok; else bad "adalora resume: $(tail -2 "$tmp/ada_res.err")"; fi
+if grep -q "resumed from .*step-00000036" "$tmp/ada_res/metrics.jsonl"; then ok; else bad "adalora: did not resume from step 36"; fi
+losses "$tmp/ada_ref" > "$tmp/ada_ref.loss"; losses "$tmp/ada_res" > "$tmp/ada_res.loss"
+if [ "$(wc -l < "$tmp/ada_ref.loss")" -ge 72 ] && cmp -s "$tmp/ada_ref.loss" "$tmp/ada_res.loss"; then ok
+else bad "adalora: the resumed run differs from the uninterrupted one"; diff "$tmp/ada_ref.loss" "$tmp/ada_res.loss" | head -3 >&2; fi
+# (base_model_name_or_path: the path as given, relative here, absolute from config.json on resume)
+if cmp -s "$tmp/ada_ref/adapter/adapter_model.safetensors" "$tmp/ada_res/adapter/adapter_model.safetensors" &&
+   python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); a.pop("base_model_name_or_path"); b.pop("base_model_name_or_path"); sys.exit(a != b)' \
+       "$tmp/ada_ref/adapter/adapter_config.json" "$tmp/ada_res/adapter/adapter_config.json"; then ok
+else bad "adalora: the resumed run's adapter (rank pattern, triplets) differs"; fi
 
 refuse() {  # refuse MESSAGE ARGS...: train fails (exit 1) with MESSAGE
     local msg=$1; shift
@@ -148,7 +168,6 @@ refuse "do not fit the model's context of 512 tokens" --method prefix --num-virt
 refuse "--lora-r does not apply to --method adalora" --method adalora --lora-r 4
 refuse "--adalora-tinit applies to --method adalora only" --adalora-tinit 2
 refuse "leave no budgeting phase" --method adalora --adalora-tinit 100000
-refuse "--resume with --method adalora: not supported yet" --method adalora --resume
 refuse "--method adalora with --task classify|regress: not supported yet" --method adalora --task classify --labels a,b
 
 "$BIN" train --model "$S/hf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --method ia3 --lora-r 4 --out "$tmp/bad" > /dev/null 2> "$tmp/f.err"

@@ -145,13 +145,13 @@ static void test_files(int interleaved) {
         const tk_peft *p = tk_adalora_peft(a);
         merge_check(m, p, 1e-5, interleaved ? "AdaLoRA merge (permuted q/k)" : "AdaLoRA merge");
         /* a pattern: layer 0 q keeps triplets 1 and 3, layer 1 v keeps none */
-        uint8_t *kq = tk_adalora_keep(a, 0, TK_LIN_Q), *kv = tk_adalora_keep(a, 1, TK_LIN_V);
+        float *kq = tk_adalora_keep(a, 0, TK_LIN_Q), *kv = tk_adalora_keep(a, 1, TK_LIN_V);
         tk_param *Eq, *Ev;
         tk_adalora_module(a, 0, TK_LIN_Q, NULL, &Eq, NULL);
         tk_adalora_module(a, 1, TK_LIN_V, NULL, &Ev, NULL);
         kq[0] = kq[2] = 0;
         Eq->w[0] = Eq->w[2] = 0;
-        memset(kv, 0, 4);
+        memset(kv, 0, 4 * sizeof(float));
         memset(Ev->w, 0, 4 * sizeof(float));
         tk_adalora_set_has_pattern(a, true);
         char dir[] = "/tmp/takumi_adalora_XXXXXX", path[160], cmd[300];
@@ -286,9 +286,9 @@ static void test_reference(void) {
         bool has = tk_adalora_has_pattern(a);
         for (int32_t l = 0; l < 5; l++)
             for (int w = 0; w < TK_LIN_COUNT; w++, at += c.init_r) {
-                const uint8_t *k = tk_adalora_keep(a, l, (tk_linear_id)w);
+                const float *k = tk_adalora_keep(a, l, (tk_linear_id)w);
                 for (int j = 0; j < c.init_r; j++) {
-                    float want = keep[st * nk + at + j], got = has ? (float)k[j] : -1.0f;
+                    float want = keep[st * nk + at + j], got = has ? k[j] : -1.0f;
                     diff += want != got;
                 }
             }

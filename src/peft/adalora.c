@@ -102,15 +102,24 @@ tk_status tk_adalora_new(tk_model *m, const tk_adalora_config *cfg, tk_param_set
             if ((st = tk_params_add(ps, name, 2, neB, NULL, true, &p))) break;
             md->ib = ps->n - 1;
             for (int64_t j = 0; j < p->n; j++) p->w[j] = 0.02f * tk_rng_normal(&rng);
-            int64_t ne = r * md->K + r + md->N * r;
-            md->keep = tk_malloc((size_t)r);
-            md->ema_ipt = tk_calloc((size_t)ne, sizeof(float));
-            md->ema_unc = tk_calloc((size_t)ne, sizeof(float));
-            if (!md->keep || !md->ema_ipt || !md->ema_unc) { st = TK_ERR_NOMEM; break; }
-            memset(md->keep, 1, (size_t)r);
+            a->n_extra += 2 * (r * md->K + r + md->N * r) + r;
             a->n_mods++;
         }
     if (!st && !a->n_mods) st = tk_fail(TK_ERR_ARG, "adalora: no linear to adapt");
+    /* the rank allocator's state, one array (checkpoints save it): per module ema_ipt, ema_unc, keep; then the flag */
+    a->n_extra++;
+    if (!st && !(a->extra = tk_calloc((size_t)a->n_extra, sizeof(float)))) st = tk_fail(TK_ERR_NOMEM, "adalora: out of memory");
+    for (int64_t i = 0, at = 0; !st && i < (int64_t)a->L * TK_LIN_COUNT; i++) {
+        ada_mod *md = &a->mods[i];
+        if (md->ia < 0) continue;
+        int64_t ne = r * md->K + r + md->N * r;
+        md->ema_ipt = a->extra + at;
+        md->ema_unc = md->ema_ipt + ne;
+        md->keep = md->ema_unc + ne;
+        for (int64_t j = 0; j < r; j++) md->keep[j] = 1.0f;
+        at += 2 * ne + r;
+    }
+    if (!st) a->has_pattern = a->extra + a->n_extra - 1;
     if (st) { tk_adalora_free(a); return st; }
     *out = a;
     return TK_OK;
@@ -118,11 +127,7 @@ tk_status tk_adalora_new(tk_model *m, const tk_adalora_config *cfg, tk_param_set
 
 void tk_adalora_free(tk_adalora *a) {
     if (!a) return;
-    for (int64_t i = 0; a->mods && i < (int64_t)a->L * TK_LIN_COUNT; i++) {
-        free(a->mods[i].keep);
-        free(a->mods[i].ema_ipt);
-        free(a->mods[i].ema_unc);
-    }
+    free(a->extra);
     free(a->mods);
     tk_lora_free(a->inner);
     tk_params_free(&a->inner_ps);
@@ -216,6 +221,11 @@ static tk_status ada_merge_linear(const void *state, int32_t layer, tk_linear_id
 
 static tk_status ada_reg_loss(void *state, bool grad, double *loss) { return tk_adalora_orth_reg(state, grad, loss); }
 static tk_status ada_after_update(void *state, int64_t step, float gs) { return tk_adalora_allocate(state, step, gs); }
+static float *ada_extra_state(void *state, int64_t *n) {
+    tk_adalora *a = state;
+    *n = a->n_extra;
+    return a->extra;
+}
 static tk_status ada_save_peft(void *state, const tk_model *m, const char *dir, const char *base_model) {
     return tk_adalora_save_peft(state, m, dir, base_model);
 }
@@ -240,6 +250,7 @@ static const tk_peft_method k_adalora_method = {
     .set_training = ada_set_training,
     .reg_loss = ada_reg_loss,
     .after_update = ada_after_update,
+    .extra_state = ada_extra_state,
     .merge_linear = ada_merge_linear,
     .save_peft = ada_save_peft,
     .save_gguf = ada_save_gguf,
@@ -249,8 +260,8 @@ const tk_peft *tk_adalora_peft(tk_adalora *a) { return &a->peft; }
 tk_adalora *tk_adalora_of(const tk_peft *p) { return p && p->method == &k_adalora_method ? p->state : NULL; }
 const tk_adalora_config *tk_adalora_get_config(const tk_adalora *a) { return &a->cfg; }
 float tk_adalora_scale(const tk_adalora *a) { return a->scale; }
-bool tk_adalora_has_pattern(const tk_adalora *a) { return a->has_pattern; }
-void tk_adalora_set_has_pattern(tk_adalora *a, bool on) { a->has_pattern = on; }
+bool tk_adalora_has_pattern(const tk_adalora *a) { return *a->has_pattern != 0.0f; }
+void tk_adalora_set_has_pattern(tk_adalora *a, bool on) { *a->has_pattern = on ? 1.0f : 0.0f; }
 
 bool tk_adalora_module(tk_adalora *a, int32_t layer, tk_linear_id which, tk_param **A, tk_param **E, tk_param **B) {
     ada_mod *md = tk_adalora_mod(a, layer, which);
@@ -261,7 +272,7 @@ bool tk_adalora_module(tk_adalora *a, int32_t layer, tk_linear_id which, tk_para
     return true;
 }
 
-uint8_t *tk_adalora_keep(tk_adalora *a, int32_t layer, tk_linear_id which) {
+float *tk_adalora_keep(tk_adalora *a, int32_t layer, tk_linear_id which) {
     ada_mod *md = tk_adalora_mod(a, layer, which);
     return md ? md->keep : NULL;
 }

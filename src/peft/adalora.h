@@ -61,8 +61,8 @@ float tk_adalora_scale(const tk_adalora *a);
 /* A, E, B of (layer, which) (false: no adapter there). Pointers valid until ps grows. */
 bool tk_adalora_module(tk_adalora *a, int32_t layer, tk_linear_id which, tk_param **A, tk_param **E, tk_param **B);
 /* The kept triplets of (layer, which): keep[init_r] (1 kept, 0 masked); NULL when that linear has no
- * adapter. *has_pattern: whether an allocation has happened (PEFT's rank_pattern is not None). */
-uint8_t *tk_adalora_keep(tk_adalora *a, int32_t layer, tk_linear_id which);
+ * adapter. tk_adalora_has_pattern: whether an allocation has happened (PEFT's rank_pattern is not None). */
+float *tk_adalora_keep(tk_adalora *a, int32_t layer, tk_linear_id which);
 bool tk_adalora_has_pattern(const tk_adalora *a);
 /* Sets has_pattern (a file with a rank_pattern was attached). */
 void tk_adalora_set_has_pattern(tk_adalora *a, bool on);

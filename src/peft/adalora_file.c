@@ -234,7 +234,8 @@ tk_status tk_adalora_attach_file(const void *file, const char *name, tk_model *m
             s++;
         }
         tk_lora_convert_b(B->w, Bh, (tk_linear_id)md->which, mc, md->N, R, false, perm);
-        memcpy(tk_adalora_keep(a, md->layer, (tk_linear_id)md->which), md->keep, (size_t)R);
+        float *keep = tk_adalora_keep(a, md->layer, (tk_linear_id)md->which);
+        for (int64_t j = 0; j < R; j++) keep[j] = md->keep[j] ? 1.0f : 0.0f;
     }
     free(Bh);
     if (st) { tk_adalora_free(a); return st; }
@@ -264,13 +265,14 @@ static tk_status write_module(tk_adalora *a, const tk_model *m, tk_st_writer *w,
     const tk_model_config *mc = tk_model_get_config(m);
     tk_param *A, *E, *B;
     tk_adalora_module(a, i, (tk_linear_id)k, &A, &E, &B);
-    const uint8_t *keep = tk_adalora_keep(a, i, (tk_linear_id)k);
+    const float *keep = tk_adalora_keep(a, i, (tk_linear_id)k);
+    const bool pat = tk_adalora_has_pattern(a);
     int64_t R = a->r, K = A->ne[0], N = B->ne[1], r = 0;
-    for (int64_t j = 0; j < R; j++) r += !a->has_pattern || keep[j];
+    for (int64_t j = 0; j < R; j++) r += !pat || keep[j] != 0.0f;
     float *Bh = buf, *oa = Bh + N * R, *oe = oa + R * K, *ob = oe + R;
     tk_lora_convert_b(Bh, B->w, (tk_linear_id)k, mc, N, R, mc->rope_interleaved != 0, false);
     for (int64_t j = 0, s = 0; j < R; j++) {
-        if (a->has_pattern && !keep[j]) continue;
+        if (pat && keep[j] == 0.0f) continue;
         memcpy(oa + s * K, A->w + j * K, (size_t)K * sizeof(float));
         oe[s] = E->w[j];
         for (int64_t o = 0; o < N; o++) ob[o * r + s] = Bh[o * R + j];
@@ -286,9 +288,9 @@ static tk_status write_module(tk_adalora *a, const tk_model *m, tk_st_writer *w,
     if ((st = tk_st_add(w, name, TK_F32, 2, neB, ob))) return st;
     snprintf(name, sizeof name, "base_model.model.%s.lora_E", key);
     if ((st = tk_st_add(w, name, TK_F32, 2, neE, oe))) return st;
-    if (!a->has_pattern) return TK_OK;
+    if (!pat) return TK_OK;
     cJSON *list = cJSON_CreateArray();
-    for (int64_t j = 0; list && j < R; j++) cJSON_AddItemToArray(list, cJSON_CreateBool(keep[j]));
+    for (int64_t j = 0; list && j < R; j++) cJSON_AddItemToArray(list, cJSON_CreateBool(keep[j] != 0.0f));
     snprintf(name, sizeof name, "%s.lora_E", key);
     return list && cJSON_AddItemToObject(pattern, name, list) ? TK_OK : TK_ERR_NOMEM;
 }
@@ -335,7 +337,7 @@ tk_status tk_adalora_save_peft(tk_adalora *a, const tk_model *m, const char *dir
     cJSON_AddNumberToObject(root, "orth_reg_weight", tk_peft_tidy(c->orth_reg));
     cJSON_AddStringToObject(root, "peft_type", "ADALORA");
     cJSON_AddNumberToObject(root, "r", 8);   /* LoraConfig's r, unused by AdaLoRA (PEFT warns when it is not 8) */
-    if (a->has_pattern) { cJSON_AddItemToObject(root, "rank_pattern", pattern); pattern = NULL; }
+    if (tk_adalora_has_pattern(a)) { cJSON_AddItemToObject(root, "rank_pattern", pattern); pattern = NULL; }
     else cJSON_AddNullToObject(root, "rank_pattern");
     cJSON_AddNullToObject(root, "revision");
     for (int k = 0; k < TK_LIN_COUNT; k++)

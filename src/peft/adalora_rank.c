@@ -68,14 +68,14 @@ static tk_status mask_to_budget(tk_adalora *a, int64_t budget) {
         if (md->ia < 0) continue;
         float *E = a->ps->p[md->ie].w;
         for (int64_t j = 0; j < r; j++) {
-            md->keep[j] = !(all[at + j] <= thr);
-            if (!md->keep[j]) E[j] = 0.0f;
+            md->keep[j] = all[at + j] <= thr ? 0.0f : 1.0f;
+            if (md->keep[j] == 0.0f) E[j] = 0.0f;
         }
         at += r;
     }
     free(all);
     free(sorted);
-    a->has_pattern = true;
+    *a->has_pattern = 1.0f;
     return TK_OK;
 }
 
@@ -100,13 +100,13 @@ tk_status tk_adalora_allocate(tk_adalora *a, int64_t step, float grad_scale) {
         }
         return st;
     }
-    if (!a->has_pattern) return TK_OK;   /* after it: the final pattern re-applied */
+    if (*a->has_pattern == 0.0f) return TK_OK;   /* after it: the final pattern re-applied */
     for (int64_t i = 0; i < (int64_t)a->L * TK_LIN_COUNT; i++) {
         ada_mod *md = &a->mods[i];
         if (md->ia < 0) continue;
         float *E = a->ps->p[md->ie].w;
         for (int64_t j = 0; j < a->r; j++)
-            if (!md->keep[j]) E[j] = 0.0f;
+            if (md->keep[j] == 0.0f) E[j] = 0.0f;
     }
     return TK_OK;
 }

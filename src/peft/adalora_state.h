@@ -8,7 +8,7 @@
 typedef struct ada_mod {
     int64_t ia, ie, ib;     /* param indices of A, E, B; -1 = no adapter */
     int64_t K, N;           /* in, out */
-    uint8_t *keep;          /* [r] 1 = triplet kept */
+    float *keep;            /* [r] 1 = triplet kept, 0 = masked */
     float *ema_ipt, *ema_unc; /* [r*K + r + N*r]: A, E, B entries (the rank allocator's smoothed sensitivity, uncertainty) */
 } ada_mod;
 
@@ -21,7 +21,9 @@ struct tk_adalora {
     int32_t L, r;
     ada_mod *mods;          /* [L x TK_LIN_COUNT] */
     int64_t n_mods;
-    bool has_pattern;       /* an allocation has happened */
+    float *extra;           /* [n_extra]: every module's ema_ipt, ema_unc and keep, then has_pattern (the checkpointed state) */
+    int64_t n_extra;
+    float *has_pattern;     /* = extra + n_extra - 1: 1 once an allocation has happened */
     tk_param_set inner_ps;  /* the plain LoRA (A' = E ⊙ A, B) that training forwards and GGUF files go through */
     tk_lora *inner;
 };

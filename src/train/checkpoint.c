@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define EXTRA_NAME "state/adapter"   /* the adapter's extra state (tk_train_extra_state) */
 #define PARAMS_FILE "params.safetensors"
 #define STATE_FILE "trainer_state.json"
 
@@ -245,6 +246,11 @@ static char *ckpt_path(const char *root, int64_t step, const char *suffix) {
 
 tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_train_state *s, const char *config_json, int keep,
                        char **path_out) {
+    return tk_ckpt_save_ex(run_dir, ps, NULL, 0, s, config_json, keep, path_out);
+}
+
+tk_status tk_ckpt_save_ex(const char *run_dir, const tk_param_set *ps, const float *extra, int64_t n_extra, const tk_train_state *s,
+                          const char *config_json, int keep, char **path_out) {
     if (path_out) *path_out = NULL;
     tk_buf root = {0}, f = {0}, js = {0};
     char *tmp = NULL, *fin = NULL;
@@ -272,6 +278,7 @@ tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_tra
                 st = tk_st_add_ref(w, f.data, TK_F32, p->n_dims, p->ne, buf[k]);
         }
     }
+    if (!st && n_extra > 0) st = tk_st_add_ref(w, EXTRA_NAME, TK_F32, 1, &n_extra, extra);
     if (!st) {
         f.len = 0;
         if (!(st = tk_buf_printf(&f, "%lld", (long long)s->step))) st = tk_st_set_metadata(w, "step", f.data);
@@ -378,6 +385,11 @@ static bool folder_step_is(const char *dir, int64_t step) {
 
 tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json, tk_ckpt_check_fn check,
                        void *ctx, bool *damaged) {
+    return tk_ckpt_load_ex(dir, ps, NULL, 0, s, config_json, check, ctx, damaged);
+}
+
+tk_status tk_ckpt_load_ex(const char *dir, tk_param_set *ps, float *extra, int64_t n_extra, tk_train_state *s, char **config_json,
+                          tk_ckpt_check_fn check, void *ctx, bool *damaged) {
     if (config_json) *config_json = NULL;
     if (damaged) *damaged = true;
     char *cfg = NULL; /* the stored configuration (for check and the caller) */
@@ -400,9 +412,16 @@ tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, cha
         goto out;
     }
     if (!st) st = tk_st_open(f.data, &sf);
-    if (!st && tk_st_n_tensors(sf) != 3 * ps->n)
-        st = tk_fail(TK_ERR_FORMAT, "%s: holds %lld tensors, the run trains %lld parameters (x3 with the moments): "
-                     "a different method or configuration", f.data, (long long)tk_st_n_tensors(sf), (long long)ps->n);
+    if (!st && tk_st_n_tensors(sf) != 3 * ps->n + (n_extra > 0))
+        st = tk_fail(TK_ERR_FORMAT, "%s: holds %lld tensors, the run trains %lld parameters (x3 with the moments%s): "
+                     "a different method or configuration", f.data, (long long)tk_st_n_tensors(sf), (long long)ps->n,
+                     n_extra > 0 ? ", and the adapter's state" : "");
+    if (!st && n_extra > 0) {
+        const tk_tensor_ref *t = tk_st_find(sf, EXTRA_NAME);
+        if (!t || t->dtype != TK_F32 || t->nbytes != (size_t)n_extra * sizeof(float))
+            st = tk_fail(TK_ERR_FORMAT, "%s: tensor " EXTRA_NAME " is missing or not %lld f32 values", f.data, (long long)n_extra);
+        else memcpy(extra, t->data, t->nbytes);
+    }
     tk_buf name = {0};
     for (int64_t i = 0; i < ps->n && !st; i++) {
         tk_param *p = &ps->p[i];

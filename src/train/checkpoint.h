@@ -1,6 +1,7 @@
 /* Training checkpoints: RUN/checkpoints/step-NNNNNNNN/ holding
  *   params.safetensors   every trainable parameter ("param/<name>") and its AdamW moments
- *                        ("adam_m/<name>", "adam_v/<name>"), f32
+ *                        ("adam_m/<name>", "adam_v/<name>"), f32; the adapter's extra state
+ *                        ("state/adapter", tk_train_extra_state: AdaLoRA's rank allocator) when it has one
  *   trainer_state.json   step, epoch, data cursor, dropout counter, seed, data hash,
  *                        schedule length, best validation loss, patience counter, the
  *                        overfitting tracker, tokens seen, elapsed time, the checksum of
@@ -46,6 +47,9 @@ tk_train_state tk_train_state_init(void);
  * NULL) receives the checkpoint folder (caller frees). */
 tk_status tk_ckpt_save(const char *run_dir, const tk_param_set *ps, const tk_train_state *s, const char *config_json, int keep,
                        char **path_out);
+/* The same with the adapter's extra state (extra[n_extra], n_extra 0 = none) saved beside the parameters. */
+tk_status tk_ckpt_save_ex(const char *run_dir, const tk_param_set *ps, const float *extra, int64_t n_extra, const tk_train_state *s,
+                          const char *config_json, int keep, char **path_out);
 /* Finds the newest complete checkpoint folder under run_dir/checkpoints (caller frees
  * *path); TK_ERR_NOT_FOUND when there is none. */
 tk_status tk_ckpt_latest(const char *run_dir, char **path);
@@ -69,6 +73,10 @@ typedef tk_status (*tk_ckpt_check_fn)(void *ctx, const tk_train_state *s, const 
  * caller's check. */
 tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, char **config_json, tk_ckpt_check_fn check,
                        void *ctx, bool *damaged);
+/* The same, also reading the adapter's extra state into extra[n_extra] (the checkpoint must hold it with that size;
+ * n_extra 0: it must hold none). */
+tk_status tk_ckpt_load_ex(const char *dir, tk_param_set *ps, float *extra, int64_t n_extra, tk_train_state *s, char **config_json,
+                          tk_ckpt_check_fn check, void *ctx, bool *damaged);
 
 /* The state as a JSON object (appended to out); config_json embedded as "config" if non-NULL. */
 tk_status tk_train_state_json(const tk_train_state *s, const char *config_json, tk_buf *out);

@@ -10,6 +10,9 @@ tk_status tk_run_dist_share(tk_run *r, bool *resumed) {
     tk_status st = tk_dist_bcast(&flag, sizeof flag);
     if (!st) st = tk_dist_bcast(&r->st, sizeof r->st);
     if (!st) st = tk_dist_bcast_params(r->ps);
+    int64_t ne = 0;
+    float *extra = tk_train_extra_state(r->tc, &ne);   /* the adapter's state besides its parameters (AdaLoRA) */
+    if (!st && ne > 0) st = tk_dist_bcast(extra, (size_t)ne * sizeof(float));
     if (st) return tk_fail_ctx(st, "sharing the run's state with the other ranks: ");
     *resumed = flag;
     tk_train_set_counter(r->tc, r->st.counter);

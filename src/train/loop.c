@@ -141,14 +141,16 @@ tk_status tk_run_evaluate(tk_run *r) {
 tk_status tk_run_save(tk_run *r) {
     char *path = NULL;
     tk_status st = TK_OK;
+    int64_t ne = 0;
+    const float *extra = tk_train_extra_state(r->tc, &ne);   /* the adapter's state besides its parameters (AdaLoRA) */
     if (r->shard_first) {   /* N ranks: rank 0 gathers the sharded optimizer state, writes, and drops it again */
         st = tk_dist_gather_moments(r->ps, r->shard_first);
-        if (!st && tk_dist_rank() == 0) st = tk_ckpt_save(r->c.out, r->ps, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
+        if (!st && tk_dist_rank() == 0) st = tk_ckpt_save_ex(r->c.out, r->ps, extra, ne, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
         tk_dist_shard_drop(r->ps, r->shard_first);
         if (st) return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step);
         if (tk_dist_rank() != 0) return TK_OK;
     } else
-        st = tk_ckpt_save(r->c.out, r->ps, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
+        st = tk_ckpt_save_ex(r->c.out, r->ps, extra, ne, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
     if (st) return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step);
     tk_run_emitf(r, TK_EV_CHECKPOINT, "checkpoint", true, "%s", path);
     free(path);

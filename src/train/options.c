@@ -525,9 +525,6 @@ tk_status tk_trainer_config_check_method(const tk_trainer_config *c) {
     if (c->method == TK_TRAIN_ADALORA && c->task != 0)
         return tk_fail(TK_ERR_UNSUPPORTED, "--method adalora with --task classify|regress: not supported yet (the classifier's files "
                                            "carry LoRA, IA3 or bottleneck adapters); use --method lora");
-    if (c->method == TK_TRAIN_ADALORA && c->resume)
-        return tk_fail(TK_ERR_UNSUPPORTED, "--resume with --method adalora: not supported yet (checkpoints do not hold the rank allocator's "
-                                           "importance estimates, so the run would not continue as it was); start the run again");
     if (c->method == TK_TRAIN_PROMPT && c->prompt_init == 1 && (!c->prompt_init_text || !*c->prompt_init_text))
         return tk_fail(TK_ERR_ARG, "--prompt-init text needs the text: add --prompt-init-text \"...\"");
     if (c->method == TK_TRAIN_PROMPT && c->prompt_init != 1 && tk_trainer_config_given(c, "prompt-init-text"))

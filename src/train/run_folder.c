@@ -100,7 +100,9 @@ static tk_status resume_from_newest(tk_run *r, char **ck) {
     for (; i < n && !st; i++) {
         tk_train_state s2;
         bool damaged = false;
-        st = tk_ckpt_load(paths[i], r->ps, &s2, NULL, resume_check, r, &damaged);
+        int64_t ne = 0;
+        float *extra = tk_train_extra_state(r->tc, &ne);
+        st = tk_ckpt_load_ex(paths[i], r->ps, extra, ne, &s2, NULL, resume_check, r, &damaged);
         if (st && damaged) {
             char why[512], *moved = NULL;
             snprintf(why, sizeof why, "%s", tk_last_error());

@@ -328,6 +328,13 @@ tk_status tk_train_reg_loss(tk_train_ctx *tc, bool grad, double *loss) {
     return tc->adapter->method->reg_loss(tc->adapter->state, grad, loss);
 }
 
+float *tk_train_extra_state(tk_train_ctx *tc, int64_t *n) {
+    *n = 0;
+    float *e = tc->adapter && tc->adapter->method->extra_state ? tc->adapter->method->extra_state(tc->adapter->state, n) : NULL;
+    if (!e) *n = 0;
+    return e;
+}
+
 tk_status tk_train_after_update(tk_train_ctx *tc, int64_t step, float grad_scale) {
     if (!tc->adapter || !tc->adapter->method->after_update) return TK_OK;
     return tc->adapter->method->after_update(tc->adapter->state, step, grad_scale);

@@ -158,6 +158,10 @@ tk_status tk_train_reg_loss(tk_train_ctx *tc, bool grad, double *loss);
  * thread-safe. */
 tk_status tk_train_after_update(tk_train_ctx *tc, int64_t step, float grad_scale);
 
+/* The adapter's state besides its parameters that a checkpoint must hold (AdaLoRA's rank allocator), *n floats
+ * owned by the adapter; NULL with *n = 0 for methods without one. Not thread-safe. */
+float *tk_train_extra_state(tk_train_ctx *tc, int64_t *n);
+
 /* Bytes held by the context: activations/workspaces and parameters with their
  * gradient and AdamW moments (excludes the base model's mapped weights). */
 size_t tk_train_bytes(const tk_train_ctx *tc);
