@@ -149,7 +149,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     tk_bottleneck_config bn = {.placement = c->adapter_placement, .reduction = c->adapter_reduction, .act = c->adapter_act - 1,
                                .seed = c->seed};
     if (c->method == TK_TRAIN_ADAPTER) tp.peft_cfg = &bn;
-    /* AdaLoRA: PEFT's LoraConfig defaults where the --lora-* option was not given (alpha 8, dropout 0); total_step = the run's steps */
+    /* AdaLoRA: the --lora-* values as for LoRA and DoRA (a resume reads them back from config.json); total_step = the run's steps */
     tk_adalora_config ada = tk_adalora_default_config();
     ada.init_r = c->adalora_init_r;
     ada.target_r = c->adalora_target_r;
@@ -158,8 +158,8 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     ada.delta_t = c->adalora_delta_t;
     ada.orth_reg = (float)c->adalora_orth_reg;
     ada.total_step = r->st.total_steps;
-    if (tk_trainer_config_given(c, "lora-alpha")) ada.alpha = (float)c->lora_alpha;
-    if (tk_trainer_config_given(c, "lora-dropout")) ada.dropout = (float)c->lora_dropout;
+    ada.alpha = (float)c->lora_alpha;
+    ada.dropout = (float)c->lora_dropout;
     ada.targets = c->lora_targets;
     ada.seed = c->seed;
     if (c->method == TK_TRAIN_ADALORA) tp.peft_cfg = &ada;
