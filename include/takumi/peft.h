@@ -123,6 +123,10 @@ typedef struct tk_peft_method {
      * grad_scale * g is the gradient the update used (AdaLoRA's rank allocator reads it, as PEFT's
      * update_and_allocate reads p.grad after a clipped step). NULL = nothing to do. Not thread-safe. */
     tk_status (*after_update)(void *state, int64_t step, float grad_scale);
+    /* The method's state besides its parameters that training changes (AdaLoRA's importance estimates and
+     * rank pattern) as one f32 array of *n values, owned by the adapter: a checkpoint saves it and a resume
+     * writes it back, so that a resumed run continues exactly. NULL (or *n = 0) = none. Not thread-safe. */
+    float *(*extra_state)(void *state, int64_t *n);
     /* Merges the adapter into a frozen linear's f32 weight where the math allows:
      * W[N x K] (torch layout) += scale * the adapter's delta. NULL = cannot be merged. */
     tk_status (*merge_linear)(const void *state, int32_t layer, tk_linear_id which, float *W, int64_t N, int64_t K, float scale);
