@@ -68,6 +68,8 @@ expect 'python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[
 expect 'python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); sys.exit(0 if db.execute(\"pragma journal_mode\").fetchone()[0]==\"wal\" and db.execute(\"select count(*) from jobs\").fetchone()[0]==3 else 1)" $D/takumi.db' \
     'takumi.db: not WAL or not 3 jobs'
 
+expect 'curl -s -H "Authorization: Bearer $K1" http://127.0.0.1:$PORT/metrics | grep -q "^takumi_fine_tuning_jobs{status=\"succeeded\"} 1$"' \
+    '/metrics: $(curl -s -H "Authorization: Bearer $K1" http://127.0.0.1:$PORT/metrics | grep fine_tuning)'
 # curl: multipart upload, 401 without a key, 404 for tricks, the file's bytes back
 H="Authorization: Bearer $K1"
 expect '[ "$(curl -s -o $tmp/c1.json -w %{http_code} -H "$H" -F purpose=fine-tune -F file=@$tmp/d.jsonl http://127.0.0.1:$PORT/v1/files)" = 200 ]' 'curl upload: $(cat $tmp/c1.json)'

@@ -13,19 +13,6 @@
 
 #define MAX_FINDINGS 8
 
-static void fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) {
-    srv_error e = {0};
-    e.status = status;
-    e.type = status >= 500 ? "server_error" : "invalid_request_error";
-    e.code = code;
-    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e.message, sizeof e.message, fmt, ap);
-    va_end(ap);
-    srv_reply_error(r, &e);
-}
 
 /* The list query: ?after=ID&limit=N (1..max, default dflt); false with r set on a bad limit. */
 bool srv_list_query(srv_req *q, srv_reply *r, int dflt, int max, const char **after, int *limit) {
@@ -37,7 +24,7 @@ bool srv_list_query(srv_req *q, srv_reply *r, int dflt, int max, const char **af
     char *end = NULL;
     long v = strtol(l, &end, 10);
     if (!*l || *end || v < 1 || v > max) {
-        fail(r, 400, "invalid_value", "limit", "Invalid value for 'limit': '%.40s' is not an integer within [1, %d].", l, max);
+        srv_reply_fail(r, 400, "invalid_value", "limit", "Invalid value for 'limit': '%.40s' is not an integer within [1, %d].", l, max);
         return false;
     }
     *limit = (int)v;
@@ -57,7 +44,7 @@ void srv_handle_file_upload(srv_req *q, srv_reply *r) {
     srv_upload u;
     srv_error e;
     if (srv_parse_upload(q->content_type, q->body, q->body_len, &u, &e)) { srv_reply_error(r, &e); return; }
-    if (u.len == 0) { fail(r, 400, "invalid_file", "file", "The file '%s' is empty.", u.filename); return; }
+    if (u.len == 0) { srv_reply_fail(r, 400, "invalid_file", "file", "The file '%s' is empty.", u.filename); return; }
     /* the data checker: a file that could not train is refused with its findings */
     findings fs = {0};
     tk_data_check_params cp = tk_data_check_default_params();
@@ -67,12 +54,12 @@ void srv_handle_file_upload(srv_req *q, srv_reply *r) {
     tk_data_report *rep = NULL;
     tk_status st = tk_data_check_buffer(u.data, u.len, u.filename[0] ? u.filename : "upload", &cp, &rep);
     if (st) {
-        fail(r, 400, "invalid_file", "file", "The file '%.100s' cannot be read as training data: %.300s", u.filename, tk_last_error());
+        srv_reply_fail(r, 400, "invalid_file", "file", "The file '%.100s' cannot be read as training data: %.300s", u.filename, tk_last_error());
         tk_buf_free(&fs.text);
         return;
     }
     if (rep->verdict == TK_DATA_NOT_READY || rep->n_examples == 0) {
-        fail(r, 400, "invalid_file", "file", "The file '%.100s' is not ready for fine-tuning (takumi data check: %llu error%s in %llu records, format %s)%s%.380s%s",
+        srv_reply_fail(r, 400, "invalid_file", "file", "The file '%.100s' is not ready for fine-tuning (takumi data check: %llu error%s in %llu records, format %s)%s%.380s%s",
              u.filename, (unsigned long long)rep->n_errors, rep->n_errors == 1 ? "" : "s", (unsigned long long)rep->n_records,
              tk_data_format_name(rep->format), fs.text.len ? ": " : ".", fs.text.data ? fs.text.data : "", fs.n > MAX_FINDINGS ? "; ..." : "");
         tk_data_report_free(rep);
@@ -84,7 +71,7 @@ void srv_handle_file_upload(srv_req *q, srv_reply *r) {
     srv_file f = {0};
     uint8_t raw[12];
     char hexid[25];
-    if (srv_random_bytes(raw, sizeof raw)) { fail(r, 500, NULL, NULL, "%.300s", tk_last_error()); return; }
+    if (srv_random_bytes(raw, sizeof raw)) { srv_reply_fail(r, 500, NULL, NULL, "%.300s", tk_last_error()); return; }
     srv_hex(raw, sizeof raw, hexid);
     snprintf(f.id, sizeof f.id, "file-%s", hexid);
     snprintf(f.owner, sizeof f.owner, "%s", q->owner);
@@ -96,7 +83,7 @@ void srv_handle_file_upload(srv_req *q, srv_reply *r) {
     st = dir && path ? tk_mkdir_p(dir) : TK_ERR_NOMEM;
     if (!st) st = tk_write_file_atomic(path, u.data, u.len);
     if (!st && (st = srv_file_insert(&q->s->keys, &f))) unlink(path);
-    if (st) fail(r, 500, NULL, NULL, "Cannot store the file: %.400s", tk_last_error());
+    if (st) srv_reply_fail(r, 500, NULL, NULL, "Cannot store the file: %.400s", tk_last_error());
     else srv_reply_json(r, srv_file_json(&f, &r->body));
     free(dir);
     free(path);
@@ -119,8 +106,8 @@ static bool find_file(srv_req *q, srv_reply *r, srv_file *f) {
     char id[64];
     int found = srv_path_segment(q->path, 2, id, sizeof id) ? srv_file_find(&q->s->keys, id, q->owner, q->admin, f) : 0;
     if (found == 1) return true;
-    if (found < 0) fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
-    else fail(r, 404, NULL, "id", "No such File object: %.80s", id[0] ? id : "?");
+    if (found < 0) srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+    else srv_reply_fail(r, 404, NULL, "id", "No such File object: %.80s", id[0] ? id : "?");
     return false;
 }
 
@@ -136,7 +123,7 @@ void srv_handle_file_content(srv_req *q, srv_reply *r) {
     size_t len = 0;
     tk_status st = path ? tk_read_file(path, &data, &len) : TK_ERR_NOMEM;
     free(path);
-    if (st) { fail(r, 500, NULL, NULL, "Cannot read the file %s: %.300s", f.id, tk_last_error()); return; }
+    if (st) { srv_reply_fail(r, 500, NULL, NULL, "Cannot read the file %s: %.300s", f.id, tk_last_error()); return; }
     r->status = 200;
     r->content_type = "application/octet-stream";
     r->body.data = data;
@@ -148,9 +135,9 @@ void srv_handle_file_delete(srv_req *q, srv_reply *r) {
     srv_file f;
     if (!find_file(q, r, &f)) return;
     char *path = srv_file_path(q->s, f.id);
-    if (!path) { fail(r, 500, NULL, NULL, "out of memory"); return; }
-    if (unlink(path) && errno != ENOENT) { fail(r, 500, NULL, NULL, "Cannot delete %s: %s", f.id, strerror(errno)); free(path); return; }
+    if (!path) { srv_reply_fail(r, 500, NULL, NULL, "out of memory"); return; }
+    if (unlink(path) && errno != ENOENT) { srv_reply_fail(r, 500, NULL, NULL, "Cannot delete %s: %s", f.id, strerror(errno)); free(path); return; }
     free(path);
-    if (srv_file_delete_row(&q->s->keys, f.id)) { fail(r, 500, NULL, NULL, "%.400s", tk_last_error()); return; }
+    if (srv_file_delete_row(&q->s->keys, f.id)) { srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error()); return; }
     srv_reply_json(r, tk_buf_printf(&r->body, "{\"id\":\"%s\",\"object\":\"file\",\"deleted\":true}", f.id));
 }

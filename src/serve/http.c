@@ -76,6 +76,19 @@ void srv_reply_error(srv_reply *r, const srv_error *e) {
     if (srv_error_json(e, &r->body)) tk_buf_free(&r->body);
 }
 
+void srv_reply_fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) {
+    srv_error e = {0};
+    e.status = status;
+    e.type = status >= 500 ? "server_error" : "invalid_request_error";
+    e.code = code;
+    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    srv_reply_error(r, &e);
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, conn *k, srv_reply *r) {
     struct MHD_Response *resp;
     if (r->stream) {

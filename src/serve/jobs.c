@@ -7,19 +7,6 @@
 #include <stdio.h>
 #include <time.h>
 
-static void fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static void fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) {
-    srv_error e = {0};
-    e.status = status;
-    e.type = status >= 500 ? "server_error" : "invalid_request_error";
-    e.code = code;
-    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e.message, sizeof e.message, fmt, ap);
-    va_end(ap);
-    srv_reply_error(r, &e);
-}
 
 void srv_ft_model_name(const srv_job_row *j, char *out, size_t n) {
     const char *id = !strncmp(j->id, "ftjob-", 6) ? j->id + 6 : j->id;
@@ -75,7 +62,7 @@ void srv_handle_job_create(srv_req *q, srv_reply *r) {
     uint32_t seed = 0;
     if (srv_random_bytes(raw, sizeof raw) || srv_random_bytes((uint8_t *)&seed, sizeof seed)) {
         srv_job_req_free(&jr);
-        fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+        srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
         return;
     }
     srv_hex(raw, sizeof raw, hexid);
@@ -96,7 +83,7 @@ void srv_handle_job_create(srv_req *q, srv_reply *r) {
     srv_keys *k = &q->s->keys;
     tk_status st = srv_job_insert(k, &j, jr.metadata);
     srv_job_req_free(&jr);
-    if (st) { fail(r, 500, NULL, NULL, "%.400s", tk_last_error()); return; }
+    if (st) { srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error()); return; }
     char msg[256];
     snprintf(msg, sizeof msg, "Validating training file: %s%s%s", j.training_file, j.validation_file[0] ? " and validation file: " : "", j.validation_file);
     srv_event_add(k, j.id, "info", "message", msg, NULL);
@@ -110,7 +97,7 @@ void srv_handle_job_create(srv_req *q, srv_reply *r) {
         srv_runner_wake(q->s);
     }
     if (srv_job_json(k, j.id, &r->body)) r->status = 200;
-    else fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+    else srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
 }
 
 void srv_handle_job_list(srv_req *q, srv_reply *r) {
@@ -124,8 +111,8 @@ static bool find_job(srv_req *q, srv_reply *r, srv_job_row *j) {
     char id[64] = "";
     int found = srv_path_segment(q->path, 3, id, sizeof id) ? srv_job_find(&q->s->keys, id, q->owner, q->admin, j) : 0;
     if (found == 1) return true;
-    if (found < 0) fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
-    else fail(r, 404, "fine_tune_not_found", "id", "No fine-tuning job found with id '%.80s'.", id[0] ? id : "?");
+    if (found < 0) srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+    else srv_reply_fail(r, 404, "fine_tune_not_found", "id", "No fine-tuning job found with id '%.80s'.", id[0] ? id : "?");
     return false;
 }
 
@@ -133,7 +120,7 @@ void srv_handle_job_get(srv_req *q, srv_reply *r) {
     srv_job_row j;
     if (!find_job(q, r, &j)) return;
     if (srv_job_json(&q->s->keys, j.id, &r->body)) r->status = 200;
-    else fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+    else srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
 }
 
 void srv_handle_job_cancel(srv_req *q, srv_reply *r) {
@@ -149,9 +136,9 @@ void srv_handle_job_cancel(srv_req *q, srv_reply *r) {
         srv_event_add(&q->s->keys, j.id, "info", "message", "Fine-tuning job cancelled", NULL);
     }
     pthread_mutex_unlock(&rn->mu);
-    if (done) { fail(r, 400, NULL, NULL, "Job %s has already completed (status %s): it cannot be cancelled.", j.id, j.status); return; }
+    if (done) { srv_reply_fail(r, 400, NULL, NULL, "Job %s has already completed (status %s): it cannot be cancelled.", j.id, j.status); return; }
     if (srv_job_json(&q->s->keys, j.id, &r->body)) r->status = 200;
-    else fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+    else srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
 }
 
 void srv_handle_job_events(srv_req *q, srv_reply *r) {

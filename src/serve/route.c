@@ -21,7 +21,13 @@ static void h_health(srv_req *q, srv_reply *r) {
 
 static void h_metrics(srv_req *q, srv_reply *r) {
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    srv_reply_json(r, srv_metrics_text(&q->s->metrics, &q->s->gate, &r->body));
+    tk_status st = srv_metrics_text(&q->s->metrics, &q->s->gate, &r->body);
+    /* the job queue: jobs by status (queue length = queued) */
+    static const char *const k_states[] = {"validating_files", "queued", "running", "succeeded", "failed", "cancelled"};
+    if (!st) st = tk_buf_printf(&r->body, "# HELP takumi_fine_tuning_jobs Fine-tuning jobs by status.\n# TYPE takumi_fine_tuning_jobs gauge\n");
+    for (size_t i = 0; i < sizeof k_states / sizeof k_states[0] && !st; i++)
+        st = tk_buf_printf(&r->body, "takumi_fine_tuning_jobs{status=\"%s\"} %lld\n", k_states[i], (long long)srv_jobs_count(&q->s->keys, k_states[i]));
+    srv_reply_json(r, st);
 }
 
 static void h_models(srv_req *q, srv_reply *r) { srv_reply_json(r, srv_models_json(&q->s->reg, q->owner, q->admin, &r->body)); }

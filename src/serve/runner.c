@@ -239,7 +239,6 @@ static void *runner_main(void *arg) {
         /* a job left running by the last server first, then the oldest queued one */
         bool got = srv_job_next(k, "running", id) || srv_job_next(k, "queued", id);
         if (!got || srv_job_find(k, id, NULL, true, &j) != 1) {
-            rn->queued = 0;
             while (!rn->wake && !rn->stop) pthread_cond_wait(&rn->cv, &rn->mu);
             rn->wake = false;
             continue;

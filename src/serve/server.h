@@ -8,7 +8,7 @@
  *   keys.c      API keys (salted SHA-256) in SQLite (WAL), and --api-key-file
  *   metrics.c   counters and histograms, Prometheus text
  *   upload.c    multipart bodies of POST /v1/files;  jobreq.c  POST /v1/fine_tuning/jobs bodies (request.h)
- *   store.c     files, jobs, events and checkpoints in SQLite, and their OpenAI JSON objects
+ *   store.c     files and jobs in SQLite and their OpenAI JSON objects; store_events.c their events and checkpoints
  *   files.c     the /v1/files handlers (uploads checked with the data checker, stored atomically)
  *   jobs.c      the /v1/fine_tuning/jobs handlers
  *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API) */
@@ -183,7 +183,6 @@ typedef struct srv_runner {
     tk_job *job;                 /* the running training job (NULL: none) */
     char job_id[40];             /* its id */
     bool cancel;                 /* the running job was cancelled by a request */
-    int64_t queued;              /* jobs waiting (for /metrics) */
 } srv_runner;
 /* Starts the runner thread (jobs left running by a killed server are resumed first). */
 tk_status srv_runner_start(tk_server *s);
@@ -236,6 +235,8 @@ typedef struct srv_reply {
 } srv_reply;
 /* Sets r to the JSON error e. */
 void srv_reply_error(srv_reply *r, const srv_error *e);
+/* Sets r to an error: status (type server_error from 500 on, else invalid_request_error), code and param (NULL = null). */
+void srv_reply_fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Whether the client of connection c has closed it (a non-blocking peek sees the end or an error). */
 bool srv_client_gone(struct MHD_Connection *c);

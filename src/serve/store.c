@@ -2,6 +2,7 @@
  * and their JSON objects as OpenAI's API reference shapes them. Every statement runs under the keys'
  * mutex on their connection; lists are newest first with OpenAI's `after` cursor and has_more. */
 #include "serve/server.h"
+#include "serve/store_sql.h"
 #include "core/core.h"
 #include "data/data_internal.h"
 #include <cjson/cJSON.h>
@@ -24,7 +25,7 @@ char *srv_job_dir(const tk_server *s, const char *id) {
 }
 
 /* Prepares sql and binds the arguments: fmt has one letter per parameter: s text (NULL -> null), i int64, d double. */
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *fmt, ...) {
+sqlite3_stmt *srv_sql_prep(sqlite3 *db, const char *sql, const char *fmt, ...) {
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return NULL;
     va_list ap;
@@ -42,23 +43,23 @@ static sqlite3_stmt *prep(sqlite3 *db, const char *sql, const char *fmt, ...) {
     return q;
 }
 
-static tk_status db_err(srv_keys *k, const char *what) {
+tk_status srv_sql_err(srv_keys *k, const char *what) {
     return tk_fail(TK_ERR_IO, "takumi.db: %s: %s", what, sqlite3_errmsg(k->db));
 }
 
 /* Runs a statement that returns no rows. */
-static tk_status exec_done(srv_keys *k, sqlite3_stmt *q, const char *what) {
-    tk_status st = q && sqlite3_step(q) == SQLITE_DONE ? TK_OK : db_err(k, what);
+tk_status srv_sql_done(srv_keys *k, sqlite3_stmt *q, const char *what) {
+    tk_status st = q && sqlite3_step(q) == SQLITE_DONE ? TK_OK : srv_sql_err(k, what);
     sqlite3_finalize(q);
     return st;
 }
 
-static void col_text(sqlite3_stmt *q, int i, char *out, size_t n) {
+void srv_sql_text(sqlite3_stmt *q, int i, char *out, size_t n) {
     const unsigned char *t = sqlite3_column_text(q, i);
     snprintf(out, n, "%s", t ? (const char *)t : "");
 }
 
-static tk_status print_json(cJSON *root, tk_buf *out) {
+tk_status srv_sql_print(cJSON *root, tk_buf *out) {
     tk_status st = root ? tk_json_append_value(out, root) : TK_ERR_NOMEM;
     cJSON_Delete(root);
     return st;
@@ -67,7 +68,7 @@ static tk_status print_json(cJSON *root, tk_buf *out) {
 /* ---- files ---- */
 tk_status srv_file_insert(srv_keys *k, const srv_file *f) {
     pthread_mutex_lock(&k->mu);
-    tk_status st = exec_done(k, prep(k->db, "INSERT INTO files(id, owner, bytes, created_at, filename, purpose) VALUES(?1,?2,?3,?4,?5,?6)",
+    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "INSERT INTO files(id, owner, bytes, created_at, filename, purpose) VALUES(?1,?2,?3,?4,?5,?6)",
                                      "ssiiss", f->id, f->owner, f->bytes, f->created_at, f->filename, f->purpose), "cannot store the file");
     pthread_mutex_unlock(&k->mu);
     return st;
@@ -75,29 +76,36 @@ tk_status srv_file_insert(srv_keys *k, const srv_file *f) {
 
 #define FILE_COLS "id, owner, bytes, created_at, filename, purpose"
 static void file_row(sqlite3_stmt *q, srv_file *f) {
-    col_text(q, 0, f->id, sizeof f->id);
-    col_text(q, 1, f->owner, sizeof f->owner);
+    srv_sql_text(q, 0, f->id, sizeof f->id);
+    srv_sql_text(q, 1, f->owner, sizeof f->owner);
     f->bytes = sqlite3_column_int64(q, 2);
     f->created_at = sqlite3_column_int64(q, 3);
-    col_text(q, 4, f->filename, sizeof f->filename);
-    col_text(q, 5, f->purpose, sizeof f->purpose);
+    srv_sql_text(q, 4, f->filename, sizeof f->filename);
+    srv_sql_text(q, 5, f->purpose, sizeof f->purpose);
 }
 
-int srv_file_find(srv_keys *k, const char *id, const char *owner, bool admin, srv_file *f) {
+/* One row by id, the caller's (or any for admin): 1 and fill(q, out) when found, 0 when not, -1 on a database error. */
+static int find_row(srv_keys *k, const char *sql, const char *id, const char *owner, bool admin, void (*fill)(sqlite3_stmt *, void *), void *out) {
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT " FILE_COLS " FROM files WHERE id = ?1 AND (owner = ?2 OR ?3)", "ssi", id, owner, (int64_t)admin);
+    sqlite3_stmt *q = srv_sql_prep(k->db, sql, "ssi", id, owner ? owner : "", (int64_t)admin);
     int rc = q ? sqlite3_step(q) : SQLITE_ERROR;
     int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-    if (found < 0) db_err(k, "cannot read the files");
-    if (found == 1 && f) file_row(q, f);
+    if (found < 0) srv_sql_err(k, "cannot read a row");
+    if (found == 1 && out) fill(q, out);
     sqlite3_finalize(q);
     pthread_mutex_unlock(&k->mu);
     return found;
 }
 
+static void fill_file(sqlite3_stmt *q, void *out) { file_row(q, out); }
+
+int srv_file_find(srv_keys *k, const char *id, const char *owner, bool admin, srv_file *f) {
+    return find_row(k, "SELECT " FILE_COLS " FROM files WHERE id = ?1 AND (owner = ?2 OR ?3)", id, owner, admin, fill_file, f);
+}
+
 tk_status srv_file_delete_row(srv_keys *k, const char *id) {
     pthread_mutex_lock(&k->mu);
-    tk_status st = exec_done(k, prep(k->db, "DELETE FROM files WHERE id = ?1", "s", id), "cannot delete the file");
+    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "DELETE FROM files WHERE id = ?1", "s", id), "cannot delete the file");
     pthread_mutex_unlock(&k->mu);
     return st;
 }
@@ -116,11 +124,11 @@ static cJSON *file_obj(const srv_file *f) {
     return o;
 }
 
-tk_status srv_file_json(const srv_file *f, tk_buf *out) { return print_json(file_obj(f), out); }
+tk_status srv_file_json(const srv_file *f, tk_buf *out) { return srv_sql_print(file_obj(f), out); }
 
 /* A list object over the rows of q (each made by row()), at most limit of them; has_more when q has more. */
-static tk_status list_json(srv_keys *k, sqlite3_stmt *q, int limit, cJSON *(*row)(sqlite3_stmt *, void *), void *ud, tk_buf *out) {
-    if (!q) return db_err(k, "cannot list");
+tk_status srv_sql_list(srv_keys *k, sqlite3_stmt *q, int limit, cJSON *(*row)(sqlite3_stmt *, void *), void *ud, tk_buf *out) {
+    if (!q) return srv_sql_err(k, "cannot list");
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
@@ -131,7 +139,7 @@ static tk_status list_json(srv_keys *k, sqlite3_stmt *q, int limit, cJSON *(*row
         cJSON_AddItemToArray(data, row(q, ud));
         n++;
     }
-    tk_status st = rc == SQLITE_ROW || rc == SQLITE_DONE ? TK_OK : db_err(k, "cannot list");
+    tk_status st = rc == SQLITE_ROW || rc == SQLITE_DONE ? TK_OK : srv_sql_err(k, "cannot list");
     sqlite3_finalize(q);
     const cJSON *first = cJSON_GetArrayItem(data, 0), *last = cJSON_GetArrayItem(data, n - 1);
     const cJSON *fid = cJSON_GetObjectItemCaseSensitive(first, "id"), *lid = cJSON_GetObjectItemCaseSensitive(last, "id");
@@ -139,7 +147,7 @@ static tk_status list_json(srv_keys *k, sqlite3_stmt *q, int limit, cJSON *(*row
     if (lid) cJSON_AddStringToObject(root, "last_id", lid->valuestring); else cJSON_AddNullToObject(root, "last_id");
     cJSON_AddBoolToObject(root, "has_more", more);
     if (st) { cJSON_Delete(root); return st; }
-    return print_json(root, out);
+    return srv_sql_print(root, out);
 }
 
 static cJSON *file_list_row(sqlite3_stmt *q, void *ud) {
@@ -151,9 +159,9 @@ static cJSON *file_list_row(sqlite3_stmt *q, void *ud) {
 
 tk_status srv_files_list_json(srv_keys *k, const char *owner, bool admin, const char *after, int limit, tk_buf *out) {
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT " FILE_COLS " FROM files WHERE (owner = ?1 OR ?2) AND (?3 IS NULL OR rowid < "
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT " FILE_COLS " FROM files WHERE (owner = ?1 OR ?2) AND (?3 IS NULL OR rowid < "
                                   "(SELECT rowid FROM files WHERE id = ?3)) ORDER BY rowid DESC", "sis", owner, (int64_t)admin, after);
-    tk_status st = list_json(k, q, limit, file_list_row, NULL, out);
+    tk_status st = srv_sql_list(k, q, limit, file_list_row, NULL, out);
     pthread_mutex_unlock(&k->mu);
     return st;
 }
@@ -161,7 +169,7 @@ tk_status srv_files_list_json(srv_keys *k, const char *owner, bool admin, const 
 /* ---- jobs ---- */
 tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata) {
     pthread_mutex_lock(&k->mu);
-    tk_status st = exec_done(k, prep(k->db, "INSERT INTO jobs(id, owner, model, training_file, validation_file, suffix, seed, metadata, method,"
+    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "INSERT INTO jobs(id, owner, model, training_file, validation_file, suffix, seed, metadata, method,"
                                             " n_epochs, batch_size, lr_mult, beta, status, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
                                      "ssssssissiiddsi", j->id, j->owner, j->model, j->training_file, j->validation_file[0] ? j->validation_file : NULL,
                                      j->suffix, j->seed, metadata, j->method, j->n_epochs, j->batch_size, j->lr_mult, j->beta, j->status, j->created_at),
@@ -174,33 +182,27 @@ tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata
                  " created_at, fine_tuned_model, metadata, finished_at, error_code, error_message, trained_tokens, hypers"
 static void job_row(sqlite3_stmt *q, srv_job_row *j) {
     memset(j, 0, sizeof *j);
-    col_text(q, 0, j->id, sizeof j->id);
-    col_text(q, 1, j->owner, sizeof j->owner);
-    col_text(q, 2, j->model, sizeof j->model);
-    col_text(q, 3, j->training_file, sizeof j->training_file);
-    col_text(q, 4, j->validation_file, sizeof j->validation_file);
-    col_text(q, 5, j->suffix, sizeof j->suffix);
+    srv_sql_text(q, 0, j->id, sizeof j->id);
+    srv_sql_text(q, 1, j->owner, sizeof j->owner);
+    srv_sql_text(q, 2, j->model, sizeof j->model);
+    srv_sql_text(q, 3, j->training_file, sizeof j->training_file);
+    srv_sql_text(q, 4, j->validation_file, sizeof j->validation_file);
+    srv_sql_text(q, 5, j->suffix, sizeof j->suffix);
     j->seed = sqlite3_column_int64(q, 6);
-    col_text(q, 7, j->method, sizeof j->method);
+    srv_sql_text(q, 7, j->method, sizeof j->method);
     j->n_epochs = sqlite3_column_int64(q, 8);
     j->batch_size = sqlite3_column_int64(q, 9);
     j->lr_mult = sqlite3_column_double(q, 10);
     j->beta = sqlite3_column_double(q, 11);
-    col_text(q, 12, j->status, sizeof j->status);
+    srv_sql_text(q, 12, j->status, sizeof j->status);
     j->created_at = sqlite3_column_int64(q, 13);
-    col_text(q, 14, j->fine_tuned_model, sizeof j->fine_tuned_model);
+    srv_sql_text(q, 14, j->fine_tuned_model, sizeof j->fine_tuned_model);
 }
 
+static void fill_job(sqlite3_stmt *q, void *out) { job_row(q, out); }
+
 int srv_job_find(srv_keys *k, const char *id, const char *owner, bool admin, srv_job_row *j) {
-    pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND (owner = ?2 OR ?3)", "ssi", id, owner ? owner : "", (int64_t)admin);
-    int rc = q ? sqlite3_step(q) : SQLITE_ERROR;
-    int found = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-    if (found < 0) db_err(k, "cannot read the jobs");
-    if (found == 1 && j) job_row(q, j);
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&k->mu);
-    return found;
+    return find_row(k, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1 AND (owner = ?2 OR ?3)", id, owner, admin, fill_job, j);
 }
 
 /* A hyperparameter as the job shows it: the resolved value when known, else "auto" or the value asked for. */
@@ -262,8 +264,8 @@ static cJSON *job_obj(sqlite3_stmt *q, void *ud) {
 
 bool srv_job_json(srv_keys *k, const char *id, tk_buf *out) {
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", "s", id);
-    bool ok = q && sqlite3_step(q) == SQLITE_ROW && print_json(job_obj(q, NULL), out) == TK_OK;
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", "s", id);
+    bool ok = q && sqlite3_step(q) == SQLITE_ROW && srv_sql_print(job_obj(q, NULL), out) == TK_OK;
     sqlite3_finalize(q);
     pthread_mutex_unlock(&k->mu);
     return ok;
@@ -271,9 +273,9 @@ bool srv_job_json(srv_keys *k, const char *id, tk_buf *out) {
 
 tk_status srv_jobs_list_json(srv_keys *k, const char *owner, bool admin, const char *after, int limit, tk_buf *out) {
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE (owner = ?1 OR ?2) AND (?3 IS NULL OR rowid < "
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE (owner = ?1 OR ?2) AND (?3 IS NULL OR rowid < "
                                   "(SELECT rowid FROM jobs WHERE id = ?3)) ORDER BY rowid DESC", "sis", owner, (int64_t)admin, after);
-    tk_status st = list_json(k, q, limit, job_obj, NULL, out);
+    tk_status st = srv_sql_list(k, q, limit, job_obj, NULL, out);
     pthread_mutex_unlock(&k->mu);
     return st;
 }
@@ -281,7 +283,7 @@ tk_status srv_jobs_list_json(srv_keys *k, const char *owner, bool admin, const c
 tk_status srv_job_set_status(srv_keys *k, const char *id, const char *status, bool finished, const char *model,
                              const char *err_code, const char *err_msg, int64_t trained_tokens, const char *hypers) {
     pthread_mutex_lock(&k->mu);
-    tk_status st = exec_done(k, prep(k->db, "UPDATE jobs SET status = ?2, finished_at = CASE WHEN ?3 THEN ?4 ELSE finished_at END,"
+    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "UPDATE jobs SET status = ?2, finished_at = CASE WHEN ?3 THEN ?4 ELSE finished_at END,"
                                             " fine_tuned_model = COALESCE(?5, fine_tuned_model), error_code = COALESCE(?6, error_code),"
                                             " error_message = COALESCE(?7, error_message),"
                                             " trained_tokens = CASE WHEN ?8 >= 0 THEN ?8 ELSE trained_tokens END, hypers = COALESCE(?9, hypers)"
@@ -294,9 +296,9 @@ tk_status srv_job_set_status(srv_keys *k, const char *id, const char *status, bo
 
 bool srv_job_next(srv_keys *k, const char *st, char out[40]) {
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT id FROM jobs WHERE status = ?1 ORDER BY rowid LIMIT 1", "s", st);
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT id FROM jobs WHERE status = ?1 ORDER BY rowid LIMIT 1", "s", st);
     bool ok = q && sqlite3_step(q) == SQLITE_ROW;
-    if (ok) col_text(q, 0, out, 40);
+    if (ok) srv_sql_text(q, 0, out, 40);
     sqlite3_finalize(q);
     pthread_mutex_unlock(&k->mu);
     return ok;
@@ -304,93 +306,11 @@ bool srv_job_next(srv_keys *k, const char *st, char out[40]) {
 
 int64_t srv_jobs_count(srv_keys *k, const char *st) {
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT COUNT(*) FROM jobs WHERE status = ?1", "s", st);
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT COUNT(*) FROM jobs WHERE status = ?1", "s", st);
     int64_t n = q && sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
     sqlite3_finalize(q);
     pthread_mutex_unlock(&k->mu);
     return n;
-}
-
-/* ---- events and checkpoints ---- */
-tk_status srv_event_add(srv_keys *k, const char *job, const char *level, const char *type, const char *message, const char *data) {
-    pthread_mutex_lock(&k->mu);
-    tk_status st = exec_done(k, prep(k->db, "INSERT INTO events(job_id, created_at, level, type, message, data) VALUES(?1,?2,?3,?4,?5,?6)",
-                                     "sissss", job, (int64_t)time(NULL), level, type, message, data), "cannot store an event");
-    pthread_mutex_unlock(&k->mu);
-    return st;
-}
-
-static cJSON *event_obj(sqlite3_stmt *q, void *ud) {
-    (void)ud;
-    cJSON *o = cJSON_CreateObject();
-    char id[40];
-    snprintf(id, sizeof id, "ftevent-%lld", (long long)sqlite3_column_int64(q, 0));
-    cJSON_AddStringToObject(o, "object", "fine_tuning.job.event");
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddNumberToObject(o, "created_at", (double)sqlite3_column_int64(q, 1));
-    cJSON_AddStringToObject(o, "level", (const char *)sqlite3_column_text(q, 2));
-    cJSON_AddStringToObject(o, "message", (const char *)sqlite3_column_text(q, 4));
-    const unsigned char *d = sqlite3_column_text(q, 5);
-    cJSON *data = d ? cJSON_Parse((const char *)d) : NULL;
-    cJSON_AddItemToObject(o, "data", data ? data : cJSON_CreateObject());
-    cJSON_AddStringToObject(o, "type", (const char *)sqlite3_column_text(q, 3));
-    return o;
-}
-
-/* The row number of a list cursor "PREFIX<n>" (0: none or malformed: from the newest). */
-static int64_t cursor(const char *after, const char *prefix) {
-    size_t n = strlen(prefix);
-    if (!after || strncmp(after, prefix, n)) return 0;
-    char *end = NULL;
-    long long v = strtoll(after + n, &end, 10);
-    return end && !*end && v > 0 ? v : 0;
-}
-
-tk_status srv_events_list_json(srv_keys *k, const char *job, const char *after, int limit, tk_buf *out) {
-    pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT seq, created_at, level, type, message, data FROM events WHERE job_id = ?1 AND (?2 = 0 OR seq < ?2)"
-                                  " ORDER BY seq DESC", "si", job, cursor(after, "ftevent-"));
-    tk_status st = list_json(k, q, limit, event_obj, NULL, out);
-    pthread_mutex_unlock(&k->mu);
-    return st;
-}
-
-tk_status srv_checkpoint_add(srv_keys *k, const char *job, int64_t step, const char *metrics, const char *path) {
-    pthread_mutex_lock(&k->mu);
-    tk_status st = exec_done(k, prep(k->db, "INSERT INTO checkpoints(job_id, step, created_at, metrics, path) VALUES(?1,?2,?3,?4,?5)",
-                                     "siiss", job, step, (int64_t)time(NULL), metrics, path), "cannot store a checkpoint");
-    pthread_mutex_unlock(&k->mu);
-    return st;
-}
-
-typedef struct { const char *job, *model; } ckpt_ctx;
-static cJSON *checkpoint_obj(sqlite3_stmt *q, void *ud) {
-    const ckpt_ctx *c = ud;
-    cJSON *o = cJSON_CreateObject();
-    char id[40], name[SRV_MAX_ID + 32];
-    int64_t step = sqlite3_column_int64(q, 1);
-    snprintf(id, sizeof id, "ftckpt-%lld", (long long)sqlite3_column_int64(q, 0));
-    snprintf(name, sizeof name, "%s:ckpt-step-%lld", c->model, (long long)step);
-    cJSON_AddStringToObject(o, "object", "fine_tuning.job.checkpoint");
-    cJSON_AddStringToObject(o, "id", id);
-    cJSON_AddNumberToObject(o, "created_at", (double)sqlite3_column_int64(q, 2));
-    cJSON_AddStringToObject(o, "fine_tuned_model_checkpoint", name);
-    cJSON_AddStringToObject(o, "fine_tuning_job_id", c->job);
-    const unsigned char *m = sqlite3_column_text(q, 3);
-    cJSON *metrics = m ? cJSON_Parse((const char *)m) : NULL;
-    cJSON_AddItemToObject(o, "metrics", metrics ? metrics : cJSON_CreateObject());
-    cJSON_AddNumberToObject(o, "step_number", (double)step);
-    return o;
-}
-
-tk_status srv_checkpoints_list_json(srv_keys *k, const char *job, const char *model, const char *after, int limit, tk_buf *out) {
-    ckpt_ctx c = {job, model};
-    pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT seq, step, created_at, metrics FROM checkpoints WHERE job_id = ?1 AND (?2 = 0 OR seq < ?2)"
-                                  " ORDER BY seq DESC", "si", job, cursor(after, "ftckpt-"));
-    tk_status st = list_json(k, q, limit, checkpoint_obj, &c, out);
-    pthread_mutex_unlock(&k->mu);
-    return st;
 }
 
 tk_status srv_jobs_each(srv_keys *k, const char *st, void (*fn)(const srv_job_row *j, void *ud), void *ud) {
@@ -399,8 +319,8 @@ tk_status srv_jobs_each(srv_keys *k, const char *st, void (*fn)(const srv_job_ro
     size_t n = 0, cap = 0;
     tk_status s = TK_OK;
     pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE status = ?1 ORDER BY rowid", "s", st);
-    if (!q) s = db_err(k, "cannot read the jobs");
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT " JOB_COLS " FROM jobs WHERE status = ?1 ORDER BY rowid", "s", st);
+    if (!q) s = srv_sql_err(k, "cannot read the jobs");
     while (!s && sqlite3_step(q) == SQLITE_ROW) {
         if (n == cap) {
             void *g = tk_realloc(rows, sizeof *rows * (cap = cap ? cap * 2 : 16));
@@ -414,20 +334,4 @@ tk_status srv_jobs_each(srv_keys *k, const char *st, void (*fn)(const srv_job_ro
     for (size_t i = 0; i < n && !s; i++) fn(&rows[i], ud);
     free(rows);
     return s;
-}
-
-tk_status srv_checkpoints_prune(srv_keys *k, const char *job) {
-    pthread_mutex_lock(&k->mu);
-    sqlite3_stmt *q = prep(k->db, "SELECT seq, path FROM checkpoints WHERE job_id = ?1", "s", job);
-    int64_t gone[64];
-    int n = 0;
-    while (q && n < 64 && sqlite3_step(q) == SQLITE_ROW) {
-        const unsigned char *p = sqlite3_column_text(q, 1);
-        if (!p || access((const char *)p, F_OK)) gone[n++] = sqlite3_column_int64(q, 0);
-    }
-    sqlite3_finalize(q);
-    tk_status st = q ? TK_OK : db_err(k, "cannot read the checkpoints");
-    for (int i = 0; i < n && !st; i++) st = exec_done(k, prep(k->db, "DELETE FROM checkpoints WHERE seq = ?1", "i", gone[i]), "cannot prune a checkpoint");
-    pthread_mutex_unlock(&k->mu);
-    return st;
 }
