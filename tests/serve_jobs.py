@@ -138,6 +138,9 @@ def main_phase(c1, c2, work, st):
     while time.time() - t0 < 30 and not any(x.type == "metrics" for x in c1.fine_tuning.jobs.list_events(j2.id, limit=5)):
         time.sleep(0.05)
     check(c1.fine_tuning.jobs.retrieve(j2.id).status == "running", "the second job is not running")
+    # requests are served while it trains: the ft: model answers as before
+    during = chat(c1, want, PROMPT)
+    check(during == a and c1.fine_tuning.jobs.retrieve(j2.id).status == "running", f"chat while a job trains: {during!r} != {a!r}")
     cj = c1.fine_tuning.jobs.cancel(j2.id)
     check(cj.status == "cancelled", f"cancel: {cj.status}")
     time.sleep(0.5)

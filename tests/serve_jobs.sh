@@ -31,8 +31,8 @@ start() {
     "$BIN" serve --port 0 --threads 1 --model "stories=$G" --ctx 512 --data-dir "$D" 2>> "$tmp/server.log" &
     PID=$!; PORT=
     for _ in $(seq 1 300); do
-        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | tail -1)
-        [ -n "$PORT" ] && [ "$(grep -c 'listening on' "$tmp/server.log")" = "$1" ] && return 0
+        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | sed -n "$1p")   # the Nth start's
+        [ -n "$PORT" ] && return 0
         sleep 0.1
     done
     echo "FAIL: the server did not start: $(tail -3 "$tmp/server.log")"; exit 1
@@ -88,12 +88,13 @@ start 2
 sdk after
 # kill -9 the job started by the "after" phase once it has written a checkpoint; it resumes at the next start
 killed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("killed",""))' "$tmp/state.json")
-for _ in $(seq 1 300); do ls "$D/jobs/$killed/checkpoints" 2>/dev/null | grep -q step- && break; sleep 0.05; done
+for _ in $(seq 1 300); do ls "$D/jobs/$killed/checkpoints" 2>/dev/null | grep -qx 'step-[0-9]*' && break; sleep 0.05; done   # a complete one, not a .tmp
 kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
 expect '[ -d $D/jobs/$killed/checkpoints ] && [ ! -d $D/jobs/$killed/adapter ]' 'the job was not killed mid-run'
 start 3
 sdk resume
 kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
 expect '[ $rc = 0 ]' 'exit status after the last SIGTERM: $rc'
+[ "$failures" -eq 0 ] || { echo "server log (last 30 lines):"; grep -v '" 200 ' "$tmp/server.log" | tail -30; }
 echo "serve_jobs: $((checks - failures)) checks passed, $failures failed"
 [ "$failures" -eq 0 ]

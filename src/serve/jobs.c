@@ -132,8 +132,8 @@ void srv_handle_job_cancel(srv_req *q, srv_reply *r) {
                 (!strcmp(j.status, "succeeded") || !strcmp(j.status, "failed") || !strcmp(j.status, "cancelled"));
     if (!done) {
         srv_runner_cancel(q->s, j.id);
-        srv_job_set_status(&q->s->keys, j.id, "cancelled", true, NULL, NULL, NULL, -1, NULL);
         srv_event_add(&q->s->keys, j.id, "info", "message", "Fine-tuning job cancelled", NULL);
+        srv_job_set_status(&q->s->keys, j.id, "cancelled", true, NULL, NULL, NULL, -1, NULL);
     }
     pthread_mutex_unlock(&rn->mu);
     if (done) { srv_reply_fail(r, 400, NULL, NULL, "Job %s has already completed (status %s): it cannot be cancelled.", j.id, j.status); return; }

@@ -163,7 +163,7 @@ static void run_job(tk_server *s, const srv_job_row *j) {
     if (!srv_registry_find(&s->reg, j->model, &mi, &ai) || ai >= 0) {
         snprintf(msg, sizeof msg, "The base model '%s' is not served by this server (start it with --model %s=PATH).", j->model, j->model);
         pthread_mutex_lock(&rn->mu);
-        if (!rn->cancel) { srv_job_set_status(k, j->id, "failed", true, NULL, "model_not_available", msg, -1, NULL); event(&c, "error", "message", msg, NULL); }
+        if (!rn->cancel) { event(&c, "error", "message", msg, NULL); srv_job_set_status(k, j->id, "failed", true, NULL, "model_not_available", msg, -1, NULL); }
         pthread_mutex_unlock(&rn->mu);
         return;
     }
@@ -199,8 +199,8 @@ static void run_job(tk_server *s, const srv_job_row *j) {
     if (rn->cancel) {
         /* the cancel request set the status */
     } else if (st) {
+        event(&c, "error", "message", msg, NULL);   /* events first: a client that sees the status sees them */
         srv_job_set_status(k, j->id, "failed", true, NULL, "training_failed", msg, c.tokens, NULL);
-        event(&c, "error", "message", msg, NULL);
     } else if (js.state == TK_JOB_PAUSED) {
         snprintf(msg, sizeof msg, "The server is stopping: the job paused at step %lld and resumes when the server starts again", (long long)js.step);
         event(&c, "info", "message", msg, NULL);
@@ -210,13 +210,14 @@ static void run_job(tk_server *s, const srv_job_row *j) {
         tk_status rs = adapter ? srv_registry_add(&s->reg, mi, name, adapter, j->owner, (int64_t)time(NULL)) : TK_ERR_NOMEM;
         if (rs) {
             snprintf(msg, sizeof msg, "The trained adapter cannot be served: %s", tk_last_error());
-            srv_job_set_status(k, j->id, "failed", true, NULL, "model_not_served", msg, c.tokens, hypers);
             event(&c, "error", "message", msg, NULL);
+            srv_job_set_status(k, j->id, "failed", true, NULL, "model_not_served", msg, c.tokens, hypers);
         } else {
-            srv_job_set_status(k, j->id, "succeeded", true, name, NULL, NULL, trained_tokens(dir), hypers);
+            srv_checkpoints_prune(k, j->id);
             snprintf(msg, sizeof msg, "New fine-tuned model created: %s", name);
             event(&c, "info", "message", msg, NULL);
             event(&c, "info", "message", "The job has successfully completed", NULL);
+            srv_job_set_status(k, j->id, "succeeded", true, name, NULL, NULL, trained_tokens(dir), hypers);
         }
         free(adapter);
         free(hypers);
