@@ -1,7 +1,8 @@
 """The official openai Python SDK against takumi serve's Files and fine-tuning jobs APIs (run by tests/serve_jobs.sh).
 
 usage: serve_jobs.py PHASE BASE_URL KEY1 KEY2 WORK_DIR
-  PHASE main:   upload (and a bad upload: the data checker's findings in a 400), create a job on stories260K, poll it to
+  PHASE main:   upload (and a bad upload: the data checker's findings in a 400), create a job on stories260K (and one step
+                on SmolLM2 when WORK_DIR/d4.jsonl exists: the .sh serves it as "smol"), poll it to
                 succeeded, list its events and checkpoints, chat with the ft: model (plain and streamed; the greedy answer
                 equals takumi generate's with the job's adapter, WORK_DIR/gen.txt written by the .sh from WORK_DIR/state.json),
                 cancel a second job while it runs, pagination, another key's view (404 everywhere), file deletion.
@@ -161,6 +162,17 @@ def main_phase(c1, c2, work, st):
     jd = c1.fine_tuning.jobs.create(model="stories", training_file=f.id, method={"type": "dpo"})
     check(jd.status == "failed" and jd.error and jd.error.code == "invalid_training_file" and "preference" in jd.error.message,
           f"dpo on SFT data: {jd.status} {jd.error}")
+
+    # SmolLM2 (when the .sh serves it as "smol"): one step on 4 chats, its model chats plain and streamed alike
+    if os.path.exists(os.path.join(work, "d4.jsonl")):
+        f4 = c1.files.create(file=open(os.path.join(work, "d4.jsonl"), "rb"), purpose="fine-tune")
+        js = c1.fine_tuning.jobs.create(model="smol", training_file=f4.id, suffix="smol", method={"type": "supervised", "supervised": {
+            "hyperparameters": {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 10}}})
+        js = poll(c1, js.id, ("succeeded", "failed", "cancelled"), timeout=120)
+        check(js.status == "succeeded" and js.fine_tuned_model.startswith("ft:smol:") and js.trained_tokens > 0, f"SmolLM2 job: {js.status} {js.error}")
+        if js.fine_tuned_model:
+            sa, sb = chat(c1, js.fine_tuned_model, PROMPT), chat(c1, js.fine_tuned_model, PROMPT, stream=True)
+            check(sa and sa == sb, f"SmolLM2 ft: chat {sa!r}, streamed {sb!r}")
 
     # deletion
     tmp = c1.files.create(file=open(data, "rb"), purpose="fine-tune")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `takumi serve`'s Files and fine-tuning jobs APIs end to end with the official openai SDK (tests/serve_jobs.py) on
-# stories260K (../shared), two user keys, on a free port:
+# stories260K (../shared) and SmolLM2 (models/, one step), two user keys, on a free port:
 #   main:    upload / list / retrieve / content / delete, a bad upload refused with the data checker's findings, a job
 #            polled to succeeded (events, checkpoints, hyperparameters), its ft: model chatting (plain = streamed =
 #            takumi generate with the job's adapter), a second job cancelled while running, another key's 404s;
@@ -12,11 +12,13 @@ cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
 S=${TAKUMI_SHARED:-../shared}/models/stories260K
 G=$S/gguf/stories260K-f32.gguf
+SMOL=${TAKUMI_SMOL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 need() {
     if [ "${CI:-}" = true ]; then echo "FAIL: required in CI: $1"; exit 1; fi
     echo "SKIP: $1"; exit 0
 }
 [ -f "$G" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
+[ -f "$SMOL" ] || need "$SMOL (scripts/fetch-model.sh)"
 command -v curl >/dev/null || need "curl"
 python3 -c "import openai" 2>/dev/null || need "the openai package (bash scripts/deps-client.sh)"
 export OMP_WAIT_POLICY=passive
@@ -28,7 +30,7 @@ checks=0 failures=0
 expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
 D=$tmp/data
 start() {
-    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --ctx 512 --data-dir "$D" 2>> "$tmp/server.log" &
+    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --model "smol=$SMOL" --ctx 512 --data-dir "$D" 2>> "$tmp/server.log" &
     PID=$!; PORT=
     for _ in $(seq 1 300); do
         PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | sed -n "$1p")   # the Nth start's
@@ -50,6 +52,7 @@ for i in $(seq 0 23); do
     n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
     printf '{"messages":[{"role":"user","content":"Tell me about %s and the %s."},{"role":"assistant","content":"%s had a %s. %s was happy."}]}\n' "$n" "$t" "$n" "$t" "$n"
 done > "$tmp/d.jsonl"
+head -4 "$tmp/d.jsonl" > "$tmp/d4.jsonl"
 printf '{"messages":[{"role":"user"},{"role":"assistant","content":"x"}]}\n{"messages": [\n' > "$tmp/bad.jsonl"
 for i in $(seq 0 399); do
     printf '{"messages":[{"role":"user","content":"Tell me about %s, number %d."},{"role":"assistant","content":"%s had a %s and it was %d."}]}\n' \
@@ -65,10 +68,10 @@ job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("job",
     --temperature 0 --max-tokens 16 > "$tmp/gen.txt" 2> "$tmp/gen.err"
 expect 'python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[\"answer\"] == open(sys.argv[2]).read() else 1)" $tmp/state.json $tmp/gen.txt' \
     'the ft: model answered differently from takumi generate --adapter: $(cat $tmp/gen.txt) $(cat $tmp/gen.err)'
-expect 'python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); sys.exit(0 if db.execute(\"pragma journal_mode\").fetchone()[0]==\"wal\" and db.execute(\"select count(*) from jobs\").fetchone()[0]==3 else 1)" $D/takumi.db' \
-    'takumi.db: not WAL or not 3 jobs'
+expect 'python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); sys.exit(0 if db.execute(\"pragma journal_mode\").fetchone()[0]==\"wal\" and db.execute(\"select count(*) from jobs\").fetchone()[0]==4 else 1)" $D/takumi.db' \
+    'takumi.db: not WAL or not 4 jobs'
 
-expect 'curl -s -H "Authorization: Bearer $K1" http://127.0.0.1:$PORT/metrics | grep -q "^takumi_fine_tuning_jobs{status=\"succeeded\"} 1$"' \
+expect 'curl -s -H "Authorization: Bearer $K1" http://127.0.0.1:$PORT/metrics | grep -q "^takumi_fine_tuning_jobs{status=\"succeeded\"} 2$"' \
     '/metrics: $(curl -s -H "Authorization: Bearer $K1" http://127.0.0.1:$PORT/metrics | grep fine_tuning)'
 # curl: multipart upload, 401 without a key, 404 for tricks, the file's bytes back
 H="Authorization: Bearer $K1"
