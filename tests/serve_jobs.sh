@@ -30,7 +30,7 @@ checks=0 failures=0
 expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
 D=$tmp/data
 start() {
-    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --model "smol=$SMOL" --ctx 512 --data-dir "$D" 2>> "$tmp/server.log" &
+    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --model "smol=$SMOL" --ctx 512 --data-dir "$D" --max-upload 100000 2>> "$tmp/server.log" &
     PID=$!; PORT=
     for _ in $(seq 1 300); do
         PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | sed -n "$1p")   # the Nth start's
@@ -79,6 +79,8 @@ expect '[ "$(curl -s -o $tmp/c1.json -w %{http_code} -H "$H" -F purpose=fine-tun
 fid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp/c1.json" 2>/dev/null)
 expect 'curl -s -H "$H" http://127.0.0.1:$PORT/v1/files/$fid/content | cmp -s - $tmp/d.jsonl' 'curl content differs'
 expect '[ "$(curl -s -o /dev/null -w %{http_code} http://127.0.0.1:$PORT/v1/files)" = 401 ]' 'files without a key'
+cat "$tmp/big.jsonl" "$tmp/big.jsonl" "$tmp/big.jsonl" > "$tmp/huge.jsonl"   # above --max-upload 100000
+expect '[ "$(curl -s -o $tmp/c4.json -w %{http_code} -H "$H" -F purpose=fine-tune -F file=@$tmp/huge.jsonl http://127.0.0.1:$PORT/v1/files)" = 413 ] && grep -q request_too_large $tmp/c4.json' 'an upload above --max-upload: $(cat $tmp/c4.json)'
 expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "$H" --path-as-is http://127.0.0.1:$PORT/v1/files/../takumi.db/content)" = 404 ]' 'a path trick'
 expect '[ "$(curl -s -o $tmp/c2.json -w %{http_code} -H "$H" -X DELETE http://127.0.0.1:$PORT/v1/files/$fid)" = 200 ] && grep -q "\"deleted\":true" $tmp/c2.json' 'curl delete: $(cat $tmp/c2.json)'
 expect '[ "$(curl -s -o $tmp/c3.json -w %{http_code} -H "$H" -H "Content-Type: application/json" -d "{\"model\":\"stories\",\"training_file\":\"x\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":\"many\"}}}}" http://127.0.0.1:$PORT/v1/fine_tuning/jobs)" = 400 ] && grep -q "method.supervised.hyperparameters.n_epochs" $tmp/c3.json' 'a bad job body: $(cat $tmp/c3.json)'
