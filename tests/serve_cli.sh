@@ -184,7 +184,7 @@ head -c 70000 /dev/zero | tr '\0' 'x' > "$tmp/big.txt"
 expect '[ "$(curl -s -o $tmp/e11.json -w "%{http_code}" --data-binary @$tmp/big.txt http://127.0.0.1:$A/v1/chat/completions)" = 413 ] && err_is $tmp/e11.json None request_too_large' '413 (Content-Length): $(cat $tmp/e11.json)'
 expect '[ "$(curl -s -o $tmp/e12.json -w "%{http_code}" -H "Transfer-Encoding: chunked" --data-binary @$tmp/big.txt http://127.0.0.1:$A/v1/chat/completions)" = 413 ] && err_is $tmp/e12.json None request_too_large' '413 (chunked): $(cat $tmp/e12.json)'
 expect '[ "$(get $A /v1/chat/completions $tmp/e13.json)" = 405 ] && err_is $tmp/e13.json None method_not_allowed' 'GET on a POST route: $(cat $tmp/e13.json)'
-expect '[ "$(get $A /v1/files $tmp/e14.json)" = 404 ] && err_is $tmp/e14.json None unknown_url' 'unknown URL: $(cat $tmp/e14.json)'
+expect '[ "$(get $A /v1/assistants $tmp/e14.json)" = 404 ] && err_is $tmp/e14.json None unknown_url' 'unknown URL: $(cat $tmp/e14.json)'
 expect '[ "$(get $A /v1/models/../../etc/passwd $tmp/e15.json --path-as-is)" = 404 ]' 'path tricks: $(cat $tmp/e15.json)'
 
 # concurrency: 4 parallel greedy requests (2 generate at once, 2 wait) all give generate's answer

@@ -1,9 +1,13 @@
 /* `takumi serve`: an OpenAI-compatible HTTP server over loaded models (libmicrohttpd), with API
  * keys in SQLite. This part serves: GET /health, GET /metrics (Prometheus text), GET /v1/models,
  * GET /v1/models/{id}, POST /v1/chat/completions and POST /v1/completions (plain and SSE
- * streaming), GET /lora-adapters (llama-server's listing). Each model given is a model id; each
- * adapter (attached to the first model) is a model id too, applied per request. Not yet: files,
- * fine-tuning jobs, deployments, the dashboard (see README "takumi serve").
+ * streaming), GET /lora-adapters (llama-server's listing), the Files API (/v1/files: uploads
+ * checked with the data checker) and fine-tuning jobs (/v1/fine_tuning/jobs: a queue running one
+ * training job at a time on its own thread; a succeeded job's model "ft:<base>:<owner>:<suffix>:<id>"
+ * is served at once as an adapter on its base). Each model given is a model id; each adapter
+ * (attached to the first model) is a model id too, applied per request. A user key sees only its
+ * own files, jobs and fine-tuned models. Not yet: pause/resume endpoints, deployments, the dashboard
+ * (see README "takumi serve").
  * The library prints nothing: each request's log line goes to params.log. */
 #ifndef TAKUMI_SERVE_H
 #define TAKUMI_SERVE_H
@@ -18,7 +22,7 @@ extern "C" {
 typedef struct tk_serve_params {
     const char *host;              /* address to bind (default "127.0.0.1"); an IPv4 or IPv6 literal */
     int port;                      /* TCP port (default 8080; 0 = any free port, see tk_server_port) */
-    const char *data_dir;          /* holds takumi.db (API keys); default "takumi-data" */
+    const char *data_dir;          /* holds takumi.db (keys, files, jobs), files/ and jobs/ (run folders); default "takumi-data" */
     const char *models[TK_SERVE_MAX_MODELS];   /* "PATH" or "ID=PATH" (id default: the file name without .gguf) */
     int n_models;
     const char *adapters[TK_SERVE_MAX_ADAPTERS]; /* "NAME=DIR": adapter files attached to models[0]; NAME is its model id */
@@ -30,6 +34,7 @@ typedef struct tk_serve_params {
     int max_queue;                 /* requests waiting for a generation slot; more get 503 (default 64) */
     int max_connections;           /* open connections at most (default 256); more are refused */
     size_t max_body;               /* largest request body in bytes (default 1 MiB); larger: 413 */
+    size_t max_upload;             /* largest POST /v1/files body in bytes (default 64 MiB); larger: 413 */
     int timeout_s;                 /* an idle or trickling connection is closed after this (default 30 s) */
     int threads;                   /* compute threads of each generation (0 = tk_get_threads() when the server opens) */
     /* One line per request (no newline), e.g. `127.0.0.1 "POST /v1/chat/completions" 200 0.412s in=31 out=64`.

@@ -214,7 +214,7 @@ static void stream_done(void *ud) {
 static int prepare(srv_req *q, job *j, srv_error *e) {
     tk_server *s = q->s;
     int ai;
-    if (!srv_registry_find(&s->reg, j->req.model, &j->mi, &ai))
+    if (!srv_registry_find(&s->reg, j->req.model, &j->mi, &ai) || !srv_adapter_visible(&s->reg, ai, q->owner, q->admin))
         return srv_err(e, 404, "invalid_request_error", "model_not_found", "model",
                        "The model '%.80s' does not exist (GET /v1/models lists the models served).", j->req.model);
     srv_model *m = &s->reg.models[j->mi];
@@ -224,7 +224,7 @@ static int prepare(srv_req *q, job *j, srv_error *e) {
         char p[32];
         snprintf(p, sizeof p, "lora[%d].id", i);
         int id = j->req.lora[i].id;
-        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi)
+        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi || !srv_adapter_visible(&s->reg, id, q->owner, q->admin))
             return srv_err(e, 400, "invalid_request_error", "invalid_value", p,
                            "Invalid '%s': %d is not an adapter of model '%.60s' (GET /lora-adapters lists them).", p, id, m->id);
         if (j->n_ads >= TK_MAX_ADAPTERS)

@@ -22,11 +22,13 @@ typedef struct conn {
     char *path;
     tk_buf body;
     bool too_large, answered, needs_auth, admin;
+    size_t max_body;             /* the route's: max_upload for POST /v1/files */
+    char owner[SRV_OWNER_LEN];
     int status, route;
     srv_handler fn;
     srv_stream *stream;
     int64_t tokens_in, tokens_out;
-    char model[64];
+    char model[SRV_MAX_ID + 1];
     char client[64];
 } conn;
 
@@ -40,6 +42,7 @@ tk_serve_params tk_serve_default_params(void) {
     p.max_queue = 64;
     p.max_connections = 256;
     p.max_body = 1 << 20;
+    p.max_upload = (size_t)64 << 20;
     p.timeout_s = 30;
     return p;
 }
@@ -71,6 +74,19 @@ void srv_reply_error(srv_reply *r, const srv_error *e) {
     r->status = e->status ? e->status : 500;
     r->content_type = NULL;
     if (srv_error_json(e, &r->body)) tk_buf_free(&r->body);
+}
+
+void srv_reply_fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) {
+    srv_error e = {0};
+    e.status = status;
+    e.type = status >= 500 ? "server_error" : "invalid_request_error";
+    e.code = code;
+    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    srv_reply_error(r, &e);
 }
 
 static enum MHD_Result queue(struct MHD_Connection *c, conn *k, srv_reply *r) {
@@ -157,10 +173,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_unlock(&s->mu);
         if (!k->path) return MHD_NO;
         k->fn = srv_route(method, k->path, &k->route, &k->needs_auth);
+        k->max_body = k->fn == srv_handle_file_upload ? s->p.max_upload : s->p.max_body;
+        strcpy(k->owner, "local");
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->p.max_body)
+        if (cl && strtoull(cl, NULL, 10) > k->max_body)
             return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
-                               "The request body (%s bytes) is larger than the limit of %zu bytes.", cl, s->p.max_body);
+                               "The request body (%s bytes) is larger than the limit of %zu bytes.", cl, k->max_body);
         /* the key before the body: a caller without one gets nothing read or buffered */
         if (k->needs_auth && srv_keys_required(&s->keys)) {
             const char *key = bearer(c);
@@ -168,23 +186,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return queue_error(c, k, 401, "invalid_request_error", "missing_api_key",
                                    "You didn't provide an API key. You need to provide your API key in an Authorization header "
                                    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
-            if (!srv_keys_check(&s->keys, key, &k->admin))
+            if (!srv_keys_check(&s->keys, key, &k->admin, k->owner))
                 return queue_error(c, k, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
         }
         return MHD_YES;
     }
     if (k->answered) { *upload_size = 0; return MHD_YES; }
     if (*upload_size > 0) {
-        if (!k->too_large && k->body.len + *upload_size > s->p.max_body) { k->too_large = true; tk_buf_free(&k->body); }
+        if (!k->too_large && k->body.len + *upload_size > k->max_body) { k->too_large = true; tk_buf_free(&k->body); }
         if (!k->too_large && tk_buf_append(&k->body, upload_data, *upload_size)) return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
     if (k->too_large)
         return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
-                           "The request body is larger than the limit of %zu bytes.", s->p.max_body);
+                           "The request body is larger than the limit of %zu bytes.", k->max_body);
     srv_req q = {.s = s, .c = c, .method = method, .path = k->path, .body = k->body.data ? k->body.data : "",
-                 .body_len = k->body.len, .admin = k->admin};
+                 .body_len = k->body.len, .admin = k->admin,
+                 .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE)};
+    snprintf(q.owner, sizeof q.owner, "%s", k->owner);
     srv_reply r = {0};
     k->fn(&q, &r);
     /* the handler may have taken long (a generation): the idle clock starts again for the answer */
@@ -223,8 +243,8 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     *out = NULL;
     if (!p) return tk_fail(TK_ERR_ARG, "serve: no parameters");
     if (p->port < 0 || p->port > 65535) return tk_fail(TK_ERR_ARG, "--port %d: must be 0..65535", p->port);
-    if (p->max_concurrent < 1 || p->max_queue < 0 || p->max_connections < 1 || p->max_body < 1 || p->timeout_s < 1)
-        return tk_fail(TK_ERR_ARG, "serve: need max-concurrent >= 1, max-queue >= 0, max-connections >= 1, max-body >= 1, timeout >= 1");
+    if (p->max_concurrent < 1 || p->max_queue < 0 || p->max_connections < 1 || p->max_body < 1 || p->max_upload < 1 || p->timeout_s < 1)
+        return tk_fail(TK_ERR_ARG, "serve: need max-concurrent >= 1, max-queue >= 0, max-connections >= 1, max-body >= 1, max-upload >= 1, timeout >= 1");
     if (!p->data_dir || !*p->data_dir) return tk_fail(TK_ERR_ARG, "serve: no --data-dir");
     struct sockaddr_in a4 = {0};
     struct sockaddr_in6 a6 = {0};
@@ -246,11 +266,14 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     if (s->p.threads <= 0) s->p.threads = tk_get_threads(); /* the server's threads would see OpenMP's default instead */
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->idle, NULL);
+    pthread_mutex_init(&s->runner.mu, NULL);
+    pthread_cond_init(&s->runner.cv, NULL);
     srv_gate_init(&s->gate, p->max_concurrent, p->max_queue);
     srv_metrics_init(&s->metrics);
     tk_status st = srv_keys_open(&s->keys, p->data_dir, p->api_key_file);
     if (st) goto fail_keys;
     if ((st = srv_registry_open(&s->reg, p))) goto fail_reg;
+    if ((st = srv_runner_register_models(s)) || (st = srv_runner_start(s))) goto fail;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      (v6 ? MHD_USE_IPv6 : 0);
     s->d = MHD_start_daemon(flags, (uint16_t)p->port, NULL, NULL, on_request, s,
@@ -266,10 +289,13 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     *out = s;
     return TK_OK;
 fail:
+    srv_runner_stop(s);
     srv_registry_close(&s->reg);
 fail_reg:
     srv_keys_close(&s->keys);
 fail_keys:
+    pthread_mutex_destroy(&s->runner.mu);
+    pthread_cond_destroy(&s->runner.cv);
     srv_metrics_destroy(&s->metrics);
     srv_gate_destroy(&s->gate);
     pthread_mutex_destroy(&s->mu);
@@ -290,11 +316,14 @@ void tk_server_stop(tk_server *s) {
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d); /* closes idle keep-alive connections */
     s->d = NULL;
+    srv_runner_stop(s);    /* the running job pauses at a checkpoint; the next start resumes it */
 }
 
 void tk_server_free(tk_server *s) {
     if (!s) return;
     tk_server_stop(s);
+    pthread_mutex_destroy(&s->runner.mu);
+    pthread_cond_destroy(&s->runner.cv);
     srv_registry_close(&s->reg);
     srv_keys_close(&s->keys);
     srv_metrics_destroy(&s->metrics);

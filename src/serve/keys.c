@@ -12,9 +12,9 @@
 
 #define KEY_PREFIX "tk-"
 #define KEY_HEX 48
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
-static tk_status random_bytes(uint8_t *p, size_t n) {
+tk_status srv_random_bytes(uint8_t *p, size_t n) {
     while (n > 0) {
         ssize_t got = getrandom(p, n, 0);
         if (got < 0 && errno == EINTR) continue;
@@ -24,7 +24,7 @@ static tk_status random_bytes(uint8_t *p, size_t n) {
     return TK_OK;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out) {
+void srv_hex(const uint8_t *p, size_t n, char *out) {
     static const char k[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) out[2 * i] = k[p[i] >> 4], out[2 * i + 1] = k[p[i] & 15];
     out[2 * n] = 0;
@@ -68,7 +68,22 @@ static tk_status db_open(const char *data_dir, sqlite3 **out) {
                          "CREATE TABLE IF NOT EXISTS api_keys(id INTEGER PRIMARY KEY, lookup TEXT NOT NULL, salt TEXT NOT NULL,"
                          " hash TEXT NOT NULL, admin INTEGER NOT NULL, created INTEGER NOT NULL);"
                          "CREATE INDEX IF NOT EXISTS api_keys_lookup ON api_keys(lookup);"
-                         "PRAGMA user_version=1;", NULL, NULL, &err) != SQLITE_OK) {
+                         /* version 2: files and fine-tuning jobs (src/serve/store.c) */
+                         "CREATE TABLE IF NOT EXISTS files(id TEXT PRIMARY KEY, owner TEXT NOT NULL, bytes INTEGER NOT NULL,"
+                         " created_at INTEGER NOT NULL, filename TEXT NOT NULL, purpose TEXT NOT NULL);"
+                         "CREATE TABLE IF NOT EXISTS jobs(id TEXT PRIMARY KEY, owner TEXT NOT NULL, model TEXT NOT NULL,"
+                         " training_file TEXT NOT NULL, validation_file TEXT, suffix TEXT NOT NULL, seed INTEGER NOT NULL,"
+                         " metadata TEXT NOT NULL, method TEXT NOT NULL, n_epochs INTEGER NOT NULL, batch_size INTEGER NOT NULL,"
+                         " lr_mult REAL NOT NULL, beta REAL NOT NULL, status TEXT NOT NULL, created_at INTEGER NOT NULL,"
+                         " finished_at INTEGER, fine_tuned_model TEXT, error_code TEXT, error_message TEXT,"
+                         " trained_tokens INTEGER NOT NULL DEFAULT 0, hypers TEXT);"
+                         "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
+                         " created_at INTEGER NOT NULL, level TEXT NOT NULL, type TEXT NOT NULL, message TEXT NOT NULL, data TEXT);"
+                         "CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);"
+                         "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
+                         " step INTEGER NOT NULL, created_at INTEGER NOT NULL, metrics TEXT NOT NULL, path TEXT NOT NULL);"
+                         "CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints(job_id, seq);"
+                         "PRAGMA user_version=2;", NULL, NULL, &err) != SQLITE_OK) {
         st = tk_fail(TK_ERR_IO, "%s: cannot create the schema: %s", path, err ? err : "?");
         sqlite3_free(err);
         goto fail;
@@ -152,13 +167,15 @@ static bool hex_decode(const char *s, uint8_t *out, size_t n) {
     return s[2 * n] == 0;
 }
 
-bool srv_keys_check(srv_keys *k, const char *token, bool *admin) {
+bool srv_keys_check(srv_keys *k, const char *token, bool *admin, char owner[SRV_OWNER_LEN]) {
     *admin = false;
+    owner[0] = 0;
     size_t n = strlen(token);
     uint8_t d[32];
     tk_sha256_bytes(token, n, d);
     bool ok = false;
-    for (int i = 0; i < k->n_file; i++) ok |= same_digest(d, k->file_hashes[i]);
+    for (int i = 0; i < k->n_file; i++)
+        if (same_digest(d, k->file_hashes[i])) { ok = true; snprintf(owner, SRV_OWNER_LEN, "keyfile%d", i + 1); }
     if (ok) return true;
     if (n != strlen(KEY_PREFIX) + KEY_HEX || strncmp(token, KEY_PREFIX, strlen(KEY_PREFIX))) return false;
     char lookup[9];
@@ -166,7 +183,7 @@ bool srv_keys_check(srv_keys *k, const char *token, bool *admin) {
     lookup[8] = 0;
     pthread_mutex_lock(&k->mu);
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(k->db, "SELECT salt, hash, admin FROM api_keys WHERE lookup = ?1", -1, &q, NULL) == SQLITE_OK &&
+    if (sqlite3_prepare_v2(k->db, "SELECT salt, hash, admin, id FROM api_keys WHERE lookup = ?1", -1, &q, NULL) == SQLITE_OK &&
         sqlite3_bind_text(q, 1, lookup, -1, SQLITE_TRANSIENT) == SQLITE_OK) {
         while (!ok && sqlite3_step(q) == SQLITE_ROW) {
             const char *salt_hex = (const char *)sqlite3_column_text(q, 0), *hash_hex = (const char *)sqlite3_column_text(q, 1);
@@ -177,7 +194,11 @@ bool srv_keys_check(srv_keys *k, const char *token, bool *admin) {
             tk_sha256_update(&c, salt, 16);
             tk_sha256_update(&c, token, n);
             tk_sha256_final(&c, got);
-            if (same_digest(got, want)) { ok = true; *admin = sqlite3_column_int(q, 2) != 0; }
+            if (same_digest(got, want)) {
+                ok = true;
+                *admin = sqlite3_column_int(q, 2) != 0;
+                snprintf(owner, SRV_OWNER_LEN, "key%lld", (long long)sqlite3_column_int64(q, 3));
+            }
         }
     }
     sqlite3_finalize(q);
@@ -189,16 +210,16 @@ tk_status tk_serve_create_key(const char *data_dir, bool admin, char **key) {
     *key = NULL;
     if (!data_dir || !*data_dir) return tk_fail(TK_ERR_ARG, "create key: no data dir");
     uint8_t raw[KEY_HEX / 2], salt[16], digest[32];
-    tk_status st = random_bytes(raw, sizeof raw);
-    if (!st) st = random_bytes(salt, sizeof salt);
+    tk_status st = srv_random_bytes(raw, sizeof raw);
+    if (!st) st = srv_random_bytes(salt, sizeof salt);
     if (st) return st;
     char *k = tk_malloc(strlen(KEY_PREFIX) + KEY_HEX + 1), salt_hex[33], hash_hex[65], lookup[9];
     if (!k) return TK_ERR_NOMEM;
     strcpy(k, KEY_PREFIX);
-    hex(raw, sizeof raw, k + strlen(KEY_PREFIX));
+    srv_hex(raw, sizeof raw, k + strlen(KEY_PREFIX));
     memcpy(lookup, k + strlen(KEY_PREFIX), 8);
     lookup[8] = 0;
-    hex(salt, sizeof salt, salt_hex);
+    srv_hex(salt, sizeof salt, salt_hex);
     tk_sha256 c;
     tk_sha256_init(&c);
     tk_sha256_update(&c, salt, sizeof salt);

@@ -32,7 +32,7 @@ static char *default_id(const char *path) {
 }
 
 static bool id_valid(const char *id) {
-    if (!*id || strlen(id) > 63) return false;
+    if (!*id || strlen(id) > SRV_MAX_ID) return false;
     for (; *id; id++)
         if (!id_char(*id)) return false;
     return true;
@@ -45,6 +45,7 @@ static bool id_taken(const srv_registry *r, const char *id) {
 
 tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p) {
     memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->add_mu, NULL);
     r->created = (int64_t)time(NULL);
     if (p->n_models < 1) return tk_fail(TK_ERR_ARG, "no --model given: the server needs at least one model");
     if (p->n_models > TK_SERVE_MAX_MODELS || p->n_adapters > TK_SERVE_MAX_ADAPTERS)
@@ -56,7 +57,7 @@ tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p) {
         if (!id && path) id = default_id(path);
         if (!id || !path) { free(id); free(path); st = TK_ERR_NOMEM; break; }
         srv_model *m = &r->models[r->n_models];
-        if (!id_valid(id)) st = tk_fail(TK_ERR_ARG, "--model %s: the model id '%s' must be 1-63 characters of A-Z a-z 0-9 . _ - : (name it with --model ID=PATH)", p->models[i], id);
+        if (!id_valid(id)) st = tk_fail(TK_ERR_ARG, "--model %s: the model id '%s' must be 1-191 characters of A-Z a-z 0-9 . _ - : (name it with --model ID=PATH)", p->models[i], id);
         else if (id_taken(r, id)) st = tk_fail(TK_ERR_ARG, "--model %s: the model id '%s' is used twice (name one with --model ID=PATH)", p->models[i], id);
         if (st) { free(id); free(path); break; }
         m->id = id;
@@ -78,13 +79,14 @@ tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p) {
         split_spec(p->adapters[i], &id, &path);
         if (!path) { free(id); st = TK_ERR_NOMEM; break; }
         if (!id) st = tk_fail(TK_ERR_ARG, "--adapter %s: expected NAME=DIR (NAME: the model id requests use)", p->adapters[i]);
-        else if (!id_valid(id)) st = tk_fail(TK_ERR_ARG, "--adapter %s: the name '%s' must be 1-63 characters of A-Z a-z 0-9 . _ - :", p->adapters[i], id);
+        else if (!id_valid(id)) st = tk_fail(TK_ERR_ARG, "--adapter %s: the name '%s' must be 1-191 characters of A-Z a-z 0-9 . _ - :", p->adapters[i], id);
         else if (id_taken(r, id)) st = tk_fail(TK_ERR_ARG, "--adapter %s: the model id '%s' is used twice", p->adapters[i], id);
         if (st) { free(id); free(path); break; }
         srv_adapter *a = &r->adapters[r->n_adapters];
         a->id = id;
         a->path = path;
         a->model = 0;
+        a->created = r->created;
         r->n_adapters++;
         if ((st = tk_adapter_apply(r->models[0].m, path, &a->h))) st = tk_fail_ctx(st, "--adapter %s: ", p->adapters[i]);
     }
@@ -97,6 +99,7 @@ void srv_registry_close(srv_registry *r) {
         tk_adapter_detach(r->models[r->adapters[i].model].m, r->adapters[i].h);
         free(r->adapters[i].id);
         free(r->adapters[i].path);
+        free(r->adapters[i].owner);
     }
     for (int i = 0; i < r->n_models; i++) {
         srv_model *m = &r->models[i];
@@ -107,13 +110,43 @@ void srv_registry_close(srv_registry *r) {
         free(m->path);
         pthread_mutex_destroy(&m->mu);
     }
+    pthread_mutex_destroy(&r->add_mu);
     memset(r, 0, sizeof *r);
+}
+
+tk_status srv_registry_add(srv_registry *r, int mi, const char *id, const char *path, const char *owner, int64_t created) {
+    if (!id_valid(id)) return tk_fail(TK_ERR_ARG, "model id '%.200s': 1-%d characters of A-Z a-z 0-9 . _ - :", id, SRV_MAX_ID);
+    pthread_mutex_lock(&r->add_mu);
+    tk_status st = TK_OK;
+    int n = r->n_adapters;
+    if (id_taken(r, id)) st = tk_fail(TK_ERR_ARG, "model id '%s' is already served", id);
+    else if (n >= SRV_MAX_ADAPTERS) st = tk_fail(TK_ERR_ARG, "%s: the server holds %d adapters already (its limit)", id, SRV_MAX_ADAPTERS);
+    srv_adapter *a = &r->adapters[n];
+    if (!st) {
+        memset(a, 0, sizeof *a);
+        a->id = tk_strdup(id);
+        a->path = tk_strdup(path);
+        a->owner = owner ? tk_strdup(owner) : NULL;
+        a->model = mi;
+        a->created = created;
+        if (!a->id || !a->path || (owner && !a->owner)) st = TK_ERR_NOMEM;
+        else if ((st = tk_adapter_apply(r->models[mi].m, path, &a->h))) st = tk_fail_ctx(st, "%s: ", id);
+        if (st) { free(a->id); free(a->path); free(a->owner); memset(a, 0, sizeof *a); }
+        else r->n_adapters = n + 1;   /* publishes the filled slot */
+    }
+    pthread_mutex_unlock(&r->add_mu);
+    return st;
+}
+
+bool srv_adapter_visible(const srv_registry *r, int ai, const char *owner, bool admin) {
+    return ai < 0 || admin || !r->adapters[ai].owner || !strcmp(r->adapters[ai].owner, owner);
 }
 
 bool srv_registry_find(const srv_registry *r, const char *id, int *model, int *adapter) {
     for (int i = 0; i < r->n_models; i++)
         if (r->models[i].id && !strcmp(r->models[i].id, id)) { *model = i; *adapter = -1; return true; }
-    for (int i = 0; i < r->n_adapters; i++)
+    int n = r->n_adapters;
+    for (int i = 0; i < n; i++)
         if (r->adapters[i].id && !strcmp(r->adapters[i].id, id)) { *model = r->adapters[i].model; *adapter = i; return true; }
     return false;
 }
@@ -143,8 +176,8 @@ static cJSON *model_obj(const srv_registry *r, int mi, int ai) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", ai < 0 ? r->models[mi].id : r->adapters[ai].id);
     cJSON_AddStringToObject(o, "object", "model");
-    cJSON_AddNumberToObject(o, "created", (double)r->created);
-    cJSON_AddStringToObject(o, "owned_by", "takumi");
+    cJSON_AddNumberToObject(o, "created", (double)(ai < 0 ? r->created : r->adapters[ai].created));
+    cJSON_AddStringToObject(o, "owned_by", ai >= 0 && r->adapters[ai].owner ? r->adapters[ai].owner : "takumi");
     if (ai >= 0) cJSON_AddStringToObject(o, "parent", r->models[mi].id);
     return o;
 }
@@ -156,26 +189,30 @@ static tk_status print_json(cJSON *root, tk_buf *out) {
     return st;
 }
 
-tk_status srv_models_json(const srv_registry *r, tk_buf *out) {
+tk_status srv_models_json(const srv_registry *r, const char *owner, bool admin, tk_buf *out) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(root, "data");
     for (int i = 0; i < r->n_models; i++) cJSON_AddItemToArray(data, model_obj(r, i, -1));
-    for (int i = 0; i < r->n_adapters; i++) cJSON_AddItemToArray(data, model_obj(r, r->adapters[i].model, i));
+    int n = r->n_adapters;
+    for (int i = 0; i < n; i++)
+        if (srv_adapter_visible(r, i, owner, admin)) cJSON_AddItemToArray(data, model_obj(r, r->adapters[i].model, i));
     return print_json(root, out);
 }
 
-bool srv_model_json(const srv_registry *r, const char *id, tk_buf *out) {
+bool srv_model_json(const srv_registry *r, const char *id, const char *owner, bool admin, tk_buf *out) {
     int mi, ai;
-    if (!srv_registry_find(r, id, &mi, &ai)) return false;
+    if (!srv_registry_find(r, id, &mi, &ai) || !srv_adapter_visible(r, ai, owner, admin)) return false;
     return print_json(model_obj(r, mi, ai), out) == TK_OK;
 }
 
-tk_status srv_lora_json(const srv_registry *r, tk_buf *out) {
+tk_status srv_lora_json(const srv_registry *r, const char *owner, bool admin, tk_buf *out) {
     /* llama-server's shape; "scale" is the scale applied to requests that do not ask for the adapter: 0 here,
        since an adapter applies only to requests naming it (by model id or "lora": [{"id", "scale"}]) */
     cJSON *root = cJSON_CreateArray();
-    for (int i = 0; i < r->n_adapters; i++) {
+    int n = r->n_adapters;
+    for (int i = 0; i < n; i++) {
+        if (!srv_adapter_visible(r, i, owner, admin)) continue;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "id", i);
         cJSON_AddStringToObject(o, "path", r->adapters[i].path);

@@ -309,14 +309,8 @@ static int parse_fields(const cJSON *root, bool chat, srv_gen_req *r, srv_error 
     return 0;
 }
 
-int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *r, srv_error *e) {
-    memset(r, 0, sizeof *r);
-    memset(e, 0, sizeof *e);
-    r->chat = chat;
-    r->temperature = 1;
-    r->top_p = 1;
-    r->n = 1;
-    r->max_tokens = chat ? 0 : 16; /* OpenAI's defaults: chat until the context ends, completions 16 */
+int srv_parse_json_object(const char *body, size_t len, cJSON **out, srv_error *e) {
+    *out = NULL;
     /* cJSON ends a string at an escaped NUL: refuse it rather than cut the text there */
     for (size_t i = 0; i + 6 <= len; i++) {
         if (body[i] != '\\') continue;
@@ -341,14 +335,28 @@ int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *
     /* nothing but whitespace may follow the value */
     size_t used = (size_t)(end - body);
     while (used < len && (body[used] == ' ' || body[used] == '\n' || body[used] == '\r' || body[used] == '\t')) used++;
-    int rc;
+    int rc = 0;
     if (used != len)
         rc = srv_err(e, 400, "invalid_request_error", NULL, NULL,
                      "We could not parse the JSON body of your request: extra text after the JSON value at byte %zu.", used);
     else if (!cJSON_IsObject(root))
         rc = srv_err(e, 400, "invalid_request_error", NULL, NULL, "The JSON body of your request must be an object, not %s.", tk_json_type_name(root));
-    else
-        rc = parse_fields(root, chat, r, e);
+    if (rc) cJSON_Delete(root);
+    else *out = root;
+    return rc;
+}
+
+int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *r, srv_error *e) {
+    memset(r, 0, sizeof *r);
+    memset(e, 0, sizeof *e);
+    r->chat = chat;
+    r->temperature = 1;
+    r->top_p = 1;
+    r->n = 1;
+    r->max_tokens = chat ? 0 : 16; /* OpenAI's defaults: chat until the context ends, completions 16 */
+    cJSON *root = NULL;
+    if (srv_parse_json_object(body, len, &root, e)) return -1;
+    int rc = parse_fields(root, chat, r, e);
     cJSON_Delete(root);
     if (rc) {
         if (!e->status) srv_err(e, 500, "server_error", NULL, NULL, "out of memory");

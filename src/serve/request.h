@@ -54,4 +54,44 @@ typedef struct srv_gen_req {
 int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *r, srv_error *e);
 /* Frees what r holds and zeroes it; accepts a zeroed r. */
 void srv_gen_req_free(srv_gen_req *r);
+
+/* ---- POST /v1/files: a multipart/form-data body (RFC 7578) ---- */
+typedef struct srv_upload {
+    char purpose[32];       /* "fine-tune" (the only purpose served) */
+    char filename[256];     /* the file part's filename, without folders ("" when the client sent none) */
+    const char *data;       /* the file's bytes: points into the body given */
+    size_t len;
+} srv_upload;
+/* Parses the body of len bytes sent with Content-Type content_type (NULL = missing): the fields "purpose"
+ * and "file" (a part with a filename), nothing else. Returns 0 and fills *u, or -1 with *e (400 naming the
+ * field: not multipart, no boundary, a part without its end, a missing or unknown field, a wrong purpose).
+ * Bounds-checked over len (the body need not end in NUL). Reentrant. */
+int srv_parse_upload(const char *content_type, const char *body, size_t len, srv_upload *u, srv_error *e);
+
+/* ---- POST /v1/fine_tuning/jobs ---- */
+#define SRV_MAX_SUFFIX 64
+#define SRV_MAX_METADATA 16
+typedef enum srv_method { SRV_METHOD_SUPERVISED = 0, SRV_METHOD_DPO } srv_method;
+typedef struct srv_job_req {
+    char *model, *training_file, *validation_file;  /* validation_file: NULL = none */
+    char suffix[SRV_MAX_SUFFIX + 1];                /* "" = none */
+    bool seed_given;
+    int64_t seed;
+    char *metadata;          /* the metadata object as compact JSON ("{}" if none given); string values only */
+    srv_method method;
+    /* hyperparameters: 0 = "auto" */
+    int64_t n_epochs, batch_size;
+    double lr_multiplier;
+    double beta;             /* dpo only */
+} srv_job_req;
+/* Parses and validates a POST /v1/fine_tuning/jobs body (OpenAI's fields: model, training_file,
+ * validation_file, suffix, seed, metadata, method {type supervised|dpo, supervised|dpo: {hyperparameters}},
+ * the older top-level hyperparameters; each hyperparameter a number or "auto"). Returns 0 and fills *r
+ * (free with srv_job_req_free), or -1 with *e (400 naming the field) and *r empty. Reentrant. */
+int srv_parse_job_request(const char *body, size_t len, srv_job_req *r, srv_error *e);
+void srv_job_req_free(srv_job_req *r);
+/* Parses a JSON object body (shared by the request parsers): 0 and *root, or -1 with e (400 malformed JSON,
+ * trailing text, not an object, an escaped NUL). Reentrant. */
+typedef struct cJSON cJSON;
+int srv_parse_json_object(const char *body, size_t len, cJSON **root, srv_error *e);
 #endif

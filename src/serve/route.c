@@ -1,8 +1,9 @@
 /* Method + path -> handler, and the small handlers (health, metrics, models, lora-adapters, not
- * found). Paths are matched exactly; /v1/models/{id} takes the rest of the path as the id. */
+ * found). A route's path is matched segment by segment; a "*" segment matches any one non-empty
+ * segment (an id: /v1/files/{id}/content), never a "/". */
 #include "serve/server.h"
 
-static void json_reply(srv_reply *r, tk_status st) {
+void srv_reply_json(srv_reply *r, tk_status st) {
     if (st) {
         srv_error e;
         srv_err(&e, 500, "server_error", NULL, NULL, "out of memory");
@@ -15,26 +16,32 @@ static void json_reply(srv_reply *r, tk_status st) {
 
 static void h_health(srv_req *q, srv_reply *r) {
     (void)q;
-    json_reply(r, tk_buf_printf(&r->body, "{\"status\":\"ok\"}"));
+    srv_reply_json(r, tk_buf_printf(&r->body, "{\"status\":\"ok\"}"));
 }
 
 static void h_metrics(srv_req *q, srv_reply *r) {
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    json_reply(r, srv_metrics_text(&q->s->metrics, &q->s->gate, &r->body));
+    tk_status st = srv_metrics_text(&q->s->metrics, &q->s->gate, &r->body);
+    /* the job queue: jobs by status (queue length = queued) */
+    static const char *const k_states[] = {"validating_files", "queued", "running", "succeeded", "failed", "cancelled"};
+    if (!st) st = tk_buf_printf(&r->body, "# HELP takumi_fine_tuning_jobs Fine-tuning jobs by status.\n# TYPE takumi_fine_tuning_jobs gauge\n");
+    for (size_t i = 0; i < sizeof k_states / sizeof k_states[0] && !st; i++)
+        st = tk_buf_printf(&r->body, "takumi_fine_tuning_jobs{status=\"%s\"} %lld\n", k_states[i], (long long)srv_jobs_count(&q->s->keys, k_states[i]));
+    srv_reply_json(r, st);
 }
 
-static void h_models(srv_req *q, srv_reply *r) { json_reply(r, srv_models_json(&q->s->reg, &r->body)); }
+static void h_models(srv_req *q, srv_reply *r) { srv_reply_json(r, srv_models_json(&q->s->reg, q->owner, q->admin, &r->body)); }
 
 static void h_model(srv_req *q, srv_reply *r) {
     const char *id = q->path + strlen("/v1/models/");
-    if (srv_model_json(&q->s->reg, id, &r->body)) { r->status = 200; return; }
+    if (srv_model_json(&q->s->reg, id, q->owner, q->admin, &r->body)) { r->status = 200; return; }
     srv_error e;
     srv_err(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%.80s' does not exist.", id);
     tk_buf_free(&r->body);
     srv_reply_error(r, &e);
 }
 
-static void h_lora(srv_req *q, srv_reply *r) { json_reply(r, srv_lora_json(&q->s->reg, &r->body)); }
+static void h_lora(srv_req *q, srv_reply *r) { srv_reply_json(r, srv_lora_json(&q->s->reg, q->owner, q->admin, &r->body)); }
 
 static void h_not_found(srv_req *q, srv_reply *r) {
     srv_error e;
@@ -50,26 +57,65 @@ static void h_bad_method(srv_req *q, srv_reply *r) {
 
 static const struct {
     const char *method, *path;
-    bool prefix, auth;
+    bool auth;
     int route;
     srv_handler fn;
 } k_routes[] = {
-    {"GET", "/health", false, false, SRV_ROUTE_HEALTH, h_health},
-    {"GET", "/metrics", false, true, SRV_ROUTE_METRICS, h_metrics},
-    {"GET", "/v1/models", false, true, SRV_ROUTE_MODELS, h_models},
-    {"GET", "/v1/models/", true, true, SRV_ROUTE_MODEL, h_model},
-    {"POST", "/v1/chat/completions", false, true, SRV_ROUTE_CHAT, srv_handle_chat},
-    {"POST", "/v1/completions", false, true, SRV_ROUTE_COMPLETIONS, srv_handle_completions},
-    {"GET", "/lora-adapters", false, true, SRV_ROUTE_LORA, h_lora},
+    {"GET", "/health", false, SRV_ROUTE_HEALTH, h_health},
+    {"GET", "/metrics", true, SRV_ROUTE_METRICS, h_metrics},
+    {"GET", "/v1/models", true, SRV_ROUTE_MODELS, h_models},
+    {"GET", "/v1/models/*", true, SRV_ROUTE_MODEL, h_model},
+    {"POST", "/v1/chat/completions", true, SRV_ROUTE_CHAT, srv_handle_chat},
+    {"POST", "/v1/completions", true, SRV_ROUTE_COMPLETIONS, srv_handle_completions},
+    {"GET", "/lora-adapters", true, SRV_ROUTE_LORA, h_lora},
+    {"POST", "/v1/files", true, SRV_ROUTE_FILES, srv_handle_file_upload},
+    {"GET", "/v1/files", true, SRV_ROUTE_FILES, srv_handle_file_list},
+    {"GET", "/v1/files/*", true, SRV_ROUTE_FILES, srv_handle_file_get},
+    {"DELETE", "/v1/files/*", true, SRV_ROUTE_FILES, srv_handle_file_delete},
+    {"GET", "/v1/files/*/content", true, SRV_ROUTE_FILES, srv_handle_file_content},
+    {"POST", "/v1/fine_tuning/jobs", true, SRV_ROUTE_JOBS, srv_handle_job_create},
+    {"GET", "/v1/fine_tuning/jobs", true, SRV_ROUTE_JOBS, srv_handle_job_list},
+    {"GET", "/v1/fine_tuning/jobs/*", true, SRV_ROUTE_JOBS, srv_handle_job_get},
+    {"POST", "/v1/fine_tuning/jobs/*/cancel", true, SRV_ROUTE_JOBS, srv_handle_job_cancel},
+    {"GET", "/v1/fine_tuning/jobs/*/events", true, SRV_ROUTE_JOBS, srv_handle_job_events},
+    {"GET", "/v1/fine_tuning/jobs/*/checkpoints", true, SRV_ROUTE_JOBS, srv_handle_job_checkpoints},
 };
+
+/* Whether path matches pattern ("*" = one non-empty segment). */
+static bool path_match(const char *pat, const char *path) {
+    while (*pat) {
+        if (*pat == '*') {
+            if (!*path || *path == '/') return false;
+            while (*path && *path != '/') path++;
+            pat++;
+        } else if (*pat++ != *path++) {
+            return false;
+        }
+    }
+    return !*path;
+}
+
+bool srv_path_segment(const char *path, int i, char *out, size_t n) {
+    const char *p = path;
+    for (int k = 0; k <= i; k++) {
+        if (*p != '/') return false;
+        const char *start = ++p;
+        while (*p && *p != '/') p++;
+        if (k == i) {
+            size_t len = (size_t)(p - start);
+            if (!len || len >= n) return false;
+            memcpy(out, start, len);
+            out[len] = 0;
+            return true;
+        }
+    }
+    return false;
+}
 
 srv_handler srv_route(const char *method, const char *path, int *route, bool *needs_auth) {
     bool path_known = false;
     for (size_t i = 0; i < sizeof k_routes / sizeof k_routes[0]; i++) {
-        size_t n = strlen(k_routes[i].path);
-        bool match = k_routes[i].prefix ? !strncmp(path, k_routes[i].path, n) && path[n] && !strchr(path + n, '/')
-                                        : !strcmp(path, k_routes[i].path);
-        if (!match) continue;
+        if (!path_match(k_routes[i].path, path)) continue;
         path_known = true;
         if (strcmp(method, k_routes[i].method)) continue;
         *route = k_routes[i].route;

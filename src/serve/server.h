@@ -6,7 +6,12 @@
  *   registry.c  models and adapters by model id, their sessions, /v1/models and /lora-adapters
  *   gate.c      the bounded number of generations at once and the bounded queue before them
  *   keys.c      API keys (salted SHA-256) in SQLite (WAL), and --api-key-file
- *   metrics.c   counters and histograms, Prometheus text */
+ *   metrics.c   counters and histograms, Prometheus text
+ *   upload.c    multipart bodies of POST /v1/files;  jobreq.c  POST /v1/fine_tuning/jobs bodies (request.h)
+ *   store.c     files and jobs in SQLite and their OpenAI JSON objects; store_events.c their events and checkpoints
+ *   files.c     the /v1/files handlers (uploads checked with the data checker, stored atomically)
+ *   jobs.c      the /v1/fine_tuning/jobs handlers
+ *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API) */
 #ifndef TK_SERVE_SERVER_H
 #define TK_SERVE_SERVER_H
 #include "takumi/serve.h"
@@ -16,6 +21,13 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/types.h>
+
+#define SRV_OWNER_LEN 32     /* "key12", "keyfile1", "local" */
+#define SRV_MAX_ID 191       /* model ids ("ft:<base>:<owner>:<suffix>:<job>") */
+/* n random bytes from getrandom(). */
+tk_status srv_random_bytes(uint8_t *p, size_t n);
+/* n bytes as 2n lowercase hex digits + NUL into out. */
+void srv_hex(const uint8_t *p, size_t n, char *out);
 
 /* ---- registry ---- */
 typedef struct srv_model {
@@ -31,26 +43,35 @@ typedef struct srv_adapter {
     char *id, *path;
     int model;                   /* index of the model it is attached to */
     tk_adapter_handle *h;
+    char *owner;                 /* a fine-tuned model: the key that trained it (others get 404); NULL: every key */
+    int64_t created;
 } srv_adapter;
+#define SRV_MAX_ADAPTERS 1024   /* --adapter ones and fine-tuned models */
 typedef struct srv_registry {
     srv_model models[TK_SERVE_MAX_MODELS];
     int n_models;
-    srv_adapter adapters[TK_SERVE_MAX_ADAPTERS];
-    int n_adapters;
+    srv_adapter adapters[SRV_MAX_ADAPTERS];
+    _Atomic int n_adapters;      /* append-only: a slot is filled before the count that publishes it */
+    pthread_mutex_t add_mu;      /* serialises srv_registry_add */
     int64_t created;             /* the server's start (unix seconds): every model's "created" */
 } srv_registry;
 /* Loads p's models and attaches its adapters (ids unique; messages name the option). */
 tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p);
 void srv_registry_close(srv_registry *r);
+/* Attaches the adapter folder path to model mi as model id (owner NULL: every key sees it); TK_ERR_ARG when the id
+ * is taken or the registry is full. Thread-safe (requests running meanwhile are unaffected). */
+tk_status srv_registry_add(srv_registry *r, int mi, const char *id, const char *path, const char *owner, int64_t created);
+/* Whether the caller (its owner, admin) may use adapter ai (-1: a base model: yes). Thread-safe. */
+bool srv_adapter_visible(const srv_registry *r, int ai, const char *owner, bool admin);
 /* Resolves a model id: *model its base, *adapter the adapter index or -1. False if unknown. Thread-safe. */
 bool srv_registry_find(const srv_registry *r, const char *id, int *model, int *adapter);
 /* A session of model mi (reused, or new with the registry's context); give it back with srv_session_put. Thread-safe. */
 tk_status srv_session_get(srv_registry *r, int mi, tk_session **out);
 void srv_session_put(srv_registry *r, int mi, tk_session *s);
-/* GET /v1/models, GET /v1/models/{id} (false: unknown id), GET /lora-adapters bodies. Thread-safe. */
-tk_status srv_models_json(const srv_registry *r, tk_buf *out);
-bool srv_model_json(const srv_registry *r, const char *id, tk_buf *out);
-tk_status srv_lora_json(const srv_registry *r, tk_buf *out);
+/* GET /v1/models, GET /v1/models/{id} (false: unknown id or not the caller's), GET /lora-adapters bodies. Thread-safe. */
+tk_status srv_models_json(const srv_registry *r, const char *owner, bool admin, tk_buf *out);
+bool srv_model_json(const srv_registry *r, const char *id, const char *owner, bool admin, tk_buf *out);
+tk_status srv_lora_json(const srv_registry *r, const char *owner, bool admin, tk_buf *out);
 
 /* ---- gate ---- */
 typedef struct srv_gate {
@@ -80,12 +101,59 @@ tk_status srv_keys_open(srv_keys *k, const char *data_dir, const char *key_file)
 void srv_keys_close(srv_keys *k);
 /* Whether requests need a key: some key stored or given in the key file. Thread-safe. */
 bool srv_keys_required(srv_keys *k);
-/* Whether token is a valid key (*admin: an admin key; file keys are not). Thread-safe. */
-bool srv_keys_check(srv_keys *k, const char *token, bool *admin);
+/* Whether token is a valid key (*admin: an admin key; file keys are not; owner: "key<row id>" or "keyfile<line>").
+ * Thread-safe. */
+bool srv_keys_check(srv_keys *k, const char *token, bool *admin, char owner[SRV_OWNER_LEN]);
+
+/* ---- store.c: files, jobs, events and checkpoints in takumi.db (the keys' connection, under its mutex) ---- */
+typedef struct srv_file {
+    char id[40], owner[SRV_OWNER_LEN], filename[256], purpose[32];
+    int64_t bytes, created_at;
+} srv_file;
+typedef struct srv_job_row {
+    char id[40], owner[SRV_OWNER_LEN], model[64], training_file[72], validation_file[72], suffix[72], method[16], status[24];
+    char fine_tuned_model[SRV_MAX_ID + 1];
+    int64_t seed, n_epochs, batch_size, created_at;
+    double lr_mult, beta;
+} srv_job_row;
+/* Every call: thread-safe. Lookups by id take the caller (owner, admin): another key's row is "not found". */
+/* DATA_DIR/files/ID (caller frees). */
+char *srv_file_path(const tk_server *s, const char *id);
+/* DATA_DIR/jobs/ID, a job's run folder (caller frees). */
+char *srv_job_dir(const tk_server *s, const char *id);
+tk_status srv_file_insert(srv_keys *k, const srv_file *f);
+/* 1: found (f filled, f may be NULL), 0: none of the caller's, -1: a database error (message set). */
+int srv_file_find(srv_keys *k, const char *id, const char *owner, bool admin, srv_file *f);
+tk_status srv_file_delete_row(srv_keys *k, const char *id);
+/* A file object as OpenAI's ("object": "file"). */
+tk_status srv_file_json(const srv_file *f, tk_buf *out);
+/* GET /v1/files: the caller's files, newest first, after the file id `after` (NULL: from the newest), at most limit. */
+tk_status srv_files_list_json(srv_keys *k, const char *owner, bool admin, const char *after, int limit, tk_buf *out);
+tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata);
+/* As srv_file_find, for jobs. */
+int srv_job_find(srv_keys *k, const char *id, const char *owner, bool admin, srv_job_row *j);
+/* The job object (OpenAI's "fine_tuning.job"); false when not found. */
+bool srv_job_json(srv_keys *k, const char *id, tk_buf *out);
+tk_status srv_jobs_list_json(srv_keys *k, const char *owner, bool admin, const char *after, int limit, tk_buf *out);
+/* Sets a job's status (and, when given, its finish time, model name, error code + message, trained tokens >= 0, hypers JSON). */
+tk_status srv_job_set_status(srv_keys *k, const char *id, const char *status, bool finished, const char *model,
+                             const char *err_code, const char *err_msg, int64_t trained_tokens, const char *hypers);
+/* The oldest job with status st (id into out, 40 bytes); false when none. */
+bool srv_job_next(srv_keys *k, const char *st, char out[40]);
+int64_t srv_jobs_count(srv_keys *k, const char *st);
+/* Calls fn for every job with status st, oldest first (outside the database lock). */
+tk_status srv_jobs_each(srv_keys *k, const char *st, void (*fn)(const srv_job_row *j, void *ud), void *ud);
+/* Appends an event: type "message" (data NULL) or "metrics" (data: a JSON object). */
+tk_status srv_event_add(srv_keys *k, const char *job, const char *level, const char *type, const char *message, const char *data);
+tk_status srv_events_list_json(srv_keys *k, const char *job, const char *after, int limit, tk_buf *out);
+tk_status srv_checkpoint_add(srv_keys *k, const char *job, int64_t step, const char *metrics, const char *path);
+/* Drops the rows of a job's checkpoints whose folder the trainer has removed (it keeps the newest few). */
+tk_status srv_checkpoints_prune(srv_keys *k, const char *job);
+tk_status srv_checkpoints_list_json(srv_keys *k, const char *job, const char *model, const char *after, int limit, tk_buf *out);
 
 /* ---- metrics ---- */
 enum { SRV_ROUTE_HEALTH, SRV_ROUTE_METRICS, SRV_ROUTE_MODELS, SRV_ROUTE_MODEL, SRV_ROUTE_CHAT, SRV_ROUTE_COMPLETIONS,
-       SRV_ROUTE_LORA, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
+       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
 #define SRV_N_BUCKETS 14
 #define SRV_MAX_STATUS 16
 typedef struct srv_metrics {
@@ -104,6 +172,29 @@ void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int6
 tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *out);
 const char *srv_route_name(int route);
 
+/* ---- the job queue (runner.c) ---- */
+typedef struct tk_job tk_job;
+typedef struct srv_runner {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* new work, or stop */
+    bool stop, wake;
+    tk_job *job;                 /* the running training job (NULL: none) */
+    char job_id[40];             /* its id */
+    bool cancel;                 /* the running job was cancelled by a request */
+} srv_runner;
+/* Starts the runner thread (jobs left running by a killed server are resumed first). */
+tk_status srv_runner_start(tk_server *s);
+/* Wakes the runner: a job was queued. Thread-safe. */
+void srv_runner_wake(tk_server *s);
+/* Cancels job id if it is the running one (it stops after its current step); true if it was. Thread-safe. */
+bool srv_runner_cancel(tk_server *s, const char *id);
+/* Pauses the running job at a checkpoint (it resumes at the next start) and ends the runner thread. */
+void srv_runner_stop(tk_server *s);
+/* Registers the fine-tuned models of succeeded jobs whose base is loaded (at start). */
+tk_status srv_runner_register_models(tk_server *s);
+
 /* ---- the server ---- */
 struct tk_server {
     tk_serve_params p;
@@ -113,6 +204,7 @@ struct tk_server {
     srv_gate gate;
     srv_keys keys;
     srv_metrics metrics;
+    srv_runner runner;
     pthread_mutex_t mu;          /* log calls, in-flight count */
     pthread_cond_t idle;         /* signalled when in_flight drops to 0 */
     int in_flight;
@@ -126,7 +218,9 @@ typedef struct srv_req {
     const char *method, *path;
     const char *body;
     size_t body_len;
+    const char *content_type;    /* the request's Content-Type (NULL: none) */
     bool admin;
+    char owner[SRV_OWNER_LEN];   /* the caller's key ("local" when the server needs no key) */
 } srv_req;
 
 /* What a handler answers: a complete body (status + JSON/text), or a stream it started. */
@@ -137,10 +231,12 @@ typedef struct srv_reply {
     tk_buf body;
     srv_stream *stream;          /* non-NULL: SSE; body unused */
     int64_t tokens_in, tokens_out; /* for the log and the metrics (a stream's come from the stream) */
-    char model[64];
+    char model[SRV_MAX_ID + 1];
 } srv_reply;
 /* Sets r to the JSON error e. */
 void srv_reply_error(srv_reply *r, const srv_error *e);
+/* Sets r to an error: status (type server_error from 500 on, else invalid_request_error), code and param (NULL = null). */
+void srv_reply_fail(srv_reply *r, int status, const char *code, const char *param, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Whether the client of connection c has closed it (a non-blocking peek sees the end or an error). */
 bool srv_client_gone(struct MHD_Connection *c);
@@ -148,6 +244,29 @@ bool srv_client_gone(struct MHD_Connection *c);
 /* route.c: the handler for method + path (route index into *route). Never NULL: unknown -> 404. */
 typedef void (*srv_handler)(srv_req *q, srv_reply *r);
 srv_handler srv_route(const char *method, const char *path, int *route, bool *needs_auth);
+
+/* files.c, jobs.c: the handlers of /v1/files and /v1/fine_tuning/jobs */
+void srv_handle_file_upload(srv_req *q, srv_reply *r);
+void srv_handle_file_list(srv_req *q, srv_reply *r);
+void srv_handle_file_get(srv_req *q, srv_reply *r);
+void srv_handle_file_content(srv_req *q, srv_reply *r);
+void srv_handle_file_delete(srv_req *q, srv_reply *r);
+void srv_handle_job_create(srv_req *q, srv_reply *r);
+void srv_handle_job_list(srv_req *q, srv_reply *r);
+void srv_handle_job_get(srv_req *q, srv_reply *r);
+void srv_handle_job_cancel(srv_req *q, srv_reply *r);
+void srv_handle_job_events(srv_req *q, srv_reply *r);
+void srv_handle_job_checkpoints(srv_req *q, srv_reply *r);
+/* The list query ?after=ID&limit=N (1..max, default dflt); false with r set (400) on a bad limit. */
+bool srv_list_query(srv_req *q, srv_reply *r, int dflt, int max, const char **after, int *limit);
+/* A job's model name: "ft:<base>:<owner>:<suffix>:<id without ftjob->" into out. */
+void srv_ft_model_name(const srv_job_row *j, char *out, size_t n);
+/* Checks the stored file id for the method ("supervised": not preference data; "dpo": preference data); 0 or -1 with e. */
+int srv_check_training_file(tk_server *s, const char *id, const char *param, const char *method, srv_error *e);
+/* Segment i (0-based) of path "/v1/files/ID/content" into out (n bytes); false when absent or too long. */
+bool srv_path_segment(const char *path, int i, char *out, size_t n);
+/* Sets r to 200 with body built by st (out of memory -> 500). */
+void srv_reply_json(srv_reply *r, tk_status st);
 
 /* complete.c */
 void srv_handle_chat(srv_req *q, srv_reply *r);

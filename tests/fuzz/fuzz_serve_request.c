@@ -1,7 +1,8 @@
 /* libFuzzer target: the request side of `takumi serve`. The first byte picks what the rest is:
  * a /v1/chat/completions body, a /v1/completions body (parsed; accepted requests must hold what
- * the server relies on, refusals an OpenAI error whose JSON parses back), or a URL path routed
- * for GET and POST (every path gets a handler). Never a crash, never a leak. */
+ * the server relies on, refusals an OpenAI error whose JSON parses back), a URL path routed
+ * for GET and POST (every path gets a handler), a POST /v1/files multipart body (boundary XyZ; an
+ * accepted file lies inside the body) or a POST /v1/fine_tuning/jobs body. Never a crash, never a leak. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -38,7 +39,7 @@ static void check_error(const srv_error *e) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] % 3;
+    int mode = data[0] % 5;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     if (mode < 2) {
@@ -50,6 +51,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             check_error(&e);
             if (r.model || r.msgs || r.prompts || r.n_stop) __builtin_trap();
+        }
+    } else if (mode == 3) {
+        /* a copy of exactly len bytes: the parser must stay inside them */
+        char *b = malloc(len ? len : 1);
+        if (!b) return 0;
+        memcpy(b, body, len);
+        srv_upload u;
+        srv_error e;
+        if (srv_parse_upload("multipart/form-data; boundary=XyZ", b, len, &u, &e) == 0) {
+            if (u.len > len || (u.len && (u.data < b || u.data + u.len > b + len)) || strcmp(u.purpose, "fine-tune")) __builtin_trap();
+        } else {
+            check_error(&e);
+        }
+        free(b);
+    } else if (mode == 4) {
+        srv_job_req r;
+        srv_error e;
+        if (srv_parse_job_request(body, len, &r, &e) == 0) {
+            if (!r.model || !r.training_file || !r.metadata || r.n_epochs < 0 || r.batch_size < 0 || !(r.lr_multiplier >= 0)) __builtin_trap();
+            srv_job_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.model || r.training_file || r.metadata) __builtin_trap();
         }
     } else {
         char *path = malloc(len + 1);

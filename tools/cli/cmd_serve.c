@@ -1,5 +1,6 @@
 /* `takumi serve`: the OpenAI-compatible server (takumi/serve.h) in the foreground; one log line per
- * request on stderr; SIGTERM or SIGINT finishes the requests in flight and exits 0.
+ * request on stderr; SIGTERM or SIGINT finishes the requests in flight, pauses the running training
+ * job at a checkpoint (resumed at the next start) and exits 0.
  * `takumi serve --create-key [--admin]` prints a new API key on stdout. */
 #include "cli.h"
 #include <signal.h>
@@ -11,7 +12,9 @@ static void usage(FILE *f) {
         "usage: takumi serve [--model M ...] [options]\n"
         "       takumi serve --create-key [--admin] [--data-dir DIR]\n"
         "  Serves the OpenAI API on http://HOST:PORT: GET /health, /metrics, /v1/models, /v1/models/{id},\n"
-        "  /lora-adapters; POST /v1/chat/completions and /v1/completions (\"stream\": true for SSE).\n"
+        "  /lora-adapters; POST /v1/chat/completions and /v1/completions (\"stream\": true for SSE); the Files API\n"
+        "  (/v1/files: uploads checked with the data checker) and fine-tuning jobs (/v1/fine_tuning/jobs: one job\n"
+        "  at a time while serving; the result is served at once as ft:<base>:<owner>:<suffix>:<id>).\n"
         "  --model M            a model to serve (repeatable): .gguf, HF folder or llama2.c checkpoint; its model id is\n"
         "                       the file name without .gguf, or name it with ID=PATH (default: the default model)\n"
         "  --adapter NAME=DIR   an adapter (PEFT folder or GGUF adapter) on the first model, served as model id NAME\n"
@@ -20,13 +23,15 @@ static void usage(FILE *f) {
         "  --ctx N              context length (default: each model's)\n"
         "  --host H             address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)\n"
         "  --port N             port (default 8080; 0 = a free one, printed at start)\n"
-        "  --data-dir DIR       where takumi.db (API keys) lives (default takumi-data)\n"
+        "  --data-dir DIR       where takumi.db (keys, files, jobs), files/ and jobs/ (run folders) live (default\n"
+        "                       takumi-data); a job left running (kill, SIGTERM) resumes from its checkpoint at the next start\n"
         "  --api-key-file F     also accept these keys (one per line); with any key stored or given, every request\n"
         "                       but /health needs 'Authorization: Bearer KEY'\n"
         "  --max-concurrent N   generations at once (default 1); up to --max-queue more wait (default 64), beyond\n"
         "                       that requests get 503\n"
         "  --max-connections N  open connections at most (default 256)\n"
         "  --max-body BYTES     largest request body (default 1048576); larger: 413\n"
+        "  --max-upload BYTES   largest POST /v1/files body (default 67108864); larger: 413\n"
         "  --timeout S          close a connection idle or trickling for S seconds (default 30)\n"
         "  --threads N          compute threads per generation (default: all cores)\n"
         "  --create-key         create an API key (stored salted and hashed in DIR/takumi.db), print it, exit\n"
@@ -70,6 +75,7 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "max-queue", &v, &err)) { if (v) p.max_queue = (int)cli_parse_long("max-queue", v, 0, 100000, &err); }
         else if (cli_opt(argc, argv, &i, "max-connections", &v, &err)) { if (v) p.max_connections = (int)cli_parse_long("max-connections", v, 1, 100000, &err); }
         else if (cli_opt(argc, argv, &i, "max-body", &v, &err)) { if (v) p.max_body = (size_t)cli_parse_long("max-body", v, 1, 1L << 30, &err); }
+        else if (cli_opt(argc, argv, &i, "max-upload", &v, &err)) { if (v) p.max_upload = (size_t)cli_parse_long("max-upload", v, 1, 1L << 40, &err); }
         else if (cli_opt(argc, argv, &i, "timeout", &v, &err)) { if (v) p.timeout_s = (int)cli_parse_long("timeout", v, 1, 86400, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) p.threads = cli_parse_threads(v, &err); }
         else if (cli_flag(argv, i, "create-key")) create_key = true;
@@ -109,7 +115,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "; at most %d generations at once, %d waiting)\n", p.max_concurrent, p.max_queue);
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "takumi serve: %s: finishing the requests in flight\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    fprintf(stderr, "takumi serve: %s: finishing the requests in flight, pausing the running job\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     tk_server_stop(s);
     tk_server_free(s);
     fprintf(stderr, "takumi serve: stopped\n");

@@ -1,0 +1,164 @@
+/* The request bodies of the files and fine-tuning jobs APIs (pure parsers of src/serve/upload.c and
+ * jobreq.c): multipart/form-data uploads and POST /v1/fine_tuning/jobs bodies, accepted with their
+ * values and refused with OpenAI-shaped errors naming the field; and the router's id patterns. */
+#include "test.h"
+#include "serve/server.h"
+
+#define CT "multipart/form-data; boundary=XyZ"
+
+static int upload(const char *ct, const char *body, srv_upload *u, srv_error *e) { return srv_parse_upload(ct, body, strlen(body), u, e); }
+
+static void upload_refused(const char *ct, const char *body, const char *param, const char *code, const char *words) {
+    srv_upload u;
+    srv_error e;
+    int rc = upload(ct, body, &u, &e);
+    CHECK(rc == -1, "accepted: %s", body);
+    if (!rc) return;
+    CHECK(e.status == 400 && e.message[0], "%s: status %d", body, e.status);
+    CHECK(!strcmp(e.param, param ? param : ""), "%s: param '%s', want '%s'", body, e.param, param ? param : "");
+    CHECK((!code && !e.code) || (code && e.code && !strcmp(e.code, code)), "%s: code %s, want %s", body, e.code ? e.code : "null", code ? code : "null");
+    CHECK(!words || strstr(e.message, words), "%s: message '%s' lacks '%s'", body, e.message, words);
+}
+
+static void test_upload(void) {
+    srv_upload u;
+    srv_error e;
+    /* as the openai SDK (httpx) sends it: file part with a Content-Type, purpose part; the data holds CRLFs and "--" */
+    const char *ok = "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n"
+                     "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dir/a b.jsonl\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                     "{\"a\":1}\r\n--Xy\n{\"b\":2}\n\r\n--XyZ--\r\n";
+    CHECK(upload(CT, ok, &u, &e) == 0, "%s", e.message);
+    CHECK(!strcmp(u.purpose, "fine-tune") && !strcmp(u.filename, "a b.jsonl"), "purpose '%s' filename '%s'", u.purpose, u.filename);
+    const char *want = "{\"a\":1}\r\n--Xy\n{\"b\":2}\n";
+    CHECK(u.len == strlen(want) && !memcmp(u.data, want, u.len), "data %zu bytes: '%.*s'", u.len, (int)u.len, u.data);
+    /* a quoted boundary, a preamble, the file first, lower-case header names, no trailing CRLF after the close */
+    CHECK(upload("multipart/form-data; charset=utf-8; boundary=\"q q\"",
+                 "preamble\r\n--q q\r\ncontent-disposition: form-data; filename=x.jsonl; name=file\r\n\r\nDATA\r\n"
+                 "--q q\r\ncontent-disposition: form-data; name=purpose\r\n\r\nfine-tune\r\n--q q--", &u, &e) == 0, "%s", e.message);
+    CHECK(u.len == 4 && !memcmp(u.data, "DATA", 4) && !strcmp(u.filename, "x.jsonl"), "quoted boundary: %zu '%s'", u.len, u.filename);
+    /* an empty file is parsed (the handler refuses it) */
+    CHECK(upload(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"e\"\r\n\r\n\r\n--XyZ\r\n"
+                     "Content-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ--\r\n", &u, &e) == 0 && u.len == 0, "empty file");
+
+    upload_refused("application/json", "{}", NULL, "invalid_value", "multipart/form-data");
+    upload_refused(NULL, "x", NULL, "invalid_value", "no Content-Type");
+    upload_refused("multipart/form-data", "--x\r\n", NULL, "invalid_value", "boundary");
+    upload_refused(CT, "nothing here", NULL, "invalid_value", "not found");
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nunterminated", NULL, "invalid_value", "closing boundary");
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"", NULL, "invalid_value", "end to its headers");
+    upload_refused(CT, "--XyZ\r\nContent-Type: text/plain\r\n\r\nx\r\n--XyZ--", NULL, "invalid_value", "Content-Disposition");
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ--\r\n", "file", "missing_required_parameter", NULL);
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nx\r\n--XyZ--\r\n", "purpose", "missing_required_parameter", NULL);
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx\r\n--XyZ--\r\n", "file", "invalid_value", "a filename");
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--XyZ\r\n"
+                       "Content-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nx\r\n--XyZ--\r\n", "purpose", "invalid_value", "fine-tune");
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"expires\"\r\n\r\n1\r\n--XyZ--\r\n", "expires", "unknown_parameter", NULL);
+    upload_refused(CT, "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ\r\n"
+                       "Content-Disposition: form-data; name=\"purpose\"\r\n\r\nfine-tune\r\n--XyZ--\r\n", "purpose", "invalid_value", "twice");
+    /* the body is read within its length only: a cut copy without NUL */
+    char *cut = malloc(40);
+    memcpy(cut, ok, 40);
+    CHECK(srv_parse_upload(CT, cut, 40, &u, &e) == -1, "a cut body was accepted");
+    free(cut);
+}
+
+static int job(const char *body, srv_job_req *r, srv_error *e) { return srv_parse_job_request(body, strlen(body), r, e); }
+
+static void job_refused(const char *body, const char *param, const char *code) {
+    srv_job_req r;
+    srv_error e;
+    int rc = job(body, &r, &e);
+    CHECK(rc == -1, "accepted: %s", body);
+    if (!rc) { srv_job_req_free(&r); return; }
+    CHECK(e.status == 400 && e.message[0], "%s: status %d", body, e.status);
+    CHECK(!strcmp(e.param, param ? param : ""), "%s: param '%s', want '%s' (%s)", body, e.param, param ? param : "", e.message);
+    CHECK((!code && !e.code) || (code && e.code && !strcmp(e.code, code)), "%s: code %s, want %s", body, e.code ? e.code : "null", code ? code : "null");
+    CHECK(!r.model && !r.training_file && !r.metadata, "%s: the request is not empty after an error", body);
+}
+
+static void test_job_body(void) {
+    srv_job_req r;
+    srv_error e;
+    CHECK(job("{\"model\":\"stories\",\"training_file\":\"file-abc\"}", &r, &e) == 0, "%s", e.message);
+    CHECK(!strcmp(r.model, "stories") && !strcmp(r.training_file, "file-abc") && !r.validation_file && !r.suffix[0] && !r.seed_given &&
+          r.method == SRV_METHOD_SUPERVISED && r.n_epochs == 0 && r.batch_size == 0 && r.lr_multiplier == 0 && !strcmp(r.metadata, "{}"), "defaults");
+    srv_job_req_free(&r);
+    CHECK(job("{\"model\":\"stories\",\"training_file\":\"file-a\",\"validation_file\":\"file-b\",\"suffix\":\"kids-1\",\"seed\":7,"
+              "\"metadata\":{\"team\":\"x\"},\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":"
+              "{\"n_epochs\":2,\"batch_size\":\"auto\",\"learning_rate_multiplier\":0.5}}}}", &r, &e) == 0, "%s", e.message);
+    CHECK(!strcmp(r.validation_file, "file-b") && !strcmp(r.suffix, "kids-1") && r.seed_given && r.seed == 7 && r.n_epochs == 2 &&
+          r.batch_size == 0 && r.lr_multiplier == 0.5 && !strcmp(r.metadata, "{\"team\":\"x\"}"), "fields");
+    srv_job_req_free(&r);
+    CHECK(job("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"dpo\",\"dpo\":{\"hyperparameters\":{\"beta\":0.2,\"batch_size\":4}}}}",
+              &r, &e) == 0 && r.method == SRV_METHOD_DPO && r.beta == 0.2 && r.batch_size == 4, "dpo: %s", e.message);
+    srv_job_req_free(&r);
+    CHECK(job("{\"model\":\"m\",\"training_file\":\"f\",\"hyperparameters\":{\"n_epochs\":3},\"integrations\":[]}", &r, &e) == 0 && r.n_epochs == 3,
+          "top-level hyperparameters: %s", e.message);
+    srv_job_req_free(&r);
+
+    job_refused("{\"training_file\":\"f\"}", "model", "missing_required_parameter");
+    job_refused("{\"model\":\"m\"}", "training_file", "missing_required_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"learning_rate\":1}", "learning_rate", "unknown_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"../../etc/passwd\"}", "training_file", "invalid_value");
+    job_refused("{\"model\":7,\"training_file\":\"f\"}", "model", "invalid_type");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"suffix\":\"a:b\"}", "suffix", "invalid_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"suffix\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "suffix", "invalid_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"seed\":-1}", "seed", "invalid_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"seed\":1.5}", "seed", "invalid_type");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"metadata\":{\"k\":1}}", "metadata.k", "invalid_type");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{}}", "method.type", "missing_required_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"rl\"}}", "method.type", "invalid_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"reinforcement\"}}", "method.type", "unsupported_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"dpo\":{}}}", "method.dpo", "invalid_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":0}}}}",
+                "method.supervised.hyperparameters.n_epochs", "invalid_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":1.5}}}}",
+                "method.supervised.hyperparameters.n_epochs", "invalid_type");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"beta\":0.1}}}}",
+                "method.supervised.hyperparameters.beta", "unknown_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"learning_rate_multiplier\":\"high\"}}}}",
+                "method.supervised.hyperparameters.learning_rate_multiplier", "invalid_type");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"integrations\":[{\"type\":\"wandb\"}]}", "integrations", "unsupported_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"model\":\"n\"}", "model", "invalid_value");
+    job_refused("{\"model\":\"m\",", NULL, NULL);
+    job_refused("[1]", NULL, NULL);
+}
+
+static void test_routes(void) {
+    static const struct { const char *method, *path; srv_handler want; } cases[] = {
+        {"POST", "/v1/files", srv_handle_file_upload},
+        {"GET", "/v1/files", srv_handle_file_list},
+        {"GET", "/v1/files/file-1", srv_handle_file_get},
+        {"DELETE", "/v1/files/file-1", srv_handle_file_delete},
+        {"GET", "/v1/files/file-1/content", srv_handle_file_content},
+        {"POST", "/v1/fine_tuning/jobs", srv_handle_job_create},
+        {"GET", "/v1/fine_tuning/jobs", srv_handle_job_list},
+        {"GET", "/v1/fine_tuning/jobs/ftjob-1", srv_handle_job_get},
+        {"POST", "/v1/fine_tuning/jobs/ftjob-1/cancel", srv_handle_job_cancel},
+        {"GET", "/v1/fine_tuning/jobs/ftjob-1/events", srv_handle_job_events},
+        {"GET", "/v1/fine_tuning/jobs/ftjob-1/checkpoints", srv_handle_job_checkpoints},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int route;
+        bool auth;
+        CHECK(srv_route(cases[i].method, cases[i].path, &route, &auth) == cases[i].want && auth, "%s %s", cases[i].method, cases[i].path);
+    }
+    int route;
+    bool auth;
+    srv_handler nf = srv_route("GET", "/nope", &route, &auth), bad = srv_route("PUT", "/v1/files", &route, &auth);
+    CHECK(bad != nf, "PUT /v1/files is not a 405");
+    const char *unknown[] = {"/v1/files/", "/v1/files//content", "/v1/files/a/b", "/v1/files/a/content/x", "/v1/fine_tuning/jobs/a/b"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        CHECK(srv_route("GET", unknown[i], &route, &auth) == nf, "%s routed", unknown[i]);
+    char seg[16];
+    CHECK(srv_path_segment("/v1/files/file-1/content", 2, seg, sizeof seg) && !strcmp(seg, "file-1"), "segment 2: %s", seg);
+    CHECK(!srv_path_segment("/v1/files/file-1", 3, seg, sizeof seg), "segment past the end");
+    CHECK(!srv_path_segment("/v1/files/0123456789abcdefXYZ", 2, seg, sizeof seg), "a segment longer than the buffer");
+}
+
+int main(void) {
+    test_upload();
+    test_job_body();
+    test_routes();
+    return tk_test_done("test_serve_bodies");
+}
