@@ -112,7 +112,10 @@ def main_phase(c1, c2, work, st):
     check(all(x.object == "fine_tuning.job.event" and x.level in ("info", "warn", "error") for x in ev), "event objects")
     msgs = [x.message for x in ev if x.type == "message"]
     check("Fine-tuning job started" in msgs and msgs[-1] == "The job has successfully completed", f"message events: {msgs}")
-    check(metrics[-1].data["train_loss"] < metrics[0].data["train_loss"], f"loss did not fall: {metrics[0].data} -> {metrics[-1].data}")
+    # a single step's loss is noisy (batches differ): compare the means of the first and last thirds
+    third = max(1, len(metrics) // 3)
+    mean = lambda xs: sum(x.data["train_loss"] for x in xs) / len(xs)
+    check(mean(metrics[-third:]) < mean(metrics[:third]), f"loss did not fall: first third {mean(metrics[:third])}, last {mean(metrics[-third:])}")
     page = c1.fine_tuning.jobs.list_events(job.id, limit=2)
     check(len(page.data) == 2 and page.has_more and page.data[0].id == ev[-1].id, "events page of 2")
     ck = list(c1.fine_tuning.jobs.checkpoints.list(job.id))
