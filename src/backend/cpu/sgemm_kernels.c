@@ -19,35 +19,28 @@
 #define AT(i, k) (trans_a ? A[(int64_t)(k) * lda + (i)] : A[(int64_t)(i) * lda + (k)])
 #define BT(k, j) (trans_b ? B[(int64_t)(j) * ldb + (k)] : B[(int64_t)(k) * ldb + (j)])
 
-/* fp32 packers, MR / NR as parameters; loops in the order that reads the source contiguously. */
-static inline void pack_b_f32(float *dst, int nr, const float *B, bool trans_b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
-                              int64_t w) {
-    if (trans_b)
+/* The fp32 packer, width (mr or nr) as a parameter: dst[k * width + c] = S(k0 + k, j0 + c) for c < w, zero
+ * for w <= c < width, where S(k, j) = trans ? S[j * ld + k] : S[k * ld + j]. op(B) is S = B with trans_b;
+ * op(A) is the same with rows for columns: S = A, trans = !trans_a, (k0, j0) = (k0, i0). Loops in the
+ * order that reads S contiguously. */
+static inline void pack_f32(float *dst, int width, const float *S, bool trans, int64_t ld, int64_t k0, int64_t kc, int64_t j0,
+                            int64_t w) {
+    if (trans)
         for (int64_t c = 0; c < w; c++)
-            for (int64_t k = 0; k < kc; k++) dst[k * nr + c] = BT(k0 + k, j0 + c);
+            for (int64_t k = 0; k < kc; k++) dst[k * width + c] = S[(j0 + c) * ld + k0 + k];
     else
         for (int64_t k = 0; k < kc; k++)
-            for (int64_t c = 0; c < w; c++) dst[k * nr + c] = BT(k0 + k, j0 + c);
+            for (int64_t c = 0; c < w; c++) dst[k * width + c] = S[(k0 + k) * ld + j0 + c];
     for (int64_t k = 0; k < kc; k++)
-        for (int64_t c = w; c < nr; c++) dst[k * nr + c] = 0;
+        for (int64_t c = w; c < width; c++) dst[k * width + c] = 0;
 }
-static inline void pack_a_f32(float *dst, int mr, const float *A, bool trans_a, int64_t lda, int64_t i0, int64_t k0, int64_t kc,
-                              int64_t h) {
-    if (trans_a)
-        for (int64_t k = 0; k < kc; k++)
-            for (int64_t r = 0; r < h; r++) dst[k * mr + r] = AT(i0 + r, k0 + k);
-    else
-        for (int64_t r = 0; r < h; r++)
-            for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = AT(i0 + r, k0 + k);
-    for (int64_t k = 0; k < kc; k++)
-        for (int64_t r = h; r < mr; r++) dst[k * mr + r] = 0;
-}
-#define PACKERS(name, MR, NR, kind, T)                                                                                         \
+
+#define PACKERS(name, MR, NR)                                                                                                  \
     static void name##_pack_b(void *dst, const float *B, bool tb, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t w) { \
-        pack_b_##kind((T *)dst, NR, B, tb, ldb, k0, kc, j0, w);                                                                 \
+        pack_f32(dst, NR, B, tb, ldb, k0, kc, j0, w);                                                                           \
     }                                                                                                                           \
     static void name##_pack_a(void *dst, const float *A, bool ta, int64_t lda, int64_t i0, int64_t k0, int64_t kc, int64_t h) { \
-        pack_a_##kind((T *)dst, MR, A, ta, lda, i0, k0, kc, h);                                                                 \
+        pack_f32(dst, MR, A, !ta, lda, k0, kc, i0, h);                                                                          \
     }
 
 /* C[h x w] += alpha * acc[h x nr] (the edge tiles; full ones are updated in registers). */
@@ -65,7 +58,7 @@ static void scalar_micro(int64_t kc, const void *ap, const void *bp, float *C, i
             for (int c = 0; c < 16; c++) acc[r * 16 + c] += a[r] * b[c];
     add_edge(acc, 16, C, ldc, alpha, h, w);
 }
-PACKERS(scalar, 4, 16, f32, float)
+PACKERS(scalar, 4, 16)
 static bool cpu_any(void) { return true; }
 
 #ifdef TK_X86
@@ -96,7 +89,7 @@ __attribute__((target("avx2,fma"))) static void avx2_micro(int64_t kc, const voi
     _Pragma("GCC unroll 6") for (int r = 0; r < 6; r++) _mm256_storeu_ps(acc + r * 16, c[r][0]), _mm256_storeu_ps(acc + r * 16 + 8, c[r][1]);
     add_edge(acc, 16, C, ldc, alpha, h, w);
 }
-PACKERS(avx2, 6, 16, f32, float)
+PACKERS(avx2, 6, 16)
 static bool cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 /* --- AVX-512 packing: 16 x 16 blocks transposed in registers ------------------------------- */
@@ -152,16 +145,18 @@ __attribute__((target("avx512f"))) static void avx512_micro(int64_t kc, const vo
         _mm512_mask_storeu_ps(cr + 16, m1, _mm512_fmadd_ps(al, c[r][1], _mm512_maskz_loadu_ps(m1, cr + 16)));
     }
 }
-/* The transposing cases through rows_to_cols, the others (contiguous copies) as plain loops. */
-AVX512_TARGET static void avx512_pack_b(void *dst, const float *B, bool trans_b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
-                                        int64_t w) {
-    if (!trans_b) { pack_b_f32(dst, 32, B, trans_b, ldb, k0, kc, j0, w); return; }
-    for (int g = 0; g < 2; g++) rows_to_cols((float *)dst + 16 * g, 32, 16, B + (j0 + 16 * g) * ldb + k0, ldb, w - 16 * g, kc);
+/* pack_f32 with the transposing case (S's rows become columns) through 16 x 16 register transposes. */
+AVX512_TARGET static void pack512(float *dst, int width, const float *S, bool trans, int64_t ld, int64_t k0, int64_t kc, int64_t j0,
+                                  int64_t w) {
+    if (!trans) { pack_f32(dst, width, S, false, ld, k0, kc, j0, w); return; }
+    for (int g = 0; g * 16 < width; g++)
+        rows_to_cols(dst + 16 * g, width, width - 16 * g < 16 ? width - 16 * g : 16, S + (j0 + 16 * g) * ld + k0, ld, w - 16 * g, kc);
 }
-AVX512_TARGET static void avx512_pack_a(void *dst, const float *A, bool trans_a, int64_t lda, int64_t i0, int64_t k0, int64_t kc,
-                                        int64_t h) {
-    if (trans_a) pack_a_f32(dst, 12, A, trans_a, lda, i0, k0, kc, h);
-    else rows_to_cols(dst, 12, 12, A + i0 * lda + k0, lda, h, kc);
+AVX512_TARGET static void avx512_pack_b(void *dst, const float *B, bool tb, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t w) {
+    pack512(dst, 32, B, tb, ldb, k0, kc, j0, w);
+}
+AVX512_TARGET static void avx512_pack_a(void *dst, const float *A, bool ta, int64_t lda, int64_t i0, int64_t k0, int64_t kc, int64_t h) {
+    pack512(dst, 12, A, !ta, lda, k0, kc, i0, h);
 }
 static bool cpu_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 
@@ -199,26 +194,21 @@ BF16_TARGET static void interleave(uint32_t *dst, int width, const float *lo, co
         _mm512_mask_storeu_epi32(dst + r, sm, x);
     }
 }
-/* The packers: (k, c) as the pair [k/2][c] of 32 bits; an odd kc padded with a zero k. */
-BF16_TARGET static void bf16_pack_b(void *dst, const float *B, bool trans_b, int64_t ldb, int64_t k0, int64_t kc, int64_t j0,
-                                    int64_t w) {
-    uint32_t *d = dst;
-    int64_t kp = (kc + 1) / 2;
-    if (trans_b)
-        for (int g = 0; g < 2; g++) rows_to_pairs(d + 16 * g, 32, 16, B + (j0 + 16 * g) * ldb + k0, ldb, w - 16 * g, kc);
+/* The bf16 packer in pack_f32's terms: (k, c) as the 32-bit pair [k/2][c] of dst (width 12 or 32). */
+BF16_TARGET static void pack_bf16(uint32_t *d, int width, const float *S, bool trans, int64_t ld, int64_t k0, int64_t kc, int64_t j0,
+                                  int64_t w) {
+    if (trans)
+        for (int g = 0; g * 16 < width; g++)
+            rows_to_pairs(d + 16 * g, width, width - 16 * g < 16 ? width - 16 * g : 16, S + (j0 + 16 * g) * ld + k0, ld, w - 16 * g, kc);
     else
-        for (int64_t p = 0; p < kp; p++)
-            interleave(d + p * 32, 32, B + (k0 + 2 * p) * ldb + j0, 2 * p + 1 < kc ? B + (k0 + 2 * p + 1) * ldb + j0 : NULL, w);
+        for (int64_t p = 0; p < (kc + 1) / 2; p++)
+            interleave(d + p * width, width, S + (k0 + 2 * p) * ld + j0, 2 * p + 1 < kc ? S + (k0 + 2 * p + 1) * ld + j0 : NULL, w);
 }
-BF16_TARGET static void bf16_pack_a(void *dst, const float *A, bool trans_a, int64_t lda, int64_t i0, int64_t k0, int64_t kc,
-                                    int64_t h) {
-    uint32_t *d = dst;
-    int64_t kp = (kc + 1) / 2;
-    if (!trans_a)
-        rows_to_pairs(d, 12, 12, A + i0 * lda + k0, lda, h, kc);
-    else
-        for (int64_t p = 0; p < kp; p++)
-            interleave(d + p * 12, 12, A + (k0 + 2 * p) * lda + i0, 2 * p + 1 < kc ? A + (k0 + 2 * p + 1) * lda + i0 : NULL, h);
+BF16_TARGET static void bf16_pack_b(void *dst, const float *B, bool tb, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t w) {
+    pack_bf16(dst, 32, B, tb, ldb, k0, kc, j0, w);
+}
+BF16_TARGET static void bf16_pack_a(void *dst, const float *A, bool ta, int64_t lda, int64_t i0, int64_t k0, int64_t kc, int64_t h) {
+    pack_bf16(dst, 12, A, !ta, lda, k0, kc, i0, h);
 }
 BF16_TARGET static void bf16_micro(int64_t kc, const void *ap, const void *bp, float *C, int64_t ldc, float alpha, int h, int w) {
     const int32_t *a = ap;        /* one (k, k+1) pair of bf16 per row */
@@ -268,6 +258,9 @@ const tk_sgemm_kernel *tk_sgemm_kernel_find(const char *name) {
 const char *tk_sgemm_kernel_unsupported(const tk_sgemm_kernel *k) {
     static const char *why[] = {"", "CPU lacks avx2+fma", "CPU lacks avx512f", "CPU lacks avx512f+avx512bf16"};
     if (!k) return "no such kernel";
+#ifdef TK_X86
+    __builtin_cpu_init(); /* (callable before constructors have run) */
+#endif
     if (k->cpu_has()) return NULL;
     return why[k - kernels];
 }
