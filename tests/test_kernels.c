@@ -7,11 +7,15 @@
  *                  keeps it well under);
  *   avx512bf16:    1e-2 (each input rounded to bf16, relative error 2^-9 each, so a product is
  *                  off by up to ~2^-8 = 3.9e-3 of |a b|; fp32 accumulation adds little).
+ * Threaded and single-threaded (inside a parallel region) results are bit-identical.
  * Also: tk_sgemm_bf16's error really is of bf16 size (larger than fp32's: the inputs are rounded,
  * checked exactly against a reference on bf16-rounded inputs), and the active choice is runnable. */
 #include "test.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/sgemm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static uint64_t rng = 88172645463325252ull;
 static float frand(void) {
@@ -52,6 +56,29 @@ static double check_one(const tk_sgemm_kernel *k, bool ta, bool tb, int64_t M, i
     return worst;
 }
 
+/* The same product threaded (the driver's own OpenMP threads) and single-threaded (called inside a
+ * parallel region, as attention's per-head products are) is bit-identical: each C tile is summed by
+ * one thread in the same order. */
+static void check_threads(const tk_sgemm_kernel *k) {
+    const int64_t M = 131, N = 75, K = 700;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *C1 = calloc((size_t)(M * N), sizeof(float));
+    float *C2 = calloc((size_t)(2 * M * N), sizeof(float));
+    for (int64_t i = 0; i < M * K; i++) A[i] = frand();
+    for (int64_t i = 0; i < K * N; i++) B[i] = frand();
+    tk_sgemm_with(k, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C1, N);
+    #pragma omp parallel num_threads(2)
+    {
+#ifdef _OPENMP
+        int t = omp_get_thread_num();
+#else
+        int t = 0;
+#endif
+        tk_sgemm_with(k, false, true, M, N, K, 1.0f, A, K, B, K, 0.0f, C2 + t * M * N, N);
+    }
+    CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0, "%s: threaded and in-region results differ", k->name);
+    free(A), free(B), free(C1), free(C2);
+}
+
 int main(void) {
     int n;
     const tk_sgemm_kernel *ks = tk_sgemm_kernels(&n);
@@ -72,6 +99,7 @@ int main(void) {
                       (long long)shapes[s][0], (long long)shapes[s][1], (long long)shapes[s][2], t & 1, (t & 2) != 0, beta, e, tol);
                 if (e > worst) worst = e;
             }
+        check_threads(&ks[v]);
         printf("%-10s (%2dx%-2d tile): worst relative error %.2e (tolerance %.0e)\n", ks[v].name, ks[v].mr, ks[v].nr, worst, tol);
         ran++;
     }
