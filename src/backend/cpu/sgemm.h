@@ -9,7 +9,7 @@
 
 typedef struct tk_sgemm_kernel {
     const char *name;   /* "scalar", "avx2", "avx512", "avx512bf16" */
-    const char *isa;    /* what the CPU needs, for messages ("avx512f+avx512bf16") */
+    const char *lacks;  /* the message when the CPU cannot run it ("CPU lacks avx512f+avx512bf16") */
     int mr, nr, kc, mc; /* register tile, K block, row block (a multiple of mr) */
     bool bf16;          /* inputs rounded to bf16 when packed (fp32 accumulation) */
     /* C[h x w] += alpha * (packed A panel times packed B panel), h <= mr, w <= nr, kc steps as packed

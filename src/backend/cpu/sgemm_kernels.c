@@ -15,10 +15,6 @@
 #define TK_X86 1
 #endif
 
-/* op(A)[i][k], op(B)[k][j] */
-#define AT(i, k) (trans_a ? A[(int64_t)(k) * lda + (i)] : A[(int64_t)(i) * lda + (k)])
-#define BT(k, j) (trans_b ? B[(int64_t)(j) * ldb + (k)] : B[(int64_t)(k) * ldb + (j)])
-
 /* The fp32 packer, width (mr or nr) as a parameter: dst[k * width + c] = S(k0 + k, j0 + c) for c < w, zero
  * for w <= c < width, where S(k, j) = trans ? S[j * ld + k] : S[k * ld + j]. op(B) is S = B with trans_b;
  * op(A) is the same with rows for columns: S = A, trans = !trans_a, (k0, j0) = (k0, i0). Loops in the
@@ -162,11 +158,6 @@ static bool cpu_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 
 /* --- AVX512-BF16: 12 x 32 on bf16 pairs --------------------------------------------------- */
 #define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
-/* out[0:16] = bf16(src[0:n]) (round to nearest even, as tk_f32_to_bf16), zero past n (n <= 16). */
-BF16_TARGET static inline void cvt16(const float *src, int64_t n, uint16_t *out) {
-    __m512 x = _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), src);
-    _mm256_storeu_si256((__m256i *)out, (__m256i)_mm512_cvtneps_pbh(x));
-}
 /* dst32[p * stride + r] = (bf16 src[r * ld + 2p], bf16 src[r * ld + 2p + 1]) for r < h, 2p < n (an odd n's last
  * pair padded with zero); zero for h <= r < width (h, width <= 16). */
 BF16_TARGET static void rows_to_pairs(uint32_t *dst, int64_t stride, int width, const float *src, int64_t ld, int64_t h, int64_t n) {
@@ -236,11 +227,11 @@ static bool cpu_avx512bf16(void) { return __builtin_cpu_supports("avx512f") && _
 #endif
 
 static const tk_sgemm_kernel kernels[] = {
-    {"scalar", "nothing", 4, 16, 256, 96, false, scalar_micro, scalar_pack_b, scalar_pack_a, cpu_any},
+    {"scalar", NULL, 4, 16, 256, 96, false, scalar_micro, scalar_pack_b, scalar_pack_a, cpu_any},
 #ifdef TK_X86
-    {"avx2", "avx2+fma", 6, 16, 256, 96, false, avx2_micro, avx2_pack_b, avx2_pack_a, cpu_avx2},
-    {"avx512", "avx512f", 12, 32, 192, 96, false, avx512_micro, avx512_pack_b, avx512_pack_a, cpu_avx512},
-    {"avx512bf16", "avx512f+avx512bf16", 12, 32, 384, 96, true, bf16_micro, bf16_pack_b, bf16_pack_a, cpu_avx512bf16},
+    {"avx2", "CPU lacks avx2+fma", 6, 16, 256, 96, false, avx2_micro, avx2_pack_b, avx2_pack_a, cpu_avx2},
+    {"avx512", "CPU lacks avx512f", 12, 32, 192, 96, false, avx512_micro, avx512_pack_b, avx512_pack_a, cpu_avx512},
+    {"avx512bf16", "CPU lacks avx512f+avx512bf16", 12, 32, 384, 96, true, bf16_micro, bf16_pack_b, bf16_pack_a, cpu_avx512bf16},
 #endif
 };
 
@@ -256,11 +247,9 @@ const tk_sgemm_kernel *tk_sgemm_kernel_find(const char *name) {
 }
 
 const char *tk_sgemm_kernel_unsupported(const tk_sgemm_kernel *k) {
-    static const char *why[] = {"", "CPU lacks avx2+fma", "CPU lacks avx512f", "CPU lacks avx512f+avx512bf16"};
     if (!k) return "no such kernel";
 #ifdef TK_X86
     __builtin_cpu_init(); /* (callable before constructors have run) */
 #endif
-    if (k->cpu_has()) return NULL;
-    return why[k - kernels];
+    return k->cpu_has() ? NULL : k->lacks;
 }
