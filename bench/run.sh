@@ -6,6 +6,7 @@
 #     (build/bench/gen_batch, bench/gen_batch.c);
 #   - tokenizer encode MB/s (bench/tokenizer_speed.sh or the bench/tokenizer_speed.c
 #     program, when present);
+#   - the machine's peak (bench/peak.sh) and the GEMM kernels vs OpenBLAS (bench/kernels.sh);
 #   - training vs PyTorch + PEFT (bench/train.sh, when present; only with --train,
 #     since it takes long).
 # Usage: bench/run.sh [--threads N] [--train] [--quick]
@@ -64,6 +65,12 @@ make -s -C bench >&2
     fi
     echo
   fi
+  echo "## The machine's peak and the GEMM kernels (1 thread, CPU time)"
+  echo
+  OMP_NUM_THREADS=$threads bench/peak.sh | sed 's/^/    /'
+  echo
+  bench/kernels.sh --threads 1 --reps $([ "$quick" = 1 ] && echo 1 || echo 3)
+  echo
   if [ "$train" = 1 ] && [ -x bench/train.sh ]; then
     echo "## Training vs PyTorch + PEFT"
     echo
