@@ -230,6 +230,10 @@ static void test_grounding(void) {
     CHECK(tk_ground_check("Ask for Müller.", chunk, fact, sizeof fact) == TK_GROUND_NAME, "accented: [%s]", fact);
     /* a date: its day number and month name are facts */
     CHECK(tk_ground_check("The sale ends on May 14.", chunk, fact, sizeof fact) == TK_GROUND_NAME && !strcmp(fact, "May"), "[%s]", fact);
+    /* no facts, and about something else */
+    CHECK(tk_ground_check("It is a very complex system that involves multiple layers of technology.", chunk, fact, sizeof fact) ==
+          TK_GROUND_UNSUPPORTED, "unsupported");
+    CHECK(tk_ground_check("Deliveries take a few business days after the order.", chunk, fact, sizeof fact) == TK_GROUND_OK, "stems: [%s]", fact);
     const char *ja = "返品はお届けから14日以内、レシートが必要です。営業時間は9:30〜18:00です。";
     CHECK(tk_ground_check("返品は14日以内です。", ja, fact, sizeof fact) == TK_GROUND_OK, "[%s]", fact);
     CHECK(tk_ground_check("返品は30日以内です。", ja, fact, sizeof fact) == TK_GROUND_NUMBER, "[%s]", fact);
@@ -259,6 +263,10 @@ static void test_parsers(void) {
     CHECK_OK(tk_synth_parse_qa("no pairs at all\nA: orphan answer", &qa, &n));
     CHECK(n == 0, "%zu", n);
     tk_qa_free(qa, n);
+    CHECK_OK(tk_synth_parse_qa("Q: Q: 1. What is the fee?\nA: Q: Q: Q:\nQ: 2) Why?\nA: 3. Because.", &qa, &n));
+    CHECK(n == 2 && !strcmp(qa[0].q, "What is the fee?") && !strcmp(qa[0].a, "") && !strcmp(qa[1].q, "Why?") && !strcmp(qa[1].a, "Because."),
+          "%zu [%s] [%s]", n, n ? qa[0].q : "", n ? qa[0].a : "");
+    tk_qa_free(qa, n);
     char **v = NULL;
     CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. When can I return it?\n2) \"How long is the return window?\"\n- 「返品期限は？」\n\n", &v, &n));
     CHECK(n == 3 && !strcmp(v[0], "When can I return it?") && !strcmp(v[1], "How long is the return window?") && !strcmp(v[2], "返品期限は？"),
@@ -274,6 +282,11 @@ static void test_parsers(void) {
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = 0;
     CHECK(tk_para_check(q, longp, NULL, 0, 3) == TK_PARA_TOO_LONG, "too long");
+    CHECK(tk_para_check(q, "2.", NULL, 0, 3) == TK_PARA_EMPTY, "no letters");
+    CHECK(tk_para_check(q, "Returns are possible for a while.", NULL, 0, 3) == TK_PARA_NOT_QUESTION, "not a question");
+    CHECK(tk_para_check("Is delivery 2 days?", "Is delivery 3 days?", NULL, 0, 3) == TK_PARA_CHANGED, "a new number");
+    CHECK(tk_para_check("Is the shop open?", "Is the Osaka shop open?", NULL, 0, 3) == TK_PARA_CHANGED, "a new name");
+    CHECK(tk_para_check("Tell me the fee.", "The fee, please.", NULL, 0, 3) == TK_PARA_OK, "a request need not be a question");
 }
 
 /* A writer for the pipeline tests: pairs for a chunk (one with a number not in any chunk, one

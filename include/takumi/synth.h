@@ -69,8 +69,11 @@ typedef enum tk_ground {
     TK_GROUND_NUMBER,     /* a number (digits with . , : / - between them; thousands commas ignored) not in the chunk */
     TK_GROUND_NAME,       /* a capitalised word not at a sentence start, not in the chunk (case-insensitive, whole word) */
     TK_GROUND_SCRIPT,     /* a run of kanji/katakana/hangul/… not in the chunk (checked only when the chunk has such text) */
+    TK_GROUND_UNSUPPORTED,/* an answer of 3 or more content words (Latin letters, 4 or more, common words aside) fewer than half
+                             of which appear in the chunk (a word matches a chunk word that starts with all but its last 3
+                             letters, at least 4): an answer about something else */
 } tk_ground;
-/* "ok", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk". Thread-safe. */
+/* "ok", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk", "not_supported". Thread-safe. */
 const char *tk_ground_name(tk_ground g);
 /* Whether every fact of answer (UTF-8) appears in chunk; the first unsupported one is copied into fact
  * (fact_cap bytes, NUL-terminated; fact may be NULL). Thread-safe. */
@@ -87,11 +90,14 @@ void tk_qa_free(tk_qa *v, size_t n);
 tk_status tk_synth_parse_list(const char *text, char ***out, size_t *n);
 void tk_strings_free(char **v, size_t n);
 
-/* Why a paraphrase is refused: TK_PARA_OK, empty, identical to the original (case, spaces and
- * punctuation ignored), longer than max_ratio times the original's characters (and 40 more), or a
- * repeat of one kept before (keep[0..n_keep)). */
-typedef enum tk_para { TK_PARA_OK = 0, TK_PARA_EMPTY, TK_PARA_IDENTICAL, TK_PARA_TOO_LONG, TK_PARA_DUPLICATE, TK_PARA_COUNT } tk_para;
-const char *tk_para_name(tk_para r);   /* "ok", "empty", "identical", "too_long", "duplicate". Thread-safe. */
+/* Why a paraphrase is refused: TK_PARA_OK, empty (or no letter), identical to the original (case, spaces and
+ * punctuation ignored), longer than max_ratio times the original's characters (and 40 more), a repeat of one kept
+ * before (keep[0..n_keep)), not a question where the original ends in "?" (or "？"), or a number or name that the
+ * original does not have (tk_ground_check against it). */
+typedef enum tk_para { TK_PARA_OK = 0, TK_PARA_EMPTY, TK_PARA_IDENTICAL, TK_PARA_TOO_LONG, TK_PARA_DUPLICATE, TK_PARA_NOT_QUESTION,
+                       TK_PARA_CHANGED, TK_PARA_COUNT } tk_para;
+/* "ok", "empty", "identical", "too_long", "duplicate", "not_a_question", "changed_fact". Thread-safe. */
+const char *tk_para_name(tk_para r);
 tk_para tk_para_check(const char *original, const char *para, char *const *keep, size_t n_keep, double max_ratio);
 
 /* ---- generation settings shared by synth and augment ------------------------ */
@@ -109,11 +115,11 @@ typedef struct tk_synth_gen {
 } tk_synth_gen;
 
 /* ---- synth ---------------------------------------------------------------- */
-enum { TK_SYN_NO_PAIRS = 0, TK_SYN_CONTEXT, TK_SYN_EMPTY, TK_SYN_NUMBER, TK_SYN_NAME, TK_SYN_SCRIPT, TK_SYN_DUPLICATE, TK_SYN_TOO_LONG,
-       TK_SYN_REASONS };
+enum { TK_SYN_NO_PAIRS = 0, TK_SYN_CONTEXT, TK_SYN_EMPTY, TK_SYN_NUMBER, TK_SYN_NAME, TK_SYN_SCRIPT, TK_SYN_UNSUPPORTED,
+       TK_SYN_DUPLICATE, TK_SYN_TOO_LONG, TK_SYN_REASONS };
 /* "no_pairs_parsed" (pairs missing from a chunk's output, per chunk x language), "prompt_over_context" (the request did not
  * fit the writing model's context: its pairs are counted here), "empty", "number_not_in_chunk",
- * "name_not_in_chunk", "word_not_in_chunk", "duplicate_question", "too_long". Thread-safe. */
+ * "name_not_in_chunk", "word_not_in_chunk", "not_supported", "duplicate_question", "too_long". Thread-safe. */
 const char *tk_synth_reason_name(int r);
 
 typedef struct tk_synth_params {

@@ -39,11 +39,11 @@ static tk_status flush(chunker *c) {
 
 static tk_status add(chunker *c, const char *s, size_t n, size_t size, size_t start, size_t end, int page) {
     tk_status st = TK_OK;
-    if (c->text.len && c->size + 1 + size > c->p->max_size && (st = flush(c))) return st;
+    if (c->text.len && c->size + 2 + size > c->p->max_size && (st = flush(c))) return st;   /* 2: the "\n\n" between */
     if (!c->text.len) c->start = start, c->page = page;
     else if ((st = tk_buf_append(&c->text, "\n\n", 2))) return st;
     c->end = end;
-    c->size += size + (c->size ? 1 : 0);
+    c->size += size + (c->text.len ? 2 : 0);
     return tk_buf_append(&c->text, s, n);
 }
 

@@ -4,13 +4,15 @@
  * accented Latin letters; case-insensitive whole words, a plural "s" or "'s" tolerated), and runs
  * of two or more kanji/katakana/hangul (checked only when the chunk has such text: an English
  * chunk's Japanese question cannot match it letter for letter, its numbers and Latin names still
- * must). Dates are numbers and month names, so they are covered. */
+ * must). Dates are numbers and month names, so they are covered. An answer without such facts must
+ * still be about the chunk: at least half of its content words (4+ Latin letters, common words
+ * aside) must start a chunk word, stem-wise, when it has 3 or more. */
 #include "data/docs_internal.h"
 #include "tokenizer/unicode.h"
 #include <ctype.h>
 
 const char *tk_ground_name(tk_ground g) {
-    static const char *const n[] = {"ok", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk"};
+    static const char *const n[] = {"ok", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk", "not_supported"};
     return (unsigned)g < sizeof n / sizeof *n ? n[g] : "unknown";
 }
 
@@ -105,6 +107,40 @@ static void copy_fact(char *fact, size_t cap, const char *s, size_t n) {
     fact[n] = 0;
 }
 
+static bool common(const char *w, size_t n) {
+    static const char *const c[] = {"this", "that", "with", "from", "have", "will", "your", "what", "when", "where", "which", "there",
+                                    "their", "they", "them", "then", "than", "been", "were", "also", "into", "about", "would", "could",
+                                    "should", "does", "just", "only", "very", "more", "most", "some", "such", "each", "other", "these",
+                                    "those", "here", "sure", "yes", "can", "please", "thank", "thanks", "answer", "question", NULL};
+    for (int k = 0; c[k]; k++)
+        if (strlen(c[k]) == n && !strncasecmp(c[k], w, n)) return true;
+    return false;
+}
+
+/* Whether a chunk word starts with the first max(4, n-3) letters of w (case-insensitive). */
+static bool stem_in(const char *chunk, const char *w, size_t n) {
+    size_t k = n > 7 ? n - 3 : 4;
+    size_t cn = strlen(chunk);
+    for (size_t i = 0; i + k <= cn; i++)
+        if ((i == 0 || !isalpha((unsigned char)chunk[i - 1])) && !strncasecmp(chunk + i, w, k)) return true;
+    return false;
+}
+
+/* At least half of answer's content words (when it has 3 or more) are in the chunk. */
+static bool supported(const char *answer, const char *chunk) {
+    size_t words = 0, found = 0;
+    for (const char *p = answer; *p;) {
+        if (!isalpha((unsigned char)*p)) { p++; continue; }
+        const char *w = p;
+        while (isalpha((unsigned char)*p)) p++;
+        size_t n = (size_t)(p - w);
+        if ((*p & 0x80) || (w > answer && (w[-1] & 0x80)) || n < 4 || common(w, n)) continue;   /* part of a non-ASCII word */
+        words++;
+        found += stem_in(chunk, w, n);
+    }
+    return words < 3 || 2 * found >= words;
+}
+
 tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, size_t fact_cap) {
     if (fact && fact_cap) fact[0] = 0;
     if (!answer || !chunk) return TK_GROUND_OK;
@@ -168,5 +204,6 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
         i += l;
     }
     tk_buf_free(&nums);
+    if (!res && !supported(answer, chunk)) res = TK_GROUND_UNSUPPORTED;
     return res;
 }

@@ -7,7 +7,7 @@
 
 const char *tk_synth_reason_name(int r) {
     static const char *const n[] = {"no_pairs_parsed", "prompt_over_context", "empty", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk",
-                                    "duplicate_question", "too_long"};
+                                    "not_supported", "duplicate_question", "too_long"};
     return (unsigned)r < TK_SYN_REASONS ? n[r] : "unknown";
 }
 
@@ -101,6 +101,7 @@ static tk_status judge(run *r, size_t d, size_t ci, size_t li, const char *text,
             if (g == TK_GROUND_NUMBER) why = TK_SYN_NUMBER;
             else if (g == TK_GROUND_NAME) why = TK_SYN_NAME;
             else if (g == TK_GROUND_SCRIPT) why = TK_SYN_SCRIPT;
+            else if (g == TK_GROUND_UNSUPPORTED) why = TK_SYN_UNSUPPORTED;
             else if (seen_question(r, q)) why = TK_SYN_DUPLICATE;
             else if (too_long(r->p, q, a)) why = TK_SYN_TOO_LONG;
         }

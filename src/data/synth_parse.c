@@ -85,6 +85,8 @@ tk_status tk_synth_parse_qa(const char *text, tk_qa **out, size_t *n) {
         if (!e) e = s + strlen(s);
         const char *t = undecorate(s, e), *after;
         char k = marker(t, e, &after);
+        for (const char *u, *a2; k && (u = undecorate(after, e)) && (marker(u, e, &a2) || u != after);)
+            after = marker(u, e, &a2) ? a2 : u;   /* "Q: 1. …", "A: Q: Q:" (a marker for an answer: empty) */
         if (k == 'q') {   /* "Q: … A: …" on one line: the answer starts at " A:" */
             st = push_pair(out, n, &q, &a);
             in = 'q';
@@ -150,7 +152,7 @@ void tk_strings_free(char **v, size_t n) {
 }
 
 const char *tk_para_name(tk_para r) {
-    static const char *const n[] = {"ok", "empty", "identical", "too_long", "duplicate"};
+    static const char *const n[] = {"ok", "empty", "identical", "too_long", "duplicate", "not_a_question", "changed_fact"};
     return (unsigned)r < TK_PARA_COUNT ? n[r] : "unknown";
 }
 
@@ -173,16 +175,35 @@ static tk_status norm(const char *s, tk_buf *b) {
     return st ? st : tk_buf_append(b, "", 1);
 }
 
+/* Any letter (ASCII or not: a non-ASCII byte left by norm is a letter or a symbol of a script). */
+static bool letters(const char *s) {
+    for (; *s; s++)
+        if (isalpha((unsigned char)*s) || ((unsigned char)*s & 0x80)) return true;
+    return false;
+}
+
+/* Ends in "?" or "？" (spaces, quotes and closing brackets after it aside). */
+static bool is_question(const char *s) {
+    size_t n = strlen(s ? s : "");
+    while (n && strchr(" \t\n\"')", s[n - 1])) n--;
+    return (n && s[n - 1] == '?') || (n >= 3 && !memcmp(s + n - 3, "\xEF\xBC\x9F", 3));
+}
+
 tk_para tk_para_check(const char *original, const char *para, char *const *keep, size_t n_keep, double max_ratio) {
     tk_buf a = {0}, b = {0};
     tk_para r = TK_PARA_OK;
     if (norm(para ? para : "", &b) || norm(original ? original : "", &a)) r = TK_PARA_EMPTY;   /* no memory: refuse */
-    else if (b.len <= 1) r = TK_PARA_EMPTY;
+    else if (b.len <= 1 || !letters(b.data)) r = TK_PARA_EMPTY;
     else if (!strcmp(a.data, b.data)) r = TK_PARA_IDENTICAL;
     else if ((double)tk_utf8_count(para, strlen(para)) > max_ratio * (double)tk_utf8_count(original, strlen(original)) + 40) r = TK_PARA_TOO_LONG;
     for (size_t k = 0; k < n_keep && r == TK_PARA_OK; k++) {
         if (norm(keep[k], &a)) { r = TK_PARA_EMPTY; break; }
         if (!strcmp(a.data, b.data)) r = TK_PARA_DUPLICATE;
+    }
+    if (r == TK_PARA_OK && is_question(original) && !is_question(para)) r = TK_PARA_NOT_QUESTION;
+    if (r == TK_PARA_OK) {
+        tk_ground g = tk_ground_check(para, original, NULL, 0);
+        if (g != TK_GROUND_OK && g != TK_GROUND_UNSUPPORTED) r = TK_PARA_CHANGED;
     }
     tk_buf_free(&a), tk_buf_free(&b);
     return r;
