@@ -263,12 +263,12 @@ static void test_parsers(void) {
     CHECK_OK(tk_synth_parse_qa("no pairs at all\nA: orphan answer", &qa, &n));
     CHECK(n == 0, "%zu", n);
     tk_qa_free(qa, n);
-    CHECK_OK(tk_synth_parse_qa("Q: Q: 1. What is the fee?\nA: Q: Q: Q:\nQ: 2) Why?\nA: 3. Because.", &qa, &n));
+    CHECK_OK(tk_synth_parse_qa("Q: Q: 1. What is the fee?\nA: Q: Q: Q:\nQ: 2) Why? A: A: 3. Because.", &qa, &n));
     CHECK(n == 2 && !strcmp(qa[0].q, "What is the fee?") && !strcmp(qa[0].a, "") && !strcmp(qa[1].q, "Why?") && !strcmp(qa[1].a, "Because."),
           "%zu [%s] [%s]", n, n ? qa[0].q : "", n ? qa[0].a : "");
     tk_qa_free(qa, n);
     char **v = NULL;
-    CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. When can I return it?\n2) \"How long is the return window?\"\n- 「返品期限は？」\n\n", &v, &n));
+    CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. When can I return it?\n2) It can be rephrased as: \"How long is the return window?\"\n- 「返品期限は？」\n\n", &v, &n));
     CHECK(n == 3 && !strcmp(v[0], "When can I return it?") && !strcmp(v[1], "How long is the return window?") && !strcmp(v[2], "返品期限は？"),
           "%zu [%s]", n, n ? v[0] : "");
     tk_strings_free(v, n);
@@ -298,14 +298,14 @@ static tk_status writer(void *ud, const char *const *prompts, const uint64_t *se
         tk_buf b = {0};
         if (strstr(prompts[i], "Rewrite the question")) {
             const char *q = strstr(prompts[i], "Question: ") + 10;
-            tk_buf_printf(&b, "1. Could you tell me: %s\n2. %s\n3. Could you tell me: %s\n", q, q, q);
+            tk_buf_printf(&b, "1. Please tell me, %s\n2. %s\n3. Please tell me, %s\n", q, q, q);
         } else if (strstr(prompts[i], "Japanese")) {
             tk_buf_printf(&b, "gibberish without pairs");
         } else if (strstr(prompts[i], "14 days")) {
             tk_buf_printf(&b, "Q: How long is the return window?\nA: 14 days from delivery.\nQ: And for sale items?\nA: 30 days.\n"
                               "Q: How long is the return window?\nA: Within 14 days.");
         } else {
-            tk_buf_printf(&b, "Q: What is the fee?\nA: The fee is 770 yen, seed %llu.", (unsigned long long)(seeds[i] % 2));
+            tk_buf_printf(&b, "Q: What is the fee?\nA: The fee is 770 yen, seed %llu.\nQ: Is it?\nA: Is it?", (unsigned long long)(seeds[i] % 2));
         }
         texts[i] = b.data;
     }
@@ -340,9 +340,11 @@ static void test_synth_pipeline(void) {
     CHECK(d->asked == d->parsed + d->dropped[TK_SYN_NO_PAIRS] + d->dropped[TK_SYN_CONTEXT], "asked = parsed + missing");
     CHECK(d->parsed == d->kept + dropped, "parsed %llu = kept %llu + dropped %llu", (unsigned long long)d->parsed, (unsigned long long)d->kept,
           (unsigned long long)dropped);
-    /* returns/en: 3 parsed, 1 kept, "30 days" dropped (number), the repeated question dropped; shipping/en: 1 kept, 2 missing;
+    /* returns/en: 3 parsed, 1 kept, "30 days" dropped (number), the repeated question dropped; shipping/en: 1 kept, an
+       answer that is a question dropped, 1 missing;
        ja: no pairs (6 missing) */
-    CHECK(d->kept == 2 && d->dropped[TK_SYN_NUMBER] == 1 && d->dropped[TK_SYN_DUPLICATE] == 1 && d->dropped[TK_SYN_NO_PAIRS] == 8,
+    CHECK(d->kept == 2 && d->dropped[TK_SYN_NUMBER] == 1 && d->dropped[TK_SYN_DUPLICATE] == 1 && d->dropped[TK_SYN_NO_PAIRS] == 7 &&
+          d->dropped[TK_SYN_QUESTION] == 1,
           "kept %llu number %llu dup %llu missing %llu", (unsigned long long)d->kept, (unsigned long long)d->dropped[TK_SYN_NUMBER],
           (unsigned long long)d->dropped[TK_SYN_DUPLICATE], (unsigned long long)d->dropped[TK_SYN_NO_PAIRS]);
     CHECK(d->variants == 2 && d->para_dropped[TK_PARA_IDENTICAL] == 2 && d->para_dropped[TK_PARA_DUPLICATE] == 2, "variants %llu",
@@ -406,7 +408,7 @@ static void test_augment(void) {
     char *a = NULL;
     size_t al = 0;
     CHECK_OK(tk_read_file(tpath("aug.jsonl"), &a, &al));
-    CHECK(a && strstr(a, "Could you tell me: Phone?\"},{\"role\":\"assistant\",\"content\":\"0120-874-312\"}],\"metadata\":{\"id\":7,\"paraphrase_of_line\":3}"),
+    CHECK(a && strstr(a, "Please tell me, Phone?\"},{\"role\":\"assistant\",\"content\":\"0120-874-312\"}],\"metadata\":{\"id\":7,\"paraphrase_of_line\":3}"),
           "%s", a ? a : "");
     CHECK(a && !strncmp(a, in, strchr(in, '\n') - in + 1), "the original first, byte for byte");
     free(a);

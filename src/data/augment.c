@@ -80,12 +80,7 @@ static tk_status variant(const arec *r, const char *q, tk_buf *b) {
         cJSON_DeleteItemFromObjectCaseSensitive(meta, "paraphrase_of_line");
         ok = cJSON_AddNumberToObject(meta, "paraphrase_of_line", (double)r->lineno) != NULL;
     }
-    char *txt = ok ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    if (!txt) return TK_ERR_NOMEM;
-    tk_status st = tk_buf_printf(b, "%s\n", txt);
-    free(txt);
-    return st;
+    return tk_json_append_line(b, j, ok);
 }
 
 tk_status tk_augment_run(const char *in_path, const char *out_path, const tk_augment_params *p, tk_augment_summary *out) {

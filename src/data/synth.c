@@ -6,7 +6,7 @@
 #include "data/data_internal.h"
 
 const char *tk_synth_reason_name(int r) {
-    static const char *const n[] = {"no_pairs_parsed", "prompt_over_context", "empty", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk",
+    static const char *const n[] = {"no_pairs_parsed", "prompt_over_context", "empty", "answer_is_a_question", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk",
                                     "not_supported", "duplicate_question", "too_long"};
     return (unsigned)r < TK_SYN_REASONS ? n[r] : "unknown";
 }
@@ -95,7 +95,9 @@ static tk_status judge(run *r, size_t d, size_t ci, size_t li, const char *text,
         char *q = trimmed(qa[i].q), *a = trimmed(qa[i].a);
         if (!q || !a) { free(q), free(a); st = TK_ERR_NOMEM; break; }
         int why = -1;
+        size_t al = strlen(a);
         if (!q[0] || !a[0]) why = TK_SYN_EMPTY;
+        else if (a[al - 1] == '?' || (al >= 3 && !memcmp(a + al - 3, "\xEF\xBC\x9F", 3))) why = TK_SYN_QUESTION;
         else {
             tk_ground g = tk_ground_check(a, c->text, NULL, 0);
             if (g == TK_GROUND_NUMBER) why = TK_SYN_NUMBER;
@@ -212,12 +214,7 @@ static tk_status record(const run *r, const pair *pp, const char *question, bool
     if (ok && c->page > 0) ok = cJSON_AddNumberToObject(meta, "page", c->page) != NULL;
     ok = ok && cJSON_AddStringToObject(meta, "lang", r->p->languages[pp->lang]) &&
          cJSON_AddStringToObject(meta, "variant", para ? "paraphrase" : "original");
-    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
-    cJSON_Delete(o);
-    if (!s) return TK_ERR_NOMEM;
-    tk_status st = tk_buf_printf(b, "%s\n", s);
-    free(s);
-    return st;
+    return tk_json_append_line(b, o, ok);
 }
 
 static tk_status write_out(run *r, const char *path) {

@@ -54,6 +54,13 @@ static char marker(const char *s, const char *e, const char **after) {
     return 0;
 }
 
+/* Skips further markers and list decoration after a marker: "Q: 1. …", "A: A: …", "A: Q: Q:" (then nothing is left). */
+static const char *strip_markers(const char *after, const char *e) {
+    for (const char *u, *a2; (u = undecorate(after, e)) && (marker(u, e, &a2) || u != after);)
+        after = marker(u, e, &a2) ? a2 : u;
+    return after;
+}
+
 static tk_status append_line(tk_buf *b, const char *s, const char *e) {
     e = rtrim(s, e);
     while (e - s >= 2 && !strncmp(e - 2, "**", 2)) e = rtrim(s, e - 2);
@@ -85,8 +92,7 @@ tk_status tk_synth_parse_qa(const char *text, tk_qa **out, size_t *n) {
         if (!e) e = s + strlen(s);
         const char *t = undecorate(s, e), *after;
         char k = marker(t, e, &after);
-        for (const char *u, *a2; k && (u = undecorate(after, e)) && (marker(u, e, &a2) || u != after);)
-            after = marker(u, e, &a2) ? a2 : u;   /* "Q: 1. …", "A: Q: Q:" (a marker for an answer: empty) */
+        if (k) after = strip_markers(after, e);
         if (k == 'q') {   /* "Q: … A: …" on one line: the answer starts at " A:" */
             st = push_pair(out, n, &q, &a);
             in = 'q';
@@ -94,7 +100,7 @@ tk_status tk_synth_parse_qa(const char *text, tk_qa **out, size_t *n) {
             for (const char *p = after; p + 1 < e && !ia; p++)
                 if (p[-1] == ' ' && marker(p, e, &aa) == 'a') ia = p;
             if (!st) st = append_line(&q, after, ia ? ia : e);
-            if (!st && ia) { in = 'a'; st = append_line(&a, aa, e); }
+            if (!st && ia) { in = 'a'; st = append_line(&a, strip_markers(aa, e), e); }
         }
         else if (k == 'a' && in) { in = 'a'; st = append_line(&a, after, e); }
         else if (in == 'q') st = append_line(&q, t, e);
@@ -130,7 +136,13 @@ tk_status tk_synth_parse_list(const char *text, char ***out, size_t *n) {
         const char *t = undecorate(s, e), *te = rtrim(t, e), *after;
         while (te - t >= 2 && !strncmp(te - 2, "**", 2)) te = rtrim(t, te - 2);
         if (marker(t, te, &after) == 'q') t = after;   /* "Q1: …" items */
+
         unquote(&t, &te);
+        const char *tq = te;   /* "It can be rephrased as: "Is it …?"": the question after the last ": " */
+        while (tq > t && (tq[-1] == '"' || tq[-1] == ' ')) tq--;
+        if (tq > t && tq[-1] == '?')
+            for (const char *c = tq - 1; c > t + 1; c--)
+                if (c[-1] == ':' && c[0] == ' ') { t = skip_ws(c, te); unquote(&t, &te); break; }
         t = skip_ws(t, te), te = rtrim(t, te);
         bool preamble = te > t && (te[-1] == ':' || (te - t >= 3 && !strncmp(te - 3, "\xEF\xBC\x9A", 3)));
         if (te > t && !preamble) {
