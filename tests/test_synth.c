@@ -241,6 +241,8 @@ static void test_grounding(void) {
     /* an English chunk cannot ground Japanese words letter for letter: only numbers and Latin names are checked */
     CHECK(tk_ground_check("返品は14日以内です。", chunk, fact, sizeof fact) == TK_GROUND_OK, "[%s]", fact);
     CHECK(tk_ground_check("返品は15日以内です。", chunk, fact, sizeof fact) == TK_GROUND_NUMBER, "[%s]", fact);
+    CHECK(tk_ground_check("はなくないですぞ", chunk, fact, sizeof fact) == TK_GROUND_UNSUPPORTED, "nothing checkable: [%s]", fact);
+    CHECK(tk_text_is_cjk("返品はOK") && !tk_text_is_cjk("Returns 返品") && !tk_text_is_cjk(""), "scripts");
 }
 
 static void test_parsers(void) {
@@ -268,7 +270,7 @@ static void test_parsers(void) {
           "%zu [%s] [%s]", n, n ? qa[0].q : "", n ? qa[0].a : "");
     tk_qa_free(qa, n);
     char **v = NULL;
-    CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. When can I return it?\n2) It can be rephrased as: \"How long is the return window?\"\n- 「返品期限は？」\n\n", &v, &n));
+    CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. When can I return it?\n2) It can be rephrased as: \"How long is the return window?\"\n- Rewrite：「返品期限は？」\n\n", &v, &n));
     CHECK(n == 3 && !strcmp(v[0], "When can I return it?") && !strcmp(v[1], "How long is the return window?") && !strcmp(v[2], "返品期限は？"),
           "%zu [%s]", n, n ? v[0] : "");
     tk_strings_free(v, n);
@@ -287,6 +289,7 @@ static void test_parsers(void) {
     CHECK(tk_para_check("Is delivery 2 days?", "Is delivery 3 days?", NULL, 0, 3) == TK_PARA_CHANGED, "a new number");
     CHECK(tk_para_check("Is the shop open?", "Is the Osaka shop open?", NULL, 0, 3) == TK_PARA_CHANGED, "a new name");
     CHECK(tk_para_check("Tell me the fee.", "The fee, please.", NULL, 0, 3) == TK_PARA_OK, "a request need not be a question");
+    CHECK(tk_para_check("返品期限は？", "What is the return window?", NULL, 0, 3) == TK_PARA_LANGUAGE, "other script");
 }
 
 /* A writer for the pipeline tests: pairs for a chunk (one with a number not in any chunk, one

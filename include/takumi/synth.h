@@ -71,10 +71,13 @@ typedef enum tk_ground {
     TK_GROUND_SCRIPT,     /* a run of kanji/katakana/hangul/… not in the chunk (checked only when the chunk has such text) */
     TK_GROUND_UNSUPPORTED,/* an answer of 3 or more content words (Latin letters, 4 or more, common words aside) fewer than half
                              of which appear in the chunk (a word matches a chunk word that starts with all but its last 3
-                             letters, at least 4): an answer about something else */
+                             letters, at least 4): an answer about something else; or an answer in a CJK script to a chunk
+                             with none that holds no number or name of the chunk (nothing in it can be checked) */
 } tk_ground;
 /* "ok", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk", "not_supported". Thread-safe. */
 const char *tk_ground_name(tk_ground g);
+/* Whether s is mostly written in CJK scripts (kana, kanji, hangul: more such characters than Latin letters). Thread-safe. */
+bool tk_text_is_cjk(const char *s);
 /* Whether every fact of answer (UTF-8) appears in chunk; the first unsupported one is copied into fact
  * (fact_cap bytes, NUL-terminated; fact may be NULL). Thread-safe. */
 tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, size_t fact_cap);
@@ -95,8 +98,9 @@ void tk_strings_free(char **v, size_t n);
  * before (keep[0..n_keep)), not a question where the original ends in "?" (or "？"), or a number or name that the
  * original does not have (tk_ground_check against it). */
 typedef enum tk_para { TK_PARA_OK = 0, TK_PARA_EMPTY, TK_PARA_IDENTICAL, TK_PARA_TOO_LONG, TK_PARA_DUPLICATE, TK_PARA_NOT_QUESTION,
-                       TK_PARA_CHANGED, TK_PARA_COUNT } tk_para;
-/* "ok", "empty", "identical", "too_long", "duplicate", "not_a_question", "changed_fact". Thread-safe. */
+                       TK_PARA_CHANGED, TK_PARA_LANGUAGE, TK_PARA_COUNT } tk_para;
+/* "ok", "empty", "identical", "too_long", "duplicate", "not_a_question", "changed_fact", "other_script" (CJK for a
+ * Latin-script question or the reverse, tk_text_is_cjk). Thread-safe. */
 const char *tk_para_name(tk_para r);
 tk_para tk_para_check(const char *original, const char *para, char *const *keep, size_t n_keep, double max_ratio);
 
@@ -115,10 +119,11 @@ typedef struct tk_synth_gen {
 } tk_synth_gen;
 
 /* ---- synth ---------------------------------------------------------------- */
-enum { TK_SYN_NO_PAIRS = 0, TK_SYN_CONTEXT, TK_SYN_EMPTY, TK_SYN_QUESTION, TK_SYN_NUMBER, TK_SYN_NAME, TK_SYN_SCRIPT, TK_SYN_UNSUPPORTED,
+enum { TK_SYN_NO_PAIRS = 0, TK_SYN_CONTEXT, TK_SYN_EMPTY, TK_SYN_QUESTION, TK_SYN_LANGUAGE, TK_SYN_NUMBER, TK_SYN_NAME, TK_SYN_SCRIPT, TK_SYN_UNSUPPORTED,
        TK_SYN_DUPLICATE, TK_SYN_TOO_LONG, TK_SYN_REASONS };
 /* "no_pairs_parsed" (pairs missing from a chunk's output, per chunk x language), "prompt_over_context" (the request did not
- * fit the writing model's context: its pairs are counted here), "empty", "answer_is_a_question", "number_not_in_chunk",
+ * fit the writing model's context: its pairs are counted here), "empty", "answer_is_a_question", "wrong_language" (ja/zh/ko
+ * asked, the question or answer not mostly CJK, or the reverse), "number_not_in_chunk",
  * "name_not_in_chunk", "word_not_in_chunk", "not_supported", "duplicate_question", "too_long". Thread-safe. */
 const char *tk_synth_reason_name(int r);
 

@@ -141,6 +141,17 @@ static bool supported(const char *answer, const char *chunk) {
     return words < 3 || 2 * found >= words;
 }
 
+bool tk_text_is_cjk(const char *s) {
+    size_t n = strlen(s ? s : ""), c = 0, l = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        i += tk_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        c += cjk(cp) || (cp >= 0x3040 && cp <= 0x309F);   /* hiragana too */
+        l += latin_letter(cp);
+    }
+    return c > l;
+}
+
 tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, size_t fact_cap) {
     if (fact && fact_cap) fact[0] = 0;
     if (!answer || !chunk) return TK_GROUND_OK;
@@ -155,6 +166,7 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
     }
     tk_ground res = TK_GROUND_OK;
     bool sentence_start = true;
+    size_t facts = 0;   /* numbers and names found in the chunk */
     char t[64];
     for (size_t i = 0; i < n && !res;) {
         uint32_t c;
@@ -162,6 +174,7 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
         if (digit(answer[i])) {
             size_t a = i, tl = number(answer, n, &i, t, sizeof t);
             if (!number_ok(&nums, t, tl)) { res = TK_GROUND_NUMBER; copy_fact(fact, fact_cap, answer + a, i - a); }
+            facts++;
             sentence_start = false;
             continue;
         }
@@ -179,6 +192,7 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
             bool lone_i = i - a == 1 && answer[a] == 'I';
             bool check = accented || (upper && !sentence_start && !lone_i);
             if (check && !name_ok(chunk, answer + a, i - a)) { res = TK_GROUND_NAME; copy_fact(fact, fact_cap, answer + a, i - a); }
+            facts += i - a >= 2 && name_ok(chunk, answer + a, i - a);
             sentence_start = false;
             continue;
         }
@@ -205,5 +219,6 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
     }
     tk_buf_free(&nums);
     if (!res && !supported(answer, chunk)) res = TK_GROUND_UNSUPPORTED;
+    if (!res && !chunk_cjk && !facts && tk_text_is_cjk(answer)) res = TK_GROUND_UNSUPPORTED;
     return res;
 }

@@ -6,7 +6,7 @@
 #include "data/data_internal.h"
 
 const char *tk_synth_reason_name(int r) {
-    static const char *const n[] = {"no_pairs_parsed", "prompt_over_context", "empty", "answer_is_a_question", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk",
+    static const char *const n[] = {"no_pairs_parsed", "prompt_over_context", "empty", "answer_is_a_question", "wrong_language", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk",
                                     "not_supported", "duplicate_question", "too_long"};
     return (unsigned)r < TK_SYN_REASONS ? n[r] : "unknown";
 }
@@ -77,6 +77,11 @@ static char *trimmed(const char *s) {
     return tk_strndup(s, n);
 }
 
+/* Languages written in CJK scripts. */
+static bool cjk_lang(const char *code) {
+    return !strncmp(code, "ja", 2) || !strncmp(code, "zh", 2) || !strncmp(code, "ko", 2);
+}
+
 /* Sorts the pairs of one output into kept or dropped. */
 static tk_status judge(run *r, size_t d, size_t ci, size_t li, const char *text, bool over) {
     tk_synth_doc *sd = &r->s->docs[d];
@@ -98,6 +103,7 @@ static tk_status judge(run *r, size_t d, size_t ci, size_t li, const char *text,
         size_t al = strlen(a);
         if (!q[0] || !a[0]) why = TK_SYN_EMPTY;
         else if (a[al - 1] == '?' || (al >= 3 && !memcmp(a + al - 3, "\xEF\xBC\x9F", 3))) why = TK_SYN_QUESTION;
+        else if (tk_text_is_cjk(q) != cjk_lang(r->p->languages[li]) || tk_text_is_cjk(a) != cjk_lang(r->p->languages[li])) why = TK_SYN_LANGUAGE;
         else {
             tk_ground g = tk_ground_check(a, c->text, NULL, 0);
             if (g == TK_GROUND_NUMBER) why = TK_SYN_NUMBER;

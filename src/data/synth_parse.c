@@ -138,11 +138,16 @@ tk_status tk_synth_parse_list(const char *text, char ***out, size_t *n) {
         if (marker(t, te, &after) == 'q') t = after;   /* "Q1: …" items */
 
         unquote(&t, &te);
-        const char *tq = te;   /* "It can be rephrased as: "Is it …?"": the question after the last ": " */
-        while (tq > t && (tq[-1] == '"' || tq[-1] == ' ')) tq--;
-        if (tq > t && tq[-1] == '?')
-            for (const char *c = tq - 1; c > t + 1; c--)
-                if (c[-1] == ':' && c[0] == ' ') { t = skip_ws(c, te); unquote(&t, &te); break; }
+        /* "It can be rephrased as: "Is it …?"", "Rewrite: …": a label of up to 6 words before ": " (or "：") goes */
+        for (const char *c = t, *lim = te - t > 60 ? t + 60 : te; c + 1 < lim; c++) {
+            size_t ml = c[0] == ':' && c[1] == ' ' ? 2 : (lim - c >= 3 && !strncmp(c, "\xEF\xBC\x9A", 3)) ? 3 : 0;
+            if (!ml) continue;
+            int words = 1;
+            bool q = false;
+            for (const char *w = t; w < c; w++) words += *w == ' ', q = q || *w == '?';
+            if (words <= 6 && !q && c + ml < te) { t = skip_ws(c + ml, te); unquote(&t, &te); }
+            break;
+        }
         t = skip_ws(t, te), te = rtrim(t, te);
         bool preamble = te > t && (te[-1] == ':' || (te - t >= 3 && !strncmp(te - 3, "\xEF\xBC\x9A", 3)));
         if (te > t && !preamble) {
@@ -164,7 +169,7 @@ void tk_strings_free(char **v, size_t n) {
 }
 
 const char *tk_para_name(tk_para r) {
-    static const char *const n[] = {"ok", "empty", "identical", "too_long", "duplicate", "not_a_question", "changed_fact"};
+    static const char *const n[] = {"ok", "empty", "identical", "too_long", "duplicate", "not_a_question", "changed_fact", "other_script"};
     return (unsigned)r < TK_PARA_COUNT ? n[r] : "unknown";
 }
 
@@ -213,6 +218,7 @@ tk_para tk_para_check(const char *original, const char *para, char *const *keep,
         if (!strcmp(a.data, b.data)) r = TK_PARA_DUPLICATE;
     }
     if (r == TK_PARA_OK && is_question(original) && !is_question(para)) r = TK_PARA_NOT_QUESTION;
+    if (r == TK_PARA_OK && tk_text_is_cjk(original) != tk_text_is_cjk(para)) r = TK_PARA_LANGUAGE;
     if (r == TK_PARA_OK) {
         tk_ground g = tk_ground_check(para, original, NULL, 0);
         if (g != TK_GROUND_OK && g != TK_GROUND_UNSUPPORTED) r = TK_PARA_CHANGED;
