@@ -151,6 +151,12 @@ static void test_pdf(void) {
     if (!have_pdftotext()) { printf("SKIP: PDF reading: pdftotext not found (apt-get install poppler-utils)\n"); return; }
     const char *pages[] = {"Returns are accepted within 14 days.", NULL, "The shipping fee is 770 yen."};
     write_pdf(tpath("p.pdf"), pages, 3);
+    const char *headed[] = {"Shipping", "The shipping fee is 770 yen."};
+    write_pdf(tpath("h.pdf"), headed, 2);
+    tk_doc hd = {0};
+    CHECK_OK(tk_doc_read(tpath("h.pdf"), TK_DOC_AUTO, &hd));
+    CHECK(hd.n_blocks == 2 && hd.blocks[0].level == 2 && hd.blocks[1].level == 0, "a short line before a paragraph is a heading");
+    tk_doc_free(&hd);
     tk_doc d = {0};
     CHECK_OK(tk_doc_read(tpath("p.pdf"), TK_DOC_AUTO, &d));
     CHECK(d.kind == TK_DOC_PDF && d.n_pages == 3 && d.n_empty_pages == 1 && d.first_empty_page == 2, "pages %d empty %d first %d",

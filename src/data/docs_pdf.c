@@ -1,8 +1,9 @@
 /* PDF documents through poppler-utils' pdftotext (`pdftotext -layout -enc UTF-8 FILE -`), run
  * with an argument vector (posix_spawnp, no shell: a file name cannot inject a command). Pages
  * are split at the form feeds pdftotext writes after each page; a page's paragraphs are split at
- * blank lines and their runs of layout spaces collapse. A PDF without any text (a scan) is
- * refused, naming its pages; pages without text in a PDF that has some are counted. */
+ * blank lines and their runs of layout spaces collapse; a short one-line block before another is
+ * taken for a heading. A PDF without any text (a scan) is refused, naming its pages; pages without
+ * text in a PDF that has some are counted. */
 #include "data/docs_internal.h"
 #include "data/data_internal.h"
 #include <errno.h>
@@ -116,6 +117,15 @@ tk_status tk_doc_read_pdf(const char *path, tk_doc *d) {
     }
     d->n_pages = page;
     free(txt);
+    /* pdftotext keeps no font sizes: a one-line block of at most 8 words that does not end like a sentence or a list
+       item, followed by another block, is taken for a heading */
+    for (size_t k = 0; k + 1 < d->n_blocks; k++) {
+        const char *t = d->blocks[k].text;
+        size_t n = strlen(t), words = 1;
+        for (size_t i = 0; i < n; i++) words += t[i] == ' ';
+        char last = n ? t[n - 1] : '.';
+        if (!strchr(t, '\n') && words <= 8 && !strchr(".,;:!?)", last) && d->blocks[k + 1].level == 0) d->blocks[k].level = 2;
+    }
     if (st) return st == TK_ERR_NOMEM ? tk_fail(st, "%s: out of memory", path) : st;
     if (!d->n_blocks)
         return tk_fail(TK_ERR_FORMAT, "%s: no extractable text on any of its %d page%s (a scanned PDF? run OCR first, e.g. ocrmypdf)",
