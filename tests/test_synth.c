@@ -248,6 +248,8 @@ static void test_grounding(void) {
     CHECK(tk_ground_check("返品は14日以内です。", chunk, fact, sizeof fact) == TK_GROUND_OK, "[%s]", fact);
     CHECK(tk_ground_check("返品は15日以内です。", chunk, fact, sizeof fact) == TK_GROUND_NUMBER, "[%s]", fact);
     CHECK(tk_ground_check("はなくないですぞ", chunk, fact, sizeof fact) == TK_GROUND_UNSUPPORTED, "nothing checkable: [%s]", fact);
+    CHECK(tk_ground_check("はなくないですぞ", ja, fact, sizeof fact) == TK_GROUND_UNSUPPORTED, "nothing checkable: [%s]", fact);
+    CHECK(tk_ground_check("営業時間はこちらです", ja, fact, sizeof fact) == TK_GROUND_OK, "a word of the chunk: [%s]", fact);
     CHECK(tk_text_is_cjk("返品はOK") && !tk_text_is_cjk("Returns 返品") && !tk_text_is_cjk(""), "scripts");
 }
 
@@ -276,7 +278,7 @@ static void test_parsers(void) {
           "%zu [%s] [%s]", n, n ? qa[0].q : "", n ? qa[0].a : "");
     tk_qa_free(qa, n);
     char **v = NULL;
-    CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. When can I return it?\n2) It can be rephrased as: \"How long is the return window?\"\n- Rewrite：「返品期限は？」\n\n", &v, &n));
+    CHECK_OK(tk_synth_parse_list("Here are 3 rewrites:\n1. I am ready to help you. Here is a rewritten version: When can I return it?\n2) It can be rephrased as: \"How long is the return window?\"\n- Rewrite：「返品期限は？」\n\n", &v, &n));
     CHECK(n == 3 && !strcmp(v[0], "When can I return it?") && !strcmp(v[1], "How long is the return window?") && !strcmp(v[2], "返品期限は？"),
           "%zu [%s]", n, n ? v[0] : "");
     tk_strings_free(v, n);

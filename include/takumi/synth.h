@@ -71,8 +71,8 @@ typedef enum tk_ground {
     TK_GROUND_SCRIPT,     /* a run of kanji/katakana/hangul/… not in the chunk (checked only when the chunk has such text) */
     TK_GROUND_UNSUPPORTED,/* an answer of 3 or more content words (Latin letters, 4 or more, common words aside) fewer than half
                              of which appear in the chunk (a word matches a chunk word that starts with all but its last 3
-                             letters, at least 4): an answer about something else; or an answer in a CJK script to a chunk
-                             with none that holds no number or name of the chunk (nothing in it can be checked) */
+                             letters, at least 4): an answer about something else; or an answer in a CJK script that holds no
+                             number, name or kanji/katakana word of the chunk (nothing in it can be checked) */
 } tk_ground;
 /* "ok", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk", "not_supported". Thread-safe. */
 const char *tk_ground_name(tk_ground g);

@@ -208,6 +208,7 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
                 bool found = false;
                 for (size_t p = 0; p + (i - a) <= cn && !found; p++) found = !memcmp(chunk + p, answer + a, i - a);
                 if (!found) { res = TK_GROUND_SCRIPT; copy_fact(fact, fact_cap, answer + a, i - a); }
+                facts += found;
             }
             sentence_start = false;
             continue;
@@ -219,6 +220,6 @@ tk_ground tk_ground_check(const char *answer, const char *chunk, char *fact, siz
     }
     tk_buf_free(&nums);
     if (!res && !supported(answer, chunk)) res = TK_GROUND_UNSUPPORTED;
-    if (!res && !chunk_cjk && !facts && tk_text_is_cjk(answer)) res = TK_GROUND_UNSUPPORTED;
+    if (!res && !facts && tk_text_is_cjk(answer)) res = TK_GROUND_UNSUPPORTED;
     return res;
 }

@@ -148,6 +148,11 @@ tk_status tk_synth_parse_list(const char *text, char ***out, size_t *n) {
             if (words <= 6 && !q && c + ml < te) { t = skip_ws(c + ml, te); unquote(&t, &te); }
             break;
         }
+        const char *tq = te;   /* "I'm ready. Here's a rewritten version: What …?": the question after the last ": " */
+        while (tq > t && (tq[-1] == '"' || tq[-1] == ' ')) tq--;
+        for (const char *c = tq - 1; tq > t && tq[-1] == '?' && c > t + 1; c--)
+            if (c[-1] == '?') break;
+            else if (c[-1] == ':' && c[0] == ' ') { t = skip_ws(c, te); unquote(&t, &te); break; }
         t = skip_ws(t, te), te = rtrim(t, te);
         bool preamble = te > t && (te[-1] == ':' || (te - t >= 3 && !strncmp(te - 3, "\xEF\xBC\x9A", 3)));
         if (te > t && !preamble) {

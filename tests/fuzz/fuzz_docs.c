@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
         if (sep) { *sep = 0; chunk = sep + 1; }
         char fact[32];
         tk_ground g = tk_ground_check(t, chunk, fact, sizeof fact);
-        if ((unsigned)g > TK_GROUND_SCRIPT || strlen(fact) >= sizeof fact) abort();
+        if ((unsigned)g > TK_GROUND_UNSUPPORTED || strlen(fact) >= sizeof fact) abort();
         if (g == TK_GROUND_OK && fact[0]) abort();
     }
     free(t);
