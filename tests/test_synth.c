@@ -316,7 +316,8 @@ static tk_status writer(void *ud, const char *const *prompts, const uint64_t *se
             tk_buf_printf(&b, "Q: How long is the return window?\nA: 14 days from delivery.\nQ: And for sale items?\nA: 30 days.\n"
                               "Q: How long is the return window?\nA: Within 14 days.");
         } else {
-            tk_buf_printf(&b, "Q: What is the fee?\nA: The fee is 770 yen, seed %llu.\nQ: Is it?\nA: Is it?", (unsigned long long)(seeds[i] % 2));
+            tk_buf_printf(&b, "Q: What is the fee?\nA: The fee is 770 yen, seed %llu.\nQ: Is it?\nA: Is it?\nQ: <question>\nA: <answer>",
+                          (unsigned long long)(seeds[i] % 2));
         }
         texts[i] = b.data;
     }
@@ -352,10 +353,10 @@ static void test_synth_pipeline(void) {
     CHECK(d->parsed == d->kept + dropped, "parsed %llu = kept %llu + dropped %llu", (unsigned long long)d->parsed, (unsigned long long)d->kept,
           (unsigned long long)dropped);
     /* returns/en: 3 parsed, 1 kept, "30 days" dropped (number), the repeated question dropped; shipping/en: 1 kept, an
-       answer that is a question dropped, 1 missing;
+       answer that is a question and the format's placeholders copied dropped;
        ja: no pairs (6 missing) */
-    CHECK(d->kept == 2 && d->dropped[TK_SYN_NUMBER] == 1 && d->dropped[TK_SYN_DUPLICATE] == 1 && d->dropped[TK_SYN_NO_PAIRS] == 7 &&
-          d->dropped[TK_SYN_QUESTION] == 1,
+    CHECK(d->kept == 2 && d->dropped[TK_SYN_NUMBER] == 1 && d->dropped[TK_SYN_DUPLICATE] == 1 && d->dropped[TK_SYN_NO_PAIRS] == 6 &&
+          d->dropped[TK_SYN_QUESTION] == 1 && d->dropped[TK_SYN_EMPTY] == 1,
           "kept %llu number %llu dup %llu missing %llu", (unsigned long long)d->kept, (unsigned long long)d->dropped[TK_SYN_NUMBER],
           (unsigned long long)d->dropped[TK_SYN_DUPLICATE], (unsigned long long)d->dropped[TK_SYN_NO_PAIRS]);
     CHECK(d->variants == 2 && d->para_dropped[TK_PARA_IDENTICAL] == 2 && d->para_dropped[TK_PARA_DUPLICATE] == 2, "variants %llu",

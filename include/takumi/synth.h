@@ -122,7 +122,8 @@ typedef struct tk_synth_gen {
 enum { TK_SYN_NO_PAIRS = 0, TK_SYN_CONTEXT, TK_SYN_EMPTY, TK_SYN_QUESTION, TK_SYN_LANGUAGE, TK_SYN_NUMBER, TK_SYN_NAME, TK_SYN_SCRIPT, TK_SYN_UNSUPPORTED,
        TK_SYN_DUPLICATE, TK_SYN_TOO_LONG, TK_SYN_REASONS };
 /* "no_pairs_parsed" (pairs missing from a chunk's output, per chunk x language), "prompt_over_context" (the request did not
- * fit the writing model's context: its pairs are counted here), "empty", "answer_is_a_question", "wrong_language" (ja/zh/ko
+ * fit the writing model's context: its pairs are counted here), "empty" (or the request's "<question>"/"<answer>"
+ * placeholders copied), "answer_is_a_question", "wrong_language" (ja/zh/ko
  * asked, the question or answer not mostly CJK, or the reverse), "number_not_in_chunk",
  * "name_not_in_chunk", "word_not_in_chunk", "not_supported", "duplicate_question", "too_long". Thread-safe. */
 const char *tk_synth_reason_name(int r);

@@ -101,7 +101,7 @@ static tk_status judge(run *r, size_t d, size_t ci, size_t li, const char *text,
         if (!q || !a) { free(q), free(a); st = TK_ERR_NOMEM; break; }
         int why = -1;
         size_t al = strlen(a);
-        if (!q[0] || !a[0]) why = TK_SYN_EMPTY;
+        if (!q[0] || !a[0] || strstr(q, "<question>") || strstr(a, "<answer>")) why = TK_SYN_EMPTY;   /* or the format's placeholders copied */
         else if (a[al - 1] == '?' || (al >= 3 && !memcmp(a + al - 3, "\xEF\xBC\x9F", 3))) why = TK_SYN_QUESTION;
         else if (tk_text_is_cjk(q) != cjk_lang(r->p->languages[li]) || tk_text_is_cjk(a) != cjk_lang(r->p->languages[li])) why = TK_SYN_LANGUAGE;
         else {
