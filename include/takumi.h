@@ -19,6 +19,7 @@
 #include "takumi/chat.h"
 #include "takumi/model.h"
 #include "takumi/data.h"
+#include "takumi/synth.h"
 #include "takumi/train.h"
 #include "takumi/adapter.h"
 #include "takumi/export.h"

@@ -80,6 +80,9 @@ tk_status tk_json_append_str(tk_buf *b, const char *s, size_t len);
 const char *tk_json_type_name(const cJSON *v);
 /* Appends a cJSON value printed without formatting. */
 tk_status tk_json_append_value(tk_buf *b, const cJSON *v);
+/* Appends o printed without formatting and a newline (one JSONL record) when ok, then deletes o (NULL is fine);
+ * TK_ERR_NOMEM when !ok or printing fails (ok: the caller's record building succeeded). */
+tk_status tk_json_append_line(tk_buf *b, cJSON *o, bool ok);
 
 /* ---- normalised example (format.c) ----------------------------------------- */
 enum { TK_R_SYSTEM = 0, TK_R_USER, TK_R_ASSISTANT, TK_R_TOOL, TK_R_TEXT };

@@ -230,3 +230,12 @@ tk_status tk_json_append_value(tk_buf *b, const cJSON *v) {
     cJSON_free(p);
     return st;
 }
+
+tk_status tk_json_append_line(tk_buf *b, cJSON *o, bool ok) {
+    char *s = ok && o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!s) return TK_ERR_NOMEM;
+    tk_status st = tk_buf_printf(b, "%s\n", s);
+    free(s);
+    return st;
+}

@@ -41,6 +41,11 @@ int cli_data_map(const char *spec, const char *file, tk_data_map **out);
 /* Monotonic wall clock in seconds (timings printed by the commands). */
 double cli_now(void);
 
+/* `takumi data synth|augment` (cmd_synth.c), dispatched by cmd_data.c; the usage lines of both. */
+int cli_data_synth(int argc, char **argv);
+int cli_data_augment(int argc, char **argv);
+void cli_usage_synth(FILE *f);
+
 /* Subcommands: each returns the process exit code. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
 #endif

@@ -15,7 +15,7 @@
 
 static void usage_data(FILE *f) {
     fprintf(f,
-        "usage: takumi data <check|redact|convert|split> FILE [options]\n\n"
+        "usage: takumi data <check|redact|convert|split|synth|augment> FILE [options]\n\n"
         "  check FILE      is the data ready for fine-tuning? format errors (line N: category: reason),\n"
         "                  token statistics, duplicates, personal data, balance, cost, verdict\n"
         "      --model M             model whose tokenizer/template/context count tokens (default: %s)\n"
@@ -50,8 +50,9 @@ static void usage_data(FILE *f) {
         "                  records that cannot be converted are reported with their line; JSONL to stdout without --out\n\n"
         "  split FILE --ratios 80,10,10 --seed S --out DIR [--format F] [--map SPEC] [--no-stratify] [--near-dup X]\n"
         "                  DIR/train, valid, test files; deterministic per seed; duplicates, near-duplicates and\n"
-        "                  same-prompt records stay together; stratified by label for classification\n",
+        "                  same-prompt records stay together; stratified by label for classification\n\n",
         "models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    cli_usage_synth(f);
 }
 
 /* ---- findings output -------------------------------------------------------- */
@@ -354,6 +355,8 @@ int cmd_data(int argc, char **argv) {
     if (!strcmp(sub, "redact")) return data_redact(argc - 1, argv + 1);
     if (!strcmp(sub, "convert")) return data_convert(argc - 1, argv + 1);
     if (!strcmp(sub, "split")) return data_split(argc - 1, argv + 1);
-    fprintf(stderr, "takumi: data: unknown subcommand '%s' (check, redact, convert, split)\n", sub);
+    if (!strcmp(sub, "synth")) return cli_data_synth(argc - 1, argv + 1);
+    if (!strcmp(sub, "augment")) return cli_data_augment(argc - 1, argv + 1);
+    fprintf(stderr, "takumi: data: unknown subcommand '%s' (check, redact, convert, split, synth, augment)\n", sub);
     return 2;
 }
