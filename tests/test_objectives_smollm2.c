@@ -5,12 +5,14 @@
  * (tk_train_reference_hidden). Cases: DPO (sigmoid, ipo, hinge, robust), ORPO, SimPO, KTO, the reward model (score head),
  * GRPO (TRL's dapo loss with the KL term, old log-probs that clip) and distillation (generalised JSD,
  * teacher = the base). For each: the loss, the gradients of layer 29's LoRA tensors (and the score head)
- * element by element, and the norm of every gradient (all 30 layers); for five cases a 10-step AdamW loss
- * curve. Under ASan, where a SmolLM2 step is ~10x slower, the first case only, without its curve.
- * Tolerances: the loss within 1e-4 relative; gradients 1e-3 (max |a - b| / max |b|) and norms 5e-4, looser than
- * SFT's 1e-4 (test_train_ref) because these losses are differences of sequence log-probabilities (chosen minus
- * rejected, policy minus reference): the rows' gradients partly cancel and float32 rounding of the 30-layer
- * backward shows more in what is left (measured: up to 4.7e-4 element-wise, 1.3e-4 in norm). */
+ * element by element, and the norm of every gradient (all 30 layers), against the reference computed in float64;
+ * and each case's 10-step AdamW loss curve. Under ASan, where a SmolLM2 step is ~10x slower, the first case only,
+ * without its curve.
+ * Tolerances: those of the SFT tests (test_train_ref): the loss 1e-4 relative, gradients 1e-4 (max |a - b| /
+ * max |b|) element by element and in norm. The fixture also records PyTorch's own float32 error on the same
+ * gradients, printed beside takumi's. The distillation case runs with LoRA alpha 64 (the fixture's "lora_alpha"):
+ * with the student at alpha 8 nearly equal to its teacher, the JSD gradient is a difference of nearly equal
+ * float32 logits, which PyTorch's float32 computes only to 2.4e-4. */
 #include "objective_ref.h"
 #include "smollm2_lora.h"
 #include "objective/dpo.h"
@@ -52,7 +54,8 @@ static double step_loss(void *ctx, bool grad) {
 }
 
 /* Layer 29's gradients (HF order) element by element and every gradient's norm against the fixture. */
-static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_model_config *c, const cJSON *gnorm, const char *name) {
+static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_model_config *c, const cJSON *entry, const char *name) {
+    const cJSON *gnorm = cJSON_GetObjectItem(entry, "gnorm"), *gnorm32 = cJSON_GetObjectItem(entry, "gnorm32");
     tk_param_set *ps = tk_train_param_set(tc);
     double worst_e = 0, worst_n = 0;
     int n_elem = 0, n_norm = 0;
@@ -68,7 +71,7 @@ static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_mod
         if (tk_st_find(st, key)) {
             const float *want = fx(st, key, TK_F32, q->n);
             double e = want ? rel_ff(g, want, q->n) : 1;
-            CHECK(e <= 1e-3, "%s gradient %s: max rel err %.3e", name, q->name, e);
+            CHECK(e <= 1e-4, "%s gradient %s: max rel err %.3e", name, q->name, e);
             worst_e = fmax(worst_e, e);
             n_elem++;
         }
@@ -78,14 +81,22 @@ static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_mod
         double s = 0;
         for (int64_t k = 0; k < q->n; k++) s += (double)g[k] * g[k];
         double e = fabs(sqrt(s) - w->valuedouble) / fmax(w->valuedouble, 1e-12);
-        CHECK(e <= 5e-4, "%s gradient norm %s: %.9g vs TRL %.9g", name, q->name, sqrt(s), w->valuedouble);
+        CHECK(e <= 1e-4, "%s gradient norm %s: %.9g vs TRL %.9g", name, q->name, sqrt(s), w->valuedouble);
         worst_n = fmax(worst_n, e);
         n_norm++;
     }
     free(tmp);
     CHECK(n_norm == ps->n && n_norm == cJSON_GetArraySize(gnorm) && n_elem >= 4, "%s: %d norms, %d tensors compared", name, n_norm, n_elem);
-    printf("  %s: layer-29 gradients (%d tensors) max rel err %.2e; norms of all %d gradients max rel err %.2e\n", name, n_elem, worst_e,
-           n_norm, worst_n);
+    /* PyTorch's float32 against the same float64 truth, for scale */
+    double t_e = 0, t_n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(entry, "grad32_err")) t_e = fmax(t_e, it->valuedouble);
+    cJSON_ArrayForEach(it, gnorm32) {
+        const cJSON *w = cJSON_GetObjectItem(gnorm, it->string);
+        if (cJSON_IsNumber(w)) t_n = fmax(t_n, fabs(it->valuedouble - w->valuedouble) / fmax(w->valuedouble, 1e-12));
+    }
+    printf("  %s: layer-29 gradients (%d tensors) max rel err %.2e (PyTorch float32 %.2e); norms of all %d gradients max rel err %.2e "
+           "(PyTorch float32 %.2e)\n", name, n_elem, worst_e, t_e, n_norm, worst_n, t_n);
 }
 
 static void run_case(tk_model *m, const tk_safetensors *st, const smol_case *k) {
@@ -96,7 +107,8 @@ static void run_case(tk_model *m, const tk_safetensors *st, const smol_case *k) 
     const tk_model_config *c = tk_model_get_config(m);
     tk_train_params p = tk_train_default_params();
     p.lora.r = R;
-    p.lora.alpha = 8;
+    const cJSON *alpha = cJSON_GetObjectItem(j, "lora_alpha");
+    p.lora.alpha = cJSON_IsNumber(alpha) ? (float)alpha->valuedouble : 8;
     p.lora.dropout = 0;
     p.lora.targets = (1u << TK_LIN_Q) | (1u << TK_LIN_V);
     p.max_rows = r.B;
@@ -134,7 +146,7 @@ static void run_case(tk_model *m, const tk_safetensors *st, const smol_case *k) 
     double loss = step_loss(&sc, true), tl = cJSON_GetObjectItem(j, "loss")->valuedouble;
     printf("SmolLM2 (Q4_1) LoRA q,v %-12s loss %.7f (trl %.7f)\n", k->name, loss, tl);
     CHECK(fabs(loss - tl) <= 1e-4 * fmax(fabs(tl), 1e-2), "%s loss %.9g vs TRL %.9g", k->name, loss, tl);
-    check_grads(tc, st, c, cJSON_GetObjectItem(j, "gnorm"), k->name);
+    check_grads(tc, st, c, j, k->name);
     const cJSON *curve = cJSON_GetObjectItem(j, "curve");
     if (curve && !UNDER_ASAN) {
         smollm2_hash_init(ps, c, R);

@@ -103,7 +103,7 @@ def case_loss(kind, loss_type, beta, ls, tok, mask, ref_tok, nll):
 
 def token_logps(logits, target):
     """log softmax(logits)[target] per row, 0 where target < 0."""
-    lp = torch.log_softmax(logits.double(), -1).float()
+    lp = torch.log_softmax(logits.double(), -1).to(logits.dtype)
     return torch.where(target >= 0, lp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1), torch.zeros(()))
 
 

@@ -42,14 +42,15 @@ from trl.experimental.gkd import GKDTrainer  # noqa: E402
 
 MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 STEPS = 10
-CURVES = ("dpo_sigmoid", "kto", "reward", "dapo", "jsd")
+CURVES = ("dpo_sigmoid", "dpo_ipo", "dpo_hinge", "dpo_robust", "orpo", "simpo", "kto", "reward", "dapo", "jsd")
 KEEP_LAYER = "layers.29."
 PREF_CASES = [("dpo_sigmoid", "dpo", "sigmoid", 0.1, 0.0), ("dpo_ipo", "dpo", "ipo", 0.1, 0.0), ("dpo_hinge", "dpo", "hinge", 0.1, 0.0),
               ("dpo_robust", "dpo", "robust", 0.1, 0.2), ("orpo", "orpo", None, 0.1, 0.0),
               ("simpo", "simpo", None, 2.0, 0.1)]
 KTO = ("kto", 0.1, 1.0, 1.0)
 GRPO = ("dapo", 0.04, 0.2, 0.28, 32)   # loss type, beta, epsilon low / high, max_completion_length
-JSD = ("jsd", 0.5, 1.0)                # beta, temperature
+JSD = ("jsd", 0.5, 1.0, 64.0)          # beta, temperature, LoRA alpha: the student 8x further from the teacher than at
+                                       # alpha 8, so D and its gradient are not differences of nearly equal float32 logits
 
 USER = "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n"
 PROMPTS = [USER % "When is the shop open on Saturdays?", USER % "Do you repair electric bikes?"]
@@ -66,7 +67,7 @@ def init_value(n, p):
     return hash_init(n, tuple(p.shape), 1.0 / math.sqrt(p.shape[-1]))   # the score head
 
 
-def lora(base, task):
+def lora(base, task, dt):
     from peft import LoraConfig, get_peft_model
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], bias="none",
                                             task_type=task))
@@ -74,10 +75,11 @@ def lora(base, task):
     with torch.no_grad():
         for n, p in named:
             p.copy_(init_value(n, p))
+    assert all(p.dtype == dt for _, p in named), "adapter parameters not in %s" % dt
     return model, named
 
 
-def run_case(name, named, loss_of, out, meta, extra):
+def run_case(name, named, loss_of, out, meta, extra, curves):
     """Loss, layer-29 gradients, every gradient's norm, and (CURVES) the loss curve from the initial values."""
     init = {n: p.detach().clone() for n, p in named}
     for _, p in named:
@@ -88,10 +90,10 @@ def run_case(name, named, loss_of, out, meta, extra):
     for n, p in named:
         gnorm[n] = p.grad.double().norm().item()
         if KEEP_LAYER in n or "score" in n:
-            out["grad.%s.%s" % (name, n)] = p.grad.detach().clone()
+            out["grad.%s.%s" % (name, n)] = p.grad.detach().float().clone()
     entry = {"loss": loss.item(), "metrics": met, "gnorm": gnorm}
     entry.update(extra)
-    if name in CURVES:
+    if curves and name in CURVES:
         for _, p in named:
             p.grad = None
         opt = torch.optim.AdamW([{"params": [p for _, p in named if p.ndim >= 2], "weight_decay": WD},
@@ -121,16 +123,16 @@ def put_rows(out, pre, ids, am, target, seq, **more):
     out.update({pre + "." + k: v for k, v in more.items()})
 
 
-def main():
+def reference(DT, curves):
+    """Every case with the model and adapter in dtype DT (and the curves when asked): (tensors, metadata)."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-    torch.set_num_threads(2)
     d, f = os.path.split(MODEL)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
     P, G, Bd, O = [enc(s) for s in PROMPTS], [enc(s) for s in GOOD], [enc(s) for s in BAD], [enc(s) for s in OTHER]
     out, meta = {}, {}
-    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation="eager")
-    model, named = lora(base, "CAUSAL_LM")
+    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=DT, attn_implementation="eager")
+    model, named = lora(base, "CAUSAL_LM", DT)
 
     def logps_of(ids, am, target):
         return token_logps(model(input_ids=ids, attention_mask=am.long()).logits[:, :-1], target[:, :-1])
@@ -152,7 +154,7 @@ def main():
             w = nllw[:, :-1]
             nll = F.cross_entropy(logits[:2].reshape(-1, logits.shape[-1]), torch.where(w[:2] > 0, target[:2, :-1], -100).reshape(-1))
             return case_loss(kind, lt, beta, ls, tk, shift, ref_tok, nll)
-        run_case(name, named, loss_of, out, meta, {"beta": beta, "label_smoothing": ls})
+        run_case(name, named, loss_of, out, meta, {"beta": beta, "label_smoothing": ls}, curves)
     # ---- KTO: four labelled examples, then their KL sequences (prompt i + completion i-1, cyclic)
     name, beta, wdes, wund = KTO
     ex = [(P[0], G[0], True), (P[1], Bd[1], False), (P[1], G[1], True), (P[0], Bd[0], False)]
@@ -167,7 +169,7 @@ def main():
     def kto_loss():
         tk = logps_of(ids, am, target)
         return trl_kto(tk[:4], shift[:4], lambda: logps_of(ids, am, target)[4:], shift[4:], labels, ref[:4], ref[4:], beta, wdes, wund)
-    run_case(name, named, kto_loss, out, meta, {"beta": beta, "desirable_weight": wdes, "undesirable_weight": wund})
+    run_case(name, named, kto_loss, out, meta, {"beta": beta, "desirable_weight": wdes, "undesirable_weight": wund}, curves)
     # ---- GRPO (dapo with the KL term): two prompts x GEN completions, one per row
     name, beta, el, eh, L = GRPO
     assert GEN == 3
@@ -181,15 +183,19 @@ def main():
     gen = torch.Generator().manual_seed(7)
     with torch.no_grad():
         old = torch.where(shift > 0, logps_of(ids, am, target) + 0.2 * torch.randn(shift.shape, generator=gen), torch.zeros(()))
+        old = old.float().to(DT)   # as the fixture stores it
         with model.disable_adapter():
             ref_tok = logps_of(ids, am, target)
     old_rows = torch.zeros(ids.shape)
     old_rows[:, :-1] = old
     put_rows(out, "grpo", ids, am, target, seq, seq_value=adv, old_logp=old_rows, rewards=rewards)
     run_case(name, named, lambda: trl_grpo(logps_of(ids, am, target), shift, adv, old, ref_tok, name, beta, el, eh, L), out, meta,
-             {"loss_type": name, "beta": beta, "epsilon_low": el, "epsilon_high": eh, "max_completion_length": L})
+             {"loss_type": name, "beta": beta, "epsilon_low": el, "epsilon_high": eh, "max_completion_length": L}, curves)
     # ---- distillation: generalised JSD against the base (adapter off) over the chosen answers' tokens
-    name, jbeta, tau = JSD
+    name, jbeta, tau, jalpha = JSD
+    lora_layers = [m for m in model.modules() if isinstance(getattr(m, "scaling", None), dict) and "default" in m.scaling]
+    for m in lora_layers:
+        m.scaling["default"] = jalpha / 4
     ids, am, cm, target, seq = pad_rows([P[0] + G[0], P[1] + G[1]], [len(P[0]), len(P[1])])
     shift = cm[:, 1:]
     target[:, :-1] = torch.where(shift > 0, target[:, :-1], torch.full_like(target[:, :-1], -1))
@@ -201,7 +207,9 @@ def main():
     def jsd_loss():
         s_logits = model(input_ids=ids, attention_mask=am.long()).logits[:, :-1]
         return GKDTrainer.generalized_jsd_loss(s_logits, t_logits, labels=labels, beta=jbeta, temperature=tau), []
-    run_case(name, named, jsd_loss, out, meta, {"beta": jbeta, "temperature": tau})
+    run_case(name, named, jsd_loss, out, meta, {"beta": jbeta, "temperature": tau, "lora_alpha": jalpha}, curves)
+    for m in lora_layers:
+        m.scaling["default"] = 8 / 4
     # ---- reward model: the pairs through a sequence-classification head, pooled at each sequence's last token
     seqs = [P[0] + G[0], P[1] + G[1], P[0] + Bd[0], P[1] + Bd[1]]
     ids, am, _, _, _ = pad_rows(seqs, [1] * 4)
@@ -212,14 +220,33 @@ def main():
     out.update({"rm.ids": ids.to(torch.int32), "rm.seg": torch.where(am > 0, 0, -1).to(torch.int32), "rm.seq": rseq,
                 "rm.seq_group": torch.tensor([0, 1, 0, 1], dtype=torch.int32), "rm.seq_value": torch.tensor([1.0, 1.0, 0.0, 0.0])})
     del model, base
-    base = AutoModelForSequenceClassification.from_pretrained(d, gguf_file=f, num_labels=1, dtype=torch.float32, attn_implementation="eager")
+    base = AutoModelForSequenceClassification.from_pretrained(d, gguf_file=f, num_labels=1, dtype=DT, attn_implementation="eager")
     base.config.pad_token_id = 0   # padding id: never inside the sequences, so the pooled token is each one's last
-    model, named = lora(base, "SEQ_CLS")
+    model, named = lora(base, "SEQ_CLS", DT)
     run_case("reward", named, lambda: trl_reward(model(input_ids=ids, attention_mask=am.long()).logits.squeeze(-1), 0.0), out, meta,
-             {"center_rewards": 0.0})
+             {"center_rewards": 0.0}, curves)
+    return out, meta
+
+
+def main():
+    """The fixture in float64 (the truth takumi's float32 is measured against), with PyTorch's own float32
+    error on the same gradients beside it: per case "loss32", "grad32_err" (layer-29 tensor -> max |g32 - g64| /
+    max |g64|) and "gnorm32" (every gradient's float32 norm)."""
+    torch.set_num_threads(2)
+    out32, meta32 = reference(torch.float32, False)
+    out, meta = reference(torch.float64, True)
+    for name in [k for k in meta if k in meta32]:
+        e, e32 = json.loads(meta[name]), json.loads(meta32[name])
+        pre = "grad.%s." % name
+        e["loss32"], e["gnorm32"] = e32["loss"], e32["gnorm"]
+        e["grad32_err"] = {k[len(pre):]: ((out32[k].double() - out[k].double()).abs().max() / out[k].double().abs().max()).item()
+                           for k in out if k.startswith(pre)}
+        meta[name] = json.dumps(e)
+        print("smollm2 %-12s PyTorch float32 vs float64: layer-29 gradients max rel %.2e" % (name, max(e["grad32_err"].values())),
+              file=sys.stderr)
     import trl
     meta.update({"lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(STEPS),
-                 "source": "trl %s, transformers %s, peft %s, torch %s, float32, eager attention, GGUF dequantized by transformers" % (
+                 "source": "trl %s, transformers %s, peft %s, torch %s, float64, eager attention, GGUF dequantized by transformers" % (
                      trl.__version__, __import__("transformers").__version__, __import__("peft").__version__, torch.__version__)})
     path = os.path.join(OUT, "smollm2_objectives_ref.safetensors")
     save_file({k: v.contiguous() for k, v in out.items()}, path, metadata=meta)

@@ -17,6 +17,7 @@ and writes, per model, one safetensors file into tests/fixtures/train/:
     back on the way out). LoRA r=4, alpha=8, rsLoRA, all seven targets, on every layer;
     A/B initialised by a counter hash both sides compute identically (storing 30 layers of
     init would be 5 MB); gradients of layers 0 and 29; loss, logits[:, :32]; 10 AdamW steps.
+    Computed in float64 (the truth takumi's float32 is measured against).
 
 Loss = sum_t weight[t] * CE(logits[t], target[t]) / sum_t weight[t] (target -1 = none).
 AdamW: lr 1e-3, betas 0.9/0.999, eps 1e-8, weight_decay 0.1 on matrices (not on norms /
@@ -24,7 +25,7 @@ biases, as takumi), constant schedule, global-norm clipping at 1.0 (torch's
 clip_grad_norm_ formula: max_norm / (norm + 1e-6)).
 
 Scalars go to the safetensors __metadata__ as repr() strings.
-Usage: HF_HUB_OFFLINE=1 python3 tools/make_train_reference.py
+Usage: HF_HUB_OFFLINE=1 python3 tools/make_train_reference.py [--only stories260k|smollm2]
 """
 import json
 import math
@@ -78,7 +79,7 @@ def hash_init(name, shape, bound):
 
 
 def loss_fn(model, ids, target, weight):
-    logits = model(input_ids=ids).logits.float()
+    logits = model(input_ids=ids).logits
     V = logits.shape[-1]
     ce = F.cross_entropy(logits.reshape(-1, V), target.reshape(-1).clamp(min=0), reduction="none")
     w = weight.reshape(-1) * (target.reshape(-1) >= 0).float()
@@ -194,7 +195,9 @@ def smollm2():
     d, f = os.path.split(path)
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     ids, target, weight = smollm2_batch(tok)
-    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32, attn_implementation="eager")
+    # float64: the truth takumi's float32 is measured against (PyTorch's own float32 cross-entropy loses ~2e-4 of
+    # these gradients to 1 - p rounding on the confidently predicted chat-template tokens)
+    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float64, attn_implementation="eager")
     tensors, meta = {}, {}
     r = 4
 
@@ -208,11 +211,11 @@ def smollm2():
     loss, logits = loss_fn(model, ids, target, weight)
     loss.backward()
     meta["lora_loss"] = repr(float(loss))
-    tensors["logits"] = logits[:, :, :32].detach().contiguous()
+    tensors["logits"] = logits[:, :, :32].detach().float().contiguous()
     keep = ("layers.0.", "layers.29.")
     for n, p in named:
         if any(k in n for k in keep):
-            tensors["grad." + n] = p.grad.detach().clone()
+            tensors["grad." + n] = p.grad.detach().float().clone()
     model.zero_grad()
     meta["lora_losses"] = json.dumps(train_losses(model, named, ids, target, weight))
     return tensors, meta, ids, target, weight
@@ -223,7 +226,10 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     versions = "transformers %s, peft %s, torch %s, float32, eager attention" % (
         __import__("transformers").__version__, __import__("peft").__version__, torch.__version__)
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     for name, fn in (("stories260k", stories), ("smollm2", smollm2)):
+        if only and name != only:
+            continue
         tensors, meta, ids, target, weight = fn()
         tensors["ids"] = ids.to(torch.int32).contiguous()
         tensors["target"] = target.to(torch.int32).contiguous()

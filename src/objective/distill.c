@@ -39,9 +39,11 @@ static double softmax_row(float *l, float *e, int64_t V, float inv_tau) {
         for (int64_t j = 0; j < V; j++) l[j] *= inv_tau;
     float mx = l[0];
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    float se = tk_vexp_sum(e, l, mx, V), r = 1.0f / se;
+    tk_vexp_sum(e, l, mx, V);
+    double se = tk_sum_f64(e, V); /* in double: D and its gradient are differences of nearby log-softmaxes */
+    float r = (float)(1.0 / se);
     for (int64_t j = 0; j < V; j++) e[j] *= r;
-    return (double)mx + log((double)se);
+    return (double)mx + log(se);
 }
 
 /* log(e^a + e^b) without overflow. */

@@ -3,6 +3,7 @@
  * rather than keeping [T x V] from the forward. */
 #include "objective/logp.h"
 #include "objective/chunks.h"
+#include "ops/ops.h"
 #include "core/core.h"
 #include "backend/backend.h"
 #include <math.h>
@@ -53,9 +54,10 @@ static tk_status fwd_chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
         float *l = logits + i * V;
         float mx = l[0];
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        float lt = l[c->target[c->rows[c0 + i]]];
-        float se = tk_vexp_sum(l, l, mx, V);
-        c->lp[c0 + i] = (double)lt - (mx + log((double)se));
+        int32_t t = c->target[c->rows[c0 + i]];
+        float lt_mx = l[t] - mx;
+        tk_vexp_sum(l, l, mx, V);
+        c->lp[c0 + i] = tk_softmax_at_target(l, V, t, lt_mx).logp;
     }
     return TK_OK;
 }
@@ -109,10 +111,13 @@ static tk_status bwd_chunk(void *vctx, int64_t c0, int64_t r, float *logits) {
         float *l = logits + i * V;
         float mx = l[0];
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        float se = tk_vexp_sum(l, l, mx, V);
-        float g = (float)c->g[c0 + i], f = -g / se;
+        int32_t t = c->target[c->rows[c0 + i]];
+        tk_vexp_sum(l, l, mx, V);
+        tk_softmax_at sm = tk_softmax_at_target(l, V, t, 0.0f);
+        double g = c->g[c0 + i];
+        float f = (float)(-g / sm.sum);
         for (int64_t j = 0; j < V; j++) l[j] *= f;
-        l[c->target[c->rows[c0 + i]]] += g;
+        l[t] = (float)(g * sm.rest / sm.sum); /* g (1 - p_t), without the cancellation */
     }
     return TK_OK;
 }

@@ -74,6 +74,16 @@ tk_status tk_lm_head_logits(float *logits, const float *h, const tk_lm_head *hea
  * and dW (f32 [V x C], may be NULL for a frozen head) accumulates the head gradient. */
 tk_status tk_lmhead_xent(const float *h, const tk_lm_head *head, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw);
+/* One row's softmax at its target from e = exp(logit - max) (V entries, as tk_vexp_sum leaves them) and
+ * lt_mx = logit[t] - max: the normaliser in double, the mass off the target (rest = sum over j != t, so
+ * 1 - p_t = rest / sum without the cancellation of 1 - e_t / sum) and log p_t (as -log1p(rest / e_t) when
+ * the target holds most of the mass). Thread-safe. */
+/* sum of x[0..n) accumulated in double. Thread-safe. */
+double tk_sum_f64(const float *x, int64_t n);
+typedef struct tk_softmax_at {
+    double sum, rest, logp;
+} tk_softmax_at;
+tk_softmax_at tk_softmax_at_target(const float *e, int64_t V, int32_t t, float lt_mx);
 /* Tests: force the number of rows per chunk of tk_lmhead_xent (0 = automatic, ~8 MiB of logits). Not thread-safe. */
 void tk_lmhead_xent_chunk_rows(int64_t rows);
 /* Rows per chunk for a head of vocabulary V: the count forced by tk_lmhead_xent_chunk_rows, else about

@@ -19,6 +19,21 @@ int64_t tk_lmhead_chunk_rows(int64_t V) {
     return R < 8 ? 8 : R;
 }
 
+double tk_sum_f64(const float *x, int64_t n) {
+    double sum = 0;
+    #pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; j++) sum += x[j];
+    return sum;
+}
+
+tk_softmax_at tk_softmax_at_target(const float *e, int64_t V, int32_t t, float lt_mx) {
+    double sum = tk_sum_f64(e, V);
+    tk_softmax_at r = {.sum = sum, .rest = sum - e[t]};
+    if (r.rest < 0) r.rest = 0;
+    r.logp = r.rest < e[t] ? -log1p(r.rest / e[t]) : (double)lt_mx - log(sum);
+    return r;
+}
+
 tk_status tk_lmhead_xent(const float *h, const tk_lm_head *head, const int32_t *target, const float *weight,
                          int64_t T, float grad_scale, double *loss_sum, double *weight_sum, float *dh, float *dw) {
     if (!h || !head || !head->w || !target || !loss_sum || !weight_sum || T < 0) return tk_fail(TK_ERR_ARG, "lmhead_xent: NULL argument");
@@ -62,15 +77,16 @@ tk_status tk_lmhead_xent(const float *h, const tk_lm_head *head, const int32_t *
             float *l = logits + i * V;
             float mx = l[0];
             for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-            float lt = l[target[t]];
-            float se = tk_vexp_sum(l, l, mx, V); /* l now holds exp(logit - max) */
-            double lse = mx + log((double)se);
+            float lt_mx = l[target[t]] - mx;
+            tk_vexp_sum(l, l, mx, V); /* l now holds exp(logit - max) */
+            tk_softmax_at sm = tk_softmax_at_target(l, V, target[t], lt_mx);
             float wt = weight ? weight[t] : 1.0f;
-            rl[i] = lse - lt;
+            rl[i] = -sm.logp;
             if (dh) { /* d(loss * wt * grad_scale)/dlogits = (softmax - onehot) * wt * grad_scale */
-                float g = wt * grad_scale, f = g / se;
+                double g = (double)wt * grad_scale;
+                float f = (float)(g / sm.sum);
                 for (int64_t j = 0; j < V; j++) l[j] *= f;
-                l[target[t]] -= g;
+                l[target[t]] = (float)(-g * sm.rest / sm.sum);
                 if (capped) tk_softcap_backward(l, capped + i * V, V, cap);
             }
         }
