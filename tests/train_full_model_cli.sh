@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `takumi train --method full` writes the fine-tuned model, ready for generate/eval/serve: the HF folder
-# RUN/model/ (config.json + model.safetensors, f16), from an HF base and from a GGUF base alike; its path is
-# printed on stdout; the written model's validation loss, computed by a run on it (its step-0
+# RUN/model/ (config.json + model.safetensors, f16), from an HF base and from a GGUF base alike, and from a GGUF
+# base RUN/model.gguf (f16, the base's metadata and tokenizer); their paths are printed on stdout; the written model's validation loss, computed by a run on it (its step-0
 # validation), equals the fine-tuning run's last one within f16 rounding of the weights (2e-3 relative)
 # and is far below the base's.
 set -u
@@ -41,6 +41,30 @@ for src in hf gguf; do
     if python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= 2e-3 * abs(b) and b < c - 0.05 else 1)' \
            "$got" "$last" "$base" 2> /dev/null; then ok
     else bad "$src: the written model's loss $got vs the run's $last (base $base)"; fi
+    # from a GGUF base also RUN/model.gguf (the fine-tuned weights, not the base's: same loss as RUN/model/
+    # within f16 rounding, far below the base's); from an HF base none
+    g=$tmp/$src/model.gguf
+    if [ $src = hf ]; then
+        if [ -e "$g" ]; then bad "hf: a model.gguf written from an HF base"; else ok; fi
+        continue
+    fi
+    if [ -s "$g" ] && grep -qx "$g" "$tmp/$src.out"; then ok; else bad "gguf: $g not written or not printed"; continue; fi
+    "$BIN" train --model "$g" --tokenizer "$TOK" --data "$tmp/d.jsonl" --val "$tmp/v.jsonl" --max-steps 1 --samples 0 --threads 1 \
+        --seed 2 --out "$tmp/gguf-check2" > /dev/null 2> "$tmp/gguf-check2.err" || bad "gguf: a run on model.gguf failed: $(tail -2 "$tmp/gguf-check2.err")"
+    gg=$(vloss "$tmp/gguf-check2" '1p')
+    echo "gguf: model.gguf's validation loss $gg (RUN/model/: $got)"
+    if python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= 2e-3 * abs(b) and a < c - 0.05 else 1)' \
+           "$gg" "$got" "$base" 2> /dev/null; then ok
+    else bad "gguf: model.gguf's loss $gg vs RUN/model/'s $got (base $base)"; fi
+    # takumi export of the run's GGUF model (q8_0) keeps the fine-tuned weights too
+    "$BIN" export --model "$g" --to "$tmp/q8.gguf" --dtype q8_0 > /dev/null 2> "$tmp/q8.err" || bad "export q8_0: $(tail -2 "$tmp/q8.err")"
+    "$BIN" train --model "$tmp/q8.gguf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --val "$tmp/v.jsonl" --max-steps 1 --samples 0 --threads 1 \
+        --seed 2 --out "$tmp/gguf-check3" > /dev/null 2> "$tmp/gguf-check3.err" || bad "a run on the q8_0 export failed: $(tail -2 "$tmp/gguf-check3.err")"
+    g8=$(vloss "$tmp/gguf-check3" '1p')
+    echo "gguf: q8_0 export's validation loss $g8"
+    if python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= 2e-2 * abs(b) and a < c - 0.05 else 1)' \
+           "$g8" "$got" "$base" 2> /dev/null; then ok
+    else bad "q8_0 export's loss $g8 vs RUN/model/'s $got (base $base)"; fi
 done
 rm -rf "$tmp"
 if [ "$failures" -gt 0 ]; then echo "train_full_model_cli: $failures of $checks checks FAILED"; exit 1; fi
