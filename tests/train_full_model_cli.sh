@@ -23,6 +23,18 @@ for i in $(seq 0 23); do
     printf '{"text":"%s had a %s. %s was happy with the %s."}\n' "$n" "$t" "$n" "$t"
 done > "$tmp/d.jsonl"
 head -n 6 "$tmp/d.jsonl" > "$tmp/v.jsonl"
+# same_loss WHAT MODEL TOL: a run on MODEL (its step-0 validation) gives RUN/model/'s loss ($got) within TOL
+# relative, far below the base's ($base)
+same_loss() {
+    local out=$tmp/check-$RANDOM v
+    "$BIN" train --model "$2" --tokenizer "$TOK" --data "$tmp/d.jsonl" --val "$tmp/v.jsonl" --max-steps 1 --samples 0 --threads 1 \
+        --seed 2 --out "$out" > /dev/null 2> "$out.err" || bad "a run on $1 failed: $(tail -2 "$out.err")"
+    v=$(vloss "$out" '1p')
+    echo "gguf: $1's validation loss $v (RUN/model/: $got)"
+    if python3 -c 'import sys; a, b, c, t = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= t * abs(b) and a < c - 0.05 else 1)' \
+           "$v" "$got" "$base" "$3" 2> /dev/null; then ok
+    else bad "$1's loss $v vs RUN/model/'s $got (base $base)"; fi
+}
 for src in hf gguf; do
     model=$S/hf; want=$tmp/$src/model
     [ $src = gguf ] && model=$S/gguf/stories260K-f32.gguf
@@ -49,22 +61,10 @@ for src in hf gguf; do
         continue
     fi
     if [ -s "$g" ] && grep -qx "$g" "$tmp/$src.out"; then ok; else bad "gguf: $g not written or not printed"; continue; fi
-    "$BIN" train --model "$g" --tokenizer "$TOK" --data "$tmp/d.jsonl" --val "$tmp/v.jsonl" --max-steps 1 --samples 0 --threads 1 \
-        --seed 2 --out "$tmp/gguf-check2" > /dev/null 2> "$tmp/gguf-check2.err" || bad "gguf: a run on model.gguf failed: $(tail -2 "$tmp/gguf-check2.err")"
-    gg=$(vloss "$tmp/gguf-check2" '1p')
-    echo "gguf: model.gguf's validation loss $gg (RUN/model/: $got)"
-    if python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= 2e-3 * abs(b) and a < c - 0.05 else 1)' \
-           "$gg" "$got" "$base" 2> /dev/null; then ok
-    else bad "gguf: model.gguf's loss $gg vs RUN/model/'s $got (base $base)"; fi
+    same_loss "model.gguf" "$g" 2e-3
     # takumi export of the run's GGUF model (q8_0) keeps the fine-tuned weights too
     "$BIN" export --model "$g" --to "$tmp/q8.gguf" --dtype q8_0 > /dev/null 2> "$tmp/q8.err" || bad "export q8_0: $(tail -2 "$tmp/q8.err")"
-    "$BIN" train --model "$tmp/q8.gguf" --tokenizer "$TOK" --data "$tmp/d.jsonl" --val "$tmp/v.jsonl" --max-steps 1 --samples 0 --threads 1 \
-        --seed 2 --out "$tmp/gguf-check3" > /dev/null 2> "$tmp/gguf-check3.err" || bad "a run on the q8_0 export failed: $(tail -2 "$tmp/gguf-check3.err")"
-    g8=$(vloss "$tmp/gguf-check3" '1p')
-    echo "gguf: q8_0 export's validation loss $g8"
-    if python3 -c 'import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(0 if abs(a - b) <= 2e-2 * abs(b) and a < c - 0.05 else 1)' \
-           "$g8" "$got" "$base" 2> /dev/null; then ok
-    else bad "q8_0 export's loss $g8 vs RUN/model/'s $got (base $base)"; fi
+    same_loss "the q8_0 export" "$tmp/q8.gguf" 2e-2
 done
 rm -rf "$tmp"
 if [ "$failures" -gt 0 ]; then echo "train_full_model_cli: $failures of $checks checks FAILED"; exit 1; fi
