@@ -6,13 +6,16 @@
 # 72 MiB as nf4 (92 MiB as q4_k, mostly q5_0 on SmolLM2), the rest of the run ~110 MiB, so the
 # ratio is ~3.4x (nf4) and ~3.0x (q4_k) here; the test asks for 2.5x and 2.3x: a ratio, with margin,
 # that fails if the f32 base stays resident after quantizing or the step's memory grows several
-# times. Skipped when the SmolLM2 GGUF or /usr/bin/time is absent.
+# times. Skipped when the SmolLM2 GGUF or /usr/bin/time is absent, and on an AddressSanitizer build.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/${BUILD:-build}/takumi}
 G=models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [ ! -f "$G" ]; then echo "SKIP: $G not found"; exit 0; fi
 if [ ! -x /usr/bin/time ]; then echo "SKIP: /usr/bin/time not installed (apt: time)"; exit 0; fi
+if grep -qa __asan_init "$BIN"; then   # its shadow memory and quarantine of freed blocks are no peak of takumi's
+    echo "SKIP: peak memory is not measured on a sanitizer build ($BIN)"; exit 0
+fi
 tmp=$(mktemp -d /tmp/takumi_qlora_mem_XXXXXX)
 checks=0 failures=0
 ok() { checks=$((checks + 1)); }
