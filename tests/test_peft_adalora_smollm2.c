@@ -8,9 +8,8 @@
  * (5e-4), then PEFT's loop for 10 steps (AdamW, update_and_allocate): the triplets the rank allocator
  * keeps at every step and the loss curve (1e-3 relative). The stories260K case is test_peft_adalora. */
 #include "test.h"
-#include "train_ref.h"
+#include "adalora_ref.h"
 #include "smollm2_lora.h"
-#include "peft/adalora.h"
 #include "train/trainer.h"
 #include <cjson/cJSON.h>
 #include <unistd.h>
@@ -56,53 +55,6 @@ static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_mod
     cJSON_Delete(gnorm);
 }
 
-/* PEFT's loop for the fixture's steps: step, update_and_allocate(step), zero_grad; the kept triplets after
- * every step's allocation and the loss curve. */
-static void check_steps(tk_train_ctx *tc, tk_adalora *a, const tk_safetensors *st, const tk_model_config *mc, const tk_adalora_config *cfg,
-                        ref_batch *rbp) {
-    tk_param_set *ps = tk_train_param_set(tc);
-    tk_adalora_config c = *cfg;
-    ref_batch rb = *rbp;
-    double reg = 0;
-    smollm2_hash_init(ps, mc, R);
-    double rl[32], gl[32];
-    int n = meta_list(st, "losses", rl, 32);
-    int64_t nk = (int64_t)mc->n_layers * 2 * R;
-    const float *keep = n == c.total_step + 1 ? fx_f32(st, "keep", (int64_t)(n - 1) * nk) : NULL;
-    CHECK(keep != NULL, "fixture: %d losses and the kept triplets", n);
-    tk_adamw o = tk_adamw_default();
-    o.lr = (float)meta_num(st, "lr");
-    o.weight_decay = (float)meta_num(st, "weight_decay");
-    o.clip = (float)meta_num(st, "clip");
-    o.sched = TK_SCHED_CONSTANT;
-    int same = 0, patterned = 0;
-    for (int s = 0; s < n - 1 && keep; s++) {
-        gl[s] = mean_loss_grads(tc, &rb);
-        CHECK_OK(tk_train_reg_loss(tc, true, &reg));
-        gl[s] += reg;
-        double gn = 0;
-        tk_adamw_step(&o, ps, s, &gn);
-        CHECK_OK(tk_train_after_update(tc, s, tk_adamw_clip_scale(&o, gn)));
-        int64_t at = 0, diff = 0;
-        bool has = tk_adalora_has_pattern(a);
-        for (int32_t l = 0; l < mc->n_layers; l++)
-            for (int w = 0; w < 2; w++, at += R) {
-                const float *k = tk_adalora_keep(a, l, w ? TK_LIN_V : TK_LIN_Q);
-                for (int j = 0; j < R; j++) diff += keep[s * nk + at + j] != (has ? k[j] : -1.0f);
-            }
-        patterned += keep[s * nk] >= 0;
-        same += diff == 0;
-        CHECK(diff == 0, "step %d: %lld of %lld triplet choices differ from PEFT's", s, (long long)diff, (long long)nk);
-    }
-    tk_eval_sums es = {0};
-    CHECK_OK(tk_train_eval(tc, &rb.b, rb.target, rb.weight, &es));
-    CHECK_OK(tk_train_reg_loss(tc, false, &reg));
-    gl[n - 1] = es.loss_sum / es.weight_sum + reg;
-    printf("  rank patterns: %d of %d steps equal to PEFT's (%d with a pattern)\n", same, n - 1, patterned);
-    CHECK(patterned >= 4, "the allocator masked (%d steps with a pattern)", patterned);
-    check_curve(gl, rl, n, 1e-3, "SmolLM2 AdaLoRA (rank allocator active)");
-}
-
 int main(int argc, char **argv) {
     g_verbose = argc > 1 && !strcmp(argv[1], "-v");
     tk_set_threads(2);
@@ -117,15 +69,7 @@ int main(int argc, char **argv) {
     if (st) CHECK_OK(tk_model_load(mp, &mpar, &m));
     if (!m || !st || !load_batch(st, &rb)) { tk_model_free(m); tk_st_close(st); return tk_test_done("test_peft_adalora_smollm2"); }
     const tk_model_config *mc = tk_model_get_config(m);
-    tk_adalora_config c = tk_adalora_default_config();
-    c.init_r = (int32_t)meta_num(st, "init_r");
-    c.target_r = (int32_t)meta_num(st, "target_r");
-    c.tinit = (int32_t)meta_num(st, "tinit");
-    c.tfinal = (int32_t)meta_num(st, "tfinal");
-    c.delta_t = (int32_t)meta_num(st, "deltaT");
-    c.orth_reg = (float)meta_num(st, "orth_reg");
-    c.alpha = (float)meta_num(st, "alpha");
-    c.total_step = (int64_t)meta_num(st, "steps");
+    tk_adalora_config c = adalora_ref_config(st);
     c.dropout = 0;
     c.targets = 1u << TK_LIN_Q | 1u << TK_LIN_V;
     tk_train_params p = tk_train_default_params();
@@ -148,7 +92,11 @@ int main(int argc, char **argv) {
         CHECK_NEAR(reg, rreg, 1e-4 * rreg);
         check_grads(tc, st, mc);
         if (UNDER_ASAN) printf("  (ASan build, a SmolLM2 step ~10x slower: the 10-step curve left out)\n");
-        else check_steps(tc, a, st, mc, &c, &rb);
+        else {
+            smollm2_hash_init(ps, mc, R);
+            adalora_ref_steps(tc, st, &rb, &c, mc->n_layers, 1u << TK_LIN_Q | 1u << TK_LIN_V, "losses", "keep", 1e-3,
+                              "SmolLM2 AdaLoRA (rank allocator active)");
+        }
     }
     tk_train_ctx_free(tc);
     tk_model_free(m);

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_train_reference import CLIP, LR, N_STEPS, WD, ROOT, OUT, batch_tensors, hash_init  # noqa: E402
-from make_adalora_reference import weighted_ce_forward  # noqa: E402
+from make_adalora_reference import keep_row, peft_loop, weighted_ce_forward  # noqa: E402
 
 MODEL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 TARGETS = ["q_proj", "v_proj"]
@@ -35,20 +35,6 @@ INIT_R = 4
 USER = "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n"
 ROWS = [(USER % "When is the shop open on Saturdays?", "On Saturdays we are open from 10am to 4pm.<|im_end|>"),
         (USER % "Do you repair electric bikes?", "Yes, our workshop repairs electric bikes of every brand.<|im_end|>")]
-
-
-def keep_row(cfg, n_layers):
-    pat = cfg.rank_pattern
-    row = []
-    for i in range(n_layers):
-        for t in TARGETS:
-            key = "model.layers.%d.self_attn.%s.lora_E" % (i, t)
-            if not pat:
-                row += [-1.0] * INIT_R
-                continue
-            v = pat.get(key + ".default", pat.get(key))
-            row += [1.0 if b else 0.0 for b in v]
-    return row
 
 
 def main():
@@ -101,23 +87,7 @@ def main():
         if ".layers.29." in n:
             tensors["grad." + n] = p.grad.detach().clone()
     model.zero_grad()
-    decay = [p for n, p in named if "lora_A" in n or "lora_B" in n]
-    rest = [p for n, p in named if not ("lora_A" in n or "lora_B" in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": rest, "weight_decay": 0.0}],
-                            lr=LR, betas=(0.9, 0.999), eps=1e-8)
-    losses, keeps = [], []
-    pc = model.peft_config["default"]
-    for step in range(N_STEPS):
-        opt.zero_grad()
-        loss = model(input_ids=ids).loss
-        losses.append(float(loss))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
-        opt.step()
-        model.base_model.update_and_allocate(step)
-        keeps.append(keep_row(pc, n_layers))
-    with torch.no_grad():
-        losses.append(float(model(input_ids=ids).loss))
+    losses, keeps = peft_loop(model, named, ids, lambda cfg: keep_row(cfg, n_layers, TARGETS))
     meta["losses"] = json.dumps(losses)
     tensors["keep"] = torch.tensor(keeps, dtype=torch.float32)
     print("smollm2 adalora: %d tensors, loss %s (penalty %.6f), steps %s" % (len(named), meta["loss"], reg, meta["losses"]), file=sys.stderr)
