@@ -5,13 +5,17 @@
 # The HF f32 folder is made from the project's GGUF (models/SmolLM2-135M-Instruct.Q4_1.gguf) with
 #   takumi export --model models/SmolLM2-135M-Instruct.Q4_1.gguf --to build/smollm2-hf-f32 --dtype f32
 # (so its weights are the Q4_1 values widened to f32; the memory numbers do not depend on that).
-# Usage: [BATCH=4] [SEQ=256] [TYPES="none q8_0 q4_k nf4"] bash bench/qlora_memory.sh [STEPS]
-# (default 3 steps; prints a markdown table)
+# Usage: [BATCH=4] [SEQ=256] [TYPES="none q8_0 q4_k nf4"] [EXTRA="--recompute"] [GGUF=models/other.gguf]
+#        bash bench/qlora_memory.sh [STEPS]
+# (default 3 steps; prints a markdown table; EXTRA: more train options, the same for every run;
+# GGUF: another source model, e.g. models/gemma-3-270m-q4_k_m.gguf, exported once to build/NAME-hf-f32)
 set -eu
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
-G=models/SmolLM2-135M-Instruct.Q4_1.gguf
+G=${GGUF:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 HF=build/smollm2-hf-f32
+[ -z "${GGUF:-}" ] || HF=build/$(basename "$G" .gguf)-hf-f32
+read -r -a extra <<< "${EXTRA:-}"
 STEPS=${1:-3} BATCH=${BATCH:-4} SEQ=${SEQ:-256} TYPES=${TYPES:-none q8_0 q4_k nf4}
 [ -f "$HF/model.safetensors" ] || "$BIN" export --model "$G" --to "$HF" --dtype f32 > /dev/null
 tmp=$(mktemp -d /tmp/takumi_qlora_mem_XXXXXX)
@@ -23,7 +27,7 @@ for q in $TYPES; do
     [ "$q" = none ] || a=(--quantize-base "$q")
     t0=$(date +%s.%N)
     /usr/bin/time -v "$BIN" train --model "$HF" --tokenizer "$G" --data examples/support/train.jsonl --max-seq-len "$SEQ" \
-        --batch-size "$BATCH" --max-steps "$STEPS" --samples 0 --seed 1 --out "$tmp/$q" "${a[@]}" > /dev/null 2> "$tmp/$q.time"
+        --batch-size "$BATCH" --max-steps "$STEPS" --samples 0 --seed 1 --out "$tmp/$q" "${a[@]}" "${extra[@]}" > /dev/null 2> "$tmp/$q.time"
     t1=$(date +%s.%N)
     kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/$q.time")
     [ -n "$ref" ] || ref=$kb

@@ -184,8 +184,27 @@ static void kernels_and_bounds(void) {
     free(q);
 }
 
+/* The two-pass form (codes chunk by chunk, then the scales over the whole tensor: how
+ * --quantize-base reads a mapped weight) gives the one-call blocks byte for byte. */
+static void chunked(void) {
+    float *x = malloc(N * sizeof(float));
+    size_t nbytes = (size_t)NB * sizeof(tk_block_nf4);
+    uint8_t *whole = malloc(nbytes), *parts = malloc(nbytes);
+    if (!x || !whole || !parts) { CHECK(0, "memory"); free(x); free(whole); free(parts); return; }
+    gen(x, N);
+    tk_nf4_quantize_row(x, whole, N);
+    for (int64_t r = 0; r < ROWS; r += 7) { /* chunks of 7 rows, the last shorter */
+        int64_t c = ROWS - r < 7 ? ROWS - r : 7;
+        tk_nf4_quantize_blocks(x + r * COLS, parts + (size_t)(r * COLS / 64) * sizeof(tk_block_nf4), c * COLS);
+    }
+    tk_nf4_resolve_scales(parts, NB);
+    CHECK(memcmp(whole, parts, nbytes) == 0, "nf4: chunked quantization differs from the one-call blocks");
+    free(x); free(whole); free(parts);
+}
+
 int main(void) {
     against_bnb();
+    chunked();
     kernels_and_bounds();
     return tk_test_done("test_nf4");
 }

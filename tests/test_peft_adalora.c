@@ -14,8 +14,7 @@
 #include "tiny_llama.h"
 #include "fd_check.h"
 #include "peft_check.h"
-#include "train_ref.h"
-#include "peft/adalora.h"
+#include "adalora_ref.h"
 #include "train/trainer.h"
 #include <unistd.h>
 
@@ -223,15 +222,7 @@ static void test_options(void) {
 static void test_reference(void) {
     ref_stories s;
     if (!ref_stories_open("tests/fixtures/train/stories260k_adalora.safetensors", &s)) return;
-    tk_adalora_config c = tk_adalora_default_config();
-    c.init_r = (int32_t)meta_num(s.st, "init_r");
-    c.target_r = (int32_t)meta_num(s.st, "target_r");
-    c.tinit = (int32_t)meta_num(s.st, "tinit");
-    c.tfinal = (int32_t)meta_num(s.st, "tfinal");
-    c.delta_t = (int32_t)meta_num(s.st, "deltaT");
-    c.orth_reg = (float)meta_num(s.st, "orth_reg");
-    c.alpha = (float)meta_num(s.st, "alpha");
-    c.total_step = (int64_t)meta_num(s.st, "steps");
+    tk_adalora_config c = adalora_ref_config(s.st);
     tk_train_params p = tk_train_default_params();
     p.method = TK_TRAIN_ADALORA;
     p.peft_cfg = &c;
@@ -263,45 +254,7 @@ static void test_reference(void) {
     printf("  every AdaLoRA gradient (%lld tensors, penalty included): max rel err %.2e\n", (long long)ps->n, worst);
     /* the 10-step curve with the rank allocator, as PEFT's loop: step, update_and_allocate(step), zero_grad */
     ref_load_init(ps, s.st, "adalora");
-    double rl[32], gl[32];
-    int n = meta_list(s.st, "adalora_losses", rl, 32);
-    int64_t nk = 35 * c.init_r;
-    const float *keep = fx_f32(s.st, "adalora.keep", (int64_t)(n - 1) * nk);
-    tk_adamw o = tk_adamw_default();
-    o.lr = (float)meta_num(s.st, "lr");
-    o.weight_decay = (float)meta_num(s.st, "weight_decay");
-    o.clip = (float)meta_num(s.st, "clip");
-    o.sched = TK_SCHED_CONSTANT;
-    tk_adalora *a = tk_adalora_of(tk_train_adapters(tc, &(int){0})[0].peft);
-    int mask_steps = 0, same = 0;
-    for (int st = 0; st < n - 1 && keep && a; st++) {
-        gl[st] = mean_loss_grads(tc, &s.rb);
-        CHECK_OK(tk_train_reg_loss(tc, true, &reg));
-        gl[st] += reg;
-        double gn = 0;
-        tk_adamw_step(&o, ps, st, &gn);
-        CHECK_OK(tk_train_after_update(tc, st, tk_adamw_clip_scale(&o, gn)));
-        /* the kept triplets after this step's allocation, module by module (layer, then q … down) */
-        int64_t at = 0, diff = 0;
-        bool has = tk_adalora_has_pattern(a);
-        for (int32_t l = 0; l < 5; l++)
-            for (int w = 0; w < TK_LIN_COUNT; w++, at += c.init_r) {
-                const float *k = tk_adalora_keep(a, l, (tk_linear_id)w);
-                for (int j = 0; j < c.init_r; j++) {
-                    float want = keep[st * nk + at + j], got = has ? k[j] : -1.0f;
-                    diff += want != got;
-                }
-            }
-        mask_steps += keep[st * nk] >= 0;
-        same += diff == 0;
-        CHECK(diff == 0, "step %d: %lld of %lld triplet choices differ from PEFT's", st, (long long)diff, (long long)nk);
-    }
-    tk_eval_sums es = {0};
-    CHECK_OK(tk_train_eval(tc, &s.rb.b, s.rb.target, s.rb.weight, &es));
-    CHECK_OK(tk_train_reg_loss(tc, false, &reg));
-    gl[n - 1] = es.loss_sum / es.weight_sum + reg;
-    printf("  rank patterns: %d of %d steps equal to PEFT's (a pattern from step %d on)\n", same, n - 1, n - 1 - mask_steps);
-    check_curve(gl, rl, n, 1e-3, "AdaLoRA (rank allocator active)");
+    adalora_ref_steps(tc, s.st, &s.rb, &c, 5, (1u << TK_LIN_COUNT) - 1, "adalora_losses", "adalora.keep", 1e-3, "AdaLoRA (rank allocator active)");
     tk_train_ctx_free(tc);
     ref_stories_close(&s);
 }

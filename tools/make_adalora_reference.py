@@ -58,11 +58,12 @@ def weighted_ce_forward(hf_model, batch):
     hf_model.forward = fwd
 
 
-def keep_row(cfg, n_layers):
+def keep_row(cfg, n_layers, targets=TARGETS):
+    """The kept triplets after an allocation, module by module (layer, then targets' order): 1 kept, 0 masked, -1 no pattern yet."""
     pat = cfg.rank_pattern
     row = []
     for i in range(n_layers):
-        for t in TARGETS:
+        for t in targets:
             grp = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
             key = "model.layers.%d.%s.%s.lora_E" % (i, grp, t)
             if not pat:
@@ -71,6 +72,30 @@ def keep_row(cfg, n_layers):
             v = pat.get(key + ".default", pat.get(key))
             row += [1.0 if b else 0.0 for b in v]
     return row
+
+
+def peft_loop(model, named, ids, keep_of):
+    """PEFT's documented AdaLoRA loop for N_STEPS: AdamW (weight decay on lora_A/lora_B only, as takumi decays
+    matrices), global-norm clipping, update_and_allocate(step) before zero_grad. Returns the losses (then the
+    loss after the last update) and keep_of(config) after every step's allocation."""
+    decay = [p for n, p in named if "lora_A" in n or "lora_B" in n]
+    rest = [p for n, p in named if not ("lora_A" in n or "lora_B" in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": rest, "weight_decay": 0.0}],
+                            lr=LR, betas=(0.9, 0.999), eps=1e-8)
+    losses, keeps = [], []
+    pc = model.peft_config["default"]
+    for step in range(N_STEPS):
+        opt.zero_grad()
+        loss = model(input_ids=ids).loss
+        losses.append(float(loss))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
+        opt.step()
+        model.base_model.update_and_allocate(step)
+        keeps.append(keep_of(pc))
+    with torch.no_grad():
+        losses.append(float(model(input_ids=ids).loss))
+    return losses, keeps
 
 
 def main():
@@ -115,23 +140,7 @@ def main():
         tensors["adalora.grad." + n] = p.grad.detach().clone()
     model.zero_grad()
 
-    decay = [p for n, p in named if "lora_A" in n or "lora_B" in n]
-    rest = [p for n, p in named if not ("lora_A" in n or "lora_B" in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": rest, "weight_decay": 0.0}],
-                            lr=LR, betas=(0.9, 0.999), eps=1e-8)
-    losses, keeps = [], []
-    pc = model.peft_config["default"]
-    for step in range(N_STEPS):
-        opt.zero_grad()
-        loss = model(input_ids=ids).loss
-        losses.append(float(loss))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in named], CLIP)
-        opt.step()
-        model.base_model.update_and_allocate(step)
-        keeps.append(keep_row(pc, n_layers))
-    with torch.no_grad():
-        losses.append(float(model(input_ids=ids).loss))
+    losses, keeps = peft_loop(model, named, ids, lambda cfg: keep_row(cfg, n_layers))
     meta["adalora_losses"] = json.dumps(losses)
     tensors["adalora.keep"] = torch.tensor(keeps, dtype=torch.float32)
     print("adalora: %d tensors, loss %s (penalty %.6f), steps %s, kept at the end %d of %d" % (

@@ -129,7 +129,7 @@ static float torch_sum(const uint8_t *base, size_t stride, int64_t n) {
     return sum;
 }
 
-static void quantize_core(const float *x, int64_t n, void *dst, uint8_t *absmax_q, float *absmax2, float *offset) {
+void tk_nf4_quantize_blocks(const float *x, void *dst, int64_t n) {
     const int64_t nb = n / TK_NF4_BLOCK;
     const size_t bs = sizeof(tk_block_nf4);
     uint8_t *blk = dst; /* block b at blk + b * bs: d (f32), then qs[32]; any alignment */
@@ -146,6 +146,12 @@ static void quantize_core(const float *x, int64_t n, void *dst, uint8_t *absmax_
         }
         memcpy(blk + b * bs, &am, 4);
     }
+}
+
+/* The second pass (see tk_nf4_resolve_scales), also giving bitsandbytes' state when asked. */
+static void resolve_scales(void *dst, int64_t nb, uint8_t *absmax_q, float *absmax2, float *offset) {
+    const size_t bs = sizeof(tk_block_nf4);
+    uint8_t *blk = dst;
     const float off = torch_sum(blk, bs, nb) / (float)nb;
     *offset = off;
     for (int64_t g = 0; g * TK_NF4_GROUP < nb; g++) {
@@ -162,6 +168,16 @@ static void quantize_core(const float *x, int64_t n, void *dst, uint8_t *absmax_
             memcpy(blk + b * bs, &s, 4);
         }
     }
+}
+
+void tk_nf4_resolve_scales(void *dst, int64_t nb) {
+    float off;
+    if (nb > 0) resolve_scales(dst, nb, NULL, NULL, &off);
+}
+
+static void quantize_core(const float *x, int64_t n, void *dst, uint8_t *absmax_q, float *absmax2, float *offset) {
+    tk_nf4_quantize_blocks(x, dst, n);
+    resolve_scales(dst, n / TK_NF4_BLOCK, absmax_q, absmax2, offset);
 }
 
 tk_status tk_nf4_quantize(const float *x, int64_t n, tk_nf4_state *out) {

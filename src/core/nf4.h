@@ -45,6 +45,13 @@ void tk_nf4_state_to_blocks(const tk_nf4_state *s, void *dst);
 /* Quantizes n values (a multiple of 64) as ONE bitsandbytes tensor straight to n/64 tk_block_nf4
  * at dst (any alignment; no allocation): the TK_NF4 quantizer of tk_quantize. Thread-safe. */
 void tk_nf4_quantize_row(const float *x, void *dst, int64_t n);
+/* tk_nf4_quantize_row in two passes, so that a tensor can be read chunk by chunk: the first writes
+ * n values' (a multiple of 64) n/64 blocks at dst with their codes and raw absmax (a block's codes
+ * depend on its own values only); call it for consecutive chunks of one tensor. Thread-safe. */
+void tk_nf4_quantize_blocks(const float *x, void *dst, int64_t n);
+/* The second pass over all nb blocks of the tensor at dst: the absmax values double-quantized as
+ * one bitsandbytes tensor, each block's resolved scale stored in place. Thread-safe. */
+void tk_nf4_resolve_scales(void *dst, int64_t nb);
 
 /* The scalar TK_NF4 row dequantizer (the reference of the SIMD ones). Thread-safe. */
 void tk_nf4_dequant_row_scalar(const void *src, float *dst, int64_t n);

@@ -100,6 +100,44 @@ static const char *torch_dtype_name(tk_dtype dt) {
  * (HF stores w of (1 + w) for Gemma: takumi's multiplier minus one). */
 typedef struct hf_item { const char *key; int layer; const tk_tensor_ref *t; int which; int qk; bool norm; } hf_item;
 
+/* The model's weight map in HF order, keyed by GGUF names ("blk.{layer}." + key for a layer's):
+ * embedding, layers, final norm, untied head; absent weights (a family's fused or optional
+ * tensors) are left out. *n: the count. NULL when out of memory; free() it. */
+static hf_item *weight_items(tk_model *m, size_t *n) {
+    const tk_model_config *c = &m->cfg;
+    hf_item *it = tk_calloc(3 + (size_t)c->n_layers * 16, sizeof *it);
+    if (!it) return NULL;
+    size_t k = 0;
+    it[k++] = (hf_item){"token_embd.weight", -1, &m->w.tok_embd, -1, 0, false};
+    for (int i = 0; i < c->n_layers; i++) {
+        tk_layer_weights *y = &m->w.layers[i];
+        const hf_item li[] = {
+            {"attn_norm.weight", i, &y->attn_norm, -1, 0, true},
+            {c->fused_qkv ? "attn_qkv.weight" : "attn_q.weight", i, &y->wq, TK_LIN_Q, c->fused_qkv ? 0 : 1, false},
+            {"attn_k.weight", i, &y->wk, TK_LIN_K, 2, false},
+            {"attn_v.weight", i, &y->wv, TK_LIN_V, 0, false},
+            {"attn_output.weight", i, &y->wo, TK_LIN_O, 0, false},
+            {"attn_q.bias", i, &y->bq, -1, 1, false},
+            {"attn_k.bias", i, &y->bk, -1, 2, false},
+            {"attn_v.bias", i, &y->bv, -1, 0, false},
+            {"attn_q_norm.weight", i, &y->q_norm, -1, 0, true},
+            {"attn_k_norm.weight", i, &y->k_norm, -1, 0, true},
+            {"post_attention_norm.weight", i, &y->post_attn_norm, -1, 0, true},
+            {"ffn_norm.weight", i, &y->ffn_norm, -1, 0, true},
+            {"ffn_gate.weight", i, &y->w_gate, TK_LIN_GATE, 0, false},
+            {"ffn_up.weight", i, &y->w_up, TK_LIN_UP, 0, false},
+            {"ffn_down.weight", i, &y->w_down, TK_LIN_DOWN, 0, false},
+            {"post_ffw_norm.weight", i, &y->post_ffn_norm, -1, 0, true},
+        };
+        for (size_t j = 0; j < sizeof li / sizeof li[0]; j++)
+            if (li[j].t->data) it[k++] = li[j];
+    }
+    it[k++] = (hf_item){"output_norm.weight", -1, &m->w.out_norm, -1, 0, true};
+    if (!c->tied_embeddings) it[k++] = (hf_item){"output.weight", -1, &m->w.output, -1, 0, false};
+    *n = k;
+    return it;
+}
+
 static double tidy(float f) {
     char b[32];
     snprintf(b, sizeof b, "%.7g", (double)f);
@@ -255,36 +293,9 @@ static tk_status export_hf(tk_model *m, const tk_weight_delta *l, const char *di
      * (a family's fused or optional tensors) are skipped */
     const tk_arch *desc = tk_arch_by_name(c->arch);
     bool plus_one = desc && desc->hf_norm_plus_one;
-    size_t n_items = 3 + (size_t)c->n_layers * 16;
-    hf_item *it = tk_calloc(n_items, sizeof *it);
-    if (!it) return TK_ERR_NOMEM;
     size_t k = 0;
-    it[k++] = (hf_item){"token_embd.weight", -1, &m->w.tok_embd, -1, 0, false};
-    for (int i = 0; i < c->n_layers; i++) {
-        tk_layer_weights *y = &m->w.layers[i];
-        const hf_item li[] = {
-            {"attn_norm.weight", i, &y->attn_norm, -1, 0, true},
-            {c->fused_qkv ? "attn_qkv.weight" : "attn_q.weight", i, &y->wq, TK_LIN_Q, c->fused_qkv ? 0 : 1, false},
-            {"attn_k.weight", i, &y->wk, TK_LIN_K, 2, false},
-            {"attn_v.weight", i, &y->wv, TK_LIN_V, 0, false},
-            {"attn_output.weight", i, &y->wo, TK_LIN_O, 0, false},
-            {"attn_q.bias", i, &y->bq, -1, 1, false},
-            {"attn_k.bias", i, &y->bk, -1, 2, false},
-            {"attn_v.bias", i, &y->bv, -1, 0, false},
-            {"attn_q_norm.weight", i, &y->q_norm, -1, 0, true},
-            {"attn_k_norm.weight", i, &y->k_norm, -1, 0, true},
-            {"post_attention_norm.weight", i, &y->post_attn_norm, -1, 0, true},
-            {"ffn_norm.weight", i, &y->ffn_norm, -1, 0, true},
-            {"ffn_gate.weight", i, &y->w_gate, TK_LIN_GATE, 0, false},
-            {"ffn_up.weight", i, &y->w_up, TK_LIN_UP, 0, false},
-            {"ffn_down.weight", i, &y->w_down, TK_LIN_DOWN, 0, false},
-            {"post_ffw_norm.weight", i, &y->post_ffn_norm, -1, 0, true},
-        };
-        for (size_t j = 0; j < sizeof li / sizeof li[0]; j++)
-            if (li[j].t->data) it[k++] = li[j];
-    }
-    it[k++] = (hf_item){"output_norm.weight", -1, &m->w.out_norm, -1, 0, true};
-    if (!c->tied_embeddings) it[k++] = (hf_item){"output.weight", -1, &m->w.output, -1, 0, false};
+    hf_item *it = weight_items(m, &k);
+    if (!it) return TK_ERR_NOMEM;
     tk_st_writer *w = tk_st_writer_new();
     bufs keepers = {0};
     char *st_path = tk_path_join(dir, "model.safetensors"), *cfg_path = tk_path_join(dir, "config.json");
@@ -363,6 +374,19 @@ static uint32_t file_type(tk_dtype dt) {
     return dt == TK_F32 ? 0 : dt == TK_F16 ? 1 : dt == TK_Q8_0 ? 7 : 32;
 }
 
+/* The model's ref named as the file's tensor t ("blk.{layer}." + key for a layer's), of t's shape; NULL if none. */
+static const tk_tensor_ref *model_ref(const hf_item *it, size_t n, const tk_tensor_ref *t) {
+    for (size_t i = 0; i < n; i++) {
+        char name[160];
+        if (it[i].layer < 0) snprintf(name, sizeof name, "%s", it[i].key);
+        else snprintf(name, sizeof name, "blk.%d.%s", it[i].layer, it[i].key);
+        if (strcmp(name, t->name)) continue;
+        const tk_tensor_ref *r = it[i].t;
+        return r->data && tk_tensor_nelems(r) == tk_tensor_nelems(t) && r->ne[0] == t->ne[0] ? r : NULL;
+    }
+    return NULL;
+}
+
 static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *path, tk_dtype dt) {
     if (!m->gguf)
         return tk_fail(TK_ERR_UNSUPPORTED, "%s: a GGUF output needs a GGUF source model (its tokenizer and metadata are copied); "
@@ -372,7 +396,9 @@ static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *
     tk_gguf_writer *w = tk_gguf_writer_new();
     if (!w) return TK_ERR_NOMEM;
     bufs keepers = {0};
-    tk_status st = tk_gguf_copy_kv(w, g);
+    size_t n_items = 0;
+    hf_item *it = weight_items(m, &n_items);
+    tk_status st = it ? tk_gguf_copy_kv(w, g) : TK_ERR_NOMEM;
     if (!st) st = tk_gguf_set_u32(w, "general.file_type", file_type(dt));
     for (int64_t i = 0; i < tk_gguf_n_tensors(g) && !st; i++) {
         const tk_tensor_ref *t = tk_gguf_tensor(g, i);
@@ -380,15 +406,18 @@ static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *
         int which = -1;
         bool lin = linear_of(tk_arch_by_name(m->cfg.arch), t->name, &layer, &which) && layer < m->cfg.n_layers;
         bool matrix = t->n_dims >= 2 && t->ne[1] > 1;
-        tk_dtype odt = matrix ? matrix_dtype(dt, t->ne[0]) : t->dtype;
+        /* the model's weight under this name: the file's own tensor, or what replaced it (full
+         * fine-tuning points the refs at its f32 masters; they keep the file's layout) */
+        const tk_tensor_ref *mt = model_ref(it, n_items, t);
+        bool changed = mt && mt->data != t->data;
+        tk_dtype odt = matrix ? matrix_dtype(dt, t->ne[0]) : changed ? TK_F32 : t->dtype;
         bool merged = lin && l && l->has(l->ud, layer, (tk_linear_id)which);
-        if (!merged && odt == t->dtype) {
+        if (!merged && !changed && odt == t->dtype) {
             st = tk_gguf_add_tensor_ref(w, t->name, t->dtype, t->n_dims, t->ne, t->data);
             continue;
         }
-        /* the model's ref of a linear is the same view of this file as t */
         float *f;
-        if ((st = weight_f32(t, merged ? l : NULL, layer, which, &f))) break;
+        if ((st = weight_f32(changed ? mt : t, merged ? l : NULL, layer, which, &f))) break;
         void *out;
         if ((st = convert(f, tk_tensor_nelems(t), odt, &out))) break;
         if ((st = keep(&keepers, out))) { free(out); break; }
@@ -396,6 +425,7 @@ static tk_status export_gguf(tk_model *m, const tk_weight_delta *l, const char *
     }
     if (!st) st = tk_gguf_write(w, path);
     bufs_free(&keepers);
+    free(it);
     tk_gguf_writer_free(w);
     return st;
 }

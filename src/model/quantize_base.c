@@ -5,9 +5,10 @@
  * block as they do for GGUF bases. A weight whose rows are not a whole number of the type's
  * blocks falls back as llama.cpp's quantizer does (q4_k -> q5_0), or stays as stored when no
  * block fits (stories260K's 172-wide down projection). The source pages of the file mapping
- * are dropped after each weight, so the float copy never stays resident. */
+ * are dropped chunk by chunk as they are read, so the float copy never stays resident. */
 #include "model/llama.h"
 #include "core/core.h"
+#include "core/nf4.h"
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -47,24 +48,28 @@ static tk_status quantize_one(tk_model *m, tk_tensor_ref *r, tk_dtype want, int 
     if (st) return st;
     void *q = tk_malloc(nbytes);
     if (!q) return tk_fail(TK_ERR_NOMEM, "--quantize-base: out of memory for '%s' (%zu bytes)", r->name ? r->name : "?", nbytes);
-    /* rows are independent for the ggml types; NF4 is one bitsandbytes tensor (its scales'
-     * mean and groups run over the whole weight), so it needs all values at once */
-    const bool whole = t == TK_NF4;
-    const int64_t rows = whole ? N : 1;
-    const bool direct = r->dtype == TK_F32 && (uintptr_t)r->data % sizeof(float) == 0;
-    float *tmp = direct ? NULL : tk_malloc((size_t)(rows * K) * sizeof(float));
-    if (!direct && !tmp) { free(q); return tk_fail(TK_ERR_NOMEM, "--quantize-base: out of memory converting '%s'", r->name ? r->name : "?"); }
+    /* chunks of rows of ~4 MiB of source, each chunk's pages dropped once read, so at most one
+     * chunk of the float weight is resident (not the whole 671 MiB embedding of Gemma-3-270M).
+     * The ggml types' rows are independent; NF4 is one bitsandbytes tensor (its scales' mean and
+     * groups run over the whole weight): its codes go chunk by chunk, the scales resolved at the end */
     const size_t src_row = (size_t)K * (r->dtype == TK_F32 ? 4 : 2), dst_row = nbytes / (size_t)N;
+    const int64_t rows = src_row >= (4u << 20) ? 1 : (int64_t)((4u << 20) / src_row);
+    const bool direct = r->dtype == TK_F32 && (uintptr_t)r->data % sizeof(float) == 0;
+    float *tmp = direct ? NULL : tk_malloc((size_t)((rows < N ? rows : N) * K) * sizeof(float));
+    if (!direct && !tmp) { free(q); return tk_fail(TK_ERR_NOMEM, "--quantize-base: out of memory converting '%s'", r->name ? r->name : "?"); }
     for (int64_t n = 0; n < N && !st; n += rows) {
+        const int64_t c = N - n < rows ? N - n : rows;
         const uint8_t *src = (const uint8_t *)r->data + (size_t)n * src_row;
         const float *x = (const float *)src;
-        if (!direct) { st = tk_dequantize(r->dtype, src, tmp, rows * K); x = tmp; }
-        if (!st) st = tk_quantize(t, x, (uint8_t *)q + (size_t)n * dst_row, rows * K);
+        if (!direct) { st = tk_dequantize(r->dtype, src, tmp, c * K); x = tmp; }
+        if (!st && t == TK_NF4) tk_nf4_quantize_blocks(x, (uint8_t *)q + (size_t)n * dst_row, c * K);
+        else if (!st) st = tk_quantize(t, x, (uint8_t *)q + (size_t)n * dst_row, c * K);
+        drop_pages(src, (size_t)c * src_row);
     }
+    if (!st && t == TK_NF4) tk_nf4_resolve_scales(q, K * N / TK_NF4_BLOCK);
     free(tmp);
     if (st) { free(q); return tk_fail_ctx(st, "--quantize-base: tensor '%s'", r->name ? r->name : "?"); }
     if ((st = tk_model_own(m, q, nbytes))) return st;
-    drop_pages(r->data, r->nbytes);
     r->dtype = t;
     r->data = q;
     r->nbytes = nbytes;

@@ -40,8 +40,14 @@ struct tk_lora {
     /* growable buffers (capacity cap_T tokens) */
     int64_t cap_T;
     float *u;                /* [L x 7 x cap_T x r] saved products (training) */
-    uint64_t *mask;          /* [L x 7 x cap_T x mask_words] dropout keep-bits (training with dropout) */
+    uint64_t *mask;          /* [cap_T x mask_words] dropout keep-bits of one linear (training with dropout): the
+                                bits are a function of (seed, counter, layer, linear, row), so the backward redraws
+                                them instead of keeping every linear's (41 MiB for SmolLM2 at 1024 tokens) */
     int64_t mask_words;      /* 64-bit words per row: ceil(max_K / 64) */
+    int64_t mask_n;          /* rows the slot holds (0: none) for mask_layer, mask_which at mask_counter */
+    int32_t mask_layer;
+    tk_linear_id mask_which;
+    uint64_t mask_counter;
     uint32_t p16;            /* dropout probability in 1/65536 units */
     float *ubuf;             /* [cap_T x r] u when not training; (dy B) in the backward */
     float *xd;               /* [cap_T x max_K] dropped-out input */
@@ -187,10 +193,11 @@ static tk_status reserve(tk_lora *l, int64_t n) {
     if (!tk_mul_ok(nu, (size_t)l->L * TK_LIN_COUNT, &nall)) return tk_fail(TK_ERR_NOMEM, "lora: buffers overflow");
     size_t nmask = 0;
     if (l->cfg.dropout > 0 &&
-        (!tk_mul_ok((size_t)n, (size_t)l->mask_words, &nmask) || !tk_mul_ok(nmask, (size_t)l->L * TK_LIN_COUNT, &nmask)))
+        !tk_mul_ok((size_t)n, (size_t)l->mask_words, &nmask))
         return tk_fail(TK_ERR_NOMEM, "lora: dropout masks overflow");
     free(l->u); free(l->ubuf); free(l->xd); free(l->tmp); free(l->mask);
     l->mask = nmask ? tk_malloc(nmask * sizeof(uint64_t)) : NULL;
+    l->mask_n = 0;
     l->u = tk_malloc(nall * sizeof(float));
     l->ubuf = tk_malloc(nu * sizeof(float));
     l->xd = tk_malloc(nx * sizeof(float));
@@ -214,14 +221,10 @@ static uint64_t row_seed(const tk_lora *l, int32_t layer, tk_linear_id which, in
     return tk_mix64(h ^ (uint64_t)row);
 }
 
-static uint64_t *mask_of(tk_lora *l, int32_t layer, tk_linear_id which) {
-    return l->mask + ((size_t)layer * TK_LIN_COUNT + which) * (size_t)l->cap_T * (size_t)l->mask_words;
-}
-
-/* Draws the keep-bits of n rows of K inputs (bit j of a row set = input j kept): 16-bit
- * draws d, four per hash, kept when d >= p16. */
+/* Draws the keep-bits of n rows of K inputs into the slot (bit j of a row set = input j kept):
+ * 16-bit draws d, four per hash, kept when d >= p16. */
 static void draw_masks(tk_lora *l, int32_t layer, tk_linear_id which, int64_t n, int64_t K) {
-    uint64_t *mk = mask_of(l, layer, which);
+    uint64_t *mk = l->mask;
     int64_t nw = l->mask_words;
     uint32_t p16 = l->p16;
     #pragma omp parallel for schedule(static) if (n * K > 65536)
@@ -234,6 +237,18 @@ static void draw_masks(tk_lora *l, int32_t layer, tk_linear_id which, int64_t n,
                 if ((uint32_t)((h >> (16 * k)) & 0xffff) >= p16) row[(j + k) >> 6] |= 1ull << ((j + k) & 63);
         }
     }
+    l->mask_n = n;
+    l->mask_layer = layer;
+    l->mask_which = which;
+    l->mask_counter = l->counter;
+}
+
+/* The keep-bits of n rows of one linear (K inputs) at the current counter: the slot's, drawn
+ * again when it holds another linear's, an older step's or fewer rows. */
+static const uint64_t *mask_of(tk_lora *l, int32_t layer, tk_linear_id which, int64_t n, int64_t K) {
+    if (l->mask_n < n || l->mask_layer != layer || l->mask_which != which || l->mask_counter != l->counter)
+        draw_masks(l, layer, which, n, K);
+    return l->mask;
 }
 
 /* dst[j] (+)= bit j of keep ? s * src[j] : 0 over one row of K (AVX2: 8 lanes per mask byte). */
@@ -260,7 +275,7 @@ static void mask_row(float *dst, const float *src, const uint64_t *keep, int64_t
 /* xd = x ⊙ keep / (1 - p) for n rows from the stored bits (training with dropout), else x itself. */
 static const float *dropped(tk_lora *l, int32_t layer, tk_linear_id which, const float *x, int64_t n, int64_t K) {
     if (!l->training || !l->p16) return x;
-    const uint64_t *mk = mask_of(l, layer, which);
+    const uint64_t *mk = mask_of(l, layer, which, n, K);
     int64_t nw = l->mask_words;
     float *xd = l->xd, s = 65536.0f / (float)(65536u - l->p16);
     #pragma omp parallel for schedule(static) if (n * K > 65536)
@@ -295,7 +310,7 @@ static tk_status lora_linear_fwd(void *state, const tk_peft_call *c, int32_t lay
         if (!l->training) return tk_fail(TK_ERR_ARG, "lora: a training forward without tk_lora_set_training");
         tk_status st = reserve(l, n);
         if (st) return st;
-        if (l->p16) draw_masks(l, layer, which, n, K);
+        if (l->p16) draw_masks(l, layer, which, n, K); /* always fresh: a recomputed forward draws the same bits */
         xin = dropped(l, layer, which, x, n, K);
         u = saved_u(l, layer, which);
         u0 = l->ubuf;
@@ -392,7 +407,7 @@ tk_status tk_lora_backward_linear(tk_lora *l, int32_t layer, tk_linear_id which,
     /* with dropout the input gradient is masked: dx += keep / (1 - p) ⊙ (scale * v A) */
     float *tmp = l->tmp;
     tk_sgemm(false, false, n, K, r, l->scale, v, r, A->w, K, 0.0f, tmp, K);
-    const uint64_t *mk = mask_of(l, layer, which);
+    const uint64_t *mk = mask_of(l, layer, which, n, K);
     int64_t nw = l->mask_words;
     float s = 65536.0f / (float)(65536u - l->p16);
     #pragma omp parallel for schedule(static) if (n * K > 65536)
@@ -414,7 +429,7 @@ void tk_lora_dropout_add(tk_lora *l, int32_t layer, tk_linear_id which, float *d
         for (int64_t i = 0; i < n * K; i++) dx[i] += g[i];
         return;
     }
-    const uint64_t *mk = mask_of(l, layer, which);
+    const uint64_t *mk = mask_of(l, layer, which, n, K);
     int64_t nw = l->mask_words;
     float s = 65536.0f / (float)(65536u - l->p16);
     #pragma omp parallel for schedule(static) if (n * K > 65536)
@@ -428,7 +443,7 @@ size_t tk_lora_state_bytes(const tk_lora *l) {
     if (l->cap_T) {
         size_t r = (size_t)l->cfg.r, T = (size_t)l->cap_T, K = (size_t)l->max_K;
         n += (T * r * (size_t)l->L * TK_LIN_COUNT + T * r + 2 * T * K) * sizeof(float);
-        if (l->mask) n += T * (size_t)l->mask_words * (size_t)l->L * TK_LIN_COUNT * sizeof(uint64_t);
+        if (l->mask) n += T * (size_t)l->mask_words * sizeof(uint64_t);
     }
     return n;
 }

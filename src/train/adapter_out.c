@@ -6,16 +6,20 @@
 
 /* Full fine-tuning: the trained model (the model's weight refs point at the f32 masters) as the HF folder
  * RUN/model/ (config.json + model.safetensors, f16, q/k rows in HF order; an HF base's tokenizer files are
- * copied, a GGUF or llama2.c base keeps its tokenizer: pass it as --tokenizer). A GGUF file is not written:
- * takumi export's GGUF path copies the source file's tensors, not the trained ones. */
+ * copied, a GGUF or llama2.c base keeps its tokenizer: pass it as --tokenizer) and, from a GGUF base, as
+ * RUN/model.gguf too (f16 matrices, the base's metadata and tokenizer: what llama.cpp loads). */
 static tk_status write_model(tk_run *r) {
-    char *out = tk_path_join(r->c.out, "model");
-    if (!out) return TK_ERR_NOMEM;
+    char *out = tk_path_join(r->c.out, "model"), *gguf = tk_path_join(r->c.out, "model.gguf");
+    if (!out || !gguf) { free(out); free(gguf); return TK_ERR_NOMEM; }
     tk_export_params ep = tk_export_default_params();
+    bool from_gguf = !strcmp(tk_model_format(r->m), "gguf");
     tk_status st = tk_export_model(r->m, out, &ep);
     if (!st) tk_run_emitf(r, TK_EV_INFO, "model", true, "model (full fine-tuning, HF folder, f16): %s%s", out,
                           strcmp(tk_model_format(r->m), "hf") ? " (no tokenizer files: load it with --tokenizer set to the base model)" : "");
+    if (!st && from_gguf && !(st = tk_export_model(r->m, gguf, &ep)))
+        tk_run_emitf(r, TK_EV_INFO, "model_gguf", true, "model (full fine-tuning, GGUF, f16, the base's tokenizer): %s", gguf);
     free(out);
+    free(gguf);
     return st ? tk_fail_ctx(st, "writing the fine-tuned model: ") : TK_OK;
 }
 

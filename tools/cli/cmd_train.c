@@ -257,6 +257,8 @@ int cmd_train(int argc, char **argv) {
         char path[4200];
         snprintf(path, sizeof path, "%s/model", outdir);
         if (access(path, F_OK) == 0) printf("%s\n", path);
+        snprintf(path, sizeof path, "%s/model.gguf", outdir);   /* from a GGUF base */
+        if (access(path, F_OK) == 0) printf("%s\n", path);
     } else {
         char path[4200];
         snprintf(path, sizeof path, "%s/adapter", outdir);

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# QLoRA's point is memory: the peak resident set of a LoRA run on a quantized base must be clearly
+# below the unquantized run's. SmolLM2-135M as an HF f32 folder (made from the project's GGUF by
+# takumi export --dtype f32), one step of 1 x 64 tokens with --recompute, unquantized vs
+# --quantize-base nf4 and q4_k; peak RSS from /usr/bin/time -v. The base is 513 MiB in f32 and
+# 72 MiB as nf4 (92 MiB as q4_k, mostly q5_0 on SmolLM2), the rest of the run ~110 MiB, so the
+# ratio is ~3.4x (nf4) and ~3.0x (q4_k) here; the test asks for 2.5x and 2.3x: a ratio, with margin,
+# that fails if the f32 base stays resident after quantizing or the step's memory grows several
+# times. Skipped when the SmolLM2 GGUF or /usr/bin/time is absent, and on an AddressSanitizer build.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/${BUILD:-build}/takumi}
+G=models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -f "$G" ]; then echo "SKIP: $G not found"; exit 0; fi
+if [ ! -x /usr/bin/time ]; then echo "SKIP: /usr/bin/time not installed (apt: time)"; exit 0; fi
+if grep -qa __asan_init "$BIN"; then   # its shadow memory and quarantine of freed blocks are no peak of takumi's
+    echo "SKIP: peak memory is not measured on a sanitizer build ($BIN)"; exit 0
+fi
+tmp=$(mktemp -d /tmp/takumi_qlora_mem_XXXXXX)
+checks=0 failures=0
+ok() { checks=$((checks + 1)); }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+
+if ! "$BIN" export --model "$G" --to "$tmp/hf" --dtype f32 > /dev/null 2> "$tmp/export.err"; then
+    echo "FAIL: export to an HF f32 folder: $(cat "$tmp/export.err")"; exit 1
+fi
+peak_kb() {   # peak RSS (kB) of one training run; $1: label, rest: extra options
+    local q=$1; shift
+    if ! OMP_WAIT_POLICY=passive /usr/bin/time -v "$BIN" train --model "$tmp/hf" --tokenizer "$G" --data examples/support/train.jsonl \
+        --max-seq-len 64 --batch-size 1 --max-steps 1 --samples 0 --seed 1 --recompute --out "$tmp/run-$q" "$@" \
+        > /dev/null 2> "$tmp/$q.time"; then
+        echo "FAIL: train ($q): $(tail -3 "$tmp/$q.time")" >&2; echo 0; return
+    fi
+    sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/$q.time"
+}
+ref=$(peak_kb none)
+for spec in nf4:2.5 q4_k:2.3; do
+    q=${spec%%:*} want=${spec#*:}
+    kb=$(peak_kb "$q" --quantize-base "$q")
+    if [ "${kb:-0}" -gt 0 ] && [ "${ref:-0}" -gt 0 ] && awk -v a="$ref" -v b="$kb" -v w="$want" 'BEGIN { exit !(a / b >= w) }'; then ok
+    else bad "$q: peak RSS $kb kB against $ref kB unquantized: ratio below ${want}x"; fi
+    echo "qlora_memory: peak RSS unquantized $((ref / 1024)) MiB, $q $((kb / 1024)) MiB ($(awk -v a="$ref" -v b="$kb" 'BEGIN { printf "%.2f", b ? a / b : 0 }')x lower)"
+done
+rm -rf "$tmp/hf"
+
+if [ $failures -eq 0 ]; then
+    rm -rf "$tmp"
+    echo "qlora_memory: $checks checks passed"
+    exit 0
+fi
+echo "qlora_memory: $failures of $checks checks FAILED (files kept in $tmp)"
+exit 1
