@@ -124,6 +124,75 @@ static void test_job_body(void) {
     job_refused("[1]", NULL, NULL);
 }
 
+/* A refusal's status, param and code (e.param "" for null). */
+static void refused(int rc, const srv_error *e, const char *body, const char *param, const char *code) {
+    CHECK(rc == -1, "accepted: %s", body);
+    if (!rc) return;
+    CHECK(e->status == 400 && e->message[0], "%s: status %d", body, e->status);
+    CHECK(!strcmp(e->param, param ? param : ""), "%s: param '%s', want '%s' (%s)", body, e->param, param ? param : "", e->message);
+    CHECK((!code && !e->code) || (code && e->code && !strcmp(e->code, code)), "%s: code %s, want %s", body, e->code ? e->code : "null", code ? code : "null");
+}
+
+static void deploy_refused(const char *body, srv_deploy_kind kind, const char *param, const char *code) {
+    srv_deploy_req r;
+    srv_error e;
+    int rc = srv_parse_deploy_request(body, strlen(body), kind, &r, &e);
+    refused(rc, &e, body, param, code);
+    if (!rc) srv_deploy_req_free(&r);
+    else CHECK(!r.model && !r.alias[0], "%s: the request is not empty after an error", body);
+}
+
+static void feedback_refused(const char *body, const char *param, const char *code) {
+    srv_feedback_req r;
+    srv_error e;
+    int rc = srv_parse_feedback_request(body, strlen(body), &r, &e);
+    refused(rc, &e, body, param, code);
+    if (!rc) srv_feedback_req_free(&r);
+    else CHECK(!r.response_id && !r.correction && !r.comment, "%s: the request is not empty after an error", body);
+}
+
+static void test_admin_bodies(void) {
+    srv_deploy_req d;
+    srv_error e;
+    const char *b = "{\"alias\":\"support-bot\",\"model\":\"ft:stories:key1:kids:abc\"}";
+    CHECK(srv_parse_deploy_request(b, strlen(b), SRV_DEPLOY_CREATE, &d, &e) == 0 && !strcmp(d.alias, "support-bot") &&
+          !strcmp(d.model, "ft:stories:key1:kids:abc") && d.percent == -1, "create: %s", e.message);
+    srv_deploy_req_free(&d);
+    b = "{\"model\":\"v2\",\"percent\":25}";
+    CHECK(srv_parse_deploy_request(b, strlen(b), SRV_DEPLOY_CANARY, &d, &e) == 0 && !strcmp(d.model, "v2") && d.percent == 25, "canary: %s", e.message);
+    srv_deploy_req_free(&d);
+    deploy_refused("{\"model\":\"m\"}", SRV_DEPLOY_CREATE, "alias", "missing_required_parameter");
+    deploy_refused("{\"alias\":\"a\"}", SRV_DEPLOY_CREATE, "model", "missing_required_parameter");
+    deploy_refused("{\"alias\":\"a:b\",\"model\":\"m\"}", SRV_DEPLOY_CREATE, "alias", "invalid_value");
+    deploy_refused("{\"alias\":\"../x\",\"model\":\"m\"}", SRV_DEPLOY_CREATE, "alias", "invalid_value");
+    deploy_refused("{\"alias\":\"a\",\"model\":\"m\",\"percent\":5}", SRV_DEPLOY_CREATE, "percent", "unknown_parameter");
+    deploy_refused("{\"alias\":\"a\",\"model\":\"m\",\"alias\":\"b\"}", SRV_DEPLOY_CREATE, "alias", "invalid_value");
+    deploy_refused("{\"model\":\"m\"}", SRV_DEPLOY_CANARY, "percent", "missing_required_parameter");
+    deploy_refused("{\"model\":\"m\",\"percent\":101}", SRV_DEPLOY_CANARY, "percent", "invalid_value");
+    deploy_refused("{\"model\":\"m\",\"percent\":2.5}", SRV_DEPLOY_CANARY, "percent", "invalid_type");
+    deploy_refused("{\"model\":\"m\",\"percent\":\"10\"}", SRV_DEPLOY_CANARY, "percent", "invalid_type");
+    deploy_refused("{\"model\":\"m\",\"percent\":10,\"alias\":\"x\"}", SRV_DEPLOY_CANARY, "alias", "unknown_parameter");
+    deploy_refused("{\"model\":7,\"percent\":10}", SRV_DEPLOY_CANARY, "model", "invalid_type");
+    deploy_refused("[]", SRV_DEPLOY_CANARY, NULL, NULL);
+
+    srv_feedback_req f;
+    b = "{\"response_id\":\"chatcmpl-1a\",\"rating\":-1,\"correction\":\"Better.\",\"comment\":\"too short\"}";
+    CHECK(srv_parse_feedback_request(b, strlen(b), &f, &e) == 0 && !strcmp(f.response_id, "chatcmpl-1a") && f.rating_given && f.rating == -1 &&
+          !strcmp(f.correction, "Better.") && !strcmp(f.comment, "too short"), "feedback: %s", e.message);
+    srv_feedback_req_free(&f);
+    b = "{\"response_id\":\"cmpl-2\",\"rating\":0.5}";
+    CHECK(srv_parse_feedback_request(b, strlen(b), &f, &e) == 0 && f.rating == 0.5 && !f.correction, "rating only: %s", e.message);
+    srv_feedback_req_free(&f);
+    feedback_refused("{\"rating\":1}", "response_id", "missing_required_parameter");
+    feedback_refused("{\"response_id\":\"x\"}", "rating", "missing_required_parameter");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":2}", "rating", "invalid_value");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":\"good\"}", "rating", "invalid_type");
+    feedback_refused("{\"response_id\":\"x/../y\",\"rating\":1}", "response_id", "invalid_value");
+    feedback_refused("{\"response_id\":\"x\",\"correction\":5}", "correction", "invalid_type");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":1,\"stars\":5}", "stars", "unknown_parameter");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":1", NULL, NULL);
+}
+
 static void test_routes(void) {
     static const struct { const char *method, *path; srv_handler want; } cases[] = {
         {"POST", "/v1/files", srv_handle_file_upload},
@@ -137,6 +206,13 @@ static void test_routes(void) {
         {"POST", "/v1/fine_tuning/jobs/ftjob-1/cancel", srv_handle_job_cancel},
         {"GET", "/v1/fine_tuning/jobs/ftjob-1/events", srv_handle_job_events},
         {"GET", "/v1/fine_tuning/jobs/ftjob-1/checkpoints", srv_handle_job_checkpoints},
+        {"POST", "/v1/deployments", srv_handle_deploy_create},
+        {"GET", "/v1/deployments", srv_handle_deploy_list},
+        {"GET", "/v1/deployments/bot", srv_handle_deploy_get},
+        {"DELETE", "/v1/deployments/bot", srv_handle_deploy_delete},
+        {"POST", "/v1/deployments/bot/canary", srv_handle_deploy_canary},
+        {"POST", "/v1/deployments/bot/promote", srv_handle_deploy_promote},
+        {"POST", "/v1/deployments/bot/rollback", srv_handle_deploy_rollback},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int route;
@@ -159,6 +235,7 @@ static void test_routes(void) {
 int main(void) {
     test_upload();
     test_job_body();
+    test_admin_bodies();
     test_routes();
     return tk_test_done("test_serve_bodies");
 }

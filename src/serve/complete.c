@@ -24,7 +24,8 @@ typedef struct job {
     int n_prompts;
     char id[48];
     int64_t created;
-    const char *model_id;      /* the request's model id (the registry's string) */
+    const char *model_id;      /* the model id that answers (the registry's string) */
+    char deployment[SRV_MAX_ALIAS + 1]; /* the alias the request named ("": a model id) */
     uint64_t seed;
     /* results */
     tk_buf *texts;             /* [n_prompts * n] (not streaming) */
@@ -214,7 +215,17 @@ static void stream_done(void *ud) {
 static int prepare(srv_req *q, job *j, srv_error *e) {
     tk_server *s = q->s;
     int ai;
-    if (!srv_registry_find(&s->reg, j->req.model, &j->mi, &ai) || !srv_adapter_visible(&s->reg, ai, q->owner, q->admin))
+    bool found = srv_registry_find(&s->reg, j->req.model, &j->mi, &ai) && srv_adapter_visible(&s->reg, ai, q->owner, q->admin);
+    char version[SRV_MAX_ID + 1];
+    int dep = found ? 0 : srv_deploy_resolve(&s->keys, j->req.model, j->req.user, version);
+    if (dep < 0) return srv_err(e, 500, "server_error", NULL, NULL, "%.400s", tk_last_error());
+    if (dep == 1) { /* an alias: every key may call it, whoever owns its version */
+        snprintf(j->deployment, sizeof j->deployment, "%s", j->req.model);
+        if (!(found = srv_registry_find(&s->reg, version, &j->mi, &ai)))
+            return srv_err(e, 503, "server_error", "model_not_available", "model", "The deployment '%.60s' points at '%.80s', which is not served now.",
+                           j->req.model, version);
+    }
+    if (!found)
         return srv_err(e, 404, "invalid_request_error", "model_not_found", "model",
                        "The model '%.80s' does not exist (GET /v1/models lists the models served).", j->req.model);
     srv_model *m = &s->reg.models[j->mi];
@@ -325,6 +336,7 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
         return;
     }
     snprintf(r->model, sizeof r->model, "%s", j->model_id);
+    snprintf(r->deployment, sizeof r->deployment, "%s", j->deployment);
     if (!srv_gate_enter(&q->s->gate)) {
         srv_err(&e, 503, "server_error", "server_overloaded",
                 NULL, "The server is overloaded: %d generations are running and %d waiting; retry later.",

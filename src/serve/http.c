@@ -105,6 +105,10 @@ static enum MHD_Result queue(struct MHD_Connection *c, conn *k, srv_reply *r) {
         if (!resp) return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
+    if (r->deployment[0]) {
+        MHD_add_response_header(resp, "x-takumi-deployment", r->deployment);
+        MHD_add_response_header(resp, "x-takumi-model-version", r->model);
+    }
     k->status = r->status;
     k->tokens_in += r->tokens_in;
     k->tokens_out += r->tokens_out;
@@ -180,7 +184,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
                                "The request body (%s bytes) is larger than the limit of %zu bytes.", cl, k->max_body);
         /* the key before the body: a caller without one gets nothing read or buffered */
-        if (k->needs_auth && srv_keys_required(&s->keys)) {
+        bool keyed = srv_keys_required(&s->keys);
+        k->admin = !keyed; /* a server without keys trusts every caller (it binds to 127.0.0.1 unless told otherwise) */
+        if (k->needs_auth && keyed) {
             const char *key = bearer(c);
             if (!key)
                 return queue_error(c, k, 401, "invalid_request_error", "missing_api_key",

@@ -12,7 +12,7 @@
 
 #define KEY_PREFIX "tk-"
 #define KEY_HEX 48
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 tk_status srv_random_bytes(uint8_t *p, size_t n) {
     while (n > 0) {
@@ -83,7 +83,16 @@ static tk_status db_open(const char *data_dir, sqlite3 **out) {
                          "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
                          " step INTEGER NOT NULL, created_at INTEGER NOT NULL, metrics TEXT NOT NULL, path TEXT NOT NULL);"
                          "CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints(job_id, seq);"
-                         "PRAGMA user_version=2;", NULL, NULL, &err) != SQLITE_OK) {
+                         /* version 3: deployments (deploy.c), the request log and feedback (reqlog.c) */
+                         "CREATE TABLE IF NOT EXISTS deployments(alias TEXT PRIMARY KEY, model TEXT NOT NULL, canary TEXT,"
+                         " canary_percent INTEGER NOT NULL DEFAULT 0, previous TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+                         "CREATE TABLE IF NOT EXISTS requests(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, owner TEXT NOT NULL,"
+                         " deployment TEXT, model TEXT NOT NULL, status INTEGER NOT NULL, latency REAL NOT NULL, tokens_in INTEGER NOT NULL,"
+                         " tokens_out INTEGER NOT NULL, request TEXT, response TEXT);"
+                         "CREATE INDEX IF NOT EXISTS requests_time ON requests(created_at);"
+                         "CREATE TABLE IF NOT EXISTS feedback(seq INTEGER PRIMARY KEY AUTOINCREMENT, response_id TEXT NOT NULL, owner TEXT NOT NULL,"
+                         " created_at INTEGER NOT NULL, rating REAL, correction TEXT, comment TEXT);"
+                         "PRAGMA user_version=3;", NULL, NULL, &err) != SQLITE_OK) {
         st = tk_fail(TK_ERR_IO, "%s: cannot create the schema: %s", path, err ? err : "?");
         sqlite3_free(err);
         goto fail;

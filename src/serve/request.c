@@ -226,7 +226,7 @@ static const char *const k_neutral_chat[] = {"frequency_penalty", "presence_pena
 static const char *const k_neutral_cmpl[] = {"frequency_penalty", "presence_penalty", "logprobs", "logit_bias", "echo",
                                              "best_of", "suffix", NULL};
 /* Accepted and without effect on the answer. */
-static const char *const k_ignored[] = {"user", "metadata", "service_tier", "parallel_tool_calls", NULL};
+static const char *const k_ignored[] = {"metadata", "service_tier", "parallel_tool_calls", NULL};
 
 static bool in_list(const char *const *l, const char *k) {
     for (; *l; l++)
@@ -292,6 +292,11 @@ static int parse_fields(const cJSON *root, bool chat, srv_gen_req *r, srv_error 
             }
         } else if (!strcmp(k, "lora")) {
             if (parse_lora(f, r, e)) return -1;
+        } else if (!strcmp(k, "user")) {
+            if (cJSON_IsNull(f)) continue;
+            if (!cJSON_IsString(f)) return BAD_TYPE(e, k, "a string", f);
+            if (strlen(f->valuestring) > 256) return BAD_VALUE(e, k, "Invalid 'user': longer than 256 characters.");
+            if (!(r->user = tk_strdup(f->valuestring))) return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
         } else if (in_list(chat ? k_neutral_chat : k_neutral_cmpl, k)) {
             if (!neutral(k, f))
                 return srv_err(e, 400, "invalid_request_error", "unsupported_parameter", k,
@@ -367,6 +372,7 @@ int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *
 
 void srv_gen_req_free(srv_gen_req *r) {
     free(r->model);
+    free(r->user);
     for (int i = 0; i < r->n_msgs; i++) free(r->msgs[i].content);
     free(r->msgs);
     for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i]);

@@ -79,6 +79,13 @@ static const struct {
     {"POST", "/v1/fine_tuning/jobs/*/cancel", true, SRV_ROUTE_JOBS, srv_handle_job_cancel},
     {"GET", "/v1/fine_tuning/jobs/*/events", true, SRV_ROUTE_JOBS, srv_handle_job_events},
     {"GET", "/v1/fine_tuning/jobs/*/checkpoints", true, SRV_ROUTE_JOBS, srv_handle_job_checkpoints},
+    {"POST", "/v1/deployments", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_create},
+    {"GET", "/v1/deployments", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_list},
+    {"GET", "/v1/deployments/*", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_get},
+    {"DELETE", "/v1/deployments/*", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_delete},
+    {"POST", "/v1/deployments/*/canary", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_canary},
+    {"POST", "/v1/deployments/*/promote", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_promote},
+    {"POST", "/v1/deployments/*/rollback", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_rollback},
 };
 
 /* Whether path matches pattern ("*" = one non-empty segment). */

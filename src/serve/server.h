@@ -11,7 +11,8 @@
  *   store.c     files and jobs in SQLite and their OpenAI JSON objects; store_events.c their events and checkpoints
  *   files.c     the /v1/files handlers (uploads checked with the data checker, stored atomically)
  *   jobs.c      the /v1/fine_tuning/jobs handlers
- *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API) */
+ *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API)
+ *   adminreq.c  deployment and feedback bodies (request.h);  deploy.c  deployments: aliases, canaries, promote, rollback */
 #ifndef TK_SERVE_SERVER_H
 #define TK_SERVE_SERVER_H
 #include "takumi/serve.h"
@@ -151,9 +152,16 @@ tk_status srv_checkpoint_add(srv_keys *k, const char *job, int64_t step, const c
 tk_status srv_checkpoints_prune(srv_keys *k, const char *job);
 tk_status srv_checkpoints_list_json(srv_keys *k, const char *job, const char *model, const char *after, int limit, tk_buf *out);
 
+/* ---- deploy.c: deployments (aliases over model versions) ---- */
+/* The canary bucket (0..9999) of user under alias: SHA-256(alias ":" user); a random one when user is NULL. Thread-safe. */
+int srv_deploy_bucket(const char *alias, const char *user);
+/* The version that answers a request for alias from user: the canary's when the user's bucket is below its share,
+ * else the deployment's model. 1 (version filled), 0 (no such alias), -1 (database error, message set). Thread-safe. */
+int srv_deploy_resolve(srv_keys *k, const char *alias, const char *user, char version[SRV_MAX_ID + 1]);
+
 /* ---- metrics ---- */
 enum { SRV_ROUTE_HEALTH, SRV_ROUTE_METRICS, SRV_ROUTE_MODELS, SRV_ROUTE_MODEL, SRV_ROUTE_CHAT, SRV_ROUTE_COMPLETIONS,
-       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
+       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_DEPLOY, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
 #define SRV_N_BUCKETS 14
 #define SRV_MAX_STATUS 16
 typedef struct srv_metrics {
@@ -232,6 +240,7 @@ typedef struct srv_reply {
     srv_stream *stream;          /* non-NULL: SSE; body unused */
     int64_t tokens_in, tokens_out; /* for the log and the metrics (a stream's come from the stream) */
     char model[SRV_MAX_ID + 1];
+    char deployment[SRV_MAX_ALIAS + 1]; /* the alias the request named ("": none): headers x-takumi-deployment, x-takumi-model-version */
 } srv_reply;
 /* Sets r to the JSON error e. */
 void srv_reply_error(srv_reply *r, const srv_error *e);
@@ -267,6 +276,15 @@ int srv_check_training_file(tk_server *s, const char *id, const char *param, con
 bool srv_path_segment(const char *path, int i, char *out, size_t n);
 /* Sets r to 200 with body built by st (out of memory -> 500). */
 void srv_reply_json(srv_reply *r, tk_status st);
+
+/* deploy.c: the /v1/deployments handlers (admin keys) */
+void srv_handle_deploy_create(srv_req *q, srv_reply *r);
+void srv_handle_deploy_list(srv_req *q, srv_reply *r);
+void srv_handle_deploy_get(srv_req *q, srv_reply *r);
+void srv_handle_deploy_delete(srv_req *q, srv_reply *r);
+void srv_handle_deploy_canary(srv_req *q, srv_reply *r);
+void srv_handle_deploy_promote(srv_req *q, srv_reply *r);
+void srv_handle_deploy_rollback(srv_req *q, srv_reply *r);
 
 /* complete.c */
 void srv_handle_chat(srv_req *q, srv_reply *r);

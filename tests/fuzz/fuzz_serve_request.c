@@ -2,7 +2,8 @@
  * a /v1/chat/completions body, a /v1/completions body (parsed; accepted requests must hold what
  * the server relies on, refusals an OpenAI error whose JSON parses back), a URL path routed
  * for GET and POST (every path gets a handler), a POST /v1/files multipart body (boundary XyZ; an
- * accepted file lies inside the body) or a POST /v1/fine_tuning/jobs body. Never a crash, never a leak. */
+ * accepted file lies inside the body), a POST /v1/fine_tuning/jobs body, a deployment body (5: create, 0x85:
+ * canary) or a POST /v1/feedback body (6). Never a crash, never a leak. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ static void check_error(const srv_error *e) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] % 5;
+    int mode = data[0] % 7;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     if (mode < 2) {
@@ -74,6 +75,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             check_error(&e);
             if (r.model || r.training_file || r.metadata) __builtin_trap();
+        }
+    } else if (mode == 5) {
+        srv_deploy_req r;
+        srv_error e;
+        srv_deploy_kind kind = data[0] & 0x80 ? SRV_DEPLOY_CANARY : SRV_DEPLOY_CREATE;
+        if (srv_parse_deploy_request(body, len, kind, &r, &e) == 0) {
+            if (!r.model || (kind == SRV_DEPLOY_CREATE && !r.alias[0]) || (kind == SRV_DEPLOY_CANARY && (r.percent < 0 || r.percent > 100))) __builtin_trap();
+            srv_deploy_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.model) __builtin_trap();
+        }
+    } else if (mode == 6) {
+        srv_feedback_req r;
+        srv_error e;
+        if (srv_parse_feedback_request(body, len, &r, &e) == 0) {
+            if (!r.response_id || (!r.rating_given && !r.correction) || !(r.rating >= -1 && r.rating <= 1)) __builtin_trap();
+            srv_feedback_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.response_id || r.correction || r.comment) __builtin_trap();
         }
     } else {
         char *path = malloc(len + 1);

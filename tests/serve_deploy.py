@@ -1,0 +1,102 @@
+"""The official openai SDK against takumi serve's deployments (run by tests/serve_deploy.sh).
+
+usage: serve_deploy.py PHASE BASE_URL ADMIN_KEY USER_KEY WORK_DIR
+  PHASE canary:   the alias "bot" points at v1 with v2 as a 20% canary (set by the .sh through `takumi deploy`): 200
+                  distinct users each get the version their SHA-256 bucket says (sticky: asked twice, the same), the
+                  share of v2 is within 12..28%, the header x-takumi-model-version equals the answer's "model", the
+                  alias's greedy text equals the version's own; then promote (every user on v2 at the next request)
+                  and rollback (every user on v1 again) through the SDK's generic post; a user key gets 403 there.
+  PHASE after:    after a restart: the deployment (v1, previous v2) is still there and answers.
+Prints one line per failed check and "serve_deploy PHASE: N checks passed, N failed"; exits 1 on any failure.
+"""
+import hashlib
+import sys
+
+try:
+    import openai
+except ImportError:
+    print("SKIP: the openai package is missing (bash scripts/deps-client.sh installs it)")
+    sys.exit(2)
+
+checks = failures = 0
+
+
+def check(ok, what):
+    global checks, failures
+    checks += 1
+    if not ok:
+        failures += 1
+        print("FAIL:", what)
+
+
+def bucket(alias, user):
+    """The server's canary bucket: the first 8 bytes of SHA-256(alias ":" user), big-endian, mod 10000."""
+    return int.from_bytes(hashlib.sha256(f"{alias}:{user}".encode()).digest()[:8], "big") % 10000
+
+
+def ask(client, model, user, max_tokens=1):
+    """(version from the header, the answer's model, its text)."""
+    raw = client.completions.with_raw_response.create(model=model, prompt="Once upon a time", temperature=0, max_tokens=max_tokens, user=user)
+    c = raw.parse()
+    return raw.headers.get("x-takumi-model-version"), c.model, c.choices[0].text, raw.headers.get("x-takumi-deployment")
+
+
+def admin_post(client, path):
+    return client.post(path, body={}, cast_to=object)
+
+
+def main():
+    phase, base, ak, uk = sys.argv[1:5]
+    admin = openai.OpenAI(base_url=base, api_key=ak, max_retries=0, timeout=60)
+    user = openai.OpenAI(base_url=base, api_key=uk, max_retries=0, timeout=60)
+    if phase == "canary":
+        users = [f"user-{i}" for i in range(200)]
+        got = {}
+        for u in users:
+            hv, model, _, dep = ask(user, "bot", u)
+            got[u] = model
+            check(hv == model and dep == "bot", f"{u}: header {hv} / {dep}, model {model}")
+        want = {u: ("v2" if bucket("bot", u) < 2000 else "v1") for u in users}
+        wrong = [u for u in users if got[u] != want[u]]
+        check(not wrong, f"{len(wrong)} users got another version than their bucket says, e.g. {wrong[:3]}")
+        share = sum(v == "v2" for v in got.values()) / len(users)
+        check(0.12 <= share <= 0.28, f"canary share {share:.3f} for 20% over 200 users: outside 12..28%")
+        print(f"canary share: {share:.3f} of 200 users on v2 (20% asked)")
+        again = [u for u in users[:40] if ask(user, "bot", u)[1] != got[u]]
+        check(not again, f"not sticky: {again[:3]}")
+        # the version really answers: the alias's greedy text equals the version's own
+        on_v2 = next(u for u in users if got[u] == "v2")
+        on_v1 = next(u for u in users if got[u] == "v1")
+        for u, v in ((on_v2, "v2"), (on_v1, "v1")):
+            via_alias = ask(user, "bot", u, 12)[2]
+            direct = user.completions.create(model=v, prompt="Once upon a time", temperature=0, max_tokens=12).choices[0].text
+            check(via_alias == direct, f"bot for {u} ({v}): {via_alias!r} != {v}'s {direct!r}")
+        # a user key may not manage deployments
+        try:
+            user.post("/deployments/bot/promote", body={}, cast_to=object)
+            check(False, "a user key promoted")
+        except openai.PermissionDeniedError as e:
+            check(e.status_code == 403, f"user key promote: {e}")
+        d = admin_post(admin, "/deployments/bot/promote")
+        check(d["model"] == "v2" and d["canary"] is None and d["previous"] == "v1", f"promote: {d}")
+        moved = [u for u in users[:30] if ask(user, "bot", u)[1] != "v2"]
+        check(not moved, f"after promote, users not on v2: {moved[:3]}")
+        d = admin_post(admin, "/deployments/bot/rollback")
+        check(d["model"] == "v1" and d["previous"] == "v2", f"rollback: {d}")
+        back = [u for u in users[:30] if ask(user, "bot", u)[1] != "v1"]
+        check(not back, f"after rollback, users not on v1: {back[:3]}")
+        try:
+            admin_post(admin, "/deployments/bot/promote")
+            check(False, "promote without a canary")
+        except openai.BadRequestError as e:
+            check(e.code == "invalid_state", f"promote without a canary: {e}")
+    elif phase == "after":
+        d = admin.get("/deployments/bot", cast_to=object)
+        check(d["model"] == "v1" and d["previous"] == "v2" and d["canary"] is None, f"after restart: {d}")
+        hv, model, _, _ = ask(user, "bot", "user-1")
+        check(hv == "v1" and model == "v1", f"after restart: {hv} {model}")
+    print(f"serve_deploy {phase}: {checks - failures} checks passed, {failures} failed")
+    sys.exit(1 if failures else 0)
+
+
+main()

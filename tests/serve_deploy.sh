@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# `takumi serve`'s deployments end to end on stories260K (../shared) with two LoRA versions trained here (v1, v2; ~3 s):
+#   takumi deploy (the CLI over HTTP, libcurl): create, canary 20%, get, list, refusals (user key 403, an alias that is a
+#   model id, an unknown model, a duplicate, a canary of the model itself);
+#   the openai SDK (tests/serve_deploy.py): 200 distinct users routed by their sticky bucket, the share of v2 within
+#   12..28%, x-takumi-model-version = the answer's model, the alias's text = the version's, promote and rollback
+#   taking effect at the next request; a SIGTERM restart keeps the deployment; curl for the headers and 404s.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+S=${TAKUMI_SHARED:-../shared}/models/stories260K
+G=$S/gguf/stories260K-f32.gguf
+need() {
+    if [ "${CI:-}" = true ]; then echo "FAIL: required in CI: $1"; exit 1; fi
+    echo "SKIP: $1"; exit 0
+}
+[ -f "$G" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
+command -v curl >/dev/null || need "curl"
+python3 -c "import openai" 2>/dev/null || need "the openai package (bash scripts/deps-client.sh)"
+export OMP_WAIT_POLICY=passive
+tmp=$(mktemp -d /tmp/takumi_deploy_XXXXXX)
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+checks=0 failures=0
+expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
+D=$tmp/data
+start() {
+    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "v1=$tmp/v1/adapter" --adapter "v2=$tmp/v2/adapter" --data-dir "$D" "${@:2}" 2>> "$tmp/server.log" &
+    PID=$!; PORT=
+    for _ in $(seq 1 300); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | sed -n "$1p")   # the Nth start's
+        [ -n "$PORT" ] && return 0
+        sleep 0.1
+    done
+    echo "FAIL: the server did not start: $(tail -3 "$tmp/server.log")"; exit 1
+}
+sdk() {
+    python3 tests/serve_deploy.py "$1" "http://127.0.0.1:$PORT/v1" "$AK" "$UK" "$tmp" > "$tmp/sdk_$1.txt" 2>&1
+    local rc=$?
+    expect '[ $rc = 0 ]' "openai SDK, $1: $(cat "$tmp/sdk_$1.txt")"
+    cat "$tmp/sdk_$1.txt"
+}
+
+# two versions: LoRAs on stories260K (as tests/serve_cli.sh), 2 and 3 epochs
+names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
+for i in $(seq 0 23); do
+    n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
+    printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
+done > "$tmp/d.jsonl"
+for v in 1 2; do
+    "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --samples 0 --threads 1 \
+        --seed $((4 + v)) --epochs $((1 + v)) --lr 5e-3 --out "$tmp/v$v" > "$tmp/train$v.out" 2>&1 || { echo "FAIL: train v$v: $(tail -2 "$tmp/train$v.out")"; exit 1; }
+done
+AK=$("$BIN" serve --create-key --admin --data-dir "$D") UK=$("$BIN" serve --create-key --data-dir "$D")
+start 1
+U=http://127.0.0.1:$PORT
+dep() { "$BIN" deploy "$@" --server "$U" > "$tmp/dep.out" 2> "$tmp/dep.err"; }
+jq() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+
+# the CLI: create, canary, refusals
+expect 'dep create bot --model v1 --key $AK && jq $tmp/dep.out "d[\"id\"] == \"bot\" and d[\"model\"] == \"v1\" and d[\"canary\"] is None"' 'deploy create: $(cat $tmp/dep.out $tmp/dep.err)'
+expect '! dep create bot2 --model v1 --key $UK && grep -q "HTTP 403" $tmp/dep.err' 'deploy create with a user key: $(cat $tmp/dep.err)'
+expect '! dep create bot --model v2 --key $AK && grep -q "HTTP 409" $tmp/dep.err' 'a duplicate alias: $(cat $tmp/dep.err)'
+expect '! dep create v2 --model v1 --key $AK && grep -q "HTTP 400.*is a model id" $tmp/dep.err' 'an alias that is a model id: $(cat $tmp/dep.err)'
+expect '! dep create bot3 --model nope --key $AK && grep -q "HTTP 404.*model_not_found" $tmp/dep.err' 'an unknown model: $(cat $tmp/dep.err)'
+expect '! dep canary bot --model v1 --percent 5 --key $AK && grep -q "HTTP 400.*own model" $tmp/dep.err' 'a canary of the model itself: $(cat $tmp/dep.err)'
+expect '! dep canary bot --model v2 --key $AK && grep -q "needs --percent" $tmp/dep.err' 'canary without --percent: $(cat $tmp/dep.err)'
+expect '! dep promote nobot --key $AK && grep -q "HTTP 404" $tmp/dep.err' 'promote of an unknown alias: $(cat $tmp/dep.err)'
+expect 'dep canary bot --model v2 --percent 20 --key $AK && jq $tmp/dep.out "d[\"canary\"] == {\"model\": \"v2\", \"percent\": 20}"' 'deploy canary: $(cat $tmp/dep.out $tmp/dep.err)'
+expect 'TAKUMI_API_KEY=$AK dep list && jq $tmp/dep.out "[x[\"id\"] for x in d[\"data\"]] == [\"bot\"]"' 'deploy list: $(cat $tmp/dep.out $tmp/dep.err)'
+# curl: the headers; a user key may call the alias; the alias is not a model of GET /v1/models
+expect 'curl -s -D $tmp/h.txt -o $tmp/c.json -H "Authorization: Bearer $UK" -d "{\"model\":\"bot\",\"prompt\":\"Hi\",\"max_tokens\":2,\"user\":\"u1\"}" $U/v1/completions && grep -qi "^x-takumi-deployment: bot" $tmp/h.txt && grep -qi "^x-takumi-model-version: v[12]" $tmp/h.txt' \
+    'curl headers: $(cat $tmp/h.txt $tmp/c.json)'
+expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $UK" $U/v1/deployments)" = 403 ]' 'a user key lists deployments'
+expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $AK" --path-as-is $U/v1/deployments/../takumi.db)" = 404 ]' 'a path trick'
+
+sdk canary
+kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
+expect '[ $rc = 0 ]' 'exit status after SIGTERM: $rc'
+start 2
+U=http://127.0.0.1:$PORT
+sdk after
+expect 'dep delete bot --key $AK && jq $tmp/dep.out "d[\"deleted\"]"' 'deploy delete: $(cat $tmp/dep.out $tmp/dep.err)'
+expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $UK" -d "{\"model\":\"bot\",\"prompt\":\"Hi\",\"max_tokens\":2}" $U/v1/completions)" = 404 ]' 'a deleted alias still answers'
+kill -TERM "$PID"; wait "$PID"; PID=
+[ "$failures" -eq 0 ] || { echo "server log (last 30 lines):"; grep -v '" 200 ' "$tmp/server.log" | tail -30; }
+echo "serve_deploy: $((checks - failures)) checks passed, $failures failed"
+[ "$failures" -eq 0 ]
