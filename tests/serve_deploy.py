@@ -6,10 +6,14 @@ usage: serve_deploy.py PHASE BASE_URL ADMIN_KEY USER_KEY WORK_DIR
                   share of v2 is within 12..28%, the header x-takumi-model-version equals the answer's "model", the
                   alias's greedy text equals the version's own; then promote (every user on v2 at the next request)
                   and rollback (every user on v1 again) through the SDK's generic post; a user key gets 403 there.
+  PHASE feedback: three answers of "bot" rated through POST /v1/feedback (a correction rated -1, a rating of 1 alone, a
+                  correction alone; another key's feedback on them is a 404); their ids go to WORK_DIR/state.json.
   PHASE after:    after a restart: the deployment (v1, previous v2) is still there and answers.
 Prints one line per failed check and "serve_deploy PHASE: N checks passed, N failed"; exits 1 on any failure.
 """
 import hashlib
+import json
+import os
 import sys
 
 try:
@@ -90,11 +94,38 @@ def main():
             check(False, "promote without a canary")
         except openai.BadRequestError as e:
             check(e.code == "invalid_state", f"promote without a canary: {e}")
+    elif phase == "feedback":
+        other = openai.OpenAI(base_url=base, api_key=os.environ["UK2"], max_retries=0, timeout=60)
+        ids, answers = [], []
+        for p in ("Lily had a", "Tom went to the", "Sue saw a big"):
+            c = user.completions.create(model="bot", prompt=p, temperature=0, max_tokens=8, user="fb-user")
+            ids.append(c.id)
+            answers.append(c.choices[0].text)
+        fb = [{"response_id": ids[0], "rating": -1, "correction": "Lily had a red ball."},
+              {"response_id": ids[1], "rating": 1},
+              {"response_id": ids[2], "correction": "Sue saw a big dog.", "comment": "wrong animal"}]
+        for body in fb:
+            f = user.post("/feedback", body=body, cast_to=object)
+            check(f["object"] == "feedback" and f["response_id"] == body["response_id"] and f["id"].startswith("fb-") and
+                  f["rating"] == body.get("rating") and f["correction"] == body.get("correction"), f"feedback {body}: {f}")
+        try:
+            other.post("/feedback", body={"response_id": ids[0], "rating": 1}, cast_to=object)
+            check(False, "another key's feedback on an answer it did not get")
+        except openai.NotFoundError as e:
+            check(e.code == "response_not_found", f"another key's feedback: {e}")
+        try:
+            user.post("/feedback", body={"response_id": ids[0], "rating": 3}, cast_to=object)
+            check(False, "rating 3 accepted")
+        except openai.BadRequestError as e:
+            check(e.param == "rating", f"rating 3: {e}")
+        json.dump({"ids": ids, "answers": answers}, open(os.path.join(sys.argv[5], "state.json"), "w"))
     elif phase == "after":
         d = admin.get("/deployments/bot", cast_to=object)
         check(d["model"] == "v1" and d["previous"] == "v2" and d["canary"] is None, f"after restart: {d}")
         hv, model, _, _ = ask(user, "bot", "user-1")
         check(hv == "v1" and model == "v1", f"after restart: {hv} {model}")
+        c = user.completions.create(model="bot", prompt="Not logged", temperature=0, max_tokens=4)
+        json.dump({"unlogged": c.id}, open(os.path.join(sys.argv[5], "state2.json"), "w"))
     print(f"serve_deploy {phase}: {checks - failures} checks passed, {failures} failed")
     sys.exit(1 if failures else 0)
 

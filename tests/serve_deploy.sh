@@ -4,7 +4,10 @@
 #   model id, an unknown model, a duplicate, a canary of the model itself);
 #   the openai SDK (tests/serve_deploy.py): 200 distinct users routed by their sticky bucket, the share of v2 within
 #   12..28%, x-takumi-model-version = the answer's model, the alias's text = the version's, promote and rollback
-#   taking effect at the next request; a SIGTERM restart keeps the deployment; curl for the headers and 404s.
+#   taking effect at the next request; a SIGTERM restart keeps the deployment; curl for the headers and 404s;
+#   the request log and feedback: three answers rated through the SDK, GET /v1/feedback/export as sft (3 chat records,
+#   the corrections as the answers) and preference (2 records, correction over the original), both accepted by
+#   `takumi data check`; a restart with --log-contents off --log-days 1 logs no contents and drops a 2-day-old row.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -53,6 +56,7 @@ for v in 1 2; do
         --seed $((4 + v)) --epochs $((1 + v)) --lr 5e-3 --out "$tmp/v$v" > "$tmp/train$v.out" 2>&1 || { echo "FAIL: train v$v: $(tail -2 "$tmp/train$v.out")"; exit 1; }
 done
 AK=$("$BIN" serve --create-key --admin --data-dir "$D") UK=$("$BIN" serve --create-key --data-dir "$D")
+export UK2; UK2=$("$BIN" serve --create-key --data-dir "$D")
 start 1
 U=http://127.0.0.1:$PORT
 dep() { "$BIN" deploy "$@" --server "$U" > "$tmp/dep.out" 2> "$tmp/dep.err"; }
@@ -76,11 +80,43 @@ expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $UK"
 expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $AK" --path-as-is $U/v1/deployments/../takumi.db)" = 404 ]' 'a path trick'
 
 sdk canary
+sdk feedback
+# the exports: ready for the next job by the data checker
+ex() { curl -s -o "$tmp/$1.jsonl" -w %{http_code} -H "Authorization: Bearer $2" "$U/v1/feedback/export?format=$1"; }
+expect '[ "$(ex sft $AK)" = 200 ] && [ $(wc -l < $tmp/sft.jsonl) = 3 ]' 'sft export: $(cat $tmp/sft.jsonl)'
+expect '[ "$(ex preference $AK)" = 200 ] && [ $(wc -l < $tmp/preference.jsonl) = 2 ]' 'preference export: $(cat $tmp/preference.jsonl)'
+expect 'python3 - $tmp <<"PY"
+import json, sys
+t = sys.argv[1]
+st = json.load(open(t + "/state.json"))
+sft = [json.loads(l) for l in open(t + "/sft.jsonl")]
+pref = [json.loads(l) for l in open(t + "/preference.jsonl")]
+ok = [r["messages"][0] == {"role": "user", "content": p} for r, p in zip(sft, ("Lily had a", "Tom went to the", "Sue saw a big"))]
+ok += [sft[0]["messages"][-1]["content"] == "Lily had a red ball.", sft[1]["messages"][-1]["content"] == st["answers"][1],
+       sft[2]["messages"][-1]["content"] == "Sue saw a big dog."]
+ok += [pref[0]["preferred_output"][0]["content"] == "Lily had a red ball.", pref[0]["non_preferred_output"][0]["content"] == st["answers"][0],
+       pref[1]["input"]["messages"][0]["content"] == "Sue saw a big"]
+sys.exit(0 if all(ok) else 1)
+PY' 'export contents: $(cat $tmp/sft.jsonl $tmp/preference.jsonl)'
+expect '"$BIN" data check $tmp/sft.jsonl --approx-tokens --threads 1 > $tmp/chk1.txt 2>&1' 'data check refuses the sft export: $(tail -5 $tmp/chk1.txt)'
+expect '"$BIN" data check $tmp/preference.jsonl --format preference --approx-tokens --threads 1 > $tmp/chk2.txt 2>&1' 'data check refuses the preference export: $(tail -5 $tmp/chk2.txt)'
+expect '[ "$(ex sft $UK)" = 403 ] && [ "$(ex csv $AK)" = 400 ]' 'export with a user key / a bad format'
 kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
 expect '[ $rc = 0 ]' 'exit status after SIGTERM: $rc'
-start 2
+# a row two days old, dropped by --log-days 1 at the next logged request
+python3 -c "import sqlite3,sys,time; db=sqlite3.connect(sys.argv[1]); db.execute(\"insert into requests values('cmpl-old',?,'key2',NULL,'v1',200,0.1,1,1,NULL,NULL)\", (int(time.time()) - 2*86400,)); db.commit()" "$D/takumi.db"
+start 2 --log-contents off --log-days 1
 U=http://127.0.0.1:$PORT
 sdk after
+expect 'python3 -c "
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1]); u = json.load(open(sys.argv[2]))[\"unlogged\"]
+row = db.execute(\"select request, response, model, deployment, tokens_out, owner from requests where id = ?\", (u,)).fetchone()
+old = db.execute(\"select count(*) from requests where id = \x27cmpl-old\x27\").fetchone()[0]
+n = db.execute(\"select count(*) from requests where request is not null\").fetchone()[0]
+sys.exit(0 if row and row[0] is None and row[1] is None and row[2] == \"v1\" and row[3] == \"bot\" and row[4] == 4 and row[5].startswith(\"key\") and old == 0 and n > 200 else 1)
+" $D/takumi.db $tmp/state2.json' 'the request log after --log-contents off --log-days 1'
+
 expect 'dep delete bot --key $AK && jq $tmp/dep.out "d[\"deleted\"]"' 'deploy delete: $(cat $tmp/dep.out $tmp/dep.err)'
 expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $UK" -d "{\"model\":\"bot\",\"prompt\":\"Hi\",\"max_tokens\":2}" $U/v1/completions)" = 404 ]' 'a deleted alias still answers'
 kill -TERM "$PID"; wait "$PID"; PID=

@@ -36,8 +36,10 @@ typedef struct job {
     tk_buf *cur;               /* not streaming: the text of the choice being generated */
     int pieces;
     int choice;                /* the choice being streamed */
-    bool failed;
+    bool failed, gone;         /* gone: the client left before the end */
     srv_error err;
+    double t0;                 /* the request's start (the log's latency) */
+    char owner[SRV_OWNER_LEN]; /* the caller's key (the log) */
 } job;
 
 static atomic_uint_fast64_t g_counter;
@@ -108,6 +110,7 @@ static bool send_chunk(job *j, const char *text, size_t len, const char *finish,
 
 static bool on_stream_text(void *ud, const char *text, size_t len) {
     job *j = ud;
+    if (tk_buf_append(&j->texts[j->choice], text, len)) return false; /* kept for the request log */
     return send_chunk(j, text, len, NULL, false);
 }
 
@@ -181,7 +184,17 @@ static void generate_all(job *j) {
             if (streaming && !send_chunk(j, NULL, 0, j->finish[k], false)) gone = true;
         }
     }
+    j->gone = gone && !j->failed;
     srv_session_put(&s->reg, j->mi, sess);
+}
+
+/* The request log's row of a generation that ran. */
+static void log_request(job *j) {
+    srv_reqlog_row row = {.id = j->id, .owner = j->owner, .deployment = j->deployment, .model = j->model_id,
+                          .status = j->failed ? j->err.status : j->gone ? 499 : 200, .latency = tk_time_s() - j->t0,
+                          .tokens_in = j->tokens_in, .tokens_out = j->tokens_out,
+                          .text = j->texts[0].data ? j->texts[0].data : "", .text_len = j->texts[0].len};
+    srv_reqlog_add(j->s, &row, &j->req);
 }
 
 static void stream_body(srv_stream *st, void *ud) {
@@ -203,6 +216,7 @@ static void stream_body(srv_stream *st, void *ud) {
     }
     srv_stream_write(j->st, "data: [DONE]\n\n", 14);
     srv_stream_set_tokens(j->st, j->tokens_in, j->tokens_out);
+    log_request(j);
 }
 
 static void stream_done(void *ud) {
@@ -329,6 +343,8 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
     job *j = tk_calloc(1, sizeof *j);
     if (!j) { srv_err(&e, 500, "server_error", NULL, NULL, "out of memory"); srv_reply_error(r, &e); return; }
     j->s = q->s;
+    j->t0 = tk_time_s();
+    snprintf(j->owner, sizeof j->owner, "%s", q->owner);
     if (srv_parse_gen_request(q->body, q->body_len, chat, &j->req, &e) || prepare(q, j, &e)) {
         if (j->req.model) snprintf(r->model, sizeof r->model, "%s", j->req.model);
         srv_reply_error(r, &e);
@@ -363,6 +379,8 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
     j->conn = q->c;
     generate_all(j);
     srv_gate_leave(&q->s->gate);
+    if (!j->gone && srv_client_gone(q->c)) j->gone = true;
+    log_request(j);
     r->tokens_in = j->tokens_in;
     r->tokens_out = j->tokens_out;
     if (j->failed) srv_reply_error(r, &j->err);

@@ -44,11 +44,11 @@ tk_serve_params tk_serve_default_params(void) {
     p.max_body = 1 << 20;
     p.max_upload = (size_t)64 << 20;
     p.timeout_s = 30;
+    p.log_days = 30;
     return p;
 }
 
-static void log_line(tk_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_line(tk_server *s, const char *fmt, ...) {
+void srv_log(tk_server *s, const char *fmt, ...) {
     if (!s->p.log) return;
     char line[1024];
     va_list ap;
@@ -66,7 +66,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n') msg[--n] = 0;
-    log_line(s, "libmicrohttpd: %s", msg);
+    srv_log(s, "libmicrohttpd: %s", msg);
 }
 
 void srv_reply_error(srv_reply *r, const srv_error *e) {
@@ -235,7 +235,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                     : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (server shutdown)"
                     : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client closed)" : " (connection error)";
     srv_metrics_add(&s->metrics, k->route, status, dt, k->tokens_in, k->tokens_out);
-    log_line(s, "%s \"%s %.200s\" %d %.3fs in=%lld out=%lld%s%s%s", k->client, k->method, k->path ? k->path : "?", status, dt,
+    srv_log(s, "%s \"%s %.200s\" %d %.3fs in=%lld out=%lld%s%s%s", k->client, k->method, k->path ? k->path : "?", status, dt,
              (long long)k->tokens_in, (long long)k->tokens_out, k->model[0] ? " model=" : "", k->model, how);
     tk_buf_free(&k->body);
     free(k->path);
@@ -249,6 +249,7 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     *out = NULL;
     if (!p) return tk_fail(TK_ERR_ARG, "serve: no parameters");
     if (p->port < 0 || p->port > 65535) return tk_fail(TK_ERR_ARG, "--port %d: must be 0..65535", p->port);
+    if (p->log_days < 0) return tk_fail(TK_ERR_ARG, "--log-days %d: must be >= 0", p->log_days);
     if (p->max_concurrent < 1 || p->max_queue < 0 || p->max_connections < 1 || p->max_body < 1 || p->max_upload < 1 || p->timeout_s < 1)
         return tk_fail(TK_ERR_ARG, "serve: need max-concurrent >= 1, max-queue >= 0, max-connections >= 1, max-body >= 1, max-upload >= 1, timeout >= 1");
     if (!p->data_dir || !*p->data_dir) return tk_fail(TK_ERR_ARG, "serve: no --data-dir");

@@ -86,6 +86,8 @@ static const struct {
     {"POST", "/v1/deployments/*/canary", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_canary},
     {"POST", "/v1/deployments/*/promote", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_promote},
     {"POST", "/v1/deployments/*/rollback", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_rollback},
+    {"POST", "/v1/feedback", true, SRV_ROUTE_FEEDBACK, srv_handle_feedback},
+    {"GET", "/v1/feedback/export", true, SRV_ROUTE_FEEDBACK, srv_handle_feedback_export},
 };
 
 /* Whether path matches pattern ("*" = one non-empty segment). */

@@ -12,7 +12,8 @@
  *   files.c     the /v1/files handlers (uploads checked with the data checker, stored atomically)
  *   jobs.c      the /v1/fine_tuning/jobs handlers
  *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API)
- *   adminreq.c  deployment and feedback bodies (request.h);  deploy.c  deployments: aliases, canaries, promote, rollback */
+ *   adminreq.c  deployment and feedback bodies (request.h);  deploy.c  deployments: aliases, canaries, promote, rollback
+ *   reqlog.c    the request log, POST /v1/feedback and its export as the next job's SFT or preference file */
 #ifndef TK_SERVE_SERVER_H
 #define TK_SERVE_SERVER_H
 #include "takumi/serve.h"
@@ -159,9 +160,22 @@ int srv_deploy_bucket(const char *alias, const char *user);
  * else the deployment's model. 1 (version filled), 0 (no such alias), -1 (database error, message set). Thread-safe. */
 int srv_deploy_resolve(srv_keys *k, const char *alias, const char *user, char version[SRV_MAX_ID + 1]);
 
+/* ---- reqlog.c: the request log and feedback ---- */
+typedef struct srv_reqlog_row {
+    const char *id, *owner, *deployment, *model; /* deployment "": none */
+    int status;
+    double latency;              /* seconds from the request's parse to its last token */
+    int64_t tokens_in, tokens_out;
+    const char *text;            /* the first choice's answer (NULL: none) */
+    size_t text_len;
+} srv_reqlog_row;
+/* Logs one answered request (its contents from g unless --log-contents off) and drops rows older than --log-days;
+ * a database error goes to the server's log line, never to the client. Thread-safe. */
+void srv_reqlog_add(tk_server *s, const srv_reqlog_row *row, const srv_gen_req *g);
+
 /* ---- metrics ---- */
 enum { SRV_ROUTE_HEALTH, SRV_ROUTE_METRICS, SRV_ROUTE_MODELS, SRV_ROUTE_MODEL, SRV_ROUTE_CHAT, SRV_ROUTE_COMPLETIONS,
-       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_DEPLOY, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
+       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_DEPLOY, SRV_ROUTE_FEEDBACK, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
 #define SRV_N_BUCKETS 14
 #define SRV_MAX_STATUS 16
 typedef struct srv_metrics {
@@ -218,6 +232,9 @@ struct tk_server {
     int in_flight;
     bool stopped;
 };
+
+/* One line to the server's log (params.log), one call at a time. Thread-safe. */
+void srv_log(tk_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A request as the handlers see it. */
 typedef struct srv_req {
@@ -285,6 +302,10 @@ void srv_handle_deploy_delete(srv_req *q, srv_reply *r);
 void srv_handle_deploy_canary(srv_req *q, srv_reply *r);
 void srv_handle_deploy_promote(srv_req *q, srv_reply *r);
 void srv_handle_deploy_rollback(srv_req *q, srv_reply *r);
+
+/* reqlog.c: POST /v1/feedback (the caller's logged answers), GET /v1/feedback/export?format=sft|preference (admin) */
+void srv_handle_feedback(srv_req *q, srv_reply *r);
+void srv_handle_feedback_export(srv_req *q, srv_reply *r);
 
 /* complete.c */
 void srv_handle_chat(srv_req *q, srv_reply *r);
