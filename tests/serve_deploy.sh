@@ -7,7 +7,10 @@
 #   taking effect at the next request; a SIGTERM restart keeps the deployment; curl for the headers and 404s;
 #   the request log and feedback: three answers rated through the SDK, GET /v1/feedback/export as sft (3 chat records,
 #   the corrections as the answers) and preference (2 records, correction over the original), both accepted by
-#   `takumi data check`; a restart with --log-contents off --log-days 1 logs no contents and drops a 2-day-old row.
+#   `takumi data check`; a restart with --log-contents off --log-days 1 logs no contents and drops a 2-day-old row;
+#   the adapter routes of other servers through curl: vLLM's load_lora_adapter / unload_lora_adapter (the loaded
+#   adapter answers as its twin --adapter does; unloaded: 404) and llama-server's POST /lora-adapters global scales
+#   (a base request then answers as the adapter; "lora": [] or scales reset: as the base).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -116,6 +119,32 @@ old = db.execute(\"select count(*) from requests where id = \x27cmpl-old\x27\").
 n = db.execute(\"select count(*) from requests where request is not null\").fetchone()[0]
 sys.exit(0 if row and row[0] is None and row[1] is None and row[2] == \"v1\" and row[3] == \"bot\" and row[4] == 4 and row[5].startswith(\"key\") and old == 0 and n > 200 else 1)
 " $D/takumi.db $tmp/state2.json' 'the request log after --log-contents off --log-days 1'
+
+# ---- vLLM's and llama-server's adapter routes (curl, as their users script them)
+post() { curl -s -o "$3" -w %{http_code} -H "Authorization: Bearer ${4:-$AK}" -H "Content-Type: application/json" -d "$2" "$U$1"; }
+text() { curl -s -H "Authorization: Bearer $AK" -d "{\"model\":\"$1\",\"prompt\":\"Lily had a\",\"temperature\":0,\"max_tokens\":12${2:-}}" $U/v1/completions |
+         python3 -c "import json,sys; print(json.load(sys.stdin)[\"choices\"][0][\"text\"])"; }
+base_t=$(text stories) v1_t=$(text v1) v2_t=$(text v2)
+expect '[ "$base_t" != "$v2_t" ] && [ "$v1_t" != "$v2_t" ]' 'the versions answer alike: base $base_t, v1 $v1_t, v2 $v2_t'
+expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v3\",\"lora_path\":\"$tmp/v2/adapter\"}" $tmp/l1.txt)" = 200 ] && grep -q "^Success: LoRA adapter .v3. added successfully.$" $tmp/l1.txt' 'load_lora_adapter: $(cat $tmp/l1.txt)'
+expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v3\",\"lora_path\":\"$tmp/v2/adapter\"}" $tmp/l2.txt)" = 400 ]' 'loading v3 twice: $(cat $tmp/l2.txt)'
+expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v4\",\"lora_path\":\"$tmp/nope\"}" $tmp/l3.txt)" = 400 ] && grep -q lora_path $tmp/l3.txt' 'a missing lora_path: $(cat $tmp/l3.txt)'
+expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v5\",\"lora_path\":\"$tmp/v2/adapter\"}" $tmp/l4.txt $UK)" = 403 ]' 'a user key loads an adapter: $(cat $tmp/l4.txt)'
+expect '[ "$(text v3)" = "$v2_t" ]' 'the loaded v3 (v2 files) answers $(text v3), v2 $v2_t'
+expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [(a[\"id\"], a[\"name\"], a[\"scale\"]) for a in d] == [(0,\"v1\",0),(1,\"v2\",0),(2,\"v3\",0)] else 1)"' \
+    '/lora-adapters: $(curl -s -H "Authorization: Bearer $AK" $U/lora-adapters)'
+expect '[ "$(post /lora-adapters "[{\"id\":1,\"scale\":1.0}]" $tmp/s1.json)" = 200 ] && grep -q "{\"success\":true}" $tmp/s1.json' 'POST /lora-adapters: $(cat $tmp/s1.json)'
+expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [a[\"scale\"] for a in d] == [0,1,0] else 1)"' 'scales after POST /lora-adapters'
+expect '[ "$(text stories)" = "$v2_t" ]' 'a base request under the global scale of v2 answers $(text stories), v2 $v2_t'
+expect '[ "$(text stories ",\"lora\":[]")" = "$base_t" ]' 'a request with lora [] under global scales: not the base'
+expect '[ "$(text stories ",\"lora\":[{\"id\":0,\"scale\":1}]")" = "$v1_t" ]' 'per-request lora [{id 0}] is not v1'
+expect '[ "$(post /lora-adapters "[{\"id\":9,\"scale\":1}]" $tmp/s2.json)" = 400 ] && [ "$(post /lora-adapters "{\"id\":0}" $tmp/s3.json)" = 400 ] && [ "$(post /lora-adapters "[]" $tmp/s4.json $UK)" = 403 ]' \
+    'bad POST /lora-adapters: $(cat $tmp/s2.json $tmp/s3.json $tmp/s4.json)'
+expect '[ "$(post /lora-adapters "[]" $tmp/s5.json)" = 200 ] && [ "$(text stories)" = "$base_t" ]' 'scales reset: the base request is not the base'
+expect '[ "$(post /v1/unload_lora_adapter "{\"lora_name\":\"v3\"}" $tmp/u1.txt)" = 200 ] && grep -q "^Success: LoRA adapter .v3. removed successfully.$" $tmp/u1.txt' 'unload_lora_adapter: $(cat $tmp/u1.txt)'
+expect '[ "$(post /v1/completions "{\"model\":\"v3\",\"prompt\":\"Hi\",\"max_tokens\":2}" $tmp/u2.json)" = 404 ] && [ "$(post /v1/unload_lora_adapter "{\"lora_name\":\"v3\"}" $tmp/u3.txt)" = 404 ]' 'v3 after unload: $(cat $tmp/u2.json $tmp/u3.txt)'
+expect '! curl -s -H "Authorization: Bearer $AK" $U/v1/models | grep -q "\"v3\"" && ! curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | grep -q "\"v3\""' 'v3 still listed after unload'
+expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v3\",\"lora_path\":\"$tmp/v1/adapter\"}" $tmp/l5.txt)" = 200 ] && [ "$(text v3)" = "$v1_t" ]' 'v3 loaded again (v1 files): $(cat $tmp/l5.txt)'
 
 expect 'dep delete bot --key $AK && jq $tmp/dep.out "d[\"deleted\"]"' 'deploy delete: $(cat $tmp/dep.out $tmp/dep.err)'
 expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $UK" -d "{\"model\":\"bot\",\"prompt\":\"Hi\",\"max_tokens\":2}" $U/v1/completions)" = 404 ]' 'a deleted alias still answers'

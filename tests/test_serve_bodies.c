@@ -193,6 +193,43 @@ static void test_admin_bodies(void) {
     feedback_refused("{\"response_id\":\"x\",\"rating\":1", NULL, NULL);
 }
 
+static void test_lora_bodies(void) {
+    srv_lora set[SRV_MAX_LORA_SET];
+    int n = -1;
+    srv_error e;
+    const char *b = "[{\"id\":1,\"scale\":0.5},{\"id\":0}]";
+    CHECK(srv_parse_lora_scales(b, strlen(b), set, &n, &e) == 0 && n == 2 && set[0].id == 1 && set[0].scale == 0.5f && set[1].id == 0 &&
+          set[1].scale == 1.0f, "scales: %s", e.message);
+    CHECK(srv_parse_lora_scales("[]", 2, set, &n, &e) == 0 && n == 0, "an empty list: %s", e.message);
+    static const char *const bad[] = {"{\"id\":0}", "[{\"scale\":1}]", "[{\"id\":-1}]", "[{\"id\":0,\"scale\":1000}]", "[1]",
+                                      "[], \"x\": 1", "[{\"id\":0,\"w\":1}]", "[{\"id\":0}", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(srv_parse_lora_scales(bad[i], strlen(bad[i]), set, &n, &e) == -1 && e.status == 400 && n == 0, "accepted: %s", bad[i]);
+    }
+    srv_lora_load_req l;
+    b = "{\"lora_name\":\"sql-lora\",\"lora_path\":\"/data/adapters/sql\",\"load_inplace\":false}";
+    CHECK(srv_parse_lora_load(b, strlen(b), true, &l, &e) == 0 && !strcmp(l.name, "sql-lora") && !strcmp(l.path, "/data/adapters/sql"), "load: %s", e.message);
+    srv_lora_load_req_free(&l);
+    b = "{\"lora_name\":\"sql-lora\",\"lora_int_id\":3}";
+    CHECK(srv_parse_lora_load(b, strlen(b), false, &l, &e) == 0 && !strcmp(l.name, "sql-lora") && !l.path, "unload: %s", e.message);
+    srv_lora_load_req_free(&l);
+    static const struct { const char *body; bool load; const char *param, *code; } refusals[] = {
+        {"{\"lora_path\":\"/x\"}", true, "lora_name", "missing_required_parameter"},
+        {"{\"lora_name\":\"a\"}", true, "lora_path", "missing_required_parameter"},
+        {"{\"lora_name\":\"a\",\"lora_path\":\"\"}", true, "lora_path", "invalid_value"},
+        {"{\"lora_name\":\"a b\",\"lora_path\":\"/x\"}", true, "lora_name", "invalid_value"},
+        {"{\"lora_name\":\"a\",\"lora_path\":\"/x\",\"load_inplace\":true}", true, "load_inplace", "unsupported_value"},
+        {"{\"lora_name\":\"a\",\"lora_path\":\"/x\"}", false, "lora_path", "unknown_parameter"},
+        {"{\"lora_name\":5}", false, "lora_name", "invalid_type"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        int rc = srv_parse_lora_load(refusals[i].body, strlen(refusals[i].body), refusals[i].load, &l, &e);
+        refused(rc, &e, refusals[i].body, refusals[i].param, refusals[i].code);
+        if (!rc) srv_lora_load_req_free(&l);
+        else CHECK(!l.name && !l.path, "%s: not empty after an error", refusals[i].body);
+    }
+}
+
 static void test_routes(void) {
     static const struct { const char *method, *path; srv_handler want; } cases[] = {
         {"POST", "/v1/files", srv_handle_file_upload},
@@ -213,6 +250,11 @@ static void test_routes(void) {
         {"POST", "/v1/deployments/bot/canary", srv_handle_deploy_canary},
         {"POST", "/v1/deployments/bot/promote", srv_handle_deploy_promote},
         {"POST", "/v1/deployments/bot/rollback", srv_handle_deploy_rollback},
+        {"POST", "/v1/feedback", srv_handle_feedback},
+        {"GET", "/v1/feedback/export", srv_handle_feedback_export},
+        {"POST", "/lora-adapters", srv_handle_lora_set},
+        {"POST", "/v1/load_lora_adapter", srv_handle_lora_load},
+        {"POST", "/v1/unload_lora_adapter", srv_handle_lora_unload},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int route;
@@ -236,6 +278,7 @@ int main(void) {
     test_upload();
     test_job_body();
     test_admin_bodies();
+    test_lora_bodies();
     test_routes();
     return tk_test_done("test_serve_bodies");
 }

@@ -1,5 +1,6 @@
 /* The bodies of the platform's own endpoints -> structs, with OpenAI-shaped errors naming the field:
- * deployments (POST /v1/deployments, POST /v1/deployments/{alias}/canary) and feedback (POST /v1/feedback).
+ * deployments (POST /v1/deployments, POST /v1/deployments/{alias}/canary), feedback (POST /v1/feedback),
+ * and the adapter routes of other servers (vLLM's load/unload_lora_adapter, llama-server's POST /lora-adapters).
  * Pure: the fuzz target (tests/fuzz/fuzz_serve_request.c) drives them directly. */
 #include "serve/request.h"
 #include "core/core.h"
@@ -100,5 +101,57 @@ int srv_parse_feedback_request(const char *body, size_t len, srv_feedback_req *r
         rc = srv_err(e, 400, "invalid_request_error", "missing_required_parameter", "rating", "Give a 'rating' (-1..1), a 'correction', or both.");
     cJSON_Delete(root);
     if (rc) srv_feedback_req_free(r);
+    return rc;
+}
+
+int srv_parse_lora_scales(const char *body, size_t len, srv_lora *out, int *n, srv_error *e) {
+    *n = 0;
+    /* the body is a list: wrapped as {"lora": BODY} it goes through the object parser's checks (NUL, trailing text) */
+    tk_buf b = {0};
+    if (tk_buf_append(&b, "{\"lora\":", 8) || tk_buf_append(&b, body, len) || tk_buf_append(&b, "}", 1)) {
+        tk_buf_free(&b);
+        return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
+    cJSON *root = NULL;
+    int rc = srv_parse_json_object(b.data, b.len, &root, e);
+    tk_buf_free(&b);
+    if (rc) return -1;
+    if (cJSON_GetArraySize(root) != 1) rc = srv_err(e, 400, "invalid_request_error", NULL, NULL, "The body must be one JSON list of {\"id\", \"scale\"}.");
+    else rc = srv_parse_lora_list(root->child, "lora", out, SRV_MAX_LORA_SET, n, e);
+    cJSON_Delete(root);
+    if (rc) *n = 0;
+    return rc;
+}
+
+void srv_lora_load_req_free(srv_lora_load_req *r) {
+    free(r->name);
+    free(r->path);
+    memset(r, 0, sizeof *r);
+}
+
+int srv_parse_lora_load(const char *body, size_t len, bool load, srv_lora_load_req *r, srv_error *e) {
+    memset(r, 0, sizeof *r);
+    cJSON *root = NULL;
+    if (srv_parse_json_object(body, len, &root, e)) return -1;
+    int rc = 0;
+    for (const cJSON *f = root->child; f && !rc; f = f->next) {
+        const char *k = f->string;
+        if ((rc = duplicate(root, f, e))) break;
+        if (!strcmp(k, "lora_name")) rc = srv_json_id(f, k, 191, true, &r->name, e);
+        else if (load && !strcmp(k, "lora_path")) {
+            if ((rc = get_text(f, k, 4096, &r->path, e))) break;
+            if (!r->path[0]) rc = srv_err(e, 400, "invalid_request_error", "invalid_value", k, "Invalid 'lora_path': empty.");
+        } else if (load && !strcmp(k, "load_inplace")) {
+            if (!cJSON_IsBool(f) && !cJSON_IsNull(f)) rc = bad_type(e, k, "a boolean", f);
+            else if (cJSON_IsTrue(f))
+                rc = srv_err(e, 400, "invalid_request_error", "unsupported_value", k, "'load_inplace': true is not served (unload, then load).");
+        } else if (!load && !strcmp(k, "lora_int_id")) {
+            if (!cJSON_IsNumber(f) && !cJSON_IsNull(f)) rc = bad_type(e, k, "an integer", f);
+        } else rc = unknown(e, k);
+    }
+    if (!rc && !r->name) rc = missing(e, "lora_name");
+    if (!rc && load && !r->path) rc = missing(e, "lora_path");
+    cJSON_Delete(root);
+    if (rc) srv_lora_load_req_free(r);
     return rc;
 }

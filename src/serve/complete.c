@@ -245,11 +245,20 @@ static int prepare(srv_req *q, job *j, srv_error *e) {
     srv_model *m = &s->reg.models[j->mi];
     j->model_id = ai >= 0 ? s->reg.adapters[ai].id : m->id;
     if (ai >= 0) j->ads[j->n_ads++] = (tk_adapter_use){tk_adapter_handle_peft(s->reg.adapters[ai].h), 1.0f};
+    if (ai < 0 && !j->req.lora_given) { /* llama-server's global scales (POST /lora-adapters) on a request for the base */
+        int n = s->reg.n_adapters;
+        for (int i = 0; i < n && j->n_ads < TK_MAX_ADAPTERS; i++) {
+            float sc = s->reg.adapters[i].scale;
+            if (sc != 0 && s->reg.adapters[i].model == j->mi && !s->reg.adapters[i].unloaded)
+                j->ads[j->n_ads++] = (tk_adapter_use){tk_adapter_handle_peft(s->reg.adapters[i].h), sc};
+        }
+    }
     for (int i = 0; i < j->req.n_lora; i++) {
         char p[32];
         snprintf(p, sizeof p, "lora[%d].id", i);
         int id = j->req.lora[i].id;
-        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi || !srv_adapter_visible(&s->reg, id, q->owner, q->admin))
+        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi || s->reg.adapters[id].unloaded ||
+            !srv_adapter_visible(&s->reg, id, q->owner, q->admin))
             return srv_err(e, 400, "invalid_request_error", "invalid_value", p,
                            "Invalid '%s': %d is not an adapter of model '%.60s' (GET /lora-adapters lists them).", p, id, m->id);
         if (j->n_ads >= TK_MAX_ADAPTERS)

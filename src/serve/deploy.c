@@ -87,14 +87,14 @@ static int deploy_exec(srv_keys *k, sqlite3_stmt *q) {
     return n;
 }
 
-/* Admin keys only: false with r set (403) otherwise. */
-static bool need_admin(srv_req *q, srv_reply *r) {
+bool srv_need_admin(srv_req *q, srv_reply *r, const char *what) {
     if (q->admin) return true;
     srv_error e;
-    srv_err(&e, 403, "invalid_request_error", "insufficient_permissions", NULL, "Deployments are managed with an admin key (takumi serve --create-key --admin).");
+    srv_err(&e, 403, "invalid_request_error", "insufficient_permissions", NULL, "%s needs an admin key (takumi serve --create-key --admin).", what);
     srv_reply_error(r, &e);
     return false;
 }
+static bool need_admin(srv_req *q, srv_reply *r) { return srv_need_admin(q, r, "Managing deployments"); }
 
 /* The model id must be served (any owner's: the admin publishes it); false with r set (404). */
 static bool known_model(srv_req *q, srv_reply *r, const char *id) {

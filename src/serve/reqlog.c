@@ -129,12 +129,7 @@ static cJSON *export_line(const char *req, const char *answer, bool rated, doubl
 }
 
 void srv_handle_feedback_export(srv_req *q, srv_reply *r) {
-    if (!q->admin) {
-        srv_error e;
-        srv_err(&e, 403, "invalid_request_error", "insufficient_permissions", NULL, "The feedback export needs an admin key.");
-        srv_reply_error(r, &e);
-        return;
-    }
+    if (!srv_need_admin(q, r, "The feedback export")) return;
     const char *fmt = MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "format");
     bool sft = fmt && !strcmp(fmt, "sft");
     if (!sft && !(fmt && !strcmp(fmt, "preference"))) {

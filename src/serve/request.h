@@ -45,6 +45,7 @@ typedef struct srv_gen_req {
     bool stream, include_usage;
     srv_lora lora[SRV_MAX_LORA]; /* llama-server's per-request "lora": [{"id","scale"}] */
     int n_lora;
+    bool lora_given;        /* "lora" was given (even []): the adapters' global scales do not apply */
     char *user;             /* OpenAI's "user" (NULL: none): a deployment's canary choice is sticky per user */
 } srv_gen_req;
 
@@ -98,6 +99,24 @@ int srv_parse_json_object(const char *body, size_t len, cJSON **root, srv_error 
 /* A string field holding an id: 1..maxlen characters of A-Z a-z 0-9 . _ - (and ':' when colon); *out a copy
  * (caller frees). 0, or -1 with e (400 naming name). Reentrant. */
 int srv_json_id(const cJSON *v, const char *name, size_t maxlen, bool colon, char **out, srv_error *e);
+
+/* A list of llama-server's {"id", "scale"} (scale default 1, in [-100, 100]) named name in errors, at most max, into
+ * out[0..*n). 0, or -1 with e. Reentrant. */
+int srv_parse_lora_list(const cJSON *v, const char *name, srv_lora *out, int max, int *n, srv_error *e);
+
+/* ---- the adapter routes of other servers (adminreq.c) ---- */
+#define SRV_MAX_LORA_SET 64
+/* llama-server's POST /lora-adapters body: a JSON list [{"id", "scale"}] (at most SRV_MAX_LORA_SET). 0 and out[0..*n),
+ * or -1 with e. Reentrant. */
+int srv_parse_lora_scales(const char *body, size_t len, srv_lora *out, int *n, srv_error *e);
+typedef struct srv_lora_load_req {
+    char *name;             /* lora_name: the model id requests will use */
+    char *path;             /* lora_path (load only): a PEFT folder or GGUF adapter on the server's disk */
+} srv_lora_load_req;
+/* vLLM's POST /v1/load_lora_adapter ({"lora_name", "lora_path", "load_inplace"?}; load true) or /v1/unload_lora_adapter
+ * ({"lora_name", "lora_int_id"?}) body. 0 and *r (free with srv_lora_load_req_free), or -1 with e and *r empty. Reentrant. */
+int srv_parse_lora_load(const char *body, size_t len, bool load, srv_lora_load_req *r, srv_error *e);
+void srv_lora_load_req_free(srv_lora_load_req *r);
 
 /* ---- deployments (adminreq.c): POST /v1/deployments, .../{alias}/canary ---- */
 #define SRV_MAX_ALIAS 64

@@ -47,6 +47,10 @@ typedef struct srv_adapter {
     tk_adapter_handle *h;
     char *owner;                 /* a fine-tuned model: the key that trained it (others get 404); NULL: every key */
     int64_t created;
+    _Atomic float scale;         /* llama-server's global scale (POST /lora-adapters): applied to requests for its base that
+                                  * name no adapter and give no "lora" list; 0 = none */
+    _Atomic bool unloaded;       /* vLLM's unload_lora_adapter: no longer found or listed (the slot and its weights stay
+                                  * until the server stops: requests running may still use them) */
 } srv_adapter;
 #define SRV_MAX_ADAPTERS 1024   /* --adapter ones and fine-tuned models */
 typedef struct srv_registry {
@@ -63,6 +67,8 @@ void srv_registry_close(srv_registry *r);
 /* Attaches the adapter folder path to model mi as model id (owner NULL: every key sees it); TK_ERR_ARG when the id
  * is taken or the registry is full. Thread-safe (requests running meanwhile are unaffected). */
 tk_status srv_registry_add(srv_registry *r, int mi, const char *id, const char *path, const char *owner, int64_t created);
+/* Marks the adapter id unloaded (not found or listed from now on); false when no such adapter. Thread-safe. */
+bool srv_registry_unload(srv_registry *r, const char *id);
 /* Whether the caller (its owner, admin) may use adapter ai (-1: a base model: yes). Thread-safe. */
 bool srv_adapter_visible(const srv_registry *r, int ai, const char *owner, bool admin);
 /* Resolves a model id: *model its base, *adapter the adapter index or -1. False if unknown. Thread-safe. */
@@ -302,6 +308,13 @@ void srv_handle_deploy_delete(srv_req *q, srv_reply *r);
 void srv_handle_deploy_canary(srv_req *q, srv_reply *r);
 void srv_handle_deploy_promote(srv_req *q, srv_reply *r);
 void srv_handle_deploy_rollback(srv_req *q, srv_reply *r);
+
+/* lora_routes.c: vLLM's POST /v1/load_lora_adapter, /v1/unload_lora_adapter; llama-server's POST /lora-adapters (admin keys) */
+void srv_handle_lora_load(srv_req *q, srv_reply *r);
+void srv_handle_lora_unload(srv_req *q, srv_reply *r);
+void srv_handle_lora_set(srv_req *q, srv_reply *r);
+/* Admin keys only: false with r set (403: "what needs an admin key") otherwise. */
+bool srv_need_admin(srv_req *q, srv_reply *r, const char *what);
 
 /* reqlog.c: POST /v1/feedback (the caller's logged answers), GET /v1/feedback/export?format=sft|preference (admin) */
 void srv_handle_feedback(srv_req *q, srv_reply *r);
