@@ -8,6 +8,9 @@ usage: serve_deploy.py PHASE BASE_URL ADMIN_KEY USER_KEY WORK_DIR
                   and rollback (every user on v1 again) through the SDK's generic post; a user key gets 403 there.
   PHASE feedback: three answers of "bot" rated through POST /v1/feedback (a correction rated -1, a rating of 1 alone, a
                   correction alone; another key's feedback on them is a 404); their ids go to WORK_DIR/state.json.
+  PHASE pause:    a job on WORK_DIR/big.jsonl paused while it runs through the SDK's jobs.pause (status paused, no step
+                  for 0.6 s, a checkpoint event), then jobs.resume: it continues from its checkpoint to succeeded and its
+                  model answers; pausing a succeeded job or resuming a running one is a 400.
   PHASE after:    after a restart: the deployment (v1, previous v2) is still there and answers.
 Prints one line per failed check and "serve_deploy PHASE: N checks passed, N failed"; exits 1 on any failure.
 """
@@ -15,6 +18,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 
 try:
     import openai
@@ -119,6 +123,46 @@ def main():
         except openai.BadRequestError as e:
             check(e.param == "rating", f"rating 3: {e}")
         json.dump({"ids": ids, "answers": answers}, open(os.path.join(sys.argv[5], "state.json"), "w"))
+    elif phase == "pause":
+        f = user.files.create(file=open(os.path.join(sys.argv[5], "big.jsonl"), "rb"), purpose="fine-tune")
+        job = user.fine_tuning.jobs.create(model="stories", training_file=f.id, seed=3, suffix="paused", method={
+            "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 1, "batch_size": 4}}})
+        steps = lambda: len([e for e in user.fine_tuning.jobs.list_events(job.id, limit=1000) if e.type == "metrics"])
+        t0 = time.time()
+        while time.time() - t0 < 30 and steps() < 3:
+            time.sleep(0.02)
+        try:
+            user.fine_tuning.jobs.resume(job.id)
+            check(False, "a running job resumed")
+        except openai.BadRequestError as e:
+            check(e.code == "invalid_state", f"resume of a running job: {e}")
+        p = user.fine_tuning.jobs.pause(job.id)
+        check(p.status == "paused", f"pause: {p.status}")
+        time.sleep(0.4)
+        n1 = steps()
+        time.sleep(0.6)
+        n2 = steps()
+        check(n1 == n2 and 3 <= n1 < 100, f"the paused job still steps: {n1} -> {n2} of 100")
+        check(user.fine_tuning.jobs.retrieve(job.id).status == "paused", "not paused after 1 s")
+        msgs = [e.message for e in user.fine_tuning.jobs.list_events(job.id, limit=1000)]
+        check(any(m.startswith("Fine-tuning job paused at step") for m in msgs), f"no paused-at-a-checkpoint event: {msgs[:5]}")
+        r = user.fine_tuning.jobs.resume(job.id)
+        check(r.status in ("queued", "running"), f"resume: {r.status}")
+        t0 = time.time()
+        while time.time() - t0 < 60 and user.fine_tuning.jobs.retrieve(job.id).status in ("queued", "running"):
+            time.sleep(0.05)
+        j = user.fine_tuning.jobs.retrieve(job.id)
+        check(j.status == "succeeded" and j.fine_tuned_model, f"the resumed job: {j.status} {j.error}")
+        msgs = [e.message for e in user.fine_tuning.jobs.list_events(job.id, limit=1000)]
+        check(any(m.startswith("resumed from ") and "step-" in m for m in msgs), "the trainer did not resume from a checkpoint")
+        check(steps() >= 100, f"the resumed job's steps: {steps()} (100 asked)")
+        if j.fine_tuned_model:
+            check(len(user.completions.create(model=j.fine_tuned_model, prompt="Lily", max_tokens=4, temperature=0).choices[0].text) > 0, "the model does not answer")
+        try:
+            user.fine_tuning.jobs.pause(job.id)
+            check(False, "a succeeded job paused")
+        except openai.BadRequestError as e:
+            check(e.code == "invalid_state", f"pause of a succeeded job: {e}")
     elif phase == "after":
         d = admin.get("/deployments/bot", cast_to=object)
         check(d["model"] == "v1" and d["previous"] == "v2" and d["canary"] is None, f"after restart: {d}")

@@ -8,6 +8,7 @@
 #   the request log and feedback: three answers rated through the SDK, GET /v1/feedback/export as sft (3 chat records,
 #   the corrections as the answers) and preference (2 records, correction over the original), both accepted by
 #   `takumi data check`; a restart with --log-contents off --log-days 1 logs no contents and drops a 2-day-old row;
+#   job pause/resume through the SDK (a 100-step job on stories260K paused mid-run, then resumed from its checkpoint);
 #   the adapter routes of other servers through curl: vLLM's load_lora_adapter / unload_lora_adapter (the loaded
 #   adapter answers as its twin --adapter does; unloaded: 404) and llama-server's POST /lora-adapters global scales
 #   (a base request then answers as the adapter; "lora": [] or scales reset: as the base).
@@ -54,6 +55,10 @@ for i in $(seq 0 23); do
     n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
     printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
 done > "$tmp/d.jsonl"
+for i in $(seq 0 399); do
+    printf '{"messages":[{"role":"user","content":"Tell me about %s, number %d."},{"role":"assistant","content":"%s had a %s and it was %d."}]}\n' \
+        "${names[$((i % 8))]}" "$i" "${names[$(((i + 3) % 8))]}" "${things[$((i % 8))]}" "$i"
+done > "$tmp/big.jsonl"
 for v in 1 2; do
     "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --samples 0 --threads 1 \
         --seed $((4 + v)) --epochs $((1 + v)) --lr 5e-3 --out "$tmp/v$v" > "$tmp/train$v.out" 2>&1 || { echo "FAIL: train v$v: $(tail -2 "$tmp/train$v.out")"; exit 1; }
@@ -84,6 +89,7 @@ expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $AK"
 
 sdk canary
 sdk feedback
+sdk pause
 # the exports: ready for the next job by the data checker
 ex() { curl -s -o "$tmp/$1.jsonl" -w %{http_code} -H "Authorization: Bearer $2" "$U/v1/feedback/export?format=$1"; }
 expect '[ "$(ex sft $AK)" = 200 ] && [ $(wc -l < $tmp/sft.jsonl) = 3 ]' 'sft export: $(cat $tmp/sft.jsonl)'
@@ -131,10 +137,10 @@ expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v3\",\"lora_path\":\"$
 expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v4\",\"lora_path\":\"$tmp/nope\"}" $tmp/l3.txt)" = 400 ] && grep -q lora_path $tmp/l3.txt' 'a missing lora_path: $(cat $tmp/l3.txt)'
 expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v5\",\"lora_path\":\"$tmp/v2/adapter\"}" $tmp/l4.txt $UK)" = 403 ]' 'a user key loads an adapter: $(cat $tmp/l4.txt)'
 expect '[ "$(text v3)" = "$v2_t" ]' 'the loaded v3 (v2 files) answers $(text v3), v2 $v2_t'
-expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [(a[\"id\"], a[\"name\"], a[\"scale\"]) for a in d] == [(0,\"v1\",0),(1,\"v2\",0),(2,\"v3\",0)] else 1)"' \
+expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [(a[\"id\"], a[\"name\"], a[\"scale\"]) for a in d if a[\"name\"] in (\"v1\",\"v2\",\"v3\")] == [(0,\"v1\",0),(1,\"v2\",0),(3,\"v3\",0)] else 1)"' \
     '/lora-adapters: $(curl -s -H "Authorization: Bearer $AK" $U/lora-adapters)'
 expect '[ "$(post /lora-adapters "[{\"id\":1,\"scale\":1.0}]" $tmp/s1.json)" = 200 ] && grep -q "{\"success\":true}" $tmp/s1.json' 'POST /lora-adapters: $(cat $tmp/s1.json)'
-expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [a[\"scale\"] for a in d] == [0,1,0] else 1)"' 'scales after POST /lora-adapters'
+expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [a[\"scale\"] for a in d] == [0,1,0,0] else 1)"' 'scales after POST /lora-adapters'
 expect '[ "$(text stories)" = "$v2_t" ]' 'a base request under the global scale of v2 answers $(text stories), v2 $v2_t'
 expect '[ "$(text stories ",\"lora\":[]")" = "$base_t" ]' 'a request with lora [] under global scales: not the base'
 expect '[ "$(text stories ",\"lora\":[{\"id\":0,\"scale\":1}]")" = "$v1_t" ]' 'per-request lora [{id 0}] is not v1'

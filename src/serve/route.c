@@ -23,7 +23,7 @@ static void h_metrics(srv_req *q, srv_reply *r) {
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     tk_status st = srv_metrics_text(&q->s->metrics, &q->s->gate, &r->body);
     /* the job queue: jobs by status (queue length = queued) */
-    static const char *const k_states[] = {"validating_files", "queued", "running", "succeeded", "failed", "cancelled"};
+    static const char *const k_states[] = {"validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"};
     if (!st) st = tk_buf_printf(&r->body, "# HELP takumi_fine_tuning_jobs Fine-tuning jobs by status.\n# TYPE takumi_fine_tuning_jobs gauge\n");
     for (size_t i = 0; i < sizeof k_states / sizeof k_states[0] && !st; i++)
         st = tk_buf_printf(&r->body, "takumi_fine_tuning_jobs{status=\"%s\"} %lld\n", k_states[i], (long long)srv_jobs_count(&q->s->keys, k_states[i]));
@@ -80,6 +80,8 @@ static const struct {
     {"GET", "/v1/fine_tuning/jobs", true, SRV_ROUTE_JOBS, srv_handle_job_list},
     {"GET", "/v1/fine_tuning/jobs/*", true, SRV_ROUTE_JOBS, srv_handle_job_get},
     {"POST", "/v1/fine_tuning/jobs/*/cancel", true, SRV_ROUTE_JOBS, srv_handle_job_cancel},
+    {"POST", "/v1/fine_tuning/jobs/*/pause", true, SRV_ROUTE_JOBS, srv_handle_job_pause},
+    {"POST", "/v1/fine_tuning/jobs/*/resume", true, SRV_ROUTE_JOBS, srv_handle_job_resume},
     {"GET", "/v1/fine_tuning/jobs/*/events", true, SRV_ROUTE_JOBS, srv_handle_job_events},
     {"GET", "/v1/fine_tuning/jobs/*/checkpoints", true, SRV_ROUTE_JOBS, srv_handle_job_checkpoints},
     {"POST", "/v1/deployments", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_create},

@@ -211,6 +211,7 @@ typedef struct srv_runner {
     tk_job *job;                 /* the running training job (NULL: none) */
     char job_id[40];             /* its id */
     bool cancel;                 /* the running job was cancelled by a request */
+    bool pause;                  /* the running job was paused by a request (POST .../pause) */
 } srv_runner;
 /* Starts the runner thread (jobs left running by a killed server are resumed first). */
 tk_status srv_runner_start(tk_server *s);
@@ -218,6 +219,9 @@ tk_status srv_runner_start(tk_server *s);
 void srv_runner_wake(tk_server *s);
 /* Cancels job id if it is the running one (it stops after its current step); true if it was. Thread-safe. */
 bool srv_runner_cancel(tk_server *s, const char *id);
+/* Pauses job id at a checkpoint if it is the running one (or keeps it from starting); true if it was. The caller
+ * holds runner.mu and sets the status "paused". */
+bool srv_runner_pause(tk_server *s, const char *id);
 /* Pauses the running job at a checkpoint (it resumes at the next start) and ends the runner thread. */
 void srv_runner_stop(tk_server *s);
 /* Registers the fine-tuned models of succeeded jobs whose base is loaded (at start). */
@@ -287,6 +291,8 @@ void srv_handle_job_create(srv_req *q, srv_reply *r);
 void srv_handle_job_list(srv_req *q, srv_reply *r);
 void srv_handle_job_get(srv_req *q, srv_reply *r);
 void srv_handle_job_cancel(srv_req *q, srv_reply *r);
+void srv_handle_job_pause(srv_req *q, srv_reply *r);
+void srv_handle_job_resume(srv_req *q, srv_reply *r);
 void srv_handle_job_events(srv_req *q, srv_reply *r);
 void srv_handle_job_checkpoints(srv_req *q, srv_reply *r);
 /* The list query ?after=ID&limit=N (1..max, default dflt); false with r set (400) on a bad limit. */
