@@ -11,6 +11,10 @@ usage: serve_deploy.py PHASE BASE_URL ADMIN_KEY USER_KEY WORK_DIR
   PHASE pause:    a job on WORK_DIR/big.jsonl paused while it runs through the SDK's jobs.pause (status paused, no step
                   for 0.6 s, a checkpoint event), then jobs.resume: it continues from its checkpoint to succeeded and its
                   model answers; pausing a succeeded job or resuming a running one is a 400.
+  PHASE limits:   keys made with --rpm 3 (env RK) and --token-budget 30 (env BK): the 4th request in a second is a
+                  RateLimitError (rate_limit_exceeded, Retry-After), the budget key is refused (insufficient_quota)
+                  once its tokens reach 30 and not before; GET /v1/keys and /v1/usage count the same tokens; an admin
+                  lifting the budget (POST /v1/keys/{id}/limits) lets the key through again.
   PHASE after:    after a restart: the deployment (v1, previous v2) is still there and answers.
 Prints one line per failed check and "serve_deploy PHASE: N checks passed, N failed"; exits 1 on any failure.
 """
@@ -163,6 +167,44 @@ def main():
             check(False, "a succeeded job paused")
         except openai.BadRequestError as e:
             check(e.code == "invalid_state", f"pause of a succeeded job: {e}")
+    elif phase == "limits":
+        rk = openai.OpenAI(base_url=base, api_key=os.environ["RK"], max_retries=0, timeout=60)
+        bk = openai.OpenAI(base_url=base, api_key=os.environ["BK"], max_retries=0, timeout=60)
+        for i in range(3):
+            rk.completions.create(model="stories", prompt="Lily", max_tokens=1)
+        try:
+            rk.completions.create(model="stories", prompt="Lily", max_tokens=1)
+            check(False, "a 4th request within the minute of an rpm-3 key")
+        except openai.RateLimitError as e:
+            check(e.status_code == 429 and e.code == "rate_limit_exceeded" and int(e.response.headers.get("retry-after", "0")) > 0,
+                  f"rate limit: {e} {dict(e.response.headers)}")
+        used, n = 0, 0
+        while n < 10:
+            try:
+                c = bk.completions.create(model="stories", prompt="Lily had a", max_tokens=8, temperature=0)
+            except openai.RateLimitError as e:
+                check(e.code == "insufficient_quota" and used >= 30, f"budget refusal at {used} tokens: {e}")
+                break
+            check(used < 30, f"a request served with {used} tokens used of 30")
+            used += c.usage.total_tokens
+            n += 1
+        check(n >= 2 and used >= 30, f"budget: {n} requests, {used} tokens")
+        keys = admin.get("/keys", cast_to=object)["data"]
+        kb = [k for k in keys if k["token_budget"] == 30]
+        check(len(kb) == 1 and kb[0]["tokens_used"] == used, f"GET /v1/keys: {keys}")
+        usage = admin.get("/usage", cast_to=object)["data"]
+        ub = [u for u in usage if kb and u["key"] == kb[0]["id"]]
+        check(len(ub) == 1 and ub[0]["model"] == "stories" and ub[0]["requests"] == n and ub[0]["total_tokens"] == used, f"GET /v1/usage: {usage}")
+        check(any(u["trained_tokens"] > 0 for u in usage), f"GET /v1/usage: no trained tokens of the paused job: {usage}")
+        try:
+            user.get("/usage", cast_to=object)
+            check(False, "a user key reads the usage")
+        except openai.PermissionDeniedError:
+            check(True, "")
+        if kb:
+            k = admin.post(f"/keys/{kb[0]['id']}/limits", body={"token_budget": 0}, cast_to=object)
+            check(k["token_budget"] == 0 and k["id"] == kb[0]["id"], f"limits: {k}")
+            check(len(bk.completions.create(model="stories", prompt="Lily", max_tokens=2).choices) == 1, "the budget key after the budget was lifted")
     elif phase == "after":
         d = admin.get("/deployments/bot", cast_to=object)
         check(d["model"] == "v1" and d["previous"] == "v2" and d["canary"] is None, f"after restart: {d}")

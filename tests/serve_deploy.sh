@@ -9,6 +9,8 @@
 #   the corrections as the answers) and preference (2 records, correction over the original), both accepted by
 #   `takumi data check`; a restart with --log-contents off --log-days 1 logs no contents and drops a 2-day-old row;
 #   job pause/resume through the SDK (a 100-step job on stories260K paused mid-run, then resumed from its checkpoint);
+#   per-key limits (keys made with --rpm 3 and --token-budget 30): 429 rate_limit_exceeded / insufficient_quota through
+#   the SDK, GET /v1/keys and /v1/usage counting the same tokens, POST /v1/keys/{id}/limits lifting a budget;
 #   the adapter routes of other servers through curl: vLLM's load_lora_adapter / unload_lora_adapter (the loaded
 #   adapter answers as its twin --adapter does; unloaded: 404) and llama-server's POST /lora-adapters global scales
 #   (a base request then answers as the adapter; "lora": [] or scales reset: as the base).
@@ -32,6 +34,7 @@ trap cleanup EXIT
 checks=0 failures=0
 expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
 D=$tmp/data
+: > "$tmp/server.log"
 start() {
     "$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "v1=$tmp/v1/adapter" --adapter "v2=$tmp/v2/adapter" --data-dir "$D" "${@:2}" 2>> "$tmp/server.log" &
     PID=$!; PORT=
@@ -64,7 +67,8 @@ for v in 1 2; do
         --seed $((4 + v)) --epochs $((1 + v)) --lr 5e-3 --out "$tmp/v$v" > "$tmp/train$v.out" 2>&1 || { echo "FAIL: train v$v: $(tail -2 "$tmp/train$v.out")"; exit 1; }
 done
 AK=$("$BIN" serve --create-key --admin --data-dir "$D") UK=$("$BIN" serve --create-key --data-dir "$D")
-export UK2; UK2=$("$BIN" serve --create-key --data-dir "$D")
+export UK2 RK BK; UK2=$("$BIN" serve --create-key --data-dir "$D")
+RK=$("$BIN" serve --create-key --rpm 3 --data-dir "$D") BK=$("$BIN" serve --create-key --token-budget 30 --data-dir "$D")
 start 1
 U=http://127.0.0.1:$PORT
 dep() { "$BIN" deploy "$@" --server "$U" > "$tmp/dep.out" 2> "$tmp/dep.err"; }
@@ -90,6 +94,11 @@ expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $AK"
 sdk canary
 sdk feedback
 sdk pause
+sdk limits
+expect '[ "$(curl -s -o $tmp/k1.json -w %{http_code} -H "Authorization: Bearer $AK" -d "{\"rpm\":-1}" $U/v1/keys/key1/limits)" = 400 ] && [ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $AK" -d "{\"rpm\":1}" $U/v1/keys/key99/limits)" = 404 ]' \
+    'bad limits: $(cat $tmp/k1.json)'
+expect '! "$BIN" serve --rpm 5 --data-dir $D 2> $tmp/rpm.err && grep -q "go with --create-key" $tmp/rpm.err' '--rpm without --create-key: $(cat $tmp/rpm.err)'
+
 # the exports: ready for the next job by the data checker
 ex() { curl -s -o "$tmp/$1.jsonl" -w %{http_code} -H "Authorization: Bearer $2" "$U/v1/feedback/export?format=$1"; }
 expect '[ "$(ex sft $AK)" = 200 ] && [ $(wc -l < $tmp/sft.jsonl) = 3 ]' 'sft export: $(cat $tmp/sft.jsonl)'

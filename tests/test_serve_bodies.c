@@ -1,6 +1,7 @@
 /* The request bodies of the files and fine-tuning jobs APIs (pure parsers of src/serve/upload.c and
- * jobreq.c): multipart/form-data uploads and POST /v1/fine_tuning/jobs bodies, accepted with their
- * values and refused with OpenAI-shaped errors naming the field; and the router's id patterns. */
+ * jobreq.c): multipart/form-data uploads and POST /v1/fine_tuning/jobs bodies, and of the platform's own
+ * endpoints (adminreq.c: deployments, feedback, key limits, vLLM's and llama-server's adapter routes),
+ * accepted with their values and refused with OpenAI-shaped errors naming the field; and the router's id patterns. */
 #include "test.h"
 #include "serve/server.h"
 
@@ -230,6 +231,27 @@ static void test_lora_bodies(void) {
     }
 }
 
+static void test_limits_body(void) {
+    srv_limits_req l;
+    srv_error e;
+    const char *b = "{\"rpm\":60,\"token_budget\":0}";
+    CHECK(srv_parse_limits_request(b, strlen(b), &l, &e) == 0 && l.rpm == 60 && l.token_budget == 0, "limits: %s", e.message);
+    b = "{\"token_budget\":1000}";
+    CHECK(srv_parse_limits_request(b, strlen(b), &l, &e) == 0 && l.rpm == -1 && l.token_budget == 1000, "budget only: %s", e.message);
+    static const struct { const char *body, *param, *code; } refusals[] = {
+        {"{}", "rpm", "missing_required_parameter"},
+        {"{\"rpm\":-1}", "rpm", "invalid_value"},
+        {"{\"rpm\":1.5}", "rpm", "invalid_type"},
+        {"{\"token_budget\":\"10\"}", "token_budget", "invalid_type"},
+        {"{\"tpm\":10}", "tpm", "unknown_parameter"},
+        {"{\"rpm\":1e300}", "rpm", "invalid_value"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        int rc = srv_parse_limits_request(refusals[i].body, strlen(refusals[i].body), &l, &e);
+        refused(rc, &e, refusals[i].body, refusals[i].param, refusals[i].code);
+    }
+}
+
 static void test_routes(void) {
     static const struct { const char *method, *path; srv_handler want; } cases[] = {
         {"POST", "/v1/files", srv_handle_file_upload},
@@ -255,6 +277,11 @@ static void test_routes(void) {
         {"POST", "/lora-adapters", srv_handle_lora_set},
         {"POST", "/v1/load_lora_adapter", srv_handle_lora_load},
         {"POST", "/v1/unload_lora_adapter", srv_handle_lora_unload},
+        {"POST", "/v1/fine_tuning/jobs/ftjob-1/pause", srv_handle_job_pause},
+        {"POST", "/v1/fine_tuning/jobs/ftjob-1/resume", srv_handle_job_resume},
+        {"GET", "/v1/usage", srv_handle_usage},
+        {"GET", "/v1/keys", srv_handle_keys},
+        {"POST", "/v1/keys/key3/limits", srv_handle_key_limits},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int route;
@@ -279,6 +306,7 @@ int main(void) {
     test_job_body();
     test_admin_bodies();
     test_lora_bodies();
+    test_limits_body();
     test_routes();
     return tk_test_done("test_serve_bodies");
 }

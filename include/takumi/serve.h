@@ -67,6 +67,9 @@ void tk_server_free(tk_server *s);
  * (created when missing) and returns it in *key (caller frees; shown once, never stored in the
  * clear). admin marks an admin key. Thread-safe (SQLite serialises writers). */
 tk_status tk_serve_create_key(const char *data_dir, bool admin, char **key);
+/* As tk_serve_create_key, with the key's limits: rpm chat/completion requests per minute and token_budget tokens
+ * (prompt + completion, over the key's life) at most; 0 = no limit. Beyond either the server answers 429. Thread-safe. */
+tk_status tk_serve_create_key_limits(const char *data_dir, bool admin, int64_t rpm, int64_t token_budget, char **key);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* The bodies of the platform's own endpoints -> structs, with OpenAI-shaped errors naming the field:
  * deployments (POST /v1/deployments, POST /v1/deployments/{alias}/canary), feedback (POST /v1/feedback),
- * and the adapter routes of other servers (vLLM's load/unload_lora_adapter, llama-server's POST /lora-adapters).
+ * key limits (POST /v1/keys/{id}/limits) and the adapter routes of other servers (vLLM's load/unload_lora_adapter,
+ * llama-server's POST /lora-adapters).
  * Pure: the fuzz target (tests/fuzz/fuzz_serve_request.c) drives them directly. */
 #include "serve/request.h"
 #include "core/core.h"
@@ -153,5 +154,26 @@ int srv_parse_lora_load(const char *body, size_t len, bool load, srv_lora_load_r
     if (!rc && load && !r->path) rc = missing(e, "lora_path");
     cJSON_Delete(root);
     if (rc) srv_lora_load_req_free(r);
+    return rc;
+}
+
+int srv_parse_limits_request(const char *body, size_t len, srv_limits_req *r, srv_error *e) {
+    r->rpm = r->token_budget = -1;
+    cJSON *root = NULL;
+    if (srv_parse_json_object(body, len, &root, e)) return -1;
+    int rc = 0;
+    for (const cJSON *f = root->child; f && !rc; f = f->next) {
+        const char *k = f->string;
+        if ((rc = duplicate(root, f, e))) break;
+        int64_t *dst = !strcmp(k, "rpm") ? &r->rpm : !strcmp(k, "token_budget") ? &r->token_budget : NULL;
+        if (!dst) rc = unknown(e, k);
+        else if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble)) rc = bad_type(e, k, "an integer", f);
+        else if (!(f->valuedouble >= 0 && f->valuedouble <= 1e15))
+            rc = srv_err(e, 400, "invalid_request_error", "invalid_value", k, "Invalid '%s': %g is not within [0, 1e15] (0: no limit).", k, f->valuedouble);
+        else *dst = (int64_t)f->valuedouble;
+    }
+    if (!rc && r->rpm < 0 && r->token_budget < 0) rc = missing(e, "rpm");
+    cJSON_Delete(root);
+    if (rc) r->rpm = r->token_budget = -1;
     return rc;
 }

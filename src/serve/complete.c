@@ -195,6 +195,7 @@ static void log_request(job *j) {
                           .tokens_in = j->tokens_in, .tokens_out = j->tokens_out,
                           .text = j->texts[0].data ? j->texts[0].data : "", .text_len = j->texts[0].len};
     srv_reqlog_add(j->s, &row, &j->req);
+    srv_usage_add(j->s, j->owner, j->model_id, j->tokens_in, j->tokens_out);
 }
 
 static void stream_body(srv_stream *st, void *ud) {
@@ -362,6 +363,11 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
     }
     snprintf(r->model, sizeof r->model, "%s", j->model_id);
     snprintf(r->deployment, sizeof r->deployment, "%s", j->deployment);
+    if (srv_limits_check(q->s, q->owner, &r->retry_after, &e)) {
+        srv_reply_error(r, &e);
+        job_free(j);
+        return;
+    }
     if (!srv_gate_enter(&q->s->gate)) {
         srv_err(&e, 503, "server_error", "server_overloaded",
                 NULL, "The server is overloaded: %d generations are running and %d waiting; retry later.",

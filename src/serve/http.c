@@ -105,6 +105,11 @@ static enum MHD_Result queue(struct MHD_Connection *c, conn *k, srv_reply *r) {
         if (!resp) return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
+    if (r->retry_after > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", v);
+    }
     if (r->deployment[0]) {
         MHD_add_response_header(resp, "x-takumi-deployment", r->deployment);
         MHD_add_response_header(resp, "x-takumi-model-version", r->model);
@@ -277,6 +282,7 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     pthread_cond_init(&s->runner.cv, NULL);
     srv_gate_init(&s->gate, p->max_concurrent, p->max_queue);
     srv_metrics_init(&s->metrics);
+    srv_limits_init(&s->limits);
     tk_status st = srv_keys_open(&s->keys, p->data_dir, p->api_key_file);
     if (st) goto fail_keys;
     if ((st = srv_registry_open(&s->reg, p))) goto fail_reg;
@@ -304,6 +310,7 @@ fail_keys:
     pthread_mutex_destroy(&s->runner.mu);
     pthread_cond_destroy(&s->runner.cv);
     srv_metrics_destroy(&s->metrics);
+    srv_limits_destroy(&s->limits);
     srv_gate_destroy(&s->gate);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
@@ -334,6 +341,7 @@ void tk_server_free(tk_server *s) {
     srv_registry_close(&s->reg);
     srv_keys_close(&s->keys);
     srv_metrics_destroy(&s->metrics);
+    srv_limits_destroy(&s->limits);
     srv_gate_destroy(&s->gate);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);

@@ -118,6 +118,13 @@ typedef struct srv_lora_load_req {
 int srv_parse_lora_load(const char *body, size_t len, bool load, srv_lora_load_req *r, srv_error *e);
 void srv_lora_load_req_free(srv_lora_load_req *r);
 
+/* ---- POST /v1/keys/{id}/limits (adminreq.c) ---- */
+typedef struct srv_limits_req {
+    int64_t rpm, token_budget;  /* -1: not given (unchanged); 0: no limit */
+} srv_limits_req;
+/* Parses {"rpm"?, "token_budget"?} (integers >= 0, at least one). 0 and *r, or -1 with e. Reentrant. */
+int srv_parse_limits_request(const char *body, size_t len, srv_limits_req *r, srv_error *e);
+
 /* ---- deployments (adminreq.c): POST /v1/deployments, .../{alias}/canary ---- */
 #define SRV_MAX_ALIAS 64
 typedef enum srv_deploy_kind { SRV_DEPLOY_CREATE = 0, SRV_DEPLOY_CANARY } srv_deploy_kind;

@@ -92,6 +92,9 @@ static const struct {
     {"POST", "/v1/deployments/*/promote", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_promote},
     {"POST", "/v1/deployments/*/rollback", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_rollback},
     {"POST", "/v1/feedback", true, SRV_ROUTE_FEEDBACK, srv_handle_feedback},
+    {"GET", "/v1/usage", true, SRV_ROUTE_KEYS, srv_handle_usage},
+    {"GET", "/v1/keys", true, SRV_ROUTE_KEYS, srv_handle_keys},
+    {"POST", "/v1/keys/*/limits", true, SRV_ROUTE_KEYS, srv_handle_key_limits},
     {"GET", "/v1/feedback/export", true, SRV_ROUTE_FEEDBACK, srv_handle_feedback_export},
 };
 

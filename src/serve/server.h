@@ -13,7 +13,9 @@
  *   jobs.c      the /v1/fine_tuning/jobs handlers
  *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API)
  *   adminreq.c  deployment and feedback bodies (request.h);  deploy.c  deployments: aliases, canaries, promote, rollback
- *   reqlog.c    the request log, POST /v1/feedback and its export as the next job's SFT or preference file */
+ *   reqlog.c    the request log, POST /v1/feedback and its export as the next job's SFT or preference file
+ *   lora_routes.c  vLLM's load/unload_lora_adapter, llama-server's POST /lora-adapters
+ *   limits.c    per-key rate limits and token budgets (429), usage per key and model, GET /v1/keys, /v1/usage */
 #ifndef TK_SERVE_SERVER_H
 #define TK_SERVE_SERVER_H
 #include "takumi/serve.h"
@@ -181,7 +183,7 @@ void srv_reqlog_add(tk_server *s, const srv_reqlog_row *row, const srv_gen_req *
 
 /* ---- metrics ---- */
 enum { SRV_ROUTE_HEALTH, SRV_ROUTE_METRICS, SRV_ROUTE_MODELS, SRV_ROUTE_MODEL, SRV_ROUTE_CHAT, SRV_ROUTE_COMPLETIONS,
-       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_DEPLOY, SRV_ROUTE_FEEDBACK, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
+       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_DEPLOY, SRV_ROUTE_FEEDBACK, SRV_ROUTE_KEYS, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
 #define SRV_N_BUCKETS 14
 #define SRV_MAX_STATUS 16
 typedef struct srv_metrics {
@@ -199,6 +201,21 @@ void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int6
 /* Prometheus text exposition (0.0.4) of everything, plus the gate's gauges. Thread-safe. */
 tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *out);
 const char *srv_route_name(int route);
+
+/* ---- limits.c: per-key rate limits (token buckets in memory) and token budgets ---- */
+typedef struct srv_limits {
+    pthread_mutex_t mu;
+    struct { char owner[SRV_OWNER_LEN]; double tokens, last; } *b;  /* one bucket per limited key seen */
+    int n, cap;
+} srv_limits;
+void srv_limits_init(srv_limits *l);
+void srv_limits_destroy(srv_limits *l);
+/* Whether owner may start a generation now: 0, or -1 with e (429 insufficient_quota: its token budget is used up;
+ * 429 rate_limit_exceeded: its requests per minute, *retry_after seconds until the next; 500 on a database error).
+ * Takes one request from the key's bucket. Thread-safe. */
+int srv_limits_check(tk_server *s, const char *owner, int *retry_after, srv_error *e);
+/* Counts one generation's tokens for owner and model (table usage). Thread-safe. */
+void srv_usage_add(tk_server *s, const char *owner, const char *model, int64_t in, int64_t out);
 
 /* ---- the job queue (runner.c) ---- */
 typedef struct tk_job tk_job;
@@ -237,6 +254,7 @@ struct tk_server {
     srv_keys keys;
     srv_metrics metrics;
     srv_runner runner;
+    srv_limits limits;
     pthread_mutex_t mu;          /* log calls, in-flight count */
     pthread_cond_t idle;         /* signalled when in_flight drops to 0 */
     int in_flight;
@@ -268,6 +286,7 @@ typedef struct srv_reply {
     int64_t tokens_in, tokens_out; /* for the log and the metrics (a stream's come from the stream) */
     char model[SRV_MAX_ID + 1];
     char deployment[SRV_MAX_ALIAS + 1]; /* the alias the request named ("": none): headers x-takumi-deployment, x-takumi-model-version */
+    int retry_after;             /* > 0: a Retry-After header (seconds) */
 } srv_reply;
 /* Sets r to the JSON error e. */
 void srv_reply_error(srv_reply *r, const srv_error *e);
@@ -321,6 +340,11 @@ void srv_handle_lora_unload(srv_req *q, srv_reply *r);
 void srv_handle_lora_set(srv_req *q, srv_reply *r);
 /* Admin keys only: false with r set (403: "what needs an admin key") otherwise. */
 bool srv_need_admin(srv_req *q, srv_reply *r, const char *what);
+
+/* limits.c: GET /v1/usage, GET /v1/keys, POST /v1/keys/{id}/limits (admin keys) */
+void srv_handle_usage(srv_req *q, srv_reply *r);
+void srv_handle_keys(srv_req *q, srv_reply *r);
+void srv_handle_key_limits(srv_req *q, srv_reply *r);
 
 /* reqlog.c: POST /v1/feedback (the caller's logged answers), GET /v1/feedback/export?format=sft|preference (admin) */
 void srv_handle_feedback(srv_req *q, srv_reply *r);

@@ -2,9 +2,9 @@
  * a /v1/chat/completions body, a /v1/completions body (parsed; accepted requests must hold what
  * the server relies on, refusals an OpenAI error whose JSON parses back), a URL path routed
  * for GET and POST (every path gets a handler), a POST /v1/files multipart body (boundary XyZ; an
- * accepted file lies inside the body), a POST /v1/fine_tuning/jobs body, a deployment body (5: create, 0x83:
- * canary), a POST /v1/feedback body (6), a POST /lora-adapters list (7) or a vLLM load (8) / unload (0x86)
- * adapter body. Never a crash, never a leak. */
+ * accepted file lies inside the body), a POST /v1/fine_tuning/jobs body, a deployment body (5: create, 0x87:
+ * canary), a POST /v1/feedback body (6), a POST /lora-adapters list (7) or a vLLM load (8) / unload (0x8a)
+ * adapter body, or a POST /v1/keys/{id}/limits body (9). Never a crash, never a leak. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -41,7 +41,7 @@ static void check_error(const srv_error *e) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] % 9;
+    int mode = data[0] % 10;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     if (mode < 2) {
@@ -120,6 +120,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             check_error(&e);
             if (r.name || r.path) __builtin_trap();
+        }
+    } else if (mode == 9) {
+        srv_limits_req r;
+        srv_error e;
+        if (srv_parse_limits_request(body, len, &r, &e) == 0) {
+            if ((r.rpm < 0 && r.token_budget < 0) || r.rpm < -1 || r.token_budget < -1) __builtin_trap();
+        } else {
+            check_error(&e);
         }
     } else {
         char *path = malloc(len + 1);

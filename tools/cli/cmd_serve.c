@@ -10,7 +10,7 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: takumi serve [--model M ...] [options]\n"
-        "       takumi serve --create-key [--admin] [--data-dir DIR]\n"
+        "       takumi serve --create-key [--admin] [--rpm N] [--token-budget N] [--data-dir DIR]\n"
         "  Serves the OpenAI API on http://HOST:PORT: GET /health, /metrics, /v1/models, /v1/models/{id},\n"
         "  /lora-adapters; POST /v1/chat/completions and /v1/completions (\"stream\": true for SSE); the Files API\n"
         "  (/v1/files: uploads checked with the data checker) and fine-tuning jobs (/v1/fine_tuning/jobs: one job\n"
@@ -40,7 +40,11 @@ static void usage(FILE *f) {
         "                       off: ids, keys, versions, latency and tokens only; feedback export then has nothing to export)\n"
         "  --log-days N         delete request log rows older than N days (default 30; 0 = keep)\n"
         "  --create-key         create an API key (stored salted and hashed in DIR/takumi.db), print it, exit\n"
-        "  --admin              with --create-key: an admin key\n");
+        "  --admin              with --create-key: an admin key\n"
+        "  --rpm N              with --create-key: at most N chat/completion requests per minute (default 0: no limit)\n"
+        "  --token-budget N     with --create-key: at most N prompt + completion tokens in all (default 0: no limit);\n"
+        "                       beyond either: 429 (rate_limit_exceeded, insufficient_quota). Admin keys change them with\n"
+        "                       POST /v1/keys/{id}/limits; GET /v1/keys and GET /v1/usage show keys and usage per model\n");
 }
 
 static void log_stderr(void *ud, const char *line) {
@@ -56,6 +60,7 @@ static void log_stderr(void *ud, const char *line) {
 int cmd_serve(int argc, char **argv) {
     tk_serve_params p = tk_serve_default_params();
     bool create_key = false, admin = false;
+    long rpm = 0, budget = 0;
     int err = 0;
     for (int i = 1; i < argc && !err; i++) {
         const char *v = NULL;
@@ -89,15 +94,17 @@ int cmd_serve(int argc, char **argv) {
             if (strcmp(v, "on") && strcmp(v, "off")) { fprintf(stderr, "takumi: --log-contents %s: on or off\n", v); err = 1; }
             p.log_contents_off = !strcmp(v, "off");
         }
+        else if (cli_opt(argc, argv, &i, "rpm", &v, &err)) { if (v) rpm = cli_parse_long("rpm", v, 0, 1000000000L, &err); }
+        else if (cli_opt(argc, argv, &i, "token-budget", &v, &err)) { if (v) budget = cli_parse_long("token-budget", v, 0, LONG_MAX, &err); }
         else if (cli_flag(argv, i, "create-key")) create_key = true;
         else if (cli_flag(argv, i, "admin")) admin = true;
         else { fprintf(stderr, "takumi: unknown option '%s' (see --help)\n", argv[i]); err = 1; }
     }
     if (err) return 1;
-    if (admin && !create_key) { fprintf(stderr, "takumi: --admin goes with --create-key\n"); return 1; }
+    if ((admin || rpm || budget) && !create_key) { fprintf(stderr, "takumi: --admin, --rpm and --token-budget go with --create-key\n"); return 1; }
     if (create_key) {
         char *key = NULL;
-        tk_status st = tk_serve_create_key(p.data_dir, admin, &key);
+        tk_status st = tk_serve_create_key_limits(p.data_dir, admin, rpm, budget, &key);
         if (st) return cli_fail(st, "cannot create a key");
         printf("%s\n", key);
         free(key);
