@@ -6,9 +6,11 @@
  * training job at a time on its own thread; a succeeded job's model "ft:<base>:<owner>:<suffix>:<id>"
  * is served at once as an adapter on its base). Each model given is a model id; each adapter
  * (attached to the first model) is a model id too, applied per request. A user key sees only its
- * own files, jobs and fine-tuned models. Deployments (/v1/deployments: an alias over a model version,
- * canary, promote, rollback), a request log with feedback (POST /v1/feedback, GET /v1/feedback/export).
- * Not yet: the dashboard (see README "takumi serve").
+ * own files, jobs and fine-tuned models. Jobs pause and resume; deployments (/v1/deployments: an alias
+ * over a model version, canary, promote, rollback); a request log with feedback (POST /v1/feedback, GET
+ * /v1/feedback/export); vLLM's load/unload_lora_adapter and llama-server's POST /lora-adapters; per-key
+ * rate limits and token budgets (429), usage per key and model. Not yet: the dashboard, continuous
+ * batching (see README "takumi serve").
  * The library prints nothing: each request's log line goes to params.log. */
 #ifndef TAKUMI_SERVE_H
 #define TAKUMI_SERVE_H
