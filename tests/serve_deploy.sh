@@ -163,7 +163,8 @@ expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v3\",\"lora_path\":\"$
 
 expect 'dep delete bot --key $AK && jq $tmp/dep.out "d[\"deleted\"]"' 'deploy delete: $(cat $tmp/dep.out $tmp/dep.err)'
 expect '[ "$(curl -s -o /dev/null -w %{http_code} -H "Authorization: Bearer $UK" -d "{\"model\":\"bot\",\"prompt\":\"Hi\",\"max_tokens\":2}" $U/v1/completions)" = 404 ]' 'a deleted alias still answers'
-kill -TERM "$PID"; wait "$PID"; PID=
+kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
+expect '[ $rc = 0 ] && ! grep -q "Sanitizer" $tmp/server.log' 'the last exit: $rc $(grep -A5 Sanitizer $tmp/server.log | head -20)'
 [ "$failures" -eq 0 ] || { echo "server log (last 30 lines):"; grep -v '" 200 ' "$tmp/server.log" | tail -30; }
 echo "serve_deploy: $((checks - failures)) checks passed, $failures failed"
 [ "$failures" -eq 0 ]
