@@ -69,8 +69,14 @@ endif
 ifeq ($(SQLITE_LIBS),)
 $(error SQLite not found (takumi serve): apt-get install libsqlite3-dev (or run scripts/deps.sh))
 endif
-CFLAGS_BASE += $(PCRE2_CFLAGS) $(CJSON_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS)
-LDLIBS += $(PCRE2_LIBS) $(CJSON_LIBS) $(MHD_LIBS) $(SQLITE_LIBS)
+# `takumi deploy`: libcurl (the CLI's HTTP client for a running takumi serve; the library does not use it).
+CURL_CFLAGS   := $(shell pkg-config --cflags libcurl 2>/dev/null)
+CURL_LIBS     := $(shell pkg-config --libs libcurl 2>/dev/null)
+ifeq ($(CURL_LIBS),)
+$(error libcurl not found (takumi deploy): apt-get install libcurl4-openssl-dev (or run scripts/deps.sh))
+endif
+CFLAGS_BASE += $(PCRE2_CFLAGS) $(CJSON_CFLAGS) $(MHD_CFLAGS) $(SQLITE_CFLAGS) $(CURL_CFLAGS)
+LDLIBS += $(PCRE2_LIBS) $(CJSON_LIBS) $(MHD_LIBS) $(SQLITE_LIBS) $(CURL_LIBS)
 
 # --- optional features ------------------------------------------------------
 FEATURES = "  Serve    : libmicrohttpd $(shell pkg-config --modversion libmicrohttpd), SQLite $(shell pkg-config --modversion sqlite3) (takumi serve)"

@@ -1,6 +1,7 @@
 /* The request bodies of the files and fine-tuning jobs APIs (pure parsers of src/serve/upload.c and
- * jobreq.c): multipart/form-data uploads and POST /v1/fine_tuning/jobs bodies, accepted with their
- * values and refused with OpenAI-shaped errors naming the field; and the router's id patterns. */
+ * jobreq.c): multipart/form-data uploads and POST /v1/fine_tuning/jobs bodies, and of the platform's own
+ * endpoints (adminreq.c: deployments, feedback, key limits, vLLM's and llama-server's adapter routes),
+ * accepted with their values and refused with OpenAI-shaped errors naming the field; and the router's id patterns. */
 #include "test.h"
 #include "serve/server.h"
 
@@ -124,6 +125,133 @@ static void test_job_body(void) {
     job_refused("[1]", NULL, NULL);
 }
 
+/* A refusal's status, param and code (e.param "" for null). */
+static void refused(int rc, const srv_error *e, const char *body, const char *param, const char *code) {
+    CHECK(rc == -1, "accepted: %s", body);
+    if (!rc) return;
+    CHECK(e->status == 400 && e->message[0], "%s: status %d", body, e->status);
+    CHECK(!strcmp(e->param, param ? param : ""), "%s: param '%s', want '%s' (%s)", body, e->param, param ? param : "", e->message);
+    CHECK((!code && !e->code) || (code && e->code && !strcmp(e->code, code)), "%s: code %s, want %s", body, e->code ? e->code : "null", code ? code : "null");
+}
+
+static void deploy_refused(const char *body, srv_deploy_kind kind, const char *param, const char *code) {
+    srv_deploy_req r;
+    srv_error e;
+    int rc = srv_parse_deploy_request(body, strlen(body), kind, &r, &e);
+    refused(rc, &e, body, param, code);
+    if (!rc) srv_deploy_req_free(&r);
+    else CHECK(!r.model && !r.alias[0], "%s: the request is not empty after an error", body);
+}
+
+static void feedback_refused(const char *body, const char *param, const char *code) {
+    srv_feedback_req r;
+    srv_error e;
+    int rc = srv_parse_feedback_request(body, strlen(body), &r, &e);
+    refused(rc, &e, body, param, code);
+    if (!rc) srv_feedback_req_free(&r);
+    else CHECK(!r.response_id && !r.correction && !r.comment, "%s: the request is not empty after an error", body);
+}
+
+static void test_admin_bodies(void) {
+    srv_deploy_req d;
+    srv_error e;
+    const char *b = "{\"alias\":\"support-bot\",\"model\":\"ft:stories:key1:kids:abc\"}";
+    CHECK(srv_parse_deploy_request(b, strlen(b), SRV_DEPLOY_CREATE, &d, &e) == 0 && !strcmp(d.alias, "support-bot") &&
+          !strcmp(d.model, "ft:stories:key1:kids:abc") && d.percent == -1, "create: %s", e.message);
+    srv_deploy_req_free(&d);
+    b = "{\"model\":\"v2\",\"percent\":25}";
+    CHECK(srv_parse_deploy_request(b, strlen(b), SRV_DEPLOY_CANARY, &d, &e) == 0 && !strcmp(d.model, "v2") && d.percent == 25, "canary: %s", e.message);
+    srv_deploy_req_free(&d);
+    deploy_refused("{\"model\":\"m\"}", SRV_DEPLOY_CREATE, "alias", "missing_required_parameter");
+    deploy_refused("{\"alias\":\"a\"}", SRV_DEPLOY_CREATE, "model", "missing_required_parameter");
+    deploy_refused("{\"alias\":\"a:b\",\"model\":\"m\"}", SRV_DEPLOY_CREATE, "alias", "invalid_value");
+    deploy_refused("{\"alias\":\"../x\",\"model\":\"m\"}", SRV_DEPLOY_CREATE, "alias", "invalid_value");
+    deploy_refused("{\"alias\":\"a\",\"model\":\"m\",\"percent\":5}", SRV_DEPLOY_CREATE, "percent", "unknown_parameter");
+    deploy_refused("{\"alias\":\"a\",\"model\":\"m\",\"alias\":\"b\"}", SRV_DEPLOY_CREATE, "alias", "invalid_value");
+    deploy_refused("{\"model\":\"m\"}", SRV_DEPLOY_CANARY, "percent", "missing_required_parameter");
+    deploy_refused("{\"model\":\"m\",\"percent\":101}", SRV_DEPLOY_CANARY, "percent", "invalid_value");
+    deploy_refused("{\"model\":\"m\",\"percent\":2.5}", SRV_DEPLOY_CANARY, "percent", "invalid_type");
+    deploy_refused("{\"model\":\"m\",\"percent\":\"10\"}", SRV_DEPLOY_CANARY, "percent", "invalid_type");
+    deploy_refused("{\"model\":\"m\",\"percent\":10,\"alias\":\"x\"}", SRV_DEPLOY_CANARY, "alias", "unknown_parameter");
+    deploy_refused("{\"model\":7,\"percent\":10}", SRV_DEPLOY_CANARY, "model", "invalid_type");
+    deploy_refused("[]", SRV_DEPLOY_CANARY, NULL, NULL);
+
+    srv_feedback_req f;
+    b = "{\"response_id\":\"chatcmpl-1a\",\"rating\":-1,\"correction\":\"Better.\",\"comment\":\"too short\"}";
+    CHECK(srv_parse_feedback_request(b, strlen(b), &f, &e) == 0 && !strcmp(f.response_id, "chatcmpl-1a") && f.rating_given && f.rating == -1 &&
+          !strcmp(f.correction, "Better.") && !strcmp(f.comment, "too short"), "feedback: %s", e.message);
+    srv_feedback_req_free(&f);
+    b = "{\"response_id\":\"cmpl-2\",\"rating\":0.5}";
+    CHECK(srv_parse_feedback_request(b, strlen(b), &f, &e) == 0 && f.rating == 0.5 && !f.correction, "rating only: %s", e.message);
+    srv_feedback_req_free(&f);
+    feedback_refused("{\"rating\":1}", "response_id", "missing_required_parameter");
+    feedback_refused("{\"response_id\":\"x\"}", "rating", "missing_required_parameter");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":2}", "rating", "invalid_value");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":\"good\"}", "rating", "invalid_type");
+    feedback_refused("{\"response_id\":\"x/../y\",\"rating\":1}", "response_id", "invalid_value");
+    feedback_refused("{\"response_id\":\"x\",\"correction\":5}", "correction", "invalid_type");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":1,\"stars\":5}", "stars", "unknown_parameter");
+    feedback_refused("{\"response_id\":\"x\",\"rating\":1", NULL, NULL);
+}
+
+static void test_lora_bodies(void) {
+    srv_lora set[SRV_MAX_LORA_SET];
+    int n = -1;
+    srv_error e;
+    const char *b = "[{\"id\":1,\"scale\":0.5},{\"id\":0}]";
+    CHECK(srv_parse_lora_scales(b, strlen(b), set, &n, &e) == 0 && n == 2 && set[0].id == 1 && set[0].scale == 0.5f && set[1].id == 0 &&
+          set[1].scale == 1.0f, "scales: %s", e.message);
+    CHECK(srv_parse_lora_scales("[]", 2, set, &n, &e) == 0 && n == 0, "an empty list: %s", e.message);
+    static const char *const bad[] = {"{\"id\":0}", "[{\"scale\":1}]", "[{\"id\":-1}]", "[{\"id\":0,\"scale\":1000}]", "[1]",
+                                      "[], \"x\": 1", "[{\"id\":0,\"w\":1}]", "[{\"id\":0}", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(srv_parse_lora_scales(bad[i], strlen(bad[i]), set, &n, &e) == -1 && e.status == 400 && n == 0, "accepted: %s", bad[i]);
+    }
+    srv_lora_load_req l;
+    b = "{\"lora_name\":\"sql-lora\",\"lora_path\":\"/data/adapters/sql\",\"load_inplace\":false}";
+    CHECK(srv_parse_lora_load(b, strlen(b), true, &l, &e) == 0 && !strcmp(l.name, "sql-lora") && !strcmp(l.path, "/data/adapters/sql"), "load: %s", e.message);
+    srv_lora_load_req_free(&l);
+    b = "{\"lora_name\":\"sql-lora\",\"lora_int_id\":3}";
+    CHECK(srv_parse_lora_load(b, strlen(b), false, &l, &e) == 0 && !strcmp(l.name, "sql-lora") && !l.path, "unload: %s", e.message);
+    srv_lora_load_req_free(&l);
+    static const struct { const char *body; bool load; const char *param, *code; } refusals[] = {
+        {"{\"lora_path\":\"/x\"}", true, "lora_name", "missing_required_parameter"},
+        {"{\"lora_name\":\"a\"}", true, "lora_path", "missing_required_parameter"},
+        {"{\"lora_name\":\"a\",\"lora_path\":\"\"}", true, "lora_path", "invalid_value"},
+        {"{\"lora_name\":\"a b\",\"lora_path\":\"/x\"}", true, "lora_name", "invalid_value"},
+        {"{\"lora_name\":\"a\",\"lora_path\":\"/x\",\"load_inplace\":true}", true, "load_inplace", "unsupported_value"},
+        {"{\"lora_name\":\"a\",\"lora_path\":\"/x\"}", false, "lora_path", "unknown_parameter"},
+        {"{\"lora_name\":5}", false, "lora_name", "invalid_type"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        int rc = srv_parse_lora_load(refusals[i].body, strlen(refusals[i].body), refusals[i].load, &l, &e);
+        refused(rc, &e, refusals[i].body, refusals[i].param, refusals[i].code);
+        if (!rc) srv_lora_load_req_free(&l);
+        else CHECK(!l.name && !l.path, "%s: not empty after an error", refusals[i].body);
+    }
+}
+
+static void test_limits_body(void) {
+    srv_limits_req l;
+    srv_error e;
+    const char *b = "{\"rpm\":60,\"token_budget\":0}";
+    CHECK(srv_parse_limits_request(b, strlen(b), &l, &e) == 0 && l.rpm == 60 && l.token_budget == 0, "limits: %s", e.message);
+    b = "{\"token_budget\":1000}";
+    CHECK(srv_parse_limits_request(b, strlen(b), &l, &e) == 0 && l.rpm == -1 && l.token_budget == 1000, "budget only: %s", e.message);
+    static const struct { const char *body, *param, *code; } refusals[] = {
+        {"{}", "rpm", "missing_required_parameter"},
+        {"{\"rpm\":-1}", "rpm", "invalid_value"},
+        {"{\"rpm\":1.5}", "rpm", "invalid_type"},
+        {"{\"token_budget\":\"10\"}", "token_budget", "invalid_type"},
+        {"{\"tpm\":10}", "tpm", "unknown_parameter"},
+        {"{\"rpm\":1e300}", "rpm", "invalid_value"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        int rc = srv_parse_limits_request(refusals[i].body, strlen(refusals[i].body), &l, &e);
+        refused(rc, &e, refusals[i].body, refusals[i].param, refusals[i].code);
+    }
+}
+
 static void test_routes(void) {
     static const struct { const char *method, *path; srv_handler want; } cases[] = {
         {"POST", "/v1/files", srv_handle_file_upload},
@@ -137,6 +265,23 @@ static void test_routes(void) {
         {"POST", "/v1/fine_tuning/jobs/ftjob-1/cancel", srv_handle_job_cancel},
         {"GET", "/v1/fine_tuning/jobs/ftjob-1/events", srv_handle_job_events},
         {"GET", "/v1/fine_tuning/jobs/ftjob-1/checkpoints", srv_handle_job_checkpoints},
+        {"POST", "/v1/deployments", srv_handle_deploy_create},
+        {"GET", "/v1/deployments", srv_handle_deploy_list},
+        {"GET", "/v1/deployments/bot", srv_handle_deploy_get},
+        {"DELETE", "/v1/deployments/bot", srv_handle_deploy_delete},
+        {"POST", "/v1/deployments/bot/canary", srv_handle_deploy_canary},
+        {"POST", "/v1/deployments/bot/promote", srv_handle_deploy_promote},
+        {"POST", "/v1/deployments/bot/rollback", srv_handle_deploy_rollback},
+        {"POST", "/v1/feedback", srv_handle_feedback},
+        {"GET", "/v1/feedback/export", srv_handle_feedback_export},
+        {"POST", "/lora-adapters", srv_handle_lora_set},
+        {"POST", "/v1/load_lora_adapter", srv_handle_lora_load},
+        {"POST", "/v1/unload_lora_adapter", srv_handle_lora_unload},
+        {"POST", "/v1/fine_tuning/jobs/ftjob-1/pause", srv_handle_job_pause},
+        {"POST", "/v1/fine_tuning/jobs/ftjob-1/resume", srv_handle_job_resume},
+        {"GET", "/v1/usage", srv_handle_usage},
+        {"GET", "/v1/keys", srv_handle_keys},
+        {"POST", "/v1/keys/key3/limits", srv_handle_key_limits},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int route;
@@ -159,6 +304,9 @@ static void test_routes(void) {
 int main(void) {
     test_upload();
     test_job_body();
+    test_admin_bodies();
+    test_lora_bodies();
+    test_limits_body();
     test_routes();
     return tk_test_done("test_serve_bodies");
 }

@@ -6,8 +6,11 @@
  * training job at a time on its own thread; a succeeded job's model "ft:<base>:<owner>:<suffix>:<id>"
  * is served at once as an adapter on its base). Each model given is a model id; each adapter
  * (attached to the first model) is a model id too, applied per request. A user key sees only its
- * own files, jobs and fine-tuned models. Not yet: pause/resume endpoints, deployments, the dashboard
- * (see README "takumi serve").
+ * own files, jobs and fine-tuned models. Jobs pause and resume; deployments (/v1/deployments: an alias
+ * over a model version, canary, promote, rollback); a request log with feedback (POST /v1/feedback, GET
+ * /v1/feedback/export); vLLM's load/unload_lora_adapter and llama-server's POST /lora-adapters; per-key
+ * rate limits and token budgets (429), usage per key and model. Not yet: the dashboard, continuous
+ * batching (see README "takumi serve").
  * The library prints nothing: each request's log line goes to params.log. */
 #ifndef TAKUMI_SERVE_H
 #define TAKUMI_SERVE_H
@@ -37,6 +40,8 @@ typedef struct tk_serve_params {
     size_t max_upload;             /* largest POST /v1/files body in bytes (default 64 MiB); larger: 413 */
     int timeout_s;                 /* an idle or trickling connection is closed after this (default 30 s) */
     int threads;                   /* compute threads of each generation (0 = tk_get_threads() when the server opens) */
+    bool log_contents_off;         /* the request log keeps ids, keys, versions, latency and tokens but no messages or answers */
+    int log_days;                  /* request log rows older than this are deleted (default 30; 0 = kept forever) */
     /* One line per request (no newline), e.g. `127.0.0.1 "POST /v1/chat/completions" 200 0.412s in=31 out=64`.
      * Called from the server's threads, one call at a time. NULL = no log. */
     void (*log)(void *ud, const char *line);
@@ -64,6 +69,9 @@ void tk_server_free(tk_server *s);
  * (created when missing) and returns it in *key (caller frees; shown once, never stored in the
  * clear). admin marks an admin key. Thread-safe (SQLite serialises writers). */
 tk_status tk_serve_create_key(const char *data_dir, bool admin, char **key);
+/* As tk_serve_create_key, with the key's limits: rpm chat/completion requests per minute and token_budget tokens
+ * (prompt + completion, over the key's life) at most; 0 = no limit. Beyond either the server answers 429. Thread-safe. */
+tk_status tk_serve_create_key_limits(const char *data_dir, bool admin, int64_t rpm, int64_t token_budget, char **key);
 
 #ifdef __cplusplus
 }

@@ -24,7 +24,8 @@ typedef struct job {
     int n_prompts;
     char id[48];
     int64_t created;
-    const char *model_id;      /* the request's model id (the registry's string) */
+    const char *model_id;      /* the model id that answers (the registry's string) */
+    char deployment[SRV_MAX_ALIAS + 1]; /* the alias the request named ("": a model id) */
     uint64_t seed;
     /* results */
     tk_buf *texts;             /* [n_prompts * n] (not streaming) */
@@ -35,8 +36,10 @@ typedef struct job {
     tk_buf *cur;               /* not streaming: the text of the choice being generated */
     int pieces;
     int choice;                /* the choice being streamed */
-    bool failed;
+    bool failed, gone;         /* gone: the client left before the end */
     srv_error err;
+    double t0;                 /* the request's start (the log's latency) */
+    char owner[SRV_OWNER_LEN]; /* the caller's key (the log) */
 } job;
 
 static atomic_uint_fast64_t g_counter;
@@ -107,6 +110,7 @@ static bool send_chunk(job *j, const char *text, size_t len, const char *finish,
 
 static bool on_stream_text(void *ud, const char *text, size_t len) {
     job *j = ud;
+    if (tk_buf_append(&j->texts[j->choice], text, len)) return false; /* kept for the request log */
     return send_chunk(j, text, len, NULL, false);
 }
 
@@ -180,7 +184,18 @@ static void generate_all(job *j) {
             if (streaming && !send_chunk(j, NULL, 0, j->finish[k], false)) gone = true;
         }
     }
+    j->gone = gone && !j->failed;
     srv_session_put(&s->reg, j->mi, sess);
+}
+
+/* The request log's row of a generation that ran. */
+static void log_request(job *j) {
+    srv_reqlog_row row = {.id = j->id, .owner = j->owner, .deployment = j->deployment, .model = j->model_id,
+                          .status = j->failed ? j->err.status : j->gone ? 499 : 200, .latency = tk_time_s() - j->t0,
+                          .tokens_in = j->tokens_in, .tokens_out = j->tokens_out,
+                          .text = j->texts[0].data ? j->texts[0].data : "", .text_len = j->texts[0].len};
+    srv_reqlog_add(j->s, &row, &j->req);
+    srv_usage_add(j->s, j->owner, j->model_id, j->tokens_in, j->tokens_out);
 }
 
 static void stream_body(srv_stream *st, void *ud) {
@@ -202,6 +217,7 @@ static void stream_body(srv_stream *st, void *ud) {
     }
     srv_stream_write(j->st, "data: [DONE]\n\n", 14);
     srv_stream_set_tokens(j->st, j->tokens_in, j->tokens_out);
+    log_request(j);
 }
 
 static void stream_done(void *ud) {
@@ -214,17 +230,36 @@ static void stream_done(void *ud) {
 static int prepare(srv_req *q, job *j, srv_error *e) {
     tk_server *s = q->s;
     int ai;
-    if (!srv_registry_find(&s->reg, j->req.model, &j->mi, &ai) || !srv_adapter_visible(&s->reg, ai, q->owner, q->admin))
+    bool found = srv_registry_find(&s->reg, j->req.model, &j->mi, &ai) && srv_adapter_visible(&s->reg, ai, q->owner, q->admin);
+    char version[SRV_MAX_ID + 1];
+    int dep = found ? 0 : srv_deploy_resolve(&s->keys, j->req.model, j->req.user, version);
+    if (dep < 0) return srv_err(e, 500, "server_error", NULL, NULL, "%.400s", tk_last_error());
+    if (dep == 1) { /* an alias: every key may call it, whoever owns its version */
+        snprintf(j->deployment, sizeof j->deployment, "%s", j->req.model);
+        if (!(found = srv_registry_find(&s->reg, version, &j->mi, &ai)))
+            return srv_err(e, 503, "server_error", "model_not_available", "model", "The deployment '%.60s' points at '%.80s', which is not served now.",
+                           j->req.model, version);
+    }
+    if (!found)
         return srv_err(e, 404, "invalid_request_error", "model_not_found", "model",
                        "The model '%.80s' does not exist (GET /v1/models lists the models served).", j->req.model);
     srv_model *m = &s->reg.models[j->mi];
     j->model_id = ai >= 0 ? s->reg.adapters[ai].id : m->id;
     if (ai >= 0) j->ads[j->n_ads++] = (tk_adapter_use){tk_adapter_handle_peft(s->reg.adapters[ai].h), 1.0f};
+    if (ai < 0 && !j->req.lora_given) { /* llama-server's global scales (POST /lora-adapters) on a request for the base */
+        int n = s->reg.n_adapters;
+        for (int i = 0; i < n && j->n_ads < TK_MAX_ADAPTERS; i++) {
+            float sc = s->reg.adapters[i].scale;
+            if (sc != 0 && s->reg.adapters[i].model == j->mi && !s->reg.adapters[i].unloaded)
+                j->ads[j->n_ads++] = (tk_adapter_use){tk_adapter_handle_peft(s->reg.adapters[i].h), sc};
+        }
+    }
     for (int i = 0; i < j->req.n_lora; i++) {
         char p[32];
         snprintf(p, sizeof p, "lora[%d].id", i);
         int id = j->req.lora[i].id;
-        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi || !srv_adapter_visible(&s->reg, id, q->owner, q->admin))
+        if (id >= s->reg.n_adapters || s->reg.adapters[id].model != j->mi || s->reg.adapters[id].unloaded ||
+            !srv_adapter_visible(&s->reg, id, q->owner, q->admin))
             return srv_err(e, 400, "invalid_request_error", "invalid_value", p,
                            "Invalid '%s': %d is not an adapter of model '%.60s' (GET /lora-adapters lists them).", p, id, m->id);
         if (j->n_ads >= TK_MAX_ADAPTERS)
@@ -318,6 +353,8 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
     job *j = tk_calloc(1, sizeof *j);
     if (!j) { srv_err(&e, 500, "server_error", NULL, NULL, "out of memory"); srv_reply_error(r, &e); return; }
     j->s = q->s;
+    j->t0 = tk_time_s();
+    snprintf(j->owner, sizeof j->owner, "%s", q->owner);
     if (srv_parse_gen_request(q->body, q->body_len, chat, &j->req, &e) || prepare(q, j, &e)) {
         if (j->req.model) snprintf(r->model, sizeof r->model, "%s", j->req.model);
         srv_reply_error(r, &e);
@@ -325,6 +362,12 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
         return;
     }
     snprintf(r->model, sizeof r->model, "%s", j->model_id);
+    snprintf(r->deployment, sizeof r->deployment, "%s", j->deployment);
+    if (srv_limits_check(q->s, q->owner, &r->retry_after, &e)) {
+        srv_reply_error(r, &e);
+        job_free(j);
+        return;
+    }
     if (!srv_gate_enter(&q->s->gate)) {
         srv_err(&e, 503, "server_error", "server_overloaded",
                 NULL, "The server is overloaded: %d generations are running and %d waiting; retry later.",
@@ -351,6 +394,8 @@ static void handle(srv_req *q, srv_reply *r, bool chat) {
     j->conn = q->c;
     generate_all(j);
     srv_gate_leave(&q->s->gate);
+    if (!j->gone && srv_client_gone(q->c)) j->gone = true;
+    log_request(j);
     r->tokens_in = j->tokens_in;
     r->tokens_out = j->tokens_out;
     if (j->failed) srv_reply_error(r, &j->err);

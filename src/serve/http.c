@@ -44,11 +44,11 @@ tk_serve_params tk_serve_default_params(void) {
     p.max_body = 1 << 20;
     p.max_upload = (size_t)64 << 20;
     p.timeout_s = 30;
+    p.log_days = 30;
     return p;
 }
 
-static void log_line(tk_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_line(tk_server *s, const char *fmt, ...) {
+void srv_log(tk_server *s, const char *fmt, ...) {
     if (!s->p.log) return;
     char line[1024];
     va_list ap;
@@ -66,7 +66,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && msg[n - 1] == '\n') msg[--n] = 0;
-    log_line(s, "libmicrohttpd: %s", msg);
+    srv_log(s, "libmicrohttpd: %s", msg);
 }
 
 void srv_reply_error(srv_reply *r, const srv_error *e) {
@@ -105,6 +105,15 @@ static enum MHD_Result queue(struct MHD_Connection *c, conn *k, srv_reply *r) {
         if (!resp) return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
+    if (r->retry_after > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", v);
+    }
+    if (r->deployment[0]) {
+        MHD_add_response_header(resp, "x-takumi-deployment", r->deployment);
+        MHD_add_response_header(resp, "x-takumi-model-version", r->model);
+    }
     k->status = r->status;
     k->tokens_in += r->tokens_in;
     k->tokens_out += r->tokens_out;
@@ -180,7 +189,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return queue_error(c, k, 413, "invalid_request_error", "request_too_large",
                                "The request body (%s bytes) is larger than the limit of %zu bytes.", cl, k->max_body);
         /* the key before the body: a caller without one gets nothing read or buffered */
-        if (k->needs_auth && srv_keys_required(&s->keys)) {
+        bool keyed = srv_keys_required(&s->keys);
+        k->admin = !keyed; /* a server without keys trusts every caller (it binds to 127.0.0.1 unless told otherwise) */
+        if (k->needs_auth && keyed) {
             const char *key = bearer(c);
             if (!key)
                 return queue_error(c, k, 401, "invalid_request_error", "missing_api_key",
@@ -229,7 +240,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
                     : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (server shutdown)"
                     : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client closed)" : " (connection error)";
     srv_metrics_add(&s->metrics, k->route, status, dt, k->tokens_in, k->tokens_out);
-    log_line(s, "%s \"%s %.200s\" %d %.3fs in=%lld out=%lld%s%s%s", k->client, k->method, k->path ? k->path : "?", status, dt,
+    srv_log(s, "%s \"%s %.200s\" %d %.3fs in=%lld out=%lld%s%s%s", k->client, k->method, k->path ? k->path : "?", status, dt,
              (long long)k->tokens_in, (long long)k->tokens_out, k->model[0] ? " model=" : "", k->model, how);
     tk_buf_free(&k->body);
     free(k->path);
@@ -243,6 +254,7 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     *out = NULL;
     if (!p) return tk_fail(TK_ERR_ARG, "serve: no parameters");
     if (p->port < 0 || p->port > 65535) return tk_fail(TK_ERR_ARG, "--port %d: must be 0..65535", p->port);
+    if (p->log_days < 0) return tk_fail(TK_ERR_ARG, "--log-days %d: must be >= 0", p->log_days);
     if (p->max_concurrent < 1 || p->max_queue < 0 || p->max_connections < 1 || p->max_body < 1 || p->max_upload < 1 || p->timeout_s < 1)
         return tk_fail(TK_ERR_ARG, "serve: need max-concurrent >= 1, max-queue >= 0, max-connections >= 1, max-body >= 1, max-upload >= 1, timeout >= 1");
     if (!p->data_dir || !*p->data_dir) return tk_fail(TK_ERR_ARG, "serve: no --data-dir");
@@ -270,6 +282,7 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     pthread_cond_init(&s->runner.cv, NULL);
     srv_gate_init(&s->gate, p->max_concurrent, p->max_queue);
     srv_metrics_init(&s->metrics);
+    srv_limits_init(&s->limits);
     tk_status st = srv_keys_open(&s->keys, p->data_dir, p->api_key_file);
     if (st) goto fail_keys;
     if ((st = srv_registry_open(&s->reg, p))) goto fail_reg;
@@ -297,6 +310,7 @@ fail_keys:
     pthread_mutex_destroy(&s->runner.mu);
     pthread_cond_destroy(&s->runner.cv);
     srv_metrics_destroy(&s->metrics);
+    srv_limits_destroy(&s->limits);
     srv_gate_destroy(&s->gate);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);
@@ -327,6 +341,7 @@ void tk_server_free(tk_server *s) {
     srv_registry_close(&s->reg);
     srv_keys_close(&s->keys);
     srv_metrics_destroy(&s->metrics);
+    srv_limits_destroy(&s->limits);
     srv_gate_destroy(&s->gate);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->idle);

@@ -13,8 +13,7 @@
 #define UNKNOWN(e, name) srv_err(e, 400, "invalid_request_error", "unknown_parameter", name, "Unrecognized request argument supplied: %s", name)
 #define NOMEM(e) srv_err(e, 500, "server_error", NULL, NULL, "out of memory")
 
-/* A string field: an id of 1..maxlen characters of A-Z a-z 0-9 . _ - (file ids, model names take ':' too). */
-static int get_id(const cJSON *v, const char *name, size_t maxlen, bool colon, char **out, srv_error *e) {
+int srv_json_id(const cJSON *v, const char *name, size_t maxlen, bool colon, char **out, srv_error *e) {
     if (!cJSON_IsString(v)) return BAD_TYPE(e, name, "a string", v);
     const char *s = v->valuestring;
     size_t n = strlen(s);
@@ -122,13 +121,13 @@ static int parse_job_fields(const cJSON *root, srv_job_req *r, srv_error *e) {
         const char *k = f->string;
         for (const cJSON *g = root->child; g != f; g = g->next)
             if (!strcmp(g->string, k)) return BAD_VALUE(e, k, "Duplicate field '%.60s' in the request body.", k);
-        if (!strcmp(k, "model")) { if (get_id(f, k, 63, true, &r->model, e)) return -1; }
-        else if (!strcmp(k, "training_file")) { if (get_id(f, k, 64, false, &r->training_file, e)) return -1; }
-        else if (!strcmp(k, "validation_file")) { if (!cJSON_IsNull(f) && get_id(f, k, 64, false, &r->validation_file, e)) return -1; }
+        if (!strcmp(k, "model")) { if (srv_json_id(f, k, 63, true, &r->model, e)) return -1; }
+        else if (!strcmp(k, "training_file")) { if (srv_json_id(f, k, 64, false, &r->training_file, e)) return -1; }
+        else if (!strcmp(k, "validation_file")) { if (!cJSON_IsNull(f) && srv_json_id(f, k, 64, false, &r->validation_file, e)) return -1; }
         else if (!strcmp(k, "suffix")) {
             if (cJSON_IsNull(f)) continue;
             char *s = NULL;
-            if (get_id(f, k, SRV_MAX_SUFFIX, false, &s, e)) return -1;
+            if (srv_json_id(f, k, SRV_MAX_SUFFIX, false, &s, e)) return -1;
             snprintf(r->suffix, sizeof r->suffix, "%s", s);
             free(s);
         } else if (!strcmp(k, "seed")) {

@@ -1,6 +1,7 @@
 /* The fine-tuning jobs API: POST /v1/fine_tuning/jobs (validated at once: the files exist, are the
  * caller's and suit the method; then queued for the runner), GET /v1/fine_tuning/jobs, GET .../{id},
- * POST .../{id}/cancel, GET .../{id}/events, GET .../{id}/checkpoints. Another key's job answers 404. */
+ * POST .../{id}/cancel, .../pause, .../resume, GET .../{id}/events, GET .../{id}/checkpoints. Another
+ * key's job answers 404. */
 #include "serve/server.h"
 #include "core/core.h"
 #include "takumi/data.h"
@@ -140,6 +141,35 @@ void srv_handle_job_cancel(srv_req *q, srv_reply *r) {
     if (srv_job_json(&q->s->keys, j.id, &r->body)) r->status = 200;
     else srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
 }
+
+/* Pause: a queued or running job stops at a checkpoint (status "paused"); resume: a paused job is queued again and
+ * continues from its newest checkpoint. Other states: 400. */
+static void pause_or_resume(srv_req *q, srv_reply *r, bool pause) {
+    srv_job_row j;
+    if (!find_job(q, r, &j)) return;
+    srv_runner *rn = &q->s->runner;
+    pthread_mutex_lock(&rn->mu);
+    bool ok = srv_job_find(&q->s->keys, j.id, NULL, true, &j) == 1 &&
+              (pause ? !strcmp(j.status, "queued") || !strcmp(j.status, "running") : !strcmp(j.status, "paused"));
+    tk_status st = TK_OK;
+    if (ok) {
+        if (pause) srv_runner_pause(q->s, j.id);
+        st = srv_job_set_status(&q->s->keys, j.id, pause ? "paused" : "queued", false, NULL, NULL, NULL, -1, NULL);
+        if (!st) srv_event_add(&q->s->keys, j.id, "info", "message", pause ? "Fine-tuning job paused by a request" : "Fine-tuning job resumed", NULL);
+    }
+    pthread_mutex_unlock(&rn->mu);
+    if (!ok) {
+        srv_reply_fail(r, 400, "invalid_state", NULL, "Job %s is %s: only a %s job can be %s.", j.id, j.status,
+                       pause ? "queued or running" : "paused", pause ? "paused" : "resumed");
+        return;
+    }
+    if (!st && !pause) srv_runner_wake(q->s);
+    if (!st && srv_job_json(&q->s->keys, j.id, &r->body)) r->status = 200;
+    else srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());
+}
+
+void srv_handle_job_pause(srv_req *q, srv_reply *r) { pause_or_resume(q, r, true); }
+void srv_handle_job_resume(srv_req *q, srv_reply *r) { pause_or_resume(q, r, false); }
 
 void srv_handle_job_events(srv_req *q, srv_reply *r) {
     srv_job_row j;

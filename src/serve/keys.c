@@ -12,7 +12,7 @@
 
 #define KEY_PREFIX "tk-"
 #define KEY_HEX 48
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 tk_status srv_random_bytes(uint8_t *p, size_t n) {
     while (n > 0) {
@@ -38,6 +38,16 @@ static bool same_digest(const uint8_t *a, const uint8_t *b) {
 
 static tk_status db_fail(sqlite3 *db, const char *path, const char *what) {
     return tk_fail(TK_ERR_IO, "%s: %s: %s", path, what, db ? sqlite3_errmsg(db) : "cannot open");
+}
+
+/* Whether table has the column (a database of an older schema lacks it). */
+static bool has_column(sqlite3 *db, const char *table, const char *column) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
+    sqlite3_stmt *q = NULL;
+    bool ok = sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK;
+    sqlite3_finalize(q);
+    return ok;
 }
 
 /* Opens data_dir/takumi.db, creating the folder, the file and the schema. */
@@ -83,7 +93,22 @@ static tk_status db_open(const char *data_dir, sqlite3 **out) {
                          "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL,"
                          " step INTEGER NOT NULL, created_at INTEGER NOT NULL, metrics TEXT NOT NULL, path TEXT NOT NULL);"
                          "CREATE INDEX IF NOT EXISTS checkpoints_job ON checkpoints(job_id, seq);"
-                         "PRAGMA user_version=2;", NULL, NULL, &err) != SQLITE_OK) {
+                         /* version 3: deployments (deploy.c), the request log and feedback (reqlog.c) */
+                         "CREATE TABLE IF NOT EXISTS deployments(alias TEXT PRIMARY KEY, model TEXT NOT NULL, canary TEXT,"
+                         " canary_percent INTEGER NOT NULL DEFAULT 0, previous TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+                         "CREATE TABLE IF NOT EXISTS requests(id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, owner TEXT NOT NULL,"
+                         " deployment TEXT, model TEXT NOT NULL, status INTEGER NOT NULL, latency REAL NOT NULL, tokens_in INTEGER NOT NULL,"
+                         " tokens_out INTEGER NOT NULL, request TEXT, response TEXT);"
+                         "CREATE INDEX IF NOT EXISTS requests_time ON requests(created_at);"
+                         "CREATE TABLE IF NOT EXISTS feedback(seq INTEGER PRIMARY KEY AUTOINCREMENT, response_id TEXT NOT NULL, owner TEXT NOT NULL,"
+                         " created_at INTEGER NOT NULL, rating REAL, correction TEXT, comment TEXT);"
+                         "CREATE TABLE IF NOT EXISTS usage(owner TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL,"
+                         " tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, PRIMARY KEY(owner, model));",
+                     NULL, NULL, &err) != SQLITE_OK ||
+        /* version 3 also gives each key its limits (limits.c): requests per minute and a token budget, 0 = none */
+        (!has_column(db, "api_keys", "rpm") && sqlite3_exec(db, "ALTER TABLE api_keys ADD COLUMN rpm INTEGER NOT NULL DEFAULT 0;"
+                                         "ALTER TABLE api_keys ADD COLUMN token_budget INTEGER NOT NULL DEFAULT 0;", NULL, NULL, &err) != SQLITE_OK) ||
+        sqlite3_exec(db, "PRAGMA user_version=3;", NULL, NULL, &err) != SQLITE_OK) {
         st = tk_fail(TK_ERR_IO, "%s: cannot create the schema: %s", path, err ? err : "?");
         sqlite3_free(err);
         goto fail;
@@ -206,8 +231,11 @@ bool srv_keys_check(srv_keys *k, const char *token, bool *admin, char owner[SRV_
     return ok;
 }
 
-tk_status tk_serve_create_key(const char *data_dir, bool admin, char **key) {
+tk_status tk_serve_create_key(const char *data_dir, bool admin, char **key) { return tk_serve_create_key_limits(data_dir, admin, 0, 0, key); }
+
+tk_status tk_serve_create_key_limits(const char *data_dir, bool admin, int64_t rpm, int64_t token_budget, char **key) {
     *key = NULL;
+    if (rpm < 0 || token_budget < 0) return tk_fail(TK_ERR_ARG, "create key: --rpm and --token-budget must be >= 0");
     if (!data_dir || !*data_dir) return tk_fail(TK_ERR_ARG, "create key: no data dir");
     uint8_t raw[KEY_HEX / 2], salt[16], digest[32];
     tk_status st = srv_random_bytes(raw, sizeof raw);
@@ -229,10 +257,11 @@ tk_status tk_serve_create_key(const char *data_dir, bool admin, char **key) {
     sqlite3 *db = NULL;
     if ((st = db_open(data_dir, &db))) { free(k); return st; }
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO api_keys(lookup, salt, hash, admin, created) VALUES(?1, ?2, ?3, ?4, ?5)", -1, &q, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(db, "INSERT INTO api_keys(lookup, salt, hash, admin, created, rpm, token_budget) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &q, NULL) != SQLITE_OK ||
         sqlite3_bind_text(q, 1, lookup, -1, SQLITE_TRANSIENT) || sqlite3_bind_text(q, 2, salt_hex, -1, SQLITE_TRANSIENT) ||
         sqlite3_bind_text(q, 3, hash_hex, -1, SQLITE_TRANSIENT) || sqlite3_bind_int(q, 4, admin ? 1 : 0) ||
-        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) || sqlite3_step(q) != SQLITE_DONE)
+        sqlite3_bind_int64(q, 5, (sqlite3_int64)time(NULL)) || sqlite3_bind_int64(q, 6, rpm) || sqlite3_bind_int64(q, 7, token_budget) ||
+        sqlite3_step(q) != SQLITE_DONE)
         st = tk_fail(TK_ERR_IO, "%s/takumi.db: cannot store the key: %s", data_dir, sqlite3_errmsg(db));
     sqlite3_finalize(q);
     sqlite3_close(db);

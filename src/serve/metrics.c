@@ -5,7 +5,7 @@
 static const double k_bounds[SRV_N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
 static const char *const k_routes[SRV_ROUTE_COUNT] = {"/health", "/metrics", "/v1/models", "/v1/models/{id}",
                                                       "/v1/chat/completions", "/v1/completions", "/lora-adapters", "/v1/files",
-                                                      "/v1/fine_tuning/jobs", "other"};
+                                                      "/v1/fine_tuning/jobs", "/v1/deployments", "/v1/feedback", "/v1/keys", "other"};
 
 const char *srv_route_name(int route) { return route >= 0 && route < SRV_ROUTE_COUNT ? k_routes[route] : "other"; }
 

@@ -147,8 +147,17 @@ bool srv_registry_find(const srv_registry *r, const char *id, int *model, int *a
         if (r->models[i].id && !strcmp(r->models[i].id, id)) { *model = i; *adapter = -1; return true; }
     int n = r->n_adapters;
     for (int i = 0; i < n; i++)
-        if (r->adapters[i].id && !strcmp(r->adapters[i].id, id)) { *model = r->adapters[i].model; *adapter = i; return true; }
+        if (r->adapters[i].id && !r->adapters[i].unloaded && !strcmp(r->adapters[i].id, id)) { *model = r->adapters[i].model; *adapter = i; return true; }
     return false;
+}
+
+bool srv_registry_unload(srv_registry *r, const char *id) {
+    pthread_mutex_lock(&r->add_mu);
+    int mi, ai;
+    bool found = srv_registry_find(r, id, &mi, &ai) && ai >= 0;
+    if (found) { r->adapters[ai].unloaded = true; r->adapters[ai].scale = 0; }
+    pthread_mutex_unlock(&r->add_mu);
+    return found;
 }
 
 tk_status srv_session_get(srv_registry *r, int mi, tk_session **out) {
@@ -196,7 +205,7 @@ tk_status srv_models_json(const srv_registry *r, const char *owner, bool admin, 
     for (int i = 0; i < r->n_models; i++) cJSON_AddItemToArray(data, model_obj(r, i, -1));
     int n = r->n_adapters;
     for (int i = 0; i < n; i++)
-        if (srv_adapter_visible(r, i, owner, admin)) cJSON_AddItemToArray(data, model_obj(r, r->adapters[i].model, i));
+        if (!r->adapters[i].unloaded && srv_adapter_visible(r, i, owner, admin)) cJSON_AddItemToArray(data, model_obj(r, r->adapters[i].model, i));
     return print_json(root, out);
 }
 
@@ -207,16 +216,16 @@ bool srv_model_json(const srv_registry *r, const char *id, const char *owner, bo
 }
 
 tk_status srv_lora_json(const srv_registry *r, const char *owner, bool admin, tk_buf *out) {
-    /* llama-server's shape; "scale" is the scale applied to requests that do not ask for the adapter: 0 here,
-       since an adapter applies only to requests naming it (by model id or "lora": [{"id", "scale"}]) */
+    /* llama-server's shape; "scale" is the global scale (POST /lora-adapters), applied to requests for the base that
+       name no adapter and give no "lora" list (0 unless set) */
     cJSON *root = cJSON_CreateArray();
     int n = r->n_adapters;
     for (int i = 0; i < n; i++) {
-        if (!srv_adapter_visible(r, i, owner, admin)) continue;
+        if (r->adapters[i].unloaded || !srv_adapter_visible(r, i, owner, admin)) continue;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "id", i);
         cJSON_AddStringToObject(o, "path", r->adapters[i].path);
-        cJSON_AddNumberToObject(o, "scale", 0.0);
+        cJSON_AddNumberToObject(o, "scale", (double)r->adapters[i].scale);
         cJSON_AddStringToObject(o, "name", r->adapters[i].id);
         cJSON_AddItemToArray(root, o);
     }

@@ -176,30 +176,36 @@ static int parse_stop(const cJSON *v, srv_gen_req *r, srv_error *e) {
     return 0;
 }
 
-static int parse_lora(const cJSON *v, srv_gen_req *r, srv_error *e) {
-    if (cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsArray(v)) return BAD_TYPE(e, "lora", "a list of {\"id\", \"scale\"}", v);
-    if (cJSON_GetArraySize(v) > SRV_MAX_LORA) return BAD_VALUE(e, "lora", "Invalid 'lora': at most %d adapters.", SRV_MAX_LORA);
+int srv_parse_lora_list(const cJSON *v, const char *name, srv_lora *out, int max, int *n, srv_error *e) {
+    *n = 0;
+    if (!cJSON_IsArray(v)) return BAD_TYPE(e, name, "a list of {\"id\", \"scale\"}", v);
+    if (cJSON_GetArraySize(v) > max) return BAD_VALUE(e, name, "Invalid '%s': at most %d adapters.", name, max);
     char p[48];
     int i = 0;
     for (const cJSON *a = v->child; a; a = a->next, i++) {
-        snprintf(p, sizeof p, "lora[%d]", i);
+        snprintf(p, sizeof p, "%s[%d]", name, i);
         if (!cJSON_IsObject(a)) return BAD_TYPE(e, p, "an object", a);
         int64_t id = 0;
         double scale = 1;
         for (const cJSON *f = a->child; f; f = f->next) {
-            snprintf(p, sizeof p, "lora[%d].%.20s", i, f->string);
+            snprintf(p, sizeof p, "%s[%d].%.20s", name, i, f->string);
             if (!strcmp(f->string, "id")) { if (get_int(f, p, 0, 1 << 20, &id, e)) return -1; }
             else if (!strcmp(f->string, "scale")) { if (get_number(f, p, -100, 100, &scale, e)) return -1; }
             else return srv_err(e, 400, "invalid_request_error", "unknown_parameter", p, "Unrecognized field: '%s'.", p);
         }
         if (!cJSON_GetObjectItemCaseSensitive(a, "id")) {
-            snprintf(p, sizeof p, "lora[%d].id", i);
+            snprintf(p, sizeof p, "%s[%d].id", name, i);
             return srv_err(e, 400, "invalid_request_error", "missing_required_parameter", p, "Missing required parameter: '%s'.", p);
         }
-        r->lora[r->n_lora++] = (srv_lora){(int)id, (float)scale};
+        out[(*n)++] = (srv_lora){(int)id, (float)scale};
     }
     return 0;
+}
+
+static int parse_lora(const cJSON *v, srv_gen_req *r, srv_error *e) {
+    if (cJSON_IsNull(v)) return 0;
+    r->lora_given = true;
+    return srv_parse_lora_list(v, "lora", r->lora, SRV_MAX_LORA, &r->n_lora, e);
 }
 
 /* A field takumi accepts only at its neutral value: true when v is that value (null counts). */
@@ -226,7 +232,7 @@ static const char *const k_neutral_chat[] = {"frequency_penalty", "presence_pena
 static const char *const k_neutral_cmpl[] = {"frequency_penalty", "presence_penalty", "logprobs", "logit_bias", "echo",
                                              "best_of", "suffix", NULL};
 /* Accepted and without effect on the answer. */
-static const char *const k_ignored[] = {"user", "metadata", "service_tier", "parallel_tool_calls", NULL};
+static const char *const k_ignored[] = {"metadata", "service_tier", "parallel_tool_calls", NULL};
 
 static bool in_list(const char *const *l, const char *k) {
     for (; *l; l++)
@@ -292,6 +298,11 @@ static int parse_fields(const cJSON *root, bool chat, srv_gen_req *r, srv_error 
             }
         } else if (!strcmp(k, "lora")) {
             if (parse_lora(f, r, e)) return -1;
+        } else if (!strcmp(k, "user")) {
+            if (cJSON_IsNull(f)) continue;
+            if (!cJSON_IsString(f)) return BAD_TYPE(e, k, "a string", f);
+            if (strlen(f->valuestring) > 256) return BAD_VALUE(e, k, "Invalid 'user': longer than 256 characters.");
+            if (!(r->user = tk_strdup(f->valuestring))) return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
         } else if (in_list(chat ? k_neutral_chat : k_neutral_cmpl, k)) {
             if (!neutral(k, f))
                 return srv_err(e, 400, "invalid_request_error", "unsupported_parameter", k,
@@ -367,6 +378,7 @@ int srv_parse_gen_request(const char *body, size_t len, bool chat, srv_gen_req *
 
 void srv_gen_req_free(srv_gen_req *r) {
     free(r->model);
+    free(r->user);
     for (int i = 0; i < r->n_msgs; i++) free(r->msgs[i].content);
     free(r->msgs);
     for (int i = 0; i < r->n_prompts; i++) free(r->prompts[i]);

@@ -45,6 +45,8 @@ typedef struct srv_gen_req {
     bool stream, include_usage;
     srv_lora lora[SRV_MAX_LORA]; /* llama-server's per-request "lora": [{"id","scale"}] */
     int n_lora;
+    bool lora_given;        /* "lora" was given (even []): the adapters' global scales do not apply */
+    char *user;             /* OpenAI's "user" (NULL: none): a deployment's canary choice is sticky per user */
 } srv_gen_req;
 
 /* Parses and validates a /v1/chat/completions (chat) or /v1/completions body of len bytes.
@@ -94,4 +96,58 @@ void srv_job_req_free(srv_job_req *r);
  * trailing text, not an object, an escaped NUL). Reentrant. */
 typedef struct cJSON cJSON;
 int srv_parse_json_object(const char *body, size_t len, cJSON **root, srv_error *e);
+/* A string field holding an id: 1..maxlen characters of A-Z a-z 0-9 . _ - (and ':' when colon); *out a copy
+ * (caller frees). 0, or -1 with e (400 naming name). Reentrant. */
+int srv_json_id(const cJSON *v, const char *name, size_t maxlen, bool colon, char **out, srv_error *e);
+
+/* A list of llama-server's {"id", "scale"} (scale default 1, in [-100, 100]) named name in errors, at most max, into
+ * out[0..*n). 0, or -1 with e. Reentrant. */
+int srv_parse_lora_list(const cJSON *v, const char *name, srv_lora *out, int max, int *n, srv_error *e);
+
+/* ---- the adapter routes of other servers (adminreq.c) ---- */
+#define SRV_MAX_LORA_SET 64
+/* llama-server's POST /lora-adapters body: a JSON list [{"id", "scale"}] (at most SRV_MAX_LORA_SET). 0 and out[0..*n),
+ * or -1 with e. Reentrant. */
+int srv_parse_lora_scales(const char *body, size_t len, srv_lora *out, int *n, srv_error *e);
+typedef struct srv_lora_load_req {
+    char *name;             /* lora_name: the model id requests will use */
+    char *path;             /* lora_path (load only): a PEFT folder or GGUF adapter on the server's disk */
+} srv_lora_load_req;
+/* vLLM's POST /v1/load_lora_adapter ({"lora_name", "lora_path", "load_inplace"?}; load true) or /v1/unload_lora_adapter
+ * ({"lora_name", "lora_int_id"?}) body. 0 and *r (free with srv_lora_load_req_free), or -1 with e and *r empty. Reentrant. */
+int srv_parse_lora_load(const char *body, size_t len, bool load, srv_lora_load_req *r, srv_error *e);
+void srv_lora_load_req_free(srv_lora_load_req *r);
+
+/* ---- POST /v1/keys/{id}/limits (adminreq.c) ---- */
+typedef struct srv_limits_req {
+    int64_t rpm, token_budget;  /* -1: not given (unchanged); 0: no limit */
+} srv_limits_req;
+/* Parses {"rpm"?, "token_budget"?} (integers >= 0, at least one). 0 and *r, or -1 with e. Reentrant. */
+int srv_parse_limits_request(const char *body, size_t len, srv_limits_req *r, srv_error *e);
+
+/* ---- deployments (adminreq.c): POST /v1/deployments, .../{alias}/canary ---- */
+#define SRV_MAX_ALIAS 64
+typedef enum srv_deploy_kind { SRV_DEPLOY_CREATE = 0, SRV_DEPLOY_CANARY } srv_deploy_kind;
+typedef struct srv_deploy_req {
+    char alias[SRV_MAX_ALIAS + 1];  /* create: the alias (A-Z a-z 0-9 . _ -) */
+    char *model;                    /* the version it points at (create) or the canary's version */
+    int percent;                    /* canary: the share of users (0..100) sent to the canary */
+} srv_deploy_req;
+/* Parses a create body {"alias", "model"} or a canary body {"model", "percent"} (both fields required,
+ * nothing else). 0 and *r (free with srv_deploy_req_free), or -1 with e (400 naming the field) and *r empty. Reentrant. */
+int srv_parse_deploy_request(const char *body, size_t len, srv_deploy_kind kind, srv_deploy_req *r, srv_error *e);
+void srv_deploy_req_free(srv_deploy_req *r);
+
+/* ---- POST /v1/feedback (adminreq.c) ---- */
+typedef struct srv_feedback_req {
+    char *response_id;      /* the completion's "id" (chatcmpl-…, cmpl-…) */
+    bool rating_given;
+    double rating;          /* -1 (bad) .. 1 (good) */
+    char *correction;       /* the answer it should have given (NULL: none) */
+    char *comment;          /* free text (NULL: none) */
+} srv_feedback_req;
+/* Parses {"response_id", "rating"?, "correction"?, "comment"?}: response_id required and one of rating or
+ * correction. 0 and *r (free with srv_feedback_req_free), or -1 with e and *r empty. Reentrant. */
+int srv_parse_feedback_request(const char *body, size_t len, srv_feedback_req *r, srv_error *e);
+void srv_feedback_req_free(srv_feedback_req *r);
 #endif

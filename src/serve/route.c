@@ -23,7 +23,7 @@ static void h_metrics(srv_req *q, srv_reply *r) {
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     tk_status st = srv_metrics_text(&q->s->metrics, &q->s->gate, &r->body);
     /* the job queue: jobs by status (queue length = queued) */
-    static const char *const k_states[] = {"validating_files", "queued", "running", "succeeded", "failed", "cancelled"};
+    static const char *const k_states[] = {"validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled"};
     if (!st) st = tk_buf_printf(&r->body, "# HELP takumi_fine_tuning_jobs Fine-tuning jobs by status.\n# TYPE takumi_fine_tuning_jobs gauge\n");
     for (size_t i = 0; i < sizeof k_states / sizeof k_states[0] && !st; i++)
         st = tk_buf_printf(&r->body, "takumi_fine_tuning_jobs{status=\"%s\"} %lld\n", k_states[i], (long long)srv_jobs_count(&q->s->keys, k_states[i]));
@@ -68,6 +68,9 @@ static const struct {
     {"POST", "/v1/chat/completions", true, SRV_ROUTE_CHAT, srv_handle_chat},
     {"POST", "/v1/completions", true, SRV_ROUTE_COMPLETIONS, srv_handle_completions},
     {"GET", "/lora-adapters", true, SRV_ROUTE_LORA, h_lora},
+    {"POST", "/lora-adapters", true, SRV_ROUTE_LORA, srv_handle_lora_set},
+    {"POST", "/v1/load_lora_adapter", true, SRV_ROUTE_LORA, srv_handle_lora_load},
+    {"POST", "/v1/unload_lora_adapter", true, SRV_ROUTE_LORA, srv_handle_lora_unload},
     {"POST", "/v1/files", true, SRV_ROUTE_FILES, srv_handle_file_upload},
     {"GET", "/v1/files", true, SRV_ROUTE_FILES, srv_handle_file_list},
     {"GET", "/v1/files/*", true, SRV_ROUTE_FILES, srv_handle_file_get},
@@ -77,8 +80,22 @@ static const struct {
     {"GET", "/v1/fine_tuning/jobs", true, SRV_ROUTE_JOBS, srv_handle_job_list},
     {"GET", "/v1/fine_tuning/jobs/*", true, SRV_ROUTE_JOBS, srv_handle_job_get},
     {"POST", "/v1/fine_tuning/jobs/*/cancel", true, SRV_ROUTE_JOBS, srv_handle_job_cancel},
+    {"POST", "/v1/fine_tuning/jobs/*/pause", true, SRV_ROUTE_JOBS, srv_handle_job_pause},
+    {"POST", "/v1/fine_tuning/jobs/*/resume", true, SRV_ROUTE_JOBS, srv_handle_job_resume},
     {"GET", "/v1/fine_tuning/jobs/*/events", true, SRV_ROUTE_JOBS, srv_handle_job_events},
     {"GET", "/v1/fine_tuning/jobs/*/checkpoints", true, SRV_ROUTE_JOBS, srv_handle_job_checkpoints},
+    {"POST", "/v1/deployments", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_create},
+    {"GET", "/v1/deployments", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_list},
+    {"GET", "/v1/deployments/*", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_get},
+    {"DELETE", "/v1/deployments/*", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_delete},
+    {"POST", "/v1/deployments/*/canary", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_canary},
+    {"POST", "/v1/deployments/*/promote", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_promote},
+    {"POST", "/v1/deployments/*/rollback", true, SRV_ROUTE_DEPLOY, srv_handle_deploy_rollback},
+    {"POST", "/v1/feedback", true, SRV_ROUTE_FEEDBACK, srv_handle_feedback},
+    {"GET", "/v1/usage", true, SRV_ROUTE_KEYS, srv_handle_usage},
+    {"GET", "/v1/keys", true, SRV_ROUTE_KEYS, srv_handle_keys},
+    {"POST", "/v1/keys/*/limits", true, SRV_ROUTE_KEYS, srv_handle_key_limits},
+    {"GET", "/v1/feedback/export", true, SRV_ROUTE_FEEDBACK, srv_handle_feedback_export},
 };
 
 /* Whether path matches pattern ("*" = one non-empty segment). */

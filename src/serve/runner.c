@@ -171,7 +171,7 @@ static void run_job(tk_server *s, const srv_job_row *j) {
     tk_job *job = NULL;
     tk_status st = dir && cfg ? TK_OK : TK_ERR_NOMEM;
     if (!st && access(cfg, F_OK) == 0) {
-        event(&c, "info", "message", "Resuming the job from its newest checkpoint (the server was restarted)", NULL);
+        event(&c, "info", "message", "Resuming the job from its newest checkpoint (after a pause or a restart)", NULL);
         st = tk_job_resume(dir, on_event, &c, &job);
     } else if (!st) {
         if (access(dir, F_OK) == 0) {   /* a run folder cut off before its configuration: set aside, start afresh */
@@ -188,7 +188,7 @@ static void run_job(tk_server *s, const srv_job_row *j) {
         tk_train_options_free(o);
     }
     pthread_mutex_lock(&rn->mu);
-    bool cancelled = rn->cancel;
+    bool cancelled = rn->cancel || rn->pause;   /* paused before it started: it starts when resumed */
     if (!st && !cancelled) { rn->job = job; event(&c, "info", "message", "Fine-tuning job started", NULL); }
     pthread_mutex_unlock(&rn->mu);
     if (!st && !cancelled) st = tk_job_run(job);
@@ -196,8 +196,12 @@ static void run_job(tk_server *s, const srv_job_row *j) {
     tk_job_status js = tk_job_get_status(job);
     pthread_mutex_lock(&rn->mu);
     rn->job = NULL;
-    if (rn->cancel) {
-        /* the cancel request set the status */
+    if (rn->cancel || (rn->pause && !st && js.state != TK_JOB_DONE)) {
+        /* the cancel or pause request set the status */
+        if (rn->pause && js.state == TK_JOB_PAUSED) {
+            snprintf(msg, sizeof msg, "Fine-tuning job paused at step %lld (a checkpoint was written; resume continues from it)", (long long)js.step);
+            event(&c, "info", "message", msg, NULL);
+        }
     } else if (st) {
         event(&c, "error", "message", msg, NULL);   /* events first: a client that sees the status sees them */
         srv_job_set_status(k, j->id, "failed", true, NULL, "training_failed", msg, c.tokens, NULL);
@@ -246,7 +250,7 @@ static void *runner_main(void *arg) {
         }
         srv_job_set_status(k, id, "running", false, NULL, NULL, NULL, -1, NULL);
         snprintf(rn->job_id, sizeof rn->job_id, "%s", id);
-        rn->cancel = false;
+        rn->cancel = rn->pause = false;
         pthread_mutex_unlock(&rn->mu);
         run_job(s, &j);
         pthread_mutex_lock(&rn->mu);
@@ -276,6 +280,14 @@ bool srv_runner_cancel(tk_server *s, const char *id) {
     if (strcmp(rn->job_id, id)) return false;
     rn->cancel = true;
     if (rn->job) tk_job_cancel(rn->job);
+    return true;
+}
+
+bool srv_runner_pause(tk_server *s, const char *id) {
+    srv_runner *rn = &s->runner;   /* the caller holds rn->mu */
+    if (strcmp(rn->job_id, id)) return false;
+    rn->pause = true;
+    if (rn->job) tk_job_pause(rn->job);
     return true;
 }
 

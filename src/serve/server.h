@@ -11,7 +11,11 @@
  *   store.c     files and jobs in SQLite and their OpenAI JSON objects; store_events.c their events and checkpoints
  *   files.c     the /v1/files handlers (uploads checked with the data checker, stored atomically)
  *   jobs.c      the /v1/fine_tuning/jobs handlers
- *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API) */
+ *   runner.c    the job queue: one training job at a time on its own thread (takumi/train.h's job API)
+ *   adminreq.c  deployment and feedback bodies (request.h);  deploy.c  deployments: aliases, canaries, promote, rollback
+ *   reqlog.c    the request log, POST /v1/feedback and its export as the next job's SFT or preference file
+ *   lora_routes.c  vLLM's load/unload_lora_adapter, llama-server's POST /lora-adapters
+ *   limits.c    per-key rate limits and token budgets (429), usage per key and model, GET /v1/keys, /v1/usage */
 #ifndef TK_SERVE_SERVER_H
 #define TK_SERVE_SERVER_H
 #include "takumi/serve.h"
@@ -45,6 +49,10 @@ typedef struct srv_adapter {
     tk_adapter_handle *h;
     char *owner;                 /* a fine-tuned model: the key that trained it (others get 404); NULL: every key */
     int64_t created;
+    _Atomic float scale;         /* llama-server's global scale (POST /lora-adapters): applied to requests for its base that
+                                  * name no adapter and give no "lora" list; 0 = none */
+    _Atomic bool unloaded;       /* vLLM's unload_lora_adapter: no longer found or listed (the slot and its weights stay
+                                  * until the server stops: requests running may still use them) */
 } srv_adapter;
 #define SRV_MAX_ADAPTERS 1024   /* --adapter ones and fine-tuned models */
 typedef struct srv_registry {
@@ -61,6 +69,8 @@ void srv_registry_close(srv_registry *r);
 /* Attaches the adapter folder path to model mi as model id (owner NULL: every key sees it); TK_ERR_ARG when the id
  * is taken or the registry is full. Thread-safe (requests running meanwhile are unaffected). */
 tk_status srv_registry_add(srv_registry *r, int mi, const char *id, const char *path, const char *owner, int64_t created);
+/* Marks the adapter id unloaded (not found or listed from now on); false when no such adapter. Thread-safe. */
+bool srv_registry_unload(srv_registry *r, const char *id);
 /* Whether the caller (its owner, admin) may use adapter ai (-1: a base model: yes). Thread-safe. */
 bool srv_adapter_visible(const srv_registry *r, int ai, const char *owner, bool admin);
 /* Resolves a model id: *model its base, *adapter the adapter index or -1. False if unknown. Thread-safe. */
@@ -151,9 +161,29 @@ tk_status srv_checkpoint_add(srv_keys *k, const char *job, int64_t step, const c
 tk_status srv_checkpoints_prune(srv_keys *k, const char *job);
 tk_status srv_checkpoints_list_json(srv_keys *k, const char *job, const char *model, const char *after, int limit, tk_buf *out);
 
+/* ---- deploy.c: deployments (aliases over model versions) ---- */
+/* The canary bucket (0..9999) of user under alias: SHA-256(alias ":" user); a random one when user is NULL. Thread-safe. */
+int srv_deploy_bucket(const char *alias, const char *user);
+/* The version that answers a request for alias from user: the canary's when the user's bucket is below its share,
+ * else the deployment's model. 1 (version filled), 0 (no such alias), -1 (database error, message set). Thread-safe. */
+int srv_deploy_resolve(srv_keys *k, const char *alias, const char *user, char version[SRV_MAX_ID + 1]);
+
+/* ---- reqlog.c: the request log and feedback ---- */
+typedef struct srv_reqlog_row {
+    const char *id, *owner, *deployment, *model; /* deployment "": none */
+    int status;
+    double latency;              /* seconds from the request's parse to its last token */
+    int64_t tokens_in, tokens_out;
+    const char *text;            /* the first choice's answer (NULL: none) */
+    size_t text_len;
+} srv_reqlog_row;
+/* Logs one answered request (its contents from g unless --log-contents off) and drops rows older than --log-days;
+ * a database error goes to the server's log line, never to the client. Thread-safe. */
+void srv_reqlog_add(tk_server *s, const srv_reqlog_row *row, const srv_gen_req *g);
+
 /* ---- metrics ---- */
 enum { SRV_ROUTE_HEALTH, SRV_ROUTE_METRICS, SRV_ROUTE_MODELS, SRV_ROUTE_MODEL, SRV_ROUTE_CHAT, SRV_ROUTE_COMPLETIONS,
-       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
+       SRV_ROUTE_LORA, SRV_ROUTE_FILES, SRV_ROUTE_JOBS, SRV_ROUTE_DEPLOY, SRV_ROUTE_FEEDBACK, SRV_ROUTE_KEYS, SRV_ROUTE_OTHER, SRV_ROUTE_COUNT };
 #define SRV_N_BUCKETS 14
 #define SRV_MAX_STATUS 16
 typedef struct srv_metrics {
@@ -172,6 +202,21 @@ void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int6
 tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *out);
 const char *srv_route_name(int route);
 
+/* ---- limits.c: per-key rate limits (token buckets in memory) and token budgets ---- */
+typedef struct srv_limits {
+    pthread_mutex_t mu;
+    struct { char owner[SRV_OWNER_LEN]; double tokens, last; } *b;  /* one bucket per limited key seen */
+    int n, cap;
+} srv_limits;
+void srv_limits_init(srv_limits *l);
+void srv_limits_destroy(srv_limits *l);
+/* Whether owner may start a generation now: 0, or -1 with e (429 insufficient_quota: its token budget is used up;
+ * 429 rate_limit_exceeded: its requests per minute, *retry_after seconds until the next; 500 on a database error).
+ * Takes one request from the key's bucket. Thread-safe. */
+int srv_limits_check(tk_server *s, const char *owner, int *retry_after, srv_error *e);
+/* Counts one generation's tokens for owner and model (table usage). Thread-safe. */
+void srv_usage_add(tk_server *s, const char *owner, const char *model, int64_t in, int64_t out);
+
 /* ---- the job queue (runner.c) ---- */
 typedef struct tk_job tk_job;
 typedef struct srv_runner {
@@ -183,6 +228,7 @@ typedef struct srv_runner {
     tk_job *job;                 /* the running training job (NULL: none) */
     char job_id[40];             /* its id */
     bool cancel;                 /* the running job was cancelled by a request */
+    bool pause;                  /* the running job was paused by a request (POST .../pause) */
 } srv_runner;
 /* Starts the runner thread (jobs left running by a killed server are resumed first). */
 tk_status srv_runner_start(tk_server *s);
@@ -190,6 +236,9 @@ tk_status srv_runner_start(tk_server *s);
 void srv_runner_wake(tk_server *s);
 /* Cancels job id if it is the running one (it stops after its current step); true if it was. Thread-safe. */
 bool srv_runner_cancel(tk_server *s, const char *id);
+/* Pauses job id at a checkpoint if it is the running one (or keeps it from starting); true if it was. The caller
+ * holds runner.mu and sets the status "paused". */
+bool srv_runner_pause(tk_server *s, const char *id);
 /* Pauses the running job at a checkpoint (it resumes at the next start) and ends the runner thread. */
 void srv_runner_stop(tk_server *s);
 /* Registers the fine-tuned models of succeeded jobs whose base is loaded (at start). */
@@ -205,11 +254,15 @@ struct tk_server {
     srv_keys keys;
     srv_metrics metrics;
     srv_runner runner;
+    srv_limits limits;
     pthread_mutex_t mu;          /* log calls, in-flight count */
     pthread_cond_t idle;         /* signalled when in_flight drops to 0 */
     int in_flight;
     bool stopped;
 };
+
+/* One line to the server's log (params.log), one call at a time. Thread-safe. */
+void srv_log(tk_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A request as the handlers see it. */
 typedef struct srv_req {
@@ -232,6 +285,8 @@ typedef struct srv_reply {
     srv_stream *stream;          /* non-NULL: SSE; body unused */
     int64_t tokens_in, tokens_out; /* for the log and the metrics (a stream's come from the stream) */
     char model[SRV_MAX_ID + 1];
+    char deployment[SRV_MAX_ALIAS + 1]; /* the alias the request named ("": none): headers x-takumi-deployment, x-takumi-model-version */
+    int retry_after;             /* > 0: a Retry-After header (seconds) */
 } srv_reply;
 /* Sets r to the JSON error e. */
 void srv_reply_error(srv_reply *r, const srv_error *e);
@@ -255,6 +310,8 @@ void srv_handle_job_create(srv_req *q, srv_reply *r);
 void srv_handle_job_list(srv_req *q, srv_reply *r);
 void srv_handle_job_get(srv_req *q, srv_reply *r);
 void srv_handle_job_cancel(srv_req *q, srv_reply *r);
+void srv_handle_job_pause(srv_req *q, srv_reply *r);
+void srv_handle_job_resume(srv_req *q, srv_reply *r);
 void srv_handle_job_events(srv_req *q, srv_reply *r);
 void srv_handle_job_checkpoints(srv_req *q, srv_reply *r);
 /* The list query ?after=ID&limit=N (1..max, default dflt); false with r set (400) on a bad limit. */
@@ -267,6 +324,31 @@ int srv_check_training_file(tk_server *s, const char *id, const char *param, con
 bool srv_path_segment(const char *path, int i, char *out, size_t n);
 /* Sets r to 200 with body built by st (out of memory -> 500). */
 void srv_reply_json(srv_reply *r, tk_status st);
+
+/* deploy.c: the /v1/deployments handlers (admin keys) */
+void srv_handle_deploy_create(srv_req *q, srv_reply *r);
+void srv_handle_deploy_list(srv_req *q, srv_reply *r);
+void srv_handle_deploy_get(srv_req *q, srv_reply *r);
+void srv_handle_deploy_delete(srv_req *q, srv_reply *r);
+void srv_handle_deploy_canary(srv_req *q, srv_reply *r);
+void srv_handle_deploy_promote(srv_req *q, srv_reply *r);
+void srv_handle_deploy_rollback(srv_req *q, srv_reply *r);
+
+/* lora_routes.c: vLLM's POST /v1/load_lora_adapter, /v1/unload_lora_adapter; llama-server's POST /lora-adapters (admin keys) */
+void srv_handle_lora_load(srv_req *q, srv_reply *r);
+void srv_handle_lora_unload(srv_req *q, srv_reply *r);
+void srv_handle_lora_set(srv_req *q, srv_reply *r);
+/* Admin keys only: false with r set (403: "what needs an admin key") otherwise. */
+bool srv_need_admin(srv_req *q, srv_reply *r, const char *what);
+
+/* limits.c: GET /v1/usage, GET /v1/keys, POST /v1/keys/{id}/limits (admin keys) */
+void srv_handle_usage(srv_req *q, srv_reply *r);
+void srv_handle_keys(srv_req *q, srv_reply *r);
+void srv_handle_key_limits(srv_req *q, srv_reply *r);
+
+/* reqlog.c: POST /v1/feedback (the caller's logged answers), GET /v1/feedback/export?format=sft|preference (admin) */
+void srv_handle_feedback(srv_req *q, srv_reply *r);
+void srv_handle_feedback_export(srv_req *q, srv_reply *r);
 
 /* complete.c */
 void srv_handle_chat(srv_req *q, srv_reply *r);

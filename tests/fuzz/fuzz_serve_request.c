@@ -2,7 +2,9 @@
  * a /v1/chat/completions body, a /v1/completions body (parsed; accepted requests must hold what
  * the server relies on, refusals an OpenAI error whose JSON parses back), a URL path routed
  * for GET and POST (every path gets a handler), a POST /v1/files multipart body (boundary XyZ; an
- * accepted file lies inside the body) or a POST /v1/fine_tuning/jobs body. Never a crash, never a leak. */
+ * accepted file lies inside the body), a POST /v1/fine_tuning/jobs body, a deployment body (5: create, 0x87:
+ * canary), a POST /v1/feedback body (6), a POST /lora-adapters list (7) or a vLLM load (8) / unload (0x8a)
+ * adapter body, or a POST /v1/keys/{id}/limits body (9). Never a crash, never a leak. */
 #include <stdint.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -39,7 +41,7 @@ static void check_error(const srv_error *e) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] % 5;
+    int mode = data[0] % 10;
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     if (mode < 2) {
@@ -74,6 +76,58 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             check_error(&e);
             if (r.model || r.training_file || r.metadata) __builtin_trap();
+        }
+    } else if (mode == 5) {
+        srv_deploy_req r;
+        srv_error e;
+        srv_deploy_kind kind = data[0] & 0x80 ? SRV_DEPLOY_CANARY : SRV_DEPLOY_CREATE;
+        if (srv_parse_deploy_request(body, len, kind, &r, &e) == 0) {
+            if (!r.model || (kind == SRV_DEPLOY_CREATE && !r.alias[0]) || (kind == SRV_DEPLOY_CANARY && (r.percent < 0 || r.percent > 100))) __builtin_trap();
+            srv_deploy_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.model) __builtin_trap();
+        }
+    } else if (mode == 6) {
+        srv_feedback_req r;
+        srv_error e;
+        if (srv_parse_feedback_request(body, len, &r, &e) == 0) {
+            if (!r.response_id || (!r.rating_given && !r.correction) || !(r.rating >= -1 && r.rating <= 1)) __builtin_trap();
+            srv_feedback_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.response_id || r.correction || r.comment) __builtin_trap();
+        }
+    } else if (mode == 7) {
+        srv_lora set[SRV_MAX_LORA_SET];
+        int n = -1;
+        srv_error e;
+        if (srv_parse_lora_scales(body, len, set, &n, &e) == 0) {
+            if (n < 0 || n > SRV_MAX_LORA_SET) __builtin_trap();
+            for (int i = 0; i < n; i++)
+                if (set[i].id < 0 || !(set[i].scale >= -100 && set[i].scale <= 100)) __builtin_trap();
+        } else {
+            check_error(&e);
+            if (n != 0) __builtin_trap();
+        }
+    } else if (mode == 8) {
+        srv_lora_load_req r;
+        srv_error e;
+        bool load = !(data[0] & 0x80);
+        if (srv_parse_lora_load(body, len, load, &r, &e) == 0) {
+            if (!r.name || (load != (r.path != NULL))) __builtin_trap();
+            srv_lora_load_req_free(&r);
+        } else {
+            check_error(&e);
+            if (r.name || r.path) __builtin_trap();
+        }
+    } else if (mode == 9) {
+        srv_limits_req r;
+        srv_error e;
+        if (srv_parse_limits_request(body, len, &r, &e) == 0) {
+            if ((r.rpm < 0 && r.token_budget < 0) || r.rpm < -1 || r.token_budget < -1) __builtin_trap();
+        } else {
+            check_error(&e);
         }
     } else {
         char *path = malloc(len + 1);

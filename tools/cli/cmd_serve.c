@@ -10,11 +10,13 @@
 static void usage(FILE *f) {
     fprintf(f,
         "usage: takumi serve [--model M ...] [options]\n"
-        "       takumi serve --create-key [--admin] [--data-dir DIR]\n"
+        "       takumi serve --create-key [--admin] [--rpm N] [--token-budget N] [--data-dir DIR]\n"
         "  Serves the OpenAI API on http://HOST:PORT: GET /health, /metrics, /v1/models, /v1/models/{id},\n"
         "  /lora-adapters; POST /v1/chat/completions and /v1/completions (\"stream\": true for SSE); the Files API\n"
         "  (/v1/files: uploads checked with the data checker) and fine-tuning jobs (/v1/fine_tuning/jobs: one job\n"
-        "  at a time while serving; the result is served at once as ft:<base>:<owner>:<suffix>:<id>).\n"
+        "  at a time while serving; the result is served at once as ft:<base>:<owner>:<suffix>:<id>); deployments\n"
+        "  (/v1/deployments, admin: an alias with a canary, promote, rollback; see takumi deploy); POST /v1/feedback on a\n"
+        "  logged answer and GET /v1/feedback/export?format=sft|preference (admin) for the next job.\n"
         "  --model M            a model to serve (repeatable): .gguf, HF folder or llama2.c checkpoint; its model id is\n"
         "                       the file name without .gguf, or name it with ID=PATH (default: the default model)\n"
         "  --adapter NAME=DIR   an adapter (PEFT folder or GGUF adapter) on the first model, served as model id NAME\n"
@@ -34,8 +36,15 @@ static void usage(FILE *f) {
         "  --max-upload BYTES   largest POST /v1/files body (default 67108864); larger: 413\n"
         "  --timeout S          close a connection idle or trickling for S seconds (default 30)\n"
         "  --threads N          compute threads per generation (default: all cores)\n"
+        "  --log-contents on|off  the request log (DIR/takumi.db) keeps each request's messages and answer (default on;\n"
+        "                       off: ids, keys, versions, latency and tokens only; feedback export then has nothing to export)\n"
+        "  --log-days N         delete request log rows older than N days (default 30; 0 = keep)\n"
         "  --create-key         create an API key (stored salted and hashed in DIR/takumi.db), print it, exit\n"
-        "  --admin              with --create-key: an admin key\n");
+        "  --admin              with --create-key: an admin key\n"
+        "  --rpm N              with --create-key: at most N chat/completion requests per minute (default 0: no limit)\n"
+        "  --token-budget N     with --create-key: at most N prompt + completion tokens in all (default 0: no limit);\n"
+        "                       beyond either: 429 (rate_limit_exceeded, insufficient_quota). Admin keys change them with\n"
+        "                       POST /v1/keys/{id}/limits; GET /v1/keys and GET /v1/usage show keys and usage per model\n");
 }
 
 static void log_stderr(void *ud, const char *line) {
@@ -51,6 +60,7 @@ static void log_stderr(void *ud, const char *line) {
 int cmd_serve(int argc, char **argv) {
     tk_serve_params p = tk_serve_default_params();
     bool create_key = false, admin = false;
+    long rpm = 0, budget = 0;
     int err = 0;
     for (int i = 1; i < argc && !err; i++) {
         const char *v = NULL;
@@ -78,15 +88,23 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "max-upload", &v, &err)) { if (v) p.max_upload = (size_t)cli_parse_long("max-upload", v, 1, 1L << 40, &err); }
         else if (cli_opt(argc, argv, &i, "timeout", &v, &err)) { if (v) p.timeout_s = (int)cli_parse_long("timeout", v, 1, 86400, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) p.threads = cli_parse_threads(v, &err); }
+        else if (cli_opt(argc, argv, &i, "log-days", &v, &err)) { if (v) p.log_days = (int)cli_parse_long("log-days", v, 0, 100000, &err); }
+        else if (cli_opt(argc, argv, &i, "log-contents", &v, &err)) {
+            if (!v) continue;
+            if (strcmp(v, "on") && strcmp(v, "off")) { fprintf(stderr, "takumi: --log-contents %s: on or off\n", v); err = 1; }
+            p.log_contents_off = !strcmp(v, "off");
+        }
+        else if (cli_opt(argc, argv, &i, "rpm", &v, &err)) { if (v) rpm = cli_parse_long("rpm", v, 0, 1000000000L, &err); }
+        else if (cli_opt(argc, argv, &i, "token-budget", &v, &err)) { if (v) budget = cli_parse_long("token-budget", v, 0, LONG_MAX, &err); }
         else if (cli_flag(argv, i, "create-key")) create_key = true;
         else if (cli_flag(argv, i, "admin")) admin = true;
         else { fprintf(stderr, "takumi: unknown option '%s' (see --help)\n", argv[i]); err = 1; }
     }
     if (err) return 1;
-    if (admin && !create_key) { fprintf(stderr, "takumi: --admin goes with --create-key\n"); return 1; }
+    if ((admin || rpm || budget) && !create_key) { fprintf(stderr, "takumi: --admin, --rpm and --token-budget go with --create-key\n"); return 1; }
     if (create_key) {
         char *key = NULL;
-        tk_status st = tk_serve_create_key(p.data_dir, admin, &key);
+        tk_status st = tk_serve_create_key_limits(p.data_dir, admin, rpm, budget, &key);
         if (st) return cli_fail(st, "cannot create a key");
         printf("%s\n", key);
         free(key);

@@ -16,6 +16,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_review(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
 
 /* Each subcommand lives in tools/cli/cmd_<name>.c. */
 static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmds[] = {
@@ -33,6 +34,7 @@ static const struct { const char *name; cli_cmd_fn fn; const char *help; } k_cmd
     {"export", cmd_export, "merge a LoRA adapter into a model (HF folder or GGUF), or convert adapters/models"},
     {"review", cmd_review, "blind A/B review page of two systems' answers; --collect unblinds the judgements"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server: chat/completions (streaming), models, adapters per request, keys, metrics"},
+    {"deploy", cmd_deploy, "deployments of a running takumi serve: create, list, canary, promote, rollback (over HTTP)"},
 };
 
 int cmd_version(int argc, char **argv) {
