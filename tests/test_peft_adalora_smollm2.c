@@ -1,11 +1,11 @@
 /* AdaLoRA against PyTorch + PEFT 0.21 on the real default model (fixture written by
  * tools/make_adalora_smollm2_reference.py): SmolLM2-135M-Instruct with its base kept in Q4_1 (PyTorch runs
- * the dequantized f32 values), AdaLoRA on q and v (init_r 4, target_r 2, tinit 2, tfinal 3, deltaT 2, 10
+ * the dequantized values in float64), AdaLoRA on q and v (init_r 4, target_r 2, tinit 2, tfinal 3, deltaT 2, 10
  * steps, alpha 8, orthogonal penalty 0.5) from the name-hashed initialisation both sides compute
  * (tests/smollm2_lora.h; q's B rows permuted to takumi's GGUF order), two real chat-template rows.
  * Checked: the loss with the penalty and the penalty alone (1e-4 relative), layer 29's gradients element
- * by element (1e-3, max |a - b| / max |b|, as test_objectives_smollm2) and the norm of every gradient
- * (5e-4), then PEFT's loop for 10 steps (AdamW, update_and_allocate): the triplets the rank allocator
+ * by element (1e-4, max |a - b| / max |b|, the SFT tests' tolerance) and the norm of every gradient
+ * (1e-4), then PEFT's loop for 10 steps (AdamW, update_and_allocate): the triplets the rank allocator
  * keeps at every step and the loss curve (1e-3 relative). The stories260K case is test_peft_adalora. */
 #include "test.h"
 #include "adalora_ref.h"
@@ -34,7 +34,7 @@ static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_mod
             double mx = 0, md = 0;
             for (int64_t k = 0; want && k < q->n; k++) { mx = fmax(mx, fabs(want[k])); md = fmax(md, fabs(g[k] - want[k])); }
             double e = want ? md / fmax(mx, 1e-30) : 1;
-            CHECK(e <= 1e-3, "gradient %s: max rel err %.3e", q->name, e);
+            CHECK(e <= 1e-4, "gradient %s: max rel err %.3e", q->name, e);
             worst_e = fmax(worst_e, e);
             n_elem++;
         }
@@ -44,7 +44,7 @@ static void check_grads(tk_train_ctx *tc, const tk_safetensors *st, const tk_mod
             double s = 0;
             for (int64_t k = 0; k < q->n; k++) s += (double)g[k] * g[k];
             double e = fabs(sqrt(s) - w->valuedouble) / fmax(w->valuedouble, 1e-12);
-            CHECK(e <= 5e-4, "gradient norm %s: %.9g vs PEFT %.9g", q->name, sqrt(s), w->valuedouble);
+            CHECK(e <= 1e-4, "gradient norm %s: %.9g vs PEFT %.9g", q->name, sqrt(s), w->valuedouble);
             worst_n = fmax(worst_n, e);
             n_norm++;
         }

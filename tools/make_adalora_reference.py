@@ -49,7 +49,7 @@ def weighted_ce_forward(hf_model, batch):
 
     def fwd(*args, **kwargs):
         out = orig(*args, **kwargs)
-        logits = out.logits.float()
+        logits = out.logits   # the model's dtype (float64 for the SmolLM2 reference)
         V = logits.shape[-1]
         ce = F.cross_entropy(logits.reshape(-1, V), target.reshape(-1).clamp(min=0), reduction="none")
         w = weight.reshape(-1) * (target.reshape(-1) >= 0).float()

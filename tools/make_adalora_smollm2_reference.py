@@ -59,15 +59,20 @@ def main():
     tensors = {"ids": ids.to(torch.int32), "target": target.to(torch.int32), "weight": weight}
     cfg = AdaLoraConfig(init_r=INIT_R, target_r=2, tinit=2, tfinal=3, deltaT=2, total_step=N_STEPS, lora_alpha=8, lora_dropout=0.0,
                         orth_reg_weight=0.5, target_modules=TARGETS, task_type="CAUSAL_LM")
-    meta = {"source": "transformers %s, peft %s, torch %s, float32 (Q4_1 dequantized), eager attention" % (
+    meta = {"source": "transformers %s, peft %s, torch %s, float64 (Q4_1 dequantized), eager attention" % (
         __import__("transformers").__version__, __import__("peft").__version__, torch.__version__),
         "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS),
         "init_r": "4", "target_r": "2", "tinit": "2", "tfinal": "3", "deltaT": "2", "orth_reg": "0.5", "alpha": "8"}
-    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32, attn_implementation="eager")
+    # float64: the truth takumi's float32 is measured against, as make_smollm2_objectives_reference.py
+    base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float64, attn_implementation="eager")
     n_layers = base.config.num_hidden_layers
     model = get_peft_model(base, cfg)
     weighted_ce_forward(model.base_model.model, (ids, target, weight))
+    for n, p in model.named_parameters():   # PEFT's cast to float64 re-creates ranknum as a trainable Parameter
+        if "ranknum" in n:
+            p.requires_grad_(False)
     named = [(n.replace(".default", ""), p) for n, p in model.named_parameters() if p.requires_grad]
+    assert len(named) == 180, len(named)
     with torch.no_grad():
         for n, p in named:
             bound = 1.0 / math.sqrt(p.shape[1]) if "lora_A" in n else 0.02 if "lora_B" in n else 1.0 / math.sqrt(p.shape[-1])
@@ -85,7 +90,7 @@ def main():
     meta["gnorm"] = json.dumps({n: float(p.grad.norm()) for n, p in named})
     for n, p in named:
         if ".layers.29." in n:
-            tensors["grad." + n] = p.grad.detach().clone()
+            tensors["grad." + n] = p.grad.detach().float().clone()
     model.zero_grad()
     losses, keeps = peft_loop(model, named, ids, lambda cfg: keep_row(cfg, n_layers, TARGETS))
     meta["losses"] = json.dumps(losses)
