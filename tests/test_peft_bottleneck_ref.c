@@ -4,12 +4,11 @@
  * transformers 5). On stories260K with the same weights: the loss, logits and every adapter
  * gradient within the SFT tests' tolerances (test_train_ref), the same 10-step AdamW loss curve,
  * and the same logits from the f32 GGUF container of the model. SmolLM2-135M (Q4_1 GGUF, both placements,
- * reduction 64, the weights from the hash both sides compute): loss and logits within the SFT tolerances,
- * the gradients of layers 0 and 29 (weight matrices every 8th row) within 5e-4 and the 10-step curve within
- * 3e-3 (3 steps under ASan). Those two are looser than LoRA's on SmolLM2 (1e-4, 1e-3): measured 2.4e-4 and
- * 1.6e-3 (the ref backend, with double sums, gives the same 2e-4), while PyTorch f32 and f64 differ by 5e-6
- * in these gradients and the loss by 1.2e-6 (takumi: 4.5e-6). Some small systematic difference on SmolLM2
- * that stories260K (3e-6) does not show; not found yet. */
+ * reduction 64, the weights from the hash both sides compute; PyTorch in float64): loss, logits and the
+ * gradients of layers 0 and 29 (weight matrices every 8th row) within the SFT tolerances (1e-4; measured
+ * 2.4e-5), the 10-step curve within 1e-3 as LoRA's (measured 2.4e-4: losses near 3e-3 at the end, where
+ * float32 logits set the floor; 3 steps under ASan). The looser tolerances this test once had came from the
+ * LM head's float32 1 - p_t, fixed in tk_softmax_at_target, and a float32 reference. */
 #include "test.h"
 #include "train_ref.h"
 #include "smollm2_lora.h"
@@ -68,7 +67,7 @@ static void smollm2_case(tk_model *m, const tk_safetensors *st, ref_batch *rb, c
         if (!g) continue;
         double e = rel_err(q->g, g, rows, cols, q->n_dims == 2 ? stride : 1);
         if (g_verbose) printf("    %-64s %.2e\n", q->name, e);
-        CHECK(e <= 5e-4, "%s gradient %s: max rel err %.3e", what, q->name, e);
+        CHECK(e <= 1e-4, "%s gradient %s: max rel err %.3e", what, q->name, e);
         worst = fmax(worst, e);
         ncmp++;
     }
@@ -81,7 +80,7 @@ static void smollm2_case(tk_model *m, const tk_safetensors *st, ref_batch *rb, c
         int steps = UNDER_ASAN ? 3 : n - 1;
         for (int64_t i = 0; i < ps->n; i++) hash_init(ps->p[i].w, ps->p[i].name, ps->p[i].n, ps->p[i].n_dims == 2 ? 0.02 : 0.01);
         run_steps(tc, rb, st, steps, gl);
-        check_curve(gl, rl, steps + 1, 3e-3, what);
+        check_curve(gl, rl, steps + 1, 1e-3, what);
     }
     tk_train_ctx_free(tc);
 }

@@ -99,23 +99,26 @@ def smollm2_main():
     tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
     ids, target, weight = smollm2_batch(tok)
     tensors = {"ids": ids.to(torch.int32), "target": target.to(torch.int32), "weight": weight}
-    meta = {"source": "transformers %s, torch %s, float32, eager attention, SmolLM2-135M-Instruct Q4_1 dequantized; adapters "
+    meta = {"source": "transformers %s, torch %s, float64, eager attention, SmolLM2-135M-Instruct Q4_1 dequantized; adapters "
                       "written by hand (tools/make_peft_bottleneck_reference.py smollm2)" % (__import__("transformers").__version__, torch.__version__),
             "lr": repr(LR), "weight_decay": repr(WD), "clip": repr(CLIP), "steps": str(N_STEPS), "grad_row_stride": str(ROW_STRIDE)}
     for case, act in (("pfeiffer", "relu"), ("houlsby", "swish")):
-        base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float32, attn_implementation="eager")
+        # float64: the truth takumi's float32 is measured against (PyTorch's float32 cross-entropy alone is off
+        # by ~2e-4 in these gradients: 1 - p rounding on the confidently predicted chat-template tokens)
+        base = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, torch_dtype=torch.float64, attn_implementation="eager")
         named = add_adapters(base, case, act, 64)
+        base.to(torch.float64)   # the adapters' Linear layers (in place: named keeps the same Parameters)
         with torch.no_grad():
             for n, p in named:
                 p.copy_(hash_init(n, tuple(p.shape), 0.02 if n.endswith("weight") else 0.01))
         loss, logits = loss_fn(base, ids, target, weight)
         loss.backward()
         meta[case + "_loss"] = repr(float(loss.detach()))
-        tensors[case + ".logits"] = logits[:, :, :32].detach().contiguous()
+        tensors[case + ".logits"] = logits[:, :, :32].detach().float().contiguous()
         for n, p in named:
             if n.startswith("model.layers.0.") or n.startswith("model.layers.29."):
                 g = p.grad.detach()
-                tensors[case + ".grad." + n] = (g[::ROW_STRIDE] if g.ndim == 2 else g).clone().contiguous()
+                tensors[case + ".grad." + n] = (g[::ROW_STRIDE] if g.ndim == 2 else g).float().clone().contiguous()
         base.zero_grad()
         meta[case + "_losses"] = json.dumps(train_losses(base, named, ids, target, weight))
         print("SmolLM2 %s: loss %s, steps %s" % (case, meta[case + "_loss"], meta[case + "_losses"]), file=sys.stderr)
