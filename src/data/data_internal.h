@@ -169,6 +169,9 @@ void tk_layout_free(tk_layout *l);
 /* A reader of the source in this layout (table mode set). */
 tk_status tk_layout_reader(const tk_layout *l, const char *path, const void *buf, size_t len, const char *name, size_t max_line,
                            tk_reader **out);
+/* One raw record of a JSON or table layout (UTF-8 checked by the caller) as JSON, read through the map, not validated (a new
+ * tree, caller deletes); NULL after error findings (syntax, quoting, a ragged row, the map's). Not for TXT or unmapped TSV. */
+cJSON *tk_layout_record(const tk_layout *l, const tk_raw *raw, tk_rfinds *fs);
 /* Validates one raw record (UTF-8 checked by the caller) into ex with findings; *rec (may be NULL) gets the
  * JSON record in the layout's format (mapped; a CSV row as an object), which the caller deletes. */
 void tk_layout_validate(const tk_layout *l, const tk_raw *raw, tk_example *ex, tk_rfinds *fs, cJSON **rec);
