@@ -25,10 +25,10 @@ refuse() {   # refuse WHAT EXPECTED_RC PATTERN -- command...
 M0=$tmp/none.gguf
 refuse "missing column" 1 'names a column that the header (line 1) does not have; its columns: id, question, answer, topic' -- \
     "$BIN" eval --model "$M0" --data $FX/faq.csv --map 'prompt=question,reference=reply'
-grep -q 'completion=reply' "$tmp/err" && ok || bad "the missing column's key must be named: $(cat "$tmp/err")"
+grep -q 'reference=reply' "$tmp/err" && ok || bad "the missing column's key must be named: $(cat "$tmp/err")"
 printf '{"q":"Tell me a story.","a":"Once upon a time."}\n{"q":"What did Lily see?","answer":"A ball."}\n' > "$tmp/later.jsonl"
-refuse "field missing from a later record" 1 'later.jsonl: line 2: map_missing_field: .*no field "a"' -- \
-    "$BIN" eval --model "$M0" --data "$tmp/later.jsonl" --map 'prompt=q,completion=a'
+refuse "field missing from a later record" 1 'later.jsonl: line 2: map_missing_field: .*no field "a" (--map response=a)' -- \
+    "$BIN" eval --model "$M0" --data "$tmp/later.jsonl" --map 'prompt=q,response=a'
 printf 'question,answer\nWhat did Lily see?,A ball.\nWhere?,In the park.,extra\n' > "$tmp/ragged.csv"
 refuse "ragged CSV row" 1 'ragged.csv: line 3: csv_field_count: the row has 3 fields, the header has 2' -- \
     "$BIN" eval --model "$M0" --data "$tmp/ragged.csv"

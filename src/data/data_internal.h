@@ -139,6 +139,7 @@ struct tk_data_map {
     tk_map_values roles[TK_MAP_N_ROLES];        /* role values for system, user, assistant turns */
     char *system_text, *system_field;           /* chat and prompt/completion */
     char *prompt, *query, *completion, *history;/* prompt/completion */
+    const char *completion_key;                 /* the key the map named completion with (completion, response, reference; static) */
     char *text, *label;                         /* classification, text */
 };
 /* Applies m to rec: the record in the map's format (a new tree, caller deletes), or NULL after error

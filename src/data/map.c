@@ -83,6 +83,7 @@ static tk_status set_key(tk_data_map *m, const char *key, const char *val, uint3
     else if (!strcmp(key, "query")) dst = &m->query;
     else if (!strcmp(key, "completion") || !strcmp(key, "response") || !strcmp(key, "reference")) {
         if (m->completion) return tk_fail(TK_ERR_ARG, "%s: give one of completion=, response= and reference=, not two", name);
+        m->completion_key = k_keys[k].name;   /* for messages: the key the user wrote */
         dst = &m->completion;
     } else if (!strcmp(key, "history")) dst = &m->history;
     else if (!strcmp(key, "text")) dst = &m->text;
