@@ -9,15 +9,9 @@
 #   validation), generation with a baseline that is the same model
 #   (every difference 0, interval [0, 0]), forgetting on general data;
 # - bad input: a missing file, a record without a prompt, a metric the data cannot support.
-set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
-FX=tests/fixtures/eval
-tmp=$(mktemp -d /tmp/takumi_eval_XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
-checks=0 failures=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+NAME=eval
+. tests/lib/eval_setup.bash
 jget() { python3 -c "import json,sys; d=json.load(open('$1')); print($2)"; }
 close() { python3 -c "import sys; a,b,t=map(float,sys.argv[1:]); sys.exit(0 if abs(a-b)<=t else 1)" "$1" "$2" "$3"; }
 
@@ -72,12 +66,7 @@ printf '{"prediction":"x","reference":"y"}\n{"reference":"y"}\n' > "$tmp/bad.jso
 "$BIN" eval --predictions $FX/predictions.jsonl --metrics loss > /dev/null 2> "$tmp/err"; [ $? = 1 ] && grep -q "model" "$tmp/err" && ok || bad "loss without a model"
 
 # ---- a real model ----
-S=${TAKUMI_SHARED:-../shared}/models/stories260K
-if [ ! -f "$S/gguf/stories260K-f32.gguf" ]; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
-    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"
-else
-    M=$S/gguf/stories260K-f32.gguf
+if have_stories260k; then
     python3 -c "
 import json; t=open('$S/llama2c/greedy_64_from_bos.txt').read().split('\n',1)[1].rstrip('\n')
 print(json.dumps({'text': t}))" > "$tmp/text.jsonl"

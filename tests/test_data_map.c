@@ -67,6 +67,9 @@ static void test_map_parse(void) {
     m = map_of("prompt=question,completion=answer");
     if (m) CHECK(m->kind == TK_MAP_PC && tk_data_map_format(m) == TK_DATA_CHAT, "prompt/completion map");
     tk_data_map_free(m);
+    m = map_of("prompt=question,reference=answer");   /* reference= (what takumi eval calls the answer) is completion= */
+    if (m) CHECK(m->kind == TK_MAP_PC && m->completion && !strcmp(m->completion, "answer"), "reference= alias");
+    tk_data_map_free(m);
     m = map_of("text=review,label=stars");
     if (m) CHECK(tk_data_map_format(m) == TK_DATA_CLASSIFICATION, "classification map");
     tk_data_map_free(m);
@@ -76,6 +79,7 @@ static void test_map_parse(void) {
     refused("messages=turns,prompt=q", "layout");
     refused("role=speaker", "needs messages=FIELD");
     refused("prompt=question", "needs both prompt=FIELD and completion=FIELD");
+    refused("prompt=q,completion=a,reference=b", "give one of completion=, response= and reference=, not two");
     refused("messages=t,user=A,assistant=A", "role value 'A' is given to two roles");
     refused("messages=t,train=sometimes", "train=sometimes");
     refused("messages=t,system=\"open", "not closed");

@@ -300,6 +300,31 @@ static void test_parsers(void) {
     CHECK(tk_para_check("返品期限は？", "What is the return window?", NULL, 0, 3) == TK_PARA_LANGUAGE, "other script");
 }
 
+/* Near-duplicate questions of one chunk: a format marker copied after the question, the same words re-cased or
+ * re-punctuated, a small edit; different questions are not. */
+static void test_near_question(void) {
+    static const char *const same[][2] = {
+        {"How long is the warranty?", "How long is the warranty? B:"},
+        {"Warranty?", "Warranty? B:"},
+        {"How long is the warranty?", "how long is the warranty"},
+        {"How many days do I have to return an item I bought online?", "How many days do I have to return an item that I bought online?"},
+        {"保証期間はどのくらいですか？", "保証期間はどのくらいですか？ B:"},
+    };
+    static const char *const differ[][2] = {
+        {"What is the return window for shoes?", "What is the return window for shirts?"},
+        {"How long is the warranty?", "How much is the shipping fee?"},
+        {"What is the warranty", "What is the warranty for phones?"},
+        {"Fee?", "Fees and taxes?"},
+        {"返品期限は？", "送料はいくらですか？"},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+        CHECK(tk_synth_near_question(same[i][0], same[i][1]) && tk_synth_near_question(same[i][1], same[i][0]), "near: '%s' / '%s'", same[i][0],
+              same[i][1]);
+    for (size_t i = 0; i < sizeof differ / sizeof *differ; i++)
+        CHECK(!tk_synth_near_question(differ[i][0], differ[i][1]) && !tk_synth_near_question(differ[i][1], differ[i][0]), "not near: '%s' / '%s'",
+              differ[i][0], differ[i][1]);
+}
+
 /* A writer for the pipeline tests: pairs for a chunk (one with a number not in any chunk, one
  * question twice), numbered paraphrases (one identical to the question, one repeated). */
 static tk_status writer(void *ud, const char *const *prompts, const uint64_t *seeds, size_t n, char **texts) {
@@ -314,7 +339,7 @@ static tk_status writer(void *ud, const char *const *prompts, const uint64_t *se
             tk_buf_printf(&b, "gibberish without pairs");
         } else if (strstr(prompts[i], "14 days")) {
             tk_buf_printf(&b, "Q: How long is the return window?\nA: 14 days from delivery.\nQ: And for sale items?\nA: 30 days.\n"
-                              "Q: How long is the return window?\nA: Within 14 days.");
+                              "Q: How long is the return window?\nA: Within 14 days.\nQ: How long is the return window? B:\nA: 14 days.");
         } else {
             tk_buf_printf(&b, "Q: What is the fee?\nA: The fee is 770 yen, seed %llu.\nQ: Is it?\nA: Is it?\nQ: <question>\nA: <answer>",
                           (unsigned long long)(seeds[i] % 2));
@@ -331,7 +356,7 @@ static void test_synth_pipeline(void) {
     int calls = 0;
     tk_synth_params p = tk_synth_default_params();
     p.gen.fn = writer, p.gen.fn_ud = &calls;
-    p.questions_per_chunk = 3;
+    p.questions_per_chunk = 4;
     p.paraphrases = 3;
     const char *langs[] = {"en", "ja"};
     p.languages = langs, p.n_languages = 2;
@@ -346,17 +371,17 @@ static void test_synth_pipeline(void) {
     CHECK(s.n_docs == 2 && s.n_failed_docs == 1 && s.docs[1].error && strstr(s.docs[1].error, "empty.txt: an empty document"),
           "%s", s.docs[1].error ? s.docs[1].error : "");
     const tk_synth_doc *d = &s.docs[0];
-    CHECK(d->n_chunks == 2 && d->asked == 12, "chunks %zu asked %llu", d->n_chunks, (unsigned long long)d->asked);
+    CHECK(d->n_chunks == 2 && d->asked == 16, "chunks %zu asked %llu", d->n_chunks, (unsigned long long)d->asked);
     uint64_t dropped = 0;
     for (int k = TK_SYN_EMPTY; k < TK_SYN_REASONS; k++) dropped += d->dropped[k];
     CHECK(d->asked == d->parsed + d->dropped[TK_SYN_NO_PAIRS] + d->dropped[TK_SYN_CONTEXT], "asked = parsed + missing");
     CHECK(d->parsed == d->kept + dropped, "parsed %llu = kept %llu + dropped %llu", (unsigned long long)d->parsed, (unsigned long long)d->kept,
           (unsigned long long)dropped);
-    /* returns/en: 3 parsed, 1 kept, "30 days" dropped (number), the repeated question dropped; shipping/en: 1 kept, an
-       answer that is a question and the format's placeholders copied dropped;
-       ja: no pairs (6 missing) */
-    CHECK(d->kept == 2 && d->dropped[TK_SYN_NUMBER] == 1 && d->dropped[TK_SYN_DUPLICATE] == 1 && d->dropped[TK_SYN_NO_PAIRS] == 6 &&
-          d->dropped[TK_SYN_QUESTION] == 1 && d->dropped[TK_SYN_EMPTY] == 1,
+    /* returns/en: 4 parsed, 1 kept, "30 days" dropped (number), the repeated question dropped, the same question with the
+       format's "B:" copied after it dropped (near-duplicate); shipping/en: 1 kept, an answer that is a question and the
+       format's placeholders copied dropped, 1 missing; ja: no pairs (8 missing) */
+    CHECK(d->kept == 2 && d->dropped[TK_SYN_NUMBER] == 1 && d->dropped[TK_SYN_DUPLICATE] == 1 && d->dropped[TK_SYN_NO_PAIRS] == 9 &&
+          d->dropped[TK_SYN_QUESTION] == 1 && d->dropped[TK_SYN_EMPTY] == 1 && d->dropped[TK_SYN_NEAR_DUPLICATE] == 1,
           "kept %llu number %llu dup %llu missing %llu", (unsigned long long)d->kept, (unsigned long long)d->dropped[TK_SYN_NUMBER],
           (unsigned long long)d->dropped[TK_SYN_DUPLICATE], (unsigned long long)d->dropped[TK_SYN_NO_PAIRS]);
     CHECK(d->variants == 2 && d->para_dropped[TK_PARA_IDENTICAL] == 2 && d->para_dropped[TK_PARA_DUPLICATE] == 2, "variants %llu",
@@ -364,7 +389,8 @@ static void test_synth_pipeline(void) {
     CHECK(s.records == 4, "%llu records", (unsigned long long)s.records);
     tk_buf t = {0};
     CHECK_OK(tk_synth_summary_text(&s, &t));
-    CHECK(t.data && strstr(t.data, "number_not_in_chunk 1") && strstr(t.data, "skipped: "), "%s", t.data ? t.data : "");
+    CHECK(t.data && strstr(t.data, "number_not_in_chunk 1") && strstr(t.data, "near_duplicate_question 1") && strstr(t.data, "skipped: "), "%s",
+          t.data ? t.data : "");
     tk_buf_free(&t);
     CHECK_OK(tk_synth_summary_json(&s, &t));
     CHECK(t.data && strstr(t.data, "\"kept\":2"), "%s", t.data ? t.data : "");
@@ -472,6 +498,7 @@ int main(void) {
     test_chunk_sizes();
     test_grounding();
     test_parsers();
+    test_near_question();
     test_synth_pipeline();
     test_augment();
     test_generate_stories();

@@ -58,7 +58,8 @@ const char *tk_data_container_name(tk_data_container c);
  * Names the fields and role values of any JSON (or CSV/TSV column) layout, so records in
  * a company's own layout are read as chat, prompt/completion, classification or text:
  *   chat:  messages=FIELD role=FIELD content=FIELD user=V[|V…] assistant=V[|V…] system_role=V[|V…]
- *   prompt/completion: prompt=FIELD [query=FIELD] completion=FIELD (alias response=) [history=FIELD]
+ *   prompt/completion: prompt=FIELD [query=FIELD] completion=FIELD (aliases response=, and reference= as
+ *   `takumi eval` calls the reference answer) [history=FIELD]
  *   classification: text=FIELD label=FIELD;   raw text: text=FIELD
  *   both conversation kinds: system=TEXT (a system prompt to add), system_field=FIELD (a field
  *   holding it; wins over system= when present), train=assistant|last|all (which turns train:

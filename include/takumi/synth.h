@@ -103,6 +103,10 @@ typedef enum tk_para { TK_PARA_OK = 0, TK_PARA_EMPTY, TK_PARA_IDENTICAL, TK_PARA
  * Latin-script question or the reverse, tk_text_is_cjk). Thread-safe. */
 const char *tk_para_name(tk_para r);
 tk_para tk_para_check(const char *original, const char *para, char *const *keep, size_t n_keep, double max_ratio);
+/* True when question b is a near-duplicate of question a: the same after case, spaces and punctuation, the same with at
+ * most 2 letters or digits more at the end of one (a format marker the model copied: "…warranty? B:"), or character
+ * 5-gram Jaccard >= 0.8 of the normalised texts (data check's near-duplicate rule). Thread-safe. */
+bool tk_synth_near_question(const char *a, const char *b);
 
 /* ---- generation settings shared by synth and augment ------------------------ */
 /* Another writer in place of a model (a remote teacher, tests): texts[i] (malloc'd, the callee's to fill) answers the
@@ -120,12 +124,13 @@ typedef struct tk_synth_gen {
 
 /* ---- synth ---------------------------------------------------------------- */
 enum { TK_SYN_NO_PAIRS = 0, TK_SYN_CONTEXT, TK_SYN_EMPTY, TK_SYN_QUESTION, TK_SYN_LANGUAGE, TK_SYN_NUMBER, TK_SYN_NAME, TK_SYN_SCRIPT, TK_SYN_UNSUPPORTED,
-       TK_SYN_DUPLICATE, TK_SYN_TOO_LONG, TK_SYN_REASONS };
+       TK_SYN_DUPLICATE, TK_SYN_TOO_LONG, TK_SYN_NEAR_DUPLICATE, TK_SYN_REASONS };
 /* "no_pairs_parsed" (pairs missing from a chunk's output, per chunk x language), "prompt_over_context" (the request did not
  * fit the writing model's context: its pairs are counted here), "empty" (or the request's "<question>"/"<answer>"
  * placeholders copied), "answer_is_a_question", "wrong_language" (ja/zh/ko
  * asked, the question or answer not mostly CJK, or the reverse), "number_not_in_chunk",
- * "name_not_in_chunk", "word_not_in_chunk", "not_supported", "duplicate_question", "too_long". Thread-safe. */
+ * "name_not_in_chunk", "word_not_in_chunk", "not_supported", "duplicate_question", "too_long", "near_duplicate_question" (a
+ * near-duplicate, tk_synth_near_question, of a question kept before for the same chunk and language). Thread-safe. */
 const char *tk_synth_reason_name(int r);
 
 typedef struct tk_synth_params {

@@ -139,6 +139,7 @@ struct tk_data_map {
     tk_map_values roles[TK_MAP_N_ROLES];        /* role values for system, user, assistant turns */
     char *system_text, *system_field;           /* chat and prompt/completion */
     char *prompt, *query, *completion, *history;/* prompt/completion */
+    const char *completion_key;                 /* the key the map named completion with (completion, response, reference; static) */
     char *text, *label;                         /* classification, text */
 };
 /* Applies m to rec: the record in the map's format (a new tree, caller deletes), or NULL after error
@@ -169,6 +170,9 @@ void tk_layout_free(tk_layout *l);
 /* A reader of the source in this layout (table mode set). */
 tk_status tk_layout_reader(const tk_layout *l, const char *path, const void *buf, size_t len, const char *name, size_t max_line,
                            tk_reader **out);
+/* One raw record of a JSON or table layout (UTF-8 checked by the caller) as JSON, read through the map, not validated (a new
+ * tree, caller deletes); NULL after error findings (syntax, quoting, a ragged row, the map's). Not for TXT or unmapped TSV. */
+cJSON *tk_layout_record(const tk_layout *l, const tk_raw *raw, tk_rfinds *fs);
 /* Validates one raw record (UTF-8 checked by the caller) into ex with findings; *rec (may be NULL) gets the
  * JSON record in the layout's format (mapped; a CSV row as an object), which the caller deletes. */
 void tk_layout_validate(const tk_layout *l, const tk_raw *raw, tk_example *ex, tk_rfinds *fs, cJSON **rec);

@@ -135,16 +135,21 @@ tk_status tk_layout_open(const char *path, const void *buf, size_t len, const ch
     return TK_OK;
 }
 
-void tk_layout_validate(const tk_layout *l, const tk_raw *raw, tk_example *ex, tk_rfinds *fs, cJSON **rec) {
-    *rec = NULL;
-    if (l->container == TK_DATA_TXT) { tk_data_validate_txt(raw->data, raw->len, ex, fs); return; }
-    if (l->container == TK_DATA_TSV && !l->delim) { tk_data_validate_tsv(raw->data, raw->len, ex, fs); return; }
+cJSON *tk_layout_record(const tk_layout *l, const tk_raw *raw, tk_rfinds *fs) {
     cJSON *j = parse_raw(l, raw, fs);
     if (j && l->map) {
         cJSON *m = tk_map_apply(l->map, j, fs);
         cJSON_Delete(j);
         j = m;
     }
+    return j;
+}
+
+void tk_layout_validate(const tk_layout *l, const tk_raw *raw, tk_example *ex, tk_rfinds *fs, cJSON **rec) {
+    *rec = NULL;
+    if (l->container == TK_DATA_TXT) { tk_data_validate_txt(raw->data, raw->len, ex, fs); return; }
+    if (l->container == TK_DATA_TSV && !l->delim) { tk_data_validate_tsv(raw->data, raw->len, ex, fs); return; }
+    cJSON *j = tk_layout_record(l, raw, fs);
     if (!j) return;
     tk_data_validate(l->format, j, ex, fs);
     *rec = j;

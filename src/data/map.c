@@ -9,7 +9,7 @@
 typedef struct key_info { const char *name; int group; } key_info;   /* group: 1 chat, 2 prompt/completion, 3 text/label, 0 shared */
 static const key_info k_keys[] = {
     {"messages", 1}, {"role", 1}, {"content", 1}, {"user", 1}, {"assistant", 1}, {"system_role", 1},
-    {"prompt", 2}, {"query", 2}, {"completion", 2}, {"response", 2}, {"history", 2},
+    {"prompt", 2}, {"query", 2}, {"completion", 2}, {"response", 2}, {"reference", 2}, {"history", 2},
     {"text", 3}, {"label", 3},
     {"system", 0}, {"system_field", 0}, {"train", 0},
 };
@@ -61,7 +61,7 @@ static tk_status set_key(tk_data_map *m, const char *key, const char *val, uint3
     for (k = 0; k < N_KEYS; k++) if (!strcmp(k_keys[k].name, key)) break;
     if (k == N_KEYS)
         return tk_fail(TK_ERR_ARG, "%s: unknown key '%s' (keys: messages, role, content, user, assistant, system_role, system, "
-                       "system_field, train, prompt, query, completion, response, history, text, label)", name, key);
+                       "system_field, train, prompt, query, completion, response, reference, history, text, label)", name, key);
     if (*seen & (1u << k)) return tk_fail(TK_ERR_ARG, "%s: '%s' is given twice", name, key);
     *seen |= 1u << k;
     if (!val[0]) return tk_fail(TK_ERR_ARG, "%s: '%s' has an empty value", name, key);
@@ -81,8 +81,9 @@ static tk_status set_key(tk_data_map *m, const char *key, const char *val, uint3
     else if (!strcmp(key, "content")) dst = &m->content;
     else if (!strcmp(key, "prompt")) dst = &m->prompt;
     else if (!strcmp(key, "query")) dst = &m->query;
-    else if (!strcmp(key, "completion") || !strcmp(key, "response")) {
-        if (m->completion) return tk_fail(TK_ERR_ARG, "%s: give completion= or response=, not both", name);
+    else if (!strcmp(key, "completion") || !strcmp(key, "response") || !strcmp(key, "reference")) {
+        if (m->completion) return tk_fail(TK_ERR_ARG, "%s: give one of completion=, response= and reference=, not two", name);
+        m->completion_key = k_keys[k].name;   /* for messages: the key the user wrote */
         dst = &m->completion;
     } else if (!strcmp(key, "history")) dst = &m->history;
     else if (!strcmp(key, "text")) dst = &m->text;

@@ -141,7 +141,7 @@ static bool history_turns(const tk_data_map *m, const cJSON *h, cJSON *arr, tk_r
 static bool pc_turns(const tk_data_map *m, const cJSON *rec, cJSON *arr, tk_rfinds *fs) {
     const cJSON *p = at(rec, m->prompt), *q = m->query ? at(rec, m->query) : NULL, *c = at(rec, m->completion);
     if (!p) { missing(rec, "the record", "prompt", m->prompt, fs); return false; }
-    if (!c) { missing(rec, "the record", "completion", m->completion, fs); return false; }
+    if (!c) { missing(rec, "the record", m->completion_key ? m->completion_key : "completion", m->completion, fs); return false; }
     char t1[64], t2[64], t3[64];
     const char *ps = text_of(p, t1, sizeof t1), *cs = text_of(c, t2, sizeof t2), *qs = q && !cJSON_IsNull(q) ? text_of(q, t3, sizeof t3) : NULL;
     if (!ps) { tk_rf_add(fs, TK_DATA_ERROR, "invalid_type", "field \"%s\" (--map prompt) is %s, expected a string", m->prompt, tk_json_type_name(p)); return false; }
@@ -218,7 +218,7 @@ cJSON *tk_map_apply(const tk_data_map *m, const cJSON *rec, tk_rfinds *fs) {
 tk_status tk_map_check_fields(const tk_data_map *m, const cJSON *rec, const char *name, const char *what, const char *noun) {
     const char *need[3] = {NULL, NULL, NULL}, *keys[3] = {NULL, NULL, NULL};
     if (m->kind == TK_MAP_CHAT) { need[0] = m->messages; keys[0] = "messages"; }
-    else if (m->kind == TK_MAP_PC) { need[0] = m->prompt; keys[0] = "prompt"; need[1] = m->completion; keys[1] = "completion"; }
+    else if (m->kind == TK_MAP_PC) { need[0] = m->prompt; keys[0] = "prompt"; need[1] = m->completion; keys[1] = m->completion_key ? m->completion_key : "completion"; }
     else { need[0] = m->text; keys[0] = "text"; need[1] = m->label; keys[1] = "label"; }
     for (int i = 0; i < 3; i++) {
         if (!need[i] || at(rec, need[i])) continue;

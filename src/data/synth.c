@@ -7,7 +7,7 @@
 
 const char *tk_synth_reason_name(int r) {
     static const char *const n[] = {"no_pairs_parsed", "prompt_over_context", "empty", "answer_is_a_question", "wrong_language", "number_not_in_chunk", "name_not_in_chunk", "word_not_in_chunk",
-                                    "not_supported", "duplicate_question", "too_long"};
+                                    "not_supported", "duplicate_question", "too_long", "near_duplicate_question"};
     return (unsigned)r < TK_SYN_REASONS ? n[r] : "unknown";
 }
 
@@ -70,6 +70,13 @@ static bool seen_question(const run *r, const char *q) {
     return false;
 }
 
+/* A near-duplicate of a question kept before for the same chunk and language. */
+static bool near_question(const run *r, size_t d, size_t ci, size_t li, const char *q) {
+    for (size_t i = 0; i < r->n_kept; i++)
+        if (r->kept[i].doc == d && r->kept[i].chunk == ci && r->kept[i].lang == li && tk_synth_near_question(r->kept[i].q, q)) return true;
+    return false;
+}
+
 static char *trimmed(const char *s) {
     while (*s == ' ' || *s == '\t' || *s == '\n') s++;
     size_t n = strlen(s);
@@ -111,6 +118,7 @@ static tk_status judge(run *r, size_t d, size_t ci, size_t li, const char *text,
             else if (g == TK_GROUND_SCRIPT) why = TK_SYN_SCRIPT;
             else if (g == TK_GROUND_UNSUPPORTED) why = TK_SYN_UNSUPPORTED;
             else if (seen_question(r, q)) why = TK_SYN_DUPLICATE;
+            else if (near_question(r, d, ci, li, q)) why = TK_SYN_NEAR_DUPLICATE;
             else if (too_long(r->p, q, a)) why = TK_SYN_TOO_LONG;
         }
         if (why >= 0) { sd->dropped[why]++; free(q), free(a); continue; }

@@ -3,6 +3,7 @@
  * several lines), list items (paraphrases: one per line, numbering, bullets and quotes removed,
  * preamble lines ending in a colon skipped), and the rules a paraphrase must pass. */
 #include "data/docs_internal.h"
+#include "data/data_internal.h"
 #include "tokenizer/unicode.h"
 #include <ctype.h>
 
@@ -230,4 +231,28 @@ tk_para tk_para_check(const char *original, const char *para, char *const *keep,
     }
     tk_buf_free(&a), tk_buf_free(&b);
     return r;
+}
+
+/* Character 5-gram Jaccard of the normalised texts (tk_text_normalize, tk_shingle_set); -1 without memory. */
+static double jaccard(const char *a, const char *b) {
+    tk_buf na = {0}, nb = {0};
+    tk_shingles sa = {0}, sb = {0};
+    double j = -1;
+    if (!tk_text_normalize(a, strlen(a), &na) && !tk_text_normalize(b, strlen(b), &nb) && !tk_shingle_set(na.data ? na.data : "", na.len, &sa) &&
+        !tk_shingle_set(nb.data ? nb.data : "", nb.len, &sb))
+        j = tk_shingle_jaccard(sa.h, sa.n, sb.h, sb.n);
+    tk_buf_free(&na), tk_buf_free(&nb);
+    free(sa.h), free(sb.h);
+    return j;
+}
+
+bool tk_synth_near_question(const char *a, const char *b) {
+    tk_buf x = {0}, y = {0};
+    bool near = false;
+    if (!norm(a ? a : "", &x) && !norm(b ? b : "", &y) && x.len > 1 && y.len > 1) {
+        const tk_buf *s = x.len <= y.len ? &x : &y, *l = x.len <= y.len ? &y : &x;   /* lengths include the NUL */
+        near = l->len - s->len <= 2 && !memcmp(s->data, l->data, s->len - 1);
+    }
+    tk_buf_free(&x), tk_buf_free(&y);
+    return near || jaccard(a ? a : "", b ? b : "") >= 0.8;
 }

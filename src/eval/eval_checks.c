@@ -26,7 +26,7 @@ tk_status tk_eval_add_hit(tk_eval_result *r, uint64_t line, int sys, const char 
 
 static tk_status general_one(tk_eval_result *r, const tk_eval_params *p, tk_eval_sys *sys, const char *path) {
     tk_eval_set set;
-    tk_status st = tk_eval_set_load(path, false, NULL, &set);
+    tk_status st = tk_eval_set_load(path, NULL, false, NULL, &set);
     if (st) return tk_fail_ctx(st, "--general: ");
     bool mc = set.kinds & TK_EX_MC;
     if (!mc && !(set.kinds & (TK_EX_TEXT | TK_EX_REF))) {

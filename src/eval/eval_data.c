@@ -2,7 +2,8 @@
  * user turn is a prompt only, as OpenAI's reinforcement fine-tuning data), prompt/question/instruction with an optional
  * completion/answer/response/output/reference, preference pairs (prompt/chosen/rejected), classification (text/label),
  * multiple choice (question/choices/answer) and already generated predictions ("prediction"). Extra fields stay in the
- * record for graders ({{ item.x }}) and required facts ("facts", "match"). */
+ * record for graders ({{ item.x }}) and required facts ("facts", "match"). CSV files and records read through a field map
+ * (--map: any JSON/CSV/TSV layout) come through the data toolkit's layout, so they read as `data check` reads them. */
 #include "eval/eval_internal.h"
 #include "data/data_internal.h"
 #include <ctype.h>
@@ -198,16 +199,35 @@ static tk_status collect_labels(tk_eval_set *s) {
     return TK_OK;
 }
 
+/* The first error finding of fs as a failure naming the file and line (then fs is cleared); TK_OK when fs has none. */
+static tk_status first_error(const char *path, uint64_t line, tk_rfinds *fs) {
+    tk_status st = TK_OK;
+    for (size_t i = 0; i < fs->n && !st; i++)
+        if (fs->v[i].severity == TK_DATA_ERROR)
+            st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: %s: %s", path, (unsigned long long)line, fs->v[i].category, fs->v[i].message ? fs->v[i].message : "");
+    tk_rf_clear(fs);
+    free(fs->v);
+    memset(fs, 0, sizeof *fs);
+    return st;
+}
+
+/* A CSV row or a record read through the map, as the data toolkit reads it (tk_layout_record); its first error names the line. */
+static tk_status layout_record(const char *path, const tk_layout *lay, const tk_raw *raw, cJSON **out) {
+    tk_rfinds fs = {0};
+    *out = tk_layout_record(lay, raw, &fs);
+    tk_status st = first_error(path, raw->line, &fs);
+    if (!st && !*out) st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: unreadable record", path, (unsigned long long)raw->line);
+    if (st) { cJSON_Delete(*out); *out = NULL; }
+    return st;
+}
+
 /* A text<TAB>label TSV line as the record {"text", "label"} (the data toolkit's TSV validation; its first error names the line). */
 static tk_status tsv_record(const char *path, const tk_raw *raw, cJSON **out) {
     tk_example ex = {0};
     tk_rfinds fs = {0};
     tk_data_validate_tsv(raw->data, raw->len, &ex, &fs);
-    tk_status st = TK_OK;
     *out = NULL;
-    for (size_t i = 0; i < fs.n && !st; i++)
-        if (fs.v[i].severity == TK_DATA_ERROR)
-            st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: %s: %s", path, (unsigned long long)raw->line, fs.v[i].category, fs.v[i].message ? fs.v[i].message : "");
+    tk_status st = first_error(path, raw->line, &fs);
     if (!st) {
         cJSON *j = cJSON_CreateObject();
         char *t = tk_malloc(ex.msgs[0].len + 1), *l = tk_malloc(ex.label_len + 1);
@@ -220,22 +240,30 @@ static tk_status tsv_record(const char *path, const tk_raw *raw, cJSON **out) {
         free(t); free(l);
         if (!*out) st = TK_ERR_NOMEM;
     }
-    tk_rf_clear(&fs);
-    free(fs.v);
     tk_example_free(&ex);
     return st;
 }
 
-tk_status tk_eval_set_load(const char *path, bool predictions, const char *system, tk_eval_set *out) {
+tk_status tk_eval_set_load(const char *path, const tk_data_map *map, bool predictions, const char *system, tk_eval_set *out) {
     memset(out, 0, sizeof *out);
     tk_reader *r;
     tk_status st = tk_reader_open(path, TK_DATA_CONTAINER_AUTO, TK_DATA_DEFAULT_MAX_LINE, &r);
     if (st) return tk_fail_ctx(st, "%s: ", path);
     tk_data_container c = tk_reader_container(r);
-    if (c != TK_DATA_JSONL && c != TK_DATA_JSON_ARRAY && !((c == TK_DATA_TXT || c == TK_DATA_TSV) && !predictions)) {
+    /* a CSV file (its header names the fields) or any file read through a map: the data toolkit's layout, as data check reads it */
+    bool table = c == TK_DATA_CSV || map;
+    if (!table && c != TK_DATA_JSONL && c != TK_DATA_JSON_ARRAY && !((c == TK_DATA_TXT || c == TK_DATA_TSV) && !predictions)) {
         tk_reader_close(r);
-        return tk_fail(TK_ERR_FORMAT, "%s: %s files are not evaluation data: use JSONL, a JSON array of records, plain text or "
-                       "text<TAB>label TSV", path, tk_data_container_name(c));
+        return tk_fail(TK_ERR_FORMAT, "%s: %s files are not evaluation data: use JSONL, a JSON array of records, CSV with a header, "
+                       "plain text or text<TAB>label TSV", path, tk_data_container_name(c));
+    }
+    tk_layout lay = {0};
+    if (table) {
+        tk_reader_close(r);
+        r = NULL;
+        st = tk_layout_open(path, NULL, 0, NULL, TK_DATA_CONTAINER_AUTO, TK_DATA_CHAT, map, TK_DATA_DEFAULT_MAX_LINE, &lay);
+        if (!st && (st = tk_layout_reader(&lay, path, NULL, 0, NULL, TK_DATA_DEFAULT_MAX_LINE, &r))) tk_layout_free(&lay);
+        if (st) return st;
     }
     tk_raw raw;
     bool has;
@@ -248,7 +276,8 @@ tk_status tk_eval_set_load(const char *path, bool predictions, const char *syste
         size_t bad = tk_utf8_check(raw.data, raw.len, &nul);
         if (bad < raw.len) { st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: %s", path, (unsigned long long)raw.line, nul ? "NUL byte in the record" : "invalid UTF-8"); break; }
         cJSON *j = NULL;
-        if (c == TK_DATA_TSV) { if ((st = tsv_record(path, &raw, &j))) break; }
+        if (table) { if ((st = layout_record(path, &lay, &raw, &j))) break; }
+        else if (c == TK_DATA_TSV) { if ((st = tsv_record(path, &raw, &j))) break; }
         else j = c == TK_DATA_TXT ? cJSON_CreateObject() : cJSON_ParseWithLength(raw.data, raw.len);
         if (j && c == TK_DATA_TXT && !cJSON_AddStringToObject(j, "text", raw.data)) { cJSON_Delete(j); j = NULL; }
         if (!j) { st = tk_fail(TK_ERR_FORMAT, "%s: line %llu: not valid JSON", path, (unsigned long long)raw.line); break; }
@@ -267,6 +296,7 @@ tk_status tk_eval_set_load(const char *path, bool predictions, const char *syste
         if (st == TK_ERR_FORMAT && err[0]) st = tk_fail(st, "%s: line %llu: %s", path, (unsigned long long)raw.line, err);
     }
     tk_reader_close(r);
+    tk_layout_free(&lay);
     if (!st && out->n == 0) st = tk_fail(TK_ERR_FORMAT, "%s: no records", path);
     if (!st) st = collect_labels(out);
     if (st) tk_eval_set_free(out);

@@ -32,9 +32,10 @@ typedef struct tk_eval_set {
 } tk_eval_set;
 enum { TK_EX_REF = 1, TK_EX_GEN = 2, TK_EX_PREF = 4, TK_EX_MC = 8, TK_EX_LABEL = 16, TK_EX_FACTS = 32, TK_EX_PRED = 64, TK_EX_TEXT = 128 };
 
-/* Reads an evaluation file (JSONL or a JSON array); errors name the file and line. predictions: the records carry
- * "prediction" (stored as pred[0]). system: default system prompt (may be NULL). */
-tk_status tk_eval_set_load(const char *path, bool predictions, const char *system, tk_eval_set *out);
+/* Reads an evaluation file (JSONL, a JSON array, CSV with a header, text, text<TAB>label TSV; with map (may be NULL) any
+ * layout the map reads); errors name the file and line (and the field). predictions: the records carry "prediction"
+ * (stored as pred[0]). system: default system prompt (may be NULL). Reentrant. */
+tk_status tk_eval_set_load(const char *path, const tk_data_map *map, bool predictions, const char *system, tk_eval_set *out);
 
 void tk_eval_set_free(tk_eval_set *s);
 

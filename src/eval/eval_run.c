@@ -175,6 +175,9 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
     if (p->baseline_base && !p->adapter) return tk_fail(TK_ERR_ARG, "--baseline-base compares the adapter with the bare base: give --adapter");
     if (p->predictions && (p->baseline_model || p->baseline_adapter || p->adapter))
         return tk_fail(TK_ERR_ARG, "--predictions are scored as they are: a baseline or adapter needs --data and --model");
+    if (p->map && !p->data)
+        return tk_fail(TK_ERR_ARG, "--map reads --data records; a --predictions file is read by its own keys (\"prediction\", \"reference\"; "
+                       "a CSV file by its header)");
     if (p->baseline_adapter && !p->model) return tk_fail(TK_ERR_ARG, "--baseline-adapter needs --model");
     if (p->n_general && !p->adapter) return tk_fail(TK_ERR_ARG, "--general compares the model with and without --adapter: give --adapter");
     if (p->max_tokens < 1) return tk_fail(TK_ERR_ARG, "--max-tokens must be at least 1");
@@ -183,7 +186,7 @@ tk_status tk_eval_run(const tk_eval_params *p, tk_eval_result **out) {
     tk_eval_sys sys[2] = {{0}};
     tk_eval_grading grading = {0};
     bool have_model = p->model && !p->predictions, open[2] = {false, false};
-    tk_status st = tk_eval_set_load(p->data ? p->data : p->predictions, p->predictions != NULL, p->system, &r->set);
+    tk_status st = tk_eval_set_load(p->data ? p->data : p->predictions, p->data ? p->map : NULL, p->predictions != NULL, p->system, &r->set);
     if (!st) st = tk_eval_grading_open(&grading, p);
     r->grader = grading.grader;
     if (!st) st = choose(r, p, have_model);

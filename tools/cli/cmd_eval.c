@@ -8,6 +8,10 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: takumi eval --model M [--adapter A] --data FILE [options]\n"
         "       takumi eval --predictions FILE [options]       (score answers already generated: \"prediction\" + \"reference\")\n"
+        "  --data FILE               JSONL, a JSON array, CSV (header row), plain text or text<TAB>label TSV\n"
+        "  --map SPEC                read --data in any JSON/CSV/TSV layout, e.g. prompt=question,reference=answer for a CSV FAQ\n"
+        "                            (the same keys as takumi data --map; 'takumi data --help' lists them)\n"
+        "  --map-file FILE           the same map as a JSON object or LLaMA-Factory dataset_info entry\n"
         "  --metrics LIST            comma-separated (default: every metric the data supports): %s\n"
         "  --target METRIC>=X        a goal (also >, <=, <, ==; repeatable): exit 3 when one is missed\n"
         "  --baseline-adapter A0 | --baseline-model M0 | --baseline-base   compare against this (--baseline-base: the model\n"
@@ -36,7 +40,7 @@ static void progress(void *ud, const char *stage, int64_t done, int64_t total) {
 
 int cmd_eval(int argc, char **argv) {
     tk_eval_params p = tk_eval_default_params();
-    const char *v = NULL, *out_dir = NULL, *general[MAX_LIST], *forbid[MAX_LIST];
+    const char *v = NULL, *out_dir = NULL, *map_s = NULL, *map_f = NULL, *general[MAX_LIST], *forbid[MAX_LIST];
     tk_eval_target targets[MAX_LIST];
     int n_targets = 0, err = 0;
     bool json = false, quiet = false;
@@ -47,6 +51,8 @@ int cmd_eval(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "adapter", &p.adapter, &err)) {}
         else if (cli_opt(argc, argv, &i, "data", &p.data, &err)) {}
         else if (cli_opt(argc, argv, &i, "predictions", &p.predictions, &err)) {}
+        else if (cli_opt(argc, argv, &i, "map", &map_s, &err)) {}
+        else if (cli_opt(argc, argv, &i, "map-file", &map_f, &err)) {}
         else if (cli_opt(argc, argv, &i, "metrics", &p.metrics, &err)) {}
         else if (cli_opt(argc, argv, &i, "grader", &p.grader, &err)) {}
         else if (cli_opt(argc, argv, &i, "judge", &p.judge, &err)) {}
@@ -91,8 +97,13 @@ int cmd_eval(int argc, char **argv) {
     p.general = general;
     p.forbidden = forbid;
     if (!quiet && isatty(2)) p.progress = progress;
+    tk_data_map *map = NULL;
+    int mrc = cli_data_map(map_s, map_f, &map);
+    if (mrc) return mrc;
+    p.map = map;
     tk_eval_result *r = NULL;
     tk_status st = tk_eval_run(&p, &r);
+    tk_data_map_free(map);
     if (st) return cli_fail(st, "eval");
     int rc = 0;
     tk_buf b = {0};
