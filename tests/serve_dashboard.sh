@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # takumi serve's web page (GET /dashboard, compiled into the binary) in a real browser: a server on stories260K
 # (../shared) with two LoRA versions v1, v2 (trained here, ~3 s) and the deployment "bot" = v1 promoted to v2 (so it
-# has a previous version); a 300-step fine-tuning job (curl: upload + create, with a validation file) runs while
+# has a previous version); a 200-step fine-tuning job (curl: upload + create, with a validation file) runs while
 # tests/serve_dashboard_drive.py drives headless Chromium over the DevTools pipe: the page asks for the key, shows
 # the job's training-loss curve with N points and then more (advancing), lists the models, the deployment, usage
-# and feedback; a click on the deployment's Rollback button must put "bot" back
+# and feedback, the validation curve and the checkpoints' losses (evaluation results); a click on the deployment's Rollback button must put "bot" back
 # on v1, checked here through the API (curl). Needs Debian's chromium (scripts/deps.sh).
 set -u
 cd "$(dirname "$0")/.."
@@ -28,20 +28,10 @@ checks=0 failures=0
 expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
 D=$tmp/data
 
-names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
-for i in $(seq 0 23); do
-    n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
-    printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
-done > "$tmp/d.jsonl"
-for i in $(seq 0 399); do
-    printf '{"messages":[{"role":"user","content":"Tell me about %s, number %d."},{"role":"assistant","content":"%s had a %s and it was %d."}]}\n' \
-        "${names[$((i % 8))]}" "$i" "${names[$(((i + 3) % 8))]}" "${things[$((i % 8))]}" "$i"
-done > "$tmp/big.jsonl"
+. tests/lib/serve_versions.bash
+serve_versions_data "$tmp"
 head -40 "$tmp/big.jsonl" > "$tmp/valid.jsonl"
-for v in 1 2; do
-    "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --samples 0 --threads 1 \
-        --seed $((4 + v)) --epochs $((1 + v)) --lr 5e-3 --out "$tmp/v$v" > "$tmp/train$v.out" 2>&1 || { echo "FAIL: train v$v: $(tail -2 "$tmp/train$v.out")"; exit 1; }
-done
+serve_versions_train "$BIN" "$S" "$tmp"
 AK=$("$BIN" serve --create-key --admin --data-dir "$D")
 "$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "v1=$tmp/v1/adapter" --adapter "v2=$tmp/v2/adapter" --data-dir "$D" 2> "$tmp/server.log" &
 PID=$!; PORT=
@@ -72,10 +62,10 @@ expect '[ "$(post /v1/deployments/bot/promote "{}")" = 200 ] && [ "$(field $tmp/
 expect '[ "$(post /v1/deployments "{\"alias\":\"helper\",\"model\":\"stories\"}")" = 200 ] && [ "$(post /v1/deployments/helper/canary "{\"model\":\"v1\",\"percent\":10}")" = 200 ]' \
     'helper: $(cat $tmp/post.json)'
 
-# a long job: 400 records, batch 4, 3 epochs = 300 steps, with a validation file
+# a long job: 400 records, batch 4, 2 epochs = 200 steps, with a validation file
 up() { curl -s -H "$H" -F purpose=fine-tune -F "file=@$1" "$U/v1/files" > "$tmp/up.json"; field "$tmp/up.json" id; }
 tf=$(up "$tmp/big.jsonl") vf=$(up "$tmp/valid.jsonl")
-expect '[ "$(post /v1/fine_tuning/jobs "{\"model\":\"stories\",\"training_file\":\"$tf\",\"validation_file\":\"$vf\",\"seed\":3,\"suffix\":\"dash\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":3,\"batch_size\":4}}}}")" = 200 ]' \
+expect '[ "$(post /v1/fine_tuning/jobs "{\"model\":\"stories\",\"training_file\":\"$tf\",\"validation_file\":\"$vf\",\"seed\":3,\"suffix\":\"dash\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":2,\"batch_size\":4}}}}")" = 200 ]' \
     'job create: $(cat $tmp/post.json)'
 job=$(field "$tmp/post.json" id)
 
@@ -84,7 +74,7 @@ if timeout 90 python3 tests/serve_dashboard_drive.py "$CHROMIUM" "$U/dashboard" 
 else checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: driving the page:" >&2; cat "$tmp/drive.out" >&2; tail -5 "$tmp/profile/chromium.log" >&2 2>/dev/null; fi
 grep '^ok \|^info ' "$tmp/drive.out"
 n_drive=$(grep -c '^ok ' "$tmp/drive.out")
-expect '[ "$n_drive" -eq 9 ]' 'the driver passed $n_drive checks of 9'
+expect '[ "$n_drive" -eq 11 ]' 'the driver passed $n_drive checks of 11'
 
 # the click took effect: bot is on v1 again (its previous version), checked through the API
 curl -s -H "$H" "$U/v1/deployments/bot" > "$tmp/bot.json"

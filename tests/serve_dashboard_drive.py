@@ -7,7 +7,7 @@ The DevTools pipe as tests/review_drive.py (its Browser class). Types the key in
 the page polls (its refresh counter rises), the job's training-loss polyline has N >= 2 points and later more
 (the running job's curve advances), the models, deployments (bot: v2, previous v1; helper: canary v1 10%), usage
 and feedback sections are filled, the key is in sessionStorage only; clicks bot's Rollback button and waits until
-the page shows bot on v1. Prints one line per check ("ok ..." / "FAIL ..."); exits 1 on a failure."""
+the page shows bot on v1; waits for the validation curve and the checkpoints' table (train and valid loss). Prints one line per check ("ok ..." / "FAIL ..."); exits 1 on a failure."""
 import json
 import os
 import sys
@@ -56,8 +56,8 @@ def main():
         check("the running job's curve advances", n2 > n1, (n1, n2))
         drawn = b.eval("document.querySelector('#job-%s polyline.train').getAttribute('points').split(' ').length" % job)
         check("the polyline holds one point per metrics step", drawn >= n2, (drawn, n2))
-        nv = b.eval("Number(document.querySelector('#job-%s polyline.valid').dataset.points)" % job)
-        print("info validation-loss points drawn so far: %d" % nv)
+        nv = wait_for(b, "Number(document.querySelector('#job-%s polyline.valid').dataset.points)" % job, lambda v: v >= 1, 30)
+        check("the validation-loss curve is drawn", nv >= 1, nv)
         rows = "Array.from(document.querySelectorAll('#deployments tr')).slice(1).map(r => Array.from(r.cells).slice(0, 4).map(c => c.textContent))"
         check("deployments listed with canary and previous",
               sorted(b.eval(rows)) == [["bot", "v2", "-", "v1"], ["helper", "stories", "v1 (10%)", "-"]], b.eval(rows))
@@ -71,6 +71,11 @@ def main():
               ".map(r => [r.cells[1].textContent, r.cells[3].textContent])[0]"
         after = wait_for(b, bot, lambda v: v == ["v1", "v2"], 10)
         check("a click on Rollback puts bot back on v1 (shown on the page)", after == ["v1", "v2"], after)
+        # evaluation results: the checkpoints' metrics (the job writes one at its end), valid loss included
+        ck = wait_for(b, "Array.from(document.querySelectorAll('#job-%s table.checkpoints tr')).slice(1).map(r => Array.from(r.cells).map(c => c.textContent))" % job,
+                      lambda v: len(v) >= 1, 40)
+        print("info checkpoints shown: %r; job status %s" % (ck, b.eval("document.querySelector('#job-%s .job-status').textContent" % job)))
+        check("checkpoints listed with their train and valid loss", len(ck) >= 1 and all(len(r) == 3 and r[2] != "-" and float(r[2]) > 0 for r in ck), ck)
     finally:
         b.close()
     return 1 if failures else 0
