@@ -162,6 +162,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SRC_INC) -MMD -MP -c $< -o $@
 
+# the dashboard page is assembled into this object (.incbin)
+$(BUILD)/obj/src/serve/dashboard.o: src/serve/dashboard.html
+
 $(CLI_OBJ): SRC_INC =
 
 # backend.c's list follows BACKENDS: recompile it when the list changes (a file records the last one).

@@ -52,20 +52,10 @@ sdk() {
     cat "$tmp/sdk_$1.txt"
 }
 
-# two versions: LoRAs on stories260K (as tests/serve_cli.sh), 2 and 3 epochs
-names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
-for i in $(seq 0 23); do
-    n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
-    printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
-done > "$tmp/d.jsonl"
-for i in $(seq 0 399); do
-    printf '{"messages":[{"role":"user","content":"Tell me about %s, number %d."},{"role":"assistant","content":"%s had a %s and it was %d."}]}\n' \
-        "${names[$((i % 8))]}" "$i" "${names[$(((i + 3) % 8))]}" "${things[$((i % 8))]}" "$i"
-done > "$tmp/big.jsonl"
-for v in 1 2; do
-    "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --samples 0 --threads 1 \
-        --seed $((4 + v)) --epochs $((1 + v)) --lr 5e-3 --out "$tmp/v$v" > "$tmp/train$v.out" 2>&1 || { echo "FAIL: train v$v: $(tail -2 "$tmp/train$v.out")"; exit 1; }
-done
+# two versions: LoRAs on stories260K (tests/lib/serve_versions.bash), 2 and 3 epochs
+. tests/lib/serve_versions.bash
+serve_versions_data "$tmp"
+serve_versions_train "$BIN" "$S" "$tmp"
 AK=$("$BIN" serve --create-key --admin --data-dir "$D") UK=$("$BIN" serve --create-key --data-dir "$D")
 export UK2 RK BK; UK2=$("$BIN" serve --create-key --data-dir "$D")
 RK=$("$BIN" serve --create-key --rpm 3 --data-dir "$D") BK=$("$BIN" serve --create-key --token-budget 30 --data-dir "$D")

@@ -105,6 +105,9 @@ static enum MHD_Result queue(struct MHD_Connection *c, conn *k, srv_reply *r) {
         if (!resp) return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
+    if (r->content_type && !strncmp(r->content_type, "text/html", 9)) /* the dashboard: its own inline script, calls to this server only */
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'");
     if (r->retry_after > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", r->retry_after);

@@ -62,6 +62,7 @@ static const struct {
     srv_handler fn;
 } k_routes[] = {
     {"GET", "/health", false, SRV_ROUTE_HEALTH, h_health},
+    {"GET", "/dashboard", false, SRV_ROUTE_OTHER, srv_handle_dashboard},
     {"GET", "/metrics", true, SRV_ROUTE_METRICS, h_metrics},
     {"GET", "/v1/models", true, SRV_ROUTE_MODELS, h_models},
     {"GET", "/v1/models/*", true, SRV_ROUTE_MODEL, h_model},

@@ -325,6 +325,9 @@ bool srv_path_segment(const char *path, int i, char *out, size_t n);
 /* Sets r to 200 with body built by st (out of memory -> 500). */
 void srv_reply_json(srv_reply *r, tk_status st);
 
+/* dashboard.c: GET /dashboard, the web page compiled into the binary (no key: the page asks for one). */
+void srv_handle_dashboard(srv_req *q, srv_reply *r);
+
 /* deploy.c: the /v1/deployments handlers (admin keys) */
 void srv_handle_deploy_create(srv_req *q, srv_reply *r);
 void srv_handle_deploy_list(srv_req *q, srv_reply *r);

@@ -131,6 +131,8 @@ int cmd_serve(int argc, char **argv) {
     for (int i = 0; i < p.n_models; i++) fprintf(stderr, "%smodel %s", i ? ", " : "", p.models[i]);
     for (int i = 0; i < p.n_adapters; i++) fprintf(stderr, ", adapter %s", p.adapters[i]);
     fprintf(stderr, "; at most %d generations at once, %d waiting)\n", p.max_concurrent, p.max_queue);
+    fprintf(stderr, "takumi serve: dashboard at http://%s%s%s:%d/dashboard\n", strchr(p.host, ':') ? "[" : "", p.host,
+            strchr(p.host, ':') ? "]" : "", tk_server_port(s));
     int sig = 0;
     sigwait(&sigs, &sig);
     fprintf(stderr, "takumi serve: %s: finishing the requests in flight, pausing the running job\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# takumi serve's web page (GET /dashboard, compiled into the binary) in a real browser: a server on stories260K
+# (../shared) with two LoRA versions v1, v2 (trained here, ~3 s) and the deployment "bot" = v1 promoted to v2 (so it
+# has a previous version); a 200-step fine-tuning job (curl: upload + create, with a validation file) runs while
+# tests/serve_dashboard_drive.py drives headless Chromium over the DevTools pipe: the page asks for the key, shows
+# the job's training-loss curve with N points and then more (advancing), lists the models, the deployment, usage
+# and feedback, the validation curve and the checkpoints' losses (evaluation results); a click on the deployment's Rollback button must put "bot" back
+# on v1, checked here through the API (curl). Needs Debian's chromium (scripts/deps.sh).
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+S=${TAKUMI_SHARED:-../shared}/models/stories260K
+G=$S/gguf/stories260K-f32.gguf
+CHROMIUM=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
+need() {
+    if [ "${CI:-}" = true ]; then echo "FAIL: required in CI: $1"; exit 1; fi
+    echo "SKIP: $1"; exit 0
+}
+[ -f "$G" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
+[ -n "$CHROMIUM" ] || need "chromium (scripts/deps.sh)"
+command -v curl >/dev/null || need "curl"
+export OMP_WAIT_POLICY=passive
+tmp=$(mktemp -d /tmp/takumi_dashboard_XXXXXX)
+PID=
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+checks=0 failures=0
+expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
+D=$tmp/data
+
+. tests/lib/serve_versions.bash
+serve_versions_data "$tmp"
+head -40 "$tmp/big.jsonl" > "$tmp/valid.jsonl"
+serve_versions_train "$BIN" "$S" "$tmp"
+AK=$("$BIN" serve --create-key --admin --data-dir "$D")
+"$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "v1=$tmp/v1/adapter" --adapter "v2=$tmp/v2/adapter" --data-dir "$D" 2> "$tmp/server.log" &
+PID=$!; PORT=
+for _ in $(seq 1 300); do
+    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | head -1)
+    [ -n "$PORT" ] && break
+    sleep 0.1
+done
+[ -n "$PORT" ] || { echo "FAIL: the server did not start: $(tail -3 "$tmp/server.log")"; exit 1; }
+U=http://127.0.0.1:$PORT
+H="Authorization: Bearer $AK"
+post() { curl -s -o "$tmp/post.json" -w '%{http_code}' -H "$H" -H 'Content-Type: application/json' -d "$2" "$U$1"; }
+field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); [d := d[k] if isinstance(d, dict) else None for k in sys.argv[2:]]; print("null" if d is None else d)' "$@"; }
+
+# the page: served without a key, as HTML with a CSP that allows this server only
+curl -s -D "$tmp/page.h" -o "$tmp/page.html" "$U/dashboard"
+expect 'grep -q "^HTTP/1.1 200" $tmp/page.h && grep -qi "^Content-Type: text/html" $tmp/page.h && grep -qi "^Content-Security-Policy: .*connect-src .self." $tmp/page.h' \
+    'GET /dashboard headers: $(cat $tmp/page.h)'
+expect 'cmp -s $tmp/page.html src/serve/dashboard.html' 'the page served differs from src/serve/dashboard.html'
+expect '! grep -Eq "(src|href)=\"(https?:)?//" $tmp/page.html' 'the page fetches something from elsewhere'
+
+# the deployment: bot = v1, canary v2, promoted (bot = v2, previous v1)
+expect '[ "$(post /v1/deployments "{\"alias\":\"bot\",\"model\":\"v1\"}")" = 200 ]' 'create: $(cat $tmp/post.json)'
+expect '[ "$(post /v1/deployments/bot/canary "{\"model\":\"v2\",\"percent\":30}")" = 200 ]' 'canary: $(cat $tmp/post.json)'
+expect '[ "$(post /v1/deployments/bot/promote "{}")" = 200 ] && [ "$(field $tmp/post.json model)" = v2 ] && [ "$(field $tmp/post.json previous)" = v1 ]' \
+    'promote: $(cat $tmp/post.json)'
+# a second deployment with a canary (shown with its percent)
+expect '[ "$(post /v1/deployments "{\"alias\":\"helper\",\"model\":\"stories\"}")" = 200 ] && [ "$(post /v1/deployments/helper/canary "{\"model\":\"v1\",\"percent\":10}")" = 200 ]' \
+    'helper: $(cat $tmp/post.json)'
+
+# a long job: 400 records, batch 4, 2 epochs = 200 steps, with a validation file
+up() { curl -s -H "$H" -F purpose=fine-tune -F "file=@$1" "$U/v1/files" > "$tmp/up.json"; field "$tmp/up.json" id; }
+tf=$(up "$tmp/big.jsonl") vf=$(up "$tmp/valid.jsonl")
+expect '[ "$(post /v1/fine_tuning/jobs "{\"model\":\"stories\",\"training_file\":\"$tf\",\"validation_file\":\"$vf\",\"seed\":3,\"suffix\":\"dash\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":2,\"batch_size\":4}}}}")" = 200 ]' \
+    'job create: $(cat $tmp/post.json)'
+job=$(field "$tmp/post.json" id)
+
+mkdir -p "$tmp/profile"
+if timeout 90 python3 tests/serve_dashboard_drive.py "$CHROMIUM" "$U/dashboard" "$AK" "$job" "$tmp/profile" > "$tmp/drive.out" 2>&1; then checks=$((checks + 1))
+else checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: driving the page:" >&2; cat "$tmp/drive.out" >&2; tail -5 "$tmp/profile/chromium.log" >&2 2>/dev/null; fi
+grep '^ok \|^info ' "$tmp/drive.out"
+n_drive=$(grep -c '^ok ' "$tmp/drive.out")
+expect '[ "$n_drive" -eq 11 ]' 'the driver passed $n_drive checks of 11'
+
+# the click took effect: bot is on v1 again (its previous version), checked through the API
+curl -s -H "$H" "$U/v1/deployments/bot" > "$tmp/bot.json"
+expect '[ "$(field $tmp/bot.json model)" = v1 ] && [ "$(field $tmp/bot.json previous)" = v2 ]' 'bot after the click on Rollback: $(cat $tmp/bot.json)'
+curl -s -H "$H" "$U/v1/deployments/helper" > "$tmp/helper.json"
+expect '[ "$(field $tmp/helper.json canary model)" = v1 ]' 'helper changed: $(cat $tmp/helper.json)'
+post /v1/fine_tuning/jobs/$job/cancel "{}" > /dev/null
+echo "serve dashboard: $((checks - failures)) checks passed, $failures failed"
+[ "$failures" -eq 0 ]
