@@ -64,7 +64,7 @@ static void test_config(void) {
         "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"
         "\"max-seq-len\":\"auto\",\"packing\":true,\"pack-len\":\"auto\",\"train-on-prompt\":false,\"val\":null,"
         "\"val-split\":0,\"eval-every\":\"auto\",\"patience\":0,\"save-every\":\"auto\",\"keep-checkpoints\":2,"
-        "\"max-steps\":0,\"seed\":\"42\",\"threads\":0,\"recompute\":false,\"samples\":3,\"sample-tokens\":64,\"eval-config\":null}";
+        "\"max-steps\":0,\"seed\":\"42\",\"threads\":0,\"precision\":\"auto\",\"recompute\":false,\"samples\":3,\"sample-tokens\":64,\"eval-config\":null}";
     tk_trainer_config dflt = tk_trainer_config_default();
     tk_buf jd = {0};
     CHECK_OK(tk_trainer_config_json(&dflt, &jd));

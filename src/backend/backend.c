@@ -83,6 +83,10 @@ void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float
               const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     BE->sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+tk_status tk_matmul_set_precision(bool bf16) {
+    if (BE->set_precision) return BE->set_precision(bf16);
+    return bf16 ? tk_fail(TK_ERR_UNSUPPORTED, "bf16 products: the %s backend has fp32 only", BE->name) : TK_OK;
+}
 float tk_vexp_sum(float *y, const float *x, float shift, int64_t n) { return BE->vexp_sum(y, x, shift, n); }
 
 tk_status tk_matmul_check(const tk_tensor_ref *w, int64_t T, size_t *row_bytes) {

@@ -73,6 +73,8 @@ typedef struct tk_backend {
     void (*matmul_dw)(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
     void (*sgemm)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+    /* precision of the matmul variants' products (tk_matmul_set_precision); NULL: fp32 only */
+    tk_status (*set_precision)(int bf16);
     /* elementwise: y[i] = exp(x[i] - shift), returning the sum (softmax building block) */
     float (*vexp_sum)(float *y, const float *x, float shift, int64_t n);
     /* attention and elementwise kernels (contracts: src/ops/ops.h, which dispatches to them) */
@@ -116,6 +118,11 @@ tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *
 tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
 /* dW += dy^T · x for an f32 weight gradient dW [N x K]. */
 void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
+/* Precision of the large products of tk_matmul, tk_matmul_multi, tk_matmul_dx and tk_matmul_dw on
+ * the active backend (not tk_sgemm, not the few-row dots): "bf16" rounds
+ * their inputs to bf16 and sums in fp32 (CPU: AVX512-BF16). TK_ERR_UNSUPPORTED with the reason when
+ * the backend or CPU lacks it. Process-wide; not thread-safe with ops in flight (set before a run). */
+tk_status tk_matmul_set_precision(bool bf16);
 /* Plain f32 sgemm: C[M x N] = alpha * op(A) · op(B) + beta * C, row-major. */
 void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -35,6 +35,10 @@ static const char *quantize_base_name(int i) {
     static const char *const names[] = {"none", "q8_0", "q4_k", "nf4"}; /* tk_quantize_base_dtype order */
     return i >= 0 && i < 4 ? names[i] : NULL;
 }
+static const char *precision_name(int i) {
+    static const char *const names[] = {"auto", "fp32", "bf16"}; /* tk_train_precision order */
+    return i >= 0 && i < 3 ? names[i] : NULL;
+}
 static const char *prompt_init_name(int i) { return i == 0 ? "random" : i == 1 ? "text" : NULL; }
 static const char *sched_name_i(int i) {
     return i == TK_SCHED_CONSTANT ? "constant" : i == TK_SCHED_LINEAR ? "linear" : i == TK_SCHED_COSINE ? "cosine" : NULL;
@@ -273,6 +277,9 @@ static const tk_trainer_option k_opts[] = {
     {"seed", "N", "42", "seed of LoRA initialisation, dropout, shuffling and the validation split", .type = TK_OPT_U64, .offset = F(seed), .resume = true, .init = "42"},
     {"threads", "N", "0 (all cores)", "compute threads (results are bit-identical for a given thread count)", .type = TK_OPT_I32, .offset = F(threads),
      .ilo = 0, .ihi = 4096},
+    {"precision", "NAME", "auto", "fp32, bf16 or auto: bf16 rounds the inputs of the base and LM-head products to bf16 (fp32 sums, "
+     "fp32 weights, gradients and moments; needs AVX512-BF16); auto = fp32", .type = TK_OPT_ENUM, .offset = F(precision),
+     .n_values = 3, .value_name = precision_name, .init = "auto"},
     {"recompute", "", "off", "recompute activations in the backward (less memory, more time)", .type = TK_OPT_BOOL, .offset = F(recompute)},
     {"samples", "N", "3", "validation prompts answered before and after training in the report", .type = TK_OPT_I32, .offset = F(samples), .ilo = 0,
      .ihi = 100, .init = "3"},

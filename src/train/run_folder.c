@@ -42,12 +42,13 @@ tk_status tk_run_config_json(tk_run *r) {
     tk_buf_printf(b, ",\"model_params\":%lld,\"template\":\"%s\",\"data_format\":\"%s\",\"train_examples\":%lld,\"valid_examples\":%lld,"
                      "\"train_tokens\":%llu,\"train_target_tokens\":%llu,\"truncated_examples\":%llu,\"skipped_examples\":%llu,"
                      "\"truncated_target_tokens\":%llu,\"data_hash\":\"%016llx\",\"total_steps\":%lld,\"threads\":%d,"
-                     "\"trainable_params\":%lld}}",
+                     "\"precision\":\"%s\",\"trainable_params\":%lld}}",
                   (long long)tk_model_n_params(r->m), tk_chat_family_name(r->fam), tk_data_format_name(r->train.format), (long long)r->train.n,
                   (long long)(r->has_val ? r->val.n : 0), (unsigned long long)r->train.stats.n_tokens,
                   (unsigned long long)r->train.stats.n_targets, (unsigned long long)r->train.stats.n_truncated,
                   (unsigned long long)r->train.stats.n_skipped, (unsigned long long)r->train.stats.targets_cut,
-                  (unsigned long long)r->st.data_hash, (long long)r->st.total_steps, tk_get_threads(), (long long)r->ps->total);
+                  (unsigned long long)r->st.data_hash, (long long)r->st.total_steps, tk_get_threads(),
+                  r->c.precision == TK_PRECISION_BF16 ? "bf16" : "fp32", (long long)r->ps->total);
     return b->data ? TK_OK : TK_ERR_NOMEM;
 }
 

@@ -11,6 +11,7 @@
  * seed and the options, so a checkpoint only needs the cursor (epoch, row), the step, the
  * dropout counter, the parameters and the AdamW moments; the options are compared with
  * the checkpoint's and the tokenized data's hash must match. */
+#include "backend/backend.h"
 #include "dist/dist.h"
 #include "train/run.h"
 #include "takumi/eval.h"
@@ -37,6 +38,7 @@ void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool
 
 
 static void run_free(tk_run *r) {
+    (void)tk_matmul_set_precision(false);   /* --precision bf16 lasts for the run only */
     free(r->shard_first);
     r->shard_first = NULL;
     tk_dist_overlap_free(r->ovl);
@@ -91,6 +93,11 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (st) return st;
     tk_trainer_config *c = &r->c;
     tk_set_threads(c->threads);
+    if ((st = tk_matmul_set_precision(c->precision == TK_PRECISION_BF16))) {
+        st = tk_fail_ctx(st, "--precision bf16 (use fp32 or auto here): ");
+        run_free(r);
+        return st;
+    }
     const bool lead = tk_dist_rank() == 0;   /* rank 0 owns the run folder and the events (dist.h) */
     if (!lead) r->fn = NULL;
     r->path_metrics = tk_path_join(c->out, "metrics.jsonl");

@@ -22,6 +22,11 @@
 #include "train/metrics.h"
 #include "takumi/data.h"
 
+/* --precision: fp32 everywhere, or bf16 inputs with fp32 sums for the base and LM-head products
+ * (tk_matmul_set_precision; fp32 master weights, gradients and moments); auto picks fp32 (measured
+ * no faster in bf16 on Zen 4, README). */
+typedef enum { TK_PRECISION_AUTO = 0, TK_PRECISION_FP32, TK_PRECISION_BF16 } tk_train_precision;
+
 typedef struct tk_trainer_config {
     char *model, *tokenizer, *data, *val, *out, *template_name;
     tk_data_format format;
@@ -94,6 +99,7 @@ typedef struct tk_trainer_config {
     int64_t max_steps;        /* 0 = none */
     uint64_t seed;
     int32_t threads;          /* 0 = all cores */
+    int precision;            /* tk_train_precision: the large base/head products in fp32 or bf16 */
     bool recompute;
     int32_t samples;          /* prompts answered before/after in the report */
     int32_t sample_tokens;    /* tokens generated per sample */

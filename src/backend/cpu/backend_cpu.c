@@ -27,6 +27,7 @@ const tk_backend tk_cpu_backend = {
     .matmul_dx = tk_cpu_matmul_dx,
     .matmul_dw = tk_cpu_matmul_dw,
     .sgemm = tk_cpu_sgemm,
+    .set_precision = tk_cpu_set_precision,
     .vexp_sum = tk_cpu_vexp_sum,
     .embedding_fwd = tk_cpu_embedding_forward,
     .embedding_bwd = tk_cpu_embedding_backward,

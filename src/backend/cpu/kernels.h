@@ -48,6 +48,7 @@ tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_
 tk_status tk_cpu_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags);
 tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate);
 void tk_cpu_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K);
+tk_status tk_cpu_set_precision(int bf16);
 void tk_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 

@@ -13,9 +13,13 @@
  *                      followed by a single-threaded sgemm; threads split the panels
  *                      (one OpenMP pool: BLAS never nests).
  * The backward dx = dy·W uses the same panels, split over column stripes of W so
- * threads write disjoint parts of dx. */
+ * threads write disjoint parts of dx.
+ * Precision (tk_matmul_set_precision): with bf16 on, every sgemm above (dx and dW included) runs
+ * tk_sgemm_bf16 (inputs rounded to bf16, fp32 sums), TK_MATMUL_EXACT calls included (the training
+ * step's); the few-row dots never change. */
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/sgemm.h"
 #include "core/core.h"
 #include "core/quant.h"
 #ifdef TK_HAVE_OPENMP
@@ -27,6 +31,23 @@
 
 static int g_force_path = 0;
 void tk_cpu_matmul_force_path(int path) { g_force_path = path; }
+
+static int g_bf16 = 0; /* tk_matmul_set_precision */
+tk_status tk_cpu_set_precision(int bf16) {
+    const tk_sgemm_kernel *k = tk_sgemm_kernel_find("avx512bf16");
+    const char *why = k ? tk_sgemm_kernel_unsupported(k) : "this build has no bf16 kernel (x86 only)";
+    if (bf16 && why) return tk_fail(TK_ERR_UNSUPPORTED, "bf16 products: %s", why);
+    __atomic_store_n(&g_bf16, bf16 ? 1 : 0, __ATOMIC_RELEASE);
+    return TK_OK;
+}
+static bool bf16_on(void) { return __atomic_load_n(&g_bf16, __ATOMIC_ACQUIRE); }
+
+/* tk_cpu_sgemm, or tk_sgemm_bf16 when bf16 (tk_cpu_set_precision checked that the CPU runs it). */
+static void mm_sgemm(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (!bf16 || tk_sgemm_bf16(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc))
+        tk_cpu_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
 
 tk_status tk_cpu_dequant_row(tk_dtype t, const void *src, float *dst, int64_t n) {
     if (t == TK_F32) {
@@ -76,7 +97,7 @@ static int64_t panel_rows(int64_t K, int64_t N) {
 }
 
 /* y[T x N] (+)= x · W^T by panels: dequantize W[n0:n0+nr, :] then sgemm. */
-static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc) {
+static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w, size_t row_bytes, int64_t T, bool acc, bool bf16) {
     int64_t K = w->ne[0], N = w->ne[1], nr = panel_rows(K, N), np = (N + nr - 1) / nr;
     tk_dequant_row_fn deq = tk_dequant_row_fn_for(w->dtype);
     const uint8_t *W = w->data;
@@ -93,7 +114,7 @@ static tk_status matmul_panels(float *y, const float *x, const tk_tensor_ref *w,
             if (!panel) continue;
             int64_t n0 = p * nr, rows = N - n0 < nr ? N - n0 : nr;
             for (int64_t r = 0; r < rows; r++) deq(W + (size_t)(n0 + r) * row_bytes, panel + r * K, K);
-            tk_cpu_sgemm(false, true, T, rows, K, 1.0f, x, K, panel, K, acc ? 1.0f : 0.0f, y + n0, N);
+            mm_sgemm(bf16, false, true, T, rows, K, x, K, panel, K, acc ? 1.0f : 0.0f, y + n0, N);
         }
         free(panel);
     }
@@ -270,18 +291,18 @@ tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_
         else path = T < TK_SMALL_T ? 2 : 1;
     }
     if (path == 3 || ((path == 1 || path == 4) && w->dtype == TK_F32)) {
-        tk_cpu_sgemm(false, true, T, N, K, 1.0f, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
+        mm_sgemm(bf16_on(), false, true, T, N, K, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
         return TK_OK;
     }
     if ((path == 1 || path == 4) && use_whole(T, N, K)) {
         float *wf = dequant_whole(w, row_bytes);
         if (wf) {
-            tk_cpu_sgemm(false, true, T, N, K, 1.0f, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
+            mm_sgemm(bf16_on(), false, true, T, N, K, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
             free(wf);
             return TK_OK;
         } /* out of memory for the whole weight: the panels need far less */
     }
-    return path != 2 ? matmul_panels(y, x, w, row_bytes, T, accumulate)
+    return path != 2 ? matmul_panels(y, x, w, row_bytes, T, accumulate, bf16_on())
                      : matmul_rows(y, x, w, row_bytes, T, accumulate, !(flags & TK_MATMUL_EXACT));
 }
 
@@ -292,7 +313,7 @@ tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, i
     if (T == 0) return TK_OK;
     int64_t K = w->ne[0], N = w->ne[1];
     if (w->dtype == TK_F32) {
-        tk_cpu_sgemm(false, false, T, K, N, 1.0f, dy, N, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, dx, K);
+        mm_sgemm(bf16_on(), false, false, T, K, N, dy, N, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, dx, K);
         return TK_OK;
     }
     /* (The whole-weight strategy measured no better here than the stripes: each stripe
@@ -309,6 +330,7 @@ tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, i
     if (nr > N) nr = N;
     tk_dequant_row_fn deq = tk_dequant_row_fn_for(w->dtype);
     const uint8_t *W = w->data;
+    const bool bf16 = bf16_on();
     tk_status err = TK_OK;
     #pragma omp parallel if (stripes > 1)
     {
@@ -325,7 +347,7 @@ tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, i
                 int64_t rows = N - n0 < nr ? N - n0 : nr;
                 for (int64_t r = 0; r < rows; r++) deq(W + (size_t)(n0 + r) * row_bytes + (size_t)b0 * bb, panel + r * kw, kw);
                 float beta = (n0 == 0 && !accumulate) ? 0.0f : 1.0f;
-                tk_cpu_sgemm(false, false, T, kw, rows, 1.0f, dy + n0, N, panel, kw, beta, dx + k0, K);
+                mm_sgemm(bf16, false, false, T, kw, rows, dy + n0, N, panel, kw, beta, dx + k0, K);
             }
         }
         free(panel);
@@ -335,5 +357,5 @@ tk_status tk_cpu_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, i
 
 void tk_cpu_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K) {
     if (T <= 0) return;
-    tk_cpu_sgemm(true, false, N, K, T, 1.0f, dy, N, x, K, 1.0f, dw, K);
+    mm_sgemm(bf16_on(), true, false, N, K, T, dy, N, x, K, 1.0f, dw, K);
 }
