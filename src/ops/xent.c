@@ -20,10 +20,14 @@ int64_t tk_lmhead_chunk_rows(int64_t V) {
 }
 
 double tk_sum_f64(const float *x, int64_t n) {
-    double sum = 0;
-    #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < n; j++) sum += x[j];
-    return sum;
+    /* eight fixed lanes, combined in a fixed order: the same bits whether or not the compiler
+     * vectorizes (an `omp simd` reduction would let each build choose its own order) */
+    double l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) l[k] += x[j + k];
+    for (int k = 0; j < n; j++, k++) l[k] += x[j];
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
 tk_softmax_at tk_softmax_at_target(const float *e, int64_t V, int32_t t, float lt_mx) {
