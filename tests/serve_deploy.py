@@ -24,21 +24,7 @@ import os
 import sys
 import time
 
-try:
-    import openai
-except ImportError:
-    print("SKIP: the openai package is missing (bash scripts/deps-client.sh installs it)")
-    sys.exit(2)
-
-checks = failures = 0
-
-
-def check(ok, what):
-    global checks, failures
-    checks += 1
-    if not ok:
-        failures += 1
-        print("FAIL:", what)
+from serve_sdk import check, finish as finish_checks, openai  # noqa: E402  (exits 2 when the SDK is missing)
 
 
 def bucket(alias, user):
@@ -214,8 +200,7 @@ def main():
         check(hv == "v1" and model == "v1", f"after restart: {hv} {model}")
         c = user.completions.create(model="bot", prompt="Not logged", temperature=0, max_tokens=4)
         json.dump({"unlogged": c.id}, open(os.path.join(sys.argv[5], "state2.json"), "w"))
-    print(f"serve_deploy {phase}: {checks - failures} checks passed, {failures} failed")
-    sys.exit(1 if failures else 0)
+    finish_checks(f"serve_deploy {phase}")
 
 
 main()

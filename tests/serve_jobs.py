@@ -17,21 +17,7 @@ import re
 import sys
 import time
 
-try:
-    import openai
-except ImportError:
-    print("SKIP: the openai package is missing (bash scripts/deps-client.sh installs it)")
-    sys.exit(2)
-
-checks = failures = 0
-
-
-def check(ok, what):
-    global checks, failures
-    checks += 1
-    if not ok:
-        failures += 1
-        print("FAIL:", what)
+from serve_sdk import check, finish as finish_checks, openai  # noqa: E402  (exits 2 when the SDK is missing)
 
 
 def raises(exc, fn, what):
@@ -216,9 +202,7 @@ def main():
     st = json.load(open(path)) if os.path.exists(path) else {}
     {"main": main_phase, "after": after_phase, "resume": resume_phase}[phase](c1, c2, work, st)
     json.dump(st, open(path, "w"))
-    print(f"serve_jobs {phase} (openai {openai.__version__}): {checks} checks passed, {failures} failed".replace(
-        f"{checks} checks passed", f"{checks - failures} checks passed"))
-    sys.exit(1 if failures else 0)
+    finish_checks(f"serve_jobs {phase} (openai {openai.__version__})")
 
 
 if __name__ == "__main__":

@@ -8,21 +8,7 @@ closing "serve_openai: N checks passed, N failed"; exits 1 on any failure, 2 whe
 import json
 import sys
 
-try:
-    import openai
-except ImportError:
-    print("SKIP: the openai package is missing (bash scripts/deps-client.sh installs it)")
-    sys.exit(2)
-
-checks = failures = 0
-
-
-def check(ok, what):
-    global checks, failures
-    checks += 1
-    if not ok:
-        failures += 1
-        print("FAIL:", what)
+from serve_sdk import check, finish as finish_checks, openai  # noqa: E402  (exits 2 when the SDK is missing)
 
 
 def main():
@@ -96,8 +82,7 @@ def main():
         ids = [m.id for m in openai.OpenAI(base_url=keyed, api_key=key, max_retries=0).models.list()]
         check(exp["base"] in ids, f"right key: models {ids}")
 
-    print(f"serve_openai (openai {openai.__version__}): {checks - failures} checks passed, {failures} failed")
-    sys.exit(1 if failures else 0)
+    finish_checks(f"serve_openai (openai {openai.__version__})")
 
 
 main()
