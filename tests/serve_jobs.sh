@@ -24,7 +24,11 @@ python3 -c "import openai" 2>/dev/null || need "the openai package (bash scripts
 export OMP_WAIT_POLICY=passive
 tmp=$(mktemp -d /tmp/takumi_jobs_XXXXXX)
 PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$tmp"; }
+# the server pauses a running job at a checkpoint on SIGTERM: give it up to 10 s to finish writing before the folder goes
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null && for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.2; done
+    rm -rf "$tmp"
+}
 trap cleanup EXIT
 checks=0 failures=0
 expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
