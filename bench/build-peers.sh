@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the peer that takumi's inference speed is compared against: llama.cpp's
-# CPU tools, from the llama.cpp source that the PyPI source distribution of
+# CPU tools and llama-server (the serving peer of bench/serve_load.sh), from the llama.cpp source that the PyPI source distribution of
 # llama-cpp-python carries in vendor/llama.cpp. Nothing of llama.cpp is committed:
 # everything lives under bench/.peers/ (git-ignored). Idempotent: a finished build
 # is detected and skipped. Usage: bench/build-peers.sh [--jobs N]
@@ -22,7 +22,7 @@ peers=${PEERS_DIR:-bench/.peers}
 src=$peers/llama_cpp_python-$version
 bld=$peers/llama.cpp-build
 stamp=$bld/.built-$version
-targets="llama-bench llama-simple llama-perplexity"
+targets="llama-bench llama-simple llama-perplexity llama-server"
 
 if [ -f "$stamp" ]; then
   echo "llama.cpp (llama-cpp-python $version) already built in $bld" >&2
@@ -44,7 +44,7 @@ fi
 # CPU only, tuned for this machine, OpenMP threading (as llama.cpp ships it).
 cmake -S "$src/vendor/llama.cpp" -B "$bld" -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF \
-  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF \
+  -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=ON \
   -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON >&2
 nice -n 19 cmake --build "$bld" --config Release -j"$jobs" --target $targets >&2
 
