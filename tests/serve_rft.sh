@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `takumi serve`'s reinforcement fine-tuning jobs, checkpoints as models and CPU seconds in /v1/usage, with the official
+# openai SDK (tests/serve_rft.py) on stories260K (../shared), two user keys and an admin key, on a free port:
+#   main:  an RFT job (GRPO, a string_check grader) to succeeded, its reward in the metrics events, bad grader and
+#          hyperparameter bodies refused naming the field, each kept checkpoint a model (pruned ones gone) whose greedy
+#          answer equals `takumi generate --adapter RUN/checkpoints/step-N/adapter`, CPU seconds > 0 and growing;
+#   after: SIGTERM, start again: the checkpoint models are served again and answer the same.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+S=${TAKUMI_SHARED:-../shared}/models/stories260K
+G=$S/gguf/stories260K-f32.gguf
+need() {
+    if [ "${CI:-}" = true ]; then echo "FAIL: required in CI: $1"; exit 1; fi
+    echo "SKIP: $1"; exit 0
+}
+[ -f "$G" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
+python3 -c "import openai" 2>/dev/null || need "the openai package (bash scripts/deps-client.sh)"
+export OMP_WAIT_POLICY=passive
+tmp=$(mktemp -d /tmp/takumi_rft_XXXXXX)
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null && for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.2; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+checks=0 failures=0
+expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
+D=$tmp/data
+# the model's own context (128): GRPO answers of up to 128 / 8 = 16 tokens, as the trainer sees the model
+start() {
+    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --ctx 128 --data-dir "$D" 2>> "$tmp/server.log" &
+    PID=$!; PORT=
+    for _ in $(seq 1 300); do
+        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | sed -n "$1p")
+        [ -n "$PORT" ] && return 0
+        sleep 0.1
+    done
+    echo "FAIL: the server did not start: $(tail -3 "$tmp/server.log")"; exit 1
+}
+sdk() {
+    python3 tests/serve_rft.py "$1" "http://127.0.0.1:$PORT/v1" "$K1" "$K2" "$KA" "$tmp" > "$tmp/sdk_$1.txt" 2>&1
+    local rc=$?
+    expect '[ $rc = 0 ]' "openai SDK, $1: $(cat "$tmp/sdk_$1.txt")"
+    tail -1 "$tmp/sdk_$1.txt"
+}
+# 8 prompts in OpenAI's RFT format: the grader checks that the answer names {{ item.name }}; a chat file for the refusal
+names=(Lily Tom Sue Ben)
+for i in $(seq 0 7); do
+    n=${names[$((i % 4))]}
+    printf '{"messages":[{"role":"user","content":"Tell me about %s."}],"name":"%s"}\n' "$n" "$n"
+done > "$tmp/rft.jsonl"
+head -3 "$tmp/rft.jsonl" > "$tmp/val.jsonl"
+for i in $(seq 0 9); do printf '{"messages":[{"role":"user","content":"Hi %d"},{"role":"assistant","content":"Hello %d"}]}\n' "$i" "$i"; done > "$tmp/sft.jsonl"
+K1=$("$BIN" serve --create-key --data-dir "$D") K2=$("$BIN" serve --create-key --data-dir "$D") KA=$("$BIN" serve --create-key --admin --data-dir "$D")
+
+start 1
+sdk main
+# the checkpoint model's greedy answer is takumi generate's with that checkpoint's adapter
+job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("job",""))' "$tmp/state.json")
+ck=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("ckpt","").rsplit("-", 1)[-1])' "$tmp/state.json")
+A=$D/jobs/$job/checkpoints/$(printf 'step-%08d' "${ck:-0}")/adapter
+expect '[ -f $A/adapter_model.safetensors ] && [ ! -d $D/jobs/$job/checkpoints/step-00000001 ]' 'checkpoint folders: $(ls $D/jobs/$job/checkpoints 2>&1)'
+"$BIN" generate --model "$G" --ctx 128 --threads 1 --adapter "$A" --chat --prompt "Tell me about Tom." --temperature 0 --max-tokens 8 \
+    > "$tmp/gen.txt" 2> "$tmp/gen.err"
+expect 'python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[\"ckpt_answer\"] == open(sys.argv[2]).read() else 1)" $tmp/state.json $tmp/gen.txt' \
+    'the checkpoint model answered differently from takumi generate --adapter $A: $(cat $tmp/gen.txt) $(cat $tmp/gen.err) vs $(cat $tmp/state.json)'
+expect 'python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); sys.exit(0 if db.execute(\"select cpu_seconds from jobs where id=?\", (sys.argv[2],)).fetchone()[0] > 0 and db.execute(\"select sum(cpu_seconds) from usage\").fetchone()[0] > 0 else 1)" $D/takumi.db $job' \
+    'takumi.db: no CPU seconds stored'
+
+kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
+expect '[ $rc = 0 ]' 'exit status after SIGTERM: $rc'
+start 2
+sdk after
+kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
+expect '[ $rc = 0 ]' 'exit status after the last SIGTERM: $rc'
+[ "$failures" -eq 0 ] || { echo "server log (last 30 lines):"; grep -v '" 200 ' "$tmp/server.log" | tail -30; }
+echo "serve_rft: $((checks - failures)) checks passed, $failures failed"
+[ "$failures" -eq 0 ]
