@@ -5,6 +5,7 @@
 #include "data/data_internal.h"
 #include "eval/grader.h"
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 
@@ -115,10 +116,10 @@ static int parse_grader(const cJSON *g, srv_job_req *r, srv_error *e) {
         snprintf(msg, sizeof msg, "%s", tk_last_error());
         tk_clear_error();
         free(js);
-        const char *f = !strncmp(msg, origin, sizeof origin - 1) && !strncmp(msg + sizeof origin - 1, ": ", 2) ? msg + sizeof origin + 1 : NULL;
-        const char *end = f ? strstr(f, ": ") : NULL;
-        if (end && end > f && (size_t)(end - f) < 100 && !memchr(f, ' ', (size_t)(end - f)))
-            snprintf(param, sizeof param, "%s.%.*s", origin, (int)(end - f), f);
+        /* "ORIGIN: FIELD: ..." or "ORIGIN: FIELD \"text\": ...": FIELD is a dotted path */
+        const char *f = !strncmp(msg, origin, sizeof origin - 1) && !strncmp(msg + sizeof origin - 1, ": ", 2) ? msg + sizeof origin + 1 : NULL, *end = f;
+        while (end && (isalnum((unsigned char)*end) || *end == '_' || *end == '.' || *end == '-' || *end == '[' || *end == ']')) end++;
+        if (end && end > f && (*end == ':' || *end == ' ') && end - f < 100) snprintf(param, sizeof param, "%s.%.*s", origin, (int)(end - f), f);
         else snprintf(param, sizeof param, "%s", origin);
         return st == TK_ERR_UNSUPPORTED ? UNSUPPORTED(e, param, "Invalid '%s': %s", param, msg) : BAD_VALUE(e, param, "Invalid '%s': %s", param, msg);
     }
