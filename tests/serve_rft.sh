@@ -7,37 +7,14 @@
 #   after: SIGTERM, start again: the checkpoint models are served again and answer the same.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+NAME=rft
+. tests/lib/serve_harness.bash
 S=${TAKUMI_SHARED:-../shared}/models/stories260K
 G=$S/gguf/stories260K-f32.gguf
-need() {
-    if [ "${CI:-}" = true ]; then echo "FAIL: required in CI: $1"; exit 1; fi
-    echo "SKIP: $1"; exit 0
-}
 [ -f "$G" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
 python3 -c "import openai" 2>/dev/null || need "the openai package (bash scripts/deps-client.sh)"
-export OMP_WAIT_POLICY=passive
-tmp=$(mktemp -d /tmp/takumi_rft_XXXXXX)
-PID=
-cleanup() {
-    [ -n "$PID" ] && kill "$PID" 2>/dev/null && for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.2; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-checks=0 failures=0
-expect() { checks=$((checks + 1)); if ! eval "$1"; then failures=$((failures + 1)); echo "FAIL: $(eval "echo \"$2\"")" >&2; fi; }
-D=$tmp/data
 # the model's own context (128): GRPO answers of up to 128 / 8 = 16 tokens, as the trainer sees the model
-start() {
-    "$BIN" serve --port 0 --threads 1 --model "stories=$G" --ctx 128 --data-dir "$D" 2>> "$tmp/server.log" &
-    PID=$!; PORT=
-    for _ in $(seq 1 300); do
-        PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/server.log" | sed -n "$1p")
-        [ -n "$PORT" ] && return 0
-        sleep 0.1
-    done
-    echo "FAIL: the server did not start: $(tail -3 "$tmp/server.log")"; exit 1
-}
+start() { serve_start "$1" --threads 1 --model "stories=$G" --ctx 128 --data-dir "$D"; }
 sdk() {
     python3 tests/serve_rft.py "$1" "http://127.0.0.1:$PORT/v1" "$K1" "$K2" "$KA" "$tmp" > "$tmp/sdk_$1.txt" 2>&1
     local rc=$?

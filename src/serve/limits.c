@@ -4,7 +4,8 @@
  * a generation request gets 429 with OpenAI's error shapes (rate_limit_exceeded with Retry-After, or
  * insufficient_quota); the budget is checked before a request, so the last one may end past it. Keys of
  * --api-key-file and a server without keys have no limits. Admin endpoints: GET /v1/keys (keys, limits, tokens
- * used), POST /v1/keys/{id}/limits, GET /v1/usage (tokens per key and model, trained tokens per key). */
+ * used), POST /v1/keys/{id}/limits, GET /v1/usage (tokens per key and model, trained tokens per key, CPU seconds of
+ * requests and jobs). */
 #include "serve/server.h"
 #include "serve/store_sql.h"
 #include "core/core.h"
@@ -115,9 +116,9 @@ static cJSON *usage_row(sqlite3_stmt *q, void *ud) {
     cJSON_AddNumberToObject(o, "trained_tokens", (double)sqlite3_column_int64(q, 5));
     /* CPU seconds: of the generations (each request's thread) and of the fine-tuning jobs (the job thread) */
     double rc = sqlite3_column_double(q, 6), jc = sqlite3_column_double(q, 7);
-    cJSON_AddNumberToObject(o, "cpu_seconds", rc + jc);
-    cJSON_AddNumberToObject(o, "request_cpu_seconds", rc);
-    cJSON_AddNumberToObject(o, "training_cpu_seconds", jc);
+    cJSON_AddNumberToObject(o, "cpu_seconds", round((rc + jc) * 1e6) / 1e6);   /* microseconds: what the clock resolves usefully */
+    cJSON_AddNumberToObject(o, "request_cpu_seconds", round(rc * 1e6) / 1e6);
+    cJSON_AddNumberToObject(o, "training_cpu_seconds", round(jc * 1e6) / 1e6);
     return o;
 }
 

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,7 +112,11 @@ static void on_event(const tk_train_event *e, void *ud) {
         }
         event(c, "info", "metrics", msg, data);
         break;
-    case TK_EV_CHECKPOINT:
+    case TK_EV_CHECKPOINT: {
+        /* the step is the folder's (".../step-00000012"): a resumed job checkpoints before its first step event too */
+        const char *b = e->message ? strrchr(e->message, '/') : NULL;
+        long long step = b && !strncmp(b, "/step-", 6) ? strtoll(b + 6, NULL, 10) : 0;
+        if (step > 0) c->step = step;
         metrics_json(c, 0, data, sizeof data);
         srv_checkpoint_add(&c->s->keys, c->j->id, c->step, data, e->message ? e->message : "");
         if (e->message) add_ckpt_model(c->s, c->j, c->mi, c->step, e->message, (int64_t)time(NULL));
@@ -119,6 +124,7 @@ static void on_event(const tk_train_event *e, void *ud) {
         snprintf(msg, sizeof msg, "Checkpoint created at step %lld", (long long)c->step);
         event(c, "info", "message", msg, NULL);
         break;
+    }
     case TK_EV_WARNING: event(c, "warn", "message", e->message ? e->message : "warning", NULL); break;
     case TK_EV_START: case TK_EV_INFO: case TK_EV_DONE: if (e->message) event(c, "info", "message", e->message, NULL); break;
     }
