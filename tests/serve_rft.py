@@ -104,6 +104,8 @@ def main_phase(base, c1, c2, admin, work, st):
         check(False, "a pruned checkpoint model answers")
     except openai.NotFoundError:
         check(True, "")
+    final = chat(c1, want)
+    check(isinstance(final, str) and len(final) > 0, f"the fine-tuned model's chat: {final!r}")
     a3 = chat(c1, names[1])
     check(isinstance(a3, str) and len(a3) > 0, f"checkpoint chat: {a3!r}")
     st.update(job=job.id, ckpt=names[1], ckpt_answer=a3, model=want)
@@ -117,9 +119,28 @@ def main_phase(base, c1, c2, admin, work, st):
     chat(c1, names[1])
     again = {(x["key"], x["model"]): x for x in usage(base, admin)}.get((j.organization_id, names[1]), {})
     check(again.get("requests") == 2 and again.get("request_cpu_seconds", 0) > reqs.get("request_cpu_seconds", 0), f"usage did not grow: {again}")
+    # a longer job, which the .sh kills (-9) after its first checkpoint; the "after" phase sees it resume and succeed
+    big = c1.files.create(file=open(os.path.join(work, "rft_big.jsonl"), "rb"), purpose="fine-tune")
+    lj = c1.fine_tuning.jobs.create(model="stories", training_file=big.id, suffix="long", seed=4,
+                                    method=rft(GRADER, {"n_epochs": 1, "batch_size": 2}))
+    st.update(long=lj.id)
 
 
 def after_phase(base, c1, c2, admin, work, st):
+    # the job killed mid-run resumes from its newest checkpoint (its grader read again) and succeeds
+    t0 = time.time()
+    while time.time() - t0 < 180 and c1.fine_tuning.jobs.retrieve(st["long"]).status not in ("succeeded", "failed", "cancelled"):
+        time.sleep(0.3)
+    lj = c1.fine_tuning.jobs.retrieve(st["long"])
+    check(lj.status == "succeeded", f"the killed job after a restart: {lj.status} {lj.error}")
+    ev = list(c1.fine_tuning.jobs.list_events(lj.id, limit=1000))[::-1]
+    msgs = [x.message for x in ev if x.type == "message"]
+    steps = sorted({x.data["step"] for x in ev if x.type == "metrics" and "train_reward_mean" in (x.data or {})})
+    check(any(m.startswith("Resuming the job from its newest checkpoint") for m in msgs), f"no resume event: {msgs}")
+    check(steps == list(range(1, 33)), f"the resumed job's steps: {steps}")
+    ck = [c.fine_tuned_model_checkpoint for c in c1.fine_tuning.jobs.checkpoints.list(lj.id)]
+    ids = {m.id for m in c1.models.list()}
+    check(len(ck) == 2 and ck[0].endswith(":ckpt-step-32") and all(n in ids for n in ck), f"the resumed job's checkpoint models: {ck}")
     ids = {m.id for m in c1.models.list()}
     check(st["ckpt"] in ids and st["model"] in ids, f"after a restart the models are gone: {sorted(ids)}")
     check(chat(c1, st["ckpt"]) == st["ckpt_answer"], "the checkpoint model answers differently after a restart")

@@ -4,7 +4,8 @@
 #   main:  an RFT job (GRPO, a string_check grader) to succeeded, its reward in the metrics events, bad grader and
 #          hyperparameter bodies refused naming the field, each kept checkpoint a model (pruned ones gone) whose greedy
 #          answer equals `takumi generate --adapter RUN/checkpoints/step-N/adapter`, CPU seconds > 0 and growing;
-#   after: SIGTERM, start again: the checkpoint models are served again and answer the same.
+#   after: kill -9 during a second RFT job, start again: the checkpoint models are served again and answer the same, and
+#          the job resumes from its newest checkpoint and succeeds.
 set -u
 cd "$(dirname "$0")/.."
 NAME=rft
@@ -28,6 +29,7 @@ for i in $(seq 0 7); do
     printf '{"messages":[{"role":"user","content":"Tell me about %s."}],"name":"%s"}\n' "$n" "$n"
 done > "$tmp/rft.jsonl"
 head -3 "$tmp/rft.jsonl" > "$tmp/val.jsonl"
+for i in $(seq 1 8); do cat "$tmp/rft.jsonl"; done > "$tmp/rft_big.jsonl"   # 64 prompts: 32 steps of 2, a checkpoint every 4
 for i in $(seq 0 9); do printf '{"messages":[{"role":"user","content":"Hi %d"},{"role":"assistant","content":"Hello %d"}]}\n' "$i" "$i"; done > "$tmp/sft.jsonl"
 K1=$("$BIN" serve --create-key --data-dir "$D") K2=$("$BIN" serve --create-key --data-dir "$D") KA=$("$BIN" serve --create-key --admin --data-dir "$D")
 
@@ -45,8 +47,11 @@ expect 'python3 -c "import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))[
 expect 'python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); sys.exit(0 if db.execute(\"select cpu_seconds from jobs where id=?\", (sys.argv[2],)).fetchone()[0] > 0 and db.execute(\"select sum(cpu_seconds) from usage\").fetchone()[0] > 0 else 1)" $D/takumi.db $job' \
     'takumi.db: no CPU seconds stored'
 
-kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
-expect '[ $rc = 0 ]' 'exit status after SIGTERM: $rc'
+# kill -9 the long job once it has a complete checkpoint; it resumes at the next start
+long=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("long",""))' "$tmp/state.json")
+for _ in $(seq 1 1200); do ls "$D/jobs/$long/checkpoints" 2>/dev/null | grep -qx 'step-[0-9]*' && break; sleep 0.05; done
+kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
+expect '[ -d $D/jobs/$long/checkpoints ] && [ ! -d $D/jobs/$long/adapter ] && [ -f $D/jobs/$long.grader.json ]' 'the long job was not killed mid-run'
 start 2
 sdk after
 kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
