@@ -36,8 +36,8 @@ K1=$("$BIN" serve --create-key --data-dir "$D") K2=$("$BIN" serve --create-key -
 start 1
 sdk main
 # the checkpoint model's greedy answer is takumi generate's with that checkpoint's adapter
-job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("job",""))' "$tmp/state.json")
-ck=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("ckpt","").rsplit("-", 1)[-1])' "$tmp/state.json")
+job=$(serve_state job)
+ck=$(serve_state ckpt); ck=${ck##*-}
 A=$D/jobs/$job/checkpoints/$(printf 'step-%08d' "${ck:-0}")/adapter
 expect '[ -f $A/adapter_model.safetensors ] && [ ! -d $D/jobs/$job/checkpoints/step-00000001 ]' 'checkpoint folders: $(ls $D/jobs/$job/checkpoints 2>&1)'
 "$BIN" generate --model "$G" --ctx 128 --threads 1 --adapter "$A" --chat --prompt "Tell me about Tom." --temperature 0 --max-tokens 8 \
@@ -48,14 +48,10 @@ expect 'python3 -c "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); sys.exi
     'takumi.db: no CPU seconds stored'
 
 # kill -9 the long job once it has a complete checkpoint; it resumes at the next start
-long=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("long",""))' "$tmp/state.json")
-for _ in $(seq 1 1200); do ls "$D/jobs/$long/checkpoints" 2>/dev/null | grep -qx 'step-[0-9]*' && break; sleep 0.05; done
-kill -9 "$PID"; wait "$PID" 2>/dev/null; PID=
+long=$(serve_state long)
+serve_kill9_at_checkpoint "$long"
 expect '[ -d $D/jobs/$long/checkpoints ] && [ ! -d $D/jobs/$long/adapter ] && [ -f $D/jobs/$long.grader.json ]' 'the long job was not killed mid-run'
 start 2
 sdk after
-kill -TERM "$PID"; wait "$PID"; rc=$?; PID=
-expect '[ $rc = 0 ]' 'exit status after the last SIGTERM: $rc'
-[ "$failures" -eq 0 ] || { echo "server log (last 30 lines):"; grep -v '" 200 ' "$tmp/server.log" | tail -30; }
-echo "serve_rft: $((checks - failures)) checks passed, $failures failed"
-[ "$failures" -eq 0 ]
+serve_stop
+serve_finish serve_rft
