@@ -140,10 +140,10 @@ expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v3\",\"lora_path\":\"$
 expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v4\",\"lora_path\":\"$tmp/nope\"}" $tmp/l3.txt)" = 400 ] && grep -q lora_path $tmp/l3.txt' 'a missing lora_path: $(cat $tmp/l3.txt)'
 expect '[ "$(post /v1/load_lora_adapter "{\"lora_name\":\"v5\",\"lora_path\":\"$tmp/v2/adapter\"}" $tmp/l4.txt $UK)" = 403 ]' 'a user key loads an adapter: $(cat $tmp/l4.txt)'
 expect '[ "$(text v3)" = "$v2_t" ]' 'the loaded v3 (v2 files) answers $(text v3), v2 $v2_t'
-expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [(a[\"id\"], a[\"name\"], a[\"scale\"]) for a in d if a[\"name\"] in (\"v1\",\"v2\",\"v3\")] == [(0,\"v1\",0),(1,\"v2\",0),(3,\"v3\",0)] else 1)"' \
+expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [(a[\"id\"], a[\"name\"], a[\"scale\"]) for a in d if a[\"name\"] in (\"v1\",\"v2\",\"v3\")] == [(0,\"v1\",0),(1,\"v2\",0),(max(a[\"id\"] for a in d),\"v3\",0)] else 1)"' \
     '/lora-adapters: $(curl -s -H "Authorization: Bearer $AK" $U/lora-adapters)'
 expect '[ "$(post /lora-adapters "[{\"id\":1,\"scale\":1.0}]" $tmp/s1.json)" = 200 ] && grep -q "{\"success\":true}" $tmp/s1.json' 'POST /lora-adapters: $(cat $tmp/s1.json)'
-expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [a[\"scale\"] for a in d] == [0,1,0,0] else 1)"' 'scales after POST /lora-adapters'
+expect 'curl -s -H "Authorization: Bearer $AK" $U/lora-adapters | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if [a[\"name\"] for a in d if a[\"scale\"]] == [\"v2\"] and [a[\"scale\"] for a in d if a[\"name\"] == \"v2\"] == [1] else 1)"' 'scales after POST /lora-adapters'
 expect '[ "$(text stories)" = "$v2_t" ]' 'a base request under the global scale of v2 answers $(text stories), v2 $v2_t'
 expect '[ "$(text stories ",\"lora\":[]")" = "$base_t" ]' 'a request with lora [] under global scales: not the base'
 expect '[ "$(text stories ",\"lora\":[{\"id\":0,\"scale\":1}]")" = "$v1_t" ]' 'per-request lora [{id 0}] is not v1'

@@ -77,6 +77,44 @@ static void job_refused(const char *body, const char *param, const char *code) {
     CHECK(!r.model && !r.training_file && !r.metadata, "%s: the request is not empty after an error", body);
 }
 
+/* method reinforcement: the grader (takumi's grader parser names the field), its hyperparameters */
+#define RFT(grader, hypers) "{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"reinforcement\",\"reinforcement\":{\"grader\":" \
+                            grader ",\"hyperparameters\":{" hypers "}}}}"
+#define SC "{\"type\":\"string_check\",\"name\":\"n\",\"input\":\"{{ sample.output_text }}\",\"reference\":\"{{ item.name }}\",\"operation\":\"like\"}"
+static void test_rft_body(void) {
+    srv_job_req r;
+    srv_error e;
+    CHECK(job(RFT(SC, "\"n_epochs\":2,\"batch_size\":4,\"learning_rate_multiplier\":\"auto\",\"eval_interval\":3,\"eval_samples\":\"auto\","
+                      "\"compute_multiplier\":\"auto\",\"reasoning_effort\":\"default\""), &r, &e) == 0, "rft: %s", e.message);
+    CHECK(r.method == SRV_METHOD_REINFORCEMENT && r.n_epochs == 2 && r.batch_size == 4 && r.eval_interval == 3 && r.grader &&
+          strstr(r.grader, "\"operation\":\"like\"") && strstr(r.grader, "{{ item.name }}"), "rft fields: %s", r.grader ? r.grader : "no grader");
+    srv_job_req_free(&r);
+    CHECK(job(RFT("{\"type\":\"multi\",\"graders\":{\"a\":" SC ",\"b\":{\"type\":\"text_similarity\",\"input\":\"{{ sample.output_text }}\","
+                  "\"reference\":\"{{ item.name }}\",\"evaluation_metric\":\"fuzzy_match\"}},\"calculate_output\":\"(a + b) / 2\"}", ""), &r, &e) == 0,
+          "a multi grader: %s", e.message);
+    srv_job_req_free(&r);
+    job_refused(RFT("{\"type\":\"string_check\",\"input\":\"x\",\"reference\":\"y\"}", ""), "method.reinforcement.grader.operation", "invalid_value");
+    job_refused(RFT("{\"type\":\"string_check\",\"input\":\"{{ item.a\",\"reference\":\"y\",\"operation\":\"eq\"}", ""),
+                "method.reinforcement.grader.input", "invalid_value");
+    job_refused(RFT("{\"type\":\"multi\",\"graders\":{\"a\":{\"type\":\"nope\"}},\"calculate_output\":\"a\"}", ""),
+                "method.reinforcement.grader.graders.a.type", "invalid_value");
+    job_refused(RFT("{\"type\":\"multi\",\"graders\":{\"a\":" SC "},\"calculate_output\":\"a + zz\"}", ""),
+                "method.reinforcement.grader.calculate_output", "invalid_value");
+    job_refused(RFT("{\"type\":\"python\",\"source\":\"def grade(s, i): return 1\"}", ""), "method.reinforcement.grader.type", "unsupported_value");
+    job_refused(RFT("{\"type\":\"command\",\"command\":[\"true\"]}", ""), "method.reinforcement.grader.type", "unsupported_value");
+    job_refused(RFT("[1]", ""), "method.reinforcement.grader", "invalid_type");
+    job_refused(RFT(SC, "\"compute_multiplier\":2"), "method.reinforcement.hyperparameters.compute_multiplier", "unsupported_value");
+    job_refused(RFT(SC, "\"eval_samples\":4"), "method.reinforcement.hyperparameters.eval_samples", "unsupported_value");
+    job_refused(RFT(SC, "\"reasoning_effort\":\"low\""), "method.reinforcement.hyperparameters.reasoning_effort", "unsupported_value");
+    job_refused(RFT(SC, "\"reasoning_effort\":\"max\""), "method.reinforcement.hyperparameters.reasoning_effort", "invalid_value");
+    job_refused(RFT(SC, "\"eval_interval\":0"), "method.reinforcement.hyperparameters.eval_interval", "invalid_value");
+    job_refused(RFT(SC, "\"beta\":0.1"), "method.reinforcement.hyperparameters.beta", "unknown_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"reinforcement\",\"reinforcement\":{\"grader\":" SC ",\"x\":1}}}",
+                "method.reinforcement.x", "unknown_parameter");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"grader\":" SC "}}}",
+                "method.supervised.grader", "unknown_parameter");
+}
+
 static void test_job_body(void) {
     srv_job_req r;
     srv_error e;
@@ -109,7 +147,8 @@ static void test_job_body(void) {
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"metadata\":{\"k\":1}}", "metadata.k", "invalid_type");
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{}}", "method.type", "missing_required_parameter");
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"rl\"}}", "method.type", "invalid_value");
-    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"reinforcement\"}}", "method.type", "unsupported_value");
+    job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"reinforcement\"}}", "method.reinforcement.grader",
+                "missing_required_parameter");
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"dpo\":{}}}", "method.dpo", "invalid_value");
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":0}}}}",
                 "method.supervised.hyperparameters.n_epochs", "invalid_value");
@@ -120,6 +159,7 @@ static void test_job_body(void) {
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"learning_rate_multiplier\":\"high\"}}}}",
                 "method.supervised.hyperparameters.learning_rate_multiplier", "invalid_type");
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"integrations\":[{\"type\":\"wandb\"}]}", "integrations", "unsupported_parameter");
+    test_rft_body();
     job_refused("{\"model\":\"m\",\"training_file\":\"f\",\"model\":\"n\"}", "model", "invalid_value");
     job_refused("{\"model\":\"m\",", NULL, NULL);
     job_refused("[1]", NULL, NULL);

@@ -31,6 +31,7 @@ typedef struct job {
     tk_buf *texts;             /* [n_prompts * n] (not streaming) */
     const char **finish;       /* [n_prompts * n] */
     int64_t tokens_in, tokens_out;
+    double cpu_s;                 /* the generation's CPU seconds (its thread's) */
     srv_stream *st;            /* streaming */
     struct MHD_Connection *conn; /* not streaming: the client's connection, watched while generating */
     tk_buf *cur;               /* not streaming: the text of the choice being generated */
@@ -132,6 +133,7 @@ static cJSON *usage_obj(const job *j) {
 /* ---- generation (in a generation slot) ---- */
 static void generate_all(job *j) {
     tk_server *s = j->s;
+    double cpu0 = srv_thread_cpu_s();
 #ifdef TK_HAVE_OPENMP
     omp_set_num_threads(s->p.threads); /* per thread in OpenMP: this thread's parallel regions */
 #endif
@@ -186,6 +188,7 @@ static void generate_all(job *j) {
     }
     j->gone = gone && !j->failed;
     srv_session_put(&s->reg, j->mi, sess);
+    j->cpu_s = srv_thread_cpu_s() - cpu0;
 }
 
 /* The request log's row of a generation that ran. */
@@ -195,7 +198,7 @@ static void log_request(job *j) {
                           .tokens_in = j->tokens_in, .tokens_out = j->tokens_out,
                           .text = j->texts[0].data ? j->texts[0].data : "", .text_len = j->texts[0].len};
     srv_reqlog_add(j->s, &row, &j->req);
-    srv_usage_add(j->s, j->owner, j->model_id, j->tokens_in, j->tokens_out);
+    srv_usage_add(j->s, j->owner, j->model_id, j->tokens_in, j->tokens_out, j->cpu_s);
 }
 
 static void stream_body(srv_stream *st, void *ud) {

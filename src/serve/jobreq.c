@@ -3,13 +3,16 @@
 #include "serve/request.h"
 #include "core/core.h"
 #include "data/data_internal.h"
+#include "eval/grader.h"
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 
 #define BAD_TYPE(e, name, want, v) \
     srv_err(e, 400, "invalid_request_error", "invalid_type", name, "Invalid type for '%s': expected %s, but got %s instead.", name, want, tk_json_type_name(v))
 #define BAD_VALUE(e, name, ...) srv_err(e, 400, "invalid_request_error", "invalid_value", name, __VA_ARGS__)
+#define UNSUPPORTED(e, name, ...) srv_err(e, 400, "invalid_request_error", "unsupported_value", name, __VA_ARGS__)
 #define UNKNOWN(e, name) srv_err(e, 400, "invalid_request_error", "unknown_parameter", name, "Unrecognized request argument supplied: %s", name)
 #define NOMEM(e) srv_err(e, 500, "server_error", NULL, NULL, "out of memory")
 
@@ -56,10 +59,72 @@ static int parse_hypers(const cJSON *h, const char *prefix, srv_method m, srv_jo
         } else if (m == SRV_METHOD_DPO && !strcmp(f->string, "beta")) {
             if (get_hyper(f, p, 0, 2, false, &x, e)) return -1;
             r->beta = x;
+        } else if (m == SRV_METHOD_REINFORCEMENT && !strcmp(f->string, "eval_interval")) {
+            if (get_hyper(f, p, 0, 1e6, true, &x, e)) return -1;
+            r->eval_interval = (int64_t)x;
+        } else if (m == SRV_METHOD_REINFORCEMENT && (!strcmp(f->string, "eval_samples") || !strcmp(f->string, "compute_multiplier"))) {
+            /* takumi's GRPO validates with one greedy answer per prompt and samples --group-size answers per prompt:
+               neither knob exists as OpenAI defines it */
+            if (get_hyper(f, p, 0, 1e6, false, &x, e)) return -1;
+            if (x > 0) return UNSUPPORTED(e, p, "'%s' is not supported by takumi serve (only \"auto\").", p);
+        } else if (m == SRV_METHOD_REINFORCEMENT && !strcmp(f->string, "reasoning_effort")) {
+            if (!cJSON_IsString(f)) return BAD_TYPE(e, p, "a string", f);
+            const char *v = f->valuestring;
+            if (!strcmp(v, "low") || !strcmp(v, "medium") || !strcmp(v, "high"))
+                return UNSUPPORTED(e, p, "'%s' = '%s' is not supported: the models takumi serves have no reasoning effort (only \"default\").", p, v);
+            if (strcmp(v, "default")) return BAD_VALUE(e, p, "Invalid value: '%.40s'. Supported values are: 'default', 'low', 'medium' and 'high'.", v);
         } else {
             return UNKNOWN(e, p);
         }
     }
+    return 0;
+}
+
+/* Refuses the grader types takumi serve does not run: python (OpenAI runs it in a sandbox; takumi has none) and
+ * takumi's command grader (a program on the server, named by any key) -- in g or a multi grader's graders. */
+static int refuse_grader_types(const cJSON *g, const char *prefix, srv_error *e) {
+    char p[200];
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(g, "type");
+    if (cJSON_IsString(t) && (!strcmp(t->valuestring, "python") || !strcmp(t->valuestring, "command"))) {
+        snprintf(p, sizeof p, "%s.type", prefix);
+        return UNSUPPORTED(e, p, "Invalid '%s': '%s' graders are not run by takumi serve (string_check, text_similarity, score_model and multi are).",
+                           p, t->valuestring);
+    }
+    const cJSON *subs = cJSON_GetObjectItemCaseSensitive(g, "graders");
+    if (cJSON_IsString(t) && !strcmp(t->valuestring, "multi") && cJSON_IsObject(subs))
+        for (const cJSON *s = subs->child; s; s = s->next) {
+            snprintf(p, sizeof p, "%s.graders.%.60s", prefix, s->string);
+            if (cJSON_IsObject(s) && refuse_grader_types(s, p, e)) return -1;
+        }
+    return 0;
+}
+
+/* method.reinforcement.grader: checked by takumi's grader parser, whose message names the field
+ * ("method.reinforcement.grader: graders.acc.operation: ..."): that field is the error's param. */
+static int parse_grader(const cJSON *g, srv_job_req *r, srv_error *e) {
+    static const char origin[] = "method.reinforcement.grader";
+    if (!cJSON_IsObject(g)) return BAD_TYPE(e, origin, "an object", g);
+    if (refuse_grader_types(g, origin, e)) return -1;
+    char *js = cJSON_PrintUnformatted(g);
+    if (!js) return NOMEM(e);
+    tk_grader *gr = NULL;
+    tk_status st = tk_grader_parse(js, strlen(js), origin, &gr);
+    tk_grader_free(gr);
+    if (st == TK_ERR_NOMEM) { free(js); return NOMEM(e); }
+    if (st) {
+        char msg[400], param[160];
+        snprintf(msg, sizeof msg, "%s", tk_last_error());
+        tk_clear_error();
+        free(js);
+        /* "ORIGIN: FIELD: ..." or "ORIGIN: FIELD \"text\": ...": FIELD is a dotted path */
+        const char *f = !strncmp(msg, origin, sizeof origin - 1) && !strncmp(msg + sizeof origin - 1, ": ", 2) ? msg + sizeof origin + 1 : NULL, *end = f;
+        while (end && (isalnum((unsigned char)*end) || *end == '_' || *end == '.' || *end == '-' || *end == '[' || *end == ']')) end++;
+        if (end && end > f && (*end == ':' || *end == ' ') && end - f < 100) snprintf(param, sizeof param, "%s.%.*s", origin, (int)(end - f), f);
+        else snprintf(param, sizeof param, "%s", origin);
+        return st == TK_ERR_UNSUPPORTED ? UNSUPPORTED(e, param, "Invalid '%s': %s", param, msg) : BAD_VALUE(e, param, "Invalid '%s': %s", param, msg);
+    }
+    free(r->grader);
+    r->grader = js;
     return 0;
 }
 
@@ -71,10 +136,8 @@ static int parse_method(const cJSON *v, srv_job_req *r, srv_error *e) {
     const char *t = type->valuestring;
     if (!strcmp(t, "supervised")) r->method = SRV_METHOD_SUPERVISED;
     else if (!strcmp(t, "dpo")) r->method = SRV_METHOD_DPO;
-    else if (!strcmp(t, "reinforcement"))
-        return srv_err(e, 400, "invalid_request_error", "unsupported_value", "method.type",
-                       "The method 'reinforcement' is not served by takumi serve yet (supervised and dpo are).");
-    else return BAD_VALUE(e, "method.type", "Invalid value: '%.40s'. Supported values are: 'supervised' and 'dpo'.", t);
+    else if (!strcmp(t, "reinforcement")) r->method = SRV_METHOD_REINFORCEMENT;
+    else return BAD_VALUE(e, "method.type", "Invalid value: '%.40s'. Supported values are: 'supervised', 'dpo' and 'reinforcement'.", t);
     for (const cJSON *f = v->child; f; f = f->next) {
         char p[96];
         snprintf(p, sizeof p, "method.%.40s", f->string);
@@ -90,10 +153,17 @@ static int parse_method(const cJSON *v, srv_job_req *r, srv_error *e) {
         for (const cJSON *g = f->child; g; g = g->next) {
             char q[160];
             snprintf(q, sizeof q, "%s.%.40s", p, g->string);
+            if (r->method == SRV_METHOD_REINFORCEMENT && !strcmp(g->string, "grader")) {
+                if (parse_grader(g, r, e)) return -1;
+                continue;
+            }
             if (strcmp(g->string, "hyperparameters")) return UNKNOWN(e, q);
             if (parse_hypers(g, q, r->method, r, e)) return -1;
         }
     }
+    if (r->method == SRV_METHOD_REINFORCEMENT && !r->grader)
+        return srv_err(e, 400, "invalid_request_error", "missing_required_parameter", "method.reinforcement.grader",
+                       "Missing required parameter: 'method.reinforcement.grader'.");
     return 0;
 }
 
@@ -174,5 +244,6 @@ void srv_job_req_free(srv_job_req *r) {
     free(r->training_file);
     free(r->validation_file);
     free(r->metadata);
+    free(r->grader);
     memset(r, 0, sizeof *r);
 }

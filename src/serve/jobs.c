@@ -5,6 +5,7 @@
 #include "serve/server.h"
 #include "core/core.h"
 #include "takumi/data.h"
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -24,15 +25,51 @@ int srv_check_training_file(tk_server *s, const char *id, const char *param, con
     free(path);
     if (st) return srv_err(e, 400, "invalid_request_error", "invalid_file", param, "The file %s cannot be read: %.300s", id, tk_last_error());
     bool dpo = !strcmp(method, "dpo"), pref = rep->format == TK_DATA_PREFERENCE;
+    bool rft = !strcmp(method, "reinforcement"), prompts = rep->format == TK_DATA_RFT;
     int rc = 0;
     if (rep->verdict == TK_DATA_NOT_READY || rep->n_examples == 0)
         rc = srv_err(e, 400, "invalid_request_error", "invalid_file", param, "The file %s is not ready for fine-tuning (%llu errors).", id,
                      (unsigned long long)rep->n_errors);
-    else if (dpo != pref)
+    else if (dpo != pref || rft != prompts)
         rc = srv_err(e, 400, "invalid_request_error", "invalid_file", param,
                      "The file %s holds %s records; the method '%s' needs %s.", id, tk_data_format_name(rep->format), method,
-                     dpo ? "preference records (input, preferred_output, non_preferred_output)" : "chat, prompt/completion or text records");
+                     dpo   ? "preference records (input, preferred_output, non_preferred_output)"
+                     : rft ? "prompts: {\"messages\": [...]} ending with a user message, plus the fields the grader reads"
+                           : "chat, prompt/completion or text records");
     tk_data_report_free(rep);
+    return rc;
+}
+
+/* The served base model that answers g's score_model graders (judge) into *mi (-1: none needed). */
+static int judge_of(const srv_registry *r, const cJSON *g, const char *prefix, int *mi, srv_error *e) {
+    char p[200];
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(g, "type"), *subs = cJSON_GetObjectItemCaseSensitive(g, "graders");
+    if (cJSON_IsString(t) && !strcmp(t->valuestring, "multi") && cJSON_IsObject(subs)) {
+        for (const cJSON *s = subs->child; s; s = s->next) {
+            snprintf(p, sizeof p, "%s.graders.%.60s", prefix, s->string);
+            if (judge_of(r, s, p, mi, e)) return -1;
+        }
+        return 0;
+    }
+    if (!cJSON_IsString(t) || strcmp(t->valuestring, "score_model")) return 0;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(g, "model");
+    int bi, ai;
+    snprintf(p, sizeof p, "%s.model", prefix);
+    if (!cJSON_IsString(m) || !srv_registry_find(r, m->valuestring, &bi, &ai) || ai >= 0)
+        return srv_err(e, 400, "invalid_request_error", "invalid_value", p,
+                       "Invalid '%s': a score_model grader's model must be a base model this server serves (GET /v1/models): it is the judge.", p);
+    if (*mi >= 0 && *mi != bi)
+        return srv_err(e, 400, "invalid_request_error", "unsupported_value", p, "Invalid '%s': every score_model grader of a job must use the same judge model.", p);
+    *mi = bi;
+    return 0;
+}
+
+int srv_grader_judge(const srv_registry *r, const char *grader, int *mi, srv_error *e) {
+    *mi = -1;
+    cJSON *g = cJSON_Parse(grader);
+    if (!g) return srv_err(e, 500, "server_error", NULL, NULL, "the stored grader is not JSON");
+    int rc = judge_of(r, g, "method.reinforcement.grader", mi, e);
+    cJSON_Delete(g);
     return rc;
 }
 
@@ -54,7 +91,8 @@ void srv_handle_job_create(srv_req *q, srv_reply *r) {
     else if (ai >= 0)
         srv_err(&e, 400, "invalid_request_error", "invalid_value", "model",
                 "The model '%.80s' is a fine-tuned model: takumi serve fine-tunes base models only (its base is '%.60s').", jr.model, q->s->reg.models[mi].id);
-    else if (!own_file(q, jr.training_file, "training_file", &e) && (!jr.validation_file || !own_file(q, jr.validation_file, "validation_file", &e)))
+    else if (!own_file(q, jr.training_file, "training_file", &e) && (!jr.validation_file || !own_file(q, jr.validation_file, "validation_file", &e)) &&
+             (!jr.grader || !srv_grader_judge(&q->s->reg, jr.grader, &mi, &e)))
         e.status = 0;
     if (e.status) { srv_job_req_free(&jr); srv_reply_error(r, &e); return; }
     srv_job_row j = {0};
@@ -73,16 +111,17 @@ void srv_handle_job_create(srv_req *q, srv_reply *r) {
     snprintf(j.training_file, sizeof j.training_file, "%s", jr.training_file);
     snprintf(j.validation_file, sizeof j.validation_file, "%s", jr.validation_file ? jr.validation_file : "");
     snprintf(j.suffix, sizeof j.suffix, "%s", jr.suffix);
-    snprintf(j.method, sizeof j.method, "%s", jr.method == SRV_METHOD_DPO ? "dpo" : "supervised");
+    snprintf(j.method, sizeof j.method, "%s", jr.method == SRV_METHOD_DPO ? "dpo" : jr.method == SRV_METHOD_REINFORCEMENT ? "reinforcement" : "supervised");
     snprintf(j.status, sizeof j.status, "validating_files");
     j.seed = jr.seed_given ? jr.seed : (int64_t)(seed & 0x7fffffff);
     j.n_epochs = jr.n_epochs;
     j.batch_size = jr.batch_size;
     j.lr_mult = jr.lr_multiplier;
     j.beta = jr.beta;
+    j.eval_interval = jr.eval_interval;
     j.created_at = (int64_t)time(NULL);
     srv_keys *k = &q->s->keys;
-    tk_status st = srv_job_insert(k, &j, jr.metadata);
+    tk_status st = srv_job_insert(k, &j, jr.metadata, jr.grader);
     srv_job_req_free(&jr);
     if (st) { srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error()); return; }
     char msg[256];

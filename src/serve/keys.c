@@ -108,6 +108,11 @@ static tk_status db_open(const char *data_dir, sqlite3 **out) {
         /* version 3 also gives each key its limits (limits.c): requests per minute and a token budget, 0 = none */
         (!has_column(db, "api_keys", "rpm") && sqlite3_exec(db, "ALTER TABLE api_keys ADD COLUMN rpm INTEGER NOT NULL DEFAULT 0;"
                                          "ALTER TABLE api_keys ADD COLUMN token_budget INTEGER NOT NULL DEFAULT 0;", NULL, NULL, &err) != SQLITE_OK) ||
+        /* and reinforcement jobs' graders and eval interval, CPU seconds of jobs and of requests (usage) */
+        (!has_column(db, "jobs", "grader") && sqlite3_exec(db, "ALTER TABLE jobs ADD COLUMN grader TEXT;"
+                                         "ALTER TABLE jobs ADD COLUMN eval_interval INTEGER NOT NULL DEFAULT 0;", NULL, NULL, &err) != SQLITE_OK) ||
+        (!has_column(db, "jobs", "cpu_seconds") && sqlite3_exec(db, "ALTER TABLE jobs ADD COLUMN cpu_seconds REAL NOT NULL DEFAULT 0;", NULL, NULL, &err) != SQLITE_OK) ||
+        (!has_column(db, "usage", "cpu_seconds") && sqlite3_exec(db, "ALTER TABLE usage ADD COLUMN cpu_seconds REAL NOT NULL DEFAULT 0;", NULL, NULL, &err) != SQLITE_OK) ||
         sqlite3_exec(db, "PRAGMA user_version=3;", NULL, NULL, &err) != SQLITE_OK) {
         st = tk_fail(TK_ERR_IO, "%s: cannot create the schema: %s", path, err ? err : "?");
         sqlite3_free(err);

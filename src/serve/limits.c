@@ -4,7 +4,8 @@
  * a generation request gets 429 with OpenAI's error shapes (rate_limit_exceeded with Retry-After, or
  * insufficient_quota); the budget is checked before a request, so the last one may end past it. Keys of
  * --api-key-file and a server without keys have no limits. Admin endpoints: GET /v1/keys (keys, limits, tokens
- * used), POST /v1/keys/{id}/limits, GET /v1/usage (tokens per key and model, trained tokens per key). */
+ * used), POST /v1/keys/{id}/limits, GET /v1/usage (tokens per key and model, trained tokens per key, CPU seconds of
+ * requests and jobs). */
 #include "serve/server.h"
 #include "serve/store_sql.h"
 #include "core/core.h"
@@ -12,6 +13,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* The row id of a stored key's owner name "key<N>"; 0 for other owners (key files, "local"). */
 static int64_t key_row(const char *owner) {
@@ -85,12 +87,18 @@ int srv_limits_check(tk_server *s, const char *owner, int *retry_after, srv_erro
     return 0;
 }
 
-void srv_usage_add(tk_server *s, const char *owner, const char *model, int64_t in, int64_t out) {
+double srv_thread_cpu_s(void) {
+    struct timespec ts;
+    return clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) ? 0 : (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void srv_usage_add(tk_server *s, const char *owner, const char *model, int64_t in, int64_t out, double cpu_s) {
     srv_keys *k = &s->keys;
     pthread_mutex_lock(&k->mu);
-    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "INSERT INTO usage(owner, model, requests, tokens_in, tokens_out) VALUES(?1,?2,1,?3,?4)"
+    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "INSERT INTO usage(owner, model, requests, tokens_in, tokens_out, cpu_seconds) VALUES(?1,?2,1,?3,?4,?5)"
                                                 " ON CONFLICT(owner, model) DO UPDATE SET requests = requests + 1, tokens_in = tokens_in + ?3,"
-                                                " tokens_out = tokens_out + ?4", "ssii", owner, model, in, out), "cannot count the usage");
+                                                " tokens_out = tokens_out + ?4, cpu_seconds = cpu_seconds + ?5", "ssiid", owner, model, in, out, cpu_s),
+                                "cannot count the usage");
     pthread_mutex_unlock(&k->mu);
     if (st) srv_log(s, "usage: %s", tk_last_error());
 }
@@ -106,6 +114,11 @@ static cJSON *usage_row(sqlite3_stmt *q, void *ud) {
     cJSON_AddNumberToObject(o, "completion_tokens", (double)sqlite3_column_int64(q, 4));
     cJSON_AddNumberToObject(o, "total_tokens", (double)(sqlite3_column_int64(q, 3) + sqlite3_column_int64(q, 4)));
     cJSON_AddNumberToObject(o, "trained_tokens", (double)sqlite3_column_int64(q, 5));
+    /* CPU seconds: of the generations (each request's thread) and of the fine-tuning jobs (the job thread) */
+    double rc = sqlite3_column_double(q, 6), jc = sqlite3_column_double(q, 7);
+    cJSON_AddNumberToObject(o, "cpu_seconds", round((rc + jc) * 1e6) / 1e6);   /* microseconds: what the clock resolves usefully */
+    cJSON_AddNumberToObject(o, "request_cpu_seconds", round(rc * 1e6) / 1e6);
+    cJSON_AddNumberToObject(o, "training_cpu_seconds", round(jc * 1e6) / 1e6);
     return o;
 }
 
@@ -116,9 +129,9 @@ void srv_handle_usage(srv_req *q, srv_reply *r) {
     srv_keys *k = &q->s->keys;
     pthread_mutex_lock(&k->mu);
     tk_status st = srv_sql_list(k, srv_sql_prep(k->db,
-        "SELECT owner, model, sum(requests), sum(tin), sum(tout), sum(trained) FROM ("
-        " SELECT owner, model, requests, tokens_in AS tin, tokens_out AS tout, 0 AS trained FROM usage"
-        " UNION ALL SELECT owner, model, 0, 0, 0, trained_tokens FROM jobs WHERE trained_tokens > 0)"
+        "SELECT owner, model, sum(requests), sum(tin), sum(tout), sum(trained), sum(rcpu), sum(jcpu) FROM ("
+        " SELECT owner, model, requests, tokens_in AS tin, tokens_out AS tout, 0 AS trained, cpu_seconds AS rcpu, 0 AS jcpu FROM usage"
+        " UNION ALL SELECT owner, model, 0, 0, 0, trained_tokens, 0, cpu_seconds FROM jobs WHERE trained_tokens > 0 OR cpu_seconds > 0)"
         " GROUP BY owner, model ORDER BY owner, model", ""), 100000, usage_row, NULL, &r->body);
     pthread_mutex_unlock(&k->mu);
     if (st) srv_reply_fail(r, 500, NULL, NULL, "%.400s", tk_last_error());

@@ -6,6 +6,7 @@
 #include "data/data_internal.h"
 #include <cjson/cJSON.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool id_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == ':';
@@ -149,6 +150,16 @@ bool srv_registry_find(const srv_registry *r, const char *id, int *model, int *a
     for (int i = 0; i < n; i++)
         if (r->adapters[i].id && !r->adapters[i].unloaded && !strcmp(r->adapters[i].id, id)) { *model = r->adapters[i].model; *adapter = i; return true; }
     return false;
+}
+
+void srv_registry_unload_missing(srv_registry *r, const char *prefix) {
+    size_t n = strlen(prefix);
+    pthread_mutex_lock(&r->add_mu);
+    for (int i = 0; i < r->n_adapters; i++) {
+        srv_adapter *a = &r->adapters[i];
+        if (!a->unloaded && a->id && !strncmp(a->id, prefix, n) && access(a->path, F_OK) != 0) { a->unloaded = true; a->scale = 0; }
+    }
+    pthread_mutex_unlock(&r->add_mu);
 }
 
 bool srv_registry_unload(srv_registry *r, const char *id) {

@@ -73,7 +73,7 @@ int srv_parse_upload(const char *content_type, const char *body, size_t len, srv
 /* ---- POST /v1/fine_tuning/jobs ---- */
 #define SRV_MAX_SUFFIX 64
 #define SRV_MAX_METADATA 16
-typedef enum srv_method { SRV_METHOD_SUPERVISED = 0, SRV_METHOD_DPO } srv_method;
+typedef enum srv_method { SRV_METHOD_SUPERVISED = 0, SRV_METHOD_DPO, SRV_METHOD_REINFORCEMENT } srv_method;
 typedef struct srv_job_req {
     char *model, *training_file, *validation_file;  /* validation_file: NULL = none */
     char suffix[SRV_MAX_SUFFIX + 1];                /* "" = none */
@@ -85,9 +85,12 @@ typedef struct srv_job_req {
     int64_t n_epochs, batch_size;
     double lr_multiplier;
     double beta;             /* dpo only */
+    int64_t eval_interval;   /* reinforcement only: steps between graded validations (0 = auto) */
+    char *grader;            /* reinforcement only: the grader object as compact JSON (checked by takumi's grader parser) */
 } srv_job_req;
 /* Parses and validates a POST /v1/fine_tuning/jobs body (OpenAI's fields: model, training_file,
- * validation_file, suffix, seed, metadata, method {type supervised|dpo, supervised|dpo: {hyperparameters}},
+ * validation_file, suffix, seed, metadata, method {type supervised|dpo|reinforcement, supervised|dpo: {hyperparameters},
+ * reinforcement: {grader (string_check, text_similarity, score_model, multi), hyperparameters}},
  * the older top-level hyperparameters; each hyperparameter a number or "auto"). Returns 0 and fills *r
  * (free with srv_job_req_free), or -1 with *e (400 naming the field) and *r empty. Reentrant. */
 int srv_parse_job_request(const char *body, size_t len, srv_job_req *r, srv_error *e);

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,19 +20,67 @@
 typedef struct run_ctx {
     tk_server *s;
     const srv_job_row *j;
+    int mi;                      /* the job's base model */
     int64_t step, tokens;
     double train_loss, valid_loss;
+    double reward, valid_reward; /* reinforcement: the step's mean reward, the last graded validation's (NAN: none) */
+    double cpu_mark;             /* the runner thread's CPU seconds when the job's time was last counted */
 } run_ctx;
+
+/* Adds the runner thread's CPU seconds since the last count to the job's (jobs.cpu_seconds, shown by /v1/usage). */
+static void count_cpu(run_ctx *c) {
+    double now = srv_thread_cpu_s(), d = now - c->cpu_mark;
+    c->cpu_mark = now;
+    if (d > 0 && srv_job_add_cpu(&c->s->keys, c->j->id, d)) tk_clear_error();
+}
+
+/* The objective metric named name of event e (NAN: none). */
+static double event_metric(const tk_train_event *e, const char *name) {
+    for (int i = 0; i < e->n_metrics; i++)
+        if (!strcmp(e->metric_names[i], name)) return e->metrics[i];
+    return NAN;
+}
+
+/* "ft:<base>:<owner>:<suffix>:<id>:ckpt-step-N": the model a job's checkpoint is. */
+static void ckpt_model_name(const srv_job_row *j, int64_t step, char *out, size_t n) {
+    char name[SRV_MAX_ID + 1];
+    srv_ft_model_name(j, name, sizeof name);
+    snprintf(out, n, "%s:ckpt-step-%lld", name, (long long)step);
+}
+
+/* Serves the checkpoint folder ckpt (its adapter/) of job j as a model of j's owner; a checkpoint without an adapter
+ * (full fine-tuning, or written before checkpoints held one) or one already served is left alone. */
+static void add_ckpt_model(tk_server *s, const srv_job_row *j, int mi, int64_t step, const char *ckpt, int64_t created) {
+    char name[SRV_MAX_ID + 40], *adapter = tk_path_join(ckpt, "adapter");
+    int bi, ai;
+    ckpt_model_name(j, step, name, sizeof name);
+    if (adapter && access(adapter, F_OK) == 0 && !srv_registry_find(&s->reg, name, &bi, &ai) &&
+        srv_registry_add(&s->reg, mi, name, adapter, j->owner, created))
+        srv_log(s, "the checkpoint model %s is not served: %s", name, tk_last_error());
+    tk_clear_error();
+    free(adapter);
+}
+
+/* Drops the rows of j's checkpoints the trainer removed, and their models. */
+static void prune_ckpts(tk_server *s, const srv_job_row *j) {
+    char prefix[SRV_MAX_ID + 40];
+    ckpt_model_name(j, 0, prefix, sizeof prefix);
+    prefix[strlen(prefix) - 1] = 0;   /* "...:ckpt-step-" */
+    if (srv_checkpoints_prune(&s->keys, j->id)) tk_clear_error();
+    srv_registry_unload_missing(&s->reg, prefix);
+}
 
 static void event(run_ctx *c, const char *level, const char *type, const char *msg, const char *data) {
     srv_event_add(&c->s->keys, c->j->id, level, type, msg, data);
 }
 
-/* {"step":..,"train_loss":..,"total_steps":..[,"valid_loss":..]} */
+/* {"step":..,"train_loss":..,"total_steps":..[,"valid_loss":..][,"train_reward_mean":..][,"valid_reward_mean":..]} */
 static void metrics_json(const run_ctx *c, int64_t total, char *out, size_t n) {
     int k = snprintf(out, n, "{\"step\":%lld,\"train_loss\":%.6g", (long long)c->step, isfinite(c->train_loss) ? c->train_loss : 0.0);
     if (total > 0 && k > 0 && (size_t)k < n) k += snprintf(out + k, n - (size_t)k, ",\"total_steps\":%lld", (long long)total);
     if (isfinite(c->valid_loss) && k > 0 && (size_t)k < n) k += snprintf(out + k, n - (size_t)k, ",\"valid_loss\":%.6g", c->valid_loss);
+    if (isfinite(c->reward) && k > 0 && (size_t)k < n) k += snprintf(out + k, n - (size_t)k, ",\"train_reward_mean\":%.6g", c->reward);
+    if (isfinite(c->valid_reward) && k > 0 && (size_t)k < n) k += snprintf(out + k, n - (size_t)k, ",\"valid_reward_mean\":%.6g", c->valid_reward);
     if (k > 0 && (size_t)k < n) snprintf(out + k, n - (size_t)k, "}");
 }
 
@@ -43,23 +92,39 @@ static void on_event(const tk_train_event *e, void *ud) {
         c->step = e->step;
         c->train_loss = e->train_loss;
         c->tokens += e->tokens;
+        c->reward = event_metric(e, "reward");
         metrics_json(c, e->total_steps, data, sizeof data);
-        snprintf(msg, sizeof msg, "Step %lld/%lld: training loss=%.4f", (long long)e->step, (long long)e->total_steps, e->train_loss);
+        if (isfinite(c->reward))
+            snprintf(msg, sizeof msg, "Step %lld/%lld: training reward=%.4f", (long long)e->step, (long long)e->total_steps, c->reward);
+        else snprintf(msg, sizeof msg, "Step %lld/%lld: training loss=%.4f", (long long)e->step, (long long)e->total_steps, e->train_loss);
         event(c, "info", "metrics", msg, data);
+        count_cpu(c);
         break;
     case TK_EV_EVAL:
         c->valid_loss = e->valid_loss;
-        snprintf(data, sizeof data, "{\"step\":%lld,\"valid_loss\":%.6g}", (long long)e->step, e->valid_loss);
-        snprintf(msg, sizeof msg, "Step %lld: validation loss=%.4f", (long long)e->step, e->valid_loss);
+        c->valid_reward = event_metric(e, "reward");
+        if (isfinite(c->valid_reward)) {
+            snprintf(data, sizeof data, "{\"step\":%lld,\"valid_reward_mean\":%.6g}", (long long)e->step, c->valid_reward);
+            snprintf(msg, sizeof msg, "Step %lld: validation reward=%.4f", (long long)e->step, c->valid_reward);
+        } else {
+            snprintf(data, sizeof data, "{\"step\":%lld,\"valid_loss\":%.6g}", (long long)e->step, e->valid_loss);
+            snprintf(msg, sizeof msg, "Step %lld: validation loss=%.4f", (long long)e->step, e->valid_loss);
+        }
         event(c, "info", "metrics", msg, data);
         break;
-    case TK_EV_CHECKPOINT:
+    case TK_EV_CHECKPOINT: {
+        /* the step is the folder's (".../step-00000012"): a resumed job checkpoints before its first step event too */
+        const char *b = e->message ? strrchr(e->message, '/') : NULL;
+        long long step = b && !strncmp(b, "/step-", 6) ? strtoll(b + 6, NULL, 10) : 0;
+        if (step > 0) c->step = step;
         metrics_json(c, 0, data, sizeof data);
         srv_checkpoint_add(&c->s->keys, c->j->id, c->step, data, e->message ? e->message : "");
-        srv_checkpoints_prune(&c->s->keys, c->j->id);
+        if (e->message) add_ckpt_model(c->s, c->j, c->mi, c->step, e->message, (int64_t)time(NULL));
+        prune_ckpts(c->s, c->j);
         snprintf(msg, sizeof msg, "Checkpoint created at step %lld", (long long)c->step);
         event(c, "info", "message", msg, NULL);
         break;
+    }
     case TK_EV_WARNING: event(c, "warn", "message", e->message ? e->message : "warning", NULL); break;
     case TK_EV_START: case TK_EV_INFO: case TK_EV_DONE: if (e->message) event(c, "info", "message", e->message, NULL); break;
     }
@@ -77,6 +142,8 @@ static char *resolved_hypers(const char *dir, const srv_job_row *j) {
         if (cJSON_IsNumber(bs)) cJSON_AddNumberToObject(h, "batch_size", bs->valuedouble * (cJSON_IsNumber(ga) ? ga->valuedouble : 1));
         if (cJSON_IsNumber(lr)) cJSON_AddNumberToObject(h, "learning_rate_multiplier", lr->valuedouble / LORA_AUTO_LR);
         if (!strcmp(j->method, "dpo") && cJSON_IsNumber(beta)) cJSON_AddNumberToObject(h, "beta", beta->valuedouble);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(c, "eval-every");
+        if (!strcmp(j->method, "reinforcement") && cJSON_IsNumber(ev)) cJSON_AddNumberToObject(h, "eval_interval", ev->valuedouble);
         out = cJSON_PrintUnformatted(h);
         cJSON_Delete(h);
         cJSON_Delete(c);
@@ -145,7 +212,32 @@ static tk_status job_options(tk_server *s, const srv_job_row *j, int mi, const c
         SET("objective", "dpo");
         if (j->beta > 0) { snprintf(v, sizeof v, "%.9g", j->beta); SET("beta", v); }
     }
+    char *grader = NULL, *gpath = NULL;
+    if (!st && !strcmp(j->method, "reinforcement")) {
+        /* GRPO with the job's grader (DATA_DIR/jobs/ID.grader.json, beside the run folder: a resume reads it again), the
+           served base model as the judge of score_model graders, answers of up to min(256, context / 8) tokens */
+        srv_error e;
+        int judge = -1;
+        st = srv_job_grader(&s->keys, j->id, &grader);
+        if (!st && !grader) st = tk_fail(TK_ERR_FORMAT, "the reinforcement job %s has no grader stored", j->id);
+        if (!st && srv_grader_judge(&s->reg, grader, &judge, &e)) st = tk_fail(TK_ERR_ARG, "%s", e.message);
+        char name[80];
+        snprintf(name, sizeof name, "%s.grader.json", j->id);
+        gpath = st ? NULL : tk_path_join(s->p.data_dir, "jobs");
+        char *g = gpath ? tk_path_join(gpath, name) : NULL;
+        free(gpath);
+        gpath = g;
+        if (!st) st = gpath ? tk_write_file_atomic(gpath, grader, strlen(grader)) : TK_ERR_NOMEM;
+        SET("objective", "grpo");
+        SET("grader", gpath);
+        if (judge >= 0) SET("judge", s->reg.models[judge].path);
+        int32_t ctx = tk_model_get_config(s->reg.models[mi].m)->max_seq;
+        snprintf(v, sizeof v, "%d", ctx / 8 < 8 ? 8 : ctx / 8 > 256 ? 256 : ctx / 8); SET("max-new-tokens", v);
+        if (j->eval_interval > 0) { snprintf(v, sizeof v, "%lld", (long long)j->eval_interval); SET("eval-every", v); }
+    }
 #undef SET
+    free(grader);
+    free(gpath);
     free(data);
     free(val);
     if (st) { tk_train_options_free(o); return st; }
@@ -157,10 +249,12 @@ static tk_status job_options(tk_server *s, const srv_job_row *j, int mi, const c
 static void run_job(tk_server *s, const srv_job_row *j) {
     srv_keys *k = &s->keys;
     srv_runner *rn = &s->runner;
-    run_ctx c = {.s = s, .j = j, .train_loss = NAN, .valid_loss = NAN};
-    int mi, ai;
+    run_ctx c = {.s = s, .j = j, .train_loss = NAN, .valid_loss = NAN, .reward = NAN, .valid_reward = NAN, .cpu_mark = srv_thread_cpu_s()};
+    int mi = 0, ai = -1;
     char msg[700];
-    if (!srv_registry_find(&s->reg, j->model, &mi, &ai) || ai >= 0) {
+    bool found = srv_registry_find(&s->reg, j->model, &mi, &ai);
+    c.mi = mi;
+    if (!found || ai >= 0) {
         snprintf(msg, sizeof msg, "The base model '%s' is not served by this server (start it with --model %s=PATH).", j->model, j->model);
         pthread_mutex_lock(&rn->mu);
         if (!rn->cancel) { event(&c, "error", "message", msg, NULL); srv_job_set_status(k, j->id, "failed", true, NULL, "model_not_available", msg, -1, NULL); }
@@ -217,7 +311,7 @@ static void run_job(tk_server *s, const srv_job_row *j) {
             event(&c, "error", "message", msg, NULL);
             srv_job_set_status(k, j->id, "failed", true, NULL, "model_not_served", msg, c.tokens, hypers);
         } else {
-            srv_checkpoints_prune(k, j->id);
+            prune_ckpts(s, j);
             snprintf(msg, sizeof msg, "New fine-tuned model created: %s", name);
             event(&c, "info", "message", msg, NULL);
             event(&c, "info", "message", "The job has successfully completed", NULL);
@@ -227,7 +321,8 @@ static void run_job(tk_server *s, const srv_job_row *j) {
         free(hypers);
     }
     pthread_mutex_unlock(&rn->mu);
-    srv_checkpoints_prune(k, j->id);
+    prune_ckpts(s, j);
+    count_cpu(&c);
     tk_job_free(job);
     free(dir);
     free(cfg);
@@ -318,4 +413,17 @@ static void register_one(const srv_job_row *j, void *ud) {
     free(dir);
 }
 
-tk_status srv_runner_register_models(tk_server *s) { return srv_jobs_each(&s->keys, "succeeded", register_one, s); }
+/* A stored checkpoint of a job whose base is loaded: its model again (after a restart). */
+static void register_ckpt(const char *job, int64_t step, const char *path, int64_t created, void *ud) {
+    tk_server *s = ud;
+    srv_job_row j;
+    int mi, ai;
+    if (srv_job_find(&s->keys, job, NULL, true, &j) == 1 && srv_registry_find(&s->reg, j.model, &mi, &ai) && ai < 0)
+        add_ckpt_model(s, &j, mi, step, path, created);
+    tk_clear_error();
+}
+
+tk_status srv_runner_register_models(tk_server *s) {
+    tk_status st = srv_jobs_each(&s->keys, "succeeded", register_one, s);
+    return st ? st : srv_checkpoints_each(&s->keys, register_ckpt, s);
+}

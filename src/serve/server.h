@@ -69,6 +69,8 @@ void srv_registry_close(srv_registry *r);
 /* Attaches the adapter folder path to model mi as model id (owner NULL: every key sees it); TK_ERR_ARG when the id
  * is taken or the registry is full. Thread-safe (requests running meanwhile are unaffected). */
 tk_status srv_registry_add(srv_registry *r, int mi, const char *id, const char *path, const char *owner, int64_t created);
+/* Marks unloaded every adapter whose id starts with prefix and whose folder is gone (a pruned checkpoint's). Thread-safe. */
+void srv_registry_unload_missing(srv_registry *r, const char *prefix);
 /* Marks the adapter id unloaded (not found or listed from now on); false when no such adapter. Thread-safe. */
 bool srv_registry_unload(srv_registry *r, const char *id);
 /* Whether the caller (its owner, admin) may use adapter ai (-1: a base model: yes). Thread-safe. */
@@ -125,6 +127,7 @@ typedef struct srv_job_row {
     char fine_tuned_model[SRV_MAX_ID + 1];
     int64_t seed, n_epochs, batch_size, created_at;
     double lr_mult, beta;
+    int64_t eval_interval;       /* reinforcement: steps between graded validations (0 = auto) */
 } srv_job_row;
 /* Every call: thread-safe. Lookups by id take the caller (owner, admin): another key's row is "not found". */
 /* DATA_DIR/files/ID (caller frees). */
@@ -139,7 +142,12 @@ tk_status srv_file_delete_row(srv_keys *k, const char *id);
 tk_status srv_file_json(const srv_file *f, tk_buf *out);
 /* GET /v1/files: the caller's files, newest first, after the file id `after` (NULL: from the newest), at most limit. */
 tk_status srv_files_list_json(srv_keys *k, const char *owner, bool admin, const char *after, int limit, tk_buf *out);
-tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata);
+/* grader: a reinforcement job's grader as JSON (NULL: none). */
+tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata, const char *grader);
+/* A reinforcement job's grader JSON (malloc'd, caller frees) into *out; NULL when none. */
+tk_status srv_job_grader(srv_keys *k, const char *id, char **out);
+/* Adds seconds of CPU time the job's thread used to the job's total. */
+tk_status srv_job_add_cpu(srv_keys *k, const char *id, double seconds);
 /* As srv_file_find, for jobs. */
 int srv_job_find(srv_keys *k, const char *id, const char *owner, bool admin, srv_job_row *j);
 /* The job object (OpenAI's "fine_tuning.job"); false when not found. */
@@ -157,6 +165,8 @@ tk_status srv_jobs_each(srv_keys *k, const char *st, void (*fn)(const srv_job_ro
 tk_status srv_event_add(srv_keys *k, const char *job, const char *level, const char *type, const char *message, const char *data);
 tk_status srv_events_list_json(srv_keys *k, const char *job, const char *after, int limit, tk_buf *out);
 tk_status srv_checkpoint_add(srv_keys *k, const char *job, int64_t step, const char *metrics, const char *path);
+/* Calls fn for every stored checkpoint (job id, step, folder, created_at), oldest first, outside the database lock. */
+tk_status srv_checkpoints_each(srv_keys *k, void (*fn)(const char *job, int64_t step, const char *path, int64_t created, void *ud), void *ud);
 /* Drops the rows of a job's checkpoints whose folder the trainer has removed (it keeps the newest few). */
 tk_status srv_checkpoints_prune(srv_keys *k, const char *job);
 tk_status srv_checkpoints_list_json(srv_keys *k, const char *job, const char *model, const char *after, int limit, tk_buf *out);
@@ -214,8 +224,10 @@ void srv_limits_destroy(srv_limits *l);
  * 429 rate_limit_exceeded: its requests per minute, *retry_after seconds until the next; 500 on a database error).
  * Takes one request from the key's bucket. Thread-safe. */
 int srv_limits_check(tk_server *s, const char *owner, int *retry_after, srv_error *e);
-/* Counts one generation's tokens for owner and model (table usage). Thread-safe. */
-void srv_usage_add(tk_server *s, const char *owner, const char *model, int64_t in, int64_t out);
+/* Counts one generation's tokens and CPU seconds for owner and model (table usage). Thread-safe. */
+void srv_usage_add(tk_server *s, const char *owner, const char *model, int64_t in, int64_t out, double cpu_s);
+/* The calling thread's CPU time in seconds (CLOCK_THREAD_CPUTIME_ID; its OpenMP workers' time is not in it). Thread-safe. */
+double srv_thread_cpu_s(void);
 
 /* ---- the job queue (runner.c) ---- */
 typedef struct tk_job tk_job;
@@ -320,6 +332,9 @@ bool srv_list_query(srv_req *q, srv_reply *r, int dflt, int max, const char **af
 void srv_ft_model_name(const srv_job_row *j, char *out, size_t n);
 /* Checks the stored file id for the method ("supervised": not preference data; "dpo": preference data); 0 or -1 with e. */
 int srv_check_training_file(tk_server *s, const char *id, const char *param, const char *method, srv_error *e);
+/* The base model (index into *mi; -1: none) that answers the score_model graders of grader (JSON) as the judge:
+ * each one's "model" must be a base model r serves, all the same; 0 or -1 with e (400 naming the field). Thread-safe. */
+int srv_grader_judge(const srv_registry *r, const char *grader, int *mi, srv_error *e);
 /* Segment i (0-based) of path "/v1/files/ID/content" into out (n bytes); false when absent or too long. */
 bool srv_path_segment(const char *path, int i, char *out, size_t n);
 /* Sets r to 200 with body built by st (out of memory -> 500). */

@@ -167,19 +167,41 @@ tk_status srv_files_list_json(srv_keys *k, const char *owner, bool admin, const 
 }
 
 /* ---- jobs ---- */
-tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata) {
+tk_status srv_job_insert(srv_keys *k, const srv_job_row *j, const char *metadata, const char *grader) {
     pthread_mutex_lock(&k->mu);
     tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "INSERT INTO jobs(id, owner, model, training_file, validation_file, suffix, seed, metadata, method,"
-                                            " n_epochs, batch_size, lr_mult, beta, status, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-                                     "ssssssissiiddsi", j->id, j->owner, j->model, j->training_file, j->validation_file[0] ? j->validation_file : NULL,
-                                     j->suffix, j->seed, metadata, j->method, j->n_epochs, j->batch_size, j->lr_mult, j->beta, j->status, j->created_at),
+                                            " n_epochs, batch_size, lr_mult, beta, status, created_at, eval_interval, grader)"
+                                            " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                                     "ssssssissiiddsiis", j->id, j->owner, j->model, j->training_file, j->validation_file[0] ? j->validation_file : NULL,
+                                     j->suffix, j->seed, metadata, j->method, j->n_epochs, j->batch_size, j->lr_mult, j->beta, j->status, j->created_at,
+                                     j->eval_interval, grader),
                              "cannot store the job");
     pthread_mutex_unlock(&k->mu);
     return st;
 }
 
+tk_status srv_job_grader(srv_keys *k, const char *id, char **out) {
+    *out = NULL;
+    pthread_mutex_lock(&k->mu);
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT grader FROM jobs WHERE id = ?1", "s", id);
+    tk_status st = q ? TK_OK : srv_sql_err(k, "cannot read the job's grader");
+    if (q && sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL && !(*out = tk_strdup((const char *)sqlite3_column_text(q, 0))))
+        st = TK_ERR_NOMEM;
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&k->mu);
+    return st;
+}
+
+tk_status srv_job_add_cpu(srv_keys *k, const char *id, double seconds) {
+    pthread_mutex_lock(&k->mu);
+    tk_status st = srv_sql_done(k, srv_sql_prep(k->db, "UPDATE jobs SET cpu_seconds = cpu_seconds + ?2 WHERE id = ?1", "sd", id, seconds),
+                                "cannot count the job's CPU time");
+    pthread_mutex_unlock(&k->mu);
+    return st;
+}
+
 #define JOB_COLS "id, owner, model, training_file, validation_file, suffix, seed, method, n_epochs, batch_size, lr_mult, beta, status," \
-                 " created_at, fine_tuned_model, metadata, finished_at, error_code, error_message, trained_tokens, hypers"
+                 " created_at, fine_tuned_model, metadata, finished_at, error_code, error_message, trained_tokens, hypers, eval_interval, grader"
 static void job_row(sqlite3_stmt *q, srv_job_row *j) {
     memset(j, 0, sizeof *j);
     srv_sql_text(q, 0, j->id, sizeof j->id);
@@ -197,6 +219,7 @@ static void job_row(sqlite3_stmt *q, srv_job_row *j) {
     srv_sql_text(q, 12, j->status, sizeof j->status);
     j->created_at = sqlite3_column_int64(q, 13);
     srv_sql_text(q, 14, j->fine_tuned_model, sizeof j->fine_tuned_model);
+    j->eval_interval = sqlite3_column_int64(q, 21);
 }
 
 static void fill_job(sqlite3_stmt *q, void *out) { job_row(q, out); }
@@ -238,6 +261,7 @@ static cJSON *job_obj(sqlite3_stmt *q, void *ud) {
     add_hyper(h, resolved, "learning_rate_multiplier", j.lr_mult);
     bool dpo = !strcmp(j.method, "dpo");
     if (dpo) add_hyper(h, resolved, "beta", j.beta);
+    bool rft = !strcmp(j.method, "reinforcement");
     int64_t tt = sqlite3_column_int64(q, 19);
     if (tt > 0 || !strcmp(j.status, "succeeded")) cJSON_AddNumberToObject(o, "trained_tokens", (double)tt); else cJSON_AddNullToObject(o, "trained_tokens");
     cJSON_AddArrayToObject(o, "integrations");
@@ -245,7 +269,18 @@ static cJSON *job_obj(sqlite3_stmt *q, void *ud) {
     cJSON_AddNullToObject(o, "estimated_finish");
     cJSON *m = cJSON_AddObjectToObject(o, "method");
     cJSON_AddStringToObject(m, "type", j.method);
-    cJSON_AddItemToObject(cJSON_AddObjectToObject(m, j.method), "hyperparameters", cJSON_Duplicate(h, true));
+    cJSON *mo = cJSON_AddObjectToObject(m, j.method);
+    const unsigned char *gr = rft ? sqlite3_column_text(q, 22) : NULL;
+    cJSON *grader = gr ? cJSON_Parse((const char *)gr) : NULL;
+    if (grader) cJSON_AddItemToObject(mo, "grader", grader);
+    cJSON *mh = cJSON_Duplicate(h, true);
+    cJSON_AddItemToObject(mo, "hyperparameters", mh);
+    if (rft) {   /* the method's own hyperparameters (the top-level object keeps the three of every method) */
+        add_hyper(mh, resolved, "eval_interval", (double)j.eval_interval);
+        cJSON_AddStringToObject(mh, "eval_samples", "auto");
+        cJSON_AddStringToObject(mh, "compute_multiplier", "auto");
+        cJSON_AddStringToObject(mh, "reasoning_effort", "default");
+    }
     const unsigned char *md = sqlite3_column_text(q, 15);
     cJSON *meta = md ? cJSON_Parse((const char *)md) : NULL;
     if (meta && cJSON_GetArraySize(meta) > 0) cJSON_AddItemToObject(o, "metadata", meta);

@@ -87,6 +87,35 @@ tk_status srv_checkpoints_list_json(srv_keys *k, const char *job, const char *mo
     return st;
 }
 
+tk_status srv_checkpoints_each(srv_keys *k, void (*fn)(const char *job, int64_t step, const char *path, int64_t created, void *ud), void *ud) {
+    typedef struct { char job[40], *path; int64_t step, created; } row;
+    row *rows = NULL;
+    size_t n = 0, cap = 0;
+    tk_status st = TK_OK;
+    pthread_mutex_lock(&k->mu);
+    sqlite3_stmt *q = srv_sql_prep(k->db, "SELECT job_id, step, path, created_at FROM checkpoints ORDER BY seq", "");
+    if (!q) st = srv_sql_err(k, "cannot read the checkpoints");
+    while (!st && sqlite3_step(q) == SQLITE_ROW) {
+        if (n == cap) {
+            row *g = tk_realloc(rows, sizeof *rows * (cap = cap ? 2 * cap : 16));
+            if (!g) { st = TK_ERR_NOMEM; break; }
+            rows = g;
+        }
+        srv_sql_text(q, 0, rows[n].job, sizeof rows[n].job);
+        rows[n].step = sqlite3_column_int64(q, 1);
+        rows[n].created = sqlite3_column_int64(q, 3);
+        if (!(rows[n].path = tk_strdup(sqlite3_column_text(q, 2) ? (const char *)sqlite3_column_text(q, 2) : ""))) { st = TK_ERR_NOMEM; break; }
+        n++;
+    }
+    sqlite3_finalize(q);
+    pthread_mutex_unlock(&k->mu);
+    for (size_t i = 0; i < n; i++) {
+        if (!st) fn(rows[i].job, rows[i].step, rows[i].path, rows[i].created, ud);
+        free(rows[i].path);
+    }
+    free(rows);
+    return st;
+}
 
 tk_status srv_checkpoints_prune(srv_keys *k, const char *job) {
     pthread_mutex_lock(&k->mu);

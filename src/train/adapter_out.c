@@ -2,6 +2,7 @@
 #include "train/run.h"
 #include "peft/adapter_io.h"
 #include "takumi/export.h"
+#include <errno.h>
 #include <string.h>
 
 /* Full fine-tuning: the trained model (the model's weight refs point at the f32 masters) as the HF folder
@@ -21,6 +22,25 @@ static tk_status write_model(tk_run *r) {
     free(out);
     free(gguf);
     return st ? tk_fail_ctx(st, "writing the fine-tuned model: ") : TK_OK;
+}
+
+/* The PEFT adapter of a checkpoint: CKPT/adapter/ (written as adapter.tmp/, then renamed), so that each checkpoint
+ * is usable as it stands (`takumi generate --adapter RUN/checkpoints/step-N/adapter`, takumi serve's
+ * ft:...:ckpt-step-N models). Only for language-model adapters with a PEFT layout (not full fine-tuning, heads,
+ * reward models or classifiers: their end products are written otherwise); a no-op for the rest. */
+tk_status tk_run_write_ckpt_adapter(tk_run *r, const char *ckpt) {
+    int n_ads = 0;
+    const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
+    if (r->c.method == TK_TRAIN_FULL || r->c.method == TK_TRAIN_HEAD || r->reward || r->cls || n_ads == 0 || !ads[0].peft->method->save_peft)
+        return TK_OK;
+    const tk_peft *p = ads[0].peft;
+    char *tmp = tk_path_join(ckpt, "adapter.tmp"), *dir = tk_path_join(ckpt, "adapter");
+    tk_status st = tmp && dir ? TK_OK : TK_ERR_NOMEM;
+    if (!st) st = p->method->save_peft(p->state, r->m, tmp, NULL);
+    if (!st && tk_io_rename(tmp, dir) != 0) st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", dir, strerror(errno));
+    free(tmp);
+    free(dir);
+    return st ? tk_fail_ctx(st, "the checkpoint's adapter: ") : TK_OK;
 }
 
 /* RUN/adapter/ (PEFT layout: adapter_config.json + adapter_model.safetensors) and, where the

@@ -149,7 +149,7 @@ static void fsync_dir(const char *path) {
     if (fd >= 0) { fsync(fd); close(fd); }
 }
 
-/* Removes a checkpoint folder (its plain files, then the folder). */
+/* Removes a checkpoint folder (its files and folders -- the checkpoint's adapter/ -- then the folder). */
 static tk_status rm_folder(const char *path) {
     DIR *d = opendir(path);
     if (!d) return errno == ENOENT ? TK_OK : tk_fail(TK_ERR_IO, "%s: cannot open folder: %s", path, strerror(errno));
@@ -160,7 +160,9 @@ static tk_status rm_folder(const char *path) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         f.len = 0;
         if ((st = tk_buf_printf(&f, "%s/%s", path, e->d_name))) break;
-        if (unlink(f.data) != 0 && errno != ENOENT) st = tk_fail(TK_ERR_IO, "%s: cannot remove: %s", f.data, strerror(errno));
+        if (unlink(f.data) == 0 || errno == ENOENT) continue;
+        if (errno == EISDIR) st = rm_folder(f.data);
+        else st = tk_fail(TK_ERR_IO, "%s: cannot remove: %s", f.data, strerror(errno));
     }
     closedir(d);
     tk_buf_free(&f);

@@ -6,6 +6,8 @@
  *                        schedule length, best validation loss, patience counter, the
  *                        overfitting tracker, tokens seen, elapsed time, the checksum of
  *                        params.safetensors, and the resolved run configuration
+ *   adapter/             that step's adapter in PEFT layout (LoRA-family runs; written by the
+ *                        trainer after the folder is in place: tk_run_write_ckpt_adapter)
  * A checkpoint is written into step-NNNNNNNN.tmp/ (each file fsync'd), the folder fsync'd
  * and renamed into place, and the parent fsync'd: a crash (SIGKILL, power loss) leaves
  * either the complete checkpoint or none; leftovers named *.tmp are ignored and removed.

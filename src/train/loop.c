@@ -151,7 +151,8 @@ tk_status tk_run_save(tk_run *r) {
         if (tk_dist_rank() != 0) return TK_OK;
     } else
         st = tk_ckpt_save_ex(r->c.out, r->ps, extra, ne, &r->st, r->config_json.data, r->c.keep_checkpoints, &path);
-    if (st) return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step);
+    if (!st) st = tk_run_write_ckpt_adapter(r, path);
+    if (st) { free(path); return tk_fail_ctx(st, "checkpoint at step %lld: ", (long long)r->st.step); }
     tk_run_emitf(r, TK_EV_CHECKPOINT, "checkpoint", true, "%s", path);
     free(path);
     return TK_OK;

@@ -244,6 +244,8 @@ tk_status tk_run_eval_step(tk_run *r);
 
 /* adapter_out.c, run_report.c */
 tk_status tk_run_write_adapter(tk_run *r, const char *last_ckpt);
+/* adapter_out.c: the PEFT adapter as CKPT/adapter/ (language-model adapters with a PEFT layout; else nothing). */
+tk_status tk_run_write_ckpt_adapter(tk_run *r, const char *ckpt);
 /* reward_out.c: after tk_run_write_adapter, a reward model's head into RUN/adapter/ (PEFT's SEQ_CLS layout). */
 tk_status tk_run_write_reward_head(tk_run *r);
 /* classify_out.c: a classifier's head, labels and (with an adapter) the PEFT SEQ_CLS layout in RUN/adapter/ (classify.h). */

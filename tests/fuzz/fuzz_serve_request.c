@@ -72,10 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         srv_error e;
         if (srv_parse_job_request(body, len, &r, &e) == 0) {
             if (!r.model || !r.training_file || !r.metadata || r.n_epochs < 0 || r.batch_size < 0 || !(r.lr_multiplier >= 0)) __builtin_trap();
+            if ((r.method == SRV_METHOD_REINFORCEMENT) != (r.grader != NULL) || r.eval_interval < 0) __builtin_trap();
             srv_job_req_free(&r);
         } else {
             check_error(&e);
-            if (r.model || r.training_file || r.metadata) __builtin_trap();
+            if (r.model || r.training_file || r.metadata || r.grader) __builtin_trap();
         }
     } else if (mode == 5) {
         srv_deploy_req r;
