@@ -165,8 +165,8 @@ static tk_status generate(tk_run *r, tk_model *gm, const tk_tokenizer *tok, tk_c
         st = tk_generate_batch(gm, tok, NULL, 0, req, n, &gp, GEN_BATCH, res, &gs);
         if (st) st = tk_fail_ctx(st, "the teacher's answers: ");
         else
-            tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "the teacher answered %d prompt%s: %lld tokens in %.1f s", n,
-                         n == 1 ? "" : "s", (long long)gs.n_generated, tk_time_s() - t0);
+            tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "the teacher answered %d prompt%s%s: %lld tokens in %.1f s", n,
+                         n == 1 ? "" : "s", tk_dist_size() > 1 ? " (rank 0's share)" : "", (long long)gs.n_generated, tk_time_s() - t0);
     }
     for (int32_t i = 0; i < n && !st; i++) {
         answers[i] = res[i].text;

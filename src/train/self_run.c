@@ -298,7 +298,7 @@ static tk_status round_config(const self_ctx *x, const char *dir, bool last, tk_
     nc->min_score = -1e300;
     nc->max_grader_failures = -1;
     nc->resume = tk_run_folder_in_use(out);
-    if (tk_dist_bcast(&nc->resume, sizeof nc->resume)) { tk_trainer_config_free(nc); return tk_fail_ctx(TK_ERR_IO, "round config: "); }   /* rank 0's view */
+    if ((st = tk_dist_bcast(&nc->resume, sizeof nc->resume))) { tk_trainer_config_free(nc); return tk_fail_ctx(st, "round config: "); }   /* rank 0's view */
     nc->given[0] = nc->given[1] = 0;
     return TK_OK;
 }
