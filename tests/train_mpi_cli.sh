@@ -12,32 +12,12 @@
 # - distillation (--objective distill --teacher hf-bf16: each rank runs the teacher on its own micro-batches):
 #   the same losses, and the same adapter (every tensor's difference within 1e-4 of its norm: AdamW's
 #   normalised updates enlarge the order-of-sums differences; measured 2.5e-5 here, SFT's adapters 7.7e-6);
-# - what is not data-parallel yet (grpo; distill with --teacher-context) fails on every rank with a message naming it.
+# grpo, self-training, classification and distillation on the teacher's answers: tests/train_mpi_more_cli.sh.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
-S=${TAKUMI_SHARED:-../shared}/models/stories260K
-if [ ! -f "$S/hf/model.safetensors" ] || [ ! -f "$S/llama2c/tok512.bin" ]; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
-    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"; exit 0
-fi
-if ! command -v mpirun > /dev/null || ! "$BIN" train --help | grep -q "mpirun"; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: mpirun or an MPI build missing in CI (scripts/deps.sh installs OpenMPI)"; exit 1; fi
-    echo "SKIP: mpirun or an MPI build of takumi missing"; exit 0
-fi
-if ! "$BIN" train --help | grep -q "MPI: built with"; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: takumi was built without MPI in CI"; exit 1; fi
-    echo "SKIP: takumi built without MPI"; exit 0
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMP_WAIT_POLICY=passive
-# ASan build: OpenMPI's plugins allocate memory they never free and are unloaded at MPI_Finalize, so
-# LeakSanitizer sees leaks in "<unknown module>" that no suppression can name. The ranks run without
-# leak detection (ASan's other checks stay on); the one-process runs here and every other test keep it.
-MPIRUN=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" mpirun -np 2 --oversubscribe)
-tmp=$(mktemp -d /tmp/takumi_mpi_XXXXXX)
-checks=0 failures=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
+NAME=train_mpi_cli
+# shellcheck source=tests/lib/mpi.bash
+. tests/lib/mpi.bash
 
 names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
 for i in $(seq 0 31); do
@@ -168,19 +148,6 @@ print("distill: %d adapter tensors, max ||2 ranks - 1 process|| / ||1 process|| 
 sys.exit(0 if worst <= 1e-4 else "distill adapters differ by %.3e" % worst)
 PY
 then ok; else bad "distill: the 2-rank adapter differs from the one-process adapter"; fi
-
-# ---- not yet data-parallel: a clear message, non-zero exit
-printf 'Lily has a red ball.\n' > "$tmp/ctx.md"
-if timeout 120 "${MPIRUN[@]}" "$BIN" train "${dist[@]}" --teacher-context "$tmp/ctx.md" --out "$tmp/kdc" > /dev/null 2> "$tmp/kdc.err"; then
-    bad "distill --teacher-context under 2 ranks should fail"
-elif grep -q "teacher-context does not run data-parallel yet" "$tmp/kdc.err"; then ok
-else bad "distill --teacher-context under 2 ranks: $(tail -3 "$tmp/kdc.err")"; fi
-printf '{"messages":[{"role":"user","content":"Say yes."}],"answer":"yes"}\n%.0s' $(seq 1 8) > "$tmp/r.jsonl"
-printf '{"type":"string_check","name":"yes","input":"{{ sample.output_text }}","reference":"{{ item.answer }}","operation":"eq"}\n' > "$tmp/g.json"
-if timeout 120 "${MPIRUN[@]}" "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/r.jsonl" --objective grpo \
-       --grader "$tmp/g.json" --threads 1 --out "$tmp/grpo" > /dev/null 2> "$tmp/grpo.err"; then bad "grpo under 2 ranks should fail"
-elif grep -q "does not run data-parallel yet" "$tmp/grpo.err"; then ok
-else bad "grpo under 2 ranks: $(tail -3 "$tmp/grpo.err")"; fi
 
 rm -rf "$tmp"
 if [ "$failures" -gt 0 ]; then echo "train_mpi_cli: $failures of $checks checks FAILED"; exit 1; fi

@@ -416,3 +416,68 @@ tk_status tk_dist_bcast(void *buf, size_t bytes) {
     (void)bytes;
     return TK_OK;
 }
+
+tk_status tk_dist_share_texts(char **texts, int64_t n, int64_t group) {
+    if (g_size <= 1) return TK_OK;
+#ifdef TK_HAVE_MPI
+    if (group < 1) return tk_fail(TK_ERR_ARG, "sharing texts: group %lld < 1", (long long)group);
+    /* this rank's texts, NUL-terminated, in index order */
+    size_t mine = 0;
+    for (int64_t k = 0; k < n; k++)
+        if ((k / group) % g_size == g_rank) mine += (texts[k] ? strlen(texts[k]) : 0) + 1;
+    if (mine > INT_MAX) return tk_fail(TK_ERR_RANGE, "sharing texts: rank %d's texts hold %zu bytes (at most %d)", g_rank, mine, INT_MAX);
+    int *cnt = calloc((size_t)g_size, sizeof *cnt), *dsp = calloc((size_t)g_size, sizeof *dsp), me = (int)mine;
+    char *send = malloc(mine ? mine : 1), *all = NULL;
+    tk_status st = cnt && dsp && send ? TK_OK : tk_fail(TK_ERR_NOMEM, "sharing texts: out of memory");
+    size_t o = 0;
+    for (int64_t k = 0; k < n && !st; k++) {
+        if ((k / group) % g_size != g_rank) continue;
+        size_t l = texts[k] ? strlen(texts[k]) : 0;
+        if (l) memcpy(send + o, texts[k], l);
+        send[o + l] = 0;
+        o += l + 1;
+    }
+    double t0 = MPI_Wtime();
+    int rc = st ? MPI_SUCCESS : MPI_Allgather(&me, 1, MPI_INT, cnt, 1, MPI_INT, MPI_COMM_WORLD);
+    if (!st && rc != MPI_SUCCESS) st = mpi_fail(rc, "all-gather (text lengths)");
+    int64_t total = 0;
+    for (int r = 0; r < g_size && !st; r++) { dsp[r] = (int)total; total += cnt[r]; }
+    if (!st && total > INT_MAX) st = tk_fail(TK_ERR_RANGE, "sharing texts: %lld bytes in all (at most %d)", (long long)total, INT_MAX);
+    if (!st && !(all = malloc((size_t)total + 1))) st = tk_fail(TK_ERR_NOMEM, "sharing texts: out of memory");
+    if (!st && (rc = MPI_Allgatherv(send, me, MPI_CHAR, all, cnt, dsp, MPI_CHAR, MPI_COMM_WORLD)) != MPI_SUCCESS)
+        st = mpi_fail(rc, "all-gather (texts)");
+    g_stats.comm_s += MPI_Wtime() - t0;
+    g_stats.bytes += me;
+    /* every other rank's texts into place, in index order within each rank's part */
+    for (int r = 0; r < g_size && !st; r++) {
+        if (r == g_rank) continue;
+        size_t p = (size_t)dsp[r], end = p + (size_t)cnt[r];
+        for (int64_t k = 0; k < n && !st; k++) {
+            if ((k / group) % g_size != r) continue;
+            if (p >= end) { st = tk_fail(TK_ERR_INTERNAL, "sharing texts: rank %d sent fewer texts than expected", r); break; }
+            free(texts[k]);
+            if (!(texts[k] = tk_strdup(all + p))) st = tk_fail(TK_ERR_NOMEM, "sharing texts: out of memory");
+            else p += strlen(texts[k]) + 1;
+        }
+    }
+    free(all);
+    free(send);
+    free(cnt);
+    free(dsp);
+    return st;
+#else
+    (void)texts;
+    (void)n;
+    (void)group;
+    return TK_OK;
+#endif
+}
+
+tk_status tk_dist_agree(tk_status st) {
+    if (g_size <= 1) return st;
+    int64_t bad = st != TK_OK;
+    tk_status s2 = tk_dist_sum_i64(&bad, 1);
+    if (s2) return st ? st : s2;
+    if (st || bad == 0) return st;
+    return tk_fail(TK_ERR_IO, "%lld other rank%s failed (its message is printed by that rank)", (long long)bad, bad == 1 ? "" : "s");
+}

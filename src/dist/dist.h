@@ -19,6 +19,13 @@ tk_status tk_dist_sum_i64(int64_t *buf, int64_t n);
 tk_status tk_dist_bcast(void *buf, size_t bytes);
 /* Rank 0's weights and AdamW moments of ps to every rank. */
 tk_status tk_dist_bcast_params(tk_param_set *ps);
+/* Texts made in parts: text k (of n) is rank (k / group) mod N's. On entry each rank holds its own texts (NULL is
+ * the empty text; the others' entries may be NULL); on return every rank holds all n (each malloc'd, the caller's to
+ * free; an entry replaced is freed). Every rank calls it with the same n and group. */
+tk_status tk_dist_share_texts(char **texts, int64_t n, int64_t group);
+/* Makes a step that can fail on some ranks (rank 0's file writes) fail on all, and is a barrier: returns st where it
+ * failed, else a failure saying how many other ranks failed, else TK_OK. Every rank calls it. */
+tk_status tk_dist_agree(tk_status st);
 /* *flag = true on every rank when it is true on any. */
 tk_status tk_dist_any(bool *flag);
 

@@ -2,7 +2,8 @@
  * options (those that do not apply fail, naming the option), its data (classify_data.h), the
  * micro-batches of a step and a validation pass. The run goes through the preference objectives'
  * path (r->pref: the loop's steps and validation call pref_run.c, which hands them here); units
- * are sequences: a step's gradients are scaled by 1 / its examples. */
+ * are sequences: a step's gradients are scaled by 1 / its examples. With N MPI ranks, micro-batch j (and
+ * validation batch j) is rank j mod N's, as for SFT; the loop sums the losses and metrics over the ranks. */
 #include "train/run.h"
 
 static const char *task_of(int i) { return tk_trainer_option_find("task")->value_name(i); }
@@ -75,8 +76,11 @@ static void add(const tk_run *r, const tk_obj_result *res, double *ls, double *w
 tk_status tk_run_cls_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t *toks, double *metrics) {
     const int64_t S = tk_rows_examples(&r->rows, r->st.row, n);
     if (S <= 0) return tk_fail(TK_ERR_INTERNAL, "step %lld has no examples", (long long)r->st.step + 1);
-    for (int64_t k = 0; k < n; k += r->c.batch_size) {
+    const uint64_t counter0 = tk_train_counter(r->tc);
+    int64_t j = 0;
+    for (int64_t k = 0; k < n; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(n - k < r->c.batch_size ? n - k : r->c.batch_size);
+        if (!tk_run_micro_mine(r, j, &counter0, (n + r->c.batch_size - 1) / r->c.batch_size)) continue;   /* N MPI ranks: micro-batch j is rank j mod N's */
         tk_obj_batch x;
         tk_obj_result res;
         tk_status st = inputs(r, &r->train, &r->lab_train, &r->rows, r->st.row + k, nb, &x);
@@ -88,8 +92,10 @@ tk_status tk_run_cls_micro(tk_run *r, int64_t n, double *ls, double *ws, int64_t
 }
 
 tk_status tk_run_cls_eval(tk_run *r, double *ls, double *ws, int64_t *toks, double *metrics) {
-    for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size) {
+    int64_t j = 0;
+    for (int64_t k = 0; k < r->vrows.n_rows; k += r->c.batch_size, j++) {
         int32_t nb = (int32_t)(r->vrows.n_rows - k < r->c.batch_size ? r->vrows.n_rows - k : r->c.batch_size);
+        if (!tk_run_micro_mine(r, j, NULL, 0)) continue;   /* N ranks: batch j is rank j mod N's, the sums are added by the loop */
         tk_obj_batch x;
         tk_obj_result res;
         tk_status st = inputs(r, &r->val, r->c.val ? &r->lab_val : &r->lab_train, &r->vrows, k, nb, &x);

@@ -33,13 +33,13 @@ tk_status tk_run_dist_share(tk_run *r, bool *resumed) {
     return TK_OK;
 }
 
-tk_status tk_run_dist_update(tk_run *r, double *gn) {
+tk_status tk_run_dist_update(tk_run *r, int64_t tick, double *gn) {
     if (!r->shard_first) {
-        tk_adamw_step(&r->opt, r->ps, r->st.step, gn);
+        tk_adamw_step(&r->opt, r->ps, tick, gn);
         return TK_OK;
     }
     int k = tk_dist_rank();
-    tk_adamw_step_range(&r->opt, r->ps, r->st.step, gn, r->shard_first[k], r->shard_first[k + 1]);
+    tk_adamw_step_range(&r->opt, r->ps, tick, gn, r->shard_first[k], r->shard_first[k + 1]);
     tk_status st = tk_dist_share_weights(r->ps, r->shard_first);
     return st ? tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1) : TK_OK;
 }

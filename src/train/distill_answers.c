@@ -6,6 +6,7 @@
  * a hash of everything the answers depend on: a rerun or --resume with the same inputs reuses the file. */
 #include "train/run.h"
 #include "takumi/generate_batch.h"
+#include "dist/dist.h"
 #include <cjson/cJSON.h>
 
 #define ANSWERS_FILE "teacher_answers.jsonl"
@@ -164,8 +165,8 @@ static tk_status generate(tk_run *r, tk_model *gm, const tk_tokenizer *tok, tk_c
         st = tk_generate_batch(gm, tok, NULL, 0, req, n, &gp, GEN_BATCH, res, &gs);
         if (st) st = tk_fail_ctx(st, "the teacher's answers: ");
         else
-            tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "the teacher answered %d prompt%s: %lld tokens in %.1f s", n,
-                         n == 1 ? "" : "s", (long long)gs.n_generated, tk_time_s() - t0);
+            tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "the teacher answered %d prompt%s%s: %lld tokens in %.1f s", n,
+                         n == 1 ? "" : "s", tk_dist_size() > 1 ? " (rank 0's share)" : "", (long long)gs.n_generated, tk_time_s() - t0);
     }
     for (int32_t i = 0; i < n && !st; i++) {
         answers[i] = res[i].text;
@@ -236,7 +237,9 @@ static tk_status prepare(tk_run *r, convos *cs, char **answers, size_t *todo) {
     free(data);
     char *kpath = tk_path_join(c->out, KEY_FILE);
     if (!(r->answers_path = tk_path_join(c->out, ANSWERS_FILE)) || !kpath) { free(kpath); return TK_ERR_NOMEM; }
-    if (key_matches(kpath, r->answers_path, key)) {
+    bool reuse = tk_dist_rank() == 0 && key_matches(kpath, r->answers_path, key);
+    if ((st = tk_dist_bcast(&reuse, sizeof reuse))) { free(kpath); return tk_fail_ctx(st, "the teacher's answers: "); }   /* rank 0's view */
+    if (reuse) {
         tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "reusing %s (made from the same data, teacher, context and options)",
                      r->answers_path);
         free(kpath);
@@ -254,7 +257,17 @@ static tk_status prepare(tk_run *r, convos *cs, char **answers, size_t *todo) {
         tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "the teacher (%s%s) answers %zu of %zu prompts (greedy, up to %d tokens)",
                      r->teacher ? c->teacher : "the base model", r->ctx_text ? ", with the context in its system prompt" : "", n_todo, cs->n,
                      c->max_new_tokens);
-        if ((st = generate(r, gm, gt, fam, cs, todo, (int32_t)n_todo, answers))) { free(kpath); return st; }
+        /* N MPI ranks: rank k answers todo[i] for i mod N == k (greedy: the answers of one process), then every rank has all */
+        const int n_ranks = tk_dist_size(), rank = tk_dist_rank();
+        size_t n_mine = 0;
+        for (size_t i = rank; i < n_todo; i += (size_t)n_ranks) todo[n_todo + n_mine++] = todo[i];
+        if (n_mine > 0) st = generate(r, gm, gt, fam, cs, todo + n_todo, (int32_t)n_mine, answers + n_todo);
+        for (size_t i = rank, k = n_todo; i < n_todo && !st; i += (size_t)n_ranks, k++) {
+            answers[i] = answers[k];
+            answers[k] = NULL;
+        }
+        if (n_ranks > 1 && !(st = tk_dist_agree(st))) st = tk_dist_share_texts(answers, (int64_t)n_todo, 1);
+        if (st) { free(kpath); return st; }
     }
     /* the file: every record the student trains on, one a line (an empty answer drops its record) */
     tk_buf out = {0};
@@ -266,10 +279,12 @@ static tk_status prepare(tk_run *r, convos *cs, char **answers, size_t *todo) {
         st = write_record(&cs->v[i], ans, &out);
     }
     if (!st && out.len == 0) st = tk_fail(TK_ERR_ARG, "%s: the teacher gave no answer to any prompt", c->data);
-    if (!st) st = tk_write_file_atomic(r->answers_path, out.data, out.len);
+    const bool lead = tk_dist_rank() == 0;   /* N ranks: the same file on every rank; rank 0 writes it, the others wait for it */
+    if (!st && lead) st = tk_write_file_atomic(r->answers_path, out.data, out.len);
     char kb[32];
     int kn = snprintf(kb, sizeof kb, "%016llx\n", (unsigned long long)key);
-    if (!st) st = tk_write_file_atomic(kpath, kb, (size_t)kn);
+    if (!st && lead) st = tk_write_file_atomic(kpath, kb, (size_t)kn);
+    st = tk_dist_agree(st);
     if (!st && dropped)
         tk_run_emitf(r, TK_EV_WARNING, "warning", false, "the teacher's answer to %zu prompt%s was empty: not trained on", dropped,
                      dropped == 1 ? "" : "s");
@@ -320,10 +335,10 @@ tk_status tk_run_distill_prepare(tk_run *r) {
     size_t lines = 1;
     for (size_t i = 0; i < dl; i++) lines += d[i] == '\n';
     free(d);
-    answers = tk_calloc(lines, sizeof *answers);
-    todo = tk_calloc(lines, sizeof *todo);
+    answers = tk_calloc(2 * lines, sizeof *answers);   /* the second half: this MPI rank's share while it generates */
+    todo = tk_calloc(2 * lines, sizeof *todo);
     st = answers && todo ? prepare(r, &cs, answers, todo) : TK_ERR_NOMEM;
-    for (size_t i = 0; answers && i < lines; i++) free(answers[i]);
+    for (size_t i = 0; answers && i < 2 * lines; i++) free(answers[i]);
     free(answers);
     free(todo);
     convos_free(&cs);

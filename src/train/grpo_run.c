@@ -18,6 +18,7 @@
 #include "objective/grpo.h"
 #include "objective/logp.h"
 #include "train/rollout.h"
+#include "dist/dist.h"
 #include <math.h>
 
 /* The step event's metrics after the objective's own (means over the step). */
@@ -41,6 +42,7 @@ struct tk_grpo_run {
     tk_sft_data roll;                    /* a step's sequences: prompt + answer, loss on the answer; line = answer index */
     tk_rows rrows;
     int64_t *order; size_t cap_order;
+    int64_t *mj, *mstart; size_t cap_micro, cap_mstart; int32_t n_mine;   /* this rank's micro-batches of the step (build_roll) */
     int32_t *seq; float *seq_value; float *old_buf; double *tok_buf;   /* [batch-size x group-size x the longest row] */
     float *old_tok; size_t cap_old;      /* --passes > 1: the sampling policy's log-prob of each rolled-out token */
     double *rewards, *sub; float *adv; int32_t *group;   /* [a step's answers or the validation prompts] */
@@ -140,6 +142,8 @@ void tk_run_grpo_free(tk_run *r) {
     tk_sft_free(&g->roll);
     tk_rows_free(&g->rrows);
     free(g->order);
+    free(g->mj);
+    free(g->mstart);
     free(g->seq); free(g->seq_value); free(g->old_buf); free(g->tok_buf);
     free(g->old_tok);
     free(g->rewards); free(g->sub); free(g->adv); free(g->group);
@@ -190,39 +194,96 @@ static tk_status grow(void **p, size_t *cap, size_t n, size_t sz) {
     return TK_OK;
 }
 
-/* Grades the answers into g->rewards / g->sub and counts failures against the run's limit. */
-static tk_status grade(tk_run *r, char **items, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res, int32_t n, int64_t *n_fail) {
+/* This rank's share of prompts [0, P): with N MPI ranks, the prompts of micro-batch j (batch-size prompts each) are
+ * rank j mod N's, so groups never straddle ranks. Fills slot[] (their indexes in the step) and returns their count. */
+static int32_t my_prompts(int32_t P, int32_t per_micro, int64_t *slot) {
+    const int n = tk_dist_size(), rank = tk_dist_rank();
+    int32_t k = 0;
+    for (int32_t i = 0; i < P; i++)
+        if ((i / per_micro) % n == rank) slot[k++] = i;
+    return k;
+}
+
+/* Grades this rank's answers res[0..n) (answer a answers prompt ex[a / per_prompt]) into g->rewards / g->sub at their
+ * global places slot[a / per_prompt] * per_prompt + a % per_prompt of N_all, and with N ranks adds every rank's (each
+ * answer is one rank's, the others hold 0 there: the sums are exact), as are their lengths (*len, [N_all], may be
+ * NULL) and whether they hit --max-new-tokens (*clip). Then counts the failures (NaN rewards) against the run's limit;
+ * *n_fail: the failures of all ranks. */
+static tk_status grade(tk_run *r, char **items, const int64_t *ex, const int64_t *slot, int32_t per_prompt, const tk_gen_result *res,
+                       int32_t n, int32_t N_all, double *len, double *clip, int64_t *n_fail) {
     struct tk_grpo_run *g = r->gr;
-    tk_status st = tk_rollout_grade(&g->grading, items, ex, per_prompt, res, n, g->rewards, g->sub, g->n_scores, n_fail, g->last_error,
+    const int ns = g->n_scores;
+    int64_t nf = 0;
+    tk_status st = tk_rollout_grade(&g->grading, items, ex, per_prompt, res, n, g->rewards, g->sub, ns, &nf, g->last_error,
                                     sizeof g->last_error);
     if (st) return st;
+    /* to the global places, from the last (a global place is never before its local one) */
+    for (int32_t a = n - 1; a >= 0; a--) {
+        const int64_t k = slot[a / per_prompt] * per_prompt + a % per_prompt;
+        g->rewards[k] = g->rewards[a];
+        for (int j = 0; j < ns; j++) g->sub[(size_t)k * ns + j] = g->sub[(size_t)a * ns + j];
+    }
+    bool *mine = tk_calloc((size_t)N_all + 1, sizeof *mine);
+    if (!mine) return TK_ERR_NOMEM;
+    for (int32_t a = 0; a < n; a++) {
+        const int64_t k = slot[a / per_prompt] * per_prompt + a % per_prompt;
+        mine[k] = true;
+        if (len) len[k] = (double)res[a].n_ids;
+        if (clip) clip[k] = res[a].stop != TK_GEN_STOP_EOS;
+    }
+    for (int32_t k = 0; k < N_all; k++) {
+        if (mine[k]) continue;
+        g->rewards[k] = 0;
+        for (int j = 0; j < ns; j++) g->sub[(size_t)k * ns + j] = 0;
+        if (len) len[k] = 0;
+        if (clip) clip[k] = 0;
+    }
+    free(mine);
+    if (tk_dist_size() > 1) {
+        st = tk_dist_sum_f64(g->rewards, N_all);
+        if (!st) st = tk_dist_sum_f64(g->sub, (int64_t)N_all * ns);
+        if (!st && len) st = tk_dist_sum_f64(len, N_all);
+        if (!st && clip) st = tk_dist_sum_f64(clip, N_all);
+        if (st) return st;
+    }
+    *n_fail = 0;
+    for (int32_t k = 0; k < N_all; k++) *n_fail += !isfinite(g->rewards[k]);
     g->failures += *n_fail;
     if (g->failure_limit >= 0 && g->failures > g->failure_limit)
-        return tk_fail(TK_ERR_RANGE, "the grader failed on %lld sampled answers, more than --max-grader-failures %lld allows (last: %s)",
-                       (long long)g->failures, (long long)g->failure_limit, g->last_error);
+        return tk_fail(TK_ERR_RANGE, "the grader failed on %lld sampled answers, more than --max-grader-failures %lld allows (last%s: %s)",
+                       (long long)g->failures, (long long)g->failure_limit, nf ? "" : " on another rank", nf ? g->last_error : "see its message");
     return TK_OK;
 }
 
-/* Answers to the prompts ex[0..P) of d, per_prompt each, with the model being trained; seeds from (seed, step). */
-static tk_status sample(tk_run *r, const tk_sft_data *d, const int64_t *ex, int32_t P, int32_t per_prompt, bool greedy, tk_gen_result *res,
-                        tk_gen_batch_stats *gs) {
+/* Answers to the prompts ex[0..P) of d (global indexes slot[]), per_prompt each, with the model being trained; seeds
+ * from (seed, step) and each answer's global index, so that N ranks sample the answers of one process. */
+static tk_status sample(tk_run *r, const tk_sft_data *d, const int64_t *ex, const int64_t *slot, int32_t P, int32_t per_prompt, bool greedy,
+                        tk_gen_result *res, tk_gen_batch_stats *gs) {
     int n_ads = 0;
     const tk_adapter_use *ads = tk_train_adapters(r->tc, &n_ads);
-    tk_status st = tk_rollout_sample(r->m, r->tok, ads, n_ads, d, ex, P, per_prompt, greedy ? 0 : r->c.temperature, r->c.max_new_tokens,
+    tk_status st = tk_rollout_sample(r->m, r->tok, ads, n_ads, d, ex, slot, P, per_prompt, greedy ? 0 : r->c.temperature, r->c.max_new_tokens,
                                      tk_mix64(r->c.seed ^ ((uint64_t)r->st.step << 32)), res, gs);
     return st ? tk_fail_ctx(st, "sampling answers at step %lld: ", (long long)r->st.step + 1) : TK_OK;
 }
 
-/* The step's sequences (prompt + answer; answers without a token are left out) in g->roll, one per row in g->rrows. */
-static tk_status build_roll(tk_run *r, const int64_t *ex, int32_t per_prompt, const tk_gen_result *res, int32_t n) {
+/* This rank's sequences of the step (prompt + answer; answers without a token are left out) in g->roll, one per row
+ * in g->rrows (line: the answer's global index), and its micro-batches: rows [mstart[m], mstart[m + 1]) are micro-batch
+ * mj[m] of the step (the answers of prompts [mj * batch-size, (mj + 1) * batch-size)), m < n_mine. */
+static tk_status build_roll(tk_run *r, const int64_t *ex, const int64_t *slot, int32_t per_prompt, const tk_gen_result *res, int32_t n) {
     struct tk_grpo_run *g = r->gr;
+    const int32_t bs = r->c.batch_size;
     tk_sft_free(&g->roll);
     tk_rows_free(&g->rrows);
-    tk_status st = TK_OK;
+    g->n_mine = 0;
+    tk_status st = grow((void **)&g->mj, &g->cap_micro, (size_t)(n / per_prompt + 2), sizeof *g->mj);
+    if (!st) st = grow((void **)&g->mstart, &g->cap_mstart, (size_t)(n / per_prompt + 2), sizeof *g->mstart);
+    if (st) return st;
     int32_t *ids = NULL;
     uint8_t *mask = NULL;
     size_t cap = 0;
     for (int32_t k = 0; k < n && !st; k++) {
+        const int64_t j = slot[k / per_prompt] / bs;
+        if (g->n_mine == 0 || g->mj[g->n_mine - 1] != j) { g->mj[g->n_mine] = j; g->mstart[g->n_mine++] = g->roll.n; }
         if (res[k].n_ids == 0) continue;
         int64_t e = ex[k / per_prompt], np = tk_sft_len(&r->train, e), len = np + res[k].n_ids;
         if ((size_t)len > cap) {
@@ -236,12 +297,13 @@ static tk_status build_roll(tk_run *r, const int64_t *ex, int32_t per_prompt, co
         memcpy(ids + np, res[k].ids, (size_t)res[k].n_ids * sizeof *ids);
         memset(mask, 0, (size_t)np);
         memset(mask + np, TK_MASK_LOSS, (size_t)res[k].n_ids);
-        st = tk_sft_add(&g->roll, ids, mask, len, (int32_t)(len + 1), (uint64_t)k);
+        st = tk_sft_add(&g->roll, ids, mask, len, (int32_t)(len + 1), (uint64_t)(slot[k / per_prompt] * per_prompt + k % per_prompt));
     }
     free(ids);
     free(mask);
     if (st) return st;
-    if (g->roll.n == 0) return tk_fail(TK_ERR_INTERNAL, "step %lld: no sampled answer has a token", (long long)r->st.step + 1);
+    g->mstart[g->n_mine] = g->roll.n;
+    if (g->roll.n == 0) return TK_OK;   /* every answer of this rank's share is empty (the step checks all ranks') */
     if ((st = grow((void **)&g->order, &g->cap_order, (size_t)g->roll.n, sizeof *g->order))) return st;
     for (int64_t i = 0; i < g->roll.n; i++) g->order[i] = i;
     return tk_rows_pack(&g->roll, g->order, g->roll.n, g->roll.stats.longest, false, &g->rrows);
@@ -289,6 +351,9 @@ static tk_status old_logps(tk_run *r, int32_t mb) {
     return st;
 }
 
+/* With N ranks: the sums v[0..n) over the ranks (every rank's share of the step). */
+static tk_status dist_sum(double *v, int64_t n) { return tk_dist_size() > 1 ? tk_dist_sum_f64(v, n) : TK_OK; }
+
 tk_status tk_run_grpo_step(tk_run *r) {
     tk_trainer_config *c = &r->c;
     struct tk_grpo_run *g = r->gr;
@@ -296,26 +361,31 @@ tk_status tk_run_grpo_step(tk_run *r) {
     if (st) return st;
     const int64_t per = (int64_t)c->batch_size * c->grad_accum;
     const int32_t P = (int32_t)(r->rows.n_rows - r->st.row < per ? r->rows.n_rows - r->st.row : per), G = c->group_size, N = P * G;
-    int64_t *ex = tk_malloc((size_t)P * sizeof *ex);
-    tk_gen_result *res = tk_calloc((size_t)N, sizeof *res);
-    if (!ex || !res) { free(ex); free(res); return TK_ERR_NOMEM; }
-    for (int32_t i = 0; i < P; i++) ex[i] = r->rows.ex[r->rows.row_off[r->st.row + i]];
+    const int64_t n_micro = (P + c->batch_size - 1) / c->batch_size;
+    int64_t *ex = tk_malloc((size_t)P * sizeof *ex), *slot = tk_malloc((size_t)P * sizeof *slot);
+    double *len = tk_malloc((size_t)N * sizeof *len), *clip = tk_malloc((size_t)N * sizeof *clip);
+    const int32_t Pm = slot ? my_prompts(P, c->batch_size, slot) : 0, Nm = Pm * G;   /* this rank's prompts and answers */
+    tk_gen_result *res = tk_calloc((size_t)(Nm ? Nm : 1), sizeof *res);
+    if (!ex || !slot || !len || !clip || !res) { free(ex); free(slot); free(len); free(clip); free(res); return TK_ERR_NOMEM; }
+    for (int32_t i = 0; i < Pm; i++) ex[i] = r->rows.ex[r->rows.row_off[r->st.row + slot[i]]];
     double t0 = tk_time_s();
     tk_gen_batch_stats gs = {0};
-    st = sample(r, &r->train, ex, P, G, false, res, &gs);
+    st = sample(r, &r->train, ex, slot, Pm, G, false, res, &gs);
     double t1 = tk_time_s(), t2 = t1;
-    int64_t n_fail = 0;
-    if (!st && !(st = grade(r, g->items, ex, G, res, N, &n_fail))) {
+    int64_t n_fail = 0, n_gen = gs.n_generated;
+    /* every answer's reward, length and clipping on every rank; the advantages per group, as one process */
+    if (!st && !(st = grade(r, g->items, ex, slot, G, res, Nm, N, len, clip, &n_fail))) {
         t2 = tk_time_s();
         for (int32_t k = 0; k < N; k++) g->group[k] = k / G;
         st = tk_grpo_advantages(g->rewards, g->group, N, c->scale_rewards, g->adv);
     }
-    /* answer statistics, before the results go */
+    if (!st && tk_dist_size() > 1) st = tk_dist_sum_i64(&n_gen, 1);
+    /* answer statistics */
     double len_sum = 0, len_max = 0, clipped = 0, std_sum = 0, zero_std = 0;
-    for (int32_t k = 0; k < N; k++) {
-        len_sum += (double)res[k].n_ids;
-        if (res[k].n_ids > len_max) len_max = (double)res[k].n_ids;
-        if (res[k].stop != TK_GEN_STOP_EOS) clipped++;
+    for (int32_t k = 0; k < N && !st; k++) {
+        len_sum += len[k];
+        if (len[k] > len_max) len_max = len[k];
+        clipped += clip[k];
     }
     for (int32_t i = 0; i < P && !st; i++) {
         double sd;
@@ -323,29 +393,40 @@ tk_status tk_run_grpo_step(tk_run *r) {
         std_sum += sd;
         if (sd == 0) zero_std++;
     }
-    if (!st) st = build_roll(r, ex, G, res, N);
-    for (int32_t k = 0; k < N; k++) tk_gen_result_free(&res[k]);
+    if (!st && len_max == 0) st = tk_fail(TK_ERR_INTERNAL, "no sampled answer has a token");
+    if (!st) st = build_roll(r, ex, slot, G, res, Nm);
+    for (int32_t k = 0; k < Nm; k++) tk_gen_result_free(&res[k]);
     free(res);
     free(ex);
+    free(slot);
+    free(len);
+    free(clip);
     if (st) return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
 
-    /* the updates */
+    /* the updates: micro-batch j is the answers of the step's prompts [j * batch-size, (j + 1) * batch-size) (rank j mod N's) */
     const int32_t mb = c->batch_size * G;
-    double norm = 0, ls = 0, ws = 0, msum[TK_OBJ_MAX_METRICS] = {0}, gn = 0;
-    for (int64_t r0 = 0; r0 < g->rrows.n_rows && !st; r0 += mb) {
-        int32_t nb = (int32_t)(g->rrows.n_rows - r0 < mb ? g->rrows.n_rows - r0 : mb);
+    double norm = 0, sums[2 + TK_OBJ_MAX_METRICS] = {0}, gn = 0;   /* the loss and unit sums, the objective's metric sums */
+    double *ls = &sums[0], *ws = &sums[1], *msum = sums + 2;
+    for (int32_t m = 0; m < g->n_mine && !st; m++) {
+        int32_t r0 = (int32_t)g->mstart[m], nb = (int32_t)(g->mstart[m + 1] - r0);
         tk_obj_batch x;
         double nm = 0;
-        if (!(st = micro(r, r0, nb, false, &x)) && !(st = tk_grpo_norm(&g->gp, &x, &nm))) norm += nm;
+        if (nb > 0 && !(st = micro(r, r0, nb, false, &x)) && !(st = tk_grpo_norm(&g->gp, &x, &nm))) norm += nm;
     }
+    if (!st) st = dist_sum(&norm, 1);
     if (!st && c->passes > 1) st = old_logps(r, mb);
     const tk_objective_ops *o = tk_train_objective(r->tc);
+    const uint64_t counter0 = tk_train_counter(r->tc);
     float lr = 0;
     for (int32_t pass = 0; pass < c->passes && !st; pass++) {
         const int64_t tick = r->st.step * c->passes + pass;
+        const uint64_t cp = counter0 + (uint64_t)(pass * n_micro);   /* the dropout counter of the pass's first micro-batch */
         tk_params_zero_grad(r->ps);
-        for (int64_t r0 = 0; r0 < g->rrows.n_rows && !st; r0 += mb) {
-            int32_t nb = (int32_t)(g->rrows.n_rows - r0 < mb ? g->rrows.n_rows - r0 : mb);
+        for (int32_t m = 0; m < g->n_mine && !st; m++) {
+            int32_t r0 = (int32_t)g->mstart[m], nb = (int32_t)(g->mstart[m + 1] - r0);
+            tk_run_micro_mine(r, g->mj[m], &cp, n_micro);   /* N ranks: the backward of the rank's last starts the gradient sums */
+            tk_train_set_counter(r->tc, cp + (uint64_t)g->mj[m]);
+            if (nb == 0) continue;
             tk_obj_batch x;
             tk_obj_result res1;
             tk_lm_head ref_head;
@@ -356,44 +437,50 @@ tk_status tk_run_grpo_step(tk_run *r) {
                 if ((st = tk_train_reference_hidden(r->tc, &r->bb.b, &x.ref_h))) break;
             }
             if ((st = tk_train_step_objective(r->tc, &r->bb.b, &x, norm > 0 ? (float)(1.0 / norm) : 0.0f, &res1))) break;
-            ls += res1.loss_sum;
-            ws += res1.norm;
+            *ls += res1.loss_sum;
+            *ws += res1.norm;
             for (int i = 0; i < o->n_metrics; i++) msum[i] += res1.metrics[i];
         }
         if (st) break;
+        tk_train_set_counter(r->tc, cp + (uint64_t)n_micro);
+        if (tk_dist_size() > 1) {   /* the gradients summed over the ranks, then every rank takes the same update */
+            tk_train_set_layer_done(r->tc, NULL, NULL);
+            if ((st = tk_dist_barrier()) || (st = tk_dist_overlap_finish(r->ovl))) break;
+        }
         lr = tk_lr_at(&r->opt, tick);
-        tk_adamw_step(&r->opt, r->ps, tick, &gn);
+        st = tk_run_dist_update(r, tick, &gn);
     }
+    if (!st) st = dist_sum(sums, 2 + o->n_metrics);
     if (st) return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);
     double t3 = tk_time_s(), dt = t3 - t0;
     r->st.step++;
     r->st.row += P;
     if (r->st.row >= r->rows.n_rows) { r->st.epoch++; r->st.row = 0; }
     r->st.counter = tk_train_counter(r->tc);
-    r->st.tokens_seen += gs.n_generated;
+    r->st.tokens_seen += n_gen;
     r->st.elapsed_s += dt;
     r->steps_here++;
     r->time_here += dt;
-    double loss = ws > 0 ? ls / ws : 0;
+    double loss = *ws > 0 ? *ls / *ws : 0;
     double mean_r;
     mean_r = tk_rollout_mean(g->rewards, N, 1, NULL);
     double *m = tk_calloc((size_t)g->n_step, sizeof *m);
     if (!m) return TK_ERR_NOMEM;
     int k = 0;
-    for (int i = 0; i < o->n_metrics; i++) m[k++] = ws > 0 ? msum[i] / ws : NAN;
+    for (int i = 0; i < o->n_metrics; i++) m[k++] = *ws > 0 ? msum[i] / *ws : NAN;
     const double vals[N_STEP] = {mean_r, std_sum / P, zero_std / P, len_sum / N, len_max, clipped / N, (double)n_fail,
                                  t1 - t0, t2 - t1, t3 - t2, gs.decode_s + gs.prefill_s > 0 ? (double)gs.n_generated / (gs.decode_s + gs.prefill_s) : 0};
     for (int i = 0; i < N_STEP; i++) m[k++] = vals[i];
     for (int j = 0; j < g->n_scores; j++) m[k++] = tk_rollout_mean(g->sub + j, N, g->n_scores, NULL);
-    r->st.train_loss_sum += ls;
-    r->st.train_weight_sum += ws;
+    r->st.train_loss_sum += *ls;
+    r->st.train_weight_sum += *ws;
     tk_train_event e = {.kind = TK_EV_STEP, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
-                        .n_epochs = r->n_epochs, .train_loss = loss, .lr = lr, .grad_norm = gn, .tokens = gs.n_generated,
-                        .tokens_per_s = dt > 0 ? (double)gs.n_generated / dt : 0, .step_s = dt, .elapsed_s = r->st.elapsed_s,
+                        .n_epochs = r->n_epochs, .train_loss = loss, .lr = lr, .grad_norm = gn, .tokens = n_gen,
+                        .tokens_per_s = dt > 0 ? (double)n_gen / dt : 0, .step_s = dt, .elapsed_s = r->st.elapsed_s,
                         .eta_s = (double)(r->st.total_steps - r->st.step) * (r->time_here / (double)r->steps_here),
                         .peak_rss_mb = tk_peak_rss_mb(), .n_metrics = g->n_step, .metric_names = g->step_names, .metrics = m};
     if (!isfinite(loss)) st = tk_fail(TK_ERR_RANGE, "step %lld: the loss is %g (diverged; try a lower --lr)", (long long)r->st.step, loss);
-    if (!st) st = tk_metrics_write(&r->mx, &e, NULL);
+    if (!st && tk_dist_rank() == 0) st = tk_metrics_write(&r->mx, &e, NULL);   /* rank 0 owns the run folder */
     if (!st) tk_run_emit(r, &e);
     free(m);
     return st;
@@ -403,30 +490,35 @@ tk_status tk_run_grpo_evaluate(tk_run *r) {
     struct tk_grpo_run *g = r->gr;
     const int32_t n = (int32_t)r->val.n;
     double t0 = tk_time_s();
-    int64_t *ex = tk_malloc((size_t)n * sizeof *ex);
-    tk_gen_result *res = tk_calloc((size_t)n, sizeof *res);
-    tk_status st = !ex || !res ? TK_ERR_NOMEM : TK_OK;
-    for (int32_t i = 0; i < n && !st; i++) ex[i] = i;
-    int64_t n_fail = 0;
+    int64_t *ex = tk_malloc((size_t)(n ? n : 1) * sizeof *ex);
+    double *len = tk_malloc((size_t)(n ? n : 1) * sizeof *len);
+    tk_gen_result *res = tk_calloc((size_t)(n ? n : 1), sizeof *res);
+    tk_status st = !ex || !len || !res ? TK_ERR_NOMEM : TK_OK;
+    const int32_t nm = st ? 0 : my_prompts(n, 1, ex);   /* N ranks: validation prompt i is rank i mod N's */
+    int64_t n_fail = 0, n_gen = 0;
     tk_gen_batch_stats gs = {0};
-    if (!st) st = sample(r, &r->val, ex, n, 1, true, res, &gs);
-    if (!st) st = grade(r, g->val_items, ex, 1, res, n, &n_fail);
-    double len = 0;
-    for (int32_t k = 0; k < n; k++) { len += (double)res[k].n_ids; tk_gen_result_free(&res[k]); }
+    if (!st) st = sample(r, &r->val, ex, ex, nm, 1, true, res, &gs);
+    n_gen = gs.n_generated;
+    if (!st) st = grade(r, g->val_items, ex, ex, 1, res, nm, n, len, NULL, &n_fail);
+    if (!st && tk_dist_size() > 1) st = tk_dist_sum_i64(&n_gen, 1);
+    double len_sum = 0;
+    for (int32_t k = 0; k < n && !st; k++) len_sum += len[k];
+    for (int32_t k = 0; k < nm; k++) tk_gen_result_free(&res[k]);
     free(res);
     free(ex);
+    free(len);
     if (st) return tk_fail_ctx(st, "validation at step %lld: ", (long long)r->st.step);
     double *m = tk_calloc((size_t)g->n_eval, sizeof *m), mean_r;
     if (!m) return TK_ERR_NOMEM;
     mean_r = tk_rollout_mean(g->rewards, n, 1, NULL);
     m[0] = mean_r;
-    m[1] = n ? len / n : 0;
+    m[1] = n ? len_sum / n : 0;
     m[2] = (double)n_fail;
     for (int j = 0; j < g->n_scores; j++) m[N_EVAL + j] = tk_rollout_mean(g->sub + j, n, g->n_scores, NULL);
     tk_train_event e = {.kind = TK_EV_EVAL, .step = r->st.step, .total_steps = r->st.total_steps, .epoch = tk_run_epoch_progress(r),
-                        .n_epochs = r->n_epochs, .valid_loss = NAN, .valid_ppl = NAN, .valid_acc = NAN, .valid_tokens = gs.n_generated,
+                        .n_epochs = r->n_epochs, .valid_loss = NAN, .valid_ppl = NAN, .valid_acc = NAN, .valid_tokens = n_gen,
                         .elapsed_s = tk_time_s() - t0, .n_metrics = g->n_eval, .metric_names = g->eval_names, .metrics = m};
-    st = tk_metrics_write(&r->mx, &e, NULL);
+    st = tk_dist_rank() == 0 ? tk_metrics_write(&r->mx, &e, NULL) : TK_OK;
     if (!st) tk_run_emit(r, &e);
     free(m);
     return st;

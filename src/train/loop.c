@@ -58,7 +58,7 @@ tk_status tk_run_step(tk_run *r) {
     ls += reg * ws;
     double gn = 0;
     float lr = tk_lr_at(&r->opt, r->st.step);
-    if ((st = tk_run_dist_update(r, &gn))) return st;
+    if ((st = tk_run_dist_update(r, r->st.step, &gn))) return st;
     /* after the update, the step's gradients still in place (AdaLoRA's rank allocator, PEFT's update_and_allocate) */
     if ((st = tk_train_after_update(r->tc, r->st.step, tk_adamw_clip_scale(&r->opt, gn))))
         return tk_fail_ctx(st, "step %lld: ", (long long)r->st.step + 1);

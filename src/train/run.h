@@ -123,9 +123,9 @@ tk_status tk_run_open(tk_run *r, bool *resumed);
  * so the dropout counter) to every rank, then the optimizer state sharded (ZeRO-1: each rank keeps the
  * moments of its own range, r->shard_first) (dist_run.c). Every rank calls it. */
 tk_status tk_run_dist_share(tk_run *r, bool *resumed);
-/* The step's optimizer update: one process steps every parameter; N ranks each step their own range and
- * share the weights (dist_run.c). *gn: the gradient norm. */
-tk_status tk_run_dist_update(tk_run *r, double *gn);
+/* The optimizer update number tick (the schedule's; the step, or grpo's step x passes + pass): one process steps every
+ * parameter; N ranks each step their own range and share the weights (dist_run.c). *gn: the gradient norm. */
+tk_status tk_run_dist_update(tk_run *r, int64_t tick, double *gn);
 /* rank 0 (the others return at once): the communication time and volume of the run so far as an info event. */
 void tk_run_dist_report(tk_run *r);
 /* Is micro-batch j of a step (or validation batch j) this rank's? With N > 1 ranks, j mod N == rank; for a

@@ -11,10 +11,14 @@
  * and are graded. RUN/rounds.jsonl lists the rounds; RUN/adapter is the last round's adapter.
  * Resume: rounds with a summary are skipped, a round's run continues from its checkpoint, and
  * sampling is seeded from (seed, round, answer), so an interrupted run ends where an uninterrupted
- * one would. */
+ * one would.
+ * Under N MPI ranks every rank samples and grades its share of the prompts (prompt i: rank i mod N; the answers are
+ * those of one process, tk_rollout_shared), all hold every answer and score, rank 0 alone writes the files, and
+ * each round trains data-parallel (tk_trainer_run). */
 #include "train/run.h"
 #include "train/prompts.h"
 #include "train/rollout.h"
+#include "dist/dist.h"
 #include "eval/eval_model.h"
 #include "data/data_internal.h"
 #include <cjson/cJSON.h>
@@ -172,18 +176,15 @@ static tk_status validate(self_ctx *x, const tk_adapter_use *ads, int n_ads, dou
     *score = NAN;
     const int32_t n = (int32_t)x->val.d.n;
     if (n == 0) return TK_OK;
-    int64_t *ex = tk_malloc((size_t)n * sizeof *ex);
-    tk_gen_result *res = tk_calloc((size_t)n, sizeof *res);
+    char **texts = tk_calloc((size_t)n, sizeof *texts);
     double *sc = tk_malloc((size_t)n * sizeof *sc);
-    tk_status st = !ex || !res || !sc ? TK_ERR_NOMEM : TK_OK;
-    for (int32_t i = 0; i < n && !st; i++) ex[i] = i;
+    tk_status st = !texts || !sc ? TK_ERR_NOMEM : TK_OK;
     int64_t nf = 0;
-    if (!st) st = tk_rollout_sample(x->m, x->tok, ads, n_ads, &x->val.d, ex, n, 1, 0, x->c.max_new_tokens, x->c.seed, res, NULL);
-    if (!st) st = tk_rollout_grade(&x->grading, x->val.item, ex, 1, res, n, sc, NULL, 0, &nf, x->err, sizeof x->err);
+    if (!st) st = tk_rollout_shared(x->m, x->tok, ads, n_ads, &x->val.d, x->val.item, n, 1, 0, x->c.max_new_tokens, x->c.seed, &x->grading,
+                                    sc, texts, &nf, x->err, sizeof x->err);
     if (!st) *score = tk_rollout_mean(sc, n, 1, NULL);
-    for (int32_t i = 0; res && i < n; i++) tk_gen_result_free(&res[i]);
-    free(res);
-    free(ex);
+    for (int32_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts);
     free(sc);
     return st;
 }
@@ -194,17 +195,14 @@ typedef struct round_stats { int64_t prompts, samples, kept, failures; double me
 static tk_status sample_round(self_ctx *x, int k, const tk_adapter_use *ads, int n_ads, const char *dir, round_stats *rs) {
     const tk_trainer_config *c = &x->c;
     const int32_t P = (int32_t)x->train.d.n, G = c->group_size, N = P * G;
-    int64_t *ex = tk_malloc((size_t)P * sizeof *ex);
-    tk_gen_result *res = tk_calloc((size_t)N, sizeof *res);
+    char **texts = tk_calloc((size_t)N, sizeof *texts);
     double *sc = tk_malloc((size_t)N * sizeof *sc);
     tk_buf samples = {0}, train = {0};
-    tk_status st = !ex || !res || !sc ? TK_ERR_NOMEM : TK_OK;
-    for (int32_t i = 0; i < P && !st; i++) ex[i] = i;
+    tk_status st = !texts || !sc ? TK_ERR_NOMEM : TK_OK;
     int64_t nf = 0;
     emitf(x, TK_EV_INFO, "round %d/%d: sampling %d answers to each of %d prompts", k, c->rounds, G, P);
-    if (!st) st = tk_rollout_sample(x->m, x->tok, ads, n_ads, &x->train.d, ex, P, G, c->temperature, c->max_new_tokens,
-                                    tk_mix64(c->seed ^ ((uint64_t)k << 40)), res, NULL);
-    if (!st) st = tk_rollout_grade(&x->grading, x->train.item, ex, G, res, N, sc, NULL, 0, &nf, x->err, sizeof x->err);
+    if (!st) st = tk_rollout_shared(x->m, x->tok, ads, n_ads, &x->train.d, x->train.item, P, G, c->temperature, c->max_new_tokens,
+                                    tk_mix64(c->seed ^ ((uint64_t)k << 40)), &x->grading, sc, texts, &nf, x->err, sizeof x->err);
     if (!st) {
         x->failures += nf;
         if (x->failures > x->failure_limit)
@@ -231,7 +229,7 @@ static tk_status sample_round(self_ctx *x, int k, const tk_adapter_use *ads, int
         for (int32_t j = i * G; j < (i + 1) * G && !st; j++) {
             cJSON *o = cJSON_CreateObject();
             if (!o || !cJSON_AddNumberToObject(o, "line", (double)x->train.d.line[i]) || !cJSON_AddNumberToObject(o, "sample", j - i * G) ||
-                !cJSON_AddStringToObject(o, "answer", res[j].text ? res[j].text : "") ||
+                !cJSON_AddStringToObject(o, "answer", texts[j]) ||
                 !(isfinite(sc[j]) ? cJSON_AddNumberToObject(o, "score", sc[j]) : cJSON_AddNullToObject(o, "score")) ||
                 !cJSON_AddBoolToObject(o, "kept", keep && (j == best || (c->self_train == 1 && j == worst)))) {
                 cJSON_Delete(o);
@@ -243,14 +241,14 @@ static tk_status sample_round(self_ctx *x, int k, const tk_adapter_use *ads, int
         if (st || !keep) continue;
         cJSON *msgs = NULL;
         if ((st = prompt_messages(x->train.item[i], x->train.d.line[i], &msgs))) break;
-        cJSON *o = cJSON_CreateObject(), *a = assistant(res[best].text ? res[best].text : "");
+        cJSON *o = cJSON_CreateObject(), *a = assistant(texts[best]);
         if (!o || !a) { cJSON_Delete(o); cJSON_Delete(a); cJSON_Delete(msgs); st = TK_ERR_NOMEM; break; }
         if (c->self_train == 0) {
             cJSON_AddItemToArray(msgs, cJSON_DetachItemFromArray(a, 0));
             cJSON_Delete(a);
             cJSON_AddItemToObject(o, "messages", msgs);
         } else {
-            cJSON *w = assistant(res[worst].text ? res[worst].text : "");
+            cJSON *w = assistant(texts[worst]);
             if (!w) { cJSON_Delete(o); cJSON_Delete(a); cJSON_Delete(msgs); st = TK_ERR_NOMEM; break; }
             cJSON_AddItemToObject(o, "prompt", msgs);
             cJSON_AddItemToObject(o, "chosen", a);
@@ -263,15 +261,15 @@ static tk_status sample_round(self_ctx *x, int k, const tk_adapter_use *ads, int
     rs->best_mean = n_best ? best_sum / n_best : NAN;
     char *ps = join(dir, "samples.jsonl"), *pt = join(dir, "train.jsonl");
     if (!st && (!ps || !pt)) st = TK_ERR_NOMEM;
-    if (!st) st = tk_write_file_atomic(ps, samples.data ? samples.data : "", samples.len);
-    if (!st && rs->kept) st = tk_write_file_atomic(pt, train.data, train.len);
+    const bool lead = tk_dist_rank() == 0;   /* N ranks: every rank holds the same answers; rank 0 writes them */
+    if (!st && lead) st = tk_write_file_atomic(ps, samples.data ? samples.data : "", samples.len);
+    if (!st && lead && rs->kept) st = tk_write_file_atomic(pt, train.data, train.len);
     free(ps);
     free(pt);
     tk_buf_free(&samples);
     tk_buf_free(&train);
-    for (int32_t j = 0; res && j < N; j++) tk_gen_result_free(&res[j]);
-    free(res);
-    free(ex);
+    for (int32_t j = 0; texts && j < N; j++) free(texts[j]);
+    free(texts);
     free(sc);
     return st;
 }
@@ -300,6 +298,7 @@ static tk_status round_config(const self_ctx *x, const char *dir, bool last, tk_
     nc->min_score = -1e300;
     nc->max_grader_failures = -1;
     nc->resume = tk_run_folder_in_use(out);
+    if ((st = tk_dist_bcast(&nc->resume, sizeof nc->resume))) { tk_trainer_config_free(nc); return tk_fail_ctx(st, "round config: "); }   /* rank 0's view */
     nc->given[0] = nc->given[1] = 0;
     return TK_OK;
 }
@@ -327,7 +326,7 @@ static tk_status write_summary(const char *path, int k, const round_stats *rs, d
     if (!st) st = isfinite(rs->mean) ? tk_buf_printf(&b, "\"mean_score\":%.17g,", rs->mean) : tk_buf_printf(&b, "\"mean_score\":null,");
     if (!st) st = isfinite(rs->best_mean) ? tk_buf_printf(&b, "\"best_score\":%.17g,", rs->best_mean) : tk_buf_printf(&b, "\"best_score\":null,");
     if (!st) st = isfinite(valid) ? tk_buf_printf(&b, "\"valid_score\":%.17g}\n", valid) : tk_buf_printf(&b, "\"valid_score\":null}\n");
-    if (!st) st = tk_write_file_atomic(path, b.data, b.len);
+    if (!st && tk_dist_rank() == 0) st = tk_write_file_atomic(path, b.data, b.len);
     if (!st) st = tk_buf_printf(rounds, "%.*s", (int)b.len, b.data);
     tk_buf_free(&b);
     return st;
@@ -342,8 +341,9 @@ static tk_status run_round(self_ctx *x, int k, const char *prev, const char *dir
     round_stats rs;
     char *pt = join(dir, "train.jsonl");
     if (!pt) { tk_eval_sys_close(&sys); return TK_ERR_NOMEM; }
-    st = tk_mkdir_p(dir);
-    if (!st) st = sample_round(x, k, &sys.use, sys.n_use, dir, &rs);
+    st = tk_dist_rank() == 0 ? tk_mkdir_p(dir) : TK_OK;
+    if (!(st = tk_dist_agree(st))) st = sample_round(x, k, &sys.use, sys.n_use, dir, &rs);
+    st = tk_dist_agree(st);   /* N ranks: rank 0's files are written before any rank trains on them */
     tk_eval_sys_close(&sys);
     free(pt);
     if (st) return tk_fail_ctx(st, "round %d: ", k);
@@ -361,7 +361,7 @@ static tk_status run_round(self_ctx *x, int k, const char *prev, const char *dir
     if ((st = round_config(x, dir, k == x->c.rounds, &nc))) return st;
     emitf(x, TK_EV_INFO, "round %d/%d: training on %lld kept %s (%s)", k, x->c.rounds, (long long)rs.kept,
           x->c.self_train ? "pairs" : "answers", nc.out);
-    st = tk_trainer_run(&nc, x->fn, x->ud, ctl);
+    st = tk_dist_agree(tk_trainer_run(&nc, x->fn, x->ud, ctl));   /* N ranks: rank 0 has written the adapter */
     tk_trainer_config_free(&nc);
     if (st) return tk_fail_ctx(st, "round %d: ", k);
     if (ctl && ctl->outcome != 0) { *stopped = true; return TK_OK; }
@@ -388,8 +388,10 @@ tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn fn, void *
     if (ctl) ctl->outcome = 0;
     self_ctx X, *x = &X;
     memset(x, 0, sizeof *x);
-    x->fn = fn;
+    const bool lead = tk_dist_rank() == 0;   /* N MPI ranks: rank 0 owns the run folder and the events */
+    x->fn = lead ? fn : NULL;
     x->ud = ud;
+    if (!lead) fn = NULL;
     tk_run R;   /* the option checks and autos of a run (pref_run.c) */
     memset(&R, 0, sizeof R);
     tk_status st = tk_trainer_config_copy(&R.c, cfg);
@@ -405,16 +407,17 @@ tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn fn, void *
     char what[4200];
     snprintf(what, sizeof what, "the run folder %s", c->out);
     if (!lock || !rounds_dir || !cfg_path || !rounds_path) st = TK_ERR_NOMEM;
-    if (!st) st = tk_mkdir_p(c->out);
-    if (!st) st = tk_lock_acquire(lock, what, &lock_fd);
-    if (!st && !c->resume && exists(rounds_dir))
+    if (!st && lead) st = tk_mkdir_p(c->out);
+    if (!st && lead) st = tk_lock_acquire(lock, what, &lock_fd);
+    if (!st && lead && !c->resume && exists(rounds_dir))
         st = tk_fail(TK_ERR_ARG, "%s already holds a self-training run: continue it with --resume, or choose another --out", c->out);
-    if (!st) st = load(x);
+    if (!(st = tk_dist_agree(st))) st = load(x);
     tk_buf cj = {0};
     if (!st) st = tk_trainer_config_json(c, &cj);
-    if (!st) st = tk_write_file_atomic(cfg_path, cj.data, cj.len);
+    if (!st && lead) st = tk_write_file_atomic(cfg_path, cj.data, cj.len);
     tk_buf_free(&cj);
-    if (!st) st = tk_mkdir_p(rounds_dir);
+    if (!st && lead) st = tk_mkdir_p(rounds_dir);
+    st = tk_dist_agree(st);
     bool stopped = false;
     /* round 0: the base on the held-out prompts */
     char *base_path = rounds_dir ? join(rounds_dir, "round-0.json") : NULL;
@@ -422,7 +425,9 @@ tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn fn, void *
     if (!st && x->val.d.n) {
         char *buf = NULL;
         size_t len = 0;
-        if (exists(base_path) && !tk_read_file(base_path, &buf, &len)) st = tk_buf_printf(&x->rounds, "%.*s", (int)len, buf);
+        bool done = exists(base_path);
+        if ((st = tk_dist_bcast(&done, sizeof done))) st = tk_fail_ctx(st, "round 0: ");   /* rank 0's view of the folder */
+        else if (done && !tk_read_file(base_path, &buf, &len)) st = tk_buf_printf(&x->rounds, "%.*s", (int)len, buf);
         else {
             double v;
             emitf(x, TK_EV_INFO, "grading the base model's greedy answers to %lld held-out prompts", (long long)x->val.d.n);
@@ -439,8 +444,10 @@ tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn fn, void *
         char name[32];
         snprintf(name, sizeof name, "round-%d", k);
         char *dir = join(rounds_dir, name), *sum = dir ? join(dir, "summary.json") : NULL, *run = dir ? join(dir, "run") : NULL;
+        bool done = sum && exists(sum);
         if (!dir || !sum || !run) st = TK_ERR_NOMEM;
-        else if (exists(sum)) {   /* done before a resume */
+        else if ((st = tk_dist_bcast(&done, sizeof done))) st = tk_fail_ctx(st, "round %d: ", k);   /* rank 0's view of the folder */
+        else if (done) {   /* done before a resume */
             char *buf = NULL;
             size_t len = 0;
             if (!(st = tk_read_file(sum, &buf, &len))) st = tk_buf_printf(&x->rounds, "%.*s", (int)len, buf);
@@ -456,8 +463,8 @@ tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn fn, void *
         free(sum);
         free(run);
     }
-    if (!st) st = tk_write_file_atomic(rounds_path, x->rounds.data ? x->rounds.data : "", x->rounds.len);
-    if (!st && prev && !(ctl && ctl->outcome)) {   /* the last round's adapter is the run's */
+    if (!st && lead) st = tk_write_file_atomic(rounds_path, x->rounds.data ? x->rounds.data : "", x->rounds.len);
+    if (!st && lead && prev && !(ctl && ctl->outcome)) {   /* the last round's adapter is the run's */
         char *ad = join(c->out, "adapter"), *run = NULL;
         size_t pl = strlen(prev);
         if (!ad || !(run = tk_strndup(prev, pl - strlen("/adapter")))) st = TK_ERR_NOMEM;

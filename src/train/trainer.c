@@ -111,20 +111,6 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         return tk_fail(TK_ERR_ARG, "%s already holds a training run: continue it with --resume, or choose another --out", cfg->out);
     }
     if ((st = tk_run_eval_load(r)) || (st = tk_run_load_inputs(r)) || (st = tk_run_plan(r)) || (st = tk_run_distill_load(r))) goto done;
-    if (tk_dist_size() > 1 && (r->grpo || r->cls)) {
-        st = tk_fail(TK_ERR_UNSUPPORTED, "--objective %s does not run data-parallel yet (%d MPI ranks): run it as one process",
-                     r->cls ? tk_trainer_option_find("task")->value_name(c->task) : tk_trainer_option_find("objective")->value_name(c->objective),
-                     tk_dist_size());
-        goto done;
-    }
-    /* distillation runs data-parallel as SFT does (each rank runs the teacher on its own micro-batches), but not
-     * when the teacher first writes answers or reads a context: every rank would generate and write the same file */
-    if (tk_dist_size() > 1 && (r->answers_path || r->ctx_text)) {
-        st = tk_fail(TK_ERR_UNSUPPORTED, "--objective distill with %s does not run data-parallel yet (%d MPI ranks): run it as one "
-                     "process (token-level distillation from a --teacher with the student's vocabulary runs under mpirun)",
-                     r->ctx_text ? "--teacher-context" : "the teacher's generated answers", tk_dist_size());
-        goto done;
-    }
     r->st.seed = c->seed;
     r->st.data_hash = tk_run_cls_hash(r, tk_sft_hash(&r->train));
     if (r->train.stats.n_truncated)
