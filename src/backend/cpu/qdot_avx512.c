@@ -1,0 +1,170 @@
+/* The AVX-512 VNNI variant of tk_cpu_qdot (the "avx512vnni" row of the table in qdot.c): two
+ * 32-element blocks per zmm, u8 x s8 products summed into int32 lanes by one vpdpbusd (instead of
+ * vpmaddubsw + vpmaddwd), one fp32 scale per block. The weights are read exactly as by the avx2
+ * variant; only the instruction count per block drops. Every function carries its target
+ * attribute, so the file compiles on any x86-64 build and qdot.c calls it only where CPUID allows
+ * (AVX-512F/BW/VL + AVX512-VNNI: Zen 4, Ice Lake and later). */
+#include "backend/cpu/kernels.h"
+#include "core/quant.h"
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+VNNI static inline float f16h(uint16_t h) { return _cvtsh_ss(h); }
+VNNI static inline float f16at(const uint8_t *p) { /* an fp16 at any alignment */
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+/* Activation blocks a and b as one zmm: a's 32 bytes low, b's high. */
+VNNI static inline __m512i x2(const tk_q8x *a, const tk_q8x *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a->q)),
+                              _mm256_loadu_si256((const __m256i *)b->q), 1);
+}
+/* 16 lanes: sa in the low 8 (block a), sb in the high 8 (block b). */
+VNNI static inline __m512 scale2(float sa, float sb) {
+    return _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(sa), _mm512_set1_ps(sb));
+}
+/* The 16 nibble bytes of two 32-blocks -> 64 u8 in element order: [a lo | a hi | b lo | b hi]
+ * (low nibbles are elements 0..15 of a block, high ones 16..31). */
+VNNI static inline __m512i nib2(const uint8_t *qa, const uint8_t *qb) {
+    __m256i r = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)qb), _mm_loadu_si128((const __m128i *)qa));
+    __m512i z = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(r));
+    z = _mm512_srlv_epi64(z, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(z, _mm512_set1_epi8(0x0F));
+}
+VNNI static inline __m512i dp(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
+
+/* Q4_0 and Q4_1: w = d*q + m (m = -8d for Q4_0); sum(m * x) = m * x.s. An odd last block runs in the
+ * low half (its partner's lanes are zero in both operands). */
+VNNI static inline __attribute__((always_inline)) float q4(const void *w, size_t bsz, size_t qoff, bool has_m, const tk_q8x *x,
+                                                           int64_t nb) {
+    const uint8_t *base = w;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    float macc = 0;
+    int64_t i = 0;
+#define BLK(k) (base + (size_t)(k) * bsz)
+#define D(k) f16at(BLK(k))
+#define M(k) (has_m ? f16at(BLK(k) + 2) : -8.0f * D(k))
+    for (; i + 3 < nb; i += 4) {
+        __m512i p0 = dp(nib2(BLK(i) + qoff, BLK(i + 1) + qoff), x2(&x[i], &x[i + 1]));
+        __m512i p1 = dp(nib2(BLK(i + 2) + qoff, BLK(i + 3) + qoff), x2(&x[i + 2], &x[i + 3]));
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), scale2(D(i) * x[i].d, D(i + 1) * x[i + 1].d), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), scale2(D(i + 2) * x[i + 2].d, D(i + 3) * x[i + 3].d), acc1);
+        macc += M(i) * x[i].s + M(i + 1) * x[i + 1].s + M(i + 2) * x[i + 2].s + M(i + 3) * x[i + 3].s;
+    }
+    for (; i < nb; i += 2) {
+        bool two = i + 1 < nb;
+        __m512i u = nib2(BLK(i) + qoff, BLK(two ? i + 1 : i) + qoff), s = x2(&x[i], &x[two ? i + 1 : i]);
+        if (!two) s = _mm512_maskz_mov_epi64((__mmask8)0x0F, s);
+        __m512i p = dp(u, s);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(D(i) * x[i].d, two ? D(i + 1) * x[i + 1].d : 0.0f), acc0);
+        macc += M(i) * x[i].s + (two ? M(i + 1) * x[i + 1].s : 0.0f);
+    }
+#undef BLK
+#undef D
+#undef M
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + macc;
+}
+
+VNNI static float q4_0(const void *w, const tk_q8x *x, int64_t nb) {
+    return q4(w, sizeof(tk_block_q4_0), offsetof(tk_block_q4_0, qs), false, x, nb);
+}
+VNNI static float q4_1(const void *w, const tk_q8x *x, int64_t nb) {
+    return q4(w, sizeof(tk_block_q4_1), offsetof(tk_block_q4_1, qs), true, x, nb);
+}
+
+/* Q8_0: s8 x s8 as (w + 128) u8 x s8 minus 128 * sum(x) (both by vpdpbusd). */
+VNNI static float q8_0(const void *w, const tk_q8x *x, int64_t nb) {
+    const tk_block_q8_0 *b = w;
+    const __m512i k80 = _mm512_set1_epi8((char)0x80);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i += 2) {
+        bool two = i + 1 < nb;
+        int64_t j = two ? i + 1 : i;
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[i].qs)),
+                                       _mm256_loadu_si256((const __m256i *)b[j].qs), 1);
+        __m512i s = x2(&x[i], &x[j]);
+        if (!two) s = _mm512_maskz_mov_epi64((__mmask8)0x0F, s);
+        __m512i p = _mm512_sub_epi32(dp(_mm512_xor_si512(q, k80), s), dp(k80, s));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(f16h(b[i].d) * x[i].d, two ? f16h(b[j].d) * x[j].d : 0.0f), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+/* Q4_K: 64 bytes of nibbles hold sub-blocks 4jj (low nibbles, low half), 4jj+2 (low, high half),
+ * 4jj+1 and 4jj+3 (high nibbles). */
+VNNI static float q4_k(const void *w, const tk_q8x *x, int64_t nsb) {
+    const tk_block_q4_k *b = w;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    float macc = 0;
+    for (int64_t i = 0; i < nsb; i++) {
+        float d = f16h(b[i].d), dmin = f16h(b[i].dmin), s[8];
+        const tk_q8x *xb = x + i * 8;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            tk_q4k_scale_min(j, b[i].scales, &sc, &m);
+            s[j] = d * sc * xb[j].d;
+            macc -= dmin * m * xb[j].s;
+        }
+        for (int jj = 0; jj < 2; jj++) {
+            __m512i q = _mm512_loadu_si512((const void *)(b[i].qs + 64 * jj));
+            __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+            const tk_q8x *xj = xb + 4 * jj;
+            __m512i p0 = dp(lo, x2(&xj[0], &xj[2])), p1 = dp(hi, x2(&xj[1], &xj[3]));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), scale2(s[4 * jj], s[4 * jj + 2]), acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), scale2(s[4 * jj + 1], s[4 * jj + 3]), acc1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + macc;
+}
+
+/* Q6_K: per half of 128, ql's 64 bytes [l0 | l1] give groups 0|1 (low nibbles, qh bits 0-1 | 2-3)
+ * and 2|3 (high nibbles, qh bits 4-5 | 6-7); q - 32 as q u8 x s8 minus 32 * sum(x). Each 16
+ * elements have their own int8 scale: lanes 4k..4k+3 take scale k of the pair of groups. */
+VNNI static float q6_k(const void *w, const tk_q8x *x, int64_t nsb) {
+    const tk_block_q6_k *b = w;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3), k32 = _mm512_set1_epi8(32);
+    const __m512i sh01 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), sh23 = _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6);
+    const __m128i rep0 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m128i rep1 = _mm_setr_epi8(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nsb; i++) {
+        float d = f16h(b[i].d);
+        for (int h = 0; h < 2; h++) {
+            const tk_q8x *xb = x + i * 8 + h * 4;
+            __m512i l = _mm512_loadu_si512((const void *)(b[i].ql + 64 * h));
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h)));
+            __m512i q01 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh01), m2), 4));
+            __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                          _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m2), 4));
+            __m512i x01 = x2(&xb[0], &xb[1]), x23 = x2(&xb[2], &xb[3]);
+            __m512i p01 = _mm512_sub_epi32(dp(q01, x01), dp(k32, x01)), p23 = _mm512_sub_epi32(dp(q23, x23), dp(k32, x23));
+            __m128i sc8 = _mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * h));
+            __m512 sc01 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc8, rep0)));
+            __m512 sc23 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc8, rep1)));
+            sc01 = _mm512_mul_ps(sc01, scale2(d * xb[0].d, d * xb[1].d));
+            sc23 = _mm512_mul_ps(sc23, scale2(d * xb[2].d, d * xb[3].d));
+            acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p01), sc01, acc0);
+            acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p23), sc23, acc1);
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+float tk_cpu_qdot_avx512vnni(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
+    switch (t) {
+    case TK_Q4_0: return q4_0(w, x, n / 32);
+    case TK_Q4_1: return q4_1(w, x, n / 32);
+    case TK_Q8_0: return q8_0(w, x, n / 32);
+    case TK_Q4_K: return q4_k(w, x, n / 256);
+    case TK_Q6_K: return q6_k(w, x, n / 256);
+    default: return 0.0f;
+    }
+}
+#endif
