@@ -29,6 +29,11 @@
  * it (the few-row kernels whatever T), so a row's result does not depend on the other rows — what a
  * batched decode needs to equal one-sequence decode bit for bit. */
 #define TK_MATMUL_ROWWISE 2
+/* tk_matmul_ex / tk_matmul_multi flag: products that run as a GEMM (prefill chunks; f32 weights from 2 rows) round x
+ * and the (dequantized) weights to bf16 with fp32 sums (tk_sgemm_bf16) where the CPU has AVX512-BF16; ignored with
+ * TK_MATMUL_EXACT, elsewhere, and by the few-row dot kernels. Inference's default precision
+ * (tk_session_set_exact(s, false)); never training. */
+#define TK_MATMUL_BF16 4
 
 /* RoPE tables: cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
 typedef struct tk_rope {
