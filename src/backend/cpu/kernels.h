@@ -14,7 +14,7 @@ void tk_cpu_quantize_q8x(const float *x, tk_q8x *out, int64_t n);
 /* The scalar reference of tk_cpu_quantize_q8x (the SIMD version gives bit-identical blocks). */
 void tk_cpu_quantize_q8x_ref(const float *x, tk_q8x *out, int64_t n);
 
-/* True when dtype t has a fused dot kernel against tk_q8x activations (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K). */
+/* True when dtype t has a fused dot kernel against tk_q8x activations (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K). */
 bool tk_cpu_has_qdot(tk_dtype t);
 /* Dot product of one weight row (n elements of dtype t, tk_cpu_has_qdot(t)) with a quantized activation row. */
 float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);

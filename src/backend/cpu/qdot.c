@@ -82,7 +82,7 @@ void tk_cpu_quantize_q8x(const float *x, tk_q8x *out, int64_t n) {
 }
 
 bool tk_cpu_has_qdot(tk_dtype t) {
-    return t == TK_Q4_0 || t == TK_Q4_1 || t == TK_Q8_0 || t == TK_Q4_K || t == TK_Q6_K;
+    return t == TK_Q4_0 || t == TK_Q4_1 || t == TK_Q5_0 || t == TK_Q5_1 || t == TK_Q8_0 || t == TK_Q4_K || t == TK_Q6_K;
 }
 
 /* ---------------------------------------------------------------- scalar references */
@@ -109,6 +109,31 @@ static float ref_q4_1(const void *w, const tk_q8x *x, int64_t nb) {
             isum += (b[i].qs[j] & 0xF) * x[i].q[j] + (b[i].qs[j] >> 4) * x[i].q[j + 16];
         acc += (double)(f16(b[i].d) * x[i].d) * isum + (double)f16(b[i].m) * x[i].s;
     }
+    return (float)acc;
+}
+
+/* Q5_0 / Q5_1: q = nibble | fifth bit (qh bit j for element j) << 4; Q5_0: w = d*(q - 16), Q5_1: w = d*q + m. */
+static int q5_isum(const uint8_t *qs, const uint8_t *qh4, const int8_t *x) {
+    uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 | (uint32_t)qh4[3] << 24;
+    int isum = 0;
+    for (int j = 0; j < 16; j++)
+        isum += ((qs[j] & 0xF) | ((qh >> j) & 1) << 4) * x[j] + ((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) * x[j + 16];
+    return isum;
+}
+static float ref_q5_0(const void *w, const tk_q8x *x, int64_t nb) {
+    const tk_block_q5_0 *b = w;
+    double acc = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        float d = f16(b[i].d);
+        acc += (double)(d * x[i].d) * q5_isum(b[i].qs, b[i].qh, x[i].q) - 16.0 * d * x[i].s;
+    }
+    return (float)acc;
+}
+static float ref_q5_1(const void *w, const tk_q8x *x, int64_t nb) {
+    const tk_block_q5_1 *b = w;
+    double acc = 0;
+    for (int64_t i = 0; i < nb; i++)
+        acc += (double)(f16(b[i].d) * x[i].d) * q5_isum(b[i].qs, b[i].qh, x[i].q) + (double)f16(b[i].m) * x[i].s;
     return (float)acc;
 }
 
@@ -169,6 +194,8 @@ float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
     switch (t) {
     case TK_Q4_0: return ref_q4_0(w, x, n / 32);
     case TK_Q4_1: return ref_q4_1(w, x, n / 32);
+    case TK_Q5_0: return ref_q5_0(w, x, n / 32);
+    case TK_Q5_1: return ref_q5_1(w, x, n / 32);
     case TK_Q8_0: return ref_q8_0(w, x, n / 32);
     case TK_Q4_K: return ref_q4_k(w, x, n / 256);
     case TK_Q6_K: return ref_q6_k(w, x, n / 256);

@@ -3,6 +3,8 @@
  * attribute, so the file compiles on any x86-64 build and qdot.c calls it only where CPUID allows. */
 #include "backend/cpu/kernels.h"
 #include "core/quant.h"
+#include <stddef.h>
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -26,47 +28,52 @@ AVX2 static inline __m256i dot_us(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-/* Q4_0 and Q4_1 share the loop: w = d*q + m with m = -8d for Q4_0. */
-AVX2 static float avx2_q4_0(const void *w, const tk_q8x *x, int64_t nb) {
-    const tk_block_q4_0 *b = w;
+/* 32 bits (a block's fifth bits, element j = bit j) -> 32 bytes, 0x10 where the bit is set. */
+AVX2 static inline __m256i bits32(const uint8_t *qh) {
+    uint32_t v;
+    memcpy(&v, qh, sizeof v);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
+                                                                                   0x0303030303030303LL));
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL)); /* every bit but the element's own set */
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
+}
+AVX2 static inline float f16at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+/* Q4_0, Q4_1, Q5_0, Q5_1 share the loop: w = d*q + m, the 4-bit nibbles at qoff, the fifth bits at hoff (-1:
+ * none), m the fp16 at moff, or mmul*d when moff < 0 (Q4_0: -8, Q5_0: -16); sum(m * x) = m * x.s. */
+AVX2 static inline __attribute__((always_inline)) float avx2_qn(const void *w, size_t bsz, int qoff, int hoff, int moff, float mmul,
+                                                               const tk_q8x *x, int64_t nb) {
+    const uint8_t *base = w;
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     float macc = 0;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        float d0 = tk_f16_x86(b[i].d), d1 = tk_f16_x86(b[i + 1].d);
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        __m256i p1 = dot_us(nibbles32(b[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * x[i + 1].d), acc1);
-        macc -= 8.0f * (d0 * x[i].s + d1 * x[i + 1].s);
-    }
-    for (; i < nb; i++) {
-        float d0 = tk_f16_x86(b[i].d);
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[i].d), acc0);
-        macc -= 8.0f * d0 * x[i].s;
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = base + (size_t)i * bsz;
+        __m256i q = nibbles32(b + qoff);
+        if (hoff >= 0) q = _mm256_or_si256(q, bits32(b + hoff));
+        float d = f16at(b);
+        __m256i p = dot_us(q, _mm256_loadu_si256((const __m256i *)x[i].q));
+        if (i & 1) acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * x[i].d), acc1);
+        else acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * x[i].d), acc0);
+        macc += (moff >= 0 ? f16at(b + moff) : mmul * d) * x[i].s;
     }
     return hsum8(_mm256_add_ps(acc0, acc1)) + macc;
 }
-
+AVX2 static float avx2_q4_0(const void *w, const tk_q8x *x, int64_t nb) {
+    return avx2_qn(w, sizeof(tk_block_q4_0), offsetof(tk_block_q4_0, qs), -1, -1, -8.0f, x, nb);
+}
 AVX2 static float avx2_q4_1(const void *w, const tk_q8x *x, int64_t nb) {
-    const tk_block_q4_1 *b = w;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float macc = 0;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        __m256i p1 = dot_us(nibbles32(b[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(tk_f16_x86(b[i].d) * x[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(tk_f16_x86(b[i + 1].d) * x[i + 1].d), acc1);
-        macc += tk_f16_x86(b[i].m) * x[i].s + tk_f16_x86(b[i + 1].m) * x[i + 1].s;
-    }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(tk_f16_x86(b[i].d) * x[i].d), acc0);
-        macc += tk_f16_x86(b[i].m) * x[i].s;
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + macc;
+    return avx2_qn(w, sizeof(tk_block_q4_1), offsetof(tk_block_q4_1, qs), -1, offsetof(tk_block_q4_1, m), 0, x, nb);
+}
+AVX2 static float avx2_q5_0(const void *w, const tk_q8x *x, int64_t nb) {
+    return avx2_qn(w, sizeof(tk_block_q5_0), offsetof(tk_block_q5_0, qs), offsetof(tk_block_q5_0, qh), -1, -16.0f, x, nb);
+}
+AVX2 static float avx2_q5_1(const void *w, const tk_q8x *x, int64_t nb) {
+    return avx2_qn(w, sizeof(tk_block_q5_1), offsetof(tk_block_q5_1, qs), offsetof(tk_block_q5_1, qh), offsetof(tk_block_q5_1, m), 0, x,
+                   nb);
 }
 
 AVX2 static inline __m256i dot_ss(__m256i a, __m256i s) { /* s8 x s8 via |a| and sign(s, a) */
@@ -147,6 +154,8 @@ float tk_cpu_qdot_avx2(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
     switch (t) {
     case TK_Q4_0: return avx2_q4_0(w, x, n / 32);
     case TK_Q4_1: return avx2_q4_1(w, x, n / 32);
+    case TK_Q5_0: return avx2_q5_0(w, x, n / 32);
+    case TK_Q5_1: return avx2_q5_1(w, x, n / 32);
     case TK_Q8_0: return avx2_q8_0(w, x, n / 32);
     case TK_Q4_K: return avx2_q4_k(w, x, n / 256);
     case TK_Q6_K: return avx2_q6_k(w, x, n / 256);

@@ -39,27 +39,60 @@ VNNI static inline __m512i nib2(const uint8_t *qa, const uint8_t *qb) {
 }
 VNNI static inline __m512i dp(__m512i u, __m512i s) { return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s); }
 
-/* Q4_0 and Q4_1: w = d*q + m (m = -8d for Q4_0); sum(m * x) = m * x.s. An odd last block runs in the
- * low half (its partner's lanes are zero in both operands). */
-VNNI static inline __attribute__((always_inline)) float q4(const void *w, size_t bsz, size_t qoff, bool has_m, const tk_q8x *x,
-                                                           int64_t nb) {
+/* [d0, m0, d1, m1, d2, m2, d3, m3] of four blocks bsz bytes apart as f32: Q4_1 keeps d and m as adjacent fp16
+ * (one 32-bit load per block); Q4_0 has m = -8d. */
+VNNI static inline __m256 dm4(const uint8_t *b, size_t bsz, bool has_m, float mmul) {
+    uint32_t v[4];
+    for (int k = 0; k < 4; k++) memcpy(&v[k], b + (size_t)k * bsz, sizeof v[k]);
+    __m256 f = _mm256_cvtph_ps(_mm_setr_epi32((int)v[0], (int)v[1], (int)v[2], (int)v[3]));
+    if (has_m) return f;
+    __m256 d = _mm256_moveldup_ps(f);
+    return _mm256_blend_ps(d, _mm256_mul_ps(d, _mm256_set1_ps(mmul)), 0xAA);
+}
+/* The fifth bits of two blocks (element order as nib2) -> 0x10 in the bytes whose bit is set. */
+VNNI static inline __m512i bits2(const uint8_t *ha, const uint8_t *hb) {
+    uint32_t a, b;
+    memcpy(&a, ha, sizeof a);
+    memcpy(&b, hb, sizeof b);
+    return _mm512_maskz_mov_epi8((__mmask64)a | (__mmask64)b << 32, _mm512_set1_epi8(0x10));
+}
+/* [x0.d, x0.s, x1.d, x1.s, x2.d, x2.s, x3.d, x3.s] (d and s are adjacent in tk_q8x). */
+VNNI static inline __m256 xds4(const tk_q8x *x) {
+    __m128 a = _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)&x[0].d), (const __m64 *)&x[1].d);
+    __m128 b = _mm_loadh_pi(_mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)&x[2].d), (const __m64 *)&x[3].d);
+    return _mm256_set_m128(b, a);
+}
+
+/* Q4_0, Q4_1, Q5_0, Q5_1: w = d*q + m, the fifth bits at hoff (-1: none), m the fp16 next to d (has_m) or mmul*d
+ * (Q4_0: -8, Q5_0: -16); sum(m * x) = m * x.s. Four blocks per step: their
+ * (d*x.d, m*x.s) products in one ymm, the d*x.d lanes spread over each zmm's two blocks by a permute,
+ * the m*x.s lanes summed at the end. An odd last block runs in the low half (its partner's lanes are
+ * zero in both operands). */
+VNNI static inline __attribute__((always_inline)) float q4(const void *w, size_t bsz, size_t qoff, int hoff, bool has_m, float mmul,
+                                                           const tk_q8x *x, int64_t nb) {
     const uint8_t *base = w;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m256 mv = _mm256_setzero_ps();
+    const __m512i lo2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+    const __m512i hi2 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6);
     float macc = 0;
     int64_t i = 0;
 #define BLK(k) (base + (size_t)(k) * bsz)
 #define D(k) f16at(BLK(k))
-#define M(k) (has_m ? f16at(BLK(k) + 2) : -8.0f * D(k))
+#define M(k) (has_m ? f16at(BLK(k) + 2) : mmul * D(k))
+#define Q(a, b) (hoff < 0 ? nib2(BLK(a) + qoff, BLK(b) + qoff) : _mm512_or_si512(nib2(BLK(a) + qoff, BLK(b) + qoff), bits2(BLK(a) + hoff, BLK(b) + hoff)))
     for (; i + 3 < nb; i += 4) {
-        __m512i p0 = dp(nib2(BLK(i) + qoff, BLK(i + 1) + qoff), x2(&x[i], &x[i + 1]));
-        __m512i p1 = dp(nib2(BLK(i + 2) + qoff, BLK(i + 3) + qoff), x2(&x[i + 2], &x[i + 3]));
-        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), scale2(D(i) * x[i].d, D(i + 1) * x[i + 1].d), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), scale2(D(i + 2) * x[i + 2].d, D(i + 3) * x[i + 3].d), acc1);
-        macc += M(i) * x[i].s + M(i + 1) * x[i + 1].s + M(i + 2) * x[i + 2].s + M(i + 3) * x[i + 3].s;
+        __m512i p0 = dp(Q(i, i + 1), x2(&x[i], &x[i + 1]));
+        __m512i p1 = dp(Q(i + 2, i + 3), x2(&x[i + 2], &x[i + 3]));
+        __m256 sc = _mm256_mul_ps(dm4(BLK(i), bsz, has_m, mmul), xds4(&x[i]));
+        __m512 sz = _mm512_castps256_ps512(sc);
+        acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), _mm512_permutexvar_ps(lo2, sz), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), _mm512_permutexvar_ps(hi2, sz), acc1);
+        mv = _mm256_add_ps(mv, sc);
     }
     for (; i < nb; i += 2) {
         bool two = i + 1 < nb;
-        __m512i u = nib2(BLK(i) + qoff, BLK(two ? i + 1 : i) + qoff), s = x2(&x[i], &x[two ? i + 1 : i]);
+        __m512i u = Q(i, two ? i + 1 : i), s = x2(&x[i], &x[two ? i + 1 : i]);
         if (!two) s = _mm512_maskz_mov_epi64((__mmask8)0x0F, s);
         __m512i p = dp(u, s);
         acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(D(i) * x[i].d, two ? D(i + 1) * x[i + 1].d : 0.0f), acc0);
@@ -68,14 +101,24 @@ VNNI static inline __attribute__((always_inline)) float q4(const void *w, size_t
 #undef BLK
 #undef D
 #undef M
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + macc;
+#undef Q
+    mv = _mm256_blend_ps(_mm256_setzero_ps(), mv, 0xAA); /* the m*x.s lanes */
+    __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + macc + _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1));
 }
 
 VNNI static float q4_0(const void *w, const tk_q8x *x, int64_t nb) {
-    return q4(w, sizeof(tk_block_q4_0), offsetof(tk_block_q4_0, qs), false, x, nb);
+    return q4(w, sizeof(tk_block_q4_0), offsetof(tk_block_q4_0, qs), -1, false, -8.0f, x, nb);
 }
 VNNI static float q4_1(const void *w, const tk_q8x *x, int64_t nb) {
-    return q4(w, sizeof(tk_block_q4_1), offsetof(tk_block_q4_1, qs), true, x, nb);
+    return q4(w, sizeof(tk_block_q4_1), offsetof(tk_block_q4_1, qs), -1, true, 0, x, nb);
+}
+VNNI static float q5_0(const void *w, const tk_q8x *x, int64_t nb) {
+    return q4(w, sizeof(tk_block_q5_0), offsetof(tk_block_q5_0, qs), offsetof(tk_block_q5_0, qh), false, -16.0f, x, nb);
+}
+VNNI static float q5_1(const void *w, const tk_q8x *x, int64_t nb) {
+    return q4(w, sizeof(tk_block_q5_1), offsetof(tk_block_q5_1, qs), offsetof(tk_block_q5_1, qh), true, 0, x, nb);
 }
 
 /* Q8_0: s8 x s8 as (w + 128) u8 x s8 minus 128 * sum(x) (both by vpdpbusd). */
@@ -161,6 +204,8 @@ float tk_cpu_qdot_avx512vnni(tk_dtype t, const void *w, const tk_q8x *x, int64_t
     switch (t) {
     case TK_Q4_0: return q4_0(w, x, n / 32);
     case TK_Q4_1: return q4_1(w, x, n / 32);
+    case TK_Q5_0: return q5_0(w, x, n / 32);
+    case TK_Q5_1: return q5_1(w, x, n / 32);
     case TK_Q8_0: return q8_0(w, x, n / 32);
     case TK_Q4_K: return q4_k(w, x, n / 256);
     case TK_Q6_K: return q6_k(w, x, n / 256);
