@@ -213,16 +213,17 @@ static void check_multi(tk_dtype t0, tk_dtype t1, int64_t T, int64_t K, int flag
 }
 
 /* Every check, on the active backend. */
-/* TK_MATMUL_BF16 on the CPU backend: many-row products (whole-weight and panel paths) within the bf16 bound of the
- * double product and not equal to the fp32 result where the CPU has AVX512-BF16; with TK_MATMUL_EXACT, or where the
- * CPU lacks it, bit-identical to the fp32 product. Few-row products of half/quantized weights ignore it. */
+/* TK_MATMUL_BF16 on the CPU backend: many-row products (whole-weight and panel paths) of a quantized weight within
+ * the bf16 bound of the double product and not equal to the fp32 result where the CPU has AVX512-BF16; with
+ * TK_MATMUL_EXACT, for other dtypes (f32, f16) or where the CPU lacks it, bit-identical to the fp32 product.
+ * Few-row products ignore it. */
 static void check_bf16_flag(tk_dtype t, int64_t T, int64_t N, int64_t K) {
     size_t nb;
     void *w = random_weight(&rng, t, N, K, &nb);
     float *wf = dequant_all(t, w, N, K), *x = randv(T * K), *y = malloc((size_t)(T * N) * sizeof(float)),
           *ye = malloc((size_t)(T * N) * sizeof(float));
     tk_tensor_ref ref = {.name = "w", .dtype = t, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = nb};
-    bool avail = tk_sgemm_bf16_available();
+    bool avail = tk_sgemm_bf16_available() && tk_cpu_has_qdot(t);
     for (int path = 0; path <= 1; path++) { /* auto (whole W for T >= 32), panels */
         tk_cpu_matmul_force_path(path);
         CHECK_OK(tk_cpu_matmul(ye, x, &ref, T, false, TK_MATMUL_EXACT));
@@ -245,8 +246,8 @@ static void check_bf16_flag(tk_dtype t, int64_t T, int64_t N, int64_t K) {
               avail ? "equals the fp32 product (bf16 not used)" : "differs from fp32 on a CPU without AVX512-BF16");
     }
     tk_cpu_matmul_force_path(0);
-    /* few rows of a half/quantized W: the int8 / fused dots, never bf16 (an f32 W runs sgemm from 2 rows) */
-    if (t != TK_F32) {
+    /* few rows: the int8 / fused dots or sgemm (an f32 W from 2 rows), never bf16 */
+    {
     CHECK_OK(tk_cpu_matmul(ye, x, &ref, 3, false, 0));
     CHECK_OK(tk_cpu_matmul(y, x, &ref, 3, false, TK_MATMUL_BF16));
     CHECK(!memcmp(y, ye, (size_t)(3 * N) * sizeof(float)), "TK_MATMUL_BF16 changed a few-row product");
@@ -350,5 +351,6 @@ int main(void) {
     check_bf16_flag(TK_Q4_1, 40, 67, 96);
     check_bf16_flag(TK_Q4_K, 33, 21, 512);
     check_bf16_flag(TK_F32, 12, 19, 64);
+    check_bf16_flag(TK_F16, 40, 19, 64);
     return tk_test_done("test_matmul");
 }
