@@ -59,14 +59,14 @@ python3 - "$tmp" "$raw" "$threads" "$prompt" "$gen" "$reps" "$rounds" "$model" "
 import glob, json, os, statistics, subprocess, sys
 tmp, raw, threads, P, G, reps, rounds, model, llama_version = sys.argv[1:]
 P, G = int(P), int(G)
-tk = {"pp": [], "tg": [], "tg_int8": []}
+tk = {"pp": [], "pp_exact": [], "tg": [], "tg_exact": []}
 ll = {"pp": [], "tg": []}
 runs = {"takumi": [], "llama.cpp": []}
 build_commit = None
 for f in sorted(glob.glob(os.path.join(tmp, "takumi-*.json"))):
     j = json.load(open(f))
     runs["takumi"].append(j)
-    for k in ("pp", "tg", "tg_int8"):
+    for k in tk:
         if k in j:
             tk[k] += j[k]["tok_s"]
 for f in sorted(glob.glob(os.path.join(tmp, "llama-*.json"))):
@@ -100,11 +100,12 @@ def fmt(x):
     return "—" if x is None else f"{x:.1f}"
 print(f"| metric | takumi tok/s | llama.cpp tok/s | ratio (takumi / llama.cpp) |")
 print(f"|---|---:|---:|---:|")
-rows = (("pp", "pp", f"prefill (pp{P})"),
-        ("tg", "tg", f"decode (tg{G}), takumi f32 activations (default)"),
-        ("tg_int8", "tg", f"decode (tg{G}), takumi int8 activations (as llama.cpp)"))
+rows = (("pp", "pp", f"prefill (pp{P}), takumi default (bf16 GEMM where AVX512-BF16)"),
+        ("pp_exact", "pp", f"prefill (pp{P}), takumi --exact (f32)"),
+        ("tg", "tg", f"decode (tg{G}), takumi default (int8 activations, as llama.cpp)"),
+        ("tg_exact", "tg", f"decode (tg{G}), takumi --exact (f32 activations)"))
 for k, lk, name in rows:
-    if not tk[k] and k != "pp":
+    if not tk[k]:
         continue
     a, b = med(tk[k]), med(ll[lk])
     ratio = f"{a / b:.2f}x" if a and b else "—"
