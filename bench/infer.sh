@@ -6,8 +6,9 @@
 # load from anything else on the machine hits both. Prints a markdown table on stdout;
 # raw JSON of every run goes to bench/out/infer-raw.json.
 # Usage: bench/infer.sh [--threads N] [--model M] [--prompt P] [--gen G] [--reps R] [--rounds K]
-#                       [--no-build]  (use build/bench/bench_infer as it is)
-# Needs: bench/build-peers.sh (llama.cpp) and the takumi library (built here).
+#                       [--no-build]  (build nothing: build/bench/bench_infer or $BENCH_INFER and the
+#                                      peers' llama-bench as they are)
+# Needs: bench/build-peers.sh (llama.cpp; PEERS_DIR=DIR uses a build elsewhere) and the takumi library (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,17 +22,18 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "infer.sh: unknown option $1" >&2; exit 1 ;;
   esac
 done
 
 [ -s "$model" ] || { echo "infer.sh: $model not found (scripts/fetch-model.sh fetches the default)" >&2; exit 1; }
-bench/build-peers.sh
-llama_bench=bench/.peers/llama.cpp-build/bin/llama-bench
-llama_version=$(cat bench/.peers/llama.cpp-build/.built-* 2>/dev/null | head -1)
+[ "$build" = 0 ] || bench/build-peers.sh
+peers=${PEERS_DIR:-bench/.peers}
+llama_bench=$peers/llama.cpp-build/bin/llama-bench
+llama_version=$(cat "$peers"/llama.cpp-build/.built-* 2>/dev/null | head -1 || true)
 [ "$build" = 0 ] || make -s -C bench >&2
-takumi_bench=build/bench/bench_infer
+takumi_bench=${BENCH_INFER:-build/bench/bench_infer}
 
 mkdir -p bench/out
 raw=bench/out/infer-raw.json
