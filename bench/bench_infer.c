@@ -7,11 +7,13 @@
  *          each feeding a random token id and computing its logits (no sampling).
  * Each is preceded by one warm-up run and repeated --reps times; tokens/s of every
  * repetition and their median are printed as one JSON object on stdout.
- * Decode is measured in both session precisions (tk_session_set_exact): "tg" with f32
- * activations (takumi's default) and "tg_int8" with 8-bit activations in the fused
- * integer kernels (what llama.cpp does for quantized weights); --decode picks one.
+ * Both are measured in both session precisions (tk_session_set_exact): "pp"/"tg" in
+ * the fast one (takumi's default: 8-bit activations in the fused integer kernels for
+ * quantized weights, as llama.cpp; prefill products in bf16 where the CPU has
+ * AVX512-BF16) and "pp_exact"/"tg_exact" with f32 activations (--exact); --precision
+ * picks one.
  * Usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R]
- *                    [--decode both|exact|int8] */
+ *                    [--precision both|exact|fast] */
 #define _GNU_SOURCE
 #include "takumi.h"
 
@@ -88,12 +90,12 @@ static void print_samples(const char *name, int n_tok, const double *tps, int re
 int main(int argc, char **argv) {
     const char *model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     int threads = 2, n_prompt = 512, n_gen = 128, reps = 3;
-    const char *decode = "both";
+    const char *precision = "both";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = (i + 1 < argc) ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fprintf(stderr, "usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R] [--decode both|exact|int8]\n");
+            fprintf(stderr, "usage: bench_infer [--model M] [--threads N] [--prompt P] [--gen G] [--reps R] [--precision both|exact|fast]\n");
             return 0;
         }
         if (!v) { fprintf(stderr, "bench_infer: %s needs a value\n", a); return 1; }
@@ -102,13 +104,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prompt")) n_prompt = atoi(v);
         else if (!strcmp(a, "--gen")) n_gen = atoi(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
-        else if (!strcmp(a, "--decode")) decode = v;
+        else if (!strcmp(a, "--precision")) precision = v;
         else { fprintf(stderr, "bench_infer: unknown option %s\n", a); return 1; }
         i++;
     }
-    bool dec_exact = !strcmp(decode, "both") || !strcmp(decode, "exact");
-    bool dec_int8 = !strcmp(decode, "both") || !strcmp(decode, "int8");
-    if (!dec_exact && !dec_int8) { fprintf(stderr, "bench_infer: --decode takes both, exact or int8\n"); return 1; }
+    bool want[2] = {!strcmp(precision, "both") || !strcmp(precision, "fast"), !strcmp(precision, "both") || !strcmp(precision, "exact")};
+    if (!want[0] && !want[1]) { fprintf(stderr, "bench_infer: --precision takes both, exact or fast\n"); return 1; }
     if (threads < 1 || n_prompt < 0 || n_gen < 0 || reps < 1 || (n_prompt == 0 && n_gen == 0)) {
         fprintf(stderr, "bench_infer: need --threads >= 1, --reps >= 1, --prompt/--gen >= 0 (not both 0)\n");
         return 1;
@@ -132,46 +133,48 @@ int main(int argc, char **argv) {
 
     int32_t *ids = malloc((size_t)(n_prompt > 0 ? n_prompt : 1) * sizeof *ids);
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
-    double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
-    double *tg8 = calloc((size_t)reps, sizeof *tg8);
-    if (!ids || !logits || !pp || !tg || !tg8) { fprintf(stderr, "bench_infer: out of memory\n"); return 1; }
+    double *tps[2][2]; /* [fast, exact][pp, tg] */
+    for (int k = 0; k < 4; k++)
+        if (!(tps[k / 2][k % 2] = calloc((size_t)reps, sizeof(double)))) { fprintf(stderr, "bench_infer: out of memory\n"); return 1; }
+    if (!ids || !logits) { fprintf(stderr, "bench_infer: out of memory\n"); return 1; }
 
     double secs;
-    if (n_prompt > 0) {
-        /* warm-up (as llama-bench: one full prompt run), then the timed repetitions */
-        if ((st = run_prompt(s, ids, n_prompt, n_vocab, logits, &secs)) != TK_OK) return die("prefill", st);
-        for (int r = 0; r < reps; r++) {
+    for (int mode = 0; mode < 2; mode++) {
+        if (!want[mode]) continue;
+        const char *pname = mode ? "exact" : "fast";
+        tk_session_set_exact(s, mode == 1);
+        if (n_prompt > 0) {
+            /* warm-up (as llama-bench: one full prompt run), then the timed repetitions */
             if ((st = run_prompt(s, ids, n_prompt, n_vocab, logits, &secs)) != TK_OK) return die("prefill", st);
-            pp[r] = n_prompt / secs;
-            fprintf(stderr, "bench_infer: pp%d rep %d: %.3f s, %.2f tok/s\n", n_prompt, r + 1, secs, pp[r]);
+            for (int r = 0; r < reps; r++) {
+                if ((st = run_prompt(s, ids, n_prompt, n_vocab, logits, &secs)) != TK_OK) return die("prefill", st);
+                tps[mode][0][r] = n_prompt / secs;
+                fprintf(stderr, "bench_infer: pp%d (%s) rep %d: %.3f s, %.2f tok/s\n", n_prompt, pname, r + 1, secs, tps[mode][0][r]);
+            }
+        }
+        if (n_gen > 0) {
+            /* warm-up (as llama-bench: one decode step) */
+            if ((st = run_gen(s, 1, n_vocab, logits, &secs)) != TK_OK) return die("decode", st);
+            for (int r = 0; r < reps; r++) {
+                if ((st = run_gen(s, n_gen, n_vocab, logits, &secs)) != TK_OK) return die("decode", st);
+                tps[mode][1][r] = n_gen / secs;
+                fprintf(stderr, "bench_infer: tg%d (%s) rep %d: %.3f s, %.2f tok/s\n", n_gen, pname, r + 1, secs, tps[mode][1][r]);
+            }
         }
     }
-    for (int mode = 0; mode < 2 && n_gen > 0; mode++) {
-        bool exact = mode == 0;
-        if (exact ? !dec_exact : !dec_int8) continue;
-        double *out = exact ? tg : tg8;
-        tk_session_set_exact(s, exact);
-        /* warm-up (as llama-bench: one decode step) */
-        if ((st = run_gen(s, 1, n_vocab, logits, &secs)) != TK_OK) return die("decode", st);
-        for (int r = 0; r < reps; r++) {
-            if ((st = run_gen(s, n_gen, n_vocab, logits, &secs)) != TK_OK) return die("decode", st);
-            out[r] = n_gen / secs;
-            fprintf(stderr, "bench_infer: tg%d (%s activations) rep %d: %.3f s, %.2f tok/s\n", n_gen,
-                    exact ? "f32" : "int8", r + 1, secs, out[r]);
-        }
-    }
-    tk_session_set_exact(s, true);
 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"model\":\"%s\",\"threads\":%d,\"reps\":%d,\"load_s\":%.3f,\"max_rss_kb\":%ld",
            model_path, tk_get_threads(), reps, t_load, (long)ru.ru_maxrss);
-    if (n_prompt > 0) { printf(","); print_samples("pp", n_prompt, pp, reps); }
-    if (n_gen > 0 && dec_exact) { printf(","); print_samples("tg", n_gen, tg, reps); }
-    if (n_gen > 0 && dec_int8) { printf(","); print_samples("tg_int8", n_gen, tg8, reps); }
+    static const char *names[2][2] = {{"pp", "tg"}, {"pp_exact", "tg_exact"}};
+    for (int mode = 0; mode < 2; mode++)
+        for (int k = 0; k < 2; k++)
+            if (want[mode] && (k ? n_gen : n_prompt) > 0) { printf(","); print_samples(names[mode][k], k ? n_gen : n_prompt, tps[mode][k], reps); }
     printf("}\n");
 
-    free(pp); free(tg); free(tg8); free(ids); free(logits);
+    for (int k = 0; k < 4; k++) free(tps[k / 2][k % 2]);
+    free(ids); free(logits);
     tk_session_free(s);
     tk_model_free(m);
     return 0;

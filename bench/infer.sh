@@ -6,8 +6,9 @@
 # load from anything else on the machine hits both. Prints a markdown table on stdout;
 # raw JSON of every run goes to bench/out/infer-raw.json.
 # Usage: bench/infer.sh [--threads N] [--model M] [--prompt P] [--gen G] [--reps R] [--rounds K]
-#                       [--no-build]  (use build/bench/bench_infer as it is)
-# Needs: bench/build-peers.sh (llama.cpp) and the takumi library (built here).
+#                       [--no-build]  (build nothing: build/bench/bench_infer or $BENCH_INFER and the
+#                                      peers' llama-bench as they are)
+# Needs: bench/build-peers.sh (llama.cpp; PEERS_DIR=DIR uses a build elsewhere) and the takumi library (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,17 +22,18 @@ while [ $# -gt 0 ]; do
     --reps) reps=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "infer.sh: unknown option $1" >&2; exit 1 ;;
   esac
 done
 
 [ -s "$model" ] || { echo "infer.sh: $model not found (scripts/fetch-model.sh fetches the default)" >&2; exit 1; }
-bench/build-peers.sh
-llama_bench=bench/.peers/llama.cpp-build/bin/llama-bench
-llama_version=$(cat bench/.peers/llama.cpp-build/.built-* 2>/dev/null | head -1)
+[ "$build" = 0 ] || bench/build-peers.sh
+peers=${PEERS_DIR:-bench/.peers}
+llama_bench=$peers/llama.cpp-build/bin/llama-bench
+llama_version=$(cat "$peers"/llama.cpp-build/.built-* 2>/dev/null | head -1 || true)
 [ "$build" = 0 ] || make -s -C bench >&2
-takumi_bench=build/bench/bench_infer
+takumi_bench=${BENCH_INFER:-build/bench/bench_infer}
 
 mkdir -p bench/out
 raw=bench/out/infer-raw.json
@@ -59,14 +61,14 @@ python3 - "$tmp" "$raw" "$threads" "$prompt" "$gen" "$reps" "$rounds" "$model" "
 import glob, json, os, statistics, subprocess, sys
 tmp, raw, threads, P, G, reps, rounds, model, llama_version = sys.argv[1:]
 P, G = int(P), int(G)
-tk = {"pp": [], "tg": [], "tg_int8": []}
+tk = {"pp": [], "pp_exact": [], "tg": [], "tg_exact": []}
 ll = {"pp": [], "tg": []}
 runs = {"takumi": [], "llama.cpp": []}
 build_commit = None
 for f in sorted(glob.glob(os.path.join(tmp, "takumi-*.json"))):
     j = json.load(open(f))
     runs["takumi"].append(j)
-    for k in ("pp", "tg", "tg_int8"):
+    for k in tk:
         if k in j:
             tk[k] += j[k]["tok_s"]
 for f in sorted(glob.glob(os.path.join(tmp, "llama-*.json"))):
@@ -100,11 +102,12 @@ def fmt(x):
     return "—" if x is None else f"{x:.1f}"
 print(f"| metric | takumi tok/s | llama.cpp tok/s | ratio (takumi / llama.cpp) |")
 print(f"|---|---:|---:|---:|")
-rows = (("pp", "pp", f"prefill (pp{P})"),
-        ("tg", "tg", f"decode (tg{G}), takumi f32 activations (default)"),
-        ("tg_int8", "tg", f"decode (tg{G}), takumi int8 activations (as llama.cpp)"))
+rows = (("pp", "pp", f"prefill (pp{P}), takumi default (bf16 GEMM where AVX512-BF16)"),
+        ("pp_exact", "pp", f"prefill (pp{P}), takumi --exact (f32)"),
+        ("tg", "tg", f"decode (tg{G}), takumi default (int8 activations, as llama.cpp)"),
+        ("tg_exact", "tg", f"decode (tg{G}), takumi --exact (f32 activations)"))
 for k, lk, name in rows:
-    if not tk[k] and k != "pp":
+    if not tk[k]:
         continue
     a, b = med(tk[k]), med(ll[lk])
     ratio = f"{a / b:.2f}x" if a and b else "—"

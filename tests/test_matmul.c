@@ -9,6 +9,7 @@
 #include "test_backends.h"
 #include "random_weight.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/sgemm.h"
 
 static tk_rng rng;
 
@@ -79,20 +80,25 @@ static void check_forward(tk_dtype t, int64_t T, int64_t N, int64_t K) {
         }
     }
     tk_cpu_matmul_force_path(0);
-    /* fused kernel vs its scalar reference on the same quantized activations */
+    /* every fused-kernel variant this CPU runs vs the scalar reference on the same quantized activations */
     if (tk_cpu_has_qdot(t)) {
         size_t rb;
         tk_dtype_nbytes(t, K, &rb);
-        double worst = 0;
-        for (int64_t n = 0; n < N; n++) {
-            float a = tk_cpu_qdot(t, (const uint8_t *)w + n * rb, xq, K), b = tk_cpu_qdot_ref(t, (const uint8_t *)w + n * rb, xq, K);
-            double sa = 0;
-            for (int64_t k = 0; k < K; k++) sa += fabs((double)wf[n * K + k] * x[k]);
-            double r = fabs((double)a - b) / (1e-6 * sa + 1e-6);
-            if (r > worst) worst = r;
+        int nk;
+        const tk_qdot_kernel *ks = tk_cpu_qdot_kernels(&nk);
+        for (int v = 0; v < nk; v++) {
+            if (tk_cpu_qdot_unsupported(&ks[v])) continue; /* reported once, in run_all */
+            double worst = 0;
+            for (int64_t n = 0; n < N; n++) {
+                float a = ks[v].dot(t, (const uint8_t *)w + n * rb, xq, K), b = tk_cpu_qdot_ref(t, (const uint8_t *)w + n * rb, xq, K);
+                double sa = 0;
+                for (int64_t k = 0; k < K; k++) sa += fabs((double)wf[n * K + k] * x[k]);
+                double r = fabs((double)a - b) / (1e-6 * sa + 1e-6);
+                if (r > worst) worst = r;
+            }
+            CHECK(worst <= 1.0, "qdot %s (%s) vs scalar reference K=%lld: %.3g x tolerance", tk_dtype_name(t), ks[v].name,
+                  (long long)K, worst);
         }
-        CHECK(worst <= 1.0, "qdot %s (%s) vs scalar reference K=%lld: %.3g x tolerance", tk_dtype_name(t), tk_cpu_qdot_isa(),
-              (long long)K, worst);
     }
     /* exact fused kernel vs dequantize + double dot */
     if (tk_cpu_has_fdot(t)) {
@@ -207,6 +213,48 @@ static void check_multi(tk_dtype t0, tk_dtype t1, int64_t T, int64_t K, int flag
 }
 
 /* Every check, on the active backend. */
+/* TK_MATMUL_BF16 on the CPU backend: many-row products (whole-weight and panel paths) of a quantized weight within
+ * the bf16 bound of the double product and not equal to the fp32 result where the CPU has AVX512-BF16; with
+ * TK_MATMUL_EXACT, for other dtypes (f32, f16) or where the CPU lacks it, bit-identical to the fp32 product.
+ * Few-row products ignore it. */
+static void check_bf16_flag(tk_dtype t, int64_t T, int64_t N, int64_t K) {
+    size_t nb;
+    void *w = random_weight(&rng, t, N, K, &nb);
+    float *wf = dequant_all(t, w, N, K), *x = randv(T * K), *y = malloc((size_t)(T * N) * sizeof(float)),
+          *ye = malloc((size_t)(T * N) * sizeof(float));
+    tk_tensor_ref ref = {.name = "w", .dtype = t, .n_dims = 2, .ne = {K, N, 1, 1}, .data = w, .nbytes = nb};
+    bool avail = tk_sgemm_bf16_available() && tk_cpu_has_qdot(t);
+    for (int path = 0; path <= 1; path++) { /* auto (whole W for T >= 32), panels */
+        tk_cpu_matmul_force_path(path);
+        CHECK_OK(tk_cpu_matmul(ye, x, &ref, T, false, TK_MATMUL_EXACT));
+        CHECK_OK(tk_cpu_matmul(y, x, &ref, T, false, TK_MATMUL_EXACT | TK_MATMUL_BF16));
+        CHECK(!memcmp(y, ye, (size_t)(T * N) * sizeof(float)), "TK_MATMUL_EXACT | TK_MATMUL_BF16 must be the fp32 product");
+        CHECK_OK(tk_cpu_matmul(y, x, &ref, T, false, TK_MATMUL_BF16));
+        double worst = 0;
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0, sa = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    s += (double)wf[n * K + k] * x[i * K + k];
+                    sa += fabs((double)wf[n * K + k] * x[i * K + k]);
+                }
+                worst = fmax(worst, fabs(y[i * N + n] - s) / (sa * 0x1p-7 + 1e-6)); /* two bf16 roundings: 2 * 2^-8 */
+            }
+        bool same = !memcmp(y, ye, (size_t)(T * N) * sizeof(float));
+        CHECK(worst <= 1.0, "TK_MATMUL_BF16 %s T=%lld path=%d: error %.3g x the bf16 bound", tk_dtype_name(t), (long long)T, path, worst);
+        CHECK(avail ? !same : same, "TK_MATMUL_BF16 %s path=%d: %s", tk_dtype_name(t), path,
+              avail ? "equals the fp32 product (bf16 not used)" : "differs from fp32 on a CPU without AVX512-BF16");
+    }
+    tk_cpu_matmul_force_path(0);
+    /* few rows: the int8 / fused dots or sgemm (an f32 W from 2 rows), never bf16 */
+    {
+    CHECK_OK(tk_cpu_matmul(ye, x, &ref, 3, false, 0));
+    CHECK_OK(tk_cpu_matmul(y, x, &ref, 3, false, TK_MATMUL_BF16));
+    CHECK(!memcmp(y, ye, (size_t)(3 * N) * sizeof(float)), "TK_MATMUL_BF16 changed a few-row product");
+    }
+    free(w); free(wf); free(x); free(y); free(ye);
+}
+
 static void run_all(void) {
     tk_rng_seed(&rng, 1234);
     for (int flags = 0; flags <= TK_MATMUL_EXACT; flags++)
@@ -284,10 +332,25 @@ static void run_all(void) {
         CHECK(fabs(y[999] - exp(x[999] - 1.5)) < 1e-6 * exp(x[999] - 1.5), "vexp_sum stores exp");
         free(x); free(y);
     }
-    printf("qdot isa: %s\n", tk_cpu_qdot_isa());
+    { /* which int8 decode kernels ran against the scalar reference above, which could not and why */
+        int nk;
+        const tk_qdot_kernel *ks = tk_cpu_qdot_kernels(&nk);
+        for (int v = 0; v < nk; v++) {
+            const char *why = tk_cpu_qdot_unsupported(&ks[v]);
+            if (why) printf("qdot %s: SKIP (%s)\n", ks[v].name, why);
+            else printf("qdot %s: checked\n", ks[v].name);
+        }
+        printf("qdot active: %s\n", tk_cpu_qdot_isa());
+    }
 }
 
 int main(void) {
     tk_test_each_backend(run_all); /* the op tests run against every backend this build has */
+    tk_rng_seed(&rng, 99);
+    printf("TK_MATMUL_BF16: %s\n", tk_sgemm_bf16_available() ? "bf16 products checked" : "SKIP bf16 (CPU lacks avx512f+avx512bf16): checked it changes nothing");
+    check_bf16_flag(TK_Q4_1, 40, 67, 96);
+    check_bf16_flag(TK_Q4_K, 33, 21, 512);
+    check_bf16_flag(TK_F32, 12, 19, 64);
+    check_bf16_flag(TK_F16, 40, 19, 64);
     return tk_test_done("test_matmul");
 }

@@ -39,6 +39,8 @@ typedef struct tk_eval_params {
     int32_t max_tokens;                           /* generated tokens per answer (default 128) */
     int32_t max_seq;                              /* longest sequence scored (0: the model's context) */
     int32_t batch;                                /* answers generated together (default 8) */
+    bool exact;                                   /* generation with f32 activations (false, the default: 8-bit activations in
+                                                     decode with quantized weights, as llama.cpp; tk_gen_params.exact) */
     uint64_t seed;                                /* bootstrap seed (default 0) */
     int32_t n_boot;                               /* bootstrap resamples (default 1000) */
     int64_t max_grader_failures;                  /* grader/judge failures tolerated before the run fails (-1: no limit) */

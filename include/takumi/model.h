@@ -207,12 +207,15 @@ void tk_session_free(tk_session *s);
  * list differs from the current one the cache is emptied (its keys/values were computed with
  * the other adapters). Not thread-safe with an evaluation of s. */
 tk_status tk_session_set_adapters(tk_session *s, const tk_adapter_use *ads, int n);
-/* Decode precision. Default (true): activations stay f32 in every product (quantized
+/* Inference precision. Default (true): activations stay f32 in every product (quantized
  * weight rows are dequantized per block and dotted with f32 x), as the issue's fp32
- * compute and the reference implementations. false: few-token products quantize the
- * activations to 8 bits per 32-block for the fused integer kernels, as llama.cpp does —
- * faster, but logits of SmolLM2 Q4_1 then move by up to ~6% of the largest logit and
- * close greedy choices flip. Prefill chunks of 8+ tokens and tk_forward are always f32. */
+ * compute and the reference implementations. false (what takumi generate/chat/serve/eval
+ * use unless --exact): few-token products with quantized weights quantize the activations
+ * to 8 bits per 32-block for the fused integer kernels, as llama.cpp does, and prefill
+ * chunks of 8+ tokens run their products in bf16 with fp32 sums where the CPU has
+ * AVX512-BF16 — faster; perplexity stays within 0.5% of the exact path (README,
+ * Performance), but single logits move and close greedy choices can flip. tk_forward is
+ * always f32. Not thread-safe with an evaluation of s. */
 void tk_session_set_exact(tk_session *s, bool exact);
 /* Tokens currently in the cache and their count. */
 int32_t tk_session_n_past(const tk_session *s);
@@ -259,8 +262,11 @@ typedef struct tk_gen_params {
     const char *const *stop;   /* stop strings (matched on decoded text, across token boundaries; not emitted) */
     int32_t n_stop;
     bool stop_at_eos;          /* stop at end-of-generation tokens: EOS, end-of-turn (tk_tokenizer_is_eog; not emitted); default true */
+    bool exact;                /* tk_generate_batch: f32 activations in its products (default true); false: few-token products with
+                                  quantized weights quantize activations to 8 bits, as tk_session_set_exact(s, false) (tk_generate
+                                  follows its session's setting instead) */
 } tk_gen_params;
-/* Defaults: default sampler, max_tokens 256, no stop strings, stop at EOS/EOT. */
+/* Defaults: default sampler, max_tokens 256, no stop strings, stop at EOS/EOT, exact. */
 tk_gen_params tk_gen_default_params(void);
 
 typedef enum tk_gen_stop { TK_GEN_STOP_MAX_TOKENS = 0, TK_GEN_STOP_EOS, TK_GEN_STOP_STRING, TK_GEN_STOP_CONTEXT, TK_GEN_STOP_CALLBACK } tk_gen_stop;

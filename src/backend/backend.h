@@ -29,6 +29,11 @@
  * it (the few-row kernels whatever T), so a row's result does not depend on the other rows — what a
  * batched decode needs to equal one-sequence decode bit for bit. */
 #define TK_MATMUL_ROWWISE 2
+/* tk_matmul_ex / tk_matmul_multi flag: products with a quantized weight of the int8 dot kernels' types (Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, Q4_K, Q6_K) that run as a GEMM (prefill chunks) round x and the dequantized weights to bf16 with fp32 sums
+ * (tk_sgemm_bf16) where the CPU has AVX512-BF16; ignored with TK_MATMUL_EXACT, for other dtypes, on other CPUs, and
+ * by the few-row dot kernels. The fast inference precision (tk_session_set_exact(s, false)); never training. */
+#define TK_MATMUL_BF16 4
 
 /* RoPE tables: cos/sin for positions [0, n_pos) and D/2 frequencies (Llama-3 / linear scaling applied). */
 typedef struct tk_rope {

@@ -375,6 +375,7 @@ tk_status tk_eval_generate(tk_eval_sys *s, tk_eval_set *set, int which, int32_t 
     tk_gen_params p = tk_gen_default_params();
     p.sampler.temperature = 0;
     p.max_tokens = max_tokens;
+    p.exact = s->exact;
     tk_gen_batch_stats bs = {0};
     double t0 = tk_time_s();
     /* in slices, for progress; each slice is one batched generation */

@@ -19,6 +19,7 @@ typedef struct tk_eval_sys {
     tk_forward *fw; int32_t fw_cols; int fw_n_use; /* adapters set on fw */
     bool ref_done, ref_long; double ref_lp; int64_t ref_n, ref_right; /* one example's reference, shared by loss/ppl/token_acc */
     bool pair_done;                  /* one example's preference pair scored (pref_accuracy, reward_accuracy) */
+    bool exact;                      /* tk_eval_generate decodes with f32 activations (tk_eval_params.exact) */
 } tk_eval_sys;
 
 /* Loads model (or uses shared, not owned) and applies adapter (may be NULL). Errors name the file. */

@@ -145,6 +145,7 @@ static bool wants(const tk_eval_result *r, int model) {
 
 static tk_status run_system(tk_eval_result *r, const tk_eval_params *p, tk_eval_sys *sys, int which, bool gen, tk_eval_grading *g) {
     tk_status st = TK_OK;
+    if (sys) sys->exact = p->exact;
     if (gen) st = tk_eval_generate(sys, &r->set, which, p->max_tokens, p->batch, p->progress, p->progress_ud, &r->gen_s[which], &r->n_generated[which]);
     for (size_t i = 0; !st && i < r->set.n; i++) {
         tk_eval_ex *ex = &r->set.v[i];

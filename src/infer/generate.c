@@ -11,6 +11,7 @@ tk_gen_params tk_gen_default_params(void) {
     p.sampler = tk_sampler_default_params();
     p.max_tokens = 256;
     p.stop_at_eos = true;
+    p.exact = true;
     return p;
 }
 

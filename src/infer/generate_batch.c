@@ -177,8 +177,9 @@ static tk_status setup(run *R, const tk_adapter_use *ads, int n_ads, int32_t n, 
     if (!st) st = tk_acts_init(&R->dec, m, R->n_slots, 1, 0);
     if (!st) st = tk_acts_set_adapters(&R->pre, ads, n_ads);
     if (!st) st = tk_acts_set_adapters(&R->dec, ads, n_ads);
-    R->pre.mm_flags = TK_MATMUL_EXACT;                     /* as a session's */
-    R->dec.mm_flags = TK_MATMUL_EXACT | TK_MATMUL_ROWWISE; /* each row as a session's decode */
+    int exact = R->p.exact ? TK_MATMUL_EXACT : TK_MATMUL_BF16; /* as tk_session_set_exact */
+    R->pre.mm_flags = exact;                     /* as a session's */
+    R->dec.mm_flags = exact | TK_MATMUL_ROWWISE; /* each row as a session's decode */
     return st;
 }
 

@@ -98,7 +98,7 @@ tk_status tk_session_set_adapters(tk_session *s, const tk_adapter_use *ads, int 
     return st;
 }
 
-void tk_session_set_exact(tk_session *s, bool exact) { s->a.mm_flags = exact ? TK_MATMUL_EXACT : 0; }
+void tk_session_set_exact(tk_session *s, bool exact) { s->a.mm_flags = exact ? TK_MATMUL_EXACT : TK_MATMUL_BF16; }
 
 int32_t tk_session_n_past(const tk_session *s) { return s->kv.n; }
 const int32_t *tk_session_tokens(const tk_session *s) { return s->kv.tokens; }

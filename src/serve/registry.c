@@ -48,6 +48,7 @@ tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p) {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->add_mu, NULL);
     r->created = (int64_t)time(NULL);
+    r->exact = p->exact;
     if (p->n_models < 1) return tk_fail(TK_ERR_ARG, "no --model given: the server needs at least one model");
     if (p->n_models > TK_SERVE_MAX_MODELS || p->n_adapters > TK_SERVE_MAX_ADAPTERS)
         return tk_fail(TK_ERR_ARG, "at most %d --model and %d --adapter", TK_SERVE_MAX_MODELS, TK_SERVE_MAX_ADAPTERS);
@@ -176,7 +177,9 @@ tk_status srv_session_get(srv_registry *r, int mi, tk_session **out) {
     pthread_mutex_lock(&m->mu);
     *out = m->n_free > 0 ? m->free_sessions[--m->n_free] : NULL;
     pthread_mutex_unlock(&m->mu);
-    return *out ? TK_OK : tk_session_new(m->m, 0, out);
+    tk_status st = *out ? TK_OK : tk_session_new(m->m, 0, out);
+    if (!st) tk_session_set_exact(*out, r->exact);
+    return st;
 }
 
 void srv_session_put(srv_registry *r, int mi, tk_session *s) {

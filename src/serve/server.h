@@ -62,6 +62,7 @@ typedef struct srv_registry {
     _Atomic int n_adapters;      /* append-only: a slot is filled before the count that publishes it */
     pthread_mutex_t add_mu;      /* serialises srv_registry_add */
     int64_t created;             /* the server's start (unix seconds): every model's "created" */
+    bool exact;                  /* sessions decode with f32 activations (tk_serve_params.exact) */
 } srv_registry;
 /* Loads p's models and attaches its adapters (ids unique; messages name the option). */
 tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p);

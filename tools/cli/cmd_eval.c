@@ -24,6 +24,7 @@ static void usage(FILE *f) {
         "  --forbid REGEX            safety: answers matching REGEX are counted (repeatable)\n"
         "  --train-data FILE         safety: personal data of the training file reproduced in answers\n"
         "  --max-tokens N            tokens generated per answer (default 128)   --batch N: answers generated together (8)\n"
+        "  --exact                   generate with f32 activations (default: 8-bit activations in decode, as llama.cpp)\n"
         "  --max-seq-len N           longest sequence scored (default: the model's context, at most 4096)\n"
         "  --max-grader-failures N   stop with an error after N grader failures (default: no limit)\n"
         "  --system S  --template NAME  --tokenizer T  --seed S  --bootstrap N (default 1000)  --threads N\n"
@@ -88,6 +89,7 @@ int cmd_eval(int argc, char **argv) {
         }
         else if (cli_flag(argv, i, "baseline-base")) p.baseline_base = true;
         else if (cli_flag(argv, i, "json")) json = true;
+        else if (cli_flag(argv, i, "exact")) p.exact = true;
         else if (cli_flag(argv, i, "quiet")) quiet = true;
         else { fprintf(stderr, "takumi: unknown argument '%s' (see takumi eval --help)\n", argv[i]); err = 1; }
     }

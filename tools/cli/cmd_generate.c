@@ -8,7 +8,7 @@
 
 typedef struct gen_opts {
     const char *model, *tokenizer, *adapter, *prompt, *system, *tmpl;
-    bool chat, verbose, fast, seed_given;
+    bool chat, verbose, exact, seed_given;
     int32_t n_ctx;
     tk_dtype qbase;
     tk_gen_params gp;
@@ -46,8 +46,9 @@ static void usage(FILE *f, bool chat) {
         "  --stop S            stop when the text contains S (not printed); repeatable, up to 16\n"
         "  --ctx N             context length (default: the model's)\n"
         "  --threads N         compute threads (default: all cores)\n"
-        "  --fast              quantize activations to 8 bits in decode, as llama.cpp does (faster; logits move\n"
-        "                      by a few percent, so close choices can flip); default: f32 activations\n"
+        "  --exact             f32 activations in decode: the logits of the reference implementations (HF), slower;\n"
+        "                      default (--fast): activations quantized to 8 bits per 32-block for quantized weights, as\n"
+        "                      llama.cpp does (perplexity within 0.5%%; close greedy choices can flip)\n"
         "  --verbose           print prompt/decode speed and memory to stderr\n",
         tk_chat_family_names());
 }
@@ -86,7 +87,8 @@ static int parse(int argc, char **argv, bool chat, gen_opts *o) {
             else o->stops[o->gp.n_stop++] = v;
         }
         else if (!chat && cli_flag(argv, i, "chat")) o->chat = true;
-        else if (cli_flag(argv, i, "fast")) o->fast = true;
+        else if (cli_flag(argv, i, "fast")) o->exact = false;
+        else if (cli_flag(argv, i, "exact")) o->exact = true;
         else if (cli_flag(argv, i, "verbose")) o->verbose = true;
         else { fprintf(stderr, "takumi: unknown option '%s' (see --help)\n", argv[i]); err = 1; }
     }
@@ -136,7 +138,7 @@ static int load(const gen_opts *o, tk_model **m, tk_session **s, tk_chat_family 
     if (o->chat && (st = tk_chat_resolve(tk_model_tokenizer(*m), o->tmpl, fam)))
         return cli_fail(st, "chat template");
     if ((st = tk_session_new(*m, 0, s))) return cli_fail(st, "session");
-    tk_session_set_exact(*s, !o->fast);
+    tk_session_set_exact(*s, o->exact);
     if (*ad) {
         tk_adapter_use u = {.peft = tk_adapter_handle_peft(*ad), .scale = 1.0f};
         if ((st = tk_session_set_adapters(*s, &u, 1))) return cli_fail(st, "cannot apply the adapter %s", o->adapter);

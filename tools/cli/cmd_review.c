@@ -22,6 +22,7 @@ static void usage(FILE *f) {
         "  --out DIR           the review folder (review.html, items.jsonl, key.json; --collect adds results.json,\n"
         "                      preferences.jsonl and sft.jsonl)\n"
         "  --max-tokens N      tokens per answer at most (default 256); answers are greedy\n"
+        "  --exact             f32 activations (default: 8-bit decode activations for quantized weights, as generate)\n"
         "  --seed S            which side each system is shown on (default: from the clock; recorded in key.json)\n"
         "  --template NAME     chat template family instead of the model's own (%s)\n"
         "  --system S          system message for prompts that have none\n"
@@ -41,7 +42,7 @@ typedef struct review_opts {
     const char *model, *tokenizer, *a, *b, *prompts, *out, *tmpl, *system, *page_from, *collect, *title;
     int32_t max_tokens, n_ctx;
     uint64_t seed;
-    bool seed_given;
+    bool seed_given, exact;
 } review_opts;
 
 static bool keep_text(void *ud, const char *t, size_t n) { return tk_buf_append(ud, t, n) == TK_OK; }
@@ -93,6 +94,7 @@ static int generate(const review_opts *o, tk_review_set *set) {
     int rc = st ? cli_fail(st, "cannot load %s", o->model) : 0;
     if (!rc && (st = tk_chat_resolve(tk_model_tokenizer(m), o->tmpl, &fam))) rc = cli_fail(st, "chat template");
     if (!rc && (st = tk_session_new(m, 0, &s))) rc = cli_fail(st, "session");
+    if (!rc) tk_session_set_exact(s, o->exact); /* as takumi generate */
     if (!rc) rc = answer_all(o, m, s, fam, set, 'a');
     if (!rc) rc = answer_all(o, m, s, fam, set, 'b');
     tk_session_free(s);
@@ -141,6 +143,7 @@ int cmd_review(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "system", &o.system, &err)) {}
         else if (cli_opt(argc, argv, &i, "title", &o.title, &err)) {}
         else if (cli_opt(argc, argv, &i, "page-from", &o.page_from, &err)) {}
+        else if (cli_flag(argv, i, "exact")) o.exact = true;
         else if (cli_opt(argc, argv, &i, "collect", &o.collect, &err)) {}
         else if (cli_opt(argc, argv, &i, "max-tokens", &v, &err)) { if (v) o.max_tokens = (int32_t)cli_parse_long("max-tokens", v, 1, INT32_MAX, &err); }
         else if (cli_opt(argc, argv, &i, "ctx", &v, &err)) { if (v) o.n_ctx = (int32_t)cli_parse_long("ctx", v, 1, 1L << 24, &err); }

@@ -14,14 +14,33 @@ void tk_cpu_quantize_q8x(const float *x, tk_q8x *out, int64_t n);
 /* The scalar reference of tk_cpu_quantize_q8x (the SIMD version gives bit-identical blocks). */
 void tk_cpu_quantize_q8x_ref(const float *x, tk_q8x *out, int64_t n);
 
-/* True when dtype t has a fused dot kernel against tk_q8x activations (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K). */
+/* True when dtype t has a fused dot kernel against tk_q8x activations (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K). */
 bool tk_cpu_has_qdot(tk_dtype t);
 /* Dot product of one weight row (n elements of dtype t, tk_cpu_has_qdot(t)) with a quantized activation row. */
 float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
 /* The scalar reference of tk_cpu_qdot (same arithmetic up to float summation order). */
 float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
-/* Name of the SIMD flavour compiled into tk_cpu_qdot ("avx2", "scalar"). */
+/* Name of the variant tk_cpu_qdot runs ("scalar", "avx2", "avx512vnni"). Thread-safe. */
 const char *tk_cpu_qdot_isa(void);
+
+/* One implementation of tk_cpu_qdot: a row of the table in qdot.c, run only where cpu_has() holds. */
+typedef struct tk_qdot_kernel {
+    const char *name;  /* "scalar", "avx2", "avx512vnni" */
+    const char *lacks; /* why a CPU cannot run it ("CPU lacks avx512f+...") */
+    float (*dot)(tk_dtype t, const void *w, const tk_q8x *x, int64_t n); /* tk_cpu_qdot's contract */
+    bool (*cpu_has)(void);                                               /* run-time CPUID check */
+} tk_qdot_kernel;
+/* Every variant, plainest first; *n gets the count. Thread-safe (constant table). */
+const tk_qdot_kernel *tk_cpu_qdot_kernels(int *n);
+/* The variant called name, or NULL (name may be NULL). Thread-safe. */
+const tk_qdot_kernel *tk_cpu_qdot_find(const char *name);
+/* NULL when this CPU runs k, else why not. Thread-safe. */
+const char *tk_cpu_qdot_unsupported(const tk_qdot_kernel *k);
+/* The variant tk_cpu_qdot runs, chosen once: TK_QDOT=name if set and runnable, else the fastest runnable. Thread-safe. */
+const tk_qdot_kernel *tk_cpu_qdot_active(void);
+/* The x86 variants (qdot_avx2.c, qdot_avx512.c): tk_cpu_qdot's contract; call only where their row's cpu_has() holds. */
+float tk_cpu_qdot_avx2(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
+float tk_cpu_qdot_avx512vnni(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
 
 /* True when dtype t has an exact fused kernel (f32 activations, dequantization in registers). */
 bool tk_cpu_has_fdot(tk_dtype t);

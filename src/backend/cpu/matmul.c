@@ -3,7 +3,7 @@
  *   f32 W           -> one sgemm (BLAS threads it);
  *   few rows (T<8, or any T with TK_MATMUL_ROWWISE)
  *                   -> row-parallel dots, W read once from its storage: fused int8
- *                      kernels for Q4_0/Q4_1/Q8_0/Q4_K/Q6_K (x quantized to 32-blocks,
+ *                      kernels for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q6_K (x quantized to 32-blocks,
  *                      as llama.cpp does) unless TK_MATMUL_EXACT; exact fused f32
  *                      kernels (dequantization in registers) for Q4_0/Q4_1/Q8_0/F16/
  *                      BF16/F32; dequantize-a-row + f32 dot for the rest;
@@ -16,7 +16,8 @@
  * threads write disjoint parts of dx.
  * Precision (tk_matmul_set_precision): with bf16 on, every sgemm above (dx and dW included) runs
  * tk_sgemm_bf16 (inputs rounded to bf16, fp32 sums), TK_MATMUL_EXACT calls included (the training
- * step's); the few-row dots never change. */
+ * step's); the few-row dots never change. TK_MATMUL_BF16 (inference prefill) does the same for one
+ * forward call's sgemms, never with TK_MATMUL_EXACT. */
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/sgemm.h"
@@ -41,6 +42,16 @@ tk_status tk_cpu_set_precision(int bf16) {
     return TK_OK;
 }
 static bool bf16_on(void) { return __atomic_load_n(&g_bf16, __ATOMIC_ACQUIRE); }
+/* bf16 products for this call: the global precision, or TK_MATMUL_BF16 without TK_MATMUL_EXACT on a weight of an
+ * int8-kernel dtype (the quantized types of the fast precision) where the CPU runs it. */
+static bool bf16_for(int flags, tk_dtype dt) {
+    if (bf16_on()) return true;
+    if ((flags & (TK_MATMUL_BF16 | TK_MATMUL_EXACT)) != TK_MATMUL_BF16 || !tk_cpu_has_qdot(dt)) return false;
+    static int avail = -1; /* every thread computes the same value */
+    int a = __atomic_load_n(&avail, __ATOMIC_RELAXED);
+    if (a < 0) __atomic_store_n(&avail, a = tk_sgemm_bf16_available(), __ATOMIC_RELAXED);
+    return a;
+}
 
 /* tk_cpu_sgemm, or tk_sgemm_bf16 when bf16 (tk_cpu_set_precision checked that the CPU runs it). */
 static void mm_sgemm(bool bf16, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
@@ -290,19 +301,20 @@ tk_status tk_cpu_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_
         else if (w->dtype == TK_F32) path = T < 2 ? 2 : 3;
         else path = T < TK_SMALL_T ? 2 : 1;
     }
+    const bool bf16 = bf16_for(flags, w->dtype);
     if (path == 3 || ((path == 1 || path == 4) && w->dtype == TK_F32)) {
-        mm_sgemm(bf16_on(), false, true, T, N, K, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
+        mm_sgemm(bf16, false, true, T, N, K, x, K, (const float *)w->data, K, accumulate ? 1.0f : 0.0f, y, N);
         return TK_OK;
     }
     if ((path == 1 || path == 4) && use_whole(T, N, K)) {
         float *wf = dequant_whole(w, row_bytes);
         if (wf) {
-            mm_sgemm(bf16_on(), false, true, T, N, K, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
+            mm_sgemm(bf16, false, true, T, N, K, x, K, wf, K, accumulate ? 1.0f : 0.0f, y, N);
             free(wf);
             return TK_OK;
         } /* out of memory for the whole weight: the panels need far less */
     }
-    return path != 2 ? matmul_panels(y, x, w, row_bytes, T, accumulate, bf16_on())
+    return path != 2 ? matmul_panels(y, x, w, row_bytes, T, accumulate, bf16)
                      : matmul_rows(y, x, w, row_bytes, T, accumulate, !(flags & TK_MATMUL_EXACT));
 }
 

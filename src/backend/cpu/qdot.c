@@ -2,14 +2,17 @@
  * (decode). The activation row is quantized once per matmul to 32-element int8 blocks
  * (tk_q8x); each weight block is dotted in integers and scaled once, as llama.cpp
  * does, so the weights are read exactly once, straight from the mapped file.
- * Every SIMD kernel has a scalar reference below it (tests/test_matmul.c checks both). */
+ * This file: the activation quantizer, the scalar references and the table of variants
+ * (scalar; avx2 in qdot_avx2.c; avx512vnni in qdot_avx512.c), one chosen at the first call
+ * from CPUID, TK_QDOT=scalar|avx2|avx512vnni forcing one the CPU runs (tests, benches).
+ * tests/test_matmul.c checks every runnable variant against the scalar reference. */
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
 #include "core/quant.h"
 #include <math.h>
+#include <pthread.h>
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#define TK_QDOT_AVX2 1
 #endif
 
 static inline float f16(uint16_t h) {
@@ -79,7 +82,7 @@ void tk_cpu_quantize_q8x(const float *x, tk_q8x *out, int64_t n) {
 }
 
 bool tk_cpu_has_qdot(tk_dtype t) {
-    return t == TK_Q4_0 || t == TK_Q4_1 || t == TK_Q8_0 || t == TK_Q4_K || t == TK_Q6_K;
+    return t == TK_Q4_0 || t == TK_Q4_1 || t == TK_Q5_0 || t == TK_Q5_1 || t == TK_Q8_0 || t == TK_Q4_K || t == TK_Q6_K;
 }
 
 /* ---------------------------------------------------------------- scalar references */
@@ -106,6 +109,31 @@ static float ref_q4_1(const void *w, const tk_q8x *x, int64_t nb) {
             isum += (b[i].qs[j] & 0xF) * x[i].q[j] + (b[i].qs[j] >> 4) * x[i].q[j + 16];
         acc += (double)(f16(b[i].d) * x[i].d) * isum + (double)f16(b[i].m) * x[i].s;
     }
+    return (float)acc;
+}
+
+/* Q5_0 / Q5_1: q = nibble | fifth bit (qh bit j for element j) << 4; Q5_0: w = d*(q - 16), Q5_1: w = d*q + m. */
+static int q5_isum(const uint8_t *qs, const uint8_t *qh4, const int8_t *x) {
+    uint32_t qh = (uint32_t)qh4[0] | (uint32_t)qh4[1] << 8 | (uint32_t)qh4[2] << 16 | (uint32_t)qh4[3] << 24;
+    int isum = 0;
+    for (int j = 0; j < 16; j++)
+        isum += ((qs[j] & 0xF) | ((qh >> j) & 1) << 4) * x[j] + ((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) * x[j + 16];
+    return isum;
+}
+static float ref_q5_0(const void *w, const tk_q8x *x, int64_t nb) {
+    const tk_block_q5_0 *b = w;
+    double acc = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        float d = f16(b[i].d);
+        acc += (double)(d * x[i].d) * q5_isum(b[i].qs, b[i].qh, x[i].q) - 16.0 * d * x[i].s;
+    }
+    return (float)acc;
+}
+static float ref_q5_1(const void *w, const tk_q8x *x, int64_t nb) {
+    const tk_block_q5_1 *b = w;
+    double acc = 0;
+    for (int64_t i = 0; i < nb; i++)
+        acc += (double)(f16(b[i].d) * x[i].d) * q5_isum(b[i].qs, b[i].qh, x[i].q) + (double)f16(b[i].m) * x[i].s;
     return (float)acc;
 }
 
@@ -166,6 +194,8 @@ float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
     switch (t) {
     case TK_Q4_0: return ref_q4_0(w, x, n / 32);
     case TK_Q4_1: return ref_q4_1(w, x, n / 32);
+    case TK_Q5_0: return ref_q5_0(w, x, n / 32);
+    case TK_Q5_1: return ref_q5_1(w, x, n / 32);
     case TK_Q8_0: return ref_q8_0(w, x, n / 32);
     case TK_Q4_K: return ref_q4_k(w, x, n / 256);
     case TK_Q6_K: return ref_q6_k(w, x, n / 256);
@@ -173,169 +203,63 @@ float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
     }
 }
 
-/* ---------------------------------------------------------------- AVX2 */
-#ifdef TK_QDOT_AVX2
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-/* 16 bytes of nibbles -> 32 u8: low nibbles in the low 128 bits (elements 0..15), high in the top (16..31). */
-static inline __m256i nibbles32(const uint8_t *qs) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(raw, 4), m), _mm_and_si128(raw, m));
-}
-/* u8 x s8 -> 8 int32 partial sums, lane i = elements 4i..4i+3. With AVX512-VNNI (Zen 4,
- * Ice Lake+) one vpdpbusd on ymm replaces maddubs + madd; the result is identical because
- * no pair sum here can saturate int16 (|u| <= 128, |s| <= 127: 2*128*127 < 32768). */
-static inline __m256i dot_us(__m256i u, __m256i s) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
-#else
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-#endif
-}
-
-/* Q4_0 and Q4_1 share the loop: w = d*q + m with m = -8d for Q4_0. */
-static float avx2_q4_0(const void *w, const tk_q8x *x, int64_t nb) {
-    const tk_block_q4_0 *b = w;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float macc = 0;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        float d0 = f16(b[i].d), d1 = f16(b[i + 1].d);
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        __m256i p1 = dot_us(nibbles32(b[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * x[i + 1].d), acc1);
-        macc -= 8.0f * (d0 * x[i].s + d1 * x[i + 1].s);
-    }
-    for (; i < nb; i++) {
-        float d0 = f16(b[i].d);
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[i].d), acc0);
-        macc -= 8.0f * d0 * x[i].s;
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + macc;
-}
-
-static float avx2_q4_1(const void *w, const tk_q8x *x, int64_t nb) {
-    const tk_block_q4_1 *b = w;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float macc = 0;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        __m256i p1 = dot_us(nibbles32(b[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(f16(b[i].d) * x[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(f16(b[i + 1].d) * x[i + 1].d), acc1);
-        macc += f16(b[i].m) * x[i].s + f16(b[i + 1].m) * x[i + 1].s;
-    }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_us(nibbles32(b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(f16(b[i].d) * x[i].d), acc0);
-        macc += f16(b[i].m) * x[i].s;
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + macc;
-}
-
-static inline __m256i dot_ss(__m256i a, __m256i s) { /* s8 x s8 via |a| and sign(s, a) */
-    return dot_us(_mm256_sign_epi8(a, a), _mm256_sign_epi8(s, a));
-}
-
-static float avx2_q8_0(const void *w, const tk_q8x *x, int64_t nb) {
-    const tk_block_q8_0 *b = w;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        __m256i p0 = dot_ss(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        __m256i p1 = dot_ss(_mm256_loadu_si256((const __m256i *)b[i + 1].qs), _mm256_loadu_si256((const __m256i *)x[i + 1].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(f16(b[i].d) * x[i].d), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(f16(b[i + 1].d) * x[i + 1].d), acc1);
-    }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_ss(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)x[i].q));
-        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(f16(b[i].d) * x[i].d), acc0);
-    }
-    return hsum8(_mm256_add_ps(acc0, acc1));
-}
-
-static float avx2_q4_k(const void *w, const tk_q8x *x, int64_t nsb) {
-    const tk_block_q4_k *b = w;
-    __m256 acc = _mm256_setzero_ps();
-    float macc = 0;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t i = 0; i < nsb; i++) {
-        float d = f16(b[i].d), dmin = f16(b[i].dmin);
-        const tk_q8x *xb = x + i * 8;
-        for (int j = 0; j < 4; j++) {
-            uint8_t sc0, m0, sc1, m1;
-            tk_q4k_scale_min(2 * j, b[i].scales, &sc0, &m0);
-            tk_q4k_scale_min(2 * j + 1, b[i].scales, &sc1, &m1);
-            __m256i q = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            __m256i p0 = dot_us(lo, _mm256_loadu_si256((const __m256i *)xb[2 * j].q));
-            __m256i p1 = dot_us(hi, _mm256_loadu_si256((const __m256i *)xb[2 * j + 1].q));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d * sc0 * xb[2 * j].d), acc);
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d * sc1 * xb[2 * j + 1].d), acc);
-            macc -= dmin * (m0 * xb[2 * j].s + m1 * xb[2 * j + 1].s);
-        }
-    }
-    return hsum8(acc) + macc;
-}
-
-static float avx2_q6_k(const void *w, const tk_q8x *x, int64_t nsb) {
-    const tk_block_q6_k *b = w;
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
-    for (int64_t i = 0; i < nsb; i++) {
-        float d = f16(b[i].d);
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = b[i].ql + h * 64, *qhp = b[i].qh + h * 32;
-            const int8_t *sc = b[i].scales + h * 8;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            for (int g = 0; g < 4; g++) {
-                const tk_q8x *xb = x + i * 8 + h * 4 + g;
-                __m256i xq = _mm256_loadu_si256((const __m256i *)xb->q);
-                __m256i p = _mm256_sub_epi32(dot_us(q[g], xq), dot_us(k32, xq)); /* sum((q - 32) * x) per 4 */
-                float s0 = d * xb->d * sc[2 * g], s1 = d * xb->d * sc[2 * g + 1];
-                __m256 sv = _mm256_setr_ps(s0, s0, s0, s0, s1, s1, s1, s1);
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sv, acc);
-            }
-        }
-    }
-    return hsum8(acc);
+/* ---------------------------------------------------------------- variants */
+static float qdot_scalar(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) { return tk_cpu_qdot_ref(t, w, x, n); }
+static bool cpu_any(void) { return true; }
+#if defined(__x86_64__) || defined(__i386__)
+#define TK_X86 1
+static bool cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"); }
+static bool cpu_avx512vnni(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni") && cpu_avx2();
 }
 #endif
 
-float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
-#ifdef TK_QDOT_AVX2
-    switch (t) {
-    case TK_Q4_0: return avx2_q4_0(w, x, n / 32);
-    case TK_Q4_1: return avx2_q4_1(w, x, n / 32);
-    case TK_Q8_0: return avx2_q8_0(w, x, n / 32);
-    case TK_Q4_K: return avx2_q4_k(w, x, n / 256);
-    case TK_Q6_K: return avx2_q6_k(w, x, n / 256);
-    default: return 0.0f;
-    }
-#else
-    return tk_cpu_qdot_ref(t, w, x, n);
+static const tk_qdot_kernel qkernels[] = {
+    {"scalar", NULL, qdot_scalar, cpu_any},
+#ifdef TK_X86
+    {"avx2", "CPU lacks avx2+fma+f16c", tk_cpu_qdot_avx2, cpu_avx2},
+    {"avx512vnni", "CPU lacks avx512f+avx512bw+avx512vl+avx512vnni", tk_cpu_qdot_avx512vnni, cpu_avx512vnni},
 #endif
+};
+
+const tk_qdot_kernel *tk_cpu_qdot_kernels(int *n) {
+    *n = (int)(sizeof qkernels / sizeof qkernels[0]);
+    return qkernels;
 }
 
-const char *tk_cpu_qdot_isa(void) {
-#if defined(TK_QDOT_AVX2) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return "avx2+avx512vnni";
-#elif defined(TK_QDOT_AVX2)
-    return "avx2";
-#else
-    return "scalar";
-#endif
+const tk_qdot_kernel *tk_cpu_qdot_find(const char *name) {
+    for (size_t i = 0; name && i < sizeof qkernels / sizeof qkernels[0]; i++)
+        if (!strcmp(qkernels[i].name, name)) return &qkernels[i];
+    return NULL;
 }
+
+const char *tk_cpu_qdot_unsupported(const tk_qdot_kernel *k) {
+    if (!k) return "no such qdot kernel";
+#ifdef TK_X86
+    __builtin_cpu_init(); /* (callable before constructors have run) */
+#endif
+    return k->cpu_has() ? NULL : k->lacks;
+}
+
+/* Chosen once: TK_QDOT if it names a variant this CPU runs, else the last (fastest) runnable row. */
+static const tk_qdot_kernel *qactive;
+static pthread_once_t qactive_once = PTHREAD_ONCE_INIT;
+static void qchoose(void) {
+    int n;
+    const tk_qdot_kernel *ks = tk_cpu_qdot_kernels(&n);
+    qactive = &ks[0];
+    for (int i = 0; i < n; i++)
+        if (!tk_cpu_qdot_unsupported(&ks[i])) qactive = &ks[i];
+    const tk_qdot_kernel *k = tk_cpu_qdot_find(getenv("TK_QDOT"));
+    if (k && !tk_cpu_qdot_unsupported(k)) qactive = k;
+}
+
+const tk_qdot_kernel *tk_cpu_qdot_active(void) {
+    pthread_once(&qactive_once, qchoose);
+    return qactive;
+}
+
+float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) { return tk_cpu_qdot_active()->dot(t, w, x, n); }
+
+const char *tk_cpu_qdot_isa(void) { return tk_cpu_qdot_active()->name; }
