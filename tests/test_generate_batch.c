@@ -12,6 +12,9 @@
  *     equal to tk_generate with that seed;
  *   - a sequence whose context fills stops with TK_GEN_STOP_CONTEXT while others go on;
  *   - bad arguments return a status and leave the results empty;
+ *   - the continuous batcher (tk_batcher): rows over no adapter, two LoRAs (per-row adapters in one forward)
+ *     and an attention prefix (a forward of its own), greedy and sampled, joining one per step with
+ *     chunked prefill, equal tk_generate's; a row whose callback quits ends alone; bad rows refused;
  *   - SmolLM2-135M-Instruct Q4_1 (when present): greedy batch = sequential, chat answers
  *     ending at EOS beside prompts that run to max_tokens. */
 #include "test.h"
@@ -335,6 +338,80 @@ static void bad_args(tk_model *m) {
     CHECK_OK(tk_generate_batch(m, tok, NULL, 0, q, 0, &p, 2, NULL, NULL));
 }
 
+
+/* ---- the continuous batcher: rows with different adapters, params and lengths joining at different steps ---- */
+typedef struct crow { tk_buf text; tk_ivec ids; tk_gen_stop stop; tk_status st; int done, pieces, quit_after; } crow;
+static bool crow_text(void *ud, const char *t, size_t n) {
+    crow *c = ud;
+    if (c->quit_after && ++c->pieces > c->quit_after) return false; /* a client that leaves */
+    return tk_buf_append(&c->text, t, n) == TK_OK;
+}
+static void crow_done(void *ud, const tk_batch_done *d) {
+    crow *c = ud;
+    c->done++;
+    c->st = d->status;
+    c->stop = d->stop;
+    for (int64_t i = 0; i < d->n_ids; i++) tk_ivec_push(&c->ids, d->ids[i]);
+    tk_buf_append(&c->text, "", 0);
+}
+
+/* NP rows over 4 adapter lists (none, two LoRAs, an attention prefix: batched per row, the prefix in its own forward),
+ * greedy and sampled, max_tokens 6..30, one row joining per step into a batcher of 4 rows (prefill budget 1 token:
+ * one prompt chunk per step while rows decode); row 5's client leaves after 2 pieces. Every other row equals
+ * tk_generate in a fresh session with its adapters and params. */
+static void continuous(tk_model *m, const tk_adapter_use *lists, const char *what) {
+    prompts ps;
+    make_prompts(&ps, tk_model_get_config(m)->n_vocab);
+    tk_batcher *b = NULL;
+    CHECK_OK(tk_batcher_new(m, tk_model_tokenizer(m), 4, 1, &b));
+    if (!b) return;
+    crow rows[NP];
+    tk_gen_params gp[NP];
+    memset(rows, 0, sizeof rows);
+    int next = 0, steps = 0, max_rows = 0;
+    while (next < NP || tk_batcher_rows(b) > 0) {
+        if (next < NP && tk_batcher_free_rows(b) > 0) {
+            int i = next++;
+            gp[i] = greedy(6 + 3 * i);
+            if (i % 3 == 1) gp[i].sampler.temperature = 0.9f;
+            rows[i].quit_after = i == 5 ? 2 : 0;
+            int na = i % 4;
+            tk_batch_row r = {.prompt = ps.req[i].prompt, .n_prompt = ps.req[i].n_prompt, .p = &gp[i], .ads = na ? &lists[na - 1] : NULL,
+                              .n_ads = na ? 1 : 0, .on_text = crow_text, .on_done = crow_done, .ud = &rows[i]};
+            gp[i].sampler.seed = 77 + (uint64_t)i;
+            CHECK_OK(tk_batcher_add(b, &r));
+        }
+        CHECK_OK(tk_batcher_step(b));
+        if (tk_batcher_last_rows(b) > max_rows) max_rows = tk_batcher_last_rows(b);
+        if (++steps > 10000) { CHECK(0, "%s: the batcher does not finish", what); break; }
+    }
+    CHECK(max_rows == 4, "%s: at most %d rows decoded together (want 4)", what, max_rows);
+    for (int i = 0; i < NP; i++) {
+        int na = i % 4;
+        ref r;
+        sequential(m, na ? &lists[na - 1] : NULL, na ? 1 : 0, ps.req[i].prompt, ps.req[i].n_prompt, &gp[i], gp[i].sampler.seed, &r);
+        CHECK(rows[i].done == 1 && rows[i].st == TK_OK, "%s row %d: done %d times, status %d", what, i, rows[i].done, rows[i].st);
+        if (i == 5) {
+            CHECK(rows[i].stop == TK_GEN_STOP_CALLBACK && rows[i].ids.len < r.ids.len, "%s: the leaving row stopped (%d) after %zu ids",
+                  what, rows[i].stop, rows[i].ids.len);
+        } else {
+            tk_gen_result g = {rows[i].ids.data, (int64_t)rows[i].ids.len, rows[i].text.data, rows[i].stop};
+            CHECK(same(&r, &g), "%s row %d (adapters %d): '%s' stop %d; alone '%s' stop %d", what, i, na, rows[i].text.data, rows[i].stop,
+                  r.text.data, r.stop);
+        }
+        ref_free(&r);
+        tk_ivec_free(&rows[i].ids);
+        tk_buf_free(&rows[i].text);
+    }
+    /* bad rows are refused without a call of on_done */
+    int32_t bad_id = tk_model_get_config(m)->n_vocab;
+    tk_batch_row bad = {.prompt = &bad_id, .n_prompt = 1, .on_done = crow_done, .ud = &rows[0]};
+    CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an id outside the vocabulary accepted", what);
+    bad.prompt = NULL;
+    CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an empty prompt accepted", what);
+    tk_batcher_free(b);
+}
+
 static void stories(void) {
     const char *path = tk_test_shared("models/stories260K/llama2c/stories260K.bin");
     if (tk_test_require(path, "models/stories260K")) return;
@@ -372,8 +449,18 @@ static void stories(void) {
         tk_adapter_use u = {tk_lora_peft(l), 1.0f};
         check_against_sequential(m, &u, 1, &p, "greedy, LoRA");
     }
-    tk_lora_free(l);
-    tk_params_free(&ps);
+    /* a second LoRA (other seeds) for the continuous batcher's rows */
+    lc.seed = 5;
+    tk_param_set ps2 = {0};
+    tk_lora *l2 = NULL;
+    CHECK_OK(tk_lora_new(m, &lc, &ps2, &l2));
+    if (l2) {
+        tk_rng rng;
+        tk_rng_seed(&rng, 11);
+        for (int64_t i = 0; i < ps2.n; i++)
+            if (strstr(ps2.p[i].name, "lora_B"))
+                for (int64_t j = 0; j < ps2.p[i].n; j++) ps2.p[i].w[j] = 0.05f * tk_rng_normal(&rng);
+    }
 
     /* an attention prefix of 3 keys per layer */
     const tk_model_config *c = tk_model_get_config(m);
@@ -386,8 +473,16 @@ static void stories(void) {
         tk_peft pe = {&k_pf, &pf};
         tk_adapter_use u = {&pe, 1.0f};
         check_against_sequential(m, &u, 1, &p, "greedy, attention prefix");
+        if (l && l2) {
+            const tk_adapter_use lists[3] = {{tk_lora_peft(l), 1.0f}, {tk_lora_peft(l2), 0.5f}, u};
+            continuous(m, lists, "continuous, mixed adapters");
+        }
     }
     free(pf.kv);
+    tk_lora_free(l);
+    tk_params_free(&ps);
+    tk_lora_free(l2);
+    tk_params_free(&ps2);
 
     sampled(m);
     bad_args(m);
