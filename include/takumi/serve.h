@@ -33,7 +33,7 @@ typedef struct tk_serve_params {
     const char *tokenizer;         /* tokenizer file for every model (llama2.c checkpoints); NULL = the model's own */
     int32_t n_ctx;                 /* context length override (0 = each model's own) */
     const char *api_key_file;      /* keys accepted besides the stored ones, one per line; NULL = none */
-    int max_concurrent;            /* generations running at once (default 1: without batching, concurrent decodes only compete for the cores) */
+    int max_concurrent;            /* generations running at once (default 16): each model decodes up to this many rows in one batched step */
     int max_queue;                 /* requests waiting for a generation slot; more get 503 (default 64) */
     int max_connections;           /* open connections at most (default 256); more are refused */
     size_t max_body;               /* largest request body in bytes (default 1 MiB); larger: 413 */
