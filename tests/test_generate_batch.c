@@ -15,6 +15,7 @@
  *   - the continuous batcher (tk_batcher): rows over no adapter, two LoRAs (per-row adapters in one forward)
  *     and an attention prefix (a forward of its own), greedy and sampled, joining one per step with
  *     chunked prefill, equal tk_generate's; a row whose callback quits ends alone; bad rows refused;
+ *     on SmolLM2 Q4_1 the same with f32 and with int8 activations (equal to sessions with the same setting);
  *   - SmolLM2-135M-Instruct Q4_1 (when present): greedy batch = sequential, chat answers
  *     ending at EOS beside prompts that run to max_tokens. */
 #include "test.h"
@@ -26,6 +27,7 @@
 #define NP 9
 
 typedef struct ref { tk_ivec ids; tk_buf text; tk_gen_stop stop; } ref;
+static bool g_fast; /* sequential sessions with int8 activations (tk_session_set_exact false) */
 
 static bool to_buf(void *ud, const char *t, size_t n) { return tk_buf_append(ud, t, n) == TK_OK; }
 
@@ -39,6 +41,7 @@ static void sequential(tk_model *m, const tk_adapter_use *ads, int n_ads, const 
     CHECK_OK(tk_session_new(m, 0, &s));
     if (!s) return;
     CHECK_OK(tk_session_set_adapters(s, ads, n_ads));
+    tk_session_set_exact(s, !g_fast);
     tk_gen_stats st;
     CHECK_OK(tk_generate(s, tk_model_tokenizer(m), prompt, n, &q, to_buf, &r->text, &r->ids, &st));
     r->stop = st.stop;
@@ -359,11 +362,12 @@ static void crow_done(void *ud, const tk_batch_done *d) {
  * greedy and sampled, max_tokens 6..30, one row joining per step into a batcher of 4 rows (prefill budget 1 token:
  * one prompt chunk per step while rows decode); row 5's client leaves after 2 pieces. Every other row equals
  * tk_generate in a fresh session with its adapters and params. */
-static void continuous(tk_model *m, const tk_adapter_use *lists, const char *what) {
+static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bool exact, const char *what) {
     prompts ps;
     make_prompts(&ps, tk_model_get_config(m)->n_vocab);
     tk_batcher *b = NULL;
-    CHECK_OK(tk_batcher_new(m, tk_model_tokenizer(m), 4, 1, &b));
+    CHECK_OK(tk_batcher_new(m, tk_model_tokenizer(m), 4, 1, exact, &b));
+    g_fast = !exact;
     if (!b) return;
     crow rows[NP];
     tk_gen_params gp[NP];
@@ -375,7 +379,7 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, const char *wha
             gp[i] = greedy(6 + 3 * i);
             if (i % 3 == 1) gp[i].sampler.temperature = 0.9f;
             rows[i].quit_after = i == 5 ? 2 : 0;
-            int na = i % 4;
+            int na = i % (n_lists + 1);
             tk_batch_row r = {.prompt = ps.req[i].prompt, .n_prompt = ps.req[i].n_prompt, .p = &gp[i], .ads = na ? &lists[na - 1] : NULL,
                               .n_ads = na ? 1 : 0, .on_text = crow_text, .on_done = crow_done, .ud = &rows[i]};
             gp[i].sampler.seed = 77 + (uint64_t)i;
@@ -387,7 +391,7 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, const char *wha
     }
     CHECK(max_rows == 4, "%s: at most %d rows decoded together (want 4)", what, max_rows);
     for (int i = 0; i < NP; i++) {
-        int na = i % 4;
+        int na = i % (n_lists + 1);
         ref r;
         sequential(m, na ? &lists[na - 1] : NULL, na ? 1 : 0, ps.req[i].prompt, ps.req[i].n_prompt, &gp[i], gp[i].sampler.seed, &r);
         CHECK(rows[i].done == 1 && rows[i].st == TK_OK, "%s row %d: done %d times, status %d", what, i, rows[i].done, rows[i].st);
@@ -410,6 +414,7 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, const char *wha
     bad.prompt = NULL;
     CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an empty prompt accepted", what);
     tk_batcher_free(b);
+    g_fast = false;
 }
 
 static void stories(void) {
@@ -475,7 +480,7 @@ static void stories(void) {
         check_against_sequential(m, &u, 1, &p, "greedy, attention prefix");
         if (l && l2) {
             const tk_adapter_use lists[3] = {{tk_lora_peft(l), 1.0f}, {tk_lora_peft(l2), 0.5f}, u};
-            continuous(m, lists, "continuous, mixed adapters");
+            continuous(m, lists, 3, true, "continuous, mixed adapters");
         }
     }
     free(pf.kv);
@@ -531,6 +536,8 @@ static void smollm2(void) {
         tk_gen_result_free(&g[i]);
         tk_ivec_free(&ids[i]);
     }
+    continuous(m, NULL, 0, true, "SmolLM2 continuous, f32 activations");
+    continuous(m, NULL, 0, false, "SmolLM2 continuous, int8 activations (generate --fast)");
     tk_model_free(m);
 }
 

@@ -75,8 +75,10 @@ typedef struct tk_batch_row {
 } tk_batch_row;
 
 /* A batcher of up to max_rows rows over model m; prefill_budget: prompt tokens evaluated per step while some row
-   decodes (0 = no limit; at least one chunk is evaluated per step). Free with tk_batcher_free. */
-tk_status tk_batcher_new(tk_model *m, const tk_tokenizer *tok, int32_t max_rows, int64_t prefill_budget, tk_batcher **out);
+   decodes (0 = no limit; at least one chunk is evaluated per step); exact: f32 activations (a default session's);
+   false: int8 activations in the quantized products, as a session after tk_session_set_exact(s, false) (`takumi
+   generate --fast`, llama.cpp's way), whose answers the rows then equal. Free with tk_batcher_free. */
+tk_status tk_batcher_new(tk_model *m, const tk_tokenizer *tok, int32_t max_rows, int64_t prefill_budget, bool exact, tk_batcher **out);
 /* Ends every row left (on_done with TK_ERR_INTERNAL: nobody stepped them to the end) and frees the batcher; NULL is a no-op. Not thread-safe. */
 void tk_batcher_free(tk_batcher *b);
 /* Adds a row (checked: a non-empty prompt of ids in the vocabulary, stop strings, adapters); TK_ERR_RANGE when every

@@ -40,6 +40,8 @@ typedef struct tk_serve_params {
     size_t max_upload;             /* largest POST /v1/files body in bytes (default 64 MiB); larger: 413 */
     int timeout_s;                 /* an idle or trickling connection is closed after this (default 30 s) */
     int threads;                   /* compute threads of each generation (0 = tk_get_threads() when the server opens) */
+    bool fast;                     /* int8 activations in the quantized decode products (`takumi generate --fast`'s answers);
+                                    * default false: f32 activations, `takumi generate`'s answers */
     bool log_contents_off;         /* the request log keeps ids, keys, versions, latency and tokens but no messages or answers */
     int log_days;                  /* request log rows older than this are deleted (default 30; 0 = kept forever) */
     /* One line per request (no newline), e.g. `127.0.0.1 "POST /v1/chat/completions" 200 0.412s in=31 out=64`.

@@ -116,7 +116,7 @@ static void sample(tk_batcher *b, slot *s, float *logits) {
     finish(b, s, TK_OK);
 }
 
-tk_status tk_batcher_new(tk_model *m, const tk_tokenizer *tok, int32_t max_rows, int64_t prefill_budget, tk_batcher **out) {
+tk_status tk_batcher_new(tk_model *m, const tk_tokenizer *tok, int32_t max_rows, int64_t prefill_budget, bool exact, tk_batcher **out) {
     *out = NULL;
     if (!m) return tk_fail(TK_ERR_ARG, "batcher: no model");
     if (!tok) return tk_fail(TK_ERR_ARG, "batcher: the model has no tokenizer");
@@ -146,9 +146,10 @@ tk_status tk_batcher_new(tk_model *m, const tk_tokenizer *tok, int32_t max_rows,
     if (!st) st = tk_acts_init(&b->dec, m, max_rows, 1, 0);
     if (!st) st = tk_acts_init(&b->grp, m, max_rows, 1, 0);
     if (st) { tk_batcher_free(b); return st; }
-    b->pre.mm_flags = TK_MATMUL_EXACT;                     /* as a session's */
-    b->dec.mm_flags = TK_MATMUL_EXACT | TK_MATMUL_ROWWISE; /* each row as a session's decode */
-    b->grp.mm_flags = TK_MATMUL_EXACT | TK_MATMUL_ROWWISE;
+    const int ex = exact ? TK_MATMUL_EXACT : 0;
+    b->pre.mm_flags = ex;                     /* as a session's */
+    b->dec.mm_flags = ex | TK_MATMUL_ROWWISE; /* each row as a session's decode */
+    b->grp.mm_flags = ex | TK_MATMUL_ROWWISE;
     *out = b;
     return TK_OK;
 }

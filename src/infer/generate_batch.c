@@ -70,7 +70,7 @@ tk_status tk_generate_batch(tk_model *m, const tk_tokenizer *tok, const tk_adapt
     tk_gen_params *ps = tk_calloc((size_t)n, sizeof *ps);
     tk_batcher *b = NULL;
     if (!q || !ps) st = TK_ERR_NOMEM;
-    if (!st) st = tk_batcher_new(m, tok, max_batch < n ? max_batch : n, 0, &b);
+    if (!st) st = tk_batcher_new(m, tok, max_batch < n ? max_batch : n, 0, true, &b);
     int32_t next = 0;
     while (!st) {
         while (next < n && tk_batcher_free_rows(b) > 0) {

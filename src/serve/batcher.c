@@ -96,7 +96,7 @@ tk_status srv_batcher_start(tk_server *s, int mi, int max_rows, srv_batcher **ou
     b->s = s;
     b->mi = mi;
     srv_model *m = &s->reg.models[mi];
-    tk_status st = tk_batcher_new(m->m, tk_model_tokenizer(m->m), max_rows, TK_SERVE_PREFILL_BUDGET, &b->tb);
+    tk_status st = tk_batcher_new(m->m, tk_model_tokenizer(m->m), max_rows, TK_SERVE_PREFILL_BUDGET, !s->p.fast, &b->tb);
     if (st) { free(b); return tk_fail_ctx(st, "model %s: the decode batch", m->id); }
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->work, NULL);

@@ -36,7 +36,9 @@ static void usage(FILE *f) {
         "  --max-body BYTES     largest request body (default 1048576); larger: 413\n"
         "  --max-upload BYTES   largest POST /v1/files body (default 67108864); larger: 413\n"
         "  --timeout S          close a connection idle or trickling for S seconds (default 30)\n"
-        "  --threads N          compute threads per generation (default: all cores)\n"
+        "  --threads N          compute threads of each model's batch (default: all cores)\n"
+        "  --fast               int8 activations in the decode products, as llama.cpp does (faster, most with\n"
+        "                       many rows; greedy answers are then `takumi generate --fast`'s); default: f32\n"
         "  --log-contents on|off  the request log (DIR/takumi.db) keeps each request's messages and answer (default on;\n"
         "                       off: ids, keys, versions, latency and tokens only; feedback export then has nothing to export)\n"
         "  --log-days N         delete request log rows older than N days (default 30; 0 = keep)\n"
@@ -89,6 +91,7 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "max-upload", &v, &err)) { if (v) p.max_upload = (size_t)cli_parse_long("max-upload", v, 1, 1L << 40, &err); }
         else if (cli_opt(argc, argv, &i, "timeout", &v, &err)) { if (v) p.timeout_s = (int)cli_parse_long("timeout", v, 1, 86400, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) p.threads = cli_parse_threads(v, &err); }
+        else if (cli_flag(argv, i, "fast")) p.fast = true;
         else if (cli_opt(argc, argv, &i, "log-days", &v, &err)) { if (v) p.log_days = (int)cli_parse_long("log-days", v, 0, 100000, &err); }
         else if (cli_opt(argc, argv, &i, "log-contents", &v, &err)) {
             if (!v) continue;
