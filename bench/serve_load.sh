@@ -8,11 +8,13 @@
 #                --lora x4 and the request's "lora" field [{id, scale 1}]); the adapters are trained here
 #                for one step each (takumi train --max-steps 1: a real, non-zero LoRA on every linear)
 #   --train      the same loads while a `takumi train` job (LoRA, 1 thread) runs beside the server
-# Usage: bench/serve_load.sh [--threads N] [--seconds S] [--clients "1 4 16"] [--max-tokens 64] [--adapters] [--train]
+#   --fast       takumi serve --fast (int8 activations in decode, as llama.cpp computes; default f32)
+#   --takumi-only  skip llama-server
+# Usage: bench/serve_load.sh [--threads N] [--seconds S] [--clients "1 4 16"] [--max-tokens 64] [--adapters] [--train] [--fast]
 # Needs llama-server from bench/build-peers.sh (PEERS_DIR, default bench/.peers); without it, takumi alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 seconds=20 clients="1 4 16" max_tokens=64 adapters=0 train=0
+threads=2 seconds=20 clients="1 4 16" max_tokens=64 adapters=0 train=0 fast=() takumi_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --threads) threads=$2; shift 2 ;;
@@ -21,7 +23,9 @@ while [ $# -gt 0 ]; do
         --max-tokens) max_tokens=$2; shift 2 ;;
         --adapters) adapters=1; shift ;;
         --train) train=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --fast) fast=(--fast); shift ;;
+        --takumi-only) takumi_only=1; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "serve_load.sh: unknown option $1" >&2; exit 1 ;;
     esac
 done
@@ -72,7 +76,7 @@ run_side() {
     local name=$1 url=http://127.0.0.1:$port extra=()
     : > "$tmp/$name.jsonl"
     if [ "$name" = takumi ]; then
-        local args=(serve --model "smol=$MODEL" --port "$port" --threads "$threads" --max-concurrent 16 --max-queue 64 --data-dir "$tmp/data")
+        local args=(serve --model "smol=$MODEL" --port "$port" --threads "$threads" --max-concurrent 16 --max-queue 64 --data-dir "$tmp/data" "${fast[@]}")
         if [ "$adapters" = 1 ]; then for a in 1 2 3 4; do args+=(--adapter "a$a=$tmp/run$a/adapter"); done; extra=(--models a1,a2,a3,a4)
         else extra=(--models smol); fi
         "$BIN" "${args[@]}" > "$tmp/$name.log" 2>&1 &
@@ -95,14 +99,14 @@ run_side() {
     stop_srv
 }
 run_side takumi
-[ -n "$LS" ] && run_side llama-server
-mode="base model"; [ "$adapters" = 1 ] && mode="4 adapters"; [ "$train" = 1 ] && mode="$mode, a training job running"
+[ -n "$LS" ] && [ "$takumi_only" = 0 ] && run_side llama-server
+mode="base model"; [ "$adapters" = 1 ] && mode="4 adapters"; [ ${#fast[@]} -gt 0 ] && mode="$mode, takumi --fast"; [ "$train" = 1 ] && mode="$mode, a training job running"
 python3 - "$tmp" "$mode" "$threads" "$seconds" "$max_tokens" "$(lscpu | sed -n 's/^Model name: *//p' | head -1)" <<'PY'
 import json, os, sys
 tmp, mode, threads, seconds, mt, cpu = sys.argv[1:7]
 load = lambda n: [json.loads(l) for l in open(os.path.join(tmp, n + ".jsonl"))] if os.path.exists(os.path.join(tmp, n + ".jsonl")) else []
 t, l = load("takumi"), load("llama-server")
-print(f"\nServing load ({mode}): SmolLM2-135M-Instruct Q4_1, chat completions, greedy, max_tokens {mt}, {seconds} s per client count, "
+print(f"\nServing load ({mode}): SmolLM2-135M-Instruct Q4_1, chat completions, greedy, max_tokens {mt}, clients start requests for {seconds} s (those running then finish), "
       f"{threads} threads each, {cpu}")
 print("\n| clients | server | req/s | p50 s | p99 s | gen tok/s | errors | tok/s vs llama-server |")
 print("|---|---|---|---|---|---|---|---|")
