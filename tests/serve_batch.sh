@@ -39,17 +39,10 @@ __MSG__
 ")"; fi; }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n "s/^$1 //p"; }
 
-# ---- two adapters: LoRAs on stories260K trained with different seeds and rates
-names=(Lily Tom Sue Ben Max Mia Sam Ann); things=(ball cat dog tree cake car boat kite)
-for i in $(seq 0 23); do
-    n=${names[$((i % 8))]}; t=${things[$(((i * 5) % 8))]}
-    printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
-done > "$tmp/d.jsonl"
-for a in 1 2; do
-    "$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --samples 0 --threads 1 \
-        --seed $((4 + a)) --epochs $((4 * a)) --lr 5e-3 --out "$tmp/run$a" > "$tmp/train$a.out" 2> "$tmp/train$a.err" \
-        || { bad "train $a: $(tail -2 "$tmp/train$a.err")"; exit 1; }
-done
+# ---- two adapters: the LoRAs v1, v2 on stories260K of tests/lib/serve_versions.bash
+. tests/lib/serve_versions.bash
+serve_versions_data "$tmp"
+serve_versions_train "$BIN" "$S" "$tmp"
 
 # ---- the cases and their answers from takumi generate, one at a time
 prompts=("Tell me about Ben and the kite." "Once upon a time" "Lily had a cat.")
@@ -59,7 +52,7 @@ for i in $(seq 0 11); do
     p=${prompts[$((i % 3))]}; mi=$(((i / 3 + i) % 3)); model=${models[$mi]}
     mt=$((8 + 8 * (i % 4))); stream=false; [ $((i % 2)) = 1 ] && stream=true
     args=(--model "$G" --prompt "$p" --ctx 512 --threads 1 --max-tokens $mt)
-    [ "$mi" -gt 0 ] && args+=(--adapter "$tmp/run$mi/adapter")
+    [ "$mi" -gt 0 ] && args+=(--adapter "$tmp/v$mi/adapter")
     seed=null temp=0
     if [ $((i % 5)) = 2 ]; then seed=$((100 + i)); temp=1; args+=(--temperature 1 --top-k 0 --top-p 1 --min-p 0 --seed $seed)
     else args+=(--temperature 0); fi
@@ -76,7 +69,7 @@ echo "]" >> "$tmp/cases.json"
 expect '! cmp -s "$tmp/want0.txt" "$tmp/want3.txt" || ! cmp -s "$tmp/want3.txt" "$tmp/want6.txt"' 'the adapters do not change the answers'
 
 # ---- the server: 8 rows per batch (12 clients: 4 wait in the queue)
-"$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "kids1=$tmp/run1/adapter" --adapter "kids2=$tmp/run2/adapter" --ctx 512 \
+"$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "kids1=$tmp/v1/adapter" --adapter "kids2=$tmp/v2/adapter" --ctx 512 \
     --data-dir "$tmp/d" --max-concurrent 8 2> "$tmp/s.log" &
 PID=$!; pids+=("$PID"); PORT=
 for _ in $(seq 1 600); do

@@ -417,6 +417,24 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bo
     g_fast = false;
 }
 
+/* A LoRA (r 4, every linear) with random B (0.05 N(0, 1), rng seed bseed) so that it changes the answers. */
+static tk_lora *random_lora(tk_model *m, uint64_t seed, uint64_t bseed, tk_param_set *ps) {
+    tk_lora_config lc = tk_lora_default_config();
+    lc.r = 4;
+    lc.alpha = 8;
+    lc.targets = 0x7f;
+    lc.seed = seed;
+    tk_lora *l = NULL;
+    CHECK_OK(tk_lora_new(m, &lc, ps, &l));
+    if (!l) return NULL;
+    tk_rng rng;
+    tk_rng_seed(&rng, bseed);
+    for (int64_t i = 0; i < ps->n; i++)
+        if (strstr(ps->p[i].name, "lora_B"))
+            for (int64_t j = 0; j < ps->p[i].n; j++) ps->p[i].w[j] = 0.05f * tk_rng_normal(&rng);
+    return l;
+}
+
 static void stories(void) {
     const char *path = tk_test_shared("models/stories260K/llama2c/stories260K.bin");
     if (tk_test_require(path, "models/stories260K")) return;
@@ -437,35 +455,13 @@ static void stories(void) {
 
     /* LoRA on every linear with random B */
     p = greedy(24);
-    tk_lora_config lc = tk_lora_default_config();
-    lc.r = 4;
-    lc.alpha = 8;
-    lc.targets = 0x7f;
-    lc.seed = 3;
-    tk_param_set ps = {0};
-    tk_lora *l = NULL;
-    CHECK_OK(tk_lora_new(m, &lc, &ps, &l));
+    tk_param_set ps = {0}, ps2 = {0};
+    tk_lora *l = random_lora(m, 3, 9, &ps);
     if (l) {
-        tk_rng rng;
-        tk_rng_seed(&rng, 9);
-        for (int64_t i = 0; i < ps.n; i++)
-            if (strstr(ps.p[i].name, "lora_B"))
-                for (int64_t j = 0; j < ps.p[i].n; j++) ps.p[i].w[j] = 0.05f * tk_rng_normal(&rng);
         tk_adapter_use u = {tk_lora_peft(l), 1.0f};
         check_against_sequential(m, &u, 1, &p, "greedy, LoRA");
     }
-    /* a second LoRA (other seeds) for the continuous batcher's rows */
-    lc.seed = 5;
-    tk_param_set ps2 = {0};
-    tk_lora *l2 = NULL;
-    CHECK_OK(tk_lora_new(m, &lc, &ps2, &l2));
-    if (l2) {
-        tk_rng rng;
-        tk_rng_seed(&rng, 11);
-        for (int64_t i = 0; i < ps2.n; i++)
-            if (strstr(ps2.p[i].name, "lora_B"))
-                for (int64_t j = 0; j < ps2.p[i].n; j++) ps2.p[i].w[j] = 0.05f * tk_rng_normal(&rng);
-    }
+    tk_lora *l2 = random_lora(m, 5, 11, &ps2); /* a second LoRA for the continuous batcher's rows */
 
     /* an attention prefix of 3 keys per layer */
     const tk_model_config *c = tk_model_get_config(m);
