@@ -358,29 +358,39 @@ static void crow_done(void *ud, const tk_batch_done *d) {
     tk_buf_append(&c->text, "", 0);
 }
 
-/* NP rows over 4 adapter lists (none, two LoRAs, an attention prefix: batched per row, the prefix in its own forward),
- * greedy and sampled, max_tokens 6..30, one row joining per step into a batcher of 4 rows (prefill budget 1 token:
- * one prompt chunk per step while rows decode); row 5's client leaves after 2 pieces. Every other row equals
+/* NP rows of make_prompts and one of 300 tokens over the adapter lists and none (two LoRAs and an attention prefix:
+ * batched per row, the prefix in its own forward), greedy and sampled, max_tokens 6..33, one row joining per step into
+ * a batcher of 4 rows (prefill budget 1 token: one prompt chunk per step while rows decode, so the long prompt takes
+ * two steps); row 5's client leaves after 2 pieces. Every other row equals
  * tk_generate in a fresh session with its adapters and params. */
 static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bool exact, const char *what) {
     prompts ps;
-    make_prompts(&ps, tk_model_get_config(m)->n_vocab);
+    const int32_t V = tk_model_get_config(m)->n_vocab;
+    make_prompts(&ps, V);
+    /* row NR-1: a prompt of 300 tokens, prefilled in two chunks (256 + 44) over two steps while others decode */
+    enum { NR = NP + 1, LONG = 300 };
+    int32_t long_ids[LONG];
+    long_ids[0] = 1;
+    for (int t = 1; t < LONG; t++) long_ids[t] = (int32_t)(3 + (t * 29 + 7) % (V - 3));
+    tk_gen_request req[NR];
+    for (int i = 0; i < NP; i++) req[i] = ps.req[i];
+    req[NP] = (tk_gen_request){long_ids, LONG, 0};
     tk_batcher *b = NULL;
     CHECK_OK(tk_batcher_new(m, tk_model_tokenizer(m), 4, 1, exact, &b));
     g_fast = !exact;
     if (!b) return;
-    crow rows[NP];
-    tk_gen_params gp[NP];
+    crow rows[NR];
+    tk_gen_params gp[NR];
     memset(rows, 0, sizeof rows);
     int next = 0, steps = 0, max_rows = 0;
-    while (next < NP || tk_batcher_rows(b) > 0) {
-        if (next < NP && tk_batcher_free_rows(b) > 0) {
+    while (next < NR || tk_batcher_rows(b) > 0) {
+        if (next < NR && tk_batcher_free_rows(b) > 0) {
             int i = next++;
             gp[i] = greedy(6 + 3 * i);
             if (i % 3 == 1) gp[i].sampler.temperature = 0.9f;
             rows[i].quit_after = i == 5 ? 2 : 0;
             int na = i % (n_lists + 1);
-            tk_batch_row r = {.prompt = ps.req[i].prompt, .n_prompt = ps.req[i].n_prompt, .p = &gp[i], .ads = na ? &lists[na - 1] : NULL,
+            tk_batch_row r = {.prompt = req[i].prompt, .n_prompt = req[i].n_prompt, .p = &gp[i], .ads = na ? &lists[na - 1] : NULL,
                               .n_ads = na ? 1 : 0, .on_text = crow_text, .on_done = crow_done, .ud = &rows[i]};
             gp[i].sampler.seed = 77 + (uint64_t)i;
             CHECK_OK(tk_batcher_add(b, &r));
@@ -390,10 +400,10 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bo
         if (++steps > 10000) { CHECK(0, "%s: the batcher does not finish", what); break; }
     }
     CHECK(max_rows == 4, "%s: at most %d rows decoded together (want 4)", what, max_rows);
-    for (int i = 0; i < NP; i++) {
+    for (int i = 0; i < NR; i++) {
         int na = i % (n_lists + 1);
         ref r;
-        sequential(m, na ? &lists[na - 1] : NULL, na ? 1 : 0, ps.req[i].prompt, ps.req[i].n_prompt, &gp[i], gp[i].sampler.seed, &r);
+        sequential(m, na ? &lists[na - 1] : NULL, na ? 1 : 0, req[i].prompt, req[i].n_prompt, &gp[i], gp[i].sampler.seed, &r);
         CHECK(rows[i].done == 1 && rows[i].st == TK_OK, "%s row %d: done %d times, status %d", what, i, rows[i].done, rows[i].st);
         if (i == 5) {
             CHECK(rows[i].stop == TK_GEN_STOP_CALLBACK && rows[i].ids.len < r.ids.len, "%s: the leaving row stopped (%d) after %zu ids",

@@ -57,7 +57,7 @@ typedef struct tk_server tk_server;
 /* Loads the models and adapters, opens (creating) data_dir/takumi.db in WAL mode, and starts
  * serving on host:port in the server's own threads. Fails with a message naming the bad model,
  * adapter, file or option, or the address that cannot be bound. Free with tk_server_free.
- * Thread-safe (servers share nothing); each generation sets its own thread's OpenMP team size. */
+ * Thread-safe (servers share nothing); each model's decode thread sets its own OpenMP team size. */
 tk_status tk_server_open(const tk_serve_params *p, tk_server **out);
 /* The port the server listens on (the chosen one when params.port was 0). Thread-safe. */
 int tk_server_port(const tk_server *s);
