@@ -12,6 +12,10 @@
  *     equal to tk_generate with that seed;
  *   - a sequence whose context fills stops with TK_GEN_STOP_CONTEXT while others go on;
  *   - bad arguments return a status and leave the results empty;
+ *   - the continuous batcher (tk_batcher): rows over no adapter, two LoRAs (per-row adapters in one forward)
+ *     and an attention prefix (a forward of its own), greedy and sampled, joining one per step with
+ *     chunked prefill, equal tk_generate's; a row whose callback quits ends alone; bad rows refused;
+ *     on SmolLM2 Q4_1 the same with f32 and with int8 activations (equal to sessions with the same setting);
  *   - SmolLM2-135M-Instruct Q4_1 (when present): greedy batch = sequential, chat answers
  *     ending at EOS beside prompts that run to max_tokens. */
 #include "test.h"
@@ -23,6 +27,7 @@
 #define NP 9
 
 typedef struct ref { tk_ivec ids; tk_buf text; tk_gen_stop stop; } ref;
+static bool g_fast; /* sequential sessions with int8 activations (tk_session_set_exact false) */
 
 static bool to_buf(void *ud, const char *t, size_t n) { return tk_buf_append(ud, t, n) == TK_OK; }
 
@@ -36,6 +41,7 @@ static void sequential(tk_model *m, const tk_adapter_use *ads, int n_ads, const 
     CHECK_OK(tk_session_new(m, 0, &s));
     if (!s) return;
     CHECK_OK(tk_session_set_adapters(s, ads, n_ads));
+    tk_session_set_exact(s, !g_fast);
     tk_gen_stats st;
     CHECK_OK(tk_generate(s, tk_model_tokenizer(m), prompt, n, &q, to_buf, &r->text, &r->ids, &st));
     r->stop = st.stop;
@@ -335,6 +341,110 @@ static void bad_args(tk_model *m) {
     CHECK_OK(tk_generate_batch(m, tok, NULL, 0, q, 0, &p, 2, NULL, NULL));
 }
 
+
+/* ---- the continuous batcher: rows with different adapters, params and lengths joining at different steps ---- */
+typedef struct crow { tk_buf text; tk_ivec ids; tk_gen_stop stop; tk_status st; int done, pieces, quit_after; } crow;
+static bool crow_text(void *ud, const char *t, size_t n) {
+    crow *c = ud;
+    if (c->quit_after && ++c->pieces > c->quit_after) return false; /* a client that leaves */
+    return tk_buf_append(&c->text, t, n) == TK_OK;
+}
+static void crow_done(void *ud, const tk_batch_done *d) {
+    crow *c = ud;
+    c->done++;
+    c->st = d->status;
+    c->stop = d->stop;
+    for (int64_t i = 0; i < d->n_ids; i++) tk_ivec_push(&c->ids, d->ids[i]);
+    tk_buf_append(&c->text, "", 0);
+}
+
+/* NP rows of make_prompts and one of 300 tokens over the adapter lists and none (two LoRAs and an attention prefix:
+ * batched per row, the prefix in its own forward), greedy and sampled, max_tokens 6..33, one row joining per step into
+ * a batcher of 4 rows (prefill budget 1 token: one prompt chunk per step while rows decode, so the long prompt takes
+ * two steps); row 5's client leaves after 2 pieces. Every other row equals
+ * tk_generate in a fresh session with its adapters and params. */
+static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bool exact, const char *what) {
+    prompts ps;
+    const int32_t V = tk_model_get_config(m)->n_vocab;
+    make_prompts(&ps, V);
+    /* row NR-1: a prompt of 300 tokens, prefilled in two chunks (256 + 44) over two steps while others decode */
+    enum { NR = NP + 1, LONG = 300 };
+    int32_t long_ids[LONG];
+    long_ids[0] = 1;
+    for (int t = 1; t < LONG; t++) long_ids[t] = (int32_t)(3 + (t * 29 + 7) % (V - 3));
+    tk_gen_request req[NR];
+    for (int i = 0; i < NP; i++) req[i] = ps.req[i];
+    req[NP] = (tk_gen_request){long_ids, LONG, 0};
+    tk_batcher *b = NULL;
+    CHECK_OK(tk_batcher_new(m, tk_model_tokenizer(m), 4, 1, exact, &b));
+    g_fast = !exact;
+    if (!b) return;
+    crow rows[NR];
+    tk_gen_params gp[NR];
+    memset(rows, 0, sizeof rows);
+    int next = 0, steps = 0, max_rows = 0;
+    while (next < NR || tk_batcher_rows(b) > 0) {
+        if (next < NR && tk_batcher_free_rows(b) > 0) {
+            int i = next++;
+            gp[i] = greedy(6 + 3 * i);
+            if (i % 3 == 1) gp[i].sampler.temperature = 0.9f;
+            rows[i].quit_after = i == 5 ? 2 : 0;
+            int na = i % (n_lists + 1);
+            tk_batch_row r = {.prompt = req[i].prompt, .n_prompt = req[i].n_prompt, .p = &gp[i], .ads = na ? &lists[na - 1] : NULL,
+                              .n_ads = na ? 1 : 0, .on_text = crow_text, .on_done = crow_done, .ud = &rows[i]};
+            gp[i].sampler.seed = 77 + (uint64_t)i;
+            CHECK_OK(tk_batcher_add(b, &r));
+        }
+        CHECK_OK(tk_batcher_step(b));
+        if (tk_batcher_last_rows(b) > max_rows) max_rows = tk_batcher_last_rows(b);
+        if (++steps > 10000) { CHECK(0, "%s: the batcher does not finish", what); break; }
+    }
+    CHECK(max_rows == 4, "%s: at most %d rows decoded together (want 4)", what, max_rows);
+    for (int i = 0; i < NR; i++) {
+        int na = i % (n_lists + 1);
+        ref r;
+        sequential(m, na ? &lists[na - 1] : NULL, na ? 1 : 0, req[i].prompt, req[i].n_prompt, &gp[i], gp[i].sampler.seed, &r);
+        CHECK(rows[i].done == 1 && rows[i].st == TK_OK, "%s row %d: done %d times, status %d", what, i, rows[i].done, rows[i].st);
+        if (i == 5) {
+            CHECK(rows[i].stop == TK_GEN_STOP_CALLBACK && rows[i].ids.len < r.ids.len, "%s: the leaving row stopped (%d) after %zu ids",
+                  what, rows[i].stop, rows[i].ids.len);
+        } else {
+            tk_gen_result g = {rows[i].ids.data, (int64_t)rows[i].ids.len, rows[i].text.data, rows[i].stop};
+            CHECK(same(&r, &g), "%s row %d (adapters %d): '%s' stop %d; alone '%s' stop %d", what, i, na, rows[i].text.data, rows[i].stop,
+                  r.text.data, r.stop);
+        }
+        ref_free(&r);
+        tk_ivec_free(&rows[i].ids);
+        tk_buf_free(&rows[i].text);
+    }
+    /* bad rows are refused without a call of on_done */
+    int32_t bad_id = tk_model_get_config(m)->n_vocab;
+    tk_batch_row bad = {.prompt = &bad_id, .n_prompt = 1, .on_done = crow_done, .ud = &rows[0]};
+    CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an id outside the vocabulary accepted", what);
+    bad.prompt = NULL;
+    CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an empty prompt accepted", what);
+    tk_batcher_free(b);
+    g_fast = false;
+}
+
+/* A LoRA (r 4, every linear) with random B (0.05 N(0, 1), rng seed bseed) so that it changes the answers. */
+static tk_lora *random_lora(tk_model *m, uint64_t seed, uint64_t bseed, tk_param_set *ps) {
+    tk_lora_config lc = tk_lora_default_config();
+    lc.r = 4;
+    lc.alpha = 8;
+    lc.targets = 0x7f;
+    lc.seed = seed;
+    tk_lora *l = NULL;
+    CHECK_OK(tk_lora_new(m, &lc, ps, &l));
+    if (!l) return NULL;
+    tk_rng rng;
+    tk_rng_seed(&rng, bseed);
+    for (int64_t i = 0; i < ps->n; i++)
+        if (strstr(ps->p[i].name, "lora_B"))
+            for (int64_t j = 0; j < ps->p[i].n; j++) ps->p[i].w[j] = 0.05f * tk_rng_normal(&rng);
+    return l;
+}
+
 static void stories(void) {
     const char *path = tk_test_shared("models/stories260K/llama2c/stories260K.bin");
     if (tk_test_require(path, "models/stories260K")) return;
@@ -355,25 +465,13 @@ static void stories(void) {
 
     /* LoRA on every linear with random B */
     p = greedy(24);
-    tk_lora_config lc = tk_lora_default_config();
-    lc.r = 4;
-    lc.alpha = 8;
-    lc.targets = 0x7f;
-    lc.seed = 3;
-    tk_param_set ps = {0};
-    tk_lora *l = NULL;
-    CHECK_OK(tk_lora_new(m, &lc, &ps, &l));
+    tk_param_set ps = {0}, ps2 = {0};
+    tk_lora *l = random_lora(m, 3, 9, &ps);
     if (l) {
-        tk_rng rng;
-        tk_rng_seed(&rng, 9);
-        for (int64_t i = 0; i < ps.n; i++)
-            if (strstr(ps.p[i].name, "lora_B"))
-                for (int64_t j = 0; j < ps.p[i].n; j++) ps.p[i].w[j] = 0.05f * tk_rng_normal(&rng);
         tk_adapter_use u = {tk_lora_peft(l), 1.0f};
         check_against_sequential(m, &u, 1, &p, "greedy, LoRA");
     }
-    tk_lora_free(l);
-    tk_params_free(&ps);
+    tk_lora *l2 = random_lora(m, 5, 11, &ps2); /* a second LoRA for the continuous batcher's rows */
 
     /* an attention prefix of 3 keys per layer */
     const tk_model_config *c = tk_model_get_config(m);
@@ -386,8 +484,16 @@ static void stories(void) {
         tk_peft pe = {&k_pf, &pf};
         tk_adapter_use u = {&pe, 1.0f};
         check_against_sequential(m, &u, 1, &p, "greedy, attention prefix");
+        if (l && l2) {
+            const tk_adapter_use lists[3] = {{tk_lora_peft(l), 1.0f}, {tk_lora_peft(l2), 0.5f}, u};
+            continuous(m, lists, 3, true, "continuous, mixed adapters");
+        }
     }
     free(pf.kv);
+    tk_lora_free(l);
+    tk_params_free(&ps);
+    tk_lora_free(l2);
+    tk_params_free(&ps2);
 
     sampled(m);
     bad_args(m);
@@ -436,6 +542,8 @@ static void smollm2(void) {
         tk_gen_result_free(&g[i]);
         tk_ivec_free(&ids[i]);
     }
+    continuous(m, NULL, 0, true, "SmolLM2 continuous, f32 activations");
+    continuous(m, NULL, 0, false, "SmolLM2 continuous, int8 activations (generate --fast)");
     tk_model_free(m);
 }
 

@@ -33,7 +33,7 @@ typedef struct tk_serve_params {
     const char *tokenizer;         /* tokenizer file for every model (llama2.c checkpoints); NULL = the model's own */
     int32_t n_ctx;                 /* context length override (0 = each model's own) */
     const char *api_key_file;      /* keys accepted besides the stored ones, one per line; NULL = none */
-    int max_concurrent;            /* generations running at once (default 1: without batching, concurrent decodes only compete for the cores) */
+    int max_concurrent;            /* generations running at once (default 16): each model decodes up to this many rows in one batched step */
     int max_queue;                 /* requests waiting for a generation slot; more get 503 (default 64) */
     int max_connections;           /* open connections at most (default 256); more are refused */
     size_t max_body;               /* largest request body in bytes (default 1 MiB); larger: 413 */
@@ -57,7 +57,7 @@ typedef struct tk_server tk_server;
 /* Loads the models and adapters, opens (creating) data_dir/takumi.db in WAL mode, and starts
  * serving on host:port in the server's own threads. Fails with a message naming the bad model,
  * adapter, file or option, or the address that cannot be bound. Free with tk_server_free.
- * Thread-safe (servers share nothing); each generation sets its own thread's OpenMP team size. */
+ * Thread-safe (servers share nothing); each model's decode thread sets its own OpenMP team size. */
 tk_status tk_server_open(const tk_serve_params *p, tk_server **out);
 /* The port the server listens on (the chosen one when params.port was 0). Thread-safe. */
 int tk_server_port(const tk_server *s);

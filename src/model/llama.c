@@ -119,16 +119,16 @@ void tk_acts_free(tk_acts *a) {
  * result does not depend on the batch (their products are sgemms whose rounding may depend on M). */
 static int64_t adapter_rows(const tk_acts *a, int64_t T) { return a->mm_flags & TK_MATMUL_ROWWISE ? T : 1; }
 
-/* The workspace's adapters on linear `which` of `layer` (output y[T x N] of input x). */
-static tk_status adapt_linear(const tk_acts *a, int32_t layer, tk_linear_id which, const tk_tensor_ref *w, const float *x,
-                              float *y, int64_t T) {
-    const int64_t rows = adapter_rows(a, T), per = T / rows, K = w->ne[0], N = w->ne[1];
-    for (int i = 0; i < a->n_ads; i++) {
-        const tk_peft *p = a->ads[i].peft;
+/* Adapters ads[0..n) on linear `which` of `layer` for rows [r0, r1) of `per` tokens (output y of input x). */
+static tk_status adapt_linear_rows(const tk_acts *a, const tk_adapter_use *ads, int n, int32_t layer, tk_linear_id which,
+                                   const tk_tensor_ref *w, const float *x, float *y, int64_t r0, int64_t r1, int64_t per) {
+    const int64_t K = w->ne[0], N = w->ne[1];
+    for (int i = 0; i < n; i++) {
+        const tk_peft *p = ads[i].peft;
         const tk_peft_method *md = p->method;
         if (!md->linear_fwd || (md->has_linear && !md->has_linear(p->state, layer, which))) continue;
-        tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
-        for (int64_t r = 0; r < rows; r++) {
+        tk_peft_call c = {.scale = ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
+        for (int64_t r = r0; r < r1; r++) {
             tk_status st = md->linear_fwd(p->state, &c, layer, which, w, x + r * per * K, y + r * per * N, per);
             if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s", i, md->name, layer, tk_linear_name(which));
         }
@@ -136,18 +136,45 @@ static tk_status adapt_linear(const tk_acts *a, int32_t layer, tk_linear_id whic
     return TK_OK;
 }
 
-/* The workspace's adapters on block output `site` of `layer` (h[T x C], in place). */
-static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site, float *h, int64_t T, int64_t C) {
-    const int64_t rows = adapter_rows(a, T), per = T / rows;
-    for (int i = 0; i < a->n_ads; i++) {
-        const tk_peft *p = a->ads[i].peft;
+/* The workspace's adapters (or each row's, a->row_ads) on linear `which` of `layer` (output y[T x N] of input x). */
+static tk_status adapt_linear(const tk_acts *a, int32_t layer, tk_linear_id which, const tk_tensor_ref *w, const float *x,
+                              float *y, int64_t T) {
+    if (!a->row_ads) {
+        const int64_t rows = adapter_rows(a, T);
+        return adapt_linear_rows(a, a->ads, a->n_ads, layer, which, w, x, y, 0, rows, T / rows);
+    }
+    for (int64_t r = 0; r < T; r++) {
+        tk_status st = adapt_linear_rows(a, a->row_ads[r].ads, a->row_ads[r].n, layer, which, w, x, y, r, r + 1, 1);
+        if (st) return tk_fail_ctx(st, "decode row %lld", (long long)r);
+    }
+    return TK_OK;
+}
+
+/* Adapters ads[0..n) on block output `site` of `layer` for rows [r0, r1) of `per` tokens (h in place). */
+static tk_status adapt_block_rows(const tk_acts *a, const tk_adapter_use *ads, int n, int32_t layer, tk_block_site site,
+                                  float *h, int64_t r0, int64_t r1, int64_t per, int64_t C) {
+    for (int i = 0; i < n; i++) {
+        const tk_peft *p = ads[i].peft;
         const tk_peft_method *md = p->method;
         if (!md->block_fwd || !md->has_block || !md->has_block(p->state, layer, site)) continue;
-        tk_peft_call c = {.scale = a->ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
-        for (int64_t r = 0; r < rows; r++) {
+        tk_peft_call c = {.scale = ads[i].scale, .training = a->training, .scratch = (tk_scratch *)&a->scratch};
+        for (int64_t r = r0; r < r1; r++) {
             tk_status st = md->block_fwd(p->state, &c, layer, site, h + r * per * C, per);
             if (st) return tk_fail_ctx(st, "adapter %d (%s) on layer %d %s block", i, md->name, layer, tk_block_site_name(site));
         }
+    }
+    return TK_OK;
+}
+
+/* The workspace's adapters (or each row's) on block output `site` of `layer` (h[T x C], in place). */
+static tk_status adapt_block(const tk_acts *a, int32_t layer, tk_block_site site, float *h, int64_t T, int64_t C) {
+    if (!a->row_ads) {
+        const int64_t rows = adapter_rows(a, T);
+        return adapt_block_rows(a, a->ads, a->n_ads, layer, site, h, 0, rows, T / rows, C);
+    }
+    for (int64_t r = 0; r < T; r++) {
+        tk_status st = adapt_block_rows(a, a->row_ads[r].ads, a->row_ads[r].n, layer, site, h, r, r + 1, 1, C);
+        if (st) return tk_fail_ctx(st, "decode row %lld", (long long)r);
     }
     return TK_OK;
 }
@@ -236,19 +263,51 @@ static tk_status linear_group(tk_model *m, const tk_acts *a, int32_t layer, int 
     return TK_OK;
 }
 
-tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n) {
+static tk_status check_adapters(const tk_adapter_use *ads, int n) {
     if (n < 0 || n > TK_MAX_ADAPTERS || (n && !ads))
         return tk_fail(TK_ERR_ARG, "adapters: %d adapters (at most %d at once)", n, TK_MAX_ADAPTERS);
     for (int i = 0; i < n; i++)
         if (!ads[i].peft || !ads[i].peft->method || !isfinite(ads[i].scale))
             return tk_fail(TK_ERR_ARG, "adapters: entry %d has no method or a non-finite scale", i);
+    return TK_OK;
+}
+
+tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n) {
+    tk_status st = check_adapters(ads, n);
+    if (st) return st;
     for (int i = 0; i < n; i++) a->ads[i] = ads[i];
     a->n_ads = n;
+    a->row_ads = NULL;
+    a->n_row_ads = 0;
     return tk_vtoks_setup(a);
 }
 
+bool tk_adapters_row_batchable(const tk_adapter_use *ads, int n) {
+    for (int i = 0; i < n; i++)
+        if (ads[i].peft && ads[i].peft->method && (ads[i].peft->method->attn_prefix || ads[i].peft->method->embed_prefix)) return false;
+    return true;
+}
+
+tk_status tk_acts_set_row_adapters(tk_acts *a, const tk_row_adapters *rows, int32_t n) {
+    if (n < 0 || n > a->max_rows || (n && !rows))
+        return tk_fail(TK_ERR_ARG, "row adapters: %d rows for a workspace of %d", n, a->max_rows);
+    if (n && !(a->mm_flags & TK_MATMUL_ROWWISE))
+        return tk_fail(TK_ERR_ARG, "row adapters: the workspace does not run its rows one by one (TK_MATMUL_ROWWISE)");
+    for (int32_t r = 0; r < n; r++) {
+        tk_status st = check_adapters(rows[r].ads, rows[r].n);
+        if (st) return tk_fail_ctx(st, "row %d", r);
+        if (!tk_adapters_row_batchable(rows[r].ads, rows[r].n))
+            return tk_fail(TK_ERR_ARG, "row adapters: row %d has an adapter with an attention or embedding prefix (it changes attention: run it alone)", r);
+    }
+    tk_status st = tk_acts_set_adapters(a, NULL, 0);
+    if (st) return st;
+    a->row_ads = n ? rows : NULL;
+    a->n_row_ads = n;
+    return TK_OK;
+}
+
 bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n) {
-    if (n != a->n_ads) return false;
+    if (a->row_ads || n != a->n_ads) return false;
     for (int i = 0; i < n; i++)
         if (ads[i].peft != a->ads[i].peft || ads[i].scale != a->ads[i].scale) return false;
     return true;
@@ -413,6 +472,9 @@ static tk_status forward(tk_model *m, tk_acts *a, const tk_batch *b, tk_kv_cache
         return tk_fail(TK_ERR_ARG, "forward: batch %d x %d exceeds the workspace %d x %d",
                        b->n_rows, b->n_cols, a->max_rows, a->max_cols);
     const int64_t B = b->n_rows, Tc = b->n_cols, T = B * Tc, C = c->dim;
+    if (a->row_ads && (Tc != 1 || B != a->n_row_ads))
+        return tk_fail(TK_ERR_ARG, "forward: per-row adapters for %d rows of one token, the batch is %d x %d", a->n_row_ads,
+                       b->n_rows, b->n_cols);
     if (kvs) {
         if (b->seg) return tk_fail(TK_ERR_ARG, "forward: segments are not supported with a KV cache");
         for (int64_t r = 0; r < B; r++) {

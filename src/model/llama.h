@@ -48,6 +48,12 @@ typedef struct tk_vtoks {
     int32_t *ids;           /* [P] zeros: the virtual batch's ids (never embedded) */
 } tk_vtoks;
 
+/* One row's adapter list in a batched decode (tk_acts_set_row_adapters); the list is borrowed. */
+typedef struct tk_row_adapters {
+    const tk_adapter_use *ads;
+    int n;
+} tk_row_adapters;
+
 /* Activations of one forward, allocated once per shape (rows x cols). With keep, every
  * per-layer buffer holds [L] consecutive slots (what a backward pass needs); without
  * it, one slot is reused by every layer. Use TK_ACT(a, field, l) for layer l's slot. */
@@ -93,11 +99,24 @@ typedef struct tk_acts {
     tk_scratch pfx;        /* one layer's attention prefix when several adapters have one (concatenated) */
     const tk_model *m;     /* the model the workspace was made for */
     tk_vtoks vt;           /* virtual tokens of an adapter's embed_prefix (vt.a NULL = none) */
+    /* per-row adapters (tk_acts_set_row_adapters): token row t of a decode forward uses row_ads[t]'s list
+       instead of ads (then n_ads is 0); NULL = ads for every row */
+    const tk_row_adapters *row_ads;
+    int32_t n_row_ads;
 } tk_acts;
 
 /* Copies an adapter list into a (checked: n in [0, TK_MAX_ADAPTERS], each with a method; at most one
  * with an embed_prefix, for which the virtual tokens' workspace is made). */
 tk_status tk_acts_set_adapters(tk_acts *a, const tk_adapter_use *ads, int n);
+/* Per-row adapters for decode forwards (one token per row) of a TK_MATMUL_ROWWISE workspace: row r uses rows[r]'s
+ * list (borrowed: must outlive the forwards; each checked as tk_acts_set_adapters does), the base products still run
+ * once over all rows, each row's adapter products on its own row (its logits equal a one-row forward's with that list
+ * bit for bit). Lists of linear and block adapters only: a method with an attention or input-embedding prefix is
+ * refused (its prefix would change every row's attention; such rows run in a forward of their own). Clears the
+ * workspace's own list; n = 0 (rows NULL) goes back to it. Not thread-safe per workspace. */
+tk_status tk_acts_set_row_adapters(tk_acts *a, const tk_row_adapters *rows, int32_t n);
+/* Whether every adapter of ads[0..n) can be a row's in tk_acts_set_row_adapters (no attention/embedding prefix). */
+bool tk_adapters_row_batchable(const tk_adapter_use *ads, int n);
 /* True when the workspace's adapter list equals ads[0..n). */
 bool tk_acts_same_adapters(const tk_acts *a, const tk_adapter_use *ads, int n);
 

@@ -1,7 +1,7 @@
 /* POST /v1/chat/completions and POST /v1/completions: the request's model id picks the base model
  * and its adapter; the prompt is the model's chat template over the messages (as `takumi generate
- * --chat` renders it) or the text with the tokenizer's BOS; each of the n choices is one tk_generate
- * in a session of that model. The answer is one JSON object, or with "stream": true OpenAI's SSE
+ * --chat` renders it) or the text with the tokenizer's BOS; each of the n choices is one row of the
+ * model's continuous batch (batcher.c), decoded together with every other running request's. The answer is one JSON object, or with "stream": true OpenAI's SSE
  * chunks ending in "data: [DONE]". Sampling is OpenAI's: temperature and top_p only (no top-k,
  * min-p or penalty); temperature 0 is greedy, and a greedy answer equals `takumi generate`'s. */
 #include "serve/server.h"
@@ -10,9 +10,6 @@
 #include <cjson/cJSON.h>
 #include <stdatomic.h>
 #include <time.h>
-#ifdef TK_HAVE_OPENMP
-#include <omp.h>
-#endif
 
 typedef struct job {
     tk_server *s;
@@ -31,7 +28,7 @@ typedef struct job {
     tk_buf *texts;             /* [n_prompts * n] (not streaming) */
     const char **finish;       /* [n_prompts * n] */
     int64_t tokens_in, tokens_out;
-    double cpu_s;                 /* the generation's CPU seconds (its thread's) */
+    double cpu_s;                 /* the generation's CPU seconds (its rows' shares of the batch thread's) */
     srv_stream *st;            /* streaming */
     struct MHD_Connection *conn; /* not streaming: the client's connection, watched while generating */
     tk_buf *cur;               /* not streaming: the text of the choice being generated */
@@ -130,28 +127,11 @@ static cJSON *usage_obj(const job *j) {
     return u;
 }
 
-/* ---- generation (in a generation slot) ---- */
+/* ---- generation (in a generation slot): each choice a row of the model's decode batch (batcher.c); the text
+ * callbacks run on the batch's thread while this one waits ---- */
 static void generate_all(job *j) {
     tk_server *s = j->s;
-    double cpu0 = srv_thread_cpu_s();
-#ifdef TK_HAVE_OPENMP
-    omp_set_num_threads(s->p.threads); /* per thread in OpenMP: this thread's parallel regions */
-#endif
     srv_model *m = &s->reg.models[j->mi];
-    const tk_tokenizer *tok = tk_model_tokenizer(m->m);
-    tk_session *sess = NULL;
-    tk_status st = srv_session_get(&s->reg, j->mi, &sess);
-    if (!st) {
-        /* a fresh cache per request: the answer depends on the request alone (as `takumi generate`'s) */
-        tk_session_truncate(sess, 0);
-        st = tk_session_set_adapters(sess, j->ads, j->n_ads);
-    }
-    if (st) {
-        j->failed = true;
-        srv_err(&j->err, 500, "server_error", NULL, NULL, "cannot prepare a session: %s", tk_last_error());
-        if (sess) srv_session_put(&s->reg, j->mi, sess);
-        return;
-    }
     tk_gen_params gp = tk_gen_default_params();
     gp.sampler.temperature = j->req.top_p <= 0 ? 0 : j->req.temperature;
     gp.sampler.top_k = 0;
@@ -172,8 +152,8 @@ static void generate_all(job *j) {
             tk_gen_stats stats;
             if (streaming ? !send_chunk(j, NULL, 0, NULL, j->req.chat) : srv_client_gone(j->conn)) { gone = true; break; }
             j->cur = &j->texts[k];
-            st = tk_generate(sess, tok, j->prompts[p].data, (int64_t)j->prompts[p].len, &gp,
-                             streaming ? on_stream_text : on_collect_text, j, NULL, &stats);
+            tk_status st = srv_batcher_generate(m->batcher, j->prompts[p].data, (int64_t)j->prompts[p].len, &gp, j->ads, j->n_ads,
+                                                streaming ? on_stream_text : on_collect_text, j, &stats, &j->cpu_s);
             j->tokens_out += stats.n_generated;
             if (st) {
                 j->failed = true;
@@ -187,8 +167,6 @@ static void generate_all(job *j) {
         }
     }
     j->gone = gone && !j->failed;
-    srv_session_put(&s->reg, j->mi, sess);
-    j->cpu_s = srv_thread_cpu_s() - cpu0;
 }
 
 /* The request log's row of a generation that ran. */

@@ -38,7 +38,7 @@ tk_serve_params tk_serve_default_params(void) {
     p.host = "127.0.0.1";
     p.port = 8080;
     p.data_dir = "takumi-data";
-    p.max_concurrent = 1;
+    p.max_concurrent = 16;
     p.max_queue = 64;
     p.max_connections = 256;
     p.max_body = 1 << 20;
@@ -289,6 +289,8 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     tk_status st = srv_keys_open(&s->keys, p->data_dir, p->api_key_file);
     if (st) goto fail_keys;
     if ((st = srv_registry_open(&s->reg, p))) goto fail_reg;
+    for (int i = 0; i < s->reg.n_models && !st; i++) st = srv_batcher_start(s, i, p->max_concurrent, &s->reg.models[i].batcher);
+    if (st) goto fail;
     if ((st = srv_runner_register_models(s)) || (st = srv_runner_start(s))) goto fail;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                      (v6 ? MHD_USE_IPv6 : 0);
@@ -334,6 +336,10 @@ void tk_server_stop(tk_server *s) {
     MHD_stop_daemon(s->d); /* closes idle keep-alive connections */
     s->d = NULL;
     srv_runner_stop(s);    /* the running job pauses at a checkpoint; the next start resumes it */
+    for (int i = 0; i < s->reg.n_models; i++) { /* no request runs: their rows have ended */
+        srv_batcher_stop(s->reg.models[i].batcher);
+        s->reg.models[i].batcher = NULL;
+    }
 }
 
 void tk_server_free(tk_server *s) {

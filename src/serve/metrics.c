@@ -1,4 +1,4 @@
-/* Per-route request counts by status, latency histograms and token counters, rendered in the
+/* Per-route request counts by status, latency histograms, token counters and the decode batches' sizes, rendered in the
  * Prometheus text format (version 0.0.4). */
 #include "serve/server.h"
 
@@ -15,6 +15,17 @@ void srv_metrics_init(srv_metrics *m) {
 }
 
 void srv_metrics_destroy(srv_metrics *m) { pthread_mutex_destroy(&m->mu); }
+
+void srv_metrics_batch(srv_metrics *m, int mi, int decoded, int live) {
+    pthread_mutex_lock(&m->mu);
+    if (decoded > 0) {
+        m->batch_steps++;
+        m->batch_rows += decoded;
+        if (decoded > m->batch_max) m->batch_max = decoded;
+    }
+    if (mi >= 0 && mi < TK_SERVE_MAX_MODELS) m->batch_live[mi] = live;
+    pthread_mutex_unlock(&m->mu);
+}
 
 void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int64_t tokens_in, int64_t tokens_out) {
     if (route < 0 || route >= SRV_ROUTE_COUNT) route = SRV_ROUTE_OTHER;
@@ -65,6 +76,17 @@ tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *o) {
                            "# HELP takumi_completion_tokens_total Tokens generated.\n"
                            "# TYPE takumi_completion_tokens_total counter\ntakumi_completion_tokens_total %lld\n",
                         (long long)m->tokens_in, (long long)m->tokens_out);
+    int live = 0;
+    for (int i = 0; i < TK_SERVE_MAX_MODELS; i++) live += m->batch_live[i];
+    st |= tk_buf_printf(o, "# HELP takumi_batch_rows Rows (running generations) in the models' decode batches now.\n"
+                           "# TYPE takumi_batch_rows gauge\ntakumi_batch_rows %d\n"
+                           "# HELP takumi_batch_rows_max The most rows decoded in one step.\n"
+                           "# TYPE takumi_batch_rows_max gauge\ntakumi_batch_rows_max %d\n"
+                           "# HELP takumi_batch_steps_total Batched decode steps (the mean batch size is rows_total / steps_total).\n"
+                           "# TYPE takumi_batch_steps_total counter\ntakumi_batch_steps_total %lld\n"
+                           "# HELP takumi_batch_rows_total Rows decoded, summed over the steps.\n"
+                           "# TYPE takumi_batch_rows_total counter\ntakumi_batch_rows_total %lld\n",
+                        live, m->batch_max, (long long)m->batch_steps, (long long)m->batch_rows);
     pthread_mutex_unlock(&m->mu);
     st |= tk_buf_printf(o, "# HELP takumi_generations_running Generations running now.\n"
                            "# TYPE takumi_generations_running gauge\ntakumi_generations_running %d\n"

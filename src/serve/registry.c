@@ -48,7 +48,6 @@ tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p) {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->add_mu, NULL);
     r->created = (int64_t)time(NULL);
-    r->exact = p->exact;
     if (p->n_models < 1) return tk_fail(TK_ERR_ARG, "no --model given: the server needs at least one model");
     if (p->n_models > TK_SERVE_MAX_MODELS || p->n_adapters > TK_SERVE_MAX_ADAPTERS)
         return tk_fail(TK_ERR_ARG, "at most %d --model and %d --adapter", TK_SERVE_MAX_MODELS, TK_SERVE_MAX_ADAPTERS);
@@ -64,7 +63,6 @@ tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p) {
         if (st) { free(id); free(path); break; }
         m->id = id;
         m->path = path;
-        pthread_mutex_init(&m->mu, NULL);
         r->n_models++;
         tk_model_params mp = tk_model_default_params();
         mp.tokenizer_path = p->tokenizer;
@@ -105,12 +103,10 @@ void srv_registry_close(srv_registry *r) {
     }
     for (int i = 0; i < r->n_models; i++) {
         srv_model *m = &r->models[i];
-        for (int j = 0; j < m->n_free; j++) tk_session_free(m->free_sessions[j]);
-        free(m->free_sessions);
+        srv_batcher_stop(m->batcher); /* its thread uses the model */
         tk_model_free(m->m);
         free(m->id);
         free(m->path);
-        pthread_mutex_destroy(&m->mu);
     }
     pthread_mutex_destroy(&r->add_mu);
     memset(r, 0, sizeof *r);
@@ -170,29 +166,6 @@ bool srv_registry_unload(srv_registry *r, const char *id) {
     if (found) { r->adapters[ai].unloaded = true; r->adapters[ai].scale = 0; }
     pthread_mutex_unlock(&r->add_mu);
     return found;
-}
-
-tk_status srv_session_get(srv_registry *r, int mi, tk_session **out) {
-    srv_model *m = &r->models[mi];
-    pthread_mutex_lock(&m->mu);
-    *out = m->n_free > 0 ? m->free_sessions[--m->n_free] : NULL;
-    pthread_mutex_unlock(&m->mu);
-    tk_status st = *out ? TK_OK : tk_session_new(m->m, 0, out);
-    if (!st) tk_session_set_exact(*out, r->exact);
-    return st;
-}
-
-void srv_session_put(srv_registry *r, int mi, tk_session *s) {
-    srv_model *m = &r->models[mi];
-    pthread_mutex_lock(&m->mu);
-    if (m->n_free == m->cap_free) {
-        int cap = m->cap_free ? m->cap_free * 2 : 4;
-        void *grown = cap <= 64 ? realloc(m->free_sessions, sizeof *m->free_sessions * (size_t)cap) : NULL;
-        if (grown) m->free_sessions = grown, m->cap_free = cap;
-    }
-    if (m->n_free < m->cap_free) { m->free_sessions[m->n_free++] = s; s = NULL; }
-    pthread_mutex_unlock(&m->mu);
-    tk_session_free(s);
 }
 
 static cJSON *model_obj(const srv_registry *r, int mi, int ai) {

@@ -5,6 +5,7 @@
  *   complete.c  /v1/chat/completions and /v1/completions: prompt, generation, JSON answer or SSE stream
  *   registry.c  models and adapters by model id, their sessions, /v1/models and /lora-adapters
  *   gate.c      the bounded number of generations at once and the bounded queue before them
+ *   batcher.c   one decode scheduler per model: every running choice a row of one batched decode step
  *   keys.c      API keys (salted SHA-256) in SQLite (WAL), and --api-key-file
  *   metrics.c   counters and histograms, Prometheus text
  *   upload.c    multipart bodies of POST /v1/files;  jobreq.c  POST /v1/fine_tuning/jobs bodies (request.h)
@@ -21,6 +22,7 @@
 #include "takumi/serve.h"
 #include "takumi/model.h"
 #include "takumi/adapter.h"
+#include "takumi/generate_batch.h"
 #include "serve/request.h"
 #include <pthread.h>
 #include <string.h>
@@ -39,9 +41,7 @@ typedef struct srv_model {
     tk_model *m;
     tk_chat_family fam;          /* TK_CHAT_UNKNOWN with chat_err set: chat requests are refused */
     char chat_err[256];
-    pthread_mutex_t mu;          /* guards the free sessions */
-    tk_session **free_sessions;  /* sessions kept for reuse (their KV caches stay allocated) */
-    int n_free, cap_free;
+    struct srv_batcher *batcher; /* its decode scheduler (batcher.c; started with the server) */
 } srv_model;
 typedef struct srv_adapter {
     char *id, *path;
@@ -62,7 +62,6 @@ typedef struct srv_registry {
     _Atomic int n_adapters;      /* append-only: a slot is filled before the count that publishes it */
     pthread_mutex_t add_mu;      /* serialises srv_registry_add */
     int64_t created;             /* the server's start (unix seconds): every model's "created" */
-    bool exact;                  /* sessions decode with f32 activations (tk_serve_params.exact) */
 } srv_registry;
 /* Loads p's models and attaches its adapters (ids unique; messages name the option). */
 tk_status srv_registry_open(srv_registry *r, const tk_serve_params *p);
@@ -78,9 +77,6 @@ bool srv_registry_unload(srv_registry *r, const char *id);
 bool srv_adapter_visible(const srv_registry *r, int ai, const char *owner, bool admin);
 /* Resolves a model id: *model its base, *adapter the adapter index or -1. False if unknown. Thread-safe. */
 bool srv_registry_find(const srv_registry *r, const char *id, int *model, int *adapter);
-/* A session of model mi (reused, or new with the registry's context); give it back with srv_session_put. Thread-safe. */
-tk_status srv_session_get(srv_registry *r, int mi, tk_session **out);
-void srv_session_put(srv_registry *r, int mi, tk_session *s);
 /* GET /v1/models, GET /v1/models/{id} (false: unknown id or not the caller's), GET /lora-adapters bodies. Thread-safe. */
 tk_status srv_models_json(const srv_registry *r, const char *owner, bool admin, tk_buf *out);
 bool srv_model_json(const srv_registry *r, const char *id, const char *owner, bool admin, tk_buf *out);
@@ -100,6 +96,22 @@ bool srv_gate_enter(srv_gate *g);
 void srv_gate_leave(srv_gate *g);
 /* Current running and waiting counts. Thread-safe. */
 void srv_gate_counts(srv_gate *g, int *running, int *waiting);
+
+/* ---- batcher.c: the decode scheduler of one model ---- */
+typedef struct srv_batcher srv_batcher;
+/* Prompt tokens prefilled per step while other rows decode (one prefill chunk): a new prompt delays the
+   running decodes by at most about one chunk's forward per step. */
+#define TK_SERVE_PREFILL_BUDGET 256
+/* Starts model mi's scheduler thread with up to max_rows rows decoded together. */
+tk_status srv_batcher_start(tk_server *s, int mi, int max_rows, srv_batcher **out);
+/* Ends the thread (after its rows have ended: call once no request runs) and frees it; NULL is a no-op. */
+void srv_batcher_stop(srv_batcher *b);
+/* Generates one continuation as a row of the model's batch, blocking until it ends: tk_generate's contract (a fresh
+   cache, params p with its seed, adapters ads[0..n_ads), on_text on the scheduler's thread while this one waits;
+   false from it ends the row with TK_GEN_STOP_CALLBACK); stats: n_prompt, n_generated, stop; *cpu_s (if not NULL) gains
+   the row's share of the scheduler thread's CPU seconds. Thread-safe. */
+tk_status srv_batcher_generate(srv_batcher *b, const int32_t *prompt, int64_t n, const tk_gen_params *p, const tk_adapter_use *ads,
+                               int n_ads, tk_gen_text_fn on_text, void *ud, tk_gen_stats *stats, double *cpu_s);
 
 /* ---- keys ---- */
 typedef struct sqlite3 sqlite3;
@@ -204,11 +216,16 @@ typedef struct srv_metrics {
     double sum[SRV_ROUTE_COUNT];
     int64_t n[SRV_ROUTE_COUNT];
     int64_t tokens_in, tokens_out;
+    int64_t batch_steps, batch_rows; /* decode forwards of the schedulers and the rows they decoded (mean batch: ratio) */
+    int batch_max;                   /* the most rows of one step */
+    int batch_live[TK_SERVE_MAX_MODELS]; /* rows in each model's batch now */
 } srv_metrics;
 void srv_metrics_init(srv_metrics *m);
 void srv_metrics_destroy(srv_metrics *m);
 /* Records one finished request. Thread-safe. */
 void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int64_t tokens_in, int64_t tokens_out);
+/* Records one scheduler step of model mi: rows decoded (0: none, not counted) and rows in its batch now. Thread-safe. */
+void srv_metrics_batch(srv_metrics *m, int mi, int decoded, int live);
 /* Prometheus text exposition (0.0.4) of everything, plus the gate's gauges. Thread-safe. */
 tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *out);
 const char *srv_route_name(int route);

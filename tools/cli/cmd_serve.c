@@ -30,15 +30,16 @@ static void usage(FILE *f) {
         "                       takumi-data); a job left running (kill, SIGTERM) resumes from its checkpoint at the next start\n"
         "  --api-key-file F     also accept these keys (one per line); with any key stored or given, every request\n"
         "                       but /health needs 'Authorization: Bearer KEY'\n"
-        "  --max-concurrent N   generations at once (default 1); up to --max-queue more wait (default 64), beyond\n"
-        "                       that requests get 503\n"
+        "  --max-concurrent N   generations at once (default 16): the width of each model's batch, whose rows\n"
+        "                       (any adapter each) decode together in one forward per step; up to --max-queue\n"
+        "                       more wait (default 64), beyond that requests get 503\n"
         "  --max-connections N  open connections at most (default 256)\n"
         "  --max-body BYTES     largest request body (default 1048576); larger: 413\n"
         "  --max-upload BYTES   largest POST /v1/files body (default 67108864); larger: 413\n"
         "  --timeout S          close a connection idle or trickling for S seconds (default 30)\n"
-        "  --threads N          compute threads per generation (default: all cores)\n"
+        "  --threads N          compute threads of each model's batch (default: all cores)\n"
         "  --exact              decode with f32 activations (default: 8-bit activations for quantized weights, as\n"
-        "                       llama.cpp does; perplexity within 0.5%%)\n"
+        "                       llama.cpp does; perplexity within 0.5%%; --fast, the default, is accepted)\n"
         "  --log-contents on|off  the request log (DIR/takumi.db) keeps each request's messages and answer (default on;\n"
         "                       off: ids, keys, versions, latency and tokens only; feedback export then has nothing to export)\n"
         "  --log-days N         delete request log rows older than N days (default 30; 0 = keep)\n"
@@ -92,6 +93,7 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "timeout", &v, &err)) { if (v) p.timeout_s = (int)cli_parse_long("timeout", v, 1, 86400, &err); }
         else if (cli_opt(argc, argv, &i, "threads", &v, &err)) { if (v) p.threads = cli_parse_threads(v, &err); }
         else if (cli_flag(argv, i, "exact")) p.exact = true;
+        else if (cli_flag(argv, i, "fast")) p.exact = false;
         else if (cli_opt(argc, argv, &i, "log-days", &v, &err)) { if (v) p.log_days = (int)cli_parse_long("log-days", v, 0, 100000, &err); }
         else if (cli_opt(argc, argv, &i, "log-contents", &v, &err)) {
             if (!v) continue;
