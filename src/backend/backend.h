@@ -121,7 +121,8 @@ void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t
 /* Precision of the large products of tk_matmul, tk_matmul_multi, tk_matmul_dx and tk_matmul_dw on
  * the active backend (not tk_sgemm, not the few-row dots): "bf16" rounds
  * their inputs to bf16 and sums in fp32 (CPU: AVX512-BF16). TK_ERR_UNSUPPORTED with the reason when
- * the backend or CPU lacks it. Process-wide; not thread-safe with ops in flight (set before a run). */
+ * the backend or CPU lacks it (CPU: also while the environment sets TK_NO_BF16=1, to test the
+ * fallback on a BF16 CPU). Per calling thread (other threads keep theirs; default fp32). Thread-safe. */
 tk_status tk_matmul_set_precision(bool bf16);
 /* Plain f32 sgemm: C[M x N] = alpha * op(A) · op(B) + beta * C, row-major. */
 void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
