@@ -42,14 +42,15 @@ while [ $# -gt 0 ]; do
 done
 [ -s "$model" ] || { echo "train.sh: $model not found (scripts/fetch-model.sh)" >&2; exit 1; }
 python3 -c 'import peft' 2>/dev/null || { echo "train.sh: needs PEFT: pip install peft" >&2; exit 1; }
-[ "$build" = 0 ] || make -s -C bench >&2
+bdir=${BUILD:-build}   # the build folder to use (BUILD=build-dev bench/train.sh)
+[ "$build" = 0 ] || make -s -C bench BUILD="$PWD/$bdir" >&2
 
 mkdir -p bench/out
 raw=bench/out/train-raw.jsonl
 : > "$raw"
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 echo "train.sh: measuring the machine's peak (bench/peak.sh, $threads threads)" >&2
-bench/peak.sh --json --seconds 1 > bench/out/train-peak.json
+BUILD=$bdir bench/peak.sh --json --seconds 1 > bench/out/train-peak.json
 
 peer() { # method batch dtype
   local s=$steps w=$warmup
@@ -64,7 +65,7 @@ for method in ${methods//,/ }; do
     [ ${#dt[@]} -gt 0 ] && peer "$method" "$batch" "${dt[0]}"
     for tp in ${tprec//,/ }; do
       echo "train.sh: takumi $method batch $batch $tp" >&2
-      build/bench/bench_train --model "$model" --method "$method" --batch "$batch" --seq "$seq" \
+      "$bdir/bench/bench_train" --model "$model" --method "$method" --batch "$batch" --seq "$seq" \
         --threads "$threads" --steps "$steps" --warmup "$warmup" --precision "$tp" >> "$raw"
     done
     for d in "${dt[@]:1}"; do peer "$method" "$batch" "$d"; done

@@ -111,6 +111,7 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
         run_free(r);
         return st;
     }
+    (void)tk_matmul_set_precision(false);   /* resolved; tk_run_step turns bf16 on for each optimizer step */
     const bool lead = tk_dist_rank() == 0;   /* rank 0 owns the run folder and the events (dist.h) */
     if (!lead) r->fn = NULL;
     r->path_metrics = tk_path_join(c->out, "metrics.jsonl");
