@@ -9,14 +9,20 @@
  *     (no clipping, no weight decay, constant lr: the peer's torch.optim.AdamW);
  *   - --warmup untimed steps, then --steps timed ones.
  * Prints one JSON object: tokens/s over the timed steps, median step time and its split
- * (forward, LM head + loss, backward, optimizer), peak RSS (getrusage), RSS after load.
+ * (forward, LM head + loss, backward, optimizer; and across the first three, the time in
+ * products (tk_matmul*, tk_sgemm) and in attention), peak RSS (getrusage), RSS after load,
+ * and the useful FLOPs of one step (useful_flops below) for MFU.
+ * --precision fp32|bf16|auto: the base and LM-head products' precision (as takumi train's
+ * --precision; the JSON's "dtype" is the one used).
  * Uses the internal training step API (src/train/step.h), hence -Isrc in bench/Makefile.
  * Usage: bench_train [--model M] [--method lora|full] [--batch B] [--seq T] [--threads N]
  *                    [--steps S] [--warmup W] [--lora-r R] [--lora-alpha A]
- *                    [--lora-dropout P] [--recompute] [--lr X] */
+ *                    [--lora-dropout P] [--recompute] [--lr X] [--precision fp32|bf16|auto] */
 #define _GNU_SOURCE
 #include "takumi.h"
 #include "train/step.h"
+#include "train/trainer.h"
+#include "backend/backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +68,21 @@ static double peak_rss_mb(void) {
     return (double)ru.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
+/* Useful FLOPs of one training step (forward + backward) over B rows of T tokens, the convention of
+ * MFU (multiply-add = 2 FLOPs; nothing recomputed, no causal-masked work counted): every linear
+ * of the blocks plus the LM head, 2 per weight per token forward and 2 for dx; their dW (2 more)
+ * only when they train (full), LoRA's adapters 6 per trainable parameter per token instead;
+ * causal attention per layer and row: q·k and p·v each D·H·T(T+1) multiply-adds forward, twice
+ * that backward. The same count is used for PyTorch's runs (bench/train.sh). */
+static double useful_flops(const tk_model_config *c, int64_t B, int64_t T, bool full, int64_t trainable) {
+    double C = c->dim, H = c->n_heads, KH = c->n_kv_heads, D = c->head_dim, F = c->hidden_dim, L = c->n_layers, V = c->n_vocab;
+    double n_lin = L * (2 * C * H * D + 2 * C * KH * D + 3 * C * F) + V * C;
+    double tok = (double)B * (double)T;
+    double lin = tok * (4 * n_lin + (full ? 2 * n_lin : 6 * (double)trainable));
+    double attn = 3 * L * (double)B * 2 * (2 * H * D * (double)T * (double)(T + 1) / 2);
+    return lin + attn;
+}
+
 static int die(const char *what, tk_status st) {
     fprintf(stderr, "bench_train: %s: %s (%s)\n", what, tk_last_error(), tk_status_str(st));
     return 1;
@@ -72,11 +93,13 @@ int main(int argc, char **argv) {
     int threads = 2, batch = 1, seq = 512, steps = 5, warmup = 1, lora_r = 8;
     double lora_alpha = 16, lora_dropout = 0, lr = -1;
     bool recompute = false;
+    const char *precision = "fp32";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fprintf(stderr, "usage: bench_train [--model M] [--method lora|full] [--batch B] [--seq T] [--threads N]\n"
-                            "       [--steps S] [--warmup W] [--lora-r R] [--lora-alpha A] [--lora-dropout P] [--recompute] [--lr X]\n");
+                            "       [--steps S] [--warmup W] [--lora-r R] [--lora-alpha A] [--lora-dropout P] [--recompute] [--lr X]\n"
+                            "       [--precision fp32|bf16|auto]\n");
             return 0;
         }
         if (!strcmp(a, "--recompute")) { recompute = true; continue; }
@@ -93,6 +116,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--lora-alpha")) lora_alpha = atof(v);
         else if (!strcmp(a, "--lora-dropout")) lora_dropout = atof(v);
         else if (!strcmp(a, "--lr")) lr = atof(v);
+        else if (!strcmp(a, "--precision")) precision = v;
         else { fprintf(stderr, "bench_train: unknown option %s\n", a); return 1; }
     }
     bool full = !strcmp(method, "full");
@@ -102,13 +126,18 @@ int main(int argc, char **argv) {
     }
     if (lr < 0) lr = full ? 1e-5 : 1e-4; /* the peer's defaults */
     tk_set_threads(threads);
+    int prec_req = !strcmp(precision, "fp32") ? TK_PRECISION_FP32 : !strcmp(precision, "bf16") ? TK_PRECISION_BF16
+                 : !strcmp(precision, "auto") ? TK_PRECISION_AUTO : -1, prec = TK_PRECISION_FP32;
+    if (prec_req < 0) { fprintf(stderr, "bench_train: --precision must be fp32, bf16 or auto\n"); return 1; }
+    tk_status st = tk_train_precision_apply(prec_req, &prec);
+    if (st) return die("--precision", st);
 
     double rss0 = rss_now_mb();
     tk_model_params mp = tk_model_default_params();
     mp.tokenizer = TK_TOKENIZER_NONE;
     tk_model *m = NULL;
     double t0 = now_s();
-    tk_status st = tk_model_load(model_path, &mp, &m);
+    st = tk_model_load(model_path, &mp, &m);
     if (st) return die(model_path, st);
 
     tk_train_params tp = tk_train_default_params();
@@ -138,7 +167,8 @@ int main(int argc, char **argv) {
     double *step_s = calloc((size_t)n_steps, sizeof *step_s), *fwd_s = calloc((size_t)n_steps, sizeof *fwd_s);
     double *head_s = calloc((size_t)n_steps, sizeof *head_s), *bwd_s = calloc((size_t)n_steps, sizeof *bwd_s);
     double *opt_s = calloc((size_t)n_steps, sizeof *opt_s), *loss = calloc((size_t)n_steps, sizeof *loss);
-    if (!ids || !target || !step_s || !fwd_s || !head_s || !bwd_s || !opt_s || !loss) {
+    double *gemm_s = calloc((size_t)n_steps, sizeof *gemm_s), *attn_s = calloc((size_t)n_steps, sizeof *attn_s);
+    if (!ids || !target || !step_s || !fwd_s || !head_s || !bwd_s || !opt_s || !loss || !gemm_s || !attn_s) {
         fprintf(stderr, "bench_train: out of memory\n");
         return 1;
     }
@@ -168,28 +198,34 @@ int main(int argc, char **argv) {
         fwd_s[s] = tt.forward_s;
         head_s[s] = tt.head_s;
         bwd_s[s] = tt.backward_s;
+        gemm_s[s] = tt.gemm_s;
+        attn_s[s] = tt.attention_s;
         loss[s] = ws > 0 ? ls / ws : 0;
-        fprintf(stderr, "bench_train: step %d/%d%s: loss %.4f, %.3f s (forward %.3f, head %.3f, backward %.3f, adamw %.3f)\n",
-                s + 1, n_steps, s < warmup ? " (warm-up)" : "", loss[s], step_s[s], fwd_s[s], head_s[s], bwd_s[s], opt_s[s]);
+        fprintf(stderr, "bench_train: step %d/%d%s: loss %.4f, %.3f s (forward %.3f, head %.3f, backward %.3f, adamw %.3f; "
+                "products %.3f, attention %.3f)\n", s + 1, n_steps, s < warmup ? " (warm-up)" : "", loss[s], step_s[s], fwd_s[s],
+                head_s[s], bwd_s[s], opt_s[s], gemm_s[s], attn_s[s]);
     }
 
     double sum = 0;
     for (int s = warmup; s < n_steps; s++) sum += step_s[s];
-    printf("{\"side\":\"takumi\",\"method\":\"%s\",\"dtype\":\"fp32\",\"batch\":%d,\"seq\":%d,\"threads\":%d,"
+    double flops = useful_flops(tk_model_get_config(m), batch, seq, full, ps->total);
+    printf("{\"side\":\"takumi\",\"method\":\"%s\",\"dtype\":\"%s\",\"batch\":%d,\"seq\":%d,\"threads\":%d,"
            "\"steps_timed\":%d,\"warmup\":%d,\"tokens_per_s\":%.3f,\"step_s_median\":%.4f,"
            "\"forward_s_median\":%.4f,\"head_s_median\":%.4f,\"backward_s_median\":%.4f,\"adamw_s_median\":%.4f,"
+           "\"gemm_s_median\":%.4f,\"attention_s_median\":%.4f,\"useful_flops_per_step\":%.6g,"
            "\"peak_rss_mb\":%.1f,\"rss_before_load_mb\":%.1f,\"rss_after_load_mb\":%.1f,\"train_ctx_mb\":%.1f,"
            "\"load_s\":%.2f,\"loss_first\":%.5f,\"loss_last\":%.5f,\"trainable_params\":%lld,\"recompute\":%s,"
            "\"lora\":",
-           method, batch, seq, tk_get_threads(), steps, warmup, (double)n * steps / sum, median(step_s + warmup, steps),
-           median(fwd_s + warmup, steps), median(head_s + warmup, steps), median(bwd_s + warmup, steps),
-           median(opt_s + warmup, steps), peak_rss_mb(), rss0, rss_loaded, (double)tk_train_bytes(tc) / (1 << 20),
+           method, tk_train_precision_name(prec), batch, seq, tk_get_threads(), steps, warmup, (double)n * steps / sum,
+           median(step_s + warmup, steps), median(fwd_s + warmup, steps), median(head_s + warmup, steps),
+           median(bwd_s + warmup, steps), median(opt_s + warmup, steps), median(gemm_s + warmup, steps),
+           median(attn_s + warmup, steps), flops, peak_rss_mb(), rss0, rss_loaded, (double)tk_train_bytes(tc) / (1 << 20),
            load_s, loss[0], loss[n_steps - 1], (long long)ps->total, recompute ? "true" : "false");
     if (full) printf("null");
     else printf("{\"r\":%d,\"alpha\":%g,\"dropout\":%g,\"targets\":\"all\"}", lora_r, lora_alpha, lora_dropout);
     printf(",\"lr\":%g,\"data\":\"random ids\",\"version\":\"%s\"}\n", lr, TK_VERSION);
 
-    free(ids); free(target); free(step_s); free(fwd_s); free(head_s); free(bwd_s); free(opt_s); free(loss);
+    free(ids); free(target); free(step_s); free(fwd_s); free(head_s); free(bwd_s); free(opt_s); free(loss); free(gemm_s); free(attn_s);
     tk_train_ctx_free(tc);
     tk_model_free(m);
     return 0;

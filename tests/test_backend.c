@@ -3,9 +3,11 @@
  * run time (unknown names refused with the built list); every entry (buffers, matmuls, attention
  * and elementwise kernels) is filled; buffers round-trip through the active backend; the
  * dispatchers reach the selected backend (tk_matmul_ex and tk_vexp_sum equal its entries called
- * directly, bit for bit). */
+ * directly, bit for bit); tk_op_times splits the calling thread's time into products and attention
+ * (attention's own products counted as attention). */
 #include "test.h"
 #include "backend/backend.h"
+#include "ops/ops.h"
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
 
@@ -63,6 +65,27 @@ int main(void) {
     CHECK_OK(tk_cpu_matmul(y2, x, &wr, T, false, TK_MATMUL_EXACT));
     CHECK_OK(tk_matmul_ex(y1, x, &wr, T, false, TK_MATMUL_EXACT));
     CHECK(!memcmp(y1, y2, sizeof y1), "the CPU table holds the CPU kernels");
+    /* tk_op_times: products count as products, attention (and the products inside it) as attention */
+    tk_op_times_reset();
+    tk_op_times o0 = tk_op_times_get();
+    CHECK(o0.gemm_s == 0 && o0.attention_s == 0, "op times after a reset: %g %g", o0.gemm_s, o0.attention_s);
+    for (int r = 0; r < 50; r++) CHECK_OK(tk_matmul(y1, x, &wr, T, false));
+    tk_op_times o1 = tk_op_times_get();
+    CHECK(o1.gemm_s > 0 && o1.attention_s == 0, "50 products: gemm %g s, attention %g s", o1.gemm_s, o1.attention_s);
+    {
+        enum { AT = 48, AH = 2, AD = 16 };
+        static float q[AT * AH * AD], k[AT * AH * AD], v[AT * AH * AD], out[AT * AH * AD];
+        int32_t pos[AT];
+        for (int i = 0; i < AT; i++) pos[i] = i;
+        for (int i = 0; i < AT * AH * AD; i++) { q[i] = tk_rng_normal(&rng); k[i] = tk_rng_normal(&rng); v[i] = tk_rng_normal(&rng); }
+        tk_attn_args aa = {.Tq = AT, .S = AT, .H = AH, .KH = AH, .D = AD, .pos_q = pos, .pos_k = pos, .scale = 0.25f};
+        for (int r = 0; r < 20; r++) CHECK_OK(tk_attention_forward(out, NULL, q, k, v, &aa));
+    }
+    tk_op_times o2 = tk_op_times_get();
+    CHECK(o2.attention_s > 0 && o2.gemm_s == o1.gemm_s, "attention: %g s, products unchanged (%g -> %g)", o2.attention_s,
+          o1.gemm_s, o2.gemm_s);
+    tk_op_times_reset();
+    CHECK(tk_op_times_get().gemm_s == 0 && tk_op_times_get().attention_s == 0, "reset clears the op times");
     /* unknown names are refused, naming the built ones; the active backend stays */
     CHECK(tk_backend_select("tpu") == TK_ERR_NOT_FOUND, "an unknown backend is refused");
     CHECK(strstr(tk_last_error(), "tpu") && strstr(tk_last_error(), "cpu"), "message: %s", tk_last_error());

@@ -7,6 +7,7 @@
  * - gradient accumulation: 2 micro-batches of 1 row == 1 batch of 2 rows (gradients and
  *   loss, stories260K LoRA), and the same at trainer level (losses per step);
  * - the schedule in metrics.jsonl equals cosine-with-warmup computed here;
+ * - --precision: auto resolves to bf16 exactly where bf16 products run (tk_train_precision_apply);
  * - a seed gives a bit-identical run; a run stopped at step 4 and resumed reproduces the
  *   uninterrupted run's train and validation losses bit for bit;
  * - early stopping triggers (and the overfitting warning) when validation data contradicts
@@ -15,6 +16,7 @@
 #include "train/trainer.h"
 #include "train/checkpoint.h"
 #include "train/batch.h"
+#include "backend/backend.h"
 #include "core/core.h"
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
@@ -360,6 +362,29 @@ static int same_series(const tk_metrics_series *a, const tk_metrics_series *b, b
     return 1;
 }
 
+/* tk_train_precision_apply: fp32 is fp32; auto is bf16 exactly where the backend runs bf16 products; an explicit
+ * bf16 without them (TK_NO_BF16=1 simulates a CPU without AVX512-BF16) is refused naming why, auto falls back */
+static void test_precision(void) {
+    int used = -1;
+    CHECK_OK(tk_train_precision_apply(TK_PRECISION_FP32, &used));
+    CHECK(used == TK_PRECISION_FP32 && !strcmp(tk_train_precision_name(used), "fp32"), "fp32 -> %d", used);
+    bool has = tk_matmul_set_precision(true) == TK_OK;
+    CHECK_OK(tk_matmul_set_precision(false));
+    CHECK_OK(tk_train_precision_apply(TK_PRECISION_AUTO, &used));
+    CHECK(used == (has ? TK_PRECISION_BF16 : TK_PRECISION_FP32), "auto -> %s on a CPU %s bf16 products", tk_train_precision_name(used),
+          has ? "with" : "without");
+    tk_status st = tk_train_precision_apply(TK_PRECISION_BF16, &used);
+    CHECK(has ? st == TK_OK && used == TK_PRECISION_BF16 : st == TK_ERR_UNSUPPORTED, "explicit bf16: %s", tk_status_str(st));
+    setenv("TK_NO_BF16", "1", 1);
+    CHECK_OK(tk_train_precision_apply(TK_PRECISION_AUTO, &used));
+    CHECK(used == TK_PRECISION_FP32, "auto under TK_NO_BF16=1 -> %s", tk_train_precision_name(used));
+    st = tk_train_precision_apply(TK_PRECISION_BF16, &used);
+    CHECK(st == TK_ERR_UNSUPPORTED && strstr(tk_last_error(), "TK_NO_BF16") && used == TK_PRECISION_FP32,
+          "bf16 under TK_NO_BF16=1: %s (%s)", tk_status_str(st), tk_last_error());
+    unsetenv("TK_NO_BF16");
+    CHECK_OK(tk_matmul_set_precision(false));
+}
+
 static void test_runs(void) {
     write_data();
     /* A: uninterrupted; B: same seed; C: stopped after step 4, resumed */
@@ -414,10 +439,12 @@ static void test_runs(void) {
     tk_metrics_series_free(&ma); tk_metrics_series_free(&mb); tk_metrics_series_free(&mc);
     tk_trainer_config_free(&a); tk_trainer_config_free(&b); tk_trainer_config_free(&c);
 
-    /* accumulation at trainer level: batch 2 x accum 1 == batch 1 x accum 2 (no dropout, no packing) */
+    /* accumulation at trainer level: batch 2 x accum 1 == batch 1 x accum 2 (no dropout, no packing); in fp32:
+     * with bf16 products (auto on an AVX512-BF16 CPU) the 1-row micro-batches' few-row products stay fp32 (row
+     * kernels) while the 2-row ones round to bf16, which moves the losses by ~1e-3 relative */
     tk_trainer_config d = base_config("runD"), e = base_config("runE");
-    const char *common[][2] = {{"no-packing", NULL}, {"lora-dropout", "0"}, {"max-steps", "4"}, {"val-split", "0"}};
-    for (size_t i = 0; i < 4; i++) { CHECK_OK(tk_trainer_config_set(&d, common[i][0], common[i][1])); CHECK_OK(tk_trainer_config_set(&e, common[i][0], common[i][1])); }
+    const char *common[][2] = {{"no-packing", NULL}, {"lora-dropout", "0"}, {"max-steps", "4"}, {"val-split", "0"}, {"precision", "fp32"}};
+    for (size_t i = 0; i < 5; i++) { CHECK_OK(tk_trainer_config_set(&d, common[i][0], common[i][1])); CHECK_OK(tk_trainer_config_set(&e, common[i][0], common[i][1])); }
     CHECK_OK(tk_trainer_config_set(&d, "batch-size", "2"));
     CHECK_OK(tk_trainer_config_set(&d, "grad-accum", "1"));
     CHECK_OK(tk_trainer_config_set(&e, "batch-size", "1"));
@@ -458,6 +485,7 @@ int main(void) {
     test_config();
     test_checkpoint();
     test_metrics_truncate();
+    test_precision();
     g_stories = tk_test_shared("models/stories260K/hf");
     g_tok512 = tk_test_shared("models/stories260K/llama2c/tok512.bin");
     const char *bin = tk_test_shared("models/stories260K/llama2c/stories260K.bin");

@@ -32,7 +32,7 @@ curve() {
     sed -n -e 's/^{"step":\([0-9]*\),.*"train_loss":\([^,]*\),"lr":\([^,]*\),"grad_norm":\([^,]*\),.*/t \1 \2 \3 \4/p' \
            -e 's/^{"step":\([0-9]*\),.*"valid_loss":\([^,]*\),"valid_ppl":\([^,]*\),"valid_token_acc":\([^,]*\),.*/v \1 \2 \3 \4/p' "$1"
 }
-stories=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --val-split 0.2
+stories=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --val-split 0.2 --precision fp32
          --threads 1 --seed 5 --epochs 3 --eval-every 4 --save-every 1000)
 run_case() {
     local name=$1; shift
@@ -80,7 +80,7 @@ fi
 run_case stories_full "${stories[@]}" --samples 0 --method full --freeze-layers 2 --lr 1e-3 --weight-decay 0.01 --schedule linear
 if [ -f "$SMOL" ]; then
     run_case smollm2_lora --model "$SMOL" --data "$tmp/support.jsonl" --val "$tmp/support_val.jsonl" --max-seq-len 256 \
-        --samples 0 --threads 1 --seed 7 --max-steps 4 --eval-every 2 --save-every 1000
+        --samples 0 --threads 1 --seed 7 --max-steps 4 --eval-every 2 --save-every 1000 --precision fp32
 elif [ "${CI:-}" = true ]; then
     echo "FAIL: $SMOL missing in CI"; exit 1
 fi

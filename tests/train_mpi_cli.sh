@@ -25,7 +25,8 @@ for i in $(seq 0 31); do
     printf '{"prompt":"Tell me about %s and the %s.","completion":"%s had a %s. %s was happy."}\n' "$n" "$t" "$n" "$t" "$n"
 done > "$tmp/d.jsonl"
 common=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --val-split 0.25 --samples 1
-        --sample-tokens 8 --threads 1 --seed 3 --epochs 4 --lr 3e-3 --eval-every 4 --batch-size 1 --grad-accum 4 --save-every 2)
+        --sample-tokens 8 --threads 1 --seed 3 --epochs 4 --lr 3e-3 --eval-every 4 --batch-size 1 --grad-accum 4 --save-every 2
+        --precision fp32)   # fp32: the 1e-5 comparisons below are of summation orders, which bf16 rounding (auto) swamps
 losses() { grep -o '"train_loss":[^,}]*\|"valid_loss":[^,}]*' "$1/metrics.jsonl"; }
 # same(A B what): the two runs' loss lists agree within 1e-5 relative, entry by entry
 same() {
@@ -109,7 +110,7 @@ for i in $(seq 0 23); do
     printf '{"prompt":"Tell me about %s.","chosen":"%s had a %s. %s was happy.","rejected":"The %s was sad."}\n' "$n" "$n" "$t" "$n" "$t"
 done > "$tmp/p.jsonl"
 dpo=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/p.jsonl" --objective dpo --max-seq-len 160 --val-split 0.25
-     --samples 0 --threads 1 --seed 3 --epochs 2 --lr 3e-3 --eval-every 2 --batch-size 1 --grad-accum 4)
+     --samples 0 --threads 1 --seed 3 --epochs 2 --lr 3e-3 --eval-every 2 --batch-size 1 --grad-accum 4 --precision fp32)
 for variant in dpo dpo_pre; do
     extra=(); [ $variant = dpo_pre ] && extra=(--precompute-ref)
     "$BIN" train "${dpo[@]}" "${extra[@]}" --out "$tmp/${variant}1" > /dev/null 2> "$tmp/${variant}1.err" || bad "$variant, one process: $(tail -3 "$tmp/${variant}1.err")"
@@ -123,7 +124,8 @@ else bad "dpo: TRL's metrics (rewards/accuracies $(acc "$tmp/dpo2") vs $(acc "$t
 
 # ---- distillation from another teacher (the bf16 weights): the same losses and the same adapter
 dist=(--model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --objective distill --teacher "$S/hf-bf16" --temperature 2
-      --max-seq-len 160 --val-split 0.25 --samples 0 --threads 1 --seed 3 --epochs 2 --lr 3e-3 --eval-every 4 --batch-size 1 --grad-accum 4)
+      --max-seq-len 160 --val-split 0.25 --samples 0 --threads 1 --seed 3 --epochs 2 --lr 3e-3 --eval-every 4 --batch-size 1 --grad-accum 4
+      --precision fp32)
 "$BIN" train "${dist[@]}" --out "$tmp/kd1" > /dev/null 2> "$tmp/kd1.err" || bad "distill, one process: $(tail -3 "$tmp/kd1.err")"
 timeout 300 "${MPIRUN[@]}" "$BIN" train "${dist[@]}" --out "$tmp/kd2" > /dev/null 2> "$tmp/kd2.err" || bad "distill, 2 ranks: $(tail -3 "$tmp/kd2.err")"
 same "$tmp/kd2" "$tmp/kd1" "distill: 2 ranks vs 1 process"

@@ -66,22 +66,53 @@ void tk_backend_free(void *p) { BE->free(p); }
 void tk_backend_to_device(void *dst, const void *src, size_t bytes) { BE->to_device(dst, src, bytes); }
 void tk_backend_to_host(void *dst, const void *src, size_t bytes) { BE->to_host(dst, src, bytes); }
 
+/* tk_op_times: per thread; only the outermost timed op counts (attention's own sgemm calls are attention) */
+static _Thread_local tk_op_times g_times;
+static _Thread_local int g_depth;
+double tk_op_time_begin(void) { return g_depth++ ? 0.0 : tk_time_s(); }
+void tk_op_time_end(double t0, bool attention) {
+    if (--g_depth) return;
+    double dt = tk_time_s() - t0;
+    if (attention) g_times.attention_s += dt;
+    else g_times.gemm_s += dt;
+}
+tk_op_times tk_op_times_get(void) { return g_times; }
+void tk_op_times_reset(void) { memset(&g_times, 0, sizeof g_times); }
+
 tk_status tk_matmul(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate) {
-    return BE->matmul(y, x, w, T, accumulate, 0);
+    double t0 = tk_op_time_begin();
+    tk_status st = BE->matmul(y, x, w, T, accumulate, 0);
+    tk_op_time_end(t0, false);
+    return st;
 }
 tk_status tk_matmul_ex(float *y, const float *x, const tk_tensor_ref *w, int64_t T, bool accumulate, int flags) {
-    return BE->matmul(y, x, w, T, accumulate, flags);
+    double t0 = tk_op_time_begin();
+    tk_status st = BE->matmul(y, x, w, T, accumulate, flags);
+    tk_op_time_end(t0, false);
+    return st;
 }
 tk_status tk_matmul_multi(float *const *y, const float *x, const tk_tensor_ref *const *w, int n, int64_t T, int flags) {
-    return BE->matmul_multi(y, x, w, n, T, flags);
+    double t0 = tk_op_time_begin();
+    tk_status st = BE->matmul_multi(y, x, w, n, T, flags);
+    tk_op_time_end(t0, false);
+    return st;
 }
 tk_status tk_matmul_dx(float *dx, const float *dy, const tk_tensor_ref *w, int64_t T, bool accumulate) {
-    return BE->matmul_dx(dx, dy, w, T, accumulate);
+    double t0 = tk_op_time_begin();
+    tk_status st = BE->matmul_dx(dx, dy, w, T, accumulate);
+    tk_op_time_end(t0, false);
+    return st;
 }
-void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K) { BE->matmul_dw(dw, dy, x, T, N, K); }
+void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t N, int64_t K) {
+    double t0 = tk_op_time_begin();
+    BE->matmul_dw(dw, dy, x, T, N, K);
+    tk_op_time_end(t0, false);
+}
 void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
               const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    double t0 = tk_op_time_begin();
     BE->sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    tk_op_time_end(t0, false);
 }
 tk_status tk_matmul_set_precision(bool bf16) {
     if (BE->set_precision) return BE->set_precision(bf16);

@@ -126,8 +126,18 @@ void tk_matmul_dw(float *dw, const float *dy, const float *x, int64_t T, int64_t
 /* Precision of the large products of tk_matmul, tk_matmul_multi, tk_matmul_dx and tk_matmul_dw on
  * the active backend (not tk_sgemm, not the few-row dots): "bf16" rounds
  * their inputs to bf16 and sums in fp32 (CPU: AVX512-BF16). TK_ERR_UNSUPPORTED with the reason when
- * the backend or CPU lacks it. Process-wide; not thread-safe with ops in flight (set before a run). */
+ * the backend or CPU lacks it (CPU: also while the environment sets TK_NO_BF16=1, to test the
+ * fallback on a BF16 CPU). Per calling thread (other threads keep theirs; default fp32). Thread-safe. */
 tk_status tk_matmul_set_precision(bool bf16);
+/* Wall time the calling thread spent in the dispatchers above (products: tk_matmul*, tk_sgemm) and
+ * in tk_attention_forward/backward (ops.h), outermost call only (attention's inner products count as
+ * attention), since its last tk_op_times_reset; for step-time splits (bench_train). Per thread. */
+typedef struct tk_op_times { double gemm_s, attention_s; } tk_op_times;
+tk_op_times tk_op_times_get(void);
+void tk_op_times_reset(void);
+/* For dispatchers: brackets one op; t0 from begin goes to end, attention=false counts it as a product. Per thread. */
+double tk_op_time_begin(void);
+void tk_op_time_end(double t0, bool attention);
 /* Plain f32 sgemm: C[M x N] = alpha * op(A) · op(B) + beta * C, row-major. */
 void tk_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

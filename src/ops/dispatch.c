@@ -18,11 +18,17 @@ void tk_rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x
 void tk_rope_forward(float *x, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r) { BE->rope_fwd(x, pos, T, NH, D, r); }
 void tk_rope_backward(float *dx, const int32_t *pos, int64_t T, int64_t NH, int64_t D, const tk_rope *r) { BE->rope_bwd(dx, pos, T, NH, D, r); }
 tk_status tk_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const tk_attn_args *a) {
-    return BE->attention_fwd(out, att, q, k, v, a);
+    double t0 = tk_op_time_begin();
+    tk_status st = BE->attention_fwd(out, att, q, k, v, a);
+    tk_op_time_end(t0, true);
+    return st;
 }
 tk_status tk_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att, const float *q, const float *k,
                                 const float *v, const tk_attn_args *a) {
-    return BE->attention_bwd(dq, dk, dv, dout, att, q, k, v, a);
+    double t0 = tk_op_time_begin();
+    tk_status st = BE->attention_bwd(dq, dk, dv, dout, att, q, k, v, a);
+    tk_op_time_end(t0, true);
+    return st;
 }
 void tk_swiglu_forward(float *out, const float *gate, const float *up, int64_t n) { BE->swiglu_fwd(out, gate, up, n); }
 void tk_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {

@@ -4,6 +4,7 @@
  * warning and early stopping) and a checkpoint. */
 #include "train/run.h"
 #include "dist/dist.h"
+#include "backend/backend.h"
 #include <math.h>
 
 double tk_run_epoch_progress(tk_run *r) {
@@ -21,7 +22,20 @@ static void metric_means(const tk_run *r, double *sums, double ws, tk_train_even
     e->metrics = sums;
 }
 
+static tk_status run_step(tk_run *r);
+
+/* --precision bf16 (or auto resolved to it) covers the optimizer steps only: validation, the samples
+ * and the evaluation after training run fp32, so that their numbers are takumi eval's and takumi
+ * generate's on the saved adapter, whatever precision trained it. */
 tk_status tk_run_step(tk_run *r) {
+    const bool bf16 = r->precision == TK_PRECISION_BF16;
+    tk_status st = bf16 ? tk_matmul_set_precision(true) : TK_OK;
+    if (!st) st = run_step(r);
+    if (bf16) (void)tk_matmul_set_precision(false);
+    return st;
+}
+
+static tk_status run_step(tk_run *r) {
     if (r->grpo) return tk_run_grpo_step(r);
     tk_trainer_config *c = &r->c;
     tk_status st = tk_run_rows(r, r->st.epoch);

@@ -278,7 +278,7 @@ static const tk_trainer_option k_opts[] = {
     {"threads", "N", "0 (all cores)", "compute threads (results are bit-identical for a given thread count)", .type = TK_OPT_I32, .offset = F(threads),
      .ilo = 0, .ihi = 4096},
     {"precision", "NAME", "auto", "fp32, bf16 or auto: bf16 rounds the inputs of the base and LM-head products to bf16 (fp32 sums, "
-     "fp32 weights, gradients and moments; needs AVX512-BF16); auto = fp32", .type = TK_OPT_ENUM, .offset = F(precision),
+     "fp32 weights, gradients and moments; needs AVX512-BF16); auto = bf16 where the CPU has AVX512-BF16, else fp32", .type = TK_OPT_ENUM, .offset = F(precision),
      .n_values = 3, .value_name = precision_name, .init = "auto"},
     {"recompute", "", "off", "recompute activations in the backward (less memory, more time)", .type = TK_OPT_BOOL, .offset = F(recompute)},
     {"samples", "N", "3", "validation prompts answered before and after training in the report", .type = TK_OPT_I32, .offset = F(samples), .ilo = 0,

@@ -6,6 +6,7 @@
  * validation pass. Units are pairs: a step's gradients are scaled by 1 / its pairs. */
 #include "train/run.h"
 #include "objective/logp.h"
+#include "backend/backend.h"
 
 static const char *objective_of(int i) { return tk_trainer_option_find("objective")->value_name(i); }
 
@@ -157,7 +158,12 @@ tk_status tk_run_pref_precompute(tk_run *r) {
                  (long long)r->train.n, r->has_val ? " and validation" : "");
     tk_rows rows;
     tk_status st = tk_rows_epoch(&r->train, r->c.seed, 0, false, r->c.pack_len, r->c.packing, &rows);
+    /* the training pairs' references in the steps' precision (bf16 where tk_run_step uses it), the
+     * validation pairs' in fp32 as validation runs: the same numbers as without --precompute-ref */
+    const bool bf16 = r->precision == TK_PRECISION_BF16;
+    if (!st && bf16) st = tk_matmul_set_precision(true);
     if (!st) st = precompute(r, &r->train, &rows, &r->ref_train);
+    if (bf16) (void)tk_matmul_set_precision(false);
     tk_rows_free(&rows);
     if (!st && r->has_val) st = precompute(r, &r->val, &r->vrows, &r->ref_val);
     return st ? tk_fail_ctx(st, "reference log-probabilities: ") : TK_OK;

@@ -34,6 +34,7 @@
 
 typedef struct tk_run {
     tk_trainer_config c;          /* resolved copy */
+    int precision;                /* the tk_train_precision this run uses: FP32 or BF16 (--precision auto resolved) */
     tk_train_event_fn fn; void *ud;
     tk_train_control *ctl;        /* pause / cancel requests (may be NULL) */
     int lock_fd;                  /* RUN/.lock, held for the run's lifetime (-1: none) */

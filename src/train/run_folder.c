@@ -48,7 +48,7 @@ tk_status tk_run_config_json(tk_run *r) {
                   (unsigned long long)r->train.stats.n_targets, (unsigned long long)r->train.stats.n_truncated,
                   (unsigned long long)r->train.stats.n_skipped, (unsigned long long)r->train.stats.targets_cut,
                   (unsigned long long)r->st.data_hash, (long long)r->st.total_steps, tk_get_threads(),
-                  r->c.precision == TK_PRECISION_BF16 ? "bf16" : "fp32", (long long)r->ps->total);
+                  tk_train_precision_name(r->precision), (long long)r->ps->total);
     return b->data ? TK_OK : TK_ERR_NOMEM;
 }
 

@@ -46,6 +46,9 @@ tk_status tk_run_write_report(tk_run *r) {
     kv_add(sum, &ns, sv, "peak memory (RSS)", "%.0f MiB", peak);
     kv_add(sum, &ns, sv, "trainable parameters", "%lld (%.3f%% of %lld)", (long long)r->ps->total,
            100.0 * (double)r->ps->total / (double)tk_model_n_params(r->m), (long long)tk_model_n_params(r->m));
+    kv_add(sum, &ns, sv, "precision", "%s%s", r->precision == TK_PRECISION_BF16
+           ? "bf16 base and LM-head products (fp32 sums, weights, gradients, moments)" : "fp32",
+           r->c.precision == TK_PRECISION_AUTO ? " (--precision auto)" : "");
     kv_add(sum, &ns, sv, "run folder", "%s", r->c.out);
     kv_add(data, &nd, dv, "training file", "%s (%s)", r->c.data, tk_data_format_name(r->train.format));
     kv_add(data, &nd, dv, "training examples", "%lld (%llu tokens, %llu trained)", (long long)r->train.n,

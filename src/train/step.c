@@ -381,6 +381,7 @@ static tk_obj_batch policy_batch(const tk_train_ctx *tc, const tk_batch *b, cons
 static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_batch *extra, float grad_scale,
                              tk_obj_result *res) {
     set_training(tc, true);
+    tk_op_times_reset();
     double t0 = tk_time_s();
     tc->a.training = true;
     tk_status st = tk_llama_forward(tc->m, &tc->a, b, NULL, NULL, 0, NULL);
@@ -410,6 +411,9 @@ static tk_status fwd_obj_bwd(tk_train_ctx *tc, const tk_batch *b, const tk_obj_b
     tc->timing.forward_s = t1 - t0;
     tc->timing.head_s = t2 - t1;
     tc->timing.backward_s = t3 - t2;
+    tk_op_times ot = tk_op_times_get();
+    tc->timing.gemm_s = ot.gemm_s;
+    tc->timing.attention_s = ot.attention_s;
     return st;
 }
 

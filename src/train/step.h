@@ -166,7 +166,8 @@ float *tk_train_extra_state(tk_train_ctx *tc, int64_t *n);
  * gradient and AdamW moments (excludes the base model's mapped weights). */
 size_t tk_train_bytes(const tk_train_ctx *tc);
 
-/* Timing of the last tk_train_step_fwd_bwd in seconds (forward, LM head + loss, backward). */
-typedef struct tk_train_timing { double forward_s, head_s, backward_s; } tk_train_timing;
+/* Timing of the last tk_train_step_fwd_bwd in seconds (forward, LM head + loss, backward; and, over
+ * all three, the time in products (tk_matmul*, tk_sgemm) and in attention: backend.h tk_op_times). */
+typedef struct tk_train_timing { double forward_s, head_s, backward_s, gemm_s, attention_s; } tk_train_timing;
 tk_train_timing tk_train_last_timing(const tk_train_ctx *tc);
 #endif

@@ -37,6 +37,19 @@ void tk_run_emitf(tk_run *r, tk_train_event_kind k, const char *event_name, bool
 }
 
 
+tk_status tk_train_precision_apply(int requested, int *used) {
+    *used = TK_PRECISION_FP32;
+    if (requested == TK_PRECISION_FP32) return tk_matmul_set_precision(false);
+    tk_status st = tk_matmul_set_precision(true);
+    if (st && requested == TK_PRECISION_AUTO) return tk_matmul_set_precision(false);   /* auto: fp32 where bf16 cannot run */
+    if (!st) *used = TK_PRECISION_BF16;
+    return st;
+}
+
+const char *tk_train_precision_name(int precision) {
+    return precision == TK_PRECISION_BF16 ? "bf16" : precision == TK_PRECISION_FP32 ? "fp32" : "auto";
+}
+
 static void run_free(tk_run *r) {
     (void)tk_matmul_set_precision(false);   /* --precision bf16 lasts for the run only */
     free(r->shard_first);
@@ -93,11 +106,12 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (st) return st;
     tk_trainer_config *c = &r->c;
     tk_set_threads(c->threads);
-    if ((st = tk_matmul_set_precision(c->precision == TK_PRECISION_BF16))) {
+    if ((st = tk_train_precision_apply(c->precision, &r->precision))) {
         st = tk_fail_ctx(st, "--precision bf16 (use fp32 or auto here): ");
         run_free(r);
         return st;
     }
+    (void)tk_matmul_set_precision(false);   /* resolved; tk_run_step turns bf16 on for each optimizer step */
     const bool lead = tk_dist_rank() == 0;   /* rank 0 owns the run folder and the events (dist.h) */
     if (!lead) r->fn = NULL;
     r->path_metrics = tk_path_join(c->out, "metrics.jsonl");
@@ -196,10 +210,11 @@ tk_status tk_trainer_run(const tk_trainer_config *cfg, tk_train_event_fn on_even
     if (st) goto done;
 
     tk_run_emitf(r, TK_EV_START, "start", !resumed, "%s %lld steps: %lld examples, %lld epoch%s, %lld rows/epoch, %d x %d rows per step, "
-          "rows of up to %d tokens, lr %.3g (%s, warmup %lld), %lld trainable parameters",
+          "rows of up to %d tokens, lr %.3g (%s, warmup %lld), %lld trainable parameters, precision %s%s",
           resumed ? "resuming;" : "training", (long long)r->st.total_steps, (long long)r->train.n, (long long)r->n_epochs,
           r->n_epochs == 1 ? "" : "s", (long long)r->epoch_rows[0], c->batch_size, c->grad_accum, r->max_cols, c->lr,
-          tk_trainer_option_find("schedule")->value_name((int)c->schedule), (long long)c->warmup, (long long)r->ps->total);
+          tk_trainer_option_find("schedule")->value_name((int)c->schedule), (long long)c->warmup, (long long)r->ps->total,
+          tk_train_precision_name(r->precision), c->precision == TK_PRECISION_AUTO ? " (auto)" : "");
     if (r->st.done) tk_run_emitf(r, TK_EV_INFO, "done", false, "the run had already finished at step %lld", (long long)r->st.step);
 
     /* the base model's validation loss, the reference every later evaluation is read against */

@@ -23,9 +23,16 @@
 #include "takumi/data.h"
 
 /* --precision: fp32 everywhere, or bf16 inputs with fp32 sums for the base and LM-head products
- * (tk_matmul_set_precision; fp32 master weights, gradients and moments); auto picks fp32 (measured
- * no faster in bf16 on Zen 4, README). */
+ * (tk_matmul_set_precision; fp32 master weights, gradients and moments); auto = bf16 where the
+ * backend runs bf16 products (CPU: AVX512-BF16, TK_NO_BF16 unset), else fp32. */
 typedef enum { TK_PRECISION_AUTO = 0, TK_PRECISION_FP32, TK_PRECISION_BF16 } tk_train_precision;
+
+/* Sets the calling thread's product precision for requested (auto resolved as above) and stores the
+ * one applied (FP32 or BF16) in *used; an explicit BF16 the backend cannot run is TK_ERR_UNSUPPORTED
+ * naming why. Undo with tk_matmul_set_precision(false). Thread-safe (per thread). */
+tk_status tk_train_precision_apply(int requested, int *used);
+/* "fp32" or "bf16" for a resolved precision (auto: "auto"). Thread-safe. */
+const char *tk_train_precision_name(int precision);
 
 typedef struct tk_trainer_config {
     char *model, *tokenizer, *data, *val, *out, *template_name;

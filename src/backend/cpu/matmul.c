@@ -33,15 +33,20 @@
 static int g_force_path = 0;
 void tk_cpu_matmul_force_path(int path) { g_force_path = path; }
 
-static int g_bf16 = 0; /* tk_matmul_set_precision */
+/* tk_matmul_set_precision: per calling thread (a training job's bf16 does not reach a server's
+ * completions on other threads); read once per product by the thread that calls it, before any
+ * parallel region, so OpenMP workers need no copy. */
+static _Thread_local int g_bf16 = 0;
 tk_status tk_cpu_set_precision(int bf16) {
     const tk_sgemm_kernel *k = tk_sgemm_kernel_find("avx512bf16");
-    const char *why = k ? tk_sgemm_kernel_unsupported(k) : "this build has no bf16 kernel (x86 only)";
+    const char *no = getenv("TK_NO_BF16");
+    const char *why = no && *no && strcmp(no, "0") ? "TK_NO_BF16 is set (AVX512-BF16 treated as absent)"
+                      : k ? tk_sgemm_kernel_unsupported(k) : "this build has no bf16 kernel (x86 only)";
     if (bf16 && why) return tk_fail(TK_ERR_UNSUPPORTED, "bf16 products: %s", why);
-    __atomic_store_n(&g_bf16, bf16 ? 1 : 0, __ATOMIC_RELEASE);
+    g_bf16 = bf16 ? 1 : 0;
     return TK_OK;
 }
-static bool bf16_on(void) { return __atomic_load_n(&g_bf16, __ATOMIC_ACQUIRE); }
+static bool bf16_on(void) { return g_bf16; }
 /* bf16 products for this call: the global precision, or TK_MATMUL_BF16 without TK_MATMUL_EXACT on a weight of an
  * int8-kernel dtype (the quantized types of the fast precision) where the CPU runs it. */
 static bool bf16_for(int flags, tk_dtype dt) {
