@@ -6,22 +6,11 @@
 # is refused at start naming it.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+NAME=serve_peft_methods
+. tests/lib/serve_harness.bash
 S=${TAKUMI_SHARED:-../shared}/models/stories260K
-if [ ! -f "$S/hf/model.safetensors" ] || [ ! -f "$S/llama2c/tok512.bin" ]; then
-    if [ "${CI:-}" = true ]; then echo "FAIL: required asset missing in CI: models/stories260K"; exit 1; fi
-    echo "SKIP: models/stories260K not found (set TAKUMI_SHARED or place ../shared)"; exit 0
-fi
-command -v curl > /dev/null || { echo "SKIP: curl not installed"; exit 0; }
-export OMP_WAIT_POLICY=passive
-tmp=$(mktemp -d /tmp/takumi_serve_peft_XXXXXX)
-PID=
-cleanup() {
-    if [ -n "$PID" ]; then kill "$PID" 2> /dev/null; for _ in $(seq 1 100); do kill -0 "$PID" 2> /dev/null || break; sleep 0.1; done; fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-checks=0 failures=0
+[ -f "$S/hf/model.safetensors" ] && [ -f "$S/llama2c/tok512.bin" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
+command -v curl > /dev/null || need "curl"
 ok() { checks=$((checks + 1)); }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
 TOK=$S/llama2c/tok512.bin
@@ -56,16 +45,7 @@ for m in $methods; do
     served+=(--adapter "$m=$tmp/$m/adapter")
 done
 
-"$BIN" serve --port 0 --threads 1 --model "base=$S/hf" --tokenizer "$TOK" --data-dir "$tmp/data" "${served[@]}" 2> "$tmp/serve.log" &
-PID=$!
-PORT=
-for _ in $(seq 1 600); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/serve.log" | head -1)
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2> /dev/null || break
-    sleep 0.1
-done
-if [ -z "$PORT" ]; then bad "serve did not start: $(tail -3 "$tmp/serve.log")"; echo "serve_peft_methods: $failures of $checks checks FAILED"; exit 1; fi
+serve_start 1 --threads 1 --model "base=$S/hf" --tokenizer "$TOK" --data-dir "$D" "${served[@]}"
 ok
 for m in base $methods; do
     [ "$m" = base ] || [ -s "$tmp/$m.txt" ] || continue
@@ -84,7 +64,7 @@ sys.exit(f"served {got!r}\n  generate {want!r}")
 PY
     then ok; else bad "$m: served answer differs from takumi generate --adapter"; fi
 done
-kill "$PID"; wait "$PID" 2> /dev/null; PID=
+serve_stop
 
 # a folder that is no adapter: refused at start, naming it
 mkdir -p "$tmp/notadapter"
@@ -94,5 +74,4 @@ if "$BIN" serve --port 0 --threads 1 --model "base=$S/hf" --tokenizer "$TOK" --d
 elif grep -q "notadapter" "$tmp/bad.log"; then ok
 else bad "the refusal does not name the folder: $(tail -2 "$tmp/bad.log")"; fi
 
-if [ $failures -eq 0 ]; then echo "serve_peft_methods: $checks checks passed"; exit 0; fi
-echo "serve_peft_methods: $failures of $checks checks FAILED"; exit 1
+serve_finish serve_peft_methods
