@@ -36,8 +36,10 @@ tk_status tk_run_write_ckpt_adapter(tk_run *r, const char *ckpt) {
     const tk_peft *p = ads[0].peft;
     char *tmp = tk_path_join(ckpt, "adapter.tmp"), *dir = tk_path_join(ckpt, "adapter");
     tk_status st = tmp && dir ? TK_OK : TK_ERR_NOMEM;
+    if (!st) st = tk_ckpt_remove_tree(tmp); /* a leftover of a crash */
     if (!st) st = p->method->save_peft(p->state, r->m, tmp, NULL);
     if (!st && tk_io_rename(tmp, dir) != 0) st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", dir, strerror(errno));
+    if (st && tmp) tk_ckpt_remove_tree(tmp); /* a failed write leaves no temporary (its error is the one reported) */
     free(tmp);
     free(dir);
     return st ? tk_fail_ctx(st, "the checkpoint's adapter: ") : TK_OK;

@@ -150,7 +150,7 @@ static void fsync_dir(const char *path) {
 }
 
 /* Removes a checkpoint folder (its files and folders -- the checkpoint's adapter/ -- then the folder). */
-static tk_status rm_folder(const char *path) {
+tk_status tk_ckpt_remove_tree(const char *path) {
     DIR *d = opendir(path);
     if (!d) return errno == ENOENT ? TK_OK : tk_fail(TK_ERR_IO, "%s: cannot open folder: %s", path, strerror(errno));
     struct dirent *e;
@@ -161,7 +161,7 @@ static tk_status rm_folder(const char *path) {
         f.len = 0;
         if ((st = tk_buf_printf(&f, "%s/%s", path, e->d_name))) break;
         if (unlink(f.data) == 0 || errno == ENOENT) continue;
-        if (errno == EISDIR) st = rm_folder(f.data);
+        if (errno == EISDIR) st = tk_ckpt_remove_tree(f.data);
         else st = tk_fail(TK_ERR_IO, "%s: cannot remove: %s", f.data, strerror(errno));
     }
     closedir(d);
@@ -176,9 +176,9 @@ static tk_status rm_folder(const char *path) {
 static tk_status discard_folder(const char *path) {
     tk_buf t = {0};
     tk_status st = tk_buf_printf(&t, "%s.old.tmp", path);
-    if (!st) st = rm_folder(t.data); /* a leftover of an earlier crash */
+    if (!st) st = tk_ckpt_remove_tree(t.data); /* a leftover of an earlier crash */
     if (!st) {
-        if (tk_io_rename(path, t.data) == 0) st = rm_folder(t.data);
+        if (tk_io_rename(path, t.data) == 0) st = tk_ckpt_remove_tree(t.data);
         else if (errno != ENOENT) st = tk_fail(TK_ERR_IO, "%s: cannot rename for removal: %s", path, strerror(errno));
     }
     tk_buf_free(&t);
@@ -218,7 +218,7 @@ static tk_status list_ckpts(const char *root, bool clean, int64_t **steps, size_
         int64_t s;
         if (clean && tk_ends_with(e->d_name, ".tmp") && !strncmp(e->d_name, "step-", 5)) {
             f.len = 0;
-            if (!(st = tk_buf_printf(&f, "%s/%s", root, e->d_name))) st = rm_folder(f.data);
+            if (!(st = tk_buf_printf(&f, "%s/%s", root, e->d_name))) st = tk_ckpt_remove_tree(f.data);
             continue;
         }
         if (!ckpt_name(e->d_name, &s)) continue;
@@ -266,7 +266,7 @@ tk_status tk_ckpt_save_ex(const char *run_dir, const tk_param_set *ps, const flo
         fin = ckpt_path(root.data, s->step, "");
         if (!tmp || !fin) st = TK_ERR_NOMEM;
     }
-    if (!st) st = rm_folder(tmp);
+    if (!st) st = tk_ckpt_remove_tree(tmp);
     if (!st && mkdir(tmp, 0755) != 0) st = tk_fail(TK_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
     /* parameters and moments, streamed from the live buffers (no copy) */
     if (!st && !(w = tk_st_writer_new())) st = TK_ERR_NOMEM;
@@ -303,7 +303,7 @@ tk_status tk_ckpt_save_ex(const char *run_dir, const tk_param_set *ps, const flo
             st = tk_fail(TK_ERR_IO, "%s: rename failed: %s", fin, strerror(errno));
         if (!st) fsync_dir(root.data);
     }
-    if (st && tmp) rm_folder(tmp);
+    if (st && tmp) tk_ckpt_remove_tree(tmp);
     /* keep the newest `keep` */
     if (!st && keep > 0 && !(st = list_ckpts(root.data, true, &steps, &n_steps))) {
         for (size_t i = (size_t)keep; i < n_steps && !st; i++) {

@@ -80,6 +80,8 @@ tk_status tk_ckpt_load(const char *dir, tk_param_set *ps, tk_train_state *s, cha
 tk_status tk_ckpt_load_ex(const char *dir, tk_param_set *ps, float *extra, int64_t n_extra, tk_train_state *s, char **config_json,
                           tk_ckpt_check_fn check, void *ctx, bool *damaged);
 
+/* Removes a folder with its files and sub-folders (no error if it does not exist). Thread-safe for distinct paths. */
+tk_status tk_ckpt_remove_tree(const char *path);
 /* The state as a JSON object (appended to out); config_json embedded as "config" if non-NULL. */
 tk_status tk_train_state_json(const tk_train_state *s, const char *config_json, tk_buf *out);
 /* Parses a state object written by tk_train_state_json (name is used in messages). */
