@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <sys/resource.h>
 
 double tk_peak_rss_mb(void) {
@@ -41,59 +43,77 @@ static const char *kind_name(tk_train_event_kind k) {
     return "event";
 }
 
-/* A double as JSON (null when not finite). */
-static void jnum(tk_buf *b, const char *key, double v, bool last) {
-    if (isfinite(v)) tk_buf_printf(b, "\"%s\":%.17g%s", key, v, last ? "" : ",");
-    else tk_buf_printf(b, "\"%s\":null%s", key, last ? "" : ",");
+/* The line is built with a sticky status: after a failed append (out of memory) nothing more is added and
+ * the line is not written, so a line is never written with a part missing. */
+typedef struct jline { tk_buf b; tk_status st; } jline;
+
+static void japp(jline *l, const void *s, size_t n) { if (!l->st) l->st = tk_buf_append(&l->b, s, n); }
+
+static void jfmt(jline *l, const char *fmt, ...) {
+    if (l->st) return;
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) { l->st = tk_fail(TK_ERR_INTERNAL, "metrics: a field longer than %zu bytes", sizeof tmp); return; }
+    japp(l, tmp, (size_t)n);
 }
 
-static void jstr(tk_buf *b, const char *s) {
-    tk_buf_append(b, "\"", 1);
+/* A double as JSON (null when not finite). */
+static void jnum(jline *l, const char *key, double v, bool last) {
+    if (isfinite(v)) jfmt(l, "\"%s\":%.17g%s", key, v, last ? "" : ",");
+    else jfmt(l, "\"%s\":null%s", key, last ? "" : ",");
+}
+
+static void jstr(jline *l, const char *s) {
+    japp(l, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') { char e[2] = {'\\', (char)*p}; tk_buf_append(b, e, 2); }
-        else if (*p == '\n') tk_buf_append(b, "\\n", 2);
-        else if (*p < 0x20) tk_buf_printf(b, "\\u%04x", *p);
-        else tk_buf_append(b, p, 1);
+        if (*p == '"' || *p == '\\') { char e[2] = {'\\', (char)*p}; japp(l, e, 2); }
+        else if (*p == '\n') japp(l, "\\n", 2);
+        else if (*p < 0x20) jfmt(l, "\\u%04x", *p);
+        else japp(l, p, 1);
     }
-    tk_buf_append(b, "\"", 1);
+    japp(l, "\"", 1);
 }
 
 tk_status tk_metrics_write(tk_metrics *m, const tk_train_event *e, const char *event_name) {
     if (!m->fp) return tk_fail(TK_ERR_ARG, "metrics: file not open");
-    tk_buf b = {0};
-    tk_buf_printf(&b, "{\"step\":%lld,", (long long)e->step);
+    jline l = {0};
+    jfmt(&l, "{\"step\":%lld,", (long long)e->step);
     if (e->kind == TK_EV_STEP) {
-        jnum(&b, "epoch", e->epoch, false);
-        jnum(&b, "train_loss", e->train_loss, false);
-        jnum(&b, "lr", e->lr, false);
-        jnum(&b, "grad_norm", e->grad_norm, false);
-        tk_buf_printf(&b, "\"tokens\":%lld,", (long long)e->tokens);
-        jnum(&b, "tokens_per_s", e->tokens_per_s, false);
-        jnum(&b, "step_s", e->step_s, false);
-        jnum(&b, "elapsed_s", e->elapsed_s, false);
-        for (int i = 0; i < e->n_metrics; i++) jnum(&b, e->metric_names[i], e->metrics[i], false);
-        jnum(&b, "peak_rss_mb", e->peak_rss_mb, true);
+        jnum(&l, "epoch", e->epoch, false);
+        jnum(&l, "train_loss", e->train_loss, false);
+        jnum(&l, "lr", e->lr, false);
+        jnum(&l, "grad_norm", e->grad_norm, false);
+        jfmt(&l, "\"tokens\":%lld,", (long long)e->tokens);
+        jnum(&l, "tokens_per_s", e->tokens_per_s, false);
+        jnum(&l, "step_s", e->step_s, false);
+        jnum(&l, "elapsed_s", e->elapsed_s, false);
+        for (int i = 0; i < e->n_metrics; i++) jnum(&l, e->metric_names[i], e->metrics[i], false);
+        jnum(&l, "peak_rss_mb", e->peak_rss_mb, true);
     } else if (e->kind == TK_EV_EVAL) {
-        jnum(&b, "epoch", e->epoch, false);
-        jnum(&b, "valid_loss", e->valid_loss, false);
-        jnum(&b, "valid_ppl", e->valid_ppl, false);
-        jnum(&b, "valid_token_acc", e->valid_acc, false);
+        jnum(&l, "epoch", e->epoch, false);
+        jnum(&l, "valid_loss", e->valid_loss, false);
+        jnum(&l, "valid_ppl", e->valid_ppl, false);
+        jnum(&l, "valid_token_acc", e->valid_acc, false);
         for (int i = 0; i < e->n_metrics; i++) {
             char key[96];
             snprintf(key, sizeof key, "valid_%s", e->metric_names[i]);
-            jnum(&b, key, e->metrics[i], false);
+            jnum(&l, key, e->metrics[i], false);
         }
-        tk_buf_printf(&b, "\"valid_tokens\":%lld", (long long)e->valid_tokens);
+        jfmt(&l, "\"valid_tokens\":%lld", (long long)e->valid_tokens);
     } else {
-        tk_buf_append(&b, "\"event\":", 8);
-        jstr(&b, event_name ? event_name : kind_name(e->kind));
-        tk_buf_append(&b, ",\"message\":", 11);
-        jstr(&b, e->message);
+        japp(&l, "\"event\":", 8);
+        jstr(&l, event_name ? event_name : kind_name(e->kind));
+        japp(&l, ",\"message\":", 11);
+        jstr(&l, e->message);
     }
-    tk_status st = tk_buf_append(&b, "}\n", 2);
-    if (!st && (tk_io_fwrite(b.data, 1, b.len, m->fp) != b.len || fflush(m->fp) != 0))
+    japp(&l, "}\n", 2);
+    tk_status st = l.st;
+    if (!st && (tk_io_fwrite(l.b.data, 1, l.b.len, m->fp) != l.b.len || fflush(m->fp) != 0))
         st = tk_fail(TK_ERR_IO, "%s: write failed: %s", m->path, strerror(errno));
-    tk_buf_free(&b);
+    tk_buf_free(&l.b);
     return st;
 }
 
