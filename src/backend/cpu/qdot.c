@@ -208,7 +208,13 @@ static float qdot_scalar(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) 
 static bool cpu_any(void) { return true; }
 #if defined(__x86_64__) || defined(__i386__)
 #define TK_X86 1
-static bool cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"); }
+#include <cpuid.h>
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c" (the fuzz build is clang's). */
+static bool cpu_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+static bool cpu_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c(); }
 static bool cpu_avx512vnni(void) {
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512vnni") && cpu_avx2();
