@@ -12,31 +12,13 @@
 # timing in tests/test_generate_batch.c (the continuous batcher, 4 rows over 4 adapter lists).
 set -u
 cd "$(dirname "$0")/.."
-BIN=${TAKUMI_BIN:-$PWD/build/takumi}
+NAME=serve_batch
+. tests/lib/serve_harness.bash
 S=${TAKUMI_SHARED:-../shared}/models/stories260K
-need() {
-    if [ "${CI:-}" = true ]; then echo "FAIL: required in CI: $1"; exit 1; fi
-    echo "SKIP: $1 not found"; exit 0
-}
 [ -f "$S/hf/model.safetensors" ] && [ -f "$S/gguf/stories260K-f32.gguf" ] || need "models/stories260K (set TAKUMI_SHARED or place ../shared)"
 command -v curl >/dev/null || need "curl"
-export OMP_WAIT_POLICY=passive
 G=$S/gguf/stories260K-f32.gguf
-tmp=$(mktemp -d /tmp/takumi_batch_XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${pids[@]}"; do for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done; done
-    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-checks=0 failures=0
-ok() { checks=$((checks + 1)); }
 bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2; }
-expect() { if eval "$1"; then ok; else bad "$(eval "cat <<__MSG__
-$2
-__MSG__
-")"; fi; }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n "s/^$1 //p"; }
 
 # ---- two adapters: the LoRAs v1, v2 on stories260K of tests/lib/serve_versions.bash
@@ -69,16 +51,8 @@ echo "]" >> "$tmp/cases.json"
 expect '! cmp -s "$tmp/want0.txt" "$tmp/want3.txt" || ! cmp -s "$tmp/want3.txt" "$tmp/want6.txt"' 'the adapters do not change the answers'
 
 # ---- the server: 8 rows per batch (12 clients: 4 wait in the queue)
-"$BIN" serve --port 0 --threads 1 --model "stories=$G" --adapter "kids1=$tmp/v1/adapter" --adapter "kids2=$tmp/v2/adapter" --ctx 512 \
-    --data-dir "$tmp/d" --max-concurrent 8 2> "$tmp/s.log" &
-PID=$!; pids+=("$PID"); PORT=
-for _ in $(seq 1 600); do
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/s.log" | head -1)
-    [ -n "$PORT" ] && break
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { bad "server did not start: $(tail -3 "$tmp/s.log")"; exit 1; }
+serve_start 1 --threads 1 --model "stories=$G" --adapter "kids1=$tmp/v1/adapter" --adapter "kids2=$tmp/v2/adapter" --ctx 512 \
+    --data-dir "$D" --max-concurrent 8
 
 python3 tests/serve_batch_drive.py "$PORT" "$tmp/cases.json" all > "$tmp/r1.json" 2> "$tmp/r1.err"
 expect 'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d[\"ok\"] == 12 and not d[\"bad\"] else 1)" $tmp/r1.json' \
@@ -104,5 +78,4 @@ expect '[ "$(completions)" = 25 ] && [ "$left" -ge 1 ] && [ "$left" -lt 400 ]' '
 expect '[ "$(metric takumi_batch_rows)" = 0 ]' 'rows left after the leaving client: $(metric takumi_batch_rows)'
 
 echo "the leaving client: $left tokens generated before its row was freed"
-echo "serve_batch: $((checks - failures)) checks passed, $failures failed"
-[ "$failures" -eq 0 ]
+serve_finish serve_batch
