@@ -163,6 +163,18 @@ has out "4 training records match: 1 exact, 2 same prompt, 1 near"
 has out "file: warning: against_unreadable: $FX/heldout.jsonl line 6:"
 expect_rc 1 "$T" data check "$FX/faq.csv" --approx-tokens --json --against "$FX/heldout.jsonl"
 if python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["report"]["contamination"]; assert d["contaminated_records"]==4 and d["matches"][2]=={"line":4,"file":sys.argv[2],"eval_line":5,"kind":"near","similarity":d["matches"][2]["similarity"]}' "$work/out" "$FX/heldout.jsonl"; then ok; else bad "--json contamination"; fi
+# takumi eval's question records ({"question", "facts", "system"?}) are prompts to compare (issue 15): the same
+# prompt, and near-duplicates of the training record's prompt (line 4 is 0.70 from line 2's question, far from its q+a)
+expect_rc 1 "$T" data check "$FX/faq.csv" --approx-tokens --against "$FX/heldout_questions.jsonl"
+has out "line 6: contamination: the same prompt as $FX/heldout_questions.jsonl line 1"
+has out "1 training record match: 0 exact, 1 same prompt, 0 near"
+has out "file: warning: against_unreadable: $FX/heldout_questions.jsonl line 3: missing_content: \"question\" is empty"
+expect_rc 1 "$T" data check "$FX/faq.csv" --approx-tokens --against "$FX/heldout_questions.jsonl" --against-threshold 0.6
+has out "line 2: contamination: a near-duplicate of $FX/heldout_questions.jsonl line 4 (Jaccard 0.70 of character 5-grams)"
+has out "2 training records match: 0 exact, 1 same prompt, 1 near"
+expect_rc 1 "$T" data check "$FX/heldout_questions.jsonl" --approx-tokens
+has out "format: rft (detected)"
+has out "line 3: missing_content: \"question\" is empty"
 expect_rc 2 "$T" data check "$FX/faq.csv" --approx-tokens --against
 expect_rc 2 "$T" data check "$FX/faq.csv" --approx-tokens --against "$FX/faq.csv"
 S260=$SHARED/models/stories260K

@@ -12,12 +12,14 @@
  *           MinHash values in 16 bands of 4: a pair at Jaccard 0.8 becomes a candidate with
  *           probability 1 - (1 - 0.8^4)^16 = 0.9998, at 0.9 with 1 - 1e-11), and the exact
  *           Jaccard of the two 5-gram sets decides, so no pair below the threshold is reported.
+ *           An evaluation record without a reply (a question of takumi eval, a prompt) is compared
+ *           with the training record's prompt as well: the larger of the two similarities counts.
  * Deterministic: fixed hash functions, no sampling, results sorted by line. Character 5-grams
  * work the same for languages written without spaces (Japanese, Chinese). The evaluation
  * files are indexed in memory (their 5-gram sets are kept); the training file streams. */
 #include "data/data_internal.h"
 
-typedef struct entry { uint32_t file; uint64_t line; uint64_t h_all, h_prompt; bool has_prompt; size_t sh_off, sh_n; } entry;
+typedef struct entry { uint32_t file; uint64_t line; uint64_t h_all, h_prompt; bool has_prompt, prompt_only; size_t sh_off, sh_n; } entry;
 typedef struct kv { uint64_t key; uint32_t idx; } kv;
 
 struct tk_contam_index {
@@ -27,11 +29,12 @@ struct tk_contam_index {
     kv *by_all, *by_prompt; size_t n_prompt;
     kv *band[TK_LSH_BANDS];
     double threshold;
+    size_t n_prompt_only;           /* entries without a reply (question records): near-matched against training prompts too */
 };
 
 struct tk_contam_scratch {
     tk_buf all, prompt;
-    tk_shingles sh;
+    tk_shingles sh, sh_prompt;
     uint32_t *cand; size_t n_cand, cap_cand;
 };
 
@@ -48,7 +51,7 @@ tk_contam_scratch *tk_contam_scratch_new(void) { return tk_calloc(1, sizeof(tk_c
 void tk_contam_scratch_free(tk_contam_scratch *s) {
     if (!s) return;
     tk_buf_free(&s->all); tk_buf_free(&s->prompt);
-    free(s->sh.h); free(s->cand);
+    free(s->sh.h); free(s->sh_prompt.h); free(s->cand);
     free(s);
 }
 
@@ -75,7 +78,7 @@ static tk_status texts(const tk_example *ex, tk_buf *all, tk_buf *prompt, bool *
         if (all->len) st = tk_buf_append(all, " ", 1);
         if (!st) st = tk_text_normalize(ex->label, ex->label_len, all);
     }
-    *has_prompt = prompt->len > 0 && (ex->n_prompt < ex->n || ex->label);
+    *has_prompt = prompt->len > 0;   /* a record without a reply (a question to answer) is all prompt */
     return st;
 }
 
@@ -117,8 +120,10 @@ static tk_status add_entry(tk_contam_index *x, tk_contam_scratch *s, const tk_ex
     }
     memcpy(x->sh + x->n_sh, s->sh.h, s->sh.n * sizeof *s->sh.h);
     tk_minhash(s->all.data, s->all.len, x->sigs + x->n * TK_MINHASH_N);
+    bool po = ex->n_prompt >= ex->n && !ex->label;
     x->e[x->n] = (entry){file, line, tk_hash64(s->all.data, s->all.len, 21), hp ? tk_hash64(s->prompt.data, s->prompt.len, 22) : 0, hp,
-                         x->n_sh, s->sh.n};
+                         po, x->n_sh, s->sh.n};
+    x->n_prompt_only += po;
     x->n_sh += s->sh.n;
     x->n++;
     return TK_OK;
@@ -273,6 +278,15 @@ tk_status tk_contam_match(const tk_contam_index *x, tk_contam_scratch *s, const 
             for (size_t i = lower(x->band[b], x->n, k); i < x->n && x->band[b][i].key == k; i++)
                 if (!push_cand(s, x->band[b][i].idx, TK_CONTAM_NEAR)) return TK_ERR_NOMEM;
         }
+    /* question records of the evaluation files (no reply): their near-duplicates among the training prompts */
+    bool near_prompt = hp && x->n_prompt_only && s->prompt.len < s->all.len;
+    if (near_prompt && (st = tk_shingle_set(s->prompt.data, s->prompt.len, &s->sh_prompt))) return st;
+    if (near_prompt && tk_minhash(s->prompt.data, s->prompt.len, sig))
+        for (int b = 0; b < TK_LSH_BANDS; b++) {
+            uint64_t k = band_key(sig, b);
+            for (size_t i = lower(x->band[b], x->n, k); i < x->n && x->band[b][i].key == k; i++)
+                if (x->e[x->band[b][i].idx].prompt_only && !push_cand(s, x->band[b][i].idx, TK_CONTAM_NEAR)) return TK_ERR_NOMEM;
+        }
     if (!s->n_cand) return TK_OK;
     qsort(s->cand, s->n_cand, sizeof *s->cand, cmp_u32);
     tk_contam_hit *h = tk_malloc(s->n_cand * sizeof *h);
@@ -285,6 +299,10 @@ tk_status tk_contam_match(const tk_contam_index *x, tk_contam_scratch *s, const 
         double sim = 1;
         if (kind == TK_CONTAM_NEAR) {
             sim = tk_shingle_jaccard(s->sh.h, s->sh.n, x->sh + e->sh_off, e->sh_n);
+            if (near_prompt && e->prompt_only) {   /* a question record: the training record's prompt is what it can repeat */
+                double sp = tk_shingle_jaccard(s->sh_prompt.h, s->sh_prompt.n, x->sh + e->sh_off, e->sh_n);
+                if (sp > sim) sim = sp;
+            }
             if (sim < x->threshold) continue;
         }
         h[m++] = (tk_contam_hit){e->file, e->line, (uint8_t)kind, (float)sim};

@@ -133,6 +133,8 @@ tk_data_format tk_data_classify(const cJSON *r) {
     if (get(r, "instruction") && (get(r, "output") || get(r, "input"))) return TK_DATA_ALPACA;
     if ((get(r, "prompt") && get(r, "completion")) || (get(r, "question") && get(r, "answer"))) return TK_DATA_PROMPT_COMPLETION;
     if (get(r, "prompt") && !get(r, "completion") && !get(r, "text")) return TK_DATA_RFT;
+    /* takumi eval's question records ({"question", "facts"|"reference"…, "system"?}): prompts to answer */
+    if (cJSON_IsString(get(r, "question")) && !get(r, "answer") && !get(r, "choices") && !get(r, "text")) return TK_DATA_RFT;
     if ((get(r, "text") || get(r, "sentence")) && get(r, "label")) return TK_DATA_CLASSIFICATION;
     if (get(r, "text")) return TK_DATA_TEXT;
     return TK_DATA_AUTO;
@@ -406,11 +408,16 @@ static void validate_chat(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
 
 /* ---- prompts (reinforcement fine-tuning) -------------------------------------- */
 /* OpenAI's RFT layout: "messages" ending with a user turn (other fields are the graders'); or "prompt" alone, a
- * string (one user turn) or a message list ending with a user turn. No reply: n_prompt == n. */
+ * string (one user turn) or a message list ending with a user turn; or takumi eval's "question" (a string, with an
+ * optional "system" string). No reply: n_prompt == n. */
 static void validate_rft(const cJSON *rec, tk_example *ex, tk_rfinds *fs) {
     const cJSON *msgs = get(rec, "messages"), *prompt = get(rec, "prompt");
+    const char *pkey = "prompt";
+    if (!msgs && !prompt && cJSON_IsString(get(rec, "question"))) { prompt = get(rec, "question"); pkey = "question"; }
     if (!msgs && cJSON_IsString(prompt)) {
-        if (tk_text_blank(prompt->valuestring, slen(prompt))) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "\"prompt\" is empty"); return; }
+        if (tk_text_blank(prompt->valuestring, slen(prompt))) { tk_rf_add(fs, TK_DATA_ERROR, "missing_content", "\"%s\" is empty", pkey); return; }
+        const cJSON *sys = get(rec, "system");   /* an eval record's system prompt */
+        if (cJSON_IsString(sys) && !tk_text_blank(sys->valuestring, slen(sys))) ex_add(ex, TK_R_SYSTEM, sys->valuestring, slen(sys), -1, false);
         ex_add(ex, TK_R_USER, prompt->valuestring, slen(prompt), -1, false);
         ex->n_prompt = ex->n;
         return;
