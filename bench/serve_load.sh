@@ -7,7 +7,8 @@
 #   --adapters   clients spread over 4 LoRA adapters of the model (takumi: model ids a1..a4; llama-server:
 #                --lora x4 and the request's "lora" field [{id, scale 1}]); the adapters are trained here
 #                for one step each (takumi train --max-steps 1: a real, non-zero LoRA on every linear)
-#   --train      the same loads while a `takumi train` job (LoRA, 1 thread) runs beside the server
+#   --train      the same loads while a LoRA training job runs: takumi serve's own fine-tuning job (at --job-nice 10,
+#                its default), beside llama-server the same `takumi train` at nice 10; the job's steps are reported
 #   --exact      takumi serve --exact (f32 activations in decode; default: int8 for quantized weights, as llama.cpp)
 #   --fast       the default precision, said explicitly (kept for older command lines)
 #   --takumi-only  skip llama-server
@@ -65,13 +66,36 @@ if [ "$adapters" = 1 ]; then
             --samples 0 --threads "$threads" > "$tmp/train$a.log" 2>&1 || { echo "adapter $a: $(tail -2 "$tmp/train$a.log")" >&2; exit 1; }
     done
 fi
-start_train() {  # a LoRA job beside the server for the whole run
+# --train: a LoRA job on examples/support for the whole run. takumi: a fine-tuning job of the server itself (its job
+# thread runs at nice 10, --job-nice's default, with the server's threads); llama-server: the same `takumi train`
+# beside it at nice 10 and the same threads. The job's optimizer steps during the load are reported.
+jobid=
+start_train() {  # start_train NAME URL
     [ "$train" = 1 ] || return 0
-    "$BIN" train --model "$MODEL" --data examples/support/train.jsonl --out "$tmp/job" --epochs 50 --samples 0 --threads 1 \
-        > "$tmp/job.log" 2>&1 &
-    trainpid=$!
+    if [ "$1" = takumi ]; then
+        local f
+        f=$(curl -sf "$2/v1/files" -F purpose=fine-tune -F file=@examples/support/train.jsonl | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+        jobid=$(curl -sf "$2/v1/fine_tuning/jobs" -H 'Content-Type: application/json' \
+            -d "{\"model\":\"smol\",\"training_file\":\"$f\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":50}}}}" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+        jobdir=$tmp/data/jobs/$jobid
+    else
+        nice -n 10 "$BIN" train --model "$MODEL" --data examples/support/train.jsonl --out "$tmp/job" --epochs 50 --samples 0 \
+            --threads "$threads" > "$tmp/job.log" 2>&1 &
+        trainpid=$!
+        jobdir=$tmp/job
+    fi
+    for _ in $(seq 1 600); do [ -s "$jobdir/metrics.jsonl" ] && break; sleep 0.1; done   # training has started
 }
-stop_train() { [ -n "$trainpid" ] && { kill "$trainpid" 2>/dev/null; wait "$trainpid" 2>/dev/null || true; trainpid=; rm -rf "$tmp/job"; }; return 0; }
+train_steps() { awk '/"train_loss"/ { n++ } END { print n + 0 }' "$jobdir/metrics.jsonl" 2>/dev/null || echo 0; }
+stop_train() {  # stop_train NAME URL
+    [ "$train" = 1 ] || return 0
+    echo "$1: the training job made $(train_steps) optimizer steps during the load" >&2
+    echo "$1 $(train_steps)" >> "$tmp/train_steps.txt"
+    if [ -n "$jobid" ]; then curl -s -X POST "$2/v1/fine_tuning/jobs/$jobid/cancel" > /dev/null; jobid=; fi
+    [ -n "$trainpid" ] && { kill "$trainpid" 2>/dev/null; wait "$trainpid" 2>/dev/null || true; trainpid=; rm -rf "$tmp/job"; }
+    return 0
+}
 
 # run_side NAME: starts that server, runs every client count, writes $tmp/NAME.jsonl
 run_side() {
@@ -90,13 +114,13 @@ run_side() {
     srv=$!
     wait_up "$url" || { echo "$name did not start: $(tail -5 "$tmp/$name.log")" >&2; exit 1; }
     python3 bench/serve_load.py --url "$url" --clients 1 --seconds 3 --max-tokens 8 "${extra[@]}" > /dev/null  # warm-up
-    start_train
+    start_train "$name" "$url"
     for c in $clients; do
         python3 bench/serve_load.py --url "$url" --clients "$c" --seconds "$seconds" --max-tokens "$max_tokens" --label "$name" \
             "${extra[@]}" >> "$tmp/$name.jsonl"
         tail -n1 "$tmp/$name.jsonl" >&2
     done
-    stop_train
+    stop_train "$name" "$url"
     [ "$name" = takumi ] && curl -s "$url/metrics" | grep -E '^takumi_batch_(rows_max|steps_total|rows_total) ' > "$tmp/batch.txt" || true
     stop_srv
 }
@@ -119,6 +143,9 @@ for i, a in enumerate(t):
             continue
         ratio = f"{a['tok_s'] / b['tok_s']:.2f}x" if (b and b["tok_s"] > 0 and r is a) else ""
         print(f"| {r['clients']} | {name} | {r['req_s']:.2f} | {r['p50_s']:.2f} | {r['p99_s']:.2f} | {r['tok_s']:.1f} | {r['errors']} | {ratio} |")
+ts = os.path.join(tmp, "train_steps.txt")
+if os.path.exists(ts):
+    print("\ntraining job's optimizer steps during the load: " + ", ".join(f"beside {l.split()[0]} {l.split()[1]}" for l in open(ts)))
 b = os.path.join(tmp, "batch.txt")
 if os.path.exists(b):
     m = dict(line.split() for line in open(b))

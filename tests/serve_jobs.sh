@@ -65,6 +65,10 @@ done > "$tmp/big.jsonl"
 K1=$("$BIN" serve --create-key --data-dir "$D") K2=$("$BIN" serve --create-key --data-dir "$D")
 
 start 1
+# the job thread runs at nice 10 (--job-nice's default; the threads it starts inherit it), the request threads at 0
+nices=$(ps -L -o nice= -p "$PID" | tr -d ' ' | sort | uniq -c | tr '\n' ' ')
+expect '[ "$(ps -o nice= -p "$PID" | tr -d " ")" = 0 ] && ps -L -o nice= -p "$PID" | grep -qx " *10"' "thread nice values: $nices"
+expect '! "$BIN" serve --job-nice 20 --data-dir "$tmp/none" 2> "$tmp/nice.err" && grep -q -- "--job-nice" "$tmp/nice.err"' "--job-nice 20: $(cat "$tmp/nice.err")"
 sdk main
 # the ft: model's greedy answer is takumi generate's with the job's adapter on the same base
 job=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("job",""))' "$tmp/state.json")

@@ -44,6 +44,8 @@ typedef struct tk_serve_params {
                                       as llama.cpp; tk_session_set_exact) */
     bool log_contents_off;         /* the request log keeps ids, keys, versions, latency and tokens but no messages or answers */
     int log_days;                  /* request log rows older than this are deleted (default 30; 0 = kept forever) */
+    int job_nice;                  /* the nice value (0..19) of the fine-tuning job's threads (default 10): requests are served
+                                      first and the job trains on what they leave of the CPU; 0 = the same priority */
     /* One line per request (no newline), e.g. `127.0.0.1 "POST /v1/chat/completions" 200 0.412s in=31 out=64`.
      * Called from the server's threads, one call at a time. NULL = no log. */
     void (*log)(void *ud, const char *line);

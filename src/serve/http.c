@@ -45,6 +45,7 @@ tk_serve_params tk_serve_default_params(void) {
     p.max_upload = (size_t)64 << 20;
     p.timeout_s = 30;
     p.log_days = 30;
+    p.job_nice = 10;
     return p;
 }
 
@@ -258,6 +259,7 @@ tk_status tk_server_open(const tk_serve_params *p, tk_server **out) {
     if (!p) return tk_fail(TK_ERR_ARG, "serve: no parameters");
     if (p->port < 0 || p->port > 65535) return tk_fail(TK_ERR_ARG, "--port %d: must be 0..65535", p->port);
     if (p->log_days < 0) return tk_fail(TK_ERR_ARG, "--log-days %d: must be >= 0", p->log_days);
+    if (p->job_nice < 0 || p->job_nice > 19) return tk_fail(TK_ERR_ARG, "--job-nice %d: must be 0..19", p->job_nice);
     if (p->max_concurrent < 1 || p->max_queue < 0 || p->max_connections < 1 || p->max_body < 1 || p->max_upload < 1 || p->timeout_s < 1)
         return tk_fail(TK_ERR_ARG, "serve: need max-concurrent >= 1, max-queue >= 0, max-connections >= 1, max-body >= 1, max-upload >= 1, timeout >= 1");
     if (!p->data_dir || !*p->data_dir) return tk_fail(TK_ERR_ARG, "serve: no --data-dir");

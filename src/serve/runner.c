@@ -10,6 +10,8 @@
 #include "takumi/train.h"
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -332,6 +334,10 @@ static void *runner_main(void *arg) {
     tk_server *s = arg;
     srv_runner *rn = &s->runner;
     srv_keys *k = &s->keys;
+    /* Linux keeps a nice value per thread, and the threads this one starts (its OpenMP team) inherit it: the job's
+     * compute yields to the request threads and the batch decode whenever they have work. Lowering one's own
+     * priority is always permitted; should it fail all the same, the job runs at the server's priority. */
+    if (s->p.job_nice > 0) (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), s->p.job_nice);
     pthread_mutex_lock(&rn->mu);
     while (!rn->stop) {
         char id[40];

@@ -43,6 +43,8 @@ static void usage(FILE *f) {
         "  --log-contents on|off  the request log (DIR/takumi.db) keeps each request's messages and answer (default on;\n"
         "                       off: ids, keys, versions, latency and tokens only; feedback export then has nothing to export)\n"
         "  --log-days N         delete request log rows older than N days (default 30; 0 = keep)\n"
+        "  --job-nice N         nice value of the fine-tuning job's threads, 0..19 (default 10): requests are served\n"
+        "                       first, the job trains on the CPU they leave; 0 = the same priority as serving\n"
         "  --create-key         create an API key (stored salted and hashed in DIR/takumi.db), print it, exit\n"
         "  --admin              with --create-key: an admin key\n"
         "  --rpm N              with --create-key: at most N chat/completion requests per minute (default 0: no limit)\n"
@@ -95,6 +97,7 @@ int cmd_serve(int argc, char **argv) {
         else if (cli_flag(argv, i, "exact")) p.exact = true;
         else if (cli_flag(argv, i, "fast")) p.exact = false;
         else if (cli_opt(argc, argv, &i, "log-days", &v, &err)) { if (v) p.log_days = (int)cli_parse_long("log-days", v, 0, 100000, &err); }
+        else if (cli_opt(argc, argv, &i, "job-nice", &v, &err)) { if (v) p.job_nice = (int)cli_parse_long("job-nice", v, 0, 19, &err); }
         else if (cli_opt(argc, argv, &i, "log-contents", &v, &err)) {
             if (!v) continue;
             if (strcmp(v, "on") && strcmp(v, "off")) { fprintf(stderr, "takumi: --log-contents %s: on or off\n", v); err = 1; }
