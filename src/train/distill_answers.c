@@ -202,8 +202,7 @@ static tk_status write_record(const convo *cv, const char *ans, tk_buf *out) {
 
 const char *tk_run_data_path(const tk_run *r) { return r->answers_path ? r->answers_path : r->c.data; }
 
-/* RUN/teacher_answers.key holds key: the answers there are this run's. */
-static bool key_matches(const char *kpath, const char *apath, uint64_t key) {
+bool tk_run_key_matches(const char *kpath, const char *apath, uint64_t key) {
     char *k = NULL;
     size_t kl = 0;
     if (access(apath, R_OK) != 0 || tk_read_file(kpath, &k, &kl)) { tk_clear_error(); return false; }
@@ -237,7 +236,7 @@ static tk_status prepare(tk_run *r, convos *cs, char **answers, size_t *todo) {
     free(data);
     char *kpath = tk_path_join(c->out, KEY_FILE);
     if (!(r->answers_path = tk_path_join(c->out, ANSWERS_FILE)) || !kpath) { free(kpath); return TK_ERR_NOMEM; }
-    bool reuse = tk_dist_rank() == 0 && key_matches(kpath, r->answers_path, key);
+    bool reuse = tk_dist_rank() == 0 && tk_run_key_matches(kpath, r->answers_path, key);
     if ((st = tk_dist_bcast(&reuse, sizeof reuse))) { free(kpath); return tk_fail_ctx(st, "the teacher's answers: "); }   /* rank 0's view */
     if (reuse) {
         tk_run_emitf(r, TK_EV_INFO, "teacher_answers", false, "reusing %s (made from the same data, teacher, context and options)",

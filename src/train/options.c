@@ -5,6 +5,7 @@
  * by tk_trainer_config_json, read back by tk_trainer_config_apply_json, options_json.c) and the
  * resume check (tk_trainer_config_diff) all walk this table: a new option is one row (plus its field). */
 #include "train/trainer.h"
+#include "train/run.h"
 #include "core/core.h"
 #include "objective/distill.h"
 #include "objective/dpo.h"
@@ -80,6 +81,12 @@ static tk_status check_distill_loss(const char *name, const char *v) {
     if (tk_distill_kind_from_name(v) < 0 || !strcmp(v, "cross_entropy"))
         return tk_fail(TK_ERR_ARG, "--%s: unknown distillation loss '%s' (choose from forward_kl, reverse_kl, jsd)", name, v);
     return TK_OK;
+}
+
+static tk_status check_augment(const char *name, const char *v) {
+    (void)name;
+    int n;
+    return tk_run_augment_parse(v, &n);
 }
 
 static tk_status check_template(const char *name, const char *v) {
@@ -234,6 +241,12 @@ static const tk_trainer_option k_opts[] = {
      .resume = true, .ilo = 1, .ihi = 1 << 30, .init = "1"},
     {"adalora-orth-reg", "X", "0.5", "adalora: weight of the orthogonal regularization ||A A^T - I||, ||B^T B - I|| added to the loss "
      "(PEFT orth_reg_weight)", .type = TK_OPT_F64, .offset = F(adalora_orth_reg), .resume = true, .dlo = 0, .dhi = 1e6, .init = "0.5"},
+    {"augment", "auto|off|N", "auto", "paraphrase augmentation of chat data before training: N paraphrased copies of each record's last "
+     "user turn (answers unchanged; paraphrases that change a number or name, are not questions or repeat are dropped), written by "
+     "--augment-model (default: the base model) into RUN/augmented-train.jsonl, which the run trains on; auto: 2 when --augment-model is given and the data has "
+     "fewer than 1000 records, else off", .type = TK_OPT_STR, .offset = F(augment), .resume = true, .is_auto = true, .check = check_augment},
+    {"augment-model", "PATH", "the base model", "--augment: the model that writes the paraphrases (an instruction-tuned model with a chat "
+     "template; larger ones write better paraphrases)", .type = TK_OPT_STR, .offset = F(augment_model), .is_path = true, .resume = true},
     {"freeze-layers", "N", "0", "train only layers >= N (LoRA: adapters there; full: embedding frozen too when N > 0)", .type = TK_OPT_I32,
      .offset = F(freeze_layers), .resume = true, .ilo = 0, .ihi = 100000},
     {"epochs", "auto|N", "auto",

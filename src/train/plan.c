@@ -55,6 +55,7 @@ tk_status tk_run_load_inputs(tk_run *r) {
     tk_status (*load)(const char *, const tk_tokenizer *, const tk_sft_params *, tk_sft_data *) =
         r->kto ? tk_kto_load : r->pref ? tk_pairs_load : tk_sft_load;
     if ((st = tk_run_distill_prepare(r))) return st;   /* the teacher's answers may become the data */
+    if ((st = tk_run_augment_prepare(r))) return st;   /* or the data with paraphrased questions */
     if ((st = r->cls ? tk_run_cls_load(r, c->data, false) : load(tk_run_data_path(r), r->tok, &r->sp, &r->train))) return st;
     r->sp.format = r->train.format;   /* the validation file must be the same kind; samples re-read it */
     if (c->val && c->val_split > 0) return tk_fail(TK_ERR_ARG, "use either --val or --val-split, not both");

@@ -202,6 +202,22 @@ tk_status tk_self_run(const tk_trainer_config *cfg, tk_train_event_fn on_event, 
  * JSONL, atomic; reused when its key file matches the inputs, as on --resume); r->answers_path is then the
  * training data. With --teacher-context, the data is always normalised into that file (one record a line). */
 tk_status tk_run_distill_prepare(tk_run *r);
+/* True when apath is readable and the key file kpath holds key (a file made from the same inputs). */
+bool tk_run_key_matches(const char *kpath, const char *apath, uint64_t key);
+/* augment_data.c */
+/* --augment auto paraphrases chat data of fewer records than TK_AUGMENT_AUTO_MAX, TK_AUGMENT_AUTO_N times per record,
+ * when --augment-model names a writer. Not with the base model as its own writer: measured on SmolLM2-135M and
+ * examples/support (bench/facts_study.sh, README "Defaults that make facts stick"), its paraphrases did not raise
+ * the held-out fact-match. */
+#define TK_AUGMENT_AUTO_MAX 1000
+#define TK_AUGMENT_AUTO_N 2
+/* --augment's value: auto (NULL too) -> -1, off -> 0, N (0..16) -> N; anything else is refused. Thread-safe. */
+tk_status tk_run_augment_parse(const char *v, int *n);
+/* After the data path is known (tk_run_distill_prepare), before the data is loaded: with --augment N (auto: 2 with
+ * --augment-model and chat data of fewer than 1000 records, else off; nothing for other objectives or layouts), writes
+ * RUN/augmented-train.jsonl (the records and up to N paraphrases of each, tk_augment_run, written by
+ * --augment-model or the base) and makes it the data; reused when RUN/augmented-train.key matches the inputs. */
+tk_status tk_run_augment_prepare(tk_run *r);
 /* The data file the run trains on: r->answers_path, else --data. */
 const char *tk_run_data_path(const tk_run *r);
 

@@ -51,6 +51,8 @@ typedef struct tk_trainer_config {
     double desirable_weight, undesirable_weight;   /* kto: < 0 = auto (1) */
     double center_rewards;    /* reward: TRL's center_rewards_coefficient; < 0 = auto (none) */
     char *teacher;            /* distill: the teacher model */
+    char *augment;            /* --augment: "off", a number of paraphrases per record, NULL/"auto" (tk_run_augment_parse) */
+    char *augment_model;      /* --augment: the model that writes the paraphrases (NULL: the base model) */
     char *eval_config;        /* takumi eval's options as JSON, run on the adapter at the end (RUN/eval/) */
     char *distill_loss;       /* distill: forward_kl | reverse_kl (NULL: auto = forward_kl) */
     double temperature;       /* distill, grpo, self: 0 = auto (1) */
