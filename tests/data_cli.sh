@@ -8,20 +8,7 @@ cd "$(dirname "$0")/.."
 T=${TAKUMI_BIN:-$PWD/build/takumi}
 FX=tests/fixtures/data
 SHARED=${TAKUMI_SHARED:-../shared}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-# expect_rc RC CMD...: run CMD (stdout -> $work/out, stderr -> $work/err), compare its exit status
-expect_rc() {
-    local want=$1; shift
-    "$@" >"$work/out" 2>"$work/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "exit $rc (expected $want): $*"; sed 's/^/    /' "$work/err" | head -5; fi
-}
-has() { if grep -qF -- "$2" "$work/$1"; then ok; else bad "$1 lacks: $2"; fi; }
-lacks() { if grep -qF -- "$2" "$work/$1"; then bad "$1 should not contain: $2"; else ok; fi; }
+. tests/lib/cli_checks.bash
 
 [ -x "$T" ] || { echo "FAIL: $T not built"; exit 1; }
 

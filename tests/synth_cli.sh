@@ -8,18 +8,7 @@ cd "$(dirname "$0")/.."
 T=${TAKUMI_BIN:-$PWD/build/takumi}
 SHARED=${TAKUMI_SHARED:-../shared}
 M=$SHARED/models/stories260K/gguf/stories260K-f32.gguf
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-expect_rc() {
-    local want=$1; shift
-    "$@" >"$work/out" 2>"$work/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "exit $rc (expected $want): $*"; sed 's/^/    /' "$work/err" | head -5; fi
-}
-has() { if grep -qF -- "$2" "$work/$1"; then ok; else bad "$1 lacks: $2"; fi; }
+. tests/lib/cli_checks.bash
 [ -x "$T" ] || { echo "FAIL: $T not built"; exit 1; }
 if [ ! -f "$M" ]; then
     [ "${CI:-}" = true ] && { echo "FAIL: $M missing in CI"; exit 1; }

@@ -8,18 +8,7 @@ set -u
 cd "$(dirname "$0")/.."
 T=${TAKUMI_BIN:-$PWD/build/takumi}
 M=${TAKUMI_SMOL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass+1)); }
-bad() { fail=$((fail+1)); echo "FAIL: $*"; }
-expect_rc() {
-    local want=$1; shift
-    "$@" >"$work/out" 2>"$work/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "exit $rc (expected $want): $*"; sed 's/^/    /' "$work/err" | head -5; fi
-}
-has() { if grep -qF -- "$2" "$work/$1"; then ok; else bad "$1 lacks: $2"; fi; }
+. tests/lib/cli_checks.bash
 [ -x "$T" ] || { echo "FAIL: $T not built"; exit 1; }
 if [ ! -f "$M" ]; then
     [ "${CI:-}" = true ] && { echo "FAIL: $M missing in CI"; exit 1; }
@@ -75,5 +64,4 @@ expect_rc 1 "$T" train --model "$M" --data examples/support/heldout.jsonl --out 
 has err "examples/support/heldout.jsonl is not chat data"
 expect_rc 1 "$T" train "${common[@]}" --out "$work/x5" --augment 1 --augment-model "$work/none.gguf"
 has err "--augment-model $work/none.gguf"
-echo "train_augment_cli: $pass checks passed, $fail failed"
-[ "$fail" -eq 0 ]
+checks_done train_augment_cli
