@@ -108,11 +108,13 @@ static bool legacy_key(const srv_lp *l, cJSON *dict, int32_t id, int32_t prev, d
     return ok;
 }
 
-/* Characters of text before byte `at` (text_offset), by a cursor that only moves forward. */
+/* The character of text that byte `at` lies in, counted from the prompt's start (text_offset; a token that begins
+ * inside a character gets that character's offset), by a cursor that only moves forward. */
 static size_t chars_before(srv_lp *l, const char *text, size_t len, size_t at) {
     if (at > len) at = len;
     for (; l->cur_bytes < at; l->cur_bytes++) l->cur_chars += ((unsigned char)text[l->cur_bytes] & 0xC0) != 0x80;
-    return l->prompt_chars + l->cur_chars;
+    bool inside = at < len && at > 0 && ((unsigned char)text[at] & 0xC0) == 0x80;
+    return l->prompt_chars + l->cur_chars - (inside ? 1 : 0);
 }
 
 cJSON *srv_lp_take(srv_lp *l, const char *text, size_t emitted) {
