@@ -1,6 +1,7 @@
 /* Log-softmax at the sampled id and the top k (contract in src/infer/logprobs.h). The top k are kept in a
  * small descending array while scanning the vocabulary once: an id enters only when it beats the k-th best,
- * so after the first few hundred ids almost none do (O(V + k * insertions), no sort of V). */
+ * so after the first few hundred ids almost none do (O(V + k * insertions), no sort of V); blocks of 64 ids whose
+ * (vectorized) maximum does not beat it are skipped whole. */
 #include "infer/logprobs.h"
 #include "ops/ops.h"
 #include "backend/backend.h"
@@ -13,19 +14,33 @@ void tk_logprobs_compute(float *logits, int32_t V, int32_t id, int32_t k, tk_tok
     float best[TK_MAX_TOP_LOGPROBS];
     int32_t n = 0;
     float mx = -INFINITY;
-    for (int32_t i = 0; i < V; i++) {
-        float l = logits[i];
-        if (isnan(l)) { logits[i] = l = -INFINITY; }
-        if (l > mx) mx = l;
-        if (k == 0 || (n == k && !(l > best[k - 1]))) continue;
-        int32_t at = n < k ? n++ : k - 1; /* the slot freed (the last) or appended, then moved up */
-        while (at > 0 && l > best[at - 1]) {
-            best[at] = best[at - 1];
-            out->top_id[at] = out->top_id[at - 1];
-            at--;
+    /* blocks of 64: a vectorized max (and NaN test) per block; only a block whose max beats the k-th best is scanned */
+    for (int32_t b0 = 0; b0 < V; b0 += 64) {
+        const int32_t b1 = V - b0 < 64 ? V : b0 + 64;
+        float bm = -INFINITY;
+        int bad = 0;
+        #pragma omp simd reduction(max : bm) reduction(| : bad)
+        for (int32_t i = b0; i < b1; i++) {
+            bm = logits[i] > bm ? logits[i] : bm;
+            bad |= logits[i] != logits[i];
         }
-        best[at] = l;
-        out->top_id[at] = i;
+        if (bad)
+            for (int32_t i = b0; i < b1; i++)
+                if (isnan(logits[i])) logits[i] = -INFINITY;
+        if (bm > mx) mx = bm;
+        if (k == 0 || (n == k && !(bm > best[k - 1]))) continue;
+        for (int32_t i = b0; i < b1; i++) {
+            const float l = logits[i];
+            if (n == k && !(l > best[k - 1])) continue;
+            int32_t at = n < k ? n++ : k - 1; /* the slot freed (the last) or appended, then moved up */
+            while (at > 0 && l > best[at - 1]) {
+                best[at] = best[at - 1];
+                out->top_id[at] = out->top_id[at - 1];
+                at--;
+            }
+            best[at] = l;
+            out->top_id[at] = i;
+        }
     }
     out->id = id;
     out->n_top = n;
