@@ -196,14 +196,19 @@ static void generate_all(job *j) {
     if (!streaming && srv_client_gone(j->conn)) gone = true;
     if (!gone) {
         tk_status st = srv_batcher_generate(m->batcher, rows, n, j->ads, j->n_ads, &j->cpu_s);
+        bool lp_failed = false;
         for (int k = 0; k < n; k++) {
             j->tokens_out += rows[k].stats.n_generated;
-            if (rows[k].stats.stop == TK_GEN_STOP_CALLBACK || (j->req.logprobs && j->ch[k].lp.failed)) gone = true;
+            lp_failed |= j->ch[k].lp.failed;
+            if (rows[k].stats.stop == TK_GEN_STOP_CALLBACK) gone = true;
             j->finish[k] = finish_reason(rows[k].stats.stop);
         }
         if (st) {
             j->failed = true;
             srv_err(&j->err, 500, "server_error", NULL, NULL, "generation failed: %s", tk_last_error());
+        } else if (lp_failed) {
+            j->failed = true;
+            srv_err(&j->err, 500, "server_error", NULL, NULL, "out of memory (the logprobs)");
         }
         for (int k = 0; k < n && streaming && !gone && !j->failed; k++)
             if (!send_chunk(j, k, NULL, 0, j->finish[k], false, NULL)) gone = true;
