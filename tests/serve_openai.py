@@ -69,14 +69,20 @@ def logprobs_checks(client, exp):
         one = client.completions.create(n=1, seed=11 + k, **kw).choices[0]
         check(many.choices[k].text == one.text and many.choices[k].logprobs.token_logprobs == one.logprobs.token_logprobs,
               f"n=2 choice {k} differs from n=1 with seed {11 + k}: {many.choices[k].text!r} vs {one.text!r}")
-    order, texts = [], ["", ""]
+    order, texts, events = [], ["", ""], []
     for ch in client.completions.create(n=2, seed=11, stream=True, **kw):
         for c in ch.choices:
             if c.text:
                 order.append(c.index)
                 texts[c.index] += c.text
+            events.append((c.index, c.finish_reason))
     check(texts == [c.text for c in many.choices], f"n=2 stream texts: {texts}")
     check(order != sorted(order), f"n=2 stream: the choices' chunks do not interleave: {order}")
+    # each choice's finish chunk: exactly one, its last chunk, with the plain answer's finish_reason
+    for k in range(2):
+        mine = [f for i, f in events if i == k]
+        check(mine and mine[-1] == many.choices[k].finish_reason and sum(f is not None for f in mine) == 1,
+              f"n=2 stream: choice {k}'s finish chunks {mine}")
 
 
 def main():

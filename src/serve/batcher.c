@@ -62,6 +62,7 @@ static void item_logprobs(void *ud, const tk_token_logprobs *lp) {
 static void item_done(void *ud, const tk_batch_done *d) {
     item *it = ud;
     if (d->status) snprintf(it->err, sizeof it->err, "%s", tk_last_error());
+    else if (it->g->on_end) it->g->on_end(it->g->ud, d->stop);
     it->cpu_s = row_cpu(it->b, it);
     pthread_mutex_lock(&it->b->mu);
     it->res = *d;

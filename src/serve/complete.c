@@ -4,7 +4,8 @@
  * model's continuous batch (batcher.c), queued together so they decode in the same steps (a prompt is
  * prefilled once, its cache copied to its other choices), with every other running request's. Choice k
  * samples with seed + k, so its answer does not depend on n. The answer is one JSON object, or with
- * "stream": true OpenAI's SSE chunks (the choices' chunks interleaved, each with its index) ending in
+ * "stream": true OpenAI's SSE chunks (the choices' chunks interleaved, each with its index, a choice's finish
+ * chunk sent when it ends) ending in
  * "data: [DONE]". Sampling is OpenAI's: temperature and top_p only (no top-k, min-p or penalty);
  * temperature 0 is greedy, and a greedy answer equals `takumi generate`'s. logprobs (logprobs.c): of the
  * raw logits, each chunk carrying the tokens its text begins. */
@@ -22,6 +23,7 @@ typedef struct choice {
     int k;                     /* its index */
     tk_gen_params gp;
     srv_lp lp;                 /* logprobs (when asked) */
+    bool ended;                /* streamed: its finish chunk was sent */
 } choice;
 
 struct job {
@@ -142,6 +144,15 @@ static bool on_collect_text(void *ud, const char *text, size_t len) {
     return tk_buf_append(&j->texts[c->k], text, len) == TK_OK;
 }
 
+/* A streamed choice ended: its finish chunk goes out now, between the other choices' chunks (a choice whose client
+ * left sends nothing). */
+static void on_stream_end(void *ud, tk_gen_stop stop) {
+    choice *c = ud;
+    if (stop == TK_GEN_STOP_CALLBACK) return;
+    c->j->finish[c->k] = finish_reason(stop);
+    c->ended = send_chunk(c->j, c->k, NULL, 0, c->j->finish[c->k], false, NULL);
+}
+
 static void on_logprobs(void *ud, const tk_token_logprobs *lp) {
     choice *c = ud;
     srv_lp_add(&c->lp, lp);
@@ -190,7 +201,8 @@ static void generate_all(job *j) {
         srv_lp_init(&c->lp, tk_model_tokenizer(m->m), j->req.chat, pr->data[pr->len - 1], j->req.chat ? NULL : j->req.prompts[k / j->req.n]);
         rows[k] = (srv_gen_row){.prompt = pr->data, .n_prompt = (int64_t)pr->len, .p = &c->gp,
                                 .on_text = streaming ? on_stream_text : on_collect_text,
-                                .on_logprobs = j->req.logprobs ? on_logprobs : NULL, .top_logprobs = j->req.top_logprobs, .ud = c};
+                                .on_logprobs = j->req.logprobs ? on_logprobs : NULL, .top_logprobs = j->req.top_logprobs,
+                                .on_end = streaming ? on_stream_end : NULL, .ud = c};
         if (streaming && !send_chunk(j, k, NULL, 0, NULL, j->req.chat, NULL)) gone = true;
     }
     if (!streaming && srv_client_gone(j->conn)) gone = true;
@@ -200,7 +212,7 @@ static void generate_all(job *j) {
         for (int k = 0; k < n; k++) {
             j->tokens_out += rows[k].stats.n_generated;
             lp_failed |= j->ch[k].lp.failed;
-            if (rows[k].stats.stop == TK_GEN_STOP_CALLBACK) gone = true;
+            if (rows[k].stats.stop == TK_GEN_STOP_CALLBACK || (streaming && !rows[k].status && !j->ch[k].ended)) gone = true;
             j->finish[k] = finish_reason(rows[k].stats.stop);
         }
         if (st) {
@@ -210,8 +222,6 @@ static void generate_all(job *j) {
             j->failed = true;
             srv_err(&j->err, 500, "server_error", NULL, NULL, "out of memory (the logprobs)");
         }
-        for (int k = 0; k < n && streaming && !gone && !j->failed; k++)
-            if (!send_chunk(j, k, NULL, 0, j->finish[k], false, NULL)) gone = true;
     }
     free(rows);
     j->gone = gone && !j->failed;

@@ -115,6 +115,8 @@ typedef struct srv_gen_row {
     tk_gen_text_fn on_text;      /* false ends the row with TK_GEN_STOP_CALLBACK */
     void (*on_logprobs)(void *ud, const tk_token_logprobs *lp); /* NULL: none computed */
     int32_t top_logprobs;        /* 0..TK_MAX_TOP_LOGPROBS */
+    void (*on_end)(void *ud, tk_gen_stop stop); /* NULL: none; else called once when the row ends without failing, after
+                                                   its last text (a streamed choice's finish chunk goes out then) */
     void *ud;
     tk_gen_stats stats;          /* out */
     tk_status status;            /* out */
