@@ -277,6 +277,15 @@ ok=all(c[\"logprobs\"] is None for c in cs if not c[\"delta\"].get(\"content\"))
 sys.exit(0 if ok and \"\".join(c[\"delta\"][\"content\"] for c in txt)==open(sys.argv[2]).read() else 1)" $tmp/lp3.txt $tmp/chat.txt' \
     'streamed chat logprobs: $(head -c 900 $tmp/lp3.txt)'
 
+# n choices of one prompt: the prompt is prefilled once, its cache copied to the other choices (/metrics' counters)
+metric() { curl -s "http://127.0.0.1:$A/metrics" | sed -n "s/^$1 //p"; }
+pf0=$(metric takumi_prompt_tokens_prefilled_total) ru0=$(metric takumi_prompt_tokens_reused_total)
+expect '[ "$(post $A /v1/completions "{\"model\":\"stories\",\"prompt\":\"Ben saw a red kite in the park.\",\"max_tokens\":8,\"temperature\":1,\"seed\":3,\"n\":3}" $tmp/n3.json)" = 200 ]' 'n=3: $(cat $tmp/n3.json)'
+pt=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["usage"]["prompt_tokens"])' "$tmp/n3.json" 2>/dev/null)
+pf1=$(metric takumi_prompt_tokens_prefilled_total) ru1=$(metric takumi_prompt_tokens_reused_total)
+expect '[ -n "$pt" ] && [ $((pf1 - pf0)) = "$pt" ] && [ $((ru1 - ru0)) = $((2 * pt)) ]' \
+    'n=3 over a $pt-token prompt: $((pf1 - pf0)) prompt tokens evaluated (want $pt), $((ru1 - ru0)) reused (want $((2 * pt)))'
+
 # ---- (b) the openai SDK, and keys (server K)
 "$BIN" serve --create-key --data-dir "$tmp/dK" > "$tmp/key.txt" 2> "$tmp/key.err"
 KEY=$(cat "$tmp/key.txt")

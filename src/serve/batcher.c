@@ -104,6 +104,9 @@ static void *run(void *arg) {
         b->step_rows = 0;
         int32_t live = tk_batcher_rows(b->tb), decoded = tk_batcher_last_rows(b->tb);
         srv_metrics_batch(&b->s->metrics, b->mi, decoded, live);
+        tk_gen_batch_stats bs;
+        tk_batcher_stats(b->tb, &bs);
+        srv_metrics_prefill(&b->s->metrics, b->mi, bs.n_prompt_tokens, bs.n_prompt_reused);
         pthread_mutex_lock(&b->mu);
         /* rows that ended in this step: their waiters wake (on_done ran without the lock) */
         pthread_cond_broadcast(&b->done);

@@ -260,6 +260,8 @@ typedef struct srv_metrics {
     int64_t batch_steps, batch_rows; /* decode forwards of the schedulers and the rows they decoded (mean batch: ratio) */
     int batch_max;                   /* the most rows of one step */
     int batch_live[TK_SERVE_MAX_MODELS]; /* rows in each model's batch now */
+    int64_t prefilled[TK_SERVE_MAX_MODELS], reused[TK_SERVE_MAX_MODELS]; /* each model's prompt tokens evaluated / copied
+                                                                            from an identical prompt's cache, so far */
 } srv_metrics;
 void srv_metrics_init(srv_metrics *m);
 void srv_metrics_destroy(srv_metrics *m);
@@ -267,6 +269,8 @@ void srv_metrics_destroy(srv_metrics *m);
 void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int64_t tokens_in, int64_t tokens_out);
 /* Records one scheduler step of model mi: rows decoded (0: none, not counted) and rows in its batch now. Thread-safe. */
 void srv_metrics_batch(srv_metrics *m, int mi, int decoded, int live);
+/* Model mi's prompt tokens evaluated and reused so far (its batcher's totals, tk_gen_batch_stats). Thread-safe. */
+void srv_metrics_prefill(srv_metrics *m, int mi, int64_t prefilled, int64_t reused);
 /* Prometheus text exposition (0.0.4) of everything, plus the gate's gauges. Thread-safe. */
 tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *out);
 const char *srv_route_name(int route);
