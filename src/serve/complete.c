@@ -4,11 +4,10 @@
  * model's continuous batch (batcher.c), queued together so they decode in the same steps (a prompt is
  * prefilled once, its cache copied to its other choices), with every other running request's. Choice k
  * samples with seed + k, so its answer does not depend on n. The answer is one JSON object, or with
- * "stream": true OpenAI's SSE chunks (the choices' chunks interleaved, each with its index, a choice's finish
- * chunk sent when it ends) ending in
- * "data: [DONE]". Sampling is OpenAI's: temperature and top_p only (no top-k, min-p or penalty);
- * temperature 0 is greedy, and a greedy answer equals `takumi generate`'s. logprobs (logprobs.c): of the
- * raw logits, each chunk carrying the tokens its text begins. */
+ * "stream": true OpenAI's SSE chunks (the choices' chunks interleaved, each with its index; a choice's
+ * finish chunk sent when it ends) ending in "data: [DONE]". Sampling is OpenAI's: temperature and top_p
+ * only (no top-k, min-p or penalty); temperature 0 is greedy, and a greedy answer equals `takumi
+ * generate`'s. logprobs (logprobs.c): of the raw logits, each chunk carrying the tokens its text begins. */
 #include "serve/server.h"
 #include "core/core.h"
 #include "data/data_internal.h"
