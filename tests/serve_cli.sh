@@ -5,9 +5,11 @@
 #       seeded sampling equal to generate's, stop strings, SSE stream shape and content, errors in
 #       OpenAI's shape (400 malformed JSON / wrong type / unknown field / bad role, 401, 404, 405, 413),
 #       concurrency (parallel answers unchanged; a full queue -> 503), a trickling client timed out,
-#       /metrics and one log line per request, keys stored hashed in SQLite (WAL);
+#       /metrics and one log line per request, keys stored hashed in SQLite (WAL); logprobs equal to the
+#       reference's teacher-forced log-probabilities, cut with a stop string, streamed in chat chunks, bad values;
 #   (b) the official openai SDK (tests/serve_openai.py): models, chat plain and streamed, completions,
-#       an adapter model id, typed errors, keys (missing under CI=true: a failure, not a skip);
+#       an adapter model id, typed errors, keys (missing under CI=true: a failure, not a skip), logprobs
+#       (chat and completions, plain and streamed), n choices equal to n=1 with seed + k and interleaved;
 #   (c) SIGTERM: the request in flight completes and the server exits 0.
 set -u
 cd "$(dirname "$0")/.."
@@ -177,7 +179,10 @@ expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\",\"messages\":[{\"
 expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\"}" $tmp/e5.json)" = 400 ] && err_is $tmp/e5.json messages missing_required_parameter' 'missing messages: $(cat $tmp/e5.json)'
 expect '[ "$(post $A /v1/chat/completions "{\"model\":\"gpt-5\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" $tmp/e6.json)" = 404 ] && err_is $tmp/e6.json model model_not_found' 'unknown model: $(cat $tmp/e6.json)'
 expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":0}" $tmp/e7.json)" = 400 ] && err_is $tmp/e7.json max_tokens invalid_value' 'max_tokens 0: $(cat $tmp/e7.json)'
-expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true}" $tmp/e8.json)" = 400 ] && err_is $tmp/e8.json logprobs unsupported_parameter' 'logprobs: $(cat $tmp/e8.json)'
+expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true,\"top_logprobs\":21}" $tmp/e8.json)" = 400 ] && err_is $tmp/e8.json top_logprobs invalid_value' 'top_logprobs 21: $(cat $tmp/e8.json)'
+expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":\"yes\"}" $tmp/e8b.json)" = 400 ] && err_is $tmp/e8b.json logprobs invalid_type' 'logprobs "yes": $(cat $tmp/e8b.json)'
+expect '[ "$(post $A /v1/chat/completions "{\"model\":\"smol\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_logprobs\":2}" $tmp/e8c.json)" = 400 ] && err_is $tmp/e8c.json top_logprobs invalid_value && grep -q "only allowed when .logprobs. is enabled" $tmp/e8c.json' 'top_logprobs without logprobs: $(cat $tmp/e8c.json)'
+expect '[ "$(post $A /v1/completions "$(cmpl stories ",\"logprobs\":6")" $tmp/e8d.json)" = 400 ] && err_is $tmp/e8d.json logprobs invalid_value' 'completions logprobs 6: $(cat $tmp/e8d.json)'
 expect '[ "$(post $A /v1/completions "$(cmpl stories ",\"lora\":[{\"id\":5}]")" $tmp/e9.json)" = 400 ] && err_is $tmp/e9.json "lora[0].id" invalid_value' 'bad lora id: $(cat $tmp/e9.json)'
 expect '[ "$(post $A /v1/completions "{\"model\":\"stories\",\"prompt\":\"$(head -c 3000 /dev/zero | tr "\0" "a")\"}" $tmp/e10.json)" = 400 ] && err_is $tmp/e10.json prompt context_length_exceeded' 'prompt over the context: $(cat $tmp/e10.json)'
 head -c 70000 /dev/zero | tr '\0' 'x' > "$tmp/big.txt"
@@ -249,6 +254,37 @@ n_log=$(grep -c '"POST /v1/completions" 200 ' "$tmp/A.log")
 n_metric=$(sed -n 's/^takumi_requests_total{route="\/v1\/completions",status="200"} //p' "$tmp/metrics.txt")
 expect '[ "$n_log" = "$n_metric" ]' 'log lines ($n_log) != completions counted ($n_metric)'
 expect 'grep -q "\"POST /v1/completions\" 200 [0-9.]*s in=[0-9]* out=24 model=kids" $tmp/A.log' 'log line format: $(grep completions $tmp/A.log | head -2)'
+
+# logprobs against the model's reference: greedy from BOS (an empty prompt) gives stories260K's 64 reference ids,
+# whose teacher-forced log-probabilities the reference file holds (per_position_nll, from llama2.c's forward)
+expect '[ "$(post $A /v1/completions "{\"model\":\"stories\",\"prompt\":\"\",\"max_tokens\":64,\"temperature\":0,\"logprobs\":1}" $tmp/lp1.json)" = 200 ] && python3 -c "import json,sys
+d=json.load(open(sys.argv[1]))[\"choices\"][0]; ref=json.load(open(sys.argv[2])); lp=d[\"logprobs\"]
+want=[-x for x in ref[\"per_position_nll\"]]; got=lp[\"token_logprobs\"]
+ok=len(got)==64 and max(abs(a-b) for a,b in zip(got,want))<1e-4 and abs(sum(got)-sum(want))<1e-3 and \"\".join(lp[\"tokens\"])==d[\"text\"] and d[\"text\"].startswith(\"Once upon a time, there was a little girl named Lily.\")
+sys.exit(0 if ok else 1)" $tmp/lp1.json $S/llama2c/golden_logits_and_loss.json' \
+    'logprobs vs the teacher-forced reference: $(head -c 900 $tmp/lp1.json)'
+# a stop string: tokens past the returned text are not reported (the token the stop string cuts into is)
+expect '[ "$(post $A /v1/completions "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stop\":[\"Lily\"],\"logprobs\":0}" $tmp/lp2.json)" = 200 ] && text_is $tmp/lp2.json $tmp/stop.txt && python3 -c "import json,sys
+d=json.load(open(sys.argv[1]))[\"choices\"][0]; t=d[\"logprobs\"][\"tokens\"]; j=\"\".join(t)
+sys.exit(0 if d[\"finish_reason\"]==\"stop\" and j.startswith(d[\"text\"]) and len(\"\".join(t[:-1]))<len(d[\"text\"]) and all(len(x)==1 for x in d[\"logprobs\"][\"top_logprobs\"]) else 1)" $tmp/lp2.json' \
+    'logprobs with a stop string: $(cat $tmp/lp2.json)'
+# streamed chat on SmolLM2: each text chunk carries {"content": [its tokens], "refusal": null}; role and finish chunks null
+expect 'post $A /v1/chat/completions "$chat_body,\"logprobs\":true,\"top_logprobs\":1,\"stream\":true}" $tmp/lp3.txt -N > /dev/null && python3 -c "import json,sys
+ev=[json.loads(e[6:]) for e in open(sys.argv[1]).read().split(chr(10)*2) if e.startswith(\"data: {\")]
+cs=[c for o in ev for c in o[\"choices\"]]
+txt=[c for c in cs if c[\"delta\"].get(\"content\")]
+ok=all(c[\"logprobs\"] is None for c in cs if not c[\"delta\"].get(\"content\")) and all(set(c[\"logprobs\"])=={\"content\",\"refusal\"} and c[\"logprobs\"][\"refusal\"] is None and bytes(b for e in c[\"logprobs\"][\"content\"] for b in e[\"bytes\"])==c[\"delta\"][\"content\"].encode() and all(len(e[\"top_logprobs\"])==1 for e in c[\"logprobs\"][\"content\"]) for c in txt)
+sys.exit(0 if ok and \"\".join(c[\"delta\"][\"content\"] for c in txt)==open(sys.argv[2]).read() else 1)" $tmp/lp3.txt $tmp/chat.txt' \
+    'streamed chat logprobs: $(head -c 900 $tmp/lp3.txt)'
+
+# n choices of one prompt: the prompt is prefilled once, its cache copied to the other choices (/metrics' counters)
+metric() { curl -s "http://127.0.0.1:$A/metrics" | sed -n "s/^$1 //p"; }
+pf0=$(metric takumi_prompt_tokens_prefilled_total) ru0=$(metric takumi_prompt_tokens_reused_total)
+expect '[ "$(post $A /v1/completions "{\"model\":\"stories\",\"prompt\":\"Ben saw a red kite in the park.\",\"max_tokens\":8,\"temperature\":1,\"seed\":3,\"n\":3}" $tmp/n3.json)" = 200 ]' 'n=3: $(cat $tmp/n3.json)'
+pt=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["usage"]["prompt_tokens"])' "$tmp/n3.json" 2>/dev/null)
+pf1=$(metric takumi_prompt_tokens_prefilled_total) ru1=$(metric takumi_prompt_tokens_reused_total)
+expect '[ -n "$pt" ] && [ $((pf1 - pf0)) = "$pt" ] && [ $((ru1 - ru0)) = $((2 * pt)) ]' \
+    'n=3 over a $pt-token prompt: $((pf1 - pf0)) prompt tokens evaluated (want $pt), $((ru1 - ru0)) reused (want $((2 * pt)))'
 
 # ---- (b) the openai SDK, and keys (server K)
 "$BIN" serve --create-key --data-dir "$tmp/dK" > "$tmp/key.txt" 2> "$tmp/key.err"

@@ -11,6 +11,80 @@ import sys
 from serve_sdk import check, finish as finish_checks, openai  # noqa: E402  (exits 2 when the SDK is missing)
 
 
+def logprobs_checks(client, exp):
+    """logprobs / top_logprobs (chat) and logprobs N (completions), plain and streamed, and n choices as parallel rows."""
+    msgs = [{"role": "user", "content": exp["chat_prompt"]}]
+    r = client.chat.completions.create(model=exp["chat_model"], messages=msgs, temperature=0, max_tokens=exp["chat_max_tokens"],
+                                       logprobs=True, top_logprobs=3)
+    c = r.choices[0]
+    content = c.logprobs.content if c.logprobs else None
+    check(c.message.content == exp["chat_text"], f"chat logprobs: the text changed: {c.message.content!r}")
+    check(content is not None and len(content) > 0 and c.logprobs.refusal is None, f"chat logprobs object: {c.logprobs}")
+    if content:
+        # every token once, in order: their bytes join to the text (no stop string here; the end token adds no text)
+        check(b"".join(bytes(t.bytes) for t in content) == exp["chat_text"].encode(), f"chat logprobs bytes: {content}")
+        check("".join(t.token for t in content) == exp["chat_text"], "chat logprobs tokens do not join to the text")
+        check(len(content) == r.usage.completion_tokens - (1 if c.finish_reason == "stop" else 0),
+              f"chat logprobs: {len(content)} tokens for {r.usage.completion_tokens} completion tokens ({c.finish_reason})")
+        # greedy: the sampled token is the most likely one, with the same log-probability
+        check(all(len(t.top_logprobs) == 3 and t.top_logprobs[0].token == t.token and t.top_logprobs[0].logprob == t.logprob
+                  and t.logprob <= 0 and t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob
+                  for t in content), f"chat top_logprobs under greedy: {content[:2]}")
+    # streamed: each chunk carries its own tokens; together the same as the plain answer's
+    got = []
+    for chunk in client.chat.completions.create(model=exp["chat_model"], messages=msgs, temperature=0, max_tokens=exp["chat_max_tokens"],
+                                                logprobs=True, top_logprobs=3, stream=True):
+        for ch in chunk.choices:
+            if ch.logprobs and ch.logprobs.content:
+                check("".join(t.token for t in ch.logprobs.content) == (ch.delta.content or ""), f"chunk logprobs vs its text: {ch}")
+                got += ch.logprobs.content
+    check(content and [(t.token, t.logprob) for t in got] == [(t.token, t.logprob) for t in content],
+          f"chat stream logprobs differ from the plain answer's: {len(got)} vs {len(content or [])}")
+
+    # completions: logprobs 2 -> tokens, token_logprobs, top_logprobs (the top 2 and the sampled one), text_offset
+    comp = client.completions.create(model=exp["base"], prompt=exp["prompt"], temperature=0, max_tokens=exp["max_tokens"], logprobs=2)
+    lp = comp.choices[0].logprobs
+    check(comp.choices[0].text == exp["base_text"], f"completions logprobs: the text changed: {comp.choices[0].text!r}")
+    check(lp is not None and "".join(lp.tokens) == exp["base_text"] and len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs)
+          == len(lp.text_offset) == exp["max_tokens"], f"completions logprobs lists: {lp}")
+    if lp and lp.tokens:
+        want_off = [len(exp["prompt"]) + len("".join(lp.tokens[:i])) for i in range(len(lp.tokens))]
+        check(lp.text_offset == want_off, f"text_offset {lp.text_offset} != {want_off}")
+        check(all(2 <= len(d) <= 3 and d.get(t) == v and max(d.values()) == v for t, v, d in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs)),
+              f"completions top_logprobs under greedy: {lp.top_logprobs[:2]}")
+    parts, slp = [], []
+    for ch in client.completions.create(model=exp["base"], prompt=exp["prompt"], temperature=0, max_tokens=exp["max_tokens"], logprobs=2,
+                                        stream=True):
+        for c in ch.choices:
+            parts.append(c.text)
+            if c.logprobs:
+                slp += list(zip(c.logprobs.tokens, c.logprobs.token_logprobs, c.logprobs.text_offset))
+    check(lp and slp == list(zip(lp.tokens, lp.token_logprobs, lp.text_offset)), "completions stream logprobs differ from the plain answer's")
+
+    # n choices are rows of one batch: each equals the same request with n=1 and seed + k; streamed, the choices'
+    # chunks interleave (they decode in the same steps) and join to the same texts
+    kw = dict(model=exp["base"], prompt="Once upon a time", temperature=1, max_tokens=16, logprobs=1)
+    many = client.completions.create(n=2, seed=11, **kw)
+    for k in range(2):
+        one = client.completions.create(n=1, seed=11 + k, **kw).choices[0]
+        check(many.choices[k].text == one.text and many.choices[k].logprobs.token_logprobs == one.logprobs.token_logprobs,
+              f"n=2 choice {k} differs from n=1 with seed {11 + k}: {many.choices[k].text!r} vs {one.text!r}")
+    order, texts, events = [], ["", ""], []
+    for ch in client.completions.create(n=2, seed=11, stream=True, **kw):
+        for c in ch.choices:
+            if c.text:
+                order.append(c.index)
+                texts[c.index] += c.text
+            events.append((c.index, c.finish_reason))
+    check(texts == [c.text for c in many.choices], f"n=2 stream texts: {texts}")
+    check(order != sorted(order), f"n=2 stream: the choices' chunks do not interleave: {order}")
+    # each choice's finish chunk: exactly one, its last chunk, with the plain answer's finish_reason
+    for k in range(2):
+        mine = [f for i, f in events if i == k]
+        check(mine and mine[-1] == many.choices[k].finish_reason and sum(f is not None for f in mine) == 1,
+              f"n=2 stream: choice {k}'s finish chunks {mine}")
+
+
 def main():
     base, exp = sys.argv[1], json.load(open(sys.argv[2]))
     client = openai.OpenAI(base_url=base, api_key="unused", max_retries=0, timeout=300)
@@ -60,6 +134,8 @@ def main():
                                                                       max_tokens=exp["max_tokens"], stream=True) if ch.choices]
     check("".join(parts) == exp["adapter_text"], f"completions stream ({exp['adapter']}): {''.join(parts)!r}")
 
+    logprobs_checks(client, exp)
+
     # errors come back as the SDK's typed exceptions
     try:
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
@@ -71,6 +147,14 @@ def main():
         check(False, "bad role: no error")
     except openai.BadRequestError as e:
         check(e.status_code == 400 and e.param == "messages[0].role", f"bad role: {e} (param {e.param})")
+    # logprobs' bad input: OpenAI's error shape naming the parameter
+    for kw, param in (({"logprobs": True, "top_logprobs": 21}, "top_logprobs"), ({"logprobs": "yes"}, "logprobs"),
+                      ({"top_logprobs": 2}, "top_logprobs")):
+        try:
+            client.chat.completions.create(model=exp["chat_model"], messages=[{"role": "user", "content": "hi"}], **kw)
+            check(False, f"{kw}: no error")
+        except openai.BadRequestError as e:
+            check(e.status_code == 400 and e.param == param and e.type == "invalid_request_error", f"{kw}: {e} (param {e.param})")
 
     if len(sys.argv) >= 5:
         keyed, key = sys.argv[3], sys.argv[4]

@@ -343,7 +343,48 @@ static void bad_args(tk_model *m) {
 
 
 /* ---- the continuous batcher: rows with different adapters, params and lengths joining at different steps ---- */
-typedef struct crow { tk_buf text; tk_ivec ids; tk_gen_stop stop; tk_status st; int done, pieces, quit_after; } crow;
+typedef struct crow { tk_buf text; tk_ivec ids; tk_gen_stop stop; tk_status st; int done, pieces, quit_after; tk_token_logprobs *lps; int n_lps; } crow;
+static void crow_logprobs(void *ud, const tk_token_logprobs *lp) {
+    crow *c = ud;
+    tk_token_logprobs *v = realloc(c->lps, (size_t)(c->n_lps + 1) * sizeof *v);
+    if (!v) return;
+    c->lps = v;
+    c->lps[c->n_lps++] = *lp;
+}
+
+/* A row's log-probabilities against a fresh session's logits over its prompt and ids (a row's logits equal
+ * one-sequence decode's): the log-softmax of the raw logits in double at each sampled id, and the top k ids in
+ * descending order with theirs. */
+static void check_row_logprobs(tk_model *m, const tk_adapter_use *ads, int n_ads, const int32_t *prompt, int64_t n, const crow *c, int k,
+                               const char *what, int row) {
+    const int32_t V = tk_model_get_config(m)->n_vocab;
+    CHECK(c->n_lps == (int)c->ids.len, "%s row %d: %d log-probabilities for %zu ids", what, row, c->n_lps, c->ids.len);
+    tk_session *s = NULL;
+    float *lg = malloc((size_t)V * sizeof *lg);
+    CHECK_OK(tk_session_new(m, 0, &s));
+    if (!s || !lg) { tk_session_free(s); free(lg); return; }
+    CHECK_OK(tk_session_set_adapters(s, ads, n_ads));
+    tk_session_set_exact(s, !g_fast);
+    CHECK_OK(tk_session_eval(s, prompt, n, lg));
+    for (int t = 0; t < c->n_lps && t < (int)c->ids.len; t++) {
+        const tk_token_logprobs *lp = &c->lps[t];
+        double mx = -INFINITY, sum = 0;
+        for (int32_t i = 0; i < V; i++) mx = lg[i] > mx ? lg[i] : mx;
+        for (int32_t i = 0; i < V; i++) sum += exp((double)lg[i] - mx);
+        double lse = mx + log(sum);
+        CHECK(lp->id == c->ids.data[t], "%s row %d token %d: id %d vs %d", what, row, t, lp->id, c->ids.data[t]);
+        CHECK_NEAR(lp->logprob, (double)lg[lp->id] - lse, 1e-5);
+        CHECK(lp->n_top == k, "%s row %d: %d top ids (want %d)", what, row, lp->n_top, k);
+        for (int j = 0; j < lp->n_top; j++) {
+            CHECK_NEAR(lp->top_logprob[j], (double)lg[lp->top_id[j]] - lse, 1e-5);
+            if (j == 0) CHECK(lg[lp->top_id[0]] == (float)mx, "%s row %d token %d: the top id is not the most likely", what, row, t);
+            else CHECK(lg[lp->top_id[j]] <= lg[lp->top_id[j - 1]], "%s row %d token %d: top ids out of order", what, row, t);
+        }
+        if (t + 1 < c->n_lps) CHECK_OK(tk_session_eval(s, &lp->id, 1, lg));
+    }
+    tk_session_free(s);
+    free(lg);
+}
 static bool crow_text(void *ud, const char *t, size_t n) {
     crow *c = ud;
     if (c->quit_after && ++c->pieces > c->quit_after) return false; /* a client that leaves */
@@ -362,7 +403,8 @@ static void crow_done(void *ud, const tk_batch_done *d) {
  * batched per row, the prefix in its own forward), greedy and sampled, max_tokens 6..33, one row joining per step into
  * a batcher of 4 rows (prefill budget 1 token: one prompt chunk per step while rows decode, so the long prompt takes
  * two steps); row 5's client leaves after 2 pieces. Every other row equals
- * tk_generate in a fresh session with its adapters and params. */
+ * tk_generate in a fresh session with its adapters and params. Even rows ask for log-probabilities (0..20 top ids):
+ * those of a fresh session's raw logits (sampled rows too: before temperature). */
 static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bool exact, const char *what) {
     prompts ps;
     const int32_t V = tk_model_get_config(m)->n_vocab;
@@ -391,7 +433,8 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bo
             rows[i].quit_after = i == 5 ? 2 : 0;
             int na = i % (n_lists + 1);
             tk_batch_row r = {.prompt = req[i].prompt, .n_prompt = req[i].n_prompt, .p = &gp[i], .ads = na ? &lists[na - 1] : NULL,
-                              .n_ads = na ? 1 : 0, .on_text = crow_text, .on_done = crow_done, .ud = &rows[i]};
+                              .n_ads = na ? 1 : 0, .on_text = crow_text, .on_done = crow_done, .ud = &rows[i],
+                              .on_logprobs = i % 2 ? NULL : crow_logprobs, .top_logprobs = (i * 7) % 21}; /* even rows: logprobs */
             gp[i].sampler.seed = 77 + (uint64_t)i;
             CHECK_OK(tk_batcher_add(b, &r));
         }
@@ -413,9 +456,12 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bo
             CHECK(same(&r, &g), "%s row %d (adapters %d): '%s' stop %d; alone '%s' stop %d", what, i, na, rows[i].text.data, rows[i].stop,
                   r.text.data, r.stop);
         }
+        if (i % 2 == 0) check_row_logprobs(m, na ? &lists[na - 1] : NULL, na ? 1 : 0, req[i].prompt, req[i].n_prompt, &rows[i], (i * 7) % 21, what, i);
+        else CHECK(rows[i].n_lps == 0, "%s row %d: log-probabilities without on_logprobs", what, i);
         ref_free(&r);
         tk_ivec_free(&rows[i].ids);
         tk_buf_free(&rows[i].text);
+        free(rows[i].lps);
     }
     /* bad rows are refused without a call of on_done */
     int32_t bad_id = tk_model_get_config(m)->n_vocab;
@@ -423,6 +469,8 @@ static void continuous(tk_model *m, const tk_adapter_use *lists, int n_lists, bo
     CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an id outside the vocabulary accepted", what);
     bad.prompt = NULL;
     CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: an empty prompt accepted", what);
+    bad = (tk_batch_row){.prompt = long_ids, .n_prompt = 2, .on_done = crow_done, .ud = &rows[0], .on_logprobs = crow_logprobs, .top_logprobs = 21};
+    CHECK(tk_batcher_add(b, &bad) == TK_ERR_ARG, "%s: top_logprobs 21 accepted", what);
     tk_batcher_free(b);
     g_fast = false;
 }

@@ -142,7 +142,13 @@ static void test_requests(void) {
         {"\"stream\":1", "stream", "invalid_type"},
         {"\"stream_options\":{\"include_usage\":true}", "stream_options", "invalid_value"},
         {"\"stream\":true,\"stream_options\":{\"x\":true}", "stream_options.x", "unknown_parameter"},
-        {"\"logprobs\":true", "logprobs", "unsupported_parameter"},
+        {"\"logprobs\":\"yes\"", "logprobs", "invalid_type"},
+        {"\"logprobs\":1", "logprobs", "invalid_type"},
+        {"\"logprobs\":true,\"top_logprobs\":21", "top_logprobs", "invalid_value"},
+        {"\"logprobs\":true,\"top_logprobs\":-1", "top_logprobs", "invalid_value"},
+        {"\"logprobs\":true,\"top_logprobs\":2.5", "top_logprobs", "invalid_type"},
+        {"\"top_logprobs\":3", "top_logprobs", "invalid_value"},
+        {"\"logprobs\":false,\"top_logprobs\":0", "top_logprobs", "invalid_value"},
         {"\"presence_penalty\":0.5", "presence_penalty", "unsupported_parameter"},
         {"\"tools\":[{\"type\":\"function\"}]", "tools", "unsupported_parameter"},
         {"\"response_format\":{\"type\":\"json_object\"}", "response_format", "unsupported_parameter"},
@@ -161,6 +167,23 @@ static void test_requests(void) {
     expect_error("{\"model\":\"m\",\"prompt\":[]}", false, 400, "prompt", "invalid_value");
     expect_error("{\"model\":\"m\",\"prompt\":[1,2,3]}", false, 400, "prompt[0]", "unsupported_value");
     expect_error("{\"model\":\"m\",\"prompt\":\"x\",\"echo\":true}", false, 400, "echo", "unsupported_parameter");
+    expect_error("{\"model\":\"m\",\"prompt\":\"x\",\"logprobs\":6}", false, 400, "logprobs", "invalid_value");
+    expect_error("{\"model\":\"m\",\"prompt\":\"x\",\"logprobs\":true}", false, 400, "logprobs", "invalid_type");
+    expect_error("{\"model\":\"m\",\"prompt\":\"x\",\"top_logprobs\":2}", false, 400, "top_logprobs", "unknown_parameter");
+
+    /* logprobs accepted: chat's boolean + top_logprobs (top_logprobs null is no value), completions' N */
+    CHECK(parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"logprobs\":true,\"top_logprobs\":20}", true, &r, &e) == 0 &&
+          r.logprobs && r.top_logprobs == 20, "chat logprobs + top_logprobs 20: %s", e.message);
+    srv_gen_req_free(&r);
+    CHECK(parse("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"top_logprobs\":null,\"logprobs\":null}", true, &r, &e) == 0 &&
+          !r.logprobs && r.top_logprobs == 0, "chat logprobs null: %s", e.message);
+    srv_gen_req_free(&r);
+    CHECK(parse("{\"model\":\"m\",\"prompt\":\"x\",\"logprobs\":0}", false, &r, &e) == 0 && r.logprobs && r.top_logprobs == 0,
+          "completions logprobs 0 (the sampled token's only): %s", e.message);
+    srv_gen_req_free(&r);
+    CHECK(parse("{\"model\":\"m\",\"prompt\":\"x\",\"logprobs\":5,\"n\":3}", false, &r, &e) == 0 && r.logprobs && r.top_logprobs == 5 && r.n == 3,
+          "completions logprobs 5: %s", e.message);
+    srv_gen_req_free(&r);
     expect_error("{\"model\":\"m\",\"prompt\":\"x\",\"messages\":[]}", false, 400, "messages", "unknown_parameter");
 
     /* the error object: exactly OpenAI's four fields, nulls where empty */

@@ -56,6 +56,16 @@ void tk_gen_result_free(tk_gen_result *r);
  * input-embedding prefix decode in a forward per distinct adapter list). TK_MATMUL_ROWWISE: every row's ids equal
  * tk_generate's in a fresh session with its adapters, params and seed, whatever the other rows. */
 typedef struct tk_batcher tk_batcher;
+/* The log-probabilities of one sampled position: log-softmax of the model's raw logits (before penalties,
+   temperature, top-k/top-p/min-p: vLLM's "raw logprobs", what OpenAI reports), the normaliser in double. */
+#define TK_MAX_TOP_LOGPROBS 20
+typedef struct tk_token_logprobs {
+    int32_t id;                                /* the sampled id */
+    double logprob;                            /* its log-probability */
+    int32_t n_top;                             /* entries in top_id / top_logprob */
+    int32_t top_id[TK_MAX_TOP_LOGPROBS];       /* the most likely ids, most likely first (ties: the lower id first) */
+    double top_logprob[TK_MAX_TOP_LOGPROBS];
+} tk_token_logprobs;
 typedef struct tk_batch_done {
     tk_status status;        /* TK_OK, or why the row failed (message in tk_last_error() during the call) */
     tk_gen_stop stop;        /* why it stopped (TK_GEN_STOP_CALLBACK: on_text returned false) */
@@ -70,6 +80,10 @@ typedef struct tk_batch_row {
     const tk_adapter_use *ads;       /* copied; the adapters themselves must outlive the row */
     int n_ads;
     tk_gen_text_fn on_text;          /* emitted text as tk_generate's callback (NULL: none); false ends the row */
+    /* NULL: no log-probabilities computed (no cost); else called with each sampled id's (and its top_logprobs most
+       likely, 0..TK_MAX_TOP_LOGPROBS) before the id's text reaches on_text */
+    void (*on_logprobs)(void *ud, const tk_token_logprobs *lp);
+    int32_t top_logprobs;
     void (*on_done)(void *ud, const tk_batch_done *d); /* called once when the row ends (required) */
     void *ud;
 } tk_batch_row;

@@ -76,6 +76,12 @@ tk_status tk_detokenize(const tk_tokenizer *t, const int32_t *ids, size_t n, boo
 /* The raw vocabulary entry of id (as stored; NULL if out of range). */
 const char *tk_tokenizer_piece(const tk_tokenizer *t, int32_t id, size_t *len);
 
+/* Appends the bytes id adds to a text after token prev (-1: at the start of the text), as tk_detokenize renders
+   them (special tokens as their text, an SPM dummy-prefix space dropped where tk_detokenize drops it), before any
+   UTF-8 assembly: a byte token gives its one byte. Fails with TK_ERR_RANGE for an id outside the vocabulary.
+   Thread-safe. */
+tk_status tk_token_bytes(const tk_tokenizer *t, int32_t id, int32_t prev, tk_buf *out);
+
 /* Streaming decoder for generation: feed ids one at a time; emits only complete UTF-8 (a byte
  * that can never form a character is emitted as U+FFFD). After init, set prev to the last
  * prompt token when continuing a prompt (prev -1 means "start of text": an SPM dummy-prefix

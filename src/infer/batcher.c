@@ -15,6 +15,7 @@
 #include "takumi/generate_batch.h"
 #include "model/llama.h"
 #include "infer/gen_text.h"
+#include "infer/logprobs.h"
 #include "backend/backend.h"
 #include "core/core.h"
 #include <math.h>
@@ -54,6 +55,8 @@ struct tk_batcher {
     int32_t *step_ids;
     float *logits;            /* [n_slots x V]: the decode forwards' logits (row i of forward rows at offset) */
     float *work;              /* [V] logits being sampled after a prefill */
+    float *lp_work;           /* [V] a copy of the logits being sampled, for a row that asked for log-probabilities */
+    tk_token_logprobs lp;
     /* the last prompt evaluated: slot last holds it while last->kv_owner == last_serial */
     slot *last;
     uint64_t last_serial;
@@ -95,13 +98,20 @@ static void finish(tk_batcher *b, slot *s, tk_status st) {
     (void)b;
 }
 
-/* Samples the next id of s from logits (tk_generate's loop body): the row ends (finish) or waits for the decode. */
+/* Samples the next id of s from logits (tk_generate's loop body): the row ends (finish) or waits for the decode.
+ * A row that asked for log-probabilities gets them (of the raw logits: the sampler may change logits) before the
+ * id's text. */
 static void sample(tk_batcher *b, slot *s, float *logits) {
     const tk_gen_params *p = &s->p;
+    if (s->row.on_logprobs) memcpy(b->lp_work, logits, (size_t)b->V * sizeof(float));
     int32_t id = tk_sampler_sample(s->smp, logits, b->V, s->kv.tokens, (size_t)s->kv.n);
     b->st.n_generated++;
     tk_status st = tk_ivec_push(&s->ids, id);
     if (st) { finish(b, s, st); return; }
+    if (s->row.on_logprobs) {
+        tk_logprobs_compute(b->lp_work, b->V, id, s->row.top_logprobs, &b->lp);
+        s->row.on_logprobs(s->row.ud, &b->lp);
+    }
     if (p->stop_at_eos && tk_tokenizer_is_eog(b->tok, id)) s->stop = TK_GEN_STOP_EOS;
     else if ((st = tk_gen_text_push(&s->gt, id, &s->stop))) { finish(b, s, st); return; }
     else if (s->stop != TK_GEN_STOP_MAX_TOKENS) {
@@ -137,9 +147,10 @@ tk_status tk_batcher_new(tk_model *m, const tk_tokenizer *tok, int32_t max_rows,
     b->step_ids = tk_calloc(ns, sizeof *b->step_ids);
     b->logits = tk_malloc(ns * (size_t)b->V * sizeof(float));
     b->work = tk_malloc((size_t)b->V * sizeof(float));
+    b->lp_work = tk_malloc((size_t)b->V * sizeof(float));
     b->last_logits = tk_malloc((size_t)b->V * sizeof(float));
     tk_status st = TK_OK;
-    if (!b->slots || !b->rows || !b->row_ads || !b->kvs || !b->step_ids || !b->logits || !b->work || !b->last_logits) st = TK_ERR_NOMEM;
+    if (!b->slots || !b->rows || !b->row_ads || !b->kvs || !b->step_ids || !b->logits || !b->work || !b->lp_work || !b->last_logits) st = TK_ERR_NOMEM;
     const int32_t n_ctx = m->cfg.max_seq;
     for (int32_t i = 0; !st && i < max_rows; i++) st = tk_kv_init(&b->slots[i].kv, m, n_ctx);
     if (!st) st = tk_acts_init(&b->pre, m, 1, n_ctx < TK_PREFILL_CHUNK ? n_ctx : TK_PREFILL_CHUNK, 0);
@@ -177,6 +188,7 @@ void tk_batcher_free(tk_batcher *b) {
     free(b->step_ids);
     free(b->logits);
     free(b->work);
+    free(b->lp_work);
     free(b->last_logits);
     free(b);
 }
@@ -199,6 +211,8 @@ tk_status tk_batcher_add(tk_batcher *b, const tk_batch_row *row) {
     tk_gen_params p = row->p ? *row->p : tk_gen_default_params();
     tk_status st = tk_gen_stops_check(&p, "batcher");
     if (st) return st;
+    if (row->on_logprobs && (row->top_logprobs < 0 || row->top_logprobs > TK_MAX_TOP_LOGPROBS))
+        return tk_fail(TK_ERR_ARG, "batcher: top_logprobs %d (0..%d)", row->top_logprobs, TK_MAX_TOP_LOGPROBS);
     if (row->n_ads < 0 || row->n_ads > TK_MAX_ADAPTERS || (row->n_ads && !row->ads))
         return tk_fail(TK_ERR_ARG, "batcher: %d adapters (at most %d)", row->n_ads, TK_MAX_ADAPTERS);
     for (int i = 0; i < row->n_ads; i++)

@@ -84,6 +84,9 @@ typedef struct tk_softmax_at {
     double sum, rest, logp;
 } tk_softmax_at;
 tk_softmax_at tk_softmax_at_target(const float *e, int64_t V, int32_t t, float lt_mx);
+/* The same from the row's normaliser sum = sum_j e[j] (double) and et = e[t]: a row's sum computed once serves
+ * every target of it (log-probabilities of several ids). Thread-safe. */
+tk_softmax_at tk_softmax_at_sum(double sum, float et, float lt_mx);
 /* Tests: force the number of rows per chunk of tk_lmhead_xent (0 = automatic, ~8 MiB of logits). Not thread-safe. */
 void tk_lmhead_xent_chunk_rows(int64_t rows);
 /* Rows per chunk for a head of vocabulary V: the count forced by tk_lmhead_xent_chunk_rows, else about

@@ -30,12 +30,15 @@ double tk_sum_f64(const float *x, int64_t n) {
     return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
 }
 
-tk_softmax_at tk_softmax_at_target(const float *e, int64_t V, int32_t t, float lt_mx) {
-    double sum = tk_sum_f64(e, V);
-    tk_softmax_at r = {.sum = sum, .rest = sum - e[t]};
+tk_softmax_at tk_softmax_at_sum(double sum, float et, float lt_mx) {
+    tk_softmax_at r = {.sum = sum, .rest = sum - et};
     if (r.rest < 0) r.rest = 0;
-    r.logp = r.rest < e[t] ? -log1p(r.rest / e[t]) : (double)lt_mx - log(sum);
+    r.logp = r.rest < et ? -log1p(r.rest / et) : (double)lt_mx - log(sum);
     return r;
+}
+
+tk_softmax_at tk_softmax_at_target(const float *e, int64_t V, int32_t t, float lt_mx) {
+    return tk_softmax_at_sum(tk_sum_f64(e, V), e[t], lt_mx);
 }
 
 tk_status tk_lmhead_xent(const float *h, const tk_lm_head *head, const int32_t *target, const float *weight,

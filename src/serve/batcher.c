@@ -18,8 +18,7 @@ typedef struct srv_batcher srv_batcher;
 typedef struct item {
     srv_batcher *b;
     tk_batch_row row;            /* row.ud is the item: its callbacks are the trampolines below */
-    tk_gen_text_fn on_text;      /* the caller's */
-    void *ud;
+    const srv_gen_row *g;        /* the caller's row (its callbacks and ud) */
     bool done;                   /* under b->mu */
     tk_batch_done res;
     char err[512];               /* the failure's message (res.status set) */
@@ -51,13 +50,19 @@ static double row_cpu(const srv_batcher *b, const item *it) {
 
 static bool item_text(void *ud, const char *text, size_t len) {
     item *it = ud;
-    return !it->on_text || it->on_text(it->ud, text, len);
+    return !it->g->on_text || it->g->on_text(it->g->ud, text, len);
+}
+
+static void item_logprobs(void *ud, const tk_token_logprobs *lp) {
+    item *it = ud;
+    it->g->on_logprobs(it->g->ud, lp);
 }
 
 /* The row ended (on the scheduler's thread, during a step): from here its caller may return and the item go. */
 static void item_done(void *ud, const tk_batch_done *d) {
     item *it = ud;
     if (d->status) snprintf(it->err, sizeof it->err, "%s", tk_last_error());
+    else if (it->g->on_end) it->g->on_end(it->g->ud, d->stop);
     it->cpu_s = row_cpu(it->b, it);
     pthread_mutex_lock(&it->b->mu);
     it->res = *d;
@@ -99,6 +104,9 @@ static void *run(void *arg) {
         b->step_rows = 0;
         int32_t live = tk_batcher_rows(b->tb), decoded = tk_batcher_last_rows(b->tb);
         srv_metrics_batch(&b->s->metrics, b->mi, decoded, live);
+        tk_gen_batch_stats bs;
+        tk_batcher_stats(b->tb, &bs);
+        srv_metrics_prefill(&b->s->metrics, b->mi, bs.n_prompt_tokens, bs.n_prompt_reused);
         pthread_mutex_lock(&b->mu);
         /* rows that ended in this step: their waiters wake (on_done ran without the lock) */
         pthread_cond_broadcast(&b->done);
@@ -144,26 +152,37 @@ void srv_batcher_stop(srv_batcher *b) {
     free(b);
 }
 
-tk_status srv_batcher_generate(srv_batcher *b, const int32_t *prompt, int64_t n, const tk_gen_params *p, const tk_adapter_use *ads,
-                               int n_ads, tk_gen_text_fn on_text, void *ud, tk_gen_stats *stats, double *cpu_s) {
-    item it;
-    memset(&it, 0, sizeof it);
-    it.b = b;
-    it.on_text = on_text;
-    it.ud = ud;
-    it.row = (tk_batch_row){.prompt = prompt, .n_prompt = n, .p = p, .ads = ads, .n_ads = n_ads, .on_text = item_text,
-                            .on_done = item_done, .ud = &it};
-    pthread_mutex_lock(&b->mu);
-    if (b->tail) b->tail->next = &it; else b->head = &it;
-    b->tail = &it;
+tk_status srv_batcher_generate(srv_batcher *b, srv_gen_row *rows, int n, const tk_adapter_use *ads, int n_ads, double *cpu_s) {
+    if (n < 1) return TK_OK;
+    item *its = tk_calloc((size_t)n, sizeof *its);
+    if (!its) return TK_ERR_NOMEM;
+    for (int i = 0; i < n; i++) {
+        item *it = &its[i];
+        it->b = b;
+        it->g = &rows[i];
+        it->row = (tk_batch_row){.prompt = rows[i].prompt, .n_prompt = rows[i].n_prompt, .p = rows[i].p, .ads = ads, .n_ads = n_ads,
+                                 .on_text = item_text, .on_logprobs = rows[i].on_logprobs ? item_logprobs : NULL,
+                                 .top_logprobs = rows[i].top_logprobs, .on_done = item_done, .ud = it};
+        it->next = i + 1 < n ? &its[i + 1] : NULL;
+    }
+    pthread_mutex_lock(&b->mu); /* all n queued at once, in order: they join the batch together */
+    if (b->tail) b->tail->next = &its[0]; else b->head = &its[0];
+    b->tail = &its[n - 1];
     pthread_cond_signal(&b->work);
-    while (!it.done) pthread_cond_wait(&b->done, &b->mu);
+    for (int i = 0; i < n; i++)
+        while (!its[i].done) pthread_cond_wait(&b->done, &b->mu);
     pthread_mutex_unlock(&b->mu);
-    memset(stats, 0, sizeof *stats);
-    stats->n_prompt = it.res.n_prompt;
-    stats->n_generated = it.res.n_ids;
-    stats->stop = it.res.stop;
-    if (cpu_s) *cpu_s += it.cpu_s;
-    if (it.res.status) return tk_fail(it.res.status, "%s", it.err);
-    return TK_OK;
+    tk_status first = TK_OK;
+    for (int i = 0; i < n; i++) {
+        item *it = &its[i];
+        memset(&rows[i].stats, 0, sizeof rows[i].stats);
+        rows[i].stats.n_prompt = it->res.n_prompt;
+        rows[i].stats.n_generated = it->res.n_ids;
+        rows[i].stats.stop = it->res.stop;
+        rows[i].status = it->res.status;
+        if (cpu_s) *cpu_s += it->cpu_s;
+        if (it->res.status && !first) first = tk_fail(it->res.status, "%s", it->err);
+    }
+    free(its);
+    return first;
 }

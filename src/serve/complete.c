@@ -1,9 +1,13 @@
 /* POST /v1/chat/completions and POST /v1/completions: the request's model id picks the base model
  * and its adapter; the prompt is the model's chat template over the messages (as `takumi generate
- * --chat` renders it) or the text with the tokenizer's BOS; each of the n choices is one row of the
- * model's continuous batch (batcher.c), decoded together with every other running request's. The answer is one JSON object, or with "stream": true OpenAI's SSE
- * chunks ending in "data: [DONE]". Sampling is OpenAI's: temperature and top_p only (no top-k,
- * min-p or penalty); temperature 0 is greedy, and a greedy answer equals `takumi generate`'s. */
+ * --chat` renders it) or the text with the tokenizer's BOS; the n choices of every prompt are rows of the
+ * model's continuous batch (batcher.c), queued together so they decode in the same steps (a prompt is
+ * prefilled once, its cache copied to its other choices), with every other running request's. Choice k
+ * samples with seed + k, so its answer does not depend on n. The answer is one JSON object, or with
+ * "stream": true OpenAI's SSE chunks (the choices' chunks interleaved, each with its index; a choice's
+ * finish chunk sent when it ends) ending in "data: [DONE]". Sampling is OpenAI's: temperature and top_p
+ * only (no top-k, min-p or penalty); temperature 0 is greedy, and a greedy answer equals `takumi
+ * generate`'s. logprobs (logprobs.c): of the raw logits, each chunk carrying the tokens its text begins. */
 #include "serve/server.h"
 #include "core/core.h"
 #include "data/data_internal.h"
@@ -11,7 +15,17 @@
 #include <stdatomic.h>
 #include <time.h>
 
-typedef struct job {
+typedef struct job job;
+/* One choice: its row's params (its own seed) and what its callbacks collect. */
+typedef struct choice {
+    job *j;
+    int k;                     /* its index */
+    tk_gen_params gp;
+    srv_lp lp;                 /* logprobs (when asked) */
+    bool ended;                /* streamed: its finish chunk was sent */
+} choice;
+
+struct job {
     tk_server *s;
     srv_gen_req req;
     int mi;
@@ -25,20 +39,20 @@ typedef struct job {
     char deployment[SRV_MAX_ALIAS + 1]; /* the alias the request named ("": a model id) */
     uint64_t seed;
     /* results */
-    tk_buf *texts;             /* [n_prompts * n] (not streaming) */
+    tk_buf *texts;             /* [n_prompts * n] */
     const char **finish;       /* [n_prompts * n] */
+    choice *ch;                /* [n_prompts * n] */
     int64_t tokens_in, tokens_out;
     double cpu_s;                 /* the generation's CPU seconds (its rows' shares of the batch thread's) */
     srv_stream *st;            /* streaming */
     struct MHD_Connection *conn; /* not streaming: the client's connection, watched while generating */
-    tk_buf *cur;               /* not streaming: the text of the choice being generated */
     int pieces;
-    int choice;                /* the choice being streamed */
+    bool client_gone;          /* a callback saw the client gone: every row ends */
     bool failed, gone;         /* gone: the client left before the end */
     srv_error err;
     double t0;                 /* the request's start (the log's latency) */
     char owner[SRV_OWNER_LEN]; /* the caller's key (the log) */
-} job;
+};
 
 static atomic_uint_fast64_t g_counter;
 
@@ -56,7 +70,10 @@ static void job_free(job *j) {
     free(j->prompts);
     if (j->texts)
         for (int i = 0; i < n; i++) tk_buf_free(&j->texts[i]);
+    if (j->ch)
+        for (int i = 0; i < n; i++) srv_lp_free(&j->ch[i].lp);
     free(j->texts);
+    free(j->ch);
     free(j->finish);
     free(j);
 }
@@ -86,13 +103,14 @@ static bool send_event(job *j, cJSON *o) {
     return ok;
 }
 
-/* One chunk for the current choice: text (may be NULL) and/or a finish reason; role on the first chat chunk. */
-static bool send_chunk(job *j, const char *text, size_t len, const char *finish, bool role) {
+/* One chunk for choice k: text (may be NULL) and/or a finish reason; role on the first chat chunk; lp the chunk's
+ * logprobs object (consumed; NULL: null). */
+static bool send_chunk(job *j, int k, const char *text, size_t len, const char *finish, bool role, cJSON *lp) {
     cJSON *o = chunk_head(j), *choices = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(choices, c);
-    cJSON_AddNumberToObject(c, "index", j->choice);
+    cJSON_AddNumberToObject(c, "index", k);
     char *t = tk_strndup(text ? text : "", text ? len : 0);
-    if (!t) { cJSON_Delete(o); return false; }
+    if (!t) { cJSON_Delete(o); cJSON_Delete(lp); return false; }
     if (j->req.chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         if (role) cJSON_AddStringToObject(d, "role", "assistant");
@@ -101,22 +119,42 @@ static bool send_chunk(job *j, const char *text, size_t len, const char *finish,
         cJSON_AddStringToObject(c, "text", t);
     }
     free(t);
-    cJSON_AddNullToObject(c, "logprobs");
+    if (lp) cJSON_AddItemToObject(c, "logprobs", lp); else cJSON_AddNullToObject(c, "logprobs");
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish); else cJSON_AddNullToObject(c, "finish_reason");
     return send_event(j, o);
 }
 
 static bool on_stream_text(void *ud, const char *text, size_t len) {
-    job *j = ud;
-    if (tk_buf_append(&j->texts[j->choice], text, len)) return false; /* kept for the request log */
-    return send_chunk(j, text, len, NULL, false);
+    choice *c = ud;
+    job *j = c->j;
+    tk_buf *all = &j->texts[c->k];
+    if (tk_buf_append(all, text, len)) return false; /* kept for the request log and text_offset */
+    cJSON *lp = NULL;
+    if (j->req.logprobs && !(lp = srv_lp_take(&c->lp, all->data, all->len))) return false;
+    return send_chunk(j, c->k, text, len, NULL, false, lp);
 }
 
-/* Collects a choice's text; every 8 pieces, stops when the client has hung up (its slot is for the living). */
+/* Collects a choice's text; every 8 pieces (of all the request's rows), stops every row when the client has hung up
+ * (their slots are for the living). */
 static bool on_collect_text(void *ud, const char *text, size_t len) {
-    job *j = ud;
-    if (++j->pieces % 8 == 0 && srv_client_gone(j->conn)) return false;
-    return tk_buf_append(j->cur, text, len) == TK_OK;
+    choice *c = ud;
+    job *j = c->j;
+    if (j->client_gone || (++j->pieces % 8 == 0 && (j->client_gone = srv_client_gone(j->conn)))) return false;
+    return tk_buf_append(&j->texts[c->k], text, len) == TK_OK;
+}
+
+/* A streamed choice ended: its finish chunk goes out now, between the other choices' chunks (a choice whose client
+ * left sends nothing). */
+static void on_stream_end(void *ud, tk_gen_stop stop) {
+    choice *c = ud;
+    if (stop == TK_GEN_STOP_CALLBACK) return;
+    c->j->finish[c->k] = finish_reason(stop);
+    c->ended = send_chunk(c->j, c->k, NULL, 0, c->j->finish[c->k], false, NULL);
+}
+
+static void on_logprobs(void *ud, const tk_token_logprobs *lp) {
+    choice *c = ud;
+    srv_lp_add(&c->lp, lp);
 }
 
 static cJSON *usage_obj(const job *j) {
@@ -127,8 +165,8 @@ static cJSON *usage_obj(const job *j) {
     return u;
 }
 
-/* ---- generation (in a generation slot): each choice a row of the model's decode batch (batcher.c); the text
- * callbacks run on the batch's thread while this one waits ---- */
+/* ---- generation (in a generation slot): every choice of every prompt a row of the model's decode batch (batcher.c),
+ * all queued at once; the callbacks run on the batch's thread while this one waits ---- */
 static void generate_all(job *j) {
     tk_server *s = j->s;
     srv_model *m = &s->reg.models[j->mi];
@@ -142,30 +180,49 @@ static void generate_all(job *j) {
     gp.stop = (const char *const *)j->req.stop;
     gp.n_stop = j->req.n_stop;
     gp.stop_at_eos = true;
-    bool streaming = j->st != NULL, gone = false;
-    for (int p = 0; p < j->n_prompts && !gone; p++) {
-        j->tokens_in += (int64_t)j->prompts[p].len;
-        for (int c = 0; c < j->req.n && !gone; c++) {
-            int k = p * j->req.n + c;
-            j->choice = k;
-            gp.sampler.seed = j->seed + (uint64_t)k;
-            tk_gen_stats stats;
-            if (streaming ? !send_chunk(j, NULL, 0, NULL, j->req.chat) : srv_client_gone(j->conn)) { gone = true; break; }
-            j->cur = &j->texts[k];
-            tk_status st = srv_batcher_generate(m->batcher, j->prompts[p].data, (int64_t)j->prompts[p].len, &gp, j->ads, j->n_ads,
-                                                streaming ? on_stream_text : on_collect_text, j, &stats, &j->cpu_s);
-            j->tokens_out += stats.n_generated;
-            if (st) {
-                j->failed = true;
-                srv_err(&j->err, 500, "server_error", NULL, NULL, "generation failed: %s", tk_last_error());
-                gone = true;
-                break;
-            }
-            if (stats.stop == TK_GEN_STOP_CALLBACK) { gone = true; break; }
-            j->finish[k] = finish_reason(stats.stop);
-            if (streaming && !send_chunk(j, NULL, 0, j->finish[k], false)) gone = true;
+    bool streaming = j->st != NULL;
+    int n = j->n_prompts * j->req.n;
+    srv_gen_row *rows = tk_calloc((size_t)n, sizeof *rows);
+    if (!rows) {
+        j->failed = true;
+        srv_err(&j->err, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    for (int p = 0; p < j->n_prompts; p++) j->tokens_in += (int64_t)j->prompts[p].len;
+    bool gone = false;
+    for (int k = 0; k < n && !gone; k++) {
+        const tk_ivec *pr = &j->prompts[k / j->req.n];
+        choice *c = &j->ch[k];
+        c->j = j;
+        c->k = k;
+        c->gp = gp;
+        c->gp.sampler.seed = j->seed + (uint64_t)k; /* as when the choices ran one after another */
+        srv_lp_init(&c->lp, tk_model_tokenizer(m->m), j->req.chat, pr->data[pr->len - 1], j->req.chat ? NULL : j->req.prompts[k / j->req.n]);
+        rows[k] = (srv_gen_row){.prompt = pr->data, .n_prompt = (int64_t)pr->len, .p = &c->gp,
+                                .on_text = streaming ? on_stream_text : on_collect_text,
+                                .on_logprobs = j->req.logprobs ? on_logprobs : NULL, .top_logprobs = j->req.top_logprobs,
+                                .on_end = streaming ? on_stream_end : NULL, .ud = c};
+        if (streaming && !send_chunk(j, k, NULL, 0, NULL, j->req.chat, NULL)) gone = true;
+    }
+    if (!streaming && srv_client_gone(j->conn)) gone = true;
+    if (!gone) {
+        tk_status st = srv_batcher_generate(m->batcher, rows, n, j->ads, j->n_ads, &j->cpu_s);
+        bool lp_failed = false;
+        for (int k = 0; k < n; k++) {
+            j->tokens_out += rows[k].stats.n_generated;
+            lp_failed |= j->ch[k].lp.failed;
+            if (rows[k].stats.stop == TK_GEN_STOP_CALLBACK || (streaming && !rows[k].status && !j->ch[k].ended)) gone = true;
+            j->finish[k] = finish_reason(rows[k].stats.stop);
+        }
+        if (st) {
+            j->failed = true;
+            srv_err(&j->err, 500, "server_error", NULL, NULL, "generation failed: %s", tk_last_error());
+        } else if (lp_failed) {
+            j->failed = true;
+            srv_err(&j->err, 500, "server_error", NULL, NULL, "out of memory (the logprobs)");
         }
     }
+    free(rows);
     j->gone = gone && !j->failed;
 }
 
@@ -283,7 +340,8 @@ static int prepare(srv_req *q, job *j, srv_error *e) {
             return srv_err(e, 400, "invalid_request_error", "context_length_exceeded", j->req.chat ? "messages" : "prompt",
                            "This model's maximum context length is %d tokens, but the prompt has %zu tokens.", n_ctx, j->prompts[i].len);
     size_t n_out = (size_t)j->n_prompts * (size_t)j->req.n;
-    if (!(j->texts = tk_calloc(n_out, sizeof *j->texts)) || !(j->finish = tk_calloc(n_out, sizeof *j->finish)))
+    if (!(j->texts = tk_calloc(n_out, sizeof *j->texts)) || !(j->finish = tk_calloc(n_out, sizeof *j->finish)) ||
+        !(j->ch = tk_calloc(n_out, sizeof *j->ch)))
         return srv_err(e, 500, "server_error", NULL, NULL, "out of memory");
     j->seed = j->req.seed_given ? j->req.seed : fresh_u64();
     j->created = (int64_t)time(NULL);
@@ -313,7 +371,8 @@ static void answer_json(job *j, srv_reply *r) {
             cJSON_AddStringToObject(c, "text", t ? t : "");
         }
         free(t);
-        cJSON_AddNullToObject(c, "logprobs");
+        cJSON *lp = j->req.logprobs ? srv_lp_take(&j->ch[k].lp, j->texts[k].data, j->texts[k].len) : NULL;
+        if (lp) cJSON_AddItemToObject(c, "logprobs", lp); else cJSON_AddNullToObject(c, "logprobs");
         cJSON_AddStringToObject(c, "finish_reason", j->finish[k] ? j->finish[k] : "length");
         cJSON_AddItemToArray(choices, c);
     }

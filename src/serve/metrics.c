@@ -27,6 +27,14 @@ void srv_metrics_batch(srv_metrics *m, int mi, int decoded, int live) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void srv_metrics_prefill(srv_metrics *m, int mi, int64_t prefilled, int64_t reused) {
+    if (mi < 0 || mi >= TK_SERVE_MAX_MODELS) return;
+    pthread_mutex_lock(&m->mu);
+    m->prefilled[mi] = prefilled;
+    m->reused[mi] = reused;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int64_t tokens_in, int64_t tokens_out) {
     if (route < 0 || route >= SRV_ROUTE_COUNT) route = SRV_ROUTE_OTHER;
     pthread_mutex_lock(&m->mu);
@@ -77,7 +85,8 @@ tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *o) {
                            "# TYPE takumi_completion_tokens_total counter\ntakumi_completion_tokens_total %lld\n",
                         (long long)m->tokens_in, (long long)m->tokens_out);
     int live = 0;
-    for (int i = 0; i < TK_SERVE_MAX_MODELS; i++) live += m->batch_live[i];
+    int64_t prefilled = 0, reused = 0;
+    for (int i = 0; i < TK_SERVE_MAX_MODELS; i++) live += m->batch_live[i], prefilled += m->prefilled[i], reused += m->reused[i];
     st |= tk_buf_printf(o, "# HELP takumi_batch_rows Rows (running generations) in the models' decode batches now.\n"
                            "# TYPE takumi_batch_rows gauge\ntakumi_batch_rows %d\n"
                            "# HELP takumi_batch_rows_max The most rows decoded in one step.\n"
@@ -87,6 +96,12 @@ tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *o) {
                            "# HELP takumi_batch_rows_total Rows decoded, summed over the steps.\n"
                            "# TYPE takumi_batch_rows_total counter\ntakumi_batch_rows_total %lld\n",
                         live, m->batch_max, (long long)m->batch_steps, (long long)m->batch_rows);
+    st |= tk_buf_printf(o, "# HELP takumi_prompt_tokens_prefilled_total Prompt tokens evaluated by the decode batches.\n"
+                           "# TYPE takumi_prompt_tokens_prefilled_total counter\ntakumi_prompt_tokens_prefilled_total %lld\n"
+                           "# HELP takumi_prompt_tokens_reused_total Prompt tokens copied from an identical prompt's cache instead "
+                           "(the other choices of a request, a GRPO group).\n"
+                           "# TYPE takumi_prompt_tokens_reused_total counter\ntakumi_prompt_tokens_reused_total %lld\n",
+                        (long long)prefilled, (long long)reused);
     pthread_mutex_unlock(&m->mu);
     st |= tk_buf_printf(o, "# HELP takumi_generations_running Generations running now.\n"
                            "# TYPE takumi_generations_running gauge\ntakumi_generations_running %d\n"

@@ -1,6 +1,6 @@
 /* OpenAI request bodies -> srv_gen_req, with OpenAI's error messages and a param that names the
  * field (messages[2].content[0].text). Fields takumi does not act on are accepted only at their
- * neutral value (frequency_penalty 0, logprobs false…), so a request never silently loses meaning. */
+ * neutral value (frequency_penalty 0, echo false…), so a request never silently loses meaning. */
 #include "serve/request.h"
 #include "core/core.h"
 #include "data/data_internal.h"
@@ -212,8 +212,6 @@ static int parse_lora(const cJSON *v, srv_gen_req *r, srv_error *e) {
 static bool neutral(const char *k, const cJSON *v) {
     if (cJSON_IsNull(v)) return true;
     if (!strcmp(k, "frequency_penalty") || !strcmp(k, "presence_penalty")) return cJSON_IsNumber(v) && v->valuedouble == 0;
-    if (!strcmp(k, "logprobs")) return cJSON_IsFalse(v) || (cJSON_IsNumber(v) && v->valuedouble == 0);
-    if (!strcmp(k, "top_logprobs")) return cJSON_IsNumber(v) && v->valuedouble == 0;
     if (!strcmp(k, "logit_bias")) return cJSON_IsObject(v) && !v->child;
     if (!strcmp(k, "echo") || !strcmp(k, "store")) return cJSON_IsFalse(v);
     if (!strcmp(k, "best_of")) return cJSON_IsNumber(v) && v->valuedouble == 1;
@@ -227,9 +225,9 @@ static bool neutral(const char *k, const cJSON *v) {
     return false;
 }
 
-static const char *const k_neutral_chat[] = {"frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "logit_bias",
+static const char *const k_neutral_chat[] = {"frequency_penalty", "presence_penalty", "logit_bias",
                                              "store", "tools", "tool_choice", "response_format", NULL};
-static const char *const k_neutral_cmpl[] = {"frequency_penalty", "presence_penalty", "logprobs", "logit_bias", "echo",
+static const char *const k_neutral_cmpl[] = {"frequency_penalty", "presence_penalty", "logit_bias", "echo",
                                              "best_of", "suffix", NULL};
 /* Accepted and without effect on the answer. */
 static const char *const k_ignored[] = {"metadata", "service_tier", "parallel_tool_calls", NULL};
@@ -243,7 +241,7 @@ static bool in_list(const char *const *l, const char *k) {
 static int parse_fields(const cJSON *root, bool chat, srv_gen_req *r, srv_error *e) {
     int64_t iv;
     double dv;
-    bool have_max_completion = false;
+    bool have_max_completion = false, top_given = false;
     if (cJSON_GetArraySize(root) > 64) return BAD_VALUE(e, NULL, "Too many request fields (%d; at most 64).", cJSON_GetArraySize(root));
     for (const cJSON *f = root->child; f; f = f->next) {
         const char *k = f->string;
@@ -296,6 +294,20 @@ static int parse_fields(const cJSON *root, bool chat, srv_gen_req *r, srv_error 
                 if (!cJSON_IsBool(o)) return BAD_TYPE(e, p, "a boolean", o);
                 r->include_usage = cJSON_IsTrue(o);
             }
+        } else if (chat && !strcmp(k, "logprobs")) {
+            if (cJSON_IsNull(f)) continue;
+            if (!cJSON_IsBool(f)) return BAD_TYPE(e, k, "a boolean", f);
+            r->logprobs = cJSON_IsTrue(f);
+        } else if (chat && !strcmp(k, "top_logprobs")) {
+            if (cJSON_IsNull(f)) continue;
+            if (get_int(f, k, 0, SRV_MAX_TOP_LOGPROBS, &iv, e)) return -1;
+            r->top_logprobs = (int)iv;
+            top_given = true;
+        } else if (!chat && !strcmp(k, "logprobs")) {
+            if (cJSON_IsNull(f)) continue;
+            if (get_int(f, k, 0, SRV_MAX_CMPL_LOGPROBS, &iv, e)) return -1;
+            r->logprobs = true;
+            r->top_logprobs = (int)iv;
         } else if (!strcmp(k, "lora")) {
             if (parse_lora(f, r, e)) return -1;
         } else if (!strcmp(k, "user")) {
@@ -314,6 +326,9 @@ static int parse_fields(const cJSON *root, bool chat, srv_gen_req *r, srv_error 
     if (!r->model) return srv_err(e, 400, "invalid_request_error", "missing_required_parameter", "model", "Missing required parameter: 'model'.");
     if (chat && !r->msgs) return parse_messages(NULL, r, e);
     if (!chat && !r->prompts) return parse_prompts(NULL, r, e);
+    if (top_given && !r->logprobs)
+        return srv_err(e, 400, "invalid_request_error", "invalid_value", "top_logprobs",
+                       "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled (set 'logprobs' to true).");
     if (r->include_usage && !r->stream)
         return srv_err(e, 400, "invalid_request_error", "invalid_value", "stream_options",
                        "The 'stream_options' parameter is only allowed when 'stream' is enabled.");

@@ -21,6 +21,8 @@ tk_status srv_error_json(const srv_error *e, tk_buf *out);
 
 #define SRV_MAX_STOP 4
 #define SRV_MAX_N 16
+#define SRV_MAX_TOP_LOGPROBS 20   /* chat's top_logprobs (OpenAI's limit) */
+#define SRV_MAX_CMPL_LOGPROBS 5   /* completions' logprobs (OpenAI's limit) */
 #define SRV_MAX_LORA 8
 
 typedef struct srv_msg { tk_role role; char *content; } srv_msg;
@@ -43,6 +45,8 @@ typedef struct srv_gen_req {
     uint64_t seed;
     int n;                  /* choices per prompt */
     bool stream, include_usage;
+    bool logprobs;          /* chat: "logprobs": true; completions: "logprobs": N given (0..5) */
+    int top_logprobs;       /* chat: "top_logprobs" (0..20); completions: N */
     srv_lora lora[SRV_MAX_LORA]; /* llama-server's per-request "lora": [{"id","scale"}] */
     int n_lora;
     bool lora_given;        /* "lora" was given (even []): the adapters' global scales do not apply */

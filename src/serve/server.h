@@ -106,12 +106,53 @@ typedef struct srv_batcher srv_batcher;
 tk_status srv_batcher_start(tk_server *s, int mi, int max_rows, srv_batcher **out);
 /* Ends the thread (after its rows have ended: call once no request runs) and frees it; NULL is a no-op. */
 void srv_batcher_stop(srv_batcher *b);
-/* Generates one continuation as a row of the model's batch, blocking until it ends: tk_generate's contract (a fresh
-   cache, params p with its seed, adapters ads[0..n_ads), on_text on the scheduler's thread while this one waits;
-   false from it ends the row with TK_GEN_STOP_CALLBACK); stats: n_prompt, n_generated, stop; *cpu_s (if not NULL) gains
-   the row's share of the scheduler thread's CPU seconds. Thread-safe. */
-tk_status srv_batcher_generate(srv_batcher *b, const int32_t *prompt, int64_t n, const tk_gen_params *p, const tk_adapter_use *ads,
-                               int n_ads, tk_gen_text_fn on_text, void *ud, tk_gen_stats *stats, double *cpu_s);
+/* One continuation asked of the batch: its prompt, params (with its seed), callbacks (on the scheduler's thread) and,
+   after srv_batcher_generate, its stats (n_prompt, n_generated, stop) and status. */
+typedef struct srv_gen_row {
+    const int32_t *prompt;
+    int64_t n_prompt;
+    const tk_gen_params *p;
+    tk_gen_text_fn on_text;      /* false ends the row with TK_GEN_STOP_CALLBACK */
+    void (*on_logprobs)(void *ud, const tk_token_logprobs *lp); /* NULL: none computed */
+    int32_t top_logprobs;        /* 0..TK_MAX_TOP_LOGPROBS */
+    void (*on_end)(void *ud, tk_gen_stop stop); /* NULL: none; else called once when the row ends without failing, after
+                                                   its last text (a streamed choice's finish chunk goes out then) */
+    void *ud;
+    tk_gen_stats stats;          /* out */
+    tk_status status;            /* out */
+} srv_gen_row;
+/* Generates rows[0..n) as rows of the model's batch, queued together (so they decode in the same steps; an identical
+   prompt right after another is prefilled once and its cache copied), blocking until all end: each row has
+   tk_generate's contract (a fresh cache, its params and seed, adapters ads[0..n_ads)). Returns the first failed row's
+   status (message set), TK_OK when all ran; *cpu_s (if not NULL) gains the rows' shares of the scheduler thread's CPU
+   seconds. Thread-safe. */
+tk_status srv_batcher_generate(srv_batcher *b, srv_gen_row *rows, int n, const tk_adapter_use *ads, int n_ads, double *cpu_s);
+
+/* ---- logprobs.c: a choice's log-probabilities in OpenAI's shapes (chat's "content" list, completions' four lists) ---- */
+typedef struct srv_lp_tok {
+    tk_token_logprobs lp;
+    int32_t prev;                /* the token before it (its text depends on it: SentencePiece's leading space) */
+    size_t start, len;           /* its bytes in the choice's text */
+} srv_lp_tok;
+typedef struct srv_lp {
+    const tk_tokenizer *tok;
+    bool chat, failed;           /* failed: out of memory (srv_lp_take then answers NULL) */
+    int32_t prev;                /* the last token: the prompt's, then each sampled one */
+    srv_lp_tok *toks;
+    size_t n, cap, bytes;        /* tokens received; their bytes */
+    size_t reported;             /* tokens already taken */
+    size_t prompt_chars;         /* completions: text_offset counts from the prompt's start (OpenAI's) */
+    size_t cur_bytes, cur_chars; /* text_offset's cursor */
+} srv_lp;
+/* Starts a choice's record: prev the prompt's last token; prompt the prompt text (completions, for text_offset; NULL: 0). */
+void srv_lp_init(srv_lp *l, const tk_tokenizer *tok, bool chat, int32_t prev, const char *prompt);
+/* Records one sampled token (the batch's on_logprobs); a failure sets l->failed. */
+void srv_lp_add(srv_lp *l, const tk_token_logprobs *lp);
+/* The logprobs object of the tokens not yet taken whose text begins before byte `emitted` of text (the choice's text
+   so far, emitted bytes long): chat {"content", "refusal"}, completions {"tokens", "token_logprobs", "top_logprobs",
+   "text_offset"}; those tokens count as taken. NULL: out of memory. */
+cJSON *srv_lp_take(srv_lp *l, const char *text, size_t emitted);
+void srv_lp_free(srv_lp *l);
 
 /* ---- keys ---- */
 typedef struct sqlite3 sqlite3;
@@ -219,6 +260,8 @@ typedef struct srv_metrics {
     int64_t batch_steps, batch_rows; /* decode forwards of the schedulers and the rows they decoded (mean batch: ratio) */
     int batch_max;                   /* the most rows of one step */
     int batch_live[TK_SERVE_MAX_MODELS]; /* rows in each model's batch now */
+    int64_t prefilled[TK_SERVE_MAX_MODELS], reused[TK_SERVE_MAX_MODELS]; /* each model's prompt tokens evaluated / copied
+                                                                            from an identical prompt's cache, so far */
 } srv_metrics;
 void srv_metrics_init(srv_metrics *m);
 void srv_metrics_destroy(srv_metrics *m);
@@ -226,6 +269,8 @@ void srv_metrics_destroy(srv_metrics *m);
 void srv_metrics_add(srv_metrics *m, int route, int status, double seconds, int64_t tokens_in, int64_t tokens_out);
 /* Records one scheduler step of model mi: rows decoded (0: none, not counted) and rows in its batch now. Thread-safe. */
 void srv_metrics_batch(srv_metrics *m, int mi, int decoded, int live);
+/* Model mi's prompt tokens evaluated and reused so far (its batcher's totals, tk_gen_batch_stats). Thread-safe. */
+void srv_metrics_prefill(srv_metrics *m, int mi, int64_t prefilled, int64_t reused);
 /* Prometheus text exposition (0.0.4) of everything, plus the gate's gauges. Thread-safe. */
 tk_status srv_metrics_text(srv_metrics *m, srv_gate *g, tk_buf *out);
 const char *srv_route_name(int route);

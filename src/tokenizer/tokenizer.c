@@ -233,6 +233,15 @@ tk_status tk_detokenize(const tk_tokenizer *t, const int32_t *ids, size_t n, boo
     return st;
 }
 
+tk_status tk_token_bytes(const tk_tokenizer *t, int32_t id, int32_t prev, tk_buf *out) {
+    if (!t || !out) return tk_fail(TK_ERR_ARG, "tk_token_bytes: NULL argument");
+    size_t len0 = out->len;
+    tk_status st = tk_buf_append(out, "", 0);
+    if (!st) st = append_piece(t, id, false, strip_after(t, prev), out);
+    if (st) { out->len = len0; if (out->data) out->data[len0] = 0; }
+    return st;
+}
+
 /* ---------------------------------------------------------------- streaming decode */
 
 void tk_detok_stream_init(tk_detok_stream *s, const tk_tokenizer *t) {

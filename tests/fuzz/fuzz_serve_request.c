@@ -24,6 +24,7 @@ static void check_request(const srv_gen_req *r) {
         if (!r->stop[i] || !r->stop[i][0]) __builtin_trap();
     if (!(r->temperature >= 0 && r->temperature <= 2 && r->top_p >= 0 && r->top_p <= 1) || r->max_tokens < 0) __builtin_trap();
     if (r->include_usage && !r->stream) __builtin_trap();
+    if (r->top_logprobs < 0 || r->top_logprobs > (r->chat ? SRV_MAX_TOP_LOGPROBS : SRV_MAX_CMPL_LOGPROBS) || (r->top_logprobs && !r->logprobs)) __builtin_trap();
 }
 
 static void check_error(const srv_error *e) {
