@@ -63,7 +63,7 @@ static void test_config(void) {
         "\"lora-r\":8,\"lora-alpha\":16,\"lora-dropout\":0.050000000000000003,"
         "\"lora-targets\":\"all\",\"lora-init\":\"kaiming\",\"lora-plus-ratio\":0,\"rslora\":false,\"quantize-base\":\"none\",\"num-virtual-tokens\":20,\"prefix-projection\":false,"
         "\"encoder-hidden-size\":\"auto\",\"prompt-init\":\"random\",\"prompt-init-text\":null,\"adapter-placement\":\"pfeiffer\",\"adapter-reduction\":16,\"adapter-act\":\"auto\",\"adalora-init-r\":12,\"adalora-target-r\":8,\"adalora-tinit\":0,\"adalora-tfinal\":0,\"adalora-delta-t\":1,\"adalora-orth-reg\":0.5,\"augment\":\"auto\",\"augment-model\":null,\"freeze-layers\":0,\"epochs\":\"auto\",\"batch-size\":\"auto\","
-        "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"
+        "\"grad-accum\":\"auto\",\"lr\":\"auto\",\"lr-multiplier\":1,\"schedule\":\"cosine\",\"warmup\":\"auto\",\"weight-decay\":0,\"clip\":1,"
         "\"max-seq-len\":\"auto\",\"packing\":true,\"pack-len\":\"auto\",\"train-on-prompt\":false,\"val\":null,"
         "\"val-split\":0,\"eval-every\":\"auto\",\"patience\":0,\"save-every\":\"auto\",\"keep-checkpoints\":2,"
         "\"max-steps\":0,\"seed\":\"42\",\"threads\":0,\"precision\":\"auto\",\"recompute\":false,\"samples\":3,\"sample-tokens\":64,\"eval-config\":null}";

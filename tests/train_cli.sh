@@ -25,7 +25,7 @@ bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*" >&2;
 # ---- --help: every option with its default in brackets
 "$BIN" train --help > "$tmp/help" || bad "--help exit status"
 for o in model tokenizer data format template out method lora-r lora-alpha lora-dropout lora-targets rslora freeze-layers \
-         epochs batch-size grad-accum lr schedule warmup weight-decay clip max-seq-len no-packing train-on-prompt val \
+         epochs batch-size grad-accum lr lr-multiplier augment augment-model schedule warmup weight-decay clip max-seq-len no-packing train-on-prompt val \
          val-split eval-every patience save-every keep-checkpoints resume max-steps seed threads recompute samples sample-tokens; do
     if grep -Eq -- "^  --$o( |$).*\[[^]]+\]$" "$tmp/help"; then ok; else bad "--help lacks --$o with a [default]"; fi
 done
@@ -129,6 +129,11 @@ expect_fail "unknown option" --model x --data y --out z --lora-rank 4
 expect_fail "lora-dropout" "${common[@]}" --lora-dropout 1.5 --out "$tmp/bad2"
 expect_fail "--resume" "${common[@]}" --out "$tmp/ref"
 expect_fail "max-seq-len" "${common[@]}" --max-seq-len 100000 --out "$tmp/bad3"
+expect_fail "--lr-multiplier 2 scales the auto learning rate" "${common[@]}" --lr 1e-3 --lr-multiplier 2 --out "$tmp/bad4"
+expect_fail "lr-multiplier" "${common[@]}" --lr-multiplier 0 --out "$tmp/bad5"
+# --lr-multiplier scales the auto rate (LoRA 1e-3): config.json records the resolved rate
+"$BIN" train --model "$S/hf" --tokenizer "$S/llama2c/tok512.bin" --data "$tmp/d.jsonl" --max-seq-len 160 --threads 1 --lr-multiplier 2.5 --max-steps 1 --samples 0 --out "$tmp/lrm" > /dev/null 2> "$tmp/lrm.err" || bad "--lr-multiplier run: $(tail -2 "$tmp/lrm.err")"
+if python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert abs(c["lr"] - 2.5e-3) < 1e-12 and c["lr-multiplier"] == 2.5' "$tmp/lrm/config.json"; then ok; else bad "--lr-multiplier 2.5: $(grep -o '"lr":[^,]*' "$tmp/lrm/config.json")"; fi
 
 if [ $failures -eq 0 ]; then
     rm -rf "$tmp"

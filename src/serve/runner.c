@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LORA_AUTO_LR 1e-3   /* `takumi train --lr auto` for LoRA: learning_rate_multiplier scales it */
 
 typedef struct run_ctx {
     tk_server *s;
@@ -138,11 +137,11 @@ static char *resolved_hypers(const char *dir, const srv_job_row *j) {
     if (path && !tk_read_file(path, &js, NULL)) {
         cJSON *c = cJSON_Parse(js), *h = cJSON_CreateObject();
         const cJSON *ep = cJSON_GetObjectItemCaseSensitive(c, "epochs"), *bs = cJSON_GetObjectItemCaseSensitive(c, "batch-size"),
-                    *ga = cJSON_GetObjectItemCaseSensitive(c, "grad-accum"), *lr = cJSON_GetObjectItemCaseSensitive(c, "lr"),
+                    *ga = cJSON_GetObjectItemCaseSensitive(c, "grad-accum"), *lr = cJSON_GetObjectItemCaseSensitive(c, "lr-multiplier"),
                     *beta = cJSON_GetObjectItemCaseSensitive(c, "beta");
         if (cJSON_IsNumber(ep)) cJSON_AddNumberToObject(h, "n_epochs", ep->valuedouble);
         if (cJSON_IsNumber(bs)) cJSON_AddNumberToObject(h, "batch_size", bs->valuedouble * (cJSON_IsNumber(ga) ? ga->valuedouble : 1));
-        if (cJSON_IsNumber(lr)) cJSON_AddNumberToObject(h, "learning_rate_multiplier", lr->valuedouble / LORA_AUTO_LR);
+        if (cJSON_IsNumber(lr)) cJSON_AddNumberToObject(h, "learning_rate_multiplier", lr->valuedouble);
         if (!strcmp(j->method, "dpo") && cJSON_IsNumber(beta)) cJSON_AddNumberToObject(h, "beta", beta->valuedouble);
         const cJSON *ev = cJSON_GetObjectItemCaseSensitive(c, "eval-every");
         if (!strcmp(j->method, "reinforcement") && cJSON_IsNumber(ev)) cJSON_AddNumberToObject(h, "eval_interval", ev->valuedouble);
@@ -209,7 +208,7 @@ static tk_status job_options(tk_server *s, const srv_job_row *j, int mi, const c
     SET("samples", "0");
     if (j->n_epochs > 0) { snprintf(v, sizeof v, "%lld", (long long)j->n_epochs); SET("epochs", v); }
     if (j->batch_size > 0) { snprintf(v, sizeof v, "%lld", (long long)j->batch_size); SET("batch-size", v); SET("grad-accum", "1"); }
-    if (j->lr_mult > 0) { snprintf(v, sizeof v, "%.9g", j->lr_mult * LORA_AUTO_LR); SET("lr", v); }
+    if (j->lr_mult > 0) { snprintf(v, sizeof v, "%.9g", j->lr_mult); SET("lr-multiplier", v); }   /* OpenAI's: it scales the auto rate */
     if (!strcmp(j->method, "dpo")) {
         SET("objective", "dpo");
         if (j->beta > 0) { snprintf(v, sizeof v, "%.9g", j->beta); SET("beta", v); }

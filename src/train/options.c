@@ -258,6 +258,8 @@ static const tk_trainer_option k_opts[] = {
      .type = TK_OPT_I32, .offset = F(grad_accum), .resume = true, .is_auto = true, .ilo = 1, .ihi = 1 << 20},
     {"lr", "auto|X", "auto", "peak learning rate; auto: LoRA 1e-3, full fine-tuning 2e-5", .type = TK_OPT_F64, .offset = F(lr), .resume = true,
      .is_auto = true, .dlo = 0, .dhi = 10, .auto_value = 0, .above_lo = true},
+    {"lr-multiplier", "X", "1", "scales the auto learning rate (OpenAI's learning_rate_multiplier); refused with an explicit --lr",
+     .type = TK_OPT_F64, .offset = F(lr_mult), .resume = true, .dlo = 0, .dhi = 1000, .above_lo = true, .init = "1"},
     {"schedule", "NAME", "cosine", "learning-rate schedule after warmup: constant, linear or cosine (to 0)", .type = TK_OPT_ENUM,
      .offset = F(schedule), .resume = true, .n_values = 3, .value_name = sched_name_i, .init = "cosine"},
     {"warmup", "auto|X", "auto", "linear warmup: steps (>= 1) or a fraction of the steps (< 1); auto: 0.03", .type = TK_OPT_F64, .offset = F(warmup),

@@ -158,6 +158,8 @@ epochs:
         tk_run_emitf(r, TK_EV_WARNING, "warning", false, "--max-steps %lld ends the run after %.2f epochs, not the %d --epochs asks for "
                      "(%lld steps)", (long long)c->max_steps, (double)c->max_steps * (double)r->n_epochs / (double)(planned ? planned : 1),
                      c->epochs, (long long)planned);
+    if (c->lr > 0 && c->lr_mult != 1 && tk_trainer_config_given(c, "lr-multiplier"))
+        return tk_fail(TK_ERR_ARG, "--lr-multiplier %g scales the auto learning rate: drop it or --lr %g", c->lr_mult, c->lr);
     if (c->lr == 0) {
         /* LoRA: B starts at zero and only a rank-r update is learned, so it takes a much
          * larger rate than full fine-tuning, and a CPU run makes few steps (<= 256 by the
@@ -173,6 +175,7 @@ epochs:
         /* GRPO: sampled answers and a policy-gradient loss are noisier than SFT targets; TRL's GRPOConfig
          * default is 1e-6 for full fine-tuning of large models, LoRA runs take about 100x that */
         if (r->grpo) c->lr = c->method != TK_TRAIN_FULL ? 1e-4 : 1e-6;
+        c->lr *= c->lr_mult;
     }
     double w = c->warmup < 0 ? 0.03 : c->warmup;
     if (w >= 1 && w > (double)r->st.total_steps)

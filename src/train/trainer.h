@@ -93,6 +93,7 @@ typedef struct tk_trainer_config {
     int32_t batch_size;       /* rows per micro-batch; 0 = auto */
     int32_t grad_accum;       /* micro-batches per optimizer step; 0 = auto */
     double lr;                /* 0 = auto */
+    double lr_mult;           /* scales the auto learning rate (OpenAI's learning_rate_multiplier; default 1) */
     tk_sched schedule;
     double warmup;            /* < 0 auto; < 1: fraction of the steps; >= 1: steps */
     double weight_decay, clip;
