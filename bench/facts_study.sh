@@ -72,7 +72,7 @@ while IFS='|' read -r name opts; do
   OMP_WAIT_POLICY=passive ./build/takumi eval --model "$model" --adapter "$run/adapter" --data "$heldout" \
     --metrics fact_match --max-tokens 64 --threads "$threads" --out "$run/eval" > "$run.eval.log" 2>&1 \
     || { echo "   eval failed: $run.eval.log" >&2; tail -3 "$run.eval.log" >&2; continue; }
-  python3 - "$run" "$name" "$opts" "$(echo "$t1 - $t0" | bc)" >> "$out/results.tsv" <<'EOF'
+  python3 - "$run" "$name" "$opts" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" >> "$out/results.tsv" <<'EOF'
 import json, sys
 run, name, opts, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 rows = [json.loads(l) for l in open(run + "/metrics.jsonl", encoding="utf-8") if l.strip()]
