@@ -9,9 +9,10 @@
 # Usage: bash bench/methods.sh [--max-steps N] [--methods LIST] [--out DIR] [--threads N] [--no-fact]
 #   --max-steps N  optimizer steps per method (default 6, so that the whole table fits half an
 #                  hour on 2 loaded cores); validation at step 0 and at the end only
-#                  (--eval-every N), --samples 0
-#   --methods      comma list of lora,dora,ia3,prefix,prompt,adapter-pfeiffer,adapter-houlsby,full,
-#                  pissa,olora,loraplus (default: the first eight)
+#                  (--eval-every N), --samples 0. --max-steps 0: each method's whole default run
+#                  (its own epochs and validation schedule), the budget a user gets
+#   --methods      comma list of lora,dora,ia3,prefix,prompt,adapter-pfeiffer,adapter-houlsby,adalora,
+#                  full,pissa,olora,loraplus (default: the first nine)
 #   --out DIR      raw output folder (default bench/out/methods): METHOD.time (train's stderr and
 #                  /usr/bin/time -v), METHOD.rc (exit statuses), METHOD.merge.err, METHOD/ (the run),
 #                  fact_match.METHOD.json (answers and verdicts), table.md
@@ -19,7 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
 G=models/SmolLM2-135M-Instruct.Q4_1.gguf
-STEPS=6 METHODS=lora,dora,ia3,prefix,prompt,adapter-pfeiffer,adapter-houlsby,full OUT=bench/out/methods THREADS=() FACT=1
+STEPS=6 METHODS=lora,dora,ia3,prefix,prompt,adapter-pfeiffer,adapter-houlsby,adalora,full OUT=bench/out/methods THREADS=() FACT=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --max-steps) STEPS=$2; shift 2 ;;
@@ -38,7 +39,7 @@ mkdir -p "$OUT"
 
 args_of() {
   case "$1" in
-    lora|dora|ia3|prefix|prompt|full) echo "--method $1" ;;
+    lora|dora|ia3|prefix|prompt|adalora|full) echo "--method $1" ;;
     adapter-pfeiffer) echo "--method adapter --adapter-placement pfeiffer" ;;
     adapter-houlsby) echo "--method adapter --adapter-placement houlsby" ;;
     pissa|olora) echo "--method lora --lora-init $1" ;;
@@ -51,10 +52,12 @@ for m in ${METHODS//,/ }; do
   a=$(args_of "$m") || exit 1
   run=$OUT/$m
   rm -rf "$run"
-  echo "== $m: takumi train $a --max-steps $STEPS" >&2
+  budget=(--max-steps "$STEPS" --eval-every "$STEPS")
+  [ "$STEPS" = 0 ] && budget=()
+  echo "== $m: takumi train $a ${budget[*]}" >&2
   # shellcheck disable=SC2086
   /usr/bin/time -v "$BIN" train --model "$G" --data examples/support/train.jsonl --val examples/support/valid.jsonl \
-      $a --max-steps "$STEPS" --eval-every "$STEPS" --samples 0 --out "$run" "${THREADS[@]}" \
+      $a "${budget[@]}" --samples 0 --out "$run" "${THREADS[@]}" \
       > "$OUT/$m.train.log" 2> "$OUT/$m.time"
   echo "train_rc=$?" > "$OUT/$m.rc"
   # merge / export: the merged model (GGUF, f16) and the GGUF adapter

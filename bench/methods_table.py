@@ -144,7 +144,7 @@ def main():
         e = last_err(errfile)
         return "no" + (f" ({e[:100]})" if e else "")
 
-    lines = [f"| method (defaults) | trainable params | peak RSS (MiB) | tokens/s (mean) | valid loss (step 0 → {a.steps}) "
+    lines = [f"| method (defaults) | trainable params | peak RSS (MiB) | tokens/s (mean) | valid loss (step 0 → {a.steps or 'end'}) "
              f"| fact-match (held-out; base {fmt_fm('base')}) | merge (`export --merge`) | GGUF adapter |",
              "|---|---|---|---|---|---|---|---|"]
     for m, mt, rc, rss in rows:

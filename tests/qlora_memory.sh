@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# QLoRA's point is memory: the peak resident set of a LoRA run on a quantized base must be clearly
-# below the unquantized run's. SmolLM2-135M as an HF f32 folder (made from the project's GGUF by
-# takumi export --dtype f32), one step of 1 x 64 tokens with --recompute, unquantized vs
-# --quantize-base nf4 and q4_k; peak RSS from /usr/bin/time -v. The base is 513 MiB in f32 and
-# 72 MiB as nf4 (92 MiB as q4_k, mostly q5_0 on SmolLM2), the rest of the run ~110 MiB, so the
-# ratio is ~3.4x (nf4) and ~3.0x (q4_k) here; the test asks for 2.5x and 2.3x: a ratio, with margin,
-# that fails if the f32 base stays resident after quantizing or the step's memory grows several
-# times. Skipped when the SmolLM2 GGUF or /usr/bin/time is absent, and on an AddressSanitizer build.
+# QLoRA's point is memory: the peak resident set of a LoRA run on a quantized base must be at least 3x
+# below the unquantized run's (issue 11). SmolLM2-135M as an HF f32 folder (made from the project's GGUF
+# by takumi export --dtype f32), one step of 1 x 256 tokens with --recompute, unquantized vs
+# --quantize-base nf4 and q4_k; peak RSS from /usr/bin/time -v. Measured on this machine: 621 MiB
+# unquantized, 182 MiB nf4 (3.42x), 195 MiB q4_k (3.18x; SmolLM2's 576-wide rows are q5_0). The test
+# asks 3.0x (nf4) and 2.9x (q4_k): a margin of ~6% for another machine's library pages, and a failure
+# if the float base stays resident after quantizing, a checkpoint is read back through a mapping, or
+# the step's memory grows. Skipped when the SmolLM2 GGUF or /usr/bin/time is absent, and on an
+# AddressSanitizer build.
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/${BUILD:-build}/takumi}
@@ -27,14 +28,14 @@ fi
 peak_kb() {   # peak RSS (kB) of one training run; $1: label, rest: extra options
     local q=$1; shift
     if ! OMP_WAIT_POLICY=passive /usr/bin/time -v "$BIN" train --model "$tmp/hf" --tokenizer "$G" --data examples/support/train.jsonl \
-        --max-seq-len 64 --batch-size 1 --max-steps 1 --samples 0 --seed 1 --recompute --out "$tmp/run-$q" "$@" \
+        --max-seq-len 256 --batch-size 1 --max-steps 1 --samples 0 --seed 1 --recompute --out "$tmp/run-$q" "$@" \
         > /dev/null 2> "$tmp/$q.time"; then
         echo "FAIL: train ($q): $(tail -3 "$tmp/$q.time")" >&2; echo 0; return
     fi
     sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/$q.time"
 }
 ref=$(peak_kb none)
-for spec in nf4:2.5 q4_k:2.3; do
+for spec in nf4:3.0 q4_k:2.9; do
     q=${spec%%:*} want=${spec#*:}
     kb=$(peak_kb "$q" --quantize-base "$q")
     if [ "${kb:-0}" -gt 0 ] && [ "${ref:-0}" -gt 0 ] && awk -v a="$ref" -v b="$kb" -v w="$want" 'BEGIN { exit !(a / b >= w) }'; then ok

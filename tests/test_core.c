@@ -54,6 +54,46 @@ int main(void) {
     CHECK_OK(tk_read_file(path, &data, &len));
     CHECK(len == 5 && !memcmp(data, "hello", 5), "atomic write round trip");
     free(data);
+
+    /* the checksum in pieces and from a file (read through its buffer, not mapped) equals the
+     * one-call checksum, at lengths around the 32-byte block and the 1 MiB read buffer; and
+     * tk_drop_file_pages leaves a mapping's bytes readable */
+    const size_t lens[] = {0, 1, 31, 32, 33, 1000, (1u << 20) - 1, 1u << 20, (1u << 20) + 33, 3u << 20};
+    uint8_t *bytes = malloc(3u << 20);
+    CHECK(bytes != NULL, "alloc");
+    tk_rng r;
+    tk_rng_seed(&r, 5);
+    for (size_t i = 0; bytes && i < (3u << 20); i++) bytes[i] = (uint8_t)tk_rng_u64(&r);
+    for (size_t k = 0; bytes && k < sizeof lens / sizeof lens[0]; k++) {
+        const size_t n = lens[k];
+        const uint64_t want = tk_hash_bytes(bytes, n);
+        tk_hash_state hs;
+        tk_hash_init(&hs);
+        size_t done = 0, piece = 7 + 13 * k;
+        while (n - done >= 32) { /* uneven pieces: update takes whole blocks and says how many bytes */
+            size_t take = n - done < piece ? n - done : piece;
+            done += tk_hash_update(&hs, bytes + done, take);
+            piece = piece * 3 + 32;
+        }
+        CHECK(tk_hash_final(&hs, bytes + done, n - done) == want, "hash in pieces, %zu bytes", n);
+        CHECK_OK(tk_write_file_atomic(path, bytes, n));
+        uint64_t fh = 0;
+        CHECK_OK(tk_hash_file(path, &fh));
+        CHECK(fh == want, "tk_hash_file equals tk_hash_bytes, %zu bytes", n);
+        CHECK(tk_hash_bytes(bytes, n) != tk_hash_bytes(bytes + 1, n) || n == 0, "hash depends on the bytes, %zu", n);
+    }
+    CHECK(tk_hash_file("/nonexistent/params.safetensors", &(uint64_t){0}) == TK_ERR_IO &&
+          strstr(tk_last_error(), "/nonexistent/params.safetensors"), "missing file named: %s", tk_last_error());
+    if (bytes) {
+        CHECK_OK(tk_write_file_atomic(path, bytes, 3u << 20));
+        CHECK_OK(tk_map_file(path, &f));
+        const uint64_t before = tk_hash_bytes(f.data, f.size);
+        tk_drop_file_pages(&f, f.data + 4097, 1u << 20);
+        CHECK(f.size == (3u << 20) && tk_hash_bytes(f.data, f.size) == before && !memcmp(f.data, bytes, f.size),
+              "a mapping reads the same after its pages are dropped");
+        tk_unmap_file(&f);
+    }
+    free(bytes);
     unlink(path);
     return tk_test_done("test_core");
 }

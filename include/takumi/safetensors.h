@@ -21,6 +21,11 @@ const tk_tensor_ref *tk_st_find(const tk_safetensors *st, const char *name);
 /* __metadata__ string value for key (NULL when absent). */
 const char *tk_st_metadata(const tk_safetensors *st, const char *key);
 
+/* Takes the pages of [p, p + n) out of this process's resident set when the range lies in one of
+ * st's file mappings (they fault back in from the file if read again); otherwise does nothing.
+ * Thread-safe (a concurrent reader of the range only pays the page faults). */
+void tk_st_drop_pages(const tk_safetensors *st, const void *p, size_t n);
+
 typedef struct tk_st_writer tk_st_writer;
 /* Returns a new writer or NULL (out of memory). */
 tk_st_writer *tk_st_writer_new(void);

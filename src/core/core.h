@@ -68,6 +68,11 @@ typedef struct tk_mapped_file {
 } tk_mapped_file;
 /* Maps path read-only into *f; fails with a message naming the path (missing file, directory, I/O error). Release with tk_unmap_file. */
 tk_status tk_map_file(const char *path, tk_mapped_file *f);
+/* Takes the pages of [p, p + n), which must lie in f's data, out of the resident set: with
+ * MADV_DONTNEED when f is mapped (read-only and private, so the pages fault back in from the file
+ * if read again; whole pages around the range, harmless for the same reason), nothing when f
+ * was read into memory. Thread-safe. */
+void tk_drop_file_pages(const tk_mapped_file *f, const void *p, size_t n);
 /* Unmaps/frees a file mapped by tk_map_file; safe on a zeroed struct. */
 void tk_unmap_file(tk_mapped_file *f);
 /* Reads a whole (small) file into a NUL-terminated malloc'd buffer; *len gets its size (may be NULL). */
@@ -95,6 +100,16 @@ char *tk_tmp_path(const char *path);
 void tk_tmp_clean_stale(const char *path);
 /* A 64-bit checksum of n bytes (fast, not cryptographic: detects damaged files). Reentrant. */
 uint64_t tk_hash_bytes(const void *data, size_t n);
+/* The same checksum in pieces: init, update with any lengths (it hashes the whole 32-byte blocks
+ * and returns how many bytes it took; pass the rest again with the next piece), final with the
+ * last (< 32) bytes. tk_hash_final(update(init, x)) equals tk_hash_bytes(x). Reentrant. */
+typedef struct tk_hash_state { uint64_t h[4]; uint64_t n; } tk_hash_state;
+void tk_hash_init(tk_hash_state *s);
+size_t tk_hash_update(tk_hash_state *s, const void *data, size_t n);
+uint64_t tk_hash_final(tk_hash_state *s, const void *tail, size_t n);
+/* tk_hash_bytes of a file's bytes, read through a 1 MiB buffer (the file never enters the
+ * process's resident set). Reentrant. */
+tk_status tk_hash_file(const char *path, uint64_t *h);
 
 /* "dir/name" (no doubled "/" when dir ends with one) as a new string (caller frees); NULL (TK_ERR_NOMEM recorded) when out of memory. */
 char *tk_path_join(const char *dir, const char *name);

@@ -34,6 +34,14 @@ tk_status tk_map_file(const char *path, tk_mapped_file *f) {
     return TK_OK;
 }
 
+void tk_drop_file_pages(const tk_mapped_file *f, const void *p, size_t n) {
+    if (!f || !f->is_mmap || !p || !n) return;
+    long ps = sysconf(_SC_PAGESIZE);
+    if (ps <= 0) return;
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(ps - 1), e = ((uintptr_t)p + n + (uintptr_t)ps - 1) & ~(uintptr_t)(ps - 1);
+    (void)madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 void tk_unmap_file(tk_mapped_file *f) {
     if (!f) return;
     if (f->is_mmap && f->data) munmap((void *)f->data, f->size);

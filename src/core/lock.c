@@ -105,21 +105,70 @@ char *tk_tmp_path(const char *path) {
     return b.data;
 }
 
-uint64_t tk_hash_bytes(const void *data, size_t n) {
+void tk_hash_init(tk_hash_state *s) {
     /* four independent lanes over 8-byte words (little-endian loads), then the tail, then mixed */
+    static const uint64_t h0[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
+    memcpy(s->h, h0, sizeof h0);
+    s->n = 0;
+}
+
+size_t tk_hash_update(tk_hash_state *s, const void *data, size_t n) {
     const uint8_t *p = data;
-    uint64_t h[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
     const uint64_t k = 0x9fb21c651e98df25ull;
     size_t i = 0;
     for (; i + 32 <= n; i += 32)
         for (int l = 0; l < 4; l++) {
             uint64_t w;
             memcpy(&w, p + i + 8 * l, 8);
-            h[l] = (h[l] ^ w) * k;
-            h[l] ^= h[l] >> 29;
+            s->h[l] = (s->h[l] ^ w) * k;
+            s->h[l] ^= s->h[l] >> 29;
         }
+    s->n += i;
+    return i;
+}
+
+uint64_t tk_hash_final(tk_hash_state *s, const void *tail, size_t n) {
+    const uint8_t *p = tail;
     uint64_t t = 0;
-    for (size_t j = 0; i + j < n; j++) t = (t << 8 | p[i + j]) * 0x100000001b3ull + 1;
-    uint64_t r = tk_mix64(h[0]) ^ tk_mix64(h[1] + 1) ^ tk_mix64(h[2] + 2) ^ tk_mix64(h[3] + 3) ^ tk_mix64(t ^ (uint64_t)n);
+    for (size_t j = 0; j < n; j++) t = (t << 8 | p[j]) * 0x100000001b3ull + 1;
+    const uint64_t total = s->n + n, *h = s->h;
+    uint64_t r = tk_mix64(h[0]) ^ tk_mix64(h[1] + 1) ^ tk_mix64(h[2] + 2) ^ tk_mix64(h[3] + 3) ^ tk_mix64(t ^ total);
     return tk_mix64(r);
+}
+
+uint64_t tk_hash_bytes(const void *data, size_t n) {
+    tk_hash_state s;
+    tk_hash_init(&s);
+    size_t i = tk_hash_update(&s, data, n);
+    return tk_hash_final(&s, (const uint8_t *)data + i, n - i);
+}
+
+tk_status tk_hash_file(const char *path, uint64_t *h) {
+    /* read() through a 1 MiB buffer, not a mapping: the file's pages stay in the page cache and
+     * out of this process's resident set (a checkpoint's read-back used to raise the peak) */
+    enum { CHUNK = 1 << 20 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return tk_fail(TK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t *buf = tk_malloc(CHUNK);
+    if (!buf) { close(fd); return TK_ERR_NOMEM; }
+    tk_hash_state s;
+    tk_hash_init(&s);
+    size_t have = 0;
+    tk_status st = TK_OK;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, CHUNK - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { st = tk_fail(TK_ERR_IO, "%s: read failed: %s", path, strerror(errno)); break; }
+        have += (size_t)r;
+        if (r == 0 || have == CHUNK) {
+            size_t used = tk_hash_update(&s, buf, have); /* whole 32-byte blocks; CHUNK is a multiple of 32 */
+            memmove(buf, buf + used, have - used);
+            have -= used;
+            if (r == 0) break;
+        }
+    }
+    if (!st) *h = tk_hash_final(&s, buf, have);
+    free(buf);
+    close(fd);
+    return st;
 }

@@ -98,6 +98,17 @@ static tk_status st_reserve(tk_safetensors *st, int64_t extra) {
     return TK_OK;
 }
 
+void tk_st_drop_pages(const tk_safetensors *st, const void *p, size_t n) {
+    if (!st || !p || !n) return;
+    for (int i = 0; i < st->n_files; i++) {
+        const tk_mapped_file *f = &st->files[i];
+        const uint8_t *q = p;
+        if (!f->is_mmap || q < f->data || q + n > f->data + f->size) continue;
+        tk_drop_file_pages(f, q, n);
+        return;
+    }
+}
+
 void tk_st_close(tk_safetensors *st) {
     if (!st) return;
     for (int64_t i = 0; i < st->n; i++) free((char *)st->t[i].name);

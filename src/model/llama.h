@@ -27,6 +27,7 @@ struct tk_model {
     /* the weights as stored in the file (dtype, shape, bytes), in load order, for inspect */
     tk_tensor_ref *table;
     int64_t n_table;
+    uint64_t identity;            /* tk_model_identity, computed at load from the stored weights */
     tk_rope rope;                 /* cos/sin for positions [0, rope.n_pos) */
     tk_rope rope_local;           /* sliding layers' RoPE when cfg.rope_theta_local is set (else unused, zeroed) */
 };

@@ -34,7 +34,9 @@ static void drop_pages(const void *p, size_t n) {
 #endif
 }
 
-static tk_status quantize_one(tk_model *m, tk_tensor_ref *r, tk_dtype want, int *kept) {
+typedef struct { const void *p; size_t n; } src_range;
+
+static tk_status quantize_one(tk_model *m, tk_tensor_ref *r, tk_dtype want, int *kept, src_range *src_out) {
     if (!r->data) return TK_OK;
     if (r->dtype != TK_F32 && r->dtype != TK_F16 && r->dtype != TK_BF16)
         return tk_fail(TK_ERR_ARG, "--quantize-base %s: %s: tensor '%s' is already stored as %s; quantizing applies to bases in "
@@ -70,6 +72,8 @@ static tk_status quantize_one(tk_model *m, tk_tensor_ref *r, tk_dtype want, int 
     free(tmp);
     if (st) { free(q); return tk_fail_ctx(st, "--quantize-base: tensor '%s'", r->name ? r->name : "?"); }
     if ((st = tk_model_own(m, q, nbytes))) return st;
+    src_out->p = r->data;
+    src_out->n = (size_t)N * src_row;
     r->dtype = t;
     r->data = q;
     r->nbytes = nbytes;
@@ -82,13 +86,22 @@ tk_status tk_weights_quantize(tk_model *m, tk_dtype want) {
     tk_weights *w = &m->w;
     const bool tied = w->output.data == w->tok_embd.data;
     int kept = 0;
-    tk_status st = quantize_one(m, &w->tok_embd, want, &kept);
+    /* the source ranges read, taken out of the resident set at the end: MADV_PAGEOUT left ~17 pages
+     * of each weight mapped (14 MiB of SmolLM2's f32 file); in a safetensors file mapping (read-only,
+     * private) MADV_DONTNEED removes them for sure, and a later read faults them back in */
+    const size_t n_src = 2 + 7 * (size_t)m->cfg.n_layers;
+    src_range *src = tk_calloc(n_src, sizeof *src);
+    if (!src) return TK_ERR_NOMEM;
+    size_t k = 0;
+    tk_status st = quantize_one(m, &w->tok_embd, want, &kept, &src[k++]);
     if (!st && tied) w->output = w->tok_embd;
-    else if (!st) st = quantize_one(m, &w->output, want, &kept);
+    else if (!st) st = quantize_one(m, &w->output, want, &kept, &src[k++]);
     for (int32_t l = 0; l < m->cfg.n_layers && !st; l++) {
         tk_layer_weights *y = &w->layers[l];
         tk_tensor_ref *v[] = {&y->wq, &y->wk, &y->wv, &y->wo, &y->w_gate, &y->w_up, &y->w_down};
-        for (size_t i = 0; i < sizeof v / sizeof v[0] && !st; i++) st = quantize_one(m, v[i], want, &kept);
+        for (size_t i = 0; i < sizeof v / sizeof v[0] && !st; i++) st = quantize_one(m, v[i], want, &kept, &src[k++]);
     }
+    for (size_t i = 0; i < k && m->st; i++) tk_st_drop_pages(m->st, src[i].p, src[i].n);
+    free(src);
     return st;
 }

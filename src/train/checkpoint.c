@@ -134,15 +134,6 @@ tk_status tk_train_state_parse(const char *json, const char *name, tk_train_stat
 /* ---- folders ---------------------------------------------------------------------- */
 
 /* tk_hash_bytes of a whole file. */
-static tk_status file_hash(const char *path, uint64_t *h) {
-    tk_mapped_file mf;
-    tk_status st = tk_map_file(path, &mf);
-    if (st) return st;
-    *h = tk_hash_bytes(mf.data, mf.size);
-    tk_unmap_file(&mf);
-    return TK_OK;
-}
-
 
 static void fsync_dir(const char *path) {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -290,7 +281,7 @@ tk_status tk_ckpt_save_ex(const char *run_dir, const tk_param_set *ps, const flo
     if (!st) {
         f.len = 0;
         if (!(st = tk_buf_printf(&f, "%s/" PARAMS_FILE, tmp))) st = tk_st_write(w, f.data);
-        if (!st) st = file_hash(f.data, &sv.params_hash); /* read back: the checksum is of the bytes on disk */
+        if (!st) st = tk_hash_file(f.data, &sv.params_hash); /* read back: the checksum is of the bytes on disk */
     }
     if (!st) st = tk_train_state_json(&sv, config_json, &js);
     if (!st) {
@@ -406,7 +397,7 @@ tk_status tk_ckpt_load_ex(const char *dir, tk_param_set *ps, float *extra, int64
     f.len = 0;
     if (!st) st = tk_buf_printf(&f, "%s/" PARAMS_FILE, dir);
     uint64_t h = 0;
-    if (!st && s->params_hash && !(st = file_hash(f.data, &h)) && h != s->params_hash)
+    if (!st && s->params_hash && !(st = tk_hash_file(f.data, &h)) && h != s->params_hash)
         st = tk_fail(TK_ERR_FORMAT, "%s: checksum %016llx differs from the recorded %016llx (the file was damaged after it was written)",
                      f.data, (unsigned long long)h, (unsigned long long)s->params_hash);
     if (!st && check && (st = check(ctx, s, cfg, dir))) {
