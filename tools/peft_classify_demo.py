@@ -5,7 +5,8 @@ decay, clip 1, cosine after a 3% linear warmup), 2 epochs of batches of 4 texts 
 texts into each row), texts cut to --max-seq-len tokens. Prints accuracy, macro-F1 and the training time.
 
 Usage: python3 tools/peft_classify_demo.py --train T.tsv --eval E.tsv --labels a,b [--method lora|head] [--max-seq-len N]
-       [--threads 2] [--epochs 2] [--batch 4]
+       [--threads 2] [--epochs 2] [--batch 4] [--lower-frozen N]
+--lower-frozen N: LoRA on layers N.. only (PEFT's layers_to_transform), as takumi's --freeze-layers N.
 """
 import argparse
 import math
@@ -44,6 +45,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lower-frozen", type=int, default=0)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -62,7 +64,9 @@ def main():
     model.config.pad_token_id = tok.pad_token_id
     if a.method == "lora":
         from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, task_type="SEQ_CLS",
+        n_layers = model.config.num_hidden_layers
+        upper = list(range(a.lower_frozen, n_layers)) if a.lower_frozen else None
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, task_type="SEQ_CLS", layers_to_transform=upper,
                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
     else:
         for n, p in model.named_parameters():
