@@ -5,7 +5,10 @@
 # tests/serve_dashboard_drive.py drives headless Chromium over the DevTools pipe: the page asks for the key, shows
 # the job's training-loss curve with N points and then more (advancing), lists the models, the deployment, usage
 # and feedback, the validation curve and the checkpoints' losses (evaluation results); a click on the deployment's Rollback button must put "bot" back
-# on v1, checked here through the API (curl). Needs Debian's chromium (scripts/deps.sh).
+# on v1, the canary form must give "helper" a 25% canary on v2 (150% refused by the form, a canary on its own model by the server, shown), the new-deployment
+# form must create "fresh" = v1 — all checked here through the API (curl); a reinforcement job queued behind the first
+# (the driver cancels that one) must show its mean training and validation rewards as curves. Needs Debian's chromium
+# (scripts/deps.sh).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${TAKUMI_BIN:-$PWD/build/takumi}
@@ -72,19 +75,34 @@ tf=$(up "$tmp/big.jsonl") vf=$(up "$tmp/valid.jsonl")
 expect '[ "$(post /v1/fine_tuning/jobs "{\"model\":\"stories\",\"training_file\":\"$tf\",\"validation_file\":\"$vf\",\"seed\":3,\"suffix\":\"dash\",\"method\":{\"type\":\"supervised\",\"supervised\":{\"hyperparameters\":{\"n_epochs\":2,\"batch_size\":4}}}}")" = 200 ]' \
     'job create: $(cat $tmp/post.json)'
 job=$(field "$tmp/post.json" id)
+# a reinforcement job queued behind it (the driver cancels the first): 8 prompts, a string_check grader, 4 steps,
+# validation every 2 steps; the page draws its mean rewards instead of losses
+names=(Lily Tom Sue Ben)
+for i in $(seq 0 7); do printf '{"messages":[{"role":"user","content":"Tell me about %s."}],"name":"%s"}\n' "${names[$((i % 4))]}" "${names[$((i % 4))]}"; done > "$tmp/rft.jsonl"
+head -3 "$tmp/rft.jsonl" > "$tmp/rft_val.jsonl"
+rf=$(up "$tmp/rft.jsonl") rv=$(up "$tmp/rft_val.jsonl")
+grader='{"type":"string_check","name":"has_name","input":"{{ sample.output_text }}","reference":"{{ item.name }}","operation":"ilike"}'
+expect '[ "$(post /v1/fine_tuning/jobs "{\"model\":\"stories\",\"training_file\":\"$rf\",\"validation_file\":\"$rv\",\"seed\":1,\"method\":{\"type\":\"reinforcement\",\"reinforcement\":{\"grader\":$grader,\"hyperparameters\":{\"n_epochs\":1,\"batch_size\":2,\"eval_interval\":2}}}}")" = 200 ]' \
+    'rft job create: $(cat $tmp/post.json)'
+rjob=$(field "$tmp/post.json" id)
 
 mkdir -p "$tmp/profile"
-if timeout 90 python3 tests/serve_dashboard_drive.py "$CHROMIUM" "$U/dashboard" "$AK" "$job" "$tmp/profile" > "$tmp/drive.out" 2>&1; then checks=$((checks + 1))
+if timeout 150 python3 tests/serve_dashboard_drive.py "$CHROMIUM" "$U/dashboard" "$AK" "$job" "$tmp/profile" "$rjob" > "$tmp/drive.out" 2>&1; then checks=$((checks + 1))
 else checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: driving the page:" >&2; cat "$tmp/drive.out" >&2; tail -5 "$tmp/profile/chromium.log" >&2 2>/dev/null; fi
 grep '^ok \|^info ' "$tmp/drive.out"
 n_drive=$(grep -c '^ok ' "$tmp/drive.out")
-expect '[ "$n_drive" -eq 11 ]' 'the driver passed $n_drive checks of 11'
+expect '[ "$n_drive" -eq 17 ]' 'the driver passed $n_drive checks of 17'
 
 # the click took effect: bot is on v1 again (its previous version), checked through the API
 curl -s -H "$H" "$U/v1/deployments/bot" > "$tmp/bot.json"
 expect '[ "$(field $tmp/bot.json model)" = v1 ] && [ "$(field $tmp/bot.json previous)" = v2 ]' 'bot after the click on Rollback: $(cat $tmp/bot.json)'
+# the canary form took effect: helper's canary is v2 for 25% (the refused tries changed nothing), and the new deployment exists
 curl -s -H "$H" "$U/v1/deployments/helper" > "$tmp/helper.json"
-expect '[ "$(field $tmp/helper.json canary model)" = v1 ]' 'helper changed: $(cat $tmp/helper.json)'
+expect '[ "$(field $tmp/helper.json canary model)" = v2 ] && awk -v p="$(field $tmp/helper.json canary percent)" "BEGIN { exit !(p == 25) }"' \
+    'helper after the canary form: $(cat $tmp/helper.json)'
+curl -s -H "$H" "$U/v1/deployments/fresh" > "$tmp/fresh.json"
+expect '[ "$(field $tmp/fresh.json model)" = v1 ]' 'the deployment created on the page: $(cat $tmp/fresh.json)'
 post /v1/fine_tuning/jobs/$job/cancel "{}" > /dev/null
+post /v1/fine_tuning/jobs/$rjob/cancel "{}" > /dev/null
 echo "serve dashboard: $((checks - failures)) checks passed, $failures failed"
 [ "$failures" -eq 0 ]
