@@ -155,7 +155,7 @@ AVX2 static float avx2_q6_k(const void *w, const tk_q8x *x, int64_t nsb) {
  * loop over R activation rows (R a compile-time 1..4: the accumulators stay in registers). Per row, the float
  * operations and their order are the one-row kernel's, so every value is bit-identical to it. */
 #define RMAX TK_QDOT_GROUP
-#define ROWS_LOOP for (int r = 0; r < R; r++)
+#define ROWS_LOOP _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
 
 AVX2 static inline __attribute__((always_inline)) void avx2_qn_rows(const void *w, size_t bsz, int qoff, int hoff, int moff, float mmul,
                                                                    const tk_q8x *x, int64_t xs, int64_t nb, int R, float *out) {

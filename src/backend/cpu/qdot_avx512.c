@@ -1,6 +1,6 @@
 /* The AVX-512 VNNI variant of tk_cpu_qdot (the "avx512vnni" row of the table in qdot.c): two
  * 32-element blocks per zmm, u8 x s8 products summed into int32 lanes by one vpdpbusd (instead of
- * vpmaddubsw + vpmaddwd), one fp32 scale per block, for Q4_0, Q4_1 and Q6_K; the other types run the avx2
+ * vpmaddubsw + vpmaddwd), one fp32 scale per block, for Q4_0, Q4_1 and Q6_K (and Q8_0 in the multi-row form); the other types run the avx2
  * kernels (faster there, see tk_cpu_qdot_avx512vnni). The weights are read exactly as by the avx2 variant;
  * only the instruction count per block drops. Every function carries its target
  * attribute, so the file compiles on any x86-64 build and qdot.c calls it only where CPUID allows
@@ -147,7 +147,7 @@ VNNI static float q6_k(const void *w, const tk_q8x *x, int64_t nsb) {
  * over R activation rows (R a compile-time 1..4, accumulators in registers); per row the float operations and their
  * order are the one-row kernel's, so every value is bit-identical to it. */
 #define RMAX TK_QDOT_GROUP
-#define ROWS_LOOP for (int r = 0; r < R; r++)
+#define ROWS_LOOP _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)
 
 VNNI static inline __attribute__((always_inline)) void q4_rows(const void *w, size_t bsz, size_t qoff, bool has_m, float mmul,
                                                                const tk_q8x *x, int64_t xs, int64_t nb, int R, float *out) {
@@ -236,10 +236,54 @@ VNNI static inline __attribute__((always_inline)) void q6_k_rows(const void *w, 
     ROWS_LOOP out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
 }
 
+/* Q8_0 (the one-row dot is avx2_q8_0: even blocks into acc0, odd into acc1, lane i = elements 4i..4i+3, the odd last
+ * block into acc0): blocks i, i+1 in one zmm whose halves are acc0 | acc1, so each half takes the same fma as the
+ * avx2 kernel's ymm. |w| u8 x (x negated where w < 0) s8 by one vpdpbusd gives the same exact int32 lanes as
+ * vpsignb + vpmaddubsw + vpmaddwd (no pair sum saturates: 2 * 128 * 127 < 32768). */
+VNNI static inline __attribute__((always_inline)) void q8_0_rows(const void *w, const tk_q8x *x, int64_t xs, int64_t nb, int R,
+                                                                 float *out) {
+    const tk_block_q8_0 *b = w;
+    __m512 acc[RMAX];
+    ROWS_LOOP acc[r] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[i].qs)),
+                                       _mm256_loadu_si256((const __m256i *)b[i + 1].qs), 1);
+        __m512i u = _mm512_abs_epi8(a);
+        __mmask64 neg = _mm512_movepi8_mask(a);
+        float d0 = f16h(b[i].d), d1 = f16h(b[i + 1].d);
+        ROWS_LOOP {
+            const tk_q8x *xr = x + r * xs + i;
+            __m512i xv = x2(&xr[0], &xr[1]);
+            __m512i p = dp(u, _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(d0 * xr[0].d, d1 * xr[1].d), acc[r]);
+        }
+    }
+    for (; i < nb; i++) { /* the odd last block: the low half (acc0) only */
+        __m256i a = _mm256_loadu_si256((const __m256i *)b[i].qs), u = _mm256_abs_epi8(a);
+        float d0 = f16h(b[i].d);
+        ROWS_LOOP {
+            const tk_q8x *xr = x + r * xs + i;
+            __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xr->q), a));
+            __m256 lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d0 * xr->d), _mm512_castps512_ps256(acc[r]));
+            acc[r] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(acc[r]), _mm256_castps_pd(lo), 0));
+        }
+    }
+    ROWS_LOOP { /* avx2 hsum8(acc0 + acc1) */
+        __m256 v = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r]), 1)));
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        out[r] = _mm_cvtss_f32(s);
+    }
+}
+
 #define Q40_CALL(R) q4_rows(w, sizeof(tk_block_q4_0), offsetof(tk_block_q4_0, qs), false, -8.0f, x + t0 * xs, xs, nb, R, out + t0)
 VNNI static void q4_0_rows(const void *w, const tk_q8x *x, int64_t xs, int64_t nb, int64_t T, float *out) { TK_QDOT_ROW_GROUPS(T, t0, Q40_CALL); }
 #define Q41_CALL(R) q4_rows(w, sizeof(tk_block_q4_1), offsetof(tk_block_q4_1, qs), true, 0, x + t0 * xs, xs, nb, R, out + t0)
 VNNI static void q4_1_rows(const void *w, const tk_q8x *x, int64_t xs, int64_t nb, int64_t T, float *out) { TK_QDOT_ROW_GROUPS(T, t0, Q41_CALL); }
+#define Q80_CALL(R) q8_0_rows(w, x + t0 * xs, xs, nb, R, out + t0)
+VNNI static void q8_0_rows_all(const void *w, const tk_q8x *x, int64_t xs, int64_t nb, int64_t T, float *out) { TK_QDOT_ROW_GROUPS(T, t0, Q80_CALL); }
 #define Q6K_CALL(R) q6_k_rows(w, x + t0 * xs, xs, nsb, R, out + t0)
 VNNI static void q6_k_rows_all(const void *w, const tk_q8x *x, int64_t xs, int64_t nsb, int64_t T, float *out) { TK_QDOT_ROW_GROUPS(T, t0, Q6K_CALL); }
 
@@ -248,6 +292,7 @@ void tk_cpu_qdot_rows_avx512vnni(tk_dtype t, const void *w, const tk_q8x *x, int
     case TK_Q4_0: q4_0_rows(w, x, xs, n / 32, T, out); return;
     case TK_Q4_1: q4_1_rows(w, x, xs, n / 32, T, out); return;
     case TK_Q6_K: q6_k_rows_all(w, x, xs, n / 256, T, out); return;
+    case TK_Q8_0: q8_0_rows_all(w, x, xs, n / 32, T, out); return;
     default: tk_cpu_qdot_rows_avx2(t, w, x, xs, n, T, out); /* as tk_cpu_qdot_avx512vnni: the avx2 kernels */
     }
 }
