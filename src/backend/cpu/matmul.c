@@ -160,17 +160,30 @@ static void fdot_block(tk_dtype dt, const uint8_t *W, size_t rb, int64_t n0, int
 
 /* y[t * N + n] (+)= W[n] · x_t for weight rows n in [n0, n1) and the T quantized activation rows xq [T x K/32]: each
  * weight row against all T rows by tk_cpu_qdot_rows (its blocks unpacked once per group of rows), each value as one
- * tk_cpu_qdot would give it. */
+ * tk_cpu_qdot would give it. The values of 16 weight rows are gathered first, then written as 16 consecutive floats
+ * per activation row: y's rows are N floats apart, often a multiple of 4 KiB (the LM head's 49152), and writing one
+ * float to each of T such rows per weight row made them evict each other from L1 (same set). */
 #define TK_QDOT_ROWS_MAX 64
+#define TK_QDOT_NBLK 16
 static void qdot_block(tk_dtype dt, const uint8_t *W, size_t rb, int64_t n0, int64_t n1, const tk_q8x *xq, int64_t K, int64_t T,
                        float *y, int64_t N, bool acc) {
-    float v[TK_QDOT_ROWS_MAX];
-    for (int64_t n = n0; n < n1; n++)
-        for (int64_t t0 = 0; t0 < T; t0 += TK_QDOT_ROWS_MAX) {
-            int64_t tn = T - t0 < TK_QDOT_ROWS_MAX ? T - t0 : TK_QDOT_ROWS_MAX;
-            tk_cpu_qdot_rows(dt, W + (size_t)n * rb, xq + t0 * (K / 32), K / 32, K, tn, v);
-            for (int64_t t = 0; t < tn; t++) y[(t0 + t) * N + n] = acc ? y[(t0 + t) * N + n] + v[t] : v[t];
+    float v[TK_QDOT_ROWS_MAX], tile[TK_QDOT_ROWS_MAX * TK_QDOT_NBLK];
+    const int64_t kb = K / 32;
+    for (int64_t t0 = 0; t0 < T; t0 += TK_QDOT_ROWS_MAX) {
+        int64_t tn = T - t0 < TK_QDOT_ROWS_MAX ? T - t0 : TK_QDOT_ROWS_MAX;
+        for (int64_t b0 = n0; b0 < n1; b0 += TK_QDOT_NBLK) {
+            int64_t bn = n1 - b0 < TK_QDOT_NBLK ? n1 - b0 : TK_QDOT_NBLK;
+            for (int64_t j = 0; j < bn; j++) {
+                tk_cpu_qdot_rows(dt, W + (size_t)(b0 + j) * rb, xq + t0 * kb, kb, K, tn, v);
+                for (int64_t t = 0; t < tn; t++) tile[t * TK_QDOT_NBLK + j] = v[t];
+            }
+            for (int64_t t = 0; t < tn; t++) {
+                float *yr = y + (t0 + t) * N + b0;
+                const float *vr = tile + t * TK_QDOT_NBLK;
+                for (int64_t j = 0; j < bn; j++) yr[j] = acc ? yr[j] + vr[j] : vr[j];
+            }
         }
+    }
 }
 
 /* Few rows: each thread takes a range of output rows and reads each W row once, straight
