@@ -121,22 +121,29 @@ AVX2 static float avx2_q4_k(const void *w, const tk_q8x *x, int64_t nsb) {
     return hsum8(acc) + macc;
 }
 
+/* One Q6_K half (ql's 64 bytes, qh's 32) -> its four 32-element groups as u8 q (0..63): low nibbles of ql[0:32] |
+ * ql[32:64], then the high ones, each with its two bits of qh. */
+AVX2 static inline void q6_groups(const uint8_t *ql, const uint8_t *qhp, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+}
+
 AVX2 static float avx2_q6_k(const void *w, const tk_q8x *x, int64_t nsb) {
     const tk_block_q6_k *b = w;
     __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    const __m256i k32 = _mm256_set1_epi8(32);
     for (int64_t i = 0; i < nsb; i++) {
         float d = tk_f16_x86(b[i].d);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = b[i].ql + h * 64, *qhp = b[i].qh + h * 32;
             const int8_t *sc = b[i].scales + h * 8;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q6_groups(ql, qhp, q);
             for (int g = 0; g < 4; g++) {
                 const tk_q8x *xb = x + i * 8 + h * 4 + g;
                 __m256i xq = _mm256_loadu_si256((const __m256i *)xb->q);
@@ -242,19 +249,14 @@ AVX2 static inline __attribute__((always_inline)) void avx2_q6_k_rows(const void
     const tk_block_q6_k *b = w;
     __m256 acc[RMAX];
     ROWS_LOOP acc[r] = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), k32 = _mm256_set1_epi8(32);
+    const __m256i k32 = _mm256_set1_epi8(32);
     for (int64_t i = 0; i < nsb; i++) {
         float d = tk_f16_x86(b[i].d);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = b[i].ql + h * 64, *qhp = b[i].qh + h * 32;
             const int8_t *sc = b[i].scales + h * 8;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q6_groups(ql, qhp, q);
             for (int g = 0; g < 4; g++)
                 ROWS_LOOP {
                     const tk_q8x *xb = x + r * xs + i * 8 + h * 4 + g;

@@ -61,19 +61,22 @@ VNNI static inline __m256 xds4(const tk_q8x *x) {
  * (d*x.d, m*x.s) products in one ymm, the d*x.d lanes spread over each zmm's two blocks by a permute,
  * the m*x.s lanes summed at the end. An odd last block runs in the low half (its partner's lanes are
  * zero in both operands). */
+/* q4 and q4_rows: block k's bytes, d, m and the nibbles of blocks a, b (names of the functions' parameters); the
+ * permutes spreading [d0m0 d1m1 | d2m2 d3m3] products over blocks 0|1 and 2|3. */
+#define BLK(k) (base + (size_t)(k) * bsz)
+#define D(k) f16at(BLK(k))
+#define M(k) (has_m ? f16at(BLK(k) + 2) : mmul * D(k))
+#define Q(a, b) nib2(BLK(a) + qoff, BLK(b) + qoff)
+#define Q4_LO2 _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2)
+#define Q4_HI2 _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6)
 VNNI static inline __attribute__((always_inline)) float q4(const void *w, size_t bsz, size_t qoff, bool has_m, float mmul,
                                                            const tk_q8x *x, int64_t nb) {
     const uint8_t *base = w;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     __m256 mv = _mm256_setzero_ps();
-    const __m512i lo2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-    const __m512i hi2 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6);
+    const __m512i lo2 = Q4_LO2, hi2 = Q4_HI2;
     float macc = 0;
     int64_t i = 0;
-#define BLK(k) (base + (size_t)(k) * bsz)
-#define D(k) f16at(BLK(k))
-#define M(k) (has_m ? f16at(BLK(k) + 2) : mmul * D(k))
-#define Q(a, b) nib2(BLK(a) + qoff, BLK(b) + qoff)
     for (; i + 3 < nb; i += 4) {
         __m512i p0 = dp(Q(i, i + 1), x2(&x[i], &x[i + 1]));
         __m512i p1 = dp(Q(i + 2, i + 3), x2(&x[i + 2], &x[i + 3]));
@@ -91,10 +94,6 @@ VNNI static inline __attribute__((always_inline)) float q4(const void *w, size_t
         acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(D(i) * x[i].d, two ? D(i + 1) * x[i + 1].d : 0.0f), acc0);
         macc += M(i) * x[i].s + (two ? M(i + 1) * x[i + 1].s : 0.0f);
     }
-#undef BLK
-#undef D
-#undef M
-#undef Q
     mv = _mm256_blend_ps(_mm256_setzero_ps(), mv, 0xAA); /* the m*x.s lanes */
     __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
     m4 = _mm_add_ps(m4, _mm_movehl_ps(m4, m4));
@@ -156,13 +155,8 @@ VNNI static inline __attribute__((always_inline)) void q4_rows(const void *w, si
     __m256 mv[RMAX];
     float macc[RMAX];
     ROWS_LOOP { acc0[r] = acc1[r] = _mm512_setzero_ps(); mv[r] = _mm256_setzero_ps(); macc[r] = 0; }
-    const __m512i lo2 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-    const __m512i hi2 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6);
+    const __m512i lo2 = Q4_LO2, hi2 = Q4_HI2;
     int64_t i = 0;
-#define BLK(k) (base + (size_t)(k) * bsz)
-#define D(k) f16at(BLK(k))
-#define M(k) (has_m ? f16at(BLK(k) + 2) : mmul * D(k))
-#define Q(a, b) nib2(BLK(a) + qoff, BLK(b) + qoff)
     for (; i + 3 < nb; i += 4) {
         __m512i u0 = Q(i, i + 1), u1 = Q(i + 2, i + 3);
         __m256 dm = dm4(BLK(i), bsz, has_m, mmul);
@@ -190,10 +184,6 @@ VNNI static inline __attribute__((always_inline)) void q4_rows(const void *w, si
             macc[r] += m0 * xr[i].s + (two ? m1 * xr[i + 1].s : 0.0f);
         }
     }
-#undef BLK
-#undef D
-#undef M
-#undef Q
     ROWS_LOOP {
         __m256 mvr = _mm256_blend_ps(_mm256_setzero_ps(), mv[r], 0xAA); /* the m*x.s lanes */
         __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(mvr), _mm256_extractf128_ps(mvr, 1));
@@ -201,6 +191,13 @@ VNNI static inline __attribute__((always_inline)) void q4_rows(const void *w, si
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r])) + macc[r] + _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1));
     }
 }
+
+#undef BLK
+#undef D
+#undef M
+#undef Q
+#undef Q4_LO2
+#undef Q4_HI2
 
 VNNI static inline __attribute__((always_inline)) void q6_k_rows(const void *w, const tk_q8x *x, int64_t xs, int64_t nsb, int R,
                                                                  float *out) {
