@@ -5,7 +5,8 @@
  * tokens over the whole run (prefill included) and over decoding alone, and per second
  * of process CPU time (the stable figure on a machine shared with other work). Prints a
  * markdown table headed by the CPU (from /proc/cpuinfo) and the thread count.
- * Usage: gen_batch [--model M] [--threads N] [--n N] [--gen G] [--batches 1,8,32] */
+ * --fast: 8-bit activations in the decode products (serve's default; the int8 qdot kernels) instead of f32.
+ * Usage: gen_batch [--model M] [--threads N] [--n N] [--gen G] [--batches 1,8,32] [--fast] */
 #define _GNU_SOURCE
 #include "takumi.h"
 
@@ -51,9 +52,11 @@ static const char *k_questions[] = {
 int main(int argc, char **argv) {
     const char *model = "models/SmolLM2-135M-Instruct.Q4_1.gguf", *batches = "1,8,32";
     int threads = 2, n = 32, gen = 32;
+    bool fast = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) { fprintf(stderr, "usage: gen_batch [--model M] [--threads N] [--n N] [--gen G] [--batches 1,8,32]\n"); return 1; }
+        if (!strcmp(a, "--fast")) { fast = true; continue; }
+        if (!v) { fprintf(stderr, "usage: gen_batch [--model M] [--threads N] [--n N] [--gen G] [--batches 1,8,32] [--fast]\n"); return 1; }
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--n")) n = atoi(v);
@@ -84,11 +87,12 @@ int main(int argc, char **argv) {
     p.sampler.temperature = 0;
     p.max_tokens = gen;
     p.stop_at_eos = false;
+    p.exact = !fast;
 
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
-    printf("gen_batch: %s, %d prompts (%lld prompt tokens), %d generated tokens each, greedy, f32 decode\n", model, n,
-           (long long)n_prompt, gen);
+    printf("gen_batch: %s, %d prompts (%lld prompt tokens), %d generated tokens each, greedy, %s decode\n", model, n,
+           (long long)n_prompt, gen, fast ? "int8 (--fast)" : "f32");
     printf("CPU: %s, %ld logical CPUs, %d threads\n\n", cpu, sysconf(_SC_NPROCESSORS_ONLN), threads);
     printf("| run | generated tok/s (whole run) | decode tok/s | wall s | tok per CPU s | speed-up (wall) | speed-up (CPU) | same tokens |\n"
            "|---|---|---|---|---|---|---|---|\n");
@@ -96,6 +100,7 @@ int main(int argc, char **argv) {
     /* sequential: one session, one request after another */
     tk_session *s = NULL;
     if (tk_session_new(m, 0, &s)) { fprintf(stderr, "gen_batch: %s\n", tk_last_error()); return 1; }
+    tk_session_set_exact(s, !fast);
     double t0 = now_s(), c0 = cpu_s(), dec = 0;
     int64_t total = 0;
     for (int i = 0; i < n; i++) {

@@ -212,6 +212,45 @@ static void check_multi(tk_dtype t0, tk_dtype t1, int64_t T, int64_t K, int flag
     free(x);
 }
 
+/* tk_cpu_qdot_rows of every variant this CPU runs, every int8-kernel dtype: out[t] equals the variant's one-row dot
+ * bit for bit (memcmp) for each activation row (T across the group sizes and remainders, activation rows a stride
+ * apart with a gap), and is within the one-row check's tolerance of the scalar reference. */
+static void check_qdot_rows(tk_dtype t, int64_t K) {
+    const int64_t N = 3, kb = K / 32, xs = kb + 1, Ts[] = {1, 2, 3, 4, 5, 6, 7, 8, 16, 17}, TMAX = 17;
+    size_t nb, rb;
+    void *w = random_weight(&rng, t, N, K, &nb);
+    tk_dtype_nbytes(t, K, &rb);
+    float *wf = dequant_all(t, w, N, K), *x = randv(TMAX * K), *out = malloc((size_t)TMAX * sizeof(float));
+    tk_q8x *xq = calloc((size_t)(TMAX * xs), sizeof(tk_q8x));
+    for (int64_t r = 0; r < TMAX; r++) tk_cpu_quantize_q8x(x + r * K, xq + r * xs, K);
+    int nk;
+    const tk_qdot_kernel *ks = tk_cpu_qdot_kernels(&nk);
+    for (int v = 0; v < nk; v++) {
+        if (tk_cpu_qdot_unsupported(&ks[v])) continue; /* reported once, in run_all */
+        int64_t differ = 0;
+        double worst = 0;
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
+            for (int64_t n = 0; n < N; n++) {
+                const uint8_t *wr = (const uint8_t *)w + n * rb;
+                for (int64_t r = 0; r < TMAX; r++) out[r] = -1234.5f; /* rows past T must stay untouched */
+                ks[v].dot_rows(t, wr, xq, xs, K, Ts[ti], out);
+                for (int64_t r = 0; r < Ts[ti]; r++) {
+                    float one = ks[v].dot(t, wr, xq + r * xs, K);
+                    differ += memcmp(&one, &out[r], sizeof one) != 0;
+                    double sa = 0;
+                    for (int64_t k = 0; k < K; k++) sa += fabs((double)wf[n * K + k] * x[r * K + k]);
+                    worst = fmax(worst, fabs((double)out[r] - tk_cpu_qdot_ref(t, wr, xq + r * xs, K)) / (1e-6 * sa + 1e-6));
+                }
+                for (int64_t r = Ts[ti]; r < TMAX; r++) differ += out[r] != -1234.5f;
+            }
+        CHECK(differ == 0, "qdot_rows %s (%s) K=%lld: %lld values differ from the one-row dot", tk_dtype_name(t), ks[v].name,
+              (long long)K, (long long)differ);
+        CHECK(worst <= 1.0, "qdot_rows %s (%s) vs scalar reference K=%lld: %.3g x tolerance", tk_dtype_name(t), ks[v].name,
+              (long long)K, worst);
+    }
+    free(w); free(wf); free(x); free(out); free(xq);
+}
+
 /* Every check, on the active backend. */
 /* TK_MATMUL_BF16 on the CPU backend: many-row products (whole-weight and panel paths) of a quantized weight within
  * the bf16 bound of the double product and not equal to the fp32 result where the CPU has AVX512-BF16; with
@@ -264,6 +303,13 @@ static void run_all(void) {
             check_multi(TK_F16, TK_Q4_1, T, 96, flags);
             check_multi(TK_Q5_0, TK_Q4_K, T, 256, flags); /* no exact fused kernel: the fallback */
         }
+    for (int i = 0; i < N_WEIGHT_TYPES; i++) { /* K: one block, odd block counts, the decode shapes (576, 1536) */
+        tk_dtype t = k_weight_types[i];
+        if (!tk_cpu_has_qdot(t)) continue;
+        static const int64_t k32[] = {32, 96, 160, 576, 1536}, k256[] = {256, 768, 1536, 2560};
+        bool sb = tk_dtype_block_elems(t) == 256;
+        for (int j = 0; j < (sb ? 4 : 5); j++) check_qdot_rows(t, sb ? k256[j] : k32[j]);
+    }
     check_sgemm(tk_sgemm, "tk_sgemm", 37, 29, 300);
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 37, 29, 300);
     check_sgemm(tk_sgemm_builtin, "tk_sgemm_builtin", 103, 2100, 20); /* several row blocks, N past one column block */
@@ -337,8 +383,8 @@ static void run_all(void) {
         const tk_qdot_kernel *ks = tk_cpu_qdot_kernels(&nk);
         for (int v = 0; v < nk; v++) {
             const char *why = tk_cpu_qdot_unsupported(&ks[v]);
-            if (why) printf("qdot %s: SKIP (%s)\n", ks[v].name, why);
-            else printf("qdot %s: checked\n", ks[v].name);
+            if (why) printf("qdot %s: SKIP (%s), its multi-row form too\n", ks[v].name, why);
+            else printf("qdot %s: checked, its multi-row form bit for bit\n", ks[v].name);
         }
         printf("qdot active: %s\n", tk_cpu_qdot_isa());
     }

@@ -18,6 +18,23 @@ void tk_cpu_quantize_q8x_ref(const float *x, tk_q8x *out, int64_t n);
 bool tk_cpu_has_qdot(tk_dtype t);
 /* Dot product of one weight row (n elements of dtype t, tk_cpu_has_qdot(t)) with a quantized activation row. */
 float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
+/* out[t] = tk_cpu_qdot(t, w, x + t * xs, n) for t < T, bit for bit (xs: blocks between activation rows): each weight
+ * block is unpacked once per group of up to 4 activation rows (decode over several rows). Thread-safe. */
+void tk_cpu_qdot_rows(tk_dtype t, const void *w, const tk_q8x *x, int64_t xs, int64_t n, int64_t T, float *out);
+/* For the variants' multi-row forms: rows [0, T) in groups of TK_QDOT_GROUP, then the 1..3 left, each group starting
+ * at row t0 run by CALL(R) with R a constant (so each group size gets its own specialization, accumulators in registers). */
+#define TK_QDOT_GROUP 4
+#define TK_QDOT_ROW_GROUPS(T, t0, CALL)                                                                                     \
+    do {                                                                                                                   \
+        int64_t t0 = 0;                                                                                                    \
+        for (; t0 + TK_QDOT_GROUP <= (T); t0 += TK_QDOT_GROUP) CALL(TK_QDOT_GROUP);                                         \
+        switch ((T) - t0) {                                                                                                \
+        case 3: CALL(3); break;                                                                                            \
+        case 2: CALL(2); break;                                                                                            \
+        case 1: CALL(1); break;                                                                                            \
+        default: break;                                                                                                    \
+        }                                                                                                                  \
+    } while (0)
 /* The scalar reference of tk_cpu_qdot (same arithmetic up to float summation order). */
 float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
 /* Name of the variant tk_cpu_qdot runs ("scalar", "avx2", "avx512vnni"). Thread-safe. */
@@ -28,6 +45,8 @@ typedef struct tk_qdot_kernel {
     const char *name;  /* "scalar", "avx2", "avx512vnni" */
     const char *lacks; /* why a CPU cannot run it ("CPU lacks avx512f+...") */
     float (*dot)(tk_dtype t, const void *w, const tk_q8x *x, int64_t n); /* tk_cpu_qdot's contract */
+    /* tk_cpu_qdot_rows' contract, each out[t] bit-identical to this row's dot */
+    void (*dot_rows)(tk_dtype t, const void *w, const tk_q8x *x, int64_t xs, int64_t n, int64_t T, float *out);
     bool (*cpu_has)(void);                                               /* run-time CPUID check */
 } tk_qdot_kernel;
 /* Every variant, plainest first; *n gets the count. Thread-safe (constant table). */
@@ -41,6 +60,9 @@ const tk_qdot_kernel *tk_cpu_qdot_active(void);
 /* The x86 variants (qdot_avx2.c, qdot_avx512.c): tk_cpu_qdot's contract; call only where their row's cpu_has() holds. */
 float tk_cpu_qdot_avx2(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
 float tk_cpu_qdot_avx512vnni(tk_dtype t, const void *w, const tk_q8x *x, int64_t n);
+/* Their multi-row forms (tk_cpu_qdot_rows' contract, bit-identical to the variant's own dot); same CPU condition. */
+void tk_cpu_qdot_rows_avx2(tk_dtype t, const void *w, const tk_q8x *x, int64_t xs, int64_t n, int64_t T, float *out);
+void tk_cpu_qdot_rows_avx512vnni(tk_dtype t, const void *w, const tk_q8x *x, int64_t xs, int64_t n, int64_t T, float *out);
 
 /* True when dtype t has an exact fused kernel (f32 activations, dequantization in registers). */
 bool tk_cpu_has_fdot(tk_dtype t);

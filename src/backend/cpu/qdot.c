@@ -5,7 +5,9 @@
  * This file: the activation quantizer, the scalar references and the table of variants
  * (scalar; avx2 in qdot_avx2.c; avx512vnni in qdot_avx512.c), one chosen at the first call
  * from CPUID, TK_QDOT=scalar|avx2|avx512vnni forcing one the CPU runs (tests, benches).
- * tests/test_matmul.c checks every runnable variant against the scalar reference. */
+ * Each variant also has a multi-row form (tk_cpu_qdot_rows: one weight row against several activation rows, each
+ * weight block unpacked once per group of rows) whose every value is bit-identical to the variant's one-row dot.
+ * tests/test_matmul.c checks every runnable variant against the scalar reference, and the multi-row forms bit for bit. */
 #include "backend/cpu/kernels.h"
 #include "core/core.h"
 #include "core/quant.h"
@@ -205,6 +207,10 @@ float tk_cpu_qdot_ref(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) {
 
 /* ---------------------------------------------------------------- variants */
 static float qdot_scalar(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) { return tk_cpu_qdot_ref(t, w, x, n); }
+/* The scalar references keep double sums per row: nothing to share between rows but the call. */
+static void qdot_rows_scalar(tk_dtype t, const void *w, const tk_q8x *x, int64_t xs, int64_t n, int64_t T, float *out) {
+    for (int64_t r = 0; r < T; r++) out[r] = tk_cpu_qdot_ref(t, w, x + r * xs, n);
+}
 static bool cpu_any(void) { return true; }
 #if defined(__x86_64__) || defined(__i386__)
 #define TK_X86 1
@@ -222,10 +228,11 @@ static bool cpu_avx512vnni(void) {
 #endif
 
 static const tk_qdot_kernel qkernels[] = {
-    {"scalar", NULL, qdot_scalar, cpu_any},
+    {"scalar", NULL, qdot_scalar, qdot_rows_scalar, cpu_any},
 #ifdef TK_X86
-    {"avx2", "CPU lacks avx2+fma+f16c", tk_cpu_qdot_avx2, cpu_avx2},
-    {"avx512vnni", "CPU lacks avx512f+avx512bw+avx512vl+avx512vnni", tk_cpu_qdot_avx512vnni, cpu_avx512vnni},
+    {"avx2", "CPU lacks avx2+fma+f16c", tk_cpu_qdot_avx2, tk_cpu_qdot_rows_avx2, cpu_avx2},
+    {"avx512vnni", "CPU lacks avx512f+avx512bw+avx512vl+avx512vnni", tk_cpu_qdot_avx512vnni, tk_cpu_qdot_rows_avx512vnni,
+     cpu_avx512vnni},
 #endif
 };
 
@@ -267,5 +274,9 @@ const tk_qdot_kernel *tk_cpu_qdot_active(void) {
 }
 
 float tk_cpu_qdot(tk_dtype t, const void *w, const tk_q8x *x, int64_t n) { return tk_cpu_qdot_active()->dot(t, w, x, n); }
+
+void tk_cpu_qdot_rows(tk_dtype t, const void *w, const tk_q8x *x, int64_t xs, int64_t n, int64_t T, float *out) {
+    tk_cpu_qdot_active()->dot_rows(t, w, x, xs, n, T, out);
+}
 
 const char *tk_cpu_qdot_isa(void) { return tk_cpu_qdot_active()->name; }
