@@ -125,7 +125,7 @@ def main_phase(c1, c2, work, st):
     j2 = c1.fine_tuning.jobs.create(model="stories", training_file=big.id, method={"type": "supervised", "supervised": {
         "hyperparameters": {"n_epochs": 5, "batch_size": 4}}})
     t0 = time.time()
-    while time.time() - t0 < 30 and not any(x.type == "metrics" for x in c1.fine_tuning.jobs.list_events(j2.id, limit=5)):
+    while time.time() - t0 < 120 and not any(x.type == "metrics" for x in c1.fine_tuning.jobs.list_events(j2.id, limit=5)):
         time.sleep(0.05)
     check(c1.fine_tuning.jobs.retrieve(j2.id).status == "running", "the second job is not running")
     # requests are served while it trains: the ft: model answers as before
