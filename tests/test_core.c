@@ -80,7 +80,8 @@ int main(void) {
         uint64_t fh = 0;
         CHECK_OK(tk_hash_file(path, &fh));
         CHECK(fh == want, "tk_hash_file equals tk_hash_bytes, %zu bytes", n);
-        CHECK(tk_hash_bytes(bytes, n) != tk_hash_bytes(bytes + 1, n) || n == 0, "hash depends on the bytes, %zu", n);
+        if (n > 0 && n < (3u << 20)) /* the same length one byte further on (within the buffer) */
+            CHECK(tk_hash_bytes(bytes, n) != tk_hash_bytes(bytes + 1, n), "hash depends on the bytes, %zu", n);
     }
     CHECK(tk_hash_file("/nonexistent/params.safetensors", &(uint64_t){0}) == TK_ERR_IO &&
           strstr(tk_last_error(), "/nonexistent/params.safetensors"), "missing file named: %s", tk_last_error());
